@@ -1,0 +1,161 @@
+//! Client keys: the keys apps present. Only SHA-256(key) is stored; a key
+//! generated here is returned once, in the Upsert result, and never again.
+
+use aigw_proto::pb::admin::{ClientKeyInfo, ClientKeySpec, UpsertResult};
+
+use super::providers::unchanged;
+use super::validate;
+use crate::compile::parse_models;
+use crate::crypto;
+use crate::db::config::{self, ClientKeyRow};
+use crate::db::{AnyConnection, now_ms};
+use crate::error::{Error, Result};
+
+/// Generated keys: this prefix and 32 random URL-safe characters.
+pub const KEY_PREFIX: &str = "sk-aigw-";
+/// Shorter keys are too easy to guess.
+const MIN_KEY_LEN: usize = 8;
+
+/// A checked ClientKeySpec, limits converted to their stored form. No
+/// `Debug`: it may hold the key.
+#[derive(Clone)]
+pub struct ClientKeyInput {
+    spec: ClientKeySpec,
+    rpm: Option<i64>,
+    tokens_per_day: Option<i64>,
+}
+
+pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
+    validate::name("client_key", &spec.name)?;
+    let what = format!("client_key {:?}", spec.name);
+    if !spec.key.is_empty()
+        && (spec.key.chars().count() < MIN_KEY_LEN
+            || spec
+                .key
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(Error::invalid(format!(
+            "{what}: key must be at least {MIN_KEY_LEN} characters without spaces (or empty to generate one)"
+        )));
+    }
+    validate::globs(&what, &spec.models)?;
+    let rpm = validate::limit(&what, "rpm", spec.rpm)?;
+    let tokens_per_day = validate::limit(&what, "tokens_per_day", spec.tokens_per_day)?;
+    if let Some(c) = spec.cost_per_day {
+        validate::price(&what, "cost_per_day", c)?;
+    }
+    if spec.expires_at_ms < 0 {
+        return Err(Error::invalid(format!(
+            "{what}: expires_at_ms must not be negative"
+        )));
+    }
+    Ok(ClientKeyInput {
+        spec,
+        rpm,
+        tokens_per_day,
+    })
+}
+
+pub fn upsert(conn: &mut AnyConnection, input: &ClientKeyInput) -> Result<(UpsertResult, bool)> {
+    let spec = &input.spec;
+    let now = now_ms();
+    let existing = config::find_client_key(conn, &spec.name)?;
+    let (key_hash, key_hint, generated) = if !spec.key.is_empty() {
+        (
+            crypto::sha256_hex(&spec.key),
+            crypto::mask(&spec.key, KEY_PREFIX.len()),
+            None,
+        )
+    } else if let Some(row) = &existing {
+        (row.key_hash.clone(), row.key_hint.clone(), None)
+    } else {
+        let key = crypto::new_secret(KEY_PREFIX)?;
+        (
+            crypto::sha256_hex(&key),
+            crypto::mask(&key, KEY_PREFIX.len()),
+            Some(key),
+        )
+    };
+    if let Some(other) = config::find_client_key_by_hash(conn, &key_hash)?
+        && other.name != spec.name
+    {
+        return Err(Error::AlreadyExists(format!(
+            "client_key {:?}: this key is already used by client_key {:?}",
+            spec.name, other.name
+        )));
+    }
+    let models = serde_json::to_string(&spec.models).map_err(|e| Error::internal(e.to_string()))?;
+    let row = ClientKeyRow {
+        id: String::new(),
+        name: spec.name.clone(),
+        key_hash,
+        key_hint,
+        models,
+        rpm: input.rpm,
+        tokens_per_day: input.tokens_per_day,
+        cost_per_day: spec.cost_per_day,
+        expires_at_ms: spec.expires_at_ms,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let created = match existing {
+        Some(old) => {
+            let same = old.key_hash == row.key_hash
+                && parse_models(&old.models, &old.name)? == spec.models
+                && old.rpm == row.rpm
+                && old.tokens_per_day == row.tokens_per_day
+                && old.cost_per_day == row.cost_per_day
+                && old.expires_at_ms == row.expires_at_ms;
+            if same {
+                return Ok((unchanged(), false));
+            }
+            config::update_client_key(
+                conn,
+                &ClientKeyRow {
+                    id: old.id,
+                    created_at_ms: old.created_at_ms,
+                    ..row
+                },
+            )?;
+            false
+        }
+        None => {
+            config::insert_client_key(
+                conn,
+                &ClientKeyRow {
+                    id: crypto::new_id()?,
+                    ..row
+                },
+            )?;
+            true
+        }
+    };
+    Ok((
+        UpsertResult {
+            created,
+            changed: true,
+            generated_key: generated.unwrap_or_default(),
+        },
+        true,
+    ))
+}
+
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<ClientKeyInfo>> {
+    config::list_client_keys(conn)?
+        .into_iter()
+        .map(|k| {
+            Ok(ClientKeyInfo {
+                models: parse_models(&k.models, &k.name)?,
+                name: k.name,
+                id: k.id,
+                key_hint: k.key_hint,
+                rpm: k.rpm.and_then(|v| u64::try_from(v).ok()),
+                tokens_per_day: k.tokens_per_day.and_then(|v| u64::try_from(v).ok()),
+                cost_per_day: k.cost_per_day,
+                expires_at_ms: k.expires_at_ms,
+                created_at_ms: k.created_at_ms,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,227 @@
+//! Providers and their key pools. Secrets are write-only: they are sealed
+//! before they reach the database and only a masked hint is ever returned.
+//! Because sealing is randomized, "did anything change?" compares decrypted
+//! values, so re-applying the same spec is a no-op (same snapshot version).
+
+use aigw_proto::model::{ProviderKind, Strategy};
+use aigw_proto::pb::admin::{ProviderInfo, ProviderKeyInfo, ProviderSpec, UpsertResult};
+
+use super::validate;
+use crate::compile::{parse_models, secret_context};
+use crate::crypto::{self, MasterKey};
+use crate::db::config::{self, ProviderKeyRow, ProviderRow};
+use crate::db::{AnyConnection, now_ms};
+use crate::error::{Error, Result};
+
+const MAX_WEIGHT: u32 = 1_000_000;
+
+/// A checked, normalized ProviderSpec. No `Debug`: it holds secrets.
+#[derive(Clone)]
+pub struct ProviderInput {
+    name: String,
+    kind: ProviderKind,
+    base_url: String,
+    models: Vec<String>,
+    strategy: Strategy,
+    keys: Vec<KeyInput>,
+}
+
+impl ProviderInput {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(Clone)]
+struct KeyInput {
+    name: String,
+    /// Empty: keep the stored secret of the key with this name.
+    secret: String,
+    weight: u32,
+}
+
+pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
+    validate::name("provider", &spec.name)?;
+    let what = format!("provider {:?}", spec.name);
+    let kind: ProviderKind = spec.kind.parse().map_err(|()| {
+        Error::invalid(format!(
+            "{what}: unknown kind {:?} (expected openai, anthropic, gemini or openai-compatible)",
+            spec.kind
+        ))
+    })?;
+    let strategy: Strategy = spec.strategy.parse().map_err(|()| {
+        Error::invalid(format!(
+            "{what}: unknown strategy {:?} (expected round-robin, weighted, least-latency or fill-first)",
+            spec.strategy
+        ))
+    })?;
+    let base_url = spec.base_url.trim().to_string();
+    validate::base_url(&what, &base_url)?;
+    if base_url.is_empty() && kind == ProviderKind::OpenAiCompatible {
+        return Err(Error::invalid(format!(
+            "{what}: kind openai-compatible needs a base_url"
+        )));
+    }
+    validate::globs(&what, &spec.models)?;
+    let mut keys: Vec<KeyInput> = Vec::with_capacity(spec.keys.len());
+    for k in spec.keys {
+        validate::name(&format!("{what} key"), &k.name)?;
+        if keys.iter().any(|o| o.name == k.name) {
+            return Err(Error::invalid(format!(
+                "{what}: key {:?} is listed twice",
+                k.name
+            )));
+        }
+        if k.weight > MAX_WEIGHT {
+            return Err(Error::invalid(format!(
+                "{what}: key {:?} weight must be at most {MAX_WEIGHT}",
+                k.name
+            )));
+        }
+        keys.push(KeyInput {
+            name: k.name,
+            secret: k.secret.trim().to_string(),
+            weight: k.weight.max(1),
+        });
+    }
+    Ok(ProviderInput {
+        name: spec.name,
+        kind,
+        base_url,
+        models: spec.models,
+        strategy,
+        keys,
+    })
+}
+
+/// Creates or updates the provider; returns the result and whether the
+/// configuration changed.
+pub fn upsert(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    input: &ProviderInput,
+) -> Result<(UpsertResult, bool)> {
+    let now = now_ms();
+    let existing = config::find_provider(conn, &input.name)?;
+    let old_keys = match &existing {
+        Some(p) => config::keys_of(conn, &p.id)?,
+        None => Vec::new(),
+    };
+    // (name, secret, weight) as stored now and as requested.
+    let mut old = Vec::with_capacity(old_keys.len());
+    for k in &old_keys {
+        let secret = master.decrypt(&k.secret_enc, &secret_context(&input.name, &k.name))?;
+        old.push((k.name.clone(), secret, u32::try_from(k.weight).unwrap_or(1)));
+    }
+    let mut new = Vec::with_capacity(input.keys.len());
+    for k in &input.keys {
+        let secret = if k.secret.is_empty() {
+            old.iter()
+                .find(|(n, _, _)| *n == k.name)
+                .map(|(_, s, _)| s.clone())
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "provider {:?}: key {:?} needs a secret",
+                        input.name, k.name
+                    ))
+                })?
+        } else {
+            k.secret.clone()
+        };
+        new.push((k.name.clone(), secret, k.weight));
+    }
+    let models =
+        serde_json::to_string(&input.models).map_err(|e| Error::internal(e.to_string()))?;
+
+    let (row, created) = match existing {
+        Some(p) => {
+            let same = p.kind == input.kind.as_str()
+                && p.base_url == input.base_url
+                && parse_models(&p.models, &p.name)? == input.models
+                && p.strategy == input.strategy.as_str()
+                && old == new;
+            if same {
+                return Ok((unchanged(), false));
+            }
+            let row = ProviderRow {
+                kind: input.kind.as_str().into(),
+                base_url: input.base_url.clone(),
+                models,
+                strategy: input.strategy.as_str().into(),
+                updated_at_ms: now,
+                ..p
+            };
+            config::update_provider(conn, &row)?;
+            (row, false)
+        }
+        None => {
+            let row = ProviderRow {
+                id: crypto::new_id()?,
+                name: input.name.clone(),
+                kind: input.kind.as_str().into(),
+                base_url: input.base_url.clone(),
+                models,
+                strategy: input.strategy.as_str().into(),
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            config::insert_provider(conn, &row)?;
+            (row, true)
+        }
+    };
+    let mut key_rows = Vec::with_capacity(new.len());
+    for (position, (name, secret, weight)) in new.iter().enumerate() {
+        let prior = old_keys.iter().find(|k| k.name == *name);
+        key_rows.push(ProviderKeyRow {
+            id: crypto::new_id()?,
+            provider_id: row.id.clone(),
+            name: name.clone(),
+            secret_enc: master.encrypt(secret, &secret_context(&row.name, name))?,
+            secret_hint: crypto::mask(secret, 3),
+            weight: i32::try_from(*weight).unwrap_or(1),
+            position: i32::try_from(position).unwrap_or(i32::MAX),
+            created_at_ms: prior.map_or(now, |k| k.created_at_ms),
+            updated_at_ms: now,
+        });
+    }
+    config::replace_keys(conn, &row.id, &key_rows)?;
+    Ok((
+        UpsertResult {
+            created,
+            changed: true,
+            generated_key: String::new(),
+        },
+        true,
+    ))
+}
+
+pub fn unchanged() -> UpsertResult {
+    UpsertResult {
+        created: false,
+        changed: false,
+        generated_key: String::new(),
+    }
+}
+
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<ProviderInfo>> {
+    config::list_providers(conn)?
+        .into_iter()
+        .map(|(p, keys)| {
+            Ok(ProviderInfo {
+                models: parse_models(&p.models, &p.name)?,
+                name: p.name,
+                kind: p.kind,
+                base_url: p.base_url,
+                strategy: p.strategy,
+                keys: keys
+                    .into_iter()
+                    .map(|k| ProviderKeyInfo {
+                        name: k.name,
+                        secret_hint: k.secret_hint,
+                        weight: u32::try_from(k.weight).unwrap_or(1),
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}

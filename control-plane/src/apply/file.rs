@@ -1,0 +1,463 @@
+//! The `apply` file: its shape, `${VAR}` expansion and parsing.
+//!
+//! Variables are expanded inside YAML string values after the YAML itself is
+//! parsed, never in the raw text, so a secret containing `#`, `:` or quotes
+//! cannot change the document's structure, and comments are never expanded.
+//! Numeric fields also accept strings (`rpm: ${RPM}` expands to "600").
+//! Unknown fields are errors, so a typo cannot be silently ignored.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_yaml::Value;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyFile {
+    #[serde(default)]
+    pub providers: Vec<ProviderDoc>,
+    #[serde(default)]
+    pub pricing: Vec<PriceDoc>,
+    #[serde(default)]
+    pub client_keys: Vec<ClientKeyDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderDoc {
+    pub name: String,
+    /// openai | anthropic | gemini | openai-compatible
+    pub kind: String,
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Empty means round-robin.
+    #[serde(default)]
+    pub strategy: String,
+    #[serde(default)]
+    pub keys: Vec<KeyDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDoc {
+    pub name: String,
+    pub secret: String,
+    #[serde(default = "one")]
+    pub weight: Num<u32>,
+}
+
+impl fmt::Debug for KeyDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyDoc")
+            .field("name", &self.name)
+            .field("weight", &self.weight.0)
+            .finish_non_exhaustive()
+    }
+}
+
+fn one() -> Num<u32> {
+    Num(1)
+}
+
+/// USD per million tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceDoc {
+    pub model: String,
+    pub input: Num<f64>,
+    pub output: Num<f64>,
+    #[serde(default)]
+    pub cached_input: Option<Num<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKeyDoc {
+    pub name: String,
+    /// Omitted: keep the current key, or generate one for a new client key.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub limits: Option<LimitsDoc>,
+    /// RFC 3339 (`2026-01-31T00:00:00Z`) or milliseconds since the epoch.
+    #[serde(default)]
+    pub expires_at: Option<Expiry>,
+}
+
+impl fmt::Debug for ClientKeyDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientKeyDoc")
+            .field("name", &self.name)
+            .field("models", &self.models)
+            .field("limits", &self.limits)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDoc {
+    #[serde(default)]
+    pub rpm: Option<Num<u64>>,
+    #[serde(default)]
+    pub tokens_per_day: Option<Num<u64>>,
+    #[serde(default)]
+    pub cost_per_day: Option<Num<f64>>,
+}
+
+/// A number written as a YAML number or as a string (after `${VAR}`
+/// expansion every value is a string).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num<T>(pub T);
+
+impl<'de, T> Deserialize<'de> for Num<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<T> V<T>
+        where
+            T: FromStr,
+            T::Err: fmt::Display,
+        {
+            fn parse<E: de::Error>(s: &str) -> Result<Num<T>, E> {
+                s.trim()
+                    .parse()
+                    .map(Num)
+                    .map_err(|e| E::custom(format!("invalid number {s:?}: {e}")))
+            }
+        }
+        impl<T> Visitor<'_> for V<T>
+        where
+            T: FromStr,
+            T::Err: fmt::Display,
+        {
+            type Value = Num<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num<T>, E> {
+                Self::parse(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num<T>, E> {
+                Self::parse(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num<T>, E> {
+                Self::parse(&v.to_string())
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Num<T>, E> {
+                Self::parse(v)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// An expiry time in milliseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expiry(pub i64);
+
+impl<'de> Deserialize<'de> for Expiry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Expiry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time or milliseconds since the epoch")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Expiry, E> {
+                i64::try_from(v)
+                    .map(Expiry)
+                    .map_err(|_| E::custom("expires_at is too large"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Expiry, E> {
+                Ok(Expiry(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Expiry, E> {
+                let v = v.trim();
+                if let Ok(ms) = v.parse::<i64>() {
+                    return Ok(Expiry(ms));
+                }
+                parse_rfc3339_ms(v).map(Expiry).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid time {v:?} (expected e.g. 2026-01-31T00:00:00Z)"
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` (or a bare date) to epoch ms.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let num = |t: &str| -> Option<i64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (date, time) = match s.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut d = date.splitn(3, '-');
+    let (y, mo, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, mo, day) * 86_400_000;
+    if let Some(t) = time {
+        let (clock, offset_ms) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
+            (c, 0)
+        } else {
+            let at = t.rfind(['+', '-'])?;
+            let (c, off) = t.split_at(at);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = off[1..].split_once(':')?;
+            (c, sign * (num(oh)? * 60 + num(om)?) * 60_000)
+        };
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+        let mut p = hms.splitn(3, ':');
+        let (h, mi, sec) = (num(p.next()?)?, num(p.next()?)?, num(p.next()?)?);
+        if h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let frac_ms = if frac.is_empty() {
+            0
+        } else {
+            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+            num(&digits)?
+        };
+        ms += ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms - offset_ms;
+    }
+    Some(ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses and expands a whole file. `lookup` resolves variable names (the
+/// process environment in production).
+pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<ApplyFile> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid("the file is empty"));
+    }
+    let mut value: Value = serde_yaml::from_str(text)?;
+    value
+        .apply_merge()
+        .map_err(|e| Error::invalid(format!("YAML merge keys: {e}")))?;
+    expand_value(&mut value, "", lookup)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Error::invalid(inner.to_string())
+        } else {
+            Error::invalid(format!("{path}: {inner}"))
+        }
+    })
+}
+
+fn expand_value(v: &mut Value, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    match v {
+        Value::String(s) => *s = expand(s, path, lookup)?,
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(item, &format!("{path}[{i}]"), lookup)?;
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, item) in map.iter_mut() {
+                let key = k.as_str().map_or_else(|| format!("{k:?}"), str::to_string);
+                let child = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                expand_value(item, &child, lookup)?;
+            }
+        }
+        Value::Tagged(t) => expand_value(&mut t.value, path, lookup)?,
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+    Ok(())
+}
+
+/// Replaces each `${NAME}` with the variable's value; `$${` is a literal
+/// `${`. A variable that is not set is an error naming it (an empty value is
+/// allowed: it was set on purpose).
+pub fn expand(s: &str, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| Error::invalid(format!("{path}: unterminated ${{ in {s:?}")))?;
+            let name = &body[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::invalid(format!(
+                    "{path}: invalid variable name {name:?}"
+                )));
+            }
+            let value = lookup(name).ok_or_else(|| Error::MissingVar {
+                var: name.to_string(),
+                path: path.to_string(),
+            })?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "OPENAI_KEY_A" => Some("sk-a # not: a comment".into()),
+            "RPM" => Some("600".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    const EXAMPLE: &str = r#"
+providers:
+  - name: openai-main
+    kind: openai                # openai | anthropic | gemini | openai-compatible
+    base_url: https://api.openai.com   # optional for the first three kinds
+    models: ["gpt-4o*", "o3"]   # model names routed here (globs)
+    strategy: weighted          # ${NOT_EXPANDED_IN_COMMENTS}
+    keys:
+      - name: team-a
+        secret: ${OPENAI_KEY_A}
+        weight: 3
+pricing:                        # USD per million tokens
+  - model: gpt-4o
+    input: 2.5
+    output: 10
+    cached_input: 1.25
+client_keys:
+  - name: checkout-service
+    key: sk-aigw-$${literal}-${EMPTY}x
+    models: ["gpt-4o*"]         # optional allow-list
+    limits: { rpm: "${RPM}", tokens_per_day: 2000000, cost_per_day: 25.0 }
+    expires_at: 2026-01-31T00:00:00Z
+"#;
+
+    #[test]
+    fn parses_the_product_example_with_expansion() {
+        let f = parse(EXAMPLE, &env).unwrap();
+        let p = &f.providers[0];
+        assert_eq!(p.keys[0].secret, "sk-a # not: a comment");
+        assert_eq!(p.keys[0].weight, Num(3));
+        assert_eq!(p.strategy, "weighted");
+        assert_eq!(f.pricing[0].output, Num(10.0));
+        assert_eq!(f.pricing[0].cached_input, Some(Num(1.25)));
+        let k = &f.client_keys[0];
+        assert_eq!(k.key.as_deref(), Some("sk-aigw-${literal}-x"));
+        let limits = k.limits.as_ref().unwrap();
+        assert_eq!(limits.rpm, Some(Num(600)));
+        assert_eq!(limits.cost_per_day, Some(Num(25.0)));
+        assert_eq!(k.expires_at, Some(Expiry(1_769_817_600_000)));
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let err = parse("providers:\n  - name: x\n    kind: openai\n    keys:\n      - name: a\n        secret: ${NOPE}\n", &env)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("NOPE"), "{msg}");
+        assert!(msg.contains("providers[0].keys[0].secret"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_their_path() {
+        let err = parse(
+            "providers:\n  - name: x\n    kind: openai\n    modles: [a]\n",
+            &env,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("modles") && msg.contains("providers[0]"),
+            "{msg}"
+        );
+        assert!(parse("provider: []\n", &env).is_err());
+        assert!(parse("client_keys:\n  - name: k\n    limits: { rpn: 5 }\n", &env).is_err());
+        assert!(parse("", &env).is_err());
+        assert!(
+            parse(
+                "pricing:\n  - model: m\n    input: cheap\n    output: 1\n",
+                &env
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let f = parse(
+            "providers:\n  - name: x\n    kind: openai\n    keys: [{name: a, secret: s}]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.providers[0].keys[0].weight, Num(1));
+        assert_eq!(f.providers[0].strategy, "");
+        assert!(f.pricing.is_empty() && f.client_keys.is_empty());
+    }
+
+    #[test]
+    fn expansion_edge_cases() {
+        let e = |s: &str| expand(s, "p", &env);
+        assert_eq!(e("plain $ sign").unwrap(), "plain $ sign");
+        assert_eq!(e("${RPM}${RPM}").unwrap(), "600600");
+        assert!(e("${RPM").is_err());
+        assert!(e("${BAD-NAME}").is_err());
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ms("2000-03-01T00:00:00.5Z"),
+            Some(951_868_800_500)
+        );
+        assert_eq!(parse_rfc3339_ms("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(parse_rfc3339_ms("2024-13-01"), None);
+        assert_eq!(parse_rfc3339_ms("soon"), None);
+    }
+}

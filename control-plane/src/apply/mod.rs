@@ -1,0 +1,289 @@
+//! `control-plane apply -f FILE [--prune]`: declarative configuration through
+//! the Admin API, exactly like any other automation client. The whole file is
+//! parsed and expanded before the first request, so a typo or a missing
+//! variable changes nothing.
+
+pub mod file;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
+use aigw_proto::pb::admin::{
+    ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, UpsertResult,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status};
+
+pub use file::{ApplyFile, parse};
+
+use crate::error::{Error, Result};
+
+/// Adds `authorization: Bearer TOKEN` to every request.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Result<Self> {
+        format!("Bearer {token}").parse().map(Self).map_err(|_| {
+            Error::Settings("AIGW_ADMIN_TOKEN contains characters not allowed in a header".into())
+        })
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+pub type Client = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Connects to the Admin API at `url` (https:// uses the webpki roots).
+pub async fn connect(url: &str, token: &str) -> Result<Client> {
+    let bad_url = |e: &dyn std::fmt::Display| {
+        Error::Settings(format!("AIGW_CONTROL_PLANE {url:?} is not usable: {e}"))
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| bad_url(&e))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60));
+    if url.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().with_webpki_roots())
+            .map_err(|e| bad_url(&e))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| Error::Unreachable(format!("{url}: {}", with_causes(&e))))?;
+    Ok(AdminServiceClient::with_interceptor(
+        channel,
+        Bearer::new(token)?,
+    ))
+}
+
+/// Reads, expands and applies `path`, printing one line per object.
+pub async fn run(path: &Path, prune: bool, url: &str, token: Option<&str>) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Settings(format!("cannot read {}: {e}", path.display())))?;
+    let doc = parse(&text, &|name| std::env::var(name).ok())
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Settings("apply needs AIGW_ADMIN_TOKEN (or --admin-token)".into()))?;
+    let mut client = connect(url, token).await?;
+    let mut out = std::io::stdout().lock();
+    apply(&mut client, doc, prune, &mut out).await
+}
+
+/// "transport error: tcp connect error: Connection refused": tonic's own
+/// message alone says too little.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
+}
+
+fn rpc(what: String) -> impl FnOnce(Status) -> Error {
+    move |status| {
+        let status = if status.code() == tonic::Code::Unauthenticated {
+            Status::unauthenticated(format!("{} (check AIGW_ADMIN_TOKEN)", status.message()))
+        } else {
+            status
+        };
+        Error::Rpc {
+            what,
+            status: Box::new(status),
+        }
+    }
+}
+
+fn report(out: &mut dyn Write, kind: &str, name: &str, r: &UpsertResult) -> Result<()> {
+    let verb = match (r.created, r.changed) {
+        (true, _) => "created",
+        (false, true) => "updated",
+        (false, false) => "unchanged",
+    };
+    writeln!(out, "{verb} {kind} {name}")?;
+    if !r.generated_key.is_empty() {
+        writeln!(out, "generated key for {kind} {name}: {}", r.generated_key)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn check_unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<HashSet<String>> {
+    let mut seen = HashSet::new();
+    for n in names {
+        if !seen.insert(n.to_string()) {
+            return Err(Error::invalid(format!("{kind} {n:?} is listed twice")));
+        }
+    }
+    Ok(seen)
+}
+
+/// Upserts everything in `doc`; with `prune`, then deletes the objects of
+/// those kinds that `doc` does not name. Lines go to `out` as they happen,
+/// so a failure midway still shows what was done.
+pub async fn apply(
+    client: &mut Client,
+    doc: ApplyFile,
+    prune: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let providers = check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
+    let prices = check_unique("price", doc.pricing.iter().map(|p| p.model.as_str()))?;
+    let keys = check_unique(
+        "client_key",
+        doc.client_keys.iter().map(|k| k.name.as_str()),
+    )?;
+
+    for p in doc.providers {
+        let name = p.name.clone();
+        let spec = ProviderSpec {
+            name: p.name,
+            kind: p.kind,
+            base_url: p.base_url,
+            models: p.models,
+            strategy: p.strategy,
+            keys: p
+                .keys
+                .into_iter()
+                .map(|k| ProviderKeySpec {
+                    name: k.name,
+                    secret: k.secret,
+                    weight: k.weight.0,
+                })
+                .collect(),
+        };
+        let r = client
+            .upsert_provider(spec)
+            .await
+            .map_err(rpc(format!("provider {name}")))?
+            .into_inner();
+        report(out, "provider", &name, &r)?;
+    }
+    for p in doc.pricing {
+        let model = p.model.clone();
+        let spec = PriceSpec {
+            model: p.model,
+            input: p.input.0,
+            output: p.output.0,
+            cached_input: p.cached_input.map(|c| c.0),
+        };
+        let r = client
+            .upsert_price(spec)
+            .await
+            .map_err(rpc(format!("price {model}")))?
+            .into_inner();
+        report(out, "price", &model, &r)?;
+    }
+    for k in doc.client_keys {
+        let name = k.name.clone();
+        let limits = k.limits.unwrap_or_default();
+        let spec = ClientKeySpec {
+            name: k.name,
+            key: k.key.unwrap_or_default(),
+            models: k.models,
+            rpm: limits.rpm.map(|n| n.0),
+            tokens_per_day: limits.tokens_per_day.map(|n| n.0),
+            cost_per_day: limits.cost_per_day.map(|n| n.0),
+            expires_at_ms: k.expires_at.map_or(0, |e| e.0),
+        };
+        let r = client
+            .upsert_client_key(spec)
+            .await
+            .map_err(rpc(format!("client_key {name}")))?
+            .into_inner();
+        report(out, "client_key", &name, &r)?;
+    }
+    if prune {
+        prune_missing(client, &providers, &prices, &keys, out).await?;
+    }
+    Ok(())
+}
+
+/// Deletes client keys, prices and providers not named in the file (in that
+/// order, the reverse of creation).
+async fn prune_missing(
+    client: &mut Client,
+    providers: &HashSet<String>,
+    prices: &HashSet<String>,
+    keys: &HashSet<String>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let listed = client
+        .list_client_keys(ListRequest {})
+        .await
+        .map_err(rpc("listing client keys".into()))?
+        .into_inner();
+    for k in listed
+        .client_keys
+        .into_iter()
+        .filter(|k| !keys.contains(&k.name))
+    {
+        let r = client
+            .delete_client_key(NameRequest {
+                name: k.name.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting client_key {}", k.name)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted client_key {}", k.name)?;
+        }
+    }
+    let listed = client
+        .list_pricing(ListRequest {})
+        .await
+        .map_err(rpc("listing pricing".into()))?
+        .into_inner();
+    for p in listed
+        .pricing
+        .into_iter()
+        .filter(|p| !prices.contains(&p.model))
+    {
+        let r = client
+            .delete_price(NameRequest {
+                name: p.model.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting price {}", p.model)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted price {}", p.model)?;
+        }
+    }
+    let listed = client
+        .list_providers(ListRequest {})
+        .await
+        .map_err(rpc("listing providers".into()))?
+        .into_inner();
+    for p in listed
+        .providers
+        .into_iter()
+        .filter(|p| !providers.contains(&p.name))
+    {
+        let r = client
+            .delete_provider(NameRequest {
+                name: p.name.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting provider {}", p.name)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted provider {}", p.name)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

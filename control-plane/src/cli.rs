@@ -1,0 +1,157 @@
+//! Command line: every setting is a flag and an environment variable, shown
+//! in `--help`. `serve` is the default, so `control-plane` alone (with its
+//! environment) runs the server, as docker-compose does.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::server::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "control-plane",
+    version,
+    about = "AIGW control plane: owns the database, pushes config snapshots to data planes, \
+             stores their traces and serves the gRPC Admin API",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve` when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (the default).
+    Serve(ServeArgs),
+    /// Upsert the providers, pricing and client keys of a YAML file through the Admin API.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Database: sqlite://PATH (its directory is created) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/aigw.db")]
+    pub database_url: String,
+
+    /// gRPC listen address (ConfigService, TraceService, AdminService, health, reflection); port 0 picks one.
+    #[arg(long, env = "AIGW_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Bootstrap automation token for the Admin API (sent as `authorization: Bearer TOKEN`).
+    /// If unset, one is generated at first start and printed once as `admin token: TOKEN`.
+    #[arg(long, env = "AIGW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Key that encrypts upstream secrets at rest: 64 hex characters (`openssl rand -hex 32`). Required.
+    #[arg(long, env = "AIGW_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Join credential data planes must present (`authorization: Bearer TOKEN`). Required.
+    #[arg(long, env = "AIGW_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
+}
+
+impl ServeArgs {
+    /// Checks the required settings, with messages naming the variable.
+    pub fn settings(self) -> Result<(Settings, SocketAddr)> {
+        let master = self
+            .master_key
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| Error::Settings("AIGW_MASTER_KEY (--master-key) is required: 64 hex characters, e.g. from `openssl rand -hex 32`".into()))?;
+        let node_token = self
+            .node_token
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| Error::Settings("AIGW_NODE_TOKEN (--node-token) is required".into()))?;
+        Ok((
+            Settings {
+                database_url: self.database_url,
+                master_key: MasterKey::from_hex(&master)?,
+                node_token: node_token.trim().to_string(),
+                admin_token: self
+                    .admin_token
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty()),
+            },
+            self.grpc_addr,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// YAML file with `providers`, `pricing` and `client_keys`; `${VAR}` is taken from the environment.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+
+    /// Also delete providers, prices and client keys that the file does not name.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// Control-plane gRPC URL.
+    #[arg(
+        long,
+        env = "AIGW_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub control_plane: String,
+
+    /// Admin API token.
+    #[arg(long, env = "AIGW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_serve_is_default() {
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from(["control-plane", "--grpc-addr", "127.0.0.1:0"]).unwrap();
+        assert!(c.command.is_none());
+        assert_eq!(c.serve.grpc_addr.port(), 0);
+        let c = Cli::try_parse_from(["control-plane", "apply", "-f", "x.yaml", "--prune"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Apply(ApplyArgs { prune: true, .. }))
+        ));
+        let c = Cli::try_parse_from(["control-plane", "serve", "--database-url", "sqlite://x.db"])
+            .unwrap();
+        assert!(matches!(c.command, Some(Command::Serve(_))));
+    }
+
+    #[test]
+    fn required_settings_have_clear_errors() {
+        let args = |m: Option<&str>, n: Option<&str>| ServeArgs {
+            database_url: "sqlite://x".into(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_token: None,
+            master_key: m.map(String::from),
+            node_token: n.map(String::from),
+        };
+        let e = args(None, Some("n")).settings().err().unwrap().to_string();
+        assert!(e.contains("AIGW_MASTER_KEY"), "{e}");
+        let e = args(Some("abc"), Some("n"))
+            .settings()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("AIGW_MASTER_KEY"), "{e}");
+        let e = args(Some(&"ab".repeat(32)), None)
+            .settings()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("AIGW_NODE_TOKEN"), "{e}");
+        assert!(args(Some(&"ab".repeat(32)), Some("n")).settings().is_ok());
+    }
+}

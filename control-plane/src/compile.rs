@@ -1,0 +1,210 @@
+//! Database rows -> the snapshot the data planes serve. Pure: the same rows
+//! always give the same bytes, so the version (a hash of those bytes) changes
+//! exactly when the configuration does, and data planes are only sent real
+//! changes. Every snapshot is checked with the data plane's own validation
+//! before anyone may publish it.
+
+use aigw_proto::model;
+use aigw_proto::pb::config as pb;
+use prost::Message as _;
+use ring::digest::{SHA256, digest};
+
+use crate::crypto::MasterKey;
+use crate::db::config::{ConfigRows, group_keys};
+use crate::error::{Error, Result};
+
+/// The associated data a provider key's secret is sealed with.
+pub fn secret_context(provider: &str, key: &str) -> String {
+    format!("provider_key:{provider}/{key}")
+}
+
+/// Parses a JSON array of model globs as stored.
+pub fn parse_models(json: &str, owner: &str) -> Result<Vec<String>> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::internal(format!("stored models of {owner} are corrupt: {e}")))
+}
+
+/// Builds, versions and validates the snapshot. Providers, pricing and
+/// client keys are sorted by name (model for pricing); a provider's keys keep
+/// their spec order, which fill-first depends on.
+pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
+    let mut providers = Vec::with_capacity(rows.providers.len());
+    for (p, keys) in group_keys(rows.providers.clone(), rows.keys.clone()) {
+        let mut out_keys = Vec::with_capacity(keys.len());
+        for k in keys {
+            let context = secret_context(&p.name, &k.name);
+            out_keys.push(pb::ProviderKey {
+                secret: master.decrypt(&k.secret_enc, &context)?,
+                name: k.name,
+                weight: u32::try_from(k.weight).unwrap_or(1).max(1),
+            });
+        }
+        providers.push(pb::Provider {
+            models: parse_models(&p.models, &p.name)?,
+            name: p.name,
+            kind: p.kind,
+            base_url: p.base_url,
+            strategy: p.strategy,
+            keys: out_keys,
+        });
+    }
+    providers.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut pricing: Vec<pb::Price> = rows
+        .pricing
+        .iter()
+        .map(|p| pb::Price {
+            model: p.model.clone(),
+            input: p.input,
+            output: p.output,
+            cached_input: p.cached_input,
+        })
+        .collect();
+    pricing.sort_by(|a, b| a.model.cmp(&b.model));
+
+    let mut client_keys = Vec::with_capacity(rows.client_keys.len());
+    for k in &rows.client_keys {
+        let key_hash = hex::decode(&k.key_hash).map_err(|_| {
+            Error::internal(format!(
+                "stored key hash of client key {} is corrupt",
+                k.name
+            ))
+        })?;
+        client_keys.push(pb::ClientKey {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            key_hash,
+            models: parse_models(&k.models, &k.name)?,
+            limits: Some(pb::Limits {
+                rpm: k.rpm.and_then(|v| u64::try_from(v).ok()),
+                tokens_per_day: k.tokens_per_day.and_then(|v| u64::try_from(v).ok()),
+                cost_per_day: k.cost_per_day,
+            }),
+            expires_at_ms: k.expires_at_ms,
+        });
+    }
+    client_keys.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut snapshot = pb::Snapshot {
+        version: String::new(),
+        providers,
+        pricing,
+        client_keys,
+    };
+    snapshot.version = version_of(&snapshot);
+    model::Snapshot::try_from(snapshot.clone())?;
+    Ok(snapshot)
+}
+
+/// Hex SHA-256 of the encoded snapshot with its version field empty. prost
+/// encodes fields in tag order and we use no maps, so the bytes are stable.
+pub fn version_of(snapshot: &pb::Snapshot) -> String {
+    let mut unversioned = snapshot.clone();
+    unversioned.version.clear();
+    hex::encode(digest(&SHA256, &unversioned.encode_to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::config::{ClientKeyRow, PriceRow, ProviderKeyRow, ProviderRow};
+
+    fn master() -> MasterKey {
+        MasterKey::from_hex(&"42".repeat(32)).unwrap()
+    }
+
+    fn rows(m: &MasterKey) -> ConfigRows {
+        let provider = |id: &str, name: &str| ProviderRow {
+            id: id.into(),
+            name: name.into(),
+            kind: "openai".into(),
+            base_url: String::new(),
+            models: r#"["gpt-4o*"]"#.into(),
+            strategy: "round-robin".into(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        };
+        let key = |pid: &str, pname: &str, name: &str, pos: i32| ProviderKeyRow {
+            id: format!("{pid}-{name}"),
+            provider_id: pid.into(),
+            name: name.into(),
+            secret_enc: m
+                .encrypt(&format!("sk-{name}"), &secret_context(pname, name))
+                .unwrap(),
+            secret_hint: "…".into(),
+            weight: 2,
+            position: pos,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        };
+        ConfigRows {
+            // Deliberately out of order: compile sorts.
+            providers: vec![provider("p2", "zeta"), provider("p1", "alpha")],
+            keys: vec![
+                key("p1", "alpha", "b", 1),
+                key("p1", "alpha", "a", 0),
+                key("p2", "zeta", "z", 0),
+            ],
+            pricing: vec![PriceRow {
+                model: "gpt-4o".into(),
+                input: 2.5,
+                output: 10.0,
+                cached_input: Some(1.25),
+                updated_at_ms: 1,
+            }],
+            client_keys: vec![ClientKeyRow {
+                id: "c1".into(),
+                name: "checkout".into(),
+                key_hash: crate::crypto::sha256_hex("sk-aigw-x"),
+                key_hint: "…".into(),
+                models: "[]".into(),
+                rpm: Some(600),
+                tokens_per_day: None,
+                cost_per_day: Some(25.0),
+                expires_at_ms: 0,
+                created_at_ms: 1,
+                updated_at_ms: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn same_rows_same_version_despite_fresh_encryption() {
+        let m = master();
+        // Each call re-encrypts with fresh nonces: the version must not care.
+        let a = compile(&rows(&m), &m).unwrap();
+        let b = compile(&rows(&m), &m).unwrap();
+        assert_eq!(a.version, b.version);
+        assert_eq!(a.version.len(), 64);
+        assert_eq!(a, b);
+        assert_eq!(a.providers[0].name, "alpha");
+        assert_eq!(a.providers[0].keys[0].name, "a");
+        assert_eq!(a.providers[0].keys[0].secret, "sk-a");
+        assert_eq!(a.client_keys[0].key_hash.len(), 32);
+        assert_eq!(version_of(&a), a.version);
+    }
+
+    #[test]
+    fn a_change_gives_a_new_version() {
+        let m = master();
+        let base = compile(&rows(&m), &m).unwrap();
+        let mut r = rows(&m);
+        r.pricing[0].output = 11.0;
+        assert_ne!(compile(&r, &m).unwrap().version, base.version);
+        let mut r = rows(&m);
+        r.keys[0].secret_enc = m
+            .encrypt("sk-rotated", &secret_context("alpha", "b"))
+            .unwrap();
+        assert_ne!(compile(&r, &m).unwrap().version, base.version);
+    }
+
+    #[test]
+    fn invalid_rows_are_refused() {
+        let m = master();
+        let mut r = rows(&m);
+        r.providers[0].kind = "openai-compatible".into();
+        assert!(matches!(compile(&r, &m), Err(Error::InvalidSnapshot(_))));
+        let other = MasterKey::from_hex(&"43".repeat(32)).unwrap();
+        assert!(matches!(compile(&rows(&m), &other), Err(Error::Decrypt(_))));
+    }
+}

@@ -1,0 +1,287 @@
+//! Rows and queries for the configuration tables. Queries only: validation
+//! and change detection live in `admin`, compilation in `compile`.
+
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{api_tokens, client_keys, pricing, provider_keys, providers};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = providers)]
+pub struct ProviderRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    /// JSON array of model globs.
+    pub models: String,
+    pub strategy: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = provider_keys)]
+pub struct ProviderKeyRow {
+    pub id: String,
+    pub provider_id: String,
+    pub name: String,
+    /// base64(nonce || AES-256-GCM ciphertext), see `crypto::MasterKey`.
+    pub secret_enc: String,
+    pub secret_hint: String,
+    pub weight: i32,
+    /// Order in the provider's spec; it matters for fill-first.
+    pub position: i32,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = pricing, treat_none_as_null = true)]
+pub struct PriceRow {
+    pub model: String,
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: Option<f64>,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = client_keys, treat_none_as_null = true)]
+pub struct ClientKeyRow {
+    pub id: String,
+    pub name: String,
+    /// Hex SHA-256 of the key.
+    pub key_hash: String,
+    pub key_hint: String,
+    /// JSON array of model globs; empty allows every model.
+    pub models: String,
+    pub rpm: Option<i64>,
+    pub tokens_per_day: Option<i64>,
+    pub cost_per_day: Option<f64>,
+    /// 0: never expires.
+    pub expires_at_ms: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub role: String,
+    pub created_at_ms: i64,
+}
+
+/// Everything a snapshot is compiled from, each list in a stable order.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigRows {
+    pub providers: Vec<ProviderRow>,
+    /// Ordered by provider, then position.
+    pub keys: Vec<ProviderKeyRow>,
+    pub pricing: Vec<PriceRow>,
+    pub client_keys: Vec<ClientKeyRow>,
+}
+
+pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
+    Ok(ConfigRows {
+        providers: providers::table
+            .order(providers::name)
+            .select(ProviderRow::as_select())
+            .load(conn)?,
+        keys: provider_keys::table
+            .order((provider_keys::provider_id, provider_keys::position))
+            .select(ProviderKeyRow::as_select())
+            .load(conn)?,
+        pricing: pricing::table
+            .order(pricing::model)
+            .select(PriceRow::as_select())
+            .load(conn)?,
+        client_keys: client_keys::table
+            .order(client_keys::name)
+            .select(ClientKeyRow::as_select())
+            .load(conn)?,
+    })
+}
+
+// --- providers ---
+
+pub fn find_provider(conn: &mut AnyConnection, name: &str) -> Result<Option<ProviderRow>> {
+    Ok(providers::table
+        .filter(providers::name.eq(name))
+        .select(ProviderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn keys_of(conn: &mut AnyConnection, provider_id: &str) -> Result<Vec<ProviderKeyRow>> {
+    Ok(provider_keys::table
+        .filter(provider_keys::provider_id.eq(provider_id))
+        .order(provider_keys::position)
+        .select(ProviderKeyRow::as_select())
+        .load(conn)?)
+}
+
+pub fn insert_provider(conn: &mut AnyConnection, row: &ProviderRow) -> Result<()> {
+    diesel::insert_into(providers::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update_provider(conn: &mut AnyConnection, row: &ProviderRow) -> Result<()> {
+    diesel::update(providers::table.filter(providers::id.eq(&row.id)))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Replaces a provider's whole key set.
+pub fn replace_keys(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+    keys: &[ProviderKeyRow],
+) -> Result<()> {
+    diesel::delete(provider_keys::table.filter(provider_keys::provider_id.eq(provider_id)))
+        .execute(conn)?;
+    for k in keys {
+        diesel::insert_into(provider_keys::table)
+            .values(k)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn delete_provider(conn: &mut AnyConnection, name: &str) -> Result<bool> {
+    let Some(p) = find_provider(conn, name)? else {
+        return Ok(false);
+    };
+    // Explicit rather than relying on ON DELETE CASCADE being enabled.
+    diesel::delete(provider_keys::table.filter(provider_keys::provider_id.eq(&p.id)))
+        .execute(conn)?;
+    let n = diesel::delete(providers::table.filter(providers::id.eq(&p.id))).execute(conn)?;
+    Ok(n > 0)
+}
+
+pub fn list_providers(conn: &mut AnyConnection) -> Result<Vec<(ProviderRow, Vec<ProviderKeyRow>)>> {
+    let rows = load_all(conn)?;
+    Ok(group_keys(rows.providers, rows.keys))
+}
+
+/// Pairs each provider with its keys (in position order).
+pub fn group_keys(
+    providers: Vec<ProviderRow>,
+    keys: Vec<ProviderKeyRow>,
+) -> Vec<(ProviderRow, Vec<ProviderKeyRow>)> {
+    let mut out: Vec<(ProviderRow, Vec<ProviderKeyRow>)> =
+        providers.into_iter().map(|p| (p, Vec::new())).collect();
+    for k in keys {
+        if let Some((_, ks)) = out.iter_mut().find(|(p, _)| p.id == k.provider_id) {
+            ks.push(k);
+        }
+    }
+    for (_, ks) in &mut out {
+        ks.sort_by_key(|k| k.position);
+    }
+    out
+}
+
+// --- pricing ---
+
+pub fn find_price(conn: &mut AnyConnection, model: &str) -> Result<Option<PriceRow>> {
+    Ok(pricing::table
+        .filter(pricing::model.eq(model))
+        .select(PriceRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_price(conn: &mut AnyConnection, row: &PriceRow) -> Result<()> {
+    diesel::insert_into(pricing::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update_price(conn: &mut AnyConnection, row: &PriceRow) -> Result<()> {
+    diesel::update(pricing::table.filter(pricing::model.eq(&row.model)))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_price(conn: &mut AnyConnection, model: &str) -> Result<bool> {
+    Ok(diesel::delete(pricing::table.filter(pricing::model.eq(model))).execute(conn)? > 0)
+}
+
+pub fn list_pricing(conn: &mut AnyConnection) -> Result<Vec<PriceRow>> {
+    Ok(pricing::table
+        .order(pricing::model)
+        .select(PriceRow::as_select())
+        .load(conn)?)
+}
+
+// --- client keys ---
+
+pub fn find_client_key(conn: &mut AnyConnection, name: &str) -> Result<Option<ClientKeyRow>> {
+    Ok(client_keys::table
+        .filter(client_keys::name.eq(name))
+        .select(ClientKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_client_key_by_hash(
+    conn: &mut AnyConnection,
+    key_hash: &str,
+) -> Result<Option<ClientKeyRow>> {
+    Ok(client_keys::table
+        .filter(client_keys::key_hash.eq(key_hash))
+        .select(ClientKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_client_key(conn: &mut AnyConnection, row: &ClientKeyRow) -> Result<()> {
+    diesel::insert_into(client_keys::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update_client_key(conn: &mut AnyConnection, row: &ClientKeyRow) -> Result<()> {
+    diesel::update(client_keys::table.filter(client_keys::id.eq(&row.id)))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_client_key(conn: &mut AnyConnection, name: &str) -> Result<bool> {
+    Ok(diesel::delete(client_keys::table.filter(client_keys::name.eq(name))).execute(conn)? > 0)
+}
+
+pub fn list_client_keys(conn: &mut AnyConnection) -> Result<Vec<ClientKeyRow>> {
+    Ok(client_keys::table
+        .order(client_keys::name)
+        .select(ClientKeyRow::as_select())
+        .load(conn)?)
+}
+
+// --- API tokens ---
+
+pub fn api_tokens(conn: &mut AnyConnection) -> Result<Vec<ApiTokenRow>> {
+    Ok(api_tokens::table
+        .order(api_tokens::name)
+        .select(ApiTokenRow::as_select())
+        .load(conn)?)
+}
+
+pub fn insert_api_token(conn: &mut AnyConnection, row: &ApiTokenRow) -> Result<()> {
+    diesel::insert_into(api_tokens::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}

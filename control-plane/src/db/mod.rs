@@ -1,0 +1,273 @@
+//! The database: SQLite (embedded default) or Postgres, chosen by the URL.
+//! Sync diesel behind r2d2; async callers go through [`Db::run`], which moves
+//! the work onto tokio's blocking pool. One `AnyConnection` (diesel's
+//! `MultiConnection`) lets every query be written once for both backends;
+//! only upserts (`ON CONFLICT`), which `MultiBackend` cannot express, match on
+//! the variant.
+
+pub mod config;
+pub mod schema;
+pub mod traces;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::{SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::{Error, Result};
+
+/// The portable migration set in the workspace's `migrations/`.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which backend a `DATABASE_URL` names, with what to hand its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A file path (the part after `sqlite://`).
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(Error::Settings(
+                    "DATABASE_URL sqlite:// needs a file path".into(),
+                ));
+            }
+            Ok(Self::Sqlite(path.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_string()))
+        } else {
+            Err(Error::Settings(
+                "DATABASE_URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+}
+
+/// Opens connections of the backend the URL names. diesel's own
+/// `MultiConnection::establish` tries each backend in turn and would, for a
+/// Postgres URL that fails to connect, fall through to SQLite and create a
+/// file named after the URL; this manager never guesses.
+#[derive(Debug)]
+struct Manager(Target);
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        match &self.0 {
+            Target::Sqlite(path) => {
+                diesel::SqliteConnection::establish(path).map(AnyConnection::Sqlite)
+            }
+            Target::Postgres(url) => {
+                diesel::PgConnection::establish(url).map(AnyConnection::Postgres)
+            }
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// SQLite settings every pooled connection needs: a busy timeout instead of
+/// instant "database is locked", and enforced foreign keys (off by default).
+/// WAL is a property of the file and is set once in [`Db::connect`].
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Pool errors (a connection that could not be opened) as tracing warnings;
+/// the caller sees the error too, so r2d2's default ERROR lines only repeat it.
+#[derive(Debug)]
+struct LogErrors;
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for LogErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// A cheap-to-clone handle on the pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+}
+
+impl Db {
+    /// Opens the pool (creating the SQLite file's directory) and runs the
+    /// embedded migrations.
+    pub fn connect(url: &str) -> Result<Self> {
+        let target = Target::parse(url)?;
+        let size = match &target {
+            Target::Sqlite(path) => {
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir)?;
+                }
+                // WAL lets trace inserts and admin reads proceed together. It
+                // is stored in the file, so one connection sets it before the
+                // pool opens several (which would race for the switch).
+                let mut c = diesel::SqliteConnection::establish(path)
+                    .map_err(|e| Error::Connect(format!("{path}: {e}")))?;
+                c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+                4
+            }
+            Target::Postgres(_) => 8,
+        };
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .error_handler(Box::new(LogErrors))
+            .build(Manager(target))
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        let db = Self { pool };
+        let mut conn = db.pool.get()?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| Error::Migration(e.to_string()))?;
+        for m in applied {
+            tracing::info!(migration = %m, "applied migration");
+        }
+        Ok(db)
+    }
+
+    /// Runs blocking database work off the async runtime.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+    }
+}
+
+/// Runs `f` in a write transaction. On SQLite it starts with `BEGIN
+/// IMMEDIATE`: a deferred transaction that reads first and writes later
+/// fails at once with "database is locked" when another writer got in
+/// between, whereas an immediate one waits on the busy timeout.
+pub fn write_tx<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
+    type Tm = <AnyConnection as Connection>::TransactionManager;
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgres(_) => Tm::begin_transaction(conn)?,
+    }
+    match f(conn) {
+        Ok(v) => {
+            Tm::commit_transaction(conn)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rb) = Tm::rollback_transaction(conn) {
+                tracing::warn!(error = %rb, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! A fresh SQLite database in a temp dir for each test.
+    use super::Db;
+
+    pub struct TempDb {
+        pub db: Db,
+        pub url: String,
+        _dir: tempfile::TempDir,
+    }
+
+    pub fn temp_db() -> TempDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/aigw.db", dir.path().display());
+        let db = Db::connect(&url).unwrap();
+        TempDb { db, url, _dir: dir }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            Target::parse("sqlite://./data/a.db").unwrap(),
+            Target::Sqlite("./data/a.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite:///tmp/a.db").unwrap(),
+            Target::Sqlite("/tmp/a.db".into())
+        );
+        assert!(matches!(
+            Target::parse("postgres://u@h/db").unwrap(),
+            Target::Postgres(_)
+        ));
+        assert!(Target::parse("mysql://x").is_err());
+        assert!(Target::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn migrations_run_twice_and_parent_dir_is_created() {
+        let t = testing::temp_db();
+        // Reconnecting finds nothing left to migrate.
+        Db::connect(&t.url).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod pg_tests;

@@ -1,0 +1,97 @@
+//! Diesel table definitions for `migrations/`. Written by hand (not by
+//! `diesel print-schema`) because the one portable migration set maps to the
+//! same types on SQLite and Postgres.
+
+diesel::table! {
+    providers (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        base_url -> Text,
+        models -> Text,
+        strategy -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    provider_keys (id) {
+        id -> Text,
+        provider_id -> Text,
+        name -> Text,
+        secret_enc -> Text,
+        secret_hint -> Text,
+        weight -> Integer,
+        position -> Integer,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    pricing (model) {
+        model -> Text,
+        input -> Double,
+        output -> Double,
+        cached_input -> Nullable<Double>,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_keys (id) {
+        id -> Text,
+        name -> Text,
+        key_hash -> Text,
+        key_hint -> Text,
+        models -> Text,
+        rpm -> Nullable<BigInt>,
+        tokens_per_day -> Nullable<BigInt>,
+        cost_per_day -> Nullable<Double>,
+        expires_at_ms -> BigInt,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        role -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    traces (request_id) {
+        request_id -> Text,
+        started_at_ms -> BigInt,
+        received_at_ms -> BigInt,
+        client_key_id -> Text,
+        client_key_name -> Text,
+        model -> Text,
+        provider -> Text,
+        provider_key -> Text,
+        status -> Integer,
+        latency_us -> BigInt,
+        ttfb_us -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cached_tokens -> BigInt,
+        reasoning_tokens -> BigInt,
+        cost -> Double,
+        region -> Text,
+        node_id -> Text,
+        stream -> Bool,
+        endpoint -> Text,
+        api_format -> Text,
+        error -> Nullable<Text>,
+        attempts -> Text,
+    }
+}
+
+diesel::joinable!(provider_keys -> providers (provider_id));
+diesel::allow_tables_to_appear_in_same_query!(providers, provider_keys);

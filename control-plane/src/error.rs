@@ -1,0 +1,114 @@
+//! The crate's one error type, grouped by who is at fault, and the one place
+//! where it becomes a gRPC status. Internal details (SQL errors, decryption
+//! failures) are logged here and replaced by a generic message, so a client
+//! never sees more than it needs.
+
+use aigw_proto::model::InvalidSnapshot;
+use diesel::result::DatabaseErrorKind;
+use tonic::{Code, Status};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- the caller's fault (bad request, bad file, bad settings) ---
+    /// A request or a file failed validation; the message says what to fix.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The change would produce a snapshot the data planes would refuse.
+    #[error("the resulting configuration is invalid: {0}")]
+    InvalidSnapshot(#[from] InvalidSnapshot),
+    /// Missing or wrong bearer token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The object conflicts with another one (e.g. a client key already in use).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A startup setting (flag / env var) is missing or malformed.
+    #[error("{0}")]
+    Settings(String),
+    /// `${VAR}` in an apply file names a variable that is not set.
+    #[error("{path}: environment variable {var} is not set")]
+    MissingVar { var: String, path: String },
+    /// The apply file is not valid YAML for the expected shape.
+    #[error("{0}")]
+    Yaml(#[from] serde_yaml::Error),
+    /// The control plane refused an apply request.
+    #[error("{what}: {status}", status = .status.message())]
+    Rpc {
+        what: String,
+        #[source]
+        status: Box<Status>,
+    },
+
+    // --- the database ---
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+
+    // --- ours / the environment ---
+    /// A stored secret does not decrypt: the master key changed or the row was
+    /// tampered with.
+    #[error("cannot decrypt {0} (wrong AIGW_MASTER_KEY, or the stored value was altered)")]
+    Decrypt(String),
+    /// `apply` could not connect to the control plane.
+    #[error("cannot reach the control plane at {0}")]
+    Unreachable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::InvalidArgument(msg.into())
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Self::Internal(msg.into())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::InvalidArgument(_)
+            | Error::InvalidSnapshot(_)
+            | Error::MissingVar { .. }
+            | Error::Yaml(_) => Status::invalid_argument(e.to_string()),
+            Error::Unauthenticated(m) => Status::unauthenticated(*m),
+            Error::AlreadyExists(m) => Status::already_exists(m.clone()),
+            Error::Rpc { status, .. } => Status::new(status.code(), e.to_string()),
+            Error::Pool(_) | Error::Connect(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Status::unavailable("database unavailable, retry later")
+            }
+            Error::Database(diesel::result::Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
+                _,
+            )) => {
+                tracing::warn!(error = %e, "transient database error");
+                Status::unavailable("database busy, retry later")
+            }
+            Error::Database(_)
+            | Error::Migration(_)
+            | Error::Decrypt(_)
+            | Error::Internal(_)
+            | Error::Unreachable(_)
+            | Error::Io(_)
+            | Error::Transport(_)
+            | Error::Settings(_) => {
+                tracing::error!(error = %e, "request failed");
+                Status::new(Code::Internal, "internal error (see control-plane logs)")
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The control plane: the only process that touches the database. It compiles
+//! the configuration into versioned snapshots and pushes them to the data
+//! planes, stores their traces exactly once, and serves the Admin API.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod apply;
+pub mod auth;
+pub mod cli;
+pub mod compile;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod ingest;
+pub mod push;
+pub mod server;
+
+#[cfg(test)]
+mod grpc_tests;

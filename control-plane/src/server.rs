@@ -1,0 +1,265 @@
+//! Startup and the gRPC server: ConfigService, TraceService and AdminService
+//! plus standard health and reflection, all on one port so generic gRPC
+//! tools (grpcurl, grpc_health_probe) work against it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
+use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
+use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::admin::AdminSvc;
+use crate::compile::compile;
+use crate::crypto::{self, MasterKey};
+use crate::db::config::{self, ApiTokenRow, load_all};
+use crate::db::{AnyConnection, Db, now_ms};
+use crate::error::{Error, Result};
+use crate::ingest::TraceSvc;
+use crate::push::{ConfigSvc, Publisher, Registry};
+
+/// Largest message accepted from clients (trace batches, specs).
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// How long startup waits for a Postgres server to accept connections.
+const DB_STARTUP_WAIT: Duration = Duration::from_secs(60);
+/// How long open streams get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Validated `serve` settings.
+pub struct Settings {
+    pub database_url: String,
+    pub master_key: MasterKey,
+    pub node_token: String,
+    /// None: use the tokens stored in the database, creating one at first start.
+    pub admin_token: Option<String>,
+}
+
+/// Everything the server needs, built before the port is bound so that a
+/// bad database or master key fails startup instead of the first request.
+pub struct Prepared {
+    pub db: Db,
+    pub publisher: Publisher,
+    pub registry: Registry,
+    master: MasterKey,
+    node_tokens: Arc<[[u8; 32]]>,
+    admin_tokens: Arc<[[u8; 32]]>,
+    /// A bootstrap admin token created by this start; print it once.
+    pub generated_admin_token: Option<String>,
+}
+
+pub async fn prepare(settings: Settings) -> Result<Prepared> {
+    let db = connect_with_retry(&settings.database_url).await?;
+    let env_token = settings.admin_token.clone();
+    let (admin_tokens, generated) = db
+        .run(move |conn| bootstrap_admin_tokens(conn, env_token.as_deref()))
+        .await?;
+    // The stored configuration must compile with this master key; serving an
+    // empty or partial snapshot instead would wipe the data planes' config.
+    let master = settings.master_key.clone();
+    let snapshot = db
+        .run(move |conn| compile(&load_all(conn)?, &master))
+        .await?;
+    tracing::info!(version = %snapshot.version, providers = snapshot.providers.len(),
+        client_keys = snapshot.client_keys.len(), "configuration loaded");
+    Ok(Prepared {
+        db,
+        publisher: Publisher::new(snapshot),
+        registry: Registry::default(),
+        master: settings.master_key,
+        node_tokens: Arc::from(vec![crypto::sha256(&settings.node_token)]),
+        admin_tokens: Arc::from(admin_tokens),
+        generated_admin_token: generated,
+    })
+}
+
+/// Opens the database. A Postgres server that is still starting (as under
+/// docker-compose) gets up to a minute; SQLite errors are final at once.
+async fn connect_with_retry(url: &str) -> Result<Db> {
+    let deadline = tokio::time::Instant::now() + DB_STARTUP_WAIT;
+    loop {
+        let u = url.to_string();
+        let attempt = tokio::task::spawn_blocking(move || Db::connect(&u))
+            .await
+            .map_err(|e| Error::internal(format!("startup task failed: {e}")))?;
+        match attempt {
+            Err(e @ (Error::Connect(_) | Error::Pool(_)))
+                if url.starts_with("postgres") && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The Admin API accepts AIGW_ADMIN_TOKEN when set, and the tokens stored in
+/// `api_tokens`. When neither exists (first start without the variable) a
+/// bootstrap token is created; only its hash is kept, the caller prints it once.
+fn bootstrap_admin_tokens(
+    conn: &mut AnyConnection,
+    env_token: Option<&str>,
+) -> Result<(Vec<[u8; 32]>, Option<String>)> {
+    let mut hashes: Vec<[u8; 32]> = config::api_tokens(conn)?
+        .iter()
+        .filter_map(|t| hex::decode(&t.token_hash).ok()?.try_into().ok())
+        .collect();
+    if let Some(token) = env_token {
+        hashes.push(crypto::sha256(token));
+        return Ok((hashes, None));
+    }
+    if !hashes.is_empty() {
+        tracing::info!(
+            "AIGW_ADMIN_TOKEN not set: the Admin API accepts the stored bootstrap token"
+        );
+        return Ok((hashes, None));
+    }
+    let token = crypto::new_secret("aigw-admin-")?;
+    config::insert_api_token(
+        conn,
+        &ApiTokenRow {
+            id: crypto::new_id()?,
+            name: "bootstrap".into(),
+            token_hash: crypto::sha256_hex(&token),
+            role: "admin".into(),
+            created_at_ms: now_ms(),
+        },
+    )?;
+    hashes.push(crypto::sha256(&token));
+    Ok((hashes, Some(token)))
+}
+
+/// `control-plane serve`: prepare, bind, announce, serve until SIGINT/SIGTERM.
+pub async fn run(settings: Settings, addr: SocketAddr) -> Result<()> {
+    let prepared = prepare(settings).await?;
+    if let Some(token) = &prepared.generated_admin_token {
+        announce(&format!("admin token: {token}"))?;
+    }
+    let listener = TcpListener::bind(addr).await?;
+    announce(&format!(
+        "control-plane listening on {}",
+        listener.local_addr()?
+    ))?;
+    serve(prepared, listener, shutdown_signal()).await
+}
+
+/// One line on stdout, flushed at once: scripts and tests wait for it.
+fn announce(line: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Serves on `listener` until `signal` resolves, then ends the long-lived
+/// streams (data planes reconnect elsewhere or later) and drains.
+pub async fn serve(
+    p: Prepared,
+    listener: TcpListener,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<ConfigServiceServer<ConfigSvc>>().await;
+    health.set_serving::<TraceServiceServer<TraceSvc>>().await;
+    health.set_serving::<AdminServiceServer<AdminSvc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(aigw_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::internal(format!("gRPC reflection setup failed: {e}")))?;
+
+    let config = ConfigServiceServer::new(ConfigSvc {
+        node_tokens: p.node_tokens.clone(),
+        publisher: p.publisher.clone(),
+        registry: p.registry.clone(),
+        shutdown: shutdown_rx.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let trace = TraceServiceServer::new(TraceSvc {
+        db: p.db.clone(),
+        node_tokens: p.node_tokens.clone(),
+        shutdown: shutdown_rx.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let admin = AdminServiceServer::new(AdminSvc {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        registry: p.registry.clone(),
+        admin_tokens: p.admin_tokens.clone(),
+        write_lock: Arc::new(Mutex::new(())),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+
+    let on_signal = async move {
+        signal.await;
+        tracing::info!("shutting down");
+        health
+            .set_not_serving::<ConfigServiceServer<ConfigSvc>>()
+            .await;
+        health
+            .set_not_serving::<TraceServiceServer<TraceSvc>>()
+            .await;
+        health
+            .set_not_serving::<AdminServiceServer<AdminSvc>>()
+            .await;
+        let _ = shutdown_tx.send(true);
+    };
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(config)
+        .add_service(trace)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(incoming, on_signal);
+
+    let mut drain = shutdown_rx;
+    let deadline = async move {
+        if drain.wait_for(|down| *down).await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r?,
+        () = deadline => tracing::warn!("connections did not drain in time; exiting anyway"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (ctrl-c) or SIGTERM (docker stop).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

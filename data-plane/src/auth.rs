@@ -1,0 +1,118 @@
+//! Finds the app's key wherever its SDK put it and resolves it against the
+//! snapshot's hashed-key index. Only the SHA-256 of a key is ever compared or
+//! kept; the key itself is dropped with the request.
+
+use std::sync::Arc;
+
+use aigw_proto::model::ClientKey;
+use http::HeaderMap;
+use http::request::Parts;
+
+use crate::error::GatewayError;
+use crate::runtime::Runtime;
+use crate::schedule::now_ms;
+
+/// The app's key from `Authorization: Bearer`, `x-api-key`, `x-goog-api-key`
+/// or the `key` query parameter (Gemini's REST style), in that order.
+pub fn presented_key(parts: &Parts) -> Option<String> {
+    from_headers(&parts.headers).or_else(|| from_query(parts.uri.query()))
+}
+
+fn from_headers(h: &HeaderMap) -> Option<String> {
+    if let Some(v) = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let token = match v.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            None if v.eq_ignore_ascii_case("bearer") => "",
+            _ => v,
+        };
+        if !token.is_empty() {
+            return Some(token.to_string());
+        }
+    }
+    ["x-api-key", "x-goog-api-key"].iter().find_map(|name| {
+        h.get(*name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    })
+}
+
+fn from_query(q: Option<&str>) -> Option<String> {
+    q?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "key" && !v.is_empty()).then(|| percent_decode(v))
+    })
+}
+
+/// Minimal `%XX` decoding; keys are URL-safe, so this only guards against
+/// SDKs that escape anyway.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn hash_key(key: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+pub fn authenticate(rt: &Runtime, parts: &Parts) -> Result<Arc<ClientKey>, GatewayError> {
+    let key = presented_key(parts).ok_or(GatewayError::MissingKey)?;
+    let found = rt
+        .client_key(&hash_key(&key))
+        .ok_or(GatewayError::InvalidKey)?;
+    if let Some(exp) = found.expires_at_ms
+        && (now_ms() as i64) >= exp
+    {
+        return Err(GatewayError::ExpiredKey);
+    }
+    Ok(found.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(builder: http::request::Builder) -> Parts {
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn finds_key_in_every_place() {
+        let p = parts(http::Request::builder().header("authorization", "Bearer sk-a"));
+        assert_eq!(presented_key(&p).as_deref(), Some("sk-a"));
+        let p = parts(http::Request::builder().header("x-api-key", "sk-b"));
+        assert_eq!(presented_key(&p).as_deref(), Some("sk-b"));
+        let p = parts(http::Request::builder().header("x-goog-api-key", "sk-c"));
+        assert_eq!(presented_key(&p).as_deref(), Some("sk-c"));
+        let p = parts(http::Request::builder().uri("/v1beta/models?alt=sse&key=sk-d%2Dx"));
+        assert_eq!(presented_key(&p).as_deref(), Some("sk-d-x"));
+        let p = parts(http::Request::builder().uri("/v1/models"));
+        assert_eq!(presented_key(&p), None);
+        let p = parts(http::Request::builder().header("authorization", "Bearer "));
+        assert_eq!(presented_key(&p), None);
+    }
+}

@@ -1,0 +1,77 @@
+//! Command-line flags; each one is also an environment variable (PRODUCT.md
+//! fixes the names), so docker-compose and scripts can set them either way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "data-plane",
+    version,
+    about = "Serves apps: authenticates, routes, forwards to AI providers, reports traces"
+)]
+pub struct Config {
+    /// Address the app-facing HTTP server listens on.
+    #[arg(long, env = "AIGW_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// gRPC URL of the control plane.
+    #[arg(
+        long,
+        env = "AIGW_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub control_plane: String,
+
+    /// Join credential presented to the control plane; also the key that
+    /// encrypts the snapshot copy on disk.
+    #[arg(long, env = "AIGW_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: String,
+
+    /// Region this node serves, recorded in every trace.
+    #[arg(long, env = "AIGW_REGION", default_value = "local")]
+    pub region: String,
+
+    /// Node identity; defaults to the host name.
+    #[arg(long, env = "AIGW_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Where the last applied snapshot (encrypted) and the trace spool live.
+    #[arg(long, env = "AIGW_STATE_DIR", default_value = "./data/data-plane")]
+    pub state_dir: PathBuf,
+
+    /// Largest request body accepted from an app, in bytes.
+    #[arg(long, env = "AIGW_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds to wait for an upstream's response headers.
+    #[arg(long, env = "AIGW_UPSTREAM_TIMEOUT_SECS", default_value_t = 600)]
+    pub upstream_timeout_secs: u64,
+
+    /// Attempts per request across the pool's credentials (1 = no retry).
+    #[arg(long, env = "AIGW_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Most bytes of undelivered traces kept on disk; the oldest go first.
+    #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub trace_spool_max_bytes: u64,
+}
+
+impl Config {
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "data-plane".to_string())
+        })
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_secs)
+    }
+}

@@ -1,0 +1,195 @@
+//! Everything that can go wrong while serving a request, grouped by who is at
+//! fault. The messages are what the app reads, so they say what to fix and
+//! never carry an upstream secret. `respond` turns an error into the calling
+//! format's own error body.
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// The wire format the app speaks; errors are rendered in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFormat {
+    OpenAi,
+}
+
+impl ApiFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    // --- the app's fault (4xx) ---
+    #[error(
+        "You didn't provide an API key. Send it as `Authorization: Bearer KEY`, `x-api-key`, `x-goog-api-key` or `?key=`."
+    )]
+    MissingKey,
+    #[error("Incorrect API key provided.")]
+    InvalidKey,
+    #[error("This API key has expired.")]
+    ExpiredKey,
+    #[error("We could not parse the JSON body of your request: {0}")]
+    BadJson(String),
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    #[error("The model `{0}` does not exist or is not routed by this gateway.")]
+    UnknownModel(String),
+    #[error("This API key is not allowed to use the model `{0}`.")]
+    ModelNotAllowed(String),
+    #[error("The request body is too large: the limit is {limit} bytes.")]
+    BodyTooLarge { limit: usize },
+    #[error("Unknown request URL: {method} {path}.")]
+    NotFound { method: String, path: String },
+
+    // --- not ready or out of capacity ---
+    #[error("The gateway has not received its configuration yet; retry shortly.")]
+    NotReady,
+    #[error(
+        "Every upstream credential of provider `{provider}` is cooling down after errors or rate limits; retry after {retry_after_secs} s."
+    )]
+    PoolExhausted {
+        provider: String,
+        retry_after_secs: u64,
+    },
+
+    // --- the upstream's fault ---
+    #[error("The upstream provider `{provider}` failed: {detail}")]
+    Upstream {
+        provider: String,
+        detail: String,
+        timeout: bool,
+    },
+    /// An upstream error response relayed as is (already in the app's format,
+    /// already checked for secrets).
+    #[error("upstream answered {status}")]
+    UpstreamResponse {
+        status: StatusCode,
+        retry_after: Option<u64>,
+        body: Bytes,
+    },
+
+    // --- ours ---
+    #[error("Internal gateway error.")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => StatusCode::UNAUTHORIZED,
+            Self::BadJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PoolExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamResponse { status, .. } => *status,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::PoolExhausted {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::UpstreamResponse { retry_after, .. } => *retry_after,
+            Self::NotReady => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Low-cardinality label for metrics and the trace's error column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingKey => "missing_key",
+            Self::InvalidKey => "invalid_key",
+            Self::ExpiredKey => "expired_key",
+            Self::BadJson(_) => "bad_json",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::UnknownModel(_) => "unknown_model",
+            Self::ModelNotAllowed(_) => "model_not_allowed",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::NotFound { .. } => "not_found",
+            Self::NotReady => "not_ready",
+            Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::Upstream { timeout: true, .. } => "upstream_timeout",
+            Self::Upstream { .. } => "upstream_error",
+            Self::UpstreamResponse { .. } => "upstream_status",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The error body in OpenAI's shape: `{"error":{message,type,param,code}}`.
+    pub fn openai_body(&self) -> Bytes {
+        if let Self::UpstreamResponse { body, .. } = self {
+            return body.clone();
+        }
+        let (kind, code) = match self {
+            Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => {
+                ("invalid_request_error", Some("invalid_api_key"))
+            }
+            Self::BadJson(_) | Self::InvalidRequest { .. } | Self::NotFound { .. } => {
+                ("invalid_request_error", None)
+            }
+            Self::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
+            Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
+            Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
+            Self::NotReady => ("server_error", Some("not_ready")),
+            Self::PoolExhausted { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
+            Self::Upstream { timeout: true, .. } => ("server_error", Some("upstream_timeout")),
+            Self::Upstream { .. } => ("server_error", Some("upstream_error")),
+            Self::UpstreamResponse { .. } | Self::Internal(_) => ("server_error", None),
+        };
+        let param = match self {
+            Self::InvalidRequest { param, .. } => *param,
+            Self::UnknownModel(_) | Self::ModelNotAllowed(_) => Some("model"),
+            _ => None,
+        };
+        let body = serde_json::json!({
+            "error": {
+                "message": self.to_string(),
+                "type": kind,
+                "param": param,
+                "code": code,
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    pub fn body(&self, format: ApiFormat) -> Bytes {
+        match format {
+            ApiFormat::OpenAi => self.openai_body(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_shape() {
+        let e = GatewayError::UnknownModel("gpt-9".into());
+        let v: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::OpenAi)).unwrap();
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
+    }
+}

@@ -1,0 +1,284 @@
+//! The only code that talks to upstreams. Sends one request through a
+//! provider's pool, moving to the next credential on a connection error, a
+//! timeout, a 429, an auth failure or a 5xx, and cooling down the credential
+//! that failed. Providers shape bodies; this module only moves bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::GatewayError;
+use crate::runtime::Upstream;
+use crate::trace_report::TraceDraft;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Request headers an app may pass to the upstream. Everything else (its key,
+/// cookies, client-address headers, tracing baggage) stays here.
+const PASSED_REQUEST_HEADERS: &[&str] = &["openai-beta", "anthropic-version", "anthropic-beta"];
+
+/// Largest upstream error body relayed to the app.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub fn build_client() -> Result<HttpClient, rustls::Error> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https))
+}
+
+/// Picks the headers of the app's request that may travel upstream.
+pub fn passed_headers(app: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in PASSED_REQUEST_HEADERS {
+        for v in app.get_all(*name) {
+            out.append(HeaderName::from_static(name), v.clone());
+        }
+    }
+    out
+}
+
+pub struct Call<'a> {
+    pub upstream: &'a Arc<Upstream>,
+    /// Path and query appended to the provider's base URL.
+    pub path: &'a str,
+    pub body: Bytes,
+    pub headers: HeaderMap,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+}
+
+/// A successful upstream response, headers received, body not yet read.
+pub struct Answer {
+    pub response: Response<Incoming>,
+}
+
+pub async fn send(
+    client: &HttpClient,
+    call: Call<'_>,
+    draft: &mut TraceDraft,
+) -> Result<Answer, GatewayError> {
+    let up = call.upstream;
+    let provider = &up.provider.name;
+    draft.rec.provider = provider.clone();
+    let uri: Uri = format!("{}{}", up.provider.base_url, call.path)
+        .parse()
+        .map_err(|_| GatewayError::Internal(format!("bad upstream URL for provider {provider}")))?;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last: Option<GatewayError> = None;
+    while (tried.len() as u32) < call.max_attempts.max(1) {
+        let idx = match up.pool.pick(&tried) {
+            Ok(i) => i,
+            Err(ex) => {
+                return Err(last.unwrap_or(GatewayError::PoolExhausted {
+                    provider: provider.clone(),
+                    retry_after_secs: ex.retry_after_secs,
+                }));
+            }
+        };
+        tried.push(idx);
+        let key = &up.pool.keys[idx];
+        draft.rec.provider_key = key.name.clone();
+        let mut req = Request::post(uri.clone())
+            .body(Full::new(call.body.clone()))
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let h = req.headers_mut();
+        h.clone_from(&call.headers);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("aigw/", env!("CARGO_PKG_VERSION"))),
+        );
+        h.insert(up.auth_header.clone(), key.auth.clone());
+
+        let t0 = Instant::now();
+        let result = tokio::time::timeout(call.timeout, client.request(req)).await;
+        let latency_us = t0.elapsed().as_micros() as u64;
+        let resp = match result {
+            Err(_) => {
+                key.health.cool_down(2_000);
+                draft.attempt(provider, &key.name, 0, latency_us, "timeout");
+                last = Some(GatewayError::Upstream {
+                    provider: provider.clone(),
+                    detail: format!("no response within {} s", call.timeout.as_secs()),
+                    timeout: true,
+                });
+                continue;
+            }
+            Ok(Err(e)) => {
+                key.health.cool_down(2_000);
+                let detail = if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
+                draft.attempt(provider, &key.name, 0, latency_us, detail);
+                last = Some(GatewayError::Upstream {
+                    provider: provider.clone(),
+                    detail: detail.to_string(),
+                    timeout: false,
+                });
+                continue;
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        if status.is_success() {
+            key.health.observe_latency(latency_us);
+            draft.attempt(provider, &key.name, status.as_u16(), latency_us, "");
+            return Ok(Answer { response: resp });
+        }
+        let retry_after = retry_after_secs(resp.headers());
+        let body = read_error_body(resp.into_body()).await;
+        let body = scrub(body, up.pool.keys.iter().map(|k| k.secret.as_str()));
+        draft.attempt(
+            provider,
+            &key.name,
+            status.as_u16(),
+            latency_us,
+            status.canonical_reason().unwrap_or(""),
+        );
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                key.health
+                    .cool_down(retry_after.unwrap_or(1).min(300) * 1000);
+                last = Some(GatewayError::UpstreamResponse {
+                    status,
+                    retry_after: Some(retry_after.unwrap_or(1)),
+                    body,
+                });
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                // The pool's credential is bad, not the app's request: the
+                // upstream's message may quote the credential, so it is not relayed.
+                key.health.cool_down(60_000);
+                tracing::error!(provider = %provider, key = %key.name, %status, "upstream rejected a pool credential");
+                last = Some(GatewayError::Upstream {
+                    provider: provider.clone(),
+                    detail: format!(
+                        "it rejected the gateway's credential (HTTP {})",
+                        status.as_u16()
+                    ),
+                    timeout: false,
+                });
+            }
+            s if s.is_server_error() || s.as_u16() == 529 => {
+                last = Some(GatewayError::UpstreamResponse {
+                    status,
+                    retry_after,
+                    body,
+                });
+            }
+            // The request itself is wrong: another credential won't help.
+            _ => {
+                return Err(GatewayError::UpstreamResponse {
+                    status,
+                    retry_after,
+                    body,
+                });
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| GatewayError::Internal("no attempt was made".into())))
+}
+
+fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
+    h.get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s.ceil() as u64)
+}
+
+async fn read_error_body(body: Incoming) -> Bytes {
+    match Limited::new(body, MAX_ERROR_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// Replaces any pool secret an upstream echoed back.
+pub fn scrub<'a>(body: Bytes, secrets: impl Iterator<Item = &'a str>) -> Bytes {
+    let mut text: Option<String> = None;
+    for s in secrets.filter(|s| s.len() >= 8) {
+        let hay = text.as_deref().map(str::as_bytes).unwrap_or(&body);
+        if hay.windows(s.len()).any(|w| w == s.as_bytes()) {
+            let t = text
+                .take()
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            text = Some(t.replace(s, "[redacted]"));
+        }
+    }
+    text.map(Bytes::from).unwrap_or(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_echoed_secrets() {
+        let b = Bytes::from_static(b"{\"error\":\"bad key sk-secret-123456 used\"}");
+        let out = scrub(b, ["sk-secret-123456", "short"].into_iter());
+        assert_eq!(&out[..], b"{\"error\":\"bad key [redacted] used\"}");
+    }
+
+    #[test]
+    fn only_allowed_headers_pass() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer app"),
+            ("cookie", "a=b"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("via", "1.1 x"),
+            ("openai-beta", "assistants=v2"),
+        ] {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let out = passed_headers(&h);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out["openai-beta"], "assistants=v2");
+    }
+
+    #[test]
+    fn parses_retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after_secs(&h), Some(2));
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after_secs(&h), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! The data plane: serves apps from the last config snapshot it received.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod control;
+mod error;
+mod forward;
+mod listener;
+mod models;
+mod pipeline;
+mod providers;
+mod runtime;
+mod schedule;
+mod snapshot;
+mod sse;
+mod state;
+mod stream;
+mod trace_report;
+mod usage;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwapOption;
+use clap::Parser;
+
+use crate::config::Config;
+use crate::snapshot::{DiskCache, Watcher};
+use crate::state::{AppState, RequestIds};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cfg = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if cfg.node_token.trim().is_empty() {
+        anyhow::bail!("AIGW_NODE_TOKEN is empty: the data plane needs the join credential");
+    }
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+        .ok();
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
+    let node_id = cfg.node_id();
+
+    let channel = tonic::service::interceptor::InterceptedService::new(
+        control::endpoint(&cfg.control_plane)?.connect_lazy(),
+        control::NodeAuth::new(&cfg.node_token)?,
+    );
+    let live = Arc::new(ArcSwapOption::empty());
+    let watcher = Arc::new(Watcher {
+        live: live.clone(),
+        cache: DiskCache::new(snapshot::cache_path(&cfg.state_dir), &cfg.node_token),
+        node_id: node_id.clone(),
+        region: cfg.region.clone(),
+    });
+    watcher.load_from_disk();
+    tokio::spawn(watcher.clone().run(channel.clone()));
+
+    let reporter =
+        trace_report::Reporter::start(&cfg.state_dir, channel, cfg.trace_spool_max_bytes)
+            .context("cannot start the trace spool")?;
+    let state = Arc::new(AppState {
+        client: forward::build_client().context("cannot build the upstream TLS client")?,
+        traces: reporter.sink.clone(),
+        ids: RequestIds::new(),
+        live,
+        node_id,
+        prometheus,
+        cfg: cfg.clone(),
+    });
+
+    let listener = listener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "data-plane listening on {addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, region = %cfg.region, "serving apps");
+    listener::serve(listener, state.clone(), shutdown_signal()).await?;
+    drop(state);
+    // Everything answered is on disk now; give the shipper a moment to hand
+    // it over, else it goes out at the next start.
+    let spool = tokio::task::spawn_blocking(move || reporter.shutdown());
+    let _ = tokio::time::timeout(Duration::from_secs(5), spool).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

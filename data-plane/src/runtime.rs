@@ -1,0 +1,113 @@
+//! Everything derived from one snapshot, built together and swapped together
+//! (one `ArcSwap`, loaded once per request): the key index, the routing
+//! table, the credential pools and the pricing. Building is fallible and
+//! happens off to the side; the swap itself cannot fail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aigw_proto::model::{ClientKey, Provider, ProviderKind, Snapshot};
+use http::{HeaderName, HeaderValue};
+
+use crate::schedule::{KeyHealth, Pool, PoolKey};
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub provider: Provider,
+    pub pool: Pool,
+    /// Which header carries the credential for this provider kind.
+    pub auth_header: HeaderName,
+}
+
+#[derive(Debug)]
+pub struct Runtime {
+    pub snapshot: Snapshot,
+    keys: HashMap<[u8; 32], Arc<ClientKey>>,
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("provider {provider:?}, key {key:?}: the secret is not a valid HTTP header value")]
+pub struct BuildError {
+    provider: String,
+    key: String,
+}
+
+impl Runtime {
+    /// `previous` lends its credential health, so a config change does not
+    /// forget which keys are rate limited.
+    pub fn build(snapshot: Snapshot, previous: Option<&Runtime>) -> Result<Self, BuildError> {
+        let keys = snapshot
+            .client_keys
+            .iter()
+            .map(|k| (k.key_hash, Arc::new(k.clone())))
+            .collect();
+        let mut upstreams = Vec::with_capacity(snapshot.providers.len());
+        for provider in &snapshot.providers {
+            let (auth_header, scheme) = auth_for(provider.kind);
+            let mut pool_keys = Vec::with_capacity(provider.keys.len());
+            for k in &provider.keys {
+                let mut auth =
+                    HeaderValue::try_from(format!("{scheme}{}", k.secret)).map_err(|_| {
+                        BuildError {
+                            provider: provider.name.clone(),
+                            key: k.name.clone(),
+                        }
+                    })?;
+                auth.set_sensitive(true);
+                let health = previous
+                    .and_then(|p| p.health_of(&provider.name, &k.name))
+                    .unwrap_or_default();
+                pool_keys.push(PoolKey {
+                    name: k.name.clone(),
+                    auth,
+                    secret: k.secret.clone(),
+                    weight: k.weight,
+                    health,
+                });
+            }
+            upstreams.push(Arc::new(Upstream {
+                pool: Pool::new(pool_keys, provider.strategy),
+                provider: provider.clone(),
+                auth_header,
+            }));
+        }
+        Ok(Self {
+            snapshot,
+            keys,
+            upstreams,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.snapshot.version
+    }
+
+    pub fn client_key(&self, hash: &[u8; 32]) -> Option<&Arc<ClientKey>> {
+        self.keys.get(hash)
+    }
+
+    /// The first provider, in snapshot order, whose model globs match.
+    pub fn route(&self, model: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.provider.serves(model))
+    }
+
+    fn health_of(&self, provider: &str, key: &str) -> Option<Arc<KeyHealth>> {
+        let u = self
+            .upstreams
+            .iter()
+            .find(|u| u.provider.name == provider)?;
+        let k = u.pool.keys.iter().find(|k| k.name == key)?;
+        Some(k.health.clone())
+    }
+}
+
+fn auth_for(kind: ProviderKind) -> (HeaderName, &'static str) {
+    match kind {
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+            (http::header::AUTHORIZATION, "Bearer ")
+        }
+        ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), ""),
+        ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), ""),
+    }
+}

@@ -1,0 +1,172 @@
+//! Incremental Server-Sent Events framing. Upstream bytes arrive split at
+//! arbitrary offsets; this hands back whole events together with their exact
+//! original bytes, so the gateway can pass them on untouched (or drop one)
+//! while reading their `data` for usage.
+
+use bytes::{Bytes, BytesMut};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The event's bytes exactly as received, blank-line terminator included.
+    pub raw: Bytes,
+    /// `event:` field, if any.
+    pub event: Option<String>,
+    /// All `data:` lines joined with `\n` (per the SSE spec).
+    pub data: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: BytesMut,
+    /// Bytes of `buf` already scanned without finding an event end.
+    scanned: usize,
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete event, if the buffer holds one.
+    pub fn next_event(&mut self) -> Option<Event> {
+        let end = self.find_event_end()?;
+        let raw = self.buf.split_to(end).freeze();
+        self.scanned = 0;
+        Some(parse_fields(raw))
+    }
+
+    /// Whatever is left when the stream ends (an event without its blank line).
+    pub fn finish(&mut self) -> Option<Event> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let raw = self.buf.split().freeze();
+        self.scanned = 0;
+        let ev = parse_fields(raw);
+        Some(ev)
+    }
+
+    /// Offset just past the blank line ending the first event. A trailing
+    /// lone `\r` is not trusted yet: the `\n` of a CRLF may still be coming.
+    fn find_event_end(&mut self) -> Option<usize> {
+        let b = &self.buf[..];
+        // `scanned` is always the start of a line not yet known to be complete.
+        let mut i = self.scanned;
+        let mut line_start = i;
+        let mut empty = true;
+        while i < b.len() {
+            if b[i] == b'\r' || b[i] == b'\n' {
+                let term_len = match (b[i], b.get(i + 1)) {
+                    (b'\r', Some(b'\n')) => 2,
+                    (b'\r', None) => {
+                        self.scanned = line_start;
+                        return None;
+                    }
+                    _ => 1,
+                };
+                // A blank line ends the event (a blank first line is noise).
+                if empty && line_start > 0 {
+                    return Some(i + term_len);
+                }
+                i += term_len;
+                line_start = i;
+                empty = true;
+            } else {
+                empty = false;
+                i += 1;
+            }
+        }
+        self.scanned = line_start;
+        None
+    }
+}
+
+fn parse_fields(raw: Bytes) -> Event {
+    let text = String::from_utf8_lossy(&raw);
+    let mut event = None;
+    let mut data: Option<String> = None;
+    for line in text.split(['\n', '\r']) {
+        if line.is_empty() || line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_string()),
+            },
+            "event" => event = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    Event {
+        raw,
+        event,
+        data: data.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8], split_at: &[usize]) -> Vec<Event> {
+        let mut p = SseParser::new();
+        let mut out = vec![];
+        let mut last = 0;
+        for &s in split_at.iter().chain(std::iter::once(&input.len())) {
+            p.push(&input[last..s]);
+            last = s;
+            while let Some(e) = p.next_event() {
+                out.push(e);
+            }
+        }
+        out.extend(p.finish());
+        out
+    }
+
+    const STREAM: &[u8] = b": keep-alive\n\nevent: delta\ndata: {\"a\":1}\n\ndata: line1\r\ndata: line2\r\n\r\ndata: cr\r\rdata: [DONE]\n\n";
+
+    fn check(events: &[Event]) {
+        let datas: Vec<_> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(datas, ["", "{\"a\":1}", "line1\nline2", "cr", "[DONE]"]);
+        assert_eq!(events[1].event.as_deref(), Some("delta"));
+        let rejoined: Vec<u8> = events.iter().flat_map(|e| e.raw.to_vec()).collect();
+        assert_eq!(rejoined, STREAM);
+    }
+
+    #[test]
+    fn whole_stream() {
+        check(&all(STREAM, &[]));
+    }
+
+    #[test]
+    fn split_at_every_offset() {
+        for i in 0..=STREAM.len() {
+            check(&all(STREAM, &[i]));
+        }
+    }
+
+    #[test]
+    fn split_everywhere() {
+        let cuts: Vec<usize> = (1..STREAM.len()).collect();
+        check(&all(STREAM, &cuts));
+    }
+
+    #[test]
+    fn unterminated_tail_is_returned_on_finish() {
+        let ev = all(b"data: x\n\ndata: partial", &[]);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1].data, "partial");
+    }
+}

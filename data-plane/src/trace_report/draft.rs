@@ -1,0 +1,90 @@
+//! A trace being filled in while its request runs.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aigw_proto::model::Price;
+use aigw_proto::pb::trace::{Attempt, TraceRecord};
+
+use crate::usage::Usage;
+
+#[derive(Debug)]
+pub struct TraceDraft {
+    pub rec: TraceRecord,
+    started: Instant,
+    pub usage: Usage,
+    pub price: Option<Price>,
+}
+
+impl TraceDraft {
+    pub fn new(
+        request_id: &str,
+        endpoint: &str,
+        api_format: &str,
+        region: &str,
+        node_id: &str,
+    ) -> Self {
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self {
+            rec: TraceRecord {
+                request_id: request_id.to_string(),
+                started_at_ms,
+                endpoint: endpoint.to_string(),
+                api_format: api_format.to_string(),
+                region: region.to_string(),
+                node_id: node_id.to_string(),
+                ..Default::default()
+            },
+            started: Instant::now(),
+            usage: Usage::default(),
+            price: None,
+        }
+    }
+
+    pub fn elapsed_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Marks the first response byte, once.
+    pub fn first_byte(&mut self) {
+        if self.rec.ttfb_us == 0 {
+            self.rec.ttfb_us = self.elapsed_us().max(1);
+        }
+    }
+
+    pub fn attempt(
+        &mut self,
+        provider: &str,
+        key: &str,
+        status: u16,
+        latency_us: u64,
+        error: &str,
+    ) {
+        self.rec.attempts.push(Attempt {
+            provider: provider.to_string(),
+            provider_key: key.to_string(),
+            status: u32::from(status),
+            latency_us,
+            error: error.to_string(),
+        });
+    }
+
+    pub fn set_error(&mut self, error: &str) {
+        if self.rec.error.is_empty() {
+            self.rec.error = error.to_string();
+        }
+    }
+
+    pub fn finish(mut self, status: u16) -> TraceRecord {
+        self.rec.status = u32::from(status);
+        self.rec.latency_us = self.elapsed_us();
+        self.rec.input_tokens = self.usage.input;
+        self.rec.output_tokens = self.usage.output;
+        self.rec.cached_tokens = self.usage.cached;
+        self.rec.reasoning_tokens = self.usage.reasoning;
+        self.rec.cost = self.usage.cost(self.price);
+        self.rec
+    }
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Load run: the data plane (auth, routing, usage extraction, traces on) against
+# the mock provider in --fast mode, beside the same load straight at the mock
+# and through a plain nginx reverse proxy. Prints a markdown table.
+#
+#   e2e/bench/load.sh            # release build, 10 s per cell
+#   DURATION=5 e2e/bench/load.sh
+#
+# Needs wrk and nginx (apt-get install wrk nginx-light). Loopback only.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+DURATION="${DURATION:-10}"
+THREADS="${THREADS:-2}"
+for tool in wrk nginx; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light" >&2; exit 1; }
+done
+cd "$ROOT"
+cargo build --release --workspace >&2
+BIN="$ROOT/target/release"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# start NAME CMD...: runs CMD in the background and waits for its "listening on" line.
+start() {
+  local name="$1"; shift
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  PIDS+=($!)
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
+      grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}'
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "$name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1
+}
+
+MOCK_ADDR=$(start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast)
+export AIGW_MASTER_KEY=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
+export AIGW_ADMIN_TOKEN=bench-admin NODE_TOKEN=bench-node AIGW_NODE_TOKEN=bench-node
+CP_ADDR=$(start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "$BIN/control-plane")
+export AIGW_CONTROL_PLANE="http://$CP_ADDR"
+cat >"$WORK/bench.yaml" <<YAML
+providers:
+  - name: mock
+    kind: openai-compatible
+    base_url: http://$MOCK_ADDR
+    models: ["gpt-4o*"]
+    keys: [{ name: k1, secret: sk-upstream-bench }]
+pricing:
+  - { model: gpt-4o-mini, input: 0.15, output: 0.6, cached_input: 0.075 }
+client_keys:
+  - { name: bench, key: sk-bench }
+YAML
+"$BIN/control-plane" apply -f "$WORK/bench.yaml" >&2
+DP_ADDR=$(start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" RUST_LOG=warn "$BIN/data-plane")
+for _ in $(seq 1 100); do curl -fs "http://$DP_ADDR/readyz" >/dev/null && break; sleep 0.1; done
+
+NGINX_PORT=$(free_port)
+mkdir -p "$WORK/nginx"
+sed -e "s#__DIR__#$WORK/nginx#g" -e "s#__MOCK_PORT__#${MOCK_ADDR##*:}#" -e "s#__PORT__#$NGINX_PORT#" \
+  "$ROOT/e2e/bench/nginx.conf.tmpl" >"$WORK/nginx/nginx.conf"
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx.err" &
+PIDS+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.05; done
+
+# run TARGET_URL STREAM CONNS -> "rps p50_ms p99_ms"
+run() {
+  local out
+  out=$(STREAM="$2" AIGW_KEY=sk-bench wrk -t"$(( $3 < THREADS ? $3 : THREADS ))" -c"$3" -d"${DURATION}s" --latency \
+    -s "$ROOT/e2e/bench/chat.lua" "$1/v1/chat/completions")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "$rps $p50 $p99 ${non2xx:-0}"
+}
+
+echo "| mode | conns | target | req/s | p50 | p99 | non-2xx |"
+echo "|---|---|---|---|---|---|---|"
+for stream in 0 1; do
+  mode=$([ "$stream" = 1 ] && echo streaming || echo non-streaming)
+  for c in 1 64; do
+    for target in mock nginx data-plane; do
+      case $target in
+        mock) url="http://$MOCK_ADDR" ;;
+        nginx) url="http://127.0.0.1:$NGINX_PORT" ;;
+        data-plane) url="http://$DP_ADDR" ;;
+      esac
+      read -r rps p50 p99 bad < <(run "$url" "$stream" "$c")
+      echo "| $mode | $c | $target | $rps | $p50 | $p99 | $bad |"
+    done
+  done
+done

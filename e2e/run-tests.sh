@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: the Rust tests, then the end-to-end suite
+# (e2e/tests, pytest) against the real binaries, on SQLite and on a throwaway
+# Postgres cluster started here.
+#
+# Works on a fresh Debian machine with Rust, Python 3.11 and Node, as root or
+# as a user with passwordless sudo; reads no stdin. Installs what is missing
+# (apt: postgresql, redis-server, libpq-dev; pip: e2e/requirements.txt into
+# e2e/.venv). Exits non-zero on any failure.
+#
+# Arguments are passed to pytest (e.g. `-k spine -x`).
+# E2E_ONLY=1 skips the Rust unit/integration tests (for iterating on e2e).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+E2E="$ROOT/e2e"
+VENV="$E2E/.venv"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'run-tests: %s\n' "$*" >&2; exit 1; }
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+else
+  command -v sudo >/dev/null || die "not root and no sudo: cannot install system packages"
+  SUDO=(sudo -n)
+fi
+
+# ---------------------------------------------------------------- system packages
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+missing=()
+PG_BIN="$(pg_bin_dir)"
+{ [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ]; } || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+# diesel's Postgres backend links libpq.
+[ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+PYTHON="$(command -v python3.11 || command -v python3 || true)"
+[ -n "$PYTHON" ] || die "python3 not found"
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  step "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  PG_BIN="$(pg_bin_dir)"
+  [ -x "$PG_BIN/initdb" ] || die "postgresql installed but no initdb under /usr/lib/postgresql/*/bin"
+fi
+
+# ---------------------------------------------------------------- python env
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+want="$(sha256sum "$E2E/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$want" ]; then
+  step "installing e2e/requirements.txt"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$E2E/requirements.txt"
+  echo "$want" >"$VENV/.requirements.sha256"
+fi
+
+# ---------------------------------------------------------------- build + Rust tests
+step "cargo build --workspace"
+cargo build --workspace
+
+if [ "${E2E_ONLY:-0}" != "1" ]; then
+  if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace"
+    cargo nextest run --workspace --no-fail-fast
+    # nextest does not run doctests.
+    cargo test --workspace --doc
+  else
+    step "cargo test --workspace"
+    cargo test --workspace --no-fail-fast
+  fi
+fi
+
+# ---------------------------------------------------------------- throwaway Postgres
+PG_TMP=""
+PG_AS=()
+cleanup() {
+  local rc=$?
+  if [ -n "$PG_TMP" ] && [ -d "$PG_TMP" ]; then
+    "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_TMP"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "starting a throwaway Postgres ($PG_BIN)"
+PG_TMP="$(mktemp -d /tmp/aigw-e2e-pg.XXXXXX)"
+if [ "$(id -u)" -eq 0 ]; then
+  # Postgres refuses to run as root.
+  chown postgres:postgres "$PG_TMP"
+  PG_AS=(runuser -u postgres --)
+fi
+PG_PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+if ! "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -A trust -E UTF8 --no-sync \
+    >"$PG_TMP/initdb.log" 2>&1; then
+  cat "$PG_TMP/initdb.log" >&2
+  die "initdb failed"
+fi
+if ! "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
+    -o "-h 127.0.0.1 -p $PG_PORT -k $PG_TMP -F -c max_connections=300" start >/dev/null; then
+  cat "$PG_TMP/server.log" >&2
+  die "postgres did not start"
+fi
+export AIGW_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+echo "postgres on 127.0.0.1:$PG_PORT"
+
+# ---------------------------------------------------------------- e2e suite
+step "e2e suite (pytest)"
+export AIGW_BIN_DIR="$ROOT/target/debug"
+export AIGW_E2E_REQUIRE_PG=1
+cd "$E2E"
+"$VENV/bin/python" -m pytest -p no:cacheprovider -v "$@"

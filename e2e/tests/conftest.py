@@ -1,0 +1,94 @@
+"""Fixtures: a fresh database per test (SQLite, and Postgres when a test
+cluster is given), the mock provider, the control plane and data plane."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from harness import ALL_PROCS, Database, Gateway, Mock, postgres_database, start_gateway
+
+PG_URL_ENV = "AIGW_TEST_PG_URL"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTED] = time.time()
+
+
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """On failure, attach the logs of the processes involved."""
+    report = yield
+    if report.failed:
+        started = item.stash.get(_STARTED, 0.0)
+        for proc in ALL_PROCS:
+            if proc.alive or (proc.exited_at or 0) >= started:
+                report.sections.append((f"{proc.name} log", proc.log_tail(80)))
+    return report
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database the control plane runs on. Tests that need only one
+    backend parametrize `backend` themselves."""
+    return request.param
+
+
+def _make_db(kind: str, workdir: Path) -> tuple[Database, object]:
+    if kind == "sqlite":
+        path = workdir / "db" / "aigw.db"
+        return Database("sqlite", f"sqlite://{path}", sqlite_path=path), None
+    admin_url = os.environ.get(PG_URL_ENV)
+    if not admin_url:
+        if os.environ.get("AIGW_E2E_REQUIRE_PG") == "1":
+            pytest.fail(f"{PG_URL_ENV} is not set but AIGW_E2E_REQUIRE_PG=1")
+        pytest.skip(
+            f"Postgres variant: {PG_URL_ENV} is not set (e2e/run-tests.sh starts a "
+            "throwaway cluster and sets it)"
+        )
+    url, drop = postgres_database(admin_url)
+    return Database("postgres", url), drop
+
+
+@pytest.fixture
+def db(backend: str, tmp_path: Path) -> Iterator[Database]:
+    database, drop = _make_db(backend, tmp_path)
+    yield database
+    if drop is not None:
+        drop()  # type: ignore[operator]
+
+
+@pytest.fixture
+def stack(db: Database, tmp_path: Path) -> Iterator[Gateway]:
+    """Mock + control plane running; nothing applied, no data plane."""
+    gw = start_gateway(tmp_path / "gw", db)
+    yield gw
+    gw.stop_all()
+
+
+@pytest.fixture
+def gw(stack: Gateway) -> Gateway:
+    """The spine ready to serve: config applied (mock provider with the pool
+    key, pricing, client key `app`), data plane ready and knowing the key."""
+    from harness import gateway_config
+
+    stack.apply_ok(gateway_config(stack.mock.url))
+    stack.start_data_plane()
+    stack.wait_key_known()
+    stack.mock.clear()
+    return stack
+
+
+@pytest.fixture
+def mock(tmp_path: Path) -> Iterator[Mock]:
+    """The mock provider alone."""
+    m = Mock(tmp_path / "logs")
+    yield m
+    m.stop()

@@ -1,0 +1,23 @@
+//! The gRPC contract shared by the control plane and the data planes, and the
+//! validated domain model both build from it. Generated `pb` types stay at the
+//! edges (`snapshot`, `push`, `admin`); everything else works on `model`.
+#![forbid(unsafe_code)]
+
+pub mod model;
+
+/// Generated wire types.
+pub mod pb {
+    pub mod config {
+        tonic::include_proto!("aigw.config.v1");
+    }
+    pub mod trace {
+        tonic::include_proto!("aigw.trace.v1");
+    }
+    pub mod admin {
+        tonic::include_proto!("aigw.admin.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every service, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/aigw_descriptor.bin"));

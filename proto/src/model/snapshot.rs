@@ -1,0 +1,435 @@
+//! The snapshot as the data plane uses it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use super::Glob;
+use crate::pb::config as pb;
+
+/// Why a snapshot was refused; sent back in the NACK.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InvalidSnapshot {
+    #[error("snapshot has no version")]
+    NoVersion,
+    #[error("provider {provider:?}: unknown kind {kind:?}")]
+    UnknownKind { provider: String, kind: String },
+    #[error("provider {provider:?}: unknown strategy {strategy:?}")]
+    UnknownStrategy { provider: String, strategy: String },
+    #[error("provider {provider:?}: base_url {url:?} must start with http:// or https://")]
+    BadBaseUrl { provider: String, url: String },
+    #[error("provider {0:?} is defined twice")]
+    DuplicateProvider(String),
+    #[error("client key {name:?}: key hash must be 32 bytes, got {len}")]
+    BadKeyHash { name: String, len: usize },
+    #[error("price for {model:?}: {field} must be a finite, non-negative number")]
+    BadPrice { model: String, field: &'static str },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::OpenAiCompatible => "openai-compatible",
+        }
+    }
+
+    /// Where the kind's public API lives when no base_url is given.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::OpenAi => Some("https://api.openai.com"),
+            Self::Anthropic => Some("https://api.anthropic.com"),
+            Self::Gemini => Some("https://generativelanguage.googleapis.com"),
+            Self::OpenAiCompatible => None,
+        }
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "openai" => Self::OpenAi,
+            "anthropic" => Self::Anthropic,
+            "gemini" => Self::Gemini,
+            "openai-compatible" => Self::OpenAiCompatible,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    RoundRobin,
+    Weighted,
+    LeastLatency,
+    FillFirst,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round-robin",
+            Self::Weighted => "weighted",
+            Self::LeastLatency => "least-latency",
+            Self::FillFirst => "fill-first",
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "" | "round-robin" => Self::RoundRobin,
+            "weighted" => Self::Weighted,
+            "least-latency" => Self::LeastLatency,
+            "fill-first" => Self::FillFirst,
+            _ => return Err(()),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderKey {
+    pub name: String,
+    pub secret: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Scheme and authority plus any path prefix, without a trailing `/` or
+    /// `/v1`: request paths such as `/v1/chat/completions` are appended.
+    pub base_url: String,
+    pub models: Vec<Glob>,
+    pub strategy: Strategy,
+    pub keys: Vec<ProviderKey>,
+}
+
+impl Provider {
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|g| g.matches(model))
+    }
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    /// Falls back to `input` when the provider gives no cache discount.
+    pub cached_input: f64,
+}
+
+impl Price {
+    /// `input_tokens` counts cached tokens too; they are billed at the cached rate.
+    pub fn cost(&self, input_tokens: u64, cached_tokens: u64, output_tokens: u64) -> f64 {
+        let cached = cached_tokens.min(input_tokens);
+        let fresh = input_tokens - cached;
+        (fresh as f64 * self.input
+            + cached as f64 * self.cached_input
+            + output_tokens as f64 * self.output)
+            / 1_000_000.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+    pub cost_per_day: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    pub id: String,
+    pub name: String,
+    pub key_hash: [u8; 32],
+    /// Empty: every model is allowed.
+    pub models: Vec<Glob>,
+    pub limits: Limits,
+    /// Milliseconds since the epoch; `None` never expires.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl ClientKey {
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|g| g.matches(model))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub version: String,
+    pub providers: Vec<Provider>,
+    /// Keyed by model name; a model matches its own entry exactly, else the
+    /// longest glob entry that matches.
+    pub pricing: HashMap<String, Price>,
+    pub client_keys: Vec<ClientKey>,
+}
+
+impl Snapshot {
+    /// The first provider (in snapshot order) whose globs match.
+    pub fn route(&self, model: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.serves(model))
+    }
+
+    pub fn price(&self, model: &str) -> Option<Price> {
+        if let Some(p) = self.pricing.get(model) {
+            return Some(*p);
+        }
+        self.pricing
+            .iter()
+            .filter(|(pat, _)| Glob::new(pat.as_str()).matches(model))
+            .max_by_key(|(pat, _)| pat.len())
+            .map(|(_, p)| *p)
+    }
+}
+
+fn normalize_base_url(
+    provider: &str,
+    kind: ProviderKind,
+    url: &str,
+) -> Result<String, InvalidSnapshot> {
+    let url = if url.is_empty() {
+        match kind.default_base_url() {
+            Some(u) => u,
+            None => {
+                return Err(InvalidSnapshot::BadBaseUrl {
+                    provider: provider.into(),
+                    url: url.into(),
+                });
+            }
+        }
+    } else {
+        url
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(InvalidSnapshot::BadBaseUrl {
+            provider: provider.into(),
+            url: url.into(),
+        });
+    }
+    let trimmed = url.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
+    Ok(trimmed.to_string())
+}
+
+fn check_price(model: &str, field: &'static str, v: f64) -> Result<f64, InvalidSnapshot> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(InvalidSnapshot::BadPrice {
+            model: model.into(),
+            field,
+        })
+    }
+}
+
+impl TryFrom<pb::Snapshot> for Snapshot {
+    type Error = InvalidSnapshot;
+
+    fn try_from(s: pb::Snapshot) -> Result<Self, Self::Error> {
+        if s.version.is_empty() {
+            return Err(InvalidSnapshot::NoVersion);
+        }
+        let mut providers = Vec::with_capacity(s.providers.len());
+        for p in s.providers {
+            if providers.iter().any(|q: &Provider| q.name == p.name) {
+                return Err(InvalidSnapshot::DuplicateProvider(p.name));
+            }
+            let kind = p.kind.parse().map_err(|()| InvalidSnapshot::UnknownKind {
+                provider: p.name.clone(),
+                kind: p.kind.clone(),
+            })?;
+            let strategy = p
+                .strategy
+                .parse()
+                .map_err(|()| InvalidSnapshot::UnknownStrategy {
+                    provider: p.name.clone(),
+                    strategy: p.strategy.clone(),
+                })?;
+            let base_url = normalize_base_url(&p.name, kind, &p.base_url)?;
+            providers.push(Provider {
+                kind,
+                strategy,
+                base_url,
+                models: p.models.into_iter().map(Glob::new).collect(),
+                keys: p
+                    .keys
+                    .into_iter()
+                    .map(|k| ProviderKey {
+                        name: k.name,
+                        secret: k.secret,
+                        weight: k.weight.max(1),
+                    })
+                    .collect(),
+                name: p.name,
+            });
+        }
+        let mut pricing = HashMap::with_capacity(s.pricing.len());
+        for p in s.pricing {
+            let input = check_price(&p.model, "input", p.input)?;
+            let output = check_price(&p.model, "output", p.output)?;
+            let cached_input = match p.cached_input {
+                Some(c) => check_price(&p.model, "cached_input", c)?,
+                None => input,
+            };
+            pricing.insert(
+                p.model,
+                Price {
+                    input,
+                    output,
+                    cached_input,
+                },
+            );
+        }
+        let mut client_keys = Vec::with_capacity(s.client_keys.len());
+        for k in s.client_keys {
+            let key_hash: [u8; 32] =
+                k.key_hash
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| InvalidSnapshot::BadKeyHash {
+                        name: k.name.clone(),
+                        len: k.key_hash.len(),
+                    })?;
+            let limits = k.limits.map(|l| Limits {
+                rpm: l.rpm,
+                tokens_per_day: l.tokens_per_day,
+                cost_per_day: l.cost_per_day,
+            });
+            client_keys.push(ClientKey {
+                id: k.id,
+                name: k.name,
+                key_hash,
+                models: k.models.into_iter().map(Glob::new).collect(),
+                limits: limits.unwrap_or_default(),
+                expires_at_ms: (k.expires_at_ms > 0).then_some(k.expires_at_ms),
+            });
+        }
+        Ok(Snapshot {
+            version: s.version,
+            providers,
+            pricing,
+            client_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(name: &str, kind: &str, url: &str) -> pb::Provider {
+        pb::Provider {
+            name: name.into(),
+            kind: kind.into(),
+            base_url: url.into(),
+            models: vec!["gpt-4o*".into()],
+            strategy: "weighted".into(),
+            keys: vec![],
+        }
+    }
+
+    #[test]
+    fn valid_snapshot_normalizes_urls() {
+        let s = Snapshot::try_from(pb::Snapshot {
+            version: "v1".into(),
+            providers: vec![
+                provider("a", "openai", ""),
+                provider("b", "openai-compatible", "http://x:1/v1/"),
+            ],
+            pricing: vec![],
+            client_keys: vec![],
+        })
+        .unwrap();
+        assert_eq!(s.providers[0].base_url, "https://api.openai.com");
+        assert_eq!(s.providers[1].base_url, "http://x:1");
+        assert_eq!(s.route("gpt-4o-mini").unwrap().name, "a");
+        assert!(s.route("claude").is_none());
+    }
+
+    #[test]
+    fn invalid_snapshots_are_refused() {
+        let bad_kind = pb::Snapshot {
+            version: "v".into(),
+            providers: vec![provider("a", "mystery", "")],
+            ..Default::default()
+        };
+        assert!(matches!(
+            Snapshot::try_from(bad_kind),
+            Err(InvalidSnapshot::UnknownKind { .. })
+        ));
+        let compat_without_url = pb::Snapshot {
+            version: "v".into(),
+            providers: vec![provider("a", "openai-compatible", "")],
+            ..Default::default()
+        };
+        assert!(matches!(
+            Snapshot::try_from(compat_without_url),
+            Err(InvalidSnapshot::BadBaseUrl { .. })
+        ));
+        let no_version = pb::Snapshot::default();
+        assert_eq!(
+            Snapshot::try_from(no_version).unwrap_err(),
+            InvalidSnapshot::NoVersion
+        );
+    }
+
+    #[test]
+    fn cost_bills_cached_tokens_at_cached_rate() {
+        let p = Price {
+            input: 2.5,
+            output: 10.0,
+            cached_input: 1.25,
+        };
+        // 1000 input of which 400 cached, 500 output.
+        let c = p.cost(1000, 400, 500);
+        let expected = (600.0 * 2.5 + 400.0 * 1.25 + 500.0 * 10.0) / 1e6;
+        assert!((c - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn price_lookup_prefers_exact_then_longest_glob() {
+        let mut pricing = HashMap::new();
+        let p = |x| Price {
+            input: x,
+            output: x,
+            cached_input: x,
+        };
+        pricing.insert("gpt-4o".to_string(), p(1.0));
+        pricing.insert("gpt-*".to_string(), p(2.0));
+        pricing.insert("gpt-4o-*".to_string(), p(3.0));
+        let s = Snapshot {
+            version: "v".into(),
+            providers: vec![],
+            pricing,
+            client_keys: vec![],
+        };
+        assert_eq!(s.price("gpt-4o").unwrap().input, 1.0);
+        assert_eq!(s.price("gpt-4o-mini").unwrap().input, 3.0);
+        assert_eq!(s.price("gpt-3.5").unwrap().input, 2.0);
+        assert!(s.price("claude").is_none());
+    }
+}
