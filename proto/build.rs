@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Sorted maps keep snapshot encoding, and so its version hash, stable.
+        .btree_map(".")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Command line: every setting is a flag and an environment variable, shown
 //! in `--help`. `serve` is the default, so `control-plane` alone (with its
-//! environment) runs the server, as docker-compose does.
+//! environment) runs the server, as docker-compose does. No `Debug` derives:
+//! these structs hold the master key and tokens.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::server::Settings;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "control-plane",
     version,
@@ -27,7 +28,7 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Run the gRPC server (the default).
     Serve(ServeArgs),
@@ -35,7 +36,7 @@ pub enum Command {
     Apply(ApplyArgs),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Database: sqlite://PATH (its directory is created) or postgres://USER:PASSWORD@HOST/DB.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/aigw.db")]
@@ -85,7 +86,7 @@ impl ServeArgs {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ApplyArgs {
     /// YAML file with `providers`, `pricing` and `client_keys`; `${VAR}` is taken from the environment.
     #[arg(short = 'f', long = "file")]

@@ -46,6 +46,7 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
             base_url: p.base_url,
             strategy: p.strategy,
             keys: out_keys,
+            model_map: Default::default(),
         });
     }
     providers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -90,6 +91,7 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         providers,
         pricing,
         client_keys,
+        routes: Vec::new(),
     };
     snapshot.version = version_of(&snapshot);
     model::Snapshot::try_from(snapshot.clone())?;
@@ -97,7 +99,8 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
 }
 
 /// Hex SHA-256 of the encoded snapshot with its version field empty. prost
-/// encodes fields in tag order and we use no maps, so the bytes are stable.
+/// encodes fields in tag order and maps are generated as BTreeMaps (see the
+/// proto build script), so the bytes are stable.
 pub fn version_of(snapshot: &pb::Snapshot) -> String {
     let mut unversioned = snapshot.clone();
     unversioned.version.clear();

@@ -6,18 +6,12 @@
 use bytes::Bytes;
 use http::StatusCode;
 
-/// The wire format the app speaks; errors are rendered in it.
+/// The error shape the app's SDK understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiFormat {
     OpenAi,
-}
-
-impl ApiFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-        }
-    }
+    Anthropic,
+    Gemini,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +67,16 @@ pub enum GatewayError {
         retry_after: Option<u64>,
         body: Bytes,
     },
+    /// An upstream error in another format than the app's: its message,
+    /// re-rendered in the app's shape with the upstream's status.
+    #[error("{message}")]
+    UpstreamStatus {
+        status: StatusCode,
+        retry_after: Option<u64>,
+        message: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
 
     // --- ours ---
     #[error("Internal gateway error.")]
@@ -98,7 +102,8 @@ impl GatewayError {
             Self::PoolExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            Self::UpstreamResponse { status, .. } => *status,
+            Self::UpstreamResponse { status, .. } | Self::UpstreamStatus { status, .. } => *status,
+            Self::Unsupported(_) => StatusCode::BAD_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,7 +113,8 @@ impl GatewayError {
             Self::PoolExhausted {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            Self::UpstreamResponse { retry_after, .. } => *retry_after,
+            Self::UpstreamResponse { retry_after, .. }
+            | Self::UpstreamStatus { retry_after, .. } => *retry_after,
             Self::NotReady => Some(1),
             _ => None,
         }
@@ -130,7 +136,8 @@ impl GatewayError {
             Self::PoolExhausted { .. } => "pool_exhausted",
             Self::Upstream { timeout: true, .. } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_error",
-            Self::UpstreamResponse { .. } => "upstream_status",
+            Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => "upstream_status",
+            Self::Unsupported(_) => "untranslatable",
             Self::Internal(_) => "internal",
         }
     }
@@ -144,9 +151,10 @@ impl GatewayError {
             Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => {
                 ("invalid_request_error", Some("invalid_api_key"))
             }
-            Self::BadJson(_) | Self::InvalidRequest { .. } | Self::NotFound { .. } => {
-                ("invalid_request_error", None)
-            }
+            Self::BadJson(_)
+            | Self::InvalidRequest { .. }
+            | Self::NotFound { .. }
+            | Self::Unsupported(_) => ("invalid_request_error", None),
             Self::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
             Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
@@ -154,6 +162,7 @@ impl GatewayError {
             Self::PoolExhausted { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
             Self::Upstream { timeout: true, .. } => ("server_error", Some("upstream_timeout")),
             Self::Upstream { .. } => ("server_error", Some("upstream_error")),
+            Self::UpstreamStatus { status, .. } => (openai_type_for(*status), None),
             Self::UpstreamResponse { .. } | Self::Internal(_) => ("server_error", None),
         };
         let param = match self {
@@ -172,16 +181,102 @@ impl GatewayError {
         Bytes::from(body.to_string())
     }
 
+    /// Anthropic's shape: `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_body(&self) -> Bytes {
+        if let Self::UpstreamResponse { body, .. } = self {
+            return body.clone();
+        }
+        let kind = match self.status().as_u16() {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            _ => "api_error",
+        };
+        let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": self.to_string()}});
+        Bytes::from(body.to_string())
+    }
+
+    /// Gemini's (Google API) shape: `{"error":{"code","message","status"}}`.
+    pub fn gemini_body(&self) -> Bytes {
+        if let Self::UpstreamResponse { body, .. } = self {
+            return body.clone();
+        }
+        let code = self.status().as_u16();
+        let status = match code {
+            400 | 413 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            429 => "RESOURCE_EXHAUSTED",
+            503 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            _ => "INTERNAL",
+        };
+        let body = serde_json::json!({"error": {"code": code, "message": self.to_string(), "status": status}});
+        Bytes::from(body.to_string())
+    }
+
     pub fn body(&self, format: ApiFormat) -> Bytes {
         match format {
             ApiFormat::OpenAi => self.openai_body(),
+            ApiFormat::Anthropic => self.anthropic_body(),
+            ApiFormat::Gemini => self.gemini_body(),
         }
     }
+}
+
+fn openai_type_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
+/// The message of an error body in any of the three shapes (or the raw text).
+pub fn upstream_message(body: &[u8]) -> String {
+    let v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return String::from_utf8_lossy(body).chars().take(500).collect(),
+    };
+    v.get("error")
+        .and_then(|e| e.get("message").or(Some(e)))
+        .and_then(|m| m.as_str())
+        .or_else(|| v.get("message").and_then(|m| m.as_str()))
+        .map(str::to_string)
+        .unwrap_or_else(|| "the upstream provider returned an error".to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anthropic_and_gemini_shapes() {
+        let e = GatewayError::InvalidKey;
+        let a: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::Anthropic)).unwrap();
+        assert_eq!(a["type"], "error");
+        assert_eq!(a["error"]["type"], "authentication_error");
+        let g: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::Gemini)).unwrap();
+        assert_eq!(g["error"]["code"], 401);
+        assert_eq!(g["error"]["status"], "UNAUTHENTICATED");
+        assert_eq!(
+            upstream_message(br#"{"type":"error","error":{"type":"x","message":"boom"}}"#),
+            "boom"
+        );
+        assert_eq!(
+            upstream_message(
+                br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#
+            ),
+            "bad"
+        );
+    }
 
     #[test]
     fn openai_shape() {

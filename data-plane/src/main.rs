@@ -1,23 +1,5 @@
-//! The data plane: serves apps from the last config snapshot it received.
+//! The data plane's entry point: flags, logging, and the wiring of its parts.
 #![forbid(unsafe_code)]
-
-mod auth;
-mod config;
-mod control;
-mod error;
-mod forward;
-mod listener;
-mod models;
-mod pipeline;
-mod providers;
-mod runtime;
-mod schedule;
-mod snapshot;
-mod sse;
-mod state;
-mod stream;
-mod trace_report;
-mod usage;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -27,9 +9,10 @@ use anyhow::Context;
 use arc_swap::ArcSwapOption;
 use clap::Parser;
 
-use crate::config::Config;
-use crate::snapshot::{DiskCache, Watcher};
-use crate::state::{AppState, RequestIds};
+use data_plane::config::Config;
+use data_plane::snapshot::{self, DiskCache, Watcher};
+use data_plane::state::{AppState, RequestIds};
+use data_plane::{control, forward, listener, trace_report};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

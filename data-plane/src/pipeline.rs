@@ -54,7 +54,7 @@ pub async fn chat_completions(
     let mut draft = Some(TraceDraft::new(
         request_id,
         "chat.completions",
-        ApiFormat::OpenAi.as_str(),
+        "openai",
         &state.cfg.region,
         &state.node_id,
     ));

@@ -334,3 +334,43 @@ async fn pricing_upsert_list_delete() {
     assert!(d.into_inner().deleted);
     assert!(s.publisher.current().pricing.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() {
+    let t = temp_db();
+    let s = svc(&t);
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let db = t.db.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..10 {
+                let batch = (0..20)
+                    .map(|i| crate::ingest::tests::record(&format!("w{w}-b{b}-{i}")))
+                    .collect();
+                assert_eq!(
+                    crate::ingest::store_batch(&db, batch).await.unwrap(),
+                    (20, 0)
+                );
+            }
+        }));
+    }
+    for i in 0..20 {
+        let spec = PriceSpec {
+            model: format!("m{i}"),
+            input: 1.0,
+            output: 2.0,
+            cached_input: None,
+        };
+        assert!(
+            s.upsert_price(req(spec))
+                .await
+                .unwrap()
+                .into_inner()
+                .created
+        );
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(s.publisher.current().pricing.len(), 20);
+}

@@ -7,6 +7,6 @@ mod snapshot;
 
 pub use glob::Glob;
 pub use snapshot::{
-    ClientKey, InvalidSnapshot, Limits, Price, Provider, ProviderKey, ProviderKind, Snapshot,
-    Strategy,
+    ClientKey, InvalidSnapshot, Limits, Price, Provider, ProviderKey, ProviderKind, Route,
+    Snapshot, Strategy,
 };

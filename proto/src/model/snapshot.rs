@@ -24,6 +24,10 @@ pub enum InvalidSnapshot {
     BadKeyHash { name: String, len: usize },
     #[error("price for {model:?}: {field} must be a finite, non-negative number")]
     BadPrice { model: String, field: &'static str },
+    #[error("route for {route:?} names unknown provider {provider:?}")]
+    UnknownRouteProvider { route: String, provider: String },
+    #[error("route for {0:?} names no provider")]
+    EmptyRoute(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +128,27 @@ pub struct Provider {
     pub models: Vec<Glob>,
     pub strategy: Strategy,
     pub keys: Vec<ProviderKey>,
+    /// The app's model name → the upstream's.
+    pub model_map: HashMap<String, String>,
 }
 
 impl Provider {
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|g| g.matches(model))
     }
+
+    /// The model name to send upstream for the app's `model`.
+    pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
+        self.model_map.get(model).map_or(model, String::as_str)
+    }
+}
+
+/// Providers tried in order for the models a glob matches.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub model: Glob,
+    /// Indexes into `Snapshot::providers`, in fallback order.
+    pub providers: Vec<usize>,
 }
 
 /// USD per million tokens.
@@ -186,12 +205,26 @@ pub struct Snapshot {
     /// longest glob entry that matches.
     pub pricing: HashMap<String, Price>,
     pub client_keys: Vec<ClientKey>,
+    pub routes: Vec<Route>,
 }
 
 impl Snapshot {
     /// The first provider (in snapshot order) whose globs match.
     pub fn route(&self, model: &str) -> Option<&Provider> {
-        self.providers.iter().find(|p| p.serves(model))
+        self.route_chain(model).first().map(|&i| &self.providers[i])
+    }
+
+    /// Indexes of the providers to try for `model`, in order: the first
+    /// matching route's chain, else the first provider whose globs match.
+    pub fn route_chain(&self, model: &str) -> Vec<usize> {
+        if let Some(r) = self.routes.iter().find(|r| r.model.matches(model)) {
+            return r.providers.clone();
+        }
+        self.providers
+            .iter()
+            .position(|p| p.serves(model))
+            .into_iter()
+            .collect()
     }
 
     pub fn price(&self, model: &str) -> Option<Price> {
@@ -284,7 +317,29 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                         weight: k.weight.max(1),
                     })
                     .collect(),
+                model_map: p.model_map.into_iter().collect(),
                 name: p.name,
+            });
+        }
+        let mut routes = Vec::with_capacity(s.routes.len());
+        for r in s.routes {
+            if r.providers.is_empty() {
+                return Err(InvalidSnapshot::EmptyRoute(r.model));
+            }
+            let mut chain = Vec::with_capacity(r.providers.len());
+            for name in &r.providers {
+                let idx = providers
+                    .iter()
+                    .position(|p: &Provider| &p.name == name)
+                    .ok_or_else(|| InvalidSnapshot::UnknownRouteProvider {
+                        route: r.model.clone(),
+                        provider: name.clone(),
+                    })?;
+                chain.push(idx);
+            }
+            routes.push(Route {
+                model: Glob::new(r.model),
+                providers: chain,
             });
         }
         let mut pricing = HashMap::with_capacity(s.pricing.len());
@@ -333,6 +388,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
             providers,
             pricing,
             client_keys,
+            routes,
         })
     }
 }
@@ -349,6 +405,7 @@ mod tests {
             models: vec!["gpt-4o*".into()],
             strategy: "weighted".into(),
             keys: vec![],
+            model_map: Default::default(),
         }
     }
 
@@ -360,14 +417,14 @@ mod tests {
                 provider("a", "openai", ""),
                 provider("b", "openai-compatible", "http://x:1/v1/"),
             ],
-            pricing: vec![],
-            client_keys: vec![],
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(s.providers[0].base_url, "https://api.openai.com");
         assert_eq!(s.providers[1].base_url, "http://x:1");
         assert_eq!(s.route("gpt-4o-mini").unwrap().name, "a");
         assert!(s.route("claude").is_none());
+        assert!(s.route_chain("claude").is_empty());
     }
 
     #[test]
@@ -389,6 +446,19 @@ mod tests {
         assert!(matches!(
             Snapshot::try_from(compat_without_url),
             Err(InvalidSnapshot::BadBaseUrl { .. })
+        ));
+        let bad_route = pb::Snapshot {
+            version: "v".into(),
+            providers: vec![provider("a", "openai", "")],
+            routes: vec![pb::Route {
+                model: "gpt-*".into(),
+                providers: vec!["a".into(), "ghost".into()],
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(
+            Snapshot::try_from(bad_route),
+            Err(InvalidSnapshot::UnknownRouteProvider { .. })
         ));
         let no_version = pb::Snapshot::default();
         assert_eq!(
@@ -426,6 +496,7 @@ mod tests {
             providers: vec![],
             pricing,
             client_keys: vec![],
+            routes: vec![],
         };
         assert_eq!(s.price("gpt-4o").unwrap().input, 1.0);
         assert_eq!(s.price("gpt-4o-mini").unwrap().input, 3.0);

@@ -1,0 +1,22 @@
+//! The data plane: serves apps from the last config snapshot it received.
+//! A library so benchmarks and tests can drive its parts; `main.rs` wires it.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod forward;
+pub mod listener;
+pub mod models;
+pub mod pipeline;
+pub mod providers;
+pub mod runtime;
+pub mod schedule;
+pub mod snapshot;
+pub mod sse;
+pub mod state;
+pub mod stream;
+pub mod trace_report;
+pub mod translate;
+pub mod usage;
