@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/config.proto",
         "proto/trace.proto",
         "proto/admin.proto",
+        "proto/identity.proto",
+        "proto/insight.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin::authn::check_password_policy;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::server::Settings;
@@ -58,6 +59,11 @@ pub struct ServeArgs {
     /// Join credential data planes must present (`authorization: Bearer TOKEN`). Required.
     #[arg(long, env = "AIGW_NODE_TOKEN", hide_env_values = true)]
     pub node_token: Option<String>,
+
+    /// Password of the first user, `admin`, set at first start (when there are no users yet).
+    /// If unset then, one is generated and printed once as `admin password: PASSWORD`.
+    #[arg(long, env = "AIGW_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
 }
 
 impl ServeArgs {
@@ -71,6 +77,11 @@ impl ServeArgs {
             .node_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| Error::Settings("AIGW_NODE_TOKEN (--node-token) is required".into()))?;
+        let admin_password = self.admin_password.filter(|p| !p.is_empty());
+        if let Some(p) = &admin_password {
+            check_password_policy(p)
+                .map_err(|e| Error::Settings(format!("AIGW_ADMIN_PASSWORD: {e}")))?;
+        }
         Ok((
             Settings {
                 database_url: self.database_url,
@@ -80,6 +91,7 @@ impl ServeArgs {
                     .admin_token
                     .map(|t| t.trim().to_string())
                     .filter(|t| !t.is_empty()),
+                admin_password,
             },
             self.grpc_addr,
         ))
@@ -138,6 +150,7 @@ mod tests {
             admin_token: None,
             master_key: m.map(String::from),
             node_token: n.map(String::from),
+            admin_password: None,
         };
         let e = args(None, Some("n")).settings().err().unwrap().to_string();
         assert!(e.contains("AIGW_MASTER_KEY"), "{e}");
@@ -154,5 +167,11 @@ mod tests {
             .to_string();
         assert!(e.contains("AIGW_NODE_TOKEN"), "{e}");
         assert!(args(Some(&"ab".repeat(32)), Some("n")).settings().is_ok());
+        let short = ServeArgs {
+            admin_password: Some("short".into()),
+            ..args(Some(&"ab".repeat(32)), Some("n"))
+        };
+        let e = short.settings().err().unwrap().to_string();
+        assert!(e.contains("AIGW_ADMIN_PASSWORD"), "{e}");
     }
 }

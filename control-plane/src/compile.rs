@@ -4,6 +4,8 @@
 //! changes. Every snapshot is checked with the data plane's own validation
 //! before anyone may publish it.
 
+use std::collections::BTreeMap;
+
 use aigw_proto::model;
 use aigw_proto::pb::config as pb;
 use prost::Message as _;
@@ -24,9 +26,27 @@ pub fn parse_models(json: &str, owner: &str) -> Result<Vec<String>> {
         .map_err(|e| Error::internal(format!("stored models of {owner} are corrupt: {e}")))
 }
 
+/// Parses a provider's stored model map (a JSON object).
+pub fn parse_model_map(json: &str, owner: &str) -> Result<BTreeMap<String, String>> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::internal(format!("stored model_map of {owner} is corrupt: {e}")))
+}
+
+/// The order routes are tried in: the most specific first (exact names,
+/// then longer patterns), then by pattern, so the result does not depend on
+/// the order they were created in.
+pub fn route_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let wild = |s: &str| s.contains(['*', '?']);
+    wild(a)
+        .cmp(&wild(b))
+        .then_with(|| b.len().cmp(&a.len()))
+        .then_with(|| a.cmp(b))
+}
+
 /// Builds, versions and validates the snapshot. Providers, pricing and
 /// client keys are sorted by name (model for pricing); a provider's keys keep
-/// their spec order, which fill-first depends on.
+/// their spec order, which fill-first depends on. Revoked client keys are
+/// left out, so the data planes refuse them.
 pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
     let mut providers = Vec::with_capacity(rows.providers.len());
     for (p, keys) in group_keys(rows.providers.clone(), rows.keys.clone()) {
@@ -41,12 +61,12 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         }
         providers.push(pb::Provider {
             models: parse_models(&p.models, &p.name)?,
+            model_map: parse_model_map(&p.model_map, &p.name)?,
             name: p.name,
             kind: p.kind,
             base_url: p.base_url,
             strategy: p.strategy,
             keys: out_keys,
-            model_map: Default::default(),
         });
     }
     providers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -64,7 +84,7 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
     pricing.sort_by(|a, b| a.model.cmp(&b.model));
 
     let mut client_keys = Vec::with_capacity(rows.client_keys.len());
-    for k in &rows.client_keys {
+    for k in rows.client_keys.iter().filter(|k| k.revoked_at_ms == 0) {
         let key_hash = hex::decode(&k.key_hash).map_err(|_| {
             Error::internal(format!(
                 "stored key hash of client key {} is corrupt",
@@ -86,12 +106,27 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
     }
     client_keys.sort_by(|a, b| a.name.cmp(&b.name));
 
+    let mut routes = Vec::with_capacity(rows.routes.len());
+    for r in &rows.routes {
+        let providers: Vec<String> = serde_json::from_str(&r.providers).map_err(|e| {
+            Error::internal(format!(
+                "stored providers of route {} are corrupt: {e}",
+                r.model
+            ))
+        })?;
+        routes.push(pb::Route {
+            model: r.model.clone(),
+            providers,
+        });
+    }
+    routes.sort_by(|a, b| route_order(&a.model, &b.model));
+
     let mut snapshot = pb::Snapshot {
         version: String::new(),
         providers,
         pricing,
         client_keys,
-        routes: Vec::new(),
+        routes,
     };
     snapshot.version = version_of(&snapshot);
     model::Snapshot::try_from(snapshot.clone())?;
@@ -110,7 +145,7 @@ pub fn version_of(snapshot: &pb::Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::config::{ClientKeyRow, PriceRow, ProviderKeyRow, ProviderRow};
+    use crate::db::config::{ClientKeyRow, PriceRow, ProviderKeyRow, ProviderRow, RouteRow};
 
     fn master() -> MasterKey {
         MasterKey::from_hex(&"42".repeat(32)).unwrap()
@@ -126,6 +161,7 @@ mod tests {
             strategy: "round-robin".into(),
             created_at_ms: 1,
             updated_at_ms: 1,
+            model_map: r#"{"gpt-4o-fast":"gpt-4o-mini"}"#.into(),
         };
         let key = |pid: &str, pname: &str, name: &str, pos: i32| ProviderKeyRow {
             id: format!("{pid}-{name}"),
@@ -167,7 +203,23 @@ mod tests {
                 expires_at_ms: 0,
                 created_at_ms: 1,
                 updated_at_ms: 1,
+                owner_user_id: None,
+                revoked_at_ms: 0,
             }],
+            routes: vec![
+                RouteRow {
+                    model: "gpt-*".into(),
+                    providers: r#"["zeta","alpha"]"#.into(),
+                    created_at_ms: 1,
+                    updated_at_ms: 1,
+                },
+                RouteRow {
+                    model: "gpt-4o".into(),
+                    providers: r#"["alpha"]"#.into(),
+                    created_at_ms: 1,
+                    updated_at_ms: 1,
+                },
+            ],
         }
     }
 
@@ -199,6 +251,48 @@ mod tests {
             .encrypt("sk-rotated", &secret_context("alpha", "b"))
             .unwrap();
         assert_ne!(compile(&r, &m).unwrap().version, base.version);
+    }
+
+    #[test]
+    fn routes_model_maps_and_revoked_keys() {
+        let m = master();
+        let s = compile(&rows(&m), &m).unwrap();
+        // The exact route first, then the pattern.
+        let routes: Vec<(&str, Vec<&str>)> = s
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.model.as_str(),
+                    r.providers.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            [("gpt-4o", vec!["alpha"]), ("gpt-*", vec!["zeta", "alpha"])]
+        );
+        assert_eq!(s.providers[0].model_map["gpt-4o-fast"], "gpt-4o-mini");
+        let served = model::Snapshot::try_from(s.clone()).unwrap();
+        assert_eq!(served.route_chain("gpt-4o").len(), 1);
+        assert_eq!(served.route_chain("gpt-4o-mini").len(), 2);
+
+        let mut r = rows(&m);
+        r.client_keys[0].revoked_at_ms = 5;
+        let revoked = compile(&r, &m).unwrap();
+        assert!(revoked.client_keys.is_empty());
+        assert_ne!(revoked.version, s.version);
+
+        let mut r = rows(&m);
+        r.routes[0].providers = r#"["ghost"]"#.into();
+        assert!(matches!(compile(&r, &m), Err(Error::InvalidSnapshot(_))));
+    }
+
+    #[test]
+    fn route_order_prefers_specific_routes() {
+        let mut v = vec!["*", "gpt-*", "gpt-4o", "gpt-4o*", "a"];
+        v.sort_by(|a, b| route_order(a, b));
+        assert_eq!(v, ["gpt-4o", "a", "gpt-4o*", "gpt-*", "*"]);
     }
 
     #[test]

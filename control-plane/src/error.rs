@@ -18,12 +18,22 @@ pub enum Error {
     /// The change would produce a snapshot the data planes would refuse.
     #[error("the resulting configuration is invalid: {0}")]
     InvalidSnapshot(#[from] InvalidSnapshot),
-    /// Missing or wrong bearer token.
+    /// Missing, wrong, expired or revoked bearer token; a disabled user.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The caller's role (or object ownership) does not allow the call.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The named object does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The object conflicts with another one (e.g. a client key already in use).
     #[error("{0}")]
     AlreadyExists(String),
+    /// The call is valid but the current state forbids it (e.g. deleting a
+    /// provider a route still names).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A startup setting (flag / env var) is missing or malformed.
     #[error("{0}")]
     Settings(String),
@@ -85,7 +95,10 @@ impl From<Error> for Status {
             | Error::MissingVar { .. }
             | Error::Yaml(_) => Status::invalid_argument(e.to_string()),
             Error::Unauthenticated(m) => Status::unauthenticated(*m),
+            Error::PermissionDenied(m) => Status::permission_denied(m.clone()),
+            Error::NotFound(m) => Status::not_found(m.clone()),
             Error::AlreadyExists(m) => Status::already_exists(m.clone()),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
             Error::Rpc { status, .. } => Status::new(status.code(), e.to_string()),
             Error::Pool(_) | Error::Connect(_) => {
                 tracing::warn!(error = %e, "database unavailable");

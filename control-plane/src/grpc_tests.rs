@@ -22,20 +22,21 @@ use crate::crypto::MasterKey;
 use crate::db::testing::{TempDb, temp_db};
 use crate::server::{Settings, prepare, serve};
 
-const NODE_TOKEN: &str = "node-token-for-tests";
-const ADMIN_TOKEN: &str = "admin-token-for-tests";
+pub(crate) const NODE_TOKEN: &str = "node-token-for-tests";
+pub(crate) const ADMIN_TOKEN: &str = "admin-token-for-tests";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 /// Upper bound for anything the tests wait on.
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-struct Running {
-    url: String,
+pub(crate) struct Running {
+    pub(crate) url: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<crate::error::Result<()>>,
     _db: TempDb,
 }
 
 impl Running {
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone())
             .unwrap()
             .connect()
@@ -43,7 +44,7 @@ impl Running {
             .unwrap()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -55,13 +56,14 @@ impl Running {
     }
 }
 
-async fn start() -> Running {
+pub(crate) async fn start() -> Running {
     let t = temp_db();
     let prepared = prepare(Settings {
         database_url: t.url.clone(),
         master_key: MasterKey::from_hex(&"a1".repeat(32)).unwrap(),
         node_token: NODE_TOKEN.into(),
         admin_token: Some(ADMIN_TOKEN.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
     })
     .await
     .unwrap();
@@ -80,7 +82,7 @@ async fn start() -> Running {
     }
 }
 
-fn with_token<T>(msg: T, token: &str) -> Request<T> {
+pub(crate) fn with_token<T>(msg: T, token: &str) -> Request<T> {
     let mut r = Request::new(msg);
     r.metadata_mut().insert(
         "authorization",
@@ -89,18 +91,18 @@ fn with_token<T>(msg: T, token: &str) -> Request<T> {
     r
 }
 
-fn msg(kind: Kind) -> NodeMessage {
+pub(crate) fn msg(kind: Kind) -> NodeMessage {
     NodeMessage { kind: Some(kind) }
 }
 
 /// A data plane's side of Subscribe.
-struct Node {
-    tx: mpsc::Sender<NodeMessage>,
-    rx: Streaming<SnapshotMessage>,
+pub(crate) struct Node {
+    pub(crate) tx: mpsc::Sender<NodeMessage>,
+    pub(crate) rx: Streaming<SnapshotMessage>,
 }
 
 impl Node {
-    async fn subscribe(ch: Channel, node_id: &str, applied: &str) -> Node {
+    pub(crate) async fn subscribe(ch: Channel, node_id: &str, applied: &str) -> Node {
         let (tx, out) = mpsc::channel(8);
         tx.send(msg(Kind::Hello(Hello {
             node_id: node_id.into(),
@@ -119,7 +121,7 @@ impl Node {
         Node { tx, rx }
     }
 
-    async fn next(&mut self) -> SnapshotMessage {
+    pub(crate) async fn next(&mut self) -> SnapshotMessage {
         tokio::time::timeout(WAIT, self.rx.message())
             .await
             .unwrap()
@@ -127,7 +129,7 @@ impl Node {
             .unwrap()
     }
 
-    async fn ack(&self, m: &SnapshotMessage) {
+    pub(crate) async fn ack(&self, m: &SnapshotMessage) {
         let version = m.snapshot.as_ref().unwrap().version.clone();
         self.tx
             .send(msg(Kind::Ack(Ack {
@@ -139,7 +141,7 @@ impl Node {
     }
 }
 
-fn provider_spec(secret: &str) -> ProviderSpec {
+pub(crate) fn provider_spec(secret: &str) -> ProviderSpec {
     ProviderSpec {
         name: "mock".into(),
         kind: "openai-compatible".into(),
@@ -151,11 +153,12 @@ fn provider_spec(secret: &str) -> ProviderSpec {
             secret: secret.into(),
             weight: 1,
         }],
+        model_map: Default::default(),
     }
 }
 
 /// Polls until `f` is true (never a fixed sleep).
-async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) {
+pub(crate) async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !f().await {
         assert!(

@@ -16,4 +16,6 @@ pub mod push;
 pub mod server;
 
 #[cfg(test)]
+mod admin_server_tests;
+#[cfg(test)]
 mod grpc_tests;

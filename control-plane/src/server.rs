@@ -1,4 +1,5 @@
-//! Startup and the gRPC server: ConfigService, TraceService and AdminService
+//! Startup and the gRPC server: ConfigService, TraceService, the Admin API
+//! (AdminService, IdentityService, InsightService)
 //! plus standard health and reflection, all on one port so generic gRPC
 //! tools (grpcurl, grpc_health_probe) work against it.
 
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
+use aigw_proto::pb::admin::identity_service_server::IdentityServiceServer;
+use aigw_proto::pb::admin::insight_service_server::InsightServiceServer;
 use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
 use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
@@ -15,11 +18,11 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::admin::AdminSvc;
+use crate::admin::{AdminSvc, users};
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
 use crate::db::config::{self, ApiTokenRow, load_all};
-use crate::db::{AnyConnection, Db, now_ms};
+use crate::db::{AnyConnection, Db, identity, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::ingest::TraceSvc;
 use crate::push::{ConfigSvc, Publisher, Registry};
@@ -38,6 +41,9 @@ pub struct Settings {
     pub node_token: String,
     /// None: use the tokens stored in the database, creating one at first start.
     pub admin_token: Option<String>,
+    /// The first user's password (used only when there are no users yet);
+    /// None: generate one and print it once.
+    pub admin_password: Option<String>,
 }
 
 /// Everything the server needs, built before the port is bound so that a
@@ -48,17 +54,20 @@ pub struct Prepared {
     pub registry: Registry,
     master: MasterKey,
     node_tokens: Arc<[[u8; 32]]>,
-    admin_tokens: Arc<[[u8; 32]]>,
+    bootstrap_tokens: Arc<[[u8; 32]]>,
     /// A bootstrap admin token created by this start; print it once.
     pub generated_admin_token: Option<String>,
+    /// The first user's password when this start generated it; print it once.
+    pub generated_admin_password: Option<String>,
 }
 
 pub async fn prepare(settings: Settings) -> Result<Prepared> {
     let db = connect_with_retry(&settings.database_url).await?;
     let env_token = settings.admin_token.clone();
-    let (admin_tokens, generated) = db
+    let (bootstrap_tokens, generated) = db
         .run(move |conn| bootstrap_admin_tokens(conn, env_token.as_deref()))
         .await?;
+    let generated_admin_password = first_admin(&db, settings.admin_password.clone()).await?;
     // The stored configuration must compile with this master key; serving an
     // empty or partial snapshot instead would wipe the data planes' config.
     let master = settings.master_key.clone();
@@ -73,9 +82,30 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         registry: Registry::default(),
         master: settings.master_key,
         node_tokens: Arc::from(vec![crypto::sha256(&settings.node_token)]),
-        admin_tokens: Arc::from(admin_tokens),
+        bootstrap_tokens: Arc::from(bootstrap_tokens),
         generated_admin_token: generated,
+        generated_admin_password,
     })
+}
+
+/// At first start (no users yet) creates the user `admin` with `password`,
+/// or with a generated one, which is returned to be printed once.
+async fn first_admin(db: &Db, password: Option<String>) -> Result<Option<String>> {
+    if db.run(identity::count_users).await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password {
+        Some(p) => (p, false),
+        None => (users::generate_password()?, true),
+    };
+    let hash = users::hash_async(password.clone()).await?;
+    let created = db
+        .run(move |conn| write_tx(conn, |conn| users::create_first_admin(conn, &hash)))
+        .await?;
+    if created {
+        tracing::info!(user = users::FIRST_ADMIN, "created the first admin user");
+    }
+    Ok((created && generated).then_some(password))
 }
 
 /// Opens the database. A Postgres server that is still starting (as under
@@ -99,26 +129,21 @@ async fn connect_with_retry(url: &str) -> Result<Db> {
     }
 }
 
-/// The Admin API accepts AIGW_ADMIN_TOKEN when set, and the tokens stored in
-/// `api_tokens`. When neither exists (first start without the variable) a
-/// bootstrap token is created; only its hash is kept, the caller prints it once.
+/// The Admin API accepts AIGW_ADMIN_TOKEN when set (returned here, checked
+/// in memory), and the tokens stored in `api_tokens` (looked up per call, so
+/// revocation is immediate). When neither exists (first start without the
+/// variable) a bootstrap token is stored; only its hash is kept, the caller
+/// prints it once.
 fn bootstrap_admin_tokens(
     conn: &mut AnyConnection,
     env_token: Option<&str>,
 ) -> Result<(Vec<[u8; 32]>, Option<String>)> {
-    let mut hashes: Vec<[u8; 32]> = config::api_tokens(conn)?
-        .iter()
-        .filter_map(|t| hex::decode(&t.token_hash).ok()?.try_into().ok())
-        .collect();
     if let Some(token) = env_token {
-        hashes.push(crypto::sha256(token));
-        return Ok((hashes, None));
+        return Ok((vec![crypto::sha256(token)], None));
     }
-    if !hashes.is_empty() {
-        tracing::info!(
-            "AIGW_ADMIN_TOKEN not set: the Admin API accepts the stored bootstrap token"
-        );
-        return Ok((hashes, None));
+    if !config::api_tokens(conn, None)?.is_empty() {
+        tracing::info!("AIGW_ADMIN_TOKEN not set: the Admin API accepts the stored tokens");
+        return Ok((Vec::new(), None));
     }
     let token = crypto::new_secret("aigw-admin-")?;
     config::insert_api_token(
@@ -129,10 +154,13 @@ fn bootstrap_admin_tokens(
             token_hash: crypto::sha256_hex(&token),
             role: "admin".into(),
             created_at_ms: now_ms(),
+            user_id: None,
+            token_hint: crypto::mask(&token, "aigw-admin-".len()),
+            expires_at_ms: 0,
+            revoked_at_ms: 0,
         },
     )?;
-    hashes.push(crypto::sha256(&token));
-    Ok((hashes, Some(token)))
+    Ok((Vec::new(), Some(token)))
 }
 
 /// `control-plane serve`: prepare, bind, announce, serve until SIGINT/SIGTERM.
@@ -140,6 +168,9 @@ pub async fn run(settings: Settings, addr: SocketAddr) -> Result<()> {
     let prepared = prepare(settings).await?;
     if let Some(token) = &prepared.generated_admin_token {
         announce(&format!("admin token: {token}"))?;
+    }
+    if let Some(password) = &prepared.generated_admin_password {
+        announce(&format!("admin password: {password}"))?;
     }
     let listener = TcpListener::bind(addr).await?;
     announce(&format!(
@@ -170,11 +201,22 @@ pub async fn serve(
     health.set_serving::<ConfigServiceServer<ConfigSvc>>().await;
     health.set_serving::<TraceServiceServer<TraceSvc>>().await;
     health.set_serving::<AdminServiceServer<AdminSvc>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(aigw_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::internal(format!("gRPC reflection setup failed: {e}")))?;
+    health
+        .set_serving::<IdentityServiceServer<AdminSvc>>()
+        .await;
+    health.set_serving::<InsightServiceServer<AdminSvc>>().await;
+    // Reflection v1, and v1alpha for the many clients (grpcio-reflection,
+    // older grpcurl, Postman) that still speak only that.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(aigw_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err = |e| Error::internal(format!("gRPC reflection setup failed: {e}"));
+    let reflection = reflection_builder().build_v1().map_err(reflection_err)?;
+    let reflection_alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(reflection_err)?;
 
     let config = ConfigServiceServer::new(ConfigSvc {
         node_tokens: p.node_tokens.clone(),
@@ -189,15 +231,17 @@ pub async fn serve(
         shutdown: shutdown_rx.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
-    let admin = AdminServiceServer::new(AdminSvc {
+    let admin_svc = AdminSvc {
         db: p.db.clone(),
         master: p.master.clone(),
         publisher: p.publisher.clone(),
         registry: p.registry.clone(),
-        admin_tokens: p.admin_tokens.clone(),
+        bootstrap_tokens: p.bootstrap_tokens.clone(),
         write_lock: Arc::new(Mutex::new(())),
-    })
-    .max_decoding_message_size(MAX_MESSAGE);
+    };
+    let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
+    let identity = IdentityServiceServer::new(admin_svc.clone());
+    let insight = InsightServiceServer::new(admin_svc);
 
     let on_signal = async move {
         signal.await;
@@ -211,6 +255,12 @@ pub async fn serve(
         health
             .set_not_serving::<AdminServiceServer<AdminSvc>>()
             .await;
+        health
+            .set_not_serving::<IdentityServiceServer<AdminSvc>>()
+            .await;
+        health
+            .set_not_serving::<InsightServiceServer<AdminSvc>>()
+            .await;
         let _ = shutdown_tx.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -219,9 +269,12 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_svc)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(config)
         .add_service(trace)
         .add_service(admin)
+        .add_service(identity)
+        .add_service(insight)
         .serve_with_incoming_shutdown(incoming, on_signal);
 
     let mut drain = shutdown_rx;

@@ -5,11 +5,13 @@
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod endpoints;
 pub mod error;
 pub mod forward;
 pub mod listener;
 pub mod models;
 pub mod pipeline;
+pub mod plan;
 pub mod providers;
 pub mod runtime;
 pub mod schedule;

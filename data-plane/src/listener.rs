@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, RETRY_AFTER};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::endpoints::{self, Endpoint};
 use crate::error::{ApiFormat, GatewayError};
 use crate::pipeline::{self, ResBody, full};
 use crate::state::AppState;
@@ -71,15 +72,21 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResBod
     let started = Instant::now();
     let request_id = state.ids.next();
     let (parts, body) = req.into_parts();
-    let endpoint = endpoint_label(&parts.method, parts.uri.path());
-    let result = match (&parts.method, parts.uri.path()) {
-        (&Method::POST, "/v1/chat/completions") => {
-            pipeline::chat_completions(&state, parts, body, &request_id).await
-        }
-        (&Method::GET, "/v1/models") => pipeline::list_models(&state, &parts),
-        (&Method::GET, "/healthz") => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
-        (&Method::GET, "/readyz") => Ok(readyz(&state)),
-        (&Method::GET, "/metrics") => Ok(full(
+    let endpoint = endpoints::classify(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        &parts.headers,
+    );
+    let label = endpoint.label();
+    let format = endpoint.error_format();
+    let result = match endpoint {
+        Endpoint::Call(call) => pipeline::serve(&state, parts, body, call, &request_id).await,
+        Endpoint::ListModels(f) => pipeline::list_models(&state, &parts, f),
+        Endpoint::GetModel(m) => pipeline::get_model(&state, &parts, &m),
+        Endpoint::Healthz => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
+        Endpoint::Readyz => Ok(readyz(&state)),
+        Endpoint::Metrics => Ok(full(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             state
@@ -88,21 +95,21 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResBod
                 .map(|p| p.render())
                 .unwrap_or_default(),
         )),
-        (m, p) => Err(GatewayError::NotFound {
-            method: m.to_string(),
-            path: p.to_string(),
+        Endpoint::NotFound(_) => Err(GatewayError::NotFound {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
         }),
     };
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => error_response(&e, ApiFormat::OpenAi),
+        Err(e) => error_response(&e, format),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    metrics::counter!("aigw_requests_total", "endpoint" => endpoint, "status" => status_class(resp.status()))
+    metrics::counter!("aigw_requests_total", "endpoint" => label, "status" => status_class(resp.status()))
         .increment(1);
-    metrics::histogram!("aigw_response_headers_seconds", "endpoint" => endpoint)
+    metrics::histogram!("aigw_response_headers_seconds", "endpoint" => label)
         .record(started.elapsed().as_secs_f64());
     resp
 }
@@ -130,15 +137,6 @@ fn readyz(state: &AppState) -> Response<ResBody> {
             "text/plain",
             "no snapshot yet\n",
         ),
-    }
-}
-
-fn endpoint_label(method: &Method, path: &str) -> &'static str {
-    match (method, path) {
-        (&Method::POST, "/v1/chat/completions") => "chat.completions",
-        (&Method::GET, "/v1/models") => "models",
-        (_, "/healthz" | "/readyz" | "/metrics") => "ops",
-        _ => "other",
     }
 }
 

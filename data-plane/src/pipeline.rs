@@ -1,6 +1,8 @@
-//! The request pipeline, one phase per line, in the order they run:
-//! authenticate → read body → parse → route → allow-list → forward through the
-//! pool → meter usage → file the trace. Each phase lives in its own module.
+//! The request pipeline, in the order it runs: authenticate → read body →
+//! probe (model, stream) → route (with fallbacks) → allow-list → plan the
+//! upstream request (pass through or translate) → forward through the pool →
+//! answer (metered, translated back when needed) → file the trace. Each
+//! phase lives in its own module; this file only composes them.
 
 use std::sync::Arc;
 
@@ -12,13 +14,15 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::error::{ApiFormat, GatewayError};
+use crate::endpoints::{AppCall, Op};
+use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
-use crate::providers::openai::{self, ChatRequest};
+use crate::plan::{Plan, Probe, plan};
 use crate::runtime::Runtime;
 use crate::state::AppState;
-use crate::stream::MeteredStream;
+use crate::stream::{MeteredStream, Mode};
 use crate::trace_report::TraceDraft;
+use crate::translate::{self, Format};
 use crate::{auth, models};
 
 pub type ResBody = Either<Full<Bytes>, MeteredStream>;
@@ -42,27 +46,27 @@ pub fn live(state: &AppState) -> Result<Arc<Runtime>, GatewayError> {
     state.live.load_full().ok_or(GatewayError::NotReady)
 }
 
-/// `POST /v1/chat/completions`.
-pub async fn chat_completions(
+/// A model call in any format. Files one trace per authenticated call.
+pub async fn serve(
     state: &Arc<AppState>,
     parts: Parts,
     body: Incoming,
+    call: AppCall,
     request_id: &str,
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = auth::authenticate(&rt, &parts)?;
-    let mut draft = Some(TraceDraft::new(
+    let mut draft = TraceDraft::new(
         request_id,
-        "chat.completions",
-        "openai",
+        call.endpoint,
+        call.format.as_str(),
         &state.cfg.region,
         &state.node_id,
-    ));
-    if let Some(d) = &mut draft {
-        d.rec.client_key_id = key.id.clone();
-        d.rec.client_key_name = key.name.clone();
-    }
-    let result = chat(state, &rt, &key, &parts, body, &mut draft).await;
+    );
+    draft.rec.client_key_id = key.id.clone();
+    draft.rec.client_key_name = key.name.clone();
+    let mut draft = Some(draft);
+    let result = run(state, &rt, &key, &parts, body, &call, &mut draft).await;
     // A streamed answer files its own trace when it ends.
     if let Some(mut d) = draft {
         let status = match &result {
@@ -77,92 +81,193 @@ pub async fn chat_completions(
     result
 }
 
-async fn chat(
+async fn run(
     state: &Arc<AppState>,
     rt: &Runtime,
     key: &ClientKey,
     parts: &Parts,
     body: Incoming,
+    call: &AppCall,
     draft: &mut Option<TraceDraft>,
 ) -> Result<Response<ResBody>, GatewayError> {
     let body = read_body(parts, body, state.cfg.max_body_bytes).await?;
-    let req = ChatRequest::parse(&body)?;
-    if let Some(d) = draft.as_mut() {
-        d.rec.model = req.model.clone();
-        d.rec.stream = req.stream;
-        d.price = rt.snapshot.price(&req.model);
+    let probe = Probe::parse(call, &body)?;
+    let d = draft
+        .as_mut()
+        .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
+    d.rec.model = probe.model.clone();
+    d.rec.stream = probe.stream;
+    if call.op != Op::CountTokens {
+        d.price = rt.snapshot.price(&probe.model);
     }
-    let upstream = rt
-        .route(&req.model)
-        .ok_or_else(|| GatewayError::UnknownModel(req.model.clone()))?;
-    if !key.allows(&req.model) {
-        return Err(GatewayError::ModelNotAllowed(req.model));
+    let chain = rt.route_chain(&probe.model);
+    if chain.is_empty() {
+        return Err(GatewayError::UnknownModel(probe.model));
     }
-    let (upstream_body, strip_usage_chunk) = req.upstream_body(body)?;
-    let Some(d) = draft.as_mut() else {
-        return Err(GatewayError::Internal("trace missing".into()));
-    };
-    let answer = forward::send(
-        &state.client,
-        Call {
-            upstream,
-            path: "/v1/chat/completions",
-            body: upstream_body,
-            headers: forward::passed_headers(&parts.headers),
-            timeout: state.cfg.upstream_timeout(),
-            max_attempts: state.cfg.max_attempts,
+    if !key.allows(&probe.model) {
+        return Err(GatewayError::ModelNotAllowed(probe.model));
+    }
+    let mut last = None;
+    for (n, upstream) in chain.iter().enumerate() {
+        let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
+        let sent = forward::send(
+            &state.client,
+            Call {
+                upstream,
+                path: &plan.path,
+                body: plan.body.clone(),
+                headers: plan.headers.clone(),
+                timeout: state.cfg.upstream_timeout(),
+                max_attempts: state.cfg.max_attempts,
+            },
+            d,
+        )
+        .await;
+        match sent {
+            Ok(answer) => return answer_app(state, call, &plan, answer.response, draft).await,
+            Err(e) => {
+                let err = in_app_format(e, &plan);
+                if n + 1 < chain.len() && falls_back(&err) {
+                    tracing::info!(provider = %upstream.provider.name, error = %err, "provider failed; trying the next in the route");
+                    last = Some(err);
+                    continue;
+                }
+                return Err(err);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| GatewayError::Internal("no provider was tried".into())))
+}
+
+/// Another provider may succeed where this one failed for capacity or health.
+fn falls_back(e: &GatewayError) -> bool {
+    match e {
+        GatewayError::PoolExhausted { .. } | GatewayError::Upstream { .. } => true,
+        GatewayError::UpstreamResponse { status, .. }
+        | GatewayError::UpstreamStatus { status, .. } => {
+            status.as_u16() == 429 || status.is_server_error()
+        }
+        _ => false,
+    }
+}
+
+/// An upstream error body in another format is re-rendered in the app's.
+fn in_app_format(e: GatewayError, plan: &Plan) -> GatewayError {
+    match e {
+        GatewayError::UpstreamResponse {
+            status,
+            retry_after,
+            body,
+        } if !plan.native => GatewayError::UpstreamStatus {
+            status,
+            retry_after,
+            message: upstream_message(&body),
         },
-        d,
-    )
-    .await?;
-    let (up_parts, up_body) = answer.response.into_parts();
-    let is_sse = up_parts
-        .headers
-        .get(CONTENT_TYPE)
+        other => other,
+    }
+}
+
+/// Turns the upstream's answer into the app's: streamed event by event or
+/// whole, passed through or translated back, usage metered either way.
+async fn answer_app(
+    state: &Arc<AppState>,
+    call: &AppCall,
+    plan: &Plan,
+    resp: Response<Incoming>,
+    draft: &mut Option<TraceDraft>,
+) -> Result<Response<ResBody>, GatewayError> {
+    let (up, up_body) = resp.into_parts();
+    let content_type = up.headers.get(CONTENT_TYPE).cloned();
+    let is_sse = content_type
+        .as_ref()
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    if req.stream && is_sse {
-        let Some(d) = draft.take() else {
-            return Err(GatewayError::Internal("trace missing".into()));
+    if plan.stream {
+        let mode = match (&plan.ir, is_sse) {
+            (Some(ir), true) => Mode::Translate {
+                decoder: translate::decoder(plan.target)
+                    .map_err(|e| GatewayError::Unsupported(e.message))?,
+                encoder: translate::encoder(call.format, ir)
+                    .map_err(|e| GatewayError::Unsupported(e.message))?,
+            },
+            (None, true) if plan.target == Format::OpenAiChat => Mode::OpenAiChat {
+                strip_usage_chunk: plan.strip_usage_chunk,
+            },
+            (None, true) => match translate::decoder(plan.target) {
+                Ok(d) => Mode::Observe(d),
+                Err(_) => Mode::Raw,
+            },
+            (None, false) => Mode::Raw,
+            (Some(_), false) => {
+                return Err(GatewayError::Upstream {
+                    provider: draft
+                        .as_ref()
+                        .map(|d| d.rec.provider.clone())
+                        .unwrap_or_default(),
+                    detail: "it answered a streaming request without an event stream".into(),
+                    timeout: false,
+                });
+            }
         };
-        let status = up_parts.status;
-        let stream = MeteredStream::new(
-            up_body,
-            strip_usage_chunk,
-            d,
-            state.traces.clone(),
-            status.as_u16(),
-        );
+        let d = draft
+            .take()
+            .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
+        let stream = MeteredStream::new(up_body, mode, d, state.traces.clone(), up.status.as_u16());
         let mut r = Response::new(Either::Right(stream));
-        *r.status_mut() = status;
+        *r.status_mut() = up.status;
         let h = r.headers_mut();
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if is_sse {
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        } else if let Some(ct) = content_type {
+            h.insert(CONTENT_TYPE, ct);
+        }
         return Ok(r);
     }
+    let d = draft
+        .as_mut()
+        .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
     let bytes = Limited::new(up_body, MAX_RESPONSE_BYTES)
         .collect()
         .await
         .map_err(|e| GatewayError::Upstream {
-            provider: upstream.provider.name.clone(),
+            provider: d.rec.provider.clone(),
             detail: format!("the response body broke off: {e}"),
             timeout: false,
         })?
         .to_bytes();
     d.first_byte();
-    if let Some(u) = openai::usage_from_body(&bytes) {
-        d.usage = u;
-    }
-    let mut r = Response::new(Either::Left(Full::new(bytes)));
-    *r.status_mut() = up_parts.status;
-    let ct = up_parts
-        .headers
-        .get(CONTENT_TYPE)
-        .cloned()
-        .unwrap_or(HeaderValue::from_static("application/json"));
+    let out = if plan.native {
+        if call.op != Op::CountTokens
+            && let Some(u) = translate::usage_of_body(plan.target, call.op == Op::Embed, &bytes)
+        {
+            d.usage = u;
+        }
+        bytes
+    } else {
+        let answer = translate::decode_response(plan.target, &bytes).map_err(|e| {
+            GatewayError::Upstream {
+                provider: d.rec.provider.clone(),
+                detail: format!("its answer could not be read: {}", e.message),
+                timeout: false,
+            }
+        })?;
+        d.usage = answer.usage;
+        let encoded = translate::encode_response(call.format, &answer)
+            .map_err(|e| GatewayError::Unsupported(e.message))?;
+        Bytes::from(
+            serde_json::to_vec(&encoded).map_err(|e| GatewayError::Internal(e.to_string()))?,
+        )
+    };
+    let mut r = Response::new(Either::Left(Full::new(out)));
+    *r.status_mut() = up.status;
+    let ct = match (plan.native, content_type) {
+        (true, Some(ct)) => ct,
+        _ => HeaderValue::from_static("application/json"),
+    };
     r.headers_mut().insert(CONTENT_TYPE, ct);
     Ok(r)
 }
@@ -189,10 +294,33 @@ async fn read_body(parts: &Parts, body: Incoming, limit: usize) -> Result<Bytes,
     }
 }
 
-/// `GET /v1/models`: the models this key may call, as OpenAI lists them.
-pub fn list_models(state: &AppState, parts: &Parts) -> Result<Response<ResBody>, GatewayError> {
+/// Model listings, in the asking SDK's shape.
+pub fn list_models(
+    state: &AppState,
+    parts: &Parts,
+    format: crate::error::ApiFormat,
+) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = auth::authenticate(&rt, parts)?;
-    let body = models::openai_list(&rt, &key);
+    let body = models::list(&rt, &key, format);
     Ok(full(StatusCode::OK, "application/json", body))
+}
+
+/// Gemini `GET /v1beta/models/{model}`.
+pub fn get_model(
+    state: &AppState,
+    parts: &Parts,
+    model: &str,
+) -> Result<Response<ResBody>, GatewayError> {
+    let rt = live(state)?;
+    let key = auth::authenticate(&rt, parts)?;
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if rt.route(model).is_none() || !key.allows(model) {
+        return Err(GatewayError::UnknownModel(model.to_string()));
+    }
+    Ok(full(
+        StatusCode::OK,
+        "application/json",
+        models::gemini_model(model).to_string(),
+    ))
 }

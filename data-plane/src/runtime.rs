@@ -87,9 +87,18 @@ impl Runtime {
         self.keys.get(hash)
     }
 
-    /// The first provider, in snapshot order, whose model globs match.
+    /// The providers to try for `model`, in order (a route's fallback
+    /// chain, else the first provider whose globs match).
+    pub fn route_chain(&self, model: &str) -> Vec<&Arc<Upstream>> {
+        self.snapshot
+            .route_chain(model)
+            .into_iter()
+            .filter_map(|i| self.upstreams.get(i))
+            .collect()
+    }
+
     pub fn route(&self, model: &str) -> Option<&Arc<Upstream>> {
-        self.upstreams.iter().find(|u| u.provider.serves(model))
+        self.route_chain(model).into_iter().next()
     }
 
     fn health_of(&self, provider: &str, key: &str) -> Option<Arc<KeyHealth>> {

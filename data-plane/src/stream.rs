@@ -1,6 +1,7 @@
-//! The streamed response body: passes upstream SSE events to the app as they
-//! arrive (whole events, never the whole stream), reads usage on the way, and
-//! files the trace when the stream ends, breaks, or the app hangs up.
+//! The streamed response body: passes upstream events to the app as they
+//! arrive (whole events, never the whole stream), or translates them event by
+//! event, reads usage on the way, and files the trace when the stream ends,
+//! breaks, or the app hangs up.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -10,13 +11,32 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 
 use crate::providers::openai::{self, ChunkAction};
-use crate::sse::SseParser;
+use crate::sse::{Event, SseParser};
 use crate::trace_report::{TraceDraft, TraceSink};
+use crate::translate::{StreamDecoder, StreamEncoder, StreamEvent};
+
+/// How upstream events become the app's.
+pub enum Mode {
+    /// OpenAI chat to an OpenAI app: forwarded as is, usage read on the way;
+    /// the usage chunk the gateway asked for on the app's behalf is dropped.
+    OpenAiChat { strip_usage_chunk: bool },
+    /// Same format on both sides: forwarded as is; the decoder only reads usage.
+    Observe(Box<dyn StreamDecoder>),
+    /// Different formats: decoded into IR events, encoded for the app.
+    Translate {
+        decoder: Box<dyn StreamDecoder>,
+        encoder: Box<dyn StreamEncoder>,
+    },
+    /// Not SSE (Gemini's JSON-array streaming): bytes forwarded untouched,
+    /// no usage can be read before the end.
+    Raw,
+}
 
 pub struct MeteredStream {
     inner: Incoming,
     parser: SseParser,
-    strip_usage_chunk: bool,
+    mode: Mode,
+    events: Vec<StreamEvent>,
     trace: Option<(TraceDraft, TraceSink)>,
     status: u16,
     done: bool,
@@ -25,7 +45,7 @@ pub struct MeteredStream {
 impl MeteredStream {
     pub fn new(
         inner: Incoming,
-        strip_usage_chunk: bool,
+        mode: Mode,
         draft: TraceDraft,
         sink: TraceSink,
         status: u16,
@@ -33,39 +53,80 @@ impl MeteredStream {
         Self {
             inner,
             parser: SseParser::new(),
-            strip_usage_chunk,
+            mode,
+            events: Vec::new(),
             trace: Some((draft, sink)),
             status,
             done: false,
         }
     }
 
-    /// Whole events ready to forward, joined into one frame.
-    fn drain(&mut self) -> Bytes {
-        let mut first: Option<Bytes> = None;
-        let mut more: Option<BytesMut> = None;
-        while let Some(ev) = self.parser.next_event() {
-            let action = match &mut self.trace {
-                Some((d, _)) => openai::scan_chunk(&ev, &mut d.usage, self.strip_usage_chunk),
-                None => ChunkAction::Forward,
-            };
-            if action == ChunkAction::Drop {
-                continue;
+    /// Handles one upstream event; appends what the app gets to `out`.
+    fn on_event(&mut self, ev: Event, out: &mut Output) {
+        let usage = self.trace.as_mut().map(|(d, _)| &mut d.usage);
+        let forward = match &mut self.mode {
+            Mode::OpenAiChat { strip_usage_chunk } => {
+                let mut scratch = Default::default();
+                let u = usage.unwrap_or(&mut scratch);
+                openai::scan_chunk(&ev, u, *strip_usage_chunk) == ChunkAction::Forward
             }
-            match (&first, &mut more) {
-                (None, _) => first = Some(ev.raw),
-                (Some(f), None) => {
-                    let mut m = BytesMut::with_capacity(f.len() + ev.raw.len());
-                    m.extend_from_slice(f);
-                    m.extend_from_slice(&ev.raw);
-                    more = Some(m);
+            Mode::Observe(decoder) => {
+                decoder.event(&ev, &mut self.events);
+                if let Some(u) = usage {
+                    take_usage(&mut self.events, u);
                 }
-                (Some(_), Some(m)) => m.extend_from_slice(&ev.raw),
+                self.events.clear();
+                true
             }
+            Mode::Translate { decoder, encoder } => {
+                decoder.event(&ev, &mut self.events);
+                if let Some(u) = usage {
+                    take_usage(&mut self.events, u);
+                }
+                let buf = out.buf();
+                for e in self.events.drain(..) {
+                    encoder.event(&e, buf);
+                }
+                false
+            }
+            Mode::Raw => true,
+        };
+        if forward {
+            // The app's SDK may stop reading at the closing event, so the
+            // trace must be on disk before that event leaves.
+            if is_closing(&ev) {
+                self.file_trace(None);
+            }
+            out.push(ev.raw);
         }
-        match more {
-            Some(m) => m.freeze(),
-            None => first.unwrap_or_default(),
+    }
+
+    /// The upstream ended cleanly: flush what the formats still owe.
+    fn on_end(&mut self, out: &mut Output) {
+        if let Some(ev) = self.parser.finish() {
+            self.on_event(ev, out);
+        }
+        let usage = self.trace.as_mut().map(|(d, _)| &mut d.usage);
+        match &mut self.mode {
+            Mode::Observe(decoder) => {
+                decoder.end(&mut self.events);
+                if let Some(u) = usage {
+                    take_usage(&mut self.events, u);
+                }
+                self.events.clear();
+            }
+            Mode::Translate { decoder, encoder } => {
+                decoder.end(&mut self.events);
+                if let Some(u) = usage {
+                    take_usage(&mut self.events, u);
+                }
+                let buf = out.buf();
+                for e in self.events.drain(..) {
+                    encoder.event(&e, buf);
+                }
+                encoder.end(buf);
+            }
+            Mode::OpenAiChat { .. } | Mode::Raw => {}
         }
     }
 
@@ -75,6 +136,70 @@ impl MeteredStream {
                 d.set_error(e);
             }
             sink.submit(d.finish(self.status));
+        }
+    }
+}
+
+/// The event after which a provider's stream carries nothing more.
+fn is_closing(ev: &Event) -> bool {
+    ev.data.trim() == "[DONE]"
+        || matches!(
+            ev.event.as_deref(),
+            Some("message_stop" | "response.completed" | "response.incomplete" | "response.failed")
+        )
+}
+
+/// The last usage report wins: decoders already turn cumulative or split
+/// reports into totals.
+fn take_usage(events: &mut [StreamEvent], usage: &mut crate::usage::Usage) {
+    for e in events.iter() {
+        if let StreamEvent::Usage(u) = e {
+            *usage = *u;
+        }
+    }
+}
+
+/// Bytes for the app from one upstream frame, without copying when a single
+/// event passes through untouched.
+#[derive(Default)]
+struct Output {
+    first: Option<Bytes>,
+    more: Option<BytesMut>,
+}
+
+impl Output {
+    fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        match (&self.first, &mut self.more) {
+            (None, None) => self.first = Some(b),
+            (_, Some(m)) => m.extend_from_slice(&b),
+            (Some(_), None) => {
+                let mut m = BytesMut::new();
+                if let Some(f) = self.first.take() {
+                    m.extend_from_slice(&f);
+                }
+                m.extend_from_slice(&b);
+                self.more = Some(m);
+            }
+        }
+    }
+
+    fn buf(&mut self) -> &mut BytesMut {
+        let first = self.first.take();
+        let m = self.more.get_or_insert_with(BytesMut::new);
+        if let Some(f) = first {
+            m.extend_from_slice(&f);
+        }
+        m
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match (self.first, self.more) {
+            (_, Some(m)) => m.freeze(),
+            (Some(f), None) => f,
+            (None, None) => Bytes::new(),
         }
     }
 }
@@ -100,8 +225,16 @@ impl Body for MeteredStream {
                     if let Some((d, _)) = &mut this.trace {
                         d.first_byte();
                     }
-                    this.parser.push(&data);
-                    let out = this.drain();
+                    let mut out = Output::default();
+                    if matches!(this.mode, Mode::Raw) {
+                        out.push(data);
+                    } else {
+                        this.parser.push(&data);
+                        while let Some(ev) = this.parser.next_event() {
+                            this.on_event(ev, &mut out);
+                        }
+                    }
+                    let out = out.into_bytes();
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
@@ -113,22 +246,12 @@ impl Body for MeteredStream {
                 }
                 None => {
                     this.done = true;
-                    let tail = this.parser.finish();
-                    let mut out = None;
-                    if let Some(ev) = tail {
-                        let keep = match &mut this.trace {
-                            Some((d, _)) => {
-                                openai::scan_chunk(&ev, &mut d.usage, this.strip_usage_chunk)
-                            }
-                            None => ChunkAction::Forward,
-                        };
-                        if keep == ChunkAction::Forward {
-                            out = Some(ev.raw);
-                        }
-                    }
+                    let mut out = Output::default();
+                    this.on_end(&mut out);
                     this.file_trace(None);
-                    if let Some(b) = out {
-                        return Poll::Ready(Some(Ok(Frame::data(b))));
+                    let out = out.into_bytes();
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
                     return Poll::Ready(None);
                 }

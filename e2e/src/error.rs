@@ -1,5 +1,7 @@
 //! Why the mock refuses a request. Each wire format renders these in its own
-//! error shape; the messages are the ones the real OpenAI API uses.
+//! error shape (`openai::error_body`, `anthropic::error_body`,
+//! `gemini::error_body`); the `Display` messages are the real OpenAI API's,
+//! the other formats use their own API's words where they differ.
 
 use axum::http::StatusCode;
 
@@ -21,6 +23,12 @@ pub enum MockError {
         param: &'static str,
         expected: &'static str,
     },
+    /// Anthropic: no `anthropic-version` header.
+    #[error("anthropic-version: header is required")]
+    MissingVersion,
+    /// Any other invalid request, with the API's message.
+    #[error("{0}")]
+    Invalid(String),
     #[error("Invalid URL ({method} {path})")]
     UnknownPath { method: String, path: String },
     /// A fault queued by a test.
@@ -32,9 +40,11 @@ impl MockError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingKey => StatusCode::UNAUTHORIZED,
-            Self::BadJson(_) | Self::MissingParam(_) | Self::InvalidType { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadJson(_)
+            | Self::MissingParam(_)
+            | Self::InvalidType { .. }
+            | Self::MissingVersion
+            | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::UnknownPath { .. } => StatusCode::NOT_FOUND,
             Self::Injected { status, .. } => *status,
         }

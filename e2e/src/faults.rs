@@ -1,8 +1,10 @@
-//! The fault queue: tests ask the mock to misbehave on the next chat requests.
+//! The fault queue: tests ask the mock to misbehave on the next requests.
 //!
-//! `POST /_mock/faults` appends a [`Fault`]; each chat request takes the first
-//! queued fault that matches it and decrements its `times`. Several faults can
-//! be queued; they are used in order.
+//! `POST /_mock/faults` appends a [`Fault`]; each provider request (chat,
+//! Responses, embeddings, Anthropic messages and count_tokens, every Gemini
+//! model action; not the model lists) takes the first queued fault that
+//! matches it and decrements its `times`. Several faults can be queued; they
+//! are used in order. Error bodies come in the wire format of the endpoint.
 
 use std::sync::Mutex;
 
@@ -32,9 +34,14 @@ pub struct Fault {
     /// Wait this long before each streamed chunk (a slow stream).
     #[serde(default)]
     pub chunk_delay_ms: Option<u64>,
-    /// Only requests made with this upstream credential (the bearer token).
+    /// Only requests made with this upstream credential (the bearer token,
+    /// `x-api-key` or Gemini's key).
     #[serde(default)]
     pub key: Option<String>,
+    /// Only requests to this URL path (e.g. `/v1/messages`, or
+    /// `/v1beta/models/gemini-2.0-flash:streamGenerateContent`).
+    #[serde(default)]
+    pub path: Option<String>,
     /// Only requests for this model.
     #[serde(default)]
     pub model: Option<String>,
@@ -48,9 +55,10 @@ fn one() -> u32 {
 }
 
 impl Fault {
-    fn matches(&self, key: &str, model: &str) -> bool {
+    fn matches(&self, key: &str, model: &str, path: &str) -> bool {
         self.key.as_deref().is_none_or(|k| k == key)
             && self.model.as_deref().is_none_or(|m| m == model)
+            && self.path.as_deref().is_none_or(|p| p == path)
     }
 }
 
@@ -75,10 +83,10 @@ impl FaultQueue {
     }
 
     /// Takes one use of the first fault matching a request made with `key`
-    /// for `model`.
-    pub fn take(&self, key: &str, model: &str) -> Option<Fault> {
+    /// for `model` at `path`.
+    pub fn take(&self, key: &str, model: &str, path: &str) -> Option<Fault> {
         let mut queue = self.lock();
-        let idx = queue.iter().position(|f| f.matches(key, model))?;
+        let idx = queue.iter().position(|f| f.matches(key, model, path))?;
         let fault = &mut queue[idx];
         fault.times -= 1;
         let taken = fault.clone();
@@ -122,10 +130,22 @@ mod tests {
         let q = FaultQueue::default();
         q.push(parse(r#"{"status":500,"times":2}"#));
         q.push(parse(r#"{"delay_ms":10}"#));
-        assert_eq!(q.take("k", "m").and_then(|f| f.status), Some(500));
-        assert_eq!(q.take("k", "m").and_then(|f| f.status), Some(500));
-        assert_eq!(q.take("k", "m").and_then(|f| f.delay_ms), Some(10));
-        assert_eq!(q.take("k", "m"), None);
+        assert_eq!(
+            q.take("k", "m", "/v1/chat/completions")
+                .and_then(|f| f.status),
+            Some(500)
+        );
+        assert_eq!(
+            q.take("k", "m", "/v1/chat/completions")
+                .and_then(|f| f.status),
+            Some(500)
+        );
+        assert_eq!(
+            q.take("k", "m", "/v1/chat/completions")
+                .and_then(|f| f.delay_ms),
+            Some(10)
+        );
+        assert_eq!(q.take("k", "m", "/v1/chat/completions"), None);
     }
 
     #[test]
@@ -133,10 +153,29 @@ mod tests {
         let q = FaultQueue::default();
         q.push(parse(r#"{"status":429,"key":"sk-a"}"#));
         q.push(parse(r#"{"status":503,"model":"m2"}"#));
-        assert_eq!(q.take("sk-b", "m1"), None);
-        assert_eq!(q.take("sk-b", "m2").and_then(|f| f.status), Some(503));
-        assert_eq!(q.take("sk-a", "m1").and_then(|f| f.status), Some(429));
+        assert_eq!(q.take("sk-b", "m1", "/v1/chat/completions"), None);
+        assert_eq!(
+            q.take("sk-b", "m2", "/v1/chat/completions")
+                .and_then(|f| f.status),
+            Some(503)
+        );
+        assert_eq!(
+            q.take("sk-a", "m1", "/v1/chat/completions")
+                .and_then(|f| f.status),
+            Some(429)
+        );
         assert!(q.pending().is_empty());
+    }
+
+    #[test]
+    fn path_filter() {
+        let q = FaultQueue::default();
+        q.push(parse(r#"{"status":500,"path":"/v1/messages"}"#));
+        assert_eq!(q.take("k", "m", "/v1/chat/completions"), None);
+        assert_eq!(
+            q.take("k", "m", "/v1/messages").and_then(|f| f.status),
+            Some(500)
+        );
     }
 
     #[test]
@@ -146,6 +185,6 @@ mod tests {
         assert!(q.pending().is_empty());
         q.push(parse(r#"{"status":500,"times":3}"#));
         q.clear();
-        assert_eq!(q.take("k", "m"), None);
+        assert_eq!(q.take("k", "m", "/v1/chat/completions"), None);
     }
 }

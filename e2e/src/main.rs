@@ -1,6 +1,8 @@
-//! `mock-provider`: a stand-in for the AI providers, speaking their wire
-//! formats with deterministic replies and usage, recording what it receives
-//! and misbehaving on demand. Used by the e2e tests and the benchmarks.
+//! `mock-provider`: a stand-in for the AI providers (OpenAI chat, Responses
+//! and embeddings, Anthropic Messages, Gemini), speaking their wire formats
+//! with deterministic replies, tool calls and usage (the rules are in
+//! `tokens.rs`), recording what it receives and misbehaving on demand. Used
+//! by the e2e tests and the benchmarks.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,12 +11,17 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
 
+mod anthropic;
 mod app;
+mod embeddings;
 mod error;
 mod faults;
+mod gemini;
 mod ids;
 mod openai;
 mod recording;
+mod responses;
+mod sse;
 mod tokens;
 
 #[derive(Debug, Parser)]

@@ -1,6 +1,7 @@
 //! OpenAI's chat-completions wire format: parse a request into the neutral
-//! conversation, render an [`Exchange`] as a `chat.completion` or as
-//! `chat.completion.chunk` SSE frames, and errors in OpenAI's shape.
+//! conversation, render an [`Exchange`] (text or tool call) as a
+//! `chat.completion` or as `chat.completion.chunk` SSE frames, and errors in
+//! OpenAI's shape (shared by Responses and embeddings).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,9 +9,12 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::app::{Answer, Ready};
 use crate::error::MockError;
-use crate::ids;
-use crate::tokens::{Exchange, Message, Role, join_parts};
+use crate::tokens::{
+    Exchange, Message, Role, ToolDecl, invalid_schema_type, join_parts, split_pieces,
+};
+use crate::{ids, sse};
 
 pub const SYSTEM_FINGERPRINT: &str = "fp_mock0001";
 
@@ -24,6 +28,7 @@ pub struct ChatRequest {
     pub stream: bool,
     pub include_usage: bool,
     pub messages: Vec<Message>,
+    pub tools: Vec<ToolDecl>,
 }
 
 impl ChatRequest {
@@ -61,13 +66,52 @@ impl ChatRequest {
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let tools = parse_tools(obj.get("tools"));
+        check_tool_schemas(&tools)?;
         Ok(Self {
             model,
             stream,
             include_usage,
             messages,
+            tools,
         })
     }
+
+    pub fn exchange(&self) -> Exchange {
+        Exchange::new(&self.messages, &self.tools)
+    }
+}
+
+/// Refuses a tool whose schema has a type JSON Schema does not know (such
+/// as Gemini's `STRING`), with the real API's message.
+pub fn check_tool_schemas(tools: &[ToolDecl]) -> Result<(), MockError> {
+    for t in tools {
+        if let Some(bad) = invalid_schema_type(&t.parameters) {
+            return Err(MockError::Invalid(format!(
+                "Invalid schema for function '{}': '{bad}' is not valid under any of the given schemas.",
+                t.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `tools: [{"type": "function", "function": {"name", "parameters"}}]`.
+fn parse_tools(tools: Option<&Value>) -> Vec<ToolDecl> {
+    tools
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| {
+                    let f = t.get("function")?;
+                    Some(ToolDecl {
+                        name: f.get("name")?.as_str()?.to_owned(),
+                        parameters: f.get("parameters").cloned().unwrap_or(Value::Null),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn parse_message(m: &Value) -> Message {
@@ -105,6 +149,8 @@ pub fn usage(ex: &Exchange) -> Value {
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub id: String,
+    /// The id of the tool call, when the reply is one.
+    pub call_id: String,
     pub created: u64,
     pub model: String,
 }
@@ -116,6 +162,7 @@ impl Completion {
             .map_or(0, |d| d.as_secs());
         Self {
             id: format!("chatcmpl-{}", ids::random_alnum(29)),
+            call_id: format!("call_{}", ids::random_alnum(24)),
             created,
             model: model.to_owned(),
         }
@@ -123,6 +170,31 @@ impl Completion {
 
     /// A whole `chat.completion` object.
     pub fn response(&self, ex: &Exchange) -> Value {
+        let (message, finish) = match &ex.tool_call {
+            Some(call) => (
+                json!({
+                    "role": "assistant",
+                    "content": null,
+                    "tool_calls": [{
+                        "id": self.call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments_json()}
+                    }],
+                    "refusal": null,
+                    "annotations": []
+                }),
+                "tool_calls",
+            ),
+            None => (
+                json!({
+                    "role": "assistant",
+                    "content": ex.reply,
+                    "refusal": null,
+                    "annotations": []
+                }),
+                "stop",
+            ),
+        };
         json!({
             "id": self.id,
             "object": "chat.completion",
@@ -130,14 +202,9 @@ impl Completion {
             "model": self.model,
             "choices": [{
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": ex.reply,
-                    "refusal": null,
-                    "annotations": []
-                },
+                "message": message,
                 "logprobs": null,
-                "finish_reason": "stop"
+                "finish_reason": finish
             }],
             "usage": usage(ex),
             "service_tier": "default",
@@ -165,35 +232,65 @@ impl Completion {
     /// the index of the frame that carries the usage (if any).
     pub fn stream_frames(&self, ex: &Exchange, include_usage: bool) -> (Vec<Bytes>, Option<usize>) {
         let delta = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
-        let mut chunks = vec![self.chunk(
-            delta(
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                Value::Null,
-            ),
-            None,
-            include_usage,
-        )];
-        for piece in ex.reply_pieces() {
+        let mut chunks = Vec::new();
+        let finish = if let Some(call) = &ex.tool_call {
             chunks.push(self.chunk(
-                delta(json!({"content": piece}), Value::Null),
+                delta(
+                    json!({
+                        "role": "assistant",
+                        "content": null,
+                        "tool_calls": [{
+                            "index": 0,
+                            "id": self.call_id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": ""}
+                        }],
+                        "refusal": null
+                    }),
+                    Value::Null,
+                ),
                 None,
                 include_usage,
             ));
-        }
-        chunks.push(self.chunk(delta(json!({}), json!("stop")), None, include_usage));
+            for piece in split_pieces(&call.arguments_json(), 2) {
+                chunks.push(self.chunk(
+                    delta(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                        Value::Null,
+                    ),
+                    None,
+                    include_usage,
+                ));
+            }
+            "tool_calls"
+        } else {
+            chunks.push(self.chunk(
+                delta(
+                    json!({"role": "assistant", "content": "", "refusal": null}),
+                    Value::Null,
+                ),
+                None,
+                include_usage,
+            ));
+            for piece in ex.reply_pieces() {
+                chunks.push(self.chunk(
+                    delta(json!({"content": piece}), Value::Null),
+                    None,
+                    include_usage,
+                ));
+            }
+            "stop"
+        };
+        chunks.push(self.chunk(delta(json!({}), json!(finish)), None, include_usage));
         let mut usage_index = None;
         if include_usage {
             usage_index = Some(chunks.len());
             chunks.push(self.chunk(json!([]), Some(usage(ex)), true));
         }
-        let mut frames: Vec<Bytes> = chunks.iter().map(|c| sse_data(&c.to_string())).collect();
-        frames.push(sse_data("[DONE]"));
+        let mut frames: Vec<Bytes> = chunks.iter().map(|c| sse::data(&c.to_string())).collect();
+        frames.push(sse::data("[DONE]"));
         (frames, usage_index)
     }
-}
-
-fn sse_data(data: &str) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
 }
 
 /// An error body in OpenAI's shape.
@@ -219,12 +316,41 @@ pub fn error_body(err: &MockError) -> Value {
     })
 }
 
+/// The answer to a chat request.
+pub fn answer(req: &ChatRequest) -> Ready {
+    let ex = req.exchange();
+    let completion = Completion::new(&req.model);
+    let answer = if req.stream {
+        let (frames, usage_index) = completion.stream_frames(&ex, req.include_usage);
+        Answer::Sse {
+            frames,
+            usage: usage_index.map(|_| usage(&ex)),
+            usage_index,
+        }
+    } else {
+        Answer::Json {
+            body: completion.response(&ex),
+            usage: Some(usage(&ex)),
+        }
+    };
+    Ready {
+        model: req.model.clone(),
+        answer,
+    }
+}
+
+fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 1_715_367_049, "owned_by": "system"})
+}
+
+/// `GET /v1/models/{id}`: any listed model.
+pub fn model(id: &str) -> Option<Value> {
+    LISTED_MODELS.contains(&id).then(|| model_object(id))
+}
+
 /// The `GET /v1/models` list.
 pub fn models_list() -> Value {
-    let data: Vec<Value> = LISTED_MODELS
-        .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 1_715_367_049, "owned_by": "system"}))
-        .collect();
+    let data: Vec<Value> = LISTED_MODELS.iter().map(|id| model_object(id)).collect();
     json!({"object": "list", "data": data})
 }
 
@@ -389,6 +515,78 @@ mod tests {
         assert_eq!(chunks[ui]["usage"]["completion_tokens"], 3);
         assert_eq!(chunks[ui]["usage"]["prompt_tokens"], 1);
         assert_eq!(chunks[ui + 1], "[DONE]");
+    }
+
+    fn weather_tools() -> Value {
+        json!([{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+    }
+
+    #[test]
+    fn tool_call_and_tool_result() {
+        let req = parse(json!({"model": "m", "tools": weather_tools(), "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"}
+        ]}))
+        .expect("valid");
+        let ex = req.exchange();
+        let r = Completion::new("m").response(&ex);
+        let msg = &r["choices"][0]["message"];
+        assert!(msg["content"].is_null());
+        let call = &msg["tool_calls"][0];
+        assert_eq!(call["type"], "function");
+        assert!(call["id"].as_str().is_some_and(|i| i.starts_with("call_")));
+        assert_eq!(call["function"]["name"], "get_weather");
+        assert_eq!(call["function"]["arguments"], r#"{"city":"Paris"}"#);
+        assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(r["usage"]["completion_tokens"], 1);
+
+        let req = parse(json!({"model": "m", "tools": weather_tools(), "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 21 C"}
+        ]}))
+        .expect("valid");
+        let ex = req.exchange();
+        assert_eq!(ex.reply, "mock reply: tool said Sunny, 21 C");
+        assert_eq!(ex.prompt_tokens, 8);
+    }
+
+    #[test]
+    fn streamed_tool_call() {
+        let req = parse(
+            json!({"model": "m", "tools": weather_tools(), "stream": true,
+            "messages": [{"role": "user", "content": "Weather?"}]}),
+        )
+        .expect("valid");
+        let (frames, _) = Completion::new("m").stream_frames(&req.exchange(), false);
+        let chunks = frames_json(&frames);
+        let first = &chunks[0]["choices"][0]["delta"];
+        assert_eq!(first["role"], "assistant");
+        assert_eq!(first["tool_calls"][0]["function"]["name"], "get_weather");
+        assert_eq!(first["tool_calls"][0]["function"]["arguments"], "");
+        let args: String = chunks[1..chunks.len() - 2]
+            .iter()
+            .map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(args, r#"{"city":"Paris"}"#);
+        assert_eq!(chunks.len(), 5);
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn gemini_schema_types_are_refused() {
+        let err = parse(
+            json!({"model": "m", "messages": [], "tools": [{"type": "function",
+            "function": {"name": "f", "parameters": {"type": "OBJECT"}}}]}),
+        );
+        assert!(matches!(err, Err(MockError::Invalid(m)) if m.contains("'OBJECT'")));
     }
 
     #[test]

@@ -225,6 +225,10 @@ class Mock:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["path"] == "/v1/chat/completions"]
 
+    def provider_requests(self) -> list[dict[str, Any]]:
+        """The POSTs it received (model lists left out)."""
+        return [r for r in self.requests() if r["method"] == "POST"]
+
     def clear(self) -> None:
         self.http.delete("/_mock/requests").raise_for_status()
 
@@ -366,6 +370,27 @@ class Expected:
         }
 
 
+def normalized_usage(usage: dict[str, Any]) -> dict[str, int]:
+    """Any format's usage object (as the mock reported it) as
+    `{input (cached included), cached, output}`."""
+    if "promptTokenCount" in usage:  # Gemini usageMetadata
+        return {"input": usage["promptTokenCount"],
+                "cached": usage.get("cachedContentTokenCount", 0),
+                "output": usage.get("candidatesTokenCount", 0)}
+    if "prompt_tokens" in usage:  # OpenAI chat, embeddings
+        details = usage.get("prompt_tokens_details") or {}
+        return {"input": usage["prompt_tokens"], "cached": details.get("cached_tokens", 0),
+                "output": usage.get("completion_tokens", 0)}
+    if "input_tokens_details" in usage:  # OpenAI Responses
+        return {"input": usage["input_tokens"],
+                "cached": usage["input_tokens_details"].get("cached_tokens", 0),
+                "output": usage["output_tokens"]}
+    # Anthropic: input_tokens excludes what was read from or written to the cache.
+    cached = usage.get("cache_read_input_tokens") or 0
+    return {"input": usage["input_tokens"] + cached + (usage.get("cache_creation_input_tokens") or 0),
+            "cached": cached, "output": usage["output_tokens"]}
+
+
 def usage_summary(usage: dict[str, Any]) -> dict[str, Any]:
     """The mock's usage object reduced to what `Expected.usage` holds."""
     return {
@@ -450,6 +475,7 @@ class Gateway:
     dp: Proc | None = None
     dp_url: str = ""
     dp_env: dict[str, str] = field(default_factory=dict)
+    _genai: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -563,6 +589,23 @@ class Gateway:
         return openai.OpenAI(base_url=self.dp_url + "/v1", api_key=api_key or self.app_key,
                              max_retries=0, timeout=HTTP_TIMEOUT)
 
+    def anthropic_client(self, api_key: str | None = None) -> "anthropic.Anthropic":
+        """The official `anthropic` SDK pointed at the data plane, no retries."""
+        import anthropic
+
+        return anthropic.Anthropic(base_url=self.dp_url, api_key=api_key or self.app_key,
+                                   max_retries=0, timeout=HTTP_TIMEOUT)
+
+    def genai_client(self, api_key: str | None = None) -> "genai.Client":
+        """The official `google-genai` SDK pointed at the data plane (it
+        calls `/v1/models/...` by default, `/v1beta/` with api_version).
+        Kept: a `genai.Client` closes its connections when collected, even
+        while `client.models` is in use."""
+        key = (self.dp_url, api_key or self.app_key)
+        if key not in self._genai:
+            self._genai[key] = genai_client(*key)
+        return self._genai[key]
+
     # -- traces
 
     def wait_traces(self, request_ids: list[str]) -> list[dict[str, Any]]:
@@ -595,6 +638,18 @@ def start_gateway(workdir: Path, db: Database) -> Gateway:
         gw.stop_all()
         raise
     return gw
+
+
+def genai_client(base_url: str, api_key: str, api_version: str | None = None) -> "genai.Client":
+    """A `google-genai` client for a local server. It does not retry unless
+    told to."""
+    from google import genai
+    from google.genai import types
+
+    opts = types.HttpOptions(base_url=base_url, timeout=int(HTTP_TIMEOUT * 1000))
+    if api_version is not None:
+        opts.api_version = api_version
+    return genai.Client(api_key=api_key, http_options=opts)
 
 
 def dumps(obj: Any) -> str:

@@ -13,6 +13,8 @@ pub mod pb {
     pub mod trace {
         tonic::include_proto!("aigw.trace.v1");
     }
+    /// AdminService, IdentityService and InsightService (admin.proto,
+    /// identity.proto, insight.proto: one package).
     pub mod admin {
         tonic::include_proto!("aigw.admin.v1");
     }

@@ -1,6 +1,8 @@
 //! Client keys: the keys apps present. Only SHA-256(key) is stored; a key
 //! generated here is returned once, in the Upsert result, and never again.
 
+use std::collections::HashMap;
+
 use aigw_proto::pb::admin::{ClientKeyInfo, ClientKeySpec, UpsertResult};
 
 use super::providers::unchanged;
@@ -8,6 +10,7 @@ use super::validate;
 use crate::compile::parse_models;
 use crate::crypto;
 use crate::db::config::{self, ClientKeyRow};
+use crate::db::identity::list_users;
 use crate::db::{AnyConnection, now_ms};
 use crate::error::{Error, Result};
 
@@ -20,7 +23,7 @@ const MIN_KEY_LEN: usize = 8;
 /// `Debug`: it may hold the key.
 #[derive(Clone)]
 pub struct ClientKeyInput {
-    spec: ClientKeySpec,
+    pub spec: ClientKeySpec,
     rpm: Option<i64>,
     tokens_per_day: Option<i64>,
 }
@@ -45,6 +48,9 @@ pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
     if let Some(c) = spec.cost_per_day {
         validate::price(&what, "cost_per_day", c)?;
     }
+    if !spec.owner.is_empty() {
+        validate::name(&format!("{what} owner"), &spec.owner)?;
+    }
     if spec.expires_at_ms < 0 {
         return Err(Error::invalid(format!(
             "{what}: expires_at_ms must not be negative"
@@ -57,10 +63,23 @@ pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
     })
 }
 
-pub fn upsert(conn: &mut AnyConnection, input: &ClientKeyInput) -> Result<(UpsertResult, bool)> {
+/// Creates or updates the key; `owner` is the user id the key will belong
+/// to (resolved and authorized by the caller). A revoked key cannot be
+/// changed: revocation is final.
+pub fn upsert(
+    conn: &mut AnyConnection,
+    input: &ClientKeyInput,
+    existing: Option<ClientKeyRow>,
+    owner: Option<String>,
+) -> Result<(UpsertResult, bool)> {
     let spec = &input.spec;
     let now = now_ms();
-    let existing = config::find_client_key(conn, &spec.name)?;
+    if existing.as_ref().is_some_and(|k| k.revoked_at_ms != 0) {
+        return Err(Error::FailedPrecondition(format!(
+            "client_key {:?} is revoked; delete it or use another name",
+            spec.name
+        )));
+    }
     let (key_hash, key_hint, generated) = if !spec.key.is_empty() {
         (
             crypto::sha256_hex(&spec.key),
@@ -81,8 +100,8 @@ pub fn upsert(conn: &mut AnyConnection, input: &ClientKeyInput) -> Result<(Upser
         && other.name != spec.name
     {
         return Err(Error::AlreadyExists(format!(
-            "client_key {:?}: this key is already used by client_key {:?}",
-            spec.name, other.name
+            "client_key {:?}: this key is already used by another client key",
+            spec.name
         )));
     }
     let models = serde_json::to_string(&spec.models).map_err(|e| Error::internal(e.to_string()))?;
@@ -98,6 +117,8 @@ pub fn upsert(conn: &mut AnyConnection, input: &ClientKeyInput) -> Result<(Upser
         expires_at_ms: spec.expires_at_ms,
         created_at_ms: now,
         updated_at_ms: now,
+        owner_user_id: owner,
+        revoked_at_ms: 0,
     };
     let created = match existing {
         Some(old) => {
@@ -106,7 +127,8 @@ pub fn upsert(conn: &mut AnyConnection, input: &ClientKeyInput) -> Result<(Upser
                 && old.rpm == row.rpm
                 && old.tokens_per_day == row.tokens_per_day
                 && old.cost_per_day == row.cost_per_day
-                && old.expires_at_ms == row.expires_at_ms;
+                && old.expires_at_ms == row.expires_at_ms
+                && old.owner_user_id == row.owner_user_id;
             if same {
                 return Ok((unchanged(), false));
             }
@@ -141,12 +163,19 @@ pub fn upsert(conn: &mut AnyConnection, input: &ClientKeyInput) -> Result<(Upser
     ))
 }
 
-pub fn list(conn: &mut AnyConnection) -> Result<Vec<ClientKeyInfo>> {
-    config::list_client_keys(conn)?
+/// All client keys, or those `owner` owns; owners shown by username.
+pub fn list(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<ClientKeyInfo>> {
+    let names = usernames(conn)?;
+    config::list_client_keys(conn, owner)?
         .into_iter()
         .map(|k| {
             Ok(ClientKeyInfo {
                 models: parse_models(&k.models, &k.name)?,
+                owner: k
+                    .owner_user_id
+                    .as_ref()
+                    .and_then(|id| names.get(id).cloned())
+                    .unwrap_or_default(),
                 name: k.name,
                 id: k.id,
                 key_hint: k.key_hint,
@@ -155,7 +184,17 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<ClientKeyInfo>> {
                 cost_per_day: k.cost_per_day,
                 expires_at_ms: k.expires_at_ms,
                 created_at_ms: k.created_at_ms,
+                revoked: k.revoked_at_ms != 0,
+                revoked_at_ms: k.revoked_at_ms,
             })
         })
         .collect()
+}
+
+/// User id -> username.
+pub fn usernames(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
+    Ok(list_users(conn)?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
 }

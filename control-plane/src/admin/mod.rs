@@ -1,27 +1,42 @@
-//! AdminService: every admin action, for the web UI's gateway and for
-//! automation alike. Each mutation runs in one write transaction that also
-//! recompiles the snapshot; an invalid result rolls the change back, a valid
-//! one is published right after the commit, so data planes see the change
-//! before the call returns (and within a second in practice).
+//! The Admin API: AdminService (configuration), IdentityService (users,
+//! tokens, roles, audit log) and InsightService (traces, usage, pool
+//! health), all served by [`AdminSvc`], for the web UI's gateway and for
+//! automation alike.
+//!
+//! Every handler starts with [`AdminSvc::caller`] (authenticate, then
+//! `rbac::authorize` on its method) and checks the objects it touches with
+//! `rbac::authorize` again. Each mutation runs in one write transaction that
+//! also writes its audit entry and recompiles the snapshot; an invalid result
+//! rolls everything back, a valid one is published right after the commit,
+//! so data planes see the change before the call returns (and within a
+//! second in practice).
 
+pub mod audit;
+pub mod authn;
 pub mod client_keys;
+pub mod identity;
+pub mod insight;
+pub mod page;
 pub mod pricing;
 pub mod providers;
+pub mod rbac;
+pub mod routes;
+pub mod service;
+pub mod tokens;
+pub mod usage;
+pub mod users;
 pub mod validate;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aigw_proto::pb::admin::admin_service_server::AdminService;
-use aigw_proto::pb::admin::{
-    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeList, PriceList,
-    PriceSpec, ProviderList, ProviderSpec, UpsertResult,
-};
-use tonic::{Request, Response, Status};
+use aigw_proto::pb::admin::UpsertResult;
+use tonic::{Request, Status};
 
-use crate::auth;
+use self::rbac::{Access, Principal, Target};
 use crate::compile::compile;
-use crate::crypto::MasterKey;
-use crate::db::config::{self, load_all};
+use crate::crypto::{self, MasterKey};
+use crate::db::config::load_all;
+use crate::db::identity::{AuditRow, insert_audit};
 use crate::db::{AnyConnection, Db, write_tx};
 use crate::error::Result;
 use crate::push::{Publisher, Registry};
@@ -32,40 +47,141 @@ pub struct AdminSvc {
     pub master: MasterKey,
     pub publisher: Publisher,
     pub registry: Registry,
-    pub admin_tokens: Arc<[[u8; 32]]>,
+    /// SHA-256 of the bootstrap tokens accepted without a database lookup
+    /// (AIGW_ADMIN_TOKEN). Stored tokens are looked up per call, so a
+    /// revocation takes effect at once.
+    pub bootstrap_tokens: Arc<[[u8; 32]]>,
     /// Serializes mutations so snapshots are published in commit order. A
     /// std mutex, held on the blocking thread, because that thread finishes
     /// commit and publish even if the caller goes away mid-request.
     pub write_lock: Arc<Mutex<()>>,
 }
 
-impl AdminSvc {
-    fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        auth::check(req.metadata(), &self.admin_tokens).map_err(Status::from)
+/// What a mutation did, for the audit log. `detail` never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub action: &'static str,
+    pub detail: String,
+    /// Whether the configuration (and so the snapshot) may have changed.
+    pub config: bool,
+}
+
+impl Change {
+    /// A configuration change.
+    pub fn new(action: &'static str) -> Self {
+        Self {
+            action,
+            detail: String::new(),
+            config: true,
+        }
     }
 
-    /// Runs `change` in a write transaction; when it reports a change, the
-    /// snapshot is recompiled (validated) in the same transaction and
-    /// published after the commit.
-    pub async fn mutate<T, F>(&self, change: F) -> Result<T>
+    /// A change to users, sessions or tokens: nothing to recompile.
+    pub fn account(action: &'static str) -> Self {
+        Self {
+            config: false,
+            ..Self::new(action)
+        }
+    }
+
+    pub fn with(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// "create" or "update" for an upsert that changed something.
+    pub fn of_upsert(r: &UpsertResult) -> Option<Self> {
+        match (r.created, r.changed) {
+            (true, _) => Some(Self::new("create")),
+            (false, true) => Some(Self::new("update")),
+            (false, false) => None,
+        }
+    }
+}
+
+/// The object a mutation is about, for the audit log.
+pub struct Object {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl Object {
+    pub fn new(kind: &'static str, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+/// The time of an audit entry and its id: the time in nanoseconds, then
+/// random, so entries of one millisecond still list in the order they were
+/// made (the log is ordered by time, then id).
+fn audit_id() -> Result<(i64, String)> {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let at_ms = i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX);
+    Ok((at_ms, format!("{ns:020}-{}", &crypto::new_id()?[..8])))
+}
+
+impl AdminSvc {
+    /// Authenticates the call and checks that its role may call `method` at
+    /// all; `Access::Own` means it may only see and touch its own objects.
+    pub async fn caller<T>(
+        &self,
+        req: &Request<T>,
+        method: &str,
+    ) -> Result<(Principal, Access), Status> {
+        let p = authn::authenticate(&self.db, &self.bootstrap_tokens, req.metadata()).await?;
+        let access = rbac::authorize(&p, method, Target::None)?;
+        Ok((p, access))
+    }
+
+    /// Runs `change` in a write transaction. When it reports a change, the
+    /// audit entry is written and the snapshot recompiled (validated) in the
+    /// same transaction, and the snapshot is published after the commit
+    /// (a no-op for the data planes when its version did not move).
+    pub async fn mutate<T, F>(&self, who: &Principal, what: Object, change: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut AnyConnection, &MasterKey) -> Result<(T, bool)> + Send + 'static,
+        F: FnOnce(&mut AnyConnection, &MasterKey) -> Result<(T, Option<Change>)> + Send + 'static,
     {
         let master = self.master.clone();
         let publisher = self.publisher.clone();
         let lock = self.write_lock.clone();
+        let actor = who.actor();
+        let actor_user_id = who.user_id.clone();
         self.db
             .run(move |conn| {
                 let _serial = lock.lock().unwrap_or_else(PoisonError::into_inner);
                 let (out, snapshot) = write_tx(conn, |conn| {
-                    let (out, changed) = change(conn, &master)?;
-                    let snapshot = if changed {
-                        Some(compile(&load_all(conn)?, &master)?)
-                    } else {
-                        None
+                    let (out, change) = change(conn, &master)?;
+                    let Some(change) = change else {
+                        return Ok((out, None));
                     };
-                    Ok((out, snapshot))
+                    tracing::info!(
+                        actor, action = change.action, kind = what.kind, name = %what.name,
+                        "admin change"
+                    );
+                    let (at_ms, id) = audit_id()?;
+                    insert_audit(
+                        conn,
+                        &AuditRow {
+                            id,
+                            at_ms,
+                            actor,
+                            actor_user_id,
+                            action: change.action.into(),
+                            object_kind: what.kind.into(),
+                            object_name: what.name,
+                            detail: change.detail,
+                        },
+                    )?;
+                    if !change.config {
+                        return Ok((out, None));
+                    }
+                    Ok((out, Some(compile(&load_all(conn)?, &master)?)))
                 })?;
                 if let Some(s) = snapshot {
                     publisher.publish(s);
@@ -75,7 +191,7 @@ impl AdminSvc {
             .await
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T, Status>
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
@@ -84,152 +200,11 @@ impl AdminSvc {
     }
 }
 
-fn deleted(what: &str, name: &str, deleted: bool) -> (DeleteResult, bool) {
-    if deleted {
-        tracing::info!(what, name, "deleted");
-    }
-    (DeleteResult { deleted }, deleted)
-}
-
-fn log_upsert(what: &str, name: &str, r: &UpsertResult) {
-    if r.changed {
-        tracing::info!(what, name, created = r.created, "upserted");
-    }
-}
-
-#[tonic::async_trait]
-impl AdminService for AdminSvc {
-    async fn upsert_provider(
-        &self,
-        request: Request<ProviderSpec>,
-    ) -> Result<Response<UpsertResult>, Status> {
-        self.authorize(&request)?;
-        let input = providers::validate(request.into_inner())?;
-        let name = input.name().to_string();
-        let r = self
-            .mutate(move |conn, master| providers::upsert(conn, master, &input))
-            .await?;
-        log_upsert("provider", &name, &r);
-        Ok(Response::new(r))
-    }
-
-    async fn delete_provider(
-        &self,
-        request: Request<NameRequest>,
-    ) -> Result<Response<DeleteResult>, Status> {
-        self.authorize(&request)?;
-        let name = request.into_inner().name;
-        let n = name.clone();
-        let r = self
-            .mutate(move |conn, _| Ok(deleted("provider", &n, config::delete_provider(conn, &n)?)))
-            .await?;
-        Ok(Response::new(r))
-    }
-
-    async fn list_providers(
-        &self,
-        request: Request<ListRequest>,
-    ) -> Result<Response<ProviderList>, Status> {
-        self.authorize(&request)?;
-        let providers = self.read(providers::list).await?;
-        Ok(Response::new(ProviderList { providers }))
-    }
-
-    async fn upsert_price(
-        &self,
-        request: Request<PriceSpec>,
-    ) -> Result<Response<UpsertResult>, Status> {
-        self.authorize(&request)?;
-        let spec = request.into_inner();
-        pricing::validate(&spec)?;
-        let model = spec.model.clone();
-        let r = self
-            .mutate(move |conn, _| pricing::upsert(conn, &spec))
-            .await?;
-        log_upsert("price", &model, &r);
-        Ok(Response::new(r))
-    }
-
-    async fn delete_price(
-        &self,
-        request: Request<NameRequest>,
-    ) -> Result<Response<DeleteResult>, Status> {
-        self.authorize(&request)?;
-        let model = request.into_inner().name;
-        let r = self
-            .mutate(move |conn, _| {
-                Ok(deleted(
-                    "price",
-                    &model,
-                    config::delete_price(conn, &model)?,
-                ))
-            })
-            .await?;
-        Ok(Response::new(r))
-    }
-
-    async fn list_pricing(
-        &self,
-        request: Request<ListRequest>,
-    ) -> Result<Response<PriceList>, Status> {
-        self.authorize(&request)?;
-        let pricing = self.read(pricing::list).await?;
-        Ok(Response::new(PriceList { pricing }))
-    }
-
-    async fn upsert_client_key(
-        &self,
-        request: Request<ClientKeySpec>,
-    ) -> Result<Response<UpsertResult>, Status> {
-        self.authorize(&request)?;
-        let spec = request.into_inner();
-        let name = spec.name.clone();
-        let input = client_keys::validate(spec)?;
-        let r = self
-            .mutate(move |conn, _| client_keys::upsert(conn, &input))
-            .await?;
-        log_upsert("client_key", &name, &r);
-        Ok(Response::new(r))
-    }
-
-    async fn delete_client_key(
-        &self,
-        request: Request<NameRequest>,
-    ) -> Result<Response<DeleteResult>, Status> {
-        self.authorize(&request)?;
-        let name = request.into_inner().name;
-        let r = self
-            .mutate(move |conn, _| {
-                Ok(deleted(
-                    "client_key",
-                    &name,
-                    config::delete_client_key(conn, &name)?,
-                ))
-            })
-            .await?;
-        Ok(Response::new(r))
-    }
-
-    async fn list_client_keys(
-        &self,
-        request: Request<ListRequest>,
-    ) -> Result<Response<ClientKeyList>, Status> {
-        self.authorize(&request)?;
-        let client_keys = self.read(client_keys::list).await?;
-        Ok(Response::new(ClientKeyList { client_keys }))
-    }
-
-    async fn list_nodes(
-        &self,
-        request: Request<ListRequest>,
-    ) -> Result<Response<NodeList>, Status> {
-        self.authorize(&request)?;
-        Ok(Response::new(NodeList {
-            nodes: self.registry.list(),
-            current_version: self.publisher.current().version.clone(),
-        }))
-    }
-}
-
+#[cfg(test)]
+mod identity_tests;
+#[cfg(test)]
+mod insight_tests;
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;

@@ -3,11 +3,13 @@
 //! Because sealing is randomized, "did anything change?" compares decrypted
 //! values, so re-applying the same spec is a no-op (same snapshot version).
 
+use std::collections::BTreeMap;
+
 use aigw_proto::model::{ProviderKind, Strategy};
 use aigw_proto::pb::admin::{ProviderInfo, ProviderKeyInfo, ProviderSpec, UpsertResult};
 
 use super::validate;
-use crate::compile::{parse_models, secret_context};
+use crate::compile::{parse_model_map, parse_models, secret_context};
 use crate::crypto::{self, MasterKey};
 use crate::db::config::{self, ProviderKeyRow, ProviderRow};
 use crate::db::{AnyConnection, now_ms};
@@ -24,11 +26,23 @@ pub struct ProviderInput {
     models: Vec<String>,
     strategy: Strategy,
     keys: Vec<KeyInput>,
+    model_map: BTreeMap<String, String>,
 }
 
 impl ProviderInput {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// For the audit log: no secrets.
+    pub fn summary(&self) -> String {
+        let keys: Vec<&str> = self.keys.iter().map(|k| k.name.as_str()).collect();
+        format!(
+            "kind={} strategy={} keys=[{}]",
+            self.kind.as_str(),
+            self.strategy.as_str(),
+            keys.join(",")
+        )
     }
 }
 
@@ -84,6 +98,10 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
             weight: k.weight.max(1),
         });
     }
+    for (from, to) in &spec.model_map {
+        validate::name(&format!("{what} model_map key"), from)?;
+        validate::name(&format!("{what} model_map[{from:?}]"), to)?;
+    }
     Ok(ProviderInput {
         name: spec.name,
         kind,
@@ -91,6 +109,7 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         models: spec.models,
         strategy,
         keys,
+        model_map: spec.model_map,
     })
 }
 
@@ -132,6 +151,8 @@ pub fn upsert(
     }
     let models =
         serde_json::to_string(&input.models).map_err(|e| Error::internal(e.to_string()))?;
+    let model_map =
+        serde_json::to_string(&input.model_map).map_err(|e| Error::internal(e.to_string()))?;
 
     let (row, created) = match existing {
         Some(p) => {
@@ -139,6 +160,7 @@ pub fn upsert(
                 && p.base_url == input.base_url
                 && parse_models(&p.models, &p.name)? == input.models
                 && p.strategy == input.strategy.as_str()
+                && parse_model_map(&p.model_map, &p.name)? == input.model_map
                 && old == new;
             if same {
                 return Ok((unchanged(), false));
@@ -148,6 +170,7 @@ pub fn upsert(
                 base_url: input.base_url.clone(),
                 models,
                 strategy: input.strategy.as_str().into(),
+                model_map,
                 updated_at_ms: now,
                 ..p
             };
@@ -164,6 +187,7 @@ pub fn upsert(
                 strategy: input.strategy.as_str().into(),
                 created_at_ms: now,
                 updated_at_ms: now,
+                model_map,
             };
             config::insert_provider(conn, &row)?;
             (row, true)
@@ -209,6 +233,7 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<ProviderInfo>> {
         .map(|(p, keys)| {
             Ok(ProviderInfo {
                 models: parse_models(&p.models, &p.name)?,
+                model_map: parse_model_map(&p.model_map, &p.name)?,
                 name: p.name,
                 kind: p.kind,
                 base_url: p.base_url,

@@ -1,37 +1,17 @@
 //! AdminService called directly (no network): validation, idempotence,
 //! secrets handling and what each change does to the published snapshot.
 
-use aigw_proto::pb::admin::ProviderKeySpec;
+use aigw_proto::pb::admin::admin_service_server::AdminService;
+use aigw_proto::pb::admin::{
+    ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec,
+};
 use tonic::Code;
+use tonic::Request;
 use tonic::metadata::MetadataValue;
 
-use super::*;
+use super::testkit::{req, svc};
 use crate::crypto;
-use crate::db::testing::{TempDb, temp_db};
-
-const TOKEN: &str = "admin-test-token";
-
-fn svc(t: &TempDb) -> AdminSvc {
-    let master = MasterKey::from_hex(&"5a".repeat(32)).unwrap();
-    let snapshot = compile(&crate::db::config::ConfigRows::default(), &master).unwrap();
-    AdminSvc {
-        db: t.db.clone(),
-        master,
-        publisher: Publisher::new(snapshot),
-        registry: Registry::default(),
-        admin_tokens: Arc::from(vec![crypto::sha256(TOKEN)]),
-        write_lock: Arc::new(Mutex::new(())),
-    }
-}
-
-fn req<T>(msg: T) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {TOKEN}")).unwrap(),
-    );
-    r
-}
+use crate::db::testing::temp_db;
 
 fn provider(secret: &str) -> ProviderSpec {
     ProviderSpec {
@@ -52,6 +32,7 @@ fn provider(secret: &str) -> ProviderSpec {
                 weight: 0,
             },
         ],
+        model_map: Default::default(),
     }
 }
 
@@ -373,4 +354,251 @@ async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() 
         task.await.unwrap();
     }
     assert_eq!(s.publisher.current().pricing.len(), 20);
+}
+
+fn route(model: &str, providers: &[&str]) -> RouteSpec {
+    RouteSpec {
+        model: model.into(),
+        providers: providers.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn routes_and_model_maps_reach_the_snapshot_and_are_checked() {
+    let t = temp_db();
+    let s = svc(&t);
+    let mut spec = provider("sk-proj-abcdefghijkl9876");
+    spec.model_map.insert("fast".into(), "gpt-4o-mini".into());
+    s.upsert_provider(req(spec.clone())).await.unwrap();
+    let mut backup = provider("sk-backup-0123456789");
+    backup.name = "backup".into();
+    s.upsert_provider(req(backup)).await.unwrap();
+
+    // A route naming an unknown provider is refused and changes nothing.
+    let e = s
+        .upsert_route(req(route("gpt-*", &["openai-main", "ghost"])))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("ghost"), "{}", e.message());
+    for bad in [route("gpt-*", &[]), route("gpt-*", &["backup", "backup"])] {
+        let e = s.upsert_route(req(bad)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+
+    let r = s
+        .upsert_route(req(route("gpt-*", &["openai-main", "backup"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.created);
+    let again = s
+        .upsert_route(req(route("gpt-*", &["openai-main", "backup"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.changed);
+    s.upsert_route(req(route("gpt-4o", &["backup"])))
+        .await
+        .unwrap();
+    let snap = s.publisher.current();
+    assert_eq!(snap.routes.len(), 2);
+    assert_eq!(snap.routes[0].model, "gpt-4o", "exact routes first");
+    assert_eq!(snap.routes[1].providers, ["openai-main", "backup"]);
+    let p = snap
+        .providers
+        .iter()
+        .find(|p| p.name == "openai-main")
+        .unwrap();
+    assert_eq!(p.model_map["fast"], "gpt-4o-mini");
+
+    let listed = s
+        .list_routes(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.routes.len(), 2);
+    let providers = s
+        .list_providers(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(providers.providers[1].model_map["fast"], "gpt-4o-mini");
+    // The same spec with its model map is unchanged.
+    assert!(
+        !s.upsert_provider(req(spec))
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
+
+    // A provider a route uses cannot be deleted.
+    let e = s
+        .delete_provider(req(NameRequest {
+            name: "backup".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("gpt-4o"), "{}", e.message());
+    for m in ["gpt-4o", "gpt-*"] {
+        assert!(
+            s.delete_route(req(NameRequest { name: m.into() }))
+                .await
+                .unwrap()
+                .into_inner()
+                .deleted
+        );
+    }
+    assert!(
+        s.delete_provider(req(NameRequest {
+            name: "backup".into()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .deleted
+    );
+    assert!(s.publisher.current().routes.is_empty());
+}
+
+#[tokio::test]
+async fn revoked_client_keys_leave_the_snapshot_for_good() {
+    let t = temp_db();
+    let s = svc(&t);
+    let spec = ClientKeySpec {
+        name: "app".into(),
+        key: "sk-aigw-app-key-0123456789".into(),
+        ..Default::default()
+    };
+    s.upsert_client_key(req(spec.clone())).await.unwrap();
+    assert_eq!(s.publisher.current().client_keys.len(), 1);
+    let name = || req(NameRequest { name: "app".into() });
+    assert!(
+        s.revoke_client_key(name())
+            .await
+            .unwrap()
+            .into_inner()
+            .revoked
+    );
+    assert!(s.publisher.current().client_keys.is_empty());
+    assert!(
+        !s.revoke_client_key(name())
+            .await
+            .unwrap()
+            .into_inner()
+            .revoked
+    );
+    let listed = s
+        .list_client_keys(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.client_keys[0].revoked && listed.client_keys[0].revoked_at_ms > 0);
+    // Revocation is final: the key cannot be brought back by an upsert.
+    let e = s.upsert_client_key(req(spec)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let e = s
+        .revoke_client_key(req(NameRequest {
+            name: "ghost".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(
+        s.delete_client_key(name())
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted
+    );
+}
+
+#[tokio::test]
+async fn every_change_is_audited_without_secrets() {
+    use aigw_proto::pb::admin::AuditQuery;
+    use aigw_proto::pb::admin::identity_service_server::IdentityService;
+    let t = temp_db();
+    let s = svc(&t);
+    s.upsert_provider(req(provider("sk-proj-abcdefghijkl9876")))
+        .await
+        .unwrap();
+    // Unchanged: no entry.
+    s.upsert_provider(req(provider("sk-proj-abcdefghijkl9876")))
+        .await
+        .unwrap();
+    let key = ClientKeySpec {
+        name: "app".into(),
+        ..Default::default()
+    };
+    let generated = s
+        .upsert_client_key(req(key))
+        .await
+        .unwrap()
+        .into_inner()
+        .generated_key;
+    s.revoke_client_key(req(NameRequest { name: "app".into() }))
+        .await
+        .unwrap();
+    let log = s
+        .list_audit_log(req(AuditQuery::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<(&str, &str, &str, &str)> = log
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.action.as_str(),
+                e.object_kind.as_str(),
+                e.object_name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bootstrap", "revoke", "client_key", "app"),
+            ("bootstrap", "create", "client_key", "app"),
+            ("bootstrap", "create", "provider", "openai-main"),
+        ]
+    );
+    let text = format!("{log:?}");
+    assert!(!text.contains("abcdefghijkl") && !text.contains(&generated[8..]));
+    assert!(log.entries.iter().all(|e| e.at_ms > 0));
+    assert!(log.entries[2].detail.contains("keys=[team-a,team-b]"));
+
+    // Paged and filtered.
+    let first = s
+        .list_audit_log(req(AuditQuery {
+            page_size: 2,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.entries.len(), 2);
+    let second = s
+        .list_audit_log(req(AuditQuery {
+            page_size: 2,
+            page_token: first.next_page_token,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.entries.len(), 1);
+    assert_eq!(second.entries[0].object_kind, "provider");
+    let only = s
+        .list_audit_log(req(AuditQuery {
+            object_kind: "provider".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(only.entries.len(), 1);
 }

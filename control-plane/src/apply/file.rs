@@ -6,6 +6,7 @@
 //! Numeric fields also accept strings (`rpm: ${RPM}` expands to "600").
 //! Unknown fields are errors, so a typo cannot be silently ignored.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
@@ -25,6 +26,18 @@ pub struct ApplyFile {
     pub pricing: Vec<PriceDoc>,
     #[serde(default)]
     pub client_keys: Vec<ClientKeyDoc>,
+    /// Explicit routes with fallbacks.
+    #[serde(default)]
+    pub routes: Vec<RouteDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDoc {
+    /// Glob of the model names the route serves.
+    pub model: String,
+    /// Provider names, tried in order.
+    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +55,9 @@ pub struct ProviderDoc {
     pub strategy: String,
     #[serde(default)]
     pub keys: Vec<KeyDoc>,
+    /// The app's model name -> the name sent upstream.
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -436,7 +452,29 @@ client_keys:
         .unwrap();
         assert_eq!(f.providers[0].keys[0].weight, Num(1));
         assert_eq!(f.providers[0].strategy, "");
-        assert!(f.pricing.is_empty() && f.client_keys.is_empty());
+        assert!(f.pricing.is_empty() && f.client_keys.is_empty() && f.routes.is_empty());
+        assert!(f.providers[0].model_map.is_empty());
+    }
+
+    #[test]
+    fn routes_and_model_maps() {
+        let f = parse(
+            "providers:\n  - name: x\n    kind: openai\n    model_map: { fast: gpt-4o-mini }\n\
+             routes:\n  - model: gpt-*\n    providers: [x, y]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.providers[0].model_map["fast"], "gpt-4o-mini");
+        assert_eq!(f.routes[0].model, "gpt-*");
+        assert_eq!(f.routes[0].providers, ["x", "y"]);
+        assert!(parse("routes:\n  - model: a\n", &env).is_err());
+        assert!(
+            parse(
+                "routes:\n  - model: a\n    providers: [x]\n    weight: 1\n",
+                &env
+            )
+            .is_err()
+        );
     }
 
     #[test]

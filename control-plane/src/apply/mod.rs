@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::{
-    ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, UpsertResult,
+    ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec,
+    UpsertResult,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -149,6 +150,7 @@ pub async fn apply(
         "client_key",
         doc.client_keys.iter().map(|k| k.name.as_str()),
     )?;
+    let routes = check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
 
     for p in doc.providers {
         let name = p.name.clone();
@@ -167,6 +169,7 @@ pub async fn apply(
                     weight: k.weight.0,
                 })
                 .collect(),
+            model_map: p.model_map,
         };
         let r = client
             .upsert_provider(spec)
@@ -201,6 +204,7 @@ pub async fn apply(
             tokens_per_day: limits.tokens_per_day.map(|n| n.0),
             cost_per_day: limits.cost_per_day.map(|n| n.0),
             expires_at_ms: k.expires_at.map_or(0, |e| e.0),
+            owner: String::new(),
         };
         let r = client
             .upsert_client_key(spec)
@@ -209,21 +213,49 @@ pub async fn apply(
             .into_inner();
         report(out, "client_key", &name, &r)?;
     }
+    // After the providers they name.
+    for r in doc.routes {
+        let model = r.model.clone();
+        let spec = RouteSpec {
+            model: r.model,
+            providers: r.providers,
+        };
+        let r = client
+            .upsert_route(spec)
+            .await
+            .map_err(rpc(format!("route {model}")))?
+            .into_inner();
+        report(out, "route", &model, &r)?;
+    }
     if prune {
-        prune_missing(client, &providers, &prices, &keys, out).await?;
+        let named = Named {
+            providers,
+            prices,
+            keys,
+            routes,
+        };
+        prune_missing(client, &named, out).await?;
     }
     Ok(())
 }
 
-/// Deletes client keys, prices and providers not named in the file (in that
-/// order, the reverse of creation).
-async fn prune_missing(
-    client: &mut Client,
-    providers: &HashSet<String>,
-    prices: &HashSet<String>,
-    keys: &HashSet<String>,
-    out: &mut dyn Write,
-) -> Result<()> {
+/// What the file names, by kind.
+struct Named {
+    providers: HashSet<String>,
+    prices: HashSet<String>,
+    keys: HashSet<String>,
+    routes: HashSet<String>,
+}
+
+/// Deletes client keys, prices, routes and providers not named in the file
+/// (in that order: routes before the providers they name).
+async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) -> Result<()> {
+    let Named {
+        providers,
+        prices,
+        keys,
+        routes,
+    } = named;
     let listed = client
         .list_client_keys(ListRequest {})
         .await
@@ -262,6 +294,26 @@ async fn prune_missing(
             .map_err(rpc(format!("deleting price {}", p.model)))?;
         if r.into_inner().deleted {
             writeln!(out, "deleted price {}", p.model)?;
+        }
+    }
+    let listed = client
+        .list_routes(ListRequest {})
+        .await
+        .map_err(rpc("listing routes".into()))?
+        .into_inner();
+    for r in listed
+        .routes
+        .into_iter()
+        .filter(|r| !routes.contains(&r.model))
+    {
+        let d = client
+            .delete_route(NameRequest {
+                name: r.model.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting route {}", r.model)))?;
+        if d.into_inner().deleted {
+            writeln!(out, "deleted route {}", r.model)?;
         }
     }
     let listed = client

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::schema::{api_tokens, client_keys, pricing, provider_keys, providers};
+use super::schema::{api_tokens, client_keys, pricing, provider_keys, providers, routes};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -19,6 +19,8 @@ pub struct ProviderRow {
     pub strategy: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// JSON object: the app's model name -> the upstream's.
+    pub model_map: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -64,6 +66,10 @@ pub struct ClientKeyRow {
     pub expires_at_ms: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// None: no user owns it (made by the bootstrap token or `apply`).
+    pub owner_user_id: Option<String>,
+    /// 0: not revoked. Revoked keys stay for the traces but leave the snapshot.
+    pub revoked_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -71,9 +77,28 @@ pub struct ClientKeyRow {
 pub struct ApiTokenRow {
     pub id: String,
     pub name: String,
+    /// Hex SHA-256 of the token.
     pub token_hash: String,
     pub role: String,
     pub created_at_ms: i64,
+    /// The owner; None for the bootstrap token and tokens it made.
+    pub user_id: Option<String>,
+    pub token_hint: String,
+    /// 0: never.
+    pub expires_at_ms: i64,
+    /// 0: not revoked.
+    pub revoked_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = routes)]
+pub struct RouteRow {
+    /// The model glob; the route's name.
+    pub model: String,
+    /// JSON array of provider names, in fallback order.
+    pub providers: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
 }
 
 /// Everything a snapshot is compiled from, each list in a stable order.
@@ -83,7 +108,9 @@ pub struct ConfigRows {
     /// Ordered by provider, then position.
     pub keys: Vec<ProviderKeyRow>,
     pub pricing: Vec<PriceRow>,
+    /// Revoked ones included: `compile` leaves them out.
     pub client_keys: Vec<ClientKeyRow>,
+    pub routes: Vec<RouteRow>,
 }
 
 pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
@@ -104,6 +131,7 @@ pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
             .order(client_keys::name)
             .select(ClientKeyRow::as_select())
             .load(conn)?,
+        routes: list_routes(conn)?,
     })
 }
 
@@ -263,20 +291,99 @@ pub fn delete_client_key(conn: &mut AnyConnection, name: &str) -> Result<bool> {
     Ok(diesel::delete(client_keys::table.filter(client_keys::name.eq(name))).execute(conn)? > 0)
 }
 
-pub fn list_client_keys(conn: &mut AnyConnection) -> Result<Vec<ClientKeyRow>> {
-    Ok(client_keys::table
+/// Marks the key revoked; false when it was already.
+pub fn revoke_client_key(conn: &mut AnyConnection, id: &str, at_ms: i64) -> Result<bool> {
+    Ok(diesel::update(
+        client_keys::table
+            .filter(client_keys::id.eq(id))
+            .filter(client_keys::revoked_at_ms.eq(0)),
+    )
+    .set((
+        client_keys::revoked_at_ms.eq(at_ms),
+        client_keys::updated_at_ms.eq(at_ms),
+    ))
+    .execute(conn)?
+        > 0)
+}
+
+/// All client keys, or only those `owner` owns.
+pub fn list_client_keys(
+    conn: &mut AnyConnection,
+    owner: Option<&str>,
+) -> Result<Vec<ClientKeyRow>> {
+    let mut q = client_keys::table
         .order(client_keys::name)
         .select(ClientKeyRow::as_select())
+        .into_boxed();
+    if let Some(uid) = owner {
+        q = q.filter(client_keys::owner_user_id.eq(uid));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Ids of the client keys `owner` owns (revoked ones too: their traces
+/// remain theirs).
+pub fn client_key_ids_of(conn: &mut AnyConnection, owner: &str) -> Result<Vec<String>> {
+    Ok(client_keys::table
+        .filter(client_keys::owner_user_id.eq(owner))
+        .select(client_keys::id)
         .load(conn)?)
+}
+
+/// (key id, owner user id) of every client key.
+pub fn client_key_owners(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String>)>> {
+    Ok(client_keys::table
+        .select((client_keys::id, client_keys::owner_user_id))
+        .load(conn)?)
+}
+
+// --- routes ---
+
+pub fn list_routes(conn: &mut AnyConnection) -> Result<Vec<RouteRow>> {
+    Ok(routes::table
+        .order(routes::model)
+        .select(RouteRow::as_select())
+        .load(conn)?)
+}
+
+pub fn find_route(conn: &mut AnyConnection, model: &str) -> Result<Option<RouteRow>> {
+    Ok(routes::table
+        .filter(routes::model.eq(model))
+        .select(RouteRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_route(conn: &mut AnyConnection, row: &RouteRow) -> Result<()> {
+    diesel::insert_into(routes::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update_route(conn: &mut AnyConnection, row: &RouteRow) -> Result<()> {
+    diesel::update(routes::table.filter(routes::model.eq(&row.model)))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_route(conn: &mut AnyConnection, model: &str) -> Result<bool> {
+    Ok(diesel::delete(routes::table.filter(routes::model.eq(model))).execute(conn)? > 0)
 }
 
 // --- API tokens ---
 
-pub fn api_tokens(conn: &mut AnyConnection) -> Result<Vec<ApiTokenRow>> {
-    Ok(api_tokens::table
+/// All tokens, or only those `owner` owns.
+pub fn api_tokens(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<ApiTokenRow>> {
+    let mut q = api_tokens::table
         .order(api_tokens::name)
         .select(ApiTokenRow::as_select())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(uid) = owner {
+        q = q.filter(api_tokens::user_id.eq(uid));
+    }
+    Ok(q.load(conn)?)
 }
 
 pub fn insert_api_token(conn: &mut AnyConnection, row: &ApiTokenRow) -> Result<()> {
@@ -284,4 +391,35 @@ pub fn insert_api_token(conn: &mut AnyConnection, row: &ApiTokenRow) -> Result<(
         .values(row)
         .execute(conn)?;
     Ok(())
+}
+
+pub fn find_api_token_by_hash(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+) -> Result<Option<ApiTokenRow>> {
+    Ok(api_tokens::table
+        .filter(api_tokens::token_hash.eq(token_hash))
+        .select(ApiTokenRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_api_token(conn: &mut AnyConnection, name: &str) -> Result<Option<ApiTokenRow>> {
+    Ok(api_tokens::table
+        .filter(api_tokens::name.eq(name))
+        .select(ApiTokenRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks the token revoked; false when it was already.
+pub fn revoke_api_token(conn: &mut AnyConnection, id: &str, at_ms: i64) -> Result<bool> {
+    Ok(diesel::update(
+        api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::revoked_at_ms.eq(0)),
+    )
+    .set(api_tokens::revoked_at_ms.eq(at_ms))
+    .execute(conn)?
+        > 0)
 }

@@ -6,6 +6,7 @@
 //! the variant.
 
 pub mod config;
+pub mod identity;
 pub mod schema;
 pub mod traces;
 
@@ -236,6 +237,50 @@ pub mod testing {
         let url = format!("sqlite://{}/nested/aigw.db", dir.path().display());
         let db = Db::connect(&url).unwrap();
         TempDb { db, url, _dir: dir }
+    }
+
+    /// A fresh Postgres database in the cluster AIGW_TEST_PG_URL names,
+    /// dropped again on drop; None (the test is skipped) without the variable.
+    pub struct PgTemp {
+        pub db: Db,
+        admin_url: String,
+        name: String,
+    }
+
+    pub fn pg_db() -> Option<PgTemp> {
+        use diesel::Connection as _;
+        use diesel::connection::SimpleConnection as _;
+        let Some(admin_url) = std::env::var("AIGW_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            println!("skipped: set AIGW_TEST_PG_URL=postgres://... to run the Postgres variant");
+            return None;
+        };
+        let name = format!("aigw_cp_test_{}", crate::crypto::new_id().unwrap());
+        let mut c = diesel::PgConnection::establish(&admin_url).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let db = Db::connect(&format!("{base}/{name}")).unwrap();
+        Some(PgTemp {
+            db,
+            admin_url,
+            name,
+        })
+    }
+
+    impl Drop for PgTemp {
+        fn drop(&mut self) {
+            use diesel::Connection as _;
+            use diesel::connection::SimpleConnection as _;
+            if let Ok(mut c) = diesel::PgConnection::establish(&self.admin_url) {
+                let _ = c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ));
+            }
+        }
     }
 }
 

@@ -54,7 +54,7 @@ async fn postgres_traces_and_admin_roundtrip() {
         master,
         publisher: Publisher::new(initial),
         registry: Registry::default(),
-        admin_tokens: Arc::from(vec![crypto::sha256("t")]),
+        bootstrap_tokens: Arc::from(vec![crypto::sha256("t")]),
         write_lock: Arc::new(Mutex::new(())),
     };
     let req = |spec: ProviderSpec| {

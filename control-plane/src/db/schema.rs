@@ -12,6 +12,7 @@ diesel::table! {
         strategy -> Text,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        model_map -> Text,
     }
 }
 
@@ -52,6 +53,8 @@ diesel::table! {
         expires_at_ms -> BigInt,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        owner_user_id -> Nullable<Text>,
+        revoked_at_ms -> BigInt,
     }
 }
 
@@ -62,6 +65,54 @@ diesel::table! {
         token_hash -> Text,
         role -> Text,
         created_at_ms -> BigInt,
+        user_id -> Nullable<Text>,
+        token_hint -> Text,
+        expires_at_ms -> BigInt,
+        revoked_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        created_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    routes (model) {
+        model -> Text,
+        providers -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at_ms -> BigInt,
+        actor -> Text,
+        actor_user_id -> Nullable<Text>,
+        action -> Text,
+        object_kind -> Text,
+        object_name -> Text,
+        detail -> Text,
     }
 }
 

@@ -7,6 +7,8 @@ use super::AnyConnection;
 use super::schema::traces;
 use crate::error::Result;
 
+type Backend = <AnyConnection as Connection>::Backend;
+
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = traces, treat_none_as_default_value = false)]
 pub struct TraceRow {
@@ -62,6 +64,179 @@ pub fn insert_new(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<usize> 
         };
     }
     Ok(stored)
+}
+
+/// Which statuses a trace listing keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    Success2xx,
+    Client4xx,
+    Server5xx,
+    /// status < 400 and no error.
+    Ok,
+    /// status >= 400 or an error.
+    Error,
+}
+
+/// Filters shared by trace listing, usage and pool health. Every `Some`
+/// narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct TraceFilter {
+    /// started_at_ms >= since_ms.
+    pub since_ms: Option<i64>,
+    /// started_at_ms < until_ms.
+    pub until_ms: Option<i64>,
+    /// A client key's name or id.
+    pub client_key: Option<String>,
+    /// Only traces of these client key ids (a user's keys).
+    pub key_ids: Option<Vec<String>>,
+    /// Also only these (the caller's own keys, for members): kept apart from
+    /// `key_ids` so a user filter can never widen a member's scope.
+    pub scope_key_ids: Option<Vec<String>>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub region: Option<String>,
+    pub status: Option<i32>,
+    pub status_class: Option<StatusClass>,
+}
+
+fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
+    let mut q = traces::table.into_boxed();
+    if let Some(t) = f.since_ms {
+        q = q.filter(traces::started_at_ms.ge(t));
+    }
+    if let Some(t) = f.until_ms {
+        q = q.filter(traces::started_at_ms.lt(t));
+    }
+    if let Some(k) = &f.client_key {
+        q = q.filter(
+            traces::client_key_name
+                .eq(k.clone())
+                .or(traces::client_key_id.eq(k.clone())),
+        );
+    }
+    for ids in [&f.key_ids, &f.scope_key_ids].into_iter().flatten() {
+        q = q.filter(traces::client_key_id.eq_any(ids.clone()));
+    }
+    if let Some(m) = &f.model {
+        q = q.filter(traces::model.eq(m.clone()));
+    }
+    if let Some(p) = &f.provider {
+        q = q.filter(traces::provider.eq(p.clone()));
+    }
+    if let Some(r) = &f.region {
+        q = q.filter(traces::region.eq(r.clone()));
+    }
+    if let Some(s) = f.status {
+        q = q.filter(traces::status.eq(s));
+    }
+    match f.status_class {
+        None => {}
+        Some(StatusClass::Success2xx) => {
+            q = q.filter(traces::status.ge(200).and(traces::status.lt(300)));
+        }
+        Some(StatusClass::Client4xx) => {
+            q = q.filter(traces::status.ge(400).and(traces::status.lt(500)));
+        }
+        Some(StatusClass::Server5xx) => {
+            q = q.filter(traces::status.ge(500).and(traces::status.lt(600)));
+        }
+        Some(StatusClass::Ok) => {
+            q = q.filter(traces::status.lt(400).and(traces::error.is_null()));
+        }
+        Some(StatusClass::Error) => {
+            q = q.filter(traces::status.ge(400).or(traces::error.is_not_null()));
+        }
+    }
+    q
+}
+
+/// One page of traces, newest first (started_at_ms, then request_id, both
+/// descending: a stable order for cursors). `before` is the last row of the
+/// previous page.
+pub fn list(
+    conn: &mut AnyConnection,
+    f: &TraceFilter,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<TraceRow>> {
+    let mut q = filtered(f);
+    if let Some((at, id)) = before {
+        q = q.filter(
+            traces::started_at_ms
+                .lt(at)
+                .or(traces::started_at_ms.eq(at).and(traces::request_id.lt(id))),
+        );
+    }
+    Ok(
+        q.order((traces::started_at_ms.desc(), traces::request_id.desc()))
+            .limit(limit)
+            .select(TraceRow::as_select())
+            .load(conn)?,
+    )
+}
+
+pub fn find(conn: &mut AnyConnection, request_id: &str) -> Result<Option<TraceRow>> {
+    Ok(traces::table
+        .filter(traces::request_id.eq(request_id))
+        .select(TraceRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// What usage statistics need of a trace.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct UsageRow {
+    pub started_at_ms: i64,
+    pub client_key_id: String,
+    pub client_key_name: String,
+    pub provider: String,
+    pub model: String,
+    pub region: String,
+    pub status: i32,
+    pub has_error: bool,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost: f64,
+    pub latency_us: i64,
+}
+
+/// The usage columns of the matching traces, at most `cap` + 1 of them (so
+/// the caller can tell that there were more).
+pub fn usage_rows(conn: &mut AnyConnection, f: &TraceFilter, cap: i64) -> Result<Vec<UsageRow>> {
+    Ok(filtered(f)
+        .select((
+            traces::started_at_ms,
+            traces::client_key_id,
+            traces::client_key_name,
+            traces::provider,
+            traces::model,
+            traces::region,
+            traces::status,
+            traces::error.is_not_null(),
+            traces::input_tokens,
+            traces::output_tokens,
+            traces::cached_tokens,
+            traces::cost,
+            traces::latency_us,
+        ))
+        .limit(cap.saturating_add(1))
+        .load(conn)?)
+}
+
+/// (started_at_ms, attempts JSON) of the matching traces, newest first, at
+/// most `cap` + 1.
+pub fn attempt_rows(
+    conn: &mut AnyConnection,
+    f: &TraceFilter,
+    cap: i64,
+) -> Result<Vec<(i64, String)>> {
+    Ok(filtered(f)
+        .order(traces::started_at_ms.desc())
+        .select((traces::started_at_ms, traces::attempts))
+        .limit(cap.saturating_add(1))
+        .load(conn)?)
 }
 
 #[cfg(test)]

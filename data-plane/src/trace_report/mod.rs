@@ -11,47 +11,36 @@ mod spool;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::Duration;
 
 use aigw_proto::pb::trace::TraceRecord;
 
 pub use draft::TraceDraft;
 
-/// Records waiting in memory for the spool writer; beyond this, new ones are
-/// dropped (and counted) rather than blocking requests.
-const QUEUE_CAPACITY: usize = 100_000;
-
+/// Hands finished requests' records to the spool. Cheap to clone.
 #[derive(Clone)]
 pub struct TraceSink {
-    tx: SyncSender<TraceRecord>,
+    spool: Arc<spool::Spool>,
 }
 
 impl TraceSink {
+    /// Writes the record to the spool before returning, so it is on disk
+    /// before the app sees the end of its answer.
     pub fn submit(&self, rec: TraceRecord) {
-        match self.tx.try_send(rec) {
-            Ok(()) => {}
-            Err(TrySendError::Full(rec)) => {
-                metrics::counter!("aigw_traces_dropped_total", "reason" => "queue_full")
-                    .increment(1);
-                tracing::error!(request_id = %rec.request_id, "trace queue full; trace dropped");
-            }
-            Err(TrySendError::Disconnected(rec)) => {
-                metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_stopped")
-                    .increment(1);
-                tracing::error!(request_id = %rec.request_id, "trace spool stopped; trace dropped");
-            }
+        if let Err(e) = self.spool.append(&rec) {
+            metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_error").increment(1);
+            tracing::error!(request_id = %rec.request_id, error = %e, "cannot write a trace to the spool; trace dropped");
         }
     }
 }
 
 pub struct Reporter {
     pub sink: TraceSink,
-    writer: std::thread::JoinHandle<()>,
 }
 
 impl Reporter {
-    /// Recovers the spool left by a previous run, then starts the writer
-    /// thread and the shipper task.
+    /// Recovers the spool left by a previous run, then starts the sealing
+    /// timer and the shipper task.
     pub fn start(
         state_dir: &Path,
         channel: crate::control::AuthedChannel,
@@ -60,30 +49,33 @@ impl Reporter {
         let dir = state_dir.join("traces");
         let recovered = spool::recover(&dir)?;
         let bytes = Arc::new(AtomicU64::new(recovered.bytes));
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
         let (sealed_tx, sealed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let writer = spool::Writer::new(
+        let spool = Arc::new(spool::Spool::new(
             dir.clone(),
             recovered.next_seq,
             bytes.clone(),
             max_bytes,
             sealed_tx,
-        );
-        let writer = std::thread::Builder::new()
-            .name("trace-spool".into())
-            .spawn(move || writer.run(rx))?;
+        ));
+        let ticking = Arc::downgrade(&spool);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(25));
+            loop {
+                every.tick().await;
+                match ticking.upgrade() {
+                    Some(s) => s.tick(),
+                    None => return,
+                }
+            }
+        });
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
-            sink: TraceSink { tx },
-            writer,
+            sink: TraceSink { spool },
         })
     }
 
-    /// Closes the queue and waits until everything queued is on disk.
+    /// Seals what is open so the shipper (now or at the next start) sends it.
     pub fn shutdown(self) {
-        drop(self.sink);
-        if self.writer.join().is_err() {
-            tracing::error!("trace spool writer panicked");
-        }
+        self.sink.spool.close();
     }
 }

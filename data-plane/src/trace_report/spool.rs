@@ -1,15 +1,15 @@
 //! The on-disk spool: numbered segment files of length-delimited
 //! `TraceRecord`s. `N.open` is being written; `N.seg` is sealed and waits for
-//! an ack. Records are written (not fsynced) as they arrive, so a killed
-//! process loses nothing the kernel has; a power loss may lose the tail.
+//! an ack. A record is written (not fsynced) by the request that produced it,
+//! before the app gets its answer: a killed process loses nothing the kernel
+//! has; a power loss may lose the tail.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aigw_proto::pb::trace::TraceRecord;
@@ -109,18 +109,20 @@ struct OpenSegment {
     since: Instant,
 }
 
-pub struct Writer {
-    dir: PathBuf,
+struct State {
     next_seq: u64,
+    open: Option<OpenSegment>,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    state: Mutex<State>,
     spooled: Arc<AtomicU64>,
     max_bytes: u64,
     sealed_tx: tokio::sync::mpsc::UnboundedSender<u64>,
-    open: Option<OpenSegment>,
-    buf: Vec<u8>,
-    buf_records: usize,
 }
 
-impl Writer {
+impl Spool {
     pub fn new(
         dir: PathBuf,
         next_seq: u64,
@@ -130,71 +132,36 @@ impl Writer {
     ) -> Self {
         Self {
             dir,
-            next_seq,
+            state: Mutex::new(State {
+                next_seq,
+                open: None,
+            }),
             spooled,
             max_bytes,
             sealed_tx,
-            open: None,
-            buf: Vec::with_capacity(64 * 1024),
-            buf_records: 0,
         }
     }
 
-    /// Runs until every sender is gone, then seals what is open.
-    pub fn run(mut self, rx: Receiver<TraceRecord>) {
-        loop {
-            let wait = match &self.open {
-                Some(o) => MAX_AGE.saturating_sub(o.since.elapsed()),
-                None => Duration::from_secs(3600),
-            };
-            match rx.recv_timeout(wait) {
-                Ok(rec) => {
-                    self.encode(&rec);
-                    while self.buf.len() < 256 * 1024 {
-                        match rx.try_recv() {
-                            Ok(r) => self.encode(&r),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Err(e) = self.flush() {
-                        tracing::error!(error = %e, "cannot write the trace spool");
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.seal();
-                    return;
-                }
-            }
-            if self
-                .open
-                .as_ref()
-                .is_some_and(|o| o.records >= MAX_RECORDS || o.since.elapsed() >= MAX_AGE)
-            {
-                self.seal();
-            }
-        }
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves at worst a torn record, which
+        // the reader skips: keep going rather than lose every later trace.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn encode(&mut self, rec: &TraceRecord) {
-        if rec.encode_length_delimited(&mut self.buf).is_ok() {
-            self.buf_records += 1;
-        }
-    }
-
-    /// Appends the encoded records to the open segment, opening one if needed.
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        if self.open.is_none() {
-            let seq = self.next_seq;
-            self.next_seq += 1;
+    /// Appends one record to the open segment (opening one if needed).
+    pub fn append(&self, rec: &TraceRecord) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(rec.encoded_len() + 10);
+        rec.encode_length_delimited(&mut buf)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut st = self.lock();
+        if st.open.is_none() {
+            let seq = st.next_seq;
+            st.next_seq += 1;
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(open_path(&self.dir, seq))?;
-            self.open = Some(OpenSegment {
+            st.open = Some(OpenSegment {
                 seq,
                 file,
                 records: 0,
@@ -202,21 +169,41 @@ impl Writer {
                 since: Instant::now(),
             });
         }
-        if let Some(o) = &mut self.open {
-            o.file.write_all(&self.buf)?;
-            o.records += self.buf_records;
-            o.bytes += self.buf.len() as u64;
+        let full = match &mut st.open {
+            Some(o) => {
+                o.file.write_all(&buf)?;
+                o.records += 1;
+                o.bytes += buf.len() as u64;
+                o.records >= MAX_RECORDS
+            }
+            None => false,
+        };
+        if full {
+            self.seal(&mut st);
         }
-        self.buf.clear();
-        self.buf_records = 0;
         Ok(())
     }
 
-    fn seal(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::error!(error = %e, "cannot write the trace spool");
+    /// Seals the open segment once it is old enough; called on a timer.
+    pub fn tick(&self) {
+        let mut st = self.lock();
+        if st
+            .open
+            .as_ref()
+            .is_some_and(|o| o.since.elapsed() >= MAX_AGE)
+        {
+            self.seal(&mut st);
         }
-        let Some(o) = self.open.take() else { return };
+    }
+
+    /// Seals whatever is open (at shutdown).
+    pub fn close(&self) {
+        let mut st = self.lock();
+        self.seal(&mut st);
+    }
+
+    fn seal(&self, st: &mut State) {
+        let Some(o) = st.open.take() else { return };
         drop(o.file);
         if let Err(e) = fs::rename(open_path(&self.dir, o.seq), seg_path(&self.dir, o.seq)) {
             tracing::error!(error = %e, "cannot seal a trace segment");
@@ -233,7 +220,7 @@ impl Writer {
 
     /// Over the bound: drop the oldest segments, loudly. Losing traces is
     /// bad; filling the disk and failing requests is worse.
-    fn evict_oldest(&mut self, mut total: u64) {
+    fn evict_oldest(&self, mut total: u64) {
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return;
         };
@@ -258,5 +245,69 @@ impl Writer {
                 tracing::error!(path = %path.display(), "trace spool over its size bound; oldest segment dropped");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str) -> TraceRecord {
+        TraceRecord {
+            request_id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn appended_records_survive_without_a_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let spool = Spool::new(dir.path().to_path_buf(), 1, Arc::default(), u64::MAX, tx);
+        spool.append(&rec("a")).unwrap();
+        spool.append(&rec("b")).unwrap();
+        // As if the process were killed now: nothing sealed, nothing lost.
+        drop(spool);
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.sealed.iter().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(r.next_seq, 2);
+        let got = read_segment(&seg_path(dir.path(), 1)).unwrap();
+        assert_eq!(
+            got.iter()
+                .map(|r| r.request_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn full_segments_seal_and_torn_tails_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let spool = Spool::new(dir.path().to_path_buf(), 7, Arc::default(), u64::MAX, tx);
+        for i in 0..MAX_RECORDS {
+            spool.append(&rec(&format!("r{i}"))).unwrap();
+        }
+        assert_eq!(rx.try_recv().unwrap(), 7);
+        let path = seg_path(dir.path(), 7);
+        let mut data = fs::read(&path).unwrap();
+        data.extend_from_slice(&[0x20, 0x0a, 0x05]);
+        fs::write(&path, data).unwrap();
+        assert_eq!(read_segment(&path).unwrap().len(), MAX_RECORDS);
+    }
+
+    #[test]
+    fn over_the_bound_the_oldest_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let spooled = Arc::new(AtomicU64::new(0));
+        let spool = Spool::new(dir.path().to_path_buf(), 1, spooled.clone(), 1, tx);
+        spool.append(&rec("old")).unwrap();
+        spool.close();
+        spool.append(&rec("new")).unwrap();
+        spool.close();
+        assert!(!seg_path(dir.path(), 1).exists());
+        assert!(!seg_path(dir.path(), 2).exists() || spooled.load(Ordering::Relaxed) <= 1);
     }
 }

@@ -7,8 +7,11 @@
 //! When the app's format is the provider's, none of this runs: bodies pass
 //! through untouched (see `pipeline`).
 
+pub mod anthropic;
+pub mod gemini;
 pub mod ir;
 pub mod openai_chat;
+pub mod responses;
 
 use bytes::BytesMut;
 
@@ -70,4 +73,98 @@ pub fn write_sse(out: &mut BytesMut, event: Option<&str>, data: &str) {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(data.as_bytes());
     out.extend_from_slice(b"\n\n");
+}
+
+// ------------------------------------------------------------------ dispatch
+
+use ir::{ChatRequest, ChatResponse};
+use serde_json::Value;
+
+use crate::usage::Usage;
+
+/// The app's request in `fmt` → IR. Gemini takes model and streaming from the path.
+pub fn decode_request(
+    fmt: Format,
+    body: &[u8],
+    path_model: Option<&str>,
+    path_stream: bool,
+) -> Result<ChatRequest, Unsupported> {
+    match fmt {
+        Format::OpenAiChat => openai_chat::decode_request(body),
+        Format::Responses => responses::decode_request(body),
+        Format::Anthropic => anthropic::decode_request(body),
+        Format::Gemini => {
+            let model =
+                path_model.ok_or_else(|| Unsupported::invalid("model", "missing from the path"))?;
+            gemini::decode_request(
+                body,
+                model.strip_prefix("models/").unwrap_or(model),
+                path_stream,
+            )
+        }
+    }
+}
+
+/// IR → the provider's request body in `fmt`.
+pub fn encode_request(fmt: Format, req: &ChatRequest) -> Result<Value, Unsupported> {
+    match fmt {
+        Format::OpenAiChat => openai_chat::encode_request(req),
+        Format::Responses => responses::encode_request(req),
+        Format::Anthropic => anthropic::encode_request(req),
+        Format::Gemini => gemini::encode_request(req),
+    }
+}
+
+/// The provider's answer in `fmt` → IR.
+pub fn decode_response(fmt: Format, body: &[u8]) -> Result<ChatResponse, Unsupported> {
+    match fmt {
+        Format::OpenAiChat => openai_chat::decode_response(body),
+        Format::Responses => responses::decode_response(body),
+        Format::Anthropic => anthropic::decode_response(body),
+        Format::Gemini => gemini::decode_response(body),
+    }
+}
+
+/// IR → the app's answer in `fmt`.
+pub fn encode_response(fmt: Format, resp: &ChatResponse) -> Result<Value, Unsupported> {
+    Ok(match fmt {
+        Format::OpenAiChat => openai_chat::encode_response(resp),
+        Format::Responses => responses::encode_response(resp),
+        Format::Anthropic => anthropic::encode_response(resp),
+        Format::Gemini => gemini::encode_response(resp),
+    })
+}
+
+pub fn decoder(fmt: Format) -> Result<Box<dyn StreamDecoder>, Unsupported> {
+    Ok(match fmt {
+        Format::OpenAiChat => Box::<openai_chat::Decoder>::default(),
+        Format::Responses => Box::<responses::Decoder>::default(),
+        Format::Anthropic => Box::<anthropic::Decoder>::default(),
+        Format::Gemini => Box::<gemini::Decoder>::default(),
+    })
+}
+
+pub fn encoder(fmt: Format, req: &ChatRequest) -> Result<Box<dyn StreamEncoder>, Unsupported> {
+    Ok(match fmt {
+        Format::OpenAiChat => Box::new(openai_chat::Encoder::new(req)),
+        Format::Responses => Box::new(responses::Encoder::new(req)),
+        Format::Anthropic => Box::new(anthropic::Encoder::new(req)),
+        Format::Gemini => Box::new(gemini::Encoder::new(req)),
+    })
+}
+
+/// Usage reported in a whole (non-streamed) answer in `fmt`, if any.
+/// Embeddings bill input tokens only.
+pub fn usage_of_body(fmt: Format, embeddings: bool, body: &[u8]) -> Option<Usage> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    match (fmt, embeddings) {
+        (Format::OpenAiChat, true) => v.get("usage").map(|u| Usage {
+            input: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+            ..Usage::default()
+        }),
+        (Format::OpenAiChat, false) => v.get("usage").map(openai_chat::usage_from),
+        (Format::Responses, _) => v.get("usage").map(responses::usage_from),
+        (Format::Anthropic, _) => v.get("usage").map(anthropic::usage_from),
+        (Format::Gemini, _) => v.get("usageMetadata").map(gemini::usage_from),
+    }
 }

@@ -239,15 +239,14 @@ fn decode_user_content(content: &Value, at: &str) -> Result<Vec<Part>, Unsupport
 
 /// `data:` URLs become inline images; anything else stays a URL.
 pub fn image_from_url(url: &str) -> Image {
-    if let Some(rest) = url.strip_prefix("data:") {
-        if let Some((meta, data)) = rest.split_once(',') {
-            if let Some(media_type) = meta.strip_suffix(";base64") {
-                return Image::Base64 {
-                    media_type: media_type.to_string(),
-                    data: data.to_string(),
-                };
-            }
-        }
+    if let Some(rest) = url.strip_prefix("data:")
+        && let Some((meta, data)) = rest.split_once(',')
+        && let Some(media_type) = meta.strip_suffix(";base64")
+    {
+        return Image::Base64 {
+            media_type: media_type.to_string(),
+            data: data.to_string(),
+        };
     }
     Image::Url(url.to_string())
 }
@@ -484,10 +483,10 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         .unwrap_or(&Value::Null);
     let msg = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
-    if let Some(t) = msg.get("content").and_then(Value::as_str) {
-        if !t.is_empty() {
-            content.push(Part::Text(t.to_string()));
-        }
+    if let Some(t) = msg.get("content").and_then(Value::as_str)
+        && !t.is_empty()
+    {
+        content.push(Part::Text(t.to_string()));
     }
     if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
         for c in calls {
@@ -567,7 +566,7 @@ fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.input,
         "completion_tokens": u.output,
-        "total_tokens": u.input + u.output,
+        "total_tokens": u.input.saturating_add(u.output),
         "prompt_tokens_details": {"cached_tokens": u.cached},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning},
     })
@@ -667,10 +666,10 @@ impl StreamDecoder for Decoder {
         }
         if let Some(choice) = v.get("choices").and_then(|c| c.get(0)) {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
-            if let Some(t) = delta.get("content").and_then(Value::as_str) {
-                if !t.is_empty() {
-                    out.push(StreamEvent::TextDelta(t.to_string()));
-                }
+            if let Some(t) = delta.get("content").and_then(Value::as_str)
+                && !t.is_empty()
+            {
+                out.push(StreamEvent::TextDelta(t.to_string()));
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                 for c in calls {
@@ -687,13 +686,13 @@ impl StreamDecoder for Decoder {
                                 .to_string(),
                         });
                     }
-                    if let Some(a) = f.get("arguments").and_then(Value::as_str) {
-                        if !a.is_empty() {
-                            out.push(StreamEvent::ToolCallDelta {
-                                index,
-                                arguments: a.to_string(),
-                            });
-                        }
+                    if let Some(a) = f.get("arguments").and_then(Value::as_str)
+                        && !a.is_empty()
+                    {
+                        out.push(StreamEvent::ToolCallDelta {
+                            index,
+                            arguments: a.to_string(),
+                        });
                     }
                 }
             }
@@ -797,14 +796,14 @@ impl StreamEncoder for Encoder {
     }
 
     fn end(&mut self, out: &mut BytesMut) {
-        if self.include_usage {
-            if let Some(u) = self.usage {
-                let c = json!({
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.model, "choices": [], "usage": usage_json(&u),
-                });
-                write_sse(out, None, &c.to_string());
-            }
+        if self.include_usage
+            && let Some(u) = self.usage
+        {
+            let c = json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "choices": [], "usage": usage_json(&u),
+            });
+            write_sse(out, None, &c.to_string());
         }
         write_sse(out, None, "[DONE]");
     }

@@ -1,0 +1,315 @@
+//! IdentityService: login and sessions, users, API tokens, the role table
+//! and the audit log.
+
+use aigw_proto::pb::admin::identity_service_server::IdentityService;
+use aigw_proto::pb::admin::{
+    ApiTokenList, AuditList, AuditQuery, Caller, CreateApiTokenRequest, CreateApiTokenResult,
+    CreateUserRequest, CreateUserResult, ListApiTokensRequest, ListRolesRequest, ListUsersRequest,
+    LoginRequest, LoginResult, LogoutRequest, LogoutResult, NameRequest, Permission,
+    ResetPasswordRequest, ResetPasswordResult, RevokeResult, RoleInfo, RoleList, UpdateUserRequest,
+    UserInfo, UserList, WhoAmIRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::authn::{check_password_policy, decoy_hash};
+use super::client_keys::usernames;
+use super::rbac::{self, Principal, PrincipalKind, Role, Target};
+use super::{AdminSvc, Change, Object, audit, tokens, users};
+use crate::db::identity::{self, delete_session, find_user};
+use crate::db::{config, now_ms};
+use crate::error::{Error, Result};
+
+const BAD_LOGIN: &str = "invalid username or password";
+
+fn as_user(u: &identity::UserRow) -> Result<Principal> {
+    Ok(Principal {
+        role: Role::parse(&u.role)?,
+        user_id: Some(u.id.clone()),
+        username: Some(u.username.clone()),
+        kind: PrincipalKind::Session {
+            session_id: String::new(),
+        },
+    })
+}
+
+#[tonic::async_trait]
+impl IdentityService for AdminSvc {
+    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResult>, Status> {
+        let LoginRequest { username, password } = request.into_inner();
+        let name = username.clone();
+        let user = self.read(move |conn| find_user(conn, &name)).await?;
+        // Unknown users cost a verification too, so timing does not tell
+        // which usernames exist.
+        let phc = user
+            .as_ref()
+            .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+        let ok = users::verify_async(password, phc).await?;
+        let user = match user {
+            Some(u) if ok && !u.disabled => u,
+            _ => {
+                tracing::info!(username, "login refused");
+                return Err(Error::Unauthenticated(BAD_LOGIN).into());
+            }
+        };
+        let who = as_user(&user)?;
+        let uid = user.id.clone();
+        let (session_token, expires_at_ms) = self
+            .mutate(&who, Object::new("session", &username), move |conn, _| {
+                Ok((
+                    users::open_session(conn, &uid)?,
+                    Some(Change::account("login")),
+                ))
+            })
+            .await?;
+        Ok(Response::new(LoginResult {
+            session_token,
+            expires_at_ms,
+            user: Some(users::info(&user)),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::LOGOUT).await?;
+        let PrincipalKind::Session { session_id } = p.kind.clone() else {
+            return Ok(Response::new(LogoutResult { ended: false }));
+        };
+        let name = p.username.clone().unwrap_or_default();
+        let ended = self
+            .mutate(&p, Object::new("session", name), move |conn, _| {
+                let ended = delete_session(conn, &session_id)?;
+                Ok((ended, ended.then(|| Change::account("logout"))))
+            })
+            .await?;
+        Ok(Response::new(LogoutResult { ended }))
+    }
+
+    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<Caller>, Status> {
+        let (p, _) = self.caller(&request, rbac::WHO_AM_I).await?;
+        let (kind, token_name) = match &p.kind {
+            PrincipalKind::Bootstrap => ("bootstrap", String::new()),
+            PrincipalKind::Session { .. } => ("session", String::new()),
+            PrincipalKind::ApiToken { name, .. } => ("api_token", name.clone()),
+        };
+        Ok(Response::new(Caller {
+            kind: kind.into(),
+            username: p.username.clone().unwrap_or_default(),
+            role: p.role.as_str().into(),
+            token_name,
+            allowed_methods: rbac::permissions(p.role)
+                .into_iter()
+                .map(|(m, _)| m.to_string())
+                .collect(),
+        }))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<ListRolesRequest>,
+    ) -> Result<Response<RoleList>, Status> {
+        self.caller(&request, rbac::LIST_ROLES).await?;
+        let roles = Role::ALL
+            .into_iter()
+            .map(|r| RoleInfo {
+                name: r.as_str().into(),
+                description: r.description().into(),
+                permissions: rbac::permissions(r)
+                    .into_iter()
+                    .map(|(method, scope)| Permission {
+                        method: method.into(),
+                        scope: scope.into(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(RoleList {
+            roles,
+            public_methods: rbac::public_methods()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<CreateUserResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::CREATE_USER).await?;
+        let req = request.into_inner();
+        let role = users::validate_new(&req.username, &req.password, &req.role)?;
+        let (password, generated_password) = if req.password.is_empty() {
+            let g = users::generate_password()?;
+            (g.clone(), g)
+        } else {
+            (req.password, String::new())
+        };
+        let hash = users::hash_async(password).await?;
+        let name = req.username.clone();
+        let user = self
+            .mutate(&p, Object::new("user", &name), move |conn, _| {
+                let row = users::insert(conn, &req.username, hash, role)?;
+                Ok((
+                    row,
+                    Some(Change::account("create").with(format!("role={role}"))),
+                ))
+            })
+            .await?;
+        Ok(Response::new(CreateUserResult {
+            user: Some(users::info(&user)),
+            generated_password,
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<UserList>, Status> {
+        let (_, access) = self.caller(&request, rbac::LIST_USERS).await?;
+        let rows = self.read(identity::list_users).await?;
+        let users = rows
+            .iter()
+            .filter(|u| access.owner().is_none_or(|uid| uid == u.id))
+            .map(users::info)
+            .collect();
+        Ok(Response::new(UserList { users }))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<UpdateUserRequest>,
+    ) -> Result<Response<UserInfo>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPDATE_USER).await?;
+        let req = request.into_inner();
+        let name = req.username.clone();
+        let user = self
+            .mutate(&p, Object::new("user", name), move |conn, _| {
+                let (row, changes) = users::update(conn, &req)?;
+                Ok((row, changes.map(|c| Change::account("update").with(c))))
+            })
+            .await?;
+        Ok(Response::new(users::info(&user)))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<ResetPasswordRequest>,
+    ) -> Result<Response<ResetPasswordResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::RESET_PASSWORD).await?;
+        let req = request.into_inner();
+        let name = req.username.clone();
+        let target = self.read(move |conn| find_user(conn, &name)).await?;
+        let Some(target) = target else {
+            // Only those who may reset anyone's password learn who exists.
+            rbac::authorize(&p, rbac::RESET_PASSWORD, Target::Owned(None))?;
+            return Err(Error::NotFound(format!("user {:?} does not exist", req.username)).into());
+        };
+        rbac::authorize(&p, rbac::RESET_PASSWORD, Target::Owned(Some(&target.id)))?;
+        if p.user_id.as_deref() == Some(target.id.as_str())
+            && !users::verify_async(req.current_password.clone(), target.password_hash.clone())
+                .await?
+        {
+            return Err(Error::PermissionDenied(
+                "changing your own password needs the current one (current_password)".into(),
+            )
+            .into());
+        }
+        let (password, generated_password) = if req.new_password.is_empty() {
+            let g = users::generate_password()?;
+            (g.clone(), g)
+        } else {
+            check_password_policy(&req.new_password)?;
+            (req.new_password, String::new())
+        };
+        let hash = users::hash_async(password).await?;
+        let uid = target.id.clone();
+        self.mutate(&p, Object::new("user", &target.username), move |conn, _| {
+            users::set_password(conn, &uid, hash)?;
+            Ok(((), Some(Change::account("reset_password"))))
+        })
+        .await?;
+        Ok(Response::new(ResetPasswordResult { generated_password }))
+    }
+
+    async fn create_api_token(
+        &self,
+        request: Request<CreateApiTokenRequest>,
+    ) -> Result<Response<CreateApiTokenResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::CREATE_API_TOKEN).await?;
+        let req = request.into_inner();
+        let role = tokens::validate(&p, &req, now_ms())?;
+        let who = p.clone();
+        let (token, row) = self
+            .mutate(&p, Object::new("api_token", &req.name), move |conn, _| {
+                let made = tokens::create(conn, &who, &req, role)?;
+                Ok((
+                    made,
+                    Some(Change::account("create").with(format!("role={role}"))),
+                ))
+            })
+            .await?;
+        let names = self.read(usernames).await?;
+        Ok(Response::new(CreateApiTokenResult {
+            token,
+            info: Some(tokens::info(&row, &names)),
+        }))
+    }
+
+    async fn list_api_tokens(
+        &self,
+        request: Request<ListApiTokensRequest>,
+    ) -> Result<Response<ApiTokenList>, Status> {
+        let (_, access) = self.caller(&request, rbac::LIST_API_TOKENS).await?;
+        let tokens = self
+            .read(move |conn| {
+                let names = usernames(conn)?;
+                Ok(config::api_tokens(conn, access.owner())?
+                    .iter()
+                    .map(|t| tokens::info(t, &names))
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(ApiTokenList { tokens }))
+    }
+
+    async fn revoke_api_token(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<RevokeResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::REVOKE_API_TOKEN).await?;
+        let name = request.into_inner().name;
+        let who = p.clone();
+        let n = name.clone();
+        let r = self
+            .mutate(&p, Object::new("api_token", &name), move |conn, _| {
+                let Some(t) = config::find_api_token(conn, &n)? else {
+                    rbac::authorize(&who, rbac::REVOKE_API_TOKEN, Target::Owned(None))?;
+                    return Err(Error::NotFound(format!("api_token {n:?} does not exist")));
+                };
+                rbac::authorize(
+                    &who,
+                    rbac::REVOKE_API_TOKEN,
+                    Target::Owned(t.user_id.as_deref()),
+                )?;
+                let revoked = config::revoke_api_token(conn, &t.id, now_ms())?;
+                Ok((
+                    RevokeResult { revoked },
+                    revoked.then(|| Change::account("revoke")),
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_audit_log(
+        &self,
+        request: Request<AuditQuery>,
+    ) -> Result<Response<AuditList>, Status> {
+        self.caller(&request, rbac::LIST_AUDIT_LOG).await?;
+        let f = audit::filter(request.get_ref())?;
+        let list = self.read(move |conn| audit::list(conn, &f)).await?;
+        Ok(Response::new(list))
+    }
+}

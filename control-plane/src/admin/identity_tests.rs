@@ -1,0 +1,486 @@
+//! IdentityService called directly: login and sessions, users, API tokens,
+//! and ownership of client keys between users.
+
+use aigw_proto::pb::admin::admin_service_server::AdminService;
+use aigw_proto::pb::admin::identity_service_server::IdentityService;
+use aigw_proto::pb::admin::{
+    ClientKeySpec, CreateApiTokenRequest, CreateUserRequest, ListApiTokensRequest, ListRequest,
+    ListUsersRequest, LoginRequest, LogoutRequest, NameRequest, ResetPasswordRequest,
+    UpdateUserRequest, WhoAmIRequest,
+};
+use tonic::{Code, Request};
+
+use super::testkit::{req, req_as, svc, user};
+use crate::db::testing::temp_db;
+
+fn login(name: &str, password: &str) -> Request<LoginRequest> {
+    Request::new(LoginRequest {
+        username: name.into(),
+        password: password.into(),
+    })
+}
+
+fn key(name: &str) -> ClientKeySpec {
+    ClientKeySpec {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn name(n: &str) -> NameRequest {
+    NameRequest { name: n.into() }
+}
+
+#[tokio::test]
+async fn login_sessions_and_disabled_users() {
+    let t = temp_db();
+    let s = svc(&t);
+    let alice = user(&s, "alice", "operator").await;
+    assert!(alice.starts_with("aigw-s-"));
+    let me = s
+        .who_am_i(req_as(WhoAmIRequest {}, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (me.kind.as_str(), me.username.as_str(), me.role.as_str()),
+        ("session", "alice", "operator")
+    );
+    assert!(
+        me.allowed_methods
+            .iter()
+            .any(|m| m.ends_with("/UpsertProvider"))
+    );
+    assert!(
+        !me.allowed_methods
+            .iter()
+            .any(|m| m.ends_with("/CreateUser"))
+    );
+
+    // Wrong password and unknown user look the same.
+    let e1 = s.login(login("alice", "nope-nope")).await.unwrap_err();
+    let e2 = s.login(login("nobody", "nope-nope")).await.unwrap_err();
+    assert_eq!(
+        (e1.code(), e2.code()),
+        (Code::Unauthenticated, Code::Unauthenticated)
+    );
+    assert_eq!(e1.message(), e2.message());
+
+    // Disabling ends sessions and refuses logins.
+    s.update_user(req(UpdateUserRequest {
+        username: "alice".into(),
+        disabled: Some(true),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let e = s
+        .who_am_i(req_as(WhoAmIRequest {}, &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = s.login(login("alice", "alice-password")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    s.update_user(req(UpdateUserRequest {
+        username: "alice".into(),
+        disabled: Some(false),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let again = s
+        .login(login("alice", "alice-password"))
+        .await
+        .unwrap()
+        .into_inner()
+        .session_token;
+    assert!(
+        s.logout(req_as(LogoutRequest {}, &again))
+            .await
+            .unwrap()
+            .into_inner()
+            .ended
+    );
+    let e = s
+        .who_am_i(req_as(WhoAmIRequest {}, &again))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn users_are_managed_by_admins_only_and_one_admin_remains() {
+    let t = temp_db();
+    let s = svc(&t);
+    let boss = user(&s, "boss", "admin").await;
+    let mem = user(&s, "mem", "member").await;
+    // A member cannot raise their own role or create users.
+    let e = s
+        .update_user(req_as(
+            UpdateUserRequest {
+                username: "mem".into(),
+                role: Some("admin".into()),
+                ..Default::default()
+            },
+            &mem,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = s
+        .create_user(req_as(
+            CreateUserRequest {
+                username: "x".into(),
+                password: String::new(),
+                role: "admin".into(),
+            },
+            &mem,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    // Members list only themselves.
+    let listed = s
+        .list_users(req_as(ListUsersRequest {}, &mem))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.users.len(), 1);
+    assert_eq!(listed.users[0].username, "mem");
+
+    // Generated passwords are returned once and work.
+    let r = s
+        .create_user(req_as(
+            CreateUserRequest {
+                username: "gen".into(),
+                password: String::new(),
+                role: "viewer".into(),
+            },
+            &boss,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.generated_password.len(), 32);
+    s.login(login("gen", &r.generated_password)).await.unwrap();
+    let dup = s
+        .create_user(req(CreateUserRequest {
+            username: "gen".into(),
+            password: "whatever-123".into(),
+            role: "viewer".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let bad = s
+        .create_user(req(CreateUserRequest {
+            username: "weak".into(),
+            password: "short".into(),
+            role: "viewer".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    // The last enabled admin stays.
+    let e = s
+        .update_user(req(UpdateUserRequest {
+            username: "boss".into(),
+            role: Some("viewer".into()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = s
+        .update_user(req(UpdateUserRequest {
+            username: "ghost".into(),
+            disabled: Some(true),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn password_resets() {
+    let t = temp_db();
+    let s = svc(&t);
+    let bob = user(&s, "bob", "viewer").await;
+    user(&s, "carol", "viewer").await;
+    let reset = |who: &str, current: &str, new: &str| ResetPasswordRequest {
+        username: who.into(),
+        new_password: new.into(),
+        current_password: current.into(),
+    };
+    // Not someone else's; their own only with the current password.
+    let e = s
+        .reset_password(req_as(reset("carol", "", "new-password-1"), &bob))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = s
+        .reset_password(req_as(reset("ghost", "", "new-password-1"), &bob))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "no hint of who exists");
+    let e = s
+        .reset_password(req_as(reset("bob", "wrong", "new-password-1"), &bob))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    s.reset_password(req_as(reset("bob", "bob-password", "new-password-1"), &bob))
+        .await
+        .unwrap();
+    // Sessions ended; the new password works.
+    let e = s
+        .who_am_i(req_as(WhoAmIRequest {}, &bob))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    s.login(login("bob", "new-password-1")).await.unwrap();
+    // An admin resets anyone's, generating one.
+    let g = s
+        .reset_password(req(reset("carol", "", "")))
+        .await
+        .unwrap()
+        .into_inner()
+        .generated_password;
+    s.login(login("carol", &g)).await.unwrap();
+    let e = s
+        .reset_password(req(reset("ghost", "", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn api_tokens_are_scoped_shown_once_and_revocable() {
+    let t = temp_db();
+    let s = svc(&t);
+    let op = user(&s, "op", "operator").await;
+    let viewer = user(&s, "vi", "viewer").await;
+    let tok = |n: &str, role: &str| CreateApiTokenRequest {
+        name: n.into(),
+        role: role.into(),
+        expires_at_ms: 0,
+    };
+    // Not above the creator's role; a viewer cannot mint a member token.
+    for (caller, role) in [(&op, "admin"), (&viewer, "member"), (&viewer, "operator")] {
+        let e = s
+            .create_api_token(req_as(tok("t", role), caller))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role}");
+    }
+    let made = s
+        .create_api_token(req_as(tok("ci", "viewer"), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(made.token.starts_with("aigw-t-"));
+    let info = made.info.unwrap();
+    assert_eq!((info.role.as_str(), info.owner.as_str()), ("viewer", "op"));
+    assert!(info.token_hint.starts_with("aigw-t-…"));
+    let me = s
+        .who_am_i(req_as(WhoAmIRequest {}, &made.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (me.kind.as_str(), me.role.as_str(), me.token_name.as_str()),
+        ("api_token", "viewer", "ci")
+    );
+    // A viewer token cannot change anything.
+    let e = s
+        .upsert_client_key(req_as(key("k"), &made.token))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    // Listing never shows the token.
+    let listed = s
+        .list_api_tokens(req_as(ListApiTokensRequest {}, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!format!("{listed:?}").contains(&made.token[8..]));
+    let dup = s
+        .create_api_token(req_as(tok("ci", ""), &op))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let past = s
+        .create_api_token(req_as(
+            CreateApiTokenRequest {
+                expires_at_ms: 1,
+                ..tok("old", "")
+            },
+            &op,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(past.code(), Code::InvalidArgument);
+    // Member tokens need a user.
+    let e = s
+        .create_api_token(req(tok("m", "member")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // Someone else's token: not theirs to revoke.
+    let e = s
+        .revoke_api_token(req_as(name("ci"), &viewer))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(
+        s.revoke_api_token(req_as(name("ci"), &op))
+            .await
+            .unwrap()
+            .into_inner()
+            .revoked
+    );
+    let e = s
+        .who_am_i(req_as(WhoAmIRequest {}, &made.token))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert_eq!(e.message(), "token revoked");
+
+    // A token does no more than its owner may now.
+    let t2 = s
+        .create_api_token(req_as(tok("ops", "operator"), &op))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    s.update_user(req(UpdateUserRequest {
+        username: "op".into(),
+        role: Some("viewer".into()),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let e = s.who_am_i(req_as(WhoAmIRequest {}, &t2)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn members_see_and_change_only_their_own_keys() {
+    let t = temp_db();
+    let s = svc(&t);
+    let ann = user(&s, "ann", "member").await;
+    let ben = user(&s, "ben", "member").await;
+    let op = user(&s, "op", "operator").await;
+    let r = s
+        .upsert_client_key(req_as(key("ann-app"), &ann))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.created && !r.generated_key.is_empty());
+    s.upsert_client_key(req_as(key("ben-app"), &ben))
+        .await
+        .unwrap();
+    s.upsert_client_key(req(key("shared"))).await.unwrap();
+
+    let names = |list: aigw_proto::pb::admin::ClientKeyList| -> Vec<(String, String)> {
+        list.client_keys
+            .into_iter()
+            .map(|k| (k.name, k.owner))
+            .collect()
+    };
+    let ann_list = s
+        .list_client_keys(req_as(ListRequest {}, &ann))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        names(ann_list),
+        [("ann-app".to_string(), "ann".to_string())]
+    );
+    let all = s
+        .list_client_keys(req_as(ListRequest {}, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.client_keys.len(), 3);
+
+    // Ben cannot touch Ann's key, nor the unowned one, nor give his a new owner.
+    for target in ["ann-app", "shared"] {
+        let e = s
+            .upsert_client_key(req_as(key(target), &ben))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "upsert {target}");
+        let e = s
+            .revoke_client_key(req_as(name(target), &ben))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "revoke {target}");
+        let e = s
+            .delete_client_key(req_as(name(target), &ben))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "delete {target}");
+    }
+    let e = s
+        .upsert_client_key(req_as(
+            ClientKeySpec {
+                owner: "ann".into(),
+                ..key("ben-app")
+            },
+            &ben,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    // An operator may give a key to someone.
+    s.upsert_client_key(req_as(
+        ClientKeySpec {
+            owner: "ben".into(),
+            ..key("shared")
+        },
+        &op,
+    ))
+    .await
+    .unwrap();
+    let ben_list = s
+        .list_client_keys(req_as(ListRequest {}, &ben))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ben_list.client_keys.len(), 2);
+    let e = s
+        .upsert_client_key(req_as(
+            ClientKeySpec {
+                owner: "nobody".into(),
+                ..key("shared")
+            },
+            &op,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // Ann revokes her own: gone from the snapshot.
+    assert!(
+        s.revoke_client_key(req_as(name("ann-app"), &ann))
+            .await
+            .unwrap()
+            .into_inner()
+            .revoked
+    );
+    assert!(
+        !s.publisher
+            .current()
+            .client_keys
+            .iter()
+            .any(|k| k.name == "ann-app")
+    );
+    // Members read nothing else.
+    let e = s
+        .list_providers(req_as(ListRequest {}, &ann))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+}

@@ -1,0 +1,283 @@
+//! AdminService: providers, pricing, client keys, routes and the connected
+//! data planes. `apply` is a client of exactly this service.
+
+use aigw_proto::pb::admin::admin_service_server::AdminService;
+use aigw_proto::pb::admin::{
+    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeList, PriceList,
+    PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
+};
+use tonic::{Request, Response, Status};
+
+use super::rbac::{self, Principal, Target};
+use super::{AdminSvc, Change, Object, client_keys, pricing, providers, routes};
+use crate::db::config;
+use crate::db::identity::find_user;
+use crate::db::{AnyConnection, now_ms};
+use crate::error::{Error, Result};
+
+fn deleted(deleted: bool) -> (DeleteResult, Option<Change>) {
+    (
+        DeleteResult { deleted },
+        deleted.then(|| Change::new("delete")),
+    )
+}
+
+fn upserted((r, _): (UpsertResult, bool), detail: String) -> (UpsertResult, Option<Change>) {
+    let change = Change::of_upsert(&r).map(|c| c.with(detail));
+    (r, change)
+}
+
+/// Who will own the client key `input` upserts: the named owner, else the
+/// current owner, else (a new key) the caller. Checks that the caller may
+/// touch the existing key and give it that owner.
+fn client_key_owner(
+    conn: &mut AnyConnection,
+    p: &Principal,
+    owner_name: &str,
+    existing: Option<&config::ClientKeyRow>,
+) -> Result<Option<String>> {
+    let method = rbac::UPSERT_CLIENT_KEY;
+    if let Some(k) = existing {
+        rbac::authorize(p, method, Target::Owned(k.owner_user_id.as_deref()))?;
+    }
+    if owner_name.is_empty() {
+        return Ok(match existing {
+            Some(k) => k.owner_user_id.clone(),
+            None => p.user_id.clone(),
+        });
+    }
+    let user = find_user(conn, owner_name)?
+        .ok_or_else(|| Error::NotFound(format!("user {owner_name:?} does not exist")))?;
+    rbac::authorize(p, method, Target::Owned(Some(&user.id)))?;
+    Ok(Some(user.id))
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminSvc {
+    async fn upsert_provider(
+        &self,
+        request: Request<ProviderSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPSERT_PROVIDER).await?;
+        let input = providers::validate(request.into_inner())?;
+        let what = Object::new("provider", input.name());
+        let r = self
+            .mutate(&p, what, move |conn, master| {
+                Ok(upserted(
+                    providers::upsert(conn, master, &input)?,
+                    input.summary(),
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn delete_provider(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_PROVIDER).await?;
+        let name = request.into_inner().name;
+        let what = Object::new("provider", &name);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                routes::check_unused(conn, &name)?;
+                Ok(deleted(config::delete_provider(conn, &name)?))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_providers(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ProviderList>, Status> {
+        self.caller(&request, rbac::LIST_PROVIDERS).await?;
+        let providers = self.read(providers::list).await?;
+        Ok(Response::new(ProviderList { providers }))
+    }
+
+    async fn upsert_price(
+        &self,
+        request: Request<PriceSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPSERT_PRICE).await?;
+        let spec = request.into_inner();
+        pricing::validate(&spec)?;
+        let what = Object::new("price", &spec.model);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let detail = format!(
+                    "input={} output={} cached_input={:?}",
+                    spec.input, spec.output, spec.cached_input
+                );
+                Ok(upserted(pricing::upsert(conn, &spec)?, detail))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn delete_price(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_PRICE).await?;
+        let model = request.into_inner().name;
+        let what = Object::new("price", &model);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                Ok(deleted(config::delete_price(conn, &model)?))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_pricing(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<PriceList>, Status> {
+        self.caller(&request, rbac::LIST_PRICING).await?;
+        let pricing = self.read(pricing::list).await?;
+        Ok(Response::new(PriceList { pricing }))
+    }
+
+    async fn upsert_client_key(
+        &self,
+        request: Request<ClientKeySpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPSERT_CLIENT_KEY).await?;
+        let input = client_keys::validate(request.into_inner())?;
+        let what = Object::new("client_key", &input.spec.name);
+        let who = p.clone();
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let existing = config::find_client_key(conn, &input.spec.name)?;
+                let owner = client_key_owner(conn, &who, &input.spec.owner, existing.as_ref())?;
+                let detail = match &input.spec.owner {
+                    o if o.is_empty() => String::new(),
+                    o => format!("owner={o}"),
+                };
+                Ok(upserted(
+                    client_keys::upsert(conn, &input, existing, owner)?,
+                    detail,
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn delete_client_key(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_CLIENT_KEY).await?;
+        let name = request.into_inner().name;
+        let what = Object::new("client_key", &name);
+        let who = p.clone();
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let Some(k) = config::find_client_key(conn, &name)? else {
+                    return Ok(deleted(false));
+                };
+                rbac::authorize(
+                    &who,
+                    rbac::DELETE_CLIENT_KEY,
+                    Target::Owned(k.owner_user_id.as_deref()),
+                )?;
+                Ok(deleted(config::delete_client_key(conn, &name)?))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_client_keys(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ClientKeyList>, Status> {
+        let (_, access) = self.caller(&request, rbac::LIST_CLIENT_KEYS).await?;
+        let client_keys = self
+            .read(move |conn| client_keys::list(conn, access.owner()))
+            .await?;
+        Ok(Response::new(ClientKeyList { client_keys }))
+    }
+
+    async fn revoke_client_key(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<RevokeResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::REVOKE_CLIENT_KEY).await?;
+        let name = request.into_inner().name;
+        let what = Object::new("client_key", &name);
+        let who = p.clone();
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let k = config::find_client_key(conn, &name)?.ok_or_else(|| {
+                    Error::NotFound(format!("client_key {name:?} does not exist"))
+                })?;
+                rbac::authorize(
+                    &who,
+                    rbac::REVOKE_CLIENT_KEY,
+                    Target::Owned(k.owner_user_id.as_deref()),
+                )?;
+                let revoked = config::revoke_client_key(conn, &k.id, now_ms())?;
+                Ok((
+                    RevokeResult { revoked },
+                    revoked.then(|| Change::new("revoke")),
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn upsert_route(
+        &self,
+        request: Request<RouteSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPSERT_ROUTE).await?;
+        let spec = request.into_inner();
+        routes::validate(&spec)?;
+        let what = Object::new("route", &spec.model);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let detail = format!("providers=[{}]", spec.providers.join(","));
+                Ok(upserted(routes::upsert(conn, &spec)?, detail))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn delete_route(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_ROUTE).await?;
+        let model = request.into_inner().name;
+        let what = Object::new("route", &model);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                Ok(deleted(config::delete_route(conn, &model)?))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_routes(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<RouteList>, Status> {
+        self.caller(&request, rbac::LIST_ROUTES).await?;
+        let routes = self.read(routes::list).await?;
+        Ok(Response::new(RouteList { routes }))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<NodeList>, Status> {
+        self.caller(&request, rbac::LIST_NODES).await?;
+        Ok(Response::new(NodeList {
+            nodes: self.registry.list(),
+            current_version: self.publisher.current().version.clone(),
+        }))
+    }
+}

@@ -1,0 +1,177 @@
+//! Users and their sessions: the first admin at first start, creation,
+//! role changes, disabling, password resets and login. Password hashing is
+//! CPU work: callers run it off the async runtime and outside transactions.
+
+use aigw_proto::pb::admin::{UpdateUserRequest, UserInfo};
+
+use super::authn::{SESSION_PREFIX, check_password_policy, hash_password};
+use super::rbac::Role;
+use super::validate;
+use crate::crypto;
+use crate::db::identity::{
+    self, SessionRow, UserRow, count_enabled_admins, delete_sessions_of, find_user,
+};
+use crate::db::{AnyConnection, now_ms};
+use crate::error::{Error, Result};
+
+/// How long a login session lasts.
+pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// The user created at first start.
+pub const FIRST_ADMIN: &str = "admin";
+
+pub fn info(u: &UserRow) -> UserInfo {
+    UserInfo {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        role: u.role.clone(),
+        disabled: u.disabled,
+        created_at_ms: u.created_at_ms,
+        updated_at_ms: u.updated_at_ms,
+    }
+}
+
+/// A password to hand out once: 32 URL-safe random characters.
+pub fn generate_password() -> Result<String> {
+    crypto::new_secret("")
+}
+
+/// At first start (no users at all), creates `admin` with `password_hash`.
+/// Returns whether it did.
+pub fn create_first_admin(conn: &mut AnyConnection, password_hash: &str) -> Result<bool> {
+    if identity::count_users(conn)? > 0 {
+        return Ok(false);
+    }
+    let now = now_ms();
+    identity::insert_user(
+        conn,
+        &UserRow {
+            id: crypto::new_id()?,
+            username: FIRST_ADMIN.into(),
+            password_hash: password_hash.into(),
+            role: Role::Admin.as_str().into(),
+            disabled: false,
+            created_at_ms: now,
+            updated_at_ms: now,
+        },
+    )?;
+    Ok(true)
+}
+
+/// Checks a new user's fields; returns the role.
+pub fn validate_new(username: &str, password: &str, role: &str) -> Result<Role> {
+    validate::name("user", username)?;
+    if !password.is_empty() {
+        check_password_policy(password)?;
+    }
+    Role::parse(role)
+}
+
+pub fn insert(
+    conn: &mut AnyConnection,
+    username: &str,
+    password_hash: String,
+    role: Role,
+) -> Result<UserRow> {
+    if find_user(conn, username)?.is_some() {
+        return Err(Error::AlreadyExists(format!(
+            "user {username:?} already exists"
+        )));
+    }
+    let now = now_ms();
+    let row = UserRow {
+        id: crypto::new_id()?,
+        username: username.into(),
+        password_hash,
+        role: role.as_str().into(),
+        disabled: false,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    identity::insert_user(conn, &row)?;
+    Ok(row)
+}
+
+/// Applies a role change and/or (dis|en)abling. Keeps at least one enabled
+/// admin. Returns the user and what changed (None: nothing).
+pub fn update(
+    conn: &mut AnyConnection,
+    req: &UpdateUserRequest,
+) -> Result<(UserRow, Option<String>)> {
+    let mut user = find_user(conn, &req.username)?
+        .ok_or_else(|| Error::NotFound(format!("user {:?} does not exist", req.username)))?;
+    let active_admin = |u: &UserRow| u.role == Role::Admin.as_str() && !u.disabled;
+    let was_admin = active_admin(&user);
+    let mut changes = Vec::new();
+    if let Some(role) = &req.role {
+        let role = Role::parse(role)?;
+        if user.role != role.as_str() {
+            changes.push(format!("role={role}"));
+            user.role = role.as_str().into();
+        }
+    }
+    if let Some(disabled) = req.disabled
+        && user.disabled != disabled
+    {
+        changes.push(format!("disabled={disabled}"));
+        user.disabled = disabled;
+    }
+    if changes.is_empty() {
+        return Ok((user, None));
+    }
+    user.updated_at_ms = now_ms();
+    identity::update_user(conn, &user)?;
+    if user.disabled {
+        delete_sessions_of(conn, &user.id)?;
+    }
+    if was_admin && !active_admin(&user) && count_enabled_admins(conn)? == 0 {
+        return Err(Error::FailedPrecondition(
+            "this would leave no enabled admin; make another user admin first".into(),
+        ));
+    }
+    Ok((user, Some(changes.join(" "))))
+}
+
+/// Stores a new password hash and ends the user's sessions.
+pub fn set_password(conn: &mut AnyConnection, user_id: &str, password_hash: String) -> Result<()> {
+    let mut user = identity::find_user_by_id(conn, user_id)?
+        .ok_or_else(|| Error::NotFound("the user no longer exists".into()))?;
+    user.password_hash = password_hash;
+    user.updated_at_ms = now_ms();
+    identity::update_user(conn, &user)?;
+    delete_sessions_of(conn, user_id)?;
+    Ok(())
+}
+
+/// Opens a session for a user whose password was checked; returns the
+/// token (shown once) and its expiry.
+pub fn open_session(conn: &mut AnyConnection, user_id: &str) -> Result<(String, i64)> {
+    let now = now_ms();
+    identity::delete_expired_sessions(conn, now)?;
+    let token = crypto::new_secret(SESSION_PREFIX)?;
+    let expires_at_ms = now + SESSION_TTL_MS;
+    identity::insert_session(
+        conn,
+        &SessionRow {
+            id: crypto::new_id()?,
+            user_id: user_id.into(),
+            token_hash: crypto::sha256_hex(&token),
+            created_at_ms: now,
+            expires_at_ms,
+        },
+    )?;
+    Ok((token, expires_at_ms))
+}
+
+/// Hashes off the async runtime.
+pub async fn hash_async(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::internal(format!("hashing task failed: {e}")))?
+}
+
+/// Verifies off the async runtime.
+pub async fn verify_async(password: String, phc: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || super::authn::verify_password(&password, &phc))
+        .await
+        .map_err(|e| Error::internal(format!("verification task failed: {e}")))
+}

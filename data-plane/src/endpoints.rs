@@ -1,0 +1,244 @@
+//! Which API the app is calling, from method, path and headers: the
+//! providers' own paths, so official SDKs work by changing only the base URL.
+
+use http::{HeaderMap, Method};
+
+use crate::error::ApiFormat;
+use crate::translate::Format;
+
+/// What a generation-style call asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Generate,
+    Embed,
+    CountTokens,
+}
+
+/// A call to a model, in the app's format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCall {
+    pub format: Format,
+    pub op: Op,
+    /// Trace label, e.g. `chat.completions`.
+    pub endpoint: &'static str,
+    /// Gemini carries the model in the path.
+    pub path_model: Option<String>,
+    /// Gemini `:streamGenerateContent`.
+    pub path_stream: bool,
+    /// Gemini `?alt=sse`.
+    pub alt_sse: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Call(AppCall),
+    ListModels(ApiFormat),
+    /// Gemini `GET /v1beta/models/{model}`.
+    GetModel(String),
+    Healthz,
+    Readyz,
+    Metrics,
+    NotFound(ApiFormat),
+}
+
+impl AppCall {
+    fn new(format: Format, op: Op, endpoint: &'static str) -> Self {
+        Self {
+            format,
+            op,
+            endpoint,
+            path_model: None,
+            path_stream: false,
+            alt_sse: false,
+        }
+    }
+
+    pub fn error_format(&self) -> ApiFormat {
+        match self.format {
+            Format::OpenAiChat | Format::Responses => ApiFormat::OpenAi,
+            Format::Anthropic => ApiFormat::Anthropic,
+            Format::Gemini => ApiFormat::Gemini,
+        }
+    }
+}
+
+impl Endpoint {
+    pub fn error_format(&self) -> ApiFormat {
+        match self {
+            Endpoint::Call(c) => c.error_format(),
+            Endpoint::ListModels(f) | Endpoint::NotFound(f) => *f,
+            Endpoint::GetModel(_) => ApiFormat::Gemini,
+            _ => ApiFormat::OpenAi,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Endpoint::Call(c) => c.endpoint,
+            Endpoint::ListModels(_) | Endpoint::GetModel(_) => "models",
+            Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics => "ops",
+            Endpoint::NotFound(_) => "other",
+        }
+    }
+}
+
+/// The format an SDK speaks, guessed from its headers (for listings and
+/// errors on paths several SDKs share).
+fn sdk_format(h: &HeaderMap, query: Option<&str>) -> ApiFormat {
+    if h.contains_key("anthropic-version") {
+        ApiFormat::Anthropic
+    } else if h.contains_key("x-goog-api-key")
+        || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")))
+    {
+        ApiFormat::Gemini
+    } else {
+        ApiFormat::OpenAi
+    }
+}
+
+pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Endpoint {
+    let post = method == Method::POST;
+    let get = method == Method::GET;
+    match path {
+        "/v1/chat/completions" if post => {
+            return Endpoint::Call(AppCall::new(
+                Format::OpenAiChat,
+                Op::Generate,
+                "chat.completions",
+            ));
+        }
+        "/v1/responses" if post => {
+            return Endpoint::Call(AppCall::new(Format::Responses, Op::Generate, "responses"));
+        }
+        "/v1/embeddings" if post => {
+            return Endpoint::Call(AppCall::new(Format::OpenAiChat, Op::Embed, "embeddings"));
+        }
+        "/v1/messages" if post => {
+            return Endpoint::Call(AppCall::new(Format::Anthropic, Op::Generate, "messages"));
+        }
+        "/v1/messages/count_tokens" if post => {
+            return Endpoint::Call(AppCall::new(
+                Format::Anthropic,
+                Op::CountTokens,
+                "messages.count_tokens",
+            ));
+        }
+        "/v1/models" if get => return Endpoint::ListModels(sdk_format(headers, query)),
+        "/v1beta/models" if get => return Endpoint::ListModels(ApiFormat::Gemini),
+        "/healthz" if get => return Endpoint::Healthz,
+        "/readyz" if get => return Endpoint::Readyz,
+        "/metrics" if get => return Endpoint::Metrics,
+        _ => {}
+    }
+    let gemini_rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"));
+    if let Some(rest) = gemini_rest {
+        if let Some((model, method_name)) = rest.rsplit_once(':') {
+            let op = match method_name {
+                "generateContent" | "streamGenerateContent" => {
+                    Some((Op::Generate, "generateContent"))
+                }
+                "countTokens" => Some((Op::CountTokens, "countTokens")),
+                "embedContent" => Some((Op::Embed, "embedContent")),
+                "batchEmbedContents" => Some((Op::Embed, "batchEmbedContents")),
+                _ => None,
+            };
+            if let (true, Some((op, endpoint)), false) = (post, op, model.is_empty()) {
+                let mut call = AppCall::new(Format::Gemini, op, endpoint);
+                call.path_model = Some(model.to_string());
+                call.path_stream = method_name == "streamGenerateContent";
+                call.alt_sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+                if call.path_stream {
+                    call.endpoint = "streamGenerateContent";
+                }
+                return Endpoint::Call(call);
+            }
+        } else if get
+            && !rest.is_empty()
+            && (path.starts_with("/v1beta/") || sdk_format(headers, query) == ApiFormat::Gemini)
+        {
+            return Endpoint::GetModel(rest.to_string());
+        }
+        return Endpoint::NotFound(ApiFormat::Gemini);
+    }
+    let fmt = if path.starts_with("/v1beta/") {
+        ApiFormat::Gemini
+    } else if path.starts_with("/v1/messages") {
+        ApiFormat::Anthropic
+    } else {
+        sdk_format(headers, query)
+    };
+    Endpoint::NotFound(fmt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(m: Method, p: &str, q: Option<&str>, h: &[(&'static str, &'static str)]) -> Endpoint {
+        let mut hm = HeaderMap::new();
+        for (k, v) in h {
+            hm.insert(*k, http::HeaderValue::from_static(v));
+        }
+        classify(&m, p, q, &hm)
+    }
+
+    #[test]
+    fn paths() {
+        assert!(matches!(
+            c(Method::POST, "/v1/chat/completions", None, &[]),
+            Endpoint::Call(AppCall {
+                format: Format::OpenAiChat,
+                op: Op::Generate,
+                ..
+            })
+        ));
+        let Endpoint::Call(g) = c(
+            Method::POST,
+            "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+            Some("alt=sse"),
+            &[],
+        ) else {
+            panic!("not a call")
+        };
+        assert_eq!(g.path_model.as_deref(), Some("gemini-2.0-flash"));
+        assert!(g.path_stream && g.alt_sse);
+        assert!(matches!(
+            c(Method::POST, "/v1/models/gemini-pro:countTokens", None, &[]),
+            Endpoint::Call(AppCall {
+                op: Op::CountTokens,
+                ..
+            })
+        ));
+        assert_eq!(
+            c(
+                Method::GET,
+                "/v1/models",
+                None,
+                &[("anthropic-version", "2023-06-01")]
+            ),
+            Endpoint::ListModels(ApiFormat::Anthropic)
+        );
+        assert_eq!(
+            c(Method::GET, "/v1/models", Some("key=x"), &[]),
+            Endpoint::ListModels(ApiFormat::Gemini)
+        );
+        assert_eq!(
+            c(Method::GET, "/v1/models", None, &[]),
+            Endpoint::ListModels(ApiFormat::OpenAi)
+        );
+        assert_eq!(
+            c(Method::GET, "/v1beta/models/gemini-pro", None, &[]),
+            Endpoint::GetModel("gemini-pro".into())
+        );
+        assert_eq!(
+            c(Method::GET, "/v1/nothing", None, &[]),
+            Endpoint::NotFound(ApiFormat::OpenAi)
+        );
+        assert_eq!(
+            c(Method::GET, "/v1/chat/completions", None, &[]),
+            Endpoint::NotFound(ApiFormat::OpenAi)
+        );
+    }
+}

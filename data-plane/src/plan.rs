@@ -1,0 +1,351 @@
+//! Decides, per provider tried, what goes upstream: the provider's format,
+//! whether the body passes through or is translated, the path, the body (with
+//! the provider's model name) and the few headers that may travel.
+
+use aigw_proto::model::ProviderKind;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+use crate::endpoints::{AppCall, Op};
+use crate::error::GatewayError;
+use crate::providers::openai::ChatRequest as OpenAiProbe;
+use crate::runtime::Upstream;
+use crate::translate::{self, Format, ir};
+
+/// The Anthropic API version sent when the app (in another format) gives none.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// What the gateway read from the app's request before choosing a provider.
+pub struct Probe {
+    pub model: String,
+    pub stream: bool,
+    /// OpenAI chat only: the app asked for usage in the stream.
+    pub include_usage: bool,
+}
+
+impl Probe {
+    pub fn parse(call: &AppCall, body: &[u8]) -> Result<Self, GatewayError> {
+        check_object(body)?;
+        if let Some(model) = &call.path_model {
+            // Gemini: model and streaming are in the URL; the body must be JSON.
+            serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                .map_err(|e| GatewayError::BadJson(e.to_string()))?;
+            return Ok(Self {
+                model: model.strip_prefix("models/").unwrap_or(model).to_string(),
+                stream: call.path_stream,
+                include_usage: false,
+            });
+        }
+        let p = OpenAiProbe::parse(body)?;
+        Ok(Self {
+            model: p.model,
+            stream: p.stream && call.op == Op::Generate,
+            include_usage: p.include_usage,
+        })
+    }
+}
+
+fn check_object(body: &[u8]) -> Result<(), GatewayError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        None => Err(GatewayError::invalid(
+            "The request body is empty; send a JSON object.",
+            None,
+        )),
+        Some(_) => Err(GatewayError::BadJson(
+            "the body must be a JSON object".into(),
+        )),
+    }
+}
+
+/// The upstream request for one provider.
+pub struct Plan {
+    /// The provider's format.
+    pub target: Format,
+    /// Same format on both sides: bodies pass through.
+    pub native: bool,
+    pub path: String,
+    pub body: Bytes,
+    pub headers: HeaderMap,
+    pub stream: bool,
+    /// OpenAI chat pass-through: drop the usage chunk the gateway asked for.
+    pub strip_usage_chunk: bool,
+    /// The app's request as IR, when translating.
+    pub ir: Option<ir::ChatRequest>,
+}
+
+/// The provider format a call is served in, and whether that is the app's own.
+fn target(call: &AppCall, kind: ProviderKind) -> Result<(Format, bool), GatewayError> {
+    use Format::*;
+    use ProviderKind as K;
+    let refuse = |what: &str| {
+        GatewayError::Unsupported(format!(
+            "{what} cannot be served by a provider of kind {kind}; route this model to a provider that supports it"
+        ))
+    };
+    Ok(match (call.op, call.format, kind) {
+        (Op::Generate, OpenAiChat, K::OpenAi | K::OpenAiCompatible) => (OpenAiChat, true),
+        (Op::Generate, Responses, K::OpenAi) => (Responses, true),
+        (Op::Generate, Anthropic, K::Anthropic) => (Anthropic, true),
+        (Op::Generate, Gemini, K::Gemini) => (Gemini, true),
+        (Op::Generate, _, K::OpenAi | K::OpenAiCompatible) => (OpenAiChat, false),
+        (Op::Generate, _, K::Anthropic) => (Anthropic, false),
+        (Op::Generate, _, K::Gemini) => (Gemini, false),
+        (Op::Embed, OpenAiChat, K::OpenAi | K::OpenAiCompatible) => (OpenAiChat, true),
+        (Op::Embed, Gemini, K::Gemini) => (Gemini, true),
+        (Op::Embed, _, _) => return Err(refuse("An embeddings request in this format")),
+        (Op::CountTokens, Anthropic, K::Anthropic) => (Anthropic, true),
+        (Op::CountTokens, Gemini, K::Gemini) => (Gemini, true),
+        (Op::CountTokens, _, _) => return Err(refuse("A token count in this format")),
+    })
+}
+
+fn upstream_path(call: &AppCall, target: Format, model: &str, stream: bool) -> String {
+    match (call.op, target) {
+        (Op::Generate, Format::OpenAiChat) => "/v1/chat/completions".into(),
+        (Op::Generate, Format::Responses) => "/v1/responses".into(),
+        (Op::Generate, Format::Anthropic) => "/v1/messages".into(),
+        (Op::Generate, Format::Gemini) if stream => {
+            // Translated streams are always SSE; a native caller keeps its choice.
+            let sse = call.format != Format::Gemini || call.alt_sse;
+            format!(
+                "/v1beta/models/{model}:streamGenerateContent{}",
+                if sse { "?alt=sse" } else { "" }
+            )
+        }
+        (Op::Generate, Format::Gemini) => format!("/v1beta/models/{model}:generateContent"),
+        // `embedContent` or `batchEmbedContents`, as the app called it.
+        (Op::Embed, Format::Gemini) => format!("/v1beta/models/{model}:{}", call.endpoint),
+        (Op::Embed, _) => "/v1/embeddings".into(),
+        (Op::CountTokens, Format::Gemini) => format!("/v1beta/models/{model}:countTokens"),
+        (Op::CountTokens, _) => "/v1/messages/count_tokens".into(),
+    }
+}
+
+pub fn plan(
+    call: &AppCall,
+    probe: &Probe,
+    body: &Bytes,
+    app_headers: &HeaderMap,
+    up: &Upstream,
+) -> Result<Plan, GatewayError> {
+    let (target, native) = target(call, up.provider.kind)?;
+    let model = up.provider.upstream_model(&probe.model);
+    let path = upstream_path(call, target, model, probe.stream);
+    let mut headers = HeaderMap::new();
+    if target == Format::Anthropic {
+        let version = app_headers
+            .get("anthropic-version")
+            .filter(|_| native)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
+        headers.insert(HeaderName::from_static("anthropic-version"), version);
+        if native && let Some(b) = app_headers.get("anthropic-beta") {
+            headers.insert(HeaderName::from_static("anthropic-beta"), b.clone());
+        }
+    }
+    if native
+        && matches!(target, Format::OpenAiChat | Format::Responses)
+        && let Some(b) = app_headers.get("openai-beta")
+    {
+        headers.insert(HeaderName::from_static("openai-beta"), b.clone());
+    }
+    if native {
+        let mut strip_usage_chunk = false;
+        let mut out = body.clone();
+        if call.format == Format::OpenAiChat && call.op == Op::Generate {
+            let req = OpenAiProbe {
+                model: probe.model.clone(),
+                stream: probe.stream,
+                include_usage: probe.include_usage,
+            };
+            (out, strip_usage_chunk) = req.upstream_body(out)?;
+        }
+        if target != Format::Gemini && model != probe.model {
+            out = with_model(&out, model)?;
+        }
+        return Ok(Plan {
+            target,
+            native,
+            path,
+            body: out,
+            headers,
+            stream: probe.stream,
+            strip_usage_chunk,
+            ir: None,
+        });
+    }
+    let mut req = translate::decode_request(
+        call.format,
+        body,
+        call.path_model.as_deref(),
+        call.path_stream,
+    )
+    .map_err(|e| GatewayError::Unsupported(e.message))?;
+    let app_req = req.clone();
+    req.model = model.to_string();
+    let encoded = translate::encode_request(target, &req)
+        .map_err(|e| GatewayError::Unsupported(e.message))?;
+    let body = serde_json::to_vec(&encoded).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(Plan {
+        target,
+        native,
+        path,
+        body: Bytes::from(body),
+        headers,
+        stream: req.stream,
+        strip_usage_chunk: false,
+        ir: Some(app_req),
+    })
+}
+
+/// The body with its `model` replaced by the provider's name for it.
+fn with_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
+    let mut v: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| GatewayError::BadJson(e.to_string()))?;
+    v.insert("model".into(), Value::String(model.to_string()));
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoints::{Endpoint, classify};
+    use crate::schedule::Pool;
+    use aigw_proto::model::{Glob, Provider, Strategy};
+    use http::Method;
+
+    fn upstream(kind: ProviderKind, map: &[(&str, &str)]) -> Upstream {
+        Upstream {
+            provider: Provider {
+                name: "p".into(),
+                kind,
+                base_url: "http://x".into(),
+                models: vec![Glob::new("*")],
+                strategy: Strategy::RoundRobin,
+                keys: vec![],
+                model_map: map
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            },
+            pool: Pool::new(vec![], Strategy::RoundRobin),
+            auth_header: http::header::AUTHORIZATION,
+        }
+    }
+
+    fn call(path: &str, query: Option<&str>) -> AppCall {
+        match classify(&Method::POST, path, query, &HeaderMap::new()) {
+            Endpoint::Call(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn native_openai_passes_through_with_mapped_model() {
+        let c = call("/v1/chat/completions", None);
+        let body =
+            Bytes::from_static(br#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#);
+        let probe = Probe::parse(&c, &body).unwrap();
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::OpenAi, &[("fast", "gpt-4o-mini")]),
+        )
+        .unwrap();
+        assert!(p.native);
+        assert_eq!(p.path, "/v1/chat/completions");
+        let v: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(v["model"], "gpt-4o-mini");
+        assert_eq!(v["messages"][0]["content"], "hi");
+        // Unmapped: the very same bytes go upstream.
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::OpenAiCompatible, &[]),
+        )
+        .unwrap();
+        assert_eq!(p.body, body);
+    }
+
+    #[test]
+    fn gemini_paths_keep_the_callers_streaming_mode() {
+        let body = Bytes::from_static(br#"{"contents":[]}"#);
+        let c = call(
+            "/v1beta/models/gemini-x:streamGenerateContent",
+            Some("alt=sse"),
+        );
+        let probe = Probe::parse(&c, &body).unwrap();
+        assert_eq!(probe.model, "gemini-x");
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::Gemini, &[("gemini-x", "gemini-2.5-flash")]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.path,
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(p.body, body);
+        let c = call("/v1beta/models/gemini-x:streamGenerateContent", None);
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::Gemini, &[]),
+        )
+        .unwrap();
+        assert_eq!(p.path, "/v1beta/models/gemini-x:streamGenerateContent");
+    }
+
+    #[test]
+    fn unsupported_combinations_are_refused_clearly() {
+        let c = call("/v1/embeddings", None);
+        let body = Bytes::from_static(br#"{"model":"m","input":"x"}"#);
+        let probe = Probe::parse(&c, &body).unwrap();
+        let Err(e) = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::Anthropic, &[]),
+        ) else {
+            panic!("embeddings to anthropic must be refused")
+        };
+        assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+        assert!(e.to_string().contains("anthropic"), "{e}");
+    }
+
+    #[test]
+    fn anthropic_version_is_supplied_for_anthropic_targets() {
+        let c = call("/v1/messages", None);
+        let body = Bytes::from_static(br#"{"model":"m","max_tokens":5,"messages":[]}"#);
+        let probe = Probe::parse(&c, &body).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("anthropic-version", HeaderValue::from_static("2023-01-01"));
+        h.insert("anthropic-beta", HeaderValue::from_static("tools-2024"));
+        h.insert("x-api-key", HeaderValue::from_static("sk-app"));
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &h,
+            &upstream(ProviderKind::Anthropic, &[]),
+        )
+        .unwrap();
+        assert_eq!(p.headers["anthropic-version"], "2023-01-01");
+        assert_eq!(p.headers["anthropic-beta"], "tools-2024");
+        assert!(!p.headers.contains_key("x-api-key"));
+    }
+}

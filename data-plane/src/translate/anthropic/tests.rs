@@ -1,0 +1,734 @@
+//! Tests against fixtures of real Anthropic payloads
+//! (`data-plane/tests/fixtures/anthropic/README.md` says where each shape
+//! comes from).
+
+use bytes::BytesMut;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::sse::SseParser;
+use crate::translate::ir::{
+    ChatRequest, ChatResponse, Image, Message, Part, ResponseFormat, Role, StopReason, StreamEvent,
+    ToolChoice,
+};
+use crate::translate::{StreamDecoder, StreamEncoder, gemini, openai_chat};
+use crate::usage::Usage;
+
+const REQUEST: &str = include_str!("../../../tests/fixtures/anthropic/request_tools.json");
+const RESPONSE_TOOL: &str =
+    include_str!("../../../tests/fixtures/anthropic/response_tool_use.json");
+const RESPONSE_TEXT: &str = include_str!("../../../tests/fixtures/anthropic/response_text.json");
+const STREAM_TEXT: &str = include_str!("../../../tests/fixtures/anthropic/stream_text.sse");
+const STREAM_TOOL: &str = include_str!("../../../tests/fixtures/anthropic/stream_tool_use.sse");
+
+/// An OpenAI chat stream (shape of `openai_chat`'s own tests): text, two
+/// tool calls, finish, then the usage chunk.
+const OPENAI_STREAM: &str = concat!(
+    "data: {\"id\":\"chatcmpl-7\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Checking\"}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" both.\"}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"\"}}]}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"location\\\":\"}}]}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Lyon\\\"}\"}}]}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"{\\\"location\\\":\\\"Paris\\\"}\"}}]}}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: {\"id\":\"chatcmpl-7\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":9,\"prompt_tokens_details\":{\"cached_tokens\":8}}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// Feeds `bytes` to an SSE parser in pieces cut at `cuts`, decoding each event.
+fn decode_with(
+    mut d: impl StreamDecoder,
+    bytes: &[u8],
+    cuts: impl IntoIterator<Item = usize>,
+) -> Vec<StreamEvent> {
+    let mut p = SseParser::new();
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in cuts.into_iter().chain([bytes.len()]) {
+        p.push(&bytes[last..c]);
+        last = c;
+        while let Some(e) = p.next_event() {
+            d.event(&e, &mut out);
+        }
+    }
+    if let Some(e) = p.finish() {
+        d.event(&e, &mut out);
+    }
+    d.end(&mut out);
+    out
+}
+
+fn decode(bytes: &str) -> Vec<StreamEvent> {
+    decode_with(Decoder::default(), bytes.as_bytes(), [])
+}
+
+fn encode_with(mut enc: impl StreamEncoder, evs: &[StreamEvent]) -> String {
+    let mut out = BytesMut::new();
+    for e in evs {
+        enc.event(e, &mut out);
+    }
+    enc.end(&mut out);
+    String::from_utf8(out.to_vec()).unwrap()
+}
+
+/// (`event:` name, parsed `data:`) of each event of an SSE text.
+fn events_of(text: &str) -> Vec<(Option<String>, Value)> {
+    let mut p = SseParser::new();
+    p.push(text.as_bytes());
+    std::iter::from_fn(|| p.next_event())
+        .map(|e| (e.event, serde_json::from_str(&e.data).unwrap()))
+        .collect()
+}
+
+fn last_usage(evs: &[StreamEvent]) -> Option<Usage> {
+    evs.iter().rev().find_map(|e| match e {
+        StreamEvent::Usage(u) => Some(*u),
+        _ => None,
+    })
+}
+
+// ------------------------------------------------------------------ request
+
+#[test]
+fn request_fixture_decodes() {
+    let req = decode_request(REQUEST.as_bytes()).unwrap();
+    assert_eq!(req.model, "claude-sonnet-4-20250514");
+    assert_eq!(
+        req.system,
+        ["You are a helpful assistant.", "Answer in one sentence."]
+    );
+    assert_eq!(req.messages.len(), 3);
+    assert!(
+        matches!(&req.messages[0].content[0], Part::Image(Image::Base64 { media_type, .. }) if media_type == "image/png")
+    );
+    let Part::ToolCall {
+        id,
+        name,
+        arguments,
+    } = &req.messages[1].content[1]
+    else {
+        panic!("not a tool call")
+    };
+    assert_eq!(
+        (id.as_str(), name.as_str()),
+        ("toolu_01A09q90qw90lq917835lq9", "weather")
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(arguments).unwrap(),
+        json!({"location": "Florence, Italy"})
+    );
+    assert_eq!(
+        req.messages[2].content,
+        [Part::ToolResult {
+            id: "toolu_01A09q90qw90lq917835lq9".into(),
+            name: Some("weather".into()),
+            content: vec![Part::Text("40 C, sunny".into())],
+            is_error: false,
+        }]
+    );
+    assert_eq!(req.tools[0].parameters["additionalProperties"], false);
+    assert_eq!(req.tool_choice, Some(ToolChoice::Auto));
+    assert_eq!(
+        (req.max_tokens, req.temperature, req.top_k),
+        (Some(1024), Some(0.7), Some(40))
+    );
+    assert_eq!(req.stop, ["END"]);
+    assert_eq!(req.user.as_deref(), Some("user-7f3a"));
+    assert!(req.stream);
+}
+
+#[test]
+fn request_roundtrip() {
+    let req = decode_request(REQUEST.as_bytes()).unwrap();
+    let body = encode_request(&req).unwrap();
+    assert_eq!(
+        body["system"][1],
+        json!({"type": "text", "text": "Answer in one sentence."})
+    );
+    assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(body["messages"][2]["content"][0]["content"], "40 C, sunny");
+    assert_eq!(body["tool_choice"], json!({"type": "auto"}));
+    assert_eq!(body["metadata"], json!({"user_id": "user-7f3a"}));
+    assert_eq!(decode_request(body.to_string().as_bytes()).unwrap(), req);
+}
+
+#[test]
+fn request_to_openai_and_gemini() {
+    let mut req = decode_request(REQUEST.as_bytes()).unwrap();
+    // OpenAI has no top_k: refused, named.
+    assert_eq!(
+        openai_chat::encode_request(&req).unwrap_err().field,
+        "top_k"
+    );
+    req.top_k = None;
+    let oa = openai_chat::encode_request(&req).unwrap();
+    let roles: Vec<&str> = oa["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "system", "user", "assistant", "tool"]);
+    assert!(
+        oa["messages"][2]["content"][0]["image_url"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    assert_eq!(
+        oa["messages"][3]["tool_calls"][0]["id"],
+        "toolu_01A09q90qw90lq917835lq9"
+    );
+    assert_eq!(
+        oa["messages"][4],
+        json!({"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "40 C, sunny"})
+    );
+    assert_eq!(oa["stop"], json!(["END"]));
+
+    let req = decode_request(REQUEST.as_bytes()).unwrap();
+    let g = gemini::encode_request(&req).unwrap();
+    let roles: Vec<&str> = g["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "model", "user"]);
+    assert_eq!(
+        g["contents"][1]["parts"][1]["functionCall"]["args"],
+        json!({"location": "Florence, Italy"})
+    );
+    assert_eq!(
+        g["contents"][2]["parts"][0]["functionResponse"],
+        json!({"id": "toolu_01A09q90qw90lq917835lq9", "name": "weather", "response": {"output": "40 C, sunny"}})
+    );
+    let params = &g["tools"][0]["functionDeclarations"][0]["parameters"];
+    assert_eq!(params["type"], "OBJECT");
+    assert!(params.get("additionalProperties").is_none());
+    assert_eq!(g["generationConfig"]["topK"], 40);
+    assert_eq!(
+        g["systemInstruction"]["parts"][1]["text"],
+        "Answer in one sentence."
+    );
+}
+
+#[test]
+fn encoding_alternates_and_defaults() {
+    let call = |id: &str| Part::ToolCall {
+        id: id.into(),
+        name: "f".into(),
+        arguments: String::new(),
+    };
+    let result = |id: &str| Part::ToolResult {
+        id: id.into(),
+        name: None,
+        content: vec![],
+        is_error: true,
+    };
+    let req = ChatRequest {
+        model: "claude".into(),
+        messages: vec![
+            Message {
+                role: Role::User,
+                content: vec![Part::Text("a".into())],
+            },
+            Message {
+                role: Role::User,
+                content: vec![
+                    Part::Text(String::new()),
+                    Part::Image(Image::Url("https://x/y.png".into())),
+                ],
+            },
+            Message {
+                role: Role::Assistant,
+                content: vec![call("functions.f:0")],
+            },
+            Message {
+                role: Role::Assistant,
+                content: vec![call("call_2")],
+            },
+            Message {
+                role: Role::User,
+                content: vec![Part::Text("and?".into())],
+            },
+            Message {
+                role: Role::User,
+                content: vec![result("functions.f:0"), result("call_2")],
+            },
+        ],
+        ..Default::default()
+    };
+    let body = encode_request(&req).unwrap();
+    assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
+    let msgs = body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3, "same-role turns merge: {msgs:?}");
+    assert_eq!(
+        msgs[0]["content"][1]["source"],
+        json!({"type": "url", "url": "https://x/y.png"})
+    );
+    assert_eq!(
+        msgs[1]["content"][0],
+        json!({"type": "tool_use", "id": "functions_f_0", "name": "f", "input": {}})
+    );
+    let types: Vec<&str> = msgs[2]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["tool_result", "tool_result", "text"],
+        "results first"
+    );
+    assert_eq!(
+        msgs[2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "functions_f_0", "is_error": true})
+    );
+}
+
+#[test]
+fn unsupported_fields_are_named() {
+    let field = |body: Value| {
+        decode_request(body.to_string().as_bytes())
+            .unwrap_err()
+            .field
+    };
+    let base = |extra: Value| {
+        let mut b =
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    assert_eq!(
+        field(base(
+            json!({"thinking": {"type": "enabled", "budget_tokens": 2048}})
+        )),
+        "thinking"
+    );
+    assert!(
+        decode_request(
+            base(json!({"thinking": {"type": "disabled"}}))
+                .to_string()
+                .as_bytes()
+        )
+        .is_ok()
+    );
+    assert_eq!(field(base(json!({"container": "c_1"}))), "container");
+    assert_eq!(
+        field(base(
+            json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        )),
+        "tools[0].web_search_20250305"
+    );
+    let doc = json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "text", "data": "x", "media_type": "text/plain"}}]}]});
+    assert_eq!(field(base(doc)), "messages[0].content[0].document");
+    let cited = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]});
+    assert_eq!(field(base(cited)), "messages[0].content[0].citations");
+    let cached = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}, "citations": null}]}]});
+    assert!(
+        decode_request(base(cached).to_string().as_bytes()).is_ok(),
+        "cache_control is advisory"
+    );
+    let wrong_turn = json!({"messages": [{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]});
+    assert_eq!(field(base(wrong_turn)), "messages[0].content[0]");
+    assert_eq!(field(json!({"messages": []})), "model");
+    assert_eq!(decode_request(b"{").unwrap_err().field, "body");
+
+    let r = ChatRequest {
+        model: "m".into(),
+        response_format: Some(ResponseFormat::JsonObject),
+        ..Default::default()
+    };
+    assert_eq!(encode_request(&r).unwrap_err().field, "response_format");
+    let bad_args = ChatRequest {
+        model: "m".into(),
+        messages: vec![Message {
+            role: Role::Assistant,
+            content: vec![Part::ToolCall {
+                id: "c".into(),
+                name: "f".into(),
+                arguments: "[1]".into(),
+            }],
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        encode_request(&bad_args).unwrap_err().field,
+        "messages[0].tool_calls.f.arguments"
+    );
+}
+
+#[test]
+fn malformed_input_never_panics() {
+    let bodies = [
+        "[]",
+        "null",
+        "{\"model\": 1}",
+        "{\"model\": \"m\", \"messages\": {}}",
+        "{\"model\": \"m\", \"messages\": [1, null, {\"role\": 3}]}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": [1, {\"type\": 2}, {\"type\": \"image\"}]}]}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"tool_result\"}]}]}",
+        "{\"model\": \"m\", \"system\": [{\"type\": \"text\"}], \"tools\": [{}], \"tool_choice\": {\"type\": \"tool\"}}",
+        "{\"model\": \"m\", \"max_tokens\": -1, \"stop_sequences\": [1]}",
+    ];
+    for b in bodies {
+        assert!(decode_request(b.as_bytes()).is_err(), "{b}");
+    }
+    for b in [
+        "[]",
+        "{\"content\": 5, \"usage\": []}",
+        "{\"content\": [{\"type\": \"tool_use\", \"input\": 3}, 7]}",
+    ] {
+        let _ = decode_response(b.as_bytes());
+    }
+    assert!(decode_response(b"{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}").is_err());
+    let garbage = "data: {\ndata: [1]\n\nevent: content_block_delta\ndata: {\"index\": \"x\", \"delta\": 5}\n\ndata: {\"type\":\"message_delta\",\"usage\":7}\n\n";
+    let _ = decode(garbage);
+}
+
+// ------------------------------------------------------------------ response
+
+#[test]
+fn response_fixtures_decode() {
+    let r = decode_response(RESPONSE_TOOL.as_bytes()).unwrap();
+    assert_eq!(r.id, "msg_01Aq9w938a90dw8q");
+    assert_eq!(
+        r.content[0],
+        Part::Text("I'll check the weather in Florence, Italy for you.".into())
+    );
+    assert!(matches!(&r.content[1], Part::ToolCall { name, .. } if name == "weather"));
+    assert_eq!(r.stop, Some(StopReason::ToolUse));
+    assert_eq!(
+        r.usage,
+        Usage {
+            input: 394,
+            output: 66,
+            cached: 0,
+            reasoning: 0
+        }
+    );
+
+    // input = uncached + cache reads + cache writes; cached = reads.
+    let r = decode_response(RESPONSE_TEXT.as_bytes()).unwrap();
+    assert_eq!(
+        r.usage,
+        Usage {
+            input: 25 + 1800 + 120,
+            output: 34,
+            cached: 1800,
+            reasoning: 0
+        }
+    );
+    assert_eq!(r.stop, Some(StopReason::EndTurn));
+}
+
+#[test]
+fn response_roundtrip_and_to_openai() {
+    for body in [RESPONSE_TOOL, RESPONSE_TEXT] {
+        let r = decode_response(body.as_bytes()).unwrap();
+        let again = encode_response(&r);
+        assert_eq!(
+            again["usage"]["input_tokens"],
+            r.usage.input - r.usage.cached
+        );
+        assert_eq!(decode_response(again.to_string().as_bytes()).unwrap(), r);
+    }
+    let r = decode_response(RESPONSE_TOOL.as_bytes()).unwrap();
+    let oa = openai_chat::encode_response(&r);
+    assert_eq!(oa["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        oa["choices"][0]["message"]["tool_calls"][0]["id"],
+        "toolu_01A09q90qw90lq917835lq9"
+    );
+    assert_eq!(oa["usage"]["prompt_tokens"], 394);
+
+    let filtered = ChatResponse {
+        id: "chatcmpl-1".into(),
+        model: "gpt-4o".into(),
+        content: vec![Part::Text("no".into())],
+        stop: Some(StopReason::ContentFilter),
+        usage: Usage {
+            input: 10,
+            output: 2,
+            cached: 4,
+            reasoning: 0,
+        },
+    };
+    let a = encode_response(&filtered);
+    assert_eq!(
+        (a["id"].as_str(), a["stop_reason"].as_str()),
+        (Some("msg_chatcmpl-1"), Some("refusal"))
+    );
+    assert_eq!(
+        a["usage"],
+        json!({"input_tokens": 6, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4, "output_tokens": 2})
+    );
+}
+
+// ------------------------------------------------------------------ stream
+
+#[test]
+fn stream_text_fixture() {
+    assert_eq!(
+        decode(STREAM_TEXT),
+        [
+            StreamEvent::Start {
+                id: "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY".into(),
+                model: "claude-sonnet-4-20250514".into()
+            },
+            StreamEvent::Usage(Usage {
+                input: 25,
+                output: 1,
+                cached: 0,
+                reasoning: 0
+            }),
+            StreamEvent::TextDelta("Hello".into()),
+            StreamEvent::TextDelta("!".into()),
+            StreamEvent::Finish(StopReason::EndTurn),
+            StreamEvent::Usage(Usage {
+                input: 25,
+                output: 15,
+                cached: 0,
+                reasoning: 0
+            }),
+        ]
+    );
+}
+
+#[test]
+fn stream_tool_fixture_and_usage_totals() {
+    let evs = decode(STREAM_TOOL);
+    let calls: Vec<&StreamEvent> = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            &StreamEvent::ToolCallStart {
+                index: 0,
+                id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
+                name: "weather".into()
+            },
+            &StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{\"lo".into()
+            },
+            &StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "cation\": ".into()
+            },
+            &StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "\"Florence, Italy\"}".into()
+            },
+        ]
+    );
+    assert!(evs.contains(&StreamEvent::Finish(StopReason::ToolUse)));
+    // message_start and message_delta both report the input (newer API):
+    // totals, never their sum.
+    assert_eq!(
+        last_usage(&evs),
+        Some(Usage {
+            input: 394 + 1024,
+            output: 66,
+            cached: 1024,
+            reasoning: 0
+        })
+    );
+}
+
+#[test]
+fn stream_split_at_every_byte() {
+    for stream in [STREAM_TEXT, STREAM_TOOL] {
+        let bytes = stream.as_bytes();
+        let whole = decode(stream);
+        for i in 0..=bytes.len() {
+            assert_eq!(
+                decode_with(Decoder::default(), bytes, [i]),
+                whole,
+                "split at {i}"
+            );
+        }
+        assert_eq!(
+            decode_with(Decoder::default(), bytes, 1..bytes.len()),
+            whole,
+            "byte by byte"
+        );
+    }
+}
+
+#[test]
+fn openai_stream_to_anthropic_events() {
+    let ir = decode_with(
+        openai_chat::Decoder::default(),
+        OPENAI_STREAM.as_bytes(),
+        [],
+    );
+    let req = ChatRequest {
+        model: "claude-via-gateway".into(),
+        ..Default::default()
+    };
+    let text = encode_with(Encoder::new(&req), &ir);
+    let evs = events_of(&text);
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+        ]
+    );
+    for (name, data) in &evs {
+        assert_eq!(
+            Some(data["type"].as_str().unwrap()),
+            name.as_deref(),
+            "type matches the event name"
+        );
+    }
+    let start = &evs[0].1["message"];
+    assert_eq!(
+        (start["id"].as_str(), start["model"].as_str()),
+        (Some("msg_chatcmpl-7"), Some("gpt-4o"))
+    );
+    assert_eq!(
+        evs[6].1["content_block"],
+        json!({"type": "tool_use", "id": "call_a", "name": "weather", "input": {}})
+    );
+    assert_eq!(
+        evs[7].1["delta"],
+        json!({"type": "input_json_delta", "partial_json": "{\"location\":"})
+    );
+    assert_eq!(evs[10].1["index"], 2);
+    let delta = &evs[13].1;
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+    assert_eq!(
+        delta["usage"],
+        json!({"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 8, "output_tokens": 9})
+    );
+
+    // And back: what the app receives decodes to the same answer.
+    let back = decode(&text);
+    let content = |evs: &[StreamEvent]| -> Vec<StreamEvent> {
+        evs.iter()
+            .filter(|e| !matches!(e, StreamEvent::Start { .. } | StreamEvent::Usage(_)))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(content(&back), content(&ir));
+    assert_eq!(last_usage(&back), last_usage(&ir));
+}
+
+#[test]
+fn anthropic_stream_to_openai_chunks() {
+    let ir = decode(STREAM_TOOL);
+    let req = ChatRequest {
+        model: "claude".into(),
+        stream: true,
+        stream_usage: true,
+        ..Default::default()
+    };
+    let text = encode_with(openai_chat::Encoder::new(&req), &ir);
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let back = decode_with(openai_chat::Decoder::default(), text.as_bytes(), []);
+    assert!(back.contains(&StreamEvent::ToolCallStart {
+        index: 0,
+        id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
+        name: "weather".into()
+    }));
+    assert!(back.contains(&StreamEvent::Finish(StopReason::ToolUse)));
+    assert_eq!(
+        last_usage(&back),
+        Some(Usage {
+            input: 1418,
+            output: 66,
+            cached: 1024,
+            reasoning: 0
+        })
+    );
+}
+
+#[test]
+fn encoder_errors_and_cut_streams() {
+    let req = ChatRequest {
+        model: "m".into(),
+        ..Default::default()
+    };
+    // Mid-stream error: an `error` event, then nothing (as Anthropic does).
+    let evs = [
+        StreamEvent::Start {
+            id: "x".into(),
+            model: String::new(),
+        },
+        StreamEvent::TextDelta("par".into()),
+        StreamEvent::Error {
+            message: "Overloaded".into(),
+        },
+        StreamEvent::TextDelta("tial".into()),
+    ];
+    let out = events_of(&encode_with(Encoder::new(&req), &evs));
+    let last = out.last().unwrap();
+    assert_eq!(last.0.as_deref(), Some("error"));
+    assert_eq!(last.1["error"]["message"], "Overloaded");
+    // Cut before any finish: an error, not a made-up end_turn.
+    let out = events_of(&encode_with(Encoder::new(&req), &evs[..2]));
+    assert_eq!(out.last().unwrap().0.as_deref(), Some("error"));
+    assert!(
+        !out.iter()
+            .any(|(n, _)| n.as_deref() == Some("message_stop"))
+    );
+    // Usage known before the content (Anthropic, Gemini): message_start has it.
+    let evs = [
+        StreamEvent::Usage(Usage {
+            input: 30,
+            output: 0,
+            cached: 10,
+            reasoning: 0,
+        }),
+        StreamEvent::TextDelta("hi".into()),
+        StreamEvent::Finish(StopReason::MaxTokens),
+    ];
+    let out = events_of(&encode_with(Encoder::new(&req), &evs));
+    assert_eq!(out[0].1["message"]["usage"]["input_tokens"], 20);
+    assert_eq!(out[0].1["message"]["usage"]["cache_read_input_tokens"], 10);
+    assert!(
+        out[0].1["message"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg_")
+    );
+    assert_eq!(out[out.len() - 2].1["delta"]["stop_reason"], "max_tokens");
+}
+
+#[test]
+fn decoder_reports_stream_errors() {
+    let s = "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n";
+    assert_eq!(
+        decode(s),
+        [StreamEvent::Error {
+            message: "Overloaded".into()
+        }]
+    );
+}

@@ -1,0 +1,239 @@
+//! Tool and response schemas: JSON Schema (the IR's) ⇄ Gemini's OpenAPI subset.
+
+use serde_json::{Map, Value, json};
+
+use super::{TARGET, camel};
+use crate::translate::ir::Unsupported;
+
+/// Gemini's OpenAPI-style schema → JSON Schema: lower-case `type`s,
+/// `nullable` as a `"null"` type; `propertyOrdering` (output order only) dropped.
+pub(super) fn decode_schema(v: &Value) -> Value {
+    let Some(obj) = v.as_object() else {
+        return v.clone();
+    };
+    let nullable = obj.get("nullable").and_then(Value::as_bool) == Some(true);
+    let mut out = Map::new();
+    for (k, val) in obj {
+        match k.as_str() {
+            "nullable" | "propertyOrdering" | "property_ordering" => {}
+            "type" => {
+                let t = val
+                    .as_str()
+                    .map(str::to_ascii_lowercase)
+                    .map_or_else(|| val.clone(), Value::String);
+                out.insert(k.clone(), if nullable { json!([t, "null"]) } else { t });
+            }
+            "properties" => {
+                let props = val.as_object().map(|p| {
+                    p.iter()
+                        .map(|(n, s)| (n.clone(), decode_schema(s)))
+                        .collect()
+                });
+                out.insert(k.clone(), props.map_or_else(|| val.clone(), Value::Object));
+            }
+            "items" => {
+                out.insert(k.clone(), decode_schema(val));
+            }
+            "anyOf" | "any_of" => {
+                let all = val
+                    .as_array()
+                    .map(|a| a.iter().map(decode_schema).collect());
+                out.insert(
+                    "anyOf".into(),
+                    all.map_or_else(|| val.clone(), Value::Array),
+                );
+            }
+            _ => {
+                out.insert(camel(k), val.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Schema keywords Gemini's OpenAPI subset accepts as they are.
+const SCHEMA_KEPT: &[&str] = &[
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+];
+
+/// JSON-Schema keywords Gemini rejects that only annotate or tighten
+/// validation; dropped, the shape of the arguments is unchanged.
+const SCHEMA_DROPPED: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "$anchor",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "additionalItems",
+    "strict",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "uniqueItems",
+    "minContains",
+    "maxContains",
+    "contentEncoding",
+    "contentMediaType",
+    "dependentRequired",
+    "$defs",
+    "definitions",
+];
+
+/// JSON Schema → Gemini's schema. Kept: [`SCHEMA_KEPT`]. Rewritten: `type`
+/// arrays (`["string","null"]` → `STRING` + `nullable`; several types →
+/// `anyOf`), `oneOf` → `anyOf`, a string `const` → one-value `enum`, local
+/// `$ref`s (`#/$defs/…`, `#/definitions/…`) inlined. Dropped:
+/// [`SCHEMA_DROPPED`]. Anything else (`allOf`, `not`, `if`,
+/// `patternProperties`, recursive `$ref`s, …) is refused, naming the keyword.
+pub fn encode_schema(schema: &Value, at: &str) -> Result<Value, Unsupported> {
+    convert_schema(schema, schema, at, 0)
+}
+
+fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Value, Unsupported> {
+    if depth > 32 {
+        return Err(Unsupported::new(
+            format!("{at} (nested or recursive beyond 32 levels)"),
+            TARGET,
+        ));
+    }
+    let Some(obj) = v.as_object() else {
+        // `true` (anything) has no Gemini spelling but an empty schema.
+        return match v {
+            Value::Bool(true) => Ok(json!({})),
+            _ => Err(Unsupported::invalid(at, "expected a schema object")),
+        };
+    };
+    if let Some(r) = obj.get("$ref") {
+        let Some(target) = r.as_str().and_then(|r| local_ref(root, r)) else {
+            return Err(Unsupported::new(format!("{at}.$ref"), TARGET));
+        };
+        let mut inlined = convert_schema(target, root, at, depth + 1)?;
+        // Siblings of `$ref` (a description, say) refine the target.
+        let siblings: Map<String, Value> = obj
+            .iter()
+            .filter(|(k, _)| *k != "$ref")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let (Value::Object(base), Value::Object(extra)) = (
+            &mut inlined,
+            convert_schema(&Value::Object(siblings), root, at, depth + 1)?,
+        ) {
+            base.extend(extra);
+        }
+        return Ok(inlined);
+    }
+    let mut out = Map::new();
+    for (k, val) in obj {
+        let here = format!("{at}.{k}");
+        match k.as_str() {
+            "type" => match val {
+                Value::String(t) => {
+                    out.insert("type".into(), json!(t.to_ascii_uppercase()));
+                }
+                Value::Array(types) => {
+                    let named: Vec<&str> = types
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter(|t| *t != "null")
+                        .collect();
+                    if types.len() != named.len() {
+                        out.insert("nullable".into(), json!(true));
+                    }
+                    match named.as_slice() {
+                        [] => {}
+                        [one] => {
+                            out.insert("type".into(), json!(one.to_ascii_uppercase()));
+                        }
+                        many => {
+                            let any: Vec<Value> = many
+                                .iter()
+                                .map(|t| json!({"type": t.to_ascii_uppercase()}))
+                                .collect();
+                            out.insert("anyOf".into(), Value::Array(any));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Unsupported::invalid(
+                        here,
+                        "expected a string or an array of strings",
+                    ));
+                }
+            },
+            "properties" => {
+                let props = val
+                    .as_object()
+                    .ok_or_else(|| Unsupported::invalid(&here, "expected an object"))?;
+                let mut conv = Map::new();
+                for (name, s) in props {
+                    conv.insert(
+                        name.clone(),
+                        convert_schema(s, root, &format!("{here}.{name}"), depth + 1)?,
+                    );
+                }
+                out.insert(k.clone(), Value::Object(conv));
+            }
+            "items" => {
+                out.insert(k.clone(), convert_schema(val, root, &here, depth + 1)?);
+            }
+            "anyOf" | "oneOf" => {
+                let all = val
+                    .as_array()
+                    .ok_or_else(|| Unsupported::invalid(&here, "expected an array"))?;
+                let conv = all
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| convert_schema(s, root, &format!("{here}[{j}]"), depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.insert("anyOf".into(), Value::Array(conv));
+            }
+            "const" => match val {
+                Value::String(_) => {
+                    out.insert("enum".into(), json!([val]));
+                }
+                _ => return Err(Unsupported::new(here, TARGET)),
+            },
+            k if SCHEMA_KEPT.contains(&k) => {
+                out.insert(k.to_string(), val.clone());
+            }
+            k if SCHEMA_DROPPED.contains(&k) => {}
+            _ => return Err(Unsupported::new(here, TARGET)),
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// The schema a local `$ref` (`#/$defs/Name`, `#/definitions/Name`) points at.
+fn local_ref<'a>(root: &'a Value, r: &str) -> Option<&'a Value> {
+    let (defs, name) = match r.strip_prefix("#/$defs/") {
+        Some(name) => ("$defs", name),
+        None => ("definitions", r.strip_prefix("#/definitions/")?),
+    };
+    root.get(defs)?.get(name)
+}

@@ -1,0 +1,642 @@
+//! Gemini's API (`/v1beta/models/...`, and the same under `/v1/`):
+//! `:generateContent`, `:streamGenerateContent` (`?alt=sse`: `data: JSON`
+//! frames separated by `\r\n\r\n` like the real API; without it, a JSON array
+//! of the chunks), `:countTokens`, `:embedContent`, `:batchEmbedContents`
+//! (which the `google-genai` SDK's `embed_content` calls), the model list,
+//! and errors in Google's shape `{"error":{"code","message","status"}}`.
+//!
+//! Usage as the real API reports it, in `usageMetadata`: `promptTokenCount`
+//! includes the cached tokens, `cachedContentTokenCount` (only when there are
+//! some), `candidatesTokenCount`, `totalTokenCount`. Every streamed chunk
+//! carries the usage so far (cumulative: a client must take the last one,
+//! not add them up). A tool call is a whole `functionCall` part, with
+//! `finishReason: "STOP"` like the real API. The embedding answers carry a
+//! `usageMetadata` too (`promptTokenCount` = the words embedded).
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::app::{Answer, Ready};
+use crate::embeddings;
+use crate::error::MockError;
+use crate::tokens::{Exchange, Message, Role, ToolDecl, join_parts, strings_in, word_count};
+use crate::{ids, sse};
+
+/// `(id, display name, methods)` of the models the list shows. Any model
+/// name is served.
+pub const LISTED_MODELS: &[(&str, &str, &[&str])] = &[
+    (
+        "gemini-2.5-flash",
+        "Gemini 2.5 Flash",
+        &[
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+    ),
+    (
+        "gemini-2.5-pro",
+        "Gemini 2.5 Pro",
+        &[
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+    ),
+    (
+        "gemini-embedding-001",
+        "Gemini Embedding 001",
+        &[
+            "embedContent",
+            "countTextTokens",
+            "countTokens",
+            "asyncBatchEmbedContent",
+        ],
+    ),
+];
+
+/// Default embedding size (`outputDimensionality` overrides it).
+const EMBEDDING_DIMS: usize = 8;
+
+/// A generateContent request, reduced to what the rules need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolDecl>,
+}
+
+fn get<'a>(obj: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+    obj.get(camel)
+        .or_else(|| obj.get(snake))
+        .filter(|v| !v.is_null())
+}
+
+fn part_text(part: &Value) -> Option<&str> {
+    part.get("text").and_then(Value::as_str)
+}
+
+fn contents_missing() -> MockError {
+    MockError::Invalid("* GenerateContentRequest.contents: contents is not specified\n".to_owned())
+}
+
+impl GenerateRequest {
+    pub fn from_value(v: &Value) -> Result<Self, MockError> {
+        if !v.is_object() {
+            return Err(MockError::Invalid(
+                "Invalid JSON payload received. Expected an object.".to_owned(),
+            ));
+        }
+        let mut messages = Vec::new();
+        if let Some(sys) = get(v, "systemInstruction", "system_instruction") {
+            let text = match sys {
+                Value::String(s) => s.clone(),
+                other => join_parts(
+                    other
+                        .get("parts")
+                        .and_then(Value::as_array)
+                        .map(|p| p.iter().filter_map(part_text).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                ),
+            };
+            messages.push(Message::new(Role::System, text));
+        }
+        let contents = get(v, "contents", "contents")
+            .and_then(Value::as_array)
+            .ok_or_else(contents_missing)?;
+        if contents.is_empty() {
+            return Err(contents_missing());
+        }
+        for c in contents {
+            parse_content(c, &mut messages);
+        }
+        let tools = get(v, "tools", "tools")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|t| get(t, "functionDeclarations", "function_declarations"))
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .filter_map(|d| {
+                        Some(ToolDecl {
+                            name: d.get("name")?.as_str()?.to_owned(),
+                            parameters: get(d, "parameters", "parameters")
+                                .or_else(|| {
+                                    get(d, "parametersJsonSchema", "parameters_json_schema")
+                                })
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self { messages, tools })
+    }
+
+    pub fn exchange(&self) -> Exchange {
+        Exchange::new(&self.messages, &self.tools)
+    }
+}
+
+/// One content: its text parts make one message of its role, each
+/// `functionResponse` part a tool message (its text: the string values of
+/// `response`).
+fn parse_content(c: &Value, out: &mut Vec<Message>) {
+    let role = match c.get("role").and_then(Value::as_str) {
+        Some("model") => Role::Other,
+        Some("function" | "tool") => Role::Tool,
+        _ => Role::User,
+    };
+    let parts = c.get("parts").and_then(Value::as_array);
+    let parts = parts.map(Vec::as_slice).unwrap_or_default();
+    let texts: Vec<&str> = parts.iter().filter_map(part_text).collect();
+    let results: Vec<String> = parts
+        .iter()
+        .filter_map(|p| get(p, "functionResponse", "function_response"))
+        .map(|r| join_parts(r.get("response").map(strings_in).unwrap_or_default()))
+        .collect();
+    if !texts.is_empty() || results.is_empty() {
+        out.push(Message::new(role, join_parts(texts)));
+    }
+    out.extend(results.into_iter().map(|r| Message::new(Role::Tool, r)));
+}
+
+/// `usageMetadata` with `candidates` completion tokens so far.
+fn usage_metadata(ex: &Exchange, candidates: u64) -> Value {
+    let mut u = json!({
+        "promptTokenCount": ex.prompt_tokens,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": ex.prompt_tokens + candidates,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": ex.prompt_tokens}]
+    });
+    if ex.cached_tokens > 0 {
+        u["cachedContentTokenCount"] = json!(ex.cached_tokens);
+        u["cacheTokensDetails"] = json!([{"modality": "TEXT", "tokenCount": ex.cached_tokens}]);
+    }
+    u
+}
+
+/// The final `usageMetadata` of an exchange.
+pub fn usage(ex: &Exchange) -> Value {
+    usage_metadata(ex, ex.completion_tokens)
+}
+
+fn chunk(model: &str, response_id: &str, parts: Value, finish: bool, usage: Value) -> Value {
+    let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+    if finish {
+        candidate["finishReason"] = json!("STOP");
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": model,
+        "responseId": response_id
+    })
+}
+
+fn tool_part(ex: &Exchange) -> Option<Value> {
+    ex.tool_call
+        .as_ref()
+        .map(|call| json!({"functionCall": {"name": call.name, "args": call.arguments}}))
+}
+
+/// The whole `GenerateContentResponse`.
+pub fn response(model: &str, ex: &Exchange) -> Value {
+    let part = tool_part(ex).unwrap_or_else(|| json!({"text": ex.reply}));
+    chunk(
+        model,
+        &ids::random_alnum(22),
+        json!([part]),
+        true,
+        usage(ex),
+    )
+}
+
+/// The streamed chunks: one per reply word (or one with the whole
+/// `functionCall`), the last one with `finishReason`, each with the
+/// cumulative usage.
+pub fn stream_chunks(model: &str, ex: &Exchange) -> Vec<Value> {
+    let response_id = ids::random_alnum(22);
+    if let Some(part) = tool_part(ex) {
+        return vec![chunk(model, &response_id, json!([part]), true, usage(ex))];
+    }
+    let pieces = ex.reply_pieces();
+    let n = pieces.len();
+    let mut so_far = 0;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            so_far += word_count(&piece);
+            chunk(
+                model,
+                &response_id,
+                json!([{"text": piece}]),
+                i + 1 == n,
+                usage_metadata(ex, so_far),
+            )
+        })
+        .collect()
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, MockError> {
+    serde_json::from_slice(body).map_err(|e| {
+        MockError::Invalid(format!(
+            "Invalid JSON payload received. Unexpected token. ({e})"
+        ))
+    })
+}
+
+/// Whether the query asks for SSE (`alt=sse`).
+fn wants_sse(query: &str) -> bool {
+    query.split('&').any(|kv| kv == "alt=sse")
+}
+
+/// `POST .../models/{rest}` where `rest` is `MODEL:ACTION`.
+pub fn answer(rest: &str, query: &str, body: &[u8]) -> Result<Ready, MockError> {
+    let unknown = || MockError::UnknownPath {
+        method: "POST".to_owned(),
+        path: format!("models/{rest}"),
+    };
+    let (model, action) = rest.rsplit_once(':').ok_or_else(unknown)?;
+    if model.is_empty() {
+        return Err(unknown());
+    }
+    let model = model.to_owned();
+    let v = parse_json(body)?;
+    let answer = match action {
+        "generateContent" => {
+            let ex = GenerateRequest::from_value(&v)?.exchange();
+            Answer::Json {
+                body: response(&model, &ex),
+                usage: Some(usage(&ex)),
+            }
+        }
+        "streamGenerateContent" => {
+            let ex = GenerateRequest::from_value(&v)?.exchange();
+            let chunks = stream_chunks(&model, &ex);
+            if wants_sse(query) {
+                let frames: Vec<Bytes> = chunks.iter().map(sse::crlf_data).collect();
+                let last = frames.len() - 1;
+                Answer::Sse {
+                    frames,
+                    usage: Some(usage(&ex)),
+                    usage_index: Some(last),
+                }
+            } else {
+                // Without alt=sse the real API streams one JSON array.
+                Answer::Json {
+                    body: Value::Array(chunks),
+                    usage: Some(usage(&ex)),
+                }
+            }
+        }
+        "countTokens" => {
+            let req = match get(&v, "generateContentRequest", "generate_content_request") {
+                Some(inner) => GenerateRequest::from_value(inner)?,
+                None => GenerateRequest::from_value(&v)?,
+            };
+            let total = req.exchange().prompt_tokens;
+            Answer::Json {
+                body: json!({
+                    "totalTokens": total,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]
+                }),
+                usage: None,
+            }
+        }
+        "embedContent" => {
+            let (values, words) = embed_one(&v)?;
+            let usage = embed_usage(words);
+            Answer::Json {
+                body: json!({"embedding": {"values": values}, "usageMetadata": usage}),
+                usage: Some(usage),
+            }
+        }
+        "batchEmbedContents" => {
+            let requests = v.get("requests").and_then(Value::as_array).ok_or_else(|| {
+                MockError::Invalid(
+                    "* BatchEmbedContentsRequest.requests: requests is not specified\n".to_owned(),
+                )
+            })?;
+            let mut embeddings = Vec::new();
+            let mut total = 0;
+            for r in requests {
+                let (values, words) = embed_one(r)?;
+                embeddings.push(json!({"values": values}));
+                total += words;
+            }
+            let usage = embed_usage(total);
+            Answer::Json {
+                body: json!({"embeddings": embeddings, "usageMetadata": usage}),
+                usage: Some(usage),
+            }
+        }
+        _ => return Err(unknown()),
+    };
+    Ok(Ready { model, answer })
+}
+
+fn embed_usage(words: u64) -> Value {
+    json!({"promptTokenCount": words, "totalTokenCount": words})
+}
+
+/// The vector and word count of one `EmbedContentRequest`.
+fn embed_one(v: &Value) -> Result<(Vec<f32>, u64), MockError> {
+    let content = get(v, "content", "content").ok_or_else(|| {
+        MockError::Invalid("* EmbedContentRequest.content: content is not specified\n".to_owned())
+    })?;
+    let text = join_parts(
+        content
+            .get("parts")
+            .and_then(Value::as_array)
+            .map(|p| p.iter().filter_map(part_text).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
+    let dims = get(v, "outputDimensionality", "output_dimensionality")
+        .and_then(Value::as_u64)
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|d| (1..=4096).contains(d))
+        .unwrap_or(EMBEDDING_DIMS);
+    Ok((embeddings::vector(&text, dims), word_count(&text)))
+}
+
+fn model_object(id: &str, name: &str, methods: &[&str]) -> Value {
+    let embedding = id.contains("embedding");
+    json!({
+        "name": format!("models/{id}"),
+        "version": "001",
+        "displayName": name,
+        "description": format!("{name} (mock)"),
+        "inputTokenLimit": if embedding { 2048 } else { 1_048_576 },
+        "outputTokenLimit": if embedding { 1 } else { 65536 },
+        "supportedGenerationMethods": methods,
+        "temperature": 1.0,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2.0,
+        "thinking": !embedding
+    })
+}
+
+/// `GET /v1beta/models`.
+pub fn models_list() -> Value {
+    let models: Vec<Value> = LISTED_MODELS
+        .iter()
+        .map(|(id, name, methods)| model_object(id, name, methods))
+        .collect();
+    json!({"models": models})
+}
+
+/// `GET /v1beta/models/{id}` (`id` with or without `models/`).
+pub fn model(id: &str) -> Option<Value> {
+    let id = id.strip_prefix("models/").unwrap_or(id);
+    LISTED_MODELS
+        .iter()
+        .find(|m| m.0 == id)
+        .map(|(id, name, methods)| model_object(id, name, methods))
+}
+
+/// Status and body of an error in Google's shape.
+pub fn error_parts(err: &MockError) -> (StatusCode, Value) {
+    let (status, message) = match err {
+        // What the real API answers a call without a key.
+        MockError::MissingKey => (
+            StatusCode::FORBIDDEN,
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.".to_owned(),
+        ),
+        MockError::UnknownPath { path, .. } => (
+            StatusCode::NOT_FOUND,
+            format!("{path} is not found for API version v1beta, or is not supported for this method."),
+        ),
+        MockError::MissingParam(p) => (
+            StatusCode::BAD_REQUEST,
+            format!("* GenerateContentRequest.{p}: {p} is not specified\n"),
+        ),
+        other => (other.status(), other.to_string()),
+    };
+    let grpc = match status.as_u16() {
+        400 | 413 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        501 => "NOT_IMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    };
+    let body = json!({"error": {"code": status.as_u16(), "message": message, "status": grpc}});
+    (status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> GenerateRequest {
+        GenerateRequest::from_value(&v).expect("valid")
+    }
+
+    fn tools() -> Value {
+        json!([{"functionDeclarations": [{"name": "get_weather", "description": "weather",
+            "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}}]}])
+    }
+
+    fn json_of(ready: Ready) -> (Value, Option<Value>) {
+        match ready.answer {
+            Answer::Json { body, usage } => (body, usage),
+            Answer::Sse { .. } => panic!("json expected"),
+        }
+    }
+
+    #[test]
+    fn text_and_usage() {
+        let body = json!({
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [{"role": "user", "parts": [{"text": "hello"}, {"text": "there"}]}]
+        });
+        let ready = answer(
+            "gemini-2.5-flash:generateContent",
+            "",
+            body.to_string().as_bytes(),
+        )
+        .expect("valid");
+        assert_eq!(ready.model, "gemini-2.5-flash");
+        let (body, usage) = json_of(ready);
+        let cand = &body["candidates"][0];
+        assert_eq!(
+            cand["content"]["parts"][0]["text"],
+            "mock reply: hello there"
+        );
+        assert_eq!(cand["content"]["role"], "model");
+        assert_eq!(cand["finishReason"], "STOP");
+        let u = &body["usageMetadata"];
+        assert_eq!(u["promptTokenCount"], 4);
+        assert_eq!(u["cachedContentTokenCount"], 2);
+        assert_eq!(u["candidatesTokenCount"], 4);
+        assert_eq!(u["totalTokenCount"], 8);
+        assert_eq!(usage, Some(u.clone()));
+    }
+
+    #[test]
+    fn no_cached_count_without_system_instruction() {
+        let ex = req(json!({"contents": [{"parts": [{"text": "hi"}]}]})).exchange();
+        assert!(usage(&ex).get("cachedContentTokenCount").is_none());
+    }
+
+    #[test]
+    fn function_call_then_function_response() {
+        let r = req(json!({
+            "system_instruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [{"role": "user", "parts": [{"text": "Weather in Paris?"}]}],
+            "tools": tools()
+        }));
+        let ex = r.exchange();
+        let body = response("g", &ex);
+        let part = &body["candidates"][0]["content"]["parts"][0];
+        assert_eq!(part["functionCall"]["name"], "get_weather");
+        assert_eq!(part["functionCall"]["args"], json!({"city": "Paris"}));
+        assert_eq!(body["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(body["usageMetadata"]["candidatesTokenCount"], 1);
+
+        let ex = req(json!({
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "Sunny, 21 C"}}}]}
+            ],
+            "tools": tools()
+        }))
+        .exchange();
+        assert_eq!(ex.reply, "mock reply: tool said Sunny, 21 C");
+        assert_eq!((ex.prompt_tokens, ex.cached_tokens), (8, 2));
+    }
+
+    #[test]
+    fn sse_stream_is_cumulative_and_crlf_framed() {
+        let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi you"}]}]});
+        let ready = answer(
+            "g:streamGenerateContent",
+            "alt=sse",
+            body.to_string().as_bytes(),
+        )
+        .expect("valid");
+        let Answer::Sse {
+            frames,
+            usage,
+            usage_index,
+        } = ready.answer
+        else {
+            panic!("sse expected")
+        };
+        assert_eq!(frames.len(), 4);
+        assert_eq!(usage_index, Some(3));
+        let mut text = String::new();
+        for (i, f) in frames.iter().enumerate() {
+            let s = std::str::from_utf8(f).expect("utf8");
+            let data = s
+                .strip_prefix("data: ")
+                .and_then(|d| d.strip_suffix("\r\n\r\n"))
+                .expect("crlf frame");
+            let c: Value = serde_json::from_str(data).expect("json");
+            text.push_str(
+                c["candidates"][0]["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap_or("?"),
+            );
+            assert_eq!(c["usageMetadata"]["promptTokenCount"], 2);
+            assert_eq!(c["usageMetadata"]["candidatesTokenCount"], i + 1);
+            assert_eq!(c["candidates"][0].get("finishReason").is_some(), i == 3);
+        }
+        assert_eq!(text, "mock reply: hi you");
+        assert_eq!(usage.expect("usage")["candidatesTokenCount"], 4);
+    }
+
+    #[test]
+    fn stream_without_sse_is_a_json_array() {
+        let body = json!({"contents": [{"parts": [{"text": "a"}]}]});
+        let (v, _) = json_of(
+            answer("g:streamGenerateContent", "", body.to_string().as_bytes()).expect("valid"),
+        );
+        assert_eq!(v.as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn count_tokens_and_embeddings() {
+        let body = json!({"contents": [{"parts": [{"text": "one two three"}]}]});
+        let (v, _) =
+            json_of(answer("g:countTokens", "", body.to_string().as_bytes()).expect("valid"));
+        assert_eq!(v["totalTokens"], 3);
+        let body = json!({"generateContentRequest": {"model": "models/g",
+            "systemInstruction": {"parts": [{"text": "sys"}]},
+            "contents": [{"parts": [{"text": "one two"}]}]}});
+        let (v, _) =
+            json_of(answer("g:countTokens", "", body.to_string().as_bytes()).expect("valid"));
+        assert_eq!(v["totalTokens"], 3);
+
+        let body = json!({"content": {"parts": [{"text": "embed me"}]}, "outputDimensionality": 4});
+        let (v, usage) =
+            json_of(answer("e:embedContent", "", body.to_string().as_bytes()).expect("valid"));
+        assert_eq!(v["embedding"]["values"].as_array().map(Vec::len), Some(4));
+        assert_eq!(usage.expect("usage")["promptTokenCount"], 2);
+        let again =
+            json_of(answer("e:embedContent", "", body.to_string().as_bytes()).expect("valid")).0;
+        assert_eq!(v, again, "deterministic");
+
+        let body = json!({"requests": [
+            {"model": "models/e", "content": {"parts": [{"text": "a b"}]}},
+            {"model": "models/e", "content": {"parts": [{"text": "c"}]}}
+        ]});
+        let (v, usage) = json_of(
+            answer("e:batchEmbedContents", "", body.to_string().as_bytes()).expect("valid"),
+        );
+        assert_eq!(v["embeddings"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            v["embeddings"][0]["values"].as_array().map(Vec::len),
+            Some(EMBEDDING_DIMS)
+        );
+        assert_eq!(usage.expect("usage")["promptTokenCount"], 3);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            answer("g:generateContent", "", b"{}"),
+            Err(MockError::Invalid(m)) if m.contains("contents")
+        ));
+        assert!(matches!(
+            answer("g:fly", "", b"{}"),
+            Err(MockError::UnknownPath { .. })
+        ));
+        assert!(matches!(
+            answer("g", "", b"{}"),
+            Err(MockError::UnknownPath { .. })
+        ));
+        let (status, body) = error_parts(&MockError::MissingKey);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+        assert_eq!(body["error"]["code"], 403);
+        let (_, body) = error_parts(&MockError::Injected {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "slow".into(),
+        });
+        assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(body["error"]["message"], "slow");
+    }
+
+    #[test]
+    fn models() {
+        let list = models_list();
+        assert_eq!(list["models"][0]["name"], "models/gemini-2.5-flash");
+        assert!(model("models/gemini-2.5-pro").is_some());
+        assert!(model("gemini-2.5-pro").is_some());
+        assert!(model("nope").is_none());
+    }
+}

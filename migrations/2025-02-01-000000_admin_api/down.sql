@@ -1,0 +1,13 @@
+DROP INDEX traces_started_request;
+DROP TABLE audit_log;
+DROP TABLE routes;
+ALTER TABLE providers DROP COLUMN model_map;
+DROP INDEX client_keys_owner;
+ALTER TABLE client_keys DROP COLUMN revoked_at_ms;
+ALTER TABLE client_keys DROP COLUMN owner_user_id;
+ALTER TABLE api_tokens DROP COLUMN revoked_at_ms;
+ALTER TABLE api_tokens DROP COLUMN expires_at_ms;
+ALTER TABLE api_tokens DROP COLUMN token_hint;
+ALTER TABLE api_tokens DROP COLUMN user_id;
+DROP TABLE sessions;
+DROP TABLE users;
