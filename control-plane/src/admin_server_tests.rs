@@ -276,3 +276,72 @@ async fn a_revoked_key_leaves_the_data_planes_snapshot_within_a_second() {
     assert!(t0.elapsed() < Duration::from_secs(1));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn apply_handles_routes_and_model_maps() {
+    let server = start().await;
+    let env = |_: &str| None;
+    let text = r#"
+providers:
+  - name: primary
+    kind: openai-compatible
+    base_url: http://127.0.0.1:9
+    models: ["gpt-4o*"]
+    model_map: { fast: gpt-4o-mini }
+    keys: [{ name: a, secret: sk-primary-0123456789 }]
+  - name: backup
+    kind: openai-compatible
+    base_url: http://127.0.0.1:10
+    models: ["gpt-4o*"]
+    keys: [{ name: b, secret: sk-backup-0123456789 }]
+routes:
+  - model: gpt-4o*
+    providers: [primary, backup]
+"#;
+    let mut client = crate::apply::connect(&server.url, ADMIN_TOKEN)
+        .await
+        .unwrap();
+    let run = async |client: &mut crate::apply::Client, text: &str, prune: bool| {
+        let mut out = Vec::new();
+        crate::apply::apply(
+            client,
+            crate::apply::parse(text, &env).unwrap(),
+            prune,
+            &mut out,
+        )
+        .await
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let first = run(&mut client, text, false).await;
+    assert_eq!(
+        first,
+        "created provider primary\ncreated provider backup\ncreated route gpt-4o*\n"
+    );
+    let second = run(&mut client, text, false).await;
+    assert!(
+        second.lines().all(|l| l.starts_with("unchanged ")),
+        "{second}"
+    );
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    let providers = admin
+        .list_providers(with_token(ListRequest {}, ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    let primary = providers
+        .providers
+        .iter()
+        .find(|p| p.name == "primary")
+        .unwrap();
+    assert_eq!(primary.model_map["fast"], "gpt-4o-mini");
+
+    // Pruning deletes the route before the provider it names.
+    let only_primary = text.split("  - name: backup").next().unwrap().to_string();
+    let third = run(&mut client, &only_primary, true).await;
+    assert!(
+        third.contains("deleted route gpt-4o*\ndeleted provider backup"),
+        "{third}"
+    );
+    server.stop().await;
+}

@@ -352,6 +352,8 @@ async fn health_is_serving() {
         "",
         "aigw.config.v1.ConfigService",
         "aigw.admin.v1.AdminService",
+        "aigw.admin.v1.IdentityService",
+        "aigw.admin.v1.InsightService",
     ] {
         let r = health
             .check(HealthCheckRequest {
@@ -387,10 +389,41 @@ async fn health_is_serving() {
         "aigw.config.v1.ConfigService",
         "aigw.trace.v1.TraceService",
         "aigw.admin.v1.AdminService",
+        "aigw.admin.v1.IdentityService",
+        "aigw.admin.v1.InsightService",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} missing from {names:?}"
+        );
+    }
+    // v1alpha too, for the clients that speak only that.
+    {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let mut alpha = ServerReflectionClient::new(server.channel().await);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let reply = alpha
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+            panic!("unexpected v1alpha reflection reply {reply:?}");
+        };
+        assert!(
+            list.service
+                .iter()
+                .any(|s| s.name == "aigw.admin.v1.InsightService")
         );
     }
     server.stop().await;

@@ -150,6 +150,72 @@ pub fn check_password_policy(password: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::config::{ApiTokenRow, insert_api_token};
+    use crate::db::identity::{SessionRow, UserRow, insert_session, insert_user};
+    use crate::db::testing::temp_db;
+
+    #[tokio::test]
+    async fn expired_tokens_and_sessions_are_refused() {
+        let t = temp_db();
+        let r =
+            t.db.run(|conn| {
+                insert_user(
+                    conn,
+                    &UserRow {
+                        id: "u1".into(),
+                        username: "ann".into(),
+                        password_hash: "x".into(),
+                        role: "viewer".into(),
+                        disabled: false,
+                        created_at_ms: 1,
+                        updated_at_ms: 1,
+                    },
+                )?;
+                insert_api_token(
+                    conn,
+                    &ApiTokenRow {
+                        id: "t1".into(),
+                        name: "ci".into(),
+                        token_hash: crypto::sha256_hex("tok"),
+                        role: "viewer".into(),
+                        created_at_ms: 1,
+                        user_id: Some("u1".into()),
+                        token_hint: String::new(),
+                        expires_at_ms: 1000,
+                        revoked_at_ms: 0,
+                    },
+                )?;
+                insert_session(
+                    conn,
+                    &SessionRow {
+                        id: "s1".into(),
+                        user_id: "u1".into(),
+                        token_hash: crypto::sha256_hex("sess"),
+                        created_at_ms: 1,
+                        expires_at_ms: 1000,
+                    },
+                )?;
+                let tok = crypto::sha256_hex("tok");
+                let sess = crypto::sha256_hex("sess");
+                Ok([
+                    principal_for(conn, &tok, 999).map(|p| p.role),
+                    principal_for(conn, &tok, 1000).map(|p| p.role),
+                    principal_for(conn, &sess, 999).map(|p| p.role),
+                    principal_for(conn, &sess, 1000).map(|p| p.role),
+                    principal_for(conn, &crypto::sha256_hex("other"), 1).map(|p| p.role),
+                ])
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r[0], Ok(Role::Viewer)));
+        assert!(matches!(r[1], Err(Error::Unauthenticated("token expired"))));
+        assert!(matches!(r[2], Ok(Role::Viewer)));
+        assert!(matches!(
+            r[3],
+            Err(Error::Unauthenticated("session expired, log in again"))
+        ));
+        assert!(matches!(r[4], Err(Error::Unauthenticated("invalid token"))));
+    }
 
     #[test]
     fn passwords_hash_and_verify() {

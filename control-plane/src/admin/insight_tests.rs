@@ -46,8 +46,18 @@ fn trace(i: usize, keys: &[(String, String)]) -> TraceRecord {
         started_at_ms: at,
         client_key_id: id.clone(),
         client_key_name: name.clone(),
-        model: if i.is_multiple_of(2) { "gpt-4o" } else { "claude" }.into(),
-        provider: if i.is_multiple_of(2) { "openai" } else { "anthropic" }.into(),
+        model: if i.is_multiple_of(2) {
+            "gpt-4o"
+        } else {
+            "claude"
+        }
+        .into(),
+        provider: if i.is_multiple_of(2) {
+            "openai"
+        } else {
+            "anthropic"
+        }
+        .into(),
         provider_key: "k1".into(),
         status: if failed { 502 } else { 200 },
         latency_us: (u64::try_from(i).unwrap() + 1) * 1000,

@@ -67,15 +67,9 @@ pub fn percentile_ms(sorted_us: &[i64], q: f64) -> f64 {
         return 0.0;
     }
     let n = sorted_us.len();
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
+    // The smallest value with at least q of all values at or below it.
     let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-    #[allow(clippy::cast_precision_loss)]
-    let ms = sorted_us[rank - 1] as f64 / 1000.0;
-    ms
+    sorted_us[rank - 1] as f64 / 1000.0
 }
 
 /// The UTC start of the bucket holding `at_ms`.
