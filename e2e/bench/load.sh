@@ -5,17 +5,21 @@
 #
 #   e2e/bench/load.sh            # release build, 10 s per cell
 #   DURATION=5 e2e/bench/load.sh
+#   STREAMS=1 CONNS=1 TARGETS="nginx data-plane" SKIP_BUILD=1 e2e/bench/load.sh
 #
 # Needs wrk and nginx (apt-get install wrk nginx-light). Loopback only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 DURATION="${DURATION:-10}"
 THREADS="${THREADS:-2}"
+STREAMS="${STREAMS:-0 1}"
+CONNS="${CONNS:-1 64}"
+TARGETS="${TARGETS:-mock nginx data-plane}"
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light" >&2; exit 1; }
 done
 cd "$ROOT"
-cargo build --release --workspace >&2
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --workspace >&2
 BIN="$ROOT/target/release"
 WORK="$(mktemp -d)"
 PIDS=()
@@ -82,10 +86,10 @@ run() {
 
 echo "| mode | conns | target | req/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|---|---|"
-for stream in 0 1; do
+for stream in $STREAMS; do
   mode=$([ "$stream" = 1 ] && echo streaming || echo non-streaming)
-  for c in 1 64; do
-    for target in mock nginx data-plane; do
+  for c in $CONNS; do
+    for target in $TARGETS; do
       case $target in
         mock) url="http://$MOCK_ADDR" ;;
         nginx) url="http://127.0.0.1:$NGINX_PORT" ;;

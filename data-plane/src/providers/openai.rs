@@ -167,7 +167,9 @@ pub enum ChunkAction {
 /// Reads usage from a stream chunk. OpenAI sends it once, in a chunk with
 /// `choices: []` just before `[DONE]`; the last report wins, never summed.
 pub fn scan_chunk(ev: &Event, usage: &mut Usage, strip_usage_chunk: bool) -> ChunkAction {
-    if !ev.data.contains("\"usage\"") {
+    // Every chunk carries `"usage":null` once usage is asked for; only the
+    // one with an object is worth parsing.
+    if !has_usage_object(&ev.data) {
         return ChunkAction::Forward;
     }
     let Ok(chunk) = serde_json::from_str::<WithUsage>(&ev.data) else {
@@ -184,10 +186,37 @@ pub fn scan_chunk(ev: &Event, usage: &mut Usage, strip_usage_chunk: bool) -> Chu
     }
 }
 
+/// True when a `"usage"` key is followed by an object, without parsing.
+fn has_usage_object(data: &str) -> bool {
+    let mut rest = data;
+    while let Some(i) = rest.find("\"usage\"") {
+        rest = &rest[i + 7..];
+        let after = rest.trim_start();
+        if let Some(v) = after.strip_prefix(':')
+            && v.trim_start().starts_with('{')
+        {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sse::SseParser;
+
+    #[test]
+    fn usage_object_detection() {
+        assert!(has_usage_object(
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#
+        ));
+        assert!(has_usage_object(r#"{"usage" : {"x":1}}"#));
+        assert!(!has_usage_object(
+            r#"{"choices":[{"delta":{"content":"\"usage\""}}],"usage":null}"#
+        ));
+        assert!(!has_usage_object(r#"{"choices":[]}"#));
+    }
 
     #[test]
     fn parse_request() {
