@@ -10,17 +10,13 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::error::GatewayError;
 use crate::runtime::Upstream;
 use crate::trace_report::TraceDraft;
+use crate::upstream_client::{UpstreamBody, UpstreamClient};
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = UpstreamClient;
 
 /// Request headers an app may pass to the upstream. Everything else (its key,
 /// cookies, client-address headers, tracing baggage) stays here.
@@ -30,21 +26,7 @@ const PASSED_REQUEST_HEADERS: &[&str] = &["openai-beta", "anthropic-version", "a
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub fn build_client() -> Result<HttpClient, rustls::Error> {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(https))
+    UpstreamClient::new()
 }
 
 /// Picks the headers of the app's request that may travel upstream.
@@ -70,7 +52,7 @@ pub struct Call<'a> {
 
 /// A successful upstream response, headers received, body not yet read.
 pub struct Answer {
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
 }
 
 pub async fn send(
@@ -218,7 +200,7 @@ fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
         .map(|s| s.ceil() as u64)
 }
 
-async fn read_error_body(body: Incoming) -> Bytes {
+async fn read_error_body(body: UpstreamBody) -> Bytes {
     match Limited::new(body, MAX_ERROR_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => Bytes::new(),

@@ -21,4 +21,5 @@ pub mod state;
 pub mod stream;
 pub mod trace_report;
 pub mod translate;
+pub mod upstream_client;
 pub mod usage;

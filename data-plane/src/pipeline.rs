@@ -23,6 +23,7 @@ use crate::state::AppState;
 use crate::stream::{MeteredStream, Mode};
 use crate::trace_report::TraceDraft;
 use crate::translate::{self, Format};
+use crate::upstream_client::UpstreamBody;
 use crate::{auth, models};
 
 pub type ResBody = Either<Full<Bytes>, MeteredStream>;
@@ -173,7 +174,7 @@ async fn answer_app(
     state: &Arc<AppState>,
     call: &AppCall,
     plan: &Plan,
-    resp: Response<Incoming>,
+    resp: Response<UpstreamBody>,
     draft: &mut Option<TraceDraft>,
 ) -> Result<Response<ResBody>, GatewayError> {
     let (up, up_body) = resp.into_parts();

@@ -8,12 +8,12 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
 use crate::trace_report::{TraceDraft, TraceSink};
 use crate::translate::{StreamDecoder, StreamEncoder, StreamEvent};
+use crate::upstream_client::UpstreamBody;
 
 /// How upstream events become the app's.
 pub enum Mode {
@@ -33,7 +33,7 @@ pub enum Mode {
 }
 
 pub struct MeteredStream {
-    inner: Incoming,
+    inner: UpstreamBody,
     parser: SseParser,
     mode: Mode,
     events: Vec<StreamEvent>,
@@ -46,7 +46,7 @@ pub struct MeteredStream {
 
 impl MeteredStream {
     pub fn new(
-        inner: Incoming,
+        inner: UpstreamBody,
         mode: Mode,
         draft: TraceDraft,
         sink: TraceSink,
@@ -223,9 +223,9 @@ impl Body for MeteredStream {
     type Error = hyper::Error;
 
     /// Takes every upstream frame that is ready now (never waiting for more)
-    /// and hands the app one frame. (hyper's client hands over one HTTP chunk
-    /// per turn of its connection task, so a burst of events still goes out
-    /// mostly one write per event: see docs/benchmarks.md.)
+    /// and hands the app one frame: a burst of events that arrived in one
+    /// read leaves in one write (the upstream connection is driven by this
+    /// body, see `upstream_client`).
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
