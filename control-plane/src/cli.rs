@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC server (the default).
     Serve(ServeArgs),
-    /// Upsert the providers, pricing and client keys of a YAML file through the Admin API.
+    /// Upsert the providers, pricing, client keys and routes of a YAML file through the Admin API.
     Apply(ApplyArgs),
 }
 
@@ -100,11 +100,11 @@ impl ServeArgs {
 
 #[derive(Clone, Args)]
 pub struct ApplyArgs {
-    /// YAML file with `providers`, `pricing` and `client_keys`; `${VAR}` is taken from the environment.
+    /// YAML file with `providers`, `pricing`, `client_keys` and `routes`; `${VAR}` is taken from the environment.
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
 
-    /// Also delete providers, prices and client keys that the file does not name.
+    /// Also delete providers, prices, client keys and routes that the file does not name.
     #[arg(long)]
     pub prune: bool,
 

@@ -155,9 +155,12 @@ pub async fn send(
                     body,
                 });
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                // The pool's credential is bad, not the app's request: the
-                // upstream's message may quote the credential, so it is not relayed.
+            // The pool's credential is bad, not the app's request: the
+            // upstream's message may quote the credential, so it is not
+            // relayed. (A 403 is not taken as that: an app can provoke one,
+            // e.g. with a model the credential may not use, and must not be
+            // able to take the pool's credentials offline for everyone.)
+            s if s == StatusCode::UNAUTHORIZED || rejects_credential(s, &body) => {
                 key.health.cool_down(60_000);
                 tracing::error!(provider = %provider, key = %key.name, %status, "upstream rejected a pool credential");
                 last = Some(GatewayError::Upstream {
@@ -187,6 +190,11 @@ pub async fn send(
         }
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no attempt was made".into())))
+}
+
+/// Gemini answers a bad API key with 400 `API_KEY_INVALID` rather than 401.
+fn rejects_credential(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::BAD_REQUEST && body.windows(15).any(|w| w == b"API_KEY_INVALID")
 }
 
 fn retry_after_secs(h: &HeaderMap) -> Option<u64> {

@@ -38,7 +38,6 @@ impl KeyHealth {
     }
 }
 
-#[derive(Debug)]
 pub struct PoolKey {
     pub name: String,
     /// The ready-made auth header value (marked sensitive so it is never logged).
@@ -46,6 +45,17 @@ pub struct PoolKey {
     pub secret: String,
     pub weight: u32,
     pub health: Arc<KeyHealth>,
+}
+
+/// Never prints the secret, whoever logs a pool.
+impl std::fmt::Debug for PoolKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolKey")
+            .field("name", &self.name)
+            .field("weight", &self.weight)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

@@ -47,7 +47,8 @@ impl IdentityService for AdminSvc {
         let user = match user {
             Some(u) if ok && !u.disabled => u,
             _ => {
-                tracing::info!(username, "login refused");
+                // Not the username: people type passwords into that field too.
+                tracing::info!("login refused");
                 return Err(Error::Unauthenticated(BAD_LOGIN).into());
             }
         };

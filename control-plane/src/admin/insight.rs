@@ -172,9 +172,14 @@ fn usage_range(q: &UsageQuery, now: i64) -> Result<(i64, i64, Bucket, i64)> {
         Bucket::Day => (DAY_MS, 30 * DAY_MS),
         _ => (HOUR_MS, DAY_MS),
     };
+    if q.since_ms < 0 || q.until_ms < 0 {
+        return Err(Error::invalid(
+            "since_ms and until_ms are epoch milliseconds and cannot be negative",
+        ));
+    }
     let until = if q.until_ms == 0 { now } else { q.until_ms };
     let since = if q.since_ms == 0 {
-        until - default_span
+        until.saturating_sub(default_span)
     } else {
         q.since_ms
     };

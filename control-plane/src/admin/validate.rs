@@ -55,6 +55,13 @@ pub fn base_url(what: &str, url: &str) -> Result<()> {
             "{what}: base_url {url:?} is not a valid URL"
         )));
     }
+    // Credentials belong in the provider's keys (encrypted, write-only), not
+    // in a URL that is stored and shown in clear. The URL is not echoed here.
+    if host.contains('@') || rest.contains('?') {
+        return Err(Error::invalid(format!(
+            "{what}: base_url must not carry credentials or a query string; put secrets in the provider's keys"
+        )));
+    }
     Ok(())
 }
 

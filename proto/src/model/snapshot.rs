@@ -111,11 +111,21 @@ impl FromStr for Strategy {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProviderKey {
     pub name: String,
     pub secret: String,
     pub weight: u32,
+}
+
+/// Never prints the secret, whoever logs a snapshot.
+impl fmt::Debug for ProviderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderKey")
+            .field("name", &self.name)
+            .field("weight", &self.weight)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
