@@ -30,6 +30,7 @@ from harness import (
     Expected,
     Gateway,
     eventually,
+    gateway_config,
 )
 
 PROTO_DIR = REPO / "proto" / "proto"
@@ -294,3 +295,25 @@ def test_errors_health_and_reflection(stack: Gateway, channel: grpc.Channel,
     pool = DescriptorPool(reflection)
     insight = pool.FindServiceByName("aigw.admin.v1.InsightService")
     assert {m.name for m in insight.methods} >= {"ListTraces", "GetTrace", "GetUsage", "GetPoolHealth"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_apply_prune_leaves_keys_that_users_own(stack: Gateway, channel: grpc.Channel,
+                                                pb: SimpleNamespace) -> None:
+    # A file manages what it names; a member's own key was made through the
+    # API and must survive `apply --prune` of a file that never knew it.
+    root = Api(pb, channel, stack.admin_token)
+    member = login(pb, channel, "mia", create_user(root, "mia", "member"))
+    made = member.call(member.admin.UpsertClientKey, pb.admin_pb2.ClientKeySpec(name="mia-key"))
+    assert made.created and made.generated_key
+    config = gateway_config(stack.mock.url)
+    r = stack.apply_ok(config, prune=True)
+    assert "deleted client_key mia-key" not in r.lines
+    keys = root.call(root.admin.ListClientKeys, pb.admin_pb2.ListRequest()).client_keys
+    assert {k.name for k in keys} >= {"mia-key", "app"}
+    # A key no user owns and the file no longer names is pruned.
+    config["client_keys"] = []
+    r = stack.apply_ok(config, prune=True)
+    assert "deleted client_key app" in r.lines
+    keys = root.call(root.admin.ListClientKeys, pb.admin_pb2.ListRequest()).client_keys
+    assert {k.name for k in keys} == {"mia-key"}

@@ -247,8 +247,9 @@ struct Named {
     routes: HashSet<String>,
 }
 
-/// Deletes client keys, prices, routes and providers not named in the file
-/// (in that order: routes before the providers they name).
+/// Deletes client keys (those no user owns), prices, routes and providers
+/// not named in the file (in that order: routes before the providers they
+/// name).
 async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) -> Result<()> {
     let Named {
         providers,
@@ -261,10 +262,12 @@ async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) 
         .await
         .map_err(rpc("listing client keys".into()))?
         .into_inner();
+    // Keys a user owns were made through the API by that user, not by a
+    // file: pruning leaves them alone.
     for k in listed
         .client_keys
         .into_iter()
-        .filter(|k| !keys.contains(&k.name))
+        .filter(|k| !keys.contains(&k.name) && k.owner.is_empty())
     {
         let r = client
             .delete_client_key(NameRequest {
