@@ -41,6 +41,12 @@ pub enum GatewayError {
     #[error("Unknown request URL: {method} {path}.")]
     NotFound { method: String, path: String },
 
+    #[error("This API key's {limit} limit is reached; retry after {retry_after_secs} s.")]
+    RateLimited {
+        limit: &'static str,
+        retry_after_secs: u64,
+    },
+
     // --- not ready or out of capacity ---
     #[error("The gateway has not received its configuration yet; retry shortly.")]
     NotReady,
@@ -99,7 +105,7 @@ impl GatewayError {
             Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Self::PoolExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PoolExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamResponse { status, .. } | Self::UpstreamStatus { status, .. } => *status,
@@ -111,6 +117,9 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::PoolExhausted {
+                retry_after_secs, ..
+            }
+            | Self::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::UpstreamResponse { retry_after, .. }
@@ -134,6 +143,7 @@ impl GatewayError {
             Self::NotFound { .. } => "not_found",
             Self::NotReady => "not_ready",
             Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Upstream { timeout: true, .. } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_error",
             Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => "upstream_status",
@@ -159,7 +169,9 @@ impl GatewayError {
             Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
             Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
             Self::NotReady => ("server_error", Some("not_ready")),
-            Self::PoolExhausted { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
+            Self::PoolExhausted { .. } | Self::RateLimited { .. } => {
+                ("rate_limit_error", Some("rate_limit_exceeded"))
+            }
             Self::Upstream { timeout: true, .. } => ("server_error", Some("upstream_timeout")),
             Self::Upstream { .. } => ("server_error", Some("upstream_error")),
             Self::UpstreamStatus { status, .. } => (openai_type_for(*status), None),

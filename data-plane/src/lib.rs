@@ -13,6 +13,7 @@ pub mod models;
 pub mod pipeline;
 pub mod plan;
 pub mod providers;
+pub mod ratelimit;
 pub mod runtime;
 pub mod schedule;
 pub mod snapshot;

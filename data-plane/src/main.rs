@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use clap::Parser;
 
 use data_plane::config::Config;
+use data_plane::ratelimit::Limiter;
 use data_plane::snapshot::{self, DiskCache, Watcher};
 use data_plane::state::{AppState, RequestIds};
 use data_plane::{control, forward, listener, trace_report};
@@ -52,9 +53,11 @@ async fn main() -> anyhow::Result<()> {
     let reporter =
         trace_report::Reporter::start(&cfg.state_dir, channel, cfg.trace_spool_max_bytes)
             .context("cannot start the trace spool")?;
+    let limiter = Arc::new(Limiter::new());
     let state = Arc::new(AppState {
         client: forward::build_client().context("cannot build the upstream TLS client")?,
-        traces: reporter.sink.clone(),
+        traces: reporter.sink.clone().with_limiter(limiter.clone()),
+        limiter,
         ids: RequestIds::new(),
         live,
         node_id,

@@ -91,6 +91,13 @@ async fn run(
     call: &AppCall,
     draft: &mut Option<TraceDraft>,
 ) -> Result<Response<ResBody>, GatewayError> {
+    state
+        .limiter
+        .admit(key, crate::schedule::now_ms())
+        .map_err(|e| GatewayError::RateLimited {
+            limit: e.limit,
+            retry_after_secs: e.retry_after_secs,
+        })?;
     let body = read_body(parts, body, state.cfg.max_body_bytes).await?;
     let probe = Probe::parse(call, &body)?;
     let d = draft

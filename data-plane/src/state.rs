@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
 use crate::forward::HttpClient;
+use crate::ratelimit::Limiter;
 use crate::runtime::Runtime;
 use crate::trace_report::TraceSink;
 
@@ -19,6 +20,7 @@ pub struct AppState {
     pub traces: TraceSink,
     pub ids: RequestIds,
     pub prometheus: Option<PrometheusHandle>,
+    pub limiter: Arc<Limiter>,
 }
 
 /// Request ids unique across nodes and restarts without a random draw per
