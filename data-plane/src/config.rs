@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "AIGW_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
 
+    /// Redis shared by the data planes of a deployment for client key quotas
+    /// (`redis://HOST:PORT`); without it, quotas are counted in process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
     /// Most bytes of undelivered traces kept on disk; the oldest go first.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,

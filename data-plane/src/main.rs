@@ -53,7 +53,12 @@ async fn main() -> anyhow::Result<()> {
     let reporter =
         trace_report::Reporter::start(&cfg.state_dir, channel, cfg.trace_spool_max_bytes)
             .context("cannot start the trace spool")?;
-    let limiter = Arc::new(Limiter::new());
+    let limiter = Arc::new(match &cfg.redis_url {
+        Some(url) if !url.is_empty() => {
+            Limiter::with_redis(url).context("REDIS_URL is not a valid Redis URL")?
+        }
+        _ => Limiter::new(),
+    });
     let state = Arc::new(AppState {
         client: forward::build_client().context("cannot build the upstream TLS client")?,
         traces: reporter.sink.clone().with_limiter(limiter.clone()),

@@ -94,6 +94,7 @@ async fn run(
     state
         .limiter
         .admit(key, crate::schedule::now_ms())
+        .await
         .map_err(|e| GatewayError::RateLimited {
             limit: e.limit,
             retry_after_secs: e.retry_after_secs,

@@ -4,12 +4,16 @@ error shape, and nothing reaches the upstream."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+from typing import Iterator
+
 import anthropic
 import httpx
 import openai
 import pytest
 
-from harness import MODEL, Gateway, gateway_config
+from harness import MODEL, Gateway, Proc, clean_env, eventually, free_port, gateway_config
 
 MESSAGES = [{"role": "user", "content": "Say hello to the gateway"}]
 
@@ -67,3 +71,65 @@ def test_daily_token_budget(limited: Gateway) -> None:
     assert len(limited.mock.chat_requests()) == 1
     # Other keys are not affected.
     assert limited.client().chat.completions.create(model=MODEL, messages=MESSAGES).choices
+
+
+@pytest.fixture
+def redis_url(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real Redis on a free loopback port, nothing persisted."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pong() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            assert s.recv(16).startswith(b"+PONG")
+
+    eventually(pong, what="redis up")
+    yield f"redis://127.0.0.1:{port}", proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_data_planes_share_quotas_through_redis(stack: Gateway, redis_url, tmp_path) -> None:
+    url, redis_proc = redis_url
+    stack.apply_ok(gateway_config(stack.mock.url, client_keys=[
+        {"name": "app", "key": "${E2E_APP_KEY}", "limits": {"rpm": 3}}]))
+    one = stack.start_data_plane(REDIS_URL=url)
+    stack.wait_key_known()
+    two = Proc("data-plane", [], clean_env({
+        "AIGW_LISTEN": "127.0.0.1:0", "AIGW_CONTROL_PLANE": stack.cp_url,
+        "AIGW_NODE_TOKEN": stack.node_token, "AIGW_STATE_DIR": str(tmp_path / "dp2"),
+        "AIGW_NODE_ID": "e2e-dp-2", "AIGW_REGION": "e2e", "REDIS_URL": url,
+    }), stack.log_dir)
+    try:
+        urls = [stack.dp_url, f"http://{two.listening_addr()}"]
+
+        def knows_key() -> None:
+            r = httpx.get(urls[1] + "/v1/models", headers={"authorization": f"Bearer {stack.app_key}"}, timeout=5)
+            assert r.status_code == 200, r.status_code
+
+        eventually(knows_key, what="second data plane knows the key")
+        for p in (one, two):
+            eventually(lambda p=p: "connected to the rate-limit store" in p.log_path.read_text(),
+                       what="data plane connected to redis")
+
+        def call(i: int) -> httpx.Response:
+            return httpx.post(urls[i % 2] + "/v1/chat/completions", timeout=30,
+                              headers={"authorization": f"Bearer {stack.app_key}"},
+                              json={"model": MODEL, "messages": MESSAGES})
+
+        # Three through two data planes: each alone would allow three more.
+        assert [call(i).status_code for i in range(3)] == [200, 200, 200]
+        refused = call(3)
+        assert refused.status_code == 429, refused.text
+        assert "rpm" in refused.json()["error"]["message"]
+
+        # Redis gone: the data planes keep serving (fail open, in-process limits).
+        redis_proc.kill()
+        redis_proc.wait(timeout=10)
+        assert call(0).status_code == 200
+    finally:
+        two.stop()

@@ -1,26 +1,12 @@
-//! Per-client-key quotas from the snapshot: requests per minute, tokens and
-//! cost per UTC day. Requests are admitted before any upstream work; tokens
-//! and cost are counted from each finished request's trace, so a request
-//! that pushes a key over its daily budget completes and the next is refused.
-//!
-//! The minute limit is a sliding window estimated from two fixed windows
-//! (the previous minute's count weighted by how much of it still overlaps),
-//! so a burst across a minute boundary cannot double the rate.
+//! The in-process limiter: the default without `REDIS_URL`, and the
+//! fallback when Redis does not answer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aigw_proto::model::ClientKey;
 
-const MINUTE_MS: u64 = 60_000;
-const DAY_MS: u64 = 86_400_000;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Exceeded {
-    /// Which limit, as the app's error message names it.
-    pub limit: &'static str,
-    pub retry_after_secs: u64,
-}
+use super::{DAY_MS, Exceeded, MINUTE_MS};
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -33,11 +19,11 @@ struct Counters {
 }
 
 #[derive(Debug, Default)]
-pub struct Limiter {
+pub struct Local {
     keys: Mutex<HashMap<String, Counters>>,
 }
 
-impl Limiter {
+impl Local {
     pub fn new() -> Self {
         Self::default()
     }
@@ -45,13 +31,13 @@ impl Limiter {
     /// Admits one request for `key` at `now_ms`, or says which limit stops it.
     pub fn admit(&self, key: &ClientKey, now_ms: u64) -> Result<(), Exceeded> {
         let l = key.limits;
-        if l.rpm.is_none() && l.tokens_per_day.is_none() && l.cost_per_day.is_none() {
+        if !super::has_limits(key) {
             return Ok(());
         }
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let c = keys.entry(key.id.clone()).or_default();
         roll(c, now_ms);
-        let until_midnight = (DAY_MS - now_ms % DAY_MS).div_ceil(1000).max(1);
+        let until_midnight = super::secs_to_midnight(now_ms);
         if let Some(max) = l.tokens_per_day
             && c.tokens >= max
         {
@@ -69,13 +55,11 @@ impl Limiter {
             });
         }
         if let Some(rpm) = l.rpm {
-            let into = now_ms % MINUTE_MS;
-            let overlap = (MINUTE_MS - into) as f64 / MINUTE_MS as f64;
-            let estimate = c.last_minute as f64 * overlap + c.this_minute as f64;
+            let estimate = c.last_minute as f64 * super::overlap(now_ms) + c.this_minute as f64;
             if estimate + 1.0 > rpm as f64 {
                 return Err(Exceeded {
                     limit: "rpm",
-                    retry_after_secs: (MINUTE_MS - into).div_ceil(1000).max(1),
+                    retry_after_secs: super::secs_to_next_minute(now_ms),
                 });
             }
             c.this_minute += 1;
@@ -139,7 +123,7 @@ mod tests {
 
     #[test]
     fn rpm_is_a_sliding_window() {
-        let l = Limiter::new();
+        let l = Local::new();
         let k = key(Limits {
             rpm: Some(2),
             ..Default::default()
@@ -162,7 +146,7 @@ mod tests {
 
     #[test]
     fn daily_tokens_and_cost_refuse_the_next_request_until_midnight() {
-        let l = Limiter::new();
+        let l = Local::new();
         let k = key(Limits {
             tokens_per_day: Some(100),
             cost_per_day: Some(1.0),
@@ -191,7 +175,7 @@ mod tests {
 
     #[test]
     fn keys_without_limits_are_not_tracked() {
-        let l = Limiter::new();
+        let l = Local::new();
         for i in 0..1000 {
             assert!(l.admit(&key(Limits::default()), T0 + i).is_ok());
         }
