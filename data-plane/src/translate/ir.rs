@@ -178,6 +178,26 @@ impl Unsupported {
 }
 
 impl ChatRequest {
+    /// Adds a tool result as the app's turn: consecutive results answer one
+    /// assistant turn together, so they share one user message.
+    pub fn push_tool_result(&mut self, part: Part) {
+        match self.messages.last_mut() {
+            Some(last)
+                if last.role == Role::User
+                    && last
+                        .content
+                        .iter()
+                        .all(|p| matches!(p, Part::ToolResult { .. })) =>
+            {
+                last.content.push(part)
+            }
+            _ => self.messages.push(Message {
+                role: Role::User,
+                content: vec![part],
+            }),
+        }
+    }
+
     /// Name of the function a tool call id refers to, from earlier turns.
     pub fn tool_name_for(&self, call_id: &str) -> Option<&str> {
         self.messages

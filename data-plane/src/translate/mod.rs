@@ -8,6 +8,7 @@
 //! through untouched (see `pipeline`).
 
 pub mod anthropic;
+mod field;
 pub mod gemini;
 pub mod ir;
 pub mod openai_chat;

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use serde_json::{Map, Value, json};
 
+use super::field::{f64_of, str_of, u64_of};
 use super::ir::{
     ChatRequest, ChatResponse, Image, Message, Part, ResponseFormat, Role, StopReason, StreamEvent,
     Tool, ToolChoice, Unsupported,
@@ -171,22 +172,7 @@ fn decode_messages(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported
                     content,
                     is_error: false,
                 };
-                // Consecutive tool messages answer one assistant turn together.
-                match req.messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && last
-                                .content
-                                .iter()
-                                .all(|p| matches!(p, Part::ToolResult { .. })) =>
-                    {
-                        last.content.push(part)
-                    }
-                    _ => req.messages.push(Message {
-                        role: Role::User,
-                        content: vec![part],
-                    }),
-                }
+                req.push_tool_result(part);
             }
             other => {
                 return Err(Unsupported::invalid(
@@ -810,21 +796,6 @@ impl StreamEncoder for Encoder {
 }
 
 // ------------------------------------------------------------------ helpers
-
-fn str_of<'a>(v: &'a Value, field: &str) -> Result<&'a str, Unsupported> {
-    v.as_str()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a string"))
-}
-
-fn u64_of(v: &Value, field: &str) -> Result<u64, Unsupported> {
-    v.as_u64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a non-negative integer"))
-}
-
-fn f64_of(v: &Value, field: &str) -> Result<f64, Unsupported> {
-    v.as_f64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a number"))
-}
 
 /// Text of a string, or of an array of `{type: text}` parts joined.
 fn text_of(v: &Value, field: &str) -> Result<String, Unsupported> {

@@ -30,6 +30,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use super::field::{f64_of, str_field, str_of, u64_of};
 pub use request::{decode_request, encode_request};
 use request::{tool_id, tool_input};
 pub use stream::{Decoder, Encoder};
@@ -237,24 +238,3 @@ pub fn encode_response(resp: &ChatResponse) -> Value {
 }
 
 // ------------------------------------------------------------------ helpers
-
-fn str_of<'a>(v: &'a Value, field: &str) -> Result<&'a str, Unsupported> {
-    v.as_str()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a string"))
-}
-
-fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, Unsupported> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Unsupported::invalid(format!("{at}.{key}"), "expected a string"))
-}
-
-fn u64_of(v: &Value, field: &str) -> Result<u64, Unsupported> {
-    v.as_u64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a non-negative integer"))
-}
-
-fn f64_of(v: &Value, field: &str) -> Result<f64, Unsupported> {
-    v.as_f64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a number"))
-}

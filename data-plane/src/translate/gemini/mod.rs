@@ -36,6 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::field::{f64_of, str_of};
 use super::ir::{ChatResponse, Part, StopReason, Unsupported};
 use crate::usage::Usage;
 
@@ -316,11 +317,6 @@ fn json_object(arguments: &str, at: &str) -> Result<Value, Unsupported> {
     }
 }
 
-fn str_of<'a>(v: &'a Value, field: &str) -> Result<&'a str, Unsupported> {
-    v.as_str()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a string"))
-}
-
 fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, Unsupported> {
     field(v, key)
         .and_then(Value::as_str)
@@ -336,9 +332,4 @@ fn u64_of(v: &Value, field: &str) -> Result<u64, Unsupported> {
                 .map(|f| f as u64)
         })
         .ok_or_else(|| Unsupported::invalid(field, "expected a non-negative integer"))
-}
-
-fn f64_of(v: &Value, field: &str) -> Result<f64, Unsupported> {
-    v.as_f64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a number"))
 }

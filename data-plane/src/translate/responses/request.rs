@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::translate::field::{f64_of, str_of, u64_of};
 use crate::translate::ir::{
     ChatRequest, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
 };
@@ -134,22 +135,7 @@ fn decode_input(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
                     content,
                     is_error: false,
                 };
-                // Consecutive outputs answer one assistant turn together.
-                match req.messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && last
-                                .content
-                                .iter()
-                                .all(|p| matches!(p, Part::ToolResult { .. })) =>
-                    {
-                        last.content.push(part)
-                    }
-                    _ => req.messages.push(Message {
-                        role: Role::User,
-                        content: vec![part],
-                    }),
-                }
+                req.push_tool_result(part);
             }
             other => return Err(unsupported_value(at("type"), other)),
         }
@@ -511,25 +497,10 @@ pub(super) fn format_json(rf: &ResponseFormat) -> Value {
 
 // ------------------------------------------------------------------ helpers
 
-fn str_of<'a>(v: &'a Value, field: &str) -> Result<&'a str, Unsupported> {
-    v.as_str()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a string"))
-}
-
 fn required_str<'a>(v: &'a Value, key: &str, field: &str) -> Result<&'a str, Unsupported> {
     v.get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| Unsupported::invalid(field, "expected a string"))
-}
-
-fn u64_of(v: &Value, field: &str) -> Result<u64, Unsupported> {
-    v.as_u64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a non-negative integer"))
-}
-
-fn f64_of(v: &Value, field: &str) -> Result<f64, Unsupported> {
-    v.as_f64()
-        .ok_or_else(|| Unsupported::invalid(field, "expected a number"))
 }
 
 /// An object whose every field is null (`reasoning: {"effort": null}`) asks for nothing.
