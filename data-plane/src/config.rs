@@ -51,6 +51,11 @@ pub struct Config {
     #[arg(long, env = "AIGW_UPSTREAM_TIMEOUT_SECS", default_value_t = 600)]
     pub upstream_timeout_secs: u64,
 
+    /// Seconds a streamed answer may go without a byte from the upstream
+    /// before the gateway gives up on it (the app sees the stream cut).
+    #[arg(long, env = "AIGW_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub stream_idle_timeout_secs: u64,
+
     /// Attempts per request across the pool's credentials (1 = no retry).
     #[arg(long, env = "AIGW_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,

@@ -5,6 +5,7 @@
 //! phase lives in its own module; this file only composes them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aigw_proto::model::ClientKey;
 use bytes::Bytes;
@@ -221,7 +222,15 @@ async fn answer_app(
         let d = draft
             .take()
             .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
-        let stream = MeteredStream::new(up_body, mode, d, state.traces.clone(), up.status.as_u16());
+        let idle = Duration::from_secs(state.cfg.stream_idle_timeout_secs.max(1));
+        let stream = MeteredStream::new(
+            up_body,
+            mode,
+            d,
+            state.traces.clone(),
+            up.status.as_u16(),
+            idle,
+        );
         let mut r = Response::new(Either::Right(stream));
         *r.status_mut() = up.status;
         let h = r.headers_mut();

@@ -3,8 +3,10 @@
 //! event, reads usage on the way, and files the trace when the stream ends,
 //! breaks, or the app hangs up.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
@@ -41,8 +43,17 @@ pub struct MeteredStream {
     status: u16,
     done: bool,
     /// An upstream error held back until the bytes before it are delivered.
-    failed: Option<hyper::Error>,
+    failed: Option<BoxError>,
+    /// Fires when the upstream has sent nothing for `idle_timeout`.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    idle_timeout: Duration,
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent nothing for {0} s")]
+struct Stalled(u64);
 
 impl MeteredStream {
     pub fn new(
@@ -51,6 +62,7 @@ impl MeteredStream {
         draft: TraceDraft,
         sink: TraceSink,
         status: u16,
+        idle_timeout: Duration,
     ) -> Self {
         Self {
             inner,
@@ -61,6 +73,8 @@ impl MeteredStream {
             status,
             done: false,
             failed: None,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
         }
     }
 
@@ -220,7 +234,7 @@ const MAX_FRAME: usize = 64 * 1024;
 
 impl Body for MeteredStream {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     /// Takes every upstream frame that is ready now (never waiting for more)
     /// and hands the app one frame: a burst of events that arrived in one
@@ -229,7 +243,7 @@ impl Body for MeteredStream {
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Some(e) = this.failed.take() {
             return Poll::Ready(Some(Err(e)));
@@ -244,6 +258,8 @@ impl Body for MeteredStream {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
+                    let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
                     if let Some((d, _)) = &mut this.trace {
                         d.first_byte();
                     }
@@ -263,10 +279,10 @@ impl Body for MeteredStream {
                     this.done = true;
                     this.file_trace(Some("upstream stream cut"));
                     if out.is_empty() {
-                        return Poll::Ready(Some(Err(e)));
+                        return Poll::Ready(Some(Err(e.into())));
                     }
                     // Deliver what arrived before the cut, then the error.
-                    this.failed = Some(e);
+                    this.failed = Some(e.into());
                     break;
                 }
                 Poll::Ready(None) => {
@@ -276,10 +292,16 @@ impl Body for MeteredStream {
                     break;
                 }
                 Poll::Pending => {
-                    if out.is_empty() {
-                        return Poll::Pending;
+                    if !out.is_empty() {
+                        break;
                     }
-                    break;
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        this.done = true;
+                        this.file_trace(Some("upstream stream stalled"));
+                        let secs = this.idle_timeout.as_secs();
+                        return Poll::Ready(Some(Err(Stalled(secs).into())));
+                    }
+                    return Poll::Pending;
                 }
             }
         }

@@ -8,6 +8,7 @@ the app."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterator
 
 import httpx
@@ -37,7 +38,7 @@ def pool(stack: Gateway) -> Iterator[Gateway]:
         {"name": "pool-b", "secret": SECOND_SECRET},
     ]
     stack.apply_ok(config)
-    stack.start_data_plane()
+    stack.start_data_plane(AIGW_STREAM_IDLE_TIMEOUT_SECS="1")
     stack.wait_key_known()
     stack.mock.clear()
     yield stack
@@ -148,3 +149,18 @@ def test_a_stream_cut_upstream_is_cut_for_the_app_and_still_traced(pool: Gateway
     assert trace["status"] == 200
     assert trace["error"] == "upstream stream cut"
     assert trace["stream"] is True
+
+
+def test_a_stalled_stream_is_given_up_after_the_idle_timeout(pool: Gateway) -> None:
+    # The data plane runs with a 1 s idle timeout; the upstream goes quiet for 4 s.
+    pool.mock.add_fault(chunk_delay_ms=4000)
+    started = time.monotonic()
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        with pool.client().chat.completions.with_streaming_response.create(
+                model=MODEL, messages=MESSAGES, stream=True) as resp:
+            rid = resp.headers["x-request-id"]
+            for _ in resp.parse():
+                pass
+    assert time.monotonic() - started < 3.5
+    [trace] = pool.wait_traces([rid])
+    assert trace["error"] == "upstream stream stalled"

@@ -61,7 +61,9 @@ impl Limiter {
                 Ok(decision) => return decision,
                 Err(e) => {
                     metrics::counter!("aigw_ratelimit_fallback_total").increment(1);
-                    tracing::warn!(error = %e, "rate-limit store unavailable; limiting in process");
+                    if !matches!(e, shared::SharedError::Backoff) {
+                        tracing::warn!(error = %e, "rate-limit store unavailable; limiting in process for a second");
+                    }
                 }
             }
         }

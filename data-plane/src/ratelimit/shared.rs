@@ -8,11 +8,14 @@ use aigw_proto::model::ClientKey;
 use arc_swap::ArcSwapOption;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{DAY_MS, Exceeded, MINUTE_MS, overlap, secs_to_midnight, secs_to_next_minute};
 
 /// A request waits at most this long for the limit store.
 const TIMEOUT: Duration = Duration::from_millis(50);
+/// After a failure, requests skip the store this long (no 50 ms wait each).
+const BACKOFF_MS: u64 = 1_000;
 
 const ADMIT: &str = r"
 local tl = tonumber(ARGV[2])
@@ -34,6 +37,8 @@ return 0
 pub enum SharedError {
     #[error("not connected to Redis yet")]
     NotConnected,
+    #[error("Redis failed recently; not asking again yet")]
+    Backoff,
     #[error("Redis did not answer within {} ms", TIMEOUT.as_millis())]
     Timeout,
     #[error("{0}")]
@@ -43,6 +48,8 @@ pub enum SharedError {
 pub struct Shared {
     conn: Arc<ArcSwapOption<ConnectionManager>>,
     script: redis::Script,
+    /// Until when (epoch ms) requests skip the store after a failure.
+    skip_until_ms: AtomicU64,
 }
 
 impl Shared {
@@ -72,6 +79,7 @@ impl Shared {
         Ok(Self {
             conn,
             script: redis::Script::new(ADMIT),
+            skip_until_ms: AtomicU64::new(0),
         })
     }
 
@@ -88,6 +96,18 @@ impl Shared {
         key: &ClientKey,
         now_ms: u64,
     ) -> Result<Result<(), Exceeded>, SharedError> {
+        if now_ms < self.skip_until_ms.load(Ordering::Relaxed) {
+            return Err(SharedError::Backoff);
+        }
+        let result = self.ask(key, now_ms).await;
+        if result.is_err() {
+            self.skip_until_ms
+                .store(now_ms + BACKOFF_MS, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn ask(&self, key: &ClientKey, now_ms: u64) -> Result<Result<(), Exceeded>, SharedError> {
         let mut conn = self.manager()?;
         let l = key.limits;
         let minute = now_ms / MINUTE_MS;
