@@ -317,3 +317,23 @@ def test_apply_prune_leaves_keys_that_users_own(stack: Gateway, channel: grpc.Ch
     assert "deleted client_key app" in r.lines
     keys = root.call(root.admin.ListClientKeys, pb.admin_pb2.ListRequest()).client_keys
     assert {k.name for k in keys} == {"mia-key"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_repeated_failed_logins_lock_the_name_for_a_while(stack: Gateway, channel: grpc.Channel,
+                                                          pb: SimpleNamespace) -> None:
+    root = Api(pb, channel, stack.admin_token)
+    password = create_user(root, "lou", "viewer")
+    anonymous = Api(pb, channel, None)
+    for _ in range(5):
+        e = anonymous.refused(anonymous.identity.Login,
+                              pb.identity_pb2.LoginRequest(username="lou", password="guess"))
+        assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+    # Even the right password is refused until the lockout ends.
+    e = anonymous.refused(anonymous.identity.Login,
+                          pb.identity_pb2.LoginRequest(username="lou", password=password))
+    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+    assert "try again" in e.details()
+    # Other users are not affected.
+    create_user(root, "lena", "viewer")
+    login(pb, channel, "lena", "lena-e2e-password")

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use super::authn::{check_password_policy, decoy_hash};
 use super::client_keys::usernames;
 use super::rbac::{self, Principal, PrincipalKind, Role, Target};
+use super::throttle;
 use super::{AdminSvc, Change, Object, audit, tokens, users};
 use crate::db::identity::{self, delete_session, find_user};
 use crate::db::{config, now_ms};
@@ -36,6 +37,11 @@ fn as_user(u: &identity::UserRow) -> Result<Principal> {
 impl IdentityService for AdminSvc {
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResult>, Status> {
         let LoginRequest { username, password } = request.into_inner();
+        if let Some(secs) = throttle::locked_for(&username) {
+            return Err(Status::resource_exhausted(format!(
+                "too many failed logins for this user; try again in {secs} s"
+            )));
+        }
         let name = username.clone();
         let user = self.read(move |conn| find_user(conn, &name)).await?;
         // Unknown users cost a verification too, so timing does not tell
@@ -43,10 +49,17 @@ impl IdentityService for AdminSvc {
         let phc = user
             .as_ref()
             .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
-        let ok = users::verify_async(password, phc).await?;
+        let ok = {
+            let _slot = throttle::verification_slot().await;
+            users::verify_async(password, phc).await?
+        };
         let user = match user {
-            Some(u) if ok && !u.disabled => u,
+            Some(u) if ok && !u.disabled => {
+                throttle::succeeded(&username);
+                u
+            }
             _ => {
+                throttle::failed(&username);
                 // Not the username: people type passwords into that field too.
                 tracing::info!("login refused");
                 return Err(Error::Unauthenticated(BAD_LOGIN).into());

@@ -22,6 +22,7 @@ pub mod providers;
 pub mod rbac;
 pub mod routes;
 pub mod service;
+pub mod throttle;
 pub mod tokens;
 pub mod usage;
 pub mod users;
