@@ -95,3 +95,23 @@ def test_wrong_admin_token_is_refused(stack: Gateway) -> None:
     assert r.returncode != 0
     assert (r.stderr + r.stdout).strip(), "no message"
     assert "created" not in r.stdout
+
+
+@pytest.mark.parametrize("mistake", ["kind", "route", "price"])
+def test_a_mistake_anywhere_changes_nothing(stack: Gateway, mistake: str) -> None:
+    config = gateway_config(stack.mock.url)
+    second = dict(config["providers"][0], name="second")
+    config["providers"].append(second)
+    if mistake == "kind":
+        second["kind"] = "openia"
+    elif mistake == "route":
+        config["routes"] = [{"model": "gpt-4o*", "providers": ["mock", "ghost"]}]
+    else:
+        config["pricing"][0]["output"] = -1
+    r = stack.apply(config)
+    assert r.returncode != 0
+    assert {"kind": "openia", "route": "ghost", "price": "output"}[mistake] in r.stderr, r.stderr
+    assert r.stdout.strip() == "", r.stdout
+    # Nothing from the file was applied, not even what came before the mistake.
+    assert stack.db.rows("SELECT name FROM providers") == []
+    assert stack.db.rows("SELECT name FROM client_keys") == []

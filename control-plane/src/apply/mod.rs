@@ -152,9 +152,12 @@ pub async fn apply(
     )?;
     let routes = check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
 
-    for p in doc.providers {
-        let name = p.name.clone();
-        let spec = ProviderSpec {
+    // Build every object first and check it with the server's own rules, so
+    // a mistake anywhere in the file is reported before anything changes.
+    let provider_specs: Vec<ProviderSpec> = doc
+        .providers
+        .into_iter()
+        .map(|p| ProviderSpec {
             name: p.name,
             kind: p.kind,
             base_url: p.base_url,
@@ -170,7 +173,54 @@ pub async fn apply(
                 })
                 .collect(),
             model_map: p.model_map,
-        };
+        })
+        .collect();
+    let price_specs: Vec<PriceSpec> = doc
+        .pricing
+        .into_iter()
+        .map(|p| PriceSpec {
+            model: p.model,
+            input: p.input.0,
+            output: p.output.0,
+            cached_input: p.cached_input.map(|c| c.0),
+        })
+        .collect();
+    let key_specs: Vec<ClientKeySpec> = doc
+        .client_keys
+        .into_iter()
+        .map(|k| {
+            let limits = k.limits.unwrap_or_default();
+            ClientKeySpec {
+                name: k.name,
+                key: k.key.unwrap_or_default(),
+                models: k.models,
+                rpm: limits.rpm.map(|n| n.0),
+                tokens_per_day: limits.tokens_per_day.map(|n| n.0),
+                cost_per_day: limits.cost_per_day.map(|n| n.0),
+                expires_at_ms: k.expires_at.map_or(0, |e| e.0),
+                owner: String::new(),
+            }
+        })
+        .collect();
+    let route_specs: Vec<RouteSpec> = doc
+        .routes
+        .into_iter()
+        .map(|r| RouteSpec {
+            model: r.model,
+            providers: r.providers,
+        })
+        .collect();
+    preflight(
+        client,
+        &provider_specs,
+        &price_specs,
+        &key_specs,
+        &route_specs,
+    )
+    .await?;
+
+    for spec in provider_specs {
+        let name = spec.name.clone();
         let r = client
             .upsert_provider(spec)
             .await
@@ -178,14 +228,8 @@ pub async fn apply(
             .into_inner();
         report(out, "provider", &name, &r)?;
     }
-    for p in doc.pricing {
-        let model = p.model.clone();
-        let spec = PriceSpec {
-            model: p.model,
-            input: p.input.0,
-            output: p.output.0,
-            cached_input: p.cached_input.map(|c| c.0),
-        };
+    for spec in price_specs {
+        let model = spec.model.clone();
         let r = client
             .upsert_price(spec)
             .await
@@ -193,19 +237,8 @@ pub async fn apply(
             .into_inner();
         report(out, "price", &model, &r)?;
     }
-    for k in doc.client_keys {
-        let name = k.name.clone();
-        let limits = k.limits.unwrap_or_default();
-        let spec = ClientKeySpec {
-            name: k.name,
-            key: k.key.unwrap_or_default(),
-            models: k.models,
-            rpm: limits.rpm.map(|n| n.0),
-            tokens_per_day: limits.tokens_per_day.map(|n| n.0),
-            cost_per_day: limits.cost_per_day.map(|n| n.0),
-            expires_at_ms: k.expires_at.map_or(0, |e| e.0),
-            owner: String::new(),
-        };
+    for spec in key_specs {
+        let name = spec.name.clone();
         let r = client
             .upsert_client_key(spec)
             .await
@@ -214,12 +247,8 @@ pub async fn apply(
         report(out, "client_key", &name, &r)?;
     }
     // After the providers they name.
-    for r in doc.routes {
-        let model = r.model.clone();
-        let spec = RouteSpec {
-            model: r.model,
-            providers: r.providers,
-        };
+    for spec in route_specs {
+        let model = spec.model.clone();
         let r = client
             .upsert_route(spec)
             .await
@@ -235,6 +264,49 @@ pub async fn apply(
             routes,
         };
         prune_missing(client, &named, out).await?;
+    }
+    Ok(())
+}
+
+/// Checks every object of the file with the rules the server applies, and
+/// that each route names providers the file or the server has.
+async fn preflight(
+    client: &mut Client,
+    providers: &[ProviderSpec],
+    prices: &[PriceSpec],
+    keys: &[ClientKeySpec],
+    routes: &[RouteSpec],
+) -> Result<()> {
+    for p in providers {
+        crate::admin::providers::validate(p.clone())?;
+    }
+    for p in prices {
+        crate::admin::pricing::validate(p)?;
+    }
+    for k in keys {
+        crate::admin::client_keys::validate(k.clone())?;
+    }
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let existing = client
+        .list_providers(ListRequest {})
+        .await
+        .map_err(rpc("listing providers".into()))?
+        .into_inner()
+        .providers;
+    for r in routes {
+        crate::admin::routes::validate(r)?;
+        for name in &r.providers {
+            let known = providers.iter().any(|p| &p.name == name)
+                || existing.iter().any(|p| &p.name == name);
+            if !known {
+                return Err(Error::invalid(format!(
+                    "route {:?} names provider {name:?}, which neither this file nor the server has",
+                    r.model
+                )));
+            }
+        }
     }
     Ok(())
 }
