@@ -489,7 +489,7 @@ client_keys:
     assert!(third.contains("deleted price gpt-4o"), "{third}");
     assert!(!third.contains("deleted provider"), "{third}");
 
-    // A refused object is an error naming it.
+    // A refused object is an error naming it (found before anything is sent).
     let bad = "providers:\n  - name: bad\n    kind: openai-compatible\n";
     let e = apply::apply(
         &mut client,
@@ -500,7 +500,10 @@ client_keys:
     .await
     .unwrap_err()
     .to_string();
-    assert!(e.contains("provider bad") && e.contains("base_url"), "{e}");
+    assert!(
+        e.contains("provider \"bad\"") && e.contains("base_url"),
+        "{e}"
+    );
     // A wrong token too.
     let mut wrong = apply::connect(&server.url, "nope").await.unwrap();
     let e = apply::apply(
