@@ -204,6 +204,18 @@ pub struct UpstreamBody {
 }
 
 impl UpstreamBody {
+    /// Lets the connection make progress (read, decode); drops it once done.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = &mut self.conn
+            && let Poll::Ready(r) = Pin::new(conn).poll(cx)
+        {
+            self.conn = None;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        }
+    }
+
     /// Back to the pool once the answer was read whole and the connection
     /// can take another request.
     fn release(&mut self) {
@@ -241,26 +253,12 @@ impl Body for UpstreamBody {
         }
         // Drive the connection first: it reads and decodes the next chunk
         // into the body; its own errors surface through the body.
-        if let Some(conn) = &mut this.conn
-            && let Poll::Ready(r) = Pin::new(conn).poll(cx)
-        {
-            this.conn = None;
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        }
+        this.drive(cx);
         let mut r = Pin::new(&mut this.body).poll_frame(cx);
-        if r.is_pending()
-            && let Some(conn) = &mut this.conn
-        {
+        if r.is_pending() && this.conn.is_some() {
             // Polling the body just told the connection it may hand over
             // the next chunk: give it that chance now instead of a wake-up.
-            if let Poll::Ready(res) = Pin::new(conn).poll(cx) {
-                this.conn = None;
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "upstream connection ended with an error");
-                }
-            }
+            this.drive(cx);
             r = Pin::new(&mut this.body).poll_frame(cx);
         }
         if let Poll::Ready(None) = r {
