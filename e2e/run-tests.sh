@@ -65,18 +65,6 @@ fi
 step "cargo build --workspace"
 cargo build --workspace
 
-if [ "${E2E_ONLY:-0}" != "1" ]; then
-  if cargo nextest --version >/dev/null 2>&1; then
-    step "cargo nextest run --workspace"
-    cargo nextest run --workspace --no-fail-fast
-    # nextest does not run doctests.
-    cargo test --workspace --doc
-  else
-    step "cargo test --workspace"
-    cargo test --workspace --no-fail-fast
-  fi
-fi
-
 # ---------------------------------------------------------------- throwaway Postgres
 PG_TMP=""
 PG_AS=()
@@ -113,9 +101,24 @@ fi
 export AIGW_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 echo "postgres on 127.0.0.1:$PG_PORT"
 
+# Postgres tests must run, not skip: a missing cluster fails them.
+export AIGW_TEST_REQUIRE_PG=1
+
+# ---------------------------------------------------------------- Rust tests
+if [ "${E2E_ONLY:-0}" != "1" ]; then
+  if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace"
+    cargo nextest run --workspace --no-fail-fast
+    # nextest does not run doctests.
+    cargo test --workspace --doc
+  else
+    step "cargo test --workspace"
+    cargo test --workspace --no-fail-fast
+  fi
+fi
+
 # ---------------------------------------------------------------- e2e suite
 step "e2e suite (pytest)"
 export AIGW_BIN_DIR="$ROOT/target/debug"
-export AIGW_E2E_REQUIRE_PG=1
 cd "$E2E"
 "$VENV/bin/python" -m pytest -p no:cacheprovider -v "$@"

@@ -47,8 +47,8 @@ def _make_db(kind: str, workdir: Path) -> tuple[Database, object]:
         return Database("sqlite", f"sqlite://{path}", sqlite_path=path), None
     admin_url = os.environ.get(PG_URL_ENV)
     if not admin_url:
-        if os.environ.get("AIGW_E2E_REQUIRE_PG") == "1":
-            pytest.fail(f"{PG_URL_ENV} is not set but AIGW_E2E_REQUIRE_PG=1")
+        if os.environ.get("AIGW_TEST_REQUIRE_PG") == "1":
+            pytest.fail(f"{PG_URL_ENV} is not set but AIGW_TEST_REQUIRE_PG=1")
         pytest.skip(
             f"Postgres variant: {PG_URL_ENV} is not set (e2e/run-tests.sh starts a "
             "throwaway cluster and sets it)"

@@ -247,16 +247,27 @@ pub mod testing {
         name: String,
     }
 
+    /// The Postgres cluster to test against. Unset, Postgres tests are
+    /// skipped, unless AIGW_TEST_REQUIRE_PG=1 (the test script sets it), where
+    /// a missing cluster fails them: a skip must not pass for a pass in CI.
+    pub fn pg_url() -> Option<String> {
+        let url = std::env::var("AIGW_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        if url.is_none() {
+            assert!(
+                std::env::var("AIGW_TEST_REQUIRE_PG").as_deref() != Ok("1"),
+                "AIGW_TEST_REQUIRE_PG=1 but AIGW_TEST_PG_URL is not set"
+            );
+            println!("skipped: set AIGW_TEST_PG_URL=postgres://... to run the Postgres variant");
+        }
+        url
+    }
+
     pub fn pg_db() -> Option<PgTemp> {
         use diesel::Connection as _;
         use diesel::connection::SimpleConnection as _;
-        let Some(admin_url) = std::env::var("AIGW_TEST_PG_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            println!("skipped: set AIGW_TEST_PG_URL=postgres://... to run the Postgres variant");
-            return None;
-        };
+        let admin_url = pg_url()?;
         let name = format!("aigw_cp_test_{}", crate::crypto::new_id().unwrap());
         let mut c = diesel::PgConnection::establish(&admin_url).unwrap();
         c.batch_execute(&format!("CREATE DATABASE \"{name}\""))

@@ -10,22 +10,13 @@ use tonic::Request;
 use tonic::metadata::MetadataValue;
 
 use super::Db;
+use super::testing::pg_url;
 use crate::admin::AdminSvc;
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
 use crate::db::config::load_all;
 use crate::ingest::{store_batch, tests::record};
 use crate::push::{Publisher, Registry};
-
-fn pg_url() -> Option<String> {
-    let url = std::env::var("AIGW_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        println!("skipped: set AIGW_TEST_PG_URL=postgres://... to run the Postgres tests");
-    }
-    url
-}
 
 #[tokio::test]
 async fn postgres_traces_and_admin_roundtrip() {
