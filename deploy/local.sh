@@ -47,7 +47,10 @@ random_hex() { # bytes
 }
 
 # ---------------------------------------------------------------- build
+# shellcheck source=apt.sh
+. "$ROOT/deploy/apt.sh"
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
+  ensure_build_deps || die "cannot install the build dependencies"
   say "building $PROFILE binaries (the first release build takes several minutes)"
   cargo build "${BUILD_ARGS[@]}" --workspace
 fi

@@ -20,12 +20,8 @@ cd "$ROOT"
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'run-tests: %s\n' "$*" >&2; exit 1; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-else
-  command -v sudo >/dev/null || die "not root and no sudo: cannot install system packages"
-  SUDO=(sudo -n)
-fi
+# shellcheck source=../deploy/apt.sh
+. "$ROOT/deploy/apt.sh"
 
 # ---------------------------------------------------------------- system packages
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -34,17 +30,13 @@ missing=()
 PG_BIN="$(pg_bin_dir)"
 { [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ]; } || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
-# diesel's Postgres backend links libpq.
-[ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+[ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev) # see ensure_build_deps
 PYTHON="$(command -v python3.11 || command -v python3 || true)"
 [ -n "$PYTHON" ] || die "python3 not found"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then
-  step "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${SUDO[@]}" apt-get update -qq
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}" || die "cannot install ${missing[*]}"
   PG_BIN="$(pg_bin_dir)"
   [ -x "$PG_BIN/initdb" ] || die "postgresql installed but no initdb under /usr/lib/postgresql/*/bin"
 fi

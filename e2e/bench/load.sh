@@ -27,14 +27,16 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# start NAME CMD...: runs CMD in the background and waits for its "listening on" line.
+# start NAME CMD...: runs CMD in the background, waits for its "listening on"
+# line and sets ADDR. Not called in $(...): the PID must reach PIDS here, or
+# the cleanup would leave the process running.
 start() {
   local name="$1"; shift
   "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   PIDS+=($!)
   for _ in $(seq 1 200); do
     if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
-      grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}'
+      ADDR=$(grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}')
       return 0
     fi
     sleep 0.05
@@ -42,10 +44,10 @@ start() {
   echo "$name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1
 }
 
-MOCK_ADDR=$(start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast)
+start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast; MOCK_ADDR=$ADDR
 export AIGW_MASTER_KEY=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
 export AIGW_ADMIN_TOKEN=bench-admin NODE_TOKEN=bench-node AIGW_NODE_TOKEN=bench-node
-CP_ADDR=$(start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "$BIN/control-plane")
+start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "$BIN/control-plane"; CP_ADDR=$ADDR
 export AIGW_CONTROL_PLANE="http://$CP_ADDR"
 cat >"$WORK/bench.yaml" <<YAML
 providers:
@@ -60,7 +62,7 @@ client_keys:
   - { name: bench, key: sk-bench }
 YAML
 "$BIN/control-plane" apply -f "$WORK/bench.yaml" >&2
-DP_ADDR=$(start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" RUST_LOG=warn "$BIN/data-plane")
+start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" RUST_LOG=warn "$BIN/data-plane"; DP_ADDR=$ADDR
 for _ in $(seq 1 100); do curl -fs "http://$DP_ADDR/readyz" >/dev/null && break; sleep 0.1; done
 
 NGINX_PORT=$(free_port)
