@@ -274,8 +274,8 @@ mod tests {
         );
         assert_eq!(s.providers[0].model_map["gpt-4o-fast"], "gpt-4o-mini");
         let served = model::Snapshot::try_from(s.clone()).unwrap();
-        assert_eq!(served.route_chain("gpt-4o").len(), 1);
-        assert_eq!(served.route_chain("gpt-4o-mini").len(), 2);
+        assert_eq!(served.route_chain("gpt-4o").count(), 1);
+        assert_eq!(served.route_chain("gpt-4o-mini").count(), 2);
 
         let mut r = rows(&m);
         r.client_keys[0].revoked_at_ms = 5;

@@ -153,10 +153,7 @@ impl GatewayError {
     }
 
     /// The error body in OpenAI's shape: `{"error":{message,type,param,code}}`.
-    pub fn openai_body(&self) -> Bytes {
-        if let Self::UpstreamResponse { body, .. } = self {
-            return body.clone();
-        }
+    fn openai_body(&self) -> Bytes {
         let (kind, code) = match self {
             Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => {
                 ("invalid_request_error", Some("invalid_api_key"))
@@ -194,10 +191,7 @@ impl GatewayError {
     }
 
     /// Anthropic's shape: `{"type":"error","error":{"type","message"}}`.
-    pub fn anthropic_body(&self) -> Bytes {
-        if let Self::UpstreamResponse { body, .. } = self {
-            return body.clone();
-        }
+    fn anthropic_body(&self) -> Bytes {
         let kind = match self.status().as_u16() {
             400 => "invalid_request_error",
             401 => "authentication_error",
@@ -213,10 +207,7 @@ impl GatewayError {
     }
 
     /// Gemini's (Google API) shape: `{"error":{"code","message","status"}}`.
-    pub fn gemini_body(&self) -> Bytes {
-        if let Self::UpstreamResponse { body, .. } = self {
-            return body.clone();
-        }
+    fn gemini_body(&self) -> Bytes {
         let code = self.status().as_u16();
         let status = match code {
             400 | 413 => "INVALID_ARGUMENT",
@@ -233,6 +224,10 @@ impl GatewayError {
     }
 
     pub fn body(&self, format: ApiFormat) -> Bytes {
+        // Relayed as the upstream wrote it: already in the app's format.
+        if let Self::UpstreamResponse { body, .. } = self {
+            return body.clone();
+        }
         match format {
             ApiFormat::OpenAi => self.openai_body(),
             ApiFormat::Anthropic => self.anthropic_body(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
@@ -18,10 +18,6 @@ use crate::upstream_client::{UpstreamBody, UpstreamClient};
 
 pub type HttpClient = UpstreamClient;
 
-/// Request headers an app may pass to the upstream. Everything else (its key,
-/// cookies, client-address headers, tracing baggage) stays here.
-const PASSED_REQUEST_HEADERS: &[&str] = &["openai-beta", "anthropic-version", "anthropic-beta"];
-
 /// Largest upstream error body relayed to the app.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -29,23 +25,12 @@ pub fn build_client() -> Result<HttpClient, rustls::Error> {
     UpstreamClient::new()
 }
 
-/// Picks the headers of the app's request that may travel upstream.
-pub fn passed_headers(app: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for name in PASSED_REQUEST_HEADERS {
-        for v in app.get_all(*name) {
-            out.append(HeaderName::from_static(name), v.clone());
-        }
-    }
-    out
-}
-
 pub struct Call<'a> {
     pub upstream: &'a Arc<Upstream>,
     /// Path and query appended to the provider's base URL.
     pub path: &'a str,
     pub body: Bytes,
-    pub headers: HeaderMap,
+    pub headers: &'a HeaderMap,
     pub timeout: Duration,
     pub max_attempts: u32,
 }
@@ -85,7 +70,7 @@ pub async fn send(
             .body(Full::new(call.body.clone()))
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let h = req.headers_mut();
-        h.clone_from(&call.headers);
+        h.clone_from(call.headers);
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(
             ACCEPT,
@@ -239,25 +224,6 @@ mod tests {
         let b = Bytes::from_static(b"{\"error\":\"bad key sk-secret-123456 used\"}");
         let out = scrub(b, ["sk-secret-123456", "short"].into_iter());
         assert_eq!(&out[..], b"{\"error\":\"bad key [redacted] used\"}");
-    }
-
-    #[test]
-    fn only_allowed_headers_pass() {
-        let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("authorization", "Bearer app"),
-            ("cookie", "a=b"),
-            ("x-forwarded-for", "1.2.3.4"),
-            ("x-real-ip", "1.2.3.4"),
-            ("forwarded", "for=1.2.3.4"),
-            ("via", "1.1 x"),
-            ("openai-beta", "assistants=v2"),
-        ] {
-            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        let out = passed_headers(&h);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out["openai-beta"], "assistants=v2");
     }
 
     #[test]

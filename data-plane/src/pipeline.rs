@@ -110,15 +110,15 @@ async fn run(
     if call.op != Op::CountTokens {
         d.price = rt.snapshot.price(&probe.model);
     }
-    let chain = rt.route_chain(&probe.model);
-    if chain.is_empty() {
+    let mut chain = rt.route_chain(&probe.model).peekable();
+    if chain.peek().is_none() {
         return Err(GatewayError::UnknownModel(probe.model));
     }
     if !key.allows(&probe.model) {
         return Err(GatewayError::ModelNotAllowed(probe.model));
     }
     let mut last = None;
-    for (n, upstream) in chain.iter().enumerate() {
+    while let Some(upstream) = chain.next() {
         let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
         let sent = forward::send(
             &state.client,
@@ -126,7 +126,7 @@ async fn run(
                 upstream,
                 path: &plan.path,
                 body: plan.body.clone(),
-                headers: plan.headers.clone(),
+                headers: &plan.headers,
                 timeout: state.cfg.upstream_timeout(),
                 max_attempts: state.cfg.max_attempts,
             },
@@ -137,7 +137,7 @@ async fn run(
             Ok(answer) => return answer_app(state, call, &plan, answer.response, draft).await,
             Err(e) => {
                 let err = in_app_format(e, &plan);
-                if n + 1 < chain.len() && falls_back(&err) {
+                if chain.peek().is_some() && falls_back(&err) {
                     tracing::info!(provider = %upstream.provider.name, error = %err, "provider failed; trying the next in the route");
                     last = Some(err);
                     continue;
@@ -195,18 +195,13 @@ async fn answer_app(
     if plan.stream {
         let mode = match (&plan.ir, is_sse) {
             (Some(ir), true) => Mode::Translate {
-                decoder: translate::decoder(plan.target)
-                    .map_err(|e| GatewayError::Unsupported(e.message))?,
-                encoder: translate::encoder(call.format, ir)
-                    .map_err(|e| GatewayError::Unsupported(e.message))?,
+                decoder: translate::decoder(plan.target),
+                encoder: translate::encoder(call.format, ir),
             },
             (None, true) if plan.target == Format::OpenAiChat => Mode::OpenAiChat {
                 strip_usage_chunk: plan.strip_usage_chunk,
             },
-            (None, true) => match translate::decoder(plan.target) {
-                Ok(d) => Mode::Observe(d),
-                Err(_) => Mode::Raw,
-            },
+            (None, true) => Mode::Observe(translate::decoder(plan.target)),
             (None, false) => Mode::Raw,
             (Some(_), false) => {
                 return Err(GatewayError::Upstream {
@@ -274,8 +269,7 @@ async fn answer_app(
             }
         })?;
         d.usage = answer.usage;
-        let encoded = translate::encode_response(call.format, &answer)
-            .map_err(|e| GatewayError::Unsupported(e.message))?;
+        let encoded = translate::encode_response(call.format, &answer);
         Bytes::from(
             serde_json::to_vec(&encoded).map_err(|e| GatewayError::Internal(e.to_string()))?,
         )

@@ -152,19 +152,20 @@ pub fn plan(
         headers.insert(HeaderName::from_static("openai-beta"), b.clone());
     }
     if native {
-        let mut strip_usage_chunk = false;
-        let mut out = body.clone();
-        if call.format == Format::OpenAiChat && call.op == Op::Generate {
-            let req = OpenAiProbe {
-                model: probe.model.clone(),
-                stream: probe.stream,
-                include_usage: probe.include_usage,
-            };
-            (out, strip_usage_chunk) = req.upstream_body(out)?;
-        }
-        if target != Format::Gemini && model != probe.model {
-            out = with_model(&out, model)?;
-        }
+        // An OpenAI stream the app did not ask usage for is asked for it
+        // anyway (the trace needs the counts); the extra usage chunk is taken
+        // out again on the way back.
+        let strip_usage_chunk = call.format == Format::OpenAiChat
+            && call.op == Op::Generate
+            && probe.stream
+            && !probe.include_usage;
+        // Gemini carries the model in the path.
+        let new_model = (target != Format::Gemini && model != probe.model).then_some(model);
+        let out = if strip_usage_chunk || new_model.is_some() {
+            rewrite(body, new_model, strip_usage_chunk)?
+        } else {
+            body.clone()
+        };
         return Ok(Plan {
             target,
             native,
@@ -200,11 +201,25 @@ pub fn plan(
     })
 }
 
-/// The body with its `model` replaced by the provider's name for it.
-fn with_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
+/// The body, parsed once, with its `model` replaced by the provider's name
+/// for it and/or `stream_options.include_usage` set.
+fn rewrite(body: &[u8], model: Option<&str>, include_usage: bool) -> Result<Bytes, GatewayError> {
     let mut v: Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| GatewayError::BadJson(e.to_string()))?;
-    v.insert("model".into(), Value::String(model.to_string()));
+    if let Some(m) = model {
+        v.insert("model".into(), Value::String(m.to_string()));
+    }
+    if include_usage {
+        let opts = v
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !opts.is_object() {
+            *opts = Value::Object(Map::new());
+        }
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
     serde_json::to_vec(&v)
         .map(Bytes::from)
         .map_err(|e| GatewayError::Internal(e.to_string()))
@@ -273,6 +288,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.body, body);
+    }
+
+    #[test]
+    fn include_usage_is_asked_for_only_when_missing() {
+        let c = call("/v1/chat/completions", None);
+        let up = upstream(ProviderKind::OpenAi, &[("fast", "gpt-4o-mini")]);
+        let body = Bytes::from_static(br#"{"model":"m","stream":true,"stream_options":{"x":1}}"#);
+        let p = plan(
+            &c,
+            &Probe::parse(&c, &body).unwrap(),
+            &body,
+            &HeaderMap::new(),
+            &up,
+        )
+        .unwrap();
+        assert!(p.strip_usage_chunk);
+        let v: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["x"], 1);
+
+        let body = Bytes::from_static(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+        );
+        let p = plan(
+            &c,
+            &Probe::parse(&c, &body).unwrap(),
+            &body,
+            &HeaderMap::new(),
+            &up,
+        )
+        .unwrap();
+        assert!(!p.strip_usage_chunk);
+        assert_eq!(p.body, body);
+
+        // Model map and usage in one rewrite.
+        let body = Bytes::from_static(br#"{"model":"fast","stream":true}"#);
+        let p = plan(
+            &c,
+            &Probe::parse(&c, &body).unwrap(),
+            &body,
+            &HeaderMap::new(),
+            &up,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(
+            (
+                v["model"].as_str(),
+                v["stream_options"]["include_usage"].as_bool()
+            ),
+            (Some("gpt-4o-mini"), Some(true))
+        );
     }
 
     #[test]

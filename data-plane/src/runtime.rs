@@ -89,16 +89,14 @@ impl Runtime {
 
     /// The providers to try for `model`, in order (a route's fallback
     /// chain, else the first provider whose globs match).
-    pub fn route_chain(&self, model: &str) -> Vec<&Arc<Upstream>> {
+    pub fn route_chain(&self, model: &str) -> impl Iterator<Item = &Arc<Upstream>> + '_ {
         self.snapshot
             .route_chain(model)
-            .into_iter()
             .filter_map(|i| self.upstreams.get(i))
-            .collect()
     }
 
     pub fn route(&self, model: &str) -> Option<&Arc<Upstream>> {
-        self.route_chain(model).into_iter().next()
+        self.route_chain(model).next()
     }
 
     fn health_of(&self, provider: &str, key: &str) -> Option<Arc<KeyHealth>> {

@@ -80,34 +80,26 @@ impl MeteredStream {
 
     /// Handles one upstream event; appends what the app gets to `out`.
     fn on_event(&mut self, ev: Event, out: &mut Output) {
-        let usage = self.trace.as_mut().map(|(d, _)| &mut d.usage);
         let forward = match &mut self.mode {
             Mode::OpenAiChat { strip_usage_chunk } => {
                 let mut scratch = Default::default();
-                let u = usage.unwrap_or(&mut scratch);
+                let u = self
+                    .trace
+                    .as_mut()
+                    .map_or(&mut scratch, |(d, _)| &mut d.usage);
                 openai::scan_chunk(&ev, u, *strip_usage_chunk) == ChunkAction::Forward
             }
             Mode::Observe(decoder) => {
                 decoder.event(&ev, &mut self.events);
-                if let Some(u) = usage {
-                    take_usage(&mut self.events, u);
-                }
-                self.events.clear();
                 true
             }
-            Mode::Translate { decoder, encoder } => {
+            Mode::Translate { decoder, .. } => {
                 decoder.event(&ev, &mut self.events);
-                if let Some(u) = usage {
-                    take_usage(&mut self.events, u);
-                }
-                let buf = out.buf();
-                for e in self.events.drain(..) {
-                    encoder.event(&e, buf);
-                }
                 false
             }
             Mode::Raw => true,
         };
+        self.use_events(out);
         if forward {
             // The app's SDK may stop reading at the closing event, so the
             // trace must be on disk before that event leaves.
@@ -123,27 +115,37 @@ impl MeteredStream {
         if let Some(ev) = self.parser.finish() {
             self.on_event(ev, out);
         }
-        let usage = self.trace.as_mut().map(|(d, _)| &mut d.usage);
-        match &mut self.mode {
-            Mode::Observe(decoder) => {
-                decoder.end(&mut self.events);
-                if let Some(u) = usage {
-                    take_usage(&mut self.events, u);
+        if let Mode::Observe(decoder) | Mode::Translate { decoder, .. } = &mut self.mode {
+            decoder.end(&mut self.events);
+        }
+        self.use_events(out);
+        if let Mode::Translate { encoder, .. } = &mut self.mode {
+            encoder.end(out.buf());
+        }
+    }
+
+    /// Takes the usage from the IR events just decoded (the last report wins:
+    /// decoders already turn cumulative or split reports into totals) and,
+    /// when translating, writes the events for the app.
+    fn use_events(&mut self, out: &mut Output) {
+        if self.events.is_empty() {
+            return;
+        }
+        if let Some((d, _)) = &mut self.trace {
+            for e in &self.events {
+                if let StreamEvent::Usage(u) = e {
+                    d.usage = *u;
                 }
-                self.events.clear();
             }
-            Mode::Translate { decoder, encoder } => {
-                decoder.end(&mut self.events);
-                if let Some(u) = usage {
-                    take_usage(&mut self.events, u);
-                }
+        }
+        match &mut self.mode {
+            Mode::Translate { encoder, .. } => {
                 let buf = out.buf();
                 for e in self.events.drain(..) {
                     encoder.event(&e, buf);
                 }
-                encoder.end(buf);
             }
-            Mode::OpenAiChat { .. } | Mode::Raw => {}
+            _ => self.events.clear(),
         }
     }
 
@@ -164,16 +166,6 @@ fn is_closing(ev: &Event) -> bool {
             ev.event.as_deref(),
             Some("message_stop" | "response.completed" | "response.incomplete" | "response.failed")
         )
-}
-
-/// The last usage report wins: decoders already turn cumulative or split
-/// reports into totals.
-fn take_usage(events: &mut [StreamEvent], usage: &mut crate::usage::Usage) {
-    for e in events.iter() {
-        if let StreamEvent::Usage(u) = e {
-            *usage = *u;
-        }
-    }
 }
 
 /// Bytes for the app from one upstream frame, without copying when a single

@@ -127,31 +127,31 @@ pub fn decode_response(fmt: Format, body: &[u8]) -> Result<ChatResponse, Unsuppo
 }
 
 /// IR → the app's answer in `fmt`.
-pub fn encode_response(fmt: Format, resp: &ChatResponse) -> Result<Value, Unsupported> {
-    Ok(match fmt {
+pub fn encode_response(fmt: Format, resp: &ChatResponse) -> Value {
+    match fmt {
         Format::OpenAiChat => openai_chat::encode_response(resp),
         Format::Responses => responses::encode_response(resp),
         Format::Anthropic => anthropic::encode_response(resp),
         Format::Gemini => gemini::encode_response(resp),
-    })
+    }
 }
 
-pub fn decoder(fmt: Format) -> Result<Box<dyn StreamDecoder>, Unsupported> {
-    Ok(match fmt {
+pub fn decoder(fmt: Format) -> Box<dyn StreamDecoder> {
+    match fmt {
         Format::OpenAiChat => Box::<openai_chat::Decoder>::default(),
         Format::Responses => Box::<responses::Decoder>::default(),
         Format::Anthropic => Box::<anthropic::Decoder>::default(),
         Format::Gemini => Box::<gemini::Decoder>::default(),
-    })
+    }
 }
 
-pub fn encoder(fmt: Format, req: &ChatRequest) -> Result<Box<dyn StreamEncoder>, Unsupported> {
-    Ok(match fmt {
+pub fn encoder(fmt: Format, req: &ChatRequest) -> Box<dyn StreamEncoder> {
+    match fmt {
         Format::OpenAiChat => Box::new(openai_chat::Encoder::new(req)),
         Format::Responses => Box::new(responses::Encoder::new(req)),
         Format::Anthropic => Box::new(anthropic::Encoder::new(req)),
         Format::Gemini => Box::new(gemini::Encoder::new(req)),
-    })
+    }
 }
 
 /// Usage reported in a whole (non-streamed) answer in `fmt`, if any.
@@ -167,5 +167,25 @@ pub fn usage_of_body(fmt: Format, embeddings: bool, body: &[u8]) -> Option<Usage
         (Format::Responses, _) => v.get("usage").map(responses::usage_from),
         (Format::Anthropic, _) => v.get("usage").map(anthropic::usage_from),
         (Format::Gemini, _) => v.get("usageMetadata").map(gemini::usage_from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_answer_usage() {
+        let body = br#"{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":7,"completion_tokens_details":{"reasoning_tokens":3}}}"#;
+        let u = usage_of_body(Format::OpenAiChat, false, body).unwrap();
+        assert_eq!((u.input, u.output, u.cached, u.reasoning), (5, 7, 0, 3));
+        assert!(usage_of_body(Format::OpenAiChat, false, b"{}").is_none());
+        let e = usage_of_body(
+            Format::OpenAiChat,
+            true,
+            br#"{"usage":{"prompt_tokens":4,"total_tokens":4}}"#,
+        )
+        .unwrap();
+        assert_eq!((e.input, e.output), (4, 0));
     }
 }

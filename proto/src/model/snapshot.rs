@@ -221,20 +221,20 @@ pub struct Snapshot {
 impl Snapshot {
     /// The first provider (in snapshot order) whose globs match.
     pub fn route(&self, model: &str) -> Option<&Provider> {
-        self.route_chain(model).first().map(|&i| &self.providers[i])
+        self.route_chain(model).next().map(|i| &self.providers[i])
     }
 
     /// Indexes of the providers to try for `model`, in order: the first
     /// matching route's chain, else the first provider whose globs match.
-    pub fn route_chain(&self, model: &str) -> Vec<usize> {
-        if let Some(r) = self.routes.iter().find(|r| r.model.matches(model)) {
-            return r.providers.clone();
-        }
-        self.providers
-            .iter()
-            .position(|p| p.serves(model))
-            .into_iter()
-            .collect()
+    /// Allocation-free: it runs for every request.
+    pub fn route_chain(&self, model: &str) -> impl Iterator<Item = usize> + '_ {
+        let route = self.routes.iter().find(|r| r.model.matches(model));
+        let listed: &[usize] = route.map_or(&[], |r| &r.providers);
+        let fallback = match route {
+            Some(_) => None,
+            None => self.providers.iter().position(|p| p.serves(model)),
+        };
+        listed.iter().copied().chain(fallback)
     }
 
     pub fn price(&self, model: &str) -> Option<Price> {
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(s.providers[1].base_url, "http://x:1");
         assert_eq!(s.route("gpt-4o-mini").unwrap().name, "a");
         assert!(s.route("claude").is_none());
-        assert!(s.route_chain("claude").is_empty());
+        assert_eq!(s.route_chain("claude").next(), None);
     }
 
     #[test]
