@@ -84,15 +84,16 @@ impl UpstreamClient {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         let key = pool_key(req.uri())?;
-        // A pooled connection the server closed while idle fails at once;
-        // such a failure is retried once on a fresh connection.
+        // A pooled connection the server closed while idle fails before the
+        // request leaves; hyper then hands the request back and it goes out
+        // once on a fresh connection. A request that may have reached the
+        // upstream is never sent twice (it could be billed twice).
         if let Some((send, conn)) = self.checkout(&key) {
-            let retry = req.clone();
-            match self.send_on(&key, send, conn, req, true).await {
+            match self.send_on(&key, send, conn, req).await {
                 Ok(r) => return Ok(r),
                 Err(SendError {
-                    reused_stale: true, ..
-                }) => return self.fresh(&key, retry).await,
+                    unsent: Some(req), ..
+                }) => return self.fresh(&key, req).await,
                 Err(e) => return Err(e.error),
             }
         }
@@ -105,7 +106,7 @@ impl UpstreamClient {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         let (send, conn) = self.connect(req.uri()).await?;
-        self.send_on(key, send, conn, req, false)
+        self.send_on(key, send, conn, req)
             .await
             .map_err(|e| e.error)
     }
@@ -126,9 +127,8 @@ impl UpstreamClient {
         mut send: SendRequest<Full<Bytes>>,
         mut conn: Conn,
         req: Request<Full<Bytes>>,
-        reused: bool,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        let mut fut = std::pin::pin!(send.send_request(req));
+        let mut fut = std::pin::pin!(send.try_send_request(req));
         let mut conn_done: Option<Result<(), hyper::Error>> = None;
         let resp = poll_fn(|cx| {
             if conn_done.is_none()
@@ -141,11 +141,11 @@ impl UpstreamClient {
         .await;
         let resp = match resp {
             Ok(r) => r,
-            Err(e) => {
-                let stale = reused && (e.is_canceled() || e.is_incomplete_message());
+            Err(mut e) => {
+                let unsent = e.take_message();
                 return Err(SendError {
-                    error: e.into(),
-                    reused_stale: stale,
+                    error: e.into_error().into(),
+                    unsent,
                 });
             }
         };
@@ -184,8 +184,8 @@ impl UpstreamClient {
 
 struct SendError {
     error: ClientError,
-    /// Failed before any answer on a connection taken from the pool.
-    reused_stale: bool,
+    /// The request, when it never left (safe to send elsewhere).
+    unsent: Option<Request<Full<Bytes>>>,
 }
 
 fn pool_key(uri: &Uri) -> Result<String, ClientError> {
@@ -337,6 +337,39 @@ mod tests {
         let client = UpstreamClient::new().unwrap();
         for _ in 0..3 {
             assert_eq!(&get(&client, &url).await[..], b"data: a\n\ndata: b\n\n");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// Answers each connection once, keep-alive promised, then closes it
+    /// without a word, as servers with a short idle timeout do.
+    async fn silent_closer() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                drop(s);
+            }
+        });
+        (format!("http://{addr}/"), accepted)
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced_without_an_error() {
+        let (url, accepted) = silent_closer().await;
+        let client = UpstreamClient::new().unwrap();
+        for _ in 0..3 {
+            assert_eq!(&get(&client, &url).await[..], b"ok");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
