@@ -13,6 +13,8 @@ pub mod gemini;
 pub mod ir;
 pub mod openai_chat;
 pub mod responses;
+#[cfg(test)]
+mod testkit;
 
 use bytes::BytesMut;
 

@@ -121,29 +121,13 @@ fn decode_messages(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported
                 }
                 if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
                     for (j, c) in calls.iter().enumerate() {
-                        let f = c.get("function").ok_or_else(|| {
-                            Unsupported::invalid(
+                        if c.get("function").is_none() {
+                            return Err(Unsupported::invalid(
                                 at(&format!("tool_calls[{j}].function")),
                                 "missing",
-                            )
-                        })?;
-                        parts.push(Part::ToolCall {
-                            id: c
-                                .get("id")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                            name: f
-                                .get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                            arguments: f
-                                .get("arguments")
-                                .and_then(Value::as_str)
-                                .unwrap_or("{}")
-                                .to_string(),
-                        });
+                            ));
+                        }
+                        parts.push(tool_call(c));
                     }
                 }
                 if m.get("function_call").is_some_and(|f| !f.is_null()) {
@@ -220,6 +204,22 @@ fn decode_user_content(content: &Value, at: &str) -> Result<Vec<Part>, Unsupport
             at,
             "expected a string or an array of parts",
         )),
+    }
+}
+
+/// One entry of `tool_calls`: `{id, type: function, function: {name, arguments}}`.
+fn tool_call(c: &Value) -> Part {
+    let f = c.get("function").unwrap_or(&Value::Null);
+    let text = |v: &Value, k: &str, default: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    Part::ToolCall {
+        id: text(c, "id", ""),
+        name: text(f, "name", ""),
+        arguments: text(f, "arguments", "{}"),
     }
 }
 
@@ -475,26 +475,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         content.push(Part::Text(t.to_string()));
     }
     if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
-        for c in calls {
-            let f = c.get("function").unwrap_or(&Value::Null);
-            content.push(Part::ToolCall {
-                id: c
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                name: f
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                arguments: f
-                    .get("arguments")
-                    .and_then(Value::as_str)
-                    .unwrap_or("{}")
-                    .to_string(),
-            });
-        }
+        content.extend(calls.iter().map(tool_call));
     }
     Ok(ChatResponse {
         id: v

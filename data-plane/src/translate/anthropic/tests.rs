@@ -2,7 +2,6 @@
 //! (`data-plane/tests/fixtures/anthropic/README.md` says where each shape
 //! comes from).
 
-use bytes::BytesMut;
 use serde_json::{Value, json};
 
 use super::*;
@@ -11,7 +10,8 @@ use crate::translate::ir::{
     ChatRequest, ChatResponse, Image, Message, Part, ResponseFormat, Role, StopReason, StreamEvent,
     ToolChoice,
 };
-use crate::translate::{StreamDecoder, StreamEncoder, gemini, openai_chat};
+use crate::translate::testkit::{decode_with, encode_with};
+use crate::translate::{gemini, openai_chat};
 use crate::usage::Usage;
 
 const REQUEST: &str = include_str!("../../../tests/fixtures/anthropic/request_tools.json");
@@ -36,40 +36,8 @@ const OPENAI_STREAM: &str = concat!(
     "data: [DONE]\n\n",
 );
 
-/// Feeds `bytes` to an SSE parser in pieces cut at `cuts`, decoding each event.
-fn decode_with(
-    mut d: impl StreamDecoder,
-    bytes: &[u8],
-    cuts: impl IntoIterator<Item = usize>,
-) -> Vec<StreamEvent> {
-    let mut p = SseParser::new();
-    let mut out = Vec::new();
-    let mut last = 0;
-    for c in cuts.into_iter().chain([bytes.len()]) {
-        p.push(&bytes[last..c]);
-        last = c;
-        while let Some(e) = p.next_event() {
-            d.event(&e, &mut out);
-        }
-    }
-    if let Some(e) = p.finish() {
-        d.event(&e, &mut out);
-    }
-    d.end(&mut out);
-    out
-}
-
 fn decode(bytes: &str) -> Vec<StreamEvent> {
     decode_with(Decoder::default(), bytes.as_bytes(), [])
-}
-
-fn encode_with(mut enc: impl StreamEncoder, evs: &[StreamEvent]) -> String {
-    let mut out = BytesMut::new();
-    for e in evs {
-        enc.event(e, &mut out);
-    }
-    enc.end(&mut out);
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 /// (`event:` name, parsed `data:`) of each event of an SSE text.

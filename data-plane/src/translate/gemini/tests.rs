@@ -2,7 +2,6 @@
 //! (`data-plane/tests/fixtures/gemini/README.md` says where each shape comes
 //! from).
 
-use bytes::BytesMut;
 use serde_json::{Value, json};
 
 use super::*;
@@ -11,7 +10,8 @@ use crate::translate::ir::{
     ChatRequest, ChatResponse, Image, Message, Part, ResponseFormat, Role, StopReason, StreamEvent,
     Tool, ToolChoice,
 };
-use crate::translate::{StreamDecoder, StreamEncoder, anthropic, openai_chat};
+use crate::translate::testkit::{decode_with, encode_with};
+use crate::translate::{anthropic, openai_chat};
 use crate::usage::Usage;
 
 const REQUEST: &str = include_str!("../../../tests/fixtures/gemini/request_tools.json");
@@ -35,39 +35,8 @@ const OPENAI_STREAM: &str = concat!(
     "data: [DONE]\n\n",
 );
 
-fn decode_with(
-    mut d: impl StreamDecoder,
-    bytes: &[u8],
-    cuts: impl IntoIterator<Item = usize>,
-) -> Vec<StreamEvent> {
-    let mut p = SseParser::new();
-    let mut out = Vec::new();
-    let mut last = 0;
-    for c in cuts.into_iter().chain([bytes.len()]) {
-        p.push(&bytes[last..c]);
-        last = c;
-        while let Some(e) = p.next_event() {
-            d.event(&e, &mut out);
-        }
-    }
-    if let Some(e) = p.finish() {
-        d.event(&e, &mut out);
-    }
-    d.end(&mut out);
-    out
-}
-
 fn decode(text: &str) -> Vec<StreamEvent> {
     decode_with(Decoder::default(), text.as_bytes(), [])
-}
-
-fn encode_with(mut enc: impl StreamEncoder, evs: &[StreamEvent]) -> String {
-    let mut out = BytesMut::new();
-    for e in evs {
-        enc.event(e, &mut out);
-    }
-    enc.end(&mut out);
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 /// The `data:` of each event, parsed.
