@@ -65,6 +65,11 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// PEM file of extra root certificates trusted for upstream providers,
+    /// besides the system's (a private CA in front of a self-hosted model).
+    #[arg(long, env = "AIGW_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+
     /// Most bytes of undelivered traces kept on disk; the oldest go first.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,

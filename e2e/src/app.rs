@@ -102,7 +102,33 @@ pub fn router(fast: bool) -> Router {
     }
     app.fallback(unknown)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(strict_request_line))
         .with_state(mock)
+}
+
+/// What a strict origin (nginx, Google's and Cloudflare's front ends) refuses
+/// before any API logic: an HTTP/1.1 request without `Host`, or with a
+/// request line in absolute form whose authority is not the `Host` sent.
+async fn strict_request_line(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let bad = match (req.version(), host) {
+        (axum::http::Version::HTTP_11, None) => true,
+        (_, Some(h)) => req.uri().authority().is_some_and(|a| a.as_str() != h),
+        _ => false,
+    };
+    if bad {
+        let mut r = (StatusCode::BAD_REQUEST, "400 Bad Request\n").into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    next.run(req).await
 }
 
 // ---------------------------------------------------------------- credentials
