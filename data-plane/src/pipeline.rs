@@ -107,9 +107,6 @@ async fn run(
         .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
     d.rec.model = probe.model.clone();
     d.rec.stream = probe.stream;
-    if call.op != Op::CountTokens {
-        d.price = rt.snapshot.price(&probe.model);
-    }
     let mut chain = rt.route_chain(&probe.model).peekable();
     if chain.peek().is_none() {
         return Err(GatewayError::UnknownModel(probe.model));
@@ -119,6 +116,9 @@ async fn run(
     }
     let mut last = None;
     while let Some(upstream) = chain.next() {
+        if call.op != Op::CountTokens {
+            d.price = price_for(rt, key, upstream.provider.upstream_model(&probe.model))?;
+        }
         let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
         let sent = forward::send(
             &state.client,
@@ -147,6 +147,22 @@ async fn run(
         }
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no provider was tried".into())))
+}
+
+/// The price of what is sent upstream (the model after the provider's
+/// `model_map`), not of what the app asked for: an alias cannot make a
+/// request cheaper. A key with a cost limit is never served a model without
+/// a price, which would cost it nothing.
+fn price_for(
+    rt: &Runtime,
+    key: &ClientKey,
+    upstream_model: &str,
+) -> Result<Option<aigw_proto::model::Price>, GatewayError> {
+    let price = rt.snapshot.price(upstream_model);
+    if price.is_none() && key.limits.cost_per_day.is_some() {
+        return Err(GatewayError::Unpriced(upstream_model.to_string()));
+    }
+    Ok(price)
 }
 
 /// Another provider may succeed where this one failed for capacity or health.
