@@ -129,6 +129,10 @@ async fn connect_with_retry(url: &str) -> Result<Db> {
     }
 }
 
+/// The admin token generated at first start: its name and prefix.
+const GENERATED_TOKEN_NAME: &str = "bootstrap";
+const GENERATED_TOKEN_PREFIX: &str = "aigw-admin-";
+
 /// The Admin API accepts AIGW_ADMIN_TOKEN when set (returned here, checked
 /// in memory), and the tokens stored in `api_tokens` (looked up per call, so
 /// revocation is immediate). When neither exists (first start without the
@@ -139,23 +143,35 @@ fn bootstrap_admin_tokens(
     env_token: Option<&str>,
 ) -> Result<(Vec<[u8; 32]>, Option<String>)> {
     if let Some(token) = env_token {
+        // The token generated at first start was a stand-in for this one:
+        // once an operator sets AIGW_ADMIN_TOKEN, the generated one ends.
+        if let Some(t) = config::find_api_token(conn, GENERATED_TOKEN_NAME)?
+            && t.user_id.is_none()
+            && t.revoked_at_ms == 0
+            && t.token_hint.starts_with(GENERATED_TOKEN_PREFIX)
+        {
+            config::revoke_api_token(conn, &t.id, now_ms())?;
+            tracing::info!(
+                "AIGW_ADMIN_TOKEN is set: the admin token generated at first start is revoked"
+            );
+        }
         return Ok((vec![crypto::sha256(token)], None));
     }
     if !config::api_tokens(conn, None)?.is_empty() {
         tracing::info!("AIGW_ADMIN_TOKEN not set: the Admin API accepts the stored tokens");
         return Ok((Vec::new(), None));
     }
-    let token = crypto::new_secret("aigw-admin-")?;
+    let token = crypto::new_secret(GENERATED_TOKEN_PREFIX)?;
     config::insert_api_token(
         conn,
         &ApiTokenRow {
             id: crypto::new_id()?,
-            name: "bootstrap".into(),
+            name: GENERATED_TOKEN_NAME.into(),
             token_hash: crypto::sha256_hex(&token),
             role: "admin".into(),
             created_at_ms: now_ms(),
             user_id: None,
-            token_hint: crypto::mask(&token, "aigw-admin-".len()),
+            token_hint: crypto::mask(&token, GENERATED_TOKEN_PREFIX.len()),
             expires_at_ms: 0,
             revoked_at_ms: 0,
         },
@@ -238,6 +254,7 @@ pub async fn serve(
         registry: p.registry.clone(),
         bootstrap_tokens: p.bootstrap_tokens.clone(),
         write_lock: Arc::new(Mutex::new(())),
+        trusted_proxies: Arc::from(Vec::new()),
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());

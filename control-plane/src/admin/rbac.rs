@@ -170,6 +170,8 @@ pub enum PrincipalKind {
     ApiToken {
         token_id: String,
         name: String,
+        /// 0: never.
+        expires_at_ms: i64,
     },
 }
 
@@ -185,6 +187,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// When the credential making this call stops working (0: never).
+    /// Sessions end too, but what a person creates while logged in is
+    /// theirs, not the session's; only a token's children are bound by it.
+    pub fn expires_at_ms(&self) -> i64 {
+        match self.kind {
+            PrincipalKind::ApiToken { expires_at_ms, .. } => expires_at_ms,
+            _ => 0,
+        }
+    }
+
     pub fn bootstrap() -> Self {
         Self {
             role: Role::Admin,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 const MAX_CHAIN: usize = 16;
 
 pub fn validate(spec: &RouteSpec) -> Result<()> {
-    validate::name("route", &spec.model)?;
+    validate::glob("route", &spec.model)?;
     let what = format!("route {:?}", spec.model);
     if spec.providers.is_empty() {
         return Err(Error::invalid(format!("{what}: names no provider")));

@@ -5,7 +5,7 @@
 //! has; a power loss may lose the tail.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +36,7 @@ fn open_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// Seals what a previous run left open and lists what still needs shipping.
 pub fn recover(dir: &Path) -> io::Result<Recovered> {
-    fs::create_dir_all(dir)?;
+    crate::state_dir::create(dir)?;
     let mut sealed = BTreeSet::new();
     let mut bytes = 0;
     let mut max_seq = 0;
@@ -157,10 +157,7 @@ impl Spool {
         if st.open.is_none() {
             let seq = st.next_seq;
             st.next_seq += 1;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(open_path(&self.dir, seq))?;
+            let file = crate::state_dir::private_file(&open_path(&self.dir, seq))?;
             st.open = Some(OpenSegment {
                 seq,
                 file,
