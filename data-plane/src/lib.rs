@@ -8,6 +8,7 @@ pub mod control;
 pub mod endpoints;
 pub mod error;
 pub mod forward;
+pub mod json_array;
 pub mod listener;
 pub mod models;
 pub mod pipeline;

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
+use crate::json_array::JsonArrayParser;
 use crate::plan::{Plan, Probe, plan};
 use crate::runtime::Runtime;
 use crate::state::AppState;
@@ -209,7 +210,13 @@ async fn answer_app(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if plan.stream {
+        // Gemini without `?alt=sse` streams a JSON array, not events.
+        let app_array = call.format == Format::Gemini && !call.alt_sse;
         let mode = match (&plan.ir, is_sse) {
+            (Some(ir), true) if app_array => Mode::Translate {
+                decoder: translate::decoder(plan.target),
+                encoder: Box::new(translate::gemini::Encoder::json_array(ir)),
+            },
             (Some(ir), true) => Mode::Translate {
                 decoder: translate::decoder(plan.target),
                 encoder: translate::encoder(call.format, ir),
@@ -218,6 +225,10 @@ async fn answer_app(
                 strip_usage_chunk: plan.strip_usage_chunk,
             },
             (None, true) => Mode::Observe(translate::decoder(plan.target)),
+            (None, false) if plan.target == Format::Gemini => Mode::JsonArray {
+                parser: JsonArrayParser::new(),
+                decoder: translate::decoder(Format::Gemini),
+            },
             (None, false) => Mode::Raw,
             (Some(_), false) => {
                 return Err(GatewayError::Upstream {
@@ -245,7 +256,9 @@ async fn answer_app(
         let mut r = Response::new(Either::Right(stream));
         *r.status_mut() = up.status;
         let h = r.headers_mut();
-        if is_sse {
+        if is_sse && app_array {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if is_sse {
             h.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream; charset=utf-8"),

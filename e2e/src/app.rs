@@ -234,8 +234,13 @@ fn error_response(wire: Wire, err: &MockError, retry_after: Option<u64>) -> Resp
     provider_headers(wire, resp)
 }
 
-fn sse_content_type(wire: Wire) -> &'static str {
+/// A streamed answer's type: Gemini without `?alt=sse` streams one JSON
+/// array (see `gemini`), every other stream is SSE.
+fn stream_content_type(wire: Wire, uri: &Uri) -> &'static str {
     match wire {
+        Wire::Gemini if !crate::gemini::wants_sse(uri.query().unwrap_or("")) => {
+            "application/json; charset=UTF-8"
+        }
         Wire::Gemini => "text/event-stream",
         Wire::OpenAi | Wire::Anthropic => "text/event-stream; charset=utf-8",
     }
@@ -309,7 +314,7 @@ async fn answer(
             });
             let resp = Response::builder()
                 .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, sse_content_type(wire))
+                .header(header::CONTENT_TYPE, stream_content_type(wire, uri))
                 .header(header::CACHE_CONTROL, "no-cache")
                 .body(chunked_body(frames, &fault))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
