@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth;
 use crate::db::traces::{TraceRow, insert_new};
 use crate::db::{Db, now_ms, write_tx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub struct TraceSvc {
     pub db: Db,
@@ -112,10 +112,51 @@ pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32
     }
     let valid = rows.len();
     let stored = db
-        .run(move |conn| write_tx(conn, |conn| insert_new(conn, &rows)))
+        .run(move |conn| match write_tx(conn, |conn| insert_new(conn, &rows)) {
+            Err(e) if refused_for_content(&e) => {
+                tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
+                insert_each(conn, &rows)
+            }
+            other => other,
+        })
         .await?;
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok((count(stored), count(valid.saturating_sub(stored))))
+}
+
+/// Whether the database refused what a batch holds (a value it cannot
+/// store), rather than being unavailable or busy: resending would fail
+/// forever. (SQLite reports "database is locked" as an unknown kind, so an
+/// unknown kind is never taken for bad content.)
+fn refused_for_content(e: &Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as D};
+    matches!(
+        e,
+        Error::Database(
+            D::DatabaseError(
+                K::CheckViolation | K::NotNullViolation | K::ForeignKeyViolation,
+                _
+            ) | D::SerializationError(_)
+        )
+    )
+}
+
+/// Stores records one by one, each in its own transaction, dropping (with
+/// a log line and a metric) the ones the database refuses, so one bad record
+/// never blocks the spool it came from. Returns how many were new.
+fn insert_each(conn: &mut crate::db::AnyConnection, rows: &[TraceRow]) -> Result<usize> {
+    let mut stored = 0;
+    for row in rows {
+        match write_tx(conn, |conn| insert_new(conn, std::slice::from_ref(row))) {
+            Ok(n) => stored += n,
+            Err(e) if refused_for_content(&e) => {
+                metrics::counter!("aigw_traces_refused_total").increment(1);
+                tracing::error!(request_id = %row.request_id, error = %e, "trace refused by the database; dropped");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stored)
 }
 
 #[derive(Serialize)]
@@ -147,10 +188,11 @@ fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_row(r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
+fn to_row(mut r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     if r.request_id.is_empty() {
         return None;
     }
+    aigw_proto::trace_bounds::clip(&mut r);
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
         error: (!r.error.is_empty()).then_some(r.error),

@@ -47,6 +47,24 @@ pub struct Config {
     #[arg(long, env = "AIGW_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds an app gets to send a request's head; an idle HTTP/1
+    /// keep-alive connection is closed after this long too.
+    #[arg(long, env = "AIGW_HEADER_TIMEOUT_SECS", default_value_t = 20)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds an app gets to send a request's whole body.
+    #[arg(long, env = "AIGW_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a connection may pass without a byte either way before it is
+    /// shut down (gracefully: an answer in flight is finished first).
+    #[arg(long, env = "AIGW_IDLE_TIMEOUT_SECS", default_value_t = 120)]
+    pub idle_timeout_secs: u64,
+
+    /// Most app connections open at once; more wait to be accepted.
+    #[arg(long, env = "AIGW_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+
     /// Seconds to wait for an upstream's response headers.
     #[arg(long, env = "AIGW_UPSTREAM_TIMEOUT_SECS", default_value_t = 600)]
     pub upstream_timeout_secs: u64,

@@ -42,6 +42,8 @@ pub enum GatewayError {
     Unpriced(String),
     #[error("The request body is too large: the limit is {limit} bytes.")]
     BodyTooLarge { limit: usize },
+    #[error("The request body did not arrive within {secs} s.")]
+    BodyTimeout { secs: u64 },
     #[error("Unknown request URL: {method} {path}.")]
     NotFound { method: String, path: String },
 
@@ -108,6 +110,7 @@ impl GatewayError {
             Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::PoolExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -145,6 +148,7 @@ impl GatewayError {
             Self::ModelNotAllowed(_) => "model_not_allowed",
             Self::Unpriced(_) => "model_not_priced",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::NotFound { .. } => "not_found",
             Self::NotReady => "not_ready",
             Self::PoolExhausted { .. } => "pool_exhausted",
@@ -168,6 +172,7 @@ impl GatewayError {
             | Self::NotFound { .. }
             | Self::Unsupported(_) => ("invalid_request_error", None),
             Self::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
+            Self::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
             Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
             Self::Unpriced(_) => ("permission_error", Some("model_not_priced")),
@@ -217,6 +222,7 @@ impl GatewayError {
         let code = self.status().as_u16();
         let status = match code {
             400 | 413 => "INVALID_ARGUMENT",
+            408 => "DEADLINE_EXCEEDED",
             401 => "UNAUTHENTICATED",
             403 => "PERMISSION_DENIED",
             404 => "NOT_FOUND",

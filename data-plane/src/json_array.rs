@@ -99,7 +99,9 @@ mod tests {
     use super::*;
 
     fn all(p: &mut JsonArrayParser) -> Vec<String> {
-        std::iter::from_fn(|| p.next_event()).map(|e| e.data).collect()
+        std::iter::from_fn(|| p.next_event())
+            .map(|e| e.data)
+            .collect()
     }
 
     #[test]

@@ -101,7 +101,12 @@ async fn run(
             limit: e.limit,
             retry_after_secs: e.retry_after_secs,
         })?;
-    let body = read_body(parts, body, state.cfg.max_body_bytes).await?;
+    let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
+    let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
+        .await
+        .map_err(|_| GatewayError::BodyTimeout {
+            secs: deadline.as_secs(),
+        })??;
     let probe = Probe::parse(call, &body)?;
     let d = draft
         .as_mut()

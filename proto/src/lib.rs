@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod trace_bounds;
 
 /// Generated wire types.
 pub mod pb {

@@ -18,6 +18,9 @@ use prost::Message;
 /// A segment is sealed at this many records or this age, whichever first:
 /// the age bounds how late a trace reaches the control plane.
 const MAX_RECORDS: usize = 512;
+/// ... or this many bytes, so a batch stays far below the control plane's
+/// message limit (16 MiB) whatever the records hold.
+const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 const MAX_AGE: Duration = Duration::from_millis(100);
 
 pub struct Recovered {
@@ -91,7 +94,12 @@ pub fn read_segment(path: &Path) -> io::Result<Vec<TraceRecord>> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         match TraceRecord::decode_length_delimited(&mut buf) {
-            Ok(r) => out.push(r),
+            Ok(mut r) => {
+                // A record from an older version may be any size: clipped
+                // here, it can never make a batch the control plane refuses.
+                aigw_proto::trace_bounds::clip(&mut r);
+                out.push(r);
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a trace segment");
                 break;
@@ -171,7 +179,7 @@ impl Spool {
                 o.file.write_all(&buf)?;
                 o.records += 1;
                 o.bytes += buf.len() as u64;
-                o.records >= MAX_RECORDS
+                o.records >= MAX_RECORDS || o.bytes >= MAX_SEGMENT_BYTES
             }
             None => false,
         };

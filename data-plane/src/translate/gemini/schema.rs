@@ -138,10 +138,7 @@ impl Default for SchemaBudget {
 
 impl SchemaBudget {
     fn spend(&mut self, nodes: usize, bytes: usize, at: &str) -> Result<(), Unsupported> {
-        match (
-            self.nodes.checked_sub(nodes),
-            self.bytes.checked_sub(bytes),
-        ) {
+        match (self.nodes.checked_sub(nodes), self.bytes.checked_sub(bytes)) {
             (Some(n), Some(b)) => {
                 self.nodes = n;
                 self.bytes = b;
@@ -160,7 +157,12 @@ fn approx_size(v: &Value) -> usize {
     match v {
         Value::String(s) => s.len() + 2,
         Value::Array(a) => a.iter().map(approx_size).sum::<usize>() + 2,
-        Value::Object(o) => o.iter().map(|(k, v)| k.len() + 3 + approx_size(v)).sum::<usize>() + 2,
+        Value::Object(o) => {
+            o.iter()
+                .map(|(k, v)| k.len() + 3 + approx_size(v))
+                .sum::<usize>()
+                + 2
+        }
         _ => 8,
     }
 }
