@@ -3,8 +3,6 @@
 //! `ON CONFLICT (request_id) DO NOTHING`, and acked only after the commit, so
 //! an ack always means "durable" and a resent batch only counts duplicates.
 
-use std::sync::Arc;
-
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
 use serde::Serialize;
@@ -12,14 +10,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth;
 use crate::db::traces::{TraceRow, insert_new};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::{Error, Result};
+use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 
 pub struct TraceSvc {
     pub db: Db,
-    pub node_tokens: Arc<[[u8; 32]]>,
+    pub nodes: NodeAuth,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -31,13 +29,14 @@ impl TraceService for TraceSvc {
         &self,
         request: Request<Streaming<TraceBatch>>,
     ) -> Result<Response<Self::ReportStream>, Status> {
-        auth::check(request.metadata(), &self.node_tokens)?;
+        let (identity, revocation) = self.nodes.authenticate(request.metadata()).await?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(receive(
             self.db.clone(),
             request.into_inner(),
             tx,
             self.shutdown.clone(),
+            (identity, revocation),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -51,11 +50,16 @@ async fn receive(
     mut inbound: Streaming<TraceBatch>,
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
+    (node, mut revocation): (NodeIdentity, Revocation),
 ) {
     loop {
         let batch = tokio::select! {
             m = inbound.message() => m,
-            _ = shutdown.wait_for(|down| *down) => return,
+            () = down(&mut shutdown) => return,
+            () = revocation.wait() => {
+                let _ = tx.send(Err(Status::unauthenticated("node credential revoked"))).await;
+                return;
+            }
         };
         let batch = match batch {
             Ok(Some(b)) => b,
@@ -66,7 +70,13 @@ async fn receive(
             }
         };
         let seq = batch.seq;
-        match store_batch(&db, batch.records).await {
+        let mut records = batch.records;
+        // Where a trace happened is who sent it, not what it says.
+        for r in &mut records {
+            r.node_id.clone_from(&node.node_id);
+            r.region.clone_from(&node.region);
+        }
+        match store_batch(&db, records).await {
             Ok((stored, duplicates)) => {
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
                 if tx
@@ -88,6 +98,12 @@ async fn receive(
             }
         }
     }
+}
+
+/// Resolves when the server shuts down (holding no borrow of the flag, so
+/// a `select!` branch may await after it).
+async fn down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
 
 /// Stores one batch in one transaction; returns (stored, duplicates).

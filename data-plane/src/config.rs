@@ -26,7 +26,21 @@ pub struct Config {
     )]
     pub control_plane: String,
 
-    /// Join credential presented to the control plane; also the key that
+    /// PEM roots that sign the control plane's certificate (with an
+    /// https:// AIGW_CONTROL_PLANE; the public roots when unset).
+    #[arg(long, env = "AIGW_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate presented to the control plane (mTLS).
+    #[arg(long, env = "AIGW_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// PEM key of AIGW_TLS_CLIENT_CERT.
+    #[arg(long, env = "AIGW_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
+
+    /// The credential presented to the control plane: the shared join token,
+    /// or one issued for this node through the Admin API. Also the key that
     /// encrypts the snapshot copy on disk.
     #[arg(long, env = "AIGW_NODE_TOKEN", hide_env_values = true)]
     pub node_token: String,
@@ -102,6 +116,14 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "data-plane".to_string())
         })
+    }
+
+    pub fn control_plane_tls(&self) -> aigw_proto::channel::ClientTls {
+        aigw_proto::channel::ClientTls {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.tls_client_cert.clone(),
+            key_file: self.tls_client_key.clone(),
+        }
     }
 
     pub fn upstream_timeout(&self) -> Duration {

@@ -37,8 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let node_id = cfg.node_id();
 
     let channel = tonic::service::interceptor::InterceptedService::new(
-        control::endpoint(&cfg.control_plane)?.connect_lazy(),
-        control::NodeAuth::new(&cfg.node_token)?,
+        control::endpoint(&cfg.control_plane, &cfg.control_plane_tls())?.connect_lazy(),
+        control::NodeAuth::new(&cfg.node_token, &node_id, &cfg.region)?,
     );
     let live = Arc::new(ArcSwapOption::empty());
     let watcher = Arc::new(Watcher {

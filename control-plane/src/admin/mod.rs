@@ -16,6 +16,7 @@ pub mod authn;
 pub mod client_keys;
 pub mod identity;
 pub mod insight;
+pub mod nodes;
 pub mod page;
 pub mod pricing;
 pub mod providers;
@@ -226,6 +227,6 @@ mod identity_tests;
 #[cfg(test)]
 mod insight_tests;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

@@ -135,6 +135,10 @@ methods! {
     DELETE_ROUTE = "AdminService" / "DeleteRoute" => CONFIG_WRITE;
     LIST_ROUTES = "AdminService" / "ListRoutes" => READ;
     LIST_NODES = "AdminService" / "ListNodes" => READ;
+    CREATE_NODE_CREDENTIAL = "AdminService" / "CreateNodeCredential" => ADMIN_ONLY;
+    LIST_NODE_CREDENTIALS = "AdminService" / "ListNodeCredentials" => READ;
+    REVOKE_NODE_CREDENTIAL = "AdminService" / "RevokeNodeCredential" => ADMIN_ONLY;
+    DELETE_NODE_CREDENTIAL = "AdminService" / "DeleteNodeCredential" => ADMIN_ONLY;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;
