@@ -165,3 +165,39 @@ def test_a_revoked_node_credential_is_cut_off_within_a_second(stack: Gateway, pk
     finally:
         other.stop()
         ch.close()
+
+
+def test_the_certificates_gen_certs_makes_serve_the_compose_topology(stack: Gateway, tmp_path: Path,
+                                                                     pb: SimpleNamespace) -> None:
+    """deploy/gen-certs.sh (which docker-compose.yml relies on) makes a CA,
+    a control-plane server certificate and client certificates that work
+    with the binaries as compose wires them: mTLS everywhere."""
+    import subprocess
+
+    from harness import REPO
+
+    certs = tmp_path / "certs"
+    subprocess.run([str(REPO / "deploy" / "gen-certs.sh"), str(certs)], check=True,
+                   capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    stack.stop_control_plane()
+    stack.cp_env.update({"AIGW_TLS_CERT": str(certs / "control-plane.pem"),
+                         "AIGW_TLS_KEY": str(certs / "control-plane.key"),
+                         "AIGW_TLS_CLIENT_CA": str(certs / "ca.pem")})
+    stack.start_control_plane()
+    client = {"AIGW_CA_FILE": str(certs / "ca.pem"),
+              "AIGW_TLS_CLIENT_CERT": str(certs / "data-plane.pem"),
+              "AIGW_TLS_CLIENT_KEY": str(certs / "data-plane.key")}
+    stack.apply_ok(gateway_config(stack.mock.url), env=client)
+    stack.dp_env.update(client)
+    stack.start_data_plane()
+    stack.wait_key_known()
+    # admin-web's certificate is accepted as a client too.
+    web = {"AIGW_CA_FILE": str(certs / "ca.pem"),
+           "AIGW_TLS_CLIENT_CERT": str(certs / "admin-web.pem"),
+           "AIGW_TLS_CLIENT_KEY": str(certs / "admin-web.key")}
+    ch = secure_channel(stack, Pki(certs), web)
+    try:
+        api = Api(pb, ch, stack.admin_token)
+        assert api.call(api.admin.ListProviders, pb.admin_pb2.ListRequest()).providers
+    finally:
+        ch.close()
