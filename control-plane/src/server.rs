@@ -19,6 +19,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::admin::{AdminSvc, users};
+use crate::budgets::{self, Budgets};
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
 use crate::db::config::{self, ApiTokenRow, load_all};
@@ -300,6 +301,15 @@ pub async fn serve(
         write_lock: write_lock.clone(),
         http: p.outbound.clone(),
     });
+    let budgets = Budgets::start(budgets::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        registry: p.registry.clone(),
+        http: p.outbound.clone(),
+    })
+    .await?;
     let config = ConfigServiceServer::new(ConfigSvc {
         nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
@@ -311,6 +321,7 @@ pub async fn serve(
         db: p.db.clone(),
         nodes: p.nodes.clone(),
         checker: checker.clone(),
+        budgets,
         shutdown: shutdown_rx.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);

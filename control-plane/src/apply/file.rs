@@ -29,6 +29,31 @@ pub struct ApplyFile {
     /// Explicit routes with fallbacks.
     #[serde(default)]
     pub routes: Vec<RouteDoc>,
+    /// Teams: their members (existing users) and their budget.
+    #[serde(default)]
+    pub teams: Vec<TeamDoc>,
+    /// Users' budgets (the users themselves are managed in the UI or
+    /// through IdentityService).
+    #[serde(default)]
+    pub users: Vec<UserDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDoc {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub limits: Option<LimitsDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDoc {
+    pub name: String,
+    #[serde(default)]
+    pub limits: Option<LimitsDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,11 +162,41 @@ impl fmt::Debug for ClientKeyDoc {
 #[serde(deny_unknown_fields)]
 pub struct LimitsDoc {
     #[serde(default)]
+    pub rps: Option<Num<u64>>,
+    #[serde(default)]
     pub rpm: Option<Num<u64>>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<Num<u64>>,
     #[serde(default)]
     pub tokens_per_day: Option<Num<u64>>,
     #[serde(default)]
     pub cost_per_day: Option<Num<f64>>,
+    #[serde(default)]
+    pub cost_per_month: Option<Num<f64>>,
+    #[serde(default)]
+    pub concurrent: Option<Num<u64>>,
+    /// Tokens and cost across all regions (leases) rather than per region.
+    #[serde(default)]
+    pub global: bool,
+    /// "local" (default) or "refuse" while the limit store is down.
+    #[serde(default)]
+    pub when_store_down: String,
+}
+
+impl LimitsDoc {
+    pub fn to_spec(&self) -> aigw_proto::pb::admin::BudgetLimits {
+        aigw_proto::pb::admin::BudgetLimits {
+            rps: self.rps.map(|n| n.0),
+            rpm: self.rpm.map(|n| n.0),
+            tokens_per_minute: self.tokens_per_minute.map(|n| n.0),
+            tokens_per_day: self.tokens_per_day.map(|n| n.0),
+            cost_per_day: self.cost_per_day.map(|n| n.0),
+            cost_per_month: self.cost_per_month.map(|n| n.0),
+            concurrent: self.concurrent.map(|n| n.0),
+            global: self.global,
+            when_store_down: self.when_store_down.clone(),
+        }
+    }
 }
 
 /// A number written as a YAML number or as a string (after `${VAR}`

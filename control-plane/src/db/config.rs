@@ -74,6 +74,14 @@ pub struct ClientKeyRow {
     pub owner_user_id: Option<String>,
     /// 0: not revoked. Revoked keys stay for the traces but leave the snapshot.
     pub revoked_at_ms: i64,
+    pub rps: Option<i64>,
+    pub tokens_per_minute: Option<i64>,
+    pub cost_per_month: Option<f64>,
+    pub concurrent: Option<i64>,
+    /// Its tokens and cost limits are global (leases across regions).
+    pub limits_global: bool,
+    /// "" / "local" or "refuse" while the limit store is down.
+    pub when_store_down: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -117,6 +125,13 @@ pub struct ConfigRows {
     pub routes: Vec<RouteRow>,
     /// The last health check of each credential that had one.
     pub health: Vec<super::health::HealthRow>,
+    /// Users' and teams' budgets.
+    pub budgets: Vec<super::budgets::BudgetRow>,
+    /// (user id, username, team id) of every user.
+    pub users: Vec<(String, String, Option<String>)>,
+    pub teams: Vec<super::budgets::TeamRow>,
+    /// Leases of global budgets for the current and the next day and month.
+    pub leases: Vec<super::budgets::LeaseRow>,
 }
 
 pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
@@ -139,6 +154,13 @@ pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
             .load(conn)?,
         routes: list_routes(conn)?,
         health: super::health::current(conn, None)?,
+        budgets: super::budgets::list_budgets(conn)?,
+        users: super::identity::list_users(conn)?
+            .into_iter()
+            .map(|u| (u.id, u.username, u.team_id))
+            .collect(),
+        teams: super::budgets::list_teams(conn)?,
+        leases: super::budgets::leases(conn, &crate::budgets::live_periods(super::now_ms()))?,
     })
 }
 

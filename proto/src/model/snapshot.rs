@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Glob;
+use super::budget::{Budget, Lease, Leases, Limits};
 use super::names::{BadModelName, check_glob, check_model_name};
 use crate::pb::config as pb;
 
@@ -41,6 +42,10 @@ pub enum InvalidSnapshot {
     },
     #[error("provider {provider:?}: unknown affinity {affinity:?}")]
     UnknownAffinity { provider: String, affinity: String },
+    #[error("{owner}: {field} is not a valid limit")]
+    BadLimit { owner: String, field: &'static str },
+    #[error("client key {key:?} counts toward budget {budget:?}, which the snapshot lacks")]
+    UnknownBudget { key: String, budget: String },
     #[error("{owner}: model pattern {glob:?}: {reason}")]
     BadGlob {
         owner: String,
@@ -344,13 +349,6 @@ impl Price {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Limits {
-    pub rpm: Option<u64>,
-    pub tokens_per_day: Option<u64>,
-    pub cost_per_day: Option<f64>,
-}
-
 #[derive(Debug, Clone)]
 pub struct ClientKey {
     pub id: String,
@@ -358,9 +356,15 @@ pub struct ClientKey {
     pub key_hash: [u8; 32],
     /// Empty: every model is allowed.
     pub models: Vec<Glob>,
+    /// The key's own budget.
     pub limits: Limits,
     /// Milliseconds since the epoch; `None` never expires.
     pub expires_at_ms: Option<i64>,
+    /// Ids of the user's and team's budgets the key also counts toward
+    /// (those in the snapshot).
+    pub budgets: Vec<String>,
+    /// The key's own tokens and cost limits are global (leases).
+    pub global: bool,
 }
 
 impl ClientKey {
@@ -381,6 +385,9 @@ pub struct Snapshot {
     pub price_globs: Vec<(Glob, Price)>,
     pub client_keys: Vec<ClientKey>,
     pub routes: Vec<Route>,
+    /// Users' and teams' budgets, by id.
+    pub budgets: HashMap<String, Budget>,
+    pub leases: Leases,
 }
 
 impl Snapshot {
@@ -586,21 +593,54 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                         name: k.name.clone(),
                         len: k.key_hash.len(),
                     })?;
-            let limits = k.limits.map(|l| Limits {
-                rpm: l.rpm,
-                tokens_per_day: l.tokens_per_day,
-                cost_per_day: l.cost_per_day,
-            });
-            let models = checked_globs(&format!("client key {:?}", k.name), k.models)?;
+            let owner = format!("client key {:?}", k.name);
+            let limits = Limits::from_pb(&owner, k.limits)?;
+            let models = checked_globs(&owner, k.models)?;
             client_keys.push(ClientKey {
                 id: k.id,
                 name: k.name,
                 key_hash,
                 models,
-                limits: limits.unwrap_or_default(),
+                limits,
                 expires_at_ms: (k.expires_at_ms > 0).then_some(k.expires_at_ms),
+                budgets: k.budgets,
+                global: k.global,
             });
         }
+        let mut budgets = HashMap::with_capacity(s.budgets.len());
+        for b in s.budgets {
+            let limits = Limits::from_pb(&format!("budget {:?}", b.id), b.limits)?;
+            budgets.insert(
+                b.id.clone(),
+                Budget {
+                    id: b.id,
+                    name: b.name,
+                    limits,
+                    global: b.global,
+                },
+            );
+        }
+        for k in &client_keys {
+            if let Some(missing) = k.budgets.iter().find(|b| !budgets.contains_key(*b)) {
+                return Err(InvalidSnapshot::UnknownBudget {
+                    key: k.name.clone(),
+                    budget: missing.clone(),
+                });
+            }
+        }
+        let leases = s
+            .leases
+            .into_iter()
+            .map(|l| {
+                (
+                    (l.budget, l.region, l.period),
+                    Lease {
+                        tokens: l.tokens,
+                        cost: l.cost.filter(|c| c.is_finite() && *c >= 0.0),
+                    },
+                )
+            })
+            .collect();
         let mut snapshot = Snapshot {
             version: s.version,
             providers,
@@ -608,6 +648,8 @@ impl TryFrom<pb::Snapshot> for Snapshot {
             price_globs: Vec::new(),
             client_keys,
             routes,
+            budgets,
+            leases,
         };
         snapshot.set_pricing(pricing);
         Ok(snapshot)
@@ -720,6 +762,8 @@ mod tests {
             price_globs: vec![],
             client_keys: vec![],
             routes: vec![],
+            budgets: HashMap::new(),
+            leases: HashMap::new(),
         };
         s.set_pricing(pricing.clone());
         assert_eq!(s.price("gpt-4o").unwrap().input, 1.0);
