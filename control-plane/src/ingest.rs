@@ -141,6 +141,20 @@ fn attempts_json(attempts: &[Attempt]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
+/// Most dropped fields stored per trace, and the longest path kept: the data
+/// plane already bounds both; a misbehaving node cannot grow a row past this.
+const MAX_DROPPED: usize = 64;
+const MAX_FIELD_CHARS: usize = 256;
+
+fn dropped_json(fields: &[String]) -> String {
+    let list: Vec<String> = fields
+        .iter()
+        .take(MAX_DROPPED)
+        .map(|f| f.chars().take(MAX_FIELD_CHARS).collect())
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
 /// Counters are unsigned on the wire and BIGINT in SQL; values beyond
 /// i64::MAX are nonsense anyway and saturate instead of failing the batch.
 fn big(v: u64) -> i64 {
@@ -153,6 +167,7 @@ fn to_row(r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     }
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
+        dropped_fields: dropped_json(&r.dropped_fields),
         error: (!r.error.is_empty()).then_some(r.error),
         request_id: r.request_id,
         started_at_ms: r.started_at_ms,

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
-use crate::plan::{Plan, Probe, plan};
+use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
 use crate::runtime::Runtime;
 use crate::state::AppState;
 use crate::stream::{MeteredStream, Mode};
@@ -101,7 +101,12 @@ async fn run(
             retry_after_secs: e.retry_after_secs,
         })?;
     let body = read_body(parts, body, state.cfg.max_body_bytes).await?;
-    let probe = Probe::parse(call, &body)?;
+    let mut probe = Probe::parse(call, &body)?;
+    // An alias route serves the model as another; strict routes refuse what
+    // the provider's format cannot express.
+    let served = rt.snapshot.resolve(&probe.model);
+    let strict = served.strict;
+    probe.model = served.model.to_string();
     let d = draft
         .as_mut()
         .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
@@ -119,7 +124,8 @@ async fn run(
     }
     let mut last = None;
     while let Some(upstream) = chain.next() {
-        let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
+        let plan = plan(call, &probe, &body, &parts.headers, upstream, strict)?;
+        d.rec.dropped_fields = plan.dropped_fields();
         let sent = forward::send(
             &state.client,
             Call {
@@ -134,7 +140,13 @@ async fn run(
         )
         .await;
         match sent {
-            Ok(answer) => return answer_app(state, call, &plan, answer.response, draft).await,
+            Ok(answer) => {
+                let mut r = answer_app(state, call, &plan, answer.response, draft).await?;
+                if let Some(v) = plan.dropped_header() {
+                    r.headers_mut().insert(DROPPED_HEADER, v);
+                }
+                return Ok(r);
+            }
             Err(e) => {
                 let err = in_app_format(e, &plan);
                 if chain.peek().is_some() && falls_back(&err) {

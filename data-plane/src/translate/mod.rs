@@ -108,13 +108,20 @@ pub fn decode_request(
     }
 }
 
-/// IR → the provider's request body in `fmt`.
-pub fn encode_request(fmt: Format, req: &ChatRequest) -> Result<Value, Unsupported> {
+/// IR → the provider's request body in `fmt`; what the target has no place
+/// for is added to `req.dropped`.
+pub fn encode_request(fmt: Format, req: &mut ChatRequest) -> Result<Value, Unsupported> {
     match fmt {
         Format::OpenAiChat => openai_chat::encode_request(req),
         Format::Responses => responses::encode_request(req),
         Format::Anthropic => anthropic::encode_request(req),
-        Format::Gemini => gemini::encode_request(req),
+        Format::Gemini => {
+            // Gemini has no end-user id.
+            if req.user.is_some() {
+                req.dropped.advisory("user");
+            }
+            gemini::encode_request(req)
+        }
     }
 }
 
