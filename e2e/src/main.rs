@@ -16,6 +16,7 @@ mod app;
 mod embeddings;
 mod error;
 mod faults;
+mod fields;
 mod gemini;
 mod ids;
 mod openai;
