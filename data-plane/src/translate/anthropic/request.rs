@@ -114,10 +114,18 @@ fn decode_messages(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported
         let role = match m.get("role").and_then(Value::as_str) {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
+            // Mid-conversation system messages (beta): instructions, kept
+            // with the others as OpenAI chat's `system` messages are.
+            Some("system") => {
+                let content = m.get("content").unwrap_or(&Value::Null);
+                let mut text = decode_system(content, &mut req.dropped)?;
+                req.system.append(&mut text);
+                continue;
+            }
             other => {
                 return Err(Unsupported::invalid(
                     format!("{at}.role"),
-                    format!("expected user or assistant, got {other:?}"),
+                    format!("expected user, assistant or system, got {other:?}"),
                 ));
             }
         };
