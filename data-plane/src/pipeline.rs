@@ -241,7 +241,10 @@ async fn answer_app(
         let mut r = Response::new(Either::Right(stream));
         *r.status_mut() = up.status;
         let h = r.headers_mut();
-        if is_sse {
+        if plan.ir.as_ref().is_some_and(|r| r.json_array_stream) {
+            // Translated for a Gemini app that reads one JSON array.
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if is_sse {
             h.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream; charset=utf-8"),

@@ -228,7 +228,8 @@ pub fn plan(
         call.path_stream,
     )
     .map_err(|e| GatewayError::Unsupported(e.message))?;
-    let app_req = req.clone();
+    let mut app_req = req.clone();
+    app_req.json_array_stream = call.format == Format::Gemini && probe.stream && !call.alt_sse;
     req.model = model.to_string();
     let encoded = translate::encode_request(target, &mut req)
         .map_err(|e| GatewayError::Unsupported(e.message))?;

@@ -354,3 +354,25 @@ def test_typescript_sdks_every_kind(cgw: tuple[Gateway, dict[str, str]], tmp_pat
     # 3 SDKs (4 API surfaces) × 4 kinds; each call one trace with the mock's usage.
     rows = assert_one_trace_per_call(gw, "sdk")
     assert {r["provider"] for r in rows} == {"p-openai", "p-compat", "p-anthropic", "p-gemini"}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-5"])
+def test_gemini_stream_without_alt_sse_is_a_json_array_when_translated(
+        cgw: tuple[Gateway, dict[str, str]], model: str) -> None:
+    """`:streamGenerateContent` without `alt=sse` reads one JSON array: the
+    translated answer comes back in that shape, metered."""
+    gw, keys = cgw
+    gw.mock.clear()
+    r = httpx.post(f"{gw.dp_url}/v1beta/models/{model}:streamGenerateContent", timeout=30,
+                   headers={"x-goog-api-key": keys["policy"]},
+                   json={"contents": [{"role": "user", "parts": [{"text": "Hello array"}]}]})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    chunks = r.json()
+    assert isinstance(chunks, list) and len(chunks) >= 2
+    text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
+    assert text == "mock reply: Hello array"
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] == 4
+    [sent] = gw.mock.provider_requests()
+    assert sent["body"]["stream"] is True

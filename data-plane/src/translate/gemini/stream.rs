@@ -104,6 +104,9 @@ pub struct Encoder {
     usage: Option<Usage>,
     stop: Option<StopReason>,
     failed: bool,
+    /// `Some(chunks written)` when the app reads one JSON array (no
+    /// `alt=sse`): `[`, chunks separated by `,`, `]` at the end.
+    array: Option<usize>,
 }
 
 impl Encoder {
@@ -116,6 +119,26 @@ impl Encoder {
             usage: None,
             stop: None,
             failed: false,
+            array: req.json_array_stream.then_some(0),
+        }
+    }
+
+    /// One chunk (or error object), framed as the app reads the stream.
+    fn write(&mut self, out: &mut BytesMut, v: &Value) {
+        match &mut self.array {
+            None => write_sse(out, None, &v.to_string()),
+            Some(n) => {
+                out.extend_from_slice(if *n == 0 { b"[" } else { b",\r\n" });
+                *n += 1;
+                out.extend_from_slice(v.to_string().as_bytes());
+            }
+        }
+    }
+
+    /// Closes the JSON array, once.
+    fn close(&mut self, out: &mut BytesMut) {
+        if let Some(n) = self.array.take() {
+            out.extend_from_slice(if n == 0 { b"[]" } else { b"]" });
         }
     }
 
@@ -132,7 +155,7 @@ impl Encoder {
             }
         }
         c["candidates"] = json!([cand]);
-        write_sse(out, None, &c.to_string());
+        self.write(out, &c);
     }
 
     fn take_calls(&mut self) -> Vec<Value> {
@@ -143,6 +166,21 @@ impl Encoder {
             .collect();
         self.sent.extend(self.pending.drain(..).map(|c| c.index));
         calls
+    }
+
+    fn finish(&mut self, out: &mut BytesMut) {
+        let Some(stop) = self.stop else {
+            // No finish reason: the upstream was cut; do not pass a
+            // truncated answer off as complete.
+            let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
+            self.write(out, &e);
+            return;
+        };
+        let mut parts = self.take_calls();
+        if parts.is_empty() {
+            parts.push(json!({"text": ""}));
+        }
+        self.chunk(parts, Some(stop), out);
     }
 
     fn flush_calls(&mut self, out: &mut BytesMut) {
@@ -200,26 +238,15 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { message } => {
                 self.failed = true;
                 let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
-                write_sse(out, None, &e.to_string());
+                self.write(out, &e);
             }
         }
     }
 
     fn end(&mut self, out: &mut BytesMut) {
-        if self.failed {
-            return;
+        if !self.failed {
+            self.finish(out);
         }
-        let Some(stop) = self.stop else {
-            // No finish reason: the upstream was cut; do not pass a
-            // truncated answer off as complete.
-            let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
-            write_sse(out, None, &e.to_string());
-            return;
-        };
-        let mut parts = self.take_calls();
-        if parts.is_empty() {
-            parts.push(json!({"text": ""}));
-        }
-        self.chunk(parts, Some(stop), out);
+        self.close(out);
     }
 }

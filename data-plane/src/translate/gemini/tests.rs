@@ -777,3 +777,35 @@ fn encoder_errors_and_cut_streams() {
         }]
     );
 }
+
+#[test]
+fn a_stream_without_alt_sse_is_one_json_array() {
+    use crate::translate::{StreamEncoder, StreamEvent};
+    let req = ChatRequest {
+        model: "gemini-2.5-flash".into(),
+        stream: true,
+        json_array_stream: true,
+        ..Default::default()
+    };
+    let mut enc = Encoder::new(&req);
+    let mut out = bytes::BytesMut::new();
+    for ev in [
+        StreamEvent::TextDelta("mock".into()),
+        StreamEvent::TextDelta(" reply".into()),
+        StreamEvent::Finish(crate::translate::ir::StopReason::EndTurn),
+    ] {
+        enc.event(&ev, &mut out);
+    }
+    enc.end(&mut out);
+    let chunks: Vec<Value> = serde_json::from_slice(&out).expect("one JSON array");
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(chunks[1]["candidates"][0]["content"]["parts"][0]["text"], " reply");
+    assert_eq!(chunks[2]["candidates"][0]["finishReason"], "STOP");
+    // Cut before the end: still a well-formed array, ending with the error.
+    let mut enc = Encoder::new(&req);
+    let mut out = bytes::BytesMut::new();
+    enc.event(&StreamEvent::TextDelta("x".into()), &mut out);
+    enc.end(&mut out);
+    let chunks: Vec<Value> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(chunks[1]["error"]["status"], "INTERNAL");
+}
