@@ -376,3 +376,17 @@ def test_gemini_stream_without_alt_sse_is_a_json_array_when_translated(
     assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] == 4
     [sent] = gw.mock.provider_requests()
     assert sent["body"]["stream"] is True
+
+
+def test_an_alias_must_lead_somewhere(cgw: tuple[Gateway, dict[str, str]]) -> None:
+    """apply refuses an alias to a model nothing serves, or to another alias,
+    and changes nothing."""
+    gw, _ = cgw
+    for target, why in [("nowhere-model", "which no route or provider serves"),
+                        ("cc-via-openai", "which is itself an alias")]:
+        r = gw.apply({"routes": [{"model": "my-claude", "alias_of": target}]})
+        assert r.returncode != 0 and why in (r.stdout + r.stderr), (r.stdout, r.stderr)
+    r = gw.apply({"routes": [{"model": "both", "alias_of": "gpt-4o-mini", "providers": ["p-openai"]}]})
+    assert r.returncode != 0 and "alias" in (r.stdout + r.stderr)
+    listed = httpx.get(f"{gw.dp_url}/v1/models", headers={"authorization": f"Bearer {cgw[1]['sdk']}"}).json()
+    assert "my-claude" not in {m["id"] for m in listed["data"]}
