@@ -329,6 +329,15 @@ impl ChatRequest {
     }
 }
 
+impl Part {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Part::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,14 +373,5 @@ mod tests {
             f.starts_with("tools[*] (?xx") && f.len() == MAX_FIELD_CHARS,
             "{f}"
         );
-    }
-}
-
-impl Part {
-    pub fn text(&self) -> Option<&str> {
-        match self {
-            Part::Text(t) => Some(t),
-            _ => None,
-        }
     }
 }

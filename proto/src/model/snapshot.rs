@@ -597,7 +597,7 @@ mod tests {
             s.route("claude-haiku-4-5").map(|p| p.name.as_str()),
             Some("a")
         );
-        assert_eq!(s.resolve("gpt-4o-mini").strict, false);
+        assert!(!s.resolve("gpt-4o-mini").strict);
         let mut both = alias("claude-*", "gpt-4o");
         both.providers = vec!["a".into()];
         assert!(matches!(

@@ -799,7 +799,10 @@ fn a_stream_without_alt_sse_is_one_json_array() {
     enc.end(&mut out);
     let chunks: Vec<Value> = serde_json::from_slice(&out).expect("one JSON array");
     assert_eq!(chunks.len(), 3);
-    assert_eq!(chunks[1]["candidates"][0]["content"]["parts"][0]["text"], " reply");
+    assert_eq!(
+        chunks[1]["candidates"][0]["content"]["parts"][0]["text"],
+        " reply"
+    );
     assert_eq!(chunks[2]["candidates"][0]["finishReason"], "STOP");
     // Cut before the end: still a well-formed array, ending with the error.
     let mut enc = Encoder::new(&req);
