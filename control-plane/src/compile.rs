@@ -131,6 +131,13 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         routes,
     };
     snapshot.version = version_of(&snapshot);
+    let size = snapshot.encoded_len();
+    if size > model::MAX_SNAPSHOT_BYTES {
+        return Err(Error::invalid(format!(
+            "the configuration would take {size} bytes, over the {} the data planes accept; nothing was changed",
+            model::MAX_SNAPSHOT_BYTES
+        )));
+    }
     model::Snapshot::try_from(snapshot.clone())?;
     Ok(snapshot)
 }

@@ -3,8 +3,6 @@
 //! `ON CONFLICT (request_id) DO NOTHING`, and acked only after the commit, so
 //! an ack always means "durable" and a resent batch only counts duplicates.
 
-use std::sync::Arc;
-
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
 use serde::Serialize;
@@ -12,14 +10,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth;
 use crate::db::traces::{TraceRow, insert_new};
 use crate::db::{Db, now_ms, write_tx};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 
 pub struct TraceSvc {
     pub db: Db,
-    pub node_tokens: Arc<[[u8; 32]]>,
+    pub nodes: NodeAuth,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -31,13 +29,14 @@ impl TraceService for TraceSvc {
         &self,
         request: Request<Streaming<TraceBatch>>,
     ) -> Result<Response<Self::ReportStream>, Status> {
-        auth::check(request.metadata(), &self.node_tokens)?;
+        let (identity, revocation) = self.nodes.authenticate(request.metadata()).await?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(receive(
             self.db.clone(),
             request.into_inner(),
             tx,
             self.shutdown.clone(),
+            (identity, revocation),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -51,11 +50,16 @@ async fn receive(
     mut inbound: Streaming<TraceBatch>,
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
+    (node, mut revocation): (NodeIdentity, Revocation),
 ) {
     loop {
         let batch = tokio::select! {
             m = inbound.message() => m,
-            _ = shutdown.wait_for(|down| *down) => return,
+            () = down(&mut shutdown) => return,
+            () = revocation.wait() => {
+                let _ = tx.send(Err(Status::unauthenticated("node credential revoked"))).await;
+                return;
+            }
         };
         let batch = match batch {
             Ok(Some(b)) => b,
@@ -66,7 +70,13 @@ async fn receive(
             }
         };
         let seq = batch.seq;
-        match store_batch(&db, batch.records).await {
+        let mut records = batch.records;
+        // Where a trace happened is who sent it, not what it says.
+        for r in &mut records {
+            r.node_id.clone_from(&node.node_id);
+            r.region.clone_from(&node.region);
+        }
+        match store_batch(&db, records).await {
             Ok((stored, duplicates)) => {
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
                 if tx
@@ -88,6 +98,12 @@ async fn receive(
             }
         }
     }
+}
+
+/// Resolves when the server shuts down (holding no borrow of the flag, so
+/// a `select!` branch may await after it).
+async fn down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
 
 /// Stores one batch in one transaction; returns (stored, duplicates).
@@ -112,10 +128,51 @@ pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32
     }
     let valid = rows.len();
     let stored = db
-        .run(move |conn| write_tx(conn, |conn| insert_new(conn, &rows)))
+        .run(move |conn| match write_tx(conn, |conn| insert_new(conn, &rows)) {
+            Err(e) if refused_for_content(&e) => {
+                tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
+                insert_each(conn, &rows)
+            }
+            other => other,
+        })
         .await?;
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok((count(stored), count(valid.saturating_sub(stored))))
+}
+
+/// Whether the database refused what a batch holds (a value it cannot
+/// store), rather than being unavailable or busy: resending would fail
+/// forever. (SQLite reports "database is locked" as an unknown kind, so an
+/// unknown kind is never taken for bad content.)
+fn refused_for_content(e: &Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as D};
+    matches!(
+        e,
+        Error::Database(
+            D::DatabaseError(
+                K::CheckViolation | K::NotNullViolation | K::ForeignKeyViolation,
+                _
+            ) | D::SerializationError(_)
+        )
+    )
+}
+
+/// Stores records one by one, each in its own transaction, dropping (with
+/// a log line and a metric) the ones the database refuses, so one bad record
+/// never blocks the spool it came from. Returns how many were new.
+fn insert_each(conn: &mut crate::db::AnyConnection, rows: &[TraceRow]) -> Result<usize> {
+    let mut stored = 0;
+    for row in rows {
+        match write_tx(conn, |conn| insert_new(conn, std::slice::from_ref(row))) {
+            Ok(n) => stored += n,
+            Err(e) if refused_for_content(&e) => {
+                metrics::counter!("aigw_traces_refused_total").increment(1);
+                tracing::error!(request_id = %row.request_id, error = %e, "trace refused by the database; dropped");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stored)
 }
 
 #[derive(Serialize)]
@@ -141,18 +198,9 @@ fn attempts_json(attempts: &[Attempt]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
-/// Most dropped fields stored per trace, and the longest path kept: the data
-/// plane already bounds both; a misbehaving node cannot grow a row past this.
-const MAX_DROPPED: usize = 64;
-const MAX_FIELD_CHARS: usize = 256;
-
+/// The dropped request fields as a JSON array (bounded by `trace_bounds::clip`).
 fn dropped_json(fields: &[String]) -> String {
-    let list: Vec<String> = fields
-        .iter()
-        .take(MAX_DROPPED)
-        .map(|f| f.chars().take(MAX_FIELD_CHARS).collect())
-        .collect();
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+    serde_json::to_string(fields).unwrap_or_else(|_| "[]".into())
 }
 
 /// Counters are unsigned on the wire and BIGINT in SQL; values beyond
@@ -161,10 +209,11 @@ fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_row(r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
+fn to_row(mut r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     if r.request_id.is_empty() {
         return None;
     }
+    aigw_proto::trace_bounds::clip(&mut r);
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
         dropped_fields: dropped_json(&r.dropped_fields),

@@ -12,10 +12,14 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod ingest;
+pub mod node_auth;
 pub mod push;
+pub mod rotate;
 pub mod server;
 
 #[cfg(test)]
 mod admin_server_tests;
 #[cfg(test)]
 mod grpc_tests;
+#[cfg(test)]
+mod tls_tests;

@@ -21,8 +21,10 @@ pub type HttpClient = UpstreamClient;
 /// Largest upstream error body relayed to the app.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-pub fn build_client() -> Result<HttpClient, rustls::Error> {
-    UpstreamClient::new()
+pub fn build_client(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<HttpClient, crate::upstream_client::ClientError> {
+    UpstreamClient::new(extra_ca)
 }
 
 pub struct Call<'a> {

@@ -32,13 +32,13 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok();
-    std::fs::create_dir_all(&cfg.state_dir)
+    data_plane::state_dir::create(&cfg.state_dir)
         .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
     let node_id = cfg.node_id();
 
     let channel = tonic::service::interceptor::InterceptedService::new(
-        control::endpoint(&cfg.control_plane)?.connect_lazy(),
-        control::NodeAuth::new(&cfg.node_token)?,
+        control::endpoint(&cfg.control_plane, &cfg.control_plane_tls())?.connect_lazy(),
+        control::NodeAuth::new(&cfg.node_token, &node_id, &cfg.region)?,
     );
     let live = Arc::new(ArcSwapOption::empty());
     let watcher = Arc::new(Watcher {
@@ -60,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
         _ => Limiter::new(),
     });
     let state = Arc::new(AppState {
-        client: forward::build_client().context("cannot build the upstream TLS client")?,
+        client: forward::build_client(cfg.upstream_ca_file.as_deref())
+            .context("cannot build the upstream TLS client")?,
         traces: reporter.sink.clone().with_limiter(limiter.clone()),
         limiter,
         ids: RequestIds::new(),

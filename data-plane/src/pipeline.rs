@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
+use crate::json_array::JsonArrayParser;
 use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
 use crate::runtime::Runtime;
 use crate::state::AppState;
@@ -100,7 +101,12 @@ async fn run(
             limit: e.limit,
             retry_after_secs: e.retry_after_secs,
         })?;
-    let body = read_body(parts, body, state.cfg.max_body_bytes).await?;
+    let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
+    let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
+        .await
+        .map_err(|_| GatewayError::BodyTimeout {
+            secs: deadline.as_secs(),
+        })??;
     let mut probe = Probe::parse(call, &body)?;
     // An alias route serves the model as another; strict routes refuse what
     // the provider's format cannot express.
@@ -112,9 +118,6 @@ async fn run(
         .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
     d.rec.model = probe.model.clone();
     d.rec.stream = probe.stream;
-    if call.op != Op::CountTokens {
-        d.price = rt.snapshot.price(&probe.model);
-    }
     let mut chain = rt.route_chain(&probe.model).peekable();
     if chain.peek().is_none() {
         return Err(GatewayError::UnknownModel(probe.model));
@@ -124,6 +127,9 @@ async fn run(
     }
     let mut last = None;
     while let Some(upstream) = chain.next() {
+        if call.op != Op::CountTokens {
+            d.price = price_for(rt, key, upstream.provider.upstream_model(&probe.model))?;
+        }
         let plan = plan(call, &probe, &body, &parts.headers, upstream, strict)?;
         d.rec.dropped_fields = plan.dropped_fields();
         let sent = forward::send(
@@ -159,6 +165,22 @@ async fn run(
         }
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no provider was tried".into())))
+}
+
+/// The price of what is sent upstream (the model after the provider's
+/// `model_map`), not of what the app asked for: an alias cannot make a
+/// request cheaper. A key with a cost limit is never served a model without
+/// a price, which would cost it nothing.
+fn price_for(
+    rt: &Runtime,
+    key: &ClientKey,
+    upstream_model: &str,
+) -> Result<Option<aigw_proto::model::Price>, GatewayError> {
+    let price = rt.snapshot.price(upstream_model);
+    if price.is_none() && key.limits.cost_per_day.is_some() {
+        return Err(GatewayError::Unpriced(upstream_model.to_string()));
+    }
+    Ok(price)
 }
 
 /// Another provider may succeed where this one failed for capacity or health.
@@ -205,7 +227,13 @@ async fn answer_app(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if plan.stream {
+        // Gemini without `?alt=sse` streams a JSON array, not events.
+        let app_array = call.format == Format::Gemini && !call.alt_sse;
         let mode = match (&plan.ir, is_sse) {
+            (Some(ir), true) if app_array => Mode::Translate {
+                decoder: translate::decoder(plan.target),
+                encoder: Box::new(translate::gemini::Encoder::json_array(ir)),
+            },
             (Some(ir), true) => Mode::Translate {
                 decoder: translate::decoder(plan.target),
                 encoder: translate::encoder(call.format, ir),
@@ -214,6 +242,10 @@ async fn answer_app(
                 strip_usage_chunk: plan.strip_usage_chunk,
             },
             (None, true) => Mode::Observe(translate::decoder(plan.target)),
+            (None, false) if plan.target == Format::Gemini => Mode::JsonArray {
+                parser: JsonArrayParser::new(),
+                decoder: translate::decoder(Format::Gemini),
+            },
             (None, false) => Mode::Raw,
             (Some(_), false) => {
                 return Err(GatewayError::Upstream {
@@ -241,8 +273,7 @@ async fn answer_app(
         let mut r = Response::new(Either::Right(stream));
         *r.status_mut() = up.status;
         let h = r.headers_mut();
-        if plan.ir.as_ref().is_some_and(|r| r.json_array_stream) {
-            // Translated for a Gemini app that reads one JSON array.
+        if is_sse && app_array {
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         } else if is_sse {
             h.insert(

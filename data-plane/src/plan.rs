@@ -13,6 +13,7 @@ use crate::providers::openai::ChatRequest as OpenAiProbe;
 use crate::runtime::Upstream;
 use crate::translate::ir::Drops;
 use crate::translate::{self, Format, ir};
+use crate::validate;
 
 /// The Anthropic API version sent when the app (in another format) gives none.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -30,39 +31,29 @@ pub struct Probe {
 
 impl Probe {
     pub fn parse(call: &AppCall, body: &[u8]) -> Result<Self, GatewayError> {
-        check_object(body)?;
-        if let Some(model) = &call.path_model {
+        validate::json_body(body)?;
+        let probe = if let Some(model) = &call.path_model {
             // Gemini: model and streaming are in the URL; the body must be JSON.
             serde_json::from_slice::<serde::de::IgnoredAny>(body)
                 .map_err(|e| GatewayError::BadJson(e.to_string()))?;
             let model = model.strip_prefix("models/").unwrap_or(model);
-            return Ok(Self {
+            Self {
                 model: model.to_string(),
                 requested: model.to_string(),
                 stream: call.path_stream,
                 include_usage: false,
-            });
-        }
-        let p = OpenAiProbe::parse(body)?;
-        Ok(Self {
-            requested: p.model.clone(),
-            model: p.model,
-            stream: p.stream && call.op == Op::Generate,
-            include_usage: p.include_usage,
-        })
-    }
-}
-
-fn check_object(body: &[u8]) -> Result<(), GatewayError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(()),
-        None => Err(GatewayError::invalid(
-            "The request body is empty; send a JSON object.",
-            None,
-        )),
-        Some(_) => Err(GatewayError::BadJson(
-            "the body must be a JSON object".into(),
-        )),
+            }
+        } else {
+            let p = OpenAiProbe::parse(body)?;
+            Self {
+                requested: p.model.clone(),
+                model: p.model,
+                stream: p.stream && call.op == Op::Generate,
+                include_usage: p.include_usage,
+            }
+        };
+        validate::model(&probe.model)?;
+        Ok(probe)
     }
 }
 
@@ -141,7 +132,18 @@ fn target(call: &AppCall, kind: ProviderKind) -> Result<(Format, bool), GatewayE
     })
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path
+/// segment, so a model name stays one segment whatever it holds.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The upstream path for the documented operation: only the model, escaped
+/// as a single segment, comes from the request.
 fn upstream_path(call: &AppCall, target: Format, model: &str, stream: bool) -> String {
+    let model = percent_encoding::utf8_percent_encode(model, SEGMENT);
     match (call.op, target) {
         (Op::Generate, Format::OpenAiChat) => "/v1/chat/completions".into(),
         (Op::Generate, Format::Responses) => "/v1/responses".into(),
@@ -228,8 +230,7 @@ pub fn plan(
         call.path_stream,
     )
     .map_err(|e| GatewayError::Unsupported(e.message))?;
-    let mut app_req = req.clone();
-    app_req.json_array_stream = call.format == Format::Gemini && probe.stream && !call.alt_sse;
+    let app_req = req.clone();
     req.model = model.to_string();
     let encoded = translate::encode_request(target, &mut req)
         .map_err(|e| GatewayError::Unsupported(e.message))?;
@@ -476,6 +477,35 @@ mod tests {
         assert_eq!(p.headers["anthropic-version"], "2023-01-01");
         assert_eq!(p.headers["anthropic-beta"], "tools-2024");
         assert!(!p.headers.contains_key("x-api-key"));
+    }
+
+    #[test]
+    fn the_model_cannot_steer_the_upstream_path() {
+        // In the body, translated to Gemini: refused before any plan.
+        let c = call("/v1/chat/completions", None);
+        for model in ["x:batchGenerateContent#", "../../v1/files", "m?alt=json"] {
+            let body = serde_json::json!({"model": model, "messages": []}).to_string();
+            let Err(e) = Probe::parse(&c, body.as_bytes()) else {
+                panic!("{model} must be refused")
+            };
+            assert_eq!(e.status(), http::StatusCode::BAD_REQUEST, "{model}");
+        }
+        // In a Gemini path: `%2F` and friends never get through.
+        let g = call("/v1beta/models/a%2F..%2Fb:generateContent", None);
+        assert!(Probe::parse(&g, b"{}").is_err());
+        // A name with `/` or `:` that is allowed stays one escaped segment.
+        let body = Bytes::from_static(br#"{"model":"org/m:1","messages":[]}"#);
+        let probe = Probe::parse(&c, &body).unwrap();
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::Gemini, &[]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(p.path, "/v1beta/models/org%2Fm%3A1:generateContent");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 
+use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
 use crate::trace_report::{TraceDraft, TraceSink};
@@ -29,8 +30,13 @@ pub enum Mode {
         decoder: Box<dyn StreamDecoder>,
         encoder: Box<dyn StreamEncoder>,
     },
-    /// Not SSE (Gemini's JSON-array streaming): bytes forwarded untouched,
-    /// no usage can be read before the end.
+    /// Gemini's JSON-array streaming (no `?alt=sse`) to a Gemini app:
+    /// bytes forwarded untouched, each array element read for usage.
+    JsonArray {
+        parser: JsonArrayParser,
+        decoder: Box<dyn StreamDecoder>,
+    },
+    /// Neither SSE nor a JSON array: bytes forwarded untouched, unmetered.
     Raw,
 }
 
@@ -97,7 +103,7 @@ impl MeteredStream {
                 decoder.event(&ev, &mut self.events);
                 false
             }
-            Mode::Raw => true,
+            Mode::JsonArray { .. } | Mode::Raw => true,
         };
         self.use_events(out);
         if forward {
@@ -115,7 +121,10 @@ impl MeteredStream {
         if let Some(ev) = self.parser.finish() {
             self.on_event(ev, out);
         }
-        if let Mode::Observe(decoder) | Mode::Translate { decoder, .. } = &mut self.mode {
+        if let Mode::Observe(decoder)
+        | Mode::Translate { decoder, .. }
+        | Mode::JsonArray { decoder, .. } = &mut self.mode
+        {
             decoder.end(&mut self.events);
         }
         self.use_events(out);
@@ -255,7 +264,14 @@ impl Body for MeteredStream {
                     if let Some((d, _)) = &mut this.trace {
                         d.first_byte();
                     }
-                    if matches!(this.mode, Mode::Raw) {
+                    if let Mode::JsonArray { parser, decoder } = &mut this.mode {
+                        parser.push(&data);
+                        while let Some(ev) = parser.next_event() {
+                            decoder.event(&ev, &mut this.events);
+                        }
+                        this.use_events(&mut out);
+                        out.push(data);
+                    } else if matches!(this.mode, Mode::Raw) {
                         out.push(data);
                     } else {
                         this.parser.push(&data);

@@ -102,7 +102,33 @@ pub fn router(fast: bool) -> Router {
     }
     app.fallback(unknown)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(strict_request_line))
         .with_state(mock)
+}
+
+/// What a strict origin (nginx, Google's and Cloudflare's front ends) refuses
+/// before any API logic: an HTTP/1.1 request without `Host`, or with a
+/// request line in absolute form whose authority is not the `Host` sent.
+async fn strict_request_line(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let bad = match (req.version(), host) {
+        (axum::http::Version::HTTP_11, None) => true,
+        (_, Some(h)) => req.uri().authority().is_some_and(|a| a.as_str() != h),
+        _ => false,
+    };
+    if bad {
+        let mut r = (StatusCode::BAD_REQUEST, "400 Bad Request\n").into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    next.run(req).await
 }
 
 // ---------------------------------------------------------------- credentials
@@ -208,8 +234,13 @@ fn error_response(wire: Wire, err: &MockError, retry_after: Option<u64>) -> Resp
     provider_headers(wire, resp)
 }
 
-fn sse_content_type(wire: Wire) -> &'static str {
+/// A streamed answer's type: Gemini without `?alt=sse` streams one JSON
+/// array (see `gemini`), every other stream is SSE.
+fn stream_content_type(wire: Wire, uri: &Uri) -> &'static str {
     match wire {
+        Wire::Gemini if !crate::gemini::wants_sse(uri.query().unwrap_or("")) => {
+            "application/json; charset=UTF-8"
+        }
         Wire::Gemini => "text/event-stream",
         Wire::OpenAi | Wire::Anthropic => "text/event-stream; charset=utf-8",
     }
@@ -283,7 +314,7 @@ async fn answer(
             });
             let resp = Response::builder()
                 .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, sse_content_type(wire))
+                .header(header::CONTENT_TYPE, stream_content_type(wire, uri))
                 .header(header::CACHE_CONTROL, "no-cache")
                 .body(chunked_body(frames, &fault))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());

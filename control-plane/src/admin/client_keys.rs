@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 pub const KEY_PREFIX: &str = "sk-aigw-";
 /// Shorter keys are too easy to guess.
 const MIN_KEY_LEN: usize = 8;
+/// Apps send the key in a header; nothing longer is a real key.
+const MAX_KEY_LEN: usize = 256;
+/// Most client keys one user may own (revoked ones included, until deleted).
+pub const MAX_KEYS_PER_OWNER: usize = 1000;
 
 /// A checked ClientKeySpec, limits converted to their stored form. No
 /// `Debug`: it may hold the key.
@@ -32,14 +36,12 @@ pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
     validate::name("client_key", &spec.name)?;
     let what = format!("client_key {:?}", spec.name);
     if !spec.key.is_empty()
-        && (spec.key.chars().count() < MIN_KEY_LEN
-            || spec
-                .key
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control()))
+        && (spec.key.len() < MIN_KEY_LEN
+            || spec.key.len() > MAX_KEY_LEN
+            || !spec.key.bytes().all(|b| b.is_ascii_graphic()))
     {
         return Err(Error::invalid(format!(
-            "{what}: key must be at least {MIN_KEY_LEN} characters without spaces (or empty to generate one)"
+            "{what}: key must be {MIN_KEY_LEN} to {MAX_KEY_LEN} visible ASCII characters without spaces (or empty to generate one)"
         )));
     }
     validate::globs(&what, &spec.models)?;
@@ -101,6 +103,15 @@ pub fn upsert(
     {
         return Err(Error::AlreadyExists(format!(
             "client_key {:?}: this key is already used by another client key",
+            spec.name
+        )));
+    }
+    if existing.is_none()
+        && let Some(uid) = &owner
+        && config::count_client_keys_of(conn, uid)? >= MAX_KEYS_PER_OWNER as i64
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "client_key {:?}: its owner already has {MAX_KEYS_PER_OWNER} keys; delete some first",
             spec.name
         )));
     }

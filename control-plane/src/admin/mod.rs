@@ -16,6 +16,7 @@ pub mod authn;
 pub mod client_keys;
 pub mod identity;
 pub mod insight;
+pub mod nodes;
 pub mod page;
 pub mod pricing;
 pub mod providers;
@@ -56,6 +57,9 @@ pub struct AdminSvc {
     /// std mutex, held on the blocking thread, because that thread finishes
     /// commit and publish even if the caller goes away mid-request.
     pub write_lock: Arc<Mutex<()>>,
+    /// Peers (admin-web) whose `x-aigw-client-ip` is believed for the
+    /// login throttle; anyone else is throttled by their own address.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// What a mutation did, for the audit log. `detail` never holds a secret.
@@ -192,6 +196,23 @@ impl AdminSvc {
             .await
     }
 
+    /// The address a call comes from: the peer's, or the browser's as
+    /// admin-web reports it in `x-aigw-client-ip` when the peer is one of
+    /// `trusted_proxies`. Unknown (in-process tests): the unspecified address.
+    pub fn client_ip<T>(&self, req: &Request<T>) -> std::net::IpAddr {
+        let peer = req
+            .remote_addr()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        req.metadata()
+            .get("x-aigw-client-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(peer)
+    }
+
     pub async fn read<T, F>(&self, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
@@ -206,6 +227,6 @@ mod identity_tests;
 #[cfg(test)]
 mod insight_tests;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,9 @@ struct KeyInput {
     weight: u32,
 }
 
+/// Most credentials in one provider's pool.
+pub const MAX_KEYS: usize = 256;
+
 pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
     validate::name("provider", &spec.name)?;
     let what = format!("provider {:?}", spec.name);
@@ -77,6 +80,12 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         )));
     }
     validate::globs(&what, &spec.models)?;
+    if spec.keys.len() > MAX_KEYS {
+        return Err(Error::invalid(format!(
+            "{what}: at most {MAX_KEYS} keys, got {}",
+            spec.keys.len()
+        )));
+    }
     let mut keys: Vec<KeyInput> = Vec::with_capacity(spec.keys.len());
     for k in spec.keys {
         validate::name(&format!("{what} key"), &k.name)?;
@@ -92,15 +101,23 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
                 k.name
             )));
         }
+        let secret = k.secret.trim().to_string();
+        validate::secret(&format!("{what} key {:?}", k.name), &secret)?;
         keys.push(KeyInput {
             name: k.name,
-            secret: k.secret.trim().to_string(),
+            secret,
             weight: k.weight.max(1),
         });
     }
+    if spec.model_map.len() > validate::MAX_MODEL_MAP {
+        return Err(Error::invalid(format!(
+            "{what}: model_map has more than {} entries",
+            validate::MAX_MODEL_MAP
+        )));
+    }
     for (from, to) in &spec.model_map {
-        validate::name(&format!("{what} model_map key"), from)?;
-        validate::name(&format!("{what} model_map[{from:?}]"), to)?;
+        validate::model(&format!("{what} model_map key"), from)?;
+        validate::model(&format!("{what} model_map[{from:?}]"), to)?;
     }
     Ok(ProviderInput {
         name: spec.name,

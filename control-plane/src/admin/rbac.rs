@@ -135,6 +135,10 @@ methods! {
     DELETE_ROUTE = "AdminService" / "DeleteRoute" => CONFIG_WRITE;
     LIST_ROUTES = "AdminService" / "ListRoutes" => READ;
     LIST_NODES = "AdminService" / "ListNodes" => READ;
+    CREATE_NODE_CREDENTIAL = "AdminService" / "CreateNodeCredential" => ADMIN_ONLY;
+    LIST_NODE_CREDENTIALS = "AdminService" / "ListNodeCredentials" => READ;
+    REVOKE_NODE_CREDENTIAL = "AdminService" / "RevokeNodeCredential" => ADMIN_ONLY;
+    DELETE_NODE_CREDENTIAL = "AdminService" / "DeleteNodeCredential" => ADMIN_ONLY;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;
@@ -170,6 +174,8 @@ pub enum PrincipalKind {
     ApiToken {
         token_id: String,
         name: String,
+        /// 0: never.
+        expires_at_ms: i64,
     },
 }
 
@@ -185,6 +191,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// When the credential making this call stops working (0: never).
+    /// Sessions end too, but what a person creates while logged in is
+    /// theirs, not the session's; only a token's children are bound by it.
+    pub fn expires_at_ms(&self) -> i64 {
+        match self.kind {
+            PrincipalKind::ApiToken { expires_at_ms, .. } => expires_at_ms,
+            _ => 0,
+        }
+    }
+
     pub fn bootstrap() -> Self {
         Self {
             role: Role::Admin,

@@ -26,6 +26,10 @@ AdminService/UpsertRoute         yyy yyy --- ---
 AdminService/DeleteRoute         yyy yyy --- ---
 AdminService/ListRoutes          yyy yyy yyy ---
 AdminService/ListNodes           yyy yyy yyy ---
+AdminService/CreateNodeCredential yyy --- --- ---
+AdminService/ListNodeCredentials yyy yyy yyy ---
+AdminService/RevokeNodeCredential yyy --- --- ---
+AdminService/DeleteNodeCredential yyy --- --- ---
 IdentityService/Login            yyy yyy yyy yyy
 IdentityService/Logout           yyy yyy yyy yyy
 IdentityService/WhoAmI           yyy yyy yyy yyy

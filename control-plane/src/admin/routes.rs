@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 const MAX_CHAIN: usize = 16;
 
 pub fn validate(spec: &RouteSpec) -> Result<()> {
-    validate::name("route", &spec.model)?;
+    validate::glob("route", &spec.model)?;
     let what = format!("route {:?}", spec.model);
     if !spec.alias_of.is_empty() {
         validate::name(&format!("{what} alias_of"), &spec.alias_of)?;

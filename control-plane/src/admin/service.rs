@@ -3,13 +3,14 @@
 
 use aigw_proto::pb::admin::admin_service_server::AdminService;
 use aigw_proto::pb::admin::{
-    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeList, PriceList,
-    PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
+    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeCredentialCreated,
+    NodeCredentialList, NodeCredentialSpec, NodeList, PriceList, PriceSpec, ProviderList,
+    ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
 };
 use tonic::{Request, Response, Status};
 
 use super::rbac::{self, Principal, Target};
-use super::{AdminSvc, Change, Object, client_keys, pricing, providers, routes};
+use super::{AdminSvc, Change, Object, client_keys, nodes, pricing, providers, routes};
 use crate::db::config;
 use crate::db::identity::find_user;
 use crate::db::{AnyConnection, now_ms};
@@ -279,5 +280,89 @@ impl AdminService for AdminSvc {
             nodes: self.registry.list(),
             current_version: self.publisher.current().version.clone(),
         }))
+    }
+
+    async fn create_node_credential(
+        &self,
+        request: Request<NodeCredentialSpec>,
+    ) -> Result<Response<NodeCredentialCreated>, Status> {
+        let (p, _) = self.caller(&request, rbac::CREATE_NODE_CREDENTIAL).await?;
+        let spec = request.into_inner();
+        nodes::validate(&spec)?;
+        let what = Object::new("node_credential", &spec.node_id);
+        let (token, row) = self
+            .mutate(&p, what, move |conn, _| {
+                let made = nodes::create(conn, &spec)?;
+                let detail = format!("region={}", spec.region);
+                Ok((made, Some(Change::account("create").with(detail))))
+            })
+            .await?;
+        Ok(Response::new(NodeCredentialCreated {
+            token,
+            info: Some(nodes::info(&row)),
+        }))
+    }
+
+    async fn list_node_credentials(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<NodeCredentialList>, Status> {
+        self.caller(&request, rbac::LIST_NODE_CREDENTIALS).await?;
+        let credentials = self
+            .read(|conn| {
+                Ok(crate::db::nodes::list(conn)?
+                    .iter()
+                    .map(nodes::info)
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(NodeCredentialList { credentials }))
+    }
+
+    async fn revoke_node_credential(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<RevokeResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::REVOKE_NODE_CREDENTIAL).await?;
+        let node_id = request.into_inner().name;
+        let what = Object::new("node_credential", &node_id);
+        let (revoked, id) = self
+            .mutate(&p, what, move |conn, _| {
+                let row = nodes::of_node(conn, &node_id)?;
+                let revoked = crate::db::nodes::revoke(conn, &row.id, now_ms())?;
+                Ok((
+                    (revoked, row.id),
+                    revoked.then(|| Change::account("revoke")),
+                ))
+            })
+            .await?;
+        // After the commit: the node's open streams end now.
+        self.registry.revoke_credential(&id);
+        Ok(Response::new(RevokeResult { revoked }))
+    }
+
+    async fn delete_node_credential(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_NODE_CREDENTIAL).await?;
+        let node_id = request.into_inner().name;
+        let what = Object::new("node_credential", &node_id);
+        let (deleted, id) = self
+            .mutate(&p, what, move |conn, _| {
+                let Some(row) = crate::db::nodes::find_by_node(conn, &node_id)? else {
+                    return Ok(((false, String::new()), None));
+                };
+                let deleted = crate::db::nodes::delete(conn, &row.id)?;
+                Ok((
+                    (deleted, row.id),
+                    deleted.then(|| Change::account("delete")),
+                ))
+            })
+            .await?;
+        if deleted {
+            self.registry.revoke_credential(&id);
+        }
+        Ok(Response::new(DeleteResult { deleted }))
     }
 }

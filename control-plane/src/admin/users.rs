@@ -57,9 +57,12 @@ pub fn create_first_admin(conn: &mut AnyConnection, password_hash: &str) -> Resu
     Ok(true)
 }
 
+/// Longest password accepted (Argon2 over megabytes is a cheap DoS).
+pub const MAX_PASSWORD: usize = 1024;
+
 /// Checks a new user's fields; returns the role.
 pub fn validate_new(username: &str, password: &str, role: &str) -> Result<Role> {
-    validate::name("user", username)?;
+    validate::username(username)?;
     if !password.is_empty() {
         check_password_policy(password)?;
     }
@@ -159,8 +162,13 @@ pub fn open_session(conn: &mut AnyConnection, user_id: &str) -> Result<(String, 
             expires_at_ms,
         },
     )?;
+    // Logging in in a loop must not grow the table without end.
+    identity::trim_sessions(conn, user_id, MAX_SESSIONS_PER_USER)?;
     Ok((token, expires_at_ms))
 }
+
+/// Live sessions kept per user; logging in again ends the oldest.
+pub const MAX_SESSIONS_PER_USER: i64 = 32;
 
 /// Hashes off the async runtime.
 pub async fn hash_async(password: String) -> Result<String> {

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use aigw_proto::channel::ClientTls;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::{
     ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec,
@@ -18,7 +19,7 @@ use aigw_proto::pb::admin::{
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 pub use file::{ApplyFile, parse};
@@ -46,20 +47,14 @@ impl Interceptor for Bearer {
 
 pub type Client = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// Connects to the Admin API at `url` (https:// uses the webpki roots).
-pub async fn connect(url: &str, token: &str) -> Result<Client> {
-    let bad_url = |e: &dyn std::fmt::Display| {
-        Error::Settings(format!("AIGW_CONTROL_PLANE {url:?} is not usable: {e}"))
-    };
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| bad_url(&e))?
+/// Connects to the Admin API at `url`; an https:// URL is verified with
+/// `tls` (AIGW_CA_FILE, or the public roots) and presents its client
+/// certificate when one is given (mTLS).
+pub async fn connect(url: &str, token: &str, tls: &ClientTls) -> Result<Client> {
+    let endpoint = aigw_proto::channel::endpoint(url, tls)
+        .map_err(|e| Error::Settings(format!("AIGW_CONTROL_PLANE {url:?} is not usable: {e}")))?
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60));
-    if url.starts_with("https://") {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
-            .map_err(|e| bad_url(&e))?;
-    }
     let channel = endpoint
         .connect()
         .await
@@ -71,7 +66,13 @@ pub async fn connect(url: &str, token: &str) -> Result<Client> {
 }
 
 /// Reads, expands and applies `path`, printing one line per object.
-pub async fn run(path: &Path, prune: bool, url: &str, token: Option<&str>) -> Result<()> {
+pub async fn run(
+    path: &Path,
+    prune: bool,
+    url: &str,
+    token: Option<&str>,
+    tls: &ClientTls,
+) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Settings(format!("cannot read {}: {e}", path.display())))?;
     let doc = parse(&text, &|name| std::env::var(name).ok())
@@ -79,7 +80,7 @@ pub async fn run(path: &Path, prune: bool, url: &str, token: Option<&str>) -> Re
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::Settings("apply needs AIGW_ADMIN_TOKEN (or --admin-token)".into()))?;
-    let mut client = connect(url, token).await?;
+    let mut client = connect(url, token, tls).await?;
     let mut out = std::io::stdout().lock();
     apply(&mut client, doc, prune, &mut out).await
 }

@@ -278,6 +278,14 @@ pub fn find_client_key_by_hash(
         .optional()?)
 }
 
+/// How many client keys `owner` owns (revoked ones included).
+pub fn count_client_keys_of(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
+    Ok(client_keys::table
+        .filter(client_keys::owner_user_id.eq(owner))
+        .count()
+        .get_result(conn)?)
+}
+
 pub fn insert_client_key(conn: &mut AnyConnection, row: &ClientKeyRow) -> Result<()> {
     diesel::insert_into(client_keys::table)
         .values(row)
@@ -389,6 +397,14 @@ pub fn api_tokens(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<A
         q = q.filter(api_tokens::user_id.eq(uid));
     }
     Ok(q.load(conn)?)
+}
+
+/// How many API tokens `owner` owns (revoked ones included).
+pub fn count_api_tokens_of(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
+    Ok(api_tokens::table
+        .filter(api_tokens::user_id.eq(owner))
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn insert_api_token(conn: &mut AnyConnection, row: &ApiTokenRow) -> Result<()> {

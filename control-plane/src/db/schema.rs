@@ -147,5 +147,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    node_credentials (id) {
+        id -> Text,
+        node_id -> Text,
+        region -> Text,
+        token_hash -> Text,
+        token_hint -> Text,
+        created_at_ms -> BigInt,
+        revoked_at_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(provider_keys -> providers (provider_id));
 diesel::allow_tables_to_appear_in_same_query!(providers, provider_keys);

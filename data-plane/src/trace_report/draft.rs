@@ -78,6 +78,7 @@ impl TraceDraft {
     }
 
     pub fn finish(mut self, status: u16) -> TraceRecord {
+        aigw_proto::trace_bounds::clip(&mut self.rec);
         self.rec.status = u32::from(status);
         self.rec.latency_us = self.elapsed_us();
         self.rec.input_tokens = self.usage.input;

@@ -29,9 +29,6 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The app asked for usage in the stream (OpenAI `include_usage`).
     pub stream_usage: bool,
-    /// Gemini `:streamGenerateContent` without `alt=sse`: the app reads the
-    /// stream as one JSON array of chunks, not as SSE.
-    pub json_array_stream: bool,
     /// OpenAI `response_format` / Gemini `responseMimeType`+`responseSchema`.
     pub response_format: Option<ResponseFormat>,
     /// Advisory end-user id (OpenAI `user`, Anthropic `metadata.user_id`).

@@ -3,10 +3,11 @@
 //! (and NACKed) instead of half-applied.
 
 mod glob;
+pub mod names;
 mod snapshot;
 
 pub use glob::Glob;
 pub use snapshot::{
-    ClientKey, InvalidSnapshot, Limits, Price, Provider, ProviderKey, ProviderKind, Route,
-    Snapshot, Strategy,
+    ClientKey, InvalidSnapshot, Limits, MAX_SECRET, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE,
+    Price, Provider, ProviderKey, ProviderKind, Route, Snapshot, Strategy,
 };

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Glob;
+use super::names::{BadModelName, check_glob, check_model_name};
 use crate::pb::config as pb;
 
 /// Why a snapshot was refused; sent back in the NACK.
@@ -34,6 +35,64 @@ pub enum InvalidSnapshot {
     AliasChain { route: String, target: String },
     #[error("alias {route:?} points to {target:?}, which no route or provider serves")]
     AliasUnroutable { route: String, target: String },
+    #[error(
+        "provider {provider:?}, key {key:?}: the secret must be 1 to {MAX_SECRET} visible ASCII characters (no spaces or line breaks), as an HTTP header requires"
+    )]
+    BadSecret { provider: String, key: String },
+    #[error("{owner}: model pattern {glob:?}: {reason}")]
+    BadGlob {
+        owner: String,
+        glob: String,
+        reason: BadModelName,
+    },
+}
+
+/// Longest upstream secret (API key or access token) a snapshot may carry.
+pub const MAX_SECRET: usize = 8192;
+
+/// Largest encoded snapshot the control plane publishes; data planes accept
+/// a little more (`MAX_SNAPSHOT_MESSAGE`), so one it publishes always fits.
+pub const MAX_SNAPSHOT_BYTES: usize = 48 * 1024 * 1024;
+/// The data planes' gRPC message limit on the snapshot stream.
+pub const MAX_SNAPSHOT_MESSAGE: usize = MAX_SNAPSHOT_BYTES + 1024 * 1024;
+
+/// A secret goes into a header (`Authorization: Bearer …`, `x-api-key`):
+/// visible ASCII only, so it cannot break or add a header line.
+fn check_secret(provider: &str, key: &str, secret: &str) -> Result<(), InvalidSnapshot> {
+    let ok = !secret.is_empty()
+        && secret.len() <= MAX_SECRET
+        && secret.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSnapshot::BadSecret {
+            provider: provider.into(),
+            key: key.into(),
+        })
+    }
+}
+
+fn checked_glob(owner: &str, glob: String) -> Result<Glob, InvalidSnapshot> {
+    match check_glob(&glob) {
+        Ok(()) => Ok(Glob::new(glob)),
+        Err(reason) => Err(InvalidSnapshot::BadGlob {
+            owner: owner.into(),
+            glob,
+            reason,
+        }),
+    }
+}
+
+fn checked_globs(owner: &str, globs: Vec<String>) -> Result<Vec<Glob>, InvalidSnapshot> {
+    globs.into_iter().map(|g| checked_glob(owner, g)).collect()
+}
+
+fn checked_name(owner: &str, name: &str) -> Result<(), InvalidSnapshot> {
+    check_model_name(name).map_err(|reason| InvalidSnapshot::BadGlob {
+        owner: owner.into(),
+        glob: name.into(),
+        reason,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +293,9 @@ pub struct Snapshot {
     /// Keyed by model name; a model matches its own entry exactly, else the
     /// longest glob entry that matches.
     pub pricing: HashMap<String, Price>,
+    /// The glob entries of `pricing`, most specific first (longest, then by
+    /// name): the first that matches wins, whatever the map's order.
+    pub price_globs: Vec<(Glob, Price)>,
     pub client_keys: Vec<ClientKey>,
     pub routes: Vec<Route>,
 }
@@ -295,11 +357,27 @@ impl Snapshot {
         if let Some(p) = self.pricing.get(model) {
             return Some(*p);
         }
-        self.pricing
+        self.price_globs
             .iter()
-            .filter(|(pat, _)| Glob::new(pat.as_str()).matches(model))
-            .max_by_key(|(pat, _)| pat.len())
+            .find(|(g, _)| g.matches(model))
             .map(|(_, p)| *p)
+    }
+
+    /// Sets `pricing` and derives `price_globs` from it.
+    pub fn set_pricing(&mut self, pricing: HashMap<String, Price>) {
+        let mut globs: Vec<(Glob, Price)> = pricing
+            .iter()
+            .map(|(m, p)| (Glob::new(m.as_str()), *p))
+            .filter(|(g, _)| !g.is_literal())
+            .collect();
+        globs.sort_by(|(a, _), (b, _)| {
+            b.as_str()
+                .len()
+                .cmp(&a.as_str().len())
+                .then_with(|| a.as_str().cmp(b.as_str()))
+        });
+        self.pricing = pricing;
+        self.price_globs = globs;
     }
 }
 
@@ -367,11 +445,19 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     strategy: p.strategy.clone(),
                 })?;
             let base_url = normalize_base_url(&p.name, kind, &p.base_url)?;
+            let owner = format!("provider {:?}", p.name);
+            for k in &p.keys {
+                check_secret(&p.name, &k.name, &k.secret)?;
+            }
+            for (from, to) in &p.model_map {
+                checked_name(&owner, from)?;
+                checked_name(&owner, to)?;
+            }
             providers.push(Provider {
                 kind,
                 strategy,
                 base_url,
-                models: p.models.into_iter().map(Glob::new).collect(),
+                models: checked_globs(&owner, p.models)?,
                 keys: p
                     .keys
                     .into_iter()
@@ -388,6 +474,9 @@ impl TryFrom<pb::Snapshot> for Snapshot {
         let mut routes = Vec::with_capacity(s.routes.len());
         for r in s.routes {
             let alias_of = (!r.alias_of.is_empty()).then_some(r.alias_of);
+            if let Some(target) = &alias_of {
+                checked_name(&format!("route {:?} alias_of", r.model), target)?;
+            }
             match (&alias_of, r.providers.is_empty()) {
                 (None, true) => return Err(InvalidSnapshot::EmptyRoute(r.model)),
                 (Some(_), false) => return Err(InvalidSnapshot::AliasWithProviders(r.model)),
@@ -405,7 +494,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 chain.push(idx);
             }
             routes.push(Route {
-                model: Glob::new(r.model),
+                model: checked_glob("route", r.model)?,
                 providers: chain,
                 strict: r.strict,
                 alias_of,
@@ -413,6 +502,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
         }
         let mut pricing = HashMap::with_capacity(s.pricing.len());
         for p in s.pricing {
+            checked_glob("pricing", p.model.clone())?;
             let input = check_price(&p.model, "input", p.input)?;
             let output = check_price(&p.model, "output", p.output)?;
             let cached_input = match p.cached_input {
@@ -443,22 +533,25 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 tokens_per_day: l.tokens_per_day,
                 cost_per_day: l.cost_per_day,
             });
+            let models = checked_globs(&format!("client key {:?}", k.name), k.models)?;
             client_keys.push(ClientKey {
                 id: k.id,
                 name: k.name,
                 key_hash,
-                models: k.models.into_iter().map(Glob::new).collect(),
+                models,
                 limits: limits.unwrap_or_default(),
                 expires_at_ms: (k.expires_at_ms > 0).then_some(k.expires_at_ms),
             });
         }
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             version: s.version,
             providers,
-            pricing,
+            pricing: HashMap::new(),
+            price_globs: Vec::new(),
             client_keys,
             routes,
         };
+        snapshot.set_pricing(pricing);
         snapshot.check_aliases()?;
         Ok(snapshot)
     }
@@ -635,16 +728,28 @@ mod tests {
         pricing.insert("gpt-4o".to_string(), p(1.0));
         pricing.insert("gpt-*".to_string(), p(2.0));
         pricing.insert("gpt-4o-*".to_string(), p(3.0));
-        let s = Snapshot {
+        let mut s = Snapshot {
             version: "v".into(),
             providers: vec![],
-            pricing,
+            pricing: HashMap::new(),
+            price_globs: vec![],
             client_keys: vec![],
             routes: vec![],
         };
+        s.set_pricing(pricing.clone());
         assert_eq!(s.price("gpt-4o").unwrap().input, 1.0);
         assert_eq!(s.price("gpt-4o-mini").unwrap().input, 3.0);
         assert_eq!(s.price("gpt-3.5").unwrap().input, 2.0);
         assert!(s.price("claude").is_none());
+        // Ties between globs of one length go to the first by name, never to
+        // whichever the map happens to yield first.
+        for _ in 0..20 {
+            let mut tied = pricing.clone();
+            tied.insert("gpt-4?-mini".to_string(), p(4.0));
+            tied.insert("gpt-4o-min?".to_string(), p(5.0));
+            tied.insert("gpt-4o-m*ni".to_string(), p(6.0));
+            s.set_pricing(tied);
+            assert_eq!(s.price("gpt-4o-mini").unwrap().input, 4.0);
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::schema::{decode_schema, encode_schema};
+use super::schema::{SchemaBudget, decode_schema, encode_schema_within};
 use super::{
     ADVISORY, PART_ANNOTATIONS, SKIP_SIGNATURE, TARGET, camel, f64_of, field, json_object,
     str_field, str_of, u64_of,
@@ -450,6 +450,8 @@ fn decode_tool_config(tc: &Value, tools: &[Tool]) -> Result<Option<ToolChoice>, 
 
 pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
     let mut out = json!({"contents": encode_contents(req)?});
+    // One budget for every schema of the request ($ref inlining).
+    let mut budget = SchemaBudget::default();
     if !req.system.is_empty() {
         out["systemInstruction"] =
             json!({"parts": req.system.iter().map(|s| json!({"text": s})).collect::<Vec<_>>()});
@@ -460,6 +462,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
             .iter()
             .enumerate()
             .map(|(i, t)| {
+                let budget = &mut budget;
                 let mut d = json!({"name": t.name});
                 if let Some(desc) = &t.description {
                     d["description"] = json!(desc);
@@ -473,8 +476,11 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
                             .and_then(Value::as_object)
                             .is_none_or(Map::is_empty));
                 if !no_args {
-                    d["parameters"] =
-                        encode_schema(&t.parameters, &format!("tools[{i}].parameters"))?;
+                    d["parameters"] = encode_schema_within(
+                        &t.parameters,
+                        &format!("tools[{i}].parameters"),
+                        budget,
+                    )?;
                 }
                 Ok(d)
             })
@@ -521,7 +527,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
             gc.insert("responseMimeType".into(), json!("application/json"));
             gc.insert(
                 "responseSchema".into(),
-                encode_schema(schema, "response_format.json_schema.schema")?,
+                encode_schema_within(schema, "response_format.json_schema.schema", &mut budget)?,
             );
         }
     }

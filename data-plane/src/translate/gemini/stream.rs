@@ -104,9 +104,9 @@ pub struct Encoder {
     usage: Option<Usage>,
     stop: Option<StopReason>,
     failed: bool,
-    /// `Some(chunks written)` when the app reads one JSON array (no
-    /// `alt=sse`): `[`, chunks separated by `,`, `]` at the end.
-    array: Option<usize>,
+    /// `None`: SSE (`?alt=sse`); `Some(started)`: a JSON array, as Gemini
+    /// streams without `alt=sse`, with `started` once `[` is out.
+    array: Option<bool>,
 }
 
 impl Encoder {
@@ -119,26 +119,27 @@ impl Encoder {
             usage: None,
             stop: None,
             failed: false,
-            array: req.json_array_stream.then_some(0),
+            array: None,
         }
     }
 
-    /// One chunk (or error object), framed as the app reads the stream.
-    fn write(&mut self, out: &mut BytesMut, v: &Value) {
+    /// For a `:streamGenerateContent` call without `?alt=sse`.
+    pub fn json_array(req: &ChatRequest) -> Self {
+        Self {
+            array: Some(false),
+            ..Self::new(req)
+        }
+    }
+
+    /// One chunk, framed as the app asked.
+    fn emit(&mut self, out: &mut BytesMut, data: &str) {
         match &mut self.array {
-            None => write_sse(out, None, &v.to_string()),
-            Some(n) => {
-                out.extend_from_slice(if *n == 0 { b"[" } else { b",\r\n" });
-                *n += 1;
-                out.extend_from_slice(v.to_string().as_bytes());
+            None => write_sse(out, None, data),
+            Some(started) => {
+                out.extend_from_slice(if *started { b",\r\n" } else { b"[" });
+                *started = true;
+                out.extend_from_slice(data.as_bytes());
             }
-        }
-    }
-
-    /// Closes the JSON array, once.
-    fn close(&mut self, out: &mut BytesMut) {
-        if let Some(n) = self.array.take() {
-            out.extend_from_slice(if n == 0 { b"[]" } else { b"]" });
         }
     }
 
@@ -155,7 +156,7 @@ impl Encoder {
             }
         }
         c["candidates"] = json!([cand]);
-        self.write(out, &c);
+        self.emit(out, &c.to_string());
     }
 
     fn take_calls(&mut self) -> Vec<Value> {
@@ -166,21 +167,6 @@ impl Encoder {
             .collect();
         self.sent.extend(self.pending.drain(..).map(|c| c.index));
         calls
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) {
-        let Some(stop) = self.stop else {
-            // No finish reason: the upstream was cut; do not pass a
-            // truncated answer off as complete.
-            let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
-            self.write(out, &e);
-            return;
-        };
-        let mut parts = self.take_calls();
-        if parts.is_empty() {
-            parts.push(json!({"text": ""}));
-        }
-        self.chunk(parts, Some(stop), out);
     }
 
     fn flush_calls(&mut self, out: &mut BytesMut) {
@@ -238,15 +224,28 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { message } => {
                 self.failed = true;
                 let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
-                self.write(out, &e);
+                self.emit(out, &e.to_string());
             }
         }
     }
 
     fn end(&mut self, out: &mut BytesMut) {
         if !self.failed {
-            self.finish(out);
+            if let Some(stop) = self.stop {
+                let mut parts = self.take_calls();
+                if parts.is_empty() {
+                    parts.push(json!({"text": ""}));
+                }
+                self.chunk(parts, Some(stop), out);
+            } else {
+                // No finish reason: the upstream was cut; do not pass a
+                // truncated answer off as complete.
+                let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
+                self.emit(out, &e.to_string());
+            }
         }
-        self.close(out);
+        if let Some(started) = self.array.take() {
+            out.extend_from_slice(if started { b"]" } else { b"[]" });
+        }
     }
 }

@@ -779,36 +779,32 @@ fn encoder_errors_and_cut_streams() {
 }
 
 #[test]
-fn a_stream_without_alt_sse_is_one_json_array() {
-    use crate::translate::{StreamEncoder, StreamEvent};
-    let req = ChatRequest {
-        model: "gemini-2.5-flash".into(),
-        stream: true,
-        json_array_stream: true,
-        ..Default::default()
-    };
-    let mut enc = Encoder::new(&req);
-    let mut out = bytes::BytesMut::new();
-    for ev in [
-        StreamEvent::TextDelta("mock".into()),
-        StreamEvent::TextDelta(" reply".into()),
-        StreamEvent::Finish(crate::translate::ir::StopReason::EndTurn),
-    ] {
-        enc.event(&ev, &mut out);
+fn ref_bombs_are_refused_within_the_budget() {
+    // Each definition refers to the next one three times: 3^14 nodes if
+    // inlined, all within the depth limit.
+    let mut defs = serde_json::Map::new();
+    for i in 0..14 {
+        let next = json!({"$ref": format!("#/$defs/D{}", i + 1)});
+        defs.insert(
+            format!("D{i}"),
+            json!({"type": "object", "properties": {"a": next, "b": next, "c": next}}),
+        );
     }
-    enc.end(&mut out);
-    let chunks: Vec<Value> = serde_json::from_slice(&out).expect("one JSON array");
-    assert_eq!(chunks.len(), 3);
-    assert_eq!(
-        chunks[1]["candidates"][0]["content"]["parts"][0]["text"],
-        " reply"
-    );
-    assert_eq!(chunks[2]["candidates"][0]["finishReason"], "STOP");
-    // Cut before the end: still a well-formed array, ending with the error.
-    let mut enc = Encoder::new(&req);
-    let mut out = bytes::BytesMut::new();
-    enc.event(&StreamEvent::TextDelta("x".into()), &mut out);
-    enc.end(&mut out);
-    let chunks: Vec<Value> = serde_json::from_slice(&out).unwrap();
-    assert_eq!(chunks[1]["error"]["status"], "INTERNAL");
+    defs.insert("D14".into(), json!({"type": "string"}));
+    let schema = json!({"$defs": defs, "$ref": "#/$defs/D0"});
+    assert!(schema.to_string().len() < 4096);
+    let t = std::time::Instant::now();
+    let err = encode_schema(&schema, "tools[0].parameters").unwrap_err();
+    assert!(err.message.contains("20,000 nodes"), "{}", err.message);
+    // Refused after the budget, not after 2^30 nodes (a generous bound:
+    // this is a sanity check, not a benchmark).
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    // A big description copied through many refs hits the byte bound.
+    let big = "x".repeat(100_000);
+    let schema = json!({
+        "$defs": {"S": {"type": "string", "description": big}},
+        "type": "object",
+        "properties": (0..100).map(|i| (format!("p{i}"), json!({"$ref": "#/$defs/S"}))).collect::<serde_json::Map<_, _>>(),
+    });
+    assert!(encode_schema(&schema, "s").is_err());
 }
