@@ -10,8 +10,10 @@ use crate::pb::trace::TraceRecord;
 const MAX_NAME: usize = 256;
 const MAX_ERROR: usize = 1024;
 const MAX_ATTEMPTS: usize = 32;
-/// Dropped request fields kept (the data plane keeps at most 64 already).
+/// Dropped request fields kept, and the longest path (the data plane keeps
+/// at most 64, of 120 characters, already).
 const MAX_DROPPED: usize = 64;
+const MAX_DROPPED_FIELD: usize = 128;
 
 /// Cuts every string of the record to its bound (at a character boundary)
 /// and drops NULs, which Postgres text refuses.
@@ -39,7 +41,7 @@ pub fn clip(rec: &mut TraceRecord) {
     }
     rec.dropped_fields.truncate(MAX_DROPPED);
     for f in &mut rec.dropped_fields {
-        clip_str(f, MAX_NAME);
+        clip_str(f, MAX_DROPPED_FIELD);
     }
 }
 
@@ -72,7 +74,7 @@ mod tests {
         };
         clip(&mut rec);
         assert_eq!(rec.dropped_fields.len(), MAX_DROPPED);
-        assert!(rec.dropped_fields.iter().all(|f| f.len() == MAX_NAME));
+        assert!(rec.dropped_fields.iter().all(|f| f.len() == MAX_DROPPED_FIELD));
         assert!(rec.model.len() <= MAX_NAME && rec.model.starts_with('é'));
         assert_eq!(rec.error, "xy");
         assert_eq!(rec.attempts.len(), MAX_ATTEMPTS);
