@@ -29,6 +29,15 @@ struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     control_plane: String,
+    /// PEM roots that sign the control plane's certificate (https:// URL).
+    #[arg(long, env = "AIGW_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate presented to the control plane (mTLS).
+    #[arg(long, env = "AIGW_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    tls_client_cert: Option<std::path::PathBuf>,
+    /// PEM key of AIGW_TLS_CLIENT_CERT.
+    #[arg(long, env = "AIGW_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    tls_client_key: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -40,6 +49,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The control plane is reached the way the other clients reach it (TLS
+    // files checked now, so a mistake stops the start, not the first call).
+    let tls = aigw_proto::channel::ClientTls {
+        ca_file: cfg.ca_file.clone(),
+        cert_file: cfg.tls_client_cert.clone(),
+        key_file: cfg.tls_client_key.clone(),
+    };
+    let _channel = aigw_proto::channel::endpoint(&cfg.control_plane, &tls)?.connect_lazy();
     let app = Router::new()
         .route("/", get(index))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -199,7 +199,8 @@ fn bootstrap_admin_tokens(
         if let Some(t) = config::find_api_token(conn, GENERATED_TOKEN_NAME)?
             && t.user_id.is_none()
             && t.revoked_at_ms == 0
-            && t.token_hint.starts_with(GENERATED_TOKEN_PREFIX)
+            // The hint keeps the token's first characters: "aigw-admin…".
+            && t.token_hint.starts_with(GENERATED_TOKEN_PREFIX.trim_end_matches('-'))
         {
             config::revoke_api_token(conn, &t.id, now_ms())?;
             tracing::info!(

@@ -16,7 +16,19 @@ use data_plane::state::{AppState, RequestIds};
 use data_plane::{control, forward, listener, trace_report};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One plain line with its causes, not a backtrace: these are
+            // mostly settings errors an operator has to read.
+            eprintln!("data-plane: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cfg = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

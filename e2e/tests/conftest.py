@@ -86,6 +86,24 @@ def gw(stack: Gateway) -> Gateway:
     return stack
 
 
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """grpcio stubs of the Admin API and the planes' protocols."""
+    from admin_client import generate_stubs
+
+    yield from generate_stubs(tmp_path_factory.mktemp("stubs"))
+
+
+@pytest.fixture
+def channel(stack: Gateway) -> Iterator[object]:
+    """A plaintext gRPC channel to the stack's control plane."""
+    import grpc
+
+    ch = grpc.insecure_channel(stack.cp_url.removeprefix("http://"))
+    yield ch
+    ch.close()
+
+
 @pytest.fixture
 def mock(tmp_path: Path) -> Iterator[Mock]:
     """The mock provider alone."""

@@ -475,6 +475,8 @@ class Gateway:
     dp: Proc | None = None
     dp_url: str = ""
     dp_env: dict[str, str] = field(default_factory=dict)
+    # Extra control-plane variables (kept for restarts); "" unsets one.
+    cp_env: dict[str, str] = field(default_factory=dict)
     _genai: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
@@ -483,6 +485,10 @@ class Gateway:
 
     @property
     def cp_url(self) -> str:
+        """The control plane's URL; https:// (with the name its test
+        certificate has) once AIGW_TLS_CERT is in `cp_env`."""
+        if self.cp_env.get("AIGW_TLS_CERT"):
+            return f"https://localhost:{self.cp_port}"
         return f"http://127.0.0.1:{self.cp_port}"
 
     # -- control plane
@@ -498,6 +504,8 @@ class Gateway:
             "AIGW_NODE_TOKEN": self.node_token,
             "AIGW_ADMIN_PASSWORD": "e2e-" + secrets.token_hex(8),
         })
+        env.update(self.cp_env)
+        env = {k: v for k, v in env.items() if v != ""}
 
         # A restart may race the release of the old socket: retry only that.
         deadline = time.monotonic() + START_TIMEOUT
@@ -562,6 +570,25 @@ class Gateway:
         if wait_ready:
             self.wait_ready()
         return self.dp
+
+    def extra_data_plane(self, node_id: str, **env: str) -> tuple[Proc, str]:
+        """Another data plane (not `self.dp`) with its own state dir and id,
+        on the join token; `dp_env` applies to it too, `env` last ("" unsets
+        a variable). Returns it and its URL (not waited on)."""
+        full_env = clean_env({
+            "AIGW_LISTEN": "127.0.0.1:0",
+            "AIGW_CONTROL_PLANE": self.cp_url,
+            **self.dp_env,
+            # Its own identity, on the join token, whatever `self.dp` uses.
+            "AIGW_NODE_TOKEN": self.node_token,
+            "AIGW_STATE_DIR": str(self.workdir / f"dp-state-{node_id}"),
+            "AIGW_NODE_ID": node_id,
+            "AIGW_REGION": "e2e",
+            **env,
+        })
+        full_env = {k: v for k, v in full_env.items() if v != ""}  # "" unsets
+        proc = Proc("data-plane", [], full_env, self.log_dir)
+        return proc, f"http://{proc.listening_addr()}"
 
     def wait_ready(self) -> None:
         def ready() -> None:
