@@ -74,7 +74,11 @@ mod tests {
         };
         clip(&mut rec);
         assert_eq!(rec.dropped_fields.len(), MAX_DROPPED);
-        assert!(rec.dropped_fields.iter().all(|f| f.len() == MAX_DROPPED_FIELD));
+        assert!(
+            rec.dropped_fields
+                .iter()
+                .all(|f| f.len() == MAX_DROPPED_FIELD)
+        );
         assert!(rec.model.len() <= MAX_NAME && rec.model.starts_with('é'));
         assert_eq!(rec.error, "xy");
         assert_eq!(rec.attempts.len(), MAX_ATTEMPTS);
