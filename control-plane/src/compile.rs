@@ -13,6 +13,7 @@ use ring::digest::{SHA256, digest};
 
 use crate::crypto::MasterKey;
 use crate::db::config::{ConfigRows, group_keys};
+use crate::db::health::HealthRow;
 use crate::error::{Error, Result};
 
 /// The associated data a provider key's secret is sealed with.
@@ -43,6 +44,20 @@ pub fn route_order(a: &str, b: &str) -> std::cmp::Ordering {
         .then_with(|| a.cmp(b))
 }
 
+/// What the data planes need to know of a key's last health check: only
+/// that it is unusable, and until when. A healthy or never checked key
+/// carries nothing, so checks that find nothing new change no version.
+fn unusable(health: &[HealthRow], provider: &str, key: &str) -> Option<pb::KeyHealth> {
+    let h = health
+        .iter()
+        .find(|h| h.provider == provider && h.key_name == key)?;
+    crate::health::blocks(&h.status).then(|| pb::KeyHealth {
+        status: h.status.clone(),
+        retry_at_ms: h.retry_at_ms,
+        detail: h.detail.clone(),
+    })
+}
+
 /// Builds, versions and validates the snapshot. Providers, pricing and
 /// client keys are sorted by name (model for pricing); a provider's keys keep
 /// their spec order, which fill-first depends on. Revoked client keys are
@@ -55,6 +70,9 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
             let context = secret_context(&p.name, &k.name);
             out_keys.push(pb::ProviderKey {
                 secret: master.decrypt(&k.secret_enc, &context)?,
+                health: unusable(&rows.health, &p.name, &k.name),
+                oauth: false,
+                headers: BTreeMap::new(),
                 name: k.name,
                 weight: u32::try_from(k.weight).unwrap_or(1).max(1),
             });
@@ -67,6 +85,7 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
             base_url: p.base_url,
             strategy: p.strategy,
             keys: out_keys,
+            affinity: p.affinity,
         });
     }
     providers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -171,6 +190,8 @@ mod tests {
             created_at_ms: 1,
             updated_at_ms: 1,
             model_map: r#"{"gpt-4o-fast":"gpt-4o-mini"}"#.into(),
+            health_interval_secs: 60,
+            affinity: String::new(),
         };
         let key = |pid: &str, pname: &str, name: &str, pos: i32| ProviderKeyRow {
             id: format!("{pid}-{name}"),
@@ -233,7 +254,44 @@ mod tests {
                     alias_of: String::new(),
                 },
             ],
+            health: vec![],
         }
+    }
+
+    fn health(key: &str, status: &str, detail: &str) -> HealthRow {
+        HealthRow {
+            provider: "alpha".into(),
+            key_name: key.into(),
+            status: status.into(),
+            http_status: 401,
+            latency_us: 5,
+            detail: detail.into(),
+            checked_at_ms: 7,
+            retry_at_ms: 0,
+            trigger_kind: "schedule".into(),
+        }
+    }
+
+    #[test]
+    fn only_unusable_keys_carry_health_and_checks_alone_change_nothing() {
+        let m = master();
+        let base = compile(&rows(&m), &m).unwrap();
+        // A healthy check (or one at another time) changes no version.
+        let mut r = rows(&m);
+        r.health = vec![health("a", "ok", "")];
+        assert_eq!(compile(&r, &m).unwrap().version, base.version);
+        // An unusable key is marked, and that is a new version.
+        r.health = vec![health("a", "invalid_credential", "Incorrect API key")];
+        let s = compile(&r, &m).unwrap();
+        assert_ne!(s.version, base.version);
+        let h = s.providers[0].keys[0].health.clone().unwrap();
+        assert_eq!(
+            (h.status.as_str(), h.detail.as_str()),
+            ("invalid_credential", "Incorrect API key")
+        );
+        assert!(s.providers[0].keys[1].health.is_none());
+        r.health[0].checked_at_ms = 99;
+        assert_eq!(compile(&r, &m).unwrap().version, s.version);
     }
 
     #[test]

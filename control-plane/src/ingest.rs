@@ -18,6 +18,8 @@ use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 pub struct TraceSvc {
     pub db: Db,
     pub nodes: NodeAuth,
+    /// Told of credentials that failed real requests, to check them at once.
+    pub checker: crate::health::Checker,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -37,6 +39,7 @@ impl TraceService for TraceSvc {
             tx,
             self.shutdown.clone(),
             (identity, revocation),
+            self.checker.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -51,6 +54,7 @@ async fn receive(
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
     (node, mut revocation): (NodeIdentity, Revocation),
+    checker: crate::health::Checker,
 ) {
     loop {
         let batch = tokio::select! {
@@ -75,6 +79,10 @@ async fn receive(
         for r in &mut records {
             r.node_id.clone_from(&node.node_id);
             r.region.clone_from(&node.region);
+            // A credential that failed a real request is checked at once.
+            for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
+                checker.failed_on_data_plane(&a.provider, &a.provider_key);
+            }
         }
         match store_batch(&db, records).await {
             Ok((stored, duplicates)) => {
@@ -98,6 +106,13 @@ async fn receive(
             }
         }
     }
+}
+
+/// An attempt status that may mean the credential itself is in trouble:
+/// refused (401/403), limited (429), the upstream failing (5xx), or no
+/// answer at all (0: connection error or timeout).
+fn failed_credential(status: u32) -> bool {
+    matches!(status, 0 | 401 | 403 | 429 | 500..=599)
 }
 
 /// Resolves when the server shuts down (holding no borrow of the flag, so

@@ -2,6 +2,7 @@
 //! A library so benchmarks and tests can drive its parts; `main.rs` wires it.
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod auth;
 pub mod config;
 pub mod control;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aigw_proto::model::ClientKey;
+use aigw_proto::model::{Affinity, ClientKey};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
@@ -141,6 +141,9 @@ async fn run(
                 headers: &plan.headers,
                 timeout: state.cfg.upstream_timeout(),
                 max_attempts: state.cfg.max_attempts,
+                affinity: (upstream.provider.affinity == Affinity::PromptCache)
+                    .then(|| crate::affinity::key(&body, &parts.headers))
+                    .flatten(),
             },
             d,
         )

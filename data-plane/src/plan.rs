@@ -300,9 +300,9 @@ mod tests {
                     .iter()
                     .map(|(a, b)| (a.to_string(), b.to_string()))
                     .collect(),
+                affinity: Default::default(),
             },
             pool: Pool::new(vec![], Strategy::RoundRobin),
-            auth_header: http::header::AUTHORIZATION,
         }
     }
 

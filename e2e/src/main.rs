@@ -11,6 +11,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
 
+mod accounts;
 mod anthropic;
 mod app;
 mod embeddings;

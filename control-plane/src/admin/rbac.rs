@@ -139,6 +139,8 @@ methods! {
     LIST_NODE_CREDENTIALS = "AdminService" / "ListNodeCredentials" => READ;
     REVOKE_NODE_CREDENTIAL = "AdminService" / "RevokeNodeCredential" => ADMIN_ONLY;
     DELETE_NODE_CREDENTIAL = "AdminService" / "DeleteNodeCredential" => ADMIN_ONLY;
+    CHECK_CREDENTIAL = "AdminService" / "CheckCredential" => CONFIG_WRITE;
+    LIST_CREDENTIAL_HEALTH = "AdminService" / "ListCredentialHealth" => READ;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;

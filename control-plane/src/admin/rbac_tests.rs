@@ -30,6 +30,8 @@ AdminService/CreateNodeCredential yyy --- --- ---
 AdminService/ListNodeCredentials yyy yyy yyy ---
 AdminService/RevokeNodeCredential yyy --- --- ---
 AdminService/DeleteNodeCredential yyy --- --- ---
+AdminService/CheckCredential     yyy yyy --- ---
+AdminService/ListCredentialHealth yyy yyy yyy ---
 IdentityService/Login            yyy yyy yyy yyy
 IdentityService/Logout           yyy yyy yyy yyy
 IdentityService/WhoAmI           yyy yyy yyy yyy

@@ -3,7 +3,8 @@
 
 use aigw_proto::pb::admin::admin_service_server::AdminService;
 use aigw_proto::pb::admin::{
-    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeCredentialCreated,
+    ClientKeyList, ClientKeySpec, CredentialHealth, CredentialHealthList, CredentialHealthQuery,
+    CredentialRef, DeleteResult, ListRequest, NameRequest, NodeCredentialCreated,
     NodeCredentialList, NodeCredentialSpec, NodeList, PriceList, PriceSpec, ProviderList,
     ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
 };
@@ -364,5 +365,56 @@ impl AdminService for AdminSvc {
             self.registry.revoke_credential(&id);
         }
         Ok(Response::new(DeleteResult { deleted }))
+    }
+
+    async fn check_credential(
+        &self,
+        request: Request<CredentialRef>,
+    ) -> Result<Response<CredentialHealth>, Status> {
+        self.caller(&request, rbac::CHECK_CREDENTIAL).await?;
+        let r = request.into_inner();
+        let row = self.checker.check_now(&r.provider, &r.key).await?;
+        Ok(Response::new(crate::health::info(&row)))
+    }
+
+    async fn list_credential_health(
+        &self,
+        request: Request<CredentialHealthQuery>,
+    ) -> Result<Response<CredentialHealthList>, Status> {
+        self.caller(&request, rbac::LIST_CREDENTIAL_HEALTH).await?;
+        let q = request.into_inner();
+        let limit = match q.history {
+            0 => 20,
+            n => i64::from(n.min(100)),
+        };
+        let list = self
+            .read(move |conn| {
+                use crate::db::health;
+                let provider = (!q.provider.is_empty()).then_some(q.provider.as_str());
+                let current = health::current(conn, provider)?
+                    .iter()
+                    .map(crate::health::info)
+                    .collect();
+                let history = match (provider, q.key.is_empty()) {
+                    (Some(p), false) => health::history(conn, p, &q.key, limit)?
+                        .into_iter()
+                        .map(|c| CredentialHealth {
+                            provider: c.provider,
+                            key: c.key_name,
+                            status: c.status,
+                            http_status: u32::try_from(c.http_status).unwrap_or(0),
+                            latency_us: u64::try_from(c.latency_us).unwrap_or(0),
+                            detail: c.detail,
+                            checked_at_ms: c.checked_at_ms,
+                            retry_at_ms: 0,
+                            trigger: c.trigger_kind,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok(CredentialHealthList { current, history })
+            })
+            .await?;
+        Ok(Response::new(list))
     }
 }

@@ -33,6 +33,7 @@ fn provider(secret: &str) -> ProviderSpec {
             },
         ],
         model_map: Default::default(),
+        ..Default::default()
     }
 }
 

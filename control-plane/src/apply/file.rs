@@ -66,6 +66,19 @@ pub struct ProviderDoc {
     /// The app's model name -> the name sent upstream.
     #[serde(default)]
     pub model_map: BTreeMap<String, String>,
+    /// `{ interval_secs: 60 }`: how often the control plane checks each
+    /// key (0: only when a data plane saw one fail). Omitted: every 60 s.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckDoc>,
+    /// "" (off) or "prompt-cache".
+    #[serde(default)]
+    pub affinity: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckDoc {
+    pub interval_secs: Num<u32>,
 }
 
 #[derive(Deserialize)]

@@ -24,7 +24,7 @@ use tonic::{Request, Status};
 
 pub use file::{ApplyFile, parse};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, with_causes};
 
 /// Adds `authorization: Bearer TOKEN` to every request.
 #[derive(Clone)]
@@ -83,19 +83,6 @@ pub async fn run(
     let mut client = connect(url, token, tls).await?;
     let mut out = std::io::stdout().lock();
     apply(&mut client, doc, prune, &mut out).await
-}
-
-/// "transport error: tcp connect error: Connection refused": tonic's own
-/// message alone says too little.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(": ");
-        msg.push_str(&c.to_string());
-        cause = c.source();
-    }
-    msg
 }
 
 fn rpc(what: String) -> impl FnOnce(Status) -> Error {
@@ -174,6 +161,8 @@ pub async fn apply(
                 })
                 .collect(),
             model_map: p.model_map,
+            health_check_interval_secs: p.health_check.map(|h| h.interval_secs.0),
+            affinity: p.affinity,
         })
         .collect();
     let price_specs: Vec<PriceSpec> = doc

@@ -21,6 +21,10 @@ pub struct ProviderRow {
     pub updated_at_ms: i64,
     /// JSON object: the app's model name -> the upstream's.
     pub model_map: String,
+    /// Seconds between health checks of each key; 0: none scheduled.
+    pub health_interval_secs: i32,
+    /// "" or "prompt-cache".
+    pub affinity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -116,6 +120,8 @@ pub struct ConfigRows {
     /// Revoked ones included: `compile` leaves them out.
     pub client_keys: Vec<ClientKeyRow>,
     pub routes: Vec<RouteRow>,
+    /// The last health check of each credential that had one.
+    pub health: Vec<super::health::HealthRow>,
 }
 
 pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
@@ -137,6 +143,7 @@ pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
             .select(ClientKeyRow::as_select())
             .load(conn)?,
         routes: list_routes(conn)?,
+        health: super::health::current(conn, None)?,
     })
 }
 

@@ -6,6 +6,7 @@
 //! the variant.
 
 pub mod config;
+pub mod health;
 pub mod identity;
 pub mod nodes;
 pub mod schema;

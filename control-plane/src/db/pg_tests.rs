@@ -48,6 +48,7 @@ async fn postgres_traces_and_admin_roundtrip() {
         bootstrap_tokens: Arc::from(vec![crypto::sha256("t")]),
         write_lock: Arc::new(Mutex::new(())),
         trusted_proxies: Arc::from(Vec::new()),
+        checker: crate::health::Checker::detached(),
     };
     let req = |spec: ProviderSpec| {
         let mut r = Request::new(spec);

@@ -13,6 +13,8 @@ diesel::table! {
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
         model_map -> Text,
+        health_interval_secs -> Integer,
+        affinity -> Text,
     }
 }
 
@@ -144,6 +146,34 @@ diesel::table! {
         error -> Nullable<Text>,
         attempts -> Text,
         dropped_fields -> Text,
+    }
+}
+
+diesel::table! {
+    credential_health (provider, key_name) {
+        provider -> Text,
+        key_name -> Text,
+        status -> Text,
+        http_status -> Integer,
+        latency_us -> BigInt,
+        detail -> Text,
+        checked_at_ms -> BigInt,
+        retry_at_ms -> BigInt,
+        trigger_kind -> Text,
+    }
+}
+
+diesel::table! {
+    credential_checks (id) {
+        id -> Text,
+        provider -> Text,
+        key_name -> Text,
+        status -> Text,
+        http_status -> Integer,
+        latency_us -> BigInt,
+        detail -> Text,
+        checked_at_ms -> BigInt,
+        trigger_kind -> Text,
     }
 }
 

@@ -8,6 +8,7 @@ mod snapshot;
 
 pub use glob::Glob;
 pub use snapshot::{
-    ClientKey, InvalidSnapshot, Limits, MAX_SECRET, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE,
-    Price, Provider, ProviderKey, ProviderKind, Route, Snapshot, Strategy,
+    Affinity, ClientKey, InvalidSnapshot, KeyHealth, Limits, MAX_KEY_HEADERS, MAX_SECRET,
+    MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route,
+    Snapshot, Strategy,
 };

@@ -39,6 +39,14 @@ pub enum InvalidSnapshot {
         "provider {provider:?}, key {key:?}: the secret must be 1 to {MAX_SECRET} visible ASCII characters (no spaces or line breaks), as an HTTP header requires"
     )]
     BadSecret { provider: String, key: String },
+    #[error("provider {provider:?}, key {key:?}: header {header:?} is not allowed or not valid")]
+    BadKeyHeader {
+        provider: String,
+        key: String,
+        header: String,
+    },
+    #[error("provider {provider:?}: unknown affinity {affinity:?}")]
+    UnknownAffinity { provider: String, affinity: String },
     #[error("{owner}: model pattern {glob:?}: {reason}")]
     BadGlob {
         owner: String,
@@ -181,6 +189,100 @@ pub struct ProviderKey {
     pub name: String,
     pub secret: String,
     pub weight: u32,
+    /// Set while the control plane's health check finds the key unusable.
+    pub health: Option<KeyHealth>,
+    /// An OAuth account (the secret is an access token, sent as Bearer).
+    pub oauth: bool,
+    /// Extra headers sent with this key (lower-case names, checked values).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why the control plane took a key out of use, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHealth {
+    pub status: String,
+    /// Milliseconds since the epoch; 0: until a check clears it.
+    pub retry_at_ms: i64,
+    pub detail: String,
+}
+
+/// How a provider's pool places requests that share a prompt cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Affinity {
+    /// The pool's strategy alone.
+    #[default]
+    Off,
+    /// The same cache key (or session, or prompt prefix) to the same key.
+    PromptCache,
+}
+
+impl Affinity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "",
+            Self::PromptCache => "prompt-cache",
+        }
+    }
+}
+
+impl FromStr for Affinity {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "" | "off" | "none" => Ok(Self::Off),
+            "prompt-cache" => Ok(Self::PromptCache),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Most extra headers on one key, and their longest value.
+pub const MAX_KEY_HEADERS: usize = 16;
+const MAX_HEADER_VALUE: usize = 1024;
+
+/// Headers a key may not set: the gateway owns these.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+];
+
+fn check_key_headers(
+    provider: &str,
+    key: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, InvalidSnapshot> {
+    let bad = |header: &str| InvalidSnapshot::BadKeyHeader {
+        provider: provider.into(),
+        key: key.into(),
+        header: header.chars().take(64).collect(),
+    };
+    if headers.len() > MAX_KEY_HEADERS {
+        return Err(bad("(too many)"));
+    }
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !RESERVED_HEADERS.contains(&name.as_str());
+        let value_ok = value.len() <= MAX_HEADER_VALUE
+            && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        if !(name_ok && value_ok) {
+            return Err(bad(name));
+        }
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
 }
 
 /// Never prints the secret, whoever logs a snapshot.
@@ -205,6 +307,7 @@ pub struct Provider {
     pub keys: Vec<ProviderKey>,
     /// The app's model name → the upstream's.
     pub model_map: HashMap<String, String>,
+    pub affinity: Affinity,
 }
 
 impl Provider {
@@ -446,8 +549,32 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 })?;
             let base_url = normalize_base_url(&p.name, kind, &p.base_url)?;
             let owner = format!("provider {:?}", p.name);
-            for k in &p.keys {
+            let affinity = p
+                .affinity
+                .parse()
+                .map_err(|()| InvalidSnapshot::UnknownAffinity {
+                    provider: p.name.clone(),
+                    affinity: p.affinity.clone(),
+                })?;
+            let mut keys = Vec::with_capacity(p.keys.len());
+            for k in p.keys {
                 check_secret(&p.name, &k.name, &k.secret)?;
+                let headers = check_key_headers(&p.name, &k.name, &k.headers)?;
+                keys.push(ProviderKey {
+                    weight: k.weight.max(1),
+                    health: k
+                        .health
+                        .filter(|h| !h.status.is_empty())
+                        .map(|h| KeyHealth {
+                            status: h.status,
+                            retry_at_ms: h.retry_at_ms,
+                            detail: h.detail,
+                        }),
+                    oauth: k.oauth,
+                    headers,
+                    name: k.name,
+                    secret: k.secret,
+                });
             }
             for (from, to) in &p.model_map {
                 checked_name(&owner, from)?;
@@ -458,16 +585,9 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 strategy,
                 base_url,
                 models: checked_globs(&owner, p.models)?,
-                keys: p
-                    .keys
-                    .into_iter()
-                    .map(|k| ProviderKey {
-                        name: k.name,
-                        secret: k.secret,
-                        weight: k.weight.max(1),
-                    })
-                    .collect(),
+                keys,
                 model_map: p.model_map.into_iter().collect(),
+                affinity,
                 name: p.name,
             });
         }
@@ -595,6 +715,7 @@ mod tests {
             strategy: "weighted".into(),
             keys: vec![],
             model_map: Default::default(),
+            affinity: String::new(),
         }
     }
 
