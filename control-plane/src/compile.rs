@@ -188,6 +188,8 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         routes.push(pb::Route {
             model: r.model.clone(),
             providers,
+            strict: r.strict,
+            alias_of: r.alias_of.clone(),
         });
     }
     routes.sort_by(|a, b| route_order(&a.model, &b.model));
@@ -310,12 +312,16 @@ mod tests {
                     providers: r#"["zeta","alpha"]"#.into(),
                     created_at_ms: 1,
                     updated_at_ms: 1,
+                    strict: false,
+                    alias_of: String::new(),
                 },
                 RouteRow {
                     model: "gpt-4o".into(),
                     providers: r#"["alpha"]"#.into(),
                     created_at_ms: 1,
                     updated_at_ms: 1,
+                    strict: false,
+                    alias_of: String::new(),
                 },
             ],
             ..Default::default()

@@ -228,6 +228,11 @@ fn attempts_json(attempts: &[Attempt]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
+/// The dropped request fields as a JSON array (bounded by `trace_bounds::clip`).
+fn dropped_json(fields: &[String]) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "[]".into())
+}
+
 /// Counters are unsigned on the wire and BIGINT in SQL; values beyond
 /// i64::MAX are nonsense anyway and saturate instead of failing the batch.
 fn big(v: u64) -> i64 {
@@ -241,6 +246,7 @@ fn to_row(mut r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     aigw_proto::trace_bounds::clip(&mut r);
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
+        dropped_fields: dropped_json(&r.dropped_fields),
         error: (!r.error.is_empty()).then_some(r.error),
         request_id: r.request_id,
         started_at_ms: r.started_at_ms,

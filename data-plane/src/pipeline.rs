@@ -19,7 +19,7 @@ use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
 use crate::json_array::JsonArrayParser;
-use crate::plan::{Plan, Probe, plan};
+use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
 use crate::ratelimit::Held;
 use crate::runtime::Runtime;
 use crate::state::AppState;
@@ -101,7 +101,12 @@ async fn run(
         .map_err(|_| GatewayError::BodyTimeout {
             secs: deadline.as_secs(),
         })??;
-    let probe = Probe::parse(call, &body)?;
+    let mut probe = Probe::parse(call, &body)?;
+    // An alias route serves the model as another; strict routes refuse what
+    // the provider's format cannot express.
+    let served = rt.snapshot.resolve(&probe.model);
+    let strict = served.strict;
+    probe.model = served.model.to_string();
     let d = draft
         .as_mut()
         .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
@@ -153,7 +158,8 @@ async fn run(
                 upstream.provider.upstream_model(&probe.model),
             )?;
         }
-        let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
+        let plan = plan(call, &probe, &body, &parts.headers, upstream, strict)?;
+        d.rec.dropped_fields = plan.dropped_fields();
         let sent = forward::send(
             &state.client,
             Call {
@@ -172,11 +178,14 @@ async fn run(
         .await;
         match sent {
             Ok(answer) => {
-                let mut resp = answer_app(state, call, &plan, answer.response, draft).await?;
-                if let Some(h) = &headroom {
-                    ratelimit_headers::success(resp.headers_mut(), h);
+                let mut r = answer_app(state, call, &plan, answer.response, draft).await?;
+                if let Some(v) = plan.dropped_header() {
+                    r.headers_mut().insert(DROPPED_HEADER, v);
                 }
-                return Ok(resp);
+                if let Some(h) = &headroom {
+                    ratelimit_headers::success(r.headers_mut(), h);
+                }
+                return Ok(r);
             }
             Err(e) => {
                 let err = in_app_format(e, &plan);

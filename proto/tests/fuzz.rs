@@ -126,7 +126,11 @@ fn snapshot() -> impl Strategy<Value = pb::Snapshot> {
                 .collect(),
             routes: routes
                 .into_iter()
-                .map(|(model, providers)| pb::Route { model, providers })
+                .map(|(model, providers)| pb::Route {
+                    model,
+                    providers,
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         })

@@ -363,6 +363,7 @@ fn route(model: &str, providers: &[&str]) -> RouteSpec {
     RouteSpec {
         model: model.into(),
         providers: providers.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
     }
 }
 

@@ -61,8 +61,16 @@ pub struct UserDoc {
 pub struct RouteDoc {
     /// Glob of the model names the route serves.
     pub model: String,
-    /// Provider names, tried in order.
+    /// Provider names, tried in order (none for an alias).
+    #[serde(default)]
     pub providers: Vec<String>,
+    /// Refuse fields the provider's format cannot express instead of
+    /// dropping hints and client bookkeeping.
+    #[serde(default)]
+    pub strict: bool,
+    /// Serve the matched models as this model (an alias).
+    #[serde(default)]
+    pub alias_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -535,7 +543,13 @@ client_keys:
         assert_eq!(f.providers[0].model_map["fast"], "gpt-4o-mini");
         assert_eq!(f.routes[0].model, "gpt-*");
         assert_eq!(f.routes[0].providers, ["x", "y"]);
-        assert!(parse("routes:\n  - model: a\n", &env).is_err());
+        let alias = parse(
+            "routes:\n  - model: claude-*\n    alias_of: gpt-4o-mini\n    strict: true\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(alias.routes[0].alias_of.as_deref(), Some("gpt-4o-mini"));
+        assert!(alias.routes[0].strict && alias.routes[0].providers.is_empty());
         assert!(
             parse(
                 "routes:\n  - model: a\n    providers: [x]\n    weight: 1\n",

@@ -208,6 +208,8 @@ pub async fn apply(
         .map(|r| RouteSpec {
             model: r.model,
             providers: r.providers,
+            strict: r.strict,
+            alias_of: r.alias_of.unwrap_or_default(),
         })
         .collect();
     preflight(

@@ -107,10 +107,15 @@ pub struct ApiTokenRow {
 pub struct RouteRow {
     /// The model glob; the route's name.
     pub model: String,
-    /// JSON array of provider names, in fallback order.
+    /// JSON array of provider names, in fallback order; `[]` for an alias.
     pub providers: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Refuse fields the provider's format cannot express instead of
+    /// dropping hints.
+    pub strict: bool,
+    /// The model this route's models are served as; empty when not an alias.
+    pub alias_of: String,
 }
 
 /// Everything a snapshot is compiled from, each list in a stable order.

@@ -109,6 +109,8 @@ diesel::table! {
         providers -> Text,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        strict -> Bool,
+        alias_of -> Text,
     }
 }
 
@@ -150,6 +152,7 @@ diesel::table! {
         api_format -> Text,
         error -> Nullable<Text>,
         attempts -> Text,
+        dropped_fields -> Text,
     }
 }
 

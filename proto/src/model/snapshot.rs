@@ -30,6 +30,12 @@ pub enum InvalidSnapshot {
     UnknownRouteProvider { route: String, provider: String },
     #[error("route for {0:?} names no provider")]
     EmptyRoute(String),
+    #[error("route for {0:?} has both providers and alias_of")]
+    AliasWithProviders(String),
+    #[error("alias {route:?} points to {target:?}, which is itself an alias")]
+    AliasChain { route: String, target: String },
+    #[error("alias {route:?} points to {target:?}, which no route or provider serves")]
+    AliasUnroutable { route: String, target: String },
     #[error(
         "provider {provider:?}, key {key:?}: the secret must be 1 to {MAX_SECRET} visible ASCII characters (no spaces or line breaks), as an HTTP header requires"
     )]
@@ -324,8 +330,22 @@ impl Provider {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub model: Glob,
-    /// Indexes into `Snapshot::providers`, in fallback order.
+    /// Indexes into `Snapshot::providers`, in fallback order. Empty for an alias.
     pub providers: Vec<usize>,
+    /// Refuse a request carrying a field the provider's format cannot
+    /// express, rather than dropping hints and bookkeeping fields.
+    pub strict: bool,
+    /// An alias: the models the glob matches are served exactly as this
+    /// model (its route, provider model map, pricing and allow-list).
+    pub alias_of: Option<String>,
+}
+
+/// The model a request is served as, once aliases are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served<'a> {
+    pub model: &'a str,
+    /// The route the request takes (or the alias that led to it) is strict.
+    pub strict: bool,
 }
 
 /// USD per million tokens.
@@ -396,10 +416,44 @@ impl Snapshot {
         self.route_chain(model).next().map(|i| &self.providers[i])
     }
 
+    /// What a request for `model` is served as: the target of the first
+    /// matching route when that route is an alias (one level: aliases of
+    /// aliases are refused when the snapshot is built), else `model`.
+    pub fn resolve<'a>(&'a self, model: &'a str) -> Served<'a> {
+        let route = self.routes.iter().find(|r| r.model.matches(model));
+        match route {
+            Some(Route {
+                alias_of: Some(target),
+                strict,
+                ..
+            }) => Served {
+                model: target,
+                strict: *strict || self.strict_route(target),
+            },
+            Some(r) => Served {
+                model,
+                strict: r.strict,
+            },
+            None => Served {
+                model,
+                strict: false,
+            },
+        }
+    }
+
+    fn strict_route(&self, model: &str) -> bool {
+        self.routes
+            .iter()
+            .find(|r| r.model.matches(model))
+            .is_some_and(|r| r.strict)
+    }
+
     /// Indexes of the providers to try for `model`, in order: the first
     /// matching route's chain, else the first provider whose globs match.
-    /// Allocation-free: it runs for every request.
-    pub fn route_chain(&self, model: &str) -> impl Iterator<Item = usize> + '_ {
+    /// An alias route's chain is its target's. Allocation-free: it runs for
+    /// every request.
+    pub fn route_chain<'s>(&'s self, model: &str) -> impl Iterator<Item = usize> + use<'s> {
+        let model = self.resolve(model).model;
         let route = self.routes.iter().find(|r| r.model.matches(model));
         let listed: &[usize] = route.map_or(&[], |r| &r.providers);
         let fallback = match route {
@@ -546,8 +600,14 @@ impl TryFrom<pb::Snapshot> for Snapshot {
         }
         let mut routes = Vec::with_capacity(s.routes.len());
         for r in s.routes {
-            if r.providers.is_empty() {
-                return Err(InvalidSnapshot::EmptyRoute(r.model));
+            let alias_of = (!r.alias_of.is_empty()).then_some(r.alias_of);
+            if let Some(target) = &alias_of {
+                checked_name(&format!("route {:?} alias_of", r.model), target)?;
+            }
+            match (&alias_of, r.providers.is_empty()) {
+                (None, true) => return Err(InvalidSnapshot::EmptyRoute(r.model)),
+                (Some(_), false) => return Err(InvalidSnapshot::AliasWithProviders(r.model)),
+                _ => {}
             }
             let mut chain = Vec::with_capacity(r.providers.len());
             for name in &r.providers {
@@ -563,6 +623,8 @@ impl TryFrom<pb::Snapshot> for Snapshot {
             routes.push(Route {
                 model: checked_glob("route", r.model)?,
                 providers: chain,
+                strict: r.strict,
+                alias_of,
             });
         }
         let mut pricing = HashMap::with_capacity(s.pricing.len());
@@ -652,7 +714,33 @@ impl TryFrom<pb::Snapshot> for Snapshot {
             leases,
         };
         snapshot.set_pricing(pricing);
+        snapshot.check_aliases()?;
         Ok(snapshot)
+    }
+}
+
+impl Snapshot {
+    /// Every alias leads, in one step, to a model something serves.
+    fn check_aliases(&self) -> Result<(), InvalidSnapshot> {
+        for r in &self.routes {
+            let Some(target) = &r.alias_of else { continue };
+            let err = |chain: bool| {
+                let (route, target) = (r.model.as_str().to_string(), target.clone());
+                if chain {
+                    InvalidSnapshot::AliasChain { route, target }
+                } else {
+                    InvalidSnapshot::AliasUnroutable { route, target }
+                }
+            };
+            let next = self.routes.iter().find(|x| x.model.matches(target));
+            if next.is_some_and(|x| x.alias_of.is_some()) {
+                return Err(err(true));
+            }
+            if self.route_chain(target).next().is_none() {
+                return Err(err(false));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -717,12 +805,60 @@ mod tests {
             routes: vec![pb::Route {
                 model: "gpt-*".into(),
                 providers: vec!["a".into(), "ghost".into()],
+                ..Default::default()
             }],
             ..Default::default()
         };
         assert!(matches!(
             Snapshot::try_from(bad_route),
             Err(InvalidSnapshot::UnknownRouteProvider { .. })
+        ));
+        // Aliases: one step, to a model something serves, without providers.
+        let with_routes = |routes: Vec<pb::Route>| pb::Snapshot {
+            version: "v".into(),
+            providers: vec![provider("a", "openai", "")],
+            routes,
+            ..Default::default()
+        };
+        let alias = |model: &str, target: &str| pb::Route {
+            model: model.into(),
+            alias_of: target.into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Snapshot::try_from(with_routes(vec![alias("claude-*", "nowhere")])),
+            Err(InvalidSnapshot::AliasUnroutable { .. })
+        ));
+        assert!(matches!(
+            Snapshot::try_from(with_routes(vec![
+                alias("claude-*", "c-x"),
+                alias("c-*", "gpt-4o")
+            ])),
+            Err(InvalidSnapshot::AliasChain { .. })
+        ));
+        let strict_target = pb::Route {
+            model: "gpt-4o".into(),
+            providers: vec!["a".into()],
+            strict: true,
+            ..Default::default()
+        };
+        let s = Snapshot::try_from(with_routes(vec![
+            alias("claude-*", "gpt-4o"),
+            strict_target,
+        ]))
+        .unwrap();
+        let served = s.resolve("claude-haiku-4-5");
+        assert_eq!((served.model, served.strict), ("gpt-4o", true));
+        assert_eq!(
+            s.route("claude-haiku-4-5").map(|p| p.name.as_str()),
+            Some("a")
+        );
+        assert!(!s.resolve("gpt-4o-mini").strict);
+        let mut both = alias("claude-*", "gpt-4o");
+        both.providers = vec!["a".into()];
+        assert!(matches!(
+            Snapshot::try_from(with_routes(vec![both])),
+            Err(InvalidSnapshot::AliasWithProviders(_))
         ));
         let no_version = pb::Snapshot::default();
         assert_eq!(
