@@ -87,6 +87,11 @@ async fn receive(
             for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
                 checker.failed_on_data_plane(&a.provider, &a.provider_key);
             }
+            if !r.refused_by.is_empty() {
+                budgets
+                    .ledger()
+                    .note_refused(&r.refused_by, &r.region, r.started_at_ms);
+            }
         }
         match store_batch(&db, records, budgets.ledger()).await {
             Ok((stored, duplicates)) => {
