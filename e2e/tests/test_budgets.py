@@ -22,9 +22,7 @@ import httpx
 import pytest
 
 from admin_client import Api, create_user, login
-from harness import MODEL, Gateway, Proc, eventually
-
-from test_limits import redis_url  # noqa: F401  (fixture)
+from harness import MODEL, Gateway, eventually
 
 WORDS = "alpha beta gamma delta epsilon"  # 5 words: the mock's prompt tokens
 
@@ -70,7 +68,7 @@ def config(mock_url: str, keys: list[dict[str, Any]], **extra: Any) -> dict[str,
     }
 
 
-def test_rpm_is_exact_across_three_data_planes_on_one_redis(stack: Gateway, redis_url) -> None:  # noqa: F811
+def test_rpm_is_exact_across_three_data_planes_on_one_redis(stack: Gateway, redis_url) -> None:
     url, _ = redis_url
     n = 6
     stack.apply_ok(config(stack.mock.url, [{"name": "burst", "key": "sk-aigw-burst-0000001",
@@ -84,7 +82,7 @@ def test_rpm_is_exact_across_three_data_planes_on_one_redis(stack: Gateway, redi
 
 
 def test_user_and_team_budgets_hold_across_keys_and_people(stack: Gateway, channel: grpc.Channel,
-                                                           pb: SimpleNamespace, redis_url) -> None:  # noqa: F811
+                                                           pb: SimpleNamespace, redis_url) -> None:
     url, _ = redis_url
     root = Api(pb, channel, stack.admin_token)
     for u in ("ann", "ben", "cal"):
@@ -114,7 +112,7 @@ def test_user_and_team_budgets_hold_across_keys_and_people(stack: Gateway, chann
     assert ok.status_code == 200 and "x-ratelimit-limit-requests" not in ok.headers
 
 
-def test_no_overrun_under_64_concurrent_streams_some_abandoned(stack: Gateway, redis_url) -> None:  # noqa: F811
+def test_no_overrun_under_64_concurrent_streams_some_abandoned(stack: Gateway, redis_url) -> None:
     url, _ = redis_url
     tokens_per_day, cost_per_month = 600, 0.5  # ~50 and ~40 requests ($1000 per million tokens)
     # Refuse rather than count in process if Redis is slow under the burst:
@@ -233,7 +231,7 @@ def test_a_member_cannot_loosen_an_operators_limits(stack: Gateway, channel: grp
 
 
 def test_a_global_budget_is_leased_to_regions_and_holds_without_the_control_plane(
-        stack: Gateway, tmp_path: Any, redis_url) -> None:  # noqa: F811
+        stack: Gateway, tmp_path: Any, redis_url) -> None:
     import socket
     import subprocess
     from harness import free_port

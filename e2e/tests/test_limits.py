@@ -5,16 +5,12 @@ SDK's own error shape, and nothing reaches the upstream."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-from typing import Iterator
-
 import anthropic
 import httpx
 import openai
 import pytest
 
-from harness import MODEL, Gateway, Proc, clean_env, eventually, free_port, gateway_config
+from harness import MODEL, Gateway, Proc, clean_env, eventually, gateway_config
 
 MESSAGES = [{"role": "user", "content": "Say hello to the gateway"}]
 
@@ -80,26 +76,6 @@ def test_daily_token_budget(limited: Gateway) -> None:
     assert used <= 200, used
     # Other keys are not affected.
     assert limited.client().chat.completions.create(model=MODEL, messages=MESSAGES).choices
-
-
-@pytest.fixture
-def redis_url(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real Redis on a free loopback port, nothing persisted."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def pong() -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            assert s.recv(16).startswith(b"+PONG")
-
-    eventually(pong, what="redis up")
-    yield f"redis://127.0.0.1:{port}", proc
-    proc.kill()
-    proc.wait(timeout=10)
 
 
 def test_data_planes_share_quotas_through_redis(stack: Gateway, redis_url, tmp_path) -> None:
