@@ -20,6 +20,9 @@ pub struct TraceSvc {
     pub nodes: NodeAuth,
     /// Told of credentials that failed real requests, to check them at once.
     pub checker: crate::health::Checker,
+    /// Told of credentials an upstream refused (401): an OAuth account's
+    /// access token is refreshed at once.
+    pub oauth: crate::oauth::Refresher,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -39,7 +42,7 @@ impl TraceService for TraceSvc {
             tx,
             self.shutdown.clone(),
             (identity, revocation),
-            self.checker.clone(),
+            (self.checker.clone(), self.oauth.clone()),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -54,7 +57,7 @@ async fn receive(
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
     (node, mut revocation): (NodeIdentity, Revocation),
-    checker: crate::health::Checker,
+    (checker, oauth): (crate::health::Checker, crate::oauth::Refresher),
 ) {
     loop {
         let batch = tokio::select! {
@@ -82,6 +85,9 @@ async fn receive(
             // A credential that failed a real request is checked at once.
             for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
                 checker.failed_on_data_plane(&a.provider, &a.provider_key);
+                if a.status == 401 {
+                    oauth.unauthorized(&a.provider, &a.provider_key);
+                }
             }
         }
         match store_batch(&db, records).await {

@@ -300,6 +300,14 @@ pub async fn serve(
         write_lock: write_lock.clone(),
         http: p.outbound.clone(),
     });
+    let oauth_ctx = crate::oauth::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        http: p.outbound.clone(),
+    };
+    let refresher = crate::oauth::Refresher::start(oauth_ctx);
     let config = ConfigServiceServer::new(ConfigSvc {
         nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
@@ -311,6 +319,7 @@ pub async fn serve(
         db: p.db.clone(),
         nodes: p.nodes.clone(),
         checker: checker.clone(),
+        oauth: refresher.clone(),
         shutdown: shutdown_rx.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
@@ -323,6 +332,10 @@ pub async fn serve(
         write_lock,
         trusted_proxies: p.trusted_proxies.clone(),
         checker: checker.clone(),
+        oauth: crate::oauth::Handle {
+            http: p.outbound.clone(),
+            refresher,
+        },
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());

@@ -32,6 +32,15 @@ AdminService/RevokeNodeCredential yyy --- --- ---
 AdminService/DeleteNodeCredential yyy --- --- ---
 AdminService/CheckCredential     yyy yyy --- ---
 AdminService/ListCredentialHealth yyy yyy yyy ---
+AdminService/UpsertOAuthTemplate yyy yyy --- ---
+AdminService/DeleteOAuthTemplate yyy yyy --- ---
+AdminService/ListOAuthTemplates  yyy yyy yyy ---
+AdminService/StartOAuthConnect   yyy yyy --- ---
+AdminService/CompleteOAuthConnect yyy yyy --- ---
+AdminService/StartOAuthDevice    yyy yyy --- ---
+AdminService/PollOAuthDevice     yyy yyy --- ---
+AdminService/RefreshOAuthAccount yyy yyy --- ---
+AdminService/ListOAuthAccounts   yyy yyy yyy ---
 IdentityService/Login            yyy yyy yyy yyy
 IdentityService/Logout           yyy yyy yyy yyy
 IdentityService/WhoAmI           yyy yyy yyy yyy

@@ -10,5 +10,5 @@ pub use glob::Glob;
 pub use snapshot::{
     Affinity, ClientKey, InvalidSnapshot, KeyHealth, Limits, MAX_KEY_HEADERS, MAX_SECRET,
     MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route,
-    Snapshot, Strategy,
+    Snapshot, Strategy, check_key_header,
 };
