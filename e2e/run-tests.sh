@@ -58,6 +58,13 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$want" ]; the
   echo "$want" >"$VENV/.requirements.sha256"
 fi
 
+# ---------------------------------------------------------------- node packages
+# e2e/oauth: the third-party OAuth 2.0 server (oauth2-mock-server) the OAuth
+# accounts are connected against.
+command -v npm >/dev/null || die "npm not found (Node.js is required)"
+step "npm ci (e2e/oauth)"
+(cd "$E2E/oauth" && npm ci --no-audit --no-fund --loglevel=error)
+
 # ---------------------------------------------------------------- build + Rust tests
 step "cargo build --workspace"
 cargo build --workspace
