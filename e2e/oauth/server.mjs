@@ -13,6 +13,7 @@
 // Prints `oauth-server listening on URL control URL`. The control port
 // (test-only): GET /state, POST /ttl {"secs"}, POST /revoke-refresh-tokens.
 import http from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { OAuth2Server } from 'oauth2-mock-server';
 
 const server = new OAuth2Server();
@@ -40,6 +41,9 @@ server.service.on('beforeAuthorizeRedirect', (redirect, req) => {
 
 server.service.on('beforeTokenSigning', (token) => {
   token.payload['https://api.openai.com/auth'] = { chatgpt_account_id: 'acct-e2e-42' };
+  // Every token is new, as a real provider's are (the mock's would repeat
+  // within one second: same claims, same iat).
+  token.payload.jti = randomUUID();
 });
 
 function refuse(response, error, description) {
