@@ -243,11 +243,14 @@ impl AdminSvc {
                 detail,
                 ..Default::default()
             },
-            flow::Poll::Done(f, tokens) => OAuthPollResult {
-                status: "done".into(),
-                account: Some(store(self, &p, f, tokens).await?),
-                ..Default::default()
-            },
+            flow::Poll::Done(done) => {
+                let (f, tokens) = *done;
+                OAuthPollResult {
+                    status: "done".into(),
+                    account: Some(store(self, &p, f, tokens).await?),
+                    ..Default::default()
+                }
+            }
         };
         Ok(Response::new(result))
     }

@@ -229,6 +229,6 @@ mod tests {
         assert!(waits.windows(2).all(|w| w[0] <= w[1]));
         // Never past the expiry of a token still in use.
         assert_eq!(retry_at(0, 10, 3000), 3000);
-        assert_eq!(retry_at(5000, 10, 3000), 5000 + 256_000);
+        assert_eq!(retry_at(5000, 10, 3000), 5000 + MAX_BACKOFF_MS);
     }
 }

@@ -334,7 +334,7 @@ pub enum Poll {
     Expired,
     Denied(String),
     /// Tokens issued: the flow is claimed (deleted); store them.
-    Done(FlowRow, Tokens),
+    Done(Box<(FlowRow, Tokens)>),
 }
 
 /// Polls a device flow once, never more often than its interval: the
@@ -404,7 +404,7 @@ pub async fn poll_device(
                     "this device connection was finished by another call".into(),
                 ));
             }
-            Ok(Poll::Done(flow, tokens))
+            Ok(Poll::Done(Box::new((flow, tokens))))
         }
         Err(e) => match e.code() {
             "authorization_pending" => Ok(Poll::Pending {

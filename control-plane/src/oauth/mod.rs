@@ -94,3 +94,6 @@ impl Handle {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
