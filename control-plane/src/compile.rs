@@ -11,6 +11,7 @@ use aigw_proto::pb::config as pb;
 use prost::Message as _;
 use ring::digest::{SHA256, digest};
 
+use crate::admin::budgets::Stored;
 use crate::crypto::MasterKey;
 use crate::db::config::{ConfigRows, group_keys};
 use crate::db::health::HealthRow;
@@ -94,6 +95,59 @@ fn oauth_key(
         oauth: true,
         headers: account::headers(&rows.oauth_templates, master, a),
     }))
+}
+
+/// The user's and team's budgets a key of `owner` counts toward.
+fn budgets_of_owner(rows: &ConfigRows, owner: Option<&str>) -> Vec<String> {
+    let Some(owner) = owner else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let user = format!("user:{owner}");
+    if rows.budgets.iter().any(|b| b.subject == user) {
+        out.push(user);
+    }
+    let team = rows
+        .users
+        .iter()
+        .find(|(id, _, _)| id == owner)
+        .and_then(|(_, _, t)| t.as_ref())
+        .map(|t| format!("team:{t}"));
+    if let Some(team) = team
+        && rows.budgets.iter().any(|b| b.subject == team)
+    {
+        out.push(team);
+    }
+    out
+}
+
+/// Users' and teams' budgets, named for people ("user alice"), by subject.
+fn user_and_team_budgets(rows: &ConfigRows) -> Vec<pb::Budget> {
+    rows.budgets
+        .iter()
+        .map(|b| {
+            let name = match b.subject.split_once(':') {
+                Some(("user", id)) => rows
+                    .users
+                    .iter()
+                    .find(|(u, _, _)| u == id)
+                    .map_or_else(|| b.subject.clone(), |(_, n, _)| format!("user {n}")),
+                Some(("team", id)) => rows
+                    .teams
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map_or_else(|| b.subject.clone(), |t| format!("team {}", t.name)),
+                _ => b.subject.clone(),
+            };
+            let stored = Stored::from(b);
+            pb::Budget {
+                id: b.subject.clone(),
+                name,
+                limits: Some(stored.to_pb()),
+                global: b.global,
+            }
+        })
+        .collect()
 }
 
 /// Builds, versions and validates the snapshot. Providers, pricing and
@@ -180,12 +234,10 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
             name: k.name.clone(),
             key_hash,
             models: parse_models(&k.models, &k.name)?,
-            limits: Some(pb::Limits {
-                rpm: k.rpm.and_then(|v| u64::try_from(v).ok()),
-                tokens_per_day: k.tokens_per_day.and_then(|v| u64::try_from(v).ok()),
-                cost_per_day: k.cost_per_day,
-            }),
+            limits: Some(Stored::from(k).to_pb()),
             expires_at_ms: k.expires_at_ms,
+            budgets: budgets_of_owner(rows, k.owner_user_id.as_deref()),
+            global: k.limits_global,
         });
     }
     client_keys.sort_by(|a, b| a.name.cmp(&b.name));
@@ -201,6 +253,8 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         routes.push(pb::Route {
             model: r.model.clone(),
             providers,
+            strict: r.strict,
+            alias_of: r.alias_of.clone(),
         });
     }
     routes.sort_by(|a, b| route_order(&a.model, &b.model));
@@ -211,6 +265,18 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         pricing,
         client_keys,
         routes,
+        budgets: user_and_team_budgets(rows),
+        leases: rows
+            .leases
+            .iter()
+            .map(|l| pb::Lease {
+                budget: l.budget.clone(),
+                region: l.region.clone(),
+                period: l.period.clone(),
+                tokens: l.tokens.and_then(|t| u64::try_from(t).ok()),
+                cost: l.cost,
+            })
+            .collect(),
     };
     snapshot.version = version_of(&snapshot);
     let size = snapshot.encoded_len();
@@ -299,6 +365,12 @@ mod tests {
                 updated_at_ms: 1,
                 owner_user_id: None,
                 revoked_at_ms: 0,
+                rps: None,
+                tokens_per_minute: None,
+                cost_per_month: None,
+                concurrent: None,
+                limits_global: false,
+                when_store_down: String::new(),
             }],
             routes: vec![
                 RouteRow {
@@ -306,17 +378,19 @@ mod tests {
                     providers: r#"["zeta","alpha"]"#.into(),
                     created_at_ms: 1,
                     updated_at_ms: 1,
+                    strict: false,
+                    alias_of: String::new(),
                 },
                 RouteRow {
                     model: "gpt-4o".into(),
                     providers: r#"["alpha"]"#.into(),
                     created_at_ms: 1,
                     updated_at_ms: 1,
+                    strict: false,
+                    alias_of: String::new(),
                 },
             ],
-            health: vec![],
-            oauth_templates: vec![],
-            oauth_accounts: vec![],
+            ..Default::default()
         }
     }
 

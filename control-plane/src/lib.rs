@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod apply;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod compile;
 pub mod crypto;

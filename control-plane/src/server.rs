@@ -19,6 +19,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::admin::{AdminSvc, users};
+use crate::budgets::{self, Budgets};
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
 use crate::db::config::{self, ApiTokenRow, load_all};
@@ -300,14 +301,22 @@ pub async fn serve(
         write_lock: write_lock.clone(),
         http: p.outbound.clone(),
     });
-    let oauth_ctx = crate::oauth::Ctx {
+    let budgets = Budgets::start(budgets::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        registry: p.registry.clone(),
+        http: p.outbound.clone(),
+    })
+    .await?;
+    let refresher = crate::oauth::Refresher::start(crate::oauth::Ctx {
         db: p.db.clone(),
         master: p.master.clone(),
         publisher: p.publisher.clone(),
         write_lock: write_lock.clone(),
         http: p.outbound.clone(),
-    };
-    let refresher = crate::oauth::Refresher::start(oauth_ctx);
+    });
     let config = ConfigServiceServer::new(ConfigSvc {
         nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
@@ -319,6 +328,7 @@ pub async fn serve(
         db: p.db.clone(),
         nodes: p.nodes.clone(),
         checker: checker.clone(),
+        budgets,
         oauth: refresher.clone(),
         shutdown: shutdown_rx.clone(),
     })

@@ -17,6 +17,7 @@ mod app;
 mod embeddings;
 mod error;
 mod faults;
+mod fields;
 mod gemini;
 mod ids;
 mod openai;

@@ -121,12 +121,18 @@ fn snapshot() -> impl Strategy<Value = pb::Snapshot> {
                     models,
                     limits: None,
                     expires_at_ms: 0,
+                    ..Default::default()
                 })
                 .collect(),
             routes: routes
                 .into_iter()
-                .map(|(model, providers)| pb::Route { model, providers })
+                .map(|(model, providers)| pb::Route {
+                    model,
+                    providers,
+                    ..Default::default()
+                })
                 .collect(),
+            ..Default::default()
         })
 }
 

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod authn;
+pub mod budgets;
 pub mod client_keys;
 pub mod identity;
 pub mod insight;

@@ -150,6 +150,14 @@ methods! {
     POLL_OAUTH_DEVICE = "AdminService" / "PollOAuthDevice" => CONFIG_WRITE;
     REFRESH_OAUTH_ACCOUNT = "AdminService" / "RefreshOAuthAccount" => CONFIG_WRITE;
     LIST_OAUTH_ACCOUNTS = "AdminService" / "ListOAuthAccounts" => READ;
+    SET_BUDGET = "AdminService" / "SetBudget" => CONFIG_WRITE;
+    LIST_BUDGETS = "AdminService" / "ListBudgets" => READ;
+    UPSERT_TEAM = "AdminService" / "UpsertTeam" => CONFIG_WRITE;
+    DELETE_TEAM = "AdminService" / "DeleteTeam" => CONFIG_WRITE;
+    LIST_TEAMS = "AdminService" / "ListTeams" => READ;
+    UPSERT_WEBHOOK = "AdminService" / "UpsertWebhook" => CONFIG_WRITE;
+    DELETE_WEBHOOK = "AdminService" / "DeleteWebhook" => CONFIG_WRITE;
+    LIST_WEBHOOKS = "AdminService" / "ListWebhooks" => READ;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;

@@ -41,6 +41,14 @@ AdminService/StartOAuthDevice    yyy yyy --- ---
 AdminService/PollOAuthDevice     yyy yyy --- ---
 AdminService/RefreshOAuthAccount yyy yyy --- ---
 AdminService/ListOAuthAccounts   yyy yyy yyy ---
+AdminService/SetBudget           yyy yyy --- ---
+AdminService/ListBudgets         yyy yyy yyy ---
+AdminService/UpsertTeam          yyy yyy --- ---
+AdminService/DeleteTeam          yyy yyy --- ---
+AdminService/ListTeams           yyy yyy yyy ---
+AdminService/UpsertWebhook       yyy yyy --- ---
+AdminService/DeleteWebhook       yyy yyy --- ---
+AdminService/ListWebhooks        yyy yyy yyy ---
 IdentityService/Login            yyy yyy yyy yyy
 IdentityService/Logout           yyy yyy yyy yyy
 IdentityService/WhoAmI           yyy yyy yyy yyy
