@@ -302,42 +302,40 @@ impl Encoder {
     }
 
     fn call_delta(&mut self, tool: u32, delta: &str, out: &mut BytesMut) {
-        let oi = self.output.len();
-        if let Open::Call {
-            tool: t, id, args, ..
-        } = &mut self.open
-            && *t == tool
-        {
+        let open = self.output.len();
+        // The call being streamed, or one already closed (upstreams stream
+        // calls one after another, so this is rare): its arguments still
+        // reach the app and the final object.
+        let target = match &mut self.open {
+            Open::Call {
+                tool: t, id, args, ..
+            } if *t == tool => Some((open, id.as_str(), args)),
+            _ => self
+                .calls
+                .get(&tool)
+                .and_then(|&oi| match self.output.get_mut(oi) {
+                    Some(Item::FunctionCall { id, arguments, .. }) => {
+                        Some((oi, id.as_str(), arguments))
+                    }
+                    _ => None,
+                }),
+        };
+        if let Some((output_index, item_id, args)) = target {
             args.push_str(delta);
             let ev = ArgumentsDelta {
                 at: At {
-                    item_id: id,
-                    output_index: oi,
+                    item_id,
+                    output_index,
                 },
                 delta,
             };
             Self::emit(&mut self.seq, "response.function_call_arguments.delta", ev, out);
-            return;
+        } else if !self.calls.contains_key(&tool) {
+            // Arguments for a call that never started: start it nameless
+            // rather than lose them.
+            self.open_call(tool, "", "", out);
+            self.call_delta(tool, delta, out);
         }
-        // A call already closed (upstreams stream calls one after another, so
-        // this is rare): its arguments still reach the app and the final object.
-        if let Some(&oi) = self.calls.get(&tool) {
-            if let Some(Item::FunctionCall { id, arguments, .. }) = self.output.get_mut(oi) {
-                arguments.push_str(delta);
-                let ev = ArgumentsDelta {
-                    at: At {
-                        item_id: id,
-                        output_index: oi,
-                    },
-                    delta,
-                };
-                Self::emit(&mut self.seq, "response.function_call_arguments.delta", ev, out);
-            }
-            return;
-        }
-        // Arguments for a call that never started: start it nameless rather than lose them.
-        self.open_call(tool, "", "", out);
-        self.call_delta(tool, delta, out);
     }
 }
 
