@@ -33,6 +33,8 @@ pub use request::{decode_request, encode_request};
 pub use response::{decode_response, encode_response};
 pub use stream::{Decoder, Encoder};
 
+// What the tests (moved unchanged from the one-file codec) find through
+// `super::*`.
 #[cfg(test)]
 use super::codec::StreamDecoder;
 #[cfg(test)]
