@@ -36,6 +36,10 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev) # see ensure_build_deps
+# promtool (Debian's prometheus) checks every /metrics; iproute2 builds the
+# namespace topology (deploy/topology.py).
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v ip >/dev/null || missing+=(iproute2)
 PYTHON="$(command -v python3.11 || command -v python3 || true)"
 [ -n "$PYTHON" ] || die "python3 not found"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -100,6 +104,9 @@ echo "postgres on 127.0.0.1:$PG_PORT"
 
 # Postgres tests must run, not skip: a missing cluster fails them.
 export AIGW_TEST_REQUIRE_PG=1
+# So must the promtool checks, and (as root) the network-namespace topology.
+export AIGW_TEST_REQUIRE_PROMTOOL=1
+if [ "$(id -u)" -eq 0 ]; then export AIGW_TEST_REQUIRE_NETNS=1; fi
 # Property-based fuzzing (data-plane/tests/fuzz.rs, proto/tests/fuzz.rs):
 # cases per property.
 export PROPTEST_CASES="${PROPTEST_CASES:-2000}"

@@ -76,8 +76,10 @@ async fn receive(
             r.node_id.clone_from(&node.node_id);
             r.region.clone_from(&node.region);
         }
+        let metered = crate::telemetry::Batch::of(&records);
         match store_batch(&db, records).await {
             Ok((stored, duplicates)) => {
+                metered.stored(stored, duplicates);
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
                 if tx
                     .send(Ok(TraceAck {
@@ -92,6 +94,7 @@ async fn receive(
                 }
             }
             Err(e) => {
+                metered.failed();
                 tracing::warn!(seq, error = %e, "storing a trace batch failed; the data plane will resend it");
                 let _ = tx.send(Err(e.into())).await;
                 return;

@@ -16,6 +16,7 @@ pub mod node_auth;
 pub mod push;
 pub mod rotate;
 pub mod server;
+pub mod telemetry;
 
 #[cfg(test)]
 mod admin_server_tests;

@@ -88,6 +88,9 @@ impl MeteredStream {
     fn on_event(&mut self, ev: Event, out: &mut Output) {
         let forward = match &mut self.mode {
             Mode::OpenAiChat { strip_usage_chunk } => {
+                if let Some((d, _)) = &mut self.trace {
+                    d.observe_answer(ev.data.as_bytes());
+                }
                 let mut scratch = Default::default();
                 let u = self
                     .trace
@@ -142,8 +145,12 @@ impl MeteredStream {
         }
         if let Some((d, _)) = &mut self.trace {
             for e in &self.events {
-                if let StreamEvent::Usage(u) = e {
-                    d.usage = *u;
+                match e {
+                    StreamEvent::Usage(u) => d.usage = *u,
+                    StreamEvent::Start { model, .. } if d.response_model.is_empty() => {
+                        d.response_model.clone_from(model);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -162,6 +169,9 @@ impl MeteredStream {
         if let Some((mut d, sink)) = self.trace.take() {
             if let Some(e) = error {
                 d.set_error(e);
+                crate::telemetry::metrics::request_error(
+                    crate::telemetry::metrics::stream_error_kind(e),
+                );
             }
             sink.submit(d.finish(self.status));
         }

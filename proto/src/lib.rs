@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod model;
+pub mod prometheus;
 pub mod trace_bounds;
 
 /// Generated wire types.

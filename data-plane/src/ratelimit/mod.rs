@@ -58,8 +58,12 @@ impl Limiter {
         }
         if let Some(shared) = &self.shared {
             match shared.admit(key, now_ms).await {
-                Ok(decision) => return decision,
+                Ok(decision) => {
+                    metrics::gauge!(crate::telemetry::metrics::REDIS_DEGRADED).set(0.0);
+                    return decision;
+                }
                 Err(e) => {
+                    metrics::gauge!(crate::telemetry::metrics::REDIS_DEGRADED).set(1.0);
                     metrics::counter!("aigw_ratelimit_fallback_total").increment(1);
                     if !matches!(e, shared::SharedError::Backoff) {
                         tracing::warn!(error = %e, "rate-limit store unavailable; limiting in process for a second");
