@@ -556,7 +556,7 @@ class Topology:
         pid = int((data / "postmaster.pid").read_text().split()[0])
         self.pids["postgres"] = pid
         self.save()
-        if fresh and db != user:
+        if fresh and db != "postgres":
             self._pg(str(bin_ / "psql"), "-h", str(sock), "-p", str(s.port), "-U", user, "-d", "postgres",
                      "-c", f'CREATE DATABASE "{db}" OWNER "{user}"')
 

@@ -64,6 +64,16 @@ pub fn describe() {
         "aigw_traces_refused_total",
         "Trace records the database refused for their content (dropped, logged)."
     );
+    // Present at 0 from the start, so rates over them are defined.
+    for name in [
+        TRACES_STORED,
+        TRACES_DUPLICATE,
+        BATCHES,
+        BATCH_FAILURES,
+        "aigw_traces_refused_total",
+    ] {
+        counter!(name).increment(0);
+    }
 }
 
 /// Called when a version is published (and at start).

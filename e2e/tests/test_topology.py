@@ -84,8 +84,8 @@ class Net:
             keys.append({"name": name, "key": self.keys[name], **({"limits": limits} if limits else {})})
         return gateway_config("http://mock-provider:8000", client_keys=keys)
 
-    def apply(self, cfg: dict[str, Any]) -> None:
-        """`control-plane apply` from the host, over the published port with mTLS."""
+    def apply_run(self, cfg: dict[str, Any], client_cert: bool = True) -> subprocess.CompletedProcess[str]:
+        """`control-plane apply` from the host, over the published port (mTLS)."""
         path = self.t.dir / f"apply-{os.urandom(4).hex()}.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         certs = self.t.dirs["certs"]
@@ -93,12 +93,16 @@ class Net:
             "AIGW_CONTROL_PLANE": f"https://localhost:{self.cp_addr.rsplit(':', 1)[1]}",
             "AIGW_ADMIN_TOKEN": self.t.secrets["AIGW_ADMIN_TOKEN"],
             "AIGW_CA_FILE": str(certs / "ca.pem"),
-            "AIGW_TLS_CLIENT_CERT": str(certs / "admin-web.pem"),
-            "AIGW_TLS_CLIENT_KEY": str(certs / "admin-web.key"),
             "E2E_POOL_SECRET": POOL_SECRET,
         })
-        p = subprocess.run([str(binary("control-plane")), "apply", "-f", str(path)], env=env,
-                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if client_cert:
+            env["AIGW_TLS_CLIENT_CERT"] = str(certs / "admin-web.pem")
+            env["AIGW_TLS_CLIENT_KEY"] = str(certs / "admin-web.key")
+        return subprocess.run([str(binary("control-plane")), "apply", "-f", str(path)], env=env,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def apply(self, cfg: dict[str, Any]) -> None:
+        p = self.apply_run(cfg)
         assert p.returncode == 0, f"apply failed:\n{p.stdout}\n{p.stderr}"
 
     # -- what the processes say
@@ -220,6 +224,7 @@ def net() -> Iterator[Net]:
 
 
 def test_the_compose_topology_serves_every_region(net: Net) -> None:
+    v = net.cp_version()
     # Every compose service runs in its region, on TLS between the planes.
     for name, region, _addr, alive in net.t.status():
         assert alive, f"{name} ({region}) is not running"
@@ -228,14 +233,9 @@ def test_the_compose_topology_serves_every_region(net: Net) -> None:
         net.serve_ok(dp, stream=True)
         assert net.metric(dp, "aigw_control_plane_connected") == 1
     # The planes' gRPC is mTLS only: a client without a certificate is refused.
-    env = clean_env({"AIGW_CONTROL_PLANE": f"https://localhost:{net.cp_addr.rsplit(':', 1)[1]}",
-                     "AIGW_ADMIN_TOKEN": net.t.secrets["AIGW_ADMIN_TOKEN"],
-                     "AIGW_CA_FILE": str(net.t.dirs["certs"] / "ca.pem")})
-    cfg = net.t.dir / "noop.yaml"
-    cfg.write_text("providers: []\n")
-    p = subprocess.run([str(binary("control-plane")), "apply", "-f", str(cfg)], env=env,
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert p.returncode != 0
+    p = net.apply_run(net.config({"no-cert": {}}), client_cert=False)
+    assert p.returncode != 0, p.stdout
+    assert net.cp_version() == v
     # Each region's data planes use their own Redis.
     assert net.metric("data-plane-eu-1", "aigw_ratelimit_redis_degraded") == 0
     net.assert_traces_exact()
@@ -384,7 +384,8 @@ def test_a_regions_redis_stopped(net: Net) -> None:
         net.t.start("redis-eu")
 
     def shared_again() -> None:
-        net.serve_ok(EU[0])
+        # A key with limits asks Redis (its counts went with the restart).
+        assert net.call(EU[0], key="q-shared").status_code in (200, 429)
         assert net.metric(EU[0], "aigw_ratelimit_redis_degraded") == 0
     eventually(shared_again, what="eu's data plane back on its Redis")
     net.assert_traces_exact()

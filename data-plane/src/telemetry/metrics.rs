@@ -108,8 +108,17 @@ pub fn describe() {
         "aigw_traces_delivered_total",
         "Traces the control plane acknowledged (stored or duplicates)."
     );
+    // Present from the start at 0, so a rate() over them is defined before
+    // the first event (Prometheus's advice on missing series).
     gauge!(CONTROL_PLANE_CONNECTED).set(0.0);
     gauge!(REDIS_DEGRADED).set(0.0);
+    counter!("aigw_ratelimit_fallback_total").increment(0);
+    counter!("aigw_snapshot_rejected_total").increment(0);
+    counter!("aigw_trace_ship_errors_total").increment(0);
+    counter!("aigw_traces_delivered_total").increment(0);
+    for reason in ["spool_full", "spool_error"] {
+        counter!("aigw_traces_dropped_total", "reason" => reason).increment(0);
+    }
 }
 
 /// A finished request's tokens, cost and times.
