@@ -120,11 +120,11 @@ impl Otel {
                     .start_with_context(tracer, &parent);
                 let cx = parent.with_span(span);
                 RequestSpan {
-                    inner: Inner::Traced {
+                    inner: Inner::Traced(Box::new(Traced {
                         tracer: tracer.clone(),
                         cx,
                         attempt: None,
-                    },
+                    })),
                     operation: operation(endpoint),
                     tracestate: remote.trace_state().clone(),
                     ids: self.ids.clone(),
@@ -190,13 +190,15 @@ enum Inner {
         trace_id: TraceId,
         flags: TraceFlags,
     },
-    /// The request span lives in `cx`; `attempt` is the attempt still open
-    /// (the one whose answer is being read).
-    Traced {
-        tracer: SdkTracer,
-        cx: Context,
-        attempt: Option<opentelemetry_sdk::trace::Span>,
-    },
+    Traced(Box<Traced>),
+}
+
+/// The request span lives in `cx`; `attempt` is the attempt still open
+/// (the one whose answer is being read).
+struct Traced {
+    tracer: SdkTracer,
+    cx: Context,
+    attempt: Option<opentelemetry_sdk::trace::Span>,
 }
 
 /// One request's place in the trace; lives in its `TraceDraft`.
@@ -237,14 +239,14 @@ impl RequestSpan {
     /// reading the answering model, is done only then).
     pub fn is_recording(&self) -> bool {
         match &self.inner {
-            Inner::Traced { cx, .. } => cx.span().is_recording(),
+            Inner::Traced(t) => t.cx.span().is_recording(),
             Inner::Propagate { .. } => false,
         }
     }
 
     pub fn trace_id(&self) -> TraceId {
         match &self.inner {
-            Inner::Traced { cx, .. } => cx.span().span_context().trace_id(),
+            Inner::Traced(t) => t.cx.span().span_context().trace_id(),
             Inner::Propagate { trace_id, .. } => *trace_id,
         }
     }
@@ -259,11 +261,12 @@ impl RequestSpan {
         let op = self.operation;
         let (trace_id, span_id, flags) = match &mut self.inner {
             Inner::Propagate { trace_id, flags } => (*trace_id, self.ids.new_span_id(), *flags),
-            Inner::Traced {
-                tracer,
-                cx,
-                attempt,
-            } => {
+            Inner::Traced(t) => {
+                let Traced {
+                    tracer,
+                    cx,
+                    attempt,
+                } = &mut **t;
                 let system = gen_ai_system(up.provider.kind);
                 let (host, port) = server_of(&up.provider.base_url);
                 let span = tracer
@@ -299,9 +302,10 @@ impl RequestSpan {
     /// attempt's span ends now; the one that answers stays open until the
     /// answer has been read.
     pub fn attempt_done(&mut self, key: &str, status: u16, error: &str) {
-        let Inner::Traced { attempt, .. } = &mut self.inner else {
+        let Inner::Traced(t) = &mut self.inner else {
             return;
         };
+        let attempt = &mut t.attempt;
         let Some(span) = attempt.as_mut() else {
             return;
         };
@@ -329,9 +333,10 @@ impl RequestSpan {
 
     /// Ends the spans with what the finished record says.
     pub fn finish(self, rec: &TraceRecord, response_model: &str, provider: Option<ProviderKind>) {
-        let Inner::Traced { cx, attempt, .. } = self.inner else {
+        let Inner::Traced(t) = self.inner else {
             return;
         };
+        let Traced { cx, attempt, .. } = *t;
         let span = cx.span();
         if !span.is_recording() {
             return;
