@@ -88,11 +88,12 @@ pub async fn send(
         h.insert(up.auth_header.clone(), key.auth.clone());
         // W3C trace context naming this attempt's span.
         let (traceparent, tracestate) = draft.span.start_attempt(up, &upstream_model);
-        h.insert(TRACEPARENT, traceparent);
-        match tracestate {
-            Some(v) => h.insert(TRACESTATE, v),
-            None => h.remove(TRACESTATE),
-        };
+        for (name, value) in [(TRACEPARENT, traceparent), (TRACESTATE, tracestate)] {
+            match value {
+                Some(v) => h.insert(name, v),
+                None => h.remove(name),
+            };
+        }
 
         let t0 = Instant::now();
         let result = tokio::time::timeout(call.timeout, client.request(req)).await;

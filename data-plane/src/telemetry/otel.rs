@@ -28,6 +28,9 @@ use opentelemetry_sdk::trace::{
 use crate::config::OtelConfig;
 use crate::runtime::Upstream;
 
+/// Longest `tracestate` passed upstream.
+const MAX_TRACESTATE: usize = 512;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OtelError {
     #[error("OTEL_TRACES_SAMPLER: unknown sampler {0:?}")]
@@ -252,12 +255,12 @@ impl RequestSpan {
     }
 
     /// Opens the span of one upstream attempt; returns the `traceparent`
-    /// (and `tracestate`) the upstream gets, naming that span.
+    /// (and the app's `tracestate`) the upstream gets, naming that span.
     pub fn start_attempt(
         &mut self,
         up: &Upstream,
         upstream_model: &str,
-    ) -> (HeaderValue, Option<HeaderValue>) {
+    ) -> (Option<HeaderValue>, Option<HeaderValue>) {
         let op = self.operation;
         let (trace_id, span_id, flags) = match &mut self.inner {
             Inner::Propagate { trace_id, flags } => (*trace_id, self.ids.new_span_id(), *flags),
@@ -292,8 +295,10 @@ impl RequestSpan {
             }
         };
         let parent = traceparent(trace_id, span_id, flags);
+        // W3C caps what vendors must carry at 512 bytes; an app's longer
+        // list is not passed on (the trace itself still is).
         let state = Some(self.tracestate.header())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE)
             .and_then(|s| HeaderValue::from_str(&s).ok());
         (parent, state)
     }
@@ -342,11 +347,13 @@ impl RequestSpan {
             return;
         }
         let end = SystemTime::now();
+        let usage = [
+            KeyValue::new("gen_ai.usage.input_tokens", big(rec.input_tokens)),
+            KeyValue::new("gen_ai.usage.output_tokens", big(rec.output_tokens)),
+        ];
         let mut attrs = vec![
             KeyValue::new("gen_ai.operation.name", self.operation),
             KeyValue::new("gen_ai.request.model", rec.model.clone()),
-            KeyValue::new("gen_ai.usage.input_tokens", big(rec.input_tokens)),
-            KeyValue::new("gen_ai.usage.output_tokens", big(rec.output_tokens)),
             KeyValue::new("http.response.status_code", i64::from(rec.status)),
             KeyValue::new("aigw.request_id", rec.request_id.clone()),
             KeyValue::new("aigw.client_key", rec.client_key_name.clone()),
@@ -371,7 +378,7 @@ impl RequestSpan {
         }
         if let Some(mut a) = attempt {
             // The attempt that answered: its usage is the request's.
-            a.set_attributes(attrs[2..4].iter().cloned());
+            a.set_attributes(usage.iter().cloned());
             if !response_model.is_empty() {
                 a.set_attribute(KeyValue::new(
                     "gen_ai.response.model",
@@ -395,18 +402,19 @@ impl RequestSpan {
             span.set_status(Status::error(kind));
         }
         span.update_name(format!("{} {}", self.operation, rec.model));
+        span.set_attributes(usage);
         span.set_attributes(attrs);
         span.end_with_timestamp(end);
     }
 }
 
-/// W3C `traceparent`, version 00.
-fn traceparent(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> HeaderValue {
+/// W3C `traceparent`, version 00 (hex only, so always a valid header value).
+fn traceparent(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Option<HeaderValue> {
     let v = format!(
         "00-{trace_id:032x}-{span_id:016x}-{:02x}",
         flags.to_u8() & TraceFlags::SAMPLED.to_u8()
     );
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::try_from(v).ok()
 }
 
 /// `gen_ai.operation.name` of an endpoint label (`endpoints.rs`).
@@ -480,7 +488,10 @@ mod tests {
             SpanId::from(0xb7ad6b7169203331_u64),
             TraceFlags::SAMPLED,
         );
-        assert_eq!(v, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        assert_eq!(
+            v.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..])
+        );
     }
 
     #[test]
