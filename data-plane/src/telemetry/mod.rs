@@ -30,13 +30,7 @@ pub fn response_model_of(body: &[u8]) -> Option<String> {
     }
     let a: Answer = serde_json::from_slice(body).ok()?;
     pick(a).filter(|m| !m.is_empty()).map(|mut m| {
-        if m.len() > 256 {
-            let mut cut = 256;
-            while !m.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            m.truncate(cut);
-        }
+        aigw_proto::trace_bounds::clip_str(&mut m, 256);
         m
     })
 }
