@@ -338,17 +338,24 @@ def test_a_region_cut_off_from_the_control_plane_for_30s(net: Net) -> None:
 
 
 def test_control_plane_stopped_and_its_database_restarted(net: Net) -> None:
+    keys = {"quota-cut": {"rpm": 4}, "late": {}, "q-outage": {"rpm": 2}}
+    net.apply(net.config(keys))
     v = net.cp_version()
+    net.wait_versions(DATA_PLANES, v)
     net.t.stop("control-plane")
     net.t.stop("postgres")
     outage = [net.serve_ok(dp, stream=bool(i % 2)) for i, dp in enumerate(DATA_PLANES)]
+    # Quotas do not need the control plane: each region's Redis counts on.
+    for region in (EU, US):
+        statuses = [net.call(region[i % 2], key="q-outage").status_code for i in range(3)]
+        assert statuses == [200, 200, 429], statuses
     net.t.start("postgres")
     # The database is back, the control plane not yet: still served.
     outage += [net.serve_ok(dp) for dp in DATA_PLANES]
     net.t.start("control-plane")
     assert net.cp_version() == v  # the same configuration, from the database
     # A change after the restart reaches every region.
-    net.apply(net.config({"quota-cut": {"rpm": 4}, "late": {}, "after-restart": {}}))
+    net.apply(net.config({**keys, "after-restart": {}}))
     v3 = net.cp_version()
     assert v3 != v
     net.wait_versions(DATA_PLANES, v3)
@@ -359,7 +366,7 @@ def test_control_plane_stopped_and_its_database_restarted(net: Net) -> None:
 
 
 def test_a_regions_redis_stopped(net: Net) -> None:
-    limited = {"quota-cut": {"rpm": 4}, "late": {}, "after-restart": {},
+    limited = {"quota-cut": {"rpm": 4}, "late": {}, "q-outage": {"rpm": 2}, "after-restart": {},
                "q-shared": {"rpm": 3}, "q-degraded": {"rpm": 3}}
     net.apply(net.config(limited))
     net.wait_versions(DATA_PLANES, net.cp_version())
