@@ -10,7 +10,8 @@ as processes inside them with the environment compose gives them.
 
     cp ==== eu ---- net        each region reaches the control plane over its
     cp ==== us ---- net        own link (cut with `link eu down`) and the
-                               providers over another
+    cp ------------ net        providers over another; the control plane
+                               reaches them too (credential health checks)
 
 Each compose service is a "container": an address of its own in its region
 (198.18.R.x, the range set aside for test networks, RFC 2544) where it
@@ -64,7 +65,7 @@ DEFAULT_DIR = Path("/tmp/aigw-topology")
 # Regions: namespace suffix, service subnet (198.18.R.0/24).
 REGIONS = {"cp": 0, "eu": 1, "us": 2, "net": 9}
 # Links between regions: (a, b, link number); link N is 198.19.N.0/30, a=.1, b=.2.
-LINKS = [("cp", "eu", 1), ("cp", "us", 2), ("eu", "net", 3), ("us", "net", 4)]
+LINKS = [("cp", "eu", 1), ("cp", "us", 2), ("eu", "net", 3), ("us", "net", 4), ("cp", "net", 5)]
 MOCK = "mock-provider"
 MOCK_PORT = 8000
 TIMEOUT = 60.0

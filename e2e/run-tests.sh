@@ -6,8 +6,10 @@
 #
 # Works on a fresh Debian machine with Rust, Python 3.11 and Node, as root or
 # as a user with passwordless sudo; reads no stdin. Installs what is missing
-# (apt: postgresql, redis-server, libpq-dev, nginx, openssl; pip: e2e/requirements.txt into
-# e2e/.venv). Exits non-zero on any failure.
+# (apt: postgresql, redis-server, libpq-dev, nginx, openssl; pip:
+# e2e/requirements.txt into e2e/.venv; npm ci: the coding CLIs and TypeScript
+# SDKs of e2e/clients, pinned by its package-lock.json). Exits non-zero on
+# any failure.
 #
 # Arguments are passed to pytest (e.g. `-k spine -x`).
 # E2E_ONLY=1 skips the Rust unit/integration tests (for iterating on e2e).
@@ -60,6 +62,17 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$want" ]; the
   step "installing e2e/requirements.txt"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$E2E/requirements.txt"
   echo "$want" >"$VENV/.requirements.sha256"
+fi
+
+# ---------------------------------------------------------------- node clients
+# The coding CLIs and TypeScript SDKs the client tests drive (test_clients.py).
+command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required (e2e/clients)"
+CLIENTS="$E2E/clients"
+want="$(sha256sum "$CLIENTS/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$CLIENTS/node_modules/.lock.sha256" 2>/dev/null || true)" != "$want" ]; then
+  step "npm ci (e2e/clients: Claude Code, Codex CLI, Gemini CLI, TypeScript SDKs)"
+  (cd "$CLIENTS" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  echo "$want" >"$CLIENTS/node_modules/.lock.sha256"
 fi
 
 # ---------------------------------------------------------------- build + Rust tests

@@ -85,6 +85,11 @@ pub struct ServeArgs {
     )]
     pub master_key_previous: Vec<String>,
 
+    /// PEM file of extra roots trusted for upstream providers and OAuth servers, for the
+    /// health checks and token refreshes the control plane makes itself.
+    #[arg(long, env = "AIGW_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+
     /// Addresses of proxies (admin-web) whose `x-aigw-client-ip` is believed by the
     /// login throttle (comma-separated IPs); others are throttled by their own address.
     #[arg(long, env = "AIGW_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -146,6 +151,7 @@ impl ServeArgs {
                 previous_master_keys: previous,
                 tls,
                 trusted_proxies: self.trusted_proxies,
+                upstream_ca_file: self.upstream_ca_file,
                 admin_token: self
                     .admin_token
                     .map(|t| t.trim().to_string())
@@ -238,6 +244,7 @@ mod tests {
             master_key_previous: vec![],
             trusted_proxies: vec![],
             metrics_listen: None,
+            upstream_ca_file: None,
         };
         let e = args(None, Some("n")).settings().err().unwrap().to_string();
         assert!(e.contains("AIGW_MASTER_KEY"), "{e}");

@@ -77,6 +77,7 @@ pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Running {
         previous_master_keys: vec![],
         tls: None,
         trusted_proxies: vec![],
+        upstream_ca_file: None,
     };
     tune(&mut settings);
     let scheme = if settings.tls.is_some() {
@@ -186,6 +187,9 @@ pub(crate) fn provider_spec(secret: &str) -> ProviderSpec {
             weight: 1,
         }],
         model_map: Default::default(),
+        // These tests count snapshot versions: no checks of this fake upstream.
+        health_check_interval_secs: Some(0),
+        affinity: String::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::db::traces::{TraceRow, insert_new};
+use crate::db::traces::{TraceRow, insert_new_ids};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
@@ -18,6 +18,10 @@ use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 pub struct TraceSvc {
     pub db: Db,
     pub nodes: NodeAuth,
+    /// Told of credentials that failed real requests, to check them at once.
+    pub checker: crate::health::Checker,
+    /// Counts every newly stored trace toward its budgets.
+    pub budgets: crate::budgets::Budgets,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -37,6 +41,8 @@ impl TraceService for TraceSvc {
             tx,
             self.shutdown.clone(),
             (identity, revocation),
+            self.checker.clone(),
+            self.budgets.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -51,6 +57,8 @@ async fn receive(
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
     (node, mut revocation): (NodeIdentity, Revocation),
+    checker: crate::health::Checker,
+    budgets: crate::budgets::Budgets,
 ) {
     loop {
         let batch = tokio::select! {
@@ -75,9 +83,13 @@ async fn receive(
         for r in &mut records {
             r.node_id.clone_from(&node.node_id);
             r.region.clone_from(&node.region);
+            // A credential that failed a real request is checked at once.
+            for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
+                checker.failed_on_data_plane(&a.provider, &a.provider_key);
+            }
         }
         let metered = crate::telemetry::Batch::of(&records);
-        match store_batch(&db, records).await {
+        match store_batch(&db, records, budgets.ledger()).await {
             Ok((stored, duplicates)) => {
                 metered.stored(stored, duplicates);
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
@@ -103,6 +115,13 @@ async fn receive(
     }
 }
 
+/// An attempt status that may mean the credential itself is in trouble:
+/// refused (401/403), limited (429), the upstream failing (5xx), or no
+/// answer at all (0: connection error or timeout).
+fn failed_credential(status: u32) -> bool {
+    matches!(status, 0 | 401 | 403 | 429 | 500..=599)
+}
+
 /// Resolves when the server shuts down (holding no borrow of the flag, so
 /// a `select!` branch may await after it).
 async fn down(shutdown: &mut watch::Receiver<bool>) {
@@ -113,7 +132,11 @@ async fn down(shutdown: &mut watch::Receiver<bool>) {
 /// Records without a request id cannot be deduplicated: they are dropped with
 /// a warning rather than failing the batch, which would otherwise be resent
 /// forever.
-pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32)> {
+pub async fn store_batch(
+    db: &Db,
+    records: Vec<TraceRecord>,
+    ledger: &crate::budgets::ledger::Ledger,
+) -> Result<(u32, u32)> {
     let received_at_ms = now_ms();
     let total = records.len();
     let rows: Vec<TraceRow> = records
@@ -130,15 +153,22 @@ pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32
         return Ok((0, 0));
     }
     let valid = rows.len();
-    let stored = db
-        .run(move |conn| match write_tx(conn, |conn| insert_new(conn, &rows)) {
-            Err(e) if refused_for_content(&e) => {
-                tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
-                insert_each(conn, &rows)
-            }
-            other => other,
+    let (rows, new) = db
+        .run(move |conn| {
+            let new = match write_tx(conn, |conn| insert_new_ids(conn, &rows)) {
+                Err(e) if refused_for_content(&e) => {
+                    tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
+                    insert_each(conn, &rows)?
+                }
+                other => other?,
+            };
+            Ok((rows, new))
         })
         .await?;
+    // Budgets count each request once: only rows stored just now.
+    let new: std::collections::HashSet<String> = new.into_iter().collect();
+    ledger.add(rows.iter().filter(|r| new.contains(&r.request_id)));
+    let stored = new.len();
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok((count(stored), count(valid.saturating_sub(stored))))
 }
@@ -162,12 +192,12 @@ fn refused_for_content(e: &Error) -> bool {
 
 /// Stores records one by one, each in its own transaction, dropping (with
 /// a log line and a metric) the ones the database refuses, so one bad record
-/// never blocks the spool it came from. Returns how many were new.
-fn insert_each(conn: &mut crate::db::AnyConnection, rows: &[TraceRow]) -> Result<usize> {
-    let mut stored = 0;
+/// never blocks the spool it came from. Returns the ids that were new.
+fn insert_each(conn: &mut crate::db::AnyConnection, rows: &[TraceRow]) -> Result<Vec<String>> {
+    let mut stored = Vec::new();
     for row in rows {
-        match write_tx(conn, |conn| insert_new(conn, std::slice::from_ref(row))) {
-            Ok(n) => stored += n,
+        match write_tx(conn, |conn| insert_new_ids(conn, std::slice::from_ref(row))) {
+            Ok(ids) => stored.extend(ids),
             Err(e) if refused_for_content(&e) => {
                 metrics::counter!("aigw_traces_refused_total").increment(1);
                 tracing::error!(request_id = %row.request_id, error = %e, "trace refused by the database; dropped");
@@ -201,6 +231,11 @@ fn attempts_json(attempts: &[Attempt]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
+/// The dropped request fields as a JSON array (bounded by `trace_bounds::clip`).
+fn dropped_json(fields: &[String]) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "[]".into())
+}
+
 /// Counters are unsigned on the wire and BIGINT in SQL; values beyond
 /// i64::MAX are nonsense anyway and saturate instead of failing the batch.
 fn big(v: u64) -> i64 {
@@ -214,6 +249,7 @@ fn to_row(mut r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     aigw_proto::trace_bounds::clip(&mut r);
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
+        dropped_fields: dropped_json(&r.dropped_fields),
         error: (!r.error.is_empty()).then_some(r.error),
         request_id: r.request_id,
         started_at_ms: r.started_at_ms,
@@ -271,8 +307,18 @@ pub mod tests {
     async fn same_batch_twice_is_stored_once() {
         let t = temp_db();
         let batch = vec![record("r1"), record("r2"), record("r1"), record("")];
-        assert_eq!(store_batch(&t.db, batch.clone()).await.unwrap(), (2, 1));
-        assert_eq!(store_batch(&t.db, batch).await.unwrap(), (0, 3));
+        assert_eq!(
+            store_batch(&t.db, batch.clone(), &Default::default())
+                .await
+                .unwrap(),
+            (2, 1)
+        );
+        assert_eq!(
+            store_batch(&t.db, batch, &Default::default())
+                .await
+                .unwrap(),
+            (0, 3)
+        );
         let (n, row) =
             t.db.run(|c| Ok((traces::count(c)?, traces::get(c, "r1")?)))
                 .await
@@ -292,8 +338,18 @@ pub mod tests {
         let mut r = record("r-err");
         r.error = "upstream timeout".into();
         r.attempts.clear();
-        assert_eq!(store_batch(&t.db, vec![r]).await.unwrap(), (1, 0));
-        assert_eq!(store_batch(&t.db, vec![]).await.unwrap(), (0, 0));
+        assert_eq!(
+            store_batch(&t.db, vec![r], &Default::default())
+                .await
+                .unwrap(),
+            (1, 0)
+        );
+        assert_eq!(
+            store_batch(&t.db, vec![], &Default::default())
+                .await
+                .unwrap(),
+            (0, 0)
+        );
         let row = t.db.run(|c| traces::get(c, "r-err")).await.unwrap();
         assert_eq!(row.error.as_deref(), Some("upstream timeout"));
         assert_eq!(row.attempts, "[]");

@@ -6,13 +6,16 @@
 pub mod admin;
 pub mod apply;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod compile;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod ingest;
 pub mod node_auth;
+pub mod outbound;
 pub mod push;
 pub mod rotate;
 pub mod server;

@@ -19,13 +19,16 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::admin::{AdminSvc, users};
+use crate::budgets::{self, Budgets};
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
 use crate::db::config::{self, ApiTokenRow, load_all};
 use crate::db::{AnyConnection, Db, identity, now_ms, write_tx};
 use crate::error::{Error, Result};
+use crate::health::{self, Checker};
 use crate::ingest::TraceSvc;
 use crate::node_auth::NodeAuth;
+use crate::outbound::Outbound;
 use crate::push::{ConfigSvc, Publisher, Registry};
 
 /// Largest message accepted from clients (trace batches, specs).
@@ -53,6 +56,8 @@ pub struct Settings {
     pub tls: Option<ServerTls>,
     /// Peers whose `x-aigw-client-ip` the login throttle believes.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Extra PEM roots for upstreams (health checks, OAuth token endpoints).
+    pub upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The server's certificate and key, and the CA client certificates must
@@ -89,6 +94,7 @@ pub struct Prepared {
     nodes: NodeAuth,
     tls: Option<ServerTls>,
     trusted_proxies: Arc<[std::net::IpAddr]>,
+    outbound: Outbound,
     bootstrap_tokens: Arc<[[u8; 32]]>,
     /// A bootstrap admin token created by this start; print it once.
     pub generated_admin_token: Option<String>,
@@ -133,6 +139,7 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         nodes: NodeAuth::new(db.clone(), settings.node_token.as_deref(), registry.clone()),
         bootstrap_tokens: Arc::from(bootstrap_tokens),
         db,
+        outbound: Outbound::new(settings.upstream_ca_file.as_deref())?,
         tls: settings.tls,
         trusted_proxies: Arc::from(settings.trusted_proxies),
         generated_admin_token: generated,
@@ -300,6 +307,23 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(reflection_err)?;
 
+    let write_lock = Arc::new(Mutex::new(()));
+    let checker = Checker::start(health::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        http: p.outbound.clone(),
+    });
+    let budgets = Budgets::start(budgets::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        registry: p.registry.clone(),
+        http: p.outbound.clone(),
+    })
+    .await?;
     let config = ConfigServiceServer::new(ConfigSvc {
         nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
@@ -310,6 +334,8 @@ pub async fn serve(
     let trace = TraceServiceServer::new(TraceSvc {
         db: p.db.clone(),
         nodes: p.nodes.clone(),
+        checker: checker.clone(),
+        budgets,
         shutdown: shutdown_rx.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
@@ -319,8 +345,9 @@ pub async fn serve(
         publisher: p.publisher.clone(),
         registry: p.registry.clone(),
         bootstrap_tokens: p.bootstrap_tokens.clone(),
-        write_lock: Arc::new(Mutex::new(())),
+        write_lock,
         trusted_proxies: p.trusted_proxies.clone(),
+        checker: checker.clone(),
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());

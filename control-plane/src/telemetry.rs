@@ -64,6 +64,10 @@ pub fn describe() {
         "aigw_traces_refused_total",
         "Trace records the database refused for their content (dropped, logged)."
     );
+    describe_counter!(
+        "aigw_health_checks_total",
+        "Credential health checks made by the control plane, by result and trigger."
+    );
     // Present at 0 from the start, so rates over them are defined.
     for name in [
         TRACES_STORED,

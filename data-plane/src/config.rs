@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long, env = "AIGW_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
 
+    /// Tokens reserved for a request's answer in its budgets when the app
+    /// sets no `max_tokens`-style cap (see the budgets in docs/architecture.md).
+    #[arg(long, env = "AIGW_DEFAULT_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
+    pub default_max_output_tokens: u64,
+
     /// Most bytes of undelivered traces kept on disk; the oldest go first.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,

@@ -47,10 +47,14 @@ pub enum GatewayError {
     #[error("Unknown request URL: {method} {path}.")]
     NotFound { method: String, path: String },
 
-    #[error("This API key's {limit} limit is reached; retry after {retry_after_secs} s.")]
+    #[error("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")]
     RateLimited {
         limit: &'static str,
+        /// Whose budget: `key checkout`, `user alice`, `team research`.
+        budget: String,
         retry_after_secs: u64,
+        /// The limit's value (for the `x-ratelimit-*` headers).
+        value: f64,
     },
 
     // --- not ready or out of capacity ---

@@ -36,6 +36,8 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// Requests sharing a prompt cache (with the provider's affinity on).
+    pub affinity: Option<u64>,
 }
 
 /// A successful upstream response, headers received, body not yet read.
@@ -59,7 +61,7 @@ pub async fn send(
     let mut tried: Vec<usize> = Vec::new();
     let mut last: Option<GatewayError> = None;
     while (tried.len() as u32) < call.max_attempts.max(1) {
-        let idx = match up.pool.pick(&tried) {
+        let idx = match up.pool.pick(&tried, call.affinity) {
             Ok(i) => i,
             Err(ex) => {
                 return Err(last.unwrap_or(GatewayError::PoolExhausted {
@@ -85,7 +87,10 @@ pub async fn send(
             USER_AGENT,
             HeaderValue::from_static(concat!("aigw/", env!("CARGO_PKG_VERSION"))),
         );
-        h.insert(up.auth_header.clone(), key.auth.clone());
+        h.insert(key.auth_header.clone(), key.auth.clone());
+        for (name, value) in &key.headers {
+            h.insert(name.clone(), value.clone());
+        }
         // W3C trace context naming this attempt's span.
         let (traceparent, tracestate) = draft.span.start_attempt(up, &upstream_model);
         for (name, value) in [(TRACEPARENT, traceparent), (TRACESTATE, tracestate)] {

@@ -2,9 +2,11 @@
 //! A library so benchmarks and tests can drive its parts; `main.rs` wires it.
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod demand;
 pub mod endpoints;
 pub mod error;
 pub mod forward;
@@ -15,6 +17,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod providers;
 pub mod ratelimit;
+pub mod ratelimit_headers;
 pub mod runtime;
 pub mod schedule;
 pub mod snapshot;

@@ -314,6 +314,15 @@ pub fn error_response(e: &GatewayError, format: ApiFormat) -> Response<ResBody> 
     if let Some(secs) = e.retry_after() {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
+    if let GatewayError::RateLimited {
+        limit,
+        value,
+        retry_after_secs,
+        ..
+    } = e
+    {
+        crate::ratelimit_headers::refused(r.headers_mut(), limit, *value, *retry_after_secs);
+    }
     r
 }
 

@@ -65,16 +65,16 @@ async fn run() -> anyhow::Result<()> {
             .context("cannot start the trace spool")?;
     let limiter = Arc::new(match &cfg.redis_url {
         Some(url) if !url.is_empty() => {
-            Limiter::with_redis(url).context("REDIS_URL is not a valid Redis URL")?
+            Limiter::with_redis(url, &cfg.region).context("REDIS_URL is not a valid Redis URL")?
         }
-        _ => Limiter::new(),
+        _ => Limiter::new(&cfg.region),
     });
     let otel = data_plane::telemetry::Otel::start(&cfg.otel, &node_id, &cfg.region)
         .context("cannot set up OpenTelemetry export")?;
     let state = Arc::new(AppState {
         client: forward::build_client(cfg.upstream_ca_file.as_deref())
             .context("cannot build the upstream TLS client")?,
-        traces: reporter.sink.clone().with_limiter(limiter.clone()),
+        traces: reporter.sink.clone(),
         limiter,
         ids: RequestIds::new(),
         live,

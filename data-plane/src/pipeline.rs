@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aigw_proto::model::ClientKey;
+use aigw_proto::model::{Affinity, ClientKey};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
@@ -19,7 +19,8 @@ use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
 use crate::json_array::JsonArrayParser;
-use crate::plan::{Plan, Probe, plan};
+use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
+use crate::ratelimit::Held;
 use crate::runtime::Runtime;
 use crate::state::AppState;
 use crate::stream::{MeteredStream, Mode};
@@ -27,6 +28,7 @@ use crate::trace_report::TraceDraft;
 use crate::translate::{self, Format};
 use crate::upstream_client::UpstreamBody;
 use crate::{auth, models};
+use crate::{demand, ratelimit_headers};
 
 pub type ResBody = Either<Full<Bytes>, MeteredStream>;
 
@@ -94,21 +96,18 @@ async fn run(
     call: &AppCall,
     draft: &mut Option<TraceDraft>,
 ) -> Result<Response<ResBody>, GatewayError> {
-    state
-        .limiter
-        .admit(key, crate::schedule::now_ms())
-        .await
-        .map_err(|e| GatewayError::RateLimited {
-            limit: e.limit,
-            retry_after_secs: e.retry_after_secs,
-        })?;
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
     let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
         .await
         .map_err(|_| GatewayError::BodyTimeout {
             secs: deadline.as_secs(),
         })??;
-    let probe = Probe::parse(call, &body)?;
+    let mut probe = Probe::parse(call, &body)?;
+    // An alias route serves the model as another; strict routes refuse what
+    // the provider's format cannot express.
+    let served = rt.snapshot.resolve(&probe.model);
+    let strict = served.strict;
+    probe.model = served.model.to_string();
     let d = draft
         .as_mut()
         .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
@@ -121,12 +120,47 @@ async fn run(
     if !key.allows(&probe.model) {
         return Err(GatewayError::ModelNotAllowed(probe.model));
     }
+    // Budgets: reserve what the request may use before any upstream work.
+    let now = crate::schedule::now_ms();
+    let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
+    let cost_limited = budgets
+        .iter()
+        .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
+    let mut headroom = None;
+    if !budgets.is_empty() {
+        let price = match chain.peek() {
+            Some(up) if call.op != Op::CountTokens => {
+                price_for(rt, cost_limited, up.provider.upstream_model(&probe.model))?
+            }
+            _ => None,
+        };
+        let demand = demand::estimate(call, &body, price, state.cfg.default_max_output_tokens);
+        let r = state
+            .limiter
+            .admit(&budgets, &d.rec.request_id, demand, now)
+            .await
+            .map_err(|e| GatewayError::RateLimited {
+                limit: e.limit,
+                budget: e.budget,
+                retry_after_secs: e.retry_after_secs,
+                value: e.value,
+            })?;
+        headroom = Some(r.headroom);
+        d.held = Some(Held::new(state.limiter.clone(), r));
+    }
+    // Charged when a stream is abandoned before the provider reports usage.
+    d.prompt_estimate = demand::prompt_tokens(&body) / 2;
     let mut last = None;
     while let Some(upstream) = chain.next() {
         if call.op != Op::CountTokens {
-            d.price = price_for(rt, key, upstream.provider.upstream_model(&probe.model))?;
+            d.price = price_for(
+                rt,
+                cost_limited,
+                upstream.provider.upstream_model(&probe.model),
+            )?;
         }
-        let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
+        let plan = plan(call, &probe, &body, &parts.headers, upstream, strict)?;
+        d.rec.dropped_fields = plan.dropped_fields();
         let sent = forward::send(
             &state.client,
             Call {
@@ -136,12 +170,24 @@ async fn run(
                 headers: &plan.headers,
                 timeout: state.cfg.upstream_timeout(),
                 max_attempts: state.cfg.max_attempts,
+                affinity: (upstream.provider.affinity == Affinity::PromptCache)
+                    .then(|| crate::affinity::key(&body, &parts.headers))
+                    .flatten(),
             },
             d,
         )
         .await;
         match sent {
-            Ok(answer) => return answer_app(state, call, &plan, answer.response, draft).await,
+            Ok(answer) => {
+                let mut r = answer_app(state, call, &plan, answer.response, draft).await?;
+                if let Some(v) = plan.dropped_header() {
+                    r.headers_mut().insert(DROPPED_HEADER, v);
+                }
+                if let Some(h) = &headroom {
+                    ratelimit_headers::success(r.headers_mut(), h);
+                }
+                return Ok(r);
+            }
             Err(e) => {
                 let err = in_app_format(e, &plan);
                 if chain.peek().is_some() && falls_back(&err) {
@@ -158,15 +204,15 @@ async fn run(
 
 /// The price of what is sent upstream (the model after the provider's
 /// `model_map`), not of what the app asked for: an alias cannot make a
-/// request cheaper. A key with a cost limit is never served a model without
-/// a price, which would cost it nothing.
+/// request cheaper. A request under a cost limit (its key's, user's or
+/// team's) is never served a model without a price, which would cost nothing.
 fn price_for(
     rt: &Runtime,
-    key: &ClientKey,
+    cost_limited: bool,
     upstream_model: &str,
 ) -> Result<Option<aigw_proto::model::Price>, GatewayError> {
     let price = rt.snapshot.price(upstream_model);
-    if price.is_none() && key.limits.cost_per_day.is_some() {
+    if price.is_none() && cost_limited {
         return Err(GatewayError::Unpriced(upstream_model.to_string()));
     }
     Ok(price)

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use aigw_proto::model::{ClientKey, Provider, ProviderKind, Snapshot};
 use http::{HeaderName, HeaderValue};
 
-use crate::schedule::{KeyHealth, Pool, PoolKey};
+use crate::schedule::{KeyHealth, Pool, PoolKey, stable_hash};
 
 #[derive(Debug)]
 pub struct Upstream {
     pub provider: Provider,
     pub pool: Pool,
-    /// Which header carries the credential for this provider kind.
-    pub auth_header: HeaderName,
 }
 
 #[derive(Debug)]
@@ -29,7 +27,9 @@ pub struct Runtime {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("provider {provider:?}, key {key:?}: the secret is not a valid HTTP header value")]
+#[error(
+    "provider {provider:?}, key {key:?}: the secret or a header is not a valid HTTP header value"
+)]
 pub struct BuildError {
     provider: String,
     key: String,
@@ -46,32 +46,57 @@ impl Runtime {
             .collect();
         let mut upstreams = Vec::with_capacity(snapshot.providers.len());
         for provider in &snapshot.providers {
-            let (auth_header, scheme) = auth_for(provider.kind);
             let mut pool_keys = Vec::with_capacity(provider.keys.len());
             for k in &provider.keys {
+                let bad = || BuildError {
+                    provider: provider.name.clone(),
+                    key: k.name.clone(),
+                };
+                // An OAuth account's access token is always a bearer token.
+                let (auth_header, scheme) = if k.oauth {
+                    (http::header::AUTHORIZATION, "Bearer ")
+                } else {
+                    auth_for(provider.kind)
+                };
                 let mut auth =
-                    HeaderValue::try_from(format!("{scheme}{}", k.secret)).map_err(|_| {
-                        BuildError {
-                            provider: provider.name.clone(),
-                            key: k.name.clone(),
-                        }
-                    })?;
+                    HeaderValue::try_from(format!("{scheme}{}", k.secret)).map_err(|_| bad())?;
                 auth.set_sensitive(true);
+                let headers = k
+                    .headers
+                    .iter()
+                    .map(|(n, v)| {
+                        Ok((
+                            HeaderName::try_from(n.as_str()).map_err(|_| bad())?,
+                            HeaderValue::try_from(v.as_str()).map_err(|_| bad())?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, BuildError>>()?;
                 let health = previous
                     .and_then(|p| p.health_of(&provider.name, &k.name))
                     .unwrap_or_default();
+                let blocked_until_ms = match &k.health {
+                    None => 0,
+                    Some(h) if h.retry_at_ms > 0 => u64::try_from(h.retry_at_ms).unwrap_or(0),
+                    Some(_) => u64::MAX,
+                };
                 pool_keys.push(PoolKey {
+                    seed: stable_hash(&[provider.name.as_bytes(), k.name.as_bytes()]),
                     name: k.name.clone(),
+                    auth_header,
                     auth,
+                    headers,
                     secret: k.secret.clone(),
                     weight: k.weight,
                     health,
+                    blocked_until_ms,
+                    blocked_for_reach: k.health.as_ref().is_some_and(|h| {
+                        matches!(h.status.as_str(), "network_error" | "upstream_down")
+                    }),
                 });
             }
             upstreams.push(Arc::new(Upstream {
                 pool: Pool::new(pool_keys, provider.strategy),
                 provider: provider.clone(),
-                auth_header,
             }));
         }
         Ok(Self {

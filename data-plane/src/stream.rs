@@ -53,6 +53,11 @@ pub struct MeteredStream {
     /// Fires when the upstream has sent nothing for `idle_timeout`.
     idle: Pin<Box<tokio::time::Sleep>>,
     idle_timeout: Duration,
+    /// What was streamed, to charge a stream the app abandons before the
+    /// provider reports usage: characters of text and tool arguments, and
+    /// OpenAI chunks with content (about a token each).
+    streamed_chars: u64,
+    streamed_chunks: u64,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,6 +86,8 @@ impl MeteredStream {
             failed: None,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
+            streamed_chars: 0,
+            streamed_chunks: 0,
         }
     }
 
@@ -96,6 +103,9 @@ impl MeteredStream {
                     .trace
                     .as_mut()
                     .map_or(&mut scratch, |(d, _)| &mut d.usage);
+                if ev.data.contains("\"delta\"") {
+                    self.streamed_chunks += 1;
+                }
                 openai::scan_chunk(&ev, u, *strip_usage_chunk) == ChunkAction::Forward
             }
             Mode::Observe(decoder) => {
@@ -143,15 +153,25 @@ impl MeteredStream {
         if self.events.is_empty() {
             return;
         }
-        if let Some((d, _)) = &mut self.trace {
-            for e in &self.events {
-                match e {
-                    StreamEvent::Usage(u) => d.usage = *u,
-                    StreamEvent::Start { model, .. } if d.response_model.is_empty() => {
+        for e in &self.events {
+            match e {
+                StreamEvent::Usage(u) => {
+                    if let Some((d, _)) = &mut self.trace {
+                        d.usage = *u;
+                    }
+                }
+                StreamEvent::Start { model, .. } => {
+                    if let Some((d, _)) = &mut self.trace
+                        && d.response_model.is_empty()
+                    {
                         d.response_model.clone_from(model);
                     }
-                    _ => {}
                 }
+                StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
+                StreamEvent::ToolCallDelta { arguments, .. } => {
+                    self.streamed_chars += arguments.len() as u64;
+                }
+                _ => {}
             }
         }
         match &mut self.mode {
@@ -337,8 +357,14 @@ impl Body for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        // The app went away mid-stream: the answer was (partly) delivered, so
-        // the trace is filed with what was counted.
+        // The app went away mid-stream: the answer was (partly) delivered,
+        // and the provider billed what it generated until the connection
+        // closed. What it reported is kept; what it had not reported yet is
+        // estimated (the trace says so).
+        if let Some((d, _)) = &mut self.trace {
+            let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
+            d.charge_abandoned(streamed);
+        }
         self.file_trace(Some("client closed the stream early"));
     }
 }

@@ -75,7 +75,7 @@ impl UpstreamClient {
     /// when given, every certificate in the PEM file `extra_ca`
     /// (`AIGW_UPSTREAM_CA_FILE`: a private CA in front of a self-hosted model).
     pub fn new(extra_ca: Option<&Path>) -> Result<Self, ClientError> {
-        let tls = tls_config(extra_ca)?;
+        let tls = aigw_proto::tls::upstream_client_config(extra_ca).map_err(ClientError::Tls)?;
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
@@ -234,43 +234,6 @@ fn origin_form(req: Request<Full<Bytes>>) -> Result<(Uri, Request<Full<Bytes>>),
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
     );
     Ok((target, Request::from_parts(parts, body)))
-}
-
-/// TLS to upstreams: ring only, roots from the system, webpki-roots and the
-/// optional PEM file.
-fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::debug!(error = %e, "a system root certificate could not be read");
-    }
-    let (_, ignored) = roots.add_parsable_certificates(native.certs);
-    if ignored > 0 {
-        tracing::debug!(ignored, "system root certificates rustls cannot use");
-    }
-    if let Some(path) = extra_ca {
-        let shown = path.display();
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ClientError::Tls(format!("cannot read {shown}: {e}")))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ClientError::Tls(format!("{shown} is not PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(ClientError::Tls(format!("{shown} holds no certificate")));
-        }
-        for c in certs {
-            roots
-                .add(c)
-                .map_err(|e| ClientError::Tls(format!("{shown}: {e}")))?;
-        }
-    }
-    // ALPN (http/1.1) is set by the connector builder (`enable_http1`).
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// A response body that drives its own connection while it is read.

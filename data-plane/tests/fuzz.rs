@@ -180,7 +180,7 @@ fn exercise_request(fmt: Format, body: &[u8]) {
         return;
     };
     for target in FORMATS {
-        let _ = translate::encode_request(target, &req);
+        let _ = translate::encode_request(target, &mut req.clone());
     }
 }
 

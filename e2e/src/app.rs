@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde_json::Value;
 
+use crate::accounts::{Accounts, SetState};
 use crate::error::MockError;
 use crate::faults::{Fault, FaultQueue};
 use crate::recording::Recorder;
@@ -40,6 +41,7 @@ const CUT_FLUSH_GRACE: Duration = Duration::from_millis(50);
 pub struct Mock {
     recorder: Recorder,
     faults: FaultQueue,
+    accounts: Accounts,
 }
 
 /// The provider a request addresses: decides the credential header, the
@@ -78,6 +80,7 @@ pub fn router(fast: bool) -> Router {
     let mock = Arc::new(Mock {
         recorder: Recorder::new(!fast),
         faults: FaultQueue::default(),
+        accounts: Accounts::default(),
     });
     let mut app = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -98,6 +101,10 @@ pub fn router(fast: bool) -> Router {
             .route(
                 "/_mock/faults",
                 get(list_faults).post(add_faults).delete(clear_faults),
+            )
+            .route(
+                "/_mock/keys",
+                get(list_keys).post(set_key).delete(clear_keys),
             );
     }
     app.fallback(unknown)
@@ -276,6 +283,9 @@ async fn answer(
     let Some(key) = credential(wire, headers, uri) else {
         return (error_response(wire, &MockError::MissingKey, None), None);
     };
+    if let Some(refused) = mock.accounts.refusal(wire, &key) {
+        return (error_response(wire, &refused, None), None);
+    }
     if wire == Wire::Anthropic && header_str(headers, "anthropic-version").is_none() {
         return (error_response(wire, &MockError::MissingVersion, None), None);
     }
@@ -505,8 +515,12 @@ fn models_answer(
     id: Option<&str>,
 ) -> Response {
     let ticket = mock.recorder.record(method, uri, headers, b"");
-    let resp = if credential(wire, headers, uri).is_none() {
+    let key = credential(wire, headers, uri);
+    let refused = key.as_deref().and_then(|k| mock.accounts.refusal(wire, k));
+    let resp = if key.is_none() {
         error_response(wire, &MockError::MissingKey, None)
+    } else if let Some(e) = refused {
+        error_response(wire, &e, None)
     } else {
         let found = match (wire, id) {
             (Wire::OpenAi, None) => Some(openai::models_list()),
@@ -639,5 +653,22 @@ async fn add_faults(State(mock): State<Arc<Mock>>, body: Bytes) -> Result<Status
 
 async fn clear_faults(State(mock): State<Arc<Mock>>) -> StatusCode {
     mock.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn list_keys(State(mock): State<Arc<Mock>>) -> Response {
+    json_response(StatusCode::OK, &serde_json::json!(mock.accounts.all()))
+}
+
+async fn set_key(
+    State(mock): State<Arc<Mock>>,
+    axum::Json(set): axum::Json<SetState>,
+) -> StatusCode {
+    mock.accounts.set(set);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_keys(State(mock): State<Arc<Mock>>) -> StatusCode {
+    mock.accounts.clear();
     StatusCode::NO_CONTENT
 }

@@ -21,7 +21,7 @@ use crate::app::{Answer, Ready};
 use crate::embeddings;
 use crate::error::MockError;
 use crate::tokens::{Exchange, Message, Role, ToolDecl, join_parts, strings_in, word_count};
-use crate::{ids, sse};
+use crate::{fields, ids, sse};
 
 /// `(id, display name, methods)` of the models the list shows. Any model
 /// name is served.
@@ -267,6 +267,13 @@ pub fn answer(rest: &str, query: &str, body: &[u8]) -> Result<Ready, MockError> 
     }
     let model = model.to_owned();
     let v = parse_json(body)?;
+    if matches!(
+        action,
+        "generateContent" | "streamGenerateContent" | "countTokens"
+    ) && let Some(obj) = v.as_object()
+    {
+        fields::check(obj, fields::GEMINI, fields::Api::Gemini)?;
+    }
     let answer = match action {
         "generateContent" => {
             let ex = GenerateRequest::from_value(&v)?.exchange();

@@ -220,10 +220,20 @@ class Mock:
         self.url = f"http://{self.addr}"
         self.http = httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT)
 
-    def requests(self) -> list[dict[str, Any]]:
+    def all_requests(self) -> list[dict[str, Any]]:
+        """Everything the mock received, the control plane's health checks
+        included."""
         r = self.http.get("/_mock/requests")
         r.raise_for_status()
         return r.json()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """What the data planes sent for apps (health checks left out)."""
+        return [r for r in self.all_requests() if not is_health_check(r)]
+
+    def health_checks(self) -> list[dict[str, Any]]:
+        """The control plane's health checks (model listings)."""
+        return [r for r in self.all_requests() if is_health_check(r)]
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["path"] == "/v1/chat/completions"]
@@ -241,9 +251,18 @@ class Mock:
     def clear_faults(self) -> None:
         self.http.delete("/_mock/faults").raise_for_status()
 
+    def set_key_state(self, key: str, state: str) -> None:
+        """How the provider's account system sees `key` from now on:
+        valid, revoked, out_of_quota or down (every endpoint, model lists too)."""
+        self.http.post("/_mock/keys", json={"key": key, "state": state}).raise_for_status()
+
     def stop(self) -> None:
         self.http.close()
         self.proc.stop()
+
+
+def is_health_check(rec: dict[str, Any]) -> bool:
+    return rec.get("headers", {}).get("user-agent", "").startswith("aigw-health/")
 
 
 # ---------------------------------------------------------------- database

@@ -5,7 +5,8 @@ every answered request has exactly one trace once the links are back (the
 trace count is exact), configuration changed meanwhile reaches every data
 plane when it can (snapshot versions compared with the control plane's),
 and quotas follow their documented policy (shared through the region's
-Redis; counted in process, per data plane, while it is down).
+Redis; while it is down, counted in process per data plane, or refused for
+budgets with `when_store_down: refuse`).
 
 One topology serves the module (Postgres, the control plane with mTLS,
 admin-web, a Redis and two data planes per region, the mock provider as
@@ -237,7 +238,7 @@ def test_the_compose_topology_serves_every_region(net: Net) -> None:
     assert p.returncode != 0, p.stdout
     assert net.cp_version() == v
     # Each region's data planes use their own Redis.
-    assert net.metric("data-plane-eu-1", "aigw_ratelimit_redis_degraded") == 0
+    assert net.metric("data-plane-eu-1", "aigw_ratelimit_store_degraded") == 0
     net.assert_traces_exact()
 
 
@@ -367,7 +368,8 @@ def test_control_plane_stopped_and_its_database_restarted(net: Net) -> None:
 
 def test_a_regions_redis_stopped(net: Net) -> None:
     limited = {"quota-cut": {"rpm": 4}, "late": {}, "q-outage": {"rpm": 2}, "after-restart": {},
-               "q-shared": {"rpm": 3}, "q-degraded": {"rpm": 3}}
+               "q-shared": {"rpm": 3}, "q-degraded": {"rpm": 3},
+               "q-refuse": {"rpm": 100, "when_store_down": "refuse"}}
     net.apply(net.config(limited))
     net.wait_versions(DATA_PLANES, net.cp_version())
     # Shared: the region's two data planes count one limit together.
@@ -376,16 +378,22 @@ def test_a_regions_redis_stopped(net: Net) -> None:
 
     net.t.stop("redis-eu")
     try:
-        # Fail open to in-process counters: each eu data plane now counts on
-        # its own, so the region admits the limit once per data plane.
+        # A budget that says so is refused while its store is down, in eu
+        # only (429 naming the limit store).
+        refused = net.call(EU[0], key="q-refuse")
+        assert refused.status_code == 429 and "limit store" in refused.text, refused.text
+        net.serve_ok(US[0], key="q-refuse")
+        # The default policy fails open to in-process counters: each eu data
+        # plane counts on its own, so the region admits the limit once per
+        # data plane.
         per_dp = {dp: [net.call(dp, key="q-degraded").status_code for _ in range(4)] for dp in EU}
         for dp, statuses in per_dp.items():
             assert statuses == [200, 200, 200, 429], (dp, statuses)
-            assert net.metric(dp, "aigw_ratelimit_redis_degraded") == 1
+            assert net.metric(dp, "aigw_ratelimit_store_degraded") == 1
         # us has its own Redis: the same key is still shared there.
         us = [net.call(US[i % 2], key="q-degraded").status_code for i in range(4)]
         assert us == [200, 200, 200, 429], us
-        assert net.metric(US[0], "aigw_ratelimit_redis_degraded") == 0
+        assert net.metric(US[0], "aigw_ratelimit_store_degraded") == 0
         net.serve_ok(EU[0])
     finally:
         net.t.start("redis-eu")
@@ -393,7 +401,7 @@ def test_a_regions_redis_stopped(net: Net) -> None:
     def shared_again() -> None:
         # A key with limits asks Redis (its counts went with the restart).
         assert net.call(EU[0], key="q-shared").status_code in (200, 429)
-        assert net.metric(EU[0], "aigw_ratelimit_redis_degraded") == 0
+        assert net.metric(EU[0], "aigw_ratelimit_store_degraded") == 0
     eventually(shared_again, what="eu's data plane back on its Redis")
     net.assert_traces_exact()
 

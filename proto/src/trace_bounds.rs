@@ -10,6 +10,10 @@ use crate::pb::trace::TraceRecord;
 const MAX_NAME: usize = 256;
 const MAX_ERROR: usize = 1024;
 const MAX_ATTEMPTS: usize = 32;
+/// Dropped request fields kept, and the longest path (the data plane keeps
+/// at most 64, of 120 characters, already).
+const MAX_DROPPED: usize = 64;
+const MAX_DROPPED_FIELD: usize = 128;
 
 /// Cuts every string of the record to its bound (at a character boundary)
 /// and drops NULs, which Postgres text refuses.
@@ -34,6 +38,10 @@ pub fn clip(rec: &mut TraceRecord) {
         clip_str(&mut a.provider, MAX_NAME);
         clip_str(&mut a.provider_key, MAX_NAME);
         clip_str(&mut a.error, MAX_ERROR);
+    }
+    rec.dropped_fields.truncate(MAX_DROPPED);
+    for f in &mut rec.dropped_fields {
+        clip_str(f, MAX_DROPPED_FIELD);
     }
 }
 
@@ -62,9 +70,16 @@ mod tests {
             model: "é".repeat(1_000_000),
             error: "x\0y".into(),
             attempts: vec![Attempt::default(); 100],
+            dropped_fields: vec!["x".repeat(1000); 1000],
             ..Default::default()
         };
         clip(&mut rec);
+        assert_eq!(rec.dropped_fields.len(), MAX_DROPPED);
+        assert!(
+            rec.dropped_fields
+                .iter()
+                .all(|f| f.len() == MAX_DROPPED_FIELD)
+        );
         assert!(rec.model.len() <= MAX_NAME && rec.model.starts_with('é'));
         assert_eq!(rec.error, "xy");
         assert_eq!(rec.attempts.len(), MAX_ATTEMPTS);

@@ -31,10 +31,27 @@ fn provider() -> impl Strategy<Value = pb::Provider> {
             12 => prop::sample::select(vec!["", "round-robin", "weighted", "least-latency", "fill-first"]),
             1 => Just("?"),
         ],
-        prop::collection::vec((name(), prop_oneof![4 => "[!-~]{1,12}", 1 => "[ -~\\n]{0,12}"], any::<u32>()), 0..3),
+        prop::collection::vec(
+            (
+                name(),
+                prop_oneof![4 => "[!-~]{1,12}", 1 => "[ -~\\n]{0,12}"],
+                any::<u32>(),
+                prop_oneof![
+                    6 => Just(std::collections::BTreeMap::new()),
+                    1 => prop::collection::btree_map(
+                        prop_oneof![4 => "[a-z-]{1,8}", 1 => Just("authorization".to_string()), 1 => "\\PC{0,4}"],
+                        prop_oneof![4 => "[ -~]{0,8}", 1 => "\\PC{0,4}"],
+                        1..3,
+                    ),
+                ],
+                prop_oneof![4 => Just(None), 1 => prop::option::of(("[a-z_]{0,8}", any::<i64>()))],
+            ),
+            0..3,
+        ),
         prop::collection::btree_map(name(), name(), 0..3),
+        prop_oneof![12 => Just(""), 4 => Just("prompt-cache"), 1 => Just("sticky?")],
     )
-        .prop_map(|(name, kind, base_url, models, strategy, keys, model_map)| pb::Provider {
+        .prop_map(|(name, kind, base_url, models, strategy, keys, model_map, affinity)| pb::Provider {
             name,
             kind: kind.into(),
             base_url,
@@ -42,9 +59,21 @@ fn provider() -> impl Strategy<Value = pb::Provider> {
             strategy: strategy.into(),
             keys: keys
                 .into_iter()
-                .map(|(name, secret, weight)| pb::ProviderKey { name, secret, weight })
+                .map(|(name, secret, weight, headers, health)| pb::ProviderKey {
+                    name,
+                    secret,
+                    weight,
+                    oauth: !headers.is_empty(),
+                    headers,
+                    health: health.map(|(status, retry_at_ms)| pb::KeyHealth {
+                        status,
+                        retry_at_ms,
+                        detail: String::new(),
+                    }),
+                })
                 .collect(),
             model_map,
+            affinity: affinity.into(),
         })
 }
 
@@ -92,12 +121,18 @@ fn snapshot() -> impl Strategy<Value = pb::Snapshot> {
                     models,
                     limits: None,
                     expires_at_ms: 0,
+                    ..Default::default()
                 })
                 .collect(),
             routes: routes
                 .into_iter()
-                .map(|(model, providers)| pb::Route { model, providers })
+                .map(|(model, providers)| pb::Route {
+                    model,
+                    providers,
+                    ..Default::default()
+                })
                 .collect(),
+            ..Default::default()
         })
 }
 
@@ -143,6 +178,11 @@ proptest! {
         for p in &snap.providers {
             prop_assert!(p.base_url.starts_with("http://") || p.base_url.starts_with("https://"));
             for k in &p.keys {
+                for (h, v) in &k.headers {
+                    prop_assert!(h.parse::<String>().is_ok() && !h.is_empty() && h != "authorization");
+                    prop_assert!(v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()));
+                }
+                prop_assert!(k.health.as_ref().is_none_or(|h| !h.status.is_empty()));
                 prop_assert!(!k.secret.is_empty() && k.secret.len() <= MAX_SECRET);
                 prop_assert!(k.secret.bytes().all(|b| b.is_ascii_graphic()), "{:?}", k.secret);
                 prop_assert!(k.weight >= 1);

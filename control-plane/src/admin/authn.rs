@@ -176,6 +176,7 @@ mod tests {
                         disabled: false,
                         created_at_ms: 1,
                         updated_at_ms: 1,
+                        team_id: None,
                     },
                 )?;
                 insert_api_token(

@@ -83,10 +83,11 @@ impl IdentityService for AdminSvc {
                 ))
             })
             .await?;
+        let teams = self.read(users::team_names).await?;
         Ok(Response::new(LoginResult {
             session_token,
             expires_at_ms,
-            user: Some(users::info(&user)),
+            user: Some(users::info(&user, &teams)),
         }))
     }
 
@@ -180,7 +181,7 @@ impl IdentityService for AdminSvc {
             })
             .await?;
         Ok(Response::new(CreateUserResult {
-            user: Some(users::info(&user)),
+            user: Some(users::info(&user, &Default::default())),
             generated_password,
         }))
     }
@@ -190,11 +191,13 @@ impl IdentityService for AdminSvc {
         request: Request<ListUsersRequest>,
     ) -> Result<Response<UserList>, Status> {
         let (_, access) = self.caller(&request, rbac::LIST_USERS).await?;
-        let rows = self.read(identity::list_users).await?;
+        let (rows, teams) = self
+            .read(|c| Ok((identity::list_users(c)?, users::team_names(c)?)))
+            .await?;
         let users = rows
             .iter()
             .filter(|u| access.owner().is_none_or(|uid| uid == u.id))
-            .map(users::info)
+            .map(|u| users::info(u, &teams))
             .collect();
         Ok(Response::new(UserList { users }))
     }
@@ -212,7 +215,8 @@ impl IdentityService for AdminSvc {
                 Ok((row, changes.map(|c| Change::account("update").with(c))))
             })
             .await?;
-        Ok(Response::new(users::info(&user)))
+        let teams = self.read(users::team_names).await?;
+        Ok(Response::new(users::info(&user, &teams)))
     }
 
     async fn reset_password(

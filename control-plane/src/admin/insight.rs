@@ -126,6 +126,7 @@ fn info(t: TraceRow, owners: &HashMap<String, String>) -> TraceInfo {
         endpoint: t.endpoint,
         api_format: t.api_format,
         error: t.error.unwrap_or_default(),
+        dropped_fields: serde_json::from_str(&t.dropped_fields).unwrap_or_default(),
     }
 }
 

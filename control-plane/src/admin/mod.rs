@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod authn;
+pub mod budgets;
 pub mod client_keys;
 pub mod identity;
 pub mod insight;
@@ -60,6 +61,8 @@ pub struct AdminSvc {
     /// Peers (admin-web) whose `x-aigw-client-ip` is believed for the
     /// login throttle; anyone else is throttled by their own address.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Checks a credential on demand (`CheckCredential`).
+    pub checker: crate::health::Checker,
 }
 
 /// What a mutation did, for the audit log. `detail` never holds a secret.

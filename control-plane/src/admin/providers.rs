@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use aigw_proto::model::{ProviderKind, Strategy};
+use aigw_proto::model::{Affinity, ProviderKind, Strategy};
 use aigw_proto::pb::admin::{ProviderInfo, ProviderKeyInfo, ProviderSpec, UpsertResult};
 
 use super::validate;
@@ -27,6 +27,8 @@ pub struct ProviderInput {
     strategy: Strategy,
     keys: Vec<KeyInput>,
     model_map: BTreeMap<String, String>,
+    health_interval_secs: u32,
+    affinity: Affinity,
 }
 
 impl ProviderInput {
@@ -56,6 +58,11 @@ struct KeyInput {
 
 /// Most credentials in one provider's pool.
 pub const MAX_KEYS: usize = 256;
+/// Health checks: every minute unless told otherwise, never more often
+/// than every 5 s (an upstream would take it for abuse), at least daily.
+pub const DEFAULT_HEALTH_INTERVAL_SECS: u32 = 60;
+const MIN_HEALTH_INTERVAL_SECS: u32 = 5;
+const MAX_HEALTH_INTERVAL_SECS: u32 = 86_400;
 
 pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
     validate::name("provider", &spec.name)?;
@@ -119,6 +126,22 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         validate::model(&format!("{what} model_map key"), from)?;
         validate::model(&format!("{what} model_map[{from:?}]"), to)?;
     }
+    let health_interval_secs = spec
+        .health_check_interval_secs
+        .unwrap_or(DEFAULT_HEALTH_INTERVAL_SECS);
+    if health_interval_secs != 0
+        && !(MIN_HEALTH_INTERVAL_SECS..=MAX_HEALTH_INTERVAL_SECS).contains(&health_interval_secs)
+    {
+        return Err(Error::invalid(format!(
+            "{what}: health_check interval_secs must be 0 (off) or {MIN_HEALTH_INTERVAL_SECS} to {MAX_HEALTH_INTERVAL_SECS}"
+        )));
+    }
+    let affinity: Affinity = spec.affinity.parse().map_err(|()| {
+        Error::invalid(format!(
+            "{what}: unknown affinity {:?} (expected \"\" or prompt-cache)",
+            spec.affinity
+        ))
+    })?;
     Ok(ProviderInput {
         name: spec.name,
         kind,
@@ -127,6 +150,8 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         strategy,
         keys,
         model_map: spec.model_map,
+        health_interval_secs,
+        affinity,
     })
 }
 
@@ -170,10 +195,13 @@ pub fn upsert(
         serde_json::to_string(&input.models).map_err(|e| Error::internal(e.to_string()))?;
     let model_map =
         serde_json::to_string(&input.model_map).map_err(|e| Error::internal(e.to_string()))?;
+    let interval = i32::try_from(input.health_interval_secs).unwrap_or(i32::MAX);
 
     let (row, created) = match existing {
         Some(p) => {
             let same = p.kind == input.kind.as_str()
+                && p.health_interval_secs == interval
+                && p.affinity == input.affinity.as_str()
                 && p.base_url == input.base_url
                 && parse_models(&p.models, &p.name)? == input.models
                 && p.strategy == input.strategy.as_str()
@@ -188,6 +216,8 @@ pub fn upsert(
                 models,
                 strategy: input.strategy.as_str().into(),
                 model_map,
+                health_interval_secs: interval,
+                affinity: input.affinity.as_str().into(),
                 updated_at_ms: now,
                 ..p
             };
@@ -205,6 +235,8 @@ pub fn upsert(
                 created_at_ms: now,
                 updated_at_ms: now,
                 model_map,
+                health_interval_secs: interval,
+                affinity: input.affinity.as_str().into(),
             };
             config::insert_provider(conn, &row)?;
             (row, true)
@@ -245,24 +277,28 @@ pub fn unchanged() -> UpsertResult {
 }
 
 pub fn list(conn: &mut AnyConnection) -> Result<Vec<ProviderInfo>> {
+    let health = crate::db::health::current(conn, None)?;
     config::list_providers(conn)?
         .into_iter()
         .map(|(p, keys)| {
             Ok(ProviderInfo {
                 models: parse_models(&p.models, &p.name)?,
                 model_map: parse_model_map(&p.model_map, &p.name)?,
-                name: p.name,
-                kind: p.kind,
-                base_url: p.base_url,
-                strategy: p.strategy,
+                health_check_interval_secs: u32::try_from(p.health_interval_secs).unwrap_or(0),
+                affinity: p.affinity,
                 keys: keys
                     .into_iter()
                     .map(|k| ProviderKeyInfo {
+                        health: Some(crate::health::info_of(&health, &p.name, &k.name)),
                         name: k.name,
                         secret_hint: k.secret_hint,
                         weight: u32::try_from(k.weight).unwrap_or(1),
                     })
                     .collect(),
+                name: p.name,
+                kind: p.kind,
+                base_url: p.base_url,
+                strategy: p.strategy,
             })
         })
         .collect()

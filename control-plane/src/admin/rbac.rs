@@ -139,6 +139,16 @@ methods! {
     LIST_NODE_CREDENTIALS = "AdminService" / "ListNodeCredentials" => READ;
     REVOKE_NODE_CREDENTIAL = "AdminService" / "RevokeNodeCredential" => ADMIN_ONLY;
     DELETE_NODE_CREDENTIAL = "AdminService" / "DeleteNodeCredential" => ADMIN_ONLY;
+    CHECK_CREDENTIAL = "AdminService" / "CheckCredential" => CONFIG_WRITE;
+    LIST_CREDENTIAL_HEALTH = "AdminService" / "ListCredentialHealth" => READ;
+    SET_BUDGET = "AdminService" / "SetBudget" => CONFIG_WRITE;
+    LIST_BUDGETS = "AdminService" / "ListBudgets" => READ;
+    UPSERT_TEAM = "AdminService" / "UpsertTeam" => CONFIG_WRITE;
+    DELETE_TEAM = "AdminService" / "DeleteTeam" => CONFIG_WRITE;
+    LIST_TEAMS = "AdminService" / "ListTeams" => READ;
+    UPSERT_WEBHOOK = "AdminService" / "UpsertWebhook" => CONFIG_WRITE;
+    DELETE_WEBHOOK = "AdminService" / "DeleteWebhook" => CONFIG_WRITE;
+    LIST_WEBHOOKS = "AdminService" / "ListWebhooks" => READ;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;

@@ -30,6 +30,16 @@ AdminService/CreateNodeCredential yyy --- --- ---
 AdminService/ListNodeCredentials yyy yyy yyy ---
 AdminService/RevokeNodeCredential yyy --- --- ---
 AdminService/DeleteNodeCredential yyy --- --- ---
+AdminService/CheckCredential     yyy yyy --- ---
+AdminService/ListCredentialHealth yyy yyy yyy ---
+AdminService/SetBudget           yyy yyy --- ---
+AdminService/ListBudgets         yyy yyy yyy ---
+AdminService/UpsertTeam          yyy yyy --- ---
+AdminService/DeleteTeam          yyy yyy --- ---
+AdminService/ListTeams           yyy yyy yyy ---
+AdminService/UpsertWebhook       yyy yyy --- ---
+AdminService/DeleteWebhook       yyy yyy --- ---
+AdminService/ListWebhooks        yyy yyy yyy ---
 IdentityService/Login            yyy yyy yyy yyy
 IdentityService/Logout           yyy yyy yyy yyy
 IdentityService/WhoAmI           yyy yyy yyy yyy

@@ -34,6 +34,7 @@ pub fn svc_on(db: Db) -> AdminSvc {
         bootstrap_tokens: Arc::from(vec![crypto::sha256(TOKEN)]),
         write_lock: Arc::new(Mutex::new(())),
         trusted_proxies: Arc::from(Vec::new()),
+        checker: crate::health::Checker::detached(),
     }
 }
 

@@ -33,6 +33,7 @@ fn provider(secret: &str) -> ProviderSpec {
             },
         ],
         model_map: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -220,7 +221,7 @@ async fn client_keys_are_generated_once_and_stored_hashed() {
     assert!(key.starts_with("sk-aigw-") && key.len() == 40, "{key}");
     let snap = s.publisher.current();
     assert_eq!(snap.client_keys[0].key_hash, crypto::sha256(&key).to_vec());
-    assert_eq!(snap.client_keys[0].limits.unwrap().rpm, Some(600));
+    assert_eq!(snap.client_keys[0].limits.as_ref().unwrap().rpm, Some(600));
 
     // Empty key again: keep it, no new key, no change.
     let r = s
@@ -329,7 +330,9 @@ async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() 
                     .map(|i| crate::ingest::tests::record(&format!("w{w}-b{b}-{i}")))
                     .collect();
                 assert_eq!(
-                    crate::ingest::store_batch(&db, batch).await.unwrap(),
+                    crate::ingest::store_batch(&db, batch, &Default::default())
+                        .await
+                        .unwrap(),
                     (20, 0)
                 );
             }
@@ -360,6 +363,7 @@ fn route(model: &str, providers: &[&str]) -> RouteSpec {
     RouteSpec {
         model: model.into(),
         providers: providers.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
     }
 }
 

@@ -29,6 +29,31 @@ pub struct ApplyFile {
     /// Explicit routes with fallbacks.
     #[serde(default)]
     pub routes: Vec<RouteDoc>,
+    /// Teams: their members (existing users) and their budget.
+    #[serde(default)]
+    pub teams: Vec<TeamDoc>,
+    /// Users' budgets (the users themselves are managed in the UI or
+    /// through IdentityService).
+    #[serde(default)]
+    pub users: Vec<UserDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDoc {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub limits: Option<LimitsDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDoc {
+    pub name: String,
+    #[serde(default)]
+    pub limits: Option<LimitsDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,8 +61,16 @@ pub struct ApplyFile {
 pub struct RouteDoc {
     /// Glob of the model names the route serves.
     pub model: String,
-    /// Provider names, tried in order.
+    /// Provider names, tried in order (none for an alias).
+    #[serde(default)]
     pub providers: Vec<String>,
+    /// Refuse fields the provider's format cannot express instead of
+    /// dropping hints and client bookkeeping.
+    #[serde(default)]
+    pub strict: bool,
+    /// Serve the matched models as this model (an alias).
+    #[serde(default)]
+    pub alias_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +91,19 @@ pub struct ProviderDoc {
     /// The app's model name -> the name sent upstream.
     #[serde(default)]
     pub model_map: BTreeMap<String, String>,
+    /// `{ interval_secs: 60 }`: how often the control plane checks each
+    /// key (0: only when a data plane saw one fail). Omitted: every 60 s.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckDoc>,
+    /// "" (off) or "prompt-cache".
+    #[serde(default)]
+    pub affinity: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckDoc {
+    pub interval_secs: Num<u32>,
 }
 
 #[derive(Deserialize)]
@@ -124,11 +170,41 @@ impl fmt::Debug for ClientKeyDoc {
 #[serde(deny_unknown_fields)]
 pub struct LimitsDoc {
     #[serde(default)]
+    pub rps: Option<Num<u64>>,
+    #[serde(default)]
     pub rpm: Option<Num<u64>>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<Num<u64>>,
     #[serde(default)]
     pub tokens_per_day: Option<Num<u64>>,
     #[serde(default)]
     pub cost_per_day: Option<Num<f64>>,
+    #[serde(default)]
+    pub cost_per_month: Option<Num<f64>>,
+    #[serde(default)]
+    pub concurrent: Option<Num<u64>>,
+    /// Tokens and cost across all regions (leases) rather than per region.
+    #[serde(default)]
+    pub global: bool,
+    /// "local" (default) or "refuse" while the limit store is down.
+    #[serde(default)]
+    pub when_store_down: String,
+}
+
+impl LimitsDoc {
+    pub fn to_spec(&self) -> aigw_proto::pb::admin::BudgetLimits {
+        aigw_proto::pb::admin::BudgetLimits {
+            rps: self.rps.map(|n| n.0),
+            rpm: self.rpm.map(|n| n.0),
+            tokens_per_minute: self.tokens_per_minute.map(|n| n.0),
+            tokens_per_day: self.tokens_per_day.map(|n| n.0),
+            cost_per_day: self.cost_per_day.map(|n| n.0),
+            cost_per_month: self.cost_per_month.map(|n| n.0),
+            concurrent: self.concurrent.map(|n| n.0),
+            global: self.global,
+            when_store_down: self.when_store_down.clone(),
+        }
+    }
 }
 
 /// A number written as a YAML number or as a string (after `${VAR}`
@@ -467,7 +543,13 @@ client_keys:
         assert_eq!(f.providers[0].model_map["fast"], "gpt-4o-mini");
         assert_eq!(f.routes[0].model, "gpt-*");
         assert_eq!(f.routes[0].providers, ["x", "y"]);
-        assert!(parse("routes:\n  - model: a\n", &env).is_err());
+        let alias = parse(
+            "routes:\n  - model: claude-*\n    alias_of: gpt-4o-mini\n    strict: true\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(alias.routes[0].alias_of.as_deref(), Some("gpt-4o-mini"));
+        assert!(alias.routes[0].strict && alias.routes[0].providers.is_empty());
         assert!(
             parse(
                 "routes:\n  - model: a\n    providers: [x]\n    weight: 1\n",

@@ -13,8 +13,8 @@ use std::time::Duration;
 use aigw_proto::channel::ClientTls;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::{
-    ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec,
-    UpsertResult,
+    BudgetSpec, ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec,
+    RouteSpec, TeamSpec, UpsertResult,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -23,8 +23,9 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 pub use file::{ApplyFile, parse};
+use file::{LimitsDoc, TeamDoc};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, with_causes};
 
 /// Adds `authorization: Bearer TOKEN` to every request.
 #[derive(Clone)]
@@ -85,19 +86,6 @@ pub async fn run(
     apply(&mut client, doc, prune, &mut out).await
 }
 
-/// "transport error: tcp connect error: Connection refused": tonic's own
-/// message alone says too little.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(": ");
-        msg.push_str(&c.to_string());
-        cause = c.source();
-    }
-    msg
-}
-
 fn rpc(what: String) -> impl FnOnce(Status) -> Error {
     move |status| {
         let status = if status.code() == tonic::Code::Unauthenticated {
@@ -152,6 +140,9 @@ pub async fn apply(
         doc.client_keys.iter().map(|k| k.name.as_str()),
     )?;
     let routes = check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
+    check_unique("team", doc.teams.iter().map(|t| t.name.as_str()))?;
+    check_unique("user", doc.users.iter().map(|u| u.name.as_str()))?;
+    let (doc_teams, doc_users) = (doc.teams, doc.users);
 
     // Build every object first and check it with the server's own rules, so
     // a mistake anywhere in the file is reported before anything changes.
@@ -174,6 +165,8 @@ pub async fn apply(
                 })
                 .collect(),
             model_map: p.model_map,
+            health_check_interval_secs: p.health_check.map(|h| h.interval_secs.0),
+            affinity: p.affinity,
         })
         .collect();
     let price_specs: Vec<PriceSpec> = doc
@@ -190,14 +183,20 @@ pub async fn apply(
         .client_keys
         .into_iter()
         .map(|k| {
-            let limits = k.limits.unwrap_or_default();
+            let l = k.limits.unwrap_or_default().to_spec();
             ClientKeySpec {
                 name: k.name,
                 key: k.key.unwrap_or_default(),
                 models: k.models,
-                rpm: limits.rpm.map(|n| n.0),
-                tokens_per_day: limits.tokens_per_day.map(|n| n.0),
-                cost_per_day: limits.cost_per_day.map(|n| n.0),
+                rpm: l.rpm,
+                tokens_per_day: l.tokens_per_day,
+                cost_per_day: l.cost_per_day,
+                rps: l.rps,
+                tokens_per_minute: l.tokens_per_minute,
+                cost_per_month: l.cost_per_month,
+                concurrent: l.concurrent,
+                global: l.global,
+                when_store_down: l.when_store_down,
                 expires_at_ms: k.expires_at.map_or(0, |e| e.0),
                 owner: String::new(),
             }
@@ -209,6 +208,8 @@ pub async fn apply(
         .map(|r| RouteSpec {
             model: r.model,
             providers: r.providers,
+            strict: r.strict,
+            alias_of: r.alias_of.unwrap_or_default(),
         })
         .collect();
     preflight(
@@ -257,6 +258,39 @@ pub async fn apply(
             .into_inner();
         report(out, "route", &model, &r)?;
     }
+    // Teams, then budgets (of teams and users).
+    let mut budget_subjects = HashSet::new();
+    for t in &doc_teams {
+        let r = client
+            .upsert_team(TeamSpec {
+                name: t.name.clone(),
+                members: t.members.clone(),
+            })
+            .await
+            .map_err(rpc(format!("team {}", t.name)))?
+            .into_inner();
+        report(out, "team", &t.name, &r)?;
+    }
+    let budget_specs = doc_teams
+        .iter()
+        .map(|t| (format!("team:{}", t.name), t.limits.as_ref()))
+        .chain(
+            doc_users
+                .iter()
+                .map(|u| (format!("user:{}", u.name), u.limits.as_ref())),
+        );
+    for (subject, limits) in budget_specs {
+        budget_subjects.insert(subject.clone());
+        let r = client
+            .set_budget(BudgetSpec {
+                subject: subject.clone(),
+                limits: Some(limits.map(LimitsDoc::to_spec).unwrap_or_default()),
+            })
+            .await
+            .map_err(rpc(format!("budget {subject}")))?
+            .into_inner();
+        report(out, "budget", &subject, &r)?;
+    }
     if prune {
         let named = Named {
             providers,
@@ -265,6 +299,57 @@ pub async fn apply(
             routes,
         };
         prune_missing(client, &named, out).await?;
+        prune_budgets(client, &doc_teams, &budget_subjects, out).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the teams the file does not name, and the budgets of users (and
+/// teams) it does not name.
+async fn prune_budgets(
+    client: &mut Client,
+    teams: &[TeamDoc],
+    subjects: &HashSet<String>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let listed = client
+        .list_teams(ListRequest {})
+        .await
+        .map_err(rpc("listing teams".into()))?
+        .into_inner();
+    for t in listed
+        .teams
+        .into_iter()
+        .filter(|t| !teams.iter().any(|d| d.name == t.name))
+    {
+        let r = client
+            .delete_team(NameRequest {
+                name: t.name.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting team {}", t.name)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted team {}", t.name)?;
+        }
+    }
+    let listed = client
+        .list_budgets(ListRequest {})
+        .await
+        .map_err(rpc("listing budgets".into()))?
+        .into_inner();
+    for b in listed
+        .budgets
+        .into_iter()
+        .filter(|b| !subjects.contains(&b.subject) && b.subject.starts_with("user:"))
+    {
+        client
+            .set_budget(BudgetSpec {
+                subject: b.subject.clone(),
+                limits: Some(Default::default()),
+            })
+            .await
+            .map_err(rpc(format!("deleting budget {}", b.subject)))?;
+        writeln!(out, "deleted budget {}", b.subject)?;
     }
     Ok(())
 }

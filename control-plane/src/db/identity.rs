@@ -19,6 +19,8 @@ pub struct UserRow {
     pub disabled: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The team whose budget the user's keys count toward.
+    pub team_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]

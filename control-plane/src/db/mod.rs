@@ -5,7 +5,9 @@
 //! only upserts (`ON CONFLICT`), which `MultiBackend` cannot express, match on
 //! the variant.
 
+pub mod budgets;
 pub mod config;
+pub mod health;
 pub mod identity;
 pub mod nodes;
 pub mod schema;

@@ -28,8 +28,16 @@ async fn postgres_traces_and_admin_roundtrip() {
     let run = crypto::new_id().unwrap();
 
     let batch = vec![record(&format!("{run}-1")), record(&format!("{run}-2"))];
-    assert_eq!(store_batch(&db, batch.clone()).await.unwrap(), (2, 0));
-    assert_eq!(store_batch(&db, batch).await.unwrap(), (0, 2));
+    assert_eq!(
+        store_batch(&db, batch.clone(), &Default::default())
+            .await
+            .unwrap(),
+        (2, 0)
+    );
+    assert_eq!(
+        store_batch(&db, batch, &Default::default()).await.unwrap(),
+        (0, 2)
+    );
 
     // Other runs' rows may be encrypted under other keys: start from the
     // stored state only when it compiles with ours.
@@ -48,6 +56,7 @@ async fn postgres_traces_and_admin_roundtrip() {
         bootstrap_tokens: Arc::from(vec![crypto::sha256("t")]),
         write_lock: Arc::new(Mutex::new(())),
         trusted_proxies: Arc::from(Vec::new()),
+        checker: crate::health::Checker::detached(),
     };
     let req = |spec: ProviderSpec| {
         let mut r = Request::new(spec);

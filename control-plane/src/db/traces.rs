@@ -37,6 +37,8 @@ pub struct TraceRow {
     pub error: Option<String>,
     /// JSON array of attempts.
     pub attempts: String,
+    /// JSON array of the request fields dropped when translating.
+    pub dropped_fields: String,
 }
 
 /// Rows per INSERT statement: 23 columns each keeps a chunk well under
@@ -46,22 +48,29 @@ const CHUNK: usize = 500;
 /// Inserts `rows`, skipping request ids already stored, in the caller's
 /// transaction. Returns how many rows were new.
 pub fn insert_new(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<usize> {
-    let mut stored = 0;
+    Ok(insert_new_ids(conn, rows)?.len())
+}
+
+/// Like [`insert_new`], returning the request ids that were new.
+pub fn insert_new_ids(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<Vec<String>> {
+    let mut stored = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
         // MultiBackend cannot express ON CONFLICT, so dispatch per backend;
         // the statement is the same on both.
-        stored += match conn {
+        stored.extend(match conn {
             AnyConnection::Sqlite(c) => diesel::insert_into(traces::table)
                 .values(chunk)
                 .on_conflict(traces::request_id)
                 .do_nothing()
-                .execute(c)?,
+                .returning(traces::request_id)
+                .get_results::<String>(c)?,
             AnyConnection::Postgres(c) => diesel::insert_into(traces::table)
                 .values(chunk)
                 .on_conflict(traces::request_id)
                 .do_nothing()
-                .execute(c)?,
-        };
+                .returning(traces::request_id)
+                .get_results::<String>(c)?,
+        });
     }
     Ok(stored)
 }

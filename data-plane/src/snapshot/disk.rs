@@ -120,6 +120,7 @@ mod tests {
                     name: "k".into(),
                     secret: "sk-very-secret-upstream".into(),
                     weight: 1,
+                    ..Default::default()
                 }],
                 ..Default::default()
             }],

@@ -29,7 +29,8 @@ pub const RESPONSE_HEADERS: &str = "aigw_response_headers_seconds";
 pub const UPSTREAM_ATTEMPTS: &str = "aigw_upstream_attempts_total";
 pub const UPSTREAM_ATTEMPT_DURATION: &str = "aigw_upstream_attempt_duration_seconds";
 pub const UPSTREAM_COOLDOWNS: &str = "aigw_upstream_cooldowns_total";
-pub const REDIS_DEGRADED: &str = "aigw_ratelimit_redis_degraded";
+/// Set by `ratelimit::shared` when the limit store stops or starts answering.
+pub const REDIS_DEGRADED: &str = "aigw_ratelimit_store_degraded";
 pub const CONTROL_PLANE_CONNECTED: &str = "aigw_control_plane_connected";
 
 /// Describes every metric (HELP lines). Call once, after the recorder is installed.
@@ -76,15 +77,15 @@ pub fn describe() {
     );
     describe_gauge!(
         REDIS_DEGRADED,
-        "1 while the shared rate-limit store (Redis) is not answering and quotas are counted in process."
+        "1 while the limit store (Redis) is not answering and budgets follow their when_store_down policy."
     );
     describe_gauge!(
         CONTROL_PLANE_CONNECTED,
         "1 while the snapshot stream to the control plane is open."
     );
     describe_counter!(
-        "aigw_ratelimit_fallback_total",
-        "Quota checks decided in process because Redis failed."
+        "aigw_ratelimit_degraded_total",
+        "Budget checks made without the limit store, by the budget's policy (local: counted in process; refuse)."
     );
     describe_counter!(
         "aigw_snapshot_rejected_total",
@@ -112,7 +113,9 @@ pub fn describe() {
     // the first event (Prometheus's advice on missing series).
     gauge!(CONTROL_PLANE_CONNECTED).set(0.0);
     gauge!(REDIS_DEGRADED).set(0.0);
-    counter!("aigw_ratelimit_fallback_total").increment(0);
+    for policy in ["local", "refuse"] {
+        counter!("aigw_ratelimit_degraded_total", "policy" => policy).increment(0);
+    }
     counter!("aigw_snapshot_rejected_total").increment(0);
     counter!("aigw_trace_ship_errors_total").increment(0);
     counter!("aigw_traces_delivered_total").increment(0);

@@ -137,7 +137,12 @@ fn request_fixture_decodes() {
 
 #[test]
 fn request_roundtrip() {
-    let req = decode_request(REQUEST.as_bytes(), "gemini-2.5-flash", false).unwrap();
+    let mut req = decode_request(REQUEST.as_bytes(), "gemini-2.5-flash", false).unwrap();
+    let dropped: Vec<String> = std::mem::take(&mut req.dropped)
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    assert_eq!(dropped, ["safetySettings"]);
     let body = encode_request(&req).unwrap();
     assert_eq!(
         body["contents"][1]["parts"][0]["functionCall"]["id"],
@@ -306,16 +311,30 @@ fn unsupported_fields_are_named() {
         field(json!({"contents": hi, "cachedContent": "cachedContents/abc"})),
         "cachedContent"
     );
+    // Gemini CLI's thinking settings and Google-run tools are hints: left
+    // out (named), refused on strict routes.
+    let req = decode_request(
+        json!({"contents": hi, "tools": [{"googleSearch": {}}, {"functionDeclarations": [{"name": "f"}]}],
+               "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 1024}}})
+        .to_string()
+        .as_bytes(),
+        "gemini-2.5-flash",
+        false,
+    )
+    .unwrap();
+    let dropped: Vec<(&str, bool)> = req
+        .dropped
+        .iter()
+        .map(|d| (d.field.as_str(), d.always))
+        .collect();
     assert_eq!(
-        field(json!({"contents": hi, "tools": [{"googleSearch": {}}]})),
-        "tools[0].googleSearch"
+        dropped,
+        [
+            ("generationConfig.thinkingConfig", false),
+            ("tools[*].googleSearch", false)
+        ]
     );
-    assert_eq!(
-        field(
-            json!({"contents": hi, "generationConfig": {"thinkingConfig": {"thinkingBudget": 1024}}})
-        ),
-        "generationConfig.thinkingConfig"
-    );
+    assert_eq!(req.tools.len(), 1);
     assert_eq!(
         field(json!({"contents": hi, "generationConfig": {"seed": 4}})),
         "generationConfig.seed"
