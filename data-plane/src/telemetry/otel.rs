@@ -111,6 +111,16 @@ impl Otel {
         })
     }
 
+    /// Records with `provider`'s tracer (its own processors and sampler):
+    /// for benchmarks and tests that bring their own exporter.
+    pub fn with_provider(provider: SdkTracerProvider) -> Self {
+        Self {
+            tracer: Some(provider.tracer("aigw-data-plane")),
+            provider: Some(provider),
+            ids: RandomIdGenerator::default(),
+        }
+    }
+
     /// The span of one app request, continuing the app's `traceparent`.
     pub fn request(&self, headers: &HeaderMap, endpoint: &str) -> RequestSpan {
         let parent = TraceContextPropagator::new().extract(&Headers(headers));
