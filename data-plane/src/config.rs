@@ -107,6 +107,11 @@ pub struct Config {
     #[arg(long, env = "AIGW_DEFAULT_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
     pub default_max_output_tokens: u64,
 
+    /// Milliseconds a request waits for Redis (a pooled connection and the
+    /// budget script) before its budgets follow their degraded policy.
+    #[arg(long, env = "AIGW_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
+
     /// Most bytes of undelivered traces kept on disk; the oldest go first.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,

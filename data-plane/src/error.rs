@@ -52,6 +52,8 @@ pub enum GatewayError {
         limit: &'static str,
         /// Whose budget: `key checkout`, `user alice`, `team research`.
         budget: String,
+        /// Its id, for the trace.
+        budget_id: String,
         retry_after_secs: u64,
         /// The limit's value (for the `x-ratelimit-*` headers).
         value: f64,

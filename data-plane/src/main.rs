@@ -64,9 +64,12 @@ async fn run() -> anyhow::Result<()> {
         trace_report::Reporter::start(&cfg.state_dir, channel, cfg.trace_spool_max_bytes)
             .context("cannot start the trace spool")?;
     let limiter = Arc::new(match &cfg.redis_url {
-        Some(url) if !url.is_empty() => {
-            Limiter::with_redis(url, &cfg.region).context("REDIS_URL is not a valid Redis URL")?
-        }
+        Some(url) if !url.is_empty() => Limiter::with_redis(
+            url,
+            &cfg.region,
+            Duration::from_millis(cfg.redis_timeout_ms.max(1)),
+        )
+        .context("REDIS_URL is not a valid Redis URL")?,
         _ => Limiter::new(&cfg.region),
     });
     let otel = data_plane::telemetry::Otel::start(&cfg.otel, &node_id, &cfg.region)

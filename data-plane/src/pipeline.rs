@@ -79,6 +79,12 @@ pub async fn serve(
             Ok(r) => r.status(),
             Err(e) => {
                 d.set_error(e.kind());
+                if let GatewayError::RateLimited {
+                    budget_id, limit, ..
+                } = e
+                {
+                    d.rec.refused_by = format!("{budget_id}/{limit}");
+                }
                 e.status()
             }
         };
@@ -142,6 +148,7 @@ async fn run(
             .map_err(|e| GatewayError::RateLimited {
                 limit: e.limit,
                 budget: e.budget,
+                budget_id: e.budget_id,
                 retry_after_secs: e.retry_after_secs,
                 value: e.value,
             })?;

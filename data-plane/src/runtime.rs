@@ -37,7 +37,9 @@ pub struct BuildError {
 
 impl Runtime {
     /// `previous` lends its credential health, so a config change does not
-    /// forget which keys are rate limited.
+    /// forget which keys are rate limited; a key whose secret changed (an
+    /// OAuth account's refreshed access token, a rotated API key) is a new
+    /// credential and starts afresh.
     pub fn build(snapshot: Snapshot, previous: Option<&Runtime>) -> Result<Self, BuildError> {
         let keys = snapshot
             .client_keys
@@ -72,7 +74,7 @@ impl Runtime {
                     })
                     .collect::<Result<Vec<_>, BuildError>>()?;
                 let health = previous
-                    .and_then(|p| p.health_of(&provider.name, &k.name))
+                    .and_then(|p| p.health_of(&provider.name, &k.name, &k.secret))
                     .unwrap_or_default();
                 let blocked_until_ms = match &k.health {
                     None => 0,
@@ -127,12 +129,17 @@ impl Runtime {
         self.route_chain(model).next()
     }
 
-    fn health_of(&self, provider: &str, key: &str) -> Option<Arc<KeyHealth>> {
+    /// The health of `key` of `provider`, if it still has `secret`.
+    fn health_of(&self, provider: &str, key: &str, secret: &str) -> Option<Arc<KeyHealth>> {
         let u = self
             .upstreams
             .iter()
             .find(|u| u.provider.name == provider)?;
-        let k = u.pool.keys.iter().find(|k| k.name == key)?;
+        let k = u
+            .pool
+            .keys
+            .iter()
+            .find(|k| k.name == key && k.secret == secret)?;
         Some(k.health.clone())
     }
 }
@@ -144,5 +151,50 @@ fn auth_for(kind: ProviderKind) -> (HeaderName, &'static str) {
         }
         ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), ""),
         ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigw_proto::pb::config as pb;
+
+    fn snapshot(secret: &str) -> Snapshot {
+        Snapshot::try_from(pb::Snapshot {
+            version: secret.into(),
+            providers: vec![pb::Provider {
+                name: "p".into(),
+                kind: "openai".into(),
+                models: vec!["*".into()],
+                keys: vec![pb::ProviderKey {
+                    name: "k".into(),
+                    secret: secret.into(),
+                    weight: 1,
+                    oauth: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cool_down_follows_the_secret_not_the_name() {
+        let old = Runtime::build(snapshot("token-1"), None).unwrap();
+        old.upstreams[0].pool.keys[0].health.cool_down(60_000);
+        let same = Runtime::build(snapshot("token-1"), Some(&old)).unwrap();
+        assert!(Arc::ptr_eq(
+            &same.upstreams[0].pool.keys[0].health,
+            &old.upstreams[0].pool.keys[0].health
+        ));
+        // A refreshed access token is a new credential: usable at once.
+        let fresh = Runtime::build(snapshot("token-2"), Some(&old)).unwrap();
+        assert!(!Arc::ptr_eq(
+            &fresh.upstreams[0].pool.keys[0].health,
+            &old.upstreams[0].pool.keys[0].health
+        ));
+        assert!(fresh.upstreams[0].pool.pick(&[], None).is_ok());
     }
 }

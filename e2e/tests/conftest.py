@@ -4,13 +4,25 @@ cluster is given), the mock provider, the control plane and data plane."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from harness import ALL_PROCS, LOG_SOURCES, Database, Gateway, Mock, postgres_database, start_gateway
+from harness import (
+    ALL_PROCS,
+    LOG_SOURCES,
+    Database,
+    Gateway,
+    Mock,
+    eventually,
+    free_port,
+    postgres_database,
+    start_gateway,
+)
 
 PG_URL_ENV = "AIGW_TEST_PG_URL"
 
@@ -112,3 +124,25 @@ def mock(tmp_path: Path) -> Iterator[Mock]:
     m = Mock(tmp_path / "logs")
     yield m
     m.stop()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
+    """A real Redis on a free loopback port, nothing persisted."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pong() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            assert s.recv(16).startswith(b"+PONG")
+
+    eventually(pong, what="redis up")
+    yield f"redis://127.0.0.1:{port}", proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+

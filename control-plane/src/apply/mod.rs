@@ -13,8 +13,8 @@ use std::time::Duration;
 use aigw_proto::channel::ClientTls;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::{
-    BudgetSpec, ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec,
-    RouteSpec, TeamSpec, UpsertResult,
+    BudgetSpec, ClientKeySpec, ListRequest, NameRequest, OAuthTemplateSpec, PriceSpec,
+    ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec, UpsertResult,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -140,6 +140,35 @@ pub async fn apply(
         doc.client_keys.iter().map(|k| k.name.as_str()),
     )?;
     let routes = check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
+    let templates = check_unique(
+        "oauth_template",
+        doc.oauth_templates.iter().map(|t| t.name.as_str()),
+    )?;
+    let template_specs: Vec<OAuthTemplateSpec> = doc
+        .oauth_templates
+        .into_iter()
+        .map(|t| OAuthTemplateSpec {
+            name: t.name,
+            description: t.description,
+            authorize_url: t.authorize_url,
+            token_url: t.token_url,
+            device_authorization_url: t.device_authorization_url,
+            client_id: t.client_id,
+            client_secret: t.client_secret.unwrap_or_default(),
+            scopes: t.scopes,
+            redirect_uri: t.redirect_uri,
+            authorize_params: t.authorize_params,
+            token_format: t.token_format,
+            request_headers: t.request_headers,
+            api_base_url: t.api_base_url,
+            provider_kind: t.provider_kind,
+            notes: t.notes,
+            ..Default::default()
+        })
+        .collect();
+    for t in &template_specs {
+        crate::oauth::template::validate(t.clone())?;
+    }
     check_unique("team", doc.teams.iter().map(|t| t.name.as_str()))?;
     check_unique("user", doc.users.iter().map(|u| u.name.as_str()))?;
     let (doc_teams, doc_users) = (doc.teams, doc.users);
@@ -162,6 +191,7 @@ pub async fn apply(
                     name: k.name,
                     secret: k.secret,
                     weight: k.weight.0,
+                    oauth_template: k.oauth,
                 })
                 .collect(),
             model_map: p.model_map,
@@ -221,6 +251,16 @@ pub async fn apply(
     )
     .await?;
 
+    // Before the providers whose keys name them.
+    for spec in template_specs {
+        let name = spec.name.clone();
+        let r = client
+            .upsert_o_auth_template(spec)
+            .await
+            .map_err(rpc(format!("oauth_template {name}")))?
+            .into_inner();
+        report(out, "oauth_template", &name, &r)?;
+    }
     for spec in provider_specs {
         let name = spec.name.clone();
         let r = client
@@ -297,6 +337,7 @@ pub async fn apply(
             prices,
             keys,
             routes,
+            templates,
         };
         prune_missing(client, &named, out).await?;
         prune_budgets(client, &doc_teams, &budget_subjects, out).await?;
@@ -403,6 +444,7 @@ struct Named {
     prices: HashSet<String>,
     keys: HashSet<String>,
     routes: HashSet<String>,
+    templates: HashSet<String>,
 }
 
 /// Deletes client keys (those no user owns), prices, routes and providers
@@ -414,6 +456,7 @@ async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) 
         prices,
         keys,
         routes,
+        templates,
     } = named;
     let listed = client
         .list_client_keys(ListRequest {})
@@ -495,6 +538,28 @@ async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) 
             .map_err(rpc(format!("deleting provider {}", p.name)))?;
         if r.into_inner().deleted {
             writeln!(out, "deleted provider {}", p.name)?;
+        }
+    }
+    // After the providers whose keys may name them. Built-in templates are
+    // not the file's to delete; a stored override of one is.
+    let listed = client
+        .list_o_auth_templates(ListRequest {})
+        .await
+        .map_err(rpc("listing oauth templates".into()))?
+        .into_inner();
+    for t in listed
+        .templates
+        .into_iter()
+        .filter(|t| (!t.builtin || t.overrides_builtin) && !templates.contains(&t.name))
+    {
+        let r = client
+            .delete_o_auth_template(NameRequest {
+                name: t.name.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting oauth_template {}", t.name)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted oauth_template {}", t.name)?;
         }
     }
     out.flush()?;

@@ -80,8 +80,29 @@ pub(super) async fn check(
             if limit <= 0.0 {
                 continue;
             }
+            let from = if limit_name == "cost_per_month" {
+                month_from
+            } else {
+                today
+            };
+            let refused = ledger.refused_in(&s.id, limit_name, from, today);
+            let mut values = values;
+            // A refused region may have no use recorded yet this period.
+            for r in &refused {
+                let scope = if s.global { String::new() } else { r.clone() };
+                if !values.iter().any(|(v, _)| *v == scope) {
+                    values.push((scope, 0.0));
+                }
+            }
             for (region, used) in values {
-                let pct = used / limit * 100.0;
+                let used_up = if s.global {
+                    !refused.is_empty()
+                } else {
+                    refused.contains(&region)
+                };
+                // Reservations refuse before use reaches the limit: a
+                // refusal counts as the whole limit used.
+                let pct = if used_up { 100.0 } else { used / limit * 100.0 };
                 for t in THRESHOLDS.iter().copied().filter(|t| pct >= f64::from(*t)) {
                     let scope = if region.is_empty() {
                         s.id.clone()

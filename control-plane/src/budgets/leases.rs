@@ -31,10 +31,14 @@ pub fn grow(
     for r in regions {
         let cur = leases.get(r).copied().unwrap_or(0.0);
         let u = used.get(r).copied().unwrap_or(0.0);
+        // Below half a grain of headroom, top it up to a full grain (in
+        // halves or more: a new snapshot for crumbs is not worth it).
+        if cur > 0.0 && cur - u >= grain * 0.5 {
+            continue;
+        }
         let want = (u + grain).max(cur);
         let grant = (want - cur).min(free);
-        // Not worth a new snapshot for crumbs, unless the region has none.
-        if grant > grain * 0.25 || (cur == 0.0 && grant > 0.0) {
+        if grant > 0.0 {
             leases.insert(r.clone(), cur + grant);
             free -= grant;
             changed.push(r.clone());

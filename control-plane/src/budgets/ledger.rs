@@ -35,6 +35,10 @@ impl Used {
 #[derive(Debug, Default)]
 pub struct Ledger {
     days: Mutex<HashMap<(String, String, i64), Used>>,
+    /// (budget id, limit, region, day) of the refusals data planes
+    /// reported: with reservations a budget refuses before its use reaches
+    /// the limit, so a refusal is what "used up" means.
+    refused: Mutex<std::collections::HashSet<(String, String, String, i64)>>,
 }
 
 #[derive(QueryableByName)]
@@ -94,6 +98,32 @@ impl Ledger {
         }
     }
 
+    /// A data plane refused a request: `refused_by` is `<budget>/<limit>`.
+    pub fn note_refused(&self, refused_by: &str, region: &str, started_at_ms: i64) {
+        if let Some((budget, limit)) = refused_by.rsplit_once('/') {
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((
+                    budget.into(),
+                    limit.into(),
+                    region.into(),
+                    started_at_ms / DAY_MS,
+                ));
+        }
+    }
+
+    /// Regions where `budget`'s `limit` refused a request in `from..=to`.
+    pub fn refused_in(&self, budget: &str, limit: &str, from: i64, to: i64) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(b, l, _, d)| b == budget && l == limit && (from..=to).contains(d))
+            .map(|(_, _, r, _)| r.clone())
+            .collect()
+    }
+
     /// Usage of `keys` per region over the days `from..=to`.
     pub fn by_region(&self, keys: &[&str], from: i64, to: i64) -> HashMap<String, Used> {
         let mut out: HashMap<String, Used> = HashMap::new();
@@ -110,6 +140,10 @@ impl Ledger {
     /// Forgets days before `from` (last month's).
     pub fn forget_before(&self, from: i64) {
         self.lock().retain(|(_, _, day), _| *day >= from);
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, _, _, day)| *day >= from);
     }
 }
 

@@ -113,6 +113,7 @@ impl Local {
                 return Err(Exceeded {
                     limit: kind.name(),
                     budget: b.name.clone(),
+                    budget_id: b.id.clone(),
                     retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
                     value: limit,
                 });

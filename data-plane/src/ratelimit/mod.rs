@@ -18,7 +18,7 @@
 //! **Where.** Without `REDIS_URL`, counters are in process. With it, one
 //! Lua script per budget checks and reserves atomically in Redis, shared by
 //! the data planes of a region. When Redis does not answer within
-//! `shared::TIMEOUT`, each budget follows its `when_store_down` policy:
+//! `AIGW_REDIS_TIMEOUT_MS`, each budget follows its `when_store_down` policy:
 //! `local` (default) counts in process, `refuse` refuses the requests it
 //! governs (with `aigw_ratelimit_degraded` and a log line either way).
 //!
@@ -36,7 +36,7 @@ use aigw_proto::model::budget::{day_period, month_period, ms_to_next_month};
 use aigw_proto::model::{ClientKey, Limits, Snapshot, StoreDown};
 
 pub use local::Local;
-pub use shared::Shared;
+pub use shared::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, Shared};
 
 const SECOND_MS: u64 = 1_000;
 const MINUTE_MS: u64 = 60_000;
@@ -51,6 +51,8 @@ pub struct Exceeded {
     pub limit: &'static str,
     /// The budget, for people: `key checkout`, `user alice`, `team research`.
     pub budget: String,
+    /// Its id (`key:<id>`, `user:<id>`, `team:<id>`).
+    pub budget_id: String,
     pub retry_after_secs: u64,
     /// The limit's value, for the `x-ratelimit-*` headers.
     pub value: f64,
@@ -205,11 +207,16 @@ impl Limiter {
         }
     }
 
-    /// Shared through Redis, each budget's policy when Redis does not answer.
-    pub fn with_redis(url: &str, region: &str) -> Result<Self, shared::SharedError> {
+    /// Shared through Redis, each budget's policy when Redis does not
+    /// answer within `timeout`.
+    pub fn with_redis(
+        url: &str,
+        region: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, shared::SharedError> {
         Ok(Self {
             local: Local::new(),
-            shared: Some(Shared::new(url)?),
+            shared: Some(Shared::new(url, timeout)?),
             region: region.to_string(),
         })
     }
@@ -294,6 +301,7 @@ impl Limiter {
                             StoreDown::Refuse => Err(Exceeded {
                                 limit: "limit store",
                                 budget: b.name.clone(),
+                                budget_id: b.id.clone(),
                                 retry_after_secs: 1,
                                 value: 0.0,
                             }),

@@ -17,8 +17,9 @@ use super::{
     Standing, overlap,
 };
 
-/// A request waits at most this long for the limit store.
-pub const TIMEOUT: Duration = Duration::from_millis(50);
+/// A request waits at most this long for the limit store by default
+/// (`AIGW_REDIS_TIMEOUT_MS`): connection from the pool and the script.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 /// After a failure, requests skip the store this long (no wait each).
 const BACKOFF_MS: u64 = 1_000;
 
@@ -101,7 +102,7 @@ return 0
 pub enum SharedError {
     #[error("Redis failed recently; not asking again yet")]
     Backoff,
-    #[error("Redis did not answer within {} ms", TIMEOUT.as_millis())]
+    #[error("Redis did not answer in time")]
     Timeout,
     #[error("no Redis connection: {0}")]
     Pool(String),
@@ -115,6 +116,7 @@ pub enum SharedError {
 
 pub struct Shared {
     pool: Pool,
+    timeout: Duration,
     admit: redis::Script,
     settle: redis::Script,
     /// Until when (epoch ms) requests skip the store after a failure.
@@ -144,22 +146,32 @@ fn arg_u(v: Option<u64>) -> f64 {
 }
 
 impl Shared {
-    pub fn new(url: &str) -> Result<Self, SharedError> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, SharedError> {
         let mut cfg = Config::from_url(url);
         cfg.pool = Some(PoolConfig {
-            max_size: 32,
+            max_size: 64,
             timeouts: Timeouts {
-                wait: Some(TIMEOUT),
+                wait: Some(timeout),
                 create: Some(Duration::from_millis(500)),
-                recycle: Some(TIMEOUT),
+                recycle: Some(timeout),
             },
             ..PoolConfig::default()
         });
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| SharedError::Config(e.to_string()))?;
+        // A few connections up front, so the first burst does not wait for
+        // them (in the background: Redis may be down at start).
+        let warm = pool.clone();
+        tokio::spawn(async move {
+            let held: Vec<_> = futures_util::future::join_all((0..8).map(|_| warm.get())).await;
+            if held.iter().any(Result::is_ok) {
+                tracing::info!("connected to the limit store");
+            }
+        });
         Ok(Self {
             pool,
+            timeout,
             admit: redis::Script::new(ADMIT),
             settle: redis::Script::new(SETTLE),
             skip_until_ms: AtomicU64::new(0),
@@ -195,7 +207,7 @@ impl Shared {
         if now < self.skip_until_ms.load(Ordering::Relaxed) {
             return Err(SharedError::Backoff);
         }
-        let result = tokio::time::timeout(TIMEOUT, self.ask(b, request_id, demand, now))
+        let result = tokio::time::timeout(self.timeout, self.ask(b, request_id, demand, now))
             .await
             .unwrap_or(Err(SharedError::Timeout));
         self.noted(result.is_ok(), now);
@@ -243,6 +255,7 @@ impl Shared {
             return Ok(Err(Exceeded {
                 limit: kind.name(),
                 budget: b.name.clone(),
+                budget_id: b.id.clone(),
                 retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
                 value: n(1).unwrap_or(0.0),
             }));

@@ -12,5 +12,5 @@ pub use glob::Glob;
 pub use snapshot::{
     Affinity, ClientKey, InvalidSnapshot, KeyHealth, MAX_KEY_HEADERS, MAX_SECRET,
     MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route,
-    Snapshot, Strategy,
+    Snapshot, Strategy, check_key_header,
 };
