@@ -266,8 +266,8 @@ def families(text: str) -> set[str]:
     return names
 
 
-def dashboard_metrics() -> set[str]:
-    """Every aigw_* metric name the dashboard's queries use."""
+def dashboard_exprs() -> list[str]:
+    """The dashboard's PromQL queries."""
     doc = json.loads(DASHBOARD.read_text())
     exprs = []
 
@@ -283,7 +283,27 @@ def dashboard_metrics() -> set[str]:
 
     walk(doc)
     assert exprs, f"{DASHBOARD} has no queries"
-    return {m for e in exprs for m in re.findall(r"\baigw_[a-z0-9_]+", e)}
+    return exprs
+
+
+def dashboard_metrics() -> set[str]:
+    """Every aigw_* metric name the dashboard's queries use."""
+    return {m for e in dashboard_exprs() for m in re.findall(r"\baigw_[a-z0-9_]+", e)}
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses every query (as recording rules, Grafana's variables
+    given values)."""
+    tool = promtool()
+    rules = [{"record": f"aigw:dashboard_query_{i}:check",
+              "expr": e.replace("$__rate_interval", "5m").replace("$dp_job", "aigw-data-plane")
+              .replace("$cp_job", "aigw-control-plane").replace("$admin_job", "aigw-admin-web")}
+             for i, e in enumerate(dashboard_exprs())]
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    p = subprocess.run([tool, "check", "rules", str(path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"{len(rules)} rules found" in p.stdout, p.stdout
 
 
 def test_every_process_serves_metrics_promtool_accepts(stack: Gateway, tmp_path: Path) -> None:
