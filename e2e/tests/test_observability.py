@@ -7,10 +7,8 @@ and against the Grafana dashboard that uses them."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,6 +28,7 @@ from harness import (
     gateway_config,
 )
 from otlp_receiver import OtlpReceiver
+from prom import check_with_promtool, promtool
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -229,23 +228,6 @@ def test_sampling_follows_the_parent_and_the_setting(traced: Gateway, receiver: 
 
 
 # ---------------------------------------------------------------- Prometheus
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("AIGW_TEST_REQUIRE_PROMTOOL") == "1":
-            pytest.fail("promtool is not installed but AIGW_TEST_REQUIRE_PROMTOOL=1")
-        pytest.skip("promtool not installed (e2e/run-tests.sh installs Debian's prometheus)")
-    return path
-
-
-def check_with_promtool(tool: str, name: str, text: str) -> None:
-    p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True,
-                       timeout=30)
-    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), (
-        f"promtool check metrics on {name}: exit {p.returncode}\n{p.stdout}{p.stderr}\n---\n{text}"
-    )
 
 
 def samples(text: str) -> dict[str, float]:

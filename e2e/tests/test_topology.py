@@ -35,6 +35,7 @@ from harness import BIN_DIR, LOG_SOURCES, MODEL, POOL_SECRET, REPO, Expected, bi
 
 sys.path.insert(0, str(REPO / "deploy"))
 import topology  # noqa: E402
+from prom import check_with_promtool, promtool  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Which region answers?"}]
 EXPECTED = Expected.for_messages(MESSAGES)
@@ -407,18 +408,12 @@ def test_a_regions_redis_stopped(net: Net) -> None:
 
 
 def test_every_process_of_the_topology_serves_valid_metrics(net: Net) -> None:
-    tool = shutil.which("promtool")
-    if tool is None:
-        if os.environ.get("AIGW_TEST_REQUIRE_PROMTOOL") == "1":
-            pytest.fail("promtool missing")
-        pytest.skip("promtool not installed")
+    tool = promtool()
     texts = {dp: httpx.get(net.urls[dp] + "/metrics", timeout=5).text for dp in DATA_PLANES}
     texts["control-plane"] = httpx.get(net.cp_metrics, timeout=5).text
     texts["admin-web"] = httpx.get("http://" + net.t.publish("admin-web") + "/metrics", timeout=5).text
     for name, text in texts.items():
-        p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True,
-                           timeout=30)
-        assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), f"{name}: {p.stdout}{p.stderr}"
+        check_with_promtool(tool, name, text)
     cp = texts["control-plane"]
     assert re.search(r'^aigw_nodes_connected\{region="eu"\} 2$', cp, re.M), cp
     assert re.search(r'^aigw_nodes_current\{region="us"\} 2$', cp, re.M), cp
