@@ -673,7 +673,7 @@ def main() -> None:
             print(f"  {n:18} {region:4} {addr:22} {'running' if alive else 'STOPPED'}")
         print(f"admin token: {t.secrets['AIGW_ADMIN_TOKEN']}")
         print(f"try: ip netns exec {t.ns('eu')} curl -s http://data-plane-eu-1:8080/readyz")
-        print(f"     {sys.argv[0]} ports   # compose's published ports on 127.0.0.1")
+        print("     deploy/topology.sh ports   # compose's published ports on 127.0.0.1 (+10000)")
     elif args.cmd == "down":
         t.down()
     elif args.cmd == "status":
