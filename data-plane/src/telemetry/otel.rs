@@ -280,12 +280,15 @@ impl RequestSpan {
                     cx,
                     attempt,
                 } = &mut **t;
-                let system = gen_ai_system(up.provider.kind);
-                let (host, port) = server_of(&up.provider.base_url);
-                let span = tracer
+                let mut builder = tracer
                     .span_builder(format!("{op} {upstream_model}"))
-                    .with_kind(SpanKind::Client)
-                    .with_attributes([
+                    .with_kind(SpanKind::Client);
+                // An unsampled request's attempts still need span ids (for
+                // the upstream's traceparent), not attributes.
+                if cx.span().is_recording() {
+                    let system = gen_ai_system(up.provider.kind);
+                    let (host, port) = server_of(&up.provider.base_url);
+                    builder = builder.with_attributes([
                         KeyValue::new("gen_ai.system", system),
                         KeyValue::new("gen_ai.provider.name", system),
                         KeyValue::new("gen_ai.operation.name", op),
@@ -294,8 +297,9 @@ impl RequestSpan {
                         KeyValue::new("server.port", i64::from(port)),
                         KeyValue::new("aigw.provider", up.provider.name.clone()),
                         KeyValue::new("aigw.provider.kind", up.provider.kind.as_str()),
-                    ])
-                    .start_with_context(tracer, cx);
+                    ]);
+                }
+                let span = builder.start_with_context(tracer, cx);
                 let sc = span.span_context().clone();
                 // A previous attempt still open failed without a status.
                 if let Some(mut prev) = attempt.replace(span) {
