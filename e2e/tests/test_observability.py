@@ -332,15 +332,23 @@ def test_every_process_serves_metrics_promtool_accepts(stack: Gateway, tmp_path:
         assert dp['aigw_upstream_cooldowns_total{provider="mock",reason="rate_limited"}'] == 1
         assert dp['aigw_upstream_credentials_cooling{provider="mock"}'] == 1
         assert dp['aigw_upstream_credentials{provider="mock"}'] == 2
+        assert dp['aigw_requests_total{endpoint="chat.completions",status="2xx"}'] == 3
+        assert dp['aigw_requests_total{endpoint="chat.completions",status="4xx"}'] == 1
         assert dp['aigw_request_duration_seconds_count{endpoint="chat.completions"}'] == 3
+        assert dp['aigw_time_to_first_byte_seconds_count{endpoint="chat.completions"}'] == 3
+        assert dp['aigw_response_headers_seconds_count{endpoint="chat.completions"}'] == 4
+        assert dp["aigw_ratelimit_store_degraded"] == 0
         assert dp["aigw_control_plane_connected"] == 1
         version = httpx.get(stack.dp_url + "/readyz", timeout=5).text.split()[1]
         assert dp[f'aigw_snapshot_info{{version="{version}"}}'] == 1
+        assert 0 <= dp["aigw_snapshot_age_seconds"] < 300
         assert dp["aigw_trace_spool_segments"] == 0
+        assert dp["aigw_trace_spool_oldest_age_seconds"] == 0
 
         cp = samples(cp_text)
         assert cp["aigw_trace_ingest_stored_total"] == 3
         assert cp[f'aigw_snapshot_info{{version="{version}"}}'] == 1
+        assert 0 <= cp["aigw_snapshot_age_seconds"] < 300
         assert cp['aigw_nodes_connected{region="e2e"}'] == 1
         assert cp['aigw_nodes_current{region="e2e"}'] == 1
         assert cp["aigw_trace_ingest_lag_seconds_count"] >= 1
