@@ -183,9 +183,21 @@ impl Db {
             .map_err(|e| Error::Connect(e.to_string()))?;
         let db = Self { pool };
         let mut conn = db.pool.get()?;
-        let applied = conn
+        // Two control planes (or tests) starting at once on a fresh Postgres
+        // database would both try to create the schema: one waits here for
+        // the other. (SQLite serializes through its file lock.)
+        let pg = matches!(&*conn, AnyConnection::Postgres(_));
+        if pg {
+            conn.batch_execute("SELECT pg_advisory_lock(7141592653)")?;
+        }
+        let applied: std::result::Result<Vec<String>, String> = conn
             .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| Error::Migration(e.to_string()))?;
+            .map(|v| v.iter().map(ToString::to_string).collect())
+            .map_err(|e| e.to_string());
+        if pg {
+            conn.batch_execute("SELECT pg_advisory_unlock(7141592653)")?;
+        }
+        let applied = applied.map_err(Error::Migration)?;
         for m in applied {
             tracing::info!(migration = %m, "applied migration");
         }

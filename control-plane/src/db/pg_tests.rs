@@ -100,3 +100,64 @@ async fn postgres_traces_and_admin_roundtrip() {
         .insert("authorization", MetadataValue::from_static("Bearer t"));
     assert!(svc.delete_provider(del).await.unwrap().into_inner().deleted);
 }
+
+/// The UNNEST insert names every column in order: a row with every field
+/// set reads back equal, and a second insert counts as already stored.
+#[tokio::test]
+async fn postgres_unnest_insert_keeps_every_field() {
+    use crate::db::traces::{self, TraceRow, insert_new_ids};
+    let Some(url) = pg_url() else { return };
+    let db = tokio::task::spawn_blocking(move || Db::connect(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    let run = crypto::new_id().unwrap();
+    let full = TraceRow {
+        request_id: format!("{run}-full"),
+        started_at_ms: 1_700_000_000_001,
+        received_at_ms: 1_700_000_000_002,
+        client_key_id: "ck-id".into(),
+        client_key_name: "ck-name".into(),
+        model: "gpt-4o".into(),
+        provider: "openai-main".into(),
+        provider_key: "team-a".into(),
+        status: 429,
+        latency_us: 3,
+        ttfb_us: 4,
+        input_tokens: 5,
+        output_tokens: 6,
+        cached_tokens: 7,
+        reasoning_tokens: 8,
+        cost: 0.25,
+        region: "eu".into(),
+        node_id: "dp-1".into(),
+        stream: true,
+        endpoint: "chat".into(),
+        api_format: "openai".into(),
+        error: Some("rate limited".into()),
+        attempts: r#"[{"status":429}]"#.into(),
+        dropped_fields: r#"["metadata"]"#.into(),
+    };
+    let mut bare = full.clone();
+    bare.request_id = format!("{run}-bare");
+    bare.error = None;
+    bare.stream = false;
+    let rows = vec![full.clone(), bare.clone()];
+    let (first, again, back_full, back_bare) = db
+        .run(move |c| {
+            let first = insert_new_ids(c, &rows)?;
+            let again = insert_new_ids(c, &rows)?;
+            Ok((
+                first,
+                again,
+                traces::get(c, &rows[0].request_id)?,
+                traces::get(c, &rows[1].request_id)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(again.is_empty());
+    assert_eq!(back_full, full);
+    assert_eq!(back_bare, bare);
+}
