@@ -13,7 +13,6 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
 
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
@@ -22,6 +21,7 @@ use crate::json_array::JsonArrayParser;
 use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
 use crate::ratelimit::Held;
 use crate::runtime::Runtime;
+use crate::service::AppBody;
 use crate::state::AppState;
 use crate::stream::{MeteredStream, Mode};
 use crate::trace_report::TraceDraft;
@@ -55,7 +55,7 @@ pub fn live(state: &AppState) -> Result<Arc<Runtime>, GatewayError> {
 pub async fn serve(
     state: &Arc<AppState>,
     parts: Parts,
-    body: Incoming,
+    body: impl AppBody,
     call: AppCall,
     request_id: &str,
 ) -> Result<Response<ResBody>, GatewayError> {
@@ -97,7 +97,7 @@ async fn run(
     rt: &Runtime,
     key: &ClientKey,
     parts: &Parts,
-    body: Incoming,
+    body: impl AppBody,
     call: &AppCall,
     draft: &mut Option<TraceDraft>,
 ) -> Result<Response<ResBody>, GatewayError> {
@@ -369,7 +369,7 @@ async fn answer_app(
 }
 
 /// Reads the app's body, refusing it as soon as it is known to be too large.
-async fn read_body(parts: &Parts, body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+async fn read_body(parts: &Parts, body: impl AppBody, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
