@@ -7,6 +7,7 @@
 pub mod affinity;
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod demand;
 pub mod endpoints;
@@ -21,6 +22,7 @@ pub mod plan;
 pub mod providers;
 pub mod ratelimit;
 pub mod ratelimit_headers;
+pub mod respond;
 pub mod runtime;
 pub mod schedule;
 pub mod service;

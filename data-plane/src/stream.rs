@@ -1,7 +1,8 @@
 //! The streamed response body: passes upstream events to the app as they
 //! arrive (whole events, never the whole stream), or translates them event by
-//! event, reads usage on the way, and files the trace when the stream ends,
-//! breaks, or the app hangs up.
+//! event, reads usage on the way, and runs the request's logging phase when
+//! the stream ends, breaks, or the app hangs up (it owns the request's
+//! context from the moment the answer's head leaves).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,10 +12,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 
+use crate::context::RequestCtx;
 use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
-use crate::trace_report::{TraceDraft, TraceSink};
 use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
@@ -40,14 +41,23 @@ pub enum Mode {
     Raw,
 }
 
+/// How a stream is metered, decided by the respond phase.
+pub struct Metering {
+    pub mode: Mode,
+    /// The upstream's format: it says which event closes its streams.
+    pub upstream: &'static dyn Codec,
+    /// The stream is given up when the upstream sends nothing this long.
+    pub idle_timeout: Duration,
+}
+
 pub struct MeteredStream {
     inner: UpstreamBody,
     parser: SseParser,
     mode: Mode,
-    /// The upstream's format: it says which event closes its streams.
     upstream: &'static dyn Codec,
     events: Vec<StreamEvent>,
-    trace: Option<(TraceDraft, TraceSink)>,
+    /// The request's context until its logging phase has run.
+    ctx: Option<RequestCtx>,
     status: u16,
     done: bool,
     /// An upstream error held back until the bytes before it are delivered.
@@ -69,22 +79,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Stalled(u64);
 
 impl MeteredStream {
-    pub fn new(
-        inner: UpstreamBody,
-        mode: Mode,
-        upstream: &'static dyn Codec,
-        draft: TraceDraft,
-        sink: TraceSink,
-        status: u16,
-        idle_timeout: Duration,
-    ) -> Self {
+    pub fn new(inner: UpstreamBody, metering: Metering, ctx: RequestCtx, status: u16) -> Self {
+        let Metering {
+            mode,
+            upstream,
+            idle_timeout,
+        } = metering;
         Self {
             inner,
             parser: SseParser::new(),
             mode,
             upstream,
             events: Vec::new(),
-            trace: Some((draft, sink)),
+            ctx: Some(ctx),
             status,
             done: false,
             failed: None,
@@ -101,9 +108,9 @@ impl MeteredStream {
             Mode::OpenAiChat { strip_usage_chunk } => {
                 let mut scratch = Default::default();
                 let u = self
-                    .trace
+                    .ctx
                     .as_mut()
-                    .map_or(&mut scratch, |(d, _)| &mut d.usage);
+                    .map_or(&mut scratch, |c| &mut c.trace.usage);
                 if ev.data.contains("\"delta\"") {
                     self.streamed_chunks += 1;
                 }
@@ -157,8 +164,8 @@ impl MeteredStream {
         for e in &self.events {
             match e {
                 StreamEvent::Usage(u) => {
-                    if let Some((d, _)) = &mut self.trace {
-                        d.usage = *u;
+                    if let Some(c) = &mut self.ctx {
+                        c.trace.usage = *u;
                     }
                 }
                 StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
@@ -179,12 +186,13 @@ impl MeteredStream {
         }
     }
 
+    /// The logging phase, once: whichever of end, break or drop comes first.
     fn file_trace(&mut self, error: Option<&str>) {
-        if let Some((mut d, sink)) = self.trace.take() {
+        if let Some(mut ctx) = self.ctx.take() {
             if let Some(e) = error {
-                d.set_error(e);
+                ctx.trace.set_error(e);
             }
-            sink.submit(d.finish(self.status));
+            ctx.log(self.status);
         }
     }
 }
@@ -273,8 +281,8 @@ impl Body for MeteredStream {
                     };
                     let deadline = tokio::time::Instant::now() + this.idle_timeout;
                     this.idle.as_mut().reset(deadline);
-                    if let Some((d, _)) = &mut this.trace {
-                        d.first_byte();
+                    if let Some(c) = &mut this.ctx {
+                        c.trace.first_byte();
                     }
                     if let Mode::JsonArray { parser, decoder } = &mut this.mode {
                         parser.push(&data);
@@ -343,9 +351,9 @@ impl Drop for MeteredStream {
         // and the provider billed what it generated until the connection
         // closed. What it reported is kept; what it had not reported yet is
         // estimated (the trace says so).
-        if let Some((d, _)) = &mut self.trace {
+        if let Some(c) = &mut self.ctx {
             let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
-            d.charge_abandoned(streamed);
+            c.trace.charge_abandoned(streamed);
         }
         self.file_trace(Some("client closed the stream early"));
     }

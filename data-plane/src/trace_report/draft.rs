@@ -5,7 +5,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use aigw_proto::model::Price;
 use aigw_proto::pb::trace::{Attempt, TraceRecord};
 
-use crate::ratelimit::Held;
 use crate::usage::Usage;
 
 #[derive(Debug)]
@@ -14,9 +13,6 @@ pub struct TraceDraft {
     started: Instant,
     pub usage: Usage,
     pub price: Option<Price>,
-    /// The request's reservation in its budgets, settled when the trace is
-    /// closed (with the usage it records).
-    pub held: Option<Held>,
     /// What the prompt is charged as when the provider never reported it
     /// (a stream the app abandoned early).
     pub prompt_estimate: u64,
@@ -47,7 +43,6 @@ impl TraceDraft {
             started: Instant::now(),
             usage: Usage::default(),
             price: None,
-            held: None,
             prompt_estimate: 0,
         }
     }
@@ -98,8 +93,7 @@ impl TraceDraft {
         self.rec.usage_source = "estimated_abandoned".into();
     }
 
-    /// Closes the request's accounting: the trace record, with its budgets
-    /// settled for the usage it records (released when there is none).
+    /// The finished record, with the status the app got.
     pub fn finish(mut self, status: u16) -> TraceRecord {
         aigw_proto::trace_bounds::clip(&mut self.rec);
         self.rec.status = u32::from(status);
@@ -109,12 +103,6 @@ impl TraceDraft {
         self.rec.cached_tokens = self.usage.cached;
         self.rec.reasoning_tokens = self.usage.reasoning;
         self.rec.cost = self.usage.cost(self.price);
-        if let Some(held) = self.held.take() {
-            held.settle(
-                self.usage.input.saturating_add(self.usage.output),
-                self.rec.cost,
-            );
-        }
         self.rec
     }
 }

@@ -7,6 +7,7 @@
 mod control_plane;
 mod harness;
 
+mod budgets;
 mod forward;
 mod snapshots;
 mod streams;
