@@ -129,7 +129,8 @@ impl MeteredStream {
         self.use_events(out);
         if forward {
             // The app's SDK may stop reading at the closing event, so the
-            // trace must be on disk before that event leaves.
+            // request is logged (budgets charged, trace handed to the
+            // spool) before that event leaves.
             if self.upstream.is_closing(&ev) {
                 self.file_trace(None);
             }
