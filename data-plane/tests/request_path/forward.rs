@@ -203,15 +203,7 @@ async fn an_upstream_error_in_another_format_is_rendered_in_the_apps() {
         "max_tokens": 64,
         "messages": [{"role": "user", "content": "hi"}],
     });
-    let req = http::Request::post("/v1/messages")
-        .header("x-api-key", APP_KEY)
-        .header("anthropic-version", "2023-06-01")
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .expect("request");
-    let a = read(gw.send(req).await).await;
+    let a = read(gw.send(anthropic_post(&body)).await).await;
     assert_eq!(a.status, 400);
     let v = a.json();
     assert_eq!(v["type"], "error");

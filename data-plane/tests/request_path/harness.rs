@@ -133,6 +133,33 @@ impl Gw {
     }
 }
 
+/// A node started again on `state_dir` (as after a restart), following
+/// nothing, shipping traces to `control_plane`.
+pub fn restart(state_dir: &std::path::Path, control_plane: &str) -> Node {
+    let dir = state_dir.to_string_lossy();
+    let cfg = Config::try_parse_from([
+        "data-plane",
+        "--node-token",
+        "node-token-for-tests",
+        "--state-dir",
+        &dir,
+        "--control-plane",
+        control_plane,
+    ])
+    .expect("flags parse");
+    Node::start(cfg, None).expect("node restarts")
+}
+
+/// POSTs `body` to Anthropic's Messages endpoint as its SDK does.
+pub fn anthropic_post(body: &Value) -> Request<Full<Bytes>> {
+    Request::post("/v1/messages")
+        .header("x-api-key", APP_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request")
+}
+
 pub fn post(path: &str, body: &Value) -> Request<Full<Bytes>> {
     Request::post(path)
         .header("authorization", format!("Bearer {APP_KEY}"))

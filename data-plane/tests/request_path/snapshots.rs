@@ -100,17 +100,7 @@ async fn a_restarted_node_serves_its_disk_copy_at_once() {
     } = gw;
     node.stop().await;
     // The same state dir, and a control plane that is not there.
-    let cfg = <data_plane::config::Config as clap::Parser>::try_parse_from([
-        "data-plane",
-        "--node-token",
-        "node-token-for-tests",
-        "--state-dir",
-        &dir.path().to_string_lossy(),
-        "--control-plane",
-        "http://127.0.0.1:9",
-    ])
-    .expect("flags");
-    let node = data_plane::node::Node::start(cfg, None).expect("restart");
+    let node = restart(dir.path(), "http://127.0.0.1:9");
     let svc = node.service();
     let resp = tower::ServiceExt::oneshot(svc, post("/v1/chat/completions", &chat("again")))
         .await

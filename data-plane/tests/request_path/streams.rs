@@ -42,14 +42,7 @@ async fn a_stream_translated_for_an_anthropic_app_is_metered() {
         "stream": true,
         "messages": [{"role": "user", "content": "translate me"}],
     });
-    let req = http::Request::post("/v1/messages")
-        .header("x-api-key", APP_KEY)
-        .header("anthropic-version", "2023-06-01")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .expect("request");
-    let a = read(gw.send(req).await).await;
+    let a = read(gw.send(anthropic_post(&body)).await).await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).into_owned();
     let start = text.find("event: message_start").expect("message_start");

@@ -134,17 +134,7 @@ async fn traces_spooled_by_a_stopped_node_go_out_from_the_next_one() {
     } = gw;
     node.stop().await;
     cp.seen.away.store(false, Ordering::SeqCst);
-    let cfg = <data_plane::config::Config as clap::Parser>::try_parse_from([
-        "data-plane",
-        "--node-token",
-        "node-token-for-tests",
-        "--state-dir",
-        &dir.path().to_string_lossy(),
-        "--control-plane",
-        &cp.url(),
-    ])
-    .expect("flags");
-    let _node = data_plane::node::Node::start(cfg, None).expect("restart");
+    let _node = restart(dir.path(), &cp.url());
     let t = cp.trace(&id).await;
     assert_eq!(t.status, 200);
     drop(mock);
