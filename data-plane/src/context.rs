@@ -23,7 +23,13 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(state: &AppState, key: &ClientKey, call: &AppCall, request_id: &str) -> Self {
+    pub fn new(
+        state: &AppState,
+        key: &ClientKey,
+        call: &AppCall,
+        parts: &http::request::Parts,
+        request_id: &str,
+    ) -> Self {
         let mut trace = TraceDraft::new(
             request_id,
             call.endpoint,
@@ -33,6 +39,7 @@ impl RequestCtx {
         );
         trace.rec.client_key_id.clone_from(&key.id);
         trace.rec.client_key_name.clone_from(&key.name);
+        trace.span = state.otel.request(&parts.headers, call.endpoint);
         Self {
             trace,
             held: None,

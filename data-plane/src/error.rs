@@ -195,14 +195,16 @@ impl GatewayError {
     }
 
     /// How long the credential an attempt failed with is benched, if at all
-    /// (a 5xx is the provider's, not the credential's: no cool-down).
-    pub fn cool_down_ms(&self) -> Option<u64> {
+    /// (a 5xx is the provider's, not the credential's: no cool-down), and
+    /// why, as the cool-down metric's `reason` label.
+    pub fn cool_down(&self) -> Option<(u64, &'static str)> {
         match self {
             Self::Upstream { failure, .. } => match failure {
-                Failure::Timeout(_) | Failure::Connect | Failure::Request => {
-                    Some(TRANSPORT_COOL_DOWN_MS)
+                Failure::Timeout(_) => Some((TRANSPORT_COOL_DOWN_MS, "timeout")),
+                Failure::Connect | Failure::Request => Some((TRANSPORT_COOL_DOWN_MS, "connection")),
+                Failure::CredentialRejected(_) => {
+                    Some((REJECTED_COOL_DOWN_MS, "credential_rejected"))
                 }
-                Failure::CredentialRejected(_) => Some(REJECTED_COOL_DOWN_MS),
                 _ => None,
             },
             Self::UpstreamResponse {
@@ -210,7 +212,8 @@ impl GatewayError {
                 retry_after,
                 ..
             } if *status == StatusCode::TOO_MANY_REQUESTS => {
-                Some(retry_after.unwrap_or(1).min(MAX_RATE_LIMIT_COOL_DOWN_SECS) * 1000)
+                let secs = retry_after.unwrap_or(1).min(MAX_RATE_LIMIT_COOL_DOWN_SECS);
+                Some((secs * 1000, "rate_limited"))
             }
             _ => None,
         }

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use crate::error::{Failure, GatewayError};
 use crate::runtime::Upstream;
+use crate::telemetry::metrics;
 use crate::trace_report::TraceDraft;
 use crate::upstream_client::{UpstreamBody, UpstreamClient};
 
@@ -54,6 +55,8 @@ pub async fn send(
     let up = call.upstream;
     let provider = &up.provider.name;
     draft.rec.provider = provider.clone();
+    draft.provider_kind = Some(up.provider.kind);
+    let upstream_model = up.provider.upstream_model(&draft.rec.model).to_string();
     let uri: Uri = format!("{}{}", up.provider.base_url, call.path)
         .parse()
         .map_err(|_| GatewayError::Internal(format!("bad upstream URL for provider {provider}")))?;
@@ -90,10 +93,26 @@ pub async fn send(
         for (name, value) in &key.headers {
             h.insert(name.clone(), value.clone());
         }
+        // W3C trace context naming this attempt's span.
+        let (traceparent, tracestate) = draft.span.start_attempt(up, &upstream_model);
+        for (name, value) in [(TRACEPARENT, traceparent), (TRACESTATE, tracestate)] {
+            match value {
+                Some(v) => h.insert(name, v),
+                None => h.remove(name),
+            };
+        }
 
         let t0 = Instant::now();
         let result = tokio::time::timeout(call.timeout, client.request(req)).await;
-        let latency_us = t0.elapsed().as_micros() as u64;
+        let took = t0.elapsed();
+        let latency_us = took.as_micros() as u64;
+        let outcome = match &result {
+            Err(_) => "timeout",
+            Ok(Err(e)) if e.is_connect() => "connect_error",
+            Ok(Err(_)) => "request_error",
+            Ok(Ok(r)) => outcome_of(r.status()),
+        };
+        metrics::attempt(provider, outcome, took);
         let err = match result {
             Err(_) => GatewayError::upstream(provider, Failure::Timeout(call.timeout.as_secs())),
             Ok(Err(e)) => {
@@ -125,8 +144,9 @@ pub async fn send(
             latency_us,
             err.attempt_note(),
         );
-        if let Some(ms) = err.cool_down_ms() {
+        if let Some((ms, reason)) = err.cool_down() {
             key.health.cool_down(ms);
+            metrics::cooldown(provider, reason);
         }
         if !err.retryable() {
             // The request itself is wrong: another credential won't help.
@@ -136,6 +156,20 @@ pub async fn send(
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no attempt was made".into())))
 }
+
+/// The `outcome` label of an attempt that got a response head.
+fn outcome_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "ok",
+        429 => "rate_limited",
+        401 => "unauthorized",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// What an upstream's error answer means for the app and the pool.
 fn refusal(

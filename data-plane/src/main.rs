@@ -32,10 +32,8 @@ async fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
-        .ok();
+    let prometheus = aigw_proto::prometheus::install();
+    data_plane::telemetry::metrics::describe();
     let (listen, region) = (cfg.listen, cfg.region.clone());
     let node = Node::start(cfg, prometheus)?;
     node.follow_control_plane();

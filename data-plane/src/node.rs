@@ -37,6 +37,8 @@ pub enum StartError {
     Redis(#[from] crate::ratelimit::SharedError),
     #[error("cannot build the upstream TLS client: {0}")]
     Tls(#[from] crate::upstream_client::ClientError),
+    #[error("cannot set up OpenTelemetry export: {0}")]
+    Otel(#[from] crate::telemetry::otel::OtelError),
 }
 
 pub struct Node {
@@ -88,6 +90,7 @@ impl Node {
             )?,
             _ => Limiter::new(&cfg.region),
         });
+        let otel = crate::telemetry::Otel::start(&cfg.otel, &node_id, &cfg.region)?;
         let state = Arc::new(AppState {
             client: forward::build_client(cfg.upstream_ca_file.as_deref())?,
             traces: reporter.sink.clone(),
@@ -96,6 +99,7 @@ impl Node {
             live,
             node_id,
             prometheus,
+            otel,
             cfg,
         });
         Ok(Self {
@@ -130,11 +134,18 @@ impl Node {
         Ok(())
     }
 
-    /// Seals what the spool holds open, so it ships now or at the next start.
+    /// Flushes queued spans (bounded by the exporter's timeout), then seals
+    /// what the spool holds open, so it ships now or at the next start.
     pub async fn stop(self) {
         let Self {
             state, reporter, ..
         } = self;
+        let flushing = state.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || flushing.otel.shutdown()),
+        )
+        .await;
         drop(state);
         let spool = tokio::task::spawn_blocking(move || reporter.shutdown());
         let _ = tokio::time::timeout(Duration::from_secs(5), spool).await;

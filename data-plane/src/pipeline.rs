@@ -66,7 +66,7 @@ pub async fn serve(
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = authenticate(&rt, &parts)?;
-    let mut ctx = RequestCtx::new(state, &key, &call, request_id);
+    let mut ctx = RequestCtx::new(state, &key, &call, &parts, request_id);
     match run(state, &rt, &key, &parts, body, &call, &mut ctx).await {
         Ok(reply) => Ok(reply.into_response(ctx)),
         Err(e) => {

@@ -137,6 +137,7 @@ pub async fn respond(
         {
             trace.usage = u;
         }
+        trace.observe_answer(&bytes);
         bytes
     } else {
         let answer = translate::decode_response(plan.target, &bytes).map_err(|e| {
@@ -146,6 +147,9 @@ pub async fn respond(
             )
         })?;
         trace.usage = answer.usage;
+        if trace.response_model.is_empty() {
+            trace.response_model.clone_from(&answer.model);
+        }
         let encoded = translate::encode_response(call.format, &answer);
         Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
     };

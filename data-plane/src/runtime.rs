@@ -22,6 +22,8 @@ pub struct Runtime {
     pub snapshot: Snapshot,
     keys: HashMap<[u8; 32], Arc<ClientKey>>,
     pub upstreams: Vec<Arc<Upstream>>,
+    /// When this node built it (for `aigw_snapshot_age_seconds`).
+    pub applied_at: std::time::SystemTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,7 @@ impl Runtime {
             snapshot,
             keys,
             upstreams,
+            applied_at: std::time::SystemTime::now(),
         })
     }
 

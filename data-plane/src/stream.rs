@@ -106,6 +106,9 @@ impl MeteredStream {
     fn on_event(&mut self, ev: Event, out: &mut Output) {
         let forward = match &mut self.mode {
             Mode::OpenAiChat { strip_usage_chunk } => {
+                if let Some(c) = &mut self.ctx {
+                    c.trace.observe_answer(ev.data.as_bytes());
+                }
                 let mut scratch = Default::default();
                 let u = self
                     .ctx
@@ -169,6 +172,13 @@ impl MeteredStream {
                         c.trace.usage = *u;
                     }
                 }
+                StreamEvent::Start { model, .. } => {
+                    if let Some(c) = &mut self.ctx
+                        && c.trace.response_model.is_empty()
+                    {
+                        c.trace.response_model.clone_from(model);
+                    }
+                }
                 StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
                 StreamEvent::ToolCallDelta { arguments, .. } => {
                     self.streamed_chars += arguments.len() as u64;
@@ -192,6 +202,9 @@ impl MeteredStream {
         if let Some(mut ctx) = self.ctx.take() {
             if let Some(e) = error {
                 ctx.trace.set_error(e);
+                crate::telemetry::metrics::request_error(
+                    crate::telemetry::metrics::stream_error_kind(e),
+                );
             }
             ctx.log(self.status);
         }

@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod model;
+pub mod prometheus;
 pub mod tls;
 pub mod trace_bounds;
 

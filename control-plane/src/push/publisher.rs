@@ -39,6 +39,7 @@ impl Publisher {
             }
         });
         if changed {
+            crate::telemetry::snapshot_published();
             tracing::info!(version = %self.current().version, "published snapshot");
         }
         changed

@@ -113,6 +113,7 @@ impl Watcher {
             .subscribe(ReceiverStream::new(rx))
             .await?
             .into_inner();
+        let _connected = Connected::now();
         while let Some(msg) = inbound.message().await? {
             backoff.reset();
             let Some(snapshot) = msg.snapshot else {
@@ -143,6 +144,22 @@ impl Watcher {
             }
         }
         Ok(())
+    }
+}
+
+/// `aigw_control_plane_connected` is 1 while a snapshot stream is open.
+struct Connected;
+
+impl Connected {
+    fn now() -> Self {
+        metrics::gauge!(crate::telemetry::metrics::CONTROL_PLANE_CONNECTED).set(1.0);
+        Self
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::metrics::CONTROL_PLANE_CONNECTED).set(0.0);
     }
 }
 
