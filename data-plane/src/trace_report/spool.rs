@@ -1,8 +1,8 @@
 //! The on-disk spool: numbered segment files of length-delimited
 //! `TraceRecord`s. `N.open` is being written; `N.seg` is sealed and waits for
-//! an ack. Records are written (not fsynced) by the writer thread
-//! (`trace_report::write`), the only user of a `Spool`: a killed process
-//! loses nothing the kernel has; a power loss may lose the tail.
+//! an ack. A record is written (not fsynced) by the request that produced it,
+//! before the app gets its answer: a killed process loses nothing the kernel
+//! has; a power loss may lose the tail.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -189,8 +189,7 @@ impl Spool {
         Ok(())
     }
 
-    /// Seals the open segment once it is old enough; the writer calls it
-    /// after every record and every idle tick.
+    /// Seals the open segment once it is old enough; called on a timer.
     pub fn tick(&self) {
         let mut st = self.lock();
         if st
