@@ -2,6 +2,12 @@
 //! fault. The messages are what the app reads, so they say what to fix and
 //! never carry an upstream secret. [`GatewayError::body`] renders an error in
 //! the calling format's own shape (each codec knows its shape).
+//!
+//! One error serves every reader: the app's status and body, the trace's
+//! error column ([`GatewayError::kind`]), each upstream attempt's entry
+//! ([`GatewayError::attempt_note`]), the retry decision
+//! ([`GatewayError::retryable`], and the credential's cool-down) and the
+//! metrics' labels; [`GatewayError::origin`] says whose fault it is.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -65,12 +71,8 @@ pub enum GatewayError {
     },
 
     // --- the upstream's fault ---
-    #[error("The upstream provider `{provider}` failed: {detail}")]
-    Upstream {
-        provider: String,
-        detail: String,
-        timeout: bool,
-    },
+    #[error("The upstream provider `{provider}` failed: {failure}")]
+    Upstream { provider: String, failure: Failure },
     /// An upstream error response relayed as is (already in the app's format,
     /// already checked for secrets).
     #[error("upstream answered {status}")]
@@ -95,7 +97,160 @@ pub enum GatewayError {
     Internal(String),
 }
 
+/// How an upstream failed without an answer the app can be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("no response within {0} s")]
+    Timeout(u64),
+    #[error("connection failed")]
+    Connect,
+    #[error("request failed")]
+    Request,
+    /// The pool's credential is bad, not the app's request.
+    #[error("it rejected the gateway's credential (HTTP {})", .0.as_u16())]
+    CredentialRejected(StatusCode),
+    #[error("the response body broke off: {0}")]
+    BodyBroken(String),
+    #[error("its answer could not be read: {0}")]
+    Unreadable(String),
+    #[error("it answered a streaming request without an event stream")]
+    NotAStream,
+}
+
+/// Whose fault an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The app's request (fixing it is the app's job).
+    App,
+    /// The gateway: not ready, out of capacity, or a bug.
+    Gateway,
+    /// The provider or the way to it.
+    Upstream,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Gateway => "gateway",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
+/// How long a credential that failed this way is benched: transport
+/// failures briefly, a rate limit for what the provider asked (at most 5
+/// minutes), a rejected credential for a minute.
+const TRANSPORT_COOL_DOWN_MS: u64 = 2_000;
+const REJECTED_COOL_DOWN_MS: u64 = 60_000;
+const MAX_RATE_LIMIT_COOL_DOWN_SECS: u64 = 300;
+
 impl GatewayError {
+    pub fn upstream(provider: &str, failure: Failure) -> Self {
+        Self::Upstream {
+            provider: provider.to_string(),
+            failure,
+        }
+    }
+
+    pub fn origin(&self) -> Origin {
+        match self {
+            Self::MissingKey
+            | Self::InvalidKey
+            | Self::ExpiredKey
+            | Self::BadJson(_)
+            | Self::InvalidRequest { .. }
+            | Self::UnknownModel(_)
+            | Self::ModelNotAllowed(_)
+            | Self::Unpriced(_)
+            | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout { .. }
+            | Self::NotFound { .. }
+            | Self::RateLimited { .. }
+            | Self::Unsupported(_) => Origin::App,
+            Self::NotReady | Self::PoolExhausted { .. } | Self::Internal(_) => Origin::Gateway,
+            Self::Upstream { .. } | Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => {
+                Origin::Upstream
+            }
+        }
+    }
+
+    /// Whether another credential, or the route's next provider, may
+    /// succeed where this failed: for capacity or health, not for what the
+    /// request says (another credential would refuse it alike).
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::PoolExhausted { .. } => true,
+            Self::Upstream { failure, .. } => !matches!(
+                failure,
+                Failure::BodyBroken(_) | Failure::Unreadable(_) | Failure::NotAStream
+            ),
+            Self::UpstreamResponse { status, .. } | Self::UpstreamStatus { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS
+                    || status.is_server_error()
+                    || status.as_u16() == 529
+            }
+            _ => false,
+        }
+    }
+
+    /// How long the credential an attempt failed with is benched, if at all
+    /// (a 5xx is the provider's, not the credential's: no cool-down), and
+    /// why, as the cool-down metric's `reason` label.
+    pub fn cool_down(&self) -> Option<(u64, &'static str)> {
+        match self {
+            Self::Upstream { failure, .. } => match failure {
+                Failure::Timeout(_) => Some((TRANSPORT_COOL_DOWN_MS, "timeout")),
+                Failure::Connect | Failure::Request => Some((TRANSPORT_COOL_DOWN_MS, "connection")),
+                Failure::CredentialRejected(_) => {
+                    Some((REJECTED_COOL_DOWN_MS, "credential_rejected"))
+                }
+                _ => None,
+            },
+            Self::UpstreamResponse {
+                status,
+                retry_after,
+                ..
+            } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                let secs = retry_after.unwrap_or(1).min(MAX_RATE_LIMIT_COOL_DOWN_SECS);
+                Some((secs * 1000, "rate_limited"))
+            }
+            _ => None,
+        }
+    }
+
+    /// The upstream status an attempt got (0 when none came back).
+    pub fn attempt_status(&self) -> u16 {
+        match self {
+            Self::Upstream {
+                failure: Failure::CredentialRejected(s),
+                ..
+            }
+            | Self::UpstreamResponse { status: s, .. }
+            | Self::UpstreamStatus { status: s, .. } => s.as_u16(),
+            _ => 0,
+        }
+    }
+
+    /// What a failed attempt's entry in the trace says.
+    pub fn attempt_note(&self) -> &'static str {
+        match self {
+            Self::Upstream { failure, .. } => match failure {
+                Failure::Timeout(_) => "timeout",
+                Failure::Connect => "connection failed",
+                Failure::Request => "request failed",
+                Failure::CredentialRejected(s) => s.canonical_reason().unwrap_or(""),
+                Failure::BodyBroken(_) => "body broke off",
+                Failure::Unreadable(_) => "unreadable answer",
+                Failure::NotAStream => "not an event stream",
+            },
+            Self::UpstreamResponse { status, .. } | Self::UpstreamStatus { status, .. } => {
+                status.canonical_reason().unwrap_or("")
+            }
+            _ => self.kind(),
+        }
+    }
+
     pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
         Self::InvalidRequest {
             message: message.into(),
@@ -113,7 +268,10 @@ impl GatewayError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::PoolExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream {
+                failure: Failure::Timeout(_),
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamResponse { status, .. } | Self::UpstreamStatus { status, .. } => *status,
             Self::Unsupported(_) => StatusCode::BAD_REQUEST,
@@ -153,7 +311,10 @@ impl GatewayError {
             Self::NotReady => "not_ready",
             Self::PoolExhausted { .. } => "pool_exhausted",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Upstream { timeout: true, .. } => "upstream_timeout",
+            Self::Upstream {
+                failure: Failure::Timeout(_),
+                ..
+            } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_error",
             Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => "upstream_status",
             Self::Unsupported(_) => "untranslatable",

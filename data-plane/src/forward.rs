@@ -1,7 +1,9 @@
 //! The only code that talks to upstreams. Sends one request through a
 //! provider's pool, moving to the next credential on a connection error, a
 //! timeout, a 429, an auth failure or a 5xx, and cooling down the credential
-//! that failed. Providers shape bodies; this module only moves bytes.
+//! that failed. Each failed attempt is one [`GatewayError`]: it decides the
+//! retry, the cool-down and the attempt's entry in the trace (see
+//! `error.rs`). Plans shape bodies; this module only moves bytes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::error::GatewayError;
+use crate::error::{Failure, GatewayError};
 use crate::runtime::Upstream;
 use crate::telemetry::metrics;
 use crate::trace_report::TraceDraft;
@@ -111,106 +113,48 @@ pub async fn send(
             Ok(Ok(r)) => outcome_of(r.status()),
         };
         metrics::attempt(provider, outcome, took);
-        let resp = match result {
-            Err(_) => {
-                cool_down(key, provider, 2_000, "timeout");
-                draft.attempt(provider, &key.name, 0, latency_us, "timeout");
-                last = Some(GatewayError::Upstream {
-                    provider: provider.clone(),
-                    detail: format!("no response within {} s", call.timeout.as_secs()),
-                    timeout: true,
-                });
-                continue;
-            }
+        let err = match result {
+            Err(_) => GatewayError::upstream(provider, Failure::Timeout(call.timeout.as_secs())),
             Ok(Err(e)) => {
-                cool_down(key, provider, 2_000, "connection");
-                let detail = if e.is_connect() {
-                    "connection failed"
-                } else {
-                    "request failed"
-                };
                 tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
-                draft.attempt(provider, &key.name, 0, latency_us, detail);
-                last = Some(GatewayError::Upstream {
-                    provider: provider.clone(),
-                    detail: detail.to_string(),
-                    timeout: false,
-                });
-                continue;
+                let failure = if e.is_connect() {
+                    Failure::Connect
+                } else {
+                    Failure::Request
+                };
+                GatewayError::upstream(provider, failure)
             }
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(resp)) if resp.status().is_success() => {
+                key.health.observe_latency(latency_us);
+                draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
+                return Ok(Answer { response: resp });
+            }
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let retry_after = retry_after_secs(resp.headers());
+                let body = read_error_body(resp.into_body()).await;
+                let body = scrub(body, up.pool.keys.iter().map(|k| k.secret.as_str()));
+                refusal(provider, status, retry_after, body)
+            }
         };
-        let status = resp.status();
-        if status.is_success() {
-            key.health.observe_latency(latency_us);
-            draft.attempt(provider, &key.name, status.as_u16(), latency_us, "");
-            return Ok(Answer { response: resp });
-        }
-        let retry_after = retry_after_secs(resp.headers());
-        let body = read_error_body(resp.into_body()).await;
-        let body = scrub(body, up.pool.keys.iter().map(|k| k.secret.as_str()));
         draft.attempt(
             provider,
             &key.name,
-            status.as_u16(),
+            err.attempt_status(),
             latency_us,
-            status.canonical_reason().unwrap_or(""),
+            err.attempt_note(),
         );
-        match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                cool_down(
-                    key,
-                    provider,
-                    retry_after.unwrap_or(1).min(300) * 1000,
-                    "rate_limited",
-                );
-                last = Some(GatewayError::UpstreamResponse {
-                    status,
-                    retry_after: Some(retry_after.unwrap_or(1)),
-                    body,
-                });
-            }
-            // The pool's credential is bad, not the app's request: the
-            // upstream's message may quote the credential, so it is not
-            // relayed. (A 403 is not taken as that: an app can provoke one,
-            // e.g. with a model the credential may not use, and must not be
-            // able to take the pool's credentials offline for everyone.)
-            s if s == StatusCode::UNAUTHORIZED || rejects_credential(s, &body) => {
-                cool_down(key, provider, 60_000, "credential_rejected");
-                tracing::error!(provider = %provider, key = %key.name, %status, "upstream rejected a pool credential");
-                last = Some(GatewayError::Upstream {
-                    provider: provider.clone(),
-                    detail: format!(
-                        "it rejected the gateway's credential (HTTP {})",
-                        status.as_u16()
-                    ),
-                    timeout: false,
-                });
-            }
-            s if s.is_server_error() || s.as_u16() == 529 => {
-                last = Some(GatewayError::UpstreamResponse {
-                    status,
-                    retry_after,
-                    body,
-                });
-            }
-            // The request itself is wrong: another credential won't help.
-            _ => {
-                return Err(GatewayError::UpstreamResponse {
-                    status,
-                    retry_after,
-                    body,
-                });
-            }
+        if let Some((ms, reason)) = err.cool_down() {
+            key.health.cool_down(ms);
+            metrics::cooldown(provider, reason);
         }
+        if !err.retryable() {
+            // The request itself is wrong: another credential won't help.
+            return Err(err);
+        }
+        last = Some(err);
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no attempt was made".into())))
-}
-
-/// Benches a credential for `ms` and counts why.
-fn cool_down(key: &crate::schedule::PoolKey, provider: &str, ms: u64, reason: &'static str) {
-    key.health.cool_down(ms);
-    metrics::cooldown(provider, reason);
 }
 
 /// The `outcome` label of an attempt that got a response head.
@@ -226,6 +170,35 @@ fn outcome_of(status: StatusCode) -> &'static str {
 
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+
+/// What an upstream's error answer means for the app and the pool.
+fn refusal(
+    provider: &str,
+    status: StatusCode,
+    retry_after: Option<u64>,
+    body: Bytes,
+) -> GatewayError {
+    // The pool's credential is bad, not the app's request: the upstream's
+    // message may quote the credential, so it is not relayed. (A 403 is not
+    // taken as that: an app can provoke one, e.g. with a model the
+    // credential may not use, and must not be able to take the pool's
+    // credentials offline for everyone.)
+    if status == StatusCode::UNAUTHORIZED || rejects_credential(status, &body) {
+        tracing::error!(provider = %provider, %status, "upstream rejected a pool credential");
+        return GatewayError::upstream(provider, Failure::CredentialRejected(status));
+    }
+    // A rate limit always tells the app when to retry.
+    let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
+        Some(retry_after.unwrap_or(1))
+    } else {
+        retry_after
+    };
+    GatewayError::UpstreamResponse {
+        status,
+        retry_after,
+        body,
+    }
+}
 
 /// Gemini answers a bad API key with 400 `API_KEY_INVALID` rather than 401.
 fn rejects_credential(status: StatusCode, body: &[u8]) -> bool {

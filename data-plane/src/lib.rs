@@ -1,10 +1,13 @@
 //! The data plane: serves apps from the last config snapshot it received.
-//! A library so benchmarks and tests can drive its parts; `main.rs` wires it.
+//! A library so benchmarks and tests can drive its parts: `node` wires them
+//! (for `main.rs` and for in-process tests), `service` is the request path
+//! as a `tower::Service`.
 #![forbid(unsafe_code)]
 
 pub mod affinity;
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod demand;
 pub mod endpoints;
@@ -13,13 +16,16 @@ pub mod forward;
 pub mod json_array;
 pub mod listener;
 pub mod models;
+pub mod node;
 pub mod pipeline;
 pub mod plan;
 pub mod providers;
 pub mod ratelimit;
 pub mod ratelimit_headers;
+pub mod respond;
 pub mod runtime;
 pub mod schedule;
+pub mod service;
 pub mod snapshot;
 pub mod sse;
 pub mod state;

@@ -1,6 +1,5 @@
-//! Accepts app connections (HTTP/1.1 and h2c), dispatches by path, and stamps
-//! every response with its `x-request-id`. Errors become the calling format's
-//! error body here, in one place.
+//! Accepts app connections (HTTP/1.1 and h2c) and hands each request to the
+//! [`Gateway`] service, which answers it.
 //!
 //! Every connection is bounded in time and number, so slow or idle clients
 //! cannot hold the gateway's sockets (slowloris): a request head must arrive
@@ -18,21 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderValue, RETRY_AFTER};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use crate::endpoints::{self, Endpoint};
-use crate::error::GatewayError;
-use crate::pipeline::{self, ResBody, full};
+use crate::service::Gateway;
 use crate::state::AppState;
-use crate::translate::Format;
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -140,10 +132,7 @@ async fn connection(
         inner: stream,
         activity: activity.clone(),
     });
-    let svc = service_fn(move |req| {
-        let st = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(st, req).await) }
-    });
+    let svc = hyper_util::service::TowerToHyperService::new(Gateway::new(state));
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let mut check = tokio::time::interval((idle / 4).max(Duration::from_millis(250)));
@@ -259,93 +248,4 @@ impl AsyncWrite for Watched {
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
-}
-
-async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResBody> {
-    let started = Instant::now();
-    let request_id = state.ids.next();
-    let (parts, body) = req.into_parts();
-    let endpoint = endpoints::classify(
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query(),
-        &parts.headers,
-    );
-    let label = endpoint.label();
-    let format = endpoint.error_format();
-    let result = match endpoint {
-        Endpoint::Call(call) => pipeline::serve(&state, parts, body, call, &request_id).await,
-        Endpoint::ListModels(f) => pipeline::list_models(&state, &parts, f),
-        Endpoint::GetModel(m) => pipeline::get_model(&state, &parts, &m),
-        Endpoint::Healthz => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
-        Endpoint::Readyz => Ok(readyz(&state)),
-        Endpoint::Metrics => Ok(full(
-            StatusCode::OK,
-            aigw_proto::prometheus::CONTENT_TYPE,
-            crate::telemetry::metrics::render(&state),
-        )),
-        Endpoint::NotFound(_) => Err(GatewayError::NotFound {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-        }),
-    };
-    let mut resp = match result {
-        Ok(r) => r,
-        Err(e) => {
-            crate::telemetry::metrics::request_error(e.kind());
-            error_response(&e, format)
-        }
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    use crate::telemetry::metrics::{REQUESTS, RESPONSE_HEADERS};
-    metrics::counter!(REQUESTS, "endpoint" => label, "status" => status_class(resp.status()))
-        .increment(1);
-    metrics::histogram!(RESPONSE_HEADERS, "endpoint" => label)
-        .record(started.elapsed().as_secs_f64());
-    resp
-}
-
-pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
-    if matches!(e, GatewayError::Internal(_)) {
-        tracing::error!(error = ?e, "internal error");
-    }
-    let mut r = full(e.status(), "application/json", e.body(format));
-    if let Some(secs) = e.retry_after() {
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    if let GatewayError::RateLimited {
-        limit,
-        value,
-        retry_after_secs,
-        ..
-    } = e
-    {
-        crate::ratelimit_headers::refused(r.headers_mut(), limit, *value, *retry_after_secs);
-    }
-    r
-}
-
-fn readyz(state: &AppState) -> Response<ResBody> {
-    match state.live.load().as_ref() {
-        Some(rt) => full(
-            StatusCode::OK,
-            "text/plain",
-            format!("ready {}\n", rt.version()),
-        ),
-        None => full(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "no snapshot yet\n",
-        ),
-    }
-}
-
-fn status_class(s: StatusCode) -> &'static str {
-    match s.as_u16() {
-        200..=299 => "2xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
 }

@@ -1,39 +1,42 @@
-//! The request pipeline, in the order it runs: authenticate → read body →
-//! probe (model, stream) → route (with fallbacks) → allow-list → plan the
-//! upstream request (pass through or translate) → forward through the pool →
-//! answer (metered, translated back when needed) → file the trace. Each
-//! phase lives in its own module; this file only composes them.
+//! The request pipeline, phase by phase in the order it runs (after
+//! pingora's request phases): authenticate → read the body → probe (model,
+//! stream) → route (fallback chain, allow-list) → limits (budget
+//! reservation) → plan (pass through or translate) → forward upstream
+//! (through the pool) → respond (metered, translated back when needed) →
+//! logging (budgets charged, trace filed). Each phase is one function
+//! here; the work is in the module it names.
+//!
+//! The request's context ([`RequestCtx`]) is owned by [`serve`], lent to
+//! each phase, and moved into the response body when the answer streams,
+//! so the logging phase runs exactly once on every path.
 
+use std::iter::Peekable;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aigw_proto::model::{Affinity, ClientKey};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
 
+use crate::context::RequestCtx;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
-use crate::json_array::JsonArrayParser;
 use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
-use crate::ratelimit::Held;
-use crate::runtime::Runtime;
+use crate::ratelimit::{Headroom, Held};
+use crate::respond::{Reply, respond};
+use crate::runtime::{Runtime, Upstream};
+use crate::service::AppBody;
 use crate::state::AppState;
-use crate::stream::{MeteredStream, Mode};
-use crate::trace_report::TraceDraft;
-use crate::translate::{self, Format, Framing};
-use crate::upstream_client::UpstreamBody;
+use crate::stream::MeteredStream;
+use crate::translate::Format;
 use crate::{auth, models};
 use crate::{demand, ratelimit_headers};
 
 pub type ResBody = Either<Full<Bytes>, MeteredStream>;
-
-/// Largest non-streamed upstream answer the gateway buffers.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn full(
     status: StatusCode,
@@ -51,153 +54,78 @@ pub fn live(state: &AppState) -> Result<Arc<Runtime>, GatewayError> {
     state.live.load_full().ok_or(GatewayError::NotReady)
 }
 
-/// A model call in any format. Files one trace per authenticated call.
+/// A model call in any format, phase by phase. Files one trace per
+/// authenticated call (the logging phase runs on every path: here for a
+/// whole answer or an error, in the body for a stream).
 pub async fn serve(
     state: &Arc<AppState>,
     parts: Parts,
-    body: Incoming,
+    body: impl AppBody,
     call: AppCall,
     request_id: &str,
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
-    let key = auth::authenticate(&rt, &parts)?;
-    let mut draft = TraceDraft::new(
-        request_id,
-        call.endpoint,
-        call.format.as_str(),
-        &state.cfg.region,
-        &state.node_id,
-    );
-    draft.rec.client_key_id = key.id.clone();
-    draft.rec.client_key_name = key.name.clone();
-    draft.span = state.otel.request(&parts.headers, call.endpoint);
-    let mut draft = Some(draft);
-    let result = run(state, &rt, &key, &parts, body, &call, &mut draft).await;
-    // A streamed answer files its own trace when it ends.
-    if let Some(mut d) = draft {
-        let status = match &result {
-            Ok(r) => r.status(),
-            Err(e) => {
-                d.set_error(e.kind());
-                if let GatewayError::RateLimited {
-                    budget_id, limit, ..
-                } = e
-                {
-                    d.rec.refused_by = format!("{budget_id}/{limit}");
-                }
-                e.status()
-            }
-        };
-        state.traces.submit(d.finish(status.as_u16()));
+    let key = authenticate(&rt, &parts)?;
+    let mut ctx = RequestCtx::new(state, &key, &call, &parts, request_id);
+    match run(state, &rt, &key, &parts, body, &call, &mut ctx).await {
+        Ok(reply) => Ok(reply.into_response(ctx)),
+        Err(e) => {
+            ctx.log_error(&e);
+            Err(e)
+        }
     }
-    result
 }
 
+/// Phase 1, authenticate: the app's key, from any of the places SDKs put
+/// it. An unauthenticated call gets no trace (it has no owner to bill).
+fn authenticate(rt: &Runtime, parts: &Parts) -> Result<Arc<ClientKey>, GatewayError> {
+    auth::authenticate(rt, parts)
+}
+
+/// The phases after authentication, up to the answer's head.
 async fn run(
     state: &Arc<AppState>,
     rt: &Runtime,
     key: &ClientKey,
     parts: &Parts,
-    body: Incoming,
+    body: impl AppBody,
     call: &AppCall,
-    draft: &mut Option<TraceDraft>,
-) -> Result<Response<ResBody>, GatewayError> {
+    ctx: &mut RequestCtx,
+) -> Result<Reply, GatewayError> {
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
     let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
         .await
         .map_err(|_| GatewayError::BodyTimeout {
             secs: deadline.as_secs(),
         })??;
-    let mut probe = Probe::parse(call, &body)?;
-    // An alias route serves the model as another; strict routes refuse what
-    // the provider's format cannot express.
-    let served = rt.snapshot.resolve(&probe.model);
-    let strict = served.strict;
-    probe.model = served.model.to_string();
-    let d = draft
-        .as_mut()
-        .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
-    d.rec.model = probe.model.clone();
-    d.rec.stream = probe.stream;
-    let mut chain = rt.route_chain(&probe.model).peekable();
-    if chain.peek().is_none() {
-        return Err(GatewayError::UnknownModel(probe.model));
-    }
-    if !key.allows(&probe.model) {
-        return Err(GatewayError::ModelNotAllowed(probe.model));
-    }
-    // Budgets: reserve what the request may use before any upstream work.
-    let now = crate::schedule::now_ms();
-    let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
-    let cost_limited = budgets
-        .iter()
-        .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
-    let mut headroom = None;
-    if !budgets.is_empty() {
-        let price = match chain.peek() {
-            Some(up) if call.op != Op::CountTokens => {
-                price_for(rt, cost_limited, up.provider.upstream_model(&probe.model))?
-            }
-            _ => None,
-        };
-        let demand = demand::estimate(call, &body, price, state.cfg.default_max_output_tokens);
-        let r = state
-            .limiter
-            .admit(&budgets, &d.rec.request_id, demand, now)
-            .await
-            .map_err(|e| GatewayError::RateLimited {
-                limit: e.limit,
-                budget: e.budget,
-                budget_id: e.budget_id,
-                retry_after_secs: e.retry_after_secs,
-                value: e.value,
-            })?;
-        headroom = Some(r.headroom);
-        d.held = Some(Held::new(state.limiter.clone(), r));
-    }
-    // Charged when a stream is abandoned before the provider reports usage.
-    d.prompt_estimate = demand::prompt_tokens(&body) / 2;
+    let (probe, strict) = probe(rt, call, &body, ctx)?;
+    let mut chain = route(rt, key, &probe)?;
+    let admitted = limits(state, rt, key, call, &body, &probe, chain.peek(), ctx).await?;
     let mut last = None;
     while let Some(upstream) = chain.next() {
-        if call.op != Op::CountTokens {
-            d.price = price_for(
-                rt,
-                cost_limited,
-                upstream.provider.upstream_model(&probe.model),
-            )?;
-        }
-        let plan = plan(call, &probe, &body, &parts.headers, upstream, strict)?;
-        d.rec.dropped_fields = plan.dropped_fields();
-        let sent = forward::send(
-            &state.client,
-            Call {
-                upstream,
-                path: &plan.path,
-                body: plan.body.clone(),
-                headers: &plan.headers,
-                timeout: state.cfg.upstream_timeout(),
-                max_attempts: state.cfg.max_attempts,
-                affinity: (upstream.provider.affinity == Affinity::PromptCache)
-                    .then(|| crate::affinity::key(&body, &parts.headers))
-                    .flatten(),
-            },
-            d,
-        )
-        .await;
-        match sent {
+        let req = Request {
+            call,
+            probe: &probe,
+            body: &body,
+            parts,
+            strict,
+        };
+        let plan = plan_for(rt, &req, upstream, admitted.cost_limited, ctx)?;
+        match forward_upstream(state, &req, upstream, &plan, ctx).await {
             Ok(answer) => {
-                let mut r = answer_app(state, call, &plan, answer.response, draft).await?;
+                let mut reply =
+                    respond(state, call, &plan, answer.response, &mut ctx.trace).await?;
                 if let Some(v) = plan.dropped_header() {
-                    r.headers_mut().insert(DROPPED_HEADER, v);
+                    reply.headers_mut().insert(DROPPED_HEADER, v);
                 }
-                if let Some(h) = &headroom {
-                    ratelimit_headers::success(r.headers_mut(), h);
+                if let Some(h) = &admitted.headroom {
+                    ratelimit_headers::success(reply.headers_mut(), h);
                 }
-                return Ok(r);
+                return Ok(reply);
             }
             Err(e) => {
                 let err = in_app_format(e, &plan);
-                if chain.peek().is_some() && falls_back(&err) {
+                if chain.peek().is_some() && err.retryable() {
                     tracing::info!(provider = %upstream.provider.name, error = %err, "provider failed; trying the next in the route");
                     last = Some(err);
                     continue;
@@ -208,6 +136,162 @@ async fn run(
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no provider was tried".into())))
 }
+
+/// The app's request, as read and probed.
+struct Request<'a> {
+    call: &'a AppCall,
+    probe: &'a Probe,
+    body: &'a Bytes,
+    parts: &'a Parts,
+    strict: bool,
+}
+
+/// Phase 2, probe: the model and whether it streams, read from the body
+/// without decoding it whole; an alias route serves the model as another.
+/// Also says whether the route is strict (refusing what the provider's
+/// format cannot express).
+fn probe(
+    rt: &Runtime,
+    call: &AppCall,
+    body: &Bytes,
+    ctx: &mut RequestCtx,
+) -> Result<(Probe, bool), GatewayError> {
+    let mut probe = Probe::parse(call, body)?;
+    let served = rt.snapshot.resolve(&probe.model);
+    let strict = served.strict;
+    probe.model = served.model.to_string();
+    ctx.trace.rec.model.clone_from(&probe.model);
+    ctx.trace.rec.stream = probe.stream;
+    Ok((probe, strict))
+}
+
+/// Phase 3, route: the providers to try, in order (a route's fallback
+/// chain), if the key may use the model at all.
+fn route<'a>(
+    rt: &'a Runtime,
+    key: &ClientKey,
+    probe: &'a Probe,
+) -> Result<Peekable<impl Iterator<Item = &'a Arc<Upstream>> + 'a>, GatewayError> {
+    let mut chain = rt.route_chain(&probe.model).peekable();
+    if chain.peek().is_none() {
+        return Err(GatewayError::UnknownModel(probe.model.clone()));
+    }
+    if !key.allows(&probe.model) {
+        return Err(GatewayError::ModelNotAllowed(probe.model.clone()));
+    }
+    Ok(chain)
+}
+
+/// What the limits phase admitted.
+struct Admitted {
+    /// For the `x-ratelimit-*` headers of the answer.
+    headroom: Option<Headroom>,
+    /// A budget of the key limits cost: every model served must have a price.
+    cost_limited: bool,
+}
+
+/// Phase 4, limits: reserves in every budget the key counts against what
+/// the request may use, before any upstream work (see `ratelimit`). The
+/// reservation lives in the context until the logging phase settles it.
+#[allow(clippy::too_many_arguments)]
+async fn limits(
+    state: &AppState,
+    rt: &Runtime,
+    key: &ClientKey,
+    call: &AppCall,
+    body: &Bytes,
+    probe: &Probe,
+    first: Option<&&Arc<Upstream>>,
+    ctx: &mut RequestCtx,
+) -> Result<Admitted, GatewayError> {
+    // Charged when a stream is abandoned before the provider reports usage.
+    ctx.trace.prompt_estimate = demand::prompt_tokens(body) / 2;
+    let now = crate::schedule::now_ms();
+    let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
+    let cost_limited = budgets
+        .iter()
+        .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
+    if budgets.is_empty() {
+        return Ok(Admitted {
+            headroom: None,
+            cost_limited,
+        });
+    }
+    let price = match first {
+        Some(up) if call.op != Op::CountTokens => {
+            price_for(rt, cost_limited, up.provider.upstream_model(&probe.model))?
+        }
+        _ => None,
+    };
+    let demand = demand::estimate(call, body, price, state.cfg.default_max_output_tokens);
+    let r = state
+        .limiter
+        .admit(&budgets, &ctx.trace.rec.request_id, demand, now)
+        .await
+        .map_err(|e| GatewayError::RateLimited {
+            limit: e.limit,
+            budget: e.budget,
+            budget_id: e.budget_id,
+            retry_after_secs: e.retry_after_secs,
+            value: e.value,
+        })?;
+    let headroom = r.headroom;
+    ctx.held = Some(Held::new(state.limiter.clone(), r));
+    Ok(Admitted {
+        headroom: Some(headroom),
+        cost_limited,
+    })
+}
+
+/// Phase 5, plan: the request for one provider of the route (passed
+/// through or translated; see `plan.rs`), and the price of what it sends.
+fn plan_for(
+    rt: &Runtime,
+    req: &Request<'_>,
+    upstream: &Arc<Upstream>,
+    cost_limited: bool,
+    ctx: &mut RequestCtx,
+) -> Result<Plan, GatewayError> {
+    if req.call.op != Op::CountTokens {
+        let model = upstream.provider.upstream_model(&req.probe.model);
+        ctx.trace.price = price_for(rt, cost_limited, model)?;
+    }
+    let plan = plan(
+        req.call,
+        req.probe,
+        req.body,
+        &req.parts.headers,
+        upstream,
+        req.strict,
+    )?;
+    ctx.trace.rec.dropped_fields = plan.dropped_fields();
+    Ok(plan)
+}
+
+/// Phase 6, forward upstream: through the provider's pool, credential by
+/// credential (see `forward.rs`); every attempt lands in the trace.
+async fn forward_upstream(
+    state: &AppState,
+    req: &Request<'_>,
+    upstream: &Arc<Upstream>,
+    plan: &Plan,
+    ctx: &mut RequestCtx,
+) -> Result<forward::Answer, GatewayError> {
+    let call = Call {
+        upstream,
+        path: &plan.path,
+        body: plan.body.clone(),
+        headers: &plan.headers,
+        timeout: state.cfg.upstream_timeout(),
+        max_attempts: state.cfg.max_attempts,
+        affinity: (upstream.provider.affinity == Affinity::PromptCache)
+            .then(|| crate::affinity::key(req.body, &req.parts.headers))
+            .flatten(),
+    };
+    forward::send(&state.client, call, &mut ctx.trace).await
+}
+
+// Phase 7, respond: `respond.rs`. Phase 8, logging: `RequestCtx::log`.
 
 /// The price of what is sent upstream (the model after the provider's
 /// `model_map`), not of what the app asked for: an alias cannot make a
@@ -223,18 +307,6 @@ fn price_for(
         return Err(GatewayError::Unpriced(upstream_model.to_string()));
     }
     Ok(price)
-}
-
-/// Another provider may succeed where this one failed for capacity or health.
-fn falls_back(e: &GatewayError) -> bool {
-    match e {
-        GatewayError::PoolExhausted { .. } | GatewayError::Upstream { .. } => true,
-        GatewayError::UpstreamResponse { status, .. }
-        | GatewayError::UpstreamStatus { status, .. } => {
-            status.as_u16() == 429 || status.is_server_error()
-        }
-        _ => false,
-    }
 }
 
 /// An upstream error body in another format is re-rendered in the app's.
@@ -253,128 +325,8 @@ fn in_app_format(e: GatewayError, plan: &Plan) -> GatewayError {
     }
 }
 
-/// Turns the upstream's answer into the app's: streamed event by event or
-/// whole, passed through or translated back, usage metered either way.
-async fn answer_app(
-    state: &Arc<AppState>,
-    call: &AppCall,
-    plan: &Plan,
-    resp: Response<UpstreamBody>,
-    draft: &mut Option<TraceDraft>,
-) -> Result<Response<ResBody>, GatewayError> {
-    let (up, up_body) = resp.into_parts();
-    let content_type = up.headers.get(CONTENT_TYPE).cloned();
-    let is_sse = content_type
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if plan.stream {
-        let (app, target) = (call.format.codec(), plan.target.codec());
-        // Gemini without `?alt=sse` streams a JSON array, not events.
-        let framing = app.framing(call);
-        let app_array = framing == Framing::JsonArray;
-        let mode = match (&plan.ir, is_sse) {
-            (Some(ir), true) => Mode::Translate {
-                decoder: target.stream_decoder(),
-                encoder: app.stream_encoder(ir, framing),
-            },
-            (None, true) if target.stream_usage_on_request() => Mode::OpenAiChat {
-                strip_usage_chunk: plan.strip_usage_chunk,
-            },
-            (None, true) => Mode::Observe(target.stream_decoder()),
-            (None, false) if app_array => Mode::JsonArray {
-                parser: JsonArrayParser::new(),
-                decoder: target.stream_decoder(),
-            },
-            (None, false) => Mode::Raw,
-            (Some(_), false) => {
-                return Err(GatewayError::Upstream {
-                    provider: draft
-                        .as_ref()
-                        .map(|d| d.rec.provider.clone())
-                        .unwrap_or_default(),
-                    detail: "it answered a streaming request without an event stream".into(),
-                    timeout: false,
-                });
-            }
-        };
-        let d = draft
-            .take()
-            .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
-        let idle = Duration::from_secs(state.cfg.stream_idle_timeout_secs.max(1));
-        let stream = MeteredStream::new(
-            up_body,
-            mode,
-            target,
-            d,
-            state.traces.clone(),
-            up.status.as_u16(),
-            idle,
-        );
-        let mut r = Response::new(Either::Right(stream));
-        *r.status_mut() = up.status;
-        let h = r.headers_mut();
-        if is_sse && app_array {
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        } else if is_sse {
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
-            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        } else if let Some(ct) = content_type {
-            h.insert(CONTENT_TYPE, ct);
-        }
-        return Ok(r);
-    }
-    let d = draft
-        .as_mut()
-        .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
-    let bytes = Limited::new(up_body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| GatewayError::Upstream {
-            provider: d.rec.provider.clone(),
-            detail: format!("the response body broke off: {e}"),
-            timeout: false,
-        })?
-        .to_bytes();
-    d.first_byte();
-    let out = if plan.native {
-        if call.op != Op::CountTokens
-            && let Some(u) = translate::usage_of_body(plan.target, call.op == Op::Embed, &bytes)
-        {
-            d.usage = u;
-        }
-        d.observe_answer(&bytes);
-        bytes
-    } else {
-        let answer = translate::decode_response(plan.target, &bytes).map_err(|e| {
-            GatewayError::Upstream {
-                provider: d.rec.provider.clone(),
-                detail: format!("its answer could not be read: {}", e.message),
-                timeout: false,
-            }
-        })?;
-        d.usage = answer.usage;
-        if d.response_model.is_empty() {
-            d.response_model.clone_from(&answer.model);
-        }
-        let encoded = translate::encode_response(call.format, &answer);
-        Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
-    };
-    let mut r = Response::new(Either::Left(Full::new(out)));
-    *r.status_mut() = up.status;
-    let ct = match (plan.native, content_type) {
-        (true, Some(ct)) => ct,
-        _ => HeaderValue::from_static("application/json"),
-    };
-    r.headers_mut().insert(CONTENT_TYPE, ct);
-    Ok(r)
-}
-
 /// Reads the app's body, refusing it as soon as it is known to be too large.
-async fn read_body(parts: &Parts, body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+async fn read_body(parts: &Parts, body: impl AppBody, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

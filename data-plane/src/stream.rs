@@ -1,7 +1,8 @@
 //! The streamed response body: passes upstream events to the app as they
 //! arrive (whole events, never the whole stream), or translates them event by
-//! event, reads usage on the way, and files the trace when the stream ends,
-//! breaks, or the app hangs up.
+//! event, reads usage on the way, and runs the request's logging phase when
+//! the stream ends, breaks, or the app hangs up (it owns the request's
+//! context from the moment the answer's head leaves).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,10 +12,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 
+use crate::context::RequestCtx;
 use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
-use crate::trace_report::{TraceDraft, TraceSink};
 use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
@@ -40,14 +41,23 @@ pub enum Mode {
     Raw,
 }
 
+/// How a stream is metered, decided by the respond phase.
+pub struct Metering {
+    pub mode: Mode,
+    /// The upstream's format: it says which event closes its streams.
+    pub upstream: &'static dyn Codec,
+    /// The stream is given up when the upstream sends nothing this long.
+    pub idle_timeout: Duration,
+}
+
 pub struct MeteredStream {
     inner: UpstreamBody,
     parser: SseParser,
     mode: Mode,
-    /// The upstream's format: it says which event closes its streams.
     upstream: &'static dyn Codec,
     events: Vec<StreamEvent>,
-    trace: Option<(TraceDraft, TraceSink)>,
+    /// The request's context until its logging phase has run.
+    ctx: Option<RequestCtx>,
     status: u16,
     done: bool,
     /// An upstream error held back until the bytes before it are delivered.
@@ -69,22 +79,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Stalled(u64);
 
 impl MeteredStream {
-    pub fn new(
-        inner: UpstreamBody,
-        mode: Mode,
-        upstream: &'static dyn Codec,
-        draft: TraceDraft,
-        sink: TraceSink,
-        status: u16,
-        idle_timeout: Duration,
-    ) -> Self {
+    pub fn new(inner: UpstreamBody, metering: Metering, ctx: RequestCtx, status: u16) -> Self {
+        let Metering {
+            mode,
+            upstream,
+            idle_timeout,
+        } = metering;
         Self {
             inner,
             parser: SseParser::new(),
             mode,
             upstream,
             events: Vec::new(),
-            trace: Some((draft, sink)),
+            ctx: Some(ctx),
             status,
             done: false,
             failed: None,
@@ -99,14 +106,14 @@ impl MeteredStream {
     fn on_event(&mut self, ev: Event, out: &mut Output) {
         let forward = match &mut self.mode {
             Mode::OpenAiChat { strip_usage_chunk } => {
-                if let Some((d, _)) = &mut self.trace {
-                    d.observe_answer(ev.data.as_bytes());
+                if let Some(c) = &mut self.ctx {
+                    c.trace.observe_answer(ev.data.as_bytes());
                 }
                 let mut scratch = Default::default();
                 let u = self
-                    .trace
+                    .ctx
                     .as_mut()
-                    .map_or(&mut scratch, |(d, _)| &mut d.usage);
+                    .map_or(&mut scratch, |c| &mut c.trace.usage);
                 if ev.data.contains("\"delta\"") {
                     self.streamed_chunks += 1;
                 }
@@ -125,7 +132,8 @@ impl MeteredStream {
         self.use_events(out);
         if forward {
             // The app's SDK may stop reading at the closing event, so the
-            // trace must be on disk before that event leaves.
+            // request is logged (budgets charged, trace handed to the
+            // spool) before that event leaves.
             if self.upstream.is_closing(&ev) {
                 self.file_trace(None);
             }
@@ -160,15 +168,15 @@ impl MeteredStream {
         for e in &self.events {
             match e {
                 StreamEvent::Usage(u) => {
-                    if let Some((d, _)) = &mut self.trace {
-                        d.usage = *u;
+                    if let Some(c) = &mut self.ctx {
+                        c.trace.usage = *u;
                     }
                 }
                 StreamEvent::Start { model, .. } => {
-                    if let Some((d, _)) = &mut self.trace
-                        && d.response_model.is_empty()
+                    if let Some(c) = &mut self.ctx
+                        && c.trace.response_model.is_empty()
                     {
-                        d.response_model.clone_from(model);
+                        c.trace.response_model.clone_from(model);
                     }
                 }
                 StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
@@ -189,15 +197,16 @@ impl MeteredStream {
         }
     }
 
+    /// The logging phase, once: whichever of end, break or drop comes first.
     fn file_trace(&mut self, error: Option<&str>) {
-        if let Some((mut d, sink)) = self.trace.take() {
+        if let Some(mut ctx) = self.ctx.take() {
             if let Some(e) = error {
-                d.set_error(e);
+                ctx.trace.set_error(e);
                 crate::telemetry::metrics::request_error(
                     crate::telemetry::metrics::stream_error_kind(e),
                 );
             }
-            sink.submit(d.finish(self.status));
+            ctx.log(self.status);
         }
     }
 }
@@ -286,8 +295,8 @@ impl Body for MeteredStream {
                     };
                     let deadline = tokio::time::Instant::now() + this.idle_timeout;
                     this.idle.as_mut().reset(deadline);
-                    if let Some((d, _)) = &mut this.trace {
-                        d.first_byte();
+                    if let Some(c) = &mut this.ctx {
+                        c.trace.first_byte();
                     }
                     if let Mode::JsonArray { parser, decoder } = &mut this.mode {
                         parser.push(&data);
@@ -356,9 +365,9 @@ impl Drop for MeteredStream {
         // and the provider billed what it generated until the connection
         // closed. What it reported is kept; what it had not reported yet is
         // estimated (the trace says so).
-        if let Some((d, _)) = &mut self.trace {
+        if let Some(c) = &mut self.ctx {
             let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
-            d.charge_abandoned(streamed);
+            c.trace.charge_abandoned(streamed);
         }
         self.file_trace(Some("client closed the stream early"));
     }

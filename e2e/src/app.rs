@@ -25,10 +25,10 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde_json::Value;
 
-use crate::accounts::{Accounts, SetState};
+use crate::accounts::{Accounts, KeyState, SetState};
 use crate::error::MockError;
 use crate::faults::{Fault, FaultQueue};
-use crate::recording::Recorder;
+use crate::recording::{Recorded, Recorder};
 use crate::{anthropic, embeddings, gemini, ids, openai, responses};
 
 /// Larger than any body a data plane forwards (its default limit is 16 MiB).
@@ -75,13 +75,42 @@ pub struct Ready {
     pub answer: Answer,
 }
 
+impl Mock {
+    /// `fast`: record nothing (and [`router`] adds no control endpoints).
+    pub fn new(fast: bool) -> Self {
+        Self {
+            recorder: Recorder::new(!fast),
+            faults: FaultQueue::default(),
+            accounts: Accounts::default(),
+        }
+    }
+
+    /// Queues a fault, as `POST /_mock/faults` does.
+    pub fn add_fault(&self, fault: Fault) {
+        self.faults.push(fault);
+    }
+
+    /// The faults not used up yet, as `GET /_mock/faults` lists them.
+    pub fn pending_faults(&self) -> Vec<Fault> {
+        self.faults.pending()
+    }
+
+    /// What the mock received so far, oldest first (`GET /_mock/requests`).
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.recorder.all()
+    }
+
+    /// Sets a credential's account state, as `POST /_mock/keys` does.
+    pub fn set_key(&self, key: &str, state: KeyState) {
+        self.accounts.set(SetState {
+            key: key.to_owned(),
+            state,
+        });
+    }
+}
+
 /// The whole mock. `fast`: no recording, no faults, no control endpoints.
-pub fn router(fast: bool) -> Router {
-    let mock = Arc::new(Mock {
-        recorder: Recorder::new(!fast),
-        faults: FaultQueue::default(),
-        accounts: Accounts::default(),
-    });
+pub fn router(mock: Arc<Mock>, fast: bool) -> Router {
     let mut app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/responses", post(responses_create))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// One way to misbehave. Fields combine: a delay, then an error status or a
 /// stream cut after some chunks.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// Answer with this HTTP status and an error body in the wire format.
@@ -52,6 +52,24 @@ pub struct Fault {
 
 fn one() -> u32 {
     1
+}
+
+/// No misbehaviour, once (as `{}` posted to `/_mock/faults` reads).
+impl Default for Fault {
+    fn default() -> Self {
+        Self {
+            status: None,
+            retry_after: None,
+            message: None,
+            cut_after_chunks: None,
+            delay_ms: None,
+            chunk_delay_ms: None,
+            key: None,
+            path: None,
+            model: None,
+            times: one(),
+        }
+    }
 }
 
 impl Fault {

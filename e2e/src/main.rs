@@ -2,29 +2,15 @@
 //! and embeddings, Anthropic Messages, Gemini), speaking their wire formats
 //! with deterministic replies, tool calls and usage (the rules are in
 //! `tokens.rs`), recording what it receives and misbehaving on demand. Used
-//! by the e2e tests and the benchmarks.
+//! by the Python e2e suite and the benchmarks; the server itself is the
+//! `aigw_e2e` library's, which Rust tests start in process.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use clap::Parser;
-
-mod accounts;
-mod anthropic;
-mod app;
-mod embeddings;
-mod error;
-mod faults;
-mod fields;
-mod gemini;
-mod ids;
-mod openai;
-mod recording;
-mod responses;
-mod sse;
-mod tokens;
 
 #[derive(Debug, Parser)]
 #[command(name = "mock-provider", version, about)]
@@ -60,13 +46,8 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(%addr, fast = args.fast, "mock provider ready");
 
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, app::router(args.fast))
-        .with_graceful_shutdown(shutdown())
+    let mock = Arc::new(aigw_e2e::Mock::new(args.fast));
+    aigw_e2e::serve(listener, mock, args.fast, shutdown())
         .await
         .context("server error")?;
     Ok(())

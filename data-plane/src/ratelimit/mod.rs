@@ -36,7 +36,7 @@ use aigw_proto::model::budget::{day_period, month_period, ms_to_next_month};
 use aigw_proto::model::{ClientKey, Limits, Snapshot, StoreDown};
 
 pub use local::Local;
-pub use shared::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, Shared};
+pub use shared::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, Shared, SharedError};
 
 const SECOND_MS: u64 = 1_000;
 const MINUTE_MS: u64 = 60_000;

@@ -5,7 +5,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use aigw_proto::model::{Price, ProviderKind};
 use aigw_proto::pb::trace::{Attempt, TraceRecord};
 
-use crate::ratelimit::Held;
 use crate::telemetry::{self, RequestSpan};
 use crate::usage::Usage;
 
@@ -15,9 +14,6 @@ pub struct TraceDraft {
     started: Instant,
     pub usage: Usage,
     pub price: Option<Price>,
-    /// The request's reservation in its budgets, settled when the trace is
-    /// closed (with the usage it records).
-    pub held: Option<Held>,
     /// What the prompt is charged as when the provider never reported it
     /// (a stream the app abandoned early).
     pub prompt_estimate: u64,
@@ -55,7 +51,6 @@ impl TraceDraft {
             started: Instant::now(),
             usage: Usage::default(),
             price: None,
-            held: None,
             prompt_estimate: 0,
             span: RequestSpan::default(),
             provider_kind: None,
@@ -121,8 +116,7 @@ impl TraceDraft {
         self.rec.usage_source = "estimated_abandoned".into();
     }
 
-    /// Closes the request's accounting: the trace record, with its budgets
-    /// settled for the usage it records (released when there is none).
+    /// The finished record, with the status the app got.
     pub fn finish(mut self, status: u16) -> TraceRecord {
         aigw_proto::trace_bounds::clip(&mut self.rec);
         self.rec.status = u32::from(status);
@@ -132,12 +126,6 @@ impl TraceDraft {
         self.rec.cached_tokens = self.usage.cached;
         self.rec.reasoning_tokens = self.usage.reasoning;
         self.rec.cost = self.usage.cost(self.price);
-        if let Some(held) = self.held.take() {
-            held.settle(
-                self.usage.input.saturating_add(self.usage.output),
-                self.rec.cost,
-            );
-        }
         telemetry::metrics::finished(&self.rec);
         self.span
             .finish(&self.rec, &self.response_model, self.provider_kind);

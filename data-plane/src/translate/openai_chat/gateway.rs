@@ -41,7 +41,10 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         E::PoolExhausted { .. } | E::RateLimited { .. } => {
             ("rate_limit_error", Some("rate_limit_exceeded"))
         }
-        E::Upstream { timeout: true, .. } => ("server_error", Some("upstream_timeout")),
+        E::Upstream {
+            failure: crate::error::Failure::Timeout(_),
+            ..
+        } => ("server_error", Some("upstream_timeout")),
         E::Upstream { .. } => ("server_error", Some("upstream_error")),
         E::UpstreamStatus { status, .. } => (type_for(*status), None),
         E::UpstreamResponse { .. } | E::Internal(_) => ("server_error", None),

@@ -1,0 +1,164 @@
+//! The respond phase: turns the upstream's answer into the app's, streamed
+//! event by event or whole, passed through or translated back, usage
+//! metered either way. A whole answer is finished here; a streamed one is
+//! returned as a [`Reply::Stream`] for the pipeline to hand its context to
+//! (the stream then runs the logging phase when it ends).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Either, Full, Limited};
+
+use crate::context::RequestCtx;
+use crate::endpoints::{AppCall, Op};
+use crate::error::{Failure, GatewayError};
+use crate::json_array::JsonArrayParser;
+use crate::pipeline::ResBody;
+use crate::plan::Plan;
+use crate::state::AppState;
+use crate::stream::{MeteredStream, Metering, Mode};
+use crate::trace_report::TraceDraft;
+use crate::translate::{self, Framing};
+use crate::upstream_client::UpstreamBody;
+
+/// Largest non-streamed upstream answer the gateway buffers.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The app's answer, before the logging phase. (Moved once per request, so
+/// the stream's metering state is not boxed.)
+#[allow(clippy::large_enum_variant)]
+pub enum Reply {
+    /// Whole: the pipeline logs the request once it is built.
+    Whole(Response<Full<Bytes>>),
+    /// Streamed: the body still needs the request's context, which it logs
+    /// when the stream ends, breaks or is dropped.
+    Stream(Response<(UpstreamBody, Metering)>),
+}
+
+impl Reply {
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        match self {
+            Self::Whole(r) => r.headers_mut(),
+            Self::Stream(r) => r.headers_mut(),
+        }
+    }
+
+    /// The response the app gets; the context goes with a streamed body,
+    /// and is logged here for a whole one.
+    pub fn into_response(self, ctx: RequestCtx) -> Response<ResBody> {
+        match self {
+            Self::Whole(r) => {
+                ctx.log(r.status().as_u16());
+                r.map(Either::Left)
+            }
+            Self::Stream(r) => {
+                let status = r.status().as_u16();
+                r.map(|(body, metering)| {
+                    Either::Right(MeteredStream::new(body, metering, ctx, status))
+                })
+            }
+        }
+    }
+}
+
+pub async fn respond(
+    state: &AppState,
+    call: &AppCall,
+    plan: &Plan,
+    resp: Response<UpstreamBody>,
+    trace: &mut TraceDraft,
+) -> Result<Reply, GatewayError> {
+    let (up, up_body) = resp.into_parts();
+    let content_type = up.headers.get(CONTENT_TYPE).cloned();
+    let is_sse = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if plan.stream {
+        let (app, target) = (call.format.codec(), plan.target.codec());
+        // Gemini without `?alt=sse` streams a JSON array, not events.
+        let framing = app.framing(call);
+        let app_array = framing == Framing::JsonArray;
+        let mode = match (&plan.ir, is_sse) {
+            (Some(ir), true) => Mode::Translate {
+                decoder: target.stream_decoder(),
+                encoder: app.stream_encoder(ir, framing),
+            },
+            (None, true) if target.stream_usage_on_request() => Mode::OpenAiChat {
+                strip_usage_chunk: plan.strip_usage_chunk,
+            },
+            (None, true) => Mode::Observe(target.stream_decoder()),
+            (None, false) if app_array => Mode::JsonArray {
+                parser: JsonArrayParser::new(),
+                decoder: target.stream_decoder(),
+            },
+            (None, false) => Mode::Raw,
+            (Some(_), false) => {
+                return Err(GatewayError::upstream(
+                    &trace.rec.provider,
+                    Failure::NotAStream,
+                ));
+            }
+        };
+        let metering = Metering {
+            mode,
+            upstream: target,
+            idle_timeout: Duration::from_secs(state.cfg.stream_idle_timeout_secs.max(1)),
+        };
+        let mut r = Response::new((up_body, metering));
+        *r.status_mut() = up.status;
+        let h = r.headers_mut();
+        if is_sse && app_array {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if is_sse {
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        } else if let Some(ct) = content_type {
+            h.insert(CONTENT_TYPE, ct);
+        }
+        return Ok(Reply::Stream(r));
+    }
+    let bytes = Limited::new(up_body, MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            GatewayError::upstream(&trace.rec.provider, Failure::BodyBroken(e.to_string()))
+        })?
+        .to_bytes();
+    trace.first_byte();
+    let out = if plan.native {
+        if call.op != Op::CountTokens
+            && let Some(u) = translate::usage_of_body(plan.target, call.op == Op::Embed, &bytes)
+        {
+            trace.usage = u;
+        }
+        trace.observe_answer(&bytes);
+        bytes
+    } else {
+        let answer = translate::decode_response(plan.target, &bytes).map_err(|e| {
+            GatewayError::upstream(
+                &trace.rec.provider,
+                Failure::Unreadable(e.message.to_string()),
+            )
+        })?;
+        trace.usage = answer.usage;
+        if trace.response_model.is_empty() {
+            trace.response_model.clone_from(&answer.model);
+        }
+        let encoded = translate::encode_response(call.format, &answer);
+        Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
+    };
+    let mut r = Response::new(Full::new(out));
+    *r.status_mut() = up.status;
+    let ct = match (plan.native, content_type) {
+        (true, Some(ct)) => ct,
+        _ => HeaderValue::from_static("application/json"),
+    };
+    r.headers_mut().insert(CONTENT_TYPE, ct);
+    Ok(Reply::Whole(r))
+}

@@ -1,0 +1,87 @@
+//! Budgets are charged in the logging phase with what the trace records:
+//! the reservation made before forwarding is settled with the real usage,
+//! whether the answer came whole or streamed.
+
+use aigw_proto::pb::config as pb;
+use serde_json::Value;
+
+use crate::harness::*;
+
+async fn with_limits(limits: pb::Limits) -> Gw {
+    let gw = Gw::bare(&[]).await;
+    let mut snap = snapshot(&gw.mock.base_url(), "v1");
+    snap.client_keys[0].limits = Some(limits);
+    gw.node
+        .watcher
+        .apply(snap, false)
+        .expect("snapshot applies");
+    gw
+}
+
+fn remaining_tokens(a: &Answer) -> u64 {
+    a.header("x-ratelimit-remaining-tokens")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no token headroom in {:?}", a.headers))
+}
+
+/// Two identical requests reserve the same estimate, so the headroom the
+/// second sees is the first's less exactly what the first was charged.
+async fn charged_for(gw: &Gw, body: Value) {
+    let first = gw.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(first.status, 200);
+    let t = gw.cp.trace(&first.request_id()).await;
+    let second = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(second.status, 200);
+    let charged = remaining_tokens(&first) - remaining_tokens(&second);
+    assert!(t.input_tokens + t.output_tokens > 0);
+    assert_eq!(charged, t.input_tokens + t.output_tokens);
+}
+
+#[tokio::test]
+async fn a_whole_answer_is_charged_what_its_trace_records() {
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    charged_for(&gw, chat("count my tokens")).await;
+}
+
+#[tokio::test]
+async fn a_stream_is_charged_when_it_ends() {
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    charged_for(&gw, chat_stream("count my streamed tokens")).await;
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_limit_in_the_answer_and_the_trace() {
+    let gw = with_limits(pb::Limits {
+        rpm: Some(1),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat("one")).await.status,
+        200
+    );
+    let refused = gw.post("/v1/chat/completions", chat("two")).await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(refused.header("x-ratelimit-limit-requests"), Some("1"));
+    let msg = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("rpm") && msg.contains("key request-path app"),
+        "{msg}"
+    );
+    let t = gw.cp.trace(&refused.request_id()).await;
+    assert_eq!((t.status, t.error.as_str()), (429, "rate_limited"));
+    assert_eq!(t.refused_by, "key:key-1/rpm");
+    assert!(t.attempts.is_empty());
+}

@@ -1,0 +1,211 @@
+//! `forward`'s retry and cool-down matrix, seen from the app (status, body,
+//! headers) and from the trace (which credentials were tried, and how each
+//! attempt ended).
+
+use aigw_e2e::{Fault, KeyState};
+use aigw_proto::pb::trace::TraceRecord;
+
+use crate::harness::*;
+
+fn attempts(t: &TraceRecord) -> Vec<(String, u32)> {
+    t.attempts
+        .iter()
+        .map(|a| (a.provider_key.clone(), a.status))
+        .collect()
+}
+
+fn fault_on(key: &str) -> Fault {
+    Fault {
+        key: Some(key.into()),
+        ..Fault::default()
+    }
+}
+
+#[tokio::test]
+async fn an_answer_is_metered_and_priced() {
+    let gw = Gw::start(&[]).await;
+    let a = gw.post("/v1/chat/completions", chat("say hello")).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert!(a.json()["choices"][0]["message"]["content"].is_string());
+    let (prompt, completion) = mock_usage(&gw);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.status, 200);
+    assert_eq!(
+        (t.provider.as_str(), t.provider_key.as_str()),
+        ("openai-pool", "one")
+    );
+    assert_eq!(attempts(&t), [("one".into(), 200)]);
+    assert_eq!((t.input_tokens, t.output_tokens), (prompt, completion));
+    assert!(
+        (t.cost - cost(prompt, completion)).abs() < 1e-12,
+        "{}",
+        t.cost
+    );
+    assert_eq!(t.client_key_id, "key-1");
+    assert_eq!(
+        (t.model.as_str(), t.api_format.as_str()),
+        ("gpt-4o-mini", "openai")
+    );
+    assert!(t.error.is_empty());
+}
+
+#[tokio::test]
+async fn a_429_cools_its_credential_for_retry_after_and_the_next_answers() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(429),
+        retry_after: Some(30),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("first")).await;
+    assert_eq!(a.status, 200);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 429), ("two".into(), 200)]);
+    assert_eq!(t.provider_key, "two");
+
+    // Credential one is cooling down: the next request does not try it.
+    let b = gw.post("/v1/chat/completions", chat("second")).await;
+    assert_eq!(b.status, 200);
+    let t = gw.cp.trace(&b.request_id()).await;
+    assert_eq!(attempts(&t), [("two".into(), 200)]);
+}
+
+#[tokio::test]
+async fn a_5xx_moves_on_without_benching_the_credential() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(503),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("first")).await;
+    assert_eq!(a.status, 200);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 503), ("two".into(), 200)]);
+    let b = gw.post("/v1/chat/completions", chat("second")).await;
+    let t = gw.cp.trace(&b.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 200)]);
+}
+
+#[tokio::test]
+async fn a_revoked_credential_is_benched_and_its_error_never_reaches_the_app() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().set_key(KEY_ONE, KeyState::Revoked);
+    let a = gw.post("/v1/chat/completions", chat("first")).await;
+    assert_eq!(a.status, 200);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 401), ("two".into(), 200)]);
+    let b = gw.post("/v1/chat/completions", chat("second")).await;
+    assert_eq!(
+        attempts(&gw.cp.trace(&b.request_id()).await),
+        [("two".into(), 200)]
+    );
+
+    // With both revoked the app hears the gateway's words, not the
+    // provider's (which may quote the credential).
+    gw.mock.mock().set_key(KEY_TWO, KeyState::Revoked);
+    let c = gw.post("/v1/chat/completions", chat("third")).await;
+    assert_eq!(c.status, 502, "{:?}", c.body);
+    let msg = c.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("rejected the gateway's credential"), "{msg}");
+    assert!(!String::from_utf8_lossy(&c.body).contains(KEY_TWO));
+    let t = gw.cp.trace(&c.request_id()).await;
+    assert_eq!(t.status, 502);
+    assert_eq!(t.error, "upstream_error");
+}
+
+#[tokio::test]
+async fn a_timeout_moves_on_and_is_recorded_as_one() {
+    let gw = Gw::start(&["--upstream-timeout-secs", "1"]).await;
+    gw.mock.mock().add_fault(Fault {
+        delay_ms: Some(1_300),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("slow")).await;
+    assert_eq!(a.status, 200);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 0), ("two".into(), 200)]);
+    assert_eq!(t.attempts[0].error, "timeout");
+}
+
+#[tokio::test]
+async fn every_credential_rate_limited_relays_429_with_retry_after_then_the_pool_is_exhausted() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(429),
+        retry_after: Some(7),
+        times: 2,
+        ..Fault::default()
+    });
+    let a = gw.post("/v1/chat/completions", chat("first")).await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.header("retry-after"), Some("7"));
+    // The provider's own error body, in the app's (same) format.
+    assert!(a.json()["error"]["message"].is_string());
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 429), ("two".into(), 429)]);
+    assert_eq!((t.status, t.error.as_str()), (429, "upstream_status"));
+
+    // Both cool down: the gateway refuses at once, saying when to retry.
+    let b = gw.post("/v1/chat/completions", chat("second")).await;
+    assert_eq!(b.status, 429);
+    let retry: u64 = b
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=7).contains(&retry), "retry-after {retry}");
+    let t = gw.cp.trace(&b.request_id()).await;
+    assert!(t.attempts.is_empty());
+    assert_eq!(t.error, "pool_exhausted");
+}
+
+#[tokio::test]
+async fn a_bad_request_is_not_retried() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(400),
+        message: Some("bad thing".into()),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("x")).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"]["message"], "bad thing");
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 400)]);
+}
+
+#[tokio::test]
+async fn max_attempts_bounds_the_retries() {
+    let gw = Gw::start(&["--max-attempts", "1"]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(500),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("x")).await;
+    assert_eq!(a.status, 500);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 500)]);
+}
+
+#[tokio::test]
+async fn an_upstream_error_in_another_format_is_rendered_in_the_apps() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(400),
+        message: Some("no such thing".into()),
+        ..Fault::default()
+    });
+    // An Anthropic app asking for an OpenAI model: translated both ways.
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 400);
+    let v = a.json();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["message"], "no such thing");
+}

@@ -1,0 +1,14 @@
+//! The request path, in process: a real data plane (`Node`) called through
+//! its `tower::Service`, a real mock provider and a real gRPC control plane
+//! on port 0. No binaries, no Python; each test asserts what an app or an
+//! operator sees (status, body, headers, the trace's attempts, tokens and
+//! cost).
+
+mod control_plane;
+mod harness;
+
+mod budgets;
+mod forward;
+mod snapshots;
+mod streams;
+mod traces;

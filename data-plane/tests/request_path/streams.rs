@@ -1,0 +1,126 @@
+//! The metered stream: events pass as they arrive, usage is read on the
+//! way, and the trace is filed however the stream ends (cleanly, cut by
+//! the upstream, stalled, or dropped by the app).
+
+use std::time::Duration;
+
+use aigw_e2e::Fault;
+use http_body_util::BodyExt;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_stream_passes_through_and_is_metered() {
+    let gw = Gw::start(&[]).await;
+    let a = gw
+        .post("/v1/chat/completions", chat_stream("stream please"))
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    // The app asked for usage, so the usage chunk is kept.
+    assert!(text.contains("\"usage\":{"), "{text}");
+    let (prompt, completion) = mock_usage(&gw);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert!(t.stream);
+    assert_eq!((t.status, t.error.as_str()), (200, ""));
+    assert_eq!((t.input_tokens, t.output_tokens), (prompt, completion));
+    assert!((t.cost - cost(prompt, completion)).abs() < 1e-12);
+    assert!(t.ttfb_us > 0 && t.ttfb_us <= t.latency_us);
+}
+
+#[tokio::test]
+async fn a_stream_translated_for_an_anthropic_app_is_metered() {
+    let gw = Gw::start(&[]).await;
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 64,
+        "stream": true,
+        "messages": [{"role": "user", "content": "translate me"}],
+    });
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    let start = text.find("event: message_start").expect("message_start");
+    let delta = text
+        .find("event: content_block_delta")
+        .expect("a text delta");
+    let stop = text.find("event: message_stop").expect("message_stop");
+    assert!(start < delta && delta < stop, "{text}");
+    let (prompt, completion) = mock_usage(&gw);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!((t.input_tokens, t.output_tokens), (prompt, completion));
+    assert_eq!(t.api_format, "anthropic");
+}
+
+#[tokio::test]
+async fn an_upstream_cut_is_delivered_after_the_events_before_it() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        cut_after_chunks: Some(2),
+        ..Fault::default()
+    });
+    let a = gw.post("/v1/chat/completions", chat_stream("cut me")).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    let cut = text.find("\n<error:").expect("the stream breaks off");
+    // The events that arrived before the cut reached the app first.
+    assert_eq!(text[..cut].matches("data: {").count(), 2, "{text}");
+    assert!(!text.contains("[DONE]"));
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream stream cut");
+    assert_eq!(t.status, 200);
+}
+
+#[tokio::test]
+async fn a_stalled_upstream_is_given_up_after_the_idle_timeout() {
+    let gw = Gw::start(&["--stream-idle-timeout-secs", "1"]).await;
+    gw.mock.mock().add_fault(Fault {
+        chunk_delay_ms: Some(1_500),
+        ..Fault::default()
+    });
+    let a = gw.post("/v1/chat/completions", chat_stream("stall")).await;
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(
+        text.contains("<error: the upstream sent nothing for 1 s>"),
+        "{text}"
+    );
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream stream stalled");
+}
+
+#[tokio::test]
+async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        chunk_delay_ms: Some(40),
+        ..Fault::default()
+    });
+    let resp = gw
+        .send(post("/v1/chat/completions", &chat_stream("leave early")))
+        .await;
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id")
+        .to_string();
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("a first event")
+        .expect("a frame")
+        .expect("data");
+    assert!(first.into_data().is_ok_and(|d| d.starts_with(b"data: {")));
+    drop(body);
+    let t = gw.cp.trace(&request_id).await;
+    assert_eq!(t.error, "client closed the stream early");
+    assert_eq!(t.usage_source, "estimated_abandoned");
+    // The prompt is charged (estimated), and the output seen so far.
+    assert!(t.input_tokens > 0 && t.output_tokens > 0, "{t:?}");
+    assert!(t.cost > 0.0);
+}
