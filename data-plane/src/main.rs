@@ -53,13 +53,14 @@ async fn run() -> anyhow::Result<()> {
         control::NodeAuth::new(&cfg.node_token, &node_id, &cfg.region)?,
     );
     let live = Arc::new(ArcSwapOption::empty());
-    let watcher = Arc::new(Watcher {
-        live: live.clone(),
-        cache: DiskCache::new(snapshot::cache_path(&cfg.state_dir), &cfg.node_token),
-        node_id: node_id.clone(),
-        region: cfg.region.clone(),
-    });
+    let watcher = Arc::new(Watcher::new(
+        live.clone(),
+        DiskCache::new(snapshot::cache_path(&cfg.state_dir), &cfg.node_token),
+        node_id.clone(),
+        cfg.region.clone(),
+    ));
     watcher.load_from_disk();
+    tokio::spawn(watcher.disk.clone().run());
     tokio::spawn(watcher.clone().run(channel.clone()));
 
     let reporter =
@@ -98,6 +99,9 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%addr, region = %cfg.region, "serving apps");
     listener::serve(listener, state.clone(), shutdown_signal()).await?;
     drop(state);
+    // The disk copy of the last snapshot applied, if not written yet.
+    let disk = watcher.disk.clone();
+    let _ = tokio::task::spawn_blocking(move || disk.flush()).await;
     // Everything answered is on disk now; give the shipper a moment to hand
     // it over, else it goes out at the next start.
     let spool = tokio::task::spawn_blocking(move || reporter.shutdown());

@@ -68,10 +68,10 @@ pub async fn serve(
         &state.cfg.region,
         &state.node_id,
     );
-    draft.rec.client_key_id = key.id.clone();
-    draft.rec.client_key_name = key.name.clone();
+    draft.rec.client_key_id = key.id().to_string();
+    draft.rec.client_key_name = key.name().to_string();
     let mut draft = Some(draft);
-    let result = run(state, &rt, &key, &parts, body, &call, &mut draft).await;
+    let result = run(state, &rt, key, &parts, body, &call, &mut draft).await;
     // A streamed answer files its own trace when it ends.
     if let Some(mut d) = draft {
         let status = match &result {
@@ -401,7 +401,7 @@ pub fn list_models(
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = auth::authenticate(&rt, parts)?;
-    let body = models::list(&rt, &key, format);
+    let body = models::list(&rt, key, format);
     Ok(full(StatusCode::OK, "application/json", body))
 }
 

@@ -2,11 +2,15 @@
 //! (one `ArcSwap`, loaded once per request): the key index, the routing
 //! table, the credential pools and the pricing. Building is fallible and
 //! happens off to the side; the swap itself cannot fail.
+//!
+//! The client keys live once, in the snapshot's key table. A delta that
+//! changes only keys keeps the previous runtime's upstreams as they are
+//! (pools, credential health, cool-downs, round-robin positions).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aigw_proto::model::{ClientKey, Provider, ProviderKind, Snapshot};
+use aigw_proto::pb::config as pb;
 use http::{HeaderName, HeaderValue};
 
 use crate::schedule::{KeyHealth, Pool, PoolKey, stable_hash};
@@ -20,7 +24,9 @@ pub struct Upstream {
 #[derive(Debug)]
 pub struct Runtime {
     pub snapshot: Snapshot,
-    keys: HashMap<[u8; 32], Arc<ClientKey>>,
+    /// The snapshot as the control plane sent it, without its client keys
+    /// (small): with the keys, converted back, it is the disk copy.
+    pub core: Arc<pb::Snapshot>,
     pub upstreams: Vec<Arc<Upstream>>,
 }
 
@@ -35,13 +41,14 @@ pub struct BuildError {
 
 impl Runtime {
     /// `previous` lends its credential health, so a config change does not
-    /// forget which keys are rate limited.
-    pub fn build(snapshot: Snapshot, previous: Option<&Runtime>) -> Result<Self, BuildError> {
-        let keys = snapshot
-            .client_keys
-            .iter()
-            .map(|k| (k.key_hash, Arc::new(k.clone())))
-            .collect();
+    /// forget which keys are rate limited. `core` is `snapshot` as sent,
+    /// without its keys.
+    pub fn build(
+        snapshot: Snapshot,
+        mut core: pb::Snapshot,
+        previous: Option<&Runtime>,
+    ) -> Result<Self, BuildError> {
+        core.client_keys = Vec::new();
         let mut upstreams = Vec::with_capacity(snapshot.providers.len());
         for provider in &snapshot.providers {
             let mut pool_keys = Vec::with_capacity(provider.keys.len());
@@ -99,17 +106,31 @@ impl Runtime {
         }
         Ok(Self {
             snapshot,
-            keys,
+            core: Arc::new(core),
             upstreams,
         })
+    }
+
+    /// After a delta that changed only client keys: `previous`'s upstreams
+    /// and core, shared as they are.
+    pub fn with_new_keys(snapshot: Snapshot, previous: &Runtime) -> Self {
+        let mut core = previous.core.clone();
+        if core.version != snapshot.version {
+            Arc::make_mut(&mut core).version = snapshot.version.clone();
+        }
+        Self {
+            snapshot,
+            core,
+            upstreams: previous.upstreams.clone(),
+        }
     }
 
     pub fn version(&self) -> &str {
         &self.snapshot.version
     }
 
-    pub fn client_key(&self, hash: &[u8; 32]) -> Option<&Arc<ClientKey>> {
-        self.keys.get(hash)
+    pub fn client_key(&self, hash: &[u8; 32]) -> Option<&ClientKey> {
+        self.snapshot.keys.get(hash)
     }
 
     /// The providers to try for `model`, in order (a route's fallback

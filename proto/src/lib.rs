@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod delta;
 pub mod model;
 pub mod tls;
 pub mod trace_bounds;
+pub mod wire;
 
 /// Generated wire types.
 pub mod pb {

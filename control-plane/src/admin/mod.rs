@@ -11,6 +11,7 @@
 //! so data planes see the change before the call returns (and within a
 //! second in practice).
 
+pub mod apply;
 pub mod audit;
 pub mod authn;
 pub mod budgets;
@@ -133,6 +134,40 @@ fn audit_id() -> Result<(i64, String)> {
     Ok((at_ms, format!("{ns:020}-{}", &crypto::new_id()?[..8])))
 }
 
+/// Audit entries for `changes`, logged one by one when they are few.
+fn audit_rows(
+    actor: &str,
+    actor_user_id: Option<&str>,
+    changes: Vec<(Object, Change)>,
+) -> Result<Vec<AuditRow>> {
+    let loud = changes.len() <= 20;
+    if !loud {
+        tracing::info!(actor, changes = changes.len(), "admin changes");
+    }
+    changes
+        .into_iter()
+        .map(|(what, change)| {
+            if loud {
+                tracing::info!(
+                    actor, action = change.action, kind = what.kind, name = %what.name,
+                    "admin change"
+                );
+            }
+            let (at_ms, id) = audit_id()?;
+            Ok(AuditRow {
+                id,
+                at_ms,
+                actor: actor.to_string(),
+                actor_user_id: actor_user_id.map(str::to_string),
+                action: change.action.into(),
+                object_kind: what.kind.into(),
+                object_name: what.name,
+                detail: change.detail,
+            })
+        })
+        .collect()
+}
+
 impl AdminSvc {
     /// Authenticates the call and checks that its role may call `method` at
     /// all; `Access::Own` means it may only see and touch its own objects.
@@ -155,6 +190,23 @@ impl AdminSvc {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection, &MasterKey) -> Result<(T, Option<Change>)> + Send + 'static,
     {
+        self.mutate_many(who, move |conn, master| {
+            let (out, change) = change(conn, master)?;
+            Ok((out, change.map(|c| (what, c)).into_iter().collect()))
+        })
+        .await
+    }
+
+    /// [`mutate`](Self::mutate) for a change to many objects at once (a
+    /// whole configuration): one transaction, one audit entry per object
+    /// changed (inserted together), one recompile, one publish.
+    pub async fn mutate_many<T, F>(&self, who: &Principal, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection, &MasterKey) -> Result<(T, Vec<(Object, Change)>)>
+            + Send
+            + 'static,
+    {
         let master = self.master.clone();
         let publisher = self.publisher.clone();
         let lock = self.write_lock.clone();
@@ -164,32 +216,21 @@ impl AdminSvc {
             .run(move |conn| {
                 let _serial = lock.lock().unwrap_or_else(PoisonError::into_inner);
                 let (out, snapshot) = write_tx(conn, |conn| {
-                    let (out, change) = change(conn, &master)?;
-                    let Some(change) = change else {
-                        return Ok((out, None));
-                    };
-                    tracing::info!(
-                        actor, action = change.action, kind = what.kind, name = %what.name,
-                        "admin change"
-                    );
-                    let (at_ms, id) = audit_id()?;
-                    insert_audit(
-                        conn,
-                        &AuditRow {
-                            id,
-                            at_ms,
-                            actor,
-                            actor_user_id,
-                            action: change.action.into(),
-                            object_kind: what.kind.into(),
-                            object_name: what.name,
-                            detail: change.detail,
-                        },
-                    )?;
-                    if !change.config {
+                    let (out, changes) = change(conn, &master)?;
+                    if changes.is_empty() {
                         return Ok((out, None));
                     }
-                    Ok((out, Some(compile(&load_all(conn)?, &master)?)))
+                    let config = changes.iter().any(|(_, c)| c.config);
+                    let rows = audit_rows(&actor, actor_user_id.as_deref(), changes)?;
+                    insert_audit(conn, &rows)?;
+                    if !config {
+                        return Ok((out, None));
+                    }
+                    let previous = publisher.current();
+                    Ok((
+                        out,
+                        Some(compile(&load_all(conn)?, &master, Some(&previous))?),
+                    ))
                 })?;
                 if let Some(s) = snapshot {
                     publisher.publish(s);

@@ -41,7 +41,7 @@ fn provider(secret: &str) -> ProviderSpec {
 async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
     let t = temp_db();
     let s = svc(&t);
-    let v0 = s.publisher.current().version.clone();
+    let v0 = s.publisher.current().to_pb().version.clone();
 
     let r = s
         .upsert_provider(req(provider("sk-proj-abcdefghijkl9876")))
@@ -49,9 +49,9 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
         .unwrap()
         .into_inner();
     assert!(r.created && r.changed);
-    let v1 = s.publisher.current().version.clone();
+    let v1 = s.publisher.current().to_pb().version.clone();
     assert_ne!(v0, v1);
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.providers[0].keys[0].secret, "sk-proj-abcdefghijkl9876");
     assert_eq!(
         snap.providers[0].keys[1].weight, 1,
@@ -65,7 +65,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
         .unwrap()
         .into_inner();
     assert!(!r.created && !r.changed);
-    assert_eq!(s.publisher.current().version, v1);
+    assert_eq!(s.publisher.current().to_pb().version, v1);
 
     // Listing shows hints only.
     let list = s
@@ -83,7 +83,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
     spec.keys[0].weight = 5;
     let r = s.upsert_provider(req(spec)).await.unwrap().into_inner();
     assert!(!r.created && r.changed);
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.providers[0].keys[0].secret, "sk-proj-abcdefghijkl9876");
     assert_eq!(snap.providers[0].keys[0].weight, 5);
 
@@ -91,7 +91,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
     let mut spec = provider("sk-proj-abcdefghijkl9876");
     spec.keys.truncate(1);
     s.upsert_provider(req(spec)).await.unwrap();
-    assert_eq!(s.publisher.current().providers[0].keys.len(), 1);
+    assert_eq!(s.publisher.current().to_pb().providers[0].keys.len(), 1);
 
     // Deleting: true once, then false; the snapshot is back to empty.
     let d = s
@@ -108,7 +108,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
         .await
         .unwrap();
     assert!(!d.into_inner().deleted);
-    assert_eq!(s.publisher.current().version, v0);
+    assert_eq!(s.publisher.current().to_pb().version, v0);
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ async fn client_keys_are_generated_once_and_stored_hashed() {
     assert!(r.created && r.changed);
     let key = r.generated_key;
     assert!(key.starts_with("sk-aigw-") && key.len() == 40, "{key}");
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.client_keys[0].key_hash, crypto::sha256(&key).to_vec());
     assert_eq!(snap.client_keys[0].limits.as_ref().unwrap().rpm, Some(600));
 
@@ -306,7 +306,7 @@ async fn pricing_upsert_list_delete() {
         .unwrap()
         .into_inner();
     assert_eq!(list.pricing[0].cached_input, None);
-    assert_eq!(s.publisher.current().pricing[0].input, 2.5);
+    assert_eq!(s.publisher.current().to_pb().pricing[0].input, 2.5);
     let d = s
         .delete_price(req(NameRequest {
             name: "gpt-4o".into(),
@@ -314,7 +314,7 @@ async fn pricing_upsert_list_delete() {
         .await
         .unwrap();
     assert!(d.into_inner().deleted);
-    assert!(s.publisher.current().pricing.is_empty());
+    assert!(s.publisher.current().to_pb().pricing.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -356,7 +356,7 @@ async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() 
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(s.publisher.current().pricing.len(), 20);
+    assert_eq!(s.publisher.current().to_pb().pricing.len(), 20);
 }
 
 fn route(model: &str, providers: &[&str]) -> RouteSpec {
@@ -405,7 +405,7 @@ async fn routes_and_model_maps_reach_the_snapshot_and_are_checked() {
     s.upsert_route(req(route("gpt-4o", &["backup"])))
         .await
         .unwrap();
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.routes.len(), 2);
     assert_eq!(snap.routes[0].model, "gpt-4o", "exact routes first");
     assert_eq!(snap.routes[1].providers, ["openai-main", "backup"]);
@@ -464,7 +464,7 @@ async fn routes_and_model_maps_reach_the_snapshot_and_are_checked() {
         .into_inner()
         .deleted
     );
-    assert!(s.publisher.current().routes.is_empty());
+    assert!(s.publisher.current().to_pb().routes.is_empty());
 }
 
 #[tokio::test]
@@ -477,7 +477,7 @@ async fn revoked_client_keys_leave_the_snapshot_for_good() {
         ..Default::default()
     };
     s.upsert_client_key(req(spec.clone())).await.unwrap();
-    assert_eq!(s.publisher.current().client_keys.len(), 1);
+    assert_eq!(s.publisher.current().to_pb().client_keys.len(), 1);
     let name = || req(NameRequest { name: "app".into() });
     assert!(
         s.revoke_client_key(name())
@@ -486,7 +486,7 @@ async fn revoked_client_keys_leave_the_snapshot_for_good() {
             .into_inner()
             .revoked
     );
-    assert!(s.publisher.current().client_keys.is_empty());
+    assert!(s.publisher.current().to_pb().client_keys.is_empty());
     assert!(
         !s.revoke_client_key(name())
             .await
