@@ -135,6 +135,10 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut month = month_start_day(now_ms());
+    // The budgets to watch follow the keys and the users' and teams'
+    // budgets, not the leases this task changes every few seconds: with
+    // 100,000 keys, listing them anew each tick is worth avoiding.
+    let mut cached: Option<(Arc<Compiled>, Arc<Vec<Subject>>)> = None;
     loop {
         tick.tick().await;
         let now = now_ms();
@@ -143,7 +147,18 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
             ledger.forget_before(month);
         }
         let snap = ctx.publisher.current();
-        let subjects = subjects(&snap);
+        let subjects = match &cached {
+            Some((was, s))
+                if Arc::ptr_eq(&was.keys, &snap.keys) && was.core.budgets == snap.core.budgets =>
+            {
+                s.clone()
+            }
+            _ => {
+                let s = Arc::new(subjects(&snap));
+                cached = Some((snap.clone(), s.clone()));
+                s
+            }
+        };
         if let Err(e) = grant_leases(&ctx, &ledger, &subjects, now).await {
             tracing::warn!(error = %e, "budget leases not updated");
         }

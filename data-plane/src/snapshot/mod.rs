@@ -192,6 +192,8 @@ impl Watcher {
             .into_inner();
         while let Some(msg) = inbound.message().await? {
             backoff.reset();
+            let started = std::time::Instant::now();
+            let bytes = msg.delta.len() + msg.snapshot.len();
             let (offered, applied, kind) = if !msg.delta.is_empty() {
                 let offered = offered_version(&msg.delta, 2);
                 (offered, self.apply_delta(msg.delta), "delta")
@@ -208,7 +210,8 @@ impl Watcher {
             };
             let reply = match applied {
                 Ok(version) => {
-                    tracing::info!(%version, kind, "applied snapshot");
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::info!(%version, kind, bytes, ms, "applied snapshot");
                     node_message::Kind::Ack(Ack {
                         version,
                         nonce: msg.nonce,
