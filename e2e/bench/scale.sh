@@ -120,6 +120,14 @@ done
 sleep 1
 RSS_DELTAS=$(rss_kib "$DP1_PID")
 DELTAS=$(metric "$DP1" aigw_snapshot_deltas_total)
+# Restarted, data plane 1 loads its disk copy; the control plane has
+# nothing new for it.
+kill -TERM "$DP1_PID"; wait "$DP1_PID" 2>/dev/null || true
+start dp1b env NO_COLOR=1 AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp1" AIGW_NODE_ID=bench-1 RUST_LOG=info "$DP_BIN"
+DP1="http://$ADDR"; DP1_PID=$PID
+wait_keys "$DP1" $((KEYS + 1 + ROUNDS))
+sleep 1
+RSS_RESTART=$(rss_kib "$DP1_PID")
 read -r LAT_MED LAT_MAX < <(printf '%s\n' "${LAT[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)], a[NR]}')
 
 # From the control plane's log: what each push to bench-1 weighed, and the
@@ -148,4 +156,4 @@ echo "| delta pushed per new key (median) | ${DELTA_BYTES:-?} bytes |"
 echo "| data plane: delta applied (median) | ${DP_DELTA_MS:-?} ms |"
 echo "| deltas applied by data plane 1 | $DELTAS |"
 echo "| control plane compile, one key changed (median) | ${COMPILE_MS:-?} ms |"
-echo "| data plane RSS: 1 key / $KEYS keys / after $ROUNDS deltas | $(( RSS_BEFORE / 1024 )) MiB / $(( RSS_KEYS / 1024 )) MiB / $(( RSS_DELTAS / 1024 )) MiB |"
+echo "| data plane RSS: 1 key / $KEYS keys / after $ROUNDS deltas / restarted from its disk copy | $(( RSS_BEFORE / 1024 )) MiB / $(( RSS_KEYS / 1024 )) MiB / $(( RSS_DELTAS / 1024 )) MiB / $(( RSS_RESTART / 1024 )) MiB |"

@@ -37,9 +37,9 @@ use aigw_proto::pb::admin::UpsertResult;
 use tonic::{Request, Status};
 
 use self::rbac::{Access, Principal, Target};
-use crate::compile::compile;
+use crate::compile::{compile, compile_keys_changed};
 use crate::crypto::{self, MasterKey};
-use crate::db::config::load_all;
+use crate::db::config::{client_keys_named, load_all, load_core};
 use crate::db::identity::{AuditRow, insert_audit};
 use crate::db::{AnyConnection, Db, write_tx};
 use crate::error::Result;
@@ -134,6 +134,24 @@ fn audit_id() -> Result<(i64, String)> {
     Ok((at_ms, format!("{ns:020}-{}", &crypto::new_id()?[..8])))
 }
 
+/// The names of the client keys `changes` touched, when the configuration
+/// changes are to client keys only and few: then only those keys are read
+/// and compiled again (`compile_keys_changed`). A key's compiled form
+/// depends on its row and on its owner's and team's budgets, which other
+/// kinds of change (budgets, teams) touch; those recompile everything.
+fn changed_keys_only(changes: &[(Object, Change)]) -> Option<Vec<String>> {
+    const MAX: usize = 10_000;
+    let config = changes.iter().filter(|(_, c)| c.config);
+    let mut names = Vec::new();
+    for (what, _) in config {
+        if what.kind != "client_key" || names.len() == MAX {
+            return None;
+        }
+        names.push(what.name.clone());
+    }
+    Some(names)
+}
+
 /// Audit entries for `changes`, logged one by one when they are few.
 fn audit_rows(
     actor: &str,
@@ -221,16 +239,22 @@ impl AdminSvc {
                         return Ok((out, None));
                     }
                     let config = changes.iter().any(|(_, c)| c.config);
+                    let keys = changed_keys_only(&changes);
                     let rows = audit_rows(&actor, actor_user_id.as_deref(), changes)?;
                     insert_audit(conn, &rows)?;
                     if !config {
                         return Ok((out, None));
                     }
                     let previous = publisher.current();
-                    Ok((
-                        out,
-                        Some(compile(&load_all(conn)?, &master, Some(&previous))?),
-                    ))
+                    let compiled = match keys {
+                        Some(names) => {
+                            let mut rows = load_core(conn)?;
+                            rows.client_keys = client_keys_named(conn, &names)?;
+                            compile_keys_changed(&rows, &master, &previous, &names)?
+                        }
+                        None => compile(&load_all(conn)?, &master, Some(&previous))?,
+                    };
+                    Ok((out, Some(compiled)))
                 })?;
                 if let Some(s) = snapshot {
                     publisher.publish(s);

@@ -606,3 +606,76 @@ async fn every_change_is_audited_without_secrets() {
         .into_inner();
     assert_eq!(only.entries.len(), 1);
 }
+
+/// The snapshot a full compile of the database gives now.
+async fn compiled_from_scratch(s: &super::AdminSvc) -> aigw_proto::pb::config::Snapshot {
+    let master = s.master.clone();
+    s.read(move |c| crate::compile::compile(&crate::db::config::load_all(c)?, &master, None))
+        .await
+        .unwrap()
+        .to_pb()
+}
+
+#[tokio::test]
+async fn a_change_to_one_key_publishes_what_a_full_compile_would() {
+    use aigw_proto::pb::admin::{BudgetLimits, BudgetSpec};
+    let t = temp_db();
+    let s = svc(&t);
+    super::testkit::user(&s, "bob", "member").await;
+    s.set_budget(req(BudgetSpec {
+        subject: "user:bob".into(),
+        limits: Some(BudgetLimits {
+            cost_per_day: Some(5.0),
+            ..Default::default()
+        }),
+    }))
+    .await
+    .unwrap();
+    let key = |name: &str, owner: &str| ClientKeySpec {
+        name: name.into(),
+        key: format!("sk-aigw-{name}-0123456789"),
+        owner: owner.into(),
+        ..Default::default()
+    };
+    for name in ["a", "c", "e"] {
+        s.upsert_client_key(req(key(name, ""))).await.unwrap();
+    }
+    let published = s.publisher.published();
+    // Created between others; given to bob (so it counts toward his
+    // budget); changed; revoked; deleted: after each, what is published is
+    // what compiling every row gives.
+    s.upsert_client_key(req(key("b", ""))).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    s.upsert_client_key(req(key("d", "bob"))).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    let mut limited = key("c", "");
+    limited.rpm = Some(7);
+    s.upsert_client_key(req(limited)).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    let name = |n: &str| req(NameRequest { name: n.into() });
+    s.revoke_client_key(name("a")).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    s.delete_client_key(name("e")).await.unwrap();
+    assert_eq!(s.publisher.published(), published + 5);
+    let snap = s.publisher.current().to_pb();
+    assert_eq!(snap, compiled_from_scratch(&s).await);
+    let names: Vec<&str> = snap.client_keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["b", "c", "d"]);
+    assert_eq!(snap.client_keys[1].limits.as_ref().unwrap().rpm, Some(7));
+    // Bob's key counts toward bob's budget (subjects are user ids).
+    assert_eq!(snap.budgets.len(), 1);
+    assert_eq!(snap.budgets[0].name, "user bob");
+    assert_eq!(snap.client_keys[2].budgets, [snap.budgets[0].id.clone()]);
+}

@@ -68,6 +68,28 @@ pub fn compile(
     share_unchanged(keys, previous)
 }
 
+/// `previous` with the keys `names` replaced by their rows in `rows` (which
+/// holds those rows only, with the core's): the same result as compiling
+/// every row, for a change that touched only these keys. A name without a
+/// row (deleted) or with a revoked one leaves the snapshot.
+pub fn patch(
+    rows: &ConfigRows,
+    previous: &[Arc<pb::ClientKey>],
+    names: &HashSet<&str>,
+) -> Result<Vec<Arc<pb::ClientKey>>> {
+    let fresh = compile(rows, previous)?;
+    let mut out = Vec::with_capacity(previous.len() + fresh.len());
+    let mut fresh = fresh.into_iter().peekable();
+    for p in previous.iter().filter(|p| !names.contains(p.name.as_str())) {
+        while let Some(k) = fresh.next_if(|k| k.name < p.name) {
+            out.push(k);
+        }
+        out.push(p.clone());
+    }
+    out.extend(fresh);
+    Ok(out)
+}
+
 /// Wraps each key in an `Arc`, reusing `previous`'s when equal (both lists
 /// sorted by name) and validating the others.
 fn share_unchanged(

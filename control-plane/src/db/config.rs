@@ -305,6 +305,20 @@ pub fn find_client_key(conn: &mut AnyConnection, name: &str) -> Result<Option<Cl
         .optional()?)
 }
 
+/// The keys of these names that exist.
+pub fn client_keys_named(conn: &mut AnyConnection, names: &[String]) -> Result<Vec<ClientKeyRow>> {
+    let mut out = Vec::with_capacity(names.len());
+    for chunk in names.chunks(super::BATCH_ROWS) {
+        out.extend(
+            client_keys::table
+                .filter(client_keys::name.eq_any(chunk))
+                .select(ClientKeyRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 pub fn find_client_key_by_hash(
     conn: &mut AnyConnection,
     key_hash: &str,

@@ -10,13 +10,15 @@
 
 use std::collections::HashMap;
 
+use aigw_proto::pb::admin::{ClientKeySpec, UpsertResult};
+
 use super::Report;
 use crate::admin::Change;
 use crate::admin::client_keys::{self, ClientKeyInput, KeyLookups, KeyPlan};
 use crate::admin::rbac::Principal;
 use crate::db::AnyConnection;
 use crate::db::config::{self, ClientKeyRow};
-use crate::db::identity::list_users;
+use crate::db::identity::{find_user, list_users};
 use crate::error::Result;
 
 /// The keys as they stand, updated as the file's keys are decided.
@@ -67,6 +69,33 @@ impl Index {
     }
 }
 
+/// Who owns the key: nobody for a new key the spec gives no owner (it
+/// belongs to the file), else as UpsertClientKey decides.
+fn owner(
+    who: &Principal,
+    spec: &ClientKeySpec,
+    existing: Option<&ClientKeyRow>,
+    user_id: impl FnOnce(&str) -> Result<Option<String>>,
+) -> Result<Option<String>> {
+    if spec.owner.is_empty() && existing.is_none() {
+        return Ok(None);
+    }
+    client_keys::owner(who, &spec.owner, existing, user_id)
+}
+
+/// The audit entry of a key's upsert, when it changed something.
+fn change(result: &UpsertResult, spec: &ClientKeySpec) -> Option<Change> {
+    Change::of_upsert(result).map(|c| match spec.owner.as_str() {
+        "" => c,
+        o => c.with(format!("owner={o}")),
+    })
+}
+
+/// Up to this many keys, each is looked up and written on its own (as
+/// UpsertClientKey does) rather than reading every key first: a file that
+/// adds one key to 100,000 should not read them all.
+pub(super) const ONE_BY_ONE: usize = 256;
+
 /// Upserts every key of the file; reports each, audits those changed.
 /// Keys the file creates have no owner unless the spec names one: they
 /// belong to the file (which `--prune` manages), not to whoever applied it.
@@ -76,8 +105,8 @@ pub fn upsert_all(
     inputs: Vec<ClientKeyInput>,
     report: &mut Report,
 ) -> Result<()> {
-    if inputs.is_empty() {
-        return Ok(());
+    if inputs.len() <= ONE_BY_ONE {
+        return upsert_one_by_one(conn, who, &inputs, report);
     }
     let mut index = Index::load(conn)?;
     let users: HashMap<String, String> = if inputs.iter().any(|k| !k.spec.owner.is_empty()) {
@@ -93,13 +122,9 @@ pub fn upsert_all(
     for input in &inputs {
         let spec = &input.spec;
         let existing = index.by_name.get(&spec.name).cloned();
-        let owner = if spec.owner.is_empty() && existing.is_none() {
-            None
-        } else {
-            client_keys::owner(who, &spec.owner, existing.as_ref(), |name| {
-                Ok(users.get(name).cloned())
-            })?
-        };
+        let owner = owner(who, spec, existing.as_ref(), |name| {
+            Ok(users.get(name).cloned())
+        })?;
         let plan = client_keys::plan(input, existing.as_ref(), owner, false, &mut index)?;
         let result = plan.result();
         let row = match plan {
@@ -113,11 +138,7 @@ pub fn upsert_all(
                 Some(row)
             }
         };
-        let change = Change::of_upsert(&result).map(|c| match spec.owner.as_str() {
-            "" => c,
-            o => c.with(format!("owner={o}")),
-        });
-        report.upserted("client_key", &spec.name, &result, change);
+        report.upserted("client_key", &spec.name, &result, change(&result, spec));
         if let Some(row) = row {
             index.record(row);
         }
@@ -126,5 +147,24 @@ pub fn upsert_all(
         config::update_client_key(conn, row)?;
     }
     config::insert_client_keys(conn, &inserts)?;
+    Ok(())
+}
+
+/// The few keys of a small file, each as UpsertClientKey would.
+fn upsert_one_by_one(
+    conn: &mut AnyConnection,
+    who: &Principal,
+    inputs: &[ClientKeyInput],
+    report: &mut Report,
+) -> Result<()> {
+    for input in inputs {
+        let spec = &input.spec;
+        let existing = config::find_client_key(conn, &spec.name)?;
+        let owner = owner(who, spec, existing.as_ref(), |name| {
+            Ok(find_user(conn, name)?.map(|u| u.id))
+        })?;
+        let (result, _) = client_keys::upsert(conn, input, existing, owner, false)?;
+        report.upserted("client_key", &spec.name, &result, change(&result, spec));
+    }
     Ok(())
 }

@@ -102,8 +102,11 @@ async fn audit_count(s: &AdminSvc) -> usize {
     .len()
 }
 
-async fn bulk_apply_is_one_transaction_and_one_version(db: Db) {
-    const N: usize = 5_000;
+/// `N` keys: one transaction, one version; then idempotence, one key
+/// changed, one pruned, one created. A small file takes the path that
+/// decides key by key (`keys::ONE_BY_ONE`), a large one the bulk path:
+/// both must decide alike.
+async fn bulk_apply_is_one_transaction_and_one_version<const N: usize>(db: Db) {
     let s = svc_on(db);
     let p = bootstrap(&s).await;
     let (v0, published) = (s.publisher.current(), s.publisher.published());
@@ -176,27 +179,40 @@ async fn bulk_apply_is_one_transaction_and_one_version(db: Db) {
     );
     assert_eq!(s.publisher.published(), published + 2);
     assert_eq!(s.publisher.current().keys.len(), N);
+    // Only those four keys were compiled again; the rest is as it was.
+    let master = s.master.clone();
+    let full = s
+        .read(move |c| crate::compile::compile(&crate::db::config::load_all(c)?, &master, None))
+        .await
+        .unwrap();
+    assert_eq!(s.publisher.current().to_pb(), full.to_pb());
     assert_eq!(audit_count(&s).await, N + 3 + 4);
 }
 
 #[tokio::test]
 async fn bulk_apply_sqlite() {
     let t = temp_db();
-    bulk_apply_is_one_transaction_and_one_version(t.db.clone()).await;
+    bulk_apply_is_one_transaction_and_one_version::<5_000>(t.db.clone()).await;
+}
+
+#[tokio::test]
+async fn small_apply_sqlite() {
+    let t = temp_db();
+    bulk_apply_is_one_transaction_and_one_version::<20>(t.db.clone()).await;
 }
 
 #[tokio::test]
 async fn bulk_apply_postgres() {
     let Some(pg) = pg_db() else { return };
-    bulk_apply_is_one_transaction_and_one_version(pg.db.clone()).await;
+    bulk_apply_is_one_transaction_and_one_version::<5_000>(pg.db.clone()).await;
 }
 
-#[tokio::test]
-async fn a_refusal_anywhere_changes_nothing() {
+/// With `n` keys applied, files of about as many that are refused.
+async fn a_refusal_anywhere_changes_nothing(n: usize) {
     let t = temp_db();
     let s = svc_on(t.db.clone());
     let p = bootstrap(&s).await;
-    s.apply_config(&p, config((0..10).map(key).collect(), false))
+    s.apply_config(&p, config((0..n).map(key).collect(), false))
         .await
         .unwrap();
     let (published, audited) = (s.publisher.published(), audit_count(&s).await);
@@ -204,16 +220,18 @@ async fn a_refusal_anywhere_changes_nothing() {
 
     // A key taken by another name, a route to nowhere, a name twice, a bad
     // key: each refused with its reason, nothing written.
-    let mut taken = key(100);
+    let mut taken = key(n + 90);
     taken.key = key(3).key;
-    let mut ghost = config((0..12).map(key).collect(), false);
+    let mut taking: Vec<ClientKeySpec> = (0..n + 2).map(key).collect();
+    taking.push(taken);
+    let mut ghost = config((0..n + 2).map(key).collect(), false);
     ghost.header.routes[0].providers = vec!["ghost".into()];
-    let mut twice: Vec<ClientKeySpec> = (0..12).map(key).collect();
-    twice.push(key(11));
-    let mut short = key(11);
+    let mut twice: Vec<ClientKeySpec> = (0..n + 2).map(key).collect();
+    twice.push(key(n + 1));
+    let mut short = key(n + 1);
     short.key = "short".into();
     let cases = [
-        (config(vec![key(11), taken], false), "already used"),
+        (config(taking, false), "already used"),
         (ghost, "ghost"),
         (config(twice, false), "listed twice"),
         (config(vec![short], false), "key must be"),
@@ -230,7 +248,7 @@ async fn a_refusal_anywhere_changes_nothing() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.client_keys.len(), 10);
+    assert_eq!(listed.client_keys.len(), n);
 
     // A revoked key cannot be applied again; it stays revoked.
     s.revoke_client_key(req(aigw_proto::pb::admin::NameRequest {
@@ -239,10 +257,20 @@ async fn a_refusal_anywhere_changes_nothing() {
     .await
     .unwrap();
     let e = s
-        .apply_config(&p, config((0..10).map(key).collect(), false))
+        .apply_config(&p, config((0..n).map(key).collect(), false))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("revoked"), "{e}");
+}
+
+#[tokio::test]
+async fn a_refusal_anywhere_changes_nothing_small() {
+    a_refusal_anywhere_changes_nothing(10).await;
+}
+
+#[tokio::test]
+async fn a_refusal_anywhere_changes_nothing_large() {
+    a_refusal_anywhere_changes_nothing(keys::ONE_BY_ONE + 10).await;
 }
 
 #[tokio::test]
