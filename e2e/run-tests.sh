@@ -71,6 +71,16 @@ if [ "$(cat "$CLIENTS/node_modules/.lock.sha256" 2>/dev/null || true)" != "$want
   echo "$want" >"$CLIENTS/node_modules/.lock.sha256"
 fi
 
+# ---------------------------------------------------------------- node packages
+# e2e/oauth: the third-party OAuth 2.0 server (oauth2-mock-server) the OAuth
+# accounts are connected against.
+want="$(sha256sum "$E2E/oauth/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$E2E/oauth/node_modules/.lock.sha256" 2>/dev/null || true)" != "$want" ]; then
+  step "npm ci (e2e/oauth: oauth2-mock-server)"
+  (cd "$E2E/oauth" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  echo "$want" >"$E2E/oauth/node_modules/.lock.sha256"
+fi
+
 # ---------------------------------------------------------------- build + Rust tests
 step "cargo build --workspace"
 cargo build --workspace

@@ -210,6 +210,7 @@ pub(crate) fn provider_spec(secret: &str) -> ProviderSpec {
             name: "k1".into(),
             secret: secret.into(),
             weight: 1,
+            oauth_template: String::new(),
         }],
         model_map: Default::default(),
         // These tests count snapshot versions: no checks of this fake upstream.

@@ -22,6 +22,9 @@ pub struct TraceSvc {
     pub checker: crate::health::Checker,
     /// Counts every newly stored trace toward its budgets.
     pub budgets: crate::budgets::Budgets,
+    /// Told of credentials an upstream refused (401): an OAuth account's
+    /// access token is refreshed at once.
+    pub oauth: crate::oauth::Refresher,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -41,7 +44,7 @@ impl TraceService for TraceSvc {
             tx,
             self.shutdown.clone(),
             (identity, revocation),
-            self.checker.clone(),
+            (self.checker.clone(), self.oauth.clone()),
             self.budgets.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -57,7 +60,7 @@ async fn receive(
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
     (node, mut revocation): (NodeIdentity, Revocation),
-    checker: crate::health::Checker,
+    (checker, oauth): (crate::health::Checker, crate::oauth::Refresher),
     budgets: crate::budgets::Budgets,
 ) {
     loop {
@@ -86,6 +89,9 @@ async fn receive(
             // A credential that failed a real request is checked at once.
             for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
                 checker.failed_on_data_plane(&a.provider, &a.provider_key);
+                if a.status == 401 {
+                    oauth.unauthorized(&a.provider, &a.provider_key);
+                }
             }
             if !r.refused_by.is_empty() {
                 budgets

@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod node_auth;
+pub mod oauth;
 pub mod outbound;
 pub mod push;
 pub mod rotate;

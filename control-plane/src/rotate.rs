@@ -10,9 +10,80 @@ use diesel::prelude::*;
 use crate::compile::secret_context;
 use crate::crypto::MasterKey;
 use crate::db::config::{ProviderKeyRow, ProviderRow};
+use crate::db::oauth as q;
 use crate::db::schema::{provider_keys, providers};
 use crate::db::{AnyConnection, write_tx};
 use crate::error::{Error, Result};
+
+/// `sealed` under `current`: None when it already is (or is empty, no
+/// secret), else re-sealed from whichever previous key opens it.
+fn resealed(
+    current: &MasterKey,
+    previous: &[MasterKey],
+    sealed: &str,
+    context: &str,
+) -> Result<Option<String>> {
+    if sealed.is_empty() || current.decrypt(sealed, context).is_ok() {
+        return Ok(None);
+    }
+    let plain = previous
+        .iter()
+        .find_map(|old| old.decrypt(sealed, context).ok())
+        .ok_or_else(|| Error::Decrypt(context.to_string()))?;
+    current.encrypt(&plain, context).map(Some)
+}
+
+/// Re-seals the OAuth secrets: templates' client secrets, accounts'
+/// access and refresh tokens, the verifiers and device codes of
+/// connections under way.
+fn reseal_oauth(
+    conn: &mut AnyConnection,
+    current: &MasterKey,
+    previous: &[MasterKey],
+) -> Result<usize> {
+    use crate::oauth::{account, flow, template};
+    let mut moved = 0;
+    for t in q::templates(conn)? {
+        let ctx = template::secret_context(&t.name);
+        if let Some(s) = resealed(current, previous, &t.client_secret_enc, &ctx)? {
+            q::set_template_secret(conn, &t.name, &s)?;
+            moved += 1;
+        }
+    }
+    for a in q::accounts(conn)? {
+        let (p, k) = (&a.provider, &a.key_name);
+        let access = resealed(
+            current,
+            previous,
+            &a.access_enc,
+            &account::access_context(p, k),
+        )?;
+        let refresh = resealed(
+            current,
+            previous,
+            &a.refresh_enc,
+            &account::refresh_context(p, k),
+        )?;
+        if access.is_some() || refresh.is_some() {
+            moved += usize::from(access.is_some()) + usize::from(refresh.is_some());
+            q::set_account_tokens(
+                conn,
+                p,
+                k,
+                access.as_deref().unwrap_or(&a.access_enc),
+                refresh.as_deref().unwrap_or(&a.refresh_enc),
+            )?;
+        }
+    }
+    for f in q::flows(conn)? {
+        let ctx = flow::flow_context(&f.state_hash);
+        if let Some(s) = resealed(current, previous, &f.secret_enc, &ctx)? {
+            q::set_flow_secret(conn, &f.state_hash, &s)?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
 
 /// Re-seals what only a previous key opens; returns how many secrets moved.
 /// A secret no key opens is an error: starting would serve without it.
@@ -39,19 +110,15 @@ pub fn reseal(
                 .map(|p| p.name.as_str())
                 .unwrap_or_default();
             let context = secret_context(provider, &k.name);
-            if current.decrypt(&k.secret_enc, &context).is_ok() {
-                continue;
+            // An OAuth key's secret_enc is empty: its tokens are below.
+            if let Some(s) = resealed(current, previous, &k.secret_enc, &context)? {
+                diesel::update(provider_keys::table.filter(provider_keys::id.eq(&k.id)))
+                    .set(provider_keys::secret_enc.eq(s))
+                    .execute(conn)?;
+                moved += 1;
             }
-            let plain = previous
-                .iter()
-                .find_map(|old| old.decrypt(&k.secret_enc, &context).ok())
-                .ok_or_else(|| Error::Decrypt(context.clone()))?;
-            diesel::update(provider_keys::table.filter(provider_keys::id.eq(&k.id)))
-                .set(provider_keys::secret_enc.eq(current.encrypt(&plain, &context)?))
-                .execute(conn)?;
-            moved += 1;
         }
-        Ok(moved)
+        Ok(moved + reseal_oauth(conn, current, previous)?)
     })
 }
 
@@ -77,6 +144,7 @@ mod tests {
                 name: "k".into(),
                 secret: "sk-rotate-me-123456".into(),
                 weight: 1,
+                oauth_template: String::new(),
             }],
             ..Default::default()
         }))

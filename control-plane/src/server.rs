@@ -310,6 +310,13 @@ pub async fn serve(
         http: p.outbound.clone(),
     })
     .await?;
+    let refresher = crate::oauth::Refresher::start(crate::oauth::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        http: p.outbound.clone(),
+    });
     let config = ConfigServiceServer::new(ConfigSvc {
         nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
@@ -322,6 +329,7 @@ pub async fn serve(
         nodes: p.nodes.clone(),
         checker: checker.clone(),
         budgets,
+        oauth: refresher.clone(),
         shutdown: shutdown_rx.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
@@ -334,6 +342,10 @@ pub async fn serve(
         write_lock,
         trusted_proxies: p.trusted_proxies.clone(),
         checker: checker.clone(),
+        oauth: crate::oauth::Handle {
+            http: p.outbound.clone(),
+            refresher,
+        },
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());

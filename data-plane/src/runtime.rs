@@ -41,8 +41,10 @@ pub struct BuildError {
 
 impl Runtime {
     /// `previous` lends its credential health, so a config change does not
-    /// forget which keys are rate limited. `core` is `snapshot` as sent,
-    /// without its keys.
+    /// forget which keys are rate limited; a key whose secret changed (an
+    /// OAuth account's refreshed access token, a rotated API key) is a new
+    /// credential and starts afresh. `core` is `snapshot` as sent, without
+    /// its keys.
     pub fn build(
         snapshot: Snapshot,
         mut core: pb::Snapshot,
@@ -77,7 +79,7 @@ impl Runtime {
                     })
                     .collect::<Result<Vec<_>, BuildError>>()?;
                 let health = previous
-                    .and_then(|p| p.health_of(&provider.name, &k.name))
+                    .and_then(|p| p.health_of(&provider.name, &k.name, &k.secret))
                     .unwrap_or_default();
                 let blocked_until_ms = match &k.health {
                     None => 0,
@@ -145,22 +147,66 @@ impl Runtime {
         self.route_chain(model).next()
     }
 
-    fn health_of(&self, provider: &str, key: &str) -> Option<Arc<KeyHealth>> {
+    /// The health of `key` of `provider`, if it still has `secret`.
+    fn health_of(&self, provider: &str, key: &str, secret: &str) -> Option<Arc<KeyHealth>> {
         let u = self
             .upstreams
             .iter()
             .find(|u| u.provider.name == provider)?;
-        let k = u.pool.keys.iter().find(|k| k.name == key)?;
+        let k = u
+            .pool
+            .keys
+            .iter()
+            .find(|k| k.name == key && k.secret == secret)?;
         Some(k.health.clone())
     }
 }
 
+/// Where a provider of `kind` takes its API key: its format's codec knows.
 fn auth_for(kind: ProviderKind) -> (HeaderName, &'static str) {
-    match kind {
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-            (http::header::AUTHORIZATION, "Bearer ")
-        }
-        ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), ""),
-        ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), ""),
+    crate::translate::Format::from(kind).codec().auth()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(secret: &str, previous: Option<&Runtime>) -> Runtime {
+        let core = pb::Snapshot {
+            version: secret.into(),
+            providers: vec![pb::Provider {
+                name: "p".into(),
+                kind: "openai".into(),
+                models: vec!["*".into()],
+                keys: vec![pb::ProviderKey {
+                    name: "k".into(),
+                    secret: secret.into(),
+                    weight: 1,
+                    oauth: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Runtime::build(Snapshot::try_from(core.clone()).unwrap(), core, previous).unwrap()
+    }
+
+    #[test]
+    fn a_cool_down_follows_the_secret_not_the_name() {
+        let old = build("token-1", None);
+        old.upstreams[0].pool.keys[0].health.cool_down(60_000);
+        let same = build("token-1", Some(&old));
+        assert!(Arc::ptr_eq(
+            &same.upstreams[0].pool.keys[0].health,
+            &old.upstreams[0].pool.keys[0].health
+        ));
+        // A refreshed access token is a new credential: usable at once.
+        let fresh = build("token-2", Some(&old));
+        assert!(!Arc::ptr_eq(
+            &fresh.upstreams[0].pool.keys[0].health,
+            &old.upstreams[0].pool.keys[0].health
+        ));
+        assert!(fresh.upstreams[0].pool.pick(&[], None).is_ok());
     }
 }

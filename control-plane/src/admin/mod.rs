@@ -19,6 +19,7 @@ pub mod client_keys;
 pub mod identity;
 pub mod insight;
 pub mod nodes;
+pub mod oauth;
 pub mod page;
 pub mod pricing;
 pub mod providers;
@@ -64,6 +65,8 @@ pub struct AdminSvc {
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Checks a credential on demand (`CheckCredential`).
     pub checker: crate::health::Checker,
+    /// Token endpoints and the refresher, for the OAuth calls.
+    pub oauth: crate::oauth::Handle,
 }
 
 /// What a mutation did, for the audit log. `detail` never holds a secret.

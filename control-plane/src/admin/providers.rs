@@ -54,6 +54,8 @@ struct KeyInput {
     /// Empty: keep the stored secret of the key with this name.
     secret: String,
     weight: u32,
+    /// Non-empty: an OAuth account of this template (no secret).
+    oauth_template: String,
 }
 
 /// Most credentials in one provider's pool.
@@ -110,10 +112,24 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         }
         let secret = k.secret.trim().to_string();
         validate::secret(&format!("{what} key {:?}", k.name), &secret)?;
+        let oauth_template = k.oauth_template.trim().to_string();
+        if !oauth_template.is_empty() {
+            validate::name(
+                &format!("{what} key {:?} oauth_template", k.name),
+                &oauth_template,
+            )?;
+            if !secret.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{what}: key {:?} is an OAuth account (oauth_template {oauth_template:?}): it takes no secret; connect it with StartOAuthConnect",
+                    k.name
+                )));
+            }
+        }
         keys.push(KeyInput {
             name: k.name,
             secret,
             weight: k.weight.max(1),
+            oauth_template,
         });
     }
     if spec.model_map.len() > validate::MAX_MODEL_MAP {
@@ -168,18 +184,56 @@ pub fn upsert(
         Some(p) => config::keys_of(conn, &p.id)?,
         None => Vec::new(),
     };
-    // (name, secret, weight) as stored now and as requested.
+    // (name, secret, weight, oauth template) as stored now and as requested.
+    // An OAuth account has no secret here: its tokens live apart.
     let mut old = Vec::with_capacity(old_keys.len());
     for k in &old_keys {
-        let secret = master.decrypt(&k.secret_enc, &secret_context(&input.name, &k.name))?;
-        old.push((k.name.clone(), secret, u32::try_from(k.weight).unwrap_or(1)));
+        let secret = if k.oauth_template.is_empty() {
+            master.decrypt(&k.secret_enc, &secret_context(&input.name, &k.name))?
+        } else {
+            String::new()
+        };
+        old.push((
+            k.name.clone(),
+            secret,
+            u32::try_from(k.weight).unwrap_or(1),
+            k.oauth_template.clone(),
+        ));
     }
+    let templates = crate::db::oauth::templates(conn)?;
     let mut new = Vec::with_capacity(input.keys.len());
     for k in &input.keys {
+        if !k.oauth_template.is_empty() {
+            let t = crate::oauth::template::find(&templates, master, &k.oauth_template)?
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "provider {:?}: key {:?} names oauth template {:?}, which does not exist",
+                        input.name, k.name, k.oauth_template
+                    ))
+                })?;
+            let fits =
+                t.spec.provider_kind.is_empty() || t.spec.provider_kind == input.kind.as_str();
+            if !fits {
+                return Err(Error::invalid(format!(
+                    "provider {:?}: oauth template {:?} is for {} providers, not {}",
+                    input.name,
+                    k.oauth_template,
+                    t.spec.provider_kind,
+                    input.kind.as_str()
+                )));
+            }
+            new.push((
+                k.name.clone(),
+                String::new(),
+                k.weight,
+                k.oauth_template.clone(),
+            ));
+            continue;
+        }
         let secret = if k.secret.is_empty() {
             old.iter()
-                .find(|(n, _, _)| *n == k.name)
-                .map(|(_, s, _)| s.clone())
+                .find(|(n, s, _, t)| *n == k.name && t.is_empty() && !s.is_empty())
+                .map(|(_, s, _, _)| s.clone())
                 .ok_or_else(|| {
                     Error::invalid(format!(
                         "provider {:?}: key {:?} needs a secret",
@@ -189,7 +243,7 @@ pub fn upsert(
         } else {
             k.secret.clone()
         };
-        new.push((k.name.clone(), secret, k.weight));
+        new.push((k.name.clone(), secret, k.weight, String::new()));
     }
     let models =
         serde_json::to_string(&input.models).map_err(|e| Error::internal(e.to_string()))?;
@@ -243,14 +297,23 @@ pub fn upsert(
         }
     };
     let mut key_rows = Vec::with_capacity(new.len());
-    for (position, (name, secret, weight)) in new.iter().enumerate() {
+    for (position, (name, secret, weight, template)) in new.iter().enumerate() {
         let prior = old_keys.iter().find(|k| k.name == *name);
+        let (secret_enc, secret_hint) = if template.is_empty() {
+            (
+                master.encrypt(secret, &secret_context(&row.name, name))?,
+                crypto::mask(secret, 3),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         key_rows.push(ProviderKeyRow {
             id: crypto::new_id()?,
             provider_id: row.id.clone(),
             name: name.clone(),
-            secret_enc: master.encrypt(secret, &secret_context(&row.name, name))?,
-            secret_hint: crypto::mask(secret, 3),
+            secret_enc,
+            secret_hint,
+            oauth_template: template.clone(),
             weight: i32::try_from(*weight).unwrap_or(1),
             position: i32::try_from(position).unwrap_or(i32::MAX),
             created_at_ms: prior.map_or(now, |k| k.created_at_ms),
@@ -258,6 +321,7 @@ pub fn upsert(
         });
     }
     config::replace_keys(conn, &row.id, &key_rows)?;
+    crate::oauth::account::forget_stale(conn)?;
     Ok((
         UpsertResult {
             created,
@@ -276,8 +340,10 @@ pub fn unchanged() -> UpsertResult {
     }
 }
 
-pub fn list(conn: &mut AnyConnection) -> Result<Vec<ProviderInfo>> {
+pub fn list(conn: &mut AnyConnection, master: &MasterKey) -> Result<Vec<ProviderInfo>> {
     let health = crate::db::health::current(conn, None)?;
+    let templates = crate::db::oauth::templates(conn)?;
+    let accounts = crate::db::oauth::accounts(conn)?;
     config::list_providers(conn)?
         .into_iter()
         .map(|(p, keys)| {
@@ -290,6 +356,17 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<ProviderInfo>> {
                     .into_iter()
                     .map(|k| ProviderKeyInfo {
                         health: Some(crate::health::info_of(&health, &p.name, &k.name)),
+                        oauth: (!k.oauth_template.is_empty()).then(|| {
+                            crate::oauth::account::info_of(
+                                &templates,
+                                master,
+                                &accounts,
+                                &p.name,
+                                &k.name,
+                                &k.oauth_template,
+                            )
+                        }),
+                        oauth_template: k.oauth_template,
                         name: k.name,
                         secret_hint: k.secret_hint,
                         weight: u32::try_from(k.weight).unwrap_or(1),

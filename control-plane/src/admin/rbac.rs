@@ -141,6 +141,15 @@ methods! {
     DELETE_NODE_CREDENTIAL = "AdminService" / "DeleteNodeCredential" => ADMIN_ONLY;
     CHECK_CREDENTIAL = "AdminService" / "CheckCredential" => CONFIG_WRITE;
     LIST_CREDENTIAL_HEALTH = "AdminService" / "ListCredentialHealth" => READ;
+    UPSERT_OAUTH_TEMPLATE = "AdminService" / "UpsertOAuthTemplate" => CONFIG_WRITE;
+    DELETE_OAUTH_TEMPLATE = "AdminService" / "DeleteOAuthTemplate" => CONFIG_WRITE;
+    LIST_OAUTH_TEMPLATES = "AdminService" / "ListOAuthTemplates" => READ;
+    START_OAUTH_CONNECT = "AdminService" / "StartOAuthConnect" => CONFIG_WRITE;
+    COMPLETE_OAUTH_CONNECT = "AdminService" / "CompleteOAuthConnect" => CONFIG_WRITE;
+    START_OAUTH_DEVICE = "AdminService" / "StartOAuthDevice" => CONFIG_WRITE;
+    POLL_OAUTH_DEVICE = "AdminService" / "PollOAuthDevice" => CONFIG_WRITE;
+    REFRESH_OAUTH_ACCOUNT = "AdminService" / "RefreshOAuthAccount" => CONFIG_WRITE;
+    LIST_OAUTH_ACCOUNTS = "AdminService" / "ListOAuthAccounts" => READ;
     SET_BUDGET = "AdminService" / "SetBudget" => CONFIG_WRITE;
     LIST_BUDGETS = "AdminService" / "ListBudgets" => READ;
     UPSERT_TEAM = "AdminService" / "UpsertTeam" => CONFIG_WRITE;

@@ -32,6 +32,15 @@ AdminService/RevokeNodeCredential yyy --- --- ---
 AdminService/DeleteNodeCredential yyy --- --- ---
 AdminService/CheckCredential     yyy yyy --- ---
 AdminService/ListCredentialHealth yyy yyy yyy ---
+AdminService/UpsertOAuthTemplate yyy yyy --- ---
+AdminService/DeleteOAuthTemplate yyy yyy --- ---
+AdminService/ListOAuthTemplates  yyy yyy yyy ---
+AdminService/StartOAuthConnect   yyy yyy --- ---
+AdminService/CompleteOAuthConnect yyy yyy --- ---
+AdminService/StartOAuthDevice    yyy yyy --- ---
+AdminService/PollOAuthDevice     yyy yyy --- ---
+AdminService/RefreshOAuthAccount yyy yyy --- ---
+AdminService/ListOAuthAccounts   yyy yyy yyy ---
 AdminService/SetBudget           yyy yyy --- ---
 AdminService/ListBudgets         yyy yyy yyy ---
 AdminService/UpsertTeam          yyy yyy --- ---

@@ -6,8 +6,10 @@ use aigw_proto::pb::admin::{
     ApplyProgress, ApplyRequest, BudgetInfo, BudgetList, BudgetSpec, ClientKeyList, ClientKeySpec,
     CredentialHealth, CredentialHealthList, CredentialHealthQuery, CredentialRef, DeleteResult,
     ListRequest, NameRequest, NodeCredentialCreated, NodeCredentialList, NodeCredentialSpec,
-    NodeList, PriceList, PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec,
-    TeamInfo, TeamList, TeamSpec, UpsertResult, WebhookInfo, WebhookList, WebhookSpec,
+    NodeList, OAuthAccount, OAuthAccountList, OAuthCompleteRequest, OAuthConnectRequest,
+    OAuthConnectStart, OAuthDeviceStart, OAuthPollRequest, OAuthPollResult, OAuthTemplateList,
+    OAuthTemplateSpec, PriceList, PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList,
+    RouteSpec, TeamInfo, TeamList, TeamSpec, UpsertResult, WebhookInfo, WebhookList, WebhookSpec,
 };
 use tonic::{Request, Response, Status};
 
@@ -72,7 +74,9 @@ impl AdminService for AdminSvc {
         let r = self
             .mutate(&p, what, move |conn, _| {
                 routes::check_unused(conn, &name)?;
-                Ok(deleted(config::delete_provider(conn, &name)?))
+                let gone = config::delete_provider(conn, &name)?;
+                crate::oauth::account::forget_stale(conn)?;
+                Ok(deleted(gone))
             })
             .await?;
         Ok(Response::new(r))
@@ -83,7 +87,10 @@ impl AdminService for AdminSvc {
         request: Request<ListRequest>,
     ) -> Result<Response<ProviderList>, Status> {
         self.caller(&request, rbac::LIST_PROVIDERS).await?;
-        let providers = self.read(providers::list).await?;
+        let master = self.master.clone();
+        let providers = self
+            .read(move |conn| providers::list(conn, &master))
+            .await?;
         Ok(Response::new(ProviderList { providers }))
     }
 
@@ -409,6 +416,69 @@ impl AdminService for AdminSvc {
             })
             .await?;
         Ok(Response::new(list))
+    }
+
+    async fn upsert_o_auth_template(
+        &self,
+        request: Request<OAuthTemplateSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        self.upsert_oauth_template_impl(request).await
+    }
+
+    async fn delete_o_auth_template(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        self.delete_oauth_template_impl(request).await
+    }
+
+    async fn list_o_auth_templates(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<OAuthTemplateList>, Status> {
+        self.list_oauth_templates_impl(request).await
+    }
+
+    async fn start_o_auth_connect(
+        &self,
+        request: Request<OAuthConnectRequest>,
+    ) -> Result<Response<OAuthConnectStart>, Status> {
+        self.start_oauth_connect_impl(request).await
+    }
+
+    async fn complete_o_auth_connect(
+        &self,
+        request: Request<OAuthCompleteRequest>,
+    ) -> Result<Response<OAuthAccount>, Status> {
+        self.complete_oauth_connect_impl(request).await
+    }
+
+    async fn start_o_auth_device(
+        &self,
+        request: Request<OAuthConnectRequest>,
+    ) -> Result<Response<OAuthDeviceStart>, Status> {
+        self.start_oauth_device_impl(request).await
+    }
+
+    async fn poll_o_auth_device(
+        &self,
+        request: Request<OAuthPollRequest>,
+    ) -> Result<Response<OAuthPollResult>, Status> {
+        self.poll_oauth_device_impl(request).await
+    }
+
+    async fn refresh_o_auth_account(
+        &self,
+        request: Request<CredentialRef>,
+    ) -> Result<Response<OAuthAccount>, Status> {
+        self.refresh_oauth_account_impl(request).await
+    }
+
+    async fn list_o_auth_accounts(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<OAuthAccountList>, Status> {
+        self.list_oauth_accounts_impl(request).await
     }
 
     async fn set_budget(

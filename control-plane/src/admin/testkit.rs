@@ -35,6 +35,7 @@ pub fn svc_on(db: Db) -> AdminSvc {
         write_lock: Arc::new(Mutex::new(())),
         trusted_proxies: Arc::from(Vec::new()),
         checker: crate::health::Checker::detached(),
+        oauth: crate::oauth::Handle::detached().unwrap(),
     }
 }
 

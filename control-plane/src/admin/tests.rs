@@ -25,11 +25,13 @@ fn provider(secret: &str) -> ProviderSpec {
                 name: "team-a".into(),
                 secret: secret.into(),
                 weight: 3,
+                oauth_template: String::new(),
             },
             ProviderKeySpec {
                 name: "team-b".into(),
                 secret: "sk-team-b-0123456789".into(),
                 weight: 0,
+                oauth_template: String::new(),
             },
         ],
         model_map: Default::default(),

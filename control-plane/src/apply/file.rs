@@ -29,6 +29,10 @@ pub struct ApplyFile {
     /// Explicit routes with fallbacks.
     #[serde(default)]
     pub routes: Vec<RouteDoc>,
+    /// OAuth client settings (see docs/oauth.md), applied before the
+    /// providers whose keys name them.
+    #[serde(default)]
+    pub oauth_templates: Vec<OAuthTemplateDoc>,
     /// Teams: their members (existing users) and their budget.
     #[serde(default)]
     pub teams: Vec<TeamDoc>,
@@ -36,6 +40,50 @@ pub struct ApplyFile {
     /// through IdentityService).
     #[serde(default)]
     pub users: Vec<UserDoc>,
+}
+
+/// An OAuth template: the fields of `OAuthTemplateSpec`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthTemplateDoc {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub authorize_url: String,
+    pub token_url: String,
+    #[serde(default)]
+    pub device_authorization_url: String,
+    pub client_id: String,
+    /// Write-only; omitted: keep the stored one.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// form (default) | json
+    #[serde(default)]
+    pub token_format: String,
+    #[serde(default)]
+    pub request_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub api_base_url: String,
+    #[serde(default)]
+    pub provider_kind: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl fmt::Debug for OAuthTemplateDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthTemplateDoc")
+            .field("name", &self.name)
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +158,13 @@ pub struct HealthCheckDoc {
 #[serde(deny_unknown_fields)]
 pub struct KeyDoc {
     pub name: String,
+    /// An API key; omitted for an OAuth account.
+    #[serde(default)]
     pub secret: String,
+    /// An OAuth account of this template instead of an API key: it is
+    /// connected through the Admin API (its tokens are never in a file).
+    #[serde(default)]
+    pub oauth: String,
     #[serde(default = "one")]
     pub weight: Num<u32>,
 }
@@ -120,6 +174,7 @@ impl fmt::Debug for KeyDoc {
         f.debug_struct("KeyDoc")
             .field("name", &self.name)
             .field("weight", &self.weight.0)
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
 }
@@ -530,6 +585,25 @@ client_keys:
         assert_eq!(f.providers[0].strategy, "");
         assert!(f.pricing.is_empty() && f.client_keys.is_empty() && f.routes.is_empty());
         assert!(f.providers[0].model_map.is_empty());
+    }
+
+    #[test]
+    fn oauth_templates_and_oauth_keys() {
+        let f = parse(
+            "oauth_templates:\n  - name: acme\n    token_url: https://id.acme.test/token\n    client_id: cli\n    scopes: [a, b]\n    request_headers: { x-acct: \"{id_token:/acct}\" }\n\
+             providers:\n  - name: x\n    kind: openai\n    keys: [{name: acct-1, oauth: acme}]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.oauth_templates[0].name, "acme");
+        assert_eq!(
+            f.oauth_templates[0].request_headers["x-acct"],
+            "{id_token:/acct}"
+        );
+        assert!(f.oauth_templates[0].client_secret.is_none());
+        assert_eq!(f.providers[0].keys[0].oauth, "acme");
+        assert_eq!(f.providers[0].keys[0].secret, "");
+        assert!(parse("oauth_templates:\n  - name: a\n    client_id: c\n", &env).is_err());
     }
 
     #[test]

@@ -16,8 +16,8 @@ use aigw_proto::channel::ClientTls;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::apply_request::Part;
 use aigw_proto::pb::admin::{
-    ApplyHeader, ApplyOutcome, ApplyRequest, BudgetSpec, ClientKeyBatch, ClientKeySpec, PriceSpec,
-    ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec,
+    ApplyHeader, ApplyOutcome, ApplyRequest, BudgetSpec, ClientKeyBatch, ClientKeySpec,
+    OAuthTemplateSpec, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec,
 };
 use prost::Message as _;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -175,11 +175,37 @@ pub async fn apply(
         doc.client_keys.iter().map(|k| k.name.as_str()),
     )?;
     check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
+    check_unique(
+        "oauth_template",
+        doc.oauth_templates.iter().map(|t| t.name.as_str()),
+    )?;
     check_unique("team", doc.teams.iter().map(|t| t.name.as_str()))?;
     check_unique("user", doc.users.iter().map(|u| u.name.as_str()))?;
 
     // Build every object first and check it with the server's own rules, so
     // a mistake anywhere in the file is reported before anything is sent.
+    let oauth_templates: Vec<OAuthTemplateSpec> = doc
+        .oauth_templates
+        .into_iter()
+        .map(|t| OAuthTemplateSpec {
+            name: t.name,
+            description: t.description,
+            authorize_url: t.authorize_url,
+            token_url: t.token_url,
+            device_authorization_url: t.device_authorization_url,
+            client_id: t.client_id,
+            client_secret: t.client_secret.unwrap_or_default(),
+            scopes: t.scopes,
+            redirect_uri: t.redirect_uri,
+            authorize_params: t.authorize_params,
+            token_format: t.token_format,
+            request_headers: t.request_headers,
+            api_base_url: t.api_base_url,
+            provider_kind: t.provider_kind,
+            notes: t.notes,
+            ..Default::default()
+        })
+        .collect();
     let providers: Vec<ProviderSpec> = doc
         .providers
         .into_iter()
@@ -196,6 +222,7 @@ pub async fn apply(
                     name: k.name,
                     secret: k.secret,
                     weight: k.weight.0,
+                    oauth_template: k.oauth,
                 })
                 .collect(),
             model_map: p.model_map,
@@ -269,9 +296,10 @@ pub async fn apply(
             limits: Some(limits.map(LimitsDoc::to_spec).unwrap_or_default()),
         })
         .collect();
-    preflight(&providers, &pricing, &keys, &routes)?;
+    preflight(&oauth_templates, &providers, &pricing, &keys, &routes)?;
 
     let header = ApplyHeader {
+        oauth_templates,
         providers,
         pricing,
         routes,
@@ -300,11 +328,15 @@ pub async fn apply(
 /// Checks every object of the file with the rules the server applies (the
 /// server checks again, and that routes name providers that exist).
 fn preflight(
+    templates: &[OAuthTemplateSpec],
     providers: &[ProviderSpec],
     prices: &[PriceSpec],
     keys: &[ClientKeySpec],
     routes: &[RouteSpec],
 ) -> Result<()> {
+    for t in templates {
+        crate::oauth::template::validate(t.clone())?;
+    }
     for p in providers {
         crate::admin::providers::validate(p.clone())?;
     }

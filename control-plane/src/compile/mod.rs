@@ -69,6 +69,44 @@ fn unusable(health: &[HealthRow], provider: &str, key: &str) -> Option<pb::KeyHe
     })
 }
 
+/// The snapshot key of an OAuth account: its access token, its template's
+/// headers, and unusable while its refresh token is refused. None until the
+/// account is connected.
+fn oauth_key(
+    rows: &ConfigRows,
+    master: &MasterKey,
+    provider: &str,
+    key: &str,
+    template: &str,
+    weight: u32,
+) -> Result<Option<pb::ProviderKey>> {
+    use crate::oauth::account;
+    let Some(a) = rows
+        .oauth_accounts
+        .iter()
+        .find(|a| a.provider == provider && a.key_name == key && a.template == template)
+    else {
+        return Ok(None);
+    };
+    let health = if a.status == account::REVOKED {
+        Some(pb::KeyHealth {
+            status: "invalid_credential".into(),
+            retry_at_ms: 0,
+            detail: "the OAuth refresh token was refused: reconnect the account".into(),
+        })
+    } else {
+        unusable(&rows.health, provider, key)
+    };
+    Ok(Some(pb::ProviderKey {
+        name: key.into(),
+        secret: master.decrypt(&a.access_enc, &account::access_context(provider, key))?,
+        weight,
+        health,
+        oauth: true,
+        headers: account::headers(&rows.oauth_templates, master, a),
+    }))
+}
+
 /// Users' and teams' budgets, named for people ("user alice"), by subject.
 fn user_and_team_budgets(rows: &ConfigRows) -> Vec<pb::Budget> {
     rows.budgets
@@ -172,7 +210,29 @@ fn compile_core(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
     let mut providers = Vec::with_capacity(rows.providers.len());
     for (p, keys) in group_keys(rows.providers.clone(), rows.keys.clone()) {
         let mut out_keys = Vec::with_capacity(keys.len());
+        let mut oauth_base_url = None;
         for k in keys {
+            let weight = u32::try_from(k.weight).unwrap_or(1).max(1);
+            if !k.oauth_template.is_empty() {
+                // An OAuth account: its access token and headers, once
+                // connected. Never its refresh token.
+                let Some(key) =
+                    oauth_key(rows, master, &p.name, &k.name, &k.oauth_template, weight)?
+                else {
+                    continue;
+                };
+                if oauth_base_url.is_none() {
+                    oauth_base_url = crate::oauth::template::find(
+                        &rows.oauth_templates,
+                        master,
+                        &k.oauth_template,
+                    )?
+                    .map(|t| t.spec.api_base_url)
+                    .filter(|u| !u.is_empty());
+                }
+                out_keys.push(key);
+                continue;
+            }
             let context = secret_context(&p.name, &k.name);
             out_keys.push(pb::ProviderKey {
                 secret: master.decrypt(&k.secret_enc, &context)?,
@@ -180,15 +240,20 @@ fn compile_core(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
                 oauth: false,
                 headers: BTreeMap::new(),
                 name: k.name,
-                weight: u32::try_from(k.weight).unwrap_or(1).max(1),
+                weight,
             });
         }
+        // A provider of OAuth accounts may leave base_url to their template.
+        let base_url = match (p.base_url.is_empty(), oauth_base_url) {
+            (true, Some(u)) => u,
+            _ => p.base_url,
+        };
         providers.push(pb::Provider {
             models: parse_models(&p.models, &p.name)?,
             model_map: parse_model_map(&p.model_map, &p.name)?,
             name: p.name,
             kind: p.kind,
-            base_url: p.base_url,
+            base_url,
             strategy: p.strategy,
             keys: out_keys,
             affinity: p.affinity,
@@ -304,6 +369,7 @@ mod tests {
             position: pos,
             created_at_ms: 1,
             updated_at_ms: 1,
+            oauth_template: String::new(),
         };
         ConfigRows {
             // Deliberately out of order: compile sorts.

@@ -41,6 +41,9 @@ pub struct ProviderKeyRow {
     pub position: i32,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Non-empty: an OAuth account of this template (`secret_enc` is empty;
+    /// its tokens are in `oauth_accounts`).
+    pub oauth_template: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -130,6 +133,10 @@ pub struct ConfigRows {
     pub routes: Vec<RouteRow>,
     /// The last health check of each credential that had one.
     pub health: Vec<super::health::HealthRow>,
+    /// Stored OAuth templates (built-in ones are in `crate::oauth`).
+    pub oauth_templates: Vec<super::oauth::TemplateRow>,
+    /// Connected OAuth accounts.
+    pub oauth_accounts: Vec<super::oauth::AccountRow>,
     /// Users' and teams' budgets.
     pub budgets: Vec<super::budgets::BudgetRow>,
     /// (user id, username, team id) of every user.
@@ -168,6 +175,8 @@ pub fn load_core(conn: &mut AnyConnection) -> Result<ConfigRows> {
         client_keys: Vec::new(),
         routes: list_routes(conn)?,
         health: super::health::current(conn, None)?,
+        oauth_templates: super::oauth::templates(conn)?,
+        oauth_accounts: super::oauth::accounts(conn)?,
         budgets: super::budgets::list_budgets(conn)?,
         users: super::identity::list_users(conn)?
             .into_iter()

@@ -120,12 +120,7 @@ pub fn forget_others(conn: &mut AnyConnection, live: &[(String, String)]) -> Res
         .filter(|pk| !live.contains(pk))
         .collect();
     for (p, k) in &stale {
-        diesel::delete(
-            credential_health::table
-                .filter(credential_health::provider.eq(p))
-                .filter(credential_health::key_name.eq(k)),
-        )
-        .execute(conn)?;
+        forget(conn, p, k)?;
         diesel::delete(
             credential_checks::table
                 .filter(credential_checks::provider.eq(p))
@@ -134,4 +129,17 @@ pub fn forget_others(conn: &mut AnyConnection, live: &[(String, String)]) -> Res
         .execute(conn)?;
     }
     Ok(stale.len())
+}
+
+/// Forgets the current state of one credential (its history stays): what
+/// was found of a credential that has since changed (an OAuth account with
+/// new tokens) says nothing of it now.
+pub fn forget(conn: &mut AnyConnection, provider: &str, key: &str) -> Result<bool> {
+    Ok(diesel::delete(
+        credential_health::table
+            .filter(credential_health::provider.eq(provider))
+            .filter(credential_health::key_name.eq(key)),
+    )
+    .execute(conn)?
+        > 0)
 }

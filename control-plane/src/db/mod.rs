@@ -10,6 +10,7 @@ pub mod config;
 pub mod health;
 pub mod identity;
 pub mod nodes;
+pub mod oauth;
 pub mod schema;
 pub mod traces;
 

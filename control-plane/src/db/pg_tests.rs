@@ -57,6 +57,7 @@ async fn postgres_traces_and_admin_roundtrip() {
         write_lock: Arc::new(Mutex::new(())),
         trusted_proxies: Arc::from(Vec::new()),
         checker: crate::health::Checker::detached(),
+        oauth: crate::oauth::Handle::detached().unwrap(),
     };
     let req = |spec: ProviderSpec| {
         let mut r = Request::new(spec);
@@ -73,6 +74,7 @@ async fn postgres_traces_and_admin_roundtrip() {
             name: "k".into(),
             secret: "sk-ant-0123456789abcdef".into(),
             weight: 2,
+            oauth_template: String::new(),
         }],
         ..Default::default()
     };

@@ -29,6 +29,7 @@ diesel::table! {
         position -> Integer,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        oauth_template -> Text,
     }
 }
 
@@ -252,6 +253,52 @@ diesel::table! {
         token_hint -> Text,
         created_at_ms -> BigInt,
         revoked_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_templates (name) {
+        name -> Text,
+        spec -> Text,
+        client_secret_enc -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_accounts (provider, key_name) {
+        provider -> Text,
+        key_name -> Text,
+        template -> Text,
+        access_enc -> Text,
+        refresh_enc -> Text,
+        expires_at_ms -> BigInt,
+        refresh_at_ms -> BigInt,
+        claims -> Text,
+        status -> Text,
+        last_error -> Text,
+        failures -> Integer,
+        last_refresh_ms -> BigInt,
+        connected_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_flows (state_hash) {
+        state_hash -> Text,
+        provider -> Text,
+        key_name -> Text,
+        template -> Text,
+        kind -> Text,
+        secret_enc -> Text,
+        redirect_uri -> Text,
+        params -> Text,
+        interval_secs -> Integer,
+        next_poll_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+        created_at_ms -> BigInt,
     }
 }
 

@@ -341,7 +341,10 @@ async fn check(
     };
     metrics::counter!("aigw_health_checks_total", "status" => outcome.status.as_str(), "trigger" => trigger.as_str())
         .increment(1);
-    let level_changed = store(ctx, row.clone()).await?;
+    // An OAuth account's token may be refreshed while it is probed: what
+    // was found of the old token is not recorded against the new one.
+    let probed = key.oauth.then(|| key.secret.clone());
+    let level_changed = store(ctx, row.clone(), probed).await?;
     if level_changed {
         tracing::info!(provider = %row.provider, key = %row.key_name, status = %row.status,
             trigger = trigger.as_str(), "credential health changed");
@@ -355,8 +358,10 @@ fn seen_by_data_planes(r: &HealthRow) -> Option<(&str, i64, &str)> {
 }
 
 /// Stores the row; recompiles and publishes when what the data planes see
-/// of it changed. Returns whether it did.
-async fn store(ctx: &Ctx, row: HealthRow) -> Result<bool> {
+/// of it changed. Returns whether it did. `probed_token`: the OAuth access
+/// token the check used; if the credential has another by now, the result
+/// is stale and dropped.
+async fn store(ctx: &Ctx, row: HealthRow, probed_token: Option<String>) -> Result<bool> {
     let (master, publisher, lock) = (
         ctx.master.clone(),
         ctx.publisher.clone(),
@@ -365,6 +370,21 @@ async fn store(ctx: &Ctx, row: HealthRow) -> Result<bool> {
     ctx.db
         .run(move |conn| {
             let _serial = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(probed) = &probed_token {
+                let current = publisher.current();
+                let now_has = current
+                    .core
+                    .providers
+                    .iter()
+                    .find(|p| p.name == row.provider)
+                    .and_then(|p| p.keys.iter().find(|k| k.name == row.key_name))
+                    .map(|k| k.secret.as_str());
+                if now_has != Some(probed.as_str()) {
+                    tracing::debug!(provider = %row.provider, key = %row.key_name,
+                        "health check of a replaced OAuth access token not recorded");
+                    return Ok(false);
+                }
+            }
             let id = crypto::new_id()?;
             let snapshot = write_tx(conn, |conn| {
                 let before = health::current(conn, Some(&row.provider))?

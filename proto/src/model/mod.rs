@@ -16,4 +16,5 @@ pub use keys::{
 pub use snapshot::{
     Affinity, InvalidSnapshot, KeyHealth, MAX_KEY_HEADERS, MAX_SECRET, MAX_SNAPSHOT_BYTES,
     MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route, Snapshot, Strategy,
+    check_key_header,
 };

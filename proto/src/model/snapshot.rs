@@ -279,20 +279,27 @@ fn check_key_headers(
     }
     let mut out = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !RESERVED_HEADERS.contains(&name.as_str());
-        let value_ok = value.len() <= MAX_HEADER_VALUE
-            && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-        if !(name_ok && value_ok) {
+        if !check_key_header(name, value) {
             return Err(bad(name));
         }
         out.push((name.clone(), value.clone()));
     }
     Ok(out)
+}
+
+/// Whether a key may send `name: value`: a lower-case name the gateway does
+/// not own, a value of visible ASCII and spaces (no line breaks), bounded.
+/// The control plane checks OAuth templates' headers with it too.
+pub fn check_key_header(name: &str, value: &str) -> bool {
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !RESERVED_HEADERS.contains(&name);
+    let value_ok =
+        value.len() <= MAX_HEADER_VALUE && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    name_ok && value_ok
 }
 
 /// Never prints the secret, whoever logs a snapshot.

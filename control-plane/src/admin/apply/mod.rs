@@ -24,7 +24,7 @@ use prost::Message as _;
 use tonic::{Request, Status, Streaming};
 
 use super::rbac::{self, Access, Principal, Target};
-use super::{AdminSvc, Change, Object, budgets, client_keys, pricing, providers, routes};
+use super::{AdminSvc, Change, Object, budgets, client_keys, oauth, pricing, providers, routes};
 use crate::error::{Error, Result};
 
 /// Most client keys in one apply.
@@ -124,6 +124,7 @@ fn check_header_bounds(h: &ApplyHeader) -> Result<(), Status> {
         ("routes", h.routes.len()),
         ("teams", h.teams.len()),
         ("budgets", h.budgets.len()),
+        ("oauth templates", h.oauth_templates.len()),
     ];
     for (kind, n) in kinds {
         if n > MAX_OBJECTS {
@@ -156,6 +157,7 @@ fn authorize(p: &Principal, r: &Received) -> Result<()> {
             methods.push(method);
         }
     };
+    need(!h.oauth_templates.is_empty(), rbac::UPSERT_OAUTH_TEMPLATE);
     need(!h.providers.is_empty(), rbac::UPSERT_PROVIDER);
     need(!h.pricing.is_empty(), rbac::UPSERT_PRICE);
     need(!r.keys.is_empty(), rbac::UPSERT_CLIENT_KEY);
@@ -168,6 +170,7 @@ fn authorize(p: &Principal, r: &Received) -> Result<()> {
         rbac::DELETE_ROUTE,
         rbac::DELETE_PROVIDER,
         rbac::DELETE_TEAM,
+        rbac::DELETE_OAUTH_TEMPLATE,
         rbac::SET_BUDGET,
     ] {
         need(h.prune, m);
@@ -185,6 +188,7 @@ fn authorize(p: &Principal, r: &Received) -> Result<()> {
 
 /// Everything checked, ready for the transaction.
 struct Checked {
+    templates: Vec<crate::oauth::template::TemplateInput>,
     providers: Vec<providers::ProviderInput>,
     pricing: Vec<aigw_proto::pb::admin::PriceSpec>,
     keys: Vec<client_keys::ClientKeyInput>,
@@ -204,6 +208,10 @@ fn check(r: Received) -> Result<Checked> {
         routes: unique("route", h.routes.iter().map(|r| r.model.as_str()))?,
         teams: unique("team", h.teams.iter().map(|t| t.name.as_str()))?,
         budgets: unique("budget", h.budgets.iter().map(|b| b.subject.as_str()))?,
+        templates: unique(
+            "oauth_template",
+            h.oauth_templates.iter().map(|t| t.name.as_str()),
+        )?,
     };
     for p in &h.pricing {
         pricing::validate(p)?;
@@ -220,6 +228,11 @@ fn check(r: Received) -> Result<Checked> {
         .map(|b| Ok((b.subject.clone(), budgets::check_budget(b)?)))
         .collect::<Result<_>>()?;
     Ok(Checked {
+        templates: h
+            .oauth_templates
+            .into_iter()
+            .map(crate::oauth::template::validate)
+            .collect::<Result<_>>()?,
         providers: h
             .providers
             .into_iter()
@@ -295,6 +308,11 @@ impl AdminSvc {
         let report = self
             .mutate_many(p, move |conn, master| {
                 let mut report = Report::default();
+                // Before the providers whose keys name them.
+                for input in &checked.templates {
+                    let (r, change) = oauth::upsert_template(conn, master, input)?;
+                    report.upserted("oauth_template", &input.name, &r, change);
+                }
                 for input in &checked.providers {
                     let (r, _) = providers::upsert(conn, master, input)?;
                     let change = Change::of_upsert(&r).map(|c| c.with(input.summary()));

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::Report;
-use crate::admin::{budgets, client_keys, routes};
+use crate::admin::{budgets, client_keys, oauth, routes};
 use crate::db::AnyConnection;
 use crate::db::config;
 use crate::error::Result;
@@ -19,10 +19,11 @@ pub struct Named {
     pub teams: HashSet<String>,
     /// Budget subjects ("user:NAME", "team:NAME").
     pub budgets: HashSet<String>,
+    pub templates: HashSet<String>,
 }
 
-/// Deletes client keys no user owns, prices, routes, providers and teams
-/// the configuration does not name, and the budgets of users it does not
+/// Deletes client keys no user owns, prices, routes, providers, stored
+/// OAuth templates and teams the configuration does not name, and the budgets of users it does not
 /// name. Keys a user owns were made through the API by that user, not by a
 /// file: pruning leaves them alone.
 pub fn run(conn: &mut AnyConnection, named: &Named, report: &mut Report) -> Result<()> {
@@ -52,6 +53,14 @@ pub fn run(conn: &mut AnyConnection, named: &Named, report: &mut Report) -> Resu
         routes::check_unused(conn, &p.name)?;
         if config::delete_provider(conn, &p.name)? {
             report.deleted("provider", &p.name);
+        }
+    }
+    // After the providers whose keys may name them. Only stored templates:
+    // built-in ones are not the file's to delete (a stored override of one
+    // is, and the built-in takes its place again).
+    for t in crate::db::oauth::templates(conn)? {
+        if !named.templates.contains(&t.name) && oauth::delete_template(conn, &t.name)?.0.deleted {
+            report.deleted("oauth_template", &t.name);
         }
     }
     for t in crate::db::budgets::list_teams(conn)? {

@@ -24,6 +24,7 @@ fn provider() -> ProviderSpec {
             name: "pool".into(),
             secret: "sk-pool-0123456789".into(),
             weight: 1,
+            ..Default::default()
         }],
         health_check_interval_secs: Some(0),
         ..Default::default()
@@ -296,4 +297,77 @@ async fn apply_keys_belong_to_the_file_and_members_may_not_apply() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::PermissionDenied(_)), "{e}");
+}
+
+#[tokio::test]
+async fn oauth_templates_come_before_the_keys_naming_them_and_prune_removes_stored_ones() {
+    use aigw_proto::pb::admin::OAuthTemplateSpec;
+    let t = temp_db();
+    let s = svc_on(t.db.clone());
+    let p = bootstrap(&s).await;
+    let template = |name: &str| OAuthTemplateSpec {
+        name: name.into(),
+        authorize_url: "https://id.test/authorize".into(),
+        token_url: "https://id.test/token".into(),
+        client_id: "cid".into(),
+        client_secret: "client-shh-123".into(),
+        redirect_uri: "http://localhost:1455/cb".into(),
+        ..Default::default()
+    };
+    let with = |templates: Vec<OAuthTemplateSpec>, prune: bool| {
+        let mut c = config(vec![key(1)], prune);
+        c.header.oauth_templates = templates;
+        c.header.providers[0].keys.push(ProviderKeySpec {
+            name: "acct".into(),
+            oauth_template: "idp".into(),
+            ..Default::default()
+        });
+        c
+    };
+    let first = s
+        .apply_config(&p, with(vec![template("idp"), template("spare")], false))
+        .await
+        .unwrap();
+    assert_eq!(
+        lines(&first)[..3],
+        [
+            "created oauth_template idp",
+            "created oauth_template spare",
+            "created provider mock",
+        ]
+    );
+    // The secret is sealed, never listed.
+    let listed = s
+        .list_o_auth_templates(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let idp = listed.templates.iter().find(|t| t.name == "idp").unwrap();
+    assert!(idp.has_client_secret && idp.client_secret.is_empty());
+
+    // Pruned: the template the file no longer names goes, built-in ones stay.
+    let second = s
+        .apply_config(&p, with(vec![template("idp")], true))
+        .await
+        .unwrap();
+    let changed: Vec<String> = lines(&second)
+        .into_iter()
+        .filter(|l| !l.starts_with("unchanged "))
+        .collect();
+    assert_eq!(changed, ["deleted oauth_template spare"]);
+    let listed = s
+        .list_o_auth_templates(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.templates.iter().any(|t| t.name == "idp"));
+    assert!(!listed.templates.iter().any(|t| t.name == "spare"));
+    assert!(listed.templates.iter().any(|t| t.builtin));
+
+    // A template a key still uses is not pruned: the apply is refused whole.
+    let e = s
+        .apply_config(&p, with(Vec::new(), true))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("used by keys acct"), "{e}");
 }
