@@ -38,6 +38,10 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev) # see ensure_build_deps
+# promtool (Debian's prometheus) checks every /metrics; iproute2 builds the
+# namespace topology (deploy/topology.py).
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v ip >/dev/null || missing+=(iproute2)
 PYTHON="$(command -v python3.11 || command -v python3 || true)"
 [ -n "$PYTHON" ] || die "python3 not found"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -88,8 +92,27 @@ cargo build --workspace
 # ---------------------------------------------------------------- throwaway Postgres
 PG_TMP=""
 PG_AS=()
+TOPO_PID=""  # the topology's pytest, run in the background (below)
+TOPO_LOG=""
+# Waits for the topology run (interrupting it first if asked) and prints its
+# report; returns its status.
+topology_wait() {
+  [ -n "$TOPO_PID" ] || return 0
+  [ "${1:-}" = interrupt ] && kill -INT "$TOPO_PID" 2>/dev/null
+  local rc=0
+  wait "$TOPO_PID" || rc=$?
+  TOPO_PID=""
+  step "network-namespace topology (pytest tests/test_topology.py)"
+  cat "$TOPO_LOG"
+  rm -f "$TOPO_LOG"
+  return "$rc"
+}
+
 cleanup() {
   local rc=$?
+  # A Ctrl-C (130) reached the topology's pytest already; anything else
+  # ending the script early interrupts it here.
+  if [ "$rc" -eq 130 ]; then topology_wait || true; else topology_wait interrupt || true; fi
   if [ -n "$PG_TMP" ] && [ -d "$PG_TMP" ]; then
     "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$PG_TMP"
@@ -123,9 +146,28 @@ echo "postgres on 127.0.0.1:$PG_PORT"
 
 # Postgres tests must run, not skip: a missing cluster fails them.
 export AIGW_TEST_REQUIRE_PG=1
+# So must the promtool checks, and (as root) the network-namespace topology.
+export AIGW_TEST_REQUIRE_PROMTOOL=1
+if [ "$(id -u)" -eq 0 ]; then export AIGW_TEST_REQUIRE_NETNS=1; fi
 # Property-based fuzzing (data-plane/tests/fuzz.rs, proto/tests/fuzz.rs):
 # cases per property.
 export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
+
+# ---------------------------------------------------------------- topology, beside the rest
+# The network-namespace topology (e2e/tests/test_topology.py: its own
+# Postgres, Redis and addresses) mostly waits on faults (a 30 s link cut,
+# restarts), so with no pytest arguments it runs in a pytest of its own,
+# beside the Rust tests and the rest of the suite; its report follows
+# theirs. Python is started with SIGINT restored (a background job inherits
+# it ignored) so an interrupted run still tears the namespaces down.
+PYTEST=("$VENV/bin/python" -c 'import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main(sys.argv[1:]))' -p no:cacheprovider -v)
+if [ "$#" -eq 0 ]; then
+  TOPO_LOG="$(mktemp /tmp/aigw-e2e-topology.XXXXXX)"
+  step "network-namespace topology (in the background; log: $TOPO_LOG)"
+  (cd "$E2E" && AIGW_BIN_DIR="$ROOT/target/debug" exec "${PYTEST[@]}" tests/test_topology.py) \
+    >"$TOPO_LOG" 2>&1 </dev/null &
+  TOPO_PID=$!
+fi
 
 # ---------------------------------------------------------------- Rust tests
 if [ "${E2E_ONLY:-0}" != "1" ]; then
@@ -144,4 +186,11 @@ fi
 step "e2e suite (pytest)"
 export AIGW_BIN_DIR="$ROOT/target/debug"
 cd "$E2E"
-"$VENV/bin/python" -m pytest -p no:cacheprovider -v "$@"
+rc=0
+if [ -n "$TOPO_PID" ]; then
+  "${PYTEST[@]}" --ignore tests/test_topology.py || rc=$?
+else
+  "${PYTEST[@]}" "$@" || rc=$?
+fi
+topology_wait || rc=$?
+exit "$rc"

@@ -12,6 +12,8 @@ use axum::response::Html;
 use axum::routing::get;
 use clap::Parser;
 
+mod metrics;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "admin-web",
@@ -58,10 +60,16 @@ async fn main() -> anyhow::Result<()> {
         key_file: cfg.tls_client_key.clone(),
     };
     let _channel = aigw_proto::channel::endpoint(&cfg.control_plane, &tls)?.connect_lazy();
+    let prometheus = metrics::install();
     let app = Router::new()
         .route("/", get(index))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(cfg.control_plane.clone());
+        .with_state(cfg.control_plane.clone())
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics::render(prometheus.as_ref()))),
+        )
+        .layer(axum::middleware::from_fn(metrics::track));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     {

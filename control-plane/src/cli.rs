@@ -95,6 +95,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AIGW_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// Address of a plain HTTP listener serving Prometheus metrics at `/metrics`
+    /// (e.g. 0.0.0.0:9464); unset, none is opened.
+    #[arg(long, env = "AIGW_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Password of the first user, `admin`, set at first start (when there are no users yet).
     /// If unset then, one is generated and printed once as `admin password: PASSWORD`.
     #[arg(long, env = "AIGW_ADMIN_PASSWORD", hide_env_values = true)]
@@ -238,6 +243,7 @@ mod tests {
             tls_client_ca: None,
             master_key_previous: vec![],
             trusted_proxies: vec![],
+            metrics_listen: None,
             upstream_ca_file: None,
         };
         let e = args(None, Some("n")).settings().err().unwrap().to_string();

@@ -99,8 +99,10 @@ async fn receive(
                     .note_refused(&r.refused_by, &r.region, r.started_at_ms);
             }
         }
+        let metered = crate::telemetry::Batch::of(&records);
         match store_batch(&db, records, budgets.ledger()).await {
             Ok((stored, duplicates)) => {
+                metered.stored(stored, duplicates);
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
                 if tx
                     .send(Ok(TraceAck {
@@ -115,6 +117,7 @@ async fn receive(
                 }
             }
             Err(e) => {
+                metered.failed();
                 tracing::warn!(seq, error = %e, "storing a trace batch failed; the data plane will resend it");
                 let _ = tx.send(Err(e.into())).await;
                 return;

@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod push;
 pub mod rotate;
 pub mod server;
+pub mod telemetry;
 
 #[cfg(test)]
 mod admin_server_tests;

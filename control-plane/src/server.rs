@@ -131,6 +131,7 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     tracing::info!(version = %snapshot.version(), providers = snapshot.core.providers.len(),
         client_keys = snapshot.keys.len(), bytes = snapshot.encoded_len, "configuration loaded");
     let registry = Registry::default();
+    crate::telemetry::snapshot_published();
     Ok(Prepared {
         publisher: Publisher::new(snapshot),
         registry: registry.clone(),
@@ -238,9 +239,22 @@ fn bootstrap_admin_tokens(
     Ok((Vec::new(), Some(token)))
 }
 
-/// `control-plane serve`: prepare, bind, announce, serve until SIGINT/SIGTERM.
-pub async fn run(settings: Settings, addr: SocketAddr) -> Result<()> {
+/// `control-plane serve`: prepare, bind, announce, serve until SIGINT/SIGTERM;
+/// with `metrics`, Prometheus metrics on that address too.
+pub async fn run(settings: Settings, addr: SocketAddr, metrics: Option<SocketAddr>) -> Result<()> {
+    let handle = aigw_proto::prometheus::install();
+    crate::telemetry::describe();
     let prepared = prepare(settings).await?;
+    if let Some(metrics) = metrics {
+        let bound = crate::telemetry::serve(
+            metrics,
+            handle,
+            prepared.publisher.clone(),
+            prepared.registry.clone(),
+        )
+        .await?;
+        announce(&format!("control-plane metrics on {bound}"))?;
+    }
     if let Some(token) = &prepared.generated_admin_token {
         announce(&format!("admin token: {token}"))?;
     }

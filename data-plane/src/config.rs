@@ -115,6 +115,50 @@ pub struct Config {
     /// Most bytes of undelivered traces kept on disk; the oldest go first.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,
+
+    #[command(flatten)]
+    pub otel: OtelConfig,
+}
+
+/// OpenTelemetry export: the standard `OTEL_*` variables, so the settings a
+/// collector's docs give work here as they are. Unset endpoint: no export
+/// (W3C `traceparent` is still propagated to upstreams).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OtelConfig {
+    /// OTLP/gRPC endpoint spans are exported to (`http://collector:4317`;
+    /// `https://` verifies with the public roots, or OTEL_EXPORTER_OTLP_CERTIFICATE).
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// PEM roots that sign the collector's certificate (https endpoints).
+    #[arg(long = "otlp-certificate", env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
+    pub certificate: Option<PathBuf>,
+
+    /// Which requests are traced: always_on, always_off, traceidratio,
+    /// parentbased_always_on, parentbased_always_off, parentbased_traceidratio
+    /// (parent-based: an app's sampled `traceparent` decides; otherwise the ratio).
+    #[arg(
+        long = "otel-traces-sampler",
+        env = "OTEL_TRACES_SAMPLER",
+        default_value = "parentbased_always_on"
+    )]
+    pub sampler: String,
+
+    /// The ratio of the *traceidratio samplers, 0.0 to 1.0.
+    #[arg(
+        long = "otel-traces-sampler-arg",
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        default_value_t = 1.0
+    )]
+    pub sampler_arg: f64,
+
+    /// `service.name` of the exported spans.
+    #[arg(
+        long = "otel-service-name",
+        env = "OTEL_SERVICE_NAME",
+        default_value = "aigw-data-plane"
+    )]
+    pub service_name: String,
 }
 
 impl Config {

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use crate::error::GatewayError;
 use crate::runtime::Upstream;
+use crate::telemetry::metrics;
 use crate::trace_report::TraceDraft;
 use crate::upstream_client::{UpstreamBody, UpstreamClient};
 
@@ -52,6 +53,8 @@ pub async fn send(
     let up = call.upstream;
     let provider = &up.provider.name;
     draft.rec.provider = provider.clone();
+    draft.provider_kind = Some(up.provider.kind);
+    let upstream_model = up.provider.upstream_model(&draft.rec.model).to_string();
     let uri: Uri = format!("{}{}", up.provider.base_url, call.path)
         .parse()
         .map_err(|_| GatewayError::Internal(format!("bad upstream URL for provider {provider}")))?;
@@ -88,13 +91,29 @@ pub async fn send(
         for (name, value) in &key.headers {
             h.insert(name.clone(), value.clone());
         }
+        // W3C trace context naming this attempt's span.
+        let (traceparent, tracestate) = draft.span.start_attempt(up, &upstream_model);
+        for (name, value) in [(TRACEPARENT, traceparent), (TRACESTATE, tracestate)] {
+            match value {
+                Some(v) => h.insert(name, v),
+                None => h.remove(name),
+            };
+        }
 
         let t0 = Instant::now();
         let result = tokio::time::timeout(call.timeout, client.request(req)).await;
-        let latency_us = t0.elapsed().as_micros() as u64;
+        let took = t0.elapsed();
+        let latency_us = took.as_micros() as u64;
+        let outcome = match &result {
+            Err(_) => "timeout",
+            Ok(Err(e)) if e.is_connect() => "connect_error",
+            Ok(Err(_)) => "request_error",
+            Ok(Ok(r)) => outcome_of(r.status()),
+        };
+        metrics::attempt(provider, outcome, took);
         let resp = match result {
             Err(_) => {
-                key.health.cool_down(2_000);
+                cool_down(key, provider, 2_000, "timeout");
                 draft.attempt(provider, &key.name, 0, latency_us, "timeout");
                 last = Some(GatewayError::Upstream {
                     provider: provider.clone(),
@@ -104,7 +123,7 @@ pub async fn send(
                 continue;
             }
             Ok(Err(e)) => {
-                key.health.cool_down(2_000);
+                cool_down(key, provider, 2_000, "connection");
                 let detail = if e.is_connect() {
                     "connection failed"
                 } else {
@@ -139,8 +158,12 @@ pub async fn send(
         );
         match status {
             StatusCode::TOO_MANY_REQUESTS => {
-                key.health
-                    .cool_down(retry_after.unwrap_or(1).min(300) * 1000);
+                cool_down(
+                    key,
+                    provider,
+                    retry_after.unwrap_or(1).min(300) * 1000,
+                    "rate_limited",
+                );
                 last = Some(GatewayError::UpstreamResponse {
                     status,
                     retry_after: Some(retry_after.unwrap_or(1)),
@@ -153,7 +176,7 @@ pub async fn send(
             // e.g. with a model the credential may not use, and must not be
             // able to take the pool's credentials offline for everyone.)
             s if s == StatusCode::UNAUTHORIZED || rejects_credential(s, &body) => {
-                key.health.cool_down(60_000);
+                cool_down(key, provider, 60_000, "credential_rejected");
                 tracing::error!(provider = %provider, key = %key.name, %status, "upstream rejected a pool credential");
                 last = Some(GatewayError::Upstream {
                     provider: provider.clone(),
@@ -183,6 +206,26 @@ pub async fn send(
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no attempt was made".into())))
 }
+
+/// Benches a credential for `ms` and counts why.
+fn cool_down(key: &crate::schedule::PoolKey, provider: &str, ms: u64, reason: &'static str) {
+    key.health.cool_down(ms);
+    metrics::cooldown(provider, reason);
+}
+
+/// The `outcome` label of an attempt that got a response head.
+fn outcome_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "ok",
+        429 => "rate_limited",
+        401 => "unauthorized",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// Gemini answers a bad API key with 400 `API_KEY_INVALID` rather than 401.
 fn rejects_credential(status: StatusCode, body: &[u8]) -> bool {

@@ -25,6 +25,7 @@ pub mod sse;
 pub mod state;
 pub mod state_dir;
 pub mod stream;
+pub mod telemetry;
 pub mod trace_report;
 pub mod translate;
 pub mod upstream_client;

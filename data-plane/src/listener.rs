@@ -281,12 +281,8 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResBod
         Endpoint::Readyz => Ok(readyz(&state)),
         Endpoint::Metrics => Ok(full(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
-            state
-                .prometheus
-                .as_ref()
-                .map(|p| p.render())
-                .unwrap_or_default(),
+            aigw_proto::prometheus::CONTENT_TYPE,
+            crate::telemetry::metrics::render(&state),
         )),
         Endpoint::NotFound(_) => Err(GatewayError::NotFound {
             method: parts.method.to_string(),
@@ -295,14 +291,18 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResBod
     };
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => error_response(&e, format),
+        Err(e) => {
+            crate::telemetry::metrics::request_error(e.kind());
+            error_response(&e, format)
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    metrics::counter!("aigw_requests_total", "endpoint" => label, "status" => status_class(resp.status()))
+    use crate::telemetry::metrics::{REQUESTS, RESPONSE_HEADERS};
+    metrics::counter!(REQUESTS, "endpoint" => label, "status" => status_class(resp.status()))
         .increment(1);
-    metrics::histogram!("aigw_response_headers_seconds", "endpoint" => label)
+    metrics::histogram!(RESPONSE_HEADERS, "endpoint" => label)
         .record(started.elapsed().as_secs_f64());
     resp
 }

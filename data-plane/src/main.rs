@@ -40,10 +40,8 @@ async fn run() -> anyhow::Result<()> {
     if cfg.node_token.trim().is_empty() {
         anyhow::bail!("AIGW_NODE_TOKEN is empty: the data plane needs the join credential");
     }
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
-        .ok();
+    let prometheus = aigw_proto::prometheus::install();
+    data_plane::telemetry::metrics::describe();
     data_plane::state_dir::create(&cfg.state_dir)
         .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
     let node_id = cfg.node_id();
@@ -75,6 +73,8 @@ async fn run() -> anyhow::Result<()> {
         .context("REDIS_URL is not a valid Redis URL")?,
         _ => Limiter::new(&cfg.region),
     });
+    let otel = data_plane::telemetry::Otel::start(&cfg.otel, &node_id, &cfg.region)
+        .context("cannot set up OpenTelemetry export")?;
     let state = Arc::new(AppState {
         client: forward::build_client(cfg.upstream_ca_file.as_deref())
             .context("cannot build the upstream TLS client")?,
@@ -84,6 +84,7 @@ async fn run() -> anyhow::Result<()> {
         live,
         node_id,
         prometheus,
+        otel,
         cfg: cfg.clone(),
     });
 
@@ -98,6 +99,13 @@ async fn run() -> anyhow::Result<()> {
     }
     tracing::info!(%addr, region = %cfg.region, "serving apps");
     listener::serve(listener, state.clone(), shutdown_signal()).await?;
+    // Queued spans go out (bounded by the exporter's timeout).
+    let flushing = state.clone();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::task::spawn_blocking(move || flushing.otel.shutdown()),
+    )
+    .await;
     drop(state);
     // The disk copy of the last snapshot applied, if not written yet.
     let disk = watcher.disk.clone();

@@ -70,6 +70,7 @@ pub async fn serve(
     );
     draft.rec.client_key_id = key.id().to_string();
     draft.rec.client_key_name = key.name().to_string();
+    draft.span = state.otel.request(&parts.headers, call.endpoint);
     let mut draft = Some(draft);
     let result = run(state, &rt, key, &parts, body, &call, &mut draft).await;
     // A streamed answer files its own trace when it ends.
@@ -345,6 +346,7 @@ async fn answer_app(
         {
             d.usage = u;
         }
+        d.observe_answer(&bytes);
         bytes
     } else {
         let answer = translate::decode_response(plan.target, &bytes).map_err(|e| {
@@ -355,6 +357,9 @@ async fn answer_app(
             }
         })?;
         d.usage = answer.usage;
+        if d.response_model.is_empty() {
+            d.response_model.clone_from(&answer.model);
+        }
         let encoded = translate::encode_response(call.format, &answer);
         Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
     };

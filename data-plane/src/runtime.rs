@@ -28,6 +28,8 @@ pub struct Runtime {
     /// (small): with the keys, converted back, it is the disk copy.
     pub core: Arc<pb::Snapshot>,
     pub upstreams: Vec<Arc<Upstream>>,
+    /// When this node built it (for `aigw_snapshot_age_seconds`).
+    pub applied_at: std::time::SystemTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,7 @@ impl Runtime {
             snapshot,
             core: Arc::new(core),
             upstreams,
+            applied_at: std::time::SystemTime::now(),
         })
     }
 
@@ -124,6 +127,7 @@ impl Runtime {
             snapshot,
             core,
             upstreams: previous.upstreams.clone(),
+            applied_at: std::time::SystemTime::now(),
         }
     }
 

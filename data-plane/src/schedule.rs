@@ -31,6 +31,11 @@ impl KeyHealth {
         self.ewma_latency_us.store(new.max(1), Ordering::Relaxed);
     }
 
+    /// Whether the scheduler skips this credential at `now` (epoch ms).
+    pub fn is_cooling(&self, now: u64) -> bool {
+        self.cooling_ms(now) > 0
+    }
+
     fn cooling_ms(&self, now: u64) -> u64 {
         self.cooldown_until_ms
             .load(Ordering::Relaxed)

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::forward::HttpClient;
 use crate::ratelimit::Limiter;
 use crate::runtime::Runtime;
+use crate::telemetry::Otel;
 use crate::trace_report::TraceSink;
 
 pub struct AppState {
@@ -21,6 +22,7 @@ pub struct AppState {
     pub ids: RequestIds,
     pub prometheus: Option<PrometheusHandle>,
     pub limiter: Arc<Limiter>,
+    pub otel: Otel,
 }
 
 /// Request ids unique across nodes and restarts without a random draw per

@@ -99,6 +99,9 @@ impl MeteredStream {
     fn on_event(&mut self, ev: Event, out: &mut Output) {
         let forward = match &mut self.mode {
             Mode::OpenAiChat { strip_usage_chunk } => {
+                if let Some((d, _)) = &mut self.trace {
+                    d.observe_answer(ev.data.as_bytes());
+                }
                 let mut scratch = Default::default();
                 let u = self
                     .trace
@@ -161,6 +164,13 @@ impl MeteredStream {
                         d.usage = *u;
                     }
                 }
+                StreamEvent::Start { model, .. } => {
+                    if let Some((d, _)) = &mut self.trace
+                        && d.response_model.is_empty()
+                    {
+                        d.response_model.clone_from(model);
+                    }
+                }
                 StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
                 StreamEvent::ToolCallDelta { arguments, .. } => {
                     self.streamed_chars += arguments.len() as u64;
@@ -183,6 +193,9 @@ impl MeteredStream {
         if let Some((mut d, sink)) = self.trace.take() {
             if let Some(e) = error {
                 d.set_error(e);
+                crate::telemetry::metrics::request_error(
+                    crate::telemetry::metrics::stream_error_kind(e),
+                );
             }
             sink.submit(d.finish(self.status));
         }

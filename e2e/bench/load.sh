@@ -6,6 +6,13 @@
 #   e2e/bench/load.sh            # release build, 10 s per cell
 #   DURATION=5 e2e/bench/load.sh
 #   STREAMS=1 CONNS=1 TARGETS="nginx data-plane" SKIP_BUILD=1 e2e/bench/load.sh
+#   TARGETS="data-plane limits" REDIS=1 e2e/bench/load.sh
+#
+# Target `limits` is the same data plane with a key that has every limit
+# (rps, rpm, tokens per minute and day, cost per day and month, concurrent),
+# each far above the load: what enforcing a budget costs (reserve before
+# forwarding, settle after). REDIS=1 starts a redis-server and gives
+# the data plane REDIS_URL, so those budgets are kept in Redis.
 #
 # Needs wrk and nginx (apt-get install wrk nginx-light). Loopback only.
 set -euo pipefail
@@ -44,6 +51,14 @@ start() {
   echo "$name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1
 }
 
+if [ "${REDIS:-0}" = 1 ]; then
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+fi
+
 start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast; MOCK_ADDR=$ADDR
 export AIGW_MASTER_KEY=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
 export AIGW_ADMIN_TOKEN=bench-admin NODE_TOKEN=bench-node AIGW_NODE_TOKEN=bench-node
@@ -60,6 +75,9 @@ pricing:
   - { model: gpt-4o-mini, input: 0.15, output: 0.6, cached_input: 0.075 }
 client_keys:
   - { name: bench, key: sk-bench }
+  - name: bench-limited
+    key: sk-bench-limited
+    limits: { rps: 1000000000, rpm: 1000000000, tokens_per_minute: 1000000000000, tokens_per_day: 1000000000000, cost_per_day: 1000000000, cost_per_month: 1000000000, concurrent: 100000 }
 YAML
 "$BIN/control-plane" apply -f "$WORK/bench.yaml" >&2
 start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" RUST_LOG=warn "$BIN/data-plane"; DP_ADDR=$ADDR
@@ -76,7 +94,7 @@ for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" &
 # run TARGET_URL STREAM CONNS -> "rps p50_ms p99_ms"
 run() {
   local out
-  out=$(STREAM="$2" AIGW_KEY=sk-bench wrk -t"$(( $3 < THREADS ? $3 : THREADS ))" -c"$3" -d"${DURATION}s" --latency \
+  out=$(STREAM="$2" AIGW_KEY="${4:-sk-bench}" wrk -t"$(( $3 < THREADS ? $3 : THREADS ))" -c"$3" -d"${DURATION}s" --latency \
     -s "$ROOT/e2e/bench/chat.lua" "$1/v1/chat/completions")
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -95,9 +113,10 @@ for stream in $STREAMS; do
       case $target in
         mock) url="http://$MOCK_ADDR" ;;
         nginx) url="http://127.0.0.1:$NGINX_PORT" ;;
-        data-plane) url="http://$DP_ADDR" ;;
+        data-plane|limits) url="http://$DP_ADDR" ;;
       esac
-      read -r rps p50 p99 bad < <(run "$url" "$stream" "$c")
+      key=$([ "$target" = limits ] && echo sk-bench-limited || echo sk-bench)
+      read -r rps p50 p99 bad < <(run "$url" "$stream" "$c" "$key")
       echo "| $mode | $c | $target | $rps | $p50 | $p99 | $bad |"
     done
   done

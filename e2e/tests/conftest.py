@@ -12,7 +12,17 @@ from typing import Iterator
 
 import pytest
 
-from harness import ALL_PROCS, Database, Gateway, Mock, eventually, free_port, postgres_database, start_gateway
+from harness import (
+    ALL_PROCS,
+    LOG_SOURCES,
+    Database,
+    Gateway,
+    Mock,
+    eventually,
+    free_port,
+    postgres_database,
+    start_gateway,
+)
 
 PG_URL_ENV = "AIGW_TEST_PG_URL"
 
@@ -33,6 +43,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         for proc in ALL_PROCS:
             if proc.alive or (proc.exited_at or 0) >= started:
                 report.sections.append((f"{proc.name} log", proc.log_tail(80)))
+        for source in LOG_SOURCES:
+            report.sections.extend(source())
     return report
 
 

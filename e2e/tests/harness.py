@@ -99,6 +99,9 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 # Every process started, so a failing test can show their logs.
 ALL_PROCS: list["Proc"] = []
+# More logs a failing test shows: callables returning (title, text) pairs
+# (processes started outside `Proc`, such as the namespace topology's).
+LOG_SOURCES: list[Callable[[], list[tuple[str, str]]]] = []
 
 
 @atexit.register

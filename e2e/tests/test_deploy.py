@@ -29,7 +29,7 @@ COMPOSE = REPO / "docker-compose.yml"
 BINARIES = ("control-plane", "data-plane", "admin-web")
 # The settings the test holds to `--help` (others, like POSTGRES_*, belong
 # to third-party images).
-OURS = re.compile(r"^(AIGW_[A-Z0-9_]+|DATABASE_URL|REDIS_URL)$")
+OURS = re.compile(r"^(AIGW_[A-Z0-9_]+|OTEL_[A-Z0-9_]+|DATABASE_URL|REDIS_URL)$")
 ENV_IN_HELP = re.compile(r"\[env: ([A-Z0-9_]+)[=\]]")
 # PRODUCT.md's defaults: data plane, admin web, control-plane gRPC.
 DEFAULT_PORTS = {"data-plane": 8080, "admin-web": 9090, "control-plane": 50051}
@@ -331,6 +331,11 @@ def _break_env_wrong_binary(doc: Compose) -> None:
     _first(doc, "data-plane")["environment"]["AIGW_ADMIN_PASSWORD"] = "x"
 
 
+def _break_otel_on_admin_web(doc: Compose) -> None:
+    # Only the data planes export spans: admin-web would ignore it.
+    _first(doc, "admin-web")["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://c:4317"
+
+
 def _break_command(doc: Compose) -> None:
     _first(doc, "admin-web")["command"] = ["admin-ui"]
 
@@ -383,6 +388,7 @@ def _break_state_volume(doc: Compose) -> None:
     [
         (_break_env_typo, check_env_documented),
         (_break_env_wrong_binary, check_env_documented),
+        (_break_otel_on_admin_web, check_env_documented),
         (_break_command, check_commands),
         (_break_cp_url, check_control_plane_address),
         (_break_plaintext, check_control_plane_address),

@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod delta;
 pub mod model;
+pub mod prometheus;
 pub mod tls;
 pub mod trace_bounds;
 pub mod wire;

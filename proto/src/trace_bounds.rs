@@ -45,7 +45,8 @@ pub fn clip(rec: &mut TraceRecord) {
     }
 }
 
-fn clip_str(s: &mut String, max: usize) {
+/// Drops NULs and cuts `s` to at most `max` bytes, at a character boundary.
+pub fn clip_str(s: &mut String, max: usize) {
     if s.contains('\0') {
         *s = s.replace('\0', "");
     }

@@ -64,6 +64,7 @@ impl Publisher {
         }
         self.tx.send_replace(next.clone());
         self.published.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::snapshot_published();
         tracing::info!(version = %next.version(), client_keys = next.keys.len(),
             bytes = next.encoded_len, "published snapshot");
         true

@@ -265,7 +265,9 @@ impl Limiter {
     }
 
     /// Reserves `demand` in every budget, or refuses naming the first that
-    /// cannot take it (and releases what was reserved in the others).
+    /// cannot take it (and releases what was reserved in the others). With
+    /// Redis, the budgets are asked at once (one round trip, not one per
+    /// budget); a refusal releases whatever the others reserved meanwhile.
     pub async fn admit(
         &self,
         budgets: &[Enforced],
@@ -280,34 +282,26 @@ impl Limiter {
             held: Vec::with_capacity(budgets.len()),
             headroom: Headroom::default(),
         };
-        for b in budgets {
-            let outcome = match &self.shared {
-                Some(shared) => match shared.admit(b, request_id, demand, now_ms).await {
-                    Ok(decision) => decision.map(|h| (h, Store::Shared)),
-                    Err(e) => {
-                        metrics::counter!("aigw_ratelimit_degraded_total", "policy" => match b.limits.when_store_down {
-                            StoreDown::Local => "local",
-                            StoreDown::Refuse => "refuse",
-                        })
-                        .increment(1);
-                        if !matches!(e, shared::SharedError::Backoff) {
-                            tracing::warn!(error = %e, "limit store unavailable; budgets follow their degraded policy for a second");
-                        }
-                        match b.limits.when_store_down {
-                            StoreDown::Local => self
-                                .local
-                                .admit(b, request_id, demand, now_ms)
-                                .map(|h| (h, Store::Local)),
-                            StoreDown::Refuse => Err(Exceeded {
-                                limit: "limit store",
-                                budget: b.name.clone(),
-                                budget_id: b.id.clone(),
-                                retry_after_secs: 1,
-                                value: 0.0,
-                            }),
-                        }
-                    }
-                },
+        let asked: Vec<Option<_>> = match &self.shared {
+            Some(shared) => futures_util::future::join_all(
+                budgets
+                    .iter()
+                    .map(|b| shared.admit(b, request_id, demand, now_ms)),
+            )
+            .await
+            .into_iter()
+            .map(Some)
+            .collect(),
+            None => budgets.iter().map(|_| None).collect(),
+        };
+        let mut refused = None;
+        for (b, answer) in budgets.iter().zip(asked) {
+            let outcome = match answer {
+                Some(Ok(decision)) => decision.map(|h| (h, Store::Shared)),
+                // Counted in process only while nothing was refused: a
+                // refused request is released anyway.
+                _ if refused.is_some() => continue,
+                Some(Err(e)) => self.degraded(b, request_id, demand, now_ms, &e),
                 None => self
                     .local
                     .admit(b, request_id, demand, now_ms)
@@ -319,12 +313,49 @@ impl Limiter {
                     r.held.push((b.id.clone(), store));
                 }
                 Err(e) => {
-                    self.settle(r, 0, 0.0, now_ms);
-                    return Err(e);
+                    refused.get_or_insert(e);
                 }
             }
         }
-        Ok(r)
+        match refused {
+            Some(e) => {
+                self.settle(r, 0, 0.0, now_ms);
+                Err(e)
+            }
+            None => Ok(r),
+        }
+    }
+
+    /// A budget whose store did not answer follows its policy.
+    fn degraded(
+        &self,
+        b: &Enforced,
+        request_id: &str,
+        demand: Demand,
+        now_ms: u64,
+        e: &shared::SharedError,
+    ) -> Result<(Headroom, Store), Exceeded> {
+        metrics::counter!("aigw_ratelimit_degraded_total", "policy" => match b.limits.when_store_down {
+            StoreDown::Local => "local",
+            StoreDown::Refuse => "refuse",
+        })
+        .increment(1);
+        if !matches!(e, shared::SharedError::Backoff) {
+            tracing::warn!(error = %e, "limit store unavailable; budgets follow their degraded policy for a second");
+        }
+        match b.limits.when_store_down {
+            StoreDown::Local => self
+                .local
+                .admit(b, request_id, demand, now_ms)
+                .map(|h| (h, Store::Local)),
+            StoreDown::Refuse => Err(Exceeded {
+                limit: "limit store",
+                budget: b.name.clone(),
+                budget_id: b.id.clone(),
+                retry_after_secs: 1,
+                value: 0.0,
+            }),
+        }
     }
 
     /// Ends a reservation: the real usage is counted, the estimate released.

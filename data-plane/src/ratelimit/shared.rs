@@ -186,7 +186,11 @@ impl Shared {
         }
         let was = self.up.swap(ok, Ordering::Relaxed);
         if was != ok {
-            metrics::gauge!("aigw_ratelimit_store_degraded").set(if ok { 0.0 } else { 1.0 });
+            metrics::gauge!(crate::telemetry::metrics::REDIS_DEGRADED).set(if ok {
+                0.0
+            } else {
+                1.0
+            });
             if ok {
                 tracing::info!("limit store answering again; budgets are shared once more");
             }

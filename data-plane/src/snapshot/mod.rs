@@ -190,6 +190,7 @@ impl Watcher {
             .subscribe(ReceiverStream::new(rx))
             .await?
             .into_inner();
+        let _connected = Connected::now();
         while let Some(msg) = inbound.message().await? {
             backoff.reset();
             let started = std::time::Instant::now();
@@ -257,6 +258,22 @@ fn offered_version(bytes: &[u8], tag: u32) -> String {
         }
     }
     String::new()
+}
+
+/// `aigw_control_plane_connected` is 1 while a snapshot stream is open.
+struct Connected;
+
+impl Connected {
+    fn now() -> Self {
+        metrics::gauge!(crate::telemetry::metrics::CONTROL_PLANE_CONNECTED).set(1.0);
+        Self
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::metrics::CONTROL_PLANE_CONNECTED).set(0.0);
+    }
 }
 
 pub fn cache_path(state_dir: &std::path::Path) -> PathBuf {

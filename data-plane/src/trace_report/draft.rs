@@ -2,10 +2,11 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aigw_proto::model::Price;
+use aigw_proto::model::{Price, ProviderKind};
 use aigw_proto::pb::trace::{Attempt, TraceRecord};
 
 use crate::ratelimit::Held;
+use crate::telemetry::{self, RequestSpan};
 use crate::usage::Usage;
 
 #[derive(Debug)]
@@ -20,6 +21,13 @@ pub struct TraceDraft {
     /// What the prompt is charged as when the provider never reported it
     /// (a stream the app abandoned early).
     pub prompt_estimate: u64,
+    /// The request's OpenTelemetry span and its attempts' (ended with the record).
+    pub span: RequestSpan,
+    /// The kind of the provider that served it (for `gen_ai.system`).
+    pub provider_kind: Option<ProviderKind>,
+    /// The model that answered, as the upstream named it (read only when
+    /// the span is recorded).
+    pub response_model: String,
 }
 
 impl TraceDraft {
@@ -49,6 +57,20 @@ impl TraceDraft {
             price: None,
             held: None,
             prompt_estimate: 0,
+            span: RequestSpan::default(),
+            provider_kind: None,
+            response_model: String::new(),
+        }
+    }
+
+    /// Reads the answering model from an answer (a whole body or one
+    /// streamed event), once, when the span is recorded.
+    pub fn observe_answer(&mut self, json: &[u8]) {
+        if self.response_model.is_empty()
+            && self.span.is_recording()
+            && let Some(m) = telemetry::response_model_of(json)
+        {
+            self.response_model = m;
         }
     }
 
@@ -71,6 +93,7 @@ impl TraceDraft {
         latency_us: u64,
         error: &str,
     ) {
+        self.span.attempt_done(key, status, error);
         self.rec.attempts.push(Attempt {
             provider: provider.to_string(),
             provider_key: key.to_string(),
@@ -115,6 +138,9 @@ impl TraceDraft {
                 self.rec.cost,
             );
         }
+        telemetry::metrics::finished(&self.rec);
+        self.span
+            .finish(&self.rec, &self.response_model, self.provider_kind);
         self.rec
     }
 }

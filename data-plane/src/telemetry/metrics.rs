@@ -1,0 +1,348 @@
+//! The data plane's Prometheus metrics: every name is here, described once,
+//! so `/metrics` carries HELP for each and the dashboard
+//! (`deploy/grafana-dashboard.json`) has one place to look.
+//!
+//! Labels are bounded by configuration, never by what an app sends:
+//! `endpoint` is one of the gateway's paths, `provider` a configured
+//! provider, `kind` an error kind from a fixed list. Model names are left
+//! out on purpose: an app chooses them, and a label per model would let it
+//! grow the series without bound.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use aigw_proto::pb::trace::TraceRecord;
+use aigw_proto::prometheus::Families;
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+
+use crate::state::AppState;
+
+pub const REQUESTS: &str = "aigw_requests_total";
+pub const REQUEST_ERRORS: &str = "aigw_request_errors_total";
+pub const TOKENS: &str = "aigw_tokens_total";
+pub const COST: &str = "aigw_cost_usd_total";
+pub const REQUEST_DURATION: &str = "aigw_request_duration_seconds";
+pub const TTFB: &str = "aigw_time_to_first_byte_seconds";
+pub const RESPONSE_HEADERS: &str = "aigw_response_headers_seconds";
+pub const UPSTREAM_ATTEMPTS: &str = "aigw_upstream_attempts_total";
+pub const UPSTREAM_ATTEMPT_DURATION: &str = "aigw_upstream_attempt_duration_seconds";
+pub const UPSTREAM_COOLDOWNS: &str = "aigw_upstream_cooldowns_total";
+/// Set by `ratelimit::shared` when the limit store stops or starts answering.
+pub const REDIS_DEGRADED: &str = "aigw_ratelimit_store_degraded";
+pub const CONTROL_PLANE_CONNECTED: &str = "aigw_control_plane_connected";
+
+/// Describes every metric (HELP lines). Call once, after the recorder is installed.
+pub fn describe() {
+    describe_counter!(
+        REQUESTS,
+        "App requests answered, by endpoint and status class."
+    );
+    describe_counter!(
+        REQUEST_ERRORS,
+        "App requests that failed, by error kind (auth, limits, upstream, stream cut, ...)."
+    );
+    describe_counter!(
+        TOKENS,
+        "Tokens metered, by provider and type (input includes cached_input)."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Whole request time, to the last byte of a streamed answer, by endpoint."
+    );
+    describe_histogram!(
+        TTFB,
+        Unit::Seconds,
+        "Time to the first answer byte from the upstream, by endpoint."
+    );
+    describe_histogram!(
+        RESPONSE_HEADERS,
+        Unit::Seconds,
+        "Time until the app got response headers, by endpoint."
+    );
+    describe_counter!(
+        UPSTREAM_ATTEMPTS,
+        "Upstream attempts, by provider and outcome."
+    );
+    describe_histogram!(
+        UPSTREAM_ATTEMPT_DURATION,
+        Unit::Seconds,
+        "Time until an upstream attempt's response head (or its failure), by provider."
+    );
+    describe_counter!(
+        UPSTREAM_COOLDOWNS,
+        "Pool credentials put to cool down, by provider and reason."
+    );
+    describe_gauge!(
+        REDIS_DEGRADED,
+        "1 while the limit store (Redis) is not answering and budgets follow their when_store_down policy."
+    );
+    describe_gauge!(
+        CONTROL_PLANE_CONNECTED,
+        "1 while the snapshot stream to the control plane is open."
+    );
+    describe_counter!(
+        "aigw_ratelimit_degraded_total",
+        "Budget checks made without the limit store, by the budget's policy (local: counted in process; refuse)."
+    );
+    describe_counter!(
+        "aigw_snapshot_rejected_total",
+        "Snapshots refused (NACKed) by this node."
+    );
+    describe_gauge!("aigw_snapshot_loaded", "1 once a snapshot is served.");
+    describe_gauge!("aigw_open_connections", "App connections open.");
+    describe_gauge!(
+        "aigw_trace_spool_bytes",
+        "Bytes of traces on disk not yet acknowledged by the control plane."
+    );
+    describe_counter!(
+        "aigw_traces_dropped_total",
+        "Traces dropped, by reason (spool full, disk error)."
+    );
+    describe_counter!(
+        "aigw_trace_ship_errors_total",
+        "Trace stream failures (each is followed by a resend)."
+    );
+    describe_counter!(
+        "aigw_traces_delivered_total",
+        "Traces the control plane acknowledged (stored or duplicates)."
+    );
+    // Present from the start at 0, so a rate() over them is defined before
+    // the first event (Prometheus's advice on missing series).
+    gauge!(CONTROL_PLANE_CONNECTED).set(0.0);
+    gauge!(REDIS_DEGRADED).set(0.0);
+    for policy in ["local", "refuse"] {
+        counter!("aigw_ratelimit_degraded_total", "policy" => policy).increment(0);
+    }
+    counter!("aigw_snapshot_rejected_total").increment(0);
+    counter!("aigw_trace_ship_errors_total").increment(0);
+    counter!("aigw_traces_delivered_total").increment(0);
+    for reason in ["spool_full", "spool_error"] {
+        counter!("aigw_traces_dropped_total", "reason" => reason).increment(0);
+    }
+}
+
+/// A finished request's tokens, cost and times.
+pub fn finished(rec: &TraceRecord) {
+    let endpoint = rec.endpoint.clone();
+    histogram!(REQUEST_DURATION, "endpoint" => endpoint.clone())
+        .record(rec.latency_us as f64 / 1e6);
+    if rec.ttfb_us > 0 {
+        histogram!(TTFB, "endpoint" => endpoint).record(rec.ttfb_us as f64 / 1e6);
+    }
+    if rec.provider.is_empty() {
+        return;
+    }
+    for (kind, n) in [
+        ("input", rec.input_tokens),
+        ("output", rec.output_tokens),
+        ("cached_input", rec.cached_tokens),
+        ("reasoning", rec.reasoning_tokens),
+    ] {
+        if n > 0 {
+            counter!(TOKENS, "provider" => rec.provider.clone(), "type" => kind).increment(n);
+        }
+    }
+    if rec.cost > 0.0 && rec.cost.is_finite() {
+        COST_SUM.add(&rec.provider, rec.cost);
+    }
+}
+
+/// One failed app request.
+pub fn request_error(kind: &'static str) {
+    counter!(REQUEST_ERRORS, "kind" => kind).increment(1);
+}
+
+/// The error kind of a stream that ended badly (`stream.rs` messages).
+pub fn stream_error_kind(message: &str) -> &'static str {
+    match message {
+        "upstream stream cut" => "stream_cut",
+        "upstream stream stalled" => "stream_stalled",
+        "client closed the stream early" => "client_closed",
+        _ => "stream_error",
+    }
+}
+
+/// One upstream attempt's outcome.
+pub fn attempt(provider: &str, outcome: &'static str, took: Duration) {
+    counter!(UPSTREAM_ATTEMPTS, "provider" => provider.to_string(), "outcome" => outcome)
+        .increment(1);
+    histogram!(UPSTREAM_ATTEMPT_DURATION, "provider" => provider.to_string())
+        .record(took.as_secs_f64());
+}
+
+/// A pool credential was put to cool down.
+pub fn cooldown(provider: &str, reason: &'static str) {
+    counter!(UPSTREAM_COOLDOWNS, "provider" => provider.to_string(), "reason" => reason)
+        .increment(1);
+}
+
+/// Cost is a float sum; `metrics` counters count integers, so the dollars
+/// are summed here and rendered as a counter family at scrape time.
+static COST_SUM: CostSum = CostSum::new();
+
+struct CostSum {
+    by_provider: std::sync::Mutex<Vec<(String, f64)>>,
+}
+
+impl CostSum {
+    const fn new() -> Self {
+        Self {
+            by_provider: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn add(&self, provider: &str, usd: f64) {
+        let mut v = self
+            .by_provider
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match v.iter_mut().find(|(p, _)| p == provider) {
+            Some((_, sum)) => *sum += usd,
+            None => v.push((provider.to_string(), usd)),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(String, f64)> {
+        self.by_provider
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// `/metrics`: the recorder's metrics and the families computed now.
+pub fn render(state: &AppState) -> String {
+    let mut f = Families::new();
+    let costs = COST_SUM.snapshot();
+    if !costs.is_empty() {
+        f.counter(
+            COST,
+            "Cost of answered requests in US dollars, by provider.",
+        );
+        for (provider, usd) in &costs {
+            f.sample(COST, &[("provider", provider)], *usd);
+        }
+    }
+    let now = SystemTime::now();
+    if let Some(rt) = state.live.load_full() {
+        f.gauge(
+            "aigw_snapshot_info",
+            "The configuration snapshot served (its version label), 1.",
+        )
+        .sample("aigw_snapshot_info", &[("version", rt.version())], 1.0);
+        let age = now.duration_since(rt.applied_at).unwrap_or_default();
+        f.gauge(
+            "aigw_snapshot_age_seconds",
+            "Seconds since the snapshot served was applied (received, or loaded from disk).",
+        )
+        .sample("aigw_snapshot_age_seconds", &[], age.as_secs_f64());
+        let now_ms = crate::schedule::now_ms();
+        f.gauge(
+            "aigw_upstream_credentials",
+            "Pool credentials, by provider.",
+        );
+        for up in &rt.upstreams {
+            f.sample(
+                "aigw_upstream_credentials",
+                &[("provider", &up.provider.name)],
+                up.pool.keys.len() as f64,
+            );
+        }
+        f.gauge(
+            "aigw_upstream_credentials_cooling",
+            "Pool credentials cooling down now (skipped by the scheduler), by provider.",
+        );
+        for up in &rt.upstreams {
+            let cooling = up
+                .pool
+                .keys
+                .iter()
+                .filter(|k| k.health.is_cooling(now_ms))
+                .count();
+            f.sample(
+                "aigw_upstream_credentials_cooling",
+                &[("provider", &up.provider.name)],
+                cooling as f64,
+            );
+        }
+    }
+    let spool = spool_stats(&state.cfg.state_dir.join("traces"), now);
+    f.gauge(
+        "aigw_trace_spool_segments",
+        "Trace segments on disk waiting for the control plane's acknowledgement.",
+    )
+    .sample("aigw_trace_spool_segments", &[], spool.segments as f64);
+    f.gauge(
+        "aigw_trace_spool_oldest_age_seconds",
+        "Age of the oldest undelivered trace segment (0 when none).",
+    )
+    .sample(
+        "aigw_trace_spool_oldest_age_seconds",
+        &[],
+        spool.oldest_age.as_secs_f64(),
+    );
+    f.render_after(state.prometheus.as_ref())
+}
+
+struct SpoolStats {
+    segments: usize,
+    oldest_age: Duration,
+}
+
+/// Counts the spool's segments and the age of the oldest (by its last
+/// write), from the directory itself: right after a restart too.
+fn spool_stats(dir: &Path, now: SystemTime) -> SpoolStats {
+    let mut stats = SpoolStats {
+        segments: 0,
+        oldest_age: Duration::ZERO,
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return stats;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.ends_with(".seg") || name.ends_with(".open")) {
+            continue;
+        }
+        let Ok(meta) = e.metadata() else { continue };
+        if name.ends_with(".open") && meta.len() == 0 {
+            continue;
+        }
+        stats.segments += 1;
+        if let Ok(modified) = meta.modified() {
+            let age = now.duration_since(modified).unwrap_or_default();
+            stats.oldest_age = stats.oldest_age.max(age);
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_stats_count_segments_not_empty_open_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("00000000000000000001.seg"), b"x").unwrap();
+        std::fs::write(dir.path().join("00000000000000000002.open"), b"y").unwrap();
+        std::fs::write(dir.path().join("00000000000000000003.open"), b"").unwrap();
+        std::fs::write(dir.path().join("junk"), b"z").unwrap();
+        let later = SystemTime::now() + Duration::from_secs(5);
+        let s = spool_stats(dir.path(), later);
+        assert_eq!(s.segments, 2);
+        assert!(s.oldest_age >= Duration::from_secs(4), "{:?}", s.oldest_age);
+        let none = spool_stats(&dir.path().join("missing"), later);
+        assert_eq!((none.segments, none.oldest_age), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn stream_errors_have_bounded_kinds() {
+        assert_eq!(stream_error_kind("upstream stream cut"), "stream_cut");
+        assert_eq!(stream_error_kind("anything else"), "stream_error");
+    }
+}
