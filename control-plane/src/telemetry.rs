@@ -68,6 +68,18 @@ pub fn describe() {
         "aigw_health_checks_total",
         "Credential health checks made by the control plane, by result and trigger."
     );
+    describe_counter!(
+        "aigw_snapshot_pushes_total",
+        "Snapshots pushed to data planes, by kind (whole, delta)."
+    );
+    describe_counter!(
+        "aigw_snapshot_push_bytes_total",
+        "Bytes of snapshots pushed to data planes, by kind (whole, delta)."
+    );
+    describe_counter!(
+        "aigw_oauth_refreshes_total",
+        "OAuth access token refreshes, by result and reason."
+    );
     // Present at 0 from the start, so rates over them are defined.
     for name in [
         TRACES_STORED,

@@ -1,6 +1,8 @@
-//! Writes the disk copy off the request and snapshot paths, debounced: a
-//! burst of deltas is one write of the state it ends in, at most every
-//! `DEBOUNCE`. The copy is always whole (it must serve alone after a
+//! Writes the disk copy off the request and snapshot paths, debounced on
+//! the trailing edge only: a new state after a quiet spell is written at
+//! once (a restart soon after still finds it), and the states that follow
+//! within `DEBOUNCE` are one write of the last, so a burst of deltas costs
+//! at most one write every `DEBOUNCE`. The copy is always whole (it must serve alone after a
 //! restart): a whole snapshot received is written as it came, the state
 //! after a delta is encoded from the runtime (its core as received, its keys
 //! converted back, in the control plane's order). `flush` writes what is
@@ -17,7 +19,7 @@ use tokio::sync::Notify;
 use super::disk::DiskCache;
 use crate::runtime::Runtime;
 
-/// The longest a new state waits before it is written.
+/// The least time between two writes; the longest a state waits.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// A state to write: the runtime, and its encoding when it came whole.
@@ -48,13 +50,15 @@ impl DiskWriter {
         &self.cache
     }
 
-    /// Writes every state handed to `save`, debounced, until the process ends.
+    /// Writes every state handed to `save`, debounced, until the process
+    /// ends. A `save` during the write or the pause after it leaves a
+    /// permit, so the next turn writes at once what is pending by then.
     pub async fn run(self: Arc<Self>) {
         loop {
             self.wake.notified().await;
-            tokio::time::sleep(DEBOUNCE).await;
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || me.write_pending()).await;
+            tokio::time::sleep(DEBOUNCE).await;
         }
     }
 
