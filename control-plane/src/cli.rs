@@ -100,6 +100,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AIGW_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Delete traces older than this many days (in bounded batches, every few minutes);
+    /// 0 keeps them forever. Budgets' and usage counters are not affected.
+    #[arg(long, env = "AIGW_TRACE_RETENTION_DAYS", default_value_t = 0)]
+    pub trace_retention_days: u32,
+
     /// Password of the first user, `admin`, set at first start (when there are no users yet).
     /// If unset then, one is generated and printed once as `admin password: PASSWORD`.
     #[arg(long, env = "AIGW_ADMIN_PASSWORD", hide_env_values = true)]
@@ -152,6 +157,9 @@ impl ServeArgs {
                 tls,
                 trusted_proxies: self.trusted_proxies,
                 upstream_ca_file: self.upstream_ca_file,
+                trace_retention: (self.trace_retention_days > 0).then(|| {
+                    std::time::Duration::from_secs(u64::from(self.trace_retention_days) * 86_400)
+                }),
                 admin_token: self
                     .admin_token
                     .map(|t| t.trim().to_string())
@@ -245,6 +253,7 @@ mod tests {
             trusted_proxies: vec![],
             metrics_listen: None,
             upstream_ca_file: None,
+            trace_retention_days: 0,
         };
         let e = args(None, Some("n")).settings().err().unwrap().to_string();
         assert!(e.contains("AIGW_MASTER_KEY"), "{e}");

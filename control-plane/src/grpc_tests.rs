@@ -78,6 +78,7 @@ pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Running {
         tls: None,
         trusted_proxies: vec![],
         upstream_ca_file: None,
+        trace_retention: None,
     };
     tune(&mut settings);
     let scheme = if settings.tls.is_some() {

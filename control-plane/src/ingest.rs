@@ -1,12 +1,15 @@
 //! TraceService.Report: the data planes deliver traces at least once; we
-//! store them exactly once. Each batch is written in one transaction with
-//! `ON CONFLICT (request_id) DO NOTHING`, and acked only after the commit, so
-//! an ack always means "durable" and a resent batch only counts duplicates.
+//! store them exactly once. Batches go to the one [`TraceWriter`], which
+//! commits them with `ON CONFLICT (request_id) DO NOTHING`, grouped with
+//! other streams' batches; each batch is acked only after its commit, so an
+//! ack always means "durable" and a resent batch only counts duplicates.
+//! A stream keeps reading while its earlier batches are being stored (the
+//! data plane keeps several in flight) and acks them in order.
 
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -14,9 +17,13 @@ use crate::db::traces::{TraceRow, insert_new_ids};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
+use crate::trace_writer::{Outcome, TraceWriter, writer_gone};
+
+/// Batches of one stream stored or being stored but not yet acked.
+const MAX_PENDING: usize = 32;
 
 pub struct TraceSvc {
-    pub db: Db,
+    pub writer: TraceWriter,
     pub nodes: NodeAuth,
     /// Told of credentials that failed real requests, to check them at once.
     pub checker: crate::health::Checker,
@@ -38,10 +45,12 @@ impl TraceService for TraceSvc {
     ) -> Result<Response<Self::ReportStream>, Status> {
         let (identity, revocation) = self.nodes.authenticate(request.metadata()).await?;
         let (tx, rx) = mpsc::channel(16);
+        let (pending_tx, pending_rx) = mpsc::channel(MAX_PENDING);
+        tokio::spawn(ack_in_order(pending_rx, tx.clone()));
         tokio::spawn(receive(
-            self.db.clone(),
+            self.writer.clone(),
             request.into_inner(),
-            tx,
+            (tx, pending_tx),
             self.shutdown.clone(),
             (identity, revocation),
             (self.checker.clone(), self.oauth.clone()),
@@ -51,13 +60,21 @@ impl TraceService for TraceSvc {
     }
 }
 
-/// Stores batches in arrival order. A batch being stored when shutdown comes
-/// is finished and acked; after that the stream ends and the data plane
-/// resends whatever was not acked.
+/// A batch handed to the writer: its sequence number, its metrics, and
+/// where its outcome will arrive.
+type Pending = (u64, crate::telemetry::Batch, oneshot::Receiver<Outcome>);
+
+/// Reads batches in arrival order and hands them to the writer. When
+/// shutdown comes, reading stops; batches already handed over are still
+/// stored and acked, then the stream ends and the data plane resends
+/// whatever was not acked.
 async fn receive(
-    db: Db,
+    writer: TraceWriter,
     mut inbound: Streaming<TraceBatch>,
-    tx: mpsc::Sender<Result<TraceAck, Status>>,
+    (tx, pending): (
+        mpsc::Sender<Result<TraceAck, Status>>,
+        mpsc::Sender<Pending>,
+    ),
     mut shutdown: watch::Receiver<bool>,
     (node, mut revocation): (NodeIdentity, Revocation),
     (checker, oauth): (crate::health::Checker, crate::oauth::Refresher),
@@ -100,10 +117,26 @@ async fn receive(
             }
         }
         let metered = crate::telemetry::Batch::of(&records);
-        match store_batch(&db, records, budgets.ledger()).await {
+        let outcome = writer.submit(records).await;
+        // The acker is gone when the stream failed or the app left.
+        if pending.send((seq, metered, outcome)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Acks batches in the order they arrived, each once its commit is done;
+/// the first failure ends the stream (the data plane resends what was not
+/// acked).
+async fn ack_in_order(
+    mut pending: mpsc::Receiver<Pending>,
+    tx: mpsc::Sender<Result<TraceAck, Status>>,
+) {
+    while let Some((seq, metered, outcome)) = pending.recv().await {
+        match outcome.await.unwrap_or_else(|_| Err(writer_gone())) {
             Ok((stored, duplicates)) => {
-                metered.stored(stored, duplicates);
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
+                metered.stored(stored, duplicates);
                 if tx
                     .send(Ok(TraceAck {
                         seq,
@@ -116,10 +149,9 @@ async fn receive(
                     return;
                 }
             }
-            Err(e) => {
+            Err(status) => {
                 metered.failed();
-                tracing::warn!(seq, error = %e, "storing a trace batch failed; the data plane will resend it");
-                let _ = tx.send(Err(e.into())).await;
+                let _ = tx.send(Err(status)).await;
                 return;
             }
         }
@@ -140,30 +172,50 @@ async fn down(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Stores one batch in one transaction; returns (stored, duplicates).
-/// Records without a request id cannot be deduplicated: they are dropped with
-/// a warning rather than failing the batch, which would otherwise be resent
-/// forever.
 pub async fn store_batch(
     db: &Db,
     records: Vec<TraceRecord>,
     ledger: &crate::budgets::ledger::Ledger,
 ) -> Result<(u32, u32)> {
+    Ok(store_groups(db, vec![records], ledger)
+        .await?
+        .pop()
+        .unwrap_or((0, 0)))
+}
+
+/// Stores several batches in one transaction; returns (stored, duplicates)
+/// for each, in order. A request id met twice counts as stored once, for
+/// the batch that had it first. Records without a request id cannot be
+/// deduplicated: they are dropped with a warning rather than failing the
+/// batch, which would otherwise be resent forever.
+pub async fn store_groups(
+    db: &Db,
+    batches: Vec<Vec<TraceRecord>>,
+    ledger: &crate::budgets::ledger::Ledger,
+) -> Result<Vec<(u32, u32)>> {
     let received_at_ms = now_ms();
-    let total = records.len();
-    let rows: Vec<TraceRow> = records
-        .into_iter()
-        .filter_map(|r| to_row(r, received_at_ms))
-        .collect();
-    if rows.len() < total {
-        tracing::warn!(
-            dropped = total - rows.len(),
-            "dropped trace records without a request_id"
-        );
+    let mut valid = vec![0usize; batches.len()];
+    let mut owner = Vec::new();
+    let mut rows = Vec::new();
+    let mut dropped = 0usize;
+    for (i, batch) in batches.into_iter().enumerate() {
+        for r in batch {
+            match to_row(r, received_at_ms) {
+                Some(row) => {
+                    valid[i] += 1;
+                    owner.push(i);
+                    rows.push(row);
+                }
+                None => dropped += 1,
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(dropped, "dropped trace records without a request_id");
     }
     if rows.is_empty() {
-        return Ok((0, 0));
+        return Ok(valid.iter().map(|_| (0, 0)).collect());
     }
-    let valid = rows.len();
     let (rows, new) = db
         .run(move |conn| {
             let new = match write_tx(conn, |conn| insert_new_ids(conn, &rows)) {
@@ -177,11 +229,22 @@ pub async fn store_batch(
         })
         .await?;
     // Budgets count each request once: only rows stored just now.
-    let new: std::collections::HashSet<String> = new.into_iter().collect();
-    ledger.add(rows.iter().filter(|r| new.contains(&r.request_id)));
-    let stored = new.len();
+    let mut new: std::collections::HashSet<String> = new.into_iter().collect();
+    let mut stored = vec![0usize; valid.len()];
+    let mut fresh = Vec::with_capacity(new.len());
+    for (row, i) in rows.iter().zip(owner) {
+        if new.remove(&row.request_id) {
+            stored[i] += 1;
+            fresh.push(row);
+        }
+    }
+    ledger.add(fresh.into_iter());
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    Ok((count(stored), count(valid.saturating_sub(stored))))
+    Ok(stored
+        .into_iter()
+        .zip(valid)
+        .map(|(s, v)| (count(s), count(v.saturating_sub(s))))
+        .collect())
 }
 
 /// Whether the database refused what a batch holds (a value it cannot

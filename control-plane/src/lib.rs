@@ -18,9 +18,11 @@ pub mod node_auth;
 pub mod oauth;
 pub mod outbound;
 pub mod push;
+pub mod retention;
 pub mod rotate;
 pub mod server;
 pub mod telemetry;
+pub mod trace_writer;
 
 #[cfg(test)]
 mod admin_server_tests;

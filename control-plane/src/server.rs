@@ -58,6 +58,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Extra PEM roots for upstreams (health checks, OAuth token endpoints).
     pub upstream_ca_file: Option<std::path::PathBuf>,
+    /// Traces older than this are deleted; None keeps them.
+    pub trace_retention: Option<Duration>,
 }
 
 /// The server's certificate and key, and the CA client certificates must
@@ -96,6 +98,7 @@ pub struct Prepared {
     trusted_proxies: Arc<[std::net::IpAddr]>,
     outbound: Outbound,
     bootstrap_tokens: Arc<[[u8; 32]]>,
+    trace_retention: Option<Duration>,
     /// A bootstrap admin token created by this start; print it once.
     pub generated_admin_token: Option<String>,
     /// The first user's password when this start generated it; print it once.
@@ -142,6 +145,7 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         outbound: Outbound::new(settings.upstream_ca_file.as_deref())?,
         tls: settings.tls,
         trusted_proxies: Arc::from(settings.trusted_proxies),
+        trace_retention: settings.trace_retention,
         generated_admin_token: generated,
         generated_admin_password,
     })
@@ -338,8 +342,15 @@ pub async fn serve(
         shutdown: shutdown_rx.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
+    if let Some(max_age) = p.trace_retention {
+        tokio::spawn(crate::retention::run(
+            p.db.clone(),
+            max_age,
+            shutdown_rx.clone(),
+        ));
+    }
     let trace = TraceServiceServer::new(TraceSvc {
-        db: p.db.clone(),
+        writer: crate::trace_writer::TraceWriter::spawn(p.db.clone(), budgets.clone()),
         nodes: p.nodes.clone(),
         checker: checker.clone(),
         budgets,

@@ -49,7 +49,7 @@ pub fn describe() {
     describe_histogram!(
         BATCH_DURATION,
         Unit::Seconds,
-        "Time to store one trace batch."
+        "Time from a trace batch's arrival to its commit (queue wait included)."
     );
     describe_histogram!(
         INGEST_LAG,
@@ -63,6 +63,14 @@ pub fn describe() {
     describe_counter!(
         "aigw_traces_refused_total",
         "Trace records the database refused for their content (dropped, logged)."
+    );
+    describe_histogram!(
+        "aigw_trace_group_records",
+        "Trace records stored per group commit (the batches of every stream queued meanwhile, in one transaction)."
+    );
+    describe_counter!(
+        "aigw_traces_expired_total",
+        "Traces deleted by retention (AIGW_TRACE_RETENTION_DAYS)."
     );
     describe_counter!(
         "aigw_health_checks_total",

@@ -75,6 +75,22 @@ pub fn insert_new_ids(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<Vec
     Ok(stored)
 }
 
+/// Deletes up to `limit` traces that started before `before_ms`, oldest
+/// first; returns how many went. Bounded, so a large backlog is removed in
+/// many short transactions instead of one that holds the database.
+pub fn delete_older(conn: &mut AnyConnection, before_ms: i64, limit: i64) -> Result<usize> {
+    let oldest: Vec<String> = traces::table
+        .select(traces::request_id)
+        .filter(traces::started_at_ms.lt(before_ms))
+        .order(traces::started_at_ms)
+        .limit(limit)
+        .load(conn)?;
+    if oldest.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(traces::table.filter(traces::request_id.eq_any(oldest))).execute(conn)?)
+}
+
 /// Which statuses a trace listing keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusClass {
