@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         // Sorted maps keep snapshot encoding, and so its version hash, stable.
         .btree_map(".")
+        // Encoded once, shared by every node's stream (bytes::Bytes).
+        .bytes(".aigw.config.v1.SnapshotMessage")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -125,6 +125,16 @@ pub(crate) fn as_node<T>(msg: T, token: &str, node_id: &str) -> Request<T> {
     r
 }
 
+/// The delta a message carries.
+pub(crate) fn delta(m: &SnapshotMessage) -> aigw_proto::pb::config::SnapshotDelta {
+    prost::Message::decode(m.delta.clone()).expect("a delta")
+}
+
+/// The whole snapshot a message carries.
+pub(crate) fn snap(m: &SnapshotMessage) -> aigw_proto::pb::config::Snapshot {
+    prost::Message::decode(m.snapshot.clone()).expect("a whole snapshot")
+}
+
 pub(crate) fn msg(kind: Kind) -> NodeMessage {
     NodeMessage { kind: Some(kind) }
 }
@@ -136,13 +146,24 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A node of an older build: whole snapshots only.
     pub(crate) async fn subscribe(ch: Channel, node_id: &str, applied: &str) -> Node {
+        Self::subscribe_with(ch, node_id, applied, false).await
+    }
+
+    pub(crate) async fn subscribe_with(
+        ch: Channel,
+        node_id: &str,
+        applied: &str,
+        accepts_deltas: bool,
+    ) -> Node {
         let (tx, out) = mpsc::channel(8);
         tx.send(msg(Kind::Hello(Hello {
             node_id: node_id.into(),
             region: "test".into(),
             applied_version: applied.into(),
             build: "test".into(),
+            accepts_deltas,
         })))
         .await
         .unwrap();
@@ -164,7 +185,11 @@ impl Node {
     }
 
     pub(crate) async fn ack(&self, m: &SnapshotMessage) {
-        let version = m.snapshot.as_ref().unwrap().version.clone();
+        let version = if m.delta.is_empty() {
+            snap(m).version
+        } else {
+            delta(m).version
+        };
         self.tx
             .send(msg(Kind::Ack(Ack {
                 version,
@@ -215,7 +240,7 @@ async fn node_gets_snapshots_and_new_versions_after_admin_changes() {
 
     let mut node = Node::subscribe(ch.clone(), "node-1", "").await;
     let first = node.next().await;
-    let v0 = first.snapshot.as_ref().unwrap().version.clone();
+    let v0 = snap(&first).version;
     assert!(!first.nonce.is_empty() && v0.len() == 64);
     node.ack(&first).await;
 
@@ -226,13 +251,13 @@ async fn node_gets_snapshots_and_new_versions_after_admin_changes() {
         .into_inner();
     assert!(r.created);
     let second = node.next().await;
-    let snap = second.snapshot.as_ref().unwrap();
-    assert_ne!(snap.version, v0);
+    let s2 = snap(&second);
+    assert_ne!(s2.version, v0);
     assert_ne!(second.nonce, first.nonce);
-    assert_eq!(snap.providers[0].keys[0].secret, "sk-mock-secret-1");
+    assert_eq!(s2.providers[0].keys[0].secret, "sk-mock-secret-1");
     node.ack(&second).await;
 
-    let v1 = snap.version.clone();
+    let v1 = s2.version.clone();
     eventually(async || {
         let nodes = admin
             .list_nodes(with_token(ListRequest {}, ADMIN_TOKEN))
@@ -255,7 +280,7 @@ async fn node_gets_snapshots_and_new_versions_after_admin_changes() {
     let third = node.next().await;
     node.tx
         .send(msg(Kind::Nack(Nack {
-            version: third.snapshot.as_ref().unwrap().version.clone(),
+            version: snap(&third).version,
             nonce: third.nonce.clone(),
             error: "cannot use it".into(),
             kept_version: v1.clone(),
@@ -297,7 +322,7 @@ async fn a_node_that_has_the_current_version_is_not_sent_it_again() {
     let server = start().await;
     let ch = server.channel().await;
     let mut probe = Node::subscribe(ch.clone(), "probe", "").await;
-    let current = probe.next().await.snapshot.unwrap().version;
+    let current = snap(&probe.next().await).version;
 
     let mut node = Node::subscribe(ch.clone(), "up-to-date", &current).await;
     let nothing = tokio::time::timeout(Duration::from_millis(300), node.rx.message()).await;
@@ -309,7 +334,7 @@ async fn a_node_that_has_the_current_version_is_not_sent_it_again() {
         .upsert_provider(with_token(provider_spec("sk-mock-secret-1"), ADMIN_TOKEN))
         .await
         .unwrap();
-    assert_ne!(node.next().await.snapshot.unwrap().version, current);
+    assert_ne!(snap(&node.next().await).version, current);
     // Shutdown ends open streams instead of waiting for them.
     server.stop().await;
 }
@@ -557,5 +582,164 @@ client_keys:
     .await
     .unwrap_err();
     assert!(e.to_string().contains("invalid token"), "{e}");
+    server.stop().await;
+}
+
+/// Sends `msgs` to Apply as the bootstrap admin; the status it ends with.
+async fn apply_raw(
+    ch: Channel,
+    msgs: Vec<aigw_proto::pb::admin::ApplyRequest>,
+) -> Result<Vec<aigw_proto::pb::admin::ApplyOutcome>, tonic::Status> {
+    let mut admin = AdminServiceClient::new(ch);
+    let mut answer = admin
+        .apply(with_token(tokio_stream::iter(msgs), ADMIN_TOKEN))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(p) = answer.message().await? {
+        out.extend(p.outcomes);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn apply_streams_are_bounded_before_anything_changes() {
+    use aigw_proto::pb::admin::apply_request::Part;
+    use aigw_proto::pb::admin::{ApplyHeader, ApplyRequest, ClientKeyBatch, ClientKeySpec};
+    let server = start().await;
+    let ch = server.channel().await;
+    let header = |count: u32| ApplyRequest {
+        part: Some(Part::Header(ApplyHeader {
+            client_key_count: count,
+            ..Default::default()
+        })),
+    };
+    let batch = |from: usize, n: usize| ApplyRequest {
+        part: Some(Part::ClientKeys(ClientKeyBatch {
+            keys: (from..from + n)
+                .map(|i| ClientKeySpec {
+                    name: format!("k{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+        })),
+    };
+    let cases = [
+        (vec![batch(0, 1)], "first message must be the header"),
+        (vec![header(1), header(1)], "only the first message"),
+        (vec![header(2001), batch(0, 2001)], "at most 2000"),
+        (vec![header(1), batch(0, 2)], "more client keys than the 1"),
+        (vec![header(3), batch(0, 2)], "after 2 of the 3"),
+        (vec![header(250_001)], "at most 250000"),
+        (vec![], "before its header"),
+    ];
+    for (msgs, why) in cases {
+        let e = apply_raw(ch.clone(), msgs).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{why}: {e:?}");
+        assert!(e.message().contains(why), "{:?} lacks {why:?}", e.message());
+    }
+    let db = server.db();
+    let keys = db
+        .run(|c| crate::db::config::list_client_keys(c, None))
+        .await;
+    assert!(keys.unwrap().is_empty());
+    // Within the bounds: 2,001 keys in two batches, one version.
+    let done = apply_raw(
+        ch.clone(),
+        vec![header(2001), batch(0, 2000), batch(2000, 1)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.len(), 2001);
+    assert!(
+        done.iter()
+            .all(|o| o.action == "created" && !o.generated_key.is_empty())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_that_accept_deltas_get_what_changed_and_a_whole_after_a_refusal() {
+    use aigw_proto::pb::admin::{ClientKeySpec, NameRequest};
+    let server = start().await;
+    let ch = server.channel().await;
+    let mut admin = AdminServiceClient::new(ch.clone());
+    admin
+        .upsert_provider(with_token(provider_spec("sk-mock-secret-1"), ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let key = |name: &str| ClientKeySpec {
+        name: name.into(),
+        key: format!("sk-aigw-{name}-0123456789"),
+        ..Default::default()
+    };
+    for name in ["a", "b"] {
+        admin
+            .upsert_client_key(with_token(key(name), ADMIN_TOKEN))
+            .await
+            .unwrap();
+    }
+    let mut node = Node::subscribe_with(ch.clone(), "delta-node", "", true).await;
+    // Its first snapshot is whole: the control plane knows no version of it.
+    let first = node.next().await;
+    let whole = snap(&first);
+    assert!(first.delta.is_empty() && whole.client_keys.len() == 2);
+    node.ack(&first).await;
+
+    // A key created: a delta with just that key, from what the node has.
+    admin
+        .upsert_client_key(with_token(key("c"), ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let second = node.next().await;
+    assert!(second.snapshot.is_empty());
+    let d = delta(&second);
+    assert_eq!(d.base_version, whole.version);
+    assert_eq!(d.upserted_keys.len(), 1);
+    assert_eq!(d.upserted_keys[0].name, "c");
+    assert!(d.removed_key_hashes.is_empty() && d.core.is_none());
+    assert_eq!(d.key_count, 3);
+    node.ack(&second).await;
+
+    // A key revoked: its hash removed. The node refuses this delta: the
+    // same version comes again, whole.
+    admin
+        .revoke_client_key(with_token(NameRequest { name: "a".into() }, ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let third = node.next().await;
+    let d = delta(&third);
+    assert_eq!(d.base_version, delta(&second).version);
+    assert_eq!(
+        d.removed_key_hashes,
+        [crate::crypto::sha256("sk-aigw-a-0123456789").to_vec()]
+    );
+    assert_eq!(d.key_count, 2);
+    node.tx
+        .send(msg(Kind::Nack(Nack {
+            version: d.version.clone(),
+            nonce: third.nonce.clone(),
+            error: "test refusal".into(),
+            kept_version: d.base_version.clone(),
+        })))
+        .await
+        .unwrap();
+    let fourth = node.next().await;
+    let whole = snap(&fourth);
+    assert_eq!(whole.version, d.version);
+    assert_eq!(whole.client_keys.len(), 2);
+    node.ack(&fourth).await;
+
+    // A provider change: the delta carries the core, no keys.
+    admin
+        .upsert_provider(with_token(provider_spec("sk-mock-secret-2"), ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let fifth = node.next().await;
+    let d = delta(&fifth);
+    assert_eq!(d.base_version, whole.version);
+    let core = d.core.unwrap();
+    assert_eq!(core.providers[0].keys[0].secret, "sk-mock-secret-2");
+    assert!(core.client_keys.is_empty() && d.upserted_keys.is_empty());
     server.stop().await;
 }

@@ -154,7 +154,8 @@ mod tests {
         let new = MasterKey::from_hex(&"6b".repeat(32)).unwrap();
         let compiled = |key: MasterKey| {
             t.db.run(move |c| {
-                compile(&load_all(c)?, &key).map(|s| s.providers[0].keys[0].secret.clone())
+                compile(&load_all(c)?, &key, None)
+                    .map(|s| s.core.providers[0].keys[0].secret.clone())
             })
         };
         assert!(

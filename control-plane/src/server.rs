@@ -129,10 +129,10 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     // empty or partial snapshot instead would wipe the data planes' config.
     let master = settings.master_key.clone();
     let snapshot = db
-        .run(move |conn| compile(&load_all(conn)?, &master))
+        .run(move |conn| compile(&load_all(conn)?, &master, None))
         .await?;
-    tracing::info!(version = %snapshot.version, providers = snapshot.providers.len(),
-        client_keys = snapshot.client_keys.len(), "configuration loaded");
+    tracing::info!(version = %snapshot.version(), providers = snapshot.core.providers.len(),
+        client_keys = snapshot.keys.len(), bytes = snapshot.encoded_len, "configuration loaded");
     let registry = Registry::default();
     crate::telemetry::snapshot_published();
     Ok(Prepared {

@@ -76,6 +76,18 @@ pub fn describe() {
         "aigw_health_checks_total",
         "Credential health checks made by the control plane, by result and trigger."
     );
+    describe_counter!(
+        "aigw_snapshot_pushes_total",
+        "Snapshots pushed to data planes, by kind (whole, delta)."
+    );
+    describe_counter!(
+        "aigw_snapshot_push_bytes_total",
+        "Bytes of snapshots pushed to data planes, by kind (whole, delta)."
+    );
+    describe_counter!(
+        "aigw_oauth_refreshes_total",
+        "OAuth access token refreshes, by result and reason."
+    );
     // Present at 0 from the start, so rates over them are defined.
     for name in [
         TRACES_STORED,
@@ -140,7 +152,7 @@ pub fn render(
         "aigw_snapshot_info",
         "The configuration snapshot published (its version label), 1.",
     )
-    .sample("aigw_snapshot_info", &[("version", &current.version)], 1.0);
+    .sample("aigw_snapshot_info", &[("version", current.version())], 1.0);
     let published = PUBLISHED_AT_MS.load(Ordering::Relaxed);
     f.gauge(
         "aigw_snapshot_age_seconds",
@@ -159,11 +171,7 @@ pub fn render(
         "aigw_snapshot_bytes",
         "Encoded size of the current snapshot.",
     )
-    .sample(
-        "aigw_snapshot_bytes",
-        &[],
-        prost::Message::encoded_len(current.as_ref()) as f64,
-    );
+    .sample("aigw_snapshot_bytes", &[], current.encoded_len as f64);
     // Per region: nodes connected, and how many of them serve the current version.
     let mut regions: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for n in registry.list().into_iter().filter(|n| n.connected) {
@@ -174,7 +182,7 @@ pub fn render(
         };
         let e = regions.entry(region).or_default();
         e.0 += 1;
-        if n.applied_version == current.version {
+        if n.applied_version == current.version() {
             e.1 += 1;
         }
     }
@@ -227,18 +235,17 @@ mod tests {
 
     #[test]
     fn state_is_rendered_per_region_with_help() {
-        let publisher = Publisher::new(aigw_proto::pb::config::Snapshot {
-            version: "v1".into(),
-            ..Default::default()
-        });
+        let compiled = crate::compile::Compiled::new(Default::default(), Vec::new().into());
+        let v1 = compiled.version().to_string();
+        let publisher = Publisher::new(compiled);
         let registry = Registry::default();
-        let a = registry.connect("a", "eu", "v1");
+        let a = registry.connect("a", "eu", &v1);
         registry.connect("b", "eu", "v0");
-        registry.connect("c", "us", "v1");
+        registry.connect("c", "us", &v1);
         registry.disconnect("a", a);
         let text = render(None, &publisher, &registry);
         assert!(
-            text.contains("aigw_snapshot_info{version=\"v1\"} 1\n"),
+            text.contains(&format!("aigw_snapshot_info{{version=\"{v1}\"}} 1\n")),
             "{text}"
         );
         assert!(

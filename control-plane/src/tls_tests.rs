@@ -147,6 +147,7 @@ async fn subscribe(ch: Channel, token: &str, node_id: &str) -> Result<Node, toni
         region: "claimed-region".into(),
         applied_version: String::new(),
         build: "test".into(),
+        accepts_deltas: false,
     })))
     .await
     .unwrap();

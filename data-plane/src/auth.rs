@@ -2,8 +2,6 @@
 //! snapshot's hashed-key index. Only the SHA-256 of a key is ever compared or
 //! kept; the key itself is dropped with the request.
 
-use std::sync::Arc;
-
 use aigw_proto::model::ClientKey;
 use http::HeaderMap;
 use http::request::Parts;
@@ -79,17 +77,17 @@ pub fn hash_key(key: &str) -> [u8; 32] {
     out
 }
 
-pub fn authenticate(rt: &Runtime, parts: &Parts) -> Result<Arc<ClientKey>, GatewayError> {
+pub fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey, GatewayError> {
     let key = presented_key(parts).ok_or(GatewayError::MissingKey)?;
     let found = rt
         .client_key(&hash_key(&key))
         .ok_or(GatewayError::InvalidKey)?;
-    if let Some(exp) = found.expires_at_ms
+    if let Some(exp) = found.expires_at_ms()
         && (now_ms() as i64) >= exp
     {
         return Err(GatewayError::ExpiredKey);
     }
-    Ok(found.clone())
+    Ok(found)
 }
 
 #[cfg(test)]

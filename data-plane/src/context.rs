@@ -37,8 +37,8 @@ impl RequestCtx {
             &state.cfg.region,
             &state.node_id,
         );
-        trace.rec.client_key_id.clone_from(&key.id);
-        trace.rec.client_key_name.clone_from(&key.name);
+        key.id().clone_into(&mut trace.rec.client_key_id);
+        key.name().clone_into(&mut trace.rec.client_key_name);
         trace.span = state.otel.request(&parts.headers, call.endpoint);
         Self {
             trace,

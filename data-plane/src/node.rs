@@ -69,13 +69,14 @@ impl Node {
             control::NodeAuth::new(&cfg.node_token, &node_id, &cfg.region)?,
         );
         let live = Arc::new(ArcSwapOption::empty());
-        let watcher = Arc::new(Watcher {
-            live: live.clone(),
-            cache: DiskCache::new(snapshot::cache_path(&cfg.state_dir), &cfg.node_token),
-            node_id: node_id.clone(),
-            region: cfg.region.clone(),
-        });
+        let watcher = Arc::new(Watcher::new(
+            live.clone(),
+            DiskCache::new(snapshot::cache_path(&cfg.state_dir), &cfg.node_token),
+            node_id.clone(),
+            cfg.region.clone(),
+        ));
         watcher.load_from_disk();
+        tokio::spawn(watcher.disk.clone().run());
         let reporter = trace_report::Reporter::start(
             &cfg.state_dir,
             channel.clone(),
@@ -138,8 +139,14 @@ impl Node {
     /// what the spool holds open, so it ships now or at the next start.
     pub async fn stop(self) {
         let Self {
-            state, reporter, ..
+            state,
+            reporter,
+            watcher,
+            ..
         } = self;
+        // The disk copy of the last snapshot applied, if not written yet.
+        let disk = watcher.disk.clone();
+        let _ = tokio::task::spawn_blocking(move || disk.flush()).await;
         let flushing = state.clone();
         let _ = tokio::time::timeout(
             Duration::from_secs(5),

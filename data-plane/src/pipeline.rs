@@ -66,8 +66,8 @@ pub async fn serve(
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = authenticate(&rt, &parts)?;
-    let mut ctx = RequestCtx::new(state, &key, &call, &parts, request_id);
-    match run(state, &rt, &key, &parts, body, &call, &mut ctx).await {
+    let mut ctx = RequestCtx::new(state, key, &call, &parts, request_id);
+    match run(state, &rt, key, &parts, body, &call, &mut ctx).await {
         Ok(reply) => Ok(reply.into_response(ctx)),
         Err(e) => {
             ctx.log_error(&e);
@@ -78,7 +78,7 @@ pub async fn serve(
 
 /// Phase 1, authenticate: the app's key, from any of the places SDKs put
 /// it. An unauthenticated call gets no trace (it has no owner to bill).
-fn authenticate(rt: &Runtime, parts: &Parts) -> Result<Arc<ClientKey>, GatewayError> {
+fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey, GatewayError> {
     auth::authenticate(rt, parts)
 }
 
@@ -355,7 +355,7 @@ pub fn list_models(
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = auth::authenticate(&rt, parts)?;
-    let body = models::list(&rt, &key, format);
+    let body = models::list(&rt, key, format);
     Ok(full(StatusCode::OK, "application/json", body))
 }
 

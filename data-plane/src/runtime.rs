@@ -2,11 +2,15 @@
 //! (one `ArcSwap`, loaded once per request): the key index, the routing
 //! table, the credential pools and the pricing. Building is fallible and
 //! happens off to the side; the swap itself cannot fail.
+//!
+//! The client keys live once, in the snapshot's key table. A delta that
+//! changes only keys keeps the previous runtime's upstreams as they are
+//! (pools, credential health, cool-downs, round-robin positions).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aigw_proto::model::{ClientKey, Provider, ProviderKind, Snapshot};
+use aigw_proto::pb::config as pb;
 use http::{HeaderName, HeaderValue};
 
 use crate::schedule::{KeyHealth, Pool, PoolKey, stable_hash};
@@ -20,7 +24,9 @@ pub struct Upstream {
 #[derive(Debug)]
 pub struct Runtime {
     pub snapshot: Snapshot,
-    keys: HashMap<[u8; 32], Arc<ClientKey>>,
+    /// The snapshot as the control plane sent it, without its client keys
+    /// (small): with the keys, converted back, it is the disk copy.
+    pub core: Arc<pb::Snapshot>,
     pub upstreams: Vec<Arc<Upstream>>,
     /// When this node built it (for `aigw_snapshot_age_seconds`).
     pub applied_at: std::time::SystemTime,
@@ -39,13 +45,14 @@ impl Runtime {
     /// `previous` lends its credential health, so a config change does not
     /// forget which keys are rate limited; a key whose secret changed (an
     /// OAuth account's refreshed access token, a rotated API key) is a new
-    /// credential and starts afresh.
-    pub fn build(snapshot: Snapshot, previous: Option<&Runtime>) -> Result<Self, BuildError> {
-        let keys = snapshot
-            .client_keys
-            .iter()
-            .map(|k| (k.key_hash, Arc::new(k.clone())))
-            .collect();
+    /// credential and starts afresh. `core` is `snapshot` as sent, without
+    /// its keys.
+    pub fn build(
+        snapshot: Snapshot,
+        mut core: pb::Snapshot,
+        previous: Option<&Runtime>,
+    ) -> Result<Self, BuildError> {
+        core.client_keys = Vec::new();
         let mut upstreams = Vec::with_capacity(snapshot.providers.len());
         for provider in &snapshot.providers {
             let mut pool_keys = Vec::with_capacity(provider.keys.len());
@@ -103,18 +110,33 @@ impl Runtime {
         }
         Ok(Self {
             snapshot,
-            keys,
+            core: Arc::new(core),
             upstreams,
             applied_at: std::time::SystemTime::now(),
         })
+    }
+
+    /// After a delta that changed only client keys: `previous`'s upstreams
+    /// and core, shared as they are.
+    pub fn with_new_keys(snapshot: Snapshot, previous: &Runtime) -> Self {
+        let mut core = previous.core.clone();
+        if core.version != snapshot.version {
+            Arc::make_mut(&mut core).version = snapshot.version.clone();
+        }
+        Self {
+            snapshot,
+            core,
+            upstreams: previous.upstreams.clone(),
+            applied_at: std::time::SystemTime::now(),
+        }
     }
 
     pub fn version(&self) -> &str {
         &self.snapshot.version
     }
 
-    pub fn client_key(&self, hash: &[u8; 32]) -> Option<&Arc<ClientKey>> {
-        self.keys.get(hash)
+    pub fn client_key(&self, hash: &[u8; 32]) -> Option<&ClientKey> {
+        self.snapshot.keys.get(hash)
     }
 
     /// The providers to try for `model`, in order (a route's fallback
@@ -152,10 +174,9 @@ fn auth_for(kind: ProviderKind) -> (HeaderName, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aigw_proto::pb::config as pb;
 
-    fn snapshot(secret: &str) -> Snapshot {
-        Snapshot::try_from(pb::Snapshot {
+    fn build(secret: &str, previous: Option<&Runtime>) -> Runtime {
+        let core = pb::Snapshot {
             version: secret.into(),
             providers: vec![pb::Provider {
                 name: "p".into(),
@@ -171,21 +192,21 @@ mod tests {
                 ..Default::default()
             }],
             ..Default::default()
-        })
-        .unwrap()
+        };
+        Runtime::build(Snapshot::try_from(core.clone()).unwrap(), core, previous).unwrap()
     }
 
     #[test]
     fn a_cool_down_follows_the_secret_not_the_name() {
-        let old = Runtime::build(snapshot("token-1"), None).unwrap();
+        let old = build("token-1", None);
         old.upstreams[0].pool.keys[0].health.cool_down(60_000);
-        let same = Runtime::build(snapshot("token-1"), Some(&old)).unwrap();
+        let same = build("token-1", Some(&old));
         assert!(Arc::ptr_eq(
             &same.upstreams[0].pool.keys[0].health,
             &old.upstreams[0].pool.keys[0].health
         ));
         // A refreshed access token is a new credential: usable at once.
-        let fresh = Runtime::build(snapshot("token-2"), Some(&old)).unwrap();
+        let fresh = build("token-2", Some(&old));
         assert!(!Arc::ptr_eq(
             &fresh.upstreams[0].pool.keys[0].health,
             &old.upstreams[0].pool.keys[0].health

@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aigw_proto::pb::config::config_service_client::ConfigServiceClient;
-use aigw_proto::pb::config::{Ack, Hello, NodeMessage, node_message};
+use aigw_proto::pb::config::{Ack, Hello, NodeMessage, Snapshot, SnapshotDelta, node_message};
 use aigw_proto::pb::trace::trace_service_client::TraceServiceClient;
 use aigw_proto::pb::trace::{Attempt, TraceBatch, TraceRecord};
 use anyhow::Context;
 use clap::Parser;
+use prost::Message as _;
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
@@ -212,6 +213,7 @@ impl Node {
                 region: self.region.clone(),
                 applied_version: String::new(),
                 build: "node-sim".into(),
+                accepts_deltas: true,
             })),
         })
         .await?;
@@ -222,7 +224,12 @@ impl Node {
             .await?
             .into_inner();
         while let Some(msg) = inbound.message().await? {
-            let version = msg.snapshot.map(|s| s.version).unwrap_or_default();
+            // The version the message brings, as a data plane would decode it.
+            let version = if msg.delta.is_empty() {
+                Snapshot::decode(msg.snapshot)?.version
+            } else {
+                SnapshotDelta::decode(msg.delta)?.version
+            };
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
             tx.send(NodeMessage {
                 kind: Some(node_message::Kind::Ack(Ack {

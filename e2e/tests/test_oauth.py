@@ -157,7 +157,8 @@ def last_upstream_token(gw: Gateway) -> str:
 
 
 def snapshot_via_subscribe(gw: Gateway, pb: SimpleNamespace) -> bytes:
-    """The snapshot a data plane receives, taken as a node would."""
+    """The snapshot a data plane receives, taken as a node would (one that
+    says no version: it gets the whole snapshot, as encoded bytes)."""
     channel = grpc.insecure_channel(gw.cp_url.removeprefix("http://"))
     stub = pb.config_pb2_grpc.ConfigServiceStub(channel)
     md = [("authorization", f"Bearer {gw.node_token}"), ("x-aigw-node-id", "e2e-scan"),
@@ -165,7 +166,8 @@ def snapshot_via_subscribe(gw: Gateway, pb: SimpleNamespace) -> bytes:
     hello = pb.config_pb2.NodeMessage(hello=pb.config_pb2.Hello(node_id="e2e-scan", region="e2e"))
     try:
         for msg in stub.Subscribe(iter([hello]), metadata=md, timeout=10):
-            return msg.snapshot.SerializeToString()
+            assert msg.snapshot, "a node with no version gets the whole snapshot"
+            return msg.snapshot
     finally:
         channel.close()
     raise AssertionError("no snapshot")

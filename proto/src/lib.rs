@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod delta;
 pub mod model;
 pub mod prometheus;
 pub mod tls;
 pub mod trace_bounds;
+pub mod wire;
 
 /// Generated wire types.
 pub mod pb {

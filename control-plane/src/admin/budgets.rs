@@ -3,14 +3,15 @@
 //! limit set (`Stored`), whether it belongs to a key, a user or a team, so
 //! checks and conversions exist once.
 
-use aigw_proto::pb::admin::{BudgetLimits, BudgetSpec, TeamSpec, WebhookSpec};
+use aigw_proto::pb::admin::{BudgetLimits, BudgetSpec, TeamSpec, UpsertResult, WebhookSpec};
 use aigw_proto::pb::config as pb;
 
-use super::validate;
-use crate::db::AnyConnection;
+use super::providers::unchanged;
+use super::{Change, validate};
 use crate::db::budgets::BudgetRow;
 use crate::db::config::ClientKeyRow;
 use crate::db::identity::find_user;
+use crate::db::{AnyConnection, now_ms};
 use crate::error::{Error, Result};
 
 /// A limit set as stored (BIGINT/DOUBLE columns).
@@ -196,6 +197,79 @@ pub fn resolve_subject(conn: &mut AnyConnection, subject: &str) -> Result<String
         }
         _ => Err(bad()),
     }
+}
+
+/// Sets (or, with empty limits, removes) the budget of `subject`
+/// ("user:NAME", "team:NAME").
+pub fn set(
+    conn: &mut AnyConnection,
+    subject: &str,
+    limits: &Stored,
+) -> Result<(UpsertResult, Option<Change>)> {
+    let subject = resolve_subject(conn, subject)?;
+    let old = crate::db::budgets::find_budget(conn, &subject)?;
+    let same = old.as_ref().map(Stored::from).as_ref() == Some(limits)
+        || (old.is_none() && limits.is_empty());
+    if same {
+        return Ok((unchanged(), None));
+    }
+    if limits.is_empty() {
+        crate::db::budgets::delete_budget(conn, &subject)?;
+    } else {
+        crate::db::budgets::put_budget(conn, &limits.row(subject, now_ms()))?;
+    }
+    let r = UpsertResult {
+        created: old.is_none(),
+        changed: true,
+        generated_key: String::new(),
+    };
+    let detail = format!("{:?}", limits.to_admin());
+    let action = if limits.is_empty() { "delete" } else { "set" };
+    Ok((r, Some(Change::new(action).with(detail))))
+}
+
+/// Creates the team or sets its members (users not listed leave it).
+pub fn upsert_team(
+    conn: &mut AnyConnection,
+    spec: &TeamSpec,
+) -> Result<(UpsertResult, Option<Change>)> {
+    let mut ids = Vec::with_capacity(spec.members.len());
+    for m in &spec.members {
+        let u = find_user(conn, m)?
+            .ok_or_else(|| Error::NotFound(format!("user {m:?} does not exist")))?;
+        ids.push(u.id);
+    }
+    let (team, created) = match crate::db::budgets::find_team(conn, &spec.name)? {
+        Some(t) => (t, false),
+        None => {
+            let now = now_ms();
+            let t = crate::db::budgets::TeamRow {
+                id: crate::crypto::new_id()?,
+                name: spec.name.clone(),
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            crate::db::budgets::insert_team(conn, &t)?;
+            (t, true)
+        }
+    };
+    let mut before = crate::db::budgets::members(conn, &team.id)?;
+    let mut after = spec.members.clone();
+    before.sort();
+    after.sort();
+    after.dedup();
+    if !created && before == after {
+        return Ok((unchanged(), None));
+    }
+    crate::db::budgets::set_members(conn, &team.id, &ids)?;
+    let r = UpsertResult {
+        created,
+        changed: true,
+        generated_key: String::new(),
+    };
+    let change = Change::new(if created { "create" } else { "update" })
+        .with(format!("members=[{}]", after.join(",")));
+    Ok((r, Some(change)))
 }
 
 pub fn check_budget(spec: &BudgetSpec) -> Result<Stored> {

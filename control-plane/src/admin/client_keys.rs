@@ -7,6 +7,7 @@ use aigw_proto::pb::admin::{BudgetLimits, ClientKeyInfo, ClientKeySpec, UpsertRe
 
 use super::budgets::Stored;
 use super::providers::unchanged;
+use super::rbac::{self, Principal, Target};
 use super::validate;
 use crate::compile::parse_models;
 use crate::crypto;
@@ -29,7 +30,7 @@ pub const MAX_KEYS_PER_OWNER: usize = 1000;
 #[derive(Clone)]
 pub struct ClientKeyInput {
     pub spec: ClientKeySpec,
-    limits: Stored,
+    pub limits: Stored,
 }
 
 pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
@@ -70,21 +71,96 @@ pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
     Ok(ClientKeyInput { spec, limits })
 }
 
-/// Creates or updates the key; `owner` is the user id the key will belong
-/// to (resolved and authorized by the caller). A revoked key cannot be
-/// changed: revocation is final. With `only_tighten` (a member changing
-/// their own key) the key's limits may only get tighter: an operator's
-/// limit cannot be raised, widened or lifted.
-pub fn upsert(
-    conn: &mut AnyConnection,
+/// Who will own the key a spec upserts: the named owner, else the current
+/// owner, else (a new key) the caller. Checks that the caller may touch the
+/// existing key and give it that owner. `user_id` finds a user by name.
+pub fn owner(
+    p: &Principal,
+    owner_name: &str,
+    existing: Option<&ClientKeyRow>,
+    user_id: impl FnOnce(&str) -> Result<Option<String>>,
+) -> Result<Option<String>> {
+    let method = rbac::UPSERT_CLIENT_KEY;
+    if let Some(k) = existing {
+        rbac::authorize(p, method, Target::Owned(k.owner_user_id.as_deref()))?;
+    }
+    if owner_name.is_empty() {
+        return Ok(match existing {
+            Some(k) => k.owner_user_id.clone(),
+            None => p.user_id.clone(),
+        });
+    }
+    let id = user_id(owner_name)?
+        .ok_or_else(|| Error::NotFound(format!("user {owner_name:?} does not exist")))?;
+    rbac::authorize(p, method, Target::Owned(Some(&id)))?;
+    Ok(Some(id))
+}
+
+/// What upserting one key does, decided before touching the database, so
+/// that one key (`upsert`) and a whole file (`admin::apply`) follow the
+/// same rules.
+pub enum KeyPlan {
+    Unchanged,
+    Update(ClientKeyRow),
+    /// A new key, and the key itself when it was generated here.
+    Insert(ClientKeyRow, Option<String>),
+}
+
+impl KeyPlan {
+    pub fn result(&self) -> UpsertResult {
+        match self {
+            KeyPlan::Unchanged => unchanged(),
+            KeyPlan::Update(_) => UpsertResult {
+                created: false,
+                changed: true,
+                generated_key: String::new(),
+            },
+            KeyPlan::Insert(_, generated) => UpsertResult {
+                created: true,
+                changed: true,
+                generated_key: generated.clone().unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// What planning a key needs to know of the others.
+pub trait KeyLookups {
+    /// The name of the key whose hash this is, if any.
+    fn name_of_hash(&mut self, key_hash: &str) -> Result<Option<String>>;
+    /// How many keys `user_id` owns (revoked ones included).
+    fn keys_owned_by(&mut self, user_id: &str) -> Result<i64>;
+}
+
+/// Lookups in the database, for one key.
+struct Queries<'c>(&'c mut AnyConnection);
+
+impl KeyLookups for Queries<'_> {
+    fn name_of_hash(&mut self, key_hash: &str) -> Result<Option<String>> {
+        Ok(config::find_client_key_by_hash(self.0, key_hash)?.map(|k| k.name))
+    }
+
+    fn keys_owned_by(&mut self, user_id: &str) -> Result<i64> {
+        config::count_client_keys_of(self.0, user_id)
+    }
+}
+
+/// Decides what upserting `input` over `existing` does; `owner` is the
+/// user id the key will belong to (resolved and authorized by the caller).
+/// A revoked key cannot be changed: revocation is final. With
+/// `only_tighten` (a member changing their own key) the key's limits may
+/// only get tighter: an operator's limit cannot be raised, widened or
+/// lifted.
+pub fn plan(
     input: &ClientKeyInput,
-    existing: Option<ClientKeyRow>,
+    existing: Option<&ClientKeyRow>,
     owner: Option<String>,
     only_tighten: bool,
-) -> Result<(UpsertResult, bool)> {
+    lookups: &mut dyn KeyLookups,
+) -> Result<KeyPlan> {
     let spec = &input.spec;
     if only_tighten
-        && let Some(old) = &existing
+        && let Some(old) = existing
         && !input.limits.within(&Stored::from(old))
     {
         return Err(Error::PermissionDenied(format!(
@@ -93,7 +169,7 @@ pub fn upsert(
         )));
     }
     let now = now_ms();
-    if existing.as_ref().is_some_and(|k| k.revoked_at_ms != 0) {
+    if existing.is_some_and(|k| k.revoked_at_ms != 0) {
         return Err(Error::FailedPrecondition(format!(
             "client_key {:?} is revoked; delete it or use another name",
             spec.name
@@ -105,7 +181,7 @@ pub fn upsert(
             crypto::mask(&spec.key, KEY_PREFIX.len()),
             None,
         )
-    } else if let Some(row) = &existing {
+    } else if let Some(row) = existing {
         (row.key_hash.clone(), row.key_hint.clone(), None)
     } else {
         let key = crypto::new_secret(KEY_PREFIX)?;
@@ -115,8 +191,9 @@ pub fn upsert(
             Some(key),
         )
     };
-    if let Some(other) = config::find_client_key_by_hash(conn, &key_hash)?
-        && other.name != spec.name
+    if lookups
+        .name_of_hash(&key_hash)?
+        .is_some_and(|other| other != spec.name)
     {
         return Err(Error::AlreadyExists(format!(
             "client_key {:?}: this key is already used by another client key",
@@ -125,7 +202,7 @@ pub fn upsert(
     }
     if existing.is_none()
         && let Some(uid) = &owner
-        && config::count_client_keys_of(conn, uid)? >= MAX_KEYS_PER_OWNER as i64
+        && lookups.keys_owned_by(uid)? >= MAX_KEYS_PER_OWNER as i64
     {
         return Err(Error::FailedPrecondition(format!(
             "client_key {:?}: its owner already has {MAX_KEYS_PER_OWNER} keys; delete some first",
@@ -154,45 +231,56 @@ pub fn upsert(
         limits_global: input.limits.global,
         when_store_down: input.limits.when_store_down.clone(),
     };
-    let created = match existing {
+    Ok(match existing {
         Some(old) => {
             let same = old.key_hash == row.key_hash
                 && parse_models(&old.models, &old.name)? == spec.models
-                && Stored::from(&old) == input.limits
+                && Stored::from(old) == input.limits
                 && old.expires_at_ms == row.expires_at_ms
                 && old.owner_user_id == row.owner_user_id;
             if same {
-                return Ok((unchanged(), false));
-            }
-            config::update_client_key(
-                conn,
-                &ClientKeyRow {
-                    id: old.id,
+                KeyPlan::Unchanged
+            } else {
+                KeyPlan::Update(ClientKeyRow {
+                    id: old.id.clone(),
                     created_at_ms: old.created_at_ms,
                     ..row
-                },
-            )?;
-            false
+                })
+            }
         }
-        None => {
-            config::insert_client_key(
-                conn,
-                &ClientKeyRow {
-                    id: crypto::new_id()?,
-                    ..row
-                },
-            )?;
-            true
-        }
-    };
-    Ok((
-        UpsertResult {
-            created,
-            changed: true,
-            generated_key: generated.unwrap_or_default(),
-        },
-        true,
-    ))
+        None => KeyPlan::Insert(
+            ClientKeyRow {
+                id: crypto::new_id()?,
+                ..row
+            },
+            generated,
+        ),
+    })
+}
+
+/// Creates or updates one key (see [`plan`]); returns the result and
+/// whether the configuration changed.
+pub fn upsert(
+    conn: &mut AnyConnection,
+    input: &ClientKeyInput,
+    existing: Option<ClientKeyRow>,
+    owner: Option<String>,
+    only_tighten: bool,
+) -> Result<(UpsertResult, bool)> {
+    let plan = plan(
+        input,
+        existing.as_ref(),
+        owner,
+        only_tighten,
+        &mut Queries(conn),
+    )?;
+    let result = plan.result();
+    match plan {
+        KeyPlan::Unchanged => return Ok((result, false)),
+        KeyPlan::Update(row) => config::update_client_key(conn, &row)?,
+        KeyPlan::Insert(row, _) => config::insert_client_key(conn, &row)?,
+    }
+    Ok((result, true))
 }
 
 /// All client keys, or those `owner` owns; owners shown by username.

@@ -473,7 +473,7 @@ async fn members_see_and_change_only_their_own_keys() {
     assert!(
         !s.publisher
             .current()
-            .client_keys
+            .keys
             .iter()
             .any(|k| k.name == "ann-app")
     );

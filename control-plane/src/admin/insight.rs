@@ -336,6 +336,7 @@ impl InsightService for AdminSvc {
         let configured: Vec<(String, String)> = self
             .publisher
             .current()
+            .core
             .providers
             .iter()
             .flat_map(|p| p.keys.iter().map(|k| (p.name.clone(), k.name.clone())))

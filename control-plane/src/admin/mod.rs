@@ -11,6 +11,7 @@
 //! so data planes see the change before the call returns (and within a
 //! second in practice).
 
+pub mod apply;
 pub mod audit;
 pub mod authn;
 pub mod budgets;
@@ -37,9 +38,9 @@ use aigw_proto::pb::admin::UpsertResult;
 use tonic::{Request, Status};
 
 use self::rbac::{Access, Principal, Target};
-use crate::compile::compile;
+use crate::compile::{compile, compile_keys_changed};
 use crate::crypto::{self, MasterKey};
-use crate::db::config::load_all;
+use crate::db::config::{client_keys_named, load_all, load_core};
 use crate::db::identity::{AuditRow, insert_audit};
 use crate::db::{AnyConnection, Db, write_tx};
 use crate::error::Result;
@@ -136,6 +137,58 @@ fn audit_id() -> Result<(i64, String)> {
     Ok((at_ms, format!("{ns:020}-{}", &crypto::new_id()?[..8])))
 }
 
+/// The names of the client keys `changes` touched, when the configuration
+/// changes are to client keys only and few: then only those keys are read
+/// and compiled again (`compile_keys_changed`). A key's compiled form
+/// depends on its row and on its owner's and team's budgets, which other
+/// kinds of change (budgets, teams) touch; those recompile everything.
+fn changed_keys_only(changes: &[(Object, Change)]) -> Option<Vec<String>> {
+    const MAX: usize = 10_000;
+    let config = changes.iter().filter(|(_, c)| c.config);
+    let mut names = Vec::new();
+    for (what, _) in config {
+        if what.kind != "client_key" || names.len() == MAX {
+            return None;
+        }
+        names.push(what.name.clone());
+    }
+    Some(names)
+}
+
+/// Audit entries for `changes`, logged one by one when they are few.
+fn audit_rows(
+    actor: &str,
+    actor_user_id: Option<&str>,
+    changes: Vec<(Object, Change)>,
+) -> Result<Vec<AuditRow>> {
+    let loud = changes.len() <= 20;
+    if !loud {
+        tracing::info!(actor, changes = changes.len(), "admin changes");
+    }
+    changes
+        .into_iter()
+        .map(|(what, change)| {
+            if loud {
+                tracing::info!(
+                    actor, action = change.action, kind = what.kind, name = %what.name,
+                    "admin change"
+                );
+            }
+            let (at_ms, id) = audit_id()?;
+            Ok(AuditRow {
+                id,
+                at_ms,
+                actor: actor.to_string(),
+                actor_user_id: actor_user_id.map(str::to_string),
+                action: change.action.into(),
+                object_kind: what.kind.into(),
+                object_name: what.name,
+                detail: change.detail,
+            })
+        })
+        .collect()
+}
+
 impl AdminSvc {
     /// Authenticates the call and checks that its role may call `method` at
     /// all; `Access::Own` means it may only see and touch its own objects.
@@ -158,6 +211,23 @@ impl AdminSvc {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection, &MasterKey) -> Result<(T, Option<Change>)> + Send + 'static,
     {
+        self.mutate_many(who, move |conn, master| {
+            let (out, change) = change(conn, master)?;
+            Ok((out, change.map(|c| (what, c)).into_iter().collect()))
+        })
+        .await
+    }
+
+    /// [`mutate`](Self::mutate) for a change to many objects at once (a
+    /// whole configuration): one transaction, one audit entry per object
+    /// changed (inserted together), one recompile, one publish.
+    pub async fn mutate_many<T, F>(&self, who: &Principal, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection, &MasterKey) -> Result<(T, Vec<(Object, Change)>)>
+            + Send
+            + 'static,
+    {
         let master = self.master.clone();
         let publisher = self.publisher.clone();
         let lock = self.write_lock.clone();
@@ -167,32 +237,27 @@ impl AdminSvc {
             .run(move |conn| {
                 let _serial = lock.lock().unwrap_or_else(PoisonError::into_inner);
                 let (out, snapshot) = write_tx(conn, |conn| {
-                    let (out, change) = change(conn, &master)?;
-                    let Some(change) = change else {
-                        return Ok((out, None));
-                    };
-                    tracing::info!(
-                        actor, action = change.action, kind = what.kind, name = %what.name,
-                        "admin change"
-                    );
-                    let (at_ms, id) = audit_id()?;
-                    insert_audit(
-                        conn,
-                        &AuditRow {
-                            id,
-                            at_ms,
-                            actor,
-                            actor_user_id,
-                            action: change.action.into(),
-                            object_kind: what.kind.into(),
-                            object_name: what.name,
-                            detail: change.detail,
-                        },
-                    )?;
-                    if !change.config {
+                    let (out, changes) = change(conn, &master)?;
+                    if changes.is_empty() {
                         return Ok((out, None));
                     }
-                    Ok((out, Some(compile(&load_all(conn)?, &master)?)))
+                    let config = changes.iter().any(|(_, c)| c.config);
+                    let keys = changed_keys_only(&changes);
+                    let rows = audit_rows(&actor, actor_user_id.as_deref(), changes)?;
+                    insert_audit(conn, &rows)?;
+                    if !config {
+                        return Ok((out, None));
+                    }
+                    let previous = publisher.current();
+                    let compiled = match keys {
+                        Some(names) => {
+                            let mut rows = load_core(conn)?;
+                            rows.client_keys = client_keys_named(conn, &names)?;
+                            compile_keys_changed(&rows, &master, &previous, &names)?
+                        }
+                        None => compile(&load_all(conn)?, &master, Some(&previous))?,
+                    };
+                    Ok((out, Some(compiled)))
                 })?;
                 if let Some(s) = snapshot {
                     publisher.publish(s);

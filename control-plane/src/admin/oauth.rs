@@ -11,8 +11,9 @@ use aigw_proto::pb::admin::{
 use tonic::{Request, Response, Status};
 
 use super::{AdminSvc, Change, Object, rbac};
+use crate::crypto::MasterKey;
 use crate::db::oauth::{self as q, AccountRow, TemplateRow};
-use crate::db::{config, now_ms, write_tx};
+use crate::db::{AnyConnection, config, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::oauth::template::{self, SecretChange};
 use crate::oauth::{account, flow, pkce};
@@ -52,6 +53,91 @@ async fn store(
     .await
 }
 
+/// Creates or updates a stored template (a built-in's name overrides the
+/// built-in); the client secret is sealed, kept when the spec leaves it
+/// empty. What UpsertOAuthTemplate and Apply do.
+pub(super) fn upsert_template(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    input: &template::TemplateInput,
+) -> Result<(UpsertResult, Option<Change>)> {
+    let existing = q::find_template(conn, &input.name)?;
+    let context = template::secret_context(&input.name);
+    let builtin_secret = template::builtins()
+        .into_iter()
+        .find(|(n, _, _)| *n == input.name)
+        .and_then(|(_, _, s)| s.map(str::to_string));
+    let old_secret = match &existing {
+        Some(e) if !e.client_secret_enc.is_empty() => {
+            Some(master.decrypt(&e.client_secret_enc, &context)?)
+        }
+        Some(_) => None,
+        None => builtin_secret,
+    };
+    let secret = match &input.secret {
+        SecretChange::Keep => old_secret.clone(),
+        SecretChange::Remove => None,
+        SecretChange::Set(s) => Some(s.clone()),
+    };
+    let spec = serde_json::to_string(&input.spec).map_err(|e| Error::internal(e.to_string()))?;
+    if let Some(e) = &existing
+        && e.spec == spec
+        && secret == old_secret
+    {
+        return Ok((super::providers::unchanged(), None));
+    }
+    let now = now_ms();
+    let row = TemplateRow {
+        name: input.name.clone(),
+        spec,
+        client_secret_enc: match &secret {
+            Some(s) => master.encrypt(s, &context)?,
+            None => String::new(),
+        },
+        created_at_ms: existing.as_ref().map_or(now, |e| e.created_at_ms),
+        updated_at_ms: now,
+    };
+    q::put_template(conn, &row, existing.is_some())?;
+    let created = existing.is_none();
+    let action = if created { "create" } else { "update" };
+    Ok((
+        UpsertResult {
+            created,
+            changed: true,
+            generated_key: String::new(),
+        },
+        Some(Change::new(action).with(format!("token_url={}", input.spec.token_url))),
+    ))
+}
+
+/// Deletes a stored template, unless keys use it and no built-in of that
+/// name would take its place. What DeleteOAuthTemplate and Apply's prune do.
+pub(super) fn delete_template(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<(DeleteResult, Option<Change>)> {
+    let builtin = template::builtins().iter().any(|(n, _, _)| *n == name);
+    // The provider keys; not every client key.
+    let rows = config::load_core(conn)?;
+    let used: Vec<&str> = rows
+        .keys
+        .iter()
+        .filter(|k| k.oauth_template == name)
+        .map(|k| k.name.as_str())
+        .collect();
+    if !builtin && !used.is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "oauth template {name:?} is used by keys {}; remove them first",
+            used.join(", ")
+        )));
+    }
+    let deleted = q::delete_template(conn, name)?;
+    Ok((
+        DeleteResult { deleted },
+        deleted.then(|| Change::new("delete")),
+    ))
+}
+
 impl AdminSvc {
     pub(super) async fn upsert_oauth_template_impl(
         &self,
@@ -62,54 +148,7 @@ impl AdminSvc {
         let what = Object::new("oauth_template", &input.name);
         let r = self
             .mutate(&p, what, move |conn, master| {
-                let existing = q::find_template(conn, &input.name)?;
-                let context = template::secret_context(&input.name);
-                let builtin_secret = template::builtins()
-                    .into_iter()
-                    .find(|(n, _, _)| *n == input.name)
-                    .and_then(|(_, _, s)| s.map(str::to_string));
-                let old_secret = match &existing {
-                    Some(e) if !e.client_secret_enc.is_empty() => {
-                        Some(master.decrypt(&e.client_secret_enc, &context)?)
-                    }
-                    Some(_) => None,
-                    None => builtin_secret,
-                };
-                let secret = match &input.secret {
-                    SecretChange::Keep => old_secret.clone(),
-                    SecretChange::Remove => None,
-                    SecretChange::Set(s) => Some(s.clone()),
-                };
-                let spec = serde_json::to_string(&input.spec)
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                if let Some(e) = &existing
-                    && e.spec == spec
-                    && secret == old_secret
-                {
-                    return Ok((super::providers::unchanged(), None));
-                }
-                let now = now_ms();
-                let row = TemplateRow {
-                    name: input.name.clone(),
-                    spec,
-                    client_secret_enc: match &secret {
-                        Some(s) => master.encrypt(s, &context)?,
-                        None => String::new(),
-                    },
-                    created_at_ms: existing.as_ref().map_or(now, |e| e.created_at_ms),
-                    updated_at_ms: now,
-                };
-                q::put_template(conn, &row, existing.is_some())?;
-                let created = existing.is_none();
-                let action = if created { "create" } else { "update" };
-                Ok((
-                    UpsertResult {
-                        created,
-                        changed: true,
-                        generated_key: String::new(),
-                    },
-                    Some(Change::new(action).with(format!("token_url={}", input.spec.token_url))),
-                ))
+                upsert_template(conn, master, &input)
             })
             .await?;
         Ok(Response::new(r))
@@ -123,27 +162,7 @@ impl AdminSvc {
         let name = request.into_inner().name;
         let what = Object::new("oauth_template", &name);
         let r = self
-            .mutate(&p, what, move |conn, _| {
-                let builtin = template::builtins().iter().any(|(n, _, _)| *n == name);
-                let rows = config::load_all(conn)?;
-                let used: Vec<&str> = rows
-                    .keys
-                    .iter()
-                    .filter(|k| k.oauth_template == name)
-                    .map(|k| k.name.as_str())
-                    .collect();
-                if !builtin && !used.is_empty() {
-                    return Err(Error::FailedPrecondition(format!(
-                        "oauth template {name:?} is used by keys {}; remove them first",
-                        used.join(", ")
-                    )));
-                }
-                let deleted = q::delete_template(conn, &name)?;
-                Ok((
-                    DeleteResult { deleted },
-                    deleted.then(|| Change::new("delete")),
-                ))
-            })
+            .mutate(&p, what, move |conn, _| delete_template(conn, &name))
             .await?;
         Ok(Response::new(r))
     }

@@ -158,6 +158,7 @@ methods! {
     UPSERT_WEBHOOK = "AdminService" / "UpsertWebhook" => CONFIG_WRITE;
     DELETE_WEBHOOK = "AdminService" / "DeleteWebhook" => CONFIG_WRITE;
     LIST_WEBHOOKS = "AdminService" / "ListWebhooks" => READ;
+    APPLY = "AdminService" / "Apply" => CONFIG_WRITE;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;
@@ -270,7 +271,7 @@ impl Access {
 }
 
 /// The short form of a method for messages: `AdminService/UpsertProvider`.
-fn short(method: &str) -> &str {
+pub fn short(method: &str) -> &str {
     method.strip_prefix("/aigw.admin.v1.").unwrap_or(method)
 }
 

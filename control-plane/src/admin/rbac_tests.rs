@@ -49,6 +49,7 @@ AdminService/ListTeams           yyy yyy yyy ---
 AdminService/UpsertWebhook       yyy yyy --- ---
 AdminService/DeleteWebhook       yyy yyy --- ---
 AdminService/ListWebhooks        yyy yyy yyy ---
+AdminService/Apply               yyy yyy --- ---
 IdentityService/Login            yyy yyy yyy yyy
 IdentityService/Logout           yyy yyy yyy yyy
 IdentityService/WhoAmI           yyy yyy yyy yyy

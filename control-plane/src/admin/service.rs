@@ -3,21 +3,21 @@
 
 use aigw_proto::pb::admin::admin_service_server::AdminService;
 use aigw_proto::pb::admin::{
-    BudgetInfo, BudgetList, BudgetSpec, ClientKeyList, ClientKeySpec, CredentialHealth,
-    CredentialHealthList, CredentialHealthQuery, CredentialRef, DeleteResult, ListRequest,
-    NameRequest, NodeCredentialCreated, NodeCredentialList, NodeCredentialSpec, NodeList,
-    OAuthAccount, OAuthAccountList, OAuthCompleteRequest, OAuthConnectRequest, OAuthConnectStart,
-    OAuthDeviceStart, OAuthPollRequest, OAuthPollResult, OAuthTemplateList, OAuthTemplateSpec,
-    PriceList, PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, TeamInfo,
-    TeamList, TeamSpec, UpsertResult, WebhookInfo, WebhookList, WebhookSpec,
+    ApplyProgress, ApplyRequest, BudgetInfo, BudgetList, BudgetSpec, ClientKeyList, ClientKeySpec,
+    CredentialHealth, CredentialHealthList, CredentialHealthQuery, CredentialRef, DeleteResult,
+    ListRequest, NameRequest, NodeCredentialCreated, NodeCredentialList, NodeCredentialSpec,
+    NodeList, OAuthAccount, OAuthAccountList, OAuthCompleteRequest, OAuthConnectRequest,
+    OAuthConnectStart, OAuthDeviceStart, OAuthPollRequest, OAuthPollResult, OAuthTemplateList,
+    OAuthTemplateSpec, PriceList, PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList,
+    RouteSpec, TeamInfo, TeamList, TeamSpec, UpsertResult, WebhookInfo, WebhookList, WebhookSpec,
 };
 use tonic::{Request, Response, Status};
 
-use super::rbac::{self, Principal, Target};
+use super::rbac::{self, Target};
 use super::{AdminSvc, Change, Object, budgets, client_keys, nodes, pricing, providers, routes};
 use crate::db::config;
 use crate::db::identity::find_user;
-use crate::db::{AnyConnection, now_ms};
+use crate::db::now_ms;
 use crate::error::{Error, Result};
 
 fn deleted(deleted: bool) -> (DeleteResult, Option<Change>) {
@@ -32,33 +32,20 @@ fn upserted((r, _): (UpsertResult, bool), detail: String) -> (UpsertResult, Opti
     (r, change)
 }
 
-/// Who will own the client key `input` upserts: the named owner, else the
-/// current owner, else (a new key) the caller. Checks that the caller may
-/// touch the existing key and give it that owner.
-fn client_key_owner(
-    conn: &mut AnyConnection,
-    p: &Principal,
-    owner_name: &str,
-    existing: Option<&config::ClientKeyRow>,
-) -> Result<Option<String>> {
-    let method = rbac::UPSERT_CLIENT_KEY;
-    if let Some(k) = existing {
-        rbac::authorize(p, method, Target::Owned(k.owner_user_id.as_deref()))?;
-    }
-    if owner_name.is_empty() {
-        return Ok(match existing {
-            Some(k) => k.owner_user_id.clone(),
-            None => p.user_id.clone(),
-        });
-    }
-    let user = find_user(conn, owner_name)?
-        .ok_or_else(|| Error::NotFound(format!("user {owner_name:?} does not exist")))?;
-    rbac::authorize(p, method, Target::Owned(Some(&user.id)))?;
-    Ok(Some(user.id))
-}
-
 #[tonic::async_trait]
 impl AdminService for AdminSvc {
+    type ApplyStream = tokio_stream::Iter<std::vec::IntoIter<Result<ApplyProgress, Status>>>;
+
+    async fn apply(
+        &self,
+        request: Request<tonic::Streaming<ApplyRequest>>,
+    ) -> Result<Response<Self::ApplyStream>, Status> {
+        let chunks = self.apply_rpc(request).await?;
+        Ok(Response::new(tokio_stream::iter(
+            chunks.into_iter().map(Ok).collect::<Vec<_>>(),
+        )))
+    }
+
     async fn upsert_provider(
         &self,
         request: Request<ProviderSpec>,
@@ -164,7 +151,10 @@ impl AdminService for AdminSvc {
         let r = self
             .mutate(&p, what, move |conn, _| {
                 let existing = config::find_client_key(conn, &input.spec.name)?;
-                let owner = client_key_owner(conn, &who, &input.spec.owner, existing.as_ref())?;
+                let owner =
+                    client_keys::owner(&who, &input.spec.owner, existing.as_ref(), |name| {
+                        Ok(find_user(conn, name)?.map(|u| u.id))
+                    })?;
                 let detail = match &input.spec.owner {
                     o if o.is_empty() => String::new(),
                     o => format!("owner={o}"),
@@ -289,7 +279,7 @@ impl AdminService for AdminSvc {
         self.caller(&request, rbac::LIST_NODES).await?;
         Ok(Response::new(NodeList {
             nodes: self.registry.list(),
-            current_version: self.publisher.current().version.clone(),
+            current_version: self.publisher.current().version().to_string(),
         }))
     }
 
@@ -501,30 +491,7 @@ impl AdminService for AdminSvc {
         let what = Object::new("budget", &spec.subject);
         let r = self
             .mutate(&p, what, move |conn, _| {
-                let subject = budgets::resolve_subject(conn, &spec.subject)?;
-                let old = crate::db::budgets::find_budget(conn, &subject)?;
-                let same = old.as_ref().map(budgets::Stored::from) == Some(limits.clone())
-                    || (old.is_none() && limits.is_empty());
-                if same {
-                    return Ok((providers::unchanged(), None));
-                }
-                if limits.is_empty() {
-                    crate::db::budgets::delete_budget(conn, &subject)?;
-                } else {
-                    crate::db::budgets::put_budget(conn, &limits.row(subject, now_ms()))?;
-                }
-                let r = UpsertResult {
-                    created: old.is_none(),
-                    changed: true,
-                    generated_key: String::new(),
-                };
-                let detail = format!("{:?}", limits.to_admin());
-                Ok((
-                    r,
-                    Some(
-                        Change::new(if limits.is_empty() { "delete" } else { "set" }).with(detail),
-                    ),
-                ))
+                budgets::set(conn, &spec.subject, &limits)
             })
             .await?;
         Ok(Response::new(r))
@@ -572,45 +539,7 @@ impl AdminService for AdminSvc {
         budgets::check_team(&spec)?;
         let what = Object::new("team", &spec.name);
         let r = self
-            .mutate(&p, what, move |conn, _| {
-                let mut ids = Vec::with_capacity(spec.members.len());
-                for m in &spec.members {
-                    let u = find_user(conn, m)?
-                        .ok_or_else(|| Error::NotFound(format!("user {m:?} does not exist")))?;
-                    ids.push(u.id);
-                }
-                let (team, created) = match crate::db::budgets::find_team(conn, &spec.name)? {
-                    Some(t) => (t, false),
-                    None => {
-                        let now = now_ms();
-                        let t = crate::db::budgets::TeamRow {
-                            id: crate::crypto::new_id()?,
-                            name: spec.name.clone(),
-                            created_at_ms: now,
-                            updated_at_ms: now,
-                        };
-                        crate::db::budgets::insert_team(conn, &t)?;
-                        (t, true)
-                    }
-                };
-                let mut before = crate::db::budgets::members(conn, &team.id)?;
-                let mut after = spec.members.clone();
-                before.sort();
-                after.sort();
-                after.dedup();
-                if !created && before == after {
-                    return Ok((providers::unchanged(), None));
-                }
-                crate::db::budgets::set_members(conn, &team.id, &ids)?;
-                let r = UpsertResult {
-                    created,
-                    changed: true,
-                    generated_key: String::new(),
-                };
-                let change = Change::new(if created { "create" } else { "update" })
-                    .with(format!("members=[{}]", after.join(",")));
-                Ok((r, Some(change)))
-            })
+            .mutate(&p, what, move |conn, _| budgets::upsert_team(conn, &spec))
             .await?;
         Ok(Response::new(r))
     }

@@ -25,7 +25,7 @@ pub fn svc(t: &TempDb) -> AdminSvc {
 /// The service on an empty database.
 pub fn svc_on(db: Db) -> AdminSvc {
     let master = MasterKey::from_hex(&"5a".repeat(32)).unwrap();
-    let snapshot = compile(&crate::db::config::ConfigRows::default(), &master).unwrap();
+    let snapshot = compile(&crate::db::config::ConfigRows::default(), &master, None).unwrap();
     AdminSvc {
         db,
         master,

@@ -43,7 +43,7 @@ fn provider(secret: &str) -> ProviderSpec {
 async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
     let t = temp_db();
     let s = svc(&t);
-    let v0 = s.publisher.current().version.clone();
+    let v0 = s.publisher.current().to_pb().version.clone();
 
     let r = s
         .upsert_provider(req(provider("sk-proj-abcdefghijkl9876")))
@@ -51,9 +51,9 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
         .unwrap()
         .into_inner();
     assert!(r.created && r.changed);
-    let v1 = s.publisher.current().version.clone();
+    let v1 = s.publisher.current().to_pb().version.clone();
     assert_ne!(v0, v1);
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.providers[0].keys[0].secret, "sk-proj-abcdefghijkl9876");
     assert_eq!(
         snap.providers[0].keys[1].weight, 1,
@@ -67,7 +67,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
         .unwrap()
         .into_inner();
     assert!(!r.created && !r.changed);
-    assert_eq!(s.publisher.current().version, v1);
+    assert_eq!(s.publisher.current().to_pb().version, v1);
 
     // Listing shows hints only.
     let list = s
@@ -85,7 +85,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
     spec.keys[0].weight = 5;
     let r = s.upsert_provider(req(spec)).await.unwrap().into_inner();
     assert!(!r.created && r.changed);
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.providers[0].keys[0].secret, "sk-proj-abcdefghijkl9876");
     assert_eq!(snap.providers[0].keys[0].weight, 5);
 
@@ -93,7 +93,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
     let mut spec = provider("sk-proj-abcdefghijkl9876");
     spec.keys.truncate(1);
     s.upsert_provider(req(spec)).await.unwrap();
-    assert_eq!(s.publisher.current().providers[0].keys.len(), 1);
+    assert_eq!(s.publisher.current().to_pb().providers[0].keys.len(), 1);
 
     // Deleting: true once, then false; the snapshot is back to empty.
     let d = s
@@ -110,7 +110,7 @@ async fn provider_upsert_is_idempotent_and_secrets_stay_hidden() {
         .await
         .unwrap();
     assert!(!d.into_inner().deleted);
-    assert_eq!(s.publisher.current().version, v0);
+    assert_eq!(s.publisher.current().to_pb().version, v0);
 }
 
 #[tokio::test]
@@ -221,7 +221,7 @@ async fn client_keys_are_generated_once_and_stored_hashed() {
     assert!(r.created && r.changed);
     let key = r.generated_key;
     assert!(key.starts_with("sk-aigw-") && key.len() == 40, "{key}");
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.client_keys[0].key_hash, crypto::sha256(&key).to_vec());
     assert_eq!(snap.client_keys[0].limits.as_ref().unwrap().rpm, Some(600));
 
@@ -308,7 +308,7 @@ async fn pricing_upsert_list_delete() {
         .unwrap()
         .into_inner();
     assert_eq!(list.pricing[0].cached_input, None);
-    assert_eq!(s.publisher.current().pricing[0].input, 2.5);
+    assert_eq!(s.publisher.current().to_pb().pricing[0].input, 2.5);
     let d = s
         .delete_price(req(NameRequest {
             name: "gpt-4o".into(),
@@ -316,7 +316,7 @@ async fn pricing_upsert_list_delete() {
         .await
         .unwrap();
     assert!(d.into_inner().deleted);
-    assert!(s.publisher.current().pricing.is_empty());
+    assert!(s.publisher.current().to_pb().pricing.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -358,7 +358,7 @@ async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() 
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(s.publisher.current().pricing.len(), 20);
+    assert_eq!(s.publisher.current().to_pb().pricing.len(), 20);
 }
 
 fn route(model: &str, providers: &[&str]) -> RouteSpec {
@@ -407,7 +407,7 @@ async fn routes_and_model_maps_reach_the_snapshot_and_are_checked() {
     s.upsert_route(req(route("gpt-4o", &["backup"])))
         .await
         .unwrap();
-    let snap = s.publisher.current();
+    let snap = s.publisher.current().to_pb();
     assert_eq!(snap.routes.len(), 2);
     assert_eq!(snap.routes[0].model, "gpt-4o", "exact routes first");
     assert_eq!(snap.routes[1].providers, ["openai-main", "backup"]);
@@ -466,7 +466,7 @@ async fn routes_and_model_maps_reach_the_snapshot_and_are_checked() {
         .into_inner()
         .deleted
     );
-    assert!(s.publisher.current().routes.is_empty());
+    assert!(s.publisher.current().to_pb().routes.is_empty());
 }
 
 #[tokio::test]
@@ -479,7 +479,7 @@ async fn revoked_client_keys_leave_the_snapshot_for_good() {
         ..Default::default()
     };
     s.upsert_client_key(req(spec.clone())).await.unwrap();
-    assert_eq!(s.publisher.current().client_keys.len(), 1);
+    assert_eq!(s.publisher.current().to_pb().client_keys.len(), 1);
     let name = || req(NameRequest { name: "app".into() });
     assert!(
         s.revoke_client_key(name())
@@ -488,7 +488,7 @@ async fn revoked_client_keys_leave_the_snapshot_for_good() {
             .into_inner()
             .revoked
     );
-    assert!(s.publisher.current().client_keys.is_empty());
+    assert!(s.publisher.current().to_pb().client_keys.is_empty());
     assert!(
         !s.revoke_client_key(name())
             .await
@@ -607,4 +607,77 @@ async fn every_change_is_audited_without_secrets() {
         .unwrap()
         .into_inner();
     assert_eq!(only.entries.len(), 1);
+}
+
+/// The snapshot a full compile of the database gives now.
+async fn compiled_from_scratch(s: &super::AdminSvc) -> aigw_proto::pb::config::Snapshot {
+    let master = s.master.clone();
+    s.read(move |c| crate::compile::compile(&crate::db::config::load_all(c)?, &master, None))
+        .await
+        .unwrap()
+        .to_pb()
+}
+
+#[tokio::test]
+async fn a_change_to_one_key_publishes_what_a_full_compile_would() {
+    use aigw_proto::pb::admin::{BudgetLimits, BudgetSpec};
+    let t = temp_db();
+    let s = svc(&t);
+    super::testkit::user(&s, "bob", "member").await;
+    s.set_budget(req(BudgetSpec {
+        subject: "user:bob".into(),
+        limits: Some(BudgetLimits {
+            cost_per_day: Some(5.0),
+            ..Default::default()
+        }),
+    }))
+    .await
+    .unwrap();
+    let key = |name: &str, owner: &str| ClientKeySpec {
+        name: name.into(),
+        key: format!("sk-aigw-{name}-0123456789"),
+        owner: owner.into(),
+        ..Default::default()
+    };
+    for name in ["a", "c", "e"] {
+        s.upsert_client_key(req(key(name, ""))).await.unwrap();
+    }
+    let published = s.publisher.published();
+    // Created between others; given to bob (so it counts toward his
+    // budget); changed; revoked; deleted: after each, what is published is
+    // what compiling every row gives.
+    s.upsert_client_key(req(key("b", ""))).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    s.upsert_client_key(req(key("d", "bob"))).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    let mut limited = key("c", "");
+    limited.rpm = Some(7);
+    s.upsert_client_key(req(limited)).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    let name = |n: &str| req(NameRequest { name: n.into() });
+    s.revoke_client_key(name("a")).await.unwrap();
+    assert_eq!(
+        s.publisher.current().to_pb(),
+        compiled_from_scratch(&s).await
+    );
+    s.delete_client_key(name("e")).await.unwrap();
+    assert_eq!(s.publisher.published(), published + 5);
+    let snap = s.publisher.current().to_pb();
+    assert_eq!(snap, compiled_from_scratch(&s).await);
+    let names: Vec<&str> = snap.client_keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["b", "c", "d"]);
+    assert_eq!(snap.client_keys[1].limits.as_ref().unwrap().rpm, Some(7));
+    // Bob's key counts toward bob's budget (subjects are user ids).
+    assert_eq!(snap.budgets.len(), 1);
+    assert_eq!(snap.budgets[0].name, "user bob");
+    assert_eq!(snap.client_keys[2].budgets, [snap.budgets[0].id.clone()]);
 }

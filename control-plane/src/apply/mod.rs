@@ -1,7 +1,9 @@
 //! `control-plane apply -f FILE [--prune]`: declarative configuration through
 //! the Admin API, exactly like any other automation client. The whole file is
-//! parsed and expanded before the first request, so a typo or a missing
-//! variable changes nothing.
+//! parsed, expanded and checked before anything is sent, so a typo or a
+//! missing variable changes nothing; then it is streamed to
+//! `AdminService.Apply`, which applies it in one transaction (all or
+//! nothing, one new snapshot version) and says what happened to each object.
 
 pub mod file;
 
@@ -12,18 +14,22 @@ use std::time::Duration;
 
 use aigw_proto::channel::ClientTls;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
+use aigw_proto::pb::admin::apply_request::Part;
 use aigw_proto::pb::admin::{
-    BudgetSpec, ClientKeySpec, ListRequest, NameRequest, OAuthTemplateSpec, PriceSpec,
-    ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec, UpsertResult,
+    ApplyHeader, ApplyOutcome, ApplyRequest, BudgetSpec, ClientKeyBatch, ClientKeySpec,
+    OAuthTemplateSpec, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec,
 };
+use prost::Message as _;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use file::LimitsDoc;
 pub use file::{ApplyFile, parse};
-use file::{LimitsDoc, TeamDoc};
+
+use crate::admin::apply::MAX_BATCH;
 
 use crate::error::{Error, Result, with_causes};
 
@@ -100,17 +106,15 @@ fn rpc(what: String) -> impl FnOnce(Status) -> Error {
     }
 }
 
-fn report(out: &mut dyn Write, kind: &str, name: &str, r: &UpsertResult) -> Result<()> {
-    let verb = match (r.created, r.changed) {
-        (true, _) => "created",
-        (false, true) => "updated",
-        (false, false) => "unchanged",
-    };
-    writeln!(out, "{verb} {kind} {name}")?;
-    if !r.generated_key.is_empty() {
-        writeln!(out, "generated key for {kind} {name}: {}", r.generated_key)?;
+fn print(out: &mut dyn Write, o: &ApplyOutcome) -> Result<()> {
+    writeln!(out, "{} {} {}", o.action, o.kind, o.name)?;
+    if !o.generated_key.is_empty() {
+        writeln!(
+            out,
+            "generated key for {} {}: {}",
+            o.kind, o.name, o.generated_key
+        )?;
     }
-    out.flush()?;
     Ok(())
 }
 
@@ -124,27 +128,63 @@ fn check_unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<
     Ok(seen)
 }
 
-/// Upserts everything in `doc`; with `prune`, then deletes the objects of
-/// those kinds that `doc` does not name. Lines go to `out` as they happen,
-/// so a failure midway still shows what was done.
+/// Most bytes of client keys per message (the server accepts 16 MiB).
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The file as Apply messages: the header, then the keys in batches.
+fn messages(header: ApplyHeader, keys: Vec<ClientKeySpec>) -> Vec<ApplyRequest> {
+    let mut out = vec![ApplyRequest {
+        part: Some(Part::Header(header)),
+    }];
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for k in keys {
+        let len = k.encoded_len();
+        if batch.len() == MAX_BATCH || (bytes + len > BATCH_BYTES && !batch.is_empty()) {
+            out.push(ApplyRequest {
+                part: Some(Part::ClientKeys(ClientKeyBatch {
+                    keys: std::mem::take(&mut batch),
+                })),
+            });
+            bytes = 0;
+        }
+        bytes += len;
+        batch.push(k);
+    }
+    if !batch.is_empty() {
+        out.push(ApplyRequest {
+            part: Some(Part::ClientKeys(ClientKeyBatch { keys: batch })),
+        });
+    }
+    out
+}
+
+/// Applies everything in `doc` in one transaction; with `prune`, also
+/// deletes the objects of those kinds that `doc` does not name. Prints one
+/// line per object once the server has committed (nothing when it refused).
 pub async fn apply(
     client: &mut Client,
     doc: ApplyFile,
     prune: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let providers = check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
-    let prices = check_unique("price", doc.pricing.iter().map(|p| p.model.as_str()))?;
-    let keys = check_unique(
+    check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
+    check_unique("price", doc.pricing.iter().map(|p| p.model.as_str()))?;
+    check_unique(
         "client_key",
         doc.client_keys.iter().map(|k| k.name.as_str()),
     )?;
-    let routes = check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
-    let templates = check_unique(
+    check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
+    check_unique(
         "oauth_template",
         doc.oauth_templates.iter().map(|t| t.name.as_str()),
     )?;
-    let template_specs: Vec<OAuthTemplateSpec> = doc
+    check_unique("team", doc.teams.iter().map(|t| t.name.as_str()))?;
+    check_unique("user", doc.users.iter().map(|u| u.name.as_str()))?;
+
+    // Build every object first and check it with the server's own rules, so
+    // a mistake anywhere in the file is reported before anything is sent.
+    let oauth_templates: Vec<OAuthTemplateSpec> = doc
         .oauth_templates
         .into_iter()
         .map(|t| OAuthTemplateSpec {
@@ -166,16 +206,7 @@ pub async fn apply(
             ..Default::default()
         })
         .collect();
-    for t in &template_specs {
-        crate::oauth::template::validate(t.clone())?;
-    }
-    check_unique("team", doc.teams.iter().map(|t| t.name.as_str()))?;
-    check_unique("user", doc.users.iter().map(|u| u.name.as_str()))?;
-    let (doc_teams, doc_users) = (doc.teams, doc.users);
-
-    // Build every object first and check it with the server's own rules, so
-    // a mistake anywhere in the file is reported before anything changes.
-    let provider_specs: Vec<ProviderSpec> = doc
+    let providers: Vec<ProviderSpec> = doc
         .providers
         .into_iter()
         .map(|p| ProviderSpec {
@@ -199,7 +230,7 @@ pub async fn apply(
             affinity: p.affinity,
         })
         .collect();
-    let price_specs: Vec<PriceSpec> = doc
+    let pricing: Vec<PriceSpec> = doc
         .pricing
         .into_iter()
         .map(|p| PriceSpec {
@@ -209,7 +240,7 @@ pub async fn apply(
             cached_input: p.cached_input.map(|c| c.0),
         })
         .collect();
-    let key_specs: Vec<ClientKeySpec> = doc
+    let keys: Vec<ClientKeySpec> = doc
         .client_keys
         .into_iter()
         .map(|k| {
@@ -232,7 +263,7 @@ pub async fn apply(
             }
         })
         .collect();
-    let route_specs: Vec<RouteSpec> = doc
+    let routes: Vec<RouteSpec> = doc
         .routes
         .into_iter()
         .map(|r| RouteSpec {
@@ -242,168 +273,70 @@ pub async fn apply(
             alias_of: r.alias_of.unwrap_or_default(),
         })
         .collect();
-    preflight(
-        client,
-        &provider_specs,
-        &price_specs,
-        &key_specs,
-        &route_specs,
-    )
-    .await?;
-
-    // Before the providers whose keys name them.
-    for spec in template_specs {
-        let name = spec.name.clone();
-        let r = client
-            .upsert_o_auth_template(spec)
-            .await
-            .map_err(rpc(format!("oauth_template {name}")))?
-            .into_inner();
-        report(out, "oauth_template", &name, &r)?;
-    }
-    for spec in provider_specs {
-        let name = spec.name.clone();
-        let r = client
-            .upsert_provider(spec)
-            .await
-            .map_err(rpc(format!("provider {name}")))?
-            .into_inner();
-        report(out, "provider", &name, &r)?;
-    }
-    for spec in price_specs {
-        let model = spec.model.clone();
-        let r = client
-            .upsert_price(spec)
-            .await
-            .map_err(rpc(format!("price {model}")))?
-            .into_inner();
-        report(out, "price", &model, &r)?;
-    }
-    for spec in key_specs {
-        let name = spec.name.clone();
-        let r = client
-            .upsert_client_key(spec)
-            .await
-            .map_err(rpc(format!("client_key {name}")))?
-            .into_inner();
-        report(out, "client_key", &name, &r)?;
-    }
-    // After the providers they name.
-    for spec in route_specs {
-        let model = spec.model.clone();
-        let r = client
-            .upsert_route(spec)
-            .await
-            .map_err(rpc(format!("route {model}")))?
-            .into_inner();
-        report(out, "route", &model, &r)?;
-    }
-    // Teams, then budgets (of teams and users).
-    let mut budget_subjects = HashSet::new();
-    for t in &doc_teams {
-        let r = client
-            .upsert_team(TeamSpec {
-                name: t.name.clone(),
-                members: t.members.clone(),
-            })
-            .await
-            .map_err(rpc(format!("team {}", t.name)))?
-            .into_inner();
-        report(out, "team", &t.name, &r)?;
-    }
-    let budget_specs = doc_teams
+    let teams: Vec<TeamSpec> = doc
+        .teams
+        .iter()
+        .map(|t| TeamSpec {
+            name: t.name.clone(),
+            members: t.members.clone(),
+        })
+        .collect();
+    // Teams' budgets, then users'.
+    let budgets: Vec<BudgetSpec> = doc
+        .teams
         .iter()
         .map(|t| (format!("team:{}", t.name), t.limits.as_ref()))
         .chain(
-            doc_users
+            doc.users
                 .iter()
                 .map(|u| (format!("user:{}", u.name), u.limits.as_ref())),
-        );
-    for (subject, limits) in budget_specs {
-        budget_subjects.insert(subject.clone());
-        let r = client
-            .set_budget(BudgetSpec {
-                subject: subject.clone(),
-                limits: Some(limits.map(LimitsDoc::to_spec).unwrap_or_default()),
-            })
-            .await
-            .map_err(rpc(format!("budget {subject}")))?
-            .into_inner();
-        report(out, "budget", &subject, &r)?;
+        )
+        .map(|(subject, limits)| BudgetSpec {
+            subject,
+            limits: Some(limits.map(LimitsDoc::to_spec).unwrap_or_default()),
+        })
+        .collect();
+    preflight(&oauth_templates, &providers, &pricing, &keys, &routes)?;
+
+    let header = ApplyHeader {
+        oauth_templates,
+        providers,
+        pricing,
+        routes,
+        teams,
+        budgets,
+        prune,
+        client_key_count: u32::try_from(keys.len())
+            .map_err(|_| Error::invalid("too many client keys"))?,
+    };
+    let mut answer = client
+        .apply(tokio_stream::iter(messages(header, keys)))
+        .await
+        .map_err(rpc("apply".into()))?
+        .into_inner();
+    let mut lines = Vec::new();
+    while let Some(progress) = answer.message().await.map_err(rpc("apply".into()))? {
+        lines.extend(progress.outcomes);
     }
-    if prune {
-        let named = Named {
-            providers,
-            prices,
-            keys,
-            routes,
-            templates,
-        };
-        prune_missing(client, &named, out).await?;
-        prune_budgets(client, &doc_teams, &budget_subjects, out).await?;
+    for o in &lines {
+        print(out, o)?;
     }
+    out.flush()?;
     Ok(())
 }
 
-/// Deletes the teams the file does not name, and the budgets of users (and
-/// teams) it does not name.
-async fn prune_budgets(
-    client: &mut Client,
-    teams: &[TeamDoc],
-    subjects: &HashSet<String>,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let listed = client
-        .list_teams(ListRequest {})
-        .await
-        .map_err(rpc("listing teams".into()))?
-        .into_inner();
-    for t in listed
-        .teams
-        .into_iter()
-        .filter(|t| !teams.iter().any(|d| d.name == t.name))
-    {
-        let r = client
-            .delete_team(NameRequest {
-                name: t.name.clone(),
-            })
-            .await
-            .map_err(rpc(format!("deleting team {}", t.name)))?;
-        if r.into_inner().deleted {
-            writeln!(out, "deleted team {}", t.name)?;
-        }
-    }
-    let listed = client
-        .list_budgets(ListRequest {})
-        .await
-        .map_err(rpc("listing budgets".into()))?
-        .into_inner();
-    for b in listed
-        .budgets
-        .into_iter()
-        .filter(|b| !subjects.contains(&b.subject) && b.subject.starts_with("user:"))
-    {
-        client
-            .set_budget(BudgetSpec {
-                subject: b.subject.clone(),
-                limits: Some(Default::default()),
-            })
-            .await
-            .map_err(rpc(format!("deleting budget {}", b.subject)))?;
-        writeln!(out, "deleted budget {}", b.subject)?;
-    }
-    Ok(())
-}
-
-/// Checks every object of the file with the rules the server applies, and
-/// that each route names providers the file or the server has.
-async fn preflight(
-    client: &mut Client,
+/// Checks every object of the file with the rules the server applies (the
+/// server checks again, and that routes name providers that exist).
+fn preflight(
+    templates: &[OAuthTemplateSpec],
     providers: &[ProviderSpec],
     prices: &[PriceSpec],
     keys: &[ClientKeySpec],
     routes: &[RouteSpec],
 ) -> Result<()> {
+    for t in templates {
+        crate::oauth::template::validate(t.clone())?;
+    }
     for p in providers {
         crate::admin::providers::validate(p.clone())?;
     }
@@ -413,155 +346,8 @@ async fn preflight(
     for k in keys {
         crate::admin::client_keys::validate(k.clone())?;
     }
-    if routes.is_empty() {
-        return Ok(());
-    }
-    let existing = client
-        .list_providers(ListRequest {})
-        .await
-        .map_err(rpc("listing providers".into()))?
-        .into_inner()
-        .providers;
     for r in routes {
         crate::admin::routes::validate(r)?;
-        for name in &r.providers {
-            let known = providers.iter().any(|p| &p.name == name)
-                || existing.iter().any(|p| &p.name == name);
-            if !known {
-                return Err(Error::invalid(format!(
-                    "route {:?} names provider {name:?}, which neither this file nor the server has",
-                    r.model
-                )));
-            }
-        }
     }
-    Ok(())
-}
-
-/// What the file names, by kind.
-struct Named {
-    providers: HashSet<String>,
-    prices: HashSet<String>,
-    keys: HashSet<String>,
-    routes: HashSet<String>,
-    templates: HashSet<String>,
-}
-
-/// Deletes client keys (those no user owns), prices, routes and providers
-/// not named in the file (in that order: routes before the providers they
-/// name).
-async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) -> Result<()> {
-    let Named {
-        providers,
-        prices,
-        keys,
-        routes,
-        templates,
-    } = named;
-    let listed = client
-        .list_client_keys(ListRequest {})
-        .await
-        .map_err(rpc("listing client keys".into()))?
-        .into_inner();
-    // Keys a user owns were made through the API by that user, not by a
-    // file: pruning leaves them alone.
-    for k in listed
-        .client_keys
-        .into_iter()
-        .filter(|k| !keys.contains(&k.name) && k.owner.is_empty())
-    {
-        let r = client
-            .delete_client_key(NameRequest {
-                name: k.name.clone(),
-            })
-            .await
-            .map_err(rpc(format!("deleting client_key {}", k.name)))?;
-        if r.into_inner().deleted {
-            writeln!(out, "deleted client_key {}", k.name)?;
-        }
-    }
-    let listed = client
-        .list_pricing(ListRequest {})
-        .await
-        .map_err(rpc("listing pricing".into()))?
-        .into_inner();
-    for p in listed
-        .pricing
-        .into_iter()
-        .filter(|p| !prices.contains(&p.model))
-    {
-        let r = client
-            .delete_price(NameRequest {
-                name: p.model.clone(),
-            })
-            .await
-            .map_err(rpc(format!("deleting price {}", p.model)))?;
-        if r.into_inner().deleted {
-            writeln!(out, "deleted price {}", p.model)?;
-        }
-    }
-    let listed = client
-        .list_routes(ListRequest {})
-        .await
-        .map_err(rpc("listing routes".into()))?
-        .into_inner();
-    for r in listed
-        .routes
-        .into_iter()
-        .filter(|r| !routes.contains(&r.model))
-    {
-        let d = client
-            .delete_route(NameRequest {
-                name: r.model.clone(),
-            })
-            .await
-            .map_err(rpc(format!("deleting route {}", r.model)))?;
-        if d.into_inner().deleted {
-            writeln!(out, "deleted route {}", r.model)?;
-        }
-    }
-    let listed = client
-        .list_providers(ListRequest {})
-        .await
-        .map_err(rpc("listing providers".into()))?
-        .into_inner();
-    for p in listed
-        .providers
-        .into_iter()
-        .filter(|p| !providers.contains(&p.name))
-    {
-        let r = client
-            .delete_provider(NameRequest {
-                name: p.name.clone(),
-            })
-            .await
-            .map_err(rpc(format!("deleting provider {}", p.name)))?;
-        if r.into_inner().deleted {
-            writeln!(out, "deleted provider {}", p.name)?;
-        }
-    }
-    // After the providers whose keys may name them. Built-in templates are
-    // not the file's to delete; a stored override of one is.
-    let listed = client
-        .list_o_auth_templates(ListRequest {})
-        .await
-        .map_err(rpc("listing oauth templates".into()))?
-        .into_inner();
-    for t in listed
-        .templates
-        .into_iter()
-        .filter(|t| (!t.builtin || t.overrides_builtin) && !templates.contains(&t.name))
-    {
-        let r = client
-            .delete_o_auth_template(NameRequest {
-                name: t.name.clone(),
-            })
-            .await
-            .map_err(rpc(format!("deleting oauth_template {}", t.name)))?;
-        if r.into_inner().deleted {
-            writeln!(out, "deleted oauth_template {}", t.name)?;
-        }
-    }
-    out.flush()?;
     Ok(())
 }

@@ -151,7 +151,7 @@ pub(super) async fn check(
                         let ns = crypto::new_id()?;
                         insert_audit(
                             conn,
-                            &AuditRow {
+                            &[AuditRow {
                                 id: format!("{:020}-{}", now.saturating_mul(1_000_000), &ns[..8]),
                                 at_ms: now,
                                 actor: "system".into(),
@@ -160,7 +160,7 @@ pub(super) async fn check(
                                 object_kind: "budget".into(),
                                 object_name: row.budget.clone(),
                                 detail: detail.clone(),
-                            },
+                            }],
                         )?;
                     }
                 }

@@ -17,10 +17,11 @@ use std::time::Duration;
 use aigw_proto::model::budget::{civil, day_period, month_period, ms_to_next_month};
 use aigw_proto::pb::config as pb;
 
-use crate::compile::compile;
+use crate::compile::Compiled;
+use crate::compile::recompile_core;
 use crate::crypto::MasterKey;
 use crate::db::budgets::{self, LeaseRow};
-use crate::db::config::load_all;
+use crate::db::config::load_core;
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::Result;
 use crate::outbound::Outbound;
@@ -95,12 +96,12 @@ struct Subject {
     keys: Vec<String>,
 }
 
-fn subjects(snap: &pb::Snapshot) -> Vec<Subject> {
+fn subjects(snap: &Compiled) -> Vec<Subject> {
     let empty = |l: &pb::Limits| {
         l.tokens_per_day.is_none() && l.cost_per_day.is_none() && l.cost_per_month.is_none()
     };
     let mut out = Vec::new();
-    for k in &snap.client_keys {
+    for k in snap.keys.iter() {
         if let Some(l) = k.limits.as_ref().filter(|l| !empty(l)) {
             out.push(Subject {
                 id: format!("key:{}", k.id),
@@ -111,7 +112,7 @@ fn subjects(snap: &pb::Snapshot) -> Vec<Subject> {
             });
         }
     }
-    for b in &snap.budgets {
+    for b in &snap.core.budgets {
         if let Some(l) = b.limits.as_ref().filter(|l| !empty(l)) {
             out.push(Subject {
                 id: b.id.clone(),
@@ -119,7 +120,7 @@ fn subjects(snap: &pb::Snapshot) -> Vec<Subject> {
                 limits: l.clone(),
                 global: b.global,
                 keys: snap
-                    .client_keys
+                    .keys
                     .iter()
                     .filter(|k| k.budgets.contains(&b.id))
                     .map(|k| k.id.clone())
@@ -134,6 +135,10 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut month = month_start_day(now_ms());
+    // The budgets to watch follow the keys and the users' and teams'
+    // budgets, not the leases this task changes every few seconds: with
+    // 100,000 keys, listing them anew each tick is worth avoiding.
+    let mut cached: Option<(Arc<Compiled>, Arc<Vec<Subject>>)> = None;
     loop {
         tick.tick().await;
         let now = now_ms();
@@ -142,7 +147,18 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
             ledger.forget_before(month);
         }
         let snap = ctx.publisher.current();
-        let subjects = subjects(&snap);
+        let subjects = match &cached {
+            Some((was, s))
+                if Arc::ptr_eq(&was.keys, &snap.keys) && was.core.budgets == snap.core.budgets =>
+            {
+                s.clone()
+            }
+            _ => {
+                let s = Arc::new(subjects(&snap));
+                cached = Some((snap.clone(), s.clone()));
+                s
+            }
+        };
         if let Err(e) = grant_leases(&ctx, &ledger, &subjects, now).await {
             tracing::warn!(error = %e, "budget leases not updated");
         }
@@ -257,7 +273,8 @@ async fn grant_leases(ctx: &Ctx, ledger: &Ledger, subjects: &[Subject], now: i64
                     budgets::put_lease(conn, row)?;
                 }
                 budgets::prune_leases(conn, &periods)?;
-                compile(&load_all(conn)?, &master)
+                // Leases change no client key: keep the current ones.
+                recompile_core(&load_core(conn)?, &master, &publisher.current())
             })?;
             publisher.publish(snapshot);
             Ok(())

@@ -148,6 +148,18 @@ pub struct ConfigRows {
 
 pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
     Ok(ConfigRows {
+        client_keys: client_keys::table
+            .order(client_keys::name)
+            .select(ClientKeyRow::as_select())
+            .load(conn)?,
+        ..load_core(conn)?
+    })
+}
+
+/// Everything but the client keys (most of the rows in a large
+/// configuration), for a recompile that keeps the current keys.
+pub fn load_core(conn: &mut AnyConnection) -> Result<ConfigRows> {
+    Ok(ConfigRows {
         providers: providers::table
             .order(providers::name)
             .select(ProviderRow::as_select())
@@ -160,10 +172,7 @@ pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
             .order(pricing::model)
             .select(PriceRow::as_select())
             .load(conn)?,
-        client_keys: client_keys::table
-            .order(client_keys::name)
-            .select(ClientKeyRow::as_select())
-            .load(conn)?,
+        client_keys: Vec::new(),
         routes: list_routes(conn)?,
         health: super::health::current(conn, None)?,
         oauth_templates: super::oauth::templates(conn)?,
@@ -238,7 +247,7 @@ pub fn delete_provider(conn: &mut AnyConnection, name: &str) -> Result<bool> {
 }
 
 pub fn list_providers(conn: &mut AnyConnection) -> Result<Vec<(ProviderRow, Vec<ProviderKeyRow>)>> {
-    let rows = load_all(conn)?;
+    let rows = load_core(conn)?;
     Ok(group_keys(rows.providers, rows.keys))
 }
 
@@ -305,6 +314,20 @@ pub fn find_client_key(conn: &mut AnyConnection, name: &str) -> Result<Option<Cl
         .optional()?)
 }
 
+/// The keys of these names that exist.
+pub fn client_keys_named(conn: &mut AnyConnection, names: &[String]) -> Result<Vec<ClientKeyRow>> {
+    let mut out = Vec::with_capacity(names.len());
+    for chunk in names.chunks(super::BATCH_ROWS) {
+        out.extend(
+            client_keys::table
+                .filter(client_keys::name.eq_any(chunk))
+                .select(ClientKeyRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 pub fn find_client_key_by_hash(
     conn: &mut AnyConnection,
     key_hash: &str,
@@ -329,6 +352,29 @@ pub fn insert_client_key(conn: &mut AnyConnection, row: &ClientKeyRow) -> Result
         .values(row)
         .execute(conn)?;
     Ok(())
+}
+
+/// Inserts many keys, many rows per statement.
+pub fn insert_client_keys(conn: &mut AnyConnection, rows: &[ClientKeyRow]) -> Result<()> {
+    for chunk in rows.chunks(super::BATCH_ROWS) {
+        let insert = diesel::insert_into(client_keys::table).values(chunk);
+        // Multi-row VALUES is per backend (MultiBackend cannot express it).
+        match conn {
+            AnyConnection::Sqlite(c) => insert.execute(c)?,
+            AnyConnection::Postgres(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// Deletes the keys named; returns how many there were.
+pub fn delete_client_keys(conn: &mut AnyConnection, names: &[String]) -> Result<usize> {
+    let mut n = 0;
+    for chunk in names.chunks(super::BATCH_ROWS) {
+        n += diesel::delete(client_keys::table.filter(client_keys::name.eq_any(chunk)))
+            .execute(conn)?;
+    }
+    Ok(n)
 }
 
 pub fn update_client_key(conn: &mut AnyConnection, row: &ClientKeyRow) -> Result<()> {

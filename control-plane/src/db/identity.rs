@@ -148,10 +148,16 @@ pub fn trim_sessions(conn: &mut AnyConnection, user_id: &str, keep: i64) -> Resu
 
 // --- audit log ---
 
-pub fn insert_audit(conn: &mut AnyConnection, row: &AuditRow) -> Result<()> {
-    diesel::insert_into(audit_log::table)
-        .values(row)
-        .execute(conn)?;
+/// Inserts audit entries, many rows per statement.
+pub fn insert_audit(conn: &mut AnyConnection, rows: &[AuditRow]) -> Result<()> {
+    for chunk in rows.chunks(super::BATCH_ROWS) {
+        let insert = diesel::insert_into(audit_log::table).values(chunk);
+        // Multi-row VALUES is per backend (MultiBackend cannot express it).
+        match conn {
+            AnyConnection::Sqlite(c) => insert.execute(c)?,
+            AnyConnection::Postgres(c) => insert.execute(c)?,
+        };
+    }
     Ok(())
 }
 

@@ -220,6 +220,10 @@ impl Db {
     }
 }
 
+/// Rows per multi-row INSERT: within SQLite's 32,766 and Postgres's 65,535
+/// bind parameters for every table we insert in bulk (20 columns at most).
+pub const BATCH_ROWS: usize = 1000;
+
 /// Runs `f` in a write transaction. On SQLite it starts with `BEGIN
 /// IMMEDIATE`: a deferred transaction that reads first and writes later
 /// fails at once with "database is locked" when another writer got in

@@ -43,7 +43,7 @@ async fn postgres_traces_and_admin_roundtrip() {
     // stored state only when it compiles with ours.
     let master = MasterKey::from_hex(&"c3".repeat(32)).unwrap();
     let m = master.clone();
-    let initial = db.run(move |c| compile(&load_all(c)?, &m)).await;
+    let initial = db.run(move |c| compile(&load_all(c)?, &m, None)).await;
     let Ok(initial) = initial else {
         println!("skipped admin part: the shared database holds config under another master key");
         return;
@@ -93,7 +93,7 @@ async fn postgres_traces_and_admin_roundtrip() {
             .changed
     );
     let snap = svc.publisher.current();
-    let p = snap.providers.iter().find(|p| p.name == name).unwrap();
+    let p = snap.core.providers.iter().find(|p| p.name == name).unwrap();
     assert_eq!(p.keys[0].secret, "sk-ant-0123456789abcdef");
     let mut del = Request::new(NameRequest { name });
     del.metadata_mut()

@@ -21,9 +21,9 @@ use aigw_proto::pb::admin::CredentialHealth;
 use aigw_proto::pb::config as pb;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::compile::compile;
+use crate::compile::recompile_core;
 use crate::crypto::{self, MasterKey};
-use crate::db::config::load_all;
+use crate::db::config::load_core;
 use crate::db::health::{self, HealthRow};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::{Error, Result};
@@ -196,16 +196,16 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
         tokio::select! {
             _ = tick.tick() => {
                 let snap = ctx.publisher.current();
-                if snap.version != s.version {
-                    s.version = snap.version.clone();
-                    match refresh(&ctx, &snap).await {
+                if snap.version() != s.version {
+                    s.version = snap.version().to_string();
+                    match refresh(&ctx, &snap.core).await {
                         Ok(iv) => s.intervals = iv,
                         Err(e) => tracing::warn!(error = %e, "health checks: cannot read the providers"),
                     }
                 }
                 let now = Instant::now();
                 let mut live = HashSet::new();
-                for p in &snap.providers {
+                for p in &snap.core.providers {
                     let every = s.intervals.get(&p.name).copied().unwrap_or(60);
                     for k in &p.keys {
                         let id = (p.name.clone(), k.name.clone());
@@ -231,7 +231,7 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
             cmd = rx.recv() => {
                 let Some(Command::Check { provider, key, trigger, reply }) = cmd else { return };
                 let snap = ctx.publisher.current();
-                let found = snap.providers.iter().find(|p| p.name == provider)
+                let found = snap.core.providers.iter().find(|p| p.name == provider)
                     .and_then(|p| p.keys.iter().find(|k| k.name == key).map(|k| (p, k)));
                 let Some((p, k)) = found else {
                     if let Some(r) = reply {
@@ -373,6 +373,7 @@ async fn store(ctx: &Ctx, row: HealthRow, probed_token: Option<String>) -> Resul
             if let Some(probed) = &probed_token {
                 let current = publisher.current();
                 let now_has = current
+                    .core
                     .providers
                     .iter()
                     .find(|p| p.name == row.provider)
@@ -395,7 +396,9 @@ async fn store(ctx: &Ctx, row: HealthRow, probed_token: Option<String>) -> Resul
                 if !changed {
                     return Ok(None);
                 }
-                Ok(Some(compile(&load_all(conn)?, &master)?))
+                // A check changes no client key: keep the current ones.
+                let current = publisher.current();
+                Ok(Some(recompile_core(&load_core(conn)?, &master, &current)?))
             })?;
             let changed = snapshot.is_some();
             if let Some(s) = snapshot {

@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 pub use refresher::Refresher;
 
-use crate::compile::compile;
+use crate::compile::recompile_core;
 use crate::crypto::MasterKey;
-use crate::db::config::load_all;
+use crate::db::config::load_core;
 use crate::db::{AnyConnection, Db, write_tx};
 use crate::error::Result;
 use crate::outbound::Outbound;
@@ -45,7 +45,9 @@ pub struct Ctx {
 impl Ctx {
     /// Runs `f` in a write transaction under the write lock; when it
     /// returns `true`, the snapshot is recompiled in the same transaction
-    /// and published after the commit.
+    /// and published after the commit. What `f` changes (accounts, their
+    /// tokens) cannot touch the client keys: the current ones are kept, not
+    /// read and compiled again.
     pub async fn commit<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -62,7 +64,11 @@ impl Ctx {
                 let (out, snapshot) = write_tx(conn, |conn| {
                     let (out, recompile) = f(conn, &master)?;
                     let snapshot = if recompile {
-                        Some(compile(&load_all(conn)?, &master)?)
+                        Some(recompile_core(
+                            &load_core(conn)?,
+                            &master,
+                            &publisher.current(),
+                        )?)
                     } else {
                         None
                     };

@@ -173,7 +173,7 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
             cmd = rx.recv() => match cmd {
                 None => return,
                 Some(Cmd::Unauthorized(id)) => {
-                    let oauth = ctx.publisher.current().providers.iter()
+                    let oauth = ctx.publisher.current().core.providers.iter()
                         .find(|p| p.name == id.0)
                         .and_then(|p| p.keys.iter().find(|k| k.name == id.1))
                         .is_some_and(|k| k.oauth);

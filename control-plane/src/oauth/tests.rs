@@ -6,7 +6,6 @@ use aigw_proto::pb::admin::admin_service_server::AdminService;
 use aigw_proto::pb::admin::{
     OAuthConnectRequest, OAuthTemplateSpec, ProviderKeySpec, ProviderSpec,
 };
-use prost::Message as _;
 use serde_json::json;
 
 use super::flow;
@@ -144,9 +143,11 @@ async fn snapshots_carry_the_access_token_never_the_refresh_token() {
     // Not connected yet: the key is not in the snapshot.
     let snap = {
         let m = m.clone();
-        t.db.run(move |c| compile(&load_all(c)?, &m)).await.unwrap()
+        t.db.run(move |c| compile(&load_all(c)?, &m, None))
+            .await
+            .unwrap()
     };
-    assert!(snap.providers[0].keys.is_empty());
+    assert!(snap.core.providers[0].keys.is_empty());
     let m2 = m.clone();
     t.db.run(move |c| {
         let f = crate::db::oauth::FlowRow {
@@ -169,13 +170,13 @@ async fn snapshots_carry_the_access_token_never_the_refresh_token() {
     .unwrap();
     let m3 = m.clone();
     let snap =
-        t.db.run(move |c| compile(&load_all(c)?, &m3))
+        t.db.run(move |c| compile(&load_all(c)?, &m3, None))
             .await
             .unwrap();
-    let key = &snap.providers[0].keys[0];
+    let key = &snap.core.providers[0].keys[0];
     assert_eq!((key.secret.as_str(), key.oauth), (ACCESS, true));
     assert_eq!(key.headers["x-acct"], "a-1");
-    let bytes = snap.encode_to_vec();
+    let bytes = snap.whole();
     assert!(
         !bytes
             .windows(REFRESH.len())
@@ -196,14 +197,18 @@ async fn snapshots_carry_the_access_token_never_the_refresh_token() {
             let rows = load_all(c)?;
             let a = &rows.oauth_accounts[0];
             let r = n.decrypt(&a.refresh_enc, &super::account::refresh_context("p", "k"))?;
-            Ok((compile(&rows, &n)?, r))
+            Ok((compile(&rows, &n, None)?, r))
         })
         .await
         .unwrap();
-    assert_eq!(snap.providers[0].keys[0].secret, ACCESS);
+    assert_eq!(snap.core.providers[0].keys[0].secret, ACCESS);
     assert_eq!(refresh, REFRESH);
     let o = m.clone();
-    assert!(t.db.run(move |c| compile(&load_all(c)?, &o)).await.is_err());
+    assert!(
+        t.db.run(move |c| compile(&load_all(c)?, &o, None))
+            .await
+            .is_err()
+    );
 
     // Removing the key forgets the account and its tokens.
     s.upsert_provider(req(ProviderSpec {

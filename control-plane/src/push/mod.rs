@@ -4,10 +4,17 @@
 //! push with an Ack or a Nack carrying that nonce. Replies to older pushes
 //! (stale nonces) are ignored, so a late Ack cannot report a version the node
 //! has since replaced.
+//!
+//! A node that accepts deltas gets each new version as the delta from the
+//! version it will hold (the one it said in Hello, then the last one pushed)
+//! when that is recent; a delta it refuses is followed by the whole
+//! snapshot. Everything sent was encoded once for all nodes.
 
+mod history;
 pub mod publisher;
 pub mod registry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aigw_proto::pb::config::config_service_server::ConfigService;
@@ -20,6 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub use publisher::Publisher;
 pub use registry::Registry;
 
+use crate::compile::Compiled;
 use crate::crypto;
 use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 
@@ -107,37 +115,44 @@ impl Session {
     ) -> &'static str {
         let node = hello.node_id.as_str();
         let mut snapshots = self.publisher.subscribe();
-        // The version the node has, or was last sent; we push when it differs.
-        let mut sent_version = hello.applied_version.clone();
-        let mut pending_nonce: Option<String> = None;
+        let mut state = NodeState {
+            offered: hello.applied_version.clone(),
+            base: hello.applied_version.clone(),
+            whole_next: !hello.accepts_deltas,
+            pending: None,
+        };
         let mut shutdown = self.shutdown.clone();
         loop {
             let current = snapshots.borrow_and_update().clone();
-            if current.version != sent_version {
-                let nonce = match crypto::new_nonce() {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return "internal error";
-                    }
+            if current.version() != state.offered {
+                let Ok(nonce) = crypto::new_nonce() else {
+                    let _ = tx
+                        .send(Err(Status::internal("no randomness for a nonce")))
+                        .await;
+                    return "internal error";
                 };
-                let msg = SnapshotMessage {
-                    nonce: nonce.clone(),
-                    snapshot: Some((*current).clone()),
-                };
+                let (msg, delta) = self.message(&state, &current, nonce.clone()).await;
+                let bytes = msg.snapshot.len() + msg.delta.len();
                 if tx.send(Ok(msg)).await.is_err() {
                     return "stream closed";
                 }
-                tracing::debug!(node_id = node, version = %current.version, "pushed snapshot");
-                sent_version = current.version.clone();
-                pending_nonce = Some(nonce);
+                let kind = if delta { "delta" } else { "whole" };
+                metrics::counter!("aigw_snapshot_pushes_total", "kind" => kind).increment(1);
+                metrics::counter!("aigw_snapshot_push_bytes_total", "kind" => kind)
+                    .increment(bytes as u64);
+                tracing::info!(node_id = node, version = %current.version(), from = %state.base,
+                    kind, bytes, "pushed snapshot");
+                state.offered = current.version().to_string();
+                state.base = state.offered.clone();
+                state.whole_next = !hello.accepts_deltas;
+                state.pending = Some(Pending { nonce, delta });
             }
             tokio::select! {
                 changed = snapshots.changed() => if changed.is_err() {
                     return "publisher stopped";
                 },
                 msg = inbound.message() => match msg {
-                    Ok(Some(m)) => self.on_message(m, node, conn, &mut pending_nonce),
+                    Ok(Some(m)) => self.on_message(m, node, conn, &mut state),
                     Ok(None) => return "closed by node",
                     Err(_) => return "stream error",
                 },
@@ -151,33 +166,101 @@ impl Session {
         }
     }
 
-    fn on_message(&self, msg: NodeMessage, node: &str, conn: u64, pending: &mut Option<String>) {
+    /// The message taking the node from `state.base` to `current`, and
+    /// whether it is a delta. Diffing and encoding happen on the blocking
+    /// pool, once per version (or pair of versions) for all nodes.
+    async fn message(
+        &self,
+        state: &NodeState,
+        current: &Arc<Compiled>,
+        nonce: String,
+    ) -> (SnapshotMessage, bool) {
+        let publisher = self.publisher.clone();
+        let (base, to, whole_only) = (state.base.clone(), current.clone(), state.whole_next);
+        let built = tokio::task::spawn_blocking(move || {
+            let delta = if whole_only {
+                None
+            } else {
+                publisher.delta(&base, &to)
+            };
+            match delta {
+                Some(d) => (d, true),
+                None => (to.whole(), false),
+            }
+        })
+        .await;
+        let (bytes, delta) = match built {
+            Ok(b) => b,
+            // The blocking task cannot fail but by panicking; send whole.
+            Err(_) => (current.whole(), false),
+        };
+        let mut msg = SnapshotMessage {
+            nonce,
+            ..Default::default()
+        };
+        if delta {
+            msg.delta = bytes;
+        } else {
+            msg.snapshot = bytes;
+        }
+        (msg, delta)
+    }
+
+    fn on_message(&self, msg: NodeMessage, node: &str, conn: u64, state: &mut NodeState) {
         self.registry.seen(node, conn);
+        let pending = |nonce: &str| state.pending.as_ref().filter(|p| p.nonce == nonce);
         match msg.kind {
             Some(Kind::Ack(ack)) => {
-                if pending.as_deref() == Some(ack.nonce.as_str()) {
+                if pending(&ack.nonce).is_some() {
                     tracing::info!(node_id = node, version = %ack.version, "snapshot applied");
                     self.registry.acked(node, conn, &ack.version);
-                    *pending = None;
+                    state.pending = None;
                 } else {
                     tracing::debug!(node_id = node, nonce = %ack.nonce, "ignoring ack with stale nonce");
                 }
             }
             Some(Kind::Nack(nack)) => {
-                if pending.as_deref() == Some(nack.nonce.as_str()) {
-                    tracing::warn!(node_id = node, version = %nack.version, kept = %nack.kept_version,
-                        error = %nack.error, "snapshot refused by data plane");
-                    self.registry
-                        .nacked(node, conn, &nack.kept_version, &nack.error);
-                    *pending = None;
-                } else {
+                let Some(was_delta) = pending(&nack.nonce).map(|p| p.delta) else {
                     tracing::debug!(node_id = node, nonce = %nack.nonce, "ignoring nack with stale nonce");
+                    return;
+                };
+                tracing::warn!(node_id = node, version = %nack.version, kept = %nack.kept_version,
+                    error = %nack.error, delta = was_delta, "snapshot refused by data plane");
+                self.registry
+                    .nacked(node, conn, &nack.kept_version, &nack.error);
+                // The node keeps what it had. A refused delta is followed by
+                // the whole snapshot at once; a refused whole snapshot waits
+                // for the next version (sending it again would fail again).
+                state.base = nack.kept_version.clone();
+                if was_delta {
+                    state.offered = nack.kept_version;
+                    state.whole_next = true;
                 }
+                state.pending = None;
             }
             Some(Kind::Hello(_)) => tracing::debug!(node_id = node, "ignoring repeated hello"),
             None => tracing::debug!(node_id = node, "ignoring empty message"),
         }
     }
+}
+
+/// What a session knows of its node.
+struct NodeState {
+    /// The version last offered (or said in Hello): a new one is pushed
+    /// when the current version differs.
+    offered: String,
+    /// The version the node holds once its pushes apply: deltas start here.
+    base: String,
+    /// Send the next version whole (the node does not take deltas, or just
+    /// refused one).
+    whole_next: bool,
+    /// The last push, whose reply counts.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    nonce: String,
+    delta: bool,
 }
 
 /// Reads the first message, which must be a Hello with a node id. On any

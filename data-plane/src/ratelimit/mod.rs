@@ -223,15 +223,15 @@ impl Limiter {
 
     /// The budgets `key`'s requests count against now, with leases applied.
     pub fn budgets_of(&self, snap: &Snapshot, key: &ClientKey, now_ms: u64) -> Vec<Enforced> {
-        let mut out = Vec::with_capacity(1 + key.budgets.len());
+        let mut out = Vec::with_capacity(1 + key.budgets().len());
         let own = (
-            format!("key:{}", key.id),
-            format!("key {}", key.name),
-            key.limits,
-            key.global,
+            format!("key:{}", key.id()),
+            format!("key {}", key.name()),
+            *key.limits(),
+            key.global(),
         );
         let others = key
-            .budgets
+            .budgets()
             .iter()
             .filter_map(|id| snap.budgets.get(id))
             .map(|b| (b.id.clone(), b.name.clone(), b.limits, b.global));

@@ -2,13 +2,13 @@
 //! the control plane is unreachable. It holds upstream secrets, so it is
 //! sealed with AES-256-GCM under a key derived from the node token: a copied
 //! file is useless without the token, and no secret sits on disk in clear.
+//! The file holds an encoded whole `Snapshot` (sealed in place: no second
+//! copy of a large snapshot is made to write or read it).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
 
-use aigw_proto::pb::config::Snapshot;
-use prost::Message;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -21,8 +21,6 @@ pub enum DiskError {
     Io(#[from] io::Error),
     #[error("the snapshot file is not ours or was sealed with another node token")]
     Unsealable,
-    #[error("the snapshot file does not decode: {0}")]
-    Decode(#[from] prost::DecodeError),
 }
 
 pub struct DiskCache {
@@ -47,65 +45,70 @@ impl DiskCache {
         }
     }
 
-    /// Writes atomically (temp file + rename), readable by the owner only.
-    pub fn store(&self, encoded: &[u8]) -> Result<(), DiskError> {
+    /// Seals `encoded` (an encoded whole snapshot) in place and writes it
+    /// atomically (temp file + rename), readable by the owner only.
+    pub fn store(&self, mut encoded: Vec<u8>) -> Result<(), DiskError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
             .map_err(|_| DiskError::Unsealable)?;
-        let mut sealed = encoded.to_vec();
-        self.key
-            .seal_in_place_append_tag(
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(AAD),
-                &mut sealed,
+                &mut encoded,
             )
             .map_err(|_| DiskError::Unsealable)?;
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
         if let Some(dir) = self.path.parent() {
             crate::state_dir::create(dir)?;
         }
         let tmp = self.path.with_extension("tmp");
         {
-            use std::io::Write as _;
             let _ = fs::remove_file(&tmp);
-            let mut f = crate::state_dir::private_file(&tmp)?;
-            f.write_all(&out)?;
+            let mut f = io::BufWriter::new(crate::state_dir::private_file(&tmp)?);
+            f.write_all(MAGIC)?;
+            f.write_all(&nonce)?;
+            f.write_all(&encoded)?;
+            f.write_all(tag.as_ref())?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         fs::rename(&tmp, &self.path)?;
         Ok(())
     }
 
-    pub fn load(&self) -> Result<Option<Snapshot>, DiskError> {
-        let data = match fs::read(&self.path) {
+    /// The encoded whole snapshot kept on disk, if any.
+    pub fn load(&self) -> Result<Option<Vec<u8>>, DiskError> {
+        let mut data = match fs::read(&self.path) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let rest = data
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or(DiskError::Unsealable)?;
-        if rest.len() < NONCE_LEN {
+        if !data.starts_with(MAGIC) || data.len() < MAGIC.len() + NONCE_LEN {
             return Err(DiskError::Unsealable);
         }
-        let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| DiskError::Unsealable)?;
-        let mut sealed = sealed.to_vec();
-        let plain = self
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&data[MAGIC.len()..MAGIC.len() + NONCE_LEN]);
+        let plain_len = self
             .key
-            .open_in_place(nonce, Aad::from(AAD), &mut sealed)
-            .map_err(|_| DiskError::Unsealable)?;
-        Ok(Some(Snapshot::decode(&*plain)?))
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD),
+                &mut data[MAGIC.len() + NONCE_LEN..],
+            )
+            .map_err(|_| DiskError::Unsealable)?
+            .len();
+        data.drain(..MAGIC.len() + NONCE_LEN);
+        data.truncate(plain_len);
+        Ok(Some(data))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aigw_proto::pb::config::{Provider, ProviderKey};
+    use aigw_proto::pb::config::{Provider, ProviderKey, Snapshot};
+    use prost::Message as _;
 
     #[test]
     fn roundtrip_and_no_secret_in_clear() {
@@ -127,10 +130,11 @@ mod tests {
             ..Default::default()
         };
         let cache = DiskCache::new(path.clone(), "node-token");
-        cache.store(&snap.encode_to_vec()).unwrap();
+        cache.store(snap.encode_to_vec()).unwrap();
         let raw = fs::read(&path).unwrap();
         assert!(!raw.windows(11).any(|w| w == b"very-secret"));
-        assert_eq!(cache.load().unwrap().unwrap(), snap);
+        let back = cache.load().unwrap().unwrap();
+        assert_eq!(Snapshot::decode(back.as_slice()).unwrap(), snap);
         let other = DiskCache::new(path, "another-token");
         assert!(matches!(other.load(), Err(DiskError::Unsealable)));
     }

@@ -1,27 +1,35 @@
 //! Keeps the live `Runtime` current: loads the disk copy at start, then
-//! follows the control plane's snapshot stream. Each snapshot is validated
-//! and built off to the side, swapped in whole, written to disk, then ACKed;
-//! anything that fails is NACKed and the old runtime keeps serving.
+//! follows the control plane's snapshot stream. Each snapshot (whole, or a
+//! delta from the one served) is validated and built off to the side,
+//! swapped in whole, then ACKed; anything that fails is NACKed and the old
+//! runtime keeps serving. The disk copy is written after, debounced
+//! (`writer`).
 
 mod disk;
+mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use aigw_proto::model;
+use aigw_proto::delta::InvalidDelta;
+use aigw_proto::model::{self, ClientKey, Extras, InvalidSnapshot};
 use aigw_proto::pb::config::config_service_client::ConfigServiceClient;
-use aigw_proto::pb::config::{Ack, Hello, Nack, NodeMessage, Snapshot, node_message};
+use aigw_proto::pb::config::{Ack, Hello, Nack, NodeMessage, SnapshotDelta, node_message};
+use aigw_proto::wire::{self, WireError};
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use prost::Message as _;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::control::{AuthedChannel, Backoff};
 use crate::runtime::Runtime;
 
 pub use disk::DiskCache;
+pub use writer::{DiskWriter, encode};
 
 pub struct Watcher {
     pub live: Arc<ArcSwapOption<Runtime>>,
-    pub cache: DiskCache,
+    pub disk: Arc<DiskWriter>,
     pub node_id: String,
     pub region: String,
 }
@@ -30,39 +38,107 @@ pub struct Watcher {
 pub enum ApplyError {
     #[error("invalid snapshot: {0}")]
     Invalid(#[from] model::InvalidSnapshot),
+    #[error("{0}")]
+    Decode(#[from] WireError<InvalidSnapshot>),
+    #[error("the delta does not decode: {0}")]
+    DecodeDelta(#[from] prost::DecodeError),
+    #[error("invalid delta: {0}")]
+    Delta(#[from] InvalidDelta),
+    #[error("a delta arrived but this node serves no snapshot yet")]
+    NoBase,
     #[error("cannot build runtime: {0}")]
     Build(#[from] crate::runtime::BuildError),
 }
 
+/// Reads a whole snapshot, converting each client key as soon as it is
+/// decoded: only the validated keys and the small core stay.
+pub fn decode_whole(
+    bytes: &[u8],
+) -> Result<(model::Snapshot, aigw_proto::pb::config::Snapshot), ApplyError> {
+    let mut extras = Extras::default();
+    let mut keys = Vec::new();
+    let core = wire::decode_whole(bytes, |k| {
+        keys.push(ClientKey::from_pb(k, &mut extras)?);
+        Ok(())
+    })?;
+    let snapshot = model::Snapshot::try_from(core.clone())?.with_keys(keys)?;
+    Ok((snapshot, core))
+}
+
 impl Watcher {
-    /// Serves the disk copy, if there is a readable one.
-    pub fn load_from_disk(&self) {
-        match self.cache.load() {
-            Ok(Some(pb)) => match self.apply(pb, false) {
-                Ok(v) => tracing::info!(version = %v, "serving the snapshot kept on disk"),
-                Err(e) => tracing::warn!(error = %e, "the snapshot kept on disk is unusable"),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read the snapshot kept on disk"),
+    pub fn new(
+        live: Arc<ArcSwapOption<Runtime>>,
+        cache: DiskCache,
+        node_id: String,
+        region: String,
+    ) -> Self {
+        Self {
+            live,
+            disk: DiskWriter::new(cache),
+            node_id,
+            region,
         }
     }
 
-    /// Validates, builds and swaps in one snapshot; returns its version.
-    pub fn apply(&self, pb: Snapshot, persist: bool) -> Result<String, ApplyError> {
-        let encoded = persist.then(|| prost::Message::encode_to_vec(&pb));
-        let snap = model::Snapshot::try_from(pb)?;
-        let previous = self.live.load_full();
-        let rt = Runtime::build(snap, previous.as_deref())?;
-        let version = rt.version().to_string();
-        self.live.store(Some(Arc::new(rt)));
-        metrics::gauge!("aigw_snapshot_loaded").set(1.0);
-        if let Some(bytes) = encoded
-            && let Err(e) = self.cache.store(&bytes)
-        {
-            // Serving matters more than the disk copy; say so loudly.
-            tracing::error!(error = %e, "cannot write the snapshot copy to disk");
+    /// Serves the disk copy, if there is a readable one.
+    pub fn load_from_disk(&self) {
+        let loaded = self
+            .disk
+            .cache()
+            .load()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| match bytes {
+                Some(b) => self
+                    .apply_whole(&b, None)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                None => Ok(None),
+            });
+        match loaded {
+            Ok(Some(v)) => tracing::info!(version = %v, "serving the snapshot kept on disk"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the snapshot kept on disk is unusable"),
         }
-        Ok(version)
+    }
+
+    /// Validates, builds and swaps in a whole snapshot; returns its version.
+    /// `received` (the bytes as they came) is queued for the disk copy.
+    pub fn apply_whole(&self, bytes: &[u8], received: Option<Bytes>) -> Result<String, ApplyError> {
+        let (snapshot, core) = decode_whole(bytes)?;
+        let previous = self.live.load_full();
+        let rt = Runtime::build(snapshot, core, previous.as_deref())?;
+        Ok(self.swap(rt, received, "whole"))
+    }
+
+    /// Applies a delta to the snapshot served now.
+    pub fn apply_delta(&self, bytes: Bytes) -> Result<String, ApplyError> {
+        let delta = SnapshotDelta::decode(bytes)?;
+        let previous = self.live.load_full().ok_or(ApplyError::NoBase)?;
+        let core = delta.core.clone().map(|mut c| {
+            c.version = delta.version.clone();
+            c
+        });
+        let snapshot = previous.snapshot.apply_delta(delta)?;
+        let rt = match core {
+            Some(core) => Runtime::build(snapshot, core, Some(&previous))?,
+            None => Runtime::with_new_keys(snapshot, &previous),
+        };
+        Ok(self.swap(rt, None, "delta"))
+    }
+
+    fn swap(&self, rt: Runtime, received: Option<Bytes>, kind: &'static str) -> String {
+        let version = rt.version().to_string();
+        let keys = rt.snapshot.keys.len();
+        let rt = Arc::new(rt);
+        self.live.store(Some(rt.clone()));
+        metrics::gauge!("aigw_snapshot_loaded").set(1.0);
+        metrics::gauge!("aigw_snapshot_client_keys").set(keys as f64);
+        metrics::counter!("aigw_snapshot_applied_total", "kind" => kind).increment(1);
+        if kind == "delta" {
+            metrics::counter!("aigw_snapshot_deltas_total").increment(1);
+        }
+        self.disk.save(rt, received);
+        version
     }
 
     fn current_version(&self) -> String {
@@ -104,6 +180,7 @@ impl Watcher {
                 region: self.region.clone(),
                 applied_version: self.current_version(),
                 build: env!("CARGO_PKG_VERSION").to_string(),
+                accepts_deltas: true,
             })),
         };
         let _ = tx.send(hello).await;
@@ -116,13 +193,31 @@ impl Watcher {
         let _connected = Connected::now();
         while let Some(msg) = inbound.message().await? {
             backoff.reset();
-            let Some(snapshot) = msg.snapshot else {
+            let started = std::time::Instant::now();
+            let bytes = msg.delta.len() + msg.snapshot.len();
+            let (offered, applied, kind) = if !msg.delta.is_empty() {
+                let offered = offered_version(&msg.delta, 2);
+                (offered, self.apply_delta(msg.delta), "delta")
+            } else if !msg.snapshot.is_empty() {
+                let offered = offered_version(&msg.snapshot, 1);
+                let bytes = msg.snapshot;
+                // Decoding a large snapshot takes a while: not on a shared
+                // async thread (where the runtime has others to hand work to).
+                let apply = || self.apply_whole(&bytes, Some(bytes.clone()));
+                let applied = match tokio::runtime::Handle::current().runtime_flavor() {
+                    tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(apply)
+                    }
+                    _ => apply(),
+                };
+                (offered, applied, "whole")
+            } else {
                 continue;
             };
-            let offered = snapshot.version.clone();
-            let reply = match self.apply(snapshot, true) {
+            let reply = match applied {
                 Ok(version) => {
-                    tracing::info!(%version, "applied snapshot");
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::info!(%version, kind, bytes, ms, "applied snapshot");
                     node_message::Kind::Ack(Ack {
                         version,
                         nonce: msg.nonce,
@@ -130,7 +225,7 @@ impl Watcher {
                 }
                 Err(e) => {
                     metrics::counter!("aigw_snapshot_rejected_total").increment(1);
-                    tracing::error!(version = %offered, error = %e, "rejected snapshot; keeping the previous one");
+                    tracing::error!(version = %offered, kind, error = %e, "rejected snapshot; keeping the previous one");
                     node_message::Kind::Nack(Nack {
                         version: offered,
                         nonce: msg.nonce,
@@ -145,6 +240,29 @@ impl Watcher {
         }
         Ok(())
     }
+}
+
+/// The version a message offers (string field `tag` of a Snapshot or a
+/// SnapshotDelta), for the NACK of one that does not decode as a whole.
+fn offered_version(bytes: &[u8], tag: u32) -> String {
+    use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+    let mut buf = bytes;
+    while let Ok((t, wire_type)) = decode_key(&mut buf) {
+        if t == tag && wire_type == WireType::LengthDelimited {
+            let Ok(len) = decode_varint(&mut buf) else {
+                break;
+            };
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            return buf
+                .get(..len)
+                .map(|v| String::from_utf8_lossy(v).chars().take(128).collect())
+                .unwrap_or_default();
+        }
+        if skip_field(wire_type, t, &mut buf, DecodeContext::default()).is_err() {
+            break;
+        }
+    }
+    String::new()
 }
 
 /// `aigw_control_plane_connected` is 1 while a snapshot stream is open.
@@ -166,3 +284,6 @@ impl Drop for Connected {
 pub fn cache_path(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("snapshot.bin")
 }
+
+#[cfg(test)]
+mod tests;

@@ -92,6 +92,22 @@ pub fn describe() {
         "Snapshots refused (NACKed) by this node."
     );
     describe_gauge!("aigw_snapshot_loaded", "1 once a snapshot is served.");
+    describe_gauge!(
+        "aigw_snapshot_client_keys",
+        "Client keys in the snapshot served."
+    );
+    describe_counter!(
+        "aigw_snapshot_applied_total",
+        "Snapshots applied, by kind (whole: from the control plane or the disk copy; delta)."
+    );
+    describe_counter!(
+        "aigw_snapshot_deltas_total",
+        "Snapshot deltas applied (only what changed since the version served)."
+    );
+    describe_counter!(
+        "aigw_snapshot_disk_writes_total",
+        "Writes of the snapshot's disk copy (debounced: one per burst of changes)."
+    );
     describe_gauge!("aigw_open_connections", "App connections open.");
     describe_gauge!(
         "aigw_trace_spool_bytes",

@@ -13,7 +13,7 @@ async fn with_limits(limits: pb::Limits) -> Gw {
     snap.client_keys[0].limits = Some(limits);
     gw.node
         .watcher
-        .apply(snap, false)
+        .apply_whole(&prost::Message::encode_to_vec(&snap), None)
         .expect("snapshot applies");
     gw
 }

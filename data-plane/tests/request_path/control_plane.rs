@@ -78,7 +78,8 @@ impl ControlPlane {
         self.push
             .send(SnapshotMessage {
                 nonce: nonce.into(),
-                snapshot: Some(snapshot),
+                snapshot: prost::Message::encode_to_vec(&snapshot).into(),
+                delta: Default::default(),
             })
             .await
             .expect("push");

@@ -72,7 +72,7 @@ impl Gw {
         let snap = snapshot(&gw.mock.base_url(), "v1");
         gw.node
             .watcher
-            .apply(snap, false)
+            .apply_whole(&prost::Message::encode_to_vec(&snap), None)
             .expect("snapshot applies");
         gw
     }

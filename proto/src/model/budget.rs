@@ -36,6 +36,35 @@ pub enum StoreDown {
 }
 
 impl Limits {
+    /// No limit at all, the default policy.
+    pub const NONE: Limits = Limits {
+        rps: None,
+        rpm: None,
+        tokens_per_minute: None,
+        tokens_per_day: None,
+        cost_per_day: None,
+        cost_per_month: None,
+        concurrent: None,
+        when_store_down: StoreDown::Local,
+    };
+
+    /// As the control plane sends them.
+    pub fn to_pb(&self) -> pb::Limits {
+        pb::Limits {
+            rps: self.rps,
+            rpm: self.rpm,
+            tokens_per_minute: self.tokens_per_minute,
+            tokens_per_day: self.tokens_per_day,
+            cost_per_day: self.cost_per_day,
+            cost_per_month: self.cost_per_month,
+            concurrent: self.concurrent,
+            when_store_down: match self.when_store_down {
+                StoreDown::Local => String::new(),
+                StoreDown::Refuse => "refuse".into(),
+            },
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rps.is_none()
             && self.rpm.is_none()

@@ -4,13 +4,17 @@
 
 pub mod budget;
 mod glob;
+mod keys;
 pub mod names;
 mod snapshot;
 
 pub use budget::{Budget, Lease, Leases, Limits, StoreDown};
 pub use glob::Glob;
+pub use keys::{
+    ClientKey, Extras, KeyChangeError, KeyExtra, KeyTable, MAX_KEY_TEXT, check_client_key,
+};
 pub use snapshot::{
-    Affinity, ClientKey, InvalidSnapshot, KeyHealth, MAX_KEY_HEADERS, MAX_SECRET,
-    MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route,
-    Snapshot, Strategy, check_key_header,
+    Affinity, InvalidSnapshot, KeyHealth, MAX_KEY_HEADERS, MAX_SECRET, MAX_SNAPSHOT_BYTES,
+    MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route, Snapshot, Strategy,
+    check_key_header,
 };

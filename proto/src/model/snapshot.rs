@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use super::Glob;
 use super::budget::{Budget, Lease, Leases, Limits};
+use super::keys::{ClientKey, Extras, KeyChangeError, KeyTable};
 use super::names::{BadModelName, check_glob, check_model_name};
 use crate::pb::config as pb;
 
@@ -52,6 +53,10 @@ pub enum InvalidSnapshot {
     BadLimit { owner: String, field: &'static str },
     #[error("client key {key:?} counts toward budget {budget:?}, which the snapshot lacks")]
     UnknownBudget { key: String, budget: String },
+    #[error("client key {0:?}: its id or name is longer than 1024 bytes")]
+    KeyTextTooLong(String),
+    #[error("two client keys have the same hash")]
+    DuplicateKeyHash,
     #[error("{owner}: model pattern {glob:?}: {reason}")]
     BadGlob {
         owner: String,
@@ -96,7 +101,7 @@ fn checked_glob(owner: &str, glob: String) -> Result<Glob, InvalidSnapshot> {
     }
 }
 
-fn checked_globs(owner: &str, globs: Vec<String>) -> Result<Vec<Glob>, InvalidSnapshot> {
+pub(crate) fn checked_globs(owner: &str, globs: Vec<String>) -> Result<Vec<Glob>, InvalidSnapshot> {
     globs.into_iter().map(|g| checked_glob(owner, g)).collect()
 }
 
@@ -377,30 +382,6 @@ impl Price {
 }
 
 #[derive(Debug, Clone)]
-pub struct ClientKey {
-    pub id: String,
-    pub name: String,
-    pub key_hash: [u8; 32],
-    /// Empty: every model is allowed.
-    pub models: Vec<Glob>,
-    /// The key's own budget.
-    pub limits: Limits,
-    /// Milliseconds since the epoch; `None` never expires.
-    pub expires_at_ms: Option<i64>,
-    /// Ids of the user's and team's budgets the key also counts toward
-    /// (those in the snapshot).
-    pub budgets: Vec<String>,
-    /// The key's own tokens and cost limits are global (leases).
-    pub global: bool,
-}
-
-impl ClientKey {
-    pub fn allows(&self, model: &str) -> bool {
-        self.models.is_empty() || self.models.iter().any(|g| g.matches(model))
-    }
-}
-
-#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub version: String,
     pub providers: Vec<Provider>,
@@ -410,7 +391,8 @@ pub struct Snapshot {
     /// The glob entries of `pricing`, most specific first (longest, then by
     /// name): the first that matches wins, whatever the map's order.
     pub price_globs: Vec<(Glob, Price)>,
-    pub client_keys: Vec<ClientKey>,
+    /// Every client key, by hash.
+    pub keys: KeyTable,
     pub routes: Vec<Route>,
     /// Users' and teams' budgets, by id.
     pub budgets: HashMap<String, Budget>,
@@ -652,30 +634,12 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 },
             );
         }
-        let mut client_keys = Vec::with_capacity(s.client_keys.len());
-        for k in s.client_keys {
-            let key_hash: [u8; 32] =
-                k.key_hash
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| InvalidSnapshot::BadKeyHash {
-                        name: k.name.clone(),
-                        len: k.key_hash.len(),
-                    })?;
-            let owner = format!("client key {:?}", k.name);
-            let limits = Limits::from_pb(&owner, k.limits)?;
-            let models = checked_globs(&owner, k.models)?;
-            client_keys.push(ClientKey {
-                id: k.id,
-                name: k.name,
-                key_hash,
-                models,
-                limits,
-                expires_at_ms: (k.expires_at_ms > 0).then_some(k.expires_at_ms),
-                budgets: k.budgets,
-                global: k.global,
-            });
-        }
+        let mut extras = Extras::default();
+        let client_keys = s
+            .client_keys
+            .into_iter()
+            .map(|k| ClientKey::from_pb(k, &mut extras))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut budgets = HashMap::with_capacity(s.budgets.len());
         for b in s.budgets {
             let limits = Limits::from_pb(&format!("budget {:?}", b.id), b.limits)?;
@@ -688,14 +652,6 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     global: b.global,
                 },
             );
-        }
-        for k in &client_keys {
-            if let Some(missing) = k.budgets.iter().find(|b| !budgets.contains_key(*b)) {
-                return Err(InvalidSnapshot::UnknownBudget {
-                    key: k.name.clone(),
-                    budget: missing.clone(),
-                });
-            }
         }
         let leases = s
             .leases
@@ -715,14 +671,53 @@ impl TryFrom<pb::Snapshot> for Snapshot {
             providers,
             pricing: HashMap::new(),
             price_globs: Vec::new(),
-            client_keys,
+            keys: KeyTable::default(),
             routes,
             budgets,
             leases,
         };
         snapshot.set_pricing(pricing);
         snapshot.check_aliases()?;
-        Ok(snapshot)
+        snapshot.with_keys(client_keys)
+    }
+}
+
+impl From<KeyChangeError> for InvalidSnapshot {
+    fn from(_: KeyChangeError) -> Self {
+        Self::DuplicateKeyHash
+    }
+}
+
+impl Snapshot {
+    /// This snapshot with `keys` as its client keys (checked: one hash per
+    /// key, budgets the snapshot has).
+    pub fn with_keys(mut self, keys: Vec<ClientKey>) -> Result<Self, InvalidSnapshot> {
+        self.check_key_budgets(keys.iter())?;
+        self.keys = KeyTable::new(keys)?;
+        Ok(self)
+    }
+
+    /// Every budget the keys count toward is in the snapshot. Keys share
+    /// their settings, so each set is checked once.
+    pub fn check_key_budgets<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a ClientKey>,
+    ) -> Result<(), InvalidSnapshot> {
+        let mut checked: Option<*const [String]> = None;
+        for k in keys {
+            let budgets = k.budgets();
+            if budgets.is_empty() || checked == Some(std::ptr::from_ref(budgets)) {
+                continue;
+            }
+            if let Some(missing) = budgets.iter().find(|b| !self.budgets.contains_key(*b)) {
+                return Err(InvalidSnapshot::UnknownBudget {
+                    key: k.name().to_string(),
+                    budget: missing.clone(),
+                });
+            }
+            checked = Some(std::ptr::from_ref(budgets));
+        }
+        Ok(())
     }
 }
 
@@ -903,7 +898,7 @@ mod tests {
             providers: vec![],
             pricing: HashMap::new(),
             price_globs: vec![],
-            client_keys: vec![],
+            keys: KeyTable::default(),
             routes: vec![],
             budgets: HashMap::new(),
             leases: HashMap::new(),

@@ -3,13 +3,23 @@
 //! exactly when the configuration does, and data planes are only sent real
 //! changes. Every snapshot is checked with the data plane's own validation
 //! before anyone may publish it.
+//!
+//! The client keys are most of a large snapshot, and most changes (health
+//! checks, leases) cannot touch them: `recompile_core` reuses the current
+//! version's keys, and `compile` shares the keys that did not change with
+//! the previous version, validating only new and changed ones.
+
+mod compiled;
+mod keys;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use aigw_proto::model;
 use aigw_proto::pb::config as pb;
-use prost::Message as _;
-use ring::digest::{SHA256, digest};
+
+pub use compiled::Compiled;
 
 use crate::admin::budgets::Stored;
 use crate::crypto::MasterKey;
@@ -97,30 +107,6 @@ fn oauth_key(
     }))
 }
 
-/// The user's and team's budgets a key of `owner` counts toward.
-fn budgets_of_owner(rows: &ConfigRows, owner: Option<&str>) -> Vec<String> {
-    let Some(owner) = owner else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let user = format!("user:{owner}");
-    if rows.budgets.iter().any(|b| b.subject == user) {
-        out.push(user);
-    }
-    let team = rows
-        .users
-        .iter()
-        .find(|(id, _, _)| id == owner)
-        .and_then(|(_, _, t)| t.as_ref())
-        .map(|t| format!("team:{t}"));
-    if let Some(team) = team
-        && rows.budgets.iter().any(|b| b.subject == team)
-    {
-        out.push(team);
-    }
-    out
-}
-
 /// Users' and teams' budgets, named for people ("user alice"), by subject.
 fn user_and_team_budgets(rows: &ConfigRows) -> Vec<pb::Budget> {
     rows.budgets
@@ -153,8 +139,74 @@ fn user_and_team_budgets(rows: &ConfigRows) -> Vec<pb::Budget> {
 /// Builds, versions and validates the snapshot. Providers, pricing and
 /// client keys are sorted by name (model for pricing); a provider's keys keep
 /// their spec order, which fill-first depends on. Revoked client keys are
-/// left out, so the data planes refuse them.
-pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
+/// left out, so the data planes refuse them. Keys equal to `previous`'s are
+/// shared with it.
+pub fn compile(
+    rows: &ConfigRows,
+    master: &MasterKey,
+    previous: Option<&Compiled>,
+) -> Result<Compiled> {
+    let started = Instant::now();
+    let core = compile_core(rows, master)?;
+    let keys = keys::compile(rows, previous.map_or(&[], |p| &p.keys))?;
+    let compiled = finish(core, keys.into())?;
+    tracing::debug!(version = %compiled.version(), keys = compiled.keys.len(),
+        bytes = compiled.encoded_len, ms = started.elapsed().as_millis() as u64, "compiled snapshot");
+    Ok(compiled)
+}
+
+/// After a change to the client keys `names` only (and nothing they depend
+/// on: owners' budgets, teams): `previous` with those keys compiled again
+/// from `rows`, which holds the core's rows and those keys' rows only.
+/// Reading and compiling one key instead of every key is what keeps a key
+/// change quick with 100,000 of them.
+pub fn compile_keys_changed(
+    rows: &ConfigRows,
+    master: &MasterKey,
+    previous: &Compiled,
+    names: &[String],
+) -> Result<Compiled> {
+    let started = Instant::now();
+    let names: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let keys = keys::patch(rows, &previous.keys, &names)?;
+    let compiled = finish(compile_core(rows, master)?, keys.into())?;
+    tracing::debug!(version = %compiled.version(), keys = compiled.keys.len(),
+        bytes = compiled.encoded_len, changed = names.len(),
+        ms = started.elapsed().as_millis() as u64, "compiled snapshot");
+    Ok(compiled)
+}
+
+/// After a change that cannot touch the client keys (a health check, a
+/// lease): `current`'s keys with the rest compiled from `rows` (which need
+/// not hold the keys: see `db::config::load_core`).
+pub fn recompile_core(
+    rows: &ConfigRows,
+    master: &MasterKey,
+    current: &Compiled,
+) -> Result<Compiled> {
+    let started = Instant::now();
+    let compiled = finish(compile_core(rows, master)?, current.keys.clone())?;
+    tracing::debug!(version = %compiled.version(), ms = started.elapsed().as_millis() as u64,
+        "recompiled snapshot core");
+    Ok(compiled)
+}
+
+/// Checks the keys against the core, versions, and bounds the size.
+fn finish(core: pb::Snapshot, keys: Arc<[Arc<pb::ClientKey>]>) -> Result<Compiled> {
+    keys::check(&keys, &core)?;
+    let compiled = Compiled::new(core, keys);
+    if compiled.encoded_len > model::MAX_SNAPSHOT_BYTES {
+        return Err(Error::invalid(format!(
+            "the configuration would take {} bytes, over the {} the data planes accept; nothing was changed",
+            compiled.encoded_len,
+            model::MAX_SNAPSHOT_BYTES
+        )));
+    }
+    Ok(compiled)
+}
+
+/// Everything but the client keys, validated as a data plane would.
+fn compile_core(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
     let mut providers = Vec::with_capacity(rows.providers.len());
     for (p, keys) in group_keys(rows.providers.clone(), rows.keys.clone()) {
         let mut out_keys = Vec::with_capacity(keys.len());
@@ -221,27 +273,6 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
         .collect();
     pricing.sort_by(|a, b| a.model.cmp(&b.model));
 
-    let mut client_keys = Vec::with_capacity(rows.client_keys.len());
-    for k in rows.client_keys.iter().filter(|k| k.revoked_at_ms == 0) {
-        let key_hash = hex::decode(&k.key_hash).map_err(|_| {
-            Error::internal(format!(
-                "stored key hash of client key {} is corrupt",
-                k.name
-            ))
-        })?;
-        client_keys.push(pb::ClientKey {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            key_hash,
-            models: parse_models(&k.models, &k.name)?,
-            limits: Some(Stored::from(k).to_pb()),
-            expires_at_ms: k.expires_at_ms,
-            budgets: budgets_of_owner(rows, k.owner_user_id.as_deref()),
-            global: k.limits_global,
-        });
-    }
-    client_keys.sort_by(|a, b| a.name.cmp(&b.name));
-
     let mut routes = Vec::with_capacity(rows.routes.len());
     for r in &rows.routes {
         let providers: Vec<String> = serde_json::from_str(&r.providers).map_err(|e| {
@@ -259,11 +290,11 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
     }
     routes.sort_by(|a, b| route_order(&a.model, &b.model));
 
-    let mut snapshot = pb::Snapshot {
+    let core = pb::Snapshot {
         version: String::new(),
         providers,
         pricing,
-        client_keys,
+        client_keys: Vec::new(),
         routes,
         budgets: user_and_team_budgets(rows),
         leases: rows
@@ -278,31 +309,35 @@ pub fn compile(rows: &ConfigRows, master: &MasterKey) -> Result<pb::Snapshot> {
             })
             .collect(),
     };
-    snapshot.version = version_of(&snapshot);
-    let size = snapshot.encoded_len();
-    if size > model::MAX_SNAPSHOT_BYTES {
-        return Err(Error::invalid(format!(
-            "the configuration would take {size} bytes, over the {} the data planes accept; nothing was changed",
-            model::MAX_SNAPSHOT_BYTES
-        )));
-    }
-    model::Snapshot::try_from(snapshot.clone())?;
-    Ok(snapshot)
-}
-
-/// Hex SHA-256 of the encoded snapshot with its version field empty. prost
-/// encodes fields in tag order and maps are generated as BTreeMaps (see the
-/// proto build script), so the bytes are stable.
-pub fn version_of(snapshot: &pb::Snapshot) -> String {
-    let mut unversioned = snapshot.clone();
-    unversioned.version.clear();
-    hex::encode(digest(&SHA256, &unversioned.encode_to_vec()))
+    // The data plane's own validation (it refuses a snapshot without a
+    // version, which the core only gets once the keys are known).
+    model::Snapshot::try_from(pb::Snapshot {
+        version: "unversioned".into(),
+        ..core.clone()
+    })?;
+    Ok(core)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::db::config::{ClientKeyRow, PriceRow, ProviderKeyRow, ProviderRow, RouteRow};
+
+    /// The whole snapshot as one message.
+    fn compile(rows: &ConfigRows, m: &MasterKey) -> Result<pb::Snapshot> {
+        super::compile(rows, m, None).map(|c| c.to_pb())
+    }
+
+    /// Hex SHA-256 of the encoded snapshot with its version field empty.
+    fn version_of(snapshot: &pb::Snapshot) -> String {
+        use prost::Message as _;
+        let mut unversioned = snapshot.clone();
+        unversioned.version.clear();
+        hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            &unversioned.encode_to_vec(),
+        ))
+    }
 
     fn master() -> MasterKey {
         MasterKey::from_hex(&"42".repeat(32)).unwrap()
@@ -493,6 +528,81 @@ mod tests {
         let mut r = rows(&m);
         r.routes[0].providers = r#"["ghost"]"#.into();
         assert!(matches!(compile(&r, &m), Err(Error::InvalidSnapshot(_))));
+    }
+
+    #[test]
+    fn versions_share_unchanged_keys_and_core_recompiles_keep_them() {
+        let m = master();
+        let mut r = rows(&m);
+        r.client_keys.push(ClientKeyRow {
+            id: "c2".into(),
+            name: "billing".into(),
+            key_hash: crate::crypto::sha256_hex("sk-aigw-y"),
+            ..r.client_keys[0].clone()
+        });
+        let v1 = super::compile(&r, &m, None).unwrap();
+        r.client_keys[0].rpm = Some(1);
+        let v2 = super::compile(&r, &m, Some(&v1)).unwrap();
+        // Sorted by name: billing (unchanged, shared), checkout (changed).
+        assert!(Arc::ptr_eq(&v1.keys[0], &v2.keys[0]));
+        assert!(!Arc::ptr_eq(&v1.keys[1], &v2.keys[1]));
+        assert_eq!(v2.version(), compile(&r, &m).unwrap().version);
+        // A lease: only the core is recompiled; the keys are v2's.
+        let mut leased = r.clone();
+        leased.client_keys.clear();
+        leased.leases.push(crate::db::budgets::LeaseRow {
+            budget: "key:c1".into(),
+            region: "eu".into(),
+            period: "d:20260101".into(),
+            tokens: Some(5),
+            cost: None,
+            updated_at_ms: 1,
+        });
+        let v3 = recompile_core(&leased, &m, &v2).unwrap();
+        assert!(Arc::ptr_eq(&v2.keys, &v3.keys));
+        assert_ne!(v3.version(), v2.version());
+        r.leases = leased.leases;
+        assert_eq!(v3.version(), compile(&r, &m).unwrap().version);
+        assert_eq!(v3.whole(), prost::Message::encode_to_vec(&v3.to_pb()));
+    }
+
+    #[test]
+    fn patching_the_keys_a_change_touched_is_compiling_everything() {
+        let m = master();
+        let mut r = rows(&m);
+        let base = r.client_keys[0].clone();
+        for (i, name) in ["alpha", "beta", "gamma", "delta"].iter().enumerate() {
+            r.client_keys.push(ClientKeyRow {
+                id: format!("id-{name}"),
+                name: (*name).into(),
+                key_hash: crate::crypto::sha256_hex(&format!("sk-aigw-{i}")),
+                ..base.clone()
+            });
+        }
+        let v1 = super::compile(&r, &m, None).unwrap();
+        // beta changed, gamma revoked, delta deleted, epsilon created.
+        let mut after = r.clone();
+        after.client_keys[2].rpm = Some(5);
+        after.client_keys[3].revoked_at_ms = 9;
+        after.client_keys.remove(4);
+        after.client_keys.push(ClientKeyRow {
+            id: "id-epsilon".into(),
+            name: "epsilon".into(),
+            key_hash: crate::crypto::sha256_hex("sk-aigw-e"),
+            ..base
+        });
+        let names: Vec<String> = ["beta", "gamma", "delta", "epsilon"]
+            .map(String::from)
+            .into();
+        let mut touched = after.clone();
+        touched.client_keys.retain(|k| names.contains(&k.name));
+        let patched = compile_keys_changed(&touched, &m, &v1, &names).unwrap();
+        let full = super::compile(&after, &m, Some(&v1)).unwrap();
+        assert_eq!(patched.version(), full.version());
+        assert_eq!(patched.to_pb(), full.to_pb());
+        let kept: Vec<&str> = patched.keys.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(kept, ["alpha", "beta", "checkout", "epsilon"]);
+        assert!(Arc::ptr_eq(&v1.keys[0], &patched.keys[0]));
     }
 
     #[test]
