@@ -10,7 +10,9 @@
 //! spools on disk. Memory here is bounded by the queue, whatever the rate.
 
 use aigw_proto::pb::trace::TraceRecord;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tonic::Status;
 
 use crate::budgets::Budgets;
@@ -19,6 +21,10 @@ use crate::ingest::store_groups;
 
 /// Batches waiting for the writer, from all streams together.
 const QUEUE: usize = 64;
+/// Writers storing groups at once on Postgres: while one waits for its
+/// commit, another converts and sends the next group. SQLite takes one
+/// writer at a time, so it gets one.
+const PG_WRITERS: usize = 3;
 /// At most this many records per transaction (a data plane's segment holds
 /// up to 512), so one commit never grows without bound.
 const GROUP_RECORDS: usize = 16_384;
@@ -41,7 +47,11 @@ pub struct TraceWriter {
 impl TraceWriter {
     pub fn spawn(db: Db, budgets: Budgets) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(db, budgets, rx));
+        let rx = Arc::new(Mutex::new(rx));
+        let writers = if db.is_postgres() { PG_WRITERS } else { 1 };
+        for _ in 0..writers {
+            tokio::spawn(run(db.clone(), budgets.clone(), rx.clone()));
+        }
         Self { tx }
     }
 
@@ -69,19 +79,28 @@ pub fn writer_gone() -> Status {
     Status::unavailable("the trace writer stopped; resend")
 }
 
-async fn run(db: Db, budgets: Budgets, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut records = first.records.len();
-        let mut jobs = vec![first];
-        while records < GROUP_RECORDS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    records += job.records.len();
-                    jobs.push(job);
+/// Takes what has queued up (up to `GROUP_RECORDS`) as one group, stores
+/// it, replies to each batch; with several writers, each takes the queue in
+/// turn while the others store.
+async fn run(db: Db, budgets: Budgets, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let (jobs, records) = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut records = first.records.len();
+            let mut jobs = vec![first];
+            while records < GROUP_RECORDS {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        records += job.records.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
+            (jobs, records)
+        };
+        let mut jobs = jobs;
         let batches: Vec<Vec<TraceRecord>> = jobs
             .iter_mut()
             .map(|j| std::mem::take(&mut j.records))

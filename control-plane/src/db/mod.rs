@@ -124,10 +124,16 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for LogErrors {
     }
 }
 
+enum TargetKind {
+    Sqlite,
+    Postgres,
+}
+
 /// A cheap-to-clone handle on the pool.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
+    postgres: bool,
 }
 
 /// The database holds every hash, token and sealed secret: its directory
@@ -160,6 +166,10 @@ impl Db {
     /// embedded migrations.
     pub fn connect(url: &str) -> Result<Self> {
         let target = Target::parse(url)?;
+        let target_kind = match &target {
+            Target::Sqlite(_) => TargetKind::Sqlite,
+            Target::Postgres(_) => TargetKind::Postgres,
+        };
         let size = match &target {
             Target::Sqlite(path) => {
                 private_sqlite_file(Path::new(path))?;
@@ -181,7 +191,8 @@ impl Db {
             .error_handler(Box::new(LogErrors))
             .build(Manager(target))
             .map_err(|e| Error::Connect(e.to_string()))?;
-        let db = Self { pool };
+        let postgres = matches!(target_kind, TargetKind::Postgres);
+        let db = Self { pool, postgres };
         let mut conn = db.pool.get()?;
         // Two control planes (or tests) starting at once on a fresh Postgres
         // database would both try to create the schema: one waits here for
@@ -202,6 +213,12 @@ impl Db {
             tracing::info!(migration = %m, "applied migration");
         }
         Ok(db)
+    }
+
+    /// Whether this is Postgres (which takes concurrent writers; SQLite
+    /// has one writer at a time).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
     }
 
     /// Runs blocking database work off the async runtime.
