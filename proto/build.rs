@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/admin.proto",
         "proto/identity.proto",
         "proto/insight.proto",
+        "proto/overview.proto",
+        "proto/config_file.proto",
+        "proto/sign_in.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
@@ -24,6 +27,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         // Sorted maps keep snapshot encoding, and so its version hash, stable.
         .btree_map(".")
+        // The Admin API's messages are also admin-web's JSON API (feature
+        // `json`): serde with proto3 defaults, and an OpenAPI schema.
+        .type_attribute(
+            ".aigw.admin.v1",
+            "#[cfg_attr(feature = \"json\", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]",
+        )
+        .message_attribute(
+            ".aigw.admin.v1",
+            "#[cfg_attr(feature = \"json\", serde(default))]",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

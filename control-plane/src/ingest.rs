@@ -13,14 +13,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth;
-use crate::db::traces::{TraceRow, insert_new};
+use crate::db::traces::{TraceRow, insert_new_ids};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::Result;
+use crate::rollup::{self, Signal};
 
 pub struct TraceSvc {
     pub db: Db,
     pub node_tokens: Arc<[[u8; 32]]>,
     pub shutdown: watch::Receiver<bool>,
+    /// Told how many traces each batch stored (live overview).
+    pub signal: Signal,
 }
 
 #[tonic::async_trait]
@@ -38,6 +41,7 @@ impl TraceService for TraceSvc {
             request.into_inner(),
             tx,
             self.shutdown.clone(),
+            self.signal.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -51,6 +55,7 @@ async fn receive(
     mut inbound: Streaming<TraceBatch>,
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
+    signal: Signal,
 ) {
     loop {
         let batch = tokio::select! {
@@ -69,6 +74,7 @@ async fn receive(
         match store_batch(&db, batch.records).await {
             Ok((stored, duplicates)) => {
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
+                signal.stored(stored);
                 if tx
                     .send(Ok(TraceAck {
                         seq,
@@ -111,8 +117,16 @@ pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32
         return Ok((0, 0));
     }
     let valid = rows.len();
+    // Rollups count only the rows stored now, in the same transaction.
     let stored = db
-        .run(move |conn| write_tx(conn, |conn| insert_new(conn, &rows)))
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let new: std::collections::HashSet<String> =
+                    insert_new_ids(conn, &rows)?.into_iter().collect();
+                rollup::record(conn, rows.iter().filter(|r| new.contains(&r.request_id)))?;
+                Ok(new.len())
+            })
+        })
         .await?;
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok((count(stored), count(valid.saturating_sub(stored))))
@@ -125,6 +139,12 @@ struct AttemptJson<'a> {
     status: u32,
     latency_us: u64,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    cooldown_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn attempts_json(attempts: &[Attempt]) -> String {
@@ -136,6 +156,7 @@ fn attempts_json(attempts: &[Attempt]) -> String {
             status: a.status,
             latency_us: a.latency_us,
             error: (!a.error.is_empty()).then_some(a.error.as_str()),
+            cooldown_ms: a.cooldown_ms,
         })
         .collect();
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
@@ -201,6 +222,7 @@ pub mod tests {
                 status: 200,
                 latency_us: 1234,
                 error: String::new(),
+                cooldown_ms: 0,
             }],
             ..Default::default()
         }

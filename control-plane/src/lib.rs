@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod push;
+pub mod rollup;
 pub mod server;
 
 #[cfg(test)]

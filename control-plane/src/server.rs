@@ -26,6 +26,7 @@ use crate::db::{AnyConnection, Db, identity, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::ingest::TraceSvc;
 use crate::push::{ConfigSvc, Publisher, Registry};
+use crate::rollup::Signal;
 
 /// Largest message accepted from clients (trace batches, specs).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -197,6 +198,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let traces_stored = Signal::default();
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<ConfigServiceServer<ConfigSvc>>().await;
     health.set_serving::<TraceServiceServer<TraceSvc>>().await;
@@ -229,6 +231,7 @@ pub async fn serve(
         db: p.db.clone(),
         node_tokens: p.node_tokens.clone(),
         shutdown: shutdown_rx.clone(),
+        signal: traces_stored.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let admin_svc = AdminSvc {

@@ -89,6 +89,7 @@ pub async fn send(
             Err(_) => {
                 key.health.cool_down(2_000);
                 draft.attempt(provider, &key.name, 0, latency_us, "timeout");
+                draft.cooled_down(2_000);
                 last = Some(GatewayError::Upstream {
                     provider: provider.clone(),
                     detail: format!("no response within {} s", call.timeout.as_secs()),
@@ -105,6 +106,7 @@ pub async fn send(
                 };
                 tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
                 draft.attempt(provider, &key.name, 0, latency_us, detail);
+                draft.cooled_down(2_000);
                 last = Some(GatewayError::Upstream {
                     provider: provider.clone(),
                     detail: detail.to_string(),
@@ -132,8 +134,9 @@ pub async fn send(
         );
         match status {
             StatusCode::TOO_MANY_REQUESTS => {
-                key.health
-                    .cool_down(retry_after.unwrap_or(1).min(300) * 1000);
+                let ms = retry_after.unwrap_or(1).min(300) * 1000;
+                key.health.cool_down(ms);
+                draft.cooled_down(ms);
                 last = Some(GatewayError::UpstreamResponse {
                     status,
                     retry_after: Some(retry_after.unwrap_or(1)),
@@ -147,6 +150,7 @@ pub async fn send(
             // able to take the pool's credentials offline for everyone.)
             s if s == StatusCode::UNAUTHORIZED || rejects_credential(s, &body) => {
                 key.health.cool_down(60_000);
+                draft.cooled_down(60_000);
                 tracing::error!(provider = %provider, key = %key.name, %status, "upstream rejected a pool credential");
                 last = Some(GatewayError::Upstream {
                     provider: provider.clone(),

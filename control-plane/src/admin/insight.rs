@@ -70,6 +70,7 @@ fn trace_filter(conn: &mut AnyConnection, access: &Access, f: &Filters<'_>) -> R
         region: non_empty(f.region),
         status: None,
         status_class: None,
+        node_id: None,
     })
 }
 
@@ -102,8 +103,29 @@ fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn info(t: TraceRow, owners: &HashMap<String, String>) -> TraceInfo {
+/// Provider name -> the wire format it is sent (openai, anthropic, gemini).
+pub fn upstream_formats(snapshot: &aigw_proto::pb::config::Snapshot) -> HashMap<String, String> {
+    snapshot
+        .providers
+        .iter()
+        .map(|p| {
+            let format = match p.kind.as_str() {
+                "openai-compatible" => "openai",
+                k => k,
+            };
+            (p.name.clone(), format.to_string())
+        })
+        .collect()
+}
+
+fn info(
+    t: TraceRow,
+    owners: &HashMap<String, String>,
+    formats: &HashMap<String, String>,
+) -> TraceInfo {
     TraceInfo {
+        overhead_us: crate::rollup::overhead_us(&t),
+        upstream_format: formats.get(&t.provider).cloned().unwrap_or_default(),
         owner: owners.get(&t.client_key_id).cloned().unwrap_or_default(),
         request_id: t.request_id,
         started_at_ms: t.started_at_ms,
@@ -141,6 +163,8 @@ struct AttemptJson {
     latency_us: u64,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    cooldown_ms: u64,
 }
 
 fn attempts(json: &str, request_id: &str) -> Vec<TraceAttempt> {
@@ -153,6 +177,7 @@ fn attempts(json: &str, request_id: &str) -> Vec<TraceAttempt> {
                 status: a.status,
                 latency_us: a.latency_us,
                 error: a.error.unwrap_or_default(),
+                cooldown_ms: a.cooldown_ms,
             })
             .collect(),
         Err(e) => {
@@ -205,6 +230,7 @@ impl InsightService for AdminSvc {
     ) -> Result<Response<TraceList>, Status> {
         let (_, access) = self.caller(&request, rbac::LIST_TRACES).await?;
         let q = request.into_inner();
+        let formats = upstream_formats(&self.publisher.current());
         let class = status_class(&q.status_class)?;
         let before = page::decode(&q.page_token)?;
         let limit = page::size(q.page_size);
@@ -225,12 +251,16 @@ impl InsightService for AdminSvc {
                 )?;
                 f.status = q.status.map(|s| i32::try_from(s).unwrap_or(i32::MAX));
                 f.status_class = class;
+                f.node_id = non_empty(&q.node_id);
                 let rows = traces::list(conn, &f, before, limit)?;
                 let next_page_token =
                     page::next(&rows, limit, |r| (r.started_at_ms, r.request_id.as_str()));
                 let owners = key_owner_names(conn)?;
                 Ok(TraceList {
-                    traces: rows.into_iter().map(|t| info(t, &owners)).collect(),
+                    traces: rows
+                        .into_iter()
+                        .map(|t| info(t, &owners, &formats))
+                        .collect(),
                     next_page_token,
                 })
             })
@@ -244,6 +274,7 @@ impl InsightService for AdminSvc {
     ) -> Result<Response<TraceDetail>, Status> {
         let (p, _) = self.caller(&request, rbac::GET_TRACE).await?;
         let id = request.into_inner().request_id;
+        let formats = upstream_formats(&self.publisher.current());
         let detail = self
             .read(move |conn| {
                 let t = traces::find(conn, &id)?
@@ -256,7 +287,7 @@ impl InsightService for AdminSvc {
                 let attempts = attempts(&t.attempts, &t.request_id);
                 let owners = key_owner_names(conn)?;
                 Ok(TraceDetail {
-                    trace: Some(info(t, &owners)),
+                    trace: Some(info(t, &owners, &formats)),
                     attempts,
                 })
             })

@@ -46,22 +46,29 @@ const CHUNK: usize = 500;
 /// Inserts `rows`, skipping request ids already stored, in the caller's
 /// transaction. Returns how many rows were new.
 pub fn insert_new(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<usize> {
-    let mut stored = 0;
+    Ok(insert_new_ids(conn, rows)?.len())
+}
+
+/// Like [`insert_new`], returning the request ids that were new.
+pub fn insert_new_ids(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<Vec<String>> {
+    let mut stored = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
         // MultiBackend cannot express ON CONFLICT, so dispatch per backend;
         // the statement is the same on both.
-        stored += match conn {
+        stored.extend(match conn {
             AnyConnection::Sqlite(c) => diesel::insert_into(traces::table)
                 .values(chunk)
                 .on_conflict(traces::request_id)
                 .do_nothing()
-                .execute(c)?,
+                .returning(traces::request_id)
+                .get_results::<String>(c)?,
             AnyConnection::Postgres(c) => diesel::insert_into(traces::table)
                 .values(chunk)
                 .on_conflict(traces::request_id)
                 .do_nothing()
-                .execute(c)?,
-        };
+                .returning(traces::request_id)
+                .get_results::<String>(c)?,
+        });
     }
     Ok(stored)
 }
@@ -98,6 +105,7 @@ pub struct TraceFilter {
     pub region: Option<String>,
     pub status: Option<i32>,
     pub status_class: Option<StatusClass>,
+    pub node_id: Option<String>,
 }
 
 fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
@@ -129,6 +137,9 @@ fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
     }
     if let Some(s) = f.status {
         q = q.filter(traces::status.eq(s));
+    }
+    if let Some(n) = &f.node_id {
+        q = q.filter(traces::node_id.eq(n.clone()));
     }
     match f.status_class {
         None => {}
