@@ -11,6 +11,7 @@ use std::time::Duration;
 use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
 use aigw_proto::pb::admin::identity_service_server::IdentityServiceServer;
 use aigw_proto::pb::admin::insight_service_server::InsightServiceServer;
+use aigw_proto::pb::admin::overview_service_server::OverviewServiceServer;
 use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
 use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::overview::OverviewSvc;
 use crate::admin::{AdminSvc, users};
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
@@ -207,6 +209,9 @@ pub async fn serve(
         .set_serving::<IdentityServiceServer<AdminSvc>>()
         .await;
     health.set_serving::<InsightServiceServer<AdminSvc>>().await;
+    health
+        .set_serving::<OverviewServiceServer<OverviewSvc>>()
+        .await;
     // Reflection v1, and v1alpha for the many clients (grpcio-reflection,
     // older grpcurl, Postman) that still speak only that.
     let reflection_builder = || {
@@ -244,6 +249,10 @@ pub async fn serve(
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());
+    let overview = OverviewServiceServer::new(OverviewSvc {
+        admin: admin_svc.clone(),
+        stored: traces_stored.clone(),
+    });
     let insight = InsightServiceServer::new(admin_svc);
 
     let on_signal = async move {
@@ -264,6 +273,9 @@ pub async fn serve(
         health
             .set_not_serving::<InsightServiceServer<AdminSvc>>()
             .await;
+        health
+            .set_not_serving::<OverviewServiceServer<OverviewSvc>>()
+            .await;
         let _ = shutdown_tx.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -278,6 +290,7 @@ pub async fn serve(
         .add_service(admin)
         .add_service(identity)
         .add_service(insight)
+        .add_service(overview)
         .serve_with_incoming_shutdown(incoming, on_signal);
 
     let mut drain = shutdown_rx;

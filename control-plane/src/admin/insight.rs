@@ -91,7 +91,7 @@ fn status_class(s: &str) -> Result<Option<StatusClass>> {
 }
 
 /// Key id -> owner's username.
-fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
+pub(super) fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
     let names = usernames(conn)?;
     Ok(client_key_owners(conn)?
         .into_iter()

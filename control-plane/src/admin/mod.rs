@@ -16,6 +16,7 @@ pub mod authn;
 pub mod client_keys;
 pub mod identity;
 pub mod insight;
+pub mod overview;
 pub mod page;
 pub mod pricing;
 pub mod providers;
