@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
+use aigw_proto::pb::admin::config_file_service_server::ConfigFileServiceServer;
 use aigw_proto::pb::admin::identity_service_server::IdentityServiceServer;
 use aigw_proto::pb::admin::insight_service_server::InsightServiceServer;
 use aigw_proto::pb::admin::overview_service_server::OverviewServiceServer;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::config_file::ConfigFileSvc;
 use crate::admin::overview::OverviewSvc;
 use crate::admin::{AdminSvc, users};
 use crate::compile::compile;
@@ -253,6 +255,10 @@ pub async fn serve(
         admin: admin_svc.clone(),
         stored: traces_stored.clone(),
     });
+    let config_file = ConfigFileServiceServer::new(ConfigFileSvc {
+        admin: admin_svc.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
     let insight = InsightServiceServer::new(admin_svc);
 
     let on_signal = async move {
@@ -276,6 +282,9 @@ pub async fn serve(
         health
             .set_not_serving::<OverviewServiceServer<OverviewSvc>>()
             .await;
+        health
+            .set_not_serving::<ConfigFileServiceServer<ConfigFileSvc>>()
+            .await;
         let _ = shutdown_tx.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -291,6 +300,7 @@ pub async fn serve(
         .add_service(identity)
         .add_service(insight)
         .add_service(overview)
+        .add_service(config_file)
         .serve_with_incoming_shutdown(incoming, on_signal);
 
     let mut drain = shutdown_rx;

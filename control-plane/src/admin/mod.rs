@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod authn;
 pub mod client_keys;
+pub mod config_file;
 pub mod identity;
 pub mod insight;
 pub mod overview;

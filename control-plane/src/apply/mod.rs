@@ -3,7 +3,9 @@
 //! parsed and expanded before the first request, so a typo or a missing
 //! variable changes nothing.
 
+pub mod export;
 pub mod file;
+pub mod plan;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -15,6 +17,7 @@ use aigw_proto::pb::admin::{
     ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec,
     UpsertResult,
 };
+use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -30,6 +33,11 @@ use crate::error::{Error, Result};
 pub struct Bearer(MetadataValue<Ascii>);
 
 impl Bearer {
+    /// The `authorization` value of a call, passed on as it is.
+    pub fn from_header(value: MetadataValue<Ascii>) -> Self {
+        Self(value)
+    }
+
     pub fn new(token: &str) -> Result<Self> {
         format!("Bearer {token}").parse().map(Self).map_err(|_| {
             Error::Settings("AIGW_ADMIN_TOKEN contains characters not allowed in a header".into())
@@ -45,6 +53,27 @@ impl Interceptor for Bearer {
 }
 
 pub type Client = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// What `apply` can talk to AdminService over: a network channel (the
+/// `apply` command), or the service itself in process (the admin UI's
+/// ConfigFileService), so both apply a file by the same code and rules.
+pub trait Transport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<StdError>,
+        ResponseBody: Body<Data = Bytes, Error: Into<StdError> + Send> + Send + 'static,
+    >
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<StdError>,
+            ResponseBody: Body<Data = Bytes, Error: Into<StdError> + Send> + Send + 'static,
+        >
+{
+}
 
 /// Connects to the Admin API at `url` (https:// uses the webpki roots).
 pub async fn connect(url: &str, token: &str) -> Result<Client> {
@@ -111,7 +140,7 @@ fn rpc(what: String) -> impl FnOnce(Status) -> Error {
     }
 }
 
-fn report(out: &mut dyn Write, kind: &str, name: &str, r: &UpsertResult) -> Result<()> {
+fn report<W: Write + ?Sized>(out: &mut W, kind: &str, name: &str, r: &UpsertResult) -> Result<()> {
     let verb = match (r.created, r.changed) {
         (true, _) => "created",
         (false, true) => "updated",
@@ -138,11 +167,11 @@ fn check_unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<
 /// Upserts everything in `doc`; with `prune`, then deletes the objects of
 /// those kinds that `doc` does not name. Lines go to `out` as they happen,
 /// so a failure midway still shows what was done.
-pub async fn apply(
-    client: &mut Client,
+pub async fn apply<T: Transport, W: Write + ?Sized>(
+    client: &mut AdminServiceClient<T>,
     doc: ApplyFile,
     prune: bool,
-    out: &mut dyn Write,
+    out: &mut W,
 ) -> Result<()> {
     let providers = check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
     let prices = check_unique("price", doc.pricing.iter().map(|p| p.model.as_str()))?;
@@ -270,8 +299,8 @@ pub async fn apply(
 
 /// Checks every object of the file with the rules the server applies, and
 /// that each route names providers the file or the server has.
-async fn preflight(
-    client: &mut Client,
+async fn preflight<T: Transport>(
+    client: &mut AdminServiceClient<T>,
     providers: &[ProviderSpec],
     prices: &[PriceSpec],
     keys: &[ClientKeySpec],
@@ -286,7 +315,10 @@ async fn preflight(
     for k in keys {
         crate::admin::client_keys::validate(k.clone())?;
     }
-    if routes.is_empty() {
+    let keeps_a_secret = providers
+        .iter()
+        .any(|p| p.keys.iter().any(|k| k.secret.trim().is_empty()));
+    if routes.is_empty() && !keeps_a_secret {
         return Ok(());
     }
     let existing = client
@@ -295,6 +327,20 @@ async fn preflight(
         .map_err(rpc("listing providers".into()))?
         .into_inner()
         .providers;
+    // A key without a secret keeps the stored one, so it must exist.
+    for p in providers {
+        for k in p.keys.iter().filter(|k| k.secret.trim().is_empty()) {
+            let stored = existing
+                .iter()
+                .any(|e| e.name == p.name && e.keys.iter().any(|ek| ek.name == k.name));
+            if !stored {
+                return Err(Error::invalid(format!(
+                    "provider {:?}: key {:?} needs a secret (only a key the server has may leave it out)",
+                    p.name, k.name
+                )));
+            }
+        }
+    }
     for r in routes {
         crate::admin::routes::validate(r)?;
         for name in &r.providers {
@@ -322,7 +368,11 @@ struct Named {
 /// Deletes client keys (those no user owns), prices, routes and providers
 /// not named in the file (in that order: routes before the providers they
 /// name).
-async fn prune_missing(client: &mut Client, named: &Named, out: &mut dyn Write) -> Result<()> {
+async fn prune_missing<T: Transport, W: Write + ?Sized>(
+    client: &mut AdminServiceClient<T>,
+    named: &Named,
+    out: &mut W,
+) -> Result<()> {
     let Named {
         providers,
         prices,
