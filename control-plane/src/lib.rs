@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod ingest;
+pub mod oidc;
 pub mod push;
 pub mod rollup;
 pub mod server;

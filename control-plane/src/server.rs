@@ -13,6 +13,7 @@ use aigw_proto::pb::admin::config_file_service_server::ConfigFileServiceServer;
 use aigw_proto::pb::admin::identity_service_server::IdentityServiceServer;
 use aigw_proto::pb::admin::insight_service_server::InsightServiceServer;
 use aigw_proto::pb::admin::overview_service_server::OverviewServiceServer;
+use aigw_proto::pb::admin::sign_in_service_server::SignInServiceServer;
 use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
 use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
@@ -29,6 +30,7 @@ use crate::db::config::{self, ApiTokenRow, load_all};
 use crate::db::{AnyConnection, Db, identity, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::ingest::TraceSvc;
+use crate::oidc::{OidcState, SignInSvc};
 use crate::push::{ConfigSvc, Publisher, Registry};
 use crate::rollup::Signal;
 
@@ -259,6 +261,10 @@ pub async fn serve(
         admin: admin_svc.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
+    let sign_in = SignInServiceServer::new(SignInSvc {
+        admin: admin_svc.clone(),
+        state: Arc::new(OidcState::new()?),
+    });
     let insight = InsightServiceServer::new(admin_svc);
 
     let on_signal = async move {
@@ -285,6 +291,9 @@ pub async fn serve(
         health
             .set_not_serving::<ConfigFileServiceServer<ConfigFileSvc>>()
             .await;
+        health
+            .set_not_serving::<SignInServiceServer<SignInSvc>>()
+            .await;
         let _ = shutdown_tx.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -301,6 +310,7 @@ pub async fn serve(
         .add_service(insight)
         .add_service(overview)
         .add_service(config_file)
+        .add_service(sign_in)
         .serve_with_incoming_shutdown(incoming, on_signal);
 
     let mut drain = shutdown_rx;

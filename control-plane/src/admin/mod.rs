@@ -208,6 +208,6 @@ mod identity_tests;
 #[cfg(test)]
 mod insight_tests;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod oidc;
 pub mod rollups;
 pub mod schema;
 pub mod traces;
