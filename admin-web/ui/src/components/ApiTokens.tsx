@@ -3,6 +3,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Badge, Button, Group, Modal, Select, Stack, TextInput } from '@mantine/core';
+import { SCROLL } from './table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
@@ -48,6 +49,7 @@ export function ApiTokens({ mine }: { mine: boolean }) {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<ApiTokenInfo>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         minHeight={records.length ? undefined : 140}
         fetching={q.isPending}

@@ -19,6 +19,7 @@ import {
 } from '@mantine/core';
 import { Sparkline } from '@mantine/charts';
 import '@mantine/charts/styles.css';
+import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
@@ -155,6 +156,7 @@ export default function ClientKeysPage() {
       {keys.isError && <ErrorState error={keys.error} />}
       <DataTable<ClientKeyInfo>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         minHeight={keys.data?.client_keys.length ? undefined : 160}
         fetching={keys.isPending}
@@ -204,6 +206,7 @@ export default function ClientKeysPage() {
                     h={26}
                     data={g.series.map((p) => p.stats?.requests ?? 0)}
                     curveType="linear"
+                    role="img"
                     aria-label={`Requests of ${k.name} over 7 days`}
                   />
                   <Text size="xs">{num(g.stats?.requests ?? 0)}</Text>

@@ -17,6 +17,7 @@ import {
   Textarea,
   Title,
 } from '@mantine/core';
+import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
@@ -135,6 +136,7 @@ export default function ConfigFilePage() {
           </Text>
           <DataTable<ConfigChange>
             withTableBorder
+            scrollAreaProps={SCROLL}
             records={planned.changes}
             idAccessor={(c) => `${c.kind}/${c.name}`}
             noRecordsText="The file names nothing"

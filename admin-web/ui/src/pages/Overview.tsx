@@ -17,6 +17,7 @@ import {
 } from '@mantine/core';
 import { AreaChart, BarChart, LineChart } from '@mantine/charts';
 import '@mantine/charts/styles.css';
+import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api, type OverviewFilters } from '../api';
 import { useAuth } from '../auth';
@@ -125,6 +126,7 @@ function GroupTable({ groups, dim, onPick }: { groups: OverviewGroup[]; dim: str
   return (
     <DataTable
       withTableBorder
+      scrollAreaProps={SCROLL}
       borderRadius="md"
       highlightOnHover
       minHeight={groups.length ? undefined : 120}

@@ -18,6 +18,7 @@ import {
   Title,
   Tooltip,
 } from '@mantine/core';
+import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
@@ -115,6 +116,7 @@ function Users() {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<UserInfo>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         fetching={q.isPending}
         minHeight={q.data?.users.length ? undefined : 140}
@@ -157,6 +159,7 @@ function Audit() {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<AuditEntry>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         fetching={q.isFetching}
         minHeight={q.data?.entries.length ? undefined : 140}
@@ -204,6 +207,7 @@ function Nodes() {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<NodeInfo>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         fetching={q.isPending}
         minHeight={q.data?.nodes.length ? undefined : 140}

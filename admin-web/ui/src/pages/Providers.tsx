@@ -22,6 +22,7 @@ import {
   Tooltip,
 } from '@mantine/core';
 import { IconTrash } from '@tabler/icons-react';
+import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
@@ -122,7 +123,7 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
           </Text>
           {keys.map((k, i) => (
             <Group key={i} align="flex-end" wrap="nowrap">
-              <TextInput label="Name" required value={k.name} onChange={(e) => setKey(i, { name: e.currentTarget.value })} />
+              <TextInput label="Credential name" required value={k.name} onChange={(e) => setKey(i, { name: e.currentTarget.value })} />
               <PasswordInput
                 label="Secret"
                 required={!k.stored}
@@ -178,6 +179,7 @@ function ProvidersTab({ mayWrite }: { mayWrite: boolean }) {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<ProviderInfo>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         minHeight={q.data?.providers.length ? undefined : 160}
         fetching={q.isPending}
@@ -265,6 +267,7 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<RouteSpec>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         minHeight={q.data?.routes.length ? undefined : 160}
         fetching={q.isPending}
@@ -350,6 +353,7 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<PriceSpec>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         minHeight={q.data?.pricing.length ? undefined : 160}
         fetching={q.isPending}
@@ -464,6 +468,7 @@ function HealthTab() {
       {q.isError && <ErrorState error={q.error} />}
       <DataTable<PoolKeyHealth>
         withTableBorder
+        scrollAreaProps={SCROLL}
         borderRadius="md"
         minHeight={q.data?.keys.length ? undefined : 160}
         fetching={q.isPending}

@@ -20,6 +20,7 @@ import {
   Title,
 } from '@mantine/core';
 import { IconSearch } from '@tabler/icons-react';
+import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api, type TraceFilters } from '../api';
 import { ms, num, us, usd, when } from '../format';
@@ -90,6 +91,7 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
           </Title>
           <DataTable<TraceAttempt>
             withTableBorder
+            scrollAreaProps={SCROLL}
             records={attempts}
             idAccessor={(a) => String(attempts.indexOf(a))}
             minHeight={attempts.length ? undefined : 100}
@@ -219,6 +221,7 @@ export default function RequestsPage() {
       ) : (
         <DataTable<TraceInfo>
           withTableBorder
+          scrollAreaProps={SCROLL}
           borderRadius="md"
           highlightOnHover
           minHeight={q.data?.traces.length ? undefined : 160}
