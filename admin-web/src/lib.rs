@@ -55,6 +55,14 @@ pub fn app(state: AppState) -> Router {
             "/api/{*rest}",
             axum::routing::any(|| async { error::ApiError::NotFound("no such API path".into()) }),
         )
+        .method_not_allowed_fallback(|| async {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({
+                    "error": {"code": "method_not_allowed", "message": "this path does not take that method"}
+                })),
+            )
+        })
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security::headers))

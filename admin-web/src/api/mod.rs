@@ -29,7 +29,12 @@ use crate::AppState;
                        Errors are `{\"error\": {\"code\", \"message\"}}`."
     ),
     modifiers(&Security),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(
+        crate::error::ErrorBody,
+        insight::RangeParam,
+        insight::BucketParam,
+        insight::GroupParam,
+    )),
     security(("session" = []), ("bearer" = [])),
     tags(
         (name = "auth", description = "Sign-in, sign-out, who am I"),
