@@ -5,8 +5,10 @@
 #
 # Works on a fresh Debian machine with Rust, Python 3.11 and Node, as root or
 # as a user with passwordless sudo; reads no stdin. Installs what is missing
-# (apt: postgresql, redis-server, libpq-dev; pip: e2e/requirements.txt into
-# e2e/.venv). Exits non-zero on any failure.
+# (apt: postgresql, redis-server, libpq-dev, chromium; pip:
+# e2e/requirements.txt into e2e/.venv; npm ci: the admin UI and its browser
+# tests). Builds the admin UI before the workspace (admin-web embeds it).
+# Exits non-zero on any failure.
 #
 # Arguments are passed to pytest (e.g. `-k spine -x`).
 # E2E_ONLY=1 skips the Rust unit/integration tests (for iterating on e2e).
@@ -22,6 +24,8 @@ die() { printf 'run-tests: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=../deploy/apt.sh
 . "$ROOT/deploy/apt.sh"
+# shellcheck source=../deploy/ui.sh
+. "$ROOT/deploy/ui.sh"
 
 # ---------------------------------------------------------------- system packages
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -34,6 +38,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 PYTHON="$(command -v python3.11 || command -v python3 || true)"
 [ -n "$PYTHON" ] || die "python3 not found"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# The admin UI's browser tests drive Debian's Chromium (never a downloaded one).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}" || die "cannot install ${missing[*]}"
@@ -52,6 +58,11 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$want" ]; the
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$E2E/requirements.txt"
   echo "$want" >"$VENV/.requirements.sha256"
 fi
+
+# ---------------------------------------------------------------- admin UI
+# Built first: admin-web embeds admin-web/ui/dist.
+build_ui "$ROOT" || die "the admin UI did not build"
+npm_ci_if_changed "$E2E/ui" || die "npm ci in e2e/ui failed"
 
 # ---------------------------------------------------------------- build + Rust tests
 step "cargo build --workspace"
