@@ -42,38 +42,79 @@ pub struct RollupKey {
     pub region: String,
 }
 
-pub fn find(conn: &mut AnyConnection, k: &RollupKey) -> Result<Option<RollupRow>> {
+impl RollupRow {
+    pub fn key(&self) -> RollupKey {
+        RollupKey {
+            level: self.level,
+            span_ms: self.span_ms,
+            bucket_start_ms: self.bucket_start_ms,
+            client_key_id: self.client_key_id.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// The rows of one level and span in the given buckets.
+pub fn in_buckets(
+    conn: &mut AnyConnection,
+    level: i32,
+    span_ms: i64,
+    buckets: &[i64],
+) -> Result<Vec<RollupRow>> {
     Ok(r::table
-        .filter(r::level.eq(k.level))
-        .filter(r::span_ms.eq(k.span_ms))
-        .filter(r::bucket_start_ms.eq(k.bucket_start_ms))
-        .filter(r::client_key_id.eq(&k.client_key_id))
-        .filter(r::provider.eq(&k.provider))
-        .filter(r::model.eq(&k.model))
-        .filter(r::region.eq(&k.region))
+        .filter(r::level.eq(level))
+        .filter(r::span_ms.eq(span_ms))
+        .filter(r::bucket_start_ms.eq_any(buckets))
         .select(RollupRow::as_select())
-        .first(conn)
-        .optional()?)
+        .load(conn)?)
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &RollupRow) -> Result<()> {
-    diesel::insert_into(r::table).values(row).execute(conn)?;
-    Ok(())
-}
+/// Rows per statement: 18 columns each stays under both backends' bind limits.
+const CHUNK: usize = 500;
 
-pub fn update(conn: &mut AnyConnection, row: &RollupRow) -> Result<()> {
-    diesel::update(
-        r::table
-            .filter(r::level.eq(row.level))
-            .filter(r::span_ms.eq(row.span_ms))
-            .filter(r::bucket_start_ms.eq(row.bucket_start_ms))
-            .filter(r::client_key_id.eq(&row.client_key_id))
-            .filter(r::provider.eq(&row.provider))
-            .filter(r::model.eq(&row.model))
-            .filter(r::region.eq(&row.region)),
-    )
-    .set(row)
-    .execute(conn)?;
+/// Writes `rows` whole: inserted, or replacing the row with the same key
+/// (their values are already merged with what was stored).
+pub fn upsert(conn: &mut AnyConnection, rows: &[RollupRow]) -> Result<()> {
+    use diesel::upsert::excluded;
+    for chunk in rows.chunks(CHUNK) {
+        // MultiBackend cannot express ON CONFLICT: the same statement per backend.
+        macro_rules! upsert_on {
+            ($c:expr) => {
+                diesel::insert_into(r::table)
+                    .values(chunk)
+                    .on_conflict((
+                        r::level,
+                        r::span_ms,
+                        r::bucket_start_ms,
+                        r::client_key_id,
+                        r::provider,
+                        r::model,
+                        r::region,
+                    ))
+                    .do_update()
+                    .set((
+                        r::client_key_name.eq(excluded(r::client_key_name)),
+                        r::requests.eq(excluded(r::requests)),
+                        r::errors.eq(excluded(r::errors)),
+                        r::input_tokens.eq(excluded(r::input_tokens)),
+                        r::output_tokens.eq(excluded(r::output_tokens)),
+                        r::cached_tokens.eq(excluded(r::cached_tokens)),
+                        r::reasoning_tokens.eq(excluded(r::reasoning_tokens)),
+                        r::cost.eq(excluded(r::cost)),
+                        r::latency_hist.eq(excluded(r::latency_hist)),
+                        r::ttfb_hist.eq(excluded(r::ttfb_hist)),
+                        r::overhead_hist.eq(excluded(r::overhead_hist)),
+                    ))
+                    .execute($c)?
+            };
+        }
+        match conn {
+            AnyConnection::Sqlite(c) => upsert_on!(c),
+            AnyConnection::Postgres(c) => upsert_on!(c),
+        };
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@
 
 pub mod histogram;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -246,17 +246,35 @@ pub fn record<'a>(
     if let AnyConnection::Postgres(c) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(7253711)").execute(c)?;
     }
-    for (k, (name, sums)) in delta {
-        match rollups::find(conn, &k)? {
-            Some(old) => {
-                let mut total = Sums::default();
-                total.add_row(&old);
-                total.merge(&sums);
-                rollups::update(conn, &total.row(k, name))?;
-            }
-            None => rollups::insert(conn, &sums.row(k, name))?,
+    // One read per (level, span) for every bucket the batch touches, one
+    // multi-row upsert for all: a batch costs a few dozen statements
+    // whatever the number of keys, models and regions in it.
+    let mut buckets: BTreeMap<(i32, i64), Vec<i64>> = BTreeMap::new();
+    for k in delta.keys() {
+        let b = buckets.entry((k.level, k.span_ms)).or_default();
+        if b.last() != Some(&k.bucket_start_ms) && !b.contains(&k.bucket_start_ms) {
+            b.push(k.bucket_start_ms);
         }
     }
+    let mut stored: HashMap<RollupKey, RollupRow> = HashMap::new();
+    for ((level, span), starts) in &buckets {
+        for row in rollups::in_buckets(conn, *level, *span, starts)? {
+            stored.insert(row.key(), row);
+        }
+    }
+    let rows: Vec<RollupRow> = delta
+        .into_iter()
+        .map(|(k, (name, sums))| match stored.get(&k) {
+            Some(old) => {
+                let mut total = Sums::default();
+                total.add_row(old);
+                total.merge(&sums);
+                total.row(k, name)
+            }
+            None => sums.row(k, name),
+        })
+        .collect();
+    rollups::upsert(conn, &rows)?;
     prune(conn, now_ms())
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::db::rollups::{RollupFilter, scan};
-use crate::db::testing::temp_db;
+use crate::db::testing::{pg_db, temp_db};
 use crate::db::write_tx;
 
 fn trace(id: &str, at: i64, key: &str, model: &str, status: i32) -> TraceRow {
@@ -49,8 +49,19 @@ fn overhead_is_first_byte_minus_upstream_wait() {
 }
 
 #[tokio::test]
-async fn every_level_and_span_adds_up_across_batches() {
+async fn every_level_and_span_adds_up_across_batches_on_sqlite() {
     let t = temp_db();
+    every_level_and_span_adds_up_across_batches(t.db.clone()).await;
+}
+
+#[tokio::test]
+async fn every_level_and_span_adds_up_across_batches_on_postgres() {
+    if let Some(pg) = pg_db() {
+        every_level_and_span_adds_up_across_batches(pg.db.clone()).await;
+    }
+}
+
+async fn every_level_and_span_adds_up_across_batches(db: crate::db::Db) {
     let h = 1_700_000_000_000 / DAY_MS * DAY_MS + 3 * HOUR_MS;
     let first = vec![
         trace("1", h + 1, "app", "m1", 200),
@@ -58,7 +69,7 @@ async fn every_level_and_span_adds_up_across_batches() {
     ];
     let second = vec![trace("3", h + HOUR_MS + 5, "other", "m1", 200)];
     for batch in [first, second] {
-        t.db.run(move |c| write_tx(c, |c| record(c, &batch)))
+        db.run(move |c| write_tx(c, |c| record(c, &batch)))
             .await
             .unwrap();
     }
@@ -70,7 +81,7 @@ async fn every_level_and_span_adds_up_across_batches() {
             until_ms: i64::MAX,
             ..Default::default()
         };
-        let db = t.db.clone();
+        let db = db.clone();
         async move { db.run(move |c| scan(c, &f)).await.unwrap() }
     };
     let totals = rows(Level::Total, DAY_MS).await;

@@ -9,8 +9,8 @@ use futures_util::StreamExt as _;
 use tonic::Code;
 
 use super::*;
-use crate::admin::testkit::{req, req_as, svc, user};
-use crate::db::testing::temp_db;
+use crate::admin::testkit::{req, req_as, svc, svc_on, user};
+use crate::db::testing::{pg_db, temp_db};
 use crate::ingest::store_batch;
 
 fn record(id: &str, at: i64, key: &(String, String), model: &str, status: u32) -> TraceRecord {
@@ -81,10 +81,21 @@ async fn overview(s: &OverviewSvc, token: &str, q: OverviewQuery) -> Overview {
 }
 
 #[tokio::test]
-async fn totals_previous_period_breakdowns_filters_and_scope() {
+async fn totals_previous_period_breakdowns_filters_and_scope_on_sqlite() {
     let t = temp_db();
+    totals_previous_period_breakdowns_filters_and_scope(t.db.clone()).await;
+}
+
+#[tokio::test]
+async fn totals_previous_period_breakdowns_filters_and_scope_on_postgres() {
+    if let Some(pg) = pg_db() {
+        totals_previous_period_breakdowns_filters_and_scope(pg.db.clone()).await;
+    }
+}
+
+async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) {
     let s = OverviewSvc {
-        admin: svc(&t),
+        admin: svc_on(db),
         stored: Signal::default(),
     };
     let ann = user(&s.admin, "ann", "member").await;
