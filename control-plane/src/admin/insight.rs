@@ -18,7 +18,7 @@ use super::usage::{self, DAY_MS, HOUR_MS};
 use super::{AdminSvc, page};
 use crate::db::config::{client_key_ids_of, client_key_owners};
 use crate::db::identity::find_user;
-use crate::db::traces::{self, StatusClass, TraceFilter, TraceRow};
+use crate::db::traces::{self, KeyMatch, StatusClass, TraceFilter, TraceRow, resolve_client_key};
 use crate::db::{AnyConnection, now_ms};
 use crate::error::{Error, Result};
 
@@ -59,10 +59,19 @@ fn trace_filter(conn: &mut AnyConnection, access: &Access, f: &Filters<'_>) -> R
         Some(uid) => Some(client_key_ids_of(conn, uid)?),
         None => None,
     };
+    let (client_key_id, client_key_name) = match f.client_key {
+        "" => (None, None),
+        v => match resolve_client_key(conn, v)? {
+            KeyMatch::Id(id) => (Some(id), None),
+            KeyMatch::Name(name) => (None, Some(name)),
+        },
+    };
     Ok(TraceFilter {
         since_ms: (f.since_ms != 0).then_some(f.since_ms),
         until_ms: (f.until_ms != 0).then_some(f.until_ms),
-        client_key: non_empty(f.client_key),
+        client_key: None,
+        client_key_id,
+        client_key_name,
         key_ids,
         scope_key_ids,
         model: non_empty(f.model),

@@ -26,6 +26,7 @@ use super::{AdminSvc, authn};
 use crate::db::config::client_key_ids_of;
 use crate::db::identity::find_user;
 use crate::db::rollups::{RollupFilter, RollupRow, scan};
+use crate::db::traces::{KeyMatch, resolve_client_key};
 use crate::db::{AnyConnection, now_ms};
 use crate::error::Result;
 use crate::rollup::{DAY_MS, HOUR_MS, Level, MINUTE_MS, Signal, Sums, bucket_start};
@@ -171,13 +172,21 @@ pub fn compute(
         || [&q.client_key, &q.model, &q.provider, &q.region]
             .iter()
             .any(|f| !f.is_empty());
+    let (client_key_id, client_key_name) = match q.client_key.as_str() {
+        "" => (None, None),
+        v => match resolve_client_key(conn, v)? {
+            KeyMatch::Id(id) => (Some(id), None),
+            KeyMatch::Name(name) => (None, Some(name)),
+        },
+    };
     let base = RollupFilter {
         level: Level::Full as i32,
         span_ms: span,
         since_ms: prev_since,
         until_ms: until,
         key_ids,
-        client_key: non_empty(&q.client_key),
+        client_key_id,
+        client_key_name,
         provider: non_empty(&q.provider),
         model: non_empty(&q.model),
         region: non_empty(&q.region),

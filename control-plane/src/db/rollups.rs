@@ -144,7 +144,8 @@ pub struct RollupFilter {
     pub until_ms: i64,
     /// Only these client key ids (each list narrows further).
     pub key_ids: Vec<Vec<String>>,
-    pub client_key: Option<String>,
+    pub client_key_id: Option<String>,
+    pub client_key_name: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub region: Option<String>,
@@ -160,12 +161,11 @@ pub fn scan(conn: &mut AnyConnection, f: &RollupFilter) -> Result<Vec<RollupRow>
     for ids in &f.key_ids {
         q = q.filter(r::client_key_id.eq_any(ids.clone()));
     }
-    if let Some(k) = &f.client_key {
-        q = q.filter(
-            r::client_key_id
-                .eq(k.clone())
-                .or(r::client_key_name.eq(k.clone())),
-        );
+    if let Some(id) = &f.client_key_id {
+        q = q.filter(r::client_key_id.eq(id.clone()));
+    }
+    if let Some(name) = &f.client_key_name {
+        q = q.filter(r::client_key_name.eq(name.clone()));
     }
     if let Some(p) = &f.provider {
         q = q.filter(r::provider.eq(p.clone()));
