@@ -29,7 +29,7 @@ use crate::db::rollups::{RollupFilter, RollupRow, scan};
 use crate::db::traces::{KeyMatch, resolve_client_key};
 use crate::db::{AnyConnection, now_ms};
 use crate::error::Result;
-use crate::rollup::{DAY_MS, HOUR_MS, Level, MINUTE_MS, Signal, Sums, bucket_start};
+use crate::rollup::{DAY_MS, Decoded, HOUR_MS, Level, MINUTE_MS, Signal, Sums, bucket_start};
 
 /// Groups listed per dimension.
 pub const MAX_GROUPS: usize = 25;
@@ -90,26 +90,27 @@ struct Groups {
 }
 
 impl Groups {
-    fn add(&mut self, name: &str, row: &RollupRow, current: bool) {
-        if current {
-            self.current
-                .entry(name.to_string())
-                .or_default()
-                .add_row(row);
-            self.series
-                .entry(name.to_string())
-                .or_default()
-                .entry(row.bucket_start_ms)
-                .or_default()
-                .add_counts(row);
-        } else {
-            // Only groups of the current period are listed; their previous
-            // totals need no percentiles.
-            self.previous
-                .entry(name.to_string())
-                .or_default()
-                .add_counts(row);
-        }
+    /// A row of the current period, its histograms parsed.
+    fn add(&mut self, name: &str, d: &Decoded<'_>) {
+        self.current
+            .entry(name.to_string())
+            .or_default()
+            .add_decoded(d);
+        self.series
+            .entry(name.to_string())
+            .or_default()
+            .entry(d.row.bucket_start_ms)
+            .or_default()
+            .add_counts(d.row);
+    }
+
+    /// A row of the previous period: only groups of the current period are
+    /// listed, and their previous totals need no percentiles.
+    fn add_previous(&mut self, name: &str, row: &RollupRow) {
+        self.previous
+            .entry(name.to_string())
+            .or_default()
+            .add_counts(row);
     }
 
     fn list(mut self) -> Vec<OverviewGroup> {
@@ -145,6 +146,33 @@ fn points(series: BTreeMap<i64, Sums>, percentiles: bool) -> Vec<OverviewPoint> 
             stats: Some(stats(&s, percentiles)),
         })
         .collect()
+}
+
+/// The totals of both periods and the current period's series.
+#[derive(Default)]
+struct Totals {
+    since: i64,
+    current: Sums,
+    previous: Sums,
+    series: BTreeMap<i64, Sums>,
+}
+
+impl Totals {
+    /// Adds a row; returns it parsed when it is of the current period (its
+    /// histograms are parsed once, then added to every sum it belongs to).
+    fn add<'a>(&mut self, row: &'a RollupRow) -> Option<Decoded<'a>> {
+        if row.bucket_start_ms < self.since {
+            self.previous.add_counts(row);
+            return None;
+        }
+        let d = Decoded::of(row);
+        self.current.add_decoded(&d);
+        self.series
+            .entry(row.bucket_start_ms)
+            .or_default()
+            .add_decoded(&d);
+        Some(d)
+    }
 }
 
 /// The overview of `q` for a caller with `access`, at `now`.
@@ -202,48 +230,67 @@ pub fn compute(
     };
     let owner_of = key_owner_names(conn)?;
 
-    let mut current = Sums::default();
-    let mut previous = Sums::default();
-    let mut series: BTreeMap<i64, Sums> = BTreeMap::new();
+    let mut totals = Totals {
+        since,
+        ..Default::default()
+    };
     let mut dims: [Groups; 5] = Default::default();
     let [by_region, by_provider, by_model, by_key, by_user] = &mut dims;
-    let mut total_row = |row: &RollupRow| {
-        if row.bucket_start_ms >= since {
-            current.add_row(row);
-            series.entry(row.bucket_start_ms).or_default().add_row(row);
-        } else {
-            previous.add_counts(row);
-        }
+    // Each row's histograms are parsed once (only current rows need them),
+    // then added to every sum the row belongs to.
+    let owner = |row: &RollupRow| {
+        owner_of
+            .get(&row.client_key_id)
+            .map_or(String::new(), String::clone)
     };
     if filtered {
         for row in read(conn, Level::Full)? {
-            let cur = row.bucket_start_ms >= since;
-            total_row(&row);
-            by_region.add(&row.region, &row, cur);
-            by_provider.add(&row.provider, &row, cur);
-            by_model.add(&row.model, &row, cur);
-            by_key.add(&row.client_key_name, &row, cur);
-            let owner = owner_of.get(&row.client_key_id).map_or("", String::as_str);
-            by_user.add(owner, &row, cur);
+            let who = owner(&row);
+            match totals.add(&row) {
+                Some(d) => {
+                    by_region.add(&row.region, &d);
+                    by_provider.add(&row.provider, &d);
+                    by_model.add(&row.model, &d);
+                    by_key.add(&row.client_key_name, &d);
+                    by_user.add(&who, &d);
+                }
+                None => {
+                    by_region.add_previous(&row.region, &row);
+                    by_provider.add_previous(&row.provider, &row);
+                    by_model.add_previous(&row.model, &row);
+                    by_key.add_previous(&row.client_key_name, &row);
+                    by_user.add_previous(&who, &row);
+                }
+            }
         }
     } else {
         for row in read(conn, Level::Total)? {
-            total_row(&row);
+            totals.add(&row);
         }
-        for row in read(conn, Level::Region)? {
-            by_region.add(&row.region, &row, row.bucket_start_ms >= since);
-        }
-        for row in read(conn, Level::Provider)? {
-            by_provider.add(&row.provider, &row, row.bucket_start_ms >= since);
-        }
-        for row in read(conn, Level::Model)? {
-            by_model.add(&row.model, &row, row.bucket_start_ms >= since);
+        let dims: [(Level, &mut Groups, fn(&RollupRow) -> &str); 3] = [
+            (Level::Region, by_region, |r| &r.region),
+            (Level::Provider, by_provider, |r| &r.provider),
+            (Level::Model, by_model, |r| &r.model),
+        ];
+        for (level, groups, name) in dims {
+            for row in read(conn, level)? {
+                if row.bucket_start_ms >= since {
+                    groups.add(name(&row), &Decoded::of(&row));
+                } else {
+                    groups.add_previous(name(&row), &row);
+                }
+            }
         }
         for row in read(conn, Level::Key)? {
-            let cur = row.bucket_start_ms >= since;
-            by_key.add(&row.client_key_name, &row, cur);
-            let owner = owner_of.get(&row.client_key_id).map_or("", String::as_str);
-            by_user.add(owner, &row, cur);
+            let who = owner(&row);
+            if row.bucket_start_ms >= since {
+                let d = Decoded::of(&row);
+                by_key.add(&row.client_key_name, &d);
+                by_user.add(&who, &d);
+            } else {
+                by_key.add_previous(&row.client_key_name, &row);
+                by_user.add_previous(&who, &row);
+            }
         }
     }
     let [by_region, by_provider, by_model, by_key, by_user] = dims.map(Groups::list);
@@ -251,9 +298,9 @@ pub fn compute(
         since_ms: since,
         until_ms: until,
         bucket_ms: span,
-        current: Some(stats(&current, true)),
-        previous: Some(stats(&previous, false)),
-        series: points(series, true),
+        current: Some(stats(&totals.current, true)),
+        previous: Some(stats(&totals.previous, false)),
+        series: points(totals.series, true),
         by_region,
         by_provider,
         by_model,

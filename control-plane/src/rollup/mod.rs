@@ -121,16 +121,15 @@ impl Sums {
 
     /// Adds a stored row (counters and histograms).
     pub fn add_row(&mut self, r: &RollupRow) {
-        self.requests += unsigned(r.requests);
-        self.errors += unsigned(r.errors);
-        self.input_tokens += unsigned(r.input_tokens);
-        self.output_tokens += unsigned(r.output_tokens);
-        self.cached_tokens += unsigned(r.cached_tokens);
-        self.reasoning_tokens += unsigned(r.reasoning_tokens);
-        self.cost += r.cost;
-        self.latency.merge_encoded(&r.latency_hist);
-        self.ttfb.merge_encoded(&r.ttfb_hist);
-        self.overhead.merge_encoded(&r.overhead_hist);
+        self.add_decoded(&Decoded::of(r));
+    }
+
+    /// Adds a row decoded once (the overview adds each row to several sums).
+    pub fn add_decoded(&mut self, d: &Decoded<'_>) {
+        self.add_counts(d.row);
+        self.latency.add_pairs(&d.latency);
+        self.ttfb.add_pairs(&d.ttfb);
+        self.overhead.add_pairs(&d.overhead);
     }
 
     /// Adds a stored row's counters only (for series that show no
@@ -165,6 +164,25 @@ impl Sums {
             latency_hist: self.latency.encode(),
             ttfb_hist: self.ttfb.encode(),
             overhead_hist: self.overhead.encode(),
+        }
+    }
+}
+
+/// A stored row with its histograms parsed.
+pub struct Decoded<'a> {
+    pub row: &'a RollupRow,
+    latency: histogram::Pairs,
+    ttfb: histogram::Pairs,
+    overhead: histogram::Pairs,
+}
+
+impl<'a> Decoded<'a> {
+    pub fn of(row: &'a RollupRow) -> Self {
+        Self {
+            row,
+            latency: Histogram::parse(&row.latency_hist),
+            ttfb: Histogram::parse(&row.ttfb_hist),
+            overhead: Histogram::parse(&row.overhead_hist),
         }
     }
 }
