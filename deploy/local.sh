@@ -11,8 +11,15 @@
 # applies deploy/demo.yaml, starts a data plane on :8080 and admin-web on
 # :9090, then prints the URLs, where to log in (admin web, user `admin` and
 # its password AIGW_ADMIN_PASSWORD, set when the database is created), the
-# admin token, the demo client key and a curl to try. Ctrl-C stops everything.
+# admin token, the demo client key and a curl to try. Ctrl-C stops everything
+# (so does `kill "$(cat data/local.pid)"` from another terminal).
 # A local.env from an older local.sh gains the secrets it lacks.
+#
+# Once everything is up it writes ./data/env.sh (mode 600): `source` it in
+# another shell to get what the README's examples use, exported: AIGW_URL
+# (data plane), DEMO_KEY (the demo client key), AIGW_ADMIN_URL (admin web),
+# AIGW_GRPC (control plane host:port), AIGW_CONTROL_PLANE and
+# AIGW_ADMIN_TOKEN (what `control-plane apply` reads), AIGW_ADMIN_PASSWORD.
 #
 # Ports can be changed with AIGW_LISTEN, AIGW_ADMIN_LISTEN, AIGW_GRPC_ADDR
 # (port 0 picks a free one). PROFILE=debug uses debug binaries (faster to
@@ -29,6 +36,10 @@ PROFILE="${PROFILE:-release}"
 DATA="$(mkdir -p "${DATA_DIR:-$ROOT/data}" && cd "${DATA_DIR:-$ROOT/data}" && pwd)"
 LOGS="$DATA/logs"
 ENV_FILE="$DATA/local.env"
+EXPORTS="$DATA/env.sh"
+PID_FILE="$DATA/local.pid"
+# Plain logs: no ANSI colour codes in data/logs/*.
+export NO_COLOR=1
 case "$PROFILE" in
   release) BIN="$ROOT/target/release"; BUILD_ARGS=(--release) ;;
   debug) BIN="$ROOT/target/debug"; BUILD_ARGS=() ;;
@@ -97,6 +108,7 @@ PIDS=()
 NAMES=()
 stop_all() {
   trap - EXIT INT TERM
+  rm -f "$PID_FILE" "$EXPORTS"
   if [ "${#PIDS[@]}" -gt 0 ]; then
     say "stopping"
     # Newest first: data plane and admin-web before the control plane.
@@ -203,6 +215,23 @@ WEB_ADDR="$(listening admin-web "$STARTED_PID")"
 
 DP_HOST="${DP_ADDR/0.0.0.0/127.0.0.1}"
 WEB_HOST="${WEB_ADDR/0.0.0.0/127.0.0.1}"
+CP_HOST="${CP_ADDR/0.0.0.0/127.0.0.1}"
+
+# What the README's examples read, for `source data/env.sh` in another shell.
+(
+  umask 077
+  cat >"$EXPORTS" <<EOF
+# Written by deploy/local.sh while it runs (removed when it stops). Keep it secret.
+export AIGW_URL=http://$DP_HOST
+export DEMO_KEY=$DEMO_CLIENT_KEY
+export AIGW_ADMIN_URL=http://$WEB_HOST
+export AIGW_GRPC=$CP_HOST
+export AIGW_CONTROL_PLANE=http://$CP_HOST
+export AIGW_ADMIN_TOKEN=$AIGW_ADMIN_TOKEN
+export AIGW_ADMIN_PASSWORD=$AIGW_ADMIN_PASSWORD
+EOF
+)
+echo "$$" >"$PID_FILE"
 cat <<EOF
 
 AIGW is running.
@@ -224,8 +253,9 @@ Try it:
     -H "Content-Type: application/json" \\
     -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, gateway!"}]}'
 
+In another shell:     source $EXPORTS   (exports AIGW_URL, DEMO_KEY, AIGW_ADMIN_TOKEN, ...)
 Secrets: $ENV_FILE   Logs: $LOGS/   Database: ${DB_SHOWN#SQLite: }
-Ctrl-C stops everything.
+Ctrl-C stops everything (or: kill "\$(cat $PID_FILE)").
 EOF
 
 # Runs until Ctrl-C, or until one of the processes exits.

@@ -15,7 +15,7 @@ npm_ci_if_changed() {
   want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     printf '==> npm ci in %s\n' "$dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null) || return 1
     echo "$want" >"$stamp"
   fi
 }
@@ -24,5 +24,5 @@ build_ui() {
   local root=$1
   npm_ci_if_changed "$root/admin-web/ui" || return 1
   printf '==> building the admin UI\n'
-  (cd "$root/admin-web/ui" && npm run --silent build >/dev/null) || return 1
+  (cd "$root/admin-web/ui" && npm run --silent build </dev/null >/dev/null) || return 1
 }

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the Rust tests, then the end-to-end suite
 # (e2e/tests, pytest) against the real binaries, on SQLite and on a throwaway
-# Postgres cluster started here.
+# Postgres cluster started here, with nginx and an openssl test CA between
+# the gateway and the mock where users have them.
 #
 # Works on a fresh Debian machine with Rust, Python 3.11 and Node, as root or
 # as a user with passwordless sudo; reads no stdin. Installs what is missing
-# (apt: postgresql, redis-server, libpq-dev, chromium; pip:
-# e2e/requirements.txt into e2e/.venv; npm ci: the admin UI and its browser
-# tests). Builds the admin UI before the workspace (admin-web embeds it).
-# Exits non-zero on any failure.
+# (apt: postgresql, redis-server, libpq-dev, nginx, openssl, chromium; pip:
+# e2e/requirements.txt into e2e/.venv; npm ci: the admin UI, its browser
+# tests, the coding CLIs and TypeScript SDKs of e2e/clients and the OAuth
+# server of e2e/oauth, each pinned by its package-lock.json). Builds the
+# admin UI before the workspace (admin-web embeds it). Exits non-zero on any
+# failure.
 #
 # Arguments are passed to pytest (e.g. `-k spine -x`).
 # E2E_ONLY=1 skips the Rust unit/integration tests (for iterating on e2e).
@@ -34,6 +37,10 @@ missing=()
 PG_BIN="$(pg_bin_dir)"
 { [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ]; } || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# Third-party software the suite puts between the gateway and the mock:
+# nginx as a strict upstream front, openssl for the test CA.
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev) # see ensure_build_deps
 PYTHON="$(command -v python3.11 || command -v python3 || true)"
 [ -n "$PYTHON" ] || die "python3 not found"
@@ -59,10 +66,16 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$want" ]; the
   echo "$want" >"$VENV/.requirements.sha256"
 fi
 
-# ---------------------------------------------------------------- admin UI
-# Built first: admin-web embeds admin-web/ui/dist.
+# ---------------------------------------------------------------- node packages
+# The admin UI, built first (admin-web embeds admin-web/ui/dist), and the npm
+# packages the e2e suites drive: e2e/ui (playwright-core, axe-core and
+# oauth2-mock-server for the UI's tests), e2e/clients (the coding CLIs and
+# TypeScript SDKs, test_clients.py), e2e/oauth (oauth2-mock-server for OAuth
+# accounts).
 build_ui "$ROOT" || die "the admin UI did not build"
-npm_ci_if_changed "$E2E/ui" || die "npm ci in e2e/ui failed"
+for dir in ui clients oauth; do
+  npm_ci_if_changed "$E2E/$dir" || die "npm ci in e2e/$dir failed"
+done
 
 # ---------------------------------------------------------------- build + Rust tests
 step "cargo build --workspace"
@@ -106,6 +119,9 @@ echo "postgres on 127.0.0.1:$PG_PORT"
 
 # Postgres tests must run, not skip: a missing cluster fails them.
 export AIGW_TEST_REQUIRE_PG=1
+# Property-based fuzzing (data-plane/tests/fuzz.rs, proto/tests/fuzz.rs):
+# cases per property.
+export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
 
 # ---------------------------------------------------------------- Rust tests
 if [ "${E2E_ONLY:-0}" != "1" ]; then

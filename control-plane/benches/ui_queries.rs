@@ -81,6 +81,9 @@ fn svc(db: Db) -> AdminSvc {
         registry: Registry::default(),
         bootstrap_tokens: Arc::from(vec![crypto::sha256(TOKEN)]),
         write_lock: Arc::new(Mutex::new(())),
+        trusted_proxies: Arc::from(Vec::new()),
+        checker: control_plane::health::Checker::detached(),
+        oauth: control_plane::oauth::Handle::detached().expect("oauth"),
     }
 }
 
@@ -167,6 +170,7 @@ fn trace(i: u64, at: i64, rng: &mut Rng, keys: &[(String, String)]) -> TraceRow 
         endpoint: "chat.completions".into(),
         api_format: "openai".into(),
         error: (status >= 500).then(|| "upstream error".to_string()),
+        dropped_fields: "[]".into(),
         attempts,
     }
 }
@@ -208,7 +212,7 @@ async fn fill(s: &AdminSvc, keys: &[(String, String)], n: u64) {
         })
         .await
         .expect("insert");
-        if i % 200_000 == 0 {
+        if i.is_multiple_of(200_000) {
             eprintln!("  {i}");
         }
     }

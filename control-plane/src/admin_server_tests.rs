@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::admin::rbac::tests::{ROLE_ORDER, admin_methods, expected};
-use crate::grpc_tests::{ADMIN_TOKEN, NODE_TOKEN, Node, Running, start, with_token};
+use crate::grpc_tests::{ADMIN_TOKEN, NODE_TOKEN, Node, Running, as_node, start, with_token};
 
 /// Calls `method` with an empty request message (every field at its
 /// default: `ListRequest` has none, so it encodes as any request's default),
@@ -177,7 +177,7 @@ async fn members_own_their_keys_and_traces_over_the_wire() {
     record.client_key_name = "ann-app".into();
     let (tx, out) = mpsc::channel(1);
     let mut acks = TraceServiceClient::new(ch.clone())
-        .report(with_token(ReceiverStream::new(out), NODE_TOKEN))
+        .report(as_node(ReceiverStream::new(out), NODE_TOKEN, "n1"))
         .await
         .unwrap()
         .into_inner();
@@ -298,7 +298,7 @@ routes:
   - model: gpt-4o*
     providers: [primary, backup]
 "#;
-    let mut client = crate::apply::connect(&server.url, ADMIN_TOKEN)
+    let mut client = crate::apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
         .await
         .unwrap();
     let run = async |client: &mut crate::apply::Client, text: &str, prune: bool| {

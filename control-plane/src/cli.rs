@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::admin::authn::check_password_policy;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::server::Settings;
+use crate::server::{ServerTls, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -56,9 +56,44 @@ pub struct ServeArgs {
     #[arg(long, env = "AIGW_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
-    /// Join credential data planes must present (`authorization: Bearer TOKEN`). Required.
+    /// Shared join credential data planes may present (`authorization: Bearer TOKEN`);
+    /// they are then taken to be the node id and region they say. Unset, only node
+    /// credentials issued through the Admin API (each bound to one node) are accepted.
     #[arg(long, env = "AIGW_NODE_TOKEN", hide_env_values = true)]
     pub node_token: Option<String>,
+
+    /// PEM certificate (chain) of the gRPC server; with AIGW_TLS_KEY, gRPC is served over TLS only.
+    #[arg(long, env = "AIGW_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of AIGW_TLS_CERT.
+    #[arg(long, env = "AIGW_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM roots: when set (with TLS), every client must present a certificate they signed (mTLS).
+    #[arg(long, env = "AIGW_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Earlier master keys (comma-separated, 64 hex characters each), to rotate
+    /// AIGW_MASTER_KEY: secrets sealed under one of these are re-sealed under the
+    /// current key at start. Remove them once the control plane has started.
+    #[arg(
+        long,
+        env = "AIGW_MASTER_KEY_PREVIOUS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub master_key_previous: Vec<String>,
+
+    /// PEM file of extra roots trusted for upstream providers and OAuth servers, for the
+    /// health checks and token refreshes the control plane makes itself.
+    #[arg(long, env = "AIGW_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+
+    /// Addresses of proxies (admin-web) whose `x-aigw-client-ip` is believed by the
+    /// login throttle (comma-separated IPs); others are throttled by their own address.
+    #[arg(long, env = "AIGW_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 
     /// Password of the first user, `admin`, set at first start (when there are no users yet).
     /// If unset then, one is generated and printed once as `admin password: PASSWORD`.
@@ -75,8 +110,29 @@ impl ServeArgs {
             .ok_or_else(|| Error::Settings("AIGW_MASTER_KEY (--master-key) is required: 64 hex characters, e.g. from `openssl rand -hex 32`".into()))?;
         let node_token = self
             .node_token
-            .filter(|t| !t.trim().is_empty())
-            .ok_or_else(|| Error::Settings("AIGW_NODE_TOKEN (--node-token) is required".into()))?;
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let previous = self
+            .master_key_previous
+            .iter()
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                MasterKey::from_hex(k).map_err(|_| {
+                    Error::Settings(
+                        "AIGW_MASTER_KEY_PREVIOUS: each key must be 64 hex characters".into(),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls {
+                cert,
+                key,
+                client_ca: self.tls_client_ca,
+            }),
+            _ => None,
+        };
         let admin_password = self.admin_password.filter(|p| !p.is_empty());
         if let Some(p) = &admin_password {
             check_password_policy(p)
@@ -86,7 +142,11 @@ impl ServeArgs {
             Settings {
                 database_url: self.database_url,
                 master_key: MasterKey::from_hex(&master)?,
-                node_token: node_token.trim().to_string(),
+                node_token,
+                previous_master_keys: previous,
+                tls,
+                trusted_proxies: self.trusted_proxies,
+                upstream_ca_file: self.upstream_ca_file,
                 admin_token: self
                     .admin_token
                     .map(|t| t.trim().to_string())
@@ -119,6 +179,28 @@ pub struct ApplyArgs {
     /// Admin API token.
     #[arg(long, env = "AIGW_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// PEM roots that sign the control plane's certificate (https:// URL).
+    #[arg(long, env = "AIGW_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate presented to the control plane (mTLS).
+    #[arg(long, env = "AIGW_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// PEM key of AIGW_TLS_CLIENT_CERT.
+    #[arg(long, env = "AIGW_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
+}
+
+impl ApplyArgs {
+    pub fn tls(&self) -> aigw_proto::channel::ClientTls {
+        aigw_proto::channel::ClientTls {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.tls_client_cert.clone(),
+            key_file: self.tls_client_key.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +233,12 @@ mod tests {
             master_key: m.map(String::from),
             node_token: n.map(String::from),
             admin_password: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            master_key_previous: vec![],
+            trusted_proxies: vec![],
+            upstream_ca_file: None,
         };
         let e = args(None, Some("n")).settings().err().unwrap().to_string();
         assert!(e.contains("AIGW_MASTER_KEY"), "{e}");
@@ -160,13 +248,16 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("AIGW_MASTER_KEY"), "{e}");
-        let e = args(Some(&"ab".repeat(32)), None)
-            .settings()
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("AIGW_NODE_TOKEN"), "{e}");
+        // Without a join token only issued node credentials are accepted.
+        let (s, _) = args(Some(&"ab".repeat(32)), None).settings().unwrap();
+        assert!(s.node_token.is_none());
         assert!(args(Some(&"ab".repeat(32)), Some("n")).settings().is_ok());
+        let bad_previous = ServeArgs {
+            master_key_previous: vec!["xyz".into()],
+            ..args(Some(&"ab".repeat(32)), Some("n"))
+        };
+        let e = bad_previous.settings().err().unwrap().to_string();
+        assert!(e.contains("AIGW_MASTER_KEY_PREVIOUS"), "{e}");
         let short = ServeArgs {
             admin_password: Some("short".into()),
             ..args(Some(&"ab".repeat(32)), Some("n"))

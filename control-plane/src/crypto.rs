@@ -109,6 +109,11 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
+/// A random number (jitter, sampling).
+pub fn random_u64() -> Result<u64> {
+    Ok(u64::from_le_bytes(random_bytes::<8>()?))
+}
+
 /// A fresh row id: 128 random bits in hex.
 pub fn new_id() -> Result<String> {
     Ok(hex::encode(random_bytes::<16>()?))

@@ -9,6 +9,19 @@ use tonic::{Code, Status};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// "transport error: tcp connect error: Connection refused": tonic's own
+/// message alone says too little.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // --- the caller's fault (bad request, bad file, bad settings) ---

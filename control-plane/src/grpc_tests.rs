@@ -36,12 +36,17 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// A channel to the server; `https://` ones are built by the TLS tests.
     pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone())
             .unwrap()
             .connect()
             .await
             .unwrap()
+    }
+
+    pub(crate) fn db(&self) -> crate::db::Db {
+        self._db.db.clone()
     }
 
     pub(crate) async fn stop(mut self) {
@@ -57,19 +62,38 @@ impl Running {
 }
 
 pub(crate) async fn start() -> Running {
+    start_with(|_| {}).await
+}
+
+/// `start`, with the settings changed by `tune` first (TLS, no join token…).
+pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Running {
     let t = temp_db();
-    let prepared = prepare(Settings {
+    let mut settings = Settings {
         database_url: t.url.clone(),
         master_key: MasterKey::from_hex(&"a1".repeat(32)).unwrap(),
-        node_token: NODE_TOKEN.into(),
+        node_token: Some(NODE_TOKEN.into()),
         admin_token: Some(ADMIN_TOKEN.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
-    })
-    .await
-    .unwrap();
+        previous_master_keys: vec![],
+        tls: None,
+        trusted_proxies: vec![],
+        upstream_ca_file: None,
+    };
+    tune(&mut settings);
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let prepared = prepare(settings).await.unwrap();
     assert!(prepared.generated_admin_token.is_none());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    // TLS certificates name `localhost`; plain tests keep the IP.
+    let url = match scheme {
+        "https" => format!("https://localhost:{port}"),
+        _ => format!("http://127.0.0.1:{port}"),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(prepared, listener, async {
         let _ = stopped.await;
@@ -88,6 +112,15 @@ pub(crate) fn with_token<T>(msg: T, token: &str) -> Request<T> {
         "authorization",
         MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
     );
+    r
+}
+
+/// A call as the data plane `node_id` (region `test`) makes it.
+pub(crate) fn as_node<T>(msg: T, token: &str, node_id: &str) -> Request<T> {
+    let mut r = with_token(msg, token);
+    let m = r.metadata_mut();
+    m.insert(aigw_proto::NODE_ID_HEADER, node_id.parse().unwrap());
+    m.insert(aigw_proto::REGION_HEADER, "test".parse().unwrap());
     r
 }
 
@@ -114,7 +147,7 @@ impl Node {
         .unwrap();
         let mut client = ConfigServiceClient::new(ch);
         let rx = client
-            .subscribe(with_token(ReceiverStream::new(out), NODE_TOKEN))
+            .subscribe(as_node(ReceiverStream::new(out), NODE_TOKEN, node_id))
             .await
             .unwrap()
             .into_inner();
@@ -152,8 +185,12 @@ pub(crate) fn provider_spec(secret: &str) -> ProviderSpec {
             name: "k1".into(),
             secret: secret.into(),
             weight: 1,
+            oauth_template: String::new(),
         }],
         model_map: Default::default(),
+        // These tests count snapshot versions: no checks of this fake upstream.
+        health_check_interval_secs: Some(0),
+        affinity: String::new(),
     }
 }
 
@@ -315,7 +352,7 @@ async fn traces_are_acked_after_storing_and_deduplicated() {
     let ch = server.channel().await;
     let (tx, out) = mpsc::channel(4);
     let mut acks = TraceServiceClient::new(ch)
-        .report(with_token(ReceiverStream::new(out), NODE_TOKEN))
+        .report(as_node(ReceiverStream::new(out), NODE_TOKEN, "n1"))
         .await
         .unwrap()
         .into_inner();
@@ -451,7 +488,9 @@ client_keys:
     models: ["gpt-4o*"]
     limits: { rpm: 60 }
 "#;
-    let mut client = apply::connect(&server.url, ADMIN_TOKEN).await.unwrap();
+    let mut client = apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
+        .await
+        .unwrap();
     let run = async |client: &mut apply::Client, text: &str, prune: bool| {
         let mut out = Vec::new();
         apply::apply(client, apply::parse(text, &env).unwrap(), prune, &mut out)
@@ -505,7 +544,9 @@ client_keys:
         "{e}"
     );
     // A wrong token too.
-    let mut wrong = apply::connect(&server.url, "nope").await.unwrap();
+    let mut wrong = apply::connect(&server.url, "nope", &Default::default())
+        .await
+        .unwrap();
     let e = apply::apply(
         &mut wrong,
         apply::parse(text, &env).unwrap(),

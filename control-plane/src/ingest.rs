@@ -3,8 +3,6 @@
 //! `ON CONFLICT (request_id) DO NOTHING`, and acked only after the commit, so
 //! an ack always means "durable" and a resent batch only counts duplicates.
 
-use std::sync::Arc;
-
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
 use serde::Serialize;
@@ -12,17 +10,24 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth;
 use crate::db::traces::{TraceRow, insert_new_ids};
 use crate::db::{Db, now_ms, write_tx};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 use crate::rollup::{self, Signal};
 
 pub struct TraceSvc {
     pub db: Db,
-    pub node_tokens: Arc<[[u8; 32]]>,
+    pub nodes: NodeAuth,
+    /// Told of credentials that failed real requests, to check them at once.
+    pub checker: crate::health::Checker,
+    /// Counts every newly stored trace toward its budgets.
+    pub budgets: crate::budgets::Budgets,
+    /// Told of credentials an upstream refused (401): an OAuth account's
+    /// access token is refreshed at once.
+    pub oauth: crate::oauth::Refresher,
     pub shutdown: watch::Receiver<bool>,
-    /// Told how many traces each batch stored (live overview).
+    /// Told how many traces each batch stored (the live overview).
     pub signal: Signal,
 }
 
@@ -34,14 +39,16 @@ impl TraceService for TraceSvc {
         &self,
         request: Request<Streaming<TraceBatch>>,
     ) -> Result<Response<Self::ReportStream>, Status> {
-        auth::check(request.metadata(), &self.node_tokens)?;
+        let (identity, revocation) = self.nodes.authenticate(request.metadata()).await?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(receive(
             self.db.clone(),
             request.into_inner(),
             tx,
             self.shutdown.clone(),
-            self.signal.clone(),
+            (identity, revocation),
+            (self.checker.clone(), self.oauth.clone()),
+            (self.budgets.clone(), self.signal.clone()),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -55,12 +62,18 @@ async fn receive(
     mut inbound: Streaming<TraceBatch>,
     tx: mpsc::Sender<Result<TraceAck, Status>>,
     mut shutdown: watch::Receiver<bool>,
-    signal: Signal,
+    (node, mut revocation): (NodeIdentity, Revocation),
+    (checker, oauth): (crate::health::Checker, crate::oauth::Refresher),
+    (budgets, signal): (crate::budgets::Budgets, Signal),
 ) {
     loop {
         let batch = tokio::select! {
             m = inbound.message() => m,
-            _ = shutdown.wait_for(|down| *down) => return,
+            () = down(&mut shutdown) => return,
+            () = revocation.wait() => {
+                let _ = tx.send(Err(Status::unauthenticated("node credential revoked"))).await;
+                return;
+            }
         };
         let batch = match batch {
             Ok(Some(b)) => b,
@@ -71,7 +84,25 @@ async fn receive(
             }
         };
         let seq = batch.seq;
-        match store_batch(&db, batch.records).await {
+        let mut records = batch.records;
+        // Where a trace happened is who sent it, not what it says.
+        for r in &mut records {
+            r.node_id.clone_from(&node.node_id);
+            r.region.clone_from(&node.region);
+            // A credential that failed a real request is checked at once.
+            for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
+                checker.failed_on_data_plane(&a.provider, &a.provider_key);
+                if a.status == 401 {
+                    oauth.unauthorized(&a.provider, &a.provider_key);
+                }
+            }
+            if !r.refused_by.is_empty() {
+                budgets
+                    .ledger()
+                    .note_refused(&r.refused_by, &r.region, r.started_at_ms);
+            }
+        }
+        match store_batch(&db, records, budgets.ledger()).await {
             Ok((stored, duplicates)) => {
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
                 signal.stored(stored);
@@ -96,11 +127,28 @@ async fn receive(
     }
 }
 
+/// An attempt status that may mean the credential itself is in trouble:
+/// refused (401/403), limited (429), the upstream failing (5xx), or no
+/// answer at all (0: connection error or timeout).
+fn failed_credential(status: u32) -> bool {
+    matches!(status, 0 | 401 | 403 | 429 | 500..=599)
+}
+
+/// Resolves when the server shuts down (holding no borrow of the flag, so
+/// a `select!` branch may await after it).
+async fn down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
+}
+
 /// Stores one batch in one transaction; returns (stored, duplicates).
 /// Records without a request id cannot be deduplicated: they are dropped with
 /// a warning rather than failing the batch, which would otherwise be resent
 /// forever.
-pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32)> {
+pub async fn store_batch(
+    db: &Db,
+    records: Vec<TraceRecord>,
+    ledger: &crate::budgets::ledger::Ledger,
+) -> Result<(u32, u32)> {
     let received_at_ms = now_ms();
     let total = records.len();
     let rows: Vec<TraceRow> = records
@@ -117,19 +165,78 @@ pub async fn store_batch(db: &Db, records: Vec<TraceRecord>) -> Result<(u32, u32
         return Ok((0, 0));
     }
     let valid = rows.len();
-    // Rollups count only the rows stored now, in the same transaction.
-    let stored = db
+    let (rows, new) = db
         .run(move |conn| {
-            write_tx(conn, |conn| {
-                let new: std::collections::HashSet<String> =
-                    insert_new_ids(conn, &rows)?.into_iter().collect();
-                rollup::record(conn, rows.iter().filter(|r| new.contains(&r.request_id)))?;
-                Ok(new.len())
-            })
+            let new = match write_tx(conn, |conn| insert_with_rollups(conn, &rows)) {
+                Err(e) if refused_for_content(&e) => {
+                    tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
+                    insert_each(conn, &rows)?
+                }
+                other => other?,
+            };
+            Ok((rows, new))
         })
         .await?;
+    // Budgets count each request once: only rows stored just now.
+    let new: std::collections::HashSet<String> = new.into_iter().collect();
+    ledger.add(rows.iter().filter(|r| new.contains(&r.request_id)));
+    let stored = new.len();
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok((count(stored), count(valid.saturating_sub(stored))))
+}
+
+/// Inserts the rows not stored yet and adds those (only) to the usage
+/// rollups, in the caller's transaction: rollups count each request once,
+/// like the traces table. Returns the ids that were new.
+fn insert_with_rollups(
+    conn: &mut crate::db::AnyConnection,
+    rows: &[TraceRow],
+) -> Result<Vec<String>> {
+    let new = insert_new_ids(conn, rows)?;
+    let fresh: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
+    rollup::record(
+        conn,
+        rows.iter()
+            .filter(|r| fresh.contains(r.request_id.as_str())),
+    )?;
+    Ok(new)
+}
+
+/// Whether the database refused what a batch holds (a value it cannot
+/// store), rather than being unavailable or busy: resending would fail
+/// forever. (SQLite reports "database is locked" as an unknown kind, so an
+/// unknown kind is never taken for bad content.)
+fn refused_for_content(e: &Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as D};
+    matches!(
+        e,
+        Error::Database(
+            D::DatabaseError(
+                K::CheckViolation | K::NotNullViolation | K::ForeignKeyViolation,
+                _
+            ) | D::SerializationError(_)
+        )
+    )
+}
+
+/// Stores records one by one, each in its own transaction, dropping (with
+/// a log line and a metric) the ones the database refuses, so one bad record
+/// never blocks the spool it came from. Returns the ids that were new.
+fn insert_each(conn: &mut crate::db::AnyConnection, rows: &[TraceRow]) -> Result<Vec<String>> {
+    let mut stored = Vec::new();
+    for row in rows {
+        match write_tx(conn, |conn| {
+            insert_with_rollups(conn, std::slice::from_ref(row))
+        }) {
+            Ok(ids) => stored.extend(ids),
+            Err(e) if refused_for_content(&e) => {
+                metrics::counter!("aigw_traces_refused_total").increment(1);
+                tracing::error!(request_id = %row.request_id, error = %e, "trace refused by the database; dropped");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stored)
 }
 
 #[derive(Serialize)]
@@ -162,18 +269,25 @@ fn attempts_json(attempts: &[Attempt]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
+/// The dropped request fields as a JSON array (bounded by `trace_bounds::clip`).
+fn dropped_json(fields: &[String]) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "[]".into())
+}
+
 /// Counters are unsigned on the wire and BIGINT in SQL; values beyond
 /// i64::MAX are nonsense anyway and saturate instead of failing the batch.
 fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_row(r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
+fn to_row(mut r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     if r.request_id.is_empty() {
         return None;
     }
+    aigw_proto::trace_bounds::clip(&mut r);
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
+        dropped_fields: dropped_json(&r.dropped_fields),
         error: (!r.error.is_empty()).then_some(r.error),
         request_id: r.request_id,
         started_at_ms: r.started_at_ms,
@@ -232,8 +346,18 @@ pub mod tests {
     async fn same_batch_twice_is_stored_once() {
         let t = temp_db();
         let batch = vec![record("r1"), record("r2"), record("r1"), record("")];
-        assert_eq!(store_batch(&t.db, batch.clone()).await.unwrap(), (2, 1));
-        assert_eq!(store_batch(&t.db, batch).await.unwrap(), (0, 3));
+        assert_eq!(
+            store_batch(&t.db, batch.clone(), &Default::default())
+                .await
+                .unwrap(),
+            (2, 1)
+        );
+        assert_eq!(
+            store_batch(&t.db, batch, &Default::default())
+                .await
+                .unwrap(),
+            (0, 3)
+        );
         let (n, row) =
             t.db.run(|c| Ok((traces::count(c)?, traces::get(c, "r1")?)))
                 .await
@@ -253,8 +377,18 @@ pub mod tests {
         let mut r = record("r-err");
         r.error = "upstream timeout".into();
         r.attempts.clear();
-        assert_eq!(store_batch(&t.db, vec![r]).await.unwrap(), (1, 0));
-        assert_eq!(store_batch(&t.db, vec![]).await.unwrap(), (0, 0));
+        assert_eq!(
+            store_batch(&t.db, vec![r], &Default::default())
+                .await
+                .unwrap(),
+            (1, 0)
+        );
+        assert_eq!(
+            store_batch(&t.db, vec![], &Default::default())
+                .await
+                .unwrap(),
+            (0, 0)
+        );
         let row = t.db.run(|c| traces::get(c, "r-err")).await.unwrap();
         assert_eq!(row.error.as_deref(), Some("upstream timeout"));
         assert_eq!(row.attempts, "[]");

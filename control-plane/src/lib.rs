@@ -6,18 +6,26 @@
 pub mod admin;
 pub mod apply;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod compile;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod ingest;
+pub mod node_auth;
+pub mod oauth;
 pub mod oidc;
+pub mod outbound;
 pub mod push;
 pub mod rollup;
+pub mod rotate;
 pub mod server;
 
 #[cfg(test)]
 mod admin_server_tests;
 #[cfg(test)]
 mod grpc_tests;
+#[cfg(test)]
+mod tls_tests;

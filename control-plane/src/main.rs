@@ -22,8 +22,14 @@ async fn main() -> ExitCode {
 
     let result = match cli.command {
         Some(Command::Apply(a)) => {
-            control_plane::apply::run(&a.file, a.prune, &a.control_plane, a.admin_token.as_deref())
-                .await
+            control_plane::apply::run(
+                &a.file,
+                a.prune,
+                &a.control_plane,
+                a.admin_token.as_deref(),
+                &a.tls(),
+            )
+            .await
         }
         Some(Command::Serve(s)) => serve(s).await,
         None => serve(cli.serve).await,

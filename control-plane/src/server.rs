@@ -24,13 +24,17 @@ use tonic::transport::server::TcpIncoming;
 use crate::admin::config_file::ConfigFileSvc;
 use crate::admin::overview::OverviewSvc;
 use crate::admin::{AdminSvc, users};
+use crate::budgets::{self, Budgets};
 use crate::compile::compile;
 use crate::crypto::{self, MasterKey};
 use crate::db::config::{self, ApiTokenRow, load_all};
 use crate::db::{AnyConnection, Db, identity, now_ms, write_tx};
 use crate::error::{Error, Result};
+use crate::health::{self, Checker};
 use crate::ingest::TraceSvc;
+use crate::node_auth::NodeAuth;
 use crate::oidc::{OidcState, SignInSvc};
+use crate::outbound::Outbound;
 use crate::push::{ConfigSvc, Publisher, Registry};
 use crate::rollup::Signal;
 
@@ -45,12 +49,46 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub database_url: String,
     pub master_key: MasterKey,
-    pub node_token: String,
+    /// The shared join token; None: only node credentials are accepted.
+    pub node_token: Option<String>,
     /// None: use the tokens stored in the database, creating one at first start.
     pub admin_token: Option<String>,
     /// The first user's password (used only when there are no users yet);
     /// None: generate one and print it once.
     pub admin_password: Option<String>,
+    /// Master keys being rotated away from: stored secrets sealed under one
+    /// of them are re-sealed under `master_key` at start.
+    pub previous_master_keys: Vec<MasterKey>,
+    /// gRPC over TLS (and mTLS with a client CA) when set.
+    pub tls: Option<ServerTls>,
+    /// Peers whose `x-aigw-client-ip` the login throttle believes.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Extra PEM roots for upstreams (health checks, OAuth token endpoints).
+    pub upstream_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The server's certificate and key, and the CA client certificates must
+/// chain to (mTLS) when given.
+pub struct ServerTls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl ServerTls {
+    fn config(&self) -> Result<tonic::transport::ServerTlsConfig> {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| Error::Settings(format!("cannot read {}: {e}", p.display())))
+        };
+        let mut cfg = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            cfg = cfg.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        Ok(cfg)
+    }
 }
 
 /// Everything the server needs, built before the port is bound so that a
@@ -60,7 +98,10 @@ pub struct Prepared {
     pub publisher: Publisher,
     pub registry: Registry,
     master: MasterKey,
-    node_tokens: Arc<[[u8; 32]]>,
+    nodes: NodeAuth,
+    tls: Option<ServerTls>,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
+    outbound: Outbound,
     bootstrap_tokens: Arc<[[u8; 32]]>,
     /// A bootstrap admin token created by this start; print it once.
     pub generated_admin_token: Option<String>,
@@ -75,6 +116,19 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         .run(move |conn| bootstrap_admin_tokens(conn, env_token.as_deref()))
         .await?;
     let generated_admin_password = first_admin(&db, settings.admin_password.clone()).await?;
+    if !settings.previous_master_keys.is_empty() {
+        let (current, previous) = (
+            settings.master_key.clone(),
+            settings.previous_master_keys.clone(),
+        );
+        let moved = db
+            .run(move |conn| crate::rotate::reseal(conn, &current, &previous))
+            .await?;
+        tracing::info!(
+            moved,
+            "master key rotation: secrets re-sealed under AIGW_MASTER_KEY; AIGW_MASTER_KEY_PREVIOUS can be removed"
+        );
+    }
     // The stored configuration must compile with this master key; serving an
     // empty or partial snapshot instead would wipe the data planes' config.
     let master = settings.master_key.clone();
@@ -83,13 +137,17 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         .await?;
     tracing::info!(version = %snapshot.version, providers = snapshot.providers.len(),
         client_keys = snapshot.client_keys.len(), "configuration loaded");
+    let registry = Registry::default();
     Ok(Prepared {
-        db,
         publisher: Publisher::new(snapshot),
-        registry: Registry::default(),
+        registry: registry.clone(),
         master: settings.master_key,
-        node_tokens: Arc::from(vec![crypto::sha256(&settings.node_token)]),
+        nodes: NodeAuth::new(db.clone(), settings.node_token.as_deref(), registry.clone()),
         bootstrap_tokens: Arc::from(bootstrap_tokens),
+        db,
+        outbound: Outbound::new(settings.upstream_ca_file.as_deref())?,
+        tls: settings.tls,
+        trusted_proxies: Arc::from(settings.trusted_proxies),
         generated_admin_token: generated,
         generated_admin_password,
     })
@@ -136,6 +194,10 @@ async fn connect_with_retry(url: &str) -> Result<Db> {
     }
 }
 
+/// The admin token generated at first start: its name and prefix.
+const GENERATED_TOKEN_NAME: &str = "bootstrap";
+const GENERATED_TOKEN_PREFIX: &str = "aigw-admin-";
+
 /// The Admin API accepts AIGW_ADMIN_TOKEN when set (returned here, checked
 /// in memory), and the tokens stored in `api_tokens` (looked up per call, so
 /// revocation is immediate). When neither exists (first start without the
@@ -146,23 +208,36 @@ fn bootstrap_admin_tokens(
     env_token: Option<&str>,
 ) -> Result<(Vec<[u8; 32]>, Option<String>)> {
     if let Some(token) = env_token {
+        // The token generated at first start was a stand-in for this one:
+        // once an operator sets AIGW_ADMIN_TOKEN, the generated one ends.
+        if let Some(t) = config::find_api_token(conn, GENERATED_TOKEN_NAME)?
+            && t.user_id.is_none()
+            && t.revoked_at_ms == 0
+            // The hint keeps the token's first characters: "aigw-admin…".
+            && t.token_hint.starts_with(GENERATED_TOKEN_PREFIX.trim_end_matches('-'))
+        {
+            config::revoke_api_token(conn, &t.id, now_ms())?;
+            tracing::info!(
+                "AIGW_ADMIN_TOKEN is set: the admin token generated at first start is revoked"
+            );
+        }
         return Ok((vec![crypto::sha256(token)], None));
     }
     if !config::api_tokens(conn, None)?.is_empty() {
         tracing::info!("AIGW_ADMIN_TOKEN not set: the Admin API accepts the stored tokens");
         return Ok((Vec::new(), None));
     }
-    let token = crypto::new_secret("aigw-admin-")?;
+    let token = crypto::new_secret(GENERATED_TOKEN_PREFIX)?;
     config::insert_api_token(
         conn,
         &ApiTokenRow {
             id: crypto::new_id()?,
-            name: "bootstrap".into(),
+            name: GENERATED_TOKEN_NAME.into(),
             token_hash: crypto::sha256_hex(&token),
             role: "admin".into(),
             created_at_ms: now_ms(),
             user_id: None,
-            token_hint: crypto::mask(&token, "aigw-admin-".len()),
+            token_hint: crypto::mask(&token, GENERATED_TOKEN_PREFIX.len()),
             expires_at_ms: 0,
             revoked_at_ms: 0,
         },
@@ -229,8 +304,32 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(reflection_err)?;
 
+    let write_lock = Arc::new(Mutex::new(()));
+    let checker = Checker::start(health::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        http: p.outbound.clone(),
+    });
+    let budgets = Budgets::start(budgets::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        registry: p.registry.clone(),
+        http: p.outbound.clone(),
+    })
+    .await?;
+    let refresher = crate::oauth::Refresher::start(crate::oauth::Ctx {
+        db: p.db.clone(),
+        master: p.master.clone(),
+        publisher: p.publisher.clone(),
+        write_lock: write_lock.clone(),
+        http: p.outbound.clone(),
+    });
     let config = ConfigServiceServer::new(ConfigSvc {
-        node_tokens: p.node_tokens.clone(),
+        nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
         registry: p.registry.clone(),
         shutdown: shutdown_rx.clone(),
@@ -238,7 +337,10 @@ pub async fn serve(
     .max_decoding_message_size(MAX_MESSAGE);
     let trace = TraceServiceServer::new(TraceSvc {
         db: p.db.clone(),
-        node_tokens: p.node_tokens.clone(),
+        nodes: p.nodes.clone(),
+        checker: checker.clone(),
+        budgets,
+        oauth: refresher.clone(),
         shutdown: shutdown_rx.clone(),
         signal: traces_stored.clone(),
     })
@@ -249,7 +351,13 @@ pub async fn serve(
         publisher: p.publisher.clone(),
         registry: p.registry.clone(),
         bootstrap_tokens: p.bootstrap_tokens.clone(),
-        write_lock: Arc::new(Mutex::new(())),
+        write_lock,
+        trusted_proxies: p.trusted_proxies.clone(),
+        checker: checker.clone(),
+        oauth: crate::oauth::Handle {
+            http: p.outbound.clone(),
+            refresher,
+        },
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());
@@ -263,7 +371,7 @@ pub async fn serve(
     .max_decoding_message_size(MAX_MESSAGE);
     let sign_in = SignInServiceServer::new(SignInSvc {
         admin: admin_svc.clone(),
-        state: Arc::new(OidcState::new()?),
+        state: Arc::new(OidcState::new(p.outbound.clone())?),
     });
     let insight = InsightServiceServer::new(admin_svc);
 
@@ -297,7 +405,15 @@ pub async fn serve(
         let _ = shutdown_tx.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &p.tls {
+        builder = builder.tls_config(tls.config()?)?;
+        tracing::info!(
+            mtls = tls.client_ca.is_some(),
+            "gRPC is served over TLS only"
+        );
+    }
+    let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_svc)

@@ -42,10 +42,10 @@ fn request(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(REQUEST.len() as u64));
     for target in [Format::OpenAiChat, Format::Anthropic, Format::Gemini] {
         // Skip targets whose codec is not built in.
-        let Ok(ir) = translate::decode_request(Format::OpenAiChat, REQUEST, None, false) else {
+        let Ok(mut ir) = translate::decode_request(Format::OpenAiChat, REQUEST, None, false) else {
             continue;
         };
-        if translate::encode_request(target, &ir).is_err() {
+        if translate::encode_request(target, &mut ir).is_err() {
             continue;
         }
         g.bench_function(format!("openai->{}", target.as_str()), |b| {
@@ -53,7 +53,7 @@ fn request(c: &mut Criterion) {
                 let ir =
                     translate::decode_request(Format::OpenAiChat, black_box(REQUEST), None, false)
                         .ok();
-                let v = ir.and_then(|ir| translate::encode_request(target, &ir).ok());
+                let v = ir.and_then(|mut ir| translate::encode_request(target, &mut ir).ok());
                 black_box(v.map(|v| serde_json::to_vec(&v)))
             })
         });

@@ -26,7 +26,21 @@ pub struct Config {
     )]
     pub control_plane: String,
 
-    /// Join credential presented to the control plane; also the key that
+    /// PEM roots that sign the control plane's certificate (with an
+    /// https:// AIGW_CONTROL_PLANE; the public roots when unset).
+    #[arg(long, env = "AIGW_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate presented to the control plane (mTLS).
+    #[arg(long, env = "AIGW_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// PEM key of AIGW_TLS_CLIENT_CERT.
+    #[arg(long, env = "AIGW_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
+
+    /// The credential presented to the control plane: the shared join token,
+    /// or one issued for this node through the Admin API. Also the key that
     /// encrypts the snapshot copy on disk.
     #[arg(long, env = "AIGW_NODE_TOKEN", hide_env_values = true)]
     pub node_token: String,
@@ -47,6 +61,24 @@ pub struct Config {
     #[arg(long, env = "AIGW_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds an app gets to send a request's head; an idle HTTP/1
+    /// keep-alive connection is closed after this long too.
+    #[arg(long, env = "AIGW_HEADER_TIMEOUT_SECS", default_value_t = 20)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds an app gets to send a request's whole body.
+    #[arg(long, env = "AIGW_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a connection may pass without a byte either way before it is
+    /// shut down (gracefully: an answer in flight is finished first).
+    #[arg(long, env = "AIGW_IDLE_TIMEOUT_SECS", default_value_t = 120)]
+    pub idle_timeout_secs: u64,
+
+    /// Most app connections open at once; more wait to be accepted.
+    #[arg(long, env = "AIGW_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+
     /// Seconds to wait for an upstream's response headers.
     #[arg(long, env = "AIGW_UPSTREAM_TIMEOUT_SECS", default_value_t = 600)]
     pub upstream_timeout_secs: u64,
@@ -65,6 +97,21 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// PEM file of extra root certificates trusted for upstream providers,
+    /// besides the system's (a private CA in front of a self-hosted model).
+    #[arg(long, env = "AIGW_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+
+    /// Tokens reserved for a request's answer in its budgets when the app
+    /// sets no `max_tokens`-style cap (see the budgets in docs/architecture.md).
+    #[arg(long, env = "AIGW_DEFAULT_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
+    pub default_max_output_tokens: u64,
+
+    /// Milliseconds a request waits for Redis (a pooled connection and the
+    /// budget script) before its budgets follow their degraded policy.
+    #[arg(long, env = "AIGW_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
+
     /// Most bytes of undelivered traces kept on disk; the oldest go first.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,
@@ -79,6 +126,14 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "data-plane".to_string())
         })
+    }
+
+    pub fn control_plane_tls(&self) -> aigw_proto::channel::ClientTls {
+        aigw_proto::channel::ClientTls {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.tls_client_cert.clone(),
+            key_file: self.tls_client_key.clone(),
+        }
     }
 
     pub fn upstream_timeout(&self) -> Duration {

@@ -3,55 +3,54 @@
 
 use std::time::Duration;
 
+use aigw_proto::channel::ClientTls;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("invalid control plane URL {url:?}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("node token is not a valid header value")]
+    #[error("{0}")]
+    Channel(#[from] aigw_proto::channel::ChannelError),
+    #[error("node token, node id or region is not a valid header value")]
     BadToken,
 }
 
-pub fn endpoint(url: &str) -> Result<Endpoint, ControlError> {
-    let bad = |reason: String| ControlError::BadUrl {
-        url: url.to_string(),
-        reason,
-    };
-    let mut ep = Endpoint::from_shared(url.to_string())
-        .map_err(|e| bad(e.to_string()))?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(15))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    if url.starts_with("https://") {
-        ep = ep
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    Ok(ep)
+/// The control plane's endpoint, over TLS when its URL is `https://`.
+pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, ControlError> {
+    Ok(aigw_proto::channel::endpoint(url, tls)?)
 }
 
-/// Adds `authorization: Bearer NODE_TOKEN` to every call.
+/// Adds `authorization: Bearer NODE_TOKEN` to every call, and the node id
+/// and region this node says it is (a credential issued for one node binds
+/// them; the shared join token takes them as said).
 #[derive(Clone)]
-pub struct NodeAuth(MetadataValue<Ascii>);
+pub struct NodeAuth {
+    token: MetadataValue<Ascii>,
+    node_id: MetadataValue<Ascii>,
+    region: MetadataValue<Ascii>,
+}
 
 impl NodeAuth {
-    pub fn new(token: &str) -> Result<Self, ControlError> {
-        let mut v: MetadataValue<Ascii> = format!("Bearer {token}")
+    pub fn new(token: &str, node_id: &str, region: &str) -> Result<Self, ControlError> {
+        let mut token: MetadataValue<Ascii> = format!("Bearer {token}")
             .parse()
             .map_err(|_| ControlError::BadToken)?;
-        v.set_sensitive(true);
-        Ok(Self(v))
+        token.set_sensitive(true);
+        Ok(Self {
+            token,
+            node_id: node_id.parse().map_err(|_| ControlError::BadToken)?,
+            region: region.parse().map_err(|_| ControlError::BadToken)?,
+        })
     }
 }
 
 impl Interceptor for NodeAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
+        let m = req.metadata_mut();
+        m.insert("authorization", self.token.clone());
+        m.insert(aigw_proto::NODE_ID_HEADER, self.node_id.clone());
+        m.insert(aigw_proto::REGION_HEADER, self.region.clone());
         Ok(req)
     }
 }

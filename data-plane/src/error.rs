@@ -36,15 +36,27 @@ pub enum GatewayError {
     UnknownModel(String),
     #[error("This API key is not allowed to use the model `{0}`.")]
     ModelNotAllowed(String),
+    #[error(
+        "The model `{0}` has no price configured and this API key has a cost limit, so it cannot be used until an operator sets a price for it."
+    )]
+    Unpriced(String),
     #[error("The request body is too large: the limit is {limit} bytes.")]
     BodyTooLarge { limit: usize },
+    #[error("The request body did not arrive within {secs} s.")]
+    BodyTimeout { secs: u64 },
     #[error("Unknown request URL: {method} {path}.")]
     NotFound { method: String, path: String },
 
-    #[error("This API key's {limit} limit is reached; retry after {retry_after_secs} s.")]
+    #[error("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")]
     RateLimited {
         limit: &'static str,
+        /// Whose budget: `key checkout`, `user alice`, `team research`.
+        budget: String,
+        /// Its id, for the trace.
+        budget_id: String,
         retry_after_secs: u64,
+        /// The limit's value (for the `x-ratelimit-*` headers).
+        value: f64,
     },
 
     // --- not ready or out of capacity ---
@@ -102,8 +114,9 @@ impl GatewayError {
             Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => StatusCode::UNAUTHORIZED,
             Self::BadJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::PoolExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -139,7 +152,9 @@ impl GatewayError {
             Self::InvalidRequest { .. } => "invalid_request",
             Self::UnknownModel(_) => "unknown_model",
             Self::ModelNotAllowed(_) => "model_not_allowed",
+            Self::Unpriced(_) => "model_not_priced",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::NotFound { .. } => "not_found",
             Self::NotReady => "not_ready",
             Self::PoolExhausted { .. } => "pool_exhausted",
@@ -163,8 +178,10 @@ impl GatewayError {
             | Self::NotFound { .. }
             | Self::Unsupported(_) => ("invalid_request_error", None),
             Self::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
+            Self::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
             Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
+            Self::Unpriced(_) => ("permission_error", Some("model_not_priced")),
             Self::NotReady => ("server_error", Some("not_ready")),
             Self::PoolExhausted { .. } | Self::RateLimited { .. } => {
                 ("rate_limit_error", Some("rate_limit_exceeded"))
@@ -176,7 +193,7 @@ impl GatewayError {
         };
         let param = match self {
             Self::InvalidRequest { param, .. } => *param,
-            Self::UnknownModel(_) | Self::ModelNotAllowed(_) => Some("model"),
+            Self::UnknownModel(_) | Self::ModelNotAllowed(_) | Self::Unpriced(_) => Some("model"),
             _ => None,
         };
         let body = serde_json::json!({
@@ -211,6 +228,7 @@ impl GatewayError {
         let code = self.status().as_u16();
         let status = match code {
             400 | 413 => "INVALID_ARGUMENT",
+            408 => "DEADLINE_EXCEEDED",
             401 => "UNAUTHENTICATED",
             403 => "PERMISSION_DENIED",
             404 => "NOT_FOUND",

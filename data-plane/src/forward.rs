@@ -21,8 +21,10 @@ pub type HttpClient = UpstreamClient;
 /// Largest upstream error body relayed to the app.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-pub fn build_client() -> Result<HttpClient, rustls::Error> {
-    UpstreamClient::new()
+pub fn build_client(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<HttpClient, crate::upstream_client::ClientError> {
+    UpstreamClient::new(extra_ca)
 }
 
 pub struct Call<'a> {
@@ -33,6 +35,8 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// Requests sharing a prompt cache (with the provider's affinity on).
+    pub affinity: Option<u64>,
 }
 
 /// A successful upstream response, headers received, body not yet read.
@@ -54,7 +58,7 @@ pub async fn send(
     let mut tried: Vec<usize> = Vec::new();
     let mut last: Option<GatewayError> = None;
     while (tried.len() as u32) < call.max_attempts.max(1) {
-        let idx = match up.pool.pick(&tried) {
+        let idx = match up.pool.pick(&tried, call.affinity) {
             Ok(i) => i,
             Err(ex) => {
                 return Err(last.unwrap_or(GatewayError::PoolExhausted {
@@ -80,7 +84,10 @@ pub async fn send(
             USER_AGENT,
             HeaderValue::from_static(concat!("aigw/", env!("CARGO_PKG_VERSION"))),
         );
-        h.insert(up.auth_header.clone(), key.auth.clone());
+        h.insert(key.auth_header.clone(), key.auth.clone());
+        for (name, value) in &key.headers {
+            h.insert(name.clone(), value.clone());
+        }
 
         let t0 = Instant::now();
         let result = tokio::time::timeout(call.timeout, client.request(req)).await;

@@ -2,25 +2,31 @@
 //! A library so benchmarks and tests can drive its parts; `main.rs` wires it.
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod demand;
 pub mod endpoints;
 pub mod error;
 pub mod forward;
+pub mod json_array;
 pub mod listener;
 pub mod models;
 pub mod pipeline;
 pub mod plan;
 pub mod providers;
 pub mod ratelimit;
+pub mod ratelimit_headers;
 pub mod runtime;
 pub mod schedule;
 pub mod snapshot;
 pub mod sse;
 pub mod state;
+pub mod state_dir;
 pub mod stream;
 pub mod trace_report;
 pub mod translate;
 pub mod upstream_client;
 pub mod usage;
+pub mod validate;

@@ -16,7 +16,19 @@ use data_plane::state::{AppState, RequestIds};
 use data_plane::{control, forward, listener, trace_report};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One plain line with its causes, not a backtrace: these are
+            // mostly settings errors an operator has to read.
+            eprintln!("data-plane: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cfg = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -32,13 +44,13 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok();
-    std::fs::create_dir_all(&cfg.state_dir)
+    data_plane::state_dir::create(&cfg.state_dir)
         .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
     let node_id = cfg.node_id();
 
     let channel = tonic::service::interceptor::InterceptedService::new(
-        control::endpoint(&cfg.control_plane)?.connect_lazy(),
-        control::NodeAuth::new(&cfg.node_token)?,
+        control::endpoint(&cfg.control_plane, &cfg.control_plane_tls())?.connect_lazy(),
+        control::NodeAuth::new(&cfg.node_token, &node_id, &cfg.region)?,
     );
     let live = Arc::new(ArcSwapOption::empty());
     let watcher = Arc::new(Watcher {
@@ -54,14 +66,18 @@ async fn main() -> anyhow::Result<()> {
         trace_report::Reporter::start(&cfg.state_dir, channel, cfg.trace_spool_max_bytes)
             .context("cannot start the trace spool")?;
     let limiter = Arc::new(match &cfg.redis_url {
-        Some(url) if !url.is_empty() => {
-            Limiter::with_redis(url).context("REDIS_URL is not a valid Redis URL")?
-        }
-        _ => Limiter::new(),
+        Some(url) if !url.is_empty() => Limiter::with_redis(
+            url,
+            &cfg.region,
+            Duration::from_millis(cfg.redis_timeout_ms.max(1)),
+        )
+        .context("REDIS_URL is not a valid Redis URL")?,
+        _ => Limiter::new(&cfg.region),
     });
     let state = Arc::new(AppState {
-        client: forward::build_client().context("cannot build the upstream TLS client")?,
-        traces: reporter.sink.clone().with_limiter(limiter.clone()),
+        client: forward::build_client(cfg.upstream_ca_file.as_deref())
+            .context("cannot build the upstream TLS client")?,
+        traces: reporter.sink.clone(),
         limiter,
         ids: RequestIds::new(),
         live,

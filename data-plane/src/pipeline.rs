@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aigw_proto::model::ClientKey;
+use aigw_proto::model::{Affinity, ClientKey};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
@@ -18,7 +18,9 @@ use hyper::body::Incoming;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
-use crate::plan::{Plan, Probe, plan};
+use crate::json_array::JsonArrayParser;
+use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
+use crate::ratelimit::Held;
 use crate::runtime::Runtime;
 use crate::state::AppState;
 use crate::stream::{MeteredStream, Mode};
@@ -26,6 +28,7 @@ use crate::trace_report::TraceDraft;
 use crate::translate::{self, Format};
 use crate::upstream_client::UpstreamBody;
 use crate::{auth, models};
+use crate::{demand, ratelimit_headers};
 
 pub type ResBody = Either<Full<Bytes>, MeteredStream>;
 
@@ -75,6 +78,12 @@ pub async fn serve(
             Ok(r) => r.status(),
             Err(e) => {
                 d.set_error(e.kind());
+                if let GatewayError::RateLimited {
+                    budget_id, limit, ..
+                } = e
+                {
+                    d.rec.refused_by = format!("{budget_id}/{limit}");
+                }
                 e.status()
             }
         };
@@ -92,24 +101,23 @@ async fn run(
     call: &AppCall,
     draft: &mut Option<TraceDraft>,
 ) -> Result<Response<ResBody>, GatewayError> {
-    state
-        .limiter
-        .admit(key, crate::schedule::now_ms())
+    let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
+    let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
         .await
-        .map_err(|e| GatewayError::RateLimited {
-            limit: e.limit,
-            retry_after_secs: e.retry_after_secs,
-        })?;
-    let body = read_body(parts, body, state.cfg.max_body_bytes).await?;
-    let probe = Probe::parse(call, &body)?;
+        .map_err(|_| GatewayError::BodyTimeout {
+            secs: deadline.as_secs(),
+        })??;
+    let mut probe = Probe::parse(call, &body)?;
+    // An alias route serves the model as another; strict routes refuse what
+    // the provider's format cannot express.
+    let served = rt.snapshot.resolve(&probe.model);
+    let strict = served.strict;
+    probe.model = served.model.to_string();
     let d = draft
         .as_mut()
         .ok_or_else(|| GatewayError::Internal("trace missing".into()))?;
     d.rec.model = probe.model.clone();
     d.rec.stream = probe.stream;
-    if call.op != Op::CountTokens {
-        d.price = rt.snapshot.price(&probe.model);
-    }
     let mut chain = rt.route_chain(&probe.model).peekable();
     if chain.peek().is_none() {
         return Err(GatewayError::UnknownModel(probe.model));
@@ -117,9 +125,48 @@ async fn run(
     if !key.allows(&probe.model) {
         return Err(GatewayError::ModelNotAllowed(probe.model));
     }
+    // Budgets: reserve what the request may use before any upstream work.
+    let now = crate::schedule::now_ms();
+    let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
+    let cost_limited = budgets
+        .iter()
+        .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
+    let mut headroom = None;
+    if !budgets.is_empty() {
+        let price = match chain.peek() {
+            Some(up) if call.op != Op::CountTokens => {
+                price_for(rt, cost_limited, up.provider.upstream_model(&probe.model))?
+            }
+            _ => None,
+        };
+        let demand = demand::estimate(call, &body, price, state.cfg.default_max_output_tokens);
+        let r = state
+            .limiter
+            .admit(&budgets, &d.rec.request_id, demand, now)
+            .await
+            .map_err(|e| GatewayError::RateLimited {
+                limit: e.limit,
+                budget: e.budget,
+                budget_id: e.budget_id,
+                retry_after_secs: e.retry_after_secs,
+                value: e.value,
+            })?;
+        headroom = Some(r.headroom);
+        d.held = Some(Held::new(state.limiter.clone(), r));
+    }
+    // Charged when a stream is abandoned before the provider reports usage.
+    d.prompt_estimate = demand::prompt_tokens(&body) / 2;
     let mut last = None;
     while let Some(upstream) = chain.next() {
-        let plan = plan(call, &probe, &body, &parts.headers, upstream)?;
+        if call.op != Op::CountTokens {
+            d.price = price_for(
+                rt,
+                cost_limited,
+                upstream.provider.upstream_model(&probe.model),
+            )?;
+        }
+        let plan = plan(call, &probe, &body, &parts.headers, upstream, strict)?;
+        d.rec.dropped_fields = plan.dropped_fields();
         let sent = forward::send(
             &state.client,
             Call {
@@ -129,12 +176,24 @@ async fn run(
                 headers: &plan.headers,
                 timeout: state.cfg.upstream_timeout(),
                 max_attempts: state.cfg.max_attempts,
+                affinity: (upstream.provider.affinity == Affinity::PromptCache)
+                    .then(|| crate::affinity::key(&body, &parts.headers))
+                    .flatten(),
             },
             d,
         )
         .await;
         match sent {
-            Ok(answer) => return answer_app(state, call, &plan, answer.response, draft).await,
+            Ok(answer) => {
+                let mut r = answer_app(state, call, &plan, answer.response, draft).await?;
+                if let Some(v) = plan.dropped_header() {
+                    r.headers_mut().insert(DROPPED_HEADER, v);
+                }
+                if let Some(h) = &headroom {
+                    ratelimit_headers::success(r.headers_mut(), h);
+                }
+                return Ok(r);
+            }
             Err(e) => {
                 let err = in_app_format(e, &plan);
                 if chain.peek().is_some() && falls_back(&err) {
@@ -147,6 +206,22 @@ async fn run(
         }
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no provider was tried".into())))
+}
+
+/// The price of what is sent upstream (the model after the provider's
+/// `model_map`), not of what the app asked for: an alias cannot make a
+/// request cheaper. A request under a cost limit (its key's, user's or
+/// team's) is never served a model without a price, which would cost nothing.
+fn price_for(
+    rt: &Runtime,
+    cost_limited: bool,
+    upstream_model: &str,
+) -> Result<Option<aigw_proto::model::Price>, GatewayError> {
+    let price = rt.snapshot.price(upstream_model);
+    if price.is_none() && cost_limited {
+        return Err(GatewayError::Unpriced(upstream_model.to_string()));
+    }
+    Ok(price)
 }
 
 /// Another provider may succeed where this one failed for capacity or health.
@@ -193,7 +268,13 @@ async fn answer_app(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if plan.stream {
+        // Gemini without `?alt=sse` streams a JSON array, not events.
+        let app_array = call.format == Format::Gemini && !call.alt_sse;
         let mode = match (&plan.ir, is_sse) {
+            (Some(ir), true) if app_array => Mode::Translate {
+                decoder: translate::decoder(plan.target),
+                encoder: Box::new(translate::gemini::Encoder::json_array(ir)),
+            },
             (Some(ir), true) => Mode::Translate {
                 decoder: translate::decoder(plan.target),
                 encoder: translate::encoder(call.format, ir),
@@ -202,6 +283,10 @@ async fn answer_app(
                 strip_usage_chunk: plan.strip_usage_chunk,
             },
             (None, true) => Mode::Observe(translate::decoder(plan.target)),
+            (None, false) if plan.target == Format::Gemini => Mode::JsonArray {
+                parser: JsonArrayParser::new(),
+                decoder: translate::decoder(Format::Gemini),
+            },
             (None, false) => Mode::Raw,
             (Some(_), false) => {
                 return Err(GatewayError::Upstream {
@@ -229,7 +314,9 @@ async fn answer_app(
         let mut r = Response::new(Either::Right(stream));
         *r.status_mut() = up.status;
         let h = r.headers_mut();
-        if is_sse {
+        if is_sse && app_array {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if is_sse {
             h.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream; charset=utf-8"),

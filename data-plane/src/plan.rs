@@ -11,14 +11,19 @@ use crate::endpoints::{AppCall, Op};
 use crate::error::GatewayError;
 use crate::providers::openai::ChatRequest as OpenAiProbe;
 use crate::runtime::Upstream;
+use crate::translate::ir::Drops;
 use crate::translate::{self, Format, ir};
+use crate::validate;
 
 /// The Anthropic API version sent when the app (in another format) gives none.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// What the gateway read from the app's request before choosing a provider.
 pub struct Probe {
+    /// The model the request is served as (an alias applied).
     pub model: String,
+    /// The model the app named, as its body or path has it.
+    pub requested: String,
     pub stream: bool,
     /// OpenAI chat only: the app asked for usage in the stream.
     pub include_usage: bool,
@@ -26,36 +31,29 @@ pub struct Probe {
 
 impl Probe {
     pub fn parse(call: &AppCall, body: &[u8]) -> Result<Self, GatewayError> {
-        check_object(body)?;
-        if let Some(model) = &call.path_model {
+        validate::json_body(body)?;
+        let probe = if let Some(model) = &call.path_model {
             // Gemini: model and streaming are in the URL; the body must be JSON.
             serde_json::from_slice::<serde::de::IgnoredAny>(body)
                 .map_err(|e| GatewayError::BadJson(e.to_string()))?;
-            return Ok(Self {
-                model: model.strip_prefix("models/").unwrap_or(model).to_string(),
+            let model = model.strip_prefix("models/").unwrap_or(model);
+            Self {
+                model: model.to_string(),
+                requested: model.to_string(),
                 stream: call.path_stream,
                 include_usage: false,
-            });
-        }
-        let p = OpenAiProbe::parse(body)?;
-        Ok(Self {
-            model: p.model,
-            stream: p.stream && call.op == Op::Generate,
-            include_usage: p.include_usage,
-        })
-    }
-}
-
-fn check_object(body: &[u8]) -> Result<(), GatewayError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(()),
-        None => Err(GatewayError::invalid(
-            "The request body is empty; send a JSON object.",
-            None,
-        )),
-        Some(_) => Err(GatewayError::BadJson(
-            "the body must be a JSON object".into(),
-        )),
+            }
+        } else {
+            let p = OpenAiProbe::parse(body)?;
+            Self {
+                requested: p.model.clone(),
+                model: p.model,
+                stream: p.stream && call.op == Op::Generate,
+                include_usage: p.include_usage,
+            }
+        };
+        validate::model(&probe.model)?;
+        Ok(probe)
     }
 }
 
@@ -73,6 +71,39 @@ pub struct Plan {
     pub strip_usage_chunk: bool,
     /// The app's request as IR, when translating.
     pub ir: Option<ir::ChatRequest>,
+    /// Fields of the app's request left out when translating.
+    pub dropped: Drops,
+}
+
+/// Names the fields dropped from the app's request, so it knows its answer
+/// was made without them (the trace keeps them too).
+pub const DROPPED_HEADER: &str = "x-aigw-dropped-fields";
+
+/// Longest `x-aigw-dropped-fields` value; the trace keeps the full list.
+const MAX_DROPPED_HEADER: usize = 2048;
+
+impl Plan {
+    /// `x-aigw-dropped-fields: a, b, …` when something was dropped.
+    pub fn dropped_header(&self) -> Option<HeaderValue> {
+        if self.dropped.is_empty() {
+            return None;
+        }
+        let mut v = String::new();
+        for d in self.dropped.iter() {
+            if v.len() + d.field.len() + 2 > MAX_DROPPED_HEADER {
+                break;
+            }
+            if !v.is_empty() {
+                v.push_str(", ");
+            }
+            v.push_str(&d.field);
+        }
+        HeaderValue::from_str(&v).ok()
+    }
+
+    pub fn dropped_fields(&self) -> Vec<String> {
+        self.dropped.iter().map(|d| d.field.clone()).collect()
+    }
 }
 
 /// The provider format a call is served in, and whether that is the app's own.
@@ -101,7 +132,18 @@ fn target(call: &AppCall, kind: ProviderKind) -> Result<(Format, bool), GatewayE
     })
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path
+/// segment, so a model name stays one segment whatever it holds.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The upstream path for the documented operation: only the model, escaped
+/// as a single segment, comes from the request.
 fn upstream_path(call: &AppCall, target: Format, model: &str, stream: bool) -> String {
+    let model = percent_encoding::utf8_percent_encode(model, SEGMENT);
     match (call.op, target) {
         (Op::Generate, Format::OpenAiChat) => "/v1/chat/completions".into(),
         (Op::Generate, Format::Responses) => "/v1/responses".into(),
@@ -123,12 +165,15 @@ fn upstream_path(call: &AppCall, target: Format, model: &str, stream: bool) -> S
     }
 }
 
+/// `strict`: the model's route refuses fields the target cannot express
+/// instead of dropping hints (`ir::Dropped`).
 pub fn plan(
     call: &AppCall,
     probe: &Probe,
     body: &Bytes,
     app_headers: &HeaderMap,
     up: &Upstream,
+    strict: bool,
 ) -> Result<Plan, GatewayError> {
     let (target, native) = target(call, up.provider.kind)?;
     let model = up.provider.upstream_model(&probe.model);
@@ -160,7 +205,7 @@ pub fn plan(
             && probe.stream
             && !probe.include_usage;
         // Gemini carries the model in the path.
-        let new_model = (target != Format::Gemini && model != probe.model).then_some(model);
+        let new_model = (target != Format::Gemini && model != probe.requested).then_some(model);
         let out = if strip_usage_chunk || new_model.is_some() {
             rewrite(body, new_model, strip_usage_chunk)?
         } else {
@@ -175,6 +220,7 @@ pub fn plan(
             stream: probe.stream,
             strip_usage_chunk,
             ir: None,
+            dropped: Drops::default(),
         });
     }
     let mut req = translate::decode_request(
@@ -186,8 +232,15 @@ pub fn plan(
     .map_err(|e| GatewayError::Unsupported(e.message))?;
     let app_req = req.clone();
     req.model = model.to_string();
-    let encoded = translate::encode_request(target, &req)
+    let encoded = translate::encode_request(target, &mut req)
         .map_err(|e| GatewayError::Unsupported(e.message))?;
+    if strict && let Some(d) = req.dropped.strict_refusal() {
+        return Err(GatewayError::Unsupported(format!(
+            "`{}` cannot be expressed for a {} provider, and this model's route is strict; remove it or route this model to a provider that supports it",
+            d.field,
+            target.as_str()
+        )));
+    }
     let body = serde_json::to_vec(&encoded).map_err(|e| GatewayError::Internal(e.to_string()))?;
     Ok(Plan {
         target,
@@ -198,6 +251,7 @@ pub fn plan(
         stream: req.stream,
         strip_usage_chunk: false,
         ir: Some(app_req),
+        dropped: req.dropped,
     })
 }
 
@@ -246,9 +300,9 @@ mod tests {
                     .iter()
                     .map(|(a, b)| (a.to_string(), b.to_string()))
                     .collect(),
+                affinity: Default::default(),
             },
             pool: Pool::new(vec![], Strategy::RoundRobin),
-            auth_header: http::header::AUTHORIZATION,
         }
     }
 
@@ -271,6 +325,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &upstream(ProviderKind::OpenAi, &[("fast", "gpt-4o-mini")]),
+            false,
         )
         .unwrap();
         assert!(p.native);
@@ -285,6 +340,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &upstream(ProviderKind::OpenAiCompatible, &[]),
+            false,
         )
         .unwrap();
         assert_eq!(p.body, body);
@@ -301,6 +357,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &up,
+            false,
         )
         .unwrap();
         assert!(p.strip_usage_chunk);
@@ -317,6 +374,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &up,
+            false,
         )
         .unwrap();
         assert!(!p.strip_usage_chunk);
@@ -330,6 +388,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &up,
+            false,
         )
         .unwrap();
         let v: Value = serde_json::from_slice(&p.body).unwrap();
@@ -357,6 +416,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &upstream(ProviderKind::Gemini, &[("gemini-x", "gemini-2.5-flash")]),
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -371,6 +431,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &upstream(ProviderKind::Gemini, &[]),
+            false,
         )
         .unwrap();
         assert_eq!(p.path, "/v1beta/models/gemini-x:streamGenerateContent");
@@ -387,6 +448,7 @@ mod tests {
             &body,
             &HeaderMap::new(),
             &upstream(ProviderKind::Anthropic, &[]),
+            false,
         ) else {
             panic!("embeddings to anthropic must be refused")
         };
@@ -409,10 +471,104 @@ mod tests {
             &body,
             &h,
             &upstream(ProviderKind::Anthropic, &[]),
+            false,
         )
         .unwrap();
         assert_eq!(p.headers["anthropic-version"], "2023-01-01");
         assert_eq!(p.headers["anthropic-beta"], "tools-2024");
         assert!(!p.headers.contains_key("x-api-key"));
+    }
+
+    #[test]
+    fn the_model_cannot_steer_the_upstream_path() {
+        // In the body, translated to Gemini: refused before any plan.
+        let c = call("/v1/chat/completions", None);
+        for model in ["x:batchGenerateContent#", "../../v1/files", "m?alt=json"] {
+            let body = serde_json::json!({"model": model, "messages": []}).to_string();
+            let Err(e) = Probe::parse(&c, body.as_bytes()) else {
+                panic!("{model} must be refused")
+            };
+            assert_eq!(e.status(), http::StatusCode::BAD_REQUEST, "{model}");
+        }
+        // In a Gemini path: `%2F` and friends never get through.
+        let g = call("/v1beta/models/a%2F..%2Fb:generateContent", None);
+        assert!(Probe::parse(&g, b"{}").is_err());
+        // A name with `/` or `:` that is allowed stays one escaped segment.
+        let body = Bytes::from_static(br#"{"model":"org/m:1","messages":[]}"#);
+        let probe = Probe::parse(&c, &body).unwrap();
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::Gemini, &[]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(p.path, "/v1beta/models/org%2Fm%3A1:generateContent");
+    }
+
+    #[test]
+    fn dropped_fields_are_named_and_strict_routes_refuse_them() {
+        let c = call("/v1/messages", None);
+        let body = Bytes::from_static(
+            br#"{"model":"m","max_tokens":5,"context_management":{"edits":[]},"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]}"#,
+        );
+        let probe = Probe::parse(&c, &body).unwrap();
+        let openai = upstream(ProviderKind::OpenAi, &[]);
+        let p = plan(&c, &probe, &body, &HeaderMap::new(), &openai, false).unwrap();
+        assert_eq!(
+            p.dropped_header().unwrap(),
+            "context_management, messages[*].content[*].cache_control"
+        );
+        let v: Value = serde_json::from_slice(&p.body).unwrap();
+        assert!(v.get("context_management").is_none());
+        assert_eq!(v["messages"][0]["content"], "hi");
+        let Err(e) = plan(&c, &probe, &body, &HeaderMap::new(), &openai, true) else {
+            panic!("a strict route refuses what it would drop")
+        };
+        assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`context_management`") && msg.contains("strict"),
+            "{msg}"
+        );
+        // Only the cache breakpoint (always dropped): a strict route serves it.
+        let cached = Bytes::from_static(
+            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]}"#,
+        );
+        let probe = Probe::parse(&c, &cached).unwrap();
+        assert!(plan(&c, &probe, &cached, &HeaderMap::new(), &openai, true).is_ok());
+        // The provider's own format: nothing is dropped, strict or not.
+        let native = upstream(ProviderKind::Anthropic, &[]);
+        let p = plan(
+            &c,
+            &Probe::parse(&c, &body).unwrap(),
+            &body,
+            &HeaderMap::new(),
+            &native,
+            true,
+        )
+        .unwrap();
+        assert!(p.native && p.dropped_header().is_none());
+    }
+
+    #[test]
+    fn an_alias_renames_the_model_in_a_passed_through_body() {
+        let c = call("/v1/chat/completions", None);
+        let body = Bytes::from_static(br#"{"model":"claude-haiku-4-5","messages":[]}"#);
+        let mut probe = Probe::parse(&c, &body).unwrap();
+        probe.model = "gpt-4o-mini".into();
+        let p = plan(
+            &c,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(ProviderKind::OpenAi, &[]),
+            false,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(v["model"], "gpt-4o-mini");
     }
 }

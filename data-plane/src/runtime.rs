@@ -9,14 +9,12 @@ use std::sync::Arc;
 use aigw_proto::model::{ClientKey, Provider, ProviderKind, Snapshot};
 use http::{HeaderName, HeaderValue};
 
-use crate::schedule::{KeyHealth, Pool, PoolKey};
+use crate::schedule::{KeyHealth, Pool, PoolKey, stable_hash};
 
 #[derive(Debug)]
 pub struct Upstream {
     pub provider: Provider,
     pub pool: Pool,
-    /// Which header carries the credential for this provider kind.
-    pub auth_header: HeaderName,
 }
 
 #[derive(Debug)]
@@ -27,7 +25,9 @@ pub struct Runtime {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("provider {provider:?}, key {key:?}: the secret is not a valid HTTP header value")]
+#[error(
+    "provider {provider:?}, key {key:?}: the secret or a header is not a valid HTTP header value"
+)]
 pub struct BuildError {
     provider: String,
     key: String,
@@ -35,7 +35,9 @@ pub struct BuildError {
 
 impl Runtime {
     /// `previous` lends its credential health, so a config change does not
-    /// forget which keys are rate limited.
+    /// forget which keys are rate limited; a key whose secret changed (an
+    /// OAuth account's refreshed access token, a rotated API key) is a new
+    /// credential and starts afresh.
     pub fn build(snapshot: Snapshot, previous: Option<&Runtime>) -> Result<Self, BuildError> {
         let keys = snapshot
             .client_keys
@@ -44,32 +46,57 @@ impl Runtime {
             .collect();
         let mut upstreams = Vec::with_capacity(snapshot.providers.len());
         for provider in &snapshot.providers {
-            let (auth_header, scheme) = auth_for(provider.kind);
             let mut pool_keys = Vec::with_capacity(provider.keys.len());
             for k in &provider.keys {
+                let bad = || BuildError {
+                    provider: provider.name.clone(),
+                    key: k.name.clone(),
+                };
+                // An OAuth account's access token is always a bearer token.
+                let (auth_header, scheme) = if k.oauth {
+                    (http::header::AUTHORIZATION, "Bearer ")
+                } else {
+                    auth_for(provider.kind)
+                };
                 let mut auth =
-                    HeaderValue::try_from(format!("{scheme}{}", k.secret)).map_err(|_| {
-                        BuildError {
-                            provider: provider.name.clone(),
-                            key: k.name.clone(),
-                        }
-                    })?;
+                    HeaderValue::try_from(format!("{scheme}{}", k.secret)).map_err(|_| bad())?;
                 auth.set_sensitive(true);
+                let headers = k
+                    .headers
+                    .iter()
+                    .map(|(n, v)| {
+                        Ok((
+                            HeaderName::try_from(n.as_str()).map_err(|_| bad())?,
+                            HeaderValue::try_from(v.as_str()).map_err(|_| bad())?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, BuildError>>()?;
                 let health = previous
-                    .and_then(|p| p.health_of(&provider.name, &k.name))
+                    .and_then(|p| p.health_of(&provider.name, &k.name, &k.secret))
                     .unwrap_or_default();
+                let blocked_until_ms = match &k.health {
+                    None => 0,
+                    Some(h) if h.retry_at_ms > 0 => u64::try_from(h.retry_at_ms).unwrap_or(0),
+                    Some(_) => u64::MAX,
+                };
                 pool_keys.push(PoolKey {
+                    seed: stable_hash(&[provider.name.as_bytes(), k.name.as_bytes()]),
                     name: k.name.clone(),
+                    auth_header,
                     auth,
+                    headers,
                     secret: k.secret.clone(),
                     weight: k.weight,
                     health,
+                    blocked_until_ms,
+                    blocked_for_reach: k.health.as_ref().is_some_and(|h| {
+                        matches!(h.status.as_str(), "network_error" | "upstream_down")
+                    }),
                 });
             }
             upstreams.push(Arc::new(Upstream {
                 pool: Pool::new(pool_keys, provider.strategy),
                 provider: provider.clone(),
-                auth_header,
             }));
         }
         Ok(Self {
@@ -99,12 +126,17 @@ impl Runtime {
         self.route_chain(model).next()
     }
 
-    fn health_of(&self, provider: &str, key: &str) -> Option<Arc<KeyHealth>> {
+    /// The health of `key` of `provider`, if it still has `secret`.
+    fn health_of(&self, provider: &str, key: &str, secret: &str) -> Option<Arc<KeyHealth>> {
         let u = self
             .upstreams
             .iter()
             .find(|u| u.provider.name == provider)?;
-        let k = u.pool.keys.iter().find(|k| k.name == key)?;
+        let k = u
+            .pool
+            .keys
+            .iter()
+            .find(|k| k.name == key && k.secret == secret)?;
         Some(k.health.clone())
     }
 }
@@ -116,5 +148,50 @@ fn auth_for(kind: ProviderKind) -> (HeaderName, &'static str) {
         }
         ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), ""),
         ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigw_proto::pb::config as pb;
+
+    fn snapshot(secret: &str) -> Snapshot {
+        Snapshot::try_from(pb::Snapshot {
+            version: secret.into(),
+            providers: vec![pb::Provider {
+                name: "p".into(),
+                kind: "openai".into(),
+                models: vec!["*".into()],
+                keys: vec![pb::ProviderKey {
+                    name: "k".into(),
+                    secret: secret.into(),
+                    weight: 1,
+                    oauth: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cool_down_follows_the_secret_not_the_name() {
+        let old = Runtime::build(snapshot("token-1"), None).unwrap();
+        old.upstreams[0].pool.keys[0].health.cool_down(60_000);
+        let same = Runtime::build(snapshot("token-1"), Some(&old)).unwrap();
+        assert!(Arc::ptr_eq(
+            &same.upstreams[0].pool.keys[0].health,
+            &old.upstreams[0].pool.keys[0].health
+        ));
+        // A refreshed access token is a new credential: usable at once.
+        let fresh = Runtime::build(snapshot("token-2"), Some(&old)).unwrap();
+        assert!(!Arc::ptr_eq(
+            &fresh.upstreams[0].pool.keys[0].health,
+            &old.upstreams[0].pool.keys[0].health
+        ));
+        assert!(fresh.upstreams[0].pool.pick(&[], None).is_ok());
     }
 }

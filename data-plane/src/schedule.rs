@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aigw_proto::model::Strategy;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 /// Health of one credential. Kept across snapshot swaps (matched by provider
 /// and key name) so a new config does not forget a rate-limited key.
@@ -40,11 +40,24 @@ impl KeyHealth {
 
 pub struct PoolKey {
     pub name: String,
-    /// The ready-made auth header value (marked sensitive so it is never logged).
+    /// The header that carries the credential and its ready-made value
+    /// (marked sensitive so it is never logged).
+    pub auth_header: HeaderName,
     pub auth: HeaderValue,
+    /// Headers sent with this key (an OAuth account's flags and ids).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub secret: String,
     pub weight: u32,
     pub health: Arc<KeyHealth>,
+    /// The control plane's health check found it unusable: skipped until
+    /// this time (ms since the epoch; `u64::MAX`: until a check clears it).
+    pub blocked_until_ms: u64,
+    /// Blocked only because the control plane could not reach the upstream
+    /// (network error, upstream down): the data plane may see it otherwise,
+    /// so such a key is still tried when no other is left.
+    pub blocked_for_reach: bool,
+    /// For rendezvous placement under prompt-cache affinity.
+    pub seed: u64,
 }
 
 /// Never prints the secret, whoever logs a pool.
@@ -85,7 +98,11 @@ impl Pool {
     }
 
     /// Index of the credential for the next attempt, never one in `tried`.
-    pub fn pick(&self, tried: &[usize]) -> Result<usize, Exhausted> {
+    /// With an `affinity` hash (requests sharing a prompt cache), the same
+    /// hash always gets the same usable credential (rendezvous hashing:
+    /// when that one is out, the next best takes over, and it comes back
+    /// when the first returns); without, the provider's strategy picks.
+    pub fn pick(&self, tried: &[usize], affinity: Option<u64>) -> Result<usize, Exhausted> {
         let n = self.keys.len();
         if n == 0 {
             return Err(Exhausted {
@@ -93,7 +110,25 @@ impl Pool {
             });
         }
         let now = now_ms();
-        let usable = |i: usize| !tried.contains(&i) && self.keys[i].health.cooling_ms(now) == 0;
+        let open = |i: usize| !tried.contains(&i) && self.keys[i].health.cooling_ms(now) == 0;
+        // Keys the control plane could not reach stay a last resort: its
+        // network is not the data plane's, and a wrong verdict there must
+        // not take a whole provider offline.
+        let last_resort = !(0..n).any(|i| open(i) && self.keys[i].blocked_until_ms <= now);
+        let usable = |i: usize| {
+            open(i)
+                && (self.keys[i].blocked_until_ms <= now
+                    || (last_resort && self.keys[i].blocked_for_reach))
+        };
+        if let Some(h) = affinity {
+            if let Some(i) = (0..n)
+                .filter(|&i| usable(i))
+                .max_by_key(|&i| mix(h ^ self.keys[i].seed))
+            {
+                return Ok(i);
+            }
+            return Err(self.exhausted(tried, now));
+        }
         let start = match self.strategy {
             Strategy::FillFirst => 0,
             Strategy::RoundRobin => {
@@ -127,15 +162,51 @@ impl Pool {
         if let Some(i) = (0..n).map(|off| (start + off) % n).find(|&i| usable(i)) {
             return Ok(i);
         }
-        let soonest = (0..n)
+        Err(self.exhausted(tried, now))
+    }
+
+    /// When the first credential not yet tried is back (cooling down, or
+    /// blocked by a health check with a retry time; a minute if none says).
+    fn exhausted(&self, tried: &[usize], now: u64) -> Exhausted {
+        let soonest = (0..self.keys.len())
             .filter(|i| !tried.contains(i))
-            .map(|i| self.keys[i].health.cooling_ms(now))
+            .map(|i| {
+                let k = &self.keys[i];
+                let blocked = match k.blocked_until_ms {
+                    u64::MAX => 60_000,
+                    t => t.saturating_sub(now),
+                };
+                k.health.cooling_ms(now).max(blocked)
+            })
             .min()
             .unwrap_or(1000);
-        Err(Exhausted {
-            retry_after_secs: soonest.div_ceil(1000).max(1),
-        })
+        Exhausted {
+            retry_after_secs: soonest.div_ceil(1000).clamp(1, 60),
+        }
     }
+}
+
+/// A 64-bit mixer (splitmix64's finalizer): rendezvous scores.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a: a stable 64-bit hash of bytes (the same in every data plane and
+/// every build), for key seeds and affinity keys.
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Separates parts: ("ab","c") and ("a","bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 pub fn now_ms() -> u64 {
@@ -155,10 +226,15 @@ mod tests {
             .enumerate()
             .map(|(i, &w)| PoolKey {
                 name: format!("k{i}"),
+                auth_header: http::header::AUTHORIZATION,
                 auth: HeaderValue::from_static("x"),
+                headers: vec![],
                 secret: String::new(),
                 weight: w,
                 health: Arc::default(),
+                blocked_until_ms: 0,
+                blocked_for_reach: false,
+                seed: stable_hash(&[format!("k{i}").as_bytes()]),
             })
             .collect();
         Pool::new(keys, strategy)
@@ -169,7 +245,7 @@ mod tests {
         let p = pool(&[3, 1], Strategy::Weighted);
         let mut counts = [0; 2];
         for _ in 0..400 {
-            counts[p.pick(&[]).unwrap()] += 1;
+            counts[p.pick(&[], None).unwrap()] += 1;
         }
         assert_eq!(counts, [300, 100]);
     }
@@ -177,19 +253,19 @@ mod tests {
     #[test]
     fn round_robin_alternates_and_skips_tried() {
         let p = pool(&[1, 1, 1], Strategy::RoundRobin);
-        let picks: Vec<_> = (0..3).map(|_| p.pick(&[]).unwrap()).collect();
+        let picks: Vec<_> = (0..3).map(|_| p.pick(&[], None).unwrap()).collect();
         assert_eq!(picks, [0, 1, 2]);
-        assert_eq!(p.pick(&[0, 1]).unwrap(), 2);
+        assert_eq!(p.pick(&[0, 1], None).unwrap(), 2);
     }
 
     #[test]
     fn cooling_keys_are_skipped_then_exhausted() {
         let p = pool(&[1, 1], Strategy::FillFirst);
-        assert_eq!(p.pick(&[]).unwrap(), 0);
+        assert_eq!(p.pick(&[], None).unwrap(), 0);
         p.keys[0].health.cool_down(5_000);
-        assert_eq!(p.pick(&[]).unwrap(), 1);
+        assert_eq!(p.pick(&[], None).unwrap(), 1);
         p.keys[1].health.cool_down(2_500);
-        let e = p.pick(&[]).unwrap_err();
+        let e = p.pick(&[], None).unwrap_err();
         assert_eq!(e.retry_after_secs, 3);
     }
 
@@ -198,7 +274,57 @@ mod tests {
         let p = pool(&[1, 1], Strategy::LeastLatency);
         p.keys[0].health.observe_latency(900);
         p.keys[1].health.observe_latency(100);
-        assert_eq!(p.pick(&[]).unwrap(), 1);
-        assert_eq!(p.pick(&[1]).unwrap(), 0);
+        assert_eq!(p.pick(&[], None).unwrap(), 1);
+        assert_eq!(p.pick(&[1], None).unwrap(), 0);
+    }
+
+    #[test]
+    fn keys_blocked_by_a_health_check_are_skipped_until_their_time() {
+        let mut p = pool(&[1, 1], Strategy::FillFirst);
+        p.keys[0].blocked_until_ms = u64::MAX;
+        assert_eq!(p.pick(&[], None).unwrap(), 1);
+        p.keys[1].blocked_until_ms = now_ms() + 3_000;
+        let e = p.pick(&[], None).unwrap_err();
+        assert_eq!(e.retry_after_secs, 3);
+        p.keys[1].blocked_until_ms = now_ms().saturating_sub(1);
+        assert_eq!(p.pick(&[], None).unwrap(), 1);
+    }
+
+    #[test]
+    fn keys_the_control_plane_could_not_reach_are_a_last_resort() {
+        let mut p = pool(&[1, 1], Strategy::FillFirst);
+        p.keys[0].blocked_until_ms = u64::MAX;
+        p.keys[0].blocked_for_reach = true;
+        assert_eq!(p.pick(&[], None).unwrap(), 1, "a good key first");
+        p.keys[1].blocked_until_ms = u64::MAX;
+        assert_eq!(p.pick(&[], None).unwrap(), 0, "then the unreachable one");
+        assert!(p.pick(&[0], None).is_err(), "never a key found invalid");
+    }
+
+    #[test]
+    fn affinity_keeps_a_cache_key_on_one_credential_and_spreads_them() {
+        let p = pool(&[1, 1, 1, 1], Strategy::RoundRobin);
+        let mut owner = std::collections::HashMap::new();
+        let mut used = [0; 4];
+        for round in 0..20 {
+            for c in 0..50 {
+                let h = stable_hash(&[format!("cache-{c}").as_bytes()]);
+                let k = p.pick(&[], Some(h)).unwrap();
+                assert_eq!(
+                    *owner.entry(c).or_insert(k),
+                    k,
+                    "cache key {c}, round {round}"
+                );
+                used[k] += 1;
+            }
+        }
+        assert!(used.iter().all(|&n| n >= 100), "{used:?}");
+        // Its credential cooling down: the key moves, and comes back after.
+        let h = stable_hash(&[b"cache-0"]);
+        let first = owner[&0];
+        p.keys[first].health.cool_down(60_000);
+        let second = p.pick(&[], Some(h)).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(p.pick(&[second], Some(h)).map(|i| i != first), Ok(true));
     }
 }

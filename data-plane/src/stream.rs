@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 
+use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
 use crate::trace_report::{TraceDraft, TraceSink};
@@ -29,8 +30,13 @@ pub enum Mode {
         decoder: Box<dyn StreamDecoder>,
         encoder: Box<dyn StreamEncoder>,
     },
-    /// Not SSE (Gemini's JSON-array streaming): bytes forwarded untouched,
-    /// no usage can be read before the end.
+    /// Gemini's JSON-array streaming (no `?alt=sse`) to a Gemini app:
+    /// bytes forwarded untouched, each array element read for usage.
+    JsonArray {
+        parser: JsonArrayParser,
+        decoder: Box<dyn StreamDecoder>,
+    },
+    /// Neither SSE nor a JSON array: bytes forwarded untouched, unmetered.
     Raw,
 }
 
@@ -47,6 +53,11 @@ pub struct MeteredStream {
     /// Fires when the upstream has sent nothing for `idle_timeout`.
     idle: Pin<Box<tokio::time::Sleep>>,
     idle_timeout: Duration,
+    /// What was streamed, to charge a stream the app abandons before the
+    /// provider reports usage: characters of text and tool arguments, and
+    /// OpenAI chunks with content (about a token each).
+    streamed_chars: u64,
+    streamed_chunks: u64,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -75,6 +86,8 @@ impl MeteredStream {
             failed: None,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
+            streamed_chars: 0,
+            streamed_chunks: 0,
         }
     }
 
@@ -87,6 +100,9 @@ impl MeteredStream {
                     .trace
                     .as_mut()
                     .map_or(&mut scratch, |(d, _)| &mut d.usage);
+                if ev.data.contains("\"delta\"") {
+                    self.streamed_chunks += 1;
+                }
                 openai::scan_chunk(&ev, u, *strip_usage_chunk) == ChunkAction::Forward
             }
             Mode::Observe(decoder) => {
@@ -97,7 +113,7 @@ impl MeteredStream {
                 decoder.event(&ev, &mut self.events);
                 false
             }
-            Mode::Raw => true,
+            Mode::JsonArray { .. } | Mode::Raw => true,
         };
         self.use_events(out);
         if forward {
@@ -115,7 +131,10 @@ impl MeteredStream {
         if let Some(ev) = self.parser.finish() {
             self.on_event(ev, out);
         }
-        if let Mode::Observe(decoder) | Mode::Translate { decoder, .. } = &mut self.mode {
+        if let Mode::Observe(decoder)
+        | Mode::Translate { decoder, .. }
+        | Mode::JsonArray { decoder, .. } = &mut self.mode
+        {
             decoder.end(&mut self.events);
         }
         self.use_events(out);
@@ -131,11 +150,18 @@ impl MeteredStream {
         if self.events.is_empty() {
             return;
         }
-        if let Some((d, _)) = &mut self.trace {
-            for e in &self.events {
-                if let StreamEvent::Usage(u) = e {
-                    d.usage = *u;
+        for e in &self.events {
+            match e {
+                StreamEvent::Usage(u) => {
+                    if let Some((d, _)) = &mut self.trace {
+                        d.usage = *u;
+                    }
                 }
+                StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
+                StreamEvent::ToolCallDelta { arguments, .. } => {
+                    self.streamed_chars += arguments.len() as u64;
+                }
+                _ => {}
             }
         }
         match &mut self.mode {
@@ -255,7 +281,14 @@ impl Body for MeteredStream {
                     if let Some((d, _)) = &mut this.trace {
                         d.first_byte();
                     }
-                    if matches!(this.mode, Mode::Raw) {
+                    if let Mode::JsonArray { parser, decoder } = &mut this.mode {
+                        parser.push(&data);
+                        while let Some(ev) = parser.next_event() {
+                            decoder.event(&ev, &mut this.events);
+                        }
+                        this.use_events(&mut out);
+                        out.push(data);
+                    } else if matches!(this.mode, Mode::Raw) {
                         out.push(data);
                     } else {
                         this.parser.push(&data);
@@ -311,8 +344,14 @@ impl Body for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        // The app went away mid-stream: the answer was (partly) delivered, so
-        // the trace is filed with what was counted.
+        // The app went away mid-stream: the answer was (partly) delivered,
+        // and the provider billed what it generated until the connection
+        // closed. What it reported is kept; what it had not reported yet is
+        // estimated (the trace says so).
+        if let Some((d, _)) = &mut self.trace {
+            let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
+            d.charge_abandoned(streamed);
+        }
         self.file_trace(Some("client closed the stream early"));
     }
 }

@@ -5,16 +5,25 @@
 //! arrived in one `recv` is decoded at once and can leave in one write. It
 //! also saves two task wake-ups per chunk. HTTP/1.1 only: every provider
 //! API speaks it, and streams gain nothing from h2 multiplexing here.
+//!
+//! Requests leave as an origin server expects them, exactly as curl sends
+//! them: the request line in origin form (`POST /v1/chat/completions`), a
+//! `Host` header naming the authority (the port only when it is not the
+//! scheme's default), and the same host as TLS SNI. Strict front ends such
+//! as nginx answer anything else with 400.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::header::HOST;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -39,6 +48,8 @@ pub enum ClientError {
     Http(#[from] hyper::Error),
     #[error("the upstream URL has no host")]
     NoHost,
+    #[error("upstream TLS setup: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -60,14 +71,18 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new() -> Result<Self, rustls::Error> {
+    /// A client trusting the system's roots, Mozilla's (webpki-roots) and,
+    /// when given, every certificate in the PEM file `extra_ca`
+    /// (`AIGW_UPSTREAM_CA_FILE`: a private CA in front of a self-hosted model).
+    pub fn new(extra_ca: Option<&Path>) -> Result<Self, ClientError> {
+        let tls = aigw_proto::tls::upstream_client_config(extra_ca).map_err(ClientError::Tls)?;
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_keepalive(Some(Duration::from_secs(60)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -84,6 +99,7 @@ impl UpstreamClient {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         let key = pool_key(req.uri())?;
+        let (target, req) = origin_form(req)?;
         // A pooled connection the server closed while idle fails before the
         // request leaves; hyper then hands the request back and it goes out
         // once on a fresh connection. A request that may have reached the
@@ -93,19 +109,20 @@ impl UpstreamClient {
                 Ok(r) => return Ok(r),
                 Err(SendError {
                     unsent: Some(req), ..
-                }) => return self.fresh(&key, req).await,
+                }) => return self.fresh(&key, &target, req).await,
                 Err(e) => return Err(e.error),
             }
         }
-        self.fresh(&key, req).await
+        self.fresh(&key, &target, req).await
     }
 
     async fn fresh(
         &self,
         key: &str,
+        target: &Uri,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
-        let (send, conn) = self.connect(req.uri()).await?;
+        let (send, conn) = self.connect(target).await?;
         self.send_on(key, send, conn, req)
             .await
             .map_err(|e| e.error)
@@ -191,6 +208,32 @@ struct SendError {
 fn pool_key(uri: &Uri) -> Result<String, ClientError> {
     let auth = uri.authority().ok_or(ClientError::NoHost)?;
     Ok(format!("{}://{}", uri.scheme_str().unwrap_or("http"), auth))
+}
+
+/// Splits an absolute-form request into where to connect (scheme and
+/// authority, kept for the connector and SNI) and the request as it goes on
+/// the wire: origin-form target and a `Host` header.
+fn origin_form(req: Request<Full<Bytes>>) -> Result<(Uri, Request<Full<Bytes>>), ClientError> {
+    let (mut parts, body) = req.into_parts();
+    let target = parts.uri.clone();
+    let authority = target.authority().ok_or(ClientError::NoHost)?;
+    let default_port = match target.scheme() {
+        Some(s) if *s == Scheme::HTTPS => 443,
+        _ => 80,
+    };
+    let host = match authority.port_u16() {
+        Some(p) if p != default_port => authority.as_str().to_string(),
+        _ => authority.host().to_string(),
+    };
+    let host = HeaderValue::from_str(&host).map_err(|_| ClientError::NoHost)?;
+    parts.headers.insert(HOST, host);
+    parts.uri = Uri::from(
+        target
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Ok((target, Request::from_parts(parts, body)))
 }
 
 /// A response body that drives its own connection while it is read.
@@ -324,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn connections_are_reused_after_a_whole_answer() {
         let (url, accepted) = server(false).await;
-        let client = UpstreamClient::new().unwrap();
+        let client = UpstreamClient::new(None).unwrap();
         for _ in 0..3 {
             assert_eq!(&get(&client, &url).await[..], b"data: a\n\ndata: b\n\n");
         }
@@ -334,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_server_closes_is_not_reused() {
         let (url, accepted) = server(true).await;
-        let client = UpstreamClient::new().unwrap();
+        let client = UpstreamClient::new(None).unwrap();
         for _ in 0..3 {
             assert_eq!(&get(&client, &url).await[..], b"data: a\n\ndata: b\n\n");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -367,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_closed_while_idle_is_replaced_without_an_error() {
         let (url, accepted) = silent_closer().await;
-        let client = UpstreamClient::new().unwrap();
+        let client = UpstreamClient::new(None).unwrap();
         for _ in 0..3 {
             assert_eq!(&get(&client, &url).await[..], b"ok");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -380,7 +423,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let client = UpstreamClient::new().unwrap();
+        let client = UpstreamClient::new(None).unwrap();
         let req = Request::post(format!("http://{addr}/"))
             .body(Full::new(Bytes::new()))
             .unwrap();
@@ -388,5 +431,152 @@ mod tests {
             panic!("a closed port must not answer")
         };
         assert!(err.is_connect(), "{err}");
+    }
+
+    /// Reads one request head off a raw socket, answers 200, returns the head.
+    async fn raw_head(
+        s: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before the head ended");
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        String::from_utf8(head).unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_leave_in_origin_form_with_a_host_header() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            raw_head(&mut s).await
+        });
+        let client = UpstreamClient::new(None).unwrap();
+        let url = format!("http://{addr}/v1beta/models/m:generateContent?alt=sse");
+        assert_eq!(&get(&client, &url).await[..], b"ok");
+        let head = server.await.unwrap();
+        let mut lines = head.split("\r\n");
+        assert_eq!(
+            lines.next(),
+            Some("POST /v1beta/models/m:generateContent?alt=sse HTTP/1.1")
+        );
+        let hosts: Vec<_> = lines
+            .filter(|l| l.to_ascii_lowercase().starts_with("host:"))
+            .collect();
+        assert_eq!(hosts, [format!("host: {addr}")]);
+    }
+
+    #[test]
+    fn the_default_port_is_left_out_of_host() {
+        for (url, host) in [
+            ("https://api.example.com:443/v1/x", "api.example.com"),
+            ("http://api.example.com:80/v1/x", "api.example.com"),
+            ("https://api.example.com/v1/x", "api.example.com"),
+            ("https://api.example.com:8443/v1/x", "api.example.com:8443"),
+            ("http://10.0.0.1:8080", "10.0.0.1:8080"),
+        ] {
+            let req = Request::post(url).body(Full::new(Bytes::new())).unwrap();
+            let (target, req) = origin_form(req).unwrap();
+            assert_eq!(
+                target.to_string().trim_end_matches('/'),
+                url.trim_end_matches('/')
+            );
+            assert_eq!(req.headers()[HOST], host, "{url}");
+            assert!(req.uri().authority().is_none(), "{url}");
+            assert!(req.uri().path().starts_with('/'));
+        }
+    }
+
+    /// A TLS origin whose certificate a test CA signed, for `name`.
+    fn test_ca(dir: &Path, name: &str) -> (std::path::PathBuf, Arc<rustls::ServerConfig>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+        (ca_path, Arc::new(cfg))
+    }
+
+    #[tokio::test]
+    async fn tls_upstreams_are_verified_against_the_extra_ca_with_sni() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, server_cfg) = test_ca(dir.path(), "localhost");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
+        let server = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for _ in 0..2 {
+                let (s, _) = listener.accept().await.unwrap();
+                let Ok(mut tls) = acceptor.accept(s).await else {
+                    heads.push(None);
+                    continue;
+                };
+                let sni = tls.get_ref().1.server_name().map(str::to_string);
+                heads.push(Some((sni, raw_head(&mut tls).await)));
+            }
+            heads
+        });
+        let url = format!("https://localhost:{port}/v1/chat/completions");
+        // Without the CA the certificate is refused: a connect error.
+        let plain = UpstreamClient::new(None).unwrap();
+        let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
+        let err = plain
+            .request(req)
+            .await
+            .err()
+            .expect("unknown CA must fail");
+        assert!(err.is_connect(), "{err}");
+        let trusting = UpstreamClient::new(Some(&ca)).unwrap();
+        assert_eq!(&get(&trusting, &url).await[..], b"ok");
+        let heads = server.await.unwrap();
+        assert!(heads[0].is_none());
+        let (sni, head) = heads[1].clone().unwrap();
+        assert_eq!(sni.as_deref(), Some("localhost"));
+        assert!(
+            head.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("host: localhost:{port}\r\n")),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = UpstreamClient::new(Some(&missing)).err().unwrap();
+        assert!(e.to_string().contains("nope.pem"), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let e = UpstreamClient::new(Some(&empty)).err().unwrap();
+        assert!(e.to_string().contains("no certificate"), "{e}");
     }
 }

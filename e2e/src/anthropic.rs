@@ -18,7 +18,7 @@ use crate::error::MockError;
 use crate::tokens::{
     Exchange, Message, Role, ToolDecl, invalid_schema_type, join_parts, split_pieces,
 };
-use crate::{ids, sse};
+use crate::{fields, ids, sse};
 
 /// `(id, display name, created_at)` of the models the list shows. Messages
 /// accept any model name.
@@ -67,6 +67,7 @@ impl MessagesRequest {
             param: "body",
             expected: "an object",
         })?;
+        fields::check(obj, fields::ANTHROPIC, fields::Api::Anthropic)?;
         let model = match required(obj, "model")? {
             Value::String(m) if !m.is_empty() => m.clone(),
             _ => {

@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde_json::Value;
 
+use crate::accounts::{Accounts, SetState};
 use crate::error::MockError;
 use crate::faults::{Fault, FaultQueue};
 use crate::recording::Recorder;
@@ -40,6 +41,7 @@ const CUT_FLUSH_GRACE: Duration = Duration::from_millis(50);
 pub struct Mock {
     recorder: Recorder,
     faults: FaultQueue,
+    accounts: Accounts,
 }
 
 /// The provider a request addresses: decides the credential header, the
@@ -78,6 +80,7 @@ pub fn router(fast: bool) -> Router {
     let mock = Arc::new(Mock {
         recorder: Recorder::new(!fast),
         faults: FaultQueue::default(),
+        accounts: Accounts::default(),
     });
     let mut app = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -98,11 +101,41 @@ pub fn router(fast: bool) -> Router {
             .route(
                 "/_mock/faults",
                 get(list_faults).post(add_faults).delete(clear_faults),
+            )
+            .route(
+                "/_mock/keys",
+                get(list_keys).post(set_key).delete(clear_keys),
             );
     }
     app.fallback(unknown)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(strict_request_line))
         .with_state(mock)
+}
+
+/// What a strict origin (nginx, Google's and Cloudflare's front ends) refuses
+/// before any API logic: an HTTP/1.1 request without `Host`, or with a
+/// request line in absolute form whose authority is not the `Host` sent.
+async fn strict_request_line(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let bad = match (req.version(), host) {
+        (axum::http::Version::HTTP_11, None) => true,
+        (_, Some(h)) => req.uri().authority().is_some_and(|a| a.as_str() != h),
+        _ => false,
+    };
+    if bad {
+        let mut r = (StatusCode::BAD_REQUEST, "400 Bad Request\n").into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    next.run(req).await
 }
 
 // ---------------------------------------------------------------- credentials
@@ -208,8 +241,13 @@ fn error_response(wire: Wire, err: &MockError, retry_after: Option<u64>) -> Resp
     provider_headers(wire, resp)
 }
 
-fn sse_content_type(wire: Wire) -> &'static str {
+/// A streamed answer's type: Gemini without `?alt=sse` streams one JSON
+/// array (see `gemini`), every other stream is SSE.
+fn stream_content_type(wire: Wire, uri: &Uri) -> &'static str {
     match wire {
+        Wire::Gemini if !crate::gemini::wants_sse(uri.query().unwrap_or("")) => {
+            "application/json; charset=UTF-8"
+        }
         Wire::Gemini => "text/event-stream",
         Wire::OpenAi | Wire::Anthropic => "text/event-stream; charset=utf-8",
     }
@@ -245,6 +283,9 @@ async fn answer(
     let Some(key) = credential(wire, headers, uri) else {
         return (error_response(wire, &MockError::MissingKey, None), None);
     };
+    if let Some(refused) = mock.accounts.refusal(wire, &key) {
+        return (error_response(wire, &refused, None), None);
+    }
     if wire == Wire::Anthropic && header_str(headers, "anthropic-version").is_none() {
         return (error_response(wire, &MockError::MissingVersion, None), None);
     }
@@ -283,7 +324,7 @@ async fn answer(
             });
             let resp = Response::builder()
                 .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, sse_content_type(wire))
+                .header(header::CONTENT_TYPE, stream_content_type(wire, uri))
                 .header(header::CACHE_CONTROL, "no-cache")
                 .body(chunked_body(frames, &fault))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
@@ -474,8 +515,12 @@ fn models_answer(
     id: Option<&str>,
 ) -> Response {
     let ticket = mock.recorder.record(method, uri, headers, b"");
-    let resp = if credential(wire, headers, uri).is_none() {
+    let key = credential(wire, headers, uri);
+    let refused = key.as_deref().and_then(|k| mock.accounts.refusal(wire, k));
+    let resp = if key.is_none() {
         error_response(wire, &MockError::MissingKey, None)
+    } else if let Some(e) = refused {
+        error_response(wire, &e, None)
     } else {
         let found = match (wire, id) {
             (Wire::OpenAi, None) => Some(openai::models_list()),
@@ -608,5 +653,22 @@ async fn add_faults(State(mock): State<Arc<Mock>>, body: Bytes) -> Result<Status
 
 async fn clear_faults(State(mock): State<Arc<Mock>>) -> StatusCode {
     mock.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn list_keys(State(mock): State<Arc<Mock>>) -> Response {
+    json_response(StatusCode::OK, &serde_json::json!(mock.accounts.all()))
+}
+
+async fn set_key(
+    State(mock): State<Arc<Mock>>,
+    axum::Json(set): axum::Json<SetState>,
+) -> StatusCode {
+    mock.accounts.set(set);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_keys(State(mock): State<Arc<Mock>>) -> StatusCode {
+    mock.accounts.clear();
     StatusCode::NO_CONTENT
 }

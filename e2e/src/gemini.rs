@@ -21,7 +21,7 @@ use crate::app::{Answer, Ready};
 use crate::embeddings;
 use crate::error::MockError;
 use crate::tokens::{Exchange, Message, Role, ToolDecl, join_parts, strings_in, word_count};
-use crate::{ids, sse};
+use crate::{fields, ids, sse};
 
 /// `(id, display name, methods)` of the models the list shows. Any model
 /// name is served.
@@ -251,7 +251,7 @@ fn parse_json(body: &[u8]) -> Result<Value, MockError> {
 }
 
 /// Whether the query asks for SSE (`alt=sse`).
-fn wants_sse(query: &str) -> bool {
+pub fn wants_sse(query: &str) -> bool {
     query.split('&').any(|kv| kv == "alt=sse")
 }
 
@@ -267,6 +267,13 @@ pub fn answer(rest: &str, query: &str, body: &[u8]) -> Result<Ready, MockError> 
     }
     let model = model.to_owned();
     let v = parse_json(body)?;
+    if matches!(
+        action,
+        "generateContent" | "streamGenerateContent" | "countTokens"
+    ) && let Some(obj) = v.as_object()
+    {
+        fields::check(obj, fields::GEMINI, fields::Api::Gemini)?;
+    }
     let answer = match action {
         "generateContent" => {
             let ex = GenerateRequest::from_value(&v)?.exchange();
@@ -287,10 +294,19 @@ pub fn answer(rest: &str, query: &str, body: &[u8]) -> Result<Ready, MockError> 
                     usage_index: Some(last),
                 }
             } else {
-                // Without alt=sse the real API streams one JSON array.
-                Answer::Json {
-                    body: Value::Array(chunks),
+                // Without alt=sse the real API streams one JSON array,
+                // element by element.
+                let frames: Vec<Bytes> = chunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Bytes::from(format!("{}{c}", if i == 0 { "[" } else { ",\r\n" })))
+                    .chain(std::iter::once(Bytes::from_static(b"]")))
+                    .collect();
+                let last = frames.len() - 2;
+                Answer::Sse {
+                    frames,
                     usage: Some(usage(&ex)),
+                    usage_index: Some(last),
                 }
             }
         }
@@ -562,10 +578,17 @@ mod tests {
     #[test]
     fn stream_without_sse_is_a_json_array() {
         let body = json!({"contents": [{"parts": [{"text": "a"}]}]});
-        let (v, _) = json_of(
-            answer("g:streamGenerateContent", "", body.to_string().as_bytes()).expect("valid"),
-        );
-        assert_eq!(v.as_array().map(Vec::len), Some(3));
+        let ready =
+            answer("g:streamGenerateContent", "", body.to_string().as_bytes()).expect("valid");
+        let Answer::Sse { frames, usage, .. } = ready.answer else {
+            panic!("a stream expected")
+        };
+        // Sent in pieces that together are one JSON array.
+        assert!(frames.len() > 2);
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let v: Value = serde_json::from_slice(&joined).expect("one JSON array");
+        assert_eq!(v.as_array().map(Vec::len), Some(frames.len() - 1));
+        assert!(usage.is_some());
     }
 
     #[test]

@@ -11,11 +11,13 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
 
+mod accounts;
 mod anthropic;
 mod app;
 mod embeddings;
 mod error;
 mod faults;
+mod fields;
 mod gemini;
 mod ids;
 mod openai;

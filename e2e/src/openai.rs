@@ -14,7 +14,7 @@ use crate::error::MockError;
 use crate::tokens::{
     Exchange, Message, Role, ToolDecl, invalid_schema_type, join_parts, split_pieces,
 };
-use crate::{ids, sse};
+use crate::{fields, ids, sse};
 
 pub const SYSTEM_FINGERPRINT: &str = "fp_mock0001";
 
@@ -39,6 +39,7 @@ impl ChatRequest {
             param: "body",
             expected: "an object",
         })?;
+        fields::check(obj, fields::OPENAI_CHAT, fields::Api::OpenAi)?;
         let model = match obj.get("model") {
             None | Some(Value::Null) => return Err(MockError::MissingParam("model")),
             Some(Value::String(m)) if !m.is_empty() => m.clone(),

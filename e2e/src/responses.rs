@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::app::{Answer, Ready};
 use crate::error::MockError;
 use crate::tokens::{Exchange, Message, Role, ToolDecl, join_parts, split_pieces};
-use crate::{ids, sse};
+use crate::{fields, ids, sse};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponsesRequest {
@@ -34,6 +34,7 @@ impl ResponsesRequest {
             param: "body",
             expected: "an object",
         })?;
+        fields::check(obj, fields::RESPONSES, fields::Api::OpenAi)?;
         let model = match obj.get("model") {
             None | Some(Value::Null) => return Err(MockError::MissingParam("model")),
             Some(Value::String(m)) if !m.is_empty() => m.clone(),

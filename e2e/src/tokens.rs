@@ -19,7 +19,11 @@
 //! - the reply:
 //!   1. when the conversation ends with tool results: the text
 //!      `mock reply: tool said <the results' texts joined with a space>`;
-//!   2. else when the request declares tools: ONE call of the first declared
+//!   2. else when the request declares tools: ONE tool call. When the last
+//!      user message says `mock-tool: NAME {JSON}`, a call of the declared
+//!      tool NAME with those arguments (the way a test makes a coding CLI run
+//!      one of its own tools; an undeclared NAME gets the text `mock reply:
+//!      no tool NAME is declared`). Otherwise a call of the first declared
 //!      tool, its arguments a JSON object giving each `required` property of
 //!      the tool's schema a value (the first `enum` value if any, else by
 //!      type: string `"Paris"`, number/integer `1`, boolean `true`, object:
@@ -143,12 +147,11 @@ impl Exchange {
                 format!("{REPLY_PREFIX}{TOOL_REPLY}{}", join_parts(trailing_results)),
                 None,
             )
-        } else if let Some(tool) = tools.first() {
-            let call = ToolCall {
-                name: tool.name.clone(),
-                arguments: fill_required(&tool.parameters),
-            };
-            (String::new(), Some(call))
+        } else if !tools.is_empty() {
+            match choose_call(messages, tools) {
+                Ok(call) => (String::new(), Some(call)),
+                Err(why) => (format!("{REPLY_PREFIX}{why}"), None),
+            }
         } else {
             let last_user = messages
                 .iter()
@@ -194,6 +197,52 @@ impl Exchange {
             })
             .collect()
     }
+}
+
+/// Says which tool to call, and with what, in a user message.
+pub const TOOL_DIRECTIVE: &str = "mock-tool:";
+
+/// The call rule 2 makes: the one the last user message directs, else the
+/// first tool with its required arguments filled in.
+fn choose_call(messages: &[Message], tools: &[ToolDecl]) -> Result<ToolCall, String> {
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map_or("", |m| m.text.as_str());
+    let Some((name, args)) = directive(last_user) else {
+        let tool = &tools[0];
+        return Ok(ToolCall {
+            name: tool.name.clone(),
+            arguments: fill_required(&tool.parameters),
+        });
+    };
+    let tool = tools
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("no tool {name} is declared"))?;
+    Ok(ToolCall {
+        name: tool.name.clone(),
+        arguments: args.unwrap_or_else(|| fill_required(&tool.parameters)),
+    })
+}
+
+/// `mock-tool: NAME {JSON}` (the last one in `text`): the name and, when a
+/// JSON object follows, the arguments.
+fn directive(text: &str) -> Option<(&str, Option<Value>)> {
+    let at = text.rfind(TOOL_DIRECTIVE)?;
+    let rest = text[at + TOOL_DIRECTIVE.len()..].trim_start();
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (name, rest) = rest.split_at(end);
+    if name.is_empty() {
+        return None;
+    }
+    let args = serde_json::Deserializer::from_str(rest.trim_start())
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .filter(Value::is_object);
+    Some((name, args))
 }
 
 /// The arguments the mock passes for a tool with this JSON schema: each
@@ -443,6 +492,28 @@ mod tests {
         assert_eq!(call.name, "other");
         assert_eq!(call.arguments, json!({}));
         assert_eq!(ex.completion_tokens, 1);
+    }
+
+    #[test]
+    fn the_user_can_direct_which_tool_is_called_and_how() {
+        let other = ToolDecl {
+            name: "Read".into(),
+            parameters: json!({"type": "object", "required": ["file_path"]}),
+        };
+        let tools = [weather_tool(), other];
+        let ask = |text: &str| Exchange::new(&[msg(Role::User, text)], &tools);
+        let ex = ask("Read it. mock-tool: Read {\"file_path\": \"/tmp/a b.txt\"} please");
+        let call = ex.tool_call.expect("a tool call");
+        assert_eq!(
+            (call.name.as_str(), call.arguments),
+            ("Read", json!({"file_path": "/tmp/a b.txt"}))
+        );
+        // No arguments given: the required ones are filled in.
+        let call = ask("mock-tool: Read").tool_call.expect("a tool call");
+        assert_eq!(call.arguments, json!({"file_path": "Paris"}));
+        let ex = ask("mock-tool: Bash {}");
+        assert!(ex.tool_call.is_none());
+        assert_eq!(ex.reply, "mock reply: no tool Bash is declared");
     }
 
     #[test]

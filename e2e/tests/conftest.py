@@ -4,13 +4,15 @@ cluster is given), the mock provider, the control plane and data plane."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from harness import ALL_PROCS, Database, Gateway, Mock, postgres_database, start_gateway
+from harness import ALL_PROCS, Database, Gateway, Mock, eventually, free_port, postgres_database, start_gateway
 
 PG_URL_ENV = "AIGW_TEST_PG_URL"
 
@@ -86,9 +88,49 @@ def gw(stack: Gateway) -> Gateway:
     return stack
 
 
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """grpcio stubs of the Admin API and the planes' protocols."""
+    from admin_client import generate_stubs
+
+    yield from generate_stubs(tmp_path_factory.mktemp("stubs"))
+
+
+@pytest.fixture
+def channel(stack: Gateway) -> Iterator[object]:
+    """A plaintext gRPC channel to the stack's control plane."""
+    import grpc
+
+    ch = grpc.insecure_channel(stack.cp_url.removeprefix("http://"))
+    yield ch
+    ch.close()
+
+
 @pytest.fixture
 def mock(tmp_path: Path) -> Iterator[Mock]:
     """The mock provider alone."""
     m = Mock(tmp_path / "logs")
     yield m
     m.stop()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
+    """A real Redis on a free loopback port, nothing persisted."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pong() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            assert s.recv(16).startswith(b"+PONG")
+
+    eventually(pong, what="redis up")
+    yield f"redis://127.0.0.1:{port}", proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+

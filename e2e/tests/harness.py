@@ -217,10 +217,20 @@ class Mock:
         self.url = f"http://{self.addr}"
         self.http = httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT)
 
-    def requests(self) -> list[dict[str, Any]]:
+    def all_requests(self) -> list[dict[str, Any]]:
+        """Everything the mock received, the control plane's health checks
+        included."""
         r = self.http.get("/_mock/requests")
         r.raise_for_status()
         return r.json()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """What the data planes sent for apps (health checks left out)."""
+        return [r for r in self.all_requests() if not is_health_check(r)]
+
+    def health_checks(self) -> list[dict[str, Any]]:
+        """The control plane's health checks (model listings)."""
+        return [r for r in self.all_requests() if is_health_check(r)]
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["path"] == "/v1/chat/completions"]
@@ -238,9 +248,18 @@ class Mock:
     def clear_faults(self) -> None:
         self.http.delete("/_mock/faults").raise_for_status()
 
+    def set_key_state(self, key: str, state: str) -> None:
+        """How the provider's account system sees `key` from now on:
+        valid, revoked, out_of_quota or down (every endpoint, model lists too)."""
+        self.http.post("/_mock/keys", json={"key": key, "state": state}).raise_for_status()
+
     def stop(self) -> None:
         self.http.close()
         self.proc.stop()
+
+
+def is_health_check(rec: dict[str, Any]) -> bool:
+    return rec.get("headers", {}).get("user-agent", "").startswith("aigw-health/")
 
 
 # ---------------------------------------------------------------- database
@@ -477,6 +496,8 @@ class Gateway:
     dp: Proc | None = None
     dp_url: str = ""
     dp_env: dict[str, str] = field(default_factory=dict)
+    # Extra control-plane variables (kept for restarts); "" unsets one.
+    cp_env: dict[str, str] = field(default_factory=dict)
     _genai: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
@@ -485,6 +506,10 @@ class Gateway:
 
     @property
     def cp_url(self) -> str:
+        """The control plane's URL; https:// (with the name its test
+        certificate has) once AIGW_TLS_CERT is in `cp_env`."""
+        if self.cp_env.get("AIGW_TLS_CERT"):
+            return f"https://localhost:{self.cp_port}"
         return f"http://127.0.0.1:{self.cp_port}"
 
     # -- control plane
@@ -500,6 +525,8 @@ class Gateway:
             "AIGW_NODE_TOKEN": self.node_token,
             "AIGW_ADMIN_PASSWORD": self.admin_password,
         })
+        env.update(self.cp_env)
+        env = {k: v for k, v in env.items() if v != ""}
 
         # A restart may race the release of the old socket: retry only that.
         deadline = time.monotonic() + START_TIMEOUT
@@ -564,6 +591,25 @@ class Gateway:
         if wait_ready:
             self.wait_ready()
         return self.dp
+
+    def extra_data_plane(self, node_id: str, **env: str) -> tuple[Proc, str]:
+        """Another data plane (not `self.dp`) with its own state dir and id,
+        on the join token; `dp_env` applies to it too, `env` last ("" unsets
+        a variable). Returns it and its URL (not waited on)."""
+        full_env = clean_env({
+            "AIGW_LISTEN": "127.0.0.1:0",
+            "AIGW_CONTROL_PLANE": self.cp_url,
+            **self.dp_env,
+            # Its own identity, on the join token, whatever `self.dp` uses.
+            "AIGW_NODE_TOKEN": self.node_token,
+            "AIGW_STATE_DIR": str(self.workdir / f"dp-state-{node_id}"),
+            "AIGW_NODE_ID": node_id,
+            "AIGW_REGION": "e2e",
+            **env,
+        })
+        full_env = {k: v for k, v in full_env.items() if v != ""}  # "" unsets
+        proc = Proc("data-plane", [], full_env, self.log_dir)
+        return proc, f"http://{proc.listening_addr()}"
 
     def wait_ready(self) -> None:
         def ready() -> None:

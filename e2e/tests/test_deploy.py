@@ -2,8 +2,10 @@
 binaries (no Docker needed): every service of ours runs one of the three
 binaries, every setting it is given is one that binary documents in
 `--help` (a misspelt variable is silently ignored at run time, so only this
-catches it), the data planes find the control plane, the default ports are
-published, and each data plane has its own identity and state volume.
+catches it), the data planes find the control plane over TLS with client
+certificates, the default ports are published (the control plane's on
+loopback only, Postgres and Redis not at all), each data plane has its own
+identity and state volume, and each region its own Redis.
 
 Each check is a function over the parsed file, so the last test can show
 that every one of them fails on a broken copy.
@@ -85,7 +87,8 @@ def port_of(addr: str) -> int:
 
 
 def published(svc: dict[str, Any]) -> dict[int, int]:
-    """Host port -> container port, from short or long syntax."""
+    """Host port -> container port, from short (`[IP:]HOST:CONTAINER`) or
+    long syntax."""
     out: dict[int, int] = {}
     for p in svc.get("ports") or []:
         if isinstance(p, dict):
@@ -148,25 +151,65 @@ def check_env_documented(doc: Compose) -> None:
 
 
 def check_control_plane_address(doc: Compose) -> None:
-    """Data planes and admin-web call the control-plane service on 50051,
-    where it listens on all interfaces."""
+    """Data planes and admin-web call the control-plane service on 50051
+    over TLS, trusting its CA and presenting a client certificate, where it
+    listens on all interfaces with TLS and a client CA (mTLS)."""
     cps = services_running(doc, "control-plane")
     assert len(cps) == 1, f"expected one control-plane service, found {sorted(cps)}"
     (cp_name, cp), = cps.items()
     var, default = LISTEN_VAR["control-plane"]
-    grpc_addr = environment(cp).get(var, default)
+    cp_env = environment(cp)
+    grpc_addr = cp_env.get(var, default)
     assert port_of(grpc_addr) == 50051, f"{cp_name}: {var}={grpc_addr} is not port 50051"
     assert not grpc_addr.startswith("127."), (
         f"{cp_name}: {var}={grpc_addr} is unreachable from the other containers"
     )
+    for tls in ("AIGW_TLS_CERT", "AIGW_TLS_KEY", "AIGW_TLS_CLIENT_CA"):
+        assert cp_env.get(tls), f"{cp_name}: {tls} is not set: gRPC would be plaintext or open"
     for binary_name in ("data-plane", "admin-web"):
         for name, svc in services_running(doc, binary_name).items():
-            url = environment(svc).get("AIGW_CONTROL_PLANE", "")
+            env = environment(svc)
+            url = env.get("AIGW_CONTROL_PLANE", "")
             u = urlsplit(url)
-            assert (u.scheme, u.hostname, u.port) == ("http", cp_name, 50051), (
+            assert (u.scheme, u.hostname, u.port) == ("https", cp_name, 50051), (
                 f"service {name}: AIGW_CONTROL_PLANE={url!r} should be "
-                f"http://{cp_name}:50051"
+                f"https://{cp_name}:50051"
             )
+            for tls in ("AIGW_CA_FILE", "AIGW_TLS_CLIENT_CERT", "AIGW_TLS_CLIENT_KEY"):
+                assert env.get(tls), f"service {name}: {tls} is not set (mTLS)"
+
+
+def check_nothing_else_published(doc: Compose) -> None:
+    """Only the apps' and admins' ports reach the network: the control
+    plane's gRPC port is bound to the host's loopback, and no third-party
+    service (Postgres, Redis) is published."""
+    for name, svc in doc["services"].items():
+        ports = svc.get("ports") or []
+        if not is_ours(svc):
+            assert not ports, f"service {name} publishes {ports}"
+            continue
+        if command(svc)[:1] == ["control-plane"]:
+            for p in ports:
+                host = p.get("host_ip", "") if isinstance(p, dict) else (
+                    str(p).split(":")[0] if str(p).count(":") >= 2 else "")
+                assert host.startswith("127."), (
+                    f"service {name} publishes {p} beyond the host's loopback"
+                )
+
+
+def check_redis_per_region(doc: Compose) -> None:
+    """Each region's data planes share one Redis, and no two regions share one."""
+    by_region: dict[str, set[str]] = {}
+    for name, svc in services_running(doc, "data-plane").items():
+        env = environment(svc)
+        host = urlsplit(env.get("REDIS_URL", "")).hostname
+        assert host in doc["services"], f"service {name}: REDIS_URL names no service"
+        by_region.setdefault(env.get("AIGW_REGION", ""), set()).add(host)
+    assert len(by_region) >= 2, f"expected two regions, found {sorted(by_region)}"
+    for region, hosts in by_region.items():
+        assert len(hosts) == 1, f"region {region} uses several Redis servers: {hosts}"
+    all_hosts = [next(iter(h)) for h in by_region.values()]
+    assert len(set(all_hosts)) == len(all_hosts), f"regions share a Redis: {by_region}"
 
 
 def check_default_ports(doc: Compose) -> None:
@@ -262,6 +305,8 @@ CHECKS: list[Callable[[Compose], None]] = [
     check_default_ports,
     check_data_planes,
     check_image_has_binaries,
+    check_nothing_else_published,
+    check_redis_per_region,
 ]
 
 
@@ -294,6 +339,27 @@ def _break_cp_url(doc: Compose) -> None:
     _first(doc, "data-plane")["environment"]["AIGW_CONTROL_PLANE"] = "http://localhost:50051"
 
 
+def _break_plaintext(doc: Compose) -> None:
+    _first(doc, "data-plane")["environment"]["AIGW_CONTROL_PLANE"] = "http://control-plane:50051"
+
+
+def _break_no_client_ca(doc: Compose) -> None:
+    del _first(doc, "control-plane")["environment"]["AIGW_TLS_CLIENT_CA"]
+
+
+def _break_cp_published(doc: Compose) -> None:
+    _first(doc, "control-plane")["ports"] = ["50051:50051"]
+
+
+def _break_redis_published(doc: Compose) -> None:
+    doc["services"]["redis-eu"]["ports"] = ["6379:6379"]
+
+
+def _break_shared_redis(doc: Compose) -> None:
+    for svc in services_running(doc, "data-plane").values():
+        svc["environment"]["REDIS_URL"] = "redis://redis-eu:6379"
+
+
 def _break_port(doc: Compose) -> None:
     _first(doc, "admin-web")["ports"] = ["9091:9090"]
 
@@ -319,6 +385,11 @@ def _break_state_volume(doc: Compose) -> None:
         (_break_env_wrong_binary, check_env_documented),
         (_break_command, check_commands),
         (_break_cp_url, check_control_plane_address),
+        (_break_plaintext, check_control_plane_address),
+        (_break_no_client_ca, check_control_plane_address),
+        (_break_cp_published, check_nothing_else_published),
+        (_break_redis_published, check_nothing_else_published),
+        (_break_shared_redis, check_redis_per_region),
         (_break_port, check_default_ports),
         (_break_listen_loopback, check_default_ports),
         (_break_node_id, check_data_planes),

@@ -590,20 +590,31 @@ def test_wrong_key_in_each_format(mgw: Gateway) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "compat"])
 def test_untranslatable_field_is_a_400_naming_it(mgw: Gateway, provider: str) -> None:
+    """What changes the answer and the target cannot express is refused,
+    named; a mere sampling hint the target lacks (`top_k`) is dropped and
+    named in `x-aigw-dropped-fields`."""
     model = PROVIDERS[provider].model
+    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
     with pytest.raises(anthropic.BadRequestError) as ae:
-        # (anthropic SDK 2.x has no top_k argument any more; the API still takes it.)
-        mgw.anthropic_client().messages.create(model=model, max_tokens=5, extra_body={"top_k": 5},
-                                               messages=[{"role": "user", "content": "hi"}])
+        mgw.anthropic_client().messages.create(model=model, max_tokens=5,
+                                               messages=[{"role": "user", "content": [doc]}])
     assert ae.value.body["error"]["type"] == "invalid_request_error"
-    assert "top_k" in ae.value.body["error"]["message"]
+    assert "messages[0].content[0].document" in ae.value.body["error"]["message"]
 
     with pytest.raises(genai_errors.ClientError) as ge:
         mgw.genai_client().models.generate_content(
-            model=model, contents="hi", config=gtypes.GenerateContentConfig(top_k=5))
+            model=model, contents="hi", config=gtypes.GenerateContentConfig(seed=5))
     assert (ge.value.code, ge.value.status) == (400, "INVALID_ARGUMENT")
-    assert "topk" in ge.value.message.lower().replace("_", ""), ge.value.message
+    assert "generationConfig.seed" in ge.value.message, ge.value.message
     assert mgw.mock.provider_requests() == []
+
+    # (anthropic SDK 2.x has no top_k argument any more; the API still takes it.)
+    raw = mgw.anthropic_client().messages.with_raw_response.create(
+        model=model, max_tokens=5, extra_body={"top_k": 5}, messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers["x-aigw-dropped-fields"] == "top_k"
+    assert raw.parse().content[0].text == "mock reply: hi"
+    [sent] = mgw.mock.provider_requests()
+    assert "top_k" not in sent["body"]
 
 
 def call_app(app: str, gw: Gateway, model: str) -> None:

@@ -3,7 +3,10 @@
 //! edges (`snapshot`, `push`, `admin`); everything else works on `model`.
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod model;
+pub mod tls;
+pub mod trace_bounds;
 
 /// Generated wire types.
 pub mod pb {
@@ -19,6 +22,11 @@ pub mod pb {
         tonic::include_proto!("aigw.admin.v1");
     }
 }
+
+/// gRPC metadata a data plane sends on every call: the node id and region it
+/// runs as (checked against its credential by the control plane).
+pub const NODE_ID_HEADER: &str = "x-aigw-node-id";
+pub const REGION_HEADER: &str = "x-aigw-region";
 
 /// Encoded `FileDescriptorSet` of every service, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

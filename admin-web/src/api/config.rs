@@ -2,15 +2,18 @@
 //! (AdminService).
 
 use aigw_proto::pb::admin::{
-    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeList, PriceList,
-    PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
+    ClientKeyList, ClientKeySpec, CredentialHealth, CredentialHealthList, CredentialHealthQuery,
+    CredentialRef, DeleteResult, ListRequest, NameRequest, NodeList, PriceList, PriceSpec,
+    ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
 };
 use axum::Json;
 use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::{ApiResult, Errors};
-use crate::extract::{Body, Name};
+use crate::extract::{Body, Name, Params};
 use crate::session::Caller;
 
 fn name_req(name: String) -> NameRequest {
@@ -245,6 +248,59 @@ pub async fn list_nodes(State(s): State<AppState>, c: Caller) -> ApiResult<Json<
         s.grpc
             .admin()
             .list_nodes(c.req(ListRequest {}))
+            .await?
+            .into_inner(),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HealthParams {
+    /// One provider's credentials only.
+    pub provider: Option<String>,
+    /// With `provider`: this credential's recent checks too.
+    pub key: Option<String>,
+    /// How many recent checks (at most 100; default 20).
+    pub history: Option<u32>,
+}
+
+/// What the control plane's health checks last found for each credential.
+#[utoipa::path(get, path = "/credential-health", tag = "config",
+    params(HealthParams),
+    responses((status = 200, body = CredentialHealthList), Errors))]
+pub async fn credential_health(
+    State(s): State<AppState>,
+    c: Caller,
+    Params(p): Params<HealthParams>,
+) -> ApiResult<Json<CredentialHealthList>> {
+    let q = CredentialHealthQuery {
+        provider: p.provider.unwrap_or_default(),
+        key: p.key.unwrap_or_default(),
+        history: p.history.unwrap_or(0),
+    };
+    Ok(Json(
+        s.grpc
+            .admin()
+            .list_credential_health(c.req(q))
+            .await?
+            .into_inner(),
+    ))
+}
+
+/// Checks one credential now (an unbilled model listing) and returns what
+/// was found.
+#[utoipa::path(post, path = "/providers/{provider}/keys/{key}/check", tag = "config",
+    params(("provider" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = CredentialHealth), Errors))]
+pub async fn check_credential(
+    State(s): State<AppState>,
+    c: Caller,
+    Name((provider, key)): Name<(String, String)>,
+) -> ApiResult<Json<CredentialHealth>> {
+    Ok(Json(
+        s.grpc
+            .admin()
+            .check_credential(c.req(CredentialRef { provider, key }))
             .await?
             .into_inner(),
     ))

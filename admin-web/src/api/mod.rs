@@ -83,6 +83,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(config::put_client_key, config::delete_client_key))
         .routes(routes!(config::revoke_client_key))
         .routes(routes!(config::list_nodes))
+        .routes(routes!(config::credential_health))
+        .routes(routes!(config::check_credential))
         .routes(routes!(people::list_users, people::create_user))
         .routes(routes!(people::update_user))
         .routes(routes!(people::reset_password))

@@ -7,6 +7,7 @@ import type {
   ClientKeyInfo,
   ClientKeySpec,
   ConfigChange,
+  CredentialHealth,
   NodeList,
   OidcSettings,
   Overview,
@@ -127,6 +128,8 @@ export const api = {
     call<{ revoked: boolean }>('POST', `/api/client-keys/${enc(name)}/revoke`),
   deleteClientKey: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/client-keys/${enc(name)}`),
   nodes: () => call<NodeList>('GET', '/api/nodes'),
+  checkCredential: (provider: string, key: string) =>
+    call<CredentialHealth>('POST', `/api/providers/${enc(provider)}/keys/${enc(key)}/check`),
 
   users: () => call<{ users: UserInfo[] }>('GET', '/api/users'),
   createUser: (username: string, password: string, role: string) =>

@@ -12,6 +12,8 @@ export interface UserInfo {
   disabled: boolean;
   created_at_ms: number;
   updated_at_ms: number;
+  /** The team the user belongs to, if any. */
+  team: string;
 }
 
 export type Role = 'admin' | 'operator' | 'viewer' | 'member';
@@ -31,10 +33,25 @@ export interface SignInOptions {
   oidc_display_name: string;
 }
 
+export interface CredentialHealth {
+  provider: string;
+  key: string;
+  /** ok | invalid_credential | quota_exhausted | rate_limited | upstream_down | network_error | unknown */
+  status: string;
+  http_status: number;
+  latency_us: number;
+  detail: string;
+  checked_at_ms: number;
+  retry_at_ms: number;
+  trigger: string;
+}
+
 export interface ProviderKeyInfo {
   name: string;
   secret_hint: string;
   weight: number;
+  health: CredentialHealth | null;
+  oauth_template: string;
 }
 
 export interface ProviderInfo {
@@ -45,12 +62,15 @@ export interface ProviderInfo {
   strategy: string;
   keys: ProviderKeyInfo[];
   model_map: Record<string, string>;
+  health_check_interval_secs: number;
+  affinity: string;
 }
 
 export interface ProviderKeySpec {
   name: string;
   secret: string;
   weight: number;
+  oauth_template: string;
 }
 
 export interface ProviderSpec {
@@ -61,6 +81,8 @@ export interface ProviderSpec {
   strategy: string;
   keys: ProviderKeySpec[];
   model_map: Record<string, string>;
+  health_check_interval_secs: number | null;
+  affinity: string;
 }
 
 export interface PriceSpec {
@@ -73,16 +95,30 @@ export interface PriceSpec {
 export interface RouteSpec {
   model: string;
   providers: string[];
+  /** Refuse fields the provider's format cannot express instead of dropping them. */
+  strict: boolean;
+  /** An alias: the matched models are served as this model. */
+  alias_of: string;
 }
 
-export interface ClientKeyInfo {
+/** The limits a client key (or a budget) may have; null: none of that kind. */
+export interface KeyLimits {
+  rps: number | null;
+  rpm: number | null;
+  tokens_per_minute: number | null;
+  tokens_per_day: number | null;
+  cost_per_day: number | null;
+  cost_per_month: number | null;
+  concurrent: number | null;
+  global: boolean;
+  when_store_down: string;
+}
+
+export interface ClientKeyInfo extends KeyLimits {
   name: string;
   id: string;
   key_hint: string;
   models: string[];
-  rpm: number | null;
-  tokens_per_day: number | null;
-  cost_per_day: number | null;
   expires_at_ms: number;
   created_at_ms: number;
   owner: string;
@@ -90,13 +126,10 @@ export interface ClientKeyInfo {
   revoked_at_ms: number;
 }
 
-export interface ClientKeySpec {
+export interface ClientKeySpec extends KeyLimits {
   name: string;
   key: string;
   models: string[];
-  rpm: number | null;
-  tokens_per_day: number | null;
-  cost_per_day: number | null;
   expires_at_ms: number;
   owner: string;
 }

@@ -58,6 +58,7 @@ pub fn principal_for(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<P
         let kind = PrincipalKind::ApiToken {
             token_id: t.id,
             name: t.name,
+            expires_at_ms: t.expires_at_ms,
         };
         let Some(uid) = t.user_id else {
             // The stored bootstrap token, or one made by a bootstrap token:
@@ -139,6 +140,12 @@ pub fn check_password_policy(password: &str) -> Result<()> {
             "password must be at least {MIN_PASSWORD} characters"
         )));
     }
+    if password.len() > super::users::MAX_PASSWORD {
+        return Err(Error::invalid(format!(
+            "password must be at most {} bytes",
+            super::users::MAX_PASSWORD
+        )));
+    }
     if password.chars().any(char::is_control) {
         return Err(Error::invalid(
             "password must not contain control characters",
@@ -169,6 +176,7 @@ mod tests {
                         disabled: false,
                         created_at_ms: 1,
                         updated_at_ms: 1,
+                        team_id: None,
                     },
                 )?;
                 insert_api_token(

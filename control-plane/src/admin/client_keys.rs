@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use aigw_proto::pb::admin::{ClientKeyInfo, ClientKeySpec, UpsertResult};
+use aigw_proto::pb::admin::{BudgetLimits, ClientKeyInfo, ClientKeySpec, UpsertResult};
 
+use super::budgets::Stored;
 use super::providers::unchanged;
 use super::validate;
 use crate::compile::parse_models;
@@ -18,36 +19,46 @@ use crate::error::{Error, Result};
 pub const KEY_PREFIX: &str = "sk-aigw-";
 /// Shorter keys are too easy to guess.
 const MIN_KEY_LEN: usize = 8;
+/// Apps send the key in a header; nothing longer is a real key.
+const MAX_KEY_LEN: usize = 256;
+/// Most client keys one user may own (revoked ones included, until deleted).
+pub const MAX_KEYS_PER_OWNER: usize = 1000;
 
 /// A checked ClientKeySpec, limits converted to their stored form. No
 /// `Debug`: it may hold the key.
 #[derive(Clone)]
 pub struct ClientKeyInput {
     pub spec: ClientKeySpec,
-    rpm: Option<i64>,
-    tokens_per_day: Option<i64>,
+    limits: Stored,
 }
 
 pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
     validate::name("client_key", &spec.name)?;
     let what = format!("client_key {:?}", spec.name);
     if !spec.key.is_empty()
-        && (spec.key.chars().count() < MIN_KEY_LEN
-            || spec
-                .key
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control()))
+        && (spec.key.len() < MIN_KEY_LEN
+            || spec.key.len() > MAX_KEY_LEN
+            || !spec.key.bytes().all(|b| b.is_ascii_graphic()))
     {
         return Err(Error::invalid(format!(
-            "{what}: key must be at least {MIN_KEY_LEN} characters without spaces (or empty to generate one)"
+            "{what}: key must be {MIN_KEY_LEN} to {MAX_KEY_LEN} visible ASCII characters without spaces (or empty to generate one)"
         )));
     }
     validate::globs(&what, &spec.models)?;
-    let rpm = validate::limit(&what, "rpm", spec.rpm)?;
-    let tokens_per_day = validate::limit(&what, "tokens_per_day", spec.tokens_per_day)?;
-    if let Some(c) = spec.cost_per_day {
-        validate::price(&what, "cost_per_day", c)?;
-    }
+    let limits = Stored::check(
+        &what,
+        &BudgetLimits {
+            rps: spec.rps,
+            rpm: spec.rpm,
+            tokens_per_minute: spec.tokens_per_minute,
+            tokens_per_day: spec.tokens_per_day,
+            cost_per_day: spec.cost_per_day,
+            cost_per_month: spec.cost_per_month,
+            concurrent: spec.concurrent,
+            global: spec.global,
+            when_store_down: spec.when_store_down.clone(),
+        },
+    )?;
     if !spec.owner.is_empty() {
         validate::name(&format!("{what} owner"), &spec.owner)?;
     }
@@ -56,23 +67,31 @@ pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
             "{what}: expires_at_ms must not be negative"
         )));
     }
-    Ok(ClientKeyInput {
-        spec,
-        rpm,
-        tokens_per_day,
-    })
+    Ok(ClientKeyInput { spec, limits })
 }
 
 /// Creates or updates the key; `owner` is the user id the key will belong
 /// to (resolved and authorized by the caller). A revoked key cannot be
-/// changed: revocation is final.
+/// changed: revocation is final. With `only_tighten` (a member changing
+/// their own key) the key's limits may only get tighter: an operator's
+/// limit cannot be raised, widened or lifted.
 pub fn upsert(
     conn: &mut AnyConnection,
     input: &ClientKeyInput,
     existing: Option<ClientKeyRow>,
     owner: Option<String>,
+    only_tighten: bool,
 ) -> Result<(UpsertResult, bool)> {
     let spec = &input.spec;
+    if only_tighten
+        && let Some(old) = &existing
+        && !input.limits.within(&Stored::from(old))
+    {
+        return Err(Error::PermissionDenied(format!(
+            "client_key {:?}: a member may only tighten a key's limits, not raise or lift them",
+            spec.name
+        )));
+    }
     let now = now_ms();
     if existing.as_ref().is_some_and(|k| k.revoked_at_ms != 0) {
         return Err(Error::FailedPrecondition(format!(
@@ -104,6 +123,15 @@ pub fn upsert(
             spec.name
         )));
     }
+    if existing.is_none()
+        && let Some(uid) = &owner
+        && config::count_client_keys_of(conn, uid)? >= MAX_KEYS_PER_OWNER as i64
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "client_key {:?}: its owner already has {MAX_KEYS_PER_OWNER} keys; delete some first",
+            spec.name
+        )));
+    }
     let models = serde_json::to_string(&spec.models).map_err(|e| Error::internal(e.to_string()))?;
     let row = ClientKeyRow {
         id: String::new(),
@@ -111,22 +139,26 @@ pub fn upsert(
         key_hash,
         key_hint,
         models,
-        rpm: input.rpm,
-        tokens_per_day: input.tokens_per_day,
-        cost_per_day: spec.cost_per_day,
+        rpm: input.limits.rpm,
+        tokens_per_day: input.limits.tokens_per_day,
+        cost_per_day: input.limits.cost_per_day,
         expires_at_ms: spec.expires_at_ms,
         created_at_ms: now,
         updated_at_ms: now,
         owner_user_id: owner,
         revoked_at_ms: 0,
+        rps: input.limits.rps,
+        tokens_per_minute: input.limits.tokens_per_minute,
+        cost_per_month: input.limits.cost_per_month,
+        concurrent: input.limits.concurrent,
+        limits_global: input.limits.global,
+        when_store_down: input.limits.when_store_down.clone(),
     };
     let created = match existing {
         Some(old) => {
             let same = old.key_hash == row.key_hash
                 && parse_models(&old.models, &old.name)? == spec.models
-                && old.rpm == row.rpm
-                && old.tokens_per_day == row.tokens_per_day
-                && old.cost_per_day == row.cost_per_day
+                && Stored::from(&old) == input.limits
                 && old.expires_at_ms == row.expires_at_ms
                 && old.owner_user_id == row.owner_user_id;
             if same {
@@ -169,6 +201,7 @@ pub fn list(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<ClientK
     config::list_client_keys(conn, owner)?
         .into_iter()
         .map(|k| {
+            let limits = Stored::from(&k).to_admin();
             Ok(ClientKeyInfo {
                 models: parse_models(&k.models, &k.name)?,
                 owner: k
@@ -179,9 +212,15 @@ pub fn list(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<ClientK
                 name: k.name,
                 id: k.id,
                 key_hint: k.key_hint,
-                rpm: k.rpm.and_then(|v| u64::try_from(v).ok()),
-                tokens_per_day: k.tokens_per_day.and_then(|v| u64::try_from(v).ok()),
-                cost_per_day: k.cost_per_day,
+                rpm: limits.rpm,
+                tokens_per_day: limits.tokens_per_day,
+                cost_per_day: limits.cost_per_day,
+                rps: limits.rps,
+                tokens_per_minute: limits.tokens_per_minute,
+                cost_per_month: limits.cost_per_month,
+                concurrent: limits.concurrent,
+                global: limits.global,
+                when_store_down: limits.when_store_down,
                 expires_at_ms: k.expires_at_ms,
                 created_at_ms: k.created_at_ms,
                 revoked: k.revoked_at_ms != 0,

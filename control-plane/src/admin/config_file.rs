@@ -1,8 +1,9 @@
-//! ConfigFileService: configuration as code for the admin UI. Export and
-//! plan read the configuration directly; apply runs `apply::apply` (the
-//! code of `control-plane apply`) against AdminService in process, with the
-//! caller's own token, so every change is authorized, validated, audited
-//! and published exactly as if the caller had sent it.
+//! ConfigFileService: configuration as code for the admin UI. Export, plan
+//! and apply all talk to AdminService in process, with the caller's own
+//! token: the listings are the ones the caller may read, and apply runs
+//! `apply::apply` (the code of `control-plane apply`), so every change is
+//! authorized, validated, audited and published exactly as if the caller
+//! had sent it.
 
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
@@ -44,6 +45,27 @@ pub fn parse_file(text: &str) -> Result<ApplyFile> {
     })
 }
 
+type InProcess = AdminServiceClient<InterceptedService<AdminServiceServer<AdminSvc>, Bearer>>;
+
+impl ConfigFileSvc {
+    /// AdminService in process, called as the caller of `request`.
+    fn as_caller<T>(&self, request: &Request<T>) -> Result<InProcess> {
+        let auth =
+            request
+                .metadata()
+                .get("authorization")
+                .cloned()
+                .ok_or(Error::Unauthenticated(
+                    "missing authorization: Bearer token",
+                ))?;
+        let server = AdminServiceServer::new(self.admin.clone());
+        Ok(AdminServiceClient::new(InterceptedService::new(
+            server,
+            Bearer::from_header(auth),
+        )))
+    }
+}
+
 #[tonic::async_trait]
 impl ConfigFileService for ConfigFileSvc {
     async fn export_config(
@@ -51,7 +73,7 @@ impl ConfigFileService for ConfigFileSvc {
         request: Request<ExportConfigRequest>,
     ) -> Result<Response<ConfigFile>, Status> {
         self.admin.caller(&request, rbac::EXPORT_CONFIG).await?;
-        let live = self.admin.read(export::load).await?;
+        let live = export::load(&mut self.as_caller(&request)?).await?;
         let yaml = export::to_yaml(&live, &format_rfc3339_ms(now_ms()))?;
         Ok(Response::new(ConfigFile { yaml }))
     }
@@ -61,9 +83,10 @@ impl ConfigFileService for ConfigFileSvc {
         request: Request<ConfigFileRequest>,
     ) -> Result<Response<ConfigPlan>, Status> {
         self.admin.caller(&request, rbac::PLAN_CONFIG).await?;
+        let mut client = self.as_caller(&request)?;
         let req = request.into_inner();
         let doc = parse_file(&req.yaml)?;
-        let live = self.admin.read(export::load).await?;
+        let live = export::load(&mut client).await?;
         Ok(Response::new(ConfigPlan {
             changes: plan::plan(&doc, &live, req.prune),
         }))

@@ -36,12 +36,20 @@ fn as_user(u: &identity::UserRow) -> Result<Principal> {
 #[tonic::async_trait]
 impl IdentityService for AdminSvc {
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResult>, Status> {
+        let source = self.client_ip(&request);
         let LoginRequest { username, password } = request.into_inner();
-        if let Some(secs) = throttle::locked_for(&username) {
-            return Err(Status::resource_exhausted(format!(
-                "too many failed logins for this user; try again in {secs} s"
-            )));
+        // No user can have a longer name or password: refused before any
+        // counting, lookup or hashing.
+        if username.len() > throttle::MAX_USERNAME || password.len() > users::MAX_PASSWORD {
+            return Err(Error::Unauthenticated(BAD_LOGIN).into());
         }
+        let attempt = throttle::logins()
+            .begin(source, &username)
+            .map_err(|secs| {
+                Status::resource_exhausted(format!(
+                    "too many failed logins from this address; try again in {secs} s"
+                ))
+            })?;
         let name = username.clone();
         let user = self.read(move |conn| find_user(conn, &name)).await?;
         // Unknown users cost a verification too, so timing does not tell
@@ -55,13 +63,13 @@ impl IdentityService for AdminSvc {
         };
         let user = match user {
             Some(u) if ok && !u.disabled => {
-                throttle::succeeded(&username);
+                attempt.succeeded();
                 u
             }
             _ => {
-                throttle::failed(&username);
+                attempt.failed();
                 // Not the username: people type passwords into that field too.
-                tracing::info!("login refused");
+                tracing::info!(%source, "login refused");
                 return Err(Error::Unauthenticated(BAD_LOGIN).into());
             }
         };
@@ -75,10 +83,11 @@ impl IdentityService for AdminSvc {
                 ))
             })
             .await?;
+        let teams = self.read(users::team_names).await?;
         Ok(Response::new(LoginResult {
             session_token,
             expires_at_ms,
-            user: Some(users::info(&user)),
+            user: Some(users::info(&user, &teams)),
         }))
     }
 
@@ -172,7 +181,7 @@ impl IdentityService for AdminSvc {
             })
             .await?;
         Ok(Response::new(CreateUserResult {
-            user: Some(users::info(&user)),
+            user: Some(users::info(&user, &Default::default())),
             generated_password,
         }))
     }
@@ -182,11 +191,13 @@ impl IdentityService for AdminSvc {
         request: Request<ListUsersRequest>,
     ) -> Result<Response<UserList>, Status> {
         let (_, access) = self.caller(&request, rbac::LIST_USERS).await?;
-        let rows = self.read(identity::list_users).await?;
+        let (rows, teams) = self
+            .read(|c| Ok((identity::list_users(c)?, users::team_names(c)?)))
+            .await?;
         let users = rows
             .iter()
             .filter(|u| access.owner().is_none_or(|uid| uid == u.id))
-            .map(users::info)
+            .map(|u| users::info(u, &teams))
             .collect();
         Ok(Response::new(UserList { users }))
     }
@@ -204,7 +215,8 @@ impl IdentityService for AdminSvc {
                 Ok((row, changes.map(|c| Change::account("update").with(c))))
             })
             .await?;
-        Ok(Response::new(users::info(&user)))
+        let teams = self.read(users::team_names).await?;
+        Ok(Response::new(users::info(&user, &teams)))
     }
 
     async fn reset_password(
@@ -253,11 +265,11 @@ impl IdentityService for AdminSvc {
     ) -> Result<Response<CreateApiTokenResult>, Status> {
         let (p, _) = self.caller(&request, rbac::CREATE_API_TOKEN).await?;
         let req = request.into_inner();
-        let role = tokens::validate(&p, &req, now_ms())?;
+        let (role, expires_at_ms) = tokens::validate(&p, &req, now_ms())?;
         let who = p.clone();
         let (token, row) = self
             .mutate(&p, Object::new("api_token", &req.name), move |conn, _| {
-                let made = tokens::create(conn, &who, &req, role)?;
+                let made = tokens::create(conn, &who, &req, role, expires_at_ms)?;
                 Ok((
                     made,
                     Some(Change::account("create").with(format!("role={role}"))),

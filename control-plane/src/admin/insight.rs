@@ -157,6 +157,7 @@ fn info(
         endpoint: t.endpoint,
         api_format: t.api_format,
         error: t.error.unwrap_or_default(),
+        dropped_fields: serde_json::from_str(&t.dropped_fields).unwrap_or_default(),
     }
 }
 

@@ -122,7 +122,13 @@ async fn world(db: Db) -> World {
         })
         .collect();
     let batch = (0..N).map(|i| trace(i, &keys)).collect();
-    assert_eq!(store_batch(&s.db, batch).await.unwrap().0, 30);
+    assert_eq!(
+        store_batch(&s.db, batch, &Default::default())
+            .await
+            .unwrap()
+            .0,
+        30
+    );
     World {
         s,
         ann,
@@ -516,7 +522,9 @@ async fn pool_health(w: &World) {
             t
         })
         .collect();
-    store_batch(&w.s.db, recent).await.unwrap();
+    store_batch(&w.s.db, recent, &Default::default())
+        .await
+        .unwrap();
     let h =
         w.s.get_pool_health(req_as(PoolHealthQuery::default(), &w.viewer))
             .await

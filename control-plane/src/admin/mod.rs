@@ -13,10 +13,13 @@
 
 pub mod audit;
 pub mod authn;
+pub mod budgets;
 pub mod client_keys;
 pub mod config_file;
 pub mod identity;
 pub mod insight;
+pub mod nodes;
+pub mod oauth;
 pub mod overview;
 pub mod page;
 pub mod pricing;
@@ -58,6 +61,13 @@ pub struct AdminSvc {
     /// std mutex, held on the blocking thread, because that thread finishes
     /// commit and publish even if the caller goes away mid-request.
     pub write_lock: Arc<Mutex<()>>,
+    /// Peers (admin-web) whose `x-aigw-client-ip` is believed for the
+    /// login throttle; anyone else is throttled by their own address.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Checks a credential on demand (`CheckCredential`).
+    pub checker: crate::health::Checker,
+    /// Token endpoints and the refresher, for the OAuth calls.
+    pub oauth: crate::oauth::Handle,
 }
 
 /// What a mutation did, for the audit log. `detail` never holds a secret.
@@ -192,6 +202,23 @@ impl AdminSvc {
                 Ok(out)
             })
             .await
+    }
+
+    /// The address a call comes from: the peer's, or the browser's as
+    /// admin-web reports it in `x-aigw-client-ip` when the peer is one of
+    /// `trusted_proxies`. Unknown (in-process tests): the unspecified address.
+    pub fn client_ip<T>(&self, req: &Request<T>) -> std::net::IpAddr {
+        let peer = req
+            .remote_addr()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        req.metadata()
+            .get("x-aigw-client-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(peer)
     }
 
     pub async fn read<T, F>(&self, f: F) -> Result<T, Status>

@@ -267,7 +267,7 @@ pub fn compute(
         for row in read(conn, Level::Total)? {
             totals.add(&row);
         }
-        let dims: [(Level, &mut Groups, fn(&RollupRow) -> &str); 3] = [
+        let dims: [(Level, &mut Groups, DimName); 3] = [
             (Level::Region, by_region, |r| &r.region),
             (Level::Provider, by_provider, |r| &r.provider),
             (Level::Model, by_model, |r| &r.model),
@@ -317,6 +317,9 @@ impl OverviewSvc {
             .await
     }
 }
+
+/// Which column of a rollup row names its group at one level.
+type DimName = fn(&RollupRow) -> &str;
 
 type OverviewStream = Pin<Box<dyn Stream<Item = Result<Overview, Status>> + Send>>;
 

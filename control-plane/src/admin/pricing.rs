@@ -9,7 +9,7 @@ use crate::db::{AnyConnection, now_ms};
 use crate::error::Result;
 
 pub fn validate(spec: &PriceSpec) -> Result<()> {
-    validate::name("price", &spec.model)?;
+    validate::glob("price", &spec.model)?;
     let what = format!("price {:?}", spec.model);
     validate::price(&what, "input", spec.input)?;
     validate::price(&what, "output", spec.output)?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use aigw_proto::model::{ProviderKind, Strategy};
+use aigw_proto::model::{Affinity, ProviderKind, Strategy};
 use aigw_proto::pb::admin::{ProviderInfo, ProviderKeyInfo, ProviderSpec, UpsertResult};
 
 use super::validate;
@@ -27,6 +27,8 @@ pub struct ProviderInput {
     strategy: Strategy,
     keys: Vec<KeyInput>,
     model_map: BTreeMap<String, String>,
+    health_interval_secs: u32,
+    affinity: Affinity,
 }
 
 impl ProviderInput {
@@ -52,7 +54,17 @@ struct KeyInput {
     /// Empty: keep the stored secret of the key with this name.
     secret: String,
     weight: u32,
+    /// Non-empty: an OAuth account of this template (no secret).
+    oauth_template: String,
 }
+
+/// Most credentials in one provider's pool.
+pub const MAX_KEYS: usize = 256;
+/// Health checks: every minute unless told otherwise, never more often
+/// than every 5 s (an upstream would take it for abuse), at least daily.
+pub const DEFAULT_HEALTH_INTERVAL_SECS: u32 = 60;
+const MIN_HEALTH_INTERVAL_SECS: u32 = 5;
+const MAX_HEALTH_INTERVAL_SECS: u32 = 86_400;
 
 pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
     validate::name("provider", &spec.name)?;
@@ -77,6 +89,12 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         )));
     }
     validate::globs(&what, &spec.models)?;
+    if spec.keys.len() > MAX_KEYS {
+        return Err(Error::invalid(format!(
+            "{what}: at most {MAX_KEYS} keys, got {}",
+            spec.keys.len()
+        )));
+    }
     let mut keys: Vec<KeyInput> = Vec::with_capacity(spec.keys.len());
     for k in spec.keys {
         validate::name(&format!("{what} key"), &k.name)?;
@@ -92,16 +110,54 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
                 k.name
             )));
         }
+        let secret = k.secret.trim().to_string();
+        validate::secret(&format!("{what} key {:?}", k.name), &secret)?;
+        let oauth_template = k.oauth_template.trim().to_string();
+        if !oauth_template.is_empty() {
+            validate::name(
+                &format!("{what} key {:?} oauth_template", k.name),
+                &oauth_template,
+            )?;
+            if !secret.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{what}: key {:?} is an OAuth account (oauth_template {oauth_template:?}): it takes no secret; connect it with StartOAuthConnect",
+                    k.name
+                )));
+            }
+        }
         keys.push(KeyInput {
             name: k.name,
-            secret: k.secret.trim().to_string(),
+            secret,
             weight: k.weight.max(1),
+            oauth_template,
         });
     }
-    for (from, to) in &spec.model_map {
-        validate::name(&format!("{what} model_map key"), from)?;
-        validate::name(&format!("{what} model_map[{from:?}]"), to)?;
+    if spec.model_map.len() > validate::MAX_MODEL_MAP {
+        return Err(Error::invalid(format!(
+            "{what}: model_map has more than {} entries",
+            validate::MAX_MODEL_MAP
+        )));
     }
+    for (from, to) in &spec.model_map {
+        validate::model(&format!("{what} model_map key"), from)?;
+        validate::model(&format!("{what} model_map[{from:?}]"), to)?;
+    }
+    let health_interval_secs = spec
+        .health_check_interval_secs
+        .unwrap_or(DEFAULT_HEALTH_INTERVAL_SECS);
+    if health_interval_secs != 0
+        && !(MIN_HEALTH_INTERVAL_SECS..=MAX_HEALTH_INTERVAL_SECS).contains(&health_interval_secs)
+    {
+        return Err(Error::invalid(format!(
+            "{what}: health_check interval_secs must be 0 (off) or {MIN_HEALTH_INTERVAL_SECS} to {MAX_HEALTH_INTERVAL_SECS}"
+        )));
+    }
+    let affinity: Affinity = spec.affinity.parse().map_err(|()| {
+        Error::invalid(format!(
+            "{what}: unknown affinity {:?} (expected \"\" or prompt-cache)",
+            spec.affinity
+        ))
+    })?;
     Ok(ProviderInput {
         name: spec.name,
         kind,
@@ -110,6 +166,8 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
         strategy,
         keys,
         model_map: spec.model_map,
+        health_interval_secs,
+        affinity,
     })
 }
 
@@ -126,18 +184,56 @@ pub fn upsert(
         Some(p) => config::keys_of(conn, &p.id)?,
         None => Vec::new(),
     };
-    // (name, secret, weight) as stored now and as requested.
+    // (name, secret, weight, oauth template) as stored now and as requested.
+    // An OAuth account has no secret here: its tokens live apart.
     let mut old = Vec::with_capacity(old_keys.len());
     for k in &old_keys {
-        let secret = master.decrypt(&k.secret_enc, &secret_context(&input.name, &k.name))?;
-        old.push((k.name.clone(), secret, u32::try_from(k.weight).unwrap_or(1)));
+        let secret = if k.oauth_template.is_empty() {
+            master.decrypt(&k.secret_enc, &secret_context(&input.name, &k.name))?
+        } else {
+            String::new()
+        };
+        old.push((
+            k.name.clone(),
+            secret,
+            u32::try_from(k.weight).unwrap_or(1),
+            k.oauth_template.clone(),
+        ));
     }
+    let templates = crate::db::oauth::templates(conn)?;
     let mut new = Vec::with_capacity(input.keys.len());
     for k in &input.keys {
+        if !k.oauth_template.is_empty() {
+            let t = crate::oauth::template::find(&templates, master, &k.oauth_template)?
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "provider {:?}: key {:?} names oauth template {:?}, which does not exist",
+                        input.name, k.name, k.oauth_template
+                    ))
+                })?;
+            let fits =
+                t.spec.provider_kind.is_empty() || t.spec.provider_kind == input.kind.as_str();
+            if !fits {
+                return Err(Error::invalid(format!(
+                    "provider {:?}: oauth template {:?} is for {} providers, not {}",
+                    input.name,
+                    k.oauth_template,
+                    t.spec.provider_kind,
+                    input.kind.as_str()
+                )));
+            }
+            new.push((
+                k.name.clone(),
+                String::new(),
+                k.weight,
+                k.oauth_template.clone(),
+            ));
+            continue;
+        }
         let secret = if k.secret.is_empty() {
             old.iter()
-                .find(|(n, _, _)| *n == k.name)
-                .map(|(_, s, _)| s.clone())
+                .find(|(n, s, _, t)| *n == k.name && t.is_empty() && !s.is_empty())
+                .map(|(_, s, _, _)| s.clone())
                 .ok_or_else(|| {
                     Error::invalid(format!(
                         "provider {:?}: key {:?} needs a secret",
@@ -147,16 +243,19 @@ pub fn upsert(
         } else {
             k.secret.clone()
         };
-        new.push((k.name.clone(), secret, k.weight));
+        new.push((k.name.clone(), secret, k.weight, String::new()));
     }
     let models =
         serde_json::to_string(&input.models).map_err(|e| Error::internal(e.to_string()))?;
     let model_map =
         serde_json::to_string(&input.model_map).map_err(|e| Error::internal(e.to_string()))?;
+    let interval = i32::try_from(input.health_interval_secs).unwrap_or(i32::MAX);
 
     let (row, created) = match existing {
         Some(p) => {
             let same = p.kind == input.kind.as_str()
+                && p.health_interval_secs == interval
+                && p.affinity == input.affinity.as_str()
                 && p.base_url == input.base_url
                 && parse_models(&p.models, &p.name)? == input.models
                 && p.strategy == input.strategy.as_str()
@@ -171,6 +270,8 @@ pub fn upsert(
                 models,
                 strategy: input.strategy.as_str().into(),
                 model_map,
+                health_interval_secs: interval,
+                affinity: input.affinity.as_str().into(),
                 updated_at_ms: now,
                 ..p
             };
@@ -188,20 +289,31 @@ pub fn upsert(
                 created_at_ms: now,
                 updated_at_ms: now,
                 model_map,
+                health_interval_secs: interval,
+                affinity: input.affinity.as_str().into(),
             };
             config::insert_provider(conn, &row)?;
             (row, true)
         }
     };
     let mut key_rows = Vec::with_capacity(new.len());
-    for (position, (name, secret, weight)) in new.iter().enumerate() {
+    for (position, (name, secret, weight, template)) in new.iter().enumerate() {
         let prior = old_keys.iter().find(|k| k.name == *name);
+        let (secret_enc, secret_hint) = if template.is_empty() {
+            (
+                master.encrypt(secret, &secret_context(&row.name, name))?,
+                crypto::mask(secret, 3),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         key_rows.push(ProviderKeyRow {
             id: crypto::new_id()?,
             provider_id: row.id.clone(),
             name: name.clone(),
-            secret_enc: master.encrypt(secret, &secret_context(&row.name, name))?,
-            secret_hint: crypto::mask(secret, 3),
+            secret_enc,
+            secret_hint,
+            oauth_template: template.clone(),
             weight: i32::try_from(*weight).unwrap_or(1),
             position: i32::try_from(position).unwrap_or(i32::MAX),
             created_at_ms: prior.map_or(now, |k| k.created_at_ms),
@@ -209,6 +321,7 @@ pub fn upsert(
         });
     }
     config::replace_keys(conn, &row.id, &key_rows)?;
+    crate::oauth::account::forget_stale(conn)?;
     Ok((
         UpsertResult {
             created,
@@ -227,25 +340,42 @@ pub fn unchanged() -> UpsertResult {
     }
 }
 
-pub fn list(conn: &mut AnyConnection) -> Result<Vec<ProviderInfo>> {
+pub fn list(conn: &mut AnyConnection, master: &MasterKey) -> Result<Vec<ProviderInfo>> {
+    let health = crate::db::health::current(conn, None)?;
+    let templates = crate::db::oauth::templates(conn)?;
+    let accounts = crate::db::oauth::accounts(conn)?;
     config::list_providers(conn)?
         .into_iter()
         .map(|(p, keys)| {
             Ok(ProviderInfo {
                 models: parse_models(&p.models, &p.name)?,
                 model_map: parse_model_map(&p.model_map, &p.name)?,
-                name: p.name,
-                kind: p.kind,
-                base_url: p.base_url,
-                strategy: p.strategy,
+                health_check_interval_secs: u32::try_from(p.health_interval_secs).unwrap_or(0),
+                affinity: p.affinity,
                 keys: keys
                     .into_iter()
                     .map(|k| ProviderKeyInfo {
+                        health: Some(crate::health::info_of(&health, &p.name, &k.name)),
+                        oauth: (!k.oauth_template.is_empty()).then(|| {
+                            crate::oauth::account::info_of(
+                                &templates,
+                                master,
+                                &accounts,
+                                &p.name,
+                                &k.name,
+                                &k.oauth_template,
+                            )
+                        }),
+                        oauth_template: k.oauth_template,
                         name: k.name,
                         secret_hint: k.secret_hint,
                         weight: u32::try_from(k.weight).unwrap_or(1),
                     })
                     .collect(),
+                name: p.name,
+                kind: p.kind,
+                base_url: p.base_url,
+                strategy: p.strategy,
             })
         })
         .collect()

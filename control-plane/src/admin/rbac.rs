@@ -135,6 +135,29 @@ methods! {
     DELETE_ROUTE = "AdminService" / "DeleteRoute" => CONFIG_WRITE;
     LIST_ROUTES = "AdminService" / "ListRoutes" => READ;
     LIST_NODES = "AdminService" / "ListNodes" => READ;
+    CREATE_NODE_CREDENTIAL = "AdminService" / "CreateNodeCredential" => ADMIN_ONLY;
+    LIST_NODE_CREDENTIALS = "AdminService" / "ListNodeCredentials" => READ;
+    REVOKE_NODE_CREDENTIAL = "AdminService" / "RevokeNodeCredential" => ADMIN_ONLY;
+    DELETE_NODE_CREDENTIAL = "AdminService" / "DeleteNodeCredential" => ADMIN_ONLY;
+    CHECK_CREDENTIAL = "AdminService" / "CheckCredential" => CONFIG_WRITE;
+    LIST_CREDENTIAL_HEALTH = "AdminService" / "ListCredentialHealth" => READ;
+    UPSERT_OAUTH_TEMPLATE = "AdminService" / "UpsertOAuthTemplate" => CONFIG_WRITE;
+    DELETE_OAUTH_TEMPLATE = "AdminService" / "DeleteOAuthTemplate" => CONFIG_WRITE;
+    LIST_OAUTH_TEMPLATES = "AdminService" / "ListOAuthTemplates" => READ;
+    START_OAUTH_CONNECT = "AdminService" / "StartOAuthConnect" => CONFIG_WRITE;
+    COMPLETE_OAUTH_CONNECT = "AdminService" / "CompleteOAuthConnect" => CONFIG_WRITE;
+    START_OAUTH_DEVICE = "AdminService" / "StartOAuthDevice" => CONFIG_WRITE;
+    POLL_OAUTH_DEVICE = "AdminService" / "PollOAuthDevice" => CONFIG_WRITE;
+    REFRESH_OAUTH_ACCOUNT = "AdminService" / "RefreshOAuthAccount" => CONFIG_WRITE;
+    LIST_OAUTH_ACCOUNTS = "AdminService" / "ListOAuthAccounts" => READ;
+    SET_BUDGET = "AdminService" / "SetBudget" => CONFIG_WRITE;
+    LIST_BUDGETS = "AdminService" / "ListBudgets" => READ;
+    UPSERT_TEAM = "AdminService" / "UpsertTeam" => CONFIG_WRITE;
+    DELETE_TEAM = "AdminService" / "DeleteTeam" => CONFIG_WRITE;
+    LIST_TEAMS = "AdminService" / "ListTeams" => READ;
+    UPSERT_WEBHOOK = "AdminService" / "UpsertWebhook" => CONFIG_WRITE;
+    DELETE_WEBHOOK = "AdminService" / "DeleteWebhook" => CONFIG_WRITE;
+    LIST_WEBHOOKS = "AdminService" / "ListWebhooks" => READ;
 
     LOGIN = "IdentityService" / "Login" => Rule::Public;
     LOGOUT = "IdentityService" / "Logout" => SELF;
@@ -183,6 +206,8 @@ pub enum PrincipalKind {
     ApiToken {
         token_id: String,
         name: String,
+        /// 0: never.
+        expires_at_ms: i64,
     },
 }
 
@@ -198,6 +223,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// When the credential making this call stops working (0: never).
+    /// Sessions end too, but what a person creates while logged in is
+    /// theirs, not the session's; only a token's children are bound by it.
+    pub fn expires_at_ms(&self) -> i64 {
+        match self.kind {
+            PrincipalKind::ApiToken { expires_at_ms, .. } => expires_at_ms,
+            _ => 0,
+        }
+    }
+
     pub fn bootstrap() -> Self {
         Self {
             role: Role::Admin,

@@ -1,6 +1,8 @@
-//! Routes: a model glob and the providers tried for it, in order. Every
-//! provider a route names must exist, and a provider a route names cannot be
-//! deleted, so the snapshot never refers to a missing provider.
+//! Routes: a model glob and the providers tried for it, in order, or the
+//! model it is an alias of. Every provider a route names must exist, and a
+//! provider a route names cannot be deleted, so the snapshot never refers to
+//! a missing provider. Whether an alias leads somewhere is checked with the
+//! whole snapshot (`Snapshot::try_from`) when the change is compiled.
 
 use aigw_proto::pb::admin::{RouteSpec, UpsertResult};
 
@@ -15,10 +17,21 @@ use crate::error::{Error, Result};
 const MAX_CHAIN: usize = 16;
 
 pub fn validate(spec: &RouteSpec) -> Result<()> {
-    validate::name("route", &spec.model)?;
+    validate::glob("route", &spec.model)?;
     let what = format!("route {:?}", spec.model);
+    if !spec.alias_of.is_empty() {
+        validate::name(&format!("{what} alias_of"), &spec.alias_of)?;
+        if !spec.providers.is_empty() {
+            return Err(Error::invalid(format!(
+                "{what}: an alias (alias_of) names no providers: it takes its target's"
+            )));
+        }
+        return Ok(());
+    }
     if spec.providers.is_empty() {
-        return Err(Error::invalid(format!("{what}: names no provider")));
+        return Err(Error::invalid(format!(
+            "{what}: names no provider (and is not an alias: alias_of)"
+        )));
     }
     if spec.providers.len() > MAX_CHAIN {
         return Err(Error::invalid(format!(
@@ -48,14 +61,19 @@ pub fn upsert(conn: &mut AnyConnection, spec: &RouteSpec) -> Result<(UpsertResul
     let now = now_ms();
     let providers =
         serde_json::to_string(&spec.providers).map_err(|e| Error::internal(e.to_string()))?;
+    let same = |old: &RouteRow| {
+        old.providers == providers && old.strict == spec.strict && old.alias_of == spec.alias_of
+    };
     let created = match config::find_route(conn, &spec.model)? {
-        Some(old) if old.providers == providers => return Ok((unchanged(), false)),
+        Some(old) if same(&old) => return Ok((unchanged(), false)),
         Some(old) => {
             config::update_route(
                 conn,
                 &RouteRow {
                     providers,
                     updated_at_ms: now,
+                    strict: spec.strict,
+                    alias_of: spec.alias_of.clone(),
                     ..old
                 },
             )?;
@@ -69,6 +87,8 @@ pub fn upsert(conn: &mut AnyConnection, spec: &RouteSpec) -> Result<(UpsertResul
                     providers,
                     created_at_ms: now,
                     updated_at_ms: now,
+                    strict: spec.strict,
+                    alias_of: spec.alias_of.clone(),
                 },
             )?;
             true
@@ -98,6 +118,8 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<RouteSpec>> {
             Ok(RouteSpec {
                 model: r.model,
                 providers,
+                strict: r.strict,
+                alias_of: r.alias_of,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -3,13 +3,18 @@
 
 use aigw_proto::pb::admin::admin_service_server::AdminService;
 use aigw_proto::pb::admin::{
-    ClientKeyList, ClientKeySpec, DeleteResult, ListRequest, NameRequest, NodeList, PriceList,
-    PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, UpsertResult,
+    BudgetInfo, BudgetList, BudgetSpec, ClientKeyList, ClientKeySpec, CredentialHealth,
+    CredentialHealthList, CredentialHealthQuery, CredentialRef, DeleteResult, ListRequest,
+    NameRequest, NodeCredentialCreated, NodeCredentialList, NodeCredentialSpec, NodeList,
+    OAuthAccount, OAuthAccountList, OAuthCompleteRequest, OAuthConnectRequest, OAuthConnectStart,
+    OAuthDeviceStart, OAuthPollRequest, OAuthPollResult, OAuthTemplateList, OAuthTemplateSpec,
+    PriceList, PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList, RouteSpec, TeamInfo,
+    TeamList, TeamSpec, UpsertResult, WebhookInfo, WebhookList, WebhookSpec,
 };
 use tonic::{Request, Response, Status};
 
 use super::rbac::{self, Principal, Target};
-use super::{AdminSvc, Change, Object, client_keys, pricing, providers, routes};
+use super::{AdminSvc, Change, Object, budgets, client_keys, nodes, pricing, providers, routes};
 use crate::db::config;
 use crate::db::identity::find_user;
 use crate::db::{AnyConnection, now_ms};
@@ -82,7 +87,9 @@ impl AdminService for AdminSvc {
         let r = self
             .mutate(&p, what, move |conn, _| {
                 routes::check_unused(conn, &name)?;
-                Ok(deleted(config::delete_provider(conn, &name)?))
+                let gone = config::delete_provider(conn, &name)?;
+                crate::oauth::account::forget_stale(conn)?;
+                Ok(deleted(gone))
             })
             .await?;
         Ok(Response::new(r))
@@ -93,7 +100,10 @@ impl AdminService for AdminSvc {
         request: Request<ListRequest>,
     ) -> Result<Response<ProviderList>, Status> {
         self.caller(&request, rbac::LIST_PROVIDERS).await?;
-        let providers = self.read(providers::list).await?;
+        let master = self.master.clone();
+        let providers = self
+            .read(move |conn| providers::list(conn, &master))
+            .await?;
         Ok(Response::new(ProviderList { providers }))
     }
 
@@ -145,8 +155,10 @@ impl AdminService for AdminSvc {
         &self,
         request: Request<ClientKeySpec>,
     ) -> Result<Response<UpsertResult>, Status> {
-        let (p, _) = self.caller(&request, rbac::UPSERT_CLIENT_KEY).await?;
+        let (p, access) = self.caller(&request, rbac::UPSERT_CLIENT_KEY).await?;
         let input = client_keys::validate(request.into_inner())?;
+        // Members change only their own keys, and may only tighten them.
+        let only_tighten = matches!(access, rbac::Access::Own(_));
         let what = Object::new("client_key", &input.spec.name);
         let who = p.clone();
         let r = self
@@ -158,7 +170,7 @@ impl AdminService for AdminSvc {
                     o => format!("owner={o}"),
                 };
                 Ok(upserted(
-                    client_keys::upsert(conn, &input, existing, owner)?,
+                    client_keys::upsert(conn, &input, existing, owner, only_tighten)?,
                     detail,
                 ))
             })
@@ -279,5 +291,469 @@ impl AdminService for AdminSvc {
             nodes: self.registry.list(),
             current_version: self.publisher.current().version.clone(),
         }))
+    }
+
+    async fn create_node_credential(
+        &self,
+        request: Request<NodeCredentialSpec>,
+    ) -> Result<Response<NodeCredentialCreated>, Status> {
+        let (p, _) = self.caller(&request, rbac::CREATE_NODE_CREDENTIAL).await?;
+        let spec = request.into_inner();
+        nodes::validate(&spec)?;
+        let what = Object::new("node_credential", &spec.node_id);
+        let (token, row) = self
+            .mutate(&p, what, move |conn, _| {
+                let made = nodes::create(conn, &spec)?;
+                let detail = format!("region={}", spec.region);
+                Ok((made, Some(Change::account("create").with(detail))))
+            })
+            .await?;
+        Ok(Response::new(NodeCredentialCreated {
+            token,
+            info: Some(nodes::info(&row)),
+        }))
+    }
+
+    async fn list_node_credentials(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<NodeCredentialList>, Status> {
+        self.caller(&request, rbac::LIST_NODE_CREDENTIALS).await?;
+        let credentials = self
+            .read(|conn| {
+                Ok(crate::db::nodes::list(conn)?
+                    .iter()
+                    .map(nodes::info)
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(NodeCredentialList { credentials }))
+    }
+
+    async fn revoke_node_credential(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<RevokeResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::REVOKE_NODE_CREDENTIAL).await?;
+        let node_id = request.into_inner().name;
+        let what = Object::new("node_credential", &node_id);
+        let (revoked, id) = self
+            .mutate(&p, what, move |conn, _| {
+                let row = nodes::of_node(conn, &node_id)?;
+                let revoked = crate::db::nodes::revoke(conn, &row.id, now_ms())?;
+                Ok((
+                    (revoked, row.id),
+                    revoked.then(|| Change::account("revoke")),
+                ))
+            })
+            .await?;
+        // After the commit: the node's open streams end now.
+        self.registry.revoke_credential(&id);
+        Ok(Response::new(RevokeResult { revoked }))
+    }
+
+    async fn delete_node_credential(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_NODE_CREDENTIAL).await?;
+        let node_id = request.into_inner().name;
+        let what = Object::new("node_credential", &node_id);
+        let (deleted, id) = self
+            .mutate(&p, what, move |conn, _| {
+                let Some(row) = crate::db::nodes::find_by_node(conn, &node_id)? else {
+                    return Ok(((false, String::new()), None));
+                };
+                let deleted = crate::db::nodes::delete(conn, &row.id)?;
+                Ok((
+                    (deleted, row.id),
+                    deleted.then(|| Change::account("delete")),
+                ))
+            })
+            .await?;
+        if deleted {
+            self.registry.revoke_credential(&id);
+        }
+        Ok(Response::new(DeleteResult { deleted }))
+    }
+
+    async fn check_credential(
+        &self,
+        request: Request<CredentialRef>,
+    ) -> Result<Response<CredentialHealth>, Status> {
+        self.caller(&request, rbac::CHECK_CREDENTIAL).await?;
+        let r = request.into_inner();
+        let row = self.checker.check_now(&r.provider, &r.key).await?;
+        Ok(Response::new(crate::health::info(&row)))
+    }
+
+    async fn list_credential_health(
+        &self,
+        request: Request<CredentialHealthQuery>,
+    ) -> Result<Response<CredentialHealthList>, Status> {
+        self.caller(&request, rbac::LIST_CREDENTIAL_HEALTH).await?;
+        let q = request.into_inner();
+        let limit = match q.history {
+            0 => 20,
+            n => i64::from(n.min(100)),
+        };
+        let list = self
+            .read(move |conn| {
+                use crate::db::health;
+                let provider = (!q.provider.is_empty()).then_some(q.provider.as_str());
+                let current = health::current(conn, provider)?
+                    .iter()
+                    .map(crate::health::info)
+                    .collect();
+                let history = match (provider, q.key.is_empty()) {
+                    (Some(p), false) => health::history(conn, p, &q.key, limit)?
+                        .into_iter()
+                        .map(|c| CredentialHealth {
+                            provider: c.provider,
+                            key: c.key_name,
+                            status: c.status,
+                            http_status: u32::try_from(c.http_status).unwrap_or(0),
+                            latency_us: u64::try_from(c.latency_us).unwrap_or(0),
+                            detail: c.detail,
+                            checked_at_ms: c.checked_at_ms,
+                            retry_at_ms: 0,
+                            trigger: c.trigger_kind,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok(CredentialHealthList { current, history })
+            })
+            .await?;
+        Ok(Response::new(list))
+    }
+
+    async fn upsert_o_auth_template(
+        &self,
+        request: Request<OAuthTemplateSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        self.upsert_oauth_template_impl(request).await
+    }
+
+    async fn delete_o_auth_template(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        self.delete_oauth_template_impl(request).await
+    }
+
+    async fn list_o_auth_templates(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<OAuthTemplateList>, Status> {
+        self.list_oauth_templates_impl(request).await
+    }
+
+    async fn start_o_auth_connect(
+        &self,
+        request: Request<OAuthConnectRequest>,
+    ) -> Result<Response<OAuthConnectStart>, Status> {
+        self.start_oauth_connect_impl(request).await
+    }
+
+    async fn complete_o_auth_connect(
+        &self,
+        request: Request<OAuthCompleteRequest>,
+    ) -> Result<Response<OAuthAccount>, Status> {
+        self.complete_oauth_connect_impl(request).await
+    }
+
+    async fn start_o_auth_device(
+        &self,
+        request: Request<OAuthConnectRequest>,
+    ) -> Result<Response<OAuthDeviceStart>, Status> {
+        self.start_oauth_device_impl(request).await
+    }
+
+    async fn poll_o_auth_device(
+        &self,
+        request: Request<OAuthPollRequest>,
+    ) -> Result<Response<OAuthPollResult>, Status> {
+        self.poll_oauth_device_impl(request).await
+    }
+
+    async fn refresh_o_auth_account(
+        &self,
+        request: Request<CredentialRef>,
+    ) -> Result<Response<OAuthAccount>, Status> {
+        self.refresh_oauth_account_impl(request).await
+    }
+
+    async fn list_o_auth_accounts(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<OAuthAccountList>, Status> {
+        self.list_oauth_accounts_impl(request).await
+    }
+
+    async fn set_budget(
+        &self,
+        request: Request<BudgetSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::SET_BUDGET).await?;
+        let spec = request.into_inner();
+        let limits = budgets::check_budget(&spec)?;
+        let what = Object::new("budget", &spec.subject);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let subject = budgets::resolve_subject(conn, &spec.subject)?;
+                let old = crate::db::budgets::find_budget(conn, &subject)?;
+                let same = old.as_ref().map(budgets::Stored::from) == Some(limits.clone())
+                    || (old.is_none() && limits.is_empty());
+                if same {
+                    return Ok((providers::unchanged(), None));
+                }
+                if limits.is_empty() {
+                    crate::db::budgets::delete_budget(conn, &subject)?;
+                } else {
+                    crate::db::budgets::put_budget(conn, &limits.row(subject, now_ms()))?;
+                }
+                let r = UpsertResult {
+                    created: old.is_none(),
+                    changed: true,
+                    generated_key: String::new(),
+                };
+                let detail = format!("{:?}", limits.to_admin());
+                Ok((
+                    r,
+                    Some(
+                        Change::new(if limits.is_empty() { "delete" } else { "set" }).with(detail),
+                    ),
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_budgets(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<BudgetList>, Status> {
+        self.caller(&request, rbac::LIST_BUDGETS).await?;
+        let budgets = self
+            .read(|conn| {
+                let names = client_keys::usernames(conn)?;
+                let teams = super::users::team_names(conn)?;
+                Ok(crate::db::budgets::list_budgets(conn)?
+                    .iter()
+                    .map(|b| {
+                        let subject = match b.subject.split_once(':') {
+                            Some(("user", id)) => {
+                                format!("user:{}", names.get(id).cloned().unwrap_or_default())
+                            }
+                            Some(("team", id)) => {
+                                format!("team:{}", teams.get(id).cloned().unwrap_or_default())
+                            }
+                            _ => b.subject.clone(),
+                        };
+                        BudgetInfo {
+                            subject,
+                            limits: Some(budgets::Stored::from(b).to_admin()),
+                            updated_at_ms: b.updated_at_ms,
+                        }
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(BudgetList { budgets }))
+    }
+
+    async fn upsert_team(
+        &self,
+        request: Request<TeamSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPSERT_TEAM).await?;
+        let spec = request.into_inner();
+        budgets::check_team(&spec)?;
+        let what = Object::new("team", &spec.name);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let mut ids = Vec::with_capacity(spec.members.len());
+                for m in &spec.members {
+                    let u = find_user(conn, m)?
+                        .ok_or_else(|| Error::NotFound(format!("user {m:?} does not exist")))?;
+                    ids.push(u.id);
+                }
+                let (team, created) = match crate::db::budgets::find_team(conn, &spec.name)? {
+                    Some(t) => (t, false),
+                    None => {
+                        let now = now_ms();
+                        let t = crate::db::budgets::TeamRow {
+                            id: crate::crypto::new_id()?,
+                            name: spec.name.clone(),
+                            created_at_ms: now,
+                            updated_at_ms: now,
+                        };
+                        crate::db::budgets::insert_team(conn, &t)?;
+                        (t, true)
+                    }
+                };
+                let mut before = crate::db::budgets::members(conn, &team.id)?;
+                let mut after = spec.members.clone();
+                before.sort();
+                after.sort();
+                after.dedup();
+                if !created && before == after {
+                    return Ok((providers::unchanged(), None));
+                }
+                crate::db::budgets::set_members(conn, &team.id, &ids)?;
+                let r = UpsertResult {
+                    created,
+                    changed: true,
+                    generated_key: String::new(),
+                };
+                let change = Change::new(if created { "create" } else { "update" })
+                    .with(format!("members=[{}]", after.join(",")));
+                Ok((r, Some(change)))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn delete_team(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_TEAM).await?;
+        let name = request.into_inner().name;
+        let what = Object::new("team", &name);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let Some(t) = crate::db::budgets::find_team(conn, &name)? else {
+                    return Ok(deleted(false));
+                };
+                Ok(deleted(crate::db::budgets::delete_team(conn, &t.id)?))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_teams(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<TeamList>, Status> {
+        self.caller(&request, rbac::LIST_TEAMS).await?;
+        let teams = self
+            .read(|conn| {
+                crate::db::budgets::list_teams(conn)?
+                    .into_iter()
+                    .map(|t| {
+                        Ok(TeamInfo {
+                            members: crate::db::budgets::members(conn, &t.id)?,
+                            name: t.name,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(Response::new(TeamList { teams }))
+    }
+
+    async fn upsert_webhook(
+        &self,
+        request: Request<WebhookSpec>,
+    ) -> Result<Response<UpsertResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::UPSERT_WEBHOOK).await?;
+        let spec = request.into_inner();
+        budgets::check_webhook(&spec)?;
+        let what = Object::new("webhook", &spec.name);
+        let r = self
+            .mutate(&p, what, move |conn, master| {
+                let context = crate::budgets::webhook_context(&spec.name);
+                let old = crate::db::budgets::list_webhooks(conn)?
+                    .into_iter()
+                    .find(|w| w.name == spec.name);
+                let secret = match (&old, spec.secret.is_empty()) {
+                    (Some(w), true) => master.decrypt(&w.secret_enc, &context)?,
+                    (None, true) => {
+                        return Err(Error::invalid(format!(
+                            "webhook {:?}: a secret is required",
+                            spec.name
+                        )));
+                    }
+                    (_, false) => spec.secret.clone(),
+                };
+                if let Some(w) = &old
+                    && w.url == spec.url
+                    && master.decrypt(&w.secret_enc, &context)? == secret
+                {
+                    return Ok((providers::unchanged(), None));
+                }
+                let now = now_ms();
+                crate::db::budgets::put_webhook(
+                    conn,
+                    &crate::db::budgets::WebhookRow {
+                        name: spec.name.clone(),
+                        url: spec.url.clone(),
+                        secret_enc: master.encrypt(&secret, &context)?,
+                        created_at_ms: old.as_ref().map_or(now, |w| w.created_at_ms),
+                        updated_at_ms: now,
+                    },
+                )?;
+                let r = UpsertResult {
+                    created: old.is_none(),
+                    changed: true,
+                    generated_key: String::new(),
+                };
+                Ok((
+                    r,
+                    Some(Change::account(if old.is_none() {
+                        "create"
+                    } else {
+                        "update"
+                    })),
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<NameRequest>,
+    ) -> Result<Response<DeleteResult>, Status> {
+        let (p, _) = self.caller(&request, rbac::DELETE_WEBHOOK).await?;
+        let name = request.into_inner().name;
+        let what = Object::new("webhook", &name);
+        let r = self
+            .mutate(&p, what, move |conn, _| {
+                let gone = crate::db::budgets::delete_webhook(conn, &name)?;
+                Ok((
+                    DeleteResult { deleted: gone },
+                    gone.then(|| Change::account("delete")),
+                ))
+            })
+            .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<WebhookList>, Status> {
+        self.caller(&request, rbac::LIST_WEBHOOKS).await?;
+        let master = self.master.clone();
+        let webhooks = self
+            .read(move |conn| {
+                crate::db::budgets::list_webhooks(conn)?
+                    .into_iter()
+                    .map(|w| {
+                        let secret = master
+                            .decrypt(&w.secret_enc, &crate::budgets::webhook_context(&w.name))?;
+                        Ok(WebhookInfo {
+                            secret_hint: crate::crypto::mask(&secret, 4),
+                            name: w.name,
+                            url: w.url,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(Response::new(WebhookList { webhooks }))
     }
 }

@@ -33,6 +33,9 @@ pub fn svc_on(db: Db) -> AdminSvc {
         registry: Registry::default(),
         bootstrap_tokens: Arc::from(vec![crypto::sha256(TOKEN)]),
         write_lock: Arc::new(Mutex::new(())),
+        trusted_proxies: Arc::from(Vec::new()),
+        checker: crate::health::Checker::detached(),
+        oauth: crate::oauth::Handle::detached().unwrap(),
     }
 }
 

@@ -25,14 +25,17 @@ fn provider(secret: &str) -> ProviderSpec {
                 name: "team-a".into(),
                 secret: secret.into(),
                 weight: 3,
+                oauth_template: String::new(),
             },
             ProviderKeySpec {
                 name: "team-b".into(),
                 secret: "sk-team-b-0123456789".into(),
                 weight: 0,
+                oauth_template: String::new(),
             },
         ],
         model_map: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -220,7 +223,7 @@ async fn client_keys_are_generated_once_and_stored_hashed() {
     assert!(key.starts_with("sk-aigw-") && key.len() == 40, "{key}");
     let snap = s.publisher.current();
     assert_eq!(snap.client_keys[0].key_hash, crypto::sha256(&key).to_vec());
-    assert_eq!(snap.client_keys[0].limits.unwrap().rpm, Some(600));
+    assert_eq!(snap.client_keys[0].limits.as_ref().unwrap().rpm, Some(600));
 
     // Empty key again: keep it, no new key, no change.
     let r = s
@@ -329,7 +332,9 @@ async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() 
                     .map(|i| crate::ingest::tests::record(&format!("w{w}-b{b}-{i}")))
                     .collect();
                 assert_eq!(
-                    crate::ingest::store_batch(&db, batch).await.unwrap(),
+                    crate::ingest::store_batch(&db, batch, &Default::default())
+                        .await
+                        .unwrap(),
                     (20, 0)
                 );
             }
@@ -360,6 +365,7 @@ fn route(model: &str, providers: &[&str]) -> RouteSpec {
     RouteSpec {
         model: model.into(),
         providers: providers.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
     }
 }
 

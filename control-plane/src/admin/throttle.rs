@@ -1,76 +1,257 @@
-//! Slows password guessing at `Login`, the one RPC open without a token:
-//! at most a few Argon2 verifications run at once (each takes ~19 MiB and a
-//! core for a while), and a username with repeated failures is refused for a
-//! minute. The lockout is short on purpose: it cuts guessing to a handful of
-//! tries a minute without letting anyone lock an admin out for long.
+//! Slows password guessing at `Login`, the one RPC open without a token.
+//!
+//! - At most a few Argon2 verifications run at once (each takes ~19 MiB and
+//!   a core for a while).
+//! - Attempts are counted *before* their password is verified: a pair of
+//!   (source address, username) with `MAX_PAIR_FAILURES` failures, counting
+//!   the attempts still being verified, is refused for `LOCKOUT`, so forty
+//!   concurrent guesses get five verifications, not forty.
+//! - A source address with `MAX_SOURCE_FAILURES` failures over any names is
+//!   refused too, so spraying names from one place gets nowhere.
+//! - Nothing is locked per username alone: a stranger elsewhere cannot lock
+//!   `admin` out, only their own address.
+//! - Usernames longer than `MAX_USERNAME` never reach the table (no such user
+//!   can exist), and the table holds at most `MAX_ENTRIES`, the oldest
+//!   evicted first, so memory stays bounded whatever is sent.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::net::IpAddr;
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-const MAX_FAILURES: u32 = 5;
+pub const MAX_USERNAME: usize = 64;
+const MAX_PAIR_FAILURES: u32 = 5;
+const MAX_SOURCE_FAILURES: u32 = 20;
 const LOCKOUT: Duration = Duration::from_secs(60);
+const MAX_ENTRIES: usize = 10_000;
 /// Concurrent password verifications, process-wide.
 const VERIFICATIONS: usize = 4;
 
 static GATE: Semaphore = Semaphore::const_new(VERIFICATIONS);
-static FAILURES: LazyLock<Mutex<HashMap<String, (u32, Instant)>>> = LazyLock::new(Mutex::default);
+static LOGINS: LazyLock<Throttle> = LazyLock::new(Throttle::default);
+
+/// The process' login throttle.
+pub fn logins() -> &'static Throttle {
+    &LOGINS
+}
+
+/// Failure counts per (source, username) and per source.
+#[derive(Default)]
+pub struct Throttle {
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Pair(IpAddr, String),
+    Source(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    /// Attempts counted but not yet decided.
+    pending: u32,
+    /// When the first failure of the current window happened.
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<Key, Entry>,
+}
+
+impl Table {
+    fn entry(&mut self, key: Key, now: Instant) -> &mut Entry {
+        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_ENTRIES {
+            self.entries
+                .retain(|_, e| e.pending > 0 || now.duration_since(e.since) < LOCKOUT);
+            if self.entries.len() >= MAX_ENTRIES
+                && let Some(oldest) = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.pending == 0)
+                    .min_by_key(|(_, e)| e.since)
+                    .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        let e = self.entries.entry(key).or_insert(Entry {
+            failures: 0,
+            pending: 0,
+            since: now,
+        });
+        if e.pending == 0 && now.duration_since(e.since) >= LOCKOUT {
+            *e = Entry {
+                failures: 0,
+                pending: 0,
+                since: now,
+            };
+        }
+        e
+    }
+
+    /// Seconds `key` stays locked if one more attempt would pass its limit.
+    fn locked(&mut self, key: &Key, limit: u32, now: Instant) -> Option<u64> {
+        let e = self.entry(key.clone(), now);
+        (e.failures + e.pending >= limit).then(|| {
+            LOCKOUT
+                .saturating_sub(now.duration_since(e.since))
+                .as_secs()
+                .max(1)
+        })
+    }
+}
+
+/// A counted login attempt. Dropped without a verdict (an error on the way),
+/// it counts as neither success nor failure.
+#[must_use]
+pub struct Attempt {
+    throttle: &'static Throttle,
+    pair: Key,
+    source: Key,
+    decided: bool,
+}
+
+impl Throttle {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts an attempt for `username` from `source`, or says for how many
+    /// seconds that is refused.
+    pub fn begin(&'static self, source: IpAddr, username: &str) -> Result<Attempt, u64> {
+        let now = Instant::now();
+        let pair = Key::Pair(source, username.to_string());
+        let src = Key::Source(source);
+        let mut t = self.table();
+        if let Some(secs) = t.locked(&src, MAX_SOURCE_FAILURES, now) {
+            return Err(secs);
+        }
+        if let Some(secs) = t.locked(&pair, MAX_PAIR_FAILURES, now) {
+            return Err(secs);
+        }
+        t.entry(pair.clone(), now).pending += 1;
+        t.entry(src.clone(), now).pending += 1;
+        Ok(Attempt {
+            throttle: self,
+            pair,
+            source: src,
+            decided: false,
+        })
+    }
+}
+
+impl Attempt {
+    pub fn succeeded(mut self) {
+        self.decided = true;
+        let mut t = self.throttle.table();
+        t.entries.remove(&self.pair);
+        if let Some(e) = t.entries.get_mut(&self.source) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+    }
+
+    pub fn failed(mut self) {
+        self.decided = true;
+        let mut t = self.throttle.table();
+        for key in [&self.pair, &self.source] {
+            if let Some(e) = t.entries.get_mut(key) {
+                e.pending = e.pending.saturating_sub(1);
+                e.failures += 1;
+            }
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.decided {
+            return;
+        }
+        let mut t = self.throttle.table();
+        for key in [&self.pair, &self.source] {
+            if let Some(e) = t.entries.get_mut(key) {
+                e.pending = e.pending.saturating_sub(1);
+            }
+        }
+    }
+}
 
 /// Waits for a verification slot.
 pub async fn verification_slot() -> Option<SemaphorePermit<'static>> {
     GATE.acquire().await.ok()
 }
 
-/// Seconds until `username` may try again, if it is locked out now.
-pub fn locked_for(username: &str) -> Option<u64> {
-    let mut f = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
-    let (count, since) = *f.get(username)?;
-    let elapsed = since.elapsed();
-    if elapsed >= LOCKOUT {
-        f.remove(username);
-        return None;
-    }
-    (count >= MAX_FAILURES).then(|| (LOCKOUT - elapsed).as_secs().max(1))
-}
-
-pub fn failed(username: &str) {
-    let mut f = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
-    // Bounded: an attacker spraying usernames cannot grow this forever.
-    if f.len() > 100_000 {
-        f.retain(|_, (_, since)| since.elapsed() < LOCKOUT);
-    }
-    let e = f.entry(username.to_string()).or_insert((0, Instant::now()));
-    if e.1.elapsed() >= LOCKOUT {
-        *e = (0, Instant::now());
-    }
-    e.0 += 1;
-}
-
-pub fn succeeded(username: &str) {
-    FAILURES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(username);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([198, 51, 100, last])
+    }
+
+    /// A throttle of the test's own, so tests in parallel do not meet.
+    fn fresh() -> &'static Throttle {
+        Box::leak(Box::default())
+    }
+
     #[test]
-    fn five_failures_lock_a_name_and_success_clears_it() {
-        let name = "throttle-test-user";
-        for _ in 0..MAX_FAILURES - 1 {
-            failed(name);
-            assert_eq!(locked_for(name), None);
+    fn attempts_count_before_they_are_verified() {
+        let th = fresh();
+        let name = "throttle-concurrent";
+        let held: Vec<Attempt> = (0..MAX_PAIR_FAILURES)
+            .map(|_| th.begin(ip(1), name).expect("under the limit"))
+            .collect();
+        // Five in flight: the sixth is refused before any verification.
+        assert!(th.begin(ip(1), name).is_err());
+        // Another source is not affected.
+        let other = th.begin(ip(2), name).expect("other sources go on");
+        other.succeeded();
+        for a in held {
+            a.failed();
         }
-        failed(name);
-        let secs = locked_for(name).expect("locked after five failures");
+        assert!(th.begin(ip(1), name).is_err());
+    }
+
+    #[test]
+    fn success_clears_the_pair_and_drops_release() {
+        let th = fresh();
+        let name = "throttle-success";
+        for _ in 0..MAX_PAIR_FAILURES - 1 {
+            th.begin(ip(3), name).unwrap().failed();
+        }
+        th.begin(ip(3), name).unwrap().succeeded();
+        for _ in 0..MAX_PAIR_FAILURES - 1 {
+            th.begin(ip(3), name).unwrap().failed();
+        }
+        // An attempt dropped without a verdict does not count.
+        drop(th.begin(ip(3), name).unwrap());
+        th.begin(ip(3), name).unwrap().failed();
+        let secs = th.begin(ip(3), name).err().expect("locked");
         assert!((1..=60).contains(&secs));
-        assert_eq!(locked_for("someone-else"), None);
-        succeeded(name);
-        assert_eq!(locked_for(name), None);
+    }
+
+    #[test]
+    fn a_spraying_source_is_locked_over_all_names() {
+        let th = fresh();
+        for i in 0..MAX_SOURCE_FAILURES {
+            th.begin(ip(4), &format!("spray-{i}")).unwrap().failed();
+        }
+        assert!(th.begin(ip(4), "admin").is_err());
+        assert!(th.begin(ip(5), "admin").is_ok());
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let th = fresh();
+        for i in 0..(MAX_ENTRIES + 500) {
+            let src = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            th.begin(src, "bounded").unwrap().failed();
+        }
+        assert!(th.table().entries.len() <= MAX_ENTRIES + 1);
     }
 }

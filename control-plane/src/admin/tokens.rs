@@ -14,6 +14,9 @@ use crate::db::config::{self, ApiTokenRow};
 use crate::db::{AnyConnection, now_ms};
 use crate::error::{Error, Result};
 
+/// Most API tokens one user may own (revoked ones included, until deleted).
+pub const MAX_TOKENS_PER_USER: i64 = 100;
+
 pub fn info(t: &ApiTokenRow, names: &HashMap<String, String>) -> ApiTokenInfo {
     ApiTokenInfo {
         id: t.id.clone(),
@@ -33,8 +36,10 @@ pub fn info(t: &ApiTokenRow, names: &HashMap<String, String>) -> ApiTokenInfo {
 }
 
 /// Checks the request against the caller: the role must be one the caller's
-/// role includes; member tokens need a user to own their keys.
-pub fn validate(p: &Principal, req: &CreateApiTokenRequest, now: i64) -> Result<Role> {
+/// role includes; member tokens need a user to own their keys; a token made
+/// by a token expires no later than its parent (with no expiry asked, it
+/// gets the parent's). Returns the role and the expiry to store.
+pub fn validate(p: &Principal, req: &CreateApiTokenRequest, now: i64) -> Result<(Role, i64)> {
     validate::name("api_token", &req.name)?;
     let role = if req.role.is_empty() {
         p.role
@@ -57,7 +62,18 @@ pub fn validate(p: &Principal, req: &CreateApiTokenRequest, now: i64) -> Result<
             "expires_at_ms must be in the future (or 0 for never)",
         ));
     }
-    Ok(role)
+    let parent = p.expires_at_ms();
+    let expires_at_ms = match (parent, req.expires_at_ms) {
+        (0, asked) => asked,
+        (parent, 0) => parent,
+        (parent, asked) if asked <= parent => asked,
+        (parent, _) => {
+            return Err(Error::invalid(format!(
+                "expires_at_ms must not be later than the expiry of the token creating it ({parent})"
+            )));
+        }
+    };
+    Ok((role, expires_at_ms))
 }
 
 /// Stores a new token owned by the caller; returns it (shown once) and its row.
@@ -66,10 +82,19 @@ pub fn create(
     p: &Principal,
     req: &CreateApiTokenRequest,
     role: Role,
+    expires_at_ms: i64,
 ) -> Result<(String, ApiTokenRow)> {
     if config::find_api_token(conn, &req.name)?.is_some() {
         return Err(Error::AlreadyExists(format!(
             "api_token {:?} already exists",
+            req.name
+        )));
+    }
+    if let Some(uid) = &p.user_id
+        && config::count_api_tokens_of(conn, uid)? >= MAX_TOKENS_PER_USER
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "api_token {:?}: you already have {MAX_TOKENS_PER_USER} tokens; delete or revoke some first",
             req.name
         )));
     }
@@ -82,7 +107,7 @@ pub fn create(
         created_at_ms: now_ms(),
         user_id: p.user_id.clone(),
         token_hint: crypto::mask(&token, API_TOKEN_PREFIX.len()),
-        expires_at_ms: req.expires_at_ms,
+        expires_at_ms,
         revoked_at_ms: 0,
     };
     config::insert_api_token(conn, &row)?;

@@ -2,6 +2,8 @@
 //! role changes, disabling, password resets and login. Password hashing is
 //! CPU work: callers run it off the async runtime and outside transactions.
 
+use std::collections::HashMap;
+
 use aigw_proto::pb::admin::{UpdateUserRequest, UserInfo};
 
 use super::authn::{SESSION_PREFIX, check_password_policy, hash_password};
@@ -19,7 +21,9 @@ pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 /// The user created at first start.
 pub const FIRST_ADMIN: &str = "admin";
 
-pub fn info(u: &UserRow) -> UserInfo {
+/// The Admin API's view of a user; `teams` maps team ids to names (a new
+/// user, in no team yet, needs none).
+pub fn info(u: &UserRow, teams: &HashMap<String, String>) -> UserInfo {
     UserInfo {
         id: u.id.clone(),
         username: u.username.clone(),
@@ -27,7 +31,20 @@ pub fn info(u: &UserRow) -> UserInfo {
         disabled: u.disabled,
         created_at_ms: u.created_at_ms,
         updated_at_ms: u.updated_at_ms,
+        team: u
+            .team_id
+            .as_ref()
+            .and_then(|t| teams.get(t).cloned())
+            .unwrap_or_default(),
     }
+}
+
+/// Team id → name.
+pub fn team_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
+    Ok(crate::db::budgets::list_teams(conn)?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect())
 }
 
 /// A password to hand out once: 32 URL-safe random characters.
@@ -52,14 +69,18 @@ pub fn create_first_admin(conn: &mut AnyConnection, password_hash: &str) -> Resu
             disabled: false,
             created_at_ms: now,
             updated_at_ms: now,
+            team_id: None,
         },
     )?;
     Ok(true)
 }
 
+/// Longest password accepted (Argon2 over megabytes is a cheap DoS).
+pub const MAX_PASSWORD: usize = 1024;
+
 /// Checks a new user's fields; returns the role.
 pub fn validate_new(username: &str, password: &str, role: &str) -> Result<Role> {
-    validate::name("user", username)?;
+    validate::username(username)?;
     if !password.is_empty() {
         check_password_policy(password)?;
     }
@@ -86,6 +107,7 @@ pub fn insert(
         disabled: false,
         created_at_ms: now,
         updated_at_ms: now,
+        team_id: None,
     };
     identity::insert_user(conn, &row)?;
     Ok(row)
@@ -159,8 +181,13 @@ pub fn open_session(conn: &mut AnyConnection, user_id: &str) -> Result<(String, 
             expires_at_ms,
         },
     )?;
+    // Logging in in a loop must not grow the table without end.
+    identity::trim_sessions(conn, user_id, MAX_SESSIONS_PER_USER)?;
     Ok((token, expires_at_ms))
 }
+
+/// Live sessions kept per user; logging in again ends the oldest.
+pub const MAX_SESSIONS_PER_USER: i64 = 32;
 
 /// Hashes off the async runtime.
 pub async fn hash_async(password: String) -> Result<String> {

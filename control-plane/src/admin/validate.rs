@@ -1,9 +1,12 @@
 //! Field checks shared by the Admin API's upserts. Each error names the
 //! object and field so an `apply` user can find the line to fix.
 
+use aigw_proto::model::{MAX_SECRET, names};
+
 use crate::error::{Error, Result};
 
 const MAX_NAME: usize = 128;
+pub const MAX_USERNAME: usize = super::throttle::MAX_USERNAME;
 
 /// Names and model names: non-empty, short, no whitespace or control
 /// characters (they appear in logs, `apply` output and trace rows).
@@ -13,7 +16,8 @@ pub fn name(what: &str, value: &str) -> Result<()> {
     }
     if value.chars().count() > MAX_NAME {
         return Err(Error::invalid(format!(
-            "{what} {value:?}: name is longer than {MAX_NAME} characters"
+            "{what} {:?}: name is longer than {MAX_NAME} characters",
+            shorten(value)
         )));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -24,16 +28,72 @@ pub fn name(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Model globs: each non-empty, without whitespace.
+/// Most model globs on one provider or client key.
+pub const MAX_GLOBS: usize = 64;
+/// Most entries in one provider's model map.
+pub const MAX_MODEL_MAP: usize = 1024;
+
+/// Model globs: at most `MAX_GLOBS`, each a model name that may hold `*`
+/// and `?` (the data planes' own rule, `names::check_glob`).
 pub fn globs(what: &str, globs: &[String]) -> Result<()> {
+    if globs.len() > MAX_GLOBS {
+        return Err(Error::invalid(format!(
+            "{what}: at most {MAX_GLOBS} model patterns, got {}",
+            globs.len()
+        )));
+    }
     for g in globs {
-        if g.is_empty() || g.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::invalid(format!(
-                "{what}: model pattern {g:?} must be non-empty and contain no spaces"
-            )));
-        }
+        glob(what, g)?;
     }
     Ok(())
+}
+
+/// One model glob (routes, pricing).
+pub fn glob(what: &str, g: &str) -> Result<()> {
+    names::check_glob(g)
+        .map_err(|e| Error::invalid(format!("{what}: model pattern {:?}: {e}", shorten(g))))
+}
+
+/// One exact model name (model maps).
+pub fn model(what: &str, m: &str) -> Result<()> {
+    names::check_model_name(m)
+        .map_err(|e| Error::invalid(format!("{what}: model {:?}: {e}", shorten(m))))
+}
+
+/// Usernames: what people type, and what logs and the audit log show.
+pub fn username(value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_USERNAME
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "user {:?}: username must be 1 to {MAX_USERNAME} letters, digits or `._@-`",
+            shorten(value)
+        )))
+    }
+}
+
+/// An upstream secret: what an HTTP header can carry (the data planes put
+/// it in one), bounded.
+pub fn secret(what: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_SECRET || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(format!(
+            "{what}: the secret must be at most {MAX_SECRET} visible ASCII characters, without spaces or line breaks"
+        )));
+    }
+    Ok(())
+}
+
+/// The first characters of a long value, for an error message.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// An optional http(s) URL with a host.
@@ -96,6 +156,14 @@ mod tests {
         assert!(name("provider", &"x".repeat(129)).is_err());
         assert!(globs("p", &["gpt-4o*".into()]).is_ok());
         assert!(globs("p", &["".into()]).is_err());
+        assert!(globs("p", &vec!["a*".to_string(); MAX_GLOBS + 1]).is_err());
+        assert!(globs("p", &["x".repeat(300)]).is_err());
+        assert!(username("ann.lee@example").is_ok());
+        assert!(username(&"a".repeat(65)).is_err());
+        assert!(username("a b").is_err());
+        assert!(secret("k", "sk-abc").is_ok());
+        assert!(secret("k", "sk-abc\nX-Evil: 1").is_err());
+        assert!(secret("k", &"a".repeat(MAX_SECRET + 1)).is_err());
         assert!(base_url("p", "").is_ok());
         assert!(base_url("p", "http://127.0.0.1:8080/v1").is_ok());
         assert!(base_url("p", "ftp://x").is_err());

@@ -1,18 +1,25 @@
 //! The live configuration as an apply file (the admin UI's export), and the
-//! listing both export and `plan` compare against. Secrets are left out:
-//! provider keys have no `secret` and client keys no `key`, which applying
-//! the file again reads as "keep the stored one". Revoked client keys are
-//! left out too (they can only be deleted).
+//! listing both export and `plan` compare against, read through AdminService
+//! like any client. Secrets are left out: provider keys have no `secret`, client
+//! keys no `key`, OAuth templates no `client_secret`, which applying the
+//! file again reads as "keep the stored one". Revoked client keys are left
+//! out (they can only be deleted), and so are built-in OAuth templates that
+//! were not overridden.
 
 use std::collections::BTreeMap;
 
-use aigw_proto::pb::admin::{ClientKeyInfo, PriceSpec, ProviderInfo, RouteSpec};
-
-use super::file::{
-    ApplyFile, ClientKeyDoc, Expiry, KeyDoc, LimitsDoc, Num, PriceDoc, ProviderDoc, RouteDoc,
+use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
+use aigw_proto::pb::admin::{
+    BudgetInfo, BudgetLimits, ClientKeyInfo, ListRequest, OAuthTemplateSpec, PriceSpec,
+    ProviderInfo, RouteSpec, TeamInfo,
 };
-use crate::admin::{client_keys, pricing, providers, routes};
-use crate::db::AnyConnection;
+use tonic::Status;
+
+use super::Transport;
+use super::file::{
+    ApplyFile, ClientKeyDoc, Expiry, HealthCheckDoc, KeyDoc, LimitsDoc, Num, OAuthTemplateDoc,
+    PriceDoc, ProviderDoc, RouteDoc, TeamDoc, UserDoc,
+};
 use crate::error::{Error, Result};
 
 /// The configuration as the Admin API lists it.
@@ -22,19 +29,138 @@ pub struct Live {
     pub pricing: Vec<PriceSpec>,
     pub client_keys: Vec<ClientKeyInfo>,
     pub routes: Vec<RouteSpec>,
+    pub oauth_templates: Vec<OAuthTemplateSpec>,
+    pub teams: Vec<TeamInfo>,
+    pub budgets: Vec<BudgetInfo>,
 }
 
-pub fn load(conn: &mut AnyConnection) -> Result<Live> {
+fn listing(what: &'static str) -> impl FnOnce(Status) -> Error {
+    move |status| Error::Rpc {
+        what: format!("listing {what}"),
+        status: Box::new(status),
+    }
+}
+
+/// Lists everything an apply file can hold, as the caller sees it.
+pub async fn load<T: Transport>(client: &mut AdminServiceClient<T>) -> Result<Live> {
+    let r = ListRequest {};
     Ok(Live {
-        providers: providers::list(conn)?,
-        pricing: pricing::list(conn)?,
-        client_keys: client_keys::list(conn, None)?,
-        routes: routes::list(conn)?,
+        providers: client
+            .list_providers(r)
+            .await
+            .map_err(listing("providers"))?
+            .into_inner()
+            .providers,
+        pricing: client
+            .list_pricing(r)
+            .await
+            .map_err(listing("pricing"))?
+            .into_inner()
+            .pricing,
+        client_keys: client
+            .list_client_keys(r)
+            .await
+            .map_err(listing("client keys"))?
+            .into_inner()
+            .client_keys,
+        routes: client
+            .list_routes(r)
+            .await
+            .map_err(listing("routes"))?
+            .into_inner()
+            .routes,
+        oauth_templates: client
+            .list_o_auth_templates(r)
+            .await
+            .map_err(listing("oauth templates"))?
+            .into_inner()
+            .templates,
+        teams: client
+            .list_teams(r)
+            .await
+            .map_err(listing("teams"))?
+            .into_inner()
+            .teams,
+        budgets: client
+            .list_budgets(r)
+            .await
+            .map_err(listing("budgets"))?
+            .into_inner()
+            .budgets,
     })
+}
+
+/// Limits as the file writes them; None when no limit is set.
+pub fn limits_doc(l: &BudgetLimits) -> Option<LimitsDoc> {
+    let d = LimitsDoc {
+        rps: l.rps.map(Num),
+        rpm: l.rpm.map(Num),
+        tokens_per_minute: l.tokens_per_minute.map(Num),
+        tokens_per_day: l.tokens_per_day.map(Num),
+        cost_per_day: l.cost_per_day.map(Num),
+        cost_per_month: l.cost_per_month.map(Num),
+        concurrent: l.concurrent.map(Num),
+        global: l.global,
+        when_store_down: l.when_store_down.clone(),
+    };
+    let any = d.rps.is_some()
+        || d.rpm.is_some()
+        || d.tokens_per_minute.is_some()
+        || d.tokens_per_day.is_some()
+        || d.cost_per_day.is_some()
+        || d.cost_per_month.is_some()
+        || d.concurrent.is_some()
+        || d.global
+        || !d.when_store_down.is_empty();
+    any.then_some(d)
+}
+
+/// A client key's limits as a budget's.
+pub fn key_limits(k: &ClientKeyInfo) -> BudgetLimits {
+    BudgetLimits {
+        rps: k.rps,
+        rpm: k.rpm,
+        tokens_per_minute: k.tokens_per_minute,
+        tokens_per_day: k.tokens_per_day,
+        cost_per_day: k.cost_per_day,
+        cost_per_month: k.cost_per_month,
+        concurrent: k.concurrent,
+        global: k.global,
+        when_store_down: k.when_store_down.clone(),
+    }
+}
+
+fn budget_of<'a>(live: &'a Live, subject: &str) -> Option<&'a BudgetLimits> {
+    live.budgets
+        .iter()
+        .find(|b| b.subject == subject)
+        .and_then(|b| b.limits.as_ref())
 }
 
 pub fn to_file(live: &Live) -> ApplyFile {
     ApplyFile {
+        oauth_templates: live
+            .oauth_templates
+            .iter()
+            .filter(|t| !t.builtin || t.overrides_builtin)
+            .map(|t| OAuthTemplateDoc {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                authorize_url: t.authorize_url.clone(),
+                token_url: t.token_url.clone(),
+                device_authorization_url: t.device_authorization_url.clone(),
+                client_id: t.client_id.clone(),
+                client_secret: None,
+                scopes: t.scopes.clone(),
+                redirect_uri: t.redirect_uri.clone(),
+                authorize_params: t.authorize_params.clone().into_iter().collect(),
+                token_format: t.token_format.clone(),
+                request_headers: t.request_headers.clone().into_iter().collect(),
+                api_base_url: t.api_base_url.clone(),
+                provider_kind: t.provider_kind.clone(),
+                notes: t.notes.clone(),
+            })
+            .collect(),
         providers: live
             .providers
             .iter()
@@ -50,10 +176,15 @@ pub fn to_file(live: &Live) -> ApplyFile {
                     .map(|k| KeyDoc {
                         name: k.name.clone(),
                         secret: String::new(),
+                        oauth: k.oauth_template.clone(),
                         weight: Num(k.weight),
                     })
                     .collect(),
                 model_map: p.model_map.clone().into_iter().collect::<BTreeMap<_, _>>(),
+                health_check: Some(HealthCheckDoc {
+                    interval_secs: Num(p.health_check_interval_secs),
+                }),
+                affinity: p.affinity.clone(),
             })
             .collect(),
         pricing: live
@@ -70,22 +201,12 @@ pub fn to_file(live: &Live) -> ApplyFile {
             .client_keys
             .iter()
             .filter(|k| !k.revoked)
-            .map(|k| {
-                let limits = LimitsDoc {
-                    rpm: k.rpm.map(Num),
-                    tokens_per_day: k.tokens_per_day.map(Num),
-                    cost_per_day: k.cost_per_day.map(Num),
-                };
-                let any = limits.rpm.is_some()
-                    || limits.tokens_per_day.is_some()
-                    || limits.cost_per_day.is_some();
-                ClientKeyDoc {
-                    name: k.name.clone(),
-                    key: None,
-                    models: k.models.clone(),
-                    limits: any.then_some(limits),
-                    expires_at: (k.expires_at_ms != 0).then_some(Expiry(k.expires_at_ms)),
-                }
+            .map(|k| ClientKeyDoc {
+                name: k.name.clone(),
+                key: None,
+                models: k.models.clone(),
+                limits: limits_doc(&key_limits(k)),
+                expires_at: (k.expires_at_ms != 0).then_some(Expiry(k.expires_at_ms)),
             })
             .collect(),
         routes: live
@@ -94,6 +215,28 @@ pub fn to_file(live: &Live) -> ApplyFile {
             .map(|r| RouteDoc {
                 model: r.model.clone(),
                 providers: r.providers.clone(),
+                strict: r.strict,
+                alias_of: (!r.alias_of.is_empty()).then(|| r.alias_of.clone()),
+            })
+            .collect(),
+        teams: live
+            .teams
+            .iter()
+            .map(|t| TeamDoc {
+                name: t.name.clone(),
+                members: t.members.clone(),
+                limits: budget_of(live, &format!("team:{}", t.name)).and_then(limits_doc),
+            })
+            .collect(),
+        users: live
+            .budgets
+            .iter()
+            .filter_map(|b| {
+                let name = b.subject.strip_prefix("user:")?;
+                Some(UserDoc {
+                    name: name.to_string(),
+                    limits: b.limits.as_ref().and_then(limits_doc),
+                })
             })
             .collect(),
     }
@@ -104,8 +247,9 @@ pub fn to_yaml(live: &Live, generated_at: &str) -> Result<String> {
         .map_err(|e| Error::internal(format!("exporting the configuration: {e}")))?;
     Ok(format!(
         "# aigw configuration exported {generated_at}.\n\
-         # Secrets are left out: provider keys without `secret` and client keys\n\
-         # without `key` keep the stored ones when this file is applied again.\n{body}"
+         # Secrets are left out: provider keys without `secret`, client keys\n\
+         # without `key` and OAuth templates without `client_secret` keep the\n\
+         # stored ones when this file is applied again.\n{body}"
     ))
 }
 
@@ -128,8 +272,11 @@ mod tests {
                     name: "team-a".into(),
                     secret_hint: "sk-…a1b2".into(),
                     weight: 3,
+                    ..Default::default()
                 }],
                 model_map: [("fast".to_string(), "gpt-4o-mini".to_string())].into(),
+                health_check_interval_secs: 60,
+                ..Default::default()
             }],
             pricing: vec![PriceSpec {
                 model: "gpt-4o".into(),
@@ -155,7 +302,44 @@ mod tests {
             routes: vec![RouteSpec {
                 model: "gpt-4o*".into(),
                 providers: vec!["openai-main".into()],
+                ..Default::default()
             }],
+            teams: vec![TeamInfo {
+                name: "search".into(),
+                members: vec!["ann".into()],
+            }],
+            budgets: vec![
+                BudgetInfo {
+                    subject: "team:search".into(),
+                    limits: Some(BudgetLimits {
+                        cost_per_month: Some(100.0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                BudgetInfo {
+                    subject: "user:ann".into(),
+                    limits: Some(BudgetLimits {
+                        rpm: Some(60),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
+            oauth_templates: vec![
+                OAuthTemplateSpec {
+                    name: "claude".into(),
+                    builtin: true,
+                    ..Default::default()
+                },
+                OAuthTemplateSpec {
+                    name: "corp".into(),
+                    token_url: "https://idp.example/token".into(),
+                    client_id: "aigw".into(),
+                    has_client_secret: true,
+                    ..Default::default()
+                },
+            ],
         };
         let yaml = to_yaml(&live, "now").unwrap();
         assert!(!yaml.contains("a1b2") && !yaml.contains("zzzz"), "{yaml}");
@@ -172,5 +356,20 @@ mod tests {
         );
         assert_eq!(k.limits.as_ref().unwrap().rpm, Some(Num(600)));
         assert_eq!(back.routes[0].providers, ["openai-main"]);
+        assert_eq!(back.teams[0].members, ["ann"]);
+        let team_limits = back.teams[0].limits.as_ref().unwrap();
+        assert_eq!(team_limits.cost_per_month, Some(Num(100.0)));
+        assert_eq!(back.users[0].limits.as_ref().unwrap().rpm, Some(Num(60)));
+        // Built-in templates stay out; a stored one is there, without its secret.
+        assert_eq!(back.oauth_templates.len(), 1);
+        assert_eq!(back.oauth_templates[0].client_secret, None);
+        assert_eq!(
+            back.providers[0]
+                .health_check
+                .as_ref()
+                .unwrap()
+                .interval_secs,
+            Num(60)
+        );
     }
 }

@@ -32,6 +32,79 @@ pub struct ApplyFile {
     /// Explicit routes with fallbacks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteDoc>,
+    /// OAuth client settings (see docs/oauth.md), applied before the
+    /// providers whose keys name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oauth_templates: Vec<OAuthTemplateDoc>,
+    /// Teams: their members (existing users) and their budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<TeamDoc>,
+    /// Users' budgets (the users themselves are managed in the UI or
+    /// through IdentityService).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserDoc>,
+}
+
+/// An OAuth template: the fields of `OAuthTemplateSpec`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthTemplateDoc {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub authorize_url: String,
+    pub token_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_authorization_url: String,
+    pub client_id: String,
+    /// Write-only; omitted: keep the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub redirect_uri: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorize_params: BTreeMap<String, String>,
+    /// form (default) | json
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_format: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_base_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider_kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notes: String,
+}
+
+impl fmt::Debug for OAuthTemplateDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthTemplateDoc")
+            .field("name", &self.name)
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDoc {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsDoc>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDoc {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsDoc>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -39,8 +112,16 @@ pub struct ApplyFile {
 pub struct RouteDoc {
     /// Glob of the model names the route serves.
     pub model: String,
-    /// Provider names, tried in order.
+    /// Provider names, tried in order (none for an alias).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<String>,
+    /// Refuse fields the provider's format cannot express instead of
+    /// dropping hints and client bookkeeping.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict: bool,
+    /// Serve the matched models as this model (an alias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -61,16 +142,33 @@ pub struct ProviderDoc {
     /// The app's model name -> the name sent upstream.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub model_map: BTreeMap<String, String>,
+    /// `{ interval_secs: 60 }`: how often the control plane checks each
+    /// key (0: only when a data plane saw one fail). Omitted: every 60 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckDoc>,
+    /// "" (off) or "prompt-cache".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub affinity: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckDoc {
+    pub interval_secs: Num<u32>,
 }
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyDoc {
     pub name: String,
-    /// Omitted (or empty): keep the secret stored for this key, which must
-    /// exist already.
+    /// An API key; omitted for an OAuth account, or to keep the secret
+    /// stored for an existing key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
+    /// An OAuth account of this template instead of an API key: it is
+    /// connected through the Admin API (its tokens are never in a file).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub oauth: String,
     #[serde(default = "one")]
     pub weight: Num<u32>,
 }
@@ -80,8 +178,13 @@ impl fmt::Debug for KeyDoc {
         f.debug_struct("KeyDoc")
             .field("name", &self.name)
             .field("weight", &self.weight.0)
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn one() -> Num<u32> {
@@ -130,11 +233,41 @@ impl fmt::Debug for ClientKeyDoc {
 #[serde(deny_unknown_fields)]
 pub struct LimitsDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rps: Option<Num<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpm: Option<Num<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<Num<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_day: Option<Num<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_per_day: Option<Num<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_month: Option<Num<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrent: Option<Num<u64>>,
+    /// Tokens and cost across all regions (leases) rather than per region.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub global: bool,
+    /// "local" (default) or "refuse" while the limit store is down.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub when_store_down: String,
+}
+
+impl LimitsDoc {
+    pub fn to_spec(&self) -> aigw_proto::pb::admin::BudgetLimits {
+        aigw_proto::pb::admin::BudgetLimits {
+            rps: self.rps.map(|n| n.0),
+            rpm: self.rpm.map(|n| n.0),
+            tokens_per_minute: self.tokens_per_minute.map(|n| n.0),
+            tokens_per_day: self.tokens_per_day.map(|n| n.0),
+            cost_per_day: self.cost_per_day.map(|n| n.0),
+            cost_per_month: self.cost_per_month.map(|n| n.0),
+            concurrent: self.concurrent.map(|n| n.0),
+            global: self.global,
+            when_store_down: self.when_store_down.clone(),
+        }
+    }
 }
 
 /// A number written as a YAML number or as a string (after `${VAR}`
@@ -507,6 +640,25 @@ client_keys:
     }
 
     #[test]
+    fn oauth_templates_and_oauth_keys() {
+        let f = parse(
+            "oauth_templates:\n  - name: acme\n    token_url: https://id.acme.test/token\n    client_id: cli\n    scopes: [a, b]\n    request_headers: { x-acct: \"{id_token:/acct}\" }\n\
+             providers:\n  - name: x\n    kind: openai\n    keys: [{name: acct-1, oauth: acme}]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.oauth_templates[0].name, "acme");
+        assert_eq!(
+            f.oauth_templates[0].request_headers["x-acct"],
+            "{id_token:/acct}"
+        );
+        assert!(f.oauth_templates[0].client_secret.is_none());
+        assert_eq!(f.providers[0].keys[0].oauth, "acme");
+        assert_eq!(f.providers[0].keys[0].secret, "");
+        assert!(parse("oauth_templates:\n  - name: a\n    client_id: c\n", &env).is_err());
+    }
+
+    #[test]
     fn routes_and_model_maps() {
         let f = parse(
             "providers:\n  - name: x\n    kind: openai\n    model_map: { fast: gpt-4o-mini }\n\
@@ -517,7 +669,13 @@ client_keys:
         assert_eq!(f.providers[0].model_map["fast"], "gpt-4o-mini");
         assert_eq!(f.routes[0].model, "gpt-*");
         assert_eq!(f.routes[0].providers, ["x", "y"]);
-        assert!(parse("routes:\n  - model: a\n", &env).is_err());
+        let alias = parse(
+            "routes:\n  - model: claude-*\n    alias_of: gpt-4o-mini\n    strict: true\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(alias.routes[0].alias_of.as_deref(), Some("gpt-4o-mini"));
+        assert!(alias.routes[0].strict && alias.routes[0].providers.is_empty());
         assert!(
             parse(
                 "routes:\n  - model: a\n    providers: [x]\n    weight: 1\n",

@@ -12,21 +12,23 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use aigw_proto::channel::ClientTls;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use aigw_proto::pb::admin::{
-    ClientKeySpec, ListRequest, NameRequest, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec,
-    UpsertResult,
+    BudgetSpec, ClientKeySpec, ListRequest, NameRequest, OAuthTemplateSpec, PriceSpec,
+    ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec, UpsertResult,
 };
 use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 pub use file::{ApplyFile, parse};
+use file::{LimitsDoc, TeamDoc};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, with_causes};
 
 /// Adds `authorization: Bearer TOKEN` to every request.
 #[derive(Clone)]
@@ -75,20 +77,14 @@ impl<T> Transport for T where
 {
 }
 
-/// Connects to the Admin API at `url` (https:// uses the webpki roots).
-pub async fn connect(url: &str, token: &str) -> Result<Client> {
-    let bad_url = |e: &dyn std::fmt::Display| {
-        Error::Settings(format!("AIGW_CONTROL_PLANE {url:?} is not usable: {e}"))
-    };
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| bad_url(&e))?
+/// Connects to the Admin API at `url`; an https:// URL is verified with
+/// `tls` (AIGW_CA_FILE, or the public roots) and presents its client
+/// certificate when one is given (mTLS).
+pub async fn connect(url: &str, token: &str, tls: &ClientTls) -> Result<Client> {
+    let endpoint = aigw_proto::channel::endpoint(url, tls)
+        .map_err(|e| Error::Settings(format!("AIGW_CONTROL_PLANE {url:?} is not usable: {e}")))?
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60));
-    if url.starts_with("https://") {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
-            .map_err(|e| bad_url(&e))?;
-    }
     let channel = endpoint
         .connect()
         .await
@@ -100,7 +96,13 @@ pub async fn connect(url: &str, token: &str) -> Result<Client> {
 }
 
 /// Reads, expands and applies `path`, printing one line per object.
-pub async fn run(path: &Path, prune: bool, url: &str, token: Option<&str>) -> Result<()> {
+pub async fn run(
+    path: &Path,
+    prune: bool,
+    url: &str,
+    token: Option<&str>,
+    tls: &ClientTls,
+) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Settings(format!("cannot read {}: {e}", path.display())))?;
     let doc = parse(&text, &|name| std::env::var(name).ok())
@@ -108,22 +110,9 @@ pub async fn run(path: &Path, prune: bool, url: &str, token: Option<&str>) -> Re
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::Settings("apply needs AIGW_ADMIN_TOKEN (or --admin-token)".into()))?;
-    let mut client = connect(url, token).await?;
+    let mut client = connect(url, token, tls).await?;
     let mut out = std::io::stdout().lock();
     apply(&mut client, doc, prune, &mut out).await
-}
-
-/// "transport error: tcp connect error: Connection refused": tonic's own
-/// message alone says too little.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(": ");
-        msg.push_str(&c.to_string());
-        cause = c.source();
-    }
-    msg
 }
 
 fn rpc(what: String) -> impl FnOnce(Status) -> Error {
@@ -180,6 +169,38 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
         doc.client_keys.iter().map(|k| k.name.as_str()),
     )?;
     let routes = check_unique("route", doc.routes.iter().map(|r| r.model.as_str()))?;
+    let templates = check_unique(
+        "oauth_template",
+        doc.oauth_templates.iter().map(|t| t.name.as_str()),
+    )?;
+    let template_specs: Vec<OAuthTemplateSpec> = doc
+        .oauth_templates
+        .into_iter()
+        .map(|t| OAuthTemplateSpec {
+            name: t.name,
+            description: t.description,
+            authorize_url: t.authorize_url,
+            token_url: t.token_url,
+            device_authorization_url: t.device_authorization_url,
+            client_id: t.client_id,
+            client_secret: t.client_secret.unwrap_or_default(),
+            scopes: t.scopes,
+            redirect_uri: t.redirect_uri,
+            authorize_params: t.authorize_params,
+            token_format: t.token_format,
+            request_headers: t.request_headers,
+            api_base_url: t.api_base_url,
+            provider_kind: t.provider_kind,
+            notes: t.notes,
+            ..Default::default()
+        })
+        .collect();
+    for t in &template_specs {
+        crate::oauth::template::validate(t.clone())?;
+    }
+    check_unique("team", doc.teams.iter().map(|t| t.name.as_str()))?;
+    check_unique("user", doc.users.iter().map(|u| u.name.as_str()))?;
+    let (doc_teams, doc_users) = (doc.teams, doc.users);
 
     // Build every object first and check it with the server's own rules, so
     // a mistake anywhere in the file is reported before anything changes.
@@ -199,9 +220,12 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
                     name: k.name,
                     secret: k.secret,
                     weight: k.weight.0,
+                    oauth_template: k.oauth,
                 })
                 .collect(),
             model_map: p.model_map,
+            health_check_interval_secs: p.health_check.map(|h| h.interval_secs.0),
+            affinity: p.affinity,
         })
         .collect();
     let price_specs: Vec<PriceSpec> = doc
@@ -218,14 +242,20 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
         .client_keys
         .into_iter()
         .map(|k| {
-            let limits = k.limits.unwrap_or_default();
+            let l = k.limits.unwrap_or_default().to_spec();
             ClientKeySpec {
                 name: k.name,
                 key: k.key.unwrap_or_default(),
                 models: k.models,
-                rpm: limits.rpm.map(|n| n.0),
-                tokens_per_day: limits.tokens_per_day.map(|n| n.0),
-                cost_per_day: limits.cost_per_day.map(|n| n.0),
+                rpm: l.rpm,
+                tokens_per_day: l.tokens_per_day,
+                cost_per_day: l.cost_per_day,
+                rps: l.rps,
+                tokens_per_minute: l.tokens_per_minute,
+                cost_per_month: l.cost_per_month,
+                concurrent: l.concurrent,
+                global: l.global,
+                when_store_down: l.when_store_down,
                 expires_at_ms: k.expires_at.map_or(0, |e| e.0),
                 owner: String::new(),
             }
@@ -237,6 +267,8 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
         .map(|r| RouteSpec {
             model: r.model,
             providers: r.providers,
+            strict: r.strict,
+            alias_of: r.alias_of.unwrap_or_default(),
         })
         .collect();
     preflight(
@@ -248,6 +280,16 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
     )
     .await?;
 
+    // Before the providers whose keys name them.
+    for spec in template_specs {
+        let name = spec.name.clone();
+        let r = client
+            .upsert_o_auth_template(spec)
+            .await
+            .map_err(rpc(format!("oauth_template {name}")))?
+            .into_inner();
+        report(out, "oauth_template", &name, &r)?;
+    }
     for spec in provider_specs {
         let name = spec.name.clone();
         let r = client
@@ -285,14 +327,99 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
             .into_inner();
         report(out, "route", &model, &r)?;
     }
+    // Teams, then budgets (of teams and users).
+    let mut budget_subjects = HashSet::new();
+    for t in &doc_teams {
+        let r = client
+            .upsert_team(TeamSpec {
+                name: t.name.clone(),
+                members: t.members.clone(),
+            })
+            .await
+            .map_err(rpc(format!("team {}", t.name)))?
+            .into_inner();
+        report(out, "team", &t.name, &r)?;
+    }
+    let budget_specs = doc_teams
+        .iter()
+        .map(|t| (format!("team:{}", t.name), t.limits.as_ref()))
+        .chain(
+            doc_users
+                .iter()
+                .map(|u| (format!("user:{}", u.name), u.limits.as_ref())),
+        );
+    for (subject, limits) in budget_specs {
+        budget_subjects.insert(subject.clone());
+        let r = client
+            .set_budget(BudgetSpec {
+                subject: subject.clone(),
+                limits: Some(limits.map(LimitsDoc::to_spec).unwrap_or_default()),
+            })
+            .await
+            .map_err(rpc(format!("budget {subject}")))?
+            .into_inner();
+        report(out, "budget", &subject, &r)?;
+    }
     if prune {
         let named = Named {
             providers,
             prices,
             keys,
             routes,
+            templates,
         };
         prune_missing(client, &named, out).await?;
+        prune_budgets(client, &doc_teams, &budget_subjects, out).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the teams the file does not name, and the budgets of users (and
+/// teams) it does not name.
+async fn prune_budgets<T: Transport, W: Write + ?Sized>(
+    client: &mut AdminServiceClient<T>,
+    teams: &[TeamDoc],
+    subjects: &HashSet<String>,
+    out: &mut W,
+) -> Result<()> {
+    let listed = client
+        .list_teams(ListRequest {})
+        .await
+        .map_err(rpc("listing teams".into()))?
+        .into_inner();
+    for t in listed
+        .teams
+        .into_iter()
+        .filter(|t| !teams.iter().any(|d| d.name == t.name))
+    {
+        let r = client
+            .delete_team(NameRequest {
+                name: t.name.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting team {}", t.name)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted team {}", t.name)?;
+        }
+    }
+    let listed = client
+        .list_budgets(ListRequest {})
+        .await
+        .map_err(rpc("listing budgets".into()))?
+        .into_inner();
+    for b in listed
+        .budgets
+        .into_iter()
+        .filter(|b| !subjects.contains(&b.subject) && b.subject.starts_with("user:"))
+    {
+        client
+            .set_budget(BudgetSpec {
+                subject: b.subject.clone(),
+                limits: Some(Default::default()),
+            })
+            .await
+            .map_err(rpc(format!("deleting budget {}", b.subject)))?;
+        writeln!(out, "deleted budget {}", b.subject)?;
     }
     Ok(())
 }
@@ -315,9 +442,11 @@ async fn preflight<T: Transport>(
     for k in keys {
         crate::admin::client_keys::validate(k.clone())?;
     }
-    let keeps_a_secret = providers
-        .iter()
-        .any(|p| p.keys.iter().any(|k| k.secret.trim().is_empty()));
+    // A key with neither a secret nor an OAuth template keeps the stored
+    // secret, so the server must have it.
+    let keeps_secret =
+        |k: &ProviderKeySpec| k.secret.trim().is_empty() && k.oauth_template.is_empty();
+    let keeps_a_secret = providers.iter().any(|p| p.keys.iter().any(keeps_secret));
     if routes.is_empty() && !keeps_a_secret {
         return Ok(());
     }
@@ -327,9 +456,8 @@ async fn preflight<T: Transport>(
         .map_err(rpc("listing providers".into()))?
         .into_inner()
         .providers;
-    // A key without a secret keeps the stored one, so it must exist.
     for p in providers {
-        for k in p.keys.iter().filter(|k| k.secret.trim().is_empty()) {
+        for k in p.keys.iter().filter(|k| keeps_secret(k)) {
             let stored = existing
                 .iter()
                 .any(|e| e.name == p.name && e.keys.iter().any(|ek| ek.name == k.name));
@@ -363,6 +491,7 @@ struct Named {
     prices: HashSet<String>,
     keys: HashSet<String>,
     routes: HashSet<String>,
+    templates: HashSet<String>,
 }
 
 /// Deletes client keys (those no user owns), prices, routes and providers
@@ -378,6 +507,7 @@ async fn prune_missing<T: Transport, W: Write + ?Sized>(
         prices,
         keys,
         routes,
+        templates,
     } = named;
     let listed = client
         .list_client_keys(ListRequest {})
@@ -459,6 +589,28 @@ async fn prune_missing<T: Transport, W: Write + ?Sized>(
             .map_err(rpc(format!("deleting provider {}", p.name)))?;
         if r.into_inner().deleted {
             writeln!(out, "deleted provider {}", p.name)?;
+        }
+    }
+    // After the providers whose keys may name them. Built-in templates are
+    // not the file's to delete; a stored override of one is.
+    let listed = client
+        .list_o_auth_templates(ListRequest {})
+        .await
+        .map_err(rpc("listing oauth templates".into()))?
+        .into_inner();
+    for t in listed
+        .templates
+        .into_iter()
+        .filter(|t| (!t.builtin || t.overrides_builtin) && !templates.contains(&t.name))
+    {
+        let r = client
+            .delete_o_auth_template(NameRequest {
+                name: t.name.clone(),
+            })
+            .await
+            .map_err(rpc(format!("deleting oauth_template {}", t.name)))?;
+        if r.into_inner().deleted {
+            writeln!(out, "deleted oauth_template {}", t.name)?;
         }
     }
     out.flush()?;

@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, HashSet};
 use aigw_proto::model::Strategy;
 use aigw_proto::pb::admin::ConfigChange;
 
-use super::export::Live;
-use super::file::ApplyFile;
+use super::export::{Live, key_limits, limits_doc};
+use super::file::{ApplyFile, LimitsDoc};
 use crate::admin::client_keys::KEY_PREFIX;
+use crate::admin::providers::DEFAULT_HEALTH_INTERVAL_SECS;
 use crate::crypto;
 
 fn change(kind: &str, name: &str, action: &str, details: Vec<String>) -> ConfigChange {
@@ -35,11 +36,73 @@ fn strategy(s: &str) -> String {
         .map_or_else(|()| s.to_string(), |st| st.as_str().to_string())
 }
 
+/// Limits written in a file, in the form the listings give them back.
+fn limits_of(l: Option<&LimitsDoc>) -> Option<LimitsDoc> {
+    l.map(LimitsDoc::to_spec).as_ref().and_then(limits_doc)
+}
+
+fn limits_text(l: &Option<LimitsDoc>) -> String {
+    l.as_ref()
+        .and_then(|l| serde_json::to_string(l).ok())
+        .unwrap_or_else(|| "none".into())
+}
+
 /// The changes applying `doc` (with `prune`) would make to `live`, in the
-/// order apply makes them: providers, prices, client keys, routes, then
-/// deletions.
+/// order apply makes them: OAuth templates, providers, prices, client keys,
+/// routes, teams and budgets, then deletions.
 pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
     let mut out = Vec::new();
+    for t in &doc.oauth_templates {
+        let Some(old) = live
+            .oauth_templates
+            .iter()
+            .find(|o| o.name == t.name && (!o.builtin || o.overrides_builtin))
+        else {
+            out.push(change(
+                "oauth_template",
+                &t.name,
+                "create",
+                vec![format!("token_url: {}", t.token_url)],
+            ));
+            continue;
+        };
+        let mut d = Vec::new();
+        diff(&mut d, "description", &old.description, &t.description);
+        diff(
+            &mut d,
+            "authorize_url",
+            &old.authorize_url,
+            &t.authorize_url,
+        );
+        diff(&mut d, "token_url", &old.token_url, &t.token_url);
+        diff(
+            &mut d,
+            "device_authorization_url",
+            &old.device_authorization_url,
+            &t.device_authorization_url,
+        );
+        diff(&mut d, "client_id", &old.client_id, &t.client_id);
+        diff(&mut d, "scopes", &old.scopes, &t.scopes);
+        diff(&mut d, "redirect_uri", &old.redirect_uri, &t.redirect_uri);
+        let old_params: BTreeMap<_, _> = old.authorize_params.clone().into_iter().collect();
+        diff(&mut d, "authorize_params", &old_params, &t.authorize_params);
+        diff(&mut d, "token_format", &old.token_format, &t.token_format);
+        let old_headers: BTreeMap<_, _> = old.request_headers.clone().into_iter().collect();
+        diff(&mut d, "request_headers", &old_headers, &t.request_headers);
+        diff(&mut d, "api_base_url", &old.api_base_url, &t.api_base_url);
+        diff(
+            &mut d,
+            "provider_kind",
+            &old.provider_kind,
+            &t.provider_kind,
+        );
+        diff(&mut d, "notes", &old.notes, &t.notes);
+        if t.client_secret.as_deref().is_some_and(|s| !s.is_empty()) {
+            d.push("client_secret: set from the file".into());
+        }
+        let action = if d.is_empty() { "unchanged" } else { "update" };
+        out.push(change("oauth_template", &t.name, action, d));
+    }
     for p in &doc.providers {
         let Some(old) = live.providers.iter().find(|o| o.name == p.name) else {
             let keys: Vec<&str> = p.keys.iter().map(|k| k.name.as_str()).collect();
@@ -67,6 +130,17 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
         diff(&mut d, "strategy", &old.strategy, &strategy(&p.strategy));
         let old_map: BTreeMap<_, _> = old.model_map.clone().into_iter().collect();
         diff(&mut d, "model_map", &old_map, &p.model_map);
+        let interval = p
+            .health_check
+            .as_ref()
+            .map_or(DEFAULT_HEALTH_INTERVAL_SECS, |h| h.interval_secs.0);
+        diff(
+            &mut d,
+            "health_check.interval_secs",
+            &old.health_check_interval_secs,
+            &interval,
+        );
+        diff(&mut d, "affinity", &old.affinity, &p.affinity);
         let old_keys: Vec<&str> = old.keys.iter().map(|k| k.name.as_str()).collect();
         let new_keys: Vec<&str> = p.keys.iter().map(|k| k.name.as_str()).collect();
         diff(&mut d, "keys", &old_keys, &new_keys);
@@ -111,10 +185,7 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
         }
     }
     for k in &doc.client_keys {
-        let limits = k.limits.as_ref();
-        let rpm = limits.and_then(|l| l.rpm).map(|n| n.0);
-        let tpd = limits.and_then(|l| l.tokens_per_day).map(|n| n.0);
-        let cpd = limits.and_then(|l| l.cost_per_day).map(|n| n.0);
+        let limits = limits_of(k.limits.as_ref());
         let expires = k.expires_at.map_or(0, |e| e.0);
         match live.client_keys.iter().find(|o| o.name == k.name) {
             None => {
@@ -136,9 +207,14 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
                     d.push("key: changes".into());
                 }
                 diff(&mut d, "models", &o.models, &k.models);
-                diff(&mut d, "rpm", &o.rpm, &rpm);
-                diff(&mut d, "tokens_per_day", &o.tokens_per_day, &tpd);
-                diff(&mut d, "cost_per_day", &o.cost_per_day, &cpd);
+                let old_limits = limits_doc(&key_limits(o));
+                if limits_text(&old_limits) != limits_text(&limits) {
+                    d.push(format!(
+                        "limits: {} -> {}",
+                        limits_text(&old_limits),
+                        limits_text(&limits)
+                    ));
+                }
                 diff(&mut d, "expires_at_ms", &o.expires_at_ms, &expires);
                 let action = if d.is_empty() { "unchanged" } else { "update" };
                 out.push(change("client_key", &k.name, action, d));
@@ -146,20 +222,84 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
         }
     }
     for r in &doc.routes {
+        let alias = r.alias_of.clone().unwrap_or_default();
         match live.routes.iter().find(|o| o.model == r.model) {
             None => out.push(change(
                 "route",
                 &r.model,
                 "create",
-                vec![format!("providers: {:?}", r.providers)],
+                vec![if alias.is_empty() {
+                    format!("providers: {:?}", r.providers)
+                } else {
+                    format!("alias_of: {alias}")
+                }],
             )),
             Some(o) => {
                 let mut d = Vec::new();
                 diff(&mut d, "providers", &o.providers, &r.providers);
+                diff(&mut d, "strict", &o.strict, &r.strict);
+                diff(&mut d, "alias_of", &o.alias_of, &alias);
                 let action = if d.is_empty() { "unchanged" } else { "update" };
                 out.push(change("route", &r.model, action, d));
             }
         }
+    }
+    let budget = |subject: &str| {
+        live.budgets
+            .iter()
+            .find(|b| b.subject == subject)
+            .and_then(|b| b.limits.as_ref())
+            .and_then(limits_doc)
+    };
+    for t in &doc.teams {
+        let limits = limits_of(t.limits.as_ref());
+        match live.teams.iter().find(|o| o.name == t.name) {
+            None => out.push(change(
+                "team",
+                &t.name,
+                "create",
+                vec![
+                    format!("members: {:?}", t.members),
+                    format!("limits: {}", limits_text(&limits)),
+                ],
+            )),
+            Some(o) => {
+                let mut d = Vec::new();
+                let (mut old_m, mut new_m) = (o.members.clone(), t.members.clone());
+                old_m.sort();
+                new_m.sort();
+                diff(&mut d, "members", &old_m, &new_m);
+                let old_limits = budget(&format!("team:{}", t.name));
+                if limits_text(&old_limits) != limits_text(&limits) {
+                    d.push(format!(
+                        "limits: {} -> {}",
+                        limits_text(&old_limits),
+                        limits_text(&limits)
+                    ));
+                }
+                let action = if d.is_empty() { "unchanged" } else { "update" };
+                out.push(change("team", &t.name, action, d));
+            }
+        }
+    }
+    for u in &doc.users {
+        let limits = limits_of(u.limits.as_ref());
+        let old_limits = budget(&format!("user:{}", u.name));
+        let d = if limits_text(&old_limits) == limits_text(&limits) {
+            Vec::new()
+        } else {
+            vec![format!(
+                "limits: {} -> {}",
+                limits_text(&old_limits),
+                limits_text(&limits)
+            )]
+        };
+        let action = match (&old_limits, d.is_empty()) {
+            (_, true) => "unchanged",
+            (None, false) => "create",
+            (Some(_), false) => "update",
+        };
+        out.push(change("user_budget", &u.name, action, d));
     }
     if prune {
         let keys: HashSet<&str> = doc.client_keys.iter().map(|k| k.name.as_str()).collect();
@@ -195,6 +335,34 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
         {
             out.push(change("provider", &p.name, "delete", Vec::new()));
         }
+        let templates: HashSet<&str> = doc
+            .oauth_templates
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        for t in live
+            .oauth_templates
+            .iter()
+            .filter(|t| (!t.builtin || t.overrides_builtin) && !templates.contains(t.name.as_str()))
+        {
+            out.push(change("oauth_template", &t.name, "delete", Vec::new()));
+        }
+        let teams: HashSet<&str> = doc.teams.iter().map(|t| t.name.as_str()).collect();
+        for t in live
+            .teams
+            .iter()
+            .filter(|t| !teams.contains(t.name.as_str()))
+        {
+            out.push(change("team", &t.name, "delete", Vec::new()));
+        }
+        let users: HashSet<&str> = doc.users.iter().map(|u| u.name.as_str()).collect();
+        for b in &live.budgets {
+            if let Some(name) = b.subject.strip_prefix("user:")
+                && !users.contains(name)
+            {
+                out.push(change("user_budget", name, "delete", Vec::new()));
+            }
+        }
     }
     out
 }
@@ -217,7 +385,9 @@ mod tests {
                     name: "a".into(),
                     secret_hint: crypto::mask("sk-secret-number-one", 3),
                     weight: 1,
+                    ..Default::default()
                 }],
+                health_check_interval_secs: DEFAULT_HEALTH_INTERVAL_SECS,
                 ..Default::default()
             }],
             pricing: vec![PriceSpec {
@@ -238,7 +408,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
-            routes: Vec::new(),
+            ..Default::default()
         }
     }
 

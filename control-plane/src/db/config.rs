@@ -21,6 +21,10 @@ pub struct ProviderRow {
     pub updated_at_ms: i64,
     /// JSON object: the app's model name -> the upstream's.
     pub model_map: String,
+    /// Seconds between health checks of each key; 0: none scheduled.
+    pub health_interval_secs: i32,
+    /// "" or "prompt-cache".
+    pub affinity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -37,6 +41,9 @@ pub struct ProviderKeyRow {
     pub position: i32,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Non-empty: an OAuth account of this template (`secret_enc` is empty;
+    /// its tokens are in `oauth_accounts`).
+    pub oauth_template: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -70,6 +77,14 @@ pub struct ClientKeyRow {
     pub owner_user_id: Option<String>,
     /// 0: not revoked. Revoked keys stay for the traces but leave the snapshot.
     pub revoked_at_ms: i64,
+    pub rps: Option<i64>,
+    pub tokens_per_minute: Option<i64>,
+    pub cost_per_month: Option<f64>,
+    pub concurrent: Option<i64>,
+    /// Its tokens and cost limits are global (leases across regions).
+    pub limits_global: bool,
+    /// "" / "local" or "refuse" while the limit store is down.
+    pub when_store_down: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -95,10 +110,15 @@ pub struct ApiTokenRow {
 pub struct RouteRow {
     /// The model glob; the route's name.
     pub model: String,
-    /// JSON array of provider names, in fallback order.
+    /// JSON array of provider names, in fallback order; `[]` for an alias.
     pub providers: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Refuse fields the provider's format cannot express instead of
+    /// dropping hints.
+    pub strict: bool,
+    /// The model this route's models are served as; empty when not an alias.
+    pub alias_of: String,
 }
 
 /// Everything a snapshot is compiled from, each list in a stable order.
@@ -111,6 +131,19 @@ pub struct ConfigRows {
     /// Revoked ones included: `compile` leaves them out.
     pub client_keys: Vec<ClientKeyRow>,
     pub routes: Vec<RouteRow>,
+    /// The last health check of each credential that had one.
+    pub health: Vec<super::health::HealthRow>,
+    /// Stored OAuth templates (built-in ones are in `crate::oauth`).
+    pub oauth_templates: Vec<super::oauth::TemplateRow>,
+    /// Connected OAuth accounts.
+    pub oauth_accounts: Vec<super::oauth::AccountRow>,
+    /// Users' and teams' budgets.
+    pub budgets: Vec<super::budgets::BudgetRow>,
+    /// (user id, username, team id) of every user.
+    pub users: Vec<(String, String, Option<String>)>,
+    pub teams: Vec<super::budgets::TeamRow>,
+    /// Leases of global budgets for the current and the next day and month.
+    pub leases: Vec<super::budgets::LeaseRow>,
 }
 
 pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
@@ -132,6 +165,16 @@ pub fn load_all(conn: &mut AnyConnection) -> Result<ConfigRows> {
             .select(ClientKeyRow::as_select())
             .load(conn)?,
         routes: list_routes(conn)?,
+        health: super::health::current(conn, None)?,
+        oauth_templates: super::oauth::templates(conn)?,
+        oauth_accounts: super::oauth::accounts(conn)?,
+        budgets: super::budgets::list_budgets(conn)?,
+        users: super::identity::list_users(conn)?
+            .into_iter()
+            .map(|u| (u.id, u.username, u.team_id))
+            .collect(),
+        teams: super::budgets::list_teams(conn)?,
+        leases: super::budgets::leases(conn, &crate::budgets::live_periods(super::now_ms()))?,
     })
 }
 
@@ -273,6 +316,14 @@ pub fn find_client_key_by_hash(
         .optional()?)
 }
 
+/// How many client keys `owner` owns (revoked ones included).
+pub fn count_client_keys_of(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
+    Ok(client_keys::table
+        .filter(client_keys::owner_user_id.eq(owner))
+        .count()
+        .get_result(conn)?)
+}
+
 pub fn insert_client_key(conn: &mut AnyConnection, row: &ClientKeyRow) -> Result<()> {
     diesel::insert_into(client_keys::table)
         .values(row)
@@ -393,6 +444,14 @@ pub fn api_tokens(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<A
         q = q.filter(api_tokens::user_id.eq(uid));
     }
     Ok(q.load(conn)?)
+}
+
+/// How many API tokens `owner` owns (revoked ones included).
+pub fn count_api_tokens_of(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
+    Ok(api_tokens::table
+        .filter(api_tokens::user_id.eq(owner))
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn insert_api_token(conn: &mut AnyConnection, row: &ApiTokenRow) -> Result<()> {

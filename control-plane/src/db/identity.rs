@@ -19,6 +19,8 @@ pub struct UserRow {
     pub disabled: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The team whose budget the user's keys count toward.
+    pub team_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -128,6 +130,20 @@ pub fn delete_sessions_of(conn: &mut AnyConnection, user_id: &str) -> Result<usi
 
 pub fn delete_expired_sessions(conn: &mut AnyConnection, now_ms: i64) -> Result<usize> {
     Ok(diesel::delete(sessions::table.filter(sessions::expires_at_ms.le(now_ms))).execute(conn)?)
+}
+
+/// Keeps the user's `keep` newest sessions and ends the others.
+pub fn trim_sessions(conn: &mut AnyConnection, user_id: &str, keep: i64) -> Result<usize> {
+    let old: Vec<String> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .order((sessions::created_at_ms.desc(), sessions::id.desc()))
+        .offset(keep)
+        .select(sessions::id)
+        .load(conn)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(sessions::table.filter(sessions::id.eq_any(old))).execute(conn)?)
 }
 
 // --- audit log ---

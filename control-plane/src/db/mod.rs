@@ -5,8 +5,12 @@
 //! only upserts (`ON CONFLICT`), which `MultiBackend` cannot express, match on
 //! the variant.
 
+pub mod budgets;
 pub mod config;
+pub mod health;
 pub mod identity;
+pub mod nodes;
+pub mod oauth;
 pub mod oidc;
 pub mod rollups;
 pub mod schema;
@@ -128,6 +132,31 @@ pub struct Db {
     pool: Pool<Manager>,
 }
 
+/// The database holds every hash, token and sealed secret: its directory
+/// (when created here) is 0700 and the file 0600 from its first byte.
+/// SQLite gives its -wal and -shm files the database file's mode.
+fn private_sqlite_file(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)?;
+    }
+    if path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Db {
     /// Opens the pool (creating the SQLite file's directory) and runs the
     /// embedded migrations.
@@ -135,12 +164,7 @@ impl Db {
         let target = Target::parse(url)?;
         let size = match &target {
             Target::Sqlite(path) => {
-                if let Some(dir) = Path::new(path)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(dir)?;
-                }
+                private_sqlite_file(Path::new(path))?;
                 // WAL lets trace inserts and admin reads proceed together. It
                 // is stored in the file, so one connection sets it before the
                 // pool opens several (which would race for the switch).
@@ -324,6 +348,18 @@ mod tests {
         let t = testing::temp_db();
         // Reconnecting finds nothing left to migrate.
         Db::connect(&t.url).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let file = std::path::PathBuf::from(t.url.strip_prefix("sqlite://").unwrap());
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&file), 0o600, "the database file is owner-only");
+            assert_eq!(mode(file.parent().unwrap()), 0o700, "its new directory too");
+            let wal = file.with_extension("db-wal");
+            if wal.exists() {
+                assert_eq!(mode(&wal), 0o600, "SQLite's WAL follows the file");
+            }
+        }
     }
 }
 

@@ -28,8 +28,16 @@ async fn postgres_traces_and_admin_roundtrip() {
     let run = crypto::new_id().unwrap();
 
     let batch = vec![record(&format!("{run}-1")), record(&format!("{run}-2"))];
-    assert_eq!(store_batch(&db, batch.clone()).await.unwrap(), (2, 0));
-    assert_eq!(store_batch(&db, batch).await.unwrap(), (0, 2));
+    assert_eq!(
+        store_batch(&db, batch.clone(), &Default::default())
+            .await
+            .unwrap(),
+        (2, 0)
+    );
+    assert_eq!(
+        store_batch(&db, batch, &Default::default()).await.unwrap(),
+        (0, 2)
+    );
 
     // Other runs' rows may be encrypted under other keys: start from the
     // stored state only when it compiles with ours.
@@ -47,6 +55,9 @@ async fn postgres_traces_and_admin_roundtrip() {
         registry: Registry::default(),
         bootstrap_tokens: Arc::from(vec![crypto::sha256("t")]),
         write_lock: Arc::new(Mutex::new(())),
+        trusted_proxies: Arc::from(Vec::new()),
+        checker: crate::health::Checker::detached(),
+        oauth: crate::oauth::Handle::detached().unwrap(),
     };
     let req = |spec: ProviderSpec| {
         let mut r = Request::new(spec);
@@ -63,6 +74,7 @@ async fn postgres_traces_and_admin_roundtrip() {
             name: "k".into(),
             secret: "sk-ant-0123456789abcdef".into(),
             weight: 2,
+            oauth_template: String::new(),
         }],
         ..Default::default()
     };

@@ -13,6 +13,8 @@ diesel::table! {
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
         model_map -> Text,
+        health_interval_secs -> Integer,
+        affinity -> Text,
     }
 }
 
@@ -27,6 +29,7 @@ diesel::table! {
         position -> Integer,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        oauth_template -> Text,
     }
 }
 
@@ -55,6 +58,12 @@ diesel::table! {
         updated_at_ms -> BigInt,
         owner_user_id -> Nullable<Text>,
         revoked_at_ms -> BigInt,
+        rps -> Nullable<BigInt>,
+        tokens_per_minute -> Nullable<BigInt>,
+        cost_per_month -> Nullable<Double>,
+        concurrent -> Nullable<BigInt>,
+        limits_global -> Bool,
+        when_store_down -> Text,
     }
 }
 
@@ -81,6 +90,7 @@ diesel::table! {
         disabled -> Bool,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        team_id -> Nullable<Text>,
     }
 }
 
@@ -100,6 +110,8 @@ diesel::table! {
         providers -> Text,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        strict -> Bool,
+        alias_of -> Text,
     }
 }
 
@@ -141,6 +153,152 @@ diesel::table! {
         api_format -> Text,
         error -> Nullable<Text>,
         attempts -> Text,
+        dropped_fields -> Text,
+    }
+}
+
+diesel::table! {
+    credential_health (provider, key_name) {
+        provider -> Text,
+        key_name -> Text,
+        status -> Text,
+        http_status -> Integer,
+        latency_us -> BigInt,
+        detail -> Text,
+        checked_at_ms -> BigInt,
+        retry_at_ms -> BigInt,
+        trigger_kind -> Text,
+    }
+}
+
+diesel::table! {
+    credential_checks (id) {
+        id -> Text,
+        provider -> Text,
+        key_name -> Text,
+        status -> Text,
+        http_status -> Integer,
+        latency_us -> BigInt,
+        detail -> Text,
+        checked_at_ms -> BigInt,
+        trigger_kind -> Text,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        name -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    budgets (subject) {
+        subject -> Text,
+        rps -> Nullable<BigInt>,
+        rpm -> Nullable<BigInt>,
+        tokens_per_minute -> Nullable<BigInt>,
+        tokens_per_day -> Nullable<BigInt>,
+        cost_per_day -> Nullable<Double>,
+        cost_per_month -> Nullable<Double>,
+        concurrent -> Nullable<BigInt>,
+        global -> Bool,
+        when_store_down -> Text,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    budget_leases (budget, region, period) {
+        budget -> Text,
+        region -> Text,
+        period -> Text,
+        tokens -> Nullable<BigInt>,
+        cost -> Nullable<Double>,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    budget_alerts (budget, period, threshold) {
+        budget -> Text,
+        period -> Text,
+        threshold -> Integer,
+        fired_at_ms -> BigInt,
+        delivered_at_ms -> BigInt,
+        attempts -> Integer,
+        last_error -> Text,
+        payload -> Text,
+    }
+}
+
+diesel::table! {
+    webhooks (name) {
+        name -> Text,
+        url -> Text,
+        secret_enc -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    node_credentials (id) {
+        id -> Text,
+        node_id -> Text,
+        region -> Text,
+        token_hash -> Text,
+        token_hint -> Text,
+        created_at_ms -> BigInt,
+        revoked_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_templates (name) {
+        name -> Text,
+        spec -> Text,
+        client_secret_enc -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_accounts (provider, key_name) {
+        provider -> Text,
+        key_name -> Text,
+        template -> Text,
+        access_enc -> Text,
+        refresh_enc -> Text,
+        expires_at_ms -> BigInt,
+        refresh_at_ms -> BigInt,
+        claims -> Text,
+        status -> Text,
+        last_error -> Text,
+        failures -> Integer,
+        last_refresh_ms -> BigInt,
+        connected_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_flows (state_hash) {
+        state_hash -> Text,
+        provider -> Text,
+        key_name -> Text,
+        template -> Text,
+        kind -> Text,
+        secret_enc -> Text,
+        redirect_uri -> Text,
+        params -> Text,
+        interval_secs -> Integer,
+        next_poll_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+        created_at_ms -> BigInt,
     }
 }
 

@@ -37,6 +37,8 @@ pub struct TraceRow {
     pub error: Option<String>,
     /// JSON array of attempts.
     pub attempts: String,
+    /// JSON array of the request fields dropped when translating.
+    pub dropped_fields: String,
 }
 
 /// Rows per INSERT statement: 23 columns each keeps a chunk well under

@@ -1,30 +1,18 @@
-//! The control plane's HTTP client for the identity provider: HTTPS with
-//! the webpki roots (plain HTTP only to a loopback host, for local and test
-//! providers), bounded in time and in the size of what it reads.
+//! Calls to the identity provider: HTTPS (plain HTTP only to a loopback
+//! host, for local and test providers), bounded in time; JSON answers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::outbound::Outbound;
 
-/// Largest response read from the identity provider.
-const MAX_BODY: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Clone)]
-pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-}
 
 /// Whether `url` may be called: https, or http to a loopback address.
 pub fn check_url(what: &str, raw: &str) -> Result<Url> {
@@ -44,17 +32,16 @@ pub fn check_url(what: &str, raw: &str) -> Result<Url> {
     }
 }
 
+/// JSON calls to the identity provider over the control plane's own HTTP
+/// client (`crate::outbound`: the upstreams' roots, bounded in bytes).
+#[derive(Clone)]
+pub struct HttpClient {
+    outbound: Outbound,
+}
+
 impl HttpClient {
-    pub fn new() -> Result<Self> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .map_err(|e| Error::internal(format!("TLS setup failed: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Self {
-            inner: Client::builder(TokioExecutor::new()).build(connector),
-        })
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
     }
 
     /// GETs JSON.
@@ -84,8 +71,8 @@ impl HttpClient {
     ) -> Result<T> {
         let target = check_url("identity provider URL", url)?;
         let unreachable = |e: &dyn std::fmt::Display| {
-            Error::Unreachable(format!(
-                "identity provider at {}: {e}",
+            Error::SignIn(format!(
+                "the identity provider at {} did not answer usably: {e}",
                 target.origin().ascii_serialization()
             ))
         };
@@ -106,28 +93,24 @@ impl HttpClient {
         let req = req
             .body(Full::new(Bytes::from(form.unwrap_or_default())))
             .map_err(|e| Error::invalid(format!("identity provider URL {url:?}: {e}")))?;
-        let exchange = async {
-            let resp = self.inner.request(req).await.map_err(|e| unreachable(&e))?;
-            let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| unreachable(&e))?
-                .to_bytes();
-            Ok::<_, Error>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(TIMEOUT, exchange)
+        let answer = self
+            .outbound
+            .call(req, TIMEOUT)
             .await
-            .map_err(|_| unreachable(&"no answer within 10 s"))??;
-        if !status.is_success() {
+            .map_err(|e| unreachable(&e))?;
+        if !answer.status.is_success() {
             // The provider's error text (e.g. invalid_grant) helps the admin;
             // it never holds our secret.
-            let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            let text: String = String::from_utf8_lossy(&answer.body)
+                .chars()
+                .take(300)
+                .collect();
             return Err(Error::SignIn(format!(
-                "the identity provider answered {status}: {text}"
+                "the identity provider answered {}: {text}",
+                answer.status
             )));
         }
-        serde_json::from_slice(&body)
+        serde_json::from_slice(&answer.body)
             .map_err(|e| unreachable(&format!("answered with unexpected JSON: {e}")))
     }
 }

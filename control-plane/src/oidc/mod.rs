@@ -86,9 +86,9 @@ pub struct OidcState {
 }
 
 impl OidcState {
-    pub fn new() -> Result<Self> {
+    pub fn new(outbound: crate::outbound::Outbound) -> Result<Self> {
         Ok(Self {
-            http: HttpClient::new()?,
+            http: HttpClient::new(outbound),
             pending: Mutex::default(),
             discovery: Mutex::default(),
             jwks: Mutex::default(),
@@ -544,6 +544,7 @@ impl SignInService for SignInSvc {
             },
         };
         let uid = user.id.clone();
+        let teams = self.admin.read(users::team_names).await?;
         let (session_token, expires_at_ms) = self
             .admin
             .mutate(
@@ -560,7 +561,7 @@ impl SignInService for SignInSvc {
         Ok(Response::new(LoginResult {
             session_token,
             expires_at_ms,
-            user: Some(users::info(&user)),
+            user: Some(users::info(&user, &teams)),
         }))
     }
 }

@@ -122,7 +122,7 @@ async fn admins_set_the_provider_and_the_secret_never_comes_back() {
     let t = temp_db();
     let s = SignInSvc {
         admin: svc(&t),
-        state: Arc::new(OidcState::new().unwrap()),
+        state: Arc::new(OidcState::new(crate::outbound::Outbound::new(None).unwrap()).unwrap()),
     };
     let opts = s
         .get_sign_in_options(tonic::Request::new(Default::default()))
@@ -228,7 +228,7 @@ async fn people_are_linked_by_subject_then_verified_email_else_created() {
     let t = temp_db();
     let s = SignInSvc {
         admin: svc(&t),
-        state: Arc::new(OidcState::new().unwrap()),
+        state: Arc::new(OidcState::new(crate::outbound::Outbound::new(None).unwrap()).unwrap()),
     };
     let c = |sub: &str, email: &str, verified: bool, name: &str| token::Claims {
         sub: sub.into(),

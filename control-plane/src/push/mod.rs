@@ -8,7 +8,6 @@
 pub mod publisher;
 pub mod registry;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aigw_proto::pb::config::config_service_server::ConfigService;
@@ -21,13 +20,14 @@ use tonic::{Request, Response, Status, Streaming};
 pub use publisher::Publisher;
 pub use registry::Registry;
 
-use crate::{auth, crypto};
+use crate::crypto;
+use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
 
 /// How long a new stream may take to say Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ConfigSvc {
-    pub node_tokens: Arc<[[u8; 32]]>,
+    pub nodes: NodeAuth,
     pub publisher: Publisher,
     pub registry: Registry,
     /// Flips to true on shutdown; streams end so the server can drain.
@@ -44,7 +44,7 @@ impl ConfigService for ConfigSvc {
         &self,
         request: Request<Streaming<NodeMessage>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        auth::check(request.metadata(), &self.node_tokens)?;
+        let (identity, revocation) = self.nodes.authenticate(request.metadata()).await?;
         let (tx, rx) = mpsc::channel(4);
         // The response is returned at once and Hello awaited in the task, so
         // a client that waits for response headers before sending works too.
@@ -52,6 +52,8 @@ impl ConfigService for ConfigSvc {
             publisher: self.publisher.clone(),
             registry: self.registry.clone(),
             shutdown: self.shutdown.clone(),
+            identity,
+            revocation,
         };
         tokio::spawn(session.run(request.into_inner(), tx));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -62,19 +64,34 @@ struct Session {
     publisher: Publisher,
     registry: Registry,
     shutdown: watch::Receiver<bool>,
+    /// Who the node authenticated as: its Hello must say the same.
+    identity: NodeIdentity,
+    revocation: Revocation,
 }
 
 impl Session {
-    async fn run(self, mut inbound: Streaming<NodeMessage>, tx: Outbound) {
-        let Some(hello) = wait_for_hello(&mut inbound, &tx).await else {
+    async fn run(mut self, mut inbound: Streaming<NodeMessage>, tx: Outbound) {
+        let Some(mut hello) = wait_for_hello(&mut inbound, &tx).await else {
             return;
         };
+        if hello.node_id != self.identity.node_id {
+            let _ = tx
+                .send(Err(Status::permission_denied(format!(
+                    "Hello.node_id {:?} is not the node this credential is for ({:?})",
+                    hello.node_id, self.identity.node_id
+                ))))
+                .await;
+            return;
+        }
+        // The region recorded is the authenticated one.
+        hello.region = self.identity.region.clone();
         let node = hello.node_id.clone();
         let conn = self
             .registry
             .connect(&node, &hello.region, &hello.applied_version);
         tracing::info!(node_id = %node, region = %hello.region, applied = %hello.applied_version,
-            build = %hello.build, "data plane connected");
+            build = %hello.build, own_credential = self.identity.credential.is_some(),
+            "data plane connected");
         let reason = self.serve(&mut inbound, &tx, &hello, conn).await;
         self.registry.disconnect(&node, conn);
         tracing::info!(node_id = %node, reason, "data plane disconnected");
@@ -82,7 +99,7 @@ impl Session {
 
     /// Pushes and reads replies until the stream ends; returns why it ended.
     async fn serve(
-        &self,
+        &mut self,
         inbound: &mut Streaming<NodeMessage>,
         tx: &Outbound,
         hello: &Hello,
@@ -124,8 +141,12 @@ impl Session {
                     Ok(None) => return "closed by node",
                     Err(_) => return "stream error",
                 },
-                _ = shutdown.wait_for(|down| *down) => return "shutting down",
+                () = async { let _ = shutdown.wait_for(|down| *down).await; } => return "shutting down",
                 _ = tx.closed() => return "stream closed",
+                () = self.revocation.wait() => {
+                    let _ = tx.send(Err(Status::unauthenticated("node credential revoked"))).await;
+                    return "credential revoked";
+                }
             }
         }
     }

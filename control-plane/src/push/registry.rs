@@ -8,13 +8,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aigw_proto::pb::admin::NodeInfo;
+use tokio::sync::broadcast;
 
 use crate::db::now_ms;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     nodes: Arc<Mutex<HashMap<String, Entry>>>,
     next_conn: Arc<AtomicU64>,
+    /// Ids of node credentials revoked just now: their streams end.
+    revoked: broadcast::Sender<String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            nodes: Arc::default(),
+            next_conn: Arc::default(),
+            revoked: broadcast::channel(64).0,
+        }
+    }
 }
 
 struct Entry {
@@ -81,6 +94,16 @@ impl Registry {
 
     pub fn disconnect(&self, node_id: &str, conn: u64) {
         self.update(node_id, conn, |i| i.connected = false);
+    }
+
+    /// Tells the streams of a revoked node credential to end.
+    pub fn revoke_credential(&self, credential_id: &str) {
+        let _ = self.revoked.send(credential_id.to_string());
+    }
+
+    /// Revocations from now on.
+    pub fn revocations(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
     }
 
     /// All known nodes, connected ones first, then by id.

@@ -27,6 +27,7 @@ fn trace(id: &str, at: i64, key: &str, model: &str, status: i32) -> TraceRow {
         endpoint: "chat.completions".into(),
         api_format: "openai".into(),
         error: None,
+        dropped_fields: "[]".into(),
         attempts: r#"[{"provider":"p","provider_key":"k","status":200,"latency_us":15000}]"#.into(),
     }
 }

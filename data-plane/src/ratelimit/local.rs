@@ -1,26 +1,44 @@
-//! The in-process limiter: the default without `REDIS_URL`, and the
-//! fallback when Redis does not answer.
+//! In-process budgets: the default without `REDIS_URL`, and the fallback
+//! of budgets whose policy is `local` while Redis does not answer. The same
+//! rules as the Lua script in `shared`, on a map.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use aigw_proto::model::ClientKey;
+use aigw_proto::model::budget::month_period;
 
-use super::{DAY_MS, Exceeded, MINUTE_MS};
+use super::{
+    DAY_MS, Demand, Enforced, Exceeded, Headroom, Kind, MINUTE_MS, RESERVATION_TTL_MS, SECOND_MS,
+    Standing, overlap,
+};
 
 #[derive(Debug, Default)]
 struct Counters {
+    second: u64,
+    this_second: u64,
     minute: u64,
-    this_minute: u64,
-    last_minute: u64,
+    this_minute: Window,
+    last_minute: Window,
     day: u64,
+    day_tokens: u64,
+    day_cost: f64,
+    month: String,
+    month_cost: f64,
+    /// Reservations in flight: request id → (tokens, cost, expiry).
+    reserved: HashMap<String, (u64, f64, u64)>,
+    reserved_tokens: u64,
+    reserved_cost: f64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    requests: u64,
     tokens: u64,
-    cost: f64,
 }
 
 #[derive(Debug, Default)]
 pub struct Local {
-    keys: Mutex<HashMap<String, Counters>>,
+    budgets: Mutex<HashMap<String, Counters>>,
 }
 
 impl Local {
@@ -28,77 +46,211 @@ impl Local {
         Self::default()
     }
 
-    /// Admits one request for `key` at `now_ms`, or says which limit stops it.
-    pub fn admit(&self, key: &ClientKey, now_ms: u64) -> Result<(), Exceeded> {
-        let l = key.limits;
-        if !super::has_limits(key) {
-            return Ok(());
-        }
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let c = keys.entry(key.id.clone()).or_default();
-        roll(c, now_ms);
-        let until_midnight = super::secs_to_midnight(now_ms);
-        if let Some(max) = l.tokens_per_day
-            && c.tokens >= max
-        {
-            return Err(Exceeded {
-                limit: "tokens_per_day",
-                retry_after_secs: until_midnight,
-            });
-        }
-        if let Some(max) = l.cost_per_day
-            && c.cost >= max
-        {
-            return Err(Exceeded {
-                limit: "cost_per_day",
-                retry_after_secs: until_midnight,
-            });
-        }
-        if let Some(rpm) = l.rpm {
-            let estimate = c.last_minute as f64 * super::overlap(now_ms) + c.this_minute as f64;
-            if estimate + 1.0 > rpm as f64 {
-                return Err(Exceeded {
-                    limit: "rpm",
-                    retry_after_secs: super::secs_to_next_minute(now_ms),
-                });
-            }
-            c.this_minute += 1;
-        }
-        Ok(())
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Counters>> {
+        self.budgets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a finished request's tokens and cost against its key's day.
-    pub fn record(&self, key_id: &str, tokens: u64, cost: f64, now_ms: u64) {
-        if key_id.is_empty() || (tokens == 0 && cost == 0.0) {
+    /// Checks `demand` against `b` and reserves it, or says which limit stops it.
+    pub fn admit(
+        &self,
+        b: &Enforced,
+        request_id: &str,
+        demand: Demand,
+        now: u64,
+    ) -> Result<Headroom, Exceeded> {
+        let mut all = self.lock();
+        let c = all.entry(b.id.clone()).or_default();
+        roll(c, now);
+        let l = &b.limits;
+        let est_t = demand.tokens as f64;
+        let res_t = c.reserved_tokens as f64;
+        let minute_req =
+            c.last_minute.requests as f64 * overlap(now) + c.this_minute.requests as f64;
+        let minute_tok = c.last_minute.tokens as f64 * overlap(now) + c.this_minute.tokens as f64;
+        let checks: [(Kind, Option<f64>, f64, f64); 7] = [
+            (
+                Kind::Concurrent,
+                l.concurrent.map(|v| v as f64),
+                c.reserved.len() as f64,
+                1.0,
+            ),
+            (
+                Kind::Rps,
+                l.rps.map(|v| v as f64),
+                c.this_second as f64,
+                1.0,
+            ),
+            (Kind::Rpm, l.rpm.map(|v| v as f64), minute_req, 1.0),
+            (
+                Kind::TokensPerMinute,
+                l.tokens_per_minute.map(|v| v as f64),
+                minute_tok + res_t,
+                est_t,
+            ),
+            (
+                Kind::TokensPerDay,
+                l.tokens_per_day.map(|v| v as f64),
+                c.day_tokens as f64 + res_t,
+                est_t,
+            ),
+            (
+                Kind::CostPerDay,
+                l.cost_per_day,
+                c.day_cost + c.reserved_cost,
+                demand.cost,
+            ),
+            (
+                Kind::CostPerMonth,
+                l.cost_per_month,
+                c.month_cost + c.reserved_cost,
+                demand.cost,
+            ),
+        ];
+        for (kind, limit, used, want) in checks {
+            if let Some(limit) = limit
+                && used + want > limit + 1e-9
+            {
+                return Err(Exceeded {
+                    limit: kind.name(),
+                    budget: b.name.clone(),
+                    budget_id: b.id.clone(),
+                    retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
+                    value: limit,
+                });
+            }
+        }
+        c.this_second += 1;
+        c.this_minute.requests += 1;
+        c.reserved.insert(
+            request_id.to_string(),
+            (demand.tokens, demand.cost, now + RESERVATION_TTL_MS),
+        );
+        c.reserved_tokens += demand.tokens;
+        c.reserved_cost += demand.cost;
+        let mut h = Headroom::default();
+        let standing = |slot: &mut Option<Standing>, kind: Kind, limit: Option<f64>, used: f64| {
+            if let Some(limit) = limit {
+                let s = Standing {
+                    limit,
+                    remaining: (limit - used).max(0.0),
+                    reset_ms: kind.reset_ms(now),
+                };
+                if slot.is_none_or(|o| s.remaining < o.remaining) {
+                    *slot = Some(s);
+                }
+            }
+        };
+        standing(
+            &mut h.requests,
+            Kind::Rps,
+            l.rps.map(|v| v as f64),
+            c.this_second as f64,
+        );
+        standing(
+            &mut h.requests,
+            Kind::Rpm,
+            l.rpm.map(|v| v as f64),
+            minute_req + 1.0,
+        );
+        standing(
+            &mut h.tokens,
+            Kind::TokensPerMinute,
+            l.tokens_per_minute.map(|v| v as f64),
+            minute_tok + c.reserved_tokens as f64,
+        );
+        standing(
+            &mut h.tokens,
+            Kind::TokensPerDay,
+            l.tokens_per_day.map(|v| v as f64),
+            (c.day_tokens + c.reserved_tokens) as f64,
+        );
+        standing(
+            &mut h.cost,
+            Kind::CostPerDay,
+            l.cost_per_day,
+            c.day_cost + c.reserved_cost,
+        );
+        standing(
+            &mut h.cost,
+            Kind::CostPerMonth,
+            l.cost_per_month,
+            c.month_cost + c.reserved_cost,
+        );
+        Ok(h)
+    }
+
+    /// Releases the reservation and counts the real usage.
+    pub fn settle(
+        &self,
+        budget: &str,
+        request_id: &str,
+        at_ms: u64,
+        tokens: u64,
+        cost: f64,
+        now: u64,
+    ) {
+        let mut all = self.lock();
+        let Some(c) = all.get_mut(budget) else {
             return;
+        };
+        roll(c, now);
+        if let Some((t, k, _)) = c.reserved.remove(request_id) {
+            c.reserved_tokens = c.reserved_tokens.saturating_sub(t);
+            c.reserved_cost = (c.reserved_cost - k).max(0.0);
         }
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let c = keys.entry(key_id.to_string()).or_default();
-        roll(c, now_ms);
-        c.tokens = c.tokens.saturating_add(tokens);
-        if cost.is_finite() && cost > 0.0 {
-            c.cost += cost;
+        // Tokens count in the minute the request was admitted in.
+        let minute = at_ms / MINUTE_MS;
+        if minute == c.minute {
+            c.this_minute.tokens += tokens;
+        } else if minute + 1 == c.minute {
+            c.last_minute.tokens += tokens;
         }
+        c.day_tokens = c.day_tokens.saturating_add(tokens);
+        c.day_cost += cost;
+        c.month_cost += cost;
     }
 }
 
-/// Moves the windows forward to `now_ms`.
-fn roll(c: &mut Counters, now_ms: u64) {
-    let minute = now_ms / MINUTE_MS;
+/// Moves the windows forward to `now`, and drops expired reservations.
+fn roll(c: &mut Counters, now: u64) {
+    let second = now / SECOND_MS;
+    if second != c.second {
+        c.second = second;
+        c.this_second = 0;
+    }
+    let minute = now / MINUTE_MS;
     if minute != c.minute {
         c.last_minute = if minute == c.minute + 1 {
             c.this_minute
         } else {
-            0
+            Window::default()
         };
-        c.this_minute = 0;
+        c.this_minute = Window::default();
         c.minute = minute;
     }
-    let day = now_ms / DAY_MS;
+    let day = now / DAY_MS;
     if day != c.day {
         c.day = day;
-        c.tokens = 0;
-        c.cost = 0.0;
+        c.day_tokens = 0;
+        c.day_cost = 0.0;
+    }
+    let month = month_period(now);
+    if month != c.month {
+        c.month = month;
+        c.month_cost = 0.0;
+    }
+    if c.reserved.values().any(|(_, _, exp)| *exp <= now) {
+        let mut freed = (0u64, 0f64);
+        c.reserved.retain(|_, (t, k, exp)| {
+            let keep = *exp > now;
+            if !keep {
+                freed.0 += *t;
+                freed.1 += *k;
+            }
+            keep
+        });
+        c.reserved_tokens = c.reserved_tokens.saturating_sub(freed.0);
+        c.reserved_cost = (c.reserved_cost - freed.1).max(0.0);
     }
 }
 
@@ -108,77 +260,102 @@ mod tests {
 
     use super::*;
 
-    fn key(limits: Limits) -> ClientKey {
-        ClientKey {
-            id: "k1".into(),
-            name: "k".into(),
-            key_hash: [0; 32],
-            models: vec![],
+    fn budget(limits: Limits) -> Enforced {
+        Enforced {
+            id: "key:k1".into(),
+            name: "key k".into(),
             limits,
-            expires_at_ms: None,
         }
     }
 
     const T0: u64 = 1_800_000_000_000 - 1_800_000_000_000 % DAY_MS + 3 * 3_600_000;
 
+    fn demand(tokens: u64, cost: f64) -> Demand {
+        Demand { tokens, cost }
+    }
+
     #[test]
     fn rpm_is_a_sliding_window() {
         let l = Local::new();
-        let k = key(Limits {
+        let b = budget(Limits {
             rpm: Some(2),
             ..Default::default()
         });
         let t = T0 + 59_000;
-        assert!(l.admit(&k, t).is_ok());
-        assert!(l.admit(&k, t + 1).is_ok());
-        let e = l.admit(&k, t + 2).unwrap_err();
-        assert_eq!(e.limit, "rpm");
-        assert_eq!(e.retry_after_secs, 1);
+        let d = Demand::default();
+        assert!(l.admit(&b, "r1", d, t).is_ok());
+        assert!(l.admit(&b, "r2", d, t + 1).is_ok());
+        let e = l.admit(&b, "r3", d, t + 2).unwrap_err();
+        assert_eq!((e.limit, e.retry_after_secs), ("rpm", 1));
         // Just after the minute turns, the last minute still counts almost whole.
-        assert!(l.admit(&k, t + 2_000).is_err());
+        assert!(l.admit(&b, "r4", d, t + 2_000).is_err());
         // Half a minute later, one slot is free again.
-        assert!(l.admit(&k, t + 31_000).is_ok());
-        assert!(l.admit(&k, t + 31_001).is_err());
-        // Two quiet minutes later, both are.
-        assert!(l.admit(&k, t + 180_000).is_ok());
-        assert!(l.admit(&k, t + 180_001).is_ok());
+        assert!(l.admit(&b, "r5", d, t + 31_000).is_ok());
+        assert!(l.admit(&b, "r6", d, t + 31_001).is_err());
     }
 
     #[test]
-    fn daily_tokens_and_cost_refuse_the_next_request_until_midnight() {
+    fn reservations_stop_concurrent_requests_from_overrunning() {
         let l = Local::new();
-        let k = key(Limits {
-            tokens_per_day: Some(100),
-            cost_per_day: Some(1.0),
+        let b = budget(Limits {
+            tokens_per_day: Some(1_000),
             ..Default::default()
         });
-        assert!(l.admit(&k, T0).is_ok());
-        l.record("k1", 150, 0.01, T0);
-        let e = l.admit(&k, T0 + 1).unwrap_err();
+        // Four requests that might each use 300: only three fit at once.
+        for i in 0..3 {
+            assert!(l.admit(&b, &format!("r{i}"), demand(300, 0.0), T0).is_ok());
+        }
+        let e = l.admit(&b, "r3", demand(300, 0.0), T0).unwrap_err();
         assert_eq!(e.limit, "tokens_per_day");
-        assert_eq!(e.retry_after_secs, 21 * 3600);
-        assert!(
-            l.admit(&k, T0 + 21 * 3_600_000).is_ok(),
-            "a new day starts afresh"
-        );
+        // One ends having used 50: its unused reservation is free again.
+        l.settle("key:k1", "r0", T0, 50, 0.0, T0 + 1);
+        assert!(l.admit(&b, "r3", demand(300, 0.0), T0 + 2).is_ok());
+        // Released without use, the rest goes back too; used is kept.
+        for i in 1..4 {
+            l.settle("key:k1", &format!("r{i}"), T0, 0, 0.0, T0 + 3);
+        }
+        assert!(l.admit(&b, "r4", demand(950, 0.0), T0 + 4).is_ok());
+        assert!(l.admit(&b, "r5", demand(1, 0.0), T0 + 4).is_err());
+    }
 
-        let k = key(Limits {
-            cost_per_day: Some(0.5),
+    #[test]
+    fn concurrency_counts_requests_in_flight_and_expired_ones_leave() {
+        let l = Local::new();
+        let b = budget(Limits {
+            concurrent: Some(2),
             ..Default::default()
         });
-        l.record("k1", 1, 0.6, T0 + 21 * 3_600_000 + 5);
+        let d = Demand::default();
+        assert!(l.admit(&b, "a", d, T0).is_ok());
+        assert!(l.admit(&b, "b", d, T0).is_ok());
+        assert_eq!(l.admit(&b, "c", d, T0).unwrap_err().limit, "concurrent");
+        l.settle("key:k1", "a", T0, 0, 0.0, T0 + 1);
+        assert!(l.admit(&b, "c", d, T0 + 1).is_ok());
+        // A data plane that never settles: its reservations expire.
+        assert!(l.admit(&b, "d", d, T0 + RESERVATION_TTL_MS + 1).is_ok());
+    }
+
+    #[test]
+    fn cost_per_day_and_month_and_headroom() {
+        let l = Local::new();
+        let b = budget(Limits {
+            cost_per_day: Some(1.0),
+            cost_per_month: Some(1.5),
+            rpm: Some(10),
+            ..Default::default()
+        });
+        let h = l.admit(&b, "a", demand(10, 0.4), T0).unwrap();
+        let c = h.cost.unwrap();
+        assert!((c.remaining - 0.6).abs() < 1e-9 && c.limit == 1.0);
+        assert_eq!(h.requests.unwrap().remaining, 9.0);
+        l.settle("key:k1", "a", T0, 10, 0.9, T0);
         assert_eq!(
-            l.admit(&k, T0 + 21 * 3_600_000 + 6).unwrap_err().limit,
+            l.admit(&b, "b", demand(1, 0.2), T0).unwrap_err().limit,
             "cost_per_day"
         );
-    }
-
-    #[test]
-    fn keys_without_limits_are_not_tracked() {
-        let l = Local::new();
-        for i in 0..1000 {
-            assert!(l.admit(&key(Limits::default()), T0 + i).is_ok());
-        }
-        assert!(l.keys.lock().unwrap().is_empty());
+        // Next day: the day is fresh, the month is not.
+        let e = l.admit(&b, "c", demand(1, 0.7), T0 + DAY_MS).unwrap_err();
+        assert_eq!(e.limit, "cost_per_month");
+        assert!(l.admit(&b, "d", demand(1, 0.5), T0 + DAY_MS).is_ok());
     }
 }

@@ -1,93 +1,111 @@
-//! Per-client-key quotas from the snapshot: requests per minute, tokens and
-//! cost per UTC day. Requests are admitted before any upstream work; tokens
-//! and cost are counted from each finished request's trace, so a request
-//! that pushes a key over its daily budget completes and the next is refused.
+//! Budgets, enforced before any upstream work. A request counts against
+//! every budget its key belongs to: the key's own, its owner's (`user:…`)
+//! and the owner's team's (`team:…`), each with any of requests per second
+//! and per minute, tokens per minute and per day, cost per day and per
+//! calendar month (UTC), and requests in flight.
 //!
-//! The minute limit is a sliding window estimated from two fixed windows
-//! (the previous minute's count weighted by how much of it still overlaps),
-//! so a burst across a minute boundary cannot double the rate.
+//! **No overrun.** Before forwarding, each budget *reserves* an estimate of
+//! the request's tokens and cost that bounds what it can use (the prompt at
+//! one token per two bytes, plus its `max_tokens`-style cap or
+//! `AIGW_DEFAULT_MAX_OUTPUT_TOKENS`), and admits it only if what was used,
+//! what is reserved by requests in flight and this estimate fit. When the
+//! answer ends (streams included, and streams the app abandons) the
+//! reservation is *settled* with the real usage; a failure releases it. So
+//! concurrent requests can overshoot a budget only by one request's
+//! estimation error, never by the number in flight. Reservations left by a
+//! data plane that died expire after `RESERVATION_TTL`.
 //!
-//! With `REDIS_URL` the counters live in Redis and every data plane of a
-//! deployment shares them; when Redis does not answer within a few
-//! milliseconds the in-process counters decide (fail open: an outage of the
-//! limit store must not become an outage of the gateway).
+//! **Where.** Without `REDIS_URL`, counters are in process. With it, one
+//! Lua script per budget checks and reserves atomically in Redis, shared by
+//! the data planes of a region. When Redis does not answer within
+//! `AIGW_REDIS_TIMEOUT_MS`, each budget follows its `when_store_down` policy:
+//! `local` (default) counts in process, `refuse` refuses the requests it
+//! governs (with `aigw_ratelimit_degraded` and a log line either way).
+//!
+//! **Global budgets.** Tokens and cost of a global budget are limited in
+//! each region by the region's lease (`Snapshot.leases`) for the period,
+//! which the control plane grants out of the whole; request rates and
+//! concurrency are always per region.
 
 mod local;
 mod shared;
 
-use aigw_proto::model::ClientKey;
+use std::sync::Arc;
+
+use aigw_proto::model::budget::{day_period, month_period, ms_to_next_month};
+use aigw_proto::model::{ClientKey, Limits, Snapshot, StoreDown};
 
 pub use local::Local;
-pub use shared::Shared;
+pub use shared::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, Shared};
 
+const SECOND_MS: u64 = 1_000;
 const MINUTE_MS: u64 = 60_000;
 const DAY_MS: u64 = 86_400_000;
+/// A reservation not settled by then (its data plane died) is dropped.
+pub const RESERVATION_TTL_MS: u64 = 30 * 60_000;
 
+/// Why a request is refused: which budget, which limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exceeded {
-    /// Which limit, as the app's error message names it.
+    /// The limit, as the app's error message names it (`rpm`, `cost_per_day`…).
     pub limit: &'static str,
+    /// The budget, for people: `key checkout`, `user alice`, `team research`.
+    pub budget: String,
+    /// Its id (`key:<id>`, `user:<id>`, `team:<id>`).
+    pub budget_id: String,
     pub retry_after_secs: u64,
+    /// The limit's value, for the `x-ratelimit-*` headers.
+    pub value: f64,
 }
 
-pub struct Limiter {
-    local: Local,
-    shared: Option<Shared>,
+/// The kinds of limit, in the order they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Concurrent,
+    Rps,
+    Rpm,
+    TokensPerMinute,
+    TokensPerDay,
+    CostPerDay,
+    CostPerMonth,
 }
 
-impl Limiter {
-    /// In-process only.
-    pub fn new() -> Self {
-        Self {
-            local: Local::new(),
-            shared: None,
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Concurrent => "concurrent",
+            Self::Rps => "rps",
+            Self::Rpm => "rpm",
+            Self::TokensPerMinute => "tokens_per_minute",
+            Self::TokensPerDay => "tokens_per_day",
+            Self::CostPerDay => "cost_per_day",
+            Self::CostPerMonth => "cost_per_month",
         }
     }
 
-    /// Shared through Redis, in-process when Redis does not answer.
-    pub fn with_redis(url: &str) -> Result<Self, redis::RedisError> {
-        Ok(Self {
-            local: Local::new(),
-            shared: Some(Shared::new(url)?),
+    fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            1 => Self::Concurrent,
+            2 => Self::Rps,
+            3 => Self::Rpm,
+            4 => Self::TokensPerMinute,
+            5 => Self::TokensPerDay,
+            6 => Self::CostPerDay,
+            7 => Self::CostPerMonth,
+            _ => return None,
         })
     }
 
-    pub async fn admit(&self, key: &ClientKey, now_ms: u64) -> Result<(), Exceeded> {
-        if !has_limits(key) {
-            return Ok(());
-        }
-        if let Some(shared) = &self.shared {
-            match shared.admit(key, now_ms).await {
-                Ok(decision) => return decision,
-                Err(e) => {
-                    metrics::counter!("aigw_ratelimit_fallback_total").increment(1);
-                    if !matches!(e, shared::SharedError::Backoff) {
-                        tracing::warn!(error = %e, "rate-limit store unavailable; limiting in process for a second");
-                    }
-                }
-            }
-        }
-        self.local.admit(key, now_ms)
-    }
-
-    /// Counts a finished request's tokens and cost against its key's day.
-    pub fn record(&self, key_id: &str, tokens: u64, cost: f64, now_ms: u64) {
-        self.local.record(key_id, tokens, cost, now_ms);
-        if let Some(shared) = &self.shared {
-            shared.record(key_id, tokens, cost, now_ms);
+    /// When a limit of this kind is free again, from `now`.
+    fn reset_ms(self, now: u64) -> u64 {
+        match self {
+            Self::Concurrent => SECOND_MS,
+            Self::Rps => SECOND_MS - now % SECOND_MS,
+            Self::Rpm | Self::TokensPerMinute => MINUTE_MS - now % MINUTE_MS,
+            Self::TokensPerDay | Self::CostPerDay => DAY_MS - now % DAY_MS,
+            Self::CostPerMonth => ms_to_next_month(now),
         }
     }
-}
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn has_limits(key: &ClientKey) -> bool {
-    let l = key.limits;
-    l.rpm.is_some() || l.tokens_per_day.is_some() || l.cost_per_day.is_some()
 }
 
 /// How much of the previous minute a one-minute window ending now covers.
@@ -95,10 +113,291 @@ fn overlap(now_ms: u64) -> f64 {
     (MINUTE_MS - now_ms % MINUTE_MS) as f64 / MINUTE_MS as f64
 }
 
-fn secs_to_next_minute(now_ms: u64) -> u64 {
-    (MINUTE_MS - now_ms % MINUTE_MS).div_ceil(1000).max(1)
+/// One budget as this request meets it: its limits, with a global budget's
+/// tokens and cost limited by this region's lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enforced {
+    pub id: String,
+    pub name: String,
+    pub limits: Limits,
 }
 
-fn secs_to_midnight(now_ms: u64) -> u64 {
-    (DAY_MS - now_ms % DAY_MS).div_ceil(1000).max(1)
+/// What a request may use at most: the reservation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Demand {
+    pub tokens: u64,
+    pub cost: f64,
+}
+
+/// What is left of the tightest limits of one kind family, for the
+/// `x-ratelimit-*` headers of an admitted request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Standing {
+    pub limit: f64,
+    pub remaining: f64,
+    pub reset_ms: u64,
+}
+
+/// The tightest request, token and cost limits met by an admitted request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Headroom {
+    pub requests: Option<Standing>,
+    pub tokens: Option<Standing>,
+    pub cost: Option<Standing>,
+}
+
+impl Headroom {
+    fn merge(&mut self, other: Headroom) {
+        fn tighter(a: &mut Option<Standing>, b: Option<Standing>) {
+            if let Some(b) = b
+                && a.is_none_or(|a| b.remaining < a.remaining)
+            {
+                *a = Some(b);
+            }
+        }
+        tighter(&mut self.requests, other.requests);
+        tighter(&mut self.tokens, other.tokens);
+        tighter(&mut self.cost, other.cost);
+    }
+}
+
+/// Where a budget's reservation was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Local,
+    Shared,
+}
+
+/// The budgets a request holds a reservation in, until it is settled.
+#[derive(Debug)]
+pub struct Reservation {
+    request_id: String,
+    demand: Demand,
+    at_ms: u64,
+    held: Vec<(String, Store)>,
+    pub headroom: Headroom,
+}
+
+impl Reservation {
+    /// A reservation that holds nothing (a key without budgets).
+    pub fn none() -> Self {
+        Self {
+            request_id: String::new(),
+            demand: Demand::default(),
+            at_ms: 0,
+            held: Vec::new(),
+            headroom: Headroom::default(),
+        }
+    }
+}
+
+pub struct Limiter {
+    local: Local,
+    shared: Option<Shared>,
+    region: String,
+}
+
+impl Limiter {
+    /// In-process only.
+    pub fn new(region: &str) -> Self {
+        Self {
+            local: Local::new(),
+            shared: None,
+            region: region.to_string(),
+        }
+    }
+
+    /// Shared through Redis, each budget's policy when Redis does not
+    /// answer within `timeout`.
+    pub fn with_redis(
+        url: &str,
+        region: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, shared::SharedError> {
+        Ok(Self {
+            local: Local::new(),
+            shared: Some(Shared::new(url, timeout)?),
+            region: region.to_string(),
+        })
+    }
+
+    /// The budgets `key`'s requests count against now, with leases applied.
+    pub fn budgets_of(&self, snap: &Snapshot, key: &ClientKey, now_ms: u64) -> Vec<Enforced> {
+        let mut out = Vec::with_capacity(1 + key.budgets.len());
+        let own = (
+            format!("key:{}", key.id),
+            format!("key {}", key.name),
+            key.limits,
+            key.global,
+        );
+        let others = key
+            .budgets
+            .iter()
+            .filter_map(|id| snap.budgets.get(id))
+            .map(|b| (b.id.clone(), b.name.clone(), b.limits, b.global));
+        for (id, name, mut limits, global) in std::iter::once(own).chain(others) {
+            if limits.is_empty() {
+                continue;
+            }
+            if global {
+                let lease = |period: String| {
+                    snap.leases
+                        .get(&(id.clone(), self.region.clone(), period))
+                        .copied()
+                        .unwrap_or_default()
+                };
+                // No lease for this period (the control plane has not been
+                // heard): nothing may be spent here beyond what was granted.
+                let day = lease(day_period(now_ms));
+                if limits.tokens_per_day.is_some() {
+                    limits.tokens_per_day = Some(day.tokens.unwrap_or(0));
+                }
+                if limits.cost_per_day.is_some() {
+                    limits.cost_per_day = Some(day.cost.unwrap_or(0.0));
+                }
+                if limits.cost_per_month.is_some() {
+                    limits.cost_per_month = Some(lease(month_period(now_ms)).cost.unwrap_or(0.0));
+                }
+            }
+            out.push(Enforced { id, name, limits });
+        }
+        out
+    }
+
+    /// Reserves `demand` in every budget, or refuses naming the first that
+    /// cannot take it (and releases what was reserved in the others).
+    pub async fn admit(
+        &self,
+        budgets: &[Enforced],
+        request_id: &str,
+        demand: Demand,
+        now_ms: u64,
+    ) -> Result<Reservation, Exceeded> {
+        let mut r = Reservation {
+            request_id: request_id.to_string(),
+            demand,
+            at_ms: now_ms,
+            held: Vec::with_capacity(budgets.len()),
+            headroom: Headroom::default(),
+        };
+        for b in budgets {
+            let outcome = match &self.shared {
+                Some(shared) => match shared.admit(b, request_id, demand, now_ms).await {
+                    Ok(decision) => decision.map(|h| (h, Store::Shared)),
+                    Err(e) => {
+                        metrics::counter!("aigw_ratelimit_degraded_total", "policy" => match b.limits.when_store_down {
+                            StoreDown::Local => "local",
+                            StoreDown::Refuse => "refuse",
+                        })
+                        .increment(1);
+                        if !matches!(e, shared::SharedError::Backoff) {
+                            tracing::warn!(error = %e, "limit store unavailable; budgets follow their degraded policy for a second");
+                        }
+                        match b.limits.when_store_down {
+                            StoreDown::Local => self
+                                .local
+                                .admit(b, request_id, demand, now_ms)
+                                .map(|h| (h, Store::Local)),
+                            StoreDown::Refuse => Err(Exceeded {
+                                limit: "limit store",
+                                budget: b.name.clone(),
+                                budget_id: b.id.clone(),
+                                retry_after_secs: 1,
+                                value: 0.0,
+                            }),
+                        }
+                    }
+                },
+                None => self
+                    .local
+                    .admit(b, request_id, demand, now_ms)
+                    .map(|h| (h, Store::Local)),
+            };
+            match outcome {
+                Ok((headroom, store)) => {
+                    r.headroom.merge(headroom);
+                    r.held.push((b.id.clone(), store));
+                }
+                Err(e) => {
+                    self.settle(r, 0, 0.0, now_ms);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Ends a reservation: the real usage is counted, the estimate released.
+    pub fn settle(&self, r: Reservation, tokens: u64, cost: f64, now_ms: u64) {
+        let cost = if cost.is_finite() && cost > 0.0 {
+            cost
+        } else {
+            0.0
+        };
+        for (budget, store) in &r.held {
+            match (store, &self.shared) {
+                (Store::Shared, Some(shared)) => {
+                    shared.settle(budget, &r.request_id, r.at_ms, tokens, cost, now_ms);
+                }
+                _ => self
+                    .local
+                    .settle(budget, &r.request_id, r.at_ms, tokens, cost, now_ms),
+            }
+        }
+        let _ = r.demand;
+    }
+}
+
+/// A reservation held by a request, settled when it ends: the pipeline
+/// settles it with the request's usage; dropped unsettled (a panic, a
+/// cancelled future), it releases the estimate.
+pub struct Held {
+    limiter: Arc<Limiter>,
+    reservation: Option<Reservation>,
+}
+
+impl Held {
+    pub fn new(limiter: Arc<Limiter>, reservation: Reservation) -> Self {
+        Self {
+            limiter,
+            reservation: Some(reservation),
+        }
+    }
+
+    pub fn headroom(&self) -> Headroom {
+        self.reservation
+            .as_ref()
+            .map(|r| r.headroom)
+            .unwrap_or_default()
+    }
+
+    pub fn demand(&self) -> Demand {
+        self.reservation
+            .as_ref()
+            .map(|r| r.demand)
+            .unwrap_or_default()
+    }
+
+    pub fn settle(mut self, tokens: u64, cost: f64) {
+        if let Some(r) = self.reservation.take() {
+            self.limiter
+                .settle(r, tokens, cost, crate::schedule::now_ms());
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(r) = self.reservation.take() {
+            self.limiter.settle(r, 0, 0.0, crate::schedule::now_ms());
+        }
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("reservation", &self.reservation)
+            .finish()
+    }
 }

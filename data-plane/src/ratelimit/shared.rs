@@ -1,180 +1,329 @@
-//! Counters in Redis, shared by every data plane of a deployment. One Lua
-//! script checks all of a key's limits and counts the request atomically, so
-//! two data planes cannot both take the last slot.
+//! Budgets in Redis, shared by the data planes of a region. One Lua script
+//! per budget checks every limit and reserves atomically (two data planes
+//! cannot both take the last slot); another settles. A budget's keys share
+//! one hash tag, so each script touches one slot (Redis Cluster works).
+//! Connections come from a deadpool pool; connecting, waiting for a
+//! connection and every command are bounded, so a slow or dead Redis never
+//! holds a request for more than `TIMEOUT`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aigw_proto::model::ClientKey;
-use arc_swap::ArcSwapOption;
-use redis::aio::ConnectionManager;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use aigw_proto::model::budget::month_period;
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 
-use super::{DAY_MS, Exceeded, MINUTE_MS, overlap, secs_to_midnight, secs_to_next_minute};
+use super::{
+    DAY_MS, Demand, Enforced, Exceeded, Headroom, Kind, MINUTE_MS, RESERVATION_TTL_MS, SECOND_MS,
+    Standing, overlap,
+};
 
-/// A request waits at most this long for the limit store.
-const TIMEOUT: Duration = Duration::from_millis(50);
-/// After a failure, requests skip the store this long (no 50 ms wait each).
+/// A request waits at most this long for the limit store by default
+/// (`AIGW_REDIS_TIMEOUT_MS`): connection from the pool and the script.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+/// After a failure, requests skip the store this long (no wait each).
 const BACKOFF_MS: u64 = 1_000;
 
+/// KEYS: 1 second, 2 this minute, 3 last minute, 4 day, 5 month,
+/// 6 reservations (zset: id → expiry), 7 reservation amounts (hash).
+/// ARGV: 1 now, 2 request id, 3 expiry, 4 tokens, 5 cost, 6 rps, 7 rpm,
+/// 8 tpm, 9 tpd, 10 cpd, 11 cpm, 12 concurrent, 13 overlap (−1: no limit).
+/// Returns {0, used…} when admitted, {code, limit} when refused.
 const ADMIT: &str = r"
-local tl = tonumber(ARGV[2])
-if tl >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') >= tl then return 2 end
-local cl = tonumber(ARGV[3])
-if cl >= 0 and tonumber(redis.call('GET', KEYS[4]) or '0') >= cl then return 3 end
-local rpm = tonumber(ARGV[1])
-if rpm >= 0 then
-  local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-  local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if prev * tonumber(ARGV[4]) + cur + 1 > rpm then return 1 end
-  redis.call('INCR', KEYS[1])
-  redis.call('PEXPIRE', KEYS[1], 120000)
+local now = tonumber(ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
+for _, id in ipairs(gone) do
+  local v = redis.call('HGET', KEYS[7], id)
+  if v then
+    local sp = string.find(v, ' ')
+    redis.call('HINCRBY', KEYS[7], '~t', -tonumber(string.sub(v, 1, sp - 1)))
+    redis.call('HINCRBYFLOAT', KEYS[7], '~c', -tonumber(string.sub(v, sp + 1)))
+    redis.call('HDEL', KEYS[7], id)
+  end
+  redis.call('ZREM', KEYS[6], id)
 end
+local function num(k, f) return tonumber(redis.call('HGET', k, f) or '0') end
+local rt, rc = num(KEYS[7], '~t'), num(KEYS[7], '~c')
+local et, ec, ov = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[13])
+local lim = {}
+for i = 6, 12 do lim[i] = tonumber(ARGV[i]) end
+local inflight = redis.call('ZCARD', KEYS[6])
+local sec = tonumber(redis.call('GET', KEYS[1]) or '0')
+local mreq = num(KEYS[3], 'r') * ov + num(KEYS[2], 'r')
+local mtok = num(KEYS[3], 't') * ov + num(KEYS[2], 't') + rt
+local dtok = num(KEYS[4], 't') + rt
+local dcost = num(KEYS[4], 'c') + rc
+local mcost = num(KEYS[5], 'c') + rc
+local checks = {
+  {1, lim[12], inflight, 1}, {2, lim[6], sec, 1}, {3, lim[7], mreq, 1},
+  {4, lim[8], mtok, et}, {5, lim[9], dtok, et}, {6, lim[10], dcost, ec}, {7, lim[11], mcost, ec},
+}
+for _, c in ipairs(checks) do
+  if c[2] >= 0 and c[3] + c[4] > c[2] + 1e-9 then return {c[1], tostring(c[2])} end
+end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], 2000)
+redis.call('HINCRBY', KEYS[2], 'r', 1)
+redis.call('PEXPIRE', KEYS[2], 120000)
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[7], ARGV[2], ARGV[4] .. ' ' .. ARGV[5])
+redis.call('HINCRBY', KEYS[7], '~t', et)
+redis.call('HINCRBYFLOAT', KEYS[7], '~c', ec)
+return {0, tostring(sec + 1), tostring(mreq + 1), tostring(mtok + et), tostring(dtok + et),
+  tostring(dcost + ec), tostring(mcost + ec)}
+";
+
+/// KEYS: 1 the admission minute, 2 day, 3 month, 4 reservations, 5 amounts.
+/// ARGV: 1 request id, 2 tokens used, 3 cost.
+const SETTLE: &str = r"
+local v = redis.call('HGET', KEYS[5], ARGV[1])
+if v then
+  local sp = string.find(v, ' ')
+  redis.call('HINCRBY', KEYS[5], '~t', -tonumber(string.sub(v, 1, sp - 1)))
+  redis.call('HINCRBYFLOAT', KEYS[5], '~c', -tonumber(string.sub(v, sp + 1)))
+  redis.call('HDEL', KEYS[5], ARGV[1])
+end
+redis.call('ZREM', KEYS[4], ARGV[1])
+local t, c = tonumber(ARGV[2]), tonumber(ARGV[3])
+if t > 0 then
+  redis.call('HINCRBY', KEYS[1], 't', t)
+  redis.call('PEXPIRE', KEYS[1], 120000)
+  redis.call('HINCRBY', KEYS[2], 't', t)
+end
+if c > 0 then
+  redis.call('HINCRBYFLOAT', KEYS[2], 'c', c)
+  redis.call('HINCRBYFLOAT', KEYS[3], 'c', c)
+end
+redis.call('PEXPIRE', KEYS[2], 172800000)
+redis.call('PEXPIRE', KEYS[3], 2764800000)
 return 0
 ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
-    #[error("not connected to Redis yet")]
-    NotConnected,
     #[error("Redis failed recently; not asking again yet")]
     Backoff,
-    #[error("Redis did not answer within {} ms", TIMEOUT.as_millis())]
+    #[error("Redis did not answer in time")]
     Timeout,
+    #[error("no Redis connection: {0}")]
+    Pool(String),
     #[error("{0}")]
     Redis(#[from] redis::RedisError),
+    #[error("REDIS_URL: {0}")]
+    Config(String),
+    #[error("unexpected answer from the limit script")]
+    Answer,
 }
 
 pub struct Shared {
-    conn: Arc<ArcSwapOption<ConnectionManager>>,
-    script: redis::Script,
+    pool: Pool,
+    timeout: Duration,
+    admit: redis::Script,
+    settle: redis::Script,
     /// Until when (epoch ms) requests skip the store after a failure.
     skip_until_ms: AtomicU64,
+    /// Whether the last call reached Redis (for the degraded gauge and the
+    /// recovery log line).
+    up: std::sync::atomic::AtomicBool,
+}
+
+/// The keys of one budget, all under one hash tag.
+fn keys(id: &str, now: u64, minute: u64) -> [String; 7] {
+    let day = now / DAY_MS;
+    let month = month_period(now);
+    [
+        format!("aigw:b:{{{id}}}:s:{}", now / SECOND_MS),
+        format!("aigw:b:{{{id}}}:m:{minute}"),
+        format!("aigw:b:{{{id}}}:m:{}", minute.saturating_sub(1)),
+        format!("aigw:b:{{{id}}}:d:{day}"),
+        format!("aigw:b:{{{id}}}:{month}"),
+        format!("aigw:b:{{{id}}}:res"),
+        format!("aigw:b:{{{id}}}:resv"),
+    ]
+}
+
+fn arg_u(v: Option<u64>) -> f64 {
+    v.map_or(-1.0, |v| v as f64)
 }
 
 impl Shared {
-    /// Connects in the background (retrying), so a data plane starts and
-    /// serves even while Redis is down.
-    pub fn new(url: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let conn: Arc<ArcSwapOption<ConnectionManager>> = Arc::default();
-        let slot = conn.clone();
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, SharedError> {
+        let mut cfg = Config::from_url(url);
+        cfg.pool = Some(PoolConfig {
+            max_size: 64,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(Duration::from_millis(500)),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| SharedError::Config(e.to_string()))?;
+        // A few connections up front, so the first burst does not wait for
+        // them (in the background: Redis may be down at start).
+        let warm = pool.clone();
         tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            loop {
-                match ConnectionManager::new(client.clone()).await {
-                    Ok(m) => {
-                        tracing::info!("connected to the rate-limit store");
-                        slot.store(Some(Arc::new(m)));
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot reach the rate-limit store; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
+            let held: Vec<_> = futures_util::future::join_all((0..8).map(|_| warm.get())).await;
+            if held.iter().any(Result::is_ok) {
+                tracing::info!("connected to the limit store");
             }
         });
         Ok(Self {
-            conn,
-            script: redis::Script::new(ADMIT),
+            pool,
+            timeout,
+            admit: redis::Script::new(ADMIT),
+            settle: redis::Script::new(SETTLE),
             skip_until_ms: AtomicU64::new(0),
+            up: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
-    fn manager(&self) -> Result<ConnectionManager, SharedError> {
-        self.conn
-            .load()
-            .as_deref()
-            .cloned()
-            .ok_or(SharedError::NotConnected)
+    fn noted(&self, ok: bool, now: u64) {
+        if !ok {
+            self.skip_until_ms
+                .store(now + BACKOFF_MS, Ordering::Relaxed);
+        }
+        let was = self.up.swap(ok, Ordering::Relaxed);
+        if was != ok {
+            metrics::gauge!("aigw_ratelimit_store_degraded").set(if ok { 0.0 } else { 1.0 });
+            if ok {
+                tracing::info!("limit store answering again; budgets are shared once more");
+            }
+        }
     }
 
     pub async fn admit(
         &self,
-        key: &ClientKey,
-        now_ms: u64,
-    ) -> Result<Result<(), Exceeded>, SharedError> {
-        if now_ms < self.skip_until_ms.load(Ordering::Relaxed) {
+        b: &Enforced,
+        request_id: &str,
+        demand: Demand,
+        now: u64,
+    ) -> Result<Result<Headroom, Exceeded>, SharedError> {
+        if now < self.skip_until_ms.load(Ordering::Relaxed) {
             return Err(SharedError::Backoff);
         }
-        let result = self.ask(key, now_ms).await;
-        if result.is_err() {
-            self.skip_until_ms
-                .store(now_ms + BACKOFF_MS, Ordering::Relaxed);
-        }
+        let result = tokio::time::timeout(self.timeout, self.ask(b, request_id, demand, now))
+            .await
+            .unwrap_or(Err(SharedError::Timeout));
+        self.noted(result.is_ok(), now);
         result
     }
 
-    async fn ask(&self, key: &ClientKey, now_ms: u64) -> Result<Result<(), Exceeded>, SharedError> {
-        let mut conn = self.manager()?;
-        let l = key.limits;
-        let minute = now_ms / MINUTE_MS;
-        let day = now_ms / DAY_MS;
-        let id = &key.id;
-        let mut inv = self.script.prepare_invoke();
-        inv.key(format!("aigw:rl:{{{id}}}:m:{minute}"))
-            .key(format!("aigw:rl:{{{id}}}:m:{}", minute.saturating_sub(1)))
-            .key(format!("aigw:rl:{{{id}}}:d:{day}:tokens"))
-            .key(format!("aigw:rl:{{{id}}}:d:{day}:cost"))
-            .arg(l.rpm.map_or(-1, |v| v as i64))
-            .arg(l.tokens_per_day.map_or(-1, |v| v as i64))
-            .arg(l.cost_per_day.unwrap_or(-1.0))
-            .arg(overlap(now_ms));
-        let code: i64 = tokio::time::timeout(TIMEOUT, inv.invoke_async(&mut conn))
+    async fn ask(
+        &self,
+        b: &Enforced,
+        request_id: &str,
+        demand: Demand,
+        now: u64,
+    ) -> Result<Result<Headroom, Exceeded>, SharedError> {
+        let mut conn = self
+            .pool
+            .get()
             .await
-            .map_err(|_| SharedError::Timeout)??;
-        Ok(match code {
-            1 => Err(Exceeded {
-                limit: "rpm",
-                retry_after_secs: secs_to_next_minute(now_ms),
-            }),
-            2 => Err(Exceeded {
-                limit: "tokens_per_day",
-                retry_after_secs: secs_to_midnight(now_ms),
-            }),
-            3 => Err(Exceeded {
-                limit: "cost_per_day",
-                retry_after_secs: secs_to_midnight(now_ms),
-            }),
-            _ => Ok(()),
-        })
+            .map_err(|e| SharedError::Pool(e.to_string()))?;
+        let l = &b.limits;
+        let mut inv = self.admit.prepare_invoke();
+        for k in keys(&b.id, now, now / MINUTE_MS) {
+            inv.key(k);
+        }
+        inv.arg(now)
+            .arg(request_id)
+            .arg(now + RESERVATION_TTL_MS)
+            .arg(demand.tokens)
+            .arg(demand.cost)
+            .arg(arg_u(l.rps))
+            .arg(arg_u(l.rpm))
+            .arg(arg_u(l.tokens_per_minute))
+            .arg(arg_u(l.tokens_per_day))
+            .arg(l.cost_per_day.unwrap_or(-1.0))
+            .arg(l.cost_per_month.unwrap_or(-1.0))
+            .arg(arg_u(l.concurrent))
+            .arg(overlap(now));
+        let answer: Vec<String> = inv.invoke_async(&mut *conn).await?;
+        let code: i64 = answer
+            .first()
+            .and_then(|c| c.parse().ok())
+            .ok_or(SharedError::Answer)?;
+        let n = |i: usize| answer.get(i).and_then(|v| v.parse::<f64>().ok());
+        if code != 0 {
+            let kind = Kind::from_code(code).ok_or(SharedError::Answer)?;
+            return Ok(Err(Exceeded {
+                limit: kind.name(),
+                budget: b.name.clone(),
+                budget_id: b.id.clone(),
+                retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
+                value: n(1).unwrap_or(0.0),
+            }));
+        }
+        let mut h = Headroom::default();
+        let used = [n(1), n(2), n(3), n(4), n(5), n(6)];
+        let families: [(usize, Kind, Option<f64>); 6] = [
+            (0, Kind::Rps, l.rps.map(|v| v as f64)),
+            (1, Kind::Rpm, l.rpm.map(|v| v as f64)),
+            (
+                2,
+                Kind::TokensPerMinute,
+                l.tokens_per_minute.map(|v| v as f64),
+            ),
+            (3, Kind::TokensPerDay, l.tokens_per_day.map(|v| v as f64)),
+            (4, Kind::CostPerDay, l.cost_per_day),
+            (5, Kind::CostPerMonth, l.cost_per_month),
+        ];
+        for (i, kind, limit) in families {
+            let (Some(limit), Some(used)) = (limit, used[i]) else {
+                continue;
+            };
+            let s = Standing {
+                limit,
+                remaining: (limit - used).max(0.0),
+                reset_ms: kind.reset_ms(now),
+            };
+            let slot = match kind {
+                Kind::Rps | Kind::Rpm => &mut h.requests,
+                Kind::TokensPerMinute | Kind::TokensPerDay => &mut h.tokens,
+                _ => &mut h.cost,
+            };
+            if slot.is_none_or(|o| s.remaining < o.remaining) {
+                *slot = Some(s);
+            }
+        }
+        Ok(Ok(h))
     }
 
-    /// Adds a finished request's usage, in the background.
-    pub fn record(&self, key_id: &str, tokens: u64, cost: f64, now_ms: u64) {
-        if key_id.is_empty() || (tokens == 0 && cost <= 0.0) {
-            return;
-        }
-        let Ok(mut conn) = self.manager() else { return };
-        let day = now_ms / DAY_MS;
-        let tokens_key = format!("aigw:rl:{{{key_id}}}:d:{day}:tokens");
-        let cost_key = format!("aigw:rl:{{{key_id}}}:d:{day}:cost");
+    /// Settles in the background: the answer has gone to the app already.
+    pub fn settle(
+        &self,
+        budget: &str,
+        request_id: &str,
+        at_ms: u64,
+        tokens: u64,
+        cost: f64,
+        now: u64,
+    ) {
+        let pool = self.pool.clone();
+        let script = self.settle.clone();
+        let k = keys(budget, now, at_ms / MINUTE_MS);
+        let request_id = request_id.to_string();
         tokio::spawn(async move {
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .cmd("INCRBY")
-                .arg(&tokens_key)
-                .arg(tokens)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&tokens_key)
-                .arg(2 * DAY_MS)
-                .ignore();
-            if cost.is_finite() && cost > 0.0 {
-                pipe.cmd("INCRBYFLOAT")
-                    .arg(&cost_key)
-                    .arg(cost)
-                    .ignore()
-                    .cmd("PEXPIRE")
-                    .arg(&cost_key)
-                    .arg(2 * DAY_MS)
-                    .ignore();
-            }
-            let r: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "could not count usage in the rate-limit store");
+            let work = async {
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| SharedError::Pool(e.to_string()))?;
+                let mut inv = script.prepare_invoke();
+                // The admission minute, today, this month, the reservations.
+                inv.key(&k[1]).key(&k[3]).key(&k[4]).key(&k[5]).key(&k[6]);
+                inv.arg(&request_id).arg(tokens).arg(cost);
+                let _: i64 = inv.invoke_async(&mut *conn).await?;
+                Ok::<(), SharedError>(())
+            };
+            match tokio::time::timeout(Duration::from_secs(5), work).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not settle usage in the limit store");
+                }
+                Err(_) => tracing::warn!("settling usage in the limit store timed out"),
             }
         });
     }

@@ -66,14 +66,14 @@ impl DiskCache {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)?;
+            crate::state_dir::create(dir)?;
         }
         let tmp = self.path.with_extension("tmp");
-        fs::write(&tmp, &out)?;
-        #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+            use std::io::Write as _;
+            let _ = fs::remove_file(&tmp);
+            let mut f = crate::state_dir::private_file(&tmp)?;
+            f.write_all(&out)?;
         }
         fs::rename(&tmp, &self.path)?;
         Ok(())
@@ -120,6 +120,7 @@ mod tests {
                     name: "k".into(),
                     secret: "sk-very-secret-upstream".into(),
                     weight: 1,
+                    ..Default::default()
                 }],
                 ..Default::default()
             }],

@@ -107,7 +107,8 @@ impl Watcher {
             })),
         };
         let _ = tx.send(hello).await;
-        let mut client = ConfigServiceClient::new(channel.clone());
+        let mut client = ConfigServiceClient::new(channel.clone())
+            .max_decoding_message_size(model::MAX_SNAPSHOT_MESSAGE);
         let mut inbound = client
             .subscribe(ReceiverStream::new(rx))
             .await?

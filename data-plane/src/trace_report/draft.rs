@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use aigw_proto::model::Price;
 use aigw_proto::pb::trace::{Attempt, TraceRecord};
 
+use crate::ratelimit::Held;
 use crate::usage::Usage;
 
 #[derive(Debug)]
@@ -13,6 +14,12 @@ pub struct TraceDraft {
     started: Instant,
     pub usage: Usage,
     pub price: Option<Price>,
+    /// The request's reservation in its budgets, settled when the trace is
+    /// closed (with the usage it records).
+    pub held: Option<Held>,
+    /// What the prompt is charged as when the provider never reported it
+    /// (a stream the app abandoned early).
+    pub prompt_estimate: u64,
 }
 
 impl TraceDraft {
@@ -40,6 +47,8 @@ impl TraceDraft {
             started: Instant::now(),
             usage: Usage::default(),
             price: None,
+            held: None,
+            prompt_estimate: 0,
         }
     }
 
@@ -86,7 +95,22 @@ impl TraceDraft {
         }
     }
 
+    /// A stream the app left before the provider reported usage: charged
+    /// what the prompt is estimated at (unless the provider reported it)
+    /// and the tokens seen streamed, as providers bill what they generated
+    /// before the connection was cut. The trace says so.
+    pub fn charge_abandoned(&mut self, streamed_tokens: u64) {
+        if self.usage.input == 0 {
+            self.usage.input = self.prompt_estimate;
+        }
+        self.usage.output = self.usage.output.max(streamed_tokens);
+        self.rec.usage_source = "estimated_abandoned".into();
+    }
+
+    /// Closes the request's accounting: the trace record, with its budgets
+    /// settled for the usage it records (released when there is none).
     pub fn finish(mut self, status: u16) -> TraceRecord {
+        aigw_proto::trace_bounds::clip(&mut self.rec);
         self.rec.status = u32::from(status);
         self.rec.latency_us = self.elapsed_us();
         self.rec.input_tokens = self.usage.input;
@@ -94,6 +118,12 @@ impl TraceDraft {
         self.rec.cached_tokens = self.usage.cached;
         self.rec.reasoning_tokens = self.usage.reasoning;
         self.rec.cost = self.usage.cost(self.price);
+        if let Some(held) = self.held.take() {
+            held.settle(
+                self.usage.input.saturating_add(self.usage.output),
+                self.rec.cost,
+            );
+        }
         self.rec
     }
 }

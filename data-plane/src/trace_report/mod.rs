@@ -21,28 +21,12 @@ pub use draft::TraceDraft;
 #[derive(Clone)]
 pub struct TraceSink {
     spool: Arc<spool::Spool>,
-    /// Daily token and cost budgets count what the traces say was used.
-    limiter: Option<Arc<crate::ratelimit::Limiter>>,
 }
 
 impl TraceSink {
-    pub fn with_limiter(mut self, limiter: Arc<crate::ratelimit::Limiter>) -> Self {
-        self.limiter = Some(limiter);
-        self
-    }
-
     /// Writes the record to the spool before returning, so it is on disk
     /// before the app sees the end of its answer.
     pub fn submit(&self, rec: TraceRecord) {
-        if let Some(l) = &self.limiter {
-            let tokens = rec.input_tokens.saturating_add(rec.output_tokens);
-            l.record(
-                &rec.client_key_id,
-                tokens,
-                rec.cost,
-                crate::schedule::now_ms(),
-            );
-        }
         if let Err(e) = self.spool.append(&rec) {
             metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_error").increment(1);
             tracing::error!(request_id = %rec.request_id, error = %e, "cannot write a trace to the spool; trace dropped");
@@ -86,10 +70,7 @@ impl Reporter {
         });
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
-            sink: TraceSink {
-                spool,
-                limiter: None,
-            },
+            sink: TraceSink { spool },
         })
     }
 

@@ -5,7 +5,7 @@
 //! has; a power loss may lose the tail.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,9 @@ use prost::Message;
 /// A segment is sealed at this many records or this age, whichever first:
 /// the age bounds how late a trace reaches the control plane.
 const MAX_RECORDS: usize = 512;
+/// ... or this many bytes, so a batch stays far below the control plane's
+/// message limit (16 MiB) whatever the records hold.
+const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 const MAX_AGE: Duration = Duration::from_millis(100);
 
 pub struct Recovered {
@@ -36,7 +39,7 @@ fn open_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// Seals what a previous run left open and lists what still needs shipping.
 pub fn recover(dir: &Path) -> io::Result<Recovered> {
-    fs::create_dir_all(dir)?;
+    crate::state_dir::create(dir)?;
     let mut sealed = BTreeSet::new();
     let mut bytes = 0;
     let mut max_seq = 0;
@@ -91,7 +94,12 @@ pub fn read_segment(path: &Path) -> io::Result<Vec<TraceRecord>> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         match TraceRecord::decode_length_delimited(&mut buf) {
-            Ok(r) => out.push(r),
+            Ok(mut r) => {
+                // A record from an older version may be any size: clipped
+                // here, it can never make a batch the control plane refuses.
+                aigw_proto::trace_bounds::clip(&mut r);
+                out.push(r);
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a trace segment");
                 break;
@@ -157,10 +165,7 @@ impl Spool {
         if st.open.is_none() {
             let seq = st.next_seq;
             st.next_seq += 1;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(open_path(&self.dir, seq))?;
+            let file = crate::state_dir::private_file(&open_path(&self.dir, seq))?;
             st.open = Some(OpenSegment {
                 seq,
                 file,
@@ -174,7 +179,7 @@ impl Spool {
                 o.file.write_all(&buf)?;
                 o.records += 1;
                 o.bytes += buf.len() as u64;
-                o.records >= MAX_RECORDS
+                o.records >= MAX_RECORDS || o.bytes >= MAX_SEGMENT_BYTES
             }
             None => false,
         };

@@ -1,8 +1,11 @@
 //! The gateway's own model of a chat exchange, the hub every translation
 //! goes through: app format → IR → provider format, and back. It is as rich
 //! as the union of what the three formats can say about a conversation, so a
-//! field is lost only when the *target* cannot express it, and then the
-//! encoder refuses with a 400 naming the field instead of dropping it.
+//! field is lost only when the *target* cannot express it. What changes the
+//! answer (content, tools, response format) is then refused with a 400
+//! naming the field; what is advisory or client bookkeeping is left out and
+//! listed in [`ChatRequest::dropped`], so the app is told (a response header)
+//! and the trace keeps it. See [`Dropped`].
 
 use serde_json::Value;
 
@@ -30,6 +33,102 @@ pub struct ChatRequest {
     pub response_format: Option<ResponseFormat>,
     /// Advisory end-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// Fields of the app's request left out on the way (decoders and
+    /// encoders add to it).
+    pub dropped: Drops,
+}
+
+/// A field of the app's request the provider's format has no place for,
+/// left out instead of refusing the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// Its path, indexes generalized (`messages[*].content[*].cache_control`).
+    pub field: String,
+    /// `true`: it carries nothing at all for the target (metadata, `store`,
+    /// cache breakpoints…) and is dropped on every route. `false`: a hint or
+    /// client bookkeeping (context management, reasoning settings, hosted
+    /// tools the target lacks…): dropped on lenient routes, refused on strict
+    /// ones.
+    pub always: bool,
+}
+
+/// Most distinct dropped fields kept per request: enough for every real
+/// client, bounded whatever the body holds (paths are generalized, so a
+/// thousand `cache_control`s are one entry).
+const MAX_DROPPED: usize = 64;
+
+/// The fields dropped from one request, deduplicated and bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Drops(Vec<Dropped>);
+
+impl Drops {
+    /// Carries nothing for the target: dropped on every route.
+    pub fn advisory(&mut self, field: &str) {
+        self.push(field, true);
+    }
+
+    /// A hint or client bookkeeping: dropped unless the route is strict.
+    pub fn hint(&mut self, field: &str) {
+        self.push(field, false);
+    }
+
+    fn push(&mut self, field: &str, always: bool) {
+        let field = generalize(field);
+        if let Some(d) = self.0.iter_mut().find(|d| d.field == field) {
+            d.always &= always;
+        } else if self.0.len() < MAX_DROPPED {
+            self.0.push(Dropped { field, always });
+        }
+    }
+
+    pub fn extend(&mut self, other: Drops) {
+        for d in other.0 {
+            self.push(&d.field, d.always);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Dropped> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What a strict route refuses: the first field that is not always dropped.
+    pub fn strict_refusal(&self) -> Option<&Dropped> {
+        self.0.iter().find(|d| !d.always)
+    }
+}
+
+/// Longest path kept: paths can hold names from the request (a tool type).
+const MAX_FIELD_CHARS: usize = 120;
+
+/// `messages[3].content[0].x` → `messages[*].content[*].x`, cut to
+/// [`MAX_FIELD_CHARS`], printable ASCII only (it travels in a header).
+fn generalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len().min(MAX_FIELD_CHARS));
+    let mut in_index = false;
+    for c in path.chars().take(MAX_FIELD_CHARS) {
+        let c = if c.is_ascii_graphic() || c == ' ' {
+            c
+        } else {
+            '?'
+        };
+        match c {
+            '[' => {
+                in_index = true;
+                out.push_str("[*");
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            d if in_index && (d.is_ascii_digit() || d == '*') => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +297,23 @@ impl ChatRequest {
         }
     }
 
+    /// A `tool_choice` naming a tool that was dropped (a hosted tool the
+    /// target lacks) cannot be honoured: refused rather than answered
+    /// without it. Decoders call it last.
+    pub fn check_tool_choice(&self) -> Result<(), Unsupported> {
+        match &self.tool_choice {
+            Some(ToolChoice::Tool(n))
+                if !self.dropped.is_empty() && !self.tools.iter().any(|t| &t.name == n) =>
+            {
+                Err(Unsupported::new(format!("tool_choice ({n})"), "translated"))
+            }
+            Some(ToolChoice::Required) if self.tools.is_empty() && !self.dropped.is_empty() => {
+                Err(Unsupported::new("tool_choice", "translated"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Name of the function a tool call id refers to, from earlier turns.
     pub fn tool_name_for(&self, call_id: &str) -> Option<&str> {
         self.messages
@@ -216,5 +332,43 @@ impl Part {
             Part::Text(t) => Some(t),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_generalized_deduplicated_and_bounded() {
+        let mut d = Drops::default();
+        d.advisory("messages[0].content[1].cache_control");
+        d.advisory("messages[12].content[0].cache_control");
+        d.hint("context_management");
+        d.advisory("context_management");
+        let got: Vec<(&str, bool)> = d.iter().map(|x| (x.field.as_str(), x.always)).collect();
+        assert_eq!(
+            got,
+            [
+                ("messages[*].content[*].cache_control", true),
+                // Once a hint, refused on strict routes whatever else said it.
+                ("context_management", false)
+            ]
+        );
+        assert_eq!(
+            d.strict_refusal().map(|x| x.field.as_str()),
+            Some("context_management")
+        );
+        for i in 0..1000 {
+            d.hint(&format!("f{i}"));
+        }
+        assert_eq!(d.iter().count(), MAX_DROPPED);
+        let mut d = Drops::default();
+        d.hint(&format!("tools[0] (\n{}é)", "x".repeat(500)));
+        let f = &d.iter().next().unwrap().field;
+        assert!(
+            f.starts_with("tools[*] (?xx") && f.len() == MAX_FIELD_CHARS,
+            "{f}"
+        );
     }
 }

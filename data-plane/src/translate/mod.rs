@@ -108,13 +108,25 @@ pub fn decode_request(
     }
 }
 
-/// IR → the provider's request body in `fmt`.
-pub fn encode_request(fmt: Format, req: &ChatRequest) -> Result<Value, Unsupported> {
+/// IR → the provider's request body in `fmt`; what the target has no place
+/// for is added to `req.dropped`.
+pub fn encode_request(fmt: Format, req: &mut ChatRequest) -> Result<Value, Unsupported> {
+    if matches!(fmt, Format::OpenAiChat | Format::Responses) && req.top_k.take().is_some() {
+        // A sampling knob OpenAI's formats lack (Gemini CLI always sends
+        // one): a hint, not content. The codecs themselves refuse it.
+        req.dropped.hint("top_k");
+    }
     match fmt {
         Format::OpenAiChat => openai_chat::encode_request(req),
         Format::Responses => responses::encode_request(req),
         Format::Anthropic => anthropic::encode_request(req),
-        Format::Gemini => gemini::encode_request(req),
+        Format::Gemini => {
+            // Gemini has no end-user id.
+            if req.user.is_some() {
+                req.dropped.advisory("user");
+            }
+            gemini::encode_request(req)
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::field::{f64_of, str_of, u64_of};
 use super::ir::{
-    ChatRequest, ChatResponse, Image, Message, Part, ResponseFormat, Role, StopReason, StreamEvent,
-    Tool, ToolChoice, Unsupported,
+    ChatRequest, ChatResponse, Drops, Image, Message, Part, ResponseFormat, Role, StopReason,
+    StreamEvent, Tool, ToolChoice, Unsupported,
 };
 use super::{StreamDecoder, StreamEncoder, write_sse};
 use crate::sse::Event;
@@ -18,7 +18,8 @@ use crate::usage::Usage;
 
 const TARGET: &str = "OpenAI chat";
 
-/// Request fields that carry no content and are dropped when translating.
+/// Request fields that carry no content: dropped when translating, on
+/// every route.
 const ADVISORY: &[&str] = &[
     "metadata",
     "store",
@@ -26,6 +27,17 @@ const ADVISORY: &[&str] = &[
     "service_tier",
     "prompt_cache_key",
     "safety_identifier",
+];
+
+/// Request fields that are hints: dropped when translating on lenient
+/// routes, refused on strict ones. How hard a reasoning model thinks, how
+/// wordy it is, a predicted output (a latency optimization) and how long a
+/// prompt cache lives leave what the answer says to the target's defaults.
+const HINTS: &[&str] = &[
+    "reasoning_effort",
+    "verbosity",
+    "prediction",
+    "prompt_cache_retention",
 ];
 
 // ------------------------------------------------------------------ request
@@ -41,7 +53,6 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         match k.as_str() {
             "model" => req.model = str_of(val, "model")?.to_string(),
             "messages" => decode_messages(val, &mut req)?,
-            "tools" => req.tools = decode_tools(val)?,
             "tool_choice" => req.tool_choice = Some(decode_tool_choice(val)?),
             "max_tokens" | "max_completion_tokens" => req.max_tokens = Some(u64_of(val, k)?),
             "temperature" => req.temperature = Some(f64_of(val, k)?),
@@ -75,7 +86,9 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             "n" if val.as_u64() == Some(1) => {}
             "response_format" => req.response_format = Some(decode_response_format(val)?),
             "user" => req.user = Some(str_of(val, "user")?.to_string()),
-            a if ADVISORY.contains(&a) => {}
+            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
+            a if HINTS.contains(&a) => req.dropped.hint(a),
+            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
             other => return Err(Unsupported::new(other, "translated")),
         }
     }
@@ -85,6 +98,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             "you must provide a model parameter",
         ));
     }
+    req.check_tool_choice()?;
     Ok(req)
 }
 
@@ -237,36 +251,42 @@ pub fn image_from_url(url: &str) -> Image {
     Image::Url(url.to_string())
 }
 
-fn decode_tools(val: &Value) -> Result<Vec<Tool>, Unsupported> {
+/// Function tools; `custom` (free-form) tools have no equivalent elsewhere
+/// and are dropped as hints, so the target's model is offered the rest.
+fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
     let arr = val
         .as_array()
         .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, t)| {
-            if t.get("type").and_then(Value::as_str) != Some("function") {
-                return Err(Unsupported::new(format!("tools[{i}].type"), "translated"));
+    let mut tools = Vec::with_capacity(arr.len());
+    for (i, t) in arr.iter().enumerate() {
+        match t.get("type").and_then(Value::as_str) {
+            Some("function") => {}
+            Some("custom") => {
+                drops.hint(&format!("tools[{i}].custom"));
+                continue;
             }
-            let f = t
-                .get("function")
-                .ok_or_else(|| Unsupported::invalid(format!("tools[{i}].function"), "missing"))?;
-            Ok(Tool {
-                name: f
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                description: f
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                parameters: f
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-        })
-        .collect()
+            _ => return Err(Unsupported::new(format!("tools[{i}].type"), "translated")),
+        }
+        let f = t
+            .get("function")
+            .ok_or_else(|| Unsupported::invalid(format!("tools[{i}].function"), "missing"))?;
+        tools.push(Tool {
+            name: f
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            description: f
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            parameters: f
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(tools)
 }
 
 fn decode_tool_choice(val: &Value) -> Result<ToolChoice, Unsupported> {

@@ -73,7 +73,12 @@ fn request_fixture_decodes() {
 
 #[test]
 fn request_roundtrip() {
-    let req = responses::decode_request(REQUEST.as_bytes()).unwrap();
+    let mut req = responses::decode_request(REQUEST.as_bytes()).unwrap();
+    let dropped: Vec<String> = std::mem::take(&mut req.dropped)
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    assert_eq!(dropped, ["metadata", "parallel_tool_calls", "store"]);
     let body = responses::encode_request(&req).unwrap();
     assert_eq!(
         body["input"][0],
@@ -227,10 +232,7 @@ fn unsupported_fields_are_named() {
         ("previous_response_id", json!("resp_123")),
         ("conversation", json!("conv_123")),
         ("prompt", json!({"id": "pmpt_1"})),
-        ("reasoning", json!({"effort": "high"})),
-        ("include", json!(["reasoning.encrypted_content"])),
         ("background", json!(true)),
-        ("truncation", json!("auto")),
         ("top_logprobs", json!(5)),
         ("context_management", json!([{"type": "compaction"}])),
     ] {
@@ -238,34 +240,19 @@ fn unsupported_fields_are_named() {
     }
     let cases = [
         (
-            with("tools", json!([{"type": "web_search_preview"}])),
-            "tools[0].type",
-        ),
-        (
-            with(
-                "tools",
-                json!([{"type": "function", "name": "f", "parameters": {}}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]),
-            ),
-            "tools[1].type",
+            with("include", json!(["message.output_text.logprobs"])),
+            "include",
         ),
         (
             with("tool_choice", json!({"type": "web_search_preview"})),
             "tool_choice.type",
         ),
-        (with("text", json!({"verbosity": "low"})), "text.verbosity"),
         (
             with(
                 "text",
                 json!({"format": {"type": "json_schema", "name": "x", "schema": {}, "description": "A report"}}),
             ),
             "text.format.description",
-        ),
-        (
-            with(
-                "input",
-                json!([{"type": "reasoning", "id": "rs_1", "summary": []}]),
-            ),
-            "input[0].type",
         ),
         (
             with(
@@ -311,12 +298,59 @@ fn unsupported_fields_are_named() {
         assert_eq!(refused(body), field);
     }
     let e = responses::decode_request(
-        with("tools", json!([{"type": "web_search"}]))
+        with("include", json!(["web_search_call.results"]))
             .to_string()
             .as_bytes(),
     )
     .unwrap_err();
     assert!(e.message.contains("web_search"), "{}", e.message);
+
+    // What Codex sends: hints and bookkeeping are dropped and named (refused
+    // on strict routes); hosted tools and tool namespaces are left out of the
+    // offer; the reasoning item of an earlier turn goes too.
+    let codex = json!({
+        "model": "gpt-5-codex", "stream": true, "store": false, "parallel_tool_calls": true,
+        "client_metadata": {"session_id": "s"}, "include": ["reasoning.encrypted_content"],
+        "reasoning": {"effort": "high", "summary": "auto"}, "prompt_cache_key": "k",
+        "text": {"verbosity": "low"}, "truncation": "auto", "tool_choice": "auto",
+        "tools": [
+            {"type": "function", "name": "exec_command", "parameters": {"type": "object"}, "strict": false},
+            {"type": "namespace", "name": "multi_agent_v1", "tools": []},
+            {"type": "web_search", "external_web_access": false},
+            {"type": "file_search", "vector_store_ids": ["vs_1"]},
+        ],
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
+            {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "exec_command", "arguments": "{}", "status": "completed"},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+        ],
+    });
+    let req = responses::decode_request(codex.to_string().as_bytes()).unwrap();
+    let dropped: Vec<(&str, bool)> = req
+        .dropped
+        .iter()
+        .map(|d| (d.field.as_str(), d.always))
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            ("client_metadata", false),
+            ("include (reasoning.encrypted_content)", false),
+            ("input[*].type (reasoning)", false),
+            ("parallel_tool_calls", true),
+            ("prompt_cache_key", true),
+            ("reasoning", false),
+            ("store", true),
+            ("text.verbosity", false),
+            ("tools[*] (namespace)", false),
+            ("tools[*] (web_search)", false),
+            ("tools[*] (file_search)", false),
+            ("truncation", false),
+        ]
+    );
+    assert_eq!(req.tools.len(), 1);
+    assert_eq!(req.messages.len(), 3);
 
     // Advisory or default-valued fields are dropped.
     let advisory = json!({

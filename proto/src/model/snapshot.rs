@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Glob;
+use super::budget::{Budget, Lease, Leases, Limits};
+use super::names::{BadModelName, check_glob, check_model_name};
 use crate::pb::config as pb;
 
 /// Why a snapshot was refused; sent back in the NACK.
@@ -28,6 +30,82 @@ pub enum InvalidSnapshot {
     UnknownRouteProvider { route: String, provider: String },
     #[error("route for {0:?} names no provider")]
     EmptyRoute(String),
+    #[error("route for {0:?} has both providers and alias_of")]
+    AliasWithProviders(String),
+    #[error("alias {route:?} points to {target:?}, which is itself an alias")]
+    AliasChain { route: String, target: String },
+    #[error("alias {route:?} points to {target:?}, which no route or provider serves")]
+    AliasUnroutable { route: String, target: String },
+    #[error(
+        "provider {provider:?}, key {key:?}: the secret must be 1 to {MAX_SECRET} visible ASCII characters (no spaces or line breaks), as an HTTP header requires"
+    )]
+    BadSecret { provider: String, key: String },
+    #[error("provider {provider:?}, key {key:?}: header {header:?} is not allowed or not valid")]
+    BadKeyHeader {
+        provider: String,
+        key: String,
+        header: String,
+    },
+    #[error("provider {provider:?}: unknown affinity {affinity:?}")]
+    UnknownAffinity { provider: String, affinity: String },
+    #[error("{owner}: {field} is not a valid limit")]
+    BadLimit { owner: String, field: &'static str },
+    #[error("client key {key:?} counts toward budget {budget:?}, which the snapshot lacks")]
+    UnknownBudget { key: String, budget: String },
+    #[error("{owner}: model pattern {glob:?}: {reason}")]
+    BadGlob {
+        owner: String,
+        glob: String,
+        reason: BadModelName,
+    },
+}
+
+/// Longest upstream secret (API key or access token) a snapshot may carry.
+pub const MAX_SECRET: usize = 8192;
+
+/// Largest encoded snapshot the control plane publishes; data planes accept
+/// a little more (`MAX_SNAPSHOT_MESSAGE`), so one it publishes always fits.
+pub const MAX_SNAPSHOT_BYTES: usize = 48 * 1024 * 1024;
+/// The data planes' gRPC message limit on the snapshot stream.
+pub const MAX_SNAPSHOT_MESSAGE: usize = MAX_SNAPSHOT_BYTES + 1024 * 1024;
+
+/// A secret goes into a header (`Authorization: Bearer …`, `x-api-key`):
+/// visible ASCII only, so it cannot break or add a header line.
+fn check_secret(provider: &str, key: &str, secret: &str) -> Result<(), InvalidSnapshot> {
+    let ok = !secret.is_empty()
+        && secret.len() <= MAX_SECRET
+        && secret.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSnapshot::BadSecret {
+            provider: provider.into(),
+            key: key.into(),
+        })
+    }
+}
+
+fn checked_glob(owner: &str, glob: String) -> Result<Glob, InvalidSnapshot> {
+    match check_glob(&glob) {
+        Ok(()) => Ok(Glob::new(glob)),
+        Err(reason) => Err(InvalidSnapshot::BadGlob {
+            owner: owner.into(),
+            glob,
+            reason,
+        }),
+    }
+}
+
+fn checked_globs(owner: &str, globs: Vec<String>) -> Result<Vec<Glob>, InvalidSnapshot> {
+    globs.into_iter().map(|g| checked_glob(owner, g)).collect()
+}
+
+fn checked_name(owner: &str, name: &str) -> Result<(), InvalidSnapshot> {
+    check_model_name(name).map_err(|reason| InvalidSnapshot::BadGlob {
+        owner: owner.into(),
+        glob: name.into(),
+        reason,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +194,107 @@ pub struct ProviderKey {
     pub name: String,
     pub secret: String,
     pub weight: u32,
+    /// Set while the control plane's health check finds the key unusable.
+    pub health: Option<KeyHealth>,
+    /// An OAuth account (the secret is an access token, sent as Bearer).
+    pub oauth: bool,
+    /// Extra headers sent with this key (lower-case names, checked values).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why the control plane took a key out of use, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHealth {
+    pub status: String,
+    /// Milliseconds since the epoch; 0: until a check clears it.
+    pub retry_at_ms: i64,
+    pub detail: String,
+}
+
+/// How a provider's pool places requests that share a prompt cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Affinity {
+    /// The pool's strategy alone.
+    #[default]
+    Off,
+    /// The same cache key (or session, or prompt prefix) to the same key.
+    PromptCache,
+}
+
+impl Affinity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "",
+            Self::PromptCache => "prompt-cache",
+        }
+    }
+}
+
+impl FromStr for Affinity {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "" | "off" | "none" => Ok(Self::Off),
+            "prompt-cache" => Ok(Self::PromptCache),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Most extra headers on one key, and their longest value.
+pub const MAX_KEY_HEADERS: usize = 16;
+const MAX_HEADER_VALUE: usize = 1024;
+
+/// Headers a key may not set: the gateway owns these.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+];
+
+fn check_key_headers(
+    provider: &str,
+    key: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, InvalidSnapshot> {
+    let bad = |header: &str| InvalidSnapshot::BadKeyHeader {
+        provider: provider.into(),
+        key: key.into(),
+        header: header.chars().take(64).collect(),
+    };
+    if headers.len() > MAX_KEY_HEADERS {
+        return Err(bad("(too many)"));
+    }
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !check_key_header(name, value) {
+            return Err(bad(name));
+        }
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
+}
+
+/// Whether a key may send `name: value`: a lower-case name the gateway does
+/// not own, a value of visible ASCII and spaces (no line breaks), bounded.
+/// The control plane checks OAuth templates' headers with it too.
+pub fn check_key_header(name: &str, value: &str) -> bool {
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !RESERVED_HEADERS.contains(&name);
+    let value_ok =
+        value.len() <= MAX_HEADER_VALUE && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    name_ok && value_ok
 }
 
 /// Never prints the secret, whoever logs a snapshot.
@@ -140,6 +319,7 @@ pub struct Provider {
     pub keys: Vec<ProviderKey>,
     /// The app's model name → the upstream's.
     pub model_map: HashMap<String, String>,
+    pub affinity: Affinity,
 }
 
 impl Provider {
@@ -157,8 +337,22 @@ impl Provider {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub model: Glob,
-    /// Indexes into `Snapshot::providers`, in fallback order.
+    /// Indexes into `Snapshot::providers`, in fallback order. Empty for an alias.
     pub providers: Vec<usize>,
+    /// Refuse a request carrying a field the provider's format cannot
+    /// express, rather than dropping hints and bookkeeping fields.
+    pub strict: bool,
+    /// An alias: the models the glob matches are served exactly as this
+    /// model (its route, provider model map, pricing and allow-list).
+    pub alias_of: Option<String>,
+}
+
+/// The model a request is served as, once aliases are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served<'a> {
+    pub model: &'a str,
+    /// The route the request takes (or the alias that led to it) is strict.
+    pub strict: bool,
 }
 
 /// USD per million tokens.
@@ -182,13 +376,6 @@ impl Price {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Limits {
-    pub rpm: Option<u64>,
-    pub tokens_per_day: Option<u64>,
-    pub cost_per_day: Option<f64>,
-}
-
 #[derive(Debug, Clone)]
 pub struct ClientKey {
     pub id: String,
@@ -196,9 +383,15 @@ pub struct ClientKey {
     pub key_hash: [u8; 32],
     /// Empty: every model is allowed.
     pub models: Vec<Glob>,
+    /// The key's own budget.
     pub limits: Limits,
     /// Milliseconds since the epoch; `None` never expires.
     pub expires_at_ms: Option<i64>,
+    /// Ids of the user's and team's budgets the key also counts toward
+    /// (those in the snapshot).
+    pub budgets: Vec<String>,
+    /// The key's own tokens and cost limits are global (leases).
+    pub global: bool,
 }
 
 impl ClientKey {
@@ -214,8 +407,14 @@ pub struct Snapshot {
     /// Keyed by model name; a model matches its own entry exactly, else the
     /// longest glob entry that matches.
     pub pricing: HashMap<String, Price>,
+    /// The glob entries of `pricing`, most specific first (longest, then by
+    /// name): the first that matches wins, whatever the map's order.
+    pub price_globs: Vec<(Glob, Price)>,
     pub client_keys: Vec<ClientKey>,
     pub routes: Vec<Route>,
+    /// Users' and teams' budgets, by id.
+    pub budgets: HashMap<String, Budget>,
+    pub leases: Leases,
 }
 
 impl Snapshot {
@@ -224,10 +423,44 @@ impl Snapshot {
         self.route_chain(model).next().map(|i| &self.providers[i])
     }
 
+    /// What a request for `model` is served as: the target of the first
+    /// matching route when that route is an alias (one level: aliases of
+    /// aliases are refused when the snapshot is built), else `model`.
+    pub fn resolve<'a>(&'a self, model: &'a str) -> Served<'a> {
+        let route = self.routes.iter().find(|r| r.model.matches(model));
+        match route {
+            Some(Route {
+                alias_of: Some(target),
+                strict,
+                ..
+            }) => Served {
+                model: target,
+                strict: *strict || self.strict_route(target),
+            },
+            Some(r) => Served {
+                model,
+                strict: r.strict,
+            },
+            None => Served {
+                model,
+                strict: false,
+            },
+        }
+    }
+
+    fn strict_route(&self, model: &str) -> bool {
+        self.routes
+            .iter()
+            .find(|r| r.model.matches(model))
+            .is_some_and(|r| r.strict)
+    }
+
     /// Indexes of the providers to try for `model`, in order: the first
     /// matching route's chain, else the first provider whose globs match.
-    /// Allocation-free: it runs for every request.
-    pub fn route_chain(&self, model: &str) -> impl Iterator<Item = usize> + '_ {
+    /// An alias route's chain is its target's. Allocation-free: it runs for
+    /// every request.
+    pub fn route_chain<'s>(&'s self, model: &str) -> impl Iterator<Item = usize> + use<'s> {
+        let model = self.resolve(model).model;
         let route = self.routes.iter().find(|r| r.model.matches(model));
         let listed: &[usize] = route.map_or(&[], |r| &r.providers);
         let fallback = match route {
@@ -241,11 +474,27 @@ impl Snapshot {
         if let Some(p) = self.pricing.get(model) {
             return Some(*p);
         }
-        self.pricing
+        self.price_globs
             .iter()
-            .filter(|(pat, _)| Glob::new(pat.as_str()).matches(model))
-            .max_by_key(|(pat, _)| pat.len())
+            .find(|(g, _)| g.matches(model))
             .map(|(_, p)| *p)
+    }
+
+    /// Sets `pricing` and derives `price_globs` from it.
+    pub fn set_pricing(&mut self, pricing: HashMap<String, Price>) {
+        let mut globs: Vec<(Glob, Price)> = pricing
+            .iter()
+            .map(|(m, p)| (Glob::new(m.as_str()), *p))
+            .filter(|(g, _)| !g.is_literal())
+            .collect();
+        globs.sort_by(|(a, _), (b, _)| {
+            b.as_str()
+                .len()
+                .cmp(&a.as_str().len())
+                .then_with(|| a.as_str().cmp(b.as_str()))
+        });
+        self.pricing = pricing;
+        self.price_globs = globs;
     }
 }
 
@@ -313,28 +562,59 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     strategy: p.strategy.clone(),
                 })?;
             let base_url = normalize_base_url(&p.name, kind, &p.base_url)?;
+            let owner = format!("provider {:?}", p.name);
+            let affinity = p
+                .affinity
+                .parse()
+                .map_err(|()| InvalidSnapshot::UnknownAffinity {
+                    provider: p.name.clone(),
+                    affinity: p.affinity.clone(),
+                })?;
+            let mut keys = Vec::with_capacity(p.keys.len());
+            for k in p.keys {
+                check_secret(&p.name, &k.name, &k.secret)?;
+                let headers = check_key_headers(&p.name, &k.name, &k.headers)?;
+                keys.push(ProviderKey {
+                    weight: k.weight.max(1),
+                    health: k
+                        .health
+                        .filter(|h| !h.status.is_empty())
+                        .map(|h| KeyHealth {
+                            status: h.status,
+                            retry_at_ms: h.retry_at_ms,
+                            detail: h.detail,
+                        }),
+                    oauth: k.oauth,
+                    headers,
+                    name: k.name,
+                    secret: k.secret,
+                });
+            }
+            for (from, to) in &p.model_map {
+                checked_name(&owner, from)?;
+                checked_name(&owner, to)?;
+            }
             providers.push(Provider {
                 kind,
                 strategy,
                 base_url,
-                models: p.models.into_iter().map(Glob::new).collect(),
-                keys: p
-                    .keys
-                    .into_iter()
-                    .map(|k| ProviderKey {
-                        name: k.name,
-                        secret: k.secret,
-                        weight: k.weight.max(1),
-                    })
-                    .collect(),
+                models: checked_globs(&owner, p.models)?,
+                keys,
                 model_map: p.model_map.into_iter().collect(),
+                affinity,
                 name: p.name,
             });
         }
         let mut routes = Vec::with_capacity(s.routes.len());
         for r in s.routes {
-            if r.providers.is_empty() {
-                return Err(InvalidSnapshot::EmptyRoute(r.model));
+            let alias_of = (!r.alias_of.is_empty()).then_some(r.alias_of);
+            if let Some(target) = &alias_of {
+                checked_name(&format!("route {:?} alias_of", r.model), target)?;
+            }
+            match (&alias_of, r.providers.is_empty()) {
+                (None, true) => return Err(InvalidSnapshot::EmptyRoute(r.model)),
+                (Some(_), false) => return Err(InvalidSnapshot::AliasWithProviders(r.model)),
+                _ => {}
             }
             let mut chain = Vec::with_capacity(r.providers.len());
             for name in &r.providers {
@@ -348,12 +628,15 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 chain.push(idx);
             }
             routes.push(Route {
-                model: Glob::new(r.model),
+                model: checked_glob("route", r.model)?,
                 providers: chain,
+                strict: r.strict,
+                alias_of,
             });
         }
         let mut pricing = HashMap::with_capacity(s.pricing.len());
         for p in s.pricing {
+            checked_glob("pricing", p.model.clone())?;
             let input = check_price(&p.model, "input", p.input)?;
             let output = check_price(&p.model, "output", p.output)?;
             let cached_input = match p.cached_input {
@@ -379,27 +662,92 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                         name: k.name.clone(),
                         len: k.key_hash.len(),
                     })?;
-            let limits = k.limits.map(|l| Limits {
-                rpm: l.rpm,
-                tokens_per_day: l.tokens_per_day,
-                cost_per_day: l.cost_per_day,
-            });
+            let owner = format!("client key {:?}", k.name);
+            let limits = Limits::from_pb(&owner, k.limits)?;
+            let models = checked_globs(&owner, k.models)?;
             client_keys.push(ClientKey {
                 id: k.id,
                 name: k.name,
                 key_hash,
-                models: k.models.into_iter().map(Glob::new).collect(),
-                limits: limits.unwrap_or_default(),
+                models,
+                limits,
                 expires_at_ms: (k.expires_at_ms > 0).then_some(k.expires_at_ms),
+                budgets: k.budgets,
+                global: k.global,
             });
         }
-        Ok(Snapshot {
+        let mut budgets = HashMap::with_capacity(s.budgets.len());
+        for b in s.budgets {
+            let limits = Limits::from_pb(&format!("budget {:?}", b.id), b.limits)?;
+            budgets.insert(
+                b.id.clone(),
+                Budget {
+                    id: b.id,
+                    name: b.name,
+                    limits,
+                    global: b.global,
+                },
+            );
+        }
+        for k in &client_keys {
+            if let Some(missing) = k.budgets.iter().find(|b| !budgets.contains_key(*b)) {
+                return Err(InvalidSnapshot::UnknownBudget {
+                    key: k.name.clone(),
+                    budget: missing.clone(),
+                });
+            }
+        }
+        let leases = s
+            .leases
+            .into_iter()
+            .map(|l| {
+                (
+                    (l.budget, l.region, l.period),
+                    Lease {
+                        tokens: l.tokens,
+                        cost: l.cost.filter(|c| c.is_finite() && *c >= 0.0),
+                    },
+                )
+            })
+            .collect();
+        let mut snapshot = Snapshot {
             version: s.version,
             providers,
-            pricing,
+            pricing: HashMap::new(),
+            price_globs: Vec::new(),
             client_keys,
             routes,
-        })
+            budgets,
+            leases,
+        };
+        snapshot.set_pricing(pricing);
+        snapshot.check_aliases()?;
+        Ok(snapshot)
+    }
+}
+
+impl Snapshot {
+    /// Every alias leads, in one step, to a model something serves.
+    fn check_aliases(&self) -> Result<(), InvalidSnapshot> {
+        for r in &self.routes {
+            let Some(target) = &r.alias_of else { continue };
+            let err = |chain: bool| {
+                let (route, target) = (r.model.as_str().to_string(), target.clone());
+                if chain {
+                    InvalidSnapshot::AliasChain { route, target }
+                } else {
+                    InvalidSnapshot::AliasUnroutable { route, target }
+                }
+            };
+            let next = self.routes.iter().find(|x| x.model.matches(target));
+            if next.is_some_and(|x| x.alias_of.is_some()) {
+                return Err(err(true));
+            }
+            if self.route_chain(target).next().is_none() {
+                return Err(err(false));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -416,6 +764,7 @@ mod tests {
             strategy: "weighted".into(),
             keys: vec![],
             model_map: Default::default(),
+            affinity: String::new(),
         }
     }
 
@@ -463,12 +812,60 @@ mod tests {
             routes: vec![pb::Route {
                 model: "gpt-*".into(),
                 providers: vec!["a".into(), "ghost".into()],
+                ..Default::default()
             }],
             ..Default::default()
         };
         assert!(matches!(
             Snapshot::try_from(bad_route),
             Err(InvalidSnapshot::UnknownRouteProvider { .. })
+        ));
+        // Aliases: one step, to a model something serves, without providers.
+        let with_routes = |routes: Vec<pb::Route>| pb::Snapshot {
+            version: "v".into(),
+            providers: vec![provider("a", "openai", "")],
+            routes,
+            ..Default::default()
+        };
+        let alias = |model: &str, target: &str| pb::Route {
+            model: model.into(),
+            alias_of: target.into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Snapshot::try_from(with_routes(vec![alias("claude-*", "nowhere")])),
+            Err(InvalidSnapshot::AliasUnroutable { .. })
+        ));
+        assert!(matches!(
+            Snapshot::try_from(with_routes(vec![
+                alias("claude-*", "c-x"),
+                alias("c-*", "gpt-4o")
+            ])),
+            Err(InvalidSnapshot::AliasChain { .. })
+        ));
+        let strict_target = pb::Route {
+            model: "gpt-4o".into(),
+            providers: vec!["a".into()],
+            strict: true,
+            ..Default::default()
+        };
+        let s = Snapshot::try_from(with_routes(vec![
+            alias("claude-*", "gpt-4o"),
+            strict_target,
+        ]))
+        .unwrap();
+        let served = s.resolve("claude-haiku-4-5");
+        assert_eq!((served.model, served.strict), ("gpt-4o", true));
+        assert_eq!(
+            s.route("claude-haiku-4-5").map(|p| p.name.as_str()),
+            Some("a")
+        );
+        assert!(!s.resolve("gpt-4o-mini").strict);
+        let mut both = alias("claude-*", "gpt-4o");
+        both.providers = vec!["a".into()];
+        assert!(matches!(
+            Snapshot::try_from(with_routes(vec![both])),
+            Err(InvalidSnapshot::AliasWithProviders(_))
         ));
         let no_version = pb::Snapshot::default();
         assert_eq!(
@@ -501,16 +898,30 @@ mod tests {
         pricing.insert("gpt-4o".to_string(), p(1.0));
         pricing.insert("gpt-*".to_string(), p(2.0));
         pricing.insert("gpt-4o-*".to_string(), p(3.0));
-        let s = Snapshot {
+        let mut s = Snapshot {
             version: "v".into(),
             providers: vec![],
-            pricing,
+            pricing: HashMap::new(),
+            price_globs: vec![],
             client_keys: vec![],
             routes: vec![],
+            budgets: HashMap::new(),
+            leases: HashMap::new(),
         };
+        s.set_pricing(pricing.clone());
         assert_eq!(s.price("gpt-4o").unwrap().input, 1.0);
         assert_eq!(s.price("gpt-4o-mini").unwrap().input, 3.0);
         assert_eq!(s.price("gpt-3.5").unwrap().input, 2.0);
         assert!(s.price("claude").is_none());
+        // Ties between globs of one length go to the first by name, never to
+        // whichever the map happens to yield first.
+        for _ in 0..20 {
+            let mut tied = pricing.clone();
+            tied.insert("gpt-4?-mini".to_string(), p(4.0));
+            tied.insert("gpt-4o-min?".to_string(), p(5.0));
+            tied.insert("gpt-4o-m*ni".to_string(), p(6.0));
+            s.set_pricing(tied);
+            assert_eq!(s.price("gpt-4o-mini").unwrap().input, 4.0);
+        }
     }
 }

@@ -126,6 +126,7 @@ function Users() {
         columns={[
           { accessor: 'username', title: 'Username' },
           { accessor: 'role', title: 'Role', render: (u) => <Badge variant="light">{u.role}</Badge> },
+          { accessor: 'team', title: 'Team', render: (u) => u.team || '–' },
           {
             accessor: 'disabled',
             title: 'State',

@@ -14,6 +14,7 @@ import {
   PasswordInput,
   Select,
   Stack,
+  Switch,
   Tabs,
   TagsInput,
   Text,
@@ -53,6 +54,8 @@ interface KeyRow {
   secret: string;
   weight: number | string;
   stored: boolean;
+  /** An OAuth account of this template (connected through the Admin API). */
+  oauth: string;
 }
 
 function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onClose: () => void }) {
@@ -62,10 +65,12 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
   const [models, setModels] = useState<string[]>(initial?.models ?? []);
   const [strategy, setStrategy] = useState<string | null>(initial?.strategy ?? 'round-robin');
   const [keys, setKeys] = useState<KeyRow[]>(
-    initial?.keys.map((k) => ({ name: k.name, secret: '', weight: k.weight, stored: true })) ?? [
-      { name: 'key-1', secret: '', weight: 1, stored: false },
+    initial?.keys.map((k) => ({ name: k.name, secret: '', weight: k.weight, stored: true, oauth: k.oauth_template })) ?? [
+      { name: 'key-1', secret: '', weight: 1, stored: false, oauth: '' },
     ],
   );
+  const [interval, setInterval_] = useState<number | string>(initial?.health_check_interval_secs ?? 60);
+  const [affinity, setAffinity] = useState<string | null>(initial?.affinity ?? '');
   const [map, setMap] = useState<string[]>(
     Object.entries(initial?.model_map ?? {}).map(([a, b]) => `${a}=${b}`),
   );
@@ -83,7 +88,14 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
             base_url: baseUrl.trim(),
             models,
             strategy: strategy ?? '',
-            keys: keys.map((k) => ({ name: k.name.trim(), secret: k.secret, weight: Number(k.weight) || 1 })),
+            keys: keys.map((k) => ({
+              name: k.name.trim(),
+              secret: k.oauth ? '' : k.secret,
+              weight: Number(k.weight) || 1,
+              oauth_template: k.oauth,
+            })),
+            health_check_interval_secs: interval === '' ? null : Number(interval),
+            affinity: affinity ?? '',
             model_map: Object.fromEntries(
               map
                 .map((m) => m.split('='))
@@ -117,22 +129,46 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
             value={map}
             onChange={setMap}
           />
-          <Select label="Strategy" allowDeselect={false} data={STRATEGIES} value={strategy} onChange={setStrategy} />
+          <Group grow>
+            <Select label="Strategy" allowDeselect={false} data={STRATEGIES} value={strategy} onChange={setStrategy} />
+            <Select
+              label="Affinity"
+              allowDeselect={false}
+              data={[
+                { value: '', label: 'none' },
+                { value: 'prompt-cache', label: 'prompt cache' },
+              ]}
+              value={affinity}
+              onChange={setAffinity}
+            />
+            <NumberInput
+              label="Health check every (s)"
+              description="0: only after a failure"
+              min={0}
+              allowDecimal={false}
+              value={interval}
+              onChange={setInterval_}
+            />
+          </Group>
           <Text fw={600} size="sm">
             Credentials
           </Text>
           {keys.map((k, i) => (
             <Group key={i} align="flex-end" wrap="nowrap">
               <TextInput label="Credential name" required value={k.name} onChange={(e) => setKey(i, { name: e.currentTarget.value })} />
-              <PasswordInput
-                label="Secret"
-                required={!k.stored}
-                placeholder={k.stored ? 'unchanged' : 'sk-…'}
-                autoComplete="off"
-                value={k.secret}
-                onChange={(e) => setKey(i, { secret: e.currentTarget.value })}
-                style={{ flex: 1 }}
-              />
+              {k.oauth ? (
+                <TextInput label="OAuth account" disabled value={`template ${k.oauth}`} style={{ flex: 1 }} />
+              ) : (
+                <PasswordInput
+                  label="Secret"
+                  required={!k.stored}
+                  placeholder={k.stored ? 'unchanged' : 'sk-…'}
+                  autoComplete="off"
+                  value={k.secret}
+                  onChange={(e) => setKey(i, { secret: e.currentTarget.value })}
+                  style={{ flex: 1 }}
+                />
+              )}
               <NumberInput label="Weight" min={1} w={90} value={k.weight} onChange={(v) => setKey(i, { weight: v })} />
               <ActionIcon
                 variant="subtle"
@@ -147,7 +183,9 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
           ))}
           <Button
             variant="light"
-            onClick={() => setKeys((ks) => [...ks, { name: `key-${ks.length + 1}`, secret: '', weight: 1, stored: false }])}
+            onClick={() =>
+              setKeys((ks) => [...ks, { name: `key-${ks.length + 1}`, secret: '', weight: 1, stored: false, oauth: '' }])
+            }
           >
             Add credential
           </Button>
@@ -199,7 +237,7 @@ function ProvidersTab({ mayWrite }: { mayWrite: boolean }) {
               <Stack gap={2}>
                 {p.keys.map((k) => (
                   <Text key={k.name} size="xs">
-                    {k.name} <code>{k.secret_hint}</code> ×{k.weight}
+                    {k.name} {k.oauth_template ? `(OAuth: ${k.oauth_template})` : <code>{k.secret_hint}</code>} ×{k.weight}
                   </Text>
                 ))}
               </Stack>
@@ -261,7 +299,7 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
     <Stack>
       {mayWrite && (
         <Group justify="flex-end">
-          <Button onClick={() => setEditing({ model: '', providers: [] })}>New route</Button>
+          <Button onClick={() => setEditing({ model: '', providers: [], strict: false, alias_of: '' })}>New route</Button>
         </Group>
       )}
       {q.isError && <ErrorState error={q.error} />}
@@ -276,7 +314,12 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
         noRecordsText="No routes: each model goes to the first provider whose models match"
         columns={[
           { accessor: 'model', title: 'Model glob' },
-          { accessor: 'providers', title: 'Providers, tried in order', render: (r) => r.providers.join(' → ') },
+          {
+            accessor: 'providers',
+            title: 'Providers, tried in order',
+            render: (r) => (r.alias_of ? `alias of ${r.alias_of}` : r.providers.join(' → ')),
+          },
+          { accessor: 'strict', title: 'Strict', render: (r) => (r.strict ? 'yes' : 'no') },
           {
             accessor: 'actions',
             title: <span className="sr-only">Actions</span>,
@@ -322,10 +365,20 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
               />
               <MultiSelect
                 label="Providers, in the order tried"
-                required
+                description="Or leave empty and serve the models as another model (alias)"
                 data={(providers.data?.providers ?? []).map((p) => p.name)}
                 value={editing.providers}
                 onChange={(v) => setEditing({ ...editing, providers: v })}
+              />
+              <TextInput
+                label="Alias of"
+                value={editing.alias_of}
+                onChange={(e) => setEditing({ ...editing, alias_of: e.currentTarget.value })}
+              />
+              <Switch
+                label="Strict: refuse fields the provider's format cannot express"
+                checked={editing.strict}
+                onChange={(e) => setEditing({ ...editing, strict: e.currentTarget.checked })}
               />
               <Button type="submit" loading={save.isPending}>
                 Save route
@@ -437,15 +490,38 @@ function useNow(): number {
   return now;
 }
 
-function HealthTab() {
+const CHECK_COLORS: Record<string, string> = {
+  ok: 'teal',
+  unknown: 'gray',
+  rate_limited: 'yellow',
+  quota_exhausted: 'orange',
+  invalid_credential: 'red',
+  upstream_down: 'red',
+  network_error: 'red',
+};
+
+function HealthTab({ mayCheck }: { mayCheck: boolean }) {
   const q = useQuery({ queryKey: ['pool-health'], queryFn: api.poolHealth });
+  const providers = useQuery({ queryKey: ['providers'], queryFn: api.providers });
+  const qc = useQueryClient();
   const now = useNow();
+  const checkOf = (k: PoolKeyHealth) =>
+    providers.data?.providers.find((p) => p.name === k.provider)?.keys.find((x) => x.name === k.key)?.health ?? null;
+  const check = useMutation({
+    mutationFn: (k: PoolKeyHealth) => api.checkCredential(k.provider, k.key),
+    onSuccess: (h) => {
+      notifyDone(`${h.provider} / ${h.key}: ${h.status.replace(/_/g, ' ')}`);
+      void qc.invalidateQueries({ queryKey: ['providers'] });
+    },
+    onError: (e) => notifyError('Not checked', e),
+  });
   const state = (k: PoolKeyHealth) => {
-    if (k.cooling_until_ms > now) {
+    const until = Math.max(k.cooling_until_ms, checkOf(k)?.retry_at_ms ?? 0);
+    if (until > now) {
       return (
         <Tooltip label="The data planes keep it out of the pool until then">
           <Badge color="orange" variant="light">
-            cooling down, {Math.ceil((k.cooling_until_ms - now) / 1000)} s left
+            cooling down, {Math.ceil((until - now) / 1000)} s left
           </Badge>
         </Tooltip>
       );
@@ -459,7 +535,8 @@ function HealthTab() {
     <Stack>
       <Group justify="space-between">
         <Text size="sm" c="dimmed">
-          From the last 15 minutes of requests{q.data ? `, read ${ago(q.dataUpdatedAt, now)}` : ''}.
+          Traffic from the last 15 minutes of requests{q.data ? `, read ${ago(q.dataUpdatedAt, now)}` : ''}; health
+          checks by the control plane.
         </Text>
         <Button variant="default" size="xs" onClick={() => void q.refetch()} loading={q.isFetching}>
           Refresh
@@ -492,6 +569,41 @@ function HealthTab() {
                 : '–',
           },
           { accessor: 'last_success_at_ms', title: 'Last success', render: (k) => ago(k.last_success_at_ms, now) },
+          {
+            accessor: 'check',
+            title: 'Health check',
+            render: (k) => {
+              const h = checkOf(k);
+              if (!h) return '–';
+              return (
+                <Tooltip label={h.detail || `checked by ${h.trigger || 'schedule'}`} disabled={!h.detail && !h.trigger}>
+                  <Group gap={4} wrap="nowrap">
+                    <Badge color={CHECK_COLORS[h.status] ?? 'gray'} variant="light">
+                      {h.status.replace(/_/g, ' ')}
+                    </Badge>
+                    <Text size="xs">{h.checked_at_ms ? ago(h.checked_at_ms, now) : ''}</Text>
+                  </Group>
+                </Tooltip>
+              );
+            },
+          },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayCheck,
+            textAlign: 'right',
+            render: (k) =>
+              k.configured && (
+                <Button
+                  size="compact-xs"
+                  variant="default"
+                  loading={check.isPending && check.variables === k}
+                  onClick={() => check.mutate(k)}
+                >
+                  Check now
+                </Button>
+              ),
+          },
         ]}
       />
     </Stack>
@@ -515,7 +627,7 @@ export default function ProvidersPage() {
           <ProvidersTab mayWrite={mayWrite} />
         </Tabs.Panel>
         <Tabs.Panel value="health" pt="md">
-          <HealthTab />
+          <HealthTab mayCheck={can('AdminService/CheckCredential')} />
         </Tabs.Panel>
         <Tabs.Panel value="routes" pt="md">
           <RoutesTab mayWrite={can('AdminService/UpsertRoute')} />

@@ -113,6 +113,7 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
             // The day before: the 24 h view's previous period.
             record("o2", day_ago, &ops_key, "gpt-4o", 200),
         ],
+        &Default::default(),
     )
     .await
     .unwrap();
@@ -236,9 +237,13 @@ async fn watchers_get_an_update_when_traces_are_stored_and_stop_at_logout() {
         .into_inner();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(first.current.unwrap().requests, 0);
-    let (stored, _) = store_batch(&s.admin.db, vec![record("w1", now_ms(), &k, "gpt-4o", 200)])
-        .await
-        .unwrap();
+    let (stored, _) = store_batch(
+        &s.admin.db,
+        vec![record("w1", now_ms(), &k, "gpt-4o", 200)],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     s.stored.stored(stored);
     let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await

@@ -14,9 +14,12 @@
 //! - Tool ids must match `^[a-zA-Z0-9_-]+$` at Anthropic; ids from other
 //!   vendors are mapped onto that alphabet (the same way on every turn, so
 //!   calls and results still pair).
-//! - Extended thinking (`thinking`) cannot be carried by the IR: requests that
-//!   enable it are refused; thinking blocks in answers are dropped (their
-//!   tokens stay in `output`).
+//! - Extended thinking (`thinking`, `output_config.effort`) cannot be carried
+//!   by the IR: a request that enables it is served with the target's own
+//!   default reasoning (the field is dropped as a hint: refused on strict
+//!   routes); thinking blocks replayed in the history are dropped likewise,
+//!   and thinking blocks in answers are dropped (their tokens stay in
+//!   `output`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,8 +45,15 @@ const TARGET: &str = "Anthropic";
 /// output limit.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-/// Request fields that carry no content and are dropped when translating.
+/// Request fields that carry no content: dropped when translating, on
+/// every route.
 const ADVISORY: &[&str] = &["service_tier"];
+
+/// Request fields that are hints or client bookkeeping: dropped when
+/// translating on lenient routes, refused on strict ones. Context management
+/// edits what Anthropic keeps of a long conversation server-side; the
+/// gateway sends the whole conversation, so there is nothing to edit.
+const HINTS: &[&str] = &["context_management"];
 
 /// Keys of a content block or tool that carry no content: the prompt-cache
 /// breakpoint, and streaming granularity of tool input.

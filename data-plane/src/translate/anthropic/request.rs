@@ -3,10 +3,11 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ADVISORY, ADVISORY_IN_BLOCK, DEFAULT_MAX_TOKENS, TARGET, f64_of, str_field, str_of, u64_of,
+    ADVISORY, ADVISORY_IN_BLOCK, DEFAULT_MAX_TOKENS, HINTS, TARGET, f64_of, str_field, str_of,
+    u64_of,
 };
 use crate::translate::ir::{
-    ChatRequest, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+    ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
 };
 
 // ------------------------------------------------------------------ request
@@ -21,9 +22,9 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         }
         match k.as_str() {
             "model" => req.model = str_of(val, "model")?.to_string(),
-            "system" => req.system = decode_system(val)?,
+            "system" => req.system = decode_system(val, &mut req.dropped)?,
             "messages" => decode_messages(val, &mut req)?,
-            "tools" => req.tools = decode_tools(val)?,
+            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
             "tool_choice" => req.tool_choice = Some(decode_tool_choice(val)?),
             "max_tokens" => req.max_tokens = Some(u64_of(val, k)?),
             "temperature" => req.temperature = Some(f64_of(val, k)?),
@@ -50,7 +51,13 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             }
             // Thinking explicitly off says nothing the IR has to keep.
             "thinking" if val.get("type").and_then(Value::as_str) == Some("disabled") => {}
-            a if ADVISORY.contains(&a) => {}
+            // How long the model deliberates: the target thinks as it does by
+            // default, and the answer keeps its shape (thinking blocks are
+            // private state no other provider returns).
+            "thinking" => req.dropped.hint("thinking"),
+            "output_config" if is_effort_only(val) => req.dropped.hint("output_config.effort"),
+            a if HINTS.contains(&a) => req.dropped.hint(a),
+            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
             other => return Err(Unsupported::new(other, "translated")),
         }
     }
@@ -60,11 +67,19 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             "you must provide a model parameter",
         ));
     }
+    req.check_tool_choice()?;
     Ok(req)
 }
 
+/// `output_config` holding only `effort`: a reasoning hint. Anything else in
+/// it (a structured output format) changes the answer and is refused.
+fn is_effort_only(v: &Value) -> bool {
+    v.as_object()
+        .is_some_and(|o| o.iter().all(|(k, v)| k == "effort" || v.is_null()))
+}
+
 /// `system` is a string or an array of text blocks; each block is one entry.
-fn decode_system(val: &Value) -> Result<Vec<String>, Unsupported> {
+fn decode_system(val: &Value, drops: &mut Drops) -> Result<Vec<String>, Unsupported> {
     match val {
         Value::String(s) if s.is_empty() => Ok(vec![]),
         Value::String(s) => Ok(vec![s.clone()]),
@@ -75,7 +90,7 @@ fn decode_system(val: &Value) -> Result<Vec<String>, Unsupported> {
                 let at = format!("system[{i}]");
                 match b.get("type").and_then(Value::as_str) {
                     Some("text") => {
-                        check_block_keys(b, &at, &["type", "text"])?;
+                        check_block_keys(b, &at, &["type", "text"], drops)?;
                         Ok(str_field(b, "text", &at)?.to_string())
                     }
                     Some(other) => Err(Unsupported::new(format!("{at}.{other}"), "translated")),
@@ -99,20 +114,34 @@ fn decode_messages(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported
         let role = match m.get("role").and_then(Value::as_str) {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
+            // Mid-conversation system messages (beta): instructions, kept
+            // with the others as OpenAI chat's `system` messages are.
+            Some("system") => {
+                let content = m.get("content").unwrap_or(&Value::Null);
+                let mut text = decode_system(content, &mut req.dropped)?;
+                req.system.append(&mut text);
+                continue;
+            }
             other => {
                 return Err(Unsupported::invalid(
                     format!("{at}.role"),
-                    format!("expected user or assistant, got {other:?}"),
+                    format!("expected user, assistant or system, got {other:?}"),
                 ));
             }
         };
+        let mut drops = Drops::default();
         let content = match m.get("content") {
             Some(Value::String(s)) => vec![Part::Text(s.clone())],
-            Some(Value::Array(blocks)) => blocks
-                .iter()
-                .enumerate()
-                .map(|(j, b)| decode_block(b, role, &format!("{at}.content[{j}]"), req))
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(blocks)) => {
+                let mut parts = Vec::with_capacity(blocks.len());
+                for (j, b) in blocks.iter().enumerate() {
+                    let here = format!("{at}.content[{j}]");
+                    if let Some(p) = decode_block(b, role, &here, req, &mut drops)? {
+                        parts.push(p);
+                    }
+                }
+                parts
+            }
             _ => {
                 return Err(Unsupported::invalid(
                     format!("{at}.content"),
@@ -120,40 +149,59 @@ fn decode_messages(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported
                 ));
             }
         };
+        req.dropped.extend(drops);
         req.messages.push(Message { role, content });
     }
     Ok(())
 }
 
-fn decode_block(b: &Value, role: Role, at: &str, req: &ChatRequest) -> Result<Part, Unsupported> {
+/// One content block; `None` for a block dropped (replayed thinking).
+fn decode_block(
+    b: &Value,
+    role: Role,
+    at: &str,
+    req: &ChatRequest,
+    drops: &mut Drops,
+) -> Result<Option<Part>, Unsupported> {
     let ty = b
         .get("type")
         .and_then(Value::as_str)
         .ok_or_else(|| Unsupported::invalid(format!("{at}.type"), "missing"))?;
     match (ty, role) {
         ("text", _) => {
-            check_block_keys(b, at, &["type", "text"])?;
-            Ok(Part::Text(str_field(b, "text", at)?.to_string()))
+            check_block_keys(b, at, &["type", "text"], drops)?;
+            Ok(Some(Part::Text(str_field(b, "text", at)?.to_string())))
         }
         ("image", _) => {
-            check_block_keys(b, at, &["type", "source"])?;
-            Ok(Part::Image(decode_image(b, at)?))
+            check_block_keys(b, at, &["type", "source"], drops)?;
+            Ok(Some(Part::Image(decode_image(b, at)?)))
+        }
+        // The model's private reasoning from an earlier turn: no other
+        // provider can use it (Gemini's thought signatures likewise).
+        ("thinking" | "redacted_thinking", Role::Assistant) => {
+            drops.hint(&format!("{at}.{ty}"));
+            Ok(None)
         }
         ("tool_use", Role::Assistant) => {
-            check_block_keys(b, at, &["type", "id", "name", "input"])?;
+            check_block_keys(b, at, &["type", "id", "name", "input"], drops)?;
             let input = b
                 .get("input")
                 .filter(|i| !i.is_null())
                 .cloned()
                 .unwrap_or_else(|| json!({}));
-            Ok(Part::ToolCall {
+            Ok(Some(Part::ToolCall {
                 id: str_field(b, "id", at)?.to_string(),
                 name: str_field(b, "name", at)?.to_string(),
                 arguments: input.to_string(),
-            })
+            }))
         }
         ("tool_result", Role::User) => {
-            check_block_keys(b, at, &["type", "tool_use_id", "content", "is_error"])?;
+            check_block_keys(
+                b,
+                at,
+                &["type", "tool_use_id", "content", "is_error"],
+                drops,
+            )?;
             let id = str_field(b, "tool_use_id", at)?.to_string();
             let content = match b.get("content") {
                 None | Some(Value::Null) => vec![],
@@ -165,7 +213,7 @@ fn decode_block(b: &Value, role: Role, at: &str, req: &ChatRequest) -> Result<Pa
                         let here = format!("{at}.content[{k}]");
                         match c.get("type").and_then(Value::as_str) {
                             Some("text") => {
-                                check_block_keys(c, &here, &["type", "text"])?;
+                                check_block_keys(c, &here, &["type", "text"], drops)?;
                                 Ok(Part::Text(str_field(c, "text", &here)?.to_string()))
                             }
                             Some("image") => Ok(Part::Image(decode_image(c, &here)?)),
@@ -190,12 +238,12 @@ fn decode_block(b: &Value, role: Role, at: &str, req: &ChatRequest) -> Result<Pa
                 })?,
             };
             let name = req.tool_name_for(&id).map(str::to_string);
-            Ok(Part::ToolResult {
+            Ok(Some(Part::ToolResult {
                 id,
                 name,
                 content,
                 is_error,
-            })
+            }))
         }
         ("tool_use", Role::User) | ("tool_result", Role::Assistant) => Err(Unsupported::invalid(
             at,
@@ -205,15 +253,26 @@ fn decode_block(b: &Value, role: Role, at: &str, req: &ChatRequest) -> Result<Pa
     }
 }
 
-/// Keys outside `known` must be advisory (`cache_control`) or empty
-/// (`citations: null`); anything else carries something the IR would lose.
-fn check_block_keys(b: &Value, at: &str, known: &[&str]) -> Result<(), Unsupported> {
+/// Keys outside `known` must be advisory (`cache_control`, dropped and
+/// recorded) or empty (`citations: null`); anything else carries something
+/// the IR would lose.
+fn check_block_keys(
+    b: &Value,
+    at: &str,
+    known: &[&str],
+    drops: &mut Drops,
+) -> Result<(), Unsupported> {
     let Some(obj) = b.as_object() else {
         return Err(Unsupported::invalid(at, "expected an object"));
     };
     for (k, v) in obj {
         let empty = v.is_null() || v.as_array().is_some_and(Vec::is_empty);
-        if !known.contains(&k.as_str()) && !ADVISORY_IN_BLOCK.contains(&k.as_str()) && !empty {
+        if known.contains(&k.as_str()) || empty {
+            continue;
+        }
+        if ADVISORY_IN_BLOCK.contains(&k.as_str()) {
+            drops.advisory(&format!("{at}.{k}"));
+        } else {
             return Err(Unsupported::new(format!("{at}.{k}"), "translated"));
         }
     }
@@ -236,34 +295,42 @@ fn decode_image(b: &Value, at: &str) -> Result<Image, Unsupported> {
     }
 }
 
-fn decode_tools(val: &Value) -> Result<Vec<Tool>, Unsupported> {
+fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
     let arr = val
         .as_array()
         .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let at = format!("tools[{i}]");
-            // Server tools (web search, code execution, …) run at Anthropic.
-            match t.get("type").and_then(Value::as_str) {
-                None | Some("custom") => {}
-                Some(other) => return Err(Unsupported::new(format!("{at}.{other}"), "translated")),
+    let mut tools = Vec::with_capacity(arr.len());
+    for (i, t) in arr.iter().enumerate() {
+        let at = format!("tools[{i}]");
+        // Server tools (web search, code execution, …) run at Anthropic: the
+        // target's model is offered the app's own tools only.
+        match t.get("type").and_then(Value::as_str) {
+            None | Some("custom") => {}
+            Some(other) => {
+                drops.hint(&format!("{at}.{other}"));
+                continue;
             }
-            check_block_keys(t, &at, &["type", "name", "description", "input_schema"])?;
-            Ok(Tool {
-                name: str_field(t, "name", &at)?.to_string(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                parameters: t
-                    .get("input_schema")
-                    .filter(|s| !s.is_null())
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-        })
-        .collect()
+        }
+        check_block_keys(
+            t,
+            &at,
+            &["type", "name", "description", "input_schema"],
+            drops,
+        )?;
+        tools.push(Tool {
+            name: str_field(t, "name", &at)?.to_string(),
+            description: t
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            parameters: t
+                .get("input_schema")
+                .filter(|s| !s.is_null())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(tools)
 }
 
 /// `disable_parallel_tool_use` is dropped, as `openai_chat` drops

@@ -108,7 +108,12 @@ fn request_fixture_decodes() {
 
 #[test]
 fn request_roundtrip() {
-    let req = decode_request(REQUEST.as_bytes()).unwrap();
+    let mut req = decode_request(REQUEST.as_bytes()).unwrap();
+    // The fixture's cache breakpoint is the only thing left out.
+    assert_eq!(
+        dropped(&std::mem::take(&mut req.dropped)),
+        [("system[*].cache_control", true)]
+    );
     let body = encode_request(&req).unwrap();
     assert_eq!(
         body["system"][1],
@@ -256,6 +261,10 @@ fn encoding_alternates_and_defaults() {
     );
 }
 
+fn dropped(d: &crate::translate::ir::Drops) -> Vec<(&str, bool)> {
+    d.iter().map(|x| (x.field.as_str(), x.always)).collect()
+}
+
 #[test]
 fn unsupported_fields_are_named() {
     let field = |body: Value| {
@@ -263,6 +272,7 @@ fn unsupported_fields_are_named() {
             .unwrap_err()
             .field
     };
+    let drops = |body: Value| decode_request(body.to_string().as_bytes()).unwrap().dropped;
     let base = |extra: Value| {
         let mut b =
             json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
@@ -271,11 +281,51 @@ fn unsupported_fields_are_named() {
             .extend(extra.as_object().unwrap().clone());
         b
     };
+    // Hints and bookkeeping Claude Code sends are dropped, named, and
+    // refused on strict routes (`always: false`).
+    let claude_code = base(json!({
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": "{\"device_id\":\"d\"}"},
+        "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+            ]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}
+        ],
+        "output_config": {"effort": "high"},
+        "service_tier": "auto",
+    }));
+    let req = decode_request(claude_code.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        dropped(&req.dropped),
+        [
+            ("context_management", false),
+            ("messages[*].content[*].cache_control", true),
+            ("messages[*].content[*].thinking", false),
+            ("output_config.effort", false),
+            ("service_tier", true),
+            ("system[*].cache_control", true),
+            ("thinking", false),
+        ]
+    );
+    assert_eq!(
+        req.messages[1].content.len(),
+        1,
+        "the thinking block is gone"
+    );
+    assert_eq!(
+        req.dropped.strict_refusal().map(|d| d.field.as_str()),
+        Some("context_management")
+    );
     assert_eq!(
         field(base(
-            json!({"thinking": {"type": "enabled", "budget_tokens": 2048}})
+            json!({"output_config": {"format": {"type": "json_schema"}}})
         )),
-        "thinking"
+        "output_config"
     );
     assert!(
         decode_request(
@@ -286,12 +336,16 @@ fn unsupported_fields_are_named() {
         .is_ok()
     );
     assert_eq!(field(base(json!({"container": "c_1"}))), "container");
-    assert_eq!(
-        field(base(
-            json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
-        )),
-        "tools[0].web_search_20250305"
-    );
+    // A server tool is left out of the offer; forcing it cannot be honoured.
+    let server_tool = json!({"tools": [
+        {"type": "web_search_20250305", "name": "web_search"},
+        {"name": "f", "input_schema": {"type": "object"}}
+    ]});
+    let d = drops(base(server_tool.clone()));
+    assert_eq!(dropped(&d), [("tools[*].web_search_20250305", false)]);
+    let mut forced = server_tool;
+    forced["tool_choice"] = json!({"type": "tool", "name": "web_search"});
+    assert_eq!(field(base(forced)), "tool_choice (web_search)");
     let doc = json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "text", "data": "x", "media_type": "text/plain"}}]}]});
     assert_eq!(field(base(doc)), "messages[0].content[0].document");
     let cited = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]});

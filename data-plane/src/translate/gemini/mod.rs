@@ -52,10 +52,10 @@ pub use stream::{Decoder, Encoder};
 
 const TARGET: &str = "Gemini";
 
-/// Request fields that carry no content and are dropped when translating:
-/// Google's own safety thresholds (the target provider applies its policy),
-/// Vertex billing labels, and `model`, which the URL already names.
-const ADVISORY: &[&str] = &["safetySettings", "labels", "model"];
+/// Request fields that carry no content: dropped when translating, on every
+/// route. Google's own safety thresholds (the target provider applies its
+/// policy) and Vertex billing labels.
+const ADVISORY: &[&str] = &["safetySettings", "labels"];
 
 /// Keys of a part that accompany its data without being content.
 const PART_ANNOTATIONS: &[&str] = &["thought", "thoughtSignature", "partMetadata"];

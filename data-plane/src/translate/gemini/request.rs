@@ -2,13 +2,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::schema::{decode_schema, encode_schema};
+use super::schema::{SchemaBudget, decode_schema, encode_schema_within};
 use super::{
     ADVISORY, PART_ANNOTATIONS, SKIP_SIGNATURE, TARGET, camel, f64_of, field, json_object,
     str_field, str_of, u64_of,
 };
 use crate::translate::ir::{
-    ChatRequest, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+    ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
 };
 
 // ------------------------------------------------------------------ request
@@ -30,11 +30,13 @@ pub fn decode_request(body: &[u8], model: &str, stream: bool) -> Result<ChatRequ
         match camel(k).as_str() {
             "contents" => decode_contents(val, &mut req)?,
             "systemInstruction" => req.system = decode_system(val)?,
-            "tools" => req.tools = decode_tools(val)?,
+            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
             // Read once the tools are known (ANY over all of them = Required).
             "toolConfig" => tool_config = Some(val),
             "generationConfig" => decode_generation_config(val, &mut req)?,
-            a if ADVISORY.contains(&a) => {}
+            // The URL already names it.
+            "model" => {}
+            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
             other => return Err(Unsupported::new(other, "translated")),
         }
     }
@@ -44,6 +46,7 @@ pub fn decode_request(body: &[u8], model: &str, stream: bool) -> Result<ChatRequ
     if req.model.is_empty() {
         return Err(Unsupported::invalid("model", "the path names no model"));
     }
+    req.check_tool_choice()?;
     Ok(req)
 }
 
@@ -256,7 +259,11 @@ fn result_from(resp: &Value) -> (Vec<Part>, bool) {
     (vec![Part::Text(text)], is_error)
 }
 
-fn decode_tools(val: &Value) -> Result<Vec<Tool>, Unsupported> {
+/// Function declarations. Tools Google runs itself (`googleSearch`,
+/// `codeExecution`, `urlContext`, …) have no equivalent at another provider:
+/// they are dropped as hints, and the target's model is offered the app's
+/// own functions.
+fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
     let arr = val
         .as_array()
         .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
@@ -266,12 +273,9 @@ fn decode_tools(val: &Value) -> Result<Vec<Tool>, Unsupported> {
             .as_object()
             .ok_or_else(|| Unsupported::invalid(format!("tools[{i}]"), "expected an object"))?;
         for (k, decls) in obj {
-            // googleSearch, codeExecution, urlContext, …: tools Google runs.
             if camel(k) != "functionDeclarations" {
-                return Err(Unsupported::new(
-                    format!("tools[{i}].{}", camel(k)),
-                    "translated",
-                ));
+                drops.hint(&format!("tools[{i}].{}", camel(k)));
+                continue;
             }
             let decls = decls.as_array().map(Vec::as_slice).unwrap_or_default();
             for (j, d) in decls.iter().enumerate() {
@@ -345,7 +349,10 @@ fn decode_generation_config(val: &Value, req: &mut ChatRequest) -> Result<(), Un
             "responseMimeType" => mime = Some(str_of(v, &at)?.to_string()),
             "responseSchema" => schema = Some(decode_schema(v)),
             "responseJsonSchema" => schema = Some(v.clone()),
-            // thinkingConfig, seed, penalties, logprobs, speech, media…
+            // How long the model deliberates: the target thinks as it does by
+            // default (thought parts are private state no other provider returns).
+            "thinkingConfig" => req.dropped.hint(&at),
+            // seed, penalties, logprobs, speech, media…
             _ => return Err(Unsupported::new(at, "translated")),
         }
     }
@@ -443,6 +450,8 @@ fn decode_tool_config(tc: &Value, tools: &[Tool]) -> Result<Option<ToolChoice>, 
 
 pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
     let mut out = json!({"contents": encode_contents(req)?});
+    // One budget for every schema of the request ($ref inlining).
+    let mut budget = SchemaBudget::default();
     if !req.system.is_empty() {
         out["systemInstruction"] =
             json!({"parts": req.system.iter().map(|s| json!({"text": s})).collect::<Vec<_>>()});
@@ -453,6 +462,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
             .iter()
             .enumerate()
             .map(|(i, t)| {
+                let budget = &mut budget;
                 let mut d = json!({"name": t.name});
                 if let Some(desc) = &t.description {
                     d["description"] = json!(desc);
@@ -466,8 +476,11 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
                             .and_then(Value::as_object)
                             .is_none_or(Map::is_empty));
                 if !no_args {
-                    d["parameters"] =
-                        encode_schema(&t.parameters, &format!("tools[{i}].parameters"))?;
+                    d["parameters"] = encode_schema_within(
+                        &t.parameters,
+                        &format!("tools[{i}].parameters"),
+                        budget,
+                    )?;
                 }
                 Ok(d)
             })
@@ -514,7 +527,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
             gc.insert("responseMimeType".into(), json!("application/json"));
             gc.insert(
                 "responseSchema".into(),
-                encode_schema(schema, "response_format.json_schema.schema")?,
+                encode_schema_within(schema, "response_format.json_schema.schema", &mut budget)?,
             );
         }
     }

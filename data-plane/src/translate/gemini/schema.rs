@@ -112,16 +112,84 @@ const SCHEMA_DROPPED: &[&str] = &[
 /// [`SCHEMA_DROPPED`]. Anything else (`allOf`, `not`, `if`,
 /// `patternProperties`, recursive `$ref`s, …) is refused, naming the keyword.
 pub fn encode_schema(schema: &Value, at: &str) -> Result<Value, Unsupported> {
-    convert_schema(schema, schema, at, 0)
+    encode_schema_within(schema, at, &mut SchemaBudget::default())
 }
 
-fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Value, Unsupported> {
+/// What inlining `$ref`s may produce for one request, all its schemas
+/// together: a small schema whose definitions refer to each other twice
+/// per level would otherwise expand to 2^depth nodes.
+#[derive(Debug)]
+pub struct SchemaBudget {
+    nodes: usize,
+    bytes: usize,
+}
+
+const MAX_SCHEMA_NODES: usize = 20_000;
+const MAX_SCHEMA_BYTES: usize = 4 * 1024 * 1024;
+
+impl Default for SchemaBudget {
+    fn default() -> Self {
+        Self {
+            nodes: MAX_SCHEMA_NODES,
+            bytes: MAX_SCHEMA_BYTES,
+        }
+    }
+}
+
+impl SchemaBudget {
+    fn spend(&mut self, nodes: usize, bytes: usize, at: &str) -> Result<(), Unsupported> {
+        match (self.nodes.checked_sub(nodes), self.bytes.checked_sub(bytes)) {
+            (Some(n), Some(b)) => {
+                self.nodes = n;
+                self.bytes = b;
+                Ok(())
+            }
+            _ => Err(Unsupported::invalid(
+                at,
+                "the tool schemas, with their $refs inlined for Gemini, exceed 20,000 nodes or 4 MiB",
+            )),
+        }
+    }
+}
+
+/// Bytes a JSON value takes, roughly (what cloning it costs).
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => a.iter().map(approx_size).sum::<usize>() + 2,
+        Value::Object(o) => {
+            o.iter()
+                .map(|(k, v)| k.len() + 3 + approx_size(v))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 8,
+    }
+}
+
+/// [`encode_schema`], charging what it produces to `budget`.
+pub fn encode_schema_within(
+    schema: &Value,
+    at: &str,
+    budget: &mut SchemaBudget,
+) -> Result<Value, Unsupported> {
+    convert_schema(schema, schema, at, 0, budget)
+}
+
+fn convert_schema(
+    v: &Value,
+    root: &Value,
+    at: &str,
+    depth: usize,
+    budget: &mut SchemaBudget,
+) -> Result<Value, Unsupported> {
     if depth > 32 {
         return Err(Unsupported::new(
             format!("{at} (nested or recursive beyond 32 levels)"),
             TARGET,
         ));
     }
+    budget.spend(1, 0, at)?;
     let Some(obj) = v.as_object() else {
         // `true` (anything) has no Gemini spelling but an empty schema.
         return match v {
@@ -133,7 +201,7 @@ fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Val
         let Some(target) = r.as_str().and_then(|r| local_ref(root, r)) else {
             return Err(Unsupported::new(format!("{at}.$ref"), TARGET));
         };
-        let mut inlined = convert_schema(target, root, at, depth + 1)?;
+        let mut inlined = convert_schema(target, root, at, depth + 1, budget)?;
         // Siblings of `$ref` (a description, say) refine the target.
         let siblings: Map<String, Value> = obj
             .iter()
@@ -142,7 +210,7 @@ fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Val
             .collect();
         if let (Value::Object(base), Value::Object(extra)) = (
             &mut inlined,
-            convert_schema(&Value::Object(siblings), root, at, depth + 1)?,
+            convert_schema(&Value::Object(siblings), root, at, depth + 1, budget)?,
         ) {
             base.extend(extra);
         }
@@ -194,13 +262,16 @@ fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Val
                 for (name, s) in props {
                     conv.insert(
                         name.clone(),
-                        convert_schema(s, root, &format!("{here}.{name}"), depth + 1)?,
+                        convert_schema(s, root, &format!("{here}.{name}"), depth + 1, budget)?,
                     );
                 }
                 out.insert(k.clone(), Value::Object(conv));
             }
             "items" => {
-                out.insert(k.clone(), convert_schema(val, root, &here, depth + 1)?);
+                out.insert(
+                    k.clone(),
+                    convert_schema(val, root, &here, depth + 1, budget)?,
+                );
             }
             "anyOf" | "oneOf" => {
                 let all = val
@@ -209,7 +280,9 @@ fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Val
                 let conv = all
                     .iter()
                     .enumerate()
-                    .map(|(j, s)| convert_schema(s, root, &format!("{here}[{j}]"), depth + 1))
+                    .map(|(j, s)| {
+                        convert_schema(s, root, &format!("{here}[{j}]"), depth + 1, budget)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 out.insert("anyOf".into(), Value::Array(conv));
             }
@@ -220,6 +293,7 @@ fn convert_schema(v: &Value, root: &Value, at: &str, depth: usize) -> Result<Val
                 _ => return Err(Unsupported::new(here, TARGET)),
             },
             k if SCHEMA_KEPT.contains(&k) => {
+                budget.spend(0, k.len() + approx_size(val), &here)?;
                 out.insert(k.to_string(), val.clone());
             }
             k if SCHEMA_DROPPED.contains(&k) => {}

@@ -104,6 +104,9 @@ pub struct Encoder {
     usage: Option<Usage>,
     stop: Option<StopReason>,
     failed: bool,
+    /// `None`: SSE (`?alt=sse`); `Some(started)`: a JSON array, as Gemini
+    /// streams without `alt=sse`, with `started` once `[` is out.
+    array: Option<bool>,
 }
 
 impl Encoder {
@@ -116,6 +119,27 @@ impl Encoder {
             usage: None,
             stop: None,
             failed: false,
+            array: None,
+        }
+    }
+
+    /// For a `:streamGenerateContent` call without `?alt=sse`.
+    pub fn json_array(req: &ChatRequest) -> Self {
+        Self {
+            array: Some(false),
+            ..Self::new(req)
+        }
+    }
+
+    /// One chunk, framed as the app asked.
+    fn emit(&mut self, out: &mut BytesMut, data: &str) {
+        match &mut self.array {
+            None => write_sse(out, None, data),
+            Some(started) => {
+                out.extend_from_slice(if *started { b",\r\n" } else { b"[" });
+                *started = true;
+                out.extend_from_slice(data.as_bytes());
+            }
         }
     }
 
@@ -132,7 +156,7 @@ impl Encoder {
             }
         }
         c["candidates"] = json!([cand]);
-        write_sse(out, None, &c.to_string());
+        self.emit(out, &c.to_string());
     }
 
     fn take_calls(&mut self) -> Vec<Value> {
@@ -200,26 +224,28 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { message } => {
                 self.failed = true;
                 let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
-                write_sse(out, None, &e.to_string());
+                self.emit(out, &e.to_string());
             }
         }
     }
 
     fn end(&mut self, out: &mut BytesMut) {
-        if self.failed {
-            return;
+        if !self.failed {
+            if let Some(stop) = self.stop {
+                let mut parts = self.take_calls();
+                if parts.is_empty() {
+                    parts.push(json!({"text": ""}));
+                }
+                self.chunk(parts, Some(stop), out);
+            } else {
+                // No finish reason: the upstream was cut; do not pass a
+                // truncated answer off as complete.
+                let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
+                self.emit(out, &e.to_string());
+            }
         }
-        let Some(stop) = self.stop else {
-            // No finish reason: the upstream was cut; do not pass a
-            // truncated answer off as complete.
-            let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
-            write_sse(out, None, &e.to_string());
-            return;
-        };
-        let mut parts = self.take_calls();
-        if parts.is_empty() {
-            parts.push(json!({"text": ""}));
+        if let Some(started) = self.array.take() {
+            out.extend_from_slice(if started { b"]" } else { b"[]" });
         }
-        self.chunk(parts, Some(stop), out);
     }
 }

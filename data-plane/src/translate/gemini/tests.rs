@@ -137,7 +137,12 @@ fn request_fixture_decodes() {
 
 #[test]
 fn request_roundtrip() {
-    let req = decode_request(REQUEST.as_bytes(), "gemini-2.5-flash", false).unwrap();
+    let mut req = decode_request(REQUEST.as_bytes(), "gemini-2.5-flash", false).unwrap();
+    let dropped: Vec<String> = std::mem::take(&mut req.dropped)
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    assert_eq!(dropped, ["safetySettings"]);
     let body = encode_request(&req).unwrap();
     assert_eq!(
         body["contents"][1]["parts"][0]["functionCall"]["id"],
@@ -306,16 +311,30 @@ fn unsupported_fields_are_named() {
         field(json!({"contents": hi, "cachedContent": "cachedContents/abc"})),
         "cachedContent"
     );
+    // Gemini CLI's thinking settings and Google-run tools are hints: left
+    // out (named), refused on strict routes.
+    let req = decode_request(
+        json!({"contents": hi, "tools": [{"googleSearch": {}}, {"functionDeclarations": [{"name": "f"}]}],
+               "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 1024}}})
+        .to_string()
+        .as_bytes(),
+        "gemini-2.5-flash",
+        false,
+    )
+    .unwrap();
+    let dropped: Vec<(&str, bool)> = req
+        .dropped
+        .iter()
+        .map(|d| (d.field.as_str(), d.always))
+        .collect();
     assert_eq!(
-        field(json!({"contents": hi, "tools": [{"googleSearch": {}}]})),
-        "tools[0].googleSearch"
+        dropped,
+        [
+            ("generationConfig.thinkingConfig", false),
+            ("tools[*].googleSearch", false)
+        ]
     );
-    assert_eq!(
-        field(
-            json!({"contents": hi, "generationConfig": {"thinkingConfig": {"thinkingBudget": 1024}}})
-        ),
-        "generationConfig.thinkingConfig"
-    );
+    assert_eq!(req.tools.len(), 1);
     assert_eq!(
         field(json!({"contents": hi, "generationConfig": {"seed": 4}})),
         "generationConfig.seed"
@@ -757,4 +776,35 @@ fn encoder_errors_and_cut_streams() {
             message: "Internal".into()
         }]
     );
+}
+
+#[test]
+fn ref_bombs_are_refused_within_the_budget() {
+    // Each definition refers to the next one three times: 3^14 nodes if
+    // inlined, all within the depth limit.
+    let mut defs = serde_json::Map::new();
+    for i in 0..14 {
+        let next = json!({"$ref": format!("#/$defs/D{}", i + 1)});
+        defs.insert(
+            format!("D{i}"),
+            json!({"type": "object", "properties": {"a": next, "b": next, "c": next}}),
+        );
+    }
+    defs.insert("D14".into(), json!({"type": "string"}));
+    let schema = json!({"$defs": defs, "$ref": "#/$defs/D0"});
+    assert!(schema.to_string().len() < 4096);
+    let t = std::time::Instant::now();
+    let err = encode_schema(&schema, "tools[0].parameters").unwrap_err();
+    assert!(err.message.contains("20,000 nodes"), "{}", err.message);
+    // Refused after the budget, not after 2^30 nodes (a generous bound:
+    // this is a sanity check, not a benchmark).
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    // A big description copied through many refs hits the byte bound.
+    let big = "x".repeat(100_000);
+    let schema = json!({
+        "$defs": {"S": {"type": "string", "description": big}},
+        "type": "object",
+        "properties": (0..100).map(|i| (format!("p{i}"), json!({"$ref": "#/$defs/S"}))).collect::<serde_json::Map<_, _>>(),
+    });
+    assert!(encode_schema(&schema, "s").is_err());
 }

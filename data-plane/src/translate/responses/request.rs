@@ -6,16 +6,17 @@ use serde_json::{Map, Value, json};
 
 use crate::translate::field::{f64_of, str_of, u64_of};
 use crate::translate::ir::{
-    ChatRequest, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+    ChatRequest, Drops, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
 };
 use crate::translate::openai_chat::{image_from_url, image_url};
 
 const TARGET: &str = "OpenAI Responses";
 
-/// Request fields that carry no content and are dropped when translating.
-/// `store` only matters for retrieving the response later or chaining it with
-/// `previous_response_id`, which is refused; `max_tool_calls` only caps hosted
-/// tools, which are refused; `stream_options` only holds `include_obfuscation`.
+/// Request fields that carry no content: dropped when translating, on every
+/// route. `store` only matters for retrieving the response later or chaining
+/// it with `previous_response_id`, which is refused; `max_tool_calls` only
+/// caps hosted tools, which are dropped; `stream_options` only holds
+/// `include_obfuscation`.
 const ADVISORY: &[&str] = &[
     "metadata",
     "store",
@@ -27,6 +28,17 @@ const ADVISORY: &[&str] = &[
     "stream_options",
     "max_tool_calls",
 ];
+
+/// Request fields that are hints or client bookkeeping: dropped when
+/// translating on lenient routes, refused on strict ones. `client_metadata`
+/// is the client's own tags (Codex's session and turn ids); `reasoning`
+/// (effort, summary) leaves the target to think as it does by default;
+/// `truncation: auto` only matters past the context window.
+const HINTS: &[&str] = &["client_metadata", "reasoning", "truncation"];
+
+/// `include` values that ask for something only OpenAI returns and the app
+/// does without: the encrypted reasoning state to replay later.
+const INCLUDE_HINTS: &[&str] = &["reasoning.encrypted_content"];
 
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
     let v: Map<String, Value> =
@@ -44,7 +56,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             "model" => req.model = str_of(val, "model")?.to_string(),
             "instructions" => {}
             "input" => decode_input(val, &mut req)?,
-            "tools" => req.tools = decode_tools(val)?,
+            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
             "tool_choice" => req.tool_choice = Some(decode_tool_choice(val)?),
             "max_output_tokens" => req.max_tokens = Some(u64_of(val, k)?),
             "temperature" => req.temperature = Some(f64_of(val, k)?),
@@ -54,7 +66,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
                     .as_bool()
                     .ok_or_else(|| Unsupported::invalid("stream", "expected a boolean"))?
             }
-            "text" => req.response_format = decode_text(val)?,
+            "text" => req.response_format = decode_text(val, &mut req.dropped)?,
             "user" => req.user = Some(str_of(val, "user")?.to_string()),
             // The defaults, spelled out: nothing to translate.
             "truncation" if val.as_str() == Some("disabled") => {}
@@ -62,10 +74,13 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             "include" if val.as_array().is_some_and(Vec::is_empty) => {}
             "top_logprobs" if val.as_u64() == Some(0) => {}
             "reasoning" if is_blank(val) => {}
-            a if ADVISORY.contains(&a) => {}
+            "include" => decode_include(val, &mut req.dropped)?,
+            a if HINTS.contains(&a) => req.dropped.hint(a),
+            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
             other => return Err(Unsupported::new(other, "translated")),
         }
     }
+    req.check_tool_choice()?;
     if req.model.is_empty() {
         return Err(Unsupported::invalid(
             "model",
@@ -75,6 +90,24 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
     // A Responses stream always ends with the usage.
     req.stream_usage = req.stream;
     Ok(req)
+}
+
+/// `include` asks for extra output: what only OpenAI can return and the app
+/// does without is a hint; anything else (logprobs, hosted-tool results) is
+/// refused.
+fn decode_include(val: &Value, drops: &mut Drops) -> Result<(), Unsupported> {
+    let items = val
+        .as_array()
+        .ok_or_else(|| Unsupported::invalid("include", "expected an array of strings"))?;
+    for it in items {
+        let what = str_of(it, "include")?;
+        if INCLUDE_HINTS.contains(&what) {
+            drops.hint(&format!("include ({what})"));
+        } else {
+            return Err(unsupported_value("include", what));
+        }
+    }
+    Ok(())
 }
 
 fn decode_input(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
@@ -104,6 +137,9 @@ fn decode_input(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
         };
         match ty {
             "message" => decode_message(item, i, req)?,
+            // The model's private reasoning from an earlier turn (encrypted
+            // or summarized): no other provider can use it.
+            "reasoning" => req.dropped.hint(&at("type (reasoning)")),
             "function_call" => {
                 let part = Part::ToolCall {
                     id: required_str(item, "call_id", &at("call_id"))?.to_string(),
@@ -223,34 +259,44 @@ fn decode_content(content: &Value, at: &str, role: Role) -> Result<Vec<Part>, Un
     Ok(parts)
 }
 
-fn decode_tools(val: &Value) -> Result<Vec<Tool>, Unsupported> {
+/// Function tools. Tools OpenAI runs itself (web search, file search, code
+/// interpreter…), tool namespaces and free-form `custom` tools have no
+/// equivalent at another provider: they are dropped as hints, and the
+/// target's model is offered the app's function tools.
+fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
     let arr = val
         .as_array()
         .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, t)| {
-            match t.get("type").and_then(Value::as_str) {
-                Some("function") => {}
-                Some(other) => return Err(unsupported_value(format!("tools[{i}].type"), other)),
-                None => return Err(Unsupported::invalid(format!("tools[{i}].type"), "missing")),
+    let mut tools = Vec::with_capacity(arr.len());
+    for (i, t) in arr.iter().enumerate() {
+        match t.get("type").and_then(Value::as_str) {
+            Some("function") => {}
+            Some(other) => {
+                drops.hint(&format!("tools[{i}] ({other})"));
+                continue;
             }
-            // `strict` asks OpenAI to enforce the schema while sampling; other
-            // providers follow it without that guarantee, so it is not kept.
-            Ok(Tool {
-                name: required_str(t, "name", &format!("tools[{i}].name"))?.to_string(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                parameters: t
-                    .get("parameters")
-                    .filter(|p| !p.is_null())
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-        })
-        .collect()
+            None => return Err(Unsupported::invalid(format!("tools[{i}].type"), "missing")),
+        }
+        tools.push(decode_tool(t, i)?);
+    }
+    Ok(tools)
+}
+
+fn decode_tool(t: &Value, i: usize) -> Result<Tool, Unsupported> {
+    // `strict` asks OpenAI to enforce the schema while sampling; other
+    // providers follow it without that guarantee, so it is not kept.
+    Ok(Tool {
+        name: required_str(t, "name", &format!("tools[{i}].name"))?.to_string(),
+        description: t
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        parameters: t
+            .get("parameters")
+            .filter(|p| !p.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+    })
 }
 
 fn decode_tool_choice(val: &Value) -> Result<ToolChoice, Unsupported> {
@@ -280,7 +326,7 @@ fn decode_tool_choice(val: &Value) -> Result<ToolChoice, Unsupported> {
     }
 }
 
-fn decode_text(val: &Value) -> Result<Option<ResponseFormat>, Unsupported> {
+fn decode_text(val: &Value, drops: &mut Drops) -> Result<Option<ResponseFormat>, Unsupported> {
     let obj = val
         .as_object()
         .ok_or_else(|| Unsupported::invalid("text", "expected an object"))?;
@@ -290,6 +336,8 @@ fn decode_text(val: &Value) -> Result<Option<ResponseFormat>, Unsupported> {
             _ if v.is_null() => {}
             "format" => format = Some(decode_format(v)?),
             "verbosity" if v.as_str() == Some("medium") => {}
+            // How wordy, not what: a hint.
+            "verbosity" => drops.hint("text.verbosity"),
             other => return Err(Unsupported::new(format!("text.{other}"), "translated")),
         }
     }

@@ -1,0 +1,225 @@
+//! Budgets through the Admin API: users' and teams' limits (operators set
+//! them), teams, and the webhooks budget alerts go to. One form for every
+//! limit set (`Stored`), whether it belongs to a key, a user or a team, so
+//! checks and conversions exist once.
+
+use aigw_proto::pb::admin::{BudgetLimits, BudgetSpec, TeamSpec, WebhookSpec};
+use aigw_proto::pb::config as pb;
+
+use super::validate;
+use crate::db::AnyConnection;
+use crate::db::budgets::BudgetRow;
+use crate::db::config::ClientKeyRow;
+use crate::db::identity::find_user;
+use crate::error::{Error, Result};
+
+/// A limit set as stored (BIGINT/DOUBLE columns).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    pub rps: Option<i64>,
+    pub rpm: Option<i64>,
+    pub tokens_per_minute: Option<i64>,
+    pub tokens_per_day: Option<i64>,
+    pub cost_per_day: Option<f64>,
+    pub cost_per_month: Option<f64>,
+    pub concurrent: Option<i64>,
+    pub global: bool,
+    pub when_store_down: String,
+}
+
+fn count(what: &str, field: &str, v: Option<u64>) -> Result<Option<i64>> {
+    validate::limit(what, field, v)
+}
+
+fn usd(what: &str, field: &str, v: Option<f64>) -> Result<Option<f64>> {
+    if let Some(c) = v {
+        validate::price(what, field, c)?;
+    }
+    Ok(v)
+}
+
+fn unsigned(v: Option<i64>) -> Option<u64> {
+    v.and_then(|n| u64::try_from(n).ok())
+}
+
+impl Stored {
+    /// Checks limits sent through the Admin API.
+    pub fn check(what: &str, l: &BudgetLimits) -> Result<Self> {
+        if !matches!(l.when_store_down.as_str(), "" | "local" | "refuse") {
+            return Err(Error::invalid(format!(
+                "{what}: when_store_down must be local or refuse"
+            )));
+        }
+        Ok(Self {
+            rps: count(what, "rps", l.rps)?,
+            rpm: count(what, "rpm", l.rpm)?,
+            tokens_per_minute: count(what, "tokens_per_minute", l.tokens_per_minute)?,
+            tokens_per_day: count(what, "tokens_per_day", l.tokens_per_day)?,
+            cost_per_day: usd(what, "cost_per_day", l.cost_per_day)?,
+            cost_per_month: usd(what, "cost_per_month", l.cost_per_month)?,
+            concurrent: count(what, "concurrent", l.concurrent)?,
+            global: l.global,
+            when_store_down: if l.when_store_down == "local" {
+                String::new()
+            } else {
+                l.when_store_down.clone()
+            },
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rps.is_none()
+            && self.rpm.is_none()
+            && self.tokens_per_minute.is_none()
+            && self.tokens_per_day.is_none()
+            && self.cost_per_day.is_none()
+            && self.cost_per_month.is_none()
+            && self.concurrent.is_none()
+    }
+
+    /// Whether `self` allows nothing `before` did not: every limit `before`
+    /// had is still set, and no higher; the policy is no laxer.
+    pub fn within(&self, before: &Stored) -> bool {
+        fn le<T: PartialOrd>(new: Option<T>, old: Option<T>) -> bool {
+            match (new, old) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(n), Some(o)) => n <= o,
+            }
+        }
+        le(self.rps, before.rps)
+            && le(self.rpm, before.rpm)
+            && le(self.tokens_per_minute, before.tokens_per_minute)
+            && le(self.tokens_per_day, before.tokens_per_day)
+            && le(self.cost_per_day, before.cost_per_day)
+            && le(self.cost_per_month, before.cost_per_month)
+            && le(self.concurrent, before.concurrent)
+            && self.global == before.global
+            && (before.when_store_down != "refuse" || self.when_store_down == "refuse")
+    }
+
+    pub fn to_admin(&self) -> BudgetLimits {
+        BudgetLimits {
+            rps: unsigned(self.rps),
+            rpm: unsigned(self.rpm),
+            tokens_per_minute: unsigned(self.tokens_per_minute),
+            tokens_per_day: unsigned(self.tokens_per_day),
+            cost_per_day: self.cost_per_day,
+            cost_per_month: self.cost_per_month,
+            concurrent: unsigned(self.concurrent),
+            global: self.global,
+            when_store_down: self.when_store_down.clone(),
+        }
+    }
+
+    pub fn to_pb(&self) -> pb::Limits {
+        pb::Limits {
+            rps: unsigned(self.rps),
+            rpm: unsigned(self.rpm),
+            tokens_per_minute: unsigned(self.tokens_per_minute),
+            tokens_per_day: unsigned(self.tokens_per_day),
+            cost_per_day: self.cost_per_day,
+            cost_per_month: self.cost_per_month,
+            concurrent: unsigned(self.concurrent),
+            when_store_down: self.when_store_down.clone(),
+        }
+    }
+
+    pub fn row(&self, subject: String, now: i64) -> BudgetRow {
+        BudgetRow {
+            subject,
+            rps: self.rps,
+            rpm: self.rpm,
+            tokens_per_minute: self.tokens_per_minute,
+            tokens_per_day: self.tokens_per_day,
+            cost_per_day: self.cost_per_day,
+            cost_per_month: self.cost_per_month,
+            concurrent: self.concurrent,
+            global: self.global,
+            when_store_down: self.when_store_down.clone(),
+            updated_at_ms: now,
+        }
+    }
+}
+
+impl From<&BudgetRow> for Stored {
+    fn from(r: &BudgetRow) -> Self {
+        Self {
+            rps: r.rps,
+            rpm: r.rpm,
+            tokens_per_minute: r.tokens_per_minute,
+            tokens_per_day: r.tokens_per_day,
+            cost_per_day: r.cost_per_day,
+            cost_per_month: r.cost_per_month,
+            concurrent: r.concurrent,
+            global: r.global,
+            when_store_down: r.when_store_down.clone(),
+        }
+    }
+}
+
+impl From<&ClientKeyRow> for Stored {
+    fn from(r: &ClientKeyRow) -> Self {
+        Self {
+            rps: r.rps,
+            rpm: r.rpm,
+            tokens_per_minute: r.tokens_per_minute,
+            tokens_per_day: r.tokens_per_day,
+            cost_per_day: r.cost_per_day,
+            cost_per_month: r.cost_per_month,
+            concurrent: r.concurrent,
+            global: r.limits_global,
+            when_store_down: r.when_store_down.clone(),
+        }
+    }
+}
+
+/// A budget's subject as the Admin API names it ("user:alice",
+/// "team:research") → as stored ("user:<id>", "team:<id>").
+pub fn resolve_subject(conn: &mut AnyConnection, subject: &str) -> Result<String> {
+    let bad = || {
+        Error::invalid(format!(
+            "budget subject {subject:?}: expected user:NAME or team:NAME"
+        ))
+    };
+    let (kind, name) = subject.split_once(':').ok_or_else(bad)?;
+    match kind {
+        "user" => {
+            let u = find_user(conn, name)?
+                .ok_or_else(|| Error::NotFound(format!("user {name:?} does not exist")))?;
+            Ok(format!("user:{}", u.id))
+        }
+        "team" => {
+            let t = crate::db::budgets::find_team(conn, name)?
+                .ok_or_else(|| Error::NotFound(format!("team {name:?} does not exist")))?;
+            Ok(format!("team:{}", t.id))
+        }
+        _ => Err(bad()),
+    }
+}
+
+pub fn check_budget(spec: &BudgetSpec) -> Result<Stored> {
+    let limits = spec.limits.clone().unwrap_or_default();
+    Stored::check(&format!("budget {:?}", spec.subject), &limits)
+}
+
+pub fn check_team(spec: &TeamSpec) -> Result<()> {
+    validate::name("team", &spec.name)?;
+    if spec.members.len() > 10_000 {
+        return Err(Error::invalid("team: at most 10,000 members"));
+    }
+    for m in &spec.members {
+        validate::username(m)?;
+    }
+    Ok(())
+}
+
+pub fn check_webhook(spec: &WebhookSpec) -> Result<()> {
+    let what = format!("webhook {:?}", spec.name);
+    validate::name("webhook", &spec.name)?;
+    if spec.url.is_empty() {
+        return Err(Error::invalid(format!("{what}: url is required")));
+    }
+    validate::base_url(&what, &spec.url)?;
+    validate::secret(&what, &spec.secret)
+}

@@ -1,0 +1,268 @@
+//! Budget alerts: when a budget's use crosses 50, 80 or 100 % of one of its
+//! tokens or cost limits, one event per budget, limit, threshold and period
+//! (per region for regional budgets), recorded in `budget_alerts` and in
+//! the audit log, and posted to every webhook: a JSON body signed with the
+//! webhook's secret (`x-aigw-signature: sha256=HEX`, HMAC-SHA256 of the
+//! body), with an `x-aigw-event-id` receivers can deduplicate by. Delivery
+//! is retried with exponential back-off (1 s, 2 s, 4 s… up to 8 attempts)
+//! and survives a restart (the pending ones are in the database).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use ring::hmac;
+
+use super::ledger::{Ledger, Used};
+use super::{Ctx, DAY_MS, Subject, live_periods, month_start_day};
+use crate::crypto;
+use crate::db::budgets::{self, AlertRow};
+use crate::db::identity::{AuditRow, insert_audit};
+use crate::db::{now_ms, write_tx};
+use crate::error::Result;
+
+pub const THRESHOLDS: [i32; 3] = [50, 80, 100];
+
+/// One limit to check: its name, period, value, and use per scope (region,
+/// or "" for the whole).
+type Check<'a> = (&'static str, &'a String, f64, Vec<(String, f64)>);
+const MAX_ATTEMPTS: i32 = 8;
+
+/// Fires the alerts whose thresholds were crossed since the last tick.
+pub(super) async fn check(
+    ctx: &Ctx,
+    ledger: &Ledger,
+    subjects: &[Subject],
+    now: i64,
+) -> Result<()> {
+    let periods = live_periods(now);
+    let today = now / DAY_MS;
+    let month_from = month_start_day(now);
+    let mut fire: Vec<(AlertRow, String)> = Vec::new();
+    for s in subjects {
+        let keys: Vec<&str> = s.keys.iter().map(String::as_str).collect();
+        let day = ledger.by_region(&keys, today, today);
+        let month = ledger.by_region(&keys, month_from, today);
+        // Global: the whole; regional: each region against the limit.
+        let scopes = |m: &std::collections::HashMap<String, Used>| -> Vec<(String, Used)> {
+            if s.global {
+                let mut all = Used::default();
+                for u in m.values() {
+                    all.tokens += u.tokens;
+                    all.cost += u.cost;
+                }
+                vec![(String::new(), all)]
+            } else {
+                m.iter().map(|(r, u)| (r.clone(), *u)).collect()
+            }
+        };
+        let mut checks: Vec<Check<'_>> = Vec::new();
+        if let Some(t) = s.limits.tokens_per_day {
+            let v = scopes(&day)
+                .into_iter()
+                .map(|(r, u)| (r, u.tokens as f64))
+                .collect();
+            checks.push(("tokens_per_day", &periods[0], t as f64, v));
+        }
+        if let Some(c) = s.limits.cost_per_day {
+            let v = scopes(&day).into_iter().map(|(r, u)| (r, u.cost)).collect();
+            checks.push(("cost_per_day", &periods[0], c, v));
+        }
+        if let Some(c) = s.limits.cost_per_month {
+            let v = scopes(&month)
+                .into_iter()
+                .map(|(r, u)| (r, u.cost))
+                .collect();
+            checks.push(("cost_per_month", &periods[2], c, v));
+        }
+        for (limit_name, period, limit, values) in checks {
+            if limit <= 0.0 {
+                continue;
+            }
+            let from = if limit_name == "cost_per_month" {
+                month_from
+            } else {
+                today
+            };
+            let refused = ledger.refused_in(&s.id, limit_name, from, today);
+            let mut values = values;
+            // A refused region may have no use recorded yet this period.
+            for r in &refused {
+                let scope = if s.global { String::new() } else { r.clone() };
+                if !values.iter().any(|(v, _)| *v == scope) {
+                    values.push((scope, 0.0));
+                }
+            }
+            for (region, used) in values {
+                let used_up = if s.global {
+                    !refused.is_empty()
+                } else {
+                    refused.contains(&region)
+                };
+                // Reservations refuse before use reaches the limit: a
+                // refusal counts as the whole limit used.
+                let pct = if used_up { 100.0 } else { used / limit * 100.0 };
+                for t in THRESHOLDS.iter().copied().filter(|t| pct >= f64::from(*t)) {
+                    let scope = if region.is_empty() {
+                        s.id.clone()
+                    } else {
+                        format!("{}@{region}", s.id)
+                    };
+                    let payload = serde_json::json!({
+                        "event": "budget.threshold",
+                        "id": format!("{scope}/{limit_name}/{period}/{t}"),
+                        "budget": s.id,
+                        "name": s.name,
+                        "region": if region.is_empty() { "global" } else { region.as_str() },
+                        "limit": limit_name,
+                        "period": period,
+                        "threshold_percent": t,
+                        "used": used,
+                        "limit_value": limit,
+                        "at_ms": now,
+                    });
+                    fire.push((
+                        AlertRow {
+                            budget: format!("{scope}/{limit_name}"),
+                            period: period.clone(),
+                            threshold: t,
+                            fired_at_ms: now,
+                            delivered_at_ms: 0,
+                            attempts: 0,
+                            last_error: String::new(),
+                            payload: payload.to_string(),
+                        },
+                        format!("{} {limit_name} at {t}% ({period})", s.name),
+                    ));
+                }
+            }
+        }
+    }
+    if fire.is_empty() {
+        return Ok(());
+    }
+    ctx.db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                for (row, detail) in &fire {
+                    if budgets::fire_alert(conn, row)? {
+                        tracing::info!(alert = %detail, "budget alert");
+                        let ns = crypto::new_id()?;
+                        insert_audit(
+                            conn,
+                            &AuditRow {
+                                id: format!("{:020}-{}", now.saturating_mul(1_000_000), &ns[..8]),
+                                at_ms: now,
+                                actor: "system".into(),
+                                actor_user_id: None,
+                                action: "budget_alert".into(),
+                                object_kind: "budget".into(),
+                                object_name: row.budget.clone(),
+                                detail: detail.clone(),
+                            },
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// HMAC-SHA256 of `body` under `secret`, hex.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    hex::encode(hmac::sign(&key, body).as_ref())
+}
+
+/// Posts the alerts due now to every webhook.
+pub(super) async fn deliver(ctx: &Ctx, now: i64) {
+    let pending = match ctx.db.run(budgets::undelivered_alerts).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read pending budget alerts");
+            return;
+        }
+    };
+    let due: Vec<AlertRow> = pending
+        .into_iter()
+        .filter(|a| a.attempts < MAX_ATTEMPTS)
+        .filter(|a| {
+            let wait = if a.attempts == 0 {
+                0
+            } else {
+                1000i64 << (a.attempts - 1).min(16)
+            };
+            now >= a.fired_at_ms + wait
+        })
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    let hooks = match ctx.db.run(budgets::list_webhooks).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read webhooks");
+            return;
+        }
+    };
+    for a in due {
+        let mut error = String::new();
+        if hooks.is_empty() {
+            error = "no webhook configured".into();
+        }
+        for h in &hooks {
+            let secret = match ctx.master.decrypt(&h.secret_enc, &webhook_context(&h.name)) {
+                Ok(s) => s,
+                Err(e) => {
+                    error = e.to_string();
+                    continue;
+                }
+            };
+            let body = Bytes::from(a.payload.clone());
+            let event_id = serde_json::from_str::<serde_json::Value>(&a.payload)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            let req = Request::post(&h.url)
+                .header("content-type", "application/json")
+                .header(
+                    "user-agent",
+                    concat!("aigw-alerts/", env!("CARGO_PKG_VERSION")),
+                )
+                .header("x-aigw-event-id", event_id)
+                .header(
+                    "x-aigw-signature",
+                    format!("sha256={}", signature(&secret, &body)),
+                )
+                .body(Full::new(body));
+            let Ok(req) = req else {
+                error = format!("webhook {:?}: bad request", h.name);
+                continue;
+            };
+            match ctx.http.call(req, Duration::from_secs(10)).await {
+                Ok(r) if r.status.is_success() => {}
+                Ok(r) => error = format!("webhook {:?} answered {}", h.name, r.status),
+                Err(e) => error = format!("webhook {:?}: {e}", h.name),
+            }
+        }
+        let delivered = if error.is_empty() { now_ms() } else { 0 };
+        if !error.is_empty() {
+            tracing::warn!(alert = %a.budget, attempt = a.attempts + 1, %error, "budget alert not delivered; will retry");
+        }
+        let row = a.clone();
+        if let Err(e) = ctx
+            .db
+            .run(move |c| budgets::alert_tried(c, &row, delivered, &error))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record a budget alert delivery");
+        }
+    }
+}
+
+/// The associated data a webhook's secret is sealed with.
+pub fn webhook_context(name: &str) -> String {
+    format!("webhook:{name}")
+}

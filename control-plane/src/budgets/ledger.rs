@@ -1,0 +1,153 @@
+//! What each client key has used, per region and UTC day, since the start
+//! of the month: the control plane's view of budgets across regions, fed by
+//! every trace stored for the first time (never twice: the ingest passes
+//! only new rows) and loaded from the traces table at start.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text};
+
+use crate::db::traces::TraceRow;
+use crate::db::{AnyConnection, now_ms};
+use crate::error::Result;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Tokens and cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Used {
+    pub tokens: u64,
+    pub cost: f64,
+}
+
+impl Used {
+    fn add(&mut self, tokens: u64, cost: f64) {
+        self.tokens = self.tokens.saturating_add(tokens);
+        if cost.is_finite() && cost > 0.0 {
+            self.cost += cost;
+        }
+    }
+}
+
+/// (client key id, region, day since the epoch) → usage.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    days: Mutex<HashMap<(String, String, i64), Used>>,
+    /// (budget id, limit, region, day) of the refusals data planes
+    /// reported: with reservations a budget refuses before its use reaches
+    /// the limit, so a refusal is what "used up" means.
+    refused: Mutex<std::collections::HashSet<(String, String, String, i64)>>,
+}
+
+#[derive(QueryableByName)]
+struct DayRow {
+    #[diesel(sql_type = Text)]
+    client_key_id: String,
+    #[diesel(sql_type = Text)]
+    region: String,
+    #[diesel(sql_type = BigInt)]
+    day: i64,
+    #[diesel(sql_type = BigInt)]
+    tokens: i64,
+    #[diesel(sql_type = Double)]
+    cost: f64,
+}
+
+impl Ledger {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String, i64), Used>> {
+        self.days.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads the usage since `since_ms` (the month's start) from the traces.
+    pub fn load(conn: &mut AnyConnection, since_ms: i64) -> Result<Self> {
+        let rows: Vec<DayRow> = diesel::sql_query(
+            "SELECT client_key_id, region, started_at_ms / 86400000 AS day, \
+             CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS tokens, \
+             CAST(COALESCE(SUM(cost), 0) AS DOUBLE PRECISION) AS cost \
+             FROM traces WHERE started_at_ms >= $1 \
+             GROUP BY client_key_id, region, started_at_ms / 86400000",
+        )
+        .bind::<BigInt, _>(since_ms)
+        .load(conn)?;
+        let ledger = Self::default();
+        {
+            let mut days = ledger.lock();
+            for r in rows {
+                days.entry((r.client_key_id, r.region, r.day))
+                    .or_default()
+                    .add(u64::try_from(r.tokens).unwrap_or(0), r.cost);
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Counts traces stored for the first time.
+    pub fn add<'a>(&self, rows: impl Iterator<Item = &'a TraceRow>) {
+        let mut days = self.lock();
+        for r in rows {
+            let tokens = u64::try_from(r.input_tokens.saturating_add(r.output_tokens)).unwrap_or(0);
+            days.entry((
+                r.client_key_id.clone(),
+                r.region.clone(),
+                r.started_at_ms / DAY_MS,
+            ))
+            .or_default()
+            .add(tokens, r.cost);
+        }
+    }
+
+    /// A data plane refused a request: `refused_by` is `<budget>/<limit>`.
+    pub fn note_refused(&self, refused_by: &str, region: &str, started_at_ms: i64) {
+        if let Some((budget, limit)) = refused_by.rsplit_once('/') {
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((
+                    budget.into(),
+                    limit.into(),
+                    region.into(),
+                    started_at_ms / DAY_MS,
+                ));
+        }
+    }
+
+    /// Regions where `budget`'s `limit` refused a request in `from..=to`.
+    pub fn refused_in(&self, budget: &str, limit: &str, from: i64, to: i64) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(b, l, _, d)| b == budget && l == limit && (from..=to).contains(d))
+            .map(|(_, _, r, _)| r.clone())
+            .collect()
+    }
+
+    /// Usage of `keys` per region over the days `from..=to`.
+    pub fn by_region(&self, keys: &[&str], from: i64, to: i64) -> HashMap<String, Used> {
+        let mut out: HashMap<String, Used> = HashMap::new();
+        for ((key, region, day), used) in self.lock().iter() {
+            if (from..=to).contains(day) && keys.contains(&key.as_str()) {
+                out.entry(region.clone())
+                    .or_default()
+                    .add(used.tokens, used.cost);
+            }
+        }
+        out
+    }
+
+    /// Forgets days before `from` (last month's).
+    pub fn forget_before(&self, from: i64) {
+        self.lock().retain(|(_, _, day), _| *day >= from);
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, _, _, day)| *day >= from);
+    }
+}
+
+/// Today, as a day number.
+pub fn today() -> i64 {
+    now_ms() / DAY_MS
+}

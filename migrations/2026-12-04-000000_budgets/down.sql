@@ -1,0 +1,12 @@
+DROP TABLE webhooks;
+DROP TABLE budget_alerts;
+DROP TABLE budget_leases;
+DROP TABLE budgets;
+ALTER TABLE users DROP COLUMN team_id;
+DROP TABLE teams;
+ALTER TABLE client_keys DROP COLUMN when_store_down;
+ALTER TABLE client_keys DROP COLUMN limits_global;
+ALTER TABLE client_keys DROP COLUMN concurrent;
+ALTER TABLE client_keys DROP COLUMN cost_per_month;
+ALTER TABLE client_keys DROP COLUMN tokens_per_minute;
+ALTER TABLE client_keys DROP COLUMN rps;

@@ -1,0 +1,87 @@
+//! Bounds on a trace record, applied by the data plane when a trace is
+//! finished and again when it is read back from its spool, and by the
+//! control plane when it stores one: a record can never outgrow a batch, a
+//! column or a log line, whoever sent it.
+
+use crate::pb::trace::TraceRecord;
+
+/// Longest strings a trace carries: names and ids, error texts, and how
+/// many attempts.
+const MAX_NAME: usize = 256;
+const MAX_ERROR: usize = 1024;
+const MAX_ATTEMPTS: usize = 32;
+/// Dropped request fields kept, and the longest path (the data plane keeps
+/// at most 64, of 120 characters, already).
+const MAX_DROPPED: usize = 64;
+const MAX_DROPPED_FIELD: usize = 128;
+
+/// Cuts every string of the record to its bound (at a character boundary)
+/// and drops NULs, which Postgres text refuses.
+pub fn clip(rec: &mut TraceRecord) {
+    for s in [
+        &mut rec.request_id,
+        &mut rec.client_key_id,
+        &mut rec.client_key_name,
+        &mut rec.model,
+        &mut rec.provider,
+        &mut rec.provider_key,
+        &mut rec.region,
+        &mut rec.node_id,
+        &mut rec.endpoint,
+        &mut rec.api_format,
+    ] {
+        clip_str(s, MAX_NAME);
+    }
+    clip_str(&mut rec.error, MAX_ERROR);
+    rec.attempts.truncate(MAX_ATTEMPTS);
+    for a in &mut rec.attempts {
+        clip_str(&mut a.provider, MAX_NAME);
+        clip_str(&mut a.provider_key, MAX_NAME);
+        clip_str(&mut a.error, MAX_ERROR);
+    }
+    rec.dropped_fields.truncate(MAX_DROPPED);
+    for f in &mut rec.dropped_fields {
+        clip_str(f, MAX_DROPPED_FIELD);
+    }
+}
+
+fn clip_str(s: &mut String, max: usize) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "");
+    }
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::trace::Attempt;
+
+    #[test]
+    fn oversized_records_are_clipped() {
+        let mut rec = TraceRecord {
+            model: "é".repeat(1_000_000),
+            error: "x\0y".into(),
+            attempts: vec![Attempt::default(); 100],
+            dropped_fields: vec!["x".repeat(1000); 1000],
+            ..Default::default()
+        };
+        clip(&mut rec);
+        assert_eq!(rec.dropped_fields.len(), MAX_DROPPED);
+        assert!(
+            rec.dropped_fields
+                .iter()
+                .all(|f| f.len() == MAX_DROPPED_FIELD)
+        );
+        assert!(rec.model.len() <= MAX_NAME && rec.model.starts_with('é'));
+        assert_eq!(rec.error, "xy");
+        assert_eq!(rec.attempts.len(), MAX_ATTEMPTS);
+        assert!(prost::Message::encoded_len(&rec) < 16 * 1024);
+    }
+}
