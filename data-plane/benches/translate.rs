@@ -1,6 +1,8 @@
 //! What translation and stream metering cost per request: a typical chat
-//! request with a tool, translated across formats, and a 60-event stream
-//! decoded and re-encoded. `cargo bench -p data-plane --bench translate`.
+//! request with a tool, translated across formats into the bytes sent
+//! upstream, and a 60-event stream decoded and re-encoded.
+//! `cargo bench -p data-plane --bench translate`; figures in
+//! `docs/benchmarks.md`.
 
 use std::hint::black_box;
 
@@ -53,8 +55,8 @@ fn request(c: &mut Criterion) {
                 let ir =
                     translate::decode_request(Format::OpenAiChat, black_box(REQUEST), None, false)
                         .ok();
-                let v = ir.and_then(|mut ir| translate::encode_request(target, &mut ir).ok());
-                black_box(v.map(|v| serde_json::to_vec(&v)))
+                // The body sent upstream, serialized.
+                black_box(ir.and_then(|mut ir| translate::encode_request(target, &mut ir).ok()))
             })
         });
     }

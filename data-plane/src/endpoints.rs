@@ -3,7 +3,6 @@
 
 use http::{HeaderMap, Method};
 
-use crate::error::ApiFormat;
 use crate::translate::Format;
 
 /// What a generation-style call asks for.
@@ -32,13 +31,13 @@ pub struct AppCall {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Call(AppCall),
-    ListModels(ApiFormat),
+    ListModels(Format),
     /// Gemini `GET /v1beta/models/{model}`.
     GetModel(String),
     Healthz,
     Readyz,
     Metrics,
-    NotFound(ApiFormat),
+    NotFound(Format),
 }
 
 impl AppCall {
@@ -53,22 +52,19 @@ impl AppCall {
         }
     }
 
-    pub fn error_format(&self) -> ApiFormat {
-        match self.format {
-            Format::OpenAiChat | Format::Responses => ApiFormat::OpenAi,
-            Format::Anthropic => ApiFormat::Anthropic,
-            Format::Gemini => ApiFormat::Gemini,
-        }
+    /// The format the gateway's own errors are written in: the app's.
+    pub fn error_format(&self) -> Format {
+        self.format
     }
 }
 
 impl Endpoint {
-    pub fn error_format(&self) -> ApiFormat {
+    pub fn error_format(&self) -> Format {
         match self {
             Endpoint::Call(c) => c.error_format(),
             Endpoint::ListModels(f) | Endpoint::NotFound(f) => *f,
-            Endpoint::GetModel(_) => ApiFormat::Gemini,
-            _ => ApiFormat::OpenAi,
+            Endpoint::GetModel(_) => Format::Gemini,
+            _ => Format::OpenAiChat,
         }
     }
 
@@ -83,16 +79,16 @@ impl Endpoint {
 }
 
 /// The format an SDK speaks, guessed from its headers (for listings and
-/// errors on paths several SDKs share).
-fn sdk_format(h: &HeaderMap, query: Option<&str>) -> ApiFormat {
+/// errors on paths several SDKs share; OpenAI's SDKs read chat's shapes).
+fn sdk_format(h: &HeaderMap, query: Option<&str>) -> Format {
     if h.contains_key("anthropic-version") {
-        ApiFormat::Anthropic
+        Format::Anthropic
     } else if h.contains_key("x-goog-api-key")
         || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")))
     {
-        ApiFormat::Gemini
+        Format::Gemini
     } else {
-        ApiFormat::OpenAi
+        Format::OpenAiChat
     }
 }
 
@@ -124,7 +120,7 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
             ));
         }
         "/v1/models" if get => return Endpoint::ListModels(sdk_format(headers, query)),
-        "/v1beta/models" if get => return Endpoint::ListModels(ApiFormat::Gemini),
+        "/v1beta/models" if get => return Endpoint::ListModels(Format::Gemini),
         "/healthz" if get => return Endpoint::Healthz,
         "/readyz" if get => return Endpoint::Readyz,
         "/metrics" if get => return Endpoint::Metrics,
@@ -156,16 +152,16 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
             }
         } else if get
             && !rest.is_empty()
-            && (path.starts_with("/v1beta/") || sdk_format(headers, query) == ApiFormat::Gemini)
+            && (path.starts_with("/v1beta/") || sdk_format(headers, query) == Format::Gemini)
         {
             return Endpoint::GetModel(rest.to_string());
         }
-        return Endpoint::NotFound(ApiFormat::Gemini);
+        return Endpoint::NotFound(Format::Gemini);
     }
     let fmt = if path.starts_with("/v1beta/") {
-        ApiFormat::Gemini
+        Format::Gemini
     } else if path.starts_with("/v1/messages") {
-        ApiFormat::Anthropic
+        Format::Anthropic
     } else {
         sdk_format(headers, query)
     };
@@ -218,15 +214,15 @@ mod tests {
                 None,
                 &[("anthropic-version", "2023-06-01")]
             ),
-            Endpoint::ListModels(ApiFormat::Anthropic)
+            Endpoint::ListModels(Format::Anthropic)
         );
         assert_eq!(
             c(Method::GET, "/v1/models", Some("key=x"), &[]),
-            Endpoint::ListModels(ApiFormat::Gemini)
+            Endpoint::ListModels(Format::Gemini)
         );
         assert_eq!(
             c(Method::GET, "/v1/models", None, &[]),
-            Endpoint::ListModels(ApiFormat::OpenAi)
+            Endpoint::ListModels(Format::OpenAiChat)
         );
         assert_eq!(
             c(Method::GET, "/v1beta/models/gemini-pro", None, &[]),
@@ -234,11 +230,11 @@ mod tests {
         );
         assert_eq!(
             c(Method::GET, "/v1/nothing", None, &[]),
-            Endpoint::NotFound(ApiFormat::OpenAi)
+            Endpoint::NotFound(Format::OpenAiChat)
         );
         assert_eq!(
             c(Method::GET, "/v1/chat/completions", None, &[]),
-            Endpoint::NotFound(ApiFormat::OpenAi)
+            Endpoint::NotFound(Format::OpenAiChat)
         );
     }
 }

@@ -1,18 +1,12 @@
 //! Everything that can go wrong while serving a request, grouped by who is at
 //! fault. The messages are what the app reads, so they say what to fix and
-//! never carry an upstream secret. `respond` turns an error into the calling
-//! format's own error body.
+//! never carry an upstream secret. [`GatewayError::body`] renders an error in
+//! the calling format's own shape (each codec knows its shape).
 
 use bytes::Bytes;
 use http::StatusCode;
 
-/// The error shape the app's SDK understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiFormat {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
+use crate::translate::Format;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -167,100 +161,13 @@ impl GatewayError {
         }
     }
 
-    /// The error body in OpenAI's shape: `{"error":{message,type,param,code}}`.
-    fn openai_body(&self) -> Bytes {
-        let (kind, code) = match self {
-            Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => {
-                ("invalid_request_error", Some("invalid_api_key"))
-            }
-            Self::BadJson(_)
-            | Self::InvalidRequest { .. }
-            | Self::NotFound { .. }
-            | Self::Unsupported(_) => ("invalid_request_error", None),
-            Self::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
-            Self::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
-            Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
-            Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
-            Self::Unpriced(_) => ("permission_error", Some("model_not_priced")),
-            Self::NotReady => ("server_error", Some("not_ready")),
-            Self::PoolExhausted { .. } | Self::RateLimited { .. } => {
-                ("rate_limit_error", Some("rate_limit_exceeded"))
-            }
-            Self::Upstream { timeout: true, .. } => ("server_error", Some("upstream_timeout")),
-            Self::Upstream { .. } => ("server_error", Some("upstream_error")),
-            Self::UpstreamStatus { status, .. } => (openai_type_for(*status), None),
-            Self::UpstreamResponse { .. } | Self::Internal(_) => ("server_error", None),
-        };
-        let param = match self {
-            Self::InvalidRequest { param, .. } => *param,
-            Self::UnknownModel(_) | Self::ModelNotAllowed(_) | Self::Unpriced(_) => Some("model"),
-            _ => None,
-        };
-        let body = serde_json::json!({
-            "error": {
-                "message": self.to_string(),
-                "type": kind,
-                "param": param,
-                "code": code,
-            }
-        });
-        Bytes::from(body.to_string())
-    }
-
-    /// Anthropic's shape: `{"type":"error","error":{"type","message"}}`.
-    fn anthropic_body(&self) -> Bytes {
-        let kind = match self.status().as_u16() {
-            400 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 => "request_too_large",
-            429 => "rate_limit_error",
-            503 | 529 => "overloaded_error",
-            _ => "api_error",
-        };
-        let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": self.to_string()}});
-        Bytes::from(body.to_string())
-    }
-
-    /// Gemini's (Google API) shape: `{"error":{"code","message","status"}}`.
-    fn gemini_body(&self) -> Bytes {
-        let code = self.status().as_u16();
-        let status = match code {
-            400 | 413 => "INVALID_ARGUMENT",
-            408 => "DEADLINE_EXCEEDED",
-            401 => "UNAUTHENTICATED",
-            403 => "PERMISSION_DENIED",
-            404 => "NOT_FOUND",
-            429 => "RESOURCE_EXHAUSTED",
-            503 => "UNAVAILABLE",
-            504 => "DEADLINE_EXCEEDED",
-            _ => "INTERNAL",
-        };
-        let body = serde_json::json!({"error": {"code": code, "message": self.to_string(), "status": status}});
-        Bytes::from(body.to_string())
-    }
-
-    pub fn body(&self, format: ApiFormat) -> Bytes {
+    /// The error body in the shape `format`'s SDKs understand.
+    pub fn body(&self, format: Format) -> Bytes {
         // Relayed as the upstream wrote it: already in the app's format.
         if let Self::UpstreamResponse { body, .. } = self {
             return body.clone();
         }
-        match format {
-            ApiFormat::OpenAi => self.openai_body(),
-            ApiFormat::Anthropic => self.anthropic_body(),
-            ApiFormat::Gemini => self.gemini_body(),
-        }
-    }
-}
-
-fn openai_type_for(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 | 404 | 413 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        429 => "rate_limit_error",
-        _ => "server_error",
+        format.codec().error_body(self)
     }
 }
 
@@ -285,10 +192,10 @@ mod tests {
     #[test]
     fn anthropic_and_gemini_shapes() {
         let e = GatewayError::InvalidKey;
-        let a: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::Anthropic)).unwrap();
+        let a: serde_json::Value = serde_json::from_slice(&e.body(Format::Anthropic)).unwrap();
         assert_eq!(a["type"], "error");
         assert_eq!(a["error"]["type"], "authentication_error");
-        let g: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::Gemini)).unwrap();
+        let g: serde_json::Value = serde_json::from_slice(&e.body(Format::Gemini)).unwrap();
         assert_eq!(g["error"]["code"], 401);
         assert_eq!(g["error"]["status"], "UNAUTHENTICATED");
         assert_eq!(
@@ -306,7 +213,7 @@ mod tests {
     #[test]
     fn openai_shape() {
         let e = GatewayError::UnknownModel("gpt-9".into());
-        let v: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::OpenAi)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAiChat)).unwrap();
         assert_eq!(e.status(), StatusCode::NOT_FOUND);
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["param"], "model");

@@ -29,9 +29,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::endpoints::{self, Endpoint};
-use crate::error::{ApiFormat, GatewayError};
+use crate::error::GatewayError;
 use crate::pipeline::{self, ResBody, full};
 use crate::state::AppState;
+use crate::translate::Format;
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -306,7 +307,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResBod
     resp
 }
 
-pub fn error_response(e: &GatewayError, format: ApiFormat) -> Response<ResBody> {
+pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
     if matches!(e, GatewayError::Internal(_)) {
         tracing::error!(error = ?e, "internal error");
     }

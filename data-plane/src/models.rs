@@ -1,10 +1,9 @@
 //! Model listings built from what the snapshot routes, in each SDK's shape.
 
 use aigw_proto::model::ClientKey;
-use serde_json::{Value, json};
 
-use crate::error::ApiFormat;
 use crate::runtime::Runtime;
+use crate::translate::{Format, gemini};
 
 /// Routed model names the key may use, with the provider serving each.
 /// Globs can't be listed, so only literal names appear: provider model
@@ -37,36 +36,12 @@ pub fn routed_models<'a>(rt: &'a Runtime, key: &ClientKey) -> Vec<(&'a str, &'a 
     out
 }
 
-pub fn list(rt: &Runtime, key: &ClientKey, format: ApiFormat) -> String {
-    let models = routed_models(rt, key);
-    let v = match format {
-        ApiFormat::OpenAi => json!({
-            "object": "list",
-            "data": models.iter().map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner})).collect::<Vec<_>>(),
-        }),
-        ApiFormat::Anthropic => json!({
-            "data": models.iter().map(|(id, _)| json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})).collect::<Vec<_>>(),
-            "has_more": false,
-            "first_id": models.first().map(|(id, _)| *id),
-            "last_id": models.last().map(|(id, _)| *id),
-        }),
-        ApiFormat::Gemini => json!({
-            "models": models.iter().map(|(id, _)| gemini_model(id)).collect::<Vec<_>>(),
-        }),
-    };
-    v.to_string()
+/// The listing in the shape `format`'s SDKs read.
+pub fn list(rt: &Runtime, key: &ClientKey, format: Format) -> String {
+    format.codec().model_list(&routed_models(rt, key))
 }
 
 /// One model in Gemini's `Model` shape.
-pub fn gemini_model(id: &str) -> Value {
-    json!({
-        "name": format!("models/{id}"),
-        "baseModelId": id,
-        "version": "001",
-        "displayName": id,
-        "description": "",
-        "inputTokenLimit": 1_048_576,
-        "outputTokenLimit": 65_536,
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens", "embedContent"],
-    })
+pub fn gemini_model(id: &str) -> String {
+    gemini::model_entry(id)
 }

@@ -25,7 +25,7 @@ use crate::runtime::Runtime;
 use crate::state::AppState;
 use crate::stream::{MeteredStream, Mode};
 use crate::trace_report::TraceDraft;
-use crate::translate::{self, Format};
+use crate::translate::{self, Format, Framing};
 use crate::upstream_client::UpstreamBody;
 use crate::{auth, models};
 use crate::{demand, ratelimit_headers};
@@ -268,24 +268,22 @@ async fn answer_app(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if plan.stream {
+        let (app, target) = (call.format.codec(), plan.target.codec());
         // Gemini without `?alt=sse` streams a JSON array, not events.
-        let app_array = call.format == Format::Gemini && !call.alt_sse;
+        let framing = app.framing(call);
+        let app_array = framing == Framing::JsonArray;
         let mode = match (&plan.ir, is_sse) {
-            (Some(ir), true) if app_array => Mode::Translate {
-                decoder: translate::decoder(plan.target),
-                encoder: Box::new(translate::gemini::Encoder::json_array(ir)),
-            },
             (Some(ir), true) => Mode::Translate {
-                decoder: translate::decoder(plan.target),
-                encoder: translate::encoder(call.format, ir),
+                decoder: target.stream_decoder(),
+                encoder: app.stream_encoder(ir, framing),
             },
-            (None, true) if plan.target == Format::OpenAiChat => Mode::OpenAiChat {
+            (None, true) if target.stream_usage_on_request() => Mode::OpenAiChat {
                 strip_usage_chunk: plan.strip_usage_chunk,
             },
-            (None, true) => Mode::Observe(translate::decoder(plan.target)),
-            (None, false) if plan.target == Format::Gemini => Mode::JsonArray {
+            (None, true) => Mode::Observe(target.stream_decoder()),
+            (None, false) if app_array => Mode::JsonArray {
                 parser: JsonArrayParser::new(),
-                decoder: translate::decoder(Format::Gemini),
+                decoder: target.stream_decoder(),
             },
             (None, false) => Mode::Raw,
             (Some(_), false) => {
@@ -306,6 +304,7 @@ async fn answer_app(
         let stream = MeteredStream::new(
             up_body,
             mode,
+            target,
             d,
             state.traces.clone(),
             up.status.as_u16(),
@@ -357,9 +356,7 @@ async fn answer_app(
         })?;
         d.usage = answer.usage;
         let encoded = translate::encode_response(call.format, &answer);
-        Bytes::from(
-            serde_json::to_vec(&encoded).map_err(|e| GatewayError::Internal(e.to_string()))?,
-        )
+        Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
     };
     let mut r = Response::new(Either::Left(Full::new(out)));
     *r.status_mut() = up.status;
@@ -397,7 +394,7 @@ async fn read_body(parts: &Parts, body: Incoming, limit: usize) -> Result<Bytes,
 pub fn list_models(
     state: &AppState,
     parts: &Parts,
-    format: crate::error::ApiFormat,
+    format: Format,
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = auth::authenticate(&rt, parts)?;

@@ -4,7 +4,7 @@
 
 use aigw_proto::model::ProviderKind;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::endpoints::{AppCall, Op};
@@ -12,11 +12,8 @@ use crate::error::GatewayError;
 use crate::providers::openai::ChatRequest as OpenAiProbe;
 use crate::runtime::Upstream;
 use crate::translate::ir::Drops;
-use crate::translate::{self, Format, ir};
+use crate::translate::{self, Format, UpstreamCall, ir};
 use crate::validate;
-
-/// The Anthropic API version sent when the app (in another format) gives none.
-const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// What the gateway read from the app's request before choosing a provider.
 pub struct Probe {
@@ -106,30 +103,29 @@ impl Plan {
     }
 }
 
-/// The provider format a call is served in, and whether that is the app's own.
+/// The provider format a call is served in, and whether that is the app's
+/// own: the app's format when the provider speaks it, else (for generation
+/// only) the provider's own format, translated.
 fn target(call: &AppCall, kind: ProviderKind) -> Result<(Format, bool), GatewayError> {
-    use Format::*;
-    use ProviderKind as K;
-    let refuse = |what: &str| {
-        GatewayError::Unsupported(format!(
-            "{what} cannot be served by a provider of kind {kind}; route this model to a provider that supports it"
-        ))
+    if call.format.codec().spoken_by(kind) {
+        return Ok((call.format, true));
+    }
+    if call.op != Op::Generate {
+        return Err(refuse(call, kind));
+    }
+    Ok((Format::from(kind), false))
+}
+
+/// A call no provider of `kind` can serve.
+fn refuse(call: &AppCall, kind: ProviderKind) -> GatewayError {
+    let what = match call.op {
+        Op::Embed => "An embeddings request in this format",
+        Op::CountTokens => "A token count in this format",
+        Op::Generate => "This request",
     };
-    Ok(match (call.op, call.format, kind) {
-        (Op::Generate, OpenAiChat, K::OpenAi | K::OpenAiCompatible) => (OpenAiChat, true),
-        (Op::Generate, Responses, K::OpenAi) => (Responses, true),
-        (Op::Generate, Anthropic, K::Anthropic) => (Anthropic, true),
-        (Op::Generate, Gemini, K::Gemini) => (Gemini, true),
-        (Op::Generate, _, K::OpenAi | K::OpenAiCompatible) => (OpenAiChat, false),
-        (Op::Generate, _, K::Anthropic) => (Anthropic, false),
-        (Op::Generate, _, K::Gemini) => (Gemini, false),
-        (Op::Embed, OpenAiChat, K::OpenAi | K::OpenAiCompatible) => (OpenAiChat, true),
-        (Op::Embed, Gemini, K::Gemini) => (Gemini, true),
-        (Op::Embed, _, _) => return Err(refuse("An embeddings request in this format")),
-        (Op::CountTokens, Anthropic, K::Anthropic) => (Anthropic, true),
-        (Op::CountTokens, Gemini, K::Gemini) => (Gemini, true),
-        (Op::CountTokens, _, _) => return Err(refuse("A token count in this format")),
-    })
+    GatewayError::Unsupported(format!(
+        "{what} cannot be served by a provider of kind {kind}; route this model to a provider that supports it"
+    ))
 }
 
 /// Everything but RFC 3986's unreserved characters is escaped in a path
@@ -142,27 +138,25 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 
 /// The upstream path for the documented operation: only the model, escaped
 /// as a single segment, comes from the request.
-fn upstream_path(call: &AppCall, target: Format, model: &str, stream: bool) -> String {
-    let model = percent_encoding::utf8_percent_encode(model, SEGMENT);
-    match (call.op, target) {
-        (Op::Generate, Format::OpenAiChat) => "/v1/chat/completions".into(),
-        (Op::Generate, Format::Responses) => "/v1/responses".into(),
-        (Op::Generate, Format::Anthropic) => "/v1/messages".into(),
-        (Op::Generate, Format::Gemini) if stream => {
-            // Translated streams are always SSE; a native caller keeps its choice.
-            let sse = call.format != Format::Gemini || call.alt_sse;
-            format!(
-                "/v1beta/models/{model}:streamGenerateContent{}",
-                if sse { "?alt=sse" } else { "" }
-            )
-        }
-        (Op::Generate, Format::Gemini) => format!("/v1beta/models/{model}:generateContent"),
-        // `embedContent` or `batchEmbedContents`, as the app called it.
-        (Op::Embed, Format::Gemini) => format!("/v1beta/models/{model}:{}", call.endpoint),
-        (Op::Embed, _) => "/v1/embeddings".into(),
-        (Op::CountTokens, Format::Gemini) => format!("/v1beta/models/{model}:countTokens"),
-        (Op::CountTokens, _) => "/v1/messages/count_tokens".into(),
-    }
+fn upstream_path(
+    call: &AppCall,
+    kind: ProviderKind,
+    target: Format,
+    native: bool,
+    model: &str,
+    stream: bool,
+) -> Result<String, GatewayError> {
+    let model = percent_encoding::utf8_percent_encode(model, SEGMENT).to_string();
+    let to = UpstreamCall {
+        call,
+        model: &model,
+        stream,
+        native,
+    };
+    target
+        .codec()
+        .upstream_path(&to)
+        .ok_or_else(|| refuse(call, kind))
 }
 
 /// `strict`: the model's route refuses fields the target cannot express
@@ -175,37 +169,22 @@ pub fn plan(
     up: &Upstream,
     strict: bool,
 ) -> Result<Plan, GatewayError> {
-    let (target, native) = target(call, up.provider.kind)?;
+    let kind = up.provider.kind;
+    let (target, native) = target(call, kind)?;
+    let codec = target.codec();
     let model = up.provider.upstream_model(&probe.model);
-    let path = upstream_path(call, target, model, probe.stream);
+    let path = upstream_path(call, kind, target, native, model, probe.stream)?;
     let mut headers = HeaderMap::new();
-    if target == Format::Anthropic {
-        let version = app_headers
-            .get("anthropic-version")
-            .filter(|_| native)
-            .cloned()
-            .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
-        headers.insert(HeaderName::from_static("anthropic-version"), version);
-        if native && let Some(b) = app_headers.get("anthropic-beta") {
-            headers.insert(HeaderName::from_static("anthropic-beta"), b.clone());
-        }
-    }
-    if native
-        && matches!(target, Format::OpenAiChat | Format::Responses)
-        && let Some(b) = app_headers.get("openai-beta")
-    {
-        headers.insert(HeaderName::from_static("openai-beta"), b.clone());
-    }
+    codec.upstream_headers(app_headers, native, &mut headers);
     if native {
-        // An OpenAI stream the app did not ask usage for is asked for it
-        // anyway (the trace needs the counts); the extra usage chunk is taken
-        // out again on the way back.
-        let strip_usage_chunk = call.format == Format::OpenAiChat
+        // A stream the app did not ask usage for is asked for it anyway (the
+        // trace needs the counts); the extra usage chunk is taken out again
+        // on the way back.
+        let strip_usage_chunk = codec.stream_usage_on_request()
             && call.op == Op::Generate
             && probe.stream
             && !probe.include_usage;
-        // Gemini carries the model in the path.
-        let new_model = (target != Format::Gemini && model != probe.requested).then_some(model);
+        let new_model = (!codec.model_in_path() && model != probe.requested).then_some(model);
         let out = if strip_usage_chunk || new_model.is_some() {
             rewrite(body, new_model, strip_usage_chunk)?
         } else {
@@ -232,7 +211,7 @@ pub fn plan(
     .map_err(|e| GatewayError::Unsupported(e.message))?;
     let app_req = req.clone();
     req.model = model.to_string();
-    let encoded = translate::encode_request(target, &mut req)
+    let body = translate::encode_request(target, &mut req)
         .map_err(|e| GatewayError::Unsupported(e.message))?;
     if strict && let Some(d) = req.dropped.strict_refusal() {
         return Err(GatewayError::Unsupported(format!(
@@ -241,7 +220,6 @@ pub fn plan(
             target.as_str()
         )));
     }
-    let body = serde_json::to_vec(&encoded).map_err(|e| GatewayError::Internal(e.to_string()))?;
     Ok(Plan {
         target,
         native,

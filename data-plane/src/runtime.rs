@@ -141,14 +141,9 @@ impl Runtime {
     }
 }
 
+/// Where a provider of `kind` takes its API key: its format's codec knows.
 fn auth_for(kind: ProviderKind) -> (HeaderName, &'static str) {
-    match kind {
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-            (http::header::AUTHORIZATION, "Bearer ")
-        }
-        ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), ""),
-        ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), ""),
-    }
+    crate::translate::Format::from(kind).codec().auth()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
 use crate::trace_report::{TraceDraft, TraceSink};
-use crate::translate::{StreamDecoder, StreamEncoder, StreamEvent};
+use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
 /// How upstream events become the app's.
@@ -44,6 +44,8 @@ pub struct MeteredStream {
     inner: UpstreamBody,
     parser: SseParser,
     mode: Mode,
+    /// The upstream's format: it says which event closes its streams.
+    upstream: &'static dyn Codec,
     events: Vec<StreamEvent>,
     trace: Option<(TraceDraft, TraceSink)>,
     status: u16,
@@ -70,6 +72,7 @@ impl MeteredStream {
     pub fn new(
         inner: UpstreamBody,
         mode: Mode,
+        upstream: &'static dyn Codec,
         draft: TraceDraft,
         sink: TraceSink,
         status: u16,
@@ -79,6 +82,7 @@ impl MeteredStream {
             inner,
             parser: SseParser::new(),
             mode,
+            upstream,
             events: Vec::new(),
             trace: Some((draft, sink)),
             status,
@@ -119,7 +123,7 @@ impl MeteredStream {
         if forward {
             // The app's SDK may stop reading at the closing event, so the
             // trace must be on disk before that event leaves.
-            if is_closing(&ev) {
+            if self.upstream.is_closing(&ev) {
                 self.file_trace(None);
             }
             out.push(ev.raw);
@@ -183,15 +187,6 @@ impl MeteredStream {
             sink.submit(d.finish(self.status));
         }
     }
-}
-
-/// The event after which a provider's stream carries nothing more.
-fn is_closing(ev: &Event) -> bool {
-    ev.data.trim() == "[DONE]"
-        || matches!(
-            ev.event.as_deref(),
-            Some("message_stop" | "response.completed" | "response.incomplete" | "response.failed")
-        )
 }
 
 /// Bytes for the app from one upstream frame, without copying when a single

@@ -108,7 +108,9 @@ def test_credentials_are_checked_skipped_and_taken_back(stack: Gateway, channel:
             assert chat(stack).status_code == 200
         assert set(used_keys(stack)) == {"good", "recovers"}, used_keys(stack)
 
-    eventually(both_used, timeout=5, what="recovered key back in the pool")
+    # A new snapshot must reach the data plane first: loaded CI machines take
+    # seconds for that, which says nothing about the health check itself.
+    eventually(both_used, timeout=15, what="recovered key back in the pool")
 
     # Checks are never billed: every generation call the mock saw was an app's.
     assert all(r["method"] == "GET" and r["path"] == "/v1/models" for r in stack.mock.health_checks())
@@ -137,8 +139,10 @@ def test_a_failure_seen_by_a_data_plane_is_checked_at_once(stack: Gateway, chann
         assert (h.status, h.trigger) == ("invalid_credential", "data_plane"), h
         return h
 
-    eventually(checked, timeout=5, what="checked after the data plane saw it fail")
-    assert time.monotonic() - t0 < 5
+    # "At once": well before the hour-long interval; the margin is for the
+    # trace batch's trip and a loaded machine.
+    eventually(checked, timeout=10, what="checked after the data plane saw it fail")
+    assert time.monotonic() - t0 < 10
     # An admin asks: checked now, and the answer says what was found.
     stack.mock.set_key_state(KEYS["good"], "valid")
     now = api.call(api.admin.CheckCredential, pb.admin_pb2.CredentialRef(provider="pool", key="good"))

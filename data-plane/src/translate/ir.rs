@@ -38,6 +38,17 @@ pub struct ChatRequest {
     pub dropped: Drops,
 }
 
+/// A field of the IR a format has no place for: what is left out when
+/// encoding for it (instead of refusing the request), and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    /// `top_k` (OpenAI's formats; Gemini CLI always sends one): a sampling
+    /// hint, not content; dropped as a hint.
+    TopK,
+    /// The advisory end-user id (Gemini): always dropped.
+    User,
+}
+
 /// A field of the app's request the provider's format has no place for,
 /// left out instead of refusing the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +110,20 @@ impl Drops {
     pub fn strict_refusal(&self) -> Option<&Dropped> {
         self.0.iter().find(|d| !d.always)
     }
+
+    /// Orders the drops by the body's top-level key they come from (as
+    /// found within one key), so the header and the strict refusal name the
+    /// same fields first whatever order the decoder met them or the client
+    /// wrote its keys in.
+    pub fn order_by_key(&mut self) {
+        self.0
+            .sort_by(|a, b| top_key(&a.field).cmp(top_key(&b.field)));
+    }
+}
+
+/// `messages` of `messages[*].content[*].x`, `include` of `include (x)`.
+fn top_key(path: &str) -> &str {
+    path.split(['.', '[', ' ']).next().unwrap_or(path)
 }
 
 /// Longest path kept: paths can hold names from the request (a tool type).
@@ -143,6 +168,85 @@ pub struct Message {
     pub content: Vec<Part>,
 }
 
+/// A stretch of a user turn, for the formats that send a turn's tool results
+/// apart from its content (OpenAI's).
+#[derive(Debug)]
+pub enum UserRun<'a> {
+    /// Text and images in a row.
+    Content(Vec<&'a Part>),
+    Result {
+        id: &'a str,
+        content: &'a [Part],
+        is_error: bool,
+    },
+}
+
+/// A stretch of an assistant turn, for the formats that send a turn's calls
+/// apart from its text (OpenAI's).
+#[derive(Debug)]
+pub enum AssistantRun<'a> {
+    /// Text in a row, joined.
+    Text(String),
+    Call {
+        id: &'a str,
+        name: &'a str,
+        arguments: &'a str,
+    },
+}
+
+impl Message {
+    /// The user turn (the `turn`th) as [`UserRun`]s, in order; a call in it is
+    /// misplaced.
+    pub fn user_runs(&self, turn: usize) -> Result<Vec<UserRun<'_>>, Unsupported> {
+        let mut runs = Vec::new();
+        for p in &self.content {
+            match p {
+                Part::Text(_) | Part::Image(_) => match runs.last_mut() {
+                    Some(UserRun::Content(parts)) => parts.push(p),
+                    _ => runs.push(UserRun::Content(vec![p])),
+                },
+                Part::ToolResult {
+                    id,
+                    content,
+                    is_error,
+                    ..
+                } => runs.push(UserRun::Result {
+                    id,
+                    content,
+                    is_error: *is_error,
+                }),
+                Part::ToolCall { .. } => return Err(Unsupported::misplaced(turn, USER_CALL)),
+            }
+        }
+        Ok(runs)
+    }
+
+    /// The assistant turn (the `turn`th) as [`AssistantRun`]s, in order;
+    /// anything but text and calls in it is misplaced.
+    pub fn assistant_runs(&self, turn: usize) -> Result<Vec<AssistantRun<'_>>, Unsupported> {
+        let mut runs = Vec::new();
+        for p in &self.content {
+            match p {
+                Part::Text(t) => match runs.last_mut() {
+                    Some(AssistantRun::Text(text)) => text.push_str(t),
+                    _ => runs.push(AssistantRun::Text(t.clone())),
+                },
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => runs.push(AssistantRun::Call {
+                    id,
+                    name,
+                    arguments,
+                }),
+                _ => return Err(Unsupported::misplaced(turn, ASSISTANT_ONLY)),
+            }
+        }
+        Ok(runs)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
@@ -170,12 +274,41 @@ pub enum Image {
     Base64 { media_type: String, data: String },
 }
 
+impl Image {
+    /// `data:` URLs become inline images; anything else stays a URL.
+    pub fn from_url(url: &str) -> Self {
+        if let Some(rest) = url.strip_prefix("data:")
+            && let Some((meta, data)) = rest.split_once(',')
+            && let Some(media_type) = meta.strip_suffix(";base64")
+        {
+            return Self::Base64 {
+                media_type: media_type.to_string(),
+                data: data.to_string(),
+            };
+        }
+        Self::Url(url.to_string())
+    }
+
+    /// As a URL: inline images as `data:` URLs (OpenAI's formats).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Url(u) => u.clone(),
+            Self::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tool {
     pub name: String,
     pub description: Option<String>,
     /// JSON Schema of the arguments.
     pub parameters: Value,
+}
+
+/// The schema of a tool that takes no arguments.
+pub fn no_arguments() -> Value {
+    serde_json::json!({"type": "object", "properties": {}})
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,6 +399,12 @@ impl Unsupported {
         }
     }
 
+    /// A part in a turn of the wrong role: `what` says which
+    /// (see [`USER_CALL`], [`ASSISTANT_RESULT`], [`ASSISTANT_ONLY`]).
+    pub fn misplaced(turn: usize, what: &str) -> Self {
+        Self::invalid(format!("messages[{turn}]"), what)
+    }
+
     /// The source request itself is malformed at `field`.
     pub fn invalid(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
         let field = field.into();
@@ -273,6 +412,42 @@ impl Unsupported {
             message: format!("invalid `{field}`: {why}"),
             field,
         }
+    }
+}
+
+/// [`Unsupported::misplaced`] reasons.
+pub const USER_CALL: &str = "a user turn cannot contain a tool call";
+pub const ASSISTANT_RESULT: &str = "an assistant turn cannot contain a tool result";
+pub const ASSISTANT_ONLY: &str = "an assistant turn can only hold text and tool calls";
+
+/// A tool result's content as one text, for formats whose results are text
+/// only (`messages[turn]`'s); anything else in it is refused for `target`.
+pub fn result_text(content: &[Part], turn: usize, target: &str) -> Result<String, Unsupported> {
+    let mut text = String::new();
+    for c in content {
+        match c {
+            Part::Text(t) => text.push_str(t),
+            _ => {
+                return Err(Unsupported::new(
+                    format!("messages[{turn}].tool_result.content (non-text)"),
+                    target,
+                ));
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// Adds a turn's blocks to `turns`, joining it to the last turn when the
+/// role is the same: formats that want roles to alternate (Anthropic,
+/// Gemini) get one turn where the IR has several in a row.
+pub fn push_turn<B>(turns: &mut Vec<(Role, Vec<B>)>, role: Role, blocks: Vec<B>) {
+    if blocks.is_empty() {
+        return;
+    }
+    match turns.last_mut() {
+        Some((r, prev)) if *r == role => prev.extend(blocks),
+        _ => turns.push((role, blocks)),
     }
 }
 
@@ -295,6 +470,41 @@ impl ChatRequest {
                 content: vec![part],
             }),
         }
+    }
+
+    /// Leaves out what the target's format has no place for, naming it.
+    pub fn drop_absent(&mut self, absent: &[Absent]) {
+        for a in absent {
+            match a {
+                Absent::TopK if self.top_k.take().is_some() => self.dropped.hint("top_k"),
+                Absent::User if self.user.is_some() => self.dropped.advisory("user"),
+                _ => {}
+            }
+        }
+    }
+
+    /// What every decoder ends with: the model named (`missing` says where
+    /// it should have been), the drops in key order, a `tool_choice` that
+    /// can be honoured.
+    pub fn checked(mut self, missing: &str) -> Result<Self, Unsupported> {
+        if self.model.is_empty() {
+            return Err(Unsupported::invalid("model", missing));
+        }
+        self.dropped.order_by_key();
+        self.check_tool_choice()?;
+        Ok(self)
+    }
+
+    /// The app's result for an earlier call `id` (named after that call), as
+    /// formats that send results as their own messages give it.
+    pub fn push_call_result(&mut self, id: String, content: Vec<Part>) {
+        let name = self.tool_name_for(&id).map(str::to_string);
+        self.push_tool_result(Part::ToolResult {
+            id,
+            name,
+            content,
+            is_error: false,
+        });
     }
 
     /// A `tool_choice` naming a tool that was dropped (a hosted tool the

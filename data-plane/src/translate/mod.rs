@@ -1,89 +1,93 @@
-//! Translation between the wire formats, through the IR in `ir`: the app's
-//! format is decoded into the IR and encoded into the provider's, and the
-//! answer comes back the same way. Each format is one module implementing the
-//! same six operations; nothing here does I/O, so it is unit-tested against
-//! fixtures of real payloads and benchmarked on its own.
+//! The wire formats and translation between them. Each format is a codec
+//! (`codec::Codec`, one folder here) holding everything the format is: its
+//! paths and credential header, its request/answer/stream mapping to and
+//! from the IR in `ir`, its usage reports, and the gateway's own errors and
+//! listings in its shape. The app's format is decoded into the IR and encoded
+//! into the provider's, and the answer comes back the same way, so N formats
+//! need N codecs, not N² converters. Nothing here does I/O: codecs are
+//! unit-tested against fixtures of real payloads and benchmarked on their own.
 //!
-//! When the app's format is the provider's, none of this runs: bodies pass
-//! through untouched (see `pipeline`).
+//! When the app's format is the provider's, no translation runs: bodies pass
+//! through untouched (see `plan`); the codec still meters them.
+//!
+//! Adding a format: a folder with a unit struct implementing `Codec`, and one
+//! line in `formats!` below.
 
-pub mod anthropic;
-mod field;
-pub mod gemini;
+mod codec;
+mod ids;
 pub mod ir;
-pub mod openai_chat;
-pub mod responses;
+mod policy;
 #[cfg(test)]
 mod testkit;
+mod wire;
 
-use bytes::BytesMut;
+use aigw_proto::model::ProviderKind;
 
-use crate::sse::Event;
+pub use codec::{Codec, Framing, FromPath, Profile, StreamDecoder, StreamEncoder, UpstreamCall};
+use ir::{ChatRequest, ChatResponse};
 pub use ir::{StreamEvent, Unsupported};
+pub use wire::write_sse;
 
-/// A chat wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// OpenAI `POST /v1/chat/completions` (and every OpenAI-compatible vendor).
-    OpenAiChat,
+use crate::usage::Usage;
+
+/// Declares the formats: a module and a `Format` variant per codec, and the
+/// one place a variant is mapped to its codec.
+macro_rules! formats {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident :: $codec:ident,)+) => {
+        $(pub mod $module;)+
+
+        /// A wire format the gateway speaks, to apps and to providers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Format {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Format {
+            /// Every format, in the order listed.
+            pub const ALL: &'static [Format] = &[$(Format::$variant),+];
+
+            /// The format's codec: everything the gateway knows about it.
+            pub fn codec(self) -> &'static dyn Codec {
+                match self {
+                    $(Format::$variant => &$module::$codec,)+
+                }
+            }
+        }
+    };
+}
+
+formats! {
+    /// OpenAI `POST /v1/chat/completions` (and every OpenAI-compatible
+    /// vendor), and `POST /v1/embeddings`.
+    OpenAiChat => openai_chat::OpenAiChat,
     /// OpenAI `POST /v1/responses`.
-    Responses,
-    /// Anthropic `POST /v1/messages`.
-    Anthropic,
-    /// Gemini `:generateContent` / `:streamGenerateContent?alt=sse`.
-    Gemini,
+    Responses => responses::Responses,
+    /// Anthropic `POST /v1/messages` (and `count_tokens`).
+    Anthropic => anthropic::Anthropic,
+    /// Gemini `:generateContent` / `:streamGenerateContent` (and
+    /// `countTokens`, `embedContent`).
+    Gemini => gemini::Gemini,
 }
 
 impl Format {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenAiChat => "openai",
-            Self::Responses => "openai-responses",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
+        self.codec().name()
+    }
+}
+
+/// The format a provider of each kind is sent translated requests in (it
+/// may speak others natively too: see `Codec::spoken_by`).
+impl From<ProviderKind> for Format {
+    fn from(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Self::OpenAiChat,
+            ProviderKind::Anthropic => Self::Anthropic,
+            ProviderKind::Gemini => Self::Gemini,
         }
     }
 }
 
-/// Turns one upstream stream into IR events. Stateful: providers spread one
-/// logical event over several (Anthropic's content blocks, OpenAI's indexed
-/// tool-call deltas) or repeat totals (Gemini's cumulative usage).
-pub trait StreamDecoder: Send {
-    /// One upstream SSE event; pushes zero or more IR events.
-    fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>);
-    /// The upstream stream ended (cleanly or not).
-    fn end(&mut self, _out: &mut Vec<StreamEvent>) {}
-}
-
-/// Writes IR events as the app's SSE stream. Stateful: it opens and closes
-/// the blocks its format needs and knows what the app asked for. `Usage` may
-/// arrive after `Finish` (OpenAI sends it last), so a format that carries the
-/// stop reason and usage in one event writes that event in `end`.
-pub trait StreamEncoder: Send {
-    fn event(&mut self, ev: &StreamEvent, out: &mut BytesMut);
-    /// After the last event: whatever closes the stream (`data: [DONE]`,
-    /// `message_stop`, …). Called once, also after an upstream failure.
-    fn end(&mut self, out: &mut BytesMut);
-}
-
-/// Writes one SSE event: optional `event:` line, one `data:` line, blank line.
-pub fn write_sse(out: &mut BytesMut, event: Option<&str>, data: &str) {
-    if let Some(e) = event {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(e.as_bytes());
-        out.extend_from_slice(b"\n");
-    }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
-// ------------------------------------------------------------------ dispatch
-
-use ir::{ChatRequest, ChatResponse};
-use serde_json::Value;
-
-use crate::usage::Usage;
+// ------------------------------------------------------------------ shorthands
 
 /// The app's request in `fmt` → IR. Gemini takes model and streaming from the path.
 pub fn decode_request(
@@ -92,96 +96,50 @@ pub fn decode_request(
     path_model: Option<&str>,
     path_stream: bool,
 ) -> Result<ChatRequest, Unsupported> {
-    match fmt {
-        Format::OpenAiChat => openai_chat::decode_request(body),
-        Format::Responses => responses::decode_request(body),
-        Format::Anthropic => anthropic::decode_request(body),
-        Format::Gemini => {
-            let model =
-                path_model.ok_or_else(|| Unsupported::invalid("model", "missing from the path"))?;
-            gemini::decode_request(
-                body,
-                model.strip_prefix("models/").unwrap_or(model),
-                path_stream,
-            )
-        }
-    }
+    let path = FromPath {
+        model: path_model,
+        stream: path_stream,
+    };
+    fmt.codec().decode_request(body, path)
 }
 
 /// IR → the provider's request body in `fmt`; what the target has no place
 /// for is added to `req.dropped`.
-pub fn encode_request(fmt: Format, req: &mut ChatRequest) -> Result<Value, Unsupported> {
-    if matches!(fmt, Format::OpenAiChat | Format::Responses) && req.top_k.take().is_some() {
-        // A sampling knob OpenAI's formats lack (Gemini CLI always sends
-        // one): a hint, not content. The codecs themselves refuse it.
-        req.dropped.hint("top_k");
-    }
-    match fmt {
-        Format::OpenAiChat => openai_chat::encode_request(req),
-        Format::Responses => responses::encode_request(req),
-        Format::Anthropic => anthropic::encode_request(req),
-        Format::Gemini => {
-            // Gemini has no end-user id.
-            if req.user.is_some() {
-                req.dropped.advisory("user");
-            }
-            gemini::encode_request(req)
-        }
-    }
+pub fn encode_request(fmt: Format, req: &mut ChatRequest) -> Result<Vec<u8>, Unsupported> {
+    fmt.codec().encode_request(req)
 }
 
 /// The provider's answer in `fmt` → IR.
 pub fn decode_response(fmt: Format, body: &[u8]) -> Result<ChatResponse, Unsupported> {
-    match fmt {
-        Format::OpenAiChat => openai_chat::decode_response(body),
-        Format::Responses => responses::decode_response(body),
-        Format::Anthropic => anthropic::decode_response(body),
-        Format::Gemini => gemini::decode_response(body),
-    }
+    fmt.codec().decode_response(body)
 }
 
 /// IR → the app's answer in `fmt`.
-pub fn encode_response(fmt: Format, resp: &ChatResponse) -> Value {
-    match fmt {
-        Format::OpenAiChat => openai_chat::encode_response(resp),
-        Format::Responses => responses::encode_response(resp),
-        Format::Anthropic => anthropic::encode_response(resp),
-        Format::Gemini => gemini::encode_response(resp),
-    }
+pub fn encode_response(fmt: Format, resp: &ChatResponse) -> Result<Vec<u8>, serde_json::Error> {
+    fmt.codec().encode_response(resp)
 }
 
 pub fn decoder(fmt: Format) -> Box<dyn StreamDecoder> {
-    match fmt {
-        Format::OpenAiChat => Box::<openai_chat::Decoder>::default(),
-        Format::Responses => Box::<responses::Decoder>::default(),
-        Format::Anthropic => Box::<anthropic::Decoder>::default(),
-        Format::Gemini => Box::<gemini::Decoder>::default(),
-    }
+    fmt.codec().stream_decoder()
 }
 
+/// An SSE encoder for an app in `fmt`.
 pub fn encoder(fmt: Format, req: &ChatRequest) -> Box<dyn StreamEncoder> {
-    match fmt {
-        Format::OpenAiChat => Box::new(openai_chat::Encoder::new(req)),
-        Format::Responses => Box::new(responses::Encoder::new(req)),
-        Format::Anthropic => Box::new(anthropic::Encoder::new(req)),
-        Format::Gemini => Box::new(gemini::Encoder::new(req)),
-    }
+    fmt.codec().stream_encoder(req, Framing::Sse)
 }
 
 /// Usage reported in a whole (non-streamed) answer in `fmt`, if any.
 /// Embeddings bill input tokens only.
 pub fn usage_of_body(fmt: Format, embeddings: bool, body: &[u8]) -> Option<Usage> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    match (fmt, embeddings) {
-        (Format::OpenAiChat, true) => v.get("usage").map(|u| Usage {
-            input: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+    let u = fmt.codec().usage(body)?;
+    Some(if embeddings {
+        Usage {
+            input: u.input,
             ..Usage::default()
-        }),
-        (Format::OpenAiChat, false) => v.get("usage").map(openai_chat::usage_from),
-        (Format::Responses, _) => v.get("usage").map(responses::usage_from),
-        (Format::Anthropic, _) => v.get("usage").map(anthropic::usage_from),
-        (Format::Gemini, _) => v.get("usageMetadata").map(gemini::usage_from),
-    }
+        }
+    } else {
+        u
+    })
 }
 
 #[cfg(test)]
@@ -201,5 +159,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((e.input, e.output), (4, 0));
+    }
+
+    #[test]
+    fn every_provider_kind_speaks_its_own_format() {
+        for kind in [
+            ProviderKind::OpenAi,
+            ProviderKind::OpenAiCompatible,
+            ProviderKind::Anthropic,
+            ProviderKind::Gemini,
+        ] {
+            assert!(Format::from(kind).codec().spoken_by(kind), "{kind}");
+        }
+        let names: std::collections::HashSet<&str> =
+            Format::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names.len(), Format::ALL.len(), "names are unique");
     }
 }

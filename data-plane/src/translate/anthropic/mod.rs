@@ -1,6 +1,5 @@
 //! Anthropic Messages (`POST /v1/messages`) ⇄ IR. Same layout as the
-//! reference codec `openai_chat`: request, response, stream decoder, stream
-//! encoder.
+//! reference codec `openai_chat`: `request`, `response`, `stream`, `gateway`.
 //!
 //! Choices a faithful translation forces, in one place:
 //! - `max_tokens` is required by Anthropic: a request from a format that left
@@ -21,21 +20,28 @@
 //!   and thinking blocks in answers are dropped (their tokens stay in
 //!   `output`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use aigw_proto::model::ProviderKind;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
 
-use serde_json::{Value, json};
-
-use super::ir::{ChatResponse, Part, StopReason, Unsupported};
+use super::codec::{
+    Codec, Framing, FromPath, Profile, StreamEncoder, UpstreamCall, folder_methods,
+};
+use super::ir::{ChatRequest, StopReason, Unsupported};
+use super::wire::{self, Count};
+use crate::endpoints::Op;
+use crate::sse::Event;
 use crate::usage::Usage;
 
+mod gateway;
 mod request;
+mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
 
-use super::field::{f64_of, str_field, str_of, u64_of};
 pub use request::{decode_request, encode_request};
-use request::{tool_id, tool_input};
+pub use response::{decode_response, encode_response};
 pub use stream::{Decoder, Encoder};
 
 const TARGET: &str = "Anthropic";
@@ -45,88 +51,55 @@ const TARGET: &str = "Anthropic";
 /// output limit.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-/// Request fields that carry no content: dropped when translating, on
-/// every route.
-const ADVISORY: &[&str] = &["service_tier"];
+/// The Anthropic API version sent when the app (in another format) gives none.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// Request fields that are hints or client bookkeeping: dropped when
-/// translating on lenient routes, refused on strict ones. Context management
-/// edits what Anthropic keeps of a long conversation server-side; the
-/// gateway sends the whole conversation, so there is nothing to edit.
-const HINTS: &[&str] = &["context_management"];
+/// The Messages codec.
+pub struct Anthropic;
 
-/// Keys of a content block or tool that carry no content: the prompt-cache
-/// breakpoint, and streaming granularity of tool input.
-const ADVISORY_IN_BLOCK: &[&str] = &["cache_control", "eager_input_streaming"];
+static PROFILE: Profile = Profile {
+    name: "anthropic",
+    spoken_by: &[ProviderKind::Anthropic],
+    auth: (HeaderName::from_static("x-api-key"), ""),
+    absent: &[],
+};
 
-// ------------------------------------------------------------------ response
+impl Codec for Anthropic {
+    folder_methods!();
 
-pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| Unsupported::invalid("response", e))?;
-    if v.get("type").and_then(Value::as_str) == Some("error") {
-        return Err(Unsupported::invalid("response", error_message(&v)));
-    }
-    let mut content = Vec::new();
-    for b in v
-        .get("content")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        match b.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                if let Some(t) = b
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
-                    content.push(Part::Text(t.to_string()));
-                }
-            }
-            Some("tool_use") => content.push(Part::ToolCall {
-                id: b
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                name: b
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                arguments: b
-                    .get("input")
-                    .filter(|i| !i.is_null())
-                    .map_or_else(|| "{}".to_string(), Value::to_string),
-            }),
-            // thinking / redacted_thinking and server-tool blocks: the IR has
-            // no place for them (and requests that ask for them are refused).
-            _ => {}
+    fn upstream_path(&self, to: &UpstreamCall<'_>) -> Option<String> {
+        match to.call.op {
+            Op::Generate => Some("/v1/messages".into()),
+            Op::CountTokens => Some("/v1/messages/count_tokens".into()),
+            Op::Embed => None,
         }
     }
-    Ok(ChatResponse {
-        id: v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        model: v
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        content,
-        stop: v.get("stop_reason").and_then(Value::as_str).map(stop_from),
-        usage: v.get("usage").map(usage_from).unwrap_or_default(),
-    })
-}
 
-fn error_message(v: &Value) -> String {
-    v.get("error")
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or("upstream error")
-        .to_string()
+    /// Anthropic requires an API version; a passed-through request keeps the
+    /// app's, and its betas.
+    fn upstream_headers(&self, app: &HeaderMap, native: bool, out: &mut HeaderMap) {
+        let version = app
+            .get("anthropic-version")
+            .filter(|_| native)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
+        out.insert(HeaderName::from_static("anthropic-version"), version);
+        if native && let Some(b) = app.get("anthropic-beta") {
+            out.insert(HeaderName::from_static("anthropic-beta"), b.clone());
+        }
+    }
+
+    fn decode_request(&self, body: &[u8], _: FromPath<'_>) -> Result<ChatRequest, Unsupported> {
+        decode_request(body)
+    }
+
+    fn stream_encoder(&self, req: &ChatRequest, _: Framing) -> Box<dyn StreamEncoder> {
+        Box::new(Encoder::new(req))
+    }
+
+    fn is_closing(&self, ev: &Event) -> bool {
+        ev.event.as_deref() == Some("message_stop")
+    }
 }
 
 fn stop_from(s: &str) -> StopReason {
@@ -150,6 +123,19 @@ fn stop_str(s: StopReason) -> &'static str {
     }
 }
 
+/// `usage` as Anthropic reports it (answers, `message_start`, `message_delta`).
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Count,
+    #[serde(default)]
+    cache_read_input_tokens: Count,
+    #[serde(default)]
+    cache_creation_input_tokens: Count,
+    #[serde(default)]
+    output_tokens: Count,
+}
+
 /// Anthropic's counts, field by field. Streams report them cumulatively and
 /// split (`message_start` has the input, `message_delta` the running output
 /// and, in newer API versions, the input again), so they are merged by
@@ -163,12 +149,11 @@ struct Counts {
 }
 
 impl Counts {
-    fn merge(&mut self, u: &Value) {
-        let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-        self.input = self.input.max(n("input_tokens"));
-        self.cache_read = self.cache_read.max(n("cache_read_input_tokens"));
-        self.cache_creation = self.cache_creation.max(n("cache_creation_input_tokens"));
-        self.output = self.output.max(n("output_tokens"));
+    fn merge(&mut self, u: &WireUsage) {
+        self.input = self.input.max(u.input_tokens.0);
+        self.cache_read = self.cache_read.max(u.cache_read_input_tokens.0);
+        self.cache_creation = self.cache_creation.max(u.cache_creation_input_tokens.0);
+        self.output = self.output.max(u.output_tokens.0);
     }
 
     fn total(&self) -> Usage {
@@ -184,67 +169,59 @@ impl Counts {
     }
 }
 
-/// Anthropic `usage` → IR usage (input includes cache reads and writes).
-pub fn usage_from(u: &Value) -> Usage {
-    let mut c = Counts::default();
-    c.merge(u);
-    c.total()
-}
-
-fn usage_json(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input.saturating_sub(u.cached),
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": u.cached,
-        "output_tokens": u.output,
-    })
-}
-
-fn msg_id(id: &str) -> String {
-    if id.starts_with("msg_") {
-        id.to_string()
-    } else if id.is_empty() {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!("msg_{nanos:x}")
-    } else {
-        format!("msg_{id}")
+/// One usage report → IR usage (input includes cache reads and writes).
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let mut c = Counts::default();
+        c.merge(&u);
+        c.total()
     }
 }
 
-pub fn encode_response(resp: &ChatResponse) -> Value {
-    let content: Vec<Value> = resp
-        .content
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) if !t.is_empty() => Some(json!({"type": "text", "text": t})),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-            } => Some(json!({
-                "type": "tool_use",
-                "id": tool_id(id),
-                "name": name,
-                // An upstream's malformed arguments cannot be an `input` object.
-                "input": tool_input(arguments, "arguments").unwrap_or_else(|_| json!({})),
-            })),
-            _ => None,
-        })
-        .collect();
-    json!({
-        "id": msg_id(&resp.id),
-        "type": "message",
-        "role": "assistant",
-        "model": resp.model,
-        "content": content,
-        "stop_reason": stop_str(resp.stop.unwrap_or(StopReason::EndTurn)),
-        // The IR does not keep which stop sequence matched.
-        "stop_sequence": null,
-        "usage": usage_json(&resp.usage),
-    })
+/// Anthropic `usage` → IR usage (anything else counts nothing).
+pub fn usage_from(u: &serde_json::Value) -> Usage {
+    wire::usage_of::<WireUsage>(u)
 }
 
-// ------------------------------------------------------------------ helpers
+#[derive(Serialize)]
+struct UsageOut {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> Self {
+        Self {
+            input_tokens: u.input.saturating_sub(u.cached),
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: u.cached,
+            output_tokens: u.output,
+        }
+    }
+}
+
+/// `msg_` ids, as Anthropic's SDKs expect; a fresh one when the upstream gave none.
+fn msg_id(id: &str) -> String {
+    super::ids::prefixed("msg_", id)
+}
+
+/// An id Anthropic accepts (`^[a-zA-Z0-9_-]+$`), the same for the same input.
+fn tool_id(id: &str) -> String {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if id.is_empty() {
+        return "toolu_".to_string();
+    }
+    if id.chars().all(ok) {
+        return id.to_string();
+    }
+    id.chars().map(|c| if ok(c) { c } else { '_' }).collect()
+}
+
+fn role_str(r: super::ir::Role) -> &'static str {
+    match r {
+        super::ir::Role::User => "user",
+        super::ir::Role::Assistant => "assistant",
+    }
+}

@@ -1,74 +1,209 @@
 //! Anthropic request bodies ⇄ IR requests.
 
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{
-    ADVISORY, ADVISORY_IN_BLOCK, DEFAULT_MAX_TOKENS, HINTS, TARGET, f64_of, str_field, str_of,
-    u64_of,
-};
+use super::{DEFAULT_MAX_TOKENS, TARGET, role_str, tool_id};
+use crate::translate::openai_chat::MISSING_MODEL;
+use crate::translate::policy::Policy;
 use crate::translate::ir::{
-    ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+    Unsupported,
+};
+use crate::translate::wire::{self, Body, Extra, TextOr, is_false};
+
+/// Request fields that carry no content: dropped when translating, on
+/// every route.
+const ADVISORY: &[&str] = &["service_tier"];
+
+/// Request fields that are hints or client bookkeeping: dropped when
+/// translating on lenient routes, refused on strict ones. Context management
+/// edits what Anthropic keeps of a long conversation server-side; the
+/// gateway sends the whole conversation, so there is nothing to edit.
+const HINTS: &[&str] = &["context_management"];
+
+/// What a Messages request may lose in translation.
+const POLICY: Policy = Policy {
+    hints: HINTS,
+    advisory: &[ADVISORY],
 };
 
-// ------------------------------------------------------------------ request
+/// Keys of a content block or tool that carry no content: the prompt-cache
+/// breakpoint, and streaming granularity of tool input.
+const ADVISORY_IN_BLOCK: &[&str] = &["cache_control", "eager_input_streaming"];
+
+// ------------------------------------------------------------------ the wire, as apps send it
+
+#[derive(Deserialize)]
+struct RequestIn {
+    // In the API reference's order.
+    model: Option<String>,
+    messages: Option<Vec<MessageIn>>,
+    max_tokens: Option<u64>,
+    metadata: Option<MetadataIn>,
+    stop_sequences: Option<Vec<String>>,
+    stream: Option<bool>,
+    system: Option<TextOr<BlockIn>>,
+    temperature: Option<f64>,
+    tool_choice: Option<ToolChoiceIn>,
+    tools: Option<Vec<ToolIn>>,
+    top_k: Option<u64>,
+    top_p: Option<f64>,
+    /// Thinking and effort settings, hints and bookkeeping, or what cannot
+    /// be translated (`container`, `mcp_servers`…).
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct MetadataIn {
+    user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn {
+    role: Option<String>,
+    content: Option<TextOr<BlockIn>>,
+}
+
+/// Any content block (and a system block): the fields each kind uses; which
+/// belong to which kind is checked by [`BlockIn::check_keys`].
+#[derive(Deserialize)]
+struct BlockIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    text: Option<String>,
+    source: Option<SourceIn>,
+    id: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+    tool_use_id: Option<String>,
+    content: Option<TextOr<BlockIn>>,
+    is_error: Option<bool>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct SourceIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    media_type: Option<String>,
+    data: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ToolIn {
+    name: Option<String>,
+    description: Option<String>,
+    input_schema: Option<Value>,
+    /// Absent (or `custom`) for the app's own tools.
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct ToolChoiceIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    name: Option<String>,
+}
+
+impl BlockIn {
+    /// Keys outside `known` must be advisory (`cache_control`, dropped and
+    /// recorded) or empty (`citations: null`); anything else carries
+    /// something the IR would lose. Checked in key order.
+    fn check_keys(&self, at: &str, known: &[&str], drops: &mut Drops) -> Result<(), Unsupported> {
+        let typed = [
+            ("content", self.content.as_ref().is_some_and(|c| !matches!(c, TextOr::Parts(p) if p.is_empty()))),
+            ("id", self.id.is_some()),
+            ("input", self.input.is_some()),
+            ("is_error", self.is_error.is_some()),
+            ("name", self.name.is_some()),
+            ("source", self.source.is_some()),
+            ("text", self.text.is_some()),
+            ("tool_use_id", self.tool_use_id.is_some()),
+        ];
+        let present = typed.iter().filter(|(_, p)| *p).map(|(k, _)| *k);
+        check_keys(present, &self.extra, at, known, drops)
+    }
+
+    /// A required string field.
+    fn required<'a>(v: &'a Option<String>, key: &str, at: &str) -> Result<&'a str, Unsupported> {
+        v.as_deref()
+            .ok_or_else(|| Unsupported::invalid(format!("{at}.{key}"), "expected a string"))
+    }
+}
+
+/// The check of [`BlockIn::check_keys`] over the modelled keys present and
+/// the unmodelled ones, in key order.
+fn check_keys<'a>(
+    present: impl Iterator<Item = &'a str>,
+    extra: &'a Extra,
+    at: &str,
+    known: &[&str],
+    drops: &mut Drops,
+) -> Result<(), Unsupported> {
+    let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+    let mut keys: Vec<&str> = present
+        .chain(extra.iter().filter(|(_, v)| !empty(v)).map(|(k, _)| k.as_str()))
+        .filter(|k| !known.contains(k))
+        .collect();
+    keys.sort_unstable();
+    for k in keys {
+        if ADVISORY_IN_BLOCK.contains(&k) {
+            drops.advisory(&format!("{at}.{k}"));
+        } else {
+            return Err(Unsupported::new(format!("{at}.{k}"), "translated"));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ decode
 
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
-    let v: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| Unsupported::invalid("body", e))?;
-    let mut req = ChatRequest::default();
-    for (k, val) in &v {
-        if val.is_null() {
-            continue;
-        }
+    let b: RequestIn = wire::parse(body, "body")?;
+    let mut req = ChatRequest {
+        model: b.model.unwrap_or_default(),
+        max_tokens: b.max_tokens,
+        temperature: b.temperature,
+        top_p: b.top_p,
+        top_k: b.top_k,
+        stop: b.stop_sequences.unwrap_or_default(),
+        stream: b.stream.unwrap_or(false),
+        user: b.metadata.and_then(|m| m.user_id),
+        ..Default::default()
+    };
+    if let Some(s) = b.system {
+        req.system = decode_system(Some(s), &mut req.dropped)?;
+    }
+    // After `system`: mid-conversation system messages join it.
+    for (i, m) in b.messages.into_iter().flatten().enumerate() {
+        decode_message(m, i, &mut req)?;
+    }
+    if let Some(tools) = b.tools {
+        req.tools = decode_tools(tools, &mut req.dropped)?;
+    }
+    if let Some(tc) = b.tool_choice {
+        req.tool_choice = Some(decode_tool_choice(tc)?);
+    }
+    for (k, v) in b.extra.iter().filter(|(_, v)| !v.is_null()) {
         match k.as_str() {
-            "model" => req.model = str_of(val, "model")?.to_string(),
-            "system" => req.system = decode_system(val, &mut req.dropped)?,
-            "messages" => decode_messages(val, &mut req)?,
-            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
-            "tool_choice" => req.tool_choice = Some(decode_tool_choice(val)?),
-            "max_tokens" => req.max_tokens = Some(u64_of(val, k)?),
-            "temperature" => req.temperature = Some(f64_of(val, k)?),
-            "top_p" => req.top_p = Some(f64_of(val, k)?),
-            "top_k" => req.top_k = Some(u64_of(val, k)?),
-            "stop_sequences" => {
-                let arr = val
-                    .as_array()
-                    .ok_or_else(|| Unsupported::invalid(k, "expected an array of strings"))?;
-                req.stop = arr
-                    .iter()
-                    .map(|s| str_of(s, k).map(str::to_string))
-                    .collect::<Result<_, _>>()?;
-            }
-            "stream" => {
-                req.stream = val
-                    .as_bool()
-                    .ok_or_else(|| Unsupported::invalid("stream", "expected a boolean"))?
-            }
-            "metadata" => {
-                if let Some(u) = val.get("user_id").filter(|u| !u.is_null()) {
-                    req.user = Some(str_of(u, "metadata.user_id")?.to_string());
-                }
-            }
             // Thinking explicitly off says nothing the IR has to keep.
-            "thinking" if val.get("type").and_then(Value::as_str) == Some("disabled") => {}
+            "thinking" if v.get("type").and_then(Value::as_str) == Some("disabled") => {}
             // How long the model deliberates: the target thinks as it does by
             // default, and the answer keeps its shape (thinking blocks are
             // private state no other provider returns).
             "thinking" => req.dropped.hint("thinking"),
-            "output_config" if is_effort_only(val) => req.dropped.hint("output_config.effort"),
-            a if HINTS.contains(&a) => req.dropped.hint(a),
-            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
-            other => return Err(Unsupported::new(other, "translated")),
+            "output_config" if is_effort_only(v) => req.dropped.hint("output_config.effort"),
+            other => POLICY.field(other, &mut req.dropped)?,
         }
     }
-    if req.model.is_empty() {
-        return Err(Unsupported::invalid(
-            "model",
-            "you must provide a model parameter",
-        ));
-    }
-    req.check_tool_choice()?;
-    Ok(req)
+    req.checked(MISSING_MODEL)
 }
 
 /// `output_config` holding only `effort`: a reasoning hint. Anything else in
@@ -79,102 +214,95 @@ fn is_effort_only(v: &Value) -> bool {
 }
 
 /// `system` is a string or an array of text blocks; each block is one entry.
-fn decode_system(val: &Value, drops: &mut Drops) -> Result<Vec<String>, Unsupported> {
-    match val {
-        Value::String(s) if s.is_empty() => Ok(vec![]),
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(blocks) => blocks
+fn decode_system(v: Option<TextOr<BlockIn>>, drops: &mut Drops) -> Result<Vec<String>, Unsupported> {
+    match v {
+        Some(TextOr::Text(s)) if s.is_empty() => Ok(vec![]),
+        Some(TextOr::Text(s)) => Ok(vec![s]),
+        Some(TextOr::Parts(blocks)) => blocks
             .iter()
             .enumerate()
             .map(|(i, b)| {
                 let at = format!("system[{i}]");
-                match b.get("type").and_then(Value::as_str) {
+                match b.ty.as_deref() {
                     Some("text") => {
-                        check_block_keys(b, &at, &["type", "text"], drops)?;
-                        Ok(str_field(b, "text", &at)?.to_string())
+                        b.check_keys(&at, &["text"], drops)?;
+                        Ok(BlockIn::required(&b.text, "text", &at)?.to_string())
                     }
                     Some(other) => Err(Unsupported::new(format!("{at}.{other}"), "translated")),
                     None => Err(Unsupported::invalid(format!("{at}.type"), "missing")),
                 }
             })
             .collect(),
-        _ => Err(Unsupported::invalid(
+        None => Err(Unsupported::invalid(
             "system",
             "expected a string or an array of text blocks",
         )),
     }
 }
 
-fn decode_messages(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
-    let msgs = val
-        .as_array()
-        .ok_or_else(|| Unsupported::invalid("messages", "expected an array"))?;
-    for (i, m) in msgs.iter().enumerate() {
-        let at = format!("messages[{i}]");
-        let role = match m.get("role").and_then(Value::as_str) {
-            Some("user") => Role::User,
-            Some("assistant") => Role::Assistant,
-            // Mid-conversation system messages (beta): instructions, kept
-            // with the others as OpenAI chat's `system` messages are.
-            Some("system") => {
-                let content = m.get("content").unwrap_or(&Value::Null);
-                let mut text = decode_system(content, &mut req.dropped)?;
-                req.system.append(&mut text);
-                continue;
-            }
-            other => {
-                return Err(Unsupported::invalid(
-                    format!("{at}.role"),
-                    format!("expected user, assistant or system, got {other:?}"),
-                ));
-            }
-        };
-        let mut drops = Drops::default();
-        let content = match m.get("content") {
-            Some(Value::String(s)) => vec![Part::Text(s.clone())],
-            Some(Value::Array(blocks)) => {
-                let mut parts = Vec::with_capacity(blocks.len());
-                for (j, b) in blocks.iter().enumerate() {
-                    let here = format!("{at}.content[{j}]");
-                    if let Some(p) = decode_block(b, role, &here, req, &mut drops)? {
-                        parts.push(p);
-                    }
+fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
+    let at = format!("messages[{i}]");
+    let role = match m.role.as_deref() {
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        // Mid-conversation system messages (beta): instructions, kept with
+        // the others as OpenAI chat's `system` messages are.
+        Some("system") => {
+            let mut text = decode_system(m.content, &mut req.dropped)?;
+            req.system.append(&mut text);
+            return Ok(());
+        }
+        other => {
+            return Err(Unsupported::invalid(
+                format!("{at}.role"),
+                format!("expected user, assistant or system, got {other:?}"),
+            ));
+        }
+    };
+    let mut drops = Drops::default();
+    let content = match m.content {
+        Some(TextOr::Text(s)) => vec![Part::Text(s)],
+        Some(TextOr::Parts(blocks)) => {
+            let mut parts = Vec::with_capacity(blocks.len());
+            for (j, b) in blocks.into_iter().enumerate() {
+                let here = format!("{at}.content[{j}]");
+                if let Some(p) = decode_block(b, role, &here, req, &mut drops)? {
+                    parts.push(p);
                 }
-                parts
             }
-            _ => {
-                return Err(Unsupported::invalid(
-                    format!("{at}.content"),
-                    "expected a string or an array of content blocks",
-                ));
-            }
-        };
-        req.dropped.extend(drops);
-        req.messages.push(Message { role, content });
-    }
+            parts
+        }
+        None => {
+            return Err(Unsupported::invalid(
+                format!("{at}.content"),
+                "expected a string or an array of content blocks",
+            ));
+        }
+    };
+    req.dropped.extend(drops);
+    req.messages.push(Message { role, content });
     Ok(())
 }
 
 /// One content block; `None` for a block dropped (replayed thinking).
 fn decode_block(
-    b: &Value,
+    b: BlockIn,
     role: Role,
     at: &str,
     req: &ChatRequest,
     drops: &mut Drops,
 ) -> Result<Option<Part>, Unsupported> {
-    let ty = b
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Unsupported::invalid(format!("{at}.type"), "missing"))?;
+    let Some(ty) = b.ty.as_deref() else {
+        return Err(Unsupported::invalid(format!("{at}.type"), "missing"));
+    };
     match (ty, role) {
         ("text", _) => {
-            check_block_keys(b, at, &["type", "text"], drops)?;
-            Ok(Some(Part::Text(str_field(b, "text", at)?.to_string())))
+            b.check_keys(at, &["text"], drops)?;
+            Ok(Some(Part::Text(BlockIn::required(&b.text, "text", at)?.to_string())))
         }
         ("image", _) => {
-            check_block_keys(b, at, &["type", "source"], drops)?;
-            Ok(Some(Part::Image(decode_image(b, at)?)))
+            b.check_keys(at, &["source"], drops)?;
+            Ok(Some(Part::Image(decode_image(b.source, at)?)))
         }
         // The model's private reasoning from an earlier turn: no other
         // provider can use it (Gemini's thought signatures likewise).
@@ -183,66 +311,31 @@ fn decode_block(
             Ok(None)
         }
         ("tool_use", Role::Assistant) => {
-            check_block_keys(b, at, &["type", "id", "name", "input"], drops)?;
-            let input = b
-                .get("input")
-                .filter(|i| !i.is_null())
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            b.check_keys(at, &["id", "name", "input"], drops)?;
             Ok(Some(Part::ToolCall {
-                id: str_field(b, "id", at)?.to_string(),
-                name: str_field(b, "name", at)?.to_string(),
-                arguments: input.to_string(),
+                id: BlockIn::required(&b.id, "id", at)?.to_string(),
+                name: BlockIn::required(&b.name, "name", at)?.to_string(),
+                arguments: wire::arguments_text(b.input.as_ref()),
             }))
         }
         ("tool_result", Role::User) => {
-            check_block_keys(
-                b,
-                at,
-                &["type", "tool_use_id", "content", "is_error"],
-                drops,
-            )?;
-            let id = str_field(b, "tool_use_id", at)?.to_string();
-            let content = match b.get("content") {
-                None | Some(Value::Null) => vec![],
-                Some(Value::String(s)) => vec![Part::Text(s.clone())],
-                Some(Value::Array(items)) => items
-                    .iter()
+            b.check_keys(at, &["tool_use_id", "content", "is_error"], drops)?;
+            let id = BlockIn::required(&b.tool_use_id, "tool_use_id", at)?.to_string();
+            let content = match b.content {
+                None => vec![],
+                Some(TextOr::Text(s)) => vec![Part::Text(s)],
+                Some(TextOr::Parts(items)) => items
+                    .into_iter()
                     .enumerate()
-                    .map(|(k, c)| {
-                        let here = format!("{at}.content[{k}]");
-                        match c.get("type").and_then(Value::as_str) {
-                            Some("text") => {
-                                check_block_keys(c, &here, &["type", "text"], drops)?;
-                                Ok(Part::Text(str_field(c, "text", &here)?.to_string()))
-                            }
-                            Some("image") => Ok(Part::Image(decode_image(c, &here)?)),
-                            Some(other) => {
-                                Err(Unsupported::new(format!("{here}.{other}"), "translated"))
-                            }
-                            None => Err(Unsupported::invalid(format!("{here}.type"), "missing")),
-                        }
-                    })
+                    .map(|(k, c)| result_block(c, &format!("{at}.content[{k}]"), drops))
                     .collect::<Result<_, _>>()?,
-                Some(_) => {
-                    return Err(Unsupported::invalid(
-                        format!("{at}.content"),
-                        "expected a string or an array of blocks",
-                    ));
-                }
-            };
-            let is_error = match b.get("is_error") {
-                None | Some(Value::Null) => false,
-                Some(v) => v.as_bool().ok_or_else(|| {
-                    Unsupported::invalid(format!("{at}.is_error"), "expected a boolean")
-                })?,
             };
             let name = req.tool_name_for(&id).map(str::to_string);
             Ok(Some(Part::ToolResult {
                 id,
                 name,
                 content,
-                is_error,
+                is_error: b.is_error.unwrap_or(false),
             }))
         }
         ("tool_use", Role::User) | ("tool_result", Role::Assistant) => Err(Unsupported::invalid(
@@ -253,95 +346,65 @@ fn decode_block(
     }
 }
 
-/// Keys outside `known` must be advisory (`cache_control`, dropped and
-/// recorded) or empty (`citations: null`); anything else carries something
-/// the IR would lose.
-fn check_block_keys(
-    b: &Value,
-    at: &str,
-    known: &[&str],
-    drops: &mut Drops,
-) -> Result<(), Unsupported> {
-    let Some(obj) = b.as_object() else {
-        return Err(Unsupported::invalid(at, "expected an object"));
-    };
-    for (k, v) in obj {
-        let empty = v.is_null() || v.as_array().is_some_and(Vec::is_empty);
-        if known.contains(&k.as_str()) || empty {
-            continue;
+/// A block inside a tool result: text or an image.
+fn result_block(c: BlockIn, here: &str, drops: &mut Drops) -> Result<Part, Unsupported> {
+    match c.ty.as_deref() {
+        Some("text") => {
+            c.check_keys(here, &["text"], drops)?;
+            Ok(Part::Text(BlockIn::required(&c.text, "text", here)?.to_string()))
         }
-        if ADVISORY_IN_BLOCK.contains(&k.as_str()) {
-            drops.advisory(&format!("{at}.{k}"));
-        } else {
-            return Err(Unsupported::new(format!("{at}.{k}"), "translated"));
-        }
-    }
-    Ok(())
-}
-
-fn decode_image(b: &Value, at: &str) -> Result<Image, Unsupported> {
-    let src = b
-        .get("source")
-        .ok_or_else(|| Unsupported::invalid(format!("{at}.source"), "missing"))?;
-    let here = format!("{at}.source");
-    match src.get("type").and_then(Value::as_str) {
-        Some("base64") => Ok(Image::Base64 {
-            media_type: str_field(src, "media_type", &here)?.to_string(),
-            data: str_field(src, "data", &here)?.to_string(),
-        }),
-        Some("url") => Ok(Image::Url(str_field(src, "url", &here)?.to_string())),
+        Some("image") => Ok(Part::Image(decode_image(c.source, here)?)),
         Some(other) => Err(Unsupported::new(format!("{here}.{other}"), "translated")),
         None => Err(Unsupported::invalid(format!("{here}.type"), "missing")),
     }
 }
 
-fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
-    let arr = val
-        .as_array()
-        .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
-    let mut tools = Vec::with_capacity(arr.len());
-    for (i, t) in arr.iter().enumerate() {
+fn decode_image(src: Option<SourceIn>, at: &str) -> Result<Image, Unsupported> {
+    let here = format!("{at}.source");
+    let src = src.ok_or_else(|| Unsupported::invalid(&here, "missing"))?;
+    match src.ty.as_deref() {
+        Some("base64") => Ok(Image::Base64 {
+            media_type: BlockIn::required(&src.media_type, "media_type", &here)?.to_string(),
+            data: BlockIn::required(&src.data, "data", &here)?.to_string(),
+        }),
+        Some("url") => Ok(Image::Url(BlockIn::required(&src.url, "url", &here)?.to_string())),
+        Some(other) => Err(Unsupported::new(format!("{here}.{other}"), "translated")),
+        None => Err(Unsupported::invalid(format!("{here}.type"), "missing")),
+    }
+}
+
+fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, t) in tools.into_iter().enumerate() {
         let at = format!("tools[{i}]");
         // Server tools (web search, code execution, …) run at Anthropic: the
         // target's model is offered the app's own tools only.
-        match t.get("type").and_then(Value::as_str) {
+        match t.ty.as_deref() {
             None | Some("custom") => {}
             Some(other) => {
                 drops.hint(&format!("{at}.{other}"));
                 continue;
             }
         }
-        check_block_keys(
-            t,
-            &at,
-            &["type", "name", "description", "input_schema"],
-            drops,
-        )?;
-        tools.push(Tool {
-            name: str_field(t, "name", &at)?.to_string(),
-            description: t
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            parameters: t
-                .get("input_schema")
-                .filter(|s| !s.is_null())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        check_keys(std::iter::empty(), &t.extra, &at, &[], drops)?;
+        out.push(Tool {
+            name: BlockIn::required(&t.name, "name", &at)?.to_string(),
+            description: t.description,
+            parameters: t.input_schema.unwrap_or_else(ir::no_arguments),
         });
     }
-    Ok(tools)
+    Ok(out)
 }
 
 /// `disable_parallel_tool_use` is dropped, as `openai_chat` drops
 /// `parallel_tool_calls`: it shapes how calls are batched, not what is said.
-fn decode_tool_choice(val: &Value) -> Result<ToolChoice, Unsupported> {
-    match val.get("type").and_then(Value::as_str) {
+fn decode_tool_choice(tc: ToolChoiceIn) -> Result<ToolChoice, Unsupported> {
+    match tc.ty.as_deref() {
         Some("auto") => Ok(ToolChoice::Auto),
         Some("any") => Ok(ToolChoice::Required),
         Some("none") => Ok(ToolChoice::None),
         Some("tool") => Ok(ToolChoice::Tool(
-            str_field(val, "name", "tool_choice")?.to_string(),
+            BlockIn::required(&tc.name, "name", "tool_choice")?.to_string(),
         )),
         other => Err(Unsupported::invalid(
             "tool_choice.type",
@@ -350,191 +413,277 @@ fn decode_tool_choice(val: &Value) -> Result<ToolChoice, Unsupported> {
     }
 }
 
+// ------------------------------------------------------------------ the wire, as the gateway sends it
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+pub(super) struct RequestOut<'a> {
+    // In the API reference's order.
+    model: &'a str,
+    messages: Vec<MessageOut<'a>>,
+    max_tokens: u64,
+    metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "is_false")]
+    stream: bool,
+    system: Option<TextOr<SystemBlock<'a>>>,
+    temperature: Option<f64>,
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    top_k: Option<u64>,
+    top_p: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SystemBlock<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: Vec<BlockOut<'a>>,
+}
+
+/// A content block, in requests and answers.
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum BlockOut<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: SourceOut<'a>,
+    },
+    ToolUse {
+        id: String,
+        name: &'a str,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: Option<ResultOut<'a>>,
+        #[serde(skip_serializing_if = "is_false")]
+        is_error: bool,
+    },
+}
+
+impl BlockOut<'_> {
+    fn is_result(&self) -> bool {
+        matches!(self, Self::ToolResult { .. })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum SourceOut<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum ResultOut<'a> {
+    Text(&'a str),
+    Blocks(Vec<BlockOut<'a>>),
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    name: &'a str,
+    input_schema: &'a Value,
+    description: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToolChoiceOut<'a> {
+    Auto,
+    None,
+    Any,
+    Tool { name: &'a str },
+}
+
+#[derive(Serialize)]
+struct MetadataOut<'a> {
+    user_id: &'a str,
+}
+
+// ------------------------------------------------------------------ encode
+
+/// IR → an Anthropic body (as JSON, for tests and tools).
 pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
+    request_body(req).map(|b| b.to_json())
+}
+
+/// IR → the body sent upstream.
+pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
     match &req.response_format {
         None | Some(ResponseFormat::Text) => {}
         Some(_) => return Err(Unsupported::new("response_format", TARGET)),
     }
-    let mut out = json!({
-        "model": req.model,
-        "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": encode_messages(req)?,
-    });
-    match req.system.as_slice() {
-        [] => {}
-        [one] => out["system"] = json!(one),
-        many => {
-            out["system"] = many
-                .iter()
-                .map(|s| json!({"type": "text", "text": s}))
-                .collect()
-        }
-    }
-    if !req.tools.is_empty() {
-        out["tools"] = req
+    let system = match req.system.as_slice() {
+        [] => None,
+        [one] => Some(TextOr::Text(one.clone())),
+        many => Some(TextOr::Parts(
+            many.iter()
+                .map(|s| SystemBlock { ty: "text", text: s })
+                .collect(),
+        )),
+    };
+    // An object schema as is; anything else says "no arguments".
+    static NO_ARGUMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(ir::no_arguments);
+    Ok(RequestOut {
+        model: &req.model,
+        max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        messages: encode_messages(req)?,
+        system,
+        tools: req
             .tools
             .iter()
-            .map(|t| {
-                let schema = if t.parameters.is_object() {
-                    t.parameters.clone()
+            .map(|t| ToolOut {
+                name: &t.name,
+                input_schema: if t.parameters.is_object() {
+                    &t.parameters
                 } else {
-                    json!({"type": "object", "properties": {}})
-                };
-                let mut tool = json!({"name": t.name, "input_schema": schema});
-                if let Some(d) = &t.description {
-                    tool["description"] = json!(d);
-                }
-                tool
+                    &NO_ARGUMENTS
+                },
+                description: t.description.as_deref(),
             })
-            .collect();
-    }
-    match &req.tool_choice {
-        // Anthropic refuses a tool_choice without tools; auto/none say nothing then.
-        Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => {}
-        Some(tc) => {
-            out["tool_choice"] = match tc {
-                ToolChoice::Auto => json!({"type": "auto"}),
-                ToolChoice::None => json!({"type": "none"}),
-                ToolChoice::Required => json!({"type": "any"}),
-                ToolChoice::Tool(n) => json!({"type": "tool", "name": n}),
-            }
-        }
-        None => {}
-    }
-    if let Some(v) = req.temperature {
-        out["temperature"] = json!(v);
-    }
-    if let Some(v) = req.top_p {
-        out["top_p"] = json!(v);
-    }
-    if let Some(v) = req.top_k {
-        out["top_k"] = json!(v);
-    }
-    if !req.stop.is_empty() {
-        out["stop_sequences"] = json!(req.stop);
-    }
-    if let Some(u) = &req.user {
-        out["metadata"] = json!({"user_id": u});
-    }
-    if req.stream {
-        out["stream"] = json!(true);
-    }
-    Ok(out)
+            .collect(),
+        tool_choice: match &req.tool_choice {
+            // Anthropic refuses a tool_choice without tools; auto/none say nothing then.
+            Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => None,
+            None => None,
+            Some(ToolChoice::Auto) => Some(ToolChoiceOut::Auto),
+            Some(ToolChoice::None) => Some(ToolChoiceOut::None),
+            Some(ToolChoice::Required) => Some(ToolChoiceOut::Any),
+            Some(ToolChoice::Tool(n)) => Some(ToolChoiceOut::Tool { name: n }),
+        },
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        stop_sequences: &req.stop,
+        metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        stream: req.stream,
+    })
 }
 
 /// IR turns → strictly alternating Anthropic turns: consecutive turns of one
 /// role are merged, and in a user turn the tool results come first (Anthropic
 /// requires them right after the `tool_use` turn they answer).
-fn encode_messages(req: &ChatRequest) -> Result<Vec<Value>, Unsupported> {
-    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
+fn encode_messages(req: &ChatRequest) -> Result<Vec<MessageOut<'_>>, Unsupported> {
+    let mut turns: Vec<(Role, Vec<BlockOut<'_>>)> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let mut blocks = Vec::new();
         for p in &m.content {
             match (p, m.role) {
-                (Part::Text(t), _) => {
-                    // Anthropic rejects empty text blocks.
-                    if !t.is_empty() {
-                        blocks.push(json!({"type": "text", "text": t}));
-                    }
-                }
+                // Anthropic rejects empty text blocks.
+                (Part::Text(t), _) if t.is_empty() => {}
+                (Part::Text(t), _) => blocks.push(BlockOut::Text { text: t }),
                 (Part::Image(img), _) => blocks.push(image_block(img)),
-                (Part::ToolCall { id, name, arguments }, Role::Assistant) => blocks.push(json!({
-                    "type": "tool_use",
-                    "id": tool_id(id),
-                    "name": name,
-                    "input": tool_input(arguments, &format!("messages[{i}].tool_calls.{name}.arguments"))?,
-                })),
-                (Part::ToolResult { id, content, is_error, .. }, Role::User) => {
-                    let mut b = json!({"type": "tool_result", "tool_use_id": tool_id(id)});
-                    match content.as_slice() {
-                        [] => {}
-                        [Part::Text(t)] => b["content"] = json!(t),
-                        many => {
-                            b["content"] = many
-                                .iter()
-                                .map(|c| match c {
-                                    Part::Text(t) => Ok(json!({"type": "text", "text": t})),
-                                    Part::Image(img) => Ok(image_block(img)),
-                                    _ => Err(Unsupported::invalid(format!("messages[{i}].tool_result"), "a tool result holds text and images only")),
-                                })
-                                .collect::<Result<Value, _>>()?
-                        }
-                    }
-                    if *is_error {
-                        b["is_error"] = json!(true);
-                    }
-                    blocks.push(b);
-                }
+                (
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    },
+                    Role::Assistant,
+                ) => blocks.push(BlockOut::ToolUse {
+                    id: tool_id(id),
+                    name,
+                    input: wire::arguments_object(
+                        arguments,
+                        &format!("messages[{i}].tool_calls.{name}.arguments"),
+                    )?,
+                }),
+                (
+                    Part::ToolResult {
+                        id,
+                        content,
+                        is_error,
+                        ..
+                    },
+                    Role::User,
+                ) => blocks.push(BlockOut::ToolResult {
+                    tool_use_id: tool_id(id),
+                    content: result_content(content, i)?,
+                    is_error: *is_error,
+                }),
                 (Part::ToolCall { .. }, Role::User) => {
-                    return Err(Unsupported::invalid(format!("messages[{i}]"), "a user turn cannot contain a tool call"));
+                    return Err(Unsupported::misplaced(i, ir::USER_CALL));
                 }
                 (Part::ToolResult { .. }, Role::Assistant) => {
-                    return Err(Unsupported::invalid(format!("messages[{i}]"), "an assistant turn cannot contain a tool result"));
+                    return Err(Unsupported::misplaced(i, ir::ASSISTANT_RESULT));
                 }
             }
         }
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((role, content)) if *role == m.role => content.extend(blocks),
-            _ => turns.push((m.role, blocks)),
-        }
+        ir::push_turn(&mut turns, m.role, blocks);
     }
     Ok(turns
         .into_iter()
         .map(|(role, mut content)| {
             if role == Role::User {
                 // Stable: results keep their order, and so does the rest.
-                content.sort_by_key(|b| b["type"] != "tool_result");
+                content.sort_by_key(|b| !b.is_result());
             }
-            json!({"role": role_str(role), "content": content})
+            MessageOut {
+                role: role_str(role),
+                content,
+            }
         })
         .collect())
 }
 
-fn image_block(img: &Image) -> Value {
-    match img {
-        Image::Base64 { media_type, data } => {
-            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+fn result_content(content: &[Part], i: usize) -> Result<Option<ResultOut<'_>>, Unsupported> {
+    Ok(match content {
+        [] => None,
+        [Part::Text(t)] => Some(ResultOut::Text(t)),
+        many => Some(ResultOut::Blocks(
+            many.iter()
+                .map(|c| match c {
+                    Part::Text(t) => Ok(BlockOut::Text { text: t }),
+                    Part::Image(img) => Ok(image_block(img)),
+                    _ => Err(Unsupported::invalid(
+                        format!("messages[{i}].tool_result"),
+                        "a tool result holds text and images only",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        )),
+    })
+}
+
+fn image_block(img: &Image) -> BlockOut<'_> {
+    let source = match img {
+        Image::Base64 { media_type, data } => SourceOut::Base64 { media_type, data },
+        Image::Url(url) => SourceOut::Url { url },
+    };
+    BlockOut::Image { source }
+}
+
+#[cfg(test)]
+mod system_tests {
+    use super::*;
+
+    /// Claude Code sends `system` and, mid-conversation, `role: "system"`
+    /// messages (a beta): both are instructions, in that order, whatever
+    /// order the body's keys come in.
+    #[test]
+    fn mid_conversation_system_messages_join_the_system_prompt() {
+        for body in [
+            r#"{"model":"m","system":"first","messages":[{"role":"user","content":"q"},{"role":"system","content":"later"}]}"#,
+            r#"{"messages":[{"role":"user","content":"q"},{"role":"system","content":"later"}],"model":"m","system":"first"}"#,
+        ] {
+            let req = decode_request(body.as_bytes()).unwrap();
+            assert_eq!(req.system, ["first", "later"], "{body}");
+            assert_eq!(req.messages.len(), 1);
         }
-        Image::Url(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
-    }
-}
-
-/// Tool-call arguments (JSON text) → the `input` object Anthropic wants.
-pub(super) fn tool_input(arguments: &str, at: &str) -> Result<Value, Unsupported> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(Unsupported::invalid(
-            at,
-            "tool call arguments must be a JSON object",
-        )),
-        Err(e) => Err(Unsupported::invalid(
-            at,
-            format!("tool call arguments are not valid JSON: {e}"),
-        )),
-    }
-}
-
-/// An id Anthropic accepts (`^[a-zA-Z0-9_-]+$`), the same for the same input.
-pub(super) fn tool_id(id: &str) -> String {
-    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    if id.is_empty() {
-        return "toolu_".to_string();
-    }
-    if id.chars().all(ok) {
-        return id.to_string();
-    }
-    id.chars().map(|c| if ok(c) { c } else { '_' }).collect()
-}
-
-fn role_str(r: Role) -> &'static str {
-    match r {
-        Role::User => "user",
-        Role::Assistant => "assistant",
     }
 }

@@ -1,15 +1,51 @@
 //! Anthropic SSE events ⇄ IR stream events.
 
-use bytes::BytesMut;
-use serde_json::{Value, json};
+use std::borrow::Cow;
 
-use super::{Counts, error_message, msg_id, stop_from, stop_str, tool_id, usage_json};
+use bytes::BytesMut;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::gateway::ErrorBody;
+use super::response::{BlockIn, MessageOut};
+use super::{Counts, UsageOut, WireUsage, msg_id, stop_from, stop_str, tool_id};
 use crate::sse::Event;
+use crate::translate::codec::{StreamDecoder, StreamEncoder};
 use crate::translate::ir::{ChatRequest, StopReason, StreamEvent};
-use crate::translate::{StreamDecoder, StreamEncoder, write_sse};
+use crate::translate::wire::{self, Count, Object};
 use crate::usage::Usage;
 
-// ------------------------------------------------------------------ stream
+/// Any Anthropic stream event: the fields each kind uses, all optional.
+#[derive(Deserialize)]
+struct EventIn<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    message: Option<StartIn>,
+    #[serde(default)]
+    index: Count,
+    content_block: Option<BlockIn>,
+    delta: Option<DeltaIn<'a>>,
+    #[serde(default)]
+    usage: Object<WireUsage>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StartIn {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    usage: Object<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    text: Option<String>,
+    partial_json: Option<String>,
+    stop_reason: Option<String>,
+}
 
 /// Anthropic events → IR.
 #[derive(Default)]
@@ -21,142 +57,175 @@ pub struct Decoder {
     counts: Counts,
 }
 
+impl Decoder {
+    fn usage(&mut self, u: Option<WireUsage>, out: &mut Vec<StreamEvent>) {
+        if let Some(u) = u {
+            self.counts.merge(&u);
+            out.push(StreamEvent::Usage(self.counts.total()));
+        }
+    }
+
+    fn block_start(&mut self, index: u64, b: BlockIn, out: &mut Vec<StreamEvent>) {
+        match b.ty.as_deref() {
+            Some("text") => {
+                if let Some(t) = b.text.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::TextDelta(t));
+                }
+            }
+            Some("tool_use") => {
+                let ir = self.next_tool;
+                self.next_tool = self.next_tool.saturating_add(1);
+                self.tools.push((index, ir));
+                out.push(StreamEvent::ToolCallStart {
+                    index: ir,
+                    id: b.id.unwrap_or_default(),
+                    name: b.name.unwrap_or_default(),
+                });
+                // Normally `{}` with the input following as deltas.
+                if let Some(input) = b.input.filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: ir,
+                        arguments: input.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn block_delta(&mut self, index: u64, d: DeltaIn<'_>, out: &mut Vec<StreamEvent>) {
+        match d.ty.as_deref() {
+            Some("text_delta") => {
+                if let Some(t) = d.text.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::TextDelta(t));
+                }
+            }
+            Some("input_json_delta") => {
+                let ir = self
+                    .tools
+                    .iter()
+                    .find(|(b, _)| *b == index)
+                    .map(|(_, ir)| *ir);
+                if let (Some(ir), Some(partial)) = (ir, d.partial_json.filter(|p| !p.is_empty())) {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: ir,
+                        arguments: partial,
+                    });
+                }
+            }
+            // thinking_delta, signature_delta, citations_delta.
+            _ => {}
+        }
+    }
+}
+
 impl StreamDecoder for Decoder {
     fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>) {
-        let data = ev.data.trim();
-        if data.is_empty() {
-            return;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
+        let Some(v) = wire::event_data::<EventIn>(ev) else {
             return;
         };
-        let ty = v
-            .get("type")
-            .and_then(Value::as_str)
-            .or(ev.event.as_deref())
-            .unwrap_or_default();
-        match ty {
+        match v.ty.as_deref().or(ev.event.as_deref()).unwrap_or_default() {
             "message_start" => {
-                let m = v.get("message").unwrap_or(&Value::Null);
+                let (id, model, usage) = match v.message {
+                    Some(m) => (m.id, m.model, m.usage.0),
+                    None => (None, None, None),
+                };
                 if !self.started {
                     self.started = true;
                     out.push(StreamEvent::Start {
-                        id: m
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        model: m
-                            .get("model")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
+                        id: id.unwrap_or_default(),
+                        model: model.unwrap_or_default(),
                     });
                 }
-                if let Some(u) = m.get("usage").filter(|u| u.is_object()) {
-                    self.counts.merge(u);
-                    out.push(StreamEvent::Usage(self.counts.total()));
-                }
+                self.usage(usage, out);
             }
             "content_block_start" => {
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let b = v.get("content_block").unwrap_or(&Value::Null);
-                match b.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        if let Some(t) = b
-                            .get("text")
-                            .and_then(Value::as_str)
-                            .filter(|t| !t.is_empty())
-                        {
-                            out.push(StreamEvent::TextDelta(t.to_string()));
-                        }
-                    }
-                    Some("tool_use") => {
-                        let ir = self.next_tool;
-                        self.next_tool = self.next_tool.saturating_add(1);
-                        self.tools.push((index, ir));
-                        out.push(StreamEvent::ToolCallStart {
-                            index: ir,
-                            id: b
-                                .get("id")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                            name: b
-                                .get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                        });
-                        // Normally `{}` with the input following as deltas.
-                        if let Some(input) = b
-                            .get("input")
-                            .and_then(Value::as_object)
-                            .filter(|o| !o.is_empty())
-                        {
-                            out.push(StreamEvent::ToolCallDelta {
-                                index: ir,
-                                arguments: Value::Object(input.clone()).to_string(),
-                            });
-                        }
-                    }
-                    _ => {}
+                if let Some(b) = v.content_block {
+                    self.block_start(v.index.0, b, out);
                 }
             }
             "content_block_delta" => {
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let d = v.get("delta").unwrap_or(&Value::Null);
-                match d.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => {
-                        if let Some(t) = d
-                            .get("text")
-                            .and_then(Value::as_str)
-                            .filter(|t| !t.is_empty())
-                        {
-                            out.push(StreamEvent::TextDelta(t.to_string()));
-                        }
-                    }
-                    Some("input_json_delta") => {
-                        let ir = self
-                            .tools
-                            .iter()
-                            .find(|(b, _)| *b == index)
-                            .map(|(_, ir)| *ir);
-                        let partial = d
-                            .get("partial_json")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        if let (Some(ir), false) = (ir, partial.is_empty()) {
-                            out.push(StreamEvent::ToolCallDelta {
-                                index: ir,
-                                arguments: partial.to_string(),
-                            });
-                        }
-                    }
-                    // thinking_delta, signature_delta, citations_delta.
-                    _ => {}
+                if let Some(d) = v.delta {
+                    self.block_delta(v.index.0, d, out);
                 }
             }
             "message_delta" => {
-                if let Some(r) = v
-                    .get("delta")
-                    .and_then(|d| d.get("stop_reason"))
-                    .and_then(Value::as_str)
-                {
-                    out.push(StreamEvent::Finish(stop_from(r)));
+                if let Some(r) = v.delta.and_then(|d| d.stop_reason) {
+                    out.push(StreamEvent::Finish(stop_from(&r)));
                 }
-                if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-                    self.counts.merge(u);
-                    out.push(StreamEvent::Usage(self.counts.total()));
-                }
+                self.usage(v.usage.0, out);
             }
             "error" => out.push(StreamEvent::Error {
-                message: error_message(&v),
+                message: wire::error_message(v.error.as_ref(), "upstream error"),
             }),
             // ping, content_block_stop, message_stop.
             _ => {}
         }
     }
+}
+
+/// The events the encoder writes; `type` is also the SSE event name.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum EventOut<'a> {
+    MessageStart {
+        message: MessageOut<'a>,
+    },
+    ContentBlockStart {
+        index: u64,
+        content_block: BlockStartOut<'a>,
+    },
+    Ping,
+    ContentBlockDelta {
+        index: u64,
+        delta: DeltaOut<'a>,
+    },
+    ContentBlockStop {
+        index: u64,
+    },
+    MessageDelta {
+        delta: StopOut,
+        usage: UsageOut,
+    },
+    MessageStop,
+}
+
+impl EventOut<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::MessageStart { .. } => "message_start",
+            Self::ContentBlockStart { .. } => "content_block_start",
+            Self::Ping => "ping",
+            Self::ContentBlockDelta { .. } => "content_block_delta",
+            Self::ContentBlockStop { .. } => "content_block_stop",
+            Self::MessageDelta { .. } => "message_delta",
+            Self::MessageStop => "message_stop",
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockStartOut<'a> {
+    Text { text: &'static str },
+    ToolUse { id: String, name: &'a str, input: Empty },
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum DeltaOut<'a> {
+    TextDelta { text: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
+
+#[derive(Serialize)]
+struct StopOut {
+    stop_reason: &'static str,
+    stop_sequence: Option<()>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -200,8 +269,13 @@ impl Encoder {
         }
     }
 
-    fn send(out: &mut BytesMut, event: &str, data: Value) {
-        write_sse(out, Some(event), &data.to_string());
+    fn send(out: &mut BytesMut, ev: &EventOut<'_>) {
+        wire::write_sse_json(out, Some(ev.name()), ev);
+    }
+
+    /// A stream that cannot go on: an `error` event, as Anthropic sends it.
+    fn fail(out: &mut BytesMut, message: &str) {
+        wire::write_sse_json(out, Some("error"), &ErrorBody::new("api_error", message));
     }
 
     /// `message_start` goes out with the first content, so it can carry the
@@ -215,48 +289,48 @@ impl Encoder {
         if self.id.is_empty() {
             self.id = msg_id("");
         }
-        let message = json!({
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage_json(&self.usage),
-        });
-        Self::send(
-            out,
-            "message_start",
-            json!({"type": "message_start", "message": message}),
-        );
+        let message = MessageOut {
+            id: Cow::Borrowed(&self.id),
+            ty: "message",
+            role: "assistant",
+            model: &self.model,
+            content: Vec::new(),
+            stop_reason: None,
+            stop_sequence: None,
+            usage: UsageOut::from(&self.usage),
+        };
+        Self::send(out, &EventOut::MessageStart { message });
     }
 
-    fn open_block(&mut self, block: Value, out: &mut BytesMut) -> u64 {
+    fn open_block(&mut self, block: BlockStartOut<'_>, out: &mut BytesMut) -> u64 {
         self.close_block(out);
         let index = self.next_block;
         self.next_block += 1;
-        Self::send(
-            out,
-            "content_block_start",
-            json!({"type": "content_block_start", "index": index, "content_block": block}),
-        );
+        let start = EventOut::ContentBlockStart {
+            index,
+            content_block: block,
+        };
+        Self::send(out, &start);
         if !self.pinged {
             self.pinged = true;
-            Self::send(out, "ping", json!({"type": "ping"}));
+            Self::send(out, &EventOut::Ping);
         }
         index
     }
 
     fn close_block(&mut self, out: &mut BytesMut) {
         if let Some(Open::Text(index) | Open::Tool(index)) = self.open.take() {
-            Self::send(
-                out,
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            );
+            Self::send(out, &EventOut::ContentBlockStop { index });
         }
     }
 
     fn start_tool(&mut self, index: u32, id: &str, name: &str, out: &mut BytesMut) -> u64 {
-        let block = self.open_block(
-            json!({"type": "tool_use", "id": tool_id(id), "name": name, "input": {}}),
-            out,
-        );
+        let block = BlockStartOut::ToolUse {
+            id: tool_id(id),
+            name,
+            input: Empty {},
+        };
+        let block = self.open_block(block, out);
         self.open = Some(Open::Tool(block));
         self.tools.push((index, block));
         block
@@ -275,7 +349,7 @@ impl StreamEncoder for Encoder {
                         self.id = msg_id(id);
                     }
                     if !model.is_empty() {
-                        self.model = model.clone();
+                        self.model.clone_from(model);
                     }
                 }
             }
@@ -287,13 +361,13 @@ impl StreamEncoder for Encoder {
                 let index = match self.open {
                     Some(Open::Text(i)) => i,
                     _ => {
-                        let i = self.open_block(json!({"type": "text", "text": ""}), out);
+                        let i = self.open_block(BlockStartOut::Text { text: "" }, out);
                         self.open = Some(Open::Text(i));
                         i
                     }
                 };
-                let d = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": t}});
-                Self::send(out, "content_block_delta", d);
+                let delta = DeltaOut::TextDelta { text: t };
+                Self::send(out, &EventOut::ContentBlockDelta { index, delta });
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);
@@ -310,8 +384,16 @@ impl StreamEncoder for Encoder {
                     Some((_, b)) => *b,
                     None => self.start_tool(*index, &format!("toolu_{index}"), "", out),
                 };
-                let d = json!({"type": "content_block_delta", "index": block, "delta": {"type": "input_json_delta", "partial_json": arguments}});
-                Self::send(out, "content_block_delta", d);
+                let delta = DeltaOut::InputJsonDelta {
+                    partial_json: arguments,
+                };
+                Self::send(
+                    out,
+                    &EventOut::ContentBlockDelta {
+                        index: block,
+                        delta,
+                    },
+                );
             }
             StreamEvent::Usage(u) => self.usage = *u,
             StreamEvent::Finish(r) => {
@@ -321,11 +403,7 @@ impl StreamEncoder for Encoder {
             }
             StreamEvent::Error { message } => {
                 self.failed = true;
-                Self::send(
-                    out,
-                    "error",
-                    json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-                );
+                Self::fail(out, message);
             }
         }
     }
@@ -337,18 +415,22 @@ impl StreamEncoder for Encoder {
         let Some(stop) = self.stop else {
             // No stop reason: the upstream was cut. Saying `end_turn` would
             // pass a truncated answer off as complete.
-            let e = json!({"type": "error", "error": {"type": "api_error", "message": "the upstream stream ended before the answer was complete"}});
-            Self::send(out, "error", e);
+            Self::fail(
+                out,
+                "the upstream stream ended before the answer was complete",
+            );
             return;
         };
         self.ensure_started(out);
         self.close_block(out);
-        let d = json!({
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_str(stop), "stop_sequence": null},
-            "usage": usage_json(&self.usage),
-        });
-        Self::send(out, "message_delta", d);
-        Self::send(out, "message_stop", json!({"type": "message_stop"}));
+        let delta = EventOut::MessageDelta {
+            delta: StopOut {
+                stop_reason: stop_str(stop),
+                stop_sequence: None,
+            },
+            usage: UsageOut::from(&self.usage),
+        };
+        Self::send(out, &delta);
+        Self::send(out, &EventOut::MessageStop);
     }
 }

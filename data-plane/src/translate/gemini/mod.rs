@@ -1,11 +1,11 @@
-//! Gemini `generateContent` / `streamGenerateContent?alt=sse` ⇄ IR. Same
-//! layout as the reference codec `openai_chat`: request, response, stream
-//! decoder, stream encoder.
+//! Gemini `generateContent` / `streamGenerateContent` ⇄ IR. Same layout as
+//! the reference codec `openai_chat`: `request`, `response`, `stream`,
+//! `gateway`, and `schema` for the OpenAPI subset Gemini takes.
 //!
 //! Choices a faithful translation forces, in one place:
 //! - The model and streaming live in the URL, not the body: `decode_request`
-//!   takes them from the path; `encode_request` leaves them out (the caller
-//!   picks `:generateContent` or `:streamGenerateContent?alt=sse` from
+//!   takes them from the path; `encode_request` leaves them out (the upstream
+//!   path is `:generateContent` or `:streamGenerateContent?alt=sse` from
 //!   `ChatRequest::stream`). The advisory `user` has no Gemini field and is dropped.
 //! - Field names: the API accepts proto names (`system_instruction`) as well
 //!   as JSON names (`systemInstruction`); both are read, JSON names written.
@@ -32,138 +32,98 @@
 //!   of each model turn carries Google's documented
 //!   `skip_thought_signature_validator` sentinel instead.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use aigw_proto::model::ProviderKind;
+use http::HeaderName;
+use serde::{Deserialize, Serialize};
 
-use serde_json::{Value, json};
-
-use super::field::{f64_of, str_of};
-use super::ir::{ChatResponse, Part, StopReason, Unsupported};
+use super::codec::{
+    Codec, Framing, FromPath, Profile, StreamEncoder, UpstreamCall, folder_methods,
+};
+use super::ir::{Absent, ChatRequest, StopReason, Unsupported};
+use super::wire::{self, Count, is_zero};
+use crate::endpoints::{AppCall, Op};
+use crate::sse::Event;
 use crate::usage::Usage;
 
+mod contents;
+mod gateway;
 mod request;
+mod response;
 mod schema;
 mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use request::{decode_request, encode_request};
+pub use gateway::model_entry;
+pub use contents::encode_request;
+pub use request::decode_request;
+pub use response::{decode_response, encode_response};
 pub use schema::encode_schema;
 pub use stream::{Decoder, Encoder};
 
 const TARGET: &str = "Gemini";
 
-/// Request fields that carry no content: dropped when translating, on every
-/// route. Google's own safety thresholds (the target provider applies its
-/// policy) and Vertex billing labels.
-const ADVISORY: &[&str] = &["safetySettings", "labels"];
+/// The Gemini codec.
+pub struct Gemini;
 
-/// Keys of a part that accompany its data without being content.
-const PART_ANNOTATIONS: &[&str] = &["thought", "thoughtSignature", "partMetadata"];
+static PROFILE: Profile = Profile {
+    name: "gemini",
+    spoken_by: &[ProviderKind::Gemini],
+    auth: (HeaderName::from_static("x-goog-api-key"), ""),
+    absent: &[Absent::User],
+};
 
-/// Google's documented stand-in for a thought signature the history lacks.
-const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+impl Codec for Gemini {
+    folder_methods!();
 
-// ------------------------------------------------------------------ response
-
-pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| Unsupported::invalid("response", e))?;
-    if let Some(e) = v.get("error") {
-        return Err(Unsupported::invalid("response", error_message(e)));
-    }
-    let response_id = v
-        .get("responseId")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let cand = v
-        .get("candidates")
-        .and_then(|c| c.get(0))
-        .unwrap_or(&Value::Null);
-    let mut content = Vec::new();
-    let mut calls = 0;
-    for p in parts_of(cand) {
-        if let Some(t) = answer_text(p) {
-            content.push(Part::Text(t.to_string()));
-        } else if let Some(fc) = p.get("functionCall") {
-            let (id, name, arguments) = call_of(fc, response_id, calls);
-            calls = calls.saturating_add(1);
-            content.push(Part::ToolCall {
-                id,
-                name,
-                arguments,
-            });
-        }
-    }
-    Ok(ChatResponse {
-        id: response_id.to_string(),
-        model: v
-            .get("modelVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        content,
-        stop: stop_of(&v, cand, calls > 0),
-        usage: v.get("usageMetadata").map(usage_from).unwrap_or_default(),
-    })
-}
-
-fn parts_of(cand: &Value) -> &[Value] {
-    cand.get("content")
-        .and_then(|c| c.get("parts"))
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// The answer's text in a part: not a thought summary, not empty.
-fn answer_text(p: &Value) -> Option<&str> {
-    if p.get("thought").and_then(Value::as_bool) == Some(true) {
-        return None;
-    }
-    p.get("text")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-}
-
-/// (id, name, arguments) of an answer's `n`th call; see the module doc for ids.
-fn call_of(fc: &Value, response_id: &str, n: u32) -> (String, String, String) {
-    let id = match fc.get("id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() => id.to_string(),
-        _ => {
-            let rid: String = response_id
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect();
-            if rid.is_empty() {
-                format!("call_{n}")
-            } else {
-                format!("call_{rid}_{n}")
+    fn upstream_path(&self, to: &UpstreamCall<'_>) -> Option<String> {
+        let (call, model) = (to.call, to.model);
+        Some(match call.op {
+            Op::Generate if to.stream => {
+                // Translated streams are always SSE; a native caller keeps its choice.
+                let sse = !to.native || call.alt_sse;
+                format!(
+                    "/v1beta/models/{model}:streamGenerateContent{}",
+                    if sse { "?alt=sse" } else { "" }
+                )
             }
-        }
-    };
-    let name = fc
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    (
-        id,
-        name,
-        fc.get("args")
-            .filter(|a| !a.is_null())
-            .map_or_else(|| "{}".to_string(), Value::to_string),
-    )
-}
-
-/// The candidate's finish reason, or a prompt blocked before any candidate.
-fn stop_of(v: &Value, cand: &Value, called: bool) -> Option<StopReason> {
-    if let Some(r) = cand.get("finishReason").and_then(Value::as_str) {
-        return Some(stop_from(r, called));
+            Op::Generate => format!("/v1beta/models/{model}:generateContent"),
+            // `embedContent` or `batchEmbedContents`, as the app called it.
+            Op::Embed => format!("/v1beta/models/{model}:{}", call.endpoint),
+            Op::CountTokens => format!("/v1beta/models/{model}:countTokens"),
+        })
     }
-    let blocked = v
-        .get("promptFeedback")
-        .and_then(|f| f.get("blockReason"))
-        .is_some_and(|b| !b.is_null());
-    blocked.then_some(StopReason::ContentFilter)
+
+    fn model_in_path(&self) -> bool {
+        true
+    }
+
+    fn framing(&self, call: &AppCall) -> Framing {
+        if call.alt_sse {
+            Framing::Sse
+        } else {
+            Framing::JsonArray
+        }
+    }
+
+    fn decode_request(&self, body: &[u8], path: FromPath<'_>) -> Result<ChatRequest, Unsupported> {
+        let model = path
+            .model
+            .ok_or_else(|| Unsupported::invalid("model", "missing from the path"))?;
+        decode_request(body, model, path.stream)
+    }
+
+    fn stream_encoder(&self, req: &ChatRequest, framing: Framing) -> Box<dyn StreamEncoder> {
+        match framing {
+            Framing::Sse => Box::new(Encoder::new(req)),
+            Framing::JsonArray => Box::new(Encoder::json_array(req)),
+        }
+    }
+
+    /// Gemini streams just end.
+    fn is_closing(&self, _: &Event) -> bool {
+        false
+    }
 }
 
 /// Gemini has no tool-call finish reason (calls end with STOP) and does not
@@ -192,84 +152,74 @@ fn finish_str(s: StopReason) -> &'static str {
     }
 }
 
-fn error_message(e: &Value) -> String {
-    e.get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("upstream error")
-        .to_string()
+/// `usageMetadata` as Gemini reports it (cumulatively, in streams).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    #[serde(default)]
+    prompt_token_count: Count,
+    #[serde(default)]
+    tool_use_prompt_token_count: Count,
+    #[serde(default)]
+    candidates_token_count: Count,
+    #[serde(default)]
+    thoughts_token_count: Count,
+    #[serde(default)]
+    cached_content_token_count: Count,
 }
 
-/// Gemini `usageMetadata` → IR usage.
-pub fn usage_from(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let thoughts = n("thoughtsTokenCount");
-    Usage {
-        input: n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount")),
-        output: n("candidatesTokenCount").saturating_add(thoughts),
-        cached: n("cachedContentTokenCount"),
-        reasoning: thoughts,
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let thoughts = u.thoughts_token_count.0;
+        Usage {
+            input: u
+                .prompt_token_count
+                .0
+                .saturating_add(u.tool_use_prompt_token_count.0),
+            output: u.candidates_token_count.0.saturating_add(thoughts),
+            cached: u.cached_content_token_count.0,
+            reasoning: thoughts,
+        }
     }
 }
 
-fn usage_json(u: &Usage) -> Value {
-    let mut m = json!({
-        "promptTokenCount": u.input,
-        "candidatesTokenCount": u.output.saturating_sub(u.reasoning),
-        "totalTokenCount": u.input.saturating_add(u.output),
-    });
-    if u.cached > 0 {
-        m["cachedContentTokenCount"] = json!(u.cached);
-    }
-    if u.reasoning > 0 {
-        m["thoughtsTokenCount"] = json!(u.reasoning);
-    }
-    m
+/// Gemini `usageMetadata` → IR usage (anything else counts nothing).
+pub fn usage_from(u: &serde_json::Value) -> Usage {
+    wire::usage_of::<WireUsage>(u)
 }
 
-fn call_part(id: &str, name: &str, arguments: &str) -> Value {
-    // An upstream's malformed arguments cannot be an `args` object.
-    let args = json_object(arguments, "arguments").unwrap_or_else(|_| json!({}));
-    json!({"functionCall": {"id": id, "name": name, "args": args}})
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageOut {
+    prompt_token_count: u64,
+    candidates_token_count: u64,
+    total_token_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cached_content_token_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    thoughts_token_count: u64,
 }
 
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> Self {
+        Self {
+            prompt_token_count: u.input,
+            candidates_token_count: u.output.saturating_sub(u.reasoning),
+            total_token_count: u.input.saturating_add(u.output),
+            cached_content_token_count: u.cached,
+            thoughts_token_count: u.reasoning,
+        }
+    }
+}
+
+/// The response id an answer gets when the upstream gave none.
 fn response_id(id: &str) -> String {
-    if !id.is_empty() {
-        return id.to_string();
+    if id.is_empty() {
+        super::ids::fresh()
+    } else {
+        id.to_string()
     }
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{nanos:x}")
 }
-
-pub fn encode_response(resp: &ChatResponse) -> Value {
-    let parts: Vec<Value> = resp
-        .content
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) if !t.is_empty() => Some(json!({"text": t})),
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-            } => Some(call_part(id, name, arguments)),
-            _ => None,
-        })
-        .collect();
-    json!({
-        "candidates": [{
-            "content": {"parts": parts, "role": "model"},
-            "finishReason": finish_str(resp.stop.unwrap_or(StopReason::EndTurn)),
-            "index": 0,
-        }],
-        "usageMetadata": usage_json(&resp.usage),
-        "modelVersion": resp.model,
-        "responseId": response_id(&resp.id),
-    })
-}
-
-// ------------------------------------------------------------------ helpers
 
 /// `max_output_tokens` → `maxOutputTokens`: the API accepts both spellings.
 fn camel(k: &str) -> String {
@@ -286,50 +236,4 @@ fn camel(k: &str) -> String {
         }
     }
     out
-}
-
-/// A non-null field by its JSON name, or by its proto (snake_case) name.
-fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    let obj = v.as_object()?;
-    obj.get(name)
-        .or_else(|| {
-            obj.iter()
-                .find(|(k, _)| k.contains('_') && camel(k) == name)
-                .map(|(_, v)| v)
-        })
-        .filter(|v| !v.is_null())
-}
-
-fn json_object(arguments: &str, at: &str) -> Result<Value, Unsupported> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(Unsupported::invalid(
-            at,
-            "tool call arguments must be a JSON object",
-        )),
-        Err(e) => Err(Unsupported::invalid(
-            at,
-            format!("tool call arguments are not valid JSON: {e}"),
-        )),
-    }
-}
-
-fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, Unsupported> {
-    field(v, key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Unsupported::invalid(format!("{at}.{key}"), "expected a string"))
-}
-
-/// Gemini's int32 fields sometimes arrive as `40.0` from loosely typed clients.
-fn u64_of(v: &Value, field: &str) -> Result<u64, Unsupported> {
-    v.as_u64()
-        .or_else(|| {
-            v.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f <= u32::MAX as f64)
-                .map(|f| f as u64)
-        })
-        .ok_or_else(|| Unsupported::invalid(field, "expected a non-negative integer"))
 }

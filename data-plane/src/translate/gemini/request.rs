@@ -1,91 +1,265 @@
-//! Gemini request bodies ⇄ IR requests.
+//! Gemini request bodies → IR requests (and back, in `contents`).
 
-use serde_json::{Map, Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
-use super::schema::{SchemaBudget, decode_schema, encode_schema_within};
-use super::{
-    ADVISORY, PART_ANNOTATIONS, SKIP_SIGNATURE, TARGET, camel, f64_of, field, json_object,
-    str_field, str_of, u64_of,
-};
+use super::camel;
+use super::schema::decode_schema;
+use crate::translate::policy::Policy;
 use crate::translate::ir::{
-    ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+};
+use crate::translate::wire::{self, Extra};
+
+pub(super) use super::contents::request_body;
+#[cfg(test)]
+pub(super) use super::contents::needs_signature;
+
+/// Request fields that carry no content: dropped when translating, on every
+/// route. Google's own safety thresholds (the target provider applies its
+/// policy) and Vertex billing labels.
+const ADVISORY: &[&str] = &["safetySettings", "labels"];
+
+/// What a Gemini request may lose in translation (by JSON name).
+const POLICY: Policy = Policy {
+    hints: &[],
+    advisory: &[ADVISORY],
 };
 
-// ------------------------------------------------------------------ request
+/// Keys of a part that accompany its data without being content.
+const PART_ANNOTATIONS: &[&str] = &["thought", "thoughtSignature", "partMetadata"];
+
+// ------------------------------------------------------------------ the wire, as apps send it
+// JSON names, with the proto names the API also accepts as aliases.
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestIn {
+    contents: Option<Vec<ContentIn>>,
+    #[serde(alias = "system_instruction")]
+    system_instruction: Option<SystemIn>,
+    tools: Option<Vec<ToolIn>>,
+    #[serde(alias = "tool_config")]
+    tool_config: Option<ToolConfigIn>,
+    #[serde(alias = "generation_config")]
+    generation_config: Option<GenerationConfigIn>,
+    /// The URL already names it.
+    #[allow(dead_code)]
+    model: Option<IgnoredAny>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a string or a content")]
+enum SystemIn {
+    Text(String),
+    Content { parts: Option<Vec<TextPartIn>> },
+}
+
+#[derive(Deserialize)]
+struct TextPartIn {
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContentIn {
+    role: Option<String>,
+    parts: Option<Vec<PartIn>>,
+}
+
+/// A part: exactly one kind of data, and annotations.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartIn {
+    text: Option<String>,
+    #[serde(alias = "inline_data")]
+    inline_data: Option<BlobIn>,
+    #[serde(alias = "file_data")]
+    file_data: Option<FileIn>,
+    #[serde(alias = "function_call")]
+    function_call: Option<CallIn>,
+    #[serde(alias = "function_response")]
+    function_response: Option<CallResultIn>,
+    thought: Option<Value>,
+    /// Other data (`executableCode`…), and annotations of the part.
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlobIn {
+    #[serde(alias = "mime_type")]
+    mime_type: Option<String>,
+    data: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileIn {
+    #[serde(alias = "mime_type")]
+    mime_type: Option<String>,
+    #[serde(alias = "file_uri")]
+    file_uri: Option<String>,
+}
+
+/// A `functionCall`, in requests and answers.
+#[derive(Deserialize)]
+pub(super) struct CallIn {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub args: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CallResultIn {
+    id: Option<String>,
+    name: Option<String>,
+    response: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolIn {
+    #[serde(alias = "function_declarations")]
+    function_declarations: Option<Vec<DeclarationIn>>,
+    /// Tools Google runs itself.
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeclarationIn {
+    name: Option<String>,
+    description: Option<String>,
+    parameters: Option<Value>,
+    #[serde(alias = "parameters_json_schema")]
+    parameters_json_schema: Option<Value>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfigIn {
+    #[serde(alias = "function_calling_config")]
+    function_calling_config: Option<FunctionCallingIn>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionCallingIn {
+    mode: Option<String>,
+    #[serde(alias = "allowed_function_names")]
+    allowed_function_names: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfigIn {
+    #[serde(default, alias = "max_output_tokens", deserialize_with = "int")]
+    max_output_tokens: Option<u64>,
+    temperature: Option<f64>,
+    #[serde(alias = "top_p")]
+    top_p: Option<f64>,
+    #[serde(default, alias = "top_k", deserialize_with = "int")]
+    top_k: Option<u64>,
+    #[serde(alias = "stop_sequences")]
+    stop_sequences: Option<Vec<String>>,
+    #[serde(alias = "response_mime_type")]
+    response_mime_type: Option<String>,
+    #[serde(alias = "response_schema")]
+    response_schema: Option<Value>,
+    #[serde(alias = "response_json_schema")]
+    response_json_schema: Option<Value>,
+    /// Defaults spelled out, hints, or what cannot be translated (seed,
+    /// penalties, logprobs, speech, media…).
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+/// Gemini's int32 fields sometimes arrive as `40.0` from loosely typed clients.
+fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    v.as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("expected a non-negative integer"))
+}
+
+/// A path as the API names it: `generation_config.top_k` → `generationConfig.topK`.
+fn json_path(path: &str) -> String {
+    camel(path)
+}
+
+// ------------------------------------------------------------------ decode
 
 /// `model` and `stream` come from the URL (`models/{model}:streamGenerateContent`).
 pub fn decode_request(body: &[u8], model: &str, stream: bool) -> Result<ChatRequest, Unsupported> {
-    let v: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| Unsupported::invalid("body", e))?;
+    let b: RequestIn = wire::parse_named(body, "body", json_path)?;
     let mut req = ChatRequest {
         model: model.strip_prefix("models/").unwrap_or(model).to_string(),
         stream,
         ..Default::default()
     };
-    let mut tool_config = None;
-    for (k, val) in &v {
-        if val.is_null() {
-            continue;
-        }
-        match camel(k).as_str() {
-            "contents" => decode_contents(val, &mut req)?,
-            "systemInstruction" => req.system = decode_system(val)?,
-            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
-            // Read once the tools are known (ANY over all of them = Required).
-            "toolConfig" => tool_config = Some(val),
-            "generationConfig" => decode_generation_config(val, &mut req)?,
-            // The URL already names it.
-            "model" => {}
-            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
-            other => return Err(Unsupported::new(other, "translated")),
-        }
+    if let Some(s) = b.system_instruction {
+        req.system = decode_system(s)?;
     }
-    if let Some(tc) = tool_config {
+    if let Some(contents) = b.contents {
+        decode_contents(contents, &mut req)?;
+    }
+    if let Some(tools) = b.tools {
+        req.tools = decode_tools(tools, &mut req.dropped)?;
+    }
+    if let Some(gc) = b.generation_config {
+        decode_generation_config(gc, &mut req)?;
+    }
+    for (k, _) in b.extra.iter().filter(|(_, v)| !v.is_null()) {
+        POLICY.field(&camel(k), &mut req.dropped)?;
+    }
+    // Read once the tools are known (ANY over all of them = Required).
+    if let Some(tc) = b.tool_config {
         req.tool_choice = decode_tool_config(tc, &req.tools)?;
     }
-    if req.model.is_empty() {
-        return Err(Unsupported::invalid("model", "the path names no model"));
-    }
-    req.check_tool_choice()?;
-    Ok(req)
+    req.checked("the path names no model")
 }
 
-fn decode_system(val: &Value) -> Result<Vec<String>, Unsupported> {
-    if let Value::String(s) = val {
-        return Ok(vec![s.clone()]);
-    }
-    let parts = field(val, "parts")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+fn decode_system(s: SystemIn) -> Result<Vec<String>, Unsupported> {
+    let parts = match s {
+        SystemIn::Text(s) => return Ok(vec![s]),
+        SystemIn::Content { parts } => parts.unwrap_or_default(),
+    };
     parts
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            field(p, "text")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    Unsupported::new(
-                        format!("systemInstruction.parts[{i}] (non-text)"),
-                        "translated",
-                    )
-                })
+            p.text.ok_or_else(|| {
+                Unsupported::new(
+                    format!("systemInstruction.parts[{i}] (non-text)"),
+                    "translated",
+                )
+            })
         })
         .collect()
 }
 
-fn decode_contents(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
-    let arr = val
-        .as_array()
-        .ok_or_else(|| Unsupported::invalid("contents", "expected an array"))?;
+fn decode_contents(contents: Vec<ContentIn>, req: &mut ChatRequest) -> Result<(), Unsupported> {
     let mut calls = Calls::default();
-    for (i, c) in arr.iter().enumerate() {
+    for (i, c) in contents.into_iter().enumerate() {
         let at = format!("contents[{i}]");
-        if !c.is_object() {
-            return Err(Unsupported::invalid(at, "expected an object"));
-        }
-        let role = match field(c, "role").and_then(Value::as_str) {
+        let role = match c.role.as_deref() {
             // A single-turn request may leave the role out.
             None | Some("user" | "function") => Role::User,
             Some("model") => Role::Assistant,
@@ -100,18 +274,8 @@ fn decode_contents(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported
             // A new model turn: calls left unanswered before it stay so.
             calls.pending.clear();
         }
-        let parts = match field(c, "parts") {
-            None => &[][..],
-            Some(Value::Array(p)) => p.as_slice(),
-            Some(_) => {
-                return Err(Unsupported::invalid(
-                    format!("{at}.parts"),
-                    "expected an array",
-                ));
-            }
-        };
         let mut content = Vec::new();
-        for (j, p) in parts.iter().enumerate() {
+        for (j, p) in c.parts.into_iter().flatten().enumerate() {
             if let Some(part) = decode_part(p, role, &format!("{at}.parts[{j}]"), &mut calls)? {
                 content.push(part);
             }
@@ -130,118 +294,125 @@ struct Calls {
 }
 
 fn decode_part(
-    p: &Value,
+    p: PartIn,
     role: Role,
     at: &str,
     calls: &mut Calls,
 ) -> Result<Option<Part>, Unsupported> {
-    let obj = p
-        .as_object()
-        .ok_or_else(|| Unsupported::invalid(at, "expected an object"))?;
-    let mut data = obj
+    let other_data: Vec<&String> = p
+        .extra
         .iter()
-        .filter(|(k, v)| !v.is_null() && !PART_ANNOTATIONS.contains(&camel(k).as_str()));
-    let (Some((key, val)), None) = (data.next(), data.next()) else {
+        .filter(|(k, v)| !v.is_null() && !PART_ANNOTATIONS.contains(&camel(k).as_str()))
+        .map(|(k, _)| k)
+        .collect();
+    let modelled = [
+        p.text.is_some(),
+        p.inline_data.is_some(),
+        p.file_data.is_some(),
+        p.function_call.is_some(),
+        p.function_response.is_some(),
+    ];
+    if modelled.iter().filter(|x| **x).count() + other_data.len() != 1 {
         return Err(Unsupported::invalid(
             at,
             "a part holds exactly one of text, inlineData, fileData, functionCall, functionResponse",
         ));
-    };
-    let thought = field(p, "thought").and_then(Value::as_bool) == Some(true);
-    match camel(key).as_str() {
-        "text" => {
-            let t = val
-                .as_str()
-                .ok_or_else(|| Unsupported::invalid(format!("{at}.text"), "expected a string"))?;
-            // A replayed thought summary is the model's reasoning, not the conversation.
-            Ok((!thought).then(|| Part::Text(t.to_string())))
-        }
-        "inlineData" => {
-            let here = format!("{at}.inlineData");
-            let mime = str_field(val, "mimeType", &here)?;
-            if !mime.starts_with("image/") {
-                return Err(Unsupported::new(
-                    format!("{here}.mimeType ({mime})"),
-                    "translated",
-                ));
-            }
-            Ok(Some(Part::Image(Image::Base64 {
-                media_type: mime.to_string(),
-                data: str_field(val, "data", &here)?.to_string(),
-            })))
-        }
-        "fileData" => {
-            let here = format!("{at}.fileData");
-            match field(val, "mimeType").and_then(Value::as_str) {
-                None => {}
-                Some(m) if m.starts_with("image/") => {}
-                Some(m) => {
-                    return Err(Unsupported::new(
-                        format!("{here}.mimeType ({m})"),
-                        "translated",
-                    ));
-                }
-            }
-            Ok(Some(Part::Image(Image::Url(
-                str_field(val, "fileUri", &here)?.to_string(),
-            ))))
-        }
-        "functionCall" => {
-            let here = format!("{at}.functionCall");
-            if role != Role::Assistant {
-                return Err(Unsupported::invalid(
-                    here,
-                    "only a model turn can call a function",
-                ));
-            }
-            let name = str_field(val, "name", &here)?.to_string();
-            let id = match field(val, "id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => id.to_string(),
-                _ => format!("call_{}", calls.count),
-            };
-            calls.count += 1;
-            calls.pending.push((id.clone(), name.clone()));
-            let arguments = field(val, "args").map_or_else(|| "{}".to_string(), Value::to_string);
-            Ok(Some(Part::ToolCall {
-                id,
-                name,
-                arguments,
-            }))
-        }
-        "functionResponse" => {
-            let here = format!("{at}.functionResponse");
-            if role != Role::User {
-                return Err(Unsupported::invalid(
-                    here,
-                    "only a user turn can answer a function call",
-                ));
-            }
-            let name = str_field(val, "name", &here)?.to_string();
-            let id = match field(val, "id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => id.to_string(),
-                _ => calls
-                    .pending
-                    .iter()
-                    .find(|(_, n)| *n == name)
-                    .map(|(id, _)| id.clone())
-                    .ok_or_else(|| {
-                        Unsupported::invalid(
-                            here.clone(),
-                            format!("no earlier functionCall named {name:?} to answer"),
-                        )
-                    })?,
-            };
-            calls.pending.retain(|(p, _)| *p != id);
-            let (content, is_error) = result_from(field(val, "response").unwrap_or(&Value::Null));
-            Ok(Some(Part::ToolResult {
-                id,
-                name: Some(name),
-                content,
-                is_error,
-            }))
-        }
-        other => Err(Unsupported::new(format!("{at}.{other}"), "translated")),
     }
+    if let Some(k) = other_data.first() {
+        return Err(Unsupported::new(format!("{at}.{}", camel(k)), "translated"));
+    }
+    if let Some(t) = p.text {
+        // A replayed thought summary is the model's reasoning, not the conversation.
+        let thought = p.thought.and_then(|t| t.as_bool()) == Some(true);
+        return Ok((!thought).then_some(Part::Text(t)));
+    }
+    if let Some(blob) = p.inline_data {
+        let here = format!("{at}.inlineData");
+        let mime = required(blob.mime_type, &here, "mimeType")?;
+        if !mime.starts_with("image/") {
+            return Err(Unsupported::new(
+                format!("{here}.mimeType ({mime})"),
+                "translated",
+            ));
+        }
+        return Ok(Some(Part::Image(Image::Base64 {
+            media_type: mime,
+            data: required(blob.data, &here, "data")?,
+        })));
+    }
+    if let Some(file) = p.file_data {
+        let here = format!("{at}.fileData");
+        if let Some(m) = file.mime_type.filter(|m| !m.starts_with("image/")) {
+            return Err(Unsupported::new(
+                format!("{here}.mimeType ({m})"),
+                "translated",
+            ));
+        }
+        return Ok(Some(Part::Image(Image::Url(required(
+            file.file_uri,
+            &here,
+            "fileUri",
+        )?))));
+    }
+    if let Some(fc) = p.function_call {
+        let here = format!("{at}.functionCall");
+        if role != Role::Assistant {
+            return Err(Unsupported::invalid(
+                here,
+                "only a model turn can call a function",
+            ));
+        }
+        let name = required(fc.name, &here, "name")?;
+        let id = match fc.id {
+            Some(id) if !id.is_empty() => id,
+            _ => format!("call_{}", calls.count),
+        };
+        calls.count += 1;
+        calls.pending.push((id.clone(), name.clone()));
+        return Ok(Some(Part::ToolCall {
+            id,
+            name,
+            arguments: wire::arguments_text(fc.args.as_ref()),
+        }));
+    }
+    let Some(fr) = p.function_response else {
+        return Ok(None);
+    };
+    let here = format!("{at}.functionResponse");
+    if role != Role::User {
+        return Err(Unsupported::invalid(
+            here,
+            "only a user turn can answer a function call",
+        ));
+    }
+    let name = required(fr.name, &here, "name")?;
+    let id = match fr.id {
+        Some(id) if !id.is_empty() => id,
+        _ => calls
+            .pending
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                Unsupported::invalid(
+                    here.clone(),
+                    format!("no earlier functionCall named {name:?} to answer"),
+                )
+            })?,
+    };
+    calls.pending.retain(|(p, _)| *p != id);
+    let (content, is_error) = result_from(fr.response.as_ref().unwrap_or(&Value::Null));
+    Ok(Some(Part::ToolResult {
+        id,
+        name: Some(name),
+        content,
+        is_error,
+    }))
+}
+
+/// A required string field of the object at `at`.
+fn required(v: Option<String>, at: &str, key: &str) -> Result<String, Unsupported> {
+    v.ok_or_else(|| Unsupported::invalid(format!("{at}.{key}"), "expected a string"))
 }
 
 /// `response` → result text: the `output` (or `error`) string alone when that
@@ -263,100 +434,66 @@ fn result_from(resp: &Value) -> (Vec<Part>, bool) {
 /// `codeExecution`, `urlContext`, …) have no equivalent at another provider:
 /// they are dropped as hints, and the target's model is offered the app's
 /// own functions.
-fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
-    let arr = val
-        .as_array()
-        .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
-    let mut tools = Vec::new();
-    for (i, t) in arr.iter().enumerate() {
-        let obj = t
-            .as_object()
-            .ok_or_else(|| Unsupported::invalid(format!("tools[{i}]"), "expected an object"))?;
-        for (k, decls) in obj {
-            if camel(k) != "functionDeclarations" {
-                drops.hint(&format!("tools[{i}].{}", camel(k)));
-                continue;
-            }
-            let decls = decls.as_array().map(Vec::as_slice).unwrap_or_default();
-            for (j, d) in decls.iter().enumerate() {
-                tools.push(decode_declaration(
-                    d,
-                    &format!("tools[{i}].functionDeclarations[{j}]"),
-                )?);
-            }
+fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
+    let mut out = Vec::new();
+    for (i, t) in tools.into_iter().enumerate() {
+        for k in t.extra.keys() {
+            drops.hint(&format!("tools[{i}].{}", camel(k)));
+        }
+        for (j, d) in t.function_declarations.into_iter().flatten().enumerate() {
+            out.push(decode_declaration(
+                d,
+                &format!("tools[{i}].functionDeclarations[{j}]"),
+            )?);
         }
     }
-    Ok(tools)
+    Ok(out)
 }
 
-fn decode_declaration(d: &Value, at: &str) -> Result<Tool, Unsupported> {
-    let obj = d
-        .as_object()
-        .ok_or_else(|| Unsupported::invalid(at, "expected an object"))?;
-    let mut tool = Tool {
-        name: String::new(),
-        description: None,
-        parameters: json!({"type": "object", "properties": {}}),
-    };
-    for (k, v) in obj {
-        if v.is_null() {
-            continue;
-        }
-        match camel(k).as_str() {
-            "name" => tool.name = str_of(v, &format!("{at}.name"))?.to_string(),
-            "description" => {
-                tool.description = Some(str_of(v, &format!("{at}.description"))?.to_string())
-            }
-            "parameters" => tool.parameters = decode_schema(v),
-            "parametersJsonSchema" => tool.parameters = v.clone(),
-            other => return Err(Unsupported::new(format!("{at}.{other}"), "translated")),
-        }
+fn decode_declaration(d: DeclarationIn, at: &str) -> Result<Tool, Unsupported> {
+    if let Some((k, _)) = d.extra.iter().find(|(_, v)| !v.is_null()) {
+        return Err(Unsupported::new(format!("{at}.{}", camel(k)), "translated"));
     }
-    if tool.name.is_empty() {
-        return Err(Unsupported::invalid(format!("{at}.name"), "missing"));
-    }
-    Ok(tool)
+    let name = d
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Unsupported::invalid(format!("{at}.name"), "missing"))?;
+    Ok(Tool {
+        name,
+        description: d.description,
+        parameters: match (d.parameters_json_schema, d.parameters) {
+            (Some(s), _) => s,
+            (None, Some(p)) => decode_schema(&p),
+            (None, None) => ir::no_arguments(),
+        },
+    })
 }
 
-fn decode_generation_config(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
-    let obj = val
-        .as_object()
-        .ok_or_else(|| Unsupported::invalid("generationConfig", "expected an object"))?;
-    let (mut mime, mut schema) = (None, None);
-    for (k, v) in obj {
-        if v.is_null() {
-            continue;
-        }
+fn decode_generation_config(gc: GenerationConfigIn, req: &mut ChatRequest) -> Result<(), Unsupported> {
+    req.max_tokens = gc.max_output_tokens;
+    req.temperature = gc.temperature;
+    req.top_p = gc.top_p;
+    req.top_k = gc.top_k;
+    req.stop = gc.stop_sequences.unwrap_or_default();
+    for (k, v) in &gc.extra {
         let name = camel(k);
         let at = format!("generationConfig.{name}");
         match name.as_str() {
-            "maxOutputTokens" => req.max_tokens = Some(u64_of(v, &at)?),
-            "temperature" => req.temperature = Some(f64_of(v, &at)?),
-            "topP" => req.top_p = Some(f64_of(v, &at)?),
-            "topK" => req.top_k = Some(u64_of(v, &at)?),
-            "stopSequences" => {
-                let arr = v
-                    .as_array()
-                    .ok_or_else(|| Unsupported::invalid(&at, "expected an array of strings"))?;
-                req.stop = arr
-                    .iter()
-                    .map(|s| str_of(s, &at).map(str::to_string))
-                    .collect::<Result<_, _>>()?;
-            }
+            _ if v.is_null() => {}
             "candidateCount" if v.as_u64() == Some(1) => {}
             "responseModalities" if v.as_array().is_some_and(|m| m.iter().all(|x| x == "TEXT")) => {
             }
-            "responseMimeType" => mime = Some(str_of(v, &at)?.to_string()),
-            "responseSchema" => schema = Some(decode_schema(v)),
-            "responseJsonSchema" => schema = Some(v.clone()),
             // How long the model deliberates: the target thinks as it does by
             // default (thought parts are private state no other provider returns).
             "thinkingConfig" => req.dropped.hint(&at),
-            // seed, penalties, logprobs, speech, media…
             _ => return Err(Unsupported::new(at, "translated")),
         }
     }
-    req.response_format = match (mime.as_deref(), schema) {
+    let schema = match (gc.response_schema, gc.response_json_schema) {
+        (Some(s), _) => Some(decode_schema(&s)),
+        (None, s) => s,
+    };
+    req.response_format = match (gc.response_mime_type.as_deref(), schema) {
         (None, None) => None,
         (Some("text/plain"), None) => Some(ResponseFormat::Text),
         (Some("application/json"), None) => Some(ResponseFormat::JsonObject),
@@ -384,289 +521,36 @@ fn decode_generation_config(val: &Value, req: &mut ChatRequest) -> Result<(), Un
     Ok(())
 }
 
-fn decode_tool_config(tc: &Value, tools: &[Tool]) -> Result<Option<ToolChoice>, Unsupported> {
-    let obj = tc
-        .as_object()
-        .ok_or_else(|| Unsupported::invalid("toolConfig", "expected an object"))?;
-    let mut choice = None;
-    for (k, fcc) in obj {
-        if fcc.is_null() {
-            continue;
-        }
-        if camel(k) != "functionCallingConfig" {
-            return Err(Unsupported::new(
-                format!("toolConfig.{}", camel(k)),
-                "translated",
+fn decode_tool_config(tc: ToolConfigIn, tools: &[Tool]) -> Result<Option<ToolChoice>, Unsupported> {
+    const AT: &str = "toolConfig.functionCallingConfig";
+    if let Some((k, _)) = tc.extra.iter().find(|(_, v)| !v.is_null()) {
+        return Err(Unsupported::new(
+            format!("toolConfig.{}", camel(k)),
+            "translated",
+        ));
+    }
+    let Some(fcc) = tc.function_calling_config else {
+        return Ok(None);
+    };
+    let allowed = fcc.allowed_function_names.unwrap_or_default();
+    let refuse_subset = || Unsupported::new(format!("{AT}.allowedFunctionNames"), "translated");
+    Ok(Some(match fcc.mode.as_deref() {
+        None | Some("AUTO" | "MODE_UNSPECIFIED") if allowed.is_empty() => ToolChoice::Auto,
+        Some("NONE") => ToolChoice::None,
+        Some("ANY") => match allowed.as_slice() {
+            [] => ToolChoice::Required,
+            [one] => ToolChoice::Tool(one.clone()),
+            many if tools.iter().all(|t| many.contains(&t.name)) => ToolChoice::Required,
+            // A subset of the tools: the IR names one tool or all.
+            _ => return Err(refuse_subset()),
+        },
+        None | Some("AUTO" | "MODE_UNSPECIFIED") => return Err(refuse_subset()),
+        Some("VALIDATED") => return Err(Unsupported::new(format!("{AT}.mode"), "translated")),
+        Some(other) => {
+            return Err(Unsupported::invalid(
+                format!("{AT}.mode"),
+                format!("unknown mode {other:?}"),
             ));
         }
-        const AT: &str = "toolConfig.functionCallingConfig";
-        let allowed: Vec<&str> = match field(fcc, "allowedFunctionNames") {
-            None => vec![],
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|n| str_of(n, &format!("{AT}.allowedFunctionNames")))
-                .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(Unsupported::invalid(
-                    format!("{AT}.allowedFunctionNames"),
-                    "expected an array of strings",
-                ));
-            }
-        };
-        choice = Some(match field(fcc, "mode").and_then(Value::as_str) {
-            None | Some("AUTO" | "MODE_UNSPECIFIED") if allowed.is_empty() => ToolChoice::Auto,
-            Some("NONE") => ToolChoice::None,
-            Some("ANY") => match allowed.as_slice() {
-                [] => ToolChoice::Required,
-                [one] => ToolChoice::Tool(one.to_string()),
-                many if tools.iter().all(|t| many.contains(&t.name.as_str())) => {
-                    ToolChoice::Required
-                }
-                // A subset of the tools: the IR names one tool or all.
-                _ => {
-                    return Err(Unsupported::new(
-                        format!("{AT}.allowedFunctionNames"),
-                        "translated",
-                    ));
-                }
-            },
-            None | Some("AUTO" | "MODE_UNSPECIFIED") => {
-                return Err(Unsupported::new(
-                    format!("{AT}.allowedFunctionNames"),
-                    "translated",
-                ));
-            }
-            Some("VALIDATED") => return Err(Unsupported::new(format!("{AT}.mode"), "translated")),
-            Some(other) => {
-                return Err(Unsupported::invalid(
-                    format!("{AT}.mode"),
-                    format!("unknown mode {other:?}"),
-                ));
-            }
-        });
-    }
-    Ok(choice)
-}
-
-pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
-    let mut out = json!({"contents": encode_contents(req)?});
-    // One budget for every schema of the request ($ref inlining).
-    let mut budget = SchemaBudget::default();
-    if !req.system.is_empty() {
-        out["systemInstruction"] =
-            json!({"parts": req.system.iter().map(|s| json!({"text": s})).collect::<Vec<_>>()});
-    }
-    if !req.tools.is_empty() {
-        let decls = req
-            .tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let budget = &mut budget;
-                let mut d = json!({"name": t.name});
-                if let Some(desc) = &t.description {
-                    d["description"] = json!(desc);
-                }
-                // Gemini refuses an OBJECT without properties: no arguments
-                // is said by leaving `parameters` out.
-                let no_args = t.parameters.is_null()
-                    || (t.parameters.get("type").is_some_and(|ty| ty == "object")
-                        && t.parameters
-                            .get("properties")
-                            .and_then(Value::as_object)
-                            .is_none_or(Map::is_empty));
-                if !no_args {
-                    d["parameters"] = encode_schema_within(
-                        &t.parameters,
-                        &format!("tools[{i}].parameters"),
-                        budget,
-                    )?;
-                }
-                Ok(d)
-            })
-            .collect::<Result<Vec<_>, Unsupported>>()?;
-        out["tools"] = json!([{"functionDeclarations": decls}]);
-    }
-    match &req.tool_choice {
-        Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => {}
-        Some(tc) => {
-            out["toolConfig"] = json!({"functionCallingConfig": match tc {
-                ToolChoice::Auto => json!({"mode": "AUTO"}),
-                ToolChoice::None => json!({"mode": "NONE"}),
-                ToolChoice::Required => json!({"mode": "ANY"}),
-                ToolChoice::Tool(n) => json!({"mode": "ANY", "allowedFunctionNames": [n]}),
-            }});
-        }
-        None => {}
-    }
-    let mut gc = Map::new();
-    if let Some(v) = req.max_tokens {
-        gc.insert("maxOutputTokens".into(), json!(v));
-    }
-    if let Some(v) = req.temperature {
-        gc.insert("temperature".into(), json!(v));
-    }
-    if let Some(v) = req.top_p {
-        gc.insert("topP".into(), json!(v));
-    }
-    if let Some(v) = req.top_k {
-        gc.insert("topK".into(), json!(v));
-    }
-    if !req.stop.is_empty() {
-        gc.insert("stopSequences".into(), json!(req.stop));
-    }
-    match &req.response_format {
-        None => {}
-        Some(ResponseFormat::Text) => {
-            gc.insert("responseMimeType".into(), json!("text/plain"));
-        }
-        Some(ResponseFormat::JsonObject) => {
-            gc.insert("responseMimeType".into(), json!("application/json"));
-        }
-        Some(ResponseFormat::JsonSchema { schema, .. }) => {
-            gc.insert("responseMimeType".into(), json!("application/json"));
-            gc.insert(
-                "responseSchema".into(),
-                encode_schema_within(schema, "response_format.json_schema.schema", &mut budget)?,
-            );
-        }
-    }
-    if !gc.is_empty() {
-        out["generationConfig"] = Value::Object(gc);
-    }
-    Ok(out)
-}
-
-/// IR turns → Gemini contents: consecutive turns of one role are merged.
-fn encode_contents(req: &ChatRequest) -> Result<Vec<Value>, Unsupported> {
-    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
-    for (i, m) in req.messages.iter().enumerate() {
-        let mut parts = Vec::new();
-        for p in &m.content {
-            match (p, m.role) {
-                (Part::Text(t), _) => {
-                    if !t.is_empty() {
-                        parts.push(json!({"text": t}));
-                    }
-                }
-                (Part::Image(Image::Base64 { media_type, data }), _) => {
-                    parts.push(json!({"inlineData": {"mimeType": media_type, "data": data}}));
-                }
-                (Part::Image(Image::Url(url)), _) => {
-                    parts.push(json!({"fileData": {"mimeType": image_mime(url), "fileUri": url}}));
-                }
-                (
-                    Part::ToolCall {
-                        id,
-                        name,
-                        arguments,
-                    },
-                    Role::Assistant,
-                ) => {
-                    let args = json_object(
-                        arguments,
-                        &format!("messages[{i}].tool_calls.{name}.arguments"),
-                    )?;
-                    parts.push(json!({"functionCall": {"id": id, "name": name, "args": args}}));
-                }
-                (
-                    Part::ToolResult {
-                        id,
-                        name,
-                        content,
-                        is_error,
-                    },
-                    Role::User,
-                ) => {
-                    let name = name.as_deref().or_else(|| req.tool_name_for(id)).ok_or_else(|| {
-                        Unsupported::invalid(format!("messages[{i}].tool_result"), format!("no earlier tool call has the id {id:?}, so the function's name is unknown"))
-                    })?;
-                    let mut text = String::new();
-                    for c in content {
-                        match c {
-                            Part::Text(t) => text.push_str(t),
-                            _ => {
-                                return Err(Unsupported::new(
-                                    format!("messages[{i}].tool_result.content (non-text)"),
-                                    TARGET,
-                                ));
-                            }
-                        }
-                    }
-                    let response = response_for(&text, *is_error);
-                    parts.push(
-                        json!({"functionResponse": {"id": id, "name": name, "response": response}}),
-                    );
-                }
-                (Part::ToolCall { .. }, Role::User) => {
-                    return Err(Unsupported::invalid(
-                        format!("messages[{i}]"),
-                        "a user turn cannot contain a tool call",
-                    ));
-                }
-                (Part::ToolResult { .. }, Role::Assistant) => {
-                    return Err(Unsupported::invalid(
-                        format!("messages[{i}]"),
-                        "an assistant turn cannot contain a tool result",
-                    ));
-                }
-            }
-        }
-        if parts.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((role, prev)) if *role == m.role => prev.extend(parts),
-            _ => turns.push((m.role, parts)),
-        }
-    }
-    let sign = needs_signature(&req.model);
-    Ok(turns
-        .into_iter()
-        .map(|(role, mut parts)| {
-            if sign
-                && role == Role::Assistant
-                && let Some(first_call) = parts.iter_mut().find(|p| p.get("functionCall").is_some())
-            {
-                first_call["thoughtSignature"] = json!(SKIP_SIGNATURE);
-            }
-            json!({"role": if role == Role::User { "user" } else { "model" }, "parts": parts})
-        })
-        .collect())
-}
-
-/// Result text → `response`: a JSON object as is, else under `output`/`error`.
-fn response_for(text: &str, is_error: bool) -> Value {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(o)) if !is_error || o.contains_key("error") => Value::Object(o),
-        _ if is_error => json!({"error": text}),
-        _ => json!({"output": text}),
-    }
-}
-
-/// Gemini 3 and later validate thought signatures on replayed calls; the
-/// version-less aliases (`gemini-flash-latest`) may point at one.
-pub(super) fn needs_signature(model: &str) -> bool {
-    let Some((_, rest)) = model.split_once("gemini-") else {
-        return false;
-    };
-    let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    major.parse::<u32>().map_or(true, |m| m >= 3)
-}
-
-/// `fileData` needs a MIME type; a URL says it only by its extension.
-fn image_mime(url: &str) -> &'static str {
-    let path = url
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match path.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("png") => "image/png",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("heic") => "image/heic",
-        Some("heif") => "image/heif",
-        _ => "image/jpeg",
-    }
+    }))
 }

@@ -1,18 +1,19 @@
-//! Gemini SSE chunks ⇄ IR stream events.
+//! Gemini stream chunks ⇄ IR stream events.
+
+use std::borrow::Cow;
 
 use bytes::BytesMut;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{
-    answer_text, call_of, call_part, error_message, finish_str, parts_of, response_id, stop_of,
-    usage_from, usage_json,
-};
+use super::contents::PartOut;
+use super::gateway::ErrorBody;
+use super::response::{AnswerIn, AnswerOut, CandidateOut, call_of};
+use super::{UsageOut, response_id};
 use crate::sse::Event;
+use crate::translate::codec::{StreamDecoder, StreamEncoder};
 use crate::translate::ir::{ChatRequest, StopReason, StreamEvent};
-use crate::translate::{StreamDecoder, StreamEncoder, write_sse};
+use crate::translate::wire;
 use crate::usage::Usage;
-
-// ------------------------------------------------------------------ stream
 
 /// Gemini chunks → IR. Each chunk is a whole response; usage is cumulative,
 /// so each report is a total and the last one wins.
@@ -26,43 +27,27 @@ pub struct Decoder {
 
 impl StreamDecoder for Decoder {
     fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>) {
-        let data = ev.data.trim();
-        if data.is_empty() {
-            return;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
+        let Some(mut v) = wire::event_data::<AnswerIn>(ev) else {
             return;
         };
-        if let Some(e) = v.get("error") {
+        if let Some(e) = &v.error {
             out.push(StreamEvent::Error {
-                message: error_message(e),
+                message: wire::error_message(Some(e), "upstream error"),
             });
             return;
         }
         if !self.started {
             self.started = true;
-            self.response_id = v
-                .get("responseId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            self.response_id = v.response_id.take().unwrap_or_default();
             out.push(StreamEvent::Start {
                 id: self.response_id.clone(),
-                model: v
-                    .get("modelVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                model: v.model_version.take().unwrap_or_default(),
             });
         }
-        let cand = v
-            .get("candidates")
-            .and_then(|c| c.get(0))
-            .unwrap_or(&Value::Null);
-        for p in parts_of(cand) {
-            if let Some(t) = answer_text(p) {
-                out.push(StreamEvent::TextDelta(t.to_string()));
-            } else if let Some(fc) = p.get("functionCall") {
+        for mut p in v.take_parts() {
+            if let Some(t) = p.answer_text() {
+                out.push(StreamEvent::TextDelta(t));
+            } else if let Some(fc) = p.function_call {
                 // Calls arrive whole: a start and all the arguments at once.
                 let index = self.calls;
                 let (id, name, arguments) = call_of(fc, &self.response_id, index);
@@ -72,13 +57,13 @@ impl StreamDecoder for Decoder {
             }
         }
         if !self.finished
-            && let Some(stop) = stop_of(&v, cand, self.calls > 0)
+            && let Some(stop) = v.stop(self.calls > 0)
         {
             self.finished = true;
             out.push(StreamEvent::Finish(stop));
         }
-        if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
-            out.push(StreamEvent::Usage(usage_from(u)));
+        if let Some(u) = v.usage_metadata.0 {
+            out.push(StreamEvent::Usage(u.into()));
         }
     }
 }
@@ -132,49 +117,63 @@ impl Encoder {
     }
 
     /// One chunk, framed as the app asked.
-    fn emit(&mut self, out: &mut BytesMut, data: &str) {
-        match &mut self.array {
-            None => write_sse(out, None, data),
+    fn emit(array: &mut Option<bool>, out: &mut BytesMut, chunk: &impl Serialize) {
+        match array {
+            None => wire::write_sse_json(out, None, chunk),
             Some(started) => {
                 out.extend_from_slice(if *started { b",\r\n" } else { b"[" });
                 *started = true;
-                out.extend_from_slice(data.as_bytes());
+                wire::write_json(out, chunk);
             }
         }
     }
 
-    fn chunk(&mut self, parts: Vec<Value>, finish: Option<StopReason>, out: &mut BytesMut) {
+    fn chunk(&mut self, parts: Vec<PartOut<'_>>, finish: Option<StopReason>, out: &mut BytesMut) {
         if self.id.is_empty() {
             self.id = response_id("");
         }
-        let mut cand = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
-        let mut c = json!({"candidates": [], "modelVersion": self.model, "responseId": self.id});
-        if let Some(r) = finish {
-            cand["finishReason"] = json!(finish_str(r));
-            if let Some(u) = &self.usage {
-                c["usageMetadata"] = usage_json(u);
-            }
-        }
-        c["candidates"] = json!([cand]);
-        self.emit(out, &c.to_string());
+        let c = AnswerOut {
+            candidates: [CandidateOut::new(parts, finish)],
+            usage_metadata: finish.and(self.usage.as_ref()).map(UsageOut::from),
+            model_version: &self.model,
+            response_id: Cow::Borrowed(&self.id),
+        };
+        Self::emit(&mut self.array, out, &c);
     }
 
-    fn take_calls(&mut self) -> Vec<Value> {
-        let calls: Vec<Value> = self
-            .pending
-            .iter()
-            .map(|c| call_part(&c.id, &c.name, &c.arguments))
-            .collect();
-        self.sent.extend(self.pending.drain(..).map(|c| c.index));
-        calls
+    /// The buffered calls as parts; they count as sent.
+    fn take_calls(&mut self) -> Vec<PendingCall> {
+        self.sent.extend(self.pending.iter().map(|c| c.index));
+        std::mem::take(&mut self.pending)
     }
 
     fn flush_calls(&mut self, out: &mut BytesMut) {
         if !self.pending.is_empty() {
-            let parts = self.take_calls();
-            self.chunk(parts, None, out);
+            let calls = self.take_calls();
+            self.chunk(call_parts(&calls), None, out);
         }
     }
+
+    /// The upstream's id and model, unless the stream has them already.
+    fn start(&mut self, id: &str, model: &str) {
+        if self.id.is_empty() && !id.is_empty() {
+            self.id = id.to_string();
+        }
+        if !model.is_empty() {
+            self.model = model.to_string();
+        }
+    }
+
+    fn fail(&mut self, out: &mut BytesMut, message: &str) {
+        Self::emit(&mut self.array, out, &ErrorBody::internal(message));
+    }
+}
+
+fn call_parts(calls: &[PendingCall]) -> Vec<PartOut<'_>> {
+    calls
+        .iter()
+        .map(|c| PartOut::call(&c.id, &c.name, wire::arguments_or_empty(&c.arguments)))
+        .collect()
 }
 
 impl StreamEncoder for Encoder {
@@ -183,18 +182,11 @@ impl StreamEncoder for Encoder {
             return;
         }
         match ev {
-            StreamEvent::Start { id, model } => {
-                if self.id.is_empty() && !id.is_empty() {
-                    self.id = id.clone();
-                }
-                if !model.is_empty() {
-                    self.model = model.clone();
-                }
-            }
+            StreamEvent::Start { id, model } => self.start(id, model),
             StreamEvent::TextDelta(t) => {
                 if !t.is_empty() {
                     self.flush_calls(out);
-                    self.chunk(vec![json!({"text": t})], None, out);
+                    self.chunk(vec![PartOut::text(t)], None, out);
                 }
             }
             StreamEvent::ToolCallStart { index, id, name } => {
@@ -210,10 +202,9 @@ impl StreamEncoder for Encoder {
                 if let Some(c) = self.pending.iter_mut().find(|c| c.index == *index) {
                     c.arguments.push_str(arguments);
                 } else if !self.sent.contains(index) {
-                    let id = format!("call_{index}");
                     self.pending.push(PendingCall {
                         index: *index,
-                        id,
+                        id: format!("call_{index}"),
                         name: String::new(),
                         arguments: arguments.clone(),
                     });
@@ -223,8 +214,7 @@ impl StreamEncoder for Encoder {
             StreamEvent::Finish(r) => self.stop = Some(*r),
             StreamEvent::Error { message } => {
                 self.failed = true;
-                let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
-                self.emit(out, &e.to_string());
+                self.fail(out, message);
             }
         }
     }
@@ -232,16 +222,19 @@ impl StreamEncoder for Encoder {
     fn end(&mut self, out: &mut BytesMut) {
         if !self.failed {
             if let Some(stop) = self.stop {
-                let mut parts = self.take_calls();
+                let calls = self.take_calls();
+                let mut parts = call_parts(&calls);
                 if parts.is_empty() {
-                    parts.push(json!({"text": ""}));
+                    parts.push(PartOut::text(""));
                 }
                 self.chunk(parts, Some(stop), out);
             } else {
                 // No finish reason: the upstream was cut; do not pass a
                 // truncated answer off as complete.
-                let e = json!({"error": {"code": 500, "message": "the upstream stream ended before the answer was complete", "status": "INTERNAL"}});
-                self.emit(out, &e.to_string());
+                self.fail(
+                    out,
+                    "the upstream stream ended before the answer was complete",
+                );
             }
         }
         if let Some(started) = self.array.take() {

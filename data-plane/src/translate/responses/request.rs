@@ -2,32 +2,27 @@
 //! `text.format`; everything that needs OpenAI's stored state or hosted tools
 //! is refused with the field named.
 
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::translate::field::{f64_of, str_of, u64_of};
-use crate::translate::ir::{
-    ChatRequest, Drops, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+use super::TARGET;
+use crate::translate::openai_chat::{
+    self, FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, response_format, tool_choice_mode,
 };
-use crate::translate::openai_chat::{image_from_url, image_url};
+use crate::translate::policy::Policy;
+use crate::translate::ir::{
+    self, AssistantRun, ChatRequest, UserRun, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+    Unsupported,
+};
+use crate::translate::wire::{self, Body, Extra, TextOr, is_false};
 
-const TARGET: &str = "OpenAI Responses";
-
-/// Request fields that carry no content: dropped when translating, on every
-/// route. `store` only matters for retrieving the response later or chaining
+/// Request fields that carry no content beside those chat has
+/// (`openai_chat::ADVISORY`): dropped when translating, on every route.
+/// `store` only matters for retrieving the response later or chaining
 /// it with `previous_response_id`, which is refused; `max_tool_calls` only
 /// caps hosted tools, which are dropped; `stream_options` only holds
 /// `include_obfuscation`.
-const ADVISORY: &[&str] = &[
-    "metadata",
-    "store",
-    "parallel_tool_calls",
-    "service_tier",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "safety_identifier",
-    "stream_options",
-    "max_tool_calls",
-];
+const ADVISORY: &[&str] = &["prompt_cache_retention", "stream_options", "max_tool_calls"];
 
 /// Request fields that are hints or client bookkeeping: dropped when
 /// translating on lenient routes, refused on strict ones. `client_metadata`
@@ -36,71 +31,160 @@ const ADVISORY: &[&str] = &[
 /// `truncation: auto` only matters past the context window.
 const HINTS: &[&str] = &["client_metadata", "reasoning", "truncation"];
 
+/// What a Responses request may lose in translation.
+const POLICY: Policy = Policy {
+    hints: HINTS,
+    advisory: &[openai_chat::ADVISORY, ADVISORY],
+};
+
 /// `include` values that ask for something only OpenAI returns and the app
 /// does without: the encrypted reasoning state to replay later.
 const INCLUDE_HINTS: &[&str] = &["reasoning.encrypted_content"];
 
+// ------------------------------------------------------------------ the wire, as apps send it
+
+#[derive(Deserialize)]
+struct RequestIn {
+    model: Option<String>,
+    instructions: Option<String>,
+    input: Option<TextOr<ItemIn>>,
+    tools: Option<Vec<ToolIn>>,
+    tool_choice: Option<ToolChoiceIn>,
+    max_output_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stream: Option<bool>,
+    text: Option<TextIn>,
+    user: Option<String>,
+    /// Defaults spelled out, hints and bookkeeping, or what cannot be
+    /// translated (`previous_response_id`, `conversation`, `background`…).
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+/// An `input` item: a message, a function call or its output, or replayed
+/// reasoning.
+#[derive(Deserialize)]
+struct ItemIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    role: Option<String>,
+    content: Option<TextOr<ContentIn>>,
+    call_id: Option<String>,
+    name: Option<String>,
+    arguments: Option<String>,
+    output: Option<TextOr<ContentIn>>,
+}
+
+#[derive(Deserialize)]
+struct ContentIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    text: Option<String>,
+    refusal: Option<String>,
+    image_url: Option<String>,
+    file_id: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ToolIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    parameters: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "expected a string or an object")]
+enum ToolChoiceIn {
+    Mode(String),
+    Object {
+        #[serde(rename = "type")]
+        ty: Option<String>,
+        name: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct TextIn {
+    format: Option<FormatIn>,
+    verbosity: Option<Value>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct FormatIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    description: Option<Value>,
+    #[serde(flatten)]
+    schema: JsonSchemaIn,
+}
+
+// ------------------------------------------------------------------ decode
+
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
-    let v: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| Unsupported::invalid("body", e))?;
-    let mut req = ChatRequest::default();
-    // `instructions` comes before any system item of `input`, whatever the key order.
-    if let Some(i) = v.get("instructions").filter(|i| !i.is_null()) {
-        req.system.push(str_of(i, "instructions")?.to_string());
+    let b: RequestIn = wire::parse(body, "body")?;
+    let mut req = ChatRequest {
+        model: b.model.unwrap_or_default(),
+        // `instructions` comes before any system item of `input`.
+        system: b.instructions.into_iter().collect(),
+        tool_choice: b.tool_choice.map(decode_tool_choice).transpose()?,
+        max_tokens: b.max_output_tokens,
+        temperature: b.temperature,
+        top_p: b.top_p,
+        stream: b.stream.unwrap_or(false),
+        user: b.user,
+        ..Default::default()
+    };
+    if let Some(tools) = b.tools {
+        req.tools = decode_tools(tools, &mut req.dropped)?;
     }
-    for (k, val) in &v {
-        if val.is_null() {
-            continue;
-        }
-        match k.as_str() {
-            "model" => req.model = str_of(val, "model")?.to_string(),
-            "instructions" => {}
-            "input" => decode_input(val, &mut req)?,
-            "tools" => req.tools = decode_tools(val, &mut req.dropped)?,
-            "tool_choice" => req.tool_choice = Some(decode_tool_choice(val)?),
-            "max_output_tokens" => req.max_tokens = Some(u64_of(val, k)?),
-            "temperature" => req.temperature = Some(f64_of(val, k)?),
-            "top_p" => req.top_p = Some(f64_of(val, k)?),
-            "stream" => {
-                req.stream = val
-                    .as_bool()
-                    .ok_or_else(|| Unsupported::invalid("stream", "expected a boolean"))?
+    if let Some(text) = b.text {
+        req.response_format = decode_text(text, &mut req.dropped)?;
+    }
+    match b.input {
+        None => {}
+        Some(TextOr::Text(s)) => req.messages.push(Message {
+            role: Role::User,
+            content: vec![Part::Text(s)],
+        }),
+        Some(TextOr::Parts(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                decode_item(item, i, &mut req)?;
             }
-            "text" => req.response_format = decode_text(val, &mut req.dropped)?,
-            "user" => req.user = Some(str_of(val, "user")?.to_string()),
-            // The defaults, spelled out: nothing to translate.
-            "truncation" if val.as_str() == Some("disabled") => {}
-            "background" if val.as_bool() == Some(false) => {}
-            "include" if val.as_array().is_some_and(Vec::is_empty) => {}
-            "top_logprobs" if val.as_u64() == Some(0) => {}
-            "reasoning" if is_blank(val) => {}
-            "include" => decode_include(val, &mut req.dropped)?,
-            a if HINTS.contains(&a) => req.dropped.hint(a),
-            a if ADVISORY.contains(&a) => req.dropped.advisory(a),
-            other => return Err(Unsupported::new(other, "translated")),
         }
     }
-    req.check_tool_choice()?;
-    if req.model.is_empty() {
-        return Err(Unsupported::invalid(
-            "model",
-            "you must provide a model parameter",
-        ));
+    for (k, v) in b.extra.iter().filter(|(_, v)| !v.is_null()) {
+        match k.as_str() {
+            // The defaults, spelled out: nothing to translate.
+            "truncation" if v.as_str() == Some("disabled") => {}
+            "background" if v.as_bool() == Some(false) => {}
+            "include" if v.as_array().is_some_and(Vec::is_empty) => {}
+            "top_logprobs" if v.as_u64() == Some(0) => {}
+            "reasoning" if is_blank(v) => {}
+            "include" => decode_include(v, &mut req.dropped)?,
+            other => POLICY.field(other, &mut req.dropped)?,
+        }
     }
     // A Responses stream always ends with the usage.
     req.stream_usage = req.stream;
-    Ok(req)
+    req.checked(MISSING_MODEL)
 }
 
 /// `include` asks for extra output: what only OpenAI can return and the app
 /// does without is a hint; anything else (logprobs, hosted-tool results) is
 /// refused.
-fn decode_include(val: &Value, drops: &mut Drops) -> Result<(), Unsupported> {
-    let items = val
+fn decode_include(v: &Value, drops: &mut Drops) -> Result<(), Unsupported> {
+    let items = v
         .as_array()
         .ok_or_else(|| Unsupported::invalid("include", "expected an array of strings"))?;
     for it in items {
-        let what = str_of(it, "include")?;
+        let what = it
+            .as_str()
+            .ok_or_else(|| Unsupported::invalid("include", "expected a string"))?;
         if INCLUDE_HINTS.contains(&what) {
             drops.hint(&format!("include ({what})"));
         } else {
@@ -110,89 +194,59 @@ fn decode_include(val: &Value, drops: &mut Drops) -> Result<(), Unsupported> {
     Ok(())
 }
 
-fn decode_input(val: &Value, req: &mut ChatRequest) -> Result<(), Unsupported> {
-    let items = match val {
-        Value::String(s) => {
-            req.messages.push(Message {
-                role: Role::User,
-                content: vec![Part::Text(s.clone())],
-            });
-            return Ok(());
-        }
-        Value::Array(items) => items,
-        _ => {
-            return Err(Unsupported::invalid(
-                "input",
-                "expected a string or an array of items",
-            ));
-        }
+fn decode_item(item: ItemIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
+    let at = |f: &str| format!("input[{i}].{f}");
+    let ty = match item.ty.as_deref() {
+        Some(t) => t,
+        // Messages may leave out their type (`EasyInputMessage`).
+        None if item.role.is_some() => "message",
+        None => return Err(Unsupported::invalid(at("type"), "missing")),
     };
-    for (i, item) in items.iter().enumerate() {
-        let at = |f: &str| format!("input[{i}].{f}");
-        let ty = match item.get("type").and_then(Value::as_str) {
-            Some(t) => t,
-            // Messages may leave out their type (`EasyInputMessage`).
-            None if item.get("role").is_some() => "message",
-            None => return Err(Unsupported::invalid(at("type"), "missing")),
-        };
-        match ty {
-            "message" => decode_message(item, i, req)?,
-            // The model's private reasoning from an earlier turn (encrypted
-            // or summarized): no other provider can use it.
-            "reasoning" => req.dropped.hint(&at("type (reasoning)")),
-            "function_call" => {
-                let part = Part::ToolCall {
-                    id: required_str(item, "call_id", &at("call_id"))?.to_string(),
-                    name: required_str(item, "name", &at("name"))?.to_string(),
-                    arguments: item
-                        .get("arguments")
-                        .and_then(Value::as_str)
-                        .unwrap_or("{}")
-                        .to_string(),
-                };
-                push_assistant(req, vec![part]);
-            }
-            "function_call_output" => {
-                let id = required_str(item, "call_id", &at("call_id"))?.to_string();
-                let content = match item.get("output") {
-                    Some(Value::String(s)) => vec![Part::Text(s.clone())],
-                    Some(out @ Value::Array(_)) => decode_content(out, &at("output"), Role::User)?,
-                    _ => {
-                        return Err(Unsupported::invalid(
-                            at("output"),
-                            "expected a string or an array of parts",
-                        ));
-                    }
-                };
-                let name = req.tool_name_for(&id).map(str::to_string);
-                let part = Part::ToolResult {
-                    id,
-                    name,
-                    content,
-                    is_error: false,
-                };
-                req.push_tool_result(part);
-            }
-            other => return Err(unsupported_value(at("type"), other)),
+    match ty {
+        "message" => decode_message(item, i, req)?,
+        // The model's private reasoning from an earlier turn (encrypted or
+        // summarized): no other provider can use it.
+        "reasoning" => req.dropped.hint(&at("type (reasoning)")),
+        "function_call" => {
+            let part = Part::ToolCall {
+                id: required(item.call_id, &at("call_id"))?,
+                name: required(item.name, &at("name"))?,
+                arguments: item.arguments.unwrap_or_else(|| "{}".to_string()),
+            };
+            push_assistant(req, vec![part]);
         }
+        "function_call_output" => {
+            let id = required(item.call_id, &at("call_id"))?;
+            let content = match item.output {
+                Some(TextOr::Text(s)) => vec![Part::Text(s)],
+                Some(out @ TextOr::Parts(_)) => decode_content(Some(out), &at("output"), Role::User)?,
+                None => {
+                    return Err(Unsupported::invalid(
+                        at("output"),
+                        "expected a string or an array of parts",
+                    ));
+                }
+            };
+            req.push_call_result(id, content);
+        }
+        other => return Err(unsupported_value(at("type"), other)),
     }
     Ok(())
 }
 
-fn decode_message(item: &Value, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
+fn decode_message(item: ItemIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
     let at = format!("input[{i}].content");
-    let content = item.get("content").unwrap_or(&Value::Null);
-    match item.get("role").and_then(Value::as_str).unwrap_or("") {
-        "system" | "developer" => req.system.push(text_of(content, &at)?),
+    match item.role.as_deref().unwrap_or("") {
+        "system" | "developer" => req.system.push(text_of(item.content, &at)?),
         "user" => {
-            let parts = decode_content(content, &at, Role::User)?;
+            let content = decode_content(item.content, &at, Role::User)?;
             req.messages.push(Message {
                 role: Role::User,
-                content: parts,
+                content,
             });
         }
         "assistant" => {
-            let parts = decode_content(content, &at, Role::Assistant)?;
+            let parts = decode_content(item.content, &at, Role::Assistant)?;
             push_assistant(
                 req,
                 parts.into_iter().filter(|p| p.text() != Some("")).collect(),
@@ -221,36 +275,35 @@ fn push_assistant(req: &mut ChatRequest, parts: Vec<Part>) {
 }
 
 /// Message content (or a function call's output): a string or a list of parts.
-fn decode_content(content: &Value, at: &str, role: Role) -> Result<Vec<Part>, Unsupported> {
+fn decode_content(
+    content: Option<TextOr<ContentIn>>,
+    at: &str,
+    role: Role,
+) -> Result<Vec<Part>, Unsupported> {
     let items = match content {
-        Value::String(s) => return Ok(vec![Part::Text(s.clone())]),
-        Value::Array(items) => items,
-        Value::Null => return Ok(vec![]),
-        _ => {
-            return Err(Unsupported::invalid(
-                at,
-                "expected a string or an array of parts",
-            ));
-        }
+        None => return Ok(vec![]),
+        Some(TextOr::Text(s)) => return Ok(vec![Part::Text(s)]),
+        Some(TextOr::Parts(items)) => items,
     };
     let mut parts = Vec::with_capacity(items.len());
-    for (j, p) in items.iter().enumerate() {
+    for (j, p) in items.into_iter().enumerate() {
         let here = format!("{at}[{j}]");
-        match p.get("type").and_then(Value::as_str) {
-            Some("input_text" | "output_text") => parts.push(Part::Text(
-                required_str(p, "text", &format!("{here}.text"))?.to_string(),
-            )),
+        match p.ty.as_deref() {
+            Some("input_text" | "output_text") => {
+                parts.push(Part::Text(required(p.text, &format!("{here}.text"))?))
+            }
             // What the model refused with is what it said.
-            Some("refusal") if role == Role::Assistant => parts.push(Part::Text(
-                required_str(p, "refusal", &format!("{here}.refusal"))?.to_string(),
-            )),
+            Some("refusal") if role == Role::Assistant => {
+                parts.push(Part::Text(required(p.refusal, &format!("{here}.refusal"))?))
+            }
             Some("input_image") if role == Role::User => {
-                if p.get("file_id").is_some_and(|f| !f.is_null()) {
+                if p.file_id.is_some() {
                     return Err(Unsupported::new(format!("{here}.file_id"), "translated"));
                 }
-                // `detail` is a resolution hint with no equivalent in the IR; the image itself is kept.
-                let url = required_str(p, "image_url", &format!("{here}.image_url"))?;
-                parts.push(Part::Image(image_from_url(url)));
+                // `detail` is a resolution hint with no equivalent in the IR;
+                // the image itself is kept.
+                let url = required(p.image_url, &format!("{here}.image_url"))?;
+                parts.push(Part::Image(Image::from_url(&url)));
             }
             Some(other) => return Err(unsupported_value(format!("{here}.type"), other)),
             None => return Err(Unsupported::invalid(format!("{here}.type"), "missing")),
@@ -263,13 +316,10 @@ fn decode_content(content: &Value, at: &str, role: Role) -> Result<Vec<Part>, Un
 /// interpreter…), tool namespaces and free-form `custom` tools have no
 /// equivalent at another provider: they are dropped as hints, and the
 /// target's model is offered the app's function tools.
-fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
-    let arr = val
-        .as_array()
-        .ok_or_else(|| Unsupported::invalid("tools", "expected an array"))?;
-    let mut tools = Vec::with_capacity(arr.len());
-    for (i, t) in arr.iter().enumerate() {
-        match t.get("type").and_then(Value::as_str) {
+fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, t) in tools.into_iter().enumerate() {
+        match t.ty.as_deref() {
             Some("function") => {}
             Some(other) => {
                 drops.hint(&format!("tools[{i}] ({other})"));
@@ -277,278 +327,60 @@ fn decode_tools(val: &Value, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported
             }
             None => return Err(Unsupported::invalid(format!("tools[{i}].type"), "missing")),
         }
-        tools.push(decode_tool(t, i)?);
-    }
-    Ok(tools)
-}
-
-fn decode_tool(t: &Value, i: usize) -> Result<Tool, Unsupported> {
-    // `strict` asks OpenAI to enforce the schema while sampling; other
-    // providers follow it without that guarantee, so it is not kept.
-    Ok(Tool {
-        name: required_str(t, "name", &format!("tools[{i}].name"))?.to_string(),
-        description: t
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        parameters: t
-            .get("parameters")
-            .filter(|p| !p.is_null())
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-    })
-}
-
-fn decode_tool_choice(val: &Value) -> Result<ToolChoice, Unsupported> {
-    match val {
-        Value::String(s) => match s.as_str() {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            other => Err(Unsupported::invalid(
-                "tool_choice",
-                format!("unknown value {other:?}"),
-            )),
-        },
-        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
-            Some("function") => o
-                .get("name")
-                .and_then(Value::as_str)
-                .map(|n| ToolChoice::Tool(n.to_string()))
-                .ok_or_else(|| Unsupported::invalid("tool_choice.name", "missing")),
-            Some(other) => Err(unsupported_value("tool_choice.type", other)),
-            None => Err(Unsupported::invalid("tool_choice.type", "missing")),
-        },
-        _ => Err(Unsupported::invalid(
-            "tool_choice",
-            "expected a string or an object",
-        )),
-    }
-}
-
-fn decode_text(val: &Value, drops: &mut Drops) -> Result<Option<ResponseFormat>, Unsupported> {
-    let obj = val
-        .as_object()
-        .ok_or_else(|| Unsupported::invalid("text", "expected an object"))?;
-    let mut format = None;
-    for (k, v) in obj {
-        match k.as_str() {
-            _ if v.is_null() => {}
-            "format" => format = Some(decode_format(v)?),
-            "verbosity" if v.as_str() == Some("medium") => {}
-            // How wordy, not what: a hint.
-            "verbosity" => drops.hint("text.verbosity"),
-            other => return Err(Unsupported::new(format!("text.{other}"), "translated")),
-        }
-    }
-    Ok(format)
-}
-
-fn decode_format(f: &Value) -> Result<ResponseFormat, Unsupported> {
-    match f.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(ResponseFormat::Text),
-        Some("json_object") => Ok(ResponseFormat::JsonObject),
-        Some("json_schema") => {
-            if f.get("description")
-                .and_then(Value::as_str)
-                .is_some_and(|d| !d.is_empty())
-            {
-                return Err(Unsupported::new("text.format.description", "translated"));
-            }
-            Ok(ResponseFormat::JsonSchema {
-                name: f
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("response")
-                    .to_string(),
-                schema: f.get("schema").cloned().unwrap_or(Value::Null),
-                strict: f.get("strict").and_then(Value::as_bool).unwrap_or(false),
-            })
-        }
-        _ => Err(Unsupported::invalid(
-            "text.format.type",
-            "expected text, json_object or json_schema",
-        )),
-    }
-}
-
-pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
-    if req.top_k.is_some() {
-        return Err(Unsupported::new("top_k", TARGET));
-    }
-    if !req.stop.is_empty() {
-        return Err(Unsupported::new("stop", TARGET));
-    }
-    let mut out = json!({"model": req.model});
-    let mut input = Vec::new();
-    match req.system.as_slice() {
-        [] => {}
-        [one] => out["instructions"] = json!(one),
-        many => input.extend(
-            many.iter()
-                .map(|s| json!({"type": "message", "role": "system", "content": s})),
-        ),
-    }
-    for (i, m) in req.messages.iter().enumerate() {
-        match m.role {
-            Role::User => {
-                let mut parts = Vec::new();
-                for p in &m.content {
-                    match p {
-                        Part::Text(t) => parts.push(json!({"type": "input_text", "text": t})),
-                        Part::Image(img) => {
-                            parts.push(json!({"type": "input_image", "image_url": image_url(img), "detail": "auto"}))
-                        }
-                        Part::ToolResult { id, content, is_error, .. } => {
-                            flush_user(&mut parts, &mut input);
-                            input.push(json!({
-                                "type": "function_call_output",
-                                "call_id": id,
-                                "output": tool_output(content, *is_error, i)?,
-                            }));
-                        }
-                        Part::ToolCall { .. } => {
-                            return Err(Unsupported::invalid(format!("messages[{i}]"), "a user turn cannot contain a tool call"));
-                        }
-                    }
-                }
-                flush_user(&mut parts, &mut input);
-            }
-            Role::Assistant => {
-                let mut text = String::new();
-                for p in &m.content {
-                    match p {
-                        Part::Text(t) => text.push_str(t),
-                        Part::ToolCall {
-                            id,
-                            name,
-                            arguments,
-                        } => {
-                            flush_assistant(&mut text, &mut input);
-                            input.push(json!({"type": "function_call", "call_id": id, "name": name, "arguments": arguments}));
-                        }
-                        _ => {
-                            return Err(Unsupported::invalid(
-                                format!("messages[{i}]"),
-                                "an assistant turn can only hold text and tool calls",
-                            ));
-                        }
-                    }
-                }
-                flush_assistant(&mut text, &mut input);
-            }
-        }
-    }
-    out["input"] = Value::Array(input);
-    if !req.tools.is_empty() {
-        out["tools"] = req.tools.iter().map(tool_json).collect();
-    }
-    if let Some(tc) = &req.tool_choice {
-        out["tool_choice"] = tool_choice_json(tc);
-    }
-    if let Some(v) = req.max_tokens {
-        out["max_output_tokens"] = json!(v);
-    }
-    if let Some(v) = req.temperature {
-        out["temperature"] = json!(v);
-    }
-    if let Some(v) = req.top_p {
-        out["top_p"] = json!(v);
-    }
-    if let Some(rf) = &req.response_format {
-        out["text"] = json!({"format": format_json(rf)});
-    }
-    if let Some(u) = &req.user {
-        out["user"] = json!(u);
-    }
-    if req.stream {
-        out["stream"] = json!(true);
+        // `strict` asks OpenAI to enforce the schema while sampling; other
+        // providers follow it without that guarantee, so it is not kept.
+        out.push(Tool {
+            name: required(t.name, &format!("tools[{i}].name"))?,
+            description: t.description,
+            parameters: t.parameters.unwrap_or_else(ir::no_arguments),
+        });
     }
     Ok(out)
 }
 
-fn flush_user(parts: &mut Vec<Value>, input: &mut Vec<Value>) {
-    if !parts.is_empty() {
-        input.push(json!({"type": "message", "role": "user", "content": std::mem::take(parts)}));
-    }
-}
-
-fn flush_assistant(text: &mut String, input: &mut Vec<Value>) {
-    if !text.is_empty() {
-        input
-            .push(json!({"type": "message", "role": "assistant", "content": std::mem::take(text)}));
-    }
-}
-
-/// A tool result as `function_call_output.output`: a string when it is all
-/// text, else a list of input parts.
-fn tool_output(content: &[Part], is_error: bool, i: usize) -> Result<Value, Unsupported> {
-    let prefix = if is_error { "Error: " } else { "" };
-    if content.iter().all(|p| matches!(p, Part::Text(_))) {
-        let text: String = content.iter().filter_map(Part::text).collect();
-        return Ok(json!(format!("{prefix}{text}")));
-    }
-    let mut parts = Vec::new();
-    if is_error {
-        parts.push(json!({"type": "input_text", "text": "Error:"}));
-    }
-    for c in content {
-        parts.push(match c {
-            Part::Text(t) => json!({"type": "input_text", "text": t}),
-            Part::Image(img) => {
-                json!({"type": "input_image", "image_url": image_url(img), "detail": "auto"})
-            }
-            _ => {
-                return Err(Unsupported::invalid(
-                    format!("messages[{i}].tool_result.content"),
-                    "only text and images",
-                ));
-            }
-        });
-    }
-    Ok(Value::Array(parts))
-}
-
-/// Function tools are sent non-strict: `strict` defaults to true in this API,
-/// and schemas written for other providers rarely meet its rules.
-pub(super) fn tool_json(t: &Tool) -> Value {
-    let mut v =
-        json!({"type": "function", "name": t.name, "parameters": t.parameters, "strict": false});
-    if let Some(d) = &t.description {
-        v["description"] = json!(d);
-    }
-    v
-}
-
-pub(super) fn tool_choice_json(tc: &ToolChoice) -> Value {
+fn decode_tool_choice(tc: ToolChoiceIn) -> Result<ToolChoice, Unsupported> {
     match tc {
-        ToolChoice::Auto => json!("auto"),
-        ToolChoice::None => json!("none"),
-        ToolChoice::Required => json!("required"),
-        ToolChoice::Tool(n) => json!({"type": "function", "name": n}),
+        ToolChoiceIn::Mode(s) => tool_choice_mode(&s),
+        ToolChoiceIn::Object { ty, name } => match ty.as_deref() {
+            Some("function") => name
+                .map(ToolChoice::Tool)
+                .ok_or_else(|| Unsupported::invalid("tool_choice.name", "missing")),
+            Some(other) => Err(unsupported_value("tool_choice.type", other)),
+            None => Err(Unsupported::invalid("tool_choice.type", "missing")),
+        },
     }
 }
 
-pub(super) fn format_json(rf: &ResponseFormat) -> Value {
-    match rf {
-        ResponseFormat::Text => json!({"type": "text"}),
-        ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema {
-            name,
-            schema,
-            strict,
-        } => {
-            json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict})
+fn decode_text(text: TextIn, drops: &mut Drops) -> Result<Option<ResponseFormat>, Unsupported> {
+    match text.verbosity.as_ref() {
+        None => {}
+        Some(v) if v.as_str() == Some("medium") => {}
+        // How wordy, not what: a hint.
+        Some(_) => drops.hint("text.verbosity"),
+    }
+    if let Some((k, _)) = text.extra.iter().find(|(_, v)| !v.is_null()) {
+        return Err(Unsupported::new(format!("text.{k}"), "translated"));
+    }
+    text.format.map(decode_format).transpose()
+}
+
+fn decode_format(f: FormatIn) -> Result<ResponseFormat, Unsupported> {
+    let schema = || {
+        if f.description
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|d| !d.is_empty())
+        {
+            return Err(Unsupported::new("text.format.description", "translated"));
         }
-    }
+        Ok(f.schema)
+    };
+    response_format(f.ty.as_deref(), schema, "text.format.type")
 }
 
-// ------------------------------------------------------------------ helpers
-
-fn required_str<'a>(v: &'a Value, key: &str, field: &str) -> Result<&'a str, Unsupported> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Unsupported::invalid(field, "expected a string"))
+/// A field the item must have.
+fn required(v: Option<String>, field: &str) -> Result<String, Unsupported> {
+    v.ok_or_else(|| Unsupported::invalid(field, "expected a string"))
 }
 
 /// An object whose every field is null (`reasoning: {"effort": null}`) asks for nothing.
@@ -569,30 +401,282 @@ fn unsupported_value(field: impl Into<String>, value: &str) -> Unsupported {
 }
 
 /// Text of a string, or of an array of text parts joined (system messages).
-fn text_of(v: &Value, field: &str) -> Result<String, Unsupported> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(parts) => {
-            let mut out = String::new();
-            for p in parts {
-                match p.get("type").and_then(Value::as_str) {
-                    Some("input_text" | "output_text") => {
-                        out.push_str(p.get("text").and_then(Value::as_str).unwrap_or_default())
-                    }
-                    _ => {
-                        return Err(Unsupported::invalid(
-                            field,
-                            "only text parts are allowed here",
-                        ));
-                    }
-                }
-            }
-            Ok(out)
+fn text_of(v: Option<TextOr<ContentIn>>, field: &str) -> Result<String, Unsupported> {
+    TextOr::joined(v, field, |p| match p.ty.as_deref() {
+        Some("input_text" | "output_text") => Some(p.text.as_deref().unwrap_or_default()),
+        _ => None,
+    })
+}
+
+// ------------------------------------------------------------------ the wire, as the gateway sends it
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+pub(super) struct RequestOut<'a> {
+    model: &'a str,
+    instructions: Option<&'a str>,
+    input: Vec<InputOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    max_output_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    text: Option<TextOut<'a>>,
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    stream: bool,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum InputOut<'a> {
+    Message {
+        role: &'static str,
+        content: MessageContentOut<'a>,
+    },
+    FunctionCall {
+        call_id: &'a str,
+        name: &'a str,
+        arguments: &'a str,
+    },
+    FunctionCallOutput {
+        call_id: &'a str,
+        output: MessageContentOut<'a>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MessageContentOut<'a> {
+    Text(String),
+    Parts(Vec<InputPartOut<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum InputPartOut<'a> {
+    InputText {
+        text: &'a str,
+    },
+    InputImage {
+        image_url: String,
+        detail: &'static str,
+    },
+}
+
+/// Function tools are sent non-strict: `strict` defaults to true in this API,
+/// and schemas written for other providers rarely meet its rules.
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+pub(super) struct ToolOut<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    name: &'a str,
+    parameters: &'a Value,
+    strict: bool,
+    description: Option<&'a str>,
+}
+
+impl<'a> From<&'a Tool> for ToolOut<'a> {
+    fn from(t: &'a Tool) -> Self {
+        Self {
+            ty: "function",
+            name: &t.name,
+            parameters: &t.parameters,
+            strict: false,
+            description: t.description.as_deref(),
         }
-        Value::Null => Ok(String::new()),
-        _ => Err(Unsupported::invalid(
-            field,
-            "expected a string or an array of text parts",
-        )),
     }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum ToolChoiceOut<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        name: &'a str,
+    },
+}
+
+impl<'a> From<&'a ToolChoice> for ToolChoiceOut<'a> {
+    fn from(tc: &'a ToolChoice) -> Self {
+        match tc {
+            ToolChoice::Auto => Self::Mode("auto"),
+            ToolChoice::None => Self::Mode("none"),
+            ToolChoice::Required => Self::Mode("required"),
+            ToolChoice::Tool(n) => Self::Function {
+                ty: "function",
+                name: n,
+            },
+        }
+    }
+}
+
+/// `text`: the output format, the schema inline.
+#[derive(Serialize)]
+pub(super) struct TextOut<'a> {
+    format: FormatOut<JsonSchemaOut<'a>>,
+}
+
+impl<'a> From<Option<&'a ResponseFormat>> for TextOut<'a> {
+    fn from(rf: Option<&'a ResponseFormat>) -> Self {
+        Self {
+            format: FormatOut::new(rf, |s| s),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ encode
+
+/// IR → a Responses body (as JSON, for tests and tools).
+pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
+    request_body(req).map(|b| b.to_json())
+}
+
+/// IR → the body sent upstream.
+pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    if req.top_k.is_some() {
+        return Err(Unsupported::new("top_k", TARGET));
+    }
+    if !req.stop.is_empty() {
+        return Err(Unsupported::new("stop", TARGET));
+    }
+    let mut input = Vec::new();
+    let instructions = match req.system.as_slice() {
+        [] => None,
+        [one] => Some(one.as_str()),
+        many => {
+            input.extend(many.iter().map(|s| InputOut::Message {
+                role: "system",
+                content: MessageContentOut::Text(s.clone()),
+            }));
+            None
+        }
+    };
+    for (i, m) in req.messages.iter().enumerate() {
+        match m.role {
+            Role::User => user_items(m, i, &mut input)?,
+            Role::Assistant => assistant_items(m, i, &mut input)?,
+        }
+    }
+    Ok(RequestOut {
+        model: &req.model,
+        instructions,
+        input,
+        tools: req.tools.iter().map(ToolOut::from).collect(),
+        tool_choice: req.tool_choice.as_ref().map(ToolChoiceOut::from),
+        max_output_tokens: req.max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        text: req
+            .response_format
+            .as_ref()
+            .map(|rf| TextOut::from(Some(rf))),
+        user: req.user.as_deref(),
+        stream: req.stream,
+    })
+}
+
+/// A user turn: its content as messages, its tool results as
+/// `function_call_output` items between them.
+fn user_items<'a>(
+    m: &'a Message,
+    i: usize,
+    input: &mut Vec<InputOut<'a>>,
+) -> Result<(), Unsupported> {
+    for run in m.user_runs(i)? {
+        input.push(match run {
+            UserRun::Content(c) => InputOut::Message {
+                role: "user",
+                content: MessageContentOut::Parts(c.into_iter().filter_map(input_part).collect()),
+            },
+            UserRun::Result {
+                id,
+                content,
+                is_error,
+            } => InputOut::FunctionCallOutput {
+                call_id: id,
+                output: tool_output(content, is_error, i)?,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// An assistant turn: its text as messages, its calls as `function_call`
+/// items between them.
+fn assistant_items<'a>(
+    m: &'a Message,
+    i: usize,
+    input: &mut Vec<InputOut<'a>>,
+) -> Result<(), Unsupported> {
+    for run in m.assistant_runs(i)? {
+        input.push(match run {
+            // Empty text makes no message.
+            AssistantRun::Text(t) if t.is_empty() => continue,
+            AssistantRun::Text(t) => InputOut::Message {
+                role: "assistant",
+                content: MessageContentOut::Text(t),
+            },
+            AssistantRun::Call {
+                id,
+                name,
+                arguments,
+            } => InputOut::FunctionCall {
+                call_id: id,
+                name,
+                arguments,
+            },
+        });
+    }
+    Ok(())
+}
+
+fn input_part(p: &Part) -> Option<InputPartOut<'_>> {
+    match p {
+        Part::Text(text) => Some(InputPartOut::InputText { text }),
+        Part::Image(img) => Some(image(img)),
+        _ => None,
+    }
+}
+
+fn image(img: &Image) -> InputPartOut<'_> {
+    InputPartOut::InputImage {
+        image_url: img.url(),
+        detail: "auto",
+    }
+}
+
+/// A tool result as `function_call_output.output`: a string when it is all
+/// text, else a list of input parts.
+fn tool_output(
+    content: &[Part],
+    is_error: bool,
+    i: usize,
+) -> Result<MessageContentOut<'_>, Unsupported> {
+    let prefix = if is_error { "Error: " } else { "" };
+    if content.iter().all(|p| matches!(p, Part::Text(_))) {
+        let text: String = content.iter().filter_map(Part::text).collect();
+        return Ok(MessageContentOut::Text(format!("{prefix}{text}")));
+    }
+    let mut parts = Vec::new();
+    if is_error {
+        parts.push(InputPartOut::InputText { text: "Error:" });
+    }
+    for c in content {
+        parts.push(match c {
+            Part::Text(t) => InputPartOut::InputText { text: t },
+            Part::Image(img) => image(img),
+            _ => {
+                return Err(Unsupported::invalid(
+                    format!("messages[{i}].tool_result.content"),
+                    "only text and images",
+                ));
+            }
+        });
+    }
+    Ok(MessageContentOut::Parts(parts))
 }

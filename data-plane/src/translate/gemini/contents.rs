@@ -1,0 +1,366 @@
+//! IR requests → Gemini request bodies, and the parts answers are made of.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::TARGET;
+use super::schema::{SchemaBudget, encode_schema_within};
+use crate::translate::ir::{
+    self, ChatRequest, Image, Part, ResponseFormat, Role, ToolChoice, Unsupported,
+};
+use crate::translate::wire::{self, Body};
+
+/// Google's documented stand-in for a thought signature the history lacks.
+const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RequestOut<'a> {
+    contents: Vec<ContentOut<'a>>,
+    system_instruction: Option<SystemOut<'a>>,
+    tools: Option<[ToolsOut<'a>; 1]>,
+    tool_config: Option<ToolConfigOut<'a>>,
+    generation_config: Option<GenerationConfigOut<'a>>,
+}
+
+/// A content: a turn, in requests and answers.
+#[derive(Serialize)]
+pub(super) struct ContentOut<'a> {
+    pub parts: Vec<PartOut<'a>>,
+    pub role: &'static str,
+}
+
+/// A part: one kind of data (the field set says which), and a thought
+/// signature beside a function call.
+#[serde_with::skip_serializing_none]
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PartOut<'a> {
+    pub text: Option<&'a str>,
+    inline_data: Option<BlobOut<'a>>,
+    file_data: Option<FileOut<'a>>,
+    pub function_call: Option<CallOut<'a>>,
+    function_response: Option<CallResultOut<'a>>,
+    thought_signature: Option<&'static str>,
+}
+
+impl<'a> PartOut<'a> {
+    pub fn text(text: &'a str) -> Self {
+        Self {
+            text: Some(text),
+            ..Default::default()
+        }
+    }
+
+    /// A call; an upstream's malformed arguments cannot be an `args` object,
+    /// so they are `{}` in an answer.
+    pub fn call(id: &'a str, name: &'a str, args: Value) -> Self {
+        Self {
+            function_call: Some(CallOut { id, name, args }),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlobOut<'a> {
+    mime_type: &'a str,
+    data: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileOut<'a> {
+    mime_type: &'static str,
+    file_uri: &'a str,
+}
+
+#[derive(Serialize)]
+pub(super) struct CallOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    args: Value,
+}
+
+#[derive(Serialize)]
+struct CallResultOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    response: Value,
+}
+
+#[derive(Serialize)]
+struct SystemOut<'a> {
+    parts: Vec<PartOut<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolsOut<'a> {
+    function_declarations: Vec<DeclarationOut<'a>>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct DeclarationOut<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    parameters: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfigOut<'a> {
+    function_calling_config: FunctionCallingOut<'a>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionCallingOut<'a> {
+    mode: &'static str,
+    allowed_function_names: Option<[&'a str; 1]>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfigOut<'a> {
+    max_output_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<u64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    response_mime_type: Option<&'static str>,
+    response_schema: Option<Value>,
+}
+
+impl GenerationConfigOut<'_> {
+    fn is_empty(&self) -> bool {
+        self.max_output_tokens.is_none()
+            && self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.top_k.is_none()
+            && self.stop_sequences.is_empty()
+            && self.response_mime_type.is_none()
+    }
+}
+
+/// IR → a Gemini body (as JSON, for tests and tools).
+pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
+    request_body(req).map(|b| b.to_json())
+}
+
+/// IR → the body sent upstream.
+pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    // One budget for every schema of the request ($ref inlining).
+    let mut budget = SchemaBudget::default();
+    let system_instruction = (!req.system.is_empty()).then(|| SystemOut {
+        parts: req.system.iter().map(|s| PartOut::text(s)).collect(),
+    });
+    let tools = if req.tools.is_empty() {
+        None
+    } else {
+        let decls = req
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                // Gemini refuses an OBJECT without properties: no arguments
+                // is said by leaving `parameters` out.
+                let no_args = t.parameters.is_null()
+                    || (t.parameters.get("type").is_some_and(|ty| ty == "object")
+                        && t.parameters
+                            .get("properties")
+                            .and_then(Value::as_object)
+                            .is_none_or(serde_json::Map::is_empty));
+                let parameters = if no_args {
+                    None
+                } else {
+                    let at = format!("tools[{i}].parameters");
+                    Some(encode_schema_within(&t.parameters, &at, &mut budget)?)
+                };
+                Ok(DeclarationOut {
+                    name: &t.name,
+                    description: t.description.as_deref(),
+                    parameters,
+                })
+            })
+            .collect::<Result<Vec<_>, Unsupported>>()?;
+        Some([ToolsOut {
+            function_declarations: decls,
+        }])
+    };
+    let tool_config = match &req.tool_choice {
+        Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => None,
+        None => None,
+        Some(tc) => {
+            let (mode, allowed) = match tc {
+                ToolChoice::Auto => ("AUTO", None),
+                ToolChoice::None => ("NONE", None),
+                ToolChoice::Required => ("ANY", None),
+                ToolChoice::Tool(n) => ("ANY", Some([n.as_str()])),
+            };
+            Some(ToolConfigOut {
+                function_calling_config: FunctionCallingOut {
+                    mode,
+                    allowed_function_names: allowed,
+                },
+            })
+        }
+    };
+    let mut gc = GenerationConfigOut {
+        max_output_tokens: req.max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        stop_sequences: &req.stop,
+        ..Default::default()
+    };
+    match &req.response_format {
+        None => {}
+        Some(ResponseFormat::Text) => gc.response_mime_type = Some("text/plain"),
+        Some(ResponseFormat::JsonObject) => gc.response_mime_type = Some("application/json"),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            gc.response_mime_type = Some("application/json");
+            gc.response_schema = Some(encode_schema_within(
+                schema,
+                "response_format.json_schema.schema",
+                &mut budget,
+            )?);
+        }
+    }
+    Ok(RequestOut {
+        contents: encode_contents(req)?,
+        system_instruction,
+        tools,
+        tool_config,
+        generation_config: (!gc.is_empty()).then_some(gc),
+    })
+}
+
+/// IR turns → Gemini contents: consecutive turns of one role are merged.
+fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported> {
+    let mut turns: Vec<(Role, Vec<PartOut<'_>>)> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let mut parts = Vec::new();
+        for p in &m.content {
+            parts.push(match (p, m.role) {
+                (Part::Text(t), _) if t.is_empty() => continue,
+                (Part::Text(t), _) => PartOut::text(t),
+                (Part::Image(Image::Base64 { media_type, data }), _) => PartOut {
+                    inline_data: Some(BlobOut {
+                        mime_type: media_type,
+                        data,
+                    }),
+                    ..Default::default()
+                },
+                (Part::Image(Image::Url(url)), _) => PartOut {
+                    file_data: Some(FileOut {
+                        mime_type: image_mime(url),
+                        file_uri: url,
+                    }),
+                    ..Default::default()
+                },
+                (
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    },
+                    Role::Assistant,
+                ) => {
+                    let at = format!("messages[{i}].tool_calls.{name}.arguments");
+                    PartOut::call(id, name, wire::arguments_object(arguments, &at)?)
+                }
+                (
+                    Part::ToolResult {
+                        id,
+                        name,
+                        content,
+                        is_error,
+                    },
+                    Role::User,
+                ) => {
+                    let name = name.as_deref().or_else(|| req.tool_name_for(id)).ok_or_else(|| {
+                        Unsupported::invalid(
+                            format!("messages[{i}].tool_result"),
+                            format!("no earlier tool call has the id {id:?}, so the function's name is unknown"),
+                        )
+                    })?;
+                    let text = ir::result_text(content, i, TARGET)?;
+                    PartOut {
+                        function_response: Some(CallResultOut {
+                            id,
+                            name,
+                            response: response_for(&text, *is_error),
+                        }),
+                        ..Default::default()
+                    }
+                }
+                (Part::ToolCall { .. }, Role::User) => {
+                    return Err(Unsupported::misplaced(i, ir::USER_CALL));
+                }
+                (Part::ToolResult { .. }, Role::Assistant) => {
+                    return Err(Unsupported::misplaced(i, ir::ASSISTANT_RESULT));
+                }
+            });
+        }
+        ir::push_turn(&mut turns, m.role, parts);
+    }
+    let sign = needs_signature(&req.model);
+    Ok(turns
+        .into_iter()
+        .map(|(role, mut parts)| {
+            if sign
+                && role == Role::Assistant
+                && let Some(first_call) = parts.iter_mut().find(|p| p.function_call.is_some())
+            {
+                first_call.thought_signature = Some(SKIP_SIGNATURE);
+            }
+            ContentOut {
+                parts,
+                role: if role == Role::User { "user" } else { "model" },
+            }
+        })
+        .collect())
+}
+
+/// Result text → `response`: a JSON object as is, else under `output`/`error`.
+fn response_for(text: &str, is_error: bool) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) if !is_error || o.contains_key("error") => Value::Object(o),
+        _ if is_error => serde_json::json!({"error": text}),
+        _ => serde_json::json!({"output": text}),
+    }
+}
+
+/// Gemini 3 and later validate thought signatures on replayed calls; the
+/// version-less aliases (`gemini-flash-latest`) may point at one.
+pub fn needs_signature(model: &str) -> bool {
+    let Some((_, rest)) = model.split_once("gemini-") else {
+        return false;
+    };
+    let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    major.parse::<u32>().map_or(true, |m| m >= 3)
+}
+
+/// `fileData` needs a MIME type; a URL says it only by its extension.
+fn image_mime(url: &str) -> &'static str {
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("heic") => "image/heic",
+        Some("heif") => "image/heif",
+        _ => "image/jpeg",
+    }
+}

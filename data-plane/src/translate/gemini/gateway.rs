@@ -1,0 +1,109 @@
+//! What the gateway itself says to Gemini SDKs: its errors and model
+//! listings (Google API shapes).
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::error::GatewayError;
+
+/// `{"error":{"code","message","status"}}`: Google's error body, also the
+/// last element of a stream that failed.
+#[derive(Serialize)]
+pub(super) struct ErrorBody<'a> {
+    pub error: ErrorOut<'a>,
+}
+
+#[derive(Serialize)]
+pub(super) struct ErrorOut<'a> {
+    pub code: u16,
+    pub message: &'a str,
+    pub status: &'static str,
+}
+
+impl<'a> ErrorBody<'a> {
+    /// A mid-stream failure: Google's 500 shape.
+    pub fn internal(message: &'a str) -> Self {
+        Self {
+            error: ErrorOut {
+                code: 500,
+                message,
+                status: "INTERNAL",
+            },
+        }
+    }
+}
+
+pub(super) fn error_body(e: &GatewayError) -> Bytes {
+    let code = e.status().as_u16();
+    let status = match code {
+        400 | 413 => "INVALID_ARGUMENT",
+        408 => "DEADLINE_EXCEEDED",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    };
+    let message = e.to_string();
+    let body = ErrorBody {
+        error: ErrorOut {
+            code,
+            message: &message,
+            status,
+        },
+    };
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// One model in Gemini's `Model` shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelOut<'a> {
+    name: String,
+    base_model_id: &'a str,
+    version: &'static str,
+    display_name: &'a str,
+    description: &'static str,
+    input_token_limit: u64,
+    output_token_limit: u64,
+    supported_generation_methods: [&'static str; 4],
+}
+
+impl<'a> ModelOut<'a> {
+    fn new(id: &'a str) -> Self {
+        Self {
+            name: format!("models/{id}"),
+            base_model_id: id,
+            version: "001",
+            display_name: id,
+            description: "",
+            input_token_limit: 1_048_576,
+            output_token_limit: 65_536,
+            supported_generation_methods: [
+                "generateContent",
+                "streamGenerateContent",
+                "countTokens",
+                "embedContent",
+            ],
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    models: Vec<ModelOut<'a>>,
+}
+
+pub(super) fn model_list(models: &[(&str, &str)]) -> String {
+    let list = ModelList {
+        models: models.iter().map(|(id, _)| ModelOut::new(id)).collect(),
+    };
+    serde_json::to_string(&list).unwrap_or_default()
+}
+
+/// `GET /v1beta/models/{model}`: one model.
+pub fn model_entry(id: &str) -> String {
+    serde_json::to_string(&ModelOut::new(id)).unwrap_or_default()
+}

@@ -1,0 +1,563 @@
+//! Chat completions request bodies ⇄ IR requests.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, POLICY, TARGET, response_format,
+    tool_choice_mode,
+};
+use crate::translate::ir::{
+    self, AssistantRun, ChatRequest, UserRun, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
+    Unsupported,
+};
+use crate::translate::wire::{self, Body, Extra, TextOr, is_false};
+
+// ------------------------------------------------------------------ the wire, as apps send it
+
+#[derive(Deserialize)]
+struct RequestIn {
+    model: Option<String>,
+    messages: Option<Vec<MessageIn>>,
+    tools: Option<Vec<ToolIn>>,
+    tool_choice: Option<ToolChoiceIn>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stop: Option<TextOr<String>>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    response_format: Option<ResponseFormatIn>,
+    user: Option<String>,
+    /// Everything else: `n`, hints and bookkeeping, or what cannot be translated.
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct MessageIn {
+    role: Option<String>,
+    content: Option<TextOr<PartIn>>,
+    tool_calls: Option<Vec<ToolCallIn>>,
+    tool_call_id: Option<String>,
+    /// The legacy single call: refused.
+    function_call: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct PartIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    text: Option<String>,
+    image_url: Option<ImageUrlIn>,
+}
+
+/// `{"url": …}`, or the URL alone as some clients send it.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a URL or an object with a url")]
+enum ImageUrlIn {
+    Bare(String),
+    Object { url: Option<String> },
+}
+
+/// One entry of `tool_calls` (requests and answers alike):
+/// `{id, type: function, function: {name, arguments}}`.
+#[derive(Deserialize)]
+pub(super) struct ToolCallIn {
+    id: Option<String>,
+    function: Option<FunctionCallIn>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCallIn {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ToolIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    function: Option<FunctionIn>,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    name: Option<String>,
+    description: Option<String>,
+    /// Absent: no arguments; an explicit `null` is kept as the app sent it.
+    #[serde(default = "ir::no_arguments")]
+    parameters: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "expected a string or an object")]
+enum ToolChoiceIn {
+    Mode(String),
+    Function { function: Option<FunctionName> },
+}
+
+#[derive(Deserialize)]
+struct FunctionName {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct ResponseFormatIn {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    json_schema: Option<JsonSchemaIn>,
+}
+
+
+// ------------------------------------------------------------------ decode
+
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
+    let b: RequestIn = wire::parse(body, "body")?;
+    let mut req = ChatRequest {
+        model: b.model.unwrap_or_default(),
+        tool_choice: b.tool_choice.map(decode_tool_choice).transpose()?,
+        max_tokens: b.max_tokens.or(b.max_completion_tokens),
+        temperature: b.temperature,
+        top_p: b.top_p,
+        stop: match b.stop {
+            None => vec![],
+            Some(TextOr::Text(s)) => vec![s],
+            Some(TextOr::Parts(all)) => all,
+        },
+        stream: b.stream.unwrap_or(false),
+        stream_usage: b
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        response_format: b.response_format.map(decode_response_format).transpose()?,
+        user: b.user,
+        ..Default::default()
+    };
+    if let Some(tools) = b.tools {
+        req.tools = decode_tools(tools, &mut req.dropped)?;
+    }
+    for (i, m) in b.messages.into_iter().flatten().enumerate() {
+        decode_message(m, i, &mut req)?;
+    }
+    for (k, v) in b.extra.iter().filter(|(_, v)| !v.is_null()) {
+        match k.as_str() {
+            "n" if v.as_u64() == Some(1) => {}
+            other => POLICY.field(other, &mut req.dropped)?,
+        }
+    }
+    req.checked(MISSING_MODEL)
+}
+
+fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
+    let at = |f: &str| format!("messages[{i}].{f}");
+    match m.role.as_deref().unwrap_or("") {
+        "system" | "developer" => req.system.push(text_of(m.content, &at("content"))?),
+        "user" => {
+            let content = decode_user_content(m.content, &at("content"))?;
+            req.messages.push(Message {
+                role: Role::User,
+                content,
+            });
+        }
+        "assistant" => {
+            let mut parts = Vec::new();
+            if m.content.is_some() {
+                let t = text_of(m.content, &at("content"))?;
+                if !t.is_empty() {
+                    parts.push(Part::Text(t));
+                }
+            }
+            for (j, c) in m.tool_calls.into_iter().flatten().enumerate() {
+                if c.function.is_none() {
+                    return Err(Unsupported::invalid(
+                        at(&format!("tool_calls[{j}].function")),
+                        "missing",
+                    ));
+                }
+                parts.push(tool_call(c));
+            }
+            if m.function_call.is_some() {
+                return Err(Unsupported::new(at("function_call"), "translated"));
+            }
+            req.messages.push(Message {
+                role: Role::Assistant,
+                content: parts,
+            });
+        }
+        "tool" => {
+            let id = m.tool_call_id.unwrap_or_default();
+            let content = match m.content {
+                Some(TextOr::Text(s)) => vec![Part::Text(s)],
+                parts @ Some(TextOr::Parts(_)) => vec![Part::Text(text_of(parts, &at("content"))?)],
+                None => vec![],
+            };
+            req.push_call_result(id, content);
+        }
+        other => {
+            return Err(Unsupported::invalid(
+                at("role"),
+                format!("unknown role {other:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn decode_user_content(content: Option<TextOr<PartIn>>, at: &str) -> Result<Vec<Part>, Unsupported> {
+    let items = match content {
+        None => return Ok(vec![]),
+        Some(TextOr::Text(s)) => return Ok(vec![Part::Text(s)]),
+        Some(TextOr::Parts(items)) => items,
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(j, p)| {
+            let here = format!("{at}[{j}]");
+            match p.ty.as_deref() {
+                Some("text") => Ok(Part::Text(p.text.unwrap_or_default())),
+                Some("image_url") => {
+                    let url = match p.image_url {
+                        Some(ImageUrlIn::Bare(u) | ImageUrlIn::Object { url: Some(u) }) => u,
+                        _ => {
+                            return Err(Unsupported::invalid(
+                                format!("{here}.image_url.url"),
+                                "missing",
+                            ));
+                        }
+                    };
+                    Ok(Part::Image(Image::from_url(&url)))
+                }
+                Some(other) => Err(Unsupported::new(format!("{here}.{other}"), "translated")),
+                None => Err(Unsupported::invalid(format!("{here}.type"), "missing")),
+            }
+        })
+        .collect()
+}
+
+/// A call of `tool_calls`; what it leaves out is empty (`{}` arguments).
+pub(super) fn tool_call(c: ToolCallIn) -> Part {
+    let (name, arguments) = match c.function {
+        Some(f) => (f.name, f.arguments),
+        None => (None, None),
+    };
+    Part::ToolCall {
+        id: c.id.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        arguments: arguments.unwrap_or_else(|| "{}".to_string()),
+    }
+}
+
+/// Text of a string, or of an array of `{type: text}` parts joined.
+fn text_of(v: Option<TextOr<PartIn>>, field: &str) -> Result<String, Unsupported> {
+    TextOr::joined(v, field, |p| {
+        (p.ty.as_deref() == Some("text")).then(|| p.text.as_deref().unwrap_or_default())
+    })
+}
+
+/// Function tools; `custom` (free-form) tools have no equivalent elsewhere
+/// and are dropped as hints, so the target's model is offered the rest.
+fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, t) in tools.into_iter().enumerate() {
+        match t.ty.as_deref() {
+            Some("function") => {}
+            Some("custom") => {
+                drops.hint(&format!("tools[{i}].custom"));
+                continue;
+            }
+            _ => return Err(Unsupported::new(format!("tools[{i}].type"), "translated")),
+        }
+        let f = t
+            .function
+            .ok_or_else(|| Unsupported::invalid(format!("tools[{i}].function"), "missing"))?;
+        out.push(Tool {
+            name: f.name.unwrap_or_default(),
+            description: f.description,
+            parameters: f.parameters,
+        });
+    }
+    Ok(out)
+}
+
+fn decode_tool_choice(tc: ToolChoiceIn) -> Result<ToolChoice, Unsupported> {
+    match tc {
+        ToolChoiceIn::Mode(s) => tool_choice_mode(&s),
+        ToolChoiceIn::Function { function } => function
+            .and_then(|f| f.name)
+            .map(ToolChoice::Tool)
+            .ok_or_else(|| Unsupported::invalid("tool_choice.function.name", "missing")),
+    }
+}
+
+fn decode_response_format(rf: ResponseFormatIn) -> Result<ResponseFormat, Unsupported> {
+    let schema = || Ok(rf.json_schema.unwrap_or_default());
+    response_format(rf.ty.as_deref(), schema, "response_format.type")
+}
+
+// ------------------------------------------------------------------ the wire, as the gateway sends it
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+pub(super) struct RequestOut<'a> {
+    model: &'a str,
+    messages: Vec<MessageOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    response_format: Option<FormatOut<Nested<'a>>>,
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    stream: bool,
+    stream_options: Option<IncludeUsage>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+enum MessageOut<'a> {
+    System {
+        content: &'a str,
+    },
+    User {
+        content: UserContent<'a>,
+    },
+    Assistant {
+        /// `null` when the turn is only calls.
+        content: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCallOut<'a>>,
+    },
+    Tool {
+        tool_call_id: &'a str,
+        content: String,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum UserContent<'a> {
+    Text(&'a str),
+    Parts(Vec<PartOut<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum PartOut<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: UrlOut },
+}
+
+#[derive(Serialize)]
+struct UrlOut {
+    url: String,
+}
+
+/// A call in a request or an answer.
+#[derive(Serialize)]
+pub(super) struct ToolCallOut<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub function: FunctionCallOut<'a>,
+}
+
+#[derive(Serialize)]
+pub(super) struct FunctionCallOut<'a> {
+    pub name: &'a str,
+    pub arguments: &'a str,
+}
+
+impl<'a> ToolCallOut<'a> {
+    pub fn new(id: &'a str, name: &'a str, arguments: &'a str) -> Self {
+        Self {
+            id,
+            ty: "function",
+            function: FunctionCallOut { name, arguments },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    parameters: &'a Value,
+    description: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ToolChoiceOut<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        function: NameOut<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct NameOut<'a> {
+    name: &'a str,
+}
+
+/// Chat nests the schema under `json_schema`.
+#[derive(Serialize)]
+struct Nested<'a> {
+    json_schema: JsonSchemaOut<'a>,
+}
+
+#[derive(Serialize)]
+struct IncludeUsage {
+    include_usage: bool,
+}
+
+// ------------------------------------------------------------------ encode
+
+/// IR → a chat completions body (as JSON, for tests and tools).
+pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
+    request_body(req).map(|b| b.to_json())
+}
+
+/// IR → the body sent upstream.
+pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    if req.top_k.is_some() {
+        return Err(Unsupported::new("top_k", TARGET));
+    }
+    let mut messages: Vec<MessageOut<'_>> = req
+        .system
+        .iter()
+        .map(|s| MessageOut::System { content: s })
+        .collect();
+    for (i, m) in req.messages.iter().enumerate() {
+        match m.role {
+            Role::User => user_messages(m, i, &mut messages)?,
+            Role::Assistant => messages.push(assistant_message(m, i)?),
+        }
+    }
+    Ok(RequestOut {
+        model: &req.model,
+        messages,
+        tools: req
+            .tools
+            .iter()
+            .map(|t| ToolOut {
+                ty: "function",
+                function: FunctionOut {
+                    name: &t.name,
+                    parameters: &t.parameters,
+                    description: t.description.as_deref(),
+                },
+            })
+            .collect(),
+        tool_choice: req.tool_choice.as_ref().map(|tc| match tc {
+            ToolChoice::Auto => ToolChoiceOut::Mode("auto"),
+            ToolChoice::None => ToolChoiceOut::Mode("none"),
+            ToolChoice::Required => ToolChoiceOut::Mode("required"),
+            ToolChoice::Tool(n) => ToolChoiceOut::Function {
+                ty: "function",
+                function: NameOut { name: n },
+            },
+        }),
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: &req.stop,
+        response_format: req.response_format.as_ref().map(|rf| {
+            FormatOut::new(Some(rf), |json_schema| Nested { json_schema })
+        }),
+        user: req.user.as_deref(),
+        stream: req.stream,
+        // The gateway always needs the counts, whatever the app asked for.
+        stream_options: req.stream.then_some(IncludeUsage {
+            include_usage: true,
+        }),
+    })
+}
+
+/// A user turn: its tool results as `tool` messages first, then the rest.
+fn user_messages<'a>(
+    m: &'a Message,
+    i: usize,
+    out: &mut Vec<MessageOut<'a>>,
+) -> Result<(), Unsupported> {
+    let mut parts = Vec::new();
+    for run in m.user_runs(i)? {
+        match run {
+            UserRun::Result {
+                id,
+                content,
+                is_error,
+            } => {
+                let text = ir::result_text(content, i, TARGET)?;
+                let content = if is_error {
+                    format!("Error: {text}")
+                } else {
+                    text
+                };
+                out.push(MessageOut::Tool {
+                    tool_call_id: id,
+                    content,
+                });
+            }
+            UserRun::Content(c) => parts.extend(c.into_iter().filter_map(part_out)),
+        }
+    }
+    if !parts.is_empty() {
+        let content = match parts.as_slice() {
+            [PartOut::Text { text }] => UserContent::Text(text),
+            _ => UserContent::Parts(parts),
+        };
+        out.push(MessageOut::User { content });
+    }
+    Ok(())
+}
+
+fn part_out(p: &Part) -> Option<PartOut<'_>> {
+    match p {
+        Part::Text(text) => Some(PartOut::Text { text }),
+        Part::Image(img) => Some(PartOut::ImageUrl {
+            image_url: UrlOut { url: img.url() },
+        }),
+        _ => None,
+    }
+}
+
+/// An assistant turn: its text joined, its calls beside it.
+fn assistant_message(m: &Message, i: usize) -> Result<MessageOut<'_>, Unsupported> {
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    for run in m.assistant_runs(i)? {
+        match run {
+            AssistantRun::Text(t) => text.push_str(&t),
+            AssistantRun::Call {
+                id,
+                name,
+                arguments,
+            } => tool_calls.push(ToolCallOut::new(id, name, arguments)),
+        }
+    }
+    Ok(MessageOut::Assistant {
+        content: (!text.is_empty() || tool_calls.is_empty()).then_some(text),
+        tool_calls,
+    })
+}

@@ -1,0 +1,123 @@
+//! Chat completions answers ⇄ IR answers.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::request::{ToolCallIn, ToolCallOut, tool_call};
+use super::{UsageOut, WireUsage, chat_id, stop_from, stop_str};
+use crate::translate::ids;
+use crate::translate::ir::{ChatResponse, Part, StopReason, Unsupported};
+use crate::translate::wire::{self, Body, Lenient};
+
+#[derive(Deserialize)]
+struct CompletionIn {
+    id: Option<String>,
+    model: Option<String>,
+    choices: Option<Vec<ChoiceIn>>,
+    #[serde(default)]
+    usage: Lenient<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn {
+    message: Option<AnswerIn>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AnswerIn {
+    #[serde(default)]
+    content: Lenient<String>,
+    tool_calls: Option<Vec<ToolCallIn>>,
+}
+
+pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
+    let v: CompletionIn = wire::parse(body, "response")?;
+    let choice = v.choices.and_then(|c| c.into_iter().next());
+    let (message, finish) = match choice {
+        Some(c) => (c.message, c.finish_reason),
+        None => (None, None),
+    };
+    let mut content = Vec::new();
+    if let Some(m) = message {
+        if let Some(t) = m.content.0.filter(|t| !t.is_empty()) {
+            content.push(Part::Text(t));
+        }
+        content.extend(m.tool_calls.into_iter().flatten().map(tool_call));
+    }
+    Ok(ChatResponse {
+        id: v.id.unwrap_or_default(),
+        model: v.model.unwrap_or_default(),
+        content,
+        stop: finish.as_deref().map(stop_from),
+        usage: v.usage.0.map(Into::into).unwrap_or_default(),
+    })
+}
+
+#[derive(Serialize)]
+pub(super) struct CompletionOut<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [ChoiceOut<'a>; 1],
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: u32,
+    message: AnswerOut<'a>,
+    logprobs: Option<Value>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AnswerOut<'a> {
+    role: &'static str,
+    /// `null` when the answer is only calls.
+    content: Option<String>,
+    refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCallOut<'a>>,
+}
+
+/// IR → the body the app receives.
+pub(super) fn answer_body(resp: &ChatResponse) -> CompletionOut<'_> {
+    let text: String = resp.content.iter().filter_map(Part::text).collect();
+    let tool_calls: Vec<ToolCallOut<'_>> = resp
+        .content
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some(ToolCallOut::new(id, name, arguments)),
+            _ => None,
+        })
+        .collect();
+    CompletionOut {
+        id: chat_id(&resp.id),
+        object: "chat.completion",
+        created: ids::now_secs(),
+        model: &resp.model,
+        choices: [ChoiceOut {
+            index: 0,
+            message: AnswerOut {
+                role: "assistant",
+                content: (!text.is_empty() || tool_calls.is_empty()).then_some(text),
+                refusal: None,
+                tool_calls,
+            },
+            logprobs: None,
+            finish_reason: stop_str(resp.stop.unwrap_or(StopReason::EndTurn)),
+        }],
+        usage: UsageOut::from(&resp.usage),
+    }
+}
+
+/// IR → a chat completion (as JSON, for tests and tools).
+pub fn encode_response(resp: &ChatResponse) -> Value {
+    answer_body(resp).to_json()
+}

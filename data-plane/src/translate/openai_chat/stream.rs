@@ -1,0 +1,304 @@
+//! Chat completion chunks ⇄ IR stream events.
+
+use std::borrow::Cow;
+
+use bytes::BytesMut;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::gateway::{ErrorBody, ErrorOut};
+use super::{UsageOut, WireUsage, chat_id, stop_from, stop_str};
+use crate::sse::Event;
+use crate::translate::codec::{StreamDecoder, StreamEncoder};
+use crate::translate::ids;
+use crate::translate::ir::{ChatRequest, StreamEvent};
+use crate::translate::wire::{self, Count, Object};
+use crate::usage::Usage;
+
+#[derive(Deserialize)]
+struct ChunkIn<'a> {
+    error: Option<Value>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    choices: Option<Vec<ChoiceIn<'a>>>,
+    #[serde(default)]
+    usage: Object<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn<'a> {
+    delta: Option<DeltaIn>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn {
+    content: Option<String>,
+    tool_calls: Option<Vec<CallDeltaIn>>,
+}
+
+#[derive(Deserialize)]
+struct CallDeltaIn {
+    #[serde(default)]
+    index: Count,
+    id: Option<String>,
+    function: Option<FunctionDeltaIn>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDeltaIn {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// OpenAI chunks → IR.
+#[derive(Default)]
+pub struct Decoder {
+    started: bool,
+}
+
+impl StreamDecoder for Decoder {
+    fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>) {
+        let Some(c) = wire::event_data::<ChunkIn>(ev) else {
+            return;
+        };
+        if let Some(err) = c.error {
+            out.push(StreamEvent::Error {
+                message: wire::error_message(Some(&err), "upstream error"),
+            });
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: c.id.unwrap_or_default().into_owned(),
+                model: c.model.unwrap_or_default().into_owned(),
+            });
+        }
+        if let Some(choice) = c.choices.and_then(|c| c.into_iter().next()) {
+            if let Some(delta) = choice.delta {
+                if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::TextDelta(t));
+                }
+                for call in delta.tool_calls.into_iter().flatten() {
+                    let index = call.index.0 as u32;
+                    let (name, arguments) = match call.function {
+                        Some(f) => (f.name, f.arguments),
+                        None => (None, None),
+                    };
+                    if let Some(id) = call.id {
+                        out.push(StreamEvent::ToolCallStart {
+                            index,
+                            id,
+                            name: name.unwrap_or_default(),
+                        });
+                    }
+                    if let Some(arguments) = arguments.filter(|a| !a.is_empty()) {
+                        out.push(StreamEvent::ToolCallDelta { index, arguments });
+                    }
+                }
+            }
+            if let Some(r) = choice.finish_reason {
+                out.push(StreamEvent::Finish(stop_from(&r)));
+            }
+        }
+        if let Some(u) = c.usage.0 {
+            out.push(StreamEvent::Usage(u.into()));
+        }
+    }
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct ChunkOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [ChoiceOut<'a>],
+    usage: Option<UsageOut>,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: u32,
+    delta: DeltaOut<'a>,
+    logprobs: Option<Value>,
+    finish_reason: Option<&'static str>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize, Default)]
+struct DeltaOut<'a> {
+    role: Option<&'static str>,
+    content: Option<&'a str>,
+    tool_calls: Option<[CallDeltaOut<'a>; 1]>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct CallDeltaOut<'a> {
+    index: u32,
+    id: Option<&'a str>,
+    #[serde(rename = "type")]
+    ty: Option<&'static str>,
+    function: FunctionDeltaOut<'a>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct FunctionDeltaOut<'a> {
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+/// IR → OpenAI chunks, ending with the usage chunk (if the app asked for it)
+/// and `data: [DONE]`.
+pub struct Encoder {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    started: bool,
+    usage: Option<Usage>,
+}
+
+impl Encoder {
+    pub fn new(req: &ChatRequest) -> Self {
+        Self {
+            id: String::new(),
+            model: req.model.clone(),
+            created: ids::now_secs(),
+            include_usage: req.stream_usage,
+            started: false,
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, delta: DeltaOut<'_>, finish: Option<&'static str>, out: &mut BytesMut) {
+        let choices = [ChoiceOut {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason: finish,
+        }];
+        let c = ChunkOut {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: &choices,
+            usage: None,
+        };
+        wire::write_sse_json(out, None, &c);
+    }
+
+    fn ensure_started(&mut self, out: &mut BytesMut) {
+        if !self.started {
+            self.started = true;
+            if self.id.is_empty() {
+                self.id = format!("chatcmpl-{}", self.created);
+            }
+            let delta = DeltaOut {
+                role: Some("assistant"),
+                content: Some(""),
+                ..Default::default()
+            };
+            self.chunk(delta, None, out);
+        }
+    }
+
+    fn call(&self, call: CallDeltaOut<'_>, out: &mut BytesMut) {
+        let delta = DeltaOut {
+            tool_calls: Some([call]),
+            ..Default::default()
+        };
+        self.chunk(delta, None, out);
+    }
+}
+
+impl StreamEncoder for Encoder {
+    fn event(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        match ev {
+            StreamEvent::Start { id, model } => {
+                if !id.is_empty() {
+                    self.id = chat_id(id);
+                }
+                if !model.is_empty() {
+                    self.model.clone_from(model);
+                }
+                self.ensure_started(out);
+            }
+            StreamEvent::TextDelta(t) => {
+                self.ensure_started(out);
+                let delta = DeltaOut {
+                    content: Some(t),
+                    ..Default::default()
+                };
+                self.chunk(delta, None, out);
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.ensure_started(out);
+                let call = CallDeltaOut {
+                    index: *index,
+                    id: Some(id),
+                    ty: Some("function"),
+                    function: FunctionDeltaOut {
+                        name: Some(name),
+                        arguments: "",
+                    },
+                };
+                self.call(call, out);
+            }
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                self.ensure_started(out);
+                let call = CallDeltaOut {
+                    index: *index,
+                    id: None,
+                    ty: None,
+                    function: FunctionDeltaOut {
+                        name: None,
+                        arguments,
+                    },
+                };
+                self.call(call, out);
+            }
+            StreamEvent::Finish(r) => {
+                self.ensure_started(out);
+                self.chunk(DeltaOut::default(), Some(stop_str(*r)), out);
+            }
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Error { message } => {
+                let e = ErrorBody {
+                    error: ErrorOut {
+                        message,
+                        ty: "server_error",
+                        param: None,
+                        code: None,
+                    },
+                };
+                wire::write_sse_json(out, None, &e);
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut BytesMut) {
+        if self.include_usage
+            && let Some(u) = self.usage
+        {
+            let c = ChunkOut {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: &[],
+                usage: Some(UsageOut::from(&u)),
+            };
+            wire::write_sse_json(out, None, &c);
+        }
+        wire::write_sse(out, None, "[DONE]");
+    }
+}

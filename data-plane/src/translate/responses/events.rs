@@ -1,0 +1,451 @@
+//! IR stream events → the exact event sequence the Responses API sends.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use serde::Serialize;
+
+use super::response::{Echo, FailureOut, Item, ResponseOut, TextPart};
+use super::{UsageOut, fc_id, msg_id, resp_id, status_of};
+use crate::translate::codec::StreamEncoder;
+use crate::translate::ids;
+use crate::translate::ir::{ChatRequest, StopReason, StreamEvent};
+use crate::translate::wire;
+use crate::usage::Usage;
+
+/// An event: its payload with `type` and `sequence_number`.
+#[derive(Serialize)]
+struct EventOut<'a, T> {
+    #[serde(rename = "type")]
+    ty: &'a str,
+    sequence_number: u64,
+    #[serde(flatten)]
+    payload: T,
+}
+
+#[derive(Serialize)]
+struct WithResponse<'a> {
+    response: &'a ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+struct WithItem<'a> {
+    output_index: usize,
+    item: &'a Item,
+}
+
+/// Where in the output an event's content goes.
+#[derive(Serialize, Clone, Copy)]
+struct At<'a> {
+    item_id: &'a str,
+    output_index: usize,
+}
+
+#[derive(Serialize)]
+struct WithPart<'a> {
+    #[serde(flatten)]
+    at: At<'a>,
+    content_index: u32,
+    part: TextPart<'a>,
+}
+
+/// `output_text.delta` (a `delta`) and `.done` (the whole `text`).
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct TextOut<'a> {
+    #[serde(flatten)]
+    at: At<'a>,
+    content_index: u32,
+    delta: Option<&'a str>,
+    text: Option<&'a str>,
+    logprobs: [(); 0],
+}
+
+#[derive(Serialize)]
+struct ArgumentsDelta<'a> {
+    #[serde(flatten)]
+    at: At<'a>,
+    delta: &'a str,
+}
+
+#[derive(Serialize)]
+struct ArgumentsDone<'a> {
+    #[serde(flatten)]
+    at: At<'a>,
+    arguments: &'a str,
+}
+
+/// The shape the API sends: fields at the top (as the SDK types them) and
+/// under `error` (which makes the SDKs raise).
+#[derive(Serialize)]
+struct ErrorEvent<'a> {
+    code: &'static str,
+    message: &'a str,
+    param: Option<()>,
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    code: &'static str,
+    message: &'a str,
+    param: Option<()>,
+}
+
+/// The item being streamed: the API streams one output item at a time.
+enum Open {
+    None,
+    Message {
+        id: String,
+        text: String,
+    },
+    Call {
+        tool: u32,
+        id: String,
+        call_id: String,
+        name: String,
+        args: String,
+    },
+}
+
+/// IR → Responses events: `response.created`, `response.in_progress`, then
+/// per item `output_item.added` … `output_item.done`, and in `end` the final
+/// `response.completed` / `.incomplete` / `.failed` with the whole Response
+/// and its usage (which may arrive after `Finish`).
+pub struct Encoder {
+    id: String,
+    model: String,
+    created_at: u64,
+    echo: Echo,
+    seq: u64,
+    started: bool,
+    /// Finished output items; the open one's output index is `output.len()`.
+    output: Vec<Item>,
+    open: Open,
+    messages: usize,
+    /// IR tool index → output index, for deltas to a call already closed.
+    calls: HashMap<u32, usize>,
+    stop: Option<StopReason>,
+    usage: Option<Usage>,
+    error: Option<String>,
+}
+
+impl Encoder {
+    pub fn new(req: &ChatRequest) -> Self {
+        Self {
+            id: String::new(),
+            model: req.model.clone(),
+            created_at: ids::now_secs(),
+            echo: Echo::of(req),
+            seq: 0,
+            started: false,
+            output: Vec::new(),
+            open: Open::None,
+            messages: 0,
+            calls: HashMap::new(),
+            stop: None,
+            usage: None,
+            error: None,
+        }
+    }
+
+    fn emit(seq: &mut u64, ty: &str, payload: impl Serialize, out: &mut BytesMut) {
+        let ev = EventOut {
+            ty,
+            sequence_number: *seq,
+            payload,
+        };
+        *seq += 1;
+        wire::write_sse_json(out, Some(ty), &ev);
+    }
+
+    fn ensure_started(&mut self, out: &mut BytesMut) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.id.is_empty() {
+            self.id = resp_id("");
+        }
+        let r = self
+            .echo
+            .response(self.id.as_str(), &self.model, self.created_at, &[][..]);
+        let seq = &mut self.seq;
+        Self::emit(seq, "response.created", WithResponse { response: &r }, out);
+        Self::emit(seq, "response.in_progress", WithResponse { response: &r }, out);
+    }
+
+    /// Status of the item being closed: the one a limit cut short is incomplete.
+    fn item_status(&self) -> &'static str {
+        match self.stop {
+            Some(StopReason::MaxTokens | StopReason::ContentFilter) => "incomplete",
+            _ if self.error.is_some() => "incomplete",
+            _ => "completed",
+        }
+    }
+
+    fn close(&mut self, out: &mut BytesMut) {
+        let oi = self.output.len();
+        let status = self.item_status();
+        let seq = &mut self.seq;
+        let item = match std::mem::replace(&mut self.open, Open::None) {
+            Open::None => return,
+            Open::Message { id, text } => {
+                let at = At {
+                    item_id: &id,
+                    output_index: oi,
+                };
+                let done = TextOut {
+                    at,
+                    content_index: 0,
+                    delta: None,
+                    text: Some(&text),
+                    logprobs: [],
+                };
+                Self::emit(seq, "response.output_text.done", done, out);
+                let part = WithPart {
+                    at,
+                    content_index: 0,
+                    part: TextPart::new(text.as_str()),
+                };
+                Self::emit(seq, "response.content_part.done", part, out);
+                Item::message(id, text, status)
+            }
+            Open::Call {
+                tool,
+                id,
+                call_id,
+                name,
+                args,
+            } => {
+                let at = At {
+                    item_id: &id,
+                    output_index: oi,
+                };
+                let done = ArgumentsDone {
+                    at,
+                    arguments: &args,
+                };
+                Self::emit(seq, "response.function_call_arguments.done", done, out);
+                self.calls.insert(tool, oi);
+                Item::call(id, call_id, name, args, status)
+            }
+        };
+        let done = WithItem {
+            output_index: oi,
+            item: &item,
+        };
+        Self::emit(seq, "response.output_item.done", done, out);
+        self.output.push(item);
+    }
+
+    fn open_message(&mut self, out: &mut BytesMut) {
+        if matches!(self.open, Open::Message { .. }) {
+            return;
+        }
+        self.close(out);
+        let oi = self.output.len();
+        let id = msg_id(&self.id, self.messages);
+        self.messages += 1;
+        let item = Item::message(id.clone(), String::new(), "in_progress");
+        let seq = &mut self.seq;
+        let added = WithItem {
+            output_index: oi,
+            item: &item,
+        };
+        Self::emit(seq, "response.output_item.added", added, out);
+        let part = WithPart {
+            at: At {
+                item_id: &id,
+                output_index: oi,
+            },
+            content_index: 0,
+            part: TextPart::new(""),
+        };
+        Self::emit(seq, "response.content_part.added", part, out);
+        self.open = Open::Message {
+            id,
+            text: String::new(),
+        };
+    }
+
+    fn open_call(&mut self, tool: u32, call_id: &str, name: &str, out: &mut BytesMut) {
+        self.close(out);
+        let oi = self.output.len();
+        let call_id = if call_id.is_empty() {
+            format!("call_{}_{oi}", self.id)
+        } else {
+            call_id.to_string()
+        };
+        let id = fc_id(&self.id, &call_id, oi);
+        let item = Item::call(
+            id.clone(),
+            call_id.clone(),
+            name.to_string(),
+            String::new(),
+            "in_progress",
+        );
+        let added = WithItem {
+            output_index: oi,
+            item: &item,
+        };
+        Self::emit(&mut self.seq, "response.output_item.added", added, out);
+        self.open = Open::Call {
+            tool,
+            id,
+            call_id,
+            name: name.to_string(),
+            args: String::new(),
+        };
+    }
+
+    fn call_delta(&mut self, tool: u32, delta: &str, out: &mut BytesMut) {
+        let open = self.output.len();
+        // The call being streamed, or one already closed (upstreams stream
+        // calls one after another, so this is rare): its arguments still
+        // reach the app and the final object.
+        let target = match &mut self.open {
+            Open::Call {
+                tool: t, id, args, ..
+            } if *t == tool => Some((open, id.as_str(), args)),
+            _ => self
+                .calls
+                .get(&tool)
+                .and_then(|&oi| match self.output.get_mut(oi) {
+                    Some(Item::FunctionCall { id, arguments, .. }) => {
+                        Some((oi, id.as_str(), arguments))
+                    }
+                    _ => None,
+                }),
+        };
+        if let Some((output_index, item_id, args)) = target {
+            args.push_str(delta);
+            let ev = ArgumentsDelta {
+                at: At {
+                    item_id,
+                    output_index,
+                },
+                delta,
+            };
+            Self::emit(&mut self.seq, "response.function_call_arguments.delta", ev, out);
+        } else if !self.calls.contains_key(&tool) {
+            // Arguments for a call that never started: start it nameless
+            // rather than lose them.
+            self.open_call(tool, "", "", out);
+            self.call_delta(tool, delta, out);
+        }
+    }
+}
+
+impl StreamEncoder for Encoder {
+    fn event(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        match ev {
+            StreamEvent::Start { id, model } => {
+                if !self.started {
+                    if !id.is_empty() {
+                        self.id = resp_id(id);
+                    }
+                    if !model.is_empty() {
+                        self.model.clone_from(model);
+                    }
+                }
+                self.ensure_started(out);
+            }
+            StreamEvent::TextDelta(t) => {
+                self.ensure_started(out);
+                if t.is_empty() {
+                    return;
+                }
+                self.open_message(out);
+                let oi = self.output.len();
+                if let Open::Message { id, text } = &mut self.open {
+                    text.push_str(t);
+                    let ev = TextOut {
+                        at: At {
+                            item_id: id,
+                            output_index: oi,
+                        },
+                        content_index: 0,
+                        delta: Some(t),
+                        text: None,
+                        logprobs: [],
+                    };
+                    Self::emit(&mut self.seq, "response.output_text.delta", ev, out);
+                }
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.ensure_started(out);
+                self.open_call(*index, id, name, out);
+            }
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                self.ensure_started(out);
+                if !arguments.is_empty() {
+                    self.call_delta(*index, arguments, out);
+                }
+            }
+            StreamEvent::Finish(r) => {
+                self.ensure_started(out);
+                self.stop = Some(*r);
+                self.close(out);
+            }
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Error { message } => {
+                self.ensure_started(out);
+                self.error = Some(message.clone());
+                let ev = ErrorEvent {
+                    code: "server_error",
+                    message,
+                    param: None,
+                    error: ErrorDetail {
+                        ty: "server_error",
+                        code: "server_error",
+                        message,
+                        param: None,
+                    },
+                };
+                Self::emit(&mut self.seq, "error", ev, out);
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut BytesMut) {
+        self.ensure_started(out);
+        self.close(out);
+        let mut r = self.echo.response(
+            self.id.as_str(),
+            &self.model,
+            self.created_at,
+            &self.output[..],
+        );
+        r.usage = self.usage.as_ref().map(UsageOut::from);
+        let failure = match (&self.error, self.stop) {
+            (Some(m), _) => Some(m.as_str()),
+            (None, None) => Some("the upstream stream ended before the response was complete"),
+            (None, Some(_)) => None,
+        };
+        let seq = &mut self.seq;
+        if let Some(message) = failure {
+            r.status = "failed";
+            r.error = Some(FailureOut {
+                code: "server_error",
+                message,
+            });
+            Self::emit(seq, "response.failed", WithResponse { response: &r }, out);
+            return;
+        }
+        let (status, details) = status_of(self.stop);
+        r.status = status;
+        if status == "completed" {
+            r.completed_at = Some(ids::now_secs());
+        }
+        r.incomplete_details = details;
+        let ty = if status == "incomplete" {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        Self::emit(seq, ty, WithResponse { response: &r }, out);
+    }
+}

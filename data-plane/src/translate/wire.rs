@@ -1,0 +1,400 @@
+//! Serde plumbing every codec shares: reading a body into a format's typed
+//! wire structs (an error names the field, as the app must fix it), the
+//! "text or a list of parts" shape most formats give their content, lenient
+//! counts for what providers report, and writing typed events without an
+//! intermediate `Value`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use bytes::{BufMut, BytesMut};
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use super::ir::Unsupported;
+use crate::sse::Event;
+use crate::usage::Usage;
+
+/// Fields of a wire object the codec does not model, as sent (in key order),
+/// so the dropped-field policy can drop, name or refuse each one and nothing
+/// is lost silently.
+pub type Extra = BTreeMap<String, Value>;
+
+/// Reads a whole body (`what`: `body` for the app's request, `response` for
+/// a provider's answer) into `T`. Malformed JSON is `what`'s fault; a value
+/// of the wrong type is named by its path (`messages[2].content`), through
+/// `name` (Gemini writes paths in its JSON spelling).
+pub fn parse<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Unsupported> {
+    parse_named(bytes, what, str::to_string)
+}
+
+/// [`parse`], with the failing field's path rewritten by `name`.
+pub fn parse_named<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    name: impl Fn(&str) -> String,
+) -> Result<T, Unsupported> {
+    // The common case pays nothing for paths: they are only worked out again
+    // for a body that failed.
+    serde_json::from_slice(bytes).map_err(|first| {
+        if first.is_syntax() || first.is_eof() {
+            return Unsupported::invalid(what, first);
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => match path_of(e.path()) {
+                Some(path) => Unsupported::invalid(name(&path), bare(e.inner())),
+                None => Unsupported::invalid(what, first),
+            },
+            Ok(_) => Unsupported::invalid(what, first),
+        }
+    })
+}
+
+/// `messages[2].content`, as far as the path is known. `None` when the body
+/// itself is the wrong shape (an array where an object belongs).
+fn path_of(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } if !out.is_empty() => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            _ => break,
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A serde_json error's message without its ` at line L column C`.
+fn bare(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    match s.strip_suffix(&at) {
+        Some(m) => m.to_string(),
+        None => s,
+    }
+}
+
+/// The usage a whole answer reports (`usage`, Gemini's `usageMetadata`), if
+/// it reports one.
+pub fn answer_usage<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
+    #[derive(Deserialize)]
+    #[serde(bound = "U: DeserializeOwned")]
+    struct Answer<U> {
+        #[serde(default, alias = "usageMetadata")]
+        usage: Object<U>,
+    }
+    serde_json::from_slice::<Answer<U>>(body).ok()?.usage.0
+}
+
+/// The `message` of a provider's error object, or `default`.
+pub fn error_message(error: Option<&Value>, default: &str) -> String {
+    error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// The `data:` of a provider's SSE event as `T`. `None` for keep-alives,
+/// `[DONE]` and data that is not the JSON expected: a stream decoder skips
+/// what it cannot read rather than failing the whole answer.
+pub fn event_data<'a, T: Deserialize<'a>>(ev: &'a Event) -> Option<T> {
+    let data = ev.data.trim();
+    if data.is_empty() || data == "[DONE]" {
+        return None;
+    }
+    serde_json::from_str(data).ok()
+}
+
+/// One SSE event: optional `event:` line, one `data:` line, blank line.
+pub fn write_sse(out: &mut BytesMut, event: Option<&str>, data: &str) {
+    sse_head(out, event);
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// [`write_sse`] with `data` serialized straight into the buffer.
+pub fn write_sse_json(out: &mut BytesMut, event: Option<&str>, data: &impl Serialize) {
+    sse_head(out, event);
+    write_json(out, data);
+    out.extend_from_slice(b"\n\n");
+}
+
+fn sse_head(out: &mut BytesMut, event: Option<&str>) {
+    if let Some(e) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(e.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"data: ");
+}
+
+/// `data` as JSON at the end of `out`. The wire structs serialize with
+/// string keys only, so this cannot fail; were it to, the event is left
+/// empty and logged rather than the stream torn down.
+pub fn write_json(out: &mut BytesMut, data: &impl Serialize) {
+    if let Err(e) = serde_json::to_writer(out.writer(), data) {
+        tracing::error!(error = %e, "a wire struct did not serialize");
+    }
+}
+
+/// Tool-call arguments (JSON text, as the IR keeps them) as the object the
+/// formats that send structured arguments want (Anthropic `input`, Gemini
+/// `args`). Empty arguments are `{}`.
+pub fn arguments_object(arguments: &str, at: &str) -> Result<Value, Unsupported> {
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Unsupported::invalid(
+            at,
+            "tool call arguments must be a JSON object",
+        )),
+        Err(e) => Err(Unsupported::invalid(
+            at,
+            format!("tool call arguments are not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// A provider's arguments that cannot be an object (malformed upstream
+/// output) become `{}` in an answer: the app still gets the call.
+pub fn arguments_or_empty(arguments: &str) -> Value {
+    arguments_object(arguments, "arguments")
+        .unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+}
+
+/// Structured arguments (`input`, `args`) as the IR's JSON text; absent or
+/// null is `{}`.
+pub fn arguments_text(v: Option<&Value>) -> String {
+    v.filter(|v| !v.is_null())
+        .map_or_else(|| "{}".to_string(), Value::to_string)
+}
+
+/// Plain text, or a list of parts: message content in every format, and a
+/// few other fields shaped alike (`stop`, `system`, a tool result).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextOr<P> {
+    Text(String),
+    Parts(Vec<P>),
+}
+
+impl<'de, P: Deserialize<'de>> Deserialize<'de> for TextOr<P> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Read in one pass (an untagged enum would buffer the whole value
+        // first, and lose the failing part's path).
+        struct V<P>(PhantomData<P>);
+        impl<'de, P: Deserialize<'de>> Visitor<'de> for V<P> {
+            type Value = TextOr<P>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(TextOr::Text(s.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(TextOr::Text(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(p) = seq.next_element()? {
+                    parts.push(p);
+                }
+                Ok(TextOr::Parts(parts))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<P> TextOr<P> {
+    /// The text of a string, or of a list of text parts joined (`text` says
+    /// which parts are text, and what they hold); another part is `field`'s
+    /// error. Absent is empty.
+    pub fn joined(
+        v: Option<Self>,
+        field: &str,
+        text: impl Fn(&P) -> Option<&str>,
+    ) -> Result<String, Unsupported> {
+        match v {
+            None => Ok(String::new()),
+            Some(TextOr::Text(s)) => Ok(s),
+            Some(TextOr::Parts(parts)) => {
+                let mut out = String::new();
+                for p in &parts {
+                    let t = text(p).ok_or_else(|| {
+                        Unsupported::invalid(field, "only text parts are allowed here")
+                    })?;
+                    out.push_str(t);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl<P: Serialize> Serialize for TextOr<P> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TextOr::Text(t) => s.serialize_str(t),
+            TextOr::Parts(p) => p.serialize(s),
+        }
+    }
+}
+
+/// A token count as a provider reports it. Anything but a non-negative
+/// integer counts as 0 (as it always has): a vendor's odd usage field must
+/// not cost the app its answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Count(Value::deserialize(d)?.as_u64().unwrap_or(0)))
+    }
+}
+
+impl Serialize for Count {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+/// A provider's usage object (`U`, the format's shape) → IR usage;
+/// anything else counts nothing.
+pub fn usage_of<U: DeserializeOwned + Into<Usage>>(v: &Value) -> Usage {
+    U::deserialize(v).map(Into::into).unwrap_or_default()
+}
+
+/// A part of a provider's answer read only if it has the expected shape;
+/// `None` when absent, null or shaped otherwise (usage reported as `[]`, say),
+/// so one odd field does not cost the rest of the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(Lenient(T::deserialize(v).ok()))
+    }
+}
+
+/// An object of a provider's answer (usage, say) read only if it is a JSON
+/// object of the expected shape; `None` otherwise, as if absent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object<T>(pub Option<T>);
+
+impl<T> Default for Object<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(Object(if v.is_object() {
+            T::deserialize(v).ok()
+        } else {
+            None
+        }))
+    }
+}
+
+/// A body the gateway writes: sent as bytes, or read as JSON by tests and
+/// tools. Every wire struct is one.
+pub trait Body: Serialize {
+    /// The bytes sent. The wire structs serialize with string keys only, so
+    /// this does not fail in practice.
+    fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// [`Body::to_bytes`] for a request, a failure reported as the body's.
+    fn request_bytes(&self) -> Result<Vec<u8>, Unsupported> {
+        self.to_bytes().map_err(|e| Unsupported::invalid("body", e))
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+impl<T: Serialize> Body for T {}
+
+/// `skip_serializing_if` for flags written only when set.
+pub fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `skip_serializing_if` for counts written only when non-zero.
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        model: Option<String>,
+        #[allow(dead_code)]
+        messages: Option<Vec<Msg>>,
+    }
+    #[derive(Debug, Deserialize)]
+    struct Msg {
+        #[allow(dead_code)]
+        content: Option<TextOr<Part>>,
+    }
+    #[derive(Debug, Deserialize)]
+    struct Part {
+        #[allow(dead_code)]
+        text: Option<String>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse::<Body>(
+            br#"{"model":"m","messages":[{"content":[{"text":3}]}]}"#,
+            "body",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "messages[0].content[0].text");
+        assert!(!e.message.contains("line"), "{}", e.message);
+        assert_eq!(parse::<Body>(b"{", "body").unwrap_err().field, "body");
+        assert_eq!(parse::<Body>(b"[1]", "body").unwrap_err().field, "body");
+        let e = parse::<Body>(br#"{"messages":[{"content":5}]}"#, "body").unwrap_err();
+        assert_eq!(e.field, "messages[0].content");
+    }
+
+    #[test]
+    fn counts_and_lenient_parts_tolerate_odd_values() {
+        #[derive(Deserialize)]
+        struct U {
+            a: Count,
+            b: Count,
+        }
+        let u: U = serde_json::from_str(r#"{"a": -1, "b": 7}"#).unwrap();
+        assert_eq!((u.a.0, u.b.0), (0, 7));
+        let l: Lenient<U> = serde_json::from_str("[]").unwrap();
+        assert!(l.0.is_none());
+    }
+}
