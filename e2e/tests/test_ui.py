@@ -63,7 +63,7 @@ def test_admin_journey_from_empty_gateway_to_revoked_key(stack: Gateway, web: Ad
     auth = [r["headers"].get("authorization") for r in stack.mock.chat_requests()]
     assert f"Bearer {POOL_SECRET}" in auth, auth
     for name in ("login", "overview", "requests", "request-detail", "client-keys", "providers",
-                 "credential-health", "people", "config-as-code", "sign-in-settings",
+                 "credential-health", "people", "budgets", "config-as-code", "sign-in-settings",
                  "account", "overview-dark", "overview-phone"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name
 

@@ -5,9 +5,11 @@
 //! included), so it cannot drift from what is served.
 
 pub mod auth;
+pub mod budgets;
 pub mod config;
 pub mod config_file;
 pub mod insight;
+pub mod oauth;
 pub mod people;
 
 use axum::Json;
@@ -38,8 +40,8 @@ use crate::AppState;
     security(("session" = []), ("bearer" = [])),
     tags(
         (name = "auth", description = "Sign-in, sign-out, who am I"),
-        (name = "config", description = "Providers, pricing, routes, client keys, data planes"),
-        (name = "people", description = "Users, API tokens, roles, audit log, sign-in settings"),
+        (name = "config", description = "Providers, credential health, OAuth accounts, pricing, routes, client keys, data planes"),
+        (name = "people", description = "Users, teams, budgets, API tokens, roles, audit log, sign-in settings"),
         (name = "insight", description = "Request log, usage, overview, pool health"),
         (name = "config-file", description = "Configuration as code"),
     )
@@ -85,12 +87,21 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(config::list_nodes))
         .routes(routes!(config::credential_health))
         .routes(routes!(config::check_credential))
+        .routes(routes!(oauth::list_accounts))
+        .routes(routes!(oauth::list_templates))
+        .routes(routes!(oauth::start_connect))
+        .routes(routes!(oauth::complete_connect))
+        .routes(routes!(oauth::refresh_account))
         .routes(routes!(people::list_users, people::create_user))
         .routes(routes!(people::update_user))
         .routes(routes!(people::reset_password))
         .routes(routes!(people::list_api_tokens, people::create_api_token))
         .routes(routes!(people::revoke_api_token))
         .routes(routes!(people::list_roles))
+        .routes(routes!(budgets::list_budgets))
+        .routes(routes!(budgets::set_budget))
+        .routes(routes!(budgets::list_teams))
+        .routes(routes!(budgets::put_team, budgets::delete_team))
         .routes(routes!(people::audit_log))
         .routes(routes!(
             people::get_oidc_settings,

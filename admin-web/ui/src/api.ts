@@ -3,12 +3,17 @@
 import type {
   ApiTokenInfo,
   AuditEntry,
+  BudgetInfo,
+  BudgetLimits,
   Caller,
   ClientKeyInfo,
   ClientKeySpec,
   ConfigChange,
   CredentialHealth,
   NodeList,
+  OAuthAccount,
+  OAuthConnectStart,
+  OAuthTemplate,
   OidcSettings,
   Overview,
   PoolHealth,
@@ -18,6 +23,7 @@ import type {
   Range,
   RouteSpec,
   SignInOptions,
+  TeamInfo,
   TraceDetail,
   TraceList,
   UpsertResult,
@@ -130,6 +136,20 @@ export const api = {
   nodes: () => call<NodeList>('GET', '/api/nodes'),
   checkCredential: (provider: string, key: string) =>
     call<CredentialHealth>('POST', `/api/providers/${enc(provider)}/keys/${enc(key)}/check`),
+  oauthAccounts: () => call<{ accounts: OAuthAccount[] }>('GET', '/api/oauth/accounts'),
+  oauthTemplates: () => call<{ templates: OAuthTemplate[] }>('GET', '/api/oauth/templates'),
+  startOAuthConnect: (provider: string, key: string, params: Record<string, string>) =>
+    call<OAuthConnectStart>('POST', `/api/providers/${enc(provider)}/keys/${enc(key)}/oauth/start`, { params }),
+  completeOAuthConnect: (state: string, code: string) =>
+    call<OAuthAccount>('POST', '/api/oauth/complete', { state, code }),
+  refreshOAuthAccount: (provider: string, key: string) =>
+    call<OAuthAccount>('POST', `/api/providers/${enc(provider)}/keys/${enc(key)}/oauth/refresh`),
+  budgets: () => call<{ budgets: BudgetInfo[] }>('GET', '/api/budgets'),
+  setBudget: (subject: string, limits: Partial<BudgetLimits>) =>
+    call<UpsertResult>('PUT', `/api/budgets/${enc(subject)}`, limits),
+  teams: () => call<{ teams: TeamInfo[] }>('GET', '/api/teams'),
+  putTeam: (name: string, members: string[]) => call<UpsertResult>('PUT', `/api/teams/${enc(name)}`, { members }),
+  deleteTeam: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/teams/${enc(name)}`),
 
   users: () => call<{ users: UserInfo[] }>('GET', '/api/users'),
   createUser: (username: string, password: string, role: string) =>

@@ -310,3 +310,48 @@ export interface OidcSettings {
   display_name: string;
   scopes: string[];
 }
+
+/** An OAuth account: a provider key whose `oauth_template` is set. */
+export interface OAuthAccount {
+  provider: string;
+  key: string;
+  template: string;
+  /** not_connected | connected | error | revoked */
+  status: string;
+  expires_at_ms: number;
+  last_refresh_ms: number;
+  last_error: string;
+  connected_at_ms: number;
+  next_refresh_ms: number;
+  failures: number;
+}
+
+export interface OAuthTemplate {
+  name: string;
+  description: string;
+  provider_kind: string;
+  builtin: boolean;
+  notes: string;
+}
+
+export interface OAuthConnectStart {
+  authorize_url: string;
+  state: string;
+  redirect_uri: string;
+  expires_at_ms: number;
+}
+
+/** The limits of a user's or a team's budget; null: none of that kind. */
+export type BudgetLimits = KeyLimits;
+
+export interface BudgetInfo {
+  /** "user:NAME" or "team:NAME" */
+  subject: string;
+  limits: BudgetLimits | null;
+  updated_at_ms: number;
+}
+
+export interface TeamInfo {
+  name: string;
+  members: string[];
+}

@@ -156,9 +156,16 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByRole('row', { name: /mock/ }).waitFor();
     await shot(page, 'providers');
     await page.getByRole('tab', { name: 'Credential health' }).click();
-    await page.getByRole('row', { name: /pool-a/ }).getByText('healthy').waitFor();
+    const healthRow = page.getByRole('row', { name: /pool-a/ });
+    await healthRow.getByText('healthy').waitFor();
+    // A check by the control plane on demand: the mock lists its models.
+    await healthRow.getByRole('button', { name: 'Check now' }).click();
+    await healthRow.getByText('ok', { exact: true }).waitFor();
     await checkA11y(page, 'credential health');
     await shot(page, 'credential-health');
+    await page.getByRole('tab', { name: 'OAuth accounts' }).click();
+    await page.getByText(/No OAuth accounts/).waitFor();
+    await checkA11y(page, 'oauth accounts');
     await nav(page, 'People', 'People and data planes');
     await page.getByRole('row', { name: /admin/ }).first().waitFor();
     await checkA11y(page, 'people');
@@ -169,6 +176,22 @@ test('admin journey', { timeout: 240_000 }, async () => {
       await checkA11y(page, `people: ${tab}`);
     }
     await page.getByRole('row', { name: /e2e-dp-1/ }).getByText('in sync').waitFor();
+    // A team with a budget.
+    await page.getByRole('tab', { name: 'Teams and budgets' }).click();
+    await page.getByText('No teams').waitFor();
+    await page.getByRole('button', { name: 'New team' }).click();
+    await input(page.getByRole('dialog'), 'Team name').fill('platform');
+    await choose(page, 'Members', 'admin');
+    await page.keyboard.press('Tab');
+    await page.getByRole('button', { name: 'Save team' }).click();
+    await page.getByRole('row', { name: /platform/ }).getByText('admin').waitFor();
+    await page.getByRole('button', { name: 'New budget' }).click();
+    await choose(page, 'For', 'team platform');
+    await input(page.getByRole('dialog'), 'Requests / minute').fill('6000');
+    await page.getByRole('button', { name: 'Save budget' }).click();
+    await page.getByRole('row', { name: /team:platform/ }).getByText('6,000 rpm').waitFor();
+    await checkA11y(page, 'people: teams and budgets');
+    await shot(page, 'budgets');
     await nav(page, 'Config as code', 'Configuration as code');
     await page.getByRole('button', { name: 'Load the live configuration' }).click();
     await eventually(async () => assert.match(await page.getByRole('textbox', { name: /^Apply file/ }).inputValue(), /name: mock/));

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkA11y, env, launch, nav, onFailure, signIn } from '../lib.mjs';
 
-const WRITE_BUTTONS = /^(New provider|New price|New route|New client key|New user|Edit|Delete|Revoke|Apply|Save)$/;
+const WRITE_BUTTONS =
+  /^(New provider|New price|New route|New client key|New user|New team|New budget|Edit|Delete|Remove|Revoke|Apply|Save|Check now|Connect|Reconnect|Refresh now)$/;
 
 test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, async () => {
   const b = await launch();
@@ -30,7 +31,7 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
     await noWriteButton('providers');
     await noSecret('providers');
     await checkA11y(page, 'providers (viewer)');
-    for (const tab of ['Credential health', 'Routes', 'Pricing']) {
+    for (const tab of ['Credential health', 'OAuth accounts', 'Routes', 'Pricing']) {
       await page.getByRole('tab', { name: tab }).click();
       await page.waitForTimeout(300);
       await noWriteButton(tab);
@@ -43,6 +44,9 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
     await nav(page, 'People', 'People and data planes');
     await page.getByRole('row', { name: /vera/ }).waitFor();
     await noWriteButton('people');
+    await page.getByRole('tab', { name: 'Teams and budgets' }).click();
+    await page.getByText(/No budgets/).waitFor();
+    await noWriteButton('teams and budgets');
     await nav(page, 'Config as code', 'Configuration as code');
     await page.getByRole('button', { name: 'Load the live configuration' }).click();
     await page.getByRole('button', { name: 'Show changes' }).click();
@@ -70,13 +74,18 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
       ['PATCH', '/users/vera', { role: 'admin' }],
       ['POST', '/config/apply', { yaml: 'pricing: []\n', prune: true }],
       ['PUT', '/settings/oidc', { enabled: false, default_role: 'viewer' }],
+      ['POST', '/providers/mock/keys/pool-a/check'],
+      ['POST', '/providers/mock/keys/pool-a/oauth/start', {}],
+      ['PUT', '/budgets/user:vera', { rpm: 1000 }],
+      ['PUT', '/teams/readers', { members: ['vera'] }],
     ];
     for (const [method, path, body] of refused) {
       const r = await api(method, path, body);
       assert.equal(r.status(), 403, `${method} ${path}: ${r.status()} ${await r.text()}`);
       assert.equal((await r.json()).error.code, 'permission_denied');
     }
-    for (const path of ['/providers', '/client-keys', '/config/export', '/traces', '/pool-health', '/audit', '/nodes']) {
+    for (const path of ['/providers', '/client-keys', '/config/export', '/traces', '/pool-health', '/audit', '/nodes',
+                      '/credential-health', '/oauth/accounts', '/budgets', '/teams']) {
       const r = await api('GET', path);
       assert.equal(r.status(), 200, path);
       const text = await r.text();

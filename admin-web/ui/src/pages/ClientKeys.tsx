@@ -9,7 +9,6 @@ import {
   Button,
   Group,
   Modal,
-  NumberInput,
   Select,
   Stack,
   TagsInput,
@@ -23,9 +22,10 @@ import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
-import { num, usd, when } from '../format';
+import { num, when } from '../format';
 import type { ClientKeyInfo, ClientKeySpec } from '../types';
 import { ErrorState } from '../components/States';
+import { LimitsFields, limitsText, useLimits } from '../components/Limits';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
 
@@ -42,31 +42,18 @@ function KeyForm({ initial, onClose }: { initial: ClientKeyInfo | null; onClose:
   const isNew = initial === null;
   const [name, setName] = useState(initial?.name ?? '');
   const [models, setModels] = useState<string[]>(initial?.models ?? []);
-  const [rps, setRps] = useState<number | string>(initial?.rps ?? '');
-  const [rpm, setRpm] = useState<number | string>(initial?.rpm ?? '');
-  const [tpm, setTpm] = useState<number | string>(initial?.tokens_per_minute ?? '');
-  const [tpd, setTpd] = useState<number | string>(initial?.tokens_per_day ?? '');
-  const [cpd, setCpd] = useState<number | string>(initial?.cost_per_day ?? '');
-  const [cpm, setCpm] = useState<number | string>(initial?.cost_per_month ?? '');
-  const [concurrent, setConcurrent] = useState<number | string>(initial?.concurrent ?? '');
+  const limits = useLimits(initial);
   const [expires, setExpires] = useState(toLocalInput(initial?.expires_at_ms ?? 0));
   const [owner, setOwner] = useState<string | null>(initial?.owner || null);
   const mayChooseOwner = can('IdentityService/CreateUser') || me.role === 'operator';
   const users = useQuery({ queryKey: ['users'], queryFn: api.users, enabled: mayChooseOwner });
   const save = useMutation({
     mutationFn: () => {
-      const numOrNull = (v: number | string) => (v === '' ? null : Number(v));
       const spec: ClientKeySpec = {
         name: name.trim(),
         key: '',
         models,
-        rps: numOrNull(rps),
-        rpm: numOrNull(rpm),
-        tokens_per_minute: numOrNull(tpm),
-        tokens_per_day: numOrNull(tpd),
-        cost_per_day: numOrNull(cpd),
-        cost_per_month: numOrNull(cpm),
-        concurrent: numOrNull(concurrent),
+        ...limits.limits(),
         // Kept as they are (set through apply files or the API).
         global: initial?.global ?? false,
         when_store_down: initial?.when_store_down ?? '',
@@ -99,19 +86,7 @@ function KeyForm({ initial, onClose }: { initial: ClientKeyInfo | null; onClose:
             value={models}
             onChange={setModels}
           />
-          <Group grow>
-            <NumberInput label="Requests / second" min={1} allowDecimal={false} value={rps} onChange={setRps} />
-            <NumberInput label="Requests / minute" min={1} allowDecimal={false} value={rpm} onChange={setRpm} />
-            <NumberInput label="In flight at once" min={1} allowDecimal={false} value={concurrent} onChange={setConcurrent} />
-          </Group>
-          <Group grow>
-            <NumberInput label="Tokens / minute" min={1} allowDecimal={false} value={tpm} onChange={setTpm} />
-            <NumberInput label="Tokens / day" min={1} allowDecimal={false} value={tpd} onChange={setTpd} />
-          </Group>
-          <Group grow>
-            <NumberInput label="Cost / day (USD)" min={0} decimalScale={4} value={cpd} onChange={setCpd} />
-            <NumberInput label="Cost / month (USD)" min={0} decimalScale={4} value={cpm} onChange={setCpm} />
-          </Group>
+          <LimitsFields values={limits.values} set={limits.set} />
           <Group grow>
             <TextInput
               label="Expires"
@@ -201,18 +176,7 @@ export default function ClientKeysPage() {
           {
             accessor: 'limits',
             title: 'Limits',
-            render: (k) =>
-              [
-                k.rps !== null ? `${num(k.rps)} rps` : null,
-                k.rpm !== null ? `${num(k.rpm)} rpm` : null,
-                k.concurrent !== null ? `${num(k.concurrent)} at once` : null,
-                k.tokens_per_minute !== null ? `${num(k.tokens_per_minute)} tokens/min` : null,
-                k.tokens_per_day !== null ? `${num(k.tokens_per_day)} tokens/day` : null,
-                k.cost_per_day !== null ? `${usd(k.cost_per_day)}/day` : null,
-                k.cost_per_month !== null ? `${usd(k.cost_per_month)}/month` : null,
-              ]
-                .filter(Boolean)
-                .join(' · ') || 'none',
+            render: (k) => limitsText(k),
           },
           { accessor: 'models', title: 'Models', render: (k) => (k.models.length ? k.models.join(', ') : 'all') },
           { accessor: 'expires_at_ms', title: 'Expires', render: (k) => (k.expires_at_ms ? when(k.expires_at_ms) : 'never') },

@@ -1,7 +1,7 @@
 // Providers and their credential pools, routes, model maps and pricing;
 // each credential's health and cool-down. Secrets are write-only: the
 // form never shows one, and a credential left blank keeps its secret.
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   ActionIcon,
@@ -27,13 +27,17 @@ import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
-import { ago, ms, num } from '../format';
+import { ago, ms, num, us } from '../format';
 import type { PoolKeyHealth, PriceSpec, ProviderInfo, ProviderSpec, RouteSpec } from '../types';
 import { ErrorState } from '../components/States';
 import { confirmDanger } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
+import { OAuthAccountsTab } from '../components/OAuthAccounts';
+import { useNow } from '../components/useNow';
 
 const KINDS = ['openai', 'anthropic', 'gemini', 'openai-compatible'];
+/** The Kind of a credential that is an API key, not an OAuth account. */
+const API_KEY = 'api-key';
 const STRATEGIES = ['round-robin', 'weighted', 'least-latency', 'fill-first'];
 
 function useSave<T>(key: string, f: (v: T) => Promise<unknown>, done: () => void) {
@@ -70,6 +74,11 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
     ],
   );
   const [interval, setInterval_] = useState<number | string>(initial?.health_check_interval_secs ?? 60);
+  const templates = useQuery({ queryKey: ['oauth-templates'], queryFn: api.oauthTemplates });
+  const kinds = [
+    { value: API_KEY, label: 'API key' },
+    ...(templates.data?.templates ?? []).map((t) => ({ value: t.name, label: `OAuth: ${t.name}` })),
+  ];
   const [affinity, setAffinity] = useState<string | null>(initial?.affinity ?? '');
   const [map, setMap] = useState<string[]>(
     Object.entries(initial?.model_map ?? {}).map(([a, b]) => `${a}=${b}`),
@@ -156,8 +165,16 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
           {keys.map((k, i) => (
             <Group key={i} align="flex-end" wrap="nowrap">
               <TextInput label="Credential name" required value={k.name} onChange={(e) => setKey(i, { name: e.currentTarget.value })} />
+              <Select
+                label="Credential kind"
+                w={170}
+                allowDeselect={false}
+                data={kinds}
+                value={k.oauth || API_KEY}
+                onChange={(v) => setKey(i, { oauth: !v || v === API_KEY ? '' : v })}
+              />
               {k.oauth ? (
-                <TextInput label="OAuth account" disabled value={`template ${k.oauth}`} style={{ flex: 1 }} />
+                <TextInput label="Secret" disabled value="connected under OAuth accounts" style={{ flex: 1 }} />
               ) : (
                 <PasswordInput
                   label="Secret"
@@ -480,16 +497,6 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
   );
 }
 
-/** Re-renders every second, for countdowns. */
-function useNow(): number {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(t);
-  }, []);
-  return now;
-}
-
 const CHECK_COLORS: Record<string, string> = {
   ok: 'teal',
   unknown: 'gray',
@@ -581,7 +588,11 @@ function HealthTab({ mayCheck }: { mayCheck: boolean }) {
                     <Badge color={CHECK_COLORS[h.status] ?? 'gray'} variant="light">
                       {h.status.replace(/_/g, ' ')}
                     </Badge>
-                    <Text size="xs">{h.checked_at_ms ? ago(h.checked_at_ms, now) : ''}</Text>
+                    <Text size="xs">
+                      {[h.latency_us ? us(h.latency_us) : '', h.checked_at_ms ? ago(h.checked_at_ms, now) : '']
+                        .filter(Boolean)
+                        .join(' · ')}
+                    </Text>
                   </Group>
                 </Tooltip>
               );
@@ -620,6 +631,7 @@ export default function ProvidersPage() {
         <Tabs.List>
           <Tabs.Tab value="providers">Providers</Tabs.Tab>
           <Tabs.Tab value="health">Credential health</Tabs.Tab>
+          {can('AdminService/ListOAuthAccounts') && <Tabs.Tab value="oauth">OAuth accounts</Tabs.Tab>}
           <Tabs.Tab value="routes">Routes</Tabs.Tab>
           <Tabs.Tab value="pricing">Pricing</Tabs.Tab>
         </Tabs.List>
@@ -628,6 +640,9 @@ export default function ProvidersPage() {
         </Tabs.Panel>
         <Tabs.Panel value="health" pt="md">
           <HealthTab mayCheck={can('AdminService/CheckCredential')} />
+        </Tabs.Panel>
+        <Tabs.Panel value="oauth" pt="md">
+          <OAuthAccountsTab />
         </Tabs.Panel>
         <Tabs.Panel value="routes" pt="md">
           <RoutesTab mayWrite={can('AdminService/UpsertRoute')} />
