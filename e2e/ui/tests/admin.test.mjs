@@ -192,6 +192,11 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByRole('row', { name: /team:platform/ }).getByText('6,000 rpm').waitFor();
     await checkA11y(page, 'people: teams and budgets');
     await shot(page, 'budgets');
+    // The two "saved" notices fade out before the next page is checked (a
+    // fading notice is half transparent, which axe measures as low contrast).
+    await eventually(async () => assert.equal(await page.locator('.mantine-Notification-root').count(), 0), {
+      what: 'the notices are gone',
+    });
     await nav(page, 'Config as code', 'Configuration as code');
     await page.getByRole('button', { name: 'Load the live configuration' }).click();
     await eventually(async () => assert.match(await page.getByRole('textbox', { name: /^Apply file/ }).inputValue(), /name: mock/));
