@@ -562,7 +562,7 @@ function HealthTab({ mayCheck }: { mayCheck: boolean }) {
         columns={[
           { accessor: 'provider', title: 'Provider' },
           { accessor: 'key', title: 'Credential', render: (k) => `${k.key}${k.configured ? '' : ' (removed)'}` },
-          { accessor: 'state', title: 'State', render: state },
+          { accessor: 'state', title: 'State', render: state, noWrap: true },
           { accessor: 'requests', title: 'Attempts', textAlign: 'right', render: (k) => num(k.requests) },
           { accessor: 'errors', title: 'Errors', textAlign: 'right', render: (k) => `${num(k.errors)} (${num(k.rate_limited)} × 429)` },
           { accessor: 'latency', title: 'Latency p50 / p95', textAlign: 'right',
@@ -579,6 +579,7 @@ function HealthTab({ mayCheck }: { mayCheck: boolean }) {
           {
             accessor: 'check',
             title: 'Health check',
+            noWrap: true,
             render: (k) => {
               const h = checkOf(k);
               if (!h) return '–';
