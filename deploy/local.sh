@@ -5,7 +5,8 @@
 #
 #   deploy/local.sh
 #
-# It builds release binaries, generates the secrets once (kept in
+# It builds the admin UI (Node is a build tool only: the UI is embedded in
+# the admin-web binary) and release binaries, generates the secrets once (kept in
 # ./data/local.env, mode 600), starts the mock provider, the control plane,
 # applies deploy/demo.yaml, starts a data plane on :8080 and admin-web on
 # :9090, then prints the URLs, where to log in (admin web, user `admin` and
@@ -60,8 +61,11 @@ random_hex() { # bytes
 # ---------------------------------------------------------------- build
 # shellcheck source=apt.sh
 . "$ROOT/deploy/apt.sh"
+# shellcheck source=ui.sh
+. "$ROOT/deploy/ui.sh"
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
   ensure_build_deps || die "cannot install the build dependencies"
+  build_ui "$ROOT" || die "the admin UI did not build (needs Node.js 20.19+ and npm)"
   say "building $PROFILE binaries (the first release build takes several minutes)"
   cargo build "${BUILD_ARGS[@]}" --workspace
 fi

@@ -6,10 +6,12 @@
 #
 # Works on a fresh Debian machine with Rust, Python 3.11 and Node, as root or
 # as a user with passwordless sudo; reads no stdin. Installs what is missing
-# (apt: postgresql, redis-server, libpq-dev, nginx, openssl; pip:
-# e2e/requirements.txt into e2e/.venv; npm ci: the coding CLIs and TypeScript
-# SDKs of e2e/clients, pinned by its package-lock.json). Exits non-zero on
-# any failure.
+# (apt: postgresql, redis-server, libpq-dev, nginx, openssl, chromium; pip:
+# e2e/requirements.txt into e2e/.venv; npm ci: the admin UI, its browser
+# tests, the coding CLIs and TypeScript SDKs of e2e/clients and the OAuth
+# server of e2e/oauth, each pinned by its package-lock.json). Builds the
+# admin UI before the workspace (admin-web embeds it). Exits non-zero on any
+# failure.
 #
 # Arguments are passed to pytest (e.g. `-k spine -x`).
 # E2E_ONLY=1 skips the Rust unit/integration tests (for iterating on e2e).
@@ -25,6 +27,8 @@ die() { printf 'run-tests: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=../deploy/apt.sh
 . "$ROOT/deploy/apt.sh"
+# shellcheck source=../deploy/ui.sh
+. "$ROOT/deploy/ui.sh"
 
 # ---------------------------------------------------------------- system packages
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -45,6 +49,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 PYTHON="$(command -v python3.11 || command -v python3 || true)"
 [ -n "$PYTHON" ] || die "python3 not found"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# The admin UI's browser tests drive Debian's Chromium (never a downloaded one).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}" || die "cannot install ${missing[*]}"
@@ -64,26 +70,16 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$want" ]; the
   echo "$want" >"$VENV/.requirements.sha256"
 fi
 
-# ---------------------------------------------------------------- node clients
-# The coding CLIs and TypeScript SDKs the client tests drive (test_clients.py).
-command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required (e2e/clients)"
-CLIENTS="$E2E/clients"
-want="$(sha256sum "$CLIENTS/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$CLIENTS/node_modules/.lock.sha256" 2>/dev/null || true)" != "$want" ]; then
-  step "npm ci (e2e/clients: Claude Code, Codex CLI, Gemini CLI, TypeScript SDKs)"
-  (cd "$CLIENTS" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
-  echo "$want" >"$CLIENTS/node_modules/.lock.sha256"
-fi
-
 # ---------------------------------------------------------------- node packages
-# e2e/oauth: the third-party OAuth 2.0 server (oauth2-mock-server) the OAuth
-# accounts are connected against.
-want="$(sha256sum "$E2E/oauth/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$E2E/oauth/node_modules/.lock.sha256" 2>/dev/null || true)" != "$want" ]; then
-  step "npm ci (e2e/oauth: oauth2-mock-server)"
-  (cd "$E2E/oauth" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
-  echo "$want" >"$E2E/oauth/node_modules/.lock.sha256"
-fi
+# The admin UI, built first (admin-web embeds admin-web/ui/dist), and the npm
+# packages the e2e suites drive: e2e/ui (playwright-core, axe-core and
+# oauth2-mock-server for the UI's tests), e2e/clients (the coding CLIs and
+# TypeScript SDKs, test_clients.py), e2e/oauth (oauth2-mock-server for OAuth
+# accounts).
+build_ui "$ROOT" || die "the admin UI did not build"
+for dir in ui clients oauth; do
+  npm_ci_if_changed "$E2E/$dir" || die "npm ci in e2e/$dir failed"
+done
 
 # ---------------------------------------------------------------- build + Rust tests
 step "cargo build --workspace"

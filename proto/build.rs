@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/admin.proto",
         "proto/identity.proto",
         "proto/insight.proto",
+        "proto/overview.proto",
+        "proto/config_file.proto",
+        "proto/sign_in.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
@@ -26,6 +29,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .btree_map(".")
         // Encoded once, shared by every node's stream (bytes::Bytes).
         .bytes(".aigw.config.v1.SnapshotMessage")
+        // The Admin API's messages are also admin-web's JSON API (feature
+        // `json`): serde with proto3 defaults, and an OpenAPI schema.
+        .type_attribute(
+            ".aigw.admin.v1",
+            "#[cfg_attr(feature = \"json\", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]",
+        )
+        .message_attribute(
+            ".aigw.admin.v1",
+            "#[cfg_attr(feature = \"json\", serde(default))]",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

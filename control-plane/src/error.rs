@@ -34,6 +34,10 @@ pub enum Error {
     /// Missing, wrong, expired or revoked bearer token; a disabled user.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// An OpenID Connect sign-in failed (the identity provider refused, or
+    /// its ID token did not verify); the message says why.
+    #[error("sign-in failed: {0}")]
+    SignIn(String),
     /// The caller's role (or object ownership) does not allow the call.
     #[error("{0}")]
     PermissionDenied(String),
@@ -108,6 +112,7 @@ impl From<Error> for Status {
             | Error::MissingVar { .. }
             | Error::Yaml(_) => Status::invalid_argument(e.to_string()),
             Error::Unauthenticated(m) => Status::unauthenticated(*m),
+            Error::SignIn(_) => Status::unauthenticated(e.to_string()),
             Error::PermissionDenied(m) => Status::permission_denied(m.clone()),
             Error::NotFound(m) => Status::not_found(m.clone()),
             Error::AlreadyExists(m) => Status::already_exists(m.clone()),

@@ -17,6 +17,7 @@ use crate::db::traces::{TraceRow, insert_new_ids};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::{Error, Result};
 use crate::node_auth::{NodeAuth, NodeIdentity, Revocation};
+use crate::rollup::{self, Signal};
 use crate::trace_writer::{Outcome, TraceWriter, writer_gone};
 
 /// Batches of one stream stored or being stored but not yet acked.
@@ -33,6 +34,8 @@ pub struct TraceSvc {
     /// access token is refreshed at once.
     pub oauth: crate::oauth::Refresher,
     pub shutdown: watch::Receiver<bool>,
+    /// Told how many traces each batch stored (the live overview).
+    pub signal: Signal,
 }
 
 #[tonic::async_trait]
@@ -46,7 +49,7 @@ impl TraceService for TraceSvc {
         let (identity, revocation) = self.nodes.authenticate(request.metadata()).await?;
         let (tx, rx) = mpsc::channel(16);
         let (pending_tx, pending_rx) = mpsc::channel(MAX_PENDING);
-        tokio::spawn(ack_in_order(pending_rx, tx.clone()));
+        tokio::spawn(ack_in_order(pending_rx, tx.clone(), self.signal.clone()));
         tokio::spawn(receive(
             self.writer.clone(),
             request.into_inner(),
@@ -131,12 +134,14 @@ async fn receive(
 async fn ack_in_order(
     mut pending: mpsc::Receiver<Pending>,
     tx: mpsc::Sender<Result<TraceAck, Status>>,
+    signal: Signal,
 ) {
     while let Some((seq, metered, outcome)) = pending.recv().await {
         match outcome.await.unwrap_or_else(|_| Err(writer_gone())) {
             Ok((stored, duplicates)) => {
                 tracing::debug!(seq, stored, duplicates, "trace batch stored");
                 metered.stored(stored, duplicates);
+                signal.stored(stored);
                 if tx
                     .send(Ok(TraceAck {
                         seq,
@@ -218,7 +223,7 @@ pub async fn store_groups(
     }
     let (rows, new) = db
         .run(move |conn| {
-            let new = match write_tx(conn, |conn| insert_new_ids(conn, &rows)) {
+            let new = match write_tx(conn, |conn| insert_with_rollups(conn, &rows)) {
                 Err(e) if refused_for_content(&e) => {
                     tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
                     insert_each(conn, &rows)?
@@ -247,6 +252,23 @@ pub async fn store_groups(
         .collect())
 }
 
+/// Inserts the rows not stored yet and adds those (only) to the usage
+/// rollups, in the caller's transaction: rollups count each request once,
+/// like the traces table. Returns the ids that were new.
+fn insert_with_rollups(
+    conn: &mut crate::db::AnyConnection,
+    rows: &[TraceRow],
+) -> Result<Vec<String>> {
+    let new = insert_new_ids(conn, rows)?;
+    let fresh: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
+    rollup::record(
+        conn,
+        rows.iter()
+            .filter(|r| fresh.contains(r.request_id.as_str())),
+    )?;
+    Ok(new)
+}
+
 /// Whether the database refused what a batch holds (a value it cannot
 /// store), rather than being unavailable or busy: resending would fail
 /// forever. (SQLite reports "database is locked" as an unknown kind, so an
@@ -270,7 +292,9 @@ fn refused_for_content(e: &Error) -> bool {
 fn insert_each(conn: &mut crate::db::AnyConnection, rows: &[TraceRow]) -> Result<Vec<String>> {
     let mut stored = Vec::new();
     for row in rows {
-        match write_tx(conn, |conn| insert_new_ids(conn, std::slice::from_ref(row))) {
+        match write_tx(conn, |conn| {
+            insert_with_rollups(conn, std::slice::from_ref(row))
+        }) {
             Ok(ids) => stored.extend(ids),
             Err(e) if refused_for_content(&e) => {
                 metrics::counter!("aigw_traces_refused_total").increment(1);
@@ -289,6 +313,12 @@ struct AttemptJson<'a> {
     status: u32,
     latency_us: u64,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    cooldown_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn attempts_json(attempts: &[Attempt]) -> String {
@@ -300,6 +330,7 @@ fn attempts_json(attempts: &[Attempt]) -> String {
             status: a.status,
             latency_us: a.latency_us,
             error: (!a.error.is_empty()).then_some(a.error.as_str()),
+            cooldown_ms: a.cooldown_ms,
         })
         .collect();
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
@@ -372,6 +403,7 @@ pub mod tests {
                 status: 200,
                 latency_us: 1234,
                 error: String::new(),
+                cooldown_ms: 0,
             }],
             ..Default::default()
         }

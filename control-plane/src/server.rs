@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
+use aigw_proto::pb::admin::config_file_service_server::ConfigFileServiceServer;
 use aigw_proto::pb::admin::identity_service_server::IdentityServiceServer;
 use aigw_proto::pb::admin::insight_service_server::InsightServiceServer;
+use aigw_proto::pb::admin::overview_service_server::OverviewServiceServer;
+use aigw_proto::pb::admin::sign_in_service_server::SignInServiceServer;
 use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
 use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
@@ -18,6 +21,8 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::config_file::ConfigFileSvc;
+use crate::admin::overview::OverviewSvc;
 use crate::admin::{AdminSvc, users};
 use crate::budgets::{self, Budgets};
 use crate::compile::compile;
@@ -28,8 +33,10 @@ use crate::error::{Error, Result};
 use crate::health::{self, Checker};
 use crate::ingest::TraceSvc;
 use crate::node_auth::NodeAuth;
+use crate::oidc::{OidcState, SignInSvc};
 use crate::outbound::Outbound;
 use crate::push::{ConfigSvc, Publisher, Registry};
+use crate::rollup::Signal;
 
 /// Largest message accepted from clients (trace batches, specs).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -290,6 +297,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let traces_stored = Signal::default();
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<ConfigServiceServer<ConfigSvc>>().await;
     health.set_serving::<TraceServiceServer<TraceSvc>>().await;
@@ -298,6 +306,9 @@ pub async fn serve(
         .set_serving::<IdentityServiceServer<AdminSvc>>()
         .await;
     health.set_serving::<InsightServiceServer<AdminSvc>>().await;
+    health
+        .set_serving::<OverviewServiceServer<OverviewSvc>>()
+        .await;
     // Reflection v1, and v1alpha for the many clients (grpcio-reflection,
     // older grpcurl, Postman) that still speak only that.
     let reflection_builder = || {
@@ -356,6 +367,7 @@ pub async fn serve(
         budgets,
         oauth: refresher.clone(),
         shutdown: shutdown_rx.clone(),
+        signal: traces_stored.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let admin_svc = AdminSvc {
@@ -374,6 +386,18 @@ pub async fn serve(
     };
     let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
     let identity = IdentityServiceServer::new(admin_svc.clone());
+    let overview = OverviewServiceServer::new(OverviewSvc {
+        admin: admin_svc.clone(),
+        stored: traces_stored.clone(),
+    });
+    let config_file = ConfigFileServiceServer::new(ConfigFileSvc {
+        admin: admin_svc.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let sign_in = SignInServiceServer::new(SignInSvc {
+        admin: admin_svc.clone(),
+        state: Arc::new(OidcState::new(p.outbound.clone())?),
+    });
     let insight = InsightServiceServer::new(admin_svc);
 
     let on_signal = async move {
@@ -393,6 +417,15 @@ pub async fn serve(
             .await;
         health
             .set_not_serving::<InsightServiceServer<AdminSvc>>()
+            .await;
+        health
+            .set_not_serving::<OverviewServiceServer<OverviewSvc>>()
+            .await;
+        health
+            .set_not_serving::<ConfigFileServiceServer<ConfigFileSvc>>()
+            .await;
+        health
+            .set_not_serving::<SignInServiceServer<SignInSvc>>()
             .await;
         let _ = shutdown_tx.send(true);
     };
@@ -416,6 +449,9 @@ pub async fn serve(
         .add_service(admin)
         .add_service(identity)
         .add_service(insight)
+        .add_service(overview)
+        .add_service(config_file)
+        .add_service(sign_in)
         .serve_with_incoming_shutdown(incoming, on_signal);
 
     let mut drain = shutdown_rx;

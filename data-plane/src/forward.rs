@@ -146,6 +146,7 @@ pub async fn send(
         );
         if let Some((ms, reason)) = err.cool_down() {
             key.health.cool_down(ms);
+            draft.cooled_down(ms);
             metrics::cooldown(provider, reason);
         }
         if !err.retryable() {

@@ -338,6 +338,7 @@ fn record(request_id: &str) -> TraceRecord {
             status: 200,
             latency_us: 1400,
             error: String::new(),
+            cooldown_ms: 0,
         }],
         ..Default::default()
     }

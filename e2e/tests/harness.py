@@ -492,6 +492,8 @@ class Gateway:
     admin_token: str = field(default_factory=lambda: "adm-" + secrets.token_hex(16))
     node_token: str = field(default_factory=lambda: "node-" + secrets.token_hex(16))
     app_key: str = field(default_factory=lambda: "sk-aigw-e2e" + secrets.token_hex(16))
+    # The first user `admin`'s password (set at the control plane's first start).
+    admin_password: str = field(default_factory=lambda: "e2e-" + secrets.token_hex(8))
     cp_port: int = field(default_factory=free_port)
     cp: Proc | None = None
     dp: Proc | None = None
@@ -524,7 +526,7 @@ class Gateway:
             "AIGW_ADMIN_TOKEN": self.admin_token,
             "AIGW_MASTER_KEY": self.master_key,
             "AIGW_NODE_TOKEN": self.node_token,
-            "AIGW_ADMIN_PASSWORD": "e2e-" + secrets.token_hex(8),
+            "AIGW_ADMIN_PASSWORD": self.admin_password,
         })
         env.update(self.cp_env)
         env = {k: v for k, v in env.items() if v != ""}

@@ -18,7 +18,7 @@ use super::usage::{self, DAY_MS, HOUR_MS};
 use super::{AdminSvc, page};
 use crate::db::config::{client_key_ids_of, client_key_owners};
 use crate::db::identity::find_user;
-use crate::db::traces::{self, StatusClass, TraceFilter, TraceRow};
+use crate::db::traces::{self, KeyMatch, StatusClass, TraceFilter, TraceRow, resolve_client_key};
 use crate::db::{AnyConnection, now_ms};
 use crate::error::{Error, Result};
 
@@ -59,10 +59,19 @@ fn trace_filter(conn: &mut AnyConnection, access: &Access, f: &Filters<'_>) -> R
         Some(uid) => Some(client_key_ids_of(conn, uid)?),
         None => None,
     };
+    let (client_key_id, client_key_name) = match f.client_key {
+        "" => (None, None),
+        v => match resolve_client_key(conn, v)? {
+            KeyMatch::Id(id) => (Some(id), None),
+            KeyMatch::Name(name) => (None, Some(name)),
+        },
+    };
     Ok(TraceFilter {
         since_ms: (f.since_ms != 0).then_some(f.since_ms),
         until_ms: (f.until_ms != 0).then_some(f.until_ms),
-        client_key: non_empty(f.client_key),
+        client_key: None,
+        client_key_id,
+        client_key_name,
         key_ids,
         scope_key_ids,
         model: non_empty(f.model),
@@ -70,6 +79,7 @@ fn trace_filter(conn: &mut AnyConnection, access: &Access, f: &Filters<'_>) -> R
         region: non_empty(f.region),
         status: None,
         status_class: None,
+        node_id: None,
     })
 }
 
@@ -90,7 +100,7 @@ fn status_class(s: &str) -> Result<Option<StatusClass>> {
 }
 
 /// Key id -> owner's username.
-fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
+pub(super) fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
     let names = usernames(conn)?;
     Ok(client_key_owners(conn)?
         .into_iter()
@@ -102,8 +112,29 @@ fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn info(t: TraceRow, owners: &HashMap<String, String>) -> TraceInfo {
+/// Provider name -> the wire format it is sent (openai, anthropic, gemini).
+pub fn upstream_formats(snapshot: &aigw_proto::pb::config::Snapshot) -> HashMap<String, String> {
+    snapshot
+        .providers
+        .iter()
+        .map(|p| {
+            let format = match p.kind.as_str() {
+                "openai-compatible" => "openai",
+                k => k,
+            };
+            (p.name.clone(), format.to_string())
+        })
+        .collect()
+}
+
+fn info(
+    t: TraceRow,
+    owners: &HashMap<String, String>,
+    formats: &HashMap<String, String>,
+) -> TraceInfo {
     TraceInfo {
+        overhead_us: crate::rollup::overhead_us(&t),
+        upstream_format: formats.get(&t.provider).cloned().unwrap_or_default(),
         owner: owners.get(&t.client_key_id).cloned().unwrap_or_default(),
         request_id: t.request_id,
         started_at_ms: t.started_at_ms,
@@ -142,6 +173,8 @@ struct AttemptJson {
     latency_us: u64,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    cooldown_ms: u64,
 }
 
 fn attempts(json: &str, request_id: &str) -> Vec<TraceAttempt> {
@@ -154,6 +187,7 @@ fn attempts(json: &str, request_id: &str) -> Vec<TraceAttempt> {
                 status: a.status,
                 latency_us: a.latency_us,
                 error: a.error.unwrap_or_default(),
+                cooldown_ms: a.cooldown_ms,
             })
             .collect(),
         Err(e) => {
@@ -206,6 +240,7 @@ impl InsightService for AdminSvc {
     ) -> Result<Response<TraceList>, Status> {
         let (_, access) = self.caller(&request, rbac::LIST_TRACES).await?;
         let q = request.into_inner();
+        let formats = upstream_formats(&self.publisher.current().core);
         let class = status_class(&q.status_class)?;
         let before = page::decode(&q.page_token)?;
         let limit = page::size(q.page_size);
@@ -226,12 +261,16 @@ impl InsightService for AdminSvc {
                 )?;
                 f.status = q.status.map(|s| i32::try_from(s).unwrap_or(i32::MAX));
                 f.status_class = class;
+                f.node_id = non_empty(&q.node_id);
                 let rows = traces::list(conn, &f, before, limit)?;
                 let next_page_token =
                     page::next(&rows, limit, |r| (r.started_at_ms, r.request_id.as_str()));
                 let owners = key_owner_names(conn)?;
                 Ok(TraceList {
-                    traces: rows.into_iter().map(|t| info(t, &owners)).collect(),
+                    traces: rows
+                        .into_iter()
+                        .map(|t| info(t, &owners, &formats))
+                        .collect(),
                     next_page_token,
                 })
             })
@@ -245,6 +284,7 @@ impl InsightService for AdminSvc {
     ) -> Result<Response<TraceDetail>, Status> {
         let (p, _) = self.caller(&request, rbac::GET_TRACE).await?;
         let id = request.into_inner().request_id;
+        let formats = upstream_formats(&self.publisher.current().core);
         let detail = self
             .read(move |conn| {
                 let t = traces::find(conn, &id)?
@@ -257,7 +297,7 @@ impl InsightService for AdminSvc {
                 let attempts = attempts(&t.attempts, &t.request_id);
                 let owners = key_owner_names(conn)?;
                 Ok(TraceDetail {
-                    trace: Some(info(t, &owners)),
+                    trace: Some(info(t, &owners, &formats)),
                     attempts,
                 })
             })

@@ -78,6 +78,7 @@ fn trace(i: usize, keys: &[(String, String)]) -> TraceRecord {
                 status: 429,
                 latency_us: 10,
                 error: "rate limited".into(),
+                cooldown_ms: 1000,
             },
             Attempt {
                 provider: "openai".into(),
@@ -85,6 +86,7 @@ fn trace(i: usize, keys: &[(String, String)]) -> TraceRecord {
                 status: if failed { 502 } else { 200 },
                 latency_us: 20,
                 error: String::new(),
+                cooldown_ms: 0,
             },
         ],
         ..Default::default()

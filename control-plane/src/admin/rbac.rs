@@ -177,6 +177,19 @@ methods! {
     GET_TRACE = "InsightService" / "GetTrace" => READ_OWN;
     GET_USAGE = "InsightService" / "GetUsage" => READ_OWN;
     GET_POOL_HEALTH = "InsightService" / "GetPoolHealth" => READ;
+
+    GET_OVERVIEW = "OverviewService" / "GetOverview" => READ_OWN;
+    WATCH_OVERVIEW = "OverviewService" / "WatchOverview" => READ_OWN;
+
+    EXPORT_CONFIG = "ConfigFileService" / "ExportConfig" => READ;
+    PLAN_CONFIG = "ConfigFileService" / "PlanConfig" => READ;
+    APPLY_CONFIG = "ConfigFileService" / "ApplyConfig" => CONFIG_WRITE;
+
+    GET_SIGN_IN_OPTIONS = "SignInService" / "GetSignInOptions" => Rule::Public;
+    GET_OIDC_SETTINGS = "SignInService" / "GetOidcSettings" => ADMIN_ONLY;
+    SET_OIDC_SETTINGS = "SignInService" / "SetOidcSettings" => ADMIN_ONLY;
+    BEGIN_OIDC_LOGIN = "SignInService" / "BeginOidcLogin" => Rule::Public;
+    COMPLETE_OIDC_LOGIN = "SignInService" / "CompleteOidcLogin" => Rule::Public;
 }
 
 pub fn rule(method: &str) -> Option<Rule> {

@@ -66,6 +66,16 @@ InsightService/ListTraces        yyy yyy yyy y-y
 InsightService/GetTrace          yyy yyy yyy y-y
 InsightService/GetUsage          yyy yyy yyy y-y
 InsightService/GetPoolHealth     yyy yyy yyy ---
+OverviewService/GetOverview      yyy yyy yyy y-y
+OverviewService/WatchOverview    yyy yyy yyy y-y
+ConfigFileService/ExportConfig   yyy yyy yyy ---
+ConfigFileService/PlanConfig     yyy yyy yyy ---
+ConfigFileService/ApplyConfig    yyy yyy --- ---
+SignInService/GetSignInOptions   yyy yyy yyy yyy
+SignInService/GetOidcSettings    yyy --- --- ---
+SignInService/SetOidcSettings    yyy --- --- ---
+SignInService/BeginOidcLogin     yyy yyy yyy yyy
+SignInService/CompleteOidcLogin  yyy yyy yyy yyy
 ";
 
 pub(crate) const ROLE_ORDER: [Role; 4] = [Role::Admin, Role::Operator, Role::Viewer, Role::Member];

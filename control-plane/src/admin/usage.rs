@@ -128,7 +128,11 @@ struct AttemptJson {
     #[serde(default)]
     status: u32,
     #[serde(default)]
+    latency_us: u64,
+    #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    cooldown_ms: u64,
 }
 
 /// Per (provider, key): traffic, errors and the last error and success,
@@ -140,6 +144,7 @@ pub fn pool_health(
     now_ms: i64,
 ) -> Vec<PoolKeyHealth> {
     let mut keys: BTreeMap<(String, String), PoolKeyHealth> = BTreeMap::new();
+    let mut latencies: HashMap<(String, String), Vec<i64>> = HashMap::new();
     for (provider, key) in configured {
         keys.insert(
             (provider.clone(), key.clone()),
@@ -155,7 +160,10 @@ pub fn pool_health(
         let Ok(attempts) = serde_json::from_str::<Vec<AttemptJson>>(json) else {
             continue;
         };
+        // Attempts run one after the other from the trace's start.
+        let mut ended_ms = *at;
         for a in attempts {
+            ended_ms += i64::try_from(a.latency_us / 1000).unwrap_or(0);
             if a.provider.is_empty() || a.provider_key.is_empty() {
                 continue;
             }
@@ -168,14 +176,25 @@ pub fn pool_health(
                 });
             h.requests += 1;
             let error = a.error.filter(|e| !e.is_empty());
+            if a.cooldown_ms > 0 {
+                let until = ended_ms + i64::try_from(a.cooldown_ms).unwrap_or(0);
+                h.cooling_until_ms = h.cooling_until_ms.max(until);
+            }
             if a.status >= 400 || error.is_some() {
                 h.errors += 1;
                 if *at >= h.last_error_at_ms {
                     h.last_error_at_ms = *at;
+                    h.last_error_status = a.status;
                     h.last_error = error.unwrap_or_else(|| format!("status {}", a.status));
                 }
-            } else if *at > h.last_success_at_ms {
-                h.last_success_at_ms = *at;
+            } else {
+                if *at > h.last_success_at_ms {
+                    h.last_success_at_ms = *at;
+                }
+                latencies
+                    .entry((a.provider.clone(), a.provider_key.clone()))
+                    .or_default()
+                    .push(i64::try_from(a.latency_us).unwrap_or(i64::MAX));
             }
             if a.status == 429 {
                 h.rate_limited += 1;
@@ -183,6 +202,13 @@ pub fn pool_health(
                     h.rate_limited_recently = true;
                 }
             }
+        }
+    }
+    for (k, mut l) in latencies {
+        if let Some(h) = keys.get_mut(&k) {
+            l.sort_unstable();
+            h.latency_p50_ms = percentile_ms(&l, 0.50);
+            h.latency_p95_ms = percentile_ms(&l, 0.95);
         }
     }
     keys.into_values().collect()
@@ -270,8 +296,8 @@ mod tests {
         let rows = vec![
             (
                 now - 1000,
-                r#"[{"provider":"p","provider_key":"a","status":429,"latency_us":1,"error":"rate limited"},
-                   {"provider":"p","provider_key":"b","status":200,"latency_us":1,"error":null}]"#
+                r#"[{"provider":"p","provider_key":"a","status":429,"latency_us":2000,"error":"rate limited","cooldown_ms":30000},
+                   {"provider":"p","provider_key":"b","status":200,"latency_us":4000,"error":null}]"#
                     .to_string(),
             ),
             (
@@ -291,10 +317,15 @@ mod tests {
         assert_eq!((a.requests, a.errors, a.rate_limited), (1, 1, 1));
         assert_eq!(a.last_error, "rate limited");
         assert_eq!(a.last_error_at_ms, now - 1000);
+        assert_eq!(a.last_error_status, 429);
+        // Cooled down for 30 s from the end of its attempt (2 ms in).
+        assert_eq!(a.cooling_until_ms, now - 1000 + 2 + 30_000);
+        assert_eq!(a.latency_p50_ms, 0.0);
         let b = h.iter().find(|k| k.key == "b").unwrap();
         assert!(!b.configured && !b.rate_limited_recently);
         assert_eq!((b.requests, b.errors), (2, 1));
         assert_eq!(b.last_success_at_ms, now - 1000);
+        assert_eq!((b.latency_p50_ms, b.cooling_until_ms), (4.0, 0));
         assert_eq!(b.last_error, "status 429");
         let idle = h.iter().find(|k| k.key == "idle").unwrap();
         assert_eq!(idle.requests, 0);

@@ -5,75 +5,78 @@
 //! cannot change the document's structure, and comments are never expanded.
 //! Numeric fields also accept strings (`rpm: ${RPM}` expands to "600").
 //! Unknown fields are errors, so a typo cannot be silently ignored.
+//!
+//! The same types serialize the live configuration for export
+//! (`export.rs`): empty and absent fields are left out, and so are secrets.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_yaml::Value;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyFile {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<ProviderDoc>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pricing: Vec<PriceDoc>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_keys: Vec<ClientKeyDoc>,
     /// Explicit routes with fallbacks.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteDoc>,
     /// OAuth client settings (see docs/oauth.md), applied before the
     /// providers whose keys name them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oauth_templates: Vec<OAuthTemplateDoc>,
     /// Teams: their members (existing users) and their budget.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teams: Vec<TeamDoc>,
     /// Users' budgets (the users themselves are managed in the UI or
     /// through IdentityService).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserDoc>,
 }
 
 /// An OAuth template: the fields of `OAuthTemplateSpec`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthTemplateDoc {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub authorize_url: String,
     pub token_url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub device_authorization_url: String,
     pub client_id: String,
     /// Write-only; omitted: keep the stored one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub redirect_uri: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub authorize_params: BTreeMap<String, String>,
     /// form (default) | json
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token_format: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_headers: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub api_base_url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider_kind: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub notes: String,
 }
 
@@ -86,84 +89,85 @@ impl fmt::Debug for OAuthTemplateDoc {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamDoc {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserDoc {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteDoc {
     /// Glob of the model names the route serves.
     pub model: String,
     /// Provider names, tried in order (none for an alias).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<String>,
     /// Refuse fields the provider's format cannot express instead of
     /// dropping hints and client bookkeeping.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub strict: bool,
     /// Serve the matched models as this model (an alias).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_of: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderDoc {
     pub name: String,
     /// openai | anthropic | gemini | openai-compatible
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub base_url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
     /// Empty means round-robin.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub strategy: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyDoc>,
     /// The app's model name -> the name sent upstream.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub model_map: BTreeMap<String, String>,
     /// `{ interval_secs: 60 }`: how often the control plane checks each
     /// key (0: only when a data plane saw one fail). Omitted: every 60 s.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckDoc>,
     /// "" (off) or "prompt-cache".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub affinity: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckDoc {
     pub interval_secs: Num<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyDoc {
     pub name: String,
-    /// An API key; omitted for an OAuth account.
-    #[serde(default)]
+    /// An API key; omitted for an OAuth account, or to keep the secret
+    /// stored for an existing key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
     /// An OAuth account of this template instead of an API key: it is
     /// connected through the Admin API (its tokens are never in a file).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub oauth: String,
     #[serde(default = "one")]
     pub weight: Num<u32>,
@@ -179,34 +183,38 @@ impl fmt::Debug for KeyDoc {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn one() -> Num<u32> {
     Num(1)
 }
 
 /// USD per million tokens.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceDoc {
     pub model: String,
     pub input: Num<f64>,
     pub output: Num<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<Num<f64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientKeyDoc {
     pub name: String,
     /// Omitted: keep the current key, or generate one for a new client key.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
     /// RFC 3339 (`2026-01-31T00:00:00Z`) or milliseconds since the epoch.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Expiry>,
 }
 
@@ -221,28 +229,28 @@ impl fmt::Debug for ClientKeyDoc {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsDoc {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rps: Option<Num<u64>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpm: Option<Num<u64>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<Num<u64>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_day: Option<Num<u64>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_per_day: Option<Num<f64>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_per_month: Option<Num<f64>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrent: Option<Num<u64>>,
     /// Tokens and cost across all regions (leases) rather than per region.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub global: bool,
     /// "local" (default) or "refuse" while the limit store is down.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub when_store_down: String,
 }
 
@@ -312,9 +320,22 @@ where
     }
 }
 
+impl<T: Serialize> Serialize for Num<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
 /// An expiry time in milliseconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Expiry(pub i64);
+
+/// Written as RFC 3339 in UTC, which reads back to the same milliseconds.
+impl Serialize for Expiry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_rfc3339_ms(self.0))
+    }
+}
 
 impl<'de> Deserialize<'de> for Expiry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -390,6 +411,37 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         ms += ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms - offset_ms;
     }
     Some(ms)
+}
+
+/// Epoch ms as `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+pub fn format_rfc3339_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, mi, s, f) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    if f == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{f:03}Z")
+    }
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -653,5 +705,25 @@ client_keys:
         assert_eq!(parse_rfc3339_ms("2024-02-29"), Some(1_709_164_800_000));
         assert_eq!(parse_rfc3339_ms("2024-13-01"), None);
         assert_eq!(parse_rfc3339_ms("soon"), None);
+        for ms in [
+            0,
+            951_868_800_500,
+            1_769_817_600_000,
+            -86_400_001,
+            4_102_444_799_999,
+        ] {
+            assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(format_rfc3339_ms(1_769_817_600_000), "2026-01-31T00:00:00Z");
+    }
+
+    #[test]
+    fn a_key_without_a_secret_keeps_the_stored_one() {
+        let f = parse(
+            "providers:\n  - name: x\n    kind: openai\n    keys: [{name: a}]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.providers[0].keys[0].secret, "");
     }
 }

@@ -5,7 +5,9 @@
 //! `AdminService.Apply`, which applies it in one transaction (all or
 //! nothing, one new snapshot version) and says what happened to each object.
 
+pub mod export;
 pub mod file;
+pub mod plan;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -20,6 +22,7 @@ use aigw_proto::pb::admin::{
     OAuthTemplateSpec, PriceSpec, ProviderKeySpec, ProviderSpec, RouteSpec, TeamSpec,
 };
 use prost::Message as _;
+use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -38,6 +41,11 @@ use crate::error::{Error, Result, with_causes};
 pub struct Bearer(MetadataValue<Ascii>);
 
 impl Bearer {
+    /// The `authorization` value of a call, passed on as it is.
+    pub fn from_header(value: MetadataValue<Ascii>) -> Self {
+        Self(value)
+    }
+
     pub fn new(token: &str) -> Result<Self> {
         format!("Bearer {token}").parse().map(Self).map_err(|_| {
             Error::Settings("AIGW_ADMIN_TOKEN contains characters not allowed in a header".into())
@@ -53,6 +61,27 @@ impl Interceptor for Bearer {
 }
 
 pub type Client = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// What `apply` can talk to AdminService over: a network channel (the
+/// `apply` command), or the service itself in process (the admin UI's
+/// ConfigFileService), so both apply a file by the same code and rules.
+pub trait Transport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<StdError>,
+        ResponseBody: Body<Data = Bytes, Error: Into<StdError> + Send> + Send + 'static,
+    >
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<StdError>,
+            ResponseBody: Body<Data = Bytes, Error: Into<StdError> + Send> + Send + 'static,
+        >
+{
+}
 
 /// Connects to the Admin API at `url`; an https:// URL is verified with
 /// `tls` (AIGW_CA_FILE, or the public roots) and presents its client
@@ -106,7 +135,7 @@ fn rpc(what: String) -> impl FnOnce(Status) -> Error {
     }
 }
 
-fn print(out: &mut dyn Write, o: &ApplyOutcome) -> Result<()> {
+fn print<W: Write + ?Sized>(out: &mut W, o: &ApplyOutcome) -> Result<()> {
     writeln!(out, "{} {} {}", o.action, o.kind, o.name)?;
     if !o.generated_key.is_empty() {
         writeln!(
@@ -162,11 +191,11 @@ fn messages(header: ApplyHeader, keys: Vec<ClientKeySpec>) -> Vec<ApplyRequest> 
 /// Applies everything in `doc` in one transaction; with `prune`, also
 /// deletes the objects of those kinds that `doc` does not name. Prints one
 /// line per object once the server has committed (nothing when it refused).
-pub async fn apply(
-    client: &mut Client,
+pub async fn apply<T: Transport, W: Write + ?Sized>(
+    client: &mut AdminServiceClient<T>,
     doc: ApplyFile,
     prune: bool,
-    out: &mut dyn Write,
+    out: &mut W,
 ) -> Result<()> {
     check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
     check_unique("price", doc.pricing.iter().map(|p| p.model.as_str()))?;

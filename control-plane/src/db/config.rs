@@ -427,6 +427,15 @@ pub fn client_key_ids_of(conn: &mut AnyConnection, owner: &str) -> Result<Vec<St
         .load(conn)?)
 }
 
+/// Whether a client key has this id.
+pub fn find_client_key_by_id(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+    let n: i64 = client_keys::table
+        .filter(client_keys::id.eq(id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// (key id, owner user id) of every client key.
 pub fn client_key_owners(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String>)>> {
     Ok(client_keys::table

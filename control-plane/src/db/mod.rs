@@ -11,6 +11,8 @@ pub mod health;
 pub mod identity;
 pub mod nodes;
 pub mod oauth;
+pub mod oidc;
+pub mod rollups;
 pub mod schema;
 pub mod traces;
 

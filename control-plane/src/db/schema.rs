@@ -304,3 +304,51 @@ diesel::table! {
 
 diesel::joinable!(provider_keys -> providers (provider_id));
 diesel::allow_tables_to_appear_in_same_query!(providers, provider_keys);
+
+diesel::table! {
+    usage_rollups (level, span_ms, bucket_start_ms, client_key_id, provider, model, region) {
+        level -> Integer,
+        span_ms -> BigInt,
+        bucket_start_ms -> BigInt,
+        client_key_id -> Text,
+        provider -> Text,
+        model -> Text,
+        region -> Text,
+        client_key_name -> Text,
+        requests -> BigInt,
+        errors -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cached_tokens -> BigInt,
+        reasoning_tokens -> BigInt,
+        cost -> Double,
+        latency_hist -> Text,
+        ttfb_hist -> Text,
+        overhead_hist -> Text,
+    }
+}
+
+diesel::table! {
+    oidc_settings (id) {
+        id -> Text,
+        enabled -> Bool,
+        issuer -> Text,
+        client_id -> Text,
+        client_secret_enc -> Text,
+        default_role -> Text,
+        redirect_url -> Text,
+        display_name -> Text,
+        scopes -> Text,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    oidc_identities (subject) {
+        subject -> Text,
+        user_id -> Text,
+        email -> Text,
+        created_at_ms -> BigInt,
+        last_login_ms -> BigInt,
+    }
+}

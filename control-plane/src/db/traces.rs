@@ -171,8 +171,13 @@ pub struct TraceFilter {
     pub since_ms: Option<i64>,
     /// started_at_ms < until_ms.
     pub until_ms: Option<i64>,
-    /// A client key's name or id.
+    /// A client key's name or id (matches either column; see
+    /// [`resolve_client_key`] for the form an index can serve).
     pub client_key: Option<String>,
+    /// Exactly this client key id.
+    pub client_key_id: Option<String>,
+    /// Exactly this client key name.
+    pub client_key_name: Option<String>,
     /// Only traces of these client key ids (a user's keys).
     pub key_ids: Option<Vec<String>>,
     /// Also only these (the caller's own keys, for members): kept apart from
@@ -183,6 +188,7 @@ pub struct TraceFilter {
     pub region: Option<String>,
     pub status: Option<i32>,
     pub status_class: Option<StatusClass>,
+    pub node_id: Option<String>,
 }
 
 fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
@@ -200,6 +206,12 @@ fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
                 .or(traces::client_key_id.eq(k.clone())),
         );
     }
+    if let Some(id) = &f.client_key_id {
+        q = q.filter(traces::client_key_id.eq(id.clone()));
+    }
+    if let Some(name) = &f.client_key_name {
+        q = q.filter(traces::client_key_name.eq(name.clone()));
+    }
     for ids in [&f.key_ids, &f.scope_key_ids].into_iter().flatten() {
         q = q.filter(traces::client_key_id.eq_any(ids.clone()));
     }
@@ -214,6 +226,9 @@ fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
     }
     if let Some(s) = f.status {
         q = q.filter(traces::status.eq(s));
+    }
+    if let Some(n) = &f.node_id {
+        q = q.filter(traces::node_id.eq(n.clone()));
     }
     match f.status_class {
         None => {}
@@ -234,6 +249,30 @@ fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
         }
     }
     q
+}
+
+/// Which column a "name or id" of a client key means, so the query can use
+/// that column's index instead of an `OR` no index serves: the id when
+/// traces carry it as an id, the name otherwise. (Ids are 32 hex digits that
+/// no key is named, so this matches what `name = v OR id = v` matches.)
+pub enum KeyMatch {
+    Id(String),
+    Name(String),
+}
+
+pub fn resolve_client_key(conn: &mut AnyConnection, v: &str) -> Result<KeyMatch> {
+    let is_id = traces::table
+        .filter(traces::client_key_id.eq(v))
+        .select(traces::request_id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some()
+        || super::config::find_client_key_by_id(conn, v)?;
+    Ok(if is_id {
+        KeyMatch::Id(v.to_string())
+    } else {
+        KeyMatch::Name(v.to_string())
+    })
 }
 
 /// One page of traces, newest first (started_at_ms, then request_id, both

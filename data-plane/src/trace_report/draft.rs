@@ -95,7 +95,16 @@ impl TraceDraft {
             status: u32::from(status),
             latency_us,
             error: error.to_string(),
+            cooldown_ms: 0,
         });
+    }
+
+    /// Records that the credential of the last attempt was taken out of
+    /// the pool for `ms`, so the admin UI can show the cool-down.
+    pub fn cooled_down(&mut self, ms: u64) {
+        if let Some(a) = self.rec.attempts.last_mut() {
+            a.cooldown_ms = ms;
+        }
     }
 
     pub fn set_error(&mut self, error: &str) {

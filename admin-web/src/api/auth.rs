@@ -1,0 +1,270 @@
+//! Sign-in (password or OpenID Connect), sign-out, and who the caller is.
+//! A successful sign-in sets the session cookie; its token is never in a
+//! response body, so page scripts never hold it.
+
+use aigw_proto::pb::admin::{
+    BeginOidcLoginRequest, Caller as CallerInfo, CompleteOidcLoginRequest, LoginRequest,
+    LogoutRequest, LogoutResult, SignInOptions, SignInOptionsRequest, UserInfo, WhoAmIRequest,
+};
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, Errors};
+use crate::extract::{Body, Params};
+use crate::session::{
+    Caller, OIDC_STATE_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECS, check_csrf, cookie, is_https,
+    set_cookie,
+};
+
+/// How people may sign in.
+#[utoipa::path(get, path = "/auth/options", tag = "auth", security(()),
+    responses((status = 200, body = SignInOptions), Errors))]
+pub async fn options(State(s): State<AppState>) -> ApiResult<Json<SignInOptions>> {
+    Ok(Json(
+        s.grpc
+            .sign_in()
+            .get_sign_in_options(SignInOptionsRequest {})
+            .await?
+            .into_inner(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub user: UserInfo,
+    pub expires_at_ms: i64,
+}
+
+/// The CSRF rule for sign-in, which has no session yet: a cross-site page
+/// must not sign a browser in to an account of its choosing.
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        check_csrf(parts)?;
+        Ok(SameOrigin)
+    }
+}
+
+fn secure(s: &AppState, headers: &HeaderMap) -> bool {
+    s.secure_cookies || is_https(headers)
+}
+
+fn session_cookie(
+    s: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    expires_at_ms: i64,
+) -> HeaderValue {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let max_age = ((expires_at_ms - now_ms) / 1000).clamp(0, SESSION_MAX_AGE_SECS);
+    set_cookie(
+        SESSION_COOKIE,
+        token,
+        "/",
+        "Strict",
+        max_age,
+        secure(s, headers),
+    )
+}
+
+/// Signs in with a username and password; sets the session cookie.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", security(()),
+    request_body = LoginBody,
+    responses((status = 200, body = Session), Errors))]
+pub async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    _: SameOrigin,
+    Body(body): Body<LoginBody>,
+) -> ApiResult<Response> {
+    let r = s
+        .grpc
+        .identity()
+        .login(LoginRequest {
+            username: body.username,
+            password: body.password,
+        })
+        .await?
+        .into_inner();
+    let cookie = session_cookie(&s, &headers, &r.session_token, r.expires_at_ms);
+    let session = Session {
+        user: r.user.unwrap_or_default(),
+        expires_at_ms: r.expires_at_ms,
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(session)).into_response())
+}
+
+/// Ends the session (on the control plane, not only in this browser).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 200, body = LogoutResult), Errors))]
+pub async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    c: Caller,
+) -> ApiResult<Response> {
+    let r = s
+        .grpc
+        .identity()
+        .logout(c.req(LogoutRequest {}))
+        .await?
+        .into_inner();
+    let clear = set_cookie(SESSION_COOKIE, "", "/", "Strict", 0, secure(&s, &headers));
+    Ok(([(header::SET_COOKIE, clear)], Json(r)).into_response())
+}
+
+/// The caller as the control plane sees it, with the calls it may make.
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, body = CallerInfo), Errors))]
+pub async fn me(State(s): State<AppState>, c: Caller) -> ApiResult<Json<CallerInfo>> {
+    Ok(Json(
+        s.grpc
+            .identity()
+            .who_am_i(c.req(WhoAmIRequest {}))
+            .await?
+            .into_inner(),
+    ))
+}
+
+/// Starts signing in with the identity provider: redirects there.
+#[utoipa::path(get, path = "/auth/oidc/start", tag = "auth", security(()),
+    responses((status = 303, description = "To the identity provider"), Errors))]
+pub async fn oidc_start(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let r = s
+        .grpc
+        .sign_in()
+        .begin_oidc_login(BeginOidcLoginRequest {})
+        .await?
+        .into_inner();
+    let location = HeaderValue::from_str(&r.authorization_url)
+        .map_err(|_| ApiError::BadRequest("the identity provider's URL is not usable".into()))?;
+    // Lax: the identity provider sends the browser back with a top-level
+    // cross-site navigation, which Strict cookies do not ride on.
+    let state = set_cookie(
+        OIDC_STATE_COOKIE,
+        &r.state,
+        "/api/auth/oidc",
+        "Lax",
+        600,
+        secure(&s, &headers),
+    );
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::SET_COOKIE, state)],
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A page that sends the browser on to `to` (a same-origin navigation, so
+/// the new Strict session cookie goes with it).
+fn onward(to: &str) -> Html<String> {
+    let to = to
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    Html(format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+         <meta http-equiv=\"refresh\" content=\"0;url={to}\"><title>Signing in</title></head>\
+         <body><p><a href=\"{to}\">Continue</a></p></body></html>"
+    ))
+}
+
+fn login_error(message: &str) -> String {
+    let enc: String = url_encode(message);
+    format!("/login?error={enc}")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where the identity provider sends the browser back: completes the
+/// sign-in (the state must match this browser's), sets the session cookie
+/// and goes on to the UI, or to the sign-in page with the reason.
+#[utoipa::path(get, path = "/auth/oidc/callback", tag = "auth", security(()),
+    params(CallbackParams),
+    responses((status = 200, content_type = "text/html", body = String), Errors))]
+pub async fn oidc_callback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Params(p): Params<CallbackParams>,
+) -> Response {
+    let clear_state = set_cookie(
+        OIDC_STATE_COOKIE,
+        "",
+        "/api/auth/oidc",
+        "Lax",
+        0,
+        secure(&s, &headers),
+    );
+    let fail = |why: &str| {
+        (
+            [(header::SET_COOKIE, clear_state.clone())],
+            onward(&login_error(why)),
+        )
+            .into_response()
+    };
+    if let Some(e) = p.error {
+        let d = p.error_description.unwrap_or_default();
+        return fail(
+            &format!("the identity provider refused: {e} {d}")
+                .chars()
+                .take(300)
+                .collect::<String>(),
+        );
+    }
+    let (Some(code), Some(state)) = (p.code, p.state) else {
+        return fail("the identity provider sent no code");
+    };
+    if cookie(&headers, OIDC_STATE_COOKIE).as_deref() != Some(state.as_str()) {
+        return fail("this sign-in was not started in this browser; start again");
+    }
+    let r = match s
+        .grpc
+        .sign_in()
+        .complete_oidc_login(CompleteOidcLoginRequest { state, code })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => return fail(&ApiError::from(status).parts().2),
+    };
+    let session = session_cookie(&s, &headers, &r.session_token, r.expires_at_ms);
+    let mut resp = onward("/").into_response();
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, clear_state);
+    h.append(header::SET_COOKIE, session);
+    resp
+}

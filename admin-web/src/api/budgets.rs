@@ -1,0 +1,100 @@
+//! Budgets of users and teams, and teams (AdminService). A client key's
+//! requests count toward its own limits, its owner's budget and the
+//! owner's team's.
+
+use aigw_proto::pb::admin::{
+    BudgetLimits, BudgetList, BudgetSpec, DeleteResult, ListRequest, NameRequest, TeamList,
+    TeamSpec, UpsertResult,
+};
+use axum::Json;
+use axum::extract::State;
+
+use crate::AppState;
+use crate::error::{ApiResult, Errors};
+use crate::extract::{Body, Name};
+use crate::session::Caller;
+
+/// Lists the budgets of users and teams.
+#[utoipa::path(get, path = "/budgets", tag = "people",
+    responses((status = 200, body = BudgetList), Errors))]
+pub async fn list_budgets(State(s): State<AppState>, c: Caller) -> ApiResult<Json<BudgetList>> {
+    Ok(Json(
+        s.grpc
+            .admin()
+            .list_budgets(c.req(ListRequest {}))
+            .await?
+            .into_inner(),
+    ))
+}
+
+/// Sets the budget of `user:NAME` or `team:NAME`; limits with none set
+/// remove it.
+#[utoipa::path(put, path = "/budgets/{subject}", tag = "people",
+    params(("subject" = String, Path, description = "user:NAME or team:NAME")),
+    request_body = BudgetLimits,
+    responses((status = 200, body = UpsertResult), Errors))]
+pub async fn set_budget(
+    State(s): State<AppState>,
+    c: Caller,
+    Name(subject): Name<String>,
+    Body(limits): Body<BudgetLimits>,
+) -> ApiResult<Json<UpsertResult>> {
+    Ok(Json(
+        s.grpc
+            .admin()
+            .set_budget(c.req(BudgetSpec {
+                subject,
+                limits: Some(limits),
+            }))
+            .await?
+            .into_inner(),
+    ))
+}
+
+/// Lists teams and their members.
+#[utoipa::path(get, path = "/teams", tag = "people",
+    responses((status = 200, body = TeamList), Errors))]
+pub async fn list_teams(State(s): State<AppState>, c: Caller) -> ApiResult<Json<TeamList>> {
+    Ok(Json(
+        s.grpc
+            .admin()
+            .list_teams(c.req(ListRequest {}))
+            .await?
+            .into_inner(),
+    ))
+}
+
+/// Creates or updates a team; the users listed leave any other team, the
+/// users not listed leave this one.
+#[utoipa::path(put, path = "/teams/{name}", tag = "people",
+    params(("name" = String, Path, description = "Team name")),
+    request_body = TeamSpec,
+    responses((status = 200, body = UpsertResult), Errors))]
+pub async fn put_team(
+    State(s): State<AppState>,
+    c: Caller,
+    Name(name): Name<String>,
+    Body(mut spec): Body<TeamSpec>,
+) -> ApiResult<Json<UpsertResult>> {
+    spec.name = name;
+    Ok(Json(
+        s.grpc.admin().upsert_team(c.req(spec)).await?.into_inner(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/teams/{name}", tag = "people",
+    params(("name" = String, Path, description = "Team name")),
+    responses((status = 200, body = DeleteResult), Errors))]
+pub async fn delete_team(
+    State(s): State<AppState>,
+    c: Caller,
+    Name(name): Name<String>,
+) -> ApiResult<Json<DeleteResult>> {
+    Ok(Json(
+        s.grpc
+            .admin()
+            .delete_team(c.req(NameRequest { name }))
+            .await?
+            .into_inner(),
+    ))
+}

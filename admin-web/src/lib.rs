@@ -1,0 +1,73 @@
+//! admin-web: the browser's gateway to the control plane's Admin API, and
+//! the admin UI embedded in the same binary. It holds no business logic:
+//! every `/api` call becomes one Admin API call made as the signed-in user,
+//! so every permission is decided by the control plane, in one place.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod assets;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod grpc;
+pub mod security;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::grpc::Grpc;
+
+/// Largest request body (a pasted configuration file is the biggest).
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub grpc: Grpc,
+    pub secure_cookies: bool,
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
+}
+
+impl AppState {
+    pub fn new(grpc: Grpc, secure_cookies: bool) -> Self {
+        let (_, doc) = api::router();
+        Self {
+            grpc,
+            secure_cookies,
+            openapi: Arc::new(doc),
+        }
+    }
+}
+
+/// The whole HTTP surface: `/api`, `/api/openapi.json`, `/healthz`, and
+/// the UI for every other path.
+pub fn app(state: AppState) -> Router {
+    let (api, _) = api::router();
+    Router::new()
+        .merge(api)
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/healthz", get(|| async { "ok\n" }))
+        // An unknown API path is a JSON 404, not the UI's page.
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(|| async { error::ApiError::NotFound("no such API path".into()) }),
+        )
+        .method_not_allowed_fallback(|| async {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({
+                    "error": {"code": "method_not_allowed", "message": "this path does not take that method"}
+                })),
+            )
+        })
+        .fallback(assets::serve)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

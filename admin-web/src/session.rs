@@ -1,0 +1,215 @@
+//! Who is calling, and on whose behalf admin-web calls the control plane.
+//! A browser holds the control plane's session token in an `HttpOnly`,
+//! `SameSite=Strict` cookie (`Secure` behind HTTPS); automation sends
+//! `Authorization: Bearer` with an API token. admin-web keeps no session
+//! state: the token goes with every Admin API call, so the control plane
+//! decides every permission and a logout or revocation ends it at once.
+//!
+//! CSRF: a change made with the cookie must carry `x-aigw-csrf: 1` (which
+//! a cross-site form cannot send, and a cross-site script cannot send
+//! without a CORS preflight we never grant) and, when the browser says where
+//! it comes from (`Origin`, `Sec-Fetch-Site`), come from this origin.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use tonic::metadata::MetadataValue;
+
+use crate::error::ApiError;
+
+pub const SESSION_COOKIE: &str = "aigw_session";
+pub const OIDC_STATE_COOKIE: &str = "aigw_oidc_state";
+pub const CSRF_HEADER: &str = "x-aigw-csrf";
+/// Sessions last 12 hours on the control plane; the cookie no longer.
+pub const SESSION_MAX_AGE_SECS: i64 = 12 * 3600;
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Whether the request reached us over HTTPS (directly or at a proxy).
+pub fn is_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// A `Set-Cookie` value.
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    same_site: &str,
+    max_age: i64,
+    secure: bool,
+) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let v = format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// The caller's token, checked for CSRF when it came in a cookie.
+#[derive(Clone)]
+pub struct Caller {
+    token: String,
+}
+
+impl Caller {
+    /// `msg` as an Admin API request made as the caller.
+    pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        if let Ok(v) = MetadataValue::try_from(format!("Bearer {}", self.token)) {
+            r.metadata_mut().insert("authorization", v);
+        }
+        r
+    }
+}
+
+fn safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The CSRF rule for a request authenticated by cookie (or about to get
+/// one: login).
+pub fn check_csrf(parts: &Parts) -> Result<(), ApiError> {
+    if safe(&parts.method) {
+        return Ok(());
+    }
+    let h = &parts.headers;
+    if h.get(CSRF_HEADER).is_none() {
+        return Err(ApiError::Csrf(
+            "changes made with the session cookie need the x-aigw-csrf header",
+        ));
+    }
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(ApiError::Csrf("cross-site requests are refused"));
+    }
+    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = h
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ok = origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority == host);
+        if !ok {
+            return Err(ApiError::Csrf("requests from another origin are refused"));
+        }
+    }
+    Ok(())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        if let Some(token) = bearer(&parts.headers) {
+            return Ok(Caller { token });
+        }
+        let token = cookie(&parts.headers, SESSION_COOKIE)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::NoCredentials)?;
+        check_csrf(parts)?;
+        Ok(Caller { token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(method: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = Request::builder().method(method).uri("/api/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[tokio::test]
+    async fn bearer_then_cookie_with_csrf_rules() {
+        let mut p = parts("POST", &[("authorization", "Bearer aigw-t-1")]);
+        assert_eq!(
+            Caller::from_request_parts(&mut p, &()).await.unwrap().token,
+            "aigw-t-1"
+        );
+        let mut p = parts("GET", &[("cookie", "a=b; aigw_session=aigw-s-1")]);
+        assert_eq!(
+            Caller::from_request_parts(&mut p, &()).await.unwrap().token,
+            "aigw-s-1"
+        );
+        let mut p = parts("GET", &[]);
+        assert!(matches!(
+            Caller::from_request_parts(&mut p, &()).await,
+            Err(ApiError::NoCredentials)
+        ));
+        // A cookie change without the header, or from elsewhere, is refused.
+        for headers in [
+            vec![("cookie", "aigw_session=s")],
+            vec![
+                ("cookie", "aigw_session=s"),
+                (CSRF_HEADER, "1"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            vec![
+                ("cookie", "aigw_session=s"),
+                (CSRF_HEADER, "1"),
+                ("host", "admin.example:9090"),
+                ("origin", "https://evil.example"),
+            ],
+        ] {
+            let mut p = parts("DELETE", &headers);
+            assert!(matches!(
+                Caller::from_request_parts(&mut p, &()).await,
+                Err(ApiError::Csrf(_))
+            ));
+        }
+        let mut p = parts(
+            "DELETE",
+            &[
+                ("cookie", "aigw_session=s"),
+                (CSRF_HEADER, "1"),
+                ("host", "admin.example:9090"),
+                ("origin", "http://admin.example:9090"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        );
+        assert!(Caller::from_request_parts(&mut p, &()).await.is_ok());
+    }
+
+    #[test]
+    fn cookies_are_http_only_and_strict() {
+        let v = set_cookie(SESSION_COOKIE, "tok", "/", "Strict", 60, true);
+        let v = v.to_str().unwrap();
+        assert!(v.contains("HttpOnly") && v.contains("SameSite=Strict") && v.contains("Secure"));
+        assert!(
+            !set_cookie("a", "b", "/", "Lax", 0, false)
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! The HTTP surface in process (`oneshot`): routing, the OpenAPI document,
+//! error shapes, security headers and CSRF, against a control plane that is
+//! not there (calls that reach it get 503).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use clap::Parser as _;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+use super::*;
+use crate::config::Config;
+
+fn router() -> Router {
+    let cfg =
+        Config::try_parse_from(["admin-web", "--control-plane", "http://127.0.0.1:1"]).unwrap();
+    app(AppState::new(Grpc::new(&cfg).unwrap(), false))
+}
+
+async fn call(req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let resp = router().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, json)
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn openapi_document_describes_the_api() {
+    let (status, headers, doc) = call(get("/api/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/providers",
+        "/api/providers/{name}",
+        "/api/client-keys/{name}/revoke",
+        "/api/traces",
+        "/api/traces/{request_id}",
+        "/api/overview",
+        "/api/overview/live",
+        "/api/config/plan",
+        "/api/auth/login",
+        "/api/settings/oidc",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for s in [
+        "ProviderList",
+        "TraceInfo",
+        "Overview",
+        "ErrorBody",
+        "ClientKeySpec",
+    ] {
+        assert!(schemas.contains_key(s), "schema {s} missing");
+    }
+    // The Admin API's doc comments reach the document.
+    let spec = serde_json::to_string(&schemas["ClientKeySpec"]).unwrap();
+    assert!(spec.contains("Username of the owner"), "{spec}");
+}
+
+#[tokio::test]
+async fn errors_are_json_and_headers_are_strict() {
+    let (status, headers, body) = call(get("/api/providers")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    let (status, _, body) = call(get("/api/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // Sign-in without the CSRF header (a cross-site form could send it).
+    let req = Request::post("/api/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"username":"a","password":"b"}"#))
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "csrf");
+
+    // Bad JSON is a JSON 400, not axum's plain-text rejection.
+    let req = Request::put("/api/providers/x")
+        .header("authorization", "Bearer aigw-t-x")
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_argument");
+
+    // With a token, the call goes to the control plane, which is down.
+    let req = Request::get("/api/providers")
+        .header("authorization", "Bearer aigw-t-x")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not reachable"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_other_path_is_the_ui() {
+    for path in ["/", "/requests", "/keys/some-key"] {
+        let resp = router().oneshot(get(path)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(resp.headers()["content-type"], "text/html");
+        assert_eq!(resp.headers()["cache-control"], "no-cache");
+        assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    }
+    let resp = router().oneshot(get("/assets/gone-1234.js")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

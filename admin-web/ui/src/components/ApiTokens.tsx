@@ -1,0 +1,119 @@
+// API tokens for automation: list (hints only), create (shown once),
+// revoke. `mine` limits the list to the caller's own.
+import { useState } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Badge, Button, Group, Modal, Select, Stack, TextInput } from '@mantine/core';
+import { SCROLL } from './table';
+import { DataTable } from 'mantine-datatable';
+import { api } from '../api';
+import { useAuth } from '../auth';
+import { when } from '../format';
+import { ROLES, type ApiTokenInfo, type Role } from '../types';
+import { ErrorState } from './States';
+import { confirmDanger, showSecretOnce } from './Secret';
+import { notifyDone, notifyError } from './notify';
+
+/** The roles a caller may give a token (as the control plane rules). */
+function grantable(role: Role): Role[] {
+  if (role === 'admin') return ROLES;
+  if (role === 'operator') return ['operator', 'viewer', 'member'];
+  return [role];
+}
+
+export function ApiTokens({ mine }: { mine: boolean }) {
+  const { me, can } = useAuth();
+  const qc = useQueryClient();
+  const q = useQuery({ queryKey: ['api-tokens'], queryFn: api.apiTokens });
+  const [open, setOpen] = useState(false);
+  const [name, setName] = useState('');
+  const [role, setRole] = useState<string | null>(me.role);
+  const [expires, setExpires] = useState('');
+  const create = useMutation({
+    mutationFn: () => api.createApiToken(name.trim(), role ?? '', expires ? new Date(expires).getTime() : 0),
+    onSuccess: (r) => {
+      setOpen(false);
+      void qc.invalidateQueries({ queryKey: ['api-tokens'] });
+      showSecretOnce(`API token ${r.info.name}`, 'token', r.token);
+    },
+    onError: (e) => notifyError('Not created', e),
+  });
+  const records = (q.data?.tokens ?? []).filter((t) => !mine || t.owner === me.username);
+  const mayCreate = can('IdentityService/CreateApiToken') && !!me.username;
+  return (
+    <Stack>
+      {mayCreate && (
+        <Group justify="flex-end">
+          <Button onClick={() => setOpen(true)}>New API token</Button>
+        </Group>
+      )}
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<ApiTokenInfo>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        minHeight={records.length ? undefined : 140}
+        fetching={q.isPending}
+        records={records}
+        idAccessor="id"
+        noRecordsText="No API tokens"
+        columns={[
+          { accessor: 'name', title: 'Name' },
+          { accessor: 'token_hint', title: 'Token', render: (t) => <code>{t.token_hint}</code> },
+          { accessor: 'role', title: 'Role' },
+          { accessor: 'owner', title: 'Owner', render: (t) => t.owner || '(bootstrap)' },
+          { accessor: 'expires_at_ms', title: 'Expires', render: (t) => (t.expires_at_ms ? when(t.expires_at_ms) : 'never') },
+          {
+            accessor: 'state',
+            title: 'State',
+            render: (t) =>
+              t.revoked ? <Badge color="red" variant="light">revoked</Badge> : <Badge color="teal" variant="light">active</Badge>,
+          },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            textAlign: 'right',
+            render: (t) =>
+              !t.revoked &&
+              (me.role === 'admin' || t.owner === me.username) && (
+                <Button
+                  size="compact-xs"
+                  color="red"
+                  variant="light"
+                  onClick={() =>
+                    confirmDanger(`Revoke ${t.name}?`, 'Automation using it is refused at once.', 'Revoke', () =>
+                      api
+                        .revokeApiToken(t.name)
+                        .then(() => {
+                          notifyDone(`Revoked ${t.name}`);
+                          void qc.invalidateQueries({ queryKey: ['api-tokens'] });
+                        })
+                        .catch((e) => notifyError('Not revoked', e)),
+                    )
+                  }
+                >
+                  Revoke
+                </Button>
+              ),
+          },
+        ]}
+      />
+      <Modal opened={open} onClose={() => setOpen(false)} title="New API token">
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            create.mutate();
+          }}
+        >
+          <Stack>
+            <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} />
+            <Select label="Role" allowDeselect={false} data={grantable(me.role)} value={role} onChange={setRole} />
+            <TextInput label="Expires" type="datetime-local" value={expires} onChange={(e) => setExpires(e.currentTarget.value)} />
+            <Button type="submit" loading={create.isPending}>
+              Create token
+            </Button>
+          </Stack>
+        </form>
+      </Modal>
+    </Stack>
+  );
+}

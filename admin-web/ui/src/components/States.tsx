@@ -1,0 +1,41 @@
+// Loading, empty and error states, the same on every page.
+import type { ReactNode } from 'react';
+import { Alert, Center, Loader, Stack, Text } from '@mantine/core';
+import { ApiError } from '../api';
+
+export function LoadingState({ label = 'Loading' }: { label?: string }) {
+  return (
+    <Center py="xl">
+      <Loader aria-label={label} />
+    </Center>
+  );
+}
+
+export function errorText(error: unknown): string {
+  if (error instanceof ApiError) return error.message;
+  if (error instanceof Error) return error.message;
+  return 'Something went wrong';
+}
+
+export function ErrorState({ error, title = 'Could not load this' }: { error: unknown; title?: string }) {
+  return (
+    <Alert color="red" title={title} role="alert" my="md">
+      {errorText(error)}
+    </Alert>
+  );
+}
+
+export function EmptyState({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <Center py="xl">
+      <Stack align="center" gap={4}>
+        <Text fw={600}>{title}</Text>
+        {children && (
+          <Text c="dimmed" size="sm" ta="center">
+            {children}
+          </Text>
+        )}
+      </Stack>
+    </Center>
+  );
+}

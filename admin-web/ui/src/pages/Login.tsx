@@ -1,0 +1,86 @@
+// Sign-in: username and password, or the identity provider when an admin
+// set one up. A failed SSO sign-in comes back here with ?error=.
+import { useState } from 'react';
+import { useQuery } from '@tanstack/react-query';
+import {
+  Alert,
+  Button,
+  Center,
+  Divider,
+  Paper,
+  PasswordInput,
+  Stack,
+  TextInput,
+  Title,
+} from '@mantine/core';
+import { api } from '../api';
+import { errorText } from '../components/States';
+
+export function LoginPage() {
+  const options = useQuery({ queryKey: ['sign-in-options'], queryFn: api.options, retry: false });
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(
+    () => new URLSearchParams(window.location.search).get('error'),
+  );
+
+  async function submit(e: React.FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await api.login(username, password);
+      window.location.assign('/');
+    } catch (err) {
+      setError(errorText(err));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Center mih="100vh" p="md">
+      <main style={{ width: '100%', maxWidth: 380 }}>
+        <Paper withBorder shadow="sm" p="xl">
+          <form onSubmit={submit}>
+            <Stack>
+              <Title order={1} size="h3">
+                Sign in to AI Gateway
+              </Title>
+              {error && (
+                <Alert color="red" role="alert" title="Not signed in">
+                  {error}
+                </Alert>
+              )}
+              <TextInput
+                label="Username"
+                autoComplete="username"
+                required
+                value={username}
+                onChange={(e) => setUsername(e.currentTarget.value)}
+              />
+              <PasswordInput
+                label="Password"
+                autoComplete="current-password"
+                required
+                value={password}
+                onChange={(e) => setPassword(e.currentTarget.value)}
+              />
+              <Button type="submit" loading={busy}>
+                Sign in
+              </Button>
+              {options.data?.oidc && (
+                <>
+                  <Divider label="or" labelPosition="center" />
+                  <Button component="a" href="/api/auth/oidc/start" variant="default">
+                    {options.data.oidc_display_name}
+                  </Button>
+                </>
+              )}
+            </Stack>
+          </form>
+        </Paper>
+      </main>
+    </Center>
+  );
+}

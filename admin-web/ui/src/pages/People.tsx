@@ -1,0 +1,509 @@
+// People and machines: users and roles, teams and the budgets of users and
+// teams, API tokens, the audit log of every change, and the connected data
+// planes.
+import { useState } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import {
+  Badge,
+  Button,
+  Code,
+  Group,
+  Modal,
+  MultiSelect,
+  PasswordInput,
+  Select,
+  Stack,
+  Switch,
+  Tabs,
+  Text,
+  TextInput,
+  Title,
+  Tooltip,
+} from '@mantine/core';
+import { SCROLL } from '../components/table';
+import { DataTable } from 'mantine-datatable';
+import { api } from '../api';
+import { useAuth } from '../auth';
+import { ago, when } from '../format';
+import { ROLES, type AuditEntry, type BudgetInfo, type NodeInfo, type TeamInfo, type UserInfo } from '../types';
+import { ErrorState } from '../components/States';
+import { ApiTokens } from '../components/ApiTokens';
+import { confirmDanger, showSecretOnce } from '../components/Secret';
+import { LimitsFields, limitsText, useLimits } from '../components/Limits';
+import { notifyDone, notifyError } from '../components/notify';
+
+function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => void }) {
+  const qc = useQueryClient();
+  const [username, setUsername] = useState(user?.username ?? '');
+  const [password, setPassword] = useState('');
+  const [role, setRole] = useState<string | null>(user?.role ?? 'viewer');
+  const [disabled, setDisabled] = useState(user?.disabled ?? false);
+  const done = () => {
+    void qc.invalidateQueries({ queryKey: ['users'] });
+    onClose();
+  };
+  const save = useMutation({
+    mutationFn: async () => {
+      if (user) {
+        await api.updateUser(user.username, { role: role ?? undefined, disabled });
+        return '';
+      }
+      return (await api.createUser(username.trim(), password, role ?? 'viewer')).generated_password;
+    },
+    onSuccess: (generated) => {
+      done();
+      if (generated) showSecretOnce(`User ${username} created`, 'password', generated);
+      else notifyDone('Saved');
+    },
+    onError: (e) => notifyError('Not saved', e),
+  });
+  const reset = useMutation({
+    mutationFn: () => api.setPassword(user?.username ?? '', ''),
+    onSuccess: (r) => {
+      done();
+      showSecretOnce(`New password for ${user?.username}`, 'password', r.generated_password);
+    },
+    onError: (e) => notifyError('Not reset', e),
+  });
+  return (
+    <Modal opened onClose={onClose} title={user ? `Edit ${user.username}` : 'New user'}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Stack>
+          <TextInput label="Username" required disabled={!!user} value={username} onChange={(e) => setUsername(e.currentTarget.value)} />
+          {!user && (
+            <PasswordInput
+              label="Password"
+              description="Leave empty to generate one (shown once)"
+              autoComplete="new-password"
+              value={password}
+              onChange={(e) => setPassword(e.currentTarget.value)}
+            />
+          )}
+          <Select label="Role" allowDeselect={false} data={ROLES} value={role} onChange={setRole} />
+          {user && <Switch label="Disabled" checked={disabled} onChange={(e) => setDisabled(e.currentTarget.checked)} />}
+          <Group justify="space-between">
+            {user ? (
+              <Button variant="light" color="orange" loading={reset.isPending} onClick={() => reset.mutate()}>
+                Reset password
+              </Button>
+            ) : (
+              <span />
+            )}
+            <Button type="submit" loading={save.isPending}>
+              Save
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+function Users() {
+  const { can } = useAuth();
+  const q = useQuery({ queryKey: ['users'], queryFn: api.users });
+  const [editing, setEditing] = useState<UserInfo | null | 'new'>(null);
+  const admin = can('IdentityService/CreateUser');
+  return (
+    <Stack>
+      {admin && (
+        <Group justify="flex-end">
+          <Button onClick={() => setEditing('new')}>New user</Button>
+        </Group>
+      )}
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<UserInfo>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        fetching={q.isPending}
+        minHeight={q.data?.users.length ? undefined : 140}
+        records={q.data?.users ?? []}
+        idAccessor="id"
+        noRecordsText="No users"
+        columns={[
+          { accessor: 'username', title: 'Username' },
+          { accessor: 'role', title: 'Role', render: (u) => <Badge variant="light">{u.role}</Badge> },
+          { accessor: 'team', title: 'Team', render: (u) => u.team || '–' },
+          {
+            accessor: 'disabled',
+            title: 'State',
+            render: (u) => (u.disabled ? <Badge color="gray">disabled</Badge> : <Badge color="teal" variant="light">active</Badge>),
+          },
+          { accessor: 'created_at_ms', title: 'Created', render: (u) => when(u.created_at_ms) },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !admin,
+            textAlign: 'right',
+            render: (u) => (
+              <Button size="compact-xs" variant="default" onClick={() => setEditing(u)}>
+                Edit
+              </Button>
+            ),
+          },
+        ]}
+      />
+      {editing && <UserForm user={editing === 'new' ? null : editing} onClose={() => setEditing(null)} />}
+    </Stack>
+  );
+}
+
+function TeamForm({ team, onClose }: { team: TeamInfo | null; onClose: () => void }) {
+  const qc = useQueryClient();
+  const [name, setName] = useState(team?.name ?? '');
+  const [members, setMembers] = useState<string[]>(team?.members ?? []);
+  const users = useQuery({ queryKey: ['users'], queryFn: api.users });
+  const save = useMutation({
+    mutationFn: () => api.putTeam(name.trim(), members),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ['teams'] });
+      void qc.invalidateQueries({ queryKey: ['users'] });
+      onClose();
+      notifyDone(`Saved team ${name.trim()}`);
+    },
+    onError: (e) => notifyError('Not saved', e),
+  });
+  return (
+    <Modal opened onClose={onClose} title={team ? `Edit team ${team.name}` : 'New team'}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Stack>
+          <TextInput label="Team name" required disabled={!!team} value={name} onChange={(e) => setName(e.currentTarget.value)} />
+          <MultiSelect
+            label="Members"
+            description="A user belongs to one team at most: adding one here moves them"
+            searchable
+            data={(users.data?.users ?? []).map((u) => u.username)}
+            value={members}
+            onChange={setMembers}
+          />
+          <Group justify="flex-end">
+            <Button type="submit" loading={save.isPending}>
+              Save team
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+function BudgetForm({ budget, onClose }: { budget: BudgetInfo | null; onClose: () => void }) {
+  const qc = useQueryClient();
+  const users = useQuery({ queryKey: ['users'], queryFn: api.users });
+  const teams = useQuery({ queryKey: ['teams'], queryFn: api.teams });
+  const [subject, setSubject] = useState<string | null>(budget?.subject ?? null);
+  const limits = useLimits(budget?.limits);
+  const [global, setGlobal] = useState(budget?.limits?.global ?? false);
+  const [storeDown, setStoreDown] = useState<string | null>(budget?.limits?.when_store_down || 'local');
+  const save = useMutation({
+    mutationFn: () =>
+      api.setBudget(subject ?? '', { ...limits.limits(), global, when_store_down: storeDown === 'local' ? '' : (storeDown ?? '') }),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ['budgets'] });
+      onClose();
+      notifyDone(`Saved the budget of ${subject}`);
+    },
+    onError: (e) => notifyError('Not saved', e),
+  });
+  const subjects = [
+    ...(users.data?.users ?? []).map((u) => ({ value: `user:${u.username}`, label: `user ${u.username}` })),
+    ...(teams.data?.teams ?? []).map((t) => ({ value: `team:${t.name}`, label: `team ${t.name}` })),
+  ];
+  return (
+    <Modal opened onClose={onClose} size="lg" title={budget ? `Budget of ${budget.subject}` : 'New budget'}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Stack>
+          <Select
+            label="For"
+            description="Every key a user owns counts toward the user's budget and their team's"
+            required
+            searchable
+            disabled={!!budget}
+            data={budget ? [{ value: budget.subject, label: budget.subject }] : subjects}
+            value={subject}
+            onChange={setSubject}
+          />
+          <LimitsFields values={limits.values} set={limits.set} />
+          <Group grow align="flex-end">
+            <Switch
+              label="Global: tokens and cost counted across all regions"
+              checked={global}
+              onChange={(e) => setGlobal(e.currentTarget.checked)}
+            />
+            <Select
+              label="While Redis does not answer"
+              allowDeselect={false}
+              data={[
+                { value: 'local', label: 'count in each data plane' },
+                { value: 'refuse', label: 'refuse requests' },
+              ]}
+              value={storeDown}
+              onChange={setStoreDown}
+            />
+          </Group>
+          <Group justify="flex-end">
+            <Button type="submit" loading={save.isPending} disabled={!subject}>
+              Save budget
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+function TeamsAndBudgets() {
+  const { can } = useAuth();
+  const qc = useQueryClient();
+  const teams = useQuery({ queryKey: ['teams'], queryFn: api.teams });
+  const budgets = useQuery({ queryKey: ['budgets'], queryFn: api.budgets });
+  const [team, setTeam] = useState<TeamInfo | null | 'new'>(null);
+  const [budget, setBudget] = useState<BudgetInfo | null | 'new'>(null);
+  const mayTeams = can('AdminService/UpsertTeam');
+  const mayBudgets = can('AdminService/SetBudget');
+  const removeTeam = useMutation({
+    mutationFn: (name: string) => api.deleteTeam(name),
+    onSuccess: (_, name) => {
+      void qc.invalidateQueries({ queryKey: ['teams'] });
+      void qc.invalidateQueries({ queryKey: ['users'] });
+      notifyDone(`Deleted team ${name}`);
+    },
+    onError: (e) => notifyError('Not deleted', e),
+  });
+  const removeBudget = useMutation({
+    mutationFn: (subject: string) => api.setBudget(subject, {}),
+    onSuccess: (_, subject) => {
+      void qc.invalidateQueries({ queryKey: ['budgets'] });
+      notifyDone(`Removed the budget of ${subject}`);
+    },
+    onError: (e) => notifyError('Not removed', e),
+  });
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={3}>Teams</Title>
+        {mayTeams && <Button onClick={() => setTeam('new')}>New team</Button>}
+      </Group>
+      {teams.isError && <ErrorState error={teams.error} />}
+      <DataTable<TeamInfo>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        fetching={teams.isPending}
+        minHeight={teams.data?.teams.length ? undefined : 120}
+        records={teams.data?.teams ?? []}
+        idAccessor="name"
+        noRecordsText="No teams"
+        columns={[
+          { accessor: 'name', title: 'Team' },
+          { accessor: 'members', title: 'Members', render: (t) => t.members.join(', ') || '–' },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayTeams,
+            textAlign: 'right',
+            render: (t) => (
+              <Group gap="xs" justify="flex-end" wrap="nowrap">
+                <Button size="compact-xs" variant="default" onClick={() => setTeam(t)}>
+                  Edit
+                </Button>
+                <Button
+                  size="compact-xs"
+                  variant="light"
+                  color="red"
+                  onClick={() => confirmDanger(`Delete team ${t.name}?`, 'Its members stay; its budget goes.', 'Delete', () => removeTeam.mutate(t.name))}
+                >
+                  Delete
+                </Button>
+              </Group>
+            ),
+          },
+        ]}
+      />
+      <Group justify="space-between">
+        <Title order={3}>Budgets</Title>
+        {mayBudgets && <Button onClick={() => setBudget('new')}>New budget</Button>}
+      </Group>
+      {budgets.isError && <ErrorState error={budgets.error} />}
+      <DataTable<BudgetInfo>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        fetching={budgets.isPending}
+        minHeight={budgets.data?.budgets.length ? undefined : 120}
+        records={budgets.data?.budgets ?? []}
+        idAccessor="subject"
+        noRecordsText="No budgets: only the client keys' own limits apply"
+        columns={[
+          { accessor: 'subject', title: 'For' },
+          { accessor: 'limits', title: 'Limits', render: (b) => limitsText(b.limits) },
+          { accessor: 'updated_at_ms', title: 'Changed', render: (b) => when(b.updated_at_ms) },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayBudgets,
+            textAlign: 'right',
+            render: (b) => (
+              <Group gap="xs" justify="flex-end" wrap="nowrap">
+                <Button size="compact-xs" variant="default" onClick={() => setBudget(b)}>
+                  Edit
+                </Button>
+                <Button
+                  size="compact-xs"
+                  variant="light"
+                  color="red"
+                  onClick={() => confirmDanger(`Remove the budget of ${b.subject}?`, 'Its limits stop applying.', 'Remove', () => removeBudget.mutate(b.subject))}
+                >
+                  Remove
+                </Button>
+              </Group>
+            ),
+          },
+        ]}
+      />
+      {team && <TeamForm team={team === 'new' ? null : team} onClose={() => setTeam(null)} />}
+      {budget && <BudgetForm budget={budget === 'new' ? null : budget} onClose={() => setBudget(null)} />}
+    </Stack>
+  );
+}
+
+function Audit() {
+  const [cursors, setCursors] = useState<string[]>([]);
+  const token = cursors[cursors.length - 1];
+  const q = useQuery({ queryKey: ['audit', token], queryFn: () => api.audit(token) });
+  return (
+    <Stack>
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<AuditEntry>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        fetching={q.isFetching}
+        minHeight={q.data?.entries.length ? undefined : 140}
+        records={q.data?.entries ?? []}
+        idAccessor="id"
+        noRecordsText="No changes yet"
+        columns={[
+          { accessor: 'at_ms', title: 'When', render: (e) => when(e.at_ms) },
+          { accessor: 'actor', title: 'Who' },
+          { accessor: 'action', title: 'Did' },
+          { accessor: 'object', title: 'What', render: (e) => `${e.object_kind} ${e.object_name}` },
+          { accessor: 'detail', title: 'Detail' },
+        ]}
+      />
+      <Group justify="flex-end">
+        <Button variant="default" disabled={!cursors.length} onClick={() => setCursors((c) => c.slice(0, -1))}>
+          Newer
+        </Button>
+        <Button
+          variant="default"
+          disabled={!q.data?.next_page_token}
+          onClick={() => { const t = q.data?.next_page_token; if (t) setCursors((c) => [...c, t]); }}
+        >
+          Older
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
+
+function Nodes() {
+  const q = useQuery({ queryKey: ['nodes'], queryFn: api.nodes });
+  const current = q.data?.current_version ?? '';
+  const now = Date.now();
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Text size="sm">
+          Current snapshot <Code>{current.slice(0, 12) || '–'}</Code>
+        </Text>
+        <Button variant="default" size="xs" onClick={() => void q.refetch()} loading={q.isFetching}>
+          Refresh
+        </Button>
+      </Group>
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<NodeInfo>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        fetching={q.isPending}
+        minHeight={q.data?.nodes.length ? undefined : 140}
+        records={q.data?.nodes ?? []}
+        idAccessor="node_id"
+        noRecordsText="No data plane has connected"
+        columns={[
+          { accessor: 'node_id', title: 'Data plane' },
+          { accessor: 'region', title: 'Region' },
+          {
+            accessor: 'connected',
+            title: 'Connection',
+            render: (n) => (n.connected ? <Badge color="teal" variant="light">connected</Badge> : <Badge color="gray">gone</Badge>),
+          },
+          {
+            accessor: 'applied_version',
+            title: 'Snapshot',
+            render: (n) =>
+              n.applied_version === current ? (
+                <Badge color="teal" variant="light">in sync</Badge>
+              ) : (
+                <Tooltip label={`applied ${n.applied_version.slice(0, 12) || 'none'}`}>
+                  <Badge color="orange" variant="light">behind</Badge>
+                </Tooltip>
+              ),
+          },
+          { accessor: 'last_seen_ms', title: 'Last ACK / message', render: (n) => ago(n.last_seen_ms, now) },
+          { accessor: 'last_error', title: 'Last NACK', render: (n) => n.last_error || '–' },
+        ]}
+      />
+    </Stack>
+  );
+}
+
+export default function PeoplePage() {
+  const { can } = useAuth();
+  return (
+    <Stack>
+      <Title order={2}>People and data planes</Title>
+      <Tabs defaultValue="users" keepMounted={false}>
+        <Tabs.List>
+          <Tabs.Tab value="users">Users</Tabs.Tab>
+          {can('AdminService/ListBudgets') && <Tabs.Tab value="budgets">Teams and budgets</Tabs.Tab>}
+          <Tabs.Tab value="tokens">API tokens</Tabs.Tab>
+          <Tabs.Tab value="audit">Audit log</Tabs.Tab>
+          <Tabs.Tab value="nodes">Data planes</Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="users" pt="md">
+          <Users />
+        </Tabs.Panel>
+        <Tabs.Panel value="budgets" pt="md">
+          <TeamsAndBudgets />
+        </Tabs.Panel>
+        <Tabs.Panel value="tokens" pt="md">
+          <ApiTokens mine={false} />
+        </Tabs.Panel>
+        <Tabs.Panel value="audit" pt="md">
+          <Audit />
+        </Tabs.Panel>
+        <Tabs.Panel value="nodes" pt="md">
+          <Nodes />
+        </Tabs.Panel>
+      </Tabs>
+    </Stack>
+  );
+}

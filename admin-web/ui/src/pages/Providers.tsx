@@ -1,0 +1,657 @@
+// Providers and their credential pools, routes, model maps and pricing;
+// each credential's health and cool-down. Secrets are write-only: the
+// form never shows one, and a credential left blank keeps its secret.
+import { useState } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import {
+  ActionIcon,
+  Badge,
+  Button,
+  Group,
+  Modal,
+  MultiSelect,
+  NumberInput,
+  PasswordInput,
+  Select,
+  Stack,
+  Switch,
+  Tabs,
+  TagsInput,
+  Text,
+  TextInput,
+  Title,
+  Tooltip,
+} from '@mantine/core';
+import { IconTrash } from '@tabler/icons-react';
+import { SCROLL } from '../components/table';
+import { DataTable } from 'mantine-datatable';
+import { api } from '../api';
+import { useAuth } from '../auth';
+import { ago, ms, num, us } from '../format';
+import type { PoolKeyHealth, PriceSpec, ProviderInfo, ProviderSpec, RouteSpec } from '../types';
+import { ErrorState } from '../components/States';
+import { confirmDanger } from '../components/Secret';
+import { notifyDone, notifyError } from '../components/notify';
+import { OAuthAccountsTab } from '../components/OAuthAccounts';
+import { useNow } from '../components/useNow';
+
+const KINDS = ['openai', 'anthropic', 'gemini', 'openai-compatible'];
+/** The Kind of a credential that is an API key, not an OAuth account. */
+const API_KEY = 'api-key';
+const STRATEGIES = ['round-robin', 'weighted', 'least-latency', 'fill-first'];
+
+function useSave<T>(key: string, f: (v: T) => Promise<unknown>, done: () => void) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: f,
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: [key] });
+      notifyDone('Saved');
+      done();
+    },
+    onError: (e) => notifyError('Not saved', e),
+  });
+}
+
+interface KeyRow {
+  name: string;
+  secret: string;
+  weight: number | string;
+  stored: boolean;
+  /** An OAuth account of this template (connected through the Admin API). */
+  oauth: string;
+}
+
+function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onClose: () => void }) {
+  const [name, setName] = useState(initial?.name ?? '');
+  const [kind, setKind] = useState<string | null>(initial?.kind ?? 'openai');
+  const [baseUrl, setBaseUrl] = useState(initial?.base_url ?? '');
+  const [models, setModels] = useState<string[]>(initial?.models ?? []);
+  const [strategy, setStrategy] = useState<string | null>(initial?.strategy ?? 'round-robin');
+  const [keys, setKeys] = useState<KeyRow[]>(
+    initial?.keys.map((k) => ({ name: k.name, secret: '', weight: k.weight, stored: true, oauth: k.oauth_template })) ?? [
+      { name: 'key-1', secret: '', weight: 1, stored: false, oauth: '' },
+    ],
+  );
+  const [interval, setInterval_] = useState<number | string>(initial?.health_check_interval_secs ?? 60);
+  const templates = useQuery({ queryKey: ['oauth-templates'], queryFn: api.oauthTemplates });
+  const kinds = [
+    { value: API_KEY, label: 'API key' },
+    ...(templates.data?.templates ?? []).map((t) => ({ value: t.name, label: `OAuth: ${t.name}` })),
+  ];
+  const [affinity, setAffinity] = useState<string | null>(initial?.affinity ?? '');
+  const [map, setMap] = useState<string[]>(
+    Object.entries(initial?.model_map ?? {}).map(([a, b]) => `${a}=${b}`),
+  );
+  const save = useSave<ProviderSpec>('providers', api.putProvider, onClose);
+  const setKey = (i: number, patch: Partial<KeyRow>) =>
+    setKeys((ks) => ks.map((k, j) => (j === i ? { ...k, ...patch } : k)));
+  return (
+    <Modal opened onClose={onClose} size="lg" title={initial ? `Edit ${initial.name}` : 'New provider'}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          save.mutate({
+            name: name.trim(),
+            kind: kind ?? '',
+            base_url: baseUrl.trim(),
+            models,
+            strategy: strategy ?? '',
+            keys: keys.map((k) => ({
+              name: k.name.trim(),
+              secret: k.oauth ? '' : k.secret,
+              weight: Number(k.weight) || 1,
+              oauth_template: k.oauth,
+            })),
+            health_check_interval_secs: interval === '' ? null : Number(interval),
+            affinity: affinity ?? '',
+            model_map: Object.fromEntries(
+              map
+                .map((m) => m.split('='))
+                .filter((p) => p.length === 2)
+                .map(([a, b]) => [a.trim(), b.trim()]),
+            ),
+          });
+        }}
+      >
+        <Stack>
+          <Group grow>
+            <TextInput label="Name" required disabled={!!initial} value={name} onChange={(e) => setName(e.currentTarget.value)} />
+            <Select label="Kind" required allowDeselect={false} data={KINDS} value={kind} onChange={setKind} />
+          </Group>
+          <TextInput
+            label="Base URL"
+            description="Optional for openai, anthropic and gemini; required for openai-compatible"
+            placeholder="https://api.example.com"
+            value={baseUrl}
+            onChange={(e) => setBaseUrl(e.currentTarget.value)}
+          />
+          <TagsInput
+            label="Models"
+            description="Model names or globs routed here; press Enter after each"
+            value={models}
+            onChange={setModels}
+          />
+          <TagsInput
+            label="Model map"
+            description="app-name=upstream-name, e.g. fast=gpt-4o-mini"
+            value={map}
+            onChange={setMap}
+          />
+          <Group grow>
+            <Select label="Strategy" allowDeselect={false} data={STRATEGIES} value={strategy} onChange={setStrategy} />
+            <Select
+              label="Affinity"
+              allowDeselect={false}
+              data={[
+                { value: '', label: 'none' },
+                { value: 'prompt-cache', label: 'prompt cache' },
+              ]}
+              value={affinity}
+              onChange={setAffinity}
+            />
+            <NumberInput
+              label="Health check every (s)"
+              description="0: only after a failure"
+              min={0}
+              allowDecimal={false}
+              value={interval}
+              onChange={setInterval_}
+            />
+          </Group>
+          <Text fw={600} size="sm">
+            Credentials
+          </Text>
+          {keys.map((k, i) => (
+            <Group key={i} align="flex-end" wrap="nowrap">
+              <TextInput label="Credential name" required value={k.name} onChange={(e) => setKey(i, { name: e.currentTarget.value })} />
+              <Select
+                label="Credential kind"
+                w={170}
+                allowDeselect={false}
+                data={kinds}
+                value={k.oauth || API_KEY}
+                onChange={(v) => setKey(i, { oauth: !v || v === API_KEY ? '' : v })}
+              />
+              {k.oauth ? (
+                <TextInput label="Secret" disabled value="connected under OAuth accounts" style={{ flex: 1 }} />
+              ) : (
+                <PasswordInput
+                  label="Secret"
+                  required={!k.stored}
+                  placeholder={k.stored ? 'unchanged' : 'sk-…'}
+                  autoComplete="off"
+                  value={k.secret}
+                  onChange={(e) => setKey(i, { secret: e.currentTarget.value })}
+                  style={{ flex: 1 }}
+                />
+              )}
+              <NumberInput label="Weight" min={1} w={90} value={k.weight} onChange={(v) => setKey(i, { weight: v })} />
+              <ActionIcon
+                variant="subtle"
+                color="red"
+                size="lg"
+                aria-label={`Remove credential ${k.name}`}
+                onClick={() => setKeys((ks) => ks.filter((_, j) => j !== i))}
+              >
+                <IconTrash size={16} />
+              </ActionIcon>
+            </Group>
+          ))}
+          <Button
+            variant="light"
+            onClick={() =>
+              setKeys((ks) => [...ks, { name: `key-${ks.length + 1}`, secret: '', weight: 1, stored: false, oauth: '' }])
+            }
+          >
+            Add credential
+          </Button>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={save.isPending}>
+              Save provider
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+function ProvidersTab({ mayWrite }: { mayWrite: boolean }) {
+  const q = useQuery({ queryKey: ['providers'], queryFn: api.providers });
+  const qc = useQueryClient();
+  const [editing, setEditing] = useState<ProviderInfo | null | 'new'>(null);
+  return (
+    <Stack>
+      {mayWrite && (
+        <Group justify="flex-end">
+          <Button onClick={() => setEditing('new')}>New provider</Button>
+        </Group>
+      )}
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<ProviderInfo>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        minHeight={q.data?.providers.length ? undefined : 160}
+        fetching={q.isPending}
+        records={q.data?.providers ?? []}
+        idAccessor="name"
+        noRecordsText="No providers yet"
+        columns={[
+          { accessor: 'name', title: 'Name' },
+          { accessor: 'kind', title: 'Kind' },
+          { accessor: 'base_url', title: 'Base URL', render: (p) => p.base_url || 'default' },
+          { accessor: 'models', title: 'Models', render: (p) => p.models.join(', ') || '–' },
+          { accessor: 'strategy', title: 'Strategy' },
+          {
+            accessor: 'keys',
+            title: 'Credentials',
+            render: (p) => (
+              <Stack gap={2}>
+                {p.keys.map((k) => (
+                  <Text key={k.name} size="xs">
+                    {k.name} {k.oauth_template ? `(OAuth: ${k.oauth_template})` : <code>{k.secret_hint}</code>} ×{k.weight}
+                  </Text>
+                ))}
+              </Stack>
+            ),
+          },
+          {
+            accessor: 'model_map',
+            title: 'Model map',
+            render: (p) =>
+              Object.entries(p.model_map)
+                .map(([a, b]) => `${a} → ${b}`)
+                .join(', ') || '–',
+          },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayWrite,
+            textAlign: 'right',
+            render: (p) => (
+              <Group gap={4} justify="flex-end" wrap="nowrap">
+                <Button size="compact-xs" variant="default" onClick={() => setEditing(p)}>
+                  Edit
+                </Button>
+                <Button
+                  size="compact-xs"
+                  color="red"
+                  variant="light"
+                  onClick={() =>
+                    confirmDanger(`Delete ${p.name}?`, 'Its credentials are deleted with it.', 'Delete', () =>
+                      api
+                        .deleteProvider(p.name)
+                        .then(() => {
+                          notifyDone(`Deleted ${p.name}`);
+                          void qc.invalidateQueries({ queryKey: ['providers'] });
+                        })
+                        .catch((e) => notifyError('Not deleted', e)),
+                    )
+                  }
+                >
+                  Delete
+                </Button>
+              </Group>
+            ),
+          },
+        ]}
+      />
+      {editing && <ProviderForm initial={editing === 'new' ? null : editing} onClose={() => setEditing(null)} />}
+    </Stack>
+  );
+}
+
+function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
+  const q = useQuery({ queryKey: ['routes'], queryFn: api.routes });
+  const providers = useQuery({ queryKey: ['providers'], queryFn: api.providers });
+  const qc = useQueryClient();
+  const [editing, setEditing] = useState<RouteSpec | null>(null);
+  const save = useSave<RouteSpec>('routes', api.putRoute, () => setEditing(null));
+  return (
+    <Stack>
+      {mayWrite && (
+        <Group justify="flex-end">
+          <Button onClick={() => setEditing({ model: '', providers: [], strict: false, alias_of: '' })}>New route</Button>
+        </Group>
+      )}
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<RouteSpec>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        minHeight={q.data?.routes.length ? undefined : 160}
+        fetching={q.isPending}
+        records={q.data?.routes ?? []}
+        idAccessor="model"
+        noRecordsText="No routes: each model goes to the first provider whose models match"
+        columns={[
+          { accessor: 'model', title: 'Model glob' },
+          {
+            accessor: 'providers',
+            title: 'Providers, tried in order',
+            render: (r) => (r.alias_of ? `alias of ${r.alias_of}` : r.providers.join(' → ')),
+          },
+          { accessor: 'strict', title: 'Strict', render: (r) => (r.strict ? 'yes' : 'no') },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayWrite,
+            textAlign: 'right',
+            render: (r) => (
+              <Group gap={4} justify="flex-end">
+                <Button size="compact-xs" variant="default" onClick={() => setEditing(r)}>
+                  Edit
+                </Button>
+                <Button
+                  size="compact-xs"
+                  color="red"
+                  variant="light"
+                  onClick={() =>
+                    api
+                      .deleteRoute(r.model)
+                      .then(() => void qc.invalidateQueries({ queryKey: ['routes'] }))
+                      .catch((e) => notifyError('Not deleted', e))
+                  }
+                >
+                  Delete
+                </Button>
+              </Group>
+            ),
+          },
+        ]}
+      />
+      {editing && (
+        <Modal opened onClose={() => setEditing(null)} title="Route">
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              save.mutate(editing);
+            }}
+          >
+            <Stack>
+              <TextInput
+                label="Model glob"
+                required
+                value={editing.model}
+                onChange={(e) => setEditing({ ...editing, model: e.currentTarget.value })}
+              />
+              <MultiSelect
+                label="Providers, in the order tried"
+                description="Or leave empty and serve the models as another model (alias)"
+                data={(providers.data?.providers ?? []).map((p) => p.name)}
+                value={editing.providers}
+                onChange={(v) => setEditing({ ...editing, providers: v })}
+              />
+              <TextInput
+                label="Alias of"
+                value={editing.alias_of}
+                onChange={(e) => setEditing({ ...editing, alias_of: e.currentTarget.value })}
+              />
+              <Switch
+                label="Strict: refuse fields the provider's format cannot express"
+                checked={editing.strict}
+                onChange={(e) => setEditing({ ...editing, strict: e.currentTarget.checked })}
+              />
+              <Button type="submit" loading={save.isPending}>
+                Save route
+              </Button>
+            </Stack>
+          </form>
+        </Modal>
+      )}
+    </Stack>
+  );
+}
+
+function PricingTab({ mayWrite }: { mayWrite: boolean }) {
+  const q = useQuery({ queryKey: ['pricing'], queryFn: api.pricing });
+  const qc = useQueryClient();
+  const [editing, setEditing] = useState<PriceSpec | null>(null);
+  const save = useSave<PriceSpec>('pricing', api.putPrice, () => setEditing(null));
+  return (
+    <Stack>
+      {mayWrite && (
+        <Group justify="flex-end">
+          <Button onClick={() => setEditing({ model: '', input: 0, output: 0, cached_input: null })}>New price</Button>
+        </Group>
+      )}
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<PriceSpec>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        minHeight={q.data?.pricing.length ? undefined : 160}
+        fetching={q.isPending}
+        records={q.data?.pricing ?? []}
+        idAccessor="model"
+        noRecordsText="No prices: requests cost 0"
+        columns={[
+          { accessor: 'model', title: 'Model' },
+          { accessor: 'input', title: 'Input, $ / M tokens', textAlign: 'right' },
+          { accessor: 'cached_input', title: 'Cached input', textAlign: 'right', render: (p) => p.cached_input ?? '–' },
+          { accessor: 'output', title: 'Output', textAlign: 'right' },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayWrite,
+            textAlign: 'right',
+            render: (p) => (
+              <Group gap={4} justify="flex-end">
+                <Button size="compact-xs" variant="default" onClick={() => setEditing(p)}>
+                  Edit
+                </Button>
+                <Button
+                  size="compact-xs"
+                  color="red"
+                  variant="light"
+                  onClick={() =>
+                    api
+                      .deletePrice(p.model)
+                      .then(() => void qc.invalidateQueries({ queryKey: ['pricing'] }))
+                      .catch((e) => notifyError('Not deleted', e))
+                  }
+                >
+                  Delete
+                </Button>
+              </Group>
+            ),
+          },
+        ]}
+      />
+      {editing && (
+        <Modal opened onClose={() => setEditing(null)} title="Price (USD per million tokens)">
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              save.mutate(editing);
+            }}
+          >
+            <Stack>
+              <TextInput
+                label="Model (name or glob)"
+                required
+                value={editing.model}
+                onChange={(e) => setEditing({ ...editing, model: e.currentTarget.value })}
+              />
+              <Group grow>
+                <NumberInput label="Input" min={0} decimalScale={4} value={editing.input}
+                  onChange={(v) => setEditing({ ...editing, input: Number(v) || 0 })} />
+                <NumberInput label="Output" min={0} decimalScale={4} value={editing.output}
+                  onChange={(v) => setEditing({ ...editing, output: Number(v) || 0 })} />
+                <NumberInput label="Cached input" min={0} decimalScale={4} value={editing.cached_input ?? ''}
+                  onChange={(v) => setEditing({ ...editing, cached_input: v === '' ? null : Number(v) })} />
+              </Group>
+              <Button type="submit" loading={save.isPending}>
+                Save price
+              </Button>
+            </Stack>
+          </form>
+        </Modal>
+      )}
+    </Stack>
+  );
+}
+
+const CHECK_COLORS: Record<string, string> = {
+  ok: 'teal',
+  unknown: 'gray',
+  rate_limited: 'yellow',
+  quota_exhausted: 'orange',
+  invalid_credential: 'red',
+  upstream_down: 'red',
+  network_error: 'red',
+};
+
+function HealthTab({ mayCheck }: { mayCheck: boolean }) {
+  const q = useQuery({ queryKey: ['pool-health'], queryFn: api.poolHealth });
+  const providers = useQuery({ queryKey: ['providers'], queryFn: api.providers });
+  const qc = useQueryClient();
+  const now = useNow();
+  const checkOf = (k: PoolKeyHealth) =>
+    providers.data?.providers.find((p) => p.name === k.provider)?.keys.find((x) => x.name === k.key)?.health ?? null;
+  const check = useMutation({
+    mutationFn: (k: PoolKeyHealth) => api.checkCredential(k.provider, k.key),
+    onSuccess: (h) => {
+      notifyDone(`${h.provider} / ${h.key}: ${h.status.replace(/_/g, ' ')}`);
+      void qc.invalidateQueries({ queryKey: ['providers'] });
+    },
+    onError: (e) => notifyError('Not checked', e),
+  });
+  const state = (k: PoolKeyHealth) => {
+    const until = Math.max(k.cooling_until_ms, checkOf(k)?.retry_at_ms ?? 0);
+    if (until > now) {
+      return (
+        <Tooltip label="The data planes keep it out of the pool until then">
+          <Badge color="orange" variant="light">
+            cooling down, {Math.ceil((until - now) / 1000)} s left
+          </Badge>
+        </Tooltip>
+      );
+    }
+    if (k.rate_limited_recently) return <Badge color="yellow" variant="light">rate limited recently</Badge>;
+    if (!k.requests) return <Badge color="gray" variant="light">no traffic</Badge>;
+    if (k.last_error_at_ms > k.last_success_at_ms) return <Badge color="red" variant="light">failing</Badge>;
+    return <Badge color="teal" variant="light">healthy</Badge>;
+  };
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Text size="sm" c="dimmed">
+          Traffic from the last 15 minutes of requests{q.data ? `, read ${ago(q.dataUpdatedAt, now)}` : ''}; health
+          checks by the control plane.
+        </Text>
+        <Button variant="default" size="xs" onClick={() => void q.refetch()} loading={q.isFetching}>
+          Refresh
+        </Button>
+      </Group>
+      {q.isError && <ErrorState error={q.error} />}
+      <DataTable<PoolKeyHealth>
+        withTableBorder
+        scrollAreaProps={SCROLL}
+        borderRadius="md"
+        minHeight={q.data?.keys.length ? undefined : 160}
+        fetching={q.isPending}
+        records={q.data?.keys ?? []}
+        idAccessor={(k) => `${k.provider}/${k.key}`}
+        noRecordsText="No credentials"
+        columns={[
+          { accessor: 'provider', title: 'Provider' },
+          { accessor: 'key', title: 'Credential', render: (k) => `${k.key}${k.configured ? '' : ' (removed)'}` },
+          { accessor: 'state', title: 'State', render: state, noWrap: true },
+          { accessor: 'requests', title: 'Attempts', textAlign: 'right', render: (k) => num(k.requests) },
+          { accessor: 'errors', title: 'Errors', textAlign: 'right', render: (k) => `${num(k.errors)} (${num(k.rate_limited)} × 429)` },
+          { accessor: 'latency', title: 'Latency p50 / p95', textAlign: 'right',
+            render: (k) => `${ms(k.latency_p50_ms)} / ${ms(k.latency_p95_ms)}` },
+          {
+            accessor: 'last_error',
+            title: 'Last error',
+            render: (k) =>
+              k.last_error_at_ms
+                ? `${k.last_error_status ? `${k.last_error_status} ` : ''}${k.last_error} (${ago(k.last_error_at_ms, now)})`
+                : '–',
+          },
+          { accessor: 'last_success_at_ms', title: 'Last success', render: (k) => ago(k.last_success_at_ms, now) },
+          {
+            accessor: 'check',
+            title: 'Health check',
+            noWrap: true,
+            render: (k) => {
+              const h = checkOf(k);
+              if (!h) return '–';
+              return (
+                <Tooltip label={h.detail || `checked by ${h.trigger || 'schedule'}`} disabled={!h.detail && !h.trigger}>
+                  <Group gap={4} wrap="nowrap">
+                    <Badge color={CHECK_COLORS[h.status] ?? 'gray'} variant="light">
+                      {h.status.replace(/_/g, ' ')}
+                    </Badge>
+                    <Text size="xs">
+                      {[h.latency_us ? us(h.latency_us) : '', h.checked_at_ms ? ago(h.checked_at_ms, now) : '']
+                        .filter(Boolean)
+                        .join(' · ')}
+                    </Text>
+                  </Group>
+                </Tooltip>
+              );
+            },
+          },
+          {
+            accessor: 'actions',
+            title: <span className="sr-only">Actions</span>,
+            hidden: !mayCheck,
+            textAlign: 'right',
+            render: (k) =>
+              k.configured && (
+                <Button
+                  size="compact-xs"
+                  variant="default"
+                  loading={check.isPending && check.variables === k}
+                  onClick={() => check.mutate(k)}
+                >
+                  Check now
+                </Button>
+              ),
+          },
+        ]}
+      />
+    </Stack>
+  );
+}
+
+export default function ProvidersPage() {
+  const { can } = useAuth();
+  const mayWrite = can('AdminService/UpsertProvider');
+  return (
+    <Stack>
+      <Title order={2}>Providers and pools</Title>
+      <Tabs defaultValue="providers" keepMounted={false}>
+        <Tabs.List>
+          <Tabs.Tab value="providers">Providers</Tabs.Tab>
+          <Tabs.Tab value="health">Credential health</Tabs.Tab>
+          {can('AdminService/ListOAuthAccounts') && <Tabs.Tab value="oauth">OAuth accounts</Tabs.Tab>}
+          <Tabs.Tab value="routes">Routes</Tabs.Tab>
+          <Tabs.Tab value="pricing">Pricing</Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="providers" pt="md">
+          <ProvidersTab mayWrite={mayWrite} />
+        </Tabs.Panel>
+        <Tabs.Panel value="health" pt="md">
+          <HealthTab mayCheck={can('AdminService/CheckCredential')} />
+        </Tabs.Panel>
+        <Tabs.Panel value="oauth" pt="md">
+          <OAuthAccountsTab />
+        </Tabs.Panel>
+        <Tabs.Panel value="routes" pt="md">
+          <RoutesTab mayWrite={can('AdminService/UpsertRoute')} />
+        </Tabs.Panel>
+        <Tabs.Panel value="pricing" pt="md">
+          <PricingTab mayWrite={can('AdminService/UpsertPrice')} />
+        </Tabs.Panel>
+      </Tabs>
+    </Stack>
+  );
+}

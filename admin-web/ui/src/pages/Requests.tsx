@@ -1,0 +1,289 @@
+// The request log: filters, search by request id (the x-request-id an app
+// got), pages newest first (keyset cursors, so pages stay put while new
+// requests arrive), and one request's detail with every upstream attempt.
+import { useState } from 'react';
+import { useNavigate, useParams } from 'react-router';
+import { keepPreviousData, useQuery } from '@tanstack/react-query';
+import {
+  Alert,
+  Badge,
+  Button,
+  Code,
+  Drawer,
+  Group,
+  Paper,
+  Select,
+  SimpleGrid,
+  Stack,
+  Text,
+  TextInput,
+  Title,
+} from '@mantine/core';
+import { IconSearch } from '@tabler/icons-react';
+import { SCROLL } from '../components/table';
+import { DataTable } from 'mantine-datatable';
+import { api, type TraceFilters } from '../api';
+import { ms, num, us, usd, when } from '../format';
+import type { TraceAttempt, TraceInfo } from '../types';
+import { ErrorState, LoadingState } from '../components/States';
+
+const PERIODS: Record<string, number> = { '1h': 3600_000, '24h': 86400_000, '7d': 7 * 86400_000 };
+
+export function StatusBadge({ status, error }: { status: number; error?: string }) {
+  const color = status >= 500 || (status === 0 && error) ? 'red' : status >= 400 ? 'orange' : 'teal';
+  return (
+    <Badge color={color} variant="light">
+      {status || 'error'}
+    </Badge>
+  );
+}
+
+function Detail({ id, onClose }: { id: string; onClose: () => void }) {
+  const q = useQuery({ queryKey: ['trace', id], queryFn: () => api.trace(id), retry: false });
+  const t = q.data?.trace;
+  const attempts = q.data?.attempts ?? [];
+  return (
+    <Drawer opened onClose={onClose} position="right" size="xl" title={<Text fw={700}>Request {id}</Text>}>
+      {q.isPending && <LoadingState />}
+      {q.isError && <ErrorState error={q.error} title="No such request" />}
+      {t && (
+        <Stack>
+          {t.error && (
+            <Alert color="red" title="Why it failed">
+              {t.error}
+            </Alert>
+          )}
+          <SimpleGrid cols={2} spacing="xs">
+            <Text size="sm" c="dimmed">Started</Text>
+            <Text size="sm">{when(t.started_at_ms)}</Text>
+            <Text size="sm" c="dimmed">Status</Text>
+            <div><StatusBadge status={t.status} error={t.error} /></div>
+            <Text size="sm" c="dimmed">Client key</Text>
+            <Text size="sm">{t.client_key_name}{t.owner ? ` (${t.owner})` : ''}</Text>
+            <Text size="sm" c="dimmed">Model</Text>
+            <Text size="sm">{t.model}</Text>
+            <Text size="sm" c="dimmed">Provider / credential</Text>
+            <Text size="sm">{t.provider || '–'} / {t.provider_key || '–'}</Text>
+            <Text size="sm" c="dimmed">Endpoint</Text>
+            <Text size="sm">{t.endpoint}{t.stream ? ' (stream)' : ''}</Text>
+            <Text size="sm" c="dimmed">Format</Text>
+            <Text size="sm" data-testid="translation">
+              {t.upstream_format && t.upstream_format !== t.api_format
+                ? `${t.api_format} → ${t.upstream_format} (translated)`
+                : `${t.api_format} (passed through)`}
+            </Text>
+            <Text size="sm" c="dimmed">Latency / first byte</Text>
+            <Text size="sm">{us(t.latency_us)} / {us(t.ttfb_us)}</Text>
+            <Text size="sm" c="dimmed">Gateway overhead</Text>
+            <Text size="sm">{us(t.overhead_us)}</Text>
+            <Text size="sm" c="dimmed">Tokens</Text>
+            <Text size="sm" data-testid="detail-tokens">
+              {num(t.input_tokens)} in ({num(t.cached_tokens)} cached) · {num(t.output_tokens)} out
+              {t.reasoning_tokens ? ` · ${num(t.reasoning_tokens)} reasoning` : ''}
+            </Text>
+            <Text size="sm" c="dimmed">Cost</Text>
+            <Text size="sm" data-testid="detail-cost">{usd(t.cost)}</Text>
+            <Text size="sm" c="dimmed">Region / data plane</Text>
+            <Text size="sm">{t.region} / {t.node_id}</Text>
+          </SimpleGrid>
+          <Title order={3} size="h5">
+            Upstream attempts
+          </Title>
+          <DataTable<TraceAttempt>
+            withTableBorder
+            scrollAreaProps={SCROLL}
+            records={attempts}
+            idAccessor={(a) => String(attempts.indexOf(a))}
+            minHeight={attempts.length ? undefined : 100}
+            noRecordsText="No upstream call was made (refused by the gateway)"
+            columns={[
+              { accessor: 'n', title: '#', render: (a) => attempts.indexOf(a) + 1 },
+              { accessor: 'provider_key', title: 'Credential', render: (a) => `${a.provider} / ${a.provider_key}` },
+              { accessor: 'status', title: 'Status', render: (a) => <StatusBadge status={a.status} error={a.error} /> },
+              { accessor: 'latency_us', title: 'Headers after', render: (a) => us(a.latency_us) },
+              {
+                accessor: 'why',
+                title: 'Why retried',
+                render: (a) =>
+                  a.status >= 400 || a.error
+                    ? `${a.error || `status ${a.status}`}${a.cooldown_ms ? `; credential cooled down ${ms(a.cooldown_ms)}` : ''}`
+                    : attempts.indexOf(a) === attempts.length - 1
+                      ? 'answered'
+                      : '–',
+              },
+            ]}
+          />
+          <Text size="xs" c="dimmed">
+            Request id <Code>{t.request_id}</Code> is the x-request-id header the app received.
+          </Text>
+        </Stack>
+      )}
+    </Drawer>
+  );
+}
+
+export default function RequestsPage() {
+  const { id } = useParams();
+  const navigate = useNavigate();
+  const [period, setPeriod] = useState<string>('24h');
+  const [filters, setFilters] = useState<TraceFilters>({});
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [search, setSearch] = useState('');
+  const page_token = cursors[cursors.length - 1];
+  // The period starts at a fixed time (until Refresh), so paging is stable.
+  const [anchor, setAnchor] = useState(() => Date.now());
+  const since_ms = PERIODS[period] ? anchor - PERIODS[period] : undefined;
+  const q = useQuery({
+    queryKey: ['traces', filters, since_ms, page_token],
+    queryFn: () => api.traces({ ...filters, since_ms, page_size: 50, page_token }),
+    placeholderData: keepPreviousData,
+  });
+  const set = (k: keyof TraceFilters) => (v: string | null) => {
+    setCursors([]);
+    setFilters((f) => ({ ...f, [k]: v || undefined }));
+  };
+  const text = (k: keyof TraceFilters, label: string) => (
+    <TextInput
+      label={label}
+      size="xs"
+      value={(filters[k] as string | undefined) ?? ''}
+      onChange={(e) => set(k)(e.currentTarget.value)}
+    />
+  );
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={2}>Requests</Title>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (search.trim()) navigate(`/requests/${encodeURIComponent(search.trim())}`);
+          }}
+        >
+          <Group gap="xs">
+            <TextInput
+              aria-label="Request id"
+              placeholder="Find a request id"
+              leftSection={<IconSearch size={16} />}
+              value={search}
+              onChange={(e) => setSearch(e.currentTarget.value)}
+            />
+            <Button type="submit" variant="default">
+              Find
+            </Button>
+          </Group>
+        </form>
+      </Group>
+      <Paper withBorder p="sm">
+        <SimpleGrid cols={{ base: 2, sm: 3, lg: 5 }} spacing="xs">
+          <Select
+            label="Period"
+            size="xs"
+            value={period}
+            allowDeselect={false}
+            onChange={(v) => {
+              setCursors([]);
+              setAnchor(Date.now());
+              setPeriod(v ?? '24h');
+            }}
+            data={[
+              { value: '1h', label: 'Last hour' },
+              { value: '24h', label: 'Last 24 hours' },
+              { value: '7d', label: 'Last 7 days' },
+              { value: 'all', label: 'All' },
+            ]}
+          />
+          {text('client_key', 'Client key')}
+          {text('user', 'User')}
+          {text('model', 'Model')}
+          {text('provider', 'Provider')}
+          <Select
+            label="Status"
+            size="xs"
+            clearable
+            value={filters.status_class ?? null}
+            onChange={set('status_class')}
+            data={[
+              { value: 'ok', label: 'Succeeded' },
+              { value: 'error', label: 'Failed' },
+              { value: '2xx', label: '2xx' },
+              { value: '4xx', label: '4xx' },
+              { value: '5xx', label: '5xx' },
+            ]}
+          />
+          {text('region', 'Region')}
+          {text('node_id', 'Data plane')}
+        </SimpleGrid>
+      </Paper>
+      {q.isError && <ErrorState error={q.error} />}
+      {q.isPending ? (
+        <LoadingState label="Loading requests" />
+      ) : (
+        <DataTable<TraceInfo>
+          withTableBorder
+          scrollAreaProps={SCROLL}
+          borderRadius="md"
+          highlightOnHover
+          minHeight={q.data?.traces.length ? undefined : 160}
+          fetching={q.isFetching}
+          records={q.data?.traces ?? []}
+          idAccessor="request_id"
+          noRecordsText="No requests match"
+          onRowClick={({ record }) => navigate(`/requests/${encodeURIComponent(record.request_id)}`)}
+          columns={[
+            { accessor: 'started_at_ms', title: 'Time', render: (t) => when(t.started_at_ms) },
+            { accessor: 'client_key_name', title: 'Key' },
+            { accessor: 'model', title: 'Model' },
+            { accessor: 'provider', title: 'Provider', visibleMediaQuery: (t) => `(min-width: ${t.breakpoints.md})` },
+            { accessor: 'status', title: 'Status', render: (t) => <StatusBadge status={t.status} error={t.error} /> },
+            { accessor: 'latency_us', title: 'Latency', textAlign: 'right', render: (t) => us(t.latency_us) },
+            {
+              accessor: 'tokens',
+              title: 'Tokens',
+              textAlign: 'right',
+              render: (t) => `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
+            },
+            { accessor: 'cost', title: 'Cost', textAlign: 'right', render: (t) => usd(t.cost) },
+            {
+              accessor: 'request_id',
+              title: 'Request id',
+              visibleMediaQuery: (t) => `(min-width: ${t.breakpoints.lg})`,
+              render: (t) => <Code>{t.request_id.slice(0, 12)}</Code>,
+            },
+          ]}
+        />
+      )}
+      <Group justify="space-between">
+        <Button
+          variant="default"
+          disabled={cursors.length === 0}
+          onClick={() => setCursors([])}
+        >
+          Newest
+        </Button>
+        <Group gap="xs">
+          <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+            Newer
+          </Button>
+          <Button
+            variant="default"
+            disabled={!q.data?.next_page_token}
+            onClick={() => { const t = q.data?.next_page_token; if (t) setCursors((c) => [...c, t]); }}
+          >
+            Older
+          </Button>
+          <Button
+            variant="light"
+            onClick={() => {
+              setCursors([]);
+              setAnchor(Date.now());
+            }}
+          >
+            Refresh
+          </Button>
+        </Group>
+      </Group>
+      {id && <Detail id={id} onClose={() => navigate('/requests')} />}
+    </Stack>
+  );
+}

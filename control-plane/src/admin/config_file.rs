@@ -1,0 +1,292 @@
+//! ConfigFileService: configuration as code for the admin UI. Export, plan
+//! and apply all talk to AdminService in process, with the caller's own
+//! token: the listings are the ones the caller may read, and apply runs
+//! `apply::apply` (the code of `control-plane apply`), so every change is
+//! authorized, validated, audited and published exactly as if the caller
+//! had sent it.
+
+use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
+use aigw_proto::pb::admin::admin_service_server::AdminServiceServer;
+use aigw_proto::pb::admin::config_file_service_server::ConfigFileService;
+use aigw_proto::pb::admin::{
+    ConfigApplyResult, ConfigFile, ConfigFileRequest, ConfigPlan, ExportConfigRequest,
+};
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
+
+use super::{AdminSvc, rbac};
+use crate::apply::file::format_rfc3339_ms;
+use crate::apply::{self, ApplyFile, Bearer, export, plan};
+use crate::db::now_ms;
+use crate::error::{Error, Result};
+
+/// Largest file accepted.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct ConfigFileSvc {
+    pub admin: AdminSvc,
+}
+
+/// Parses a file sent from the UI. `${VAR}` is refused: the control plane's
+/// environment holds its own secrets and must never reach a configuration.
+pub fn parse_file(text: &str) -> Result<ApplyFile> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid(format!(
+            "the file is larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    apply::parse(text, &|_| None).map_err(|e| match e {
+        Error::MissingVar { var, path } => Error::invalid(format!(
+            "{path}: ${{{var}}}: variables cannot be used in a file applied from the admin UI; \
+             write the value, or leave a provider key's secret out to keep the stored one"
+        )),
+        other => other,
+    })
+}
+
+type InProcess = AdminServiceClient<InterceptedService<AdminServiceServer<AdminSvc>, Bearer>>;
+
+impl ConfigFileSvc {
+    /// AdminService in process, called as the caller of `request`.
+    fn as_caller<T>(&self, request: &Request<T>) -> Result<InProcess> {
+        let auth =
+            request
+                .metadata()
+                .get("authorization")
+                .cloned()
+                .ok_or(Error::Unauthenticated(
+                    "missing authorization: Bearer token",
+                ))?;
+        let server = AdminServiceServer::new(self.admin.clone());
+        Ok(AdminServiceClient::new(InterceptedService::new(
+            server,
+            Bearer::from_header(auth),
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl ConfigFileService for ConfigFileSvc {
+    async fn export_config(
+        &self,
+        request: Request<ExportConfigRequest>,
+    ) -> Result<Response<ConfigFile>, Status> {
+        self.admin.caller(&request, rbac::EXPORT_CONFIG).await?;
+        let live = export::load(&mut self.as_caller(&request)?).await?;
+        let yaml = export::to_yaml(&live, &format_rfc3339_ms(now_ms()))?;
+        Ok(Response::new(ConfigFile { yaml }))
+    }
+
+    async fn plan_config(
+        &self,
+        request: Request<ConfigFileRequest>,
+    ) -> Result<Response<ConfigPlan>, Status> {
+        self.admin.caller(&request, rbac::PLAN_CONFIG).await?;
+        let mut client = self.as_caller(&request)?;
+        let req = request.into_inner();
+        let doc = parse_file(&req.yaml)?;
+        let live = export::load(&mut client).await?;
+        Ok(Response::new(ConfigPlan {
+            changes: plan::plan(&doc, &live, req.prune),
+        }))
+    }
+
+    async fn apply_config(
+        &self,
+        request: Request<ConfigFileRequest>,
+    ) -> Result<Response<ConfigApplyResult>, Status> {
+        self.admin.caller(&request, rbac::APPLY_CONFIG).await?;
+        let auth =
+            request
+                .metadata()
+                .get("authorization")
+                .cloned()
+                .ok_or(Error::Unauthenticated(
+                    "missing authorization: Bearer token",
+                ))?;
+        let req = request.into_inner();
+        let doc = parse_file(&req.yaml)?;
+        let server = AdminServiceServer::new(self.admin.clone());
+        let mut client =
+            AdminServiceClient::new(InterceptedService::new(server, Bearer::from_header(auth)));
+        let mut out = Vec::new();
+        let result = apply::apply(&mut client, doc, req.prune, &mut out).await;
+        let lines: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        match result {
+            Ok(()) => Ok(Response::new(ConfigApplyResult { lines })),
+            Err(e) => {
+                let status = Status::from(e);
+                let done = if lines.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (done before the error: {})", lines.join("; "))
+                };
+                Err(Status::new(
+                    status.code(),
+                    format!("{}{done}", status.message()),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aigw_proto::pb::admin::admin_service_server::AdminService;
+    use aigw_proto::pb::admin::identity_service_server::IdentityService;
+    use aigw_proto::pb::admin::{AuditQuery, ListRequest};
+    use tonic::Code;
+
+    use super::*;
+    use crate::admin::testkit::{TOKEN, req, req_as, svc, user};
+    use crate::db::testing::temp_db;
+
+    const FILE: &str = "providers:
+  - name: mock
+    kind: openai-compatible
+    base_url: http://127.0.0.1:9
+    models: [\"gpt-*\"]
+    keys:
+      - name: a
+        secret: sk-upstream-secret-1
+pricing:
+  - model: gpt-4o
+    input: 2.5
+    output: 10
+client_keys:
+  - name: app
+";
+
+    fn file(yaml: &str, prune: bool) -> ConfigFileRequest {
+        ConfigFileRequest {
+            yaml: yaml.into(),
+            prune,
+        }
+    }
+
+    #[tokio::test]
+    async fn plan_apply_export_roundtrip_as_the_caller() {
+        let t = temp_db();
+        let s = ConfigFileSvc { admin: svc(&t) };
+        let op = user(&s.admin, "olga", "operator").await;
+        let viewer = user(&s.admin, "vic", "viewer").await;
+
+        let p = s
+            .plan_config(req_as(file(FILE, false), &viewer))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(p.changes.len(), 3);
+        assert!(p.changes.iter().all(|c| c.action == "create"));
+        // A viewer may look but not apply.
+        let e = s
+            .apply_config(req_as(file(FILE, false), &viewer))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+
+        let r = s
+            .apply_config(req_as(file(FILE, false), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            r.lines.contains(&"created provider mock".to_string()),
+            "{r:?}"
+        );
+        assert!(
+            r.lines
+                .iter()
+                .any(|l| l.starts_with("generated key for client_key app: sk-aigw-")),
+            "{r:?}"
+        );
+        // Audited as the operator, through AdminService.
+        let audit = s
+            .admin
+            .list_audit_log(req(AuditQuery::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            audit
+                .entries
+                .iter()
+                .any(|e| e.actor == "user:olga" && e.object_kind == "provider"),
+            "{audit:?}"
+        );
+        // The operator owns the key it created.
+        let keys = s
+            .admin
+            .list_client_keys(req(ListRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(keys.client_keys[0].owner, "olga");
+
+        // The export leaves secrets out, and applying it changes nothing.
+        let yaml = s
+            .export_config(req_as(ExportConfigRequest {}, &viewer))
+            .await
+            .unwrap()
+            .into_inner()
+            .yaml;
+        assert!(!yaml.contains("sk-upstream"), "{yaml}");
+        let again = s
+            .plan_config(req_as(file(&yaml, true), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            again.changes.iter().all(|c| c.action == "unchanged"),
+            "{again:?}"
+        );
+        let r = s
+            .apply_config(req_as(file(&yaml, true), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.lines.iter().all(|l| l.starts_with("unchanged")), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_files_change_nothing() {
+        let t = temp_db();
+        let s = ConfigFileSvc { admin: svc(&t) };
+        let var = FILE.replace("sk-upstream-secret-1", "${AIGW_MASTER_KEY}");
+        let e = s.apply_config(req(file(&var, false))).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains("variables cannot be used"), "{e:?}");
+        // A new key without a secret is refused before anything changes.
+        let no_secret = FILE.replace("        secret: sk-upstream-secret-1\n", "");
+        let e = s
+            .apply_config(req(file(&no_secret, false)))
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("needs a secret"), "{e:?}");
+        let big = "#".repeat(MAX_FILE_BYTES + 1);
+        assert_eq!(
+            s.plan_config(req(file(&big, false)))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::InvalidArgument
+        );
+        let listed = s
+            .admin
+            .list_providers(req(ListRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.providers.is_empty());
+        let e = s
+            .export_config(tonic::Request::new(ExportConfigRequest {}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let _ = TOKEN;
+    }
+}

@@ -1,0 +1,158 @@
+"""The admin UI in a real browser (Debian's Chromium driven by
+playwright-core) against the real binaries: an admin's whole journey from
+an empty gateway to a served, logged and revoked key; a viewer who can
+change nothing and sees no secret; a member who sees only their own keys;
+sign-in through a real OpenID Connect provider; accessibility (axe-core) on
+every page; and the size of the JavaScript the first page load needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from harness import MODEL, POOL_SECRET, Gateway, eventually, gateway_config
+from ui_stack import SCREENSHOTS, AdminWeb, OidcServer, node, run_browser_test
+
+UI_DIR = Path(__file__).resolve().parents[2] / "admin-web" / "ui"
+
+# One backend is enough here: the UI reads through the same Admin API on
+# both (test_admin_api.py and the Rust tests cover Postgres).
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+@pytest.fixture
+def web(stack: Gateway) -> Iterator[AdminWeb]:
+    """An empty gateway (no configuration) with a data plane and admin-web."""
+    stack.start_data_plane()
+    w = AdminWeb(stack)
+    yield w
+    w.stop()
+
+
+def base_env(gw: Gateway, web: AdminWeb) -> dict[str, str]:
+    return {
+        "ADMIN_URL": web.url,
+        "DP_URL": gw.dp_url,
+        "MOCK_URL": gw.mock.url,
+        "ADMIN_USER": "admin",
+        "ADMIN_PASSWORD": gw.admin_password,
+        "POOL_SECRET": POOL_SECRET,
+        "MODEL": MODEL,
+    }
+
+
+@SQLITE
+def test_admin_journey_from_empty_gateway_to_revoked_key(stack: Gateway, web: AdminWeb,
+                                                          tmp_path: Path) -> None:
+    out = run_browser_test("admin", base_env(stack, web), tmp_path / "artifacts")
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    # What the browser saw is what was stored: one trace for the SDK call,
+    # with its tokens and cost, and the key refused once revoked.
+    row = stack.db.trace(result["request_id"])
+    assert row is not None and row["status"] == 200, row
+    assert row["client_key_name"] == "ui-app"
+    assert row["input_tokens"] == result["input_tokens"] and row["cost"] > 0
+    revoked = stack.db.rows("SELECT revoked_at_ms FROM client_keys WHERE name = 'ui-app'")
+    assert revoked[0]["revoked_at_ms"] > 0
+    # The secret typed into the UI reached the upstream, and only there.
+    auth = [r["headers"].get("authorization") for r in stack.mock.chat_requests()]
+    assert f"Bearer {POOL_SECRET}" in auth, auth
+    for name in ("login", "overview", "requests", "request-detail", "client-keys", "providers",
+                 "credential-health", "people", "budgets", "config-as-code", "sign-in-settings",
+                 "account", "overview-dark", "overview-phone"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name
+
+
+@SQLITE
+def test_viewer_changes_nothing_and_sees_no_secret(stack: Gateway, web: AdminWeb,
+                                                   tmp_path: Path) -> None:
+    stack.apply_ok(gateway_config(stack.mock.url))
+    stack.wait_key_known()
+    password = web.create_user("vera", "viewer")
+    before = web.call("GET", "/config/export")["yaml"]
+    run_browser_test("viewer", {**base_env(stack, web), "VIEWER_PASSWORD": password,
+                                "APP_KEY": stack.app_key}, tmp_path / "artifacts")
+    # Nothing changed, and the key still works.
+    assert web.call("GET", "/config/export")["yaml"].split("\n", 1)[1] == before.split("\n", 1)[1]
+    r = stack.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content
+    audit = web.call("GET", "/audit")["entries"]
+    assert not [e for e in audit if e["actor"] == "user:vera" and e["action"] != "login"], audit
+
+
+@SQLITE
+def test_member_sees_and_manages_only_their_own_keys(stack: Gateway, web: AdminWeb,
+                                                     tmp_path: Path) -> None:
+    stack.apply_ok(gateway_config(stack.mock.url))
+    stack.wait_key_known()
+    other_call = stack.client().chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "not mia's"}])
+    other_request = other_call.headers["x-request-id"]
+    stack.wait_traces([other_request])
+    password = web.create_user("mia", "member")
+    other = web.create_user("otto", "member")
+    otto = web.session("otto", other)
+    r = otto.put("/api/client-keys/otto-key", json={"models": []})
+    assert r.status_code == 200 and r.json()["generated_key"], r.text
+    run_browser_test("member", {**base_env(stack, web), "MEMBER_PASSWORD": password,
+                                "OTHER_REQUEST_ID": other_request}, tmp_path / "artifacts")
+    keys = {k["name"]: k["owner"] for k in web.call("GET", "/client-keys")["client_keys"]}
+    assert keys.get("mia-key") == "mia", keys
+    # mia's key works at the data plane; otto's and the unowned key are untouched.
+    assert {"app", "otto-key"} <= set(keys)
+
+
+@SQLITE
+def test_oidc_sign_in_against_a_real_provider(stack: Gateway, web: AdminWeb,
+                                              tmp_path: Path) -> None:
+    idp = OidcServer(stack.log_dir, preferred_username="dana", email="dana@example.com")
+    try:
+        settings = {
+            "enabled": True,
+            "issuer": idp.issuer,
+            "client_id": "aigw-admin",
+            "client_secret": "oidc-client-secret-1",
+            "default_role": "viewer",
+            "redirect_url": f"{web.url}/api/auth/oidc/callback",
+            "display_name": "Sign in with Mock IdP",
+            "scopes": ["email", "profile"],
+        }
+        saved = web.call("PUT", "/settings/oidc", json=settings)
+        assert saved["client_secret"] == "" and saved["client_secret_set"] is True
+        run_browser_test("oidc", base_env(stack, web), tmp_path / "artifacts")
+        users = {u["username"]: u for u in web.call("GET", "/users")["users"]}
+        assert users["dana"]["role"] == "viewer", users
+        # Signing in twice made one user.
+        assert [u for u in users if u.startswith("dana")] == ["dana"]
+    finally:
+        idp.stop()
+
+
+def test_initial_javascript_stays_under_300_kb_gzipped() -> None:
+    """Measured on the build admin-web embeds (run-tests.sh builds it)."""
+    assert (UI_DIR / "dist" / "index.html").exists(), "admin-web/ui/dist is missing: npm run build"
+    p = subprocess.run([node(), "scripts/initial-js-size.mjs", "dist", "--limit-kb=300"],
+                       cwd=UI_DIR, capture_output=True, text=True, timeout=60)
+    report = json.loads(p.stdout)
+    print(f"initial JavaScript: {report['total_gzip_bytes'] / 1024:.1f} KB gzipped "
+          f"in {len(report['files'])} file(s)")
+    assert p.returncode == 0, p.stderr
+    assert 0 < report["total_gzip_bytes"] < 300 * 1024
+
+
+@SQLITE
+def test_served_ui_is_the_build_and_the_api_is_json(web: AdminWeb) -> None:
+    index = httpx.get(web.url + "/some/deep/link", timeout=10)
+    assert index.status_code == 200 and '<div id="root">' in index.text
+    built = (UI_DIR / "dist" / "index.html").read_text()
+    assert index.text == built, "admin-web serves a different build than admin-web/ui/dist"
+    assert "frame-ancestors 'none'" in index.headers["content-security-policy"]
+    r = httpx.get(web.url + "/api/providers", timeout=10)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+    # An API token works as a bearer, without a cookie or CSRF header.
+    assert isinstance(web.call("GET", "/providers")["providers"], list)

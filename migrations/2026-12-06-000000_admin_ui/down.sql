@@ -1,0 +1,12 @@
+DROP TABLE oidc_identities;
+DROP TABLE oidc_settings;
+DROP INDEX traces_key_name_started;
+DROP INDEX traces_key_started;
+CREATE INDEX traces_client_key ON traces (client_key_id, started_at_ms);
+DROP INDEX traces_node_started;
+DROP INDEX traces_region_started;
+DROP INDEX traces_status_started;
+DROP INDEX traces_provider_started;
+DROP INDEX traces_model_started;
+DROP INDEX usage_rollups_key;
+DROP TABLE usage_rollups;
