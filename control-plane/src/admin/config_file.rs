@@ -218,14 +218,16 @@ client_keys:
                 .any(|e| e.actor == "user:olga" && e.object_kind == "provider"),
             "{audit:?}"
         );
-        // The operator owns the key it created.
+        // A key an apply file creates belongs to the configuration, not to
+        // whoever applied it (as with `control-plane apply`): no owner, so
+        // `--prune` manages it.
         let keys = s
             .admin
             .list_client_keys(req(ListRequest {}))
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(keys.client_keys[0].owner, "olga");
+        assert_eq!(keys.client_keys[0].owner, "");
 
         // The export leaves secrets out, and applying it changes nothing.
         let yaml = s
