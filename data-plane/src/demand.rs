@@ -7,25 +7,9 @@
 //! The cost is that usage at the model's price.
 
 use aigw_proto::model::Price;
-use serde::Deserialize;
 
 use crate::endpoints::{AppCall, Op};
 use crate::ratelimit::Demand;
-
-#[derive(Deserialize, Default)]
-struct Caps {
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-    max_output_tokens: Option<u64>,
-    #[serde(rename = "generationConfig", alias = "generation_config")]
-    generation_config: Option<GenerationConfig>,
-}
-
-#[derive(Deserialize, Default)]
-struct GenerationConfig {
-    #[serde(rename = "maxOutputTokens", alias = "max_output_tokens")]
-    max_output_tokens: Option<u64>,
-}
 
 /// The prompt's share of a reservation (also the input a request abandoned
 /// before its usage arrived is charged for, when the provider reported none).
@@ -33,23 +17,19 @@ pub fn prompt_tokens(body: &[u8]) -> u64 {
     (body.len() as u64).div_ceil(2)
 }
 
+/// `output_cap` is what the app set (read with the routing fields, in
+/// `plan::Probe`, so the body is parsed once).
 pub fn estimate(
     call: &AppCall,
     body: &[u8],
+    output_cap: Option<u64>,
     price: Option<Price>,
     default_max_output: u64,
 ) -> Demand {
     let input = prompt_tokens(body);
     let output = match call.op {
         Op::Embed | Op::CountTokens => 0,
-        Op::Generate => {
-            let caps: Caps = serde_json::from_slice(body).unwrap_or_default();
-            caps.max_completion_tokens
-                .or(caps.max_tokens)
-                .or(caps.max_output_tokens)
-                .or(caps.generation_config.and_then(|g| g.max_output_tokens))
-                .unwrap_or(default_max_output)
-        }
+        Op::Generate => output_cap.unwrap_or(default_max_output),
     };
     Demand {
         tokens: input.saturating_add(output),
@@ -69,6 +49,13 @@ mod tests {
         }
     }
 
+    /// As the pipeline does it: the cap from the probe, then the estimate.
+    fn est(path: &str, body: &[u8], price: Option<Price>) -> Demand {
+        let c = call(path);
+        let probe = crate::plan::Probe::parse(&c, body).expect("probe");
+        estimate(&c, body, probe.output_cap, price, 4096)
+    }
+
     #[test]
     fn caps_from_every_format_bound_the_answer() {
         let price = Price {
@@ -77,27 +64,24 @@ mod tests {
             cached_input: 1.0,
         };
         let body = br#"{"model":"m","max_tokens":100,"messages":[]}"#;
-        let d = estimate(&call("/v1/messages"), body, Some(price), 4096);
+        let d = est("/v1/messages", body, Some(price));
         let input = prompt_tokens(body);
         assert_eq!(d.tokens, input + 100);
         assert!((d.cost - (input as f64 + 200.0) / 1e6).abs() < 1e-12);
         let g = br#"{"contents":[],"generationConfig":{"maxOutputTokens":7}}"#;
         assert_eq!(
-            estimate(&call("/v1beta/models/g:generateContent"), g, None, 4096).tokens,
+            est("/v1beta/models/g:generateContent", g, None).tokens,
             prompt_tokens(g) + 7
         );
         let r = br#"{"model":"m","max_output_tokens":9}"#;
-        assert_eq!(
-            estimate(&call("/v1/responses"), r, None, 4096).tokens,
-            prompt_tokens(r) + 9
-        );
+        assert_eq!(est("/v1/responses", r, None).tokens, prompt_tokens(r) + 9);
         let none = br#"{"model":"m","messages":[]}"#;
         assert_eq!(
-            estimate(&call("/v1/chat/completions"), none, None, 4096).tokens,
+            est("/v1/chat/completions", none, None).tokens,
             prompt_tokens(none) + 4096
         );
         assert_eq!(
-            estimate(&call("/v1/embeddings"), none, None, 4096).tokens,
+            est("/v1/embeddings", none, None).tokens,
             prompt_tokens(none)
         );
     }

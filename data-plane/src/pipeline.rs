@@ -223,7 +223,13 @@ async fn limits(
         }
         _ => None,
     };
-    let demand = demand::estimate(call, body, price, state.cfg.default_max_output_tokens);
+    let demand = demand::estimate(
+        call,
+        body,
+        probe.output_cap,
+        price,
+        state.cfg.default_max_output_tokens,
+    );
     let r = state
         .limiter
         .admit(&budgets, &ctx.trace.rec.request_id, demand, now)

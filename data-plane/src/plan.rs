@@ -24,6 +24,8 @@ pub struct Probe {
     pub stream: bool,
     /// OpenAI chat only: the app asked for usage in the stream.
     pub include_usage: bool,
+    /// The answer's cap as the app set it (`max_tokens` and its kin).
+    pub output_cap: Option<u64>,
 }
 
 impl Probe {
@@ -31,7 +33,7 @@ impl Probe {
         validate::json_body(body)?;
         let probe = if let Some(model) = &call.path_model {
             // Gemini: model and streaming are in the URL; the body must be JSON.
-            serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            let caps = serde_json::from_slice::<crate::providers::openai::OutputCaps>(body)
                 .map_err(|e| GatewayError::BadJson(e.to_string()))?;
             let model = model.strip_prefix("models/").unwrap_or(model);
             Self {
@@ -39,6 +41,7 @@ impl Probe {
                 requested: model.to_string(),
                 stream: call.path_stream,
                 include_usage: false,
+                output_cap: caps.cap(),
             }
         } else {
             let p = OpenAiProbe::parse(body)?;
@@ -47,6 +50,7 @@ impl Probe {
                 model: p.model,
                 stream: p.stream && call.op == Op::Generate,
                 include_usage: p.include_usage,
+                output_cap: p.output_cap,
             }
         };
         validate::model(&probe.model)?;

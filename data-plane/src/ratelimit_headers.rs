@@ -35,28 +35,38 @@ fn number(v: f64, family: &str) -> String {
     }
 }
 
-fn put(h: &mut HeaderMap, name: String, value: String) {
-    if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-        h.insert(n, v);
+fn put(h: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::try_from(value) {
+        h.insert(name, v);
+    }
+}
+
+/// The header names as constants: built once, not parsed per answer.
+fn names(family: &str) -> [HeaderName; 3] {
+    match family {
+        "requests" => [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ],
+        "tokens" => [
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ],
+        _ => [
+            HeaderName::from_static("x-ratelimit-limit-cost"),
+            HeaderName::from_static("x-ratelimit-remaining-cost"),
+            HeaderName::from_static("x-ratelimit-reset-cost"),
+        ],
     }
 }
 
 fn standing(h: &mut HeaderMap, family: &str, s: Standing) {
-    put(
-        h,
-        format!("x-ratelimit-limit-{family}"),
-        number(s.limit, family),
-    );
-    put(
-        h,
-        format!("x-ratelimit-remaining-{family}"),
-        number(s.remaining, family),
-    );
-    put(
-        h,
-        format!("x-ratelimit-reset-{family}"),
-        duration(s.reset_ms),
-    );
+    let [limit, remaining, reset] = names(family);
+    put(h, limit, number(s.limit, family));
+    put(h, remaining, number(s.remaining, family));
+    put(h, reset, duration(s.reset_ms));
 }
 
 /// On an admitted request's answer.

@@ -16,6 +16,9 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The app asked for `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The answer's cap as the app set it, in whichever format's field
+    /// (read here, in the one pass over the body, for budget reservations).
+    pub output_cap: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -23,6 +26,35 @@ struct Probe {
     model: Option<Value>,
     stream: Option<Value>,
     stream_options: Option<Value>,
+    max_tokens: Option<Value>,
+    max_completion_tokens: Option<Value>,
+    max_output_tokens: Option<Value>,
+}
+
+/// Every format's field for the most output tokens an answer may have
+/// (Gemini's, whose model is in the path, read on its own). Values that are
+/// not counts are ignored (the provider refuses them).
+#[derive(Deserialize, Default)]
+pub struct OutputCaps {
+    max_tokens: Option<Value>,
+    max_completion_tokens: Option<Value>,
+    max_output_tokens: Option<Value>,
+    #[serde(rename = "generationConfig", alias = "generation_config")]
+    generation_config: Option<Value>,
+}
+
+impl OutputCaps {
+    pub fn cap(&self) -> Option<u64> {
+        let n = |v: &Option<Value>| v.as_ref().and_then(Value::as_u64);
+        n(&self.max_completion_tokens)
+            .or(n(&self.max_tokens))
+            .or(n(&self.max_output_tokens))
+            .or(self.generation_config.as_ref().and_then(|g| {
+                g.get("maxOutputTokens")
+                    .or_else(|| g.get("max_output_tokens"))
+                    .and_then(Value::as_u64)
+            }))
+    }
 }
 
 impl ChatRequest {
@@ -66,6 +98,13 @@ impl ChatRequest {
             model,
             stream,
             include_usage,
+            output_cap: OutputCaps {
+                max_tokens: p.max_tokens,
+                max_completion_tokens: p.max_completion_tokens,
+                max_output_tokens: p.max_output_tokens,
+                generation_config: None,
+            }
+            .cap(),
         })
     }
 }
@@ -144,7 +183,8 @@ mod tests {
             ChatRequest {
                 model: "gpt-4o".into(),
                 stream: true,
-                include_usage: false
+                include_usage: false,
+                output_cap: None,
             }
         );
         assert!(matches!(

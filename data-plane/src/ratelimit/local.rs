@@ -233,11 +233,12 @@ fn roll(c: &mut Counters, now: u64) {
         c.day = day;
         c.day_tokens = 0;
         c.day_cost = 0.0;
-    }
-    let month = month_period(now);
-    if month != c.month {
-        c.month = month;
-        c.month_cost = 0.0;
+        // A month can only turn with a day (no string to build otherwise).
+        let month = month_period(now);
+        if month != c.month {
+            c.month = month;
+            c.month_cost = 0.0;
+        }
     }
     if c.reserved.values().any(|(_, _, exp)| *exp <= now) {
         let mut freed = (0u64, 0f64);
