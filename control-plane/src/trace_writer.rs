@@ -84,7 +84,7 @@ pub fn writer_gone() -> Status {
 /// turn while the others store.
 async fn run(db: Db, budgets: Budgets, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
-        let (jobs, records) = {
+        let (mut jobs, records) = {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
             let mut records = first.records.len();
@@ -100,7 +100,6 @@ async fn run(db: Db, budgets: Budgets, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             }
             (jobs, records)
         };
-        let mut jobs = jobs;
         let batches: Vec<Vec<TraceRecord>> = jobs
             .iter_mut()
             .map(|j| std::mem::take(&mut j.records))

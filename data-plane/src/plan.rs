@@ -295,19 +295,27 @@ mod tests {
         }
     }
 
+    /// A plan with no app headers and a lenient route.
+    fn plan_plain(
+        c: &AppCall,
+        probe: &Probe,
+        body: &Bytes,
+        up: &Upstream,
+    ) -> Result<Plan, GatewayError> {
+        plan(c, probe, body, &HeaderMap::new(), up, false)
+    }
+
     #[test]
     fn native_openai_passes_through_with_mapped_model() {
         let c = call("/v1/chat/completions", None);
         let body =
             Bytes::from_static(br#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#);
         let probe = Probe::parse(&c, &body).unwrap();
-        let p = plan(
+        let p = plan_plain(
             &c,
             &probe,
             &body,
-            &HeaderMap::new(),
             &upstream(ProviderKind::OpenAi, &[("fast", "gpt-4o-mini")]),
-            false,
         )
         .unwrap();
         assert!(p.native);
@@ -316,13 +324,11 @@ mod tests {
         assert_eq!(v["model"], "gpt-4o-mini");
         assert_eq!(v["messages"][0]["content"], "hi");
         // Unmapped: the very same bytes go upstream.
-        let p = plan(
+        let p = plan_plain(
             &c,
             &probe,
             &body,
-            &HeaderMap::new(),
             &upstream(ProviderKind::OpenAiCompatible, &[]),
-            false,
         )
         .unwrap();
         assert_eq!(p.body, body);
@@ -392,13 +398,11 @@ mod tests {
         );
         let probe = Probe::parse(&c, &body).unwrap();
         assert_eq!(probe.model, "gemini-x");
-        let p = plan(
+        let p = plan_plain(
             &c,
             &probe,
             &body,
-            &HeaderMap::new(),
             &upstream(ProviderKind::Gemini, &[("gemini-x", "gemini-2.5-flash")]),
-            false,
         )
         .unwrap();
         assert_eq!(
@@ -407,15 +411,7 @@ mod tests {
         );
         assert_eq!(p.body, body);
         let c = call("/v1beta/models/gemini-x:streamGenerateContent", None);
-        let p = plan(
-            &c,
-            &probe,
-            &body,
-            &HeaderMap::new(),
-            &upstream(ProviderKind::Gemini, &[]),
-            false,
-        )
-        .unwrap();
+        let p = plan_plain(&c, &probe, &body, &upstream(ProviderKind::Gemini, &[])).unwrap();
         assert_eq!(p.path, "/v1beta/models/gemini-x:streamGenerateContent");
     }
 
@@ -424,14 +420,7 @@ mod tests {
         let c = call("/v1/embeddings", None);
         let body = Bytes::from_static(br#"{"model":"m","input":"x"}"#);
         let probe = Probe::parse(&c, &body).unwrap();
-        let Err(e) = plan(
-            &c,
-            &probe,
-            &body,
-            &HeaderMap::new(),
-            &upstream(ProviderKind::Anthropic, &[]),
-            false,
-        ) else {
+        let Err(e) = plan_plain(&c, &probe, &body, &upstream(ProviderKind::Anthropic, &[])) else {
             panic!("embeddings to anthropic must be refused")
         };
         assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
@@ -478,15 +467,7 @@ mod tests {
         // A name with `/` or `:` that is allowed stays one escaped segment.
         let body = Bytes::from_static(br#"{"model":"org/m:1","messages":[]}"#);
         let probe = Probe::parse(&c, &body).unwrap();
-        let p = plan(
-            &c,
-            &probe,
-            &body,
-            &HeaderMap::new(),
-            &upstream(ProviderKind::Gemini, &[]),
-            false,
-        )
-        .unwrap();
+        let p = plan_plain(&c, &probe, &body, &upstream(ProviderKind::Gemini, &[])).unwrap();
         assert_eq!(p.path, "/v1beta/models/org%2Fm%3A1:generateContent");
     }
 
@@ -541,15 +522,7 @@ mod tests {
         let body = Bytes::from_static(br#"{"model":"claude-haiku-4-5","messages":[]}"#);
         let mut probe = Probe::parse(&c, &body).unwrap();
         probe.model = "gpt-4o-mini".into();
-        let p = plan(
-            &c,
-            &probe,
-            &body,
-            &HeaderMap::new(),
-            &upstream(ProviderKind::OpenAi, &[]),
-            false,
-        )
-        .unwrap();
+        let p = plan_plain(&c, &probe, &body, &upstream(ProviderKind::OpenAi, &[])).unwrap();
         let v: Value = serde_json::from_slice(&p.body).unwrap();
         assert_eq!(v["model"], "gpt-4o-mini");
     }

@@ -45,16 +45,24 @@ pub struct OutputCaps {
 
 impl OutputCaps {
     pub fn cap(&self) -> Option<u64> {
-        let n = |v: &Option<Value>| v.as_ref().and_then(Value::as_u64);
-        n(&self.max_completion_tokens)
-            .or(n(&self.max_tokens))
-            .or(n(&self.max_output_tokens))
-            .or(self.generation_config.as_ref().and_then(|g| {
-                g.get("maxOutputTokens")
-                    .or_else(|| g.get("max_output_tokens"))
-                    .and_then(Value::as_u64)
-            }))
+        first_count(&[
+            &self.max_completion_tokens,
+            &self.max_tokens,
+            &self.max_output_tokens,
+        ])
+        .or(self.generation_config.as_ref().and_then(|g| {
+            g.get("maxOutputTokens")
+                .or_else(|| g.get("max_output_tokens"))
+                .and_then(Value::as_u64)
+        }))
     }
+}
+
+/// The first of `fields` that holds a count, in order of precedence.
+fn first_count(fields: &[&Option<Value>]) -> Option<u64> {
+    fields
+        .iter()
+        .find_map(|v| v.as_ref().and_then(Value::as_u64))
 }
 
 impl ChatRequest {
@@ -98,13 +106,11 @@ impl ChatRequest {
             model,
             stream,
             include_usage,
-            output_cap: OutputCaps {
-                max_tokens: p.max_tokens,
-                max_completion_tokens: p.max_completion_tokens,
-                max_output_tokens: p.max_output_tokens,
-                generation_config: None,
-            }
-            .cap(),
+            output_cap: first_count(&[
+                &p.max_completion_tokens,
+                &p.max_tokens,
+                &p.max_output_tokens,
+            ]),
         })
     }
 }
