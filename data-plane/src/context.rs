@@ -11,7 +11,7 @@ use crate::endpoints::AppCall;
 use crate::error::GatewayError;
 use crate::ratelimit::Held;
 use crate::state::AppState;
-use crate::trace_report::{TraceDraft, TraceSink};
+use crate::trace_report::{TraceDraft, TraceSink, Written};
 
 pub struct RequestCtx {
     /// The trace being filled in (usage, price, attempts, timings).
@@ -48,7 +48,8 @@ impl RequestCtx {
     }
 
     /// The logging phase, for a request that failed before an answer.
-    pub fn log_error(mut self, e: &GatewayError) {
+    #[must_use = "the error answer must wait until its trace is written"]
+    pub fn log_error(mut self, e: &GatewayError) -> Written {
         self.trace.set_error(e.kind());
         if let GatewayError::RateLimited {
             budget_id, limit, ..
@@ -57,18 +58,20 @@ impl RequestCtx {
             self.trace.rec.refused_by = format!("{budget_id}/{limit}");
         }
         tracing::debug!(request_id = %self.trace.rec.request_id, origin = e.origin().as_str(), error = %e, "request failed");
-        self.log(e.status().as_u16());
+        self.log(e.status().as_u16())
     }
 
     /// The logging phase: closes the trace with the status the app got,
     /// charges the budgets what it records (the reservation is settled with
     /// the real usage and cost; released when there is none), and files it.
-    pub fn log(self, status: u16) {
+    /// The end of the app's answer waits for the returned ticket.
+    #[must_use = "the answer's end must wait until its trace is written"]
+    pub fn log(self, status: u16) -> Written {
         let Self { trace, held, sink } = self;
         let rec = trace.finish(status);
         if let Some(held) = held {
             held.settle(rec.input_tokens.saturating_add(rec.output_tokens), rec.cost);
         }
-        sink.submit(rec);
+        sink.submit(&rec)
     }
 }

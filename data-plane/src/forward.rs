@@ -132,7 +132,8 @@ pub async fn send(
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 let retry_after = retry_after_secs(resp.headers());
-                let body = read_error_body(resp.into_body()).await;
+                // Boxed: the error path's future stays out of every request's.
+                let body = Box::pin(read_error_body(resp.into_body())).await;
                 let body = scrub(body, up.pool.keys.iter().map(|k| k.secret.as_str()));
                 refusal(provider, status, retry_after, body)
             }

@@ -36,7 +36,10 @@ use crate::translate::Format;
 use crate::{auth, models};
 use crate::{demand, ratelimit_headers};
 
-pub type ResBody = Either<Full<Bytes>, MeteredStream>;
+/// The app's answer body: whole, or a metered stream. The stream is boxed so
+/// that every response (most are whole) stays a few words wide: responses
+/// are moved through several futures, and a stream's state is kilobytes.
+pub type ResBody = Either<Full<Bytes>, Box<MeteredStream>>;
 
 pub fn full(
     status: StatusCode,
@@ -67,10 +70,18 @@ pub async fn serve(
     let rt = live(state)?;
     let key = authenticate(&rt, &parts)?;
     let mut ctx = RequestCtx::new(state, key, &call, &parts, request_id);
+    // The answer leaves only once its trace is in the spool (a streamed
+    // one waits at its end, in the body).
     match run(state, &rt, key, &parts, body, &call, &mut ctx).await {
-        Ok(reply) => Ok(reply.into_response(ctx)),
+        Ok(reply) => {
+            let (resp, written) = reply.into_response(ctx);
+            if let Some(w) = written {
+                w.await;
+            }
+            Ok(resp)
+        }
         Err(e) => {
-            ctx.log_error(&e);
+            ctx.log_error(&e).await;
             Err(e)
         }
     }

@@ -19,7 +19,7 @@ use crate::pipeline::ResBody;
 use crate::plan::Plan;
 use crate::state::AppState;
 use crate::stream::{MeteredStream, Metering, Mode};
-use crate::trace_report::TraceDraft;
+use crate::trace_report::{TraceDraft, Written};
 use crate::translate::{self, Framing};
 use crate::upstream_client::UpstreamBody;
 
@@ -46,18 +46,20 @@ impl Reply {
     }
 
     /// The response the app gets; the context goes with a streamed body,
-    /// and is logged here for a whole one.
-    pub fn into_response(self, ctx: RequestCtx) -> Response<ResBody> {
+    /// and is logged here for a whole one, whose trace ticket the caller
+    /// awaits before answering.
+    pub fn into_response(self, ctx: RequestCtx) -> (Response<ResBody>, Option<Written>) {
         match self {
             Self::Whole(r) => {
-                ctx.log(r.status().as_u16());
-                r.map(Either::Left)
+                let written = ctx.log(r.status().as_u16());
+                (r.map(Either::Left), Some(written))
             }
             Self::Stream(r) => {
                 let status = r.status().as_u16();
-                r.map(|(body, metering)| {
-                    Either::Right(MeteredStream::new(body, metering, ctx, status))
-                })
+                let r = r.map(|(body, metering)| {
+                    Either::Right(Box::new(MeteredStream::new(body, metering, ctx, status)))
+                });
+                (r, None)
             }
         }
     }

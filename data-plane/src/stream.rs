@@ -16,6 +16,7 @@ use crate::context::RequestCtx;
 use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
 use crate::sse::{Event, SseParser};
+use crate::trace_report::Written;
 use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
@@ -58,6 +59,10 @@ pub struct MeteredStream {
     events: Vec<StreamEvent>,
     /// The request's context until its logging phase has run.
     ctx: Option<RequestCtx>,
+    /// The trace's ticket once filed: the frame that carries the closing
+    /// event (or the end) waits in `held` until the record is written.
+    written: Option<Written>,
+    held: Option<Option<Result<Frame<Bytes>, BoxError>>>,
     status: u16,
     done: bool,
     /// An upstream error held back until the bytes before it are delivered.
@@ -92,6 +97,8 @@ impl MeteredStream {
             upstream,
             events: Vec::new(),
             ctx: Some(ctx),
+            written: None,
+            held: None,
             status,
             done: false,
             failed: None,
@@ -206,7 +213,7 @@ impl MeteredStream {
                     crate::telemetry::metrics::stream_error_kind(e),
                 );
             }
-            ctx.log(self.status);
+            self.written = Some(ctx.log(self.status));
         }
     }
 }
@@ -271,15 +278,40 @@ impl Body for MeteredStream {
     type Data = Bytes;
     type Error = BoxError;
 
-    /// Takes every upstream frame that is ready now (never waiting for more)
-    /// and hands the app one frame: a burst of events that arrived in one
-    /// read leaves in one write (the upstream connection is driven by this
-    /// body, see `upstream_client`).
+    /// The next frame for the app; once the trace is filed, that frame
+    /// leaves only when the record is written.
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.held.is_none() {
+            match this.next_frame(cx) {
+                Poll::Ready(f) => this.held = Some(f),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if let Some(w) = &mut this.written {
+            if Pin::new(w).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.written = None;
+        }
+        Poll::Ready(this.held.take().unwrap_or(None))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.failed.is_none() && self.held.is_none()
+    }
+}
+
+impl MeteredStream {
+    /// Takes every upstream frame that is ready now (never waiting for more)
+    /// and makes one frame for the app: a burst of events that arrived in
+    /// one read leaves in one write (the upstream connection is driven by
+    /// this body, see `upstream_client`).
+    fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self;
         if let Some(e) = this.failed.take() {
             return Poll::Ready(Some(Err(e)));
         }
@@ -352,10 +384,6 @@ impl Body for MeteredStream {
             return Poll::Ready(None);
         }
         Poll::Ready(Some(Ok(Frame::data(out))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done && self.failed.is_none()
     }
 }
 

@@ -34,7 +34,10 @@ use hyper_util::rt::TokioIo;
 use tower::Service;
 
 type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
-type Conn = Connection<Io, Full<Bytes>>;
+/// Boxed: hyper's connection state (buffers, and the TLS session on HTTPS)
+/// is about 1.7 KB, and it travels inside every response body and future
+/// that holds it; a box makes each of those moves one pointer.
+type Conn = Box<Connection<Io, Full<Bytes>>>;
 
 /// Idle connections kept per upstream, and for how long.
 const MAX_IDLE_PER_HOST: usize = 256;
@@ -109,11 +112,13 @@ impl UpstreamClient {
                 Ok(r) => return Ok(r),
                 Err(SendError {
                     unsent: Some(req), ..
-                }) => return self.fresh(&key, &target, req).await,
+                }) => return Box::pin(self.fresh(&key, &target, req)).await,
                 Err(e) => return Err(e.error),
             }
         }
-        self.fresh(&key, &target, req).await
+        // Boxed: connecting (DNS, TCP, TLS) is a large future, and rare
+        // once the pool is warm; inline it would widen every request's.
+        Box::pin(self.fresh(&key, &target, req)).await
     }
 
     async fn fresh(
@@ -135,7 +140,7 @@ impl UpstreamClient {
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
         let (send, conn) = http1::Builder::new().handshake(io).await?;
-        Ok((send, conn))
+        Ok((send, Box::new(conn)))
     }
 
     async fn send_on(

@@ -213,7 +213,15 @@ pub fn bucket_start(at_ms: i64, span_ms: i64) -> i64 {
     at_ms.div_euclid(span_ms) * span_ms
 }
 
-fn key(level: Level, span_ms: i64, start: i64, t: &TraceRow) -> RollupKey {
+/// What a group of traces is keyed by.
+struct Ids<'a> {
+    client_key_id: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    region: &'a str,
+}
+
+fn key(level: Level, span_ms: i64, start: i64, t: &Ids<'_>) -> RollupKey {
     let pick = |yes: bool, v: &str| if yes { v.to_string() } else { String::new() };
     let (k, p, m, r) = match level {
         Level::Full => (true, true, true, true),
@@ -227,10 +235,10 @@ fn key(level: Level, span_ms: i64, start: i64, t: &TraceRow) -> RollupKey {
         level: level as i32,
         span_ms,
         bucket_start_ms: start,
-        client_key_id: pick(k, &t.client_key_id),
-        provider: pick(p, &t.provider),
-        model: pick(m, &t.model),
-        region: pick(r, &t.region),
+        client_key_id: pick(k, t.client_key_id),
+        provider: pick(p, t.provider),
+        model: pick(m, t.model),
+        region: pick(r, t.region),
     }
 }
 
@@ -240,21 +248,49 @@ pub fn record<'a>(
     conn: &mut AnyConnection,
     traces: impl IntoIterator<Item = &'a TraceRow>,
 ) -> Result<()> {
-    let mut delta: BTreeMap<RollupKey, (String, Sums)> = BTreeMap::new();
+    // First the batch's traces are summed per (key, provider, model,
+    // region) and finest bucket, on borrowed strings; only those groups
+    // (a handful per batch, whatever its size) are then spread over every
+    // span and level. Every span is a whole number of the finest one, so
+    // the finest bucket says which bucket of each span a trace is in.
+    type Group<'t> = (&'t str, &'t str, &'t str, &'t str, i64);
+    let finest = SPANS[0].0;
+    let mut index: HashMap<Group<'a>, usize> = HashMap::new();
+    let mut groups: Vec<(Group<'a>, &'a str, Sums)> = Vec::new();
     for t in traces {
-        let overhead = overhead_us(t);
+        let g = (
+            t.client_key_id.as_str(),
+            t.provider.as_str(),
+            t.model.as_str(),
+            t.region.as_str(),
+            bucket_start(t.started_at_ms, finest),
+        );
+        let i = *index.entry(g).or_insert_with(|| {
+            groups.push((g, "", Sums::default()));
+            groups.len() - 1
+        });
+        let (_, name, sums) = &mut groups[i];
+        *name = &t.client_key_name;
+        sums.add_trace(t, overhead_us(t));
+    }
+    let mut delta: BTreeMap<RollupKey, (String, Sums)> = BTreeMap::new();
+    for ((key_id, provider, model, region, start), name, sums) in &groups {
+        let ids = Ids {
+            client_key_id: key_id,
+            provider,
+            model,
+            region,
+        };
         for (span, _) in SPANS {
-            let start = bucket_start(t.started_at_ms, span);
+            let start = bucket_start(*start, span);
             for level in Level::ALL {
-                let name = match level {
-                    Level::Full | Level::Key => t.client_key_name.clone(),
-                    _ => String::new(),
-                };
                 let e = delta
-                    .entry(key(level, span, start, t))
+                    .entry(key(level, span, start, &ids))
                     .or_insert_with(|| (String::new(), Sums::default()));
-                e.0 = name;
-                e.1.add_trace(t, overhead);
+                if matches!(level, Level::Full | Level::Key) {
+                    (*name).clone_into(&mut e.0);
+                }
+                e.1.merge(sums);
             }
         }
     }

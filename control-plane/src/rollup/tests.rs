@@ -69,6 +69,9 @@ async fn every_level_and_span_adds_up_across_batches(db: crate::db::Db) {
     let first = vec![
         trace("1", h + 1, "app", "m1", 200),
         trace("2", h + 2, "app", "m2", 500),
+        // Same key and model as "1", ten minutes later: another 5-minute
+        // bucket, the same hour, 6 hours and day.
+        trace("4", h + 10 * MINUTE_MS, "app", "m1", 200),
     ];
     let second = vec![trace("3", h + HOUR_MS + 5, "other", "m1", 200)];
     for batch in [first, second] {
@@ -92,21 +95,22 @@ async fn every_level_and_span_adds_up_across_batches(db: crate::db::Db) {
     let r = &totals[0];
     assert_eq!(
         (r.requests, r.errors, r.input_tokens, r.cost),
-        (3, 1, 30, 1.5)
+        (4, 1, 40, 2.0)
     );
     let mut s = Sums::default();
     s.add_row(r);
-    assert_eq!(s.latency.count(), 3);
+    assert_eq!(s.latency.count(), 4);
     assert!((s.overhead.percentile_ms(0.5) - 5.0).abs() < 0.25);
-    assert_eq!(rows(Level::Total, HOUR_MS).await.len(), 2);
+    let hours = rows(Level::Total, HOUR_MS).await;
+    assert_eq!(hours.iter().map(|r| r.requests).collect::<Vec<_>>(), [3, 1]);
     let by_model = rows(Level::Model, DAY_MS).await;
     let m1 = by_model.iter().find(|r| r.model == "m1").unwrap();
-    assert_eq!((m1.requests, m1.client_key_id.as_str()), (2, ""));
+    assert_eq!((m1.requests, m1.client_key_id.as_str()), (3, ""));
     let by_key = rows(Level::Key, DAY_MS).await;
     let app = by_key.iter().find(|r| r.client_key_name == "app").unwrap();
-    assert_eq!((app.requests, app.errors), (2, 1));
+    assert_eq!((app.requests, app.errors), (3, 1));
     assert_eq!(rows(Level::Full, DAY_MS).await.len(), 3);
-    assert_eq!(rows(Level::Region, 6 * HOUR_MS).await[0].requests, 3);
+    assert_eq!(rows(Level::Region, 6 * HOUR_MS).await[0].requests, 4);
 }
 
 #[test]

@@ -7,30 +7,28 @@
 mod draft;
 mod ship;
 mod spool;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use aigw_proto::pb::trace::TraceRecord;
 
 pub use draft::TraceDraft;
+pub use writer::Written;
 
 /// Hands finished requests' records to the spool. Cheap to clone.
 #[derive(Clone)]
 pub struct TraceSink {
-    spool: Arc<spool::Spool>,
+    writer: writer::SpoolWriter,
 }
 
 impl TraceSink {
-    /// Writes the record to the spool before returning, so it is on disk
-    /// before the app sees the end of its answer.
-    pub fn submit(&self, rec: TraceRecord) {
-        if let Err(e) = self.spool.append(&rec) {
-            metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_error").increment(1);
-            tracing::error!(request_id = %rec.request_id, error = %e, "cannot write a trace to the spool; trace dropped");
-        }
+    /// Hands the record to the spool's writer thread. The answer's end must
+    /// wait for the ticket, so the record is on disk before the app sees it.
+    pub fn submit(&self, rec: &TraceRecord) -> Written {
+        self.writer.submit(rec)
     }
 }
 
@@ -39,8 +37,8 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Recovers the spool left by a previous run, then starts the sealing
-    /// timer and the shipper task.
+    /// Recovers the spool left by a previous run, then starts the writer
+    /// thread and the shipper task.
     pub fn start(
         state_dir: &Path,
         channel: crate::control::AuthedChannel,
@@ -50,32 +48,23 @@ impl Reporter {
         let recovered = spool::recover(&dir)?;
         let bytes = Arc::new(AtomicU64::new(recovered.bytes));
         let (sealed_tx, sealed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let spool = Arc::new(spool::Spool::new(
+        let segments = spool::Segments::new(
             dir.clone(),
             recovered.next_seq,
             bytes.clone(),
             max_bytes,
             sealed_tx,
-        ));
-        let ticking = Arc::downgrade(&spool);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(25));
-            loop {
-                every.tick().await;
-                match ticking.upgrade() {
-                    Some(s) => s.tick(),
-                    None => return,
-                }
-            }
-        });
+        );
+        let writer = writer::SpoolWriter::start(segments)?;
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
-            sink: TraceSink { spool },
+            sink: TraceSink { writer },
         })
     }
 
-    /// Seals what is open so the shipper (now or at the next start) sends it.
+    /// Writes what is queued and seals what is open, so the shipper (now or
+    /// at the next start) sends it. Blocking.
     pub fn shutdown(self) {
-        self.sink.spool.close();
+        self.sink.writer.close();
     }
 }

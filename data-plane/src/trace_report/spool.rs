@@ -1,15 +1,15 @@
 //! The on-disk spool: numbered segment files of length-delimited
 //! `TraceRecord`s. `N.open` is being written; `N.seg` is sealed and waits for
-//! an ack. A record is written (not fsynced) by the request that produced it,
-//! before the app gets its answer: a killed process loses nothing the kernel
-//! has; a power loss may lose the tail.
+//! an ack. Records are written (not fsynced) by the writer thread
+//! (`writer.rs`) before the app gets the end of its answer: a killed process
+//! loses nothing the kernel has; a power loss may lose the tail.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aigw_proto::pb::trace::TraceRecord;
@@ -117,20 +117,18 @@ struct OpenSegment {
     since: Instant,
 }
 
-struct State {
+/// The spool's files, owned by the writer thread (`writer.rs`): the open
+/// segment, sealing, and the size bound.
+pub struct Segments {
+    dir: PathBuf,
     next_seq: u64,
     open: Option<OpenSegment>,
-}
-
-pub struct Spool {
-    dir: PathBuf,
-    state: Mutex<State>,
     spooled: Arc<AtomicU64>,
     max_bytes: u64,
     sealed_tx: tokio::sync::mpsc::UnboundedSender<u64>,
 }
 
-impl Spool {
+impl Segments {
     pub fn new(
         dir: PathBuf,
         next_seq: u64,
@@ -140,33 +138,55 @@ impl Spool {
     ) -> Self {
         Self {
             dir,
-            state: Mutex::new(State {
-                next_seq,
-                open: None,
-            }),
+            next_seq,
+            open: None,
             spooled,
             max_bytes,
             sealed_tx,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves at worst a torn record, which
-        // the reader skips: keep going rather than lose every later trace.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// Appends encoded records (`lens` gives each one's length in `bytes`),
+    /// in as few writes as the segment bounds allow. A write that fails
+    /// drops its records, loudly: the requests must not wait forever.
+    pub fn append(&mut self, bytes: &[u8], lens: &[u32]) {
+        let mut at = 0usize;
+        let mut i = 0usize;
+        while i < lens.len() {
+            let (records, room) = match &self.open {
+                Some(o) => (
+                    MAX_RECORDS.saturating_sub(o.records),
+                    MAX_SEGMENT_BYTES.saturating_sub(o.bytes),
+                ),
+                None => (MAX_RECORDS, MAX_SEGMENT_BYTES),
+            };
+            // As many whole records as fit (at least one, whatever its size).
+            let (mut n, mut len) = (0usize, 0u64);
+            while i + n < lens.len() && n < records.max(1) {
+                let next = u64::from(lens[i + n]);
+                if n > 0 && len + next > room {
+                    break;
+                }
+                len += next;
+                n += 1;
+            }
+            let chunk = &bytes[at..at + len as usize];
+            if let Err(e) = self.write(chunk, n) {
+                metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_error")
+                    .increment(n as u64);
+                tracing::error!(error = %e, records = n, "cannot write traces to the spool; traces dropped");
+            }
+            at += len as usize;
+            i += n;
+        }
     }
 
-    /// Appends one record to the open segment (opening one if needed).
-    pub fn append(&self, rec: &TraceRecord) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(rec.encoded_len() + 10);
-        rec.encode_length_delimited(&mut buf)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let mut st = self.lock();
-        if st.open.is_none() {
-            let seq = st.next_seq;
-            st.next_seq += 1;
+    fn write(&mut self, chunk: &[u8], records: usize) -> io::Result<()> {
+        if self.open.is_none() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
             let file = crate::state_dir::private_file(&open_path(&self.dir, seq))?;
-            st.open = Some(OpenSegment {
+            self.open = Some(OpenSegment {
                 seq,
                 file,
                 records: 0,
@@ -174,41 +194,35 @@ impl Spool {
                 since: Instant::now(),
             });
         }
-        let full = match &mut st.open {
+        let full = match &mut self.open {
             Some(o) => {
-                o.file.write_all(&buf)?;
-                o.records += 1;
-                o.bytes += buf.len() as u64;
+                o.file.write_all(chunk)?;
+                o.records += records;
+                o.bytes += chunk.len() as u64;
                 o.records >= MAX_RECORDS || o.bytes >= MAX_SEGMENT_BYTES
             }
             None => false,
         };
         if full {
-            self.seal(&mut st);
+            self.seal();
         }
         Ok(())
     }
 
-    /// Seals the open segment once it is old enough; called on a timer.
-    pub fn tick(&self) {
-        let mut st = self.lock();
-        if st
+    /// Seals the open segment once it is old enough.
+    pub fn seal_if_old(&mut self) {
+        if self
             .open
             .as_ref()
             .is_some_and(|o| o.since.elapsed() >= MAX_AGE)
         {
-            self.seal(&mut st);
+            self.seal();
         }
     }
 
-    /// Seals whatever is open (at shutdown).
-    pub fn close(&self) {
-        let mut st = self.lock();
-        self.seal(&mut st);
-    }
-
-    fn seal(&self, st: &mut State) {
-        let Some(o) = st.open.take() else { return };
+    /// Seals whatever is open, for the shipper to send.
+    pub fn seal(&mut self) {
+        let Some(o) = self.open.take() else { return };
         drop(o.file);
         if let Err(e) = fs::rename(open_path(&self.dir, o.seq), seg_path(&self.dir, o.seq)) {
             tracing::error!(error = %e, "cannot seal a trace segment");
@@ -254,25 +268,35 @@ impl Spool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn rec(id: &str) -> TraceRecord {
+    pub fn rec(id: &str) -> TraceRecord {
         TraceRecord {
             request_id: id.into(),
             ..Default::default()
         }
     }
 
+    /// Appends records the way the writer thread does (encoded, with lengths).
+    fn append(seg: &mut Segments, recs: &[TraceRecord]) {
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        for r in recs {
+            let before = bytes.len();
+            r.encode_length_delimited(&mut bytes).unwrap();
+            lens.push((bytes.len() - before) as u32);
+        }
+        seg.append(&bytes, &lens);
+    }
+
     #[test]
     fn appended_records_survive_without_a_seal() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let spool = Spool::new(dir.path().to_path_buf(), 1, Arc::default(), u64::MAX, tx);
-        spool.append(&rec("a")).unwrap();
-        spool.append(&rec("b")).unwrap();
+        let mut seg = Segments::new(dir.path().to_path_buf(), 1, Arc::default(), u64::MAX, tx);
+        append(&mut seg, &[rec("a"), rec("b")]);
         // As if the process were killed now: nothing sealed, nothing lost.
-        drop(spool);
+        std::mem::forget(seg);
         let r = recover(dir.path()).unwrap();
         assert_eq!(r.sealed.iter().copied().collect::<Vec<_>>(), vec![1]);
         assert_eq!(r.next_seq, 2);
@@ -287,19 +311,31 @@ mod tests {
     }
 
     #[test]
-    fn full_segments_seal_and_torn_tails_are_skipped() {
+    fn a_batch_is_cut_at_the_segment_bound_and_torn_tails_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let spool = Spool::new(dir.path().to_path_buf(), 7, Arc::default(), u64::MAX, tx);
-        for i in 0..MAX_RECORDS {
-            spool.append(&rec(&format!("r{i}"))).unwrap();
-        }
+        let mut seg = Segments::new(dir.path().to_path_buf(), 7, Arc::default(), u64::MAX, tx);
+        let recs: Vec<_> = (0..MAX_RECORDS + 3)
+            .map(|i| rec(&format!("r{i}")))
+            .collect();
+        append(&mut seg, &recs);
         assert_eq!(rx.try_recv().unwrap(), 7);
+        assert!(rx.try_recv().is_err(), "the rest stays open");
         let path = seg_path(dir.path(), 7);
         let mut data = fs::read(&path).unwrap();
         data.extend_from_slice(&[0x20, 0x0a, 0x05]);
         fs::write(&path, data).unwrap();
-        assert_eq!(read_segment(&path).unwrap().len(), MAX_RECORDS);
+        let first = read_segment(&path).unwrap();
+        assert_eq!(first.len(), MAX_RECORDS);
+        assert_eq!(
+            first[MAX_RECORDS - 1].request_id,
+            format!("r{}", MAX_RECORDS - 1)
+        );
+        seg.seal();
+        assert_eq!(rx.try_recv().unwrap(), 8);
+        let second = read_segment(&seg_path(dir.path(), 8)).unwrap();
+        assert_eq!(second.len(), 3);
+        assert_eq!(second[0].request_id, format!("r{MAX_RECORDS}"));
     }
 
     #[test]
@@ -307,11 +343,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let spooled = Arc::new(AtomicU64::new(0));
-        let spool = Spool::new(dir.path().to_path_buf(), 1, spooled.clone(), 1, tx);
-        spool.append(&rec("old")).unwrap();
-        spool.close();
-        spool.append(&rec("new")).unwrap();
-        spool.close();
+        let mut seg = Segments::new(dir.path().to_path_buf(), 1, spooled.clone(), 1, tx);
+        append(&mut seg, &[rec("old")]);
+        seg.seal();
+        append(&mut seg, &[rec("new")]);
+        seg.seal();
         assert!(!seg_path(dir.path(), 1).exists());
         assert!(!seg_path(dir.path(), 2).exists() || spooled.load(Ordering::Relaxed) <= 1);
     }
