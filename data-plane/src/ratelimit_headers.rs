@@ -17,28 +17,69 @@ pub fn family(limit: &str) -> &'static str {
     }
 }
 
+/// A header value written on the stack: these headers go on every answer
+/// of a limited key, so no `format!` machinery and no `String` per value.
+struct Value {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Value {
+    fn new() -> Self {
+        Self {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, s: &[u8]) -> &mut Self {
+        let end = (self.len + s.len()).min(self.buf.len());
+        let n = end - self.len;
+        self.buf[self.len..end].copy_from_slice(&s[..n]);
+        self.len = end;
+        self
+    }
+
+    fn int(&mut self, v: u64) -> &mut Self {
+        self.push(itoa::Buffer::new().format(v).as_bytes())
+    }
+
+    fn put(&self, h: &mut HeaderMap, name: HeaderName) {
+        if let Ok(v) = HeaderValue::from_bytes(&self.buf[..self.len]) {
+            h.insert(name, v);
+        }
+    }
+}
+
 /// OpenAI's reset format: `1s`, `6m0s`, `2h3m4s`.
-fn duration(ms: u64) -> String {
+fn duration(ms: u64) -> Value {
     let s = ms.div_ceil(1000);
+    let mut v = Value::new();
     match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
+        (0, 0, s) => v.int(s).push(b"s"),
+        (0, m, s) => v.int(m).push(b"m").int(s).push(b"s"),
+        (h, m, s) => v.int(h).push(b"h").int(m).push(b"m").int(s).push(b"s"),
+    };
+    v
 }
 
-fn number(v: f64, family: &str) -> String {
+/// Whole requests and tokens; cost in USD with six decimals.
+fn number(v: f64, family: &str) -> Value {
+    let mut out = Value::new();
+    let v = v.max(0.0);
     if family == "cost" {
-        format!("{v:.6}")
+        let micros = (v * 1e6).round() as u64;
+        let frac = micros % 1_000_000;
+        let digits = itoa::Buffer::new().format(frac).len();
+        out.int(micros / 1_000_000).push(b".");
+        for _ in digits..6 {
+            out.push(b"0");
+        }
+        out.int(frac);
     } else {
-        format!("{}", v.max(0.0).floor() as u64)
+        out.int(v.floor() as u64);
     }
-}
-
-fn put(h: &mut HeaderMap, name: HeaderName, value: String) {
-    if let Ok(v) = HeaderValue::try_from(value) {
-        h.insert(name, v);
-    }
+    out
 }
 
 /// The header names as constants: built once, not parsed per answer.
@@ -64,13 +105,14 @@ fn names(family: &str) -> [HeaderName; 3] {
 
 fn standing(h: &mut HeaderMap, family: &str, s: Standing) {
     let [limit, remaining, reset] = names(family);
-    put(h, limit, number(s.limit, family));
-    put(h, remaining, number(s.remaining, family));
-    put(h, reset, duration(s.reset_ms));
+    number(s.limit, family).put(h, limit);
+    number(s.remaining, family).put(h, remaining);
+    duration(s.reset_ms).put(h, reset);
 }
 
 /// On an admitted request's answer.
 pub fn success(h: &mut HeaderMap, headroom: &Headroom) {
+    h.reserve(9);
     for (family, s) in [
         ("requests", headroom.requests),
         ("tokens", headroom.tokens),
@@ -102,9 +144,14 @@ mod tests {
 
     #[test]
     fn openai_style_values() {
-        assert_eq!(duration(1), "1s");
-        assert_eq!(duration(360_000), "6m0s");
-        assert_eq!(duration(7_384_000), "2h3m4s");
+        let text = |v: Value| String::from_utf8(v.buf[..v.len].to_vec()).unwrap();
+        assert_eq!(text(duration(1)), "1s");
+        assert_eq!(text(duration(360_000)), "6m0s");
+        assert_eq!(text(duration(7_384_000)), "2h3m4s");
+        assert_eq!(text(number(12.9, "tokens")), "12");
+        assert_eq!(text(number(0.000_042, "cost")), "0.000042");
+        assert_eq!(text(number(1_000_000_000.5, "cost")), "1000000000.500000");
+        assert_eq!(text(number(-3.0, "cost")), "0.000000");
         let mut h = HeaderMap::new();
         refused(&mut h, "rpm", 60.0, 12);
         assert_eq!(h["x-ratelimit-limit-requests"], "60");
