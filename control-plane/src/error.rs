@@ -90,6 +90,9 @@ pub enum Error {
     Internal(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A start-up line could not be printed.
+    #[error(transparent)]
+    Startup(#[from] aigw_startup::Error),
     #[error("gRPC transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -135,6 +138,7 @@ impl From<Error> for Status {
             | Error::Internal(_)
             | Error::Unreachable(_)
             | Error::Io(_)
+            | Error::Startup(_)
             | Error::Transport(_)
             | Error::Settings(_) => {
                 tracing::error!(error = %e, "request failed");
