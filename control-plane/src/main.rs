@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use control_plane::admin::apply::ServerRules;
 use control_plane::cli::{Cli, Command, ServeArgs};
+use control_plane::error::Error;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,16 +15,16 @@ async fn main() -> ExitCode {
     aigw_startup::init_tracing();
 
     let result = match cli.command {
-        Some(Command::Apply(a)) => {
-            control_plane::apply::run(
-                &a.file,
-                a.prune,
-                &a.control_plane,
-                a.admin_token.as_deref(),
-                &a.tls(),
-            )
-            .await
-        }
+        Some(Command::Apply(a)) => aigw_apply::run(
+            &a.file,
+            a.prune,
+            &a.control_plane,
+            a.admin_token.as_deref(),
+            &a.tls(),
+            &ServerRules,
+        )
+        .await
+        .map_err(Error::from),
         Some(Command::Serve(s)) => serve(s).await,
         None => serve(cli.serve).await,
     };
