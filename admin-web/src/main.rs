@@ -1,8 +1,6 @@
 //! `admin-web`: serves the admin UI and `/api` on AIGW_ADMIN_LISTEN.
 #![forbid(unsafe_code)]
 
-use std::io::Write;
-
 use admin_web::config::Config;
 use admin_web::grpc::Grpc;
 use admin_web::{AppState, app};
@@ -14,14 +12,8 @@ mod metrics;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    // One TLS crypto stack (ring) for the channel to the control plane.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    aigw_startup::install_crypto();
+    aigw_startup::init_tracing();
     let prometheus = metrics::install();
     let grpc = Grpc::new(&cfg)?;
     let router = app(AppState::new(grpc, cfg.secure_cookies))
@@ -32,30 +24,10 @@ async fn main() -> anyhow::Result<()> {
         .layer(axum::middleware::from_fn(metrics::track));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "admin-web listening on {addr}")?;
-        out.flush()?;
-    }
+    aigw_startup::announce("admin-web", addr)?;
     tracing::info!(control_plane = %cfg.control_plane, "admin-web started");
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(aigw_startup::shutdown_signal())
         .await?;
     Ok(())
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

@@ -342,15 +342,16 @@ routes:
   - model: gpt-4o*
     providers: [primary, backup]
 "#;
-    let mut client = crate::apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
+    let mut client = aigw_apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
         .await
         .unwrap();
-    let run = async |client: &mut crate::apply::Client, text: &str, prune: bool| {
+    let run = async |client: &mut aigw_apply::Client, text: &str, prune: bool| {
         let mut out = Vec::new();
-        crate::apply::apply(
+        aigw_apply::apply(
             client,
-            crate::apply::parse(text, &env).unwrap(),
+            aigw_apply::parse(text, &env).unwrap(),
             prune,
+            &crate::admin::apply::ServerRules,
             &mut out,
         )
         .await

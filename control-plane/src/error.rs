@@ -9,18 +9,7 @@ use tonic::{Code, Status};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// "transport error: tcp connect error: Connection refused": tonic's own
-/// message alone says too little.
-pub fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(": ");
-        msg.push_str(&c.to_string());
-        cause = c.source();
-    }
-    msg
-}
+pub use aigw_apply::with_causes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,19 +43,9 @@ pub enum Error {
     /// A startup setting (flag / env var) is missing or malformed.
     #[error("{0}")]
     Settings(String),
-    /// `${VAR}` in an apply file names a variable that is not set.
-    #[error("{path}: environment variable {var} is not set")]
-    MissingVar { var: String, path: String },
-    /// The apply file is not valid YAML for the expected shape.
-    #[error("{0}")]
-    Yaml(#[from] serde_yaml::Error),
-    /// The control plane refused an apply request.
-    #[error("{what}: {status}", status = .status.message())]
-    Rpc {
-        what: String,
-        #[source]
-        status: Box<Status>,
-    },
+    /// Applying, planning or exporting a configuration file (`aigw-apply`).
+    #[error(transparent)]
+    Apply(#[from] aigw_apply::Error),
 
     // --- the database ---
     #[error("database error: {0}")]
@@ -83,13 +62,13 @@ pub enum Error {
     /// tampered with.
     #[error("cannot decrypt {0} (wrong AIGW_MASTER_KEY, or the stored value was altered)")]
     Decrypt(String),
-    /// `apply` could not connect to the control plane.
-    #[error("cannot reach the control plane at {0}")]
-    Unreachable(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A start-up line could not be printed.
+    #[error(transparent)]
+    Startup(#[from] aigw_startup::Error),
     #[error("gRPC transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -106,40 +85,64 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        match &e {
-            Error::InvalidArgument(_)
-            | Error::InvalidSnapshot(_)
-            | Error::MissingVar { .. }
-            | Error::Yaml(_) => Status::invalid_argument(e.to_string()),
-            Error::Unauthenticated(m) => Status::unauthenticated(*m),
-            Error::SignIn(_) => Status::unauthenticated(e.to_string()),
-            Error::PermissionDenied(m) => Status::permission_denied(m.clone()),
-            Error::NotFound(m) => Status::not_found(m.clone()),
-            Error::AlreadyExists(m) => Status::already_exists(m.clone()),
-            Error::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
-            Error::Rpc { status, .. } => Status::new(status.code(), e.to_string()),
-            Error::Pool(_) | Error::Connect(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                Status::unavailable("database unavailable, retry later")
-            }
-            Error::Database(diesel::result::Error::DatabaseError(
-                DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
-                _,
-            )) => {
-                tracing::warn!(error = %e, "transient database error");
-                Status::unavailable("database busy, retry later")
-            }
-            Error::Database(_)
-            | Error::Migration(_)
-            | Error::Decrypt(_)
-            | Error::Internal(_)
-            | Error::Unreachable(_)
-            | Error::Io(_)
-            | Error::Transport(_)
-            | Error::Settings(_) => {
-                tracing::error!(error = %e, "request failed");
-                Status::new(Code::Internal, "internal error (see control-plane logs)")
-            }
+        status_of(&e)
+    }
+}
+
+fn status_of(e: &Error) -> Status {
+    match e {
+        Error::Apply(a) => apply_status(a),
+        Error::InvalidArgument(_) | Error::InvalidSnapshot(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+        Error::Unauthenticated(m) => Status::unauthenticated(*m),
+        Error::SignIn(_) => Status::unauthenticated(e.to_string()),
+        Error::PermissionDenied(m) => Status::permission_denied(m.clone()),
+        Error::NotFound(m) => Status::not_found(m.clone()),
+        Error::AlreadyExists(m) => Status::already_exists(m.clone()),
+        Error::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
+        Error::Pool(_) | Error::Connect(_) => {
+            tracing::warn!(error = %e, "database unavailable");
+            Status::unavailable("database unavailable, retry later")
+        }
+        Error::Database(diesel::result::Error::DatabaseError(
+            DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
+            _,
+        )) => {
+            tracing::warn!(error = %e, "transient database error");
+            Status::unavailable("database busy, retry later")
+        }
+        Error::Database(_)
+        | Error::Migration(_)
+        | Error::Decrypt(_)
+        | Error::Internal(_)
+        | Error::Io(_)
+        | Error::Startup(_)
+        | Error::Transport(_)
+        | Error::Settings(_) => {
+            tracing::error!(error = %e, "request failed");
+            Status::new(Code::Internal, "internal error (see control-plane logs)")
+        }
+    }
+}
+
+/// An apply run's error as ConfigFileService answers it. A refusal by this
+/// server's rules ([`crate::admin::apply::ServerRules`]) is one of our own
+/// errors and is answered as such; the rest is the file's fault, or ours.
+fn apply_status(e: &aigw_apply::Error) -> Status {
+    use aigw_apply::Error as A;
+    match e {
+        A::Refused(inner) => match inner.downcast_ref::<Error>() {
+            Some(own) => status_of(own),
+            None => Status::invalid_argument(inner.to_string()),
+        },
+        A::InvalidArgument(_) | A::Yaml(_) | A::MissingVar { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        A::Rpc { status, .. } => Status::new(status.code(), e.to_string()),
+        A::Settings(_) | A::Unreachable(_) | A::Export(_) | A::Io(_) => {
+            tracing::error!(error = %e, "request failed");
+            Status::new(Code::Internal, "internal error (see control-plane logs)")
         }
     }
 }

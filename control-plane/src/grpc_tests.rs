@@ -17,7 +17,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Streaming};
 
-use crate::apply;
+use crate::admin::apply::ServerRules;
 use crate::crypto::MasterKey;
 use crate::db::testing::{TempDb, temp_db};
 use crate::server::{Settings, prepare, serve};
@@ -514,14 +514,20 @@ client_keys:
     models: ["gpt-4o*"]
     limits: { rpm: 60 }
 "#;
-    let mut client = apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
+    let mut client = aigw_apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
         .await
         .unwrap();
-    let run = async |client: &mut apply::Client, text: &str, prune: bool| {
+    let run = async |client: &mut aigw_apply::Client, text: &str, prune: bool| {
         let mut out = Vec::new();
-        apply::apply(client, apply::parse(text, &env).unwrap(), prune, &mut out)
-            .await
-            .unwrap();
+        aigw_apply::apply(
+            client,
+            aigw_apply::parse(text, &env).unwrap(),
+            prune,
+            &ServerRules,
+            &mut out,
+        )
+        .await
+        .unwrap();
         String::from_utf8(out).unwrap()
     };
     let first = run(&mut client, text, false).await;
@@ -556,10 +562,11 @@ client_keys:
 
     // A refused object is an error naming it (found before anything is sent).
     let bad = "providers:\n  - name: bad\n    kind: openai-compatible\n";
-    let e = apply::apply(
+    let e = aigw_apply::apply(
         &mut client,
-        apply::parse(bad, &env).unwrap(),
+        aigw_apply::parse(bad, &env).unwrap(),
         false,
+        &ServerRules,
         &mut Vec::new(),
     )
     .await
@@ -570,13 +577,14 @@ client_keys:
         "{e}"
     );
     // A wrong token too.
-    let mut wrong = apply::connect(&server.url, "nope", &Default::default())
+    let mut wrong = aigw_apply::connect(&server.url, "nope", &Default::default())
         .await
         .unwrap();
-    let e = apply::apply(
+    let e = aigw_apply::apply(
         &mut wrong,
-        apply::parse(text, &env).unwrap(),
+        aigw_apply::parse(text, &env).unwrap(),
         false,
+        &ServerRules,
         &mut Vec::new(),
     )
     .await

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod apply;
 pub mod auth;
 pub mod budgets;
 pub mod cli;

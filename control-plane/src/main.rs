@@ -4,33 +4,27 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use control_plane::admin::apply::ServerRules;
 use control_plane::cli::{Cli, Command, ServeArgs};
-use tracing_subscriber::EnvFilter;
+use control_plane::error::Error;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One TLS crypto stack (ring) for everything that might use rustls.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    aigw_startup::install_crypto();
+    aigw_startup::init_tracing();
 
     let result = match cli.command {
-        Some(Command::Apply(a)) => {
-            control_plane::apply::run(
-                &a.file,
-                a.prune,
-                &a.control_plane,
-                a.admin_token.as_deref(),
-                &a.tls(),
-            )
-            .await
-        }
+        Some(Command::Apply(a)) => aigw_apply::run(
+            &a.file,
+            a.prune,
+            &a.control_plane,
+            a.admin_token.as_deref(),
+            &a.tls(),
+            &ServerRules,
+        )
+        .await
+        .map_err(Error::from),
         Some(Command::Serve(s)) => serve(s).await,
         None => serve(cli.serve).await,
     };

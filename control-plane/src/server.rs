@@ -16,6 +16,7 @@ use aigw_proto::pb::admin::overview_service_server::OverviewServiceServer;
 use aigw_proto::pb::admin::sign_in_service_server::SignInServiceServer;
 use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
 use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
+use aigw_startup::{announce, announce_line, shutdown_signal};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
@@ -264,29 +265,17 @@ pub async fn run(settings: Settings, addr: SocketAddr, metrics: Option<SocketAdd
             prepared.registry.clone(),
         )
         .await?;
-        announce(&format!("control-plane metrics on {bound}"))?;
+        announce_line(&format!("control-plane metrics on {bound}"))?;
     }
     if let Some(token) = &prepared.generated_admin_token {
-        announce(&format!("admin token: {token}"))?;
+        announce_line(&format!("admin token: {token}"))?;
     }
     if let Some(password) = &prepared.generated_admin_password {
-        announce(&format!("admin password: {password}"))?;
+        announce_line(&format!("admin password: {password}"))?;
     }
     let listener = TcpListener::bind(addr).await?;
-    announce(&format!(
-        "control-plane listening on {}",
-        listener.local_addr()?
-    ))?;
+    announce("control-plane", listener.local_addr()?)?;
     serve(prepared, listener, shutdown_signal()).await
-}
-
-/// One line on stdout, flushed at once: scripts and tests wait for it.
-fn announce(line: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")?;
-    out.flush()?;
-    Ok(())
 }
 
 /// Serves on `listener` until `signal` resolves, then ends the long-lived
@@ -468,28 +457,4 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT (ctrl-c) or SIGTERM (docker stop).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

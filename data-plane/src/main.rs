@@ -1,8 +1,6 @@
 //! The data plane's entry point: flags, logging, and the wiring of its parts.
 #![forbid(unsafe_code)]
 
-use std::io::Write;
-
 use anyhow::Context;
 use clap::Parser;
 
@@ -25,13 +23,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    aigw_startup::init_tracing();
+    aigw_startup::install_crypto();
     let prometheus = aigw_proto::prometheus::install();
     data_plane::telemetry::metrics::describe();
     let (listen, region) = (cfg.listen, cfg.region.clone());
@@ -42,34 +35,9 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "data-plane listening on {addr}")?;
-        out.flush()?;
-    }
+    aigw_startup::announce("data-plane", addr)?;
     tracing::info!(%addr, %region, "serving apps");
-    node.serve(listener, shutdown_signal()).await?;
+    node.serve(listener, aigw_startup::shutdown_signal())
+        .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -5,7 +5,6 @@
 //! by the Python e2e suite and the benchmarks; the server itself is the
 //! `aigw_e2e` library's, which Rust tests start in process.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,52 +25,19 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    aigw_startup::init_tracing();
     let args = Args::parse();
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("no local address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "mock-provider listening on {addr}")?;
-        out.flush()?;
-    }
+    aigw_startup::announce("mock-provider", addr)?;
     tracing::info!(%addr, fast = args.fast, "mock provider ready");
 
     let mock = Arc::new(aigw_e2e::Mock::new(args.fast));
-    aigw_e2e::serve(listener, mock, args.fast, shutdown())
+    aigw_e2e::serve(listener, mock, args.fast, aigw_startup::shutdown_signal())
         .await
         .context("server error")?;
     Ok(())
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

@@ -1,7 +1,7 @@
 //! ConfigFileService: configuration as code for the admin UI. Export, plan
 //! and apply all talk to AdminService in process, with the caller's own
 //! token: the listings are the ones the caller may read, and apply runs
-//! `apply::apply` (the code of `control-plane apply`), so every change is
+//! `aigw_apply::apply` (the code of `control-plane apply`), so every change is
 //! authorized, validated, audited and published exactly as if the caller
 //! had sent it.
 
@@ -14,9 +14,11 @@ use aigw_proto::pb::admin::{
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
+use aigw_apply::file::format_rfc3339_ms;
+use aigw_apply::{ApplyFile, Bearer, export, plan};
+
+use super::apply::ServerRules;
 use super::{AdminSvc, rbac};
-use crate::apply::file::format_rfc3339_ms;
-use crate::apply::{self, ApplyFile, Bearer, export, plan};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 
@@ -36,12 +38,12 @@ pub fn parse_file(text: &str) -> Result<ApplyFile> {
             "the file is larger than {MAX_FILE_BYTES} bytes"
         )));
     }
-    apply::parse(text, &|_| None).map_err(|e| match e {
-        Error::MissingVar { var, path } => Error::invalid(format!(
+    aigw_apply::parse(text, &|_| None).map_err(|e| match e {
+        aigw_apply::Error::MissingVar { var, path } => Error::invalid(format!(
             "{path}: ${{{var}}}: variables cannot be used in a file applied from the admin UI; \
              write the value, or leave a provider key's secret out to keep the stored one"
         )),
-        other => other,
+        other => other.into(),
     })
 }
 
@@ -73,8 +75,10 @@ impl ConfigFileService for ConfigFileSvc {
         request: Request<ExportConfigRequest>,
     ) -> Result<Response<ConfigFile>, Status> {
         self.admin.caller(&request, rbac::EXPORT_CONFIG).await?;
-        let live = export::load(&mut self.as_caller(&request)?).await?;
-        let yaml = export::to_yaml(&live, &format_rfc3339_ms(now_ms()))?;
+        let live = export::load(&mut self.as_caller(&request)?)
+            .await
+            .map_err(Error::from)?;
+        let yaml = export::to_yaml(&live, &format_rfc3339_ms(now_ms())).map_err(Error::from)?;
         Ok(Response::new(ConfigFile { yaml }))
     }
 
@@ -86,9 +90,9 @@ impl ConfigFileService for ConfigFileSvc {
         let mut client = self.as_caller(&request)?;
         let req = request.into_inner();
         let doc = parse_file(&req.yaml)?;
-        let live = export::load(&mut client).await?;
+        let live = export::load(&mut client).await.map_err(Error::from)?;
         Ok(Response::new(ConfigPlan {
-            changes: plan::plan(&doc, &live, req.prune),
+            changes: plan::plan(&doc, &live, req.prune, &ServerRules),
         }))
     }
 
@@ -111,7 +115,7 @@ impl ConfigFileService for ConfigFileSvc {
         let mut client =
             AdminServiceClient::new(InterceptedService::new(server, Bearer::from_header(auth)));
         let mut out = Vec::new();
-        let result = apply::apply(&mut client, doc, req.prune, &mut out).await;
+        let result = aigw_apply::apply(&mut client, doc, req.prune, &ServerRules, &mut out).await;
         let lines: Vec<String> = String::from_utf8_lossy(&out)
             .lines()
             .map(str::to_string)
@@ -119,7 +123,7 @@ impl ConfigFileService for ConfigFileSvc {
         match result {
             Ok(()) => Ok(Response::new(ConfigApplyResult { lines })),
             Err(e) => {
-                let status = Status::from(e);
+                let status = Status::from(Error::from(e));
                 let done = if lines.is_empty() {
                     String::new()
                 } else {

@@ -12,6 +12,9 @@
 
 mod keys;
 mod prune;
+mod rules;
+
+pub use rules::ServerRules;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -15,12 +15,12 @@ use aigw_proto::pb::admin::{
 };
 use tonic::Status;
 
-use super::Transport;
-use super::file::{
+use crate::client::Transport;
+use crate::error::{Error, Result};
+use crate::file::{
     ApplyFile, ClientKeyDoc, Expiry, HealthCheckDoc, KeyDoc, LimitsDoc, Num, OAuthTemplateDoc,
     PriceDoc, ProviderDoc, RouteDoc, TeamDoc, UserDoc,
 };
-use crate::error::{Error, Result};
 
 /// The configuration as the Admin API lists it.
 #[derive(Debug, Default, Clone)]
@@ -243,8 +243,7 @@ pub fn to_file(live: &Live) -> ApplyFile {
 }
 
 pub fn to_yaml(live: &Live, generated_at: &str) -> Result<String> {
-    let body = serde_yaml::to_string(&to_file(live))
-        .map_err(|e| Error::internal(format!("exporting the configuration: {e}")))?;
+    let body = serde_yaml::to_string(&to_file(live)).map_err(Error::Export)?;
     Ok(format!(
         "# aigw configuration exported {generated_at}.\n\
          # Secrets are left out: provider keys without `secret`, client keys\n\
@@ -256,7 +255,7 @@ pub fn to_yaml(live: &Live, generated_at: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::file::parse;
+    use crate::file::parse;
     use aigw_proto::pb::admin::ProviderKeyInfo;
 
     #[test]

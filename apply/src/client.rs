@@ -1,13 +1,6 @@
-//! `control-plane apply -f FILE [--prune]`: declarative configuration through
-//! the Admin API, exactly like any other automation client. The whole file is
-//! parsed, expanded and checked before anything is sent, so a typo or a
-//! missing variable changes nothing; then it is streamed to
-//! `AdminService.Apply`, which applies it in one transaction (all or
-//! nothing, one new snapshot version) and says what happened to each object.
-
-pub mod export;
-pub mod file;
-pub mod plan;
+//! Talking to `AdminService`: the bearer token on every call, the channel
+//! (`connect`), and `apply`, which checks a parsed file with the server's
+//! rules and streams it to `AdminService.Apply`.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -29,12 +22,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-use file::LimitsDoc;
-pub use file::{ApplyFile, parse};
-
-use crate::admin::apply::MAX_BATCH;
-
 use crate::error::{Error, Result, with_causes};
+use crate::file::{ApplyFile, LimitsDoc, parse};
+use crate::rules::{Objects, Rules};
 
 /// Adds `authorization: Bearer TOKEN` to every request.
 #[derive(Clone)]
@@ -108,6 +98,7 @@ pub async fn run(
     url: &str,
     token: Option<&str>,
     tls: &ClientTls,
+    rules: &impl Rules,
 ) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Settings(format!("cannot read {}: {e}", path.display())))?;
@@ -118,7 +109,7 @@ pub async fn run(
         .ok_or_else(|| Error::Settings("apply needs AIGW_ADMIN_TOKEN (or --admin-token)".into()))?;
     let mut client = connect(url, token, tls).await?;
     let mut out = std::io::stdout().lock();
-    apply(&mut client, doc, prune, &mut out).await
+    apply(&mut client, doc, prune, rules, &mut out).await
 }
 
 fn rpc(what: String) -> impl FnOnce(Status) -> Error {
@@ -160,8 +151,9 @@ fn check_unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<
 /// Most bytes of client keys per message (the server accepts 16 MiB).
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-/// The file as Apply messages: the header, then the keys in batches.
-fn messages(header: ApplyHeader, keys: Vec<ClientKeySpec>) -> Vec<ApplyRequest> {
+/// The file as Apply messages: the header, then the keys in batches of at
+/// most `max_batch`.
+fn messages(header: ApplyHeader, keys: Vec<ClientKeySpec>, max_batch: usize) -> Vec<ApplyRequest> {
     let mut out = vec![ApplyRequest {
         part: Some(Part::Header(header)),
     }];
@@ -169,7 +161,7 @@ fn messages(header: ApplyHeader, keys: Vec<ClientKeySpec>) -> Vec<ApplyRequest> 
     let mut bytes = 0;
     for k in keys {
         let len = k.encoded_len();
-        if batch.len() == MAX_BATCH || (bytes + len > BATCH_BYTES && !batch.is_empty()) {
+        if batch.len() == max_batch || (bytes + len > BATCH_BYTES && !batch.is_empty()) {
             out.push(ApplyRequest {
                 part: Some(Part::ClientKeys(ClientKeyBatch {
                     keys: std::mem::take(&mut batch),
@@ -195,6 +187,7 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
     client: &mut AdminServiceClient<T>,
     doc: ApplyFile,
     prune: bool,
+    rules: &impl Rules,
     out: &mut W,
 ) -> Result<()> {
     check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
@@ -325,7 +318,15 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
             limits: Some(limits.map(LimitsDoc::to_spec).unwrap_or_default()),
         })
         .collect();
-    preflight(&oauth_templates, &providers, &pricing, &keys, &routes)?;
+    rules
+        .check(Objects {
+            oauth_templates: &oauth_templates,
+            providers: &providers,
+            pricing: &pricing,
+            client_keys: &keys,
+            routes: &routes,
+        })
+        .map_err(Error::Refused)?;
 
     let header = ApplyHeader {
         oauth_templates,
@@ -339,7 +340,11 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
             .map_err(|_| Error::invalid("too many client keys"))?,
     };
     let mut answer = client
-        .apply(tokio_stream::iter(messages(header, keys)))
+        .apply(tokio_stream::iter(messages(
+            header,
+            keys,
+            rules.max_batch(),
+        )))
         .await
         .map_err(rpc("apply".into()))?
         .into_inner();
@@ -354,29 +359,39 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
     Ok(())
 }
 
-/// Checks every object of the file with the rules the server applies (the
-/// server checks again, and that routes name providers that exist).
-fn preflight(
-    templates: &[OAuthTemplateSpec],
-    providers: &[ProviderSpec],
-    prices: &[PriceSpec],
-    keys: &[ClientKeySpec],
-    routes: &[RouteSpec],
-) -> Result<()> {
-    for t in templates {
-        crate::oauth::template::validate(t.clone())?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::TestRules;
+
+    fn key(name: &str) -> ClientKeySpec {
+        ClientKeySpec {
+            name: name.into(),
+            ..Default::default()
+        }
     }
-    for p in providers {
-        crate::admin::providers::validate(p.clone())?;
+
+    #[test]
+    fn keys_go_after_the_header_in_batches_the_server_accepts() {
+        let keys = ["a", "b", "c", "d", "e"].map(key).to_vec();
+        let msgs = messages(ApplyHeader::default(), keys, TestRules.max_batch());
+        let sizes: Vec<Option<usize>> = msgs
+            .iter()
+            .map(|m| match &m.part {
+                Some(Part::Header(_)) => None,
+                Some(Part::ClientKeys(b)) => Some(b.keys.len()),
+                None => Some(0),
+            })
+            .collect();
+        assert_eq!(sizes, [None, Some(2), Some(2), Some(1)]);
+        let only_header = messages(ApplyHeader::default(), Vec::new(), 2);
+        assert_eq!(only_header.len(), 1);
     }
-    for p in prices {
-        crate::admin::pricing::validate(p)?;
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_a_settings_error() {
+        let e = Bearer::new("bad\ntoken").err().unwrap();
+        assert!(matches!(e, Error::Settings(_)), "{e:?}");
+        assert!(e.to_string().contains("AIGW_ADMIN_TOKEN"), "{e}");
     }
-    for k in keys {
-        crate::admin::client_keys::validate(k.clone())?;
-    }
-    for r in routes {
-        crate::admin::routes::validate(r)?;
-    }
-    Ok(())
 }

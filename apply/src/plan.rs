@@ -9,11 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 use aigw_proto::model::Strategy;
 use aigw_proto::pb::admin::ConfigChange;
 
-use super::export::{Live, key_limits, limits_doc};
-use super::file::{ApplyFile, LimitsDoc};
-use crate::admin::client_keys::KEY_PREFIX;
-use crate::admin::providers::DEFAULT_HEALTH_INTERVAL_SECS;
-use crate::crypto;
+use crate::export::{Live, key_limits, limits_doc};
+use crate::file::{ApplyFile, LimitsDoc};
+use crate::rules::Rules;
 
 fn change(kind: &str, name: &str, action: &str, details: Vec<String>) -> ConfigChange {
     ConfigChange {
@@ -49,8 +47,9 @@ fn limits_text(l: &Option<LimitsDoc>) -> String {
 
 /// The changes applying `doc` (with `prune`) would make to `live`, in the
 /// order apply makes them: OAuth templates, providers, prices, client keys,
-/// routes, teams and budgets, then deletions.
-pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
+/// routes, teams and budgets, then deletions. Secrets are compared by the
+/// hints `rules` make of them.
+pub fn plan(doc: &ApplyFile, live: &Live, prune: bool, rules: &impl Rules) -> Vec<ConfigChange> {
     let mut out = Vec::new();
     for t in &doc.oauth_templates {
         let Some(old) = live
@@ -133,7 +132,7 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
         let interval = p
             .health_check
             .as_ref()
-            .map_or(DEFAULT_HEALTH_INTERVAL_SECS, |h| h.interval_secs.0);
+            .map_or(rules.default_health_interval_secs(), |h| h.interval_secs.0);
         diff(
             &mut d,
             "health_check.interval_secs",
@@ -155,7 +154,7 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
                 &k.weight.0.max(1),
             );
             let secret = k.secret.trim();
-            if !secret.is_empty() && crypto::mask(secret, 3) != ok.secret_hint {
+            if !secret.is_empty() && rules.secret_hint(secret) != ok.secret_hint {
                 d.push(format!("key {} secret: changes", k.name));
             }
         }
@@ -202,7 +201,7 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
                     d.push("revoked: applying fails (delete it or rename)".into());
                 }
                 if let Some(key) = k.key.as_deref().filter(|s| !s.is_empty())
-                    && crypto::mask(key, KEY_PREFIX.len()) != o.key_hint
+                    && rules.client_key_hint(key) != o.key_hint
                 {
                     d.push("key: changes".into());
                 }
@@ -370,8 +369,9 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool) -> Vec<ConfigChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::export::to_yaml;
-    use crate::apply::file::parse;
+    use crate::export::to_yaml;
+    use crate::file::parse;
+    use crate::rules::TestRules;
     use aigw_proto::pb::admin::{ClientKeyInfo, PriceSpec, ProviderInfo, ProviderKeyInfo};
 
     fn live() -> Live {
@@ -383,11 +383,11 @@ mod tests {
                 strategy: "round-robin".into(),
                 keys: vec![ProviderKeyInfo {
                     name: "a".into(),
-                    secret_hint: crypto::mask("sk-secret-number-one", 3),
+                    secret_hint: TestRules.secret_hint("sk-secret-number-one"),
                     weight: 1,
                     ..Default::default()
                 }],
-                health_check_interval_secs: DEFAULT_HEALTH_INTERVAL_SECS,
+                health_check_interval_secs: TestRules.default_health_interval_secs(),
                 ..Default::default()
             }],
             pricing: vec![PriceSpec {
@@ -416,7 +416,7 @@ mod tests {
     fn the_export_applied_again_changes_nothing() {
         let l = live();
         let doc = parse(&to_yaml(&l, "now").unwrap(), &|_| None).unwrap();
-        let p = plan(&doc, &l, true);
+        let p = plan(&doc, &l, true, &TestRules);
         assert!(p.iter().all(|c| c.action == "unchanged"), "{p:?}");
         assert_eq!(p.len(), 4);
     }
@@ -431,7 +431,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let p = plan(&doc, &live(), true);
+        let p = plan(&doc, &live(), true, &TestRules);
         let by = |kind: &str, name: &str| {
             p.iter()
                 .find(|c| c.kind == kind && c.name == name)
@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(by("client_key", "ci").action, "delete");
         assert!(!p.iter().any(|c| c.name == "anns"));
         assert!(
-            plan(&doc, &live(), false)
+            plan(&doc, &live(), false, &TestRules)
                 .iter()
                 .all(|c| c.action != "delete")
         );
