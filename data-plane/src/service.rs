@@ -98,11 +98,7 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    use crate::telemetry::metrics::{REQUESTS, RESPONSE_HEADERS};
-    metrics::counter!(REQUESTS, "endpoint" => label, "status" => status_class(resp.status()))
-        .increment(1);
-    metrics::histogram!(RESPONSE_HEADERS, "endpoint" => label)
-        .record(started.elapsed().as_secs_f64());
+    crate::telemetry::metrics::answered(label, status_class(resp.status()), started.elapsed());
     resp
 }
 

@@ -8,13 +8,16 @@
 //! out on purpose: an app chooses them, and a label per model would let it
 //! grow the series without bound.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{LazyLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aigw_proto::pb::trace::TraceRecord;
 use aigw_proto::prometheus::Families;
 use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
 };
 
 use crate::state::AppState;
@@ -140,17 +143,107 @@ pub fn describe() {
     }
 }
 
+/// Metric handles registered once per label values. `counter!` with
+/// labels builds, allocates and hashes its key on every call, a few per cent
+/// of a request's CPU under load; the handles of the per-request metrics are
+/// looked up here instead. Label values are configured (providers) or fixed
+/// (endpoints, outcomes), and the map is capped anyway: past the cap the
+/// registry is asked as before.
+struct Handles<V> {
+    map: LazyLock<RwLock<HashMap<Box<str>, V>>>,
+}
+
+/// Most label-value combinations a map caches.
+const MAX_CACHED: usize = 4096;
+
+impl<V: Clone> Handles<V> {
+    const fn new() -> Self {
+        Self {
+            map: LazyLock::new(|| RwLock::new(HashMap::new())),
+        }
+    }
+
+    fn get(&self, labels: &[&str], register: impl FnOnce() -> V) -> V {
+        // The key is the label values joined by a unit separator, built on
+        // the stack; values too long for it are not cached.
+        let mut buf = [0u8; 160];
+        let mut n = 0;
+        for l in labels {
+            if n + l.len() + 1 > buf.len() {
+                return register();
+            }
+            buf[n..n + l.len()].copy_from_slice(l.as_bytes());
+            buf[n + l.len()] = 0x1f;
+            n += l.len() + 1;
+        }
+        let Ok(key) = std::str::from_utf8(&buf[..n]) else {
+            return register();
+        };
+        if let Some(v) = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+        {
+            return v.clone();
+        }
+        let v = register();
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() < MAX_CACHED {
+            map.insert(key.into(), v.clone());
+        }
+        v
+    }
+}
+
+static REQUEST_COUNTERS: Handles<Counter> = Handles::new();
+static RESPONSE_HEADER_TIMES: Handles<Histogram> = Handles::new();
+static DURATIONS: Handles<Histogram> = Handles::new();
+static TTFBS: Handles<Histogram> = Handles::new();
+static TOKEN_COUNTERS: Handles<Counter> = Handles::new();
+static ATTEMPT_COUNTERS: Handles<Counter> = Handles::new();
+static ATTEMPT_DURATIONS: Handles<Histogram> = Handles::new();
+
+/// One answered app request: its status class and the time to its head.
+pub fn answered(endpoint: &'static str, status: &'static str, took: Duration) {
+    REQUEST_COUNTERS
+        .get(
+            &[endpoint, status],
+            || counter!(REQUESTS, "endpoint" => endpoint, "status" => status),
+        )
+        .increment(1);
+    RESPONSE_HEADER_TIMES
+        .get(
+            &[endpoint],
+            || histogram!(RESPONSE_HEADERS, "endpoint" => endpoint),
+        )
+        .record(took.as_secs_f64());
+}
+
 /// A finished request's tokens, cost and times.
 pub fn finished(rec: &TraceRecord) {
-    let endpoint = rec.endpoint.clone();
-    histogram!(REQUEST_DURATION, "endpoint" => endpoint.clone())
+    let endpoint = rec.endpoint.as_str();
+    DURATIONS
+        .get(
+            &[endpoint],
+            || histogram!(REQUEST_DURATION, "endpoint" => endpoint.to_string()),
+        )
         .record(rec.latency_us as f64 / 1e6);
     if rec.ttfb_us > 0 {
-        histogram!(TTFB, "endpoint" => endpoint).record(rec.ttfb_us as f64 / 1e6);
+        TTFBS
+            .get(
+                &[endpoint],
+                || histogram!(TTFB, "endpoint" => endpoint.to_string()),
+            )
+            .record(rec.ttfb_us as f64 / 1e6);
     }
     if rec.provider.is_empty() {
         return;
     }
+    let provider = rec.provider.as_str();
     for (kind, n) in [
         ("input", rec.input_tokens),
         ("output", rec.output_tokens),
@@ -158,7 +251,12 @@ pub fn finished(rec: &TraceRecord) {
         ("reasoning", rec.reasoning_tokens),
     ] {
         if n > 0 {
-            counter!(TOKENS, "provider" => rec.provider.clone(), "type" => kind).increment(n);
+            TOKEN_COUNTERS
+                .get(
+                    &[provider, kind],
+                    || counter!(TOKENS, "provider" => provider.to_string(), "type" => kind),
+                )
+                .increment(n);
         }
     }
     if rec.cost > 0.0 && rec.cost.is_finite() {
@@ -183,9 +281,16 @@ pub fn stream_error_kind(message: &str) -> &'static str {
 
 /// One upstream attempt's outcome.
 pub fn attempt(provider: &str, outcome: &'static str, took: Duration) {
-    counter!(UPSTREAM_ATTEMPTS, "provider" => provider.to_string(), "outcome" => outcome)
+    ATTEMPT_COUNTERS
+        .get(&[provider, outcome], || {
+            counter!(UPSTREAM_ATTEMPTS, "provider" => provider.to_string(), "outcome" => outcome)
+        })
         .increment(1);
-    histogram!(UPSTREAM_ATTEMPT_DURATION, "provider" => provider.to_string())
+    ATTEMPT_DURATIONS
+        .get(
+            &[provider],
+            || histogram!(UPSTREAM_ATTEMPT_DURATION, "provider" => provider.to_string()),
+        )
         .record(took.as_secs_f64());
 }
 
