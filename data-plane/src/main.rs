@@ -8,6 +8,13 @@ use data_plane::config::Config;
 use data_plane::listener;
 use data_plane::node::Node;
 
+/// jemalloc, built to give freed pages back to the system at once (see
+/// `.cargo/config.toml`): glibc's allocator kept most of what decoding a
+/// large snapshot used (41 MiB resident at 100,000 keys, 58 MiB after ten
+/// deltas), jemalloc with that setting keeps what is live.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run().await {
@@ -40,4 +47,15 @@ async fn run() -> anyhow::Result<()> {
     node.serve(listener, aigw_startup::shutdown_signal())
         .await?;
     Ok(())
+}
+#[cfg(test)]
+mod tests {
+    /// The setting that returns freed memory is baked into jemalloc at
+    /// build time; a build that lost it (no `.cargo/config.toml`) fails here.
+    #[test]
+    fn the_allocator_returns_freed_pages_at_once() {
+        let conf = tikv_jemalloc_ctl::config::malloc_conf::read().unwrap();
+        assert!(conf.contains("dirty_decay_ms:0"), "{conf:?}");
+        assert!(conf.contains("muzzy_decay_ms:0"), "{conf:?}");
+    }
 }

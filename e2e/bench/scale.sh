@@ -8,7 +8,8 @@
 #   - one new key: from `apply` of a one-key file to both data planes
 #     serving it (median and worst of ROUNDS)
 #   - the control plane's compile times (its debug log)
-#   - a data plane's RSS before and after the keys, and after the deltas
+#   - a data plane's RSS before and after the keys, and after the deltas,
+#     and its peak (VmHWM) while receiving them and while restarting
 #
 #   e2e/bench/scale.sh                      # release build, SQLite
 #   KEYS=20000 ROUNDS=5 SKIP_BUILD=1 e2e/bench/scale.sh
@@ -47,6 +48,8 @@ start() {
 }
 now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# The most it was resident at any time (while a whole snapshot is decoded).
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 # metric URL NAME: a data plane's metric (summed over labels), 0 if absent.
 metric() { curl -fs "$1/metrics" | awk -v n="$2" '$1==n || index($1, n"{")==1 {s+=$NF} END {print s+0}'; }
 # wait_keys URL N: until the data plane holds N client keys.
@@ -104,7 +107,7 @@ T2=$(now_ms)
 CREATED=$(grep -c '^created client_key' "$WORK/apply.out" || true)
 [ "$CREATED" = "$KEYS" ] || { echo "apply created $CREATED keys, not $KEYS" >&2; exit 1; }
 sleep 1
-RSS_KEYS=$(rss_kib "$DP1_PID")
+RSS_KEYS=$(rss_kib "$DP1_PID"); HWM_KEYS=$(hwm_kib "$DP1_PID")
 
 # One new key per round, applied alone (no --prune: the others stay).
 LAT=()
@@ -127,7 +130,7 @@ start dp1b env NO_COLOR=1 AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp1" AIG
 DP1="http://$ADDR"; DP1_PID=$PID
 wait_keys "$DP1" $((KEYS + 1 + ROUNDS))
 sleep 1
-RSS_RESTART=$(rss_kib "$DP1_PID")
+RSS_RESTART=$(rss_kib "$DP1_PID"); HWM_RESTART=$(hwm_kib "$DP1_PID")
 read -r LAT_MED LAT_MAX < <(printf '%s\n' "${LAT[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)], a[NR]}')
 
 # From the control plane's log: what each push to bench-1 weighed, and the
@@ -157,3 +160,4 @@ echo "| data plane: delta applied (median) | ${DP_DELTA_MS:-?} ms |"
 echo "| deltas applied by data plane 1 | $DELTAS |"
 echo "| control plane compile, one key changed (median) | ${COMPILE_MS:-?} ms |"
 echo "| data plane RSS: 1 key / $KEYS keys / after $ROUNDS deltas / restarted from its disk copy | $(( RSS_BEFORE / 1024 )) MiB / $(( RSS_KEYS / 1024 )) MiB / $(( RSS_DELTAS / 1024 )) MiB / $(( RSS_RESTART / 1024 )) MiB |"
+echo "| data plane peak RSS (VmHWM): receiving the keys / restarting from its disk copy | $(( HWM_KEYS / 1024 )) MiB / $(( HWM_RESTART / 1024 )) MiB |"

@@ -26,6 +26,9 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 KEYS = int(os.environ.get("AIGW_E2E_SCALE_KEYS", "20000"))
 PUBLISHED = re.compile(r"published snapshot")
+# A data plane ending its subscription itself: after a large whole snapshot
+# it resubscribes, so that the stream's buffer of that size is freed.
+CLOSED_BY_NODE = re.compile(r"data plane disconnected.*closed by node")
 
 
 def scale_key(i: int) -> str:
@@ -73,6 +76,11 @@ def published(gw: Gateway) -> int:
     return len(PUBLISHED.findall(gw.cp.log_path.read_text("utf-8", "replace")))
 
 
+def closed_by_node(gw: Gateway) -> int:
+    assert gw.cp is not None
+    return len(CLOSED_BY_NODE.findall(gw.cp.log_path.read_text("utf-8", "replace")))
+
+
 def test_a_large_apply_is_one_version_and_single_keys_move_as_deltas(
         stack: Gateway, channel: grpc.Channel, pb: SimpleNamespace) -> None:
     root = Api(pb, channel, stack.admin_token)
@@ -85,6 +93,7 @@ def test_a_large_apply_is_one_version_and_single_keys_move_as_deltas(
 
     # The big file: one transaction, one new version, acked by both planes.
     before = published(stack)
+    resubscribed = closed_by_node(stack)
     applied_before = [metric(u, "aigw_snapshot_applied_total") for u in planes]
     r = stack.apply_ok(big_file(stack.mock.url, KEYS))
     assert len(r.lines) == KEYS + 3, r.lines[:5]
@@ -101,9 +110,18 @@ def test_a_large_apply_is_one_version_and_single_keys_move_as_deltas(
 
     version = eventually(acked, what="both data planes acknowledged the new version")
     assert published(stack) == before + 1
-    # Each plane applied exactly one snapshot for it.
+    # Each plane applied exactly one snapshot for it, then resubscribed
+    # (the snapshot is over 1 MiB) and was sent nothing again.
     for url, was in zip(planes, applied_before):
         assert metric(url, "aigw_snapshot_applied_total") == was + 1
+    if KEYS >= 15_000:
+        def both_resubscribed() -> None:
+            assert closed_by_node(stack) >= resubscribed + 2, stack.cp.log_tail()  # type: ignore[union-attr]
+
+        eventually(both_resubscribed, what="both data planes resubscribed after the large snapshot")
+        eventually(acked, what="both data planes connected again on the new version")
+        for url, was in zip(planes, applied_before):
+            assert metric(url, "aigw_snapshot_applied_total") == was + 1
 
     for i in (0, 1, KEYS // 2, KEYS - 1):
         for url in planes:

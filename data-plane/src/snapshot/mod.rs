@@ -154,7 +154,10 @@ impl Watcher {
         let mut backoff = Backoff::default();
         loop {
             match self.session(&channel, &mut backoff).await {
-                Ok(()) => tracing::warn!("snapshot stream closed by the control plane"),
+                Ok(Ended::ToFreeBuffer) => continue,
+                Ok(Ended::ByControlPlane) => {
+                    tracing::warn!("snapshot stream closed by the control plane");
+                }
                 Err(status) => {
                     let level_error = status.code() == tonic::Code::Unauthenticated;
                     if level_error {
@@ -172,7 +175,7 @@ impl Watcher {
         &self,
         channel: &AuthedChannel,
         backoff: &mut Backoff,
-    ) -> Result<(), tonic::Status> {
+    ) -> Result<Ended, tonic::Status> {
         let (tx, rx) = tokio::sync::mpsc::channel::<NodeMessage>(4);
         let hello = NodeMessage {
             kind: Some(node_message::Kind::Hello(Hello {
@@ -214,6 +217,8 @@ impl Watcher {
             } else {
                 continue;
             };
+            let large = bytes >= RESUBSCRIBE_AFTER;
+            let applied_large = large && applied.is_ok();
             let reply = match applied {
                 Ok(version) => {
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -237,9 +242,41 @@ impl Watcher {
             if tx.send(NodeMessage { kind: Some(reply) }).await.is_err() {
                 break;
             }
+            if applied_large {
+                drop(tx);
+                drain(&mut inbound).await;
+                tracing::debug!(bytes, "resubscribing to free the large message's buffer");
+                return Ok(Ended::ToFreeBuffer);
+            }
         }
-        Ok(())
+        Ok(Ended::ByControlPlane)
     }
+}
+
+/// A message at least this large is followed by a new subscription.
+/// tonic's stream keeps a receive buffer as large as the largest message it
+/// carried for as long as the stream lives: 8.5 MB after a whole snapshot of
+/// 100,000 keys, a third of the data plane's memory. So after applying (and
+/// acknowledging) one that large, the node closes its side, lets the control
+/// plane finish, and subscribes again at once; its Hello names the version
+/// it now serves, so nothing is sent again. Small snapshots (and deltas)
+/// keep the stream.
+const RESUBSCRIBE_AFTER: usize = 1 << 20;
+
+/// How a session ended without an error.
+enum Ended {
+    ByControlPlane,
+    /// The node ended it after a large snapshot (`RESUBSCRIBE_AFTER`).
+    ToFreeBuffer,
+}
+
+/// Reads what the control plane still sends after the node closed its side,
+/// until the control plane closes too (it has then read the node's last
+/// reply), for at most a few seconds. What arrives is not applied: the next
+/// subscription's Hello asks for it again.
+async fn drain(inbound: &mut tonic::Streaming<aigw_proto::pb::config::SnapshotMessage>) {
+    let until_closed = async { while let Ok(Some(_)) = inbound.message().await {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), until_closed).await;
 }
 
 /// The version a message offers (string field `tag` of a Snapshot or a
