@@ -6,6 +6,7 @@ pub mod budget;
 mod glob;
 mod keys;
 pub mod names;
+mod provider;
 mod snapshot;
 
 pub use budget::{Budget, Lease, Leases, Limits, StoreDown};
@@ -13,8 +14,10 @@ pub use glob::Glob;
 pub use keys::{
     ClientKey, Extras, KeyChangeError, KeyExtra, KeyTable, MAX_KEY_TEXT, check_client_key,
 };
-pub use snapshot::{
-    Affinity, InvalidSnapshot, KeyHealth, MAX_KEY_HEADERS, MAX_SECRET, MAX_SNAPSHOT_BYTES,
-    MAX_SNAPSHOT_MESSAGE, Price, Provider, ProviderKey, ProviderKind, Route, Snapshot, Strategy,
+pub use provider::{
+    Affinity, KeyHealth, MAX_KEY_HEADERS, Provider, ProviderKey, ProviderKind, Strategy,
     check_key_header,
+};
+pub use snapshot::{
+    InvalidSnapshot, MAX_SECRET, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_MESSAGE, Price, Route, Snapshot,
 };
