@@ -21,4 +21,6 @@ apt_install() {
 # diesel's Postgres backend links libpq: every build of the workspace needs it.
 ensure_build_deps() {
   [ -f /usr/include/postgresql/libpq-fe.h ] || apt_install libpq-dev
+  # The data plane's allocator (jemalloc) is built from source: make and a C compiler.
+  { command -v make >/dev/null && command -v cc >/dev/null; } || apt_install make gcc
 }

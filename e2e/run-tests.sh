@@ -42,6 +42,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev) # see ensure_build_deps
+command -v make >/dev/null || missing+=(make) # jemalloc is built from source
+command -v cc >/dev/null || missing+=(gcc)
 # promtool (Debian's prometheus) checks every /metrics; iproute2 builds the
 # namespace topology (deploy/topology.py).
 command -v promtool >/dev/null || missing+=(prometheus)
