@@ -29,6 +29,13 @@ impl Used {
             self.cost += cost;
         }
     }
+
+    /// Adds sums made by [`Used::add`] (their cost is finite or was
+    /// built only of finite, positive parts).
+    fn merge(&mut self, o: Used) {
+        self.tokens = self.tokens.saturating_add(o.tokens);
+        self.cost += o.cost;
+    }
 }
 
 /// (client key id, region, day since the epoch) → usage.
@@ -85,16 +92,22 @@ impl Ledger {
 
     /// Counts traces stored for the first time.
     pub fn add<'a>(&self, rows: impl Iterator<Item = &'a TraceRow>) {
-        let mut days = self.lock();
+        // Summed on borrowed keys first: a batch holds a few (key, region,
+        // day) groups, so the shared map sees a few lookups and copies, not
+        // two string copies per trace under its lock.
+        let mut batch: HashMap<(&str, &str, i64), Used> = HashMap::new();
         for r in rows {
             let tokens = u64::try_from(r.input_tokens.saturating_add(r.output_tokens)).unwrap_or(0);
-            days.entry((
-                r.client_key_id.clone(),
-                r.region.clone(),
-                r.started_at_ms / DAY_MS,
-            ))
-            .or_default()
-            .add(tokens, r.cost);
+            batch
+                .entry((&r.client_key_id, &r.region, r.started_at_ms / DAY_MS))
+                .or_default()
+                .add(tokens, r.cost);
+        }
+        let mut days = self.lock();
+        for ((key, region, day), used) in batch {
+            days.entry((key.to_string(), region.to_string(), day))
+                .or_default()
+                .merge(used);
         }
     }
 

@@ -56,19 +56,27 @@ impl RollupRow {
     }
 }
 
-/// The rows of one level and span in the given buckets.
+/// The rows of the given levels and spans that start at one of `starts`
+/// (a superset of the rows one batch touches, read in one statement; each
+/// `IN` is on a leading column of the primary key, which serves it).
 pub fn in_buckets(
     conn: &mut AnyConnection,
-    level: i32,
-    span_ms: i64,
-    buckets: &[i64],
+    levels: &[i32],
+    spans: &[i64],
+    starts: &[i64],
 ) -> Result<Vec<RollupRow>> {
-    Ok(r::table
-        .filter(r::level.eq(level))
-        .filter(r::span_ms.eq(span_ms))
-        .filter(r::bucket_start_ms.eq_any(buckets))
-        .select(RollupRow::as_select())
-        .load(conn)?)
+    let mut rows = Vec::new();
+    for chunk in starts.chunks(CHUNK) {
+        rows.extend(
+            r::table
+                .filter(r::level.eq_any(levels))
+                .filter(r::span_ms.eq_any(spans))
+                .filter(r::bucket_start_ms.eq_any(chunk))
+                .select(RollupRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// Rows per statement: 18 columns each stays under both backends' bind limits.

@@ -300,20 +300,20 @@ pub fn record<'a>(
     if let AnyConnection::Postgres(c) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(7253711)").execute(c)?;
     }
-    // One read per (level, span) for every bucket the batch touches, one
-    // multi-row upsert for all: a batch costs a few dozen statements
-    // whatever the number of keys, models and regions in it.
-    let mut buckets: BTreeMap<(i32, i64), Vec<i64>> = BTreeMap::new();
-    for k in delta.keys() {
-        let b = buckets.entry((k.level, k.span_ms)).or_default();
-        if b.last() != Some(&k.bucket_start_ms) && !b.contains(&k.bucket_start_ms) {
-            b.push(k.bucket_start_ms);
-        }
-    }
+    // One read for every bucket the batch touches (at any level and span;
+    // rows the batch does not touch are ignored), one multi-row upsert for
+    // all: a batch costs a few statements whatever the number of keys,
+    // models and regions in it, and the lock above is held that much less.
+    let mut starts: Vec<i64> = delta.keys().map(|k| k.bucket_start_ms).collect();
+    starts.sort_unstable();
+    starts.dedup();
     let mut stored: HashMap<RollupKey, RollupRow> = HashMap::new();
-    for ((level, span), starts) in &buckets {
-        for row in rollups::in_buckets(conn, *level, *span, starts)? {
-            stored.insert(row.key(), row);
+    let levels = Level::ALL.map(|l| l as i32);
+    let spans = SPANS.map(|(span, _)| span);
+    for row in rollups::in_buckets(conn, &levels, &spans, &starts)? {
+        let k = row.key();
+        if delta.contains_key(&k) {
+            stored.insert(k, row);
         }
     }
     let rows: Vec<RollupRow> = delta

@@ -1,0 +1,1 @@
+CREATE INDEX traces_started_at ON traces (started_at_ms);
