@@ -2,6 +2,7 @@
 //! A successful sign-in sets the session cookie; its token is never in a
 //! response body, so page scripts never hold it.
 
+use super::answer;
 use aigw_proto::pb::admin::{
     BeginOidcLoginRequest, Caller as CallerInfo, CompleteOidcLoginRequest, LoginRequest,
     LogoutRequest, LogoutResult, SignInOptions, SignInOptionsRequest, UserInfo, WhoAmIRequest,
@@ -26,13 +27,12 @@ use crate::session::{
 #[utoipa::path(get, path = "/auth/options", tag = "auth", security(()),
     responses((status = 200, body = SignInOptions), Errors))]
 pub async fn options(State(s): State<AppState>) -> ApiResult<Json<SignInOptions>> {
-    Ok(Json(
+    answer(
         s.grpc
             .sign_in()
-            .get_sign_in_options(SignInOptionsRequest {})
-            .await?
-            .into_inner(),
-    ))
+            .get_sign_in_options(SignInOptionsRequest {}),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,13 +134,7 @@ pub async fn logout(
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
     responses((status = 200, body = CallerInfo), Errors))]
 pub async fn me(State(s): State<AppState>, c: Caller) -> ApiResult<Json<CallerInfo>> {
-    Ok(Json(
-        s.grpc
-            .identity()
-            .who_am_i(c.req(WhoAmIRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().who_am_i(c.req(WhoAmIRequest {}))).await
 }
 
 /// Starts signing in with the identity provider: redirects there.

@@ -2,6 +2,7 @@
 //! requests count toward its own limits, its owner's budget and the
 //! owner's team's.
 
+use super::answer;
 use aigw_proto::pb::admin::{
     BudgetLimits, BudgetList, BudgetSpec, DeleteResult, ListRequest, NameRequest, TeamList,
     TeamSpec, UpsertResult,
@@ -18,13 +19,7 @@ use crate::session::Caller;
 #[utoipa::path(get, path = "/budgets", tag = "people",
     responses((status = 200, body = BudgetList), Errors))]
 pub async fn list_budgets(State(s): State<AppState>, c: Caller) -> ApiResult<Json<BudgetList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_budgets(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_budgets(c.req(ListRequest {}))).await
 }
 
 /// Sets the budget of `user:NAME` or `team:NAME`; limits with none set
@@ -39,29 +34,18 @@ pub async fn set_budget(
     Name(subject): Name<String>,
     Body(limits): Body<BudgetLimits>,
 ) -> ApiResult<Json<UpsertResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .set_budget(c.req(BudgetSpec {
-                subject,
-                limits: Some(limits),
-            }))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().set_budget(c.req(BudgetSpec {
+        subject,
+        limits: Some(limits),
+    })))
+    .await
 }
 
 /// Lists teams and their members.
 #[utoipa::path(get, path = "/teams", tag = "people",
     responses((status = 200, body = TeamList), Errors))]
 pub async fn list_teams(State(s): State<AppState>, c: Caller) -> ApiResult<Json<TeamList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_teams(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_teams(c.req(ListRequest {}))).await
 }
 
 /// Creates or updates a team; the users listed leave any other team, the
@@ -77,9 +61,7 @@ pub async fn put_team(
     Body(mut spec): Body<TeamSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.name = name;
-    Ok(Json(
-        s.grpc.admin().upsert_team(c.req(spec)).await?.into_inner(),
-    ))
+    answer(s.grpc.admin().upsert_team(c.req(spec))).await
 }
 
 #[utoipa::path(delete, path = "/teams/{name}", tag = "people",
@@ -90,11 +72,5 @@ pub async fn delete_team(
     c: Caller,
     Name(name): Name<String>,
 ) -> ApiResult<Json<DeleteResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .delete_team(c.req(NameRequest { name }))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().delete_team(c.req(NameRequest { name }))).await
 }

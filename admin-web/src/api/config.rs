@@ -1,6 +1,7 @@
 //! Providers, pricing, routes, client keys and connected data planes
 //! (AdminService).
 
+use super::answer;
 use aigw_proto::pb::admin::{
     ClientKeyList, ClientKeySpec, CredentialHealth, CredentialHealthList, CredentialHealthQuery,
     CredentialRef, DeleteResult, ListRequest, NameRequest, NodeList, PriceList, PriceSpec,
@@ -24,13 +25,7 @@ fn name_req(name: String) -> NameRequest {
 #[utoipa::path(get, path = "/providers", tag = "config",
     responses((status = 200, body = ProviderList), Errors))]
 pub async fn list_providers(State(s): State<AppState>, c: Caller) -> ApiResult<Json<ProviderList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_providers(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_providers(c.req(ListRequest {}))).await
 }
 
 /// Creates or updates a provider by name. Its keys are replaced by those
@@ -46,13 +41,7 @@ pub async fn put_provider(
     Body(mut spec): Body<ProviderSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.name = name;
-    Ok(Json(
-        s.grpc
-            .admin()
-            .upsert_provider(c.req(spec))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().upsert_provider(c.req(spec))).await
 }
 
 /// Deletes a provider (refused while a route names it).
@@ -64,26 +53,14 @@ pub async fn delete_provider(
     c: Caller,
     Name(name): Name<String>,
 ) -> ApiResult<Json<DeleteResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .delete_provider(c.req(name_req(name)))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().delete_provider(c.req(name_req(name)))).await
 }
 
 /// Lists prices (USD per million tokens).
 #[utoipa::path(get, path = "/pricing", tag = "config",
     responses((status = 200, body = PriceList), Errors))]
 pub async fn list_pricing(State(s): State<AppState>, c: Caller) -> ApiResult<Json<PriceList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_pricing(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_pricing(c.req(ListRequest {}))).await
 }
 
 /// Creates or updates the price of a model (or model glob).
@@ -98,9 +75,7 @@ pub async fn put_price(
     Body(mut spec): Body<PriceSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.model = model;
-    Ok(Json(
-        s.grpc.admin().upsert_price(c.req(spec)).await?.into_inner(),
-    ))
+    answer(s.grpc.admin().upsert_price(c.req(spec))).await
 }
 
 #[utoipa::path(delete, path = "/pricing/{model}", tag = "config",
@@ -111,26 +86,14 @@ pub async fn delete_price(
     c: Caller,
     Name(model): Name<String>,
 ) -> ApiResult<Json<DeleteResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .delete_price(c.req(name_req(model)))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().delete_price(c.req(name_req(model)))).await
 }
 
 /// Lists routes: model globs with their providers in fallback order.
 #[utoipa::path(get, path = "/routes", tag = "config",
     responses((status = 200, body = RouteList), Errors))]
 pub async fn list_routes(State(s): State<AppState>, c: Caller) -> ApiResult<Json<RouteList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_routes(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_routes(c.req(ListRequest {}))).await
 }
 
 #[utoipa::path(put, path = "/routes/{model}", tag = "config",
@@ -144,9 +107,7 @@ pub async fn put_route(
     Body(mut spec): Body<RouteSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.model = model;
-    Ok(Json(
-        s.grpc.admin().upsert_route(c.req(spec)).await?.into_inner(),
-    ))
+    answer(s.grpc.admin().upsert_route(c.req(spec))).await
 }
 
 #[utoipa::path(delete, path = "/routes/{model}", tag = "config",
@@ -157,13 +118,7 @@ pub async fn delete_route(
     c: Caller,
     Name(model): Name<String>,
 ) -> ApiResult<Json<DeleteResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .delete_route(c.req(name_req(model)))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().delete_route(c.req(name_req(model)))).await
 }
 
 /// Lists client keys (members: their own).
@@ -173,13 +128,7 @@ pub async fn list_client_keys(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<ClientKeyList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_client_keys(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_client_keys(c.req(ListRequest {}))).await
 }
 
 /// Creates or updates a client key. A new key without `key` gets a
@@ -195,13 +144,7 @@ pub async fn put_client_key(
     Body(mut spec): Body<ClientKeySpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.name = name;
-    Ok(Json(
-        s.grpc
-            .admin()
-            .upsert_client_key(c.req(spec))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().upsert_client_key(c.req(spec))).await
 }
 
 #[utoipa::path(delete, path = "/client-keys/{name}", tag = "config",
@@ -212,13 +155,7 @@ pub async fn delete_client_key(
     c: Caller,
     Name(name): Name<String>,
 ) -> ApiResult<Json<DeleteResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .delete_client_key(c.req(name_req(name)))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().delete_client_key(c.req(name_req(name)))).await
 }
 
 /// Revokes a client key for good: the data planes refuse it within a second.
@@ -230,13 +167,7 @@ pub async fn revoke_client_key(
     c: Caller,
     Name(name): Name<String>,
 ) -> ApiResult<Json<RevokeResult>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .revoke_client_key(c.req(name_req(name)))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().revoke_client_key(c.req(name_req(name)))).await
 }
 
 /// The data planes known to the control plane, with the snapshot version
@@ -244,13 +175,7 @@ pub async fn revoke_client_key(
 #[utoipa::path(get, path = "/nodes", tag = "config",
     responses((status = 200, body = NodeList), Errors))]
 pub async fn list_nodes(State(s): State<AppState>, c: Caller) -> ApiResult<Json<NodeList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_nodes(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_nodes(c.req(ListRequest {}))).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -278,13 +203,7 @@ pub async fn credential_health(
         key: p.key.unwrap_or_default(),
         history: p.history.unwrap_or(0),
     };
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_credential_health(c.req(q))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_credential_health(c.req(q))).await
 }
 
 /// Checks one credential now (an unbilled model listing) and returns what
@@ -297,11 +216,10 @@ pub async fn check_credential(
     c: Caller,
     Name((provider, key)): Name<(String, String)>,
 ) -> ApiResult<Json<CredentialHealth>> {
-    Ok(Json(
+    answer(
         s.grpc
             .admin()
-            .check_credential(c.req(CredentialRef { provider, key }))
-            .await?
-            .into_inner(),
-    ))
+            .check_credential(c.req(CredentialRef { provider, key })),
+    )
+    .await
 }

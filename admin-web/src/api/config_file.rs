@@ -1,5 +1,6 @@
 //! Configuration as code (ConfigFileService).
 
+use super::answer;
 use aigw_proto::pb::admin::{
     ConfigApplyResult, ConfigFile, ConfigFileRequest, ConfigPlan, ExportConfigRequest,
 };
@@ -15,13 +16,12 @@ use crate::session::Caller;
 #[utoipa::path(get, path = "/config/export", tag = "config-file",
     responses((status = 200, body = ConfigFile), Errors))]
 pub async fn export(State(s): State<AppState>, c: Caller) -> ApiResult<Json<ConfigFile>> {
-    Ok(Json(
+    answer(
         s.grpc
             .config_file()
-            .export_config(c.req(ExportConfigRequest {}))
-            .await?
-            .into_inner(),
-    ))
+            .export_config(c.req(ExportConfigRequest {})),
+    )
+    .await
 }
 
 /// What applying the file would change; changes nothing.
@@ -33,13 +33,7 @@ pub async fn plan(
     c: Caller,
     Body(req): Body<ConfigFileRequest>,
 ) -> ApiResult<Json<ConfigPlan>> {
-    Ok(Json(
-        s.grpc
-            .config_file()
-            .plan_config(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.config_file().plan_config(c.req(req))).await
 }
 
 /// Applies the file with the rules of `control-plane apply`.
@@ -51,11 +45,5 @@ pub async fn apply(
     c: Caller,
     Body(req): Body<ConfigFileRequest>,
 ) -> ApiResult<Json<ConfigApplyResult>> {
-    Ok(Json(
-        s.grpc
-            .config_file()
-            .apply_config(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.config_file().apply_config(c.req(req))).await
 }

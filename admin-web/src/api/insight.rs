@@ -1,6 +1,7 @@
 //! The request log, usage, pool health (InsightService) and the overview,
 //! once or live (OverviewService).
 
+use super::answer;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -66,9 +67,7 @@ pub async fn list_traces(
         page_token: p.page_token.unwrap_or_default(),
         node_id: p.node_id.unwrap_or_default(),
     };
-    Ok(Json(
-        s.grpc.insight().list_traces(c.req(q)).await?.into_inner(),
-    ))
+    answer(s.grpc.insight().list_traces(c.req(q))).await
 }
 
 /// One request by its id (the `x-request-id` the app got), with every
@@ -81,13 +80,12 @@ pub async fn get_trace(
     c: Caller,
     Name(request_id): Name<String>,
 ) -> ApiResult<Json<TraceDetail>> {
-    Ok(Json(
+    answer(
         s.grpc
             .insight()
-            .get_trace(c.req(GetTraceRequest { request_id }))
-            .await?
-            .into_inner(),
-    ))
+            .get_trace(c.req(GetTraceRequest { request_id })),
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -155,9 +153,7 @@ pub async fn usage(
         provider: p.provider.unwrap_or_default(),
         region: p.region.unwrap_or_default(),
     };
-    Ok(Json(
-        s.grpc.insight().get_usage(c.req(q)).await?.into_inner(),
-    ))
+    answer(s.grpc.insight().get_usage(c.req(q))).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -179,13 +175,7 @@ pub async fn pool_health(
     let q = PoolHealthQuery {
         window_ms: p.window_ms.unwrap_or(0),
     };
-    Ok(Json(
-        s.grpc
-            .insight()
-            .get_pool_health(c.req(q))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.insight().get_pool_health(c.req(q))).await
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -239,13 +229,7 @@ pub async fn overview(
     c: Caller,
     Params(p): Params<OverviewParams>,
 ) -> ApiResult<Json<Overview>> {
-    Ok(Json(
-        s.grpc
-            .overview()
-            .get_overview(c.req(overview_query(p)))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.overview().get_overview(c.req(overview_query(p)))).await
 }
 
 /// The overview as server-sent events: an `overview` event (an Overview

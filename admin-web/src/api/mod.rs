@@ -20,6 +20,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::error::ApiResult;
+
+/// An Admin API answer as the JSON body: what every pass-through handler
+/// returns (the gRPC status, on error, becomes the HTTP error).
+pub(crate) async fn answer<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> ApiResult<Json<T>> {
+    Ok(Json(call.await?.into_inner()))
+}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -3,6 +3,7 @@
 //! keeps the refresh token; the UI opens the authorize URL and pastes back
 //! the code or the redirect URL.
 
+use super::answer;
 use std::collections::BTreeMap;
 
 use aigw_proto::pb::admin::{
@@ -26,13 +27,7 @@ pub async fn list_accounts(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<OAuthAccountList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_o_auth_accounts(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_o_auth_accounts(c.req(ListRequest {}))).await
 }
 
 /// The OAuth templates (built in, and any an admin added; no client secret).
@@ -42,13 +37,7 @@ pub async fn list_templates(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<OAuthTemplateList>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .list_o_auth_templates(c.req(ListRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().list_o_auth_templates(c.req(ListRequest {}))).await
 }
 
 /// Values for the template's `{param:NAME}` placeholders.
@@ -70,17 +59,16 @@ pub async fn start_connect(
     Name((provider, key)): Name<(String, String)>,
     Body(p): Body<ConnectParams>,
 ) -> ApiResult<Json<OAuthConnectStart>> {
-    Ok(Json(
+    answer(
         s.grpc
             .admin()
             .start_o_auth_connect(c.req(OAuthConnectRequest {
                 provider,
                 key,
                 params: p.params,
-            }))
-            .await?
-            .into_inner(),
-    ))
+            })),
+    )
+    .await
 }
 
 /// Completes a connect with the code, `code#state`, or the whole redirect
@@ -93,13 +81,7 @@ pub async fn complete_connect(
     c: Caller,
     Body(req): Body<OAuthCompleteRequest>,
 ) -> ApiResult<Json<OAuthAccount>> {
-    Ok(Json(
-        s.grpc
-            .admin()
-            .complete_o_auth_connect(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.admin().complete_o_auth_connect(c.req(req))).await
 }
 
 /// Refreshes one account's access token now.
@@ -111,11 +93,10 @@ pub async fn refresh_account(
     c: Caller,
     Name((provider, key)): Name<(String, String)>,
 ) -> ApiResult<Json<OAuthAccount>> {
-    Ok(Json(
+    answer(
         s.grpc
             .admin()
-            .refresh_o_auth_account(c.req(CredentialRef { provider, key }))
-            .await?
-            .into_inner(),
-    ))
+            .refresh_o_auth_account(c.req(CredentialRef { provider, key })),
+    )
+    .await
 }

@@ -1,6 +1,7 @@
 //! Users, API tokens, the role table, the audit log (IdentityService) and
 //! the sign-in settings (SignInService).
 
+use super::answer;
 use aigw_proto::pb::admin::{
     ApiTokenList, AuditList, AuditQuery, CreateApiTokenRequest, CreateApiTokenResult,
     CreateUserRequest, CreateUserResult, ListApiTokensRequest, ListRolesRequest, ListUsersRequest,
@@ -21,13 +22,7 @@ use crate::session::Caller;
 #[utoipa::path(get, path = "/users", tag = "people",
     responses((status = 200, body = UserList), Errors))]
 pub async fn list_users(State(s): State<AppState>, c: Caller) -> ApiResult<Json<UserList>> {
-    Ok(Json(
-        s.grpc
-            .identity()
-            .list_users(c.req(ListUsersRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().list_users(c.req(ListUsersRequest {}))).await
 }
 
 /// Creates a user (admins). Without a password one is generated and
@@ -40,13 +35,7 @@ pub async fn create_user(
     c: Caller,
     Body(req): Body<CreateUserRequest>,
 ) -> ApiResult<Json<CreateUserResult>> {
-    Ok(Json(
-        s.grpc
-            .identity()
-            .create_user(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().create_user(c.req(req))).await
 }
 
 /// A change to a user: role, or disabled.
@@ -76,13 +65,7 @@ pub async fn update_user(
         role: change.role,
         disabled: change.disabled,
     };
-    Ok(Json(
-        s.grpc
-            .identity()
-            .update_user(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().update_user(c.req(req))).await
 }
 
 /// A password change.
@@ -114,13 +97,7 @@ pub async fn reset_password(
         new_password: change.new_password,
         current_password: change.current_password,
     };
-    Ok(Json(
-        s.grpc
-            .identity()
-            .reset_password(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().reset_password(c.req(req))).await
 }
 
 /// Lists API tokens, hints only (members: their own).
@@ -130,13 +107,12 @@ pub async fn list_api_tokens(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<ApiTokenList>> {
-    Ok(Json(
+    answer(
         s.grpc
             .identity()
-            .list_api_tokens(c.req(ListApiTokensRequest {}))
-            .await?
-            .into_inner(),
-    ))
+            .list_api_tokens(c.req(ListApiTokensRequest {})),
+    )
+    .await
 }
 
 /// Creates an API token owned by the caller; the token is returned once.
@@ -148,13 +124,7 @@ pub async fn create_api_token(
     c: Caller,
     Body(req): Body<CreateApiTokenRequest>,
 ) -> ApiResult<Json<CreateApiTokenResult>> {
-    Ok(Json(
-        s.grpc
-            .identity()
-            .create_api_token(c.req(req))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().create_api_token(c.req(req))).await
 }
 
 #[utoipa::path(post, path = "/api-tokens/{name}/revoke", tag = "people",
@@ -165,26 +135,19 @@ pub async fn revoke_api_token(
     c: Caller,
     Name(name): Name<String>,
 ) -> ApiResult<Json<RevokeResult>> {
-    Ok(Json(
+    answer(
         s.grpc
             .identity()
-            .revoke_api_token(c.req(NameRequest { name }))
-            .await?
-            .into_inner(),
-    ))
+            .revoke_api_token(c.req(NameRequest { name })),
+    )
+    .await
 }
 
 /// The roles and what each may do (the table every call is checked against).
 #[utoipa::path(get, path = "/roles", tag = "people",
     responses((status = 200, body = RoleList), Errors))]
 pub async fn list_roles(State(s): State<AppState>, c: Caller) -> ApiResult<Json<RoleList>> {
-    Ok(Json(
-        s.grpc
-            .identity()
-            .list_roles(c.req(ListRolesRequest {}))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().list_roles(c.req(ListRolesRequest {}))).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -219,13 +182,7 @@ pub async fn audit_log(
         page_size: p.page_size.unwrap_or(0),
         page_token: p.page_token.unwrap_or_default(),
     };
-    Ok(Json(
-        s.grpc
-            .identity()
-            .list_audit_log(c.req(q))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.identity().list_audit_log(c.req(q))).await
 }
 
 /// The OpenID Connect sign-in settings (admins); the secret is never shown.
@@ -235,13 +192,12 @@ pub async fn get_oidc_settings(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<OidcSettings>> {
-    Ok(Json(
+    answer(
         s.grpc
             .sign_in()
-            .get_oidc_settings(c.req(OidcSettingsRequest {}))
-            .await?
-            .into_inner(),
-    ))
+            .get_oidc_settings(c.req(OidcSettingsRequest {})),
+    )
+    .await
 }
 
 /// Sets them (admins). An empty client_secret keeps the stored one.
@@ -253,11 +209,5 @@ pub async fn set_oidc_settings(
     c: Caller,
     Body(settings): Body<OidcSettings>,
 ) -> ApiResult<Json<OidcSettings>> {
-    Ok(Json(
-        s.grpc
-            .sign_in()
-            .set_oidc_settings(c.req(settings))
-            .await?
-            .into_inner(),
-    ))
+    answer(s.grpc.sign_in().set_oidc_settings(c.req(settings))).await
 }
