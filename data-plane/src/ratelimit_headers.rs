@@ -69,13 +69,12 @@ fn number(v: f64, family: &str) -> Value {
     let v = v.max(0.0);
     if family == "cost" {
         let micros = (v * 1e6).round() as u64;
-        let frac = micros % 1_000_000;
-        let digits = itoa::Buffer::new().format(frac).len();
-        out.int(micros / 1_000_000).push(b".");
-        for _ in digits..6 {
-            out.push(b"0");
-        }
-        out.int(frac);
+        // The fraction as six digits: one more than needed, the leading 1 dropped.
+        let mut frac = itoa::Buffer::new();
+        let frac = frac.format(1_000_000 + micros % 1_000_000);
+        out.int(micros / 1_000_000)
+            .push(b".")
+            .push(&frac.as_bytes()[1..]);
     } else {
         out.int(v.floor() as u64);
     }
