@@ -79,6 +79,11 @@ pub struct Config {
     #[arg(long, env = "AIGW_MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,
 
+    /// Threads serving apps, each a single-threaded runtime with its own
+    /// listener on the port (`SO_REUSEPORT`); 0: one per core.
+    #[arg(long, env = "AIGW_SERVE_THREADS", default_value_t = 0)]
+    pub serve_threads: usize,
+
     /// Seconds to wait for an upstream's response headers.
     #[arg(long, env = "AIGW_UPSTREAM_TIMEOUT_SECS", default_value_t = 600)]
     pub upstream_timeout_secs: u64,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod context;
 pub mod control;
+pub mod cores;
 pub mod demand;
 pub mod endpoints;
 pub mod error;

@@ -48,27 +48,150 @@ impl Limits {
     }
 }
 
+/// What every accept loop of one server shares: the bound on connections
+/// counts across all of them.
+#[derive(Clone)]
+struct Shared {
+    limits: Limits,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    state: Arc<AppState>,
+}
+
+impl Shared {
+    fn new(state: Arc<AppState>, stop: watch::Receiver<bool>) -> Self {
+        let limits = Limits::of(&state.cfg);
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .max_concurrent_streams(256);
+        Self {
+            limits,
+            builder: Arc::new(builder),
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            stop,
+            state,
+        }
+    }
+}
+
+/// Serves apps on `listener`, on the calling runtime, until `shutdown`;
+/// then drains open connections (up to 30 s).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limits = Limits::of(&state.cfg);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::pin!(shutdown);
+    let accepting = accept_loop(listener, Shared::new(state, stop_rx));
+    tokio::pin!(accepting);
+    tokio::select! {
+        _ = &mut accepting => return Ok(()),
+        _ = shutdown => {}
+    }
+    tracing::info!("stopped accepting; draining connections");
+    let _ = stop_tx.send(true);
+    accepting.await;
+    Ok(())
+}
+
+/// Binds `count` listeners to `addr` with `SO_REUSEPORT`, for
+/// [`serve_per_core`]: the kernel spreads new connections over them. With
+/// port 0, the first picks the port and the others join it.
+pub fn bind_per_core(
+    addr: SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = reuse_port_listener(addr)?;
+    let at = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..count.max(1) {
+        all.push(reuse_port_listener(at)?);
+    }
+    Ok(all)
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's `TcpListener::bind` does: a restart may bind while the
+    // last run's connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Serves apps with one single-threaded runtime per listener, each on its
+/// own thread (the way the fastest proxies run: a connection, the upstream
+/// connection its request uses and its timers stay on one thread, so
+/// serving a request needs no work stealing and no wake-ups across
+/// threads). Until `shutdown`; then every thread stops accepting and drains
+/// its connections (up to 30 s). Background work (the control plane's
+/// stream, trace shipping) stays on the caller's runtime.
+pub async fn serve_per_core(
+    listeners: Vec<std::net::TcpListener>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Shared::new(state, stop_rx);
+    let mut finished = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let shared = shared.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("serve-{}", i + 1))
+            .spawn(move || {
+                crate::cores::enter(i + 1);
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => accept_loop(l, shared).await,
+                        Err(e) => tracing::error!(error = %e, "cannot serve on this thread"),
+                    }
+                });
+                drop(done_tx);
+            })?;
+        finished.push(done_rx);
+    }
+    drop(shared);
+    shutdown.await;
+    tracing::info!("stopped accepting; draining connections");
+    let _ = stop_tx.send(true);
+    for done in finished {
+        let _ = done.await;
+    }
+    Ok(())
+}
+
+/// Accepts connections until the server stops, each served by a task on
+/// the calling runtime; then waits (up to 30 s) for those connections to end.
+async fn accept_loop(listener: TcpListener, shared: Shared) {
+    let Shared {
+        limits,
+        builder,
+        slots,
+        stop,
+        state,
+    } = shared;
+    let max = limits.max_connections;
+    // This loop's own connections, to know when they have drained; the
+    // global `slots` bounds them all.
+    let mine = Arc::new(Semaphore::new(max));
+    let mut stopping = stop.clone();
     loop {
         // A free slot first: past the cap, connections wait in the backlog.
         let permit = tokio::select! {
@@ -76,7 +199,7 @@ pub async fn serve(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = &mut shutdown => break,
+            _ = stopping.wait_for(|s| *s) => break,
         };
         let (stream, _peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -87,9 +210,12 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = stopping.wait_for(|s| *s) => break,
         };
-        let max = limits.max_connections;
+        // Cannot fail: `mine` has as many permits as the global bound.
+        let Ok(own) = mine.clone().try_acquire_owned() else {
+            continue;
+        };
         let open = move |slots: &Semaphore| {
             metrics::gauge!("aigw_open_connections")
                 .set(max.saturating_sub(slots.available_permits()) as f64);
@@ -98,24 +224,22 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let st = state.clone();
         let builder = builder.clone();
-        let stop = stop_rx.clone();
+        let stop = stop.clone();
         let slots_left = slots.clone();
         tokio::spawn(async move {
             connection(&builder, stream, st, limits.idle_timeout, stop).await;
-            drop(permit);
+            drop((permit, own));
             open(&slots_left);
         });
     }
-    tracing::info!("stopped accepting; draining connections");
-    let _ = stop_tx.send(true);
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN, slots.acquire_many(all))
+    drop(listener);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN, mine.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("connections still open after 30 s; closing them");
     }
-    Ok(())
 }
 
 /// Serves one connection until it ends; shuts it down gracefully when it
@@ -244,8 +368,4 @@ impl AsyncWrite for Watched {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-}
-
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

@@ -36,16 +36,19 @@ async fn run() -> anyhow::Result<()> {
     let prometheus = aigw_proto::prometheus::install();
     data_plane::telemetry::metrics::describe();
     let (listen, region) = (cfg.listen, cfg.region.clone());
+    let threads = data_plane::cores::count(cfg.serve_threads);
     let node = Node::start(cfg, prometheus)?;
     node.follow_control_plane();
 
-    let listener = listener::bind(listen)
-        .await
+    let listeners = listener::bind_per_core(listen, threads)
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let addr = listeners
+        .first()
+        .context("no listener bound")?
+        .local_addr()?;
     aigw_startup::announce("data-plane", addr)?;
-    tracing::info!(%addr, %region, "serving apps");
-    node.serve(listener, aigw_startup::shutdown_signal())
+    tracing::info!(%addr, %region, threads, "serving apps");
+    node.serve_per_core(listeners, aigw_startup::shutdown_signal())
         .await?;
     Ok(())
 }

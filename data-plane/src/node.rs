@@ -135,6 +135,18 @@ impl Node {
         Ok(())
     }
 
+    /// As [`Node::serve`], with one single-threaded runtime per listener
+    /// (from [`listener::bind_per_core`]): how the binary serves.
+    pub async fn serve_per_core(
+        self,
+        listeners: Vec<std::net::TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        listener::serve_per_core(listeners, self.state.clone(), shutdown).await?;
+        self.stop().await;
+        Ok(())
+    }
+
     /// Flushes queued spans (bounded by the exporter's timeout), then seals
     /// what the spool holds open, so it ships now or at the next start.
     pub async fn stop(self) {

@@ -67,10 +67,40 @@ struct Idle {
     since: Instant,
 }
 
+/// Idle connections by upstream, one shard per serving thread: a socket is
+/// registered with the runtime that opened it, so a connection made on one
+/// core's runtime is only reused there (reused elsewhere, every read would
+/// be a wake-up across threads). Threads that are not serving threads share
+/// shard 0.
+struct Pool {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+/// One thread's idle connections, by upstream (`scheme://authority`).
+type Shard = HashMap<String, Vec<Idle>>;
+
+/// Shards kept; serving threads past this many share them.
+const POOL_SHARDS: usize = 64;
+
+impl Pool {
+    fn new() -> Self {
+        Self {
+            shards: (0..POOL_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The calling thread's shard.
+    fn here(&self) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[crate::cores::current() % POOL_SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[derive(Clone)]
 pub struct UpstreamClient {
     connector: HttpsConnector<HttpConnector>,
-    idle: Arc<Mutex<HashMap<String, Vec<Idle>>>>,
+    idle: Arc<Pool>,
 }
 
 impl UpstreamClient {
@@ -91,7 +121,7 @@ impl UpstreamClient {
             .wrap_connector(http);
         Ok(Self {
             connector,
-            idle: Arc::default(),
+            idle: Arc::new(Pool::new()),
         })
     }
 
@@ -187,7 +217,7 @@ impl UpstreamClient {
     }
 
     fn checkout(&self, key: &str) -> Option<(SendRequest<Full<Bytes>>, Conn)> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.here();
         let list = idle.get_mut(key)?;
         while let Some(mut c) = list.pop() {
             if c.since.elapsed() > IDLE_TIMEOUT || c.send.is_closed() {
@@ -247,7 +277,7 @@ pub struct UpstreamBody {
     conn: Option<Conn>,
     send: Option<SendRequest<Full<Bytes>>>,
     key: String,
-    pool: Arc<Mutex<HashMap<String, Vec<Idle>>>>,
+    pool: Arc<Pool>,
     done: bool,
 }
 
@@ -275,7 +305,7 @@ impl UpstreamBody {
         if Pin::new(&mut conn).poll(&mut cx).is_ready() || !send.is_ready() {
             return;
         }
-        let mut idle = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.pool.here();
         let list = idle.entry(self.key.clone()).or_default();
         if list.len() < MAX_IDLE_PER_HOST {
             list.push(Idle {
@@ -377,6 +407,51 @@ mod tests {
             assert_eq!(&get(&client, &url).await[..], b"data: a\n\ndata: b\n\n");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Each serving thread reuses only the connections it opened (a socket
+    /// answers to the runtime that registered it); threads that are not
+    /// serving threads share one set.
+    #[tokio::test]
+    async fn a_serving_thread_reuses_only_its_own_connections() {
+        let (url, accepted) = server(false).await;
+        let client = UpstreamClient::new(None).unwrap();
+        // Each "core" is a thread with its own single-threaded runtime for
+        // the whole test, as in the binary; it makes three requests each
+        // time it is told to.
+        let start_core = |core: usize| {
+            let (client, url) = (client.clone(), url.clone());
+            let (tx, mut rx) =
+                tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<()>>();
+            std::thread::spawn(move || {
+                crate::cores::enter(core);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    while let Some(done) = rx.recv().await {
+                        for _ in 0..3 {
+                            assert_eq!(&get(&client, &url).await[..], b"data: a\n\ndata: b\n\n");
+                        }
+                        let _ = done.send(());
+                    }
+                });
+            });
+            tx
+        };
+        let run = |core: &tokio::sync::mpsc::UnboundedSender<_>| {
+            let (done, finished) = tokio::sync::oneshot::channel();
+            core.send(done).unwrap();
+            finished
+        };
+        let (one, two) = (start_core(1), start_core(2));
+        run(&one).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        run(&two).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "core 2 opened its own");
+        run(&one).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "core 1 reused its own");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod harness;
 
 mod budgets;
 mod forward;
+mod serving;
 mod snapshots;
 mod streams;
 mod traces;

@@ -1,0 +1,96 @@
+//! The binary's way of serving: one single-threaded runtime per listener,
+//! all on one port (`SO_REUSEPORT`), over real sockets.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use data_plane::listener;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::harness::{APP_KEY, Gw, chat};
+
+/// Opens a keep-alive connection and sends `n` chat completions on it.
+async fn chats_on_one_connection(port: u16, n: usize) -> Vec<String> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut contents = Vec::new();
+    for i in 0..n {
+        let req = http::Request::post("/v1/chat/completions")
+            .header("host", format!("127.0.0.1:{port}"))
+            .header("authorization", format!("Bearer {APP_KEY}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                chat(&format!("hello {i}")).to_string(),
+            )))
+            .expect("request");
+        let resp = send.send_request(req).await.expect("answered");
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        contents.push(
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .expect("an answer")
+                .to_string(),
+        );
+    }
+    contents
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_serving_thread_answers_on_one_port_and_stops_on_shutdown() {
+    let gw = Gw::start(&[]).await;
+    let listeners =
+        listener::bind_per_core("127.0.0.1:0".parse().expect("addr"), 3).expect("binds");
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect();
+    assert!(ports.iter().all(|p| *p == ports[0]), "{ports:?}");
+    let port = ports[0];
+
+    let Gw { node, mock, .. } = gw;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(node.serve_per_core(listeners, async {
+        let _ = stopped.await;
+    }));
+
+    // Many connections at once: the kernel spreads them over the threads,
+    // and every one is answered in full.
+    let clients: Vec<_> = (0..24)
+        .map(|_| tokio::spawn(chats_on_one_connection(port, 4)))
+        .collect();
+    let mut answered = 0;
+    for c in clients {
+        let contents = c.await.expect("client");
+        assert!(contents.iter().all(|c| !c.is_empty()));
+        answered += contents.len();
+    }
+    assert_eq!(answered, 96);
+    assert_eq!(
+        mock.mock()
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/chat/completions")
+            .count(),
+        96
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("stops within the drain time")
+        .expect("task")
+        .expect("served");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "no thread listens after shutdown"
+    );
+}
