@@ -191,6 +191,10 @@ pub struct TraceFilter {
     pub node_id: Option<String>,
 }
 
+/// The predicate of the partial index on failed traces (migration
+/// `2026-12-08-000000_trace_indexes`), word for word.
+const FAILED: &str = "(status >= 400 OR error IS NOT NULL)";
+
 fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
     let mut q = traces::table.into_boxed();
     if let Some(t) = f.since_ms {
@@ -229,6 +233,16 @@ fn filtered(f: &TraceFilter) -> traces::BoxedQuery<'static, Backend> {
     }
     if let Some(n) = &f.node_id {
         q = q.filter(traces::node_id.eq(n.clone()));
+    }
+    let failures_only = f.status.is_some_and(|s| s >= 400)
+        || matches!(
+            f.status_class,
+            Some(StatusClass::Client4xx | StatusClass::Server5xx | StatusClass::Error)
+        );
+    if failures_only {
+        // Implied by the filters above and below; spelled out as the partial
+        // index `traces_failed_at` is, so both engines page through it.
+        q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(FAILED));
     }
     match f.status_class {
         None => {}
@@ -374,4 +388,140 @@ pub fn get(conn: &mut AnyConnection, request_id: &str) -> Result<TraceRow> {
         .filter(traces::request_id.eq(request_id))
         .select(TraceRow::as_select())
         .first(conn)?)
+}
+
+/// The request log never reads the whole table for a filtered page: each
+/// filter the admin UI offers pages through an index (SQLite's plan of the
+/// very statement `list` sends, captured as it is sent).
+#[cfg(test)]
+mod plan_tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use diesel::sql_types::Text;
+
+    use super::*;
+    use crate::db::testing::temp_db;
+
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// Records the SQL of every statement started, without its binds.
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    impl Instrumentation for Capture {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                let text = query.to_string();
+                let sql = text.split(" -- binds:").next().unwrap_or_default();
+                self.0.lock().unwrap().push(sql.to_string());
+            }
+        }
+    }
+
+    /// What SQLite plans for `list(filter)`: the steps of its query plan.
+    fn plan_of(conn: &mut AnyConnection, f: &TraceFilter) -> Vec<String> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        conn.set_instrumentation(Capture(seen.clone()));
+        list(conn, f, Some((1_700_000_000_000, "z".repeat(32))), 50).unwrap();
+        conn.set_instrumentation(Capture(Arc::default()));
+        let sql = seen.lock().unwrap().pop().expect("a statement ran");
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<Step>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.detail)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_filter_of_the_request_log_pages_through_an_index() {
+        let t = temp_db();
+        let one = |f: fn(&mut TraceFilter)| {
+            let mut filter = TraceFilter::default();
+            f(&mut filter);
+            filter
+        };
+        let cases: Vec<(&str, TraceFilter, &str)> = vec![
+            ("no filter", one(|_| {}), "traces_started_request"),
+            (
+                "model",
+                one(|f| f.model = Some("gpt-4o".into())),
+                "traces_model_at",
+            ),
+            (
+                "provider",
+                one(|f| f.provider = Some("openai".into())),
+                "traces_provider_at",
+            ),
+            (
+                "region",
+                one(|f| f.region = Some("eu".into())),
+                "traces_region_at",
+            ),
+            (
+                "data plane",
+                one(|f| f.node_id = Some("n1".into())),
+                "traces_node_at",
+            ),
+            (
+                "key id",
+                one(|f| f.client_key_id = Some("k".into())),
+                "traces_key_at",
+            ),
+            (
+                "key name",
+                one(|f| f.client_key_name = Some("ci".into())),
+                "traces_key_name_at",
+            ),
+            (
+                "a user's keys",
+                one(|f| f.key_ids = Some(vec!["a".into(), "b".into()])),
+                "traces_key_at",
+            ),
+            (
+                "status 503",
+                one(|f| f.status = Some(503)),
+                "traces_failed_at",
+            ),
+            (
+                "4xx",
+                one(|f| f.status_class = Some(StatusClass::Client4xx)),
+                "traces_failed_at",
+            ),
+            (
+                "5xx",
+                one(|f| f.status_class = Some(StatusClass::Server5xx)),
+                "traces_failed_at",
+            ),
+            (
+                "errors",
+                one(|f| f.status_class = Some(StatusClass::Error)),
+                "traces_failed_at",
+            ),
+        ];
+        let plans =
+            t.db.run(move |conn| {
+                Ok(cases
+                    .into_iter()
+                    .map(|(what, f, index)| (what, index, plan_of(conn, &f)))
+                    .collect::<Vec<_>>())
+            })
+            .await
+            .unwrap();
+        for (what, index, plan) in plans {
+            assert!(
+                plan.iter()
+                    .any(|s| s.contains(&format!("USING INDEX {index}"))),
+                "{what}: expected {index}, planned {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|s| s == "SCAN traces"),
+                "{what}: reads the whole table: {plan:?}"
+            );
+        }
+    }
 }

@@ -1,0 +1,14 @@
+DROP INDEX traces_model_at;
+DROP INDEX traces_provider_at;
+DROP INDEX traces_region_at;
+DROP INDEX traces_node_at;
+DROP INDEX traces_key_at;
+DROP INDEX traces_key_name_at;
+DROP INDEX traces_failed_at;
+CREATE INDEX traces_model_started ON traces (model, started_at_ms, request_id);
+CREATE INDEX traces_provider_started ON traces (provider, started_at_ms, request_id);
+CREATE INDEX traces_status_started ON traces (status, started_at_ms, request_id);
+CREATE INDEX traces_region_started ON traces (region, started_at_ms, request_id);
+CREATE INDEX traces_node_started ON traces (node_id, started_at_ms, request_id);
+CREATE INDEX traces_key_started ON traces (client_key_id, started_at_ms, request_id);
+CREATE INDEX traces_key_name_started ON traces (client_key_name, started_at_ms, request_id);
