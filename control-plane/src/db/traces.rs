@@ -298,6 +298,59 @@ pub fn list(
     before: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<TraceRow>> {
+    if let Some(ids) = few_keys(f) {
+        // A page for a few keys (a member's own, or one user's) is the
+        // newest rows of each key's own index, merged: neither engine
+        // merges the ranges of an `IN` list in time order, and either
+        // alternative (all the keys' rows then a sort, or the time index
+        // filtered) reads a large part of the table for some key mix.
+        let mut rows = Vec::new();
+        for id in ids {
+            let one = TraceFilter {
+                client_key_id: Some(id),
+                key_ids: None,
+                scope_key_ids: None,
+                ..f.clone()
+            };
+            rows.extend(page(conn, &one, before.clone(), limit)?);
+        }
+        rows.sort_unstable_by(|a, b| {
+            (b.started_at_ms, &b.request_id).cmp(&(a.started_at_ms, &a.request_id))
+        });
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        return Ok(rows);
+    }
+    page(conn, f, before, limit)
+}
+
+/// Key lists up to this long are paged key by key (see [`list`]).
+const FEW_KEYS: usize = 16;
+
+/// The keys a filter narrows to, when it is a short list and no single key
+/// is named: the intersection of `key_ids` and `scope_key_ids` (the scope
+/// never widens), deduplicated.
+fn few_keys(f: &TraceFilter) -> Option<Vec<String>> {
+    if f.client_key_id.is_some() {
+        return None;
+    }
+    let ids: Vec<String> = match (&f.key_ids, &f.scope_key_ids) {
+        (None, None) => return None,
+        (Some(a), None) | (None, Some(a)) => a.clone(),
+        (Some(a), Some(scope)) => a.iter().filter(|id| scope.contains(id)).cloned().collect(),
+    };
+    let mut ids = ids;
+    ids.sort_unstable();
+    ids.dedup();
+    (!ids.is_empty() && ids.len() <= FEW_KEYS).then_some(ids)
+}
+
+/// One statement: the newest `limit` rows matching `f` before the cursor.
+fn page(
+    conn: &mut AnyConnection,
+    f: &TraceFilter,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<TraceRow>> {
     let mut q = filtered(f);
     if let Some((at, id)) = before {
         q = q.filter(
@@ -435,6 +488,97 @@ mod plan_tests {
             .into_iter()
             .map(|s| s.detail)
             .collect()
+    }
+
+    fn trace(id: &str, at: i64, key: &str) -> TraceRow {
+        TraceRow {
+            request_id: id.into(),
+            started_at_ms: at,
+            received_at_ms: at,
+            client_key_id: key.into(),
+            client_key_name: format!("name of {key}"),
+            model: "m".into(),
+            provider: "p".into(),
+            provider_key: "pk".into(),
+            status: 200,
+            latency_us: 1,
+            ttfb_us: 1,
+            input_tokens: 1,
+            output_tokens: 1,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            cost: 0.0,
+            region: "eu".into(),
+            node_id: "n".into(),
+            stream: false,
+            endpoint: "chat.completions".into(),
+            api_format: "openai".into(),
+            error: None,
+            attempts: "[]".into(),
+            dropped_fields: "[]".into(),
+        }
+    }
+
+    /// Paged key by key and merged, a few keys' log reads as one ordered
+    /// log: newest first, ties by request id, cursors continuing where the
+    /// page ended, and a member's scope never widened by a user filter.
+    #[tokio::test]
+    async fn a_few_keys_page_as_one_log_newest_first_within_the_scope() {
+        let t = temp_db();
+        let ids = |rows: Vec<TraceRow>| rows.into_iter().map(|r| r.request_id).collect::<Vec<_>>();
+        let pages =
+            t.db.run(|conn| {
+                // a, b and c interleaved in time; r5 and r6 share a millisecond.
+                let rows = vec![
+                    trace("r1", 10, "a"),
+                    trace("r2", 20, "b"),
+                    trace("r3", 30, "c"),
+                    trace("r4", 40, "a"),
+                    trace("r5", 50, "b"),
+                    trace("r6", 50, "a"),
+                    trace("r7", 60, "c"),
+                ];
+                insert_new(conn, &rows)?;
+                let ab = TraceFilter {
+                    key_ids: Some(vec!["a".into(), "b".into()]),
+                    ..Default::default()
+                };
+                let first = list(conn, &ab, None, 3)?;
+                let last = first
+                    .last()
+                    .map(|r| (r.started_at_ms, r.request_id.clone()));
+                let second = list(conn, &ab, last, 3)?;
+                let scoped = TraceFilter {
+                    key_ids: Some(vec!["a".into(), "b".into()]),
+                    scope_key_ids: Some(vec!["b".into(), "c".into()]),
+                    ..Default::default()
+                };
+                let outside = TraceFilter {
+                    key_ids: Some(vec!["a".into()]),
+                    scope_key_ids: Some(vec!["c".into()]),
+                    ..Default::default()
+                };
+                Ok((
+                    first,
+                    second,
+                    list(conn, &scoped, None, 10)?,
+                    list(conn, &outside, None, 10)?,
+                ))
+            })
+            .await
+            .unwrap();
+        let (first, second, scoped, outside) = pages;
+        assert_eq!(ids(first), ["r6", "r5", "r4"]);
+        assert_eq!(ids(second), ["r2", "r1"]);
+        assert_eq!(
+            ids(scoped),
+            ["r5", "r2"],
+            "only b: in the filter and the scope"
+        );
+        assert!(
+            outside.is_empty(),
+            "a user filter outside the scope finds nothing"
+        );
     }
 
     #[tokio::test]
