@@ -35,7 +35,16 @@ test('a member sees only their own keys', { timeout: 180_000 }, async () => {
       what: 'the member key is served',
     });
     await nav(page, 'Requests', 'Requests');
-    await page.getByRole('row', { name: /mia-key/ }).waitFor();
+    // The trace reaches the control plane a moment after the answer, and the
+    // log stays as loaded until Refresh (so paging is stable): refresh as a
+    // user would until it shows.
+    await eventually(
+      async () => {
+        await page.getByRole('button', { name: 'Refresh' }).click();
+        await page.getByRole('row', { name: /mia-key/ }).waitFor({ timeout: 1_000 });
+      },
+      { what: "mia's request in the log" },
+    );
     const logged = await page.getByRole('row').allInnerTexts();
     assert.equal(logged.length, 2, `only mia's request: ${logged}`);
     await checkA11y(page, 'requests (member)');
