@@ -7,12 +7,15 @@
 //! Back-pressure: when the database is slower than the data planes, the
 //! queue fills, each stream stops reading its next batch, gRPC flow control
 //! stops the data plane's sender, and the traces wait in the data planes'
-//! spools on disk. Memory here is bounded by the queue, whatever the rate.
+//! spools on disk. Memory here is bounded by the queue in batches and in
+//! bytes (`QUEUE_BYTES`, counted until a batch is stored), whatever the rate
+//! and whatever size of batch a node sends.
 
 use aigw_proto::pb::trace::TraceRecord;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use prost::Message as _;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tonic::Status;
 
 use crate::budgets::Budgets;
@@ -21,6 +24,12 @@ use crate::ingest::store_groups;
 
 /// Batches waiting for the writer, from all streams together.
 const QUEUE: usize = 64;
+/// ... and their size (records as encoded, plus their `Vec` slots), counted
+/// from the queue until they are stored: batches may be up to the message
+/// limit each, so a count alone would let a few nodes hold a gigabyte here.
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// The byte budget is counted in KiB (a semaphore's permits are `u32`).
+const UNIT: usize = 1024;
 /// Writers storing groups at once on Postgres: while one waits for its
 /// commit, another converts and sends the next group. SQLite takes one
 /// writer at a time, so it gets one.
@@ -35,6 +44,8 @@ pub type Outcome = Result<(u32, u32), Status>;
 struct Job {
     records: Vec<TraceRecord>,
     reply: oneshot::Sender<Outcome>,
+    /// The batch's share of `QUEUE_BYTES`, given back once it is stored.
+    _room: Option<OwnedSemaphorePermit>,
 }
 
 /// A handle on the writer; cheap to clone. The writer ends when the last
@@ -42,26 +53,54 @@ struct Job {
 #[derive(Clone)]
 pub struct TraceWriter {
     tx: mpsc::Sender<Job>,
+    room: Arc<Semaphore>,
+    /// The whole byte budget, in `UNIT`s.
+    units: u32,
 }
 
 impl TraceWriter {
     pub fn spawn(db: Db, budgets: Budgets) -> Self {
+        Self::with_room(db, budgets, QUEUE_BYTES)
+    }
+
+    fn with_room(db: Db, budgets: Budgets, bytes: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let writers = if db.is_postgres() { PG_WRITERS } else { 1 };
         for _ in 0..writers {
             tokio::spawn(run(db.clone(), budgets.clone(), rx.clone()));
         }
-        Self { tx }
+        let units = u32::try_from(bytes / UNIT).unwrap_or(u32::MAX).max(1);
+        Self {
+            tx,
+            room: Arc::new(Semaphore::new(units as usize)),
+            units,
+        }
     }
 
-    /// Queues a batch (waiting while the queue is full: that wait is the
-    /// back-pressure) and returns where its outcome will arrive.
+    /// Queues a batch (waiting while the queue is full, in batches or in
+    /// bytes: that wait is the back-pressure) and returns where its outcome
+    /// will arrive. A batch larger than the whole budget waits for all of it.
     pub async fn submit(&self, records: Vec<TraceRecord>) -> oneshot::Receiver<Outcome> {
         let (reply, outcome) = oneshot::channel();
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.encoded_len() + std::mem::size_of::<TraceRecord>())
+            .sum();
+        let want = u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX);
+        // Never more than the budget, or a batch that large would wait forever.
+        let want = want.clamp(1, self.units);
+        let room = self.room.clone().acquire_many_owned(want).await.ok();
         // A writer that is gone drops the job, and with it `reply`: the
         // receiver then reports that, and the data plane resends.
-        let _ = self.tx.send(Job { records, reply }).await;
+        let _ = self
+            .tx
+            .send(Job {
+                records,
+                reply,
+                _room: room,
+            })
+            .await;
         outcome
     }
 
@@ -145,6 +184,27 @@ mod tests {
         .unwrap();
         assert_eq!(counts, vec![(2, 0), (1, 1), (0, 0)]);
         assert_eq!(t.db.run(traces::count).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn queued_batches_hold_their_bytes_until_stored() {
+        let t = temp_db();
+        let writer =
+            TraceWriter::with_room(t.db.clone(), crate::budgets::Budgets::detached(), 8 * UNIT);
+        // Far more than the budget: it takes all of it, and does not wait
+        // for more than there is.
+        let big: Vec<_> = (0..200).map(|i| record(&format!("big{i}"))).collect();
+        let first = writer.submit(big).await;
+        assert_eq!(writer.room.available_permits(), 0);
+        // The next batch waits for the room the first one holds.
+        let next = tokio::spawn({
+            let w = writer.clone();
+            async move { w.store(batch(&["after"])).await }
+        });
+        assert_eq!(first.await.unwrap().unwrap(), (200, 0));
+        assert_eq!(next.await.unwrap().unwrap(), (1, 0));
+        assert_eq!(writer.room.available_permits(), 8);
+        assert_eq!(t.db.run(traces::count).await.unwrap(), 201);
     }
 
     #[tokio::test]
