@@ -80,9 +80,11 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Threads serving apps, each a single-threaded runtime with its own
-    /// listener on the port (`SO_REUSEPORT`); 0: one per core.
-    #[arg(long, env = "AIGW_SERVE_THREADS", default_value_t = 0)]
-    pub serve_threads: usize,
+    /// listener on the port (`SO_REUSEPORT`); 0: one per core. At most
+    /// 256: each is a thread, a runtime and a socket.
+    #[arg(long, env = "AIGW_SERVE_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub serve_threads: u16,
 
     /// Seconds to wait for an upstream's response headers.
     #[arg(long, env = "AIGW_UPSTREAM_TIMEOUT_SECS", default_value_t = 600)]
@@ -187,5 +189,25 @@ impl Config {
 
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_secs(self.upstream_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    const BASE: [&str; 3] = ["data-plane", "--node-token", "t"];
+
+    #[test]
+    fn serve_threads_are_bounded() {
+        let with =
+            |n: &str| Config::try_parse_from(BASE.iter().copied().chain(["--serve-threads", n]));
+        assert_eq!(with("4").unwrap().serve_threads, 4);
+        assert_eq!(with("0").unwrap().serve_threads, 0);
+        let err = with("100000").unwrap_err().to_string();
+        assert!(err.contains("--serve-threads"), "{err}");
+        assert!(with("-1").is_err());
     }
 }

@@ -138,7 +138,10 @@ fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListene
 /// serving a request needs no work stealing and no wake-ups across
 /// threads). Until `shutdown`; then every thread stops accepting and drains
 /// its connections (up to 30 s). Background work (the control plane's
-/// stream, trace shipping) stays on the caller's runtime.
+/// stream, trace shipping) stays on the caller's runtime. A serving thread
+/// that ends before `shutdown` (it panicked) stops the others too, and the
+/// error says so: half a server that looks whole to its supervisor would
+/// refuse or stall the connections the kernel still hands that port.
 pub async fn serve_per_core(
     listeners: Vec<std::net::TcpListener>,
     state: Arc<AppState>,
@@ -146,16 +149,17 @@ pub async fn serve_per_core(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Shared::new(state, stop_rx);
-    let mut finished = Vec::with_capacity(listeners.len());
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<usize>();
     for (i, listener) in listeners.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let shared = shared.clone();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let ended = Ended(i + 1, ended_tx.clone());
         std::thread::Builder::new()
             .name(format!("serve-{}", i + 1))
             .spawn(move || {
+                let _ended = ended;
                 crate::cores::enter(i + 1);
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
@@ -163,18 +167,33 @@ pub async fn serve_per_core(
                         Err(e) => tracing::error!(error = %e, "cannot serve on this thread"),
                     }
                 });
-                drop(done_tx);
             })?;
-        finished.push(done_rx);
     }
-    drop(shared);
-    shutdown.await;
+    drop((shared, ended_tx));
+    let early = tokio::select! {
+        _ = shutdown => None,
+        thread = ended.recv() => thread,
+    };
     tracing::info!("stopped accepting; draining connections");
     let _ = stop_tx.send(true);
-    for done in finished {
-        let _ = done.await;
+    // Every thread's `Ended` is dropped once it has drained.
+    while ended.recv().await.is_some() {}
+    match early {
+        None => Ok(()),
+        Some(thread) => Err(std::io::Error::other(format!(
+            "serving thread {thread} stopped before shutdown"
+        ))),
     }
-    Ok(())
+}
+
+/// Reports that serving thread `.0` ended, when dropped: at the end of the
+/// thread, or while it unwinds from a panic.
+struct Ended(usize, tokio::sync::mpsc::UnboundedSender<usize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
+    }
 }
 
 /// Accepts connections until the server stops, each served by a task on

@@ -36,7 +36,7 @@ async fn run() -> anyhow::Result<()> {
     let prometheus = aigw_proto::prometheus::install();
     data_plane::telemetry::metrics::describe();
     let (listen, region) = (cfg.listen, cfg.region.clone());
-    let threads = data_plane::cores::count(cfg.serve_threads);
+    let threads = data_plane::cores::count(usize::from(cfg.serve_threads));
     let node = Node::start(cfg, prometheus)?;
     node.follow_control_plane();
 

@@ -142,9 +142,10 @@ impl Node {
         listeners: Vec<std::net::TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        listener::serve_per_core(listeners, self.state.clone(), shutdown).await?;
+        // Stopped either way: what the spool holds is sealed for the next start.
+        let served = listener::serve_per_core(listeners, self.state.clone(), shutdown).await;
         self.stop().await;
-        Ok(())
+        served
     }
 
     /// Flushes queued spans (bounded by the exporter's timeout), then seals

@@ -94,3 +94,24 @@ async fn every_serving_thread_answers_on_one_port_and_stops_on_shutdown() {
         "no thread listens after shutdown"
     );
 }
+
+/// A serving thread that dies (here: tokio refuses a blocking socket, a
+/// debug-build check) ends the whole server with an error naming it, instead
+/// of leaving the port half served.
+#[cfg(debug_assertions)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_thread_that_dies_stops_the_server_with_an_error() {
+    let gw = Gw::start(&[]).await;
+    let listeners =
+        listener::bind_per_core("127.0.0.1:0".parse().expect("addr"), 2).expect("binds");
+    listeners[1].set_nonblocking(false).expect("blocking");
+    let Gw { node, .. } = gw;
+    let served = tokio::time::timeout(
+        Duration::from_secs(10),
+        node.serve_per_core(listeners, std::future::pending()),
+    )
+    .await
+    .expect("returns without a shutdown signal");
+    let err = served.expect_err("the dead thread is reported");
+    assert!(err.to_string().contains("serving thread 2"), "{err}");
+}
