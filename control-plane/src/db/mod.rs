@@ -291,6 +291,44 @@ pub mod testing {
         _dir: tempfile::TempDir,
     }
 
+    /// A stored trace of key `key` (id `id-{key}`) for tests: one attempt,
+    /// fixed latencies, tokens and cost.
+    pub fn trace_row(
+        id: &str,
+        at: i64,
+        key: &str,
+        model: &str,
+        status: i32,
+    ) -> super::traces::TraceRow {
+        super::traces::TraceRow {
+            request_id: id.into(),
+            started_at_ms: at,
+            received_at_ms: at,
+            client_key_id: format!("id-{key}"),
+            client_key_name: key.into(),
+            model: model.into(),
+            provider: "p".into(),
+            provider_key: "k".into(),
+            status,
+            latency_us: 50_000,
+            ttfb_us: 20_000,
+            input_tokens: 10,
+            output_tokens: 4,
+            cached_tokens: 2,
+            reasoning_tokens: 1,
+            cost: 0.5,
+            region: "eu".into(),
+            node_id: "n".into(),
+            stream: false,
+            endpoint: "chat.completions".into(),
+            api_format: "openai".into(),
+            error: None,
+            dropped_fields: "[]".into(),
+            attempts: r#"[{"provider":"p","provider_key":"k","status":200,"latency_us":15000}]"#
+                .into(),
+        }
+    }
+
     pub fn temp_db() -> TempDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/nested/aigw.db", dir.path().display());

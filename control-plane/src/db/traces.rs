@@ -333,12 +333,11 @@ fn few_keys(f: &TraceFilter) -> Option<Vec<String>> {
     if f.client_key_id.is_some() {
         return None;
     }
-    let ids: Vec<String> = match (&f.key_ids, &f.scope_key_ids) {
+    let mut ids: Vec<String> = match (&f.key_ids, &f.scope_key_ids) {
         (None, None) => return None,
         (Some(a), None) | (None, Some(a)) => a.clone(),
         (Some(a), Some(scope)) => a.iter().filter(|id| scope.contains(id)).cloned().collect(),
     };
-    let mut ids = ids;
     ids.sort_unstable();
     ids.dedup();
     (!ids.is_empty() && ids.len() <= FEW_KEYS).then_some(ids)
@@ -454,7 +453,7 @@ mod plan_tests {
     use diesel::sql_types::Text;
 
     use super::*;
-    use crate::db::testing::temp_db;
+    use crate::db::testing::{temp_db, trace_row};
 
     #[derive(QueryableByName)]
     struct Step {
@@ -490,35 +489,6 @@ mod plan_tests {
             .collect()
     }
 
-    fn trace(id: &str, at: i64, key: &str) -> TraceRow {
-        TraceRow {
-            request_id: id.into(),
-            started_at_ms: at,
-            received_at_ms: at,
-            client_key_id: key.into(),
-            client_key_name: format!("name of {key}"),
-            model: "m".into(),
-            provider: "p".into(),
-            provider_key: "pk".into(),
-            status: 200,
-            latency_us: 1,
-            ttfb_us: 1,
-            input_tokens: 1,
-            output_tokens: 1,
-            cached_tokens: 0,
-            reasoning_tokens: 0,
-            cost: 0.0,
-            region: "eu".into(),
-            node_id: "n".into(),
-            stream: false,
-            endpoint: "chat.completions".into(),
-            api_format: "openai".into(),
-            error: None,
-            attempts: "[]".into(),
-            dropped_fields: "[]".into(),
-        }
-    }
-
     /// Paged key by key and merged, a few keys' log reads as one ordered
     /// log: newest first, ties by request id, cursors continuing where the
     /// page ended, and a member's scope never widened by a user filter.
@@ -530,17 +500,17 @@ mod plan_tests {
             t.db.run(|conn| {
                 // a, b and c interleaved in time; r5 and r6 share a millisecond.
                 let rows = vec![
-                    trace("r1", 10, "a"),
-                    trace("r2", 20, "b"),
-                    trace("r3", 30, "c"),
-                    trace("r4", 40, "a"),
-                    trace("r5", 50, "b"),
-                    trace("r6", 50, "a"),
-                    trace("r7", 60, "c"),
+                    trace_row("r1", 10, "a", "m", 200),
+                    trace_row("r2", 20, "b", "m", 200),
+                    trace_row("r3", 30, "c", "m", 200),
+                    trace_row("r4", 40, "a", "m", 200),
+                    trace_row("r5", 50, "b", "m", 200),
+                    trace_row("r6", 50, "a", "m", 200),
+                    trace_row("r7", 60, "c", "m", 200),
                 ];
                 insert_new(conn, &rows)?;
                 let ab = TraceFilter {
-                    key_ids: Some(vec!["a".into(), "b".into()]),
+                    key_ids: Some(vec!["id-a".into(), "id-b".into()]),
                     ..Default::default()
                 };
                 let first = list(conn, &ab, None, 3)?;
@@ -549,13 +519,13 @@ mod plan_tests {
                     .map(|r| (r.started_at_ms, r.request_id.clone()));
                 let second = list(conn, &ab, last, 3)?;
                 let scoped = TraceFilter {
-                    key_ids: Some(vec!["a".into(), "b".into()]),
-                    scope_key_ids: Some(vec!["b".into(), "c".into()]),
+                    key_ids: Some(vec!["id-a".into(), "id-b".into()]),
+                    scope_key_ids: Some(vec!["id-b".into(), "id-c".into()]),
                     ..Default::default()
                 };
                 let outside = TraceFilter {
-                    key_ids: Some(vec!["a".into()]),
-                    scope_key_ids: Some(vec!["c".into()]),
+                    key_ids: Some(vec!["id-a".into()]),
+                    scope_key_ids: Some(vec!["id-c".into()]),
                     ..Default::default()
                 };
                 Ok((

@@ -1,36 +1,7 @@
 use super::*;
 use crate::db::rollups::{RollupFilter, scan};
-use crate::db::testing::{pg_db, temp_db};
+use crate::db::testing::{pg_db, temp_db, trace_row as trace};
 use crate::db::write_tx;
-
-fn trace(id: &str, at: i64, key: &str, model: &str, status: i32) -> TraceRow {
-    TraceRow {
-        request_id: id.into(),
-        started_at_ms: at,
-        received_at_ms: at,
-        client_key_id: format!("id-{key}"),
-        client_key_name: key.into(),
-        model: model.into(),
-        provider: "p".into(),
-        provider_key: "k".into(),
-        status,
-        latency_us: 50_000,
-        ttfb_us: 20_000,
-        input_tokens: 10,
-        output_tokens: 4,
-        cached_tokens: 2,
-        reasoning_tokens: 1,
-        cost: 0.5,
-        region: "eu".into(),
-        node_id: "n".into(),
-        stream: false,
-        endpoint: "chat.completions".into(),
-        api_format: "openai".into(),
-        error: None,
-        dropped_fields: "[]".into(),
-        attempts: r#"[{"provider":"p","provider_key":"k","status":200,"latency_us":15000}]"#.into(),
-    }
-}
 
 #[test]
 fn overhead_is_first_byte_minus_upstream_wait() {
