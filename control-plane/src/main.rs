@@ -8,6 +8,12 @@ use control_plane::admin::apply::ServerRules;
 use control_plane::cli::{Cli, Command, ServeArgs};
 use control_plane::error::Error;
 
+/// jemalloc, as in the data plane: storing traces allocates and frees a
+/// row's strings by the thousand per second, and glibc's malloc and free
+/// (with its consolidation passes) were about a tenth of ingest's CPU.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
