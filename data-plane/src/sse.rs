@@ -52,60 +52,64 @@ impl SseParser {
 
     /// Offset just past the blank line ending the first event. A trailing
     /// lone `\r` is not trusted yet: the `\n` of a CRLF may still be coming.
+    /// Jumps from line end to line end (`memchr`): events are a few hundred
+    /// bytes of JSON on one line, and this runs on every upstream frame.
     fn find_event_end(&mut self) -> Option<usize> {
         let b = &self.buf[..];
         // `scanned` is always the start of a line not yet known to be complete.
-        let mut i = self.scanned;
-        let mut line_start = i;
-        let mut empty = true;
-        while i < b.len() {
-            if b[i] == b'\r' || b[i] == b'\n' {
-                let term_len = match (b[i], b.get(i + 1)) {
-                    (b'\r', Some(b'\n')) => 2,
-                    (b'\r', None) => {
-                        self.scanned = line_start;
-                        return None;
-                    }
-                    _ => 1,
-                };
-                // A blank line ends the event (a blank first line is noise).
-                if empty && line_start > 0 {
-                    return Some(i + term_len);
-                }
-                i += term_len;
-                line_start = i;
-                empty = true;
-            } else {
-                empty = false;
-                i += 1;
+        let mut line_start = self.scanned;
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &b[line_start..]) {
+            let i = line_start + off;
+            let term_len = match (b[i], b.get(i + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                (b'\r', None) => break,
+                _ => 1,
+            };
+            // A blank line ends the event (a blank first line is noise).
+            if i == line_start && line_start > 0 {
+                return Some(i + term_len);
             }
+            line_start = i + term_len;
         }
         self.scanned = line_start;
         None
     }
 }
 
+/// The fields of one event's bytes. Lines end at `\n` or `\r` (a CRLF
+/// leaves an empty line between, skipped like any blank line).
 fn parse_fields(raw: Bytes) -> Event {
-    let text = String::from_utf8_lossy(&raw);
     let mut event = None;
     let mut data: Option<String> = None;
-    for line in text.split(['\n', '\r']) {
-        if line.is_empty() || line.starts_with(':') {
+    let mut rest: &[u8] = &raw;
+    while !rest.is_empty() {
+        let line = match memchr::memchr2(b'\n', b'\r', rest) {
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                line
+            }
+            None => std::mem::take(&mut rest),
+        };
+        if line.is_empty() || line[0] == b':' {
             continue;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "data" => match &mut data {
+            b"data" => match &mut data {
                 Some(d) => {
                     d.push('\n');
-                    d.push_str(value);
+                    d.push_str(&text(value));
                 }
-                None => data = Some(value.to_string()),
+                None => data = Some(text(value).into_owned()),
             },
-            "event" => event = Some(value.to_string()),
+            b"event" => event = Some(text(value).into_owned()),
             _ => {}
         }
     }
@@ -113,6 +117,15 @@ fn parse_fields(raw: Bytes) -> Event {
         raw,
         event,
         data: data.unwrap_or_default(),
+    }
+}
+
+/// A field's value as text; bytes that are not UTF-8 become U+FFFD, as the
+/// SSE spec decodes them (the checked conversion first: it is the fast one).
+fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
     }
 }
 
@@ -226,6 +239,18 @@ mod tests {
             let rejoined: Vec<u8> = got.iter().flat_map(|e| e.raw.to_vec()).collect();
             assert_eq!(rejoined, input, "seed {seed}");
         }
+    }
+
+    /// Bytes that are not UTF-8 are replaced in the fields, kept as they
+    /// came in the raw event.
+    #[test]
+    fn invalid_utf8_is_replaced_in_fields_only() {
+        let input = b"event: a\xffb\ndata: x\xfe\ndata: y\n\n";
+        let ev = all(input, &[]);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].event.as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(ev[0].data, "x\u{FFFD}\ny");
+        assert_eq!(&ev[0].raw[..], &input[..]);
     }
 
     #[test]

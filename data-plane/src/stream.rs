@@ -79,6 +79,11 @@ pub struct MeteredStream {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Marks an OpenAI chunk that carries content (searched once per event;
+/// a prebuilt finder, not `str::contains`'s per-call setup).
+static DELTA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"delta\""));
+
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent nothing for {0} s")]
 struct Stalled(u64);
@@ -121,7 +126,7 @@ impl MeteredStream {
                     .ctx
                     .as_mut()
                     .map_or(&mut scratch, |c| &mut c.trace.usage);
-                if ev.data.contains("\"delta\"") {
+                if DELTA.find(ev.data.as_bytes()).is_some() {
                     self.streamed_chunks += 1;
                 }
                 openai::scan_chunk(&ev, u, *strip_usage_chunk) == ChunkAction::Forward

@@ -151,8 +151,10 @@ pub fn scan_chunk(ev: &Event, usage: &mut Usage, strip_usage_chunk: bool) -> Chu
 
 /// True when a `"usage"` key is followed by an object, without parsing.
 fn has_usage_object(data: &str) -> bool {
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"usage\""));
     let mut rest = data;
-    while let Some(i) = rest.find("\"usage\"") {
+    while let Some(i) = USAGE.find(rest.as_bytes()) {
         rest = &rest[i + 7..];
         let after = rest.trim_start();
         if let Some(v) = after.strip_prefix(':')
