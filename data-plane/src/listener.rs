@@ -246,7 +246,7 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
         let stop = stop.clone();
         let slots_left = slots.clone();
         tokio::spawn(async move {
-            connection(&builder, stream, st, limits.idle_timeout, stop).await;
+            connection(&builder, stream, st, limits, stop).await;
             drop((permit, own));
             open(&slots_left);
         });
@@ -267,9 +267,10 @@ async fn connection(
     builder: &auto::Builder<TokioExecutor>,
     stream: TcpStream,
     state: Arc<AppState>,
-    idle: Duration,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
+    let idle = limits.idle_timeout;
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -278,7 +279,7 @@ async fn connection(
     let svc = hyper_util::service::TowerToHyperService::new(Gateway::new(state));
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    let mut check = tokio::time::interval((idle / 4).max(Duration::from_millis(250)));
+    let mut check = tokio::time::interval(check_period(limits));
     check.tick().await;
     let mut closing = false;
     loop {
@@ -303,6 +304,18 @@ async fn connection(
             }
         }
     }
+}
+
+/// How often a connection looks at its idle time: a quarter of the idle
+/// timeout, and always sooner than hyper's header-read timer. That timer is
+/// armed again after every answer, and tokio wakes its own driver (an
+/// `eventfd` write and one more `epoll_wait`) whenever a new timer is due
+/// before the earliest one it parked on; with this tick always earlier, it
+/// never is.
+fn check_period(limits: Limits) -> Duration {
+    (limits.idle_timeout / 4)
+        .min(limits.header_timeout / 2)
+        .max(Duration::from_millis(250))
 }
 
 /// When a connection last moved a byte, in ms since it opened.
@@ -386,5 +399,28 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The idle check stays due before any header-read timer hyper arms
+    /// (so re-arming that timer never wakes the driver), and is not a busy
+    /// loop when both timeouts are tiny.
+    #[test]
+    fn the_idle_check_is_due_before_the_header_timer() {
+        let limits = |header, idle| Limits {
+            header_timeout: Duration::from_secs(header),
+            idle_timeout: Duration::from_secs(idle),
+            max_connections: 1,
+        };
+        for (header, idle) in [(20, 120), (20, 40), (5, 600), (60, 8), (1, 1)] {
+            let p = check_period(limits(header, idle));
+            assert!(p < Duration::from_secs(header), "{header} {idle}: {p:?}");
+            assert!(p <= Duration::from_secs(idle) / 4 || p == Duration::from_millis(250));
+            assert!(p >= Duration::from_millis(250));
+        }
     }
 }
