@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load run: the data plane (auth, routing, usage extraction, traces on) against
 # the mock provider in --fast mode, beside the same load straight at the mock
-# and through a plain nginx reverse proxy. Prints a markdown table.
+# and through a plain nginx reverse proxy. Prints a markdown table, with the
+# CPU time each process behind the target used per request (from
+# /proc/<pid>/stat: the proxy, the control plane storing traces, the mock).
 #
 #   e2e/bench/load.sh            # release build, 10 s per cell
 #   DURATION=5 e2e/bench/load.sh
@@ -59,10 +61,10 @@ if [ "${REDIS:-0}" = 1 ]; then
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 fi
 
-start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast; MOCK_ADDR=$ADDR
+start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast; MOCK_ADDR=$ADDR; MOCK_PID=${PIDS[-1]}
 export AIGW_MASTER_KEY=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
 export AIGW_ADMIN_TOKEN=bench-admin NODE_TOKEN=bench-node AIGW_NODE_TOKEN=bench-node
-start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "$BIN/control-plane"; CP_ADDR=$ADDR
+start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "$BIN/control-plane"; CP_ADDR=$ADDR; CP_PID=${PIDS[-1]}
 export AIGW_CONTROL_PLANE="http://$CP_ADDR"
 cat >"$WORK/bench.yaml" <<YAML
 providers:
@@ -80,7 +82,7 @@ client_keys:
     limits: { rps: 1000000000, rpm: 1000000000, tokens_per_minute: 1000000000000, tokens_per_day: 1000000000000, cost_per_day: 1000000000, cost_per_month: 1000000000, concurrent: 100000 }
 YAML
 "$BIN/control-plane" apply -f "$WORK/bench.yaml" >&2
-start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" RUST_LOG=warn "$BIN/data-plane"; DP_ADDR=$ADDR
+start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" RUST_LOG=warn "$BIN/data-plane"; DP_ADDR=$ADDR; DP_PID=${PIDS[-1]}
 for _ in $(seq 1 100); do curl -fs "http://$DP_ADDR/readyz" >/dev/null && break; sleep 0.1; done
 
 NGINX_PORT=$(free_port)
@@ -88,36 +90,52 @@ mkdir -p "$WORK/nginx"
 sed -e "s#__DIR__#$WORK/nginx#g" -e "s#__MOCK_PORT__#${MOCK_ADDR##*:}#" -e "s#__PORT__#$NGINX_PORT#" \
   "$ROOT/e2e/bench/nginx.conf.tmpl" >"$WORK/nginx/nginx.conf"
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx.err" &
-PIDS+=($!)
+PIDS+=($!); NGINX_PID=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.05; done
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+TICK=$(getconf CLK_TCK)
 
-# run TARGET_URL STREAM CONNS -> "rps p50_ms p99_ms"
+# ticks PID: CPU time (user + system, every thread) the process has used, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# run TARGET_URL STREAM CONNS KEY NAME=PID... -> "rps p50 p99 non2xx cpu"
+# cpu: each named process's CPU time per request over the cell, in µs
+# (the proxy, the control plane storing traces, the mock behind them).
 run() {
-  local out
-  out=$(STREAM="$2" AIGW_KEY="${4:-sk-bench}" wrk -t"$(( $3 < THREADS ? $3 : THREADS ))" -c"$3" -d"${DURATION}s" --latency \
-    -s "$ROOT/e2e/bench/chat.lua" "$1/v1/chat/completions")
-  local rps p50 p99 non2xx
+  local url="$1" stream="$2" conns="$3" key="$4" out
+  shift 4
+  local -a before=()
+  for np in "$@"; do before+=("$(ticks "${np#*=}")"); done
+  out=$(STREAM="$stream" AIGW_KEY="$key" wrk -t"$(( conns < THREADS ? conns : THREADS ))" -c"$conns" -d"${DURATION}s" --latency \
+    -s "$ROOT/e2e/bench/chat.lua" "$url/v1/chat/completions")
+  local rps p50 p99 non2xx total cpu="" i=0
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  echo "$rps $p50 $p99 ${non2xx:-0}"
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  for np in "$@"; do
+    local used=$(( $(ticks "${np#*=}") - before[i] ))
+    cpu+="${cpu:+, }${np%%=*} $(awk -v u="$used" -v t="$TICK" -v n="${total:-0}" 'BEGIN { printf "%.0f", (n > 0 ? u * 1e6 / t / n : 0) }')"
+    i=$((i + 1))
+  done
+  echo "$rps $p50 $p99 ${non2xx:-0} $cpu"
 }
 
-echo "| mode | conns | target | req/s | p50 | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|---|"
+echo "| mode | conns | target | req/s | p50 | p99 | non-2xx | CPU µs/request |"
+echo "|---|---|---|---|---|---|---|---|"
 for stream in $STREAMS; do
   mode=$([ "$stream" = 1 ] && echo streaming || echo non-streaming)
   for c in $CONNS; do
     for target in $TARGETS; do
       case $target in
-        mock) url="http://$MOCK_ADDR" ;;
-        nginx) url="http://127.0.0.1:$NGINX_PORT" ;;
-        data-plane|limits) url="http://$DP_ADDR" ;;
+        mock) url="http://$MOCK_ADDR"; procs=("mock=$MOCK_PID") ;;
+        nginx) url="http://127.0.0.1:$NGINX_PORT"; procs=("nginx=$NGINX_WORKER" "mock=$MOCK_PID") ;;
+        data-plane|limits) url="http://$DP_ADDR"; procs=("dp=$DP_PID" "cp=$CP_PID" "mock=$MOCK_PID") ;;
       esac
       key=$([ "$target" = limits ] && echo sk-bench-limited || echo sk-bench)
-      read -r rps p50 p99 bad < <(run "$url" "$stream" "$c" "$key")
-      echo "| $mode | $c | $target | $rps | $p50 | $p99 | $bad |"
+      read -r rps p50 p99 bad cpu < <(run "$url" "$stream" "$c" "$key" "${procs[@]}")
+      echo "| $mode | $c | $target | $rps | $p50 | $p99 | $bad | $cpu |"
     done
   done
 done
