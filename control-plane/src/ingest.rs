@@ -260,11 +260,12 @@ fn insert_with_rollups(
     rows: &[TraceRow],
 ) -> Result<Vec<String>> {
     let new = insert_new_ids(conn, rows)?;
-    let fresh: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
+    // Taken out as met: a request id twice in one batch was stored once
+    // (the first copy), so it is counted once.
+    let mut fresh: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
     rollup::record(
         conn,
-        rows.iter()
-            .filter(|r| fresh.contains(r.request_id.as_str())),
+        rows.iter().filter(|r| fresh.remove(r.request_id.as_str())),
     )?;
     Ok(new)
 }
@@ -436,6 +437,37 @@ pub mod tests {
         let attempts: serde_json::Value = serde_json::from_str(&row.attempts).unwrap();
         assert_eq!(attempts[0]["provider_key"], "team-a");
         assert_eq!(attempts[0]["error"], serde_json::Value::Null);
+    }
+
+    /// A request id twice in one batch (a resend merged with the original)
+    /// is one request in the usage rollups too, not only in the traces.
+    #[tokio::test]
+    async fn a_request_twice_in_one_batch_is_counted_once_in_the_rollups() {
+        use crate::db::rollups::{RollupFilter, scan};
+        use crate::rollup::{DAY_MS, Level};
+        let t = temp_db();
+        // Recent: rollups keep nothing older than their longest span.
+        let recent = |id: &str| TraceRecord {
+            started_at_ms: now_ms(),
+            ..record(id)
+        };
+        let batch = vec![recent("d1"), recent("d2"), recent("d1")];
+        assert_eq!(
+            store_batch(&t.db, batch, &Default::default())
+                .await
+                .unwrap(),
+            (2, 1)
+        );
+        let f = RollupFilter {
+            level: Level::Total as i32,
+            span_ms: DAY_MS,
+            since_ms: 0,
+            until_ms: i64::MAX,
+            ..Default::default()
+        };
+        let totals = t.db.run(move |c| scan(c, &f)).await.unwrap();
+        assert_eq!(totals.len(), 1);
+        assert_eq!((totals[0].requests, totals[0].input_tokens), (2, 20));
     }
 
     #[tokio::test]

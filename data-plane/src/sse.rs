@@ -15,11 +15,25 @@ pub struct Event {
     pub data: String,
 }
 
+/// The most bytes one event may take. Providers send events of a few
+/// hundred bytes (a Gemini chunk with an inline image, a few MB); past this
+/// the stream is ended with an error rather than buffered without bound.
+pub const MAX_EVENT: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 pub struct SseParser {
     buf: BytesMut,
-    /// Bytes of `buf` already scanned without finding an event end.
-    scanned: usize,
+    /// Start of the line not yet known to be complete.
+    line_start: usize,
+    /// Where the search for the next line end resumes: a long line arriving
+    /// in many reads is searched once, not again on every read.
+    scan_from: usize,
+    /// The event so far has a line that is not blank (leading blank lines
+    /// are noise, not an empty event).
+    has_line: bool,
+    /// The last line ended at a `\r` that was the last byte read: a `\n`
+    /// coming next completes that CRLF rather than making a blank line.
+    after_cr: bool,
 }
 
 impl SseParser {
@@ -35,53 +49,72 @@ impl SseParser {
     pub fn next_event(&mut self) -> Option<Event> {
         let end = self.find_event_end()?;
         let raw = self.buf.split_to(end).freeze();
-        self.scanned = 0;
+        self.line_start = 0;
+        self.scan_from = 0;
         Some(parse_fields(raw))
+    }
+
+    /// Whether the event being read has outgrown [`MAX_EVENT`] (checked once
+    /// the complete events are taken: what is left is one unfinished event).
+    pub fn too_large(&self) -> bool {
+        self.buf.len() > MAX_EVENT
     }
 
     /// Whatever is left when the stream ends (an event without its blank line).
     pub fn finish(&mut self) -> Option<Event> {
-        if self.buf.is_empty() {
-            return None;
-        }
-        let raw = self.buf.split().freeze();
-        self.scanned = 0;
-        let ev = parse_fields(raw);
-        Some(ev)
+        let rest = std::mem::take(self);
+        (!rest.buf.is_empty()).then(|| parse_fields(rest.buf.freeze()))
     }
 
-    /// Offset just past the blank line ending the first event. A trailing
-    /// lone `\r` is not trusted yet: the `\n` of a CRLF may still be coming.
-    /// Jumps from line end to line end (`memchr`): events are a few hundred
-    /// bytes of JSON on one line, and this runs on every upstream frame.
+    /// Offset just past the blank line ending the first event. Line ends
+    /// are `\n`, `\r\n` or `\r` (the SSE spec's three), taken as soon as
+    /// they arrive: a `\r` ending the buffer ends its line now, and a `\n`
+    /// that follows in the next read is folded into it. Jumps from line end
+    /// to line end (`memchr`): events are a few hundred bytes of JSON on
+    /// one line, and this runs on every upstream frame.
     fn find_event_end(&mut self) -> Option<usize> {
         let b = &self.buf[..];
-        // `scanned` is always the start of a line not yet known to be complete.
-        let mut line_start = self.scanned;
-        while let Some(off) = memchr::memchr2(b'\n', b'\r', &b[line_start..]) {
-            let i = line_start + off;
-            let term_len = match (b[i], b.get(i + 1)) {
-                (b'\r', Some(b'\n')) => 2,
-                (b'\r', None) => break,
-                _ => 1,
-            };
-            // A blank line ends the event (a blank first line is noise).
-            if i == line_start && line_start > 0 {
-                return Some(i + term_len);
+        loop {
+            if self.after_cr {
+                if *b.get(self.line_start)? == b'\n' {
+                    self.line_start += 1;
+                    self.scan_from = self.line_start;
+                }
+                self.after_cr = false;
             }
-            line_start = i + term_len;
+            let Some(off) = memchr::memchr2(b'\n', b'\r', &b[self.scan_from..]) else {
+                self.scan_from = b.len();
+                return None;
+            };
+            let i = self.scan_from + off;
+            let blank = i == self.line_start;
+            let end = match (b[i], b.get(i + 1)) {
+                (b'\r', Some(b'\n')) => i + 2,
+                (b'\r', None) => {
+                    self.after_cr = true;
+                    i + 1
+                }
+                _ => i + 1,
+            };
+            self.line_start = end;
+            self.scan_from = end;
+            if !blank {
+                self.has_line = true;
+            } else if std::mem::take(&mut self.has_line) {
+                return Some(end);
+            }
         }
-        self.scanned = line_start;
-        None
     }
 }
 
 /// The fields of one event's bytes. Lines end at `\n` or `\r` (a CRLF
-/// leaves an empty line between, skipped like any blank line).
+/// leaves an empty line between, skipped like any blank line). A UTF-8 BOM
+/// opening an event (the stream's first, where the SSE spec allows one) is
+/// not part of its first field's name.
 fn parse_fields(raw: Bytes) -> Event {
     let mut event = None;
     let mut data: Option<String> = None;
-    let mut rest: &[u8] = &raw;
+    let mut rest: &[u8] = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
     while !rest.is_empty() {
         let line = match memchr::memchr2(b'\n', b'\r', rest) {
             Some(i) => {
@@ -251,6 +284,69 @@ mod tests {
         assert_eq!(ev[0].event.as_deref(), Some("a\u{FFFD}b"));
         assert_eq!(ev[0].data, "x\u{FFFD}\ny");
         assert_eq!(&ev[0].raw[..], &input[..]);
+    }
+
+    /// A `\r` ending the read ends its event at once (the event is not
+    /// held until more bytes come); a `\n` arriving next joins the stream's
+    /// bytes without making an event of its own.
+    #[test]
+    fn a_lone_cr_ends_the_event_without_waiting() {
+        let mut p = SseParser::new();
+        p.push(b"data: a\r\r");
+        assert_eq!(p.next_event().map(|e| e.data), Some("a".into()));
+        p.push(b"\ndata: b\r\n\r\n");
+        let ev = p.next_event().unwrap();
+        assert_eq!(ev.data, "b");
+        assert_eq!(&ev.raw[..], b"\ndata: b\r\n\r\n");
+        assert!(p.next_event().is_none());
+        assert!(p.finish().is_none());
+    }
+
+    /// A CRLF cut between its two bytes inside an event is one line end,
+    /// not a line end and a blank line.
+    #[test]
+    fn a_crlf_cut_in_two_does_not_end_the_event() {
+        let mut p = SseParser::new();
+        p.push(b"event: e\r");
+        assert!(p.next_event().is_none());
+        p.push(b"\ndata: x\r");
+        assert!(p.next_event().is_none());
+        p.push(b"\n\r\n");
+        let ev = p.next_event().unwrap();
+        assert_eq!((ev.event.as_deref(), ev.data.as_str()), (Some("e"), "x"));
+    }
+
+    /// A long line read in many small pieces is searched once: the search
+    /// resumes where the last read's ended.
+    #[test]
+    fn a_long_line_is_not_searched_again_on_every_read() {
+        let mut p = SseParser::new();
+        p.push(b"data: ");
+        for _ in 0..1000 {
+            p.push(&[b'a'; 100]);
+            assert!(p.next_event().is_none());
+            assert_eq!(p.scan_from, p.buf.len());
+            assert_eq!(p.line_start, 0);
+        }
+        p.push(b"\n\n");
+        assert_eq!(p.next_event().unwrap().data.len(), 100_000);
+    }
+
+    #[test]
+    fn an_event_past_the_bound_is_too_large() {
+        let mut p = SseParser::new();
+        p.push(b"data: x\n\ndata: ");
+        p.push(&vec![b'a'; MAX_EVENT]);
+        assert_eq!(p.next_event().unwrap().data, "x");
+        assert!(p.next_event().is_none());
+        assert!(p.too_large());
+    }
+
+    #[test]
+    fn a_bom_opening_the_stream_is_not_part_of_the_field_name() {
+        let ev = all(b"\xEF\xBB\xBFevent: e\ndata: x\n\n", &[]);
+        assert_eq!(ev[0].event.as_deref(), Some("e"));
+        assert_eq!(ev[0].data, "x");
     }
 
     #[test]

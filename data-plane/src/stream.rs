@@ -84,6 +84,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 static DELTA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"delta\""));
 
+/// The trace's error when one upstream event outgrows [`crate::sse::MAX_EVENT`].
+const EVENT_TOO_LARGE: &str = "upstream event too large";
+
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent nothing for {0} s")]
 struct Stalled(u64);
@@ -349,6 +352,15 @@ impl MeteredStream {
                         while let Some(ev) = this.parser.next_event() {
                             this.on_event(ev, &mut out);
                         }
+                        if this.parser.too_large() {
+                            // Buffering on would let one upstream take the
+                            // node's memory: deliver what came before, then
+                            // end the stream with an error.
+                            this.done = true;
+                            this.file_trace(Some(EVENT_TOO_LARGE));
+                            this.failed = Some(EVENT_TOO_LARGE.into());
+                            break;
+                        }
                     }
                     if out.len() >= MAX_FRAME {
                         break;
@@ -386,7 +398,7 @@ impl MeteredStream {
         }
         let out = out.into_bytes();
         if out.is_empty() {
-            return Poll::Ready(None);
+            return Poll::Ready(this.failed.take().map(Err));
         }
         Poll::Ready(Some(Ok(Frame::data(out))))
     }

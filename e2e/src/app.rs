@@ -389,6 +389,13 @@ async fn answer(
 /// connection without finishing the response.
 fn chunked_body(frames: Vec<Bytes>, fault: &Fault) -> Body {
     let mut items: Vec<Result<Bytes, io::Error>> = frames.into_iter().map(Ok).collect();
+    if let Some(len) = fault.endless_event_bytes {
+        items.truncate(fault.cut_after_chunks.unwrap_or(1));
+        items.push(Ok(Bytes::from_static(b"data: ")));
+        let piece = Bytes::from(vec![b'a'; 64 * 1024]);
+        items.extend((0..len.div_ceil(piece.len())).map(|_| Ok(piece.clone())));
+        return Body::from_stream(stream::iter(items));
+    }
     if let Some(n) = fault.cut_after_chunks {
         items.truncate(n);
         items.push(Err(io::Error::other("mock fault: stream cut")));

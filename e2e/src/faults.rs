@@ -28,6 +28,11 @@ pub struct Fault {
     /// streaming), without the end of the stream.
     #[serde(default)]
     pub cut_after_chunks: Option<usize>,
+    /// Streaming: after `cut_after_chunks` chunks (the first one if unset),
+    /// one event that never ends: `data: ` and this many bytes, sent in
+    /// 64 KiB pieces (a broken or hostile upstream).
+    #[serde(default)]
+    pub endless_event_bytes: Option<usize>,
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: Option<u64>,
@@ -62,6 +67,7 @@ impl Default for Fault {
             retry_after: None,
             message: None,
             cut_after_chunks: None,
+            endless_event_bytes: None,
             delay_ms: None,
             chunk_delay_ms: None,
             key: None,

@@ -274,6 +274,7 @@ pub fn stream_error_kind(message: &str) -> &'static str {
     match message {
         "upstream stream cut" => "stream_cut",
         "upstream stream stalled" => "stream_stalled",
+        "upstream event too large" => "stream_event_too_large",
         "client closed the stream early" => "client_closed",
         _ => "stream_error",
     }

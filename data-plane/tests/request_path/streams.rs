@@ -93,6 +93,38 @@ async fn a_stalled_upstream_is_given_up_after_the_idle_timeout() {
     assert_eq!(t.error, "upstream stream stalled");
 }
 
+/// An upstream event that never ends is not buffered past the bound: the
+/// app gets the events before it, then the error, and the trace says why.
+#[tokio::test]
+async fn an_endless_upstream_event_ends_the_stream_at_the_bound() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        cut_after_chunks: Some(2),
+        endless_event_bytes: Some(data_plane::sse::MAX_EVENT + 256 * 1024),
+        ..Fault::default()
+    });
+    let a = gw
+        .post("/v1/chat/completions", chat_stream("endless"))
+        .await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    let err = text
+        .find("\n<error: upstream event too large>")
+        .expect("the stream ends with the error");
+    assert_eq!(
+        text[..err].matches("data: {").count(),
+        2,
+        "{}",
+        &text[..err]
+    );
+    assert!(!text.contains("data: aaa"), "no part of the endless event");
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(
+        (t.status, t.error.as_str()),
+        (200, "upstream event too large")
+    );
+}
+
 #[tokio::test]
 async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
     let gw = Gw::start(&[]).await;
