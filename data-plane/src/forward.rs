@@ -21,7 +21,7 @@ use crate::upstream_client::{UpstreamBody, UpstreamClient};
 
 pub type HttpClient = UpstreamClient;
 
-/// Largest upstream error body relayed to the app.
+/// Largest upstream error body relayed to the app (a larger one is not).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub fn build_client(
@@ -129,12 +129,26 @@ pub async fn send(
                 draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
                 return Ok(Answer { response: resp });
             }
+            Ok(Ok(resp)) if !(400..=599).contains(&resp.status().as_u16()) => {
+                // A redirect (never followed: it would take the pool's key
+                // elsewhere), a protocol switch, or a code HTTP does not
+                // define: nothing an app's SDK can act on.
+                let status = resp.status().as_u16();
+                let failure = Failure::Unreadable(format!("unexpected status {status}"));
+                GatewayError::upstream(provider, failure)
+            }
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 let retry_after = retry_after_secs(resp.headers());
                 // Boxed: the error path's future stays out of every request's.
-                let body = Box::pin(read_error_body(resp.into_body())).await;
-                let body = scrub(body, up.pool.keys.iter().map(|k| k.secret.as_str()));
+                let body = Box::pin(read_error_body(resp.into_body(), call.timeout)).await;
+                // The key's extra headers may be secrets too (a second key,
+                // an organization id).
+                let secrets = up.pool.keys.iter().flat_map(|k| {
+                    let extra = k.headers.iter().filter_map(|(_, v)| v.to_str().ok());
+                    std::iter::once(k.secret.as_str()).chain(extra)
+                });
+                let body = scrub(body, secrets);
                 refusal(provider, status, retry_after, body)
             }
         };
@@ -202,9 +216,33 @@ fn refusal(
     }
 }
 
-/// Gemini answers a bad API key with 400 `API_KEY_INVALID` rather than 401.
+/// Gemini answers a bad API key with 400 rather than 401, naming the reason
+/// in the error's structured details (`google.rpc.ErrorInfo`). Only there:
+/// the message text can quote what the app sent (Google echoes unknown field
+/// names, OpenAI bad enum values), and a body that merely contains the word
+/// must not let an app take the pool's credentials offline.
 fn rejects_credential(status: StatusCode, body: &[u8]) -> bool {
-    status == StatusCode::BAD_REQUEST && body.windows(15).any(|w| w == b"API_KEY_INVALID")
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Error,
+    }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        #[serde(default)]
+        details: Vec<Detail>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        #[serde(default)]
+        reason: Option<serde_json::Value>,
+    }
+    status == StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<Body>(body).is_ok_and(|b| {
+            b.error
+                .details
+                .iter()
+                .any(|d| d.reason.as_ref().and_then(|r| r.as_str()) == Some("API_KEY_INVALID"))
+        })
 }
 
 fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
@@ -215,13 +253,19 @@ fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
         .parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| s.ceil() as u64)
+        .map(|s| s.ceil().min(MAX_RETRY_AFTER_SECS as f64) as u64)
 }
 
-async fn read_error_body(body: UpstreamBody) -> Bytes {
-    match Limited::new(body, MAX_ERROR_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => Bytes::new(),
+/// The longest wait relayed to an app from an upstream's `Retry-After`.
+const MAX_RETRY_AFTER_SECS: u64 = 3600;
+
+/// The error body, if it comes whole within `timeout` and the size bound
+/// (else none: the app then gets the gateway's words for the status).
+async fn read_error_body(body: UpstreamBody, timeout: Duration) -> Bytes {
+    let read = Limited::new(body, MAX_ERROR_BODY).collect();
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(_)) | Err(_) => Bytes::new(),
     }
 }
 
@@ -252,10 +296,31 @@ mod tests {
     }
 
     #[test]
+    fn only_googles_structured_reason_marks_a_rejected_key() {
+        let google = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        assert!(rejects_credential(StatusCode::BAD_REQUEST, google));
+        assert!(!rejects_credential(StatusCode::FORBIDDEN, google));
+        // What an app can make an upstream echo: the word, not the reason.
+        for echoed in [
+            &br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"API_KEY_INVALID\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"description":"Unknown name \"API_KEY_INVALID\""}]}]}}"#[..],
+            br#"{"error":{"message":"Invalid value: 'API_KEY_INVALID'. Supported values are: 'low' and 'high'.","type":"invalid_request_error"}}"#,
+            b"API_KEY_INVALID",
+        ] {
+            assert!(
+                !rejects_credential(StatusCode::BAD_REQUEST, echoed),
+                "{}",
+                String::from_utf8_lossy(echoed)
+            );
+        }
+    }
+
+    #[test]
     fn parses_retry_after() {
         let mut h = HeaderMap::new();
         h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
         assert_eq!(retry_after_secs(&h), Some(2));
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1e300"));
+        assert_eq!(retry_after_secs(&h), Some(3600));
         h.insert(
             http::header::RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),

@@ -5,6 +5,8 @@
 //! can read usage from it; the bytes themselves are forwarded untouched by
 //! the caller.
 
+use std::collections::VecDeque;
+
 use bytes::BytesMut;
 
 use crate::sse::Event;
@@ -21,7 +23,8 @@ pub struct JsonArrayParser {
     escaped: bool,
     /// Too large or malformed: stop looking; everything still passes.
     gave_up: bool,
-    ready: Vec<Event>,
+    /// Elements read, oldest first (a deque: one read may hold thousands).
+    ready: VecDeque<Event>,
 }
 
 impl JsonArrayParser {
@@ -69,7 +72,7 @@ impl JsonArrayParser {
                     {
                         self.buf.extend_from_slice(&chunk[s..=i]);
                         let raw = self.buf.split().freeze();
-                        self.ready.push(Event {
+                        self.ready.push_back(Event {
                             data: String::from_utf8_lossy(&raw).into_owned(),
                             raw,
                             event: None,
@@ -90,7 +93,7 @@ impl JsonArrayParser {
 
     /// The next complete element, if any.
     pub fn next_event(&mut self) -> Option<Event> {
-        (!self.ready.is_empty()).then(|| self.ready.remove(0))
+        self.ready.pop_front()
     }
 }
 

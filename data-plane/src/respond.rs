@@ -23,8 +23,9 @@ use crate::trace_report::{TraceDraft, Written};
 use crate::translate::{self, Framing};
 use crate::upstream_client::UpstreamBody;
 
-/// Largest non-streamed upstream answer the gateway buffers.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Largest non-streamed upstream answer the gateway buffers (a few inline
+/// images in base64 fit; each request in flight may hold this much).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The app's answer, before the logging phase. (Moved once per request, so
 /// the stream's metering state is not boxed.)
@@ -77,7 +78,8 @@ pub async fn respond(
     let is_sse = content_type
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+        .and_then(|v| v.get(..17))
+        .is_some_and(|v| v.eq_ignore_ascii_case("text/event-stream"));
     if plan.stream {
         let (app, target) = (call.format.codec(), plan.target.codec());
         // Gemini without `?alt=sse` streams a JSON array, not events.
@@ -125,13 +127,22 @@ pub async fn respond(
         }
         return Ok(Reply::Stream(r));
     }
-    let bytes = Limited::new(up_body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            GatewayError::upstream(&trace.rec.provider, Failure::BodyBroken(e.to_string()))
-        })?
-        .to_bytes();
+    // The body gets the same time its head had: an upstream that sends
+    // the head and then nothing (or a byte a minute) must not hold the app,
+    // the connection and the budget reservation for ever.
+    let timeout = state.cfg.upstream_timeout();
+    let read = tokio::time::timeout(timeout, Limited::new(up_body, MAX_RESPONSE_BYTES).collect());
+    let bytes = match read.await {
+        Err(_) => {
+            let failure = Failure::Timeout(timeout.as_secs());
+            return Err(GatewayError::upstream(&trace.rec.provider, failure));
+        }
+        Ok(Err(e)) => {
+            let failure = Failure::BodyBroken(e.to_string());
+            return Err(GatewayError::upstream(&trace.rec.provider, failure));
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
     trace.first_byte();
     let out = if plan.native {
         if call.op != Op::CountTokens

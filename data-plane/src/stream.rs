@@ -19,6 +19,7 @@ use crate::sse::{Event, SseParser};
 use crate::trace_report::Written;
 use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
+use crate::usage::Usage;
 
 /// How upstream events become the app's.
 pub enum Mode {
@@ -75,7 +76,28 @@ pub struct MeteredStream {
     /// OpenAI chunks with content (about a token each).
     streamed_chars: u64,
     streamed_chunks: u64,
+    /// Tool-call indices the stream has named (the formats' state keeps
+    /// one entry per call, looked up per event: bounded, see
+    /// [`MAX_TOOL_CALLS`]).
+    tool_calls: Vec<u32>,
+    /// Upstream bytes of a translated stream (whose encoder may keep the
+    /// text and arguments until the end: bounded, see [`MAX_TRANSLATED`]).
+    translated_bytes: usize,
+    /// The stream outgrew a bound: it ends with this error.
+    overrun: Option<&'static str>,
 }
+
+/// The most tool calls one streamed answer may hold (models make a handful
+/// in parallel; a stream naming more is broken or hostile).
+const MAX_TOOL_CALLS: usize = 256;
+
+/// The most upstream bytes a translated stream may carry (a 128k-token
+/// answer in per-token OpenAI chunks is about 25 MB).
+const MAX_TRANSLATED: usize = 64 * 1024 * 1024;
+
+/// The trace's error when a stream outgrows [`MAX_TOOL_CALLS`] or
+/// [`MAX_TRANSLATED`].
+const STREAM_TOO_LARGE: &str = "upstream stream too large";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -114,6 +136,9 @@ impl MeteredStream {
             idle_timeout,
             streamed_chars: 0,
             streamed_chunks: 0,
+            tool_calls: Vec::new(),
+            translated_bytes: 0,
+            overrun: None,
         }
     }
 
@@ -195,10 +220,22 @@ impl MeteredStream {
                     }
                 }
                 StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
-                StreamEvent::ToolCallDelta { arguments, .. } => {
+                StreamEvent::ToolCallDelta { arguments, index } => {
                     self.streamed_chars += arguments.len() as u64;
+                    if !self.tool_calls.contains(index) {
+                        self.tool_calls.push(*index);
+                    }
+                }
+                StreamEvent::ToolCallStart { index, .. } if !self.tool_calls.contains(index) => {
+                    self.tool_calls.push(*index);
                 }
                 _ => {}
+            }
+            if self.tool_calls.len() > MAX_TOOL_CALLS {
+                // Not one more event to the encoder: the stream ends here.
+                self.overrun = Some(STREAM_TOO_LARGE);
+                self.events.clear();
+                return;
             }
         }
         match &mut self.mode {
@@ -212,8 +249,30 @@ impl MeteredStream {
         }
     }
 
+    /// Before the logging phase of a stream that did not end cleanly: what
+    /// the provider reported is kept, what it had not reported yet is
+    /// estimated from what was streamed (a stream cut just before OpenAI's
+    /// closing usage chunk is not free).
+    fn charge_unreported(&mut self, source: &str) {
+        if let Some(c) = &mut self.ctx {
+            let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
+            c.trace.charge_unreported(streamed, source);
+        }
+    }
+
     /// The logging phase, once: whichever of end, break or drop comes first.
     fn file_trace(&mut self, error: Option<&str>) {
+        // An upstream that never reported usage (a compatible vendor that
+        // ignores `include_usage`, or an answer that is not SSE at all) is
+        // charged an estimate, not nothing.
+        if error.is_none()
+            && self
+                .ctx
+                .as_ref()
+                .is_some_and(|c| c.trace.usage == Usage::default())
+        {
+            self.charge_unreported("estimated_unreported");
+        }
         if let Some(mut ctx) = self.ctx.take() {
             if let Some(e) = error {
                 ctx.trace.set_error(e);
@@ -333,6 +392,7 @@ impl MeteredStream {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
+                    let len = data.len();
                     let deadline = tokio::time::Instant::now() + this.idle_timeout;
                     this.idle.as_mut().reset(deadline);
                     if let Some(c) = &mut this.ctx {
@@ -349,18 +409,30 @@ impl MeteredStream {
                         out.push(data);
                     } else {
                         this.parser.push(&data);
-                        while let Some(ev) = this.parser.next_event() {
+                        while this.overrun.is_none()
+                            && let Some(ev) = this.parser.next_event()
+                        {
                             this.on_event(ev, &mut out);
                         }
                         if this.parser.too_large() {
-                            // Buffering on would let one upstream take the
-                            // node's memory: deliver what came before, then
-                            // end the stream with an error.
-                            this.done = true;
-                            this.file_trace(Some(EVENT_TOO_LARGE));
-                            this.failed = Some(EVENT_TOO_LARGE.into());
-                            break;
+                            this.overrun = Some(EVENT_TOO_LARGE);
                         }
+                    }
+                    if matches!(this.mode, Mode::Translate { .. }) {
+                        this.translated_bytes += len;
+                        if this.translated_bytes > MAX_TRANSLATED {
+                            this.overrun = Some(STREAM_TOO_LARGE);
+                        }
+                    }
+                    if let Some(why) = this.overrun {
+                        // Going on would let one upstream take the node's
+                        // memory or a core: deliver what came before, then
+                        // end the stream with an error.
+                        this.done = true;
+                        this.charge_unreported("estimated_broken");
+                        this.file_trace(Some(why));
+                        this.failed = Some(why.into());
+                        break;
                     }
                     if out.len() >= MAX_FRAME {
                         break;
@@ -368,6 +440,7 @@ impl MeteredStream {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
+                    this.charge_unreported("estimated_broken");
                     this.file_trace(Some("upstream stream cut"));
                     if out.is_empty() {
                         return Poll::Ready(Some(Err(e.into())));
@@ -388,6 +461,7 @@ impl MeteredStream {
                     }
                     if this.idle.as_mut().poll(cx).is_ready() {
                         this.done = true;
+                        this.charge_unreported("estimated_broken");
                         this.file_trace(Some("upstream stream stalled"));
                         let secs = this.idle_timeout.as_secs();
                         return Poll::Ready(Some(Err(Stalled(secs).into())));
@@ -408,12 +482,8 @@ impl Drop for MeteredStream {
     fn drop(&mut self) {
         // The app went away mid-stream: the answer was (partly) delivered,
         // and the provider billed what it generated until the connection
-        // closed. What it reported is kept; what it had not reported yet is
-        // estimated (the trace says so).
-        if let Some(c) = &mut self.ctx {
-            let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
-            c.trace.charge_abandoned(streamed);
-        }
+        // closed.
+        self.charge_unreported("estimated_abandoned");
         self.file_trace(Some("client closed the stream early"));
     }
 }

@@ -70,10 +70,9 @@ impl Accounts {
         let (status, message) = match (state, wire) {
             (KeyState::Valid, _) => return None,
             // Gemini refuses a bad key with 400 API_KEY_INVALID.
-            (KeyState::Revoked, Wire::Gemini) => (
-                StatusCode::BAD_REQUEST,
-                "API key not valid. Please pass a valid API key.",
-            ),
+            (KeyState::Revoked, Wire::Gemini) => {
+                (StatusCode::BAD_REQUEST, crate::gemini::API_KEY_NOT_VALID)
+            }
             (KeyState::Revoked, Wire::Anthropic) => (StatusCode::UNAUTHORIZED, "invalid x-api-key"),
             (KeyState::Revoked, Wire::OpenAi) => (
                 StatusCode::UNAUTHORIZED,

@@ -343,10 +343,22 @@ async fn answer(
 
     match ready.answer {
         Answer::Sse {
-            frames,
-            usage,
-            usage_index,
+            mut frames,
+            mut usage,
+            mut usage_index,
         } => {
+            if let Some(body) = &fault.stream_body {
+                frames = vec![Bytes::from(body.clone())];
+                usage = None;
+                usage_index = None;
+            }
+            if fault.omit_stream_usage
+                && let Some(i) = usage_index.take()
+                && i < frames.len()
+            {
+                frames.remove(i);
+                usage = None;
+            }
             // The usage reached the client only if the stream got that far.
             let usage = usage.filter(|_| {
                 usage_index.is_none_or(|i| fault.cut_after_chunks.is_none_or(|n| i < n))

@@ -33,6 +33,14 @@ pub struct Fault {
     /// 64 KiB pieces (a broken or hostile upstream).
     #[serde(default)]
     pub endless_event_bytes: Option<usize>,
+    /// Streaming: send this as the whole body instead of the model's
+    /// answer (a stream the mock's model would never produce).
+    #[serde(default)]
+    pub stream_body: Option<String>,
+    /// Streaming: leave the frame with the usage report out, as
+    /// OpenAI-compatible vendors that ignore `stream_options` do.
+    #[serde(default)]
+    pub omit_stream_usage: bool,
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: Option<u64>,
@@ -68,6 +76,8 @@ impl Default for Fault {
             message: None,
             cut_after_chunks: None,
             endless_event_bytes: None,
+            omit_stream_usage: false,
+            stream_body: None,
             delay_ms: None,
             chunk_delay_ms: None,
             key: None,

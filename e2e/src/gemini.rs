@@ -417,6 +417,9 @@ pub fn model(id: &str) -> Option<Value> {
 }
 
 /// Status and body of an error in Google's shape.
+/// What Google answers a request made with a key that is not valid (400).
+pub const API_KEY_NOT_VALID: &str = "API key not valid. Please pass a valid API key.";
+
 pub fn error_parts(err: &MockError) -> (StatusCode, Value) {
     let (status, message) = match err {
         // What the real API answers a call without a key.
@@ -447,7 +450,16 @@ pub fn error_parts(err: &MockError) -> (StatusCode, Value) {
         504 => "DEADLINE_EXCEEDED",
         _ => "INTERNAL",
     };
-    let body = json!({"error": {"code": status.as_u16(), "message": message, "status": grpc}});
+    let mut body = json!({"error": {"code": status.as_u16(), "message": message, "status": grpc}});
+    if message == API_KEY_NOT_VALID {
+        // The reason is only in the structured details, as Google sends it.
+        body["error"]["details"] = json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        }]);
+    }
     (status, body)
 }
 

@@ -201,9 +201,9 @@ impl Local {
         // Tokens count in the minute the request was admitted in.
         let minute = at_ms / MINUTE_MS;
         if minute == c.minute {
-            c.this_minute.tokens += tokens;
+            c.this_minute.tokens = c.this_minute.tokens.saturating_add(tokens);
         } else if minute + 1 == c.minute {
-            c.last_minute.tokens += tokens;
+            c.last_minute.tokens = c.last_minute.tokens.saturating_add(tokens);
         }
         c.day_tokens = c.day_tokens.saturating_add(tokens);
         c.day_cost += cost;

@@ -365,6 +365,10 @@ impl Limiter {
         } else {
             0.0
         };
+        // No request has this many tokens; an upstream that says so must
+        // not wrap a counter (or, past 10^14, reach Redis's Lua as a float
+        // that `HINCRBY` refuses, which would charge nothing).
+        let tokens = tokens.min(MAX_SETTLED_TOKENS);
         for (budget, store) in &r.held {
             match (store, &self.shared) {
                 (Store::Shared, Some(shared)) => {
@@ -378,6 +382,9 @@ impl Limiter {
         let _ = r.demand;
     }
 }
+
+/// The most tokens one request is charged (10^12).
+const MAX_SETTLED_TOKENS: u64 = 1_000_000_000_000;
 
 /// A reservation held by a request, settled when it ends: the pipeline
 /// settles it with the request's usage; dropped unsettled (a panic, a

@@ -113,16 +113,21 @@ impl TraceDraft {
         }
     }
 
-    /// A stream the app left before the provider reported usage: charged
-    /// what the prompt is estimated at (unless the provider reported it)
-    /// and the tokens seen streamed, as providers bill what they generated
-    /// before the connection was cut. The trace says so.
-    pub fn charge_abandoned(&mut self, streamed_tokens: u64) {
+    /// A stream that ended before the provider reported (all of) its usage,
+    /// because the app left (`estimated_abandoned`) or the stream broke off
+    /// (`estimated_broken`): charged what the prompt is estimated at (unless
+    /// the provider reported it) and the tokens seen streamed, as providers
+    /// bill what they generated before the connection was cut. The trace
+    /// says so when an estimate was used.
+    pub fn charge_unreported(&mut self, streamed_tokens: u64, source: &str) {
+        let before = self.usage;
         if self.usage.input == 0 {
             self.usage.input = self.prompt_estimate;
         }
         self.usage.output = self.usage.output.max(streamed_tokens);
-        self.rec.usage_source = "estimated_abandoned".into();
+        if self.usage != before {
+            self.rec.usage_source = source.into();
+        }
     }
 
     /// The finished record, with the status the app got.
@@ -136,6 +141,8 @@ impl TraceDraft {
         self.rec.reasoning_tokens = self.usage.reasoning;
         self.rec.cost = self.usage.cost(self.price);
         telemetry::metrics::finished(&self.rec);
+        // As the upstream named it: bounded before it becomes an attribute.
+        aigw_proto::trace_bounds::clip_str(&mut self.response_model, 256);
         self.span
             .finish(&self.rec, &self.response_model, self.provider_kind);
         self.rec

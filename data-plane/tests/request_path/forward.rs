@@ -176,6 +176,67 @@ async fn a_bad_request_is_not_retried() {
     assert_eq!(attempts(&t), [("one".into(), 400)]);
 }
 
+/// An upstream's 400 that quotes what the app sent (here the word Gemini
+/// uses for a bad key) is the app's error: relayed, and no credential is
+/// benched for it.
+#[tokio::test]
+async fn an_echoed_api_key_invalid_does_not_bench_the_credential() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(400),
+        message: Some(
+            "Invalid value: 'API_KEY_INVALID'. Supported values are: 'low' and 'high'.".into(),
+        ),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("x")).await;
+    assert_eq!(a.status, 400);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 400)]);
+    assert_eq!(t.attempts[0].cooldown_ms, 0);
+    let b = gw.post("/v1/chat/completions", chat("y")).await;
+    assert_eq!(
+        attempts(&gw.cp.trace(&b.request_id()).await),
+        [("one".into(), 200)]
+    );
+}
+
+/// A status the app's SDK cannot act on (a redirect, which is never
+/// followed, or a code HTTP does not define) is the gateway's 502, not
+/// relayed as it came.
+#[tokio::test]
+async fn a_redirect_or_an_undefined_status_is_a_bad_gateway() {
+    let gw = Gw::start(&[]).await;
+    for status in [302, 799] {
+        gw.mock.mock().add_fault(Fault {
+            status: Some(status),
+            ..fault_on(KEY_ONE)
+        });
+        let a = gw.post("/v1/chat/completions", chat("x")).await;
+        assert_eq!(a.status, 502, "upstream {status}");
+        let t = gw.cp.trace(&a.request_id()).await;
+        assert_eq!((t.status, t.error.as_str()), (502, "upstream_error"));
+        assert_eq!(t.attempts[0].error, "unreadable answer");
+    }
+}
+
+/// An upstream that sends a whole answer's head and then stalls is given
+/// up after the upstream timeout (before, the app waited as long as the
+/// upstream held the connection open).
+#[tokio::test]
+async fn a_body_that_stalls_after_the_head_times_out() {
+    let gw = Gw::start(&["--upstream-timeout-secs", "1"]).await;
+    gw.mock.mock().add_fault(Fault {
+        cut_after_chunks: Some(1),
+        chunk_delay_ms: Some(2_500),
+        ..fault_on(KEY_ONE)
+    });
+    let a = gw.post("/v1/chat/completions", chat("stall")).await;
+    assert_eq!(a.status, 504, "{:?}", String::from_utf8_lossy(&a.body));
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!((t.status, t.error.as_str()), (504, "upstream_timeout"));
+}
+
 #[tokio::test]
 async fn max_attempts_bounds_the_retries() {
     let gw = Gw::start(&["--max-attempts", "1"]).await;

@@ -74,6 +74,12 @@ async fn an_upstream_cut_is_delivered_after_the_events_before_it() {
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.error, "upstream stream cut");
     assert_eq!(t.status, 200);
+    // Cut before the usage chunk: not free. The prompt is estimated and
+    // the two content chunks streamed are charged.
+    assert_eq!(t.usage_source, "estimated_broken");
+    assert!(t.input_tokens > 0, "{t:?}");
+    assert_eq!(t.output_tokens, 2, "{t:?}");
+    assert!(t.cost > 0.0);
 }
 
 #[tokio::test]
@@ -123,6 +129,71 @@ async fn an_endless_upstream_event_ends_the_stream_at_the_bound() {
         (t.status, t.error.as_str()),
         (200, "upstream event too large")
     );
+}
+
+/// An upstream that ignores `include_usage` (as some OpenAI-compatible
+/// vendors do) does not make the stream free: it is charged an estimate,
+/// and the trace says so.
+#[tokio::test]
+async fn a_stream_without_any_usage_report_is_charged_an_estimate() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        omit_stream_usage: true,
+        ..Fault::default()
+    });
+    let a = gw
+        .post("/v1/chat/completions", chat_stream("no usage"))
+        .await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"usage\":{"), "{text}");
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!((t.status, t.error.as_str()), (200, ""));
+    assert_eq!(t.usage_source, "estimated_unreported", "{t:?} {text}");
+    assert!(t.input_tokens > 0 && t.output_tokens > 0, "{t:?}");
+    assert!(t.cost > 0.0);
+}
+
+/// A translated stream naming more tool calls than any answer has is ended
+/// at the bound: the formats keep state per call, looked up per event.
+#[tokio::test]
+async fn a_stream_with_too_many_tool_calls_is_ended() {
+    let gw = Gw::start(&[]).await;
+    let mut body = String::new();
+    for i in 0..300 {
+        let chunk = serde_json::json!({
+            "id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"tool_calls": [{
+                "index": i, "id": format!("call_{i}"), "type": "function",
+                "function": {"name": "f", "arguments": "{}"}}]}}],
+        });
+        body.push_str(&format!("data: {chunk}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    gw.mock.mock().add_fault(Fault {
+        stream_body: Some(body),
+        ..Fault::default()
+    });
+    let req = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 64,
+        "stream": true,
+        "messages": [{"role": "user", "content": "call tools"}],
+    });
+    let a = read(gw.send(anthropic_post(&req)).await).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(
+        text.ends_with("\n<error: upstream stream too large>"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    // The calls before the bound reached the app, not one more.
+    assert_eq!(text.matches("\"type\":\"tool_use\"").count(), 256);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream stream too large");
 }
 
 #[tokio::test]

@@ -84,7 +84,10 @@ impl StreamDecoder for Decoder {
                     out.push(StreamEvent::TextDelta(t));
                 }
                 for call in delta.tool_calls.into_iter().flatten() {
-                    let index = call.index.0 as u32;
+                    // An index no real stream has would alias another call.
+                    let Ok(index) = u32::try_from(call.index.0) else {
+                        continue;
+                    };
                     let (name, arguments) = match call.function {
                         Some(f) => (f.name, f.arguments),
                         None => (None, None),
