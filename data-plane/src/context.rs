@@ -1,9 +1,10 @@
 //! The request's context: everything the pipeline learns about one
 //! authenticated model call, owned by the pipeline while it runs and moved
 //! into the streamed body when the answer streams. Whoever holds it last
-//! runs the logging phase ([`RequestCtx::log`]), exactly once: a context
-//! cannot be dropped unlogged without its budget reservation being
-//! released and its trace lost, so every path ends in `log`.
+//! runs the logging phase ([`RequestCtx::log`]), exactly once. Every path
+//! of the pipeline ends in `log`; a context dropped before it (the app hung
+//! up while its whole answer was being made, and hyper dropped the request's
+//! future) runs it from `Drop`, so that request is traced and charged too.
 
 use aigw_proto::model::ClientKey;
 
@@ -20,6 +21,8 @@ pub struct RequestCtx {
     /// any budget governs it.
     pub held: Option<Held>,
     sink: TraceSink,
+    /// The logging phase has run.
+    logged: bool,
 }
 
 impl RequestCtx {
@@ -44,6 +47,7 @@ impl RequestCtx {
             trace,
             held: None,
             sink: state.traces.clone(),
+            logged: false,
         }
     }
 
@@ -66,12 +70,40 @@ impl RequestCtx {
     /// the real usage and cost; released when there is none), and files it.
     /// The end of the app's answer waits for the returned ticket.
     #[must_use = "the answer's end must wait until its trace is written"]
-    pub fn log(self, status: u16) -> Written {
-        let Self { trace, held, sink } = self;
-        let rec = trace.finish(status);
-        if let Some(held) = held {
+    pub fn log(mut self, status: u16) -> Written {
+        self.file(status)
+    }
+
+    fn file(&mut self, status: u16) -> Written {
+        self.logged = true;
+        let rec = self.trace.finish(status);
+        if let Some(held) = self.held.take() {
             held.settle(rec.input_tokens.saturating_add(rec.output_tokens), rec.cost);
         }
-        sink.submit(&rec)
+        self.sink.submit(&rec)
+    }
+}
+
+/// The status a trace records for a request whose app left before its
+/// answer (nginx's "client closed request").
+pub const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        if self.logged {
+            return;
+        }
+        // The app left before its whole answer came. Once a credential was
+        // tried the provider may have made all of it (and bills it), and
+        // how much is unknown: the reservation's estimate is charged, so
+        // hanging up cannot make a request free.
+        if !self.trace.rec.provider_key.is_empty() {
+            let output = self.trace.output_estimate;
+            self.trace.charge_unreported(output, "estimated_abandoned");
+        }
+        self.trace.set_error("client closed the connection early");
+        crate::telemetry::metrics::request_error("client_closed");
+        // Nobody waits for the ticket: the record is queued all the same.
+        drop(self.file(CLIENT_CLOSED));
     }
 }

@@ -17,19 +17,23 @@ pub fn prompt_tokens(body: &[u8]) -> u64 {
     (body.len() as u64).div_ceil(2)
 }
 
-/// `output_cap` is what the app set (read with the routing fields, in
-/// `plan::Probe`, so the body is parsed once).
+/// `output_cap` and `choices` are what the app set (read with the routing
+/// fields, in `plan::Probe`, so the body is parsed once): each of `choices`
+/// answers may reach the cap.
 pub fn estimate(
     call: &AppCall,
     body: &[u8],
     output_cap: Option<u64>,
+    choices: u64,
     price: Option<Price>,
     default_max_output: u64,
 ) -> Demand {
     let input = prompt_tokens(body);
     let output = match call.op {
         Op::Embed | Op::CountTokens => 0,
-        Op::Generate => output_cap.unwrap_or(default_max_output),
+        Op::Generate => output_cap
+            .unwrap_or(default_max_output)
+            .saturating_mul(choices.max(1)),
     };
     Demand {
         tokens: input.saturating_add(output),
@@ -53,7 +57,7 @@ mod tests {
     fn est(path: &str, body: &[u8], price: Option<Price>) -> Demand {
         let c = call(path);
         let probe = crate::plan::Probe::parse(&c, body).expect("probe");
-        estimate(&c, body, probe.output_cap, price, 4096)
+        estimate(&c, body, probe.output_cap, probe.choices, price, 4096)
     }
 
     #[test]
@@ -84,5 +88,34 @@ mod tests {
             est("/v1/embeddings", none, None).tokens,
             prompt_tokens(none)
         );
+    }
+
+    /// What a hostile app could use to be reserved less than it may use:
+    /// two caps read in different orders by the budget and a translator, a
+    /// cap written as a float or a string, several answers per request.
+    #[test]
+    fn the_reservation_bounds_what_the_upstream_may_produce() {
+        let both = br#"{"model":"m","max_completion_tokens":1,"max_tokens":64000,"messages":[]}"#;
+        let chat = "/v1/chat/completions";
+        assert_eq!(est(chat, both, None).tokens, prompt_tokens(both) + 64000);
+        let gemini = "/v1beta/models/g:generateContent";
+        for g in [
+            &br#"{"contents":[],"generationConfig":{"maxOutputTokens":64000.0}}"#[..],
+            br#"{"contents":[],"generationConfig":{"maxOutputTokens":"64000"}}"#,
+        ] {
+            assert_eq!(est(gemini, g, None).tokens, prompt_tokens(g) + 64000);
+        }
+        let n = br#"{"model":"m","n":128,"max_tokens":300,"messages":[]}"#;
+        assert_eq!(est(chat, n, None).tokens, prompt_tokens(n) + 128 * 300);
+        let n_default = br#"{"model":"m","n":3,"messages":[]}"#;
+        assert_eq!(
+            est(chat, n_default, None).tokens,
+            prompt_tokens(n_default) + 3 * 4096
+        );
+        let c = br#"{"contents":[],"generationConfig":{"maxOutputTokens":10,"candidateCount":4}}"#;
+        assert_eq!(est(gemini, c, None).tokens, prompt_tokens(c) + 40);
+        // Not counts: ignored (the provider refuses them).
+        let junk = br#"{"model":"m","max_tokens":-5,"n":1.5,"messages":[]}"#;
+        assert_eq!(est(chat, junk, None).tokens, prompt_tokens(junk) + 4096);
     }
 }

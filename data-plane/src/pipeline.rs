@@ -217,6 +217,12 @@ async fn limits(
 ) -> Result<Admitted, GatewayError> {
     // Charged when a stream is abandoned before the provider reports usage.
     ctx.trace.prompt_estimate = demand::prompt_tokens(body) / 2;
+    if call.op == Op::Generate {
+        ctx.trace.output_estimate = probe
+            .output_cap
+            .unwrap_or(state.cfg.default_max_output_tokens)
+            .saturating_mul(probe.choices);
+    }
     let now = crate::schedule::now_ms();
     let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
     let cost_limited = budgets
@@ -238,6 +244,7 @@ async fn limits(
         call,
         body,
         probe.output_cap,
+        probe.choices,
         price,
         state.cfg.default_max_output_tokens,
     );

@@ -26,6 +26,8 @@ pub struct Probe {
     pub include_usage: bool,
     /// The answer's cap as the app set it (`max_tokens` and its kin).
     pub output_cap: Option<u64>,
+    /// How many answers it asks for (`n`, `candidateCount`).
+    pub choices: u64,
 }
 
 impl Probe {
@@ -42,6 +44,7 @@ impl Probe {
                 stream: call.path_stream,
                 include_usage: false,
                 output_cap: caps.cap(),
+                choices: caps.choices(),
             }
         } else {
             let p = OpenAiProbe::parse(body)?;
@@ -51,6 +54,7 @@ impl Probe {
                 stream: p.stream && call.op == Op::Generate,
                 include_usage: p.include_usage,
                 output_cap: p.output_cap,
+                choices: p.choices,
             }
         };
         validate::model(&probe.model)?;

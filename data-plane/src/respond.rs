@@ -144,6 +144,7 @@ pub async fn respond(
         Ok(Ok(c)) => c.to_bytes(),
     };
     trace.first_byte();
+    let answer_len = bytes.len() as u64;
     let out = if plan.native {
         if call.op != Op::CountTokens
             && let Some(u) = translate::usage_of_body(plan.target, call.op == Op::Embed, &bytes)
@@ -166,6 +167,12 @@ pub async fn respond(
         let encoded = translate::encode_response(call.format, &answer);
         Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
     };
+    // An answer without any usage report (a vendor that leaves it out, a
+    // job answered before it ran) is charged an estimate, not nothing: the
+    // prompt, and about a token per four bytes of the answer.
+    if call.op == Op::Generate && trace.usage == crate::usage::Usage::default() {
+        trace.charge_unreported(answer_len.div_ceil(4), "estimated_unreported");
+    }
     let mut r = Response::new(Full::new(out));
     *r.status_mut() = up.status;
     let ct = match (plan.native, content_type) {

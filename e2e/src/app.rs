@@ -352,7 +352,7 @@ async fn answer(
                 usage = None;
                 usage_index = None;
             }
-            if fault.omit_stream_usage
+            if fault.omit_usage
                 && let Some(i) = usage_index.take()
                 && i < frames.len()
             {
@@ -371,7 +371,17 @@ async fn answer(
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
             (provider_headers(wire, resp), usage)
         }
-        Answer::Json { body, usage } => {
+        Answer::Json {
+            mut body,
+            mut usage,
+        } => {
+            if fault.omit_usage
+                && let Some(o) = body.as_object_mut()
+            {
+                o.remove("usage");
+                o.remove("usageMetadata");
+                usage = None;
+            }
             if fault.cut_after_chunks.is_some() {
                 // Half the JSON, then the connection drops.
                 let bytes = Bytes::from(body.to_string());

@@ -37,10 +37,11 @@ pub struct Fault {
     /// answer (a stream the mock's model would never produce).
     #[serde(default)]
     pub stream_body: Option<String>,
-    /// Streaming: leave the frame with the usage report out, as
-    /// OpenAI-compatible vendors that ignore `stream_options` do.
+    /// Leave the usage report out (the stream's usage frame, or the
+    /// answer's `usage`/`usageMetadata`), as OpenAI-compatible vendors that
+    /// ignore `stream_options` do, or an answer made in the background.
     #[serde(default)]
-    pub omit_stream_usage: bool,
+    pub omit_usage: bool,
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: Option<u64>,
@@ -76,7 +77,7 @@ impl Default for Fault {
             message: None,
             cut_after_chunks: None,
             endless_event_bytes: None,
-            omit_stream_usage: false,
+            omit_usage: false,
             stream_body: None,
             delay_ms: None,
             chunk_delay_ms: None,

@@ -19,6 +19,8 @@ pub struct ChatRequest {
     /// The answer's cap as the app set it, in whichever format's field
     /// (read here, in the one pass over the body, for budget reservations).
     pub output_cap: Option<u64>,
+    /// How many answers the request asks for (`n`): each may reach the cap.
+    pub choices: u64,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +31,7 @@ struct Probe {
     max_tokens: Option<Value>,
     max_completion_tokens: Option<Value>,
     max_output_tokens: Option<Value>,
+    n: Option<Value>,
 }
 
 /// Every format's field for the most output tokens an answer may have
@@ -44,25 +47,49 @@ pub struct OutputCaps {
 }
 
 impl OutputCaps {
+    /// The largest cap the body sets, in any format's field: formats read
+    /// them in different orders (and a translated request may carry one
+    /// the budget would not have read first), so the reservation takes the
+    /// one that lets the answer run longest.
     pub fn cap(&self) -> Option<u64> {
-        first_count(&[
-            &self.max_completion_tokens,
-            &self.max_tokens,
-            &self.max_output_tokens,
-        ])
-        .or(self.generation_config.as_ref().and_then(|g| {
-            g.get("maxOutputTokens")
-                .or_else(|| g.get("max_output_tokens"))
-                .and_then(Value::as_u64)
-        }))
+        let g = self.generation_config.as_ref();
+        let gemini = ["maxOutputTokens", "max_output_tokens"].map(|k| g.and_then(|g| g.get(k)));
+        largest_count(
+            [
+                self.max_completion_tokens.as_ref(),
+                self.max_tokens.as_ref(),
+                self.max_output_tokens.as_ref(),
+            ]
+            .into_iter()
+            .chain(gemini),
+        )
+    }
+
+    /// Gemini's `candidateCount`: each candidate may reach the cap.
+    pub fn choices(&self) -> u64 {
+        let g = self.generation_config.as_ref();
+        let n = ["candidateCount", "candidate_count"].map(|k| g.and_then(|g| g.get(k)));
+        largest_count(n.into_iter()).unwrap_or(1).max(1)
     }
 }
 
-/// The first of `fields` that holds a count, in order of precedence.
-fn first_count(fields: &[&Option<Value>]) -> Option<u64> {
-    fields
-        .iter()
-        .find_map(|v| v.as_ref().and_then(Value::as_u64))
+/// The largest of `fields` that holds a count.
+fn largest_count<'a>(fields: impl Iterator<Item = Option<&'a Value>>) -> Option<u64> {
+    fields.filter_map(|v| v.and_then(count)).max()
+}
+
+/// A whole, non-negative number as providers accept one: `64000`, also
+/// `64000.0` and, as protobuf's JSON mapping allows (Gemini), `"64000"`.
+fn count(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f.min(u64::MAX as f64) as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 impl ChatRequest {
@@ -106,11 +133,15 @@ impl ChatRequest {
             model,
             stream,
             include_usage,
-            output_cap: first_count(&[
-                &p.max_completion_tokens,
-                &p.max_tokens,
-                &p.max_output_tokens,
-            ]),
+            output_cap: largest_count(
+                [
+                    p.max_completion_tokens.as_ref(),
+                    p.max_tokens.as_ref(),
+                    p.max_output_tokens.as_ref(),
+                ]
+                .into_iter(),
+            ),
+            choices: p.n.as_ref().and_then(count).unwrap_or(1).max(1),
         })
     }
 }
@@ -193,6 +224,7 @@ mod tests {
                 stream: true,
                 include_usage: false,
                 output_cap: None,
+                choices: 1,
             }
         );
         assert!(matches!(

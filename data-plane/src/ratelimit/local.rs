@@ -198,8 +198,9 @@ impl Local {
             c.reserved_tokens = c.reserved_tokens.saturating_sub(t);
             c.reserved_cost = (c.reserved_cost - k).max(0.0);
         }
-        // Tokens count in the minute the request was admitted in.
-        let minute = at_ms / MINUTE_MS;
+        // Tokens count in the minute the request was admitted in (or the
+        // current one, for a request that outlived the window).
+        let minute = super::shared::settle_minute(at_ms, now);
         if minute == c.minute {
             c.this_minute.tokens = c.this_minute.tokens.saturating_add(tokens);
         } else if minute + 1 == c.minute {
@@ -317,6 +318,23 @@ mod tests {
         }
         assert!(l.admit(&b, "r4", demand(950, 0.0), T0 + 4).is_ok());
         assert!(l.admit(&b, "r5", demand(1, 0.0), T0 + 4).is_err());
+    }
+
+    /// A request that ran for minutes (a long stream) is counted in the
+    /// minute it ends in, not in one the window no longer reads.
+    #[test]
+    fn tokens_of_a_request_longer_than_the_window_still_count() {
+        let l = Local::new();
+        let b = budget(Limits {
+            tokens_per_minute: Some(1_000),
+            ..Default::default()
+        });
+        assert!(l.admit(&b, "long", demand(10, 0.0), T0).is_ok());
+        let end = T0 + 5 * MINUTE_MS;
+        l.settle("key:k1", "long", T0, 900, 0.0, end);
+        let e = l.admit(&b, "next", demand(200, 0.0), end + 1).unwrap_err();
+        assert_eq!(e.limit, "tokens_per_minute");
+        assert!(l.admit(&b, "small", demand(50, 0.0), end + 2).is_ok());
     }
 
     #[test]

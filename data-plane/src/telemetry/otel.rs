@@ -351,8 +351,17 @@ impl RequestSpan {
     }
 
     /// Ends the spans with what the finished record says.
-    pub fn finish(self, rec: &TraceRecord, response_model: &str, provider: Option<ProviderKind>) {
-        let Inner::Traced(t) = self.inner else {
+    pub fn finish(
+        &mut self,
+        rec: &TraceRecord,
+        response_model: &str,
+        provider: Option<ProviderKind>,
+    ) {
+        let done = Inner::Propagate {
+            trace_id: TraceId::INVALID,
+            flags: TraceFlags::default(),
+        };
+        let Inner::Traced(t) = std::mem::replace(&mut self.inner, done) else {
             return;
         };
         let Traced { cx, attempt, .. } = *t;

@@ -17,6 +17,9 @@ pub struct TraceDraft {
     /// What the prompt is charged as when the provider never reported it
     /// (a stream the app abandoned early).
     pub prompt_estimate: u64,
+    /// What the answer may use at most (the cap times the answers asked
+    /// for): charged for a whole answer the app left before it came.
+    pub output_estimate: u64,
     /// The request's OpenTelemetry span and its attempts' (ended with the record).
     pub span: RequestSpan,
     /// The kind of the provider that served it (for `gen_ai.system`).
@@ -52,6 +55,7 @@ impl TraceDraft {
             usage: Usage::default(),
             price: None,
             prompt_estimate: 0,
+            output_estimate: 0,
             span: RequestSpan::default(),
             provider_kind: None,
             response_model: String::new(),
@@ -130,8 +134,9 @@ impl TraceDraft {
         }
     }
 
-    /// The finished record, with the status the app got.
-    pub fn finish(mut self, status: u16) -> TraceRecord {
+    /// The finished record, with the status the app got (taken out: the
+    /// draft is spent).
+    pub fn finish(&mut self, status: u16) -> TraceRecord {
         aigw_proto::trace_bounds::clip(&mut self.rec);
         self.rec.status = u32::from(status);
         self.rec.latency_us = self.elapsed_us();
@@ -145,6 +150,6 @@ impl TraceDraft {
         aigw_proto::trace_bounds::clip_str(&mut self.response_model, 256);
         self.span
             .finish(&self.rec, &self.response_model, self.provider_kind);
-        self.rec
+        std::mem::take(&mut self.rec)
     }
 }

@@ -237,6 +237,25 @@ async fn a_body_that_stalls_after_the_head_times_out() {
     assert_eq!((t.status, t.error.as_str()), (504, "upstream_timeout"));
 }
 
+/// A whole answer without a usage report is charged an estimate (the
+/// prompt, and the answer's size), and the trace says so.
+#[tokio::test]
+async fn an_answer_without_usage_is_charged_an_estimate() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        omit_usage: true,
+        ..Fault::default()
+    });
+    let a = gw.post("/v1/chat/completions", chat("no usage")).await;
+    assert_eq!(a.status, 200);
+    assert!(a.json().get("usage").is_none(), "{:?}", a.json());
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.usage_source, "estimated_unreported");
+    assert!(t.input_tokens > 0, "{t:?}");
+    assert_eq!(t.output_tokens, (a.body.len() as u64).div_ceil(4));
+    assert!(t.cost > 0.0);
+}
+
 #[tokio::test]
 async fn max_attempts_bounds_the_retries() {
     let gw = Gw::start(&["--max-attempts", "1"]).await;

@@ -138,7 +138,7 @@ async fn an_endless_upstream_event_ends_the_stream_at_the_bound() {
 async fn a_stream_without_any_usage_report_is_charged_an_estimate() {
     let gw = Gw::start(&[]).await;
     gw.mock.mock().add_fault(Fault {
-        omit_stream_usage: true,
+        omit_usage: true,
         ..Fault::default()
     });
     let a = gw
@@ -225,5 +225,42 @@ async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
     assert_eq!(t.usage_source, "estimated_abandoned");
     // The prompt is charged (estimated), and the output seen so far.
     assert!(t.input_tokens > 0 && t.output_tokens > 0, "{t:?}");
+    assert!(t.cost > 0.0);
+}
+
+/// An app that hangs up while its whole (non-streamed) answer is being
+/// made: the request is traced, and charged the reservation's estimate
+/// (the provider may have made all of it), not nothing.
+#[tokio::test]
+async fn a_whole_answer_the_app_leaves_is_traced_and_charged() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        delay_ms: Some(400),
+        ..Fault::default()
+    });
+    let mut body = chat("slow, and the app leaves");
+    body["max_tokens"] = 300.into();
+    body["n"] = 2.into();
+    let left = tokio::time::timeout(
+        Duration::from_millis(150),
+        gw.send(post("/v1/chat/completions", &body)),
+    )
+    .await;
+    assert!(left.is_err(), "the answer came before the app left");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let t = loop {
+        if let Some(t) = gw.cp.records().into_iter().find(|r| r.status == 499) {
+            break t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no trace of the request"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(t.error, "client closed the connection early");
+    assert_eq!(t.usage_source, "estimated_abandoned");
+    assert!(t.input_tokens > 0, "{t:?}");
+    assert_eq!(t.output_tokens, 600, "the cap for each of the two answers");
     assert!(t.cost > 0.0);
 }
