@@ -275,6 +275,7 @@ pub fn stream_error_kind(message: &str) -> &'static str {
         "upstream stream cut" => "stream_cut",
         "upstream stream stalled" => "stream_stalled",
         "upstream event too large" => "stream_event_too_large",
+        "upstream stream too large" => "stream_too_large",
         "client closed the stream early" => "client_closed",
         _ => "stream_error",
     }
@@ -465,6 +466,14 @@ mod tests {
     #[test]
     fn stream_errors_have_bounded_kinds() {
         assert_eq!(stream_error_kind("upstream stream cut"), "stream_cut");
+        assert_eq!(
+            stream_error_kind("upstream event too large"),
+            "stream_event_too_large"
+        );
+        assert_eq!(
+            stream_error_kind("upstream stream too large"),
+            "stream_too_large"
+        );
         assert_eq!(stream_error_kind("anything else"), "stream_error");
     }
 }
