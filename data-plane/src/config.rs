@@ -71,7 +71,9 @@ pub struct Config {
     pub body_timeout_secs: u64,
 
     /// Seconds a connection may pass without a byte either way before it is
-    /// shut down (gracefully: an answer in flight is finished first).
+    /// shut down (gracefully: an answer in flight is finished first); also
+    /// how long an answer may wait for an app that stopped reading it
+    /// before the connection is closed.
     #[arg(long, env = "AIGW_IDLE_TIMEOUT_SECS", default_value_t = 120)]
     pub idle_timeout_secs: u64,
 

@@ -6,7 +6,10 @@
 //! whole within `header_timeout` (hyper's timer, which also closes an HTTP/1
 //! keep-alive connection idle that long); a connection with no byte in either
 //! direction for `idle_timeout` is shut down gracefully (an answer in flight
-//! is finished first); at most `max_connections` are open at once (past it,
+//! is finished first), and one whose app has not taken a byte of its answer
+//! for `idle_timeout` (the socket stays full: the app stopped reading) is
+//! closed, answer and all, so a paused stream cannot outlive its budget
+//! reservation; at most `max_connections` are open at once (past it,
 //! new ones wait in the kernel's backlog); the body deadline is the
 //! pipeline's (`read_body`).
 
@@ -290,8 +293,15 @@ async fn connection(
                 }
                 return;
             }
-            _ = check.tick(), if !closing => {
-                if activity.idle_for() >= idle {
+            _ = check.tick() => {
+                if activity.write_blocked_for() >= idle {
+                    // The app stopped reading its answer: dropping the
+                    // connection drops the answer, whose logging phase
+                    // files it as abandoned.
+                    tracing::debug!("the app stopped reading its answer; closing");
+                    return;
+                }
+                if !closing && activity.idle_for() >= idle {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -318,10 +328,12 @@ fn check_period(limits: Limits) -> Duration {
         .max(Duration::from_millis(250))
 }
 
-/// When a connection last moved a byte, in ms since it opened.
+/// When a connection last moved a byte, in ms since it opened, and since
+/// when (plus one; 0 = not) a write has waited for room in the socket.
 struct Activity {
     opened: Instant,
     last_ms: AtomicU64,
+    blocked_ms: AtomicU64,
 }
 
 impl Activity {
@@ -329,6 +341,7 @@ impl Activity {
         Self {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
+            blocked_ms: AtomicU64::new(0),
         }
     }
 
@@ -340,6 +353,31 @@ impl Activity {
     fn idle_for(&self) -> Duration {
         let now = self.opened.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// A write found the socket full: notes since when (once, until a
+    /// write goes through).
+    fn write_blocked(&self) {
+        if self.blocked_ms.load(Ordering::Relaxed) == 0 {
+            let now = self.opened.elapsed().as_millis() as u64;
+            self.blocked_ms.store(now + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn wrote(&self) {
+        self.touch();
+        self.blocked_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// How long bytes for the app have waited for room in its socket.
+    fn write_blocked_for(&self) -> Duration {
+        match self.blocked_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => {
+                let now = self.opened.elapsed().as_millis() as u64 + 1;
+                Duration::from_millis(now.saturating_sub(since))
+            }
+        }
     }
 }
 
@@ -371,8 +409,10 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        match r {
+            Poll::Ready(Ok(n)) if n > 0 => self.activity.wrote(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
         }
         r
     }
@@ -383,8 +423,10 @@ impl AsyncWrite for Watched {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        match r {
+            Poll::Ready(Ok(n)) if n > 0 => self.activity.wrote(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
         }
         r
     }

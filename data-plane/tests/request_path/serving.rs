@@ -115,3 +115,71 @@ async fn a_serving_thread_that_dies_stops_the_server_with_an_error() {
     let err = served.expect_err("the dead thread is reported");
     assert!(err.to_string().contains("serving thread 2"), "{err}");
 }
+
+/// An app that stops reading a long streamed answer (its socket stays
+/// full) is cut off after the idle timeout, and the stream is traced as
+/// abandoned: a paused stream cannot hold its connection, and its budget
+/// reservation, for as long as the app likes.
+#[tokio::test]
+async fn an_app_that_stops_reading_is_cut_off_and_its_stream_traced() {
+    use tokio::io::AsyncWriteExt;
+
+    let gw = Gw::start(&["--idle-timeout-secs", "1"]).await;
+    // About 8 MB of events: more than the app's and the gateway's socket
+    // buffers hold.
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"content": "x".repeat(200)}}],
+    });
+    let event = format!("data: {chunk}\n\n");
+    let mut body = event.repeat(8 * 1024 * 1024 / event.len());
+    body.push_str("data: [DONE]\n\n");
+    gw.mock.mock().add_fault(aigw_e2e::Fault {
+        stream_body: Some(body),
+        ..aigw_e2e::Fault::default()
+    });
+    let listeners =
+        listener::bind_per_core("127.0.0.1:0".parse().expect("addr"), 1).expect("binds");
+    let port = listeners[0].local_addr().expect("bound").port();
+    let Gw { node, cp, .. } = gw;
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.serve_per_core(listeners, async {
+        let _ = stopped.await;
+    }));
+
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let mut app = socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("connects");
+    let req = crate::harness::chat_stream("a long one").to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+         authorization: Bearer {APP_KEY}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        req.len()
+    );
+    app.write_all(head.as_bytes()).await.expect("head");
+    app.write_all(req.as_bytes()).await.expect("body");
+    // ... and never reads.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let t = loop {
+        let abandoned = cp
+            .records()
+            .into_iter()
+            .find(|r| r.error == "client closed the stream early");
+        if let Some(t) = abandoned {
+            break t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream was not cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(t.status, 200);
+    assert_eq!(t.usage_source, "estimated_abandoned");
+    drop(app);
+}
