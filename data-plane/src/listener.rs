@@ -70,11 +70,15 @@ impl Shared {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
+        // No keep-alive PINGs from the gateway: hyper sends them on idle
+        // connections too, and the PING and its answer would count as
+        // activity, so an h2 connection that never sent a request (the
+        // preface only) would hold a connection slot for ever. Dead peers
+        // are found by the idle timeout and the write-blocked check instead.
         builder
             .http2()
             .timer(TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_interval(None)
             .max_concurrent_streams(256);
         Self {
             limits,

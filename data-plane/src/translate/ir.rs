@@ -454,14 +454,15 @@ pub fn push_turn<B>(turns: &mut Vec<(Role, Vec<B>)>, role: Role, blocks: Vec<B>)
 impl ChatRequest {
     /// Adds a tool result as the app's turn: consecutive results answer one
     /// assistant turn together, so they share one user message.
+    ///
+    /// Only this adds results to a user turn in the formats that call it, so
+    /// a user turn ending in a result holds nothing else: its last part is
+    /// checked, not all of them (which made many results quadratic).
     pub fn push_tool_result(&mut self, part: Part) {
         match self.messages.last_mut() {
             Some(last)
                 if last.role == Role::User
-                    && last
-                        .content
-                        .iter()
-                        .all(|p| matches!(p, Part::ToolResult { .. })) =>
+                    && matches!(last.content.last(), Some(Part::ToolResult { .. })) =>
             {
                 last.content.push(part)
             }
@@ -490,6 +491,7 @@ impl ChatRequest {
         if self.model.is_empty() {
             return Err(Unsupported::invalid("model", missing));
         }
+        self.name_tool_results();
         self.dropped.order_by_key();
         self.check_tool_choice()?;
         Ok(self)
@@ -498,10 +500,9 @@ impl ChatRequest {
     /// The app's result for an earlier call `id` (named after that call), as
     /// formats that send results as their own messages give it.
     pub fn push_call_result(&mut self, id: String, content: Vec<Part>) {
-        let name = self.tool_name_for(&id).map(str::to_string);
         self.push_tool_result(Part::ToolResult {
             id,
-            name,
+            name: None,
             content,
             is_error: false,
         });
@@ -524,15 +525,34 @@ impl ChatRequest {
         }
     }
 
-    /// Name of the function a tool call id refers to, from earlier turns.
-    pub fn tool_name_for(&self, call_id: &str) -> Option<&str> {
-        self.messages
-            .iter()
-            .flat_map(|m| &m.content)
-            .find_map(|p| match p {
-                Part::ToolCall { id, name, .. } if id == call_id => Some(name.as_str()),
-                _ => None,
-            })
+    /// Names each tool result its format left unnamed after the function of
+    /// the earlier call with its id, in one pass (a lookup per result would
+    /// be quadratic in a conversation an app can make as long as it likes).
+    fn name_tool_results(&mut self) {
+        let mut names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        let mut named: Vec<(usize, usize, String)> = Vec::new();
+        for (i, m) in self.messages.iter().enumerate() {
+            for (j, p) in m.content.iter().enumerate() {
+                match p {
+                    Part::ToolCall { id, name, .. } => {
+                        names.entry(id).or_insert(name);
+                    }
+                    Part::ToolResult { id, name: None, .. } => {
+                        if let Some(n) = names.get(id.as_str()) {
+                            named.push((i, j, (*n).to_string()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (i, j, n) in named {
+            if let Some(Part::ToolResult { name, .. }) =
+                self.messages.get_mut(i).and_then(|m| m.content.get_mut(j))
+            {
+                *name = Some(n);
+            }
+        }
     }
 }
 
@@ -548,6 +568,45 @@ impl Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tool results are named after the earlier call with their id (not a
+    /// later one), unknown ids stay unnamed, and consecutive results share
+    /// one user turn, however many there are.
+    #[test]
+    fn tool_results_are_named_in_one_pass() {
+        let mut messages = vec![
+            serde_json::json!({"role": "user", "content": "go"}),
+            serde_json::json!({"role": "assistant", "tool_calls": [
+                {"id": "a", "type": "function", "function": {"name": "first", "arguments": "{}"}}]}),
+            serde_json::json!({"role": "tool", "tool_call_id": "a", "content": "1"}),
+        ];
+        for i in 0..20_000 {
+            messages.push(
+                serde_json::json!({"role": "tool", "tool_call_id": format!("u{i}"), "content": ""}),
+            );
+        }
+        messages.push(serde_json::json!({"role": "assistant", "tool_calls": [
+            {"id": "late", "type": "function", "function": {"name": "second", "arguments": "{}"}}]}));
+        let body = serde_json::json!({"model": "m", "messages": messages}).to_string();
+        let req = crate::translate::decode_request(
+            crate::translate::Format::OpenAiChat,
+            body.as_bytes(),
+            None,
+            false,
+        )
+        .expect("decodes");
+        let results = &req.messages[2].content;
+        assert_eq!(results.len(), 20_001, "one user turn for the results");
+        let names: Vec<Option<&str>> = results
+            .iter()
+            .map(|p| match p {
+                Part::ToolResult { name, .. } => name.as_deref(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names[0], Some("first"));
+        assert!(names[1..].iter().all(Option::is_none));
+    }
 
     #[test]
     fn drops_are_generalized_deduplicated_and_bounded() {

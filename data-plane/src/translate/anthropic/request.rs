@@ -266,7 +266,7 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
             let mut parts = Vec::with_capacity(blocks.len());
             for (j, b) in blocks.into_iter().enumerate() {
                 let here = format!("{at}.content[{j}]");
-                if let Some(p) = decode_block(b, role, &here, req, &mut drops)? {
+                if let Some(p) = decode_block(b, role, &here, &mut drops)? {
                     parts.push(p);
                 }
             }
@@ -289,7 +289,6 @@ fn decode_block(
     b: BlockIn,
     role: Role,
     at: &str,
-    req: &ChatRequest,
     drops: &mut Drops,
 ) -> Result<Option<Part>, Unsupported> {
     let Some(ty) = b.ty.as_deref() else {
@@ -330,10 +329,10 @@ fn decode_block(
                     .map(|(k, c)| result_block(c, &format!("{at}.content[{k}]"), drops))
                     .collect::<Result<_, _>>()?,
             };
-            let name = req.tool_name_for(&id).map(str::to_string);
+            // Named after its call once the whole request is read.
             Ok(Some(Part::ToolResult {
                 id,
-                name,
+                name: None,
                 content,
                 is_error: b.is_error.unwrap_or(false),
             }))

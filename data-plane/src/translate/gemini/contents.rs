@@ -285,7 +285,7 @@ fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported
                     },
                     Role::User,
                 ) => {
-                    let name = name.as_deref().or_else(|| req.tool_name_for(id)).ok_or_else(|| {
+                    let name = name.as_deref().ok_or_else(|| {
                         Unsupported::invalid(
                             format!("messages[{i}].tool_result"),
                             format!("no earlier tool call has the id {id:?}, so the function's name is unknown"),

@@ -189,7 +189,9 @@ fn convert_schema(
             TARGET,
         ));
     }
-    budget.spend(1, 0, at)?;
+    // The path names the node in errors; a long one is charged like kept
+    // bytes, or names a million bytes long could be copied per node.
+    budget.spend(1, at.len(), at)?;
     let Some(obj) = v.as_object() else {
         // `true` (anything) has no Gemini spelling but an empty schema.
         return match v {
@@ -218,7 +220,9 @@ fn convert_schema(
     }
     let mut out = Map::new();
     for (k, val) in obj {
-        let here = format!("{at}.{k}");
+        // Built only where used: paths of deep schemas with long names
+        // would otherwise be copied for every key.
+        let here = || format!("{at}.{k}");
         match k.as_str() {
             "type" => match val {
                 Value::String(t) => {
@@ -249,7 +253,7 @@ fn convert_schema(
                 }
                 _ => {
                     return Err(Unsupported::invalid(
-                        here,
+                        here(),
                         "expected a string or an array of strings",
                     ));
                 }
@@ -257,12 +261,12 @@ fn convert_schema(
             "properties" => {
                 let props = val
                     .as_object()
-                    .ok_or_else(|| Unsupported::invalid(&here, "expected an object"))?;
+                    .ok_or_else(|| Unsupported::invalid(here(), "expected an object"))?;
                 let mut conv = Map::new();
                 for (name, s) in props {
                     conv.insert(
                         name.clone(),
-                        convert_schema(s, root, &format!("{here}.{name}"), depth + 1, budget)?,
+                        convert_schema(s, root, &format!("{}.{name}", here()), depth + 1, budget)?,
                     );
                 }
                 out.insert(k.clone(), Value::Object(conv));
@@ -270,18 +274,18 @@ fn convert_schema(
             "items" => {
                 out.insert(
                     k.clone(),
-                    convert_schema(val, root, &here, depth + 1, budget)?,
+                    convert_schema(val, root, &here(), depth + 1, budget)?,
                 );
             }
             "anyOf" | "oneOf" => {
                 let all = val
                     .as_array()
-                    .ok_or_else(|| Unsupported::invalid(&here, "expected an array"))?;
+                    .ok_or_else(|| Unsupported::invalid(here(), "expected an array"))?;
                 let conv = all
                     .iter()
                     .enumerate()
                     .map(|(j, s)| {
-                        convert_schema(s, root, &format!("{here}[{j}]"), depth + 1, budget)
+                        convert_schema(s, root, &format!("{}[{j}]", here()), depth + 1, budget)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 out.insert("anyOf".into(), Value::Array(conv));
@@ -290,14 +294,14 @@ fn convert_schema(
                 Value::String(_) => {
                     out.insert("enum".into(), json!([val]));
                 }
-                _ => return Err(Unsupported::new(here, TARGET)),
+                _ => return Err(Unsupported::new(here(), TARGET)),
             },
             k if SCHEMA_KEPT.contains(&k) => {
-                budget.spend(0, k.len() + approx_size(val), &here)?;
+                budget.spend(0, k.len() + approx_size(val), &here())?;
                 out.insert(k.to_string(), val.clone());
             }
             k if SCHEMA_DROPPED.contains(&k) => {}
-            _ => return Err(Unsupported::new(here, TARGET)),
+            _ => return Err(Unsupported::new(here(), TARGET)),
         }
     }
     Ok(Value::Object(out))

@@ -582,4 +582,15 @@ fn ref_bombs_are_refused_within_the_budget() {
         "properties": (0..100).map(|i| (format!("p{i}"), json!({"$ref": "#/$defs/S"}))).collect::<serde_json::Map<_, _>>(),
     });
     assert!(encode_schema(&schema, "s").is_err());
+    // A long property name is in the path of every node below it: the
+    // paths are charged too, so it cannot be copied per node unbounded.
+    let children: serde_json::Map<_, _> = (0..100)
+        .map(|i| (format!("c{i}"), json!({"type": "string"})))
+        .collect();
+    let schema = json!({
+        "type": "object",
+        "properties": {big.clone(): {"type": "object", "properties": children}},
+    });
+    let err = encode_schema(&schema, "s").unwrap_err();
+    assert!(err.message.contains("4 MiB"), "{}", err.message);
 }
