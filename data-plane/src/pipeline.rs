@@ -26,7 +26,7 @@ use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
 use crate::forward::{self, Call};
 use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
-use crate::ratelimit::{Headroom, Held};
+use crate::ratelimit::{Enforced, Headroom, Held};
 use crate::respond::{Reply, respond};
 use crate::runtime::{Runtime, Upstream};
 use crate::service::AppBody;
@@ -103,6 +103,14 @@ async fn run(
     call: &AppCall,
     ctx: &mut RequestCtx,
 ) -> Result<Reply, GatewayError> {
+    // A key past a limit is refused before its body is read and parsed.
+    let budgets = state
+        .limiter
+        .budgets_of(&rt.snapshot, key, crate::schedule::now_ms());
+    state
+        .limiter
+        .precheck(&budgets, crate::schedule::now_ms())
+        .map_err(rate_limited)?;
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
     let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
         .await
@@ -111,7 +119,7 @@ async fn run(
         })??;
     let (probe, strict) = probe(rt, call, &body, ctx)?;
     let mut chain = route(rt, key, &probe)?;
-    let admitted = limits(state, rt, key, call, &body, &probe, chain.peek(), ctx).await?;
+    let admitted = limits(state, rt, &budgets, call, &body, &probe, chain.peek(), ctx).await?;
     let mut last = None;
     while let Some(upstream) = chain.next() {
         let req = Request {
@@ -201,6 +209,16 @@ struct Admitted {
     cost_limited: bool,
 }
 
+fn rate_limited(e: crate::ratelimit::Exceeded) -> GatewayError {
+    GatewayError::RateLimited {
+        limit: e.limit,
+        budget: e.budget,
+        budget_id: e.budget_id,
+        retry_after_secs: e.retry_after_secs,
+        value: e.value,
+    }
+}
+
 /// Phase 4, limits: reserves in every budget the key counts against what
 /// the request may use, before any upstream work (see `ratelimit`). The
 /// reservation lives in the context until the logging phase settles it.
@@ -208,7 +226,7 @@ struct Admitted {
 async fn limits(
     state: &AppState,
     rt: &Runtime,
-    key: &ClientKey,
+    budgets: &[Enforced],
     call: &AppCall,
     body: &Bytes,
     probe: &Probe,
@@ -224,7 +242,6 @@ async fn limits(
             .saturating_mul(probe.choices);
     }
     let now = crate::schedule::now_ms();
-    let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
     let cost_limited = budgets
         .iter()
         .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
@@ -250,15 +267,9 @@ async fn limits(
     );
     let r = state
         .limiter
-        .admit(&budgets, &ctx.trace.rec.request_id, demand, now)
+        .admit(budgets, &ctx.trace.rec.request_id, demand, now)
         .await
-        .map_err(|e| GatewayError::RateLimited {
-            limit: e.limit,
-            budget: e.budget,
-            budget_id: e.budget_id,
-            retry_after_secs: e.retry_after_secs,
-            value: e.value,
-        })?;
+        .map_err(rate_limited)?;
     let headroom = r.headroom;
     ctx.held = Some(Held::new(state.limiter.clone(), r));
     Ok(Admitted {

@@ -50,6 +50,19 @@ impl Local {
         self.budgets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `b` refuses any request now, whatever it asks for (a rate
+    /// or concurrency limit reached, or tokens or cost used up): asked
+    /// before the body is read, so a key past its limits does not get its
+    /// bodies read and parsed. Reserves nothing.
+    pub fn precheck(&self, b: &Enforced, now: u64) -> Result<(), Exceeded> {
+        let mut all = self.lock();
+        let Some(c) = all.get_mut(&b.id) else {
+            return Ok(());
+        };
+        roll(c, now);
+        refusal(c, b, Demand::default(), now).map_or(Ok(()), Err)
+    }
+
     /// Checks `demand` against `b` and reserves it, or says which limit stops it.
     pub fn admit(
         &self,
@@ -61,64 +74,13 @@ impl Local {
         let mut all = self.lock();
         let c = all.entry(b.id.clone()).or_default();
         roll(c, now);
+        if let Some(e) = refusal(c, b, demand, now) {
+            return Err(e);
+        }
         let l = &b.limits;
-        let est_t = demand.tokens as f64;
-        let res_t = c.reserved_tokens as f64;
         let minute_req =
             c.last_minute.requests as f64 * overlap(now) + c.this_minute.requests as f64;
         let minute_tok = c.last_minute.tokens as f64 * overlap(now) + c.this_minute.tokens as f64;
-        let checks: [(Kind, Option<f64>, f64, f64); 7] = [
-            (
-                Kind::Concurrent,
-                l.concurrent.map(|v| v as f64),
-                c.reserved.len() as f64,
-                1.0,
-            ),
-            (
-                Kind::Rps,
-                l.rps.map(|v| v as f64),
-                c.this_second as f64,
-                1.0,
-            ),
-            (Kind::Rpm, l.rpm.map(|v| v as f64), minute_req, 1.0),
-            (
-                Kind::TokensPerMinute,
-                l.tokens_per_minute.map(|v| v as f64),
-                minute_tok + res_t,
-                est_t,
-            ),
-            (
-                Kind::TokensPerDay,
-                l.tokens_per_day.map(|v| v as f64),
-                c.day_tokens as f64 + res_t,
-                est_t,
-            ),
-            (
-                Kind::CostPerDay,
-                l.cost_per_day,
-                c.day_cost + c.reserved_cost,
-                demand.cost,
-            ),
-            (
-                Kind::CostPerMonth,
-                l.cost_per_month,
-                c.month_cost + c.reserved_cost,
-                demand.cost,
-            ),
-        ];
-        for (kind, limit, used, want) in checks {
-            if let Some(limit) = limit
-                && used + want > limit + 1e-9
-            {
-                return Err(Exceeded {
-                    limit: kind.name(),
-                    budget: b.name.clone(),
-                    budget_id: b.id.clone(),
-                    retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
-                    value: limit,
-                });
-            }
-        }
         c.this_second += 1;
         c.this_minute.requests += 1;
         c.reserved.insert(
@@ -210,6 +172,68 @@ impl Local {
         c.day_cost += cost;
         c.month_cost += cost;
     }
+}
+
+/// The limit of `b` that stops a request asking for `demand` now, if any.
+fn refusal(c: &Counters, b: &Enforced, demand: Demand, now: u64) -> Option<Exceeded> {
+    let l = &b.limits;
+    let est_t = demand.tokens as f64;
+    let res_t = c.reserved_tokens as f64;
+    let minute_req = c.last_minute.requests as f64 * overlap(now) + c.this_minute.requests as f64;
+    let minute_tok = c.last_minute.tokens as f64 * overlap(now) + c.this_minute.tokens as f64;
+    let checks: [(Kind, Option<f64>, f64, f64); 7] = [
+        (
+            Kind::Concurrent,
+            l.concurrent.map(|v| v as f64),
+            c.reserved.len() as f64,
+            1.0,
+        ),
+        (
+            Kind::Rps,
+            l.rps.map(|v| v as f64),
+            c.this_second as f64,
+            1.0,
+        ),
+        (Kind::Rpm, l.rpm.map(|v| v as f64), minute_req, 1.0),
+        (
+            Kind::TokensPerMinute,
+            l.tokens_per_minute.map(|v| v as f64),
+            minute_tok + res_t,
+            est_t,
+        ),
+        (
+            Kind::TokensPerDay,
+            l.tokens_per_day.map(|v| v as f64),
+            c.day_tokens as f64 + res_t,
+            est_t,
+        ),
+        (
+            Kind::CostPerDay,
+            l.cost_per_day,
+            c.day_cost + c.reserved_cost,
+            demand.cost,
+        ),
+        (
+            Kind::CostPerMonth,
+            l.cost_per_month,
+            c.month_cost + c.reserved_cost,
+            demand.cost,
+        ),
+    ];
+    for (kind, limit, used, want) in checks {
+        if let Some(limit) = limit
+            && used + want > limit + 1e-9
+        {
+            return Some(Exceeded {
+                limit: kind.name(),
+                budget: b.name.clone(),
+                budget_id: b.id.clone(),
+                retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
+                value: limit,
+            });
+        }
+    }
+    None
 }
 
 /// Moves the windows forward to `now`, and drops expired reservations.

@@ -222,6 +222,19 @@ impl Limiter {
     }
 
     /// The budgets `key`'s requests count against now, with leases applied.
+    /// Whether one of `budgets` refuses any request now (see
+    /// [`Local::precheck`]); kept in process only: asking Redis would cost
+    /// every request a round trip, so budgets kept there are checked once,
+    /// when the request is admitted.
+    pub fn precheck(&self, budgets: &[Enforced], now_ms: u64) -> Result<(), Exceeded> {
+        if self.shared.is_some() {
+            return Ok(());
+        }
+        budgets
+            .iter()
+            .try_for_each(|b| self.local.precheck(b, now_ms))
+    }
+
     pub fn budgets_of(&self, snap: &Snapshot, key: &ClientKey, now_ms: u64) -> Vec<Enforced> {
         let mut out = Vec::with_capacity(1 + key.budgets().len());
         let own = (

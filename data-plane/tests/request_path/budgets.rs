@@ -85,3 +85,58 @@ async fn a_refusal_names_the_limit_in_the_answer_and_the_trace() {
     assert_eq!(t.refused_by, "key:key-1/rpm");
     assert!(t.attempts.is_empty());
 }
+
+/// A body that never arrives: what a client trickling (or withholding) a
+/// large body looks like to the gateway.
+struct Withheld;
+
+impl http_body::Body for Withheld {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// A key past its request rate is refused before its body is read: the
+/// refusal does not wait for (or buffer) a body the gateway would not use.
+#[tokio::test]
+async fn a_key_past_its_rate_is_refused_before_its_body_is_read() {
+    use tower::ServiceExt;
+
+    let gw = with_limits(pb::Limits {
+        rpm: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let first = gw
+        .post("/v1/chat/completions", chat("the one allowed"))
+        .await;
+    assert_eq!(first.status, 200);
+    let req = http::Request::post("/v1/chat/completions")
+        .header("authorization", format!("Bearer {APP_KEY}"))
+        .header("content-type", "application/json")
+        .header("content-length", "1000000")
+        .body(Withheld)
+        .expect("request");
+    let resp = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        gw.svc.clone().oneshot(req),
+    )
+    .await
+    .expect("refused without waiting for the body")
+    .unwrap_or_else(|never| match never {});
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let a = read(resp).await;
+    assert_eq!(
+        a.json()["error"]["code"],
+        "rate_limit_exceeded",
+        "{:?}",
+        a.json()
+    );
+}
