@@ -104,12 +104,11 @@ async fn run(
     ctx: &mut RequestCtx,
 ) -> Result<Reply, GatewayError> {
     // A key past a limit is refused before its body is read and parsed.
-    let budgets = state
-        .limiter
-        .budgets_of(&rt.snapshot, key, crate::schedule::now_ms());
+    let now = crate::schedule::now_ms();
+    let budgets = state.limiter.budgets_of(&rt.snapshot, key, now);
     state
         .limiter
-        .precheck(&budgets, crate::schedule::now_ms())
+        .precheck(&budgets, now)
         .map_err(rate_limited)?;
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
     let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))

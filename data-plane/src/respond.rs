@@ -167,11 +167,9 @@ pub async fn respond(
         let encoded = translate::encode_response(call.format, &answer);
         Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
     };
-    // An answer without any usage report (a vendor that leaves it out, a
-    // job answered before it ran) is charged an estimate, not nothing: the
-    // prompt, and about a token per four bytes of the answer.
-    if call.op == Op::Generate && trace.usage == crate::usage::Usage::default() {
-        trace.charge_unreported(answer_len.div_ceil(4), "estimated_unreported");
+    // About a token per four bytes of the answer, if it reported nothing.
+    if call.op == Op::Generate {
+        trace.charge_if_unreported(answer_len.div_ceil(4));
     }
     let mut r = Response::new(Full::new(out));
     *r.status_mut() = up.status;

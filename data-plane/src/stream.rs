@@ -19,7 +19,6 @@ use crate::sse::{Event, SseParser};
 use crate::trace_report::Written;
 use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
-use crate::usage::Usage;
 
 /// How upstream events become the app's.
 pub enum Mode {
@@ -175,7 +174,7 @@ impl MeteredStream {
             // request is logged (budgets charged, trace handed to the
             // spool) before that event leaves.
             if self.upstream.is_closing(&ev) {
-                self.file_trace(None);
+                self.file_trace(End::Clean);
             }
             out.push(ev.raw);
         }
@@ -249,40 +248,47 @@ impl MeteredStream {
         }
     }
 
-    /// Before the logging phase of a stream that did not end cleanly: what
-    /// the provider reported is kept, what it had not reported yet is
-    /// estimated from what was streamed (a stream cut just before OpenAI's
-    /// closing usage chunk is not free).
-    fn charge_unreported(&mut self, source: &str) {
-        if let Some(c) = &mut self.ctx {
-            let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
-            c.trace.charge_unreported(streamed, source);
-        }
-    }
-
-    /// The logging phase, once: whichever of end, break or drop comes first.
-    fn file_trace(&mut self, error: Option<&str>) {
-        // An upstream that never reported usage (a compatible vendor that
-        // ignores `include_usage`, or an answer that is not SSE at all) is
-        // charged an estimate, not nothing.
-        if error.is_none()
-            && self
-                .ctx
-                .as_ref()
-                .is_some_and(|c| c.trace.usage == Usage::default())
-        {
-            self.charge_unreported("estimated_unreported");
-        }
-        if let Some(mut ctx) = self.ctx.take() {
-            if let Some(e) = error {
-                ctx.trace.set_error(e);
-                crate::telemetry::metrics::request_error(
-                    crate::telemetry::metrics::stream_error_kind(e),
-                );
+    /// The logging phase, once: whichever of end, break or drop comes
+    /// first. What the provider reported is kept; what it had not reported
+    /// is estimated from what was streamed, as the trace says (a stream cut
+    /// just before OpenAI's closing usage chunk is not free).
+    fn file_trace(&mut self, end: End) {
+        let Some(mut ctx) = self.ctx.take() else {
+            return;
+        };
+        let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
+        let error = match end {
+            End::Clean => {
+                ctx.trace.charge_if_unreported(streamed);
+                None
             }
-            self.written = Some(ctx.log(self.status));
+            End::Broken(why) => {
+                ctx.trace.charge_unreported(streamed, "estimated_broken");
+                Some(why)
+            }
+            End::Abandoned => {
+                ctx.trace.charge_unreported(streamed, "estimated_abandoned");
+                Some("client closed the stream early")
+            }
+        };
+        if let Some(e) = error {
+            ctx.trace.set_error(e);
+            crate::telemetry::metrics::request_error(crate::telemetry::metrics::stream_error_kind(
+                e,
+            ));
         }
+        self.written = Some(ctx.log(self.status));
     }
+}
+
+/// How a stream ended, for its logging phase.
+enum End {
+    /// The closing event, or the upstream's end.
+    Clean,
+    /// The upstream cut, stalled or overran it (the trace's error).
+    Broken(&'static str),
+    /// The app went away mid-stream.
+    Abandoned,
 }
 
 /// Bytes for the app from one upstream frame, without copying when a single
@@ -429,8 +435,7 @@ impl MeteredStream {
                         // memory or a core: deliver what came before, then
                         // end the stream with an error.
                         this.done = true;
-                        this.charge_unreported("estimated_broken");
-                        this.file_trace(Some(why));
+                        this.file_trace(End::Broken(why));
                         this.failed = Some(why.into());
                         break;
                     }
@@ -440,8 +445,7 @@ impl MeteredStream {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
-                    this.charge_unreported("estimated_broken");
-                    this.file_trace(Some("upstream stream cut"));
+                    this.file_trace(End::Broken("upstream stream cut"));
                     if out.is_empty() {
                         return Poll::Ready(Some(Err(e.into())));
                     }
@@ -452,7 +456,7 @@ impl MeteredStream {
                 Poll::Ready(None) => {
                     this.done = true;
                     this.on_end(&mut out);
-                    this.file_trace(None);
+                    this.file_trace(End::Clean);
                     break;
                 }
                 Poll::Pending => {
@@ -461,8 +465,7 @@ impl MeteredStream {
                     }
                     if this.idle.as_mut().poll(cx).is_ready() {
                         this.done = true;
-                        this.charge_unreported("estimated_broken");
-                        this.file_trace(Some("upstream stream stalled"));
+                        this.file_trace(End::Broken("upstream stream stalled"));
                         let secs = this.idle_timeout.as_secs();
                         return Poll::Ready(Some(Err(Stalled(secs).into())));
                     }
@@ -483,7 +486,6 @@ impl Drop for MeteredStream {
         // The app went away mid-stream: the answer was (partly) delivered,
         // and the provider billed what it generated until the connection
         // closed.
-        self.charge_unreported("estimated_abandoned");
-        self.file_trace(Some("client closed the stream early"));
+        self.file_trace(End::Abandoned);
     }
 }

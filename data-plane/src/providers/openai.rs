@@ -82,13 +82,8 @@ fn largest_count<'a>(fields: impl Iterator<Item = Option<&'a Value>>) -> Option<
 /// `64000.0` and, as protobuf's JSON mapping allows (Gemini), `"64000"`.
 fn count(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
-                .map(|f| f.min(u64::MAX as f64) as u64)
-        }),
         Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+        v => crate::translate::wire::whole_number(v),
     }
 }
 

@@ -78,9 +78,7 @@ impl Local {
             return Err(e);
         }
         let l = &b.limits;
-        let minute_req =
-            c.last_minute.requests as f64 * overlap(now) + c.this_minute.requests as f64;
-        let minute_tok = c.last_minute.tokens as f64 * overlap(now) + c.this_minute.tokens as f64;
+        let (minute_req, minute_tok) = minute_use(c, now);
         c.this_second += 1;
         c.this_minute.requests += 1;
         c.reserved.insert(
@@ -162,7 +160,7 @@ impl Local {
         }
         // Tokens count in the minute the request was admitted in (or the
         // current one, for a request that outlived the window).
-        let minute = super::shared::settle_minute(at_ms, now);
+        let minute = super::settle_minute(at_ms, now);
         if minute == c.minute {
             c.this_minute.tokens = c.this_minute.tokens.saturating_add(tokens);
         } else if minute + 1 == c.minute {
@@ -174,13 +172,22 @@ impl Local {
     }
 }
 
+/// Requests and tokens of the sliding minute: this minute's, and the last
+/// one's weighted by how much of it the window still covers.
+fn minute_use(c: &Counters, now: u64) -> (f64, f64) {
+    let w = overlap(now);
+    (
+        c.last_minute.requests as f64 * w + c.this_minute.requests as f64,
+        c.last_minute.tokens as f64 * w + c.this_minute.tokens as f64,
+    )
+}
+
 /// The limit of `b` that stops a request asking for `demand` now, if any.
 fn refusal(c: &Counters, b: &Enforced, demand: Demand, now: u64) -> Option<Exceeded> {
     let l = &b.limits;
     let est_t = demand.tokens as f64;
     let res_t = c.reserved_tokens as f64;
-    let minute_req = c.last_minute.requests as f64 * overlap(now) + c.this_minute.requests as f64;
-    let minute_tok = c.last_minute.tokens as f64 * overlap(now) + c.this_minute.tokens as f64;
+    let (minute_req, minute_tok) = minute_use(c, now);
     let checks: [(Kind, Option<f64>, f64, f64); 7] = [
         (
             Kind::Concurrent,

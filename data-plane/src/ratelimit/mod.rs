@@ -396,6 +396,19 @@ impl Limiter {
     }
 }
 
+/// The minute a request's tokens count in: the one it was admitted in, so
+/// a reservation and its settlement meet in one window; but a request that
+/// ran longer than the window reads (this minute and the last) counts in
+/// the current one, or its tokens would land where no check looks.
+fn settle_minute(at_ms: u64, now: u64) -> u64 {
+    let (admitted, current) = (at_ms / MINUTE_MS, now / MINUTE_MS);
+    if admitted + 1 >= current {
+        admitted
+    } else {
+        current
+    }
+}
+
 /// The most tokens one request is charged (10^12).
 const MAX_SETTLED_TOKENS: u64 = 1_000_000_000_000;
 

@@ -126,19 +126,6 @@ pub struct Shared {
     up: std::sync::atomic::AtomicBool,
 }
 
-/// The minute a request's tokens count in: the one it was admitted in, so
-/// a reservation and its settlement meet in one window; but a request that
-/// ran longer than the window reads (this minute and the last) counts in
-/// the current one, or its tokens would land where no check looks.
-pub(super) fn settle_minute(at_ms: u64, now: u64) -> u64 {
-    let (admitted, current) = (at_ms / MINUTE_MS, now / MINUTE_MS);
-    if admitted + 1 >= current {
-        admitted
-    } else {
-        current
-    }
-}
-
 /// The keys of one budget, all under one hash tag.
 fn keys(id: &str, now: u64, minute: u64) -> [String; 7] {
     let day = now / DAY_MS;
@@ -320,7 +307,7 @@ impl Shared {
     ) {
         let pool = self.pool.clone();
         let script = self.settle.clone();
-        let k = keys(budget, now, settle_minute(at_ms, now));
+        let k = keys(budget, now, super::settle_minute(at_ms, now));
         let request_id = request_id.to_string();
         tokio::spawn(async move {
             let work = async {

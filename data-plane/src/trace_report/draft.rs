@@ -134,6 +134,15 @@ impl TraceDraft {
         }
     }
 
+    /// An answer or stream that ended without any usage report (a vendor
+    /// that leaves it out, or ignores `include_usage`; a job answered before
+    /// it ran): charged the prompt's estimate and `seen_tokens`, not nothing.
+    pub fn charge_if_unreported(&mut self, seen_tokens: u64) {
+        if self.usage == Usage::default() {
+            self.charge_unreported(seen_tokens, "estimated_unreported");
+        }
+    }
+
     /// The finished record, with the status the app got (taken out: the
     /// draft is spent).
     pub fn finish(&mut self, status: u16) -> TraceRecord {

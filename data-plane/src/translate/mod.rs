@@ -19,7 +19,7 @@ pub mod ir;
 mod policy;
 #[cfg(test)]
 mod testkit;
-mod wire;
+pub(crate) mod wire;
 
 use aigw_proto::model::ProviderKind;
 

@@ -270,6 +270,16 @@ impl Serialize for Count {
     }
 }
 
+/// A whole, non-negative number as a JSON number: `40`, or `40.0` as loosely
+/// typed clients write one (providers accept both).
+pub fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| f.min(u64::MAX as f64) as u64)
+    })
+}
+
 /// A provider's usage object (`U`, the format's shape) → IR usage;
 /// anything else counts nothing.
 pub fn usage_of<U: DeserializeOwned + Into<Usage>>(v: &Value) -> Usage {

@@ -189,12 +189,8 @@ fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     if v.is_null() {
         return Ok(None);
     }
-    v.as_u64()
-        .or_else(|| {
-            v.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f <= u32::MAX as f64)
-                .map(|f| f as u64)
-        })
+    wire::whole_number(&v)
+        .filter(|n| v.is_u64() || *n <= u64::from(u32::MAX))
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom("expected a non-negative integer"))
 }
