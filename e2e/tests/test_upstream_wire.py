@@ -67,6 +67,22 @@ def test_requests_through_nginx_are_served_and_traced(stack: Gateway, nginx: Ngi
     assert all(r["headers"]["authorization"] == f"Bearer {POOL_SECRET}" for r in recs)
 
 
+def test_an_upstream_redirect_is_not_followed(stack: Gateway, nginx: Nginx) -> None:
+    """A redirect would take the pool's key to another host: the gateway
+    does not follow it and does not relay it, the app gets a 502."""
+    front(stack, nginx.url + "/moved")
+    stack.start_data_plane()
+    stack.wait_key_known()
+    r = chat(stack)
+    assert r.status_code == 502, r.text
+    assert "elsewhere" not in r.text
+    assert "location" not in r.headers
+    [trace] = stack.wait_traces([r.headers["x-request-id"]])
+    assert trace["status"] == 502 and trace["error"] == "upstream_error", trace
+    assert '"POST /moved/v1/chat/completions HTTP/1.1" 302' in nginx.access_log()
+    assert stack.mock.chat_requests() == []
+
+
 def test_https_upstreams_need_their_ca(stack: Gateway, nginx: Nginx, pki: Pki) -> None:
     front(stack, nginx.tls_url)
     # Not trusted: a clear 502 in the app's format, no secret, still traced.

@@ -76,6 +76,9 @@ SERVER = """
         listen 127.0.0.1:{port}{ssl};
         server_name localhost;
         {tls}
+        location /moved/ {{
+            return 302 https://elsewhere.invalid/;
+        }}
         location / {{
             proxy_pass http://127.0.0.1:{mock_port};
             proxy_http_version 1.1;
@@ -88,7 +91,8 @@ SERVER = """
 
 class Nginx:
     """Debian's nginx in front of the mock: plain HTTP on `url`, and HTTPS
-    with a certificate for `localhost` from `pki` on `tls_url` when given.
+    with a certificate for `localhost` from `pki` on `tls_url` when given;
+    under `/moved/` it answers every request with a redirect elsewhere.
     Like any HTTP/1.1 origin it answers a request without `Host` with 400."""
 
     def __init__(self, dir: Path, mock_port: int, pki: Pki | None = None):

@@ -579,6 +579,8 @@ mod tests {
             serde_json::json!({"role": "assistant", "tool_calls": [
                 {"id": "a", "type": "function", "function": {"name": "first", "arguments": "{}"}}]}),
             serde_json::json!({"role": "tool", "tool_call_id": "a", "content": "1"}),
+            // Its call only comes later: not an answer to it.
+            serde_json::json!({"role": "tool", "tool_call_id": "late", "content": "2"}),
         ];
         for i in 0..20_000 {
             messages.push(
@@ -596,7 +598,7 @@ mod tests {
         )
         .expect("decodes");
         let results = &req.messages[2].content;
-        assert_eq!(results.len(), 20_001, "one user turn for the results");
+        assert_eq!(results.len(), 20_002, "one user turn for the results");
         let names: Vec<Option<&str>> = results
             .iter()
             .map(|p| match p {
