@@ -74,9 +74,11 @@ pub async fn serve(
     // one waits at its end, in the body).
     match run(state, &rt, key, &parts, body, &call, &mut ctx).await {
         Ok(reply) => {
-            let (resp, written) = reply.into_response(ctx);
+            let (mut resp, written) = reply.into_response(ctx);
             if let Some(w) = written {
                 w.await;
+            } else if let Either::Right(stream) = resp.body_mut() {
+                stream.prime().await;
             }
             Ok(resp)
         }

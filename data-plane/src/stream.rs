@@ -364,12 +364,7 @@ impl Body for MeteredStream {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if let Some(w) = &mut this.written {
-            if Pin::new(w).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.written = None;
-        }
+        std::task::ready!(this.poll_written(cx));
         Poll::Ready(this.held.take().unwrap_or(None))
     }
 
@@ -379,6 +374,34 @@ impl Body for MeteredStream {
 }
 
 impl MeteredStream {
+    /// Takes what the upstream has already sent before the answer's head
+    /// leaves (never waiting for more), so the head and the first events
+    /// go out in one write; when that was the whole answer, waits for its
+    /// trace as the frame would have. One write, and one wake-up of the
+    /// app, less per streamed answer.
+    pub async fn prime(&mut self) {
+        std::future::poll_fn(|cx| self.poll_prime(cx)).await;
+    }
+
+    fn poll_prime(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.held.is_none() {
+            match self.next_frame(cx) {
+                Poll::Ready(f) => self.held = Some(f),
+                Poll::Pending => return Poll::Ready(()),
+            }
+        }
+        self.poll_written(cx)
+    }
+
+    /// Ready once the filed trace (if any) is written.
+    fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(w) = &mut self.written {
+            std::task::ready!(Pin::new(w).poll(cx));
+            self.written = None;
+        }
+        Poll::Ready(())
+    }
+
     /// Takes every upstream frame that is ready now (never waiting for more)
     /// and makes one frame for the app: a burst of events that arrived in
     /// one read leaves in one write (the upstream connection is driven by
