@@ -8,6 +8,11 @@
 //! them in `message_start` (`output_tokens: 1`, as the real API does) and,
 //! cumulative, in `message_delta` (which repeats the input counts): a client
 //! must take the last value, not add them up.
+//!
+//! Cache writes: the words of text blocks marked `cache_control` in the
+//! messages (not the system prompt, whose words are the cached ones) are
+//! written to the cache: `cache_creation_input_tokens`, split by lifetime in
+//! `cache_creation` (`"ttl": "1h"`, else 5 minutes), as the API reports them.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -16,7 +21,7 @@ use serde_json::{Value, json};
 use crate::app::{Answer, Ready};
 use crate::error::MockError;
 use crate::tokens::{
-    Exchange, Message, Role, ToolDecl, invalid_schema_type, join_parts, split_pieces,
+    Exchange, Message, Role, ToolDecl, invalid_schema_type, join_parts, split_pieces, word_count,
 };
 use crate::{fields, ids, sse};
 
@@ -46,6 +51,8 @@ pub struct MessagesRequest {
     pub stream: bool,
     pub messages: Vec<Message>,
     pub tools: Vec<ToolDecl>,
+    /// Words of the blocks marked `cache_control`: (5-minute, 1-hour).
+    pub cache_writes: (u64, u64),
 }
 
 fn required<'a>(
@@ -103,6 +110,7 @@ impl MessagesRequest {
         for m in raw_messages {
             parse_message(m, &mut messages);
         }
+        let cache_writes = cache_writes(raw_messages);
         let tools: Vec<ToolDecl> = obj
             .get("tools")
             .and_then(Value::as_array)
@@ -131,12 +139,39 @@ impl MessagesRequest {
             stream: obj.get("stream").and_then(Value::as_bool).unwrap_or(false),
             messages,
             tools,
+            cache_writes,
         })
     }
 
     pub fn exchange(&self) -> Exchange {
-        Exchange::new(&self.messages, &self.tools)
+        let mut ex = Exchange::new(&self.messages, &self.tools);
+        let (five_min, one_hour) = self.cache_writes;
+        ex.cache_write_tokens = five_min + one_hour;
+        ex.cache_write_1h_tokens = one_hour;
+        ex
     }
+}
+
+/// Words of the messages' text blocks marked `cache_control`, by lifetime:
+/// (5-minute, 1-hour).
+fn cache_writes(messages: &[Value]) -> (u64, u64) {
+    let blocks = messages
+        .iter()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten();
+    let mut writes = (0, 0);
+    for b in blocks {
+        let (Some(text), Some(cc)) = (block_text(b), b.get("cache_control")) else {
+            continue;
+        };
+        let words = word_count(text);
+        if cc.get("ttl").and_then(Value::as_str) == Some("1h") {
+            writes.1 += words;
+        } else {
+            writes.0 += words;
+        }
+    }
+    writes
 }
 
 /// The text of a `{"type":"text","text":..}` block.
@@ -177,7 +212,11 @@ fn parse_message(m: &Value, out: &mut Vec<Message>) {
 fn usage_with_output(ex: &Exchange, output_tokens: u64) -> Value {
     json!({
         "input_tokens": ex.uncached_tokens(),
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": ex.cache_write_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": ex.cache_write_tokens - ex.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": ex.cache_write_1h_tokens
+        },
         "cache_read_input_tokens": ex.cached_tokens,
         "output_tokens": output_tokens,
         "service_tier": "standard"
@@ -443,6 +482,27 @@ mod tests {
         assert_eq!(body["usage"]["cache_read_input_tokens"], 2);
         assert_eq!(body["usage"]["output_tokens"], 4);
         assert_eq!(usage, Some(body["usage"].clone()));
+    }
+
+    #[test]
+    fn blocks_marked_for_the_cache_are_written_by_lifetime() {
+        let req = parse(json!({
+            "model": "claude-x", "max_tokens": 100, "system": "Be brief.",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "a long document", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "kept an hour", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+                {"type": "text", "text": "question"}]}]
+        }))
+        .expect("valid");
+        let Answer::Json { body, .. } = answer(&req).answer else {
+            panic!("json expected")
+        };
+        let u = &body["usage"];
+        assert_eq!(u["cache_read_input_tokens"], 2);
+        assert_eq!(u["cache_creation_input_tokens"], 6);
+        assert_eq!(u["cache_creation"]["ephemeral_5m_input_tokens"], 3);
+        assert_eq!(u["cache_creation"]["ephemeral_1h_input_tokens"], 3);
+        assert_eq!(u["input_tokens"], 1);
     }
 
     #[test]

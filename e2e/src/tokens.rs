@@ -109,6 +109,10 @@ pub struct Exchange {
     /// Includes the cached tokens.
     pub prompt_tokens: u64,
     pub cached_tokens: u64,
+    /// Prompt tokens written to the cache (Anthropic only; see
+    /// `anthropic::MessagesRequest`), and of those the 1-hour writes.
+    pub cache_write_tokens: u64,
+    pub cache_write_1h_tokens: u64,
     pub completion_tokens: u64,
 }
 
@@ -169,6 +173,8 @@ impl Exchange {
             tool_call,
             prompt_tokens,
             cached_tokens,
+            cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             completion_tokens,
         }
     }
@@ -177,9 +183,9 @@ impl Exchange {
         self.prompt_tokens + self.completion_tokens
     }
 
-    /// Prompt tokens that were not cached.
+    /// Prompt tokens neither read from the cache nor written to it.
     pub fn uncached_tokens(&self) -> u64 {
-        self.prompt_tokens - self.cached_tokens
+        self.prompt_tokens - self.cached_tokens - self.cache_write_tokens
     }
 
     /// The reply text as streamed: one piece per word, every word after the

@@ -469,6 +469,37 @@ def test_anthropic_count_tokens(mgw: Gateway) -> None:
     assert rec["body"]["messages"] == [{"role": "user", "content": QUESTION}]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_anthropic_cache_writes_are_billed_above_the_input_price(mgw: Gateway, stream: bool) -> None:
+    """Anthropic bills a prompt-cache write at 1.25x the input price (5
+    minutes) or 2x (1 hour). The app sees the mock's counts as they came; the
+    trace's cost carries the surcharge (it billed writes as plain input)."""
+    client = mgw.anthropic_client()
+    content = [
+        {"type": "text", "text": "a document of six words here", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "kept for an hour", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+        {"type": "text", "text": "Summarize it"},
+    ]
+    args = dict(model="claude-model", max_tokens=64, system=SYSTEM,
+                messages=[{"role": "user", "content": content}])
+    if stream:
+        with client.messages.stream(**args) as st:
+            msg = st.get_final_message()
+            request_id = st.response.headers.get("x-request-id")
+    else:
+        raw = client.messages.with_raw_response.create(**args)
+        msg, request_id = raw.parse(), raw.headers.get("x-request-id")
+    u = msg.usage
+    assert (u.cache_read_input_tokens, u.cache_creation_input_tokens, u.input_tokens) == (5, 10, 2)
+    assert (u.cache_creation.ephemeral_5m_input_tokens, u.cache_creation.ephemeral_1h_input_tokens) == (6, 4)
+    [trace] = mgw.wait_traces([request_id])
+    price_in, price_out, price_cached = PROVIDERS["anthropic"].price
+    want = (2 * price_in + 5 * price_cached + 6 * price_in * 1.25 + 4 * price_in * 2
+            + u.output_tokens * price_out) / 1e6
+    assert (trace["input_tokens"], trace["cached_tokens"]) == (17, 5)
+    assert abs(trace["cost"] - want) <= 1e-12, f"cost {trace['cost']!r} != {want!r}"
+
+
 def test_gemini_count_tokens(mgw: Gateway) -> None:
     resp = mgw.genai_client().models.count_tokens(model="gemini-model", contents=QUESTION)
     assert resp.total_tokens == 6

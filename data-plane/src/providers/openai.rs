@@ -255,7 +255,8 @@ mod tests {
                 input: 9,
                 output: 2,
                 cached: 4,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             }
         );
         assert_eq!(scan_chunk(&second, &mut usage, false), ChunkAction::Forward);

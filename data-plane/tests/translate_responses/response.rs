@@ -18,7 +18,8 @@ fn response_fixtures_decode_and_roundtrip() {
             input: 1310,
             output: 14,
             cached: 1152,
-            reasoning: 0
+            reasoning: 0,
+            ..Default::default()
         }
     );
     let v = responses::encode_response(&r);
@@ -75,7 +76,8 @@ fn response_fixtures_decode_and_roundtrip() {
             input: 87,
             output: 154,
             cached: 0,
-            reasoning: 128
+            reasoning: 128,
+            ..Default::default()
         }
     );
     let v = responses::encode_response(&r);
@@ -109,6 +111,7 @@ fn response_stop_reasons() {
                 output: 3,
                 cached: 0,
                 reasoning: 0,
+                ..Default::default()
             },
         };
         let v = responses::encode_response(&r);
@@ -169,7 +172,8 @@ fn usage_semantics() {
             input: 2000,
             output: 300,
             cached: 1500,
-            reasoning: 200
+            reasoning: 200,
+            ..Default::default()
         }
     );
     assert_eq!(
@@ -194,6 +198,7 @@ fn huge_usage_does_not_overflow() {
             output: u64::MAX,
             cached: 0,
             reasoning: 0,
+            ..Default::default()
         },
     };
     assert_eq!(

@@ -164,6 +164,7 @@ fn encoder_survives_any_event_order() {
                     output: next(100),
                     cached: 0,
                     reasoning: 0,
+                    ..Default::default()
                 }),
                 6 => StreamEvent::Finish(
                     [

@@ -27,7 +27,8 @@ fn stream_fixtures_decode() {
                 input: 1310,
                 output: 14,
                 cached: 1152,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             })
         ]
     );
@@ -57,7 +58,8 @@ fn stream_fixtures_decode() {
                 input: 87,
                 output: 24,
                 cached: 0,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             })
         ]
     );
@@ -128,7 +130,8 @@ fn stream_decoding_fills_gaps() {
                 input: 3,
                 output: 4,
                 cached: 0,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             }),
         ]
     );
@@ -250,6 +253,7 @@ fn stream_endings() {
             output: 1,
             cached: 0,
             reasoning: 0,
+            ..Default::default()
         }),
     ];
     let (types, resp) = check_well_formed(&encode(&req, &evs));

@@ -7,8 +7,9 @@
 //! - Usage: the IR's `input` counts every prompt token, so it is
 //!   `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`
 //!   and `cached` is `cache_read_input_tokens`; encoding goes back the same
-//!   way (`input_tokens = input - cached`). Cache *writes* are not told apart
-//!   by the IR, so encoded usage reports `cache_creation_input_tokens: 0`.
+//!   way (`input_tokens = input - cached - cache_write`). Cache *writes*
+//!   (`cache_creation_input_tokens`, by lifetime in `cache_creation`) are
+//!   kept apart: they are billed above the input price (see `Usage::cost`).
 //! - `ContentFilter` is Anthropic's `refusal` stop reason (its own safety stop).
 //! - Tool ids must match `^[a-zA-Z0-9_-]+$` at Anthropic; ids from other
 //!   vendors are mapped onto that alphabet (the same way on every turn, so
@@ -28,7 +29,7 @@ use super::codec::{
     Codec, Framing, FromPath, Profile, StreamEncoder, UpstreamCall, folder_methods,
 };
 use super::ir::{ChatRequest, StopReason, Unsupported};
-use super::wire::{self, Count};
+use super::wire::{self, Count, Lenient};
 use crate::endpoints::Op;
 use crate::sse::Event;
 use crate::usage::Usage;
@@ -132,8 +133,21 @@ struct WireUsage {
     cache_read_input_tokens: Count,
     #[serde(default)]
     cache_creation_input_tokens: Count,
+    /// The writes by cache lifetime (since 2025): a 1-hour write costs
+    /// more than a 5-minute one.
+    #[serde(default)]
+    cache_creation: Lenient<CacheCreation>,
     #[serde(default)]
     output_tokens: Count,
+}
+
+/// `usage.cache_creation`: tokens written to the cache, by lifetime.
+#[derive(Deserialize)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_5m_input_tokens: Count,
+    #[serde(default)]
+    ephemeral_1h_input_tokens: Count,
 }
 
 /// Anthropic's counts, field by field. Streams report them cumulatively and
@@ -145,6 +159,7 @@ struct Counts {
     input: u64,
     cache_read: u64,
     cache_creation: u64,
+    cache_creation_1h: u64,
     output: u64,
 }
 
@@ -152,7 +167,15 @@ impl Counts {
     fn merge(&mut self, u: &WireUsage) {
         self.input = self.input.max(u.input_tokens.0);
         self.cache_read = self.cache_read.max(u.cache_read_input_tokens.0);
-        self.cache_creation = self.cache_creation.max(u.cache_creation_input_tokens.0);
+        let (by_ttl, one_hour) = u.cache_creation.0.as_ref().map_or((0, 0), |c| {
+            let one_hour = c.ephemeral_1h_input_tokens.0;
+            (c.ephemeral_5m_input_tokens.0.saturating_add(one_hour), one_hour)
+        });
+        self.cache_creation = self
+            .cache_creation
+            .max(u.cache_creation_input_tokens.0)
+            .max(by_ttl);
+        self.cache_creation_1h = self.cache_creation_1h.max(one_hour);
         self.output = self.output.max(u.output_tokens.0);
     }
 
@@ -165,6 +188,8 @@ impl Counts {
             output: self.output,
             cached: self.cache_read,
             reasoning: 0,
+            cache_write: self.cache_creation,
+            cache_write_1h: self.cache_creation_1h.min(self.cache_creation),
         }
     }
 }
@@ -187,15 +212,26 @@ pub fn usage_from(u: &serde_json::Value) -> Usage {
 struct UsageOut {
     input_tokens: u64,
     cache_creation_input_tokens: u64,
+    cache_creation: CacheCreationOut,
     cache_read_input_tokens: u64,
     output_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CacheCreationOut {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
 }
 
 impl From<&Usage> for UsageOut {
     fn from(u: &Usage) -> Self {
         Self {
-            input_tokens: u.input.saturating_sub(u.cached),
-            cache_creation_input_tokens: 0,
+            input_tokens: u.input.saturating_sub(u.cached).saturating_sub(u.cache_write),
+            cache_creation_input_tokens: u.cache_write,
+            cache_creation: CacheCreationOut {
+                ephemeral_5m_input_tokens: u.cache_write.saturating_sub(u.cache_write_1h),
+                ephemeral_1h_input_tokens: u.cache_write_1h,
+            },
             cache_read_input_tokens: u.cached,
             output_tokens: u.output,
         }

@@ -430,7 +430,8 @@ fn response_fixtures_decode() {
             input: 394,
             output: 66,
             cached: 0,
-            reasoning: 0
+            reasoning: 0,
+            ..Default::default()
         }
     );
 
@@ -442,9 +443,31 @@ fn response_fixtures_decode() {
             input: 25 + 1800 + 120,
             output: 34,
             cached: 1800,
-            reasoning: 0
+            reasoning: 0,
+            cache_write: 120,
+            cache_write_1h: 0,
         }
     );
+
+    // Writes by lifetime, as the API reports them since 2025: a 1-hour
+    // write is billed at twice the input price, a 5-minute one at 1.25x.
+    let by_ttl = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"cache_read_input_tokens":0,"cache_creation_input_tokens":300,"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":200},"output_tokens":5}}"#;
+    let u = decode_response(by_ttl.as_bytes()).unwrap().usage;
+    assert_eq!((u.input, u.cache_write, u.cache_write_1h), (310, 300, 200));
+    let price = aigw_proto::model::Price {
+        input: 3.0,
+        output: 15.0,
+        cached_input: 0.3,
+    };
+    let expected = (10.0 * 3.0 + 100.0 * 3.75 + 200.0 * 6.0 + 5.0 * 15.0) / 1e6;
+    assert!((u.cost(Some(price)) - expected).abs() < 1e-12);
+    // A hostile object in place of the breakdown costs the rest nothing.
+    let odd = by_ttl.replace(
+        r#"{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":200}"#,
+        "[1]",
+    );
+    let u = decode_response(odd.as_bytes()).unwrap().usage;
+    assert_eq!((u.input, u.cache_write, u.cache_write_1h), (310, 300, 0));
     assert_eq!(r.stop, Some(StopReason::EndTurn));
 }
 
@@ -455,7 +478,11 @@ fn response_roundtrip_and_to_openai() {
         let again = encode_response(&r);
         assert_eq!(
             again["usage"]["input_tokens"],
-            r.usage.input - r.usage.cached
+            r.usage.input - r.usage.cached - r.usage.cache_write
+        );
+        assert_eq!(
+            again["usage"]["cache_creation_input_tokens"],
+            r.usage.cache_write
         );
         assert_eq!(decode_response(again.to_string().as_bytes()).unwrap(), r);
     }
@@ -478,6 +505,7 @@ fn response_roundtrip_and_to_openai() {
             output: 2,
             cached: 4,
             reasoning: 0,
+            ..Default::default()
         },
     };
     let a = encode_response(&filtered);
@@ -487,7 +515,7 @@ fn response_roundtrip_and_to_openai() {
     );
     assert_eq!(
         a["usage"],
-        json!({"input_tokens": 6, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4, "output_tokens": 2})
+        json!({"input_tokens": 6, "cache_creation_input_tokens": 0, "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}, "cache_read_input_tokens": 4, "output_tokens": 2})
     );
 }
 
@@ -506,7 +534,8 @@ fn stream_text_fixture() {
                 input: 25,
                 output: 1,
                 cached: 0,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             }),
             StreamEvent::TextDelta("Hello".into()),
             StreamEvent::TextDelta("!".into()),
@@ -515,7 +544,8 @@ fn stream_text_fixture() {
                 input: 25,
                 output: 15,
                 cached: 0,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             }),
         ]
     );
@@ -564,7 +594,8 @@ fn stream_tool_fixture_and_usage_totals() {
             input: 394 + 1024,
             output: 66,
             cached: 1024,
-            reasoning: 0
+            reasoning: 0,
+            ..Default::default()
         })
     );
 }
@@ -648,7 +679,7 @@ fn openai_stream_to_anthropic_events() {
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
     assert_eq!(
         delta["usage"],
-        json!({"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 8, "output_tokens": 9})
+        json!({"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}, "cache_read_input_tokens": 8, "output_tokens": 9})
     );
 
     // And back: what the app receives decodes to the same answer.
@@ -687,7 +718,8 @@ fn anthropic_stream_to_openai_chunks() {
             input: 1418,
             output: 66,
             cached: 1024,
-            reasoning: 0
+            reasoning: 0,
+            ..Default::default()
         })
     );
 }
@@ -728,6 +760,7 @@ fn encoder_errors_and_cut_streams() {
             output: 0,
             cached: 10,
             reasoning: 0,
+            ..Default::default()
         }),
         StreamEvent::TextDelta("hi".into()),
         StreamEvent::Finish(StopReason::MaxTokens),

@@ -179,6 +179,7 @@ impl From<WireUsage> for Usage {
             output: u.candidates_token_count.0.saturating_add(thoughts),
             cached: u.cached_content_token_count.0,
             reasoning: thoughts,
+            ..Default::default()
         }
     }
 }

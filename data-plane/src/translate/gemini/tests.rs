@@ -489,7 +489,8 @@ fn response_fixtures_decode() {
             input: 121,
             output: 36 + 39,
             cached: 0,
-            reasoning: 39
+            reasoning: 39,
+            ..Default::default()
         }
     );
 
@@ -508,7 +509,8 @@ fn response_fixtures_decode() {
             input: 2084,
             output: 12 + 51,
             cached: 2048,
-            reasoning: 51
+            reasoning: 51,
+            ..Default::default()
         }
     );
 }
@@ -538,6 +540,7 @@ fn response_roundtrip_and_cross_format() {
             output: 4,
             cached: 3,
             reasoning: 0,
+            ..Default::default()
         },
     };
     let g = encode_response(&from_anthropic);

@@ -174,6 +174,7 @@ impl From<WireUsage> for Usage {
                 .completion_tokens_details
                 .0
                 .map_or(0, |d| d.reasoning_tokens.0),
+            ..Default::default()
         }
     }
 }

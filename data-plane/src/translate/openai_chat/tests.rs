@@ -104,7 +104,8 @@ fn stream_decode_encode() {
                 input: 5,
                 output: 3,
                 cached: 0,
-                reasoning: 0
+                reasoning: 0,
+                ..Default::default()
             }),
         ]
     );

@@ -132,6 +132,7 @@ impl From<WireUsage> for Usage {
             output: u.output_tokens.0,
             cached: u.input_tokens_details.0.map_or(0, |d| d.cached_tokens.0),
             reasoning: u.output_tokens_details.0.map_or(0, |d| d.reasoning_tokens.0),
+            ..Default::default()
         }
     }
 }

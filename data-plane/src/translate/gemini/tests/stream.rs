@@ -13,6 +13,7 @@ fn stream_text_fixture_cumulative_usage() {
             output,
             cached: 0,
             reasoning: 0,
+            ..Default::default()
         })
     };
     assert_eq!(
@@ -68,7 +69,8 @@ fn stream_calls_fixture() {
             input: 121,
             output: 75,
             cached: 0,
-            reasoning: 39
+            reasoning: 39,
+            ..Default::default()
         })
     );
 }
@@ -188,7 +190,8 @@ fn gemini_stream_to_anthropic_and_openai() {
             input: 121,
             output: 75,
             cached: 0,
-            reasoning: 39
+            reasoning: 39,
+            ..Default::default()
         })
     );
 }
