@@ -406,6 +406,94 @@ async fn traces_are_acked_after_storing_and_deduplicated() {
 }
 
 #[tokio::test]
+async fn what_a_node_says_of_its_traces_is_bounded() {
+    let server = start().await;
+    let ch = server.channel().await;
+    let report = |batch: TraceBatch| {
+        let mut client = TraceServiceClient::new(ch.clone());
+        async move {
+            let mut acks = client
+                .report(as_node(tokio_stream::iter(vec![batch]), NODE_TOKEN, "n1"))
+                .await?
+                .into_inner();
+            acks.message().await
+        }
+    };
+    // More records than a data plane ever puts in a batch: refused whole
+    // (what the control plane holds per batch grows with the count).
+    let many = (0..=aigw_proto::trace_bounds::MAX_BATCH_RECORDS)
+        .map(|i| crate::ingest::tests::record(&format!("many-{i}")))
+        .collect();
+    let e = report(TraceBatch {
+        seq: 1,
+        records: many,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    let db = server.db();
+    let stored = db.run(crate::db::traces::count).await.unwrap();
+    assert_eq!(stored, 0);
+
+    // Numbers no request can have are stored within bounds: a NaN cost
+    // would make a day's summed spend NaN, a start in the year 3000 would
+    // escape retention.
+    let mut odd = crate::ingest::tests::record("odd");
+    odd.cost = f64::NAN;
+    odd.started_at_ms = 32_503_680_000_000;
+    odd.input_tokens = u64::MAX;
+    odd.latency_us = u64::MAX;
+    odd.refused_by = format!("{}/rpm", "b".repeat(1 << 20));
+    let mut negative = crate::ingest::tests::record("negative");
+    negative.cost = -5.0;
+    let ack = report(TraceBatch {
+        seq: 2,
+        records: vec![odd, negative],
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ack.stored, 2);
+    let now = crate::db::now_ms();
+    let row = db.run(|c| crate::db::traces::get(c, "odd")).await.unwrap();
+    assert_eq!(row.cost, 0.0);
+    assert!(
+        row.started_at_ms <= now + 5 * 60 * 1000,
+        "{}",
+        row.started_at_ms
+    );
+    assert_eq!(row.input_tokens, 1_000_000_000_000);
+    assert_eq!(row.latency_us, 86_400_000_000);
+    let row = db
+        .run(|c| crate::db::traces::get(c, "negative"))
+        .await
+        .unwrap();
+    assert_eq!(row.cost, 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_cannot_make_the_node_list_grow_with_its_version() {
+    let server = start().await;
+    let ch = server.channel().await;
+    let _node = Node::subscribe(ch.clone(), "node-1", &"v".repeat(1 << 20)).await;
+    let mut admin = AdminServiceClient::new(ch);
+    eventually(async || {
+        let nodes = admin
+            .list_nodes(with_token(ListRequest {}, ADMIN_TOKEN))
+            .await
+            .unwrap()
+            .into_inner();
+        nodes
+            .nodes
+            .iter()
+            .any(|n| n.node_id == "node-1" && n.applied_version == "v".repeat(128))
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn health_is_serving() {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;

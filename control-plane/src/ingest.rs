@@ -8,6 +8,7 @@
 
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
+use aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -102,10 +103,21 @@ async fn receive(
         };
         let seq = batch.seq;
         let mut records = batch.records;
+        if records.len() > MAX_BATCH_RECORDS {
+            let _ = tx
+                .send(Err(Status::invalid_argument(format!(
+                    "a trace batch holds at most {MAX_BATCH_RECORDS} records (got {})",
+                    records.len()
+                ))))
+                .await;
+            return;
+        }
+        let now = now_ms();
         // Where a trace happened is who sent it, not what it says.
         for r in &mut records {
             r.node_id.clone_from(&node.node_id);
             r.region.clone_from(&node.region);
+            sane(r, now);
             // A credential that failed a real request is checked at once.
             for a in r.attempts.iter().filter(|a| failed_credential(a.status)) {
                 checker.failed_on_data_plane(&a.provider, &a.provider_key);
@@ -340,6 +352,43 @@ fn attempts_json(attempts: &[Attempt]) -> String {
 /// The dropped request fields as a JSON array (bounded by `trace_bounds::clip`).
 fn dropped_json(fields: &[String]) -> String {
     serde_json::to_string(fields).unwrap_or_else(|_| "[]".into())
+}
+
+/// How far in the future a trace may say it started (clock skew between
+/// nodes); later is taken as now, so a record cannot date itself past
+/// retention or into days the budgets have not reached.
+const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
+/// The most one request may count: tokens (as the data plane settles
+/// them), cost in USD, and latency (a day).
+const MAX_TOKENS: u64 = 1_000_000_000_000;
+const MAX_COST: f64 = 1_000_000.0;
+const MAX_LATENCY_US: u64 = 86_400_000_000;
+
+/// Bounds what a node says of a request, whoever the node is: strings
+/// clipped, numbers within what a request can be (a NaN or negative cost
+/// would turn a day's summed spend into nothing), its start not in the
+/// future.
+fn sane(r: &mut TraceRecord, now_ms: i64) {
+    aigw_proto::trace_bounds::clip(r);
+    r.started_at_ms = r.started_at_ms.clamp(0, now_ms.saturating_add(MAX_SKEW_MS));
+    r.cost = if r.cost.is_finite() {
+        r.cost.clamp(0.0, MAX_COST)
+    } else {
+        0.0
+    };
+    for t in [
+        &mut r.input_tokens,
+        &mut r.output_tokens,
+        &mut r.cached_tokens,
+        &mut r.reasoning_tokens,
+    ] {
+        *t = (*t).min(MAX_TOKENS);
+    }
+    r.latency_us = r.latency_us.min(MAX_LATENCY_US);
+    r.ttfb_us = r.ttfb_us.min(MAX_LATENCY_US);
+    for a in &mut r.attempts {
+        a.latency_us = a.latency_us.min(MAX_LATENCY_US);
+    }
 }
 
 /// Counters are unsigned on the wire and BIGINT in SQL; values beyond

@@ -5,6 +5,11 @@
 
 use crate::pb::trace::TraceRecord;
 
+/// The most records one trace batch may carry: a data plane seals its
+/// spool segments (one batch each) at this many; the control plane refuses
+/// a batch with more (what it keeps in memory per batch grows with it).
+pub const MAX_BATCH_RECORDS: usize = 512;
+
 /// Longest strings a trace carries: names and ids, error texts, and how
 /// many attempts.
 const MAX_NAME: usize = 256;
@@ -29,6 +34,7 @@ pub fn clip(rec: &mut TraceRecord) {
         &mut rec.node_id,
         &mut rec.endpoint,
         &mut rec.api_format,
+        &mut rec.refused_by,
     ] {
         clip_str(s, MAX_NAME);
     }

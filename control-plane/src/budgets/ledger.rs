@@ -14,6 +14,9 @@ use crate::db::{AnyConnection, now_ms};
 use crate::error::Result;
 
 const DAY_MS: i64 = 86_400_000;
+/// Refusals remembered (budget, limit, region, day): a few per budget and
+/// region a day in practice.
+const MAX_REFUSED: usize = 4096;
 
 /// Tokens and cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -112,17 +115,19 @@ impl Ledger {
     }
 
     /// A data plane refused a request: `refused_by` is `<budget>/<limit>`.
+    /// At most [`MAX_REFUSED`] are kept (what a node names is its own).
     pub fn note_refused(&self, refused_by: &str, region: &str, started_at_ms: i64) {
         if let Some((budget, limit)) = refused_by.rsplit_once('/') {
-            self.refused
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((
-                    budget.into(),
-                    limit.into(),
-                    region.into(),
-                    started_at_ms / DAY_MS,
-                ));
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            if refused.len() >= MAX_REFUSED {
+                return;
+            }
+            refused.insert((
+                budget.into(),
+                limit.into(),
+                region.into(),
+                started_at_ms / DAY_MS,
+            ));
         }
     }
 

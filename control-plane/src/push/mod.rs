@@ -20,6 +20,7 @@ use std::time::Duration;
 use aigw_proto::pb::config::config_service_server::ConfigService;
 use aigw_proto::pb::config::node_message::Kind;
 use aigw_proto::pb::config::{Hello, NodeMessage, SnapshotMessage};
+use aigw_proto::trace_bounds::clip_str;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -209,7 +210,7 @@ impl Session {
     fn on_message(&self, msg: NodeMessage, node: &str, conn: u64, state: &mut NodeState) {
         self.registry.seen(node, conn);
         let pending = |nonce: &str| state.pending.as_ref().filter(|p| p.nonce == nonce);
-        match msg.kind {
+        match bounded(msg.kind) {
             Some(Kind::Ack(ack)) => {
                 if pending(&ack.nonce).is_some() {
                     tracing::info!(node_id = node, version = %ack.version, "snapshot applied");
@@ -265,6 +266,39 @@ struct Pending {
 
 /// Reads the first message, which must be a Hello with a node id. On any
 /// other outcome tells the node why (if it still listens) and gives up.
+/// Longest version, build and error texts a node's messages keep: they are
+/// logged and held in the node registry (which every viewer lists), so a
+/// node cannot make either grow with a 16 MiB "version".
+const MAX_VERSION: usize = 128;
+const MAX_BUILD: usize = 256;
+const MAX_NODE_ERROR: usize = 1024;
+
+fn bounded_hello(mut hello: Hello) -> Hello {
+    // `node_id` must equal the authenticated one (refused otherwise), and
+    // `region` is replaced by it.
+    clip_str(&mut hello.applied_version, MAX_VERSION);
+    clip_str(&mut hello.build, MAX_BUILD);
+    hello
+}
+
+fn bounded(kind: Option<Kind>) -> Option<Kind> {
+    let mut kind = kind;
+    match &mut kind {
+        Some(Kind::Ack(ack)) => {
+            clip_str(&mut ack.version, MAX_VERSION);
+            clip_str(&mut ack.nonce, MAX_VERSION);
+        }
+        Some(Kind::Nack(nack)) => {
+            clip_str(&mut nack.version, MAX_VERSION);
+            clip_str(&mut nack.kept_version, MAX_VERSION);
+            clip_str(&mut nack.nonce, MAX_VERSION);
+            clip_str(&mut nack.error, MAX_NODE_ERROR);
+        }
+        Some(Kind::Hello(_)) | None => {}
+    }
+    kind
+}
+
 async fn wait_for_hello(inbound: &mut Streaming<NodeMessage>, tx: &Outbound) -> Option<Hello> {
     let refuse = |status: Status| async move {
         let _ = tx.send(Err(status)).await;
@@ -277,7 +311,7 @@ async fn wait_for_hello(inbound: &mut Streaming<NodeMessage>, tx: &Outbound) -> 
             if hello.node_id.trim().is_empty() {
                 refuse(Status::invalid_argument("Hello.node_id must not be empty")).await
             } else {
-                Some(hello)
+                Some(bounded_hello(hello))
             }
         }
         Ok(Ok(Some(_))) => {

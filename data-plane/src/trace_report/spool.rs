@@ -17,7 +17,7 @@ use prost::Message;
 
 /// A segment is sealed at this many records or this age, whichever first:
 /// the age bounds how late a trace reaches the control plane.
-const MAX_RECORDS: usize = 512;
+const MAX_RECORDS: usize = aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
 /// ... or this many bytes, so a batch stays far below the control plane's
 /// message limit (16 MiB) whatever the records hold.
 const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
