@@ -33,6 +33,9 @@ fn as_user(u: &identity::UserRow) -> Result<Principal> {
     })
 }
 
+const BAD_CURRENT_PASSWORD: &str =
+    "changing your own password needs the current one (current_password)";
+
 #[tonic::async_trait]
 impl IdentityService for AdminSvc {
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResult>, Status> {
@@ -224,7 +227,11 @@ impl IdentityService for AdminSvc {
         request: Request<ResetPasswordRequest>,
     ) -> Result<Response<ResetPasswordResult>, Status> {
         let (p, _) = self.caller(&request, rbac::RESET_PASSWORD).await?;
+        let source = self.client_ip(&request);
         let req = request.into_inner();
+        if req.current_password.len() > users::MAX_PASSWORD {
+            return Err(Error::PermissionDenied(BAD_CURRENT_PASSWORD.into()).into());
+        }
         let name = req.username.clone();
         let target = self.read(move |conn| find_user(conn, &name)).await?;
         let Some(target) = target else {
@@ -233,14 +240,28 @@ impl IdentityService for AdminSvc {
             return Err(Error::NotFound(format!("user {:?} does not exist", req.username)).into());
         };
         rbac::authorize(&p, rbac::RESET_PASSWORD, Target::Owned(Some(&target.id)))?;
-        if p.user_id.as_deref() == Some(target.id.as_str())
-            && !users::verify_async(req.current_password.clone(), target.password_hash.clone())
-                .await?
-        {
-            return Err(Error::PermissionDenied(
-                "changing your own password needs the current one (current_password)".into(),
-            )
-            .into());
+        if p.user_id.as_deref() == Some(target.id.as_str()) {
+            // A guess at the current password is a login attempt: counted
+            // by the same throttle, and hashed in the same few slots (a
+            // session could otherwise guess without limit, and run as many
+            // Argon2 hashes at once as it sends requests).
+            let attempt = throttle::logins()
+                .begin(source, &target.username)
+                .map_err(|secs| {
+                    Status::resource_exhausted(format!(
+                        "too many failed password checks from this address; try again in {secs} s"
+                    ))
+                })?;
+            let ok = {
+                let _slot = throttle::verification_slot().await;
+                users::verify_async(req.current_password.clone(), target.password_hash.clone())
+                    .await?
+            };
+            if !ok {
+                attempt.failed();
+                return Err(Error::PermissionDenied(BAD_CURRENT_PASSWORD.into()).into());
+            }
+            attempt.succeeded();
         }
         let (password, generated_password) = if req.new_password.is_empty() {
             let g = users::generate_password()?;

@@ -204,6 +204,37 @@ async fn users_are_managed_by_admins_only_and_one_admin_remains() {
 }
 
 #[tokio::test]
+async fn guessing_ones_own_current_password_is_throttled_like_a_login() {
+    let t = temp_db();
+    let s = svc(&t);
+    let bob = user(&s, "bob", "viewer").await;
+    let reset = |current: String| ResetPasswordRequest {
+        username: "bob".into(),
+        new_password: "new-password-1".into(),
+        current_password: current,
+    };
+    // Past any password's length: refused before hashing.
+    let e = s
+        .reset_password(req_as(reset("x".repeat(1 << 20)), &bob))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for i in 0..5 {
+        let e = s
+            .reset_password(req_as(reset(format!("guess-{i}")), &bob))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "guess {i}");
+    }
+    // Five wrong guesses: even the right password waits now.
+    let e = s
+        .reset_password(req_as(reset("bob-password".into()), &bob))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+}
+
+#[tokio::test]
 async fn password_resets() {
     let t = temp_db();
     let s = svc(&t);
