@@ -340,7 +340,8 @@ impl OverviewService for OverviewSvc {
         &self,
         request: Request<OverviewQuery>,
     ) -> Result<Response<OverviewStream>, Status> {
-        let (_, access) = self.admin.caller(&request, rbac::WATCH_OVERVIEW).await?;
+        let (p, access) = self.admin.caller(&request, rbac::WATCH_OVERVIEW).await?;
+        let watcher = Watcher::admit(p.user_id.unwrap_or_default())?;
         let meta = request.metadata().clone();
         let q = request.into_inner();
         let first = self.overview(access, q.clone()).await?;
@@ -348,6 +349,7 @@ impl OverviewService for OverviewSvc {
         let svc = self.clone();
         let mut stored = self.stored.subscribe();
         tokio::spawn(async move {
+            let _watcher = watcher;
             if tx.send(Ok(first)).await.is_err() {
                 return;
             }
@@ -376,6 +378,47 @@ impl OverviewService for OverviewSvc {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Live overviews one user may watch at once, and all users together: each
+/// recomputes the overview every second while traces arrive, on the
+/// database pool the trace ingest and every Admin call share.
+const MAX_WATCHES_PER_USER: usize = 8;
+const MAX_WATCHES: usize = 64;
+
+static WATCHES: std::sync::LazyLock<std::sync::Mutex<HashMap<String, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// One live overview counted against [`MAX_WATCHES_PER_USER`] and
+/// [`MAX_WATCHES`] until dropped. The bootstrap token and its tokens count
+/// as one user.
+struct Watcher(String);
+
+impl Watcher {
+    fn admit(user: String) -> Result<Self, Status> {
+        let mut w = WATCHES.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = w.values().sum();
+        let mine = w.get(&user).copied().unwrap_or(0);
+        if mine >= MAX_WATCHES_PER_USER || total >= MAX_WATCHES {
+            return Err(Status::resource_exhausted(format!(
+                "too many live overviews open (at most {MAX_WATCHES_PER_USER} per user); close one"
+            )));
+        }
+        *w.entry(user.clone()).or_default() += 1;
+        Ok(Self(user))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let mut w = WATCHES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = w.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&self.0);
+            }
+        }
     }
 }
 

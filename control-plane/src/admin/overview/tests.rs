@@ -222,6 +222,51 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
 }
 
 #[tokio::test]
+async fn one_user_may_watch_a_few_live_overviews_at_once() {
+    let t = temp_db();
+    let s = OverviewSvc {
+        admin: svc(&t),
+        stored: Signal::default(),
+    };
+    let viewer = user(&s.admin, "vic", "viewer").await;
+    let other = user(&s.admin, "olga", "viewer").await;
+    let mut open = Vec::new();
+    for _ in 0..MAX_WATCHES_PER_USER {
+        let mut stream = s
+            .watch_overview(req_as(OverviewQuery::default(), &viewer))
+            .await
+            .unwrap()
+            .into_inner();
+        stream.next().await.unwrap().unwrap();
+        open.push(stream);
+    }
+    let e = s
+        .watch_overview(req_as(OverviewQuery::default(), &viewer))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    // Another user is not refused for it.
+    s.watch_overview(req_as(OverviewQuery::default(), &other))
+        .await
+        .unwrap();
+    // A closed one frees its place (once its task sees the close).
+    drop(open.pop());
+    let mut admitted = false;
+    for _ in 0..100 {
+        if s.watch_overview(req_as(OverviewQuery::default(), &viewer))
+            .await
+            .is_ok()
+        {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted);
+}
+
+#[tokio::test]
 async fn watchers_get_an_update_when_traces_are_stored_and_stop_at_logout() {
     let t = temp_db();
     let s = OverviewSvc {
