@@ -40,6 +40,23 @@ use crate::error::{Error, Result};
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins in progress at once (each a few hundred bytes).
 const MAX_PENDING: usize = 10_000;
+
+/// Keeps a sign-in in progress. Full, the oldest makes room: refusing
+/// instead let anyone (beginning a sign-in needs no credential) block every
+/// SSO login for the TTL with 10,000 calls; now a flood must outpace real
+/// sign-ins, which take seconds.
+fn admit_pending(pending: &mut HashMap<String, Pending>, state: String, p: Pending) {
+    pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
+    if pending.len() >= MAX_PENDING
+        && let Some(oldest) = pending
+            .iter()
+            .min_by_key(|(_, p)| p.started)
+            .map(|(k, _)| k.clone())
+    {
+        pending.remove(&oldest);
+    }
+    pending.insert(state, p);
+}
 /// Discovery documents and key sets are fetched again after this.
 const CACHE_TTL: Duration = Duration::from_secs(600);
 /// Code exchanges with the identity provider at once.
@@ -434,23 +451,15 @@ impl SignInService for SignInSvc {
         let nonce = crypto::new_secret("")?;
         let verifier = format!("{}{}", crypto::new_secret("")?, crypto::new_secret("")?);
         let challenge = URL_SAFE_NO_PAD.encode(crypto::sha256(&verifier));
-        {
-            let mut pending = lock(&self.state.pending);
-            pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-            if pending.len() >= MAX_PENDING {
-                return Err(Status::resource_exhausted(
-                    "too many sign-ins in progress; try again in a few minutes",
-                ));
-            }
-            pending.insert(
-                state.clone(),
-                Pending {
-                    nonce: nonce.clone(),
-                    verifier,
-                    started: Instant::now(),
-                },
-            );
-        }
+        admit_pending(
+            &mut lock(&self.state.pending),
+            state.clone(),
+            Pending {
+                nonce: nonce.clone(),
+                verifier,
+                started: Instant::now(),
+            },
+        );
         let mut scope = vec!["openid".to_string()];
         scope.extend(s.scopes.iter().filter(|x| *x != "openid").cloned());
         let mut url = check_url("authorization_endpoint", &d.authorization_endpoint)?;

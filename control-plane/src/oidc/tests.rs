@@ -292,3 +292,28 @@ async fn people_are_linked_by_subject_then_verified_email_else_created() {
         .unwrap();
     assert_ne!(fake2.id, bob.id);
 }
+
+#[test]
+fn a_flood_of_begun_sign_ins_cannot_lock_out_a_new_one() {
+    let pending = |n: u64| Pending {
+        nonce: n.to_string(),
+        verifier: String::new(),
+        started: Instant::now() - Duration::from_secs(500) + Duration::from_millis(n),
+    };
+    let mut table = HashMap::new();
+    for n in 0..MAX_PENDING as u64 {
+        admit_pending(&mut table, format!("flood-{n}"), pending(n));
+    }
+    admit_pending(
+        &mut table,
+        "mine".into(),
+        Pending {
+            started: Instant::now(),
+            ..pending(0)
+        },
+    );
+    assert_eq!(table.len(), MAX_PENDING);
+    assert!(table.contains_key("mine"));
+    assert!(!table.contains_key("flood-0"), "the oldest made room");
+    assert!(table.contains_key("flood-1"));
+}
