@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aigw_proto::model::Glob;
 use aigw_proto::pb::admin::{BudgetLimits, ClientKeyInfo, ClientKeySpec, UpsertResult};
 
 use super::budgets::Stored;
@@ -148,9 +149,9 @@ impl KeyLookups for Queries<'_> {
 /// Decides what upserting `input` over `existing` does; `owner` is the
 /// user id the key will belong to (resolved and authorized by the caller).
 /// A revoked key cannot be changed: revocation is final. With
-/// `only_tighten` (a member changing their own key) the key's limits may
-/// only get tighter: an operator's limit cannot be raised, widened or
-/// lifted.
+/// `only_tighten` (a member changing their own key) the key may only get
+/// tighter ([`only_tightens`]): an operator's limit, model list or expiry
+/// cannot be raised, widened or lifted.
 pub fn plan(
     input: &ClientKeyInput,
     existing: Option<&ClientKeyRow>,
@@ -159,14 +160,8 @@ pub fn plan(
     lookups: &mut dyn KeyLookups,
 ) -> Result<KeyPlan> {
     let spec = &input.spec;
-    if only_tighten
-        && let Some(old) = existing
-        && !input.limits.within(&Stored::from(old))
-    {
-        return Err(Error::PermissionDenied(format!(
-            "client_key {:?}: a member may only tighten a key's limits, not raise or lift them",
-            spec.name
-        )));
+    if only_tighten && let Some(old) = existing {
+        only_tightens(input, old)?;
     }
     let now = now_ms();
     if existing.is_some_and(|k| k.revoked_at_ms != 0) {
@@ -256,6 +251,59 @@ pub fn plan(
             generated,
         ),
     })
+}
+
+/// Checks that `input` allows nothing `old` did not: what a caller limited
+/// to their own keys may change, so that what an operator restricted on a
+/// member's key stays restricted. Its limits no laxer; its models some of
+/// the stored ones (an empty list allows every model, so it stays empty or
+/// is narrowed, and a restricted list never becomes empty); its expiry
+/// kept or brought closer, never removed (0) or moved later.
+fn only_tightens(input: &ClientKeyInput, old: &ClientKeyRow) -> Result<()> {
+    let spec = &input.spec;
+    if !input.limits.within(&Stored::from(old)) {
+        return Err(Error::PermissionDenied(format!(
+            "client_key {:?}: a member may only tighten a key's limits, not raise or lift them",
+            spec.name
+        )));
+    }
+    let allowed = parse_models(&old.models, &old.name)?;
+    if !allowed.is_empty() {
+        if spec.models.is_empty() {
+            return Err(Error::PermissionDenied(format!(
+                "client_key {:?}: models: a member may only narrow a key's models ({}), not allow every model",
+                spec.name,
+                allowed.join(", ")
+            )));
+        }
+        if let Some(m) = spec.models.iter().find(|m| !covered(&allowed, m)) {
+            return Err(Error::PermissionDenied(format!(
+                "client_key {:?}: models: {m:?} is not among the key's models ({}); a member may only keep them or name models they cover",
+                spec.name,
+                allowed.join(", ")
+            )));
+        }
+    }
+    let later = spec.expires_at_ms == 0 || spec.expires_at_ms > old.expires_at_ms;
+    if old.expires_at_ms != 0 && later {
+        return Err(Error::PermissionDenied(format!(
+            "client_key {:?}: expires_at_ms: a member may only bring a key's expiry closer, not remove it or move it later",
+            spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// Whether every model `pattern` allows is one `allowed` allows: it is one
+/// of them, or an exact name one of them matches. (A narrower pattern, say
+/// `gpt-4o-*` under `gpt-4o*`, is refused: containment of globs is not
+/// worth deciding here; exact names say the same.)
+fn covered(allowed: &[String], pattern: &str) -> bool {
+    allowed.iter().any(|a| a == pattern)
+        || (Glob::new(pattern).is_literal()
+            && allowed
+                .iter()
+                .any(|a| Glob::new(a.as_str()).matches(pattern)))
 }
 
 /// Creates or updates one key (see [`plan`]); returns the result and

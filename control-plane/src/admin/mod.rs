@@ -303,3 +303,5 @@ mod insight_tests;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_only_tests;

@@ -15,7 +15,7 @@ use crate::crypto::MasterKey;
 use crate::db::oauth::{self as q, AccountRow, TemplateRow};
 use crate::db::{AnyConnection, config, now_ms, write_tx};
 use crate::error::{Error, Result};
-use crate::oauth::template::{self, SecretChange};
+use crate::oauth::template::{self, SecretChange, Template};
 use crate::oauth::{account, flow, pkce};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -53,9 +53,65 @@ async fn store(
     .await
 }
 
+/// The endpoints of a template that stored secrets are sent to: the token
+/// endpoint gets the client secret and every account's refresh token, the
+/// device endpoint the client secret, the API base URL the accounts' access
+/// tokens (for providers that leave their base_url to it).
+fn secret_endpoints(t: &Template) -> [(&'static str, &str); 3] {
+    [
+        ("token_url", &t.token_url),
+        ("device_authorization_url", &t.device_authorization_url),
+        ("api_base_url", &t.api_base_url),
+    ]
+}
+
+/// Refuses an upsert that would send stored secrets to a new address: a
+/// secret was entered (an account connected) for the endpoints in force
+/// then, and following a changed endpoint would let whoever runs it read
+/// the write-only secret. The client secret must then be entered again (or
+/// removed), and no account may be connected with the template: their
+/// tokens cannot be entered again, only connected again.
+fn refuse_moving_secrets(
+    conn: &mut AnyConnection,
+    input: &template::TemplateInput,
+    current: &Template,
+    has_secret: bool,
+) -> Result<()> {
+    let moved: Vec<&str> = secret_endpoints(current)
+        .into_iter()
+        .zip(secret_endpoints(&input.spec))
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, _), _)| field)
+        .collect();
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let moved = moved.join(", ");
+    if has_secret && input.secret == SecretChange::Keep {
+        return Err(Error::FailedPrecondition(format!(
+            "re-enter the client_secret of oauth template {:?} (or \"-\" for none): its {moved} changed, and a kept secret is never sent to a new address",
+            input.name
+        )));
+    }
+    let connected: Vec<String> = q::accounts(conn)?
+        .into_iter()
+        .filter(|a| a.template == input.name)
+        .map(|a| format!("{}/{}", a.provider, a.key_name))
+        .collect();
+    if !connected.is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "oauth template {:?}: its {moved} changed while accounts {} are connected with it, whose tokens are never sent to a new address; remove those keys from their providers first (this disconnects them), then add them back and connect them again",
+            input.name,
+            connected.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Creates or updates a stored template (a built-in's name overrides the
 /// built-in); the client secret is sealed, kept when the spec leaves it
-/// empty. What UpsertOAuthTemplate and Apply do.
+/// empty unless an endpoint it goes to changes ([`refuse_moving_secrets`]).
+/// What UpsertOAuthTemplate and Apply do.
 pub(super) fn upsert_template(
     conn: &mut AnyConnection,
     master: &MasterKey,
@@ -63,17 +119,12 @@ pub(super) fn upsert_template(
 ) -> Result<(UpsertResult, Option<Change>)> {
     let existing = q::find_template(conn, &input.name)?;
     let context = template::secret_context(&input.name);
-    let builtin_secret = template::builtins()
-        .into_iter()
-        .find(|(n, _, _)| *n == input.name)
-        .and_then(|(_, _, s)| s.map(str::to_string));
-    let old_secret = match &existing {
-        Some(e) if !e.client_secret_enc.is_empty() => {
-            Some(master.decrypt(&e.client_secret_enc, &context)?)
-        }
-        Some(_) => None,
-        None => builtin_secret,
-    };
+    // The template in force now: the stored one, else the built-in.
+    let current = template::find(existing.as_slice(), master, &input.name)?;
+    let old_secret = current.as_ref().and_then(|t| t.client_secret.clone());
+    if let Some(current) = &current {
+        refuse_moving_secrets(conn, input, &current.spec, old_secret.is_some())?;
+    }
     let secret = match &input.secret {
         SecretChange::Keep => old_secret.clone(),
         SecretChange::Remove => None,

@@ -51,7 +51,8 @@ impl ProviderInput {
 #[derive(Clone)]
 struct KeyInput {
     name: String,
-    /// Empty: keep the stored secret of the key with this name.
+    /// Empty: keep the stored secret of the key with this name (refused
+    /// when the provider's address changes: see `upsert`).
     secret: String,
     weight: u32,
     /// Non-empty: an OAuth account of this template (no secret).
@@ -200,10 +201,21 @@ pub fn upsert(
             k.oauth_template.clone(),
         ));
     }
+    // A stored secret was entered for the address it is sent to. When the
+    // address changes (base_url, or kind, which picks the default address
+    // and how the secret is presented), keeping it would hand it to a place
+    // its owner never chose, and the write-only secret could be read back by
+    // whoever runs that place: every secret must then come with the request.
+    let moved = existing
+        .as_ref()
+        .is_some_and(|p| p.kind != input.kind.as_str() || p.base_url != input.base_url);
     let templates = crate::db::oauth::templates(conn)?;
     let mut new = Vec::with_capacity(input.keys.len());
     for k in &input.keys {
         if !k.oauth_template.is_empty() {
+            if moved {
+                refuse_moving_account(conn, &input.name, k)?;
+            }
             let t = crate::oauth::template::find(&templates, master, &k.oauth_template)?
                 .ok_or_else(|| {
                     Error::invalid(format!(
@@ -231,15 +243,25 @@ pub fn upsert(
             continue;
         }
         let secret = if k.secret.is_empty() {
-            old.iter()
+            let kept = old
+                .iter()
                 .find(|(n, s, _, t)| *n == k.name && t.is_empty() && !s.is_empty())
-                .map(|(_, s, _, _)| s.clone())
-                .ok_or_else(|| {
-                    Error::invalid(format!(
+                .map(|(_, s, _, _)| s.clone());
+            match kept {
+                Some(_) if moved => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "provider {:?}: re-enter the secret of key {:?}: the provider's address changed (base_url or kind), and a kept secret is never sent to a new address",
+                        input.name, k.name
+                    )));
+                }
+                Some(s) => s,
+                None => {
+                    return Err(Error::invalid(format!(
                         "provider {:?}: key {:?} needs a secret",
                         input.name, k.name
-                    ))
-                })?
+                    )));
+                }
+            }
         } else {
             k.secret.clone()
         };
@@ -330,6 +352,22 @@ pub fn upsert(
         },
         true,
     ))
+}
+
+/// Refuses to move a connected OAuth account to a new provider address:
+/// its access token cannot be entered again with the request, so it would
+/// be sent where its owner never connected it. Removing the key forgets the
+/// account; added back at the new address, it is connected again.
+fn refuse_moving_account(conn: &mut AnyConnection, provider: &str, k: &KeyInput) -> Result<()> {
+    let connected = crate::db::oauth::find_account(conn, provider, &k.name)?
+        .is_some_and(|a| a.template == k.oauth_template);
+    if connected {
+        return Err(Error::FailedPrecondition(format!(
+            "provider {provider:?}: key {:?} is a connected OAuth account and the provider's address changed (base_url or kind): its access token is never sent to a new address; remove the key first, then add it back and connect it again",
+            k.name
+        )));
+    }
+    Ok(())
 }
 
 pub fn unchanged() -> UpsertResult {

@@ -1,0 +1,403 @@
+//! Write-only secrets stay where they were entered for, and restrictions an
+//! operator put on a member's key stay put: what the caller sees (status
+//! code, message) and that nothing changed when a call is refused.
+
+use aigw_proto::pb::admin::admin_service_server::AdminService;
+use aigw_proto::pb::admin::{
+    ClientKeyInfo, ClientKeySpec, ListRequest, OAuthTemplateSpec, ProviderInfo, ProviderKeySpec,
+    ProviderSpec,
+};
+use serde_json::json;
+use tonic::Code;
+
+use super::AdminSvc;
+use super::testkit::{req, req_as, svc, user};
+use crate::db::oauth::FlowRow;
+use crate::db::testing::temp_db;
+use crate::db::write_tx;
+use crate::oauth::flow;
+use crate::oauth::token::Tokens;
+
+const SECRET_A: &str = "sk-proj-abcdefghijkl9876";
+const SECRET_B: &str = "sk-team-b-0123456789";
+
+fn api_key(name: &str, secret: &str) -> ProviderKeySpec {
+    ProviderKeySpec {
+        name: name.into(),
+        secret: secret.into(),
+        weight: 1,
+        oauth_template: String::new(),
+    }
+}
+
+fn provider(base_url: &str, secrets: [&str; 2]) -> ProviderSpec {
+    ProviderSpec {
+        name: "openai-main".into(),
+        kind: "openai".into(),
+        base_url: base_url.into(),
+        models: vec!["gpt-4o*".into()],
+        strategy: "round-robin".into(),
+        keys: vec![api_key("team-a", secrets[0]), api_key("team-b", secrets[1])],
+        ..Default::default()
+    }
+}
+
+async fn providers(s: &AdminSvc) -> Vec<ProviderInfo> {
+    s.list_providers(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .providers
+}
+
+fn version(s: &AdminSvc) -> String {
+    s.publisher.current().to_pb().version.clone()
+}
+
+#[tokio::test]
+async fn a_kept_provider_secret_does_not_follow_a_new_address() {
+    let t = temp_db();
+    let s = svc(&t);
+    let op = user(&s, "op", "operator").await;
+    s.upsert_provider(req_as(provider("", [SECRET_A, SECRET_B]), &op))
+        .await
+        .unwrap();
+    let before = providers(&s).await;
+    let v = version(&s);
+
+    // A new base_url, or a new kind, with the secrets left empty (kept):
+    // refused, naming the first key whose secret was kept.
+    let evil = provider("https://evil.example", ["", ""]);
+    let other_kind = ProviderSpec {
+        kind: "anthropic".into(),
+        ..provider("", ["", ""])
+    };
+    let one_kept = provider("https://evil.example", ["sk-new-secret-aaaa1111", ""]);
+    for (spec, key) in [
+        (evil, "team-a"),
+        (other_kind, "team-a"),
+        (one_kept, "team-b"),
+    ] {
+        let e = s.upsert_provider(req_as(spec, &op)).await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        let want = format!("re-enter the secret of key \"{key}\": the provider's address changed");
+        assert!(e.message().contains(&want), "{}", e.message());
+        assert!(!e.message().contains(SECRET_A), "no secret in the message");
+        // Nothing was stored, nothing was published.
+        assert_eq!(providers(&s).await, before);
+        assert_eq!(version(&s), v);
+        let snap = s.publisher.current().to_pb();
+        assert_eq!(snap.providers[0].base_url, "");
+        assert_eq!(snap.providers[0].keys[0].secret, SECRET_A);
+    }
+
+    // The address unchanged: an empty secret still keeps the stored one.
+    let mut same = provider("", ["", ""]);
+    same.keys[1].weight = 7;
+    let r = s.upsert_provider(req_as(same, &op)).await.unwrap();
+    assert!(r.into_inner().changed);
+    let snap = s.publisher.current().to_pb();
+    assert_eq!(snap.providers[0].keys[0].secret, SECRET_A);
+    assert_eq!(snap.providers[0].keys[1].weight, 7);
+
+    // Every secret entered again: the move goes through.
+    let moved = provider("https://gw.example", ["sk-new-secret-aaaa1111", SECRET_B]);
+    s.upsert_provider(req_as(moved, &op)).await.unwrap();
+    let snap = s.publisher.current().to_pb();
+    assert_eq!(snap.providers[0].base_url, "https://gw.example");
+    assert_eq!(snap.providers[0].keys[0].secret, "sk-new-secret-aaaa1111");
+}
+
+const REFRESH: &str = "rt-very-secret-refresh-0001";
+
+/// Connects (provider, key) with `template` as a completed flow would.
+async fn connect(s: &AdminSvc, provider: &str, key: &str, template: &str) {
+    let f = FlowRow {
+        state_hash: "h".into(),
+        provider: provider.into(),
+        key_name: key.into(),
+        template: template.into(),
+        kind: "code".into(),
+        secret_enc: String::new(),
+        redirect_uri: String::new(),
+        params: "{}".into(),
+        interval_secs: 0,
+        next_poll_at_ms: 0,
+        expires_at_ms: 0,
+        created_at_ms: 0,
+    };
+    let tokens = Tokens {
+        access_token: "at-access-token-0001".into(),
+        refresh_token: Some(REFRESH.into()),
+        lifetime_secs: 3600,
+        fields: json!({}),
+        id_token_claims: json!({}),
+    };
+    let m = s.master.clone();
+    s.db.run(move |c| write_tx(c, |c| flow::store(c, &m, &f, &tokens)))
+        .await
+        .unwrap();
+}
+
+async fn account_count(s: &AdminSvc) -> usize {
+    s.db.run(crate::db::oauth::accounts).await.unwrap().len()
+}
+
+fn oauth_provider(base_url: &str, template: &str) -> ProviderSpec {
+    ProviderSpec {
+        name: "claude-pool".into(),
+        kind: "anthropic".into(),
+        base_url: base_url.into(),
+        keys: vec![ProviderKeySpec {
+            name: "alice".into(),
+            oauth_template: template.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_connected_oauth_account_does_not_follow_a_new_provider_address() {
+    let t = temp_db();
+    let s = svc(&t);
+    s.upsert_provider(req(oauth_provider("", "claude")))
+        .await
+        .unwrap();
+    // Not connected yet: nothing to send anywhere, the address may change.
+    s.upsert_provider(req(oauth_provider("https://a.example", "claude")))
+        .await
+        .unwrap();
+    connect(&s, "claude-pool", "alice", "claude").await;
+    let before = providers(&s).await;
+    let v = version(&s);
+
+    let e = s
+        .upsert_provider(req(oauth_provider("https://evil.example", "claude")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message()
+            .contains("key \"alice\" is a connected OAuth account"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(providers(&s).await, before);
+    assert_eq!(version(&s), v);
+    assert_eq!(account_count(&s).await, 1, "the account is kept");
+}
+
+fn template(name: &str, token_url: &str, client_secret: &str) -> OAuthTemplateSpec {
+    OAuthTemplateSpec {
+        name: name.into(),
+        authorize_url: "https://id.test/authorize".into(),
+        token_url: token_url.into(),
+        client_id: "cid".into(),
+        client_secret: client_secret.into(),
+        redirect_uri: "http://localhost:1455/cb".into(),
+        ..Default::default()
+    }
+}
+
+async fn templates(s: &AdminSvc) -> Vec<OAuthTemplateSpec> {
+    s.list_o_auth_templates(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .templates
+}
+
+#[tokio::test]
+async fn a_kept_client_secret_does_not_follow_a_new_token_url() {
+    let t = temp_db();
+    let s = svc(&t);
+    let op = user(&s, "op", "operator").await;
+    s.upsert_o_auth_template(req_as(
+        template("idp", "https://id.test/token", "client-shh-123"),
+        &op,
+    ))
+    .await
+    .unwrap();
+    let before = templates(&s).await;
+
+    let e = s
+        .upsert_o_auth_template(req_as(
+            template("idp", "https://evil.example/token", ""),
+            &op,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message()
+            .contains("re-enter the client_secret of oauth template \"idp\""),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("token_url"), "{}", e.message());
+    assert_eq!(templates(&s).await, before);
+
+    // The same address: the secret is kept as before.
+    let mut same = template("idp", "https://id.test/token", "");
+    same.description = "our IdP".into();
+    s.upsert_o_auth_template(req_as(same, &op)).await.unwrap();
+    // Entered again, or removed ("-"): the move goes through.
+    s.upsert_o_auth_template(req_as(
+        template("idp", "https://id2.test/token", "client-shh-456"),
+        &op,
+    ))
+    .await
+    .unwrap();
+    s.upsert_o_auth_template(req_as(template("idp", "https://id3.test/token", "-"), &op))
+        .await
+        .unwrap();
+    let idp = templates(&s).await.into_iter().find(|t| t.name == "idp");
+    let idp = idp.unwrap();
+    assert_eq!(idp.token_url, "https://id3.test/token");
+    assert!(!idp.has_client_secret);
+}
+
+#[tokio::test]
+async fn a_built_in_template_cannot_be_pointed_elsewhere_under_connected_accounts() {
+    let t = temp_db();
+    let s = svc(&t);
+    let op = user(&s, "op", "operator").await;
+    s.upsert_provider(req(oauth_provider("", "claude")))
+        .await
+        .unwrap();
+    connect(&s, "claude-pool", "alice", "claude").await;
+    let before = templates(&s).await;
+    let claude = before.iter().find(|t| t.name == "claude").unwrap().clone();
+    assert!(claude.builtin);
+
+    // Overriding the built-in with a new token_url: the account's refresh
+    // token would go there on the next refresh. Refused, nothing stored.
+    for (field, spec) in [
+        (
+            "token_url",
+            OAuthTemplateSpec {
+                token_url: "https://evil.example/token".into(),
+                ..claude.clone()
+            },
+        ),
+        (
+            "api_base_url",
+            OAuthTemplateSpec {
+                api_base_url: "https://evil.example".into(),
+                ..claude.clone()
+            },
+        ),
+    ] {
+        let e = s
+            .upsert_o_auth_template(req_as(spec, &op))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        let m = e.message();
+        assert!(m.contains(field), "{m}");
+        assert!(m.contains("claude-pool/alice"), "{m}");
+        assert!(!m.contains(REFRESH), "{m}");
+        assert_eq!(templates(&s).await, before);
+        assert_eq!(account_count(&s).await, 1);
+    }
+
+    // The same endpoints: overriding the rest is allowed.
+    let r = s
+        .upsert_o_auth_template(req_as(
+            OAuthTemplateSpec {
+                description: "ours".into(),
+                ..claude.clone()
+            },
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.created);
+}
+
+fn restricted(owner: &str, models: &[&str], expires_at_ms: i64) -> ClientKeySpec {
+    ClientKeySpec {
+        name: "ann-app".into(),
+        owner: owner.into(),
+        models: models.iter().map(|m| (*m).to_string()).collect(),
+        expires_at_ms,
+        rpm: Some(60),
+        ..Default::default()
+    }
+}
+
+async fn key_of(s: &AdminSvc, token: &str) -> ClientKeyInfo {
+    let list = s
+        .list_client_keys(req_as(ListRequest {}, token))
+        .await
+        .unwrap()
+        .into_inner();
+    list.client_keys
+        .into_iter()
+        .find(|k| k.name == "ann-app")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_member_cannot_widen_models_or_lift_the_expiry_of_their_key() {
+    let t = temp_db();
+    let s = svc(&t);
+    let ann = user(&s, "ann", "member").await;
+    let op = user(&s, "op", "operator").await;
+    let expires = crate::db::now_ms() + 86_400_000;
+    s.upsert_client_key(req_as(restricted("ann", &["gpt-4o-mini"], expires), &op))
+        .await
+        .unwrap();
+    let before = key_of(&s, &ann).await;
+    let v = version(&s);
+
+    let refused = [
+        (restricted("", &[], expires), "models"),
+        (
+            restricted("", &["gpt-4o-mini", "gpt-4o"], expires),
+            "models",
+        ),
+        (restricted("", &["gpt-4o*"], expires), "models"),
+        (restricted("", &["gpt-4o-mini"], 0), "expires_at_ms"),
+        (
+            restricted("", &["gpt-4o-mini"], expires + 1),
+            "expires_at_ms",
+        ),
+    ];
+    for (spec, field) in refused {
+        let e = s.upsert_client_key(req_as(spec, &ann)).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{field}: {e:?}");
+        assert!(e.message().contains(field), "{}", e.message());
+        assert_eq!(key_of(&s, &ann).await, before, "{field}: nothing changed");
+        assert_eq!(version(&s), v);
+    }
+
+    // Narrower, sooner: allowed.
+    s.upsert_client_key(req_as(
+        restricted("", &["gpt-4o-mini"], expires - 1000),
+        &ann,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(key_of(&s, &ann).await.expires_at_ms, expires - 1000);
+
+    // An operator lifts both; then the member may pick any models (an empty
+    // list allowed them all) and any expiry.
+    s.upsert_client_key(req_as(restricted("", &[], 0), &op))
+        .await
+        .unwrap();
+    s.upsert_client_key(req_as(restricted("", &["o3*"], expires), &ann))
+        .await
+        .unwrap();
+    // A model a stored pattern covers narrows it.
+    s.upsert_client_key(req_as(restricted("", &["o3-mini"], expires), &ann))
+        .await
+        .unwrap();
+    let k = key_of(&s, &ann).await;
+    assert_eq!(
+        (k.models, k.expires_at_ms),
+        (vec!["o3-mini".to_string()], expires)
+    );
+}
