@@ -175,11 +175,24 @@ case "$DB_URL" in
   sqlite://*) DB_SHOWN="SQLite: ${DB_URL#sqlite://}" ;;
   *) DB_SHOWN="DATABASE_URL" ;; # a Postgres URL holds a password: not on screen
 esac
+# admin-web reports each browser's address (x-aigw-client-ip) so the login
+# throttle counts a stranger's wrong passwords against the stranger, not
+# against everyone signing in through the UI. The control plane believes it
+# only from the address admin-web calls it from: the one it listens on, or
+# loopback when it listens on all addresses.
+GRPC_HOST="${GRPC_ADDR%:*}"
+GRPC_HOST="${GRPC_HOST#[}"
+GRPC_HOST="${GRPC_HOST%]}"
+case "$GRPC_HOST" in
+  0.0.0.0 | "") WEB_SOURCE=127.0.0.1 ;;
+  ::) WEB_SOURCE=::1 ;;
+  *) WEB_SOURCE="$GRPC_HOST" ;;
+esac
 say "starting the control plane ($DB_SHOWN)"
 DATABASE_URL="$DB_URL" AIGW_GRPC_ADDR="$GRPC_ADDR" \
   AIGW_MASTER_KEY="$AIGW_MASTER_KEY" AIGW_ADMIN_TOKEN="$AIGW_ADMIN_TOKEN" \
   AIGW_NODE_TOKEN="$AIGW_NODE_TOKEN" AIGW_ADMIN_PASSWORD="$AIGW_ADMIN_PASSWORD" \
-  start control-plane serve
+  AIGW_TRUSTED_PROXIES="$WEB_SOURCE" start control-plane serve
 CP_PID=$STARTED_PID
 CP_ADDR="$(listening control-plane "$CP_PID")"
 CP_URL="http://$CP_ADDR"

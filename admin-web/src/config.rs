@@ -1,6 +1,6 @@
 //! Command line: every setting is a flag and an environment variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -39,6 +39,12 @@ pub struct Config {
     /// https`).
     #[arg(long, env = "AIGW_ADMIN_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Reverse proxies in front of admin-web (comma-separated IPs) whose
+    /// `X-Forwarded-For` is believed for the browser's address, which the
+    /// control plane's login throttle counts failures by; others are taken
+    /// at their own address. None by default: the TCP peer is the browser.
+    #[arg(long, env = "AIGW_ADMIN_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 #[cfg(test)]
@@ -52,5 +58,9 @@ mod tests {
         let c = Config::try_parse_from(["admin-web", "--listen", "127.0.0.1:0"]).unwrap();
         assert_eq!(c.listen.port(), 0);
         assert!(Config::try_parse_from(["admin-web", "--tls-client-cert", "c.pem"]).is_err());
+        assert!(c.trusted_proxies.is_empty());
+        let c = Config::try_parse_from(["admin-web", "--trusted-proxies", "10.0.0.1,::1"]).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(Config::try_parse_from(["admin-web", "--trusted-proxies", "proxy.local"]).is_err());
     }
 }

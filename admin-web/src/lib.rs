@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod grpc;
 pub mod security;
 pub mod session;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,22 +30,27 @@ const MAX_BODY: usize = 2 * 1024 * 1024;
 pub struct AppState {
     pub grpc: Grpc,
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (`client_ip`), canonical.
+    pub trusted_proxies: Arc<[IpAddr]>,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
 }
 
 impl AppState {
-    pub fn new(grpc: Grpc, secure_cookies: bool) -> Self {
+    pub fn new(grpc: Grpc, secure_cookies: bool, trusted_proxies: &[IpAddr]) -> Self {
         let (_, doc) = api::router();
         Self {
             grpc,
             secure_cookies,
+            trusted_proxies: trusted_proxies.iter().map(IpAddr::to_canonical).collect(),
             openapi: Arc::new(doc),
         }
     }
 }
 
 /// The whole HTTP surface: `/api`, `/api/openapi.json`, `/healthz`, and
-/// the UI for every other path.
+/// the UI for every other path. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: sign-in needs the
+/// browser's address (`client_ip`).
 pub fn app(state: AppState) -> Router {
     let (api, _) = api::router();
     Router::new()

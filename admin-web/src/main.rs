@@ -16,7 +16,8 @@ async fn main() -> anyhow::Result<()> {
     aigw_startup::init_tracing();
     let prometheus = metrics::install();
     let grpc = Grpc::new(&cfg)?;
-    let router = app(AppState::new(grpc, cfg.secure_cookies))
+    let state = AppState::new(grpc, cfg.secure_cookies, &cfg.trusted_proxies);
+    let router = app(state)
         .route(
             "/metrics",
             get(move || std::future::ready(metrics::render(prometheus.as_ref()))),
@@ -26,8 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     aigw_startup::announce("admin-web", addr)?;
     tracing::info!(control_plane = %cfg.control_plane, "admin-web started");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(aigw_startup::shutdown_signal())
-        .await?;
+    // The peer's address is the browser's (or its proxy's) for the
+    // control plane's per-source login throttle.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(aigw_startup::shutdown_signal())
+    .await?;
     Ok(())
 }

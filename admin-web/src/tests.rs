@@ -14,7 +14,7 @@ use crate::config::Config;
 fn router() -> Router {
     let cfg =
         Config::try_parse_from(["admin-web", "--control-plane", "http://127.0.0.1:1"]).unwrap();
-    app(AppState::new(Grpc::new(&cfg).unwrap(), false))
+    app(AppState::new(Grpc::new(&cfg).unwrap(), false, &[]))
 }
 
 async fn call(req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {

@@ -2,9 +2,9 @@
 input is bounded, a change the data planes would refuse is refused at
 commit (so nothing freezes them), a revocation still reaches every data
 plane within a second whatever was tried before; logins are throttled per
-source so a stranger cannot lock a user out; child tokens expire with their
-parent; the generated bootstrap token ends once AIGW_ADMIN_TOKEN is set;
-state files are owner-only."""
+source (through admin-web too) so a stranger cannot lock a user out; child
+tokens expire with their parent; the generated bootstrap token ends once
+AIGW_ADMIN_TOKEN is set; state files are owner-only."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import stat
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import grpc
 import httpx
@@ -21,6 +22,7 @@ import pytest
 
 from admin_client import Api, create_user, login
 from harness import MODEL, Gateway, eventually, gateway_config
+from ui_stack import AdminWeb
 
 
 @pytest.fixture
@@ -128,6 +130,87 @@ def test_logins_are_counted_before_verifying_and_throttled_per_source(
         assert login_from(pb, channel, f"192.0.2.{i}", big, "pw") == grpc.StatusCode.UNAUTHENTICATED
     assert time.monotonic() - t0 < 20
     assert login_from(pb, channel, "203.0.113.9", "ada", pw) == grpc.StatusCode.OK
+
+
+def browser(web: AdminWeb, source: str) -> httpx.Client:
+    """A client of admin-web whose connections come from `source` (any
+    127.0.0.0/8 address is this host's on Linux)."""
+    return httpx.Client(base_url=web.url, timeout=60, headers={"x-aigw-csrf": "1"},
+                        transport=httpx.HTTPTransport(local_address=source))
+
+
+def ui_login(web: AdminWeb, source: str, user: str, password: str,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+    with browser(web, source) as c:
+        return c.post("/api/auth/login", json={"username": user, "password": password},
+                      headers=headers or {})
+
+
+def spray(web: AdminWeb, source: str, n: int, headers: Callable[[int], dict[str, str]]) -> list[int]:
+    """`n` wrong passwords at once from `source`, each for another name (so
+    only the per-source limit applies); their HTTP statuses."""
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(
+            lambda i: ui_login(web, source, f"x{i}", "wrongpass", headers(i)).status_code,
+            range(n)))
+
+
+def test_a_stranger_at_the_ui_login_locks_out_only_their_own_address(
+        stack: Gateway, channel: grpc.Channel, pb: SimpleNamespace) -> None:
+    """admin-web tells the control plane each browser's address: 25 wrong
+    passwords from one address through the UI get that address 429, while
+    an admin at another address still signs in. What the stranger claims in
+    X-Forwarded-For or x-aigw-client-ip is not believed (admin-web trusts no
+    proxy by default)."""
+    trusted(stack)
+    root = Api(pb, channel, stack.admin_token)
+    pw = create_user(root, "ada", "admin")
+    web = AdminWeb(stack)
+    try:
+        stranger, admin = "127.0.0.2", "127.0.0.3"
+        codes = spray(web, stranger, 25, lambda i: {"x-forwarded-for": f"192.0.2.{i}",
+                                                    "x-aigw-client-ip": f"198.51.100.{i}"})
+        # Counted before verifying: twenty refused passwords, then refusals.
+        assert sorted(codes) == [401] * 20 + [429] * 5, codes
+        r = ui_login(web, stranger, "ada", pw)
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "resource_exhausted", r.text
+        # ada, elsewhere, is not locked out.
+        with browser(web, admin) as c:
+            r = c.post("/api/auth/login", json={"username": "ada", "password": pw})
+            assert r.status_code == 200, r.text
+            assert "aigw_session" in c.cookies
+            assert c.get("/api/auth/me").status_code == 200
+    finally:
+        web.stop()
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_source(
+        stack: Gateway, channel: grpc.Channel, pb: SimpleNamespace) -> None:
+    """With AIGW_ADMIN_TRUSTED_PROXIES naming the proxy, the client address
+    it appends to X-Forwarded-For is the source (not the proxy's, nor what
+    the client wrote further left); others' X-Forwarded-For is ignored."""
+    trusted(stack)
+    root = Api(pb, channel, stack.admin_token)
+    pw = create_user(root, "ada", "admin")
+    proxy = "127.0.0.4"
+    web = AdminWeb(stack, AIGW_ADMIN_TRUSTED_PROXIES=proxy)
+    try:
+        # The stranger claims a fresh address each time; the proxy appends
+        # the real one.
+        codes = spray(web, proxy, 25, lambda i: {"x-forwarded-for": f"192.0.2.{i}, 198.51.100.7"})
+        assert sorted(codes) == [401] * 20 + [429] * 5, codes
+        r = ui_login(web, proxy, "ada", pw, {"x-forwarded-for": "198.51.100.7"})
+        assert r.status_code == 429, r.text
+        # ada behind the same proxy, and ada at an address of her own.
+        r = ui_login(web, proxy, "ada", pw, {"x-forwarded-for": "198.51.100.7, 203.0.113.9"})
+        assert r.status_code == 200, r.text
+        assert ui_login(web, "127.0.0.3", "ada", pw).status_code == 200
+        # Not a trusted proxy: its X-Forwarded-For is not believed.
+        codes = spray(web, "127.0.0.5", 25, lambda i: {"x-forwarded-for": f"192.0.2.{i}"})
+        assert sorted(codes) == [401] * 20 + [429] * 5, codes
+    finally:
+        web.stop()
 
 
 def test_a_token_made_by_a_token_expires_with_it(stack: Gateway, channel: grpc.Channel,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult, Errors};
 use crate::extract::{Body, Params};
 use crate::session::{
@@ -86,22 +87,26 @@ fn session_cookie(
 }
 
 /// Signs in with a username and password; sets the session cookie.
+/// The control plane throttles failures per source, so the browser's
+/// address goes with the call: a stranger's guesses then lock out only the
+/// stranger, not everyone who signs in through admin-web.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", security(()),
     request_body = LoginBody,
     responses((status = 200, body = Session), Errors))]
 pub async fn login(
     State(s): State<AppState>,
     headers: HeaderMap,
+    client: ClientIp,
     _: SameOrigin,
     Body(body): Body<LoginBody>,
 ) -> ApiResult<Response> {
     let r = s
         .grpc
         .identity()
-        .login(LoginRequest {
+        .login(client.tag(tonic::Request::new(LoginRequest {
             username: body.username,
             password: body.password,
-        })
+        })))
         .await?
         .into_inner();
     let cookie = session_cookie(&s, &headers, &r.session_token, r.expires_at_ms);
