@@ -45,6 +45,9 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 const DB_STARTUP_WAIT: Duration = Duration::from_secs(60);
 /// How long open streams get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// See where the server is built.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+const CALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Validated `serve` settings.
 pub struct Settings {
@@ -418,6 +421,7 @@ pub async fn serve(
             .await;
         let _ = shutdown_tx.send(true);
     };
+    let local = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut builder = Server::builder();
     if let Some(tls) = &p.tls {
@@ -426,10 +430,24 @@ pub async fn serve(
             mtls = tls.client_ca.is_some(),
             "gRPC is served over TLS only"
         );
+    } else if !local.ip().is_loopback() {
+        tracing::warn!(
+            addr = %local,
+            "gRPC is served in clear on a non-loopback address: node tokens, admin tokens \
+             and the snapshots' upstream secrets cross the network unencrypted; set \
+             AIGW_TLS_CERT and AIGW_TLS_KEY"
+        );
     }
     let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Streams one connection may open at once (a data plane uses two,
+        // admin-web one per call in flight), and how long a call may take
+        // to answer (a long-lived stream's answer starts at once; an apply
+        // upload is bounded at 300 s by its own rules): a peer cannot hold
+        // a half-sent call and its buffer for ever.
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .timeout(CALL_TIMEOUT)
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(reflection_alpha)
