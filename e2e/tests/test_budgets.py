@@ -285,3 +285,21 @@ def test_a_global_budget_is_leased_to_regions_and_holds_without_the_control_plan
     finally:
         us_redis.kill()
         us_redis.wait(timeout=10)
+
+
+def test_a_key_redis_refused_is_refused_again_before_its_body_is_read(stack: Gateway, redis_url) -> None:
+    """Once Redis refused a key, the data plane refuses it in process for
+    the Retry-After it gave: the next body is not read or parsed (an
+    unparseable one gets the 429, not a 400)."""
+    url, _ = redis_url
+    stack.apply_ok(config(stack.mock.url, [{"name": "slow", "key": "sk-aigw-slow-00000001",
+                                            "limits": {"rpm": 2}}]))
+    [dp] = data_planes(stack, 1, REDIS_URL=url)
+    codes = [call(dp, "sk-aigw-slow-00000001").status_code for _ in range(3)]
+    assert codes == [200, 200, 429], codes
+    r = httpx.post(dp + "/v1/chat/completions", timeout=30, content=b"{not json",
+                   headers={"authorization": "Bearer sk-aigw-slow-00000001",
+                            "content-type": "application/json"})
+    assert r.status_code == 429, r.text
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"]["code"] == "rate_limit_exceeded"

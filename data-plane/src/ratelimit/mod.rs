@@ -28,6 +28,7 @@
 //! concurrency are always per region.
 
 mod local;
+mod refusals;
 mod shared;
 
 use std::sync::Arc;
@@ -194,6 +195,8 @@ impl Reservation {
 pub struct Limiter {
     local: Local,
     shared: Option<Shared>,
+    /// What the shared store refused lately (see [`refusals`]).
+    refusals: refusals::Refusals,
     region: String,
 }
 
@@ -203,6 +206,7 @@ impl Limiter {
         Self {
             local: Local::new(),
             shared: None,
+            refusals: Default::default(),
             region: region.to_string(),
         }
     }
@@ -217,18 +221,21 @@ impl Limiter {
         Ok(Self {
             local: Local::new(),
             shared: Some(Shared::new(url, timeout)?),
+            refusals: Default::default(),
             region: region.to_string(),
         })
     }
 
     /// The budgets `key`'s requests count against now, with leases applied.
     /// Whether one of `budgets` refuses any request now (see
-    /// [`Local::precheck`]); kept in process only: asking Redis would cost
-    /// every request a round trip, so budgets kept there are checked once,
-    /// when the request is admitted.
+    /// [`Local::precheck`]), asked in process only: asking Redis would cost
+    /// every request a round trip, so budgets kept there are refused here
+    /// only while a refusal Redis gave lately stands.
     pub fn precheck(&self, budgets: &[Enforced], now_ms: u64) -> Result<(), Exceeded> {
         if self.shared.is_some() {
-            return Ok(());
+            return budgets
+                .iter()
+                .try_for_each(|b| self.refusals.check(b, now_ms));
         }
         budgets
             .iter()
@@ -310,7 +317,12 @@ impl Limiter {
         let mut refused = None;
         for (b, answer) in budgets.iter().zip(asked) {
             let outcome = match answer {
-                Some(Ok(decision)) => decision.map(|h| (h, Store::Shared)),
+                Some(Ok(decision)) => {
+                    if let Err(e) = &decision {
+                        self.refusals.remember(b, e, now_ms);
+                    }
+                    decision.map(|h| (h, Store::Shared))
+                }
                 // Counted in process only while nothing was refused: a
                 // refused request is released anyway.
                 _ if refused.is_some() => continue,

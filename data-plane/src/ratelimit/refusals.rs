@@ -1,0 +1,126 @@
+//! Refusals the shared store (Redis) gave, remembered for a short while: a
+//! key past its limits is then refused in process, before its body is
+//! read and parsed (asking Redis before every body would cost every request
+//! a round trip). Only what the store said: a refusal is remembered for the
+//! `Retry-After` it carried (at most [`MAX_MEMO_MS`]), and forgotten at
+//! once when the budget's limits change.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use aigw_proto::model::Limits;
+
+use super::{Enforced, Exceeded};
+
+/// The longest a refusal is repeated without asking the store again.
+const MAX_MEMO_MS: u64 = 10_000;
+/// Budgets remembered at once (expired ones make room first).
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Default)]
+pub struct Refusals {
+    by_budget: Mutex<HashMap<String, Memo>>,
+}
+
+struct Memo {
+    refusal: Exceeded,
+    until_ms: u64,
+    /// The budget's limits when refused: a changed limit asks again.
+    limits: Limits,
+}
+
+impl Refusals {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Memo>> {
+        self.by_budget.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers that the store refused a request for `b`. Concurrency
+    /// (a slot frees when any request ends) and an unanswering store are
+    /// not remembered.
+    pub fn remember(&self, b: &Enforced, refusal: &Exceeded, now_ms: u64) {
+        if matches!(refusal.limit, "concurrent" | "limit store") {
+            return;
+        }
+        let until_ms = now_ms + (refusal.retry_after_secs * 1000).min(MAX_MEMO_MS);
+        let mut m = self.lock();
+        if m.len() >= MAX_ENTRIES {
+            m.retain(|_, memo| memo.until_ms > now_ms);
+            if m.len() >= MAX_ENTRIES {
+                return;
+            }
+        }
+        m.insert(
+            b.id.clone(),
+            Memo {
+                refusal: refusal.clone(),
+                until_ms,
+                limits: b.limits,
+            },
+        );
+    }
+
+    /// The store's recent refusal of `b`, if it still stands.
+    pub fn check(&self, b: &Enforced, now_ms: u64) -> Result<(), Exceeded> {
+        let mut m = self.lock();
+        let Some(memo) = m.get(&b.id) else {
+            return Ok(());
+        };
+        if memo.until_ms <= now_ms || memo.limits != b.limits {
+            m.remove(&b.id);
+            return Ok(());
+        }
+        Err(Exceeded {
+            retry_after_secs: (memo.until_ms - now_ms).div_ceil(1000),
+            ..memo.refusal.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(rpm: u64) -> Enforced {
+        Enforced {
+            id: "key:k1".into(),
+            name: "key app".into(),
+            limits: Limits {
+                rpm: Some(rpm),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn refused(limit: &'static str, retry_after_secs: u64) -> Exceeded {
+        Exceeded {
+            limit,
+            budget: "key app".into(),
+            budget_id: "key:k1".into(),
+            retry_after_secs,
+            value: 2.0,
+        }
+    }
+
+    #[test]
+    fn a_refusal_stands_for_its_retry_after_and_no_longer() {
+        let r = Refusals::default();
+        r.remember(&budget(2), &refused("rpm", 3), 1_000);
+        let e = r.check(&budget(2), 1_500).unwrap_err();
+        assert_eq!((e.limit, e.retry_after_secs), ("rpm", 3));
+        assert_eq!(r.check(&budget(2), 3_200).unwrap_err().retry_after_secs, 1);
+        assert!(r.check(&budget(2), 4_000).is_ok());
+        // At most ten seconds, whatever the store said.
+        r.remember(&budget(2), &refused("cost_per_day", 40_000), 0);
+        assert_eq!(r.check(&budget(2), 1).unwrap_err().retry_after_secs, 10);
+        assert!(r.check(&budget(2), 10_000).is_ok());
+    }
+
+    #[test]
+    fn a_changed_limit_or_a_concurrency_refusal_is_asked_again() {
+        let r = Refusals::default();
+        r.remember(&budget(2), &refused("rpm", 30), 0);
+        assert!(r.check(&budget(100), 1).is_ok(), "the operator raised it");
+        r.remember(&budget(2), &refused("concurrent", 1), 0);
+        assert!(r.check(&budget(2), 1).is_ok());
+    }
+}
