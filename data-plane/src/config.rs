@@ -61,6 +61,12 @@ pub struct Config {
     #[arg(long, env = "AIGW_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Request body bytes the node holds at once, across every app (at
+    /// least `AIGW_MAX_BODY_BYTES`): past it, requests get 503 with
+    /// `Retry-After` before more of their bodies is read.
+    #[arg(long, env = "AIGW_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 512 * 1024 * 1024)]
+    pub max_body_bytes_in_flight: usize,
+
     /// Seconds an app gets to send a request's head; an idle HTTP/1
     /// keep-alive connection is closed after this long too.
     #[arg(long, env = "AIGW_HEADER_TIMEOUT_SECS", default_value_t = 20)]

@@ -63,6 +63,10 @@ pub enum GatewayError {
     #[error("The gateway has not received its configuration yet; retry shortly.")]
     NotReady,
     #[error(
+        "The gateway is holding too many request bodies at once; retry after {retry_after_secs} s."
+    )]
+    Busy { retry_after_secs: u64 },
+    #[error(
         "Every upstream credential of provider `{provider}` is cooling down after errors or rate limits; retry after {retry_after_secs} s."
     )]
     PoolExhausted {
@@ -168,7 +172,9 @@ impl GatewayError {
             | Self::NotFound { .. }
             | Self::RateLimited { .. }
             | Self::Unsupported(_) => Origin::App,
-            Self::NotReady | Self::PoolExhausted { .. } | Self::Internal(_) => Origin::Gateway,
+            Self::NotReady | Self::Busy { .. } | Self::PoolExhausted { .. } | Self::Internal(_) => {
+                Origin::Gateway
+            }
             Self::Upstream { .. } | Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => {
                 Origin::Upstream
             }
@@ -266,7 +272,7 @@ impl GatewayError {
             Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PoolExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream {
                 failure: Failure::Timeout(_),
@@ -286,7 +292,8 @@ impl GatewayError {
             }
             | Self::RateLimited {
                 retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            }
+            | Self::Busy { retry_after_secs } => Some(*retry_after_secs),
             Self::UpstreamResponse { retry_after, .. }
             | Self::UpstreamStatus { retry_after, .. } => *retry_after,
             Self::NotReady => Some(1),
@@ -309,6 +316,7 @@ impl GatewayError {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::NotFound { .. } => "not_found",
             Self::NotReady => "not_ready",
+            Self::Busy { .. } => "busy",
             Self::PoolExhausted { .. } => "pool_exhausted",
             Self::RateLimited { .. } => "rate_limited",
             Self::Upstream {

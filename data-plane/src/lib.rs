@@ -6,6 +6,7 @@
 
 pub mod affinity;
 pub mod auth;
+pub mod body_budget;
 pub mod config;
 pub mod context;
 pub mod control;

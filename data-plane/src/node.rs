@@ -101,6 +101,9 @@ impl Node {
             node_id,
             prometheus,
             otel,
+            bodies: crate::body_budget::BodyBudget::new(
+                cfg.max_body_bytes_in_flight.max(cfg.max_body_bytes),
+            ),
             cfg,
         });
         Ok(Self {

@@ -21,6 +21,7 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 
+use crate::body_budget::HeldBytes;
 use crate::context::RequestCtx;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{GatewayError, upstream_message};
@@ -113,11 +114,17 @@ async fn run(
         .precheck(&budgets, now)
         .map_err(rate_limited)?;
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
-    let body = tokio::time::timeout(deadline, read_body(parts, body, state.cfg.max_body_bytes))
-        .await
-        .map_err(|_| GatewayError::BodyTimeout {
-            secs: deadline.as_secs(),
-        })??;
+    // The body's bytes count against the node's bound until the answer's
+    // head is ready (the body is dropped by then).
+    let mut held = state.bodies.hold();
+    let body = tokio::time::timeout(
+        deadline,
+        read_body(parts, body, state.cfg.max_body_bytes, &mut held),
+    )
+    .await
+    .map_err(|_| GatewayError::BodyTimeout {
+        secs: deadline.as_secs(),
+    })??;
     let (probe, strict) = probe(rt, call, &body, ctx)?;
     let mut chain = route(rt, key, &probe)?;
     let admitted = limits(state, rt, &budgets, call, &body, &probe, chain.peek(), ctx).await?;
@@ -361,8 +368,15 @@ fn in_app_format(e: GatewayError, plan: &Plan) -> GatewayError {
     }
 }
 
-/// Reads the app's body, refusing it as soon as it is known to be too large.
-async fn read_body(parts: &Parts, body: impl AppBody, limit: usize) -> Result<Bytes, GatewayError> {
+/// Reads the app's body, refusing it as soon as it is known to be too large
+/// or to take the node past its bound on bodies held (`held` grows with
+/// what arrives, or at once by the declared length).
+async fn read_body(
+    parts: &Parts,
+    body: impl AppBody,
+    limit: usize,
+    held: &mut HeldBytes,
+) -> Result<Bytes, GatewayError> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -371,16 +385,37 @@ async fn read_body(parts: &Parts, body: impl AppBody, limit: usize) -> Result<By
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::BodyTooLarge { limit })
-        }
-        Err(e) => Err(GatewayError::invalid(
-            format!("could not read the request body: {e}"),
-            None,
-        )),
+    if let Some(n) = declared {
+        held.grow_to(n as usize)?;
     }
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                GatewayError::BodyTooLarge { limit }
+            } else {
+                GatewayError::invalid(format!("could not read the request body: {e}"), None)
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            len += data.len();
+            held.grow_to(len)?;
+            chunks.push(data);
+        }
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(len);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
+    })
 }
 
 /// Model listings, in the asking SDK's shape.

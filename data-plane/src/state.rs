@@ -23,6 +23,8 @@ pub struct AppState {
     pub prometheus: Option<PrometheusHandle>,
     pub limiter: Arc<Limiter>,
     pub otel: Otel,
+    /// Request body bytes held by every request in flight.
+    pub bodies: Arc<crate::body_budget::BodyBudget>,
 }
 
 /// Request ids unique across nodes and restarts without a random draw per

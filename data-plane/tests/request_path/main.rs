@@ -7,6 +7,7 @@
 mod control_plane;
 mod harness;
 
+mod bodies;
 mod budgets;
 mod forward;
 mod serving;

@@ -38,6 +38,7 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         E::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed")),
         E::Unpriced(_) => ("permission_error", Some("model_not_priced")),
         E::NotReady => ("server_error", Some("not_ready")),
+        E::Busy { .. } => ("server_error", Some("overloaded")),
         E::PoolExhausted { .. } | E::RateLimited { .. } => {
             ("rate_limit_error", Some("rate_limit_exceeded"))
         }
