@@ -416,6 +416,17 @@ impl SignInService for SignInSvc {
                     let old = oidc::settings(conn)?;
                     let secret = match (s.client_secret.is_empty(), &old) {
                         (false, _) => master.encrypt(&s.client_secret, SECRET_CONTEXT)?,
+                        // A kept secret goes only to the issuer it was
+                        // entered for (as providers' secrets do).
+                        (true, Some(o))
+                            if o.issuer != s.issuer && !o.client_secret_enc.is_empty() =>
+                        {
+                            return Err(Error::FailedPrecondition(
+                                "re-enter client_secret: the issuer changed, and a kept secret \
+                                 is never sent to a new one"
+                                    .into(),
+                            ));
+                        }
                         (true, Some(o)) => o.client_secret_enc.clone(),
                         (true, None) => String::new(),
                     };

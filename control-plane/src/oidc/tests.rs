@@ -180,7 +180,19 @@ async fn admins_set_the_provider_and_the_secret_never_comes_back() {
         .unwrap()
         .into_inner();
     assert!(again.client_secret_set);
+    // ... but not for another issuer: it would be sent there.
+    let e = s
+        .set_oidc_settings(req(OidcSettings {
+            client_secret: String::new(),
+            issuer: "http://127.0.0.1:9998/elsewhere".into(),
+            ..settings("member")
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(!e.message().contains("top-secret"));
     let row = s.admin.db.run(oidc::settings).await.unwrap().unwrap();
+    assert_eq!(row.issuer, "http://127.0.0.1:9999/idp", "nothing changed");
     assert!(!row.client_secret_enc.contains("top-secret"));
     assert_eq!(
         s.admin
