@@ -443,9 +443,11 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         // Streams one connection may open at once (a data plane uses two,
         // admin-web one per call in flight), and how long a call may take
-        // to answer (a long-lived stream's answer starts at once; an apply
-        // upload is bounded at 300 s by its own rules): a peer cannot hold
-        // a half-sent call and its buffer for ever.
+        // until its answer starts: a peer cannot hold a half-sent unary
+        // call and its buffer for ever. (A streaming call's answer starts
+        // at once, so this does not bound it: the node streams end with
+        // their credential, an apply upload is bounded at 300 s by its own
+        // rules.)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .timeout(CALL_TIMEOUT)
         .add_service(health_svc)

@@ -370,7 +370,8 @@ fn in_app_format(e: GatewayError, plan: &Plan) -> GatewayError {
 
 /// Reads the app's body, refusing it as soon as it is known to be too large
 /// or to take the node past its bound on bodies held (`held` grows with
-/// what arrives, or at once by the declared length).
+/// what arrives: a declared length reserves nothing, or requests that
+/// declare 16 MiB and send nothing would hold the node's bound for free).
 async fn read_body(
     parts: &Parts,
     body: impl AppBody,
@@ -384,9 +385,6 @@ async fn read_body(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
-    }
-    if let Some(n) = declared {
-        held.grow_to(n as usize)?;
     }
     let mut body = std::pin::pin!(Limited::new(body, limit));
     let mut chunks: Vec<Bytes> = Vec::new();

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::client_ip::ClientIp;
 use crate::error::{ApiResult, Errors};
 use crate::extract::{Body, Name, Params};
 use crate::session::Caller;
@@ -89,6 +90,7 @@ pub struct PasswordChange {
 pub async fn reset_password(
     State(s): State<AppState>,
     c: Caller,
+    client: ClientIp,
     Name(username): Name<String>,
     Body(change): Body<PasswordChange>,
 ) -> ApiResult<Json<ResetPasswordResult>> {
@@ -97,7 +99,9 @@ pub async fn reset_password(
         new_password: change.new_password,
         current_password: change.current_password,
     };
-    answer(s.grpc.identity().reset_password(c.req(req))).await
+    // A guess at one's current password is throttled per source, like a
+    // login: the browser's address goes with it.
+    answer(s.grpc.identity().reset_password(client.tag(c.req(req)))).await
 }
 
 /// Lists API tokens, hints only (members: their own).

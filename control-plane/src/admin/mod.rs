@@ -273,17 +273,25 @@ impl AdminSvc {
     /// admin-web reports it in `x-aigw-client-ip` when the peer is one of
     /// `trusted_proxies`. Unknown (in-process tests): the unspecified address.
     pub fn client_ip<T>(&self, req: &Request<T>) -> std::net::IpAddr {
+        // Canonical: behind a dual-stack listener an IPv4 peer shows as
+        // `::ffff:a.b.c.d`, which the trusted list names as `a.b.c.d`.
         let peer = req
             .remote_addr()
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-        if !self.trusted_proxies.contains(&peer) {
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| {
+                a.ip().to_canonical()
+            });
+        if !self
+            .trusted_proxies
+            .iter()
+            .any(|t| t.to_canonical() == peer)
+        {
             return peer;
         }
         req.metadata()
             .get("x-aigw-client-ip")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(peer)
+            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+            .map_or(peer, |ip| ip.to_canonical())
     }
 
     pub async fn read<T, F>(&self, f: F) -> Result<T, Status>

@@ -124,6 +124,7 @@ impl Throttle {
     /// Counts an attempt for `username` from `source`, or says for how many
     /// seconds that is refused.
     pub fn begin(&'static self, source: IpAddr, username: &str) -> Result<Attempt, u64> {
+        let source = network_of(source);
         let now = Instant::now();
         let pair = Key::Pair(source, username.to_string());
         let src = Key::Source(source);
@@ -181,6 +182,20 @@ impl Drop for Attempt {
     }
 }
 
+/// The source a failure counts against: an IPv4 address, or an IPv6
+/// address's /64 (one subscriber's network: counted per address, a /64
+/// would give an attacker endless sources).
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::from(o)
+        }
+        v4 => v4,
+    }
+}
+
 /// Waits for a verification slot.
 pub async fn verification_slot() -> Option<SemaphorePermit<'static>> {
     GATE.acquire().await.ok()
@@ -215,6 +230,27 @@ mod tests {
             a.failed();
         }
         assert!(th.begin(ip(1), name).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_source() {
+        let th = fresh();
+        let v6 = |host: u16| IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, host]);
+        for host in 0..MAX_SOURCE_FAILURES as u16 {
+            let name = format!("guess-{host}");
+            th.begin(v6(host), &name).expect("under the limit").failed();
+        }
+        // Another address of the same /64 is the same source...
+        assert!(th.begin(v6(999), "anyone").is_err());
+        // ... another /64 is not, nor is an IPv4 peer written as IPv6.
+        let elsewhere = IpAddr::from([0x2001, 0xdb8, 0, 8, 0, 0, 0, 1]);
+        th.begin(elsewhere, "anyone")
+            .expect("other network")
+            .succeeded();
+        let mapped: IpAddr = "::ffff:198.51.100.9".parse().unwrap();
+        th.begin(mapped, "anyone")
+            .expect("an IPv4 source")
+            .succeeded();
     }
 
     #[test]

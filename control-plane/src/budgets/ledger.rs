@@ -115,12 +115,22 @@ impl Ledger {
     }
 
     /// A data plane refused a request: `refused_by` is `<budget>/<limit>`.
-    /// At most [`MAX_REFUSED`] are kept (what a node names is its own).
+    /// Only the limits budget alerts read (a used-up day or month), and at
+    /// most [`MAX_REFUSED`]: when full, days before this month make room
+    /// (what a node names is its own; rate refusals, the common kind, are
+    /// not kept, so they cannot crowd out the ones alerts need).
     pub fn note_refused(&self, refused_by: &str, region: &str, started_at_ms: i64) {
         if let Some((budget, limit)) = refused_by.rsplit_once('/') {
+            if !matches!(limit, "tokens_per_day" | "cost_per_day" | "cost_per_month") {
+                return;
+            }
             let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
             if refused.len() >= MAX_REFUSED {
-                return;
+                let month_start = (started_at_ms / DAY_MS).saturating_sub(31);
+                refused.retain(|(_, _, _, day)| *day >= month_start);
+                if refused.len() >= MAX_REFUSED {
+                    return;
+                }
             }
             refused.insert((
                 budget.into(),
@@ -168,4 +178,29 @@ impl Ledger {
 /// Today, as a day number.
 pub fn today() -> i64 {
     now_ms() / DAY_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_refusals_cannot_crowd_out_the_ones_alerts_read() {
+        let ledger = Ledger::default();
+        let now = 20_000 * DAY_MS;
+        for i in 0..2 * MAX_REFUSED {
+            ledger.note_refused(&format!("key:k{i}/rpm"), "eu", now);
+        }
+        // Old days make room when the table is full.
+        for i in 0..MAX_REFUSED {
+            ledger.note_refused(&format!("key:old{i}/cost_per_day"), "eu", now - 60 * DAY_MS);
+        }
+        ledger.note_refused("team:t1/cost_per_day", "us", now);
+        let today = now / DAY_MS;
+        assert_eq!(
+            ledger.refused_in("team:t1", "cost_per_day", today, today),
+            vec!["us".to_string()]
+        );
+        assert!(ledger.refused_in("key:k1", "rpm", today, today).is_empty());
+    }
 }

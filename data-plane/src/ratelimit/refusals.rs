@@ -1,9 +1,10 @@
 //! Refusals the shared store (Redis) gave, remembered for a short while: a
 //! key past its limits is then refused in process, before its body is
 //! read and parsed (asking Redis before every body would cost every request
-//! a round trip). Only what the store said: a refusal is remembered for the
-//! `Retry-After` it carried (at most [`MAX_MEMO_MS`]), and forgotten at
-//! once when the budget's limits change.
+//! a round trip). Only what the store said, and only request-rate refusals
+//! (see [`Refusals::remember`]): remembered for the `Retry-After` it carried
+//! (at most [`MAX_MEMO_MS`]), forgotten at once when the budget's limits
+//! change.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -34,11 +35,15 @@ impl Refusals {
         self.by_budget.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remembers that the store refused a request for `b`. Concurrency
-    /// (a slot frees when any request ends) and an unanswering store are
-    /// not remembered.
+    /// Remembers that the store refused a request for `b`, when that
+    /// refusal holds for any request: only request-rate limits (every
+    /// request counts one). A token or cost refusal depends on the
+    /// request's own size (a huge `max_tokens` is refused where a small
+    /// request fits: remembering it would refuse every key sharing the
+    /// budget), a concurrency slot frees when any request ends, and an
+    /// unanswering store is no refusal at all.
     pub fn remember(&self, b: &Enforced, refusal: &Exceeded, now_ms: u64) {
-        if matches!(refusal.limit, "concurrent" | "limit store") {
+        if !matches!(refusal.limit, "rps" | "rpm") {
             return;
         }
         let until_ms = now_ms + (refusal.retry_after_secs * 1000).min(MAX_MEMO_MS);
@@ -110,17 +115,26 @@ mod tests {
         assert_eq!(r.check(&budget(2), 3_200).unwrap_err().retry_after_secs, 1);
         assert!(r.check(&budget(2), 4_000).is_ok());
         // At most ten seconds, whatever the store said.
-        r.remember(&budget(2), &refused("cost_per_day", 40_000), 0);
+        r.remember(&budget(2), &refused("rpm", 40), 0);
         assert_eq!(r.check(&budget(2), 1).unwrap_err().retry_after_secs, 10);
         assert!(r.check(&budget(2), 10_000).is_ok());
     }
 
     #[test]
-    fn a_changed_limit_or_a_concurrency_refusal_is_asked_again() {
+    fn a_changed_limit_or_a_refusal_that_depends_on_the_request_is_asked_again() {
         let r = Refusals::default();
         r.remember(&budget(2), &refused("rpm", 30), 0);
         assert!(r.check(&budget(100), 1).is_ok(), "the operator raised it");
-        r.remember(&budget(2), &refused("concurrent", 1), 0);
-        assert!(r.check(&budget(2), 1).is_ok());
+        // A team's tokens refused one huge request: a small one from
+        // another key of the team may fit.
+        for limit in [
+            "concurrent",
+            "tokens_per_minute",
+            "cost_per_day",
+            "limit store",
+        ] {
+            r.remember(&budget(2), &refused(limit, 30), 0);
+            assert!(r.check(&budget(2), 1).is_ok(), "{limit}");
+        }
     }
 }
