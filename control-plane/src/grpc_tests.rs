@@ -221,6 +221,22 @@ pub(crate) fn provider_spec(secret: &str) -> ProviderSpec {
 }
 
 /// Polls until `f` is true (never a fixed sleep).
+/// Waits until the node list shows a node for which `pred` holds.
+async fn node_listed(
+    admin: &mut AdminServiceClient<Channel>,
+    pred: impl Fn(&aigw_proto::pb::admin::NodeInfo) -> bool,
+) {
+    eventually(async || {
+        let nodes = admin
+            .list_nodes(with_token(ListRequest {}, ADMIN_TOKEN))
+            .await
+            .unwrap()
+            .into_inner();
+        nodes.nodes.iter().any(&pred)
+    })
+    .await;
+}
+
 pub(crate) async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !f().await {
@@ -287,33 +303,14 @@ async fn node_gets_snapshots_and_new_versions_after_admin_changes() {
         })))
         .await
         .unwrap();
-    eventually(async || {
-        let nodes = admin
-            .list_nodes(with_token(ListRequest {}, ADMIN_TOKEN))
-            .await
-            .unwrap()
-            .into_inner();
-        nodes
-            .nodes
-            .iter()
-            .any(|n| n.last_error == "cannot use it" && n.applied_version == v1)
+    node_listed(&mut admin, |n| {
+        n.last_error == "cannot use it" && n.applied_version == v1
     })
     .await;
 
     // The node disconnects: it is listed as such.
     drop(node);
-    eventually(async || {
-        let nodes = admin
-            .list_nodes(with_token(ListRequest {}, ADMIN_TOKEN))
-            .await
-            .unwrap()
-            .into_inner();
-        nodes
-            .nodes
-            .iter()
-            .any(|n| n.node_id == "node-1" && !n.connected)
-    })
-    .await;
+    node_listed(&mut admin, |n| n.node_id == "node-1" && !n.connected).await;
     server.stop().await;
 }
 
@@ -478,16 +475,8 @@ async fn a_node_cannot_make_the_node_list_grow_with_its_version() {
     let ch = server.channel().await;
     let _node = Node::subscribe(ch.clone(), "node-1", &"v".repeat(1 << 20)).await;
     let mut admin = AdminServiceClient::new(ch);
-    eventually(async || {
-        let nodes = admin
-            .list_nodes(with_token(ListRequest {}, ADMIN_TOKEN))
-            .await
-            .unwrap()
-            .into_inner();
-        nodes
-            .nodes
-            .iter()
-            .any(|n| n.node_id == "node-1" && n.applied_version == "v".repeat(128))
+    node_listed(&mut admin, |n| {
+        n.node_id == "node-1" && n.applied_version == "v".repeat(128)
     })
     .await;
     server.stop().await;

@@ -12,7 +12,6 @@ use tonic::Code;
 
 use super::AdminSvc;
 use super::testkit::{req, req_as, svc, user};
-use crate::db::oauth::FlowRow;
 use crate::db::testing::temp_db;
 use crate::db::write_tx;
 use crate::oauth::flow;
@@ -112,20 +111,7 @@ const REFRESH: &str = "rt-very-secret-refresh-0001";
 
 /// Connects (provider, key) with `template` as a completed flow would.
 async fn connect(s: &AdminSvc, provider: &str, key: &str, template: &str) {
-    let f = FlowRow {
-        state_hash: "h".into(),
-        provider: provider.into(),
-        key_name: key.into(),
-        template: template.into(),
-        kind: "code".into(),
-        secret_enc: String::new(),
-        redirect_uri: String::new(),
-        params: "{}".into(),
-        interval_secs: 0,
-        next_poll_at_ms: 0,
-        expires_at_ms: 0,
-        created_at_ms: 0,
-    };
+    let f = crate::oauth::tests::completed_flow(provider, key, template);
     let tokens = Tokens {
         access_token: "at-access-token-0001".into(),
         refresh_token: Some(REFRESH.into()),

@@ -102,4 +102,4 @@ impl Handle {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

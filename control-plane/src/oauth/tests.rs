@@ -49,6 +49,29 @@ async fn setup(s: &crate::admin::AdminSvc) {
     .unwrap();
 }
 
+/// A code flow for (provider, key) with `template`, as stored once the
+/// app's browser came back.
+pub(crate) fn completed_flow(
+    provider: &str,
+    key: &str,
+    template: &str,
+) -> crate::db::oauth::FlowRow {
+    crate::db::oauth::FlowRow {
+        state_hash: "h".into(),
+        provider: provider.into(),
+        key_name: key.into(),
+        template: template.into(),
+        kind: "code".into(),
+        secret_enc: String::new(),
+        redirect_uri: String::new(),
+        params: "{}".into(),
+        interval_secs: 0,
+        next_poll_at_ms: 0,
+        expires_at_ms: 0,
+        created_at_ms: 0,
+    }
+}
+
 fn tokens() -> Tokens {
     Tokens {
         access_token: ACCESS.into(),
@@ -150,20 +173,7 @@ async fn snapshots_carry_the_access_token_never_the_refresh_token() {
     assert!(snap.core.providers[0].keys.is_empty());
     let m2 = m.clone();
     t.db.run(move |c| {
-        let f = crate::db::oauth::FlowRow {
-            state_hash: "h".into(),
-            provider: "p".into(),
-            key_name: "k".into(),
-            template: "idp".into(),
-            kind: "code".into(),
-            secret_enc: String::new(),
-            redirect_uri: String::new(),
-            params: "{}".into(),
-            interval_secs: 0,
-            next_poll_at_ms: 0,
-            expires_at_ms: 0,
-            created_at_ms: 0,
-        };
+        let f = completed_flow("p", "k", "idp");
         write_tx(c, |c| flow::store(c, &m2, &f, &tokens()))
     })
     .await
