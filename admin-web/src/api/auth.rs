@@ -145,11 +145,17 @@ pub async fn me(State(s): State<AppState>, c: Caller) -> ApiResult<Json<CallerIn
 /// Starts signing in with the identity provider: redirects there.
 #[utoipa::path(get, path = "/auth/oidc/start", tag = "auth", security(()),
     responses((status = 303, description = "To the identity provider"), Errors))]
-pub async fn oidc_start(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn oidc_start(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    client: ClientIp,
+) -> ApiResult<Response> {
+    // Sign-ins in progress are bounded per source: the browser's address
+    // goes with the call.
     let r = s
         .grpc
         .sign_in()
-        .begin_oidc_login(BeginOidcLoginRequest {})
+        .begin_oidc_login(client.tag(tonic::Request::new(BeginOidcLoginRequest {})))
         .await?
         .into_inner();
     let location = HeaderValue::from_str(&r.authorization_url)

@@ -185,7 +185,7 @@ impl Drop for Attempt {
 /// The source a failure counts against: an IPv4 address, or an IPv6
 /// address's /64 (one subscriber's network: counted per address, a /64
 /// would give an attacker endless sources).
-fn network_of(ip: IpAddr) -> IpAddr {
+pub fn network_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let mut o = v6.octets();

@@ -12,6 +12,7 @@ pub mod http;
 pub mod token;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -41,19 +42,35 @@ const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins in progress at once (each a few hundred bytes).
 const MAX_PENDING: usize = 10_000;
 
-/// Keeps a sign-in in progress. Full, the oldest makes room: refusing
-/// instead let anyone (beginning a sign-in needs no credential) block every
-/// SSO login for the TTL with 10,000 calls; now a flood must outpace real
-/// sign-ins, which take seconds.
+/// Sign-ins in progress one source (an IPv4 address, an IPv6 /64) may
+/// have: a browser has one or two.
+const MAX_PENDING_PER_SOURCE: usize = 16;
+
+/// Keeps a sign-in in progress. Beginning one needs no credential, so
+/// neither a full table nor one source may refuse others: a source past
+/// [`MAX_PENDING_PER_SOURCE`] makes room with its own oldest, and a full
+/// table with the oldest of all (a flood must then come from hundreds of
+/// networks and outpace real sign-ins, which take seconds). Refusing when
+/// full let 10,000 calls block every SSO login for the TTL.
 fn admit_pending(pending: &mut HashMap<String, Pending>, state: String, p: Pending) {
     pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-    if pending.len() >= MAX_PENDING
-        && let Some(oldest) = pending
+    let oldest = |pending: &HashMap<String, Pending>, of: Option<IpAddr>| {
+        pending
             .iter()
-            .min_by_key(|(_, p)| p.started)
+            .filter(|(_, q)| of.is_none_or(|s| q.source == s))
+            .min_by_key(|(_, q)| q.started)
             .map(|(k, _)| k.clone())
-    {
-        pending.remove(&oldest);
+    };
+    let mine = pending.values().filter(|q| q.source == p.source).count();
+    let evict = if mine >= MAX_PENDING_PER_SOURCE {
+        oldest(pending, Some(p.source))
+    } else if pending.len() >= MAX_PENDING {
+        oldest(pending, None)
+    } else {
+        None
+    };
+    if let Some(k) = evict {
+        pending.remove(&k);
     }
     pending.insert(state, p);
 }
@@ -84,6 +101,8 @@ struct Pending {
     nonce: String,
     verifier: String,
     started: Instant,
+    /// Whose browser began it (see [`MAX_PENDING_PER_SOURCE`]).
+    source: IpAddr,
 }
 
 struct Cached<T> {
@@ -454,8 +473,9 @@ impl SignInService for SignInSvc {
 
     async fn begin_oidc_login(
         &self,
-        _request: Request<BeginOidcLoginRequest>,
+        request: Request<BeginOidcLoginRequest>,
     ) -> Result<Response<BeginOidcLoginResult>, Status> {
+        let source = crate::admin::throttle::network_of(self.admin.client_ip(&request));
         let s = self.enabled_settings().await?;
         let d = self.discovery(&s.row.issuer).await?;
         let state = crypto::new_secret("")?;
@@ -469,6 +489,7 @@ impl SignInService for SignInSvc {
                 nonce: nonce.clone(),
                 verifier,
                 started: Instant::now(),
+                source,
             },
         );
         let mut scope = vec!["openid".to_string()];

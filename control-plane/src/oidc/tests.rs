@@ -305,25 +305,48 @@ async fn people_are_linked_by_subject_then_verified_email_else_created() {
     assert_ne!(fake2.id, bob.id);
 }
 
-#[test]
-fn a_flood_of_begun_sign_ins_cannot_lock_out_a_new_one() {
-    let pending = |n: u64| Pending {
+fn begun(n: u64, source: [u8; 4]) -> Pending {
+    Pending {
         nonce: n.to_string(),
         verifier: String::new(),
         started: Instant::now() - Duration::from_secs(500) + Duration::from_millis(n),
-    };
+        source: std::net::IpAddr::from(source),
+    }
+}
+
+#[test]
+fn one_source_flooding_sign_ins_only_replaces_its_own() {
+    let mut table = HashMap::new();
+    admit_pending(&mut table, "mine".into(), begun(0, [192, 0, 2, 1]));
+    for n in 1..=1000 {
+        admit_pending(
+            &mut table,
+            format!("flood-{n}"),
+            begun(n, [198, 51, 100, 7]),
+        );
+    }
+    assert_eq!(table.len(), 1 + MAX_PENDING_PER_SOURCE);
+    assert!(table.contains_key("mine"));
+    assert!(table.contains_key("flood-1000") && !table.contains_key("flood-1"));
+}
+
+#[test]
+fn a_full_table_makes_room_with_the_oldest() {
     let mut table = HashMap::new();
     for n in 0..MAX_PENDING as u64 {
-        admit_pending(&mut table, format!("flood-{n}"), pending(n));
+        let source = [
+            10,
+            (n / 65536) as u8,
+            (n / 256 % 256) as u8,
+            (n % 256) as u8,
+        ];
+        admit_pending(&mut table, format!("flood-{n}"), begun(n, source));
     }
-    admit_pending(
-        &mut table,
-        "mine".into(),
-        Pending {
-            started: Instant::now(),
-            ..pending(0)
-        },
-    );
+    let mine = Pending {
+        started: Instant::now(),
+        ..begun(0, [192, 0, 2, 1])
+    };
+    admit_pending(&mut table, "mine".into(), mine);
     assert_eq!(table.len(), MAX_PENDING);
     assert!(table.contains_key("mine"));
     assert!(!table.contains_key("flood-0"), "the oldest made room");

@@ -35,6 +35,26 @@ struct Entry {
     conn: u64,
 }
 
+/// Nodes listed at most: past it, disconnected ones are forgotten (a join
+/// token lets nodes pick their ids, so the list must not grow for ever).
+const MAX_NODES: usize = 10_000;
+
+/// Makes room for one more node: disconnected nodes unseen for a day go,
+/// and if that is not enough, the one disconnected longest.
+fn forget_disconnected(nodes: &mut HashMap<String, Entry>) {
+    let day_ago = now_ms() - 86_400_000;
+    nodes.retain(|_, e| e.info.connected || e.info.last_seen_ms > day_ago);
+    if nodes.len() >= MAX_NODES
+        && let Some(id) = nodes
+            .iter()
+            .filter(|(_, e)| !e.info.connected)
+            .min_by_key(|(_, e)| e.info.last_seen_ms)
+            .map(|(id, _)| id.clone())
+    {
+        nodes.remove(&id);
+    }
+}
+
 impl Registry {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
@@ -49,6 +69,8 @@ impl Registry {
                 node_id,
                 "a node with this id is already connected; tracking the newest stream"
             );
+        } else if !nodes.contains_key(node_id) && nodes.len() >= MAX_NODES {
+            forget_disconnected(&mut nodes);
         }
         nodes.insert(
             node_id.to_string(),
@@ -121,6 +143,26 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disconnected_nodes_make_room_when_the_list_is_full() {
+        let r = Registry::default();
+        for i in 0..MAX_NODES {
+            let id = format!("n{i}");
+            let conn = r.connect(&id, "eu", "v1");
+            if i != 0 {
+                r.disconnect(&id, conn);
+            }
+        }
+        r.connect("newcomer", "eu", "v1");
+        let listed = r.list();
+        assert_eq!(listed.len(), MAX_NODES);
+        assert!(listed.iter().any(|n| n.node_id == "newcomer"));
+        assert!(
+            listed.iter().any(|n| n.node_id == "n0"),
+            "a connected node stays"
+        );
+    }
 
     #[test]
     fn stale_connections_do_not_override_newer_ones() {
