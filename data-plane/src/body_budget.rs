@@ -50,13 +50,24 @@ impl HeldBytes {
         if more == 0 {
             return Ok(());
         }
+        // Compare and swap, not add then undo: two requests crossing the
+        // bound at once must not both be refused when one fits.
         let b = &self.budget;
-        let before = b.used.fetch_add(more, Ordering::AcqRel);
-        if before.saturating_add(more) > b.max {
-            b.used.fetch_sub(more, Ordering::AcqRel);
-            return Err(GatewayError::Busy {
-                retry_after_secs: 1,
-            });
+        let mut used = b.used.load(Ordering::Acquire);
+        loop {
+            let next = used.saturating_add(more);
+            if next > b.max {
+                return Err(GatewayError::Busy {
+                    retry_after_secs: 1,
+                });
+            }
+            match b
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => used = now,
+            }
         }
         self.bytes = total;
         Ok(())
