@@ -8,7 +8,7 @@
 
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
-use aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
+use aigw_proto::trace_bounds::{MAX_BATCH_RECORDS, MAX_TOKENS};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -358,9 +358,8 @@ fn dropped_json(fields: &[String]) -> String {
 /// nodes); later is taken as now, so a record cannot date itself past
 /// retention or into days the budgets have not reached.
 const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
-/// The most one request may count: tokens (as the data plane settles
-/// them), cost in USD, and latency (a day).
-const MAX_TOKENS: u64 = 1_000_000_000_000;
+/// The most one request may count: cost in USD, and latency (a day);
+/// tokens as the data plane settles them ([`MAX_TOKENS`]).
 const MAX_COST: f64 = 1_000_000.0;
 const MAX_LATENCY_US: u64 = 86_400_000_000;
 
@@ -397,11 +396,11 @@ fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_row(mut r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
+/// `r` was bounded on receipt ([`sane`]).
+fn to_row(r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
     if r.request_id.is_empty() {
         return None;
     }
-    aigw_proto::trace_bounds::clip(&mut r);
     Some(TraceRow {
         attempts: attempts_json(&r.attempts),
         dropped_fields: dropped_json(&r.dropped_fields),

@@ -1,7 +1,7 @@
 //! Bounds on a trace record, applied by the data plane when a trace is
 //! finished and again when it is read back from its spool, and by the
-//! control plane when it stores one: a record can never outgrow a batch, a
-//! column or a log line, whoever sent it.
+//! control plane when it receives one: a record can never outgrow a batch,
+//! a column or a log line, whoever sent it.
 
 use crate::pb::trace::TraceRecord;
 
@@ -9,6 +9,11 @@ use crate::pb::trace::TraceRecord;
 /// spool segments (one batch each) at this many; the control plane refuses
 /// a batch with more (what it keeps in memory per batch grows with it).
 pub const MAX_BATCH_RECORDS: usize = 512;
+
+/// The most tokens one request counts (10^12): a data plane settles budgets
+/// with at most this, and the control plane stores at most this, whatever
+/// a usage report or a node says.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
 
 /// Longest strings a trace carries: names and ids, error texts, and how
 /// many attempts.

@@ -421,8 +421,7 @@ fn settle_minute(at_ms: u64, now: u64) -> u64 {
     }
 }
 
-/// The most tokens one request is charged (10^12).
-const MAX_SETTLED_TOKENS: u64 = 1_000_000_000_000;
+use aigw_proto::trace_bounds::MAX_TOKENS as MAX_SETTLED_TOKENS;
 
 /// A reservation held by a request, settled when it ends: the pipeline
 /// settles it with the request's usage; dropped unsettled (a panic, a
