@@ -32,8 +32,10 @@ pub struct AppCall {
 pub enum Endpoint {
     Call(AppCall),
     ListModels(Format),
-    /// Gemini `GET /v1beta/models/{model}`.
-    GetModel(String),
+    /// One model: Gemini's `GET /v1beta/models/{model}`, and OpenAI's and
+    /// Anthropic's `GET /v1/models/{model}` (`models.retrieve` in their
+    /// SDKs), each answered in its caller's shape.
+    GetModel(Format, String),
     Healthz,
     Readyz,
     Metrics,
@@ -62,8 +64,7 @@ impl Endpoint {
     pub fn error_format(&self) -> Format {
         match self {
             Endpoint::Call(c) => c.error_format(),
-            Endpoint::ListModels(f) | Endpoint::NotFound(f) => *f,
-            Endpoint::GetModel(_) => Format::Gemini,
+            Endpoint::ListModels(f) | Endpoint::NotFound(f) | Endpoint::GetModel(f, _) => *f,
             _ => Format::OpenAiChat,
         }
     }
@@ -71,7 +72,7 @@ impl Endpoint {
     pub fn label(&self) -> &'static str {
         match self {
             Endpoint::Call(c) => c.endpoint,
-            Endpoint::ListModels(_) | Endpoint::GetModel(_) => "models",
+            Endpoint::ListModels(_) | Endpoint::GetModel(..) => "models",
             Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics => "ops",
             Endpoint::NotFound(_) => "other",
         }
@@ -126,10 +127,20 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/metrics" if get => return Endpoint::Metrics,
         _ => {}
     }
-    let gemini_rest = path
-        .strip_prefix("/v1beta/models/")
-        .or_else(|| path.strip_prefix("/v1/models/"));
-    if let Some(rest) = gemini_rest {
+    let beta = path.strip_prefix("/v1beta/models/");
+    let v1 = path.strip_prefix("/v1/models/");
+    if let Some(rest) = beta.or(v1) {
+        // `/v1/models/{id}` is OpenAI's and Anthropic's `models.retrieve` too;
+        // their ids may hold colons (`ft:gpt-4o:org::id`), so the caller's
+        // SDK decides, not the shape of the id.
+        let caller = if beta.is_some() {
+            Format::Gemini
+        } else {
+            sdk_format(headers, query)
+        };
+        if get && !rest.is_empty() && (caller != Format::Gemini || !rest.contains(':')) {
+            return Endpoint::GetModel(caller, rest.to_string());
+        }
         if let Some((model, method_name)) = rest.rsplit_once(':') {
             let op = match method_name {
                 "generateContent" | "streamGenerateContent" => {
@@ -150,13 +161,8 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
                 }
                 return Endpoint::Call(call);
             }
-        } else if get
-            && !rest.is_empty()
-            && (path.starts_with("/v1beta/") || sdk_format(headers, query) == Format::Gemini)
-        {
-            return Endpoint::GetModel(rest.to_string());
         }
-        return Endpoint::NotFound(Format::Gemini);
+        return Endpoint::NotFound(caller);
     }
     let fmt = if path.starts_with("/v1beta/") {
         Format::Gemini
@@ -226,8 +232,27 @@ mod tests {
         );
         assert_eq!(
             c(Method::GET, "/v1beta/models/gemini-pro", None, &[]),
-            Endpoint::GetModel("gemini-pro".into())
+            Endpoint::GetModel(Format::Gemini, "gemini-pro".into())
         );
+        // `models.retrieve` of OpenAI's and Anthropic's SDKs, colons and all.
+        assert_eq!(
+            c(Method::GET, "/v1/models/ft:gpt-4o:org::x1", None, &[]),
+            Endpoint::GetModel(Format::OpenAiChat, "ft:gpt-4o:org::x1".into())
+        );
+        assert_eq!(
+            c(
+                Method::GET,
+                "/v1/models/claude-sonnet-4-5",
+                None,
+                &[("anthropic-version", "2023-06-01")]
+            ),
+            Endpoint::GetModel(Format::Anthropic, "claude-sonnet-4-5".into())
+        );
+        assert_eq!(
+            c(Method::GET, "/v1/models/gemini-pro", Some("key=x"), &[]),
+            Endpoint::GetModel(Format::Gemini, "gemini-pro".into())
+        );
+
         assert_eq!(
             c(Method::GET, "/v1/nothing", None, &[]),
             Endpoint::NotFound(Format::OpenAiChat)

@@ -340,18 +340,29 @@ impl GatewayError {
     }
 }
 
-/// The message of an error body in any of the three shapes (or the raw text).
+/// What an upstream error body without a message becomes.
+const NO_MESSAGE: &str = "the upstream provider returned an error";
+
+/// The message of an error body in any of the three shapes (or the raw
+/// text, unless it is empty or a markup page such as a proxy's 502).
 pub fn upstream_message(body: &[u8]) -> String {
     let v: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(_) => return String::from_utf8_lossy(body).chars().take(500).collect(),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() || text.starts_with('<') {
+                return NO_MESSAGE.to_string();
+            }
+            return text.chars().take(500).collect();
+        }
     };
     v.get("error")
         .and_then(|e| e.get("message").or(Some(e)))
         .and_then(|m| m.as_str())
         .or_else(|| v.get("message").and_then(|m| m.as_str()))
         .map(str::to_string)
-        .unwrap_or_else(|| "the upstream provider returned an error".to_string())
+        .unwrap_or_else(|| NO_MESSAGE.to_string())
 }
 
 #[cfg(test)]

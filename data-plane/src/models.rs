@@ -3,7 +3,7 @@
 use aigw_proto::model::ClientKey;
 
 use crate::runtime::Runtime;
-use crate::translate::{Format, gemini};
+use crate::translate::Format;
 
 /// Routed model names the key may use, with the provider serving each.
 /// Globs can't be listed, so only literal names appear: provider model
@@ -41,7 +41,13 @@ pub fn list(rt: &Runtime, key: &ClientKey, format: Format) -> String {
     format.codec().model_list(&routed_models(rt, key))
 }
 
-/// One model in Gemini's `Model` shape.
-pub fn gemini_model(id: &str) -> String {
-    gemini::model_entry(id)
+/// One model the key may use, in `format`'s shape; `None` when it may not
+/// use it, or nothing routes it (the same models the listing names, and
+/// globs too: `models.retrieve` of a routed dated name finds it).
+pub fn one(rt: &Runtime, key: &ClientKey, format: Format, id: &str) -> Option<String> {
+    if !key.allows(id) {
+        return None;
+    }
+    let owner = rt.route(id)?.provider.name.as_str();
+    Some(format.codec().model_entry(id, owner))
 }

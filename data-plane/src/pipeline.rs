@@ -151,7 +151,7 @@ async fn run(
                 return Ok(reply);
             }
             Err(e) => {
-                let err = in_app_format(e, &plan);
+                let err = in_app_format(e, &plan, call.format);
                 if chain.peek().is_some() && err.retryable() {
                     tracing::info!(provider = %upstream.provider.name, error = %err, "provider failed; trying the next in the route");
                     last = Some(err);
@@ -253,6 +253,24 @@ async fn limits(
     let cost_limited = budgets
         .iter()
         .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
+    // A background job is answered before it runs, without usage, and
+    // fetched later by other calls: what it uses cannot be charged to the
+    // budget that admitted it, so a budget of tokens or cost refuses it.
+    if probe.background
+        && budgets.iter().any(|b| {
+            let l = &b.limits;
+            l.tokens_per_day.is_some()
+                || l.tokens_per_minute.is_some()
+                || l.cost_per_day.is_some()
+                || l.cost_per_month.is_some()
+        })
+    {
+        return Err(GatewayError::invalid(
+            "`background` responses cannot be metered, and this key has a token or cost \
+             limit; send the request without `background`",
+            Some("background"),
+        ));
+    }
     if budgets.is_empty() {
         return Ok(Admitted {
             headroom: None,
@@ -352,20 +370,50 @@ fn price_for(
     Ok(price)
 }
 
-/// An upstream error body in another format is re-rendered in the app's.
-fn in_app_format(e: GatewayError, plan: &Plan) -> GatewayError {
+/// An upstream error body in another format is re-rendered in the app's,
+/// and so is one in no format at all (an empty body, a proxy's HTML page,
+/// a vendor's own shape): only a JSON error object passes through as is.
+/// Anthropic's 529 (overloaded) becomes 503 for apps of other formats,
+/// whose SDKs know (and retry) only the standard statuses.
+fn in_app_format(e: GatewayError, plan: &Plan, app: Format) -> GatewayError {
     match e {
         GatewayError::UpstreamResponse {
             status,
             retry_after,
             body,
-        } if !plan.native => GatewayError::UpstreamStatus {
-            status,
-            retry_after,
-            message: upstream_message(&body),
-        },
+        } => {
+            let status = match status.as_u16() {
+                529 if app != Format::Anthropic => StatusCode::SERVICE_UNAVAILABLE,
+                _ => status,
+            };
+            if plan.native && is_error_object(&body) {
+                GatewayError::UpstreamResponse {
+                    status,
+                    retry_after,
+                    body,
+                }
+            } else {
+                GatewayError::UpstreamStatus {
+                    status,
+                    retry_after,
+                    message: upstream_message(&body),
+                }
+            }
+        }
         other => other,
     }
+}
+
+/// A JSON object with an `error` member: the shape all three formats'
+/// error bodies share (OpenAI's and Gemini's `{"error":{…}}`, Anthropic's
+/// `{"type":"error","error":{…}}`).
+fn is_error_object(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "error")]
+        _error: serde::de::IgnoredAny,
+    }
+    serde_json::from_slice::<Shape>(body).is_ok()
 }
 
 /// Reads the app's body, refusing it as soon as it is known to be too large
@@ -428,21 +476,22 @@ pub fn list_models(
     Ok(full(StatusCode::OK, "application/json", body))
 }
 
-/// Gemini `GET /v1beta/models/{model}`.
+/// One model: Gemini's `GET /v1beta/models/{model}`, OpenAI's and
+/// Anthropic's `GET /v1/models/{model}`.
 pub fn get_model(
     state: &AppState,
     parts: &Parts,
+    format: Format,
     model: &str,
 ) -> Result<Response<ResBody>, GatewayError> {
     let rt = live(state)?;
     let key = auth::authenticate(&rt, parts)?;
-    let model = model.strip_prefix("models/").unwrap_or(model);
-    if rt.route(model).is_none() || !key.allows(model) {
-        return Err(GatewayError::UnknownModel(model.to_string()));
+    let model = match format {
+        Format::Gemini => model.strip_prefix("models/").unwrap_or(model),
+        _ => model,
+    };
+    match models::one(&rt, key, format, model) {
+        Some(body) => Ok(full(StatusCode::OK, "application/json", body)),
+        None => Err(GatewayError::UnknownModel(model.to_string())),
     }
-    Ok(full(
-        StatusCode::OK,
-        "application/json",
-        models::gemini_model(model).to_string(),
-    ))
 }

@@ -28,6 +28,8 @@ pub struct Probe {
     pub output_cap: Option<u64>,
     /// How many answers it asks for (`n`, `candidateCount`).
     pub choices: u64,
+    /// A Responses job to run in the background (`background: true`).
+    pub background: bool,
 }
 
 impl Probe {
@@ -45,6 +47,7 @@ impl Probe {
                 include_usage: false,
                 output_cap: caps.cap(),
                 choices: caps.choices(),
+                background: false,
             }
         } else {
             let p = OpenAiProbe::parse(body)?;
@@ -55,6 +58,7 @@ impl Probe {
                 include_usage: p.include_usage,
                 output_cap: p.output_cap,
                 choices: p.choices,
+                background: p.background && call.format == crate::translate::Format::Responses,
             }
         };
         validate::model(&probe.model)?;
@@ -219,7 +223,8 @@ pub fn plan(
     .map_err(|e| GatewayError::Unsupported(e.message))?;
     let app_req = req.clone();
     req.model = model.to_string();
-    let body = translate::encode_request(target, &mut req)
+    let body = codec
+        .encode_request_for(&mut req, kind)
         .map_err(|e| GatewayError::Unsupported(e.message))?;
     if strict && let Some(d) = req.dropped.strict_refusal() {
         return Err(GatewayError::Unsupported(format!(

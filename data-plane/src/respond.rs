@@ -168,8 +168,12 @@ pub async fn respond(
         Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
     };
     // About a token per four bytes of the answer, if it reported nothing.
-    if call.op == Op::Generate {
-        trace.charge_if_unreported(answer_len.div_ceil(4));
+    // Embeddings are billed by their input alone, which Gemini's API never
+    // reports (its embed answers carry no usage): the prompt's estimate.
+    match call.op {
+        Op::Generate => trace.charge_if_unreported(answer_len.div_ceil(4)),
+        Op::Embed => trace.charge_if_unreported(0),
+        Op::CountTokens => {}
     }
     let mut r = Response::new(Full::new(out));
     *r.status_mut() = up.status;

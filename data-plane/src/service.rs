@@ -75,7 +75,7 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
     let result = match endpoint {
         Endpoint::Call(call) => pipeline::serve(&state, parts, body, call, &request_id).await,
         Endpoint::ListModels(f) => pipeline::list_models(&state, &parts, f),
-        Endpoint::GetModel(m) => pipeline::get_model(&state, &parts, &m),
+        Endpoint::GetModel(f, m) => pipeline::get_model(&state, &parts, f, &m),
         Endpoint::Healthz => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
         Endpoint::Readyz => Ok(readyz(&state)),
         Endpoint::Metrics => Ok(full(
@@ -96,6 +96,11 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
+        // Anthropic's SDKs read theirs from `request-id` (`_request_id`,
+        // and in the messages of their errors).
+        if format == Format::Anthropic {
+            resp.headers_mut().insert("request-id", v.clone());
+        }
         resp.headers_mut().insert("x-request-id", v);
     }
     crate::telemetry::metrics::answered(label, status_class(resp.status()), started.elapsed());

@@ -84,6 +84,10 @@ pub struct MeteredStream {
     translated_bytes: usize,
     /// The stream outgrew a bound: it ends with this error.
     overrun: Option<&'static str>,
+    /// The upstream sent an error event (Anthropic's `event: error`, an
+    /// `error` chunk): its answer broke off, even if the connection then
+    /// closes cleanly, and its last usage report is not the final one.
+    upstream_error: bool,
 }
 
 /// The most tool calls one streamed answer may hold (models make a handful
@@ -104,6 +108,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// a prebuilt finder, not `str::contains`'s per-call setup).
 static DELTA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"delta\""));
+
+/// The trace's error when the upstream's stream carried an error event.
+const UPSTREAM_ERROR_EVENT: &str = "upstream sent an error mid-stream";
 
 /// The trace's error when one upstream event outgrows [`crate::sse::MAX_EVENT`].
 const EVENT_TOO_LARGE: &str = "upstream event too large";
@@ -138,6 +145,7 @@ impl MeteredStream {
             tool_calls: Vec::new(),
             translated_bytes: 0,
             overrun: None,
+            upstream_error: false,
         }
     }
 
@@ -228,6 +236,7 @@ impl MeteredStream {
                 StreamEvent::ToolCallStart { index, .. } if !self.tool_calls.contains(index) => {
                     self.tool_calls.push(*index);
                 }
+                StreamEvent::Error { .. } => self.upstream_error = true,
                 _ => {}
             }
             if self.tool_calls.len() > MAX_TOOL_CALLS {
@@ -257,6 +266,10 @@ impl MeteredStream {
             return;
         };
         let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
+        let end = match end {
+            End::Clean if self.upstream_error => End::Broken(UPSTREAM_ERROR_EVENT),
+            other => other,
+        };
         let error = match end {
             End::Clean => {
                 ctx.trace.charge_if_unreported(streamed);

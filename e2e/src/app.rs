@@ -331,6 +331,19 @@ async fn answer(
     }
     if let Some(status) = fault.status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(body) = fault.error_body.clone() {
+            let ct = if body.starts_with('<') {
+                "text/html"
+            } else {
+                "text/plain"
+            };
+            let resp = Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, ct)
+                .body(Body::from(body))
+                .unwrap_or_default();
+            return (resp, None);
+        }
         let err = MockError::Injected {
             status,
             message: fault

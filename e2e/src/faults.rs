@@ -24,6 +24,11 @@ pub struct Fault {
     /// The error message (a default one per status otherwise).
     #[serde(default)]
     pub message: Option<String>,
+    /// With `status`: this whole body instead of the wire format's error
+    /// (an empty body, or a proxy's HTML page in front of the provider),
+    /// sent as `text/html` when it starts with `<`.
+    #[serde(default)]
+    pub error_body: Option<String>,
     /// Close the connection after this many body chunks (SSE frames when
     /// streaming), without the end of the stream.
     #[serde(default)]
@@ -75,6 +80,7 @@ impl Default for Fault {
             status: None,
             retry_after: None,
             message: None,
+            error_body: None,
             cut_after_chunks: None,
             endless_event_bytes: None,
             omit_usage: false,

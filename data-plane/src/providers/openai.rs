@@ -21,6 +21,8 @@ pub struct ChatRequest {
     pub output_cap: Option<u64>,
     /// How many answers the request asks for (`n`): each may reach the cap.
     pub choices: u64,
+    /// Responses `background: true`: answered at once, run later upstream.
+    pub background: bool,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +34,7 @@ struct Probe {
     max_completion_tokens: Option<Value>,
     max_output_tokens: Option<Value>,
     n: Option<Value>,
+    background: Option<Value>,
 }
 
 /// Every format's field for the most output tokens an answer may have
@@ -137,6 +140,7 @@ impl ChatRequest {
                 .into_iter(),
             ),
             choices: p.n.as_ref().and_then(count).unwrap_or(1).max(1),
+            background: p.background.as_ref().and_then(Value::as_bool) == Some(true),
         })
     }
 }
@@ -220,6 +224,7 @@ mod tests {
                 include_usage: false,
                 output_cap: None,
                 choices: 1,
+                background: false,
             }
         );
         assert!(matches!(

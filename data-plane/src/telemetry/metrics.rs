@@ -276,6 +276,7 @@ pub fn stream_error_kind(message: &str) -> &'static str {
         "upstream stream stalled" => "stream_stalled",
         "upstream event too large" => "stream_event_too_large",
         "upstream stream too large" => "stream_too_large",
+        "upstream sent an error mid-stream" => "stream_upstream_error",
         "client closed the stream early" => "client_closed",
         _ => "stream_error",
     }

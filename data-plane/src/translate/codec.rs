@@ -114,6 +114,18 @@ pub trait Codec: Sync {
     /// are dropped into `req.dropped`; content it cannot say is refused.
     fn encode_request(&self, req: &mut ChatRequest) -> Result<Vec<u8>, Unsupported>;
 
+    /// [`Codec::encode_request`] for a provider of `kind`: kinds that share a
+    /// format may still differ in what they accept (OpenAI refuses
+    /// `max_tokens` for its reasoning models, which compatible vendors alone
+    /// know), so a codec spoken by several kinds overrides this.
+    fn encode_request_for(
+        &self,
+        req: &mut ChatRequest,
+        _kind: ProviderKind,
+    ) -> Result<Vec<u8>, Unsupported> {
+        self.encode_request(req)
+    }
+
     /// The provider's whole answer → IR.
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, Unsupported>;
 
@@ -142,6 +154,9 @@ pub trait Codec: Sync {
 
     /// A model listing (name, owner) in this format's shape.
     fn model_list(&self, models: &[(&str, &str)]) -> String;
+
+    /// One model (name, owner) in this format's shape (`models.retrieve`).
+    fn model_entry(&self, id: &str, owner: &str) -> String;
 }
 
 /// Writes the `Codec` methods that only point at what every codec folder
@@ -192,6 +207,10 @@ macro_rules! folder_methods {
 
         fn model_list(&self, models: &[(&str, &str)]) -> String {
             gateway::model_list(models)
+        }
+
+        fn model_entry(&self, id: &str, owner: &str) -> String {
+            gateway::model_entry(id, owner)
         }
     };
 }

@@ -140,3 +140,24 @@ async fn a_key_past_its_rate_is_refused_before_its_body_is_read() {
         a.json()
     );
 }
+
+/// A Responses job run in the background is answered before it runs and
+/// fetched later by other calls: a token or cost budget could not charge
+/// it, so such a key is refused it, clearly, before anything is sent.
+#[tokio::test]
+async fn a_background_response_is_refused_under_a_token_budget() {
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    let body = serde_json::json!({"model": "gpt-4o-mini", "input": "later", "background": true});
+    let a = gw.post("/v1/responses", body).await;
+    assert_eq!(a.status, 400, "{:?}", a.body);
+    let e = a.json();
+    assert_eq!(e["error"]["param"], "background", "{e}");
+    assert!(
+        gw.mock.mock().requests().is_empty(),
+        "nothing went upstream"
+    );
+}

@@ -8,6 +8,7 @@ mod control_plane;
 mod harness;
 
 mod bodies;
+mod compat;
 mod budgets;
 mod forward;
 mod serving;

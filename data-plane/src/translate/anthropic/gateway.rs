@@ -63,20 +63,28 @@ struct ModelOut<'a> {
     created_at: &'static str,
 }
 
+impl<'a> ModelOut<'a> {
+    fn new(id: &'a str) -> Self {
+        Self {
+            ty: "model",
+            id,
+            display_name: id,
+            created_at: "1970-01-01T00:00:00Z",
+        }
+    }
+}
+
 pub(super) fn model_list(models: &[(&str, &str)]) -> String {
     let list = ModelList {
-        data: models
-            .iter()
-            .map(|(id, _)| ModelOut {
-                ty: "model",
-                id,
-                display_name: id,
-                created_at: "1970-01-01T00:00:00Z",
-            })
-            .collect(),
+        data: models.iter().map(|(id, _)| ModelOut::new(id)).collect(),
         has_more: false,
         first_id: models.first().map(|(id, _)| *id),
         last_id: models.last().map(|(id, _)| *id),
     };
     serde_json::to_string(&list).unwrap_or_default()
+}
+
+/// `GET /v1/models/{model}`: one model.
+pub(super) fn model_entry(id: &str, _owner: &str) -> String {
+    serde_json::to_string(&ModelOut::new(id)).unwrap_or_default()
 }

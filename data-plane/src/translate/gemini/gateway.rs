@@ -104,6 +104,6 @@ pub(super) fn model_list(models: &[(&str, &str)]) -> String {
 }
 
 /// `GET /v1beta/models/{model}`: one model.
-pub fn model_entry(id: &str) -> String {
+pub fn model_entry(id: &str, _owner: &str) -> String {
     serde_json::to_string(&ModelOut::new(id)).unwrap_or_default()
 }

@@ -54,7 +54,6 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use gateway::model_entry;
 pub use contents::encode_request;
 pub use request::decode_request;
 pub use response::{decode_response, encode_response};

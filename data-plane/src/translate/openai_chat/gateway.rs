@@ -92,18 +92,29 @@ struct ModelOut<'a> {
     owned_by: &'a str,
 }
 
+impl<'a> ModelOut<'a> {
+    fn new(id: &'a str, owned_by: &'a str) -> Self {
+        Self {
+            id,
+            object: "model",
+            created: 0,
+            owned_by,
+        }
+    }
+}
+
 pub(crate) fn model_list(models: &[(&str, &str)]) -> String {
     let list = ModelList {
         object: "list",
         data: models
             .iter()
-            .map(|(id, owner)| ModelOut {
-                id,
-                object: "model",
-                created: 0,
-                owned_by: owner,
-            })
+            .map(|(id, owner)| ModelOut::new(id, owner))
             .collect(),
     };
     serde_json::to_string(&list).unwrap_or_default()
+}
+
+/// `GET /v1/models/{model}`: one model.
+pub(crate) fn model_entry(id: &str, owner: &str) -> String {
+    serde_json::to_string(&ModelOut::new(id, owner)).unwrap_or_default()
 }

@@ -1,0 +1,197 @@
+//! What official SDKs read besides the answer itself: `models.retrieve` in
+//! each SDK's shape, Anthropic's `request-id`, and upstream errors that
+//! reach the app in its own format and with statuses its SDK knows, however
+//! the upstream (or a proxy in front of it) wrote them.
+
+use aigw_e2e::Fault;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use serde_json::json;
+
+use crate::harness::*;
+
+/// GETs `path` with `headers`, as an SDK does; reads the whole answer.
+async fn get(gw: &Gw, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut r = Request::get(path);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let req: Request<Full<Bytes>> = r.body(Full::new(Bytes::new())).expect("request");
+    read(gw.send(req).await).await
+}
+
+#[tokio::test]
+async fn models_retrieve_answers_in_each_sdks_shape() {
+    let gw = Gw::start(&[]).await;
+    let bearer = format!("Bearer {APP_KEY}");
+
+    // OpenAI's SDK: `client.models.retrieve("gpt-4o-mini")`.
+    let a = get(&gw, "/v1/models/gpt-4o-mini", &[("authorization", &bearer)]).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let m = a.json();
+    assert_eq!(m["id"], "gpt-4o-mini");
+    assert_eq!(m["object"], "model");
+    assert_eq!(m["owned_by"], "openai-pool");
+
+    // Anthropic's SDK: `client.models.retrieve("claude-sonnet-4-5")`.
+    let anthropic = [("x-api-key", APP_KEY), ("anthropic-version", "2023-06-01")];
+    let a = get(&gw, "/v1/models/claude-sonnet-4-5", &anthropic).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let m = a.json();
+    assert_eq!(m["type"], "model");
+    assert_eq!(m["id"], "claude-sonnet-4-5");
+    assert!(m["display_name"].is_string() && m["created_at"].is_string());
+    assert_eq!(a.header("request-id"), Some(a.request_id().as_str()));
+
+    // A model nothing routes: 404 in the caller's shape, not Gemini's.
+    let a = get(
+        &gw,
+        "/v1/models/ft:gpt-4o:org::x1",
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    let e = a.json();
+    assert!(
+        e["error"]["message"].is_string() && e["error"].get("status").is_none(),
+        "{e}"
+    );
+    let a = get(&gw, "/v1/models/mistral-large", &anthropic).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json()["type"], "error");
+}
+
+/// A proxy's HTML page (or an empty body) in front of the provider is not
+/// relayed as if it were JSON: the app gets its own format's error.
+#[tokio::test]
+async fn an_html_error_page_reaches_the_app_as_its_formats_error() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(502),
+        error_body: Some("<html><body><h1>502 Bad Gateway</h1></body></html>".into()),
+        times: 10,
+        ..Fault::default()
+    });
+    let a = gw
+        .post("/v1/chat/completions", chat("behind a proxy"))
+        .await;
+    assert_eq!(a.status, 502);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let e = a.json();
+    let message = e["error"]["message"].as_str().expect("an OpenAI error");
+    assert!(!message.contains('<'), "{message}");
+
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(503),
+        error_body: Some(String::new()),
+        times: 10,
+        ..Fault::default()
+    });
+    let mut body = chat("empty");
+    body["max_tokens"] = 16.into();
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 503);
+    let e = a.json();
+    assert_eq!(e["type"], "error", "{e}");
+    assert!(e["error"]["message"].is_string());
+}
+
+/// Anthropic's 529 is a status OpenAI's and Google's SDKs do not know (nor
+/// retry): their apps get 503, in their format; Anthropic's apps keep 529.
+#[tokio::test]
+async fn anthropics_overloaded_is_a_503_for_other_formats() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        status: Some(529),
+        times: 10,
+        ..Fault::default()
+    });
+    let mut body = chat("busy?");
+    body["model"] = "claude-sonnet-4-5".into();
+    let a = gw.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert!(a.json()["error"]["message"].is_string());
+
+    body["max_tokens"] = 16.into();
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 529);
+    assert_eq!(a.json()["error"]["type"], "overloaded_error");
+}
+
+/// Anthropic's SDK takes `_request_id` from `request-id`, translated or not.
+#[tokio::test]
+async fn anthropic_answers_carry_a_request_id() {
+    let gw = Gw::start(&[]).await;
+    let mut body = chat("which id?");
+    body["max_tokens"] = 16.into();
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.header("request-id"), Some(a.request_id().as_str()));
+    // Not for the other formats, whose SDKs read `x-request-id`.
+    let a = gw.post("/v1/chat/completions", chat("which id?")).await;
+    assert_eq!(a.header("request-id"), None);
+}
+
+/// `event: error` in the middle of an Anthropic stream ends the answer even
+/// when the connection then closes cleanly: the trace says so, and the text
+/// streamed before it is charged (the closing usage never came).
+#[tokio::test]
+async fn an_anthropic_stream_that_errors_midway_is_traced_as_broken() {
+    let gw = Gw::start(&[]).await;
+    let start = json!({"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [], "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": 12, "output_tokens": 1}}});
+    let block = json!({"type": "content_block_start", "index": 0,
+        "content_block": {"type": "text", "text": ""}});
+    let delta = json!({"type": "content_block_delta", "index": 0,
+        "delta": {"type": "text_delta", "text": "word ".repeat(200)}});
+    let error =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let stream = format!(
+        "event: message_start\ndata: {start}\n\nevent: content_block_start\ndata: {block}\n\n\
+         event: content_block_delta\ndata: {delta}\n\nevent: error\ndata: {error}\n\n"
+    );
+    gw.mock.mock().add_fault(Fault {
+        stream_body: Some(stream),
+        ..Fault::default()
+    });
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 512, "stream": true,
+        "messages": [{"role": "user", "content": "write"}]});
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(text.contains("event: error"), "{text}");
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream sent an error mid-stream");
+    assert_eq!(t.usage_source, "estimated_broken");
+    assert_eq!(t.input_tokens, 12, "the reported prompt is kept");
+    assert_eq!(
+        t.output_tokens, 250,
+        "1,000 characters streamed: about 250 tokens"
+    );
+}
+
+/// An embedding answer without usage (Gemini's never has one) is charged
+/// the prompt's estimate, not nothing.
+#[tokio::test]
+async fn an_embedding_without_usage_is_charged_an_estimate() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        omit_usage: true,
+        ..Fault::default()
+    });
+    let body = json!({"model": "gpt-embed-small", "input": "a sentence to embed ".repeat(20)});
+    let a = gw.post("/v1/embeddings", body).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert!(
+        a.json().get("usage").is_none(),
+        "the mock left the usage out"
+    );
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.usage_source, "estimated_unreported");
+    assert!(t.input_tokens > 50, "{t:?}");
+    assert_eq!(t.output_tokens, 0);
+}
