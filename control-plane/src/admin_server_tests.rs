@@ -390,3 +390,55 @@ routes:
     );
     server.stop().await;
 }
+
+/// A stranger's call is refused from its headers alone: the server does
+/// not wait for (or buffer, or decode) a message it would throw away. The
+/// body here never ends; without the gate the call would hang until the
+/// server's 600 s unary timeout. With a token, the same path is served.
+/// And the public calls (Login) take small messages only.
+#[tokio::test]
+async fn strangers_are_refused_before_their_message_is_read() {
+    let server: Running = start().await;
+    let ch = server.channel().await;
+    for method in [
+        "/aigw.admin.v1.AdminService/ListProviders",
+        "/aigw.admin.v1.InsightService/ListTraces",
+        "/aigw.admin.v1.ConfigFileService/ExportConfig",
+        "/aigw.admin.v1.OverviewService/GetOverview",
+    ] {
+        let mut grpc = tonic::client::Grpc::new(ch.clone());
+        grpc.ready().await.unwrap();
+        // Held open: the body's one message never comes.
+        let (_held, rx) = mpsc::channel::<ListRequest>(1);
+        let mut req = Request::new(ReceiverStream::new(rx));
+        req.metadata_mut()
+            .insert("authorization", "Bearer not-a-token".parse().unwrap());
+        let codec = tonic_prost::ProstCodec::<ListRequest, ListRequest>::default();
+        let path = PathAndQuery::try_from(method).unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            grpc.client_streaming(req, path, codec),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{method}: no answer before the message came"));
+        let status = answer.expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{method}: {status:?}");
+    }
+    call(
+        &ch,
+        "/aigw.admin.v1.AdminService/ListProviders",
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .expect("a caller with a token is served");
+
+    let mut id = IdentityServiceClient::new(ch.clone());
+    let huge = id
+        .login(LoginRequest {
+            username: "someone".into(),
+            password: "x".repeat(100 * 1024),
+        })
+        .await
+        .expect_err("a 100 KiB login is refused");
+    assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
+}

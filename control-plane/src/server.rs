@@ -23,6 +23,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::admin::config_file::ConfigFileSvc;
+use crate::admin::gate::Gate;
 use crate::admin::overview::OverviewSvc;
 use crate::admin::{AdminSvc, users};
 use crate::budgets::{self, Budgets};
@@ -41,6 +42,9 @@ use crate::rollup::Signal;
 
 /// Largest message accepted from clients (trace batches, specs).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Largest message of the services with calls anyone may make (Login, SSO
+/// sign-in): their messages are a few names, a password, a code.
+const MAX_PUBLIC_MESSAGE: usize = 64 * 1024;
 /// How long startup waits for a Postgres server to accept connections.
 const DB_STARTUP_WAIT: Duration = Duration::from_secs(60);
 /// How long open streams get to finish after a shutdown signal.
@@ -376,21 +380,33 @@ pub async fn serve(
             refresher,
         },
     };
-    let admin = AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE);
-    let identity = IdentityServiceServer::new(admin_svc.clone());
-    let overview = OverviewServiceServer::new(OverviewSvc {
+    // Services whose every call needs a caller: authenticated before their
+    // messages are read. The two with public calls (Login, SSO sign-in)
+    // carry only small messages, and are bounded to them.
+    let gate = Gate {
+        db: admin_svc.db.clone(),
+        bootstrap_tokens: admin_svc.bootstrap_tokens.clone(),
+    };
+    let admin = gate
+        .wrap(AdminServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_MESSAGE));
+    let identity =
+        IdentityServiceServer::new(admin_svc.clone()).max_decoding_message_size(MAX_PUBLIC_MESSAGE);
+    let overview = gate.wrap(OverviewServiceServer::new(OverviewSvc {
         admin: admin_svc.clone(),
         stored: traces_stored.clone(),
-    });
-    let config_file = ConfigFileServiceServer::new(ConfigFileSvc {
-        admin: admin_svc.clone(),
-    })
-    .max_decoding_message_size(MAX_MESSAGE);
+    }));
+    let config_file = gate.wrap(
+        ConfigFileServiceServer::new(ConfigFileSvc {
+            admin: admin_svc.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE),
+    );
     let sign_in = SignInServiceServer::new(SignInSvc {
         admin: admin_svc.clone(),
         state: Arc::new(OidcState::new(p.outbound.clone())?),
-    });
-    let insight = InsightServiceServer::new(admin_svc);
+    })
+    .max_decoding_message_size(MAX_PUBLIC_MESSAGE);
+    let insight = gate.wrap(InsightServiceServer::new(admin_svc));
 
     let on_signal = async move {
         signal.await;

@@ -17,6 +17,7 @@ pub mod authn;
 pub mod budgets;
 pub mod client_keys;
 pub mod config_file;
+pub mod gate;
 pub mod identity;
 pub mod insight;
 pub mod nodes;
@@ -199,7 +200,12 @@ impl AdminSvc {
         req: &Request<T>,
         method: &str,
     ) -> Result<(Principal, Access), Status> {
-        let p = authn::authenticate(&self.db, &self.bootstrap_tokens, req.metadata()).await?;
+        // Served through `gate::Gated`, the caller was found before the
+        // body was read; in process (config files), it is looked up here.
+        let p = match req.extensions().get::<gate::Authenticated>() {
+            Some(found) => found.0.clone(),
+            None => authn::authenticate(&self.db, &self.bootstrap_tokens, req.metadata()).await?,
+        };
         let access = rbac::authorize(&p, method, Target::None)?;
         Ok((p, access))
     }
