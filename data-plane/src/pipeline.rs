@@ -14,7 +14,7 @@ use std::iter::Peekable;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aigw_proto::model::{Affinity, ClientKey};
+use aigw_proto::model::{Affinity, ClientKey, ProviderKind};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
@@ -243,10 +243,11 @@ async fn limits(
 ) -> Result<Admitted, GatewayError> {
     // Charged when a stream is abandoned before the provider reports usage.
     ctx.trace.prompt_estimate = demand::prompt_tokens(body) / 2;
+    let default_output = default_output(state, call, probe, first);
     if call.op == Op::Generate {
         ctx.trace.output_estimate = probe
             .output_cap
-            .unwrap_or(state.cfg.default_max_output_tokens)
+            .unwrap_or(default_output)
             .saturating_mul(probe.choices);
     }
     let now = crate::schedule::now_ms();
@@ -289,7 +290,7 @@ async fn limits(
         probe.output_cap,
         probe.choices,
         price,
-        state.cfg.default_max_output_tokens,
+        default_output,
     );
     let r = state
         .limiter
@@ -302,6 +303,28 @@ async fn limits(
         headroom: Some(headroom),
         cost_limited,
     })
+}
+
+/// The answer's cap when the app set none: `AIGW_DEFAULT_MAX_OUTPUT_TOKENS`,
+/// or, translated for Anthropic (which needs a `max_tokens`, and gets the
+/// model's own limit: see `anthropic::default_max_tokens`), that limit, so
+/// the reservation covers what the answer may really use.
+fn default_output(
+    state: &AppState,
+    call: &AppCall,
+    probe: &Probe,
+    first: Option<&&Arc<Upstream>>,
+) -> u64 {
+    let configured = state.cfg.default_max_output_tokens;
+    match first {
+        Some(up)
+            if call.format != Format::Anthropic && up.provider.kind == ProviderKind::Anthropic =>
+        {
+            let model = up.provider.upstream_model(&probe.model);
+            configured.max(crate::translate::anthropic::max_output_tokens(model))
+        }
+        _ => configured,
+    }
 }
 
 /// Phase 5, plan: the request for one provider of the route (passed

@@ -91,6 +91,7 @@ impl MessagesRequest {
                     param: "max_tokens",
                     expected: "a positive integer",
                 })?;
+            check_sampling(obj)?;
         }
         let raw_messages = required(obj, "messages")?
             .as_array()
@@ -150,6 +151,30 @@ impl MessagesRequest {
         ex.cache_write_1h_tokens = one_hour;
         ex
     }
+}
+
+/// What the real API refuses of sampling: `temperature` outside 0..1
+/// (OpenAI and Gemini allow up to 2), and `temperature` with `top_p`, which
+/// Claude Sonnet 4.5, Haiku 4.5, Opus 4.1 and later refuse (every model
+/// here: the mock serves current ones under any name).
+pub const BOTH_SAMPLING: &str =
+    "`temperature` and `top_p` cannot both be specified for this model. Please use only one.";
+
+fn check_sampling(obj: &serde_json::Map<String, Value>) -> Result<(), MockError> {
+    let set = |name: &str| obj.get(name).filter(|v| !v.is_null());
+    if let Some(t) = set("temperature") {
+        let t = t.as_f64().ok_or(MockError::InvalidType {
+            param: "temperature",
+            expected: "a valid number",
+        })?;
+        if !(0.0..=1.0).contains(&t) {
+            return Err(MockError::Invalid("temperature: range: 0..1".to_owned()));
+        }
+    }
+    if set("temperature").is_some() && set("top_p").is_some() {
+        return Err(MockError::Invalid(BOTH_SAMPLING.to_owned()));
+    }
+    Ok(())
 }
 
 /// Words of the messages' text blocks marked `cache_control`, by lifetime:
@@ -650,6 +675,39 @@ mod tests {
         let (status, body) = error_parts(&MockError::MissingKey);
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["type"], "authentication_error");
+    }
+
+    #[test]
+    fn refuses_sampling_the_real_api_refuses() {
+        let with = |extra: Value| {
+            let mut v = json!({"model": "claude-sonnet-4-5", "max_tokens": 10,
+                "messages": [{"role": "user", "content": "hi"}]});
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            parse(v)
+        };
+        let err = with(json!({"temperature": 0.5, "top_p": 0.9})).expect_err("both");
+        let (status, body) = error_parts(&err);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["message"], BOTH_SAMPLING);
+        for t in [1.5, 2.0, -0.1] {
+            let err = with(json!({"temperature": t})).expect_err("out of range");
+            let (status, body) = error_parts(&err);
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(body["error"]["message"], "temperature: range: 0..1");
+        }
+        assert!(with(json!({"temperature": "hot"})).is_err());
+        for ok in [
+            json!({"temperature": 0.0}),
+            json!({"temperature": 1}),
+            json!({"top_p": 0.9}),
+            json!({"temperature": 0.7, "top_p": null}),
+        ] {
+            assert!(with(ok.clone()).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -10,8 +10,14 @@
 //! some), `candidatesTokenCount`, `totalTokenCount`. Every streamed chunk
 //! carries the usage so far (cumulative: a client must take the last one,
 //! not add them up). A tool call is a whole `functionCall` part, with
-//! `finishReason: "STOP"` like the real API. The embedding answers carry a
-//! `usageMetadata` too (`promptTokenCount` = the words embedded).
+//! `finishReason: "STOP"` like the real API. The embedding answers carry no
+//! usage, as the real API's (only `embedding` / `embeddings`).
+//!
+//! A function declaration's `parameters` (Gemini's OpenAPI subset, unlike
+//! `parametersJsonSchema`) is refused as the real API refuses it: a
+//! `format` other than `enum`/`date-time` on strings, `int32`/`int64` on
+//! integers, `float`/`double` on numbers; an enum value that is not a
+//! string; an enum on a node not typed `STRING`.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -112,6 +118,7 @@ impl GenerateRequest {
         for c in contents {
             parse_content(c, &mut messages);
         }
+        check_declarations(v)?;
         let tools = get(v, "tools", "tools")
             .and_then(Value::as_array)
             .map(|list| {
@@ -139,6 +146,79 @@ impl GenerateRequest {
     pub fn exchange(&self) -> Exchange {
         Exchange::new(&self.messages, &self.tools)
     }
+}
+
+/// The real API's checks of every function declaration's `parameters`.
+fn check_declarations(v: &Value) -> Result<(), MockError> {
+    let tools = get(v, "tools", "tools").and_then(Value::as_array);
+    for (i, t) in tools.into_iter().flatten().enumerate() {
+        let decls =
+            get(t, "functionDeclarations", "function_declarations").and_then(Value::as_array);
+        for (j, d) in decls.into_iter().flatten().enumerate() {
+            if let Some(p) = get(d, "parameters", "parameters") {
+                let at = format!("tools[{i}].function_declarations[{j}].parameters");
+                check_schema(p, &at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One node of a `parameters` schema and those below it (`properties`,
+/// `items`, `anyOf`), in the real API's words.
+fn check_schema(s: &Value, at: &str) -> Result<(), MockError> {
+    let Some(obj) = s.as_object() else {
+        return Ok(());
+    };
+    let invalid = |what: String| {
+        Err(MockError::Invalid(format!(
+            "* GenerateContentRequest.{at}.{what}\n"
+        )))
+    };
+    let ty = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase);
+    if let Some(format) = obj.get("format").and_then(Value::as_str) {
+        let allowed: &[&str] = match ty.as_deref() {
+            Some("STRING") => &["enum", "date-time"],
+            Some("INTEGER") => &["int32", "int64"],
+            Some("NUMBER") => &["float", "double"],
+            _ => &[],
+        };
+        if !allowed.contains(&format) {
+            return invalid(match (ty.as_deref(), allowed) {
+                (Some(t), [a, b]) => {
+                    format!("format: only '{a}' and '{b}' are supported for {t} type")
+                }
+                _ => "format: only supported for NUMBER, INTEGER and STRING type".to_owned(),
+            });
+        }
+    }
+    if let Some(values) = obj.get("enum").and_then(Value::as_array) {
+        // Enum values are a repeated string field: anything else fails to parse.
+        if let Some((k, bad)) = values.iter().enumerate().find(|(_, e)| !e.is_string()) {
+            return Err(MockError::Invalid(format!(
+                "Invalid JSON payload received. Invalid value at '{at}.enum[{k}]' (TYPE_STRING), {bad}"
+            )));
+        }
+        if ty.as_deref() != Some("STRING") {
+            return invalid("enum: only allowed for STRING type".to_owned());
+        }
+    }
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        for (name, p) in props {
+            check_schema(p, &format!("{at}.properties[{name}]"))?;
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        check_schema(items, &format!("{at}.items"))?;
+    }
+    let any = get(s, "anyOf", "any_of").and_then(Value::as_array);
+    for (k, branch) in any.into_iter().flatten().enumerate() {
+        check_schema(branch, &format!("{at}.any_of[{k}]"))?;
+    }
+    Ok(())
 }
 
 /// One content: its text parts make one message of its role, each
@@ -324,31 +404,24 @@ pub fn answer(rest: &str, query: &str, body: &[u8]) -> Result<Ready, MockError> 
                 usage: None,
             }
         }
-        "embedContent" => {
-            let (values, words) = embed_one(&v)?;
-            let usage = embed_usage(words);
-            Answer::Json {
-                body: json!({"embedding": {"values": values}, "usageMetadata": usage}),
-                usage: Some(usage),
-            }
-        }
+        // The real API reports no usage for embeddings.
+        "embedContent" => Answer::Json {
+            body: json!({"embedding": {"values": embed_one(&v)?}}),
+            usage: None,
+        },
         "batchEmbedContents" => {
             let requests = v.get("requests").and_then(Value::as_array).ok_or_else(|| {
                 MockError::Invalid(
                     "* BatchEmbedContentsRequest.requests: requests is not specified\n".to_owned(),
                 )
             })?;
-            let mut embeddings = Vec::new();
-            let mut total = 0;
-            for r in requests {
-                let (values, words) = embed_one(r)?;
-                embeddings.push(json!({"values": values}));
-                total += words;
-            }
-            let usage = embed_usage(total);
+            let embeddings = requests
+                .iter()
+                .map(|r| Ok(json!({"values": embed_one(r)?})))
+                .collect::<Result<Vec<_>, MockError>>()?;
             Answer::Json {
-                body: json!({"embeddings": embeddings, "usageMetadata": usage}),
-                usage: Some(usage),
+                body: json!({"embeddings": embeddings}),
+                usage: None,
             }
         }
         _ => return Err(unknown()),
@@ -356,12 +429,8 @@ pub fn answer(rest: &str, query: &str, body: &[u8]) -> Result<Ready, MockError> 
     Ok(Ready { model, answer })
 }
 
-fn embed_usage(words: u64) -> Value {
-    json!({"promptTokenCount": words, "totalTokenCount": words})
-}
-
-/// The vector and word count of one `EmbedContentRequest`.
-fn embed_one(v: &Value) -> Result<(Vec<f32>, u64), MockError> {
+/// The vector of one `EmbedContentRequest`.
+fn embed_one(v: &Value) -> Result<Vec<f32>, MockError> {
     let content = get(v, "content", "content").ok_or_else(|| {
         MockError::Invalid("* EmbedContentRequest.content: content is not specified\n".to_owned())
     })?;
@@ -377,7 +446,7 @@ fn embed_one(v: &Value) -> Result<(Vec<f32>, u64), MockError> {
         .and_then(|d| usize::try_from(d).ok())
         .filter(|d| (1..=4096).contains(d))
         .unwrap_or(EMBEDDING_DIMS);
-    Ok((embeddings::vector(&text, dims), word_count(&text)))
+    Ok(embeddings::vector(&text, dims))
 }
 
 fn model_object(id: &str, name: &str, methods: &[&str]) -> Value {
@@ -620,7 +689,9 @@ mod tests {
         let (v, usage) =
             json_of(answer("e:embedContent", "", body.to_string().as_bytes()).expect("valid"));
         assert_eq!(v["embedding"]["values"].as_array().map(Vec::len), Some(4));
-        assert_eq!(usage.expect("usage")["promptTokenCount"], 2);
+        // As the real API: the vector only, no usage.
+        assert_eq!(v.as_object().map(|o| o.len()), Some(1), "{v}");
+        assert!(usage.is_none());
         let again =
             json_of(answer("e:embedContent", "", body.to_string().as_bytes()).expect("valid")).0;
         assert_eq!(v, again, "deterministic");
@@ -637,7 +708,61 @@ mod tests {
             v["embeddings"][0]["values"].as_array().map(Vec::len),
             Some(EMBEDDING_DIMS)
         );
-        assert_eq!(usage.expect("usage")["promptTokenCount"], 3);
+        assert!(v.get("usageMetadata").is_none() && usage.is_none());
+    }
+
+    #[test]
+    fn refuses_parameters_gemini_refuses() {
+        let with = |parameters: Value| {
+            let body = json!({
+                "contents": [{"role": "user", "parts": [{"text": "fetch"}]}],
+                "tools": [{"functionDeclarations": [{"name": "f", "parameters": parameters}]}]
+            });
+            answer("g:generateContent", "", body.to_string().as_bytes())
+        };
+        let obj = |props: Value| json!({"type": "OBJECT", "properties": props});
+        // Claude Code's WebFetch `url`, as JSON Schema has it.
+        let err = with(obj(json!({"url": {"type": "STRING", "format": "uri"}}))).expect_err("uri");
+        let (status, body) = error_parts(&err);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], 400);
+        assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+        assert_eq!(
+            body["error"]["message"],
+            "* GenerateContentRequest.tools[0].function_declarations[0].parameters.properties[url].format: only 'enum' and 'date-time' are supported for STRING type\n"
+        );
+        for bad in [
+            obj(json!({"n": {"type": "INTEGER", "format": "uint8"}})),
+            obj(json!({"n": {"type": "NUMBER", "format": "int32"}})),
+            obj(json!({"b": {"type": "BOOLEAN", "format": "bool"}})),
+            obj(json!({"l": {"type": "ARRAY", "items": {"type": "STRING", "format": "email"}}})),
+            obj(json!({"a": {"anyOf": [{"type": "STRING", "format": "date"}]}})),
+            obj(json!({"n": {"type": "STRING", "enum": ["a", 1]}})),
+            obj(json!({"n": {"type": "INTEGER", "enum": ["1", "2"]}})),
+            obj(json!({"n": {"enum": ["a"]}})),
+        ] {
+            let err = with(bad.clone()).expect_err("refused");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        for good in [
+            obj(json!({
+                "when": {"type": "STRING", "format": "date-time"},
+                "kind": {"type": "string", "format": "enum", "enum": ["a", "b"]},
+                "n": {"type": "INTEGER", "format": "int64"},
+                "x": {"type": "NUMBER", "format": "double"},
+                "l": {"type": "ARRAY", "items": {"type": "STRING", "enum": ["c"]}}
+            })),
+            // JSON Schema is taken as such there.
+            json!(null),
+        ] {
+            assert!(with(good.clone()).is_ok(), "{good}");
+        }
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": "fetch"}]}],
+            "tools": [{"functionDeclarations": [{"name": "f", "parametersJsonSchema":
+                {"type": "object", "properties": {"url": {"type": "string", "format": "uri"}}}}]}]
+        });
+        assert!(answer("g:generateContent", "", body.to_string().as_bytes()).is_ok());
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl ChatRequest {
                 });
             }
         };
+        check_reasoning_model(&model, obj)?;
         let raw_messages = match obj.get("messages") {
             None | Some(Value::Null) => return Err(MockError::MissingParam("messages")),
             Some(Value::Array(m)) => m,
@@ -81,6 +82,71 @@ impl ChatRequest {
     pub fn exchange(&self) -> Exchange {
         Exchange::new(&self.messages, &self.tools)
     }
+}
+
+/// OpenAI's reasoning models by name: the o-series and the gpt-5 family,
+/// but for its chat models (`gpt-5-chat-latest`), which take what gpt-4o
+/// takes. A fine-tune (`ft:o4-mini-…`) is its base model.
+pub fn is_reasoning_model(model: &str) -> bool {
+    let m = model
+        .strip_prefix("ft:")
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    if m.starts_with("gpt-5") {
+        return !m.starts_with("gpt-5-chat");
+    }
+    ["o1", "o3", "o4"].iter().any(|p| m.starts_with(p))
+}
+
+/// How the real API's refusal of a parameter a model does not take begins.
+const UNSUPPORTED_PARAMETER: &str = "Unsupported parameter: ";
+/// How the real API's refusal of a value a model does not take begins.
+const UNSUPPORTED_VALUE: &str = "Unsupported value: ";
+
+/// What the real API refuses a reasoning model, in its words: `max_tokens`
+/// (deprecated; `max_completion_tokens` also counts the reasoning) and
+/// sampling settings other than the default 1. A gateway translating an
+/// app's request for such a model must not send them.
+fn check_reasoning_model(
+    model: &str,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<(), MockError> {
+    if !is_reasoning_model(model) {
+        return Ok(());
+    }
+    if obj.get("max_tokens").is_some_and(|v| !v.is_null()) {
+        return Err(MockError::Invalid(format!(
+            "{UNSUPPORTED_PARAMETER}'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+        )));
+    }
+    for name in ["temperature", "top_p"] {
+        if let Some(v) = obj
+            .get(name)
+            .filter(|v| v.as_f64().is_some_and(|f| f != 1.0))
+        {
+            return Err(MockError::Invalid(format!(
+                "{UNSUPPORTED_VALUE}'{name}' does not support {v} with this model. Only the default (1) value is supported."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `param` and `code` the real API gives its refusals of what a model
+/// does not take (`unsupported_parameter`, `unsupported_value`): read back
+/// from the message [`check_reasoning_model`] wrote, the one place the mock
+/// writes them.
+fn unsupported(err: &MockError) -> Option<(&str, &'static str)> {
+    let MockError::Invalid(m) = err else {
+        return None;
+    };
+    let (rest, code) = if let Some(rest) = m.strip_prefix(UNSUPPORTED_PARAMETER) {
+        (rest, "unsupported_parameter")
+    } else {
+        (m.strip_prefix(UNSUPPORTED_VALUE)?, "unsupported_value")
+    };
+    let param = rest.strip_prefix('\'')?.split('\'').next()?;
+    Some((param, code))
 }
 
 /// Refuses a tool whose schema has a type JSON Schema does not know (such
@@ -307,11 +373,15 @@ pub fn error_body(err: &MockError) -> Value {
         (_, s) if s >= 500 => ("server_error", Value::Null),
         _ => ("invalid_request_error", Value::Null),
     };
+    let (param, code) = match unsupported(err) {
+        Some((param, code)) => (json!(param), json!(code)),
+        None => (json!(err.param()), code),
+    };
     json!({
         "error": {
             "message": err.to_string(),
             "type": kind,
-            "param": err.param(),
+            "param": param,
             "code": code
         }
     })
@@ -588,6 +658,68 @@ mod tests {
             "function": {"name": "f", "parameters": {"type": "OBJECT"}}}]}),
         );
         assert!(matches!(err, Err(MockError::Invalid(m)) if m.contains("'OBJECT'")));
+    }
+
+    #[test]
+    fn reasoning_models_refuse_what_the_real_api_refuses() {
+        let msgs = json!([{"role": "user", "content": "hi"}]);
+        for model in [
+            "o1",
+            "o3",
+            "o3-mini",
+            "o4-mini-2025-04-16",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5.1",
+            "ft:o4-mini-2025-04-16:org::x",
+        ] {
+            let err = parse(json!({"model": model, "messages": msgs, "max_tokens": 10}))
+                .expect_err(model);
+            let (status, body) = error_parts(&err);
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(
+                body,
+                json!({"error": {
+                    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                    "type": "invalid_request_error",
+                    "param": "max_tokens",
+                    "code": "unsupported_parameter"
+                }}),
+                "{model}"
+            );
+            let err = parse(json!({"model": model, "messages": msgs, "temperature": 0.2}))
+                .expect_err(model);
+            let body = error_body(&err);
+            assert_eq!(
+                body["error"]["message"],
+                "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported."
+            );
+            assert_eq!(
+                (&body["error"]["param"], &body["error"]["code"]),
+                (&json!("temperature"), &json!("unsupported_value"))
+            );
+            let err =
+                parse(json!({"model": model, "messages": msgs, "top_p": 0.9})).expect_err(model);
+            assert_eq!(error_body(&err)["error"]["param"], "top_p");
+            // What they take: the cap as `max_completion_tokens`, the
+            // default sampling, `max_tokens: null`.
+            parse(
+                json!({"model": model, "messages": msgs, "max_completion_tokens": 10,
+                "temperature": 1, "top_p": 1.0, "max_tokens": null}),
+            )
+            .expect(model);
+        }
+        // Chat models take both, whatever their name looks like.
+        for model in [
+            "gpt-4o",
+            "gpt-4.1-mini",
+            "gpt-5-chat-latest",
+            "mock-model",
+            "omni",
+        ] {
+            parse(json!({"model": model, "messages": msgs, "max_tokens": 10, "temperature": 0.2, "top_p": 0.5}))
+                .expect(model);
+        }
     }
 
     #[test]

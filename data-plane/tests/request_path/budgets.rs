@@ -161,3 +161,32 @@ async fn a_background_response_is_refused_under_a_token_budget() {
         "nothing went upstream"
     );
 }
+
+/// Translated for Anthropic, a request that sets no cap is sent the model's
+/// own output limit (64,000 for Sonnet 4.5), so that is what it reserves,
+/// not the 4,096 of a request passed through.
+#[tokio::test]
+async fn a_request_translated_for_claude_reserves_the_cap_it_is_sent() {
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    let mut body = chat("no cap");
+    body["model"] = "claude-sonnet-4-5".into();
+    let a = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let sent = gw.mock.mock().requests()[0].body.clone();
+    assert_eq!(sent["max_tokens"], 64_000, "{sent}");
+    let reserved = 1_000_000 - remaining_tokens(&a);
+    assert!(reserved > 64_000, "reserved {reserved}");
+
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    let a = gw.post("/v1/chat/completions", chat("no cap")).await;
+    let reserved = 1_000_000 - remaining_tokens(&a);
+    assert!(reserved > 4_096 && reserved < 8_000, "reserved {reserved}");
+}

@@ -8,8 +8,8 @@ mod control_plane;
 mod harness;
 
 mod bodies;
-mod compat;
 mod budgets;
+mod compat;
 mod forward;
 mod serving;
 mod snapshots;

@@ -3,7 +3,12 @@
 //!
 //! Choices a faithful translation forces, in one place:
 //! - `max_tokens` is required by Anthropic: a request from a format that left
-//!   it out is sent with [`DEFAULT_MAX_TOKENS`].
+//!   it out (Codex CLI, Gemini CLI send none) is sent with the model's own
+//!   output limit, as the app's provider would have allowed
+//!   ([`default_max_tokens`]).
+//! - Sampling: Anthropic's newer models refuse `temperature` and `top_p`
+//!   together, and `temperature` is 0..1 there (0..2 in OpenAI and Gemini):
+//!   see `request::fit_sampling`.
 //! - Usage: the IR's `input` counts every prompt token, so it is
 //!   `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`
 //!   and `cached` is `cache_read_input_tokens`; encoding goes back the same
@@ -48,9 +53,106 @@ pub use stream::{Decoder, Encoder};
 const TARGET: &str = "Anthropic";
 
 /// `max_tokens` sent to Anthropic (which requires it) when the app's request
-/// had none. Generous enough for a chat answer, below every current model's
-/// output limit.
+/// had none and the model is not in [`MAX_OUTPUT`] (or its prompt may leave
+/// less room): every Claude model's output limit is at least this.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// The documented output limit of Claude families, by model-name prefix;
+/// the first match wins, so a more specific prefix comes first. An app that
+/// sets no cap (Codex CLI, Gemini CLI) would get the model's whole output
+/// from OpenAI or Gemini; the same here, or its answers are cut short.
+/// `claude-3-haiku` and `claude-3-opus` (4096) need no entry, nor does a
+/// model not listed: [`DEFAULT_MAX_TOKENS`]. A newer member of a family
+/// (say `claude-opus-4-6`) gets its family's limit, which may be below its
+/// own but is never refused.
+const MAX_OUTPUT: &[(&str, u64)] = &[
+    ("claude-opus-4-5", 64_000),
+    // Opus 4 and 4.1.
+    ("claude-opus-4", 32_000),
+    // Sonnet 4 and 4.5.
+    ("claude-sonnet-4", 64_000),
+    ("claude-haiku-4", 64_000),
+    // Without the beta header for 128k.
+    ("claude-3-7-sonnet", 64_000),
+    ("claude-3-5-sonnet", 8_192),
+    ("claude-3-5-haiku", 8_192),
+];
+
+/// The context window of every Claude model (the 1M-token window of some is
+/// a beta the gateway does not ask for).
+const CONTEXT_WINDOW: u64 = 200_000;
+
+/// The output limit of `model` per [`MAX_OUTPUT`], else
+/// [`DEFAULT_MAX_TOKENS`]. The name may carry a platform's decoration
+/// (`anthropic.claude-…-v1:0`, `claude-…@20250514`): it is matched from
+/// its `claude-`.
+pub fn max_output_tokens(model: &str) -> u64 {
+    let Some(at) = model.find("claude-") else {
+        return DEFAULT_MAX_TOKENS;
+    };
+    let name = &model[at..];
+    MAX_OUTPUT
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map_or(DEFAULT_MAX_TOKENS, |(_, max)| *max)
+}
+
+/// The `max_tokens` sent for a request that set none: the model's output
+/// limit, as far as its prompt leaves room in the context window. Models
+/// before the 4.5 family refuse (400 "input length and `max_tokens` exceed
+/// context limit") a prompt plus `max_tokens` beyond the window, where a
+/// long conversation sent with the old fixed 4096 passed. The prompt is
+/// counted from above (one token per byte of text and schema: a token is
+/// at least a byte; [`IMAGE_TOKENS`] per image; [`OVERHEAD_TOKENS`]), so
+/// the sum fits; never below [`DEFAULT_MAX_TOKENS`], what was always sent.
+pub fn default_max_tokens(req: &ChatRequest) -> u64 {
+    let room = CONTEXT_WINDOW.saturating_sub(prompt_bound(req));
+    max_output_tokens(&req.model)
+        .min(room)
+        .max(DEFAULT_MAX_TOKENS)
+}
+
+/// Most tokens Anthropic counts for one image (it scales larger ones down
+/// to about 1.15 megapixels, 1600 tokens), whatever its bytes.
+const IMAGE_TOKENS: u64 = 1_600;
+
+/// Tokens Anthropic adds around the prompt: the tool-use system prompt (a few
+/// hundred) and each turn's framing, with room to spare.
+const OVERHEAD_TOKENS: u64 = 2_048;
+
+/// An upper bound of the prompt's tokens (see [`default_max_tokens`]).
+fn prompt_bound(req: &ChatRequest) -> u64 {
+    use super::ir::Part;
+    let len = |s: &str| s.len() as u64;
+    let part = |p: &Part| -> u64 {
+        match p {
+            Part::Text(t) => len(t),
+            Part::Image(_) => IMAGE_TOKENS,
+            Part::ToolCall {
+                name, arguments, ..
+            } => len(name) + len(arguments),
+            Part::ToolResult { content, .. } => content
+                .iter()
+                .map(|c| match c {
+                    Part::Text(t) => len(t),
+                    _ => IMAGE_TOKENS,
+                })
+                .sum(),
+        }
+    };
+    let system: u64 = req.system.iter().map(|s| len(s)).sum();
+    let messages: u64 = req.messages.iter().flat_map(|m| &m.content).map(part).sum();
+    let tools: u64 = req
+        .tools
+        .iter()
+        .map(|t| {
+            len(&t.name)
+                + t.description.as_deref().map_or(0, len)
+                + serde_json::to_string(&t.parameters).map_or(0, |s| len(&s))
+        })
+        .sum();
+    OVERHEAD_TOKENS + system + messages + tools
+}
 
 /// The Anthropic API version sent when the app (in another format) gives none.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -169,7 +271,10 @@ impl Counts {
         self.cache_read = self.cache_read.max(u.cache_read_input_tokens.0);
         let (by_ttl, one_hour) = u.cache_creation.0.as_ref().map_or((0, 0), |c| {
             let one_hour = c.ephemeral_1h_input_tokens.0;
-            (c.ephemeral_5m_input_tokens.0.saturating_add(one_hour), one_hour)
+            (
+                c.ephemeral_5m_input_tokens.0.saturating_add(one_hour),
+                one_hour,
+            )
         });
         self.cache_creation = self
             .cache_creation
@@ -226,7 +331,10 @@ struct CacheCreationOut {
 impl From<&Usage> for UsageOut {
     fn from(u: &Usage) -> Self {
         Self {
-            input_tokens: u.input.saturating_sub(u.cached).saturating_sub(u.cache_write),
+            input_tokens: u
+                .input
+                .saturating_sub(u.cached)
+                .saturating_sub(u.cache_write),
             cache_creation_input_tokens: u.cache_write,
             cache_creation: CacheCreationOut {
                 ephemeral_5m_input_tokens: u.cache_write.saturating_sub(u.cache_write_1h),

@@ -3,13 +3,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{DEFAULT_MAX_TOKENS, TARGET, role_str, tool_id};
-use crate::translate::openai_chat::MISSING_MODEL;
-use crate::translate::policy::Policy;
+use super::{TARGET, default_max_tokens, role_str, tool_id};
 use crate::translate::ir::{
     self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
     Unsupported,
 };
+use crate::translate::openai_chat::MISSING_MODEL;
+use crate::translate::policy::Policy;
 use crate::translate::wire::{self, Body, Extra, TextOr, is_false};
 
 /// Request fields that carry no content: dropped when translating, on
@@ -118,7 +118,12 @@ impl BlockIn {
     /// something the IR would lose. Checked in key order.
     fn check_keys(&self, at: &str, known: &[&str], drops: &mut Drops) -> Result<(), Unsupported> {
         let typed = [
-            ("content", self.content.as_ref().is_some_and(|c| !matches!(c, TextOr::Parts(p) if p.is_empty()))),
+            (
+                "content",
+                self.content
+                    .as_ref()
+                    .is_some_and(|c| !matches!(c, TextOr::Parts(p) if p.is_empty())),
+            ),
             ("id", self.id.is_some()),
             ("input", self.input.is_some()),
             ("is_error", self.is_error.is_some()),
@@ -149,7 +154,12 @@ fn check_keys<'a>(
 ) -> Result<(), Unsupported> {
     let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
     let mut keys: Vec<&str> = present
-        .chain(extra.iter().filter(|(_, v)| !empty(v)).map(|(k, _)| k.as_str()))
+        .chain(
+            extra
+                .iter()
+                .filter(|(_, v)| !empty(v))
+                .map(|(k, _)| k.as_str()),
+        )
         .filter(|k| !known.contains(k))
         .collect();
     keys.sort_unstable();
@@ -214,7 +224,10 @@ fn is_effort_only(v: &Value) -> bool {
 }
 
 /// `system` is a string or an array of text blocks; each block is one entry.
-fn decode_system(v: Option<TextOr<BlockIn>>, drops: &mut Drops) -> Result<Vec<String>, Unsupported> {
+fn decode_system(
+    v: Option<TextOr<BlockIn>>,
+    drops: &mut Drops,
+) -> Result<Vec<String>, Unsupported> {
     match v {
         Some(TextOr::Text(s)) if s.is_empty() => Ok(vec![]),
         Some(TextOr::Text(s)) => Ok(vec![s]),
@@ -297,7 +310,9 @@ fn decode_block(
     match (ty, role) {
         ("text", _) => {
             b.check_keys(at, &["text"], drops)?;
-            Ok(Some(Part::Text(BlockIn::required(&b.text, "text", at)?.to_string())))
+            Ok(Some(Part::Text(
+                BlockIn::required(&b.text, "text", at)?.to_string(),
+            )))
         }
         ("image", _) => {
             b.check_keys(at, &["source"], drops)?;
@@ -350,7 +365,9 @@ fn result_block(c: BlockIn, here: &str, drops: &mut Drops) -> Result<Part, Unsup
     match c.ty.as_deref() {
         Some("text") => {
             c.check_keys(here, &["text"], drops)?;
-            Ok(Part::Text(BlockIn::required(&c.text, "text", here)?.to_string()))
+            Ok(Part::Text(
+                BlockIn::required(&c.text, "text", here)?.to_string(),
+            ))
         }
         Some("image") => Ok(Part::Image(decode_image(c.source, here)?)),
         Some(other) => Err(Unsupported::new(format!("{here}.{other}"), "translated")),
@@ -366,7 +383,9 @@ fn decode_image(src: Option<SourceIn>, at: &str) -> Result<Image, Unsupported> {
             media_type: BlockIn::required(&src.media_type, "media_type", &here)?.to_string(),
             data: BlockIn::required(&src.data, "data", &here)?.to_string(),
         }),
-        Some("url") => Ok(Image::Url(BlockIn::required(&src.url, "url", &here)?.to_string())),
+        Some("url") => Ok(Image::Url(
+            BlockIn::required(&src.url, "url", &here)?.to_string(),
+        )),
         Some(other) => Err(Unsupported::new(format!("{here}.{other}"), "translated")),
         None => Err(Unsupported::invalid(format!("{here}.type"), "missing")),
     }
@@ -516,13 +535,40 @@ struct MetadataOut<'a> {
 
 // ------------------------------------------------------------------ encode
 
-/// IR → an Anthropic body (as JSON, for tests and tools).
-pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
+/// IR → an Anthropic body (as JSON, for tests and tools); what it leaves
+/// out is added to `req.dropped`, as on the way upstream.
+pub fn encode_request(req: &mut ChatRequest) -> Result<Value, Unsupported> {
     request_body(req).map(|b| b.to_json())
 }
 
-/// IR → the body sent upstream.
-pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+/// Fits the IR's sampling to what Anthropic accepts, where OpenAI's and
+/// Gemini's rules are wider:
+/// - Sonnet 4.5, Haiku 4.5, Opus 4.1 and later answer 400 "`temperature`
+///   and `top_p` cannot both be specified for this model" to a request with
+///   both, which Gemini CLI always sends (and OpenAI SDK callers may). Only
+///   `temperature` is sent, the knob every format has and the one Anthropic
+///   says to adjust; `top_p` is dropped as a hint (refused on strict routes,
+///   as other sampling hints are). Older models get the same request: one
+///   of the two is what Anthropic recommends for them too.
+/// - `temperature` is 0..1 at Anthropic, 0..2 in OpenAI and Gemini, and
+///   out of range is a 400. Both scales start at deterministic (0) and
+///   Anthropic's 1 is its most varied sampling, so a value above 1 is sent
+///   as 1 (the nearest it can do) rather than refused; the value is not
+///   rescaled, as 0.7 means much the same to every provider's apps.
+fn fit_sampling(req: &mut ChatRequest) {
+    if req.temperature.is_some() && req.top_p.take().is_some() {
+        req.dropped.hint("top_p");
+    }
+    if let Some(t) = req.temperature.as_mut() {
+        *t = t.clamp(0.0, 1.0);
+    }
+}
+
+/// IR → the body sent upstream (after [`fit_sampling`], which records in
+/// `req.dropped` what it leaves out).
+pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    fit_sampling(req);
+    let req: &ChatRequest = req;
     match &req.response_format {
         None | Some(ResponseFormat::Text) => {}
         Some(_) => return Err(Unsupported::new("response_format", TARGET)),
@@ -532,7 +578,10 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
         [one] => Some(TextOr::Text(one.clone())),
         many => Some(TextOr::Parts(
             many.iter()
-                .map(|s| SystemBlock { ty: "text", text: s })
+                .map(|s| SystemBlock {
+                    ty: "text",
+                    text: s,
+                })
                 .collect(),
         )),
     };
@@ -540,7 +589,7 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
     static NO_ARGUMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(ir::no_arguments);
     Ok(RequestOut {
         model: &req.model,
-        max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        max_tokens: req.max_tokens.unwrap_or_else(|| default_max_tokens(req)),
         messages: encode_messages(req)?,
         system,
         tools: req

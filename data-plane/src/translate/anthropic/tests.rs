@@ -114,7 +114,7 @@ fn request_roundtrip() {
         dropped(&std::mem::take(&mut req.dropped)),
         [("system[*].cache_control", true)]
     );
-    let body = encode_request(&req).unwrap();
+    let body = encode_request(&mut req).unwrap();
     assert_eq!(
         body["system"][1],
         json!({"type": "text", "text": "Answer in one sentence."})
@@ -199,7 +199,7 @@ fn encoding_alternates_and_defaults() {
         content: vec![],
         is_error: true,
     };
-    let req = ChatRequest {
+    let mut req = ChatRequest {
         model: "claude".into(),
         messages: vec![
             Message {
@@ -232,7 +232,7 @@ fn encoding_alternates_and_defaults() {
         ],
         ..Default::default()
     };
-    let body = encode_request(&req).unwrap();
+    let body = encode_request(&mut req).unwrap();
     assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
     let msgs = body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3, "same-role turns merge: {msgs:?}");
@@ -360,13 +360,13 @@ fn unsupported_fields_are_named() {
     assert_eq!(field(json!({"messages": []})), "model");
     assert_eq!(decode_request(b"{").unwrap_err().field, "body");
 
-    let r = ChatRequest {
+    let mut r = ChatRequest {
         model: "m".into(),
         response_format: Some(ResponseFormat::JsonObject),
         ..Default::default()
     };
-    assert_eq!(encode_request(&r).unwrap_err().field, "response_format");
-    let bad_args = ChatRequest {
+    assert_eq!(encode_request(&mut r).unwrap_err().field, "response_format");
+    let mut bad_args = ChatRequest {
         model: "m".into(),
         messages: vec![Message {
             role: Role::Assistant,
@@ -379,7 +379,7 @@ fn unsupported_fields_are_named() {
         ..Default::default()
     };
     assert_eq!(
-        encode_request(&bad_args).unwrap_err().field,
+        encode_request(&mut bad_args).unwrap_err().field,
         "messages[0].tool_calls.f.arguments"
     );
 }
@@ -787,3 +787,6 @@ fn decoder_reports_stream_errors() {
         }]
     );
 }
+
+/// Sampling and output caps, in their own file (this one is long enough).
+mod limits;

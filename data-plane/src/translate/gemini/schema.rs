@@ -51,7 +51,8 @@ pub(super) fn decode_schema(v: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Schema keywords Gemini's OpenAPI subset accepts as they are.
+/// Schema keywords Gemini's OpenAPI subset accepts as they are (`format`
+/// and `enum` then fitted by [`fit_format_and_enum`]).
 const SCHEMA_KEPT: &[&str] = &[
     "type",
     "format",
@@ -108,7 +109,8 @@ const SCHEMA_DROPPED: &[&str] = &[
 /// JSON Schema → Gemini's schema. Kept: [`SCHEMA_KEPT`]. Rewritten: `type`
 /// arrays (`["string","null"]` → `STRING` + `nullable`; several types →
 /// `anyOf`), `oneOf` → `anyOf`, a string `const` → one-value `enum`, local
-/// `$ref`s (`#/$defs/…`, `#/definitions/…`) inlined. Dropped:
+/// `$ref`s (`#/$defs/…`, `#/definitions/…`) inlined, `format` and `enum` as
+/// Gemini allows them ([`fit_format_and_enum`]). Dropped:
 /// [`SCHEMA_DROPPED`]. Anything else (`allOf`, `not`, `if`,
 /// `patternProperties`, recursive `$ref`s, …) is refused, naming the keyword.
 pub fn encode_schema(schema: &Value, at: &str) -> Result<Value, Unsupported> {
@@ -176,7 +178,24 @@ pub fn encode_schema_within(
     convert_schema(schema, schema, at, 0, budget)
 }
 
+/// One node and those below it, `format` and `enum` fitted once the node
+/// is whole (its `type` may come after them, or from a `$ref` target).
 fn convert_schema(
+    v: &Value,
+    root: &Value,
+    at: &str,
+    depth: usize,
+    budget: &mut SchemaBudget,
+) -> Result<Value, Unsupported> {
+    let mut out = convert_node(v, root, at, depth, budget)?;
+    if let Value::Object(o) = &mut out {
+        fit_format_and_enum(o, at, budget)?;
+    }
+    Ok(out)
+}
+
+/// [`convert_schema`] but for fitting this node's `format` and `enum`.
+fn convert_node(
     v: &Value,
     root: &Value,
     at: &str,
@@ -212,7 +231,7 @@ fn convert_schema(
             .collect();
         if let (Value::Object(base), Value::Object(extra)) = (
             &mut inlined,
-            convert_schema(&Value::Object(siblings), root, at, depth + 1, budget)?,
+            convert_node(&Value::Object(siblings), root, at, depth + 1, budget)?,
         ) {
             base.extend(extra);
         }
@@ -305,6 +324,102 @@ fn convert_schema(
         }
     }
     Ok(Value::Object(out))
+}
+
+/// Whether Gemini accepts `format` on a node of Gemini type `ty`.
+fn format_supported(ty: &str, format: &str) -> bool {
+    matches!(
+        (ty, format),
+        ("STRING", "enum" | "date-time")
+            | ("INTEGER", "int32" | "int64")
+            | ("NUMBER", "float" | "double")
+    )
+}
+
+/// Gemini's rules for `format` and `enum`, narrower than JSON Schema's:
+/// anything else is a 400 INVALID_ARGUMENT for the whole request
+/// ("format: only 'enum' and 'date-time' are supported for STRING type").
+/// - `format`: kept where Gemini accepts it ([`format_supported`]), else
+///   dropped. Formats only annotate a value (`uri`, `email`, `date`, …):
+///   the arguments keep their shape, and Claude Code's WebFetch (`url` is a
+///   `uri`) and many MCP tools declare them.
+/// - `enum`: Gemini takes string values, on `STRING` nodes only.
+///   - On a string node, other values are sent as their JSON text (`1` →
+///     `"1"`): nothing but a string can match a string node, so a number
+///     listed there can only mean its text (JSON `null`s are dropped: they
+///     cannot match either, and `nullable` says null when it may be).
+///   - On an untyped node whose values are all strings (or `null`), the
+///     node is typed `STRING` (Gemini refuses an enum without it), with
+///     `nullable` for a `null` value: the same values, spelt Gemini's way.
+///   - Anywhere else (integers, numbers, booleans, several types) the enum
+///     is dropped and its values appended to the description. Turning them
+///     into strings would make the model send `"2"` where the app's tool
+///     checks for `2`; the description keeps the model to the same values,
+///     and the app's tool still validates them.
+fn fit_format_and_enum(
+    out: &mut Map<String, Value>,
+    at: &str,
+    budget: &mut SchemaBudget,
+) -> Result<(), Unsupported> {
+    let ty = out.get("type").and_then(Value::as_str).map(str::to_owned);
+    let format_kept = match (ty.as_deref(), out.get("format").map(Value::as_str)) {
+        (_, None) => true,
+        (Some(t), Some(Some(f))) => format_supported(t, f),
+        _ => false,
+    };
+    if !format_kept {
+        out.remove("format");
+    }
+    let values = match out.get("enum") {
+        None => return Ok(()),
+        Some(Value::Array(values)) => values,
+        Some(_) => {
+            return Err(Unsupported::invalid(
+                format!("{at}.enum"),
+                "expected an array",
+            ));
+        }
+    };
+    let has_null = values.iter().any(Value::is_null);
+    let strings = || -> Vec<Value> {
+        values
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| match v {
+                Value::String(_) => v.clone(),
+                other => Value::String(other.to_string()),
+            })
+            .collect()
+    };
+    let untyped_strings = ty.is_none()
+        && !out.contains_key("anyOf")
+        && values.iter().all(|v| v.is_string() || v.is_null())
+        && values.iter().any(Value::is_string);
+    if ty.as_deref() == Some("STRING") || untyped_strings {
+        let fitted = strings();
+        if fitted.is_empty() {
+            out.remove("enum");
+        } else {
+            out.insert("enum".into(), Value::Array(fitted));
+        }
+        if untyped_strings {
+            out.insert("type".into(), json!("STRING"));
+            if has_null {
+                out.insert("nullable".into(), json!(true));
+            }
+        }
+        return Ok(());
+    }
+    let listed: Vec<String> = values.iter().map(Value::to_string).collect();
+    let note = format!("Allowed values: {}.", listed.join(", "));
+    budget.spend(0, note.len(), at)?;
+    out.remove("enum");
+    let described = match out.get("description").and_then(Value::as_str) {
+        Some(d) if !d.trim().is_empty() => format!("{} {note}", d.trim_end()),
+        _ => note,
+    };
+    out.insert("description".into(), Value::String(described));
+    Ok(())
 }
 
 /// The schema a local `$ref` (`#/$defs/Name`, `#/definitions/Name`) points at.

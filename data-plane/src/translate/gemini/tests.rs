@@ -14,6 +14,8 @@ use crate::translate::testkit::{decode_with, encode_with};
 use crate::translate::{anthropic, openai_chat};
 use crate::usage::Usage;
 
+/// What of JSON Schema Gemini's tool schemas take.
+mod schema;
 /// The stream tests, in their own file (this one would pass 800 lines).
 mod stream;
 
@@ -194,8 +196,8 @@ fn proto_field_names_are_read() {
 
 #[test]
 fn request_to_anthropic_and_openai() {
-    let req = decode_request(REQUEST.as_bytes(), "gemini-2.5-flash", false).unwrap();
-    let a = anthropic::encode_request(&req).unwrap();
+    let mut req = decode_request(REQUEST.as_bytes(), "gemini-2.5-flash", false).unwrap();
+    let a = anthropic::encode_request(&mut req).unwrap();
     let roles: Vec<&str> = a["messages"]
         .as_array()
         .unwrap()
@@ -213,6 +215,11 @@ fn request_to_anthropic_and_openai() {
         (Some(1024), Some(40))
     );
     assert_eq!(a["system"].as_array().map(Vec::len), Some(2));
+    // Gemini CLI sends both; newer Claude models refuse both.
+    assert_eq!(
+        (a["temperature"].as_f64(), a.get("top_p")),
+        (Some(0.7), None)
+    );
     assert_eq!(
         openai_chat::encode_request(&req).unwrap_err().field,
         "top_k"
@@ -266,8 +273,9 @@ fn openai_request_to_gemini() {
         decls[0]["parameters"],
         json!({"type": "OBJECT", "required": ["city"], "properties": {
             "city": {"type": "STRING", "description": "a city", "minLength": 1},
-            "when": {"type": "STRING", "nullable": true, "format": "date"}
-        }})
+            "when": {"type": "STRING", "nullable": true}
+        }}),
+        "`date` is no format Gemini takes"
     );
     assert_eq!(
         decls[1],

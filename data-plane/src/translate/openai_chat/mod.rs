@@ -98,6 +98,20 @@ impl Codec for OpenAiChat {
         decode_request(body)
     }
 
+    /// OpenAI itself gets its own dialect (`max_completion_tokens`, and no
+    /// sampling settings for its reasoning models); compatible vendors the
+    /// format's common ground.
+    fn encode_request_for(
+        &self,
+        req: &mut ChatRequest,
+        kind: ProviderKind,
+    ) -> Result<Vec<u8>, Unsupported> {
+        req.drop_absent(PROFILE.absent);
+        let dialect = request::Dialect::of(kind, &req.model);
+        dialect.leave_out(req);
+        wire::Body::request_bytes(&request::request_body_in(req, dialect)?)
+    }
+
     fn stream_encoder(&self, req: &ChatRequest, _: Framing) -> Box<dyn StreamEncoder> {
         Box::new(Encoder::new(req))
     }

@@ -1,5 +1,6 @@
 //! Chat completions request bodies ⇄ IR requests.
 
+use aigw_proto::model::ProviderKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -8,10 +9,10 @@ use super::{
     tool_choice_mode,
 };
 use crate::translate::ir::{
-    self, AssistantRun, ChatRequest, UserRun, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
-    Unsupported,
+    self, AssistantRun, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool,
+    ToolChoice, Unsupported, UserRun,
 };
-use crate::translate::wire::{self, Body, Extra, TextOr, is_false};
+use crate::translate::wire::{self, Body, Extra, TextOr, is_false, whole_number};
 
 // ------------------------------------------------------------------ the wire, as apps send it
 
@@ -115,7 +116,6 @@ struct ResponseFormatIn {
     json_schema: Option<JsonSchemaIn>,
 }
 
-
 // ------------------------------------------------------------------ decode
 
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
@@ -147,12 +147,31 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         decode_message(m, i, &mut req)?;
     }
     for (k, v) in b.extra.iter().filter(|(_, v)| !v.is_null()) {
-        match k.as_str() {
-            "n" if v.as_u64() == Some(1) => {}
-            other => POLICY.field(other, &mut req.dropped)?,
+        if !is_default(k, v) {
+            POLICY.field(k, &mut req.dropped)?;
         }
     }
     req.checked(MISSING_MODEL)
+}
+
+/// A field spelled out with the value OpenAI takes without it (SDKs and
+/// frameworks fill in their defaults): leaving it out loses nothing, so it is
+/// neither refused nor named, on any route. Any other value is what the
+/// policy says it is (`parallel_tool_calls` is advisory whatever its value;
+/// a penalty, logprobs or a bias would change the answer and is refused).
+fn is_default(name: &str, v: &Value) -> bool {
+    match name {
+        "n" => whole_number(v) == Some(1),
+        "presence_penalty" | "frequency_penalty" => v.as_f64() == Some(0.0),
+        "logprobs" => v.as_bool() == Some(false),
+        "top_logprobs" => whole_number(v) == Some(0),
+        "logit_bias" => v.as_object().is_some_and(|m| m.is_empty()),
+        "modalities" => v
+            .as_array()
+            .is_some_and(|m| matches!(m.as_slice(), [t] if t == "text")),
+        "functions" => v.as_array().is_some_and(Vec::is_empty),
+        _ => false,
+    }
 }
 
 fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
@@ -210,7 +229,10 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
     Ok(())
 }
 
-fn decode_user_content(content: Option<TextOr<PartIn>>, at: &str) -> Result<Vec<Part>, Unsupported> {
+fn decode_user_content(
+    content: Option<TextOr<PartIn>>,
+    at: &str,
+) -> Result<Vec<Part>, Unsupported> {
     let items = match content {
         None => return Ok(vec![]),
         Some(TextOr::Text(s)) => return Ok(vec![Part::Text(s)]),
@@ -313,6 +335,7 @@ pub(super) struct RequestOut<'a> {
     tools: Vec<ToolOut<'a>>,
     tool_choice: Option<ToolChoiceOut<'a>>,
     max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -438,8 +461,79 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
     request_body(req).map(|b| b.to_json())
 }
 
-/// IR → the body sent upstream.
+/// What a provider of the chat format takes beyond the ground every vendor
+/// shares. OpenAI and the compatible vendors speak one format, but OpenAI
+/// has moved on where the vendors have not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Dialect {
+    /// The cap goes as `max_completion_tokens`: OpenAI refuses `max_tokens`
+    /// for its reasoning models (400 `unsupported_parameter`) and takes
+    /// `max_completion_tokens` for every chat model, while vLLM, DeepSeek,
+    /// Mistral and most other vendors know only `max_tokens`.
+    completion_tokens: bool,
+    /// `temperature` and `top_p` are left out: OpenAI's reasoning models take
+    /// only the default 1 (400 `unsupported_value` for anything else), and
+    /// apps such as Gemini CLI always send both.
+    fixed_sampling: bool,
+}
+
+impl Dialect {
+    /// The dialect of a provider of `kind` serving `model` (the provider's
+    /// name for it).
+    pub fn of(kind: ProviderKind, model: &str) -> Self {
+        match kind {
+            ProviderKind::OpenAi => Self {
+                completion_tokens: true,
+                fixed_sampling: is_reasoning_model(model),
+            },
+            _ => Self::default(),
+        }
+    }
+
+    /// Leaves out of `req` what the dialect refuses: a sampling setting
+    /// other than the default is a hint (dropped on lenient routes, refused
+    /// on strict ones); the default itself goes unsaid.
+    pub fn leave_out(self, req: &mut ChatRequest) {
+        if !self.fixed_sampling {
+            return;
+        }
+        for (field, value) in [
+            ("temperature", &mut req.temperature),
+            ("top_p", &mut req.top_p),
+        ] {
+            if value.take().is_some_and(|v| v != 1.0) {
+                req.dropped.hint(field);
+            }
+        }
+    }
+}
+
+/// OpenAI's reasoning models by name: the o-series and the gpt-5 family,
+/// but for its chat models (`gpt-5-chat-latest`), which sample like
+/// gpt-4o. A fine-tune (`ft:o4-mini-…:org::id`) is its base model.
+pub(super) fn is_reasoning_model(model: &str) -> bool {
+    let m = model
+        .strip_prefix("ft:")
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    if m.starts_with("gpt-5") {
+        return !m.starts_with("gpt-5-chat");
+    }
+    ["o1", "o3", "o4"].iter().any(|p| m.starts_with(p))
+}
+
+/// IR → the body sent to an OpenAI-compatible vendor (the format's common
+/// ground; see [`Dialect`]).
 pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    request_body_in(req, Dialect::default())
+}
+
+/// IR → the body sent upstream, in the provider's dialect (what it refuses
+/// already left out by [`Dialect::leave_out`]).
+pub(super) fn request_body_in(
+    req: &ChatRequest,
+    dialect: Dialect,
+) -> Result<RequestOut<'_>, Unsupported> {
     if req.top_k.is_some() {
         return Err(Unsupported::new("top_k", TARGET));
     }
@@ -478,13 +572,15 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
                 function: NameOut { name: n },
             },
         }),
-        max_tokens: req.max_tokens,
+        max_tokens: req.max_tokens.filter(|_| !dialect.completion_tokens),
+        max_completion_tokens: req.max_tokens.filter(|_| dialect.completion_tokens),
         temperature: req.temperature,
         top_p: req.top_p,
         stop: &req.stop,
-        response_format: req.response_format.as_ref().map(|rf| {
-            FormatOut::new(Some(rf), |json_schema| Nested { json_schema })
-        }),
+        response_format: req
+            .response_format
+            .as_ref()
+            .map(|rf| FormatOut::new(Some(rf), |json_schema| Nested { json_schema })),
         user: req.user.as_deref(),
         stream: req.stream,
         // The gateway always needs the counts, whatever the app asked for.

@@ -42,8 +42,8 @@ struct DeltaIn {
 
 #[derive(Deserialize)]
 struct CallDeltaIn {
-    #[serde(default)]
-    index: Count,
+    /// Absent from some vendors' chunks (see [`Decoder::call`]).
+    index: Option<Count>,
     id: Option<String>,
     function: Option<FunctionDeltaIn>,
 }
@@ -58,6 +58,93 @@ struct FunctionDeltaIn {
 #[derive(Default)]
 pub struct Decoder {
     started: bool,
+    /// The stream's id, which names calls their vendor left unnamed.
+    stream_id: String,
+    /// The tool calls started so far, in order; a call's place here is its
+    /// IR index.
+    calls: Vec<Call>,
+}
+
+/// A tool call of the stream, as its chunks identify it.
+struct Call {
+    /// Its `index` on the wire (`None`: the vendor sent none).
+    wire: Option<u64>,
+    /// Its id as the vendor sent it (`None`: not sent when it started).
+    id: Option<String>,
+}
+
+/// Most tool calls one stream starts: far beyond any real answer (the
+/// pipeline ends a stream past 256), and a bound on the decoder's memory
+/// and on each chunk's lookup whatever an upstream sends. Calls past it are
+/// not passed on.
+const MAX_CALLS: usize = 1024;
+
+impl Decoder {
+    /// The IR index of the call a chunk's tool-call delta belongs to,
+    /// starting a call (pushing its `ToolCallStart`) when the delta opens
+    /// one. OpenAI names a call (id and name) on its first chunk only, but
+    /// DeepSeek, Qwen, Fireworks and LiteLLM repeat both on every chunk:
+    /// a call starts when its index is new, or when the id differs from the
+    /// one its index already has (a vendor that numbers every call 0) and
+    /// is no earlier call's; a repeated id or name continues it. Without an
+    /// index, a delta with a new id starts a call and any other continues
+    /// the last one.
+    fn call(
+        &mut self,
+        wire: Option<u64>,
+        id: Option<String>,
+        name: Option<String>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Option<u32> {
+        let id = id.filter(|i| !i.is_empty());
+        let current = match wire {
+            Some(w) => self.calls.iter().rposition(|c| c.wire == Some(w)),
+            None => self.calls.len().checked_sub(1),
+        };
+        if let Some(at) = current {
+            let known = self.calls.get(at).and_then(|c| c.id.as_deref());
+            let continues = match (known, id.as_deref()) {
+                (Some(known), Some(id)) => known == id,
+                // No id to tell calls apart: the index's call goes on.
+                _ => true,
+            };
+            if continues {
+                return u32::try_from(at).ok();
+            }
+        }
+        if let Some(id) = id.as_deref()
+            && let Some(at) = self.calls.iter().rposition(|c| c.id.as_deref() == Some(id))
+        {
+            return u32::try_from(at).ok();
+        }
+        if self.calls.len() >= MAX_CALLS {
+            return None;
+        }
+        let index = u32::try_from(self.calls.len()).ok()?;
+        out.push(StreamEvent::ToolCallStart {
+            index,
+            id: id.clone().unwrap_or_else(|| self.unnamed_call_id(index)),
+            name: name.unwrap_or_default(),
+        });
+        self.calls.push(Call { wire, id });
+        Some(index)
+    }
+
+    /// An id for a call its vendor sent none for, unique in the
+    /// conversation (the stream's id is) and in the characters every
+    /// format's ids allow.
+    fn unnamed_call_id(&self, index: u32) -> String {
+        let stream: String = self
+            .stream_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        if stream.is_empty() {
+            format!("call_{index}")
+        } else {
+            format!("call_{stream}_{index}")
+        }
+    }
 }
 
 impl StreamDecoder for Decoder {
@@ -73,8 +160,9 @@ impl StreamDecoder for Decoder {
         }
         if !self.started {
             self.started = true;
+            self.stream_id = c.id.unwrap_or_default().into_owned();
             out.push(StreamEvent::Start {
-                id: c.id.unwrap_or_default().into_owned(),
+                id: self.stream_id.clone(),
                 model: c.model.unwrap_or_default().into_owned(),
             });
         }
@@ -84,21 +172,14 @@ impl StreamDecoder for Decoder {
                     out.push(StreamEvent::TextDelta(t));
                 }
                 for call in delta.tool_calls.into_iter().flatten() {
-                    // An index no real stream has would alias another call.
-                    let Ok(index) = u32::try_from(call.index.0) else {
-                        continue;
-                    };
                     let (name, arguments) = match call.function {
                         Some(f) => (f.name, f.arguments),
                         None => (None, None),
                     };
-                    if let Some(id) = call.id {
-                        out.push(StreamEvent::ToolCallStart {
-                            index,
-                            id,
-                            name: name.unwrap_or_default(),
-                        });
-                    }
+                    let wire = call.index.map(|i| i.0);
+                    let Some(index) = self.call(wire, call.id, name, out) else {
+                        continue;
+                    };
                     if let Some(arguments) = arguments.filter(|a| !a.is_empty()) {
                         out.push(StreamEvent::ToolCallDelta { index, arguments });
                     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::sse::SseParser;
+use serde_json::json;
 
 #[test]
 fn request_roundtrip_with_tools() {
@@ -123,4 +124,350 @@ fn stream_decode_encode() {
     assert!(text.ends_with("data: [DONE]\n\n"));
     assert!(text.contains("\"finish_reason\":\"tool_calls\""));
     assert!(text.contains("\"prompt_tokens\":5"));
+}
+
+// ------------------------------------------------------------------ OpenAI's own dialect
+
+/// An Anthropic app's request as IR: a cap and the sampling settings.
+fn capped(model: &str, temperature: Option<f64>, top_p: Option<f64>) -> ChatRequest {
+    ChatRequest {
+        model: model.into(),
+        max_tokens: Some(256),
+        temperature,
+        top_p,
+        messages: vec![crate::translate::ir::Message {
+            role: crate::translate::ir::Role::User,
+            content: vec![Part::Text("hi".into())],
+        }],
+        ..Default::default()
+    }
+}
+
+/// The body the codec sends a provider of `kind`, and what it dropped.
+fn encoded_for(kind: ProviderKind, mut req: ChatRequest) -> (serde_json::Value, ChatRequest) {
+    let body = OpenAiChat.encode_request_for(&mut req, kind).unwrap();
+    (serde_json::from_slice(&body).unwrap(), req)
+}
+
+fn dropped(req: &ChatRequest) -> Vec<(&str, bool)> {
+    req.dropped
+        .iter()
+        .map(|d| (d.field.as_str(), d.always))
+        .collect()
+}
+
+#[test]
+fn openai_itself_gets_max_completion_tokens_and_vendors_max_tokens() {
+    for model in ["gpt-4o", "o3", "gpt-5-mini", "gpt-5-chat-latest"] {
+        let (v, _) = encoded_for(ProviderKind::OpenAi, capped(model, None, None));
+        assert_eq!(v["max_completion_tokens"], 256, "{model}");
+        assert!(v.get("max_tokens").is_none(), "{model}: {v}");
+        // vLLM, DeepSeek, Mistral… know only `max_tokens`.
+        let (v, _) = encoded_for(ProviderKind::OpenAiCompatible, capped(model, None, None));
+        assert_eq!(v["max_tokens"], 256, "{model}");
+        assert!(v.get("max_completion_tokens").is_none(), "{model}: {v}");
+    }
+    // The kind-less encoding is the common ground.
+    let v = encode_request(&capped("o3", None, None)).unwrap();
+    assert_eq!(v["max_tokens"], 256);
+}
+
+#[test]
+fn openai_reasoning_models_get_no_sampling_settings() {
+    for model in [
+        "o1",
+        "o3-mini",
+        "o4-mini",
+        "gpt-5",
+        "gpt-5.1-codex",
+        "ft:o4-mini:org::x",
+    ] {
+        let (v, req) = encoded_for(ProviderKind::OpenAi, capped(model, Some(0.2), Some(0.95)));
+        assert!(
+            v.get("temperature").is_none() && v.get("top_p").is_none(),
+            "{model}: {v}"
+        );
+        // Hints: dropped on lenient routes, refused on strict ones.
+        assert_eq!(
+            dropped(&req),
+            [("temperature", false), ("top_p", false)],
+            "{model}"
+        );
+        assert_eq!(req.dropped.strict_refusal().unwrap().field, "temperature");
+        // The default is what the model does anyway: left out unsaid.
+        let (v, req) = encoded_for(ProviderKind::OpenAi, capped(model, Some(1.0), Some(1.0)));
+        assert!(
+            v.get("temperature").is_none() && v.get("top_p").is_none(),
+            "{model}: {v}"
+        );
+        assert!(req.dropped.is_empty(), "{model}");
+    }
+    // Chat models, and any model of a compatible vendor, keep them.
+    for (kind, model) in [
+        (ProviderKind::OpenAi, "gpt-4o"),
+        (ProviderKind::OpenAi, "gpt-5-chat-latest"),
+        (ProviderKind::OpenAiCompatible, "o3"),
+        (ProviderKind::OpenAiCompatible, "gpt-5"),
+    ] {
+        let (v, req) = encoded_for(kind, capped(model, Some(0.2), Some(0.95)));
+        assert_eq!(
+            (&v["temperature"], &v["top_p"]),
+            (&json!(0.2), &json!(0.95)),
+            "{model}"
+        );
+        assert!(req.dropped.is_empty(), "{model}");
+    }
+}
+
+/// Through the planner: an Anthropic app on a route to OpenAI's o3.
+#[test]
+fn the_planner_encodes_for_the_providers_kind() {
+    use crate::endpoints::{Endpoint, classify};
+    use crate::plan::{Probe, plan};
+    use crate::runtime::Upstream;
+    use crate::schedule::Pool;
+    use aigw_proto::model::{Glob, Provider, Strategy};
+    use bytes::Bytes;
+    use http::{HeaderMap, Method};
+
+    let Endpoint::Call(call) = classify(&Method::POST, "/v1/messages", None, &HeaderMap::new())
+    else {
+        panic!("an Anthropic call")
+    };
+    let upstream = |kind| Upstream {
+        provider: Provider {
+            name: "p".into(),
+            kind,
+            base_url: "http://x".into(),
+            models: vec![Glob::new("*")],
+            strategy: Strategy::RoundRobin,
+            keys: vec![],
+            model_map: Default::default(),
+            affinity: Default::default(),
+        },
+        pool: Pool::new(vec![], Strategy::RoundRobin),
+    };
+    let body = Bytes::from_static(
+        br#"{"model":"o3","max_tokens":64,"temperature":0.5,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let probe = Probe::parse(&call, &body).unwrap();
+    let go = |kind, strict| {
+        plan(
+            &call,
+            &probe,
+            &body,
+            &HeaderMap::new(),
+            &upstream(kind),
+            strict,
+        )
+    };
+    let p = go(ProviderKind::OpenAi, false).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+    assert_eq!(v["max_completion_tokens"], 64);
+    assert!(
+        v.get("max_tokens").is_none() && v.get("temperature").is_none(),
+        "{v}"
+    );
+    assert_eq!(p.dropped_header().unwrap(), "temperature");
+    let Err(e) = go(ProviderKind::OpenAi, true) else {
+        panic!("a strict route refuses the dropped temperature")
+    };
+    assert!(e.to_string().contains("`temperature`"), "{e}");
+    let p = go(ProviderKind::OpenAiCompatible, true).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+    assert_eq!(
+        (&v["max_tokens"], &v["temperature"]),
+        (&json!(64), &json!(0.5))
+    );
+}
+
+// ------------------------------------------------------------------ defaults spelled out
+
+#[test]
+fn fields_at_their_defaults_are_accepted_unnamed() {
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],
+        "n":1,"presence_penalty":0,"frequency_penalty":0.0,"logprobs":false,"top_logprobs":0,
+        "logit_bias":{},"modalities":["text"],"functions":[],
+        "stream":false,"stream_options":{"include_usage":true}}"#;
+    let req = decode_request(body).unwrap();
+    assert!(req.dropped.is_empty(), "{:?}", req.dropped);
+    assert!(!req.stream);
+    // `parallel_tool_calls` shapes how calls are batched whatever its value:
+    // advisory, so dropped and named even on strict routes.
+    let req = decode_request(
+        br#"{"model":"m","messages":[],"parallel_tool_calls":false,"presence_penalty":0}"#,
+    )
+    .unwrap();
+    assert_eq!(dropped(&req), [("parallel_tool_calls", true)]);
+    assert!(req.dropped.strict_refusal().is_none());
+}
+
+#[test]
+fn fields_off_their_defaults_are_still_refused() {
+    for (field, value) in [
+        ("n", json!(2)),
+        ("presence_penalty", json!(0.5)),
+        ("frequency_penalty", json!(-1)),
+        ("logprobs", json!(true)),
+        ("top_logprobs", json!(3)),
+        ("logit_bias", json!({"50256": -100})),
+        ("modalities", json!(["text", "audio"])),
+        ("functions", json!([{"name": "f"}])),
+        ("presence_penalty", json!("0")),
+    ] {
+        let body = json!({"model": "m", "messages": [], field: value});
+        let e = decode_request(body.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field, field, "{body}");
+    }
+}
+
+// ------------------------------------------------------------------ vendors that repeat a call's name
+
+/// DeepSeek, Qwen, Fireworks and LiteLLM send a call's id and name on every
+/// chunk of it (here two parallel calls, interleaved).
+const REPEATING: &str = concat!(
+    "data: {\"id\":\"c1\",\"model\":\"deepseek-chat\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"Read\",\"arguments\":\"\"}}]}}]}\n\n",
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"Read\",\"arguments\":\"{\\\"file_path\\\":\"}}]}}]}\n\n",
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"Grep\",\"arguments\":\"{\\\"pattern\\\":\"}}]}}]}\n\n",
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"Read\",\"arguments\":\"\\\"/a.txt\\\"}\"}}]}}]}\n\n",
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"Grep\",\"arguments\":\"\\\"x\\\"}\"}}]}}]}\n\n",
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// The calls a list of IR events makes: (index, id, name, arguments).
+fn calls_of(evs: &[StreamEvent]) -> Vec<(u32, String, String, String)> {
+    let mut calls: Vec<(u32, String, String, String)> = vec![];
+    for e in evs {
+        match e {
+            StreamEvent::ToolCallStart { index, id, name } => {
+                calls.push((*index, id.clone(), name.clone(), String::new()));
+            }
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                let call = calls.iter_mut().find(|c| c.0 == *index).unwrap();
+                call.3.push_str(arguments);
+            }
+            _ => {}
+        }
+    }
+    calls
+}
+
+fn decoded(stream: &str) -> Vec<StreamEvent> {
+    crate::translate::testkit::decode_with(Decoder::default(), stream.as_bytes(), [])
+}
+
+#[test]
+fn a_call_repeating_its_id_and_name_starts_once() {
+    let evs = decoded(REPEATING);
+    let starts = evs
+        .iter()
+        .filter(|e| matches!(e, StreamEvent::ToolCallStart { .. }))
+        .count();
+    assert_eq!(starts, 2, "{evs:?}");
+    assert_eq!(
+        calls_of(&evs),
+        [
+            (
+                0,
+                "call_a".into(),
+                "Read".into(),
+                r#"{"file_path":"/a.txt"}"#.into()
+            ),
+            (
+                1,
+                "call_b".into(),
+                "Grep".into(),
+                r#"{"pattern":"x"}"#.into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn calls_sharing_an_index_or_without_one_are_told_apart_by_id() {
+    // Every call at index 0, told apart by its id alone.
+    let same_index = concat!(
+        "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_b\",\"function\":{\"name\":\"g\",\"arguments\":\"{\\\"a\\\"\"}}]}}]}\n\n",
+        "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1\"}}]}}]}\n\n",
+        // An earlier call's id, repeated: that call goes on.
+        "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"function\":{\"name\":\"f\",\"arguments\":\" \"}}]}}]}\n\n",
+        "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_b\",\"function\":{\"name\":\"g\",\"arguments\":\"}\"}}]}}]}\n\n",
+    );
+    assert_eq!(
+        calls_of(&decoded(same_index)),
+        [
+            (0, "call_a".into(), "f".into(), "{} ".into()),
+            (1, "call_b".into(), "g".into(), r#"{"a":1}"#.into()),
+        ]
+    );
+    // No index at all: a new id starts a call, anything else continues the
+    // last; a call sent without an id is given one.
+    let no_index = concat!(
+        "data: {\"id\":\"c-3\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_a\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\"\"}}]}}]}\n\n",
+        "data: {\"id\":\"c-3\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_a\",\"function\":{\"name\":\"f\",\"arguments\":\":1}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c-3\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_b\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c-3\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":5,\"function\":{\"name\":\"h\",\"arguments\":\"{}\"}}]}}]}\n\n",
+    );
+    assert_eq!(
+        calls_of(&decoded(no_index)),
+        [
+            (0, "call_a".into(), "f".into(), r#"{"a":1}"#.into()),
+            (1, "call_b".into(), "g".into(), "{}".into()),
+            (2, "call_c-3_2".into(), "h".into(), "{}".into()),
+        ]
+    );
+}
+
+/// The repeating stream as Claude Code reads it: one `tool_use` block per
+/// call, each with its whole input.
+#[test]
+fn a_repeating_stream_reaches_an_anthropic_app_as_one_block_per_call() {
+    use crate::translate::anthropic;
+    let app = ChatRequest {
+        model: "deepseek-chat".into(),
+        stream: true,
+        ..Default::default()
+    };
+    let text =
+        crate::translate::testkit::encode_with(anthropic::Encoder::new(&app), &decoded(REPEATING));
+    let mut p = SseParser::new();
+    p.push(text.as_bytes());
+    let mut blocks: Vec<(u64, String, String)> = vec![];
+    while let Some(e) = p.next_event() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.data) else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("content_block_start") if v["content_block"]["type"] == "tool_use" => {
+                blocks.push((
+                    v["index"].as_u64().unwrap(),
+                    v["content_block"]["name"].as_str().unwrap().into(),
+                    String::new(),
+                ));
+            }
+            Some("content_block_delta") if v["delta"]["type"] == "input_json_delta" => {
+                let b = blocks
+                    .iter_mut()
+                    .find(|b| Some(b.0) == v["index"].as_u64())
+                    .unwrap();
+                b.2.push_str(v["delta"]["partial_json"].as_str().unwrap());
+            }
+            _ => {}
+        }
+    }
+    let calls: Vec<(&str, &str)> = blocks
+        .iter()
+        .map(|b| (b.1.as_str(), b.2.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("Read", r#"{"file_path":"/a.txt"}"#),
+            ("Grep", r#"{"pattern":"x"}"#)
+        ],
+        "{text}"
+    );
 }
