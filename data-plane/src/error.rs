@@ -92,6 +92,10 @@ pub enum GatewayError {
         status: StatusCode,
         retry_after: Option<u64>,
         message: String,
+        /// The prompt overflowed the model's context window (the message
+        /// already says so in the app's provider's words; OpenAI's clients
+        /// also read a code, see `context_limit`).
+        context_overflow: bool,
     },
     #[error("{0}")]
     Unsupported(String),

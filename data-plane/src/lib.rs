@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body_budget;
 pub mod config;
 pub mod context;
+pub mod context_limit;
 pub mod control;
 pub mod cores;
 pub mod demand;

@@ -34,7 +34,7 @@ use crate::service::AppBody;
 use crate::state::AppState;
 use crate::stream::MeteredStream;
 use crate::translate::Format;
-use crate::{auth, models};
+use crate::{auth, context_limit, models};
 use crate::{demand, ratelimit_headers};
 
 /// The app's answer body: whole, or a metered stream. The stream is boxed so
@@ -393,9 +393,11 @@ fn price_for(
     Ok(price)
 }
 
-/// An upstream error body in another format is re-rendered in the app's,
-/// and so is one in no format at all (an empty body, a proxy's HTML page,
-/// a vendor's own shape): only a JSON error object passes through as is.
+/// An upstream error body in another format is re-rendered in the app's
+/// (a context-window overflow in the words the app's clients act on, see
+/// `context_limit`), and so is one in no format at all (an empty body, a
+/// proxy's HTML page, a vendor's own shape): only a JSON error object of
+/// the app's own format passes through as is.
 /// Anthropic's 529 (overloaded) becomes 503 for apps of other formats,
 /// whose SDKs know (and retry) only the standard statuses.
 fn in_app_format(e: GatewayError, plan: &Plan, app: Format) -> GatewayError {
@@ -416,10 +418,15 @@ fn in_app_format(e: GatewayError, plan: &Plan, app: Format) -> GatewayError {
                     body,
                 }
             } else {
+                let overflow = context_limit::detect(&body);
                 GatewayError::UpstreamStatus {
                     status,
                     retry_after,
-                    message: upstream_message(&body),
+                    message: match overflow {
+                        Some(o) => context_limit::message(app, o),
+                        None => upstream_message(&body),
+                    },
+                    context_overflow: overflow.is_some(),
                 }
             }
         }

@@ -332,10 +332,10 @@ async fn answer(
     if let Some(status) = fault.status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Some(body) = fault.error_body.clone() {
-            let ct = if body.starts_with('<') {
-                "text/html"
-            } else {
-                "text/plain"
+            let ct = match body.as_bytes().first() {
+                Some(b'<') => "text/html",
+                Some(b'{') => "application/json",
+                _ => "text/plain",
             };
             let resp = Response::builder()
                 .status(status)

@@ -25,8 +25,9 @@ pub struct Fault {
     #[serde(default)]
     pub message: Option<String>,
     /// With `status`: this whole body instead of the wire format's error
-    /// (an empty body, or a proxy's HTML page in front of the provider),
-    /// sent as `text/html` when it starts with `<`.
+    /// (an empty body, a proxy's HTML page in front of the provider, or a
+    /// provider's exact error), sent as `text/html` when it starts with
+    /// `<`, as JSON when it starts with `{`.
     #[serde(default)]
     pub error_body: Option<String>,
     /// Close the connection after this many body chunks (SSE frames when

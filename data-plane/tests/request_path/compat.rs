@@ -195,3 +195,73 @@ async fn an_embedding_without_usage_is_charged_an_estimate() {
     assert!(t.input_tokens > 50, "{t:?}");
     assert_eq!(t.output_tokens, 0);
 }
+
+/// A prompt too long for the model, translated: each app hears it in the
+/// words its clients act on (Codex compacts on OpenAI's
+/// `context_length_exceeded`, Claude Code on "prompt is too long", Gemini
+/// CLI on Google's "exceeds the maximum number of tokens"), with the counts.
+#[tokio::test]
+async fn a_context_overflow_is_told_in_each_apps_own_words() {
+    let anthropic_says = json!({"type": "error", "error": {"type": "invalid_request_error",
+        "message": "prompt is too long: 210433 tokens > 200000 maximum"}});
+    let openai_says = json!({"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}});
+    let overflow = |body: &serde_json::Value| Fault {
+        status: Some(400),
+        error_body: Some(body.to_string()),
+        ..Fault::default()
+    };
+
+    // OpenAI's SDK (Codex's kind of client) in front of Claude.
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(overflow(&anthropic_says));
+    let mut body = chat("a very long conversation");
+    body["model"] = "claude-sonnet-4-5".into();
+    let a = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(a.status, 400);
+    let e = a.json();
+    assert_eq!(e["error"]["code"], "context_length_exceeded", "{e}");
+    assert_eq!(e["error"]["type"], "invalid_request_error");
+    let m = e["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("This model's maximum context length is 200000 tokens. However, your messages resulted in 210433 tokens."),
+        "{m}"
+    );
+
+    // Anthropic's SDK (Claude Code's) in front of OpenAI.
+    gw.mock.mock().add_fault(overflow(&openai_says));
+    let mut body = chat("a very long conversation");
+    body["max_tokens"] = 64.into();
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 400);
+    let e = a.json();
+    assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        "prompt is too long: 130512 tokens > 128000 maximum"
+    );
+
+    // Google's SDK (Gemini CLI's) in front of OpenAI.
+    gw.mock.mock().add_fault(overflow(&openai_says));
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "long"}]}]});
+    let req = http::Request::post("/v1beta/models/gpt-4o-mini:generateContent")
+        .header("x-goog-api-key", APP_KEY)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(gemini.to_string())))
+        .expect("request");
+    let a = read(gw.send(req).await).await;
+    assert_eq!(a.status, 400);
+    let e = a.json();
+    assert_eq!(e["error"]["status"], "INVALID_ARGUMENT", "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        "The input token count (130512) exceeds the maximum number of tokens allowed (128000)."
+    );
+
+    // Passed through, the provider's own words reach its own SDK untouched.
+    gw.mock.mock().add_fault(overflow(&openai_says));
+    let a = gw
+        .post("/v1/chat/completions", chat("a very long conversation"))
+        .await;
+    assert_eq!(a.json(), openai_says);
+}

@@ -47,12 +47,23 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
             ..
         } => ("server_error", Some("upstream_timeout")),
         E::Upstream { .. } => ("server_error", Some("upstream_error")),
-        E::UpstreamStatus { status, .. } => (type_for(*status), None),
+        E::UpstreamStatus {
+            status,
+            context_overflow,
+            ..
+        } => (
+            type_for(*status),
+            context_overflow.then_some("context_length_exceeded"),
+        ),
         E::UpstreamResponse { .. } | E::Internal(_) => ("server_error", None),
     };
     let param = match e {
         E::InvalidRequest { param, .. } => *param,
         E::UnknownModel(_) | E::ModelNotAllowed(_) | E::Unpriced(_) => Some("model"),
+        E::UpstreamStatus {
+            context_overflow: true,
+            ..
+        } => Some("messages"),
         _ => None,
     };
     let message = e.to_string();
