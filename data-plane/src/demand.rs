@@ -13,8 +13,74 @@ use crate::ratelimit::Demand;
 
 /// The prompt's share of a reservation (also the input a request abandoned
 /// before its usage arrived is charged for, when the provider reported none).
+/// An inline image counts as [`IMAGE_TOKENS`], not by its bytes: providers
+/// bill an image by its pixels (a few hundred to a few thousand tokens),
+/// and a 4 MB photo counted as text would be charged a million tokens when
+/// its stream is stopped, or refused outright under a daily budget.
 pub fn prompt_tokens(body: &[u8]) -> u64 {
-    (body.len() as u64).div_ceil(2)
+    let (image_bytes, images) = inline_images(body);
+    let text = (body.len() - image_bytes) as u64;
+    text.div_ceil(2)
+        .saturating_add(images.saturating_mul(IMAGE_TOKENS))
+}
+
+/// The most tokens a provider bills one image in a prompt: OpenAI's largest
+/// (about 2,500 for its patch-based models), Gemini's tiles of a large
+/// image, Anthropic's 1,600, with room.
+const IMAGE_TOKENS: u64 = 4_096;
+
+/// Base64 strings shorter than this count as text: an image that small
+/// costs fewer tokens counted by bytes than [`IMAGE_TOKENS`].
+const MIN_IMAGE_BYTES: usize = 2 * IMAGE_TOKENS as usize;
+
+/// How a base64 image starts, by format: PNG, JPEG, GIF, WebP. Recognised
+/// by its content, not by the field it is in (every format names it
+/// differently), and only images: a PDF's pages cost tokens by their text.
+const IMAGE_MAGIC: [&[u8]; 4] = [b"iVBORw0KGgo", b"/9j/", b"R0lGOD", b"UklGR"];
+
+/// The bytes of the body's JSON strings that are inline images (bare base64
+/// or `data:image/…;base64,` URLs, at least [`MIN_IMAGE_BYTES`] long), and
+/// how many there are. One pass, no parsing: the body is already known to
+/// be valid JSON by then, or is refused anyway.
+fn inline_images(body: &[u8]) -> (usize, u64) {
+    let (mut bytes, mut count) = (0usize, 0u64);
+    let mut i = 0;
+    while let Some(open) = memchr::memchr(b'"', &body[i..]) {
+        let start = i + open + 1;
+        // The string's end: the next quote not escaped.
+        let mut end = start;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &body[end..]) {
+                Some(k) if body[end + k] == b'\\' => end += k + 2,
+                Some(k) => {
+                    end += k;
+                    break;
+                }
+                None => return (bytes, count),
+            }
+            if end >= body.len() {
+                return (bytes, count);
+            }
+        }
+        let s = &body[start..end];
+        if s.len() >= MIN_IMAGE_BYTES && is_image(s) {
+            bytes += s.len();
+            count += 1;
+        }
+        i = end + 1;
+    }
+    (bytes, count)
+}
+
+fn is_image(s: &[u8]) -> bool {
+    let data = match s.strip_prefix(b"data:image/") {
+        Some(url) => match memchr::memmem::find(&url[..url.len().min(64)], b";base64,") {
+            Some(at) => &url[at + 8..],
+            None => return false,
+        },
+        None => s,
+    };
+    IMAGE_MAGIC.iter().any(|m| data.starts_with(m))
 }
 
 /// `output_cap` and `choices` are what the app set (read with the routing
@@ -88,6 +154,53 @@ mod tests {
             est("/v1/embeddings", none, None).tokens,
             prompt_tokens(none)
         );
+    }
+
+    /// A photo is reserved (and charged, when its stream is stopped before
+    /// the usage came) as an image, not as a million tokens of text; bytes
+    /// that merely look like one, or a PDF, still count as text.
+    #[test]
+    fn inline_images_count_as_images_not_bytes() {
+        let photo = format!("/9j/{}", "A".repeat(400_000));
+        let text_len = |body: &str| body.len() - photo.len();
+        for body in [
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/jpeg;base64,{photo}"}}}}]}}]}}"#
+            ),
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/jpeg","data":"{photo}"}}}}]}}]}}"#
+            ),
+            format!(
+                r#"{{"contents":[{{"parts":[{{"inlineData":{{"mimeType":"image/jpeg","data":"{photo}"}}}},{{"text":"what is \"this\"?"}}]}}]}}"#
+            ),
+        ] {
+            let url_prefix = if body.contains("data:image") {
+                "data:image/jpeg;base64,".len()
+            } else {
+                0
+            };
+            let text = (text_len(&body) - url_prefix) as u64;
+            assert_eq!(
+                prompt_tokens(body.as_bytes()),
+                text.div_ceil(2) + IMAGE_TOKENS,
+                "{}",
+                &body[..80]
+            );
+        }
+        // Not images: long text, a PDF, a small image (cheaper as bytes).
+        for s in [
+            "A".repeat(400_000),
+            format!("JVBERi0{}", "A".repeat(400_000)),
+            format!("/9j/{}", "A".repeat(1_000)),
+        ] {
+            let body = format!(r#"{{"input":"{s}"}}"#);
+            assert_eq!(
+                prompt_tokens(body.as_bytes()),
+                (body.len() as u64).div_ceil(2)
+            );
+        }
+        // An unterminated string ends the scan without a panic.
+        assert_eq!(prompt_tokens(br#"{"a":"\"#), 4);
     }
 
     /// What a hostile app could use to be reserved less than it may use:
