@@ -9,10 +9,9 @@
 //! resulting session.
 
 pub mod http;
+pub mod state;
 pub mod token;
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,43 +36,6 @@ use crate::db::oidc::{self, OidcIdentityRow, OidcSettingsRow, SETTINGS_ID};
 use crate::db::{AnyConnection, now_ms};
 use crate::error::{Error, Result};
 
-/// How long a started sign-in may take.
-const PENDING_TTL: Duration = Duration::from_secs(600);
-/// Sign-ins in progress at once (each a few hundred bytes).
-const MAX_PENDING: usize = 10_000;
-
-/// Sign-ins in progress one source (an IPv4 address, an IPv6 /64) may
-/// have: a browser has one or two.
-const MAX_PENDING_PER_SOURCE: usize = 16;
-
-/// Keeps a sign-in in progress. Beginning one needs no credential, so
-/// neither a full table nor one source may refuse others: a source past
-/// [`MAX_PENDING_PER_SOURCE`] makes room with its own oldest, and a full
-/// table with the oldest of all (a flood must then come from hundreds of
-/// networks and outpace real sign-ins, which take seconds). Refusing when
-/// full let 10,000 calls block every SSO login for the TTL.
-fn admit_pending(pending: &mut HashMap<String, Pending>, state: String, p: Pending) {
-    pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-    let oldest = |pending: &HashMap<String, Pending>, of: Option<IpAddr>| {
-        pending
-            .iter()
-            .filter(|(_, q)| of.is_none_or(|s| q.source == s))
-            .min_by_key(|(_, q)| q.started)
-            .map(|(k, _)| k.clone())
-    };
-    let mine = pending.values().filter(|q| q.source == p.source).count();
-    let evict = if mine >= MAX_PENDING_PER_SOURCE {
-        oldest(pending, Some(p.source))
-    } else if pending.len() >= MAX_PENDING {
-        oldest(pending, None)
-    } else {
-        None
-    };
-    if let Some(k) = evict {
-        pending.remove(&k);
-    }
-    pending.insert(state, p);
-}
 /// Discovery documents and key sets are fetched again after this.
 const CACHE_TTL: Duration = Duration::from_secs(600);
 /// Code exchanges with the identity provider at once.
@@ -97,25 +59,19 @@ struct TokenResponse {
     id_token: Option<String>,
 }
 
-struct Pending {
-    nonce: String,
-    verifier: String,
-    started: Instant,
-    /// Whose browser began it (see [`MAX_PENDING_PER_SOURCE`]).
-    source: IpAddr,
-}
-
 struct Cached<T> {
     key: String,
     value: T,
     at: Instant,
 }
 
-/// In-memory state of the sign-in flows (a restart only ends sign-ins in
-/// progress).
+/// What the sign-in flows keep in memory: caches, the used states, and the
+/// bound on code exchanges (sign-ins in progress are kept by the browsers,
+/// see `state.rs`, so a restart ends none).
 pub struct OidcState {
     http: HttpClient,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// States already used: each works once.
+    used: Mutex<state::Used>,
     discovery: Mutex<Option<Cached<Discovery>>>,
     jwks: Mutex<Option<Cached<JwkSet>>>,
     exchanges: Semaphore,
@@ -125,7 +81,7 @@ impl OidcState {
     pub fn new(outbound: crate::outbound::Outbound) -> Result<Self> {
         Ok(Self {
             http: HttpClient::new(outbound),
-            pending: Mutex::default(),
+            used: Mutex::default(),
             discovery: Mutex::default(),
             jwks: Mutex::default(),
             exchanges: Semaphore::new(MAX_EXCHANGES),
@@ -473,25 +429,23 @@ impl SignInService for SignInSvc {
 
     async fn begin_oidc_login(
         &self,
-        request: Request<BeginOidcLoginRequest>,
+        _request: Request<BeginOidcLoginRequest>,
     ) -> Result<Response<BeginOidcLoginResult>, Status> {
-        let source = crate::admin::throttle::network_of(self.admin.client_ip(&request));
         let s = self.enabled_settings().await?;
         let d = self.discovery(&s.row.issuer).await?;
-        let state = crypto::new_secret("")?;
         let nonce = crypto::new_secret("")?;
         let verifier = format!("{}{}", crypto::new_secret("")?, crypto::new_secret("")?);
         let challenge = URL_SAFE_NO_PAD.encode(crypto::sha256(&verifier));
-        admit_pending(
-            &mut lock(&self.state.pending),
-            state.clone(),
-            Pending {
+        // Kept by the browser, sealed (see `state.rs`): nothing is held here.
+        let until_ms = now_ms().saturating_add(state::TTL.as_millis() as i64);
+        let state = state::seal(
+            &self.admin.master,
+            &state::Pending {
                 nonce: nonce.clone(),
                 verifier,
-                started: Instant::now(),
-                source,
+                until_ms,
             },
-        );
+        )?;
         let mut scope = vec!["openid".to_string()];
         scope.extend(s.scopes.iter().filter(|x| *x != "openid").cloned());
         let mut url = check_url("authorization_endpoint", &d.authorization_endpoint)?;
@@ -515,13 +469,14 @@ impl SignInService for SignInSvc {
         request: Request<CompleteOidcLoginRequest>,
     ) -> Result<Response<LoginResult>, Status> {
         let CompleteOidcLoginRequest { state, code } = request.into_inner();
+        let pending = state::open(&self.admin.master, &state, now_ms())?;
         // Each state works once, whatever happens next.
-        let pending = lock(&self.state.pending)
-            .remove(&state)
-            .filter(|p| p.started.elapsed() < PENDING_TTL)
-            .ok_or_else(|| {
-                Error::SignIn("this sign-in expired or was already used; start again".into())
-            })?;
+        if !lock(&self.state.used).claim(&state) {
+            return Err(Error::SignIn(
+                "this sign-in expired or was already used; start again".into(),
+            )
+            .into());
+        }
         if code.is_empty() || code.len() > 4096 {
             return Err(Error::SignIn("the identity provider sent no usable code".into()).into());
         }

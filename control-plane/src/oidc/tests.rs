@@ -305,50 +305,73 @@ async fn people_are_linked_by_subject_then_verified_email_else_created() {
     assert_ne!(fake2.id, bob.id);
 }
 
-fn begun(n: u64, source: [u8; 4]) -> Pending {
-    Pending {
-        nonce: n.to_string(),
-        verifier: String::new(),
-        started: Instant::now() - Duration::from_secs(500) + Duration::from_millis(n),
-        source: std::net::IpAddr::from(source),
+fn master() -> crate::crypto::MasterKey {
+    crate::crypto::MasterKey::from_hex(&"07".repeat(32)).unwrap()
+}
+
+fn pending(until_ms: i64) -> state::Pending {
+    state::Pending {
+        nonce: "n-1".into(),
+        verifier: "v".repeat(86),
+        until_ms,
     }
 }
 
+/// The browser keeps the sign-in: it comes back whole, and only from this
+/// control plane's key, unaltered and in time.
 #[test]
-fn one_source_flooding_sign_ins_only_replaces_its_own() {
-    let mut table = HashMap::new();
-    admit_pending(&mut table, "mine".into(), begun(0, [192, 0, 2, 1]));
-    for n in 1..=1000 {
-        admit_pending(
-            &mut table,
-            format!("flood-{n}"),
-            begun(n, [198, 51, 100, 7]),
-        );
+fn a_sealed_state_opens_only_here_unaltered_and_in_time() {
+    let m = master();
+    let now = now_ms();
+    let sealed = state::seal(&m, &pending(now + 600_000)).unwrap();
+    assert!(sealed.len() < 400, "{}", sealed.len());
+    assert!(
+        sealed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "URL- and cookie-safe: {sealed}"
+    );
+    assert_eq!(
+        state::open(&m, &sealed, now).unwrap(),
+        pending(now + 600_000)
+    );
+    let expired = state::seal(&m, &pending(now - 1)).unwrap();
+    let other = crate::crypto::MasterKey::from_hex(&"08".repeat(32)).unwrap();
+    let mut flipped = sealed.clone().into_bytes();
+    flipped[20] = if flipped[20] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for bad in [
+        state::open(&m, &expired, now),
+        state::open(&other, &sealed, now),
+        state::open(&m, &flipped, now),
+        state::open(&m, "", now),
+        state::open(&m, &"A".repeat(5000), now),
+        // A value sealed for another purpose (a client secret) is no state.
+        state::open(&m, &m.encrypt("{}", "oidc:client_secret").unwrap(), now),
+    ] {
+        let e = bad.expect_err("refused");
+        assert!(e.to_string().contains("expired or was already used"), "{e}");
     }
-    assert_eq!(table.len(), 1 + MAX_PENDING_PER_SOURCE);
-    assert!(table.contains_key("mine"));
-    assert!(table.contains_key("flood-1000") && !table.contains_key("flood-1"));
 }
 
+/// Each state works once. Strangers beginning sign-ins leave nothing here
+/// (there is no table of sign-ins in progress to flood): only completions
+/// are remembered, and a flood of those forgets the oldest, not anyone's
+/// sign-in in progress.
 #[test]
-fn a_full_table_makes_room_with_the_oldest() {
-    let mut table = HashMap::new();
-    for n in 0..MAX_PENDING as u64 {
-        let source = [
-            10,
-            (n / 65536) as u8,
-            (n / 256 % 256) as u8,
-            (n % 256) as u8,
-        ];
-        admit_pending(&mut table, format!("flood-{n}"), begun(n, source));
+fn each_state_works_once_and_the_used_list_is_bounded() {
+    let m = master();
+    let now = now_ms();
+    let mine = state::seal(&m, &pending(now + 600_000)).unwrap();
+    let mut used = state::Used::default();
+    for n in 0..150_000 {
+        assert!(used.claim(&format!("flood-{n}")));
     }
-    let mine = Pending {
-        started: Instant::now(),
-        ..begun(0, [192, 0, 2, 1])
-    };
-    admit_pending(&mut table, "mine".into(), mine);
-    assert_eq!(table.len(), MAX_PENDING);
-    assert!(table.contains_key("mine"));
-    assert!(!table.contains_key("flood-0"), "the oldest made room");
-    assert!(table.contains_key("flood-1"));
+    assert_eq!(used.len(), 100_000);
+    assert!(used.claim("flood-0"), "the oldest was forgotten");
+    assert!(!used.claim("flood-149999"));
+    // Begun before the flood, mine still opens, and works once.
+    assert!(state::open(&m, &mine, now).is_ok());
+    assert!(used.claim(&mine));
+    assert!(!used.claim(&mine));
 }
