@@ -420,22 +420,54 @@ pub const USER_CALL: &str = "a user turn cannot contain a tool call";
 pub const ASSISTANT_RESULT: &str = "an assistant turn cannot contain a tool result";
 pub const ASSISTANT_ONLY: &str = "an assistant turn can only hold text and tool calls";
 
-/// A tool result's content as one text, for formats whose results are text
-/// only (`messages[turn]`'s); anything else in it is refused for `target`.
-pub fn result_text(content: &[Part], turn: usize, target: &str) -> Result<String, Unsupported> {
+/// What a tool result's text says when the result is only images, for the
+/// formats that send a result's images beside it: a result needs some text
+/// there (OpenAI's `tool` message is text; Gemini's `functionResponse` an
+/// object), and an empty one would read as "the tool returned nothing" to a
+/// model that has not yet reached the images.
+pub const IMAGES_FOLLOW: &str = "(image attached below)";
+
+/// A tool result's content split for the formats whose results are text
+/// only (OpenAI chat, Gemini): the text the result itself carries, and the
+/// images the encoder sends beside it (Claude Code's Read tool on a picture
+/// and screenshot tools return images, and a refused image stays in the
+/// history, failing every later turn).
+#[derive(Debug, PartialEq)]
+pub struct ResultContent<'a> {
+    /// The text parts joined (as ever for text-only results, so those are
+    /// sent byte for byte as before), or [`IMAGES_FOLLOW`] when there are
+    /// images and no text.
+    pub text: String,
+    /// The images, in order.
+    pub images: Vec<&'a Image>,
+}
+
+/// Splits a tool result's content (`messages[turn]`'s) into
+/// [`ResultContent`]; anything but text and images in it (no decoder puts
+/// anything else there) is refused for `target`.
+pub fn result_content<'a>(
+    content: &'a [Part],
+    turn: usize,
+    target: &str,
+) -> Result<ResultContent<'a>, Unsupported> {
     let mut text = String::new();
+    let mut images = Vec::new();
     for c in content {
         match c {
             Part::Text(t) => text.push_str(t),
-            _ => {
+            Part::Image(img) => images.push(img),
+            Part::ToolCall { .. } | Part::ToolResult { .. } => {
                 return Err(Unsupported::new(
-                    format!("messages[{turn}].tool_result.content (non-text)"),
+                    format!("messages[{turn}].tool_result.content (neither text nor image)"),
                     target,
                 ));
             }
         }
     }
-    Ok(text)
+    if text.is_empty() && !images.is_empty() {
+        text.push_str(IMAGES_FOLLOW);
+    }
+    Ok(ResultContent { text, images })
 }
 
 /// Adds a turn's blocks to `turns`, joining it to the last turn when the
@@ -608,6 +640,49 @@ mod tests {
             .collect();
         assert_eq!(names[0], Some("first"));
         assert!(names[1..].iter().all(Option::is_none));
+    }
+
+    /// A result's text is joined as ever, its images kept beside it; text
+    /// stands in for a result of images only; anything else is refused.
+    #[test]
+    fn tool_result_content_splits_text_from_images() {
+        let png = Image::Base64 {
+            media_type: "image/png".into(),
+            data: "iVBOR".into(),
+        };
+        let content = [
+            Part::Text("a".into()),
+            Part::Image(png.clone()),
+            Part::Text("b".into()),
+        ];
+        assert_eq!(
+            result_content(&content, 2, "t"),
+            Ok(ResultContent {
+                text: "ab".into(),
+                images: vec![&png]
+            })
+        );
+        let only = [Part::Image(png.clone())];
+        assert_eq!(
+            result_content(&only, 2, "t").map(|r| r.text),
+            Ok(IMAGES_FOLLOW.to_string())
+        );
+        assert_eq!(
+            result_content(&[], 2, "t"),
+            Ok(ResultContent {
+                text: String::new(),
+                images: vec![]
+            })
+        );
+        let nested = [Part::ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        }];
+        assert_eq!(
+            result_content(&nested, 2, "t").map_err(|e| e.field),
+            Err("messages[2].tool_result.content (neither text nor image)".to_string())
+        );
     }
 
     #[test]

@@ -243,28 +243,22 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
 }
 
 /// IR turns → Gemini contents: consecutive turns of one role are merged.
+///
+/// A tool result's images go as `inlineData`/`fileData` parts right behind
+/// its `functionResponse`, in the same user content: `response` is a JSON
+/// object, and the `parts` a `functionResponse` may hold for images are
+/// taken by some models only, while sibling parts are taken by every one
+/// (Gemini CLI sends its own tools' images so). The function responses stay
+/// in the one content that answers the model's calls.
 fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported> {
     let mut turns: Vec<(Role, Vec<PartOut<'_>>)> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let mut parts = Vec::new();
         for p in &m.content {
-            parts.push(match (p, m.role) {
+            let part = match (p, m.role) {
                 (Part::Text(t), _) if t.is_empty() => continue,
                 (Part::Text(t), _) => PartOut::text(t),
-                (Part::Image(Image::Base64 { media_type, data }), _) => PartOut {
-                    inline_data: Some(BlobOut {
-                        mime_type: media_type,
-                        data,
-                    }),
-                    ..Default::default()
-                },
-                (Part::Image(Image::Url(url)), _) => PartOut {
-                    file_data: Some(FileOut {
-                        mime_type: image_mime(url),
-                        file_uri: url,
-                    }),
-                    ..Default::default()
-                },
+                (Part::Image(img), _) => image_part(img),
                 (
                     Part::ToolCall {
                         id,
@@ -291,15 +285,18 @@ fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported
                             format!("no earlier tool call has the id {id:?}, so the function's name is unknown"),
                         )
                     })?;
-                    let text = ir::result_text(content, i, TARGET)?;
-                    PartOut {
+                    let result = ir::result_content(content, i, TARGET)?;
+                    parts.push(PartOut {
                         function_response: Some(CallResultOut {
                             id,
                             name,
-                            response: response_for(&text, *is_error),
+                            response: response_for(&result.text, *is_error),
                         }),
                         ..Default::default()
-                    }
+                    });
+                    // Its images right behind it (see above).
+                    parts.extend(result.images.into_iter().map(image_part));
+                    continue;
                 }
                 (Part::ToolCall { .. }, Role::User) => {
                     return Err(Unsupported::misplaced(i, ir::USER_CALL));
@@ -307,7 +304,8 @@ fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported
                 (Part::ToolResult { .. }, Role::Assistant) => {
                     return Err(Unsupported::misplaced(i, ir::ASSISTANT_RESULT));
                 }
-            });
+            };
+            parts.push(part);
         }
         ir::push_turn(&mut turns, m.role, parts);
     }
@@ -327,6 +325,26 @@ fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported
             }
         })
         .collect())
+}
+
+/// An image part: inline images as `inlineData`, URLs as `fileData`.
+fn image_part(img: &Image) -> PartOut<'_> {
+    match img {
+        Image::Base64 { media_type, data } => PartOut {
+            inline_data: Some(BlobOut {
+                mime_type: media_type,
+                data,
+            }),
+            ..Default::default()
+        },
+        Image::Url(url) => PartOut {
+            file_data: Some(FileOut {
+                mime_type: image_mime(url),
+                file_uri: url,
+            }),
+            ..Default::default()
+        },
+    }
 }
 
 /// Result text → `response`: a JSON object as is, else under `output`/`error`.

@@ -18,6 +18,8 @@ use crate::usage::Usage;
 mod schema;
 /// The stream tests, in their own file (this one would pass 800 lines).
 mod stream;
+/// Images inside tool results, sent beside the function responses.
+mod tool_result_images;
 
 const REQUEST: &str = include_str!("../../../tests/fixtures/gemini/request_tools.json");
 const RESPONSE_CALLS: &str =

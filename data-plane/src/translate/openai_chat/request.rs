@@ -1,5 +1,7 @@
 //! Chat completions request bodies ⇄ IR requests.
 
+use std::borrow::Cow;
+
 use aigw_proto::model::ProviderKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -371,15 +373,20 @@ enum MessageOut<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum UserContent<'a> {
-    Text(&'a str),
+    Text(Cow<'a, str>),
     Parts(Vec<PartOut<'a>>),
 }
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum PartOut<'a> {
-    Text { text: &'a str },
-    ImageUrl { image_url: UrlOut },
+    /// The app's text, or the gateway's own (which tool call images came from).
+    Text {
+        text: Cow<'a, str>,
+    },
+    ImageUrl {
+        image_url: UrlOut,
+    },
 }
 
 #[derive(Serialize)]
@@ -590,7 +597,16 @@ pub(super) fn request_body_in(
     })
 }
 
-/// A user turn: its tool results as `tool` messages first, then the rest.
+/// A user turn: its tool results as `tool` messages first, then the rest as
+/// one `user` message.
+///
+/// A `tool` message holds text only, so a result's images (Claude Code's
+/// Read tool on a picture, screenshot tools, Codex's `input_image` outputs)
+/// go in that `user` message, each result's behind a line naming its call:
+/// OpenAI wants every `tool` message answering one assistant message
+/// straight after it, so the images cannot sit between them. The message
+/// keeps the turn's order (its content before a result stays before that
+/// result's images); a turn of text-only results is sent as it always was.
 fn user_messages<'a>(
     m: &'a Message,
     i: usize,
@@ -604,37 +620,50 @@ fn user_messages<'a>(
                 content,
                 is_error,
             } => {
-                let text = ir::result_text(content, i, TARGET)?;
+                let result = ir::result_content(content, i, TARGET)?;
                 let content = if is_error {
-                    format!("Error: {text}")
+                    format!("Error: {}", result.text)
                 } else {
-                    text
+                    result.text
                 };
                 out.push(MessageOut::Tool {
                     tool_call_id: id,
                     content,
                 });
+                if !result.images.is_empty() {
+                    parts.push(PartOut::Text {
+                        text: Cow::Owned(format!("Images returned by tool call {id}:")),
+                    });
+                    parts.extend(result.images.into_iter().map(image_part));
+                }
             }
             UserRun::Content(c) => parts.extend(c.into_iter().filter_map(part_out)),
         }
     }
-    if !parts.is_empty() {
-        let content = match parts.as_slice() {
-            [PartOut::Text { text }] => UserContent::Text(text),
-            _ => UserContent::Parts(parts),
-        };
-        out.push(MessageOut::User { content });
-    }
+    let content = match <[PartOut<'_>; 1]>::try_from(parts) {
+        Ok([PartOut::Text { text }]) => UserContent::Text(text),
+        Ok(one) => UserContent::Parts(one.into()),
+        Err(parts) if parts.is_empty() => return Ok(()),
+        Err(parts) => UserContent::Parts(parts),
+    };
+    out.push(MessageOut::User { content });
     Ok(())
 }
 
 fn part_out(p: &Part) -> Option<PartOut<'_>> {
     match p {
-        Part::Text(text) => Some(PartOut::Text { text }),
-        Part::Image(img) => Some(PartOut::ImageUrl {
-            image_url: UrlOut { url: img.url() },
+        Part::Text(text) => Some(PartOut::Text {
+            text: Cow::Borrowed(text),
         }),
+        Part::Image(img) => Some(image_part(img)),
         _ => None,
+    }
+}
+
+/// An image as an `image_url` part: inline images as `data:` URLs.
+fn image_part(img: &Image) -> PartOut<'_> {
+    PartOut::ImageUrl {
+        image_url: UrlOut { url: img.url() },
     }
 }
 

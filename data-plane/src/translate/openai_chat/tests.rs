@@ -471,3 +471,123 @@ fn a_repeating_stream_reaches_an_anthropic_app_as_one_block_per_call() {
         "{text}"
     );
 }
+
+// ------------------------------------------------------------------ images in tool results
+
+/// A PNG's first bytes, base64: what Claude Code's Read tool sends for a picture.
+const PNG: &str = "iVBORw0KGgo=";
+
+/// The upstream chat messages for an Anthropic request.
+fn chat_messages_for_anthropic(body: serde_json::Value) -> serde_json::Value {
+    let req =
+        crate::translate::anthropic::decode_request(body.to_string().as_bytes()).expect("decodes");
+    encode_request(&req).expect("encodes")["messages"].clone()
+}
+
+/// Claude Code reads an image file (and later turns keep it in the history):
+/// OpenAI gets the tool's text as the `tool` message and the picture in a
+/// `user` message after all the turn's `tool` messages, named after its
+/// call, before the turn's own text; a text-only result beside it is sent as
+/// ever.
+#[test]
+fn claude_code_reading_an_image_is_answered_by_openai() {
+    let messages = chat_messages_for_anthropic(json!({
+        "model": "gpt-4o",
+        "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "What is in shot.png and notes.txt?"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "shot.png"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "Read", "input": {"file_path": "notes.txt"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                    {"type": "text", "text": "Read image (12 bytes)"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+                ]},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "buy milk"},
+                {"type": "text", "text": "Describe both."}
+            ]}
+        ]
+    }));
+    assert_eq!(
+        messages.as_array().map(|m| m[2..].to_vec()),
+        Some(vec![
+            json!({"role": "tool", "tool_call_id": "toolu_1", "content": "Read image (12 bytes)"}),
+            json!({"role": "tool", "tool_call_id": "toolu_2", "content": "buy milk"}),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "Images returned by tool call toolu_1:"},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}")}},
+                {"type": "text", "text": "Describe both."}
+            ]}),
+        ])
+    );
+}
+
+/// A screenshot tool returns only a picture (one of them a URL, one an
+/// error): each `tool` message says the image follows, and the images come
+/// in one `user` message, in the order of the results.
+#[test]
+fn screenshot_tool_returning_only_images_is_answered_by_openai() {
+    let messages = chat_messages_for_anthropic(json!({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "user", "content": "Take screenshots"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_a", "name": "screenshot", "input": {}},
+                {"type": "tool_use", "id": "toolu_b", "name": "screenshot", "input": {}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_a", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4A=="}}
+                ]},
+                {"type": "tool_result", "tool_use_id": "toolu_b", "is_error": true, "content": [
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/crash.png"}}
+                ]}
+            ]}
+        ]
+    }));
+    assert_eq!(
+        messages.as_array().map(|m| m[2..].to_vec()),
+        Some(vec![
+            json!({"role": "tool", "tool_call_id": "toolu_a", "content": "(image attached below)"}),
+            json!({"role": "tool", "tool_call_id": "toolu_b", "content": "Error: (image attached below)"}),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "Images returned by tool call toolu_a:"},
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4A=="}},
+                {"type": "text", "text": "Images returned by tool call toolu_b:"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/crash.png"}}
+            ]}),
+        ])
+    );
+}
+
+/// Codex's `function_call_output` holding an `input_image` reaches OpenAI
+/// chat the same way: text in the `tool` message, the picture after it.
+#[test]
+fn codex_function_output_with_an_image_is_answered_by_openai_chat() {
+    let body = json!({
+        "model": "gpt-4o",
+        "input": [
+            {"role": "user", "content": "Show me the chart"},
+            {"type": "function_call", "call_id": "call_1", "name": "view_image", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": [
+                {"type": "input_text", "text": "chart.png"},
+                {"type": "input_image", "image_url": format!("data:image/png;base64,{PNG}")}
+            ]}
+        ]
+    });
+    let req =
+        crate::translate::responses::decode_request(body.to_string().as_bytes()).expect("decodes");
+    let messages = encode_request(&req).expect("encodes")["messages"].clone();
+    assert_eq!(
+        messages.as_array().map(|m| m[2..].to_vec()),
+        Some(vec![
+            json!({"role": "tool", "tool_call_id": "call_1", "content": "chart.png"}),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "Images returned by tool call call_1:"},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}")}}
+            ]}),
+        ])
+    );
+}
