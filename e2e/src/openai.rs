@@ -51,6 +51,7 @@ impl ChatRequest {
             }
         };
         check_reasoning_model(&model, obj)?;
+        check_output_cap(&model, obj)?;
         let raw_messages = match obj.get("messages") {
             None | Some(Value::Null) => return Err(MockError::MissingParam("messages")),
             Some(Value::Array(m)) => m,
@@ -132,6 +133,34 @@ fn check_reasoning_model(
     Ok(())
 }
 
+/// Output limits of a few of OpenAI's chat models (the ones the suites use),
+/// by name prefix, most specific first.
+const MAX_OUTPUT: &[(&str, u64)] = &[
+    ("gpt-4o", 16_384),
+    ("gpt-4.1", 32_768),
+    ("gpt-5-chat", 16_384),
+];
+
+/// The real API's refusal of a cap above the model's output limit.
+const TOO_LARGE: &str = " is too large: ";
+
+/// Refuses a cap above the model's output limit, in the real API's words
+/// (Claude Code asks for 32,000; gpt-4o gives at most 16,384).
+fn check_output_cap(model: &str, obj: &serde_json::Map<String, Value>) -> Result<(), MockError> {
+    let m = model.strip_prefix("ft:").unwrap_or(model);
+    let Some((_, most)) = MAX_OUTPUT.iter().find(|(p, _)| m.starts_with(p)) else {
+        return Ok(());
+    };
+    for name in ["max_completion_tokens", "max_tokens"] {
+        if let Some(asked) = obj.get(name).and_then(Value::as_u64).filter(|a| a > most) {
+            return Err(MockError::Invalid(format!(
+                "{name}{TOO_LARGE}{asked}. This model supports at most {most} completion tokens, whereas you provided {asked}."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The `param` and `code` the real API gives its refusals of what a model
 /// does not take (`unsupported_parameter`, `unsupported_value`): read back
 /// from the message [`check_reasoning_model`] wrote, the one place the mock
@@ -140,6 +169,11 @@ fn unsupported(err: &MockError) -> Option<(&str, &'static str)> {
     let MockError::Invalid(m) = err else {
         return None;
     };
+    if let Some((param, _)) = m.split_once(TOO_LARGE)
+        && matches!(param, "max_tokens" | "max_completion_tokens")
+    {
+        return Some((param, "invalid_value"));
+    }
     let (rest, code) = if let Some(rest) = m.strip_prefix(UNSUPPORTED_PARAMETER) {
         (rest, "unsupported_parameter")
     } else {
@@ -658,6 +692,27 @@ mod tests {
             "function": {"name": "f", "parameters": {"type": "OBJECT"}}}]}),
         );
         assert!(matches!(err, Err(MockError::Invalid(m)) if m.contains("'OBJECT'")));
+    }
+
+    #[test]
+    fn a_cap_above_the_models_output_limit_is_refused() {
+        let msgs = json!([{"role": "user", "content": "hi"}]);
+        for field in ["max_tokens", "max_completion_tokens"] {
+            let err = parse(json!({"model": "gpt-4o-mini", "messages": msgs, field: 32000}))
+                .expect_err(field);
+            let body = error_body(&err);
+            assert_eq!(
+                body["error"]["message"],
+                format!(
+                    "{field} is too large: 32000. This model supports at most 16384 completion tokens, whereas you provided 32000."
+                )
+            );
+            assert_eq!(
+                (&body["error"]["param"], &body["error"]["code"]),
+                (&json!(field), &json!("invalid_value"))
+            );
+            parse(json!({"model": "gpt-4o-mini", "messages": msgs, field: 16384})).expect(field);
+        }
     }
 
     #[test]

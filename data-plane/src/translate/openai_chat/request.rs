@@ -482,6 +482,12 @@ pub(super) struct Dialect {
     /// only the default 1 (400 `unsupported_value` for anything else), and
     /// apps such as Gemini CLI always send both.
     fixed_sampling: bool,
+    /// The model's most output tokens, where known: OpenAI refuses a larger
+    /// cap (400 `invalid_value`, "max_tokens is too large") where Anthropic
+    /// and Gemini take their own models' larger ones, and Claude Code always
+    /// asks for 32,000. The cap sent is the smaller of the two: the app asked
+    /// for at most that many, and the model can give no more.
+    max_output: Option<u64>,
 }
 
 impl Dialect {
@@ -492,6 +498,7 @@ impl Dialect {
             ProviderKind::OpenAi => Self {
                 completion_tokens: true,
                 fixed_sampling: is_reasoning_model(model),
+                max_output: max_output_tokens(model),
             },
             _ => Self::default(),
         }
@@ -513,6 +520,40 @@ impl Dialect {
             }
         }
     }
+}
+
+/// Output limits of OpenAI's chat models, by name prefix (most specific
+/// first), from OpenAI's model pages; a model not listed is sent the app's
+/// cap as it is.
+const MAX_OUTPUT: &[(&str, u64)] = &[
+    ("gpt-5-chat", 16_384),
+    ("gpt-5", 128_000),
+    ("gpt-4.1", 32_768),
+    ("gpt-4o-2024-05-13", 4_096),
+    ("gpt-4o", 16_384),
+    ("chatgpt-4o", 16_384),
+    ("gpt-4-turbo", 4_096),
+    ("gpt-4-1106", 4_096),
+    ("gpt-4-0125", 4_096),
+    ("gpt-4", 8_192),
+    ("gpt-3.5-turbo", 4_096),
+    ("o1-mini", 65_536),
+    ("o1", 100_000),
+    ("o3", 100_000),
+    ("o4-mini", 100_000),
+];
+
+/// The most output tokens OpenAI's `model` gives, if known (a fine-tune is
+/// its base model).
+pub(super) fn max_output_tokens(model: &str) -> Option<u64> {
+    let m = model
+        .strip_prefix("ft:")
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    MAX_OUTPUT
+        .iter()
+        .find(|(prefix, _)| m.starts_with(prefix))
+        .map(|(_, max)| *max)
 }
 
 /// OpenAI's reasoning models by name: the o-series and the gpt-5 family,
@@ -544,6 +585,10 @@ pub(super) fn request_body_in(
     if req.top_k.is_some() {
         return Err(Unsupported::new("top_k", TARGET));
     }
+    let cap = match (req.max_tokens, dialect.max_output) {
+        (Some(asked), Some(most)) => Some(asked.min(most)),
+        (asked, _) => asked,
+    };
     let mut messages: Vec<MessageOut<'_>> = req
         .system
         .iter()
@@ -579,8 +624,8 @@ pub(super) fn request_body_in(
                 function: NameOut { name: n },
             },
         }),
-        max_tokens: req.max_tokens.filter(|_| !dialect.completion_tokens),
-        max_completion_tokens: req.max_tokens.filter(|_| dialect.completion_tokens),
+        max_tokens: cap.filter(|_| !dialect.completion_tokens),
+        max_completion_tokens: cap.filter(|_| dialect.completion_tokens),
         temperature: req.temperature,
         top_p: req.top_p,
         stop: &req.stop,

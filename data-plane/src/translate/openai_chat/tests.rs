@@ -172,6 +172,34 @@ fn openai_itself_gets_max_completion_tokens_and_vendors_max_tokens() {
     assert_eq!(v["max_tokens"], 256);
 }
 
+/// Claude Code asks for 32,000 output tokens; gpt-4o gives at most 16,384
+/// and OpenAI refuses a larger cap. The smaller one is sent, to OpenAI
+/// only (a vendor's model of the same name may differ), and a smaller cap
+/// the app set stays as it is.
+#[test]
+fn openai_gets_at_most_its_models_output_limit() {
+    let asked = |model: &str, cap: u64| ChatRequest {
+        max_tokens: Some(cap),
+        ..capped(model, None, None)
+    };
+    for (model, sent) in [
+        ("gpt-4o", 16_384),
+        ("gpt-4o-mini-2024-07-18", 16_384),
+        ("gpt-4.1-mini", 32_000),
+        ("o3", 32_000),
+        ("gpt-5-chat-latest", 16_384),
+        ("ft:gpt-4o-mini:org::x1", 16_384),
+        ("some-new-model", 32_000),
+    ] {
+        let (v, _) = encoded_for(ProviderKind::OpenAi, asked(model, 32_000));
+        assert_eq!(v["max_completion_tokens"], sent, "{model}");
+    }
+    let (v, _) = encoded_for(ProviderKind::OpenAi, asked("gpt-4o", 1_000));
+    assert_eq!(v["max_completion_tokens"], 1_000);
+    let (v, _) = encoded_for(ProviderKind::OpenAiCompatible, asked("gpt-4o", 32_000));
+    assert_eq!(v["max_tokens"], 32_000);
+}
+
 #[test]
 fn openai_reasoning_models_get_no_sampling_settings() {
     for model in [
