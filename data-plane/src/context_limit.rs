@@ -35,10 +35,13 @@ pub fn detect(body: &[u8]) -> Option<Overflow> {
     let openai_code = e.code.as_ref().and_then(|c| c.as_str()) == Some("context_length_exceeded");
     if openai_code || m.contains("maximum context length") {
         // "This model's maximum context length is 128000 tokens. However,
-        // your messages resulted in 130000 tokens…"
+        // your messages resulted in 130000 tokens…", or, when the cap
+        // counted too (OpenAI, vLLM), "However, you requested 130000 tokens
+        // (114000 in the messages, 16000 in the completion)": the request's
+        // total, which shortening the conversation brings under.
         return Some(Overflow {
             limit: number_after(m, "maximum context length is "),
-            tokens: number_after(m, "resulted in "),
+            tokens: number_after(m, "resulted in ").or_else(|| number_after(m, "requested ")),
         });
     }
     if let Some(rest) = m.strip_prefix("prompt is too long: ") {
@@ -59,25 +62,29 @@ pub fn detect(body: &[u8]) -> Option<Overflow> {
     None
 }
 
-/// The message `app`'s clients recognise for `o`.
+/// The message `app`'s clients recognise for `o` (without counts when the
+/// upstream gave none: clients read the numbers when present).
 pub fn message(app: Format, o: Overflow) -> String {
-    let n = |v: Option<u64>| v.map_or_else(|| "more".to_string(), |v| v.to_string());
+    let (Some(tokens), Some(limit)) = (o.tokens, o.limit) else {
+        return match app {
+            Format::OpenAiChat | Format::Responses => {
+                "This model's maximum context length was exceeded. Please reduce the length \
+                 of the messages."
+            }
+            Format::Anthropic => "prompt is too long",
+            Format::Gemini => "The input token count exceeds the maximum number of tokens allowed.",
+        }
+        .to_string();
+    };
     match app {
         Format::OpenAiChat | Format::Responses => format!(
-            "This model's maximum context length is {} tokens. However, your messages \
-             resulted in {} tokens. Please reduce the length of the messages.",
-            n(o.limit),
-            n(o.tokens)
+            "This model's maximum context length is {limit} tokens. However, your messages \
+             resulted in {tokens} tokens. Please reduce the length of the messages."
         ),
-        Format::Anthropic => format!(
-            "prompt is too long: {} tokens > {} maximum",
-            n(o.tokens),
-            n(o.limit)
-        ),
+        Format::Anthropic => format!("prompt is too long: {tokens} tokens > {limit} maximum"),
         Format::Gemini => format!(
-            "The input token count ({}) exceeds the maximum number of tokens allowed ({}).",
-            n(o.tokens),
-            n(o.limit)
+            "The input token count ({tokens}) exceeds the maximum number of tokens allowed \
+             ({limit})."
         ),
     }
 }
@@ -120,6 +127,9 @@ mod tests {
             })
         );
         assert_eq!(detect(br#"{"error":{"message":"bad model"}}"#), None);
+        // The cap counted too (OpenAI, vLLM): the request's total.
+        let vllm = br#"{"object":"error","error":{"message":"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens (8000 in the messages, 32000 in the completion). Please reduce the length of the messages or completion."}}"#;
+        assert_eq!(detect(vllm), o(40_000, 32_768));
         assert_eq!(detect(b"<html>502</html>"), None);
     }
 
@@ -140,6 +150,13 @@ mod tests {
             message(Format::Gemini, o),
             "The input token count (210433) exceeds the maximum number of tokens allowed (200000)."
         );
+        // Counts unknown: none made up.
+        let unknown = Overflow {
+            tokens: None,
+            limit: Some(8),
+        };
+        assert_eq!(message(Format::Anthropic, unknown), "prompt is too long");
+        assert!(!message(Format::Gemini, unknown).contains('('));
         // Whatever the words, each reads its own back.
         for f in [Format::OpenAiChat, Format::Anthropic, Format::Gemini] {
             let body = serde_json::json!({"error": {"message": message(f, o)}}).to_string();

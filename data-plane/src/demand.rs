@@ -38,10 +38,14 @@ const MIN_IMAGE_BYTES: usize = 2 * IMAGE_TOKENS as usize;
 /// differently), and only images: a PDF's pages cost tokens by their text.
 const IMAGE_MAGIC: [&[u8]; 4] = [b"iVBORw0KGgo", b"/9j/", b"R0lGOD", b"UklGR"];
 
-/// The bytes of the body's JSON strings that are inline images (bare base64
-/// or `data:image/…;base64,` URLs, at least [`MIN_IMAGE_BYTES`] long), and
-/// how many there are. One pass, no parsing: the body is already known to
-/// be valid JSON by then, or is refused anyway.
+/// The bytes of the body's JSON strings that are inline images, and how
+/// many there are: strings of at least [`MIN_IMAGE_BYTES`], all base64,
+/// that begin like an image, where the formats put one: the value of a
+/// `data` member (Anthropic's `source.data`, Gemini's `inlineData.data`)
+/// bare, or of a `url` or `image_url` member (OpenAI's) as a
+/// `data:image/…;base64,` URL. Text that merely starts like an image, in a
+/// message's text, counts as text. One pass, no parsing: the body is
+/// already known to be valid JSON by then, or is refused anyway.
 fn inline_images(body: &[u8]) -> (usize, u64) {
     let (mut bytes, mut count) = (0usize, 0u64);
     let mut i = 0;
@@ -63,7 +67,7 @@ fn inline_images(body: &[u8]) -> (usize, u64) {
             }
         }
         let s = &body[start..end];
-        if s.len() >= MIN_IMAGE_BYTES && is_image(s) {
+        if s.len() >= MIN_IMAGE_BYTES && is_image(s, member_of(&body[..start - 1])) {
             bytes += s.len();
             count += 1;
         }
@@ -72,15 +76,52 @@ fn inline_images(body: &[u8]) -> (usize, u64) {
     (bytes, count)
 }
 
-fn is_image(s: &[u8]) -> bool {
-    let data = match s.strip_prefix(b"data:image/") {
-        Some(url) => match memchr::memmem::find(&url[..url.len().min(64)], b";base64,") {
-            Some(at) => &url[at + 8..],
+/// The name of the member whose value starts right after `before` (the
+/// JSON before a string's opening quote), if that string is a value.
+fn member_of(before: &[u8]) -> &[u8] {
+    let trim = |b: &[u8]| -> usize {
+        b.iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .map_or(0, |p| p + 1)
+    };
+    let b = &before[..trim(before)];
+    let Some(b) = b.strip_suffix(b":") else {
+        return b"";
+    };
+    let b = &b[..trim(b)];
+    let Some(b) = b.strip_suffix(b"\"") else {
+        return b"";
+    };
+    match memchr::memrchr(b'"', b) {
+        Some(q) => &b[q + 1..],
+        None => b"",
+    }
+}
+
+/// Whether the string `s`, the value of `member`, is an inline image.
+fn is_image(s: &[u8], member: &[u8]) -> bool {
+    let data = match member {
+        b"data" => s,
+        b"url" | b"image_url" => match s.strip_prefix(b"data:image/") {
+            Some(url) => match memchr::memmem::find(&url[..url.len().min(64)], b";base64,") {
+                Some(at) => &url[at + 8..],
+                None => return false,
+            },
             None => return false,
         },
-        None => s,
+        _ => return false,
     };
-    IMAGE_MAGIC.iter().any(|m| data.starts_with(m))
+    // JSON may escape base64's `/` as `\/`.
+    let head: Vec<u8> = data
+        .iter()
+        .take(24)
+        .filter(|c| **c != b'\\')
+        .copied()
+        .collect();
+    IMAGE_MAGIC.iter().any(|m| head.starts_with(m))
+        && data
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\\'))
 }
 
 /// `output_cap` and `choices` are what the app set (read with the routing
@@ -187,18 +228,33 @@ mod tests {
                 &body[..80]
             );
         }
-        // Not images: long text, a PDF, a small image (cheaper as bytes).
-        for s in [
-            "A".repeat(400_000),
-            format!("JVBERi0{}", "A".repeat(400_000)),
-            format!("/9j/{}", "A".repeat(1_000)),
+        // Not images: long text, a PDF, a small image (cheaper as bytes),
+        // text that starts like an image, where text goes or with text in
+        // it.
+        for (member, s) in [
+            ("data", "A".repeat(400_000)),
+            ("data", format!("JVBERi0{}", "A".repeat(400_000))),
+            ("data", format!("/9j/{}", "A".repeat(1_000))),
+            ("content", photo.clone()),
+            ("text", format!("data:image/jpeg;base64,{photo}")),
+            ("data", format!("/9j/ {}", "A".repeat(400_000))),
         ] {
-            let body = format!(r#"{{"input":"{s}"}}"#);
+            let body = format!(r#"{{"messages":[{{"{member}": "{s}"}}]}}"#);
             assert_eq!(
                 prompt_tokens(body.as_bytes()),
-                (body.len() as u64).div_ceil(2)
+                (body.len() as u64).div_ceil(2),
+                "{member}: {}",
+                &s[..20]
             );
         }
+        // Spaced as pretty-printers write it, and `/` escaped: still one.
+        let escaped = photo.replace('/', "\\/");
+        let body = format!(r#"{{"data" : "{escaped}"}}"#);
+        let text = (body.len() - escaped.len()) as u64;
+        assert_eq!(
+            prompt_tokens(body.as_bytes()),
+            text.div_ceil(2) + IMAGE_TOKENS
+        );
         // An unterminated string ends the scan without a panic.
         assert_eq!(prompt_tokens(br#"{"a":"\"#), 4);
     }

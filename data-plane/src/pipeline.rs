@@ -243,7 +243,7 @@ async fn limits(
 ) -> Result<Admitted, GatewayError> {
     // Charged when a stream is abandoned before the provider reports usage.
     ctx.trace.prompt_estimate = demand::prompt_tokens(body) / 2;
-    let default_output = default_output(state, call, probe, first);
+    let default_output = default_output(state, rt, call, probe);
     if call.op == Op::Generate {
         ctx.trace.output_estimate = probe
             .output_cap
@@ -306,25 +306,23 @@ async fn limits(
 }
 
 /// The answer's cap when the app set none: `AIGW_DEFAULT_MAX_OUTPUT_TOKENS`,
-/// or, translated for Anthropic (which needs a `max_tokens`, and gets the
-/// model's own limit: see `anthropic::default_max_tokens`), that limit, so
-/// the reservation covers what the answer may really use.
-fn default_output(
-    state: &AppState,
-    call: &AppCall,
-    probe: &Probe,
-    first: Option<&&Arc<Upstream>>,
-) -> u64 {
+/// or, where the route may translate for Anthropic (which needs a
+/// `max_tokens`, and gets the model's own limit: see
+/// `anthropic::default_max_tokens`), the largest such limit among the
+/// route's providers, fallbacks included, so the reservation covers what
+/// the answer may really use whichever serves it.
+fn default_output(state: &AppState, rt: &Runtime, call: &AppCall, probe: &Probe) -> u64 {
     let configured = state.cfg.default_max_output_tokens;
-    match first {
-        Some(up)
-            if call.format != Format::Anthropic && up.provider.kind == ProviderKind::Anthropic =>
-        {
-            let model = up.provider.upstream_model(&probe.model);
-            configured.max(crate::translate::anthropic::max_output_tokens(model))
-        }
-        _ => configured,
+    if call.format == Format::Anthropic {
+        return configured;
     }
+    rt.route_chain(&probe.model)
+        .filter(|up| up.provider.kind == ProviderKind::Anthropic)
+        .map(|up| {
+            let model = up.provider.upstream_model(&probe.model);
+            crate::translate::anthropic::max_output_tokens(model)
+        })
+        .fold(configured, u64::max)
 }
 
 /// Phase 5, plan: the request for one provider of the route (passed

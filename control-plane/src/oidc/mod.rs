@@ -470,15 +470,15 @@ impl SignInService for SignInSvc {
     ) -> Result<Response<LoginResult>, Status> {
         let CompleteOidcLoginRequest { state, code } = request.into_inner();
         let pending = state::open(&self.admin.master, &state, now_ms())?;
+        if code.is_empty() || code.len() > 4096 {
+            return Err(Error::SignIn("the identity provider sent no usable code".into()).into());
+        }
         // Each state works once, whatever happens next.
         if !lock(&self.state.used).claim(&state) {
             return Err(Error::SignIn(
                 "this sign-in expired or was already used; start again".into(),
             )
             .into());
-        }
-        if code.is_empty() || code.len() > 4096 {
-            return Err(Error::SignIn("the identity provider sent no usable code".into()).into());
         }
         let s = self.enabled_settings().await?;
         let role = Role::parse(&s.row.default_role)?;

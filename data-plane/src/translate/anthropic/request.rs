@@ -556,7 +556,8 @@ pub fn encode_request(req: &mut ChatRequest) -> Result<Value, Unsupported> {
 ///   as 1 (the nearest it can do) rather than refused; the value is not
 ///   rescaled, as 0.7 means much the same to every provider's apps.
 fn fit_sampling(req: &mut ChatRequest) {
-    if req.temperature.is_some() && req.top_p.take().is_some() {
+    // `top_p: 1` samples from everything, as leaving it out does: unsaid.
+    if req.temperature.is_some() && req.top_p.take().is_some_and(|p| p != 1.0) {
         req.dropped.hint("top_p");
     }
     if let Some(t) = req.temperature.as_mut() {

@@ -30,6 +30,12 @@ fn temperature_and_top_p_together_send_only_temperature() {
         Some("top_p")
     );
 
+    // `top_p: 1` is no setting at all: left out unnamed, strict or not.
+    let mut req = gemini_cli(json!({"temperature": 0.0, "topP": 1.0}));
+    let body = encode_request(&mut req).unwrap();
+    assert!(body.get("top_p").is_none(), "{body}");
+    assert!(req.dropped.is_empty());
+
     // Either alone is sent as is, and nothing is dropped.
     for (generation, key, other) in [
         (json!({"temperature": 0.4}), "temperature", "top_p"),
