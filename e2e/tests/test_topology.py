@@ -100,8 +100,10 @@ class Net:
         if client_cert:
             env["AIGW_TLS_CLIENT_CERT"] = str(certs / "admin-web.pem")
             env["AIGW_TLS_CLIENT_KEY"] = str(certs / "admin-web.key")
+        # Longer than apply's own bounds (10 s to connect, 60 s per call), so a
+        # refused or stalled apply ends by itself, non-zero, on a busy machine.
         return subprocess.run([str(binary("control-plane")), "apply", "-f", str(path)], env=env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
     def apply(self, cfg: dict[str, Any]) -> None:
         p = self.apply_run(cfg)

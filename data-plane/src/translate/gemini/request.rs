@@ -118,6 +118,19 @@ struct CallResultIn {
     id: Option<String>,
     name: Option<String>,
     response: Option<Value>,
+    /// Gemini 3's multimodal function results (Gemini CLI puts a tool's
+    /// images here for such models): kept with the result.
+    #[serde(default)]
+    parts: Vec<CallResultPartIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallResultPartIn {
+    #[serde(alias = "inline_data")]
+    inline_data: Option<BlobIn>,
+    #[serde(alias = "file_data")]
+    file_data: Option<FileIn>,
 }
 
 #[derive(Deserialize)]
@@ -323,32 +336,10 @@ fn decode_part(
         return Ok((!thought).then_some(Part::Text(t)));
     }
     if let Some(blob) = p.inline_data {
-        let here = format!("{at}.inlineData");
-        let mime = required(blob.mime_type, &here, "mimeType")?;
-        if !mime.starts_with("image/") {
-            return Err(Unsupported::new(
-                format!("{here}.mimeType ({mime})"),
-                "translated",
-            ));
-        }
-        return Ok(Some(Part::Image(Image::Base64 {
-            media_type: mime,
-            data: required(blob.data, &here, "data")?,
-        })));
+        return blob_image(blob, &format!("{at}.inlineData")).map(Some);
     }
     if let Some(file) = p.file_data {
-        let here = format!("{at}.fileData");
-        if let Some(m) = file.mime_type.filter(|m| !m.starts_with("image/")) {
-            return Err(Unsupported::new(
-                format!("{here}.mimeType ({m})"),
-                "translated",
-            ));
-        }
-        return Ok(Some(Part::Image(Image::Url(required(
-            file.file_uri,
-            &here,
-            "fileUri",
-        )?))));
+        return file_image(file, &format!("{at}.fileData")).map(Some);
     }
     if let Some(fc) = p.function_call {
         let here = format!("{at}.functionCall");
@@ -397,13 +388,57 @@ fn decode_part(
             })?,
     };
     calls.pending.retain(|(p, _)| *p != id);
-    let (content, is_error) = result_from(fr.response.as_ref().unwrap_or(&Value::Null));
+    let (mut content, is_error) = result_from(fr.response.as_ref().unwrap_or(&Value::Null));
+    for (j, part) in fr.parts.into_iter().enumerate() {
+        let at = format!("{here}.parts[{j}]");
+        content.push(match (part.inline_data, part.file_data) {
+            (Some(blob), None) => blob_image(blob, &format!("{at}.inlineData"))?,
+            (None, Some(file)) => file_image(file, &format!("{at}.fileData"))?,
+            _ => {
+                return Err(Unsupported::invalid(
+                    at,
+                    "a function result's part holds exactly one of inlineData, fileData",
+                ));
+            }
+        });
+    }
     Ok(Some(Part::ToolResult {
         id,
         name: Some(name),
         content,
         is_error,
     }))
+}
+
+/// An `inlineData` image (`here` names it); other media are refused.
+fn blob_image(blob: BlobIn, here: &str) -> Result<Part, Unsupported> {
+    let mime = required(blob.mime_type, here, "mimeType")?;
+    if !mime.starts_with("image/") {
+        return Err(Unsupported::new(
+            format!("{here}.mimeType ({mime})"),
+            "translated",
+        ));
+    }
+    Ok(Part::Image(Image::Base64 {
+        media_type: mime,
+        data: required(blob.data, here, "data")?,
+    }))
+}
+
+/// A `fileData` image, by its URI (`here` names it); other media are
+/// refused.
+fn file_image(file: FileIn, here: &str) -> Result<Part, Unsupported> {
+    if let Some(m) = file.mime_type.filter(|m| !m.starts_with("image/")) {
+        return Err(Unsupported::new(
+            format!("{here}.mimeType ({m})"),
+            "translated",
+        ));
+    }
+    Ok(Part::Image(Image::Url(required(
+        file.file_uri,
+        here,
+        "fileUri",
+    )?)))
 }
 
 /// A required string field of the object at `at`.

@@ -110,3 +110,41 @@ fn codex_function_output_with_an_image_is_answered_by_gemini() {
         ]})
     );
 }
+
+/// Gemini CLI on a Gemini 3 model puts a tool's images inside its
+/// `functionResponse` (`parts`). Routed to Claude, the images stay with
+/// that result, in the `tool_result`, rather than being lost.
+#[test]
+fn gemini_clis_multimodal_function_result_reaches_claude_with_its_image() {
+    let body = json!({"contents": [
+        {"role": "user", "parts": [{"text": "what is in shot.png?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "read_file", "args": {"path": "shot.png"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {
+            "name": "read_file",
+            "response": {"output": "Read image file: shot.png"},
+            "parts": [{"inlineData": {"mimeType": "image/png", "data": PNG}}]
+        }}]}
+    ]});
+    let mut req = crate::translate::gemini::decode_request(body.to_string().as_bytes(), "claude-sonnet-4-5", false)
+        .expect("decodes");
+    let sent = crate::translate::encode_request(crate::translate::Format::Anthropic, &mut req)
+        .expect("encodes");
+    let sent: Value = serde_json::from_slice(&sent).unwrap();
+    let result = &sent["messages"][2]["content"][0];
+    assert_eq!(result["type"], "tool_result", "{sent}");
+    assert_eq!(
+        result["content"],
+        json!([
+            {"type": "text", "text": "Read image file: shot.png"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+        ]),
+        "{sent}"
+    );
+    // A part that is no image, or empty, is refused by name.
+    let mut bad = body.clone();
+    bad["contents"][2]["parts"][0]["functionResponse"]["parts"] =
+        json!([{"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}}, {}]);
+    let e = crate::translate::gemini::decode_request(bad.to_string().as_bytes(), "claude-sonnet-4-5", false)
+        .expect_err("a PDF is not translated");
+    assert!(e.to_string().contains("functionResponse.parts[0].inlineData.mimeType"), "{e}");
+}
