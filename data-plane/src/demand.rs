@@ -125,18 +125,18 @@ fn is_image(s: &[u8], member: &[u8]) -> bool {
         && memchr::memchr3(b' ', b',', b'.', data).is_none()
 }
 
-/// `output_cap` and `choices` are what the app set (read with the routing
-/// fields, in `plan::Probe`, so the body is parsed once): each of `choices`
-/// answers may reach the cap.
+/// `input` is the body's [`prompt_tokens`] (scanned once per request, and
+/// also kept for the abandoned-stream charge); `output_cap` and `choices`
+/// are what the app set (read with the routing fields, in `plan::Probe`,
+/// so the body is parsed once): each of `choices` answers may reach the cap.
 pub fn estimate(
     call: &AppCall,
-    body: &[u8],
+    input: u64,
     output_cap: Option<u64>,
     choices: u64,
     price: Option<Price>,
     default_max_output: u64,
 ) -> Demand {
-    let input = prompt_tokens(body);
     let output = match call.op {
         Op::Embed | Op::CountTokens => 0,
         Op::Generate => output_cap
@@ -165,7 +165,8 @@ mod tests {
     fn est(path: &str, body: &[u8], price: Option<Price>) -> Demand {
         let c = call(path);
         let probe = crate::plan::Probe::parse(&c, body).expect("probe");
-        estimate(&c, body, probe.output_cap, probe.choices, price, 4096)
+        let input = prompt_tokens(body);
+        estimate(&c, input, probe.output_cap, probe.choices, price, 4096)
     }
 
     #[test]

@@ -242,7 +242,8 @@ async fn limits(
     ctx: &mut RequestCtx,
 ) -> Result<Admitted, GatewayError> {
     // Charged when a stream is abandoned before the provider reports usage.
-    ctx.trace.prompt_estimate = demand::prompt_tokens(body) / 2;
+    let prompt = demand::prompt_tokens(body);
+    ctx.trace.prompt_estimate = prompt / 2;
     let default_output = default_output(state, rt, call, probe);
     if call.op == Op::Generate {
         ctx.trace.output_estimate = probe
@@ -286,7 +287,7 @@ async fn limits(
     };
     let demand = demand::estimate(
         call,
-        body,
+        prompt,
         probe.output_cap,
         probe.choices,
         price,
