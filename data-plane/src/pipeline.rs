@@ -314,7 +314,8 @@ async fn limits(
 /// the answer may really use whichever serves it.
 fn default_output(state: &AppState, rt: &Runtime, call: &AppCall, probe: &Probe) -> u64 {
     let configured = state.cfg.default_max_output_tokens;
-    if call.format == Format::Anthropic {
+    // Only a request without a cap, translated, can be sent another one.
+    if probe.output_cap.is_some() || call.format == Format::Anthropic {
         return configured;
     }
     rt.route_chain(&probe.model)
