@@ -7,6 +7,7 @@
 //! signal would reach them in another provider's words and no compaction
 //! would start: the session would stay stuck on the same error.
 
+use crate::error::UpstreamError;
 use crate::translate::Format;
 
 /// An upstream's context-window refusal: the prompt's tokens and the
@@ -17,22 +18,10 @@ pub struct Overflow {
     pub limit: Option<u64>,
 }
 
-/// The overflow an upstream error body reports, in any provider's words.
-pub fn detect(body: &[u8]) -> Option<Overflow> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        error: Error,
-    }
-    #[derive(serde::Deserialize)]
-    struct Error {
-        #[serde(default)]
-        message: String,
-        #[serde(default)]
-        code: Option<serde_json::Value>,
-    }
-    let e = serde_json::from_slice::<Body>(body).ok()?.error;
+/// The overflow an upstream error reports, in any provider's words.
+pub fn detect(e: &UpstreamError) -> Option<Overflow> {
     let m = e.message.as_str();
-    let openai_code = e.code.as_ref().and_then(|c| c.as_str()) == Some("context_length_exceeded");
+    let openai_code = e.code.as_deref() == Some("context_length_exceeded");
     if openai_code || m.contains("maximum context length") {
         // "This model's maximum context length is 128000 tokens. However,
         // your messages resulted in 130000 tokens…", or, when the cap
@@ -103,6 +92,11 @@ fn number_after(text: &str, marker: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the pipeline does with a body: read once, then looked at.
+    fn detect(body: &[u8]) -> Option<Overflow> {
+        super::detect(&crate::error::upstream_error(body))
+    }
 
     #[test]
     fn each_providers_words_are_read() {

@@ -347,26 +347,43 @@ impl GatewayError {
 /// What an upstream error body without a message becomes.
 const NO_MESSAGE: &str = "the upstream provider returned an error";
 
-/// The message of an error body in any of the three shapes (or the raw
-/// text, unless it is empty or a markup page such as a proxy's 502).
-pub fn upstream_message(body: &[u8]) -> String {
+/// An upstream error body, read once: its message and OpenAI's `code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamError {
+    pub message: String,
+    pub code: Option<String>,
+}
+
+/// Reads an error body in any of the three shapes (or the raw text, unless
+/// it is empty or a markup page such as a proxy's 502).
+pub fn upstream_error(body: &[u8]) -> UpstreamError {
     let v: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
-            if text.is_empty() || text.starts_with('<') {
-                return NO_MESSAGE.to_string();
-            }
-            return text.chars().take(500).collect();
+            let message = if text.is_empty() || text.starts_with('<') {
+                NO_MESSAGE.to_string()
+            } else {
+                text.chars().take(500).collect()
+            };
+            return UpstreamError {
+                message,
+                code: None,
+            };
         }
     };
-    v.get("error")
+    let error = v.get("error");
+    let message = error
         .and_then(|e| e.get("message").or(Some(e)))
         .and_then(|m| m.as_str())
         .or_else(|| v.get("message").and_then(|m| m.as_str()))
-        .map(str::to_string)
-        .unwrap_or_else(|| NO_MESSAGE.to_string())
+        .map_or_else(|| NO_MESSAGE.to_string(), str::to_string);
+    let code = error
+        .and_then(|e| e.get("code"))
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
+    UpstreamError { message, code }
 }
 
 #[cfg(test)]
@@ -383,13 +400,14 @@ mod tests {
         assert_eq!(g["error"]["code"], 401);
         assert_eq!(g["error"]["status"], "UNAUTHENTICATED");
         assert_eq!(
-            upstream_message(br#"{"type":"error","error":{"type":"x","message":"boom"}}"#),
+            upstream_error(br#"{"type":"error","error":{"type":"x","message":"boom"}}"#).message,
             "boom"
         );
         assert_eq!(
-            upstream_message(
+            upstream_error(
                 br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#
-            ),
+            )
+            .message,
             "bad"
         );
     }

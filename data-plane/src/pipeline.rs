@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use crate::body_budget::HeldBytes;
 use crate::context::RequestCtx;
 use crate::endpoints::{AppCall, Op};
-use crate::error::{GatewayError, upstream_message};
+use crate::error::{GatewayError, upstream_error};
 use crate::forward::{self, Call};
 use crate::plan::{DROPPED_HEADER, Plan, Probe, plan};
 use crate::ratelimit::{Enforced, Headroom, Held};
@@ -418,13 +418,14 @@ fn in_app_format(e: GatewayError, plan: &Plan, app: Format) -> GatewayError {
                     body,
                 }
             } else {
-                let overflow = context_limit::detect(&body);
+                let said = upstream_error(&body);
+                let overflow = context_limit::detect(&said);
                 GatewayError::UpstreamStatus {
                     status,
                     retry_after,
                     message: match overflow {
                         Some(o) => context_limit::message(app, o),
-                        None => upstream_message(&body),
+                        None => said.message,
                     },
                     context_overflow: overflow.is_some(),
                 }
