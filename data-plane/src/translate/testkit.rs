@@ -38,3 +38,86 @@ pub fn encode_with(mut enc: impl StreamEncoder, evs: &[StreamEvent]) -> String {
     enc.end(&mut out);
     String::from_utf8(out.to_vec()).unwrap()
 }
+
+/// A PNG's first bytes, base64: what Claude Code's Read tool sends for a
+/// picture.
+pub const PNG: &str = "iVBORw0KGgo=";
+
+/// Apps whose tools returned images, as the codecs' tests for each target
+/// decode them (the same requests, whatever the target).
+pub mod tool_images {
+    use serde_json::json;
+
+    use super::PNG;
+    use crate::translate::ir::ChatRequest;
+    use crate::translate::{anthropic, responses};
+
+    fn from_anthropic(body: serde_json::Value) -> ChatRequest {
+        anthropic::decode_request(body.to_string().as_bytes()).expect("decodes")
+    }
+
+    /// Claude Code reads an image file and a text file, then asks about
+    /// both: one result of text and a picture, one of text, then the turn's
+    /// own text.
+    pub fn claude_code_read() -> ChatRequest {
+        from_anthropic(json!({
+            "model": "any-model",
+            "max_tokens": 100,
+            "messages": [
+                {"role": "user", "content": "What is in shot.png and notes.txt?"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "shot.png"}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "Read", "input": {"file_path": "notes.txt"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                        {"type": "text", "text": "Read image (12 bytes)"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+                    ]},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": "buy milk"},
+                    {"type": "text", "text": "Describe both."}
+                ]}
+            ]
+        }))
+    }
+
+    /// A screenshot tool returns only pictures: a base64 one, and a URL one
+    /// marked as an error.
+    pub fn screenshots() -> ChatRequest {
+        from_anthropic(json!({
+            "model": "any-model",
+            "max_tokens": 100,
+            "messages": [
+                {"role": "user", "content": "Take screenshots"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_a", "name": "screenshot", "input": {}},
+                    {"type": "tool_use", "id": "toolu_b", "name": "screenshot", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_a", "content": [
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4A=="}}
+                    ]},
+                    {"type": "tool_result", "tool_use_id": "toolu_b", "is_error": true, "content": [
+                        {"type": "image", "source": {"type": "url", "url": "https://example.com/crash.png"}}
+                    ]}
+                ]}
+            ]
+        }))
+    }
+
+    /// Codex's `function_call_output` holding an `input_image`.
+    pub fn codex_output() -> ChatRequest {
+        let body = json!({
+            "model": "any-model",
+            "input": [
+                {"role": "user", "content": "Show me the chart"},
+                {"type": "function_call", "call_id": "call_1", "name": "view_image", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": [
+                    {"type": "input_text", "text": "chart.png"},
+                    {"type": "input_image", "image_url": format!("data:image/png;base64,{PNG}")}
+                ]}
+            ]
+        });
+        responses::decode_request(body.to_string().as_bytes()).expect("decodes")
+    }
+}

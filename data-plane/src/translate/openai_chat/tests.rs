@@ -4,6 +4,8 @@ use super::*;
 use crate::sse::SseParser;
 use serde_json::json;
 
+use crate::translate::testkit::{PNG, tool_images};
+
 #[test]
 fn request_roundtrip_with_tools() {
     let body = br#"{
@@ -502,13 +504,8 @@ fn a_repeating_stream_reaches_an_anthropic_app_as_one_block_per_call() {
 
 // ------------------------------------------------------------------ images in tool results
 
-/// A PNG's first bytes, base64: what Claude Code's Read tool sends for a picture.
-const PNG: &str = "iVBORw0KGgo=";
-
-/// The upstream chat messages for an Anthropic request.
-fn chat_messages_for_anthropic(body: serde_json::Value) -> serde_json::Value {
-    let req =
-        crate::translate::anthropic::decode_request(body.to_string().as_bytes()).expect("decodes");
+/// The upstream chat messages for a request whose tools returned images.
+fn messages_for(req: ChatRequest) -> serde_json::Value {
     encode_request(&req).expect("encodes")["messages"].clone()
 }
 
@@ -519,25 +516,7 @@ fn chat_messages_for_anthropic(body: serde_json::Value) -> serde_json::Value {
 /// ever.
 #[test]
 fn claude_code_reading_an_image_is_answered_by_openai() {
-    let messages = chat_messages_for_anthropic(json!({
-        "model": "gpt-4o",
-        "max_tokens": 100,
-        "messages": [
-            {"role": "user", "content": "What is in shot.png and notes.txt?"},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "shot.png"}},
-                {"type": "tool_use", "id": "toolu_2", "name": "Read", "input": {"file_path": "notes.txt"}}
-            ]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
-                    {"type": "text", "text": "Read image (12 bytes)"},
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
-                ]},
-                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "buy milk"},
-                {"type": "text", "text": "Describe both."}
-            ]}
-        ]
-    }));
+    let messages = messages_for(tool_images::claude_code_read());
     assert_eq!(
         messages.as_array().map(|m| m[2..].to_vec()),
         Some(vec![
@@ -557,24 +536,7 @@ fn claude_code_reading_an_image_is_answered_by_openai() {
 /// in one `user` message, in the order of the results.
 #[test]
 fn screenshot_tool_returning_only_images_is_answered_by_openai() {
-    let messages = chat_messages_for_anthropic(json!({
-        "model": "gpt-4o",
-        "messages": [
-            {"role": "user", "content": "Take screenshots"},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "toolu_a", "name": "screenshot", "input": {}},
-                {"type": "tool_use", "id": "toolu_b", "name": "screenshot", "input": {}}
-            ]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_a", "content": [
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4A=="}}
-                ]},
-                {"type": "tool_result", "tool_use_id": "toolu_b", "is_error": true, "content": [
-                    {"type": "image", "source": {"type": "url", "url": "https://example.com/crash.png"}}
-                ]}
-            ]}
-        ]
-    }));
+    let messages = messages_for(tool_images::screenshots());
     assert_eq!(
         messages.as_array().map(|m| m[2..].to_vec()),
         Some(vec![
@@ -594,20 +556,7 @@ fn screenshot_tool_returning_only_images_is_answered_by_openai() {
 /// chat the same way: text in the `tool` message, the picture after it.
 #[test]
 fn codex_function_output_with_an_image_is_answered_by_openai_chat() {
-    let body = json!({
-        "model": "gpt-4o",
-        "input": [
-            {"role": "user", "content": "Show me the chart"},
-            {"type": "function_call", "call_id": "call_1", "name": "view_image", "arguments": "{}"},
-            {"type": "function_call_output", "call_id": "call_1", "output": [
-                {"type": "input_text", "text": "chart.png"},
-                {"type": "input_image", "image_url": format!("data:image/png;base64,{PNG}")}
-            ]}
-        ]
-    });
-    let req =
-        crate::translate::responses::decode_request(body.to_string().as_bytes()).expect("decodes");
-    let messages = encode_request(&req).expect("encodes")["messages"].clone();
+    let messages = messages_for(tool_images::codex_output());
     assert_eq!(
         messages.as_array().map(|m| m[2..].to_vec()),
         Some(vec![

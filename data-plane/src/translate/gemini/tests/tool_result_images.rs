@@ -4,13 +4,10 @@
 //! same user content.
 
 use super::*;
+use crate::translate::testkit::{PNG, tool_images};
 
-/// A PNG's first bytes, base64: what Claude Code's Read tool sends for a picture.
-const PNG: &str = "iVBORw0KGgo=";
-
-/// The Gemini contents for an Anthropic request.
-fn contents_for_anthropic(body: Value) -> Value {
-    let req = anthropic::decode_request(body.to_string().as_bytes()).expect("decodes");
+/// The Gemini contents for a request whose tools returned images.
+fn contents_for(req: ChatRequest) -> Value {
     encode_request(&req).expect("encodes")["contents"].clone()
 }
 
@@ -20,25 +17,7 @@ fn contents_for_anthropic(body: Value) -> Value {
 /// turn's own text follow as ever.
 #[test]
 fn claude_code_reading_an_image_is_answered_by_gemini() {
-    let contents = contents_for_anthropic(json!({
-        "model": "gemini-2.5-flash",
-        "max_tokens": 100,
-        "messages": [
-            {"role": "user", "content": "What is in shot.png and notes.txt?"},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "shot.png"}},
-                {"type": "tool_use", "id": "toolu_2", "name": "Read", "input": {"file_path": "notes.txt"}}
-            ]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
-                    {"type": "text", "text": "Read image (12 bytes)"},
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
-                ]},
-                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "buy milk"},
-                {"type": "text", "text": "Describe both."}
-            ]}
-        ]
-    }));
+    let contents = contents_for(tool_images::claude_code_read());
     assert_eq!(contents.as_array().map(Vec::len), Some(3));
     assert_eq!(
         contents[2],
@@ -55,24 +34,7 @@ fn claude_code_reading_an_image_is_answered_by_gemini() {
 /// the `functionResponse` says the image follows, the image follows it.
 #[test]
 fn screenshot_tool_returning_only_images_is_answered_by_gemini() {
-    let contents = contents_for_anthropic(json!({
-        "model": "gemini-2.5-flash",
-        "messages": [
-            {"role": "user", "content": "Take screenshots"},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "toolu_a", "name": "screenshot", "input": {}},
-                {"type": "tool_use", "id": "toolu_b", "name": "screenshot", "input": {}}
-            ]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_a", "content": [
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4A=="}}
-                ]},
-                {"type": "tool_result", "tool_use_id": "toolu_b", "is_error": true, "content": [
-                    {"type": "image", "source": {"type": "url", "url": "https://example.com/crash.png"}}
-                ]}
-            ]}
-        ]
-    }));
+    let contents = contents_for(tool_images::screenshots());
     assert_eq!(
         contents[2],
         json!({"role": "user", "parts": [
@@ -88,20 +50,7 @@ fn screenshot_tool_returning_only_images_is_answered_by_gemini() {
 /// the same way.
 #[test]
 fn codex_function_output_with_an_image_is_answered_by_gemini() {
-    let body = json!({
-        "model": "gemini-2.5-flash",
-        "input": [
-            {"role": "user", "content": "Show me the chart"},
-            {"type": "function_call", "call_id": "call_1", "name": "view_image", "arguments": "{}"},
-            {"type": "function_call_output", "call_id": "call_1", "output": [
-                {"type": "input_text", "text": "chart.png"},
-                {"type": "input_image", "image_url": format!("data:image/png;base64,{PNG}")}
-            ]}
-        ]
-    });
-    let req =
-        crate::translate::responses::decode_request(body.to_string().as_bytes()).expect("decodes");
-    let contents = encode_request(&req).expect("encodes")["contents"].clone();
+    let contents = contents_for(tool_images::codex_output());
     assert_eq!(
         contents[2],
         json!({"role": "user", "parts": [
