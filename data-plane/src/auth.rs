@@ -11,7 +11,8 @@ use crate::runtime::Runtime;
 use crate::schedule::now_ms;
 
 /// The app's key from `Authorization: Bearer`, `x-api-key`, `x-goog-api-key`
-/// or the `key` query parameter (Gemini's REST style), in that order.
+/// or the `key` query parameter (Gemini's REST style), in that order. An
+/// `Authorization` header with a scheme other than Bearer is not a key.
 pub fn presented_key(parts: &Parts) -> Option<String> {
     from_headers(&parts.headers).or_else(|| from_query(parts.uri.query()))
 }
@@ -24,8 +25,11 @@ fn from_headers(h: &HeaderMap) -> Option<String> {
         let v = v.trim();
         let token = match v.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            // Another scheme (`Basic …` added by a proxy in front): not the
+            // app's key, which its SDK then put in one of the other places.
+            Some(_) => "",
             None if v.eq_ignore_ascii_case("bearer") => "",
-            _ => v,
+            None => v,
         };
         if !token.is_empty() {
             return Some(token.to_string());
@@ -112,5 +116,17 @@ mod tests {
         assert_eq!(presented_key(&p), None);
         let p = parts(http::Request::builder().header("authorization", "Bearer "));
         assert_eq!(presented_key(&p), None);
+    }
+
+    #[test]
+    fn another_authorization_scheme_does_not_hide_the_key() {
+        let p = parts(
+            http::Request::builder()
+                .header("authorization", "Basic Zm9vOmJhcg==")
+                .header("x-api-key", "sk-b"),
+        );
+        assert_eq!(presented_key(&p).as_deref(), Some("sk-b"));
+        let p = parts(http::Request::builder().header("authorization", "sk-raw"));
+        assert_eq!(presented_key(&p).as_deref(), Some("sk-raw"));
     }
 }
