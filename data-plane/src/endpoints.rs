@@ -40,6 +40,9 @@ pub enum Endpoint {
     Readyz,
     Metrics,
     NotFound(Format),
+    /// A known path called with a method it does not take: 405 with
+    /// `Allow` (the value here).
+    MethodNotAllowed(Format, &'static str),
 }
 
 impl AppCall {
@@ -64,7 +67,10 @@ impl Endpoint {
     pub fn error_format(&self) -> Format {
         match self {
             Endpoint::Call(c) => c.error_format(),
-            Endpoint::ListModels(f) | Endpoint::NotFound(f) | Endpoint::GetModel(f, _) => *f,
+            Endpoint::ListModels(f)
+            | Endpoint::NotFound(f)
+            | Endpoint::MethodNotAllowed(f, _)
+            | Endpoint::GetModel(f, _) => *f,
             _ => Format::OpenAiChat,
         }
     }
@@ -74,7 +80,7 @@ impl Endpoint {
             Endpoint::Call(c) => c.endpoint,
             Endpoint::ListModels(_) | Endpoint::GetModel(..) => "models",
             Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics => "ops",
-            Endpoint::NotFound(_) => "other",
+            Endpoint::NotFound(_) | Endpoint::MethodNotAllowed(..) => "other",
         }
     }
 }
@@ -93,9 +99,15 @@ fn sdk_format(h: &HeaderMap, query: Option<&str>) -> Format {
     }
 }
 
+/// `Allow` values.
+const POST: &str = "POST";
+const GET: &str = "GET, HEAD";
+
 pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Endpoint {
     let post = method == Method::POST;
-    let get = method == Method::GET;
+    // HEAD is GET without the body (hyper leaves it out): load balancers
+    // and uptime checks probe with it.
+    let get = method == Method::GET || method == Method::HEAD;
     match path {
         "/v1/chat/completions" if post => {
             return Endpoint::Call(AppCall::new(
@@ -127,6 +139,19 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/metrics" if get => return Endpoint::Metrics,
         _ => {}
     }
+    let fixed = match path {
+        "/v1/chat/completions" | "/v1/responses" | "/v1/embeddings" => {
+            Some((Format::OpenAiChat, POST))
+        }
+        "/v1/messages" | "/v1/messages/count_tokens" => Some((Format::Anthropic, POST)),
+        "/v1/models" => Some((sdk_format(headers, query), GET)),
+        "/v1beta/models" => Some((Format::Gemini, GET)),
+        "/healthz" | "/readyz" | "/metrics" => Some((Format::OpenAiChat, GET)),
+        _ => None,
+    };
+    if let Some((format, allow)) = fixed {
+        return Endpoint::MethodNotAllowed(format, allow);
+    }
     let beta = path.strip_prefix("/v1beta/models/");
     let v1 = path.strip_prefix("/v1/models/");
     if let Some(rest) = beta.or(v1) {
@@ -151,6 +176,9 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
                 "batchEmbedContents" => Some((Op::Embed, "batchEmbedContents")),
                 _ => None,
             };
+            if let (false, Some(_), false) = (post, op, model.is_empty()) {
+                return Endpoint::MethodNotAllowed(caller, POST);
+            }
             if let (true, Some((op, endpoint)), false) = (post, op, model.is_empty()) {
                 let mut call = AppCall::new(Format::Gemini, op, endpoint);
                 call.path_model = Some(model.to_string());
@@ -257,8 +285,40 @@ mod tests {
             c(Method::GET, "/v1/nothing", None, &[]),
             Endpoint::NotFound(Format::OpenAiChat)
         );
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_is_405_with_allow() {
         assert_eq!(
             c(Method::GET, "/v1/chat/completions", None, &[]),
+            Endpoint::MethodNotAllowed(Format::OpenAiChat, "POST")
+        );
+        assert_eq!(
+            c(Method::OPTIONS, "/v1/messages", None, &[]),
+            Endpoint::MethodNotAllowed(Format::Anthropic, "POST")
+        );
+        assert_eq!(
+            c(Method::POST, "/v1beta/models", None, &[]),
+            Endpoint::MethodNotAllowed(Format::Gemini, "GET, HEAD")
+        );
+        assert_eq!(
+            c(
+                Method::GET,
+                "/v1beta/models/gemini-pro:generateContent",
+                None,
+                &[]
+            ),
+            Endpoint::MethodNotAllowed(Format::Gemini, "POST")
+        );
+        // HEAD is answered as GET (hyper leaves the body out).
+        assert_eq!(c(Method::HEAD, "/healthz", None, &[]), Endpoint::Healthz);
+        assert_eq!(
+            c(Method::HEAD, "/v1beta/models", None, &[]),
+            Endpoint::ListModels(Format::Gemini)
+        );
+        // An unknown method on an unknown path is still 404.
+        assert_eq!(
+            c(Method::DELETE, "/v1/nothing", None, &[]),
             Endpoint::NotFound(Format::OpenAiChat)
         );
     }

@@ -46,6 +46,14 @@ pub enum GatewayError {
     BodyTimeout { secs: u64 },
     #[error("Unknown request URL: {method} {path}.")]
     NotFound { method: String, path: String },
+    /// A known path called with another method; `allow` is the `Allow`
+    /// header's value.
+    #[error("Invalid method for URL ({method} {path}): it takes {allow}.")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
 
     #[error("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")]
     RateLimited {
@@ -174,6 +182,7 @@ impl GatewayError {
             | Self::BodyTooLarge { .. }
             | Self::BodyTimeout { .. }
             | Self::NotFound { .. }
+            | Self::MethodNotAllowed { .. }
             | Self::RateLimited { .. }
             | Self::Unsupported(_) => Origin::App,
             Self::NotReady | Self::Busy { .. } | Self::PoolExhausted { .. } | Self::Internal(_) => {
@@ -273,6 +282,7 @@ impl GatewayError {
             Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => StatusCode::UNAUTHORIZED,
             Self::BadJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -319,6 +329,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::NotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::NotReady => "not_ready",
             Self::Busy { .. } => "busy",
             Self::PoolExhausted { .. } => "pool_exhausted",

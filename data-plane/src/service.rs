@@ -6,12 +6,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 
@@ -72,22 +74,32 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
     );
     let label = endpoint.label();
     let format = endpoint.error_format();
-    let result = match endpoint {
-        Endpoint::Call(call) => pipeline::serve(&state, parts, body, call, &request_id).await,
-        Endpoint::ListModels(f) => pipeline::list_models(&state, &parts, f),
-        Endpoint::GetModel(f, m) => pipeline::get_model(&state, &parts, f, &m),
-        Endpoint::Healthz => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
-        Endpoint::Readyz => Ok(readyz(&state)),
-        Endpoint::Metrics => Ok(full(
-            StatusCode::OK,
-            aigw_proto::prometheus::CONTENT_TYPE,
-            crate::telemetry::metrics::render(&state),
-        )),
-        Endpoint::NotFound(_) => Err(GatewayError::NotFound {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-        }),
+    // A bug that panics must still answer, in the app's format and with
+    // its request id, rather than tear the connection down unanswered.
+    let answer = async {
+        match endpoint {
+            Endpoint::Call(call) => pipeline::serve(&state, parts, body, call, &request_id).await,
+            Endpoint::ListModels(f) => pipeline::list_models(&state, &parts, f),
+            Endpoint::GetModel(f, m) => pipeline::get_model(&state, &parts, f, &m),
+            Endpoint::Healthz => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
+            Endpoint::Readyz => Ok(readyz(&state)),
+            Endpoint::Metrics => Ok(full(
+                StatusCode::OK,
+                aigw_proto::prometheus::CONTENT_TYPE,
+                crate::telemetry::metrics::render(&state),
+            )),
+            Endpoint::NotFound(_) => Err(GatewayError::NotFound {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+            }),
+            Endpoint::MethodNotAllowed(_, allow) => Err(GatewayError::MethodNotAllowed {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                allow,
+            }),
+        }
     };
+    let result = caught(answer).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -107,6 +119,20 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
     resp
 }
 
+/// `answer`'s result, or an internal error if it panicked.
+async fn caught(
+    answer: impl Future<Output = Result<Response<ResBody>, GatewayError>>,
+) -> Result<Response<ResBody>, GatewayError> {
+    AssertUnwindSafe(answer)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(GatewayError::Internal(
+                "the request's handler panicked".into(),
+            ))
+        })
+}
+
 pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
     if matches!(e, GatewayError::Internal(_)) {
         tracing::error!(error = ?e, "internal error");
@@ -114,6 +140,10 @@ pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
     let mut r = full(e.status(), "application/json", e.body(format));
     if let Some(secs) = e.retry_after() {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let GatewayError::MethodNotAllowed { allow, .. } = e {
+        r.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static(allow));
     }
     if let GatewayError::RateLimited {
         limit,
@@ -147,5 +177,27 @@ fn status_class(s: StatusCode) -> &'static str {
         200..=299 => "2xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_an_internal_error() {
+        let got = caught(async {
+            if StatusCode::OK.is_success() {
+                panic!("a bug");
+            }
+            Ok(full(StatusCode::OK, "text/plain", "never"))
+        })
+        .await;
+        let Err(e) = got else {
+            panic!("the panic was not caught")
+        };
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = error_response(&e, Format::Anthropic);
+        assert_eq!(body.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -265,3 +265,30 @@ async fn a_context_overflow_is_told_in_each_apps_own_words() {
         .await;
     assert_eq!(a.json(), openai_says);
 }
+
+/// A known path called with the wrong method is 405 with `Allow`, in the
+/// caller's format; HEAD is answered as GET (load balancers probe with it).
+#[tokio::test]
+async fn a_wrong_method_is_405_with_allow_and_head_is_get() {
+    let gw = Gw::start(&[]).await;
+    let a = get(
+        &gw,
+        "/v1/chat/completions",
+        &[("authorization", "Bearer x")],
+    )
+    .await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.headers["allow"], "POST");
+    assert!(!a.request_id().is_empty());
+    assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+    let a = get(&gw, "/v1/messages", &[("anthropic-version", "2023-06-01")]).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.json()["type"], "error");
+    assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+
+    let req: Request<Full<Bytes>> = Request::head("/healthz")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let a = read(gw.send(req).await).await;
+    assert_eq!(a.status, 200);
+}

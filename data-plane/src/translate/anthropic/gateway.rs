@@ -33,7 +33,7 @@ impl<'a> ErrorBody<'a> {
 
 pub(super) fn error_body(e: &GatewayError) -> Bytes {
     let kind = match e.status().as_u16() {
-        400 => "invalid_request_error",
+        400 | 405 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",

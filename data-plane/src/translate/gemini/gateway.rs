@@ -36,7 +36,7 @@ impl<'a> ErrorBody<'a> {
 pub(super) fn error_body(e: &GatewayError) -> Bytes {
     let code = e.status().as_u16();
     let status = match code {
-        400 | 413 => "INVALID_ARGUMENT",
+        400 | 405 | 413 => "INVALID_ARGUMENT",
         408 => "DEADLINE_EXCEEDED",
         401 => "UNAUTHENTICATED",
         403 => "PERMISSION_DENIED",

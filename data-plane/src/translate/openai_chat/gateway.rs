@@ -29,9 +29,11 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         E::MissingKey | E::InvalidKey | E::ExpiredKey => {
             ("invalid_request_error", Some("invalid_api_key"))
         }
-        E::BadJson(_) | E::InvalidRequest { .. } | E::NotFound { .. } | E::Unsupported(_) => {
-            ("invalid_request_error", None)
-        }
+        E::BadJson(_)
+        | E::InvalidRequest { .. }
+        | E::NotFound { .. }
+        | E::MethodNotAllowed { .. }
+        | E::Unsupported(_) => ("invalid_request_error", None),
         E::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
         E::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
         E::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
