@@ -39,9 +39,13 @@ type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 /// that holds it; a box makes each of those moves one pointer.
 type Conn = Box<Connection<Io, Full<Bytes>>>;
 
-/// Idle connections kept per upstream, and for how long.
+/// Idle connections kept per upstream, and for how long: under the idle
+/// timeouts of common front ends (an AWS load balancer's 60 s, nginx's
+/// 75 s), so the server rarely closes a connection as it is reused.
 const MAX_IDLE_PER_HOST: usize = 256;
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// DNS, TCP connect and TLS handshake, together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -101,6 +105,7 @@ impl Pool {
 pub struct UpstreamClient {
     connector: HttpsConnector<HttpConnector>,
     idle: Arc<Pool>,
+    connect_timeout: Duration,
 }
 
 impl UpstreamClient {
@@ -122,6 +127,7 @@ impl UpstreamClient {
         Ok(Self {
             connector,
             idle: Arc::new(Pool::new()),
+            connect_timeout: CONNECT_TIMEOUT,
         })
     }
 
@@ -135,14 +141,22 @@ impl UpstreamClient {
         let (target, req) = origin_form(req)?;
         // A pooled connection the server closed while idle fails before the
         // request leaves; hyper then hands the request back and it goes out
-        // once on a fresh connection. A request that may have reached the
-        // upstream is never sent twice (it could be billed twice).
+        // once on a fresh connection. When the close crosses the request on
+        // the wire (the server's keep-alive timeout ran out as it was sent),
+        // the connection ends without a byte of answer: the server closed
+        // it idle, without reading the request, so it too goes out once
+        // more on a fresh connection, not as a failure of the credential.
         if let Some((send, conn)) = self.checkout(&key) {
+            let replay = copy(&req);
             match self.send_on(&key, send, conn, req).await {
                 Ok(r) => return Ok(r),
                 Err(SendError {
                     unsent: Some(req), ..
                 }) => return Box::pin(self.fresh(&key, &target, req)).await,
+                Err(e) if closed_unanswered(&e.error) => {
+                    tracing::debug!(error = %e.error, "pooled upstream connection closed as a request went out; sending it on a fresh one");
+                    return Box::pin(self.fresh(&key, &target, replay)).await;
+                }
                 Err(e) => return Err(e.error),
             }
         }
@@ -165,9 +179,14 @@ impl UpstreamClient {
 
     async fn connect(&self, uri: &Uri) -> Result<(SendRequest<Full<Bytes>>, Conn), ClientError> {
         let mut connector = self.connector.clone();
-        let io = connector
-            .call(uri.clone())
+        // DNS, TCP and the TLS handshake together: a front end that accepts
+        // and never answers the ClientHello is a connection failure, not a
+        // wait as long as the whole answer's.
+        let io = tokio::time::timeout(self.connect_timeout, connector.call(uri.clone()))
             .await
+            .map_err(|_| {
+                ClientError::Connect(format!("no connection within {:?}", self.connect_timeout))
+            })?
             .map_err(|e| ClientError::Connect(e.to_string()))?;
         let (send, conn) = http1::Builder::new().handshake(io).await?;
         Ok((send, Box::new(conn)))
@@ -232,6 +251,40 @@ impl UpstreamClient {
         }
         None
     }
+}
+
+/// The same request again, for [`UpstreamClient::request`]'s one resend
+/// (the body is shared, not copied).
+fn copy(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut again = Request::new(req.body().clone());
+    *again.method_mut() = req.method().clone();
+    *again.uri_mut() = req.uri().clone();
+    *again.version_mut() = req.version();
+    *again.headers_mut() = req.headers().clone();
+    again
+}
+
+/// A connection that ended before any answer: closed cleanly (hyper's
+/// incomplete message) or reset, as a server closing an idle connection
+/// does.
+fn closed_unanswered(e: &ClientError) -> bool {
+    let ClientError::Http(e) = e else {
+        return false;
+    };
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
 }
 
 struct SendError {
@@ -307,6 +360,13 @@ impl UpstreamBody {
         }
         let mut idle = self.pool.here();
         let list = idle.entry(self.key.clone()).or_default();
+        // Reuse takes the newest; the oldest, at the front, would never be
+        // looked at again after a burst, and are dropped here when expired.
+        let expired = list
+            .iter()
+            .take_while(|c| c.since.elapsed() > IDLE_TIMEOUT)
+            .count();
+        list.drain(..expired);
         if list.len() < MAX_IDLE_PER_HOST {
             list.push(Idle {
                 send,
@@ -496,6 +556,66 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// Answers the first request of each connection; the next one it reads
+    /// and then closes the connection unanswered, as a server whose idle
+    /// timeout runs out just as the request arrives.
+    async fn closes_as_reused() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    let _ = s.read(&mut buf).await;
+                });
+            }
+        });
+        (format!("http://{addr}/"), accepted)
+    }
+
+    #[tokio::test]
+    async fn a_request_crossing_the_servers_idle_close_goes_out_again_on_a_fresh_connection() {
+        let (url, accepted) = closes_as_reused().await;
+        let client = UpstreamClient::new(None).unwrap();
+        for _ in 0..3 {
+            assert_eq!(&get(&client, &url).await[..], b"ok");
+        }
+        // 1: answered, pooled; 2: reused, closed unanswered, sent again on
+        // a second connection; 3 likewise on a third.
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// A front end that accepts and never completes the TLS handshake is a
+    /// connection failure after the connect timeout.
+    #[tokio::test]
+    async fn a_handshake_that_never_ends_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let mut client = UpstreamClient::new(None).unwrap();
+        client.connect_timeout = Duration::from_millis(200);
+        let req = Request::post(format!("https://{addr}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let Err(err) = client.request(req).await else {
+            panic!("a silent server must not answer")
+        };
+        assert!(err.is_connect(), "{err}");
     }
 
     #[tokio::test]
