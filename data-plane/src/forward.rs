@@ -269,16 +269,23 @@ async fn read_error_body(body: UpstreamBody, timeout: Duration) -> Bytes {
     }
 }
 
-/// Replaces any pool secret an upstream echoed back.
+/// Replaces any pool secret an upstream echoed back: as it is, and as a
+/// JSON string writes it (`\"` and `\\` escaped, and `/` as `\/`, as
+/// PHP's `json_encode` does), since the app's message is the decoded text.
 pub fn scrub<'a>(body: Bytes, secrets: impl Iterator<Item = &'a str>) -> Bytes {
     let mut text: Option<String> = None;
     for s in secrets.filter(|s| s.len() >= 8) {
-        let hay = text.as_deref().map(str::as_bytes).unwrap_or(&body);
-        if hay.windows(s.len()).any(|w| w == s.as_bytes()) {
-            let t = text
-                .take()
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            text = Some(t.replace(s, "[redacted]"));
+        let json = serde_json::to_string(s).unwrap_or_default();
+        let json = json.get(1..json.len().saturating_sub(1)).unwrap_or(s);
+        let slashed = json.replace('/', "\\/");
+        for form in [s, json, slashed.as_str()] {
+            let hay = text.as_deref().map(str::as_bytes).unwrap_or(&body);
+            if memchr::memmem::find(hay, form.as_bytes()).is_some() {
+                let t = text
+                    .take()
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+                text = Some(t.replace(form, "[redacted]"));
+            }
         }
     }
     text.map(Bytes::from).unwrap_or(body)
@@ -293,6 +300,23 @@ mod tests {
         let b = Bytes::from_static(b"{\"error\":\"bad key sk-secret-123456 used\"}");
         let out = scrub(b, ["sk-secret-123456", "short"].into_iter());
         assert_eq!(&out[..], b"{\"error\":\"bad key [redacted] used\"}");
+    }
+
+    #[test]
+    fn scrubs_secrets_echoed_json_escaped() {
+        let secret = "sk/ab\"cd/1234";
+        let php = Bytes::from_static(br#"{"error":{"message":"key sk\/ab\"cd\/1234 is bad"}}"#);
+        let out = scrub(php, [secret].into_iter());
+        assert_eq!(
+            &out[..],
+            br#"{"error":{"message":"key [redacted] is bad"}}"#
+        );
+        let plain = Bytes::from_static(br#"{"error":{"message":"key sk/ab\"cd/1234 is bad"}}"#);
+        let out = scrub(plain, [secret].into_iter());
+        assert_eq!(
+            &out[..],
+            br#"{"error":{"message":"key [redacted] is bad"}}"#
+        );
     }
 
     #[test]
