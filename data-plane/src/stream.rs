@@ -445,9 +445,17 @@ impl MeteredStream {
                         while let Some(ev) = parser.next_event() {
                             decoder.event(&ev, &mut this.events);
                         }
+                        if parser.gave_up() {
+                            // Past what it could parse: counted by bytes.
+                            this.streamed_chars += len as u64;
+                        }
                         this.use_events(&mut out);
                         out.push(data);
                     } else if matches!(this.mode, Mode::Raw) {
+                        // Not events (a vendor that answered a stream request
+                        // with one JSON body, or plain text): counted by its
+                        // bytes, as an answer without usage is, not as free.
+                        this.streamed_chars += len as u64;
                         out.push(data);
                     } else {
                         this.parser.push(&data);

@@ -378,7 +378,13 @@ async fn answer(
             });
             let resp = Response::builder()
                 .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, stream_content_type(wire, uri))
+                .header(
+                    header::CONTENT_TYPE,
+                    fault
+                        .stream_content_type
+                        .as_deref()
+                        .unwrap_or(stream_content_type(wire, uri)),
+                )
                 .header(header::CACHE_CONTROL, "no-cache")
                 .body(chunked_body(frames, &fault))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());

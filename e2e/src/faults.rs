@@ -43,6 +43,10 @@ pub struct Fault {
     /// answer (a stream the mock's model would never produce).
     #[serde(default)]
     pub stream_body: Option<String>,
+    /// Streaming: this `Content-Type` instead of the event stream's (a
+    /// vendor that answers a stream request with one JSON body).
+    #[serde(default)]
+    pub stream_content_type: Option<String>,
     /// Leave the usage report out (the stream's usage frame, or the
     /// answer's `usage`/`usageMetadata`), as OpenAI-compatible vendors that
     /// ignore `stream_options` do, or an answer made in the background.
@@ -86,6 +90,7 @@ impl Default for Fault {
             endless_event_bytes: None,
             omit_usage: false,
             stream_body: None,
+            stream_content_type: None,
             delay_ms: None,
             chunk_delay_ms: None,
             key: None,

@@ -196,6 +196,32 @@ async fn a_stream_with_too_many_tool_calls_is_ended() {
     assert_eq!(t.error, "upstream stream too large");
 }
 
+/// A vendor that answers a stream request with one JSON body and no usage:
+/// relayed as it came, and charged by its bytes, not as free.
+#[tokio::test]
+async fn a_stream_answered_without_events_is_charged_by_its_bytes() {
+    let gw = Gw::start(&[]).await;
+    let answer = format!(
+        r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}]}}"#,
+        "word ".repeat(400)
+    );
+    gw.mock.mock().add_fault(Fault {
+        stream_body: Some(answer.clone()),
+        stream_content_type: Some("application/json".into()),
+        ..Fault::default()
+    });
+    let a = read(
+        gw.send(post("/v1/chat/completions", &chat_stream("one body")))
+            .await,
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, answer.as_bytes());
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.usage_source, "estimated_unreported");
+    assert_eq!(t.output_tokens, answer.len().div_ceil(4) as u64, "{t:?}");
+}
+
 #[tokio::test]
 async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
     let gw = Gw::start(&[]).await;
