@@ -22,6 +22,13 @@ pub enum Error {
     /// `${VAR}` in the file names a variable that is not set.
     #[error("{path}: environment variable {var} is not set")]
     MissingVar { var: String, path: String },
+    /// A `secret` or `key` that is only empty because `${…}` expanded to
+    /// nothing: left empty it would keep the stored secret (or generate a
+    /// key), silently, instead of the one the file meant.
+    #[error(
+        "{path}: {text} expanded to an empty value; set the variable, or leave the field out to keep what is stored"
+    )]
+    EmptySecret { path: String, text: String },
     /// An object of the file breaks a rule of the Admin API (checked before
     /// anything is sent); the message is the server's own.
     #[error("{0}")]

@@ -479,7 +479,17 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Appl
 
 fn expand_value(v: &mut Value, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<()> {
     match v {
-        Value::String(s) => *s = expand(s, path, lookup)?,
+        Value::String(s) => {
+            let expanded = expand(s, path, lookup)?;
+            let secret = path.ends_with(".secret") || path.ends_with(".key");
+            if secret && expanded.is_empty() && s.contains("${") {
+                return Err(Error::EmptySecret {
+                    path: path.to_string(),
+                    text: s.clone(),
+                });
+            }
+            *s = expanded;
+        }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 expand_value(item, &format!("{path}[{i}]"), lookup)?;
@@ -504,7 +514,7 @@ fn expand_value(v: &mut Value, path: &str, lookup: &dyn Fn(&str) -> Option<Strin
 
 /// Replaces each `${NAME}` with the variable's value; `$${` is a literal
 /// `${`. A variable that is not set is an error naming it (an empty value is
-/// allowed: it was set on purpose).
+/// allowed: it was set on purpose; but see [`Error::EmptySecret`]).
 pub fn expand(s: &str, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -600,6 +610,26 @@ client_keys:
         let msg = err.to_string();
         assert!(msg.contains("NOPE"), "{msg}");
         assert!(msg.contains("providers[0].keys[0].secret"), "{msg}");
+    }
+
+    #[test]
+    fn a_secret_that_expands_to_nothing_is_an_error() {
+        let err = parse("providers:\n  - name: x\n    kind: openai\n    keys:\n      - name: a\n        secret: ${EMPTY}\n", &env)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("providers[0].keys[0].secret") && msg.contains("${EMPTY}"),
+            "{msg}"
+        );
+        let err = parse("client_keys:\n  - name: k\n    key: \"${EMPTY}\"\n", &env).unwrap_err();
+        assert!(err.to_string().contains("client_keys[0].key"), "{err}");
+        // A secret left out keeps what is stored, as before.
+        let f = parse(
+            "providers:\n  - name: x\n    kind: openai\n    keys:\n      - name: a\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.providers[0].keys[0].secret, "");
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn apply_status(e: &aigw_apply::Error) -> Status {
             Some(own) => status_of(own),
             None => Status::invalid_argument(inner.to_string()),
         },
-        A::InvalidArgument(_) | A::Yaml(_) | A::MissingVar { .. } => {
+        A::InvalidArgument(_) | A::Yaml(_) | A::MissingVar { .. } | A::EmptySecret { .. } => {
             Status::invalid_argument(e.to_string())
         }
         A::Rpc { status, .. } => Status::new(status.code(), e.to_string()),
