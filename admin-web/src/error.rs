@@ -27,6 +27,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A body axum's extractor refused: too large (413), not JSON by its
+    /// `Content-Type` (415), or not the expected shape (400).
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
 }
 
 #[derive(Serialize, ToSchema)]
@@ -87,6 +91,14 @@ impl ApiError {
                 self.to_string(),
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found".into(), self.to_string()),
+            ApiError::Rejected { status, message } => {
+                let code = match *status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => "invalid_argument",
+                };
+                (*status, code.into(), message.clone())
+            }
         }
     }
 }
@@ -94,13 +106,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        (
+        // The control plane's throttles say how long to wait.
+        let retry_after = match &self {
+            ApiError::Rpc(s) if s.code() == Code::ResourceExhausted => s
+                .metadata()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok()),
+            _ => None,
+        };
+        let mut resp = (
             status,
             Json(ErrorBody {
                 error: ErrorDetail { code, message },
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
@@ -124,7 +150,13 @@ pub enum Errors {
     /// It conflicts with another object or with the current state.
     #[response(status = 409)]
     Conflict(#[to_schema] ErrorBody),
-    /// Too many attempts (sign-in).
+    /// The body is larger than the API takes.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorBody),
+    /// The body is not sent as `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(#[to_schema] ErrorBody),
+    /// Too many attempts (sign-in); `Retry-After` says how long to wait.
     #[response(status = 429)]
     TooMany(#[to_schema] ErrorBody),
     /// The control plane failed.
@@ -137,7 +169,14 @@ pub enum Errors {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::BadRequest(format!("invalid JSON body: {}", r.body_text()))
+        let status = match r.status() {
+            s @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => s,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::Rejected {
+            status,
+            message: format!("invalid JSON body: {}", r.body_text()),
+        }
     }
 }
 

@@ -99,6 +99,24 @@ async fn errors_are_json_and_headers_are_strict() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_argument");
 
+    // Too large is 413 and not JSON by its type is 415, both in JSON.
+    let req = Request::put("/api/providers/x")
+        .header("authorization", "Bearer aigw-t-x")
+        .header("content-type", "application/json")
+        .body(Body::from(vec![b' '; MAX_BODY + 1]))
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let req = Request::put("/api/providers/x")
+        .header("authorization", "Bearer aigw-t-x")
+        .header("content-type", "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+
     // With a token, the call goes to the control plane, which is down.
     let req = Request::get("/api/providers")
         .header("authorization", "Bearer aigw-t-x")

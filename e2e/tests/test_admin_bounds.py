@@ -178,6 +178,7 @@ def test_a_stranger_at_the_ui_login_locks_out_only_their_own_address(
         r = ui_login(web, stranger, "ada", pw)
         assert r.status_code == 429, r.text
         assert r.json()["error"]["code"] == "resource_exhausted", r.text
+        assert int(r.headers["retry-after"]) >= 1, r.headers
         # ada, elsewhere, is not locked out.
         with browser(web, admin) as c:
             r = c.post("/api/auth/login", json={"username": "ada", "password": pw})

@@ -49,9 +49,10 @@ impl IdentityService for AdminSvc {
         let attempt = throttle::logins()
             .begin(source, &username)
             .map_err(|secs| {
-                Status::resource_exhausted(format!(
-                    "too many failed logins from this address; try again in {secs} s"
-                ))
+                throttled(
+                    format!("too many failed logins from this address; try again in {secs} s"),
+                    secs,
+                )
             })?;
         let name = username.clone();
         let user = self.read(move |conn| find_user(conn, &name)).await?;
@@ -248,9 +249,12 @@ impl IdentityService for AdminSvc {
             let attempt = throttle::logins()
                 .begin(source, &target.username)
                 .map_err(|secs| {
-                    Status::resource_exhausted(format!(
-                        "too many failed password checks from this address; try again in {secs} s"
-                    ))
+                    throttled(
+                        format!(
+                            "too many failed password checks from this address; try again in {secs} s"
+                        ),
+                        secs,
+                    )
                 })?;
             let ok = {
                 let _slot = throttle::verification_slot().await;
@@ -359,4 +363,14 @@ impl IdentityService for AdminSvc {
         let list = self.read(move |conn| audit::list(conn, &f)).await?;
         Ok(Response::new(list))
     }
+}
+
+/// A throttled attempt: `RESOURCE_EXHAUSTED`, with the wait also in the
+/// `retry-after` metadata (seconds), which admin-web turns into the HTTP
+/// `Retry-After` header.
+fn throttled(message: String, secs: u64) -> Status {
+    let mut s = Status::resource_exhausted(message);
+    s.metadata_mut()
+        .insert("retry-after", tonic::metadata::MetadataValue::from(secs));
+    s
 }

@@ -226,12 +226,20 @@ async fn guessing_ones_own_current_password_is_throttled_like_a_login() {
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "guess {i}");
     }
-    // Five wrong guesses: even the right password waits now.
+    // Five wrong guesses: even the right password waits now, and the
+    // wait is in the metadata too (admin-web's `Retry-After`).
     let e = s
         .reset_password(req_as(reset("bob-password".into()), &bob))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    let wait: u64 = e
+        .metadata()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after metadata");
+    assert!(wait >= 1, "{wait}");
 }
 
 #[tokio::test]
