@@ -96,9 +96,10 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
     /// Address of a plain HTTP listener serving Prometheus metrics at `/metrics`
-    /// (e.g. 0.0.0.0:9464); unset, none is opened.
-    #[arg(long, env = "AIGW_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    /// (e.g. 0.0.0.0:9464 to be scraped from elsewhere); `off` opens none. The
+    /// default, on loopback only, is skipped with a warning when its port is taken.
+    #[arg(long, env = "AIGW_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, value_parser = metrics_listen)]
+    pub metrics_listen: MetricsListen,
 
     /// Delete traces older than this many days (in bounded batches, every few minutes);
     /// 0 keeps them forever. Budgets' and usage counters are not affected.
@@ -238,6 +239,28 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_on_loopback_unless_set_or_off() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["control-plane"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|c| c.serve.metrics_listen)
+        };
+        assert_eq!(
+            parse(&[]).unwrap(),
+            MetricsListen(Some("127.0.0.1:9464".parse().unwrap()))
+        );
+        assert_eq!(
+            parse(&["--metrics-listen", "off"]).unwrap(),
+            MetricsListen(None)
+        );
+        assert_eq!(
+            parse(&["--metrics-listen", "0.0.0.0:1"]).unwrap(),
+            MetricsListen(Some("0.0.0.0:1".parse().unwrap()))
+        );
+        assert!(parse(&["--metrics-listen", "nine"]).is_err());
+    }
+
+    #[test]
     fn required_settings_have_clear_errors() {
         let args = |m: Option<&str>, n: Option<&str>| ServeArgs {
             database_url: "sqlite://x".into(),
@@ -251,7 +274,7 @@ mod tests {
             tls_client_ca: None,
             master_key_previous: vec![],
             trusted_proxies: vec![],
-            metrics_listen: None,
+            metrics_listen: MetricsListen(None),
             upstream_ca_file: None,
             trace_retention_days: 0,
         };
@@ -279,5 +302,23 @@ mod tests {
         };
         let e = short.settings().err().unwrap().to_string();
         assert!(e.contains("AIGW_ADMIN_PASSWORD"), "{e}");
+    }
+}
+
+/// Where the control plane's metrics are served unless told otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// `AIGW_METRICS_LISTEN`: where metrics are served, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+/// An address, or `off` for none.
+fn metrics_listen(v: &str) -> Result<MetricsListen, String> {
+    match v.trim() {
+        "" | "off" | "none" => Ok(MetricsListen(None)),
+        a => a
+            .parse()
+            .map(|a| MetricsListen(Some(a)))
+            .map_err(|e| format!("{a:?} is not an address (or `off`): {e}")),
     }
 }

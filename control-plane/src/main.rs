@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> control_plane::error::Result<()> {
-    let metrics = args.metrics_listen;
+    let metrics = args.metrics_listen.0;
     let (settings, addr) = args.settings()?;
     control_plane::server::run(settings, addr, metrics).await
 }

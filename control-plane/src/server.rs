@@ -265,14 +265,22 @@ pub async fn run(settings: Settings, addr: SocketAddr, metrics: Option<SocketAdd
     crate::telemetry::describe();
     let prepared = prepare(settings).await?;
     if let Some(metrics) = metrics {
-        let bound = crate::telemetry::serve(
+        let served = crate::telemetry::serve(
             metrics,
             handle,
             prepared.publisher.clone(),
             prepared.registry.clone(),
         )
-        .await?;
-        announce_line(&format!("control-plane metrics on {bound}"))?;
+        .await;
+        match served {
+            Ok(bound) => announce_line(&format!("control-plane metrics on {bound}"))?,
+            // The default is a convenience: a second control plane on the
+            // box (tests, a migration) serves without it.
+            Err(e) if metrics.to_string() == crate::cli::DEFAULT_METRICS_LISTEN => {
+                tracing::warn!(error = %e, address = %metrics, "metrics not served: the default address is taken; set AIGW_METRICS_LISTEN");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if let Some(token) = &prepared.generated_admin_token {
         announce_line(&format!("admin token: {token}"))?;
