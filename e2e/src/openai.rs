@@ -52,6 +52,7 @@ impl ChatRequest {
         };
         check_reasoning_model(&model, obj)?;
         check_output_cap(&model, obj)?;
+        check_lengths(obj)?;
         let raw_messages = match obj.get("messages") {
             None | Some(Value::Null) => return Err(MockError::MissingParam("messages")),
             Some(Value::Array(m)) => m,
@@ -130,6 +131,50 @@ fn check_reasoning_model(
             )));
         }
     }
+    // The o-series takes no `parallel_tool_calls` (gpt-5 does).
+    let m = model.strip_prefix("ft:").unwrap_or(model);
+    if ["o1", "o3", "o4"].iter().any(|p| m.starts_with(p))
+        && obj.get("parallel_tool_calls").is_some_and(|v| !v.is_null())
+    {
+        return Err(MockError::Invalid(format!(
+            "{UNSUPPORTED_PARAMETER}'parallel_tool_calls' is not supported with this model."
+        )));
+    }
+    Ok(())
+}
+
+/// How the real API's refusal of a string past its length begins.
+const TOO_LONG: &str = "': string too long.";
+
+/// Strings the real API refuses past a length (400
+/// `string_above_max_length`): the end-user id past 64 characters (Claude
+/// Code's `metadata.user_id` is longer), a tool's description past 1024
+/// (Claude Code's run to several thousand).
+fn check_lengths(obj: &serde_json::Map<String, Value>) -> Result<(), MockError> {
+    let too_long = |param: String, s: &str, max: usize| {
+        let len = s.chars().count();
+        (len > max).then(|| {
+            MockError::Invalid(format!(
+                "Invalid '{param}{TOO_LONG} Expected a string with maximum length {max}, but got a string with length {len} instead."
+            ))
+        })
+    };
+    if let Some(e) = obj
+        .get("user")
+        .and_then(Value::as_str)
+        .and_then(|u| too_long("user".into(), u, 64))
+    {
+        return Err(e);
+    }
+    let tools = obj.get("tools").and_then(Value::as_array);
+    for (i, t) in tools.into_iter().flatten().enumerate() {
+        let description = t.pointer("/function/description").and_then(Value::as_str);
+        if let Some(e) =
+            description.and_then(|d| too_long(format!("tools[{i}].function.description"), d, 1024))
+        {
+            return Err(e);
+        }
+    }
     Ok(())
 }
 
@@ -169,6 +214,12 @@ fn unsupported(err: &MockError) -> Option<(&str, &'static str)> {
     let MockError::Invalid(m) = err else {
         return None;
     };
+    if let Some((param, _)) = m
+        .strip_prefix("Invalid '")
+        .and_then(|rest| rest.split_once(TOO_LONG))
+    {
+        return Some((param, "string_above_max_length"));
+    }
     if let Some((param, _)) = m.split_once(TOO_LARGE)
         && matches!(param, "max_tokens" | "max_completion_tokens")
     {
@@ -773,6 +824,62 @@ mod tests {
             "omni",
         ] {
             parse(json!({"model": model, "messages": msgs, "max_tokens": 10, "temperature": 0.2, "top_p": 0.5}))
+                .expect(model);
+        }
+    }
+
+    /// What Claude Code sends, untranslated: an end-user id and a tool
+    /// description longer than the real API takes.
+    #[test]
+    fn strings_past_their_length_are_refused() {
+        let msgs = json!([{"role": "user", "content": "hi"}]);
+        let err = parse(json!({"model": "gpt-4o", "messages": msgs, "user": "u".repeat(65)}))
+            .expect_err("a long user");
+        assert_eq!(
+            error_body(&err),
+            json!({"error": {
+                "message": "Invalid 'user': string too long. Expected a string with maximum length 64, but got a string with length 65 instead.",
+                "type": "invalid_request_error",
+                "param": "user",
+                "code": "string_above_max_length"
+            }})
+        );
+        let tool = |d: String| json!([{"type": "function", "function": {"name": "f", "description": d, "parameters": {"type": "object"}}}]);
+        let err =
+            parse(json!({"model": "gpt-4o", "messages": msgs, "tools": tool("é".repeat(1025))}))
+                .expect_err("a long description");
+        assert_eq!(
+            (
+                &error_body(&err)["error"]["param"],
+                &error_body(&err)["error"]["code"]
+            ),
+            (
+                &json!("tools[0].function.description"),
+                &json!("string_above_max_length")
+            )
+        );
+        parse(json!({"model": "gpt-4o", "messages": msgs, "user": "é".repeat(64), "tools": tool("é".repeat(1024))}))
+            .expect("at the limits");
+    }
+
+    #[test]
+    fn the_o_series_refuses_parallel_tool_calls() {
+        let msgs = json!([{"role": "user", "content": "hi"}]);
+        let err =
+            parse(json!({"model": "o3-mini", "messages": msgs, "parallel_tool_calls": false}))
+                .expect_err("o3-mini");
+        assert_eq!(
+            (
+                &error_body(&err)["error"]["param"],
+                &error_body(&err)["error"]["code"]
+            ),
+            (
+                &json!("parallel_tool_calls"),
+                &json!("unsupported_parameter")
+            )
+        );
+        for model in ["gpt-4o", "gpt-5"] {
+            parse(json!({"model": model, "messages": msgs, "parallel_tool_calls": false}))
                 .expect(model);
         }
     }

@@ -33,6 +33,13 @@ pub struct ChatRequest {
     pub response_format: Option<ResponseFormat>,
     /// Advisory end-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// At most one tool call per answer (OpenAI `parallel_tool_calls:
+    /// false`, Anthropic `tool_choice.disable_parallel_tool_use: true`): an
+    /// app that runs its tools one after the other expects no more.
+    pub serial_tool_calls: bool,
+    /// How long the model may think before it answers, where the app said
+    /// so in a way another format can say too.
+    pub thinking: Option<Thinking>,
     /// Fields of the app's request left out on the way (decoders and
     /// encoders add to it).
     pub dropped: Drops,
@@ -47,6 +54,58 @@ pub enum Absent {
     TopK,
     /// The advisory end-user id (Gemini): always dropped.
     User,
+    /// One tool call at a time (Gemini, which has no such setting): how the
+    /// model batches its calls, not what they do; dropped as a hint when
+    /// there are tools to call.
+    SerialToolCalls,
+    /// How long the model thinks (OpenAI's formats: the gateway does not
+    /// translate budgets and levels into OpenAI's efforts): dropped as a
+    /// hint, named as the app named it.
+    Thinking,
+}
+
+/// How long the model may think, as the app said it, and the app's field
+/// that said it (named when the target has no place for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thinking {
+    pub field: &'static str,
+    pub amount: ThinkingAmount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThinkingAmount {
+    /// A level (OpenAI `reasoning_effort`, Responses `reasoning.effort`).
+    Effort(Effort),
+    /// At most this many tokens (Anthropic `thinking.budget_tokens`, Gemini
+    /// `thinkingConfig.thinkingBudget`); 0: no thinking.
+    Budget(u64),
+}
+
+/// OpenAI's reasoning efforts, least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// `none` (gpt-5.1): no reasoning.
+    Off,
+    Minimal,
+    Low,
+    Medium,
+    /// `high`, and `xhigh` (gpt-5.1-codex-max), which other providers have
+    /// no room above `high` for.
+    High,
+}
+
+impl Effort {
+    /// An effort by OpenAI's name for it; `None` for a name not known.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "none" => Self::Off,
+            "minimal" => Self::Minimal,
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" | "xhigh" => Self::High,
+            _ => return None,
+        })
+    }
 }
 
 /// A field of the app's request the provider's format has no place for,
@@ -511,6 +570,17 @@ impl ChatRequest {
             match a {
                 Absent::TopK if self.top_k.take().is_some() => self.dropped.hint("top_k"),
                 Absent::User if self.user.is_some() => self.dropped.advisory("user"),
+                // Taken whatever the tools: nothing to call, nothing lost.
+                Absent::SerialToolCalls
+                    if std::mem::take(&mut self.serial_tool_calls) && !self.tools.is_empty() =>
+                {
+                    self.dropped.hint("parallel_tool_calls")
+                }
+                Absent::Thinking => {
+                    if let Some(t) = self.thinking.take() {
+                        self.dropped.hint(t.field);
+                    }
+                }
                 _ => {}
             }
         }

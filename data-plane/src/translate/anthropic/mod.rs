@@ -19,12 +19,18 @@
 //! - Tool ids must match `^[a-zA-Z0-9_-]+$` at Anthropic; ids from other
 //!   vendors are mapped onto that alphabet (the same way on every turn, so
 //!   calls and results still pair).
-//! - Extended thinking (`thinking`, `output_config.effort`) cannot be carried
-//!   by the IR: a request that enables it is served with the target's own
-//!   default reasoning (the field is dropped as a hint: refused on strict
-//!   routes); thinking blocks replayed in the history are dropped likewise,
-//!   and thinking blocks in answers are dropped (their tokens stay in
-//!   `output`).
+//! - Extended thinking: a budget (`thinking.budget_tokens`) travels as
+//!   `ir::Thinking`, which Gemini takes (`thinkingBudget`); a Gemini app's
+//!   budget comes here as `thinking` where Anthropic takes it beside the
+//!   rest of the request (`request::fit_thinking`). Anything else (adaptive
+//!   thinking, `output_config.effort`, OpenAI's efforts, a budget for
+//!   OpenAI) is served with the target's own default reasoning: dropped as
+//!   a hint (refused on strict routes). Thinking blocks replayed in the
+//!   history are dropped likewise, and thinking blocks in answers are
+//!   dropped (their tokens stay in `output`).
+//! - One call at a time (`tool_choice.disable_parallel_tool_use`, OpenAI's
+//!   `parallel_tool_calls: false`) is said in `tool_choice`, auto when the
+//!   app chose none.
 
 use aigw_proto::model::ProviderKind;
 use http::{HeaderMap, HeaderName, HeaderValue};

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::{TARGET, default_max_tokens, role_str, tool_id};
 use crate::translate::ir::{
-    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
-    Unsupported,
+    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Thinking, ThinkingAmount,
+    Tool, ToolChoice, Unsupported,
 };
 use crate::translate::openai_chat::MISSING_MODEL;
 use crate::translate::policy::Policy;
@@ -110,6 +110,8 @@ struct ToolChoiceIn {
     #[serde(rename = "type")]
     ty: Option<String>,
     name: Option<String>,
+    /// `true`: one tool call at a time.
+    disable_parallel_tool_use: Option<bool>,
 }
 
 impl BlockIn {
@@ -199,21 +201,39 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         req.tools = decode_tools(tools, &mut req.dropped)?;
     }
     if let Some(tc) = b.tool_choice {
+        req.serial_tool_calls = tc.disable_parallel_tool_use == Some(true);
         req.tool_choice = Some(decode_tool_choice(tc)?);
     }
     for (k, v) in b.extra.iter().filter(|(_, v)| !v.is_null()) {
         match k.as_str() {
             // Thinking explicitly off says nothing the IR has to keep.
             "thinking" if v.get("type").and_then(Value::as_str) == Some("disabled") => {}
-            // How long the model deliberates: the target thinks as it does by
-            // default, and the answer keeps its shape (thinking blocks are
-            // private state no other provider returns).
-            "thinking" => req.dropped.hint("thinking"),
+            "thinking" => req.thinking = decode_thinking(v, &mut req.dropped),
             "output_config" if is_effort_only(v) => req.dropped.hint("output_config.effort"),
             other => POLICY.field(other, &mut req.dropped)?,
         }
     }
     req.checked(MISSING_MODEL)
+}
+
+/// How long the model deliberates: a budget (`{type: enabled,
+/// budget_tokens}`) is kept, for the targets that take one (Gemini's
+/// `thinkingBudget`). Anything else (`adaptive`…) is a hint: the target
+/// thinks as it does by default. Either way the answer keeps its shape
+/// (thinking blocks are private state no other provider returns).
+fn decode_thinking(v: &Value, drops: &mut Drops) -> Option<Thinking> {
+    let budget = v
+        .get("budget_tokens")
+        .and_then(Value::as_u64)
+        .filter(|b| *b > 0 && v.get("type").and_then(Value::as_str) == Some("enabled"));
+    let Some(budget) = budget else {
+        drops.hint("thinking");
+        return None;
+    };
+    Some(Thinking {
+        field: "thinking",
+        amount: ThinkingAmount::Budget(budget),
+    })
 }
 
 /// `output_config` holding only `effort`: a reasoning hint. Anything else in
@@ -414,8 +434,8 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
     Ok(out)
 }
 
-/// `disable_parallel_tool_use` is dropped, as `openai_chat` drops
-/// `parallel_tool_calls`: it shapes how calls are batched, not what is said.
+/// The mode; `disable_parallel_tool_use` is read beside it (as
+/// `ChatRequest::serial_tool_calls`).
 fn decode_tool_choice(tc: ToolChoiceIn) -> Result<ToolChoice, Unsupported> {
     match tc.ty.as_deref() {
         Some("auto") => Ok(ToolChoice::Auto),
@@ -447,6 +467,7 @@ pub(super) struct RequestOut<'a> {
     stream: bool,
     system: Option<TextOr<SystemBlock<'a>>>,
     temperature: Option<f64>,
+    thinking: Option<ThinkingOut>,
     tool_choice: Option<ToolChoiceOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolOut<'a>>,
@@ -519,9 +540,18 @@ struct ToolOut<'a> {
     description: Option<&'a str>,
 }
 
+/// `tool_choice`: the mode, and one call at a time if the app asked so.
+#[derive(Serialize)]
+struct ToolChoiceOut<'a> {
+    #[serde(flatten)]
+    mode: ModeOut<'a>,
+    #[serde(skip_serializing_if = "is_false")]
+    disable_parallel_tool_use: bool,
+}
+
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ToolChoiceOut<'a> {
+enum ModeOut<'a> {
     Auto,
     None,
     Any,
@@ -531,6 +561,14 @@ enum ToolChoiceOut<'a> {
 #[derive(Serialize)]
 struct MetadataOut<'a> {
     user_id: &'a str,
+}
+
+/// `thinking: {type: enabled, budget_tokens}`.
+#[derive(Serialize)]
+struct ThinkingOut {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    budget_tokens: u64,
 }
 
 // ------------------------------------------------------------------ encode
@@ -565,9 +603,65 @@ fn fit_sampling(req: &mut ChatRequest) {
     }
 }
 
-/// IR → the body sent upstream (after [`fit_sampling`], which records in
-/// `req.dropped` what it leaves out).
+/// Least `budget_tokens` Anthropic takes.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// The app's thinking budget (Gemini's `thinkingBudget`) as Anthropic's
+/// `thinking`, where Anthropic takes it for this request; else it is left
+/// out, named as a hint (a budget of 0 is Anthropic's default, and says
+/// nothing). Anthropic refuses (400):
+/// - a budget under [`MIN_THINKING_BUDGET`], or not under `max_tokens`;
+/// - thinking with a `tool_choice` that forces a call;
+/// - thinking whose last assistant turn, continued by tool results, does
+///   not open with its thinking block, which a translated history never
+///   has (no other provider returns Anthropic's signed blocks);
+/// - `temperature` other than 1, `top_k`, or `top_p` under 0.95 beside
+///   thinking. These sampling settings (Gemini CLI sends them with every
+///   request) are then left out, as hints, so the model thinks as the app
+///   asked.
+fn fit_thinking(req: &mut ChatRequest, max_tokens: u64) -> Option<ThinkingOut> {
+    let t = req.thinking.take()?;
+    let budget = match t.amount {
+        ThinkingAmount::Budget(0) => return None,
+        ThinkingAmount::Budget(b) => Some(b),
+        ThinkingAmount::Effort(_) => None,
+    };
+    let forced = matches!(
+        req.tool_choice,
+        Some(ToolChoice::Required | ToolChoice::Tool(_))
+    );
+    let continued = req.messages.last().is_some_and(|m| {
+        m.role == Role::User
+            && m.content
+                .iter()
+                .any(|p| matches!(p, Part::ToolResult { .. }))
+    });
+    let Some(budget) =
+        budget.filter(|b| (MIN_THINKING_BUDGET..max_tokens).contains(b) && !forced && !continued)
+    else {
+        req.dropped.hint(t.field);
+        return None;
+    };
+    if req.temperature.take_if(|t| *t != 1.0).is_some() {
+        req.dropped.hint("temperature");
+    }
+    if req.top_k.take().is_some() {
+        req.dropped.hint("top_k");
+    }
+    if req.top_p.take_if(|p| *p < 0.95).is_some() {
+        req.dropped.hint("top_p");
+    }
+    Some(ThinkingOut {
+        ty: "enabled",
+        budget_tokens: budget,
+    })
+}
+
+/// IR → the body sent upstream (after [`fit_thinking`] and
+/// [`fit_sampling`], which record in `req.dropped` what they leave out).
 pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    let max_tokens = req.max_tokens.unwrap_or_else(|| default_max_tokens(req));
+    let thinking = fit_thinking(req, max_tokens);
     fit_sampling(req);
     let req: &ChatRequest = req;
     match &req.response_format {
@@ -590,7 +684,7 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
     static NO_ARGUMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(ir::no_arguments);
     Ok(RequestOut {
         model: &req.model,
-        max_tokens: req.max_tokens.unwrap_or_else(|| default_max_tokens(req)),
+        max_tokens,
         messages: encode_messages(req)?,
         system,
         tools: req
@@ -606,21 +700,34 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
                 description: t.description.as_deref(),
             })
             .collect(),
-        tool_choice: match &req.tool_choice {
-            // Anthropic refuses a tool_choice without tools; auto/none say nothing then.
-            Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => None,
-            None => None,
-            Some(ToolChoice::Auto) => Some(ToolChoiceOut::Auto),
-            Some(ToolChoice::None) => Some(ToolChoiceOut::None),
-            Some(ToolChoice::Required) => Some(ToolChoiceOut::Any),
-            Some(ToolChoice::Tool(n)) => Some(ToolChoiceOut::Tool { name: n }),
-        },
+        tool_choice: tool_choice_out(req),
         temperature: req.temperature,
+        thinking,
         top_p: req.top_p,
         top_k: req.top_k,
         stop_sequences: &req.stop,
         metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
         stream: req.stream,
+    })
+}
+
+/// The IR's tool choice as Anthropic takes it. Anthropic refuses a
+/// `tool_choice` without tools: auto and none say nothing then. One call at
+/// a time is said in `tool_choice` alone (auto when the app chose nothing),
+/// and means nothing where no tool may be called.
+fn tool_choice_out(req: &ChatRequest) -> Option<ToolChoiceOut<'_>> {
+    let mode = match &req.tool_choice {
+        Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => return None,
+        None if req.serial_tool_calls && !req.tools.is_empty() => ModeOut::Auto,
+        None => return None,
+        Some(ToolChoice::Auto) => ModeOut::Auto,
+        Some(ToolChoice::None) => ModeOut::None,
+        Some(ToolChoice::Required) => ModeOut::Any,
+        Some(ToolChoice::Tool(n)) => ModeOut::Tool { name: n },
+    };
+    Some(ToolChoiceOut {
+        disable_parallel_tool_use: req.serial_tool_calls && !matches!(mode, ModeOut::None),
+        mode,
     })
 }
 

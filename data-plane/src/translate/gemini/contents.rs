@@ -6,7 +6,8 @@ use serde_json::Value;
 use super::TARGET;
 use super::schema::{SchemaBudget, encode_schema_within};
 use crate::translate::ir::{
-    self, ChatRequest, Image, Part, ResponseFormat, Role, ToolChoice, Unsupported,
+    self, ChatRequest, Effort, Image, Part, ResponseFormat, Role, ThinkingAmount, ToolChoice,
+    Unsupported,
 };
 use crate::translate::wire::{self, Body};
 
@@ -136,6 +137,13 @@ struct GenerationConfigOut<'a> {
     stop_sequences: &'a [String],
     response_mime_type: Option<&'static str>,
     response_schema: Option<Value>,
+    thinking_config: Option<ThinkingConfigOut>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfigOut {
+    thinking_budget: u64,
 }
 
 impl GenerationConfigOut<'_> {
@@ -146,16 +154,104 @@ impl GenerationConfigOut<'_> {
             && self.top_k.is_none()
             && self.stop_sequences.is_empty()
             && self.response_mime_type.is_none()
+            && self.thinking_config.is_none()
     }
 }
 
-/// IR → a Gemini body (as JSON, for tests and tools).
-pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
-    request_body(req).map(|b| b.to_json())
+/// What the thinking budget of a Gemini model may be.
+struct BudgetRange {
+    /// 0 (no thinking) is taken: 2.5 Flash and Flash-Lite; 2.5 Pro and
+    /// later Pro models think whatever they are told (400 "Budget 0 is
+    /// invalid. This model only works in thinking mode").
+    off: bool,
+    /// The least budget above 0 (Flash-Lite 512, Pro 128; 128 for the
+    /// others, as the least a model that always thinks may take).
+    min: u64,
+    /// The most (Pro 32,768, Flash and Flash-Lite 24,576).
+    max: u64,
 }
 
-/// IR → the body sent upstream.
-pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+impl BudgetRange {
+    /// The range of `model`, if it thinks at all (2.5 and later, and the
+    /// version-less aliases such as `gemini-flash-latest`; 2.0 and 1.5
+    /// models refuse a thinking config).
+    fn of(model: &str) -> Option<Self> {
+        let (_, rest) = model.split_once("gemini-")?;
+        let version: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut numbers = version.split('.').map(|n| n.parse::<u32>().ok());
+        let thinks = match (numbers.next().flatten(), numbers.next().flatten()) {
+            (None, _) => true,
+            (Some(major), minor) => major >= 3 || (major == 2 && minor.is_some_and(|m| m >= 5)),
+        };
+        if !thinks {
+            return None;
+        }
+        let flash = rest.contains("flash");
+        Some(Self {
+            off: rest.starts_with("2.5-flash"),
+            min: if rest.contains("flash-lite") {
+                512
+            } else {
+                128
+            },
+            max: if flash { 24_576 } else { 32_768 },
+        })
+    }
+
+    /// The budget closest to `budget` that the model takes; 0 (none) is
+    /// the least it takes where it cannot be off.
+    fn fit(&self, budget: u64) -> u64 {
+        if budget == 0 && self.off {
+            return 0;
+        }
+        budget.clamp(self.min, self.max)
+    }
+}
+
+/// The budgets OpenAI's efforts stand for: low, medium and high as Google
+/// documents its own levels' budgets.
+fn effort_budget(effort: Effort) -> u64 {
+    match effort {
+        Effort::Off | Effort::Minimal => 0,
+        Effort::Low => 1_024,
+        Effort::Medium => 8_192,
+        Effort::High => 24_576,
+    }
+}
+
+/// The app's thinking (a budget, or OpenAI's effort) as `thinkingConfig`,
+/// fitted to the model ([`BudgetRange`]); left out for a model that does
+/// not think, named as a hint.
+fn thinking_config(req: &mut ChatRequest) -> Option<ThinkingConfigOut> {
+    let t = req.thinking.take()?;
+    let Some(range) = BudgetRange::of(&req.model) else {
+        req.dropped.hint(t.field);
+        return None;
+    };
+    let budget = match t.amount {
+        ThinkingAmount::Budget(b) => b,
+        ThinkingAmount::Effort(e) => effort_budget(e),
+    };
+    Some(ThinkingConfigOut {
+        thinking_budget: range.fit(budget),
+    })
+}
+
+/// IR → a Gemini body (as JSON, for tests and tools; the codec's
+/// `encode_request` also records what it leaves out).
+pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
+    let mut req = req.clone();
+    request_body(&mut req).map(|b| b.to_json())
+}
+
+/// IR → the body sent upstream (after [`thinking_config`], which records in
+/// `req.dropped` what it leaves out).
+pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    let thinking_config = thinking_config(req);
+    let req: &ChatRequest = req;
     // One budget for every schema of the request ($ref inlining).
     let mut budget = SchemaBudget::default();
     let system_instruction = (!req.system.is_empty()).then(|| SystemOut {
@@ -218,6 +314,7 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
         top_p: req.top_p,
         top_k: req.top_k,
         stop_sequences: &req.stop,
+        thinking_config,
         ..Default::default()
     };
     match &req.response_format {

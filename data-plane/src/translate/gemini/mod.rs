@@ -6,13 +6,15 @@
 //! - The model and streaming live in the URL, not the body: `decode_request`
 //!   takes them from the path; `encode_request` leaves them out (the upstream
 //!   path is `:generateContent` or `:streamGenerateContent?alt=sse` from
-//!   `ChatRequest::stream`). The advisory `user` has no Gemini field and is dropped.
+//!   `ChatRequest::stream`). The advisory `user` has no Gemini field and is
+//!   dropped; nor has one call at a time (a hint).
 //! - Field names: the API accepts proto names (`system_instruction`) as well
 //!   as JSON names (`systemInstruction`); both are read, JSON names written.
 //! - Function calls usually carry no `id`. Decoding synthesizes one: in a
 //!   request, `call_0`, `call_1`, … in conversation order, and a
-//!   `functionResponse` without `id` answers the first unanswered call of
-//!   that name in the turn before; in an answer, `call_<responseId>_<n>`, so
+//!   `functionResponse` without `id`, or with an id no call has (Gemini CLI
+//!   makes up its own), answers the first unanswered call of that name in
+//!   the turn before; in an answer, `call_<responseId>_<n>`, so
 //!   ids from two answers of one conversation never collide (apps in the
 //!   other formats keep them in their history, where they must be unique).
 //!   Encoding a `functionResponse` needs the function's name: from
@@ -25,6 +27,11 @@
 //!   includes `cachedContentTokenCount`; thinking is billed as output, so
 //!   `output = candidatesTokenCount + thoughtsTokenCount`, `reasoning =
 //!   thoughtsTokenCount`.
+//! - Thinking: `thinkingConfig.thinkingBudget` travels as `ir::Thinking`
+//!   (to Anthropic's `thinking`); Anthropic's budget and OpenAI's efforts
+//!   (low, medium, high: 1,024, 8,192, 24,576 tokens; minimal and none: 0,
+//!   or the least a model that always thinks takes) are sent as a budget
+//!   fitted to the model (`contents::BudgetRange`), to models that think.
 //! - Thought summaries (`"thought": true` parts) and `thoughtSignature`s are
 //!   the model's private reasoning state: the IR has no place for them, other
 //!   providers cannot use them, so they are dropped. For Gemini 3 models,
@@ -69,7 +76,7 @@ static PROFILE: Profile = Profile {
     name: "gemini",
     spoken_by: &[ProviderKind::Gemini],
     auth: (HeaderName::from_static("x-goog-api-key"), ""),
-    absent: &[Absent::User],
+    absent: &[Absent::User, Absent::SerialToolCalls],
 };
 
 impl Codec for Gemini {

@@ -6,15 +6,16 @@ use serde_json::Value;
 
 use super::camel;
 use super::schema::decode_schema;
-use crate::translate::policy::Policy;
 use crate::translate::ir::{
-    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice, Unsupported,
+    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Thinking, ThinkingAmount,
+    Tool, ToolChoice, Unsupported,
 };
+use crate::translate::policy::Policy;
 use crate::translate::wire::{self, Extra};
 
-pub(super) use super::contents::request_body;
 #[cfg(test)]
 pub(super) use super::contents::needs_signature;
+pub(super) use super::contents::request_body;
 
 /// Request fields that carry no content: dropped when translating, on every
 /// route. Google's own safety thresholds (the target provider applies its
@@ -295,11 +296,37 @@ fn decode_contents(contents: Vec<ContentIn>, req: &mut ChatRequest) -> Result<()
 }
 
 /// Function calls seen so far in a request: the count names synthesized ids,
-/// `pending` pairs id-less responses with their calls.
+/// `pending` pairs responses with calls by name, `ids` are every call's.
 #[derive(Default)]
 struct Calls {
     count: usize,
     pending: Vec<(String, String)>,
+    ids: std::collections::HashSet<String>,
+}
+
+impl Calls {
+    /// The id of the first unanswered call named `name` in the turn before.
+    fn pending_named(&self, name: &str) -> Option<String> {
+        self.pending
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The call a `functionResponse` named `name` answers. Its id, when it
+    /// is a call's; an id no call has is the app's own making (Gemini CLI
+    /// names an id-less call `name-timestamp-random`, and sends that back,
+    /// where the call itself was given `call_N` here): it answers the
+    /// pending call of its name, as a response without id does, or the
+    /// target refuses a result for no call (Anthropic: 400 "unexpected
+    /// `tool_use_id`"). An unknown id with no such call stays as it is.
+    fn answered(&self, id: Option<String>, name: &str) -> Option<String> {
+        match id.filter(|id| !id.is_empty()) {
+            Some(id) if self.ids.contains(&id) => Some(id),
+            Some(id) => Some(self.pending_named(name).unwrap_or(id)),
+            None => self.pending_named(name),
+        }
+    }
 }
 
 fn decode_part(
@@ -355,6 +382,7 @@ fn decode_part(
             _ => format!("call_{}", calls.count),
         };
         calls.count += 1;
+        calls.ids.insert(id.clone());
         calls.pending.push((id.clone(), name.clone()));
         return Ok(Some(Part::ToolCall {
             id,
@@ -373,20 +401,12 @@ fn decode_part(
         ));
     }
     let name = required(fr.name, &here, "name")?;
-    let id = match fr.id {
-        Some(id) if !id.is_empty() => id,
-        _ => calls
-            .pending
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(id, _)| id.clone())
-            .ok_or_else(|| {
-                Unsupported::invalid(
-                    here.clone(),
-                    format!("no earlier functionCall named {name:?} to answer"),
-                )
-            })?,
-    };
+    let id = calls.answered(fr.id, &name).ok_or_else(|| {
+        Unsupported::invalid(
+            here.clone(),
+            format!("no earlier functionCall named {name:?} to answer"),
+        )
+    })?;
     calls.pending.retain(|(p, _)| *p != id);
     let (mut content, is_error) = result_from(fr.response.as_ref().unwrap_or(&Value::Null));
     for (j, part) in fr.parts.into_iter().enumerate() {
@@ -500,7 +520,10 @@ fn decode_declaration(d: DeclarationIn, at: &str) -> Result<Tool, Unsupported> {
     })
 }
 
-fn decode_generation_config(gc: GenerationConfigIn, req: &mut ChatRequest) -> Result<(), Unsupported> {
+fn decode_generation_config(
+    gc: GenerationConfigIn,
+    req: &mut ChatRequest,
+) -> Result<(), Unsupported> {
     req.max_tokens = gc.max_output_tokens;
     req.temperature = gc.temperature;
     req.top_p = gc.top_p;
@@ -514,9 +537,7 @@ fn decode_generation_config(gc: GenerationConfigIn, req: &mut ChatRequest) -> Re
             "candidateCount" if v.as_u64() == Some(1) => {}
             "responseModalities" if v.as_array().is_some_and(|m| m.iter().all(|x| x == "TEXT")) => {
             }
-            // How long the model deliberates: the target thinks as it does by
-            // default (thought parts are private state no other provider returns).
-            "thinkingConfig" => req.dropped.hint(&at),
+            "thinkingConfig" => req.thinking = decode_thinking(v, &mut req.dropped),
             _ => return Err(Unsupported::new(at, "translated")),
         }
     }
@@ -550,6 +571,35 @@ fn decode_generation_config(gc: GenerationConfigIn, req: &mut ChatRequest) -> Re
         }
     };
     Ok(())
+}
+
+/// How long the model deliberates: a budget of tokens (0: none) is kept,
+/// for the targets that take one (Anthropic's `thinking`). The rest is a
+/// hint, dropped and named as ever: the model deciding (`-1`), a
+/// `thinkingLevel`, thought summaries (`includeThoughts`: thought parts are
+/// private state no other provider returns).
+fn decode_thinking(v: &Value, drops: &mut Drops) -> Option<Thinking> {
+    const FIELD: &str = "generationConfig.thinkingConfig";
+    let mut budget = None;
+    let mut lost = !v.is_object();
+    for (k, v) in v.as_object().into_iter().flatten() {
+        match camel(k).as_str() {
+            _ if v.is_null() => {}
+            "thinkingBudget" => match wire::whole_number(v) {
+                Some(b) => budget = Some(b),
+                None => lost = true,
+            },
+            "includeThoughts" if v.as_bool() == Some(false) => {}
+            _ => lost = true,
+        }
+    }
+    if lost {
+        drops.hint(FIELD);
+    }
+    budget.map(|b| Thinking {
+        field: FIELD,
+        amount: ThinkingAmount::Budget(b),
+    })
 }
 
 fn decode_tool_config(tc: ToolConfigIn, tools: &[Tool]) -> Result<Option<ToolChoice>, Unsupported> {

@@ -16,7 +16,10 @@ use crate::translate::wire;
 use crate::usage::Usage;
 
 /// Gemini chunks → IR. Each chunk is a whole response; usage is cumulative,
-/// so each report is a total and the last one wins.
+/// so each report is a total and the last one wins. A chunk's usage goes
+/// before its parts: Gemini counts the prompt from the first chunk on, and
+/// an Anthropic app's `message_start` (written with the first content)
+/// carries the input count only if it is known by then.
 #[derive(Default)]
 pub struct Decoder {
     started: bool,
@@ -44,6 +47,9 @@ impl StreamDecoder for Decoder {
                 model: v.model_version.take().unwrap_or_default(),
             });
         }
+        if let Some(u) = v.usage_metadata.0.take() {
+            out.push(StreamEvent::Usage(u.into()));
+        }
         for mut p in v.take_parts() {
             if let Some(t) = p.answer_text() {
                 out.push(StreamEvent::TextDelta(t));
@@ -61,9 +67,6 @@ impl StreamDecoder for Decoder {
         {
             self.finished = true;
             out.push(StreamEvent::Finish(stop));
-        }
-        if let Some(u) = v.usage_metadata.0 {
-            out.push(StreamEvent::Usage(u.into()));
         }
     }
 }

@@ -14,10 +14,14 @@ use crate::translate::testkit::{decode_with, encode_with};
 use crate::translate::{anthropic, openai_chat};
 use crate::usage::Usage;
 
+/// Function responses named with the app's own ids.
+mod call_ids;
 /// What of JSON Schema Gemini's tool schemas take.
 mod schema;
 /// The stream tests, in their own file (this one would pass 800 lines).
 mod stream;
+/// Thinking budgets and efforts, to and from Gemini's.
+mod thinking;
 /// Images inside tool results, sent beside the function responses.
 mod tool_result_images;
 

@@ -26,7 +26,7 @@ mod stream;
 mod tests;
 
 pub(crate) use options::{
-    ADVISORY, FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, response_format,
+    ADVISORY, FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, end_user_id, response_format,
     tool_choice_mode,
 };
 pub use request::{decode_request, encode_request};
@@ -51,15 +51,11 @@ const POLICY: Policy = Policy {
 };
 
 /// Request fields that are hints: dropped when translating on lenient
-/// routes, refused on strict ones. How hard a reasoning model thinks, how
-/// wordy it is, a predicted output (a latency optimization) and how long a
-/// prompt cache lives leave what the answer says to the target's defaults.
-const HINTS: &[&str] = &[
-    "reasoning_effort",
-    "verbosity",
-    "prediction",
-    "prompt_cache_retention",
-];
+/// routes, refused on strict ones. How wordy a model is, a predicted output
+/// (a latency optimization) and how long a prompt cache lives leave what the
+/// answer says to the target's defaults. (How hard a reasoning model thinks,
+/// `reasoning_effort`, is read by the decoder: see `ir::Thinking`.)
+const HINTS: &[&str] = &["verbosity", "prediction", "prompt_cache_retention"];
 
 /// The chat completions codec.
 pub struct OpenAiChat;
@@ -69,7 +65,7 @@ static PROFILE: Profile = Profile {
     name: "openai",
     spoken_by: &[ProviderKind::OpenAi, ProviderKind::OpenAiCompatible],
     auth: BEARER,
-    absent: &[Absent::TopK],
+    absent: &[Absent::TopK, Absent::Thinking],
 };
 
 /// Both OpenAI formats take keys as bearer tokens.
@@ -133,11 +129,17 @@ fn chat_id(id: &str) -> String {
     super::ids::with_prefix("chatcmpl-", id)
 }
 
-fn stop_from(s: &str) -> StopReason {
+/// `finish_reason` → stop reason; `called`: the answer holds tool calls.
+/// vLLM and Ollama end an answer of calls with `stop`, not `tool_calls`:
+/// such an answer still stops for its calls, as Gemini's (which has no
+/// tool-call reason) and Responses' do, or an Anthropic app would read
+/// `end_turn` and never run them.
+fn stop_from(s: &str, called: bool) -> StopReason {
     match s {
         "length" => StopReason::MaxTokens,
         "tool_calls" | "function_call" => StopReason::ToolUse,
         "content_filter" => StopReason::ContentFilter,
+        _ if called => StopReason::ToolUse,
         _ => StopReason::EndTurn,
     }
 }

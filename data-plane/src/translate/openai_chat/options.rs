@@ -1,6 +1,8 @@
 //! What both OpenAI formats (chat and Responses) spell alike: the fields
 //! that carry nothing for another provider, the tool-choice modes and the
-//! JSON-schema output format.
+//! JSON-schema output format, and the end-user id.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,7 +10,9 @@ use serde_json::Value;
 use crate::translate::ir::{ResponseFormat, ToolChoice, Unsupported};
 
 /// Request fields of both formats that carry no content: dropped when
-/// translating, on every route.
+/// translating, on every route. Chat reads `parallel_tool_calls` itself
+/// (`false` is kept as `ChatRequest::serial_tool_calls`); Responses, which
+/// is never a translation's target, drops it.
 pub(crate) const ADVISORY: &[&str] = &[
     "metadata",
     "store",
@@ -17,6 +21,23 @@ pub(crate) const ADVISORY: &[&str] = &[
     "prompt_cache_key",
     "safety_identifier",
 ];
+
+/// Longest end-user id (`user`, `safety_identifier`) OpenAI takes: a longer
+/// one is refused (400 `string_above_max_length`).
+const MAX_USER_CHARS: usize = 64;
+
+/// The end-user id as OpenAI takes it. Claude Code's `metadata.user_id` (a
+/// JSON object of ids, 120 to 150 characters) is longer than OpenAI allows:
+/// such an id is sent as its SHA-256 in hex (64 characters), so one user
+/// stays one identifier, and one no other user shares. OpenAI counts
+/// characters, as here.
+pub(crate) fn end_user_id(user: &str) -> Cow<'_, str> {
+    if user.len() <= MAX_USER_CHARS || user.chars().count() <= MAX_USER_CHARS {
+        return Cow::Borrowed(user);
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, user.as_bytes());
+    Cow::Owned(hex::encode(digest.as_ref()))
+}
 
 /// The error OpenAI gives a request without a model.
 pub(crate) const MISSING_MODEL: &str = "you must provide a model parameter";

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, POLICY, TARGET, response_format,
-    tool_choice_mode,
+    FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, POLICY, TARGET, end_user_id,
+    response_format, tool_choice_mode,
 };
 use crate::translate::ir::{
-    self, AssistantRun, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Tool,
-    ToolChoice, Unsupported, UserRun,
+    self, AssistantRun, ChatRequest, Drops, Effort, Image, Message, Part, ResponseFormat, Role,
+    Thinking, ThinkingAmount, Tool, ToolChoice, Unsupported, UserRun,
 };
 use crate::translate::wire::{self, Body, Extra, TextOr, is_false, whole_number};
 
@@ -33,6 +33,11 @@ struct RequestIn {
     stream_options: Option<StreamOptions>,
     response_format: Option<ResponseFormatIn>,
     user: Option<String>,
+    /// `false`: one tool call at a time; `true` is OpenAI's default.
+    parallel_tool_calls: Option<bool>,
+    /// How hard a reasoning model thinks (`Value`: an effort not known is
+    /// a hint, whatever its type).
+    reasoning_effort: Option<Value>,
     /// Everything else: `n`, hints and bookkeeping, or what cannot be translated.
     #[serde(flatten)]
     extra: Extra,
@@ -140,10 +145,14 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             .unwrap_or(false),
         response_format: b.response_format.map(decode_response_format).transpose()?,
         user: b.user,
+        serial_tool_calls: b.parallel_tool_calls == Some(false),
         ..Default::default()
     };
     if let Some(tools) = b.tools {
         req.tools = decode_tools(tools, &mut req.dropped)?;
+    }
+    if let Some(effort) = b.reasoning_effort.filter(|v| !v.is_null()) {
+        req.thinking = decode_effort(&effort, &mut req.dropped);
     }
     for (i, m) in b.messages.into_iter().flatten().enumerate() {
         decode_message(m, i, &mut req)?;
@@ -159,8 +168,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
 /// A field spelled out with the value OpenAI takes without it (SDKs and
 /// frameworks fill in their defaults): leaving it out loses nothing, so it is
 /// neither refused nor named, on any route. Any other value is what the
-/// policy says it is (`parallel_tool_calls` is advisory whatever its value;
-/// a penalty, logprobs or a bias would change the answer and is refused).
+/// policy says it is (a penalty, logprobs or a bias would change the answer
+/// and is refused).
 fn is_default(name: &str, v: &Value) -> bool {
     match name {
         "n" => whole_number(v) == Some(1),
@@ -174,6 +183,19 @@ fn is_default(name: &str, v: &Value) -> bool {
         "functions" => v.as_array().is_some_and(Vec::is_empty),
         _ => false,
     }
+}
+
+/// `reasoning_effort`: a level another format can say (Gemini's budgets);
+/// one not known is a hint, dropped as ever.
+fn decode_effort(v: &Value, drops: &mut Drops) -> Option<Thinking> {
+    let Some(effort) = v.as_str().and_then(Effort::from_name) else {
+        drops.hint("reasoning_effort");
+        return None;
+    };
+    Some(Thinking {
+        field: "reasoning_effort",
+        amount: ThinkingAmount::Effort(effort),
+    })
 }
 
 fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
@@ -336,6 +358,9 @@ pub(super) struct RequestOut<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolOut<'a>>,
     tool_choice: Option<ToolChoiceOut<'a>>,
+    /// `false` when the app wants one call at a time; else unsaid (OpenAI
+    /// refuses it without tools).
+    parallel_tool_calls: Option<bool>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
     temperature: Option<f64>,
@@ -343,7 +368,7 @@ pub(super) struct RequestOut<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
     response_format: Option<FormatOut<Nested<'a>>>,
-    user: Option<&'a str>,
+    user: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "is_false")]
     stream: bool,
     stream_options: Option<IncludeUsage>,
@@ -353,7 +378,9 @@ pub(super) struct RequestOut<'a> {
 #[serde(tag = "role", rename_all = "lowercase")]
 enum MessageOut<'a> {
     System {
-        content: &'a str,
+        /// The app's instructions; the last one may carry the tools' whole
+        /// descriptions (see [`description_out`]).
+        content: Cow<'a, str>,
     },
     User {
         content: UserContent<'a>,
@@ -431,7 +458,7 @@ struct ToolOut<'a> {
 struct FunctionOut<'a> {
     name: &'a str,
     parameters: &'a Value,
-    description: Option<&'a str>,
+    description: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -488,6 +515,10 @@ pub(super) struct Dialect {
     /// asks for 32,000. The cap sent is the smaller of the two: the app asked
     /// for at most that many, and the model can give no more.
     max_output: Option<u64>,
+    /// `parallel_tool_calls` is left out: OpenAI's o-series refuses it (400
+    /// `unsupported_parameter`, "'parallel_tool_calls' is not supported with
+    /// this model"), so one call at a time is a hint there.
+    no_parallel_setting: bool,
 }
 
 impl Dialect {
@@ -499,15 +530,23 @@ impl Dialect {
                 completion_tokens: true,
                 fixed_sampling: is_reasoning_model(model),
                 max_output: max_output_tokens(model),
+                no_parallel_setting: is_o_series(model),
             },
             _ => Self::default(),
         }
     }
 
     /// Leaves out of `req` what the dialect refuses: a sampling setting
-    /// other than the default is a hint (dropped on lenient routes, refused
-    /// on strict ones); the default itself goes unsaid.
+    /// other than the default, and one call at a time where there are tools
+    /// to call, are hints (dropped on lenient routes, refused on strict
+    /// ones); the default itself goes unsaid.
     pub fn leave_out(self, req: &mut ChatRequest) {
+        if self.no_parallel_setting
+            && std::mem::take(&mut req.serial_tool_calls)
+            && !req.tools.is_empty()
+        {
+            req.dropped.hint("parallel_tool_calls");
+        }
         if !self.fixed_sampling {
             return;
         }
@@ -560,14 +599,26 @@ pub(super) fn max_output_tokens(model: &str) -> Option<u64> {
 /// but for its chat models (`gpt-5-chat-latest`), which sample like
 /// gpt-4o. A fine-tune (`ft:o4-mini-…:org::id`) is its base model.
 pub(super) fn is_reasoning_model(model: &str) -> bool {
-    let m = model
-        .strip_prefix("ft:")
-        .unwrap_or(model)
-        .to_ascii_lowercase();
+    let m = base_model(model);
     if m.starts_with("gpt-5") {
         return !m.starts_with("gpt-5-chat");
     }
+    is_o_series(&m)
+}
+
+/// OpenAI's o-series (o1, o3, o4-mini…) by name.
+fn is_o_series(model: &str) -> bool {
+    let m = base_model(model);
     ["o1", "o3", "o4"].iter().any(|p| m.starts_with(p))
+}
+
+/// The model's name, lowercase, a fine-tune's (`ft:o4-mini-…:org::id`) as
+/// its base model's.
+fn base_model(model: &str) -> String {
+    model
+        .strip_prefix("ft:")
+        .unwrap_or(model)
+        .to_ascii_lowercase()
 }
 
 /// IR → the body sent to an OpenAI-compatible vendor (the format's common
@@ -589,10 +640,9 @@ pub(super) fn request_body_in(
         (Some(asked), Some(most)) => Some(asked.min(most)),
         (asked, _) => asked,
     };
-    let mut messages: Vec<MessageOut<'_>> = req
-        .system
-        .iter()
-        .map(|s| MessageOut::System { content: s })
+    let mut messages: Vec<MessageOut<'_>> = system_messages(req)
+        .into_iter()
+        .map(|content| MessageOut::System { content })
         .collect();
     for (i, m) in req.messages.iter().enumerate() {
         match m.role {
@@ -611,7 +661,7 @@ pub(super) fn request_body_in(
                 function: FunctionOut {
                     name: &t.name,
                     parameters: &t.parameters,
-                    description: t.description.as_deref(),
+                    description: t.description.as_deref().map(description_out),
                 },
             })
             .collect(),
@@ -624,6 +674,7 @@ pub(super) fn request_body_in(
                 function: NameOut { name: n },
             },
         }),
+        parallel_tool_calls: (req.serial_tool_calls && !req.tools.is_empty()).then_some(false),
         max_tokens: cap.filter(|_| !dialect.completion_tokens),
         max_completion_tokens: cap.filter(|_| dialect.completion_tokens),
         temperature: req.temperature,
@@ -633,13 +684,84 @@ pub(super) fn request_body_in(
             .response_format
             .as_ref()
             .map(|rf| FormatOut::new(Some(rf), |json_schema| Nested { json_schema })),
-        user: req.user.as_deref(),
+        user: req.user.as_deref().map(end_user_id),
         stream: req.stream,
         // The gateway always needs the counts, whatever the app asked for.
         stream_options: req.stream.then_some(IncludeUsage {
             include_usage: true,
         }),
     })
+}
+
+/// Longest `tools[].function.description` OpenAI takes: a longer one is
+/// refused (400 `string_above_max_length`, gpt-4o, o3-mini and others),
+/// and Claude Code's run to several thousand characters.
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+/// What ends a description cut to [`MAX_DESCRIPTION_CHARS`].
+const CUT_MARKER: &str = " … (see the system message)";
+
+/// What opens the section of the system message that holds the whole of
+/// the descriptions cut.
+const WHOLE_DESCRIPTIONS: &str = "# Tool descriptions\n\nThe descriptions of these tools are cut short in the tool list; here they are in full.";
+
+/// Past [`MAX_DESCRIPTION_CHARS`] (counted as OpenAI counts: characters).
+fn is_too_long(description: &str) -> bool {
+    description.len() > MAX_DESCRIPTION_CHARS && description.chars().count() > MAX_DESCRIPTION_CHARS
+}
+
+/// A tool's description as OpenAI takes it: as it is, or, when too long,
+/// cut at a character boundary to [`MAX_DESCRIPTION_CHARS`] ending with
+/// [`CUT_MARKER`]; the whole of it then goes in the system message (see
+/// [`system_messages`]), so the model loses none of the app's guidance.
+fn description_out(description: &str) -> Cow<'_, str> {
+    if !is_too_long(description) {
+        return Cow::Borrowed(description);
+    }
+    let keep = MAX_DESCRIPTION_CHARS - CUT_MARKER.chars().count();
+    let end = description
+        .char_indices()
+        .nth(keep)
+        .map_or(description.len(), |(at, _)| at);
+    let head = description.get(..end).unwrap_or_default().trim_end();
+    Cow::Owned(format!("{head}{CUT_MARKER}"))
+}
+
+/// The app's system instructions, one message each, the last followed by
+/// the whole descriptions of the tools [`description_out`] cut, a heading
+/// per tool in the tools' order (a message of its own when the app gave no
+/// instructions). The same tools give the same text, so the prompt's cached
+/// prefix holds from one turn to the next.
+fn system_messages(req: &ChatRequest) -> Vec<Cow<'_, str>> {
+    let mut system: Vec<Cow<'_, str>> = req
+        .system
+        .iter()
+        .map(|s| Cow::Borrowed(s.as_str()))
+        .collect();
+    let mut whole = String::new();
+    for t in &req.tools {
+        if let Some(d) = t.description.as_deref().filter(|d| is_too_long(d)) {
+            if whole.is_empty() {
+                whole.push_str(WHOLE_DESCRIPTIONS);
+            }
+            whole.push_str("\n\n## Tool `");
+            whole.push_str(&t.name);
+            whole.push_str("`\n\n");
+            whole.push_str(d);
+        }
+    }
+    if whole.is_empty() {
+        return system;
+    }
+    match system.last_mut() {
+        Some(last) => {
+            let last = last.to_mut();
+            last.push_str("\n\n");
+            last.push_str(&whole);
+        }
+        None => system.push(Cow::Owned(whole)),
+    }
+    system
 }
 
 /// A user turn: its tool results as `tool` messages first, then the rest as

@@ -45,11 +45,12 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         }
         content.extend(m.tool_calls.into_iter().flatten().map(tool_call));
     }
+    let called = content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
     Ok(ChatResponse {
         id: v.id.unwrap_or_default(),
         model: v.model.unwrap_or_default(),
         content,
-        stop: finish.as_deref().map(stop_from),
+        stop: finish.as_deref().map(|r| stop_from(r, called)),
         usage: v.usage.0.map(Into::into).unwrap_or_default(),
     })
 }

@@ -186,7 +186,8 @@ impl StreamDecoder for Decoder {
                 }
             }
             if let Some(r) = choice.finish_reason {
-                out.push(StreamEvent::Finish(stop_from(&r)));
+                let called = !self.calls.is_empty();
+                out.push(StreamEvent::Finish(stop_from(&r, called)));
             }
         }
         if let Some(u) = c.usage.0 {
@@ -240,7 +241,10 @@ struct FunctionDeltaOut<'a> {
 }
 
 /// IR → OpenAI chunks, ending with the usage chunk (if the app asked for it)
-/// and `data: [DONE]`.
+/// and `data: [DONE]`. A stream that fails (an upstream error, or an end
+/// before any finish reason) ends with an error chunk instead, as OpenAI's
+/// does: its SDKs raise it, where a clean `[DONE]` would pass a truncated
+/// answer off as complete.
 pub struct Encoder {
     id: String,
     model: String,
@@ -248,6 +252,8 @@ pub struct Encoder {
     include_usage: bool,
     started: bool,
     usage: Option<Usage>,
+    finished: bool,
+    failed: bool,
 }
 
 impl Encoder {
@@ -259,6 +265,8 @@ impl Encoder {
             include_usage: req.stream_usage,
             started: false,
             usage: None,
+            finished: false,
+            failed: false,
         }
     }
 
@@ -302,10 +310,28 @@ impl Encoder {
         };
         self.chunk(delta, None, out);
     }
+
+    /// A stream that cannot go on: an error chunk, in OpenAI's error shape;
+    /// nothing follows it.
+    fn fail(&mut self, message: &str, out: &mut BytesMut) {
+        self.failed = true;
+        let e = ErrorBody {
+            error: ErrorOut {
+                message,
+                ty: "server_error",
+                param: None,
+                code: None,
+            },
+        };
+        wire::write_sse_json(out, None, &e);
+    }
 }
 
 impl StreamEncoder for Encoder {
     fn event(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        if self.failed {
+            return;
+        }
         match ev {
             StreamEvent::Start { id, model } => {
                 if !id.is_empty() {
@@ -352,24 +378,26 @@ impl StreamEncoder for Encoder {
             }
             StreamEvent::Finish(r) => {
                 self.ensure_started(out);
+                self.finished = true;
                 self.chunk(DeltaOut::default(), Some(stop_str(*r)), out);
             }
             StreamEvent::Usage(u) => self.usage = Some(*u),
-            StreamEvent::Error { message } => {
-                let e = ErrorBody {
-                    error: ErrorOut {
-                        message,
-                        ty: "server_error",
-                        param: None,
-                        code: None,
-                    },
-                };
-                wire::write_sse_json(out, None, &e);
-            }
+            StreamEvent::Error { message } => self.fail(message, out),
         }
     }
 
     fn end(&mut self, out: &mut BytesMut) {
+        if self.failed {
+            return;
+        }
+        if !self.finished {
+            // No finish reason: the upstream was cut.
+            self.fail(
+                "the upstream stream ended before the answer was complete",
+                out,
+            );
+            return;
+        }
         if self.include_usage
             && let Some(u) = self.usage
         {

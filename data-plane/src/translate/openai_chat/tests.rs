@@ -322,14 +322,13 @@ fn fields_at_their_defaults_are_accepted_unnamed() {
     let req = decode_request(body).unwrap();
     assert!(req.dropped.is_empty(), "{:?}", req.dropped);
     assert!(!req.stream);
-    // `parallel_tool_calls` shapes how calls are batched whatever its value:
-    // advisory, so dropped and named even on strict routes.
+    // `parallel_tool_calls` is translated (see `refusals`), whatever its value.
     let req = decode_request(
         br#"{"model":"m","messages":[],"parallel_tool_calls":false,"presence_penalty":0}"#,
     )
     .unwrap();
-    assert_eq!(dropped(&req), [("parallel_tool_calls", true)]);
-    assert!(req.dropped.strict_refusal().is_none());
+    assert!(req.dropped.is_empty(), "{:?}", req.dropped);
+    assert!(req.serial_tool_calls);
 }
 
 #[test]
@@ -568,3 +567,8 @@ fn codex_function_output_with_an_image_is_answered_by_openai_chat() {
         ])
     );
 }
+
+/// Answers of calls that end with `stop`, streams cut short.
+mod endings;
+/// What OpenAI refuses that other formats' apps send.
+mod refusals;

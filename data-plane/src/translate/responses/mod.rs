@@ -44,7 +44,7 @@ static PROFILE: Profile = Profile {
     name: "openai-responses",
     spoken_by: &[ProviderKind::OpenAi],
     auth: openai_chat::BEARER,
-    absent: &[Absent::TopK],
+    absent: &[Absent::TopK, Absent::Thinking],
 };
 
 impl Codec for Responses {
@@ -131,7 +131,10 @@ impl From<WireUsage> for Usage {
             input: u.input_tokens.0,
             output: u.output_tokens.0,
             cached: u.input_tokens_details.0.map_or(0, |d| d.cached_tokens.0),
-            reasoning: u.output_tokens_details.0.map_or(0, |d| d.reasoning_tokens.0),
+            reasoning: u
+                .output_tokens_details
+                .0
+                .map_or(0, |d| d.reasoning_tokens.0),
             ..Default::default()
         }
     }

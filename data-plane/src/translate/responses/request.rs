@@ -6,14 +6,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::TARGET;
+use crate::translate::ir::{
+    self, AssistantRun, ChatRequest, Drops, Effort, Image, Message, Part, ResponseFormat, Role,
+    Thinking, ThinkingAmount, Tool, ToolChoice, Unsupported, UserRun,
+};
 use crate::translate::openai_chat::{
-    self, FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, response_format, tool_choice_mode,
+    self, FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, end_user_id, response_format,
+    tool_choice_mode,
 };
 use crate::translate::policy::Policy;
-use crate::translate::ir::{
-    self, AssistantRun, ChatRequest, UserRun, Drops, Image, Message, Part, ResponseFormat, Role, Tool, ToolChoice,
-    Unsupported,
-};
 use crate::translate::wire::{self, Body, Extra, TextOr, is_false};
 
 /// Request fields that carry no content beside those chat has
@@ -26,10 +27,10 @@ const ADVISORY: &[&str] = &["prompt_cache_retention", "stream_options", "max_too
 
 /// Request fields that are hints or client bookkeeping: dropped when
 /// translating on lenient routes, refused on strict ones. `client_metadata`
-/// is the client's own tags (Codex's session and turn ids); `reasoning`
-/// (effort, summary) leaves the target to think as it does by default;
-/// `truncation: auto` only matters past the context window.
-const HINTS: &[&str] = &["client_metadata", "reasoning", "truncation"];
+/// is the client's own tags (Codex's session and turn ids); `truncation:
+/// auto` only matters past the context window. (`reasoning` is read by
+/// `decode_reasoning`.)
+const HINTS: &[&str] = &["client_metadata", "truncation"];
 
 /// What a Responses request may lose in translation.
 const POLICY: Policy = Policy {
@@ -165,6 +166,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             "include" if v.as_array().is_some_and(Vec::is_empty) => {}
             "top_logprobs" if v.as_u64() == Some(0) => {}
             "reasoning" if is_blank(v) => {}
+            "reasoning" => decode_reasoning(v, &mut req),
             "include" => decode_include(v, &mut req.dropped)?,
             other => POLICY.field(other, &mut req.dropped)?,
         }
@@ -172,6 +174,30 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
     // A Responses stream always ends with the usage.
     req.stream_usage = req.stream;
     req.checked(MISSING_MODEL)
+}
+
+/// `reasoning`: its `effort`, a level another format can say (Gemini's
+/// budgets), is kept. Anything else in it (a summary of the model's
+/// thoughts, which no translated answer carries), or an effort not known,
+/// is a hint, dropped as ever.
+fn decode_reasoning(v: &Value, req: &mut ChatRequest) {
+    let effort = v
+        .get("effort")
+        .and_then(Value::as_str)
+        .and_then(Effort::from_name);
+    if let Some(e) = effort {
+        req.thinking = Some(Thinking {
+            field: "reasoning",
+            amount: ThinkingAmount::Effort(e),
+        });
+    }
+    let lost = v.as_object().is_none_or(|o| {
+        o.iter()
+            .any(|(k, v)| !v.is_null() && (k != "effort" || effort.is_none()))
+    });
+    if lost {
+        req.dropped.hint("reasoning");
+    }
 }
 
 /// `include` asks for extra output: what only OpenAI can return and the app
@@ -219,7 +245,9 @@ fn decode_item(item: ItemIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsu
             let id = required(item.call_id, &at("call_id"))?;
             let content = match item.output {
                 Some(TextOr::Text(s)) => vec![Part::Text(s)],
-                Some(out @ TextOr::Parts(_)) => decode_content(Some(out), &at("output"), Role::User)?,
+                Some(out @ TextOr::Parts(_)) => {
+                    decode_content(Some(out), &at("output"), Role::User)?
+                }
                 None => {
                     return Err(Unsupported::invalid(
                         at("output"),
@@ -419,11 +447,13 @@ pub(super) struct RequestOut<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolOut<'a>>,
     tool_choice: Option<ToolChoiceOut<'a>>,
+    /// `false` when the app wants one call at a time; else unsaid.
+    parallel_tool_calls: Option<bool>,
     max_output_tokens: Option<u64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     text: Option<TextOut<'a>>,
-    user: Option<&'a str>,
+    user: Option<std::borrow::Cow<'a, str>>,
     #[serde(skip_serializing_if = "is_false")]
     stream: bool,
 }
@@ -568,6 +598,7 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
         input,
         tools: req.tools.iter().map(ToolOut::from).collect(),
         tool_choice: req.tool_choice.as_ref().map(ToolChoiceOut::from),
+        parallel_tool_calls: (req.serial_tool_calls && !req.tools.is_empty()).then_some(false),
         max_output_tokens: req.max_tokens,
         temperature: req.temperature,
         top_p: req.top_p,
@@ -575,7 +606,7 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
             .response_format
             .as_ref()
             .map(|rf| TextOut::from(Some(rf))),
-        user: req.user.as_deref(),
+        user: req.user.as_deref().map(end_user_id),
         stream: req.stream,
     })
 }

@@ -23,15 +23,35 @@ fn stream_text_fixture_cumulative_usage() {
                 id: "q8WdaJ3vFq2nz7IPm5TKuQ4".into(),
                 model: "gemini-2.5-flash".into()
             },
-            StreamEvent::TextDelta("Adding 2 and 3".into()),
+            // Each chunk's usage before its parts.
             u(3),
-            StreamEvent::TextDelta(" gives 5; multiplying them".into()),
+            StreamEvent::TextDelta("Adding 2 and 3".into()),
             u(17),
+            StreamEvent::TextDelta(" gives 5; multiplying them".into()),
+            u(22),
             StreamEvent::TextDelta(" gives 6.".into()),
             StreamEvent::Finish(StopReason::EndTurn),
-            u(22),
         ]
     );
+}
+
+/// Gemini counts the prompt from its first chunk: an Anthropic app's
+/// `message_start` (written with the first content) carries it.
+#[test]
+fn an_anthropic_apps_message_start_carries_the_input_count() {
+    for stream in [STREAM_TEXT, STREAM_CALLS] {
+        let text = encode_with(
+            anthropic::Encoder::new(&ChatRequest::default()),
+            &decode(stream),
+        );
+        let mut p = SseParser::new();
+        p.push(text.as_bytes());
+        let first = p.next_event().unwrap();
+        assert_eq!(first.event.as_deref(), Some("message_start"));
+        let v: Value = serde_json::from_str(&first.data).unwrap();
+        let input = v["message"]["usage"]["input_tokens"].as_u64().unwrap();
+        assert!(input > 0, "{text}");
+    }
 }
 
 #[test]
