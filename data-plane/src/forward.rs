@@ -62,6 +62,9 @@ pub async fn send(
         .map_err(|_| GatewayError::Internal(format!("bad upstream URL for provider {provider}")))?;
     let mut tried: Vec<usize> = Vec::new();
     let mut last: Option<GatewayError> = None;
+    // A pooled connection the server closed as the request went out is
+    // no failure of anyone's: the request goes out once more, uncounted.
+    let mut resent = false;
     while (tried.len() as u32) < call.max_attempts.max(1) {
         let idx = match up.pool.pick(&tried, call.affinity) {
             Ok(i) => i,
@@ -104,6 +107,15 @@ pub async fn send(
 
         let t0 = Instant::now();
         let result = tokio::time::timeout(call.timeout, client.request(req)).await;
+        if let Ok(Err(e)) = &result
+            && e.closed_idle()
+            && !resent
+        {
+            tracing::debug!(provider = %provider, error = %e, "sending again on a fresh connection");
+            resent = true;
+            tried.pop();
+            continue;
+        }
         let took = t0.elapsed();
         let latency_us = took.as_micros() as u64;
         let outcome = match &result {

@@ -53,6 +53,10 @@ pub enum ClientError {
     Connect(String),
     #[error("{0}")]
     Http(#[from] hyper::Error),
+    /// A pooled connection ended without a byte of answer as the request
+    /// went out: the server closed it idle, without reading the request.
+    #[error("the pooled connection was closed as the request went out: {0}")]
+    ClosedIdle(hyper::Error),
     #[error("the upstream URL has no host")]
     NoHost,
     #[error("upstream TLS setup: {0}")]
@@ -62,6 +66,11 @@ pub enum ClientError {
 impl ClientError {
     pub fn is_connect(&self) -> bool {
         matches!(self, Self::Connect(_))
+    }
+
+    /// See [`ClientError::ClosedIdle`]: safe to send once more.
+    pub fn closed_idle(&self) -> bool {
+        matches!(self, Self::ClosedIdle(_))
     }
 }
 
@@ -143,20 +152,19 @@ impl UpstreamClient {
         // request leaves; hyper then hands the request back and it goes out
         // once on a fresh connection. When the close crosses the request on
         // the wire (the server's keep-alive timeout ran out as it was sent),
-        // the connection ends without a byte of answer: the server closed
-        // it idle, without reading the request, so it too goes out once
-        // more on a fresh connection, not as a failure of the credential.
+        // the connection ends without a byte of answer: that is
+        // [`ClientError::ClosedIdle`], which the caller may send again
+        // (`forward` does, once, as no failure of the credential).
         if let Some((send, conn)) = self.checkout(&key) {
-            let replay = copy(&req);
             match self.send_on(&key, send, conn, req).await {
                 Ok(r) => return Ok(r),
                 Err(SendError {
                     unsent: Some(req), ..
                 }) => return Box::pin(self.fresh(&key, &target, req)).await,
-                Err(e) if closed_unanswered(&e.error) => {
-                    tracing::debug!(error = %e.error, "pooled upstream connection closed as a request went out; sending it on a fresh one");
-                    return Box::pin(self.fresh(&key, &target, replay)).await;
-                }
+                Err(SendError {
+                    error: ClientError::Http(e),
+                    ..
+                }) if closed_unanswered(&e) => return Err(ClientError::ClosedIdle(e)),
                 Err(e) => return Err(e.error),
             }
         }
@@ -253,24 +261,10 @@ impl UpstreamClient {
     }
 }
 
-/// The same request again, for [`UpstreamClient::request`]'s one resend
-/// (the body is shared, not copied).
-fn copy(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut again = Request::new(req.body().clone());
-    *again.method_mut() = req.method().clone();
-    *again.uri_mut() = req.uri().clone();
-    *again.version_mut() = req.version();
-    *again.headers_mut() = req.headers().clone();
-    again
-}
-
 /// A connection that ended before any answer: closed cleanly (hyper's
 /// incomplete message) or reset, as a server closing an idle connection
 /// does.
-fn closed_unanswered(e: &ClientError) -> bool {
-    let ClientError::Http(e) = e else {
-        return false;
-    };
+fn closed_unanswered(e: &hyper::Error) -> bool {
     if e.is_incomplete_message() {
         return true;
     }
@@ -584,15 +578,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_request_crossing_the_servers_idle_close_goes_out_again_on_a_fresh_connection() {
+    async fn a_request_crossing_the_servers_idle_close_is_told_apart() {
         let (url, accepted) = closes_as_reused().await;
         let client = UpstreamClient::new(None).unwrap();
-        for _ in 0..3 {
-            assert_eq!(&get(&client, &url).await[..], b"ok");
-        }
-        // 1: answered, pooled; 2: reused, closed unanswered, sent again on
-        // a second connection; 3 likewise on a third.
-        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(&get(&client, &url).await[..], b"ok");
+        // Reused, read by the server and closed unanswered.
+        let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
+        let Err(err) = client.request(req).await else {
+            panic!("the server closed without answering")
+        };
+        assert!(err.closed_idle(), "{err}");
+        // Sent again, it goes out on a fresh connection.
+        assert_eq!(&get(&client, &url).await[..], b"ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     /// A front end that accepts and never completes the TLS handshake is a
