@@ -8,7 +8,7 @@
 //!   ([`default_max_tokens`]).
 //! - Sampling: Anthropic's newer models refuse `temperature` and `top_p`
 //!   together, and `temperature` is 0..1 there (0..2 in OpenAI and Gemini):
-//!   see `request::fit_sampling`.
+//!   see `fit::fit_sampling`.
 //! - Usage: the IR's `input` counts every prompt token, so it is
 //!   `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`
 //!   and `cached` is `cache_read_input_tokens`; encoding goes back the same
@@ -22,7 +22,7 @@
 //! - Extended thinking: a budget (`thinking.budget_tokens`) travels as
 //!   `ir::Thinking`, which Gemini takes (`thinkingBudget`); a Gemini app's
 //!   budget comes here as `thinking` where Anthropic takes it beside the
-//!   rest of the request (`request::fit_thinking`). Anything else (adaptive
+//!   rest of the request (`fit::fit_thinking`). Anything else (adaptive
 //!   thinking, `output_config.effort`, OpenAI's efforts, a budget for
 //!   OpenAI) is served with the target's own default reasoning: dropped as
 //!   a hint (refused on strict routes). Thinking blocks replayed in the
@@ -45,6 +45,8 @@ use crate::endpoints::Op;
 use crate::sse::Event;
 use crate::usage::Usage;
 
+mod encode;
+mod fit;
 mod gateway;
 mod request;
 mod response;
@@ -52,7 +54,8 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use request::{decode_request, encode_request};
+pub use encode::encode_request;
+pub use request::decode_request;
 pub use response::{decode_response, encode_response};
 pub use stream::{Decoder, Encoder};
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::request::BlockOut;
+use super::encode::BlockOut;
 use super::{UsageOut, WireUsage, msg_id, stop_from, stop_str, tool_id};
 use crate::translate::ir::{ChatResponse, Part, StopReason, Unsupported};
 use crate::translate::wire::{self, Body, Object};

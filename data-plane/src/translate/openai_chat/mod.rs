@@ -17,6 +17,8 @@ use crate::endpoints::Op;
 use crate::sse::Event;
 use crate::usage::Usage;
 
+mod dialect;
+mod encode;
 pub(crate) mod gateway;
 mod options;
 mod request;
@@ -24,12 +26,14 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod tool_descriptions;
 
+pub use encode::encode_request;
 pub(crate) use options::{
     ADVISORY, FormatOut, JsonSchemaIn, JsonSchemaOut, MISSING_MODEL, end_user_id, response_format,
     tool_choice_mode,
 };
-pub use request::{decode_request, encode_request};
+pub use request::decode_request;
 pub use response::{decode_response, encode_response};
 pub use stream::{Decoder, Encoder};
 
@@ -103,9 +107,9 @@ impl Codec for OpenAiChat {
         kind: ProviderKind,
     ) -> Result<Vec<u8>, Unsupported> {
         req.drop_absent(PROFILE.absent);
-        let dialect = request::Dialect::of(kind, &req.model);
+        let dialect = dialect::Dialect::of(kind, &req.model);
         dialect.leave_out(req);
-        wire::Body::request_bytes(&request::request_body_in(req, dialect)?)
+        wire::Body::request_bytes(&encode::request_body_in(req, dialect)?)
     }
 
     fn stream_encoder(&self, req: &ChatRequest, _: Framing) -> Box<dyn StreamEncoder> {

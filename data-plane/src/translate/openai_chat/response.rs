@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::request::{ToolCallIn, ToolCallOut, tool_call};
+use super::encode::ToolCallOut;
+use super::request::{ToolCallIn, tool_call};
 use super::{UsageOut, WireUsage, chat_id, stop_from, stop_str};
 use crate::translate::ids;
 use crate::translate::ir::{ChatResponse, Part, StopReason, Unsupported};

@@ -1,0 +1,299 @@
+//! IR requests → Anthropic request bodies, and the content blocks answers
+//! share with them.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::fit::{ThinkingOut, fit_sampling, fit_thinking};
+use super::{TARGET, default_max_tokens, role_str, tool_id};
+use crate::translate::ir::{
+    self, ChatRequest, Image, Part, ResponseFormat, Role, ToolChoice, Unsupported,
+};
+use crate::translate::wire::{self, Body, TextOr, is_false};
+
+// ------------------------------------------------------------------ the wire, as the gateway sends it
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+pub(super) struct RequestOut<'a> {
+    // In the API reference's order.
+    model: &'a str,
+    messages: Vec<MessageOut<'a>>,
+    max_tokens: u64,
+    metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "is_false")]
+    stream: bool,
+    system: Option<TextOr<SystemBlock<'a>>>,
+    temperature: Option<f64>,
+    thinking: Option<ThinkingOut>,
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    top_k: Option<u64>,
+    top_p: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SystemBlock<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: Vec<BlockOut<'a>>,
+}
+
+/// A content block, in requests and answers.
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum BlockOut<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: SourceOut<'a>,
+    },
+    ToolUse {
+        id: String,
+        name: &'a str,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: Option<ResultOut<'a>>,
+        #[serde(skip_serializing_if = "is_false")]
+        is_error: bool,
+    },
+}
+
+impl BlockOut<'_> {
+    fn is_result(&self) -> bool {
+        matches!(self, Self::ToolResult { .. })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum SourceOut<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum ResultOut<'a> {
+    Text(&'a str),
+    Blocks(Vec<BlockOut<'a>>),
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    name: &'a str,
+    input_schema: &'a Value,
+    description: Option<&'a str>,
+}
+
+/// `tool_choice`: the mode, and one call at a time if the app asked so.
+#[derive(Serialize)]
+struct ToolChoiceOut<'a> {
+    #[serde(flatten)]
+    mode: ModeOut<'a>,
+    #[serde(skip_serializing_if = "is_false")]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ModeOut<'a> {
+    Auto,
+    None,
+    Any,
+    Tool { name: &'a str },
+}
+
+#[derive(Serialize)]
+struct MetadataOut<'a> {
+    user_id: &'a str,
+}
+
+// ------------------------------------------------------------------ encode
+
+/// IR → an Anthropic body (as JSON, for tests and tools); what it leaves
+/// out is added to `req.dropped`, as on the way upstream.
+pub fn encode_request(req: &mut ChatRequest) -> Result<Value, Unsupported> {
+    request_body(req).map(|b| b.to_json())
+}
+
+/// IR → the body sent upstream (after [`fit_thinking`] and
+/// [`fit_sampling`], which record in `req.dropped` what they leave out).
+pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    let max_tokens = req.max_tokens.unwrap_or_else(|| default_max_tokens(req));
+    let thinking = fit_thinking(req, max_tokens);
+    fit_sampling(req);
+    let req: &ChatRequest = req;
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(_) => return Err(Unsupported::new("response_format", TARGET)),
+    }
+    let system = match req.system.as_slice() {
+        [] => None,
+        [one] => Some(TextOr::Text(one.clone())),
+        many => Some(TextOr::Parts(
+            many.iter()
+                .map(|s| SystemBlock {
+                    ty: "text",
+                    text: s,
+                })
+                .collect(),
+        )),
+    };
+    // An object schema as is; anything else says "no arguments".
+    static NO_ARGUMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(ir::no_arguments);
+    Ok(RequestOut {
+        model: &req.model,
+        max_tokens,
+        messages: encode_messages(req)?,
+        system,
+        tools: req
+            .tools
+            .iter()
+            .map(|t| ToolOut {
+                name: &t.name,
+                input_schema: if t.parameters.is_object() {
+                    &t.parameters
+                } else {
+                    &NO_ARGUMENTS
+                },
+                description: t.description.as_deref(),
+            })
+            .collect(),
+        tool_choice: tool_choice_out(req),
+        temperature: req.temperature,
+        thinking,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        stop_sequences: &req.stop,
+        metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        stream: req.stream,
+    })
+}
+
+/// The IR's tool choice as Anthropic takes it. Anthropic refuses a
+/// `tool_choice` without tools: auto and none say nothing then. One call at
+/// a time is said in `tool_choice` alone (auto when the app chose nothing),
+/// and means nothing where no tool may be called.
+fn tool_choice_out(req: &ChatRequest) -> Option<ToolChoiceOut<'_>> {
+    let mode = match &req.tool_choice {
+        Some(ToolChoice::Auto | ToolChoice::None) if req.tools.is_empty() => return None,
+        None if req.serial_tool_calls && !req.tools.is_empty() => ModeOut::Auto,
+        None => return None,
+        Some(ToolChoice::Auto) => ModeOut::Auto,
+        Some(ToolChoice::None) => ModeOut::None,
+        Some(ToolChoice::Required) => ModeOut::Any,
+        Some(ToolChoice::Tool(n)) => ModeOut::Tool { name: n },
+    };
+    Some(ToolChoiceOut {
+        disable_parallel_tool_use: req.serial_tool_calls && !matches!(mode, ModeOut::None),
+        mode,
+    })
+}
+
+/// IR turns → strictly alternating Anthropic turns: consecutive turns of one
+/// role are merged, and in a user turn the tool results come first (Anthropic
+/// requires them right after the `tool_use` turn they answer).
+fn encode_messages(req: &ChatRequest) -> Result<Vec<MessageOut<'_>>, Unsupported> {
+    let mut turns: Vec<(Role, Vec<BlockOut<'_>>)> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let mut blocks = Vec::new();
+        for p in &m.content {
+            match (p, m.role) {
+                // Anthropic rejects empty text blocks.
+                (Part::Text(t), _) if t.is_empty() => {}
+                (Part::Text(t), _) => blocks.push(BlockOut::Text { text: t }),
+                (Part::Image(img), _) => blocks.push(image_block(img)),
+                (
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    },
+                    Role::Assistant,
+                ) => blocks.push(BlockOut::ToolUse {
+                    id: tool_id(id),
+                    name,
+                    input: wire::arguments_object(
+                        arguments,
+                        &format!("messages[{i}].tool_calls.{name}.arguments"),
+                    )?,
+                }),
+                (
+                    Part::ToolResult {
+                        id,
+                        content,
+                        is_error,
+                        ..
+                    },
+                    Role::User,
+                ) => blocks.push(BlockOut::ToolResult {
+                    tool_use_id: tool_id(id),
+                    content: result_content(content, i)?,
+                    is_error: *is_error,
+                }),
+                (Part::ToolCall { .. }, Role::User) => {
+                    return Err(Unsupported::misplaced(i, ir::USER_CALL));
+                }
+                (Part::ToolResult { .. }, Role::Assistant) => {
+                    return Err(Unsupported::misplaced(i, ir::ASSISTANT_RESULT));
+                }
+            }
+        }
+        ir::push_turn(&mut turns, m.role, blocks);
+    }
+    Ok(turns
+        .into_iter()
+        .map(|(role, mut content)| {
+            if role == Role::User {
+                // Stable: results keep their order, and so does the rest.
+                content.sort_by_key(|b| !b.is_result());
+            }
+            MessageOut {
+                role: role_str(role),
+                content,
+            }
+        })
+        .collect())
+}
+
+fn result_content(content: &[Part], i: usize) -> Result<Option<ResultOut<'_>>, Unsupported> {
+    Ok(match content {
+        [] => None,
+        [Part::Text(t)] => Some(ResultOut::Text(t)),
+        many => Some(ResultOut::Blocks(
+            many.iter()
+                .map(|c| match c {
+                    Part::Text(t) => Ok(BlockOut::Text { text: t }),
+                    Part::Image(img) => Ok(image_block(img)),
+                    _ => Err(Unsupported::invalid(
+                        format!("messages[{i}].tool_result"),
+                        "a tool result holds text and images only",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        )),
+    })
+}
+
+fn image_block(img: &Image) -> BlockOut<'_> {
+    let source = match img {
+        Image::Base64 { media_type, data } => SourceOut::Base64 { media_type, data },
+        Image::Url(url) => SourceOut::Url { url },
+    };
+    BlockOut::Image { source }
+}
