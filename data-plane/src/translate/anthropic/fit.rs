@@ -49,6 +49,8 @@ const MIN_THINKING_BUDGET: u64 = 1024;
 /// - thinking whose last assistant turn, continued by tool results, does
 ///   not open with its thinking block, which a translated history never
 ///   has (no other provider returns Anthropic's signed blocks);
+/// - thinking for a model without it (Claude 3.5 and older: "does not
+///   support thinking"), or after an assistant prefill;
 /// - `temperature` other than 1, `top_k`, or `top_p` under 0.95 beside
 ///   thinking. These sampling settings (Gemini CLI sends them with every
 ///   request) are then left out, as hints, so the model thinks as the app
@@ -65,14 +67,14 @@ pub(super) fn fit_thinking(req: &mut ChatRequest, max_tokens: u64) -> Option<Thi
         Some(ToolChoice::Required | ToolChoice::Tool(_))
     );
     let continued = req.messages.last().is_some_and(|m| {
-        m.role == Role::User
-            && m.content
+        m.role == Role::Assistant
+            || m.content
                 .iter()
                 .any(|p| matches!(p, Part::ToolResult { .. }))
     });
-    let Some(budget) =
-        budget.filter(|b| (MIN_THINKING_BUDGET..max_tokens).contains(b) && !forced && !continued)
-    else {
+    let Some(budget) = budget.filter(|b| {
+        (MIN_THINKING_BUDGET..max_tokens).contains(b) && !forced && !continued && thinks(&req.model)
+    }) else {
         req.dropped.hint(t.field);
         return None;
     };
@@ -89,4 +91,15 @@ pub(super) fn fit_thinking(req: &mut ChatRequest, max_tokens: u64) -> Option<Thi
         ty: "enabled",
         budget_tokens: budget,
     })
+}
+
+/// Whether Anthropic's `model` takes `thinking`: Claude 3.7 Sonnet and
+/// every model since; not Claude 3.5, 3 or 2 (a name it does not know is
+/// taken to be newer).
+fn thinks(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    let m = m.strip_prefix("anthropic.").unwrap_or(&m);
+    !(m.starts_with("claude-3-") && !m.starts_with("claude-3-7"))
+        && !m.starts_with("claude-2")
+        && !m.starts_with("claude-instant")
 }

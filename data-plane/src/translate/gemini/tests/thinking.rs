@@ -198,7 +198,17 @@ fn gemini_budgets_become_anthropic_thinking() {
             {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"output": "ok"}}}]}
         ]),
     );
-    for req in [small, capped, dynamic, loop_turn] {
+    let prefill = gemini_cli(
+        json!({"thinkingBudget": 4096}),
+        json!([
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [{"text": "Sure, "}]}
+        ]),
+    );
+    // Claude 3.5 and older: "does not support thinking".
+    let mut old = gemini_cli(json!({"thinkingBudget": 4096}), hi());
+    old.model = "claude-3-5-haiku-20241022".into();
+    for req in [small, capped, dynamic, loop_turn, prefill, old] {
         let (v, dropped) = sent(Format::Anthropic, req);
         assert!(v.get("thinking").is_none(), "{v}");
         assert_eq!(v["temperature"], 0.0);
