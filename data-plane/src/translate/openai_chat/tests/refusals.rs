@@ -48,7 +48,7 @@ fn a_long_end_user_id_is_sent_as_its_sha256() {
 /// 1024 characters (multibyte characters around the cut), one short.
 fn claude_code_tools(system: Vec<String>) -> ChatRequest {
     let long = format!(
-        "Executes a bash command. {}",
+        "Executes a bash command.\n\n# Usage notes\n{}",
         "Use → absolute paths. ".repeat(200)
     );
     ChatRequest {
@@ -87,11 +87,14 @@ fn long_tool_descriptions_are_cut_and_given_whole_in_the_system_message() {
         last.starts_with("Be brief.\n\n# Tool descriptions"),
         "{last}"
     );
+    let quoted: String = long.lines().map(|l| format!("\n> {l}")).collect();
     assert!(
-        last.ends_with(&format!("## Tool `Bash`\n\n{long}")),
+        last.ends_with(&format!("## Tool `Bash`\n{quoted}")),
         "{last}"
     );
     assert!(!last.contains("Reads a file."));
+    // The description's own heading stays inside its quote.
+    assert!(last.contains("\n> # Usage notes\n") && !last.contains("\n# Usage notes"));
     assert_eq!(v["messages"][2]["role"], "user");
     // Deterministic: the prompt's cached prefix holds from turn to turn.
     let (again, _) = encoded_for(ProviderKind::OpenAiCompatible, req);
