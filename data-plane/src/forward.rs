@@ -112,6 +112,14 @@ pub async fn send(
             && !resent
         {
             tracing::debug!(provider = %provider, error = %e, "sending again on a fresh connection");
+            let us = t0.elapsed().as_micros() as u64;
+            draft.attempt(
+                provider,
+                &key.name,
+                0,
+                us,
+                "connection closed idle, sent again",
+            );
             resent = true;
             tried.pop();
             continue;

@@ -44,6 +44,13 @@ type Conn = Box<Connection<Io, Full<Bytes>>>;
 /// 75 s), so the server rarely closes a connection as it is reused.
 const MAX_IDLE_PER_HOST: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// How soon after a request went out on a pooled connection its close
+/// still reads as the server's idle close crossing it (the close was on its
+/// way before the request arrived: within a round trip), not as a server
+/// that read the request, worked on it and died. Only the first is sent
+/// again: hyper cannot tell them apart otherwise, and the second may have
+/// been billed.
+const CLOSED_IDLE_WINDOW: Duration = Duration::from_secs(1);
 /// DNS, TCP connect and TLS handshake, together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -156,6 +163,7 @@ impl UpstreamClient {
         // [`ClientError::ClosedIdle`], which the caller may send again
         // (`forward` does, once, as no failure of the credential).
         if let Some((send, conn)) = self.checkout(&key) {
+            let sent = Instant::now();
             match self.send_on(&key, send, conn, req).await {
                 Ok(r) => return Ok(r),
                 Err(SendError {
@@ -164,7 +172,9 @@ impl UpstreamClient {
                 Err(SendError {
                     error: ClientError::Http(e),
                     ..
-                }) if closed_unanswered(&e) => return Err(ClientError::ClosedIdle(e)),
+                }) if closed_unanswered(&e) && sent.elapsed() < CLOSED_IDLE_WINDOW => {
+                    return Err(ClientError::ClosedIdle(e));
+                }
                 Err(e) => return Err(e.error),
             }
         }
@@ -271,9 +281,13 @@ fn closed_unanswered(e: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            // A TLS server closing without `close_notify` reads as an
+            // unexpected end of file.
             return matches!(
                 io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
             );
         }
         source = s.source();
@@ -591,6 +605,36 @@ mod tests {
         // Sent again, it goes out on a fresh connection.
         assert_eq!(&get(&client, &url).await[..], b"ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A server that reads the request and closes the connection only after
+    /// a while may have worked on it: an error, not a close to send again on.
+    #[tokio::test]
+    async fn a_close_long_after_the_request_is_not_an_idle_close() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(CLOSED_IDLE_WINDOW + Duration::from_millis(200)).await;
+                });
+            }
+        });
+        let url = format!("http://{addr}/");
+        let client = UpstreamClient::new(None).unwrap();
+        assert_eq!(&get(&client, &url).await[..], b"ok");
+        let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
+        let Err(err) = client.request(req).await else {
+            panic!("the server closed without answering")
+        };
+        assert!(!err.closed_idle() && !err.is_connect(), "{err}");
     }
 
     /// A front end that accepts and never completes the TLS handshake is a
