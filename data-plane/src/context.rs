@@ -97,13 +97,29 @@ impl Drop for RequestCtx {
         // tried the provider may have made all of it (and bills it), and
         // how much is unknown: the reservation's estimate is charged, so
         // hanging up cannot make a request free.
+        // Or a bug panicked while answering (the service answers 500): the
+        // trace says so, and charges as for an app that left.
+        let panicked = std::thread::panicking();
         if !self.trace.rec.provider_key.is_empty() {
             let output = self.trace.output_estimate;
             self.trace.charge_unreported(output, "estimated_abandoned");
         }
-        self.trace.set_error("client closed the connection early");
-        crate::telemetry::metrics::request_error("client_closed");
+        let (status, error, kind) = if panicked {
+            (
+                500,
+                "internal error: the request's handler panicked",
+                "internal",
+            )
+        } else {
+            (
+                CLIENT_CLOSED,
+                "client closed the connection early",
+                "client_closed",
+            )
+        };
+        self.trace.set_error(error);
+        crate::telemetry::metrics::request_error(kind);
         // Nobody waits for the ticket: the record is queued all the same.
-        drop(self.file(CLIENT_CLOSED));
+        drop(self.file(status));
     }
 }
