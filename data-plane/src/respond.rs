@@ -98,7 +98,9 @@ pub async fn respond(
                 parser: JsonArrayParser::new(),
                 decoder: target.stream_decoder(),
             },
-            (None, false) => Mode::Raw,
+            (None, false) => Mode::Raw {
+                kept: Some(Vec::new()),
+            },
             (Some(_), false) => {
                 return Err(GatewayError::upstream(
                     &trace.rec.provider,

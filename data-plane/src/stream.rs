@@ -38,9 +38,15 @@ pub enum Mode {
         parser: JsonArrayParser,
         decoder: Box<dyn StreamDecoder>,
     },
-    /// Neither SSE nor a JSON array: bytes forwarded untouched, unmetered.
-    Raw,
+    /// Neither SSE nor a JSON array (a vendor that answers a stream request
+    /// with one JSON body): bytes forwarded untouched, counted, and the
+    /// first [`MAX_KEPT_RAW`] bytes kept, so a whole JSON answer's own usage
+    /// is read at the end.
+    Raw { kept: Option<Vec<u8>> },
 }
+
+/// The most of a [`Mode::Raw`] body kept to read its usage from.
+const MAX_KEPT_RAW: usize = 256 * 1024;
 
 /// How a stream is metered, decided by the respond phase.
 pub struct Metering {
@@ -174,7 +180,7 @@ impl MeteredStream {
                 decoder.event(&ev, &mut self.events);
                 false
             }
-            Mode::JsonArray { .. } | Mode::Raw => true,
+            Mode::JsonArray { .. } | Mode::Raw { .. } => true,
         };
         self.use_events(out);
         if forward {
@@ -272,6 +278,12 @@ impl MeteredStream {
         };
         let error = match end {
             End::Clean => {
+                // One whole JSON answer reports its own usage.
+                if let Mode::Raw { kept: Some(body) } = &self.mode
+                    && let Some(u) = self.upstream.usage(body)
+                {
+                    ctx.trace.usage = u;
+                }
                 ctx.trace.charge_if_unreported(streamed);
                 None
             }
@@ -441,21 +453,26 @@ impl MeteredStream {
                         c.trace.first_byte();
                     }
                     if let Mode::JsonArray { parser, decoder } = &mut this.mode {
+                        let gave_up = parser.gave_up();
                         parser.push(&data);
                         while let Some(ev) = parser.next_event() {
                             decoder.event(&ev, &mut this.events);
                         }
-                        if parser.gave_up() {
+                        if gave_up {
                             // Past what it could parse: counted by bytes.
                             this.streamed_chars += len as u64;
                         }
                         this.use_events(&mut out);
                         out.push(data);
-                    } else if matches!(this.mode, Mode::Raw) {
+                    } else if let Mode::Raw { kept } = &mut this.mode {
                         // Not events (a vendor that answered a stream request
                         // with one JSON body, or plain text): counted by its
                         // bytes, as an answer without usage is, not as free.
                         this.streamed_chars += len as u64;
+                        match kept {
+                            Some(k) if k.len() + len <= MAX_KEPT_RAW => k.extend_from_slice(&data),
+                            _ => *kept = None,
+                        }
                         out.push(data);
                     } else {
                         this.parser.push(&data);

@@ -220,6 +220,22 @@ async fn a_stream_answered_without_events_is_charged_by_its_bytes() {
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.usage_source, "estimated_unreported");
     assert_eq!(t.output_tokens, answer.len().div_ceil(4) as u64, "{t:?}");
+
+    // With its usage, that is what is charged.
+    let answer = r#"{"id":"y","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}"#;
+    gw.mock.mock().add_fault(Fault {
+        stream_body: Some(answer.into()),
+        stream_content_type: Some("application/json".into()),
+        ..Fault::default()
+    });
+    let a = read(
+        gw.send(post("/v1/chat/completions", &chat_stream("one body")))
+            .await,
+    )
+    .await;
+    assert_eq!(a.body, answer.as_bytes());
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!((t.input_tokens, t.output_tokens), (11, 3), "{t:?}");
 }
 
 #[tokio::test]
