@@ -99,7 +99,8 @@ pub(super) fn fit_thinking(req: &mut ChatRequest, max_tokens: u64) -> Option<Thi
 fn thinks(model: &str) -> bool {
     let m = model.to_ascii_lowercase();
     let m = m.strip_prefix("anthropic.").unwrap_or(&m);
-    !(m.starts_with("claude-3-") && !m.starts_with("claude-3-7"))
-        && !m.starts_with("claude-2")
-        && !m.starts_with("claude-instant")
+    let older = ["claude-3-", "claude-2", "claude-instant"]
+        .iter()
+        .any(|p| m.starts_with(p));
+    !older || m.starts_with("claude-3-7")
 }
