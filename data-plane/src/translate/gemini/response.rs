@@ -71,6 +71,24 @@ impl AnswerIn {
             .unwrap_or_default()
     }
 
+    /// The finish reason of a turn Gemini ended because it could not make
+    /// the function call it began (a malformed call, a call to no declared
+    /// tool, too many calls): no answer, and Gemini CLI sends such turns
+    /// again. Other apps are told it failed, so their clients retry too,
+    /// rather than an empty turn that looks finished.
+    pub fn failed_call(&self) -> Option<&str> {
+        self.candidates
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|c| c.finish_reason.as_deref())
+            .filter(|r| {
+                matches!(
+                    *r,
+                    "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS"
+                )
+            })
+    }
+
     /// The candidate's finish reason, or a prompt blocked before any candidate.
     pub fn stop(&self, called: bool) -> Option<StopReason> {
         let finish = self
@@ -119,6 +137,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
             "response",
             wire::error_message(Some(e), "upstream error"),
         ));
+    }
+    if let Some(r) = v.failed_call() {
+        return Err(Unsupported::invalid("response", failed_call_message(r)));
     }
     let response_id = v.response_id.take().unwrap_or_default();
     let mut content = Vec::new();
@@ -207,4 +228,11 @@ pub(super) fn answer_body(resp: &ChatResponse) -> AnswerOut<'_> {
 /// IR → a Gemini answer (as JSON, for tests and tools).
 pub fn encode_response(resp: &ChatResponse) -> Value {
     answer_body(resp).to_json()
+}
+
+/// What an app is told of a turn [`AnswerIn::failed_call`] ended.
+pub(super) fn failed_call_message(reason: &str) -> String {
+    format!(
+        "Gemini could not complete the function call it began ({reason}); send the request again"
+    )
 }

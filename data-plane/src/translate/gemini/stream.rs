@@ -63,6 +63,15 @@ impl StreamDecoder for Decoder {
             }
         }
         if !self.finished
+            && let Some(reason) = v.failed_call()
+        {
+            self.finished = true;
+            out.push(StreamEvent::Error {
+                message: super::response::failed_call_message(reason),
+            });
+            return;
+        }
+        if !self.finished
             && let Some(stop) = v.stop(self.calls > 0)
         {
             self.finished = true;

@@ -252,3 +252,40 @@ fn encoder_errors_and_cut_streams() {
         }]
     );
 }
+
+/// A turn Gemini ended because it could not make the call it began is a
+/// failure the app's client retries, not an empty finished turn.
+#[test]
+fn a_failed_function_call_is_an_error_not_an_empty_turn() {
+    let finished = |reason: &str| {
+        format!(
+            "{{\"candidates\": [{{\"content\": {{\"role\": \"model\", \"parts\": [{{\"text\": \"\"}}]}}, \"finishReason\": \"{reason}\"}}], \"usageMetadata\": {{\"promptTokenCount\": 9, \"candidatesTokenCount\": 0, \"totalTokenCount\": 9}}}}"
+        )
+    };
+    for reason in [
+        "MALFORMED_FUNCTION_CALL",
+        "UNEXPECTED_TOOL_CALL",
+        "TOO_MANY_TOOL_CALLS",
+    ] {
+        let body = finished(reason);
+        let err = decode_response(body.as_bytes()).unwrap_err();
+        assert!(err.message.contains(reason), "{}", err.message);
+        let events = decode(&format!("data: {body}\n\n"));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, StreamEvent::Error { message } if message.contains(reason))),
+            "{events:?}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, StreamEvent::Finish(_))),
+            "{events:?}"
+        );
+    }
+    // A plain stop is still a finished turn.
+    let events = decode(&format!("data: {}\n\n", finished("STOP")));
+    assert!(
+        events.contains(&StreamEvent::Finish(StopReason::EndTurn)),
+        "{events:?}"
+    );
+}
