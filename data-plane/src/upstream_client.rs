@@ -569,7 +569,8 @@ mod tests {
     /// Answers the first request of each connection; the next one it reads
     /// and then closes the connection unanswered, as a server whose idle
     /// timeout runs out just as the request arrives.
-    async fn closes_as_reused() -> (String, Arc<AtomicUsize>) {
+    /// After `linger` (a server that worked on the request, then died).
+    async fn closes_as_reused(linger: Duration) -> (String, Arc<AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -585,6 +586,7 @@ mod tests {
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                         .await;
                     let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(linger).await;
                 });
             }
         });
@@ -593,7 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_crossing_the_servers_idle_close_is_told_apart() {
-        let (url, accepted) = closes_as_reused().await;
+        let (url, accepted) = closes_as_reused(Duration::ZERO).await;
         let client = UpstreamClient::new(None).unwrap();
         assert_eq!(&get(&client, &url).await[..], b"ok");
         // Reused, read by the server and closed unanswered.
@@ -611,23 +613,8 @@ mod tests {
     /// a while may have worked on it: an error, not a close to send again on.
     #[tokio::test]
     async fn a_close_long_after_the_request_is_not_an_idle_close() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    let _ = s.read(&mut buf).await;
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                        .await;
-                    let _ = s.read(&mut buf).await;
-                    tokio::time::sleep(CLOSED_IDLE_WINDOW + Duration::from_millis(200)).await;
-                });
-            }
-        });
-        let url = format!("http://{addr}/");
+        let linger = CLOSED_IDLE_WINDOW + Duration::from_millis(200);
+        let (url, _) = closes_as_reused(linger).await;
         let client = UpstreamClient::new(None).unwrap();
         assert_eq!(&get(&client, &url).await[..], b"ok");
         let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();

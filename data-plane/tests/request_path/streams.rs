@@ -196,17 +196,12 @@ async fn a_stream_with_too_many_tool_calls_is_ended() {
     assert_eq!(t.error, "upstream stream too large");
 }
 
-/// A vendor that answers a stream request with one JSON body and no usage:
-/// relayed as it came, and charged by its bytes, not as free.
-#[tokio::test]
-async fn a_stream_answered_without_events_is_charged_by_its_bytes() {
-    let gw = Gw::start(&[]).await;
-    let answer = format!(
-        r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}]}}"#,
-        "word ".repeat(400)
-    );
+/// Streams a chat request that the mock answers with `body` as one JSON
+/// document (a vendor that ignores `stream: true`); returns the answer and
+/// its trace.
+async fn one_json_body_for_a_stream(gw: &Gw, body: &str) -> aigw_proto::pb::trace::TraceRecord {
     gw.mock.mock().add_fault(Fault {
-        stream_body: Some(answer.clone()),
+        stream_body: Some(body.into()),
         stream_content_type: Some("application/json".into()),
         ..Fault::default()
     });
@@ -216,25 +211,25 @@ async fn a_stream_answered_without_events_is_charged_by_its_bytes() {
     )
     .await;
     assert_eq!(a.status, 200);
-    assert_eq!(a.body, answer.as_bytes());
-    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(a.body, body.as_bytes(), "relayed as it came");
+    gw.cp.trace(&a.request_id()).await
+}
+
+/// A vendor that answers a stream request with one JSON body: charged the
+/// usage it reports, else by its bytes, not as free.
+#[tokio::test]
+async fn a_stream_answered_without_events_is_charged_its_usage_or_its_bytes() {
+    let gw = Gw::start(&[]).await;
+    let answer = format!(
+        r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}]}}"#,
+        "word ".repeat(400)
+    );
+    let t = one_json_body_for_a_stream(&gw, &answer).await;
     assert_eq!(t.usage_source, "estimated_unreported");
     assert_eq!(t.output_tokens, answer.len().div_ceil(4) as u64, "{t:?}");
 
-    // With its usage, that is what is charged.
-    let answer = r#"{"id":"y","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}"#;
-    gw.mock.mock().add_fault(Fault {
-        stream_body: Some(answer.into()),
-        stream_content_type: Some("application/json".into()),
-        ..Fault::default()
-    });
-    let a = read(
-        gw.send(post("/v1/chat/completions", &chat_stream("one body")))
-            .await,
-    )
-    .await;
-    assert_eq!(a.body, answer.as_bytes());
-    let t = gw.cp.trace(&a.request_id()).await;
+    let reported = r#"{"id":"y","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}"#;
+    let t = one_json_body_for_a_stream(&gw, reported).await;
     assert_eq!((t.input_tokens, t.output_tokens), (11, 3), "{t:?}");
 }
 
