@@ -94,6 +94,9 @@ pub struct MeteredStream {
     /// `error` chunk): its answer broke off, even if the connection then
     /// closes cleanly, and its last usage report is not the final one.
     upstream_error: bool,
+    /// The decoder saw the upstream's finish (a translated stream that ends
+    /// without one was cut short, and its app is told so).
+    finished: bool,
 }
 
 /// The most tool calls one streamed answer may hold (models make a handful
@@ -117,6 +120,8 @@ static DELTA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 
 /// The trace's error when the upstream's stream carried an error event.
 const UPSTREAM_ERROR_EVENT: &str = "upstream sent an error mid-stream";
+/// A translated stream that ended without the upstream's finish.
+const ENDED_EARLY: &str = "upstream stream ended before its finish";
 
 /// The trace's error when one upstream event outgrows [`crate::sse::MAX_EVENT`].
 const EVENT_TOO_LARGE: &str = "upstream event too large";
@@ -152,6 +157,7 @@ impl MeteredStream {
             translated_bytes: 0,
             overrun: None,
             upstream_error: false,
+            finished: false,
         }
     }
 
@@ -243,6 +249,7 @@ impl MeteredStream {
                     self.tool_calls.push(*index);
                 }
                 StreamEvent::Error { .. } => self.upstream_error = true,
+                StreamEvent::Finish(_) => self.finished = true,
                 _ => {}
             }
             if self.tool_calls.len() > MAX_TOOL_CALLS {
@@ -274,6 +281,9 @@ impl MeteredStream {
         let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
         let end = match end {
             End::Clean if self.upstream_error => End::Broken(UPSTREAM_ERROR_EVENT),
+            End::Clean if !self.finished && matches!(self.mode, Mode::Translate { .. }) => {
+                End::Broken(ENDED_EARLY)
+            }
             other => other,
         };
         let error = match end {

@@ -196,6 +196,36 @@ async fn a_stream_with_too_many_tool_calls_is_ended() {
     assert_eq!(t.error, "upstream stream too large");
 }
 
+/// A translated stream the upstream ends without its finish was cut short:
+/// the app is told so in its format, and the trace says so.
+#[tokio::test]
+async fn a_translated_stream_ended_before_its_finish_is_broken() {
+    let gw = Gw::start(&[]).await;
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "half an answ"}}],
+    });
+    gw.mock.mock().add_fault(Fault {
+        stream_body: Some(format!("data: {chunk}\n\ndata: [DONE]\n\n")),
+        ..Fault::default()
+    });
+    let req = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 64,
+        "stream": true,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    let a = read(gw.send(anthropic_post(&req)).await).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(text.contains("half an answ"), "{text}");
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains("message_stop"), "{text}");
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream stream ended before its finish");
+}
+
 /// Streams a chat request that the mock answers with `body` as one JSON
 /// document (a vendor that ignores `stream: true`); returns the answer and
 /// its trace.
