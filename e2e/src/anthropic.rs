@@ -13,6 +13,9 @@
 //! messages (not the system prompt, whose words are the cached ones) are
 //! written to the cache: `cache_creation_input_tokens`, split by lifetime in
 //! `cache_creation` (`"ttl": "1h"`, else 5 minutes), as the API reports them.
+//!
+//! Structured outputs (`output_config.format`) are checked and answered in
+//! `output`.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -21,9 +24,12 @@ use serde_json::{Value, json};
 use crate::app::{Answer, Ready};
 use crate::error::MockError;
 use crate::tokens::{
-    Exchange, Message, Role, ToolDecl, invalid_schema_type, join_parts, split_pieces, word_count,
+    Exchange, Message, Role, ToolDecl, fill_required, invalid_schema_type, join_parts,
+    split_pieces, word_count,
 };
 use crate::{fields, ids, sse};
+
+mod output;
 
 /// `(id, display name, created_at)` of the models the list shows. Messages
 /// accept any model name.
@@ -53,6 +59,8 @@ pub struct MessagesRequest {
     pub tools: Vec<ToolDecl>,
     /// Words of the blocks marked `cache_control`: (5-minute, 1-hour).
     pub cache_writes: (u64, u64),
+    /// `output_config.format.schema`: the answer is JSON text.
+    pub output_schema: Option<Value>,
 }
 
 fn required<'a>(
@@ -93,6 +101,11 @@ impl MessagesRequest {
                 })?;
             check_sampling(obj)?;
         }
+        let output_schema = if counting {
+            None
+        } else {
+            output::schema(obj, &model)?
+        };
         let raw_messages = required(obj, "messages")?
             .as_array()
             .ok_or(MockError::InvalidType {
@@ -141,6 +154,7 @@ impl MessagesRequest {
             messages,
             tools,
             cache_writes,
+            output_schema,
         })
     }
 
@@ -149,6 +163,10 @@ impl MessagesRequest {
         let (five_min, one_hour) = self.cache_writes;
         ex.cache_write_tokens = five_min + one_hour;
         ex.cache_write_1h_tokens = one_hour;
+        if let (Some(schema), None) = (&self.output_schema, &ex.tool_call) {
+            ex.reply = fill_required(schema).to_string();
+            ex.completion_tokens = word_count(&ex.reply);
+        }
         ex
     }
 }

@@ -17,6 +17,7 @@ mod codec;
 mod ids;
 pub mod ir;
 mod policy;
+pub(crate) mod schema_budget;
 #[cfg(test)]
 mod testkit;
 pub(crate) mod wire;

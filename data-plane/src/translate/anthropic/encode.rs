@@ -5,10 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::fit::{ThinkingOut, fit_sampling, fit_thinking};
-use super::{TARGET, default_max_tokens, role_str, tool_id};
-use crate::translate::ir::{
-    self, ChatRequest, Image, Part, ResponseFormat, Role, ToolChoice, Unsupported,
-};
+use super::schema::{OutputConfigOut, output_config};
+use super::{default_max_tokens, role_str, tool_id};
+use crate::translate::ir::{self, ChatRequest, Image, Part, Role, ToolChoice, Unsupported};
 use crate::translate::wire::{self, Body, TextOr, is_false};
 
 // ------------------------------------------------------------------ the wire, as the gateway sends it
@@ -21,6 +20,7 @@ pub(super) struct RequestOut<'a> {
     messages: Vec<MessageOut<'a>>,
     max_tokens: u64,
     metadata: Option<MetadataOut<'a>>,
+    output_config: Option<OutputConfigOut>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop_sequences: &'a [String],
     #[serde(skip_serializing_if = "is_false")]
@@ -138,10 +138,7 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
     let thinking = fit_thinking(req, max_tokens);
     fit_sampling(req);
     let req: &ChatRequest = req;
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(_) => return Err(Unsupported::new("response_format", TARGET)),
-    }
+    let output_config = output_config(req)?;
     let system = match req.system.as_slice() {
         [] => None,
         [one] => Some(TextOr::Text(one.clone())),
@@ -181,6 +178,7 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
         top_k: req.top_k,
         stop_sequences: &req.stop,
         metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        output_config,
         stream: req.stream,
     })
 }

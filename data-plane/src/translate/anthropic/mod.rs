@@ -31,6 +31,9 @@
 //! - One call at a time (`tool_choice.disable_parallel_tool_use`, OpenAI's
 //!   `parallel_tool_calls: false`) is said in `tool_choice`, auto when the
 //!   app chose none.
+//! - Structured output (a JSON schema) is `output_config.format`, for the
+//!   models that have it, the schema fitted to what Anthropic takes; JSON
+//!   mode without a schema has no counterpart and is refused (see `schema`).
 
 use aigw_proto::model::ProviderKind;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -50,6 +53,7 @@ mod fit;
 mod gateway;
 mod request;
 mod response;
+mod schema;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -131,7 +135,7 @@ const OVERHEAD_TOKENS: u64 = 2_048;
 
 /// An upper bound of the prompt's tokens (see [`default_max_tokens`]).
 fn prompt_bound(req: &ChatRequest) -> u64 {
-    use super::ir::Part;
+    use super::ir::{Part, ResponseFormat};
     let len = |s: &str| s.len() as u64;
     let part = |p: &Part| -> u64 {
         match p {
@@ -160,7 +164,14 @@ fn prompt_bound(req: &ChatRequest) -> u64 {
                 + serde_json::to_string(&t.parameters).map_or(0, |s| len(&s))
         })
         .sum();
-    OVERHEAD_TOKENS + system + messages + tools
+    // Anthropic gives the model the answer's schema in a system prompt.
+    let format = match &req.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            serde_json::to_string(schema).map_or(0, |s| len(&s))
+        }
+        _ => 0,
+    };
+    OVERHEAD_TOKENS + system + messages + tools + format
 }
 
 /// The Anthropic API version sent when the app (in another format) gives none.

@@ -503,3 +503,5 @@ mod limits;
 mod parallel;
 /// Streams: the fixtures, split reads, errors, and to and from OpenAI chat.
 mod stream;
+/// Structured output: `output_config.format` and the schema fitted.
+mod structured;

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::TARGET;
-use super::schema::{SchemaBudget, encode_schema_within};
+use super::schema::{encode_schema_within, tool_schema_budget};
 use crate::translate::ir::{
     self, ChatRequest, Effort, Image, Part, ResponseFormat, Role, ThinkingAmount, ToolChoice,
     Unsupported,
@@ -253,7 +253,7 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
     let thinking_config = thinking_config(req);
     let req: &ChatRequest = req;
     // One budget for every schema of the request ($ref inlining).
-    let mut budget = SchemaBudget::default();
+    let mut budget = tool_schema_budget();
     let system_instruction = (!req.system.is_empty()).then(|| SystemOut {
         parts: req.system.iter().map(|s| PartOut::text(s)).collect(),
     });

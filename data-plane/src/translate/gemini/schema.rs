@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::{TARGET, camel};
 use crate::translate::ir::Unsupported;
+use crate::translate::schema_budget::SchemaBudget;
 
 /// Gemini's OpenAPI-style schema → JSON Schema: lower-case `type`s,
 /// `nullable` as a `"null"` type; `propertyOrdering` (output order only) dropped.
@@ -114,44 +115,13 @@ const SCHEMA_DROPPED: &[&str] = &[
 /// [`SCHEMA_DROPPED`]. Anything else (`allOf`, `not`, `if`,
 /// `patternProperties`, recursive `$ref`s, …) is refused, naming the keyword.
 pub fn encode_schema(schema: &Value, at: &str) -> Result<Value, Unsupported> {
-    encode_schema_within(schema, at, &mut SchemaBudget::default())
+    encode_schema_within(schema, at, &mut tool_schema_budget())
 }
 
-/// What inlining `$ref`s may produce for one request, all its schemas
-/// together: a small schema whose definitions refer to each other twice
-/// per level would otherwise expand to 2^depth nodes.
-#[derive(Debug)]
-pub struct SchemaBudget {
-    nodes: usize,
-    bytes: usize,
-}
-
-const MAX_SCHEMA_NODES: usize = 20_000;
-const MAX_SCHEMA_BYTES: usize = 4 * 1024 * 1024;
-
-impl Default for SchemaBudget {
-    fn default() -> Self {
-        Self {
-            nodes: MAX_SCHEMA_NODES,
-            bytes: MAX_SCHEMA_BYTES,
-        }
-    }
-}
-
-impl SchemaBudget {
-    fn spend(&mut self, nodes: usize, bytes: usize, at: &str) -> Result<(), Unsupported> {
-        match (self.nodes.checked_sub(nodes), self.bytes.checked_sub(bytes)) {
-            (Some(n), Some(b)) => {
-                self.nodes = n;
-                self.bytes = b;
-                Ok(())
-            }
-            _ => Err(Unsupported::invalid(
-                at,
-                "the tool schemas, with their $refs inlined for Gemini, exceed 20,000 nodes or 4 MiB",
-            )),
-        }
-    }
+/// What inlining `$ref`s for Gemini may produce for one request (see
+/// [`SchemaBudget`]).
+pub fn tool_schema_budget() -> SchemaBudget {
+    SchemaBudget::new("the tool schemas, with their $refs inlined for Gemini,")
 }
 
 /// Bytes a JSON value takes, roughly (what cloning it costs).
