@@ -140,7 +140,16 @@ pub(super) fn structured_outputs(model: &str) -> bool {
     let Some(major) = number(words.get(major_at)) else {
         return true;
     };
-    let minor = number(words.get(major_at + 1)).unwrap_or(0);
+    // `4.5` in one word, or `4-5`.
+    let dotted = words
+        .get(major_at)
+        .and_then(|w| w.split_once('.'))
+        .map(|(_, after)| after);
+    let minor = match dotted {
+        Some(after) => number(Some(&after)),
+        None => number(words.get(major_at + 1)),
+    }
+    .unwrap_or(0);
     (major, minor) >= (4, 5)
 }
 
@@ -268,7 +277,18 @@ impl Walk {
                         .enumerate()
                         .map(|(j, s)| self.node(s, &format!("{}[{j}]", here()), depth + 1))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let key = if k == "allOf" { "allOf" } else { "anyOf" };
+                    // One branch of `allOf` is that branch, as `anyOf` says
+                    // it (pydantic's and zod's wrapper around a `$ref`, which
+                    // Anthropic refuses as `allOf`); several beside a `$ref`
+                    // cannot be sent.
+                    let key = match (k.as_str(), fitted.len()) {
+                        ("allOf", 1) => "anyOf",
+                        ("allOf", _) if fitted.iter().any(|f| f.get("$ref").is_some()) => {
+                            return Err(Unsupported::new(here(), TARGET));
+                        }
+                        ("allOf", _) => "allOf",
+                        _ => "anyOf",
+                    };
                     // `anyOf` beside `oneOf`: both must hold, one list cannot say so.
                     if out.insert(key.into(), Value::Array(fitted)).is_some() {
                         return Err(Unsupported::new(here(), TARGET));
@@ -309,6 +329,21 @@ impl Walk {
             }
         }
         if is_object(&out) {
+            // Closing an object that names no properties would leave only
+            // `{}` as its answer: a free-form object cannot be sent.
+            let named = out
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|p| !p.is_empty());
+            let closed_by_app = ["additionalProperties", "unevaluatedProperties"]
+                .iter()
+                .any(|k| obj.get(*k) == Some(&Value::Bool(false)));
+            if !named && !closed_by_app {
+                return Err(Unsupported::invalid(
+                    at,
+                    "an object without `properties` (free-form) cannot be expressed for Anthropic's structured outputs, which close every object; name its properties",
+                ));
+            }
             out.insert("additionalProperties".into(), Value::Bool(false));
         }
         if !notes.is_empty() {

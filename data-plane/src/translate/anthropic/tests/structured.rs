@@ -132,7 +132,10 @@ fn models_without_structured_outputs_are_refused() {
         "claude-opus-4-1",
         "anthropic.claude-opus-4-20250514-v1:0",
     ] {
-        let mut req = with_format(model, json_schema(json!({"type": "object"})));
+        let mut req = with_format(
+            model,
+            json_schema(json!({"type": "object", "properties": {"a": {"type": "string"}}})),
+        );
         let err = encode_request(&mut req).unwrap_err();
         assert_eq!(err.field, "response_format", "{model}");
         assert!(
@@ -153,6 +156,8 @@ fn structured_outputs_by_model_name() {
         ("claude-opus-4-7", true),
         ("claude-haiku-4-5", true),
         ("claude-haiku-4-5@20251001", true),
+        ("claude-sonnet-4.5", true),
+        ("claude-sonnet-4.0", false),
         ("us.anthropic.claude-opus-4-6-v1", true),
         // Newer than any known: taken to have them.
         ("claude-sonnet-5", true),
@@ -184,7 +189,10 @@ fn json_object_and_prefill_are_refused() {
     assert_eq!(err.field, "response_format");
     assert!(err.message.contains("json_object"), "{}", err.message);
 
-    let mut req = with_format("claude-sonnet-4-5", json_schema(json!({"type": "object"})));
+    let mut req = with_format(
+        "claude-sonnet-4-5",
+        json_schema(json!({"type": "object", "properties": {"a": {"type": "string"}}})),
+    );
     req.messages.push(Message {
         role: Role::Assistant,
         content: vec![Part::Text("{".into())],
@@ -236,9 +244,9 @@ fn constraints_are_moved_into_descriptions() {
 fn objects_are_closed() {
     let fitted = fit_schema(&json!({
         "properties": {
-            "a": {"type": "object", "properties": {"b": {"type": ["object", "null"]}}},
-            "list": {"type": "array", "items": {"type": "object", "additionalProperties": true}},
-            "either": {"oneOf": [{"type": "object"}, {"type": "string"}]},
+            "a": {"type": "object", "properties": {"b": {"type": ["object", "null"], "properties": {"c": {}}}}},
+            "list": {"type": "array", "items": {"type": "object", "properties": {"x": {}}, "additionalProperties": true}},
+            "either": {"oneOf": [{"type": "object", "properties": {"y": {}}}, {"type": "string"}]},
             "both": {"allOf": [{"$ref": "#/definitions/D"}]}
         },
         "definitions": {"D": {"type": "object", "unevaluatedProperties": false}},
@@ -258,7 +266,10 @@ fn objects_are_closed() {
             .get("additionalProperties")
             .is_none()
     );
-    assert_eq!(p["both"]["allOf"][0], json!({"$ref": "#/definitions/D"}));
+    // One `allOf` branch is that branch, as `anyOf` (Anthropic refuses
+    // `allOf` around a `$ref`).
+    assert!(p["both"].get("allOf").is_none(), "{p}");
+    assert_eq!(p["both"]["anyOf"][0], json!({"$ref": "#/definitions/D"}));
     assert_eq!(
         fitted["definitions"]["D"],
         json!({"type": "object", "additionalProperties": false})
@@ -281,6 +292,20 @@ fn objects_are_closed() {
         (
             json!({"anyOf": [{}], "oneOf": [{}]}),
             "response_format.json_schema.schema.oneOf",
+        ),
+        // Free-form: closed, it could only be `{}`.
+        (
+            json!({"type": "object", "properties": {"meta": {"type": "object"}}}),
+            "response_format.json_schema.schema.properties.meta",
+        ),
+        (
+            json!({"type": "object", "additionalProperties": true}),
+            "response_format.json_schema.schema",
+        ),
+        // Several `allOf` branches beside a `$ref`.
+        (
+            json!({"allOf": [{"$ref": "#/$defs/A"}, {"properties": {"b": {}}}], "$defs": {"A": {"type": "object", "properties": {"a": {}}}}}),
+            "response_format.json_schema.schema.allOf",
         ),
     ] {
         assert_eq!(fit_schema(&schema).unwrap_err().field, field, "{schema}");
