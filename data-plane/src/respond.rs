@@ -87,7 +87,11 @@ pub async fn respond(
         let app_array = framing == Framing::JsonArray;
         let mode = match (&plan.ir, is_sse) {
             (Some(ir), true) => Mode::Translate {
-                decoder: target.stream_decoder(),
+                decoder: {
+                    let mut d = target.stream_decoder();
+                    d.translating();
+                    d
+                },
                 encoder: app.stream_encoder(ir, framing),
             },
             (None, true) if target.stream_usage_on_request() => Mode::OpenAiChat {
@@ -156,12 +160,20 @@ pub async fn respond(
         trace.observe_answer(&bytes);
         bytes
     } else {
-        let answer = translate::decode_response(plan.target, &bytes).map_err(|e| {
-            GatewayError::upstream(
-                &trace.rec.provider,
-                Failure::Unreadable(e.message.to_string()),
-            )
-        })?;
+        let answer = match translate::decode_response(plan.target, &bytes) {
+            Ok(a) => a,
+            Err(e) => {
+                // An answer that cannot be given (Gemini's failed function
+                // call, say) may still report what the provider billed.
+                if let Some(u) = translate::usage_of_body(plan.target, false, &bytes) {
+                    trace.usage = u;
+                }
+                return Err(GatewayError::upstream(
+                    &trace.rec.provider,
+                    Failure::Unreadable(e.message.to_string()),
+                ));
+            }
+        };
         trace.usage = answer.usage;
         if trace.response_model.is_empty() {
             trace.response_model.clone_from(&answer.model);

@@ -224,6 +224,10 @@ pub trait StreamDecoder: Send {
     fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>);
     /// The upstream stream ended (cleanly or not).
     fn end(&mut self, _out: &mut Vec<StreamEvent>) {}
+    /// The events go to an encoder for an app of another format (else the
+    /// app gets the upstream's own bytes, and the events only meter them):
+    /// what only another format's app must be told may then be said.
+    fn translating(&mut self) {}
 }
 
 /// Writes IR events as the app's SSE stream. Stateful: it opens and closes

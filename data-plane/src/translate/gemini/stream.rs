@@ -26,9 +26,15 @@ pub struct Decoder {
     response_id: String,
     calls: u32,
     finished: bool,
+    /// See [`StreamDecoder::translating`].
+    translating: bool,
 }
 
 impl StreamDecoder for Decoder {
+    fn translating(&mut self) {
+        self.translating = true;
+    }
+
     fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>) {
         let Some(mut v) = wire::event_data::<AnswerIn>(ev) else {
             return;
@@ -62,7 +68,10 @@ impl StreamDecoder for Decoder {
                 out.push(StreamEvent::ToolCallDelta { index, arguments });
             }
         }
-        if !self.finished
+        // Gemini CLI sends such a turn again on its own, so a Gemini app
+        // gets it as Gemini sent it; another format's app is told it failed.
+        if self.translating
+            && !self.finished
             && let Some(reason) = v.failed_call()
         {
             self.finished = true;

@@ -1,6 +1,7 @@
 //! Streams, both ways, against the fixtures of `tests.rs`.
 
 use super::*;
+use crate::translate::codec::StreamDecoder as _;
 
 // ------------------------------------------------------------------ stream
 
@@ -270,7 +271,9 @@ fn a_failed_function_call_is_an_error_not_an_empty_turn() {
         let body = finished(reason);
         let err = decode_response(body.as_bytes()).unwrap_err();
         assert!(err.message.contains(reason), "{}", err.message);
-        let events = decode(&format!("data: {body}\n\n"));
+        let mut translating = Decoder::default();
+        translating.translating();
+        let events = decode_with(translating, format!("data: {body}\n\n").as_bytes(), []);
         assert!(
             events
                 .iter()
@@ -280,6 +283,15 @@ fn a_failed_function_call_is_an_error_not_an_empty_turn() {
         assert!(
             !events.iter().any(|e| matches!(e, StreamEvent::Finish(_))),
             "{events:?}"
+        );
+        // A Gemini app gets the turn as Gemini sent it (Gemini CLI sends it
+        // again on its own): metered as finished, not as an error.
+        let native = decode(&format!("data: {body}\n\n"));
+        assert!(
+            !native
+                .iter()
+                .any(|e| matches!(e, StreamEvent::Error { .. })),
+            "{native:?}"
         );
     }
     // A plain stop is still a finished turn.
