@@ -106,7 +106,7 @@ pub async fn send(
         }
 
         let t0 = Instant::now();
-        let result = tokio::time::timeout(call.timeout, client.request(req)).await;
+        let result = tokio::time::timeout(call.timeout, client.send(req, !resent)).await;
         if let Ok(Err(e)) = &result
             && e.closed_idle()
             && !resent

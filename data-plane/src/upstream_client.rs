@@ -153,6 +153,18 @@ impl UpstreamClient {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
+        self.send(req, true).await
+    }
+
+    /// [`Self::request`], on a pooled connection only when `pooled`: the
+    /// resend of a request a pooled connection's idle close crossed goes on
+    /// a new one (its neighbours in the pool, idle as long, may be closing
+    /// too).
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        pooled: bool,
+    ) -> Result<Response<UpstreamBody>, ClientError> {
         let key = pool_key(req.uri())?;
         let (target, req) = origin_form(req)?;
         // A pooled connection the server closed while idle fails before the
@@ -162,7 +174,7 @@ impl UpstreamClient {
         // the connection ends without a byte of answer: that is
         // [`ClientError::ClosedIdle`], which the caller may send again
         // (`forward` does, once, as no failure of the credential).
-        if let Some((send, conn)) = self.checkout(&key) {
+        if pooled && let Some((send, conn)) = self.checkout(&key) {
             let sent = Instant::now();
             match self.send_on(&key, send, conn, req).await {
                 Ok(r) => return Ok(r),
@@ -606,6 +618,21 @@ mod tests {
         assert!(err.closed_idle(), "{err}");
         // Sent again, it goes out on a fresh connection.
         assert_eq!(&get(&client, &url).await[..], b"ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A resend goes on a new connection though pooled ones wait.
+    #[tokio::test]
+    async fn send_unpooled_opens_a_new_connection() {
+        let (url, accepted) = server(false).await;
+        let client = UpstreamClient::new(None).unwrap();
+        get(&client, &url).await;
+        let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
+        let resp = client.send(req, false).await.unwrap();
+        resp.into_body().collect().await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Both are pooled now; the next request reuses one.
+        get(&client, &url).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
