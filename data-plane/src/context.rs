@@ -88,6 +88,9 @@ impl RequestCtx {
 /// answer (nginx's "client closed request").
 pub const CLIENT_CLOSED: u16 = 499;
 
+/// The trace's error for a request whose handler panicked (answered 500).
+pub const PANICKED: &str = "internal error: the request's handler panicked";
+
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         if self.logged {
@@ -118,7 +121,10 @@ impl Drop for RequestCtx {
             )
         };
         self.trace.set_error(error);
-        crate::telemetry::metrics::request_error(kind);
+        // A panic's 500 is counted where it is answered (`service.rs`).
+        if !panicked {
+            crate::telemetry::metrics::request_error(kind);
+        }
         // Nobody waits for the ticket: the record is queued all the same.
         drop(self.file(status));
     }

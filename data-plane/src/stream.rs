@@ -463,13 +463,15 @@ impl MeteredStream {
                         c.trace.first_byte();
                     }
                     if let Mode::JsonArray { parser, decoder } = &mut this.mode {
-                        let gave_up = parser.gave_up();
                         parser.push(&data);
                         while let Some(ev) = parser.next_event() {
                             decoder.event(&ev, &mut this.events);
                         }
-                        if gave_up {
-                            // Past what it could parse: counted by bytes.
+                        if parser.gave_up() {
+                            // Past what it could parse (from this chunk on,
+                            // the events before it in the chunk counted
+                            // twice rather than the rest not at all):
+                            // counted by bytes.
                             this.streamed_chars += len as u64;
                         }
                         this.use_events(&mut out);
@@ -556,7 +558,12 @@ impl Drop for MeteredStream {
     fn drop(&mut self) {
         // The app went away mid-stream: the answer was (partly) delivered,
         // and the provider billed what it generated until the connection
-        // closed.
-        self.file_trace(End::Abandoned);
+        // closed. Or a bug panicked while the stream was read (the app got
+        // a 500 if no head had left, else a cut connection).
+        if std::thread::panicking() {
+            self.file_trace(End::Broken(crate::context::PANICKED));
+        } else {
+            self.file_trace(End::Abandoned);
+        }
     }
 }

@@ -98,9 +98,30 @@ pub(super) fn fit_thinking(req: &mut ChatRequest, max_tokens: u64) -> Option<Thi
 /// taken to be newer).
 fn thinks(model: &str) -> bool {
     let m = model.to_ascii_lowercase();
-    let m = m.strip_prefix("anthropic.").unwrap_or(&m);
+    // Past platform decorations (`us.anthropic.…`, `publishers/…/models/…`).
+    let m = m.find("claude-").map_or(m.as_str(), |at| &m[at..]);
     let older = ["claude-3-", "claude-2", "claude-instant"]
         .iter()
         .any(|p| m.starts_with(p));
     !older || m.starts_with("claude-3-7")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thinks;
+
+    #[test]
+    fn which_models_think() {
+        for (model, yes) in [
+            ("claude-sonnet-4-5", true),
+            ("claude-3-7-sonnet-latest", true),
+            ("us.anthropic.claude-opus-4-1-20250805-v1:0", true),
+            ("claude-3-5-haiku-20241022", false),
+            ("us.anthropic.claude-3-5-sonnet-20241022-v2:0", false),
+            ("publishers/anthropic/models/claude-3-haiku@20240307", false),
+            ("claude-2.1", false),
+        ] {
+            assert_eq!(thinks(model), yes, "{model}");
+        }
+    }
 }
