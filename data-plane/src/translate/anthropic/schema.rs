@@ -283,7 +283,16 @@ impl Walk {
                     // cannot be sent.
                     let key = match (k.as_str(), fitted.len()) {
                         ("allOf", 1) => "anyOf",
-                        ("allOf", _) if fitted.iter().any(|f| f.get("$ref").is_some()) => {
+                        // Beside a `$ref`, or several objects each closed on
+                        // its own (no answer but `{}` would meet them all).
+                        ("allOf", _)
+                            if fitted.iter().any(|f| f.get("$ref").is_some())
+                                || fitted
+                                    .iter()
+                                    .filter(|f| f.as_object().is_some_and(is_object))
+                                    .count()
+                                    > 1 =>
+                        {
                             return Err(Unsupported::new(here(), TARGET));
                         }
                         ("allOf", _) => "allOf",

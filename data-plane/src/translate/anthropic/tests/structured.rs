@@ -302,6 +302,11 @@ fn objects_are_closed() {
             json!({"type": "object", "additionalProperties": true}),
             "response_format.json_schema.schema",
         ),
+        // Several objects in `allOf`, each closed: only `{}` meets them all.
+        (
+            json!({"allOf": [{"type": "object", "properties": {"a": {}}}, {"type": "object", "properties": {"b": {}}}]}),
+            "response_format.json_schema.schema.allOf",
+        ),
         // Several `allOf` branches beside a `$ref`.
         (
             json!({"allOf": [{"$ref": "#/$defs/A"}, {"properties": {"b": {}}}], "$defs": {"A": {"type": "object", "properties": {"a": {}}}}}),
