@@ -97,6 +97,21 @@ fn shorten(s: &str) -> String {
 }
 
 /// An optional http(s) URL with a host.
+/// Providers' public API hosts, which serve HTTPS only.
+const PUBLIC_API_HOSTS: &[&str] = &[
+    "api.openai.com",
+    "api.anthropic.com",
+    "generativelanguage.googleapis.com",
+    "aiplatform.googleapis.com",
+    "api.deepseek.com",
+    "api.mistral.ai",
+    "api.groq.com",
+    "api.together.xyz",
+    "api.fireworks.ai",
+    "openrouter.ai",
+    "api.x.ai",
+];
+
 pub fn base_url(what: &str, url: &str) -> Result<()> {
     if url.is_empty() {
         return Ok(());
@@ -113,6 +128,18 @@ pub fn base_url(what: &str, url: &str) -> Result<()> {
     if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(format!(
             "{what}: base_url {url:?} is not a valid URL"
+        )));
+    }
+    // The providers' own APIs over plain HTTP (a typo for https): every
+    // request would carry the pool's key in clear across the internet.
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if url.starts_with("http://")
+        && PUBLIC_API_HOSTS
+            .iter()
+            .any(|h| hostname.eq_ignore_ascii_case(h))
+    {
+        return Err(Error::invalid(format!(
+            "{what}: base_url {url:?} would send the provider's keys in clear; use https://"
         )));
     }
     // Credentials belong in the provider's keys (encrypted, write-only), not
@@ -166,6 +193,13 @@ mod tests {
         assert!(secret("k", &"a".repeat(MAX_SECRET + 1)).is_err());
         assert!(base_url("p", "").is_ok());
         assert!(base_url("p", "http://127.0.0.1:8080/v1").is_ok());
+        // A provider's own API over plain HTTP: its keys would go in clear.
+        for url in ["http://api.openai.com", "http://API.Anthropic.com:80/v1"] {
+            let e = base_url("p", url).unwrap_err().to_string();
+            assert!(e.contains("https://"), "{e}");
+        }
+        assert!(base_url("p", "https://api.openai.com/v1").is_ok());
+        assert!(base_url("p", "http://litellm:4000").is_ok());
         assert!(base_url("p", "ftp://x").is_err());
         assert!(base_url("p", "https://").is_err());
         assert!(base_url("p", "https://a b").is_err());
