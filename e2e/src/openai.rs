@@ -17,7 +17,9 @@ use crate::{fields, ids, sse};
 mod refusals;
 
 pub(crate) use refusals::check_tool_schemas;
-use refusals::{check_lengths, check_output_cap, check_reasoning_model, unsupported};
+use refusals::{
+    check_json_mode, check_lengths, check_output_cap, check_reasoning_model, unsupported,
+};
 
 pub const SYSTEM_FINGERPRINT: &str = "fp_mock0001";
 
@@ -56,6 +58,7 @@ impl ChatRequest {
         check_reasoning_model(&model, obj)?;
         check_output_cap(&model, obj)?;
         check_lengths(obj)?;
+        check_json_mode(obj)?;
         let raw_messages = match obj.get("messages") {
             None | Some(Value::Null) => return Err(MockError::MissingParam("messages")),
             Some(Value::Array(m)) => m,

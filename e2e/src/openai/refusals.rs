@@ -99,6 +99,25 @@ pub(super) fn check_lengths(obj: &serde_json::Map<String, Value>) -> Result<(), 
     Ok(())
 }
 
+/// JSON mode (`response_format: {type: json_object}`) needs the word
+/// "json" somewhere in the messages, or the real API answers 400.
+pub(super) fn check_json_mode(obj: &serde_json::Map<String, Value>) -> Result<(), MockError> {
+    let json_mode = obj
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+        == Some("json_object");
+    let said = obj
+        .get("messages")
+        .is_some_and(|m| m.to_string().to_ascii_lowercase().contains("json"));
+    if json_mode && !said {
+        return Err(MockError::Invalid(
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Output limits of a few of OpenAI's chat models (the ones the suites use),
 /// by name prefix, most specific first.
 const MAX_OUTPUT: &[(&str, u64)] = &[
@@ -180,6 +199,19 @@ mod tests {
     use super::*;
     use crate::openai::tests::parse;
     use crate::openai::{error_body, error_parts};
+
+    #[test]
+    fn json_mode_needs_the_word_json() {
+        let format = json!({"type": "json_object"});
+        let err = parse(json!({"model": "gpt-4o", "response_format": format,
+            "messages": [{"role": "user", "content": "hi"}]}));
+        assert!(
+            matches!(err, Err(MockError::Invalid(m)) if m.contains("must contain the word 'json'"))
+        );
+        let ok = parse(json!({"model": "gpt-4o", "response_format": format,
+            "messages": [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "hi"}]}));
+        assert!(ok.is_ok());
+    }
 
     #[test]
     fn gemini_schema_types_are_refused() {

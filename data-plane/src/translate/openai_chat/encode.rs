@@ -10,7 +10,8 @@ use super::dialect::Dialect;
 use super::tool_descriptions::{description_out, system_messages};
 use super::{FormatOut, JsonSchemaOut, TARGET, end_user_id};
 use crate::translate::ir::{
-    self, AssistantRun, ChatRequest, Image, Message, Part, Role, ToolChoice, Unsupported, UserRun,
+    self, AssistantRun, ChatRequest, Image, Message, Part, ResponseFormat, Role, ToolChoice,
+    Unsupported, UserRun,
 };
 use crate::translate::wire::{Body, is_false};
 
@@ -190,6 +191,16 @@ pub(super) fn request_body_in(
             Role::Assistant => messages.push(assistant_message(m, i)?),
         }
     }
+    if matches!(req.response_format, Some(ResponseFormat::JsonObject)) && !says_json(req) {
+        // OpenAI refuses JSON mode unless the messages say "json" (400),
+        // which a Gemini app's `responseMimeType` alone never does.
+        messages.insert(
+            0,
+            MessageOut::System {
+                content: Cow::Borrowed("Answer in JSON."),
+            },
+        );
+    }
     Ok(RequestOut {
         model: &req.model,
         messages,
@@ -321,4 +332,16 @@ fn assistant_message(m: &Message, i: usize) -> Result<MessageOut<'_>, Unsupporte
         content: (!text.is_empty() || tool_calls.is_empty()).then_some(text),
         tool_calls,
     })
+}
+
+/// Whether the request's text says "json" anywhere, as OpenAI's JSON mode
+/// requires of the messages.
+fn says_json(req: &ChatRequest) -> bool {
+    let has = |t: &str| t.to_ascii_lowercase().contains("json");
+    req.system.iter().any(|s| has(s))
+        || req.messages.iter().any(|m| {
+            m.content
+                .iter()
+                .any(|p| matches!(p, Part::Text(t) if has(t)))
+        })
 }

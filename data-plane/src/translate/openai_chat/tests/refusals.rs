@@ -183,3 +183,28 @@ fn one_tool_call_at_a_time_is_kept() {
     assert!(v.get("parallel_tool_calls").is_none(), "{v}");
     assert!(r.dropped.is_empty());
 }
+
+/// OpenAI's JSON mode needs the word "json" in the messages; a Gemini app's
+/// `responseMimeType` alone never says it, so the gateway does.
+#[test]
+fn json_mode_without_the_word_is_told_to_answer_in_json() {
+    let gemini_app = |text: &str| {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": text}]}],
+            "generationConfig": {"responseMimeType": "application/json"},
+        });
+        crate::translate::gemini::decode_request(body.to_string().as_bytes(), "gpt-4o", false)
+            .unwrap()
+    };
+    let (v, _) = encoded_for(ProviderKind::OpenAi, gemini_app("List three colours."));
+    assert_eq!(v["response_format"], json!({"type": "json_object"}));
+    assert_eq!(
+        v["messages"][0],
+        json!({"role": "system", "content": "Answer in JSON."})
+    );
+    assert_eq!(v["messages"][1]["role"], "user");
+    // Said already: nothing added.
+    let (v, _) = encoded_for(ProviderKind::OpenAi, gemini_app("List colours as Json."));
+    assert_eq!(v["messages"][0]["role"], "user");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1));
+}
