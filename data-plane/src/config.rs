@@ -62,8 +62,9 @@ pub struct Config {
     pub max_body_bytes: usize,
 
     /// Request body bytes the node holds at once, across every app (at
-    /// least `AIGW_MAX_BODY_BYTES`): past it, requests get 503 with
-    /// `Retry-After` before more of their bodies is read.
+    /// least `AIGW_MAX_BODY_BYTES`), one app key at most a quarter of it:
+    /// past it, requests get 503 with `Retry-After` before more of their
+    /// bodies is read.
     #[arg(long, env = "AIGW_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 512 * 1024 * 1024)]
     pub max_body_bytes_in_flight: usize,
 

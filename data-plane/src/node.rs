@@ -103,6 +103,7 @@ impl Node {
             otel,
             bodies: crate::body_budget::BodyBudget::new(
                 cfg.max_body_bytes_in_flight.max(cfg.max_body_bytes),
+                cfg.max_body_bytes,
             ),
             cfg,
         });

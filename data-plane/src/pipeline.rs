@@ -116,7 +116,7 @@ async fn run(
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
     // The body's bytes count against the node's bound until the answer's
     // head is ready (the body is dropped by then).
-    let mut held = state.bodies.hold();
+    let mut held = state.bodies.hold(key.key_hash());
     let body = tokio::time::timeout(
         deadline,
         read_body(parts, body, state.cfg.max_body_bytes, &mut held),
