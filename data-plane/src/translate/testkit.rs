@@ -29,6 +29,21 @@ pub fn decode_with(
     out
 }
 
+/// Asserts that `stream` decodes alike however it is split: at every byte
+/// once, and byte by byte (a network may cut an event anywhere).
+pub fn assert_split_proof<D: StreamDecoder + Default>(stream: &str) {
+    let bytes = stream.as_bytes();
+    let whole = decode_with(D::default(), bytes, []);
+    for i in 0..=bytes.len() {
+        assert_eq!(decode_with(D::default(), bytes, [i]), whole, "split at {i}");
+    }
+    assert_eq!(
+        decode_with(D::default(), bytes, 1..bytes.len()),
+        whole,
+        "byte by byte"
+    );
+}
+
 /// The app's stream an encoder writes for `evs`, closing included.
 pub fn encode_with(mut enc: impl StreamEncoder, evs: &[StreamEvent]) -> String {
     let mut out = BytesMut::new();

@@ -99,20 +99,7 @@ fn stream_calls_fixture() {
 #[test]
 fn stream_split_at_every_byte() {
     for stream in [STREAM_TEXT, STREAM_CALLS] {
-        let bytes = stream.as_bytes();
-        let whole = decode(stream);
-        for i in 0..=bytes.len() {
-            assert_eq!(
-                decode_with(Decoder::default(), bytes, [i]),
-                whole,
-                "split at {i}"
-            );
-        }
-        assert_eq!(
-            decode_with(Decoder::default(), bytes, 1..bytes.len()),
-            whole,
-            "byte by byte"
-        );
+        crate::translate::testkit::assert_split_proof::<Decoder>(stream);
     }
 }
 
