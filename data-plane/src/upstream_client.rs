@@ -545,31 +545,9 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
-    /// Answers each connection once, keep-alive promised, then closes it
-    /// without a word, as servers with a short idle timeout do.
-    async fn silent_closer() -> (String, Arc<AtomicUsize>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                drop(s);
-            }
-        });
-        (format!("http://{addr}/"), accepted)
-    }
-
     #[tokio::test]
     async fn a_connection_closed_while_idle_is_replaced_without_an_error() {
-        let (url, accepted) = silent_closer().await;
+        let (url, accepted) = answers_once(None).await;
         let client = UpstreamClient::new(None).unwrap();
         for _ in 0..3 {
             assert_eq!(&get(&client, &url).await[..], b"ok");
@@ -578,11 +556,12 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
-    /// Answers the first request of each connection; the next one it reads
-    /// and then closes the connection unanswered, as a server whose idle
-    /// timeout runs out just as the request arrives.
-    /// After `linger` (a server that worked on the request, then died).
-    async fn closes_as_reused(linger: Duration) -> (String, Arc<AtomicUsize>) {
+    /// Answers the first request of each connection, keep-alive promised,
+    /// then closes it without a word: at once (`next: None`, as servers
+    /// with a short idle timeout do), or once the next request is read and
+    /// `next` has passed (zero: a server whose idle timeout runs out just
+    /// as the request arrives; longer: one that worked on it, then died).
+    async fn answers_once(next: Option<Duration>) -> (String, Arc<AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -597,8 +576,10 @@ mod tests {
                     let _ = s
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                         .await;
-                    let _ = s.read(&mut buf).await;
-                    tokio::time::sleep(linger).await;
+                    if let Some(linger) = next {
+                        let _ = s.read(&mut buf).await;
+                        tokio::time::sleep(linger).await;
+                    }
                 });
             }
         });
@@ -607,7 +588,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_crossing_the_servers_idle_close_is_told_apart() {
-        let (url, accepted) = closes_as_reused(Duration::ZERO).await;
+        let (url, accepted) = answers_once(Some(Duration::ZERO)).await;
         let client = UpstreamClient::new(None).unwrap();
         assert_eq!(&get(&client, &url).await[..], b"ok");
         // Reused, read by the server and closed unanswered.
@@ -641,7 +622,7 @@ mod tests {
     #[tokio::test]
     async fn a_close_long_after_the_request_is_not_an_idle_close() {
         let linger = CLOSED_IDLE_WINDOW + Duration::from_millis(200);
-        let (url, _) = closes_as_reused(linger).await;
+        let (url, _) = answers_once(Some(linger)).await;
         let client = UpstreamClient::new(None).unwrap();
         assert_eq!(&get(&client, &url).await[..], b"ok");
         let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
