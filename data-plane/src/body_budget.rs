@@ -116,7 +116,7 @@ impl Drop for HeldBytes {
 mod tests {
     use super::*;
 
-    /// Keys whose hashes fall in slots 1, 2, 3, 4.
+    /// A key whose hash falls in slot `n`.
     fn key(n: u8) -> [u8; 32] {
         let mut h = [0u8; 32];
         h[0] = n;
@@ -139,6 +139,11 @@ mod tests {
         let mut b = budget.hold(&key(2));
         assert!(matches!(b.grow_to(50), Err(GatewayError::Busy { .. })));
         assert_eq!(budget.used(), 360, "a refused request holds nothing");
+        assert_eq!(
+            budget.by_key[2].load(Ordering::Relaxed),
+            0,
+            "nor does its key, refused by the node's bound"
+        );
         b.grow_to(40).unwrap();
         drop(a);
         assert_eq!(budget.used(), 340);

@@ -96,7 +96,6 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// An optional http(s) URL with a host.
 /// Providers' public API hosts, which serve HTTPS only.
 const PUBLIC_API_HOSTS: &[&str] = &[
     "api.openai.com",
@@ -112,6 +111,10 @@ const PUBLIC_API_HOSTS: &[&str] = &[
     "api.x.ai",
 ];
 
+/// Google's API hosts, regional ones included (`us-central1-aiplatform…`).
+const GOOGLE_APIS: &str = ".googleapis.com";
+
+/// An optional http(s) URL with a host.
 pub fn base_url(what: &str, url: &str) -> Result<()> {
     if url.is_empty() {
         return Ok(());
@@ -120,11 +123,20 @@ pub fn base_url(what: &str, url: &str) -> Result<()> {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| {
+            // Not echoed: it may hold a secret (checked only below).
             Error::invalid(format!(
-                "{what}: base_url {url:?} must start with http:// or https://"
+                "{what}: base_url must start with http:// or https://"
             ))
         })?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // First, so that no message below echoes a secret: credentials belong
+    // in the provider's keys (encrypted, write-only), not in a URL that is
+    // stored and shown in clear. The URL is not echoed here.
+    if host.contains('@') || rest.contains('?') {
+        return Err(Error::invalid(format!(
+            "{what}: base_url must not carry credentials or a query string; put secrets in the provider's keys"
+        )));
+    }
     if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(format!(
             "{what}: base_url {url:?} is not a valid URL"
@@ -133,20 +145,12 @@ pub fn base_url(what: &str, url: &str) -> Result<()> {
     // The providers' own APIs over plain HTTP (a typo for https): every
     // request would carry the pool's key in clear across the internet.
     let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let hostname = hostname.trim_end_matches('.').to_ascii_lowercase();
     if url.starts_with("http://")
-        && PUBLIC_API_HOSTS
-            .iter()
-            .any(|h| hostname.eq_ignore_ascii_case(h))
+        && (PUBLIC_API_HOSTS.contains(&hostname.as_str()) || hostname.ends_with(GOOGLE_APIS))
     {
         return Err(Error::invalid(format!(
             "{what}: base_url {url:?} would send the provider's keys in clear; use https://"
-        )));
-    }
-    // Credentials belong in the provider's keys (encrypted, write-only), not
-    // in a URL that is stored and shown in clear. The URL is not echoed here.
-    if host.contains('@') || rest.contains('?') {
-        return Err(Error::invalid(format!(
-            "{what}: base_url must not carry credentials or a query string; put secrets in the provider's keys"
         )));
     }
     Ok(())
@@ -200,6 +204,19 @@ mod tests {
         }
         assert!(base_url("p", "https://api.openai.com/v1").is_ok());
         assert!(base_url("p", "http://litellm:4000").is_ok());
+        let e = base_url("p", "http://us-central1-aiplatform.googleapis.com./v1").unwrap_err();
+        assert!(e.to_string().contains("https://"), "{e}");
+        // A key in the query is refused without being echoed.
+        let e = base_url(
+            "p",
+            "http://generativelanguage.googleapis.com/v1beta?key=AIzaSECRET",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !e.contains("AIzaSECRET") && e.contains("query string"),
+            "{e}"
+        );
         assert!(base_url("p", "ftp://x").is_err());
         assert!(base_url("p", "https://").is_err());
         assert!(base_url("p", "https://a b").is_err());
