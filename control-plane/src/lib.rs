@@ -28,6 +28,8 @@ pub mod trace_writer;
 #[cfg(test)]
 mod admin_server_tests;
 #[cfg(test)]
+mod apply_server_tests;
+#[cfg(test)]
 mod grpc_tests;
 #[cfg(test)]
 mod tls_tests;
