@@ -107,24 +107,14 @@ impl Drop for RequestCtx {
             let output = self.trace.output_estimate;
             self.trace.charge_unreported(output, "estimated_abandoned");
         }
-        let (status, error, kind) = if panicked {
-            (
-                500,
-                "internal error: the request's handler panicked",
-                "internal",
-            )
+        let (status, error) = if panicked {
+            // Counted where its 500 is answered (`service.rs`).
+            (500, PANICKED)
         } else {
-            (
-                CLIENT_CLOSED,
-                "client closed the connection early",
-                "client_closed",
-            )
+            crate::telemetry::metrics::request_error("client_closed");
+            (CLIENT_CLOSED, "client closed the connection early")
         };
         self.trace.set_error(error);
-        // A panic's 500 is counted where it is answered (`service.rs`).
-        if !panicked {
-            crate::telemetry::metrics::request_error(kind);
-        }
         // Nobody waits for the ticket: the record is queued all the same.
         drop(self.file(status));
     }

@@ -298,7 +298,10 @@ pub fn scrub<'a>(body: Bytes, secrets: impl Iterator<Item = &'a str>) -> Bytes {
         let json = serde_json::to_string(s).unwrap_or_default();
         let json = json.get(1..json.len().saturating_sub(1)).unwrap_or(s);
         let slashed = json.replace('/', "\\/");
-        for form in [s, json, slashed.as_str()] {
+        let mut forms = vec![s, json, slashed.as_str()];
+        // Each distinct form once: most secrets have nothing to escape.
+        forms.dedup();
+        for form in forms {
             let hay = text.as_deref().map(str::as_bytes).unwrap_or(&body);
             if memchr::memmem::find(hay, form.as_bytes()).is_some() {
                 let t = text

@@ -147,19 +147,11 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends `req`; the response body keeps driving the connection and
-    /// returns it to the pool when it has been read to the end.
-    pub async fn request(
-        &self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<Response<UpstreamBody>, ClientError> {
-        self.send(req, true).await
-    }
-
-    /// [`Self::request`], on a pooled connection only when `pooled`: the
-    /// resend of a request a pooled connection's idle close crossed goes on
-    /// a new one (its neighbours in the pool, idle as long, may be closing
-    /// too).
+    /// Sends `req`, on a pooled connection when `pooled` and one is idle;
+    /// the response body keeps driving the connection and returns it to the
+    /// pool when it has been read to the end. Not pooled: the resend of a
+    /// request a pooled connection's idle close crossed goes on a new one
+    /// (its neighbours in the pool, idle as long, may be closing too).
     pub async fn send(
         &self,
         req: Request<Full<Bytes>>,

@@ -36,7 +36,7 @@ async fn server(close: bool) -> (String, Arc<AtomicUsize>) {
 
 async fn get(client: &UpstreamClient, url: &str) -> Bytes {
     let req = Request::post(url).body(Full::new(Bytes::new())).unwrap();
-    let resp = client.request(req).await.unwrap();
+    let resp = client.send(req, true).await.unwrap();
     resp.into_body().collect().await.unwrap().to_bytes()
 }
 
@@ -154,7 +154,7 @@ async fn a_request_crossing_the_servers_idle_close_is_told_apart() {
     assert_eq!(&get(&client, &url).await[..], b"ok");
     // Reused, read by the server and closed unanswered.
     let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
-    let Err(err) = client.request(req).await else {
+    let Err(err) = client.send(req, true).await else {
         panic!("the server closed without answering")
     };
     assert!(err.closed_idle(), "{err}");
@@ -187,7 +187,7 @@ async fn a_close_long_after_the_request_is_not_an_idle_close() {
     let client = UpstreamClient::new(None).unwrap();
     assert_eq!(&get(&client, &url).await[..], b"ok");
     let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
-    let Err(err) = client.request(req).await else {
+    let Err(err) = client.send(req, true).await else {
         panic!("the server closed without answering")
     };
     assert!(!err.closed_idle() && !err.is_connect(), "{err}");
@@ -210,7 +210,7 @@ async fn a_handshake_that_never_ends_is_a_connect_error() {
     let req = Request::post(format!("https://{addr}/"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let Err(err) = client.request(req).await else {
+    let Err(err) = client.send(req, true).await else {
         panic!("a silent server must not answer")
     };
     assert!(err.is_connect(), "{err}");
@@ -225,7 +225,7 @@ async fn connection_refused_is_a_connect_error() {
     let req = Request::post(format!("http://{addr}/"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let Err(err) = client.request(req).await else {
+    let Err(err) = client.send(req, true).await else {
         panic!("a closed port must not answer")
     };
     assert!(err.is_connect(), "{err}");
@@ -343,7 +343,7 @@ async fn tls_upstreams_are_verified_against_the_extra_ca_with_sni() {
     let plain = UpstreamClient::new(None).unwrap();
     let req = Request::post(&url).body(Full::new(Bytes::new())).unwrap();
     let err = plain
-        .request(req)
+        .send(req, true)
         .await
         .err()
         .expect("unknown CA must fail");
