@@ -37,6 +37,7 @@ pub mod stream;
 pub mod telemetry;
 pub mod trace_report;
 pub mod translate;
+pub mod unparsed;
 pub mod upstream_client;
 pub mod usage;
 pub mod validate;

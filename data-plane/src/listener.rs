@@ -13,6 +13,7 @@
 //! new ones wait in the kernel's backlog); the body deadline is the
 //! pipeline's (`read_body`).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::service::Gateway;
 use crate::state::AppState;
+use crate::unparsed;
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -282,6 +284,9 @@ async fn connection(
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
+        state: state.clone(),
+        rewritten: None,
+        linger: None,
     });
     let svc = hyper_util::service::TowerToHyperService::new(Gateway::new(state));
     let conn = builder.serve_connection_with_upgrades(io, svc);
@@ -385,10 +390,97 @@ impl Activity {
     }
 }
 
-/// The socket, noting every read or write that moved bytes.
+/// The socket, noting every read or write that moved bytes, and writing
+/// a whole answer in place of hyper's bare head for a request it could not
+/// parse ([`unparsed`]).
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
+    state: Arc<AppState>,
+    rewritten: Option<Rewritten>,
+    linger: Option<Linger>,
+}
+
+/// After answering a request it could not parse, hyper closes the
+/// connection with the app's request partly unread (headers too large: the
+/// app is still sending them). Closing a socket with unread bytes resets
+/// it, and the app would lose the answer to the reset, so the closing
+/// reads and drops what the app still sends, up to a bound (nginx's
+/// lingering close).
+struct Linger {
+    until: Pin<Box<tokio::time::Sleep>>,
+    left: usize,
+    shut: bool,
+}
+
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 << 20;
+
+/// An answer written in place of hyper's bare error head: its bytes, how
+/// many are sent, and how long hyper's head was (what hyper is told was
+/// written once all of them are).
+struct Rewritten {
+    bytes: Vec<u8>,
+    sent: usize,
+    replaces: usize,
+}
+
+impl Watched {
+    /// Writes `buf`, or the answer that replaces it.
+    fn write_one(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.rewritten.is_none()
+            && let Some(bytes) = unparsed::rewrite(buf, || self.state.ids.next())
+        {
+            self.rewritten = Some(Rewritten {
+                bytes,
+                sent: 0,
+                replaces: buf.len(),
+            });
+        }
+        let Some(r) = self.rewritten.as_mut() else {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        };
+        // hyper offers the same head again until told it is written.
+        while r.sent < r.bytes.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &r.bytes[r.sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(n)) => r.sent += n,
+                other => return other,
+            }
+        }
+        let replaces = r.replaces;
+        self.rewritten = None;
+        self.linger = Some(Linger {
+            until: Box::pin(tokio::time::sleep(LINGER)),
+            left: LINGER_BYTES,
+            shut: false,
+        });
+        Poll::Ready(Ok(replaces))
+    }
+
+    /// Drops what the app still sends until it closes, or the bound.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let Some(l) = self.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if !l.shut {
+            std::task::ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            l.shut = true;
+        }
+        let mut scratch = [0u8; 8192];
+        while l.left > 0 && l.until.as_mut().poll(cx).is_pending() {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    l.left = l.left.saturating_sub(buf.filled().len());
+                }
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => break,
+            }
+        }
+        self.linger = None;
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl AsyncRead for Watched {
@@ -412,7 +504,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let r = self.write_one(cx, buf);
         match r {
             Poll::Ready(Ok(n)) if n > 0 => self.activity.wrote(),
             Poll::Pending => self.activity.write_blocked(),
@@ -426,7 +518,15 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        // A head is the first of the slices hyper queues for an answer; a
+        // bare error head is alone (nothing follows it on the connection).
+        let r = match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) if self.rewritten.is_some() || unparsed::might_be(first) => {
+                let first: &[u8] = first;
+                self.write_one(cx, first)
+            }
+            _ => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+        };
         match r {
             Poll::Ready(Ok(n)) if n > 0 => self.activity.wrote(),
             Poll::Pending => self.activity.write_blocked(),
@@ -444,6 +544,9 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.linger.is_some() {
+            return self.poll_linger(cx);
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -135,3 +135,18 @@ def test_oversized_body(small: Gateway) -> None:
                    headers={"authorization": f"Bearer {small.app_key}",
                             "content-type": "application/json"}, timeout=30)
     assert_openai_error(r, 413, kind=None)
+
+
+def test_headers_too_large_for_http(small: Gateway) -> None:
+    """Headers past what the HTTP parser takes (hyper answers these before the
+    gateway's handler runs) still get a 431 with an `x-request-id` and an
+    error body, as httpx sees it."""
+    headers = {"authorization": f"Bearer {small.app_key}",
+               "x-padding": "p" * (1024 * 1024)}
+    try:
+        r = httpx.post(small.dp_url + "/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES},
+                       headers=headers, timeout=30)
+    except httpx.TransportError as e:  # the answer lost to a reset, if the OS resets first
+        pytest.fail(f"no answer to oversized headers: {e!r}")
+    assert_openai_error(r, 431)
+    assert r.headers.get("connection") == "close"

@@ -183,3 +183,93 @@ async fn an_app_that_stops_reading_is_cut_off_and_its_stream_traced() {
     assert_eq!(t.usage_source, "estimated_abandoned");
     drop(app);
 }
+
+/// Sends `raw` on a new connection and reads until the gateway closes it.
+async fn raw_exchange(port: u16, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    // The gateway may answer (and close) before it has read all of it.
+    let _ = app.write_all(raw).await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), app.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The head and parsed JSON body of the last answer in `text`.
+fn last_answer(text: &str) -> (String, serde_json::Value) {
+    let at = text.rfind("HTTP/1.1 ").expect("an answer");
+    let (head, body) = text[at..].split_once("\r\n\r\n").expect("a head");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a length")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_eq!(body.len(), len, "the body is framed exactly: {text}");
+    (
+        head.to_string(),
+        serde_json::from_str(body).expect("a JSON error body"),
+    )
+}
+
+/// A request hyper cannot parse (headers too large, a URL too long, a
+/// broken request line) is answered before the service sees it; that
+/// answer too carries an `x-request-id` and an error body, as every answer
+/// does, also after a good request on the same connection.
+#[tokio::test]
+async fn requests_too_broken_to_parse_get_a_request_id_and_an_error_body() {
+    let gw = Gw::start(&[]).await;
+    let listeners =
+        listener::bind_per_core("127.0.0.1:0".parse().expect("addr"), 1).expect("binds");
+    let port = listeners[0].local_addr().expect("bound").port();
+    let Gw { node, .. } = gw;
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.serve_per_core(listeners, async {
+        let _ = stopped.await;
+    }));
+
+    let big_header = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let long_url = format!(
+        "GET /v1/models?{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "q".repeat(70_000)
+    );
+    let good = format!("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n");
+    let cases = [
+        (big_header, "431"),
+        (many_headers, "431"),
+        (long_url, "414"),
+        ("GET / HTTP/1.1\r\nho st: x\r\n\r\n".to_string(), "400"),
+        (format!("{good}BREW /pot\0 HTTP/1.1\r\n\r\n"), "400"),
+    ];
+    for (raw, status) in cases {
+        let text = raw_exchange(port, raw.as_bytes()).await;
+        let (head, body) = last_answer(&text);
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("\r\nx-request-id: req_"), "{head}");
+        assert!(
+            head.contains("\r\ncontent-type: application/json"),
+            "{head}"
+        );
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+    // The good request before the broken one was answered in full.
+    let text = raw_exchange(
+        port,
+        format!("{good}BREW /pot\0 HTTP/1.1\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert_eq!(text.matches("x-request-id: req_").count(), 2, "{text}");
+}
