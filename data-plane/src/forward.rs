@@ -14,6 +14,7 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use crate::error::{Failure, GatewayError};
+use crate::redact::Redactor;
 use crate::runtime::Upstream;
 use crate::telemetry::metrics;
 use crate::trace_report::TraceDraft;
@@ -45,6 +46,8 @@ pub struct Call<'a> {
 /// A successful upstream response, headers received, body not yet read.
 pub struct Answer {
     pub response: Response<UpstreamBody>,
+    /// Takes the credential it was sent with out of what the app gets.
+    pub redactor: Arc<Redactor>,
 }
 
 pub async fn send(
@@ -147,7 +150,10 @@ pub async fn send(
             Ok(Ok(resp)) if resp.status().is_success() => {
                 key.health.observe_latency(latency_us);
                 draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
-                return Ok(Answer { response: resp });
+                return Ok(Answer {
+                    response: resp,
+                    redactor: key.redactor.clone(),
+                });
             }
             Ok(Ok(resp)) if !(400..=599).contains(&resp.status().as_u16()) => {
                 // A redirect (never followed: it would take the pool's key
@@ -168,7 +174,7 @@ pub async fn send(
                     let extra = k.headers.iter().filter_map(|(_, v)| v.to_str().ok());
                     std::iter::once(k.secret.as_str()).chain(extra)
                 });
-                let body = scrub(body, secrets);
+                let body = Redactor::new(secrets).scrub(body);
                 refusal(provider, status, retry_after, body)
             }
         };
@@ -289,58 +295,9 @@ async fn read_error_body(body: UpstreamBody, timeout: Duration) -> Bytes {
     }
 }
 
-/// Replaces any pool secret an upstream echoed back: as it is, and as a
-/// JSON string writes it (`\"` and `\\` escaped, and `/` as `\/`, as
-/// PHP's `json_encode` does), since the app's message is the decoded text.
-pub fn scrub<'a>(body: Bytes, secrets: impl Iterator<Item = &'a str>) -> Bytes {
-    let mut text: Option<String> = None;
-    for s in secrets.filter(|s| s.len() >= 8) {
-        let json = serde_json::to_string(s).unwrap_or_default();
-        let json = json.get(1..json.len().saturating_sub(1)).unwrap_or(s);
-        let slashed = json.replace('/', "\\/");
-        let mut forms = vec![s, json, slashed.as_str()];
-        // Each distinct form once: most secrets have nothing to escape.
-        forms.dedup();
-        for form in forms {
-            let hay = text.as_deref().map(str::as_bytes).unwrap_or(&body);
-            if memchr::memmem::find(hay, form.as_bytes()).is_some() {
-                let t = text
-                    .take()
-                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-                text = Some(t.replace(form, "[redacted]"));
-            }
-        }
-    }
-    text.map(Bytes::from).unwrap_or(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrubs_echoed_secrets() {
-        let b = Bytes::from_static(b"{\"error\":\"bad key sk-secret-123456 used\"}");
-        let out = scrub(b, ["sk-secret-123456", "short"].into_iter());
-        assert_eq!(&out[..], b"{\"error\":\"bad key [redacted] used\"}");
-    }
-
-    #[test]
-    fn scrubs_secrets_echoed_json_escaped() {
-        let secret = "sk/ab\"cd/1234";
-        let php = Bytes::from_static(br#"{"error":{"message":"key sk\/ab\"cd\/1234 is bad"}}"#);
-        let out = scrub(php, [secret].into_iter());
-        assert_eq!(
-            &out[..],
-            br#"{"error":{"message":"key [redacted] is bad"}}"#
-        );
-        let plain = Bytes::from_static(br#"{"error":{"message":"key sk/ab\"cd/1234 is bad"}}"#);
-        let out = scrub(plain, [secret].into_iter());
-        assert_eq!(
-            &out[..],
-            br#"{"error":{"message":"key [redacted] is bad"}}"#
-        );
-    }
 
     #[test]
     fn only_googles_structured_reason_marks_a_rejected_key() {

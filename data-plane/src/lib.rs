@@ -25,6 +25,7 @@ pub mod plan;
 pub mod providers;
 pub mod ratelimit;
 pub mod ratelimit_headers;
+pub mod redact;
 pub mod respond;
 pub mod runtime;
 pub mod schedule;

@@ -140,8 +140,7 @@ async fn run(
         let plan = plan_for(rt, &req, upstream, admitted.cost_limited, ctx)?;
         match forward_upstream(state, &req, upstream, &plan, ctx).await {
             Ok(answer) => {
-                let mut reply =
-                    respond(state, call, &plan, answer.response, &mut ctx.trace).await?;
+                let mut reply = respond(state, call, &plan, answer, &mut ctx.trace).await?;
                 if let Some(v) = plan.dropped_header() {
                     reply.headers_mut().insert(DROPPED_HEADER, v);
                 }

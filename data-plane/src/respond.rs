@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use crate::context::RequestCtx;
 use crate::endpoints::{AppCall, Op};
 use crate::error::{Failure, GatewayError};
+use crate::forward::Answer;
 use crate::json_array::JsonArrayParser;
 use crate::pipeline::ResBody;
 use crate::plan::Plan;
@@ -70,10 +71,11 @@ pub async fn respond(
     state: &AppState,
     call: &AppCall,
     plan: &Plan,
-    resp: Response<UpstreamBody>,
+    answer: Answer,
     trace: &mut TraceDraft,
 ) -> Result<Reply, GatewayError> {
-    let (up, up_body) = resp.into_parts();
+    let Answer { response, redactor } = answer;
+    let (up, up_body) = response.into_parts();
     let content_type = up.headers.get(CONTENT_TYPE).cloned();
     let is_sse = content_type
         .as_ref()
@@ -114,6 +116,9 @@ pub async fn respond(
         };
         let metering = Metering {
             mode,
+            redactor,
+            app: call.format,
+            framing,
             upstream: target,
             idle_timeout: Duration::from_secs(state.cfg.stream_idle_timeout_secs.max(1)),
         };
@@ -158,19 +163,20 @@ pub async fn respond(
             trace.usage = u;
         }
         trace.observe_answer(&bytes);
-        bytes
+        redactor.scrub(bytes)
     } else {
         let answer = match translate::decode_response(plan.target, &bytes) {
             Ok(a) => a,
             Err(e) => {
                 // An answer that cannot be given (Gemini's failed function
-                // call, say) may still report what the provider billed.
+                // call, an error object sent with `200`, say) may still
+                // report what the provider billed.
                 if let Some(u) = translate::usage_of_body(plan.target, false, &bytes) {
                     trace.usage = u;
                 }
                 return Err(GatewayError::upstream(
                     &trace.rec.provider,
-                    Failure::Unreadable(e.message.to_string()),
+                    Failure::Unreadable(redactor.scrub_str(&e.message)),
                 ));
             }
         };
@@ -179,7 +185,9 @@ pub async fn respond(
             trace.response_model.clone_from(&answer.model);
         }
         let encoded = translate::encode_response(call.format, &answer);
-        Bytes::from(encoded.map_err(|e| GatewayError::Internal(e.to_string()))?)
+        redactor.scrub(Bytes::from(
+            encoded.map_err(|e| GatewayError::Internal(e.to_string()))?,
+        ))
     };
     // About a token per four bytes of the answer, if it reported nothing.
     // Embeddings are billed by their input alone, which Gemini's API never

@@ -95,6 +95,7 @@ impl Runtime {
                     auth,
                     headers,
                     secret: k.secret.clone(),
+                    redactor: Arc::new(crate::redact::Redactor::new([k.secret.as_str()])),
                     weight: k.weight,
                     health,
                     blocked_until_ms,

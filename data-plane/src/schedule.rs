@@ -52,6 +52,8 @@ pub struct PoolKey {
     /// Headers sent with this key (an OAuth account's flags and ids).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub secret: String,
+    /// Takes this secret out of what an upstream sends back.
+    pub redactor: Arc<crate::redact::Redactor>,
     pub weight: u32,
     pub health: Arc<KeyHealth>,
     /// The control plane's health check found it unusable: skipped until
@@ -235,6 +237,7 @@ mod tests {
                 auth: HeaderValue::from_static("x"),
                 headers: vec![],
                 secret: String::new(),
+                redactor: Arc::default(),
                 weight: w,
                 health: Arc::default(),
                 blocked_until_ms: 0,

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,9 +16,11 @@ use http_body::{Body, Frame};
 use crate::context::RequestCtx;
 use crate::json_array::JsonArrayParser;
 use crate::providers::openai::{self, ChunkAction};
+use crate::redact::Redactor;
 use crate::sse::{Event, SseParser};
 use crate::trace_report::Written;
-use crate::translate::{Codec, StreamDecoder, StreamEncoder, StreamEvent};
+use crate::translate::ir::ChatRequest;
+use crate::translate::{Codec, Format, Framing, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
 /// How upstream events become the app's.
@@ -51,6 +54,14 @@ const MAX_KEPT_RAW: usize = 256 * 1024;
 /// How a stream is metered, decided by the respond phase.
 pub struct Metering {
     pub mode: Mode,
+    /// Takes the pool's secret out of every frame for the app (an error
+    /// event may quote it). Frames of SSE are whole events; raw bytes and
+    /// JSON arrays are searched chunk by chunk.
+    pub redactor: Arc<Redactor>,
+    /// The app's format and framing: a passed-through stream the upstream
+    /// cut short gets the app's own error event at its end.
+    pub app: Format,
+    pub framing: Framing,
     /// The upstream's format: it says which event closes its streams.
     pub upstream: &'static dyn Codec,
     /// The stream is given up when the upstream sends nothing this long.
@@ -61,6 +72,9 @@ pub struct MeteredStream {
     inner: UpstreamBody,
     parser: SseParser,
     mode: Mode,
+    redactor: Arc<Redactor>,
+    app: Format,
+    framing: Framing,
     upstream: &'static dyn Codec,
     events: Vec<StreamEvent>,
     /// The request's context until its logging phase has run.
@@ -120,8 +134,19 @@ static DELTA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 
 /// The trace's error when the upstream's stream carried an error event.
 const UPSTREAM_ERROR_EVENT: &str = "upstream sent an error mid-stream";
-/// A translated stream that ended without the upstream's finish.
+/// A stream that ended without the upstream's finish.
 const ENDED_EARLY: &str = "upstream stream ended before its finish";
+/// What the app reads then.
+const ENDED_EARLY_MESSAGE: &str = "the upstream stream ended before the answer was complete";
+
+/// Marks an OpenAI chunk that finishes its choice (a string, not `null`).
+static FINISH: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+    std::sync::LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new("\"finish_reason\":\""),
+            memchr::memmem::Finder::new("\"finish_reason\": \""),
+        ]
+    });
 
 /// The trace's error when one upstream event outgrows [`crate::sse::MAX_EVENT`].
 const EVENT_TOO_LARGE: &str = "upstream event too large";
@@ -134,6 +159,9 @@ impl MeteredStream {
     pub fn new(inner: UpstreamBody, metering: Metering, ctx: RequestCtx, status: u16) -> Self {
         let Metering {
             mode,
+            redactor,
+            app,
+            framing,
             upstream,
             idle_timeout,
         } = metering;
@@ -141,6 +169,9 @@ impl MeteredStream {
             inner,
             parser: SseParser::new(),
             mode,
+            redactor,
+            app,
+            framing,
             upstream,
             events: Vec::new(),
             ctx: Some(ctx),
@@ -176,6 +207,12 @@ impl MeteredStream {
                 if DELTA.find(ev.data.as_bytes()).is_some() {
                     self.streamed_chunks += 1;
                 }
+                if FINISH.iter().any(|f| f.find(ev.data.as_bytes()).is_some()) {
+                    self.finished = true;
+                }
+                if ev.data.trim_start().starts_with("{\"error\"") {
+                    self.upstream_error = true;
+                }
                 openai::scan_chunk(&ev, u, *strip_usage_chunk) == ChunkAction::Forward
             }
             Mode::Observe(decoder) => {
@@ -194,6 +231,7 @@ impl MeteredStream {
             // request is logged (budgets charged, trace handed to the
             // spool) before that event leaves.
             if self.upstream.is_closing(&ev) {
+                self.finished = true;
                 self.file_trace(End::Clean);
             }
             out.push(ev.raw);
@@ -215,6 +253,26 @@ impl MeteredStream {
         if let Mode::Translate { encoder, .. } = &mut self.mode {
             encoder.end(out.buf());
         }
+        // A stream passed through that the upstream ended before its
+        // finish: the app's SDK would take the truncated answer for a
+        // whole one, so it ends with the app's error event, as a
+        // translated stream does. (A Responses event stream has no error
+        // event outside a started response: its trace says it, below.)
+        if self.passed_through()
+            && !self.finished
+            && !self.upstream_error
+            && self.app != Format::Responses
+        {
+            let req = ChatRequest::default();
+            let mut encoder = self.app.codec().stream_encoder(&req, self.framing);
+            let message = ENDED_EARLY_MESSAGE.to_string();
+            encoder.event(&StreamEvent::Error { message }, out.buf());
+        }
+    }
+
+    /// Events forwarded as the upstream sent them.
+    fn passed_through(&self) -> bool {
+        matches!(self.mode, Mode::OpenAiChat { .. } | Mode::Observe(_))
     }
 
     /// Takes the usage from the IR events just decoded (the last report wins:
@@ -281,7 +339,10 @@ impl MeteredStream {
         let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
         let end = match end {
             End::Clean if self.upstream_error => End::Broken(UPSTREAM_ERROR_EVENT),
-            End::Clean if !self.finished && matches!(self.mode, Mode::Translate { .. }) => {
+            End::Clean
+                if !self.finished
+                    && (self.passed_through() || matches!(self.mode, Mode::Translate { .. })) =>
+            {
                 End::Broken(ENDED_EARLY)
             }
             other => other,
@@ -546,7 +607,7 @@ impl MeteredStream {
                 }
             }
         }
-        let out = out.into_bytes();
+        let out = this.redactor.scrub(out.into_bytes());
         if out.is_empty() {
             return Poll::Ready(this.failed.take().map(Err));
         }

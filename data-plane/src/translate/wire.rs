@@ -97,11 +97,32 @@ pub fn answer_usage<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
 
 /// The `message` of a provider's error object, or `default`.
 pub fn error_message(error: Option<&Value>, default: &str) -> String {
-    error
-        .and_then(|e| e.get("message"))
+    let m = error
+        .and_then(|e| e.get("message").or(Some(e)))
         .and_then(Value::as_str)
-        .unwrap_or(default)
-        .to_string()
+        .unwrap_or(default);
+    // What the app reads, not the upstream's whole body.
+    let mut end = m.len().min(MAX_ERROR_MESSAGE);
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    m[..end].to_string()
+}
+
+/// The most of an upstream's error message the app is given.
+const MAX_ERROR_MESSAGE: usize = 2048;
+
+/// An answer that carries an `error` (some vendors send one with `200`)
+/// or lacks the field every answer of its format has (`what`): not an
+/// answer to give the app as a finished, empty one.
+pub fn not_an_answer(error: Option<&Value>, has_answer: bool, what: &str) -> Option<Unsupported> {
+    if let Some(e) = error.filter(|e| !e.is_null()) {
+        return Some(Unsupported::invalid(
+            "response",
+            error_message(Some(e), "upstream error"),
+        ));
+    }
+    (!has_answer).then(|| Unsupported::invalid("response", format!("the answer has no `{what}`")))
 }
 
 /// The `data:` of a provider's SSE event as `T`. `None` for keep-alives,

@@ -10,6 +10,7 @@ mod harness;
 mod bodies;
 mod budgets;
 mod compat;
+mod echoes;
 mod forward;
 mod serving;
 mod snapshots;

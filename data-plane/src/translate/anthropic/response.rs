@@ -43,6 +43,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
             wire::error_message(v.error.as_ref(), "upstream error"),
         ));
     }
+    if let Some(e) = wire::not_an_answer(v.error.as_ref(), v.content.is_some(), "content") {
+        return Err(e);
+    }
     let mut content = Vec::new();
     for b in v.content.into_iter().flatten() {
         match b.ty.as_deref() {

@@ -138,6 +138,10 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
             wire::error_message(Some(e), "upstream error"),
         ));
     }
+    let has_answer = v.candidates.is_some() || v.prompt_feedback.is_some();
+    if let Some(e) = wire::not_an_answer(None, has_answer, "candidates") {
+        return Err(e);
+    }
     if let Some(r) = v.failed_call() {
         return Err(Unsupported::invalid("response", failed_call_message(r)));
     }

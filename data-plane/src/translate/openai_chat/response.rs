@@ -12,6 +12,7 @@ use crate::translate::wire::{self, Body, Lenient};
 
 #[derive(Deserialize)]
 struct CompletionIn {
+    error: Option<Value>,
     id: Option<String>,
     model: Option<String>,
     choices: Option<Vec<ChoiceIn>>,
@@ -34,6 +35,10 @@ struct AnswerIn {
 
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
     let v: CompletionIn = wire::parse(body, "response")?;
+    let has_choices = v.choices.as_ref().is_some_and(|c| !c.is_empty());
+    if let Some(e) = wire::not_an_answer(v.error.as_ref(), has_choices, "choices") {
+        return Err(e);
+    }
     let choice = v.choices.and_then(|c| c.into_iter().next());
     let (message, finish) = match choice {
         Some(c) => (c.message, c.finish_reason),

@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::request::{TextOut, ToolChoiceOut, ToolOut};
 use super::{Details, UsageOut, WireUsage, fc_id, msg_id, resp_id, status_of, stop_from};
 use crate::translate::ids;
-use crate::translate::ir::{ChatRequest, ChatResponse, Part, ResponseFormat, Tool, ToolChoice, Unsupported};
+use crate::translate::ir::{
+    ChatRequest, ChatResponse, Part, ResponseFormat, Tool, ToolChoice, Unsupported,
+};
 use crate::translate::wire::{self, Body, Object};
 
 // ------------------------------------------------------------------ the wire, as OpenAI answers
@@ -31,7 +33,10 @@ pub(super) struct ResponseIn<O = IgnoredAny> {
 
 impl<O> ResponseIn<O> {
     pub fn stop(&self, called: bool) -> Option<crate::translate::ir::StopReason> {
-        let reason = self.incomplete_details.as_ref().and_then(|d| d.reason.as_deref());
+        let reason = self
+            .incomplete_details
+            .as_ref()
+            .and_then(|d| d.reason.as_deref());
         stop_from(self.status.as_deref(), reason, called)
     }
 }
@@ -61,6 +66,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
     if let Some(err) = v.error.as_ref().filter(|e| !e.is_null()) {
         let message = wire::error_message(Some(err), "the response failed");
         return Err(Unsupported::invalid("response.error", message));
+    }
+    if let Some(e) = wire::not_an_answer(None, v.output.is_some(), "output") {
+        return Err(e);
     }
     let mut content = Vec::new();
     for item in v.output.iter().flatten() {
@@ -135,7 +143,13 @@ impl Item {
         }
     }
 
-    pub fn call(id: String, call_id: String, name: String, arguments: String, status: &'static str) -> Self {
+    pub fn call(
+        id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        status: &'static str,
+    ) -> Self {
         Self::FunctionCall {
             id,
             status,

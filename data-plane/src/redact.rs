@@ -1,0 +1,125 @@
+//! Pool secrets an upstream echoes back, taken out of what the app gets.
+//!
+//! Upstreams put the key they were sent into their messages ("Incorrect API
+//! key provided: sk-…"), in error answers and also mid-stream, in error
+//! events, and some vendors answer `200` with an error object. The app must
+//! never read a pool secret, so every byte from the upstream to the app
+//! passes a [`Redactor`]: error answers one built from every secret of the
+//! pool, answers and streams the one of the credential they were sent with
+//! (built once per credential, when the snapshot is compiled, so the cost
+//! on the request path is a search per frame).
+
+use bytes::Bytes;
+use memchr::memmem::Finder;
+
+/// What a secret becomes.
+pub const REDACTED: &[u8] = b"[redacted]";
+
+/// Shorter values are not searched for: they would match ordinary text,
+/// and no provider issues keys that short.
+const MIN_SECRET: usize = 8;
+
+/// The forms of some secrets an upstream may echo: each as it is, and as a
+/// JSON string writes it (`\"` and `\\` escaped, and `/` as `\/`, as
+/// PHP's `json_encode` does), since the app's message is the decoded text.
+#[derive(Default)]
+pub struct Redactor {
+    forms: Vec<Finder<'static>>,
+}
+
+impl Redactor {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut forms: Vec<Finder<'static>> = Vec::new();
+        for s in secrets.into_iter().filter(|s| s.len() >= MIN_SECRET) {
+            let json = serde_json::to_string(s).unwrap_or_default();
+            let json = json.get(1..json.len().saturating_sub(1)).unwrap_or(s);
+            let slashed = json.replace('/', "\\/");
+            for form in [s, json, slashed.as_str()] {
+                // Each distinct form once: most secrets have nothing to escape.
+                if !forms.iter().any(|f| f.needle() == form.as_bytes()) {
+                    forms.push(Finder::new(form.as_bytes()).into_owned());
+                }
+            }
+        }
+        Self { forms }
+    }
+
+    /// `body` with every form of every secret replaced by [`REDACTED`];
+    /// the same bytes, not copied, when none occurs.
+    pub fn scrub(&self, body: Bytes) -> Bytes {
+        let mut out: Option<Vec<u8>> = None;
+        for f in &self.forms {
+            let hay: &[u8] = out.as_deref().unwrap_or(&body);
+            if f.find(hay).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(hay.len());
+            let mut at = 0;
+            for i in f.find_iter(hay) {
+                next.extend_from_slice(&hay[at..i]);
+                next.extend_from_slice(REDACTED);
+                at = i + f.needle().len();
+            }
+            next.extend_from_slice(&hay[at..]);
+            out = Some(next);
+        }
+        out.map(Bytes::from).unwrap_or(body)
+    }
+
+    /// [`Self::scrub`] for a message.
+    pub fn scrub_str(&self, text: &str) -> String {
+        let out = self.scrub(Bytes::copy_from_slice(text.as_bytes()));
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl std::fmt::Debug for Redactor {
+    /// The secrets never print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} forms)", self.forms.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_echoed_secrets() {
+        let r = Redactor::new(["sk-secret-123456", "short"]);
+        let b = Bytes::from_static(b"bad key sk-secret-123456 and sk-secret-123456; short stays");
+        assert_eq!(
+            r.scrub(b),
+            Bytes::from_static(b"bad key [redacted] and [redacted]; short stays")
+        );
+    }
+
+    #[test]
+    fn scrubs_secrets_echoed_json_escaped() {
+        let secret = "sk/ab\"cd\\ef-0123456789";
+        let r = Redactor::new([secret]);
+        let php = Bytes::from_static(br#"{"message":"bad key sk\/ab\"cd\\ef-0123456789"}"#);
+        assert_eq!(
+            r.scrub(php),
+            Bytes::from_static(br#"{"message":"bad key [redacted]"}"#)
+        );
+        let plain = Bytes::from_static(br#"{"message":"bad key sk/ab\"cd\\ef-0123456789"}"#);
+        assert_eq!(
+            r.scrub(plain),
+            Bytes::from_static(br#"{"message":"bad key [redacted]"}"#)
+        );
+        assert_eq!(
+            r.scrub_str("key sk/ab\"cd\\ef-0123456789!"),
+            "key [redacted]!"
+        );
+    }
+
+    #[test]
+    fn bytes_without_a_secret_are_not_copied() {
+        let r = Redactor::new(["sk-secret-123456"]);
+        let b = Bytes::from(vec![b'x'; 100]);
+        let ptr = b.as_ptr();
+        assert_eq!(r.scrub(b).as_ptr(), ptr);
+        assert!(format!("{r:?}").starts_with("Redactor("));
+    }
+}
