@@ -46,6 +46,12 @@ pub enum GatewayError {
     BodyTimeout { secs: u64 },
     #[error("Unknown request URL: {method} {path}.")]
     NotFound { method: String, path: String },
+    /// A provider API for state the provider keeps (a stored response),
+    /// which the gateway does not proxy.
+    #[error(
+        "{method} {path} is not served by this gateway: it does not fetch stored responses from the provider. Ask for a background response with `stream: true` to receive it as it runs."
+    )]
+    NotProxied { method: String, path: String },
     /// A known path called with another method; `allow` is the `Allow`
     /// header's value.
     #[error("Invalid method for URL ({method} {path}): it takes {allow}.")]
@@ -182,6 +188,7 @@ impl GatewayError {
             | Self::BodyTooLarge { .. }
             | Self::BodyTimeout { .. }
             | Self::NotFound { .. }
+            | Self::NotProxied { .. }
             | Self::MethodNotAllowed { .. }
             | Self::RateLimited { .. }
             | Self::Unsupported(_) => Origin::App,
@@ -281,7 +288,9 @@ impl GatewayError {
         match self {
             Self::MissingKey | Self::InvalidKey | Self::ExpiredKey => StatusCode::UNAUTHORIZED,
             Self::BadJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownModel(_) | Self::NotFound { .. } | Self::NotProxied { .. } => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -328,7 +337,7 @@ impl GatewayError {
             Self::Unpriced(_) => "model_not_priced",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyTimeout { .. } => "body_timeout",
-            Self::NotFound { .. } => "not_found",
+            Self::NotFound { .. } | Self::NotProxied { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::NotReady => "not_ready",
             Self::Busy { .. } => "busy",

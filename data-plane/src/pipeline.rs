@@ -254,6 +254,18 @@ async fn limits(
     let cost_limited = budgets
         .iter()
         .any(|b| b.limits.cost_per_day.is_some() || b.limits.cost_per_month.is_some());
+    // A background job not streamed is answered with its id before it
+    // runs, to be fetched later (`GET /v1/responses/{id}`), which the
+    // gateway does not proxy: accepted, it would run (and cost) with no
+    // way for the app to get its result.
+    if probe.background && !probe.stream {
+        return Err(GatewayError::invalid(
+            "A `background` response is fetched later with `GET /v1/responses/{id}`, which this \
+             gateway does not proxy; send it with `stream: true` to receive it as it runs, or \
+             without `background`",
+            Some("background"),
+        ));
+    }
     // A background job is answered before it runs, without usage, and
     // fetched later by other calls: what it uses cannot be charged to the
     // budget that admitted it, so a budget of tokens or cost refuses it.

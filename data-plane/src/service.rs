@@ -88,6 +88,12 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
                 aigw_proto::prometheus::CONTENT_TYPE,
                 crate::telemetry::metrics::render(&state),
             )),
+            Endpoint::NotFound(_) if parts.uri.path().starts_with("/v1/responses/") => {
+                Err(GatewayError::NotProxied {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                })
+            }
             Endpoint::NotFound(_) => Err(GatewayError::NotFound {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),

@@ -292,3 +292,55 @@ async fn a_wrong_method_is_405_with_allow_and_head_is_get() {
     let a = read(gw.send(req).await).await;
     assert_eq!(a.status, 200);
 }
+
+/// A background response is fetched later with `GET /v1/responses/{id}`,
+/// which the gateway does not proxy: one not streamed is refused before
+/// anything runs (it would run, and cost, with no way to get its result);
+/// streamed, it is served as it runs; and the retrieval paths say why
+/// they are not served, in OpenAI's shape.
+#[tokio::test]
+async fn background_responses_are_served_streamed_and_never_left_unfetchable() {
+    let gw = Gw::start(&[]).await;
+    let body = json!({"model": "gpt-4o-mini", "input": "later", "background": true});
+    let a = gw.post("/v1/responses", body.clone()).await;
+    assert_eq!(a.status, 400, "{:?}", a.body);
+    let e = a.json();
+    assert_eq!(e["error"]["param"], "background", "{e}");
+    assert!(
+        gw.mock.mock().requests().is_empty(),
+        "nothing went upstream"
+    );
+
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let a = gw.post("/v1/responses", streamed).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert!(
+        String::from_utf8_lossy(&a.body).contains("response.completed"),
+        "{:?}",
+        a.body
+    );
+
+    let bearer = format!("Bearer {APP_KEY}");
+    for (method, path) in [
+        ("GET", "/v1/responses/resp_123"),
+        ("DELETE", "/v1/responses/resp_123"),
+        ("POST", "/v1/responses/resp_123/cancel"),
+        ("GET", "/v1/responses/resp_123/input_items"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", &bearer)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let a = read(gw.send(req).await).await;
+        assert_eq!(a.status, 404, "{method} {path}");
+        let m = a.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(m.contains("does not fetch stored responses"), "{m}");
+        a.request_id();
+    }
+}

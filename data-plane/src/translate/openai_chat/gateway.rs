@@ -32,6 +32,7 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         E::BadJson(_)
         | E::InvalidRequest { .. }
         | E::NotFound { .. }
+        | E::NotProxied { .. }
         | E::MethodNotAllowed { .. }
         | E::Unsupported(_) => ("invalid_request_error", None),
         E::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
