@@ -3,6 +3,9 @@
 //! Variables are expanded inside YAML string values after the YAML itself is
 //! parsed, never in the raw text, so a secret containing `#`, `:` or quotes
 //! cannot change the document's structure, and comments are never expanded.
+//! Before parsing, each `${NAME}` is only replaced by a placeholder YAML
+//! reads as plain text (`Refs`), so `{ key: ${KEY} }` parses as it would
+//! with the value written in.
 //! Numeric fields also accept strings (`rpm: ${RPM}` expands to "600").
 //! Unknown fields are errors, so a typo cannot be silently ignored.
 //!
@@ -19,6 +22,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_yaml::Value;
 
 use crate::error::{Error, Result};
+use crate::vars;
+pub use crate::vars::expand;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -461,11 +466,12 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Appl
     if text.trim().is_empty() {
         return Err(Error::invalid("the file is empty"));
     }
-    let mut value: Value = serde_yaml::from_str(text)?;
+    let (marked, refs) = vars::Refs::mark(text);
+    let mut value: Value = serde_yaml::from_str(&marked)?;
     value
         .apply_merge()
         .map_err(|e| Error::invalid(format!("YAML merge keys: {e}")))?;
-    expand_value(&mut value, "", lookup)?;
+    vars::expand_value(&mut value, "", &refs, lookup)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -475,78 +481,6 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Appl
             Error::invalid(format!("{path}: {inner}"))
         }
     })
-}
-
-fn expand_value(v: &mut Value, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<()> {
-    match v {
-        Value::String(s) => {
-            let expanded = expand(s, path, lookup)?;
-            let secret = path.ends_with(".secret") || path.ends_with(".key");
-            if secret && expanded.is_empty() && s.contains("${") {
-                return Err(Error::EmptySecret {
-                    path: path.to_string(),
-                    text: s.clone(),
-                });
-            }
-            *s = expanded;
-        }
-        Value::Sequence(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                expand_value(item, &format!("{path}[{i}]"), lookup)?;
-            }
-        }
-        Value::Mapping(map) => {
-            for (k, item) in map.iter_mut() {
-                let key = k.as_str().map_or_else(|| format!("{k:?}"), str::to_string);
-                let child = if path.is_empty() {
-                    key
-                } else {
-                    format!("{path}.{key}")
-                };
-                expand_value(item, &child, lookup)?;
-            }
-        }
-        Value::Tagged(t) => expand_value(&mut t.value, path, lookup)?,
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-    Ok(())
-}
-
-/// Replaces each `${NAME}` with the variable's value; `$${` is a literal
-/// `${`. A variable that is not set is an error naming it (an empty value is
-/// allowed: it was set on purpose; but see [`Error::EmptySecret`]).
-pub fn expand(s: &str, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix("${") {
-            out.push_str("${");
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| Error::invalid(format!("{path}: unterminated ${{ in {s:?}")))?;
-            let name = &body[..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Error::invalid(format!(
-                    "{path}: invalid variable name {name:?}"
-                )));
-            }
-            let value = lookup(name).ok_or_else(|| Error::MissingVar {
-                var: name.to_string(),
-                path: path.to_string(),
-            })?;
-            out.push_str(&value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -713,15 +647,6 @@ client_keys:
             )
             .is_err()
         );
-    }
-
-    #[test]
-    fn expansion_edge_cases() {
-        let e = |s: &str| expand(s, "p", &env);
-        assert_eq!(e("plain $ sign").unwrap(), "plain $ sign");
-        assert_eq!(e("${RPM}${RPM}").unwrap(), "600600");
-        assert!(e("${RPM").is_err());
-        assert!(e("${BAD-NAME}").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod export;
 pub mod file;
 pub mod plan;
 pub mod rules;
+pub mod vars;
 
 pub use client::{Bearer, Client, Transport, apply, connect, run};
 pub use error::{BoxError, Error, Result, with_causes};
