@@ -23,8 +23,15 @@ use axum::routing::get;
 
 use crate::grpc::Grpc;
 
-/// Largest request body (a pasted configuration file is the biggest).
+/// Largest request body, but for a whole configuration file.
 const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Largest body carrying a whole configuration file (`/api/config/plan`
+/// and `/api/config/apply`): the control plane's own bound on the file, plus
+/// a quarter for its escaping as a JSON string (`\n`, `\"`) and the rest of
+/// the body.
+const MAX_CONFIG_BODY: usize =
+    aigw_proto::MAX_CONFIG_FILE_BYTES + aigw_proto::MAX_CONFIG_FILE_BYTES / 4;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,6 +78,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .fallback(assets::serve)
+        // Outermost: the config-file routes set their own, larger bound.
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)

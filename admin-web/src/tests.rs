@@ -145,3 +145,71 @@ async fn every_other_path_is_the_ui() {
     let resp = router().oneshot(get("/assets/gone-1234.js")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+fn post_json(path: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", "Bearer aigw-t-x")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// `{"yaml": "..."}` of `yaml_bytes` bytes of YAML.
+fn config_body(yaml_bytes: usize) -> Vec<u8> {
+    let line = "  - name: app-000001\n";
+    let yaml = format!("client_keys:\n{}", line.repeat(yaml_bytes / line.len()));
+    serde_json::to_vec(&serde_json::json!({ "yaml": yaml })).unwrap()
+}
+
+#[tokio::test]
+async fn a_whole_config_file_may_be_large_and_no_other_body_is() {
+    // A 5 MB file (100,000 keys' worth) reaches the control plane (here
+    // down: 503), through plan and apply alike.
+    for path in ["/api/config/plan", "/api/config/apply"] {
+        let body = config_body(5_000_000);
+        assert!(body.len() > 5_000_000 && body.len() > MAX_BODY);
+        let (status, _, body) = call(post_json(path, body)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+    }
+
+    // Past the bound on a config body: 413, unread.
+    let (status, _, body) = call(post_json(
+        "/api/config/apply",
+        vec![b' '; MAX_CONFIG_BODY + 1],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
+    // A body within it whose file is over the control plane's bound: 413
+    // too, before it is sent.
+    let body = config_body(aigw_proto::MAX_CONFIG_FILE_BYTES + 100);
+    assert!(body.len() <= MAX_CONFIG_BODY);
+    let (status, _, body) = call(post_json("/api/config/plan", body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&aigw_proto::MAX_CONFIG_FILE_BYTES.to_string()),
+        "{body}"
+    );
+
+    // Every other endpoint keeps 2 MiB: 3 MB of JSON is refused.
+    let three_mb =
+        serde_json::to_vec(&serde_json::json!({ "name": "x".repeat(3_000_000) })).unwrap();
+    for req in [
+        post_json("/api/users", three_mb.clone()),
+        Request::put("/api/providers/x")
+            .header("authorization", "Bearer aigw-t-x")
+            .header("content-type", "application/json")
+            .body(Body::from(three_mb.clone()))
+            .unwrap(),
+    ] {
+        let path = req.uri().to_string();
+        let (status, _, body) = call(req).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "payload_too_large");
+    }
+}

@@ -129,7 +129,9 @@ async fn apply_raw(
 #[tokio::test]
 async fn apply_streams_are_bounded_before_anything_changes() {
     use aigw_proto::pb::admin::apply_request::Part;
-    use aigw_proto::pb::admin::{ApplyHeader, ApplyRequest, ClientKeyBatch, ClientKeySpec};
+    use aigw_proto::pb::admin::{
+        ApplyHeader, ApplyRequest, ClientKeyBatch, ClientKeySpec, PriceSpec,
+    };
     let server = start().await;
     let ch = server.channel().await;
     let header = |count: u32| ApplyRequest {
@@ -157,6 +159,23 @@ async fn apply_streams_are_bounded_before_anything_changes() {
         (vec![header(250_001)], "at most 250000"),
         (vec![], "before its header"),
     ];
+    // A price whose cost would overflow (checked by the server itself, not
+    // only by the `apply` client).
+    let overpriced = ApplyRequest {
+        part: Some(Part::Header(ApplyHeader {
+            pricing: vec![PriceSpec {
+                model: "gpt-4o".into(),
+                input: 2.5,
+                output: 1e308,
+                cached_input: None,
+            }],
+            ..Default::default()
+        })),
+    };
+    let cases = cases.into_iter().chain([(
+        vec![overpriced],
+        "price \"gpt-4o\": output must be at most 1000000",
+    )]);
     for (msgs, why) in cases {
         let e = apply_raw(ch.clone(), msgs).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{why}: {e:?}");
@@ -167,6 +186,8 @@ async fn apply_streams_are_bounded_before_anything_changes() {
         .run(|c| crate::db::config::list_client_keys(c, None))
         .await;
     assert!(keys.unwrap().is_empty());
+    let prices = db.run(crate::db::config::list_pricing).await;
+    assert!(prices.unwrap().is_empty());
     // Within the bounds: 2,001 keys in two batches, one version.
     let done = apply_raw(
         ch.clone(),

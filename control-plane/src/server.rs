@@ -41,7 +41,7 @@ use crate::push::{ConfigSvc, Publisher, Registry};
 use crate::rollup::Signal;
 
 /// Largest message accepted from clients (trace batches, specs).
-const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Largest message of the services with calls anyone may make (Login, SSO
 /// sign-in): their messages are a few names, a password, a code.
 const MAX_PUBLIC_MESSAGE: usize = 64 * 1024;

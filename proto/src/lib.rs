@@ -31,6 +31,12 @@ pub mod pb {
 pub const NODE_ID_HEADER: &str = "x-aigw-node-id";
 pub const REGION_HEADER: &str = "x-aigw-region";
 
+/// Largest configuration file (YAML) that ConfigFileService plans or
+/// applies, the admin UI's "configuration as code". It fits, with room to
+/// spare, in the control plane's 16 MiB bound on an Admin API message;
+/// admin-web accepts a JSON body of this plus its escaping.
+pub const MAX_CONFIG_FILE_BYTES: usize = 15 * 1024 * 1024;
+
 /// Encoded `FileDescriptorSet` of every service, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/aigw_descriptor.bin"));

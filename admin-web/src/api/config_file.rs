@@ -6,9 +6,10 @@ use aigw_proto::pb::admin::{
 };
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 
 use crate::AppState;
-use crate::error::{ApiResult, Errors};
+use crate::error::{ApiError, ApiResult, Errors};
 use crate::extract::Body;
 use crate::session::Caller;
 
@@ -24,6 +25,23 @@ pub async fn export(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Conf
     .await
 }
 
+/// A file over the control plane's bound (its body within
+/// `MAX_CONFIG_BODY` because it needed little JSON escaping) is refused
+/// here with 413, the answer to any body too large, instead of being sent.
+fn within_bound(req: &ConfigFileRequest) -> Result<(), ApiError> {
+    let max = aigw_proto::MAX_CONFIG_FILE_BYTES;
+    if req.yaml.len() > max {
+        return Err(ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the file is {} bytes; at most {max} are taken",
+                req.yaml.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What applying the file would change; changes nothing.
 #[utoipa::path(post, path = "/config/plan", tag = "config-file",
     request_body = ConfigFileRequest,
@@ -33,6 +51,7 @@ pub async fn plan(
     c: Caller,
     Body(req): Body<ConfigFileRequest>,
 ) -> ApiResult<Json<ConfigPlan>> {
+    within_bound(&req)?;
     answer(s.grpc.config_file().plan_config(c.req(req))).await
 }
 
@@ -45,5 +64,6 @@ pub async fn apply(
     c: Caller,
     Body(req): Body<ConfigFileRequest>,
 ) -> ApiResult<Json<ConfigApplyResult>> {
+    within_bound(&req)?;
     answer(s.grpc.config_file().apply_config(c.req(req))).await
 }

@@ -13,7 +13,7 @@ pub mod oauth;
 pub mod people;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -123,8 +123,13 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(insight::overview))
         .routes(routes!(insight::overview_live))
         .routes(routes!(config_file::export))
-        .routes(routes!(config_file::plan))
-        .routes(routes!(config_file::apply));
+        .merge(
+            // A whole configuration file: the one body allowed past 2 MiB.
+            OpenApiRouter::new()
+                .routes(routes!(config_file::plan))
+                .routes(routes!(config_file::apply))
+                .layer(DefaultBodyLimit::max(crate::MAX_CONFIG_BODY)),
+        );
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .split_for_parts();

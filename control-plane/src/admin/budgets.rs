@@ -34,7 +34,7 @@ fn count(what: &str, field: &str, v: Option<u64>) -> Result<Option<i64>> {
 
 fn usd(what: &str, field: &str, v: Option<f64>) -> Result<Option<f64>> {
     if let Some(c) = v {
-        validate::price(what, field, c)?;
+        validate::usd(what, field, c)?;
     }
     Ok(v)
 }

@@ -21,9 +21,23 @@ use super::apply::ServerRules;
 use super::{AdminSvc, rbac};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
+use crate::server::MAX_MESSAGE;
 
-/// Largest file accepted.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Largest file accepted (admin-web bounds its bodies by the same number).
+pub const MAX_FILE_BYTES: usize = aigw_proto::MAX_CONFIG_FILE_BYTES;
+
+/// AdminService in process as the caller: it takes the messages the
+/// server takes from the network (a big file's header), and its answers
+/// (the listings `plan` compares with, 100,000 client keys and more) are
+/// read whole: they come from this process, not from a stranger.
+fn in_process(
+    auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    admin: AdminSvc,
+) -> InProcess {
+    let server = AdminServiceServer::new(admin).max_decoding_message_size(MAX_MESSAGE);
+    AdminServiceClient::new(InterceptedService::new(server, Bearer::from_header(auth)))
+        .max_decoding_message_size(usize::MAX)
+}
 
 #[derive(Clone)]
 pub struct ConfigFileSvc {
@@ -60,11 +74,7 @@ impl ConfigFileSvc {
                 .ok_or(Error::Unauthenticated(
                     "missing authorization: Bearer token",
                 ))?;
-        let server = AdminServiceServer::new(self.admin.clone());
-        Ok(AdminServiceClient::new(InterceptedService::new(
-            server,
-            Bearer::from_header(auth),
-        )))
+        Ok(in_process(auth, self.admin.clone()))
     }
 }
 
@@ -111,9 +121,7 @@ impl ConfigFileService for ConfigFileSvc {
                 ))?;
         let req = request.into_inner();
         let doc = parse_file(&req.yaml)?;
-        let server = AdminServiceServer::new(self.admin.clone());
-        let mut client =
-            AdminServiceClient::new(InterceptedService::new(server, Bearer::from_header(auth)));
+        let mut client = in_process(auth, self.admin.clone());
         let mut out = Vec::new();
         let result = aigw_apply::apply(&mut client, doc, req.prune, &ServerRules, &mut out).await;
         let lines: Vec<String> = String::from_utf8_lossy(&out)
@@ -258,6 +266,48 @@ client_keys:
         assert!(r.lines.iter().all(|l| l.starts_with("unchanged")), "{r:?}");
     }
 
+    /// A file of about 5 MB (far over the 1 MiB this service once took, and
+    /// over tonic's 4 MiB default for a message) plans, applies, and plans
+    /// again once the listing it compares with is as large.
+    #[tokio::test]
+    async fn a_file_of_several_megabytes_plans_and_applies() {
+        let t = temp_db();
+        let s = ConfigFileSvc { admin: svc(&t) };
+        let glob = |k: usize, g: usize| format!("\"m{k}-{g}-{}*\"", "x".repeat(240));
+        let mut yaml = String::from("client_keys:\n");
+        for k in 0..2_500 {
+            let globs: Vec<String> = (0..8).map(|g| glob(k, g)).collect();
+            yaml.push_str(&format!(
+                "  - name: app-{k}\n    models: [{}]\n",
+                globs.join(", ")
+            ));
+        }
+        assert!(yaml.len() > 5_000_000, "{}", yaml.len());
+
+        let p = s
+            .plan_config(req(file(&yaml, false)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(p.changes.len(), 2_500);
+        let r = s
+            .apply_config(req(file(&yaml, false)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            r.lines.contains(&"created client_key app-2499".to_string()),
+            "{:?}",
+            &r.lines[..3]
+        );
+        let again = s
+            .plan_config(req(file(&yaml, false)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(again.changes.iter().all(|c| c.action == "unchanged"));
+    }
+
     #[tokio::test]
     async fn bad_files_change_nothing() {
         let t = temp_db();
@@ -273,6 +323,17 @@ client_keys:
             .await
             .unwrap_err();
         assert!(e.message().contains("needs a secret"), "{e:?}");
+        // A price whose cost would overflow to infinity.
+        let overpriced = FILE.replace("output: 10", "output: 1e308");
+        let e = s
+            .apply_config(req(file(&overpriced, false)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(
+            e.message().contains("output must be at most 1000000"),
+            "{e:?}"
+        );
         let big = "#".repeat(MAX_FILE_BYTES + 1);
         assert_eq!(
             s.plan_config(req(file(&big, false)))

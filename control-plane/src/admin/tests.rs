@@ -319,6 +319,58 @@ async fn pricing_upsert_list_delete() {
     assert!(s.publisher.current().to_pb().pricing.is_empty());
 }
 
+/// A price so high that a request's cost overflows to infinity was stored,
+/// and the request then traced (and charged) a cost of 0.
+#[tokio::test]
+async fn prices_above_a_million_usd_per_million_tokens_are_refused() {
+    let t = temp_db();
+    let s = svc(&t);
+    let ok = PriceSpec {
+        model: "gpt-4o".into(),
+        input: 1_000_000.0,
+        output: 1_000_000.0,
+        cached_input: Some(1_000_000.0),
+    };
+    let cases = [
+        (
+            PriceSpec {
+                input: 1e308,
+                output: 1e308,
+                ..ok.clone()
+            },
+            "input",
+        ),
+        (
+            PriceSpec {
+                output: 1e200,
+                ..ok.clone()
+            },
+            "output",
+        ),
+        (
+            PriceSpec {
+                cached_input: Some(1_000_001.0),
+                ..ok.clone()
+            },
+            "cached_input",
+        ),
+    ];
+    for (spec, field) in cases {
+        let e = s.upsert_price(req(spec)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message()
+                .contains(&format!("{field} must be at most 1000000")),
+            "{:?} should name {field}",
+            e.message()
+        );
+    }
+    assert!(s.publisher.current().to_pb().pricing.is_empty());
+    // The bound itself is a price.
+    assert!(s.upsert_price(req(ok)).await.unwrap().into_inner().created);
+    assert_eq!(s.publisher.current().to_pb().pricing[0].input, 1_000_000.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_trace_ingest_and_admin_changes_do_not_lock_each_other_out() {
     let t = temp_db();

@@ -156,8 +156,13 @@ pub fn base_url(what: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
-/// USD per million tokens: finite and not negative.
-pub fn price(what: &str, field: &str, v: f64) -> Result<()> {
+/// The highest price accepted, in USD per million tokens: far above any
+/// real model's, and low enough that a request's cost cannot overflow to
+/// infinity (which would be traced, and charged, as 0).
+pub const MAX_PRICE: f64 = 1_000_000.0;
+
+/// An amount of USD (a budget's cost limit): finite and not negative.
+pub fn usd(what: &str, field: &str, v: f64) -> Result<()> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
@@ -165,6 +170,17 @@ pub fn price(what: &str, field: &str, v: f64) -> Result<()> {
             "{what}: {field} must be a non-negative number, got {v}"
         )))
     }
+}
+
+/// USD per million tokens: finite, not negative, at most [`MAX_PRICE`].
+pub fn price(what: &str, field: &str, v: f64) -> Result<()> {
+    usd(what, field, v)?;
+    if v > MAX_PRICE {
+        return Err(Error::invalid(format!(
+            "{what}: {field} must be at most {MAX_PRICE} USD per million tokens, got {v}"
+        )));
+    }
+    Ok(())
 }
 
 /// Counters stored as BIGINT.
@@ -223,6 +239,10 @@ mod tests {
         assert!(price("m", "input", 0.0).is_ok());
         assert!(price("m", "input", -1.0).is_err());
         assert!(price("m", "input", f64::NAN).is_err());
+        assert!(price("m", "input", MAX_PRICE).is_ok());
+        assert!(price("m", "input", MAX_PRICE * 1.0001).is_err());
+        assert!(price("m", "input", 1e308).is_err());
+        assert!(usd("m", "cost_per_month", 1e9).is_ok());
         assert!(limit("k", "rpm", Some(u64::MAX)).is_err());
         assert_eq!(limit("k", "rpm", Some(5)).unwrap(), Some(5));
     }

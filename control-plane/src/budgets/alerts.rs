@@ -5,7 +5,9 @@
 //! webhook's secret (`x-aigw-signature: sha256=HEX`, HMAC-SHA256 of the
 //! body), with an `x-aigw-event-id` receivers can deduplicate by. Delivery
 //! is retried with exponential back-off (1 s, 2 s, 4 s… up to 8 attempts)
-//! and survives a restart (the pending ones are in the database).
+//! and survives a restart (the pending ones are in the database). With no
+//! webhook configured an alert is only recorded: nothing is attempted (and
+//! logged) until a webhook is added, and then it is posted.
 
 use std::time::Duration;
 
@@ -176,8 +178,10 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     hex::encode(hmac::sign(&key, body).as_ref())
 }
 
-/// Posts the alerts due now to every webhook.
-pub(super) async fn deliver(ctx: &Ctx, now: i64) {
+/// Posts the alerts due now to every webhook. With none configured, the
+/// alerts stay pending, untried, and this is logged once (`told_no_webhook`
+/// remembers it until a webhook is configured).
+pub(super) async fn deliver(ctx: &Ctx, now: i64, told_no_webhook: &mut bool) {
     let pending = match ctx.db.run(budgets::undelivered_alerts).await {
         Ok(p) => p,
         Err(e) => {
@@ -207,11 +211,20 @@ pub(super) async fn deliver(ctx: &Ctx, now: i64) {
             return;
         }
     };
+    if hooks.is_empty() {
+        if !*told_no_webhook {
+            tracing::info!(
+                pending = due.len(),
+                "budget alerts are recorded but not posted: no webhook is configured; \
+                 they will be posted once one is"
+            );
+            *told_no_webhook = true;
+        }
+        return;
+    }
+    *told_no_webhook = false;
     for a in due {
         let mut error = String::new();
-        if hooks.is_empty() {
-            error = "no webhook configured".into();
-        }
         for h in &hooks {
             let secret = match ctx.master.decrypt(&h.secret_enc, &webhook_context(&h.name)) {
                 Ok(s) => s,
@@ -265,4 +278,125 @@ pub(super) async fn deliver(ctx: &Ctx, now: i64) {
 /// The associated data a webhook's secret is sealed with.
 pub fn webhook_context(name: &str) -> String {
     format!("webhook:{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::compile::compile;
+    use crate::crypto::MasterKey;
+    use crate::db::budgets::WebhookRow;
+    use crate::db::testing::temp_db;
+    use crate::outbound::Outbound;
+    use crate::push::{Publisher, Registry};
+
+    fn ctx(db: crate::db::Db) -> Ctx {
+        let master = MasterKey::from_hex(&"5a".repeat(32)).unwrap();
+        let snapshot = compile(&crate::db::config::ConfigRows::default(), &master, None).unwrap();
+        Ctx {
+            db,
+            master,
+            publisher: Publisher::new(snapshot),
+            write_lock: Arc::new(Mutex::new(())),
+            registry: Registry::default(),
+            http: Outbound::new(None).unwrap(),
+        }
+    }
+
+    fn alert(now: i64) -> AlertRow {
+        AlertRow {
+            budget: "team-a/cost_per_day".into(),
+            period: "2026-12-02".into(),
+            threshold: 80,
+            fired_at_ms: now,
+            delivered_at_ms: 0,
+            attempts: 0,
+            last_error: String::new(),
+            payload: r#"{"event":"budget.threshold","id":"team-a/cost_per_day/2026-12-02/80"}"#
+                .into(),
+        }
+    }
+
+    async fn pending(ctx: &Ctx) -> Vec<AlertRow> {
+        ctx.db.run(budgets::undelivered_alerts).await.unwrap()
+    }
+
+    /// Answers one HTTP request with 200 and hands back what it received.
+    async fn one_shot_webhook() -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = sock.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if n == 0 || text.contains("team-a/cost_per_day/2026-12-02/80\"}") {
+                    break;
+                }
+            }
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn without_a_webhook_an_alert_waits_untried_and_is_posted_once_one_is_configured() {
+        let t = temp_db();
+        let ctx = ctx(t.db.clone());
+        let now = now_ms();
+        let row = alert(now - 60_000);
+        ctx.db
+            .run(move |c| budgets::fire_alert(c, &row))
+            .await
+            .unwrap();
+
+        // No webhook: ticks go by (long enough for every retry of the
+        // back-off), nothing is attempted and the alert stays recorded.
+        let mut told = false;
+        for tick in 0..10 {
+            deliver(&ctx, now + tick * 600_000, &mut told).await;
+        }
+        assert!(told, "the missing webhook was not reported");
+        let p = pending(&ctx).await;
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].attempts, 0, "{p:?}");
+        assert_eq!(p[0].last_error, "", "{p:?}");
+
+        // A webhook is configured: the waiting alert is posted, signed.
+        let (url, received) = one_shot_webhook().await;
+        let secret_enc = ctx
+            .master
+            .encrypt("whsec", &webhook_context("ops"))
+            .unwrap();
+        let hook = WebhookRow {
+            name: "ops".into(),
+            url,
+            secret_enc,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        ctx.db
+            .run(move |c| budgets::put_webhook(c, &hook))
+            .await
+            .unwrap();
+        deliver(&ctx, now_ms(), &mut told).await;
+        let request = received.await.unwrap();
+        assert!(request.starts_with("POST /hook "), "{request}");
+        assert!(
+            request.contains("x-aigw-event-id: team-a/cost_per_day/2026-12-02/80"),
+            "{request}"
+        );
+        assert!(!told);
+        assert!(pending(&ctx).await.is_empty());
+    }
 }

@@ -139,6 +139,7 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
     // budgets, not the leases this task changes every few seconds: with
     // 100,000 keys, listing them anew each tick is worth avoiding.
     let mut cached: Option<(Arc<Compiled>, Arc<Vec<Subject>>)> = None;
+    let mut told_no_webhook = false;
     loop {
         tick.tick().await;
         let now = now_ms();
@@ -165,7 +166,7 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
         if let Err(e) = alerts::check(&ctx, &ledger, &subjects, now).await {
             tracing::warn!(error = %e, "budget alerts not checked");
         }
-        alerts::deliver(&ctx, now).await;
+        alerts::deliver(&ctx, now, &mut told_no_webhook).await;
     }
 }
 
