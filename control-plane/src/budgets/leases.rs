@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 /// The share of the limit granted at a time.
-pub const GRAINS: f64 = 20.0;
+pub const GRAINS: f64 = aigw_proto::model::budget::LEASE_GRAINS;
 
 /// New leases for one limit: `leases` (current, by region) grown where a
 /// region's headroom (lease − used) fell below a grain, as far as the limit

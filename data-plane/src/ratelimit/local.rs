@@ -298,6 +298,7 @@ mod tests {
             id: "key:k1".into(),
             name: "key k".into(),
             limits,
+            max_reserve: None,
         }
     }
 

@@ -33,7 +33,7 @@ mod shared;
 
 use std::sync::Arc;
 
-use aigw_proto::model::budget::{day_period, month_period, ms_to_next_month};
+use aigw_proto::model::budget::{LEASE_GRAINS, day_period, month_period, ms_to_next_month};
 use aigw_proto::model::{ClientKey, Limits, Snapshot, StoreDown};
 
 pub use local::Local;
@@ -121,6 +121,25 @@ pub struct Enforced {
     pub id: String,
     pub name: String,
     pub limits: Limits,
+    /// The most one request reserves here (a global budget: half a grain
+    /// of its limit, what the control plane keeps free in the region's
+    /// lease; a reservation bigger than the lease's headroom would be
+    /// refused for the whole period, however little was spent). What it
+    /// really uses is counted in full when it settles.
+    pub max_reserve: Option<Demand>,
+}
+
+impl Enforced {
+    /// What a request asking for `d` reserves in this budget.
+    pub fn reserve(&self, d: Demand) -> Demand {
+        match self.max_reserve {
+            Some(m) => Demand {
+                tokens: d.tokens.min(m.tokens),
+                cost: d.cost.min(m.cost),
+            },
+            None => d,
+        }
+    }
 }
 
 /// What a request may use at most: the reservation.
@@ -259,7 +278,20 @@ impl Limiter {
             if limits.is_empty() {
                 continue;
             }
+            let mut max_reserve = None;
             if global {
+                let half_grain = 2.0 * LEASE_GRAINS;
+                let cost = [limits.cost_per_day, limits.cost_per_month]
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c / half_grain)
+                    .fold(f64::INFINITY, f64::min);
+                max_reserve = Some(Demand {
+                    tokens: limits
+                        .tokens_per_day
+                        .map_or(u64::MAX, |t| (t as f64 / half_grain) as u64),
+                    cost,
+                });
                 let lease = |period: String| {
                     snap.leases
                         .get(&(id.clone(), self.region.clone(), period))
@@ -279,7 +311,12 @@ impl Limiter {
                     limits.cost_per_month = Some(lease(month_period(now_ms)).cost.unwrap_or(0.0));
                 }
             }
-            out.push(Enforced { id, name, limits });
+            out.push(Enforced {
+                id,
+                name,
+                limits,
+                max_reserve,
+            });
         }
         out
     }
@@ -306,7 +343,7 @@ impl Limiter {
             Some(shared) => futures_util::future::join_all(
                 budgets
                     .iter()
-                    .map(|b| shared.admit(b, request_id, demand, now_ms)),
+                    .map(|b| shared.admit(b, request_id, b.reserve(demand), now_ms)),
             )
             .await
             .into_iter()
@@ -326,10 +363,10 @@ impl Limiter {
                 // Counted in process only while nothing was refused: a
                 // refused request is released anyway.
                 _ if refused.is_some() => continue,
-                Some(Err(e)) => self.degraded(b, request_id, demand, now_ms, &e),
+                Some(Err(e)) => self.degraded(b, request_id, b.reserve(demand), now_ms, &e),
                 None => self
                     .local
-                    .admit(b, request_id, demand, now_ms)
+                    .admit(b, request_id, b.reserve(demand), now_ms)
                     .map(|h| (h, Store::Local)),
             };
             match outcome {

@@ -93,6 +93,7 @@ mod tests {
                 rpm: Some(rpm),
                 ..Default::default()
             },
+            max_reserve: None,
         }
     }
 

@@ -190,3 +190,46 @@ async fn a_request_translated_for_claude_reserves_the_cap_it_is_sent() {
     let reserved = 1_000_000 - remaining_tokens(&a);
     assert!(reserved > 4_096 && reserved < 8_000, "reserved {reserved}");
 }
+
+/// A global budget admits in a region up to the region's lease, which the
+/// control plane grows a grain (a twentieth of the limit) at a time. A
+/// request whose reservation is bigger than what the lease has free (a long
+/// prompt, no `max_tokens`) reserves at most half a grain there, so it is
+/// served rather than refused for the rest of the day with nothing spent;
+/// what it used is counted in full.
+#[tokio::test]
+async fn a_request_bigger_than_a_global_budgets_lease_is_served() {
+    let gw = Gw::bare(&[]).await;
+    let mut snap = snapshot(&gw.mock.base_url(), "v1");
+    snap.client_keys[0].limits = Some(pb::Limits {
+        tokens_per_day: Some(100_000),
+        ..Default::default()
+    });
+    snap.client_keys[0].global = true;
+    let budget = format!("key:{}", snap.client_keys[0].id);
+    let period = aigw_proto::model::budget::day_period(data_plane::schedule::now_ms());
+    snap.leases.push(pb::Lease {
+        budget,
+        region: "test-region".into(),
+        period,
+        tokens: Some(5_000),
+        cost: None,
+    });
+    gw.node
+        .watcher
+        .apply_whole(&prost::Message::encode_to_vec(&snap), None)
+        .expect("snapshot applies");
+    // About 2,000 tokens of prompt and the default cap of 4,096: a
+    // reservation past the lease's 5,000.
+    let long = "word ".repeat(800);
+    let a = gw.post("/v1/chat/completions", chat(&long)).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let t = gw.cp.trace(&a.request_id()).await;
+    let used = t.input_tokens + t.output_tokens;
+    assert!(used > 0);
+    assert_eq!(remaining_tokens(&a) + 2_500, 5_000, "half a grain reserved");
+    // Settled in full: the next request sees the lease less what was used.
+    let b = gw.post("/v1/chat/completions", chat("short")).await;
+    assert_eq!(b.status, 200);
+    assert!(remaining_tokens(&b) <= 5_000 - used, "{:?}", b.headers);
+}

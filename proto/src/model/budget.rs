@@ -7,6 +7,12 @@
 
 use std::collections::HashMap;
 
+/// A global budget's lease grows a grain at a time: this many grains make
+/// the limit. The control plane keeps each region's headroom (lease − used)
+/// at least half a grain, so a data plane reserves at most half a grain per
+/// request in a global budget: a bigger reservation might never fit.
+pub const LEASE_GRAINS: f64 = 20.0;
+
 use super::snapshot::InvalidSnapshot;
 use crate::pb::config as pb;
 
