@@ -36,6 +36,7 @@ fn budgets(n: usize, tag: &str) -> Vec<Enforced> {
             id: format!("{kind}:{tag}"),
             name: format!("{kind} bench"),
             limits: every_limit(),
+            max_reserve: None,
         })
         .collect()
 }
