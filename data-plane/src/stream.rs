@@ -20,7 +20,7 @@ use crate::redact::Redactor;
 use crate::sse::{Event, SseParser};
 use crate::trace_report::Written;
 use crate::translate::ir::ChatRequest;
-use crate::translate::{Codec, Format, Framing, StreamDecoder, StreamEncoder, StreamEvent};
+use crate::translate::{self, Codec, Format, Framing, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
 /// How upstream events become the app's.
@@ -111,6 +111,8 @@ pub struct MeteredStream {
     /// The decoder saw the upstream's finish (a translated stream that ends
     /// without one was cut short, and its app is told so).
     finished: bool,
+    /// Upstream events forwarded as they came.
+    forwarded: u64,
 }
 
 /// The most tool calls one streamed answer may hold (models make a handful
@@ -189,6 +191,7 @@ impl MeteredStream {
             overrun: None,
             upstream_error: false,
             finished: false,
+            forwarded: 0,
         }
     }
 
@@ -234,6 +237,7 @@ impl MeteredStream {
                 self.finished = true;
                 self.file_trace(End::Clean);
             }
+            self.forwarded += 1;
             out.push(ev.raw);
         }
     }
@@ -256,17 +260,17 @@ impl MeteredStream {
         // A stream passed through that the upstream ended before its
         // finish: the app's SDK would take the truncated answer for a
         // whole one, so it ends with the app's error event, as a
-        // translated stream does. (A Responses event stream has no error
-        // event outside a started response: its trace says it, below.)
-        if self.passed_through()
-            && !self.finished
-            && !self.upstream_error
-            && self.app != Format::Responses
-        {
-            let req = ChatRequest::default();
-            let mut encoder = self.app.codec().stream_encoder(&req, self.framing);
-            let message = ENDED_EARLY_MESSAGE.to_string();
-            encoder.event(&StreamEvent::Error { message }, out.buf());
+        // translated stream does.
+        if self.passed_through() && !self.finished && !self.upstream_error {
+            if self.app == Format::Responses {
+                // Numbered after the upstream's events (one each, from 0).
+                translate::responses::error_event(self.forwarded, ENDED_EARLY_MESSAGE, out.buf());
+            } else {
+                let req = ChatRequest::default();
+                let mut encoder = self.app.codec().stream_encoder(&req, self.framing);
+                let message = ENDED_EARLY_MESSAGE.to_string();
+                encoder.event(&StreamEvent::Error { message }, out.buf());
+            }
         }
     }
 

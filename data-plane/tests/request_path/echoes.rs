@@ -169,3 +169,42 @@ async fn a_passed_through_stream_ended_before_its_finish_gets_an_error_chunk() {
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.error, "");
 }
+
+/// A Responses stream passed through that the upstream ends before
+/// `response.completed` ends with an `error` event numbered after the
+/// upstream's (the SDKs raise on it), and is traced as broken.
+#[tokio::test]
+async fn a_passed_through_responses_stream_cut_short_ends_with_an_error_event() {
+    let gw = Gw::start(&[]).await;
+    let created = serde_json::json!({
+        "type": "response.created", "sequence_number": 0,
+        "response": {"id": "resp_1", "object": "response", "status": "in_progress",
+                     "model": "gpt-4o-mini", "output": []},
+    });
+    let delta = serde_json::json!({
+        "type": "response.output_text.delta", "sequence_number": 1,
+        "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "half an answ",
+    });
+    gw.mock.mock().add_fault(stream_fault(format!(
+        "event: response.created\ndata: {created}\n\nevent: response.output_text.delta\ndata: {delta}\n\n"
+    )));
+    let body = serde_json::json!({"model": "gpt-4o-mini", "input": "hi", "stream": true});
+    let a = gw.post("/v1/responses", body).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(text.contains("half an answ"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap_or_default();
+    assert!(last.starts_with("event: error\n"), "{text}");
+    let data: serde_json::Value =
+        serde_json::from_str(last.split_once("data: ").map_or("", |(_, d)| d)).expect("JSON");
+    assert_eq!(data["type"], "error", "{data}");
+    assert_eq!(data["sequence_number"], 2, "{data}");
+    assert!(
+        data["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ended before")),
+        "{data}"
+    );
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream stream ended before its finish");
+}

@@ -94,6 +94,23 @@ struct ErrorDetail<'a> {
     param: Option<()>,
 }
 
+/// The `error` event that ends a stream passed through which the upstream
+/// broke off before its end: `seq` continues the upstream's numbering.
+pub fn error_event(seq: u64, message: &str, out: &mut BytesMut) {
+    let ev = ErrorEvent {
+        code: "server_error",
+        message,
+        param: None,
+        error: ErrorDetail {
+            ty: "server_error",
+            code: "server_error",
+            message,
+            param: None,
+        },
+    };
+    Encoder::emit(&mut { seq }, "error", ev, out);
+}
+
 /// The item being streamed: the API streams one output item at a time.
 enum Open {
     None,

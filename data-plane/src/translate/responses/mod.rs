@@ -29,7 +29,7 @@ mod request;
 mod response;
 mod stream;
 
-pub use events::Encoder;
+pub use events::{Encoder, error_event};
 pub use request::{decode_request, encode_request};
 pub use response::{decode_response, encode_response};
 pub use stream::Decoder;
