@@ -87,6 +87,12 @@ pub enum GatewayError {
         provider: String,
         retry_after_secs: u64,
     },
+    /// Every credential left is rejected by the provider or disabled: no
+    /// `Retry-After`, since none comes back until an operator acts.
+    #[error(
+        "Every upstream credential of provider `{provider}` is rejected by the provider or disabled (revoked, or found invalid by a health check); an operator must fix the provider's keys."
+    )]
+    PoolUnusable { provider: String },
 
     // --- the upstream's fault ---
     #[error("The upstream provider `{provider}` failed: {failure}")]
@@ -192,9 +198,11 @@ impl GatewayError {
             | Self::MethodNotAllowed { .. }
             | Self::RateLimited { .. }
             | Self::Unsupported(_) => Origin::App,
-            Self::NotReady | Self::Busy { .. } | Self::PoolExhausted { .. } | Self::Internal(_) => {
-                Origin::Gateway
-            }
+            Self::NotReady
+            | Self::Busy { .. }
+            | Self::PoolExhausted { .. }
+            | Self::PoolUnusable { .. }
+            | Self::Internal(_) => Origin::Gateway,
             Self::Upstream { .. } | Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => {
                 Origin::Upstream
             }
@@ -206,7 +214,7 @@ impl GatewayError {
     /// request says (another credential would refuse it alike).
     pub fn retryable(&self) -> bool {
         match self {
-            Self::PoolExhausted { .. } => true,
+            Self::PoolExhausted { .. } | Self::PoolUnusable { .. } => true,
             Self::Upstream { failure, .. } => !matches!(
                 failure,
                 Failure::BodyBroken(_) | Failure::Unreadable(_) | Failure::NotAStream
@@ -295,7 +303,9 @@ impl GatewayError {
             Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::NotReady | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady | Self::Busy { .. } | Self::PoolUnusable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::PoolExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream {
                 failure: Failure::Timeout(_),
@@ -342,6 +352,7 @@ impl GatewayError {
             Self::NotReady => "not_ready",
             Self::Busy { .. } => "busy",
             Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::PoolUnusable { .. } => "pool_unusable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Upstream {
                 failure: Failure::Timeout(_),

@@ -71,6 +71,11 @@ pub async fn send(
     while (tried.len() as u32) < call.max_attempts.max(1) {
         let idx = match up.pool.pick(&tried, call.affinity) {
             Ok(i) => i,
+            Err(ex) if ex.unusable => {
+                return Err(last.unwrap_or(GatewayError::PoolUnusable {
+                    provider: provider.clone(),
+                }));
+            }
             Err(ex) => {
                 return Err(last.unwrap_or(GatewayError::PoolExhausted {
                     provider: provider.clone(),
@@ -186,7 +191,17 @@ pub async fn send(
             err.attempt_note(),
         );
         if let Some((ms, reason)) = err.cool_down() {
-            key.health.cool_down(ms);
+            if matches!(
+                err,
+                GatewayError::Upstream {
+                    failure: Failure::CredentialRejected(_),
+                    ..
+                }
+            ) {
+                key.health.reject(ms);
+            } else {
+                key.health.cool_down(ms);
+            }
             draft.cooled_down(ms);
             metrics::cooldown(provider, reason);
         }

@@ -15,6 +15,10 @@ use http::{HeaderName, HeaderValue};
 #[derive(Debug, Default)]
 pub struct KeyHealth {
     cooldown_until_ms: AtomicU64,
+    /// Until when its last cool-down was for the provider rejecting it
+    /// (not a rate limit or a dropped connection): no point in an app
+    /// retrying soon.
+    rejected_until_ms: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 = no sample yet.
     ewma_latency_us: AtomicU64,
 }
@@ -23,6 +27,17 @@ impl KeyHealth {
     pub fn cool_down(&self, for_ms: u64) {
         self.cooldown_until_ms
             .fetch_max(now_ms() + for_ms, Ordering::Relaxed);
+    }
+
+    /// Benched because the provider rejected it (401/403, a revoked key).
+    pub fn reject(&self, for_ms: u64) {
+        self.cool_down(for_ms);
+        self.rejected_until_ms
+            .fetch_max(now_ms() + for_ms, Ordering::Relaxed);
+    }
+
+    fn is_rejected(&self, now: u64) -> bool {
+        self.rejected_until_ms.load(Ordering::Relaxed) > now
     }
 
     pub fn observe_latency(&self, us: u64) {
@@ -91,6 +106,10 @@ pub struct Pool {
 pub struct Exhausted {
     /// Until the first cooling credential is back, in seconds (at least 1).
     pub retry_after_secs: u64,
+    /// None is coming back by itself: every credential left is rejected by
+    /// the provider or disabled (revoked, found invalid) until an operator
+    /// acts, or the pool has none.
+    pub unusable: bool,
 }
 
 impl Pool {
@@ -114,6 +133,7 @@ impl Pool {
         if n == 0 {
             return Err(Exhausted {
                 retry_after_secs: 60,
+                unusable: true,
             });
         }
         let now = now_ms();
@@ -175,8 +195,12 @@ impl Pool {
     /// When the first credential not yet tried is back (cooling down, or
     /// blocked by a health check with a retry time; a minute if none says).
     fn exhausted(&self, tried: &[usize], now: u64) -> Exhausted {
-        let soonest = (0..self.keys.len())
-            .filter(|i| !tried.contains(i))
+        let left = || (0..self.keys.len()).filter(|i| !tried.contains(i));
+        let disabled = |k: &PoolKey| {
+            (k.blocked_until_ms == u64::MAX && !k.blocked_for_reach) || k.health.is_rejected(now)
+        };
+        let unusable = left().all(|i| disabled(&self.keys[i]));
+        let soonest = left()
             .map(|i| {
                 let k = &self.keys[i];
                 let blocked = match k.blocked_until_ms {
@@ -189,6 +213,7 @@ impl Pool {
             .unwrap_or(1000);
         Exhausted {
             retry_after_secs: soonest.div_ceil(1000).clamp(1, 60),
+            unusable,
         }
     }
 }
@@ -296,6 +321,29 @@ mod tests {
         assert_eq!(e.retry_after_secs, 3);
         p.keys[1].blocked_until_ms = now_ms().saturating_sub(1);
         assert_eq!(p.pick(&[], None).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_pool_only_rejected_or_disabled_keys_is_unusable_not_cooling() {
+        let mut p = pool(&[1, 1], Strategy::FillFirst);
+        p.keys[0].health.cool_down(5_000);
+        p.keys[1].health.reject(60_000);
+        let e = p.pick(&[], None).unwrap_err();
+        assert!(!e.unusable, "one is only rate limited: it comes back");
+        assert_eq!(e.retry_after_secs, 5);
+        p.keys[0].blocked_until_ms = u64::MAX;
+        assert!(p.pick(&[], None).unwrap_err().unusable);
+        p.keys[0].blocked_for_reach = true;
+        assert!(
+            !p.pick(&[], None).unwrap_err().unusable,
+            "unreachable from the control plane is not disabled"
+        );
+        assert!(
+            pool(&[], Strategy::FillFirst)
+                .pick(&[], None)
+                .unwrap_err()
+                .unusable
+        );
     }
 
     #[test]

@@ -114,6 +114,21 @@ async fn a_revoked_credential_is_benched_and_its_error_never_reaches_the_app() {
     let t = gw.cp.trace(&c.request_id()).await;
     assert_eq!(t.status, 502);
     assert_eq!(t.error, "upstream_error");
+
+    // Both benched as rejected: not "cooling down, retry after 60 s" (a
+    // rate limit's words, which SDKs would retry for nothing), but a 503
+    // that says an operator must act, with no Retry-After.
+    let d = gw.post("/v1/chat/completions", chat("fourth")).await;
+    assert_eq!(d.status, 503, "{:?}", d.body);
+    assert_eq!(d.header("retry-after"), None);
+    let msg = d.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("an operator must fix"), "{msg}");
+    let t = gw.cp.trace(&d.request_id()).await;
+    assert!(t.attempts.is_empty());
+    assert_eq!(t.error, "pool_unusable");
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         E::Unpriced(_) => ("permission_error", Some("model_not_priced")),
         E::NotReady => ("server_error", Some("not_ready")),
         E::Busy { .. } => ("server_error", Some("overloaded")),
+        E::PoolUnusable { .. } => ("server_error", Some("upstream_unavailable")),
         E::PoolExhausted { .. } | E::RateLimited { .. } => {
             ("rate_limit_error", Some("rate_limit_exceeded"))
         }
