@@ -89,7 +89,7 @@ pub fn check_csrf(parts: &Parts) -> Result<(), ApiError> {
     let h = &parts.headers;
     if h.get(CSRF_HEADER).is_none() {
         return Err(ApiError::Csrf(
-            "changes made with the session cookie need the x-aigw-csrf header",
+            "changes made with the session cookie, and signing in, need the x-aigw-csrf header (any value)",
         ));
     }
     if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
