@@ -61,7 +61,7 @@ pub enum GatewayError {
         allow: &'static str,
     },
 
-    #[error("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")]
+    #[error("{}", rate_limited_message(limit, budget, *retry_after_secs))]
     RateLimited {
         limit: &'static str,
         /// Whose budget: `key checkout`, `user alice`, `team research`.
@@ -123,6 +123,17 @@ pub enum GatewayError {
     // --- ours ---
     #[error("Internal gateway error.")]
     Internal(String),
+}
+
+/// What a 429 of the gateway's own says: the limit reached, or that the
+/// limit store is away and the budget refuses meanwhile.
+fn rate_limited_message(limit: &str, budget: &str, retry_after_secs: u64) -> String {
+    if limit == crate::ratelimit_headers::STORE_DOWN {
+        return format!(
+            "The limit store is not answering, and {budget} refuses requests until it does (`when_store_down: refuse`); retry after {retry_after_secs} s."
+        );
+    }
+    format!("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")
 }
 
 /// How an upstream failed without an answer the app can be given.

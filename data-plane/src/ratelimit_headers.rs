@@ -8,6 +8,10 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::ratelimit::{Headroom, Standing};
 
+/// The `limit` of a refusal made because the shared limit store did not
+/// answer (a budget with `when_store_down: refuse`).
+pub const STORE_DOWN: &str = "limit store";
+
 /// The family a limit belongs to: requests, tokens or cost.
 pub fn family(limit: &str) -> &'static str {
     match limit {
@@ -125,6 +129,11 @@ pub fn success(h: &mut HeaderMap, headroom: &Headroom) {
 
 /// On a refusal by `limit` (of value `value`), free again in `retry_after_secs`.
 pub fn refused(h: &mut HeaderMap, limit: &str, value: f64, retry_after_secs: u64) {
+    // Refused because the limit store is away (`when_store_down: refuse`):
+    // no limit was reached, so no limit's headers.
+    if limit == STORE_DOWN {
+        return;
+    }
     let family = family(limit);
     standing(
         h,
@@ -140,6 +149,15 @@ pub fn refused(h: &mut HeaderMap, limit: &str, value: f64, retry_after_secs: u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_for_the_store_being_away_names_no_limit() {
+        let mut h = HeaderMap::new();
+        refused(&mut h, STORE_DOWN, 0.0, 1);
+        assert!(h.is_empty(), "{h:?}");
+        refused(&mut h, "rpm", 60.0, 12);
+        assert_eq!(h["x-ratelimit-limit-requests"], "60");
+    }
 
     #[test]
     fn openai_style_values() {

@@ -411,7 +411,7 @@ impl Limiter {
                 .admit(b, request_id, demand, now_ms)
                 .map(|h| (h, Store::Local)),
             StoreDown::Refuse => Err(Exceeded {
-                limit: "limit store",
+                limit: crate::ratelimit_headers::STORE_DOWN,
                 budget: b.name.clone(),
                 budget_id: b.id.clone(),
                 retry_after_secs: 1,
