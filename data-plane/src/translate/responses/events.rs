@@ -97,6 +97,11 @@ struct ErrorDetail<'a> {
 /// The `error` event that ends a stream passed through which the upstream
 /// broke off before its end: `seq` continues the upstream's numbering.
 pub fn error_event(seq: u64, message: &str, out: &mut BytesMut) {
+    write_error(&mut { seq }, message, out);
+}
+
+/// An `error` event numbered `seq` (then advanced).
+fn write_error(seq: &mut u64, message: &str, out: &mut BytesMut) {
     let ev = ErrorEvent {
         code: "server_error",
         message,
@@ -108,7 +113,7 @@ pub fn error_event(seq: u64, message: &str, out: &mut BytesMut) {
             param: None,
         },
     };
-    Encoder::emit(&mut { seq }, "error", ev, out);
+    Encoder::emit(seq, "error", ev, out);
 }
 
 /// The item being streamed: the API streams one output item at a time.
@@ -411,18 +416,7 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { message } => {
                 self.ensure_started(out);
                 self.error = Some(message.clone());
-                let ev = ErrorEvent {
-                    code: "server_error",
-                    message,
-                    param: None,
-                    error: ErrorDetail {
-                        ty: "server_error",
-                        code: "server_error",
-                        message,
-                        param: None,
-                    },
-                };
-                Self::emit(&mut self.seq, "error", ev, out);
+                write_error(&mut self.seq, message, out);
             }
         }
     }
