@@ -61,6 +61,14 @@ async fn openapi_document_describes_the_api() {
     ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
+    // A trace tells an estimated charge from a reported one, and names the
+    // budget that refused it.
+    let trace = doc["components"]["schemas"]["TraceInfo"]["properties"]
+        .as_object()
+        .unwrap();
+    for f in ["usage_source", "refused_by"] {
+        assert_eq!(trace[f]["type"], "string", "TraceInfo.{f}: {trace:?}");
+    }
     // The Admin API's doc comments reach the document.
     let spec = serde_json::to_string(&schemas["ClientKeySpec"]).unwrap();
     assert!(spec.contains("Username of the owner"), "{spec}");

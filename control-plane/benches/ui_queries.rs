@@ -171,6 +171,8 @@ fn trace(i: u64, at: i64, rng: &mut Rng, keys: &[(String, String)]) -> TraceRow 
         api_format: "openai".into(),
         error: (status >= 500).then(|| "upstream error".to_string()),
         dropped_fields: "[]".into(),
+        usage_source: String::new(),
+        refused_by: String::new(),
         attempts,
     }
 }

@@ -426,6 +426,8 @@ fn to_row(r: TraceRecord, received_at_ms: i64) -> Option<TraceRow> {
         stream: r.stream,
         endpoint: r.endpoint,
         api_format: r.api_format,
+        usage_source: r.usage_source,
+        refused_by: r.refused_by,
     })
 }
 

@@ -40,6 +40,7 @@ pub fn clip(rec: &mut TraceRecord) {
         &mut rec.endpoint,
         &mut rec.api_format,
         &mut rec.refused_by,
+        &mut rec.usage_source,
     ] {
         clip_str(s, MAX_NAME);
     }
@@ -80,6 +81,7 @@ mod tests {
         let mut rec = TraceRecord {
             model: "é".repeat(1_000_000),
             error: "x\0y".into(),
+            usage_source: "u".repeat(1_000_000),
             attempts: vec![Attempt::default(); 100],
             dropped_fields: vec!["x".repeat(1000); 1000],
             ..Default::default()
@@ -93,6 +95,7 @@ mod tests {
         );
         assert!(rec.model.len() <= MAX_NAME && rec.model.starts_with('é'));
         assert_eq!(rec.error, "xy");
+        assert_eq!(rec.usage_source.len(), MAX_NAME);
         assert_eq!(rec.attempts.len(), MAX_ATTEMPTS);
         assert!(prost::Message::encoded_len(&rec) < 16 * 1024);
     }

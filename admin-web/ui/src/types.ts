@@ -201,6 +201,11 @@ export interface TraceInfo {
   error: string;
   upstream_format: string;
   overhead_us: number;
+  /** '' when the provider reported usage, else how it was estimated
+   * (estimated_abandoned | estimated_broken | estimated_unreported). */
+  usage_source: string;
+  /** `<budget id>/<limit>` of the budget that refused the request, or ''. */
+  refused_by: string;
 }
 
 export interface TraceAttempt {

@@ -158,6 +158,8 @@ fn info(
         api_format: t.api_format,
         error: t.error.unwrap_or_default(),
         dropped_fields: serde_json::from_str(&t.dropped_fields).unwrap_or_default(),
+        usage_source: t.usage_source,
+        refused_by: t.refused_by,
     }
 }
 

@@ -568,3 +568,97 @@ async fn queries_on_postgres() {
     all_queries(pg.db.clone()).await;
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
+
+/// How a trace's usage was known and which budget refused it are stored at
+/// ingest and shown by GetTrace and ListTraces. 73 traces go in as one
+/// batch, so SQLite stores them in a run of 64, one of 8 and one of 1, and
+/// one of each is read back.
+async fn usage_source_and_refused_by(db: Db) {
+    let s = svc_on(db);
+    let rec = |i: usize| TraceRecord {
+        request_id: format!("us-{i:03}"),
+        started_at_ms: BASE + i64::try_from(i).unwrap(),
+        client_key_id: "k".into(),
+        client_key_name: "k".into(),
+        model: "gpt-4o".into(),
+        provider: "openai".into(),
+        status: if i == 72 { 429 } else { 200 },
+        output_tokens: 5,
+        usage_source: if i == 1 {
+            String::new()
+        } else {
+            "estimated_abandoned".into()
+        },
+        refused_by: if i == 1 {
+            String::new()
+        } else {
+            "key:k/rpm".into()
+        },
+        ..Default::default()
+    };
+    let batch = (0..73).map(rec).collect();
+    assert_eq!(
+        store_batch(&s.db, batch, &Default::default())
+            .await
+            .unwrap()
+            .0,
+        73
+    );
+    let get = |id: &str| {
+        let s = &s;
+        let request_id = id.to_string();
+        async move {
+            s.get_trace(req(GetTraceRequest { request_id }))
+                .await
+                .unwrap()
+                .into_inner()
+                .trace
+                .unwrap()
+        }
+    };
+    for id in ["us-000", "us-064", "us-072"] {
+        let t = get(id).await;
+        assert_eq!(
+            (t.usage_source.as_str(), t.refused_by.as_str()),
+            ("estimated_abandoned", "key:k/rpm"),
+            "{id}"
+        );
+    }
+    let reported = get("us-001").await;
+    assert_eq!(
+        (reported.usage_source.as_str(), reported.refused_by.as_str()),
+        ("", "")
+    );
+    let page = s
+        .list_traces(req(TraceQuery {
+            page_size: 100,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = page
+        .traces
+        .iter()
+        .find(|t| t.request_id == "us-072")
+        .unwrap();
+    assert_eq!(
+        (listed.usage_source.as_str(), listed.refused_by.as_str()),
+        ("estimated_abandoned", "key:k/rpm")
+    );
+}
+
+#[tokio::test]
+async fn usage_source_and_refused_by_on_sqlite() {
+    let t = temp_db();
+    usage_source_and_refused_by(t.db.clone()).await;
+}
+
+#[tokio::test]
+async fn usage_source_and_refused_by_on_postgres() {
+    let Some(pg) = tokio::task::spawn_blocking(pg_db).await.unwrap() else {
+        return;
+    };
+    usage_source_and_refused_by(pg.db.clone()).await;
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}

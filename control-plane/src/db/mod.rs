@@ -324,6 +324,8 @@ pub mod testing {
             api_format: "openai".into(),
             error: None,
             dropped_fields: "[]".into(),
+            usage_source: String::new(),
+            refused_by: String::new(),
             attempts: r#"[{"provider":"p","provider_key":"k","status":200,"latency_us":15000}]"#
                 .into(),
         }

@@ -137,6 +137,8 @@ async fn postgres_unnest_insert_keeps_every_field() {
         error: Some("rate limited".into()),
         attempts: r#"[{"status":429}]"#.into(),
         dropped_fields: r#"["metadata"]"#.into(),
+        usage_source: "estimated_abandoned".into(),
+        refused_by: "key:k/rpm".into(),
     };
     let mut bare = full.clone();
     bare.request_id = format!("{run}-bare");

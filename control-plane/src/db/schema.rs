@@ -154,6 +154,8 @@ diesel::table! {
         error -> Nullable<Text>,
         attempts -> Text,
         dropped_fields -> Text,
+        usage_source -> Text,
+        refused_by -> Text,
     }
 }
 

@@ -39,6 +39,11 @@ pub struct TraceRow {
     pub attempts: String,
     /// JSON array of the request fields dropped when translating.
     pub dropped_fields: String,
+    /// How the token counts are known: "" the provider reported them, else
+    /// how they were estimated (`TraceRecord.usage_source`).
+    pub usage_source: String,
+    /// `<budget id>/<limit>` of the budget that refused the request, or "".
+    pub refused_by: String,
 }
 
 /// Inserts `rows`, skipping request ids already stored, in the caller's
@@ -112,11 +117,12 @@ fn insert_unnest(c: &mut diesel::PgConnection, rows: &[TraceRow]) -> QueryResult
         "INSERT INTO traces (request_id, started_at_ms, received_at_ms, client_key_id, \
          client_key_name, model, provider, provider_key, status, latency_us, ttfb_us, \
          input_tokens, output_tokens, cached_tokens, reasoning_tokens, cost, region, node_id, \
-         stream, endpoint, api_format, error, attempts, dropped_fields) \
+         stream, endpoint, api_format, error, attempts, dropped_fields, usage_source, refused_by) \
          SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
          $6::text[], $7::text[], $8::text[], $9::int[], $10::bigint[], $11::bigint[], \
          $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::text[], \
-         $18::text[], $19::bool[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[]) \
+         $18::text[], $19::bool[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], \
+         $25::text[], $26::text[]) \
          ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
     )
     .bind::<Array<Text>, _>(col(rows, |r| r.request_id.as_str()))
@@ -142,7 +148,9 @@ fn insert_unnest(c: &mut diesel::PgConnection, rows: &[TraceRow]) -> QueryResult
     .bind::<Array<Text>, _>(col(rows, |r| r.api_format.as_str()))
     .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error.as_deref()))
     .bind::<Array<Text>, _>(col(rows, |r| r.attempts.as_str()))
-    .bind::<Array<Text>, _>(col(rows, |r| r.dropped_fields.as_str()));
+    .bind::<Array<Text>, _>(col(rows, |r| r.dropped_fields.as_str()))
+    .bind::<Array<Text>, _>(col(rows, |r| r.usage_source.as_str()))
+    .bind::<Array<Text>, _>(col(rows, |r| r.refused_by.as_str()));
     Ok(q.load::<StoredId>(c)?
         .into_iter()
         .map(|r| r.request_id)

@@ -146,6 +146,10 @@ test('admin journey', { timeout: 240_000 }, async () => {
       `${u.prompt_tokens} in (${cached} cached) · ${u.completion_tokens} out`,
     );
     assert.equal(await drawer.getByTestId('detail-cost').innerText(), usd(trace.cost));
+    // The mock reported usage: nothing was estimated, and no budget refused.
+    assert.equal(trace.usage_source, '');
+    assert.equal(await drawer.getByTestId('detail-usage').innerText(), 'reported by the provider');
+    assert.equal(await drawer.getByTestId('detail-refused-by').count(), 0);
     await drawer.getByRole('row', { name: /mock \/ pool-a/ }).waitFor();
     await checkA11y(page, 'request detail');
     await shot(page, 'request-detail');

@@ -38,6 +38,26 @@ export function StatusBadge({ status, error }: { status: number; error?: string 
   );
 }
 
+// Where a trace's token counts (and so its cost) come from, in words.
+const USAGE_SOURCES: Record<string, string> = {
+  '': 'reported by the provider',
+  estimated_abandoned: 'estimated: the app left before the provider reported usage',
+  estimated_broken: 'estimated: the upstream stream was cut, stalled or overran',
+  estimated_unreported: 'estimated: the provider reported no usage',
+};
+
+function usageSource(source: string | undefined): string {
+  const s = source ?? '';
+  // A kind this UI does not know yet, as the data plane names it.
+  return USAGE_SOURCES[s] ?? s.replace(/_/g, ' ');
+}
+
+// "<budget id>/<limit>", e.g. "user:u1/tokens_per_day".
+function refusedBy(r: string): string {
+  const i = r.lastIndexOf('/');
+  return i < 0 ? r : `budget ${r.slice(0, i)} (${r.slice(i + 1).replace(/_/g, ' ')})`;
+}
+
 function Detail({ id, onClose }: { id: string; onClose: () => void }) {
   const q = useQuery({ queryKey: ['trace', id], queryFn: () => api.trace(id), retry: false });
   const t = q.data?.trace;
@@ -83,6 +103,14 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
             </Text>
             <Text size="sm" c="dimmed">Cost</Text>
             <Text size="sm" data-testid="detail-cost">{usd(t.cost)}</Text>
+            <Text size="sm" c="dimmed">Usage</Text>
+            <Text size="sm" data-testid="detail-usage">{usageSource(t.usage_source)}</Text>
+            {t.refused_by && (
+              <>
+                <Text size="sm" c="dimmed">Refused by</Text>
+                <Text size="sm" data-testid="detail-refused-by">{refusedBy(t.refused_by)}</Text>
+              </>
+            )}
             <Text size="sm" c="dimmed">Region / data plane</Text>
             <Text size="sm">{t.region} / {t.node_id}</Text>
           </SimpleGrid>
