@@ -141,9 +141,10 @@ async fn a_key_past_its_rate_is_refused_before_its_body_is_read() {
     );
 }
 
-/// A Responses job run in the background is answered before it runs and
-/// fetched later by other calls: a token or cost budget could not charge
-/// it, so such a key is refused it, clearly, before anything is sent.
+/// A Responses job run in the background goes on at the provider after
+/// its answer (even streamed, when the app goes away): a token or cost
+/// budget could not charge it, so such a key is refused it, clearly,
+/// before anything is sent.
 #[tokio::test]
 async fn a_background_response_is_refused_under_a_token_budget() {
     let gw = with_limits(pb::Limits {
@@ -151,11 +152,15 @@ async fn a_background_response_is_refused_under_a_token_budget() {
         ..Default::default()
     })
     .await;
-    let body = serde_json::json!({"model": "gpt-4o-mini", "input": "later", "background": true});
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini", "input": "later", "background": true, "stream": true,
+    });
     let a = gw.post("/v1/responses", body).await;
     assert_eq!(a.status, 400, "{:?}", a.body);
     let e = a.json();
     assert_eq!(e["error"]["param"], "background", "{e}");
+    let m = e["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("cannot be metered"), "{m}");
     assert!(
         gw.mock.mock().requests().is_empty(),
         "nothing went upstream"
