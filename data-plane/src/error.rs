@@ -61,7 +61,7 @@ pub enum GatewayError {
         allow: &'static str,
     },
 
-    #[error("{}", rate_limited_message(limit, budget, *retry_after_secs))]
+    #[error("{}", rate_limited_message(limit, budget, *value, *requested, *retry_after_secs))]
     RateLimited {
         limit: &'static str,
         /// Whose budget: `key checkout`, `user alice`, `team research`.
@@ -71,6 +71,8 @@ pub enum GatewayError {
         retry_after_secs: u64,
         /// The limit's value (for the `x-ratelimit-*` headers).
         value: f64,
+        /// The request alone asks for more than the limit: how much.
+        requested: Option<f64>,
     },
 
     // --- not ready or out of capacity ---
@@ -127,10 +129,23 @@ pub enum GatewayError {
 
 /// What a 429 of the gateway's own says: the limit reached, or that the
 /// limit store is away and the budget refuses meanwhile.
-fn rate_limited_message(limit: &str, budget: &str, retry_after_secs: u64) -> String {
+fn rate_limited_message(
+    limit: &str,
+    budget: &str,
+    value: f64,
+    requested: Option<f64>,
+    retry_after_secs: u64,
+) -> String {
     if limit == crate::ratelimit_headers::STORE_DOWN {
         return format!(
             "The limit store is not answering, and {budget} refuses requests until it does (`when_store_down: refuse`); retry after {retry_after_secs} s."
+        );
+    }
+    if let Some(asked) = requested {
+        // Counted as reserved: the prompt (about a token per two bytes)
+        // and the output cap the request set, or the gateway's default.
+        return format!(
+            "Request too large for the {limit} limit of {budget}: limit {value}, requested {asked} (the prompt and its output cap; without `max_tokens` the gateway's default cap counts). Send a shorter prompt or a lower `max_tokens`."
         );
     }
     format!("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")

@@ -223,6 +223,7 @@ fn rate_limited(e: crate::ratelimit::Exceeded) -> GatewayError {
         budget_id: e.budget_id,
         retry_after_secs: e.retry_after_secs,
         value: e.value,
+        requested: e.requested,
     }
 }
 

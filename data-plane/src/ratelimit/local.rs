@@ -237,6 +237,7 @@ fn refusal(c: &Counters, b: &Enforced, demand: Demand, now: u64) -> Option<Excee
                 budget_id: b.id.clone(),
                 retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
                 value: limit,
+                requested: None,
             });
         }
     }

@@ -57,6 +57,44 @@ pub struct Exceeded {
     pub retry_after_secs: u64,
     /// The limit's value, for the `x-ratelimit-*` headers.
     pub value: f64,
+    /// The request alone asks for more than the limit (its prompt and
+    /// output cap): what it asks. Waiting will not help; a smaller request
+    /// will.
+    pub requested: Option<f64>,
+}
+
+/// The limit of `b` that `d` alone exceeds, whatever was used: such a
+/// request is never admitted, and the app is told why.
+fn too_large(b: &Enforced, d: Demand, now_ms: u64) -> Option<Exceeded> {
+    let l = &b.limits;
+    // A global budget's day and month limits are its region's lease here,
+    // which grows with use: not a bound on one request.
+    let leased = |v: Option<f64>| v.filter(|_| b.max_reserve.is_none());
+    let checks = [
+        (
+            Kind::TokensPerMinute,
+            l.tokens_per_minute.map(|v| v as f64),
+            d.tokens as f64,
+        ),
+        (
+            Kind::TokensPerDay,
+            leased(l.tokens_per_day.map(|v| v as f64)),
+            d.tokens as f64,
+        ),
+        (Kind::CostPerDay, leased(l.cost_per_day), d.cost),
+        (Kind::CostPerMonth, leased(l.cost_per_month), d.cost),
+    ];
+    let (kind, limit, want) = checks
+        .into_iter()
+        .find_map(|(k, limit, want)| limit.filter(|l| want > l + 1e-9).map(|l| (k, l, want)))?;
+    Some(Exceeded {
+        limit: kind.name(),
+        budget: b.name.clone(),
+        budget_id: b.id.clone(),
+        retry_after_secs: kind.reset_ms(now_ms).div_ceil(1000).max(1),
+        value: limit,
+        requested: Some(want),
+    })
 }
 
 /// The kinds of limit, in the order they are checked.
@@ -339,6 +377,12 @@ impl Limiter {
             held: Vec::with_capacity(budgets.len()),
             headroom: Headroom::default(),
         };
+        if let Some(e) = budgets
+            .iter()
+            .find_map(|b| too_large(b, b.reserve(demand), now_ms))
+        {
+            return Err(e);
+        }
         let asked: Vec<Option<_>> = match &self.shared {
             Some(shared) => futures_util::future::join_all(
                 budgets
@@ -416,6 +460,7 @@ impl Limiter {
                 budget_id: b.id.clone(),
                 retry_after_secs: 1,
                 value: 0.0,
+                requested: None,
             }),
         }
     }

@@ -104,6 +104,7 @@ mod tests {
             budget_id: "key:k1".into(),
             retry_after_secs,
             value: 2.0,
+            requested: None,
         }
     }
 

@@ -258,6 +258,7 @@ impl Shared {
                 budget_id: b.id.clone(),
                 retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
                 value: n(1).unwrap_or(0.0),
+                requested: None,
             }));
         }
         let mut h = Headroom::default();

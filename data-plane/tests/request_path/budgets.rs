@@ -238,3 +238,39 @@ async fn a_request_bigger_than_a_global_budgets_lease_is_served() {
     assert_eq!(b.status, 200);
     assert!(remaining_tokens(&b) <= 5_000 - used, "{:?}", b.headers);
 }
+
+/// A request that alone asks for more than a limit (here no `max_tokens`,
+/// so the default cap of 4,096 counts, against 1,000 tokens a minute) can
+/// never be admitted: the 429 says so and what to change, instead of
+/// "reached, retry after 59 s" with nothing used. A smaller one is served.
+#[tokio::test]
+async fn a_request_larger_than_a_limit_is_told_so() {
+    let gw = with_limits(pb::Limits {
+        tokens_per_minute: Some(1_000),
+        ..Default::default()
+    })
+    .await;
+    let a = gw.post("/v1/chat/completions", chat("hi")).await;
+    assert_eq!(a.status, 429, "{:?}", a.body);
+    assert!(a.header("retry-after").is_some());
+    let m = a.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        m.starts_with("Request too large for the tokens_per_minute limit"),
+        "{m}"
+    );
+    assert!(m.contains("limit 1000") && m.contains("max_tokens"), "{m}");
+    assert!(
+        gw.mock.mock().requests().is_empty(),
+        "nothing went upstream"
+    );
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.refused_by, "key:key-1/tokens_per_minute");
+
+    let mut small = chat("hi");
+    small["max_tokens"] = serde_json::json!(100);
+    let b = gw.post("/v1/chat/completions", small).await;
+    assert_eq!(b.status, 200, "{:?}", b.body);
+}
