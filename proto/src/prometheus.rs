@@ -18,12 +18,19 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     60.0, 120.0, 300.0,
 ];
 
+/// Counts of things handled together (traces stored in one group write):
+/// one to a few thousand.
+pub const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+];
+
 /// Installs the process-wide recorder: every `*_seconds` histogram gets
-/// [`LATENCY_BUCKETS`]. None (with a warning) if one is already installed.
+/// [`LATENCY_BUCKETS`], every `*_records` one [`COUNT_BUCKETS`] (a
+/// histogram without buckets is exported as a summary, which cannot be
+/// summed across processes). None (with a warning) if one is already
+/// installed.
 pub fn install() -> Option<PrometheusHandle> {
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS);
-    match builder.and_then(PrometheusBuilder::install_recorder) {
+    match builder().and_then(PrometheusBuilder::install_recorder) {
         Ok(h) => {
             start_upkeep(h.clone());
             Some(h)
@@ -33,6 +40,13 @@ pub fn install() -> Option<PrometheusHandle> {
             None
         }
     }
+}
+
+/// The recorder's configuration: the buckets by metric name.
+fn builder() -> Result<PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_records".into()), COUNT_BUCKETS)
 }
 
 /// How often histogram samples are folded into their buckets.
@@ -143,6 +157,32 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Histograms are exported as histograms (with buckets), which a
+    /// dashboard can sum across processes; one without buckets would be a
+    /// summary.
+    #[test]
+    fn seconds_and_records_histograms_have_buckets() {
+        let recorder = builder().expect("builder").build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("aigw_trace_group_records").record(12.0);
+            metrics::histogram!("aigw_x_duration_seconds").record(0.003);
+        });
+        let text = handle.render();
+        assert!(
+            text.contains("# TYPE aigw_trace_group_records histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aigw_trace_group_records_bucket{le=\"25\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE aigw_x_duration_seconds histogram"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn families_are_valid_exposition() {

@@ -272,7 +272,8 @@ pub fn request_error(kind: &'static str) {
 /// The error kind of a stream that ended badly (`stream.rs` messages).
 pub fn stream_error_kind(message: &str) -> &'static str {
     match message {
-        "upstream stream cut" => "stream_cut",
+        // Cut by an error, or closed before its finish: cut either way.
+        "upstream stream cut" | "upstream stream ended before its finish" => "stream_cut",
         "upstream stream stalled" => "stream_stalled",
         "upstream event too large" => "stream_event_too_large",
         "upstream stream too large" => "stream_too_large",
@@ -467,6 +468,10 @@ mod tests {
     #[test]
     fn stream_errors_have_bounded_kinds() {
         assert_eq!(stream_error_kind("upstream stream cut"), "stream_cut");
+        assert_eq!(
+            stream_error_kind("upstream stream ended before its finish"),
+            "stream_cut"
+        );
         assert_eq!(
             stream_error_kind("upstream event too large"),
             "stream_event_too_large"
