@@ -223,7 +223,7 @@ pub fn set(
         changed: true,
         generated_key: String::new(),
     };
-    let detail = format!("{:?}", limits.to_admin());
+    let detail = limits_summary(&limits.to_admin());
     let action = if limits.is_empty() { "delete" } else { "set" };
     Ok((r, Some(Change::new(action).with(detail))))
 }
@@ -296,4 +296,40 @@ pub fn check_webhook(spec: &WebhookSpec) -> Result<()> {
     }
     validate::base_url(&what, &spec.url)?;
     validate::secret(&what, &spec.secret)
+}
+
+/// A budget's limits as the audit log shows them: the set ones only,
+/// `name=value`, in the order of `BudgetLimits`.
+pub fn limits_summary(l: &aigw_proto::pb::admin::BudgetLimits) -> String {
+    let counts = [
+        ("rps", l.rps),
+        ("rpm", l.rpm),
+        ("tokens_per_minute", l.tokens_per_minute),
+        ("tokens_per_day", l.tokens_per_day),
+    ];
+    let usd = [
+        ("cost_per_day", l.cost_per_day),
+        ("cost_per_month", l.cost_per_month),
+    ];
+    let mut parts: Vec<String> = counts
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| format!("{n}={v}")))
+        .chain(
+            usd.iter()
+                .filter_map(|(n, v)| v.map(|v| format!("{n}={v}"))),
+        )
+        .collect();
+    if let Some(c) = l.concurrent {
+        parts.push(format!("concurrent={c}"));
+    }
+    if l.global {
+        parts.push("global".into());
+    }
+    if !l.when_store_down.is_empty() {
+        parts.push(format!("when_store_down={}", l.when_store_down));
+    }
+    if parts.is_empty() {
+        return "no limits".into();
+    }
+    parts.join(" ")
 }

@@ -373,3 +373,34 @@ pub fn usernames(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
         .map(|u| (u.id, u.username))
         .collect())
 }
+
+/// What an upsert of a client key set, for the audit log (never the key
+/// itself): its owner, models, limits and expiry as given.
+pub fn summary(spec: &ClientKeySpec) -> String {
+    let mut parts = Vec::new();
+    if !spec.owner.is_empty() {
+        parts.push(format!("owner={}", spec.owner));
+    }
+    if !spec.models.is_empty() {
+        parts.push(format!("models=[{}]", spec.models.join(",")));
+    }
+    let limits = BudgetLimits {
+        rps: spec.rps,
+        rpm: spec.rpm,
+        tokens_per_minute: spec.tokens_per_minute,
+        tokens_per_day: spec.tokens_per_day,
+        cost_per_day: spec.cost_per_day,
+        cost_per_month: spec.cost_per_month,
+        concurrent: spec.concurrent,
+        global: spec.global,
+        when_store_down: spec.when_store_down.clone(),
+    };
+    parts.push(super::budgets::limits_summary(&limits));
+    if spec.expires_at_ms > 0 {
+        parts.push(format!("expires_at_ms={}", spec.expires_at_ms));
+    }
+    if !spec.key.is_empty() {
+        parts.push("key given".into());
+    }
+    parts.join(" ")
+}

@@ -39,11 +39,20 @@ impl ProviderInput {
     /// For the audit log: no secrets.
     pub fn summary(&self) -> String {
         let keys: Vec<&str> = self.keys.iter().map(|k| k.name.as_str()).collect();
+        // Which keys were sent a secret (a new one, or the same again): a
+        // rotation shows, the secret never does.
+        let given: Vec<&str> = self
+            .keys
+            .iter()
+            .filter(|k| !k.secret.is_empty())
+            .map(|k| k.name.as_str())
+            .collect();
         format!(
-            "kind={} strategy={} keys=[{}]",
+            "kind={} strategy={} keys=[{}] secrets_given=[{}]",
             self.kind.as_str(),
             self.strategy.as_str(),
-            keys.join(",")
+            keys.join(","),
+            given.join(",")
         )
     }
 }

@@ -104,10 +104,10 @@ impl AdminService for AdminSvc {
         let what = Object::new("price", &spec.model);
         let r = self
             .mutate(&p, what, move |conn, _| {
-                let detail = format!(
-                    "input={} output={} cached_input={:?}",
-                    spec.input, spec.output, spec.cached_input
-                );
+                let mut detail = format!("input={} output={}", spec.input, spec.output);
+                if let Some(c) = spec.cached_input {
+                    detail.push_str(&format!(" cached_input={c}"));
+                }
                 Ok(upserted(pricing::upsert(conn, &spec)?, detail))
             })
             .await?;
@@ -155,10 +155,7 @@ impl AdminService for AdminSvc {
                     client_keys::owner(&who, &input.spec.owner, existing.as_ref(), |name| {
                         Ok(find_user(conn, name)?.map(|u| u.id))
                     })?;
-                let detail = match &input.spec.owner {
-                    o if o.is_empty() => String::new(),
-                    o => format!("owner={o}"),
-                };
+                let detail = client_keys::summary(&input.spec);
                 Ok(upserted(
                     client_keys::upsert(conn, &input, existing, owner, only_tighten)?,
                     detail,

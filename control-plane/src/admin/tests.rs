@@ -588,6 +588,9 @@ async fn every_change_is_audited_without_secrets() {
         .unwrap();
     let key = ClientKeySpec {
         name: "app".into(),
+        models: vec!["gpt-4o*".into()],
+        rpm: Some(20),
+        cost_per_day: Some(1.5),
         ..Default::default()
     };
     let generated = s
@@ -628,6 +631,19 @@ async fn every_change_is_audited_without_secrets() {
     assert!(!text.contains("abcdefghijkl") && !text.contains(&generated[8..]));
     assert!(log.entries.iter().all(|e| e.at_ms > 0));
     assert!(log.entries[2].detail.contains("keys=[team-a,team-b]"));
+    // What changed, in words: a rotation shows which keys were sent a
+    // secret; a key's limits show as set.
+    assert!(
+        log.entries[2]
+            .detail
+            .contains("secrets_given=[team-a,team-b]"),
+        "{}",
+        log.entries[2].detail
+    );
+    assert_eq!(
+        log.entries[1].detail, "models=[gpt-4o*] rpm=20 cost_per_day=1.5",
+        "the key's settings"
+    );
 
     // Paged and filtered.
     let first = s
