@@ -47,20 +47,7 @@ pub fn validate(spec: ClientKeySpec) -> Result<ClientKeyInput> {
         )));
     }
     validate::globs(&what, &spec.models)?;
-    let limits = Stored::check(
-        &what,
-        &BudgetLimits {
-            rps: spec.rps,
-            rpm: spec.rpm,
-            tokens_per_minute: spec.tokens_per_minute,
-            tokens_per_day: spec.tokens_per_day,
-            cost_per_day: spec.cost_per_day,
-            cost_per_month: spec.cost_per_month,
-            concurrent: spec.concurrent,
-            global: spec.global,
-            when_store_down: spec.when_store_down.clone(),
-        },
-    )?;
+    let limits = Stored::check(&what, &spec_limits(&spec))?;
     if !spec.owner.is_empty() {
         validate::name(&format!("{what} owner"), &spec.owner)?;
     }
@@ -374,6 +361,21 @@ pub fn usernames(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
         .collect())
 }
 
+/// A key's own limits, as a budget's.
+fn spec_limits(spec: &ClientKeySpec) -> BudgetLimits {
+    BudgetLimits {
+        rps: spec.rps,
+        rpm: spec.rpm,
+        tokens_per_minute: spec.tokens_per_minute,
+        tokens_per_day: spec.tokens_per_day,
+        cost_per_day: spec.cost_per_day,
+        cost_per_month: spec.cost_per_month,
+        concurrent: spec.concurrent,
+        global: spec.global,
+        when_store_down: spec.when_store_down.clone(),
+    }
+}
+
 /// What an upsert of a client key set, for the audit log (never the key
 /// itself): its owner, models, limits and expiry as given.
 pub fn summary(spec: &ClientKeySpec) -> String {
@@ -384,18 +386,7 @@ pub fn summary(spec: &ClientKeySpec) -> String {
     if !spec.models.is_empty() {
         parts.push(format!("models=[{}]", spec.models.join(",")));
     }
-    let limits = BudgetLimits {
-        rps: spec.rps,
-        rpm: spec.rpm,
-        tokens_per_minute: spec.tokens_per_minute,
-        tokens_per_day: spec.tokens_per_day,
-        cost_per_day: spec.cost_per_day,
-        cost_per_month: spec.cost_per_month,
-        concurrent: spec.concurrent,
-        global: spec.global,
-        when_store_down: spec.when_store_down.clone(),
-    };
-    parts.push(super::budgets::limits_summary(&limits));
+    parts.push(super::budgets::limits_summary(&spec_limits(spec)));
     if spec.expires_at_ms > 0 {
         parts.push(format!("expires_at_ms={}", spec.expires_at_ms));
     }
