@@ -1,12 +1,34 @@
 //! `control-plane apply` through ConfigFileService against a real server:
 //! idempotence, `--prune`, and the bounds on an apply stream.
 
+use aigw_proto::pb::admin::ListRequest;
 use aigw_proto::pb::admin::admin_service_client::AdminServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::admin::apply::ServerRules;
 use crate::grpc_tests::*;
+
+/// Applies `text` (with `${VAR}` from `env`) as `control-plane apply`
+/// does; returns what it printed.
+async fn apply_text(
+    client: &mut aigw_apply::Client,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    prune: bool,
+) -> String {
+    let mut out = Vec::new();
+    aigw_apply::apply(
+        client,
+        aigw_apply::parse(text, env).unwrap(),
+        prune,
+        &ServerRules,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    String::from_utf8(out).unwrap()
+}
 
 #[tokio::test]
 async fn apply_twice_changes_nothing_and_prune_deletes() {
@@ -33,20 +55,7 @@ client_keys:
     let mut client = aigw_apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
         .await
         .unwrap();
-    let run = async |client: &mut aigw_apply::Client, text: &str, prune: bool| {
-        let mut out = Vec::new();
-        aigw_apply::apply(
-            client,
-            aigw_apply::parse(text, &env).unwrap(),
-            prune,
-            &ServerRules,
-            &mut out,
-        )
-        .await
-        .unwrap();
-        String::from_utf8(out).unwrap()
-    };
-    let first = run(&mut client, text, false).await;
+    let first = apply_text(&mut client, text, &env, false).await;
     let lines: Vec<&str> = first.lines().collect();
     assert_eq!(
         lines[..4],
@@ -62,7 +71,7 @@ client_keys:
         "{first}"
     );
 
-    let second = run(&mut client, text, false).await;
+    let second = apply_text(&mut client, text, &env, false).await;
     assert_eq!(
         second,
         "unchanged provider mock\nunchanged price gpt-4o\nunchanged client_key app\n"
@@ -72,7 +81,7 @@ client_keys:
         "pricing:\n  - model: gpt-4o\n    input: 2.5\n    output: 10\n",
         "",
     );
-    let third = run(&mut client, &smaller, true).await;
+    let third = apply_text(&mut client, &smaller, &env, true).await;
     assert!(third.contains("deleted price gpt-4o"), "{third}");
     assert!(!third.contains("deleted provider"), "{third}");
 
@@ -199,6 +208,63 @@ async fn apply_streams_are_bounded_before_anything_changes() {
     assert!(
         done.iter()
             .all(|o| o.action == "created" && !o.generated_key.is_empty())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn apply_handles_routes_and_model_maps() {
+    let server = start().await;
+    let env = |_: &str| None;
+    let text = r#"
+providers:
+  - name: primary
+    kind: openai-compatible
+    base_url: http://127.0.0.1:9
+    models: ["gpt-4o*"]
+    model_map: { fast: gpt-4o-mini }
+    keys: [{ name: a, secret: sk-primary-0123456789 }]
+  - name: backup
+    kind: openai-compatible
+    base_url: http://127.0.0.1:10
+    models: ["gpt-4o*"]
+    keys: [{ name: b, secret: sk-backup-0123456789 }]
+routes:
+  - model: gpt-4o*
+    providers: [primary, backup]
+"#;
+    let mut client = aigw_apply::connect(&server.url, ADMIN_TOKEN, &Default::default())
+        .await
+        .unwrap();
+    let first = apply_text(&mut client, text, &env, false).await;
+    assert_eq!(
+        first,
+        "created provider primary\ncreated provider backup\ncreated route gpt-4o*\n"
+    );
+    let second = apply_text(&mut client, text, &env, false).await;
+    assert!(
+        second.lines().all(|l| l.starts_with("unchanged ")),
+        "{second}"
+    );
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    let providers = admin
+        .list_providers(with_token(ListRequest {}, ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    let primary = providers
+        .providers
+        .iter()
+        .find(|p| p.name == "primary")
+        .unwrap();
+    assert_eq!(primary.model_map["fast"], "gpt-4o-mini");
+
+    // Pruning deletes the route before the provider it names.
+    let only_primary = text.split("  - name: backup").next().unwrap().to_string();
+    let third = apply_text(&mut client, &only_primary, &env, true).await;
+    assert!(
+        third.contains("deleted route gpt-4o*\ndeleted provider backup"),
+        "{third}"
     );
     server.stop().await;
 }

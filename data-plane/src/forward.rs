@@ -191,13 +191,7 @@ pub async fn send(
             err.attempt_note(),
         );
         if let Some((ms, reason)) = err.cool_down() {
-            if matches!(
-                err,
-                GatewayError::Upstream {
-                    failure: Failure::CredentialRejected(_),
-                    ..
-                }
-            ) {
+            if reason == "credential_rejected" {
                 key.health.reject(ms);
             } else {
                 key.health.cool_down(ms);
