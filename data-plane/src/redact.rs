@@ -66,6 +66,29 @@ impl Redactor {
         out.map(Bytes::from).unwrap_or(body)
     }
 
+    /// How many bytes at the end of `data` could be the start of a secret
+    /// that the next chunk completes. A stream that is not made of whole
+    /// events (raw bytes, Gemini's JSON array) holds them back until that
+    /// chunk comes, so a secret cut by a read boundary is still found; an
+    /// ordinary chunk ends in no secret's prefix and holds back nothing.
+    pub fn unfinished_tail(&self, data: &[u8]) -> usize {
+        let mut held = 0;
+        for f in &self.forms {
+            let needle = f.needle();
+            let from = data.len().saturating_sub(needle.len().saturating_sub(1));
+            let Some(&first) = needle.first() else {
+                continue;
+            };
+            // The earliest start is the longest tail this form could need.
+            if let Some(i) = memchr::memchr_iter(first, &data[from..])
+                .find(|&i| needle.starts_with(&data[from + i..]))
+            {
+                held = held.max(data.len() - from - i);
+            }
+        }
+        held
+    }
+
     /// [`Self::scrub`] for a message.
     pub fn scrub_str(&self, text: &str) -> String {
         let out = self.scrub(Bytes::copy_from_slice(text.as_bytes()));
@@ -112,6 +135,17 @@ mod tests {
             r.scrub_str("key sk/ab\"cd\\ef-0123456789!"),
             "key [redacted]!"
         );
+    }
+
+    #[test]
+    fn holds_back_only_what_could_start_a_secret() {
+        let r = Redactor::new(["AIzaSecretKey-0123456789"]);
+        assert_eq!(r.unfinished_tail(b"{\"text\": \"hi\"}\n"), 0);
+        assert_eq!(r.unfinished_tail(b"key=AIzaSec"), 7);
+        assert_eq!(r.unfinished_tail(b"A"), 1);
+        // A whole secret is not a tail: scrub takes it.
+        assert_eq!(r.unfinished_tail(b"AIzaSecretKey-0123456789"), 0);
+        assert_eq!(r.unfinished_tail(b""), 0);
     }
 
     #[test]

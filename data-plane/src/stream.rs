@@ -56,7 +56,7 @@ pub struct Metering {
     pub mode: Mode,
     /// Takes the pool's secret out of every frame for the app (an error
     /// event may quote it). Frames of SSE are whole events; raw bytes and
-    /// JSON arrays are searched chunk by chunk.
+    /// JSON arrays carry a tail that may begin a secret to the next chunk.
     pub redactor: Arc<Redactor>,
     /// The app's format and framing: a passed-through stream the upstream
     /// cut short gets the app's own error event at its end.
@@ -113,6 +113,10 @@ pub struct MeteredStream {
     finished: bool,
     /// Upstream events forwarded as they came.
     forwarded: u64,
+    /// The end of the last chunk of a stream that is not whole events, held
+    /// back because a secret may start there (see
+    /// [`Redactor::unfinished_tail`]).
+    carry: Option<Bytes>,
 }
 
 /// The most tool calls one streamed answer may hold (models make a handful
@@ -192,6 +196,7 @@ impl MeteredStream {
             upstream_error: false,
             finished: false,
             forwarded: 0,
+            carry: None,
         }
     }
 
@@ -514,108 +519,141 @@ impl MeteredStream {
         if this.done {
             return Poll::Ready(None);
         }
-        let mut out = Output::default();
         loop {
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let len = data.len();
-                    let deadline = tokio::time::Instant::now() + this.idle_timeout;
-                    this.idle.as_mut().reset(deadline);
-                    if let Some(c) = &mut this.ctx {
-                        c.trace.first_byte();
-                    }
-                    if let Mode::JsonArray { parser, decoder } = &mut this.mode {
-                        parser.push(&data);
-                        while let Some(ev) = parser.next_event() {
-                            decoder.event(&ev, &mut this.events);
+            let mut out = Output::default();
+            loop {
+                match Pin::new(&mut this.inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let Ok(data) = frame.into_data() else {
+                            continue;
+                        };
+                        let len = data.len();
+                        let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                        this.idle.as_mut().reset(deadline);
+                        if let Some(c) = &mut this.ctx {
+                            c.trace.first_byte();
                         }
-                        if parser.gave_up() {
-                            // Past what it could parse (from this chunk on,
-                            // the events before it in the chunk counted
-                            // twice rather than the rest not at all):
-                            // counted by bytes.
+                        if let Mode::JsonArray { parser, decoder } = &mut this.mode {
+                            parser.push(&data);
+                            while let Some(ev) = parser.next_event() {
+                                decoder.event(&ev, &mut this.events);
+                            }
+                            if parser.gave_up() {
+                                // Past what it could parse (from this chunk on,
+                                // the events before it in the chunk counted
+                                // twice rather than the rest not at all):
+                                // counted by bytes.
+                                this.streamed_chars += len as u64;
+                            }
+                            this.use_events(&mut out);
+                            out.push(data);
+                        } else if let Mode::Raw { kept } = &mut this.mode {
+                            // Not events (a vendor that answered a stream request
+                            // with one JSON body, or plain text): counted by its
+                            // bytes, as an answer without usage is, not as free.
                             this.streamed_chars += len as u64;
+                            match kept {
+                                Some(k) if k.len() + len <= MAX_KEPT_RAW => {
+                                    k.extend_from_slice(&data)
+                                }
+                                _ => *kept = None,
+                            }
+                            out.push(data);
+                        } else {
+                            this.parser.push(&data);
+                            while this.overrun.is_none()
+                                && let Some(ev) = this.parser.next_event()
+                            {
+                                this.on_event(ev, &mut out);
+                            }
+                            if this.parser.too_large() {
+                                this.overrun = Some(EVENT_TOO_LARGE);
+                            }
                         }
-                        this.use_events(&mut out);
-                        out.push(data);
-                    } else if let Mode::Raw { kept } = &mut this.mode {
-                        // Not events (a vendor that answered a stream request
-                        // with one JSON body, or plain text): counted by its
-                        // bytes, as an answer without usage is, not as free.
-                        this.streamed_chars += len as u64;
-                        match kept {
-                            Some(k) if k.len() + len <= MAX_KEPT_RAW => k.extend_from_slice(&data),
-                            _ => *kept = None,
+                        if matches!(this.mode, Mode::Translate { .. }) {
+                            this.translated_bytes += len;
+                            if this.translated_bytes > MAX_TRANSLATED {
+                                this.overrun = Some(STREAM_TOO_LARGE);
+                            }
                         }
-                        out.push(data);
-                    } else {
-                        this.parser.push(&data);
-                        while this.overrun.is_none()
-                            && let Some(ev) = this.parser.next_event()
-                        {
-                            this.on_event(ev, &mut out);
+                        if let Some(why) = this.overrun {
+                            // Going on would let one upstream take the node's
+                            // memory or a core: deliver what came before, then
+                            // end the stream with an error.
+                            this.done = true;
+                            this.file_trace(End::Broken(why));
+                            this.failed = Some(why.into());
+                            break;
                         }
-                        if this.parser.too_large() {
-                            this.overrun = Some(EVENT_TOO_LARGE);
+                        if out.len() >= MAX_FRAME {
+                            break;
                         }
                     }
-                    if matches!(this.mode, Mode::Translate { .. }) {
-                        this.translated_bytes += len;
-                        if this.translated_bytes > MAX_TRANSLATED {
-                            this.overrun = Some(STREAM_TOO_LARGE);
-                        }
-                    }
-                    if let Some(why) = this.overrun {
-                        // Going on would let one upstream take the node's
-                        // memory or a core: deliver what came before, then
-                        // end the stream with an error.
+                    Poll::Ready(Some(Err(e))) => {
                         this.done = true;
-                        this.file_trace(End::Broken(why));
-                        this.failed = Some(why.into());
+                        this.file_trace(End::Broken("upstream stream cut"));
+                        if out.is_empty() {
+                            return Poll::Ready(Some(Err(e.into())));
+                        }
+                        // Deliver what arrived before the cut, then the error.
+                        this.failed = Some(e.into());
                         break;
                     }
-                    if out.len() >= MAX_FRAME {
-                        break;
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.done = true;
-                    this.file_trace(End::Broken("upstream stream cut"));
-                    if out.is_empty() {
-                        return Poll::Ready(Some(Err(e.into())));
-                    }
-                    // Deliver what arrived before the cut, then the error.
-                    this.failed = Some(e.into());
-                    break;
-                }
-                Poll::Ready(None) => {
-                    this.done = true;
-                    this.on_end(&mut out);
-                    this.file_trace(End::Clean);
-                    break;
-                }
-                Poll::Pending => {
-                    if !out.is_empty() {
-                        break;
-                    }
-                    if this.idle.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(None) => {
                         this.done = true;
-                        this.file_trace(End::Broken("upstream stream stalled"));
-                        let secs = this.idle_timeout.as_secs();
-                        return Poll::Ready(Some(Err(Stalled(secs).into())));
+                        this.on_end(&mut out);
+                        this.file_trace(End::Clean);
+                        break;
                     }
-                    return Poll::Pending;
+                    Poll::Pending => {
+                        if !out.is_empty() {
+                            break;
+                        }
+                        if this.idle.as_mut().poll(cx).is_ready() {
+                            this.done = true;
+                            this.file_trace(End::Broken("upstream stream stalled"));
+                            let secs = this.idle_timeout.as_secs();
+                            return Poll::Ready(Some(Err(Stalled(secs).into())));
+                        }
+                        return Poll::Pending;
+                    }
                 }
             }
+            let out = this.scrub(out);
+            if out.is_empty() {
+                if !this.done {
+                    // All of it held back as a possible secret's start: read on.
+                    continue;
+                }
+                return Poll::Ready(this.failed.take().map(Err));
+            }
+            return Poll::Ready(Some(Ok(Frame::data(out))));
         }
-        let out = this.redactor.scrub(out.into_bytes());
-        if out.is_empty() {
-            return Poll::Ready(this.failed.take().map(Err));
+    }
+
+    /// `out` without the pool's secret. SSE frames are whole events; other
+    /// streams carry over a tail that may start a secret to the next chunk
+    /// (until the stream is done).
+    fn scrub(&mut self, out: Output) -> Bytes {
+        if !matches!(self.mode, Mode::JsonArray { .. } | Mode::Raw { .. }) {
+            return self.redactor.scrub(out.into_bytes());
         }
-        Poll::Ready(Some(Ok(Frame::data(out))))
+        let out = match self.carry.take() {
+            Some(carry) => {
+                let mut joined = BytesMut::from(carry);
+                joined.extend_from_slice(&out.into_bytes());
+                joined.freeze()
+            }
+            None => out.into_bytes(),
+        };
+        let mut out = self.redactor.scrub(out);
+        if !self.done {
+            let held = self.redactor.unfinished_tail(&out);
+            if held > 0 {
+                self.carry = Some(out.split_off(out.len() - held));
+            }
+        }
+        out
     }
 }
 

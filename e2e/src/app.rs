@@ -365,6 +365,11 @@ async fn answer(
                 usage = None;
                 usage_index = None;
             }
+            if let Some(chunks) = &fault.stream_chunks {
+                frames = chunks.iter().cloned().map(Bytes::from).collect();
+                usage = None;
+                usage_index = None;
+            }
             if fault.omit_usage
                 && let Some(i) = usage_index.take()
                 && i < frames.len()

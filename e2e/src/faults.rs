@@ -43,6 +43,11 @@ pub struct Fault {
     /// answer (a stream the mock's model would never produce).
     #[serde(default)]
     pub stream_body: Option<String>,
+    /// Streaming: like `stream_body`, but these pieces, each its own body
+    /// chunk (with `chunk_delay_ms` between them they reach the gateway in
+    /// separate reads, cut wherever the test chose).
+    #[serde(default)]
+    pub stream_chunks: Option<Vec<String>>,
     /// Streaming: this `Content-Type` instead of the event stream's (a
     /// vendor that answers a stream request with one JSON body).
     #[serde(default)]
@@ -90,6 +95,7 @@ impl Default for Fault {
             endless_event_bytes: None,
             omit_usage: false,
             stream_body: None,
+            stream_chunks: None,
             stream_content_type: None,
             delay_ms: None,
             chunk_delay_ms: None,

@@ -208,3 +208,27 @@ async fn a_passed_through_responses_stream_cut_short_ends_with_an_error_event() 
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.error, "upstream stream ended before its finish");
 }
+
+/// A stream that is not made of events (here one JSON body sent for a
+/// stream request) is searched chunk by chunk: a secret the upstream's
+/// writes cut in two is still taken out, and nothing else is held back.
+#[tokio::test]
+async fn a_secret_cut_across_raw_stream_chunks_is_redacted() {
+    let gw = Gw::start(&[]).await;
+    let (head, tail) = KEY_ONE.split_at(6);
+    gw.mock.mock().add_fault(Fault {
+        stream_chunks: Some(vec![
+            format!("{{\"error\":{{\"message\":\"bad key {head}"),
+            format!("{tail} given\"}}}}"),
+        ]),
+        stream_content_type: Some("application/json".into()),
+        chunk_delay_ms: Some(50),
+        ..Fault::default()
+    });
+    let a = gw.post("/v1/chat/completions", chat_stream("hi")).await;
+    assert_no_secret(&a);
+    assert_eq!(
+        String::from_utf8_lossy(&a.body),
+        r#"{"error":{"message":"bad key [redacted] given"}}"#
+    );
+}
