@@ -487,7 +487,8 @@ fn response_fixtures_decode() {
             Part::ToolCall {
                 id: "call_k2WdaPq0LcXjz7IP8Nnq0Ak_1".into(),
                 name: "multiply".into(),
-                arguments: "{\"a\":2,\"b\":3}".into()
+                // As Gemini sent them: key order kept.
+                arguments: "{\"b\":3,\"a\":2}".into()
             },
         ]
     );

@@ -78,7 +78,7 @@ fn stream_calls_fixture() {
             },
             StreamEvent::ToolCallDelta {
                 index: 1,
-                arguments: "{\"a\":2,\"b\":3}".into()
+                arguments: "{\"b\":3,\"a\":2}".into()
             },
             StreamEvent::Finish(StopReason::ToolUse),
         ],
