@@ -23,16 +23,38 @@ pub const CSRF_HEADER: &str = "x-aigw-csrf";
 /// Sessions last 12 hours on the control plane; the cookie no longer.
 pub const SESSION_MAX_AGE_SECS: i64 = 12 * 3600;
 
-/// A cookie's value from the request's `Cookie` headers.
+/// A cookie's value from the request's `Cookie` headers; none when the
+/// name comes with two different values. A page on another port of this
+/// host, or on a sibling subdomain, can set a cookie of the same name
+/// (with a longer path, so browsers send it first): taking the first would
+/// let it sign the admin into the attacker's session ("cookie tossing").
+/// Refused, the admin is signed out instead, and told why at sign-in.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim());
+    let first = values.next()?;
+    if values.any(|v| v != first) {
+        return None;
+    }
+    Some(first.to_string())
+}
+
+/// Whether the request carries two different values for the cookie.
+pub fn cookie_is_ambiguous(headers: &HeaderMap, name: &str) -> bool {
+    cookie(headers, name).is_none()
+        && headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .any(|(k, _)| k == name)
 }
 
 /// Whether the request reached us over HTTPS (directly or at a proxy).
@@ -102,9 +124,9 @@ pub fn check_csrf(parts: &Parts) -> Result<(), ApiError> {
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let ok = origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| authority == host);
+        let ok = origin.split_once("://").is_some_and(|(scheme, authority)| {
+            matches!(scheme, "http" | "https") && authority == host
+        });
         if !ok {
             return Err(ApiError::Csrf("requests from another origin are refused"));
         }
@@ -198,6 +220,30 @@ mod tests {
             ],
         );
         assert!(Caller::from_request_parts(&mut p, &()).await.is_ok());
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_with_different_values_counts_as_none() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; aigw_session=evil"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("aigw_session=mine"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), None);
+        assert!(cookie_is_ambiguous(&h, SESSION_COOKIE));
+        assert_eq!(cookie(&h, "a").as_deref(), Some("1"));
+        let mut same = HeaderMap::new();
+        same.append(
+            header::COOKIE,
+            HeaderValue::from_static("aigw_session=t; aigw_session=t"),
+        );
+        assert_eq!(cookie(&same, SESSION_COOKIE).as_deref(), Some("t"));
+        assert!(!cookie_is_ambiguous(&same, SESSION_COOKIE));
+        assert!(!cookie_is_ambiguous(&HeaderMap::new(), SESSION_COOKIE));
     }
 
     #[test]

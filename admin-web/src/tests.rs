@@ -221,3 +221,73 @@ async fn a_whole_config_file_may_be_large_and_no_other_body_is() {
         assert_eq!(body["error"]["code"], "payload_too_large");
     }
 }
+
+/// An identity provider's error words reach the sign-in page only for a
+/// sign-in this browser started: anyone can link to the callback with an
+/// `error_description` of their own.
+#[tokio::test]
+async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
+    let path = "/api/auth/oidc/callback?error=access_denied&state=s1\
+                &error_description=Your%20account%20is%20locked%2C%20call%20555";
+    let page = |req: Request<Body>| async move {
+        let resp = router().oneshot(req).await.unwrap();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let stranger = page(get(path)).await;
+    assert!(!stranger.contains("locked"), "{stranger}");
+    assert!(stranger.contains("single%20sign-on%20failed"), "{stranger}");
+
+    let mine = Request::get(path)
+        .header("cookie", "aigw_oidc_state=s1")
+        .body(Body::empty())
+        .unwrap();
+    let mine = page(mine).await;
+    assert!(mine.contains("access_denied") && mine.contains("locked"), "{mine}");
+}
+
+/// Two different session cookies (one planted by another page on this
+/// host): no session is taken from them, and signing in says why.
+#[tokio::test]
+async fn two_session_cookies_sign_no_one_in() {
+    let req = |method: &str, path: &str, body: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("cookie", "aigw_session=attacker; aigw_session=victim")
+            .header("x-aigw-csrf", "1")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, _, body) = call(req("GET", "/api/auth/me", "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, body) = call(req(
+        "POST",
+        "/api/auth/login",
+        r#"{"username":"admin","password":"x"}"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("two different session cookies")),
+        "{body}"
+    );
+}
+
+/// The Origin check compares the scheme too: only http and https pages
+/// of this host.
+#[tokio::test]
+async fn an_origin_of_another_scheme_is_refused() {
+    let req = Request::post("/api/auth/logout")
+        .header("host", "gw.example")
+        .header("origin", "evil://gw.example")
+        .header("cookie", "aigw_session=t")
+        .header("x-aigw-csrf", "1")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}

@@ -20,8 +20,8 @@ use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult, Errors};
 use crate::extract::{Body, Params};
 use crate::session::{
-    Caller, OIDC_STATE_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECS, check_csrf, cookie, is_https,
-    set_cookie,
+    Caller, OIDC_STATE_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECS, check_csrf, cookie,
+    cookie_is_ambiguous, is_https, set_cookie,
 };
 
 /// How people may sign in.
@@ -62,6 +62,10 @@ impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
     }
 }
 
+/// Why signing in is refused while the browser sends two session cookies.
+const AMBIGUOUS_SESSION: &str = "your browser sends two different session cookies for this site \
+    (one was set by another page on this host); clear this site's cookies, then sign in again";
+
 fn secure(s: &AppState, headers: &HeaderMap) -> bool {
     s.secure_cookies || is_https(headers)
 }
@@ -100,6 +104,11 @@ pub async fn login(
     _: SameOrigin,
     Body(body): Body<LoginBody>,
 ) -> ApiResult<Response> {
+    if cookie_is_ambiguous(&headers, SESSION_COOKIE) {
+        // The cookie set below would be sent beside the other one, and
+        // the session refused: say why instead.
+        return Err(ApiError::BadRequest(AMBIGUOUS_SESSION.into()));
+    }
     let r = s
         .grpc
         .identity()
@@ -242,6 +251,16 @@ pub async fn oidc_callback(
         )
             .into_response()
     };
+    let started_here = p
+        .state
+        .as_deref()
+        .is_some_and(|state| cookie(&headers, OIDC_STATE_COOKIE).as_deref() == Some(state));
+    if p.error.is_some() && !started_here {
+        // Anyone can link here with an `error_description` of their own
+        // ("your account is locked, call …"): the provider's words are
+        // shown only for a sign-in this browser started.
+        return fail("single sign-on failed; start again");
+    }
     if let Some(e) = p.error {
         let d = p.error_description.unwrap_or_default();
         return fail(
