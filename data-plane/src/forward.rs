@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use crate::error::{Failure, GatewayError};
 use crate::redact::Redactor;
 use crate::runtime::Upstream;
+use crate::stream_start;
 use crate::telemetry::metrics;
 use crate::trace_report::TraceDraft;
 use crate::upstream_client::{UpstreamBody, UpstreamClient};
@@ -134,53 +135,74 @@ pub async fn send(
         }
         let took = t0.elapsed();
         let latency_us = took.as_micros() as u64;
-        let outcome = match &result {
-            Err(_) => "timeout",
-            Ok(Err(e)) if e.is_connect() => "connect_error",
-            Ok(Err(_)) => "request_error",
-            Ok(Ok(r)) => outcome_of(r.status()),
+        let mut result = result;
+        // A stream that opens with an overload or rate-limit event failed
+        // as a 529 or 429 would have (see `stream_start.rs`).
+        let failed_start = match &mut result {
+            Ok(Ok(r)) if r.status().is_success() && is_event_stream(r.headers()) => r
+                .body_mut()
+                .read_ahead(stream_start::WAIT)
+                .await
+                .and_then(|chunk| stream_start::failure(chunk)),
+            _ => None,
+        };
+        let outcome = match (&result, &failed_start) {
+            (_, Some((status, _))) => outcome_of(*status),
+            (Err(_), None) => "timeout",
+            (Ok(Err(e)), None) if e.is_connect() => "connect_error",
+            (Ok(Err(_)), None) => "request_error",
+            (Ok(Ok(r)), None) => outcome_of(r.status()),
         };
         metrics::attempt(provider, outcome, took);
-        let err = match result {
-            Err(_) => GatewayError::upstream(provider, Failure::Timeout(call.timeout.as_secs())),
-            Ok(Err(e)) => {
-                tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
-                let failure = if e.is_connect() {
-                    Failure::Connect
-                } else {
-                    Failure::Request
-                };
-                GatewayError::upstream(provider, failure)
-            }
-            Ok(Ok(resp)) if resp.status().is_success() => {
-                key.health.observe_latency(latency_us);
-                draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
-                return Ok(Answer {
-                    response: resp,
-                    redactor: key.redactor.clone(),
-                });
-            }
-            Ok(Ok(resp)) if !(400..=599).contains(&resp.status().as_u16()) => {
-                // A redirect (never followed: it would take the pool's key
-                // elsewhere), a protocol switch, or a code HTTP does not
-                // define: nothing an app's SDK can act on.
-                let status = resp.status().as_u16();
-                let failure = Failure::Unreadable(format!("unexpected status {status}"));
-                GatewayError::upstream(provider, failure)
-            }
-            Ok(Ok(resp)) => {
-                let status = resp.status();
-                let retry_after = retry_after_secs(resp.headers());
-                // Boxed: the error path's future stays out of every request's.
-                let body = Box::pin(read_error_body(resp.into_body(), call.timeout)).await;
-                // The key's extra headers may be secrets too (a second key,
-                // an organization id).
-                let secrets = up.pool.keys.iter().flat_map(|k| {
-                    let extra = k.headers.iter().filter_map(|(_, v)| v.to_str().ok());
-                    std::iter::once(k.secret.as_str()).chain(extra)
-                });
-                let body = Redactor::new(secrets).scrub(body);
-                refusal(provider, status, retry_after, body)
+        let pool_redactor = || {
+            // The key's extra headers may be secrets too (a second key,
+            // an organization id).
+            let secrets = up.pool.keys.iter().flat_map(|k| {
+                let extra = k.headers.iter().filter_map(|(_, v)| v.to_str().ok());
+                std::iter::once(k.secret.as_str()).chain(extra)
+            });
+            Redactor::new(secrets)
+        };
+        let err = if let Some((status, body)) = failed_start {
+            tracing::info!(provider = %provider, key = %key.name, %status, "upstream stream opened with an error event");
+            refusal(provider, status, None, pool_redactor().scrub(body))
+        } else {
+            match result {
+                Err(_) => {
+                    GatewayError::upstream(provider, Failure::Timeout(call.timeout.as_secs()))
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
+                    let failure = if e.is_connect() {
+                        Failure::Connect
+                    } else {
+                        Failure::Request
+                    };
+                    GatewayError::upstream(provider, failure)
+                }
+                Ok(Ok(resp)) if resp.status().is_success() => {
+                    key.health.observe_latency(latency_us);
+                    draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
+                    return Ok(Answer {
+                        response: resp,
+                        redactor: key.redactor.clone(),
+                    });
+                }
+                Ok(Ok(resp)) if !(400..=599).contains(&resp.status().as_u16()) => {
+                    // A redirect (never followed: it would take the pool's key
+                    // elsewhere), a protocol switch, or a code HTTP does not
+                    // define: nothing an app's SDK can act on.
+                    let status = resp.status().as_u16();
+                    let failure = Failure::Unreadable(format!("unexpected status {status}"));
+                    GatewayError::upstream(provider, failure)
+                }
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let retry_after = retry_after_secs(resp.headers());
+                    // Boxed: the error path's future stays out of every request's.
+                    let body = Box::pin(read_error_body(resp.into_body(), call.timeout)).await;
+                    refusal(provider, status, retry_after, pool_redactor().scrub(body))
+                }
             }
         };
         draft.attempt(
@@ -206,6 +228,14 @@ pub async fn send(
         last = Some(err);
     }
     Err(last.unwrap_or_else(|| GatewayError::Internal("no attempt was made".into())))
+}
+
+/// Whether the answer is an event stream (a first event can be read).
+pub fn is_event_stream(h: &HeaderMap) -> bool {
+    h.get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..17))
+        .is_some_and(|v| v.eq_ignore_ascii_case("text/event-stream"))
 }
 
 /// The `outcome` label of an attempt that got a response head.

@@ -35,6 +35,7 @@ pub mod sse;
 pub mod state;
 pub mod state_dir;
 pub mod stream;
+pub mod stream_start;
 pub mod telemetry;
 pub mod trace_report;
 pub mod translate;

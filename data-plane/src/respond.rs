@@ -77,11 +77,7 @@ pub async fn respond(
     let Answer { response, redactor } = answer;
     let (up, up_body) = response.into_parts();
     let content_type = up.headers.get(CONTENT_TYPE).cloned();
-    let is_sse = content_type
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(..17))
-        .is_some_and(|v| v.eq_ignore_ascii_case("text/event-stream"));
+    let is_sse = crate::forward::is_event_stream(&up.headers);
     if plan.stream {
         let (app, target) = (call.format.codec(), plan.target.codec());
         // Gemini without `?alt=sse` streams a JSON array, not events.

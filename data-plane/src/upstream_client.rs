@@ -253,6 +253,7 @@ impl UpstreamClient {
             key: key.to_string(),
             pool: self.idle.clone(),
             done: false,
+            ahead: None,
         };
         Ok(Response::from_parts(parts, driven))
     }
@@ -344,9 +345,23 @@ pub struct UpstreamBody {
     key: String,
     pool: Arc<Pool>,
     done: bool,
+    /// A chunk read ahead (see [`Self::read_ahead`]), handed out first.
+    ahead: Option<Bytes>,
 }
 
 impl UpstreamBody {
+    /// The first chunk, if one comes within `wait`, read and kept: the
+    /// body still yields it first. Lets the gateway look at how a stream
+    /// starts before it commits the app to a `200`.
+    pub async fn read_ahead(&mut self, wait: std::time::Duration) -> Option<&Bytes> {
+        if self.ahead.is_none() {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx));
+            let frame = tokio::time::timeout(wait, next).await.ok()??.ok()?;
+            self.ahead = Some(frame.into_data().ok()?);
+        }
+        self.ahead.as_ref()
+    }
+
     /// Lets the connection make progress (read, decode); drops it once done.
     fn drive(&mut self, cx: &mut Context<'_>) {
         if let Some(conn) = &mut self.conn
@@ -398,6 +413,9 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        if let Some(b) = this.ahead.take() {
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
         if this.done {
             return Poll::Ready(None);
         }
@@ -419,11 +437,20 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.body.is_end_stream()
+        self.ahead.is_none() && (self.done || self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        let mut hint = self.body.size_hint();
+        if let Some(b) = &self.ahead {
+            let n = b.len() as u64;
+            // Upper first: a lower bound above the upper one panics.
+            if let Some(u) = hint.upper() {
+                hint.set_upper(u + n);
+            }
+            hint.set_lower(hint.lower() + n);
+        }
+        hint
     }
 }
 

@@ -14,5 +14,6 @@ mod echoes;
 mod forward;
 mod serving;
 mod snapshots;
+mod stream_start;
 mod streams;
 mod traces;
