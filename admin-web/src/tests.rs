@@ -243,7 +243,10 @@ async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
         .body(Body::empty())
         .unwrap();
     let mine = page(mine).await;
-    assert!(mine.contains("access_denied") && mine.contains("locked"), "{mine}");
+    assert!(
+        mine.contains("access_denied") && mine.contains("locked"),
+        "{mine}"
+    );
 }
 
 /// Two different session cookies (one planted by another page on this

@@ -26,6 +26,17 @@ pub struct ChatRequest {
     /// Anthropic and Gemini only.
     pub top_k: Option<u64>,
     pub stop: Vec<String>,
+    /// The app's name for `stop` (`stop`, `stop_sequences`,
+    /// `generationConfig.stopSequences`), for refusals that name it; empty:
+    /// `stop`.
+    pub stop_field: &'static str,
+    /// Sampling seed (OpenAI chat `seed`, Gemini `generationConfig.seed`).
+    pub seed: Option<Named<i64>>,
+    /// OpenAI chat `presence_penalty`, Gemini `presencePenalty` (0, the
+    /// default, is left unsaid).
+    pub presence_penalty: Option<Named<f64>>,
+    /// OpenAI chat `frequency_penalty`, Gemini `frequencyPenalty`.
+    pub frequency_penalty: Option<Named<f64>>,
     pub stream: bool,
     /// The app asked for usage in the stream (OpenAI `include_usage`).
     pub stream_usage: bool,
@@ -43,6 +54,14 @@ pub struct ChatRequest {
     /// Fields of the app's request left out on the way (decoders and
     /// encoders add to it).
     pub dropped: Drops,
+}
+
+/// A value, and the app's name for its field (named when the target
+/// cannot say it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Named<T> {
+    pub field: &'static str,
+    pub value: T,
 }
 
 /// A field of the IR a format has no place for: what is left out when
@@ -363,6 +382,9 @@ pub struct Tool {
     pub description: Option<String>,
     /// JSON Schema of the arguments.
     pub parameters: Value,
+    /// The app asked for the arguments to follow the schema exactly
+    /// (OpenAI `strict`, Anthropic `strict`); `None`: unsaid.
+    pub strict: Option<bool>,
 }
 
 /// The schema of a tool that takes no arguments.
@@ -493,9 +515,9 @@ pub const IMAGES_FOLLOW: &str = "(image attached below)";
 /// history, failing every later turn).
 #[derive(Debug, PartialEq)]
 pub struct ResultContent<'a> {
-    /// The text parts joined (as ever for text-only results, so those are
-    /// sent byte for byte as before), or [`IMAGES_FOLLOW`] when there are
-    /// images and no text.
+    /// The text parts, one a line (a result of one text is sent as it is;
+    /// several, Claude Code's file listings say, are not run together), or
+    /// [`IMAGES_FOLLOW`] when there are images and no text.
     pub text: String,
     /// The images, in order.
     pub images: Vec<&'a Image>,
@@ -510,10 +532,17 @@ pub fn result_content<'a>(
     target: &str,
 ) -> Result<ResultContent<'a>, Unsupported> {
     let mut text = String::new();
+    let mut texts = 0usize;
     let mut images = Vec::new();
     for c in content {
         match c {
-            Part::Text(t) => text.push_str(t),
+            Part::Text(t) => {
+                if texts > 0 {
+                    text.push('\n');
+                }
+                texts += 1;
+                text.push_str(t);
+            }
             Part::Image(img) => images.push(img),
             Part::ToolCall { .. } | Part::ToolResult { .. } => {
                 return Err(Unsupported::new(
@@ -543,6 +572,46 @@ pub fn push_turn<B>(turns: &mut Vec<(Role, Vec<B>)>, role: Role, blocks: Vec<B>)
 }
 
 impl ChatRequest {
+    /// The app's name for its stop sequences.
+    pub fn stop_field(&self) -> &'static str {
+        if self.stop_field.is_empty() {
+            "stop"
+        } else {
+            self.stop_field
+        }
+    }
+
+    /// Refuses more stop sequences than the target (`target`) takes
+    /// (`most`): the app is told, naming its field, rather than some of
+    /// them being left out unsaid.
+    pub fn check_stop_count(&self, most: usize, target: &str) -> Result<(), Unsupported> {
+        if self.stop.len() <= most {
+            return Ok(());
+        }
+        let field = self.stop_field();
+        Err(Unsupported {
+            field: field.to_string(),
+            message: format!(
+                "`{field}` has {} entries; a {target} provider takes at most {most}",
+                self.stop.len()
+            ),
+        })
+    }
+
+    /// Refuses the seed and penalties, for a target that has none of them
+    /// (`target`), naming the app's field.
+    pub fn refuse_seed_and_penalties(&self, target: &str) -> Result<(), Unsupported> {
+        let fields = [
+            self.seed.map(|s| s.field),
+            self.presence_penalty.map(|p| p.field),
+            self.frequency_penalty.map(|p| p.field),
+        ];
+        match fields.into_iter().flatten().next() {
+            Some(f) => Err(Unsupported::new(f, target)),
+            None => Ok(()),
+        }
+    }
+
     /// Adds a tool result as the app's turn: consecutive results answer one
     /// assistant turn together, so they share one user message.
     ///
@@ -668,123 +737,4 @@ impl Part {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Tool results are named after the earlier call with their id (not a
-    /// later one), unknown ids stay unnamed, and consecutive results share
-    /// one user turn, however many there are.
-    #[test]
-    fn tool_results_are_named_in_one_pass() {
-        let mut messages = vec![
-            serde_json::json!({"role": "user", "content": "go"}),
-            serde_json::json!({"role": "assistant", "tool_calls": [
-                {"id": "a", "type": "function", "function": {"name": "first", "arguments": "{}"}}]}),
-            serde_json::json!({"role": "tool", "tool_call_id": "a", "content": "1"}),
-            // Its call only comes later: not an answer to it.
-            serde_json::json!({"role": "tool", "tool_call_id": "late", "content": "2"}),
-        ];
-        for i in 0..20_000 {
-            messages.push(
-                serde_json::json!({"role": "tool", "tool_call_id": format!("u{i}"), "content": ""}),
-            );
-        }
-        messages.push(serde_json::json!({"role": "assistant", "tool_calls": [
-            {"id": "late", "type": "function", "function": {"name": "second", "arguments": "{}"}}]}));
-        let body = serde_json::json!({"model": "m", "messages": messages}).to_string();
-        let req = crate::translate::decode_request(
-            crate::translate::Format::OpenAiChat,
-            body.as_bytes(),
-            None,
-            false,
-        )
-        .expect("decodes");
-        let results = &req.messages[2].content;
-        assert_eq!(results.len(), 20_002, "one user turn for the results");
-        let names: Vec<Option<&str>> = results
-            .iter()
-            .map(|p| match p {
-                Part::ToolResult { name, .. } => name.as_deref(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(names[0], Some("first"));
-        assert!(names[1..].iter().all(Option::is_none));
-    }
-
-    /// A result's text is joined as ever, its images kept beside it; text
-    /// stands in for a result of images only; anything else is refused.
-    #[test]
-    fn tool_result_content_splits_text_from_images() {
-        let png = Image::Base64 {
-            media_type: "image/png".into(),
-            data: "iVBOR".into(),
-        };
-        let content = [
-            Part::Text("a".into()),
-            Part::Image(png.clone()),
-            Part::Text("b".into()),
-        ];
-        assert_eq!(
-            result_content(&content, 2, "t"),
-            Ok(ResultContent {
-                text: "ab".into(),
-                images: vec![&png]
-            })
-        );
-        let only = [Part::Image(png.clone())];
-        assert_eq!(
-            result_content(&only, 2, "t").map(|r| r.text),
-            Ok(IMAGES_FOLLOW.to_string())
-        );
-        assert_eq!(
-            result_content(&[], 2, "t"),
-            Ok(ResultContent {
-                text: String::new(),
-                images: vec![]
-            })
-        );
-        let nested = [Part::ToolCall {
-            id: "c".into(),
-            name: "f".into(),
-            arguments: "{}".into(),
-        }];
-        assert_eq!(
-            result_content(&nested, 2, "t").map_err(|e| e.field),
-            Err("messages[2].tool_result.content (neither text nor image)".to_string())
-        );
-    }
-
-    #[test]
-    fn drops_are_generalized_deduplicated_and_bounded() {
-        let mut d = Drops::default();
-        d.advisory("messages[0].content[1].cache_control");
-        d.advisory("messages[12].content[0].cache_control");
-        d.hint("context_management");
-        d.advisory("context_management");
-        let got: Vec<(&str, bool)> = d.iter().map(|x| (x.field.as_str(), x.always)).collect();
-        assert_eq!(
-            got,
-            [
-                ("messages[*].content[*].cache_control", true),
-                // Once a hint, refused on strict routes whatever else said it.
-                ("context_management", false)
-            ]
-        );
-        assert_eq!(
-            d.strict_refusal().map(|x| x.field.as_str()),
-            Some("context_management")
-        );
-        for i in 0..1000 {
-            d.hint(&format!("f{i}"));
-        }
-        assert_eq!(d.iter().count(), MAX_DROPPED);
-        let mut d = Drops::default();
-        d.hint(&format!("tools[0] (\n{}é)", "x".repeat(500)));
-        let f = &d.iter().next().unwrap().field;
-        assert!(
-            f.starts_with("tools[*] (?xx") && f.len() == MAX_FIELD_CHARS,
-            "{f}"
-        );
-    }
-}
+mod tests;

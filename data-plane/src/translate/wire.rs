@@ -264,6 +264,31 @@ impl<P> TextOr<P> {
     }
 }
 
+impl<P> TextOr<P> {
+    /// The texts of a string, or of a list of text parts, each apart (`text`
+    /// says which parts are text, and what they hold); another part is
+    /// `field`'s error. Absent, and empty texts, are none.
+    pub fn texts(
+        v: Option<Self>,
+        field: &str,
+        text: impl Fn(&P) -> Option<&str>,
+    ) -> Result<Vec<String>, Unsupported> {
+        let all = match v {
+            None => vec![],
+            Some(TextOr::Text(s)) => vec![s],
+            Some(TextOr::Parts(parts)) => parts
+                .iter()
+                .map(|p| {
+                    text(p).map(str::to_string).ok_or_else(|| {
+                        Unsupported::invalid(field, "only text parts are allowed here")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(all.into_iter().filter(|t| !t.is_empty()).collect())
+    }
+}
+
 impl<P: Serialize> Serialize for TextOr<P> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

@@ -22,7 +22,9 @@ const OVERLOADED: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"t
 #[tokio::test]
 async fn a_stream_opening_with_a_server_error_moves_to_the_next_credential() {
     let gw = Gw::start(&[]).await;
-    gw.mock.mock().add_fault(opening_with(KEY_ONE, SERVER_ERROR));
+    gw.mock
+        .mock()
+        .add_fault(opening_with(KEY_ONE, SERVER_ERROR));
     let a = gw.post("/v1/chat/completions", chat_stream("hi")).await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).into_owned();
@@ -68,7 +70,8 @@ async fn an_overloaded_stream_is_a_529_for_an_anthropic_app_and_a_503_for_others
 #[tokio::test]
 async fn other_first_events_go_on_as_they_came() {
     let gw = Gw::start(&[]).await;
-    let invalid = "data: {\"error\":{\"message\":\"bad tool\",\"type\":\"invalid_request_error\"}}\n\n";
+    let invalid =
+        "data: {\"error\":{\"message\":\"bad tool\",\"type\":\"invalid_request_error\"}}\n\n";
     gw.mock.mock().add_fault(opening_with(KEY_ONE, invalid));
     let a = gw.post("/v1/chat/completions", chat_stream("hi")).await;
     assert_eq!(a.status, 200);

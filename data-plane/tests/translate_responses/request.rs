@@ -89,7 +89,8 @@ fn request_roundtrip() {
     assert_eq!(body["input"][5]["type"], "function_call_output");
     assert_eq!(body["max_output_tokens"], 512);
     assert_eq!(body["text"]["format"]["name"], "weather_report");
-    assert_eq!(body["tools"][0]["strict"], false);
+    // The app's `strict: true`, kept.
+    assert_eq!(body["tools"][0]["strict"], true);
     assert_eq!(
         responses::decode_request(body.to_string().as_bytes()).unwrap(),
         req

@@ -138,6 +138,7 @@ fn encoder_survives_any_event_order() {
             name: "f".into(),
             description: None,
             parameters: json!({}),
+            strict: None,
         }],
         ..Default::default()
     };

@@ -1,12 +1,14 @@
 //! IR requests → Anthropic request bodies, and the content blocks answers
 //! share with them.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::fit::{ThinkingOut, fit_sampling, fit_thinking};
-use super::schema::{OutputConfigOut, output_config};
-use super::{default_max_tokens, role_str, tool_id};
+use super::schema::{OutputConfigOut, fit_schema, output_config, structured_outputs};
+use super::{TARGET, default_max_tokens, known_max_output_tokens, role_str, tool_id};
 use crate::translate::ir::{self, ChatRequest, Image, Part, Role, ToolChoice, Unsupported};
 use crate::translate::wire::{self, Body, TextOr, is_false};
 
@@ -96,8 +98,10 @@ pub(super) enum ResultOut<'a> {
 #[derive(Serialize)]
 struct ToolOut<'a> {
     name: &'a str,
-    input_schema: &'a Value,
+    input_schema: Cow<'a, Value>,
     description: Option<&'a str>,
+    /// Only `true` is said: not strict is the default.
+    strict: Option<bool>,
 }
 
 /// `tool_choice`: the mode, and one call at a time if the app asked so.
@@ -134,7 +138,14 @@ pub fn encode_request(req: &mut ChatRequest) -> Result<Value, Unsupported> {
 /// IR → the body sent upstream (after [`fit_thinking`] and
 /// [`fit_sampling`], which record in `req.dropped` what they leave out).
 pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
-    let max_tokens = req.max_tokens.unwrap_or_else(|| default_max_tokens(req));
+    req.refuse_seed_and_penalties(TARGET)?;
+    // A cap above the model's known output limit is refused (400): the
+    // app asked for at most that many, and the model gives no more.
+    let max_tokens = match req.max_tokens {
+        Some(asked) => known_max_output_tokens(&req.model).map_or(asked, |most| asked.min(most)),
+        None => default_max_tokens(req),
+    };
+    let strict = strict_schemas(req);
     let thinking = fit_thinking(req, max_tokens);
     fit_sampling(req);
     let req: &ChatRequest = req;
@@ -151,26 +162,12 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
                 .collect(),
         )),
     };
-    // An object schema as is; anything else says "no arguments".
-    static NO_ARGUMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(ir::no_arguments);
     Ok(RequestOut {
         model: &req.model,
         max_tokens,
         messages: encode_messages(req)?,
         system,
-        tools: req
-            .tools
-            .iter()
-            .map(|t| ToolOut {
-                name: &t.name,
-                input_schema: if t.parameters.is_object() {
-                    &t.parameters
-                } else {
-                    &NO_ARGUMENTS
-                },
-                description: t.description.as_deref(),
-            })
-            .collect(),
+        tools: tools_out(req, strict),
         tool_choice: tool_choice_out(req),
         temperature: req.temperature,
         thinking,
@@ -181,6 +178,54 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
         output_config,
         stream: req.stream,
     })
+}
+
+/// The schemas of the IR's strict tools (`strict: true`) as Anthropic
+/// takes them strict, by tool: fitted as a response schema is
+/// (`schema::fit_schema`), for the models with structured outputs. For
+/// other models, or a schema that cannot be fitted, `strict` is a hint,
+/// dropped and named.
+fn strict_schemas(req: &mut ChatRequest) -> Vec<Option<Value>> {
+    let structured = structured_outputs(&req.model);
+    let mut lost = false;
+    let fitted = req
+        .tools
+        .iter()
+        .map(|t| {
+            if t.strict != Some(true) {
+                return None;
+            }
+            let fitted = fit_schema(&t.parameters)
+                .ok()
+                .filter(|s| structured && s.is_object());
+            lost |= fitted.is_none();
+            fitted
+        })
+        .collect();
+    if lost {
+        req.dropped.hint("tools[*].strict");
+    }
+    fitted
+}
+
+/// The IR's tools: an object schema as is, anything else says "no
+/// arguments"; a strict tool's schema as [`strict_schemas`] fitted it.
+fn tools_out(req: &ChatRequest, strict: Vec<Option<Value>>) -> Vec<ToolOut<'_>> {
+    static NO_ARGUMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(ir::no_arguments);
+    req.tools
+        .iter()
+        .zip(strict.into_iter().chain(std::iter::repeat(None)))
+        .map(|(t, fitted)| ToolOut {
+            name: &t.name,
+            strict: fitted.is_some().then_some(true),
+            input_schema: match fitted {
+                Some(s) => Cow::Owned(s),
+                None if t.parameters.is_object() => Cow::Borrowed(&t.parameters),
+                None => Cow::Borrowed(&*NO_ARGUMENTS),
+            },
+            description: t.description.as_deref(),
+        })
+        .collect()
 }
 
 /// The IR's tool choice as Anthropic takes it. Anthropic refuses a

@@ -100,14 +100,19 @@ const CONTEXT_WINDOW: u64 = 200_000;
 /// (`anthropic.claude-…-v1:0`, `claude-…@20250514`): it is matched from
 /// its `claude-`.
 pub fn max_output_tokens(model: &str) -> u64 {
-    let Some(at) = model.find("claude-") else {
-        return DEFAULT_MAX_TOKENS;
-    };
+    known_max_output_tokens(model).unwrap_or(DEFAULT_MAX_TOKENS)
+}
+
+/// The output limit of `model` per [`MAX_OUTPUT`], if listed: a cap above
+/// it is refused (400 "max_tokens: … > 64000, which is the maximum allowed
+/// number of output tokens"), so the cap sent is the smaller of the two.
+pub fn known_max_output_tokens(model: &str) -> Option<u64> {
+    let at = model.find("claude-")?;
     let name = &model[at..];
     MAX_OUTPUT
         .iter()
         .find(|(prefix, _)| name.starts_with(prefix))
-        .map_or(DEFAULT_MAX_TOKENS, |(_, max)| *max)
+        .map(|(_, max)| *max)
 }
 
 /// The `max_tokens` sent for a request that set none: the model's output

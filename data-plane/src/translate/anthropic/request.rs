@@ -100,6 +100,8 @@ struct ToolIn {
     name: Option<String>,
     description: Option<String>,
     input_schema: Option<Value>,
+    /// Arguments that follow the schema exactly.
+    strict: Option<bool>,
     /// Absent (or `custom`) for the app's own tools.
     #[serde(rename = "type")]
     ty: Option<String>,
@@ -188,6 +190,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         top_p: b.top_p,
         top_k: b.top_k,
         stop: b.stop_sequences.unwrap_or_default(),
+        stop_field: "stop_sequences",
         stream: b.stream.unwrap_or(false),
         user: b.metadata.and_then(|m| m.user_id),
         ..Default::default()
@@ -431,6 +434,7 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             name: BlockIn::required(&t.name, "name", &at)?.to_string(),
             description: t.description,
             parameters: t.input_schema.unwrap_or_else(ir::no_arguments),
+            strict: t.strict,
         });
     }
     Ok(out)

@@ -51,8 +51,9 @@ struct DeltaIn<'a> {
 #[derive(Default)]
 pub struct Decoder {
     started: bool,
-    /// Anthropic block index → IR tool-call index, for `tool_use` blocks.
-    tools: Vec<(u64, u32)>,
+    /// Anthropic block index → IR tool-call index, for `tool_use` blocks,
+    /// and whether any of its arguments were passed on.
+    tools: Vec<(u64, u32, bool)>,
     next_tool: u32,
     counts: Counts,
 }
@@ -75,15 +76,17 @@ impl Decoder {
             Some("tool_use") => {
                 let ir = self.next_tool;
                 self.next_tool = self.next_tool.saturating_add(1);
-                self.tools.push((index, ir));
                 out.push(StreamEvent::ToolCallStart {
                     index: ir,
                     id: b.id.unwrap_or_default(),
                     name: b.name.unwrap_or_default(),
                 });
                 // Normally `{}` with the input following as deltas.
-                if let Some(input) = b.input.filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
-                {
+                let input = b
+                    .input
+                    .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+                self.tools.push((index, ir, input.is_some()));
+                if let Some(input) = input {
                     out.push(StreamEvent::ToolCallDelta {
                         index: ir,
                         arguments: input.to_string(),
@@ -102,20 +105,37 @@ impl Decoder {
                 }
             }
             Some("input_json_delta") => {
-                let ir = self
-                    .tools
-                    .iter()
-                    .find(|(b, _)| *b == index)
-                    .map(|(_, ir)| *ir);
-                if let (Some(ir), Some(partial)) = (ir, d.partial_json.filter(|p| !p.is_empty())) {
+                let tool = self.tools.iter_mut().find(|(b, _, _)| *b == index);
+                if let (Some((_, ir, sent)), Some(partial)) =
+                    (tool, d.partial_json.filter(|p| !p.is_empty()))
+                {
+                    *sent = true;
                     out.push(StreamEvent::ToolCallDelta {
-                        index: ir,
+                        index: *ir,
                         arguments: partial,
                     });
                 }
             }
             // thinking_delta, signature_delta, citations_delta.
             _ => {}
+        }
+    }
+
+    /// A `tool_use` block that ends with no arguments passed on (a tool
+    /// without parameters: `input: {}` then an empty `input_json_delta`,
+    /// or none) gets `{}`, as a whole answer's call does: OpenAI apps parse
+    /// the arguments as JSON, and `""` is not.
+    fn block_stop(&mut self, index: u64, out: &mut Vec<StreamEvent>) {
+        if let Some((_, ir, sent)) = self
+            .tools
+            .iter_mut()
+            .find(|(b, _, sent)| *b == index && !*sent)
+        {
+            *sent = true;
+            out.push(StreamEvent::ToolCallDelta {
+                index: *ir,
+                arguments: "{}".to_string(),
+            });
         }
     }
 }
@@ -150,7 +170,18 @@ impl StreamDecoder for Decoder {
                     self.block_delta(v.index.0, d, out);
                 }
             }
+            "content_block_stop" => self.block_stop(v.index.0, out),
             "message_delta" => {
+                // A block the upstream never closed.
+                let open: Vec<u64> = self
+                    .tools
+                    .iter()
+                    .filter(|(_, _, sent)| !*sent)
+                    .map(|(b, _, _)| *b)
+                    .collect();
+                for b in open {
+                    self.block_stop(b, out);
+                }
                 if let Some(r) = v.delta.and_then(|d| d.stop_reason) {
                     out.push(StreamEvent::Finish(stop_from(&r)));
                 }
@@ -159,7 +190,7 @@ impl StreamDecoder for Decoder {
             "error" => out.push(StreamEvent::Error {
                 message: wire::error_message(v.error.as_ref(), "upstream error"),
             }),
-            // ping, content_block_stop, message_stop.
+            // ping, message_stop.
             _ => {}
         }
     }
@@ -208,8 +239,14 @@ impl EventOut<'_> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockStartOut<'a> {
-    Text { text: &'static str },
-    ToolUse { id: String, name: &'a str, input: Empty },
+    Text {
+        text: &'static str,
+    },
+    ToolUse {
+        id: String,
+        name: &'a str,
+        input: Empty,
+    },
 }
 
 #[derive(Serialize)]

@@ -71,10 +71,12 @@ struct BlobOut<'a> {
     data: &'a str,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FileOut<'a> {
-    mime_type: &'static str,
+    /// Unsaid when the URL does not say it (see [`image_mime`]).
+    mime_type: Option<&'static str>,
     file_uri: &'a str,
 }
 
@@ -133,6 +135,9 @@ struct GenerationConfigOut<'a> {
     temperature: Option<f64>,
     top_p: Option<f64>,
     top_k: Option<u64>,
+    seed: Option<i64>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop_sequences: &'a [String],
     response_mime_type: Option<&'static str>,
@@ -152,10 +157,37 @@ impl GenerationConfigOut<'_> {
             && self.temperature.is_none()
             && self.top_p.is_none()
             && self.top_k.is_none()
+            && self.seed.is_none()
+            && self.presence_penalty.is_none()
+            && self.frequency_penalty.is_none()
             && self.stop_sequences.is_empty()
             && self.response_mime_type.is_none()
             && self.thinking_config.is_none()
     }
+}
+
+/// Most stop sequences Gemini takes (400 beyond).
+const MAX_STOP_SEQUENCES: usize = 5;
+
+/// Output limits of Gemini models, by name prefix (matched from the
+/// name's `gemini-`; the first match wins), from Google's model pages; a model not listed (the
+/// version-less aliases) is sent the app's cap as it is.
+const MAX_OUTPUT: &[(&str, u64)] = &[
+    ("gemini-3", 65_536),
+    ("gemini-2.5", 65_536),
+    ("gemini-2.0-flash-thinking", 65_536),
+    ("gemini-2.0", 8_192),
+    ("gemini-1.5", 8_192),
+];
+
+/// The most output tokens Gemini's `model` gives, if known.
+fn max_output_tokens(model: &str) -> Option<u64> {
+    let m = model.to_ascii_lowercase();
+    let at = m.find("gemini-")?;
+    MAX_OUTPUT
+        .iter()
+        .find(|(prefix, _)| m[at..].starts_with(prefix))
+        .map(|(_, max)| *max)
 }
 
 /// What the thinking budget of a Gemini model may be.
@@ -231,10 +263,18 @@ fn thinking_config(req: &mut ChatRequest) -> Option<ThinkingConfigOut> {
         req.dropped.hint(t.field);
         return None;
     };
-    let budget = match t.amount {
+    let mut budget = match t.amount {
         ThinkingAmount::Budget(b) => b,
         ThinkingAmount::Effort(e) => effort_budget(e),
     };
+    // Thinking is counted in `maxOutputTokens`: a budget that fills the cap
+    // leaves no room for the answer (`reasoning_effort: high`, 24,576, with
+    // a cap of 2,000, say). Half the cap is left for thinking then.
+    if let Some(cap) = req.max_tokens
+        && budget >= cap
+    {
+        budget = cap / 2;
+    }
     Some(ThinkingConfigOut {
         thinking_budget: range.fit(budget),
     })
@@ -250,6 +290,26 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
 /// IR → the body sent upstream (after [`thinking_config`], which records in
 /// `req.dropped` what it leaves out).
 pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
+    req.check_stop_count(MAX_STOP_SEQUENCES, TARGET)?;
+    // A cap above the model's known output limit is refused (400, "the
+    // supported range is from 1 (inclusive) to 65537 (exclusive)"): the
+    // app asked for at most that many, and the model gives no more.
+    if let (Some(asked), Some(most)) = (req.max_tokens, max_output_tokens(&req.model)) {
+        req.max_tokens = Some(asked.min(most));
+    }
+    // Gemini's seed is an int32 (a larger one is a 400 there).
+    if let Some(seed) = req.seed
+        && i32::try_from(seed.value).is_err()
+    {
+        return Err(Unsupported::invalid(
+            seed.field,
+            "a Gemini provider takes a seed of 32 bits (-2147483648 to 2147483647)",
+        ));
+    }
+    // Gemini has no strict function calling: a hint.
+    if req.tools.iter().any(|t| t.strict == Some(true)) {
+        req.dropped.hint("tools[*].strict");
+    }
     let thinking_config = thinking_config(req);
     let req: &ChatRequest = req;
     // One budget for every schema of the request ($ref inlining).
@@ -313,6 +373,9 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.top_k,
+        seed: req.seed.map(|s| s.value),
+        presence_penalty: req.presence_penalty.map(|p| p.value),
+        frequency_penalty: req.frequency_penalty.map(|p| p.value),
         stop_sequences: &req.stop,
         thinking_config,
         ..Default::default()
@@ -463,19 +526,24 @@ pub fn needs_signature(model: &str) -> bool {
     major.parse::<u32>().map_or(true, |m| m >= 3)
 }
 
-/// `fileData` needs a MIME type; a URL says it only by its extension.
-fn image_mime(url: &str) -> &'static str {
+/// `fileData`'s MIME type, as a URL says it: only by its extension. A URL
+/// without a known one (`https://…/photo?id=3`) is sent without (the
+/// Gemini API's `mimeType` is optional, and it reads the type of what it
+/// fetches) rather than labelled `image/jpeg`, which a PNG or WebP is not.
+fn image_mime(url: &str) -> Option<&'static str> {
     let path = url
         .split(['?', '#'])
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();
-    match path.rsplit_once('.').map(|(_, ext)| ext) {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    Some(match file.rsplit_once('.').map(|(_, ext)| ext) {
         Some("png") => "image/png",
         Some("gif") => "image/gif",
         Some("webp") => "image/webp",
         Some("heic") => "image/heic",
         Some("heif") => "image/heif",
-        _ => "image/jpeg",
-    }
+        Some("jpg" | "jpeg" | "jpe" | "jfif") => "image/jpeg",
+        _ => return None,
+    })
 }

@@ -7,8 +7,8 @@ use serde_json::Value;
 use super::camel;
 use super::schema::decode_schema;
 use crate::translate::ir::{
-    self, ChatRequest, Drops, Image, Message, Part, ResponseFormat, Role, Thinking, ThinkingAmount,
-    Tool, ToolChoice, Unsupported,
+    self, ChatRequest, Drops, Image, Message, Named, Part, ResponseFormat, Role, Thinking,
+    ThinkingAmount, Tool, ToolChoice, Unsupported,
 };
 use crate::translate::policy::Policy;
 use crate::translate::wire::{self, Extra};
@@ -441,8 +441,38 @@ fn blob_image(blob: BlobIn, here: &str) -> Result<Part, Unsupported> {
     }
     Ok(Part::Image(Image::Base64 {
         media_type: mime,
-        data: required(blob.data, here, "data")?,
+        data: standard_base64(required(blob.data, here, "data")?),
     }))
+}
+
+/// `inlineData.data` in standard base64 (`+`, `/`, padded), as OpenAI's
+/// `data:` URLs and Anthropic's `source.data` require. Gemini also takes
+/// the URL-safe alphabet (`-`, `_`) without padding, which the Python
+/// google-genai SDK sends for every `Part.from_bytes`; Gemini itself takes
+/// the standard form just as well.
+fn standard_base64(data: String) -> String {
+    let urlsafe = data.contains(['-', '_']);
+    let missing = match data.len() % 4 {
+        2 => 2,
+        3 => 1,
+        _ => 0,
+    };
+    if !urlsafe && missing == 0 {
+        return data;
+    }
+    let mut out: String = data
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    // Only where the data is not already padded (`=` ends a padded one).
+    if !out.ends_with('=') {
+        out.extend(std::iter::repeat_n('=', missing));
+    }
+    out
 }
 
 /// A `fileData` image, by its URI (`here` names it); other media are
@@ -517,6 +547,7 @@ fn decode_declaration(d: DeclarationIn, at: &str) -> Result<Tool, Unsupported> {
             (None, Some(p)) => decode_schema(&p),
             (None, None) => ir::no_arguments(),
         },
+        strict: None,
     })
 }
 
@@ -529,6 +560,7 @@ fn decode_generation_config(
     req.top_p = gc.top_p;
     req.top_k = gc.top_k;
     req.stop = gc.stop_sequences.unwrap_or_default();
+    req.stop_field = "generationConfig.stopSequences";
     for (k, v) in &gc.extra {
         let name = camel(k);
         let at = format!("generationConfig.{name}");
@@ -538,6 +570,33 @@ fn decode_generation_config(
             "responseModalities" if v.as_array().is_some_and(|m| m.iter().all(|x| x == "TEXT")) => {
             }
             "thinkingConfig" => req.thinking = decode_thinking(v, &mut req.dropped),
+            "seed" => {
+                let value = v
+                    .as_i64()
+                    .ok_or_else(|| Unsupported::invalid(at, "expected an integer"))?;
+                req.seed = Some(Named {
+                    field: "generationConfig.seed",
+                    value,
+                });
+            }
+            "presencePenalty" | "frequencyPenalty" => {
+                let value = v
+                    .as_f64()
+                    .ok_or_else(|| Unsupported::invalid(&at, "expected a number"))?;
+                let (field, slot) = if name == "presencePenalty" {
+                    (
+                        "generationConfig.presencePenalty",
+                        &mut req.presence_penalty,
+                    )
+                } else {
+                    (
+                        "generationConfig.frequencyPenalty",
+                        &mut req.frequency_penalty,
+                    )
+                };
+                // 0 is the default: nothing to say.
+                *slot = (value != 0.0).then_some(Named { field, value });
+            }
             _ => return Err(Unsupported::new(at, "translated")),
         }
     }

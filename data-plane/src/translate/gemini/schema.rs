@@ -258,7 +258,16 @@ fn convert_node(
                         convert_schema(s, root, &format!("{}.{name}", here()), depth + 1, budget)?,
                     );
                 }
+                // Gemini answers structured output in `propertyOrdering`'s
+                // order, else alphabetically: the app's order is what it
+                // wrote (a reasoning field before the answer, say).
+                let ordering = (conv.len() > 1 && !obj.contains_key("propertyOrdering"))
+                    .then(|| conv.keys().map(|n| json!(n)).collect::<Vec<_>>());
                 out.insert(k.clone(), Value::Object(conv));
+                if let Some(ordering) = ordering {
+                    budget.spend(0, props.keys().map(String::len).sum(), &here())?;
+                    out.insert("propertyOrdering".into(), Value::Array(ordering));
+                }
             }
             "items" => {
                 out.insert(

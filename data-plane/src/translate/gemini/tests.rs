@@ -280,7 +280,7 @@ fn openai_request_to_gemini() {
         json!({"type": "OBJECT", "required": ["city"], "properties": {
             "city": {"type": "STRING", "description": "a city", "minLength": 1},
             "when": {"type": "STRING", "nullable": true}
-        }}),
+        }, "propertyOrdering": ["city", "when"]}),
         "`date` is no format Gemini takes"
     );
     assert_eq!(
@@ -353,8 +353,12 @@ fn unsupported_fields_are_named() {
     );
     assert_eq!(req.tools.len(), 1);
     assert_eq!(
-        field(json!({"contents": hi, "generationConfig": {"seed": 4}})),
+        field(json!({"contents": hi, "generationConfig": {"seed": "4"}})),
         "generationConfig.seed"
+    );
+    assert_eq!(
+        field(json!({"contents": hi, "generationConfig": {"logprobs": 2}})),
+        "generationConfig.logprobs"
     );
     assert_eq!(
         field(
@@ -411,6 +415,7 @@ fn unsupported_fields_are_named() {
                 name: "f".into(),
                 description: None,
                 parameters: schema,
+                strict: None,
             }],
             ..req_with(vec![])
         };

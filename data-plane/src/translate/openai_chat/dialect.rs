@@ -29,6 +29,10 @@ pub(super) struct Dialect {
     /// `unsupported_parameter`, "'parallel_tool_calls' is not supported with
     /// this model"), so one call at a time is a hint there.
     no_parallel_setting: bool,
+    /// Most stop sequences taken: OpenAI takes 4 (400 beyond), where
+    /// Anthropic apps may send more; more are refused, naming the app's
+    /// field, rather than some left out unsaid.
+    pub(super) max_stop: Option<usize>,
 }
 
 impl Dialect {
@@ -41,6 +45,7 @@ impl Dialect {
                 fixed_sampling: is_reasoning_model(model),
                 max_output: max_output_tokens(model),
                 no_parallel_setting: is_o_series(model),
+                max_stop: Some(4),
             },
             _ => Self::default(),
         }

@@ -32,6 +32,9 @@ pub(super) struct RequestOut<'a> {
     max_completion_tokens: Option<u64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
+    seed: Option<i64>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
     response_format: Option<FormatOut<Nested<'a>>>,
@@ -126,6 +129,7 @@ struct FunctionOut<'a> {
     name: &'a str,
     parameters: &'a Value,
     description: Option<Cow<'a, str>>,
+    strict: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -177,6 +181,9 @@ pub(super) fn request_body_in(
     if req.top_k.is_some() {
         return Err(Unsupported::new("top_k", TARGET));
     }
+    if let Some(most) = dialect.max_stop {
+        req.check_stop_count(most, "OpenAI")?;
+    }
     let cap = match (req.max_tokens, dialect.max_output) {
         (Some(asked), Some(most)) => Some(asked.min(most)),
         (asked, _) => asked,
@@ -213,6 +220,9 @@ pub(super) fn request_body_in(
                     name: &t.name,
                     parameters: &t.parameters,
                     description: t.description.as_deref().map(description_out),
+                    // Only `true` is said: not strict is the default, and
+                    // some compatible vendors know no `strict`.
+                    strict: t.strict.filter(|s| *s),
                 },
             })
             .collect(),
@@ -230,6 +240,9 @@ pub(super) fn request_body_in(
         max_completion_tokens: cap.filter(|_| dialect.completion_tokens),
         temperature: req.temperature,
         top_p: req.top_p,
+        seed: req.seed.map(|s| s.value),
+        presence_penalty: req.presence_penalty.map(|p| p.value),
+        frequency_penalty: req.frequency_penalty.map(|p| p.value),
         stop: &req.stop,
         response_format: req
             .response_format

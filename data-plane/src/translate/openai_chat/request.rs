@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{JsonSchemaIn, MISSING_MODEL, POLICY, response_format, tool_choice_mode};
 use crate::translate::ir::{
-    self, ChatRequest, Drops, Effort, Image, Message, Part, ResponseFormat, Role, Thinking,
+    self, ChatRequest, Drops, Effort, Image, Message, Named, Part, ResponseFormat, Role, Thinking,
     ThinkingAmount, Tool, ToolChoice, Unsupported,
 };
 use crate::translate::wire::{self, Extra, TextOr, whole_number};
@@ -31,6 +31,9 @@ struct RequestIn {
     user: Option<String>,
     /// `false`: one tool call at a time; `true` is OpenAI's default.
     parallel_tool_calls: Option<bool>,
+    seed: Option<i64>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
     /// How hard a reasoning model thinks (`Value`: an effort not known is
     /// a hint, whatever its type).
     reasoning_effort: Option<Value>,
@@ -93,6 +96,7 @@ struct FunctionIn {
     /// Absent: no arguments; an explicit `null` is kept as the app sent it.
     #[serde(default = "ir::no_arguments")]
     parameters: Value,
+    strict: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +138,23 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
             Some(TextOr::Text(s)) => vec![s],
             Some(TextOr::Parts(all)) => all,
         },
+        stop_field: "stop",
+        seed: b.seed.map(|value| Named {
+            field: "seed",
+            value,
+        }),
+        // 0 is the default: nothing to say.
+        presence_penalty: b.presence_penalty.filter(|p| *p != 0.0).map(|value| Named {
+            field: "presence_penalty",
+            value,
+        }),
+        frequency_penalty: b
+            .frequency_penalty
+            .filter(|p| *p != 0.0)
+            .map(|value| Named {
+                field: "frequency_penalty",
+                value,
+            }),
         stream: b.stream.unwrap_or(false),
         stream_usage: b
             .stream_options
@@ -164,12 +185,11 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
 /// A field spelled out with the value OpenAI takes without it (SDKs and
 /// frameworks fill in their defaults): leaving it out loses nothing, so it is
 /// neither refused nor named, on any route. Any other value is what the
-/// policy says it is (a penalty, logprobs or a bias would change the answer
-/// and is refused).
+/// policy says it is (logprobs or a bias would change the answer and is
+/// refused).
 fn is_default(name: &str, v: &Value) -> bool {
     match name {
         "n" => whole_number(v) == Some(1),
-        "presence_penalty" | "frequency_penalty" => v.as_f64() == Some(0.0),
         "logprobs" => v.as_bool() == Some(false),
         "top_logprobs" => whole_number(v) == Some(0),
         "logit_bias" => v.as_object().is_some_and(|m| m.is_empty()),
@@ -197,7 +217,9 @@ fn decode_effort(v: &Value, drops: &mut Drops) -> Option<Thinking> {
 fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
     let at = |f: &str| format!("messages[{i}].{f}");
     match m.role.as_deref().unwrap_or("") {
-        "system" | "developer" => req.system.push(text_of(m.content, &at("content"))?),
+        // Each text part its own instruction, as Anthropic's `system`
+        // blocks are: not run together.
+        "system" | "developer" => req.system.extend(texts_of(m.content, &at("content"))?),
         "user" => {
             let content = decode_user_content(m.content, &at("content"))?;
             req.messages.push(Message {
@@ -234,7 +256,12 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
             let id = m.tool_call_id.unwrap_or_default();
             let content = match m.content {
                 Some(TextOr::Text(s)) => vec![Part::Text(s)],
-                parts @ Some(TextOr::Parts(_)) => vec![Part::Text(text_of(parts, &at("content"))?)],
+                // Each part apart: targets whose results are one text join
+                // them a line each.
+                parts @ Some(TextOr::Parts(_)) => texts_of(parts, &at("content"))?
+                    .into_iter()
+                    .map(Part::Text)
+                    .collect(),
                 None => vec![],
             };
             req.push_call_result(id, content);
@@ -297,6 +324,13 @@ pub(super) fn tool_call(c: ToolCallIn) -> Part {
     }
 }
 
+/// Texts of a string, or of an array of `{type: text}` parts, each apart.
+fn texts_of(v: Option<TextOr<PartIn>>, field: &str) -> Result<Vec<String>, Unsupported> {
+    TextOr::texts(v, field, |p| {
+        (p.ty.as_deref() == Some("text")).then(|| p.text.as_deref().unwrap_or_default())
+    })
+}
+
 /// Text of a string, or of an array of `{type: text}` parts joined.
 fn text_of(v: Option<TextOr<PartIn>>, field: &str) -> Result<String, Unsupported> {
     TextOr::joined(v, field, |p| {
@@ -324,6 +358,7 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             name: f.name.unwrap_or_default(),
             description: f.description,
             parameters: f.parameters,
+            strict: f.strict,
         });
     }
     Ok(out)

@@ -30,6 +30,10 @@ struct ChoiceIn {
 struct AnswerIn {
     #[serde(default)]
     content: Lenient<String>,
+    /// What the model refused with (structured outputs, safety): its text
+    /// is the answer, and the answer stops as a content filter's.
+    #[serde(default)]
+    refusal: Lenient<String>,
     tool_calls: Option<Vec<ToolCallIn>>,
 }
 
@@ -45,18 +49,28 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         None => (None, None),
     };
     let mut content = Vec::new();
+    let mut refused = false;
     if let Some(m) = message {
         if let Some(t) = m.content.0.filter(|t| !t.is_empty()) {
             content.push(Part::Text(t));
         }
+        if let Some(r) = m.refusal.0.filter(|r| !r.is_empty()) {
+            refused = true;
+            content.push(Part::Text(r));
+        }
         content.extend(m.tool_calls.into_iter().flatten().map(tool_call));
     }
     let called = content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+    let stop = finish.as_deref().map(|r| stop_from(r, called));
     Ok(ChatResponse {
         id: v.id.unwrap_or_default(),
         model: v.model.unwrap_or_default(),
         content,
-        stop: finish.as_deref().map(|r| stop_from(r, called)),
+        stop: if refused {
+            Some(StopReason::ContentFilter)
+        } else {
+            stop
+        },
         usage: v.usage.0.map(Into::into).unwrap_or_default(),
     })
 }

@@ -11,7 +11,7 @@ use super::{UsageOut, WireUsage, chat_id, stop_from, stop_str};
 use crate::sse::Event;
 use crate::translate::codec::{StreamDecoder, StreamEncoder};
 use crate::translate::ids;
-use crate::translate::ir::{ChatRequest, StreamEvent};
+use crate::translate::ir::{ChatRequest, StopReason, StreamEvent};
 use crate::translate::wire::{self, Count, Object};
 use crate::usage::Usage;
 
@@ -37,6 +37,9 @@ struct ChoiceIn<'a> {
 #[derive(Deserialize)]
 struct DeltaIn {
     content: Option<String>,
+    /// What the model refused with: text of the answer, which then stops as
+    /// a content filter's.
+    refusal: Option<String>,
     tool_calls: Option<Vec<CallDeltaIn>>,
 }
 
@@ -63,6 +66,8 @@ pub struct Decoder {
     /// The tool calls started so far, in order; a call's place here is its
     /// IR index.
     calls: Vec<Call>,
+    /// The model refused (`delta.refusal`).
+    refused: bool,
 }
 
 /// A tool call of the stream, as its chunks identify it.
@@ -171,6 +176,10 @@ impl StreamDecoder for Decoder {
                 if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
                     out.push(StreamEvent::TextDelta(t));
                 }
+                if let Some(t) = delta.refusal.filter(|t| !t.is_empty()) {
+                    self.refused = true;
+                    out.push(StreamEvent::TextDelta(t));
+                }
                 for call in delta.tool_calls.into_iter().flatten() {
                     let (name, arguments) = match call.function {
                         Some(f) => (f.name, f.arguments),
@@ -187,7 +196,11 @@ impl StreamDecoder for Decoder {
             }
             if let Some(r) = choice.finish_reason {
                 let called = !self.calls.is_empty();
-                out.push(StreamEvent::Finish(stop_from(&r, called)));
+                out.push(StreamEvent::Finish(if self.refused {
+                    StopReason::ContentFilter
+                } else {
+                    stop_from(&r, called)
+                }));
             }
         }
         if let Some(u) = c.usage.0 {

@@ -335,8 +335,6 @@ fn fields_at_their_defaults_are_accepted_unnamed() {
 fn fields_off_their_defaults_are_still_refused() {
     for (field, value) in [
         ("n", json!(2)),
-        ("presence_penalty", json!(0.5)),
-        ("frequency_penalty", json!(-1)),
         ("logprobs", json!(true)),
         ("top_logprobs", json!(3)),
         ("logit_bias", json!({"50256": -100})),

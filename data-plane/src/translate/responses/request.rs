@@ -94,6 +94,7 @@ struct ToolIn {
     name: Option<String>,
     description: Option<String>,
     parameters: Option<Value>,
+    strict: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -265,7 +266,9 @@ fn decode_item(item: ItemIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsu
 fn decode_message(item: ItemIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
     let at = format!("input[{i}].content");
     match item.role.as_deref().unwrap_or("") {
-        "system" | "developer" => req.system.push(text_of(item.content, &at)?),
+        // Each text part its own instruction, as Anthropic's `system`
+        // blocks are: not run together.
+        "system" | "developer" => req.system.extend(texts_of(item.content, &at)?),
         "user" => {
             let content = decode_content(item.content, &at, Role::User)?;
             req.messages.push(Message {
@@ -355,12 +358,15 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             }
             None => return Err(Unsupported::invalid(format!("tools[{i}].type"), "missing")),
         }
-        // `strict` asks OpenAI to enforce the schema while sampling; other
-        // providers follow it without that guarantee, so it is not kept.
+        // `strict` asks for the schema to be enforced while sampling: kept
+        // for the targets that can (OpenAI chat, Anthropic), named where
+        // dropped. Unsaid (this API's default is strict) is not asked for:
+        // schemas written for other providers rarely meet the strict rules.
         out.push(Tool {
             name: required(t.name, &format!("tools[{i}].name"))?,
             description: t.description,
             parameters: t.parameters.unwrap_or_else(ir::no_arguments),
+            strict: t.strict,
         });
     }
     Ok(out)
@@ -428,9 +434,9 @@ fn unsupported_value(field: impl Into<String>, value: &str) -> Unsupported {
     }
 }
 
-/// Text of a string, or of an array of text parts joined (system messages).
-fn text_of(v: Option<TextOr<ContentIn>>, field: &str) -> Result<String, Unsupported> {
-    TextOr::joined(v, field, |p| match p.ty.as_deref() {
+/// Texts of a string, or of an array of text parts (system messages).
+fn texts_of(v: Option<TextOr<ContentIn>>, field: &str) -> Result<Vec<String>, Unsupported> {
+    TextOr::texts(v, field, |p| match p.ty.as_deref() {
         Some("input_text" | "output_text") => Some(p.text.as_deref().unwrap_or_default()),
         _ => None,
     })
@@ -514,7 +520,7 @@ impl<'a> From<&'a Tool> for ToolOut<'a> {
             ty: "function",
             name: &t.name,
             parameters: &t.parameters,
-            strict: false,
+            strict: t.strict.unwrap_or(false),
             description: t.description.as_deref(),
         }
     }
@@ -572,8 +578,9 @@ pub(super) fn request_body(req: &ChatRequest) -> Result<RequestOut<'_>, Unsuppor
         return Err(Unsupported::new("top_k", TARGET));
     }
     if !req.stop.is_empty() {
-        return Err(Unsupported::new("stop", TARGET));
+        return Err(Unsupported::new(req.stop_field(), TARGET));
     }
+    req.refuse_seed_and_penalties(TARGET)?;
     let mut input = Vec::new();
     let instructions = match req.system.as_slice() {
         [] => None,
@@ -690,7 +697,11 @@ fn tool_output(
 ) -> Result<MessageContentOut<'_>, Unsupported> {
     let prefix = if is_error { "Error: " } else { "" };
     if content.iter().all(|p| matches!(p, Part::Text(_))) {
-        let text: String = content.iter().filter_map(Part::text).collect();
+        let text = content
+            .iter()
+            .filter_map(Part::text)
+            .collect::<Vec<_>>()
+            .join("\n");
         return Ok(MessageContentOut::Text(format!("{prefix}{text}")));
     }
     let mut parts = Vec::new();

@@ -27,7 +27,7 @@ fn unsupported_formats_are_dropped_supported_ones_kept() {
         json!({"type": "OBJECT", "required": ["url", "prompt"], "properties": {
             "url": {"type": "STRING", "description": "The URL to fetch content from"},
             "prompt": {"type": "STRING"}
-        }})
+        }, "propertyOrdering": ["url", "prompt"]})
     );
     for (ty, format, kept) in [
         ("string", "date-time", true),

@@ -58,11 +58,13 @@ fn claude_code_tools(system: Vec<String>) -> ChatRequest {
                 name: "Bash".into(),
                 description: Some(long),
                 parameters: json!({"type": "object", "properties": {}}),
+                strict: None,
             },
             Tool {
                 name: "Read".into(),
                 description: Some("Reads a file.".into()),
                 parameters: json!({"type": "object", "properties": {}}),
+                strict: None,
             },
         ],
         ..capped("gpt-4o", None, None)
