@@ -84,6 +84,13 @@ pub struct Config {
     #[arg(long, env = "AIGW_IDLE_TIMEOUT_SECS", default_value_t = 120)]
     pub idle_timeout_secs: u64,
 
+    /// Seconds open connections get to finish after SIGTERM (a long stream
+    /// included); then they are closed, and a stream cut so is traced with
+    /// what it used so far. Set it above the orchestrator's grace period's
+    /// share for serving (Kubernetes' `terminationGracePeriodSeconds`).
+    #[arg(long, env = "AIGW_SHUTDOWN_DRAIN_SECS", default_value_t = 30)]
+    pub shutdown_drain_secs: u64,
+
     /// Most app connections open at once; more wait to be accepted.
     #[arg(long, env = "AIGW_MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,

@@ -181,7 +181,7 @@ pub async fn send(
                     GatewayError::upstream(provider, failure)
                 }
                 Ok(Ok(resp)) if resp.status().is_success() => {
-                    key.health.observe_latency(latency_us);
+                    key.health.answered(latency_us);
                     draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
                     return Ok(Answer {
                         response: resp,
@@ -213,11 +213,17 @@ pub async fn send(
             err.attempt_note(),
         );
         if let Some((ms, reason)) = err.cool_down() {
-            if reason == "credential_rejected" {
-                key.health.reject(ms);
-            } else {
-                key.health.cool_down(ms);
-            }
+            let ms = match reason {
+                "credential_rejected" => {
+                    key.health.reject(ms);
+                    ms
+                }
+                "timeout" | "connection" => key.health.transport_failure(ms),
+                _ => {
+                    key.health.cool_down(ms);
+                    ms
+                }
+            };
             draft.cooled_down(ms);
             metrics::cooldown(provider, reason);
         }

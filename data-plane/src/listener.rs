@@ -17,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,16 +31,21 @@ use crate::service::Gateway;
 use crate::state::AppState;
 use crate::unparsed;
 
-/// How long open connections get to finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(30);
+/// Set once the shutdown's drain time is over and the connections still
+/// open are closed: a stream dropped then was cut by the data plane, not
+/// abandoned by its app, and its trace says so.
+pub static FORCED_CLOSE: AtomicBool = AtomicBool::new(false);
 
 /// Bounds on app connections (`AIGW_HEADER_TIMEOUT_SECS`,
-/// `AIGW_IDLE_TIMEOUT_SECS`, `AIGW_MAX_CONNECTIONS`).
+/// `AIGW_IDLE_TIMEOUT_SECS`, `AIGW_MAX_CONNECTIONS`,
+/// `AIGW_SHUTDOWN_DRAIN_SECS`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// How long open connections get to finish after a shutdown signal.
+    pub drain: Duration,
 }
 
 impl Limits {
@@ -49,6 +54,7 @@ impl Limits {
             header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(cfg.idle_timeout_secs.max(1)),
             max_connections: cfg.max_connections.max(1),
+            drain: Duration::from_secs(cfg.shutdown_drain_secs),
         }
     }
 }
@@ -176,6 +182,10 @@ pub async fn serve_per_core(
                         Err(e) => tracing::error!(error = %e, "cannot serve on this thread"),
                     }
                 });
+                // The connections still open drop with the runtime, and
+                // their streams file their traces: before `_ended` says
+                // this thread is done and the spool is sealed.
+                drop(runtime);
             })?;
     }
     drop((shared, ended_tx));
@@ -206,7 +216,8 @@ impl Drop for Ended {
 }
 
 /// Accepts connections until the server stops, each served by a task on
-/// the calling runtime; then waits (up to 30 s) for those connections to end.
+/// the calling runtime; then waits (up to the drain time) for those
+/// connections to end.
 async fn accept_loop(listener: TcpListener, shared: Shared) {
     let Shared {
         limits,
@@ -262,11 +273,16 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
     }
     drop(listener);
     let all = u32::try_from(max).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN, mine.acquire_many(all))
+    if tokio::time::timeout(limits.drain, mine.acquire_many(all))
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after 30 s; closing them");
+        FORCED_CLOSE.store(true, Ordering::Relaxed);
+        let secs = limits.drain.as_secs();
+        tracing::warn!(
+            open = max.saturating_sub(mine.available_permits()),
+            "connections still open after {secs} s (AIGW_SHUTDOWN_DRAIN_SECS); closing them"
+        );
     }
 }
 
@@ -564,6 +580,7 @@ mod tests {
             header_timeout: Duration::from_secs(header),
             idle_timeout: Duration::from_secs(idle),
             max_connections: 1,
+            drain: Duration::from_secs(30),
         };
         for (header, idle) in [(20, 120), (20, 40), (5, 600), (60, 8), (1, 1)] {
             let p = check_period(limits(header, idle));

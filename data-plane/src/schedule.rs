@@ -4,7 +4,7 @@
 //! only touches atomics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aigw_proto::model::Strategy;
@@ -21,7 +21,13 @@ pub struct KeyHealth {
     rejected_until_ms: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 = no sample yet.
     ewma_latency_us: AtomicU64,
+    /// Transport failures (timeouts, refused or dropped connections) since
+    /// the credential last answered: each doubles the next bench.
+    strikes: AtomicU32,
 }
+
+/// The longest a credential is benched for failing to answer at all.
+pub const MAX_TRANSPORT_COOL_DOWN_MS: u64 = 300_000;
 
 impl KeyHealth {
     pub fn cool_down(&self, for_ms: u64) {
@@ -38,6 +44,29 @@ impl KeyHealth {
 
     fn is_rejected(&self, now: u64) -> bool {
         self.rejected_until_ms.load(Ordering::Relaxed) > now
+    }
+
+    /// Benched after a timeout or a connection failure: `base_ms` the
+    /// first time, doubled for each further one before the credential
+    /// answers again, up to [`MAX_TRANSPORT_COOL_DOWN_MS`]. A credential
+    /// whose requests hang costs each app that reaches it the whole
+    /// timeout; a fixed short bench would keep sending apps to it.
+    /// Returns the bench given.
+    pub fn transport_failure(&self, base_ms: u64) -> u64 {
+        let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
+        let ms = base_ms
+            .saturating_mul(1 << strikes)
+            .min(MAX_TRANSPORT_COOL_DOWN_MS);
+        self.cool_down(ms);
+        ms
+    }
+
+    /// The credential answered (in `us` to the answer's head).
+    pub fn answered(&self, us: u64) {
+        if self.strikes.load(Ordering::Relaxed) != 0 {
+            self.strikes.store(0, Ordering::Relaxed);
+        }
+        self.observe_latency(us);
     }
 
     pub fn observe_latency(&self, us: u64) {
@@ -289,6 +318,24 @@ mod tests {
         let picks: Vec<_> = (0..3).map(|_| p.pick(&[], None).unwrap()).collect();
         assert_eq!(picks, [0, 1, 2]);
         assert_eq!(p.pick(&[0, 1], None).unwrap(), 2);
+    }
+
+    /// A credential that keeps failing to answer is benched twice as long
+    /// each time, up to the cap; one answer and it starts again from the
+    /// base.
+    #[test]
+    fn transport_failures_double_the_bench_until_an_answer() {
+        let h = KeyHealth::default();
+        let benches: Vec<u64> = (0..10).map(|_| h.transport_failure(2_000)).collect();
+        assert_eq!(
+            benches,
+            [
+                2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000
+            ]
+        );
+        assert!(h.cooling_ms(now_ms()) > 290_000);
+        h.answered(100);
+        assert_eq!(h.transport_failure(2_000), 2_000);
     }
 
     #[test]

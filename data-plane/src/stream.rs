@@ -140,6 +140,8 @@ static DELTA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 
 /// The trace's error when the upstream's stream carried an error event.
 const UPSTREAM_ERROR_EVENT: &str = "upstream sent an error mid-stream";
+/// A stream still open when the data plane's shutdown drain ran out.
+const SHUT_DOWN: &str = "data plane shut down before the stream ended";
 /// A stream that ended without the upstream's finish.
 const ENDED_EARLY: &str = "upstream stream ended before its finish";
 /// What the app reads then.
@@ -665,6 +667,8 @@ impl Drop for MeteredStream {
         // a 500 if no head had left, else a cut connection).
         if std::thread::panicking() {
             self.file_trace(End::Broken(crate::context::PANICKED));
+        } else if crate::listener::FORCED_CLOSE.load(std::sync::atomic::Ordering::Relaxed) {
+            self.file_trace(End::Broken(SHUT_DOWN));
         } else {
             self.file_trace(End::Abandoned);
         }

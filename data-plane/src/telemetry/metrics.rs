@@ -279,6 +279,7 @@ pub fn stream_error_kind(message: &str) -> &'static str {
         "upstream stream too large" => "stream_too_large",
         "upstream sent an error mid-stream" => "stream_upstream_error",
         "client closed the stream early" => "client_closed",
+        "data plane shut down before the stream ended" => "shutdown",
         _ => "stream_error",
     }
 }

@@ -273,3 +273,90 @@ async fn requests_too_broken_to_parse_get_a_request_id_and_an_error_body() {
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert_eq!(text.matches("x-request-id: req_").count(), 2, "{text}");
 }
+
+/// SIGTERM with a stream longer than the drain time
+/// (`AIGW_SHUTDOWN_DRAIN_SECS`): the connection is closed when it runs
+/// out, and the stream's trace (what it used so far, and why it ended)
+/// reaches the spool before it is sealed, so the next start ships it.
+#[tokio::test]
+async fn a_stream_cut_by_the_shutdown_drain_is_traced() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gw = Gw::start(&["--shutdown-drain-secs", "1"]).await;
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"content": "word "}}],
+    });
+    let event = format!("data: {chunk}\n\n");
+    gw.mock.mock().add_fault(aigw_e2e::Fault {
+        stream_chunks: Some(vec![event; 40]),
+        chunk_delay_ms: Some(250),
+        ..aigw_e2e::Fault::default()
+    });
+    let listeners =
+        listener::bind_per_core("127.0.0.1:0".parse().expect("addr"), 1).expect("binds");
+    let port = listeners[0].local_addr().expect("bound").port();
+    let Gw {
+        node,
+        cp,
+        dir,
+        mock,
+        ..
+    } = gw;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(node.serve_per_core(listeners, async {
+        let _ = stopped.await;
+    }));
+
+    let mut app = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let req = crate::harness::chat_stream("a long one").to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+         authorization: Bearer {APP_KEY}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        req.len()
+    );
+    app.write_all(head.as_bytes()).await.expect("head");
+    app.write_all(req.as_bytes()).await.expect("body");
+    let mut got = vec![0; 4096];
+    let n = app.read(&mut got).await.expect("the answer starts");
+    assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("stops after the drain time")
+        .expect("joins")
+        .expect("serves");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), app.read_to_end(&mut rest)).await;
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("[DONE]"),
+        "the stream was cut, not finished"
+    );
+
+    let _node = crate::harness::restart(dir.path(), &cp.url());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let t = loop {
+        if let Some(t) = cp
+            .records()
+            .into_iter()
+            .find(|r| r.error == "data plane shut down before the stream ended")
+        {
+            break t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no trace of the cut stream: {:?}",
+            cp.records()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(t.status, 200);
+    assert_eq!(t.usage_source, "estimated_broken");
+    assert!(t.output_tokens > 0, "what was streamed is counted: {t:?}");
+    drop(mock);
+}
