@@ -13,7 +13,7 @@ use aigw_proto::model::{ClientKey, Provider, ProviderKind, Snapshot};
 use aigw_proto::pb::config as pb;
 use http::{HeaderName, HeaderValue};
 
-use crate::schedule::{KeyHealth, Pool, PoolKey, stable_hash};
+use crate::schedule::{Pool, PoolKey, stable_hash};
 
 #[derive(Debug)]
 pub struct Upstream {
@@ -80,13 +80,24 @@ impl Runtime {
                         ))
                     })
                     .collect::<Result<Vec<_>, BuildError>>()?;
-                let health = previous
-                    .and_then(|p| p.health_of(&provider.name, &k.name, &k.secret))
-                    .unwrap_or_default();
+                let kept = previous.and_then(|p| p.key_of(&provider.name, &k.name, &k.secret));
                 let blocked_until_ms = match &k.health {
                     None => 0,
                     Some(h) if h.retry_at_ms > 0 => u64::try_from(h.retry_at_ms).unwrap_or(0),
                     Some(_) => u64::MAX,
+                };
+                let health = match kept {
+                    Some(prev) => {
+                        if prev.blocked_until_ms != 0 && blocked_until_ms == 0 {
+                            // The control plane's check found it well again
+                            // (the provider took the key back): so does this
+                            // node, rather than wait out the bench its own
+                            // refused request set.
+                            prev.health.forgive_rejection();
+                        }
+                        prev.health.clone()
+                    }
+                    None => Arc::default(),
                 };
                 pool_keys.push(PoolKey {
                     seed: stable_hash(&[provider.name.as_bytes(), k.name.as_bytes()]),
@@ -152,18 +163,16 @@ impl Runtime {
         self.route_chain(model).next()
     }
 
-    /// The health of `key` of `provider`, if it still has `secret`.
-    fn health_of(&self, provider: &str, key: &str, secret: &str) -> Option<Arc<KeyHealth>> {
+    /// `key` of `provider`, if it still has `secret`.
+    fn key_of(&self, provider: &str, key: &str, secret: &str) -> Option<&PoolKey> {
         let u = self
             .upstreams
             .iter()
             .find(|u| u.provider.name == provider)?;
-        let k = u
-            .pool
+        u.pool
             .keys
             .iter()
-            .find(|k| k.name == key && k.secret == secret)?;
-        Some(k.health.clone())
+            .find(|k| k.name == key && k.secret == secret)
     }
 }
 
@@ -177,6 +186,14 @@ mod tests {
     use super::*;
 
     fn build(secret: &str, previous: Option<&Runtime>) -> Runtime {
+        build_with(secret, None, previous)
+    }
+
+    fn build_with(
+        secret: &str,
+        health: Option<pb::KeyHealth>,
+        previous: Option<&Runtime>,
+    ) -> Runtime {
         let core = pb::Snapshot {
             version: secret.into(),
             providers: vec![pb::Provider {
@@ -188,6 +205,7 @@ mod tests {
                     secret: secret.into(),
                     weight: 1,
                     oauth: true,
+                    health,
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -213,5 +231,34 @@ mod tests {
             &old.upstreams[0].pool.keys[0].health
         ));
         assert!(fresh.upstreams[0].pool.pick(&[], None).is_ok());
+    }
+
+    /// The provider refused the key here (a bench of a minute), the control
+    /// plane's check found it unusable, then well again: the node takes it
+    /// back with that snapshot, not a minute later. A rate limit's bench
+    /// stays.
+    #[test]
+    fn a_key_the_checks_find_well_again_is_taken_back_at_once() {
+        let unusable = pb::KeyHealth {
+            status: "invalid_credential".into(),
+            ..Default::default()
+        };
+        let blocked = build_with("sk-1", Some(unusable), None);
+        blocked.upstreams[0].pool.keys[0].health.reject(60_000);
+        let well = build_with("sk-1", None, Some(&blocked));
+        assert!(well.upstreams[0].pool.pick(&[], None).is_ok());
+
+        let limited = build_with("sk-1", Some(pb::KeyHealth::default()), None);
+        let h = &limited.upstreams[0].pool.keys[0].health;
+        h.reject(60_000);
+        h.cool_down(120_000);
+        let after = build_with("sk-1", None, Some(&limited));
+        assert!(after.upstreams[0].pool.pick(&[], None).is_err());
+
+        // Unblocked in the snapshot without any change: the bench stays.
+        let plain = build("sk-2", None);
+        plain.upstreams[0].pool.keys[0].health.reject(60_000);
+        let again = build("sk-2", Some(&plain));
+        assert!(again.upstreams[0].pool.pick(&[], None).is_err());
     }
 }

@@ -42,6 +42,20 @@ impl KeyHealth {
             .fetch_max(now_ms() + for_ms, Ordering::Relaxed);
     }
 
+    /// Ends a bench set because the provider rejected the credential (a
+    /// rate limit's bench stays: a health check does not show it over).
+    pub fn forgive_rejection(&self) {
+        let rejected = self.rejected_until_ms.swap(0, Ordering::Relaxed);
+        if rejected > now_ms() {
+            // Unless a longer bench (a rate limit's) was set since.
+            let _ = self.cooldown_until_ms.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |until| (until <= rejected).then_some(0),
+            );
+        }
+    }
+
     fn is_rejected(&self, now: u64) -> bool {
         self.rejected_until_ms.load(Ordering::Relaxed) > now
     }
