@@ -243,7 +243,9 @@ pub fn to_file(live: &Live) -> ApplyFile {
 }
 
 pub fn to_yaml(live: &Live, generated_at: &str) -> Result<String> {
-    let body = serde_yaml::to_string(&to_file(live)).map_err(Error::Export)?;
+    let mut value = serde_yaml::to_value(to_file(live)).map_err(Error::Export)?;
+    escape_refs(&mut value);
+    let body = serde_yaml::to_string(&value).map_err(Error::Export)?;
     Ok(format!(
         "# aigw configuration exported {generated_at}.\n\
          # Secrets are left out: provider keys without `secret`, client keys\n\
@@ -252,11 +254,90 @@ pub fn to_yaml(live: &Live, generated_at: &str) -> Result<String> {
     ))
 }
 
+/// Writes every `${` of a string value as `$${`, which an apply file reads
+/// back as the text `${` (`crate::vars`): a name or description holding
+/// `${AIGW_ADMIN_TOKEN}` is exported as text, so applying the export with
+/// `control-plane apply` cannot expand it from the applier's environment.
+/// Mapping keys are left alone: an apply file never expands them.
+fn escape_refs(v: &mut serde_yaml::Value) {
+    use serde_yaml::Value;
+    match v {
+        Value::String(s) if s.contains("${") => *s = s.replace("${", "$${"),
+        Value::Sequence(items) => items.iter_mut().for_each(escape_refs),
+        Value::Mapping(map) => map.values_mut().for_each(escape_refs),
+        Value::Tagged(t) => escape_refs(&mut t.value),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::file::parse;
     use aigw_proto::pb::admin::ProviderKeyInfo;
+
+    /// A `${VAR}` written in a name or any other string is exported as
+    /// text: applying the export with every variable set (as
+    /// `control-plane apply` would, from the applier's environment) gives
+    /// back the same strings, never a variable's value.
+    #[test]
+    fn dollar_braces_in_strings_are_exported_as_text() {
+        let tricky = [
+            "ops-${AIGW_ADMIN_TOKEN}",
+            "a-$${X}-b",
+            "${bad-name}",
+            "tail-${",
+            "$$ and $ and $$$",
+            "${X",
+        ];
+        let live = Live {
+            teams: tricky
+                .iter()
+                .map(|n| TeamInfo {
+                    name: (*n).into(),
+                    members: vec![format!("m-{n}")],
+                })
+                .collect(),
+            providers: vec![ProviderInfo {
+                name: "p-${AIGW_MASTER_KEY}".into(),
+                kind: "openai".into(),
+                keys: vec![ProviderKeyInfo {
+                    name: "k-${HOME}".into(),
+                    weight: 1,
+                    ..Default::default()
+                }],
+                model_map: [("${K}".to_string(), "v-${V}".to_string())].into(),
+                ..Default::default()
+            }],
+            oauth_templates: vec![OAuthTemplateSpec {
+                name: "t".into(),
+                description: "uses ${AIGW_ADMIN_TOKEN}".into(),
+                token_url: "https://idp.example/token".into(),
+                client_id: "c".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let yaml = to_yaml(&live, "now").unwrap();
+        let leak = |_: &str| Some("LEAKED".to_string());
+        let back = parse(&yaml, &leak).unwrap();
+        assert!(!format!("{back:?}").contains("LEAKED"), "{yaml}");
+        let names: Vec<&str> = back.teams.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, tricky, "{yaml}");
+        for (t, n) in back.teams.iter().zip(tricky) {
+            assert_eq!(t.members, [format!("m-{n}")]);
+        }
+        let p = &back.providers[0];
+        assert_eq!(
+            (p.name.as_str(), p.keys[0].name.as_str()),
+            ("p-${AIGW_MASTER_KEY}", "k-${HOME}")
+        );
+        assert_eq!(p.model_map["${K}"], "v-${V}");
+        assert_eq!(
+            back.oauth_templates[0].description,
+            "uses ${AIGW_ADMIN_TOKEN}"
+        );
+    }
 
     #[test]
     fn exports_without_secrets_and_reads_back() {

@@ -466,13 +466,15 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Appl
     if text.trim().is_empty() {
         return Err(Error::invalid("the file is empty"));
     }
+    // Before the parser, whose time grows with the square of the nesting.
+    crate::depth::check(text)?;
     let (marked, refs) = vars::Refs::mark(text);
     let mut value: Value = serde_yaml::from_str(&marked)?;
     value
         .apply_merge()
         .map_err(|e| Error::invalid(format!("YAML merge keys: {e}")))?;
     vars::expand_value(&mut value, "", &refs, lookup)?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let file: ApplyFile = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
@@ -480,7 +482,45 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Appl
         } else {
             Error::invalid(format!("{path}: {inner}"))
         }
-    })
+    })?;
+    file.check_unique()?;
+    Ok(file)
+}
+
+/// The first name that two items of `items` share: `list[j]` repeats
+/// `list[i]`.
+fn unique<'a, T>(list: &str, items: &'a [T], name: impl Fn(&'a T) -> &'a str) -> Result<()> {
+    let mut seen = std::collections::HashMap::with_capacity(items.len());
+    for (j, item) in items.iter().enumerate() {
+        if let Some(i) = seen.insert(name(item), j) {
+            return Err(Error::invalid(format!(
+                "{list}[{j}]: {:?} is already {list}[{i}]; each may appear once",
+                name(item)
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ApplyFile {
+    /// Refuses a name (a model, for pricing and routes) given twice in one
+    /// list: the second would silently replace the first, or be planned
+    /// as a second object.
+    fn check_unique(&self) -> Result<()> {
+        unique("oauth_templates", &self.oauth_templates, |t| &t.name)?;
+        unique("providers", &self.providers, |p| &p.name)?;
+        for (i, p) in self.providers.iter().enumerate() {
+            unique(&format!("providers[{i}].keys"), &p.keys, |k| &k.name)?;
+        }
+        unique("pricing", &self.pricing, |p| &p.model)?;
+        unique("client_keys", &self.client_keys, |k| &k.name)?;
+        unique("routes", &self.routes, |r| &r.model)?;
+        unique("teams", &self.teams, |t| &t.name)?;
+        for (i, t) in self.teams.iter().enumerate() {
+            unique(&format!("teams[{i}].members"), &t.members, |m| m)?;
+        }
+        unique("users", &self.users, |u| &u.name)
+    }
 }
 
 #[cfg(test)]
@@ -670,6 +710,44 @@ client_keys:
             assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Some(ms), "{ms}");
         }
         assert_eq!(format_rfc3339_ms(1_769_817_600_000), "2026-01-31T00:00:00Z");
+    }
+
+    #[test]
+    fn a_name_given_twice_in_a_list_is_refused() {
+        for (text, want) in [
+            (
+                "providers:\n  - {name: p, kind: openai}\n  - {name: q, kind: openai}\n  - {name: p, kind: anthropic}\n",
+                "providers[2]: \"p\" is already providers[0]",
+            ),
+            (
+                "providers:\n  - {name: p, kind: openai, keys: [{name: a, secret: s}, {name: a, secret: t}]}\n",
+                "providers[0].keys[1]: \"a\" is already providers[0].keys[0]",
+            ),
+            (
+                "client_keys: [{name: k}, {name: k}]\n",
+                "client_keys[1]: \"k\" is already client_keys[0]",
+            ),
+            (
+                "pricing: [{model: m, input: 1, output: 1}, {model: m, input: 2, output: 2}]\n",
+                "pricing[1]",
+            ),
+            (
+                "routes: [{model: a, alias_of: b}, {model: a, alias_of: c}]\n",
+                "routes[1]",
+            ),
+            (
+                "teams: [{name: t, members: [ann, ann]}]\n",
+                "teams[0].members[1]",
+            ),
+            ("teams: [{name: t}, {name: t}]\n", "teams[1]"),
+            ("users: [{name: ann}, {name: ann}]\n", "users[1]"),
+        ] {
+            let e = parse(text, &env).unwrap_err().to_string();
+            assert!(
+                e.contains(want) && e.contains("each may appear once"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod depth;
 pub mod error;
 pub mod export;
 pub mod file;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use control_plane::admin::apply::ServerRules;
@@ -14,8 +15,29 @@ use control_plane::error::Error;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long, once `serve` has returned, blocking work still under way (a
+/// large configuration file being parsed, a password being hashed: their
+/// answers can no longer be sent) may hold up the exit. Dropping the
+/// runtime would wait for it however long it takes.
+const BLOCKING_GRACE: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("control-plane: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(run());
+    rt.shutdown_timeout(BLOCKING_GRACE);
+    code
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     aigw_startup::install_crypto();
     aigw_startup::init_tracing();

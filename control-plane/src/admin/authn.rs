@@ -93,7 +93,10 @@ pub fn principal_for(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<P
             role,
             user_id: Some(s.user_id),
             username: Some(username),
-            kind: PrincipalKind::Session { session_id: s.id },
+            kind: PrincipalKind::Session {
+                session_id: s.id,
+                expires_at_ms: s.expires_at_ms,
+            },
         });
     }
     Err(Error::Unauthenticated("invalid token"))

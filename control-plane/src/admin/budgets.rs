@@ -282,10 +282,51 @@ pub fn check_team(spec: &TeamSpec) -> Result<()> {
     if spec.members.len() > 10_000 {
         return Err(Error::invalid("team: at most 10,000 members"));
     }
+    let mut seen = std::collections::HashSet::with_capacity(spec.members.len());
     for m in &spec.members {
         validate::username(m)?;
+        if !seen.insert(m.as_str()) {
+            return Err(Error::invalid(format!(
+                "team {:?}: member {m:?} is listed twice",
+                spec.name
+            )));
+        }
     }
     Ok(())
+}
+
+/// A webhook URL's `scheme://host[:port]`.
+pub fn webhook_origin(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    &url[..end]
+}
+
+/// A webhook URL as those who may not see it whole see it: its origin, and
+/// `/…` for a path (Slack's, Discord's and Teams' URLs carry their secret
+/// in it). Sent back unchanged in an upsert, it keeps the stored URL.
+pub fn webhook_url_masked(url: &str) -> String {
+    let origin = webhook_origin(url);
+    if url.len() > origin.len() && &url[origin.len()..] != "/" {
+        format!("{origin}/…")
+    } else {
+        origin.to_string()
+    }
+}
+
+/// What an upsert of a webhook set, for the audit log: the URL's host
+/// only (never its path, which may hold a secret), and whether a secret
+/// was given.
+pub fn webhook_summary(spec: &WebhookSpec) -> String {
+    let origin = webhook_origin(&spec.url);
+    let host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    let mut s = format!("host={host}");
+    if !spec.secret.is_empty() {
+        s.push_str(" secret given");
+    }
+    s
 }
 
 pub fn check_webhook(spec: &WebhookSpec) -> Result<()> {

@@ -240,6 +240,44 @@ pub fn plan(
     })
 }
 
+/// How a key would allow more than another.
+enum Wider {
+    Limits,
+    /// Every model, where the other allows only these.
+    AllModels(Vec<String>),
+    /// A model the other does not allow, and the ones it does.
+    Model(String, Vec<String>),
+    Expiry,
+}
+
+/// How a key of these `models`, `limits` and expiry would allow more than
+/// `old`, if it would: limits laxer, a model (or every model) `old` does
+/// not allow, an expiry later than `old`'s or none where `old` has one.
+fn wider(
+    models: &[String],
+    limits: &Stored,
+    expires_at_ms: i64,
+    old: &ClientKeyRow,
+) -> Result<Option<Wider>> {
+    if !limits.within(&Stored::from(old)) {
+        return Ok(Some(Wider::Limits));
+    }
+    let allowed = parse_models(&old.models, &old.name)?;
+    if !allowed.is_empty() {
+        if models.is_empty() {
+            return Ok(Some(Wider::AllModels(allowed)));
+        }
+        if let Some(m) = models.iter().find(|m| !covered(&allowed, m)) {
+            return Ok(Some(Wider::Model(m.clone(), allowed)));
+        }
+    }
+    let later = expires_at_ms == 0 || expires_at_ms > old.expires_at_ms;
+    if old.expires_at_ms != 0 && later {
+        return Ok(Some(Wider::Expiry));
+    }
+    Ok(None)
+}
+
 /// Checks that `input` allows nothing `old` did not: what a caller limited
 /// to their own keys may change, so that what an operator restricted on a
 /// member's key stays restricted. Its limits no laxer; its models some of
@@ -248,37 +286,88 @@ pub fn plan(
 /// kept or brought closer, never removed (0) or moved later.
 fn only_tightens(input: &ClientKeyInput, old: &ClientKeyRow) -> Result<()> {
     let spec = &input.spec;
-    if !input.limits.within(&Stored::from(old)) {
-        return Err(Error::PermissionDenied(format!(
+    let Some(w) = wider(&spec.models, &input.limits, spec.expires_at_ms, old)? else {
+        return Ok(());
+    };
+    Err(Error::PermissionDenied(match w {
+        Wider::Limits => format!(
             "client_key {:?}: a member may only tighten a key's limits, not raise or lift them",
             spec.name
-        )));
-    }
-    let allowed = parse_models(&old.models, &old.name)?;
-    if !allowed.is_empty() {
-        if spec.models.is_empty() {
-            return Err(Error::PermissionDenied(format!(
-                "client_key {:?}: models: a member may only narrow a key's models ({}), not allow every model",
-                spec.name,
-                allowed.join(", ")
-            )));
-        }
-        if let Some(m) = spec.models.iter().find(|m| !covered(&allowed, m)) {
-            return Err(Error::PermissionDenied(format!(
-                "client_key {:?}: models: {m:?} is not among the key's models ({}); a member may only keep them or name models they cover",
-                spec.name,
-                allowed.join(", ")
-            )));
-        }
-    }
-    let later = spec.expires_at_ms == 0 || spec.expires_at_ms > old.expires_at_ms;
-    if old.expires_at_ms != 0 && later {
-        return Err(Error::PermissionDenied(format!(
+        ),
+        Wider::AllModels(allowed) => format!(
+            "client_key {:?}: models: a member may only narrow a key's models ({}), not allow every model",
+            spec.name,
+            allowed.join(", ")
+        ),
+        Wider::Model(m, allowed) => format!(
+            "client_key {:?}: models: {m:?} is not among the key's models ({}); a member may only keep them or name models they cover",
+            spec.name,
+            allowed.join(", ")
+        ),
+        Wider::Expiry => format!(
             "client_key {:?}: expires_at_ms: a member may only bring a key's expiry closer, not remove it or move it later",
             spec.name
+        ),
+    }))
+}
+
+/// A member's new key allows no more than any key they already hold
+/// (`owned`, revoked ones included until deleted): within each of them by
+/// the rules of [`only_tightens`]. Otherwise creating a key would undo
+/// what an operator restricted on the member's key. A member with no keys,
+/// or only unrestricted ones, creates keys as before.
+pub fn within_own_keys(input: &ClientKeyInput, owned: &[ClientKeyRow]) -> Result<()> {
+    let spec = &input.spec;
+    for old in owned {
+        let Some(w) = wider(&spec.models, &input.limits, spec.expires_at_ms, old)? else {
+            continue;
+        };
+        let (field, how) = match w {
+            Wider::Limits => ("limits", "has tighter limits".to_string()),
+            Wider::AllModels(allowed) => (
+                "models",
+                format!("allows only {}, not every model", allowed.join(", ")),
+            ),
+            Wider::Model(m, allowed) => (
+                "models",
+                format!("allows only {}, not {m:?}", allowed.join(", ")),
+            ),
+            Wider::Expiry => (
+                "expires_at_ms",
+                format!(
+                    "expires at {} (ms), and so must this one, or sooner",
+                    old.expires_at_ms
+                ),
+            ),
+        };
+        return Err(Error::PermissionDenied(format!(
+            "client_key {:?}: {field}: a member's new key may allow no more than each key they already hold, and their client_key {:?} {how}",
+            spec.name, old.name
         )));
     }
     Ok(())
+}
+
+/// Whether a member may delete `key`, one of `owned` (their keys): only
+/// when that does not widen what [`within_own_keys`] lets them create:
+/// the key restricts nothing, or another key of theirs is within it.
+pub fn member_may_delete(key: &ClientKeyRow, owned: &[ClientKeyRow]) -> Result<()> {
+    let unrestricted = parse_models(&key.models, &key.name)?.is_empty()
+        && Stored::from(key).is_empty()
+        && key.expires_at_ms == 0;
+    if unrestricted {
+        return Ok(());
+    }
+    for other in owned.iter().filter(|o| o.id != key.id) {
+        let models = parse_models(&other.models, &other.name)?;
+        if wider(&models, &Stored::from(other), other.expires_at_ms, key)?.is_none() {
+            return Ok(());
+        }
+    }
+    Err(Error::PermissionDenied(format!(
+        "client_key {:?}: its models, limits or expiry bound the keys its owner may create, so a member may not delete it; revoke it, or ask an operator to delete it",
+        key.name
+    )))
 }
 
 /// Whether every model `pattern` allows is one `allowed` allows: it is one
@@ -302,6 +391,12 @@ pub fn upsert(
     owner: Option<String>,
     only_tighten: bool,
 ) -> Result<(UpsertResult, bool)> {
+    if only_tighten
+        && existing.is_none()
+        && let Some(uid) = &owner
+    {
+        within_own_keys(input, &config::list_client_keys(conn, Some(uid))?)?;
+    }
     let plan = plan(
         input,
         existing.as_ref(),

@@ -29,6 +29,7 @@ fn as_user(u: &identity::UserRow) -> Result<Principal> {
         username: Some(u.username.clone()),
         kind: PrincipalKind::Session {
             session_id: String::new(),
+            expires_at_ms: 0,
         },
     })
 }
@@ -46,14 +47,20 @@ impl IdentityService for AdminSvc {
         if username.len() > throttle::MAX_USERNAME || password.len() > users::MAX_PASSWORD {
             return Err(Error::Unauthenticated(BAD_LOGIN).into());
         }
-        let attempt = throttle::logins()
-            .begin(source, &username)
-            .map_err(|secs| {
-                throttled(
-                    format!("too many failed logins from this address; try again in {secs} s"),
-                    secs,
-                )
-            })?;
+        let attempt = match throttle::logins().begin(source, &username) {
+            Ok(a) => a,
+            Err(r) => {
+                self.report_throttled(source, &username, r, "login").await;
+                return Err(throttled(
+                    format!(
+                        "too many failed logins for this {}; try again in {} s",
+                        r.limit.as_str(),
+                        r.secs
+                    ),
+                    r.secs,
+                ));
+            }
+        };
         let name = username.clone();
         let user = self.read(move |conn| find_user(conn, &name)).await?;
         // Unknown users cost a verification too, so timing does not tell
@@ -70,10 +77,16 @@ impl IdentityService for AdminSvc {
                 attempt.succeeded();
                 u
             }
-            _ => {
+            other => {
                 attempt.failed();
-                // Not the username: people type passwords into that field too.
-                tracing::info!(%source, "login refused");
+                // The username only when such a user exists: people type
+                // passwords into that field too.
+                let (user, reason) = match &other {
+                    Some(u) if u.disabled => (u.username.as_str(), "user disabled"),
+                    Some(u) => (u.username.as_str(), "wrong password"),
+                    None => ("", "no such user"),
+                };
+                tracing::warn!(%source, user, reason, "login refused");
                 return Err(Error::Unauthenticated(BAD_LOGIN).into());
             }
         };
@@ -100,7 +113,7 @@ impl IdentityService for AdminSvc {
         request: Request<LogoutRequest>,
     ) -> Result<Response<LogoutResult>, Status> {
         let (p, _) = self.caller(&request, rbac::LOGOUT).await?;
-        let PrincipalKind::Session { session_id } = p.kind.clone() else {
+        let PrincipalKind::Session { session_id, .. } = p.kind.clone() else {
             return Ok(Response::new(LogoutResult { ended: false }));
         };
         let name = p.username.clone().unwrap_or_default();
@@ -246,16 +259,21 @@ impl IdentityService for AdminSvc {
             // by the same throttle, and hashed in the same few slots (a
             // session could otherwise guess without limit, and run as many
             // Argon2 hashes at once as it sends requests).
-            let attempt = throttle::logins()
-                .begin(source, &target.username)
-                .map_err(|secs| {
-                    throttled(
+            let attempt = match throttle::logins().begin(source, &target.username) {
+                Ok(a) => a,
+                Err(r) => {
+                    self.report_throttled(source, &target.username, r, "password check")
+                        .await;
+                    return Err(throttled(
                         format!(
-                            "too many failed password checks from this address; try again in {secs} s"
+                            "too many failed password checks for this {}; try again in {} s",
+                            r.limit.as_str(),
+                            r.secs
                         ),
-                        secs,
-                    )
-                })?;
+                        r.secs,
+                    ));
+                }
+            };
             let ok = {
                 let _slot = throttle::verification_slot().await;
                 users::verify_async(req.current_password.clone(), target.password_hash.clone())
@@ -263,6 +281,7 @@ impl IdentityService for AdminSvc {
             };
             if !ok {
                 attempt.failed();
+                tracing::warn!(%source, user = %target.username, "password check refused");
                 return Err(Error::PermissionDenied(BAD_CURRENT_PASSWORD.into()).into());
             }
             attempt.succeeded();
@@ -277,8 +296,14 @@ impl IdentityService for AdminSvc {
         let hash = users::hash_async(password).await?;
         let uid = target.id.clone();
         self.mutate(&p, Object::new("user", &target.username), move |conn, _| {
-            users::set_password(conn, &uid, hash)?;
-            Ok(((), Some(Change::account("reset_password"))))
+            let revoked = users::set_password(conn, &uid, hash)?;
+            let change = Change::account("reset_password");
+            let change = if revoked > 0 {
+                change.with(format!("revoked {revoked} API token(s)"))
+            } else {
+                change
+            };
+            Ok(((), Some(change)))
         })
         .await?;
         Ok(Response::new(ResetPasswordResult { generated_password }))
@@ -362,6 +387,57 @@ impl IdentityService for AdminSvc {
         let f = audit::filter(request.get_ref())?;
         let list = self.read(move |conn| audit::list(conn, &f)).await?;
         Ok(Response::new(list))
+    }
+}
+
+impl AdminSvc {
+    /// Logs a throttled sign-in (or password check) with its source, and
+    /// the username only when such a user exists (a password typed into
+    /// the username field is never logged). The first refusal of a throttle
+    /// window is audited too (actor `anonymous`), so the log shows when
+    /// guessing was stopped without an entry per attempt.
+    async fn report_throttled(
+        &self,
+        source: std::net::IpAddr,
+        username: &str,
+        r: throttle::Refused,
+        what: &'static str,
+    ) {
+        let name = username.to_string();
+        let known = self
+            .read(move |conn| find_user(conn, &name))
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.username);
+        tracing::warn!(
+            %source,
+            user = known.as_deref().unwrap_or(""),
+            limit = r.limit.as_str(),
+            secs = r.secs,
+            first = r.first,
+            "{what} throttled"
+        );
+        if !r.first {
+            return;
+        }
+        let detail = format!(
+            "{what}s refused for {} s: too many failures for this {} (from {source})",
+            r.secs,
+            r.limit.as_str()
+        );
+        let what = Object::new("session", known.unwrap_or_default());
+        let written = self
+            .db
+            .run(move |conn| {
+                let change = Change::account("throttle").with(detail);
+                let rows = super::audit_rows("anonymous", None, vec![(what, change)])?;
+                crate::db::identity::insert_audit(conn, &rows)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not audit a throttled sign-in");
+        }
     }
 }
 

@@ -242,6 +242,55 @@ async fn guessing_ones_own_current_password_is_throttled_like_a_login() {
     assert!(wait >= 1, "{wait}");
 }
 
+/// When the login throttle starts refusing, the audit log says so once
+/// for the window (not per attempt), as `anonymous`, naming the user only
+/// when one exists: what was typed as a username may be a password.
+#[tokio::test]
+async fn throttling_is_audited_once_per_window_without_unknown_usernames() {
+    use aigw_proto::pb::admin::AuditQuery;
+    let t = temp_db();
+    let s = svc(&t);
+    user(&s, "zed", "viewer").await;
+    let throttles = || async {
+        s.list_audit_log(req(AuditQuery::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .into_iter()
+            .filter(|e| e.action == "throttle")
+            .collect::<Vec<_>>()
+    };
+    for (name, shown) in [("zed", "zed"), ("Secret-Typed-As-User-1", "")] {
+        for _ in 0..5 {
+            let e = s.login(login(name, "wrong")).await.unwrap_err();
+            assert_eq!(e.code(), Code::Unauthenticated);
+        }
+        let before = throttles().await.len();
+        for _ in 0..3 {
+            let e = s.login(login(name, "wrong")).await.unwrap_err();
+            assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        }
+        let entries = throttles().await;
+        assert_eq!(entries.len(), before + 1, "{entries:?}");
+        let last = entries
+            .iter()
+            .find(|e| e.object_name == shown)
+            .expect("an entry for this name");
+        assert_eq!(
+            (last.actor.as_str(), last.object_kind.as_str()),
+            ("anonymous", "session")
+        );
+        assert!(last.detail.contains("refused for"), "{last:?}");
+    }
+    let all = s
+        .list_audit_log(req(AuditQuery::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!format!("{all:?}").contains("Secret-Typed"), "{all:?}");
+}
+
 #[tokio::test]
 async fn password_resets() {
     let t = temp_db();
@@ -403,6 +452,98 @@ async fn api_tokens_are_scoped_shown_once_and_revocable() {
     .unwrap();
     let e = s.who_am_i(req_as(WhoAmIRequest {}, &t2)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
+}
+
+/// A token made while logged in expires with the session that made it
+/// (asking for later is refused), and a password reset revokes it with the
+/// user's sessions; another user's tokens are untouched.
+#[tokio::test]
+async fn a_token_made_from_a_session_ends_with_it_and_with_a_password_reset() {
+    let t = temp_db();
+    let s = svc(&t);
+    let login_result = |name: &str| login(name, &format!("{name}-password"));
+    user(&s, "op", "operator").await;
+    let session = s.login(login_result("op")).await.unwrap().into_inner();
+    let tok = |n: &str, expires_at_ms: i64| CreateApiTokenRequest {
+        name: n.into(),
+        role: "viewer".into(),
+        expires_at_ms,
+    };
+    let made = s
+        .create_api_token(req_as(tok("ci", 0), &session.session_token))
+        .await
+        .unwrap()
+        .into_inner();
+    let info = made.info.unwrap();
+    assert_eq!(info.expires_at_ms, session.expires_at_ms, "{info:?}");
+    let e = s
+        .create_api_token(req_as(
+            tok("later", session.expires_at_ms + 1),
+            &session.session_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("session or token"), "{e:?}");
+    let sooner = s
+        .create_api_token(req_as(
+            tok("sooner", session.expires_at_ms - 1000),
+            &session.session_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        sooner.info.unwrap().expires_at_ms,
+        session.expires_at_ms - 1000
+    );
+    // Its child is bound the same way.
+    let child = s
+        .create_api_token(req_as(tok("child", 0), &made.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(child.info.unwrap().expires_at_ms, session.expires_at_ms);
+
+    // Another user's token, to see it survive.
+    let vi = user(&s, "vi", "viewer").await;
+    let other = s
+        .create_api_token(req_as(tok("vi-ci", 0), &vi))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+
+    // An admin resets op's password: op's tokens stop working at once.
+    s.reset_password(req(ResetPasswordRequest {
+        username: "op".into(),
+        new_password: "new-password-1".into(),
+        current_password: String::new(),
+    }))
+    .await
+    .unwrap();
+    for token in [&made.token, &child.token] {
+        let e = s
+            .who_am_i(req_as(WhoAmIRequest {}, token))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::Unauthenticated, "token revoked")
+        );
+    }
+    s.who_am_i(req_as(WhoAmIRequest {}, &other)).await.unwrap();
+    let listed = s
+        .list_api_tokens(req(ListApiTokensRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let revoked: Vec<(&str, bool)> = listed
+        .tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.revoked))
+        .collect();
+    assert!(revoked.contains(&("ci", true)) && revoked.contains(&("vi-ci", false)));
 }
 
 #[tokio::test]

@@ -203,6 +203,9 @@ pub enum PrincipalKind {
     Bootstrap,
     Session {
         session_id: String,
+        /// When the session ends (0 for the placeholder of a sign-in
+        /// still under way, which makes nothing).
+        expires_at_ms: i64,
     },
     ApiToken {
         token_id: String,
@@ -224,13 +227,15 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// When the credential making this call stops working (0: never).
-    /// Sessions end too, but what a person creates while logged in is
-    /// theirs, not the session's; only a token's children are bound by it.
+    /// When the credential making this call stops working (0: never): an
+    /// API token made with it expires no later. A session's end counts too,
+    /// so a token made while logged in does not outlive the session (a
+    /// stolen session cannot mint a credential that outlasts it).
     pub fn expires_at_ms(&self) -> i64 {
         match self.kind {
-            PrincipalKind::ApiToken { expires_at_ms, .. } => expires_at_ms,
-            _ => 0,
+            PrincipalKind::ApiToken { expires_at_ms, .. }
+            | PrincipalKind::Session { expires_at_ms, .. } => expires_at_ms,
+            PrincipalKind::Bootstrap => 0,
         }
     }
 

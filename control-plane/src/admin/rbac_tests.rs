@@ -127,6 +127,7 @@ fn user(role: Role) -> Principal {
         username: Some(format!("{role}-user")),
         kind: PrincipalKind::Session {
             session_id: "s".into(),
+            expires_at_ms: 0,
         },
     }
 }

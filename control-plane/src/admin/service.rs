@@ -169,7 +169,7 @@ impl AdminService for AdminSvc {
         &self,
         request: Request<NameRequest>,
     ) -> Result<Response<DeleteResult>, Status> {
-        let (p, _) = self.caller(&request, rbac::DELETE_CLIENT_KEY).await?;
+        let (p, access) = self.caller(&request, rbac::DELETE_CLIENT_KEY).await?;
         let name = request.into_inner().name;
         let what = Object::new("client_key", &name);
         let who = p.clone();
@@ -183,6 +183,12 @@ impl AdminService for AdminSvc {
                     rbac::DELETE_CLIENT_KEY,
                     Target::Owned(k.owner_user_id.as_deref()),
                 )?;
+                // A member's keys bound the keys they may create: deleting
+                // one must not lift that.
+                if let rbac::Access::Own(uid) = &access {
+                    let owned = config::list_client_keys(conn, Some(uid))?;
+                    client_keys::member_may_delete(&k, &owned)?;
+                }
                 Ok(deleted(config::delete_client_key(conn, &name)?))
             })
             .await?;
@@ -594,6 +600,15 @@ impl AdminService for AdminSvc {
                 let old = crate::db::budgets::list_webhooks(conn)?
                     .into_iter()
                     .find(|w| w.name == spec.name);
+                // The URL as a non-admin is shown it: keep the stored one.
+                let mut spec = spec;
+                if let Some(w) = &old
+                    && spec.url != w.url
+                    && spec.url == budgets::webhook_url_masked(&w.url)
+                {
+                    spec.url = w.url.clone();
+                }
+                let detail = budgets::webhook_summary(&spec);
                 let secret = match (&old, spec.secret.is_empty()) {
                     (Some(w), true) => master.decrypt(&w.secret_enc, &context)?,
                     (None, true) => {
@@ -626,14 +641,8 @@ impl AdminService for AdminSvc {
                     changed: true,
                     generated_key: String::new(),
                 };
-                Ok((
-                    r,
-                    Some(Change::account(if old.is_none() {
-                        "create"
-                    } else {
-                        "update"
-                    })),
-                ))
+                let action = if old.is_none() { "create" } else { "update" };
+                Ok((r, Some(Change::account(action).with(detail))))
             })
             .await?;
         Ok(Response::new(r))
@@ -662,7 +671,10 @@ impl AdminService for AdminSvc {
         &self,
         request: Request<ListRequest>,
     ) -> Result<Response<WebhookList>, Status> {
-        self.caller(&request, rbac::LIST_WEBHOOKS).await?;
+        let (p, _) = self.caller(&request, rbac::LIST_WEBHOOKS).await?;
+        // Whole URLs for admins only: chat services' webhook URLs carry
+        // their secret in the path.
+        let whole = p.role == rbac::Role::Admin;
         let master = self.master.clone();
         let webhooks = self
             .read(move |conn| {
@@ -674,7 +686,11 @@ impl AdminService for AdminSvc {
                         Ok(WebhookInfo {
                             secret_hint: crate::crypto::mask(&secret, 4),
                             name: w.name,
-                            url: w.url,
+                            url: if whole {
+                                w.url
+                            } else {
+                                budgets::webhook_url_masked(&w.url)
+                            },
                         })
                     })
                     .collect::<Result<Vec<_>>>()

@@ -749,3 +749,52 @@ async fn a_change_to_one_key_publishes_what_a_full_compile_would() {
     assert_eq!(snap.budgets[0].name, "user bob");
     assert_eq!(snap.client_keys[2].budgets, [snap.budgets[0].id.clone()]);
 }
+
+/// Small input checks a probe found missing: a member listed twice, a
+/// cost limit of `-0`, a name with an invisible or text-direction
+/// character; each refused with a message naming it, and nothing stored.
+#[tokio::test]
+async fn duplicate_members_negative_zero_and_invisible_names_are_refused() {
+    use aigw_proto::pb::admin::{BudgetLimits, BudgetSpec, TeamSpec};
+    let t = temp_db();
+    let s = svc(&t);
+    super::testkit::user(&s, "ann", "member").await;
+    let e = s
+        .upsert_team(req(TeamSpec {
+            name: "search".into(),
+            members: vec!["ann".into(), "ann".into()],
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("\"ann\" is listed twice"), "{e:?}");
+    let e = s
+        .set_budget(req(BudgetSpec {
+            subject: "user:ann".into(),
+            limits: Some(BudgetLimits {
+                cost_per_day: Some(-0.0),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("cost_per_day"), "{e:?}");
+    for name in ["mock\u{200b}", "admins\u{202e}"] {
+        let e = s
+            .upsert_team(req(TeamSpec {
+                name: name.into(),
+                members: vec![],
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains("invisible or text-direction"), "{e:?}");
+    }
+    let teams = s
+        .list_teams(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(teams.teams.is_empty(), "{teams:?}");
+}

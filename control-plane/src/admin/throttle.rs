@@ -8,11 +8,16 @@
 //!   concurrent guesses get five verifications, not forty.
 //! - A source address with `MAX_SOURCE_FAILURES` failures over any names is
 //!   refused too, so spraying names from one place gets nowhere.
-//! - Nothing is locked per username alone: a stranger elsewhere cannot lock
-//!   `admin` out, only their own address.
+//! - A username with `MAX_USER_FAILURES` failures, from anywhere, is refused
+//!   from everywhere for the rest of `LOCKOUT`: sources can be many (or
+//!   forged through a trusted proxy), and this bounds the guesses at any one
+//!   account to `MAX_USER_FAILURES` a minute. The price: a stranger can keep
+//!   a user from signing in with a password (not from their sessions, API
+//!   tokens or SSO) by failing for them twenty times a minute.
 //! - Usernames longer than `MAX_USERNAME` never reach the table (no such user
 //!   can exist), and the table holds at most `MAX_ENTRIES`, the oldest
-//!   evicted first, so memory stays bounded whatever is sent.
+//!   evicted first (a tenth at a time), so memory stays bounded whatever is
+//!   sent.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +29,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub const MAX_USERNAME: usize = 64;
 const MAX_PAIR_FAILURES: u32 = 5;
 const MAX_SOURCE_FAILURES: u32 = 20;
+const MAX_USER_FAILURES: u32 = 20;
 const LOCKOUT: Duration = Duration::from_secs(60);
 const MAX_ENTRIES: usize = 10_000;
 /// Concurrent password verifications, process-wide.
@@ -47,6 +53,38 @@ pub struct Throttle {
 enum Key {
     Pair(IpAddr, String),
     Source(IpAddr),
+    User(String),
+}
+
+/// Which count refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// This username from this source.
+    Pair,
+    /// This source, over any usernames.
+    Source,
+    /// This username, from any source.
+    User,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Pair => "address and user",
+            Limit::Source => "address",
+            Limit::User => "user",
+        }
+    }
+}
+
+/// A refused attempt: for how long, by which count, and whether it is the
+/// first refusal of that count's window (to be reported once, not per
+/// attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub secs: u64,
+    pub limit: Limit,
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +94,8 @@ struct Entry {
     pending: u32,
     /// When the first failure of the current window happened.
     since: Instant,
+    /// Whether a refusal was reported in this window.
+    reported: bool,
 }
 
 #[derive(Default)]
@@ -68,40 +108,52 @@ impl Table {
         if !self.entries.contains_key(&key) && self.entries.len() >= MAX_ENTRIES {
             self.entries
                 .retain(|_, e| e.pending > 0 || now.duration_since(e.since) < LOCKOUT);
-            if self.entries.len() >= MAX_ENTRIES
-                && let Some(oldest) = self
+            if self.entries.len() >= MAX_ENTRIES {
+                // The oldest tenth at once, so that a table kept full (by
+                // names sprayed from many sources) costs a scan per
+                // thousand new entries, not per entry.
+                let mut idle: Vec<(Instant, Key)> = self
                     .entries
                     .iter()
                     .filter(|(_, e)| e.pending == 0)
-                    .min_by_key(|(_, e)| e.since)
-                    .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&oldest);
+                    .map(|(k, e)| (e.since, k.clone()))
+                    .collect();
+                let n = (MAX_ENTRIES / 10).min(idle.len());
+                if n > 0 {
+                    idle.select_nth_unstable_by_key(n - 1, |(since, _)| *since);
+                    for (_, k) in &idle[..n] {
+                        self.entries.remove(k);
+                    }
+                }
             }
         }
-        let e = self.entries.entry(key).or_insert(Entry {
+        let fresh = Entry {
             failures: 0,
             pending: 0,
             since: now,
-        });
+            reported: false,
+        };
+        let e = self.entries.entry(key).or_insert(fresh);
         if e.pending == 0 && now.duration_since(e.since) >= LOCKOUT {
-            *e = Entry {
-                failures: 0,
-                pending: 0,
-                since: now,
-            };
+            *e = fresh;
         }
         e
     }
 
-    /// Seconds `key` stays locked if one more attempt would pass its limit.
-    fn locked(&mut self, key: &Key, limit: u32, now: Instant) -> Option<u64> {
+    /// Why `key` is refused if one more attempt would pass its limit.
+    fn locked(&mut self, key: &Key, max: u32, limit: Limit, now: Instant) -> Option<Refused> {
         let e = self.entry(key.clone(), now);
-        (e.failures + e.pending >= limit).then(|| {
-            LOCKOUT
+        if e.failures + e.pending < max {
+            return None;
+        }
+        let first = !std::mem::replace(&mut e.reported, true);
+        Some(Refused {
+            secs: LOCKOUT
                 .saturating_sub(now.duration_since(e.since))
                 .as_secs()
-                .max(1)
+                .max(1),
+            limit,
+            first,
         })
     }
 }
@@ -113,6 +165,7 @@ pub struct Attempt {
     throttle: &'static Throttle,
     pair: Key,
     source: Key,
+    user: Key,
     decided: bool,
 }
 
@@ -121,26 +174,30 @@ impl Throttle {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts an attempt for `username` from `source`, or says for how many
-    /// seconds that is refused.
-    pub fn begin(&'static self, source: IpAddr, username: &str) -> Result<Attempt, u64> {
+    /// Counts an attempt for `username` from `source`, or says why and for
+    /// how long that is refused.
+    pub fn begin(&'static self, source: IpAddr, username: &str) -> Result<Attempt, Refused> {
         let source = network_of(source);
         let now = Instant::now();
         let pair = Key::Pair(source, username.to_string());
         let src = Key::Source(source);
+        let user = Key::User(username.to_string());
         let mut t = self.table();
-        if let Some(secs) = t.locked(&src, MAX_SOURCE_FAILURES, now) {
-            return Err(secs);
+        let refused = t
+            .locked(&src, MAX_SOURCE_FAILURES, Limit::Source, now)
+            .or_else(|| t.locked(&pair, MAX_PAIR_FAILURES, Limit::Pair, now))
+            .or_else(|| t.locked(&user, MAX_USER_FAILURES, Limit::User, now));
+        if let Some(r) = refused {
+            return Err(r);
         }
-        if let Some(secs) = t.locked(&pair, MAX_PAIR_FAILURES, now) {
-            return Err(secs);
+        for key in [&pair, &src, &user] {
+            t.entry(key.clone(), now).pending += 1;
         }
-        t.entry(pair.clone(), now).pending += 1;
-        t.entry(src.clone(), now).pending += 1;
         Ok(Attempt {
             throttle: self,
             pair,
             source: src,
+            user,
             decided: false,
         })
     }
@@ -151,15 +208,19 @@ impl Attempt {
         self.decided = true;
         let mut t = self.throttle.table();
         t.entries.remove(&self.pair);
-        if let Some(e) = t.entries.get_mut(&self.source) {
-            e.pending = e.pending.saturating_sub(1);
+        // The user's count is kept: a success between guesses from
+        // elsewhere must not give the guesser another round.
+        for key in [&self.source, &self.user] {
+            if let Some(e) = t.entries.get_mut(key) {
+                e.pending = e.pending.saturating_sub(1);
+            }
         }
     }
 
     pub fn failed(mut self) {
         self.decided = true;
         let mut t = self.throttle.table();
-        for key in [&self.pair, &self.source] {
+        for key in [&self.pair, &self.source, &self.user] {
             if let Some(e) = t.entries.get_mut(key) {
                 e.pending = e.pending.saturating_sub(1);
                 e.failures += 1;
@@ -174,7 +235,7 @@ impl Drop for Attempt {
             return;
         }
         let mut t = self.throttle.table();
-        for key in [&self.pair, &self.source] {
+        for key in [&self.pair, &self.source, &self.user] {
             if let Some(e) = t.entries.get_mut(key) {
                 e.pending = e.pending.saturating_sub(1);
             }
@@ -267,8 +328,11 @@ mod tests {
         // An attempt dropped without a verdict does not count.
         drop(th.begin(ip(3), name).unwrap());
         th.begin(ip(3), name).unwrap().failed();
-        let secs = th.begin(ip(3), name).err().expect("locked");
-        assert!((1..=60).contains(&secs));
+        let r = th.begin(ip(3), name).err().expect("locked");
+        assert!((1..=60).contains(&r.secs));
+        assert_eq!((r.limit, r.first), (Limit::Pair, true));
+        // Reported once per window, not per attempt.
+        assert!(!th.begin(ip(3), name).err().expect("locked").first);
     }
 
     #[test]
@@ -281,12 +345,33 @@ mod tests {
         assert!(th.begin(ip(5), "admin").is_ok());
     }
 
+    /// Guesses at one user from many sources (or one source forging many
+    /// through a trusted proxy) stop after `MAX_USER_FAILURES`, from every
+    /// source; other users are not affected.
+    #[test]
+    fn a_user_guessed_at_from_many_sources_is_throttled_everywhere() {
+        let th = fresh();
+        let name = "throttle-many-sources";
+        for i in 0..MAX_USER_FAILURES {
+            // Four per source: under the pair's and the source's limits.
+            let src = IpAddr::from([203, 0, 113, (i / 4) as u8]);
+            th.begin(src, name).expect("under the limit").failed();
+        }
+        let r = th.begin(ip(77), name).err().expect("locked everywhere");
+        assert_eq!((r.limit, r.first), (Limit::User, true));
+        assert!((1..=60).contains(&r.secs));
+        assert!(!th.begin(ip(78), name).err().expect("still").first);
+        th.begin(ip(77), "someone-else")
+            .expect("other users go on")
+            .succeeded();
+    }
+
     #[test]
     fn the_table_stays_bounded() {
         let th = fresh();
         for i in 0..(MAX_ENTRIES + 500) {
             let src = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-            th.begin(src, "bounded").unwrap().failed();
+            th.begin(src, &format!("bounded-{i}")).unwrap().failed();
         }
         assert!(th.table().entries.len() <= MAX_ENTRIES + 1);
     }

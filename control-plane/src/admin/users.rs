@@ -153,15 +153,23 @@ pub fn update(
     Ok((user, Some(changes.join(" "))))
 }
 
-/// Stores a new password hash and ends the user's sessions.
-pub fn set_password(conn: &mut AnyConnection, user_id: &str, password_hash: String) -> Result<()> {
+/// Stores a new password hash, ends the user's sessions and revokes their
+/// API tokens (each was made from one of their sessions, or from a token
+/// that was): whoever held the old password loses every credential it
+/// gave them. Returns how many tokens were revoked.
+pub fn set_password(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    password_hash: String,
+) -> Result<usize> {
     let mut user = identity::find_user_by_id(conn, user_id)?
         .ok_or_else(|| Error::NotFound("the user no longer exists".into()))?;
+    let now = now_ms();
     user.password_hash = password_hash;
-    user.updated_at_ms = now_ms();
+    user.updated_at_ms = now;
     identity::update_user(conn, &user)?;
     delete_sessions_of(conn, user_id)?;
-    Ok(())
+    crate::db::config::revoke_api_tokens_of(conn, user_id, now)
 }
 
 /// Opens a session for a user whose password was checked; returns the

@@ -25,7 +25,49 @@ pub fn name(what: &str, value: &str) -> Result<()> {
             "{what} {value:?}: name must not contain spaces or control characters"
         )));
     }
+    if let Some(c) = value.chars().find(|c| invisible(*c)) {
+        return Err(Error::invalid(format!(
+            "{what} {value:?}: name must not contain invisible or text-direction characters (U+{:04X})",
+            u32::from(c)
+        )));
+    }
     Ok(())
+}
+
+/// Characters that show nothing, or reorder what is around them: Unicode's
+/// format characters (general category Cf: zero-width spaces and joiners,
+/// bidirectional controls, the BOM, ...) and the other default-ignorable
+/// code points (variation selectors, fillers). In a name they make
+/// `mock\u{200b}` look like `mock`, or `admins\u{202e}` read backwards.
+fn invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 /// Most model globs on one provider or client key.
@@ -161,9 +203,10 @@ pub fn base_url(what: &str, url: &str) -> Result<()> {
 /// infinity (which would be traced, and charged, as 0).
 pub const MAX_PRICE: f64 = 1_000_000.0;
 
-/// An amount of USD (a budget's cost limit): finite and not negative.
+/// An amount of USD (a budget's cost limit): finite and not negative
+/// (`-0` included: it reads as a negative number wherever it is shown).
 pub fn usd(what: &str, field: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
+    if v.is_finite() && v.is_sign_positive() {
         Ok(())
     } else {
         Err(Error::invalid(format!(
@@ -201,6 +244,21 @@ mod tests {
         assert!(name("provider", "").is_err());
         assert!(name("provider", "a b").is_err());
         assert!(name("provider", &"x".repeat(129)).is_err());
+        // Invisible and text-direction characters: a name that looks like
+        // another, or reads backwards.
+        for bad in [
+            "mock\u{200b}",
+            "admins\u{202e}",
+            "\u{feff}bom",
+            "a\u{2066}b",
+            "soft\u{ad}hyphen",
+            "vs\u{fe0f}",
+            "tag\u{e0041}",
+        ] {
+            let e = name("provider", bad).unwrap_err().to_string();
+            assert!(e.contains("invisible or text-direction"), "{e}");
+        }
+        assert!(name("team", "équipe-東京-ops_1.0").is_ok());
         assert!(globs("p", &["gpt-4o*".into()]).is_ok());
         assert!(globs("p", &["".into()]).is_err());
         assert!(globs("p", &vec!["a*".to_string(); MAX_GLOBS + 1]).is_err());
@@ -238,6 +296,8 @@ mod tests {
         assert!(base_url("p", "https://a b").is_err());
         assert!(price("m", "input", 0.0).is_ok());
         assert!(price("m", "input", -1.0).is_err());
+        let e = usd("team:a", "cost_per_day", -0.0).unwrap_err().to_string();
+        assert!(e.contains("non-negative"), "{e}");
         assert!(price("m", "input", f64::NAN).is_err());
         assert!(price("m", "input", MAX_PRICE).is_ok());
         assert!(price("m", "input", MAX_PRICE * 1.0001).is_err());

@@ -387,3 +387,185 @@ async fn a_member_cannot_widen_models_or_lift_the_expiry_of_their_key() {
         (vec!["o3-mini".to_string()], expires)
     );
 }
+
+/// A member whose key an operator restricted cannot get around it with a
+/// new key (nor by deleting the restricted one first); a member whose keys
+/// restrict nothing creates keys as before.
+#[tokio::test]
+async fn a_member_new_key_is_no_wider_than_the_keys_they_hold() {
+    use aigw_proto::pb::admin::NameRequest;
+    let t = temp_db();
+    let s = svc(&t);
+    let ann = user(&s, "ann", "member").await;
+    let bob = user(&s, "bob", "member").await;
+    let op = user(&s, "op", "operator").await;
+    let expires = crate::db::now_ms() + 86_400_000;
+    s.upsert_client_key(req_as(restricted("ann", &["gpt-4o-mini"], expires), &op))
+        .await
+        .unwrap();
+    let v = version(&s);
+    let new_key = |models: &[&str], expires_at_ms: i64, rpm: Option<u64>| ClientKeySpec {
+        name: "ann-second".into(),
+        rpm,
+        ..restricted("", models, expires_at_ms)
+    };
+    let refused = [
+        (new_key(&[], expires, Some(60)), "models"),
+        (new_key(&["gpt-4o"], expires, Some(60)), "models"),
+        (new_key(&["gpt-4o-mini"], expires, None), "limits"),
+        (new_key(&["gpt-4o-mini"], expires, Some(61)), "limits"),
+        (new_key(&["gpt-4o-mini"], 0, Some(60)), "expires_at_ms"),
+        (
+            new_key(&["gpt-4o-mini"], expires + 1, Some(60)),
+            "expires_at_ms",
+        ),
+    ];
+    for (spec, field) in refused {
+        let e = s.upsert_client_key(req_as(spec, &ann)).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{field}: {e:?}");
+        assert!(
+            e.message()
+                .starts_with(&format!("client_key \"ann-second\": {field}:"))
+                && e.message().contains("client_key \"ann-app\""),
+            "{}",
+            e.message()
+        );
+        assert_eq!(version(&s), v, "{field}: nothing changed");
+    }
+    // Deleting the restricted key would lift the bound: refused while no
+    // other key of hers is within it; revoking is still hers to do.
+    let e = s
+        .delete_client_key(req_as(
+            NameRequest {
+                name: "ann-app".into(),
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("ask an operator"), "{e:?}");
+    // Within the restricted key: allowed.
+    s.upsert_client_key(req_as(new_key(&["gpt-4o-mini"], expires, Some(30)), &ann))
+        .await
+        .unwrap();
+    // ...but the later ann-second is within ann-app: with it held, ann-app
+    // may go, and ann-second is then the bound (the last one).
+    let r = s
+        .delete_client_key(req_as(
+            NameRequest {
+                name: "ann-app".into(),
+            },
+            &ann,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.deleted);
+    let e = s
+        .delete_client_key(req_as(
+            NameRequest {
+                name: "ann-second".into(),
+            },
+            &ann,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    // A member whose keys restrict nothing creates any key, and deletes it.
+    for (name, models) in [("bob-1", vec![]), ("bob-2", vec!["gpt-4o".to_string()])] {
+        let r = s
+            .upsert_client_key(req_as(
+                ClientKeySpec {
+                    name: name.into(),
+                    models,
+                    ..Default::default()
+                },
+                &bob,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.created);
+    }
+    let r = s
+        .delete_client_key(req_as(
+            NameRequest {
+                name: "bob-1".into(),
+            },
+            &bob,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.deleted);
+}
+
+/// A chat service's webhook URL carries its secret in the path: only
+/// admins see it whole; others see `https://host/…`, which sent back in an
+/// upsert keeps the stored URL; the audit log names the host only.
+#[tokio::test]
+async fn webhook_urls_are_shown_whole_to_admins_only() {
+    use aigw_proto::pb::admin::identity_service_server::IdentityService;
+    use aigw_proto::pb::admin::{AuditQuery, WebhookSpec};
+    let t = temp_db();
+    let s = svc(&t);
+    let op = user(&s, "op", "operator").await;
+    let vi = user(&s, "vi", "viewer").await;
+    let admin = user(&s, "ad", "admin").await;
+    let url = "https://hooks.slack.com/services/T000/B000/XXXXsecretpath";
+    s.upsert_webhook(req(WebhookSpec {
+        name: "alerts".into(),
+        url: url.into(),
+        secret: "hmac-secret-123456".into(),
+    }))
+    .await
+    .unwrap();
+    let listed = |token: String| {
+        let s = s.clone();
+        async move {
+            s.list_webhooks(req_as(ListRequest {}, &token))
+                .await
+                .unwrap()
+                .into_inner()
+                .webhooks[0]
+                .url
+                .clone()
+        }
+    };
+    for token in [&vi, &op] {
+        assert_eq!(listed(token.clone()).await, "https://hooks.slack.com/…");
+    }
+    assert_eq!(listed(admin.clone()).await, url);
+    // An operator edits it as shown, with a new secret: the URL is kept.
+    let r = s
+        .upsert_webhook(req_as(
+            WebhookSpec {
+                name: "alerts".into(),
+                url: "https://hooks.slack.com/…".into(),
+                secret: "hmac-secret-654321".into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.changed);
+    assert_eq!(listed(admin.clone()).await, url);
+    let audit = s
+        .list_audit_log(req(AuditQuery::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let hooks: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.object_kind == "webhook")
+        .collect();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    for e in hooks {
+        assert_eq!(e.detail, "host=hooks.slack.com secret given", "{e:?}");
+    }
+    assert!(!format!("{audit:?}").contains("secretpath"));
+}

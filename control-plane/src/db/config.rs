@@ -526,6 +526,17 @@ pub fn find_api_token(conn: &mut AnyConnection, name: &str) -> Result<Option<Api
         .optional()?)
 }
 
+/// Revokes every live API token `owner` owns; returns how many.
+pub fn revoke_api_tokens_of(conn: &mut AnyConnection, owner: &str, at_ms: i64) -> Result<usize> {
+    Ok(diesel::update(
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(owner))
+            .filter(api_tokens::revoked_at_ms.eq(0)),
+    )
+    .set(api_tokens::revoked_at_ms.eq(at_ms))
+    .execute(conn)?)
+}
+
 /// Marks the token revoked; false when it was already.
 pub fn revoke_api_token(conn: &mut AnyConnection, id: &str, at_ms: i64) -> Result<bool> {
     Ok(diesel::update(

@@ -285,6 +285,7 @@ impl SignInSvc {
             username: Some(shown.clone()),
             kind: PrincipalKind::Session {
                 session_id: String::new(),
+                expires_at_ms: 0,
             },
         };
         let what = Object::new("user", shown);
@@ -537,6 +538,7 @@ impl SignInService for SignInSvc {
             username: Some(user.username.clone()),
             kind: PrincipalKind::Session {
                 session_id: String::new(),
+                expires_at_ms: 0,
             },
         };
         let uid = user.id.clone();
