@@ -639,10 +639,18 @@ def test_untranslatable_field_is_a_400_naming_it(mgw: Gateway, provider: str) ->
 
     with pytest.raises(genai_errors.ClientError) as ge:
         mgw.genai_client().models.generate_content(
-            model=model, contents="hi", config=gtypes.GenerateContentConfig(seed=5))
+            model=model, contents="hi", config=gtypes.GenerateContentConfig(candidate_count=2))
     assert (ge.value.code, ge.value.status) == (400, "INVALID_ARGUMENT")
-    assert "generationConfig.seed" in ge.value.message, ge.value.message
+    assert "generationConfig.candidateCount" in ge.value.message, ge.value.message
     assert mgw.mock.provider_requests() == []
+
+    # A seed OpenAI has too travels (as `seed`).
+    r = mgw.genai_client().models.generate_content(
+        model=model, contents="hi", config=gtypes.GenerateContentConfig(seed=5))
+    assert r.text == "mock reply: hi"
+    [sent] = mgw.mock.provider_requests()
+    assert sent["body"]["seed"] == 5, sent["body"]
+    mgw.mock.clear()
 
     # (anthropic SDK 2.x has no top_k argument any more; the API still takes it.)
     raw = mgw.anthropic_client().messages.with_raw_response.create(
