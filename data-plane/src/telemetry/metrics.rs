@@ -118,7 +118,11 @@ pub fn describe() {
     );
     describe_counter!(
         "aigw_traces_dropped_total",
-        "Traces dropped, by reason (spool full, disk error)."
+        "Traces dropped, by reason: spool_full (oldest segments evicted), spool_error (disk error), spool_corrupt (records damaged on disk), refused (the control plane refused their batch)."
+    );
+    describe_counter!(
+        "aigw_trace_segments_set_aside_total",
+        "Spool segments renamed .bad and not shipped, by reason (refused, spool_corrupt, bad_name)."
     );
     describe_counter!(
         "aigw_trace_ship_errors_total",
@@ -138,8 +142,11 @@ pub fn describe() {
     counter!("aigw_snapshot_rejected_total").increment(0);
     counter!("aigw_trace_ship_errors_total").increment(0);
     counter!("aigw_traces_delivered_total").increment(0);
-    for reason in ["spool_full", "spool_error"] {
+    for reason in ["spool_full", "spool_error", "spool_corrupt", "refused"] {
         counter!("aigw_traces_dropped_total", "reason" => reason).increment(0);
+    }
+    for reason in ["refused", "spool_corrupt", "bad_name"] {
+        counter!("aigw_trace_segments_set_aside_total", "reason" => reason).increment(0);
     }
 }
 

@@ -1,8 +1,24 @@
-//! The on-disk spool: numbered segment files of length-delimited
-//! `TraceRecord`s. `N.open` is being written; `N.seg` is sealed and waits for
-//! an ack. Records are written (not fsynced) by the writer thread
+//! The on-disk spool: numbered segment files of checksummed `TraceRecord`
+//! frames. `N.open` is being written; `N.seg` is sealed and waits for an
+//! ack. Records are written (not fsynced) by the writer thread
 //! (`writer.rs`) before the app gets the end of its answer: a killed process
-//! loses nothing the kernel has; a power loss may lose the tail.
+//! loses nothing the kernel has; a power loss may lose the tail, or leave
+//! zeros or stale blocks where records were.
+//!
+//! Each record is one frame (format 2):
+//!
+//! ```text
+//! magic "\xA7\x1C" | len: u32 LE | index: u32 LE | crc32(len, index, payload): u32 LE | payload (len bytes)
+//! ```
+//!
+//! `payload` is the encoded record, `index` its place in the segment (0, 1,
+//! …). A reader keeps only frames whose checksum holds, so garbage is never
+//! taken for records: past a damaged stretch it resyncs on the next valid
+//! frame, and the gap in the indices says how many records were lost.
+//! Segments written before frames (format 1: bare length-delimited records)
+//! are still read, strictly: the first record that does not decode ends it.
+//! Files the spool cannot use are set aside as `NAME.bad` (a bounded number
+//! of them, the oldest removed), never retried.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -10,7 +26,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
@@ -20,8 +36,27 @@ use prost::Message;
 const MAX_RECORDS: usize = aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
 /// ... or this many bytes, so a batch stays far below the control plane's
 /// message limit (16 MiB) whatever the records hold.
-const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 const MAX_AGE: Duration = Duration::from_millis(100);
+
+/// The first bytes of every frame.
+const MAGIC: [u8; 2] = [0xA7, 0x1C];
+/// Magic, length, index, checksum.
+pub const HEADER: usize = 14;
+/// No record comes near this (records are clipped): a longer length is
+/// damage, not a record.
+const MAX_PAYLOAD: usize = MAX_SEGMENT_BYTES as usize;
+
+/// The highest sequence number the spool uses. It counts up by one per
+/// segment from 1, so a name above this was not written by it (and one at
+/// `u64::MAX` would leave no next number).
+const MAX_SEQ: u64 = u64::MAX / 2;
+
+/// What is kept of set-aside files (`*.bad`): at most this many, this many
+/// bytes in all; the oldest go first.
+const MAX_BAD_FILES: usize = 16;
+const MAX_BAD_BYTES: u64 = 64 * 1024 * 1024;
+const BAD_SUFFIX: &str = ".bad";
 
 pub struct Recovered {
     pub next_seq: u64,
@@ -37,12 +72,23 @@ fn open_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.open"))
 }
 
+/// A segment's sequence number from its file stem, if the spool could
+/// have written it (20 digits, at most [`MAX_SEQ`]).
+fn parse_seq(stem: &str) -> Option<u64> {
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse::<u64>().ok().filter(|&s| s <= MAX_SEQ)
+}
+
 /// Seals what a previous run left open and lists what still needs shipping.
+/// A segment file whose name the spool could not have written (out of
+/// range, not 20 digits) is set aside rather than trusted.
 pub fn recover(dir: &Path) -> io::Result<Recovered> {
     crate::state_dir::create(dir)?;
     let mut sealed = BTreeSet::new();
     let mut bytes = 0;
-    let mut max_seq = 0;
+    let mut max_seq = 0u64;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -50,7 +96,21 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         let Some((stem, ext)) = name.split_once('.') else {
             continue;
         };
-        let Ok(seq) = stem.parse::<u64>() else {
+        if ext != "open" && ext != "seg" {
+            continue;
+        }
+        let Some(seq) = parse_seq(stem) else {
+            if stem.bytes().all(|b| b.is_ascii_digit()) {
+                tracing::warn!(
+                    file = name,
+                    "trace spool file with an unusable name; set aside"
+                );
+                metrics::counter!("aigw_trace_segments_set_aside_total", "reason" => "bad_name")
+                    .increment(1);
+                if let Err(e) = set_aside(dir, &entry.path()) {
+                    tracing::warn!(file = name, error = %e, "cannot set a trace spool file aside; ignoring it");
+                }
+            }
             continue;
         };
         max_seq = max_seq.max(seq);
@@ -65,11 +125,10 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
                 bytes += len;
                 sealed.insert(seq);
             }
-            "seg" => {
+            _ => {
                 bytes += entry.metadata()?.len();
                 sealed.insert(seq);
             }
-            _ => {}
         }
     }
     if !sealed.is_empty() {
@@ -80,33 +139,237 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         );
     }
     Ok(Recovered {
-        next_seq: max_seq + 1,
+        // Cannot overflow (max_seq <= MAX_SEQ); checked all the same.
+        next_seq: max_seq.checked_add(1).unwrap_or(MAX_SEQ),
         sealed,
         bytes,
     })
 }
 
-/// Reads a sealed segment. A torn last record (the process died mid-write)
-/// is skipped; everything before it is kept.
-pub fn read_segment(path: &Path) -> io::Result<Vec<TraceRecord>> {
-    let data = fs::read(path)?;
-    let mut buf = &data[..];
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        match TraceRecord::decode_length_delimited(&mut buf) {
-            Ok(mut r) => {
-                // A record from an older version may be any size: clipped
-                // here, it can never make a batch the control plane refuses.
-                aigw_proto::trace_bounds::clip(&mut r);
-                out.push(r);
+/// Renames `path` to `NAME.bad` (kept for a look, never shipped), then
+/// trims the set-aside files to their bound, oldest first.
+pub fn set_aside(dir: &Path, path: &Path) -> io::Result<PathBuf> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(BAD_SUFFIX);
+    let to = dir.join(name);
+    fs::rename(path, &to)?;
+    prune_set_aside(dir);
+    Ok(to)
+}
+
+fn prune_set_aside(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    let mut bad: Vec<(SystemTime, String, u64)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !name.ends_with(BAD_SUFFIX) {
+                return None;
             }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a trace segment");
+            let meta = e.metadata().ok()?;
+            Some((
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                name,
+                meta.len(),
+            ))
+        })
+        .collect();
+    // Newest first: keep from the front while within the bounds.
+    bad.sort_by(|a, b| b.cmp(a));
+    let mut total = 0u64;
+    for (i, (_, name, len)) in bad.into_iter().enumerate() {
+        total = total.saturating_add(len);
+        if i < MAX_BAD_FILES && total <= MAX_BAD_BYTES {
+            continue;
+        }
+        if fs::remove_file(dir.join(&name)).is_ok() {
+            tracing::warn!(
+                file = name,
+                "too many set-aside trace spool files; the oldest removed"
+            );
+        }
+    }
+}
+
+/// Fills in the header of a frame: `frame` is [`HEADER`] bytes (any value)
+/// followed by the encoded record.
+pub fn seal_frame(frame: &mut [u8], index: u32) {
+    let Some((head, payload)) = frame.split_at_mut_checked(HEADER) else {
+        return;
+    };
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    head[0..2].copy_from_slice(&MAGIC);
+    head[2..6].copy_from_slice(&len.to_le_bytes());
+    head[6..10].copy_from_slice(&index.to_le_bytes());
+    let crc = checksum(&head[2..10], payload);
+    head[10..14].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn checksum(len_index: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(len_index);
+    h.update(payload);
+    h.finalize()
+}
+
+fn u32_at(data: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&data[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// The valid frame starting at `at`, if any: (index, payload range).
+fn frame_at(data: &[u8], at: usize) -> Option<(u32, std::ops::Range<usize>)> {
+    let head = data.get(at..at.checked_add(HEADER)?)?;
+    if head[0..2] != MAGIC {
+        return None;
+    }
+    let len = u32_at(head, 2) as usize;
+    if len == 0 || len > MAX_PAYLOAD {
+        return None;
+    }
+    let start = at + HEADER;
+    let payload = data.get(start..start + len)?;
+    (checksum(&head[2..10], payload) == u32_at(head, 10))
+        .then(|| (u32_at(head, 6), start..start + len))
+}
+
+/// Where the next valid frame after `from` starts (or the end).
+fn resync(data: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(off) = data.get(at..).and_then(|d| memchr::memmem::find(d, &MAGIC)) {
+        if frame_at(data, at + off).is_some() {
+            return at + off;
+        }
+        at += off + 1;
+    }
+    data.len()
+}
+
+/// A damaged stretch at the end that is the start of a frame cut short:
+/// what a write cut by a crash or a full disk leaves.
+fn looks_torn(rest: &[u8]) -> bool {
+    let magic = rest.len().min(2);
+    if rest[..magic] != MAGIC[..magic] {
+        return false;
+    }
+    if rest.len() < HEADER {
+        return true;
+    }
+    let len = u32_at(rest, 2) as usize;
+    len > 0 && len <= MAX_PAYLOAD && HEADER + len > rest.len()
+}
+
+/// A sealed segment, read back.
+#[derive(Debug, Default)]
+pub struct Segment {
+    pub records: Vec<TraceRecord>,
+    /// Records the segment held but that could not be read back: exact for
+    /// damage before the last good record (the indices tell), at least one
+    /// for a damaged or torn end.
+    pub lost: u64,
+    /// Bytes that were not part of any good record.
+    pub damaged_bytes: u64,
+    /// The damage is only a record cut short at the end.
+    pub torn: bool,
+    /// Written by a version before checksummed frames.
+    pub legacy: bool,
+}
+
+impl Segment {
+    pub fn damaged(&self) -> bool {
+        self.lost > 0 || self.damaged_bytes > 0
+    }
+}
+
+/// Reads a sealed segment: every record whose checksum holds, skipping
+/// (and counting) damaged stretches.
+pub fn read_segment(path: &Path) -> io::Result<Segment> {
+    let data = fs::read(path)?;
+    Ok(parse_segment(&data))
+}
+
+fn parse_segment(data: &[u8]) -> Segment {
+    let mut seg = Segment::default();
+    let mut at = 0;
+    let mut next_index = 0u64;
+    let mut found = false;
+    while at < data.len() {
+        if let Some((index, payload)) = frame_at(data, at) {
+            found = true;
+            at = payload.end;
+            let index = u64::from(index);
+            seg.lost += index.saturating_sub(next_index);
+            next_index = next_index.max(index + 1);
+            match TraceRecord::decode(&data[payload]) {
+                Ok(mut r) => {
+                    aigw_proto::trace_bounds::clip(&mut r);
+                    seg.records.push(r);
+                }
+                // The checksum holds, so it was written so: lost all the same.
+                Err(_) => seg.lost += 1,
+            }
+            continue;
+        }
+        let next = resync(data, at);
+        if next == data.len() {
+            // A damaged end: at least one record was there.
+            seg.torn = seg.damaged_bytes == 0 && looks_torn(&data[at..]);
+            seg.lost += 1;
+        } else {
+            seg.torn = false;
+        }
+        seg.damaged_bytes += (next - at) as u64;
+        at = next;
+    }
+    if !found
+        && !data.is_empty()
+        && let Some(legacy) = parse_legacy(data)
+    {
+        return legacy;
+    }
+    seg
+}
+
+/// Format 1: bare length-delimited records. Strict, since nothing checks
+/// them: an empty or undecodable record (zeros, junk) ends the segment as
+/// damage. `None` when not even the first record is one.
+fn parse_legacy(data: &[u8]) -> Option<Segment> {
+    let mut seg = Segment {
+        legacy: true,
+        ..Default::default()
+    };
+    let mut buf = data;
+    while !buf.is_empty() {
+        let before = buf;
+        let ok = match prost::encoding::decode_varint(&mut buf) {
+            Ok(len) if len > 0 && (len as usize) <= buf.len() => {
+                let (body, rest) = buf.split_at(len as usize);
+                buf = rest;
+                TraceRecord::decode(body)
+                    .ok()
+                    .filter(|r| !r.request_id.is_empty())
+            }
+            _ => None,
+        };
+        match ok {
+            Some(mut r) => {
+                aigw_proto::trace_bounds::clip(&mut r);
+                seg.records.push(r);
+            }
+            None => {
+                seg.lost += 1;
+                seg.damaged_bytes = before.len() as u64;
                 break;
             }
         }
     }
-    Ok(out)
+    (!seg.records.is_empty()).then_some(seg)
+}
+
+/// How many good records the file at `path` holds (0 if it cannot be read).
+fn count_records(path: &Path) -> u64 {
+    fs::read(path).map_or(0, |d| parse_segment(&d).records.len() as u64)
 }
 
 struct OpenSegment {
@@ -146,10 +409,11 @@ impl Segments {
         }
     }
 
-    /// Appends encoded records (`lens` gives each one's length in `bytes`),
-    /// in as few writes as the segment bounds allow. A write that fails
-    /// drops its records, loudly: the requests must not wait forever.
-    pub fn append(&mut self, bytes: &[u8], lens: &[u32]) {
+    /// Appends frames (`lens` gives each one's length in `bytes`; each is
+    /// [`HEADER`] bytes to fill in, then the encoded record), in as few
+    /// writes as the segment bounds allow. A write that fails drops its
+    /// records, loudly: the requests must not wait forever.
+    pub fn append(&mut self, bytes: &mut [u8], lens: &[u32]) {
         let mut at = 0usize;
         let mut i = 0usize;
         while i < lens.len() {
@@ -170,6 +434,17 @@ impl Segments {
                 len += next;
                 n += 1;
             }
+            // Each frame's index is its place in the segment it goes to.
+            let base = self.open.as_ref().map_or(0, |o| o.records);
+            let mut f = at;
+            for (k, l) in lens[i..i + n].iter().enumerate() {
+                let end = f + *l as usize;
+                let index = u32::try_from(base + k).unwrap_or(u32::MAX);
+                if let Some(frame) = bytes.get_mut(f..end) {
+                    seal_frame(frame, index);
+                }
+                f = end;
+            }
             let chunk = &bytes[at..at + len as usize];
             if let Err(e) = self.write(chunk, n) {
                 metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_error")
@@ -184,7 +459,7 @@ impl Segments {
     fn write(&mut self, chunk: &[u8], records: usize) -> io::Result<()> {
         if self.open.is_none() {
             let seq = self.next_seq;
-            self.next_seq += 1;
+            self.next_seq = self.next_seq.saturating_add(1);
             let file = crate::state_dir::private_file(&open_path(&self.dir, seq))?;
             self.open = Some(OpenSegment {
                 seq,
@@ -194,16 +469,21 @@ impl Segments {
                 since: Instant::now(),
             });
         }
-        let full = match &mut self.open {
-            Some(o) => {
-                o.file.write_all(chunk)?;
-                o.records += records;
-                o.bytes += chunk.len() as u64;
-                o.records >= MAX_RECORDS || o.bytes >= MAX_SEGMENT_BYTES
-            }
-            None => false,
+        let Some(o) = self.open.as_mut() else {
+            return Ok(());
         };
-        if full {
+        if let Err(e) = o.file.write_all(chunk) {
+            // A partial write (a full disk) would leave a cut frame in the
+            // middle of the segment: cut it off, or failing that, seal what
+            // was whole and start a new segment.
+            if o.file.set_len(o.bytes).is_err() {
+                self.seal();
+            }
+            return Err(e);
+        }
+        o.records += records;
+        o.bytes += chunk.len() as u64;
+        if o.records >= MAX_RECORDS || o.bytes >= MAX_SEGMENT_BYTES {
             self.seal();
         }
         Ok(())
@@ -237,8 +517,9 @@ impl Segments {
         }
     }
 
-    /// Over the bound: drop the oldest segments, loudly. Losing traces is
-    /// bad; filling the disk and failing requests is worse.
+    /// Over the bound: drop the oldest segments, loudly, counting the
+    /// traces they held. Losing traces is bad; filling the disk and failing
+    /// requests is worse.
     fn evict_oldest(&self, mut total: u64) {
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return;
@@ -247,7 +528,7 @@ impl Segments {
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let seq = name.strip_suffix(".seg")?.parse().ok()?;
+                let seq = parse_seq(name.strip_suffix(".seg")?)?;
                 Some((seq, e.path(), e.metadata().ok()?.len()))
             })
             .collect();
@@ -256,12 +537,14 @@ impl Segments {
             if total <= self.max_bytes {
                 break;
             }
+            // Counted before it goes (a read of at most a few MiB, rare).
+            let records = count_records(&path);
             if fs::remove_file(&path).is_ok() {
                 total = total.saturating_sub(len);
                 self.spooled.fetch_sub(len, Ordering::Relaxed);
                 metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_full")
-                    .increment(1);
-                tracing::error!(path = %path.display(), "trace spool over its size bound; oldest segment dropped");
+                    .increment(records);
+                tracing::error!(path = %path.display(), records, "trace spool over its size bound; oldest segment dropped");
             }
         }
     }
@@ -278,15 +561,42 @@ pub(super) mod tests {
         }
     }
 
-    /// Appends records the way the writer thread does (encoded, with lengths).
-    fn append(seg: &mut Segments, recs: &[TraceRecord]) {
+    /// Frames records the way the writer thread queues them.
+    pub fn frames(recs: &[TraceRecord]) -> (Vec<u8>, Vec<u32>) {
         let (mut bytes, mut lens) = (Vec::new(), Vec::new());
         for r in recs {
             let before = bytes.len();
-            r.encode_length_delimited(&mut bytes).unwrap();
+            bytes.resize(before + HEADER, 0);
+            r.encode(&mut bytes).unwrap();
             lens.push((bytes.len() - before) as u32);
         }
-        seg.append(&bytes, &lens);
+        (bytes, lens)
+    }
+
+    /// Appends records the way the writer thread does (framed, with lengths).
+    pub fn append(seg: &mut Segments, recs: &[TraceRecord]) {
+        let (mut bytes, lens) = frames(recs);
+        seg.append(&mut bytes, &lens);
+    }
+
+    /// A sealed segment `seq` in `dir` holding `recs`.
+    pub fn write_segment(dir: &Path, seq: u64, recs: &[TraceRecord]) {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut seg = Segments::new(dir.to_path_buf(), seq, Arc::default(), u64::MAX, tx);
+        append(&mut seg, recs);
+        seg.seal();
+    }
+
+    fn ids(seg: &Segment) -> Vec<&str> {
+        seg.records.iter().map(|r| r.request_id.as_str()).collect()
+    }
+
+    /// The value of one counter series in the Prometheus text `rendered`.
+    pub fn counter(rendered: &str, series: &str) -> u64 {
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     #[test]
@@ -301,12 +611,8 @@ pub(super) mod tests {
         assert_eq!(r.sealed.iter().copied().collect::<Vec<_>>(), vec![1]);
         assert_eq!(r.next_seq, 2);
         let got = read_segment(&seg_path(dir.path(), 1)).unwrap();
-        assert_eq!(
-            got.iter()
-                .map(|r| r.request_id.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(ids(&got), ["a", "b"]);
+        assert!(!got.damaged());
         assert!(rx.try_recv().is_err());
     }
 
@@ -323,32 +629,160 @@ pub(super) mod tests {
         assert!(rx.try_recv().is_err(), "the rest stays open");
         let path = seg_path(dir.path(), 7);
         let mut data = fs::read(&path).unwrap();
-        data.extend_from_slice(&[0x20, 0x0a, 0x05]);
+        // The start of one more frame, cut short.
+        data.extend_from_slice(&[0xA7, 0x1C, 0x20, 0, 0, 0, 0x05]);
         fs::write(&path, data).unwrap();
         let first = read_segment(&path).unwrap();
-        assert_eq!(first.len(), MAX_RECORDS);
+        assert_eq!(first.records.len(), MAX_RECORDS);
         assert_eq!(
-            first[MAX_RECORDS - 1].request_id,
+            first.records[MAX_RECORDS - 1].request_id,
             format!("r{}", MAX_RECORDS - 1)
         );
+        assert!(first.torn);
+        assert_eq!(first.lost, 1);
         seg.seal();
         assert_eq!(rx.try_recv().unwrap(), 8);
         let second = read_segment(&seg_path(dir.path(), 8)).unwrap();
-        assert_eq!(second.len(), 3);
-        assert_eq!(second[0].request_id, format!("r{MAX_RECORDS}"));
+        assert_eq!(second.records.len(), 3);
+        assert_eq!(second.records[0].request_id, format!("r{MAX_RECORDS}"));
+    }
+
+    /// What a power loss can leave: the segment's blocks zeroed. Not one
+    /// record comes out of it (format 1 read each zero byte as an empty
+    /// record: 597 of them, a batch the control plane refuses).
+    #[test]
+    fn a_zeroed_segment_yields_no_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs: Vec<_> = (0..20).map(|i| rec(&format!("r{i}"))).collect();
+        write_segment(dir.path(), 1, &recs);
+        let path = seg_path(dir.path(), 1);
+        let len = fs::metadata(&path).unwrap().len() as usize;
+        fs::write(&path, vec![0u8; len]).unwrap();
+        let got = read_segment(&path).unwrap();
+        assert!(got.records.is_empty(), "{} records", got.records.len());
+        assert!(got.damaged() && !got.torn);
+        assert_eq!(got.damaged_bytes, len as u64);
+        // Zeros in the middle: the records after them still come out, and
+        // the gap is counted exactly.
+        write_segment(dir.path(), 2, &recs);
+        let path = seg_path(dir.path(), 2);
+        let mut data = fs::read(&path).unwrap();
+        let frame = data.len() / 20;
+        data[5 * frame + 3..8 * frame + 1].fill(0);
+        fs::write(&path, data).unwrap();
+        let got = read_segment(&path).unwrap();
+        let want: Vec<String> = (0..20)
+            .filter(|i| !(5..=8).contains(i))
+            .map(|i| format!("r{i}"))
+            .collect();
+        assert_eq!(ids(&got), want);
+        assert_eq!(got.lost, 4);
+        assert!(!got.torn);
     }
 
     #[test]
-    fn over_the_bound_the_oldest_segments_go() {
+    fn a_flipped_byte_loses_one_record_counted_and_the_rest_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs: Vec<_> = (0..10).map(|i| rec(&format!("rec-{i}"))).collect();
+        write_segment(dir.path(), 1, &recs);
+        let path = seg_path(dir.path(), 1);
+        let mut data = fs::read(&path).unwrap();
+        let frame = data.len() / 10;
+        data[3 * frame + HEADER + 2] ^= 0x40;
+        fs::write(&path, data).unwrap();
+        let got = read_segment(&path).unwrap();
+        assert_eq!(got.records.len(), 9);
+        assert!(!ids(&got).contains(&"rec-3"));
+        assert_eq!(ids(&got)[3], "rec-4");
+        assert_eq!((got.lost, got.torn), (1, false));
+        // Junk at the end is damage, not a torn record.
+        let mut data = fs::read(&path).unwrap();
+        data.extend_from_slice(b"not a frame at all");
+        fs::write(&path, data).unwrap();
+        let got = read_segment(&path).unwrap();
+        assert_eq!((got.records.len(), got.lost, got.torn), (9, 2, false));
+    }
+
+    #[test]
+    fn a_segment_of_the_previous_format_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000001.seg");
+        let mut data = Vec::new();
+        for i in 0..3 {
+            rec(&format!("old{i}"))
+                .encode_length_delimited(&mut data)
+                .unwrap();
+        }
+        fs::write(&path, &data).unwrap();
+        let got = read_segment(&path).unwrap();
+        assert_eq!(ids(&got), ["old0", "old1", "old2"]);
+        assert!(got.legacy && !got.damaged());
+        // Zeros after its records end it, counted.
+        data.extend_from_slice(&[0; 64]);
+        fs::write(&path, &data).unwrap();
+        let got = read_segment(&path).unwrap();
+        assert_eq!(got.records.len(), 3);
+        assert_eq!(got.lost, 1);
+    }
+
+    #[test]
+    fn over_the_bound_the_oldest_segments_go_counted_in_traces() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
         let dir = tempfile::tempdir().unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let spooled = Arc::new(AtomicU64::new(0));
         let mut seg = Segments::new(dir.path().to_path_buf(), 1, spooled.clone(), 1, tx);
-        append(&mut seg, &[rec("old")]);
-        seg.seal();
-        append(&mut seg, &[rec("new")]);
-        seg.seal();
+        metrics::with_local_recorder(&recorder, || {
+            append(&mut seg, &[rec("old1"), rec("old2"), rec("old3")]);
+            seg.seal();
+            append(&mut seg, &[rec("new1"), rec("new2")]);
+            seg.seal();
+        });
         assert!(!seg_path(dir.path(), 1).exists());
-        assert!(!seg_path(dir.path(), 2).exists() || spooled.load(Ordering::Relaxed) <= 1);
+        assert!(!seg_path(dir.path(), 2).exists());
+        assert_eq!(spooled.load(Ordering::Relaxed), 0);
+        let dropped = counter(
+            &handle.render(),
+            "aigw_traces_dropped_total{reason=\"spool_full\"}",
+        );
+        assert_eq!(dropped, 5, "one per trace, not per segment");
+    }
+
+    #[test]
+    fn names_out_of_range_are_set_aside_not_overflowed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("18446744073709551615.seg"), b"").unwrap();
+        fs::write(dir.path().join("99999999999999999999.open"), b"x").unwrap();
+        write_segment(dir.path(), 4, &[rec("a")]);
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.sealed.iter().copied().collect::<Vec<_>>(), vec![4]);
+        assert_eq!(r.next_seq, 5);
+        assert!(dir.path().join("18446744073709551615.seg.bad").exists());
+        assert!(dir.path().join("99999999999999999999.open.bad").exists());
+        assert!(!dir.path().join("18446744073709551615.seg").exists());
+        // Only those: the next start finds the same.
+        let again = recover(dir.path()).unwrap();
+        assert_eq!(again.next_seq, 5);
+    }
+
+    #[test]
+    fn set_aside_files_are_bounded_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for seq in 1..=(MAX_BAD_FILES as u64 + 3) {
+            write_segment(dir.path(), seq, &[rec("x")]);
+            let path = seg_path(dir.path(), seq);
+            let f = File::options().write(true).open(&path).unwrap();
+            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + seq))
+                .unwrap();
+            set_aside(dir.path(), &path).unwrap();
+        }
+        let mut bad: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        bad.sort();
+        assert_eq!(bad.len(), MAX_BAD_FILES);
+        assert_eq!(bad[0], "00000000000000000004.seg.bad");
     }
 }

@@ -17,14 +17,15 @@ use std::time::Duration;
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
 
-use super::spool::Segments;
+use super::spool::{HEADER, Segments};
 
 /// How often an idle writer looks at the open segment's age (segments are
 /// sealed at 100 ms; this bounds how late).
 const TICK: Duration = Duration::from_millis(25);
 
-/// Records waiting for the writer, already encoded (length-delimited), with
-/// each one's length so a batch can be cut at a segment's bound.
+/// Records waiting for the writer, already encoded (each after room for its
+/// frame header, see `spool.rs`), with each one's length so a batch can be
+/// cut at a segment's bound.
 #[derive(Default)]
 struct Queue {
     bytes: Vec<u8>,
@@ -109,9 +110,12 @@ impl SpoolWriter {
     /// Queues the record for the writer; the ticket resolves once it is
     /// written.
     pub fn submit(&self, rec: &TraceRecord) -> Written {
-        let mut buf = Vec::with_capacity(rec.encoded_len() + 10);
+        // Room for the frame's header, which the writer fills in (the
+        // record's index is known only there); then the record.
+        let mut buf = Vec::with_capacity(HEADER + rec.encoded_len());
+        buf.resize(HEADER, 0);
         // Encoding into a Vec cannot run out of room.
-        let _ = rec.encode_length_delimited(&mut buf);
+        let _ = rec.encode(&mut buf);
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let mut q = self.shared.queue();
         q.bytes.extend_from_slice(&buf);
@@ -212,7 +216,7 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
             (q.last, q.closing)
         };
         if !lens.is_empty() {
-            segments.append(&bytes, &lens);
+            segments.append(&mut bytes, &lens);
             bytes.clear();
             lens.clear();
             shared.mark_written(upto);
@@ -248,6 +252,7 @@ mod tests {
             ids.extend(
                 read_segment(&copy)
                     .unwrap()
+                    .records
                     .into_iter()
                     .map(|r| r.request_id),
             );
@@ -300,7 +305,7 @@ mod tests {
         pending.await;
         assert_eq!(rx.recv().await, Some(1));
         assert_eq!(
-            read_segment(&seg_path(dir.path(), 1)).unwrap()[0].request_id,
+            read_segment(&seg_path(dir.path(), 1)).unwrap().records[0].request_id,
             "last"
         );
         assert!(recover(dir.path()).unwrap().sealed.contains(&1));
