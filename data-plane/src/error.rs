@@ -119,8 +119,13 @@ pub enum GatewayError {
         /// also read a code, see `context_limit`).
         context_overflow: bool,
     },
-    #[error("{0}")]
-    Unsupported(String),
+    /// What the target provider cannot express, or the app's request
+    /// got wrong on the way (`param`: the field, as the app wrote it).
+    #[error("{message}")]
+    Unsupported {
+        message: String,
+        param: Option<String>,
+    },
 
     // --- ours ---
     #[error("Internal gateway error.")]
@@ -199,6 +204,17 @@ const TRANSPORT_COOL_DOWN_MS: u64 = 2_000;
 const REJECTED_COOL_DOWN_MS: u64 = 60_000;
 const MAX_RATE_LIMIT_COOL_DOWN_SECS: u64 = 300;
 
+/// A translation refusal names the field, as the app wrote it: OpenAI's
+/// clients read it from `param`.
+impl From<crate::translate::ir::Unsupported> for GatewayError {
+    fn from(e: crate::translate::ir::Unsupported) -> Self {
+        Self::Unsupported {
+            message: e.message,
+            param: (!e.field.is_empty()).then_some(e.field),
+        }
+    }
+}
+
 impl GatewayError {
     pub fn upstream(provider: &str, failure: Failure) -> Self {
         Self::Upstream {
@@ -223,7 +239,7 @@ impl GatewayError {
             | Self::NotProxied { .. }
             | Self::MethodNotAllowed { .. }
             | Self::RateLimited { .. }
-            | Self::Unsupported(_) => Origin::App,
+            | Self::Unsupported { .. } => Origin::App,
             Self::NotReady
             | Self::Busy { .. }
             | Self::PoolExhausted { .. }
@@ -339,7 +355,7 @@ impl GatewayError {
             } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamResponse { status, .. } | Self::UpstreamStatus { status, .. } => *status,
-            Self::Unsupported(_) => StatusCode::BAD_REQUEST,
+            Self::Unsupported { .. } => StatusCode::BAD_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -386,7 +402,7 @@ impl GatewayError {
             } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_error",
             Self::UpstreamResponse { .. } | Self::UpstreamStatus { .. } => "upstream_status",
-            Self::Unsupported(_) => "untranslatable",
+            Self::Unsupported { .. } => "untranslatable",
             Self::Internal(_) => "internal",
         }
     }

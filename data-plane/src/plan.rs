@@ -135,9 +135,12 @@ fn refuse(call: &AppCall, kind: ProviderKind) -> GatewayError {
         Op::CountTokens => "A token count in this format",
         Op::Generate => "This request",
     };
-    GatewayError::Unsupported(format!(
-        "{what} cannot be served by a provider of kind {kind}; route this model to a provider that supports it"
-    ))
+    GatewayError::Unsupported {
+        message: format!(
+            "{what} cannot be served by a provider of kind {kind}; route this model to a provider that supports it"
+        ),
+        param: None,
+    }
 }
 
 /// Everything but RFC 3986's unreserved characters is escaped in a path
@@ -220,18 +223,21 @@ pub fn plan(
         call.path_model.as_deref(),
         call.path_stream,
     )
-    .map_err(|e| GatewayError::Unsupported(e.message))?;
+    .map_err(GatewayError::from)?;
     let app_req = req.clone();
     req.model = model.to_string();
     let body = codec
         .encode_request_for(&mut req, kind)
-        .map_err(|e| GatewayError::Unsupported(e.message))?;
+        .map_err(GatewayError::from)?;
     if strict && let Some(d) = req.dropped.strict_refusal() {
-        return Err(GatewayError::Unsupported(format!(
-            "`{}` cannot be expressed for a {} provider, and this model's route is strict; remove it or route this model to a provider that supports it",
-            d.field,
-            target.as_str()
-        )));
+        return Err(GatewayError::Unsupported {
+            message: format!(
+                "`{}` cannot be expressed for a {} provider, and this model's route is strict; remove it or route this model to a provider that supports it",
+                d.field,
+                target.as_str()
+            ),
+            param: Some(d.field.clone()),
+        });
     }
     Ok(Plan {
         target,

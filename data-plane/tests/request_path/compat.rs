@@ -344,3 +344,24 @@ async fn background_responses_are_served_streamed_and_never_left_unfetchable() {
         a.request_id();
     }
 }
+
+/// A field the target cannot express is refused before anything is sent,
+/// and OpenAI's error names it in `param`, as OpenAI's own 400s do.
+#[tokio::test]
+async fn an_untranslatable_field_is_named_in_param() {
+    let gw = Gw::start(&[]).await;
+    let mut body = chat("hi");
+    body["model"] = "claude-sonnet-4-5".into();
+    body["logprobs"] = true.into();
+    let a = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(a.status, 400, "{:?}", a.json());
+    assert_eq!(a.json()["error"]["param"], "logprobs", "{:?}", a.json());
+    assert!(
+        a.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`logprobs`")),
+        "{:?}",
+        a.json()
+    );
+    assert!(gw.mock.mock().requests().is_empty());
+}

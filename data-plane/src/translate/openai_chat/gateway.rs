@@ -34,7 +34,7 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         | E::NotFound { .. }
         | E::NotProxied { .. }
         | E::MethodNotAllowed { .. }
-        | E::Unsupported(_) => ("invalid_request_error", None),
+        | E::Unsupported { .. } => ("invalid_request_error", None),
         E::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
         E::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
         E::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
@@ -63,6 +63,7 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
     };
     let param = match e {
         E::InvalidRequest { param, .. } => *param,
+        E::Unsupported { param, .. } => param.as_deref(),
         E::UnknownModel(_) | E::ModelNotAllowed(_) | E::Unpriced(_) => Some("model"),
         E::UpstreamStatus {
             context_overflow: true,
