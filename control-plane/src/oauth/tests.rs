@@ -231,3 +231,269 @@ async fn snapshots_carry_the_access_token_never_the_refresh_token() {
     let left = t.db.run(crate::db::oauth::accounts).await.unwrap();
     assert!(left.is_empty());
 }
+
+/// A token endpoint that rotates: every refresh token it is sent is
+/// answered with the next one (`rt-1`, `rt-2`…) and an access token, and
+/// recorded.
+async fn rotating_token_endpoint(
+    expires_in: i64,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = sock.read(&mut buf).await else {
+                    break None;
+                };
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_string());
+                    }
+                }
+                if n == 0 {
+                    break None;
+                }
+            };
+            let Some(body) = body else { continue };
+            let sent: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(body.as_bytes())
+                    .into_owned()
+                    .collect();
+            let rt = sent.get("refresh_token").cloned().unwrap_or_default();
+            let n = {
+                let mut l = log.lock().unwrap();
+                l.push(rt);
+                l.len()
+            };
+            let answer = json!({
+                "access_token": format!("at-{n}"),
+                "refresh_token": format!("rt-{n}"),
+                "expires_in": expires_in,
+                "token_type": "Bearer",
+            })
+            .to_string();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    (url, seen)
+}
+
+async fn stored_account(t: &crate::db::testing::TempDb) -> crate::db::oauth::AccountRow {
+    t.db.run(|c| crate::db::oauth::find_account(c, "p", "k"))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// An account `p`/`k` connected with refresh token `rt-0` through a token
+/// endpoint that rotates, and a running refresher.
+async fn connected_account(
+    expires_in: i64,
+) -> (
+    crate::db::testing::TempDb,
+    crate::admin::AdminSvc,
+    super::Refresher,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let t = temp_db();
+    let s = svc(&t);
+    let (url, seen) = rotating_token_endpoint(expires_in).await;
+    s.upsert_o_auth_template(req(OAuthTemplateSpec {
+        name: "idp".into(),
+        authorize_url: "https://id.test/authorize".into(),
+        token_url: url,
+        client_id: "cid".into(),
+        redirect_uri: "http://localhost:1455/cb".into(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    s.upsert_provider(req(ProviderSpec {
+        name: "p".into(),
+        kind: "openai".into(),
+        keys: vec![ProviderKeySpec {
+            name: "k".into(),
+            oauth_template: "idp".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let m = s.master.clone();
+    t.db.run(move |c| {
+        let f = completed_flow("p", "k", "idp");
+        let first = Tokens {
+            access_token: "at-0".into(),
+            refresh_token: Some("rt-0".into()),
+            lifetime_secs: 3600,
+            fields: json!({}),
+            id_token_claims: json!({}),
+        };
+        write_tx(c, |c| flow::store(c, &m, &f, &first))
+    })
+    .await
+    .unwrap();
+    let refresher = super::Refresher::start(super::Ctx {
+        db: t.db.clone(),
+        master: s.master.clone(),
+        publisher: s.publisher.clone(),
+        write_lock: s.write_lock.clone(),
+        http: crate::outbound::Outbound::new(None).unwrap(),
+    });
+    (t, s, refresher, seen)
+}
+
+/// Makes the database refuse new tokens (as a locked SQLite file would),
+/// while it still takes the account's error; or takes them again.
+async fn refuse_new_tokens(t: &crate::db::testing::TempDb, refuse: bool) {
+    t.db.run(move |c| {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute(if refuse {
+            "CREATE TRIGGER refuse_tokens BEFORE INSERT ON oauth_accounts \
+             WHEN NEW.status = 'connected' \
+             BEGIN SELECT RAISE(ABORT, 'database is locked'); END;"
+        } else {
+            "DROP TRIGGER refuse_tokens;"
+        })?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+async fn connected_again(t: &crate::db::testing::TempDb) -> crate::db::oauth::AccountRow {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let a = stored_account(t).await;
+        if a.status == "connected" {
+            return a;
+        }
+        assert!(std::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn rotated_tokens_the_database_refused_are_kept_and_saved_later() {
+    let (t, s, refresher, seen) = connected_account(3600).await;
+    let published = || {
+        let snap = s.publisher.current();
+        snap.core.providers[0]
+            .keys
+            .first()
+            .map(|k| k.secret.clone())
+    };
+    let refresh_of = |a: &crate::db::oauth::AccountRow| {
+        s.master
+            .decrypt(&a.refresh_enc, &super::account::refresh_context("p", "k"))
+            .unwrap()
+    };
+
+    // The database refuses the new tokens (as a locked SQLite file would),
+    // but takes the account's error.
+    refuse_new_tokens(&t, true).await;
+    let shown = refresher.refresh_now("p", "k").await.unwrap();
+    assert_eq!(shown.status, "error");
+    assert!(
+        shown.last_error.contains("could not be saved"),
+        "{}",
+        shown.last_error
+    );
+    assert!(!shown.last_error.contains("rt-1"), "{}", shown.last_error);
+    let a = stored_account(&t).await;
+    assert_eq!(a.status, "error");
+    assert!(a.last_error.contains("retried"), "{}", a.last_error);
+    assert_eq!(refresh_of(&a), "rt-0");
+    assert_eq!(published(), None, "nothing published from unsaved tokens");
+    assert_eq!(*seen.lock().unwrap(), ["rt-0"]);
+
+    // The database takes writes again: the next round (the schedule's)
+    // saves the tokens held, without asking for others.
+    refuse_new_tokens(&t, false).await;
+    let a = connected_again(&t).await;
+    assert_eq!(refresh_of(&a), "rt-1");
+    assert_eq!((a.failures, a.last_error.as_str()), (0, ""));
+    assert_eq!(
+        s.publisher.current().core.providers[0].keys[0].secret,
+        "at-1"
+    );
+    assert_eq!(*seen.lock().unwrap(), ["rt-0"]);
+
+    // The next refresh sends the rotated token; the dead one never again.
+    let a = refresher.refresh_now("p", "k").await.unwrap();
+    assert_eq!(a.status, "connected");
+    assert_eq!(refresh_of(&a), "rt-2");
+    assert_eq!(*seen.lock().unwrap(), ["rt-0", "rt-1"]);
+}
+
+#[tokio::test]
+async fn while_tokens_are_unsaved_refreshes_use_them_not_the_stored_dead_one() {
+    // Five-second tokens: the unsaved ones fall due while held.
+    let (t, s, refresher, seen) = connected_account(5).await;
+    refuse_new_tokens(&t, true).await;
+    let shown = refresher.refresh_now("p", "k").await.unwrap();
+    assert_eq!(shown.status, "error");
+    // Not due yet: asking again saves (and fails), asks nothing.
+    let again = refresher.refresh_now("p", "k").await.unwrap();
+    assert_eq!(again.status, "error");
+    assert!(again.failures >= 2, "{}", again.failures);
+    assert_eq!(*seen.lock().unwrap(), ["rt-0"]);
+    // Due: the refresh sends the newest refresh token, the unsaved one.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    refresher.refresh_now("p", "k").await.unwrap();
+    // Saved as soon as the database takes it.
+    refuse_new_tokens(&t, false).await;
+    let a = refresher.refresh_now("p", "k").await.unwrap();
+    assert_eq!(a.status, "connected");
+    let sent = seen.lock().unwrap().clone();
+    assert!(sent.len() >= 2, "{sent:?}");
+    for (i, rt) in sent.iter().enumerate() {
+        assert_eq!(
+            rt,
+            &format!("rt-{i}"),
+            "a refresh token sent twice: {sent:?}"
+        );
+    }
+    let stored = s
+        .master
+        .decrypt(&a.refresh_enc, &super::account::refresh_context("p", "k"))
+        .unwrap();
+    assert_eq!(
+        stored,
+        format!("rt-{}", sent.len()),
+        "the last issued is kept"
+    );
+    assert_eq!(refresh_of_db(&t, &s).await, stored);
+}
+
+async fn refresh_of_db(t: &crate::db::testing::TempDb, s: &crate::admin::AdminSvc) -> String {
+    let a = stored_account(t).await;
+    s.master
+        .decrypt(&a.refresh_enc, &super::account::refresh_context("p", "k"))
+        .unwrap()
+}
