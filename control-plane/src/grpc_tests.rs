@@ -66,7 +66,11 @@ pub(crate) async fn start() -> Running {
 
 /// `start`, with the settings changed by `tune` first (TLS, no join token…).
 pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Running {
-    let t = temp_db();
+    start_on(temp_db(), tune).await
+}
+
+/// `start_with`, on a database the test prepared.
+pub(crate) async fn start_on(t: TempDb, tune: impl FnOnce(&mut Settings)) -> Running {
     let mut settings = Settings {
         database_url: t.url.clone(),
         master_key: MasterKey::from_hex(&"a1".repeat(32)).unwrap(),
@@ -652,4 +656,144 @@ async fn nodes_that_accept_deltas_get_what_changed_and_a_whole_after_a_refusal()
     assert_eq!(core.providers[0].keys[0].secret, "sk-mock-secret-2");
     assert!(core.client_keys.is_empty() && d.upserted_keys.is_empty());
     server.stop().await;
+}
+
+/// A data plane's version that this control plane never published.
+const SERVED_ELSEWHERE: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+
+async fn nothing_pushed(node: &mut Node) {
+    let nothing = tokio::time::timeout(Duration::from_millis(500), node.rx.message()).await;
+    assert!(nothing.is_err(), "no push expected, got {nothing:?}");
+}
+
+fn an_audit_entry() -> crate::db::identity::AuditRow {
+    crate::db::identity::AuditRow {
+        id: "audit-1".into(),
+        at_ms: crate::db::now_ms(),
+        actor: "admin".into(),
+        actor_user_id: None,
+        action: "delete_provider".into(),
+        object_kind: "provider".into(),
+        object_name: "mock".into(),
+        detail: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_database_does_not_replace_what_a_node_serves_until_an_admin_change() {
+    let server = start().await;
+    let ch = server.channel().await;
+    let mut admin = AdminServiceClient::new(ch.clone());
+
+    // A node that serves a configuration keeps it: nothing is pushed, and
+    // the node list says why.
+    let mut serving = Node::subscribe(ch.clone(), "serving", SERVED_ELSEWHERE).await;
+    nothing_pushed(&mut serving).await;
+    node_listed(&mut admin, |n| {
+        n.node_id == "serving"
+            && n.connected
+            && n.applied_version == SERVED_ELSEWHERE
+            && n.last_error.contains("holds no configuration")
+            && n.last_error.contains("DATABASE_URL")
+    })
+    .await;
+    // A node that serves nothing gets the empty configuration as before.
+    let mut blank = Node::subscribe(ch.clone(), "blank", "").await;
+    let empty = snap(&blank.next().await);
+    assert!(empty.providers.is_empty());
+    // Reconnecting changes nothing.
+    drop(serving);
+    let mut serving = Node::subscribe(ch.clone(), "serving", SERVED_ELSEWHERE).await;
+    nothing_pushed(&mut serving).await;
+
+    // The first admin change lifts the hold: the node gets the new version.
+    admin
+        .upsert_provider(with_token(provider_spec("sk-mock-secret-1"), ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let m = serving.next().await;
+    let got = snap(&m);
+    assert_eq!(got.providers[0].keys[0].secret, "sk-mock-secret-1");
+    serving.ack(&m).await;
+    node_listed(&mut admin, |n| {
+        n.node_id == "serving" && n.applied_version == got.version && n.last_error.is_empty()
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_change_that_publishes_nothing_lifts_the_hold_too() {
+    let server = start().await;
+    let ch = server.channel().await;
+    let mut serving = Node::subscribe(ch.clone(), "serving", SERVED_ELSEWHERE).await;
+    nothing_pushed(&mut serving).await;
+    // A sign-in, or a stranger's throttled guesses, configure nothing.
+    let signed_in = crate::db::identity::AuditRow {
+        id: "audit-0".into(),
+        action: "throttle".into(),
+        object_kind: "session".into(),
+        ..an_audit_entry()
+    };
+    server
+        .db()
+        .run(move |c| crate::db::identity::insert_audit(c, &[signed_in]))
+        .await
+        .unwrap();
+    // Longer than the hold's 2 s look at the audit log.
+    let nothing = tokio::time::timeout(Duration::from_millis(2500), serving.rx.message()).await;
+    assert!(nothing.is_err(), "no push expected, got {nothing:?}");
+    // An audited change that leaves the configuration empty (a provider
+    // deleted, an empty configuration applied): the admin means it.
+    let entry = an_audit_entry();
+    server
+        .db()
+        .run(move |c| crate::db::identity::insert_audit(c, &[entry]))
+        .await
+        .unwrap();
+    let empty = snap(&serving.next().await);
+    assert!(empty.providers.is_empty() && empty.client_keys.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_an_admin_emptied_is_sent_to_every_node() {
+    // Configured once, then emptied by an admin: the audit log says so.
+    let t = temp_db();
+    let entry = an_audit_entry();
+    t.db.run(move |c| crate::db::identity::insert_audit(c, &[entry]))
+        .await
+        .unwrap();
+    let server = start_on(t, |_| {}).await;
+    let ch = server.channel().await;
+    let mut serving = Node::subscribe(ch.clone(), "serving", SERVED_ELSEWHERE).await;
+    let empty = snap(&serving.next().await);
+    assert!(empty.providers.is_empty());
+    assert_ne!(empty.version, SERVED_ELSEWHERE);
+    server.stop().await;
+}
+
+#[test]
+fn a_deleted_or_replaced_database_file_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aigw.db");
+    std::fs::write(&path, b"one").unwrap();
+    let opened = crate::server::file_id(&path).unwrap();
+    assert_eq!(crate::server::database_file_moved(&path, opened), None);
+    // Replaced: another file now has the name (the old one is kept open
+    // so its inode cannot be reused).
+    let keep = std::fs::File::open(&path).unwrap();
+    let other = dir.path().join("other.db");
+    std::fs::write(&other, b"two").unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    assert_eq!(
+        crate::server::database_file_moved(&path, opened),
+        Some("replaced")
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        crate::server::database_file_moved(&path, opened),
+        Some("deleted")
+    );
+    drop(keep);
 }

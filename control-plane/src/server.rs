@@ -114,6 +114,8 @@ pub struct Prepared {
     outbound: Outbound,
     bootstrap_tokens: Arc<[[u8; 32]]>,
     trace_retention: Option<Duration>,
+    /// The SQLite file and its identity when opened, watched while serving.
+    sqlite_file: Option<(std::path::PathBuf, FileId)>,
     /// A bootstrap admin token created by this start; print it once.
     pub generated_admin_token: Option<String>,
     /// The first user's password when this start generated it; print it once.
@@ -122,6 +124,13 @@ pub struct Prepared {
 
 pub async fn prepare(settings: Settings) -> Result<Prepared> {
     let db = connect_with_retry(&settings.database_url).await?;
+    let sqlite_file = match crate::db::Target::parse(&settings.database_url)? {
+        crate::db::Target::Sqlite(path) => {
+            let path = std::path::PathBuf::from(path);
+            file_id(&path).map(|id| (path, id))
+        }
+        crate::db::Target::Postgres(_) => None,
+    };
     let env_token = settings.admin_token.clone();
     let (bootstrap_tokens, generated) = db
         .run(move |conn| bootstrap_admin_tokens(conn, env_token.as_deref()))
@@ -149,9 +158,21 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     tracing::info!(version = %snapshot.version(), providers = snapshot.core.providers.len(),
         client_keys = snapshot.keys.len(), bytes = snapshot.encoded_len, "configuration loaded");
     let registry = Registry::default();
+    let empty = snapshot.core.providers.is_empty() && snapshot.keys.is_empty();
+    let publisher = Publisher::new(snapshot);
+    if empty && db.run(identity::never_configured).await? {
+        publisher.hold().hold();
+        tracing::warn!(
+            database = %sqlite_file.as_ref().map_or_else(|| "postgres".to_string(), |(p, _)| p.display().to_string()),
+            "this control plane's database has never held a configuration (no provider, no client \
+             key, no admin change): data planes that already serve one keep it, and are not sent \
+             this empty one, until a configuration is applied (or any admin change is made)"
+        );
+    }
     crate::telemetry::snapshot_published();
     Ok(Prepared {
-        publisher: Publisher::new(snapshot),
+        publisher,
+        sqlite_file,
         registry: registry.clone(),
         master: settings.master_key,
         nodes: NodeAuth::new(db.clone(), settings.node_token.as_deref(), registry.clone()),
@@ -164,6 +185,76 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         generated_admin_token: generated,
         generated_admin_password,
     })
+}
+
+/// A file's identity: device and inode.
+pub(crate) type FileId = (u64, u64);
+
+/// How often the SQLite file's identity is checked.
+const DB_FILE_CHECK: Duration = Duration::from_secs(5);
+
+/// The identity of the file at `path`, None when there is none.
+pub(crate) fn file_id(path: &std::path::Path) -> Option<FileId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
+}
+
+/// What became of the database file opened as `opened`: None while it is
+/// still at `path`, else "deleted" or "replaced".
+pub(crate) fn database_file_moved(path: &std::path::Path, opened: FileId) -> Option<&'static str> {
+    match file_id(path) {
+        None => Some("deleted"),
+        Some(id) if id != opened => Some("replaced"),
+        Some(_) => None,
+    }
+}
+
+/// Watches the SQLite file: deleted or replaced under the running control
+/// plane (a volume remounted, a backup restored by copying over it), this
+/// process keeps writing to the file it opened, which nobody will see
+/// again. That is logged as an error and readiness (gRPC health, service
+/// "") fails until the file at the path is the one opened again.
+async fn watch_database_file(
+    path: std::path::PathBuf,
+    opened: FileId,
+    health: tonic_health::server::HealthReporter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut was_moved = false;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(DB_FILE_CHECK) => {}
+            _ = shutdown.wait_for(|down| *down) => return,
+        }
+        let moved = database_file_moved(&path, opened);
+        match moved {
+            Some(what) if !was_moved => {
+                tracing::error!(path = %path.display(), what,
+                    "the SQLite database file was {what} under the running control plane: it \
+                     keeps using the file it opened, which is no longer at that path, and what it \
+                     stores from now on is lost on restart. Put the right file in place and \
+                     restart the control plane; readiness fails until then");
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            None if was_moved => {
+                tracing::info!(path = %path.display(), "the SQLite database file opened is at its path again");
+                health
+                    .set_service_status("", tonic_health::ServingStatus::Serving)
+                    .await;
+            }
+            _ => {}
+        }
+        was_moved = moved.is_some();
+    }
 }
 
 /// At first start (no users yet) creates the user `admin` with `password`,
@@ -326,6 +417,22 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(reflection_err)?;
 
+    if p.publisher.hold().is_held() {
+        tokio::spawn(
+            p.publisher
+                .hold()
+                .clone()
+                .lift_on_admin_change(p.db.clone(), shutdown_rx.clone()),
+        );
+    }
+    if let Some((path, opened)) = p.sqlite_file.clone() {
+        tokio::spawn(watch_database_file(
+            path,
+            opened,
+            health.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let write_lock = Arc::new(Mutex::new(()));
     let checker = Checker::start(health::Ctx {
         db: p.db.clone(),

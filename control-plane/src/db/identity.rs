@@ -148,6 +148,36 @@ pub fn trim_sessions(conn: &mut AnyConnection, user_id: &str, keep: i64) -> Resu
 
 // --- audit log ---
 
+/// Whether any audit entry about the configuration exists: some admin
+/// changed this database. Sign-ins, throttled guesses, users and tokens do
+/// not count: an admin who signs in to a control plane on the wrong
+/// database, or a stranger guessing passwords, has configured nothing.
+pub fn any_audit(conn: &mut AnyConnection) -> Result<bool> {
+    const ACCOUNT_KINDS: [&str; 3] = ["session", "user", "api_token"];
+    Ok(diesel::select(diesel::dsl::exists(
+        audit_log::table
+            .filter(audit_log::object_kind.ne_all(ACCOUNT_KINDS))
+            .select(audit_log::id),
+    ))
+    .get_result(conn)?)
+}
+
+/// Whether this database never held a configuration: no provider, no
+/// client key, and no admin change ever (an admin who deleted everything
+/// leaves audit entries). A control plane on such a database was most
+/// likely pointed at the wrong file or volume.
+pub fn never_configured(conn: &mut AnyConnection) -> Result<bool> {
+    use super::schema::{client_keys, providers};
+    let any_provider: bool =
+        diesel::select(diesel::dsl::exists(providers::table.select(providers::id)))
+            .get_result(conn)?;
+    let any_key: bool = diesel::select(diesel::dsl::exists(
+        client_keys::table.select(client_keys::id),
+    ))
+    .get_result(conn)?;
+    Ok(!any_provider && !any_key && !any_audit(conn)?)
+}
+
 /// Inserts audit entries, many rows per statement.
 pub fn insert_audit(conn: &mut AnyConnection, rows: &[AuditRow]) -> Result<()> {
     for chunk in rows.chunks(super::BATCH_ROWS) {

@@ -9,8 +9,12 @@
 //! version it will hold (the one it said in Hello, then the last one pushed)
 //! when that is recent; a delta it refuses is followed by the whole
 //! snapshot. Everything sent was encoded once for all nodes.
+//!
+//! A control plane on a database that never held a configuration holds its
+//! empty snapshot back from nodes that serve one (`hold`).
 
 mod history;
+pub mod hold;
 pub mod publisher;
 pub mod registry;
 
@@ -25,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+pub use hold::Hold;
 pub use publisher::Publisher;
 pub use registry::Registry;
 
@@ -123,9 +128,24 @@ impl Session {
             pending: None,
         };
         let mut shutdown = self.shutdown.clone();
+        let mut held = self.publisher.hold().subscribe();
         loop {
+            // The empty configuration of a fresh database does not replace
+            // the one a node serves (see `hold`). Read before the snapshot:
+            // the hold is lifted after the new version is current, so a
+            // node let go never gets the empty one it was held from.
+            let hold_back = *held.borrow_and_update()
+                && !hello.applied_version.is_empty()
+                && state.offered == hello.applied_version;
             let current = snapshots.borrow_and_update().clone();
-            if current.version() != state.offered {
+            if current.version() != state.offered && hold_back {
+                if self.publisher.hold().first_mention(node) {
+                    tracing::error!(node_id = node, serves = %hello.applied_version,
+                        version = %current.version(), "{}", Hold::message(node, &hello.applied_version));
+                }
+                self.registry
+                    .held(node, conn, &Hold::message(node, &hello.applied_version));
+            } else if current.version() != state.offered {
                 let Ok(nonce) = crypto::new_nonce() else {
                     let _ = tx
                         .send(Err(Status::internal("no randomness for a nonce")))
@@ -152,6 +172,7 @@ impl Session {
                 changed = snapshots.changed() => if changed.is_err() {
                     return "publisher stopped";
                 },
+                Ok(()) = held.changed() => {}
                 msg = inbound.message() => match msg {
                     Ok(Some(m)) => self.on_message(m, node, conn, &mut state),
                     Ok(None) => return "closed by node",

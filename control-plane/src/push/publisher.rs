@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::history::History;
+use super::hold::Hold;
 use crate::compile::Compiled;
 
 #[derive(Clone)]
@@ -19,6 +20,9 @@ pub struct Publisher {
     history: Arc<Mutex<History>>,
     /// New versions published since start.
     published: Arc<AtomicU64>,
+    /// Whether the (empty) current snapshot is held back from nodes that
+    /// serve a configuration; a new version lifts it.
+    hold: Hold,
 }
 
 impl Publisher {
@@ -32,7 +36,13 @@ impl Publisher {
             tx: Arc::new(tx),
             history: Arc::new(Mutex::new(history)),
             published: Arc::default(),
+            hold: Hold::default(),
         }
+    }
+
+    /// The hold on the empty configuration of a fresh database.
+    pub fn hold(&self) -> &Hold {
+        &self.hold
     }
 
     pub fn current(&self) -> Arc<Compiled> {
@@ -63,6 +73,8 @@ impl Publisher {
             let _ = history.delta(previous.version(), &next);
         }
         self.tx.send_replace(next.clone());
+        // After the new version is current: a node let go gets that one.
+        self.hold.lift("a new configuration was published");
         self.published.fetch_add(1, Ordering::Relaxed);
         crate::telemetry::snapshot_published();
         tracing::info!(version = %next.version(), client_keys = next.keys.len(),

@@ -114,6 +114,11 @@ impl Registry {
         });
     }
 
+    /// The node is not sent the current version, for `why`.
+    pub fn held(&self, node_id: &str, conn: u64, why: &str) {
+        self.update(node_id, conn, |i| i.last_error = why.to_string());
+    }
+
     pub fn disconnect(&self, node_id: &str, conn: u64) {
         self.update(node_id, conn, |i| i.connected = false);
     }
