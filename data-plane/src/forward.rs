@@ -136,6 +136,9 @@ pub async fn send(
         let took = t0.elapsed();
         let latency_us = took.as_micros() as u64;
         let mut result = result;
+        if let Ok(Ok(_)) = &result {
+            key.health.reached();
+        }
         // A stream that opens with an overload or rate-limit event failed
         // as a 529 or 429 would have (see `stream_start.rs`).
         let failed_start = match &mut result {

@@ -33,7 +33,8 @@ use crate::unparsed;
 
 /// Set once the shutdown's drain time is over and the connections still
 /// open are closed: a stream dropped then was cut by the data plane, not
-/// abandoned by its app, and its trace says so.
+/// abandoned by its app, and its trace says so. Process-wide, and never
+/// reset: the process exits next (tests run one per process).
 pub static FORCED_CLOSE: AtomicBool = AtomicBool::new(false);
 
 /// Bounds on app connections (`AIGW_HEADER_TIMEOUT_SECS`,
@@ -184,8 +185,9 @@ pub async fn serve_per_core(
                 });
                 // The connections still open drop with the runtime, and
                 // their streams file their traces: before `_ended` says
-                // this thread is done and the spool is sealed.
-                drop(runtime);
+                // this thread is done and the spool is sealed. (Bounded: a
+                // blocking task such as a hung DNS lookup is not waited for.)
+                runtime.shutdown_timeout(Duration::from_secs(2));
             })?;
     }
     drop((shared, ended_tx));

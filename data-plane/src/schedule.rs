@@ -66,7 +66,15 @@ impl KeyHealth {
     /// whose requests hang costs each app that reaches it the whole
     /// timeout; a fixed short bench would keep sending apps to it.
     /// Returns the bench given.
+    ///
+    /// A failure while the credential is already benched is the same
+    /// incident (requests that were in flight when it began, timing out
+    /// together): it adds no strike and returns the bench that is left.
     pub fn transport_failure(&self, base_ms: u64) -> u64 {
+        let left = self.cooling_ms(now_ms());
+        if left > 0 {
+            return left;
+        }
         let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
         let ms = base_ms
             .saturating_mul(1 << strikes)
@@ -75,11 +83,17 @@ impl KeyHealth {
         ms
     }
 
-    /// The credential answered (in `us` to the answer's head).
-    pub fn answered(&self, us: u64) {
+    /// An answer's head came back, whatever its status: the credential's
+    /// host is reachable again.
+    pub fn reached(&self) {
         if self.strikes.load(Ordering::Relaxed) != 0 {
             self.strikes.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// The credential answered (in `us` to the answer's head).
+    pub fn answered(&self, us: u64) {
+        self.reached();
         self.observe_latency(us);
     }
 
@@ -340,15 +354,32 @@ mod tests {
     #[test]
     fn transport_failures_double_the_bench_until_an_answer() {
         let h = KeyHealth::default();
-        let benches: Vec<u64> = (0..10).map(|_| h.transport_failure(2_000)).collect();
+        let benches: Vec<u64> = (0..10)
+            .map(|_| {
+                let ms = h.transport_failure(2_000);
+                // The bench runs out before the next attempt.
+                h.cooldown_until_ms.store(0, Ordering::Relaxed);
+                ms
+            })
+            .collect();
         assert_eq!(
             benches,
             [
                 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000
             ]
         );
-        assert!(h.cooling_ms(now_ms()) > 290_000);
         h.answered(100);
+        assert_eq!(h.transport_failure(2_000), 2_000);
+        // Failures of attempts that were in flight as the bench began: the
+        // same incident, no longer a bench.
+        for _ in 0..20 {
+            assert!(h.transport_failure(2_000) <= 2_000);
+        }
+        h.cooldown_until_ms.store(0, Ordering::Relaxed);
+        assert_eq!(h.transport_failure(2_000), 4_000);
+        // Any answer (a 500 included) shows the host is back.
+        h.reached();
+        h.cooldown_until_ms.store(0, Ordering::Relaxed);
         assert_eq!(h.transport_failure(2_000), 2_000);
     }
 

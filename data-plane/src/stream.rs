@@ -635,7 +635,9 @@ impl MeteredStream {
 
     /// `out` without the pool's secret. SSE frames are whole events; other
     /// streams carry over a tail that may start a secret to the next chunk
-    /// (until the stream is done).
+    /// (until the stream is done). A stream the upstream cuts or stalls
+    /// ends with its error, and the tail held then is not delivered: it may
+    /// be the first bytes of a secret.
     fn scrub(&mut self, out: Output) -> Bytes {
         if !matches!(self.mode, Mode::JsonArray { .. } | Mode::Raw { .. }) {
             return self.redactor.scrub(out.into_bytes());

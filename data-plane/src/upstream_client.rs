@@ -345,8 +345,9 @@ pub struct UpstreamBody {
     key: String,
     pool: Arc<Pool>,
     done: bool,
-    /// A chunk read ahead (see [`Self::read_ahead`]), handed out first.
-    ahead: Option<Bytes>,
+    /// A frame read ahead (see [`Self::read_ahead`]), handed out first: a
+    /// chunk, trailers, or the error that ended the body.
+    ahead: Option<Result<Frame<Bytes>, hyper::Error>>,
 }
 
 impl UpstreamBody {
@@ -356,10 +357,14 @@ impl UpstreamBody {
     pub async fn read_ahead(&mut self, wait: std::time::Duration) -> Option<&Bytes> {
         if self.ahead.is_none() {
             let next = std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx));
-            let frame = tokio::time::timeout(wait, next).await.ok()??.ok()?;
-            self.ahead = Some(frame.into_data().ok()?);
+            // Whatever comes is kept, an error too: the body hands it out
+            // as it would have.
+            self.ahead = Some(tokio::time::timeout(wait, next).await.ok()??);
         }
-        self.ahead.as_ref()
+        match &self.ahead {
+            Some(Ok(frame)) => frame.data_ref(),
+            _ => None,
+        }
     }
 
     /// Lets the connection make progress (read, decode); drops it once done.
@@ -413,8 +418,8 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if let Some(b) = this.ahead.take() {
-            return Poll::Ready(Some(Ok(Frame::data(b))));
+        if let Some(frame) = this.ahead.take() {
+            return Poll::Ready(Some(frame));
         }
         if this.done {
             return Poll::Ready(None);
@@ -442,7 +447,11 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         let mut hint = self.body.size_hint();
-        if let Some(b) = &self.ahead {
+        if let Some(b) = self
+            .ahead
+            .as_ref()
+            .and_then(|f| f.as_ref().ok()?.data_ref())
+        {
             let n = b.len() as u64;
             // Upper first: a lower bound above the upper one panics.
             if let Some(u) = hint.upper() {

@@ -79,3 +79,26 @@ async fn other_first_events_go_on_as_they_came() {
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.attempts.len(), 1);
 }
+
+/// A stream cut before its first chunk is a cut stream, as it was before
+/// the head waited for that chunk (the read-ahead keeps the error).
+#[tokio::test]
+async fn a_stream_cut_before_its_first_chunk_is_traced_as_cut() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        cut_after_chunks: Some(0),
+        ..Fault::default()
+    });
+    let resp = gw
+        .send(post("/v1/chat/completions", &chat_stream("hi")))
+        .await;
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+    let t = gw.cp.trace(&id).await;
+    assert_eq!(t.error, "upstream stream cut", "{t:?}");
+}
