@@ -327,6 +327,16 @@ fn strict_tools_are_kept_where_the_target_has_them() {
         let (anthropic, req) = sent(app, b.clone(), "", ProviderKind::Anthropic).unwrap();
         assert!(anthropic["tools"][0].get("strict").is_none());
         assert_eq!(dropped(&req), ["tools[*].strict"]);
+        // An Anthropic-compatible vendor's model (DeepSeek's, Kimi's
+        // Anthropic endpoints): not known to take `strict`, which such an
+        // endpoint may refuse; dropped, named.
+        for model in ["deepseek-chat", "kimi-k2-0905-preview"] {
+            b["model"] = json!(model);
+            let (vendor, req) = sent(app, b.clone(), "", ProviderKind::Anthropic).unwrap();
+            assert!(vendor["tools"][0].get("strict").is_none(), "{model}");
+            assert_eq!(vendor["tools"][0]["input_schema"], strict_schema());
+            assert_eq!(dropped(&req), ["tools[*].strict"], "{model}");
+        }
         // Gemini has none: dropped, named.
         b["model"] = json!("gemini-2.5-flash");
         let (gemini, req) = sent(app, b, "", ProviderKind::Gemini).unwrap();
@@ -505,7 +515,7 @@ fn text_blocks_are_not_run_together() {
 // ------------------------------------------------------------------ 7. output caps
 
 #[test]
-fn caps_above_the_model_limit_are_clamped_for_every_target() {
+fn caps_above_a_known_models_limit_are_clamped_for_every_target() {
     let body = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "x"}], "max_tokens": 100_000});
     let (anthropic, _) = sent(
         Format::OpenAiChat,
@@ -548,6 +558,75 @@ fn caps_above_the_model_limit_are_clamped_for_every_target() {
     )
     .unwrap();
     assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 8_192);
+    // A model known only by its family: the app's cap as it is (a family's
+    // smaller limit would cut its answers short unsaid); the provider may
+    // refuse one too large, which the app then sees.
+    let explicit = |model: &str, cap: u64| json!({"model": model, "messages": [{"role": "user", "content": "x"}], "max_tokens": cap});
+    for model in [
+        "claude-opus-4-5",
+        "claude-opus-4-6",
+        "claude-opus-4-7",
+        "claude-sonnet-4-7",
+    ] {
+        let (anthropic, _) = sent(
+            Format::OpenAiChat,
+            explicit(model, 64_000),
+            "",
+            ProviderKind::Anthropic,
+        )
+        .unwrap();
+        assert_eq!(anthropic["max_tokens"], 64_000, "{model}");
+    }
+    let (anthropic, _) = sent(
+        Format::OpenAiChat,
+        explicit("claude-opus-4-20250514", 64_000),
+        "",
+        ProviderKind::Anthropic,
+    )
+    .unwrap();
+    assert_eq!(anthropic["max_tokens"], 32_000);
+    // An Anthropic app's own cap, too.
+    let (anthropic, _) = sent(
+        Format::Anthropic,
+        explicit("claude-opus-4-7", 64_000),
+        "",
+        ProviderKind::Anthropic,
+    )
+    .unwrap();
+    assert_eq!(anthropic["max_tokens"], 64_000);
+    // No cap: the family's limit.
+    let (anthropic, _) = sent(
+        Format::OpenAiChat,
+        json!({"model": "claude-opus-4-7", "messages": [{"role": "user", "content": "x"}]}),
+        "",
+        ProviderKind::Anthropic,
+    )
+    .unwrap();
+    assert_eq!(anthropic["max_tokens"], 32_000);
+    let (openai, _) = sent(
+        Format::Anthropic,
+        explicit("gpt-4.5-preview", 16_000),
+        "",
+        ProviderKind::OpenAi,
+    )
+    .unwrap();
+    assert_eq!(openai["max_completion_tokens"], 16_000);
+    let (openai, _) = sent(
+        Format::Anthropic,
+        explicit("gpt-4-0613", 16_000),
+        "",
+        ProviderKind::OpenAi,
+    )
+    .unwrap();
+    assert_eq!(openai["max_completion_tokens"], 8_192);
+    let (gemini, _) = sent(
+        Format::OpenAiChat,
+        body("gemini-3.5-pro"),
+        "",
+        ProviderKind::Gemini,
+    )
+    .unwrap();
+    assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 100_000);
     // Below the limit: as asked.
     let mut small = body("claude-sonnet-4-5");
     small["max_tokens"] = json!(1000);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::fit::{ThinkingOut, fit_sampling, fit_thinking};
 use super::schema::{OutputConfigOut, fit_schema, output_config, structured_outputs};
-use super::{TARGET, default_max_tokens, known_max_output_tokens, role_str, tool_id};
+use super::{TARGET, default_max_tokens, is_claude, known_max_output_tokens, role_str, tool_id};
 use crate::translate::ir::{self, ChatRequest, Image, Part, Role, ToolChoice, Unsupported};
 use crate::translate::wire::{self, Body, TextOr, is_false};
 
@@ -139,8 +139,10 @@ pub fn encode_request(req: &mut ChatRequest) -> Result<Value, Unsupported> {
 /// [`fit_sampling`], which record in `req.dropped` what they leave out).
 pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
     req.refuse_seed_and_penalties(TARGET)?;
-    // A cap above the model's known output limit is refused (400): the
-    // app asked for at most that many, and the model gives no more.
+    // A cap above the model's output limit is refused (400): the app asked
+    // for at most that many, and the model gives no more. Lowered only for
+    // a model known exactly: a family's limit may be below a newer
+    // member's, and the app's cap is then sent as it is.
     let max_tokens = match req.max_tokens {
         Some(asked) => known_max_output_tokens(&req.model).map_or(asked, |most| asked.min(most)),
         None => default_max_tokens(req),
@@ -182,11 +184,13 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
 
 /// The schemas of the IR's strict tools (`strict: true`) as Anthropic
 /// takes them strict, by tool: fitted as a response schema is
-/// (`schema::fit_schema`), for the models with structured outputs. For
-/// other models, or a schema that cannot be fitted, `strict` is a hint,
-/// dropped and named.
+/// (`schema::fit_schema`), for the Claude models with structured outputs.
+/// For other models, a schema that cannot be fitted, and a model without
+/// `claude-` in its name (an Anthropic-compatible vendor's, such as
+/// DeepSeek's or Kimi's Anthropic endpoints, which may refuse a field they
+/// do not know), `strict` is a hint, dropped and named.
 fn strict_schemas(req: &mut ChatRequest) -> Vec<Option<Value>> {
-    let structured = structured_outputs(&req.model);
+    let structured = is_claude(&req.model) && structured_outputs(&req.model);
     let mut lost = false;
     let fitted = req
         .tools

@@ -76,12 +76,15 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// from OpenAI or Gemini; the same here, or its answers are cut short.
 /// `claude-3-haiku` and `claude-3-opus` (4096) need no entry, nor does a
 /// model not listed: [`DEFAULT_MAX_TOKENS`]. A newer member of a family
-/// (say `claude-opus-4-6`) gets its family's limit, which may be below its
-/// own but is never refused.
+/// (say `claude-opus-4-7`) gets its family's limit, which may be below its
+/// own but is never refused: this table gives the cap of a request that set
+/// none, never a bound on the app's own cap ([`EXACT_MAX_OUTPUT`] does).
 const MAX_OUTPUT: &[(&str, u64)] = &[
+    ("claude-opus-4-6", 128_000),
     ("claude-opus-4-5", 64_000),
     // Opus 4 and 4.1.
     ("claude-opus-4", 32_000),
+    ("claude-sonnet-4-6", 128_000),
     // Sonnet 4 and 4.5.
     ("claude-sonnet-4", 64_000),
     ("claude-haiku-4", 64_000),
@@ -91,28 +94,95 @@ const MAX_OUTPUT: &[(&str, u64)] = &[
     ("claude-3-5-haiku", 8_192),
 ];
 
+/// The documented output limit of each Claude model, by its exact id (an
+/// alias, or the id without its date): an app's own cap above it is lowered
+/// to it, as Anthropic would refuse it. Only an exact model is bounded so;
+/// a model matched by its family alone (`claude-opus-4-6` is no
+/// `claude-opus-4`) is sent the app's cap, for Anthropic to take or refuse
+/// (a 400 the app sees in its own format), never one silently lowered.
+const EXACT_MAX_OUTPUT: &[(&str, u64)] = &[
+    ("claude-opus-4-6", 128_000),
+    ("claude-sonnet-4-6", 128_000),
+    ("claude-opus-4-5", 64_000),
+    ("claude-sonnet-4-5", 64_000),
+    ("claude-haiku-4-5", 64_000),
+    ("claude-opus-4-1", 32_000),
+    ("claude-opus-4", 32_000),
+    ("claude-opus-4-0", 32_000),
+    ("claude-sonnet-4", 64_000),
+    ("claude-sonnet-4-0", 64_000),
+    // Without the beta header for 128k.
+    ("claude-3-7-sonnet", 64_000),
+    ("claude-3-5-sonnet", 8_192),
+    ("claude-3-5-haiku", 8_192),
+    ("claude-3-opus", 4_096),
+    ("claude-3-sonnet", 4_096),
+    ("claude-3-haiku", 4_096),
+];
+
 /// The context window of every Claude model (the 1M-token window of some is
 /// a beta the gateway does not ask for).
 const CONTEXT_WINDOW: u64 = 200_000;
 
-/// The output limit of `model` per [`MAX_OUTPUT`], else
-/// [`DEFAULT_MAX_TOKENS`]. The name may carry a platform's decoration
-/// (`anthropic.claude-…-v1:0`, `claude-…@20250514`): it is matched from
-/// its `claude-`.
+/// The output limit of `model` per [`MAX_OUTPUT`] (its family), else
+/// [`DEFAULT_MAX_TOKENS`]: the cap sent when the app set none. The name may
+/// carry a platform's decoration (`anthropic.claude-…-v1:0`,
+/// `claude-…@20250514`): it is matched from its `claude-`.
 pub fn max_output_tokens(model: &str) -> u64 {
-    known_max_output_tokens(model).unwrap_or(DEFAULT_MAX_TOKENS)
-}
-
-/// The output limit of `model` per [`MAX_OUTPUT`], if listed: a cap above
-/// it is refused (400 "max_tokens: … > 64000, which is the maximum allowed
-/// number of output tokens"), so the cap sent is the smaller of the two.
-pub fn known_max_output_tokens(model: &str) -> Option<u64> {
-    let at = model.find("claude-")?;
-    let name = &model[at..];
+    let Some(name) = claude_name(model) else {
+        return DEFAULT_MAX_TOKENS;
+    };
     MAX_OUTPUT
         .iter()
         .find(|(prefix, _)| name.starts_with(prefix))
-        .map(|(_, max)| *max)
+        .map_or(DEFAULT_MAX_TOKENS, |(_, max)| *max)
+}
+
+/// The output limit of exactly `model` per [`EXACT_MAX_OUTPUT`], if listed:
+/// a cap above it is refused (400 "max_tokens: … > 64000, which is the
+/// maximum allowed number of output tokens"), so the cap sent is the
+/// smaller of the two. The id may end in a date (`-20250514`,
+/// `@20250514`), `-latest` or a platform's version (`-v1:0`, `-v2`); any
+/// other ending is another model (`claude-opus-4-6` is not `claude-opus-4`),
+/// whose limit is not known.
+pub fn known_max_output_tokens(model: &str) -> Option<u64> {
+    let mut name = claude_name(model)?;
+    loop {
+        if let Some((_, max)) = EXACT_MAX_OUTPUT.iter().find(|(id, _)| *id == name) {
+            return Some(*max);
+        }
+        name = without_version(name)?;
+    }
+}
+
+/// Whether `model` is one of Anthropic's own (its name has `claude-`), not
+/// an Anthropic-compatible vendor's.
+pub(super) fn is_claude(model: &str) -> bool {
+    claude_name(model).is_some()
+}
+
+/// `model` from its `claude-`, lowercase; `None` without one (an
+/// Anthropic-compatible vendor's model).
+fn claude_name(model: &str) -> Option<String> {
+    let m = model.to_ascii_lowercase();
+    let at = m.find("claude-")?;
+    Some(m[at..].to_owned())
+}
+
+/// `name` without its last date (`-20250514`, `@20250514`), `-latest` or
+/// platform version (`-v1:0`, `-v2`); `None` when it ends in none of them.
+fn without_version(name: String) -> Option<String> {
+    if let Some(head) = name.strip_suffix("-latest") {
+        return Some(head.to_owned());
+    }
+    let at = name.rfind(['-', '@'])?;
+    let word = &name[at + 1..];
+    let digits = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    let date = word.len() == 8 && digits(word);
+    let version = word
+        .strip_prefix('v')
+        .is_some_and(|v| v.split(':').count() <= 2 && v.split(':').all(digits));
+    (date || version).then(|| name[..at].to_owned())
 }
 
 /// The `max_tokens` sent for a request that set none: the model's output

@@ -169,25 +169,46 @@ impl GenerationConfigOut<'_> {
 /// Most stop sequences Gemini takes (400 beyond).
 const MAX_STOP_SEQUENCES: usize = 5;
 
-/// Output limits of Gemini models, by name prefix (matched from the
-/// name's `gemini-`; the first match wins), from Google's model pages; a model not listed (the
-/// version-less aliases) is sent the app's cap as it is.
+/// Output limits of Gemini models, by exact model id (matched from the
+/// name's `gemini-`; the id may add a version, `-001`, or `-latest`: see
+/// [`max_output_tokens`]), from Google's model pages. Not by family prefix:
+/// a newer model of a family may give more, and a cap lowered to the
+/// family's would cut its answers short unsaid. A model not listed (a
+/// preview, an experiment, a version-less alias) is sent the app's cap as
+/// it is.
 const MAX_OUTPUT: &[(&str, u64)] = &[
-    ("gemini-3", 65_536),
-    ("gemini-2.5", 65_536),
-    ("gemini-2.0-flash-thinking", 65_536),
-    ("gemini-2.0", 8_192),
-    ("gemini-1.5", 8_192),
+    ("gemini-3.1-pro-preview", 65_536),
+    ("gemini-3-pro-preview", 65_536),
+    ("gemini-2.5-pro", 65_536),
+    ("gemini-2.5-flash", 65_536),
+    ("gemini-2.5-flash-lite", 65_536),
+    ("gemini-2.0-flash", 8_192),
+    ("gemini-2.0-flash-lite", 8_192),
+    ("gemini-1.5-pro", 8_192),
+    ("gemini-1.5-flash", 8_192),
+    ("gemini-1.5-flash-8b", 8_192),
 ];
 
-/// The most output tokens Gemini's `model` gives, if known.
+/// The most output tokens Gemini's `model` gives, if known exactly: its id
+/// in [`MAX_OUTPUT`], or that id with a version (`-001`) or `-latest` after
+/// it.
 fn max_output_tokens(model: &str) -> Option<u64> {
     let m = model.to_ascii_lowercase();
     let at = m.find("gemini-")?;
-    MAX_OUTPUT
-        .iter()
-        .find(|(prefix, _)| m[at..].starts_with(prefix))
-        .map(|(_, max)| *max)
+    let mut name = &m[at..];
+    loop {
+        if let Some((_, max)) = MAX_OUTPUT.iter().find(|(id, _)| *id == name) {
+            return Some(*max);
+        }
+        name = match name.strip_suffix("-latest") {
+            Some(head) => head,
+            None => {
+                let (head, word) = name.rsplit_once('-')?;
+                let version = word.len() == 3 && word.bytes().all(|b| b.is_ascii_digit());
+                version.then_some(head)?
+            }
+        };
+    }
 }
 
 /// What the thinking budget of a Gemini model may be.
@@ -291,9 +312,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
 /// `req.dropped` what it leaves out).
 pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
     req.check_stop_count(MAX_STOP_SEQUENCES, TARGET)?;
-    // A cap above the model's known output limit is refused (400, "the
-    // supported range is from 1 (inclusive) to 65537 (exclusive)"): the
-    // app asked for at most that many, and the model gives no more.
+    // A cap above the model's output limit is refused (400, "the supported
+    // range is from 1 (inclusive) to 65537 (exclusive)"): the app asked for
+    // at most that many, and the model gives no more. Lowered only for a
+    // model known exactly (`MAX_OUTPUT`); any other gets the app's cap.
     if let (Some(asked), Some(most)) = (req.max_tokens, max_output_tokens(&req.model)) {
         req.max_tokens = Some(asked.min(most));
     }

@@ -617,3 +617,41 @@ fn ref_bombs_are_refused_within_the_budget() {
     let err = encode_schema(&schema, "s").unwrap_err();
     assert!(err.message.contains("4 MiB"), "{}", err.message);
 }
+
+/// An app's cap above a Gemini model's output limit is lowered to it only
+/// for a model known exactly (its id, a version such as `-001`, or
+/// `-latest`); any other model, a newer one of a known family too, is sent
+/// the app's cap as it is.
+#[test]
+fn caps_are_lowered_only_for_models_known_exactly() {
+    let sent = |model: &str| {
+        let req = ChatRequest {
+            model: model.into(),
+            max_tokens: Some(100_000),
+            ..req_with(vec![Message {
+                role: Role::User,
+                content: vec![Part::Text("x".into())],
+            }])
+        };
+        encode_request(&req).unwrap()["generationConfig"]["maxOutputTokens"].as_u64()
+    };
+    for (model, cap) in [
+        ("gemini-2.5-pro", 65_536),
+        ("gemini-2.5-flash-lite", 65_536),
+        ("models/gemini-2.5-flash", 65_536),
+        ("gemini-3-pro-preview", 65_536),
+        ("gemini-2.0-flash", 8_192),
+        ("gemini-2.0-flash-001", 8_192),
+        ("gemini-1.5-pro-002", 8_192),
+        ("gemini-1.5-flash-latest", 8_192),
+        // Not known exactly: the app's cap.
+        ("gemini-2.0-flash-thinking-exp-01-21", 100_000),
+        ("gemini-2.5-flash-preview-09-2025", 100_000),
+        ("gemini-2.5-ultra", 100_000),
+        ("gemini-flash-latest", 100_000),
+        ("gemini-3.5-pro", 100_000),
+        ("gemini-2.0-flash-x", 100_000),
+    ] {
+        assert_eq!(sent(model), Some(cap), "{model}");
+    }
+}

@@ -76,38 +76,74 @@ impl Dialect {
     }
 }
 
-/// Output limits of OpenAI's chat models, by name prefix (most specific
-/// first), from OpenAI's model pages; a model not listed is sent the app's
-/// cap as it is.
+/// Output limits of OpenAI's chat models, by exact model id (an id may add
+/// a date or `-latest`: see [`max_output_tokens`]), from OpenAI's model
+/// pages. Not by family prefix: a newer model of a family may give more
+/// (`gpt-4.5-preview` is no `gpt-4`, `gpt-5-pro` no `gpt-5`), and a cap
+/// lowered to the family's would cut its answers short unsaid. A model not
+/// listed is sent the app's cap as it is (OpenAI refuses one too large, a
+/// 400 the app sees in its own format).
 const MAX_OUTPUT: &[(&str, u64)] = &[
-    ("gpt-5-chat", 16_384),
     ("gpt-5", 128_000),
+    ("gpt-5-mini", 128_000),
+    ("gpt-5-nano", 128_000),
+    ("gpt-5-chat", 16_384),
+    ("gpt-4.5-preview", 16_384),
     ("gpt-4.1", 32_768),
+    ("gpt-4.1-mini", 32_768),
+    ("gpt-4.1-nano", 32_768),
     ("gpt-4o-2024-05-13", 4_096),
     ("gpt-4o", 16_384),
+    ("gpt-4o-mini", 16_384),
     ("chatgpt-4o", 16_384),
     ("gpt-4-turbo", 4_096),
-    ("gpt-4-1106", 4_096),
-    ("gpt-4-0125", 4_096),
+    ("gpt-4-turbo-preview", 4_096),
+    ("gpt-4-1106-preview", 4_096),
+    ("gpt-4-0125-preview", 4_096),
     ("gpt-4", 8_192),
     ("gpt-3.5-turbo", 4_096),
     ("o1-mini", 65_536),
     ("o1", 100_000),
     ("o3", 100_000),
+    ("o3-mini", 100_000),
     ("o4-mini", 100_000),
 ];
 
-/// The most output tokens OpenAI's `model` gives, if known (a fine-tune is
-/// its base model).
+/// The most output tokens OpenAI's `model` gives, if known exactly: its id
+/// in [`MAX_OUTPUT`], or that id with a date (`-2024-08-06`, `-0613`) or
+/// `-latest` after it. A fine-tune (`ft:gpt-4o-mini-2024-07-18:org::id`)
+/// is its base model.
 fn max_output_tokens(model: &str) -> Option<u64> {
-    let m = model
-        .strip_prefix("ft:")
-        .unwrap_or(model)
-        .to_ascii_lowercase();
-    MAX_OUTPUT
-        .iter()
-        .find(|(prefix, _)| m.starts_with(prefix))
-        .map(|(_, max)| *max)
+    let m = base_model(model);
+    let mut name = m.split(':').next().unwrap_or_default();
+    loop {
+        if let Some((_, max)) = MAX_OUTPUT.iter().find(|(id, _)| *id == name) {
+            return Some(*max);
+        }
+        name = without_date(name)?;
+    }
+}
+
+/// `name` without its last date (`-2024-08-06`, `-0613`) or `-latest`;
+/// `None` when it ends in neither.
+fn without_date(name: &str) -> Option<&str> {
+    if let Some(head) = name.strip_suffix("-latest") {
+        return Some(head);
+    }
+    let digits = |w: &str| w.bytes().all(|b| b.is_ascii_digit());
+    // `-YYYY-MM-DD`: 11 bytes.
+    let long = name.len().checked_sub(11).and_then(|at| {
+        let tail = name.get(at..)?.as_bytes();
+        let shape = tail.iter().enumerate().all(|(i, b)| match i {
+            0 | 5 | 8 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+        shape.then(|| &name[..at])
+    });
+    long.or_else(|| {
+        let (head, word) = name.rsplit_once('-')?;
+        (word.len() == 4 && digits(word)).then_some(head)
+    })
 }
 
 /// OpenAI's reasoning models by name: the o-series and the gpt-5 family,

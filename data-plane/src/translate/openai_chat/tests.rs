@@ -191,11 +191,35 @@ fn openai_gets_at_most_its_models_output_limit() {
         ("o3", 32_000),
         ("gpt-5-chat-latest", 16_384),
         ("ft:gpt-4o-mini:org::x1", 16_384),
+        ("ft:gpt-4o-mini-2024-07-18:org::x1", 16_384),
+        ("gpt-4o-2024-08-06", 16_384),
+        ("gpt-4o-2024-05-13", 4_096),
+        ("chatgpt-4o-latest", 16_384),
+        ("gpt-4-0613", 8_192),
+        ("gpt-4-turbo-2024-04-09", 4_096),
+        ("gpt-4-1106-preview", 4_096),
+        ("gpt-3.5-turbo-0125", 4_096),
+        ("gpt-4.1-2025-04-14", 32_000),
         ("some-new-model", 32_000),
+        // Known by family alone: the app's cap, never a family's smaller
+        // limit (gpt-4's 8,192, gpt-5's 128,000).
+        ("gpt-4.5-preview", 16_384),
+        ("gpt-4-32k", 32_000),
+        ("gpt-4o-audio-preview", 32_000),
+        ("gpt-4.1-new", 32_000),
+        ("o3-pro", 32_000),
     ] {
         let (v, _) = encoded_for(ProviderKind::OpenAi, asked(model, 32_000));
         assert_eq!(v["max_completion_tokens"], sent, "{model}");
     }
+    for model in ["gpt-5-pro", "gpt-5.1", "gpt-5-codex", "gpt-4.5"] {
+        let (v, _) = encoded_for(ProviderKind::OpenAi, asked(model, 200_000));
+        assert_eq!(v["max_completion_tokens"], 200_000, "{model}");
+    }
+    let (v, _) = encoded_for(ProviderKind::OpenAi, asked("gpt-5-2025-08-07", 200_000));
+    assert_eq!(v["max_completion_tokens"], 128_000);
+    let (v, _) = encoded_for(ProviderKind::OpenAi, asked("gpt-4.5-preview", 16_000));
+    assert_eq!(v["max_completion_tokens"], 16_000);
     let (v, _) = encoded_for(ProviderKind::OpenAi, asked("gpt-4o", 1_000));
     assert_eq!(v["max_completion_tokens"], 1_000);
     let (v, _) = encoded_for(ProviderKind::OpenAiCompatible, asked("gpt-4o", 32_000));

@@ -84,6 +84,10 @@ fn temperature_is_clamped_to_anthropics_range() {
 #[test]
 fn output_limits_by_family() {
     for (model, max) in [
+        ("claude-opus-4-6", 128_000),
+        ("claude-sonnet-4-6", 128_000),
+        // A newer member of a family: the family's limit, as a default.
+        ("claude-opus-4-7", 32_000),
         ("claude-opus-4-1-20250805", 32_000),
         ("claude-opus-4-20250514", 32_000),
         ("claude-opus-4-0", 32_000),
@@ -169,4 +173,71 @@ fn no_cap_sends_the_models_limit_within_the_context_window() {
         .content
         .push(Part::Text("y".repeat(197_000)));
     assert_eq!(default_max_tokens(&req), DEFAULT_MAX_TOKENS);
+}
+
+/// The family table gives the default cap, never a bound on the app's own:
+/// only a model known exactly (its id, with a date, `-latest` or a
+/// platform's version) has its cap lowered to its limit.
+#[test]
+fn output_limits_of_exact_models() {
+    for (model, max) in [
+        ("claude-opus-4-20250514", Some(32_000)),
+        ("claude-opus-4", Some(32_000)),
+        ("claude-opus-4-0", Some(32_000)),
+        ("claude-opus-4-1", Some(32_000)),
+        ("claude-opus-4-1@20250805", Some(32_000)),
+        ("claude-opus-4-5", Some(64_000)),
+        ("claude-opus-4-5-20251101", Some(64_000)),
+        ("claude-opus-4-6", Some(128_000)),
+        ("claude-sonnet-4-6", Some(128_000)),
+        ("claude-sonnet-4-20250514", Some(64_000)),
+        ("claude-haiku-4-5-20251001", Some(64_000)),
+        ("claude-3-7-sonnet-latest", Some(64_000)),
+        ("claude-3-5-haiku-20241022", Some(8_192)),
+        ("claude-3-haiku-20240307", Some(4_096)),
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", Some(64_000)),
+        ("us.anthropic.claude-3-5-sonnet-20241022-v2:0", Some(8_192)),
+        ("claude-3-5-sonnet-v2@20241022", Some(8_192)),
+        ("Claude-Opus-4-20250514", Some(32_000)),
+        // Family members not listed: not known.
+        ("claude-opus-4-7", None),
+        ("claude-opus-4-7-20260101", None),
+        ("claude-sonnet-4-7", None),
+        ("claude-haiku-4-6", None),
+        ("claude-opus-4-20250514-fast", None),
+        ("claude-opus-4-x", None),
+        ("deepseek-chat", None),
+        ("claude", None),
+    ] {
+        assert_eq!(known_max_output_tokens(model), max, "{model}");
+    }
+}
+
+/// An app's cap of 64,000 reaches a model known only by its family as it
+/// is (Opus 4's 32,000 would cut a newer Opus's answers short unsaid);
+/// Opus 4 itself gets its 32,000, and with no cap the family's default.
+#[test]
+fn an_explicit_cap_is_lowered_only_for_a_model_known_exactly() {
+    let cap = |model: &str, max_tokens: Option<u64>| {
+        let mut req = ChatRequest {
+            model: model.into(),
+            max_tokens,
+            messages: vec![Message {
+                role: Role::User,
+                content: vec![Part::Text("hi".into())],
+            }],
+            ..Default::default()
+        };
+        encode_request(&mut req).unwrap()["max_tokens"].as_u64()
+    };
+    assert_eq!(cap("claude-opus-4-20250514", Some(64_000)), Some(32_000));
+    assert_eq!(cap("claude-opus-4-5", Some(64_000)), Some(64_000));
+    assert_eq!(cap("claude-opus-4-6", Some(64_000)), Some(64_000));
+    assert_eq!(cap("claude-opus-4-7", Some(64_000)), Some(64_000));
+    assert_eq!(cap("claude-opus-4-7", Some(200_000)), Some(200_000));
+    assert_eq!(cap("claude-sonnet-4-7", Some(100_000)), Some(100_000));
+    assert_eq!(cap("claude-opus-4-5", Some(100_000)), Some(64_000));
+    // No cap: the family's limit still.
+    assert_eq!(cap("claude-opus-4-7", None), Some(32_000));
+    assert_eq!(cap("claude-sonnet-4-7", None), Some(64_000));
 }
