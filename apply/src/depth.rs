@@ -9,10 +9,12 @@
 //!
 //! Two counts are kept, and either refuses the file:
 //! - a reading of the YAML that knows quoted strings, comments and block
-//!   scalars (`|`, `>`), so that brackets and indentation in text do not
-//!   count: flow `{`/`[` and block indentation (`- - -` on one line too),
-//!   at most [`MAX_DEPTH`] levels;
-//! - a rough one that counts every bracket and indentation level, text
+//!   scalars (`|`, `>`: their text is the lines indented more than the key
+//!   or the sequence dash that introduced them), so that brackets and
+//!   indentation in text do not count: flow `{`/`[` and block indentation
+//!   (`- - -` on one line too), at most [`MAX_DEPTH`] levels;
+//! - a rough one that follows every bracket (up on an opening one, down on
+//!   a closing one: a depth, not a total) and indentation level, text
 //!   included, at most [`MAX_ROUGH_DEPTH`]: whatever the first reading gets
 //!   wrong (a quote it takes for the start of a string where YAML does
 //!   not), the parser's work stays bounded.
@@ -109,6 +111,11 @@ impl Scan {
         // (elsewhere it is text, as in `it's`).
         let mut token_start = true;
         let mut plain = false;
+        // The column of a `-` or `?` that began the node now starting (an
+        // anchor or tag between them kept): a block scalar there belongs to
+        // that sequence entry (or key), and its text may start at the
+        // entry's content column, which is deeper than the dash.
+        let mut entry: Option<usize> = None;
         while i < b.len() {
             let c = b[i];
             if let Some(q) = self.quote {
@@ -136,6 +143,12 @@ impl Scan {
                 continue;
             }
             plain = false;
+            if !matches!(
+                c,
+                b' ' | b'\t' | b'\r' | b'&' | b'!' | b'-' | b'?' | b'|' | b'>'
+            ) {
+                entry = None;
+            }
             match c {
                 b' ' | b'\t' | b'\r' => {}
                 b'[' | b'{' => {
@@ -151,6 +164,7 @@ impl Scan {
                 b':' if ends_plain || is_space(next) => token_start = true,
                 b'"' | b'\'' if token_start => self.quote = Some(c),
                 b'-' | b'?' if token_start && is_space(next) => {
+                    entry = Some(i);
                     if self.flow == 0 {
                         let at = i + 1 + b[i + 1..].iter().take_while(|c| **c == b' ').count();
                         if at < b.len() && b[at] != b'#' {
@@ -161,7 +175,11 @@ impl Scan {
                     token_start = true;
                 }
                 b'|' | b'>' if token_start && self.flow == 0 => {
-                    self.block_scalar = Some(self.block.last().copied().unwrap_or(0));
+                    // Its text is the lines indented more than its parent:
+                    // the entry's dash (`- |`), or else the innermost block
+                    // level (`key: |`, whose mapping's column).
+                    let parent = self.block.last().copied().unwrap_or(0);
+                    self.block_scalar = Some(entry.map_or(parent, |dash| dash.min(parent)));
                     break;
                 }
                 b'&' | b'!' | b'*' if token_start => {
@@ -176,6 +194,7 @@ impl Scan {
                 _ => {
                     plain = true;
                     token_start = false;
+                    entry = None;
                 }
             }
             i += 1;
@@ -288,6 +307,72 @@ mod tests {
         let n = 1000;
         let text = format!("k: a\n  'b\nx: {}{} 'c'\n", "[".repeat(n), "]".repeat(n));
         assert!(refused(&text).contains("deeper than 256"));
+    }
+
+    #[test]
+    fn block_text_after_a_dash_starts_at_the_entrys_column() {
+        // `- |` and `- >-`: the text may start at the entry's content
+        // column (deeper than the dash, not deeper than the `|`); brackets
+        // and quotes there are text, hiding nothing and opening nothing.
+        let text = format!(
+            "client_keys:\n  - name: k\n    models:\n      - |\n        {{\"a\": [1, 'b\n        it's {}\n      - >-\n        [{{ \"\n      - &m !!str |\n        ]]}}}} '\n    key: sk-test-1234\n",
+            "[{".repeat(40)
+        );
+        let text = text.as_str();
+        check(text).unwrap();
+        let parsed: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        assert_eq!(
+            parsed["client_keys"][0]["models"][1].as_str(),
+            Some("[{ \"")
+        );
+        assert_eq!(
+            parsed["client_keys"][0]["key"].as_str(),
+            Some("sk-test-1234")
+        );
+        let file = crate::file::parse(text, &|_| None).unwrap();
+        assert_eq!(file.client_keys[0].models.len(), 3);
+        // The scalar ends where the text does: what follows is read again,
+        // and still refused when deep (a quote in the text hides nothing).
+        let deep = format!(
+            "a:\n  - |\n    'open [{{\n  - {}{}\n",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let msg = refused(&deep);
+        assert!(
+            msg.contains("line 4") && msg.contains("deeper than 64"),
+            "{msg}"
+        );
+        // A key's block scalar inside an entry is bound by the key.
+        let keyed = format!(
+            "a:\n  - k: |\n      text\n    j: {}{}\n",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(refused(&keyed).contains("line 4"));
+    }
+
+    #[test]
+    fn many_balanced_brackets_in_text_are_not_counted_together() {
+        // The rough count tracks depth (open and close), not how many.
+        let mut text = String::from("client_keys:\n");
+        for n in 0..1000 {
+            text.push_str(&format!(
+                "  - name: \"k{{}}{n}\"\n    models: [\"a{{[]}}\", 'b{{}}']\n    notes: |\n      {{}} [] {{{{}}}}\n"
+            ));
+        }
+        check(&text).unwrap();
+        rough(&text).unwrap();
+        // Deep nesting is still refused by both counts.
+        let n = 300;
+        let deep = format!("{text}x: {}{}\n", "[".repeat(n), "]".repeat(n));
+        assert!(refused(&deep).contains("deeper than 64"));
+        assert!(
+            rough(&deep)
+                .unwrap_err()
+                .to_string()
+                .contains("deeper than 256")
+        );
     }
 
     #[test]

@@ -311,16 +311,25 @@ fn only_tightens(input: &ClientKeyInput, old: &ClientKeyRow) -> Result<()> {
     }))
 }
 
-/// A member's new key allows no more than any key they already hold
-/// (`owned`, revoked ones included until deleted): within each of them by
-/// the rules of [`only_tightens`]. Otherwise creating a key would undo
-/// what an operator restricted on the member's key. A member with no keys,
-/// or only unrestricted ones, creates keys as before.
+/// At most this many of a member's keys are named in a refusal.
+const MAX_NAMED_KEYS: usize = 5;
+
+/// A member's new key allows no more than at least one key they already
+/// hold (`owned`, revoked ones included until deleted): within it by the
+/// rules of [`only_tightens`]. Otherwise creating a key would undo what an
+/// operator restricted on the member's keys; one key suffices, so a member
+/// holding keys for different models (say `[gpt-4o]` and `[claude-*]`) may
+/// create a key within either. A member with no keys, or with an
+/// unrestricted one, creates keys as before. An expired key bounds too:
+/// a key within it expires no later (an operator who let it expire ended
+/// that access).
 pub fn within_own_keys(input: &ClientKeyInput, owned: &[ClientKeyRow]) -> Result<()> {
     let spec = &input.spec;
+    let mut reasons = Vec::new();
+    let mut first_field = None;
     for old in owned {
         let Some(w) = wider(&spec.models, &input.limits, spec.expires_at_ms, old)? else {
-            continue;
+            return Ok(());
         };
         let (field, how) = match w {
             Wider::Limits => ("limits", "has tighter limits".to_string()),
@@ -340,32 +349,45 @@ pub fn within_own_keys(input: &ClientKeyInput, owned: &[ClientKeyRow]) -> Result
                 ),
             ),
         };
-        return Err(Error::PermissionDenied(format!(
-            "client_key {:?}: {field}: a member's new key may allow no more than each key they already hold, and their client_key {:?} {how}",
-            spec.name, old.name
-        )));
+        first_field.get_or_insert(field);
+        if reasons.len() < MAX_NAMED_KEYS {
+            reasons.push(format!("their client_key {:?} {how}", old.name));
+        }
     }
-    Ok(())
+    let Some(field) = first_field else {
+        return Ok(());
+    };
+    let more = owned.len().saturating_sub(reasons.len());
+    let more = if more > 0 {
+        format!("; and {more} more key(s)")
+    } else {
+        String::new()
+    };
+    Err(Error::PermissionDenied(format!(
+        "client_key {:?}: {field}: a member's new key may allow no more than one of the keys they already hold, and it is within none: {}{more}",
+        spec.name,
+        reasons.join("; ")
+    )))
 }
 
 /// Whether a member may delete `key`, one of `owned` (their keys): only
-/// when that does not widen what [`within_own_keys`] lets them create:
-/// the key restricts nothing, or another key of theirs is within it.
+/// when that does not widen what [`within_own_keys`] lets them create.
+/// While another key of theirs remains, it does not: what they may create
+/// is then what is within one of the remaining keys, no more than before.
+/// Deleting their last key would leave them bound by nothing, so that is
+/// allowed only when the key restricts nothing.
 pub fn member_may_delete(key: &ClientKeyRow, owned: &[ClientKeyRow]) -> Result<()> {
+    if owned.iter().any(|o| o.id != key.id) {
+        return Ok(());
+    }
     let unrestricted = parse_models(&key.models, &key.name)?.is_empty()
         && Stored::from(key).is_empty()
         && key.expires_at_ms == 0;
     if unrestricted {
         return Ok(());
     }
-    for other in owned.iter().filter(|o| o.id != key.id) {
-        let models = parse_models(&other.models, &other.name)?;
-        if wider(&models, &Stored::from(other), other.expires_at_ms, key)?.is_none() {
-            return Ok(());
-        }
-    }
     Err(Error::PermissionDenied(format!(
-        "client_key {:?}: its models, limits or expiry bound the keys its owner may create, so a member may not delete it; revoke it, or ask an operator to delete it",
+        "client_key {:?}: it is its owner's last key, and its models, limits or expiry bound the keys they may create, so a member may not delete it; revoke it, or ask an operator to delete it",
         key.name
     )))
 }

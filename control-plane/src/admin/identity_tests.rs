@@ -454,11 +454,13 @@ async fn api_tokens_are_scoped_shown_once_and_revocable() {
     assert_eq!(e.code(), Code::Unauthenticated);
 }
 
-/// A token made while logged in expires with the session that made it
-/// (asking for later is refused), and a password reset revokes it with the
-/// user's sessions; another user's tokens are untouched.
+/// A token made while logged in gets the expiry asked (the session's end
+/// does not bound it; a token's child is bound by its parent), and a
+/// password reset by an admin, or the user's own password change, revokes
+/// every token of that user with their sessions; another user's tokens are
+/// untouched.
 #[tokio::test]
-async fn a_token_made_from_a_session_ends_with_it_and_with_a_password_reset() {
+async fn a_token_made_from_a_session_outlives_it_and_ends_with_a_password_reset() {
     let t = temp_db();
     let s = svc(&t);
     let login_result = |name: &str| login(name, &format!("{name}-password"));
@@ -469,41 +471,35 @@ async fn a_token_made_from_a_session_ends_with_it_and_with_a_password_reset() {
         role: "viewer".into(),
         expires_at_ms,
     };
+    // The session's end does not bound a token made with it: a CI job's
+    // token may last a year, or forever.
     let made = s
         .create_api_token(req_as(tok("ci", 0), &session.session_token))
         .await
         .unwrap()
         .into_inner();
     let info = made.info.unwrap();
-    assert_eq!(info.expires_at_ms, session.expires_at_ms, "{info:?}");
+    assert_eq!(info.expires_at_ms, 0, "{info:?}");
+    let year = session.expires_at_ms + 365 * 86_400_000;
+    let long = s
+        .create_api_token(req_as(tok("ci-year", year), &session.session_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(long.info.unwrap().expires_at_ms, year);
+    // A token made from a token still expires no later than its parent.
+    let child = s
+        .create_api_token(req_as(tok("child", 0), &long.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(child.info.unwrap().expires_at_ms, year);
     let e = s
-        .create_api_token(req_as(
-            tok("later", session.expires_at_ms + 1),
-            &session.session_token,
-        ))
+        .create_api_token(req_as(tok("later", year + 1), &long.token))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("session or token"), "{e:?}");
-    let sooner = s
-        .create_api_token(req_as(
-            tok("sooner", session.expires_at_ms - 1000),
-            &session.session_token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        sooner.info.unwrap().expires_at_ms,
-        session.expires_at_ms - 1000
-    );
-    // Its child is bound the same way.
-    let child = s
-        .create_api_token(req_as(tok("child", 0), &made.token))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(child.info.unwrap().expires_at_ms, session.expires_at_ms);
+    assert!(e.message().contains("token creating it"), "{e:?}");
 
     // Another user's token, to see it survive.
     let vi = user(&s, "vi", "viewer").await;
@@ -514,6 +510,21 @@ async fn a_token_made_from_a_session_ends_with_it_and_with_a_password_reset() {
         .into_inner()
         .token;
 
+    let revoked_now = |tokens: Vec<String>| {
+        let s = s.clone();
+        async move {
+            for token in &tokens {
+                let e = s
+                    .who_am_i(req_as(WhoAmIRequest {}, token))
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    (e.code(), e.message()),
+                    (Code::Unauthenticated, "token revoked")
+                );
+            }
+        }
+    };
     // An admin resets op's password: op's tokens stop working at once.
     s.reset_password(req(ResetPasswordRequest {
         username: "op".into(),
@@ -522,16 +533,7 @@ async fn a_token_made_from_a_session_ends_with_it_and_with_a_password_reset() {
     }))
     .await
     .unwrap();
-    for token in [&made.token, &child.token] {
-        let e = s
-            .who_am_i(req_as(WhoAmIRequest {}, token))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            (e.code(), e.message()),
-            (Code::Unauthenticated, "token revoked")
-        );
-    }
+    revoked_now(vec![made.token, long.token, child.token]).await;
     s.who_am_i(req_as(WhoAmIRequest {}, &other)).await.unwrap();
     let listed = s
         .list_api_tokens(req(ListApiTokensRequest {}))
@@ -543,7 +545,35 @@ async fn a_token_made_from_a_session_ends_with_it_and_with_a_password_reset() {
         .iter()
         .map(|t| (t.name.as_str(), t.revoked))
         .collect();
-    assert!(revoked.contains(&("ci", true)) && revoked.contains(&("vi-ci", false)));
+    for name in ["ci", "ci-year", "child"] {
+        assert!(revoked.contains(&(name, true)), "{name}: {revoked:?}");
+    }
+    assert!(revoked.contains(&("vi-ci", false)), "{revoked:?}");
+
+    // vi changes her own password: her tokens end too, op's new one stays.
+    let session = s
+        .login(login("op", "new-password-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op_new = s
+        .create_api_token(req_as(tok("op-new", 0), &session.session_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    s.reset_password(req_as(
+        ResetPasswordRequest {
+            username: "vi".into(),
+            new_password: "new-password-2".into(),
+            current_password: "vi-password".into(),
+        },
+        &vi,
+    ))
+    .await
+    .unwrap();
+    revoked_now(vec![other]).await;
+    s.who_am_i(req_as(WhoAmIRequest {}, &op_new)).await.unwrap();
 }
 
 #[tokio::test]

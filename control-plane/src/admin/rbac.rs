@@ -204,7 +204,8 @@ pub enum PrincipalKind {
     Session {
         session_id: String,
         /// When the session ends (0 for the placeholder of a sign-in
-        /// still under way, which makes nothing).
+        /// still under way). It does not bound the tokens the session
+        /// makes (see [`Principal::expires_at_ms`]).
         expires_at_ms: i64,
     },
     ApiToken {
@@ -227,15 +228,19 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// When the credential making this call stops working (0: never): an
-    /// API token made with it expires no later. A session's end counts too,
-    /// so a token made while logged in does not outlive the session (a
-    /// stolen session cannot mint a credential that outlasts it).
+    /// The latest expiry an API token made with this credential may have
+    /// (0: no bound): a token's own expiry, so a token made from a token
+    /// expires no later than its parent. A session's end does not bound
+    /// it: what a person creates while logged in is theirs, not the
+    /// session's (a member's CI token may last longer than 12 h, and the
+    /// bootstrap token cannot make member tokens). What bounds those
+    /// instead is that a password change or reset revokes every token of
+    /// the user (`users::set_password`), so whoever held the old password,
+    /// or a session made with it, keeps nothing it minted.
     pub fn expires_at_ms(&self) -> i64 {
         match self.kind {
-            PrincipalKind::ApiToken { expires_at_ms, .. }
-            | PrincipalKind::Session { expires_at_ms, .. } => expires_at_ms,
-            PrincipalKind::Bootstrap => 0,
+            PrincipalKind::ApiToken { expires_at_ms, .. } => expires_at_ms,
+            PrincipalKind::Session { .. } | PrincipalKind::Bootstrap => 0,
         }
     }
 

@@ -36,9 +36,11 @@ pub fn info(t: &ApiTokenRow, names: &HashMap<String, String>) -> ApiTokenInfo {
 }
 
 /// Checks the request against the caller: the role must be one the caller's
-/// role includes; member tokens need a user to own their keys; a token
-/// expires no later than the session or token that made it (with no expiry
-/// asked, it gets theirs). Returns the role and the expiry to store.
+/// role includes; member tokens need a user to own their keys; a token made
+/// by a token expires no later than its parent (with no expiry asked, it
+/// gets the parent's). A token made from a session gets the expiry asked
+/// (0: never): the session's end does not bound it, a password change or
+/// reset of its user revokes it. Returns the role and the expiry to store.
 pub fn validate(p: &Principal, req: &CreateApiTokenRequest, now: i64) -> Result<(Role, i64)> {
     validate::name("api_token", &req.name)?;
     let role = if req.role.is_empty() {
@@ -69,7 +71,7 @@ pub fn validate(p: &Principal, req: &CreateApiTokenRequest, now: i64) -> Result<
         (parent, asked) if asked <= parent => asked,
         (parent, _) => {
             return Err(Error::invalid(format!(
-                "expires_at_ms must not be later than the expiry of the session or token creating it ({parent})"
+                "expires_at_ms must not be later than the expiry of the token creating it ({parent})"
             )));
         }
     };

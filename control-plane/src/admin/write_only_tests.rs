@@ -432,8 +432,8 @@ async fn a_member_new_key_is_no_wider_than_the_keys_they_hold() {
         );
         assert_eq!(version(&s), v, "{field}: nothing changed");
     }
-    // Deleting the restricted key would lift the bound: refused while no
-    // other key of hers is within it; revoking is still hers to do.
+    // Deleting the restricted key, her last, would lift the bound:
+    // refused; revoking is still hers to do.
     let e = s
         .delete_client_key(req_as(
             NameRequest {
@@ -449,8 +449,8 @@ async fn a_member_new_key_is_no_wider_than_the_keys_they_hold() {
     s.upsert_client_key(req_as(new_key(&["gpt-4o-mini"], expires, Some(30)), &ann))
         .await
         .unwrap();
-    // ...but the later ann-second is within ann-app: with it held, ann-app
-    // may go, and ann-second is then the bound (the last one).
+    // With ann-second held, ann-app may go, and ann-second is then the
+    // bound (the last one).
     let r = s
         .delete_client_key(req_as(
             NameRequest {
@@ -500,6 +500,114 @@ async fn a_member_new_key_is_no_wider_than_the_keys_they_hold() {
         .unwrap()
         .into_inner();
     assert!(r.deleted);
+}
+
+/// One held key is enough to bound a new key: a member holding keys for
+/// different models creates keys within either, not wider than both; a
+/// revoked key still bounds (revoke-then-create gains nothing); deleting a
+/// key while another remains is allowed, and then the rest bound her.
+#[tokio::test]
+async fn a_member_with_keys_for_different_models_creates_within_either() {
+    use aigw_proto::pb::admin::NameRequest;
+    let t = temp_db();
+    let s = svc(&t);
+    let ann = user(&s, "ann", "member").await;
+    let op = user(&s, "op", "operator").await;
+    let expires = crate::db::now_ms() + 86_400_000;
+    let spec = |name: &str, models: &[&str], rpm: Option<u64>| ClientKeySpec {
+        name: name.into(),
+        rpm,
+        ..restricted("", models, expires)
+    };
+    for (name, models) in [("ann-gpt", ["gpt-4o"]), ("ann-claude", ["claude-*"])] {
+        s.upsert_client_key(req_as(
+            ClientKeySpec {
+                owner: "ann".into(),
+                ..spec(name, &models, Some(60))
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    }
+    let create = |spec: ClientKeySpec| {
+        let s = s.clone();
+        let ann = ann.clone();
+        async move { s.upsert_client_key(req_as(spec, &ann)).await }
+    };
+    let name = |n: &str| req_as(NameRequest { name: n.into() }, &ann);
+    // Within either one: allowed.
+    assert!(
+        create(spec("ann-g2", &["gpt-4o"], Some(30)))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
+    assert!(
+        create(spec("ann-c2", &["claude-3-opus"], Some(60)))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
+    // Wider than both: refused, naming the field and both keys.
+    let refused = [
+        (
+            spec("ann-wide", &["gpt-4o", "claude-*"], Some(60)),
+            "models",
+        ),
+        (spec("ann-wide", &[], Some(60)), "models"),
+        (spec("ann-wide", &["o3"], Some(60)), "models"),
+        (spec("ann-wide", &["gpt-4o"], None), "limits"),
+    ];
+    let v = version(&s);
+    for (spec, field) in refused.clone() {
+        let e = create(spec).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{field}: {e:?}");
+        let m = e.message();
+        assert!(
+            m.starts_with(&format!("client_key \"ann-wide\": {field}:"))
+                && m.contains("\"ann-gpt\"")
+                && m.contains("\"ann-claude\""),
+            "{m}"
+        );
+        assert_eq!(version(&s), v, "{field}: nothing changed");
+    }
+
+    // Revoking every key bounds no less: revoked keys count.
+    for n in ["ann-gpt", "ann-claude", "ann-g2", "ann-c2"] {
+        s.revoke_client_key(name(n)).await.unwrap();
+    }
+    for (spec, field) in refused {
+        let e = create(spec).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{field}: {e:?}");
+    }
+
+    // Deleting a key while another remains: allowed, and the rest bound
+    // her (no gpt-4o key once ann-claude is all that is left).
+    for n in ["ann-g2", "ann-c2", "ann-gpt"] {
+        assert!(
+            s.delete_client_key(name(n))
+                .await
+                .unwrap()
+                .into_inner()
+                .deleted
+        );
+    }
+    let e = create(spec("ann-g3", &["gpt-4o"], Some(60)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("\"ann-claude\""), "{e:?}");
+    create(spec("ann-c3", &["claude-3-opus"], Some(60)))
+        .await
+        .unwrap();
+    // ann-c3 remains, so ann-claude may go; ann-c3, the last, may not.
+    s.delete_client_key(name("ann-claude")).await.unwrap();
+    let e = s.delete_client_key(name("ann-c3")).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("last key"), "{e:?}");
 }
 
 /// A chat service's webhook URL carries its secret in the path: only
