@@ -41,6 +41,11 @@ fn sent(
     Ok((serde_json::from_slice(&bytes).unwrap(), req))
 }
 
+/// What a provider of `kind` is sent for `body` (model from the body).
+fn sent_ok(app: Format, body: Value, kind: ProviderKind) -> Value {
+    sent(app, body, "", kind).expect("translates").0
+}
+
 /// The dropped fields' names.
 fn dropped(req: &ChatRequest) -> Vec<String> {
     req.dropped.iter().map(|d| d.field.clone()).collect()
@@ -348,15 +353,13 @@ fn strict_tools_are_kept_where_the_target_has_them() {
         assert_eq!(dropped(&req), ["tools[*].strict"]);
     }
     // Not asked: not said.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x"}], "tools": [
             {"type": "function", "function": {"name": "f", "parameters": strict_schema()}}
         ]}),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert!(anthropic["tools"][0].get("strict").is_none());
 }
 
@@ -426,13 +429,11 @@ fn seed_and_penalties_travel_between_openai_chat_and_gemini() {
     .unwrap_err();
     assert_eq!(e.field, "presence_penalty");
     // The default, 0, passes unsaid everywhere.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "presence_penalty": 0, "frequency_penalty": 0.0}),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert!(anthropic.get("presence_penalty").is_none());
     // Gemini's seed is 32 bits.
     let e = sent(
@@ -482,30 +483,26 @@ fn text_blocks_are_not_run_together() {
         json!({"output": "a.txt\nb.txt"})
     );
     // A chat system message of two parts: two of Anthropic's system blocks.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         json!({"model": "claude-sonnet-4-5", "messages": [
             {"role": "system", "content": [{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}]},
             {"role": "user", "content": "x"}]}),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(
         anthropic["system"],
         json!([{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}])
     );
     // A chat tool message of two parts, to Anthropic: two blocks.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         json!({"model": "claude-sonnet-4-5", "messages": [
             {"role": "user", "content": "ls"},
             {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "a.txt"}, {"type": "text", "text": "b.txt"}]}]}),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(
         anthropic["messages"][2]["content"][0]["content"],
         json!([{"type": "text", "text": "a.txt"}, {"type": "text", "text": "b.txt"}])
@@ -517,46 +514,36 @@ fn text_blocks_are_not_run_together() {
 #[test]
 fn caps_above_a_known_models_limit_are_clamped_for_every_target() {
     let body = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "x"}], "max_tokens": 100_000});
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         body("claude-sonnet-4-5"),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(anthropic["max_tokens"], 64_000);
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         body("claude-3-5-haiku-20241022"),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(anthropic["max_tokens"], 8_192);
     // A model whose limit is not known: the app's cap.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         body("vendor-model"),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(anthropic["max_tokens"], 100_000);
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::OpenAiChat,
         body("gemini-2.5-flash"),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 65_536);
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::OpenAiChat,
         body("gemini-2.0-flash"),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 8_192);
     // A model known only by its family: the app's cap as it is (a family's
     // smaller limit would cut its answers short unsaid); the provider may
@@ -568,64 +555,50 @@ fn caps_above_a_known_models_limit_are_clamped_for_every_target() {
         "claude-opus-4-7",
         "claude-sonnet-4-7",
     ] {
-        let (anthropic, _) = sent(
+        let anthropic = sent_ok(
             Format::OpenAiChat,
             explicit(model, 64_000),
-            "",
             ProviderKind::Anthropic,
-        )
-        .unwrap();
+        );
         assert_eq!(anthropic["max_tokens"], 64_000, "{model}");
     }
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         explicit("claude-opus-4-20250514", 64_000),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(anthropic["max_tokens"], 32_000);
     // An Anthropic app's own cap, too.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::Anthropic,
         explicit("claude-opus-4-7", 64_000),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(anthropic["max_tokens"], 64_000);
     // No cap: the family's limit.
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         json!({"model": "claude-opus-4-7", "messages": [{"role": "user", "content": "x"}]}),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(anthropic["max_tokens"], 32_000);
-    let (openai, _) = sent(
+    let openai = sent_ok(
         Format::Anthropic,
         explicit("gpt-4.5-preview", 16_000),
-        "",
         ProviderKind::OpenAi,
-    )
-    .unwrap();
+    );
     assert_eq!(openai["max_completion_tokens"], 16_000);
-    let (openai, _) = sent(
+    let openai = sent_ok(
         Format::Anthropic,
         explicit("gpt-4-0613", 16_000),
-        "",
         ProviderKind::OpenAi,
-    )
-    .unwrap();
+    );
     assert_eq!(openai["max_completion_tokens"], 8_192);
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::OpenAiChat,
         body("gemini-3.5-pro"),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 100_000);
     // Below the limit: as asked.
     let mut small = body("claude-sonnet-4-5");
@@ -649,13 +622,7 @@ fn too_many_stop_sequences_are_refused_naming_the_field() {
     .unwrap_err();
     assert_eq!(e.field, "stop_sequences");
     assert!(e.message.contains("at most 4"), "{}", e.message);
-    let (openai, _) = sent(
-        Format::Anthropic,
-        body("gpt-4o", 4),
-        "",
-        ProviderKind::OpenAi,
-    )
-    .unwrap();
+    let openai = sent_ok(Format::Anthropic, body("gpt-4o", 4), ProviderKind::OpenAi);
     assert_eq!(openai["stop"], json!(stops(4)));
     let e = sent(
         Format::Anthropic,
@@ -665,13 +632,11 @@ fn too_many_stop_sequences_are_refused_naming_the_field() {
     )
     .unwrap_err();
     assert_eq!(e.field, "stop_sequences");
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::Anthropic,
         body("gemini-2.5-flash", 5),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     assert_eq!(gemini["generationConfig"]["stopSequences"], json!(stops(5)));
     // The app's own name for the field.
     let e = sent(
@@ -686,26 +651,22 @@ fn too_many_stop_sequences_are_refused_naming_the_field() {
 
 #[test]
 fn thinking_budget_stays_below_the_output_cap() {
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::OpenAiChat,
         json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}],
                "reasoning_effort": "high", "max_completion_tokens": 2000}),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     let gc = &gemini["generationConfig"];
     assert_eq!(gc["maxOutputTokens"], 2000);
     let budget = gc["thinkingConfig"]["thinkingBudget"].as_u64().unwrap();
     assert!(budget < 2000, "{gc}");
     // Without a cap, the effort's budget.
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::OpenAiChat,
         json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high"}),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     assert_eq!(
         gemini["generationConfig"]["thinkingConfig"]["thinkingBudget"],
         24_576
@@ -758,31 +719,25 @@ fn schemas_keep_the_app_property_order() {
             .collect()
     };
     let order = ["reasoning", "answer"];
-    let (anthropic, _) = sent(
+    let anthropic = sent_ok(
         Format::OpenAiChat,
         body("claude-sonnet-4-5"),
-        "",
         ProviderKind::Anthropic,
-    )
-    .unwrap();
+    );
     assert_eq!(keys(&anthropic["output_config"]["format"]["schema"]), order);
     assert_eq!(keys(&anthropic["tools"][0]["input_schema"]), order);
-    let (compat, _) = sent(
+    let compat = sent_ok(
         Format::Anthropic,
         json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
             "tools": [{"name": "f", "input_schema": schema}]}),
-        "",
         ProviderKind::OpenAiCompatible,
-    )
-    .unwrap();
+    );
     assert_eq!(keys(&compat["tools"][0]["function"]["parameters"]), order);
-    let (gemini, _) = sent(
+    let gemini = sent_ok(
         Format::OpenAiChat,
         body("gemini-2.5-flash"),
-        "",
         ProviderKind::Gemini,
-    )
-    .unwrap();
+    );
     let response = &gemini["generationConfig"]["responseSchema"];
     assert_eq!(keys(response), order);
     assert_eq!(response["propertyOrdering"], json!(order));
@@ -796,14 +751,12 @@ fn schemas_keep_the_app_property_order() {
     let one = json!({"type": "object", "properties": {"a": {"type": "string"}}});
     let own = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "propertyOrdering": ["b", "a"]});
     for (s, want) in [(one, Value::Null), (own, json!(["b", "a"]))] {
-        let (gemini, _) = sent(
+        let gemini = sent_ok(
             Format::OpenAiChat,
             json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}],
                 "response_format": {"type": "json_schema", "json_schema": {"name": "o", "schema": s}}}),
-            "",
             ProviderKind::Gemini,
-        )
-        .unwrap();
+        );
         assert_eq!(
             gemini["generationConfig"]["responseSchema"]["propertyOrdering"],
             want

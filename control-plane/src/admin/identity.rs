@@ -47,20 +47,9 @@ impl IdentityService for AdminSvc {
         if username.len() > throttle::MAX_USERNAME || password.len() > users::MAX_PASSWORD {
             return Err(Error::Unauthenticated(BAD_LOGIN).into());
         }
-        let attempt = match throttle::logins().begin(source, &username) {
-            Ok(a) => a,
-            Err(r) => {
-                self.report_throttled(source, &username, r, "login").await;
-                return Err(throttled(
-                    format!(
-                        "too many failed logins for this {}; try again in {} s",
-                        r.limit.as_str(),
-                        r.secs
-                    ),
-                    r.secs,
-                ));
-            }
-        };
+        let attempt = self
+            .begin_attempt(source, &username, "login", "logins")
+            .await?;
         let name = username.clone();
         let user = self.read(move |conn| find_user(conn, &name)).await?;
         // Unknown users cost a verification too, so timing does not tell
@@ -259,21 +248,14 @@ impl IdentityService for AdminSvc {
             // by the same throttle, and hashed in the same few slots (a
             // session could otherwise guess without limit, and run as many
             // Argon2 hashes at once as it sends requests).
-            let attempt = match throttle::logins().begin(source, &target.username) {
-                Ok(a) => a,
-                Err(r) => {
-                    self.report_throttled(source, &target.username, r, "password check")
-                        .await;
-                    return Err(throttled(
-                        format!(
-                            "too many failed password checks for this {}; try again in {} s",
-                            r.limit.as_str(),
-                            r.secs
-                        ),
-                        r.secs,
-                    ));
-                }
-            };
+            let attempt = self
+                .begin_attempt(
+                    source,
+                    &target.username,
+                    "password check",
+                    "password checks",
+                )
+                .await?;
             let ok = {
                 let _slot = throttle::verification_slot().await;
                 users::verify_async(req.current_password.clone(), target.password_hash.clone())
@@ -396,6 +378,30 @@ impl AdminSvc {
     /// the username field is never logged). The first refusal of a throttle
     /// window is audited too (actor `anonymous`), so the log shows when
     /// guessing was stopped without an entry per attempt.
+    /// A password guess may begin, or the caller is throttled: refused
+    /// with when to try again, and the refusal logged and audited (see
+    /// [`Self::report_throttled`]). `what` names one attempt, `plural`
+    /// several, in the caller's message.
+    async fn begin_attempt(
+        &self,
+        source: std::net::IpAddr,
+        username: &str,
+        what: &'static str,
+        plural: &str,
+    ) -> Result<throttle::Attempt, Status> {
+        match throttle::logins().begin(source, username) {
+            Ok(a) => Ok(a),
+            Err(r) => {
+                let (limit, secs) = (r.limit.as_str(), r.secs);
+                self.report_throttled(source, username, r, what).await;
+                Err(throttled(
+                    format!("too many failed {plural} for this {limit}; try again in {secs} s"),
+                    secs,
+                ))
+            }
+        }
+    }
+
     async fn report_throttled(
         &self,
         source: std::net::IpAddr,

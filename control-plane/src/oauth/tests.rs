@@ -22,6 +22,22 @@ use crate::error::Error;
 const REFRESH: &str = "rt-very-secret-refresh-0001";
 const ACCESS: &str = "at-access-token-0001";
 
+/// Provider `p` whose one key `k` is an account of template `idp`.
+async fn oauth_provider(s: &crate::admin::AdminSvc) {
+    s.upsert_provider(req(ProviderSpec {
+        name: "p".into(),
+        kind: "openai".into(),
+        keys: vec![ProviderKeySpec {
+            name: "k".into(),
+            oauth_template: "idp".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+}
+
 async fn setup(s: &crate::admin::AdminSvc) {
     s.upsert_o_auth_template(req(OAuthTemplateSpec {
         name: "idp".into(),
@@ -35,18 +51,7 @@ async fn setup(s: &crate::admin::AdminSvc) {
     }))
     .await
     .unwrap();
-    s.upsert_provider(req(ProviderSpec {
-        name: "p".into(),
-        kind: "openai".into(),
-        keys: vec![ProviderKeySpec {
-            name: "k".into(),
-            oauth_template: "idp".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
+    oauth_provider(s).await;
 }
 
 /// A code flow for (provider, key) with `template`, as stored once the
@@ -332,18 +337,7 @@ async fn connected_account(
     }))
     .await
     .unwrap();
-    s.upsert_provider(req(ProviderSpec {
-        name: "p".into(),
-        kind: "openai".into(),
-        keys: vec![ProviderKeySpec {
-            name: "k".into(),
-            oauth_template: "idp".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
+    oauth_provider(&s).await;
     let m = s.master.clone();
     t.db.run(move |c| {
         let f = completed_flow("p", "k", "idp");

@@ -122,8 +122,6 @@ async fn a_serving_thread_that_dies_stops_the_server_with_an_error() {
 /// reservation, for as long as the app likes.
 #[tokio::test]
 async fn an_app_that_stops_reading_is_cut_off_and_its_stream_traced() {
-    use tokio::io::AsyncWriteExt;
-
     let gw = Gw::start(&["--idle-timeout-secs", "1"]).await;
     // About 8 MB of events: more than the app's and the gateway's socket
     // buffers hold.
@@ -154,6 +152,17 @@ async fn an_app_that_stops_reading_is_cut_off_and_its_stream_traced() {
         .connect(([127, 0, 0, 1], port).into())
         .await
         .expect("connects");
+    send_stream_request(&mut app, port).await;
+    // ... and never reads.
+    let t = record_with_error(&cp, "client closed the stream early").await;
+    assert_eq!(t.status, 200);
+    assert_eq!(t.usage_source, "estimated_abandoned");
+    drop(app);
+}
+
+/// Writes a streamed chat request on `app`, as an SDK sends it.
+async fn send_stream_request(app: &mut TcpStream, port: u16) {
+    use tokio::io::AsyncWriteExt;
     let req = crate::harness::chat_stream("a long one").to_string();
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
@@ -163,25 +172,26 @@ async fn an_app_that_stops_reading_is_cut_off_and_its_stream_traced() {
     );
     app.write_all(head.as_bytes()).await.expect("head");
     app.write_all(req.as_bytes()).await.expect("body");
-    // ... and never reads.
+}
+
+/// The first trace the control plane received with `error`, waited for up
+/// to 8 s.
+async fn record_with_error(
+    cp: &crate::control_plane::ControlPlane,
+    error: &str,
+) -> aigw_proto::pb::trace::TraceRecord {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    let t = loop {
-        let abandoned = cp
-            .records()
-            .into_iter()
-            .find(|r| r.error == "client closed the stream early");
-        if let Some(t) = abandoned {
-            break t;
+    loop {
+        if let Some(t) = cp.records().into_iter().find(|r| r.error == error) {
+            return t;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the stream was not cut off"
+            "no trace with error {error:?}: {:?}",
+            cp.records()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(t.status, 200);
-    assert_eq!(t.usage_source, "estimated_abandoned");
-    drop(app);
+    }
 }
 
 /// Sends `raw` on a new connection and reads until the gateway closes it.
@@ -280,7 +290,7 @@ async fn requests_too_broken_to_parse_get_a_request_id_and_an_error_body() {
 /// reaches the spool before it is sealed, so the next start ships it.
 #[tokio::test]
 async fn a_stream_cut_by_the_shutdown_drain_is_traced() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     let gw = Gw::start(&["--shutdown-drain-secs", "1"]).await;
     let chunk = serde_json::json!({
@@ -312,15 +322,7 @@ async fn a_stream_cut_by_the_shutdown_drain_is_traced() {
     let mut app = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
-    let req = crate::harness::chat_stream("a long one").to_string();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
-         authorization: Bearer {APP_KEY}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n",
-        req.len()
-    );
-    app.write_all(head.as_bytes()).await.expect("head");
-    app.write_all(req.as_bytes()).await.expect("body");
+    send_stream_request(&mut app, port).await;
     let mut got = vec![0; 4096];
     let n = app.read(&mut got).await.expect("the answer starts");
     assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
@@ -339,22 +341,7 @@ async fn a_stream_cut_by_the_shutdown_drain_is_traced() {
     );
 
     let _node = crate::harness::restart(dir.path(), &cp.url());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    let t = loop {
-        if let Some(t) = cp
-            .records()
-            .into_iter()
-            .find(|r| r.error == "data plane shut down before the stream ended")
-        {
-            break t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no trace of the cut stream: {:?}",
-            cp.records()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let t = record_with_error(&cp, "data plane shut down before the stream ended").await;
     assert_eq!(t.status, 200);
     assert_eq!(t.usage_source, "estimated_broken");
     assert!(t.output_tokens > 0, "what was streamed is counted: {t:?}");
