@@ -30,14 +30,7 @@ pub const SESSION_MAX_AGE_SECS: i64 = 12 * 3600;
 /// let it sign the admin into the attacker's session ("cookie tossing").
 /// Refused, the admin is signed out instead, and told why at sign-in.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    let mut values = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim());
+    let mut values = cookie_values(headers, name);
     let first = values.next()?;
     if values.any(|v| v != first) {
         return None;
@@ -47,14 +40,22 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Whether the request carries two different values for the cookie.
 pub fn cookie_is_ambiguous(headers: &HeaderMap, name: &str) -> bool {
-    cookie(headers, name).is_none()
-        && headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .any(|(k, _)| k == name)
+    let mut values = cookie_values(headers, name);
+    values
+        .next()
+        .is_some_and(|first| values.any(|v| v != first))
+}
+
+/// Every value the request's `Cookie` headers give `name`, in order.
+fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
 }
 
 /// Whether the request reached us over HTTPS (directly or at a proxy).

@@ -166,46 +166,45 @@ pub async fn send(
             });
             Redactor::new(secrets)
         };
-        let err = if let Some((status, body)) = failed_start {
-            tracing::info!(provider = %provider, key = %key.name, %status, "upstream stream opened with an error event");
-            refusal(provider, status, None, pool_redactor().scrub(body))
-        } else {
-            match result {
-                Err(_) => {
-                    GatewayError::upstream(provider, Failure::Timeout(call.timeout.as_secs()))
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
-                    let failure = if e.is_connect() {
-                        Failure::Connect
-                    } else {
-                        Failure::Request
-                    };
-                    GatewayError::upstream(provider, failure)
-                }
-                Ok(Ok(resp)) if resp.status().is_success() => {
-                    key.health.answered(latency_us);
-                    draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
-                    return Ok(Answer {
-                        response: resp,
-                        redactor: key.redactor.clone(),
-                    });
-                }
-                Ok(Ok(resp)) if !(400..=599).contains(&resp.status().as_u16()) => {
-                    // A redirect (never followed: it would take the pool's key
-                    // elsewhere), a protocol switch, or a code HTTP does not
-                    // define: nothing an app's SDK can act on.
-                    let status = resp.status().as_u16();
-                    let failure = Failure::Unreadable(format!("unexpected status {status}"));
-                    GatewayError::upstream(provider, failure)
-                }
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    let retry_after = retry_after_secs(resp.headers());
-                    // Boxed: the error path's future stays out of every request's.
-                    let body = Box::pin(read_error_body(resp.into_body(), call.timeout)).await;
-                    refusal(provider, status, retry_after, pool_redactor().scrub(body))
-                }
+        let err = match (result, failed_start) {
+            (_, Some((status, body))) => {
+                tracing::info!(provider = %provider, key = %key.name, %status, "upstream stream opened with an error event");
+                refusal(provider, status, None, pool_redactor().scrub(body))
+            }
+            (Err(_), None) => {
+                GatewayError::upstream(provider, Failure::Timeout(call.timeout.as_secs()))
+            }
+            (Ok(Err(e)), None) => {
+                tracing::warn!(provider = %provider, key = %key.name, error = %e, "upstream attempt failed");
+                let failure = if e.is_connect() {
+                    Failure::Connect
+                } else {
+                    Failure::Request
+                };
+                GatewayError::upstream(provider, failure)
+            }
+            (Ok(Ok(resp)), None) if resp.status().is_success() => {
+                key.health.observe_latency(latency_us);
+                draft.attempt(provider, &key.name, resp.status().as_u16(), latency_us, "");
+                return Ok(Answer {
+                    response: resp,
+                    redactor: key.redactor.clone(),
+                });
+            }
+            (Ok(Ok(resp)), None) if !(400..=599).contains(&resp.status().as_u16()) => {
+                // A redirect (never followed: it would take the pool's key
+                // elsewhere), a protocol switch, or a code HTTP does not
+                // define: nothing an app's SDK can act on.
+                let status = resp.status().as_u16();
+                let failure = Failure::Unreadable(format!("unexpected status {status}"));
+                GatewayError::upstream(provider, failure)
+            }
+            (Ok(Ok(resp)), None) => {
+                let status = resp.status();
+                let retry_after = retry_after_secs(resp.headers());
+                // Boxed: the error path's future stays out of every request's.
+                let body = Box::pin(read_error_body(resp.into_body(), call.timeout)).await;
+                refusal(provider, status, retry_after, pool_redactor().scrub(body))
             }
         };
         draft.attempt(

@@ -91,12 +91,6 @@ impl KeyHealth {
         }
     }
 
-    /// The credential answered (in `us` to the answer's head).
-    pub fn answered(&self, us: u64) {
-        self.reached();
-        self.observe_latency(us);
-    }
-
     pub fn observe_latency(&self, us: u64) {
         let old = self.ewma_latency_us.load(Ordering::Relaxed);
         let new = if old == 0 { us } else { (old * 4 + us) / 5 };
@@ -368,7 +362,7 @@ mod tests {
                 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000
             ]
         );
-        h.answered(100);
+        h.reached();
         assert_eq!(h.transport_failure(2_000), 2_000);
         // Failures of attempts that were in flight as the bench began: the
         // same incident, no longer a bench.

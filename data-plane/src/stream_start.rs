@@ -48,7 +48,9 @@ pub fn failure(chunk: &[u8]) -> Option<(StatusCode, Bytes)> {
     parser.push(chunk);
     let event = parser.next_event()?;
     let data = event.data.trim();
-    if !data.starts_with('{') {
+    // Every streamed answer passes here: an ordinary first event (no
+    // `"error"` in it) is not parsed at all.
+    if !data.starts_with('{') || memchr::memmem::find(data.as_bytes(), b"\"error\"").is_none() {
         return None;
     }
     let ev: Event = serde_json::from_str(data).ok()?;

@@ -89,16 +89,7 @@ async fn a_stream_cut_before_its_first_chunk_is_traced_as_cut() {
         cut_after_chunks: Some(0),
         ..Fault::default()
     });
-    let resp = gw
-        .send(post("/v1/chat/completions", &chat_stream("hi")))
-        .await;
-    let id = resp
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
-    let t = gw.cp.trace(&id).await;
+    let a = gw.post("/v1/chat/completions", chat_stream("hi")).await;
+    let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.error, "upstream stream cut", "{t:?}");
 }
