@@ -692,3 +692,40 @@ def test_upstream_error_in_the_callers_shape(mgw: Gateway, app: str, provider: s
     if app == "anthropic":
         assert exc.value.body["type"] == "error"
     assert PROVIDERS[provider].secret not in str(exc.value)
+
+
+OVERLOADED_EVENT = ('event: error\ndata: {"type":"error","error":'
+                    '{"type":"overloaded_error","message":"Overloaded"}}\n\n')
+
+
+@pytest.mark.parametrize("app", ["anthropic", "chat"])
+def test_a_stream_opening_overloaded_is_retried_by_the_official_sdk(mgw: Gateway, app: str) -> None:
+    """Anthropic answers `200` and opens the stream with `overloaded_error`:
+    the gateway answers before any byte with 529 (503 for an OpenAI app),
+    which the official SDK retries on its own, and the retry is served."""
+    model = PROVIDERS["anthropic"].model
+    mgw.mock.add_fault(stream_body=OVERLOADED_EVENT, times=1)
+    hi = [{"role": "user", "content": "hi"}]
+    if app == "anthropic":
+        client = mgw.anthropic_client().with_options(max_retries=2)
+        with client.messages.stream(model=model, max_tokens=20, messages=hi) as s:
+            text = s.get_final_message().content[0].text
+    else:
+        chat = mgw.client().with_options(max_retries=2)
+        stream = chat.chat.completions.create(model=model, messages=hi, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "mock reply: hi"
+    assert len(mgw.mock.provider_requests()) == 2, "the overloaded attempt, then the retry"
+
+    # Without the SDK's retry, the app sees the status in its own format.
+    mgw.mock.add_fault(stream_body=OVERLOADED_EVENT, times=1)
+    if app == "anthropic":
+        with pytest.raises(anthropic.APIStatusError) as ae:
+            with mgw.anthropic_client().messages.stream(model=model, max_tokens=20, messages=hi) as s:
+                s.get_final_message()
+        assert ae.value.status_code == 529
+        assert ae.value.body["error"]["type"] == "overloaded_error"
+    else:
+        with pytest.raises(openai.InternalServerError) as oe:
+            list(mgw.client().chat.completions.create(model=model, messages=hi, stream=True))
+        assert oe.value.status_code == 503
