@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::role_str;
+use crate::translate::extra_fields::keeps_extra_fields;
 use crate::translate::ir::{
     self, ChatRequest, Drops, Image, Message, Part, Role, Thinking, ThinkingAmount, Tool,
     ToolChoice, Unsupported,
@@ -36,7 +37,10 @@ const ADVISORY_IN_BLOCK: &[&str] = &["cache_control", "eager_input_streaming"];
 
 // ------------------------------------------------------------------ the wire, as apps send it
 
+keeps_extra_fields!(RequestIn, BlockIn, ToolIn);
+
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct RequestIn {
     // In the API reference's order.
     model: Option<String>,
@@ -53,7 +57,7 @@ struct RequestIn {
     top_p: Option<f64>,
     /// Thinking and effort settings, hints and bookkeeping, or what cannot
     /// be translated (`container`, `mcp_servers`…).
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
@@ -71,6 +75,7 @@ struct MessageIn {
 /// Any content block (and a system block): the fields each kind uses; which
 /// belong to which kind is checked by [`BlockIn::check_keys`].
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct BlockIn {
     #[serde(rename = "type")]
     ty: Option<String>,
@@ -82,7 +87,7 @@ struct BlockIn {
     tool_use_id: Option<String>,
     content: Option<TextOr<BlockIn>>,
     is_error: Option<bool>,
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
@@ -96,6 +101,7 @@ struct SourceIn {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct ToolIn {
     name: Option<String>,
     description: Option<String>,
@@ -105,7 +111,7 @@ struct ToolIn {
     /// Absent (or `custom`) for the app's own tools.
     #[serde(rename = "type")]
     ty: Option<String>,
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::camel;
 use super::schema::decode_schema;
+use crate::translate::extra_fields::keeps_extra_fields;
 use crate::translate::ir::{
     self, ChatRequest, Drops, Image, Message, Named, Part, ResponseFormat, Role, Thinking,
     ThinkingAmount, Tool, ToolChoice, Unsupported,
@@ -32,9 +33,12 @@ const POLICY: Policy = Policy {
 const PART_ANNOTATIONS: &[&str] = &["thought", "thoughtSignature", "partMetadata"];
 
 // ------------------------------------------------------------------ the wire, as apps send it
+
+keeps_extra_fields!(RequestIn, PartIn, ToolIn, DeclarationIn, ToolConfigIn, GenerationConfigIn);
 // JSON names, with the proto names the API also accepts as aliases.
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct RequestIn {
     contents: Option<Vec<ContentIn>>,
@@ -48,7 +52,7 @@ struct RequestIn {
     /// The URL already names it.
     #[allow(dead_code)]
     model: Option<IgnoredAny>,
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
@@ -72,6 +76,7 @@ struct ContentIn {
 
 /// A part: exactly one kind of data, and annotations.
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct PartIn {
     text: Option<String>,
@@ -85,7 +90,7 @@ struct PartIn {
     function_response: Option<CallResultIn>,
     thought: Option<Value>,
     /// Other data (`executableCode`…), and annotations of the part.
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
@@ -135,16 +140,18 @@ struct CallResultPartIn {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct ToolIn {
     #[serde(alias = "function_declarations")]
     function_declarations: Option<Vec<DeclarationIn>>,
     /// Tools Google runs itself.
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct DeclarationIn {
     name: Option<String>,
@@ -152,16 +159,17 @@ struct DeclarationIn {
     parameters: Option<Value>,
     #[serde(alias = "parameters_json_schema")]
     parameters_json_schema: Option<Value>,
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct ToolConfigIn {
     #[serde(alias = "function_calling_config")]
     function_calling_config: Option<FunctionCallingIn>,
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
@@ -174,6 +182,7 @@ struct FunctionCallingIn {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct GenerationConfigIn {
     #[serde(default, alias = "max_output_tokens", deserialize_with = "int")]
@@ -193,7 +202,7 @@ struct GenerationConfigIn {
     response_json_schema: Option<Value>,
     /// Defaults spelled out, hints, or what cannot be translated (seed,
     /// penalties, logprobs, speech, media…).
-    #[serde(flatten)]
+    #[serde(skip)]
     extra: Extra,
 }
 
