@@ -122,10 +122,18 @@ pub async fn serve(
 /// Binds `count` listeners to `addr` with `SO_REUSEPORT`, for
 /// [`serve_per_core`]: the kernel spreads new connections over them. With
 /// port 0, the first picks the port and the others join it.
+///
+/// `SO_REUSEPORT` would also let a second data plane (a stale or duplicate
+/// instance of the same user) join a port already serving, silently
+/// splitting its connections, metrics and traces between two processes.
+/// So the port is first claimed without it, which fails with "address in
+/// use" while anything listens there, and released just before the
+/// listeners bind.
 pub fn bind_per_core(
     addr: SocketAddr,
     count: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let addr = exclusive_claim(addr)?;
     let first = reuse_port_listener(addr)?;
     let at = first.local_addr()?;
     let mut all = vec![first];
@@ -133,6 +141,19 @@ pub fn bind_per_core(
         all.push(reuse_port_listener(at)?);
     }
     Ok(all)
+}
+
+/// Binds `addr` without `SO_REUSEPORT` (refused while another socket
+/// listens there, shared or not) and gives back the address it got, the
+/// port picked when `addr`'s was 0.
+fn exclusive_claim(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.local_addr()?.as_socket().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address")
+    })
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -576,6 +597,17 @@ mod tests {
     /// The idle check stays due before any header-read timer hyper arms
     /// (so re-arming that timer never wakes the driver), and is not a busy
     /// loop when both timeouts are tiny.
+    #[test]
+    fn a_port_another_data_plane_serves_is_refused() {
+        let ours = bind_per_core("127.0.0.1:0".parse().expect("address"), 2).expect("bind");
+        let at = ours[0].local_addr().expect("address");
+        let again = bind_per_core(at, 2).expect_err("a second instance joined the port");
+        assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
+        drop(ours);
+        // Free again: a restart binds at once.
+        bind_per_core(at, 2).expect("rebinding a released port");
+    }
+
     #[test]
     fn the_idle_check_is_due_before_the_header_timer() {
         let limits = |header, idle| Limits {
