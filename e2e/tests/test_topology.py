@@ -381,6 +381,11 @@ def test_a_regions_redis_stopped(net: Net) -> None:
 
     net.t.stop("redis-eu")
     try:
+        # Each data plane notices on its own (it pings its store), before
+        # any request with limits asks it.
+        for dp in EU:
+            eventually(lambda dp=dp: _assert_metric(net, dp, "aigw_ratelimit_store_degraded", 1),
+                       timeout=15, what=f"{dp} reporting its limit store down")
         # A budget that says so is refused while its store is down, in eu
         # only (429 naming the limit store).
         refused = net.call(EU[0], key="q-refuse")
@@ -406,6 +411,10 @@ def test_a_regions_redis_stopped(net: Net) -> None:
         assert net.call(EU[0], key="q-shared").status_code in (200, 429)
         assert net.metric(EU[0], "aigw_ratelimit_store_degraded") == 0
     eventually(shared_again, what="eu's data plane back on its Redis")
+    # The other eu data plane gets no request with limits now, and sees its
+    # store back all the same.
+    eventually(lambda: _assert_metric(net, EU[1], "aigw_ratelimit_store_degraded", 0),
+               timeout=15, what=f"{EU[1]} reporting its limit store back")
     net.assert_traces_exact()
 
 

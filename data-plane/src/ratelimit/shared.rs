@@ -6,6 +6,7 @@
 //! connection and every command are bounded, so a slow or dead Redis never
 //! holds a request for more than `TIMEOUT`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -119,11 +120,51 @@ pub struct Shared {
     timeout: Duration,
     admit: redis::Script,
     settle: redis::Script,
+    reach: Arc<Reach>,
+}
+
+/// What the last call to Redis said, shared with the [`watch`] task.
+struct Reach {
     /// Until when (epoch ms) requests skip the store after a failure.
     skip_until_ms: AtomicU64,
     /// Whether the last call reached Redis (for the degraded gauge and the
     /// recovery log line).
     up: std::sync::atomic::AtomicBool,
+}
+
+/// How often the store is pinged besides the calls requests make: the
+/// degraded gauge must follow Redis on a node whose traffic has no limits
+/// (no request asks Redis there), and come back to 0 once Redis answers
+/// again without waiting for a limited request.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// Pings the store every [`WATCH_EVERY`] while the limiter lives.
+async fn watch(pool: Pool, reach: std::sync::Weak<Reach>, timeout: Duration) {
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ping = async {
+            let mut conn = pool.get().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut *conn)
+                .await
+                .ok()
+        };
+        let ok = tokio::time::timeout(timeout, ping)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        let Some(reach) = reach.upgrade() else { return };
+        reach.noted(ok, epoch_ms());
+    }
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The keys of one budget, all under one hash tag.
@@ -169,16 +210,27 @@ impl Shared {
                 tracing::info!("connected to the limit store");
             }
         });
+        metrics::gauge!(crate::telemetry::metrics::REDIS_DEGRADED).set(0.0);
+        let reach = Arc::new(Reach {
+            skip_until_ms: AtomicU64::new(0),
+            up: std::sync::atomic::AtomicBool::new(true),
+        });
+        tokio::spawn(watch(pool.clone(), Arc::downgrade(&reach), timeout));
         Ok(Self {
             pool,
             timeout,
             admit: redis::Script::new(ADMIT),
             settle: redis::Script::new(SETTLE),
-            skip_until_ms: AtomicU64::new(0),
-            up: std::sync::atomic::AtomicBool::new(true),
+            reach,
         })
     }
 
+    fn noted(&self, ok: bool, now: u64) {
+        self.reach.noted(ok, now);
+    }
+}
+
+impl Reach {
     fn noted(&self, ok: bool, now: u64) {
         if !ok {
             self.skip_until_ms
@@ -196,7 +248,9 @@ impl Shared {
             }
         }
     }
+}
 
+impl Shared {
     pub async fn admit(
         &self,
         b: &Enforced,
@@ -204,7 +258,7 @@ impl Shared {
         demand: Demand,
         now: u64,
     ) -> Result<Result<Headroom, Exceeded>, SharedError> {
-        if now < self.skip_until_ms.load(Ordering::Relaxed) {
+        if now < self.reach.skip_until_ms.load(Ordering::Relaxed) {
             return Err(SharedError::Backoff);
         }
         let result = tokio::time::timeout(self.timeout, self.ask(b, request_id, demand, now))
