@@ -146,6 +146,8 @@ const SHUT_DOWN: &str = "data plane shut down before the stream ended";
 const ENDED_EARLY: &str = "upstream stream ended before its finish";
 /// What the app reads then.
 const ENDED_EARLY_MESSAGE: &str = "the upstream stream ended before the answer was complete";
+/// What the app reads when the upstream's connection broke mid-stream.
+const CUT_MESSAGE: &str = "the upstream connection broke before the answer was complete";
 
 /// Marks an OpenAI chunk that finishes its choice (a string, not `null`).
 static FINISH: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
@@ -269,16 +271,35 @@ impl MeteredStream {
         // whole one, so it ends with the app's error event, as a
         // translated stream does.
         if self.passed_through() && !self.finished && !self.upstream_error {
-            if self.app == Format::Responses {
+            self.app_error_event(ENDED_EARLY_MESSAGE, out);
+        }
+    }
+
+    /// Ends the app's stream with its own format's error event (an SDK
+    /// raises it as the API error it is; a connection torn down instead
+    /// reads as a network failure, which some clients, Gemini CLI among
+    /// them, do not survive). `false` where the stream has no events of
+    /// the app's format to add one to (raw bytes, Gemini's JSON array
+    /// passed through): the caller then ends it with an error.
+    fn app_error_event(&mut self, message: &str, out: &mut Output) -> bool {
+        let message = message.to_string();
+        match &mut self.mode {
+            Mode::Translate { encoder, .. } => {
+                encoder.event(&StreamEvent::Error { message }, out.buf());
+                encoder.end(out.buf());
+            }
+            Mode::OpenAiChat { .. } | Mode::Observe(_) if self.app == Format::Responses => {
                 // Numbered after the upstream's events (one each, from 0).
-                translate::responses::error_event(self.forwarded, ENDED_EARLY_MESSAGE, out.buf());
-            } else {
+                translate::responses::error_event(self.forwarded, &message, out.buf());
+            }
+            Mode::OpenAiChat { .. } | Mode::Observe(_) => {
                 let req = ChatRequest::default();
                 let mut encoder = self.app.codec().stream_encoder(&req, self.framing);
-                let message = ENDED_EARLY_MESSAGE.to_string();
                 encoder.event(&StreamEvent::Error { message }, out.buf());
             }
+            Mode::JsonArray { .. } | Mode::Raw { .. } => return false,
         }
+        true
     }
 
     /// Events forwarded as the upstream sent them.
@@ -584,7 +605,9 @@ impl MeteredStream {
                             // end the stream with an error.
                             this.done = true;
                             this.file_trace(End::Broken(why));
-                            this.failed = Some(why.into());
+                            if !this.app_error_event(why, &mut out) {
+                                this.failed = Some(why.into());
+                            }
                             break;
                         }
                         if out.len() >= MAX_FRAME {
@@ -594,10 +617,14 @@ impl MeteredStream {
                     Poll::Ready(Some(Err(e))) => {
                         this.done = true;
                         this.file_trace(End::Broken("upstream stream cut"));
+                        // Deliver what arrived before the cut, then the error:
+                        // the app's error event where its framing has one.
+                        if this.app_error_event(CUT_MESSAGE, &mut out) {
+                            break;
+                        }
                         if out.is_empty() {
                             return Poll::Ready(Some(Err(e.into())));
                         }
-                        // Deliver what arrived before the cut, then the error.
                         this.failed = Some(e.into());
                         break;
                     }
@@ -614,8 +641,11 @@ impl MeteredStream {
                         if this.idle.as_mut().poll(cx).is_ready() {
                             this.done = true;
                             this.file_trace(End::Broken("upstream stream stalled"));
-                            let secs = this.idle_timeout.as_secs();
-                            return Poll::Ready(Some(Err(Stalled(secs).into())));
+                            let stalled = Stalled(this.idle_timeout.as_secs());
+                            if this.app_error_event(&stalled.to_string(), &mut out) {
+                                break;
+                            }
+                            return Poll::Ready(Some(Err(stalled.into())));
                         }
                         return Poll::Pending;
                     }
