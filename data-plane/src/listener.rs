@@ -151,9 +151,10 @@ fn exclusive_claim(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    socket.local_addr()?.as_socket().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address")
-    })
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address"))
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
