@@ -2,8 +2,8 @@
 CLIs (Claude Code, Codex CLI, Gemini CLI, from npm) and the official
 TypeScript SDKs (openai, @anthropic-ai/sdk, @google/genai).
 
-Each CLI runs a one-shot task twice, routed to its own provider kind and
-translated to another: the mock is told (`mock-tool: NAME {args}`, see
+Each CLI runs a one-shot task routed to its own provider kind and
+translated to others: the mock is told (`mock-tool: NAME {args}`, see
 e2e/src/tokens.rs) to call one of the CLI's own tools to read a file holding
 a fresh nonce, the CLI runs the tool, sends the result back, and prints the
 mock's answer, which quotes it. Then every model call the CLI made has
@@ -57,10 +57,16 @@ ROUTES = [
     {"model": "cc-via-openai", "alias_of": "gpt-4o-mini"},
     {"model": "codex-via-anthropic", "alias_of": "claude-sonnet-4-5"},
     {"model": "gemini-via-compat", "alias_of": "compat-model"},
+    # The pairs whose schemas and ids differ most: Claude Code's and Codex's
+    # tools to Gemini, Gemini CLI's to Anthropic.
+    {"model": "cc-via-gemini", "alias_of": "gemini-2.5-flash"},
+    {"model": "codex-via-gemini", "alias_of": "gemini-2.5-flash"},
+    {"model": "gemini-via-anthropic", "alias_of": "claude-sonnet-4-5"},
     {"model": "strict-via-openai", "alias_of": "gpt-4o-mini", "strict": True},
 ]
 KEYS = ["sdk", "claude-own", "claude-translated", "codex-own", "codex-translated",
-        "gemini-own", "gemini-translated", "claude-strict", "policy"]
+        "gemini-own", "gemini-translated", "claude-to-gemini", "codex-to-gemini",
+        "gemini-to-anthropic", "claude-strict", "policy"]
 SDK_MODELS = {"openai": "gpt-4o-mini", "openai-compatible": "compat-model",
               "anthropic": "claude-sdk", "gemini": "gemini-sdk"}
 
@@ -232,9 +238,10 @@ CLI_CASES = [
     ("codex-translated", "codex", "codex-via-anthropic", "p-anthropic", "exec_command", "cmd"),
     ("gemini-own", "gemini", "gemini-2.5-flash", "p-gemini", "read_file", "file_path"),
     ("gemini-translated", "gemini", "gemini-via-compat", "p-compat", "read_file", "file_path"),
+    ("claude-to-gemini", "claude", "cc-via-gemini", "p-gemini", "Read", "file_path"),
+    ("codex-to-gemini", "codex", "codex-via-gemini", "p-gemini", "exec_command", "cmd"),
+    ("gemini-to-anthropic", "gemini", "gemini-via-anthropic", "p-anthropic", "read_file", "file_path"),
 ]
-PROVIDER_PATHS = {"p-anthropic": "/v1/messages", "p-openai": {"claude": "/v1/chat/completions",
-                  "codex": "/v1/responses"}, "p-compat": "/v1/chat/completions"}
 
 
 @pytest.mark.parametrize("case,cli,model,provider,tool,arg", CLI_CASES, ids=[c[0] for c in CLI_CASES])
