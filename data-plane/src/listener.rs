@@ -128,12 +128,16 @@ pub async fn serve(
 /// splitting its connections, metrics and traces between two processes.
 /// So the port is first claimed without it, which fails with "address in
 /// use" while anything listens there, and released just before the
-/// listeners bind.
+/// listeners bind (two instances started in the same instant can still
+/// both pass; a supervisor runs one). Port 0 needs no claim: the kernel
+/// gives a port no one holds.
 pub fn bind_per_core(
     addr: SocketAddr,
     count: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let addr = exclusive_claim(addr)?;
+    if addr.port() != 0 {
+        exclusive_claim(addr)?;
+    }
     let first = reuse_port_listener(addr)?;
     let at = first.local_addr()?;
     let mut all = vec![first];
@@ -143,18 +147,13 @@ pub fn bind_per_core(
     Ok(all)
 }
 
-/// Binds `addr` without `SO_REUSEPORT` (refused while another socket
-/// listens there, shared or not) and gives back the address it got, the
-/// port picked when `addr`'s was 0.
-fn exclusive_claim(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+/// Binds `addr` (a fixed port) without `SO_REUSEPORT`: refused while
+/// another socket listens there, shared or not.
+fn exclusive_claim(addr: SocketAddr) -> std::io::Result<()> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address"))
+    socket.bind(&addr.into())
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -281,7 +281,21 @@ impl MeteredStream {
     /// them, do not survive). `false` where the stream has no events of
     /// the app's format to add one to (raw bytes, Gemini's JSON array
     /// passed through): the caller then ends it with an error.
+    ///
+    /// After the answer's closing event, or the upstream's own error event,
+    /// the app has been told how the answer ends: nothing more is added
+    /// (a second error would replace the upstream's, an error after the
+    /// close would fail a whole answer), and the body ends cleanly.
     fn app_error_event(&mut self, message: &str, out: &mut Output) -> bool {
+        if matches!(self.mode, Mode::JsonArray { .. } | Mode::Raw { .. }) {
+            return false;
+        }
+        if self.upstream_error || self.finished {
+            if let Mode::Translate { encoder, .. } = &mut self.mode {
+                encoder.end(out.buf());
+            }
+            return true;
+        }
         let message = message.to_string();
         match &mut self.mode {
             Mode::Translate { encoder, .. } => {

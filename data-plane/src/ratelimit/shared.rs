@@ -130,20 +130,34 @@ struct Reach {
     /// Whether the last call reached Redis (for the degraded gauge and the
     /// recovery log line).
     up: std::sync::atomic::AtomicBool,
+    /// When (epoch ms) a request last asked the store.
+    asked_ms: AtomicU64,
 }
 
-/// How often the store is pinged besides the calls requests make: the
+/// How often the store is pinged when no request asked it meanwhile: the
 /// degraded gauge must follow Redis on a node whose traffic has no limits
 /// (no request asks Redis there), and come back to 0 once Redis answers
 /// again without waiting for a limited request.
 const WATCH_EVERY: Duration = Duration::from_secs(5);
 
-/// Pings the store every [`WATCH_EVERY`] while the limiter lives.
+/// Pings the store every [`WATCH_EVERY`] while the limiter lives, unless a
+/// request asked it since the last tick: what the limit script itself met
+/// (a Redis that answers `PING` may still refuse scripts: a read-only
+/// replica, an ACL, out of memory) outranks a ping. A ping sets only the
+/// gauge, never the back-off that makes requests skip the store: one slow
+/// ping must not change who is admitted.
 async fn watch(pool: Pool, reach: std::sync::Weak<Reach>, timeout: Duration) {
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let asked = match reach.upgrade() {
+            Some(r) => r.asked_ms.load(Ordering::Relaxed),
+            None => return,
+        };
+        if epoch_ms().saturating_sub(asked) < WATCH_EVERY.as_millis() as u64 {
+            continue;
+        }
         let ping = async {
             let mut conn = pool.get().await.ok()?;
             redis::cmd("PING")
@@ -157,7 +171,11 @@ async fn watch(pool: Pool, reach: std::sync::Weak<Reach>, timeout: Duration) {
             .flatten()
             .is_some();
         let Some(reach) = reach.upgrade() else { return };
-        reach.noted(ok, epoch_ms());
+        if epoch_ms().saturating_sub(reach.asked_ms.load(Ordering::Relaxed))
+            >= WATCH_EVERY.as_millis() as u64
+        {
+            reach.seen(ok);
+        }
     }
 }
 
@@ -214,6 +232,7 @@ impl Shared {
         let reach = Arc::new(Reach {
             skip_until_ms: AtomicU64::new(0),
             up: std::sync::atomic::AtomicBool::new(true),
+            asked_ms: AtomicU64::new(0),
         });
         tokio::spawn(watch(pool.clone(), Arc::downgrade(&reach), timeout));
         Ok(Self {
@@ -226,16 +245,24 @@ impl Shared {
     }
 
     fn noted(&self, ok: bool, now: u64) {
+        self.reach.asked_ms.store(now, Ordering::Relaxed);
         self.reach.noted(ok, now);
     }
 }
 
 impl Reach {
+    /// A request's call: a failure also makes requests skip the store for
+    /// [`BACKOFF_MS`].
     fn noted(&self, ok: bool, now: u64) {
         if !ok {
             self.skip_until_ms
                 .store(now + BACKOFF_MS, Ordering::Relaxed);
         }
+        self.seen(ok);
+    }
+
+    /// Whether the store answered: the gauge and the recovery log line.
+    fn seen(&self, ok: bool) {
         let was = self.up.swap(ok, Ordering::Relaxed);
         if was != ok {
             metrics::gauge!(crate::telemetry::metrics::REDIS_DEGRADED).set(if ok {

@@ -104,8 +104,10 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Filtered<'_, V> {
         })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        self.visitor.visit_seq(seq)
+    /// A wire object is an object: the derived visitor would also read an
+    /// array field by field in declaration order, which `flatten` refused.
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<V::Value, A::Error> {
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
     }
 }
 
@@ -251,5 +253,7 @@ mod tests {
         assert!(e.to_string().contains("struct Outer"), "{e}");
         let e = serde_json::from_str::<Outer>(r#"{"model":"a","model":"b"}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate field"), "{e}");
+        let e = serde_json::from_str::<Outer>(r#"["m", "t", null]"#).unwrap_err();
+        assert!(e.to_string().contains("invalid type: sequence"), "{e}");
     }
 }

@@ -341,3 +341,52 @@ async fn a_whole_answer_the_app_leaves_is_traced_and_charged() {
     assert_eq!(t.output_tokens, 600, "the cap for each of the two answers");
     assert!(t.cost > 0.0);
 }
+
+/// An upstream that cuts the connection after its closing event has told
+/// the app how the answer ends: the app's whole answer ends cleanly, with
+/// no error event after it (its SDK would fail the finished answer).
+#[tokio::test]
+async fn a_cut_after_the_closing_event_adds_no_error() {
+    let gw = Gw::start(&[]).await;
+    let events = [
+        r#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        r#"event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"whole"}}"#,
+        r#"event: content_block_stop
+data: {"type":"content_block_stop","index":0}"#,
+        r#"event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+        r#"event: message_stop
+data: {"type":"message_stop"}"#,
+    ];
+    let whole: String = events.iter().map(|e| format!("{e}\n\n")).collect();
+    gw.mock.mock().add_fault(Fault {
+        stream_chunks: Some(vec![whole]),
+        cut_after_chunks: Some(1),
+        ..Fault::default()
+    });
+    let req = serde_json::json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": true,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    let a = read(gw.send(anthropic_post(&req)).await).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(
+        text.trim_end()
+            .ends_with(r#"data: {"type":"message_stop"}"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("event: error") && !text.contains("<error:"),
+        "{text}"
+    );
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "");
+    assert_eq!(t.output_tokens, 2);
+}
