@@ -30,6 +30,11 @@ pub struct ChatRequest {
     /// `generationConfig.stopSequences`), for refusals that name it; empty:
     /// `stop`.
     pub stop_field: &'static str,
+    /// The app's name for a history call's arguments
+    /// (`input[*].arguments`, …), for the drop that names them when they
+    /// are not an object ([`ChatRequest::fit_call_arguments`]); empty: OpenAI
+    /// chat's.
+    pub arguments_field: &'static str,
     /// Sampling seed (OpenAI chat `seed`, Gemini `generationConfig.seed`).
     pub seed: Option<Named<i64>>,
     /// OpenAI chat `presence_penalty`, Gemini `presencePenalty` (0, the
@@ -385,6 +390,11 @@ pub struct Tool {
     /// The app asked for the arguments to follow the schema exactly
     /// (OpenAI `strict`, Anthropic `strict`); `None`: unsaid.
     pub strict: Option<bool>,
+    /// Where the app wrote `parameters` (`tools[14].input_schema`), so a
+    /// schema refused names the app's own field: the index is the app's
+    /// (tools a decoder dropped shift the IR's) and so is the key. Empty:
+    /// `tools[<IR index>].parameters`.
+    pub schema_field: String,
 }
 
 /// The schema of a tool that takes no arguments.
@@ -581,6 +591,34 @@ impl ChatRequest {
         }
     }
 
+    /// Makes every history call's arguments a JSON object, for the targets
+    /// that take them structured (Anthropic `input`, Gemini `args`).
+    /// OpenAI's formats carry them as text, and OpenAI takes any text back:
+    /// a call whose arguments broke off (an upstream failure mid-call) or
+    /// that the model wrote badly stays in a Codex history as it came. It
+    /// is sent as `{}` rather than refused, which would end the session on
+    /// every later turn, and the loss is named as a hint. Blank arguments
+    /// are a call without parameters, as the encoders read them.
+    pub fn fit_call_arguments(&mut self) {
+        let mut lost = false;
+        for p in self.messages.iter_mut().flat_map(|m| m.content.iter_mut()) {
+            if let Part::ToolCall { arguments, .. } = p
+                && !arguments.trim().is_empty()
+                && !is_json_object(arguments)
+            {
+                "{}".clone_into(arguments);
+                lost = true;
+            }
+        }
+        if lost {
+            let field = match self.arguments_field {
+                "" => "messages[*].tool_calls[*].function.arguments",
+                f => f,
+            };
+            self.dropped.hint(field);
+        }
+    }
+
     /// Refuses more stop sequences than the target (`target`) takes
     /// (`most`): the app is told, naming its field, rather than some of
     /// them being left out unsaid.
@@ -725,6 +763,13 @@ impl ChatRequest {
             }
         }
     }
+}
+
+/// Whether `text` is one JSON object: checked without building it (the
+/// encoders build it after).
+fn is_json_object(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 impl Part {

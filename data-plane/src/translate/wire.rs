@@ -13,7 +13,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use super::ir::Unsupported;
+use super::ir::{StopReason, Unsupported};
 use crate::sse::Event;
 use crate::usage::Usage;
 
@@ -193,6 +193,19 @@ pub fn arguments_object(arguments: &str, at: &str) -> Result<Value, Unsupported>
 pub fn arguments_or_empty(arguments: &str) -> Value {
     arguments_object(arguments, "arguments")
         .unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+}
+
+/// Whether a call of an answer that stopped for `stop` was cut off by the
+/// token cap: the answer stopped at `max_tokens` and the call's arguments
+/// are not a whole JSON object (blank ones included: the cap may come
+/// before the first of them). Apps that take arguments as an object
+/// (Gemini, Anthropic) would get it as `{}`, and Gemini CLI runs such a
+/// call without its parameters; it is left out instead, and the finish
+/// reason still says why the answer ended. OpenAI's formats carry the
+/// text as it is, as OpenAI does with `finish_reason: "length"`.
+pub fn cut_by_cap(stop: Option<StopReason>, arguments: &str) -> bool {
+    stop == Some(StopReason::MaxTokens)
+        && (arguments.trim().is_empty() || arguments_object(arguments, "arguments").is_err())
 }
 
 /// Structured arguments (`input`, `args`) as the IR's JSON text; absent or

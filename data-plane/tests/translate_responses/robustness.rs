@@ -139,6 +139,7 @@ fn encoder_survives_any_event_order() {
             description: None,
             parameters: json!({}),
             strict: None,
+            schema_field: String::new(),
         }],
         ..Default::default()
     };

@@ -150,6 +150,7 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
     let strict = strict_schemas(req);
     let thinking = fit_thinking(req, max_tokens);
     fit_sampling(req);
+    req.fit_call_arguments();
     let req: &ChatRequest = req;
     let output_config = output_config(req)?;
     let system = match req.system.as_slice() {

@@ -254,7 +254,17 @@ fn is_effort_only(v: &Value) -> bool {
         .is_some_and(|o| o.iter().all(|(k, v)| k == "effort" || v.is_null()))
 }
 
+/// What Claude Code's first system block begins with
+/// (`x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`).
+const BILLING_HEADER: &str = "x-anthropic-billing-header:";
+
 /// `system` is a string or an array of text blocks; each block is one entry.
+/// A block holding Claude Code's billing header is Anthropic's client
+/// bookkeeping, not instructions: another provider's model would read it as
+/// part of its prompt. A request is decoded only to go to a provider of
+/// another format (Anthropic's are passed through), so it is dropped here,
+/// named as carrying nothing for the target (a strict route still takes
+/// Claude Code).
 fn decode_system(
     v: Option<TextOr<BlockIn>>,
     drops: &mut Drops,
@@ -262,21 +272,28 @@ fn decode_system(
     match v {
         Some(TextOr::Text(s)) if s.is_empty() => Ok(vec![]),
         Some(TextOr::Text(s)) => Ok(vec![s]),
-        Some(TextOr::Parts(blocks)) => blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
+        Some(TextOr::Parts(blocks)) => {
+            let mut out = Vec::with_capacity(blocks.len());
+            for (i, b) in blocks.iter().enumerate() {
                 let at = format!("system[{i}]");
                 match b.ty.as_deref() {
                     Some("text") => {
                         b.check_keys(&at, &["text"], drops)?;
-                        Ok(BlockIn::required(&b.text, "text", &at)?.to_string())
+                        let text = BlockIn::required(&b.text, "text", &at)?;
+                        if text.starts_with(BILLING_HEADER) {
+                            drops.advisory(&format!("{at}.text (x-anthropic-billing-header)"));
+                        } else {
+                            out.push(text.to_string());
+                        }
                     }
-                    Some(other) => Err(Unsupported::new(format!("{at}.{other}"), "translated")),
-                    None => Err(Unsupported::invalid(format!("{at}.type"), "missing")),
+                    Some(other) => {
+                        return Err(Unsupported::new(format!("{at}.{other}"), "translated"));
+                    }
+                    None => return Err(Unsupported::invalid(format!("{at}.type"), "missing")),
                 }
-            })
-            .collect(),
+            }
+            Ok(out)
+        }
         None => Err(Unsupported::invalid(
             "system",
             "expected a string or an array of text blocks",
@@ -441,6 +458,7 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             description: t.description,
             parameters: t.input_schema.unwrap_or_else(ir::no_arguments),
             strict: t.strict,
+            schema_field: format!("{at}.input_schema"),
         });
     }
     Ok(out)

@@ -95,6 +95,7 @@ pub(super) fn answer_body(resp: &ChatResponse) -> MessageOut<'_> {
         .iter()
         .filter_map(|p| match p {
             Part::Text(t) if !t.is_empty() => Some(BlockOut::Text { text: t }),
+            Part::ToolCall { arguments, .. } if wire::cut_by_cap(resp.stop, arguments) => None,
             Part::ToolCall {
                 id,
                 name,

@@ -333,6 +333,7 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
         req.dropped.hint("tools[*].strict");
     }
     let thinking_config = thinking_config(req);
+    req.fit_call_arguments();
     let req: &ChatRequest = req;
     // One budget for every schema of the request ($ref inlining).
     let mut budget = tool_schema_budget();
@@ -358,7 +359,11 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
                 let parameters = if no_args {
                     None
                 } else {
-                    let at = format!("tools[{i}].parameters");
+                    let at = if t.schema_field.is_empty() {
+                        format!("tools[{i}].parameters")
+                    } else {
+                        t.schema_field.clone()
+                    };
                     Some(encode_schema_within(&t.parameters, &at, &mut budget)?)
                 };
                 Ok(DeclarationOut {

@@ -14,9 +14,10 @@
 //!   request, `call_0`, `call_1`, … in conversation order, and a
 //!   `functionResponse` without `id`, or with an id no call has (Gemini CLI
 //!   makes up its own), answers the first unanswered call of that name in
-//!   the turn before; in an answer, `call_<responseId>_<n>`, so
-//!   ids from two answers of one conversation never collide (apps in the
-//!   other formats keep them in their history, where they must be unique).
+//!   the turn before; in an answer, `call_<responseId>_<n>` (a fresh id
+//!   in place of a missing `responseId`), so ids from two answers of one
+//!   conversation never collide (apps in the other formats keep them in
+//!   their history, where they must be unique).
 //!   Encoding a `functionResponse` needs the function's name: from
 //!   `ToolResult::name`, else from the matching earlier call.
 //! - `functionResponse.response` follows the API's convention: `output` holds

@@ -34,7 +34,14 @@ const PART_ANNOTATIONS: &[&str] = &["thought", "thoughtSignature", "partMetadata
 
 // ------------------------------------------------------------------ the wire, as apps send it
 
-keeps_extra_fields!(RequestIn, PartIn, ToolIn, DeclarationIn, ToolConfigIn, GenerationConfigIn);
+keeps_extra_fields!(
+    RequestIn,
+    PartIn,
+    ToolIn,
+    DeclarationIn,
+    ToolConfigIn,
+    GenerationConfigIn
+);
 // JSON names, with the proto names the API also accepts as aliases.
 
 #[derive(Deserialize)]
@@ -548,15 +555,17 @@ fn decode_declaration(d: DeclarationIn, at: &str) -> Result<Tool, Unsupported> {
         .name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| Unsupported::invalid(format!("{at}.name"), "missing"))?;
+    let (parameters, key) = match (d.parameters_json_schema, d.parameters) {
+        (Some(s), _) => (s, "parametersJsonSchema"),
+        (None, Some(p)) => (decode_schema(&p), "parameters"),
+        (None, None) => (ir::no_arguments(), "parameters"),
+    };
     Ok(Tool {
         name,
         description: d.description,
-        parameters: match (d.parameters_json_schema, d.parameters) {
-            (Some(s), _) => s,
-            (None, Some(p)) => decode_schema(&p),
-            (None, None) => ir::no_arguments(),
-        },
+        parameters,
         strict: None,
+        schema_field: format!("{at}.{key}"),
     })
 }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::contents::{ContentOut, PartOut};
 use super::request::CallIn;
 use super::{UsageOut, WireUsage, finish_str, response_id, stop_from};
+use crate::translate::ids;
 use crate::translate::ir::{ChatResponse, Part, StopReason, Unsupported};
 use crate::translate::wire::{self, Body, Object};
 
@@ -107,21 +108,30 @@ impl AnswerIn {
     }
 }
 
-/// (id, name, arguments) of an answer's `n`th call; see the module doc for ids.
-pub(super) fn call_of(fc: CallIn, response_id: &str, n: u32) -> (String, String, String) {
+/// What the ids the gateway makes for one answer's calls begin with:
+/// `call_<responseId>`, or, for an answer without a `responseId`, a fresh
+/// id (`ids::fresh`) in its place. Apps keep the ids in their history, where
+/// each must be unique: a fixed `call_<n>` made every turn's first call
+/// `call_0`, and Claude Code dropped the second turn's as a duplicate,
+/// asking again and again.
+pub(super) fn call_prefix(response_id: &str) -> String {
+    let rid: String = response_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    if rid.is_empty() {
+        format!("call_{}", ids::fresh())
+    } else {
+        format!("call_{rid}")
+    }
+}
+
+/// (id, name, arguments) of an answer's `n`th call, its id made from the
+/// answer's [`call_prefix`] when Gemini gave none; see the module doc for ids.
+pub(super) fn call_of(fc: CallIn, prefix: &str, n: u32) -> (String, String, String) {
     let id = match fc.id {
         Some(id) if !id.is_empty() => id,
-        _ => {
-            let rid: String = response_id
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect();
-            if rid.is_empty() {
-                format!("call_{n}")
-            } else {
-                format!("call_{rid}_{n}")
-            }
-        }
+        _ => format!("{prefix}_{n}"),
     };
     (
         id,
@@ -146,13 +156,14 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         return Err(Unsupported::invalid("response", failed_call_message(r)));
     }
     let response_id = v.response_id.take().unwrap_or_default();
+    let prefix = call_prefix(&response_id);
     let mut content = Vec::new();
     let mut calls = 0;
     for mut p in v.take_parts() {
         if let Some(t) = p.answer_text() {
             content.push(Part::Text(t));
         } else if let Some(fc) = p.function_call {
-            let (id, name, arguments) = call_of(fc, &response_id, calls);
+            let (id, name, arguments) = call_of(fc, &prefix, calls);
             calls = calls.saturating_add(1);
             content.push(Part::ToolCall {
                 id,
@@ -210,6 +221,7 @@ pub(super) fn answer_body(resp: &ChatResponse) -> AnswerOut<'_> {
         .iter()
         .filter_map(|p| match p {
             Part::Text(t) if !t.is_empty() => Some(PartOut::text(t)),
+            Part::ToolCall { arguments, .. } if wire::cut_by_cap(resp.stop, arguments) => None,
             Part::ToolCall {
                 id,
                 name,

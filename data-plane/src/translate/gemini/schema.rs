@@ -105,6 +105,10 @@ const SCHEMA_DROPPED: &[&str] = &[
     "dependentRequired",
     "$defs",
     "definitions",
+    // JSON keys are always strings: a `propertyNames` schema constrains at
+    // most their spelling (Claude Code's TaskCreate/TaskUpdate `metadata`:
+    // `{"type": "string"}`, which says nothing at all).
+    "propertyNames",
 ];
 
 /// JSON Schema → Gemini's schema. Kept: [`SCHEMA_KEPT`]. Rewritten: `type`

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::contents::PartOut;
 use super::gateway::ErrorBody;
-use super::response::{AnswerIn, AnswerOut, CandidateOut, call_of};
+use super::response::{AnswerIn, AnswerOut, CandidateOut, call_of, call_prefix};
 use super::{UsageOut, response_id};
 use crate::sse::Event;
 use crate::translate::codec::{StreamDecoder, StreamEncoder};
@@ -24,6 +24,8 @@ use crate::usage::Usage;
 pub struct Decoder {
     started: bool,
     response_id: String,
+    /// What ids made for the answer's calls begin with ([`call_prefix`]).
+    call_prefix: String,
     calls: u32,
     finished: bool,
     /// See [`StreamDecoder::translating`].
@@ -48,6 +50,7 @@ impl StreamDecoder for Decoder {
         if !self.started {
             self.started = true;
             self.response_id = v.response_id.take().unwrap_or_default();
+            self.call_prefix = call_prefix(&self.response_id);
             out.push(StreamEvent::Start {
                 id: self.response_id.clone(),
                 model: v.model_version.take().unwrap_or_default(),
@@ -62,7 +65,7 @@ impl StreamDecoder for Decoder {
             } else if let Some(fc) = p.function_call {
                 // Calls arrive whole: a start and all the arguments at once.
                 let index = self.calls;
-                let (id, name, arguments) = call_of(fc, &self.response_id, index);
+                let (id, name, arguments) = call_of(fc, &self.call_prefix, index);
                 self.calls = self.calls.saturating_add(1);
                 out.push(StreamEvent::ToolCallStart { index, id, name });
                 out.push(StreamEvent::ToolCallDelta { index, arguments });
@@ -100,7 +103,8 @@ struct PendingCall {
 /// IR → Gemini chunks. Text goes out as it comes; a tool call is buffered
 /// until it is complete (the next call or text starts, or the stream ends)
 /// and sent whole, as Gemini does. The last chunk carries the finish reason
-/// and the usage, with the calls still buffered (or an empty text part).
+/// and the usage, with the calls still buffered (or an empty text part),
+/// less one the token cap cut off ([`wire::cut_by_cap`]).
 pub struct Encoder {
     id: String,
     model: String,
@@ -243,7 +247,8 @@ impl StreamEncoder for Encoder {
     fn end(&mut self, out: &mut BytesMut) {
         if !self.failed {
             if let Some(stop) = self.stop {
-                let calls = self.take_calls();
+                let mut calls = self.take_calls();
+                calls.retain(|c| !wire::cut_by_cap(Some(stop), &c.arguments));
                 let mut parts = call_parts(&calls);
                 if parts.is_empty() {
                     parts.push(PartOut::text(""));

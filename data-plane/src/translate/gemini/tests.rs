@@ -416,6 +416,7 @@ fn unsupported_fields_are_named() {
                 description: None,
                 parameters: schema,
                 strict: None,
+                schema_field: String::new(),
             }],
             ..req_with(vec![])
         };

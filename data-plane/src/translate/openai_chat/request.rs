@@ -316,6 +316,9 @@ fn decode_user_content(
 }
 
 /// A call of `tool_calls`; what it leaves out is empty (`{}` arguments).
+/// Blank arguments (some OpenAI-compatible vendors send `""` for a call
+/// without parameters) are `{}` too: the other formats' apps get an empty
+/// object for such a call, and a Responses app (Codex) parses them as JSON.
 pub(super) fn tool_call(c: ToolCallIn) -> Part {
     let (name, arguments) = match c.function {
         Some(f) => (f.name, f.arguments),
@@ -324,7 +327,9 @@ pub(super) fn tool_call(c: ToolCallIn) -> Part {
     Part::ToolCall {
         id: c.id.unwrap_or_default(),
         name: name.unwrap_or_default(),
-        arguments: arguments.unwrap_or_else(|| "{}".to_string()),
+        arguments: arguments
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "{}".to_string()),
     }
 }
 
@@ -363,6 +368,7 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             description: f.description,
             parameters: f.parameters,
             strict: f.strict,
+            schema_field: format!("tools[{i}].function.parameters"),
         });
     }
     Ok(out)

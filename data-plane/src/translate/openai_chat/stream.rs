@@ -76,6 +76,8 @@ struct Call {
     wire: Option<u64>,
     /// Its id as the vendor sent it (`None`: not sent when it started).
     id: Option<String>,
+    /// Some of its arguments were passed on.
+    argued: bool,
 }
 
 /// Most tool calls one stream starts: far beyond any real answer (the
@@ -131,8 +133,31 @@ impl Decoder {
             id: id.clone().unwrap_or_else(|| self.unnamed_call_id(index)),
             name: name.unwrap_or_default(),
         });
-        self.calls.push(Call { wire, id });
+        self.calls.push(Call {
+            wire,
+            id,
+            argued: false,
+        });
         Some(index)
+    }
+
+    /// Calls that finished with no arguments (a tool without parameters:
+    /// OpenAI-compatible vendors send `""`, or nothing) get `{}`, as the
+    /// Anthropic decoder gives them and a whole answer's call has: apps
+    /// parse the arguments as JSON (Codex), and `""` is not. Not after a
+    /// `length` stop, which may have cut the call before its arguments.
+    fn empty_arguments(&mut self, out: &mut Vec<StreamEvent>) {
+        for (index, c) in self.calls.iter_mut().enumerate() {
+            if !c.argued
+                && let Ok(index) = u32::try_from(index)
+            {
+                c.argued = true;
+                out.push(StreamEvent::ToolCallDelta {
+                    index,
+                    arguments: "{}".to_string(),
+                });
+            }
+        }
     }
 
     /// An id for a call its vendor sent none for, unique in the
@@ -190,12 +215,18 @@ impl StreamDecoder for Decoder {
                         continue;
                     };
                     if let Some(arguments) = arguments.filter(|a| !a.is_empty()) {
+                        if let Some(c) = self.calls.get_mut(index as usize) {
+                            c.argued = true;
+                        }
                         out.push(StreamEvent::ToolCallDelta { index, arguments });
                     }
                 }
             }
             if let Some(r) = choice.finish_reason {
                 let called = !self.calls.is_empty();
+                if r != "length" {
+                    self.empty_arguments(out);
+                }
                 out.push(StreamEvent::Finish(if self.refused {
                     StopReason::ContentFilter
                 } else {

@@ -116,6 +116,9 @@ fn write_error(seq: &mut u64, message: &str, out: &mut BytesMut) {
     Encoder::emit(seq, "error", ev, out);
 }
 
+/// Why a stream that ended without a finish failed.
+const CUT_SHORT: &str = "the upstream stream ended before the response was complete";
+
 /// The item being streamed: the API streams one output item at a time.
 enum Open {
     None,
@@ -196,7 +199,12 @@ impl Encoder {
             .response(self.id.as_str(), &self.model, self.created_at, &[][..]);
         let seq = &mut self.seq;
         Self::emit(seq, "response.created", WithResponse { response: &r }, out);
-        Self::emit(seq, "response.in_progress", WithResponse { response: &r }, out);
+        Self::emit(
+            seq,
+            "response.in_progress",
+            WithResponse { response: &r },
+            out,
+        );
     }
 
     /// Status of the item being closed: the one a limit cut short is incomplete.
@@ -261,6 +269,18 @@ impl Encoder {
         };
         Self::emit(seq, "response.output_item.done", done, out);
         self.output.push(item);
+    }
+
+    /// Leaves out the call being streamed when the stream broke off: its
+    /// arguments stopped mid-way (`{"cmd": "cat /tmp/x/`), and Codex runs a
+    /// call its `output_item.done` hands over, then keeps it in the
+    /// history it sends back. The deltas already sent stay unclaimed; the
+    /// `error` and `response.failed` say why. A call closed before (the
+    /// next item had begun) was whole and stays.
+    fn drop_unfinished_call(&mut self) {
+        if matches!(self.open, Open::Call { .. }) {
+            self.open = Open::None;
+        }
     }
 
     fn open_message(&mut self, out: &mut BytesMut) {
@@ -351,7 +371,12 @@ impl Encoder {
                 },
                 delta,
             };
-            Self::emit(&mut self.seq, "response.function_call_arguments.delta", ev, out);
+            Self::emit(
+                &mut self.seq,
+                "response.function_call_arguments.delta",
+                ev,
+                out,
+            );
         } else if !self.calls.contains_key(&tool) {
             // Arguments for a call that never started: start it nameless
             // rather than lose them.
@@ -363,6 +388,19 @@ impl Encoder {
 
 impl StreamEncoder for Encoder {
     fn event(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        // The stream has failed: content after the error would reopen the
+        // call left out (a late delta starts a nameless one).
+        if self.error.is_some()
+            && matches!(
+                ev,
+                StreamEvent::TextDelta(_)
+                    | StreamEvent::ToolCallStart { .. }
+                    | StreamEvent::ToolCallDelta { .. }
+                    | StreamEvent::Finish(_)
+            )
+        {
+            return;
+        }
         match ev {
             StreamEvent::Start { id, model } => {
                 if !self.started {
@@ -416,6 +454,7 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { message } => {
                 self.ensure_started(out);
                 self.error = Some(message.clone());
+                self.drop_unfinished_call();
                 write_error(&mut self.seq, message, out);
             }
         }
@@ -423,6 +462,14 @@ impl StreamEncoder for Encoder {
 
     fn end(&mut self, out: &mut BytesMut) {
         self.ensure_started(out);
+        if self.stop.is_none() && self.error.is_none() {
+            // No finish: the upstream just stopped. What is open is
+            // unfinished, as after an error (and never `completed`).
+            self.error = Some(CUT_SHORT.to_string());
+        }
+        if self.error.is_some() {
+            self.drop_unfinished_call();
+        }
         self.close(out);
         let mut r = self.echo.response(
             self.id.as_str(),
@@ -431,11 +478,7 @@ impl StreamEncoder for Encoder {
             &self.output[..],
         );
         r.usage = self.usage.as_ref().map(UsageOut::from);
-        let failure = match (&self.error, self.stop) {
-            (Some(m), _) => Some(m.as_str()),
-            (None, None) => Some("the upstream stream ended before the response was complete"),
-            (None, Some(_)) => None,
-        };
+        let failure = self.error.as_deref();
         let seq = &mut self.seq;
         if let Some(message) = failure {
             r.status = "failed";

@@ -144,6 +144,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         top_p: b.top_p,
         stream: b.stream.unwrap_or(false),
         user: b.user,
+        arguments_field: "input[*].arguments",
         ..Default::default()
     };
     if let Some(tools) = b.tools {
@@ -372,6 +373,7 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             description: t.description,
             parameters: t.parameters.unwrap_or_else(ir::no_arguments),
             strict: t.strict,
+            schema_field: format!("tools[{i}].parameters"),
         });
     }
     Ok(out)

@@ -59,12 +59,14 @@ fn claude_code_tools(system: Vec<String>) -> ChatRequest {
                 description: Some(long),
                 parameters: json!({"type": "object", "properties": {}}),
                 strict: None,
+                schema_field: String::new(),
             },
             Tool {
                 name: "Read".into(),
                 description: Some("Reads a file.".into()),
                 parameters: json!({"type": "object", "properties": {}}),
                 strict: None,
+                schema_field: String::new(),
             },
         ],
         ..capped("gpt-4o", None, None)
