@@ -88,17 +88,36 @@ pub fn describe() {
         "aigw_oauth_refreshes_total",
         "OAuth access token refreshes, by result and reason."
     );
-    // Present at 0 from the start, so rates over them are defined.
+    // Present at 0 from the start, so rates over them are defined (an
+    // alert's rate() has no data, rather than 0, for a series not yet
+    // served): every unlabelled counter, and the labelled ones whose
+    // label values are few and fixed.
     for name in [
         TRACES_STORED,
         TRACES_DUPLICATE,
         BATCHES,
         BATCH_FAILURES,
         "aigw_traces_refused_total",
+        "aigw_traces_expired_total",
     ] {
         counter!(name).increment(0);
     }
+    for (result, reason) in OAUTH_RESULTS
+        .iter()
+        .flat_map(|res| OAUTH_REASONS.iter().map(move |rea| (*res, *rea)))
+    {
+        counter!("aigw_oauth_refreshes_total", "result" => result, "reason" => reason).increment(0);
+    }
+    for kind in ["whole", "delta"] {
+        counter!("aigw_snapshot_pushes_total", "kind" => kind).increment(0);
+        counter!("aigw_snapshot_push_bytes_total", "kind" => kind).increment(0);
+    }
 }
+
+/// `result` values of `aigw_oauth_refreshes_total` (`oauth/refresher.rs`).
+const OAUTH_RESULTS: [&str; 3] = ["ok", "revoked", "error"];
+/// `reason` values of `aigw_oauth_refreshes_total` (`oauth::refresher::Reason`).
+const OAUTH_REASONS: [&str; 3] = ["schedule", "unauthorized", "admin"];
 
 /// Called when a version is published (and at start).
 pub fn snapshot_published() {
@@ -261,5 +280,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# HELP aigw_snapshot_bytes "), "{text}");
+    }
+
+    /// `/metrics` of a control plane that has done nothing yet: the
+    /// counters alerts take a rate() of are there, at 0.
+    #[test]
+    fn counters_are_served_at_zero_from_the_start() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, describe);
+        let text = handle.render();
+        let mut want = vec![
+            "aigw_traces_expired_total 0".to_string(),
+            "aigw_traces_refused_total 0".to_string(),
+            "aigw_snapshot_pushes_total{kind=\"whole\"} 0".to_string(),
+            "aigw_snapshot_push_bytes_total{kind=\"delta\"} 0".to_string(),
+        ];
+        for result in OAUTH_RESULTS {
+            for reason in OAUTH_REASONS {
+                want.push(format!(
+                    "aigw_oauth_refreshes_total{{result=\"{result}\",reason=\"{reason}\"}} 0"
+                ));
+            }
+        }
+        for series in want {
+            assert!(text.contains(&format!("{series}\n")), "{series}:\n{text}");
+        }
     }
 }

@@ -148,8 +148,10 @@ pub struct Config {
 /// (W3C `traceparent` is still propagated to upstreams).
 #[derive(Debug, Clone, clap::Args)]
 pub struct OtelConfig {
-    /// OTLP/gRPC endpoint spans are exported to (`http://collector:4317`;
-    /// `https://` verifies with the public roots, or OTEL_EXPORTER_OTLP_CERTIFICATE).
+    /// OTLP endpoint spans are exported to (`http://collector:4317` over gRPC;
+    /// with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, `http://collector:4318`,
+    /// `/v1/traces` added; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT wins, used as is).
+    /// gRPC `https://` verifies with the public roots, or OTEL_EXPORTER_OTLP_CERTIFICATE.
     #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub endpoint: Option<String>,
 

@@ -36,6 +36,70 @@ pub const UPSTREAM_COOLDOWNS: &str = "aigw_upstream_cooldowns_total";
 pub const REDIS_DEGRADED: &str = "aigw_ratelimit_store_degraded";
 pub const CONTROL_PLANE_CONNECTED: &str = "aigw_control_plane_connected";
 
+/// Every `kind` of `aigw_request_errors_total`: [`GatewayError::kind`]'s
+/// and the stream endings' ([`stream_error_kind`]). Each is served at 0
+/// from the start (an alert on one kind has data before its first error),
+/// spans' `error.type` uses the same strings, and docs/observability.md
+/// lists them all (tests check all three).
+///
+/// [`GatewayError::kind`]: crate::error::GatewayError::kind
+pub const ERROR_KINDS: &[&str] = &[
+    // The app's fault.
+    "missing_key",
+    "invalid_key",
+    "expired_key",
+    "bad_json",
+    "invalid_request",
+    "unknown_model",
+    "model_not_allowed",
+    "model_not_priced",
+    "body_too_large",
+    "body_timeout",
+    "not_found",
+    "method_not_allowed",
+    "rate_limited",
+    "untranslatable",
+    // Not ready or out of capacity.
+    "not_ready",
+    "busy",
+    "pool_exhausted",
+    "pool_unusable",
+    // The upstream's fault.
+    "upstream_timeout",
+    "upstream_error",
+    "upstream_status",
+    // Streams that ended badly, and apps that left.
+    "stream_cut",
+    "stream_stalled",
+    "stream_event_too_large",
+    "stream_too_large",
+    "stream_upstream_error",
+    "client_closed",
+    "shutdown",
+    "stream_error",
+    // Ours.
+    "internal",
+];
+
+/// The kind of a trace record's error (a kind already, or the message of
+/// a stream's end, an app that left, a panic); `_OTHER` (the OTel
+/// conventions' fallback for `error.type`) for anything else, so a span
+/// attribute never carries free text.
+pub fn error_kind(trace_error: &str) -> &'static str {
+    if let Some(kind) = ERROR_KINDS.iter().find(|k| **k == trace_error) {
+        return kind;
+    }
+    match trace_error {
+        // context.rs: the app left before its answer (counted so there).
+        "client closed the connection early" => "client_closed",
+        crate::context::PANICKED => "internal",
+        other => match stream_error_kind(other) {
+            "stream_error" => "_OTHER",
+            kind => kind,
+        },
+    }
+}
+
 /// Describes every metric (HELP lines). Call once, after the recorder is installed.
 pub fn describe() {
     describe_counter!(
@@ -132,14 +196,33 @@ pub fn describe() {
         "aigw_traces_delivered_total",
         "Traces the control plane acknowledged (stored or duplicates)."
     );
+    describe_counter!(
+        super::export::SPANS_EXPORTED,
+        "Spans the OTLP collector accepted."
+    );
+    describe_counter!(
+        super::export::SPANS_DROPPED,
+        "Spans lost because their OTLP export failed (collector down or refusing, timeout); logged at most once a minute."
+    );
     // Present from the start at 0, so a rate() over them is defined before
     // the first event (Prometheus's advice on missing series).
     gauge!(CONTROL_PLANE_CONNECTED).set(0.0);
     gauge!(REDIS_DEGRADED).set(0.0);
+    gauge!("aigw_snapshot_loaded").set(0.0);
     for policy in ["local", "refuse"] {
         counter!("aigw_ratelimit_degraded_total", "policy" => policy).increment(0);
     }
     counter!("aigw_snapshot_rejected_total").increment(0);
+    counter!("aigw_snapshot_deltas_total").increment(0);
+    counter!("aigw_snapshot_disk_writes_total").increment(0);
+    for kind in ["whole", "delta"] {
+        counter!("aigw_snapshot_applied_total", "kind" => kind).increment(0);
+    }
+    for kind in ERROR_KINDS {
+        counter!(REQUEST_ERRORS, "kind" => *kind).increment(0);
+    }
+    counter!(super::export::SPANS_EXPORTED).increment(0);
+    counter!(super::export::SPANS_DROPPED).increment(0);
     counter!("aigw_trace_ship_errors_total").increment(0);
     counter!("aigw_traces_delivered_total").increment(0);
     for reason in ["spool_full", "spool_error", "spool_corrupt", "refused"] {
@@ -489,5 +572,163 @@ mod tests {
             "stream_too_large"
         );
         assert_eq!(stream_error_kind("anything else"), "stream_error");
+    }
+
+    /// Every kind a request can fail with is in `ERROR_KINDS` (so served
+    /// at 0 and documented): each `GatewayError`'s and each stream end's.
+    #[test]
+    fn every_error_kind_is_listed() {
+        use crate::error::{Failure, GatewayError};
+        use http::StatusCode;
+        let s = String::new;
+        let errors = [
+            GatewayError::MissingKey,
+            GatewayError::InvalidKey,
+            GatewayError::ExpiredKey,
+            GatewayError::BadJson(s()),
+            GatewayError::invalid(s(), None),
+            GatewayError::UnknownModel(s()),
+            GatewayError::ModelNotAllowed(s()),
+            GatewayError::Unpriced(s()),
+            GatewayError::BodyTooLarge { limit: 1 },
+            GatewayError::BodyTimeout { secs: 1 },
+            GatewayError::NotFound {
+                method: s(),
+                path: s(),
+            },
+            GatewayError::NotProxied {
+                method: s(),
+                path: s(),
+            },
+            GatewayError::MethodNotAllowed {
+                method: s(),
+                path: s(),
+                allow: "POST",
+            },
+            GatewayError::RateLimited {
+                limit: "rpm",
+                budget: s(),
+                budget_id: s(),
+                retry_after_secs: 1,
+                value: 1.0,
+                requested: None,
+            },
+            GatewayError::NotReady,
+            GatewayError::Busy {
+                retry_after_secs: 1,
+            },
+            GatewayError::PoolExhausted {
+                provider: s(),
+                retry_after_secs: 1,
+            },
+            GatewayError::PoolUnusable { provider: s() },
+            GatewayError::upstream("p", Failure::Timeout(1)),
+            GatewayError::upstream("p", Failure::Connect),
+            GatewayError::UpstreamResponse {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                retry_after: None,
+                body: Default::default(),
+            },
+            GatewayError::UpstreamStatus {
+                status: StatusCode::BAD_REQUEST,
+                retry_after: None,
+                message: s(),
+                context_overflow: false,
+            },
+            GatewayError::Unsupported {
+                message: s(),
+                param: None,
+            },
+            GatewayError::Internal(s()),
+        ];
+        for e in &errors {
+            assert!(ERROR_KINDS.contains(&e.kind()), "{} not listed", e.kind());
+            assert_eq!(error_kind(e.kind()), e.kind());
+        }
+        for message in [
+            "upstream stream cut",
+            "upstream stream ended before its finish",
+            "upstream stream stalled",
+            "upstream event too large",
+            "upstream stream too large",
+            "upstream sent an error mid-stream",
+            "client closed the stream early",
+            "data plane shut down before the stream ended",
+            "something new",
+        ] {
+            let kind = stream_error_kind(message);
+            assert!(ERROR_KINDS.contains(&kind), "{kind} not listed");
+        }
+        assert_eq!(
+            error_kind("client closed the connection early"),
+            "client_closed"
+        );
+        assert_eq!(error_kind("upstream stream cut"), "stream_cut");
+        assert_eq!(error_kind("free text nobody maps"), "_OTHER");
+    }
+
+    /// `/metrics` before anything happened: the counters an alert's rate()
+    /// reads are there at 0.
+    #[test]
+    fn counters_are_served_at_zero_from_the_start() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, describe);
+        let text = handle.render();
+        for series in [
+            "aigw_otlp_spans_exported_total 0",
+            "aigw_otlp_spans_dropped_total 0",
+            "aigw_request_errors_total{kind=\"missing_key\"} 0",
+            "aigw_request_errors_total{kind=\"stream_cut\"} 0",
+            "aigw_snapshot_applied_total{kind=\"whole\"} 0",
+            "aigw_snapshot_applied_total{kind=\"delta\"} 0",
+            "aigw_snapshot_deltas_total 0",
+            "aigw_snapshot_disk_writes_total 0",
+            "aigw_snapshot_loaded 0",
+        ] {
+            assert!(text.contains(&format!("{series}\n")), "{series}:\n{text}");
+        }
+        for kind in ERROR_KINDS {
+            assert!(
+                text.contains(&format!("aigw_request_errors_total{{kind=\"{kind}\"}} 0\n")),
+                "{kind}"
+            );
+        }
+        assert!(
+            text.contains("# HELP aigw_otlp_spans_dropped_total "),
+            "{text}"
+        );
+    }
+
+    /// docs/observability.md names every kind (and no kind that is not one).
+    #[test]
+    fn the_docs_list_every_error_kind() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/observability.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with("| `aigw_request_errors_total`"))
+            .expect("the aigw_request_errors_total row");
+        for kind in ERROR_KINDS {
+            assert!(
+                row.contains(&format!("`{kind}`")),
+                "{kind} is not in the docs"
+            );
+        }
+        let listed = row
+            .split('`')
+            .skip(3)
+            .step_by(2)
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        for word in listed {
+            assert!(
+                ERROR_KINDS.contains(&word),
+                "the docs list {word}, not a kind"
+            );
+        }
+        assert!(
+            !doc.contains("kind=\n\"invalid_key\""),
+            "a missing key is missing_key"
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! OpenTelemetry spans with W3C trace-context propagation (`otel`). Both
 //! are fed from the same two points of a request's life: each upstream
 //! attempt (`forward`) and the finished trace record (`TraceDraft::finish`).
+//! Where the spans go, and what became of them, is `export`.
 
+pub mod export;
 pub mod metrics;
 pub mod otel;
 
@@ -36,8 +38,45 @@ pub fn response_model_of(body: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Log lines written under [`Logs::subscriber`], as an operator reads them.
+    #[derive(Clone, Default)]
+    pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl Logs {
+        pub(crate) fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+            tracing_subscriber::fmt()
+                .with_writer(self.clone())
+                .with_ansi(false)
+                .finish()
+        }
+
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+        type Writer = Logs;
+
+        fn make_writer(&'a self) -> Logs {
+            self.clone()
+        }
+    }
 
     #[test]
     fn answering_model_in_each_format() {

@@ -1,6 +1,7 @@
 //! OpenTelemetry spans with the GenAI semantic conventions, exported over
-//! OTLP/gRPC by the data plane itself (docs/observability.md says why the
-//! data planes export rather than the control plane).
+//! OTLP (gRPC or HTTP/protobuf, `export.rs`) by the data plane itself
+//! (docs/observability.md says why the data planes export rather than the
+//! control plane).
 //!
 //! One SERVER span per app request (`chat gpt-4o`), one CLIENT span per
 //! upstream attempt under it. The request span continues the app's W3C
@@ -9,6 +10,7 @@
 //! the attempt that called it. Without an endpoint nothing is recorded, but
 //! `traceparent` is still propagated (a new trace when the app sent none).
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use aigw_proto::model::ProviderKind;
@@ -25,6 +27,7 @@ use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider,
 };
 
+use super::{export, metrics};
 use crate::config::OtelConfig;
 use crate::runtime::Upstream;
 
@@ -41,6 +44,14 @@ pub enum OtelError {
     Certificate { path: String, error: std::io::Error },
     #[error("OTLP exporter: {0}")]
     Exporter(String),
+    #[error(
+        "{var}={value:?}: the data plane exports OTLP over \"grpc\" or \"http/protobuf\" (http/json is not supported)"
+    )]
+    Protocol { var: &'static str, value: String },
+    #[error(
+        "{var}=http/protobuf: the endpoint {url} is https, which the data plane's OTLP/HTTP exporter cannot reach; use grpc for a TLS collector (with OTEL_EXPORTER_OTLP_CERTIFICATE if needed) or an http:// endpoint"
+    )]
+    HttpsOverHttp { var: &'static str, url: String },
 }
 
 /// The tracer, or nothing when export is off. Cheap to share.
@@ -60,35 +71,28 @@ impl Otel {
         }
     }
 
-    /// Exports to `cfg.endpoint` when set. Must run inside the Tokio runtime
-    /// (the gRPC channel is made here, connected on first export).
+    /// Exports to the endpoint the standard variables name (see
+    /// `export::target`). Must run inside the Tokio runtime (the gRPC
+    /// channel is made here, connected on first export; OTLP/HTTP exports
+    /// run on it).
     pub fn start(cfg: &OtelConfig, node_id: &str, region: &str) -> Result<Self, OtelError> {
+        Self::start_with_env(cfg, node_id, region, |var| std::env::var(var).ok())
+    }
+
+    /// [`Otel::start`] with the `OTEL_EXPORTER_OTLP_TRACES_*` and
+    /// `*_PROTOCOL` variables read by `env` (`OtelConfig` carries the
+    /// general endpoint and the rest).
+    pub fn start_with_env(
+        cfg: &OtelConfig,
+        node_id: &str,
+        region: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, OtelError> {
         let sampler = sampler(&cfg.sampler, cfg.sampler_arg)?;
-        let Some(endpoint) = cfg.endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
+        let Some(target) = export::target(cfg.endpoint.as_deref(), env)? else {
             return Ok(Self::off());
         };
-        use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.trim())
-            .with_timeout(Duration::from_secs(10));
-        if endpoint.trim().starts_with("https://") {
-            let mut tls = tonic::transport::ClientTlsConfig::new();
-            tls = match &cfg.certificate {
-                Some(path) => {
-                    let pem = std::fs::read(path).map_err(|error| OtelError::Certificate {
-                        path: path.display().to_string(),
-                        error,
-                    })?;
-                    tls.ca_certificate(tonic::transport::Certificate::from_pem(pem))
-                }
-                None => tls.with_webpki_roots(),
-            };
-            builder = builder.with_tls_config(tls);
-        }
-        let exporter = builder
-            .build()
-            .map_err(|e| OtelError::Exporter(e.to_string()))?;
+        let exporter = exporter(&target, cfg)?;
         let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name(cfg.service_name.clone())
             .with_attributes([
@@ -100,10 +104,11 @@ impl Otel {
         let provider = SdkTracerProvider::builder()
             .with_sampler(sampler)
             .with_resource(resource)
-            .with_batch_exporter(exporter)
+            .with_batch_exporter(export::Counted::new(exporter))
             .build();
         let tracer = provider.tracer("aigw-data-plane");
-        tracing::info!(endpoint = %endpoint, sampler = %cfg.sampler, "exporting spans over OTLP");
+        tracing::info!(endpoint = %target.url, protocol = target.protocol.as_str(),
+            sampler = %cfg.sampler, "exporting spans over OTLP");
         Ok(Self {
             tracer: Some(tracer),
             provider: Some(provider),
@@ -167,6 +172,74 @@ impl Otel {
             tracing::warn!(error = %e, "OTLP exporter did not shut down cleanly");
         }
     }
+}
+
+/// How long one export may take: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, as the OTel spec has it),
+/// else 10 s; at most a minute (an export holds the batch's spans). A value
+/// that is not a number is warned about and the default used. The SDK
+/// reads these itself only when no timeout is set in code, and one is.
+fn export_timeout() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(10);
+    for name in [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ] {
+        let Ok(v) = std::env::var(name) else {
+            continue;
+        };
+        return match v.trim().parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms.clamp(1, 60_000)),
+            Err(_) => {
+                tracing::warn!(
+                    variable = name,
+                    "not a number of milliseconds; exports time out after 10 s"
+                );
+                DEFAULT
+            }
+        };
+    }
+    DEFAULT
+}
+
+/// The SDK's OTLP exporter for `target`.
+fn exporter(
+    target: &export::Target,
+    cfg: &OtelConfig,
+) -> Result<opentelemetry_otlp::SpanExporter, OtelError> {
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    let timeout = export_timeout();
+    let built = match target.protocol {
+        export::Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(target.url.as_str())
+            .with_timeout(timeout)
+            .build(),
+        export::Protocol::Grpc => {
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                .with_endpoint(target.url.as_str())
+                .with_timeout(timeout);
+            if target.url.starts_with("https://") {
+                let mut tls = tonic::transport::ClientTlsConfig::new();
+                tls = match &cfg.certificate {
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|error| OtelError::Certificate {
+                            path: path.display().to_string(),
+                            error,
+                        })?;
+                        tls.ca_certificate(tonic::transport::Certificate::from_pem(pem))
+                    }
+                    None => tls.with_webpki_roots(),
+                };
+                builder = builder.with_tls_config(tls);
+            }
+            builder.build()
+        }
+    };
+    built.map_err(|e| OtelError::Exporter(e.to_string()))
 }
 
 fn sampler(name: &str, ratio: f64) -> Result<Sampler, OtelError> {
@@ -337,13 +410,18 @@ impl RequestSpan {
         }
         let failed = !error.is_empty() || !(200..300).contains(&status);
         if failed {
-            let kind = if error.is_empty() {
+            span.set_attribute(KeyValue::new(
+                "error.type",
+                attempt_error_type(status, error),
+            ));
+            // The free text (a reason phrase, "connection failed") is the
+            // status's description, not the attribute.
+            let description = if error.is_empty() {
                 status.to_string()
             } else {
                 error.to_string()
             };
-            span.set_attribute(KeyValue::new("error.type", kind.clone()));
-            span.set_status(Status::error(kind));
+            span.set_status(Status::error(description));
             if let Some(mut s) = attempt.take() {
                 s.end();
             }
@@ -409,26 +487,65 @@ impl RequestSpan {
                 ));
             }
             if !rec.error.is_empty() {
-                a.set_attribute(KeyValue::new("error.type", rec.error.clone()));
+                a.set_attribute(KeyValue::new("error.type", metrics::error_kind(&rec.error)));
                 a.set_status(Status::error(rec.error.clone()));
             }
             a.end_with_timestamp(end);
         }
         let failed = !rec.error.is_empty() || rec.status >= 400;
         if failed {
-            let kind = if rec.error.is_empty() {
-                rec.status.to_string()
-            } else {
-                rec.error.clone()
-            };
-            attrs.push(KeyValue::new("error.type", kind.clone()));
-            span.set_status(Status::error(kind));
+            attrs.push(KeyValue::new(
+                "error.type",
+                request_error_type(&rec.error, rec.status),
+            ));
+            // OTel's HTTP server convention: a 4xx is the client's doing and
+            // leaves the SERVER span's status unset (error.type still says
+            // what it was); a 5xx, or an error under a 2xx (a stream cut
+            // after its head), is ERROR.
+            if !(400..500).contains(&rec.status) {
+                let description = if rec.error.is_empty() {
+                    rec.status.to_string()
+                } else {
+                    rec.error.clone()
+                };
+                span.set_status(Status::error(description));
+            }
         }
         span.update_name(format!("{} {}", self.operation, rec.model));
         span.set_attributes(usage);
         span.set_attributes(attrs);
         span.end_with_timestamp(end);
     }
+}
+
+/// `error.type` of a failed attempt (a CLIENT span), low-cardinality as
+/// the OTel conventions ask: the upstream's status code when it answered
+/// one (`"429"`; a rejected credential's `"401"` too), otherwise the
+/// gateway's error kind, as `aigw_request_errors_total{kind}` names it.
+/// `note` is the attempt's entry in the trace (`GatewayError::attempt_note`,
+/// free text such as "connection failed").
+fn attempt_error_type(status: u16, note: &str) -> Cow<'static, str> {
+    if status != 0 && !(200..300).contains(&status) {
+        return Cow::Owned(status.to_string());
+    }
+    Cow::Borrowed(match note {
+        "timeout" => "upstream_timeout",
+        // A kind already (an attempt the gateway ended itself).
+        kind if metrics::ERROR_KINDS.contains(&kind) => metrics::error_kind(kind),
+        // "connection failed", "request failed", "body broke off", an
+        // unexpected status, a connection closed while idle...
+        _ => "upstream_error",
+    })
+}
+
+/// `error.type` of a request (the SERVER span): the upstream's status code
+/// when its answer was relayed (`upstream_status`), otherwise the error's
+/// kind, as `aigw_request_errors_total{kind}` names it.
+fn request_error_type(error: &str, status: u32) -> Cow<'static, str> {
+    if error.is_empty() || error == "upstream_status" {
+        return Cow::Owned(status.to_string());
+    }
+    Cow::Borrowed(metrics::error_kind(error))
 }
 
 /// W3C `traceparent`, version 00 (hex only, so always a valid header value).
@@ -548,6 +665,284 @@ mod tests {
         assert_eq!(
             server_of("https://api.openai.com"),
             ("api.openai.com".into(), 443)
+        );
+    }
+
+    /// Spans as the collector gets them.
+    #[derive(Debug, Clone, Default)]
+    struct Collected(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+    impl opentelemetry_sdk::trace::SpanExporter for Collected {
+        async fn export(
+            &self,
+            batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    impl Collected {
+        fn otel(&self) -> Otel {
+            Otel::with_provider(
+                SdkTracerProvider::builder()
+                    .with_simple_exporter(self.clone())
+                    .build(),
+            )
+        }
+
+        /// `(name, kind, error.type, status)` of each span, in end order.
+        fn spans(&self) -> Vec<(String, SpanKind, Option<String>, Status)> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let error_type = s
+                        .attributes
+                        .iter()
+                        .find(|kv| kv.key.as_str() == "error.type")
+                        .map(|kv| kv.value.to_string());
+                    (
+                        s.name.to_string(),
+                        s.span_kind.clone(),
+                        error_type,
+                        s.status.clone(),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    fn upstream() -> Upstream {
+        use aigw_proto::model::{Glob, Provider, Strategy};
+        Upstream {
+            provider: Provider {
+                name: "openai-main".into(),
+                kind: ProviderKind::OpenAi,
+                base_url: "http://mock:8000".into(),
+                models: vec![Glob::new("*")],
+                strategy: Strategy::RoundRobin,
+                keys: vec![],
+                model_map: Default::default(),
+                affinity: Default::default(),
+            },
+            pool: crate::schedule::Pool::new(vec![], Strategy::RoundRobin),
+        }
+    }
+
+    fn record(status: u32, error: &str) -> TraceRecord {
+        TraceRecord {
+            model: "gpt-4o".into(),
+            status,
+            error: error.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn error_type_is_the_upstream_status_or_the_metrics_kind_never_free_text() {
+        let collected = Collected::default();
+        let otel = collected.otel();
+        let up = upstream();
+        let mut span = otel.request(&HeaderMap::new(), "chat.completions");
+        span.start_attempt(&up, "gpt-4o");
+        span.attempt_done("k1", 429, "Too Many Requests");
+        span.start_attempt(&up, "gpt-4o");
+        span.attempt_done("k2", 0, "connection failed");
+        span.start_attempt(&up, "gpt-4o");
+        span.attempt_done("k3", 0, "timeout");
+        span.start_attempt(&up, "gpt-4o");
+        span.attempt_done("k4", 200, "");
+        // The answer's stream broke off after its head.
+        span.finish(&record(200, "upstream stream cut"), "", None);
+        let got = collected.spans();
+        let error_types: Vec<_> = got.iter().map(|s| s.2.as_deref()).collect();
+        assert_eq!(
+            error_types,
+            [
+                Some("429"),
+                Some("upstream_error"),
+                Some("upstream_timeout"),
+                Some("stream_cut"),
+                Some("stream_cut"),
+            ],
+            "{got:?}"
+        );
+        // The free text is the status's description.
+        assert_eq!(got[0].3, Status::error("Too Many Requests"));
+        assert_eq!(got[1].3, Status::error("connection failed"));
+        let server = &got[4];
+        assert_eq!(server.1, SpanKind::Server);
+        assert_eq!(server.3, Status::error("upstream stream cut"));
+    }
+
+    #[test]
+    fn a_4xx_leaves_the_server_span_unset_a_5xx_is_an_error() {
+        let collected = Collected::default();
+        let otel = collected.otel();
+        let cases = [
+            (429, "rate_limited", "rate_limited", false),
+            (404, "unknown_model", "unknown_model", false),
+            (
+                499,
+                "client closed the connection early",
+                "client_closed",
+                false,
+            ),
+            // An upstream's answer relayed: its status is the type.
+            (503, "upstream_status", "503", true),
+            (400, "upstream_status", "400", false),
+            (502, "upstream_error", "upstream_error", true),
+            (500, crate::context::PANICKED, "internal", true),
+        ];
+        for (status, error, _, _) in cases {
+            otel.request(&HeaderMap::new(), "chat.completions").finish(
+                &record(status, error),
+                "",
+                None,
+            );
+        }
+        let got = collected.spans();
+        for ((status, _, error_type, is_error), span) in cases.iter().zip(&got) {
+            assert_eq!(span.1, SpanKind::Server);
+            assert_eq!(span.2.as_deref(), Some(*error_type), "{status}: {span:?}");
+            assert_eq!(
+                matches!(span.3, Status::Error { .. }),
+                *is_error,
+                "{status}: {span:?}"
+            );
+            if !is_error {
+                assert_eq!(span.3, Status::Unset, "{status}");
+            }
+        }
+    }
+
+    /// The attempt notes error.rs writes map to the kind its errors
+    /// carry (or their upstream status): a new note cannot leak into
+    /// `error.type` as free text unnoticed.
+    #[test]
+    fn every_failed_attempts_note_maps_to_its_errors_kind() {
+        use crate::error::{Failure, GatewayError};
+        use http::StatusCode;
+        let failures = [
+            Failure::Timeout(30),
+            Failure::Connect,
+            Failure::Request,
+            Failure::CredentialRejected(StatusCode::UNAUTHORIZED),
+            Failure::BodyBroken("eof".into()),
+            Failure::Unreadable("unexpected status 302".into()),
+            Failure::NotAStream,
+        ];
+        let mut errors: Vec<GatewayError> = failures
+            .into_iter()
+            .map(|f| GatewayError::upstream("p", f))
+            .collect();
+        errors.push(GatewayError::UpstreamResponse {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: None,
+            body: Default::default(),
+        });
+        for e in &errors {
+            let got = attempt_error_type(e.attempt_status(), e.attempt_note());
+            let want = match e.attempt_status() {
+                0 => e.kind().to_string(),
+                s => s.to_string(),
+            };
+            assert_eq!(got, want, "{e:?}");
+        }
+        // A connection closed while idle, sent again.
+        assert_eq!(
+            attempt_error_type(0, "connection closed idle, sent again"),
+            "upstream_error"
+        );
+    }
+
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`: the spans arrive as a
+    /// protobuf POST to `/v1/traces` (before, they went out as gRPC and
+    /// an HTTP collector got nothing).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spans_reach_an_otlp_http_collector_as_protobuf() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let (head, body) = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed before a whole request");
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    break (head, buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let _ = tx.send((head, body));
+        });
+        let cfg = OtelConfig {
+            endpoint: Some(format!("http://{addr}")),
+            certificate: None,
+            sampler: "always_on".into(),
+            sampler_arg: 1.0,
+            service_name: "aigw-test".into(),
+        };
+        let otel = Otel::start_with_env(&cfg, "node-1", "eu", |var| {
+            (var == export::PROTOCOL).then(|| "http/protobuf".to_string())
+        })
+        .unwrap();
+        otel.request(&HeaderMap::new(), "chat.completions")
+            .finish(&record(200, ""), "", None);
+        tokio::task::spawn_blocking(move || otel.shutdown())
+            .await
+            .unwrap();
+        let (head, body) = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("no OTLP/HTTP request")
+            .unwrap();
+        assert!(head.starts_with("post /v1/traces http/1.1"), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf"),
+            "{head}"
+        );
+        assert!(
+            body.windows(11).any(|w| w == b"chat gpt-4o"),
+            "the span's name is in the protobuf body"
+        );
+    }
+
+    #[test]
+    fn an_unsupported_protocol_stops_the_start_naming_its_variable() {
+        let cfg = OtelConfig {
+            endpoint: Some("http://collector:4318".into()),
+            certificate: None,
+            sampler: "always_on".into(),
+            sampler_arg: 1.0,
+            service_name: "aigw-test".into(),
+        };
+        let Err(e) = Otel::start_with_env(&cfg, "n", "eu", |var| {
+            (var == export::TRACES_PROTOCOL).then(|| "http/json".to_string())
+        }) else {
+            panic!("http/json was accepted");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=\"http/json\""),
+            "{e}"
         );
     }
 }
