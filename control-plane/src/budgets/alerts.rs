@@ -122,6 +122,9 @@ pub(super) async fn check(
                         "threshold_percent": t,
                         "used": used,
                         "limit_value": limit,
+                        // Crossed by a refusal (a request whose reservation
+                        // did not fit), not by use: `used` may be far below.
+                        "refused": used_up,
                         "at_ms": now,
                     });
                     fire.push((
@@ -135,7 +138,14 @@ pub(super) async fn check(
                             last_error: String::new(),
                             payload: payload.to_string(),
                         },
-                        format!("{} {limit_name} at {t}% ({period})", s.name),
+                        if used_up {
+                            format!(
+                                "{} {limit_name} at {t}% ({period}): a request was refused, {used} used of {limit}",
+                                s.name
+                            )
+                        } else {
+                            format!("{} {limit_name} at {t}% ({period})", s.name)
+                        },
                     ));
                 }
             }
@@ -398,5 +408,36 @@ mod tests {
         );
         assert!(!told);
         assert!(pending(&ctx).await.is_empty());
+    }
+
+    /// A budget smaller than one request's reservation refuses with nothing
+    /// used: its alerts say a refusal crossed them, and what was used.
+    #[tokio::test]
+    async fn alerts_a_refusal_fired_say_so_and_what_was_used() {
+        let t = temp_db();
+        let ctx = ctx(t.db.clone());
+        let now = now_ms();
+        let ledger = Ledger::default();
+        ledger.note_refused("key:tiny/tokens_per_day", "eu", now);
+        let subjects = [Subject {
+            id: "key:tiny".into(),
+            name: "tiny".into(),
+            limits: aigw_proto::pb::config::Limits {
+                tokens_per_day: Some(60),
+                ..Default::default()
+            },
+            global: false,
+            keys: vec!["tiny".into()],
+        }];
+        check(&ctx, &ledger, &subjects, now).await.unwrap();
+        let fired = pending(&ctx).await;
+        assert_eq!(fired.len(), 3, "{fired:?}");
+        for a in &fired {
+            let p: serde_json::Value = serde_json::from_str(&a.payload).unwrap();
+            assert_eq!(
+                (p["refused"].as_bool(), p["used"].as_f64()),
+                (Some(true), Some(0.0))
+            );
+        }
     }
 }
