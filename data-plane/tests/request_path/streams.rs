@@ -36,13 +36,7 @@ async fn a_stream_passes_through_and_is_metered() {
 #[tokio::test]
 async fn a_stream_translated_for_an_anthropic_app_is_metered() {
     let gw = Gw::start(&[]).await;
-    let body = serde_json::json!({
-        "model": "gpt-4o-mini",
-        "max_tokens": 64,
-        "stream": true,
-        "messages": [{"role": "user", "content": "translate me"}],
-    });
-    let a = read(gw.send(anthropic_post(&body)).await).await;
+    let a = anthropic_stream(&gw, "gpt-4o-mini", "translate me").await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).into_owned();
     let start = text.find("event: message_start").expect("message_start");
@@ -185,13 +179,7 @@ async fn a_stream_with_too_many_tool_calls_is_ended() {
         stream_body: Some(body),
         ..Fault::default()
     });
-    let req = serde_json::json!({
-        "model": "gpt-4o-mini",
-        "max_tokens": 64,
-        "stream": true,
-        "messages": [{"role": "user", "content": "call tools"}],
-    });
-    let a = read(gw.send(anthropic_post(&req)).await).await;
+    let a = anthropic_stream(&gw, "gpt-4o-mini", "call tools").await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).into_owned();
     // Anthropic's own error event, which its SDK raises.
@@ -220,13 +208,7 @@ async fn a_translated_stream_ended_before_its_finish_is_broken() {
         stream_body: Some(format!("data: {chunk}\n\ndata: [DONE]\n\n")),
         ..Fault::default()
     });
-    let req = serde_json::json!({
-        "model": "gpt-4o-mini",
-        "max_tokens": 64,
-        "stream": true,
-        "messages": [{"role": "user", "content": "hi"}],
-    });
-    let a = read(gw.send(anthropic_post(&req)).await).await;
+    let a = anthropic_stream(&gw, "gpt-4o-mini", "hi").await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).into_owned();
     assert!(text.contains("half an answ"), "{text}");
@@ -368,13 +350,7 @@ data: {"type":"message_stop"}"#,
         cut_after_chunks: Some(1),
         ..Fault::default()
     });
-    let req = serde_json::json!({
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 64,
-        "stream": true,
-        "messages": [{"role": "user", "content": "hi"}],
-    });
-    let a = read(gw.send(anthropic_post(&req)).await).await;
+    let a = anthropic_stream(&gw, "claude-sonnet-4-5", "hi").await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).into_owned();
     assert!(
@@ -389,4 +365,15 @@ data: {"type":"message_stop"}"#,
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!(t.error, "");
     assert_eq!(t.output_tokens, 2);
+}
+
+/// A streamed Anthropic Messages request for `model`, read whole.
+async fn anthropic_stream(gw: &Gw, model: &str, say: &str) -> Answer {
+    let req = serde_json::json!({
+        "model": model,
+        "max_tokens": 64,
+        "stream": true,
+        "messages": [{"role": "user", "content": say}],
+    });
+    read(gw.send(anthropic_post(&req)).await).await
 }
