@@ -217,8 +217,15 @@ impl IdentityService for AdminSvc {
         let name = req.username.clone();
         let user = self
             .mutate(&p, Object::new("user", name), move |conn, _| {
-                let (row, changes) = users::update(conn, &req)?;
-                Ok((row, changes.map(|c| Change::account("update").with(c))))
+                let (row, changes, toggled) = users::update(conn, &req)?;
+                // (Dis|en)abling takes the user's client keys out of the
+                // snapshot or back: a configuration change.
+                let change = if toggled {
+                    Change::new("update")
+                } else {
+                    Change::account("update")
+                };
+                Ok((row, changes.map(|c| change.with(c))))
             })
             .await?;
         let teams = self.read(users::team_names).await?;

@@ -694,3 +694,36 @@ async fn members_see_and_change_only_their_own_keys() {
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
+
+/// Someone who left is disabled: their client keys leave the snapshot with
+/// their sign-in (the data planes refuse them), and come back if they are
+/// enabled again. Others' keys stay.
+#[tokio::test]
+async fn a_disabled_users_client_keys_stop_serving_until_enabled_again() {
+    let t = temp_db();
+    let s = svc(&t);
+    let ann = user(&s, "ann", "member").await;
+    s.upsert_client_key(req_as(key("ann-app"), &ann))
+        .await
+        .unwrap();
+    s.upsert_client_key(req(key("shared"))).await.unwrap();
+    let served = |s: &super::AdminSvc| -> Vec<String> {
+        let snap = s.publisher.current().to_pb();
+        snap.client_keys.iter().map(|k| k.name.clone()).collect()
+    };
+    assert_eq!(served(&s), ["ann-app", "shared"]);
+    let toggle = |disabled| {
+        req(UpdateUserRequest {
+            username: "ann".into(),
+            disabled: Some(disabled),
+            ..Default::default()
+        })
+    };
+    s.update_user(toggle(true)).await.unwrap();
+    assert_eq!(served(&s), ["shared"]);
+    // A key change meanwhile (compiled alone) keeps hers out.
+    s.upsert_client_key(req(key("other"))).await.unwrap();
+    assert_eq!(served(&s), ["other", "shared"]);
+    s.update_user(toggle(false)).await.unwrap();
+    assert_eq!(served(&s), ["ann-app", "other", "shared"]);
+}

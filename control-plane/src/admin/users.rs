@@ -114,16 +114,19 @@ pub fn insert(
 }
 
 /// Applies a role change and/or (dis|en)abling. Keeps at least one enabled
-/// admin. Returns the user and what changed (None: nothing).
+/// admin. Returns the user, what changed (None: nothing), and whether it
+/// was (dis|en)abled, which takes the user's client keys out of the
+/// snapshot or back.
 pub fn update(
     conn: &mut AnyConnection,
     req: &UpdateUserRequest,
-) -> Result<(UserRow, Option<String>)> {
+) -> Result<(UserRow, Option<String>, bool)> {
     let mut user = find_user(conn, &req.username)?
         .ok_or_else(|| Error::NotFound(format!("user {:?} does not exist", req.username)))?;
     let active_admin = |u: &UserRow| u.role == Role::Admin.as_str() && !u.disabled;
     let was_admin = active_admin(&user);
     let mut changes = Vec::new();
+    let mut toggled = false;
     if let Some(role) = &req.role {
         let role = Role::parse(role)?;
         if user.role != role.as_str() {
@@ -136,9 +139,10 @@ pub fn update(
     {
         changes.push(format!("disabled={disabled}"));
         user.disabled = disabled;
+        toggled = true;
     }
     if changes.is_empty() {
-        return Ok((user, None));
+        return Ok((user, None, false));
     }
     user.updated_at_ms = now_ms();
     identity::update_user(conn, &user)?;
@@ -150,7 +154,7 @@ pub fn update(
             "this would leave no enabled admin; make another user admin first".into(),
         ));
     }
-    Ok((user, Some(changes.join(" "))))
+    Ok((user, Some(changes.join(" ")), toggled))
 }
 
 /// Stores a new password hash, ends the user's sessions and revokes their

@@ -35,14 +35,23 @@ fn owner_budgets(rows: &ConfigRows) -> HashMap<&str, Vec<String>> {
     out
 }
 
-/// Revoked keys are left out, so the data planes refuse them.
+/// Revoked keys, and the keys of disabled users (someone who left: their
+/// keys must stop with their sign-in), are left out, so the data planes
+/// refuse them. Enabling the user again brings their keys back.
 pub fn compile(
     rows: &ConfigRows,
     previous: &[Arc<pb::ClientKey>],
 ) -> Result<Vec<Arc<pb::ClientKey>>> {
     let owners = owner_budgets(rows);
     let mut keys = Vec::with_capacity(rows.client_keys.len());
-    for k in rows.client_keys.iter().filter(|k| k.revoked_at_ms == 0) {
+    let live = |k: &&crate::db::config::ClientKeyRow| {
+        k.revoked_at_ms == 0
+            && k
+                .owner_user_id
+                .as_ref()
+                .is_none_or(|o| !rows.disabled_users.contains(o))
+    };
+    for k in rows.client_keys.iter().filter(live) {
         let key_hash = hex::decode(&k.key_hash).map_err(|_| {
             Error::internal(format!(
                 "stored key hash of client key {} is corrupt",

@@ -141,6 +141,8 @@ pub struct ConfigRows {
     pub budgets: Vec<super::budgets::BudgetRow>,
     /// (user id, username, team id) of every user.
     pub users: Vec<(String, String, Option<String>)>,
+    /// Ids of disabled users: `compile` leaves their client keys out.
+    pub disabled_users: std::collections::HashSet<String>,
     pub teams: Vec<super::budgets::TeamRow>,
     /// Leases of global budgets for the current and the next day and month.
     pub leases: Vec<super::budgets::LeaseRow>,
@@ -178,12 +180,26 @@ pub fn load_core(conn: &mut AnyConnection) -> Result<ConfigRows> {
         oauth_templates: super::oauth::templates(conn)?,
         oauth_accounts: super::oauth::accounts(conn)?,
         budgets: super::budgets::list_budgets(conn)?,
-        users: super::identity::list_users(conn)?
+        teams: super::budgets::list_teams(conn)?,
+        leases: super::budgets::leases(conn, &crate::budgets::live_periods(super::now_ms()))?,
+        ..users(conn)?
+    })
+}
+
+/// The user fields of [`ConfigRows`].
+fn users(conn: &mut AnyConnection) -> Result<ConfigRows> {
+    let all = super::identity::list_users(conn)?;
+    Ok(ConfigRows {
+        disabled_users: all
+            .iter()
+            .filter(|u| u.disabled)
+            .map(|u| u.id.clone())
+            .collect(),
+        users: all
             .into_iter()
             .map(|u| (u.id, u.username, u.team_id))
             .collect(),
-        teams: super::budgets::list_teams(conn)?,
-        leases: super::budgets::leases(conn, &crate::budgets::live_periods(super::now_ms()))?,
+        ..ConfigRows::default()
     })
 }
 
