@@ -19,25 +19,26 @@ use crate::snapshot::{self, DiskCache, Watcher};
 use crate::state::{AppState, RequestIds};
 use crate::{forward, listener, trace_report};
 
-/// Why a data plane cannot start: every cause is a setting to fix.
+/// Why a data plane cannot start: every cause is a setting to fix. The
+/// messages leave the cause out: `main` prints the whole chain.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("AIGW_NODE_TOKEN is empty: the data plane needs the join credential")]
     NoToken,
-    #[error("cannot create state dir {path}: {source}")]
+    #[error("cannot create state dir {path}")]
     StateDir {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Control(#[from] control::ControlError),
     #[error("cannot start the trace spool: {0}")]
     Spool(std::io::Error),
-    #[error("REDIS_URL is not a valid Redis URL: {0}")]
+    #[error("REDIS_URL is not a valid Redis URL")]
     Redis(#[from] crate::ratelimit::SharedError),
-    #[error("cannot build the upstream TLS client: {0}")]
+    #[error("cannot build the upstream TLS client")]
     Tls(#[from] crate::upstream_client::ClientError),
-    #[error("cannot set up OpenTelemetry export: {0}")]
+    #[error("cannot set up OpenTelemetry export")]
     Otel(#[from] crate::telemetry::otel::OtelError),
 }
 
