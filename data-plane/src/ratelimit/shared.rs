@@ -272,6 +272,8 @@ impl Reach {
             });
             if ok {
                 tracing::info!("limit store answering again; budgets are shared once more");
+            } else {
+                tracing::warn!("limit store not answering; budgets follow their degraded policy");
             }
         }
     }
