@@ -79,6 +79,8 @@ fi
 # TypeScript SDKs, test_clients.py), e2e/oauth (oauth2-mock-server for OAuth
 # accounts).
 build_ui "$ROOT" || die "the admin UI did not build"
+step "admin UI unit tests (npm test in admin-web/ui)"
+(cd "$ROOT/admin-web/ui" && npm test </dev/null) || die "the admin UI's unit tests failed"
 for dir in ui clients oauth; do
   npm_ci_if_changed "$E2E/$dir" || die "npm ci in e2e/$dir failed"
 done

@@ -27,6 +27,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A create-only upsert (`If-None-Match: *`) naming an existing object.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A body axum's extractor refused: too large (413), not JSON by its
     /// `Content-Type` (415), or not the expected shape (400).
     #[error("{message}")]
@@ -91,6 +94,11 @@ impl ApiError {
                 self.to_string(),
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found".into(), self.to_string()),
+            ApiError::AlreadyExists(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "already_exists".into(),
+                self.to_string(),
+            ),
             ApiError::Rejected { status, message } => {
                 let code = match *status {
                     StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",

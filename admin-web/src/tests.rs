@@ -294,3 +294,175 @@ async fn an_origin_of_another_scheme_is_refused() {
     let (status, _, body) = call(req).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
+
+/// A control plane that knows the provider `openai` and the team `core`
+/// and counts the upserts it is asked for: answers in gRPC's framing.
+async fn fake_control_plane() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use aigw_proto::pb::admin::{ProviderInfo, ProviderList, TeamInfo, TeamList, UpsertResult};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn grpc_answer(msg: impl prost::Message) -> axum::response::Response {
+        let bytes = msg.encode_to_vec();
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
+        frame.extend_from_slice(&bytes);
+        let mut trailers = axum::http::HeaderMap::new();
+        trailers.insert("grpc-status", axum::http::HeaderValue::from_static("0"));
+        let frames = futures_util::stream::iter([
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(axum::body::Bytes::from(
+                frame,
+            ))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ]);
+        axum::response::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(Body::new(http_body_util::StreamBody::new(frames)))
+            .unwrap()
+    }
+
+    let upserts = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = upserts.clone();
+    let upsert = move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            grpc_answer(UpsertResult {
+                created: true,
+                changed: true,
+                generated_key: String::new(),
+            })
+        }
+    };
+    let svc = "/aigw.admin.v1.AdminService";
+    let app = Router::new()
+        .route(
+            &format!("{svc}/ListProviders"),
+            axum::routing::post(|| async {
+                grpc_answer(ProviderList {
+                    providers: vec![ProviderInfo {
+                        name: "openai".into(),
+                        ..Default::default()
+                    }],
+                })
+            }),
+        )
+        .route(
+            &format!("{svc}/ListTeams"),
+            axum::routing::post(|| async {
+                grpc_answer(TeamList {
+                    teams: vec![TeamInfo {
+                        name: "core".into(),
+                        members: vec![],
+                    }],
+                })
+            }),
+        )
+        .route(
+            &format!("{svc}/UpsertProvider"),
+            axum::routing::post(upsert.clone()),
+        )
+        .route(&format!("{svc}/UpsertTeam"), axum::routing::post(upsert));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), upserts)
+}
+
+/// "New …" sends `If-None-Match: *`: an object of the same name is not
+/// replaced (412, saying so); without the header a PUT is still an upsert.
+#[tokio::test]
+async fn a_create_only_put_never_replaces_an_existing_object() {
+    use std::sync::atomic::Ordering;
+    let (url, upserts) = fake_control_plane().await;
+    let cfg = Config::try_parse_from(["admin-web", "--control-plane", &url]).unwrap();
+    let app = app(AppState::new(Grpc::new(&cfg).unwrap(), false, &[]));
+    let put = |path: &str, if_none_match: Option<&str>| {
+        let mut r = Request::put(path)
+            .header("authorization", "Bearer aigw-t-x")
+            .header("content-type", "application/json");
+        if let Some(v) = if_none_match {
+            r = r.header("if-none-match", v);
+        }
+        r.body(Body::from(r#"{"kind":"openai","members":[]}"#))
+            .unwrap()
+    };
+    let send = |req: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value =
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            (status, json)
+        }
+    };
+
+    let (status, body) = send(put("/api/providers/openai", Some("*"))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["error"]["code"], "already_exists");
+    assert_eq!(
+        body["error"]["message"],
+        "a provider named openai already exists"
+    );
+    let (status, body) = send(put("/api/teams/core", Some("*"))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["error"]["message"], "a team named core already exists");
+    assert_eq!(upserts.load(Ordering::SeqCst), 0, "nothing was replaced");
+
+    // A new name is created; an upsert without the header replaces.
+    let (status, body) = send(put("/api/providers/anthropic", Some("*"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["created"], true);
+    let (status, body) = send(put("/api/providers/openai", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(put("/api/teams/core", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(upserts.load(Ordering::SeqCst), 3);
+
+    // There are no entity tags to match: any other value is refused.
+    let (status, body) = send(put("/api/providers/openai", Some("\"v1\""))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(upserts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn the_create_only_precondition_is_documented() {
+    let (_, _, doc) = call(get("/api/openapi.json")).await;
+    for path in [
+        "/api/providers/{name}",
+        "/api/client-keys/{name}",
+        "/api/teams/{name}",
+        "/api/pricing/{model}",
+        "/api/routes/{model}",
+        "/api/budgets/{subject}",
+    ] {
+        let put = &doc["paths"][path]["put"];
+        assert!(put["responses"]["412"].is_object(), "{path}: {put}");
+        let params = put["parameters"].as_array().unwrap();
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "If-None-Match" && p["in"] == "header"),
+            "{path}: {params:?}"
+        );
+    }
+}
+
+/// Signed out, the UI's first call learns so without a 401 (which the
+/// browser logs as an error); any other caller still gets the 401.
+#[tokio::test]
+async fn who_am_i_may_answer_signed_out_without_an_error() {
+    let (status, _, body) = call(get("/api/auth/me?optional=true")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::Value::Null);
+    let (status, _, body) = call(get("/api/auth/me")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // With a session, the control plane is asked (here: down).
+    let req = Request::get("/api/auth/me?optional=true")
+        .header("cookie", "aigw_session=t")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(req).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}

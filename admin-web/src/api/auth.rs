@@ -144,11 +144,31 @@ pub async fn logout(
     Ok(([(header::SET_COOKIE, clear)], Json(r)).into_response())
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MeParams {
+    /// `true`: a request with no session cookie and no token at all gets
+    /// 200 and `null` instead of 401 (the UI's first load, signed out). A
+    /// session that ended is still 401.
+    pub optional: Option<bool>,
+}
+
 /// The caller as the control plane sees it, with the calls it may make.
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
-    responses((status = 200, body = CallerInfo), Errors))]
-pub async fn me(State(s): State<AppState>, c: Caller) -> ApiResult<Json<CallerInfo>> {
-    answer(s.grpc.identity().who_am_i(c.req(WhoAmIRequest {}))).await
+    params(MeParams),
+    responses((status = 200, body = Option<CallerInfo>), Errors))]
+pub async fn me(
+    State(s): State<AppState>,
+    Params(p): Params<MeParams>,
+    c: Result<Caller, ApiError>,
+) -> ApiResult<Json<Option<CallerInfo>>> {
+    let c = match c {
+        Ok(c) => c,
+        Err(ApiError::NoCredentials) if p.optional == Some(true) => return Ok(Json(None)),
+        Err(e) => return Err(e),
+    };
+    let Json(info) = answer(s.grpc.identity().who_am_i(c.req(WhoAmIRequest {}))).await?;
+    Ok(Json(Some(info)))
 }
 
 /// Starts signing in with the identity provider: redirects there.

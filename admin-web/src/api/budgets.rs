@@ -10,6 +10,7 @@ use aigw_proto::pb::admin::{
 use axum::Json;
 use axum::extract::State;
 
+use super::create_only::CreateOnly;
 use crate::AppState;
 use crate::error::{ApiResult, Errors};
 use crate::extract::{Body, Name};
@@ -25,15 +26,28 @@ pub async fn list_budgets(State(s): State<AppState>, c: Caller) -> ApiResult<Jso
 /// Sets the budget of `user:NAME` or `team:NAME`; limits with none set
 /// remove it.
 #[utoipa::path(put, path = "/budgets/{subject}", tag = "people",
-    params(("subject" = String, Path, description = "user:NAME or team:NAME")),
+    params(("subject" = String, Path, description = "user:NAME or team:NAME"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; refused with 412 when an object of this name already exists, instead of replacing it")),
     request_body = BudgetLimits,
-    responses((status = 200, body = UpsertResult), Errors))]
+    responses((status = 200, body = UpsertResult), (status = 412, description = "`If-None-Match: *` and an object of this name already exists (code `already_exists`)", body = crate::error::ErrorBody), Errors))]
 pub async fn set_budget(
     State(s): State<AppState>,
     c: Caller,
+    create_only: CreateOnly,
     Name(subject): Name<String>,
     Body(limits): Body<BudgetLimits>,
 ) -> ApiResult<Json<UpsertResult>> {
+    create_only
+        .check("a budget for", &subject, async {
+            let list = s
+                .grpc
+                .admin()
+                .list_budgets(c.req(ListRequest {}))
+                .await?
+                .into_inner();
+            Ok(list.budgets.into_iter().map(|b| b.subject))
+        })
+        .await?;
     answer(s.grpc.admin().set_budget(c.req(BudgetSpec {
         subject,
         limits: Some(limits),
@@ -51,16 +65,29 @@ pub async fn list_teams(State(s): State<AppState>, c: Caller) -> ApiResult<Json<
 /// Creates or updates a team; the users listed leave any other team, the
 /// users not listed leave this one.
 #[utoipa::path(put, path = "/teams/{name}", tag = "people",
-    params(("name" = String, Path, description = "Team name")),
+    params(("name" = String, Path, description = "Team name"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; refused with 412 when an object of this name already exists, instead of replacing it")),
     request_body = TeamSpec,
-    responses((status = 200, body = UpsertResult), Errors))]
+    responses((status = 200, body = UpsertResult), (status = 412, description = "`If-None-Match: *` and an object of this name already exists (code `already_exists`)", body = crate::error::ErrorBody), Errors))]
 pub async fn put_team(
     State(s): State<AppState>,
     c: Caller,
+    create_only: CreateOnly,
     Name(name): Name<String>,
     Body(mut spec): Body<TeamSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.name = name;
+    create_only
+        .check("a team named", &spec.name, async {
+            let list = s
+                .grpc
+                .admin()
+                .list_teams(c.req(ListRequest {}))
+                .await?
+                .into_inner();
+            Ok(list.teams.into_iter().map(|t| t.name))
+        })
+        .await?;
     answer(s.grpc.admin().upsert_team(c.req(spec))).await
 }
 

@@ -12,6 +12,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::create_only::CreateOnly;
 use crate::AppState;
 use crate::error::{ApiResult, Errors};
 use crate::extract::{Body, Name, Params};
@@ -31,16 +32,29 @@ pub async fn list_providers(State(s): State<AppState>, c: Caller) -> ApiResult<J
 /// Creates or updates a provider by name. Its keys are replaced by those
 /// listed; a key sent with an empty secret keeps its stored secret.
 #[utoipa::path(put, path = "/providers/{name}", tag = "config",
-    params(("name" = String, Path, description = "Provider name")),
+    params(("name" = String, Path, description = "Provider name"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; refused with 412 when an object of this name already exists, instead of replacing it")),
     request_body = ProviderSpec,
-    responses((status = 200, body = UpsertResult), Errors))]
+    responses((status = 200, body = UpsertResult), (status = 412, description = "`If-None-Match: *` and an object of this name already exists (code `already_exists`)", body = crate::error::ErrorBody), Errors))]
 pub async fn put_provider(
     State(s): State<AppState>,
     c: Caller,
+    create_only: CreateOnly,
     Name(name): Name<String>,
     Body(mut spec): Body<ProviderSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.name = name;
+    create_only
+        .check("a provider named", &spec.name, async {
+            let list = s
+                .grpc
+                .admin()
+                .list_providers(c.req(ListRequest {}))
+                .await?
+                .into_inner();
+            Ok(list.providers.into_iter().map(|p| p.name))
+        })
+        .await?;
     answer(s.grpc.admin().upsert_provider(c.req(spec))).await
 }
 
@@ -65,16 +79,29 @@ pub async fn list_pricing(State(s): State<AppState>, c: Caller) -> ApiResult<Jso
 
 /// Creates or updates the price of a model (or model glob).
 #[utoipa::path(put, path = "/pricing/{model}", tag = "config",
-    params(("model" = String, Path, description = "Model name or glob")),
+    params(("model" = String, Path, description = "Model name or glob"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; refused with 412 when an object of this name already exists, instead of replacing it")),
     request_body = PriceSpec,
-    responses((status = 200, body = UpsertResult), Errors))]
+    responses((status = 200, body = UpsertResult), (status = 412, description = "`If-None-Match: *` and an object of this name already exists (code `already_exists`)", body = crate::error::ErrorBody), Errors))]
 pub async fn put_price(
     State(s): State<AppState>,
     c: Caller,
+    create_only: CreateOnly,
     Name(model): Name<String>,
     Body(mut spec): Body<PriceSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.model = model;
+    create_only
+        .check("a price for", &spec.model, async {
+            let list = s
+                .grpc
+                .admin()
+                .list_pricing(c.req(ListRequest {}))
+                .await?
+                .into_inner();
+            Ok(list.pricing.into_iter().map(|p| p.model))
+        })
+        .await?;
     answer(s.grpc.admin().upsert_price(c.req(spec))).await
 }
 
@@ -97,16 +124,29 @@ pub async fn list_routes(State(s): State<AppState>, c: Caller) -> ApiResult<Json
 }
 
 #[utoipa::path(put, path = "/routes/{model}", tag = "config",
-    params(("model" = String, Path, description = "Model glob")),
+    params(("model" = String, Path, description = "Model glob"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; refused with 412 when an object of this name already exists, instead of replacing it")),
     request_body = RouteSpec,
-    responses((status = 200, body = UpsertResult), Errors))]
+    responses((status = 200, body = UpsertResult), (status = 412, description = "`If-None-Match: *` and an object of this name already exists (code `already_exists`)", body = crate::error::ErrorBody), Errors))]
 pub async fn put_route(
     State(s): State<AppState>,
     c: Caller,
+    create_only: CreateOnly,
     Name(model): Name<String>,
     Body(mut spec): Body<RouteSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.model = model;
+    create_only
+        .check("a route for", &spec.model, async {
+            let list = s
+                .grpc
+                .admin()
+                .list_routes(c.req(ListRequest {}))
+                .await?
+                .into_inner();
+            Ok(list.routes.into_iter().map(|r| r.model))
+        })
+        .await?;
     answer(s.grpc.admin().upsert_route(c.req(spec))).await
 }
 
@@ -134,16 +174,29 @@ pub async fn list_client_keys(
 /// Creates or updates a client key. A new key without `key` gets a
 /// generated one, returned once in `generated_key`.
 #[utoipa::path(put, path = "/client-keys/{name}", tag = "config",
-    params(("name" = String, Path, description = "Client key name")),
+    params(("name" = String, Path, description = "Client key name"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; refused with 412 when an object of this name already exists, instead of replacing it")),
     request_body = ClientKeySpec,
-    responses((status = 200, body = UpsertResult), Errors))]
+    responses((status = 200, body = UpsertResult), (status = 412, description = "`If-None-Match: *` and an object of this name already exists (code `already_exists`)", body = crate::error::ErrorBody), Errors))]
 pub async fn put_client_key(
     State(s): State<AppState>,
     c: Caller,
+    create_only: CreateOnly,
     Name(name): Name<String>,
     Body(mut spec): Body<ClientKeySpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.name = name;
+    create_only
+        .check("a client key named", &spec.name, async {
+            let list = s
+                .grpc
+                .admin()
+                .list_client_keys(c.req(ListRequest {}))
+                .await?
+                .into_inner();
+            Ok(list.client_keys.into_iter().map(|k| k.name))
+        })
+        .await?;
     answer(s.grpc.admin().upsert_client_key(c.req(spec))).await
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod budgets;
 pub mod config;
 pub mod config_file;
+pub mod create_only;
 pub mod insight;
 pub mod oauth;
 pub mod people;
@@ -37,7 +38,10 @@ pub(crate) async fn answer<T>(
         description = "The admin UI's JSON API: a gateway to the control plane's gRPC Admin API, \
                        called as the signed-in user (session cookie, with the `x-aigw-csrf: 1` \
                        header on changes) or with `Authorization: Bearer` and an API token. \
-                       Errors are `{\"error\": {\"code\", \"message\"}}`."
+                       Errors are `{\"error\": {\"code\", \"message\"}}`. The `PUT` upserts \
+                       (providers, pricing, routes, client keys, teams, budgets) replace an object \
+                       of the same name; send `If-None-Match: *` to create only: an existing \
+                       object is then left as it is and the answer is 412 (`already_exists`)."
     ),
     modifiers(&Security),
     components(schemas(

@@ -2,6 +2,7 @@ import { Suspense, lazy } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router';
 import { Center, Loader } from '@mantine/core';
 import { AuthProvider, useAuth, useMe } from './auth';
+import { loginUrl } from './nav';
 import { Layout } from './components/Layout';
 import { LoginPage } from './pages/Login';
 import { ErrorState } from './components/States';
@@ -56,8 +57,11 @@ export function App() {
     );
   }
   if (me.isError || !me.data) {
-    if ((me.error as { status?: number } | null)?.status === 401 || !me.data) {
-      return <Navigate to="/login" replace />;
+    // Signed out (null), or a session that ended (401): sign in, then
+    // come back to this page.
+    const status = (me.error as { status?: number } | null)?.status;
+    if (status === 401 || !me.isError) {
+      return <Navigate to={loginUrl(location.pathname + location.search, status === 401)} replace />;
     }
     return <ErrorState error={me.error} />;
   }

@@ -46,8 +46,8 @@ export function setUnauthenticatedHandler(f: () => void) {
   onUnauthenticated = f;
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+async function call<T>(method: string, path: string, body?: unknown, extra?: Record<string, string>): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extra };
   if (method !== 'GET') headers['x-aigw-csrf'] = '1';
   if (body !== undefined) headers['content-type'] = 'application/json';
   let resp: Response;
@@ -78,6 +78,14 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 const enc = encodeURIComponent;
+
+/** A PUT that only creates: `If-None-Match: *` (an existing object of the name is a 412, not replaced). */
+const createOnly = (yes: boolean | undefined) => (yes ? { 'if-none-match': '*' } : undefined);
+
+/** Whether an error says the name is taken (a create-only PUT, or a create). */
+export function nameTaken(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 412 || e.code === 'already_exists');
+}
 
 function qs(params: Record<string, string | number | undefined | null>): string {
   const s = new URLSearchParams();
@@ -117,19 +125,24 @@ export const api = {
   login: (username: string, password: string) =>
     call<{ user: UserInfo; expires_at_ms: number }>('POST', '/api/auth/login', { username, password }),
   logout: () => call<{ ended: boolean }>('POST', '/api/auth/logout'),
-  me: () => call<Caller>('GET', '/api/auth/me'),
+  // `null` when signed out (no session at all): no 401 for the browser to log.
+  me: () => call<Caller | null>('GET', '/api/auth/me?optional=true'),
 
   providers: () => call<{ providers: ProviderInfo[] }>('GET', '/api/providers'),
-  putProvider: (p: ProviderSpec) => call<UpsertResult>('PUT', `/api/providers/${enc(p.name)}`, p),
+  putProvider: (p: ProviderSpec, isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/providers/${enc(p.name)}`, p, createOnly(isNew)),
   deleteProvider: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/providers/${enc(name)}`),
   pricing: () => call<{ pricing: PriceSpec[] }>('GET', '/api/pricing'),
-  putPrice: (p: PriceSpec) => call<UpsertResult>('PUT', `/api/pricing/${enc(p.model)}`, p),
+  putPrice: (p: PriceSpec, isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/pricing/${enc(p.model)}`, p, createOnly(isNew)),
   deletePrice: (model: string) => call<{ deleted: boolean }>('DELETE', `/api/pricing/${enc(model)}`),
   routes: () => call<{ routes: RouteSpec[] }>('GET', '/api/routes'),
-  putRoute: (r: RouteSpec) => call<UpsertResult>('PUT', `/api/routes/${enc(r.model)}`, r),
+  putRoute: (r: RouteSpec, isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/routes/${enc(r.model)}`, r, createOnly(isNew)),
   deleteRoute: (model: string) => call<{ deleted: boolean }>('DELETE', `/api/routes/${enc(model)}`),
   clientKeys: () => call<{ client_keys: ClientKeyInfo[] }>('GET', '/api/client-keys'),
-  putClientKey: (k: ClientKeySpec) => call<UpsertResult>('PUT', `/api/client-keys/${enc(k.name)}`, k),
+  putClientKey: (k: ClientKeySpec, isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/client-keys/${enc(k.name)}`, k, createOnly(isNew)),
   revokeClientKey: (name: string) =>
     call<{ revoked: boolean }>('POST', `/api/client-keys/${enc(name)}/revoke`),
   deleteClientKey: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/client-keys/${enc(name)}`),
@@ -145,10 +158,11 @@ export const api = {
   refreshOAuthAccount: (provider: string, key: string) =>
     call<OAuthAccount>('POST', `/api/providers/${enc(provider)}/keys/${enc(key)}/oauth/refresh`),
   budgets: () => call<{ budgets: BudgetInfo[] }>('GET', '/api/budgets'),
-  setBudget: (subject: string, limits: Partial<BudgetLimits>) =>
-    call<UpsertResult>('PUT', `/api/budgets/${enc(subject)}`, limits),
+  setBudget: (subject: string, limits: Partial<BudgetLimits>, isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/budgets/${enc(subject)}`, limits, createOnly(isNew)),
   teams: () => call<{ teams: TeamInfo[] }>('GET', '/api/teams'),
-  putTeam: (name: string, members: string[]) => call<UpsertResult>('PUT', `/api/teams/${enc(name)}`, { members }),
+  putTeam: (name: string, members: string[], isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/teams/${enc(name)}`, { members }, createOnly(isNew)),
   deleteTeam: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/teams/${enc(name)}`),
 
   users: () => call<{ users: UserInfo[] }>('GET', '/api/users'),

@@ -19,6 +19,7 @@ import 'mantine-datatable/styles.css';
 import './index.css';
 import { App } from './App';
 import { ApiError, setUnauthenticatedHandler } from './api';
+import { loginUrl } from './nav';
 
 const queryClient = new QueryClient({
   defaultOptions: {
@@ -30,9 +31,11 @@ const queryClient = new QueryClient({
   },
 });
 
+// A 401 after the page loaded: the session ended (expired, signed out
+// elsewhere, revoked). The sign-in page says so and comes back here.
 setUnauthenticatedHandler(() => {
-  queryClient.setQueryData(['me'], null);
-  if (!window.location.pathname.startsWith('/login')) window.location.assign('/login');
+  if (window.location.pathname.startsWith('/login')) return;
+  window.location.assign(loginUrl(window.location.pathname + window.location.search, true));
 });
 
 const theme = createTheme({

@@ -39,10 +39,27 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await input(dialog, 'Models').press('Enter');
     await input(dialog, 'Credential name').fill('pool-a');
     await dialog.getByLabel(/^Secret/).fill(env('POOL_SECRET'));
+    // The secret gets the dialog's whole width.
+    const secretBox = await dialog.getByLabel(/^Secret/).boundingBox();
+    assert.ok(secretBox && secretBox.width > 300, `the secret input is ${secretBox?.width} px wide`);
+    // A model map entry that is not app=upstream is shown, not dropped.
+    await input(dialog, 'Model map').fill('fast');
+    await input(dialog, 'Model map').press('Enter');
+    await dialog.getByText('"fast" is not app-name=upstream-name').waitFor();
+    await input(dialog, 'Model map').press('Backspace');
+    await dialog.getByText('"fast" is not app-name=upstream-name').waitFor({ state: 'detached' });
     await checkA11y(page, 'new provider dialog');
     await dialog.getByRole('button', { name: 'Save provider' }).click();
     const row = page.getByRole('row', { name: /mock/ });
     await row.waitFor();
+    // "New provider" with a name in use replaces nothing: it says so by the name.
+    await page.getByRole('button', { name: 'New provider' }).click();
+    await input(dialog, 'Name').fill('mock');
+    await dialog.getByLabel(/^Secret/).fill('another-secret');
+    await dialog.getByRole('button', { name: 'Save provider' }).click();
+    await dialog.getByText('a provider named mock already exists').waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
     assert.match(await row.innerText(), /openai-compatible/);
     // The secret is never shown again: only its hint.
     assert.ok(!(await page.content()).includes(env('POOL_SECRET')), 'the provider secret is on the page');
@@ -65,12 +82,26 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await nav(page, 'Client keys', 'Client keys');
     await page.getByRole('button', { name: 'New client key' }).click();
     await input(page.getByRole('dialog'), 'Name').fill('ui-app');
+    // A bad number is refused by its field, not changed into another.
+    await input(page.getByRole('dialog'), 'Requests / minute').fill('-5');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('dialog').getByText('must be a whole number ≥ 1').waitFor();
+    await input(page.getByRole('dialog'), 'Requests / minute').fill('');
+    await page.getByRole('dialog').getByText('must be a whole number ≥ 1').waitFor({ state: 'detached' });
+    // The "saved" notices fade out first (axe measures a fading one as low contrast).
+    await eventually(async () => assert.equal(await page.locator('.mantine-Notification-root').count(), 0), {
+      what: 'the notices are gone',
+    });
     await checkA11y(page, 'new client key dialog');
     await page.getByRole('button', { name: 'Create key' }).click();
     const secret = (await page.getByTestId('secret-once').innerText()).trim();
     assert.match(secret, /^sk-aigw-/);
     await checkA11y(page, 'key shown once');
-    await page.getByRole('button', { name: 'Done' }).click();
+    // Escape asks before the secret is gone for good.
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: 'Back to the key' }).click();
+    assert.equal(await page.getByTestId('secret-once').count(), 1, 'Escape closed the secret');
+    await page.getByRole('button', { name: 'I have copied it' }).click();
     await page.getByTestId('secret-once').waitFor({ state: 'detached' });
     await page.getByRole('row', { name: /ui-app/ }).waitFor();
     assert.ok(!(await page.content()).includes(secret), 'the client key is still on the page');
@@ -134,6 +165,8 @@ test('admin journey', { timeout: 240_000 }, async () => {
     assert.match(rowText, new RegExp(env('MODEL')));
     assert.ok(rowText.includes(usd(trace.cost)), `${rowText} lacks ${usd(trace.cost)}`);
     assert.ok(rowText.includes(`${u.prompt_tokens} / ${u.completion_tokens}`), rowText);
+    // The part of the request id that tells one request from another.
+    assert.ok(rowText.includes(requestId.slice(-12)), `${rowText} lacks the end of ${requestId}`);
     await checkA11y(page, 'request log');
     await shot(page, 'requests');
     // Found by the id the app got, with its detail.
@@ -154,6 +187,15 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await checkA11y(page, 'request detail');
     await shot(page, 'request-detail');
     await page.keyboard.press('Escape');
+    await page.waitForURL((u) => u.pathname === '/requests');
+    await drawer.waitFor({ state: 'detached' });
+    // Filters are in the URL: a reload keeps them.
+    await input(page, 'Model').fill(env('MODEL'));
+    await page.waitForURL(/[?&]model=/);
+    await page.reload();
+    await page.getByRole('heading', { level: 2, name: 'Requests' }).waitFor();
+    assert.equal(await input(page, 'Model').inputValue(), env('MODEL'));
+    await page.getByRole('row', { name: /ui-app/ }).last().waitFor();
 
     // -- every other page, checked and pictured
     await nav(page, 'Providers', 'Providers and pools');
@@ -196,6 +238,15 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByRole('row', { name: /team:platform/ }).getByText('6,000 rpm').waitFor();
     await checkA11y(page, 'people: teams and budgets');
     await shot(page, 'budgets');
+    // Deleting the team takes its budget from the table at once.
+    await page.getByRole('button', { name: 'New team' }).click();
+    await input(page.getByRole('dialog'), 'Team name').fill('platform');
+    await page.getByRole('button', { name: 'Save team' }).click();
+    await page.getByRole('dialog').getByText('a team named platform already exists').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('row', { name: /^platform/ }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('row', { name: /team:platform/ }).waitFor({ state: 'detached' });
     // The two "saved" notices fade out before the next page is checked (a
     // fading notice is half transparent, which axe measures as low contrast).
     await eventually(async () => assert.equal(await page.locator('.mantine-Notification-root').count(), 0), {
@@ -209,6 +260,13 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByText('Nothing would change').waitFor();
     await checkA11y(page, 'config as code');
     await shot(page, 'config-as-code');
+    // A failing plan leaves no earlier plan under its error.
+    const live = await page.getByRole('textbox', { name: /^Apply file/ }).inputValue();
+    await page.getByRole('textbox', { name: /^Apply file/ }).fill('providers: [');
+    await page.getByRole('button', { name: 'Show changes' }).click();
+    await page.getByText('The file has a problem').waitFor();
+    assert.equal(await page.getByText('Nothing would change').count(), 0, 'the last plan is still shown');
+    await page.getByRole('textbox', { name: /^Apply file/ }).fill(live);
     await nav(page, 'Sign-in settings', 'Sign-in settings');
     await input(page, 'Issuer URL').waitFor();
     await checkA11y(page, 'sign-in settings');
@@ -265,6 +323,25 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.waitForURL('**/login');
     const reuse = await fetch(env('ADMIN_URL') + '/api/auth/me', { headers: { cookie: `aigw_session=${session.value}` } });
     assert.equal(reuse.status, 401, 'the old session still works after sign-out');
+
+    // -- a link followed signed out: sign in, then that very page
+    await page.goto(`${env('ADMIN_URL')}/requests?model=${encodeURIComponent(env('MODEL'))}`);
+    await page.waitForURL('**/login?next=**');
+    assert.equal(await page.getByText('Your session ended').count(), 0);
+    await input(page, 'Username').fill(env('ADMIN_USER'));
+    await input(page, 'Password').fill(env('ADMIN_PASSWORD'));
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { level: 2, name: 'Requests' }).waitFor();
+    assert.equal(await input(page, 'Model').inputValue(), env('MODEL'));
+    // -- the session ends under the page: the sign-in page says so, and
+    // signing in comes back
+    await b.context.clearCookies();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'People' }).click();
+    await page.getByText('Your session ended').waitFor();
+    await input(page, 'Username').fill(env('ADMIN_USER'));
+    await input(page, 'Password').fill(env('ADMIN_PASSWORD'));
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { level: 2, name: 'People and data planes' }).waitFor();
 
     assert.deepEqual(b.errors, [], 'errors in the page');
     console.log(`RESULT ${JSON.stringify({ request_id: requestId, input_tokens: u.prompt_tokens })}`);

@@ -23,7 +23,7 @@ test('a member sees only their own keys', { timeout: 180_000 }, async () => {
     assert.equal(await page.getByRole('dialog').getByText('Owner', { exact: true }).count(), 0);
     await page.getByRole('button', { name: 'Create key' }).click();
     const secret = (await page.getByTestId('secret-once').innerText()).trim();
-    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('button', { name: 'I have copied it' }).click();
     await page.getByRole('row', { name: /mia-key/ }).waitFor();
     const rows = await page.getByRole('row').allInnerTexts();
     assert.equal(rows.length, 2, `only the header and mia-key: ${rows}`);

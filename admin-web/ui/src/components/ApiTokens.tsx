@@ -5,11 +5,12 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Badge, Button, Group, Modal, Select, Stack, TextInput } from '@mantine/core';
 import { SCROLL } from './table';
 import { DataTable } from 'mantine-datatable';
-import { api } from '../api';
+import { api, nameTaken } from '../api';
+import { expiryError, nameError } from '../validate';
 import { useAuth } from '../auth';
 import { when } from '../format';
 import { ROLES, type ApiTokenInfo, type Role } from '../types';
-import { ErrorState } from './States';
+import { ErrorState, errorText } from './States';
 import { confirmDanger, showSecretOnce } from './Secret';
 import { notifyDone, notifyError } from './notify';
 
@@ -28,14 +29,17 @@ export function ApiTokens({ mine }: { mine: boolean }) {
   const [name, setName] = useState('');
   const [role, setRole] = useState<string | null>(me.role);
   const [expires, setExpires] = useState('');
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
+  const expiresMs = expires ? new Date(expires).getTime() : 0;
   const create = useMutation({
-    mutationFn: () => api.createApiToken(name.trim(), role ?? '', expires ? new Date(expires).getTime() : 0),
+    mutationFn: () => api.createApiToken(name.trim(), role ?? '', expiresMs),
     onSuccess: (r) => {
       setOpen(false);
       void qc.invalidateQueries({ queryKey: ['api-tokens'] });
       showSecretOnce(`API token ${r.info.name}`, 'token', r.token);
     },
-    onError: (e) => notifyError('Not created', e),
+    onError: (e) => (nameTaken(e) ? setTaken(errorText(e)) : notifyError('Not created', e)),
   });
   const records = (q.data?.tokens ?? []).filter((t) => !mine || t.owner === me.username);
   const mayCreate = can('IdentityService/CreateApiToken') && !!me.username;
@@ -43,7 +47,15 @@ export function ApiTokens({ mine }: { mine: boolean }) {
     <Stack>
       {mayCreate && (
         <Group justify="flex-end">
-          <Button onClick={() => setOpen(true)}>New API token</Button>
+          <Button
+            onClick={() => {
+              setSubmitted(false);
+              setTaken(null);
+              setOpen(true);
+            }}
+          >
+            New API token
+          </Button>
         </Group>
       )}
       {q.isError && <ErrorState error={q.error} />}
@@ -99,15 +111,33 @@ export function ApiTokens({ mine }: { mine: boolean }) {
       />
       <Modal opened={open} onClose={() => setOpen(false)} title="New API token">
         <form
+          noValidate
           onSubmit={(e) => {
             e.preventDefault();
+            setSubmitted(true);
+            if (nameError(name) || expiryError(expiresMs, Date.now())) return;
             create.mutate();
           }}
         >
           <Stack>
-            <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} />
+            <TextInput
+              label="Name"
+              required
+              value={name}
+              error={(submitted ? nameError(name) : null) ?? taken}
+              onChange={(e) => {
+                setName(e.currentTarget.value);
+                setTaken(null);
+              }}
+            />
             <Select label="Role" allowDeselect={false} data={grantable(me.role)} value={role} onChange={setRole} />
-            <TextInput label="Expires" type="datetime-local" value={expires} onChange={(e) => setExpires(e.currentTarget.value)} />
+            <TextInput
+              label="Expires"
+              type="datetime-local"
+              value={expires}
+              error={submitted ? expiryError(expiresMs, Date.now()) : null}
+              onChange={(e) => setExpires(e.currentTarget.value)}
+            />
             <Button type="submit" loading={create.isPending}>
               Create token
             </Button>

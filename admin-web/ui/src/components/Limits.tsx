@@ -1,58 +1,71 @@
 // The limits a client key or a user's or team's budget may have: the
 // inputs, and a one-line summary for tables. Empty means no limit of that
-// kind.
+// kind; anything else must be valid (../validate.ts), never clamped.
 import { useState } from 'react';
-import { Group, NumberInput } from '@mantine/core';
+import { Group } from '@mantine/core';
 import { num, usd } from '../format';
 import type { KeyLimits } from '../types';
+import { parseDecimal, parseWhole, type Parsed } from '../validate';
+import { NumberField } from './NumberField';
 
-const NUMBERS = [
-  'rps',
-  'rpm',
-  'concurrent',
-  'tokens_per_minute',
-  'tokens_per_day',
-  'cost_per_day',
-  'cost_per_month',
-] as const;
+const WHOLE = ['rps', 'rpm', 'concurrent', 'tokens_per_minute', 'tokens_per_day'] as const;
+const MONEY = ['cost_per_day', 'cost_per_month'] as const;
+const NUMBERS = [...WHOLE, ...MONEY] as const;
 type NumberLimit = (typeof NUMBERS)[number];
-type Inputs = Record<NumberLimit, number | string>;
+type Inputs = Record<NumberLimit, string>;
+
+function parse(k: NumberLimit, text: string): Parsed {
+  return (MONEY as readonly string[]).includes(k) ? parseDecimal(text) : parseWhole(text, { min: 1 });
+}
 
 /** The inputs' state, and the limits they say (null where left empty). */
 export function useLimits(initial: Partial<KeyLimits> | null | undefined) {
   const [values, setValues] = useState<Inputs>(
-    () => Object.fromEntries(NUMBERS.map((k) => [k, initial?.[k] ?? ''])) as Inputs,
+    () =>
+      Object.fromEntries(
+        NUMBERS.map((k) => {
+          const v = initial?.[k];
+          return [k, v === null || v === undefined ? '' : String(v)];
+        }),
+      ) as Inputs,
   );
-  const set = (k: NumberLimit, v: number | string) => setValues((x) => ({ ...x, [k]: v }));
+  const set = (k: NumberLimit, v: string) => setValues((x) => ({ ...x, [k]: v }));
+  const parsed = Object.fromEntries(NUMBERS.map((k) => [k, parse(k, values[k])])) as Record<NumberLimit, Parsed>;
   const limits = () =>
-    Object.fromEntries(NUMBERS.map((k) => [k, values[k] === '' ? null : Number(values[k])])) as Record<
-      NumberLimit,
-      number | null
-    >;
-  return { values, set, limits };
+    Object.fromEntries(NUMBERS.map((k) => [k, parsed[k].value])) as Record<NumberLimit, number | null>;
+  /** Whether every input holds a valid value (or none). */
+  const valid = NUMBERS.every((k) => parsed[k].error === null);
+  return { values, set, limits, parsed, valid };
 }
 
-export function LimitsFields({ values, set }: Pick<ReturnType<typeof useLimits>, 'values' | 'set'>) {
-  const whole = (k: NumberLimit, label: string) => (
-    <NumberInput label={label} min={1} allowDecimal={false} value={values[k]} onChange={(v) => set(k, v)} />
-  );
-  const money = (k: NumberLimit, label: string) => (
-    <NumberInput label={label} min={0} decimalScale={4} value={values[k]} onChange={(v) => set(k, v)} />
+export function LimitsFields({
+  values,
+  set,
+  parsed,
+}: Pick<ReturnType<typeof useLimits>, 'values' | 'set' | 'parsed'>) {
+  const field = (k: NumberLimit, label: string) => (
+    <NumberField
+      label={label}
+      decimal={(MONEY as readonly string[]).includes(k)}
+      value={values[k]}
+      onChange={(v) => set(k, v)}
+      error={parsed[k].error}
+    />
   );
   return (
     <>
-      <Group grow>
-        {whole('rps', 'Requests / second')}
-        {whole('rpm', 'Requests / minute')}
-        {whole('concurrent', 'In flight at once')}
+      <Group grow align="flex-start">
+        {field('rps', 'Requests / second')}
+        {field('rpm', 'Requests / minute')}
+        {field('concurrent', 'In flight at once')}
       </Group>
-      <Group grow>
-        {whole('tokens_per_minute', 'Tokens / minute')}
-        {whole('tokens_per_day', 'Tokens / day')}
+      <Group grow align="flex-start">
+        {field('tokens_per_minute', 'Tokens / minute')}
+        {field('tokens_per_day', 'Tokens / day')}
       </Group>
-      <Group grow>
-        {money('cost_per_day', 'Cost / day (USD)')}
-        {money('cost_per_month', 'Cost / month (USD)')}
+      <Group grow align="flex-start">
+        {field('cost_per_day', 'Cost / day (USD)')}
+        {field('cost_per_month', 'Cost / month (USD)')}
       </Group>
     </>
   );

@@ -20,11 +20,12 @@ import { Sparkline } from '@mantine/charts';
 import '@mantine/charts/styles.css';
 import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
-import { api } from '../api';
+import { api, nameTaken } from '../api';
+import { expiryError, nameError } from '../validate';
 import { useAuth } from '../auth';
 import { num, when } from '../format';
 import type { ClientKeyInfo, ClientKeySpec } from '../types';
-import { ErrorState } from '../components/States';
+import { ErrorState, errorText } from '../components/States';
 import { LimitsFields, limitsText, useLimits } from '../components/Limits';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
@@ -47,6 +48,13 @@ function KeyForm({ initial, onClose }: { initial: ClientKeyInfo | null; onClose:
   const [owner, setOwner] = useState<string | null>(initial?.owner || null);
   const mayChooseOwner = can('IdentityService/CreateUser') || me.role === 'operator';
   const users = useQuery({ queryKey: ['users'], queryFn: api.users, enabled: mayChooseOwner });
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
+  const expiresMs = expires ? new Date(expires).getTime() : 0;
+  const nameErr = isNew && submitted ? nameError(name) : null;
+  // An edit may keep an expiry that has passed (the key is expired already).
+  const expiryErr =
+    submitted && (isNew || expiresMs !== (initial?.expires_at_ms ?? 0)) ? expiryError(expiresMs, Date.now()) : null;
   const save = useMutation({
     mutationFn: () => {
       const spec: ClientKeySpec = {
@@ -57,41 +65,57 @@ function KeyForm({ initial, onClose }: { initial: ClientKeyInfo | null; onClose:
         // Kept as they are (set through apply files or the API).
         global: initial?.global ?? false,
         when_store_down: initial?.when_store_down ?? '',
-        expires_at_ms: expires ? new Date(expires).getTime() : 0,
+        expires_at_ms: expiresMs,
         owner: owner ?? '',
       };
-      return api.putClientKey(spec);
+      return api.putClientKey(spec, isNew);
     },
     onSuccess: (r) => {
       void qc.invalidateQueries({ queryKey: ['client-keys'] });
       onClose();
-      if (r.generated_key) showSecretOnce(`Client key ${name} created`, 'key', r.generated_key);
-      else notifyDone(r.changed ? `Saved ${name}` : 'Nothing changed');
+      if (r.generated_key) showSecretOnce(`Client key ${name.trim()} created`, 'key', r.generated_key);
+      else notifyDone(r.changed ? `Saved ${name.trim()}` : 'Nothing changed');
     },
-    onError: (e) => notifyError('Not saved', e),
+    onError: (e) => (isNew && nameTaken(e) ? setTaken(errorText(e)) : notifyError('Not saved', e)),
   });
   return (
     <Modal opened onClose={onClose} title={isNew ? 'New client key' : `Edit ${initial.name}`}>
       <form
+        noValidate
         onSubmit={(e) => {
           e.preventDefault();
+          setSubmitted(true);
+          const expiryBad =
+            (isNew || expiresMs !== (initial?.expires_at_ms ?? 0)) && expiryError(expiresMs, Date.now()) !== null;
+          if ((isNew && nameError(name)) || !limits.valid || expiryBad) return;
           save.mutate();
         }}
       >
         <Stack>
-          <TextInput label="Name" required disabled={!isNew} value={name} onChange={(e) => setName(e.currentTarget.value)} />
+          <TextInput
+            label="Name"
+            required
+            disabled={!isNew}
+            value={name}
+            error={nameErr ?? taken}
+            onChange={(e) => {
+              setName(e.currentTarget.value);
+              setTaken(null);
+            }}
+          />
           <TagsInput
             label="Allowed models"
             description="Model names or globs (gpt-4o*); empty allows every model. Press Enter after each."
             value={models}
             onChange={setModels}
           />
-          <LimitsFields values={limits.values} set={limits.set} />
+          <LimitsFields values={limits.values} set={limits.set} parsed={limits.parsed} />
           <Group grow>
             <TextInput
               label="Expires"
               type="datetime-local"
               value={expires}
+              error={expiryErr}
               onChange={(e) => setExpires(e.currentTarget.value)}
             />
           </Group>

@@ -54,10 +54,14 @@ export default function ConfigFilePage() {
   });
   const plan = useMutation({
     mutationFn: () => api.planConfig(yaml, prune),
-    onSuccess: (r) => {
-      setPlanned({ yaml, prune, changes: r.changes });
+    // A new plan replaces the last one's diff and outcome, failed or not:
+    // nothing shown under its error belongs to another file.
+    onMutate: () => {
+      setPlanned(null);
       setApplied(null);
+      apply.reset();
     },
+    onSuccess: (r) => setPlanned({ yaml, prune, changes: r.changes }),
   });
   const apply = useMutation({
     mutationFn: () => api.applyConfig(yaml, prune),

@@ -15,6 +15,7 @@ import {
 } from '@mantine/core';
 import { api } from '../api';
 import { errorText } from '../components/States';
+import { afterLogin } from '../nav';
 
 export function LoginPage() {
   const options = useQuery({ queryKey: ['sign-in-options'], queryFn: api.options, retry: false });
@@ -24,6 +25,7 @@ export function LoginPage() {
   const [error, setError] = useState<string | null>(
     () => new URLSearchParams(window.location.search).get('error'),
   );
+  const [ended] = useState(() => new URLSearchParams(window.location.search).get('ended') === '1');
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
@@ -31,7 +33,7 @@ export function LoginPage() {
     setError(null);
     try {
       await api.login(username, password);
-      window.location.assign('/');
+      window.location.assign(afterLogin(window.location.search));
     } catch (err) {
       setError(errorText(err));
       setBusy(false);
@@ -47,6 +49,11 @@ export function LoginPage() {
               <Title order={1} size="h3">
                 Sign in to AI Gateway
               </Title>
+              {ended && !error && (
+                <Alert color="blue" role="status" title="Your session ended">
+                  Sign in again to continue where you were.
+                </Alert>
+              )}
               {error && (
                 <Alert color="red" role="alert" title="Not signed in">
                   {error}

@@ -22,11 +22,12 @@ import {
 } from '@mantine/core';
 import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
-import { api } from '../api';
+import { api, nameTaken } from '../api';
+import { nameError } from '../validate';
 import { useAuth } from '../auth';
 import { ago, when } from '../format';
 import { ROLES, type AuditEntry, type BudgetInfo, type NodeInfo, type TeamInfo, type UserInfo } from '../types';
-import { ErrorState } from '../components/States';
+import { ErrorState, errorText } from '../components/States';
 import { ApiTokens } from '../components/ApiTokens';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { LimitsFields, limitsText, useLimits } from '../components/Limits';
@@ -38,6 +39,8 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
   const [password, setPassword] = useState('');
   const [role, setRole] = useState<string | null>(user?.role ?? 'viewer');
   const [disabled, setDisabled] = useState(user?.disabled ?? false);
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
   const done = () => {
     void qc.invalidateQueries({ queryKey: ['users'] });
     onClose();
@@ -52,10 +55,10 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
     },
     onSuccess: (generated) => {
       done();
-      if (generated) showSecretOnce(`User ${username} created`, 'password', generated);
+      if (generated) showSecretOnce(`User ${username.trim()} created`, 'password', generated);
       else notifyDone('Saved');
     },
-    onError: (e) => notifyError('Not saved', e),
+    onError: (e) => (!user && nameTaken(e) ? setTaken(errorText(e)) : notifyError('Not saved', e)),
   });
   const reset = useMutation({
     mutationFn: () => api.setPassword(user?.username ?? '', ''),
@@ -68,13 +71,26 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
   return (
     <Modal opened onClose={onClose} title={user ? `Edit ${user.username}` : 'New user'}>
       <form
+        noValidate
         onSubmit={(e) => {
           e.preventDefault();
+          setSubmitted(true);
+          if (!user && nameError(username)) return;
           save.mutate();
         }}
       >
         <Stack>
-          <TextInput label="Username" required disabled={!!user} value={username} onChange={(e) => setUsername(e.currentTarget.value)} />
+          <TextInput
+            label="Username"
+            required
+            disabled={!!user}
+            value={username}
+            error={(!user && submitted ? nameError(username, 'username') : null) ?? taken}
+            onChange={(e) => {
+              setUsername(e.currentTarget.value);
+              setTaken(null);
+            }}
+          />
           {!user && (
             <PasswordInput
               label="Password"
@@ -159,26 +175,41 @@ function TeamForm({ team, onClose }: { team: TeamInfo | null; onClose: () => voi
   const [name, setName] = useState(team?.name ?? '');
   const [members, setMembers] = useState<string[]>(team?.members ?? []);
   const users = useQuery({ queryKey: ['users'], queryFn: api.users });
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
   const save = useMutation({
-    mutationFn: () => api.putTeam(name.trim(), members),
+    mutationFn: () => api.putTeam(name.trim(), members, !team),
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ['teams'] });
       void qc.invalidateQueries({ queryKey: ['users'] });
       onClose();
       notifyDone(`Saved team ${name.trim()}`);
     },
-    onError: (e) => notifyError('Not saved', e),
+    onError: (e) => (!team && nameTaken(e) ? setTaken(errorText(e)) : notifyError('Not saved', e)),
   });
   return (
     <Modal opened onClose={onClose} title={team ? `Edit team ${team.name}` : 'New team'}>
       <form
+        noValidate
         onSubmit={(e) => {
           e.preventDefault();
+          setSubmitted(true);
+          if (!team && nameError(name)) return;
           save.mutate();
         }}
       >
         <Stack>
-          <TextInput label="Team name" required disabled={!!team} value={name} onChange={(e) => setName(e.currentTarget.value)} />
+          <TextInput
+            label="Team name"
+            required
+            disabled={!!team}
+            value={name}
+            error={(!team && submitted ? nameError(name, 'team name') : null) ?? taken}
+            onChange={(e) => {
+              setName(e.currentTarget.value);
+              setTaken(null);
+            }}
+          />
           <MultiSelect
             label="Members"
             description="A user belongs to one team at most: adding one here moves them"
@@ -206,15 +237,20 @@ function BudgetForm({ budget, onClose }: { budget: BudgetInfo | null; onClose: (
   const limits = useLimits(budget?.limits);
   const [global, setGlobal] = useState(budget?.limits?.global ?? false);
   const [storeDown, setStoreDown] = useState<string | null>(budget?.limits?.when_store_down || 'local');
+  const [taken, setTaken] = useState<string | null>(null);
   const save = useMutation({
     mutationFn: () =>
-      api.setBudget(subject ?? '', { ...limits.limits(), global, when_store_down: storeDown === 'local' ? '' : (storeDown ?? '') }),
+      api.setBudget(
+        subject ?? '',
+        { ...limits.limits(), global, when_store_down: storeDown === 'local' ? '' : (storeDown ?? '') },
+        !budget,
+      ),
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ['budgets'] });
       onClose();
       notifyDone(`Saved the budget of ${subject}`);
     },
-    onError: (e) => notifyError('Not saved', e),
+    onError: (e) => (!budget && nameTaken(e) ? setTaken(`${errorText(e)}: edit it instead`) : notifyError('Not saved', e)),
   });
   const subjects = [
     ...(users.data?.users ?? []).map((u) => ({ value: `user:${u.username}`, label: `user ${u.username}` })),
@@ -223,23 +259,29 @@ function BudgetForm({ budget, onClose }: { budget: BudgetInfo | null; onClose: (
   return (
     <Modal opened onClose={onClose} size="lg" title={budget ? `Budget of ${budget.subject}` : 'New budget'}>
       <form
+        noValidate
         onSubmit={(e) => {
           e.preventDefault();
+          if (!limits.valid) return;
           save.mutate();
         }}
       >
         <Stack>
           <Select
             label="For"
+            error={taken}
             description="Every key a user owns counts toward the user's budget and their team's"
             required
             searchable
             disabled={!!budget}
             data={budget ? [{ value: budget.subject, label: budget.subject }] : subjects}
             value={subject}
-            onChange={setSubject}
+            onChange={(v) => {
+              setSubject(v);
+              setTaken(null);
+            }}
           />
-          <LimitsFields values={limits.values} set={limits.set} />
+          <LimitsFields values={limits.values} set={limits.set} parsed={limits.parsed} />
           <Group grow align="flex-end">
             <Switch
               label="Global: tokens and cost counted across all regions"
@@ -282,6 +324,8 @@ function TeamsAndBudgets() {
     onSuccess: (_, name) => {
       void qc.invalidateQueries({ queryKey: ['teams'] });
       void qc.invalidateQueries({ queryKey: ['users'] });
+      // The team's budget goes with it.
+      void qc.invalidateQueries({ queryKey: ['budgets'] });
       notifyDone(`Deleted team ${name}`);
     },
     onError: (e) => notifyError('Not deleted', e),

@@ -10,7 +10,7 @@ import {
   Group,
   Modal,
   MultiSelect,
-  NumberInput,
+  Paper,
   PasswordInput,
   Select,
   Stack,
@@ -25,11 +25,13 @@ import {
 import { IconTrash } from '@tabler/icons-react';
 import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
-import { api } from '../api';
+import { api, nameTaken } from '../api';
+import { MAX_PRICE, MAX_U32, nameError, parseDecimal, parseModelMap, parseWhole } from '../validate';
+import { NumberField } from '../components/NumberField';
 import { useAuth } from '../auth';
 import { ago, ms, num, us } from '../format';
 import type { PoolKeyHealth, PriceSpec, ProviderInfo, ProviderSpec, RouteSpec } from '../types';
-import { ErrorState } from '../components/States';
+import { ErrorState, errorText } from '../components/States';
 import { confirmDanger } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
 import { OAuthAccountsTab } from '../components/OAuthAccounts';
@@ -40,7 +42,13 @@ const KINDS = ['openai', 'anthropic', 'gemini', 'openai-compatible'];
 const API_KEY = 'api-key';
 const STRATEGIES = ['round-robin', 'weighted', 'least-latency', 'fill-first'];
 
-function useSave<T>(key: string, f: (v: T) => Promise<unknown>, done: () => void) {
+/** Saves, refreshing `key`'s list; a create-only save whose name is taken calls `onTaken` instead of notifying. */
+function useSave<T>(
+  key: string,
+  f: (v: T) => Promise<unknown>,
+  done: () => void,
+  onTaken?: (message: string) => void,
+) {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: f,
@@ -49,14 +57,14 @@ function useSave<T>(key: string, f: (v: T) => Promise<unknown>, done: () => void
       notifyDone('Saved');
       done();
     },
-    onError: (e) => notifyError('Not saved', e),
+    onError: (e) => (onTaken && nameTaken(e) ? onTaken(errorText(e)) : notifyError('Not saved', e)),
   });
 }
 
 interface KeyRow {
   name: string;
   secret: string;
-  weight: number | string;
+  weight: string;
   stored: boolean;
   /** An OAuth account of this template (connected through the Admin API). */
   oauth: string;
@@ -69,11 +77,11 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
   const [models, setModels] = useState<string[]>(initial?.models ?? []);
   const [strategy, setStrategy] = useState<string | null>(initial?.strategy ?? 'round-robin');
   const [keys, setKeys] = useState<KeyRow[]>(
-    initial?.keys.map((k) => ({ name: k.name, secret: '', weight: k.weight, stored: true, oauth: k.oauth_template })) ?? [
-      { name: 'key-1', secret: '', weight: 1, stored: false, oauth: '' },
+    initial?.keys.map((k) => ({ name: k.name, secret: '', weight: String(k.weight), stored: true, oauth: k.oauth_template })) ?? [
+      { name: 'key-1', secret: '', weight: '1', stored: false, oauth: '' },
     ],
   );
-  const [interval, setInterval_] = useState<number | string>(initial?.health_check_interval_secs ?? 60);
+  const [interval, setInterval_] = useState<string>(String(initial?.health_check_interval_secs ?? 60));
   const templates = useQuery({ queryKey: ['oauth-templates'], queryFn: api.oauthTemplates });
   const kinds = [
     { value: API_KEY, label: 'API key' },
@@ -83,40 +91,65 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
   const [map, setMap] = useState<string[]>(
     Object.entries(initial?.model_map ?? {}).map(([a, b]) => `${a}=${b}`),
   );
-  const save = useSave<ProviderSpec>('providers', api.putProvider, onClose);
+  const isNew = initial === null;
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
+  const save = useSave<ProviderSpec>('providers', (p) => api.putProvider(p, isNew), onClose, setTaken);
   const setKey = (i: number, patch: Partial<KeyRow>) =>
     setKeys((ks) => ks.map((k, j) => (j === i ? { ...k, ...patch } : k)));
+  const intervalParsed = parseWhole(interval, { min: 0, max: MAX_U32 });
+  const weights = keys.map((k) => parseWhole(k.weight, { min: 1, max: MAX_U32, required: true }));
+  const mapParsed = parseModelMap(map);
+  const keyNameErr = (k: KeyRow) => (submitted ? nameError(k.name, 'credential name') : null);
+  const secretErr = (k: KeyRow, now = submitted) =>
+    now && !k.oauth && !k.stored && !k.secret ? 'a new credential needs its secret' : null;
   return (
     <Modal opened onClose={onClose} size="lg" title={initial ? `Edit ${initial.name}` : 'New provider'}>
       <form
+        noValidate
         onSubmit={(e) => {
           e.preventDefault();
+          setSubmitted(true);
+          if (
+            (isNew && nameError(name)) ||
+            intervalParsed.error ||
+            weights.some((w) => w.error) ||
+            mapParsed.error ||
+            keys.some((k) => nameError(k.name) || secretErr(k, true))
+          ) {
+            return;
+          }
           save.mutate({
             name: name.trim(),
             kind: kind ?? '',
             base_url: baseUrl.trim(),
             models,
             strategy: strategy ?? '',
-            keys: keys.map((k) => ({
+            keys: keys.map((k, i) => ({
               name: k.name.trim(),
               secret: k.oauth ? '' : k.secret,
-              weight: Number(k.weight) || 1,
+              weight: weights[i].value ?? 1,
               oauth_template: k.oauth,
             })),
-            health_check_interval_secs: interval === '' ? null : Number(interval),
+            health_check_interval_secs: intervalParsed.value,
             affinity: affinity ?? '',
-            model_map: Object.fromEntries(
-              map
-                .map((m) => m.split('='))
-                .filter((p) => p.length === 2)
-                .map(([a, b]) => [a.trim(), b.trim()]),
-            ),
+            model_map: mapParsed.map,
           });
         }}
       >
         <Stack>
-          <Group grow>
-            <TextInput label="Name" required disabled={!!initial} value={name} onChange={(e) => setName(e.currentTarget.value)} />
+          <Group grow align="flex-start">
+            <TextInput
+              label="Name"
+              required
+              disabled={!isNew}
+              value={name}
+              error={(isNew && submitted ? nameError(name) : null) ?? taken}
+              onChange={(e) => {
+                setName(e.currentTarget.value);
+                setTaken(null);
+              }}
+            />
             <Select label="Kind" required allowDeselect={false} data={KINDS} value={kind} onChange={setKind} />
           </Group>
           <TextInput
@@ -136,9 +169,10 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
             label="Model map"
             description="app-name=upstream-name, e.g. fast=gpt-4o-mini"
             value={map}
+            error={mapParsed.error}
             onChange={setMap}
           />
-          <Group grow>
+          <Group grow align="flex-start">
             <Select label="Strategy" allowDeselect={false} data={STRATEGIES} value={strategy} onChange={setStrategy} />
             <Select
               label="Affinity"
@@ -150,58 +184,76 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
               value={affinity}
               onChange={setAffinity}
             />
-            <NumberInput
+            <NumberField
               label="Health check every (s)"
               description="0: only after a failure"
-              min={0}
-              allowDecimal={false}
               value={interval}
               onChange={setInterval_}
+              error={intervalParsed.error}
             />
           </Group>
           <Text fw={600} size="sm">
             Credentials
           </Text>
           {keys.map((k, i) => (
-            <Group key={i} align="flex-end" wrap="nowrap">
-              <TextInput label="Credential name" required value={k.name} onChange={(e) => setKey(i, { name: e.currentTarget.value })} />
-              <Select
-                label="Credential kind"
-                w={170}
-                allowDeselect={false}
-                data={kinds}
-                value={k.oauth || API_KEY}
-                onChange={(v) => setKey(i, { oauth: !v || v === API_KEY ? '' : v })}
-              />
-              {k.oauth ? (
-                <TextInput label="Secret" disabled value="connected under OAuth accounts" style={{ flex: 1 }} />
-              ) : (
-                <PasswordInput
-                  label="Secret"
-                  required={!k.stored}
-                  placeholder={k.stored ? 'unchanged' : 'sk-…'}
-                  autoComplete="off"
-                  value={k.secret}
-                  onChange={(e) => setKey(i, { secret: e.currentTarget.value })}
-                  style={{ flex: 1 }}
-                />
-              )}
-              <NumberInput label="Weight" min={1} w={90} value={k.weight} onChange={(v) => setKey(i, { weight: v })} />
-              <ActionIcon
-                variant="subtle"
-                color="red"
-                size="lg"
-                aria-label={`Remove credential ${k.name}`}
-                onClick={() => setKeys((ks) => ks.filter((_, j) => j !== i))}
-              >
-                <IconTrash size={16} />
-              </ActionIcon>
-            </Group>
+            <Paper key={i} withBorder p="xs">
+              <Stack gap="xs">
+                <Group align="flex-start" wrap="wrap" gap="xs">
+                  <TextInput
+                    label="Credential name"
+                    required
+                    style={{ flex: '1 1 140px' }}
+                    value={k.name}
+                    error={keyNameErr(k)}
+                    onChange={(e) => setKey(i, { name: e.currentTarget.value })}
+                  />
+                  <Select
+                    label="Credential kind"
+                    w={170}
+                    allowDeselect={false}
+                    data={kinds}
+                    value={k.oauth || API_KEY}
+                    onChange={(v) => setKey(i, { oauth: !v || v === API_KEY ? '' : v })}
+                  />
+                  <NumberField
+                    label="Weight"
+                    w={90}
+                    value={k.weight}
+                    onChange={(v) => setKey(i, { weight: v })}
+                    error={weights[i].error}
+                  />
+                  <ActionIcon
+                    variant="subtle"
+                    color="red"
+                    size="lg"
+                    mt={26}
+                    aria-label={`Remove credential ${k.name}`}
+                    onClick={() => setKeys((ks) => ks.filter((_, j) => j !== i))}
+                  >
+                    <IconTrash size={16} />
+                  </ActionIcon>
+                </Group>
+                {k.oauth ? (
+                  <TextInput label="Secret" disabled value="connected under OAuth accounts" w="100%" />
+                ) : (
+                  <PasswordInput
+                    label="Secret"
+                    required={!k.stored}
+                    placeholder={k.stored ? 'unchanged' : 'sk-…'}
+                    autoComplete="off"
+                    value={k.secret}
+                    error={secretErr(k)}
+                    onChange={(e) => setKey(i, { secret: e.currentTarget.value })}
+                    w="100%"
+                  />
+                )}
+              </Stack>
+            </Paper>
           ))}
           <Button
             variant="light"
             onClick={() =>
-              setKeys((ks) => [...ks, { name: `key-${ks.length + 1}`, secret: '', weight: 1, stored: false, oauth: '' }])
+              setKeys((ks) => [...ks, { name: `key-${ks.length + 1}`, secret: '', weight: '1', stored: false, oauth: '' }])
             }
           >
             Add credential
@@ -311,12 +363,27 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
   const providers = useQuery({ queryKey: ['providers'], queryFn: api.providers });
   const qc = useQueryClient();
   const [editing, setEditing] = useState<RouteSpec | null>(null);
-  const save = useSave<RouteSpec>('routes', api.putRoute, () => setEditing(null));
+  // The route being edited; null while a new one is written.
+  const [original, setOriginal] = useState<string | null>(null);
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
+  const open = (r: RouteSpec, existing: boolean) => {
+    setEditing(r);
+    setOriginal(existing ? r.model : null);
+    setSubmitted(false);
+    setTaken(null);
+  };
+  const save = useSave<RouteSpec>(
+    'routes',
+    (r) => api.putRoute({ ...r, model: r.model.trim() }, original === null),
+    () => setEditing(null),
+    setTaken,
+  );
   return (
     <Stack>
       {mayWrite && (
         <Group justify="flex-end">
-          <Button onClick={() => setEditing({ model: '', providers: [], strict: false, alias_of: '' })}>New route</Button>
+          <Button onClick={() => open({ model: '', providers: [], strict: false, alias_of: '' }, false)}>New route</Button>
         </Group>
       )}
       {q.isError && <ErrorState error={q.error} />}
@@ -344,7 +411,7 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
             textAlign: 'right',
             render: (r) => (
               <Group gap={4} justify="flex-end">
-                <Button size="compact-xs" variant="default" onClick={() => setEditing(r)}>
+                <Button size="compact-xs" variant="default" onClick={() => open(r, true)}>
                   Edit
                 </Button>
                 <Button
@@ -366,10 +433,13 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
         ]}
       />
       {editing && (
-        <Modal opened onClose={() => setEditing(null)} title="Route">
+        <Modal opened onClose={() => setEditing(null)} title={original === null ? 'New route' : `Route ${original}`}>
           <form
+            noValidate
             onSubmit={(e) => {
               e.preventDefault();
+              setSubmitted(true);
+              if (nameError(editing.model)) return;
               save.mutate(editing);
             }}
           >
@@ -377,8 +447,14 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
               <TextInput
                 label="Model glob"
                 required
+                disabled={original !== null}
+                description={original !== null ? 'To serve other models, add a route and delete this one' : undefined}
                 value={editing.model}
-                onChange={(e) => setEditing({ ...editing, model: e.currentTarget.value })}
+                error={(submitted ? nameError(editing.model, 'model glob') : null) ?? taken}
+                onChange={(e) => {
+                  setEditing({ ...editing, model: e.currentTarget.value });
+                  setTaken(null);
+                }}
               />
               <MultiSelect
                 label="Providers, in the order tried"
@@ -411,13 +487,30 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
 function PricingTab({ mayWrite }: { mayWrite: boolean }) {
   const q = useQuery({ queryKey: ['pricing'], queryFn: api.pricing });
   const qc = useQueryClient();
-  const [editing, setEditing] = useState<PriceSpec | null>(null);
-  const save = useSave<PriceSpec>('pricing', api.putPrice, () => setEditing(null));
+  // The price being edited, its numbers as typed; `original` is null for a new one.
+  const [editing, setEditing] = useState<{ model: string; input: string; output: string; cached: string } | null>(null);
+  const [original, setOriginal] = useState<string | null>(null);
+  const [submitted, setSubmitted] = useState(false);
+  const [taken, setTaken] = useState<string | null>(null);
+  const open = (p: PriceSpec | null) => {
+    setEditing(
+      p
+        ? { model: p.model, input: String(p.input), output: String(p.output), cached: p.cached_input === null || p.cached_input === undefined ? '' : String(p.cached_input) }
+        : { model: '', input: '', output: '', cached: '' },
+    );
+    setOriginal(p?.model ?? null);
+    setSubmitted(false);
+    setTaken(null);
+  };
+  const save = useSave<PriceSpec>('pricing', (p) => api.putPrice(p, original === null), () => setEditing(null), setTaken);
+  const input = parseDecimal(editing?.input ?? '', { max: MAX_PRICE, required: true });
+  const output = parseDecimal(editing?.output ?? '', { max: MAX_PRICE, required: true });
+  const cached = parseDecimal(editing?.cached ?? '', { max: MAX_PRICE });
   return (
     <Stack>
       {mayWrite && (
         <Group justify="flex-end">
-          <Button onClick={() => setEditing({ model: '', input: 0, output: 0, cached_input: null })}>New price</Button>
+          <Button onClick={() => open(null)}>New price</Button>
         </Group>
       )}
       {q.isError && <ErrorState error={q.error} />}
@@ -442,7 +535,7 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
             textAlign: 'right',
             render: (p) => (
               <Group gap={4} justify="flex-end">
-                <Button size="compact-xs" variant="default" onClick={() => setEditing(p)}>
+                <Button size="compact-xs" variant="default" onClick={() => open(p)}>
                   Edit
                 </Button>
                 <Button
@@ -464,27 +557,47 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
         ]}
       />
       {editing && (
-        <Modal opened onClose={() => setEditing(null)} title="Price (USD per million tokens)">
+        <Modal
+          opened
+          onClose={() => setEditing(null)}
+          title={original === null ? 'New price (USD per million tokens)' : `Price of ${original} (USD per million tokens)`}
+        >
           <form
+            noValidate
             onSubmit={(e) => {
               e.preventDefault();
-              save.mutate(editing);
+              setSubmitted(true);
+              if (nameError(editing.model) || input.error || output.error || cached.error) return;
+              save.mutate({
+                model: editing.model.trim(),
+                input: input.value ?? 0,
+                output: output.value ?? 0,
+                cached_input: cached.value,
+              });
             }}
           >
             <Stack>
               <TextInput
                 label="Model (name or glob)"
                 required
+                disabled={original !== null}
+                description={original !== null ? 'To price other models, add a price and delete this one' : undefined}
                 value={editing.model}
-                onChange={(e) => setEditing({ ...editing, model: e.currentTarget.value })}
+                error={(submitted ? nameError(editing.model, 'model') : null) ?? taken}
+                onChange={(e) => {
+                  setEditing({ ...editing, model: e.currentTarget.value });
+                  setTaken(null);
+                }}
               />
-              <Group grow>
-                <NumberInput label="Input" min={0} decimalScale={4} value={editing.input}
-                  onChange={(v) => setEditing({ ...editing, input: Number(v) || 0 })} />
-                <NumberInput label="Output" min={0} decimalScale={4} value={editing.output}
-                  onChange={(v) => setEditing({ ...editing, output: Number(v) || 0 })} />
-                <NumberInput label="Cached input" min={0} decimalScale={4} value={editing.cached_input ?? ''}
-                  onChange={(v) => setEditing({ ...editing, cached_input: v === '' ? null : Number(v) })} />
+              <Group grow align="flex-start">
+                <NumberField label="Input" required decimal value={editing.input}
+                  error={submitted || editing.input ? input.error : null}
+                  onChange={(v) => setEditing({ ...editing, input: v })} />
+                <NumberField label="Output" required decimal value={editing.output}
+                  error={submitted || editing.output ? output.error : null}
+                  onChange={(v) => setEditing({ ...editing, output: v })} />
+                <NumberField label="Cached input" decimal value={editing.cached} error={cached.error}
+                  onChange={(v) => setEditing({ ...editing, cached: v })} />
               </Group>
               <Button type="submit" loading={save.isPending}>
                 Save price

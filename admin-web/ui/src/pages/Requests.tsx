@@ -2,13 +2,15 @@
 // got), pages newest first (keyset cursors, so pages stay put while new
 // requests arrive), and one request's detail with every upstream attempt.
 import { useState } from 'react';
-import { useNavigate, useParams } from 'react-router';
+import { useNavigate, useParams, useSearchParams } from 'react-router';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import {
+  ActionIcon,
   Alert,
   Badge,
   Button,
   Code,
+  CopyButton,
   Drawer,
   Group,
   Paper,
@@ -18,8 +20,9 @@ import {
   Text,
   TextInput,
   Title,
+  Tooltip,
 } from '@mantine/core';
-import { IconSearch } from '@tabler/icons-react';
+import { IconCheck, IconCopy, IconSearch } from '@tabler/icons-react';
 import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
 import { api, type TraceFilters } from '../api';
@@ -46,10 +49,18 @@ const USAGE_SOURCES: Record<string, string> = {
   estimated_unreported: 'estimated: the provider reported no usage',
 };
 
-function usageSource(source: string | undefined): string {
-  const s = source ?? '';
-  // A kind this UI does not know yet, as the data plane names it.
-  return USAGE_SOURCES[s] ?? s.replace(/_/g, ' ');
+/** What the trace says of its usage: reported, estimated, or none at all. */
+export function usageSource(t: TraceInfo, attempts: TraceAttempt[]): string {
+  const s = t.usage_source ?? '';
+  // An estimate says so, whatever the status.
+  if (s) return USAGE_SOURCES[s] ?? s.replace(/_/g, ' '); // a kind this UI does not know yet
+  const tokens = t.input_tokens + t.output_tokens + t.cached_tokens + t.reasoning_tokens;
+  if (t.refused_by || attempts.length === 0) {
+    return tokens ? 'estimated by the gateway (no upstream call was made)' : 'none: no upstream call was made';
+  }
+  const failed = t.status < 200 || t.status >= 300;
+  if (failed && !tokens) return 'none: the upstream call failed';
+  return USAGE_SOURCES[''];
 }
 
 // "<budget id>/<limit>", e.g. "user:u1/tokens_per_day".
@@ -104,7 +115,7 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
             <Text size="sm" c="dimmed">Cost</Text>
             <Text size="sm" data-testid="detail-cost">{usd(t.cost)}</Text>
             <Text size="sm" c="dimmed">Usage</Text>
-            <Text size="sm" data-testid="detail-usage">{usageSource(t.usage_source)}</Text>
+            <Text size="sm" data-testid="detail-usage">{usageSource(t, attempts)}</Text>
             {t.refused_by && (
               <>
                 <Text size="sm" c="dimmed">Refused by</Text>
@@ -150,32 +161,91 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
   );
 }
 
+/** The filters that live in the URL's query, as the API names them. */
+const FILTERS = ['client_key', 'user', 'model', 'provider', 'status_class', 'region', 'node_id'] as const;
+type Filter = (typeof FILTERS)[number];
+
+/** "…" and the end of a request id: its beginning is the data plane's, the same on every row. */
+function RequestId({ id }: { id: string }) {
+  const short = id.length > 16 ? `…${id.slice(-12)}` : id;
+  return (
+    <Group gap={2} wrap="nowrap" onClick={(e) => e.stopPropagation()}>
+      <Tooltip label={id}>
+        <Code data-testid="request-id" title={id}>
+          {short}
+        </Code>
+      </Tooltip>
+      <CopyButton value={id}>
+        {({ copied, copy }) => (
+          <ActionIcon variant="subtle" size="sm" aria-label={`Copy request id ${id}`} onClick={copy}>
+            {copied ? <IconCheck size={14} /> : <IconCopy size={14} />}
+          </ActionIcon>
+        )}
+      </CopyButton>
+    </Group>
+  );
+}
+
 export default function RequestsPage() {
   const { id } = useParams();
   const navigate = useNavigate();
-  const [period, setPeriod] = useState<string>('24h');
-  const [filters, setFilters] = useState<TraceFilters>({});
-  const [cursors, setCursors] = useState<string[]>([]);
+  // Filters, period and page are the URL's query, so a refresh, Back and
+  // Forward and a shared link keep them.
+  const [params, setParams] = useSearchParams();
+  const period = params.get('period') ?? '24h';
+  const filters: TraceFilters = Object.fromEntries(
+    FILTERS.flatMap((k) => (params.get(k) ? [[k, params.get(k)]] : [])),
+  );
+  // Keyset cursors of the pages after the first, in order.
+  const cursors = params.getAll('page');
   const [search, setSearch] = useState('');
   const page_token = cursors[cursors.length - 1];
-  // The period starts at a fixed time (until Refresh), so paging is stable.
-  const [anchor, setAnchor] = useState(() => Date.now());
+  // The period starts at a fixed time (until Refresh), so paging is stable;
+  // while paging it is in the URL too.
+  const [mounted, setMounted] = useState(() => Date.now());
+  const anchor = Number(params.get('at')) || mounted;
   const since_ms = PERIODS[period] ? anchor - PERIODS[period] : undefined;
   const q = useQuery({
     queryKey: ['traces', filters, since_ms, page_token],
     queryFn: () => api.traces({ ...filters, since_ms, page_size: 50, page_token }),
     placeholderData: keepPreviousData,
   });
-  const set = (k: keyof TraceFilters) => (v: string | null) => {
-    setCursors([]);
-    setFilters((f) => ({ ...f, [k]: v || undefined }));
+  /** The query with `change` made; typing replaces the history entry, the rest adds one. */
+  const update = (change: (p: URLSearchParams) => void, replace = false) => {
+    const next = new URLSearchParams(params);
+    change(next);
+    setParams(next, { replace });
   };
-  const text = (k: keyof TraceFilters, label: string) => (
+  const toFirstPage = (p: URLSearchParams) => {
+    p.delete('page');
+    p.delete('at');
+  };
+  const setCursors = (next: string[]) =>
+    update((p) => {
+      p.delete('page');
+      next.forEach((c) => p.append('page', c));
+      if (next.length) p.set('at', String(anchor));
+      else p.delete('at');
+    });
+  const refresh = () => {
+    update(toFirstPage, true);
+    setMounted(Date.now());
+  };
+  const set =
+    (k: Filter, replace = false) =>
+    (v: string | null) =>
+      update((p) => {
+        toFirstPage(p);
+        if (v) p.set(k, v);
+        else p.delete(k);
+      }, replace);
+  const here = params.toString() ? `?${params.toString()}` : '';
+  const text = (k: Filter, label: string) => (
     <TextInput
       label={label}
       size="xs"
-      value={(filters[k] as string | undefined) ?? ''}
-      onChange={(e) => set(k)(e.currentTarget.value)}
+      value={params.get(k) ?? ''}
+      onChange={(e) => set(k, true)(e.currentTarget.value)}
     />
   );
   return (
@@ -185,7 +255,7 @@ export default function RequestsPage() {
         <form
           onSubmit={(e) => {
             e.preventDefault();
-            if (search.trim()) navigate(`/requests/${encodeURIComponent(search.trim())}`);
+            if (search.trim()) navigate(`/requests/${encodeURIComponent(search.trim())}${here}`);
           }}
         >
           <Group gap="xs">
@@ -210,9 +280,12 @@ export default function RequestsPage() {
             value={period}
             allowDeselect={false}
             onChange={(v) => {
-              setCursors([]);
-              setAnchor(Date.now());
-              setPeriod(v ?? '24h');
+              setMounted(Date.now());
+              update((p) => {
+                toFirstPage(p);
+                if (v && v !== '24h') p.set('period', v);
+                else p.delete('period');
+              });
             }}
             data={[
               { value: '1h', label: 'Last hour' },
@@ -229,7 +302,7 @@ export default function RequestsPage() {
             label="Status"
             size="xs"
             clearable
-            value={filters.status_class ?? null}
+            value={params.get('status_class')}
             onChange={set('status_class')}
             data={[
               { value: 'ok', label: 'Succeeded' },
@@ -257,7 +330,7 @@ export default function RequestsPage() {
           records={q.data?.traces ?? []}
           idAccessor="request_id"
           noRecordsText="No requests match"
-          onRowClick={({ record }) => navigate(`/requests/${encodeURIComponent(record.request_id)}`)}
+          onRowClick={({ record }) => navigate(`/requests/${encodeURIComponent(record.request_id)}${here}`)}
           columns={[
             { accessor: 'started_at_ms', title: 'Time', render: (t) => when(t.started_at_ms) },
             { accessor: 'client_key_name', title: 'Key' },
@@ -276,7 +349,7 @@ export default function RequestsPage() {
               accessor: 'request_id',
               title: 'Request id',
               visibleMediaQuery: (t) => `(min-width: ${t.breakpoints.lg})`,
-              render: (t) => <Code>{t.request_id.slice(0, 12)}</Code>,
+              render: (t) => <RequestId id={t.request_id} />,
             },
           ]}
         />
@@ -290,28 +363,28 @@ export default function RequestsPage() {
           Newest
         </Button>
         <Group gap="xs">
-          <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+          <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
             Newer
           </Button>
           <Button
             variant="default"
             disabled={!q.data?.next_page_token}
-            onClick={() => { const t = q.data?.next_page_token; if (t) setCursors((c) => [...c, t]); }}
+            onClick={() => {
+              const t = q.data?.next_page_token;
+              if (t) setCursors([...cursors, t]);
+            }}
           >
             Older
           </Button>
           <Button
             variant="light"
-            onClick={() => {
-              setCursors([]);
-              setAnchor(Date.now());
-            }}
+            onClick={refresh}
           >
             Refresh
           </Button>
         </Group>
       </Group>
-      {id && <Detail id={id} onClose={() => navigate('/requests')} />}
+      {id && <Detail id={id} onClose={() => navigate(`/requests${here}`)} />}
     </Stack>
   );
 }

@@ -1,0 +1,71 @@
+// Unit tests of the form checks (src/validate.ts) and of the sign-in
+// return path (src/nav.ts), run by `npm test`: tsc
+// compiles the modules into node_modules/.cache/unit, node's runner tests them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  MAX_U32,
+  expiryError,
+  nameError,
+  parseDecimal,
+  parseModelMap,
+  parseWhole,
+} from '../node_modules/.cache/unit/validate.js';
+
+test('a whole number is taken as typed or refused, never clamped', () => {
+  assert.deepEqual(parseWhole(''), { value: null, error: null });
+  assert.deepEqual(parseWhole(' 60 '), { value: 60, error: null });
+  assert.equal(parseWhole('-5').error, 'must be a whole number ≥ 1');
+  assert.equal(parseWhole('-100').error, 'must be a whole number ≥ 1');
+  assert.equal(parseWhole('0').error, 'must be a whole number ≥ 1');
+  assert.equal(parseWhole('1.5').error, 'must be a whole number ≥ 1');
+  assert.equal(parseWhole('abc').error, 'must be a whole number ≥ 1');
+  assert.deepEqual(parseWhole('0', { min: 0 }), { value: 0, error: null });
+  assert.equal(parseWhole('-5', { min: 0 }).error, 'must be a whole number ≥ 0');
+  assert.match(parseWhole('100000000000000000000').error, /^too large/);
+  assert.match(parseWhole('1e20').error, /^too large/);
+  assert.match(parseWhole(String(MAX_U32 + 1), { min: 0, max: MAX_U32 }).error, /^too large/);
+  assert.equal(parseWhole('', { required: true }).error, 'required');
+});
+
+test('an amount is ≥ 0, finite and bounded', () => {
+  assert.deepEqual(parseDecimal('2.5'), { value: 2.5, error: null });
+  assert.deepEqual(parseDecimal('0'), { value: 0, error: null });
+  assert.equal(parseDecimal('-1').error, 'must be ≥ 0');
+  assert.match(parseDecimal('1e300').error, /^too large/);
+  assert.equal(parseDecimal('1,5').error, 'must be a number ≥ 0');
+  assert.equal(parseDecimal('', { required: true }).error, 'required');
+});
+
+test('names of only spaces are refused', () => {
+  assert.equal(nameError('   '), 'name is required');
+  assert.equal(nameError(' a '), null);
+});
+
+test('a model map entry without = is an error, not dropped', () => {
+  assert.deepEqual(parseModelMap(['fast = gpt-4o-mini']), { map: { fast: 'gpt-4o-mini' }, error: null });
+  assert.match(parseModelMap(['fast=gpt-4o-mini', 'oops']).error, /"oops" is not app-name=upstream-name/);
+  assert.match(parseModelMap(['a=']).error, /not app-name=upstream-name/);
+  assert.match(parseModelMap(['a=b', 'a=c']).error, /mapped twice/);
+});
+
+test('an expiry in the past is refused', () => {
+  assert.equal(expiryError(0, 1000), null);
+  assert.equal(expiryError(2000, 1000), null);
+  assert.match(expiryError(500, 1000), /in the past/);
+  assert.equal(expiryError(NaN, 1000), 'not a date and time');
+});
+
+test('sign-in returns to the page the user was on, and only to a page of this site', async () => {
+  const { afterLogin, loginUrl } = await import('../node_modules/.cache/unit/nav.js');
+  assert.equal(loginUrl('/people', false), '/login?next=%2Fpeople');
+  assert.equal(loginUrl('/requests?model=x', true), '/login?next=%2Frequests%3Fmodel%3Dx&ended=1');
+  assert.equal(loginUrl('/', false), '/login');
+  assert.equal(afterLogin('?next=%2Fpeople'), '/people');
+  assert.equal(afterLogin('?next=%2Frequests%3Fmodel%3Dx&ended=1'), '/requests?model=x');
+  assert.equal(afterLogin(''), '/');
+  assert.equal(afterLogin('?next=//evil.example'), '/');
+  assert.equal(afterLogin('?next=/%5Cevil.example'), '/');
+  assert.equal(afterLogin('?next=https://evil.example'), '/');
+  assert.equal(afterLogin('?next=/login'), '/');
+});
