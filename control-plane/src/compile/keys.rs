@@ -46,8 +46,7 @@ pub fn compile(
     let mut keys = Vec::with_capacity(rows.client_keys.len());
     let live = |k: &&crate::db::config::ClientKeyRow| {
         k.revoked_at_ms == 0
-            && k
-                .owner_user_id
+            && k.owner_user_id
                 .as_ref()
                 .is_none_or(|o| !rows.disabled_users.contains(o))
     };
