@@ -174,7 +174,8 @@ impl Db {
         };
         let size = match &target {
             Target::Sqlite(path) => {
-                private_sqlite_file(Path::new(path))?;
+                private_sqlite_file(Path::new(path))
+                    .map_err(|e| Error::Connect(format!("{path}: {e}")))?;
                 // WAL lets trace inserts and admin reads proceed together. It
                 // is stored in the file, so one connection sets it before the
                 // pool opens several (which would race for the switch).
@@ -397,6 +398,16 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An operator told "I/O error: No such file or directory" cannot tell
+    /// which file: the message names the database's path.
+    #[test]
+    fn a_database_file_that_cannot_be_made_is_named() {
+        let e = Db::connect("sqlite:///proc/no-such-dir/aigw.db")
+            .err()
+            .expect("no database under /proc");
+        assert!(e.to_string().contains("/proc/no-such-dir/aigw.db"), "{e}");
+    }
 
     #[test]
     fn parses_urls() {
