@@ -14,7 +14,6 @@
 //! line in `formats!` below.
 
 mod codec;
-pub(crate) mod extra_fields;
 mod ids;
 pub mod ir;
 mod policy;

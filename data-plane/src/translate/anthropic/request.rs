@@ -4,7 +4,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::role_str;
-use crate::translate::extra_fields::keeps_extra_fields;
 use crate::translate::ir::{
     self, ChatRequest, Drops, Image, Message, Part, Role, Thinking, ThinkingAmount, Tool,
     ToolChoice, Unsupported,
@@ -37,10 +36,7 @@ const ADVISORY_IN_BLOCK: &[&str] = &["cache_control", "eager_input_streaming"];
 
 // ------------------------------------------------------------------ the wire, as apps send it
 
-keeps_extra_fields!(RequestIn, BlockIn, ToolIn);
-
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct RequestIn {
     // In the API reference's order.
     model: Option<String>,
@@ -57,7 +53,7 @@ struct RequestIn {
     top_p: Option<f64>,
     /// Thinking and effort settings, hints and bookkeeping, or what cannot
     /// be translated (`container`, `mcp_servers`…).
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
@@ -75,7 +71,6 @@ struct MessageIn {
 /// Any content block (and a system block): the fields each kind uses; which
 /// belong to which kind is checked by [`BlockIn::check_keys`].
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct BlockIn {
     #[serde(rename = "type")]
     ty: Option<String>,
@@ -87,7 +82,7 @@ struct BlockIn {
     tool_use_id: Option<String>,
     content: Option<TextOr<BlockIn>>,
     is_error: Option<bool>,
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
@@ -101,7 +96,6 @@ struct SourceIn {
 }
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct ToolIn {
     name: Option<String>,
     description: Option<String>,
@@ -111,7 +105,7 @@ struct ToolIn {
     /// Absent (or `custom`) for the app's own tools.
     #[serde(rename = "type")]
     ty: Option<String>,
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 

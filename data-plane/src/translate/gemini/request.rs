@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use super::camel;
 use super::schema::decode_schema;
-use crate::translate::extra_fields::keeps_extra_fields;
 use crate::translate::ir::{
     self, ChatRequest, Drops, Image, Message, Named, Part, ResponseFormat, Role, Thinking,
     ThinkingAmount, Tool, ToolChoice, Unsupported,
@@ -33,19 +32,9 @@ const POLICY: Policy = Policy {
 const PART_ANNOTATIONS: &[&str] = &["thought", "thoughtSignature", "partMetadata"];
 
 // ------------------------------------------------------------------ the wire, as apps send it
-
-keeps_extra_fields!(
-    RequestIn,
-    PartIn,
-    ToolIn,
-    DeclarationIn,
-    ToolConfigIn,
-    GenerationConfigIn
-);
 // JSON names, with the proto names the API also accepts as aliases.
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct RequestIn {
     contents: Option<Vec<ContentIn>>,
@@ -59,7 +48,7 @@ struct RequestIn {
     /// The URL already names it.
     #[allow(dead_code)]
     model: Option<IgnoredAny>,
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
@@ -83,7 +72,6 @@ struct ContentIn {
 
 /// A part: exactly one kind of data, and annotations.
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct PartIn {
     text: Option<String>,
@@ -97,7 +85,7 @@ struct PartIn {
     function_response: Option<CallResultIn>,
     thought: Option<Value>,
     /// Other data (`executableCode`…), and annotations of the part.
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
@@ -147,18 +135,16 @@ struct CallResultPartIn {
 }
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct ToolIn {
     #[serde(alias = "function_declarations")]
     function_declarations: Option<Vec<DeclarationIn>>,
     /// Tools Google runs itself.
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct DeclarationIn {
     name: Option<String>,
@@ -166,17 +152,16 @@ struct DeclarationIn {
     parameters: Option<Value>,
     #[serde(alias = "parameters_json_schema")]
     parameters_json_schema: Option<Value>,
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct ToolConfigIn {
     #[serde(alias = "function_calling_config")]
     function_calling_config: Option<FunctionCallingIn>,
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
@@ -189,7 +174,6 @@ struct FunctionCallingIn {
 }
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 struct GenerationConfigIn {
     #[serde(default, alias = "max_output_tokens", deserialize_with = "int")]
@@ -209,7 +193,7 @@ struct GenerationConfigIn {
     response_json_schema: Option<Value>,
     /// Defaults spelled out, hints, or what cannot be translated (seed,
     /// penalties, logprobs, speech, media…).
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 

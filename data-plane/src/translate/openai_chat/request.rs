@@ -4,7 +4,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{JsonSchemaIn, MISSING_MODEL, POLICY, response_format, tool_choice_mode};
-use crate::translate::extra_fields::keeps_extra_fields;
 use crate::translate::ir::{
     self, ChatRequest, Drops, Effort, Image, Message, Named, Part, ResponseFormat, Role, Thinking,
     ThinkingAmount, Tool, ToolChoice, Unsupported,
@@ -15,10 +14,7 @@ pub(super) use super::encode::request_body;
 
 // ------------------------------------------------------------------ the wire, as apps send it
 
-keeps_extra_fields!(RequestIn);
-
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct RequestIn {
     model: Option<String>,
     messages: Option<Vec<MessageIn>>,
@@ -42,7 +38,7 @@ struct RequestIn {
     /// a hint, whatever its type).
     reasoning_effort: Option<Value>,
     /// Everything else: `n`, hints and bookkeeping, or what cannot be translated.
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 

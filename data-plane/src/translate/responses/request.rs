@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::TARGET;
-use crate::translate::extra_fields::keeps_extra_fields;
 use crate::translate::ir::{
     self, AssistantRun, ChatRequest, Drops, Effort, Image, Message, Part, ResponseFormat, Role,
     Thinking, ThinkingAmount, Tool, ToolChoice, Unsupported, UserRun,
@@ -45,10 +44,7 @@ const INCLUDE_HINTS: &[&str] = &["reasoning.encrypted_content"];
 
 // ------------------------------------------------------------------ the wire, as apps send it
 
-keeps_extra_fields!(RequestIn, TextIn);
-
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct RequestIn {
     model: Option<String>,
     instructions: Option<String>,
@@ -63,7 +59,7 @@ struct RequestIn {
     user: Option<String>,
     /// Defaults spelled out, hints and bookkeeping, or what cannot be
     /// translated (`previous_response_id`, `conversation`, `background`…).
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
@@ -113,11 +109,10 @@ enum ToolChoiceIn {
 }
 
 #[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct TextIn {
     format: Option<FormatIn>,
     verbosity: Option<Value>,
-    #[serde(skip)]
+    #[serde(flatten)]
     extra: Extra,
 }
 
