@@ -151,12 +151,10 @@ async fn watch(pool: Pool, reach: std::sync::Weak<Reach>, timeout: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let asked = match reach.upgrade() {
-            Some(r) => r.asked_ms.load(Ordering::Relaxed),
+        match reach.upgrade() {
+            Some(r) if r.asked_lately() => continue,
+            Some(_) => {}
             None => return,
-        };
-        if epoch_ms().saturating_sub(asked) < WATCH_EVERY.as_millis() as u64 {
-            continue;
         }
         let ping = async {
             let mut conn = pool.get().await.ok()?;
@@ -171,18 +169,11 @@ async fn watch(pool: Pool, reach: std::sync::Weak<Reach>, timeout: Duration) {
             .flatten()
             .is_some();
         let Some(reach) = reach.upgrade() else { return };
-        if epoch_ms().saturating_sub(reach.asked_ms.load(Ordering::Relaxed))
-            >= WATCH_EVERY.as_millis() as u64
-        {
+        // A request that asked during the ping has the last word.
+        if !reach.asked_lately() {
             reach.seen(ok);
         }
     }
-}
-
-fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The keys of one budget, all under one hash tag.
@@ -251,6 +242,12 @@ impl Shared {
 }
 
 impl Reach {
+    /// Whether a request asked the store within the last [`WATCH_EVERY`].
+    fn asked_lately(&self) -> bool {
+        crate::schedule::now_ms().saturating_sub(self.asked_ms.load(Ordering::Relaxed))
+            < WATCH_EVERY.as_millis() as u64
+    }
+
     /// A request's call: a failure also makes requests skip the store for
     /// [`BACKOFF_MS`].
     fn noted(&self, ok: bool, now: u64) {
