@@ -488,7 +488,7 @@ pub fn render(state: &AppState) -> String {
     let spool = spool_stats(&state.cfg.state_dir.join("traces"), now);
     f.gauge(
         "aigw_trace_spool_segments",
-        "Trace segments on disk waiting for the control plane's acknowledgement.",
+        "Sealed trace segments on disk waiting for the control plane's acknowledgement.",
     )
     .sample("aigw_trace_spool_segments", &[], spool.segments as f64);
     f.gauge(
@@ -521,13 +521,12 @@ fn spool_stats(dir: &Path, now: SystemTime) -> SpoolStats {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.ends_with(".seg") || name.ends_with(".open")) {
+        // Sealed segments only: the open one is made ahead of need at its
+        // reserved size, and is sealed within 100 ms of its first record.
+        if !name.ends_with(".seg") {
             continue;
         }
         let Ok(meta) = e.metadata() else { continue };
-        if name.ends_with(".open") && meta.len() == 0 {
-            continue;
-        }
         stats.segments += 1;
         if let Ok(modified) = meta.modified() {
             let age = now.duration_since(modified).unwrap_or_default();
@@ -542,7 +541,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spool_stats_count_segments_not_empty_open_files() {
+    fn spool_stats_count_sealed_segments() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("00000000000000000001.seg"), b"x").unwrap();
         std::fs::write(dir.path().join("00000000000000000002.open"), b"y").unwrap();
@@ -550,7 +549,7 @@ mod tests {
         std::fs::write(dir.path().join("junk"), b"z").unwrap();
         let later = SystemTime::now() + Duration::from_secs(5);
         let s = spool_stats(dir.path(), later);
-        assert_eq!(s.segments, 2);
+        assert_eq!(s.segments, 1);
         assert!(s.oldest_age >= Duration::from_secs(4), "{:?}", s.oldest_age);
         let none = spool_stats(&dir.path().join("missing"), later);
         assert_eq!((none.segments, none.oldest_age), (0, Duration::ZERO));

@@ -1,7 +1,8 @@
 //! The on-disk spool: numbered segment files of checksummed `TraceRecord`
-//! frames. `N.open` is being written; `N.seg` is sealed and waits for an
-//! ack. Records are written (not fsynced) by the writer thread
-//! (`writer.rs`) before the app gets the end of its answer: a killed process
+//! frames. `N.open` is being written (mapped into memory, its room reserved
+//! up front, see `mapped.rs`); `N.seg` is sealed (cut to what was written)
+//! and waits for an ack. Records are copied into the open segment (not
+//! fsynced) before the app gets the end of its answer: a killed process
 //! loses nothing the kernel has; a power loss may lose the tail, or leave
 //! zeros or stale blocks where records were.
 //!
@@ -22,22 +23,24 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
 
+use super::mapped::{CAPACITY, Mapped};
+
 /// A segment is sealed at this many records or this age, whichever first:
 /// the age bounds how late a trace reaches the control plane.
-const MAX_RECORDS: usize = aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
+pub const MAX_RECORDS: usize = aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
 /// ... or this many bytes, so a batch stays far below the control plane's
 /// message limit (16 MiB) whatever the records hold.
 pub const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
-const MAX_AGE: Duration = Duration::from_millis(100);
+pub const MAX_AGE: Duration = Duration::from_millis(100);
 
 /// The first bytes of every frame.
 const MAGIC: [u8; 2] = [0xA7, 0x1C];
@@ -116,7 +119,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         max_seq = max_seq.max(seq);
         match ext {
             "open" => {
-                let len = entry.metadata()?.len();
+                let len = trim_reserved(&entry.path())?;
                 if len == 0 {
                     fs::remove_file(entry.path())?;
                     continue;
@@ -144,6 +147,42 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         sealed,
         bytes,
     })
+}
+
+/// Cuts an open segment left by a stopped process to what was written:
+/// the unused part of a mapped segment's reservation is zeros after the
+/// last frame. Returns the length kept.
+fn trim_reserved(path: &Path) -> io::Result<u64> {
+    let data = fs::read(path)?;
+    let end = written_end(&data);
+    if end < data.len() {
+        File::options()
+            .write(true)
+            .open(path)?
+            .set_len(end as u64)?;
+    }
+    Ok(end as u64)
+}
+
+/// Where what was written ends: right after the last good frame when only
+/// zeros follow it, else the end of `data` (a torn or damaged tail is kept
+/// for the reader to count).
+fn written_end(data: &[u8]) -> usize {
+    let (mut at, mut end) = (0, 0);
+    while at < data.len() {
+        match frame_at(data, at) {
+            Some((_, payload)) => {
+                at = payload.end;
+                end = at;
+            }
+            None => at = resync(data, at + 1),
+        }
+    }
+    if data[end..].iter().all(|&b| b == 0) {
+        end
+    } else {
+        data.len()
+    }
 }
 
 /// Renames `path` to `NAME.bad` (kept for a look, never shipped), then
@@ -372,20 +411,11 @@ fn count_records(path: &Path) -> u64 {
     fs::read(path).map_or(0, |d| parse_segment(&d).records.len() as u64)
 }
 
-struct OpenSegment {
-    seq: u64,
-    file: File,
-    records: usize,
-    bytes: u64,
-    since: Instant,
-}
-
-/// The spool's files, owned by the writer thread (`writer.rs`): the open
-/// segment, sealing, and the size bound.
+/// The spool's files, owned by the writer thread (`writer.rs`): making
+/// segments, sealing them, and the size bound.
 pub struct Segments {
     dir: PathBuf,
     next_seq: u64,
-    open: Option<OpenSegment>,
     spooled: Arc<AtomicU64>,
     max_bytes: u64,
     sealed_tx: tokio::sync::mpsc::UnboundedSender<u64>,
@@ -402,116 +432,47 @@ impl Segments {
         Self {
             dir,
             next_seq,
-            open: None,
             spooled,
             max_bytes,
             sealed_tx,
         }
     }
 
-    /// Appends frames (`lens` gives each one's length in `bytes`; each is
-    /// [`HEADER`] bytes to fill in, then the encoded record), in as few
-    /// writes as the segment bounds allow. A write that fails drops its
-    /// records, loudly: the requests must not wait forever.
-    pub fn append(&mut self, bytes: &mut [u8], lens: &[u32]) {
-        let mut at = 0usize;
-        let mut i = 0usize;
-        while i < lens.len() {
-            let (records, room) = match &self.open {
-                Some(o) => (
-                    MAX_RECORDS.saturating_sub(o.records),
-                    MAX_SEGMENT_BYTES.saturating_sub(o.bytes),
-                ),
-                None => (MAX_RECORDS, MAX_SEGMENT_BYTES),
-            };
-            // As many whole records as fit (at least one, whatever its size).
-            let (mut n, mut len) = (0usize, 0u64);
-            while i + n < lens.len() && n < records.max(1) {
-                let next = u64::from(lens[i + n]);
-                if n > 0 && len + next > room {
-                    break;
-                }
-                len += next;
-                n += 1;
-            }
-            // Each frame's index is its place in the segment it goes to.
-            let base = self.open.as_ref().map_or(0, |o| o.records);
-            let mut f = at;
-            for (k, l) in lens[i..i + n].iter().enumerate() {
-                let end = f + *l as usize;
-                let index = u32::try_from(base + k).unwrap_or(u32::MAX);
-                if let Some(frame) = bytes.get_mut(f..end) {
-                    seal_frame(frame, index);
-                }
-                f = end;
-            }
-            let chunk = &bytes[at..at + len as usize];
-            if let Err(e) = self.write(chunk, n) {
-                metrics::counter!("aigw_traces_dropped_total", "reason" => "spool_error")
-                    .increment(n as u64);
-                tracing::error!(error = %e, records = n, "cannot write traces to the spool; traces dropped");
-            }
-            at += len as usize;
-            i += n;
-        }
+    /// A new open segment, its room reserved and mapped.
+    pub fn create(&mut self) -> io::Result<Mapped> {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
+        Mapped::create(&open_path(&self.dir, seq), seq, CAPACITY)
     }
 
-    fn write(&mut self, chunk: &[u8], records: usize) -> io::Result<()> {
-        if self.open.is_none() {
-            let seq = self.next_seq;
-            self.next_seq = self.next_seq.saturating_add(1);
-            let file = crate::state_dir::private_file(&open_path(&self.dir, seq))?;
-            self.open = Some(OpenSegment {
-                seq,
-                file,
-                records: 0,
-                bytes: 0,
-                since: Instant::now(),
-            });
+    /// Cuts the segment to what was written and renames it sealed, for the
+    /// shipper to send; an empty one is removed.
+    pub fn seal(&mut self, seg: Mapped) {
+        let (seq, empty) = (seg.seq, seg.is_empty());
+        let path = open_path(&self.dir, seq);
+        if empty {
+            drop(seg);
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(error = %e, "cannot remove an unused trace segment");
+            }
+            return;
         }
-        let Some(o) = self.open.as_mut() else {
-            return Ok(());
+        let bytes = match seg.finish() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Left at its reserved size: the next start cuts it.
+                tracing::error!(error = %e, "cannot cut a trace segment to size");
+                return;
+            }
         };
-        if let Err(e) = o.file.write_all(chunk) {
-            // A partial write (a full disk) would leave a cut frame in the
-            // middle of the segment: cut it off, or failing that, seal what
-            // was whole and start a new segment.
-            if o.file.set_len(o.bytes).is_err() {
-                self.seal();
-            }
-            return Err(e);
-        }
-        o.records += records;
-        o.bytes += chunk.len() as u64;
-        if o.records >= MAX_RECORDS || o.bytes >= MAX_SEGMENT_BYTES {
-            self.seal();
-        }
-        Ok(())
-    }
-
-    /// Seals the open segment once it is old enough.
-    pub fn seal_if_old(&mut self) {
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|o| o.since.elapsed() >= MAX_AGE)
-        {
-            self.seal();
-        }
-    }
-
-    /// Seals whatever is open, for the shipper to send.
-    pub fn seal(&mut self) {
-        let Some(o) = self.open.take() else { return };
-        drop(o.file);
-        if let Err(e) = fs::rename(open_path(&self.dir, o.seq), seg_path(&self.dir, o.seq)) {
+        if let Err(e) = fs::rename(&path, seg_path(&self.dir, seq)) {
             tracing::error!(error = %e, "cannot seal a trace segment");
             return;
         }
-        let total = self.spooled.fetch_add(o.bytes, Ordering::Relaxed) + o.bytes;
+        let total = self.spooled.fetch_add(bytes, Ordering::Relaxed) + bytes;
         metrics::gauge!("aigw_trace_spool_bytes").set(total as f64);
         // The shipper may be gone at shutdown; the segment stays for next start.
-        let _ = self.sealed_tx.send(o.seq);
+        let _ = self.sealed_tx.send(seq);
         if total > self.max_bytes {
             self.evict_oldest(total);
         }
@@ -561,7 +522,8 @@ pub(super) mod tests {
         }
     }
 
-    /// Frames records the way the writer thread queues them.
+    /// Records with room for a frame header before each, and each one's
+    /// length (header included).
     pub fn frames(recs: &[TraceRecord]) -> (Vec<u8>, Vec<u32>) {
         let (mut bytes, mut lens) = (Vec::new(), Vec::new());
         for r in recs {
@@ -573,18 +535,34 @@ pub(super) mod tests {
         (bytes, lens)
     }
 
-    /// Appends records the way the writer thread does (framed, with lengths).
-    pub fn append(seg: &mut Segments, recs: &[TraceRecord]) {
-        let (mut bytes, lens) = frames(recs);
-        seg.append(&mut bytes, &lens);
+    /// Appends records the way requests do, into `open` (made when
+    /// missing), sealing each segment that fills up.
+    pub fn append(seg: &mut Segments, open: &mut Option<Mapped>, recs: &[TraceRecord]) {
+        for r in recs {
+            let payload = r.encode_to_vec();
+            loop {
+                let m = match open {
+                    Some(m) => m,
+                    None => open.insert(seg.create().unwrap()),
+                };
+                if m.push(&payload) {
+                    if m.is_full() {
+                        seg.seal(open.take().unwrap());
+                    }
+                    break;
+                }
+                seg.seal(open.take().unwrap());
+            }
+        }
     }
 
     /// A sealed segment `seq` in `dir` holding `recs`.
     pub fn write_segment(dir: &Path, seq: u64, recs: &[TraceRecord]) {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let mut seg = Segments::new(dir.to_path_buf(), seq, Arc::default(), u64::MAX, tx);
-        append(&mut seg, recs);
-        seg.seal();
+        let mut open = None;
+        append(&mut seg, &mut open, recs);
+        seg.seal(open.unwrap());
     }
 
     fn ids(seg: &Segment) -> Vec<&str> {
@@ -604,15 +582,28 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut seg = Segments::new(dir.path().to_path_buf(), 1, Arc::default(), u64::MAX, tx);
-        append(&mut seg, &[rec("a"), rec("b")]);
-        // As if the process were killed now: nothing sealed, nothing lost.
-        std::mem::forget(seg);
+        let mut open = None;
+        append(&mut seg, &mut open, &[rec("a"), rec("b")]);
+        // A spare made ahead, unused.
+        let spare = seg.create().unwrap();
+        assert_eq!(
+            fs::metadata(open_path(dir.path(), 1)).unwrap().len(),
+            CAPACITY as u64
+        );
+        // As if the process were killed now: nothing sealed, nothing lost,
+        // the unused reservation cut and the empty spare gone.
+        std::mem::forget((seg, open, spare));
         let r = recover(dir.path()).unwrap();
         assert_eq!(r.sealed.iter().copied().collect::<Vec<_>>(), vec![1]);
-        assert_eq!(r.next_seq, 2);
+        assert_eq!(r.next_seq, 3, "the spare's number is not used again");
         let got = read_segment(&seg_path(dir.path(), 1)).unwrap();
         assert_eq!(ids(&got), ["a", "b"]);
         assert!(!got.damaged());
+        assert!(!open_path(dir.path(), 2).exists());
+        assert_eq!(
+            r.bytes,
+            fs::metadata(seg_path(dir.path(), 1)).unwrap().len()
+        );
         assert!(rx.try_recv().is_err());
     }
 
@@ -624,7 +615,8 @@ pub(super) mod tests {
         let recs: Vec<_> = (0..MAX_RECORDS + 3)
             .map(|i| rec(&format!("r{i}")))
             .collect();
-        append(&mut seg, &recs);
+        let mut open = None;
+        append(&mut seg, &mut open, &recs);
         assert_eq!(rx.try_recv().unwrap(), 7);
         assert!(rx.try_recv().is_err(), "the rest stays open");
         let path = seg_path(dir.path(), 7);
@@ -640,7 +632,7 @@ pub(super) mod tests {
         );
         assert!(first.torn);
         assert_eq!(first.lost, 1);
-        seg.seal();
+        seg.seal(open.take().unwrap());
         assert_eq!(rx.try_recv().unwrap(), 8);
         let second = read_segment(&seg_path(dir.path(), 8)).unwrap();
         assert_eq!(second.records.len(), 3);
@@ -734,10 +726,15 @@ pub(super) mod tests {
         let spooled = Arc::new(AtomicU64::new(0));
         let mut seg = Segments::new(dir.path().to_path_buf(), 1, spooled.clone(), 1, tx);
         metrics::with_local_recorder(&recorder, || {
-            append(&mut seg, &[rec("old1"), rec("old2"), rec("old3")]);
-            seg.seal();
-            append(&mut seg, &[rec("new1"), rec("new2")]);
-            seg.seal();
+            let mut open = None;
+            append(
+                &mut seg,
+                &mut open,
+                &[rec("old1"), rec("old2"), rec("old3")],
+            );
+            seg.seal(open.take().unwrap());
+            append(&mut seg, &mut open, &[rec("new1"), rec("new2")]);
+            seg.seal(open.take().unwrap());
         });
         assert!(!seg_path(dir.path(), 1).exists());
         assert!(!seg_path(dir.path(), 2).exists());

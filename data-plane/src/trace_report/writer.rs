@@ -1,11 +1,16 @@
-//! The spool's writer thread. Requests hand it their encoded record and get
-//! a [`Written`] ticket; the thread writes whatever has queued up in one
-//! `write` per segment (group write: under load one system call carries many
-//! records) and then wakes the tickets it covered. No file I/O runs on the
-//! runtime's workers, and the guarantee stays what it was when each request
-//! wrote its own record: the app sees the end of its answer only once the
-//! record is in the kernel's hands, so a SIGKILL right after loses nothing.
+//! The spool's writer, and how requests hand it their records. A request
+//! copies its encoded record straight into the open segment, which is a
+//! file mapped into memory (`mapped.rs`): once copied it is in the kernel's
+//! hands, so a SIGKILL right after loses nothing, and the app sees the end
+//! of its answer only after that. No system call and no other thread is on
+//! a request's path. The writer thread does the file work around it: it
+//! makes the next segment before it is needed, seals segments once full or
+//! old (cut to size, renamed, handed to the shipper) and places records
+//! that came when no segment had room (then the request waits for its
+//! [`Written`] ticket). No file I/O runs on the runtime's workers beyond
+//! the copy into page cache.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,40 +22,112 @@ use std::time::Duration;
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
 
-use super::spool::{HEADER, Segments};
+use super::mapped::{MAX_FRAME, Mapped};
+use super::spool::{HEADER, MAX_AGE, Segments};
 
 /// How often an idle writer looks at the open segment's age (segments are
 /// sealed at 100 ms; this bounds how late).
 const TICK: Duration = Duration::from_millis(25);
 
-/// Records waiting for the writer, already encoded (each after room for its
-/// frame header, see `spool.rs`), with each one's length so a batch can be
-/// cut at a segment's bound.
+/// Records that found no room, waiting for the writer to place them.
 #[derive(Default)]
 struct Queue {
     bytes: Vec<u8>,
     lens: Vec<u32>,
     /// The ticket of the last record queued.
     last: u64,
+}
+
+/// The segments in use, shared by the requests and the writer.
+#[derive(Default)]
+struct State {
+    /// Taking records.
+    open: Option<Mapped>,
+    /// Made ahead by the writer; takes over when `open` is full.
+    spare: Option<Mapped>,
+    /// Full or old, for the writer to seal.
+    full: Vec<Mapped>,
+    queue: Queue,
     /// The writer is (about to be) asleep on the condvar.
     idle: bool,
     closing: bool,
 }
 
+/// What placing a record did.
+enum Placed {
+    Yes,
+    /// Placed, and the segment it filled was swapped for the spare: the
+    /// writer has a segment to seal and a spare to make.
+    Rotated,
+    /// No segment has room.
+    No,
+}
+
+impl State {
+    fn place(&mut self, payload: &[u8]) -> Placed {
+        let mut rotated = false;
+        loop {
+            let Some(open) = self.open.as_mut() else {
+                return Placed::No;
+            };
+            if open.push(payload) {
+                if open.is_full() {
+                    self.rotate();
+                    rotated = true;
+                }
+                return if rotated {
+                    Placed::Rotated
+                } else {
+                    Placed::Yes
+                };
+            }
+            if open.is_empty() {
+                // Does not fit even an empty segment (records are clipped far
+                // below this; see `MAX_FRAME`).
+                return Placed::No;
+            }
+            self.rotate();
+            rotated = true;
+        }
+    }
+
+    /// Retires the open segment (if it holds anything) and opens the spare.
+    fn rotate(&mut self) {
+        if let Some(open) = self.open.take() {
+            if open.is_empty() {
+                self.open = Some(open);
+                return;
+            }
+            self.full.push(open);
+        }
+        self.open = self.spare.take();
+    }
+
+    /// The writer has something to do. Missing segments count only when
+    /// the last attempt to make one did not fail (then the next tick
+    /// retries).
+    fn has_work(&self, failing: bool) -> bool {
+        self.closing
+            || !self.full.is_empty()
+            || !self.queue.lens.is_empty()
+            || (!failing && (self.open.is_none() || self.spare.is_none()))
+    }
+}
+
 struct Shared {
-    queue: Mutex<Queue>,
+    state: Mutex<State>,
     wake_writer: Condvar,
-    /// Every ticket up to this one is written (or failed, loudly).
+    /// Every queued ticket up to this one is written (or failed, loudly).
     written: AtomicU64,
-    /// Requests waiting for their ticket, woken after each write.
+    /// Requests waiting for their ticket, woken after each placement.
     waiters: Mutex<Vec<(u64, Waker)>>,
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        // A panic elsewhere while holding the lock leaves a consistent
-        // queue (appends are whole); keep going rather than lose traces.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves a consistent state
+        // (each change is whole); keep going rather than lose traces.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn waiters(&self) -> MutexGuard<'_, Vec<(u64, Waker)>> {
@@ -81,6 +158,12 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// Each worker thread's buffer for encoding a record (reused, so a
+    /// request does not allocate for it).
+    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The handle requests use; cheap to clone.
 #[derive(Clone)]
 pub struct SpoolWriter {
@@ -89,10 +172,11 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
-    /// Starts the writer thread, which owns `segments` from now on.
+    /// Starts the writer thread, which owns `segments` from now on and
+    /// makes the first segment at once.
     pub fn start(segments: Segments) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            state: Mutex::new(State::default()),
             wake_writer: Condvar::new(),
             written: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
@@ -107,44 +191,68 @@ impl SpoolWriter {
         })
     }
 
-    /// Queues the record for the writer; the ticket resolves once it is
-    /// written.
+    /// Copies the record into the open segment; the ticket is ready at once.
+    /// When no segment has room the writer places it, and the ticket
+    /// resolves once it has.
     pub fn submit(&self, rec: &TraceRecord) -> Written {
-        // Room for the frame's header, which the writer fills in (the
-        // record's index is known only there); then the record.
-        let mut buf = Vec::with_capacity(HEADER + rec.encoded_len());
-        buf.resize(HEADER, 0);
-        // Encoding into a Vec cannot run out of room.
-        let _ = rec.encode(&mut buf);
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let mut q = self.shared.queue();
-        q.bytes.extend_from_slice(&buf);
-        q.lens.push(len);
-        q.last += 1;
-        let ticket = q.last;
-        let wake = std::mem::take(&mut q.idle);
-        drop(q);
-        // Woken after the lock is released: the writer often runs at once
-        // on this same core, and woken under the lock it would block on it
-        // straight away and hand the core back, two more task switches
-        // (and a contended unlock) per request. Nothing is lost: the writer
-        // only sleeps after setting `idle` under the lock, and checks the
-        // queue under the lock when it wakes.
+        ENCODED.with_borrow_mut(|buf| {
+            buf.clear();
+            // Encoding into a Vec cannot run out of room.
+            let _ = rec.encode(buf);
+            self.place(buf)
+        })
+    }
+
+    fn place(&self, payload: &[u8]) -> Written {
+        let mut st = self.shared.state();
+        // Behind queued records only when the writer is placing them anyway.
+        let placed = if st.queue.lens.is_empty() {
+            st.place(payload)
+        } else {
+            Placed::No
+        };
+        let ticket = match placed {
+            Placed::Yes => return Written::ready(),
+            Placed::Rotated => None,
+            Placed::No if st.closing && st.open.is_none() => {
+                // After the writer's last round: nowhere to go.
+                drop(st);
+                dropped("shutdown", 1);
+                return Written::ready();
+            }
+            Placed::No => {
+                st.queue.bytes.extend_from_slice(payload);
+                st.queue
+                    .lens
+                    .push(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+                st.queue.last += 1;
+                Some(st.queue.last)
+            }
+        };
+        let wake = std::mem::take(&mut st.idle);
+        drop(st);
+        // Woken after the lock is released: the writer often runs at once on
+        // this same core, and woken under the lock it would block on it
+        // straight away. Nothing is lost: the writer only sleeps after
+        // setting `idle` under the lock, and looks for work under the lock.
         if wake {
             self.shared.wake_writer.notify_one();
         }
-        Written {
-            shared: self.shared.clone(),
-            ticket,
+        match ticket {
+            Some(ticket) => Written {
+                shared: Some(self.shared.clone()),
+                ticket,
+            },
+            None => Written::ready(),
         }
     }
 
-    /// Writes what is queued, seals the open segment and stops the thread.
+    /// Places what is queued, seals what is open and stops the thread.
     /// Blocking: call it off the runtime's workers.
     pub fn close(&self) {
         {
-            let mut q = self.shared.queue();
-            q.closing = true;
+            let mut st = self.shared.state();
+            st.closing = true;
             self.shared.wake_writer.notify_one();
         }
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -156,15 +264,28 @@ impl SpoolWriter {
     }
 }
 
-/// Resolves once the record it stands for is written to the spool.
+fn dropped(reason: &'static str, n: u64) {
+    metrics::counter!("aigw_traces_dropped_total", "reason" => reason).increment(n);
+}
+
+/// Resolves once the record it stands for is in the spool.
 pub struct Written {
-    shared: Arc<Shared>,
+    shared: Option<Arc<Shared>>,
     ticket: u64,
 }
 
 impl Written {
+    fn ready() -> Self {
+        Self {
+            shared: None,
+            ticket: 0,
+        }
+    }
+
     fn done(&self) -> bool {
-        self.shared.written.load(Ordering::Acquire) >= self.ticket
+        self.shared
+            .as_ref()
+            .is_none_or(|s| s.written.load(Ordering::Acquire) >= self.ticket)
     }
 }
 
@@ -172,12 +293,10 @@ impl Future for Written {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done() {
+        let Some(shared) = self.shared.as_ref().filter(|_| !self.done()) else {
             return Poll::Ready(());
-        }
-        self.shared
-            .waiters()
-            .push((self.ticket, cx.waker().clone()));
+        };
+        shared.waiters().push((self.ticket, cx.waker().clone()));
         // The writer may have finished between the check and the push.
         if self.done() {
             return Poll::Ready(());
@@ -186,45 +305,133 @@ impl Future for Written {
     }
 }
 
-/// The thread: waits for records (or the next look at the segment's age),
-/// writes them, wakes their requests. Ends at `close`, or once every handle
-/// is gone (a node dropped without a shutdown, as in tests).
+/// The thread: waits for work (or the next look at the open segment's
+/// age), seals what is full, makes what is missing, places what queued.
+/// Ends at `close`, or once every handle is gone (a node dropped without a
+/// shutdown, as in tests).
 fn run(shared: Arc<Shared>, mut segments: Segments) {
-    let mut bytes = Vec::new();
-    let mut lens = Vec::new();
+    // The last attempt to make a segment failed (said once, not per try);
+    // then the next try waits for the tick.
+    let mut failing = false;
+    let mut retry = true;
     loop {
-        let (upto, closing) = {
-            let mut q = shared.queue();
-            while q.lens.is_empty() && !q.closing {
-                q.idle = true;
+        let (full, queue, missing, closing) = {
+            let mut st = shared.state();
+            loop {
+                if st.open.as_ref().is_some_and(|o| o.older_than(MAX_AGE)) {
+                    st.rotate();
+                }
+                if st.has_work(failing && !retry) {
+                    break;
+                }
+                st.idle = true;
                 let (guard, timeout) = shared
                     .wake_writer
-                    .wait_timeout(q, TICK)
+                    .wait_timeout(st, TICK)
                     .unwrap_or_else(|e| e.into_inner());
-                q = guard;
+                st = guard;
+                st.idle = false;
                 if timeout.timed_out() {
-                    q.idle = false;
-                    segments.seal_if_old();
+                    retry = true;
                     if Arc::strong_count(&shared) == 1 {
-                        q.closing = true;
+                        st.closing = true;
                     }
                 }
             }
-            q.idle = false;
-            std::mem::swap(&mut q.bytes, &mut bytes);
-            std::mem::swap(&mut q.lens, &mut lens);
-            (q.last, q.closing)
+            let missing = usize::from(st.open.is_none()) + usize::from(st.spare.is_none());
+            (
+                std::mem::take(&mut st.full),
+                std::mem::take(&mut st.queue),
+                missing,
+                st.closing,
+            )
         };
-        if !lens.is_empty() {
-            segments.append(&mut bytes, &lens);
-            bytes.clear();
-            lens.clear();
-            shared.mark_written(upto);
-            segments.seal_if_old();
+        for m in full {
+            segments.seal(m);
+        }
+        if !closing {
+            for _ in 0..missing {
+                match segments.create() {
+                    Ok(m) => {
+                        if failing {
+                            tracing::info!("trace spool segments can be made again");
+                        }
+                        failing = false;
+                        let mut st = shared.state();
+                        if st.open.is_none() {
+                            st.open = Some(m);
+                        } else {
+                            st.spare = Some(m);
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(error = %e, "cannot make a trace spool segment");
+                        }
+                        failing = true;
+                        retry = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if !queue.lens.is_empty() {
+            place_queued(&shared, &mut segments, &queue);
+            shared.mark_written(queue.last);
         }
         if closing {
-            segments.seal();
+            let mut st = shared.state();
+            let open = st.open.take();
+            let spare = st.spare.take();
+            let full = std::mem::take(&mut st.full);
+            let queue = std::mem::take(&mut st.queue);
+            drop(st);
+            if !queue.lens.is_empty() {
+                dropped("shutdown", queue.lens.len() as u64);
+                shared.mark_written(queue.last);
+            }
+            for m in full.into_iter().chain(open).chain(spare) {
+                segments.seal(m);
+            }
             return;
+        }
+    }
+}
+
+/// Places records that found no room, making segments as needed (under the
+/// lock: requests wait for it only in this rare case, when records came
+/// faster than spares were made). Records that cannot be placed are dropped,
+/// loudly: their requests must not wait forever.
+fn place_queued(shared: &Shared, segments: &mut Segments, queue: &Queue) {
+    let mut st = shared.state();
+    let mut at = 0usize;
+    for (i, &len) in queue.lens.iter().enumerate() {
+        let payload = &queue.bytes[at..at + len as usize];
+        at += len as usize;
+        if HEADER + payload.len() > MAX_FRAME {
+            dropped("too_large", 1);
+            tracing::error!(
+                bytes = payload.len(),
+                "a trace record too large for the spool; dropped"
+            );
+            continue;
+        }
+        loop {
+            if !matches!(st.place(payload), Placed::No) {
+                break;
+            }
+            if let Some(old) = st.open.take() {
+                st.full.push(old);
+            }
+            match segments.create() {
+                Ok(m) => st.open = Some(m),
+                Err(e) => {
+                    let left = (queue.lens.len() - i) as u64;
+                    dropped("spool_error", left);
+                    tracing::error!(error = %e, records = left, "cannot write traces to the spool; traces dropped");
+                    return;
+                }
+            }
         }
     }
 }
@@ -233,7 +440,7 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
 mod tests {
     use std::fs;
 
-    use super::super::spool::{read_segment, recover, seg_path, tests::rec};
+    use super::super::spool::{MAX_RECORDS, read_segment, recover, seg_path, tests::rec};
     use super::*;
 
     fn writer(dir: &std::path::Path) -> (SpoolWriter, tokio::sync::mpsc::UnboundedReceiver<u64>) {
@@ -242,23 +449,27 @@ mod tests {
         (SpoolWriter::start(seg).unwrap(), rx)
     }
 
-    /// What a process killed right after answering leaves: the open segment.
+    /// What a process killed right after answering leaves: every record in
+    /// the spool's files. Read again from the start if the writer sealed
+    /// (renamed) a file during the look.
     fn on_disk(dir: &std::path::Path) -> Vec<String> {
-        let mut ids = Vec::new();
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let copy = p.with_extension("copy");
-            fs::copy(&p, &copy).unwrap();
-            ids.extend(
-                read_segment(&copy)
-                    .unwrap()
-                    .records
-                    .into_iter()
-                    .map(|r| r.request_id),
-            );
-            fs::remove_file(copy).unwrap();
+        'again: loop {
+            let mut ids = Vec::new();
+            for e in fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                let data = match fs::read(&p) {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'again,
+                    Err(e) => panic!("{e}"),
+                };
+                let copy = dir.with_extension("copy");
+                fs::write(&copy, data).unwrap();
+                let seg = read_segment(&copy).unwrap();
+                fs::remove_file(copy).unwrap();
+                ids.extend(seg.records.into_iter().map(|r| r.request_id));
+            }
+            return ids;
         }
-        ids
     }
 
     #[tokio::test]
@@ -309,5 +520,68 @@ mod tests {
             "last"
         );
         assert!(recover(dir.path()).unwrap().sealed.contains(&1));
+    }
+
+    /// More records at once than the open segment and the spare hold: the
+    /// ones that found no room wait for the writer, and every record lands
+    /// once, in order within each segment.
+    #[tokio::test]
+    async fn a_burst_past_the_spare_waits_for_the_writer_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, mut rx) = writer(dir.path());
+        let n = 3 * MAX_RECORDS + 7;
+        let tickets: Vec<_> = (0..n).map(|i| w.submit(&rec(&format!("r{i}")))).collect();
+        for t in tickets {
+            t.await;
+        }
+        let mut got = on_disk(dir.path());
+        got.sort();
+        let mut want: Vec<_> = (0..n).map(|i| format!("r{i}")).collect();
+        want.sort();
+        assert_eq!(got, want);
+        // The full segments were sealed, cut to what they hold.
+        let mut sealed = Vec::new();
+        while sealed.len() < 3 {
+            sealed.push(rx.recv().await.unwrap());
+        }
+        for seq in sealed {
+            let path = seg_path(dir.path(), seq);
+            let seg = read_segment(&path).unwrap();
+            assert_eq!(seg.records.len(), MAX_RECORDS);
+            assert!(!seg.damaged(), "no reserved zeros left at the end");
+        }
+    }
+
+    /// A segment with a record is sealed within its age bound, cut to size.
+    #[tokio::test]
+    async fn an_old_segment_is_sealed_cut_to_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, mut rx) = writer(dir.path());
+        w.submit(&rec("lonely")).await;
+        let seq = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let path = seg_path(dir.path(), seq);
+        let seg = read_segment(&path).unwrap();
+        assert_eq!(seg.records[0].request_id, "lonely");
+        assert!(!seg.damaged());
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            (HEADER + rec("lonely").encoded_len()) as u64
+        );
+    }
+
+    /// Where no segment can be made, records are dropped (loudly) rather
+    /// than left waiting: the request still ends.
+    #[tokio::test]
+    async fn without_a_spool_directory_a_request_still_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        let (w, _rx) = writer(&gone);
+        tokio::time::timeout(Duration::from_secs(5), w.submit(&rec("a")))
+            .await
+            .unwrap();
+        assert!(!gone.exists());
     }
 }

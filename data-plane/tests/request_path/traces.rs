@@ -9,10 +9,22 @@ use std::time::Duration;
 use crate::control_plane::lock;
 use crate::harness::*;
 
-/// Sealed or open spool segments on disk.
+/// Spool segments on disk holding records: sealed ones, and open ones
+/// with anything written (an open segment is made ahead of need, its room
+/// reserved as zeros).
 fn spooled(gw: &Gw) -> usize {
     std::fs::read_dir(gw.dir.path().join("traces"))
-        .map(|d| d.filter_map(Result::ok).count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.ends_with(".seg")
+                        || (name.ends_with(".open")
+                            && std::fs::read(e.path())
+                                .is_ok_and(|data| data.iter().any(|&b| b != 0)))
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 

@@ -1,0 +1,142 @@
+//! A spool segment mapped into memory. Requests copy their record straight
+//! into the mapping: once the copy is done the bytes are in the kernel's
+//! page cache, which is the spool's whole guarantee (a killed process loses
+//! nothing the kernel has), without a system call or a hand-off to another
+//! thread per request. The writer thread (`writer.rs`) makes segments ahead
+//! of need, and cuts, renames and ships them once full or old.
+//!
+//! The file's room is reserved on disk (`fallocate`) before it is mapped: a
+//! store into a mapping whose page the file system cannot back is a
+//! `SIGBUS`, not an error, so a full disk must be met here, where it is one.
+//! The files live in the data plane's own state directory (mode 0600);
+//! anything else truncating them while mapped would crash the process.
+
+// The one module that may use `unsafe`: mapping a file (memmap2's
+// constructor is unsafe because another process could change the file).
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use memmap2::MmapMut;
+
+use super::spool::{HEADER, MAX_RECORDS, MAX_SEGMENT_BYTES, seal_frame};
+
+/// A mapping's size: a segment is cut at [`MAX_SEGMENT_BYTES`], and the
+/// record that crosses that bound still fits (records are clipped far below
+/// this; see `aigw_proto::trace_bounds`).
+pub const CAPACITY: usize = MAX_SEGMENT_BYTES as usize + MAX_FRAME;
+/// The largest frame a segment takes.
+pub const MAX_FRAME: usize = 1024 * 1024;
+
+pub struct Mapped {
+    pub seq: u64,
+    file: File,
+    map: MmapMut,
+    len: usize,
+    records: usize,
+    /// When the first record came: the segment's age bound counts from it.
+    since: Option<Instant>,
+}
+
+impl Mapped {
+    /// Creates `path` (owner only), reserves `capacity` bytes for it on
+    /// disk and maps it.
+    pub fn create(path: &Path, seq: u64, capacity: usize) -> io::Result<Self> {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let file = o.open(path)?;
+        if let Err(e) = reserve(&file, capacity) {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        // SAFETY: the file is new, private to this process (mode 0600, in
+        // the data plane's state directory) and fully allocated, so the
+        // mapping stays valid and backed for as long as it lives; only this
+        // type writes to it, through `&mut self`.
+        let map = match unsafe { MmapMut::map_mut(&file) } {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            seq,
+            file,
+            map,
+            len: 0,
+            records: 0,
+            since: None,
+        })
+    }
+
+    /// Appends one frame holding `payload` (an encoded record). `false`
+    /// when it does not fit: the segment is full.
+    pub fn push(&mut self, payload: &[u8]) -> bool {
+        if self.records >= MAX_RECORDS {
+            return false;
+        }
+        let end = self.len + HEADER + payload.len();
+        let Some(frame) = self.map.get_mut(self.len..end) else {
+            return false;
+        };
+        frame[HEADER..].copy_from_slice(payload);
+        // The index is the frame's place in the segment (below MAX_RECORDS).
+        seal_frame(frame, u32::try_from(self.records).unwrap_or(u32::MAX));
+        self.len = end;
+        self.records += 1;
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+        true
+    }
+
+    /// At its record or byte bound: to be sealed.
+    pub fn is_full(&self) -> bool {
+        self.records >= MAX_RECORDS || self.len >= MAX_SEGMENT_BYTES as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Holds a record that came at least `age` ago.
+    pub fn older_than(&self, age: Duration) -> bool {
+        self.since.is_some_and(|s| s.elapsed() >= age)
+    }
+
+    /// Unmaps the segment and cuts the file to what was written (the rest
+    /// of the reservation goes back to the file system). Returns its size.
+    pub fn finish(self) -> io::Result<u64> {
+        let Self { file, map, len, .. } = self;
+        drop(map);
+        let len = len as u64;
+        file.set_len(len)?;
+        Ok(len)
+    }
+}
+
+/// Reserves `len` bytes for the file. A file system without `fallocate`
+/// gets a sparse file instead (then a full disk would stop the process at
+/// its first store, so say so once).
+fn reserve(file: &File, len: usize) -> io::Result<()> {
+    use rustix::fs::{FallocateFlags, fallocate};
+    match fallocate(file, FallocateFlags::empty(), 0, len as u64) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "the trace spool's file system cannot reserve space (fallocate); \
+                     a full disk would stop the data plane instead of dropping traces"
+                );
+            });
+            file.set_len(len as u64)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
