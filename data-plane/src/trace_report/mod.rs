@@ -26,8 +26,9 @@ pub struct TraceSink {
 }
 
 impl TraceSink {
-    /// Hands the record to the spool's writer thread. The answer's end must
-    /// wait for the ticket, so the record is on disk before the app sees it.
+    /// Copies the record into the spool's open segment (or, when none has
+    /// room, hands it to the writer thread). The answer's end must wait for
+    /// the ticket, so the record is in the spool before the app sees it.
     pub fn submit(&self, rec: &TraceRecord) -> Written {
         self.writer.submit(rec)
     }
