@@ -25,6 +25,11 @@ pub type HttpClient = UpstreamClient;
 
 /// Largest upstream error body relayed to the app (a larger one is not).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// A connection failure quicker than this (refused, reset) benches its
+/// credential in a way a probe may try (see `schedule::Pool::probe`); a
+/// slower one (a connect that hung until its timeout) would cost the probing
+/// app as much again.
+const FAILS_FAST: Duration = Duration::from_secs(1);
 
 pub fn build_client(
     extra_ca: Option<&std::path::Path>,
@@ -70,6 +75,8 @@ pub async fn send(
     // no failure of anyone's: the request goes out once more, uncounted.
     let mut resent = false;
     while (tried.len() as u32) < call.max_attempts.max(1) {
+        // Held for the attempt when it probes a benched credential.
+        let mut probe = None;
         let idx = match up.pool.pick(&tried, call.affinity) {
             Ok(i) => i,
             Err(ex) if ex.unusable => {
@@ -77,12 +84,18 @@ pub async fn send(
                     provider: provider.clone(),
                 }));
             }
-            Err(ex) => {
-                return Err(last.unwrap_or(GatewayError::PoolExhausted {
-                    provider: provider.clone(),
-                    retry_after_secs: ex.retry_after_secs,
-                }));
-            }
+            Err(ex) => match up.pool.probe(&tried) {
+                Some((i, p)) => {
+                    probe = Some(p);
+                    i
+                }
+                None => {
+                    return Err(last.unwrap_or(GatewayError::PoolExhausted {
+                        provider: provider.clone(),
+                        retry_after_secs: ex.retry_after_secs,
+                    }));
+                }
+            },
         };
         tried.push(idx);
         let key = &up.pool.keys[idx];
@@ -220,7 +233,10 @@ pub async fn send(
                     key.health.reject(ms);
                     ms
                 }
-                "timeout" | "connection" => key.health.transport_failure(ms),
+                "timeout" | "connection" => {
+                    let fast = reason == "connection" && took < FAILS_FAST;
+                    key.health.transport_failure(ms, fast, probe.is_some())
+                }
                 _ => {
                     key.health.cool_down(ms);
                     ms

@@ -4,7 +4,7 @@
 //! only touches atomics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aigw_proto::model::Strategy;
@@ -24,6 +24,10 @@ pub struct KeyHealth {
     /// Transport failures (timeouts, refused or dropped connections) since
     /// the credential last answered: each doubles the next bench.
     strikes: AtomicU32,
+    /// Until when its bench is only for an attempt that failed fast (a
+    /// refused or dropped connection): trying it costs an app little, so
+    /// one attempt at a time may probe it (see [`Pool::probe`]).
+    fast_bench_until_ms: AtomicU64,
 }
 
 /// The longest a credential is benched for failing to answer at all.
@@ -69,10 +73,13 @@ impl KeyHealth {
     ///
     /// A failure while the credential is already benched is the same
     /// incident (requests that were in flight when it began, timing out
-    /// together): it adds no strike and returns the bench that is left.
-    pub fn transport_failure(&self, base_ms: u64) -> u64 {
-        let left = self.cooling_ms(now_ms());
-        if left > 0 {
+    /// together): it adds no strike and returns the bench that is left,
+    /// unless the attempt was a probe (then the bench starts again, longer).
+    /// `fast`: the attempt failed quickly (see `fast_bench_until_ms`).
+    pub fn transport_failure(&self, base_ms: u64, fast: bool, probe: bool) -> u64 {
+        let now = now_ms();
+        let left = self.cooling_ms(now);
+        if left > 0 && !probe {
             return left;
         }
         let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
@@ -80,15 +87,34 @@ impl KeyHealth {
             .saturating_mul(1 << strikes)
             .min(MAX_TRANSPORT_COOL_DOWN_MS);
         self.cool_down(ms);
+        if fast {
+            self.fast_bench_until_ms
+                .fetch_max(now + ms, Ordering::Relaxed);
+        }
         ms
     }
 
     /// An answer's head came back, whatever its status: the credential's
-    /// host is reachable again.
+    /// host is reachable again, so a bench for failing fast ends (any other
+    /// bench, a rate limit's or a timeout's, stays).
     pub fn reached(&self) {
         if self.strikes.load(Ordering::Relaxed) != 0 {
             self.strikes.store(0, Ordering::Relaxed);
+            let fast = self.fast_bench_until_ms.swap(0, Ordering::Relaxed);
+            let _ = self.cooldown_until_ms.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |until| (until <= fast).then_some(0),
+            );
         }
+    }
+
+    /// Benched only for failing fast: a probe may try it.
+    fn fails_fast_only(&self, now: u64) -> bool {
+        let until = self.cooldown_until_ms.load(Ordering::Relaxed);
+        until > now
+            && until <= self.fast_bench_until_ms.load(Ordering::Relaxed)
+            && !self.is_rejected(now)
     }
 
     pub fn observe_latency(&self, us: u64) {
@@ -150,6 +176,19 @@ pub struct Pool {
     strategy: Strategy,
     cursor: AtomicU64,
     total_weight: u64,
+    /// A probe is out (one at a time per pool, see [`Pool::probe`]).
+    probing: Arc<AtomicBool>,
+}
+
+/// An attempt sent to a benched credential because none was open; while it
+/// lives no other probe goes to the pool.
+#[derive(Debug)]
+pub struct Probe(Arc<AtomicBool>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// No credential can take the attempt now.
@@ -171,7 +210,31 @@ impl Pool {
             strategy,
             cursor: AtomicU64::new(0),
             total_weight,
+            probing: Arc::default(),
         }
+    }
+
+    /// When [`Pool::pick`] finds no credential open: one benched only
+    /// because an attempt with it failed fast (a refused or dropped
+    /// connection) may take this attempt, one probe at a time per pool, so
+    /// a pool whose only host dropped a connection serves again at the next
+    /// request instead of refusing apps until the bench ends. Benches for a
+    /// timeout (trying costs the app the whole timeout), a rate limit or a
+    /// rejection are kept, as are health checks' blocks. The soonest back
+    /// goes first.
+    pub fn probe(&self, tried: &[usize]) -> Option<(usize, Probe)> {
+        let now = now_ms();
+        let i = (0..self.keys.len())
+            .filter(|i| !tried.contains(i))
+            .filter(|&i| {
+                let k = &self.keys[i];
+                k.blocked_until_ms <= now && k.health.fails_fast_only(now)
+            })
+            .min_by_key(|&i| self.keys[i].health.cooling_ms(now))?;
+        self.probing
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        Some((i, Probe(self.probing.clone())))
     }
 
     /// Index of the credential for the next attempt, never one in `tried`.
@@ -350,7 +413,7 @@ mod tests {
         let h = KeyHealth::default();
         let benches: Vec<u64> = (0..10)
             .map(|_| {
-                let ms = h.transport_failure(2_000);
+                let ms = h.transport_failure(2_000, false, false);
                 // The bench runs out before the next attempt.
                 h.cooldown_until_ms.store(0, Ordering::Relaxed);
                 ms
@@ -363,18 +426,59 @@ mod tests {
             ]
         );
         h.reached();
-        assert_eq!(h.transport_failure(2_000), 2_000);
+        assert_eq!(h.transport_failure(2_000, false, false), 2_000);
         // Failures of attempts that were in flight as the bench began: the
         // same incident, no longer a bench.
         for _ in 0..20 {
-            assert!(h.transport_failure(2_000) <= 2_000);
+            assert!(h.transport_failure(2_000, false, false) <= 2_000);
         }
         h.cooldown_until_ms.store(0, Ordering::Relaxed);
-        assert_eq!(h.transport_failure(2_000), 4_000);
+        assert_eq!(h.transport_failure(2_000, false, false), 4_000);
         // Any answer (a 500 included) shows the host is back.
         h.reached();
         h.cooldown_until_ms.store(0, Ordering::Relaxed);
-        assert_eq!(h.transport_failure(2_000), 2_000);
+        assert_eq!(h.transport_failure(2_000, false, false), 2_000);
+    }
+
+    /// With no credential open, one benched only for a fast failure takes
+    /// one probe at a time; a timeout's, a rate limit's or a health check's
+    /// bench is kept. An answer ends the fast bench.
+    #[test]
+    fn a_fast_failures_bench_is_probed_one_attempt_at_a_time() {
+        let p = pool(&[1, 1], Strategy::FillFirst);
+        p.keys[0].health.transport_failure(2_000, true, false);
+        // Another credential is open: no probe.
+        assert_eq!(p.pick(&[], None).unwrap(), 1);
+        p.keys[1].health.transport_failure(2_000, false, false);
+        assert!(p.pick(&[], None).is_err());
+        let (i, probe) = p.probe(&[]).expect("the fast-failing one is probed");
+        assert_eq!(i, 0);
+        assert!(p.probe(&[]).is_none(), "one probe at a time");
+        assert!(p.probe(&[0]).is_none(), "never one this request tried");
+        drop(probe);
+        // The probe failed fast again: benched anew, longer, still probeable.
+        assert_eq!(p.keys[0].health.transport_failure(2_000, true, true), 4_000);
+        let (i, probe) = p.probe(&[]).expect("probed again");
+        assert_eq!(i, 0);
+        // It answered: the fast bench is over; the timeout's stays.
+        p.keys[0].health.reached();
+        drop(probe);
+        assert_eq!(p.pick(&[], None).unwrap(), 0);
+        assert!(p.keys[1].health.is_cooling(now_ms()));
+
+        // A rate limit on top of a fast failure, a rejection, or a health
+        // check's block: no probe.
+        let q = pool(&[1, 1, 1], Strategy::FillFirst);
+        for k in &q.keys {
+            k.health.transport_failure(2_000, true, false);
+        }
+        q.keys[0].health.cool_down(10_000);
+        q.keys[1].health.reject(1_000);
+        assert_eq!(q.probe(&[]).map(|(i, _)| i), Some(2));
+        let mut r = pool(&[1], Strategy::FillFirst);
+        r.keys[0].blocked_until_ms = u64::MAX;
+        r.keys[0].health.transport_failure(2_000, true, false);
+        assert!(r.probe(&[]).is_none());
     }
 
     #[test]

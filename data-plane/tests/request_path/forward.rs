@@ -304,3 +304,43 @@ async fn an_upstream_error_in_another_format_is_rendered_in_the_apps() {
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["message"], "no such thing");
 }
+
+/// A one-credential pool whose host refused a connection is probed by the
+/// next request (one at a time) instead of refusing apps with "cooling
+/// down" until the bench ends: once the host is back, the next request is
+/// served.
+#[tokio::test]
+async fn a_single_credential_pool_serves_again_at_the_next_request_once_its_host_is_back() {
+    let gw = Gw::start(&[]).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let apply = |base_url: &str, version: &str| {
+        let mut snap = snapshot(&gw.mock.base_url(), version);
+        snap.providers[1].base_url = base_url.into();
+        gw.node
+            .watcher
+            .apply_whole(&prost::Message::encode_to_vec(&snap), None)
+            .expect("snapshot applies");
+    };
+    let mut body = chat("anyone there?");
+    body["model"] = "claude-sonnet-4-5".into();
+    body["max_tokens"] = 16.into();
+
+    apply(&down, "v2");
+    let a = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(a.status, 502, "{:?}", a.body);
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("main".into(), 0)]);
+    // Still down: the next request probes it and fails as fast, with the
+    // provider's failure rather than "cooling down".
+    let b = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(b.status, 502, "{:?}", b.body);
+
+    // The host is back (the credential keeps its bench across the swap).
+    apply(&gw.mock.base_url(), "v3");
+    let c = read(gw.send(anthropic_post(&body)).await).await;
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    let t = gw.cp.trace(&c.request_id()).await;
+    assert_eq!(attempts(&t), [("main".into(), 200)]);
+}
