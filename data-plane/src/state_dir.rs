@@ -15,6 +15,27 @@ pub fn create(dir: &Path) -> io::Result<()> {
     b.create(dir)
 }
 
+/// Holds `dir` for this process for as long as the returned file lives (an
+/// exclusive `flock` on `dir/.lock`, released by the kernel when the
+/// process ends, however it ends). Two data planes on one directory would
+/// number spool segments alike, and one starting would cut the other's open
+/// segments as left over.
+pub fn lock(dir: &Path) -> io::Result<File> {
+    use rustix::fs::{FlockOperation, flock};
+    let file = private_file(&dir.join(".lock"))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is in use by another data plane (each needs its own state directory)",
+                dir.display()
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Opens `path` for appending, creating it 0600.
 pub fn private_file(path: &Path) -> io::Result<File> {
     let mut o = OpenOptions::new();
@@ -29,6 +50,19 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let e = lock(dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("in use by another data plane"),
+            "{e}"
+        );
+        drop(held);
+        lock(dir.path()).unwrap();
+    }
 
     #[test]
     fn owner_only() {

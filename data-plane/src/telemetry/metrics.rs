@@ -182,7 +182,7 @@ pub fn describe() {
     );
     describe_counter!(
         "aigw_traces_dropped_total",
-        "Traces dropped, by reason: spool_full (oldest segments evicted), spool_error (disk error), spool_corrupt (records damaged on disk), refused (the control plane refused their batch)."
+        "Traces dropped, by reason: spool_full (oldest segments evicted), spool_error (no spool segment could be made), spool_corrupt (records damaged on disk), refused (the control plane refused their batch), too_large (a record over 1 MiB), shutdown (came after the spool closed)."
     );
     describe_counter!(
         "aigw_trace_segments_set_aside_total",
@@ -225,7 +225,14 @@ pub fn describe() {
     counter!(super::export::SPANS_DROPPED).increment(0);
     counter!("aigw_trace_ship_errors_total").increment(0);
     counter!("aigw_traces_delivered_total").increment(0);
-    for reason in ["spool_full", "spool_error", "spool_corrupt", "refused"] {
+    for reason in [
+        "spool_full",
+        "spool_error",
+        "spool_corrupt",
+        "refused",
+        "too_large",
+        "shutdown",
+    ] {
         counter!("aigw_traces_dropped_total", "reason" => reason).increment(0);
     }
     for reason in ["refused", "spool_corrupt", "bad_name"] {

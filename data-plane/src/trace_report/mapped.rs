@@ -5,11 +5,17 @@
 //! thread per request. The writer thread (`writer.rs`) makes segments ahead
 //! of need, and cuts, renames and ships them once full or old.
 //!
-//! The file's room is reserved on disk (`fallocate`) before it is mapped: a
-//! store into a mapping whose page the file system cannot back is a
-//! `SIGBUS`, not an error, so a full disk must be met here, where it is one.
-//! The files live in the data plane's own state directory (mode 0600);
-//! anything else truncating them while mapped would crash the process.
+//! A store into a mapping whose page the file system cannot back is a
+//! `SIGBUS`, not an error, so what can fail is made to fail here, on the
+//! writer thread, where it is one: the file's room is reserved on disk
+//! (`fallocate`, so a full disk is met when a segment is made) and the
+//! pages a segment usually fills are faulted in before any request copies
+//! into them (`MADV_POPULATE_WRITE`, so a request's copy does not wait for
+//! the file system either). What is left is what every memory-mapped store
+//! (LMDB, Prometheus' TSDB) accepts: an I/O error of the device itself
+//! while a segment is open, or another process truncating the file, stops
+//! the data plane. The files live in its state directory, which one data
+//! plane holds at a time (`state_dir::lock`).
 
 // The one module that may use `unsafe`: mapping a file (memmap2's
 // constructor is unsafe because another process could change the file).
@@ -20,7 +26,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use memmap2::MmapMut;
+use memmap2::{Advice, MmapMut};
 
 use super::spool::{HEADER, MAX_RECORDS, MAX_SEGMENT_BYTES, seal_frame};
 
@@ -30,6 +36,9 @@ use super::spool::{HEADER, MAX_RECORDS, MAX_SEGMENT_BYTES, seal_frame};
 pub const CAPACITY: usize = MAX_SEGMENT_BYTES as usize + MAX_FRAME;
 /// The largest frame a segment takes.
 pub const MAX_FRAME: usize = 1024 * 1024;
+/// Faulted in when a segment is made: more than a segment of 512 typical
+/// records fills, so requests' copies do not fault.
+const PREFAULT: usize = 1024 * 1024;
 
 pub struct Mapped {
     pub seq: u64,
@@ -53,10 +62,11 @@ impl Mapped {
             let _ = std::fs::remove_file(path);
             return Err(e);
         }
-        // SAFETY: the file is new, private to this process (mode 0600, in
-        // the data plane's state directory) and fully allocated, so the
-        // mapping stays valid and backed for as long as it lives; only this
-        // type writes to it, through `&mut self`.
+        // SAFETY: mapping a file is unsound only if the file changes size
+        // or content behind the mapping. This one is new (`create_new`),
+        // owner-only, in a state directory one data plane holds at a time,
+        // and only this type changes it (through `&mut self`), cutting it
+        // only after unmapping (`finish`). Its room is reserved above.
         let map = match unsafe { MmapMut::map_mut(&file) } {
             Ok(m) => m,
             Err(e) => {
@@ -64,6 +74,15 @@ impl Mapped {
                 return Err(e);
             }
         };
+        // Kernels before 5.14 do not know the advice (EINVAL): then the
+        // first copy into each page faults it, as any mapping does.
+        if let Err(e) = map.advise_range(Advice::PopulateWrite, 0, PREFAULT.min(map.len()))
+            && e.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error())
+        {
+            drop(map);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(Self {
             seq,
             file,
@@ -77,7 +96,7 @@ impl Mapped {
     /// Appends one frame holding `payload` (an encoded record). `false`
     /// when it does not fit: the segment is full.
     pub fn push(&mut self, payload: &[u8]) -> bool {
-        if self.records >= MAX_RECORDS {
+        if self.records >= MAX_RECORDS || HEADER + payload.len() > MAX_FRAME {
             return false;
         }
         let end = self.len + HEADER + payload.len();

@@ -36,6 +36,8 @@ impl TraceSink {
 
 pub struct Reporter {
     pub sink: TraceSink,
+    /// The spool is this process's until the reporter is gone.
+    _lock: std::fs::File,
 }
 
 impl Reporter {
@@ -47,6 +49,8 @@ impl Reporter {
         max_bytes: u64,
     ) -> std::io::Result<Self> {
         let dir = state_dir.join("traces");
+        crate::state_dir::create(&dir)?;
+        let lock = crate::state_dir::lock(&dir)?;
         let recovered = spool::recover(&dir)?;
         let bytes = Arc::new(AtomicU64::new(recovered.bytes));
         let (sealed_tx, sealed_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -61,6 +65,7 @@ impl Reporter {
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
             sink: TraceSink { writer },
+            _lock: lock,
         })
     }
 

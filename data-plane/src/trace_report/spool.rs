@@ -119,7 +119,18 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         max_seq = max_seq.max(seq);
         match ext {
             "open" => {
-                let len = trim_reserved(&entry.path())?;
+                let len = match trim_reserved(&entry.path()) {
+                    Ok(len) => len,
+                    Err(e) => {
+                        // Unreadable or uncuttable: set aside rather than
+                        // stop the node from starting.
+                        tracing::warn!(file = name, error = %e, "cannot read a trace spool segment left open; set aside");
+                        if let Err(e) = set_aside(dir, &entry.path()) {
+                            tracing::warn!(file = name, error = %e, "cannot set a trace spool file aside; ignoring it");
+                        }
+                        continue;
+                    }
+                };
                 if len == 0 {
                     fs::remove_file(entry.path())?;
                     continue;
@@ -149,9 +160,8 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
     })
 }
 
-/// Cuts an open segment left by a stopped process to what was written:
-/// the unused part of a mapped segment's reservation is zeros after the
-/// last frame. Returns the length kept.
+/// Cuts an open segment left by a stopped process to what was written.
+/// Returns the length kept.
 fn trim_reserved(path: &Path) -> io::Result<u64> {
     let data = fs::read(path)?;
     let end = written_end(&data);
@@ -164,10 +174,17 @@ fn trim_reserved(path: &Path) -> io::Result<u64> {
     Ok(end as u64)
 }
 
-/// Where what was written ends: right after the last good frame when only
-/// zeros follow it, else the end of `data` (a torn or damaged tail is kept
-/// for the reader to count).
+/// Where what was written to a mapped segment ends. A mapped segment is a
+/// file of exactly [`CAPACITY`] bytes (its reservation): after its last
+/// good frame come zeros, or a record whose copy the process's end cut
+/// short (no app got its answer: the answer waits for the copy) and then
+/// zeros; both are cut. Files of any other length were written with
+/// `write` (earlier versions) and are kept whole for the reader, which
+/// counts what is damaged.
 fn written_end(data: &[u8]) -> usize {
+    if data.len() != CAPACITY {
+        return data.len();
+    }
     let (mut at, mut end) = (0, 0);
     while at < data.len() {
         match frame_at(data, at) {
@@ -178,10 +195,11 @@ fn written_end(data: &[u8]) -> usize {
             None => at = resync(data, at + 1),
         }
     }
-    if data[end..].iter().all(|&b| b == 0) {
-        end
-    } else {
-        data.len()
+    let last_nonzero = data[end..].iter().rposition(|&b| b != 0);
+    match last_nonzero {
+        None => end,
+        Some(i) if i < super::mapped::MAX_FRAME => end,
+        Some(_) => data.len(),
     }
 }
 
@@ -460,9 +478,10 @@ impl Segments {
         let bytes = match seg.finish() {
             Ok(bytes) => bytes,
             Err(e) => {
-                // Left at its reserved size: the next start cuts it.
+                // Shipped at its reserved size all the same: the reader
+                // counts the zeros as damage, the records go.
                 tracing::error!(error = %e, "cannot cut a trace segment to size");
-                return;
+                fs::metadata(&path).map_or(0, |m| m.len())
             }
         };
         if let Err(e) = fs::rename(&path, seg_path(&self.dir, seq)) {
@@ -605,6 +624,42 @@ pub(super) mod tests {
             fs::metadata(seg_path(dir.path(), 1)).unwrap().len()
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    /// A record whose copy the process's end cut short (its payload, not
+    /// yet its header) is cut off with the reserved zeros at the next start;
+    /// a file not of a mapped segment's size is kept whole for the reader.
+    #[test]
+    fn a_copy_cut_by_the_process_end_is_cut_off_and_other_files_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut seg = Segments::new(dir.path().to_path_buf(), 1, Arc::default(), u64::MAX, tx);
+        let mut open = None;
+        append(&mut seg, &mut open, &[rec("a"), rec("b")]);
+        std::mem::forget(open);
+        let (_, lens) = frames(&[rec("a"), rec("b")]);
+        let end: u32 = lens.iter().sum();
+        let cut = rec("c").encode_to_vec();
+        let mut data = fs::read(open_path(dir.path(), 1)).unwrap();
+        let at = end as usize + HEADER;
+        data[at..at + cut.len()].copy_from_slice(&cut);
+        fs::write(open_path(dir.path(), 1), &data).unwrap();
+
+        let (written, lens) = frames(&[rec("x")]);
+        let mut old = written.clone();
+        seal_frame(&mut old[..lens[0] as usize], 0);
+        old.extend_from_slice(&[0; 100]);
+        fs::write(open_path(dir.path(), 5), &old).unwrap();
+
+        recover(dir.path()).unwrap();
+        let got = read_segment(&seg_path(dir.path(), 1)).unwrap();
+        assert_eq!(ids(&got), ["a", "b"]);
+        assert!(!got.damaged());
+        assert_eq!(
+            fs::metadata(seg_path(dir.path(), 1)).unwrap().len(),
+            u64::from(end)
+        );
+        assert_eq!(fs::read(seg_path(dir.path(), 5)).unwrap(), old);
     }
 
     #[test]

@@ -34,8 +34,22 @@ const TICK: Duration = Duration::from_millis(25);
 struct Queue {
     bytes: Vec<u8>,
     lens: Vec<u32>,
-    /// The ticket of the last record queued.
+    /// The ticket of the last record queued. Tickets only grow (a ticket is
+    /// done once `Shared::written` reaches it), so this outlives each batch
+    /// the writer takes.
     last: u64,
+}
+
+impl Queue {
+    /// The records queued so far (with the last one's ticket), leaving the
+    /// queue empty and its ticket count where it was.
+    fn take(&mut self) -> Queue {
+        Queue {
+            bytes: std::mem::take(&mut self.bytes),
+            lens: std::mem::take(&mut self.lens),
+            last: self.last,
+        }
+    }
 }
 
 /// The segments in use, shared by the requests and the writer.
@@ -204,6 +218,15 @@ impl SpoolWriter {
     }
 
     fn place(&self, payload: &[u8]) -> Written {
+        if HEADER + payload.len() > MAX_FRAME {
+            // Records are clipped far below this (`trace_bounds`).
+            dropped("too_large", 1);
+            tracing::error!(
+                bytes = payload.len(),
+                "a trace record too large for the spool; dropped"
+            );
+            return Written::ready();
+        }
         let mut st = self.shared.state();
         // Behind queued records only when the writer is placing them anyway.
         let placed = if st.queue.lens.is_empty() {
@@ -310,10 +333,10 @@ impl Future for Written {
 /// Ends at `close`, or once every handle is gone (a node dropped without a
 /// shutdown, as in tests).
 fn run(shared: Arc<Shared>, mut segments: Segments) {
-    // The last attempt to make a segment failed (said once, not per try);
-    // then the next try waits for the tick.
-    let mut failing = false;
-    let mut retry = true;
+    let mut maker = Maker {
+        failing: false,
+        retry: true,
+    };
     loop {
         let (full, queue, missing, closing) = {
             let mut st = shared.state();
@@ -321,7 +344,7 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
                 if st.open.as_ref().is_some_and(|o| o.older_than(MAX_AGE)) {
                     st.rotate();
                 }
-                if st.has_work(failing && !retry) {
+                if st.has_work(!maker.may_try()) {
                     break;
                 }
                 st.idle = true;
@@ -332,7 +355,7 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
                 st = guard;
                 st.idle = false;
                 if timeout.timed_out() {
-                    retry = true;
+                    maker.retry = true;
                     if Arc::strong_count(&shared) == 1 {
                         st.closing = true;
                     }
@@ -341,7 +364,7 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
             let missing = usize::from(st.open.is_none()) + usize::from(st.spare.is_none());
             (
                 std::mem::take(&mut st.full),
-                std::mem::take(&mut st.queue),
+                st.queue.take(),
                 missing,
                 st.closing,
             )
@@ -351,32 +374,14 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
         }
         if !closing {
             for _ in 0..missing {
-                match segments.create() {
-                    Ok(m) => {
-                        if failing {
-                            tracing::info!("trace spool segments can be made again");
-                        }
-                        failing = false;
-                        let mut st = shared.state();
-                        if st.open.is_none() {
-                            st.open = Some(m);
-                        } else {
-                            st.spare = Some(m);
-                        }
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::error!(error = %e, "cannot make a trace spool segment");
-                        }
-                        failing = true;
-                        retry = false;
-                        break;
-                    }
-                }
+                let Some(m) = maker.make(&mut segments) else {
+                    break;
+                };
+                install(&shared, &mut segments, m);
             }
         }
         if !queue.lens.is_empty() {
-            place_queued(&shared, &mut segments, &queue);
+            place_queued(&shared, &mut segments, &mut maker, &queue);
             shared.mark_written(queue.last);
         }
         if closing {
@@ -384,7 +389,7 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
             let open = st.open.take();
             let spare = st.spare.take();
             let full = std::mem::take(&mut st.full);
-            let queue = std::mem::take(&mut st.queue);
+            let queue = st.queue.take();
             drop(st);
             if !queue.lens.is_empty() {
                 dropped("shutdown", queue.lens.len() as u64);
@@ -398,39 +403,86 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
     }
 }
 
-/// Places records that found no room, making segments as needed (under the
-/// lock: requests wait for it only in this rare case, when records came
-/// faster than spares were made). Records that cannot be placed are dropped,
-/// loudly: their requests must not wait forever.
-fn place_queued(shared: &Shared, segments: &mut Segments, queue: &Queue) {
-    let mut st = shared.state();
-    let mut at = 0usize;
-    for (i, &len) in queue.lens.iter().enumerate() {
-        let payload = &queue.bytes[at..at + len as usize];
-        at += len as usize;
-        if HEADER + payload.len() > MAX_FRAME {
-            dropped("too_large", 1);
-            tracing::error!(
-                bytes = payload.len(),
-                "a trace record too large for the spool; dropped"
-            );
-            continue;
+/// Makes segments, and paces the attempts while the file system refuses:
+/// after a failure (said once, not per attempt) the next try waits for the
+/// writer's tick.
+struct Maker {
+    failing: bool,
+    retry: bool,
+}
+
+impl Maker {
+    fn may_try(&self) -> bool {
+        !self.failing || self.retry
+    }
+
+    fn make(&mut self, segments: &mut Segments) -> Option<Mapped> {
+        if !self.may_try() {
+            return None;
         }
-        loop {
-            if !matches!(st.place(payload), Placed::No) {
-                break;
-            }
-            if let Some(old) = st.open.take() {
-                st.full.push(old);
-            }
-            match segments.create() {
-                Ok(m) => st.open = Some(m),
-                Err(e) => {
-                    let left = (queue.lens.len() - i) as u64;
-                    dropped("spool_error", left);
-                    tracing::error!(error = %e, records = left, "cannot write traces to the spool; traces dropped");
-                    return;
+        match segments.create() {
+            Ok(m) => {
+                if self.failing {
+                    tracing::info!("trace spool segments can be made again");
                 }
+                self.failing = false;
+                Some(m)
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::error!(error = %e, "cannot make a trace spool segment; traces are dropped (counted in aigw_traces_dropped_total) until one can be made");
+                }
+                self.failing = true;
+                self.retry = false;
+                None
+            }
+        }
+    }
+}
+
+/// Puts a segment made outside the lock where it is missing.
+fn install(shared: &Shared, segments: &mut Segments, m: Mapped) {
+    let mut st = shared.state();
+    if st.open.is_none() {
+        st.open = Some(m);
+    } else if st.spare.is_none() {
+        st.spare = Some(m);
+    } else {
+        // Only the writer installs, so both cannot have been filled since
+        // it looked; removed (it is empty) all the same.
+        drop(st);
+        segments.seal(m);
+    }
+}
+
+/// Places records that found no room, making segments as needed (outside
+/// the lock: requests never wait on the file system). Records that cannot
+/// be placed are dropped, counted: their requests must not wait forever.
+fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, queue: &Queue) {
+    let n = queue.lens.len();
+    let (mut i, mut at) = (0usize, 0usize);
+    while i < n {
+        {
+            let mut st = shared.state();
+            while i < n {
+                let len = queue.lens[i] as usize;
+                if matches!(st.place(&queue.bytes[at..at + len]), Placed::No) {
+                    break;
+                }
+                i += 1;
+                at += len;
+            }
+        }
+        if i == n {
+            return;
+        }
+        // No segment has room (the record fits an empty one: `place`
+        // refused none for its size).
+        match maker.make(segments) {
+            Some(m) => install(shared, segments, m),
+            None => {
+                dropped("spool_error", (n - i) as u64);
+                return;
             }
         }
     }
@@ -450,7 +502,7 @@ mod tests {
     }
 
     /// What a process killed right after answering leaves: every record in
-    /// the spool's files. Read again from the start if the writer sealed
+    /// the spool's files (their ids, sorted). Read again from the start if the writer sealed
     /// (renamed) a file during the look.
     fn on_disk(dir: &std::path::Path) -> Vec<String> {
         'again: loop {
@@ -468,6 +520,8 @@ mod tests {
                 fs::remove_file(copy).unwrap();
                 ids.extend(seg.records.into_iter().map(|r| r.request_id));
             }
+            // Sorted: the files are listed in no particular order.
+            ids.sort();
             return ids;
         }
     }
@@ -550,6 +604,29 @@ mod tests {
             assert_eq!(seg.records.len(), MAX_RECORDS);
             assert!(!seg.damaged(), "no reserved zeros left at the end");
         }
+    }
+
+    /// Tickets only grow: a record queued after an earlier batch was
+    /// placed waits for its own placement (a ticket handed out again would
+    /// count as done at once, before its record was anywhere).
+    #[tokio::test]
+    async fn tickets_keep_growing_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        // No segment can be made here: every record queues for the writer.
+        let (w, _rx) = writer(&dir.path().join("gone"));
+        let first: Vec<_> = (0..3).map(|i| w.submit(&rec(&format!("r{i}")))).collect();
+        let last = first.last().unwrap().ticket;
+        assert!(last >= 3);
+        for t in first {
+            tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .unwrap();
+        }
+        let later = w.submit(&rec("later"));
+        assert!(later.ticket > last, "{} after {last}", later.ticket);
+        tokio::time::timeout(Duration::from_secs(5), later)
+            .await
+            .unwrap();
     }
 
     /// A segment with a record is sealed within its age bound, cut to size.
