@@ -223,30 +223,49 @@ async fn a_whole_config_file_may_be_large_and_no_other_body_is() {
 }
 
 /// An identity provider's error words reach the sign-in page only for a
-/// sign-in this browser started: anyone can link to the callback with an
-/// `error_description` of their own.
+/// sign-in this browser started (anyone can link to the callback with an
+/// `error_description` of their own), and never through the page's address
+/// (anyone can link to `/login?error=…`): in a cookie only this origin sets.
 #[tokio::test]
 async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
     let path = "/api/auth/oidc/callback?error=access_denied&state=s1\
                 &error_description=Your%20account%20is%20locked%2C%20call%20555";
-    let page = |req: Request<Body>| async move {
+    // (the reason cookie, the page)
+    let answer = |req: Request<Body>| async move {
         let resp = router().oneshot(req).await.unwrap();
+        let reason = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("aigw_login_error="))
+            .unwrap_or_default()
+            .to_owned();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8_lossy(&bytes).into_owned()
+        (reason, String::from_utf8_lossy(&bytes).into_owned())
     };
-    let stranger = page(get(path)).await;
-    assert!(!stranger.contains("locked"), "{stranger}");
-    assert!(stranger.contains("single%20sign-on%20failed"), "{stranger}");
+    let (reason, page) = answer(get(path)).await;
+    assert!(!reason.contains("locked"), "{reason}");
+    assert!(reason.contains("single%20sign-on%20failed"), "{reason}");
+    assert!(
+        reason.contains("Path=/login; SameSite=Strict; Max-Age=60"),
+        "{reason}"
+    );
+    assert!(
+        page.contains("/login?error=sso") && !page.contains("locked"),
+        "{page}"
+    );
 
     let mine = Request::get(path)
         .header("cookie", "aigw_oidc_state=s1")
         .body(Body::empty())
         .unwrap();
-    let mine = page(mine).await;
+    let (reason, page) = answer(mine).await;
     assert!(
-        mine.contains("access_denied") && mine.contains("locked"),
-        "{mine}"
+        reason.contains("access_denied") && reason.contains("locked"),
+        "{reason}"
     );
+    assert!(!page.contains("locked"), "{page}");
 }
 
 /// Two different session cookies (one planted by another page on this

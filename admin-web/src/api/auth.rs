@@ -229,9 +229,22 @@ fn onward(to: &str) -> Html<String> {
     ))
 }
 
-fn login_error(message: &str) -> String {
-    let enc: String = url_encode(message);
-    format!("/login?error={enc}")
+/// Where a failed single sign-on goes: the sign-in page with only a code
+/// in its address (anyone can link to `/login?error=…` with words of their
+/// own, so the page shows no text from its address).
+const LOGIN_ERROR_PAGE: &str = "/login?error=sso";
+/// The reason travels in this cookie instead, which only this origin can
+/// set: readable by the page's script (it shows and clears it), gone
+/// after a minute.
+const LOGIN_ERROR_COOKIE: &str = "aigw_login_error";
+
+fn login_error_cookie(message: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let v = format!(
+        "{LOGIN_ERROR_COOKIE}={}; Path=/login; SameSite=Strict; Max-Age=60{secure}",
+        url_encode(message)
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
 fn url_encode(s: &str) -> String {
@@ -264,12 +277,13 @@ pub async fn oidc_callback(
         0,
         secure(&s, &headers),
     );
+    let https = secure(&s, &headers);
     let fail = |why: &str| {
-        (
-            [(header::SET_COOKIE, clear_state.clone())],
-            onward(&login_error(why)),
-        )
-            .into_response()
+        let mut resp = onward(LOGIN_ERROR_PAGE).into_response();
+        let h = resp.headers_mut();
+        h.append(header::SET_COOKIE, clear_state.clone());
+        h.append(header::SET_COOKIE, login_error_cookie(why, https));
+        resp
     };
     let started_here = p
         .state

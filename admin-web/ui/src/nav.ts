@@ -19,3 +19,31 @@ export function afterLogin(search: string): string {
   // Only a path here: never another origin (`//host`, `/\host`).
   return /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/';
 }
+
+/** Shown when single sign-on failed and no reason came with it. */
+export const SSO_FAILED = 'Single sign-on did not complete; start again.';
+
+/**
+ * What the sign-in page says went wrong. Its address carries only a code
+ * (anyone can link to `/login?error=…` with words of their own, so none
+ * are shown from it); the reason, if any, is in the cookie the single
+ * sign-on callback set on this origin (`aigw_login_error`).
+ */
+export function loginError(search: string, cookies: string): string | null {
+  if (!new URLSearchParams(search).has('error')) return null;
+  return cookieValue(cookies, 'aigw_login_error') ?? SSO_FAILED;
+}
+
+function cookieValue(cookies: string, name: string): string | null {
+  for (const part of cookies.split(';')) {
+    const at = part.indexOf('=');
+    if (at < 0 || part.slice(0, at).trim() !== name) continue;
+    try {
+      const v = decodeURIComponent(part.slice(at + 1).trim());
+      return v ? v.slice(0, 300) : null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}

@@ -38,6 +38,11 @@ test('sign in with OpenID Connect', { timeout: 120_000 }, async () => {
     await page.goto(`${env('ADMIN_URL')}/api/auth/oidc/callback?code=stolen&state=forged`);
     await page.waitForURL('**/login?error=*');
     await page.getByRole('alert').getByText(/not started in this browser/).waitFor();
+    // A link to the sign-in page with words of its own shows none of them
+    // (and the reason above was shown once: it is not shown again).
+    await page.goto(`${env('ADMIN_URL')}/login?error=Your%20account%20is%20locked%2C%20call%20555`);
+    await page.getByRole('alert').getByText(/did not complete/).waitFor();
+    assert.ok(!(await page.getByRole('alert').innerText()).includes('locked'));
     assert.deepEqual(b.errors, [], 'errors in the page');
   } catch (e) {
     await onFailure(page, 'oidc');

@@ -15,16 +15,19 @@ import {
 } from '@mantine/core';
 import { api } from '../api';
 import { errorText } from '../components/States';
-import { afterLogin } from '../nav';
+import { afterLogin, loginError } from '../nav';
 
 export function LoginPage() {
   const options = useQuery({ queryKey: ['sign-in-options'], queryFn: api.options, retry: false });
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(
-    () => new URLSearchParams(window.location.search).get('error'),
-  );
+  const [error, setError] = useState<string | null>(() => {
+    const why = loginError(window.location.search, document.cookie);
+    // Shown once: a reload does not show it again.
+    document.cookie = 'aigw_login_error=; Path=/login; Max-Age=0; SameSite=Strict';
+    return why;
+  });
   const [ended] = useState(() => new URLSearchParams(window.location.search).get('ended') === '1');
 
   async function submit(e: React.FormEvent) {
