@@ -1,4 +1,5 @@
-// Unit tests of the form checks (src/validate.ts) and of the sign-in
+// Unit tests of the form checks (src/validate.ts), the data planes' status
+// (src/status.ts) and of the sign-in
 // return path (src/nav.ts), run by `npm test`: tsc
 // compiles the modules into node_modules/.cache/unit, node's runner tests them.
 import { test } from 'node:test';
@@ -83,4 +84,12 @@ test("the sign-in page never shows words from its own address", async () => {
   assert.equal(loginError('?error=sso', 'aigw_login_error=%E0%A4%A'), SSO_FAILED);
   assert.equal(loginError('?error=sso', 'aigw_login_error='), SSO_FAILED);
   assert.equal(loginError('?error=sso', `aigw_login_error=${'x'.repeat(500)}`).length, 300);
+});
+
+test("a node that is not connected is not said to be in sync", async () => {
+  const { snapshotStatus } = await import('../node_modules/.cache/unit/status.js');
+  assert.deepEqual(snapshotStatus(true, 'v2', 'v2'), { label: 'in sync', color: 'teal' });
+  assert.deepEqual(snapshotStatus(true, 'v1', 'v2'), { label: 'behind', color: 'orange' });
+  assert.deepEqual(snapshotStatus(false, 'v2', 'v2'), { label: 'was in sync', color: 'gray' });
+  assert.deepEqual(snapshotStatus(false, 'v1', 'v2'), { label: 'was behind', color: 'gray' });
 });

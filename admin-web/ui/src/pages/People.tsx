@@ -32,6 +32,7 @@ import { ApiTokens } from '../components/ApiTokens';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { LimitsFields, limitsText, useLimits } from '../components/Limits';
 import { notifyDone, notifyError } from '../components/notify';
+import { snapshotStatus } from '../status';
 
 function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => void }) {
   const qc = useQueryClient();
@@ -502,14 +503,18 @@ function Nodes() {
           {
             accessor: 'applied_version',
             title: 'Snapshot',
-            render: (n) =>
-              n.applied_version === current ? (
-                <Badge color="teal" variant="light">in sync</Badge>
-              ) : (
-                <Tooltip label={`applied ${n.applied_version.slice(0, 12) || 'none'}`}>
-                  <Badge color="orange" variant="light">behind</Badge>
-                </Tooltip>
-              ),
+            render: (n) => {
+              const st = snapshotStatus(n.connected, n.applied_version, current);
+              const tip = n.connected
+                ? `applied ${n.applied_version.slice(0, 12) || 'none'}`
+                : `not connected; had applied ${n.applied_version.slice(0, 12) || 'none'}`;
+              const badge = (
+                <Badge color={st.color} variant="light">
+                  {st.label}
+                </Badge>
+              );
+              return st.label === 'in sync' ? badge : <Tooltip label={tip}>{badge}</Tooltip>;
+            },
           },
           { accessor: 'last_seen_ms', title: 'Last ACK / message', render: (n) => ago(n.last_seen_ms, now) },
           { accessor: 'last_error', title: 'Last NACK', render: (n) => n.last_error || '–' },
