@@ -90,9 +90,15 @@ pub async fn send(
                     i
                 }
                 None => {
+                    // Another request is probing: back in a moment, maybe.
+                    let retry_after_secs = if up.pool.probe_out() {
+                        1
+                    } else {
+                        ex.retry_after_secs
+                    };
                     return Err(last.unwrap_or(GatewayError::PoolExhausted {
                         provider: provider.clone(),
-                        retry_after_secs: ex.retry_after_secs,
+                        retry_after_secs,
                     }));
                 }
             },

@@ -73,8 +73,10 @@ impl KeyHealth {
     ///
     /// A failure while the credential is already benched is the same
     /// incident (requests that were in flight when it began, timing out
-    /// together): it adds no strike and returns the bench that is left,
-    /// unless the attempt was a probe (then the bench starts again, longer).
+    /// together): it adds no strike and returns the bench that is left. A
+    /// failed probe is the same incident too: its bench starts again at the
+    /// length it had, no longer (probes come one after another, as fast as
+    /// refused connections, and must not push the bench to its cap).
     /// `fast`: the attempt failed quickly (see `fast_bench_until_ms`).
     pub fn transport_failure(&self, base_ms: u64, fast: bool, probe: bool) -> u64 {
         let now = now_ms();
@@ -82,14 +84,19 @@ impl KeyHealth {
         if left > 0 && !probe {
             return left;
         }
-        let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
+        let strikes = if left > 0 {
+            self.strikes.load(Ordering::Relaxed).saturating_sub(1)
+        } else {
+            self.strikes.fetch_add(1, Ordering::Relaxed)
+        };
         let ms = base_ms
-            .saturating_mul(1 << strikes)
+            .saturating_mul(1 << strikes.min(16))
             .min(MAX_TRANSPORT_COOL_DOWN_MS);
-        self.cool_down(ms);
+        // One instant for both, so a fast bench is exactly the bench.
+        let until = now + ms;
+        self.cooldown_until_ms.fetch_max(until, Ordering::Relaxed);
         if fast {
-            self.fast_bench_until_ms
-                .fetch_max(now + ms, Ordering::Relaxed);
+            self.fast_bench_until_ms.fetch_max(until, Ordering::Relaxed);
         }
         ms
     }
@@ -222,6 +229,12 @@ impl Pool {
     /// timeout (trying costs the app the whole timeout), a rate limit or a
     /// rejection are kept, as are health checks' blocks. The soonest back
     /// goes first.
+    /// Whether a probe is out now: then the pool may serve again in a
+    /// moment (an app is told to retry after 1 s, not the bench's length).
+    pub fn probe_out(&self) -> bool {
+        self.probing.load(Ordering::Acquire)
+    }
+
     pub fn probe(&self, tried: &[usize]) -> Option<(usize, Probe)> {
         let now = now_ms();
         let i = (0..self.keys.len())
@@ -456,8 +469,10 @@ mod tests {
         assert!(p.probe(&[]).is_none(), "one probe at a time");
         assert!(p.probe(&[0]).is_none(), "never one this request tried");
         drop(probe);
-        // The probe failed fast again: benched anew, longer, still probeable.
-        assert_eq!(p.keys[0].health.transport_failure(2_000, true, true), 4_000);
+        // The probe failed fast again: benched anew at the same length (not
+        // doubled per probe), still probeable.
+        assert_eq!(p.keys[0].health.transport_failure(2_000, true, true), 2_000);
+        assert_eq!(p.keys[0].health.transport_failure(2_000, true, true), 2_000);
         let (i, probe) = p.probe(&[]).expect("probed again");
         assert_eq!(i, 0);
         // It answered: the fast bench is over; the timeout's stays.
