@@ -36,8 +36,6 @@ impl TraceSink {
 
 pub struct Reporter {
     pub sink: TraceSink,
-    /// The spool is this process's until the reporter is gone.
-    _lock: std::fs::File,
 }
 
 impl Reporter {
@@ -50,7 +48,11 @@ impl Reporter {
     ) -> std::io::Result<Self> {
         let dir = state_dir.join("traces");
         crate::state_dir::create(&dir)?;
-        let lock = crate::state_dir::lock(&dir)?;
+        // Held by the writer thread, which makes and maps the segments, for
+        // as long as it runs (it may outlive the reporter: a node dropped
+        // without a shutdown). The shipper only reads and deletes sealed
+        // segments; after a shutdown it ends with the process.
+        let lock = Arc::new(crate::state_dir::lock(&dir)?);
         let recovered = spool::recover(&dir)?;
         let bytes = Arc::new(AtomicU64::new(recovered.bytes));
         let (sealed_tx, sealed_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -60,12 +62,12 @@ impl Reporter {
             bytes.clone(),
             max_bytes,
             sealed_tx,
-        );
+        )
+        .holding(lock);
         let writer = writer::SpoolWriter::start(segments)?;
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
             sink: TraceSink { writer },
-            _lock: lock,
         })
     }
 

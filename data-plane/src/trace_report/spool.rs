@@ -132,10 +132,15 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
                     }
                 };
                 if len == 0 {
-                    fs::remove_file(entry.path())?;
+                    if let Err(e) = fs::remove_file(entry.path()) {
+                        tracing::warn!(file = name, error = %e, "cannot remove an empty trace spool file; ignoring it");
+                    }
                     continue;
                 }
-                fs::rename(entry.path(), seg_path(dir, seq))?;
+                if let Err(e) = fs::rename(entry.path(), seg_path(dir, seq)) {
+                    tracing::warn!(file = name, error = %e, "cannot seal a trace spool segment left open; it waits for the next start");
+                    continue;
+                }
                 bytes += len;
                 sealed.insert(seq);
             }
@@ -437,6 +442,9 @@ pub struct Segments {
     spooled: Arc<AtomicU64>,
     max_bytes: u64,
     sealed_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+    /// The directory's lock (`state_dir::lock`), held while segments are
+    /// made and mapped.
+    _lock: Option<Arc<File>>,
 }
 
 impl Segments {
@@ -453,7 +461,14 @@ impl Segments {
             spooled,
             max_bytes,
             sealed_tx,
+            _lock: None,
         }
+    }
+
+    /// Keeps the directory's lock for as long as these segments live.
+    pub fn holding(mut self, lock: Arc<File>) -> Self {
+        self._lock = Some(lock);
+        self
     }
 
     /// A new open segment, its room reserved and mapped.

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
@@ -333,10 +333,7 @@ impl Future for Written {
 /// Ends at `close`, or once every handle is gone (a node dropped without a
 /// shutdown, as in tests).
 fn run(shared: Arc<Shared>, mut segments: Segments) {
-    let mut maker = Maker {
-        failing: false,
-        retry: true,
-    };
+    let mut maker = Maker { failed_at: None };
     loop {
         let (full, queue, missing, closing) = {
             let mut st = shared.state();
@@ -354,11 +351,8 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
                     .unwrap_or_else(|e| e.into_inner());
                 st = guard;
                 st.idle = false;
-                if timeout.timed_out() {
-                    maker.retry = true;
-                    if Arc::strong_count(&shared) == 1 {
-                        st.closing = true;
-                    }
+                if timeout.timed_out() && Arc::strong_count(&shared) == 1 {
+                    st.closing = true;
                 }
             }
             let missing = usize::from(st.open.is_none()) + usize::from(st.spare.is_none());
@@ -404,16 +398,16 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
 }
 
 /// Makes segments, and paces the attempts while the file system refuses:
-/// after a failure (said once, not per attempt) the next try waits for the
-/// writer's tick.
+/// after a failure (said once, not per attempt) the next try waits a
+/// [`TICK`], however often records wake the writer meanwhile.
 struct Maker {
-    failing: bool,
-    retry: bool,
+    /// When the last attempt failed, while failing.
+    failed_at: Option<Instant>,
 }
 
 impl Maker {
     fn may_try(&self) -> bool {
-        !self.failing || self.retry
+        self.failed_at.is_none_or(|t| t.elapsed() >= TICK)
     }
 
     fn make(&mut self, segments: &mut Segments) -> Option<Mapped> {
@@ -422,18 +416,16 @@ impl Maker {
         }
         match segments.create() {
             Ok(m) => {
-                if self.failing {
+                if self.failed_at.take().is_some() {
                     tracing::info!("trace spool segments can be made again");
                 }
-                self.failing = false;
                 Some(m)
             }
             Err(e) => {
-                if !self.failing {
+                if self.failed_at.is_none() {
                     tracing::error!(error = %e, "cannot make a trace spool segment; traces are dropped (counted in aigw_traces_dropped_total) until one can be made");
                 }
-                self.failing = true;
-                self.retry = false;
+                self.failed_at = Some(Instant::now());
                 None
             }
         }
@@ -627,6 +619,32 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), later)
             .await
             .unwrap();
+    }
+
+    /// After a failure to make a segment the writer tries again within a
+    /// tick, even while records keep waking it: once the directory is back,
+    /// records land again under steady traffic.
+    #[tokio::test]
+    async fn the_spool_comes_back_under_steady_traffic_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("later");
+        let (w, _rx) = writer(&spool);
+        tokio::time::timeout(Duration::from_secs(5), w.submit(&rec("lost")))
+            .await
+            .unwrap();
+        fs::create_dir(&spool).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        for i in 0.. {
+            w.submit(&rec("back")).await;
+            if i % 20 == 0 && on_disk(&spool).iter().any(|id| id == "back") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "records never land again"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// A segment with a record is sealed within its age bound, cut to size.
