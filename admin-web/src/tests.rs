@@ -248,7 +248,7 @@ async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
     assert!(!reason.contains("locked"), "{reason}");
     assert!(reason.contains("single%20sign-on%20failed"), "{reason}");
     assert!(
-        reason.contains("Path=/login; SameSite=Strict; Max-Age=60"),
+        reason.contains("SameSite=Strict; Max-Age=60; Path=/login"),
         "{reason}"
     );
     assert!(

@@ -108,6 +108,12 @@ pub fn describe() {
     {
         counter!("aigw_oauth_refreshes_total", "result" => result, "reason" => reason).increment(0);
     }
+    for status in crate::health::probe::Status::ALL {
+        for trigger in crate::health::Trigger::ALL {
+            counter!("aigw_health_checks_total", "status" => status.as_str(), "trigger" => trigger.as_str())
+                .increment(0);
+        }
+    }
     for kind in ["whole", "delta"] {
         counter!("aigw_snapshot_pushes_total", "kind" => kind).increment(0);
         counter!("aigw_snapshot_push_bytes_total", "kind" => kind).increment(0);
@@ -295,6 +301,8 @@ mod tests {
             "aigw_traces_refused_total 0".to_string(),
             "aigw_snapshot_pushes_total{kind=\"whole\"} 0".to_string(),
             "aigw_snapshot_push_bytes_total{kind=\"delta\"} 0".to_string(),
+            "aigw_health_checks_total{status=\"ok\",trigger=\"schedule\"} 0".to_string(),
+            "aigw_health_checks_total{status=\"network_error\",trigger=\"admin\"} 0".to_string(),
         ];
         for result in OAUTH_RESULTS {
             for reason in OAUTH_REASONS {

@@ -233,16 +233,21 @@ fn onward(to: &str) -> Html<String> {
 /// in its address (anyone can link to `/login?error=…` with words of their
 /// own, so the page shows no text from its address).
 const LOGIN_ERROR_PAGE: &str = "/login?error=sso";
-/// The reason travels in this cookie instead, which only this origin can
-/// set: readable by the page's script (it shows and clears it), gone
-/// after a minute.
-const LOGIN_ERROR_COOKIE: &str = "aigw_login_error";
-
+/// The reason travels in a cookie instead: readable by the page's script
+/// (it shows and clears it), gone after a minute. Over HTTPS its name has
+/// the `__Host-` prefix, which browsers accept only from this host itself
+/// (never from a sibling subdomain's `Domain=` cookie); the UI reads only
+/// that one there (`ui/src/nav.ts`).
 fn login_error_cookie(message: &str, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+    let message: String = message.chars().take(300).collect();
+    let (name, attrs) = if secure {
+        ("__Host-aigw_login_error", "; Path=/; Secure")
+    } else {
+        ("aigw_login_error", "; Path=/login")
+    };
     let v = format!(
-        "{LOGIN_ERROR_COOKIE}={}; Path=/login; SameSite=Strict; Max-Age=60{secure}",
-        url_encode(message)
+        "{name}={}; SameSite=Strict; Max-Age=60{attrs}",
+        url_encode(&message)
     );
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }

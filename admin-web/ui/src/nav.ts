@@ -24,14 +24,22 @@ export function afterLogin(search: string): string {
 export const SSO_FAILED = 'Single sign-on did not complete; start again.';
 
 /**
+ * The cookie the single sign-on callback leaves its reason in: over HTTPS
+ * only the `__Host-` one, which no other host (a sibling subdomain) can
+ * set.
+ */
+export function loginErrorCookie(protocol: string): string {
+  return protocol === 'https:' ? '__Host-aigw_login_error' : 'aigw_login_error';
+}
+
+/**
  * What the sign-in page says went wrong. Its address carries only a code
  * (anyone can link to `/login?error=…` with words of their own, so none
- * are shown from it); the reason, if any, is in the cookie the single
- * sign-on callback set on this origin (`aigw_login_error`).
+ * are shown from it); the reason, if any, is in the callback's cookie.
  */
-export function loginError(search: string, cookies: string): string | null {
+export function loginError(search: string, cookies: string, protocol: string): string | null {
   if (!new URLSearchParams(search).has('error')) return null;
-  return cookieValue(cookies, 'aigw_login_error') ?? SSO_FAILED;
+  return cookieValue(cookies, loginErrorCookie(protocol)) ?? SSO_FAILED;
 }
 
 function cookieValue(cookies: string, name: string): string | null {

@@ -73,17 +73,22 @@ test('sign-in returns to the page the user was on, and only to a page of this si
 
 test("the sign-in page never shows words from its own address", async () => {
   const { loginError, SSO_FAILED } = await import('../node_modules/.cache/unit/nav.js');
-  assert.equal(loginError('', ''), null);
+  const http = (search, cookies) => loginError(search, cookies, 'http:');
+  assert.equal(http('', ''), null);
   // A link with words of its own: only the fixed message.
-  assert.equal(loginError('?error=Your%20account%20is%20locked%2C%20call%20555', ''), SSO_FAILED);
-  // The callback's reason, from the cookie this origin set.
+  assert.equal(http('?error=Your%20account%20is%20locked%2C%20call%20555', ''), SSO_FAILED);
+  // The callback's reason, from its cookie.
   assert.equal(
-    loginError('?error=sso', 'theme=dark; aigw_login_error=the%20identity%20provider%20refused%3A%20access_denied'),
+    http('?error=sso', 'theme=dark; aigw_login_error=the%20identity%20provider%20refused%3A%20access_denied'),
     'the identity provider refused: access_denied',
   );
-  assert.equal(loginError('?error=sso', 'aigw_login_error=%E0%A4%A'), SSO_FAILED);
-  assert.equal(loginError('?error=sso', 'aigw_login_error='), SSO_FAILED);
-  assert.equal(loginError('?error=sso', `aigw_login_error=${'x'.repeat(500)}`).length, 300);
+  assert.equal(http('?error=sso', 'aigw_login_error=%E0%A4%A'), SSO_FAILED);
+  assert.equal(http('?error=sso', 'aigw_login_error='), SSO_FAILED);
+  assert.equal(http('?error=sso', `aigw_login_error=${'x'.repeat(500)}`).length, 300);
+  // Over HTTPS only the __Host- cookie counts: a sibling subdomain can
+  // plant the plain one.
+  assert.equal(loginError('?error=sso', 'aigw_login_error=planted', 'https:'), SSO_FAILED);
+  assert.equal(loginError('?error=sso', '__Host-aigw_login_error=refused', 'https:'), 'refused');
 });
 
 test("a node that is not connected is not said to be in sync", async () => {

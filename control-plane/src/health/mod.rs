@@ -88,7 +88,10 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    fn as_str(self) -> &'static str {
+    /// Every trigger, for the metrics served at 0 from the start.
+    pub const ALL: [Self; 3] = [Self::Schedule, Self::DataPlane, Self::Admin];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Schedule => "schedule",
             Self::DataPlane => "data_plane",

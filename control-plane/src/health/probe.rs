@@ -25,6 +25,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, for the metrics served at 0 from the start.
+    pub const ALL: [Self; 6] = [
+        Self::Ok,
+        Self::InvalidCredential,
+        Self::QuotaExhausted,
+        Self::RateLimited,
+        Self::UpstreamDown,
+        Self::NetworkError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",

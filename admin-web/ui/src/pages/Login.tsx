@@ -15,7 +15,7 @@ import {
 } from '@mantine/core';
 import { api } from '../api';
 import { errorText } from '../components/States';
-import { afterLogin, loginError } from '../nav';
+import { afterLogin, loginError, loginErrorCookie } from '../nav';
 
 export function LoginPage() {
   const options = useQuery({ queryKey: ['sign-in-options'], queryFn: api.options, retry: false });
@@ -23,9 +23,13 @@ export function LoginPage() {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(() => {
-    const why = loginError(window.location.search, document.cookie);
+    const { search, protocol } = window.location;
+    const why = loginError(search, document.cookie, protocol);
     // Shown once: a reload does not show it again.
-    document.cookie = 'aigw_login_error=; Path=/login; Max-Age=0; SameSite=Strict';
+    document.cookie =
+      protocol === 'https:'
+        ? `${loginErrorCookie(protocol)}=; Path=/; Max-Age=0; Secure; SameSite=Strict`
+        : `${loginErrorCookie(protocol)}=; Path=/login; Max-Age=0; SameSite=Strict`;
     return why;
   });
   const [ended] = useState(() => new URLSearchParams(window.location.search).get('ended') === '1');
