@@ -30,22 +30,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# start NAME CMD...: runs CMD in the background, waits for its "listening on"
-# line and sets ADDR and PID.
-start() {
-  local name="$1"; shift
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  PID=$!
-  PIDS+=("$PID")
-  for _ in $(seq 1 400); do
-    if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
-      ADDR=$(grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}')
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "$name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1
-}
+# shellcheck source=stack.sh
+. "$ROOT/e2e/bench/stack.sh"
 now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # The most it was resident at any time (while a whole snapshot is decoded).

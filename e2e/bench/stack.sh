@@ -1,6 +1,7 @@
-# Sourced by load.sh and ab.sh: the processes every load run stands on.
-#   start NAME CMD...   runs CMD in the background, waits for its
-#                       "listening on" line, sets ADDR (and appends to PIDS)
+# Sourced by load.sh, ab.sh and scale.sh: the processes load runs stand on.
+#   start NAME CMD...   runs CMD in the background, waits (20 s at most)
+#                       for its "listening on" line, sets ADDR and PID (and
+#                       appends to PIDS)
 #   ticks PID           CPU time (user + system) the process used, in ticks
 #   start_stack         REDIS=1: a redis-server (REDIS_URL exported); the
 #                       mock provider (--fast) and a control plane on SQLite
@@ -17,8 +18,9 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 start() {
   local name="$1"; shift
   "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 1 400); do
     if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
       ADDR=$(grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}')
       return 0
