@@ -44,14 +44,37 @@ impl RequestIds {
         }
     }
 
+    /// `req_`, the process's prefix (16 hex digits), the count (at least
+    /// 10). Written in place: one per request.
     pub fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("req_{:016x}{:010x}", self.prefix, n)
+        if n >> 40 != 0 {
+            return format!("req_{:016x}{:010x}", self.prefix, n);
+        }
+        let mut v = *b"req_00000000000000000000000000";
+        // Both fit their slices exactly: cannot fail.
+        let _ = hex::encode_to_slice(self.prefix.to_be_bytes(), &mut v[4..20]);
+        let _ = hex::encode_to_slice(&n.to_be_bytes()[3..], &mut v[20..30]);
+        String::from_utf8_lossy(&v).into_owned()
     }
 }
 
 impl Default for RequestIds {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod ids_tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_count_in_hex() {
+        let ids = RequestIds::new();
+        for n in [0u64, 1, 0xab_cdef, (1 << 40) - 1, 1 << 40, u64::MAX / 2] {
+            ids.next.store(n, Ordering::Relaxed);
+            assert_eq!(ids.next(), format!("req_{:016x}{:010x}", ids.prefix, n));
+        }
     }
 }

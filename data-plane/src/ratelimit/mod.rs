@@ -301,18 +301,22 @@ impl Limiter {
 
     pub fn budgets_of(&self, snap: &Snapshot, key: &ClientKey, now_ms: u64) -> Vec<Enforced> {
         let mut out = Vec::with_capacity(1 + key.budgets().len());
-        let own = (
-            format!("key:{}", key.id()),
-            format!("key {}", key.name()),
-            *key.limits(),
-            key.global(),
-        );
+        // Named only when it has limits (most keys have none: no strings
+        // made for them per request).
+        let own = (!key.limits().is_empty()).then(|| {
+            (
+                format!("key:{}", key.id()),
+                format!("key {}", key.name()),
+                *key.limits(),
+                key.global(),
+            )
+        });
         let others = key
             .budgets()
             .iter()
             .filter_map(|id| snap.budgets.get(id))
             .map(|b| (b.id.clone(), b.name.clone(), b.limits, b.global));
-        for (id, name, mut limits, global) in std::iter::once(own).chain(others) {
+        for (id, name, mut limits, global) in own.into_iter().chain(others) {
             if limits.is_empty() {
                 continue;
             }

@@ -550,11 +550,13 @@ fn request_error_type(error: &str, status: u32) -> Cow<'static, str> {
 
 /// W3C `traceparent`, version 00 (hex only, so always a valid header value).
 fn traceparent(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Option<HeaderValue> {
-    let v = format!(
-        "00-{trace_id:032x}-{span_id:016x}-{:02x}",
-        flags.to_u8() & TraceFlags::SAMPLED.to_u8()
-    );
-    HeaderValue::try_from(v).ok()
+    // Written in place (one per attempt, so not through `format!`).
+    let mut v = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex::encode_to_slice(trace_id.to_bytes(), &mut v[3..35]).ok()?;
+    hex::encode_to_slice(span_id.to_bytes(), &mut v[36..52]).ok()?;
+    let sampled = flags.to_u8() & TraceFlags::SAMPLED.to_u8();
+    hex::encode_to_slice([sampled], &mut v[53..55]).ok()?;
+    HeaderValue::from_bytes(&v).ok()
 }
 
 /// `gen_ai.operation.name` of an endpoint label (`endpoints.rs`).

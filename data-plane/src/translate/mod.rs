@@ -162,6 +162,30 @@ mod tests {
         assert_eq!((e.input, e.output), (4, 0));
     }
 
+    /// Usage shaped otherwise counts nothing (the answer still passes);
+    /// the rest of the answer, whatever it holds, is not read as usage.
+    #[test]
+    fn odd_usage_counts_nothing_and_only_the_top_level_key_is_read() {
+        for odd in [
+            r#"{"usage":[]}"#,
+            r#"{"usage":null}"#,
+            r#"{"usage":"12"}"#,
+            r#"{"usage":{"prompt_tokens":5}"#,
+        ] {
+            assert!(
+                usage_of_body(Format::OpenAiChat, false, odd.as_bytes()).is_none(),
+                "{odd}"
+            );
+        }
+        let body = br#"{"choices":[{"message":{"content":"{\"usage\":{\"prompt_tokens\":99}}","usage":{"prompt_tokens":98}}}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
+        let u = usage_of_body(Format::OpenAiChat, false, body).unwrap();
+        assert_eq!((u.input, u.output), (5, 1));
+        let gemini =
+            br#"{"candidates":[],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2}}"#;
+        let g = usage_of_body(Format::Gemini, false, gemini).unwrap();
+        assert_eq!((g.input, g.output), (3, 2));
+    }
+
     #[test]
     fn every_provider_kind_speaks_its_own_format() {
         for kind in [

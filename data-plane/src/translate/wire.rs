@@ -12,6 +12,7 @@ use bytes::{BufMut, BytesMut};
 use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::ir::{StopReason, Unsupported};
 use crate::sse::Event;
@@ -85,14 +86,26 @@ fn bare(e: &serde_json::Error) -> String {
 
 /// The usage a whole answer reports (`usage`, Gemini's `usageMetadata`), if
 /// it reports one.
+///
+/// Every answer's usage is read, so this is on every request's path: the
+/// rest of the answer is skipped without building anything, and the usage
+/// object is read straight into `U` from its text (not through a `Value`
+/// first, as [`Object`] does, which cost most of the time here). The same
+/// leniency: a usage that is not an object, or not of `U`'s shape, is none.
 pub fn answer_usage<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
     #[derive(Deserialize)]
-    #[serde(bound = "U: DeserializeOwned")]
-    struct Answer<U> {
-        #[serde(default, alias = "usageMetadata")]
-        usage: Object<U>,
+    struct Answer<'a> {
+        #[serde(default, borrow, alias = "usageMetadata")]
+        usage: Option<&'a RawValue>,
     }
-    serde_json::from_slice::<Answer<U>>(body).ok()?.usage.0
+    let raw = serde_json::from_slice::<Answer<'_>>(body)
+        .ok()?
+        .usage?
+        .get();
+    if !raw.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<U>(raw).ok()
 }
 
 /// The `message` of a provider's error object, or `default`.
