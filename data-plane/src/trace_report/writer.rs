@@ -32,8 +32,8 @@ const TICK: Duration = Duration::from_millis(25);
 /// Records that found no room, waiting for the writer to place them.
 #[derive(Default)]
 struct Queue {
-    bytes: Vec<u8>,
-    lens: Vec<u32>,
+    /// Encoded records (copied off the request's buffer: this path is rare).
+    records: Vec<Vec<u8>>,
     /// The ticket of the last record queued. Tickets only grow (a ticket is
     /// done once `Shared::written` reaches it), so this outlives each batch
     /// the writer takes.
@@ -45,8 +45,7 @@ impl Queue {
     /// queue empty and its ticket count where it was.
     fn take(&mut self) -> Queue {
         Queue {
-            bytes: std::mem::take(&mut self.bytes),
-            lens: std::mem::take(&mut self.lens),
+            records: std::mem::take(&mut self.records),
             last: self.last,
         }
     }
@@ -67,41 +66,27 @@ struct State {
     closing: bool,
 }
 
-/// What placing a record did.
-enum Placed {
-    Yes,
-    /// Placed, and the segment it filled was swapped for the spare: the
-    /// writer has a segment to seal and a spare to make.
-    Rotated,
-    /// No segment has room.
-    No,
-}
-
 impl State {
-    fn place(&mut self, payload: &[u8]) -> Placed {
-        let mut rotated = false;
+    /// Copies the record into the open segment, retiring a full one for the
+    /// spare. `false`: no segment has room (none made yet, or the spare is
+    /// taken too).
+    fn place(&mut self, payload: &[u8]) -> bool {
         loop {
             let Some(open) = self.open.as_mut() else {
-                return Placed::No;
+                return false;
             };
             if open.push(payload) {
                 if open.is_full() {
                     self.rotate();
-                    rotated = true;
                 }
-                return if rotated {
-                    Placed::Rotated
-                } else {
-                    Placed::Yes
-                };
+                return true;
             }
             if open.is_empty() {
                 // Does not fit even an empty segment (records are clipped far
                 // below this; see `MAX_FRAME`).
-                return Placed::No;
+                return false;
             }
             self.rotate();
-            rotated = true;
         }
     }
 
@@ -123,7 +108,7 @@ impl State {
     fn has_work(&self, failing: bool) -> bool {
         self.closing
             || !self.full.is_empty()
-            || !self.queue.lens.is_empty()
+            || !self.queue.records.is_empty()
             || (!failing && (self.open.is_none() || self.spare.is_none()))
     }
 }
@@ -229,30 +214,25 @@ impl SpoolWriter {
         }
         let mut st = self.shared.state();
         // Behind queued records only when the writer is placing them anyway.
-        let placed = if st.queue.lens.is_empty() {
-            st.place(payload)
+        let ticket = if st.queue.records.is_empty() && st.place(payload) {
+            None
+        } else if st.closing && st.open.is_none() {
+            // After the writer's last round: nowhere to go.
+            drop(st);
+            dropped("shutdown", 1);
+            return Written::ready();
         } else {
-            Placed::No
+            st.queue.records.push(payload.to_vec());
+            st.queue.last += 1;
+            Some(st.queue.last)
         };
-        let ticket = match placed {
-            Placed::Yes => return Written::ready(),
-            Placed::Rotated => None,
-            Placed::No if st.closing && st.open.is_none() => {
-                // After the writer's last round: nowhere to go.
-                drop(st);
-                dropped("shutdown", 1);
-                return Written::ready();
-            }
-            Placed::No => {
-                st.queue.bytes.extend_from_slice(payload);
-                st.queue
-                    .lens
-                    .push(u32::try_from(payload.len()).unwrap_or(u32::MAX));
-                st.queue.last += 1;
-                Some(st.queue.last)
-            }
-        };
-        let wake = std::mem::take(&mut st.idle);
+        // The writer is woken only if it sleeps and this left it something
+        // to do: a segment filled (to seal, and a spare to make) or a record
+        // queued.
+        let wake = st.idle && (ticket.is_some() || !st.full.is_empty());
+        if wake {
+            st.idle = false;
+        }
         drop(st);
         // Woken after the lock is released: the writer often runs at once on
         // this same core, and woken under the lock it would block on it
@@ -374,8 +354,8 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
                 install(&shared, &mut segments, m);
             }
         }
-        if !queue.lens.is_empty() {
-            place_queued(&shared, &mut segments, &mut maker, &queue);
+        if !queue.records.is_empty() {
+            place_queued(&shared, &mut segments, &mut maker, &queue.records);
             shared.mark_written(queue.last);
         }
         if closing {
@@ -385,8 +365,8 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
             let full = std::mem::take(&mut st.full);
             let queue = st.queue.take();
             drop(st);
-            if !queue.lens.is_empty() {
-                dropped("shutdown", queue.lens.len() as u64);
+            if !queue.records.is_empty() {
+                dropped("shutdown", queue.records.len() as u64);
                 shared.mark_written(queue.last);
             }
             for m in full.into_iter().chain(open).chain(spare) {
@@ -450,22 +430,18 @@ fn install(shared: &Shared, segments: &mut Segments, m: Mapped) {
 /// Places records that found no room, making segments as needed (outside
 /// the lock: requests never wait on the file system). Records that cannot
 /// be placed are dropped, counted: their requests must not wait forever.
-fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, queue: &Queue) {
-    let n = queue.lens.len();
-    let (mut i, mut at) = (0usize, 0usize);
-    while i < n {
+fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, records: &[Vec<u8>]) {
+    let mut rest = records;
+    while !rest.is_empty() {
         {
             let mut st = shared.state();
-            while i < n {
-                let len = queue.lens[i] as usize;
-                if matches!(st.place(&queue.bytes[at..at + len]), Placed::No) {
-                    break;
-                }
-                i += 1;
-                at += len;
+            while let Some((first, others)) = rest.split_first()
+                && st.place(first)
+            {
+                rest = others;
             }
         }
-        if i == n {
+        if rest.is_empty() {
             return;
         }
         // No segment has room (the record fits an empty one: `place`
@@ -473,7 +449,7 @@ fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, que
         match maker.make(segments) {
             Some(m) => install(shared, segments, m),
             None => {
-                dropped("spool_error", (n - i) as u64);
+                dropped("spool_error", rest.len() as u64);
                 return;
             }
         }
@@ -486,6 +462,13 @@ mod tests {
 
     use super::super::spool::{MAX_RECORDS, read_segment, recover, seg_path, tests::rec};
     use super::*;
+
+    /// Awaits `f`, failing the test if it takes 5 s (a request left waiting).
+    async fn soon<T>(f: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(5), f)
+            .await
+            .expect("within 5 s")
+    }
 
     fn writer(dir: &std::path::Path) -> (SpoolWriter, tokio::sync::mpsc::UnboundedReceiver<u64>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -610,15 +593,11 @@ mod tests {
         let last = first.last().unwrap().ticket;
         assert!(last >= 3);
         for t in first {
-            tokio::time::timeout(Duration::from_secs(5), t)
-                .await
-                .unwrap();
+            soon(t).await;
         }
         let later = w.submit(&rec("later"));
         assert!(later.ticket > last, "{} after {last}", later.ticket);
-        tokio::time::timeout(Duration::from_secs(5), later)
-            .await
-            .unwrap();
+        soon(later).await;
     }
 
     /// After a failure to make a segment the writer tries again within a
@@ -629,9 +608,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = dir.path().join("later");
         let (w, _rx) = writer(&spool);
-        tokio::time::timeout(Duration::from_secs(5), w.submit(&rec("lost")))
-            .await
-            .unwrap();
+        soon(w.submit(&rec("lost"))).await;
         fs::create_dir(&spool).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         for i in 0.. {
@@ -653,10 +630,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (w, mut rx) = writer(dir.path());
         w.submit(&rec("lonely")).await;
-        let seq = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let seq = soon(rx.recv()).await.unwrap();
         let path = seg_path(dir.path(), seq);
         let seg = read_segment(&path).unwrap();
         assert_eq!(seg.records[0].request_id, "lonely");
@@ -674,9 +648,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("gone");
         let (w, _rx) = writer(&gone);
-        tokio::time::timeout(Duration::from_secs(5), w.submit(&rec("a")))
-            .await
-            .unwrap();
+        soon(w.submit(&rec("a"))).await;
         assert!(!gone.exists());
     }
 }
