@@ -7,8 +7,10 @@
 pub mod export;
 pub mod metrics;
 pub mod otel;
+pub mod request_span;
 
-pub use otel::{Otel, RequestSpan};
+pub use otel::Otel;
+pub use request_span::RequestSpan;
 
 /// The model that answered, read from a whole JSON answer (`model` in
 /// OpenAI's and Anthropic's, `modelVersion` in Gemini's). Only read when

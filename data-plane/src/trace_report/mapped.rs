@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use memmap2::{Advice, MmapMut};
 
-use super::spool::{HEADER, MAX_RECORDS, MAX_SEGMENT_BYTES, seal_frame};
+use super::frame::{HEADER, seal_frame};
+use super::spool::{MAX_RECORDS, MAX_SEGMENT_BYTES};
 
 /// A mapping's size: a segment is cut at [`MAX_SEGMENT_BYTES`], and the
 /// record that crosses that bound still fits (records are clipped far below

@@ -5,6 +5,7 @@
 //! by request id, so a batch resent after a lost ack is harmless.
 
 mod draft;
+mod frame;
 mod mapped;
 mod ship;
 mod spool;

@@ -24,7 +24,8 @@ use prost::Message;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::spool::{MAX_SEGMENT_BYTES, Segment, read_segment, seg_path, set_aside};
+use super::frame::{Segment, read_segment};
+use super::spool::{MAX_SEGMENT_BYTES, seg_path, set_aside};
 use crate::control::{AuthedChannel, Backoff};
 
 /// Batches sent but not yet acked, per connection.
@@ -365,8 +366,9 @@ mod tests {
     use tokio_stream::wrappers::TcpListenerStream;
     use tonic::{Request, Response, Status, Streaming};
 
+    use super::super::frame::{HEADER, seal_frame};
+    use super::super::spool::recover;
     use super::super::spool::tests::{counter, frames, rec, write_segment};
-    use super::super::spool::{HEADER, recover, seal_frame};
     use super::*;
 
     /// A control plane with the real one's rules: more than

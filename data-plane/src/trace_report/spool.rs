@@ -6,18 +6,8 @@
 //! loses nothing the kernel has; a power loss may lose the tail, or leave
 //! zeros or stale blocks where records were.
 //!
-//! Each record is one frame (format 2):
-//!
-//! ```text
-//! magic "\xA7\x1C" | len: u32 LE | index: u32 LE | crc32(len, index, payload): u32 LE | payload (len bytes)
-//! ```
-//!
-//! `payload` is the encoded record, `index` its place in the segment (0, 1,
-//! …). A reader keeps only frames whose checksum holds, so garbage is never
-//! taken for records: past a damaged stretch it resyncs on the next valid
-//! frame, and the gap in the indices says how many records were lost.
-//! Segments written before frames (format 1: bare length-delimited records)
-//! are still read, strictly: the first record that does not decode ends it.
+//! Each record is one checksummed frame (`frame.rs`): a reader never takes
+//! garbage for records, and resyncs past damage.
 //! Files the spool cannot use are set aside as `NAME.bad` (a bounded number
 //! of them, the oldest removed), never retried.
 
@@ -29,9 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use aigw_proto::pb::trace::TraceRecord;
-use prost::Message;
-
+use super::frame::{Piece, parse_segment, pieces};
 use super::mapped::{CAPACITY, Mapped};
 
 /// A segment is sealed at this many records or this age, whichever first:
@@ -41,14 +29,6 @@ pub const MAX_RECORDS: usize = aigw_proto::trace_bounds::MAX_BATCH_RECORDS;
 /// message limit (16 MiB) whatever the records hold.
 pub const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_AGE: Duration = Duration::from_millis(100);
-
-/// The first bytes of every frame.
-const MAGIC: [u8; 2] = [0xA7, 0x1C];
-/// Magic, length, index, checksum.
-pub const HEADER: usize = 14;
-/// No record comes near this (records are clipped): a longer length is
-/// damage, not a record.
-const MAX_PAYLOAD: usize = MAX_SEGMENT_BYTES as usize;
 
 /// The highest sequence number the spool uses. It counts up by one per
 /// segment from 1, so a name above this was not written by it (and one at
@@ -190,16 +170,13 @@ fn written_end(data: &[u8]) -> usize {
     if data.len() != CAPACITY {
         return data.len();
     }
-    let (mut at, mut end) = (0, 0);
-    while at < data.len() {
-        match frame_at(data, at) {
-            Some((_, payload)) => {
-                at = payload.end;
-                end = at;
-            }
-            None => at = resync(data, at + 1),
-        }
-    }
+    let end = pieces(data)
+        .filter_map(|p| match p {
+            Piece::Frame { payload, .. } => Some(payload.end),
+            Piece::Damage(_) => None,
+        })
+        .last()
+        .unwrap_or(0);
     let last_nonzero = data[end..].iter().rposition(|&b| b != 0);
     match last_nonzero {
         None => end,
@@ -251,182 +228,6 @@ fn prune_set_aside(dir: &Path) {
             );
         }
     }
-}
-
-/// Fills in the header of a frame: `frame` is [`HEADER`] bytes (any value)
-/// followed by the encoded record.
-pub fn seal_frame(frame: &mut [u8], index: u32) {
-    let Some((head, payload)) = frame.split_at_mut_checked(HEADER) else {
-        return;
-    };
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    head[0..2].copy_from_slice(&MAGIC);
-    head[2..6].copy_from_slice(&len.to_le_bytes());
-    head[6..10].copy_from_slice(&index.to_le_bytes());
-    let crc = checksum(&head[2..10], payload);
-    head[10..14].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn checksum(len_index: &[u8], payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(len_index);
-    h.update(payload);
-    h.finalize()
-}
-
-fn u32_at(data: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&data[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-
-/// The valid frame starting at `at`, if any: (index, payload range).
-fn frame_at(data: &[u8], at: usize) -> Option<(u32, std::ops::Range<usize>)> {
-    let head = data.get(at..at.checked_add(HEADER)?)?;
-    if head[0..2] != MAGIC {
-        return None;
-    }
-    let len = u32_at(head, 2) as usize;
-    if len == 0 || len > MAX_PAYLOAD {
-        return None;
-    }
-    let start = at + HEADER;
-    let payload = data.get(start..start + len)?;
-    (checksum(&head[2..10], payload) == u32_at(head, 10))
-        .then(|| (u32_at(head, 6), start..start + len))
-}
-
-/// Where the next valid frame after `from` starts (or the end).
-fn resync(data: &[u8], from: usize) -> usize {
-    let mut at = from;
-    while let Some(off) = data.get(at..).and_then(|d| memchr::memmem::find(d, &MAGIC)) {
-        if frame_at(data, at + off).is_some() {
-            return at + off;
-        }
-        at += off + 1;
-    }
-    data.len()
-}
-
-/// A damaged stretch at the end that is the start of a frame cut short:
-/// what a write cut by a crash or a full disk leaves.
-fn looks_torn(rest: &[u8]) -> bool {
-    let magic = rest.len().min(2);
-    if rest[..magic] != MAGIC[..magic] {
-        return false;
-    }
-    if rest.len() < HEADER {
-        return true;
-    }
-    let len = u32_at(rest, 2) as usize;
-    len > 0 && len <= MAX_PAYLOAD && HEADER + len > rest.len()
-}
-
-/// A sealed segment, read back.
-#[derive(Debug, Default)]
-pub struct Segment {
-    pub records: Vec<TraceRecord>,
-    /// Records the segment held but that could not be read back: exact for
-    /// damage before the last good record (the indices tell), at least one
-    /// for a damaged or torn end.
-    pub lost: u64,
-    /// Bytes that were not part of any good record.
-    pub damaged_bytes: u64,
-    /// The damage is only a record cut short at the end.
-    pub torn: bool,
-    /// Written by a version before checksummed frames.
-    pub legacy: bool,
-}
-
-impl Segment {
-    pub fn damaged(&self) -> bool {
-        self.lost > 0 || self.damaged_bytes > 0
-    }
-}
-
-/// Reads a sealed segment: every record whose checksum holds, skipping
-/// (and counting) damaged stretches.
-pub fn read_segment(path: &Path) -> io::Result<Segment> {
-    let data = fs::read(path)?;
-    Ok(parse_segment(&data))
-}
-
-fn parse_segment(data: &[u8]) -> Segment {
-    let mut seg = Segment::default();
-    let mut at = 0;
-    let mut next_index = 0u64;
-    let mut found = false;
-    while at < data.len() {
-        if let Some((index, payload)) = frame_at(data, at) {
-            found = true;
-            at = payload.end;
-            let index = u64::from(index);
-            seg.lost += index.saturating_sub(next_index);
-            next_index = next_index.max(index + 1);
-            match TraceRecord::decode(&data[payload]) {
-                Ok(mut r) => {
-                    aigw_proto::trace_bounds::clip(&mut r);
-                    seg.records.push(r);
-                }
-                // The checksum holds, so it was written so: lost all the same.
-                Err(_) => seg.lost += 1,
-            }
-            continue;
-        }
-        let next = resync(data, at);
-        if next == data.len() {
-            // A damaged end: at least one record was there.
-            seg.torn = seg.damaged_bytes == 0 && looks_torn(&data[at..]);
-            seg.lost += 1;
-        } else {
-            seg.torn = false;
-        }
-        seg.damaged_bytes += (next - at) as u64;
-        at = next;
-    }
-    if !found
-        && !data.is_empty()
-        && let Some(legacy) = parse_legacy(data)
-    {
-        return legacy;
-    }
-    seg
-}
-
-/// Format 1: bare length-delimited records. Strict, since nothing checks
-/// them: an empty or undecodable record (zeros, junk) ends the segment as
-/// damage. `None` when not even the first record is one.
-fn parse_legacy(data: &[u8]) -> Option<Segment> {
-    let mut seg = Segment {
-        legacy: true,
-        ..Default::default()
-    };
-    let mut buf = data;
-    while !buf.is_empty() {
-        let before = buf;
-        let ok = match prost::encoding::decode_varint(&mut buf) {
-            Ok(len) if len > 0 && (len as usize) <= buf.len() => {
-                let (body, rest) = buf.split_at(len as usize);
-                buf = rest;
-                TraceRecord::decode(body)
-                    .ok()
-                    .filter(|r| !r.request_id.is_empty())
-            }
-            _ => None,
-        };
-        match ok {
-            Some(mut r) => {
-                aigw_proto::trace_bounds::clip(&mut r);
-                seg.records.push(r);
-            }
-            None => {
-                seg.lost += 1;
-                seg.damaged_bytes = before.len() as u64;
-                break;
-            }
-        }
-    }
-    (!seg.records.is_empty()).then_some(seg)
 }
 
 /// How many good records the file at `path` holds (0 if it cannot be read).
@@ -548,6 +349,9 @@ impl Segments {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::trace_report::frame::{HEADER, Segment, read_segment, seal_frame};
+    use aigw_proto::pb::trace::TraceRecord;
+    use prost::Message;
 
     pub fn rec(id: &str) -> TraceRecord {
         TraceRecord {
@@ -707,84 +511,6 @@ pub(super) mod tests {
         let second = read_segment(&seg_path(dir.path(), 8)).unwrap();
         assert_eq!(second.records.len(), 3);
         assert_eq!(second.records[0].request_id, format!("r{MAX_RECORDS}"));
-    }
-
-    /// What a power loss can leave: the segment's blocks zeroed. Not one
-    /// record comes out of it (format 1 read each zero byte as an empty
-    /// record: 597 of them, a batch the control plane refuses).
-    #[test]
-    fn a_zeroed_segment_yields_no_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let recs: Vec<_> = (0..20).map(|i| rec(&format!("r{i}"))).collect();
-        write_segment(dir.path(), 1, &recs);
-        let path = seg_path(dir.path(), 1);
-        let len = fs::metadata(&path).unwrap().len() as usize;
-        fs::write(&path, vec![0u8; len]).unwrap();
-        let got = read_segment(&path).unwrap();
-        assert!(got.records.is_empty(), "{} records", got.records.len());
-        assert!(got.damaged() && !got.torn);
-        assert_eq!(got.damaged_bytes, len as u64);
-        // Zeros in the middle: the records after them still come out, and
-        // the gap is counted exactly.
-        write_segment(dir.path(), 2, &recs);
-        let path = seg_path(dir.path(), 2);
-        let mut data = fs::read(&path).unwrap();
-        let frame = data.len() / 20;
-        data[5 * frame + 3..8 * frame + 1].fill(0);
-        fs::write(&path, data).unwrap();
-        let got = read_segment(&path).unwrap();
-        let want: Vec<String> = (0..20)
-            .filter(|i| !(5..=8).contains(i))
-            .map(|i| format!("r{i}"))
-            .collect();
-        assert_eq!(ids(&got), want);
-        assert_eq!(got.lost, 4);
-        assert!(!got.torn);
-    }
-
-    #[test]
-    fn a_flipped_byte_loses_one_record_counted_and_the_rest_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let recs: Vec<_> = (0..10).map(|i| rec(&format!("rec-{i}"))).collect();
-        write_segment(dir.path(), 1, &recs);
-        let path = seg_path(dir.path(), 1);
-        let mut data = fs::read(&path).unwrap();
-        let frame = data.len() / 10;
-        data[3 * frame + HEADER + 2] ^= 0x40;
-        fs::write(&path, data).unwrap();
-        let got = read_segment(&path).unwrap();
-        assert_eq!(got.records.len(), 9);
-        assert!(!ids(&got).contains(&"rec-3"));
-        assert_eq!(ids(&got)[3], "rec-4");
-        assert_eq!((got.lost, got.torn), (1, false));
-        // Junk at the end is damage, not a torn record.
-        let mut data = fs::read(&path).unwrap();
-        data.extend_from_slice(b"not a frame at all");
-        fs::write(&path, data).unwrap();
-        let got = read_segment(&path).unwrap();
-        assert_eq!((got.records.len(), got.lost, got.torn), (9, 2, false));
-    }
-
-    #[test]
-    fn a_segment_of_the_previous_format_is_still_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("00000000000000000001.seg");
-        let mut data = Vec::new();
-        for i in 0..3 {
-            rec(&format!("old{i}"))
-                .encode_length_delimited(&mut data)
-                .unwrap();
-        }
-        fs::write(&path, &data).unwrap();
-        let got = read_segment(&path).unwrap();
-        assert_eq!(ids(&got), ["old0", "old1", "old2"]);
-        assert!(got.legacy && !got.damaged());
-        // Zeros after its records end it, counted.
-        data.extend_from_slice(&[0; 64]);
-        fs::write(&path, &data).unwrap();
-        let got = read_segment(&path).unwrap();
-        assert_eq!(got.records.len(), 3);
-        assert_eq!(got.lost, 1);
     }
 
     #[test]

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
 
+use super::frame::HEADER;
 use super::mapped::{MAX_FRAME, Mapped};
-use super::spool::{HEADER, MAX_AGE, Segments};
+use super::spool::{MAX_AGE, Segments};
 
 /// How often an idle writer looks at the open segment's age (segments are
 /// sealed at 100 ms; this bounds how late).
@@ -460,7 +461,8 @@ fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, rec
 mod tests {
     use std::fs;
 
-    use super::super::spool::{MAX_RECORDS, read_segment, recover, seg_path, tests::rec};
+    use super::super::frame::read_segment;
+    use super::super::spool::{MAX_RECORDS, recover, seg_path, tests::rec};
     use super::*;
 
     /// Awaits `f`, failing the test if it takes 5 s (a request left waiting).
