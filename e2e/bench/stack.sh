@@ -42,7 +42,7 @@ fi
 start mock "$BIN/mock-provider" --listen 127.0.0.1:0 --fast; MOCK_ADDR=$ADDR; MOCK_PID=${PIDS[-1]}
 export AIGW_MASTER_KEY=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
 export AIGW_ADMIN_TOKEN=bench-admin NODE_TOKEN=bench-node AIGW_NODE_TOKEN=bench-node
-start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "$BIN/control-plane"; CP_ADDR=$ADDR; CP_PID=${PIDS[-1]}
+start cp env DATABASE_URL="sqlite://$WORK/cp.db" AIGW_GRPC_ADDR=127.0.0.1:0 "${CP_BIN:-$BIN/control-plane}"; CP_ADDR=$ADDR; CP_PID=${PIDS[-1]}
 export AIGW_CONTROL_PLANE="http://$CP_ADDR"
 cat >"$WORK/bench.yaml" <<YAML
 providers:
@@ -59,7 +59,7 @@ client_keys:
     key: sk-bench-limited
     limits: { rps: 1000000000, rpm: 1000000000, tokens_per_minute: 1000000000000, tokens_per_day: 1000000000000, cost_per_day: 1000000000, cost_per_month: 1000000000, concurrent: 100000 }
 YAML
-"$BIN/control-plane" apply -f "$WORK/bench.yaml" >&2
+"${CP_BIN:-$BIN/control-plane}" apply -f "$WORK/bench.yaml" >&2
 }
 
 # ticks PID: CPU time (user + system, every thread) the process has used, in clock ticks.

@@ -37,9 +37,10 @@ use super::spool::{MAX_RECORDS, MAX_SEGMENT_BYTES};
 pub const CAPACITY: usize = MAX_SEGMENT_BYTES as usize + MAX_FRAME;
 /// The largest frame a segment takes.
 pub const MAX_FRAME: usize = 1024 * 1024;
-/// Faulted in when a segment is made: more than a segment of 512 typical
-/// records fills, so requests' copies do not fault.
-const PREFAULT: usize = 1024 * 1024;
+/// The most faulted in when a segment is made (`spool::Prefault` picks how
+/// much): more than a segment of 512 typical records fills, so requests'
+/// copies do not fault.
+pub const PREFAULT_MAX: usize = 1024 * 1024;
 
 pub struct Mapped {
     pub seq: u64,
@@ -53,8 +54,8 @@ pub struct Mapped {
 
 impl Mapped {
     /// Creates `path` (owner only), reserves `capacity` bytes for it on
-    /// disk and maps it.
-    pub fn create(path: &Path, seq: u64, capacity: usize) -> io::Result<Self> {
+    /// disk, maps it and faults in its first `prefault` bytes.
+    pub fn create(path: &Path, seq: u64, capacity: usize, prefault: usize) -> io::Result<Self> {
         let mut o = OpenOptions::new();
         o.read(true).write(true).create_new(true);
         std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
@@ -77,7 +78,7 @@ impl Mapped {
         };
         // Kernels before 5.14 do not know the advice (EINVAL): then the
         // first copy into each page faults it, as any mapping does.
-        if let Err(e) = map.advise_range(Advice::PopulateWrite, 0, PREFAULT.min(map.len()))
+        if let Err(e) = map.advise_range(Advice::PopulateWrite, 0, prefault.min(map.len()))
             && e.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error())
         {
             drop(map);
@@ -122,6 +123,11 @@ impl Mapped {
 
     pub fn is_empty(&self) -> bool {
         self.records == 0
+    }
+
+    /// Bytes written.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Holds a record that came at least `age` ago.
