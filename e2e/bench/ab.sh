@@ -11,10 +11,7 @@
 #   STOPCP_B=1 e2e/bench/ab.sh                          # control plane stopped during B's cells
 #   DPNICE_B=10 e2e/bench/ab.sh                         # B's non-serving threads reniced
 #   STATE_B=/dev/shm/dpb e2e/bench/ab.sh                # B's state directory elsewhere
-#   SLICE_B=100000 e2e/bench/ab.sh                      # control plane's threads given a 100 µs
-#                                                       # EEVDF slice during B's cells (needs
-#                                                       # SETSLICE=<tool calling sched_setattr>)
-#   DPSLICE_B=100000 e2e/bench/ab.sh                    # ... and B's non-serving threads for good
+#   CP_BIN=/tmp/control-plane-old e2e/bench/ab.sh       # another control plane (stack.sh)
 #
 # Uses the release build (cargo build --release --workspace first), wrk,
 # loopback only. ROUNDS (3), DURATION (5 s), CELLS ("stream:conns ...").
@@ -46,7 +43,6 @@ for r in $(seq 1 $ROUNDS); do
   for cell in $CELLS; do s=${cell%%:*}; c=${cell##*:}
     [ -n "${NICE_B:-}" ] && for t in /proc/$CP_PID/task/*; do renice -n 0 -p ${t##*/} >/dev/null; done
     [ -n "${IDLE_B:-}" ] && for t in /proc/$CP_PID/task/*; do chrt -o -p 0 ${t##*/} >/dev/null; done
-    [ -n "${SLICE_B:-}" ] && "$SETSLICE" 0 $(ls /proc/$CP_PID/task)
     echo "round $r stream=$s c=$c A: $(run $A_ADDR $A_PID $s $c)"
     [ -n "${NICE_B:-}" ] && for t in /proc/$CP_PID/task/*; do renice -n $NICE_B -p ${t##*/} >/dev/null; done
     [ -n "${IDLE_B:-}" ] && for t in /proc/$CP_PID/task/*; do chrt -i -p 0 ${t##*/} >/dev/null; done
@@ -54,9 +50,6 @@ for r in $(seq 1 $ROUNDS); do
     # runtime, spool writer) at nice N for good.
     [ -n "${DPNICE_B:-}" ] && for t in /proc/$B_PID/task/*; do
       case "$(cat "$t/comm")" in serve-*) ;; *) renice -n "$DPNICE_B" -p "${t##*/}" >/dev/null ;; esac; done
-    [ -n "${SLICE_B:-}" ] && "$SETSLICE" "$SLICE_B" $(ls /proc/$CP_PID/task)
-    [ -n "${DPSLICE_B:-}" ] && for t in /proc/$B_PID/task/*; do
-      case "$(cat "$t/comm")" in serve-*) ;; *) "$SETSLICE" "$DPSLICE_B" "${t##*/}" ;; esac; done
     [ -n "${STOPCP_B:-}" ] && kill -STOP $CP_PID
     echo "round $r stream=$s c=$c B: $(run $B_ADDR $B_PID $s $c)"
     [ -n "${STOPCP_B:-}" ] && kill -CONT $CP_PID

@@ -7,7 +7,8 @@
 #                       mock provider (--fast) and a control plane on SQLite
 #                       with the bench config applied: sets MOCK_ADDR,
 #                       MOCK_PID, CP_ADDR, CP_PID; exports what a data plane
-#                       needs to join (AIGW_CONTROL_PLANE, the node token)
+#                       needs to join (AIGW_CONTROL_PLANE, the node token);
+#                       CP_BIN: another control-plane binary
 # Needs ROOT, BIN, WORK and the PIDS array from the caller (which kills
 # PIDS on exit).
 
