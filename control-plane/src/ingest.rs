@@ -194,7 +194,7 @@ pub async fn store_batch(
     records: Vec<TraceRecord>,
     ledger: &crate::budgets::ledger::Ledger,
 ) -> Result<(u32, u32)> {
-    Ok(store_groups(db, vec![records], ledger, None)
+    Ok(store_groups(db, vec![records], ledger)
         .await?
         .pop()
         .unwrap_or((0, 0)))
@@ -204,13 +204,11 @@ pub async fn store_batch(
 /// for each, in order. A request id met twice counts as stored once, for
 /// the batch that had it first. Records without a request id cannot be
 /// deduplicated: they are dropped with a warning rather than failing the
-/// batch, which would otherwise be resent forever. With `idle`, the
-/// database work runs on that thread (`idle.rs`).
+/// batch, which would otherwise be resent forever.
 pub async fn store_groups(
     db: &Db,
     batches: Vec<Vec<TraceRecord>>,
     ledger: &crate::budgets::ledger::Ledger,
-    idle: Option<&crate::idle::IdleThread>,
 ) -> Result<Vec<(u32, u32)>> {
     let received_at_ms = now_ms();
     let mut valid = vec![0usize; batches.len()];
@@ -235,20 +233,18 @@ pub async fn store_groups(
     if rows.is_empty() {
         return Ok(valid.iter().map(|_| (0, 0)).collect());
     }
-    let store = move |conn: &mut crate::db::AnyConnection| {
-        let new = match write_tx(conn, |conn| insert_with_rollups(conn, &rows)) {
-            Err(e) if refused_for_content(&e) => {
-                tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
-                insert_each(conn, &rows)?
-            }
-            other => other?,
-        };
-        Ok((rows, new))
-    };
-    let (rows, new) = match idle {
-        Some(idle) => db.run_idle(idle, store).await?,
-        None => db.run(store).await?,
-    };
+    let (rows, new) = db
+        .run(move |conn| {
+            let new = match write_tx(conn, |conn| insert_with_rollups(conn, &rows)) {
+                Err(e) if refused_for_content(&e) => {
+                    tracing::warn!(error = %e, "a trace batch was refused; storing its records one by one");
+                    insert_each(conn, &rows)?
+                }
+                other => other?,
+            };
+            Ok((rows, new))
+        })
+        .await?;
     // Budgets count each request once: only rows stored just now.
     let mut new: std::collections::HashSet<String> = new.into_iter().collect();
     let mut stored = vec![0usize; valid.len()];

@@ -1,8 +1,7 @@
 //! The control plane: the only process that touches the database. It compiles
 //! the configuration into versioned snapshots and pushes them to the data
 //! planes, stores their traces exactly once, and serves the Admin API.
-// `unsafe` only where a module says why (a thread's scheduling policy, `idle.rs`).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
@@ -13,7 +12,6 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod health;
-pub mod idle;
 pub mod ingest;
 pub mod node_auth;
 pub mod oauth;

@@ -13,7 +13,6 @@
 
 use aigw_proto::pb::trace::TraceRecord;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -21,7 +20,6 @@ use tonic::Status;
 
 use crate::budgets::Budgets;
 use crate::db::Db;
-use crate::idle::IdleThread;
 use crate::ingest::store_groups;
 
 /// Batches waiting for the writer, from all streams together.
@@ -39,18 +37,12 @@ const PG_WRITERS: usize = 3;
 /// At most this many records per transaction (a data plane's segment holds
 /// up to 512), so one commit never grows without bound.
 const GROUP_RECORDS: usize = 16_384;
-/// A group is stored under `SCHED_IDLE` (`idle.rs`) while the writer keeps
-/// up: nothing else queued behind it, its first batch waited less than this.
-const BEHIND: Duration = Duration::from_millis(500);
 
 /// What one batch came to: (stored, duplicates), or why it was not stored.
 pub type Outcome = Result<(u32, u32), Status>;
 
 struct Job {
     records: Vec<TraceRecord>,
-    /// When it was queued: a group whose first batch waited longer than
-    /// [`BEHIND`] is stored at normal priority.
-    queued: Instant,
     reply: oneshot::Sender<Outcome>,
     /// The batch's share of `QUEUE_BYTES`, given back once it is stored.
     _room: Option<OwnedSemaphorePermit>,
@@ -105,7 +97,6 @@ impl TraceWriter {
             .tx
             .send(Job {
                 records,
-                queued: Instant::now(),
                 reply,
                 _room: room,
             })
@@ -131,15 +122,8 @@ pub fn writer_gone() -> Status {
 /// it, replies to each batch; with several writers, each takes the queue in
 /// turn while the others store.
 async fn run(db: Db, budgets: Budgets, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
-    let mut idle = match IdleThread::spawn("trace-store") {
-        Ok(t) => Some(t),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start the trace store's background thread; storing at normal priority");
-            None
-        }
-    };
     loop {
-        let (mut jobs, records, behind) = {
+        let (mut jobs, records) = {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
             let mut records = first.records.len();
@@ -153,23 +137,14 @@ async fn run(db: Db, budgets: Budgets, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
                     Err(_) => break,
                 }
             }
-            let behind = !rx.is_empty() || jobs[0].queued.elapsed() >= BEHIND;
-            (jobs, records, behind)
+            (jobs, records)
         };
         let batches: Vec<Vec<TraceRecord>> = jobs
             .iter_mut()
             .map(|j| std::mem::take(&mut j.records))
             .collect();
         metrics::histogram!("aigw_trace_group_records").record(records as f64);
-        let lowered = idle.as_ref().filter(|_| !behind);
-        let outcome = store_groups(&db, batches, budgets.ledger(), lowered).await;
-        if lowered.is_some() && outcome.is_err() && idle.as_ref().is_some_and(IdleThread::is_gone) {
-            tracing::warn!(
-                "the trace store's background thread stopped; storing at normal priority"
-            );
-            idle = None;
-        }
-        match outcome {
+        match store_groups(&db, batches, budgets.ledger()).await {
             Ok(counts) => {
                 for (job, count) in jobs.into_iter().zip(counts) {
                     let _ = job.reply.send(Ok(count));
@@ -204,7 +179,6 @@ mod tests {
             &t.db,
             vec![batch(&["a", "b"]), batch(&["b", "c", ""]), batch(&[])],
             &Default::default(),
-            None,
         )
         .await
         .unwrap();

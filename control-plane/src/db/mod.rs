@@ -238,22 +238,6 @@ impl Db {
         .await
         .map_err(|e| Error::internal(format!("database task failed: {e}")))?
     }
-
-    /// As [`Db::run`], on `idle`'s thread: work that may wait while the
-    /// machine is busy (`idle.rs`).
-    pub async fn run_idle<T, F>(&self, idle: &crate::idle::IdleThread, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        idle.run(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .ok_or_else(|| Error::internal("the background database thread stopped"))?
-    }
 }
 
 /// Rows per multi-row INSERT: within SQLite's 32,766 and Postgres's 65,535

@@ -235,37 +235,6 @@ fn count_records(path: &Path) -> u64 {
     fs::read(path).map_or(0, |d| parse_segment(&d).records.len() as u64)
 }
 
-/// How much of a new segment is faulted in up front: twice what the last
-/// sealed segment held, between 64 KiB and 1 MiB. Faulting in is the
-/// writer thread's longest stretch of work (about 4 ms for a MiB here), and
-/// it competes for the cores with the requests; segments sealed by age
-/// under steady traffic hold about the same each time (70 KiB at 3,600
-/// requests a second), so their size predicts the next one's. A copy past
-/// what was faulted in faults its page itself.
-struct Prefault {
-    last: usize,
-}
-
-impl Prefault {
-    const MIN: usize = 64 * 1024;
-    const MAX: usize = super::mapped::PREFAULT_MAX;
-
-    fn next(&self) -> usize {
-        self.last.saturating_mul(2).clamp(Self::MIN, Self::MAX)
-    }
-
-    fn sealed(&mut self, len: usize) {
-        self.last = len;
-    }
-}
-
-impl Default for Prefault {
-    /// Until a segment is sealed: the most.
-    fn default() -> Self {
-        Self { last: Self::MAX }
-    }
-}
-
 /// The spool's files, owned by the writer thread (`writer.rs`): making
 /// segments, sealing them, and the size bound.
 pub struct Segments {
@@ -274,8 +243,6 @@ pub struct Segments {
     spooled: Arc<AtomicU64>,
     max_bytes: u64,
     sealed_tx: tokio::sync::mpsc::UnboundedSender<u64>,
-    /// How much of the next segment to fault in when it is made.
-    prefault: Prefault,
     /// The directory's lock (`state_dir::lock`), held while segments are
     /// made and mapped.
     _lock: Option<Arc<File>>,
@@ -295,7 +262,6 @@ impl Segments {
             spooled,
             max_bytes,
             sealed_tx,
-            prefault: Prefault::default(),
             _lock: None,
         }
     }
@@ -310,12 +276,7 @@ impl Segments {
     pub fn create(&mut self) -> io::Result<Mapped> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
-        Mapped::create(
-            &open_path(&self.dir, seq),
-            seq,
-            CAPACITY,
-            self.prefault.next(),
-        )
+        Mapped::create(&open_path(&self.dir, seq), seq, CAPACITY)
     }
 
     /// Cuts the segment to what was written and renames it sealed, for the
@@ -330,7 +291,6 @@ impl Segments {
             }
             return;
         }
-        self.prefault.sealed(seg.len());
         let bytes = match seg.finish() {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -453,28 +413,6 @@ pub(super) mod tests {
             .lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
             .unwrap_or(0)
-    }
-
-    /// A new segment faults in twice what the last sealed one held, within
-    /// bounds; the first, with nothing sealed yet, the most.
-    #[test]
-    fn the_next_segment_faults_in_what_the_last_one_needed() {
-        let mut p = Prefault::default();
-        assert_eq!(p.next(), 1024 * 1024);
-        p.sealed(70_000);
-        assert_eq!(p.next(), 140_000);
-        p.sealed(100);
-        assert_eq!(p.next(), 64 * 1024);
-        p.sealed(3 * 1024 * 1024);
-        assert_eq!(p.next(), 1024 * 1024);
-        let dir = tempfile::tempdir().unwrap();
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut seg = Segments::new(dir.path().to_path_buf(), 1, Arc::default(), u64::MAX, tx);
-        let mut open = None;
-        append(&mut seg, &mut open, &[rec("a"), rec("b")]);
-        let held = open.as_ref().unwrap().len();
-        seg.seal(open.take().unwrap());
-        assert_eq!(seg.prefault.next(), 64 * 1024, "{held} bytes held");
     }
 
     #[test]
