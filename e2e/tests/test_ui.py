@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +17,8 @@ import httpx
 import pytest
 
 from harness import MODEL, POOL_SECRET, Gateway, eventually, gateway_config
-from ui_stack import SCREENSHOTS, AdminWeb, OidcServer, node, run_browser_test
+from ui_stack import (SCREENSHOTS, AdminWeb, OidcServer, finish_browser_test, node,
+                      run_browser_test, start_browser_test)
 
 UI_DIR = Path(__file__).resolve().parents[2] / "admin-web" / "ui"
 
@@ -83,6 +85,33 @@ def test_viewer_changes_nothing_and_sees_no_secret(stack: Gateway, web: AdminWeb
     assert r.choices[0].message.content
     audit = web.call("GET", "/audit")["entries"]
     assert not [e for e in audit if e["actor"] == "user:vera" and e["action"] != "login"], audit
+
+
+@SQLITE
+def test_the_live_overview_comes_back_after_the_control_plane_restarts(
+        stack: Gateway, web: AdminWeb, tmp_path: Path) -> None:
+    stack.apply_ok(gateway_config(stack.mock.url))
+    stack.wait_key_known()
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    artifacts = tmp_path / "artifacts"
+    started = time.monotonic()
+    browser = start_browser_test("live", {**base_env(stack, web), "APP_KEY": stack.app_key,
+                                          "SIGNAL_DIR": str(signals)}, artifacts)
+    try:
+        def live() -> None:
+            assert (signals / "live").exists() or browser.poll() is not None
+        eventually(live, timeout=90, what="the browser sees the live overview")
+        assert browser.poll() is None, "the browser test ended early"
+        stack.stop_control_plane()
+        (signals / "stopped").touch()
+        # Long enough for the browser's reconnects to be refused (admin-web
+        # answers 503 while its control plane is away).
+        time.sleep(4)
+        stack.start_control_plane()
+        (signals / "restarted").touch()
+    finally:
+        finish_browser_test(browser, "live", artifacts, started)
 
 
 @SQLITE

@@ -128,9 +128,10 @@ class OidcServer:
                 self.popen.kill()
 
 
-def run_browser_test(name: str, env: dict[str, str], artifacts: Path) -> str:
-    """Runs e2e/ui/tests/NAME.test.mjs with Node's test runner; fails with
-    its output (and the processes' logs, via conftest) when it fails."""
+def start_browser_test(name: str, env: dict[str, str], artifacts: Path) -> subprocess.Popen[str]:
+    """Starts e2e/ui/tests/NAME.test.mjs with Node's test runner, for a test
+    that acts on the stack while the browser runs; `finish_browser_test`
+    waits for it."""
     require_browser_tools()
     artifacts.mkdir(parents=True, exist_ok=True)
     full_env = {
@@ -140,13 +141,22 @@ def run_browser_test(name: str, env: dict[str, str], artifacts: Path) -> str:
         "ARTIFACT_DIR": str(artifacts),
         **env,
     }
-    started = time.monotonic()
-    p = subprocess.run(
+    return subprocess.Popen(
         [node(), "--test", "--test-reporter=spec", f"tests/{name}.test.mjs"],
         cwd=UI_TESTS, env=full_env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=BROWSER_TEST_TIMEOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    out = p.stdout + p.stderr
+
+
+def finish_browser_test(p: subprocess.Popen[str], name: str, artifacts: Path,
+                        started: float) -> str:
+    """Waits for a browser test; fails with its output (and the processes'
+    logs, via conftest) when it fails."""
+    try:
+        out, _ = p.communicate(timeout=max(1.0, BROWSER_TEST_TIMEOUT - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
     assert p.returncode == 0, (
         f"browser test {name} failed after {time.monotonic() - started:.0f}s "
         f"(artifacts in {artifacts}):\n{out[-12000:]}"
@@ -154,4 +164,11 @@ def run_browser_test(name: str, env: dict[str, str], artifacts: Path) -> str:
     return out
 
 
-__all__ = ["AdminWeb", "OidcServer", "run_browser_test", "ALL_PROCS", "SCREENSHOTS"]
+def run_browser_test(name: str, env: dict[str, str], artifacts: Path) -> str:
+    """Runs e2e/ui/tests/NAME.test.mjs to its end (see `finish_browser_test`)."""
+    started = time.monotonic()
+    return finish_browser_test(start_browser_test(name, env, artifacts), name, artifacts, started)
+
+
+__all__ = ["AdminWeb", "OidcServer", "run_browser_test", "start_browser_test",
+           "finish_browser_test", "ALL_PROCS", "SCREENSHOTS"]

@@ -23,6 +23,7 @@ import { api, type OverviewFilters } from '../api';
 import { useAuth } from '../auth';
 import { change, ms, num, pct, usd } from '../format';
 import type { Overview, OverviewGroup, OverviewStats, Range } from '../types';
+import { afterLiveError, errorCode } from '../live';
 import { EmptyState, ErrorState, LoadingState } from '../components/States';
 
 const ZERO: OverviewStats = {
@@ -59,23 +60,48 @@ function useLive(filters: OverviewFilters): 'live' | 'connecting' | 'stopped' {
   const [state, setState] = useState<'live' | 'connecting' | 'stopped'>('connecting');
   const url = api.overviewLiveUrl(filters);
   useEffect(() => {
-    const es = new EventSource(url);
-    setState('connecting');
-    es.addEventListener('overview', (e) => {
-      qc.setQueryData(['overview', url], JSON.parse((e as MessageEvent).data) as Overview);
-      setState('live');
-    });
-    es.addEventListener('error', (e) => {
-      // A server "error" event ends the stream (the session ended); a
-      // network error makes the browser reconnect by itself.
-      if ((e as MessageEvent).data) {
-        es.close();
+    let es: EventSource | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let attempt = 0;
+    let done = false;
+    const retry = (code: string | null) => {
+      es?.close();
+      const wait = afterLiveError(code, attempt++);
+      if (wait === 'stop') {
+        done = true;
         setState('stopped');
-      } else {
-        setState('connecting');
+        return;
       }
-    });
-    return () => es.close();
+      setState('connecting');
+      timer = setTimeout(connect, wait);
+    };
+    const connect = () => {
+      if (done) return;
+      const source = new EventSource(url);
+      es = source;
+      source.addEventListener('overview', (e) => {
+        attempt = 0;
+        qc.setQueryData(['overview', url], JSON.parse((e as MessageEvent).data) as Overview);
+        setState('live');
+      });
+      source.addEventListener('error', (e) => {
+        // A server "error" event ends the stream: the session ended (stop)
+        // or the control plane went away (connect again). A dropped
+        // connection the browser retries by itself; one refused (the
+        // control plane or admin-web restarting) it gives up on.
+        const data = (e as MessageEvent).data;
+        if (data) retry(errorCode(data));
+        else if (source.readyState === EventSource.CLOSED) retry(null);
+        else setState('connecting');
+      });
+    };
+    setState('connecting');
+    connect();
+    return () => {
+      done = true;
+      clearTimeout(timer);
+      es?.close();
+    };
   }, [url, qc]);
   return state;
 }
