@@ -342,7 +342,9 @@ impl MeteredStream {
                         c.trace.response_model.clone_from(model);
                     }
                 }
-                StreamEvent::TextDelta(t) => self.streamed_chars += t.len() as u64,
+                StreamEvent::TextDelta(t) | StreamEvent::RefusalDelta(t) => {
+                    self.streamed_chars += t.len() as u64
+                }
                 StreamEvent::ToolCallDelta { arguments, index } => {
                     self.streamed_chars += arguments.len() as u64;
                     if !self.tool_calls.contains(index) {

@@ -242,7 +242,11 @@ fn openai_refusal_reaches_anthropic_and_gemini_apps_as_text_and_a_safety_stop() 
     );
     assert_eq!(g["candidates"][0]["finishReason"], "SAFETY");
     let r = answer(Format::OpenAiChat, body, Format::Responses);
-    assert_eq!(r["output"][0]["content"][0]["text"], REFUSAL);
+    // A Responses app gets OpenAI's own shape: a refusal part.
+    assert_eq!(
+        r["output"][0]["content"][0],
+        json!({"type": "refusal", "refusal": REFUSAL})
+    );
 }
 
 #[test]

@@ -284,7 +284,7 @@ impl Message {
         let mut runs = Vec::new();
         for p in &self.content {
             match p {
-                Part::Text(_) | Part::Image(_) => match runs.last_mut() {
+                Part::Text(_) | Part::Refusal(_) | Part::Image(_) => match runs.last_mut() {
                     Some(UserRun::Content(parts)) => parts.push(p),
                     _ => runs.push(UserRun::Content(vec![p])),
                 },
@@ -310,7 +310,7 @@ impl Message {
         let mut runs = Vec::new();
         for p in &self.content {
             match p {
-                Part::Text(t) => match runs.last_mut() {
+                Part::Text(t) | Part::Refusal(t) => match runs.last_mut() {
                     Some(AssistantRun::Text(text)) => text.push_str(t),
                     _ => runs.push(AssistantRun::Text(t.clone())),
                 },
@@ -333,6 +333,10 @@ impl Message {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
+    /// What the model refused with, in its words (OpenAI's `refusal`); its
+    /// answer stops as a content filter's. Answers only: a history keeps
+    /// refusals as text, as do formats without a place for one.
+    Refusal(String),
     Image(Image),
     /// A call the assistant made. `arguments` is JSON text, as OpenAI carries it.
     ToolCall {
@@ -436,7 +440,7 @@ pub enum StopReason {
 pub struct ChatResponse {
     pub id: String,
     pub model: String,
-    /// Text and tool calls, in order.
+    /// Text, refusals and tool calls, in order.
     pub content: Vec<Part>,
     pub stop: Option<StopReason>,
     pub usage: Usage,
@@ -452,6 +456,8 @@ pub enum StreamEvent {
         model: String,
     },
     TextDelta(String),
+    /// More of a [`Part::Refusal`].
+    RefusalDelta(String),
     ToolCallStart {
         index: u32,
         id: String,
@@ -546,7 +552,7 @@ pub fn result_content<'a>(
     let mut images = Vec::new();
     for c in content {
         match c {
-            Part::Text(t) => {
+            Part::Text(t) | Part::Refusal(t) => {
                 if texts > 0 {
                     text.push('\n');
                 }

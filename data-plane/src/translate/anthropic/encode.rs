@@ -263,8 +263,8 @@ fn encode_messages(req: &ChatRequest) -> Result<Vec<MessageOut<'_>>, Unsupported
         for p in &m.content {
             match (p, m.role) {
                 // Anthropic rejects empty text blocks.
-                (Part::Text(t), _) if t.is_empty() => {}
-                (Part::Text(t), _) => blocks.push(BlockOut::Text { text: t }),
+                (Part::Text(t) | Part::Refusal(t), _) if t.is_empty() => {}
+                (Part::Text(t) | Part::Refusal(t), _) => blocks.push(BlockOut::Text { text: t }),
                 (Part::Image(img), _) => blocks.push(image_block(img)),
                 (
                     Part::ToolCall {

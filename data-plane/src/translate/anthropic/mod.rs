@@ -214,7 +214,7 @@ fn prompt_bound(req: &ChatRequest) -> u64 {
     let len = |s: &str| s.len() as u64;
     let part = |p: &Part| -> u64 {
         match p {
-            Part::Text(t) => len(t),
+            Part::Text(t) | Part::Refusal(t) => len(t),
             Part::Image(_) => IMAGE_TOKENS,
             Part::ToolCall {
                 name, arguments, ..

@@ -88,13 +88,15 @@ pub(super) struct MessageOut<'a> {
     pub usage: UsageOut,
 }
 
-/// IR → the body the app receives.
+/// IR → the body the app receives. A refusal is a text block: Anthropic
+/// has no refusal block, and says a refusal with its `refusal` stop reason
+/// (the stop a refusal's answer has).
 pub(super) fn answer_body(resp: &ChatResponse) -> MessageOut<'_> {
     let content = resp
         .content
         .iter()
         .filter_map(|p| match p {
-            Part::Text(t) if !t.is_empty() => Some(BlockOut::Text { text: t }),
+            Part::Text(t) | Part::Refusal(t) if !t.is_empty() => Some(BlockOut::Text { text: t }),
             Part::ToolCall { arguments, .. } if wire::cut_by_cap(resp.stop, arguments) => None,
             Part::ToolCall {
                 id,

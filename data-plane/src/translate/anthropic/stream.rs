@@ -390,7 +390,8 @@ impl StreamEncoder for Encoder {
                     }
                 }
             }
-            StreamEvent::TextDelta(t) => {
+            // A refusal streams as text, as a whole answer's is a text block.
+            StreamEvent::TextDelta(t) | StreamEvent::RefusalDelta(t) => {
                 if t.is_empty() {
                     return;
                 }

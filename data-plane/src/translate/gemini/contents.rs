@@ -443,8 +443,8 @@ fn encode_contents(req: &ChatRequest) -> Result<Vec<ContentOut<'_>>, Unsupported
         let mut parts = Vec::new();
         for p in &m.content {
             let part = match (p, m.role) {
-                (Part::Text(t), _) if t.is_empty() => continue,
-                (Part::Text(t), _) => PartOut::text(t),
+                (Part::Text(t) | Part::Refusal(t), _) if t.is_empty() => continue,
+                (Part::Text(t) | Part::Refusal(t), _) => PartOut::text(t),
                 (Part::Image(img), _) => image_part(img),
                 (
                     Part::ToolCall {

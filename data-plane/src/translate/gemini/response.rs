@@ -214,13 +214,15 @@ impl<'a> CandidateOut<'a> {
     }
 }
 
-/// IR → the body the app receives.
+/// IR → the body the app receives. A refusal is a text part: Gemini has no
+/// refusal part, and says a refusal with its `SAFETY` finish reason (the
+/// stop a refusal's answer has).
 pub(super) fn answer_body(resp: &ChatResponse) -> AnswerOut<'_> {
     let parts = resp
         .content
         .iter()
         .filter_map(|p| match p {
-            Part::Text(t) if !t.is_empty() => Some(PartOut::text(t)),
+            Part::Text(t) | Part::Refusal(t) if !t.is_empty() => Some(PartOut::text(t)),
             Part::ToolCall { arguments, .. } if wire::cut_by_cap(resp.stop, arguments) => None,
             Part::ToolCall {
                 id,

@@ -208,7 +208,8 @@ impl StreamEncoder for Encoder {
         }
         match ev {
             StreamEvent::Start { id, model } => self.start(id, model),
-            StreamEvent::TextDelta(t) => {
+            // A refusal streams as text, as a whole answer's is a text part.
+            StreamEvent::TextDelta(t) | StreamEvent::RefusalDelta(t) => {
                 if !t.is_empty() {
                     self.flush_calls(out);
                     self.chunk(vec![PartOut::text(t)], None, out);

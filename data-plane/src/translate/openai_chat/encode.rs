@@ -312,7 +312,7 @@ fn user_messages<'a>(
 
 fn part_out(p: &Part) -> Option<PartOut<'_>> {
     match p {
-        Part::Text(text) => Some(PartOut::Text {
+        Part::Text(text) | Part::Refusal(text) => Some(PartOut::Text {
             text: Cow::Borrowed(text),
         }),
         Part::Image(img) => Some(image_part(img)),

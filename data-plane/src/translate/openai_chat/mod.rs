@@ -148,6 +148,17 @@ fn stop_from(s: &str, called: bool) -> StopReason {
     }
 }
 
+/// The stop of an answer holding a refusal (`refused`), as OpenAI's formats
+/// say it: decoders stop a refusal as a content filter's, so Anthropic and
+/// Gemini apps are told (`refusal`, `SAFETY`), where OpenAI's formats carry
+/// the refusal in its own place and end it as a plain stop, as OpenAI does.
+pub(crate) fn stop_beside(refused: bool, stop: StopReason) -> StopReason {
+    match stop {
+        StopReason::ContentFilter if refused => StopReason::EndTurn,
+        other => other,
+    }
+}
+
 fn stop_str(s: StopReason) -> &'static str {
     match s {
         StopReason::EndTurn | StopReason::StopSequence => "stop",

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::encode::ToolCallOut;
 use super::request::{ToolCallIn, tool_call};
-use super::{UsageOut, WireUsage, chat_id, stop_from, stop_str};
+use super::{UsageOut, WireUsage, chat_id, stop_beside, stop_from, stop_str};
 use crate::translate::ids;
 use crate::translate::ir::{ChatResponse, Part, StopReason, Unsupported};
 use crate::translate::wire::{self, Body, Lenient};
@@ -30,8 +30,8 @@ struct ChoiceIn {
 struct AnswerIn {
     #[serde(default)]
     content: Lenient<String>,
-    /// What the model refused with (structured outputs, safety): its text
-    /// is the answer, and the answer stops as a content filter's.
+    /// What the model refused with (structured outputs, safety): a refusal
+    /// part of the answer, which stops as a content filter's.
     #[serde(default)]
     refusal: Lenient<String>,
     tool_calls: Option<Vec<ToolCallIn>>,
@@ -56,7 +56,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         }
         if let Some(r) = m.refusal.0.filter(|r| !r.is_empty()) {
             refused = true;
-            content.push(Part::Text(r));
+            content.push(Part::Refusal(r));
         }
         content.extend(m.tool_calls.into_iter().flatten().map(tool_call));
     }
@@ -96,9 +96,10 @@ struct ChoiceOut<'a> {
 #[derive(Serialize)]
 struct AnswerOut<'a> {
     role: &'static str,
-    /// `null` when the answer is only calls.
+    /// `null` when the answer is only calls or a refusal.
     content: Option<String>,
-    refusal: Option<&'a str>,
+    /// What the model refused with; `null` when it did not.
+    refusal: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<ToolCallOut<'a>>,
 }
@@ -106,6 +107,15 @@ struct AnswerOut<'a> {
 /// IR → the body the app receives.
 pub(super) fn answer_body(resp: &ChatResponse) -> CompletionOut<'_> {
     let text: String = resp.content.iter().filter_map(Part::text).collect();
+    let refusal: String = resp
+        .content
+        .iter()
+        .filter_map(|p| match p {
+            Part::Refusal(r) => Some(r.as_str()),
+            _ => None,
+        })
+        .collect();
+    let refused = !refusal.is_empty();
     let tool_calls: Vec<ToolCallOut<'_>> = resp
         .content
         .iter()
@@ -127,12 +137,15 @@ pub(super) fn answer_body(resp: &ChatResponse) -> CompletionOut<'_> {
             index: 0,
             message: AnswerOut {
                 role: "assistant",
-                content: (!text.is_empty() || tool_calls.is_empty()).then_some(text),
-                refusal: None,
+                content: (!text.is_empty() || (tool_calls.is_empty() && !refused)).then_some(text),
+                refusal: refused.then_some(refusal),
                 tool_calls,
             },
             logprobs: None,
-            finish_reason: stop_str(resp.stop.unwrap_or(StopReason::EndTurn)),
+            finish_reason: stop_str(stop_beside(
+                refused,
+                resp.stop.unwrap_or(StopReason::EndTurn),
+            )),
         }],
         usage: UsageOut::from(&resp.usage),
     }

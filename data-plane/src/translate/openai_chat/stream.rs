@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::gateway::{ErrorBody, ErrorOut};
-use super::{UsageOut, WireUsage, chat_id, stop_from, stop_str};
+use super::{UsageOut, WireUsage, chat_id, stop_beside, stop_from, stop_str};
 use crate::sse::Event;
 use crate::translate::codec::{StreamDecoder, StreamEncoder};
 use crate::translate::ids;
@@ -37,8 +37,8 @@ struct ChoiceIn<'a> {
 #[derive(Deserialize)]
 struct DeltaIn {
     content: Option<String>,
-    /// What the model refused with: text of the answer, which then stops as
-    /// a content filter's.
+    /// What the model refused with: a refusal of the answer, which then
+    /// stops as a content filter's.
     refusal: Option<String>,
     tool_calls: Option<Vec<CallDeltaIn>>,
 }
@@ -203,7 +203,7 @@ impl StreamDecoder for Decoder {
                 }
                 if let Some(t) = delta.refusal.filter(|t| !t.is_empty()) {
                     self.refused = true;
-                    out.push(StreamEvent::TextDelta(t));
+                    out.push(StreamEvent::RefusalDelta(t));
                 }
                 for call in delta.tool_calls.into_iter().flatten() {
                     let (name, arguments) = match call.function {
@@ -264,6 +264,7 @@ struct ChoiceOut<'a> {
 struct DeltaOut<'a> {
     role: Option<&'static str>,
     content: Option<&'a str>,
+    refusal: Option<&'a str>,
     tool_calls: Option<[CallDeltaOut<'a>; 1]>,
 }
 
@@ -296,6 +297,8 @@ pub struct Encoder {
     include_usage: bool,
     started: bool,
     usage: Option<Usage>,
+    /// A refusal was streamed: the finish it has is a plain stop.
+    refused: bool,
     finished: bool,
     failed: bool,
 }
@@ -309,6 +312,7 @@ impl Encoder {
             include_usage: req.stream_usage,
             started: false,
             usage: None,
+            refused: false,
             finished: false,
             failed: false,
         }
@@ -394,6 +398,15 @@ impl StreamEncoder for Encoder {
                 };
                 self.chunk(delta, None, out);
             }
+            StreamEvent::RefusalDelta(t) => {
+                self.ensure_started(out);
+                self.refused = true;
+                let delta = DeltaOut {
+                    refusal: Some(t),
+                    ..Default::default()
+                };
+                self.chunk(delta, None, out);
+            }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);
                 let call = CallDeltaOut {
@@ -423,7 +436,8 @@ impl StreamEncoder for Encoder {
             StreamEvent::Finish(r) => {
                 self.ensure_started(out);
                 self.finished = true;
-                self.chunk(DeltaOut::default(), Some(stop_str(*r)), out);
+                let finish = stop_str(stop_beside(self.refused, *r));
+                self.chunk(DeltaOut::default(), Some(finish), out);
             }
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Error { message } => self.fail(message, out),

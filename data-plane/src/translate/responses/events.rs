@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 use serde::Serialize;
 
-use super::response::{Echo, FailureOut, Item, ResponseOut, TextPart};
+use super::response::{Echo, FailureOut, Item, OutputPart, ResponseOut};
 use super::{UsageOut, fc_id, msg_id, resp_id, status_of};
 use crate::translate::codec::StreamEncoder;
 use crate::translate::ids;
 use crate::translate::ir::{ChatRequest, StopReason, StreamEvent};
+use crate::translate::openai_chat::stop_beside;
 use crate::translate::wire;
 use crate::usage::Usage;
 
@@ -45,8 +46,8 @@ struct At<'a> {
 struct WithPart<'a> {
     #[serde(flatten)]
     at: At<'a>,
-    content_index: u32,
-    part: TextPart<'a>,
+    content_index: usize,
+    part: &'a OutputPart<'a>,
 }
 
 /// `output_text.delta` (a `delta`) and `.done` (the whole `text`).
@@ -55,10 +56,21 @@ struct WithPart<'a> {
 struct TextOut<'a> {
     #[serde(flatten)]
     at: At<'a>,
-    content_index: u32,
+    content_index: usize,
     delta: Option<&'a str>,
     text: Option<&'a str>,
     logprobs: [(); 0],
+}
+
+/// `refusal.delta` (a `delta`) and `.done` (the whole `refusal`).
+#[serde_with::skip_serializing_none]
+#[derive(Serialize)]
+struct RefusalOut<'a> {
+    #[serde(flatten)]
+    at: At<'a>,
+    content_index: usize,
+    delta: Option<&'a str>,
+    refusal: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -122,9 +134,10 @@ const CUT_SHORT: &str = "the upstream stream ended before the response was compl
 /// The item being streamed: the API streams one output item at a time.
 enum Open {
     None,
+    /// A message; its last part is the one being streamed.
     Message {
         id: String,
-        text: String,
+        parts: Vec<OutputPart<'static>>,
     },
     Call {
         tool: u32,
@@ -153,6 +166,8 @@ pub struct Encoder {
     /// IR tool index → output index, for deltas to a call already closed.
     calls: HashMap<u32, usize>,
     stop: Option<StopReason>,
+    /// A refusal was streamed: the finish it has is a plain stop.
+    refused: bool,
     usage: Option<Usage>,
     error: Option<String>,
 }
@@ -171,6 +186,7 @@ impl Encoder {
             messages: 0,
             calls: HashMap::new(),
             stop: None,
+            refused: false,
             usage: None,
             error: None,
         }
@@ -222,26 +238,13 @@ impl Encoder {
         let seq = &mut self.seq;
         let item = match std::mem::replace(&mut self.open, Open::None) {
             Open::None => return,
-            Open::Message { id, text } => {
+            Open::Message { id, parts } => {
                 let at = At {
                     item_id: &id,
                     output_index: oi,
                 };
-                let done = TextOut {
-                    at,
-                    content_index: 0,
-                    delta: None,
-                    text: Some(&text),
-                    logprobs: [],
-                };
-                Self::emit(seq, "response.output_text.done", done, out);
-                let part = WithPart {
-                    at,
-                    content_index: 0,
-                    part: TextPart::new(text.as_str()),
-                };
-                Self::emit(seq, "response.content_part.done", part, out);
-                Item::message(id, text, status)
+                Self::part_done(seq, at, &parts, out);
+                Item::message(id, parts, status)
             }
             Open::Call {
                 tool,
@@ -283,6 +286,38 @@ impl Encoder {
         }
     }
 
+    /// The last of a message's parts is done: its text's `.done` event
+    /// (`output_text` or `refusal`), then `content_part.done`.
+    fn part_done(seq: &mut u64, at: At<'_>, parts: &[OutputPart<'_>], out: &mut BytesMut) {
+        let Some((last, content_index)) = parts.last().zip(parts.len().checked_sub(1)) else {
+            return;
+        };
+        if last.is_refusal() {
+            let done = RefusalOut {
+                at,
+                content_index,
+                delta: None,
+                refusal: Some(last.text()),
+            };
+            Self::emit(seq, "response.refusal.done", done, out);
+        } else {
+            let done = TextOut {
+                at,
+                content_index,
+                delta: None,
+                text: Some(last.text()),
+                logprobs: [],
+            };
+            Self::emit(seq, "response.output_text.done", done, out);
+        }
+        let part = WithPart {
+            at,
+            content_index,
+            part: last,
+        };
+        Self::emit(seq, "response.content_part.done", part, out);
+    }
+
     fn open_message(&mut self, out: &mut BytesMut) {
         if matches!(self.open, Open::Message { .. }) {
             return;
@@ -291,26 +326,70 @@ impl Encoder {
         let oi = self.output.len();
         let id = msg_id(&self.id, self.messages);
         self.messages += 1;
-        let item = Item::message(id.clone(), String::new(), "in_progress");
-        let seq = &mut self.seq;
+        let item = Item::message(id.clone(), Vec::new(), "in_progress");
         let added = WithItem {
             output_index: oi,
             item: &item,
         };
-        Self::emit(seq, "response.output_item.added", added, out);
-        let part = WithPart {
-            at: At {
-                item_id: &id,
-                output_index: oi,
-            },
-            content_index: 0,
-            part: TextPart::new(""),
-        };
-        Self::emit(seq, "response.content_part.added", part, out);
+        Self::emit(&mut self.seq, "response.output_item.added", added, out);
         self.open = Open::Message {
             id,
-            text: String::new(),
+            parts: Vec::new(),
         };
+    }
+
+    /// Text (or, `refusal`, a refusal's) streamed into the open message:
+    /// into its last part when that is of the same kind, else into a new
+    /// part (the last one done first), as the API streams each part whole
+    /// before the next.
+    fn content_delta(&mut self, refusal: bool, delta: &str, out: &mut BytesMut) {
+        self.ensure_started(out);
+        if delta.is_empty() {
+            return;
+        }
+        self.open_message(out);
+        let output_index = self.output.len();
+        let seq = &mut self.seq;
+        let Open::Message { id, parts } = &mut self.open else {
+            return;
+        };
+        let at = At {
+            item_id: id,
+            output_index,
+        };
+        if parts.last().is_none_or(|p| p.is_refusal() != refusal) {
+            Self::part_done(seq, at, parts, out);
+            let part = OutputPart::new(refusal, "");
+            let added = WithPart {
+                at,
+                content_index: parts.len(),
+                part: &part,
+            };
+            Self::emit(seq, "response.content_part.added", added, out);
+            parts.push(part);
+        }
+        let content_index = parts.len().saturating_sub(1);
+        if let Some(p) = parts.last_mut() {
+            p.push_str(delta);
+        }
+        if refusal {
+            let ev = RefusalOut {
+                at,
+                content_index,
+                delta: Some(delta),
+                refusal: None,
+            };
+            Self::emit(seq, "response.refusal.delta", ev, out);
+        } else {
+            let ev = TextOut {
+                at,
+                content_index,
+                delta: Some(delta),
+                text: None,
+                logprobs: [],
+            };
+            Self::emit(seq, "response.output_text.delta", ev, out);
+        }
     }
 
     fn open_call(&mut self, tool: u32, call_id: &str, name: &str, out: &mut BytesMut) {
@@ -394,6 +473,7 @@ impl StreamEncoder for Encoder {
             && matches!(
                 ev,
                 StreamEvent::TextDelta(_)
+                    | StreamEvent::RefusalDelta(_)
                     | StreamEvent::ToolCallStart { .. }
                     | StreamEvent::ToolCallDelta { .. }
                     | StreamEvent::Finish(_)
@@ -413,27 +493,10 @@ impl StreamEncoder for Encoder {
                 }
                 self.ensure_started(out);
             }
-            StreamEvent::TextDelta(t) => {
-                self.ensure_started(out);
-                if t.is_empty() {
-                    return;
-                }
-                self.open_message(out);
-                let oi = self.output.len();
-                if let Open::Message { id, text } = &mut self.open {
-                    text.push_str(t);
-                    let ev = TextOut {
-                        at: At {
-                            item_id: id,
-                            output_index: oi,
-                        },
-                        content_index: 0,
-                        delta: Some(t),
-                        text: None,
-                        logprobs: [],
-                    };
-                    Self::emit(&mut self.seq, "response.output_text.delta", ev, out);
-                }
+            StreamEvent::TextDelta(t) => self.content_delta(false, t, out),
+            StreamEvent::RefusalDelta(t) => {
+                self.refused |= !t.is_empty();
+                self.content_delta(true, t, out);
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);
@@ -447,7 +510,8 @@ impl StreamEncoder for Encoder {
             }
             StreamEvent::Finish(r) => {
                 self.ensure_started(out);
-                self.stop = Some(*r);
+                // A refusal ends a response `completed`, as OpenAI's does.
+                self.stop = Some(stop_beside(self.refused, *r));
                 self.close(out);
             }
             StreamEvent::Usage(u) => self.usage = Some(*u),

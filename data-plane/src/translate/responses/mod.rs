@@ -28,6 +28,8 @@ mod events;
 mod request;
 mod response;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use events::{Encoder, error_event};
 pub use request::{decode_request, encode_request};

@@ -677,7 +677,7 @@ fn assistant_items<'a>(
 
 fn input_part(p: &Part) -> Option<InputPartOut<'_>> {
     match p {
-        Part::Text(text) => Some(InputPartOut::InputText { text }),
+        Part::Text(text) | Part::Refusal(text) => Some(InputPartOut::InputText { text }),
         Part::Image(img) => Some(image(img)),
         _ => None,
     }

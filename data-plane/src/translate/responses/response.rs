@@ -11,8 +11,9 @@ use super::request::{TextOut, ToolChoiceOut, ToolOut};
 use super::{Details, UsageOut, WireUsage, fc_id, msg_id, resp_id, status_of, stop_from};
 use crate::translate::ids;
 use crate::translate::ir::{
-    ChatRequest, ChatResponse, Part, ResponseFormat, Tool, ToolChoice, Unsupported,
+    ChatRequest, ChatResponse, Part, ResponseFormat, StopReason, Tool, ToolChoice, Unsupported,
 };
+use crate::translate::openai_chat::stop_beside;
 use crate::translate::wire::{self, Body, Object};
 
 // ------------------------------------------------------------------ the wire, as OpenAI answers
@@ -32,7 +33,7 @@ pub(super) struct ResponseIn<O = IgnoredAny> {
 }
 
 impl<O> ResponseIn<O> {
-    pub fn stop(&self, called: bool) -> Option<crate::translate::ir::StopReason> {
+    pub fn stop(&self, called: bool) -> Option<StopReason> {
         let reason = self
             .incomplete_details
             .as_ref()
@@ -61,6 +62,23 @@ pub(super) struct OutputPartIn {
     pub refusal: Option<String>,
 }
 
+impl OutputPartIn {
+    /// The IR part: text, or a refusal; `None` for an empty or unknown part.
+    pub fn part(&self) -> Option<Part> {
+        let (text, refusal) = match self.ty.as_deref() {
+            Some("output_text") => (self.text.as_deref(), false),
+            Some("refusal") => (self.refusal.as_deref(), true),
+            _ => return None,
+        };
+        let t = text.filter(|t| !t.is_empty())?.to_string();
+        Some(if refusal {
+            Part::Refusal(t)
+        } else {
+            Part::Text(t)
+        })
+    }
+}
+
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
     let v: ResponseIn<Vec<ItemIn>> = wire::parse(body, "response")?;
     if let Some(err) = v.error.as_ref().filter(|e| !e.is_null()) {
@@ -74,16 +92,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
     for item in v.output.iter().flatten() {
         match item.ty.as_deref() {
             Some("message") => {
-                for c in item.content.iter().flatten() {
-                    let text = match c.ty.as_deref() {
-                        Some("output_text") => c.text.as_deref(),
-                        Some("refusal") => c.refusal.as_deref(),
-                        _ => None,
-                    };
-                    if let Some(t) = text.filter(|t| !t.is_empty()) {
-                        content.push(Part::Text(t.to_string()));
-                    }
-                }
+                content.extend(item.content.iter().flatten().filter_map(|c| c.part()))
             }
             Some("function_call") => content.push(Part::ToolCall {
                 id: item.call_id.clone().unwrap_or_default(),
@@ -96,7 +105,13 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         }
     }
     let called = content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
-    let stop = v.stop(called);
+    let refused = content.iter().any(|p| matches!(p, Part::Refusal(_)));
+    // A refusal stops as a content filter's, as a chat completion's does.
+    let stop = if refused {
+        Some(StopReason::ContentFilter)
+    } else {
+        v.stop(called)
+    };
     Ok(ChatResponse {
         id: v.id.unwrap_or_default(),
         model: v.model.unwrap_or_default(),
@@ -115,7 +130,7 @@ pub(super) enum Item {
     Message {
         id: String,
         status: &'static str,
-        content: Vec<TextPart<'static>>,
+        content: Vec<OutputPart<'static>>,
         role: &'static str,
     },
     FunctionCall {
@@ -128,13 +143,8 @@ pub(super) enum Item {
 }
 
 impl Item {
-    /// A message item; in progress it has no content part yet.
-    pub fn message(id: String, text: String, status: &'static str) -> Self {
-        let content = if status == "in_progress" {
-            vec![]
-        } else {
-            vec![TextPart::new(text)]
-        };
+    /// A message item (in progress, it has no content part yet).
+    pub fn message(id: String, content: Vec<OutputPart<'static>>, status: &'static str) -> Self {
         Self::Message {
             id,
             status,
@@ -166,24 +176,62 @@ impl Item {
     }
 }
 
-/// An `output_text` content part.
+/// A message's content part: `output_text`, or `refusal` (what the model
+/// refused with, which the API keeps apart from the text).
 #[derive(Serialize, Clone)]
-pub(super) struct TextPart<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    annotations: [(); 0],
-    logprobs: [(); 0],
-    text: Cow<'a, str>,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum OutputPart<'a> {
+    OutputText {
+        annotations: [(); 0],
+        logprobs: [(); 0],
+        text: Cow<'a, str>,
+    },
+    Refusal {
+        refusal: Cow<'a, str>,
+    },
 }
 
-impl<'a> TextPart<'a> {
-    pub fn new(text: impl Into<Cow<'a, str>>) -> Self {
-        Self {
-            ty: "output_text",
-            annotations: [],
-            logprobs: [],
-            text: text.into(),
+impl<'a> OutputPart<'a> {
+    /// A part of text, or (`refusal`) a refusal.
+    pub fn new(refusal: bool, text: impl Into<Cow<'a, str>>) -> Self {
+        let text = text.into();
+        if refusal {
+            Self::Refusal { refusal: text }
+        } else {
+            Self::OutputText {
+                annotations: [],
+                logprobs: [],
+                text,
+            }
         }
+    }
+
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refusal { .. })
+    }
+
+    /// Its text (a refusal's words).
+    pub fn text(&self) -> &str {
+        match self {
+            Self::OutputText { text, .. } => text,
+            Self::Refusal { refusal } => refusal,
+        }
+    }
+
+    pub fn push_str(&mut self, more: &str) {
+        match self {
+            Self::OutputText { text, .. } => text.to_mut().push_str(more),
+            Self::Refusal { refusal } => refusal.to_mut().push_str(more),
+        }
+    }
+}
+
+/// Adds text (or a refusal's) to a message's parts: to the last part when
+/// it is of the same kind, else as a new part.
+pub(super) fn push_content(parts: &mut Vec<OutputPart<'static>>, refusal: bool, text: &str) {
+    match parts.last_mut() {
+        Some(last) if last.is_refusal() == refusal => last.push_str(text),
+        _ => parts.push(OutputPart::new(refusal, text.to_string())),
     }
 }
 
@@ -317,28 +365,32 @@ impl Echo {
     }
 }
 
-/// The answer's output items: consecutive text parts make one message item;
-/// each call is its own item. The item a limit cut short is the last one.
+/// The answer's output items: consecutive text and refusal parts make one
+/// message item (text in a row one `output_text` part, a refusal a
+/// `refusal` part); each call is its own item. The item a limit cut short
+/// is the last one.
 fn output_items(resp: &ChatResponse, id: &str, status: &'static str) -> Vec<Item> {
     let mut output: Vec<Item> = Vec::new();
-    let mut text = String::new();
+    let mut parts: Vec<OutputPart<'static>> = Vec::new();
     let mut messages = 0;
-    let flush = |text: &mut String, output: &mut Vec<Item>, messages: &mut usize| {
-        if !text.is_empty() {
-            let item = Item::message(msg_id(id, *messages), std::mem::take(text), "completed");
-            output.push(item);
-            *messages += 1;
-        }
-    };
+    let flush =
+        |parts: &mut Vec<OutputPart<'static>>, output: &mut Vec<Item>, messages: &mut usize| {
+            if !parts.is_empty() {
+                let item = Item::message(msg_id(id, *messages), std::mem::take(parts), "completed");
+                output.push(item);
+                *messages += 1;
+            }
+        };
     for p in &resp.content {
         match p {
-            Part::Text(t) => text.push_str(t),
+            Part::Text(t) if !t.is_empty() => push_content(&mut parts, false, t),
+            Part::Refusal(t) if !t.is_empty() => push_content(&mut parts, true, t),
             Part::ToolCall {
                 id: call_id,
                 name,
                 arguments,
             } => {
-                flush(&mut text, &mut output, &mut messages);
+                flush(&mut parts, &mut output, &mut messages);
                 let item_id = fc_id(id, call_id, output.len());
                 let item = Item::call(
                     item_id,
@@ -352,7 +404,7 @@ fn output_items(resp: &ChatResponse, id: &str, status: &'static str) -> Vec<Item
             _ => {}
         }
     }
-    flush(&mut text, &mut output, &mut messages);
+    flush(&mut parts, &mut output, &mut messages);
     if status == "incomplete"
         && let Some(last) = output.last_mut()
     {
@@ -361,11 +413,13 @@ fn output_items(resp: &ChatResponse, id: &str, status: &'static str) -> Vec<Item
     output
 }
 
-/// IR → the body the app receives.
+/// IR → the body the app receives. A refusal is a `refusal` part of a
+/// message, and the response it ends is `completed`, as OpenAI's is.
 pub(super) fn answer_body(resp: &ChatResponse) -> ResponseOut<'_> {
     let id = resp_id(&resp.id);
     let created_at = ids::now_secs();
-    let (status, details) = status_of(resp.stop);
+    let refused = resp.content.iter().any(|p| matches!(p, Part::Refusal(_)));
+    let (status, details) = status_of(resp.stop.map(|s| stop_beside(refused, s)));
     let output = output_items(resp, &id, status);
     let mut r = NO_ECHO.response(id, &resp.model, created_at, output);
     r.status = status;

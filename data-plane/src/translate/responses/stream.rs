@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::response::{ItemIn, ResponseIn};
 use crate::sse::Event;
 use crate::translate::codec::StreamDecoder;
-use crate::translate::ir::{StopReason, StreamEvent};
+use crate::translate::ir::{Part, StopReason, StreamEvent};
 use crate::translate::wire::{self, Lenient};
 
 /// Any Responses stream event: the fields each kind uses, all optional.
@@ -41,6 +41,9 @@ pub struct Decoder {
     items: HashMap<String, u64>,
     /// Output indexes of messages whose text came as deltas.
     texted: HashSet<u64>,
+    /// The model refused (a `refusal` part): the answer stops as a content
+    /// filter's, as a chat completion's does.
+    refused: bool,
 }
 
 impl Decoder {
@@ -109,11 +112,22 @@ impl Decoder {
         } else {
             StopReason::EndTurn
         };
-        let stop = resp.as_ref().and_then(|r| r.stop(called)).unwrap_or(default);
+        let stop = if self.refused {
+            StopReason::ContentFilter
+        } else {
+            resp.as_ref()
+                .and_then(|r| r.stop(called))
+                .unwrap_or(default)
+        };
         out.push(StreamEvent::Finish(stop));
         if let Some(u) = resp.and_then(|r| r.usage.0) {
             out.push(StreamEvent::Usage(u.into()));
         }
+    }
+
+    fn refuse(&mut self, t: String, out: &mut Vec<StreamEvent>) {
+        self.refused = true;
+        out.push(StreamEvent::RefusalDelta(t));
     }
 
     fn on_item(&mut self, done: bool, v: EventIn, out: &mut Vec<StreamEvent>) {
@@ -130,9 +144,11 @@ impl Decoder {
             }
             // A message whose text never came as deltas.
             Some("message") if done && !self.texted.contains(&oi) => {
-                for c in item.content.into_iter().flatten() {
-                    if let Some(t) = c.text.or(c.refusal).filter(|t| !t.is_empty()) {
-                        out.push(StreamEvent::TextDelta(t));
+                for c in item.content.iter().flatten() {
+                    match c.part() {
+                        Some(Part::Text(t)) => out.push(StreamEvent::TextDelta(t)),
+                        Some(Part::Refusal(t)) => self.refuse(t, out),
+                        _ => {}
                     }
                 }
             }
@@ -153,13 +169,15 @@ impl StreamDecoder for Decoder {
             }
             "response.output_item.added" => self.on_item(false, v, out),
             "response.output_item.done" => self.on_item(true, v, out),
-            "response.output_text.delta" | "response.refusal.delta" => {
+            kind @ ("response.output_text.delta" | "response.refusal.delta") => {
                 self.start(None, out);
                 if let Some(oi) = self.index_of(&v) {
                     self.texted.insert(oi);
                 }
-                if let Some(t) = v.delta.filter(|t| !t.is_empty()) {
-                    out.push(StreamEvent::TextDelta(t));
+                match v.delta.filter(|t| !t.is_empty()) {
+                    Some(t) if kind == "response.refusal.delta" => self.refuse(t, out),
+                    Some(t) => out.push(StreamEvent::TextDelta(t)),
+                    None => {}
                 }
             }
             "response.function_call_arguments.delta" => {
