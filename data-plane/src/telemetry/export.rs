@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -99,16 +99,35 @@ pub fn target(
             }
         }
     };
-    // The OTLP/HTTP client is the SDK's plain-HTTP one (its hyper client
-    // has no TLS connector): an https collector is refused at start rather
-    // than failing every export.
-    if protocol == Protocol::HttpProtobuf && url.starts_with("https://") {
-        return Err(OtelError::HttpsOverHttp {
-            var: protocol_var,
-            url,
-        });
-    }
     Ok(Some(Target { protocol, url }))
+}
+
+/// Why the exporter's last request failed, as its client saw it: the SDK
+/// reports every OTLP/HTTP failure without an answer as "network error",
+/// which does not tell a refused connection from an unknown certificate
+/// authority. The client (`otlp_http`) sets it; [`Counted`] adds it to its
+/// warning. Transport errors only, never a request's headers.
+#[derive(Debug, Default)]
+pub struct LastCause(Mutex<Option<String>>);
+
+impl LastCause {
+    pub fn set(&self, cause: String) {
+        *self.lock() = Some(cause);
+    }
+
+    pub fn clear(&self) {
+        self.lock().take();
+    }
+
+    pub(crate) fn take(&self) -> Option<String> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A span exporter whose every export is counted (`aigw_otlp_spans_*`),
@@ -121,6 +140,8 @@ pub struct Counted<E> {
     inner: E,
     rt: Option<tokio::runtime::Handle>,
     warn: Mutex<Warned>,
+    /// The client's account of the last failure, for the warning.
+    cause: Option<Arc<LastCause>>,
 }
 
 #[derive(Debug, Default)]
@@ -138,7 +159,14 @@ impl<E> Counted<E> {
             inner,
             rt: tokio::runtime::Handle::try_current().ok(),
             warn: Mutex::new(Warned::default()),
+            cause: None,
         }
+    }
+
+    /// Warnings name `cause`, the exporter's client's last failure.
+    pub fn explained_by(mut self, cause: Arc<LastCause>) -> Self {
+        self.cause = Some(cause);
+        self
     }
 
     fn outcome(&self, spans: u64, result: &OTelSdkResult, now: Instant) {
@@ -159,8 +187,13 @@ impl<E> Counted<E> {
                 w.unreported += spans;
                 if w.last.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
                     // The SDK's error: its status or "network error", never
-                    // the request's headers (OTEL_EXPORTER_OTLP_HEADERS).
-                    tracing::warn!(error = %e, dropped = w.unreported,
+                    // the request's headers (OTEL_EXPORTER_OTLP_HEADERS);
+                    // then, for the latter, what the client saw.
+                    let error = match self.cause.as_deref().and_then(LastCause::take) {
+                        Some(cause) => format!("{e} ({cause})"),
+                        None => e.to_string(),
+                    };
+                    tracing::warn!(%error, dropped = w.unreported,
                         "OTLP span export failed: spans dropped (aigw_otlp_spans_dropped_total; \
                          next warning in a minute at the earliest)");
                     w.last = Some(now);
@@ -303,13 +336,25 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), "{e}");
-        let e = target(
-            Some("https://collector:4318"),
+    }
+
+    /// An https collector over OTLP/HTTP (most hosted ones) is taken, as
+    /// over gRPC: the client speaks TLS (`otlp_http`).
+    #[test]
+    fn an_https_collector_is_taken_over_http_protobuf() {
+        let t = target(
+            Some("https://otlp.example.com"),
             env(&[(PROTOCOL, "http/protobuf")]),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("https") && e.contains("grpc"), "{e}");
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            t,
+            Target {
+                protocol: Protocol::HttpProtobuf,
+                url: "https://otlp.example.com/v1/traces".into()
+            }
+        );
     }
 
     #[derive(Debug)]

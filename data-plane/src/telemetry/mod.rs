@@ -2,11 +2,13 @@
 //! OpenTelemetry spans with W3C trace-context propagation (`otel`). Both
 //! are fed from the same two points of a request's life: each upstream
 //! attempt (`forward`) and the finished trace record (`TraceDraft::finish`).
-//! Where the spans go, and what became of them, is `export`.
+//! Where the spans go, and what became of them, is `export`; `otlp_http`
+//! is the OTLP/HTTP exporter's client (TLS included).
 
 pub mod export;
 pub mod metrics;
 pub mod otel;
+pub mod otlp_http;
 pub mod request_span;
 
 pub use otel::Otel;

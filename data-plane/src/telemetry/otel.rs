@@ -10,6 +10,7 @@
 //! the attempt that called it. Without an endpoint nothing is recorded, but
 //! `traceparent` is still propagated (a new trace when the app sent none).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -23,7 +24,8 @@ use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider,
 };
 
-use super::export;
+use super::export::{self, LastCause};
+use super::otlp_http::OtlpHttpClient;
 use super::request_span::{Inner, RequestSpan, Traced, operation};
 use crate::config::OtelConfig;
 
@@ -44,10 +46,10 @@ pub enum OtelError {
         "{var}={value:?}: the data plane exports OTLP over \"grpc\" or \"http/protobuf\" (http/json is not supported)"
     )]
     Protocol { var: &'static str, value: String },
-    #[error(
-        "{var}=http/protobuf: the endpoint {url} is https, which the data plane's OTLP/HTTP exporter cannot reach; use grpc for a TLS collector (with OTEL_EXPORTER_OTLP_CERTIFICATE if needed) or an http:// endpoint"
-    )]
-    HttpsOverHttp { var: &'static str, url: String },
+    /// The OTLP/HTTP client's TLS setup: the roots, or the
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE` file (unreadable, not PEM, empty).
+    #[error("OTLP/HTTP TLS (OTEL_EXPORTER_OTLP_CERTIFICATE): {0}")]
+    Tls(String),
 }
 
 /// The tracer, or nothing when export is off. Cheap to share.
@@ -88,7 +90,8 @@ impl Otel {
         let Some(target) = export::target(cfg.endpoint.as_deref(), env)? else {
             return Ok(Self::off());
         };
-        let exporter = exporter(&target, cfg)?;
+        let cause = Arc::new(LastCause::default());
+        let exporter = exporter(&target, cfg, &cause)?;
         let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name(cfg.service_name.clone())
             .with_attributes([
@@ -100,7 +103,7 @@ impl Otel {
         let provider = SdkTracerProvider::builder()
             .with_sampler(sampler)
             .with_resource(resource)
-            .with_batch_exporter(export::Counted::new(exporter))
+            .with_batch_exporter(export::Counted::new(exporter).explained_by(cause))
             .build();
         let tracer = provider.tracer("aigw-data-plane");
         tracing::info!(endpoint = %target.url, protocol = target.protocol.as_str(),
@@ -198,20 +201,32 @@ fn export_timeout() -> Duration {
     DEFAULT
 }
 
-/// The SDK's OTLP exporter for `target`.
-fn exporter(
+/// The SDK's OTLP exporter for `target`. Over HTTP its client is ours
+/// (`otlp_http`: TLS, the export timeout on each request), which records
+/// why a request failed in `cause`.
+pub(super) fn exporter(
     target: &export::Target,
     cfg: &OtelConfig,
+    cause: &Arc<LastCause>,
 ) -> Result<opentelemetry_otlp::SpanExporter, OtelError> {
-    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
     let timeout = export_timeout();
     let built = match target.protocol {
-        export::Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(target.url.as_str())
-            .with_timeout(timeout)
-            .build(),
+        export::Protocol::HttpProtobuf => {
+            // The certificate is for https endpoints only, as over gRPC.
+            let ca = cfg
+                .certificate
+                .as_deref()
+                .filter(|_| target.url.starts_with("https://"));
+            let client = OtlpHttpClient::new(ca, timeout, Arc::clone(cause))?;
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(client)
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(target.url.as_str())
+                .with_timeout(timeout)
+                .build()
+        }
         export::Protocol::Grpc => {
             let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
