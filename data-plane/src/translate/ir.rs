@@ -436,6 +436,18 @@ pub enum StopReason {
     ContentFilter,
 }
 
+impl StopReason {
+    /// The stop of an answer that refused: a content filter's (what
+    /// Anthropic and Gemini apps are told of a refusal), unless it ended
+    /// otherwise (calls to run, a length cut) and the app must hear that.
+    pub fn refused(stop: Option<Self>) -> Option<Self> {
+        match stop {
+            None | Some(Self::EndTurn) | Some(Self::StopSequence) => Some(Self::ContentFilter),
+            other => other,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatResponse {
     pub id: String,

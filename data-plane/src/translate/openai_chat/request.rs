@@ -48,6 +48,9 @@ struct MessageIn {
     content: Option<TextOr<PartIn>>,
     tool_calls: Option<Vec<ToolCallIn>>,
     tool_call_id: Option<String>,
+    /// An assistant's refusal, as an answer carries it (an SDK appends the
+    /// answer's message to the history as is).
+    refusal: Option<String>,
     /// The legacy single call: refused.
     function_call: Option<Value>,
 }
@@ -57,6 +60,8 @@ pub(super) struct PartIn {
     #[serde(rename = "type")]
     ty: Option<String>,
     text: Option<String>,
+    /// A `refusal` part's text (assistant turns).
+    refusal: Option<String>,
     image_url: Option<ImageUrlIn>,
 }
 
@@ -230,10 +235,19 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
         "assistant" => {
             let mut parts = Vec::new();
             if m.content.is_some() {
-                let t = text_of(m.content, &at("content"))?;
+                // A refusal in the history is what the model said: text to
+                // every target, as in the IR's history.
+                let t = TextOr::joined(m.content, &at("content"), |p| match p.ty.as_deref() {
+                    Some("text") => Some(p.text.as_deref().unwrap_or_default()),
+                    Some("refusal") => Some(p.refusal.as_deref().unwrap_or_default()),
+                    _ => None,
+                })?;
                 if !t.is_empty() {
                     parts.push(Part::Text(t));
                 }
+            }
+            if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
+                parts.push(Part::Text(r));
             }
             for (j, c) in m.tool_calls.into_iter().flatten().enumerate() {
                 if c.function.is_none() {
@@ -332,13 +346,6 @@ pub(super) fn tool_call(c: ToolCallIn) -> Part {
 /// Texts of a string, or of an array of `{type: text}` parts, each apart.
 fn texts_of(v: Option<TextOr<PartIn>>, field: &str) -> Result<Vec<String>, Unsupported> {
     TextOr::texts(v, field, |p| {
-        (p.ty.as_deref() == Some("text")).then(|| p.text.as_deref().unwrap_or_default())
-    })
-}
-
-/// Text of a string, or of an array of `{type: text}` parts joined.
-fn text_of(v: Option<TextOr<PartIn>>, field: &str) -> Result<String, Unsupported> {
-    TextOr::joined(v, field, |p| {
         (p.ty.as_deref() == Some("text")).then(|| p.text.as_deref().unwrap_or_default())
     })
 }

@@ -67,7 +67,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
         model: v.model.unwrap_or_default(),
         content,
         stop: if refused {
-            Some(StopReason::ContentFilter)
+            StopReason::refused(stop)
         } else {
             stop
         },

@@ -227,10 +227,11 @@ impl StreamDecoder for Decoder {
                 if r != "length" {
                     self.empty_arguments(out);
                 }
+                let stop = stop_from(&r, called);
                 out.push(StreamEvent::Finish(if self.refused {
-                    StopReason::ContentFilter
+                    StopReason::refused(Some(stop)).unwrap_or(stop)
                 } else {
-                    stop_from(&r, called)
+                    stop
                 }));
             }
         }

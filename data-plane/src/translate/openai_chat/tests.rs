@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::sse::SseParser;
+use crate::translate::ir::Role;
 use serde_json::json;
 
 use crate::translate::testkit::{PNG, tool_images};
@@ -594,3 +595,36 @@ fn codex_function_output_with_an_image_is_answered_by_openai_chat() {
 mod endings;
 /// What OpenAI refuses that other formats' apps send.
 mod refusals;
+
+/// An SDK appends the answer's message to the history as is: a refusal
+/// (`content: null` beside `refusal`, or a `refusal` part) stays the
+/// assistant's turn, as text, so the next turn does not run into the last.
+#[test]
+fn a_refusal_in_the_history_stays_the_assistants_turn() {
+    let body = br#"{
+      "model": "gpt-4o",
+      "messages": [
+        {"role": "user", "content": "Do the bad thing."},
+        {"role": "assistant", "content": null, "refusal": "I can't help with that."},
+        {"role": "user", "content": "Then the good one."},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "Still no."}]},
+        {"role": "user", "content": "Fine."}
+      ]
+    }"#;
+    let req = decode_request(body).unwrap();
+    let turns: Vec<(Role, Vec<Part>)> = req
+        .messages
+        .iter()
+        .map(|m| (m.role, m.content.clone()))
+        .collect();
+    assert_eq!(
+        turns,
+        vec![
+            (Role::User, vec![Part::Text("Do the bad thing.".into())]),
+            (Role::Assistant, vec![Part::Text("I can't help with that.".into())]),
+            (Role::User, vec![Part::Text("Then the good one.".into())]),
+            (Role::Assistant, vec![Part::Text("Still no.".into())]),
+            (Role::User, vec![Part::Text("Fine.".into())]),
+        ]
+    );
+}

@@ -108,7 +108,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Unsupported> {
     let refused = content.iter().any(|p| matches!(p, Part::Refusal(_)));
     // A refusal stops as a content filter's, as a chat completion's does.
     let stop = if refused {
-        Some(StopReason::ContentFilter)
+        StopReason::refused(v.stop(called))
     } else {
         v.stop(called)
     };

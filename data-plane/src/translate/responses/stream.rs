@@ -112,12 +112,11 @@ impl Decoder {
         } else {
             StopReason::EndTurn
         };
+        let stop = resp.as_ref().and_then(|r| r.stop(called)).unwrap_or(default);
         let stop = if self.refused {
-            StopReason::ContentFilter
+            StopReason::refused(Some(stop)).unwrap_or(stop)
         } else {
-            resp.as_ref()
-                .and_then(|r| r.stop(called))
-                .unwrap_or(default)
+            stop
         };
         out.push(StreamEvent::Finish(stop));
         if let Some(u) = resp.and_then(|r| r.usage.0) {

@@ -361,3 +361,38 @@ fn a_streamed_refusal_reaches_anthropic_and_gemini_apps_as_text() {
         "{gemini}"
     );
 }
+
+/// A refusal beside calls to run, or cut at the length limit, keeps the
+/// stop the app must act on: the calls (`tool_calls`, `tool_use`) or the
+/// cut (`length`, `max_tokens`), not a refusal's.
+#[test]
+fn a_refusal_beside_calls_or_a_length_cut_keeps_that_stop() {
+    let mut called = chat_answer(Value::Null, json!(REFUSAL));
+    called["choices"][0]["finish_reason"] = json!("tool_calls");
+    called["choices"][0]["message"]["tool_calls"] = json!([{"id": "call_1", "type": "function",
+        "function": {"name": "lookup", "arguments": "{}"}}]);
+    let a = answer(Format::OpenAiChat, &called, Format::Anthropic);
+    assert_eq!(a["stop_reason"], "tool_use");
+    let r = answer(Format::OpenAiChat, &called, Format::Responses);
+    assert_eq!(r["status"], "completed");
+    assert!(
+        r["output"].as_array().unwrap().iter().any(|i| i["type"] == "function_call"),
+        "{r}"
+    );
+    let mut cut = chat_answer(Value::Null, json!(REFUSAL));
+    cut["choices"][0]["finish_reason"] = json!("length");
+    let a = answer(Format::OpenAiChat, &cut, Format::Anthropic);
+    assert_eq!(a["stop_reason"], "max_tokens");
+    let r = answer(Format::OpenAiChat, &cut, Format::Responses);
+    assert_eq!(r["status"], "incomplete");
+    assert_eq!(r["incomplete_details"]["reason"], "max_output_tokens");
+    // Streamed, from a chat completion: the same stops.
+    let sse = [
+        chunk(json!({"role": "assistant", "refusal": "No."}), Value::Null),
+        chunk(json!({}), json!("length")),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let evs = decode_with(openai_chat::Decoder::default(), sse.as_bytes(), []);
+    assert_eq!(evs.last(), Some(&StreamEvent::Finish(StopReason::MaxTokens)));
+}
