@@ -464,4 +464,4 @@ impl Body for UpstreamBody {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -170,6 +170,9 @@ impl<E> Counted<E> {
     }
 
     fn outcome(&self, spans: u64, result: &OTelSdkResult, now: Instant) {
+        // This export's cause, taken whatever happens: one kept while
+        // warnings wait would be put to a later, unrelated failure.
+        let cause = self.cause.as_deref().and_then(LastCause::take);
         let mut w = self
             .warn
             .lock()
@@ -189,7 +192,7 @@ impl<E> Counted<E> {
                     // The SDK's error: its status or "network error", never
                     // the request's headers (OTEL_EXPORTER_OTLP_HEADERS);
                     // then, for the latter, what the client saw.
-                    let error = match self.cause.as_deref().and_then(LastCause::take) {
+                    let error = match cause {
                         Some(cause) => format!("{e} ({cause})"),
                         None => e.to_string(),
                     };

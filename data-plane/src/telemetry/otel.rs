@@ -350,30 +350,15 @@ mod tests {
     /// an HTTP collector got nothing).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spans_reach_an_otlp_http_collector_as_protobuf() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let (head, body) = loop {
-                let n = conn.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "closed before a whole request");
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    continue;
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                if buf.len() >= end + 4 + len {
-                    break (head, buf[end + 4..end + 4 + len].to_vec());
-                }
-            };
+            let (head, body) = crate::telemetry::otlp_http::tests::read_request(&mut conn)
+                .await
+                .expect("a whole request");
             conn.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
             )

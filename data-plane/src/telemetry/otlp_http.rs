@@ -88,6 +88,7 @@ impl OtlpHttpClient {
 #[async_trait]
 impl HttpClient for OtlpHttpClient {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        self.cause.clear();
         let task = self
             .rt
             .spawn(send(self.client.clone(), request, self.timeout));
@@ -161,7 +162,7 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::OtelConfig;
     use crate::telemetry::Otel;
@@ -185,29 +186,8 @@ mod tests {
     async fn https_collector(
         dir: &Path,
     ) -> (u16, std::path::PathBuf, mpsc::UnboundedReceiver<Seen>) {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let ca_path = dir.join("collector-ca.pem");
-        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let (ca_path, server) = crate::upstream_client::tests::test_ca(dir, "localhost");
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -233,7 +213,7 @@ mod tests {
     }
 
     /// One HTTP/1.1 request (head lowercased), `None` at the end.
-    async fn read_request(
+    pub(crate) async fn read_request(
         conn: &mut (impl AsyncRead + AsyncWrite + Unpin),
     ) -> Option<(String, Vec<u8>)> {
         let mut buf = Vec::new();

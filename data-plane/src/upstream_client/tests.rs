@@ -291,8 +291,9 @@ fn the_default_port_is_left_out_of_host() {
     }
 }
 
-/// A TLS origin whose certificate a test CA signed, for `name`.
-fn test_ca(dir: &Path, name: &str) -> (std::path::PathBuf, Arc<rustls::ServerConfig>) {
+/// A TLS origin whose certificate a test CA signed, for `name`: the CA's
+/// PEM (written under `dir`) and the origin's server settings.
+pub(crate) fn test_ca(dir: &Path, name: &str) -> (std::path::PathBuf, Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
