@@ -110,6 +110,13 @@ def test_the_live_overview_comes_back_after_the_control_plane_restarts(
         time.sleep(4)
         stack.start_control_plane()
         (signals / "restarted").touch()
+
+        def logged_out() -> None:
+            assert (signals / "logged-out").exists() or browser.poll() is not None
+        eventually(logged_out, timeout=120, what="the browser signs out")
+        stack.stop_control_plane()
+        time.sleep(2)
+        stack.start_control_plane()
     finally:
         finish_browser_test(browser, "live", artifacts, started)
 

@@ -45,6 +45,10 @@ let onUnauthenticated: () => void = () => {};
 export function setUnauthenticatedHandler(f: () => void) {
   onUnauthenticated = f;
 }
+/** What a 401 from the API does (sign-in), for a caller that learnt it otherwise. */
+export function sessionEnded() {
+  onUnauthenticated();
+}
 
 async function call<T>(method: string, path: string, body?: unknown, extra?: Record<string, string>): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json', ...extra };

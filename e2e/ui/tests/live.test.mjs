@@ -1,6 +1,7 @@
 // The overview's live view across a control-plane restart: while the
 // control plane is down the badge says so, and once it is back the view
-// reconnects by itself and shows new requests, without a reload. The
+// reconnects by itself and shows new requests, without a reload; once the
+// session has ended it goes to sign-in rather than reconnecting. The
 // Python side (test_ui.py) stops and restarts the control plane; the two
 // meet through files in SIGNAL_DIR.
 import { test } from 'node:test';
@@ -47,6 +48,16 @@ test('the live overview comes back after the control plane restarts', { timeout:
       { timeout: 30_000, what: 'the overview shows the new request without a reload' },
     );
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was reloaded');
+
+    // The session ends (signed out elsewhere) while the control plane is
+    // away: when it is back the page is refused (401) and goes to sign-in
+    // instead of reconnecting forever.
+    const out = await page.request.post(`${env('ADMIN_URL')}/api/auth/logout`, {
+      headers: { 'x-aigw-csrf': '1' },
+    });
+    assert.equal(out.status(), 200, await out.text());
+    signal('logged-out');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor({ timeout: 90_000 });
     assert.deepEqual(b.errors, [], 'errors in the page');
   } catch (e) {
     await onFailure(page, 'live');

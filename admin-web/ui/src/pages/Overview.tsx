@@ -19,11 +19,11 @@ import { AreaChart, BarChart, LineChart } from '@mantine/charts';
 import '@mantine/charts/styles.css';
 import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
-import { api, type OverviewFilters } from '../api';
+import { ApiError, api, sessionEnded, type OverviewFilters } from '../api';
 import { useAuth } from '../auth';
 import { change, ms, num, pct, usd } from '../format';
 import type { Overview, OverviewGroup, OverviewStats, Range } from '../types';
-import { afterLiveError, errorCode } from '../live';
+import { afterLiveError, backoffStep, errorCode } from '../live';
 import { EmptyState, ErrorState, LoadingState } from '../components/States';
 
 const ZERO: OverviewStats = {
@@ -63,15 +63,20 @@ function useLive(filters: OverviewFilters): 'live' | 'connecting' | 'stopped' {
     let es: EventSource | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let attempt = 0;
+    let since = 0;
     let done = false;
+    const stop = () => {
+      done = true;
+      setState('stopped');
+    };
     const retry = (code: string | null) => {
       es?.close();
-      const wait = afterLiveError(code, attempt++);
-      if (wait === 'stop') {
-        done = true;
-        setState('stopped');
-        return;
-      }
+      const healthy = since ? Date.now() - since : 0;
+      since = 0;
+      const step = backoffStep(attempt, healthy);
+      attempt = step + 1;
+      const wait = afterLiveError(code, step, Math.random());
+      if (wait === 'stop') return stop();
       setState('connecting');
       timer = setTimeout(connect, wait);
     };
@@ -80,19 +85,35 @@ function useLive(filters: OverviewFilters): 'live' | 'connecting' | 'stopped' {
       const source = new EventSource(url);
       es = source;
       source.addEventListener('overview', (e) => {
-        attempt = 0;
+        if (!since) since = Date.now();
         qc.setQueryData(['overview', url], JSON.parse((e as MessageEvent).data) as Overview);
         setState('live');
       });
       source.addEventListener('error', (e) => {
         // A server "error" event ends the stream: the session ended (stop)
         // or the control plane went away (connect again). A dropped
-        // connection the browser retries by itself; one refused (the
-        // control plane or admin-web restarting) it gives up on.
+        // connection the browser retries by itself; one refused it gives
+        // up on, which is also how an ended session is refused (401 before
+        // the stream starts): the session is checked through the API,
+        // which signs the page out on a 401.
         const data = (e as MessageEvent).data;
-        if (data) retry(errorCode(data));
-        else if (source.readyState === EventSource.CLOSED) retry(null);
-        else setState('connecting');
+        if (data) return retry(errorCode(data));
+        if (source.readyState !== EventSource.CLOSED) return setState('connecting');
+        source.close();
+        api
+          .me()
+          .then((me) => {
+            if (done) return;
+            if (me === null) {
+              stop();
+              sessionEnded();
+            } else retry(null);
+          })
+          .catch((err: unknown) => {
+            if (done) return;
+            if (err instanceof ApiError && (err.status === 401 || err.status === 403)) stop();
+            else retry(null);
+          });
       });
     };
     setState('connecting');
