@@ -60,9 +60,13 @@ pub fn insert_new_ids(conn: &mut AnyConnection, rows: &[TraceRow]) -> Result<Vec
         // (the statement is the one Postgres would get without UNNEST).
         AnyConnection::Sqlite(c) => {
             let mut stored = Vec::with_capacity(rows.len());
-            let rest = insert_runs::<64>(c, rows, &mut stored)?;
-            let rest = insert_runs::<8>(c, rest, &mut stored)?;
-            insert_runs::<1>(c, rest, &mut stored)?;
+            // Only a group of the size a writer that keeps up stores gives
+            // way: a larger one means it is behind, and then each yield on
+            // a busy machine would hold the write lock a scheduler slice.
+            let yields = rows.len() <= GIVE_WAY_ROWS;
+            let rest = insert_runs::<64>(c, rows, &mut stored, yields)?;
+            let rest = insert_runs::<8>(c, rest, &mut stored, false)?;
+            insert_runs::<1>(c, rest, &mut stored, false)?;
             Ok(stored)
         }
     }
@@ -78,10 +82,11 @@ fn insert_runs<'a, const N: usize>(
     c: &mut diesel::SqliteConnection,
     rows: &'a [TraceRow],
     stored: &mut Vec<String>,
+    yields: bool,
 ) -> QueryResult<&'a [TraceRow]> {
     let (runs, rest) = rows.as_chunks::<N>();
     for (i, run) in runs.iter().enumerate() {
-        if i > 0 {
+        if yields && i > 0 {
             give_way();
         }
         stored.extend(
@@ -96,13 +101,18 @@ fn insert_runs<'a, const N: usize>(
     Ok(rest)
 }
 
+/// The largest group whose inserts give way between statements (a few
+/// data planes' segments: what arrives between two groups while keeping up).
+const GIVE_WAY_ROWS: usize = 2048;
+
 /// Lets a task waiting for this core run before the next statement. A
 /// group of traces is milliseconds of CPU in statements of 64 rows; where
 /// the control plane shares a machine with data planes, the kernel would
 /// let it finish before a request's next step runs on this core, which was
 /// most of the data plane's one-connection p99 (docs/benchmarks.md). A
 /// yield with no one waiting returns at once; with someone waiting, the
-/// write lock is held for their turn (a fraction of a millisecond).
+/// write lock is held for their turn (a fraction of a millisecond). On
+/// Postgres a group is one statement, worked on by the server's process.
 fn give_way() {
     std::thread::yield_now();
 }
