@@ -1,5 +1,6 @@
 //! The IR's own rules: naming tool results, splitting their content, the dropped-fields list.
 
+use super::drops::{MAX_DROPPED, MAX_FIELD_CHARS};
 use super::*;
 
 /// Tool results are named after the earlier call with their id (not a
