@@ -117,6 +117,26 @@ impl Pool {
     }
 }
 
+/// The data plane's outbound connector (upstreams, the OTLP/HTTP
+/// exporter): HTTP/1.1 over TCP or TLS, trusting the system's roots,
+/// Mozilla's and, when given, every certificate in the PEM file
+/// `extra_ca`; connections are given up after 5 s.
+pub(crate) fn https_connector(
+    extra_ca: Option<&Path>,
+) -> Result<HttpsConnector<HttpConnector>, String> {
+    let tls = aigw_proto::tls::upstream_client_config(extra_ca)?;
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
 #[derive(Clone)]
 pub struct UpstreamClient {
     connector: HttpsConnector<HttpConnector>,
@@ -129,19 +149,8 @@ impl UpstreamClient {
     /// when given, every certificate in the PEM file `extra_ca`
     /// (`AIGW_UPSTREAM_CA_FILE`: a private CA in front of a self-hosted model).
     pub fn new(extra_ca: Option<&Path>) -> Result<Self, ClientError> {
-        let tls = aigw_proto::tls::upstream_client_config(extra_ca).map_err(ClientError::Tls)?;
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
-            connector,
+            connector: https_connector(extra_ca).map_err(ClientError::Tls)?,
             idle: Arc::new(Pool::new()),
             connect_timeout: CONNECT_TIMEOUT,
         })

@@ -61,17 +61,9 @@ impl OtlpHttpClient {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| {
             OtelError::Exporter("the OTLP/HTTP client is made outside the Tokio runtime".into())
         })?;
-        let tls = aigw_proto::tls::upstream_client_config(extra_ca).map_err(OtelError::Tls)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_keepalive(Some(Duration::from_secs(60)));
         // HTTP/1.1 (ALPN `http/1.1`): every OTLP/HTTP collector speaks it.
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector =
+            crate::upstream_client::https_connector(extra_ca).map_err(OtelError::Tls)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
@@ -212,6 +204,20 @@ pub(crate) mod tests {
         (port, ca_path, rx)
     }
 
+    /// The request (head lowercased) is an OTLP/HTTP export of the test's
+    /// request span, as protobuf.
+    pub(crate) fn assert_spans_posted(head: &str, body: &[u8]) {
+        assert!(head.starts_with("post /v1/traces http/1.1"), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf"),
+            "{head}"
+        );
+        assert!(
+            body.windows(11).any(|w| w == b"chat gpt-4o"),
+            "the span's name is in the protobuf body"
+        );
+    }
+
     /// One HTTP/1.1 request (head lowercased), `None` at the end.
     pub(crate) async fn read_request(
         conn: &mut (impl AsyncRead + AsyncWrite + Unpin),
@@ -272,16 +278,8 @@ pub(crate) mod tests {
         let Some(Seen::Request(head, body)) = first else {
             panic!("the collector saw {first:?}");
         };
-        assert!(head.starts_with("post /v1/traces http/1.1"), "{head}");
+        assert_spans_posted(&head, &body);
         assert!(head.contains(&format!("host: localhost:{port}")), "{head}");
-        assert!(
-            head.contains("content-type: application/x-protobuf"),
-            "{head}"
-        );
-        assert!(
-            body.windows(11).any(|w| w == b"chat gpt-4o"),
-            "the span's name is in the protobuf body"
-        );
     }
 
     /// Without the CA the collector's certificate is not trusted: the
