@@ -1,5 +1,6 @@
 """A real OTLP/gRPC trace receiver: the collector's own service definition
-(`opentelemetry-proto`) served by grpcio, keeping every span it is sent.
+(`opentelemetry-proto`) served by grpcio, keeping every span it is sent; and
+an OTLP/HTTP one (`OtlpHttpReceiver`, the same messages over HTTP/1.1).
 
 Used in process by the tests (`OtlpReceiver`), or as a process of its own
 (`python otlp_receiver.py --listen ADDR --out FILE`, one JSON span a line)
@@ -12,6 +13,7 @@ import argparse
 import json
 import threading
 from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -20,6 +22,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 SPAN_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+# The largest OTLP/HTTP body taken (the data plane's batches are far below).
+MAX_HTTP_BODY = 16 * 1024 * 1024
 
 
 def any_value(v: common_pb2.AnyValue) -> Any:
@@ -74,9 +78,7 @@ class OtlpReceiver:
     """An OTLP/gRPC endpoint on `listen` keeping the spans it receives."""
 
     def __init__(self, listen: str = "127.0.0.1:0", on_spans: Any = None) -> None:
-        self._lock = threading.Lock()
-        self._spans: list[dict[str, Any]] = []
-        self._on_spans = on_spans
+        self._init_sink(on_spans)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Service(self), self.server)
         port = self.server.add_insecure_port(listen)
@@ -84,6 +86,11 @@ class OtlpReceiver:
         host = listen.rsplit(":", 1)[0]
         self.endpoint = f"http://{host}:{port}"
         self.server.start()
+
+    def _init_sink(self, on_spans: Any) -> None:
+        self._lock = threading.Lock()
+        self._spans: list[dict[str, Any]] = []
+        self._on_spans = on_spans
 
     def _add(self, spans: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -100,6 +107,56 @@ class OtlpReceiver:
 
     def stop(self) -> None:
         self.server.stop(grace=1).wait(5)
+
+
+class _HttpHandler(BaseHTTPRequestHandler):
+    """POST /v1/traces with an `ExportTraceServiceRequest` in protobuf, as
+    OTLP/HTTP sends it; anything else is 404, a body over the bound 413."""
+
+    sink: "OtlpHttpReceiver"
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers.get("content-length") or 0)
+        if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
+            return self._answer(404, b"")
+        if length > MAX_HTTP_BODY:
+            return self._answer(413, b"")
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        request.ParseFromString(self.rfile.read(length))
+        self.sink._add(flatten(request))
+        self._answer(200, trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(404, b"")
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class OtlpHttpReceiver(OtlpReceiver):
+    """An OTLP/HTTP (protobuf) endpoint on plain HTTP, keeping the spans it
+    receives; put a TLS front (nginx) before it for https."""
+
+    def __init__(self, listen: str = "127.0.0.1:0") -> None:
+        self._init_sink(None)
+        host, port = listen.rsplit(":", 1)
+        handler = type("Handler", (_HttpHandler,), {"sink": self})
+        self.http = ThreadingHTTPServer((host, int(port)), handler)
+        self.port = self.http.server_address[1]
+        self.endpoint = f"http://{host}:{self.port}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
 
 
 def main() -> None:

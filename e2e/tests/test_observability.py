@@ -27,8 +27,9 @@ from harness import (
     eventually,
     gateway_config,
 )
-from otlp_receiver import OtlpReceiver
+from otlp_receiver import OtlpHttpReceiver, OtlpReceiver
 from prom import check_with_promtool, promtool
+from third_party import Nginx, Pki
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -161,6 +162,38 @@ def test_spans_continue_the_apps_trace_with_genai_attributes(traced: Gateway, re
     # Nothing from the app's own headers stands in for the gateway's.
     assert rec["headers"]["authorization"] == f"Bearer {POOL_SECRET}" or \
         rec["headers"]["authorization"] == f"Bearer {SECOND_SECRET}"
+
+
+@SQLITE_ONLY
+def test_spans_reach_an_https_otlp_http_collector_behind_nginx(stack: Gateway, tmp_path: Path) -> None:
+    """OTLP/HTTP to an https endpoint, as hosted collectors are: nginx
+    terminates TLS with a certificate from a private CA (given to the data
+    plane as OTEL_EXPORTER_OTLP_CERTIFICATE) in front of an OTLP/HTTP
+    receiver."""
+    pki = Pki.create(tmp_path / "pki")
+    receiver = OtlpHttpReceiver()
+    nginx = Nginx(tmp_path / "nginx", receiver.port, pki)
+    try:
+        stack.apply_ok(gateway_config(stack.mock.url))
+        stack.start_data_plane(
+            OTEL_EXPORTER_OTLP_ENDPOINT=nginx.tls_url,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_CERTIFICATE=str(pki.ca),
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            OTEL_SERVICE_NAME="aigw-e2e",
+        )
+        stack.wait_key_known()
+        trace_id, app_span = secrets.token_hex(16), secrets.token_hex(8)
+        chat(stack, headers={"traceparent": f"00-{trace_id}-{app_span}-01"})
+        req, [attempt] = request_and_attempts(spans_of(receiver, trace_id, 2))
+        assert req["parent_span_id"] == app_span
+        assert_genai(req)
+        assert_genai(attempt)
+        assert req["resource"]["service.name"] == "aigw-e2e"
+        assert '"POST /v1/traces HTTP/1.1" 200' in nginx.access_log()
+    finally:
+        nginx.stop()
+        receiver.stop()
 
 
 @SQLITE_ONLY
