@@ -58,7 +58,10 @@ impl<B: AppBody> tower::Service<Request<B>> for Gateway {
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let state = self.state.clone();
-        Box::pin(async move { Ok(handle(state, req).await) })
+        // The future is built in its box: an async block around `handle`
+        // was moved (tens of kilobytes) into the box on every request.
+        let f = handle(state, req).map(Ok);
+        Box::pin(f)
     }
 }
 
@@ -125,18 +128,19 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
     resp
 }
 
-/// `answer`'s result, or an internal error if it panicked.
-async fn caught(
+/// `answer`'s result, or an internal error if it panicked. Not an `async
+/// fn`: that would hold `answer` twice (as its argument and inside the
+/// awaited future).
+fn caught(
     answer: impl Future<Output = Result<Response<ResBody>, GatewayError>>,
-) -> Result<Response<ResBody>, GatewayError> {
-    AssertUnwindSafe(answer)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
+) -> impl Future<Output = Result<Response<ResBody>, GatewayError>> {
+    AssertUnwindSafe(answer).catch_unwind().map(|r| {
+        r.unwrap_or_else(|_| {
             Err(GatewayError::Internal(
                 "the request's handler panicked".into(),
             ))
         })
+    })
 }
 
 pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
