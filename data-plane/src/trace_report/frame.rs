@@ -12,6 +12,13 @@
 //! frame, and the gap in the indices says how many records were lost.
 //! Segments written before frames (format 1: bare length-delimited records)
 //! are still read, strictly: the first record that does not decode ends it.
+//!
+//! A record is read back as its frame's payload, not decoded: the shipper
+//! sends those bytes as they are (`ship::RawBatch`), so shipping costs no
+//! decode and no encode per record. The writer encoded the payload from a
+//! clipped `TraceRecord` and the checksum holds, so it is that encoding;
+//! a payload that does not even parse as protobuf fields (`well_formed`)
+//! is counted lost rather than sent.
 
 use std::fs;
 use std::io;
@@ -19,7 +26,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use aigw_proto::pb::trace::TraceRecord;
+use bytes::{Buf, Bytes};
 use prost::Message;
+use prost::encoding::{WireType, decode_key, decode_varint};
 
 use super::spool::MAX_SEGMENT_BYTES;
 
@@ -129,7 +138,8 @@ fn looks_torn(rest: &[u8]) -> bool {
 /// A sealed segment, read back.
 #[derive(Debug, Default)]
 pub struct Segment {
-    pub records: Vec<TraceRecord>,
+    /// Each record's encoding (a `TraceRecord`), sliced from the file.
+    pub records: Vec<Bytes>,
     /// Records the segment held but that could not be read back: exact for
     /// damage before the last good record (the indices tell), at least one
     /// for a damaged or torn end.
@@ -146,16 +156,48 @@ impl Segment {
     pub fn damaged(&self) -> bool {
         self.lost > 0 || self.damaged_bytes > 0
     }
+
+    /// The records, decoded (for tests and tools; shipping sends the bytes).
+    #[cfg(test)]
+    pub fn decoded(&self) -> Vec<TraceRecord> {
+        self.records
+            .iter()
+            .map(|b| TraceRecord::decode(b.clone()).expect("a record read back decodes"))
+            .collect()
+    }
+}
+
+/// Whether `payload` parses as protobuf fields: every key valid and every
+/// field's value within the payload. What the checksum cannot rule out
+/// (a payload written wrong) without decoding it.
+fn well_formed(mut payload: &[u8]) -> bool {
+    while payload.has_remaining() {
+        let Ok((_, wire)) = decode_key(&mut payload) else {
+            return false;
+        };
+        let skip = match wire {
+            WireType::Varint => decode_varint(&mut payload).map(|_| 0),
+            WireType::SixtyFourBit => Ok(8),
+            WireType::ThirtyTwoBit => Ok(4),
+            WireType::LengthDelimited => decode_varint(&mut payload),
+            WireType::StartGroup | WireType::EndGroup => return false,
+        };
+        match skip {
+            Ok(n) if n <= payload.len() as u64 => payload.advance(n as usize),
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Reads a sealed segment: every record whose checksum holds, skipping
 /// (and counting) damaged stretches.
 pub fn read_segment(path: &Path) -> io::Result<Segment> {
     let data = fs::read(path)?;
-    Ok(parse_segment(&data))
+    Ok(parse_segment(&Bytes::from(data)))
 }
 
-pub(super) fn parse_segment(data: &[u8]) -> Segment {
+pub(super) fn parse_segment(data: &Bytes) -> Segment {
     let mut seg = Segment::default();
     let mut next_index = 0u64;
     let mut found = false;
@@ -166,13 +208,11 @@ pub(super) fn parse_segment(data: &[u8]) -> Segment {
                 let index = u64::from(index);
                 seg.lost += index.saturating_sub(next_index);
                 next_index = next_index.max(index + 1);
-                match TraceRecord::decode(&data[payload]) {
-                    Ok(mut r) => {
-                        aigw_proto::trace_bounds::clip(&mut r);
-                        seg.records.push(r);
-                    }
+                if well_formed(&data[payload.clone()]) {
+                    seg.records.push(data.slice(payload));
+                } else {
                     // The checksum holds, so it was written so: lost all the same.
-                    Err(_) => seg.lost += 1,
+                    seg.lost += 1;
                 }
             }
             Piece::Damage(stretch) => {
@@ -198,30 +238,30 @@ pub(super) fn parse_segment(data: &[u8]) -> Segment {
 
 /// Format 1: bare length-delimited records. Strict, since nothing checks
 /// them: an empty or undecodable record (zeros, junk) ends the segment as
-/// damage. `None` when not even the first record is one.
-fn parse_legacy(data: &[u8]) -> Option<Segment> {
+/// damage. `None` when not even the first record is one. Each record is
+/// decoded to check it, and sent as it was written (the control plane
+/// clips what it stores).
+fn parse_legacy(data: &Bytes) -> Option<Segment> {
     let mut seg = Segment {
         legacy: true,
         ..Default::default()
     };
-    let mut buf = data;
+    let mut buf = &data[..];
     while !buf.is_empty() {
         let before = buf;
-        let ok = match prost::encoding::decode_varint(&mut buf) {
+        let ok = match decode_varint(&mut buf) {
             Ok(len) if len > 0 && (len as usize) <= buf.len() => {
                 let (body, rest) = buf.split_at(len as usize);
                 buf = rest;
                 TraceRecord::decode(body)
                     .ok()
                     .filter(|r| !r.request_id.is_empty())
+                    .map(|_| data.slice_ref(body))
             }
             _ => None,
         };
         match ok {
-            Some(mut r) => {
-                aigw_proto::trace_bounds::clip(&mut r);
-                seg.records.push(r);
-            }
+            Some(r) => seg.records.push(r),
             None => {
                 seg.lost += 1;
                 seg.damaged_bytes = before.len() as u64;
@@ -238,8 +278,8 @@ mod tests {
     use crate::trace_report::spool::seg_path;
     use crate::trace_report::spool::tests::{rec, write_segment};
 
-    fn ids(seg: &Segment) -> Vec<&str> {
-        seg.records.iter().map(|r| r.request_id.as_str()).collect()
+    fn ids(seg: &Segment) -> Vec<String> {
+        seg.decoded().into_iter().map(|r| r.request_id).collect()
     }
 
     /// What a power loss can leave: the segment's blocks zeroed. Not one
@@ -287,7 +327,7 @@ mod tests {
         fs::write(&path, data).unwrap();
         let got = read_segment(&path).unwrap();
         assert_eq!(got.records.len(), 9);
-        assert!(!ids(&got).contains(&"rec-3"));
+        assert!(!ids(&got).iter().any(|id| id == "rec-3"));
         assert_eq!(ids(&got)[3], "rec-4");
         assert_eq!((got.lost, got.torn), (1, false));
         // Junk at the end is damage, not a torn record.
@@ -296,6 +336,33 @@ mod tests {
         fs::write(&path, data).unwrap();
         let got = read_segment(&path).unwrap();
         assert_eq!((got.records.len(), got.lost, got.torn), (9, 2, false));
+    }
+
+    /// A frame whose checksum holds but whose payload is not protobuf
+    /// (written wrong) is counted lost, not shipped for the control plane
+    /// to fail on; the frames around it are read.
+    #[test]
+    fn a_sealed_payload_that_is_not_a_record_is_lost_not_shipped() {
+        let mut data = Vec::new();
+        let payloads: [Vec<u8>; 3] = [
+            rec("before").encode_to_vec(),
+            // Field 1, length-delimited, 9 bytes announced, 2 there.
+            vec![0x0a, 9, b'a', b'b'],
+            rec("after").encode_to_vec(),
+        ];
+        for (i, p) in payloads.iter().enumerate() {
+            let mut frame = vec![0u8; HEADER];
+            frame.extend_from_slice(p);
+            seal_frame(&mut frame, i as u32);
+            data.extend_from_slice(&frame);
+        }
+        let got = parse_segment(&Bytes::from(data));
+        assert_eq!(ids(&got), ["before", "after"]);
+        assert_eq!((got.lost, got.damaged_bytes), (1, 0));
+        // A group (deprecated, never written) or a bad key is not a record.
+        assert!(!well_formed(&[0x0b]));
+        assert!(!well_formed(&[0x00]));
+        assert!(well_formed(&rec("x").encode_to_vec()));
     }
 
     #[test]

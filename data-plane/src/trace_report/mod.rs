@@ -7,6 +7,7 @@
 mod draft;
 mod frame;
 mod mapped;
+mod raw_batch;
 mod ship;
 mod spool;
 mod writer;

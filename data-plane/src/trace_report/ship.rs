@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aigw_proto::pb::trace::trace_service_client::TraceServiceClient;
-use aigw_proto::pb::trace::{TraceBatch, TraceRecord};
-use prost::Message;
+use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::frame::{Segment, read_segment};
+use super::raw_batch::{RawBatch, report};
 use super::spool::{MAX_SEGMENT_BYTES, seg_path, set_aside};
 use crate::control::{AuthedChannel, Backoff};
 
@@ -128,13 +127,14 @@ fn refused(status: &tonic::Status) -> bool {
     )
 }
 
-/// Cuts a segment's records into batches the control plane takes.
-fn batches(records: Vec<TraceRecord>) -> Vec<Vec<TraceRecord>> {
+/// Cuts a segment's records (each one's encoding) into batches the
+/// control plane takes.
+fn batches(records: Vec<Bytes>) -> Vec<Vec<Bytes>> {
     let mut out = Vec::new();
-    let mut cur: Vec<TraceRecord> = Vec::new();
+    let mut cur: Vec<Bytes> = Vec::new();
     let mut bytes = 0usize;
     for r in records {
-        let len = r.encoded_len() + 8;
+        let len = r.len() + 8;
         if !cur.is_empty() && (cur.len() >= MAX_BATCH_RECORDS || bytes + len > MAX_BATCH_BYTES) {
             out.push(std::mem::take(&mut cur));
             bytes = 0;
@@ -224,17 +224,13 @@ async fn session(
     sealed_rx: &mut UnboundedReceiver<u64>,
     acked: &mut bool,
 ) -> Result<(), ShipError> {
-    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<TraceBatch>(MAX_IN_FLIGHT);
-    let mut client = TraceServiceClient::new(channel.clone());
-    let mut acks = client
-        .report(ReceiverStream::new(out_rx))
-        .await?
-        .into_inner();
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<RawBatch>(MAX_IN_FLIGHT);
+    let mut acks = report(channel.clone(), ReceiverStream::new(out_rx)).await?;
     // Segments read in this connection (always the oldest of the backlog).
     let mut loaded: BTreeMap<u64, Loaded> = BTreeMap::new();
     let mut last_loaded: Option<u64> = None;
     // Batches read but not yet sent, and sent but not yet acked (seq, records).
-    let mut queued: VecDeque<(u64, Vec<TraceRecord>)> = VecDeque::new();
+    let mut queued: VecDeque<(u64, Vec<Bytes>)> = VecDeque::new();
     let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
     let mut writer_gone = false;
     loop {
@@ -298,7 +294,7 @@ async fn session(
                 break;
             };
             let n = records.len() as u64;
-            if out_tx.send(TraceBatch { seq, records }).await.is_err() {
+            if out_tx.send(RawBatch { seq, records }).await.is_err() {
                 return Err(ShipError::Closed);
             }
             in_flight.push_back((seq, n));
@@ -359,8 +355,8 @@ mod tests {
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;
 
-    use aigw_proto::pb::trace::TraceAck;
     use aigw_proto::pb::trace::trace_service_server::{TraceService, TraceServiceServer};
+    use aigw_proto::pb::trace::{TraceAck, TraceBatch, TraceRecord};
     use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::TcpListenerStream;

@@ -232,7 +232,7 @@ fn prune_set_aside(dir: &Path) {
 
 /// How many good records the file at `path` holds (0 if it cannot be read).
 fn count_records(path: &Path) -> u64 {
-    fs::read(path).map_or(0, |d| parse_segment(&d).records.len() as u64)
+    fs::read(path).map_or(0, |d| parse_segment(&d.into()).records.len() as u64)
 }
 
 /// The spool's files, owned by the writer thread (`writer.rs`): making
@@ -403,8 +403,8 @@ pub(super) mod tests {
         seg.seal(open.unwrap());
     }
 
-    fn ids(seg: &Segment) -> Vec<&str> {
-        seg.records.iter().map(|r| r.request_id.as_str()).collect()
+    fn ids(seg: &Segment) -> Vec<String> {
+        seg.decoded().into_iter().map(|r| r.request_id).collect()
     }
 
     /// The value of one counter series in the Prometheus text `rendered`.
@@ -501,7 +501,7 @@ pub(super) mod tests {
         let first = read_segment(&path).unwrap();
         assert_eq!(first.records.len(), MAX_RECORDS);
         assert_eq!(
-            first.records[MAX_RECORDS - 1].request_id,
+            first.decoded()[MAX_RECORDS - 1].request_id,
             format!("r{}", MAX_RECORDS - 1)
         );
         assert!(first.torn);
@@ -510,7 +510,7 @@ pub(super) mod tests {
         assert_eq!(rx.try_recv().unwrap(), 8);
         let second = read_segment(&seg_path(dir.path(), 8)).unwrap();
         assert_eq!(second.records.len(), 3);
-        assert_eq!(second.records[0].request_id, format!("r{MAX_RECORDS}"));
+        assert_eq!(second.decoded()[0].request_id, format!("r{MAX_RECORDS}"));
     }
 
     #[test]

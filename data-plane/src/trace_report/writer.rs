@@ -495,7 +495,7 @@ mod tests {
                 fs::write(&copy, data).unwrap();
                 let seg = read_segment(&copy).unwrap();
                 fs::remove_file(copy).unwrap();
-                ids.extend(seg.records.into_iter().map(|r| r.request_id));
+                ids.extend(seg.decoded().into_iter().map(|r| r.request_id));
             }
             // Sorted: the files are listed in no particular order.
             ids.sort();
@@ -547,7 +547,7 @@ mod tests {
         pending.await;
         assert_eq!(rx.recv().await, Some(1));
         assert_eq!(
-            read_segment(&seg_path(dir.path(), 1)).unwrap().records[0].request_id,
+            read_segment(&seg_path(dir.path(), 1)).unwrap().decoded()[0].request_id,
             "last"
         );
         assert!(recover(dir.path()).unwrap().sealed.contains(&1));
@@ -635,7 +635,7 @@ mod tests {
         let seq = soon(rx.recv()).await.unwrap();
         let path = seg_path(dir.path(), seq);
         let seg = read_segment(&path).unwrap();
-        assert_eq!(seg.records[0].request_id, "lonely");
+        assert_eq!(seg.decoded()[0].request_id, "lonely");
         assert!(!seg.damaged());
         assert_eq!(
             fs::metadata(&path).unwrap().len(),
