@@ -9,7 +9,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use bytes::{BufMut, BytesMut};
-use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -324,6 +325,32 @@ impl<P: Serialize> Serialize for TextOr<P> {
     }
 }
 
+/// The rest of a lenient visitor: booleans, floats, strings, null and
+/// arrays (skipped whole) are `$none`.
+macro_rules! lenient_scalars_and_seq {
+    ($none:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+}
+
 /// A token count as a provider reports it. Anything but a non-negative
 /// integer counts as 0 (as it always has): a vendor's odd usage field must
 /// not cost the app its answer.
@@ -331,8 +358,28 @@ impl<P: Serialize> Serialize for TextOr<P> {
 pub struct Count(pub u64);
 
 impl<'de> Deserialize<'de> for Count {
+    /// Read in place (every answer's usage holds several): a `Value` first
+    /// cost a few hundred instructions a count.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Count(Value::deserialize(d)?.as_u64().unwrap_or(0)))
+        struct CountVisitor;
+        impl<'de> Visitor<'de> for CountVisitor {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).unwrap_or(0)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+            lenient_scalars_and_seq!(Count(0));
+        }
+        d.deserialize_any(CountVisitor)
     }
 }
 
@@ -388,14 +435,38 @@ impl<T> Default for Object<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Object<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    /// Read in place, not through a `Value` (an `IndexMap` built and
+    /// dropped for every usage object of every answer). `T` is read from
+    /// the object's entries as they come; if it fails (a duplicate key),
+    /// the value it stopped at and the rest of the object are skipped, so
+    /// the answer around it still reads.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Ok(Object(if v.is_object() {
-            T::deserialize(v).ok()
-        } else {
-            None
-        }))
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<T>, A::Error> {
+                let read = T::deserialize(MapAccessDeserializer::new(&mut map)).ok();
+                if read.is_none() {
+                    // `T` stopped after a key: its value is next (when it
+                    // is not, this fails without reading anything).
+                    let _ = map.next_value::<IgnoredAny>();
+                }
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Object(read))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Object<T>, E> {
+                Ok(Object(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Object<T>, E> {
+                Ok(Object(None))
+            }
+            lenient_scalars_and_seq!(Object(None));
+        }
+        d.deserialize_any(ObjectVisitor(PhantomData))
     }
 }
 
@@ -478,5 +549,71 @@ mod tests {
         assert_eq!((u.a.0, u.b.0), (0, 7));
         let l: Lenient<U> = serde_json::from_str("[]").unwrap();
         assert!(l.0.is_none());
+        // Nested and odd values count 0 and are skipped whole, from text
+        // and from a `Value` alike.
+        let odd = r#"{"a": {"x": [1, {"y": 2}]}, "b": [1, {"c": 2}], "c": "12", "d": 1.0,
+                      "e": 18446744073709551615, "f": null, "g": true}"#;
+        #[derive(Deserialize)]
+        struct Odd {
+            a: Count,
+            b: Count,
+            c: Count,
+            d: Count,
+            e: Count,
+            f: Count,
+            g: Count,
+        }
+        let from_text: Odd = serde_json::from_str(odd).unwrap();
+        let v: Value = serde_json::from_str(odd).unwrap();
+        let from_value = Odd::deserialize(&v).unwrap();
+        for o in [from_text, from_value] {
+            let got = [o.a, o.b, o.c, o.d, o.e, o.f, o.g].map(|c| c.0);
+            assert_eq!(got, [0, 0, 0, 0, u64::MAX, 0, 0]);
+        }
+    }
+
+    /// A usage detail object that is not an object, or not of its shape,
+    /// is none, and the usage around it still reads (before and after it).
+    #[test]
+    fn an_odd_detail_object_is_none_and_the_rest_reads() {
+        #[derive(Deserialize)]
+        struct Details {
+            #[serde(default)]
+            n: Count,
+        }
+        #[derive(Deserialize)]
+        struct U {
+            #[serde(default)]
+            before: Count,
+            #[serde(default)]
+            details: Object<Details>,
+            #[serde(default)]
+            after: Count,
+        }
+        let read = |details: &str| {
+            let text = format!(r#"{{"before": 3, "details": {details}, "after": 4}}"#);
+            let from_text: U = serde_json::from_str(&text).unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let from_value = U::deserialize(&v).unwrap();
+            for u in [&from_text, &from_value] {
+                assert_eq!((u.before.0, u.after.0), (3, 4), "{details}");
+            }
+            assert_eq!(
+                from_text.details.0.as_ref().map(|d| d.n.0),
+                from_value.details.0.as_ref().map(|d| d.n.0),
+                "{details}"
+            );
+            from_text.details.0.map(|d| d.n.0)
+        };
+        assert_eq!(read(r#"{"n": 5, "other": {"deep": [1]}}"#), Some(5));
+        assert_eq!(read("{}"), Some(0));
+        for odd in ["[]", "[1, {}]", r#""x""#, "3", "-3", "1.5", "true", "null"] {
+            assert_eq!(read(odd), None, "{odd}");
+        }
+        // A duplicate key: `Details` refuses it; the object is skipped.
+        let text = r#"{"before": 3, "details": {"n": 1, "n": 2, "m": [3]}, "after": 4}"#;
+        let u: U = serde_json::from_str(text).unwrap();
+        assert!(u.details.0.is_none());
+        assert_eq!((u.before.0, u.after.0), (3, 4));
     }
 }
