@@ -7,6 +7,7 @@
 #
 #   e2e/bench/callgrind.sh                   # writes $OUT (/tmp/callgrind.dp.out.1)
 #   STREAM=1 SECS=20 OUT=/tmp/cg e2e/bench/callgrind.sh
+#   DP_BIN=/tmp/data-plane-old e2e/bench/callgrind.sh   # another build
 #   callgrind_annotate --inclusive=yes /tmp/callgrind.dp.out.1 | less
 #
 # Divide a function's count by the requests wrk printed. memcpy's count is
@@ -24,7 +25,7 @@ trap cleanup EXIT
 start_stack
 rm -f "$OUT" "$OUT".*
 start dp env AIGW_LISTEN=127.0.0.1:0 AIGW_STATE_DIR="$WORK/dp" AIGW_SERVE_THREADS=1 RUST_LOG=warn \
-  valgrind --tool=callgrind --callgrind-out-file="$OUT" "$BIN/data-plane"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT" "${DP_BIN:-$BIN/data-plane}"
 DP_ADDR=$ADDR; DP_PID=$PID
 for _ in $(seq 1 300); do curl -fs "http://$DP_ADDR/readyz" >/dev/null && break; sleep 0.1; done
 lua="$ROOT/e2e/bench/chat.lua"; url="http://$DP_ADDR/v1/chat/completions"
