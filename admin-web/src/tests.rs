@@ -314,30 +314,48 @@ async fn an_origin_of_another_scheme_is_refused() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
 
+/// `msg` as a control plane's successful answer, in gRPC's framing.
+pub(crate) fn grpc_answer(msg: impl prost::Message) -> axum::response::Response {
+    let bytes = msg.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    let mut trailers = axum::http::HeaderMap::new();
+    trailers.insert("grpc-status", axum::http::HeaderValue::from_static("0"));
+    let frames = futures_util::stream::iter([
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(axum::body::Bytes::from(frame))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ]);
+    axum::response::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(Body::new(http_body_util::StreamBody::new(frames)))
+        .unwrap()
+}
+
+/// A control plane's refusal (a trailers-only answer): gRPC `code` and
+/// `message` (ASCII, no `%`).
+pub(crate) fn grpc_error(code: tonic::Code, message: &str) -> axum::response::Response {
+    axum::response::Response::builder()
+        .header("content-type", "application/grpc")
+        .header("grpc-status", (code as i32).to_string())
+        .header("grpc-message", message)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Serves `app` as a control plane on a free port; its URL.
+pub(crate) async fn serve_control_plane(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
 /// A control plane that knows the provider `openai` and the team `core`
 /// and counts the upserts it is asked for: answers in gRPC's framing.
 async fn fake_control_plane() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use aigw_proto::pb::admin::{ProviderInfo, ProviderList, TeamInfo, TeamList, UpsertResult};
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    fn grpc_answer(msg: impl prost::Message) -> axum::response::Response {
-        let bytes = msg.encode_to_vec();
-        let mut frame = vec![0u8];
-        frame.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
-        frame.extend_from_slice(&bytes);
-        let mut trailers = axum::http::HeaderMap::new();
-        trailers.insert("grpc-status", axum::http::HeaderValue::from_static("0"));
-        let frames = futures_util::stream::iter([
-            Ok::<_, std::convert::Infallible>(http_body::Frame::data(axum::body::Bytes::from(
-                frame,
-            ))),
-            Ok(http_body::Frame::trailers(trailers)),
-        ]);
-        axum::response::Response::builder()
-            .header("content-type", "application/grpc")
-            .body(Body::new(http_body_util::StreamBody::new(frames)))
-            .unwrap()
-    }
 
     let upserts = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = upserts.clone();
@@ -381,10 +399,7 @@ async fn fake_control_plane() -> (String, std::sync::Arc<std::sync::atomic::Atom
             axum::routing::post(upsert.clone()),
         )
         .route(&format!("{svc}/UpsertTeam"), axum::routing::post(upsert));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), upserts)
+    (serve_control_plane(app).await, upserts)
 }
 
 /// "New …" sends `If-None-Match: *`: an object of the same name is not
@@ -455,6 +470,7 @@ async fn the_create_only_precondition_is_documented() {
         "/api/pricing/{model}",
         "/api/routes/{model}",
         "/api/budgets/{subject}",
+        "/api/webhooks/{name}",
     ] {
         let put = &doc["paths"][path]["put"];
         assert!(put["responses"]["412"].is_object(), "{path}: {put}");

@@ -12,6 +12,9 @@ pub mod create_only;
 pub mod insight;
 pub mod oauth;
 pub mod people;
+pub mod webhooks;
+#[cfg(test)]
+mod webhooks_tests;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
@@ -39,7 +42,7 @@ pub(crate) async fn answer<T>(
                        called as the signed-in user (session cookie, with the `x-aigw-csrf: 1` \
                        header on changes) or with `Authorization: Bearer` and an API token. \
                        Errors are `{\"error\": {\"code\", \"message\"}}`. The `PUT` upserts \
-                       (providers, pricing, routes, client keys, teams, budgets) replace an object \
+                       (providers, pricing, routes, client keys, teams, budgets, webhooks) replace an object \
                        of the same name; send `If-None-Match: *` to create only: an existing \
                        object is then left as it is and the answer is 412 (`already_exists`)."
     ),
@@ -54,7 +57,7 @@ pub(crate) async fn answer<T>(
     tags(
         (name = "auth", description = "Sign-in, sign-out, who am I"),
         (name = "config", description = "Providers, credential health, OAuth accounts, pricing, routes, client keys, data planes"),
-        (name = "people", description = "Users, teams, budgets, API tokens, roles, audit log, sign-in settings"),
+        (name = "people", description = "Users, teams, budgets, budget alert webhooks, API tokens, roles, audit log, sign-in settings"),
         (name = "insight", description = "Request log, usage, overview, pool health"),
         (name = "config-file", description = "Configuration as code"),
     )
@@ -115,6 +118,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(budgets::set_budget))
         .routes(routes!(budgets::list_teams))
         .routes(routes!(budgets::put_team, budgets::delete_team))
+        .routes(routes!(webhooks::list_webhooks))
+        .routes(routes!(webhooks::put_webhook, webhooks::delete_webhook))
         .routes(routes!(people::audit_log))
         .routes(routes!(
             people::get_oidc_settings,

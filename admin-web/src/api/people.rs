@@ -157,12 +157,16 @@ pub async fn list_roles(State(s): State<AppState>, c: Caller) -> ApiResult<Json<
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Milliseconds since the epoch.
+    /// Entries at or after this time, in milliseconds since the epoch.
     pub since_ms: Option<i64>,
+    /// Entries before this time (not at it), in milliseconds since the epoch.
     pub until_ms: Option<i64>,
-    /// e.g. `user:ann`, `token:ci`, `bootstrap`.
+    /// Exactly this actor: `user:NAME`, `token:NAME`, `bootstrap`,
+    /// `system` (budget alerts) or `anonymous` (a failed sign-in).
     pub actor: Option<String>,
-    /// provider | price | client_key | route | user | api_token | session | oidc_settings
+    /// Exactly this kind of object: provider | provider_key | price |
+    /// route | client_key | node_credential | oauth_template | budget |
+    /// team | webhook | user | api_token | session | oidc_settings
     pub object_kind: Option<String>,
     /// Default 50, at most 500.
     pub page_size: Option<u32>,
