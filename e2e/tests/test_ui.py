@@ -1,7 +1,8 @@
 """The admin UI in a real browser (Debian's Chromium driven by
 playwright-core) against the real binaries: an admin's whole journey from
-an empty gateway to a served, logged and revoked key; a viewer who can
-change nothing and sees no secret; a member who sees only their own keys;
+an empty gateway to a served, logged and revoked key; an admin's alert
+webhooks and the audit log's filters; a viewer who can change nothing and
+sees no secret; a member who sees only their own keys;
 sign-in through a real OpenID Connect provider; accessibility (axe-core) on
 every page; and the size of the JavaScript the first page load needs."""
 
@@ -21,6 +22,9 @@ from ui_stack import (SCREENSHOTS, AdminWeb, OidcServer, finish_browser_test, no
                       run_browser_test, start_browser_test)
 
 UI_DIR = Path(__file__).resolve().parents[2] / "admin-web" / "ui"
+
+WEBHOOK_SECRET = "whsec-ui-0123456789abcdef"
+WEBHOOK_PATH = "services/T000/B000/path-secret-ui"
 
 # One backend is enough here: the UI reads through the same Admin API on
 # both (test_admin_api.py and the Rust tests cover Postgres).
@@ -71,14 +75,42 @@ def test_admin_journey_from_empty_gateway_to_revoked_key(stack: Gateway, web: Ad
 
 
 @SQLITE
+def test_admin_manages_alert_webhooks_and_filters_the_audit_log(stack: Gateway, web: AdminWeb,
+                                                                tmp_path: Path) -> None:
+    # An operator's changes: 55 teams, more than a page of the audit log.
+    olga = web.session("olga", web.create_user("olga", "operator"))
+    for i in range(55):
+        r = olga.put(f"/api/teams/t-{i:02}", json={"members": []})
+        assert r.status_code == 200, r.text
+    run_browser_test("webhooks", {**base_env(stack, web), "WEBHOOK_SECRET": WEBHOOK_SECRET},
+                     tmp_path / "artifacts")
+    # What the browser did is what the control plane recorded: the admin's
+    # create, update and delete of the webhook, and its secret nowhere.
+    hooks = web.call("GET", "/audit", params={"object_kind": "webhook"})["entries"]
+    assert [(e["actor"], e["action"], e["object_name"]) for e in reversed(hooks)] == [
+        ("user:admin", "create", "ops-alerts"), ("user:admin", "update", "ops-alerts"),
+        ("user:admin", "delete", "ops-alerts")], hooks
+    assert WEBHOOK_SECRET not in json.dumps(web.call("GET", "/audit", params={"page_size": 500}))
+    assert web.call("GET", "/webhooks")["webhooks"] == []
+    for name in ("alert-webhooks", "audit-log"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name
+
+
+@SQLITE
 def test_viewer_changes_nothing_and_sees_no_secret(stack: Gateway, web: AdminWeb,
                                                    tmp_path: Path) -> None:
     stack.apply_ok(gateway_config(stack.mock.url))
     stack.wait_key_known()
     password = web.create_user("vera", "viewer")
+    # A webhook whose URL carries a secret in its path, as chat services' do.
+    web.call("PUT", "/webhooks/ops", json={"url": f"https://hooks.example.invalid/{WEBHOOK_PATH}",
+                                           "secret": WEBHOOK_SECRET})
+    hooks = web.call("GET", "/webhooks")
     before = web.call("GET", "/config/export")["yaml"]
     run_browser_test("viewer", {**base_env(stack, web), "VIEWER_PASSWORD": password,
-                                "APP_KEY": stack.app_key}, tmp_path / "artifacts")
+                                "APP_KEY": stack.app_key, "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                                "WEBHOOK_PATH": WEBHOOK_PATH}, tmp_path / "artifacts")
+    assert web.call("GET", "/webhooks") == hooks
     # Nothing changed, and the key still works.
     assert web.call("GET", "/config/export")["yaml"].split("\n", 1)[1] == before.split("\n", 1)[1]
     r = stack.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])

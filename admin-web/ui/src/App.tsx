@@ -34,7 +34,7 @@ function Pages() {
         <Route path="/requests/:id" element={<Requests />} />
         <Route path="/keys" element={<ClientKeys />} />
         {can('AdminService/ListProviders') && <Route path="/providers" element={<Providers />} />}
-        {can('IdentityService/ListAuditLog') && <Route path="/people" element={<People />} />}
+        {can('IdentityService/ListAuditLog') && <Route path="/people/:tab?" element={<People />} />}
         {can('ConfigFileService/ExportConfig') && <Route path="/config" element={<ConfigFile />} />}
         <Route path="/account" element={<Account />} />
         {can('SignInService/GetOidcSettings') && <Route path="/settings" element={<Settings />} />}

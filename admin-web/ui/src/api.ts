@@ -28,7 +28,10 @@ import type {
   TraceList,
   UpsertResult,
   UserInfo,
+  WebhookInfo,
+  WebhookSpec,
 } from './types';
+import type { AuditFilters } from './nav';
 
 export class ApiError extends Error {
   constructor(
@@ -168,6 +171,10 @@ export const api = {
   putTeam: (name: string, members: string[], isNew?: boolean) =>
     call<UpsertResult>('PUT', `/api/teams/${enc(name)}`, { members }, createOnly(isNew)),
   deleteTeam: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/teams/${enc(name)}`),
+  webhooks: () => call<{ webhooks: WebhookInfo[] }>('GET', '/api/webhooks'),
+  putWebhook: (name: string, spec: WebhookSpec, isNew?: boolean) =>
+    call<UpsertResult>('PUT', `/api/webhooks/${enc(name)}`, spec, createOnly(isNew)),
+  deleteWebhook: (name: string) => call<{ deleted: boolean }>('DELETE', `/api/webhooks/${enc(name)}`),
 
   users: () => call<{ users: UserInfo[] }>('GET', '/api/users'),
   createUser: (username: string, password: string, role: string) =>
@@ -183,8 +190,8 @@ export const api = {
   createApiToken: (name: string, role: string, expires_at_ms: number) =>
     call<{ token: string; info: ApiTokenInfo }>('POST', '/api/api-tokens', { name, role, expires_at_ms }),
   revokeApiToken: (name: string) => call<{ revoked: boolean }>('POST', `/api/api-tokens/${enc(name)}/revoke`),
-  audit: (page_token?: string) =>
-    call<{ entries: AuditEntry[]; next_page_token: string }>('GET', `/api/audit${qs({ page_token })}`),
+  audit: (f: AuditFilters, page_token?: string) =>
+    call<{ entries: AuditEntry[]; next_page_token: string }>('GET', `/api/audit${qs({ ...f, page_token })}`),
   oidcSettings: () => call<OidcSettings>('GET', '/api/settings/oidc'),
   setOidcSettings: (s: OidcSettings) => call<OidcSettings>('PUT', '/api/settings/oidc', s),
 

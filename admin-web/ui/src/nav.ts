@@ -1,5 +1,6 @@
-// Where the sign-in page comes from and returns to. Pure functions (no
-// React): `npm test` runs them under node.
+// Where the sign-in page comes from and returns to, and what the audit
+// log's address holds. Pure functions (no React): `npm test` runs them
+// under node.
 
 /**
  * The sign-in page's address: `next` is where to return after signing in
@@ -54,4 +55,86 @@ function cookieValue(cookies: string, name: string): string | null {
     }
   }
   return null;
+}
+
+/**
+ * The kinds of object the audit log records (`object_kind`), as
+ * `GET /api/audit` documents them.
+ */
+export const AUDIT_KINDS = [
+  'provider',
+  'provider_key',
+  'price',
+  'route',
+  'client_key',
+  'node_credential',
+  'oauth_template',
+  'budget',
+  'team',
+  'webhook',
+  'user',
+  'api_token',
+  'session',
+  'oidc_settings',
+] as const;
+
+/** The audit log's filters, named as `GET /api/audit` names them. */
+export interface AuditFilters {
+  actor?: string;
+  object_kind?: string;
+  since_ms?: number;
+  until_ms?: number;
+}
+
+export type AuditFilter = keyof AuditFilters;
+
+const AUDIT_TEXT = ['actor', 'object_kind'] as const;
+const AUDIT_TIME = ['since_ms', 'until_ms'] as const;
+
+/**
+ * The audit log's filters and page (the keyset cursors of the pages after
+ * the first, in order) as the page's query holds them, so a reload or a
+ * shared link shows the same entries. A time that is not a whole number
+ * of milliseconds is left out.
+ */
+export function auditQuery(search: string): { filters: AuditFilters; cursors: string[] } {
+  const p = new URLSearchParams(search);
+  const filters: AuditFilters = {};
+  for (const k of AUDIT_TEXT) {
+    const v = p.get(k)?.trim();
+    if (v) filters[k] = v;
+  }
+  for (const k of AUDIT_TIME) {
+    const v = p.get(k);
+    if (v && /^\d+$/.test(v) && Number.isSafeInteger(Number(v))) filters[k] = Number(v);
+  }
+  return { filters, cursors: p.getAll('page').filter(Boolean) };
+}
+
+/**
+ * The query with one filter set (`null` or empty: removed), back on the
+ * first page; everything else in it is kept.
+ */
+export function withAuditFilter(search: string, key: AuditFilter, value: string | number | null): string {
+  const p = new URLSearchParams(search);
+  p.delete('page');
+  if (value === null || value === '') p.delete(key);
+  else p.set(key, String(value));
+  return p.toString();
+}
+
+/** The query with the audit log's filters and page removed. */
+export function withoutAuditFilters(search: string): string {
+  const p = new URLSearchParams(search);
+  for (const k of [...AUDIT_TEXT, ...AUDIT_TIME, 'page']) p.delete(k);
+  return p.toString();
+}
+
+/** The query showing the page after the one whose cursors are `cursors` (null: the one before). */
+export function withAuditPage(search: string, cursors: string[], next: string | null): string {
+  const p = new URLSearchParams(search);
+  p.delete('page');
+  const pages = next === null ? cursors.slice(0, -1) : [...cursors, next];
+  for (const c of pages) p.append('page', c);
+  return p.toString();
 }

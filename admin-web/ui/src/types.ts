@@ -360,3 +360,17 @@ export interface TeamInfo {
   name: string;
   members: string[];
 }
+
+/** Where budget alerts are posted, signed with the webhook's secret. */
+export interface WebhookInfo {
+  name: string;
+  /** Whole to admins; `https://host/…` to others (sent back unchanged, it keeps the stored URL). */
+  url: string;
+  secret_hint: string;
+}
+
+export interface WebhookSpec {
+  url: string;
+  /** Write-only; empty keeps the stored one. */
+  secret: string;
+}

@@ -81,3 +81,78 @@ export function expiryError(atMs: number, nowMs: number): string | null {
   if (!atMs) return null;
   return atMs <= nowMs ? 'is in the past: choose a later time, or leave empty for no expiry' : null;
 }
+
+/** Longest secret the control plane takes (visible ASCII, as an HTTP header carries it). */
+export const MAX_SECRET = 8192;
+
+/**
+ * A webhook URL's error, checked as the control plane checks it: http or
+ * https, a host, no credentials or query string, no spaces. `listed` is
+ * the URL as the list showed it (whole to admins, `https://host/…` to
+ * others): sent back unchanged it keeps the stored URL, but a changed one
+ * must be typed whole.
+ */
+export function webhookUrlError(url: string, listed = ''): string | null {
+  const u = url.trim();
+  if (u === '') return 'URL is required';
+  if (listed && u === listed) return null;
+  const rest = u.startsWith('https://') ? u.slice(8) : u.startsWith('http://') ? u.slice(7) : null;
+  if (rest === null) return 'must start with https:// or http://';
+  const host = rest.split(/[/?#]/)[0];
+  if (host.includes('@') || rest.includes('?')) {
+    return 'must not carry credentials or a query string: put the secret in the Secret field';
+  }
+  if (u.includes('…')) return 'type the whole URL: the part shown as … is hidden from your role';
+  if (!host || /[\s\u0000-\u001f\u007f]/.test(u)) return 'is not a valid URL';
+  try {
+    new URL(u);
+  } catch {
+    return 'is not a valid URL';
+  }
+  return null;
+}
+
+/**
+ * A write-only secret's error: `required` for a new object (an empty one
+ * otherwise keeps the stored secret).
+ */
+export function secretError(secret: string, required: boolean, missing = 'required'): string | null {
+  if (secret === '') return required ? missing : null;
+  if (secret.length > MAX_SECRET) return `too long (at most ${MAX_SECRET.toLocaleString('en')} characters)`;
+  if (!/^[\x21-\x7e]+$/.test(secret)) return 'visible ASCII characters only, without spaces or line breaks';
+  return null;
+}
+
+const LOCAL_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$/;
+
+/**
+ * A `datetime-local` field's value (local time) as milliseconds since the
+ * epoch; empty is null.
+ */
+export function parseLocalTime(text: string): Parsed {
+  const t = text.trim();
+  if (t === '') return { value: null, error: null };
+  const m = LOCAL_TIME.exec(t);
+  if (!m) return { value: null, error: 'not a date and time' };
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map((x) => Number(x ?? 0));
+  const at = new Date(0);
+  // setFullYear: years below 100 are not taken as 19xx.
+  at.setFullYear(y, mo - 1, d);
+  at.setHours(h, mi, s, 0);
+  if (at.getFullYear() !== y || at.getMonth() !== mo - 1 || at.getDate() !== d) {
+    return { value: null, error: 'not a date and time' };
+  }
+  return { value: at.getTime(), error: null };
+}
+
+/** `ms` as a `datetime-local` field's value: local time, to the minute. */
+export function localTimeText(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getFullYear(), 4)}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** A time range's error, said by its end: it must end after it starts. */
+export function rangeError(since: number | null, until: number | null): string | null {
+  return since !== null && until !== null && until <= since ? 'must be after From' : null;
+}

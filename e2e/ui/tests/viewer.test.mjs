@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { checkA11y, env, launch, nav, onFailure, signIn } from '../lib.mjs';
 
 const WRITE_BUTTONS =
-  /^(New provider|New price|New route|New client key|New user|New team|New budget|Edit|Delete|Remove|Revoke|Apply|Save|Check now|Connect|Reconnect|Refresh now)$/;
+  /^(New provider|New price|New route|New client key|New user|New team|New budget|New webhook|Edit|Delete|Remove|Revoke|Apply|Save|Check now|Connect|Reconnect|Refresh now)$/;
 
 test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, async () => {
   const b = await launch();
   const { page } = b;
-  const secrets = [env('POOL_SECRET'), env('APP_KEY')];
+  const secrets = [env('POOL_SECRET'), env('APP_KEY'), env('WEBHOOK_SECRET'), env('WEBHOOK_PATH')];
   const noSecret = async (where) => {
     const html = await page.content();
     for (const s of secrets) assert.ok(!html.includes(s), `a secret is on ${where}`);
@@ -47,6 +47,15 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
     await page.getByRole('tab', { name: 'Teams and budgets' }).click();
     await page.getByText(/No budgets/).waitFor();
     await noWriteButton('teams and budgets');
+    // The alert webhooks: listed with the URL's origin and the secret's
+    // hint, and nothing to change them with.
+    await page.getByRole('tab', { name: 'Alert webhooks' }).click();
+    const hook = page.getByRole('row', { name: /ops/ });
+    await hook.getByText('https://hooks.example.invalid/…', { exact: true }).waitFor();
+    await hook.getByText(`…${env('WEBHOOK_SECRET').slice(-4)}`, { exact: false }).waitFor();
+    await noWriteButton('alert webhooks');
+    await noSecret('alert webhooks');
+    await checkA11y(page, 'alert webhooks (viewer)');
     await nav(page, 'Config as code', 'Configuration as code');
     await page.getByRole('button', { name: 'Load the live configuration' }).click();
     await page.getByRole('button', { name: 'Show changes' }).click();
@@ -78,6 +87,9 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
       ['POST', '/providers/mock/keys/pool-a/oauth/start', {}],
       ['PUT', '/budgets/user:vera', { rpm: 1000 }],
       ['PUT', '/teams/readers', { members: ['vera'] }],
+      ['PUT', '/webhooks/ops', { url: 'https://attacker.example.invalid/', secret: 'viewer-secret-0000' }],
+      ['PUT', '/webhooks/vera', { url: 'https://attacker.example.invalid/', secret: 'viewer-secret-0000' }],
+      ['DELETE', '/webhooks/ops'],
     ];
     for (const [method, path, body] of refused) {
       const r = await api(method, path, body);
@@ -85,7 +97,7 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
       assert.equal((await r.json()).error.code, 'permission_denied');
     }
     for (const path of ['/providers', '/client-keys', '/config/export', '/traces', '/pool-health', '/audit', '/nodes',
-                      '/credential-health', '/oauth/accounts', '/budgets', '/teams']) {
+                      '/credential-health', '/oauth/accounts', '/budgets', '/teams', '/webhooks']) {
       const r = await api('GET', path);
       assert.equal(r.status(), 200, path);
       const text = await r.text();

@@ -1,9 +1,12 @@
 // People and machines: users and roles, teams and the budgets of users and
-// teams, API tokens, the audit log of every change, and the connected data
-// planes.
+// teams, the webhooks budget alerts go to, API tokens, the audit log of
+// every change, and the connected data planes. The tab is the address's
+// last segment (`/people/audit`), so a link or a reload opens it.
 import { useState } from 'react';
+import { Link, useNavigate, useParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
+  Anchor,
   Badge,
   Button,
   Code,
@@ -26,9 +29,11 @@ import { api, nameTaken } from '../api';
 import { nameError } from '../validate';
 import { useAuth } from '../auth';
 import { ago, when } from '../format';
-import { ROLES, type AuditEntry, type BudgetInfo, type NodeInfo, type TeamInfo, type UserInfo } from '../types';
+import { ROLES, type BudgetInfo, type NodeInfo, type TeamInfo, type UserInfo } from '../types';
 import { ErrorState, errorText } from '../components/States';
 import { ApiTokens } from '../components/ApiTokens';
+import { AuditLog } from '../components/AuditLog';
+import { Webhooks } from '../components/Webhooks';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { LimitsFields, limitsText, useLimits } from '../components/Limits';
 import { notifyDone, notifyError } from '../components/notify';
@@ -385,6 +390,15 @@ function TeamsAndBudgets() {
         <Title order={3}>Budgets</Title>
         {mayBudgets && <Button onClick={() => setBudget('new')}>New budget</Button>}
       </Group>
+      {can('AdminService/ListWebhooks') && (
+        <Text size="sm" c="dimmed">
+          Alerts at 50, 80 and 100 % of a limit go to the audit log and to the{' '}
+          <Anchor component={Link} to="/people/webhooks" size="sm" underline="always">
+            alert webhooks
+          </Anchor>
+          .
+        </Text>
+      )}
       {budgets.isError && <ErrorState error={budgets.error} />}
       <DataTable<BudgetInfo>
         withTableBorder
@@ -424,46 +438,6 @@ function TeamsAndBudgets() {
       />
       {team && <TeamForm team={team === 'new' ? null : team} onClose={() => setTeam(null)} />}
       {budget && <BudgetForm budget={budget === 'new' ? null : budget} onClose={() => setBudget(null)} />}
-    </Stack>
-  );
-}
-
-function Audit() {
-  const [cursors, setCursors] = useState<string[]>([]);
-  const token = cursors[cursors.length - 1];
-  const q = useQuery({ queryKey: ['audit', token], queryFn: () => api.audit(token) });
-  return (
-    <Stack>
-      {q.isError && <ErrorState error={q.error} />}
-      <DataTable<AuditEntry>
-        withTableBorder
-        scrollAreaProps={SCROLL}
-        borderRadius="md"
-        fetching={q.isFetching}
-        minHeight={q.data?.entries.length ? undefined : 140}
-        records={q.data?.entries ?? []}
-        idAccessor="id"
-        noRecordsText="No changes yet"
-        columns={[
-          { accessor: 'at_ms', title: 'When', render: (e) => when(e.at_ms) },
-          { accessor: 'actor', title: 'Who' },
-          { accessor: 'action', title: 'Did' },
-          { accessor: 'object', title: 'What', render: (e) => `${e.object_kind} ${e.object_name}` },
-          { accessor: 'detail', title: 'Detail' },
-        ]}
-      />
-      <Group justify="flex-end">
-        <Button variant="default" disabled={!cursors.length} onClick={() => setCursors((c) => c.slice(0, -1))}>
-          Newer
-        </Button>
-        <Button
-          variant="default"
-          disabled={!q.data?.next_page_token}
-          onClick={() => { const t = q.data?.next_page_token; if (t) setCursors((c) => [...c, t]); }}
-        >
-          Older
-        </Button>
-      </Group>
     </Stack>
   );
 }
@@ -526,13 +500,31 @@ function Nodes() {
 
 export default function PeoplePage() {
   const { can } = useAuth();
+  const navigate = useNavigate();
+  const tabs = [
+    'users',
+    ...(can('AdminService/ListBudgets') ? ['budgets'] : []),
+    ...(can('AdminService/ListWebhooks') ? ['webhooks'] : []),
+    'tokens',
+    'audit',
+    'nodes',
+  ];
+  const { tab: asked } = useParams();
+  const tab = asked && tabs.includes(asked) ? asked : 'users';
   return (
     <Stack>
       <Title order={2}>People and data planes</Title>
-      <Tabs defaultValue="users" keepMounted={false}>
+      <Tabs
+        value={tab}
+        onChange={(v) => {
+          if (v && v !== tab) navigate(v === 'users' ? '/people' : `/people/${v}`);
+        }}
+        keepMounted={false}
+      >
         <Tabs.List>
           <Tabs.Tab value="users">Users</Tabs.Tab>
-          {can('AdminService/ListBudgets') && <Tabs.Tab value="budgets">Teams and budgets</Tabs.Tab>}
+          {tabs.includes('budgets') && <Tabs.Tab value="budgets">Teams and budgets</Tabs.Tab>}
+          {tabs.includes('webhooks') && <Tabs.Tab value="webhooks">Alert webhooks</Tabs.Tab>}
           <Tabs.Tab value="tokens">API tokens</Tabs.Tab>
           <Tabs.Tab value="audit">Audit log</Tabs.Tab>
           <Tabs.Tab value="nodes">Data planes</Tabs.Tab>
@@ -543,11 +535,14 @@ export default function PeoplePage() {
         <Tabs.Panel value="budgets" pt="md">
           <TeamsAndBudgets />
         </Tabs.Panel>
+        <Tabs.Panel value="webhooks" pt="md">
+          <Webhooks />
+        </Tabs.Panel>
         <Tabs.Panel value="tokens" pt="md">
           <ApiTokens mine={false} />
         </Tabs.Panel>
         <Tabs.Panel value="audit" pt="md">
-          <Audit />
+          <AuditLog />
         </Tabs.Panel>
         <Tabs.Panel value="nodes" pt="md">
           <Nodes />
