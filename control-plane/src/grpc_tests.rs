@@ -405,6 +405,47 @@ async fn traces_are_acked_after_storing_and_deduplicated() {
     server.stop().await;
 }
 
+/// A batch whose bytes do not decode as traces (a record with a string
+/// that is not UTF-8) is refused as such, so the data plane sets it aside
+/// instead of resending it forever behind a quietly closed stream.
+#[tokio::test]
+async fn a_batch_that_does_not_decode_is_refused_not_dropped_silently() {
+    /// `TraceBatch` with its records left as bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Bytes {
+        #[prost(uint64, tag = "1")]
+        seq: u64,
+        #[prost(bytes = "vec", repeated, tag = "2")]
+        records: Vec<Vec<u8>>,
+    }
+    let server = start().await;
+    let ch = server.channel().await;
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready().await.unwrap();
+    let good = prost::Message::encode_to_vec(&crate::ingest::tests::record("good"));
+    // request_id (field 1) holding 0xff 0xfe.
+    let bad = vec![0x0a, 0x02, 0xff, 0xfe];
+    let batch = Bytes {
+        seq: 1,
+        records: vec![good, bad],
+    };
+    let mut acks = grpc
+        .streaming(
+            as_node(tokio_stream::iter(vec![batch]), NODE_TOKEN, "n1"),
+            http::uri::PathAndQuery::from_static("/aigw.trace.v1.TraceService/Report"),
+            tonic_prost::ProstCodec::<Bytes, aigw_proto::pb::trace::TraceAck>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let e = acks.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    assert!(e.message().contains("does not decode"), "{e}");
+    let stored = server.db().run(crate::db::traces::count).await.unwrap();
+    assert_eq!(stored, 0, "nothing of the batch is stored");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn what_a_node_says_of_its_traces_is_bounded() {
     let server = start().await;

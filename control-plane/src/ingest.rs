@@ -68,6 +68,29 @@ impl TraceService for TraceSvc {
 /// where its outcome will arrive.
 type Pending = (u64, crate::telemetry::Batch, oneshot::Receiver<Outcome>);
 
+/// A batch that failed to arrive for what it holds (its bytes do not
+/// decode, or it is over the message limit) would fail the same on every
+/// resend: the data plane is told it is refused, and sets it aside. Ending
+/// the stream without a word, it would take that for a failure to retry
+/// and resend the same batch, with every later trace behind it, forever.
+fn refusal_of(status: &Status) -> Option<Status> {
+    match status.code() {
+        tonic::Code::OutOfRange => Some(Status::out_of_range(status.message().to_string())),
+        // tonic-prost's decode error: prost's `DecodeError`, as `Internal`.
+        tonic::Code::Internal
+            if status
+                .message()
+                .starts_with("failed to decode Protobuf message") =>
+        {
+            Some(Status::invalid_argument(format!(
+                "a trace batch that does not decode: {}",
+                status.message()
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// Reads batches in arrival order and hands them to the writer. When
 /// shutdown comes, reading stops; batches already handed over are still
 /// stored and acked, then the stream ends and the data plane resends
@@ -97,7 +120,13 @@ async fn receive(
             Ok(Some(b)) => b,
             Ok(None) => return,
             Err(status) => {
-                tracing::debug!(%status, "trace stream ended with an error");
+                match refusal_of(&status) {
+                    Some(refusal) => {
+                        tracing::warn!(%status, node = %node.node_id, "refused a trace batch that cannot be read");
+                        let _ = tx.send(Err(refusal)).await;
+                    }
+                    None => tracing::debug!(%status, "trace stream ended with an error"),
+                }
                 return;
             }
         };
