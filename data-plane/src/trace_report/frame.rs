@@ -17,8 +17,8 @@
 //! sends those bytes as they are (`ship::RawBatch`), so shipping costs no
 //! decode and no encode per record. The writer encoded the payload from a
 //! clipped `TraceRecord` and the checksum holds, so it is that encoding;
-//! a payload that does not even parse as protobuf fields (`well_formed`)
-//! is counted lost rather than sent.
+//! a payload the control plane could not decode (`record_check`) is
+//! counted lost rather than sent.
 
 use std::fs;
 use std::io;
@@ -26,9 +26,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use aigw_proto::pb::trace::TraceRecord;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use prost::Message;
-use prost::encoding::{WireType, decode_key, decode_varint};
+use prost::encoding::decode_varint;
 
 use super::spool::MAX_SEGMENT_BYTES;
 
@@ -167,29 +167,6 @@ impl Segment {
     }
 }
 
-/// Whether `payload` parses as protobuf fields: every key valid and every
-/// field's value within the payload. What the checksum cannot rule out
-/// (a payload written wrong) without decoding it.
-fn well_formed(mut payload: &[u8]) -> bool {
-    while payload.has_remaining() {
-        let Ok((_, wire)) = decode_key(&mut payload) else {
-            return false;
-        };
-        let skip = match wire {
-            WireType::Varint => decode_varint(&mut payload).map(|_| 0),
-            WireType::SixtyFourBit => Ok(8),
-            WireType::ThirtyTwoBit => Ok(4),
-            WireType::LengthDelimited => decode_varint(&mut payload),
-            WireType::StartGroup | WireType::EndGroup => return false,
-        };
-        match skip {
-            Ok(n) if n <= payload.len() as u64 => payload.advance(n as usize),
-            _ => return false,
-        }
-    }
-    true
-}
-
 /// Reads a sealed segment: every record whose checksum holds, skipping
 /// (and counting) damaged stretches.
 pub fn read_segment(path: &Path) -> io::Result<Segment> {
@@ -208,7 +185,7 @@ pub(super) fn parse_segment(data: &Bytes) -> Segment {
                 let index = u64::from(index);
                 seg.lost += index.saturating_sub(next_index);
                 next_index = next_index.max(index + 1);
-                if well_formed(&data[payload.clone()]) {
+                if super::record_check::is_record(&data[payload.clone()]) {
                     seg.records.push(data.slice(payload));
                 } else {
                     // The checksum holds, so it was written so: lost all the same.
@@ -239,8 +216,9 @@ pub(super) fn parse_segment(data: &Bytes) -> Segment {
 /// Format 1: bare length-delimited records. Strict, since nothing checks
 /// them: an empty or undecodable record (zeros, junk) ends the segment as
 /// damage. `None` when not even the first record is one. Each record is
-/// decoded to check it, and sent as it was written (the control plane
-/// clips what it stores).
+/// decoded to check it, clipped (it may be from before records were
+/// clipped when made, and over the control plane's message limit) and
+/// encoded again: a rare path, so the simple one.
 fn parse_legacy(data: &Bytes) -> Option<Segment> {
     let mut seg = Segment {
         legacy: true,
@@ -256,7 +234,12 @@ fn parse_legacy(data: &Bytes) -> Option<Segment> {
                 TraceRecord::decode(body)
                     .ok()
                     .filter(|r| !r.request_id.is_empty())
-                    .map(|_| data.slice_ref(body))
+                    .map(|mut r| {
+                        // Written before records were clipped when made: the
+                        // control plane's message limit may be below it.
+                        aigw_proto::trace_bounds::clip(&mut r);
+                        Bytes::from(r.encode_to_vec())
+                    })
             }
             _ => None,
         };
@@ -346,8 +329,9 @@ mod tests {
         let mut data = Vec::new();
         let payloads: [Vec<u8>; 3] = [
             rec("before").encode_to_vec(),
-            // Field 1, length-delimited, 9 bytes announced, 2 there.
-            vec![0x0a, 9, b'a', b'b'],
+            // request_id (field 1) holding bytes that are not UTF-8: the
+            // control plane's decode would fail the whole batch.
+            vec![0x0a, 0x02, 0xff, 0xfe],
             rec("after").encode_to_vec(),
         ];
         for (i, p) in payloads.iter().enumerate() {
@@ -359,10 +343,6 @@ mod tests {
         let got = parse_segment(&Bytes::from(data));
         assert_eq!(ids(&got), ["before", "after"]);
         assert_eq!((got.lost, got.damaged_bytes), (1, 0));
-        // A group (deprecated, never written) or a bad key is not a record.
-        assert!(!well_formed(&[0x0b]));
-        assert!(!well_formed(&[0x00]));
-        assert!(well_formed(&rec("x").encode_to_vec()));
     }
 
     #[test]
@@ -379,6 +359,21 @@ mod tests {
         let got = read_segment(&path).unwrap();
         assert_eq!(ids(&got), ["old0", "old1", "old2"]);
         assert!(got.legacy && !got.damaged());
+        // A record from before records were clipped when made goes out
+        // clipped (the control plane's message limit is 16 MiB).
+        let mut big = rec("old-big");
+        big.error = "e".repeat(20 << 20);
+        let mut with_big = data.clone();
+        big.encode_length_delimited(&mut with_big).unwrap();
+        fs::write(&path, &with_big).unwrap();
+        let got = read_segment(&path).unwrap();
+        assert_eq!(ids(&got), ["old0", "old1", "old2", "old-big"]);
+        assert!(
+            got.records[3].len() < 64 << 10,
+            "{} bytes",
+            got.records[3].len()
+        );
+        assert!(got.decoded()[3].error.starts_with("eee"));
         // Zeros after its records end it, counted.
         data.extend_from_slice(&[0; 64]);
         fs::write(&path, &data).unwrap();

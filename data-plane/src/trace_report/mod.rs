@@ -8,6 +8,7 @@ mod draft;
 mod frame;
 mod mapped;
 mod raw_batch;
+mod record_check;
 mod ship;
 mod spool;
 mod writer;
