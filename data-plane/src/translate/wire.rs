@@ -373,6 +373,12 @@ impl<'de> Deserialize<'de> for Count {
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Count, E> {
                 Ok(Count(u64::try_from(n).unwrap_or(0)))
             }
+            fn visit_u128<E: de::Error>(self, n: u128) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).unwrap_or(0)))
+            }
+            fn visit_i128<E: de::Error>(self, n: i128) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).unwrap_or(0)))
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Count(0))
@@ -403,6 +409,39 @@ pub fn whole_number(v: &Value) -> Option<u64> {
 /// anything else counts nothing.
 pub fn usage_of<U: DeserializeOwned + Into<Usage>>(v: &Value) -> Usage {
     U::deserialize(v).map(Into::into).unwrap_or_default()
+}
+
+/// A map whose reader knows whether the last key's value is still unread
+/// (so a reader that stopped at a key can skip exactly that value: asking
+/// for a value no key announced panics in some of serde's readers).
+struct Tracked<A> {
+    map: A,
+    pending: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Tracked<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let key = self.map.next_key_seed(seed)?;
+        self.pending = key.is_some();
+        Ok(key)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.pending = false;
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
 }
 
 /// A part of a provider's answer read only if it has the expected shape;
@@ -438,9 +477,12 @@ impl<T> Default for Object<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     /// Read in place, not through a `Value` (an `IndexMap` built and
     /// dropped for every usage object of every answer). `T` is read from
-    /// the object's entries as they come; if it fails (a duplicate key),
-    /// the value it stopped at and the rest of the object are skipped, so
-    /// the answer around it still reads.
+    /// the object's entries as they come; if it fails at a key (a
+    /// duplicate: the old reader kept the last one, this one drops the
+    /// object), that key's value and the rest of the object are skipped,
+    /// so the answer around it still reads. `T`'s fields must not fail
+    /// within a value (the parser could not go on from there): every `T`
+    /// here holds only lenient counts and objects.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct ObjectVisitor<T>(PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
@@ -448,20 +490,29 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<T>, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                let mut map = Tracked {
+                    map,
+                    pending: false,
+                };
                 let read = T::deserialize(MapAccessDeserializer::new(&mut map)).ok();
-                if read.is_none() {
-                    // `T` stopped after a key: its value is next (when it
-                    // is not, this fails without reading anything).
-                    let _ = map.next_value::<IgnoredAny>();
+                if read.is_none() && map.pending {
+                    // `T` stopped after a key: its value is next.
+                    map.map.next_value::<IgnoredAny>()?;
                 }
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Object(read))
             }
             fn visit_u64<E: de::Error>(self, _: u64) -> Result<Object<T>, E> {
                 Ok(Object(None))
             }
             fn visit_i64<E: de::Error>(self, _: i64) -> Result<Object<T>, E> {
+                Ok(Object(None))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Object<T>, E> {
+                Ok(Object(None))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Object<T>, E> {
                 Ok(Object(None))
             }
             lenient_scalars_and_seq!(Object(None));
@@ -615,5 +666,27 @@ mod tests {
         let u: U = serde_json::from_str(text).unwrap();
         assert!(u.details.0.is_none());
         assert_eq!((u.before.0, u.after.0), (3, 4));
+        // Read through serde's buffer (a tagged enum), a `T` that fails
+        // once the object is over (a missing field) is none, not a panic.
+        #[derive(Deserialize)]
+        struct Required {
+            #[allow(dead_code)]
+            n: Count,
+        }
+        #[derive(Deserialize)]
+        #[serde(tag = "type")]
+        enum Tagged {
+            A {
+                details: Object<Required>,
+                #[serde(default)]
+                after: Count,
+            },
+        }
+        for details in ["{}", r#"{"m": {"deep": [1]}}"#, r#"{"n": 1, "n": 2}"#] {
+            let text = format!(r#"{{"type": "A", "details": {details}, "after": 4}}"#);
+            let Tagged::A { details, after } = serde_json::from_str(&text).unwrap();
+            assert!(details.0.is_none(), "{text}");
+            assert_eq!(after.0, 4);
+        }
     }
 }
