@@ -68,30 +68,43 @@ def test_webhooks_through_admin_web_keep_their_secret(stack: Gateway, web: Admin
     error(vera.put("/api/webhooks/mine", json={"url": URL, "secret": "viewer-secret-1234"}),
           403, "permission_denied")
 
-    # The control plane's refusals, as JSON errors that echo no secret.
+    # The control plane's refusals, as JSON errors that name the `url`
+    # field and echo no secret, nor any of the URL (its path may be one).
     for body, says in [
-        ({"url": "ftp://hooks.example.invalid/x", "secret": SECRET}, "http:// or https://"),
-        ({"url": "https://hooks.example.invalid/x?token=" + SECRET, "secret": SECRET},
-         "query string"),
+        ({"url": "ftp://hooks.example.invalid/x/path-secret", "secret": SECRET},
+         "url must start with http:// or https://"),
+        ({"url": "https://ops:" + SECRET + "@hooks.example.invalid/x", "secret": SECRET},
+         "url must not carry credentials"),
+        ({"url": URL + " ", "secret": SECRET}, "url must not contain spaces"),
+        ({"url": URL + "?token=a b", "secret": SECRET}, "url must not contain spaces"),
+        ({"url": "https://hooks.example.invalid:0/path-secret", "secret": SECRET},
+         "url has an invalid port"),
+        ({"url": "https://hooks.example.invalid/…", "secret": SECRET}, "hidden from your role"),
         ({"url": "https://hooks.example.invalid/x", "secret": ""}, "a secret is required"),
         ({"url": "https://hooks.example.invalid/x", "secret": "two words"}, "visible ASCII"),
         ({"url": "", "secret": SECRET}, "url is required"),
     ]:
         r = web.api.put("/webhooks/new-one", json=body)
         message = error(r, 400, "invalid_argument")
-        assert says in message, message
-        assert SECRET not in r.text, r.text
+        assert says in message and "base_url" not in message, message
+        assert SECRET not in r.text and "path-secret" not in r.text, r.text
+        assert "hooks.example" not in message, message
     r = web.api.put("/webhooks/ops", json={"url": URL, "secret": "x" * 20},
                     headers={"if-none-match": "*"})
     assert error(r, 412, "already_exists") == "a webhook named ops already exists"
     assert web.call("GET", "/webhooks")["webhooks"] == [hook], "a refused change changed it"
 
-    # An operator changes the URL (typed whole) and rotates the secret.
-    r = olga.put("/api/webhooks/ops", json={"url": "https://alerts.example.invalid/aigw",
+    # An operator changes the URL (typed whole, the receiver's token in its
+    # query) and rotates the secret: the query is shown to admins only.
+    with_query = "https://alerts.example.invalid/aigw?token=query-secret-123"
+    r = olga.put("/api/webhooks/ops", json={"url": with_query,
                                             "secret": "whsec-rotated-00000000wxyz"})
     assert r.status_code == 200 and r.json()["changed"] is True, r.text
     assert web.call("GET", "/webhooks")["webhooks"] == [
-        {"name": "ops", "url": "https://alerts.example.invalid/aigw", "secret_hint": "whse…wxyz"}]
+        {"name": "ops", "url": with_query, "secret_hint": "whse…wxyz"}]
+    r = olga.get("/api/webhooks")
+    assert r.json()["webhooks"][0]["url"] == "https://alerts.example.invalid/…", r.text
+    assert "query-secret" not in r.text
     r = olga.delete("/api/webhooks/ops")
     assert r.status_code == 200 and r.json() == {"deleted": True}, r.text
     assert web.call("GET", "/webhooks")["webhooks"] == []
@@ -100,6 +113,7 @@ def test_webhooks_through_admin_web_keep_their_secret(stack: Gateway, web: Admin
     # The audit log: the webhook's changes by kind, never its secret or path.
     audit = web.call("GET", "/audit", params={"page_size": 500})["entries"]
     assert SECRET not in json.dumps(audit) and "path-secret" not in json.dumps(audit)
+    assert "query-secret" not in json.dumps(audit)
     hooks = web.call("GET", "/audit", params={"object_kind": "webhook"})["entries"]
     assert [(e["actor"], e["action"]) for e in reversed(hooks)] == [
         ("bootstrap", "create"), ("user:olga", "update"), ("user:olga", "delete")], hooks

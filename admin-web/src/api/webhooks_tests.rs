@@ -89,11 +89,13 @@ async fn control_plane() -> (String, Shared) {
                             "role viewer may not call UpsertWebhook",
                         );
                     }
+                    // As the control plane names the field, never echoing
+                    // the URL (its path or query may hold a token).
                     if !spec.url.starts_with("http://") && !spec.url.starts_with("https://") {
                         return grpc_error(
                             Code::InvalidArgument,
                             &format!(
-                                "webhook {:?}: base_url must start with http:// or https://",
+                                "webhook {:?}: url must start with http:// or https://",
                                 spec.name
                             ),
                         );
@@ -245,15 +247,21 @@ async fn webhooks_are_listed_created_edited_and_deleted() {
     assert_eq!(stub.lock().unwrap().upserts.len(), upserts);
 
     // Edited without a secret: the empty secret reaches the control
-    // plane, which keeps the stored one.
-    let edit = serde_json::json!({ "url": "https://hooks.example/v2" });
+    // plane, which keeps the stored one. The new URL takes its receiver's
+    // token in the query, passed along whole.
+    let v2 = "https://hooks.example/v2?token=q-abc&x=1";
+    let edit = serde_json::json!({ "url": v2 });
     let (status, text, body) =
         send(&app, "PUT", "/api/webhooks/ops", ADMIN, Some(edit), false).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(body["created"], false);
-    assert_eq!(stub.lock().unwrap().upserts.last().unwrap().secret, "");
+    {
+        let s = stub.lock().unwrap();
+        let sent = s.upserts.last().unwrap();
+        assert_eq!((sent.url.as_str(), sent.secret.as_str()), (v2, ""));
+    }
     let (_, text, body) = send(&app, "GET", "/api/webhooks", ADMIN, None, false).await;
-    assert_eq!(body["webhooks"][0]["url"], "https://hooks.example/v2");
+    assert_eq!(body["webhooks"][0]["url"], v2);
     assert_eq!(body["webhooks"][0]["secret_hint"], "…cdef", "{text}");
 
     // Deleted: gone from the list; a second delete deletes nothing.
@@ -273,13 +281,15 @@ async fn webhook_refusals_are_the_apis_json_errors() {
     let (app, stub) = admin_web().await;
     let put = |url: &str, secret: &str| Some(serde_json::json!({ "url": url, "secret": secret }));
 
-    // The control plane's validation: 400, its message, no secret in it.
+    // The control plane's validation: 400, its message naming the `url`
+    // field, and neither the secret nor the URL (a token in its path) in
+    // the answer.
     let (status, text, body) = send(
         &app,
         "PUT",
         "/api/webhooks/ops",
         ADMIN,
-        put("ftp://hooks.example", SECRET),
+        put("ftp://hooks.example/T0/path-token-XYZ", SECRET),
         false,
     )
     .await;
@@ -287,9 +297,13 @@ async fn webhook_refusals_are_the_apis_json_errors() {
     assert_eq!(body["error"]["code"], "invalid_argument");
     assert_eq!(
         body["error"]["message"],
-        "webhook \"ops\": base_url must start with http:// or https://"
+        "webhook \"ops\": url must start with http:// or https://"
     );
     assert!(!text.contains(SECRET), "{text}");
+    assert!(
+        !text.contains("path-token") && !text.contains("hooks.example"),
+        "{text}"
+    );
     let (status, _, body) = send(
         &app,
         "PUT",

@@ -87,7 +87,9 @@ export const MAX_SECRET = 8192;
 
 /**
  * A webhook URL's error, checked as the control plane checks it: http or
- * https, a host, no credentials or query string, no spaces. `listed` is
+ * https, a host (and a port from 1 to 65535), no credentials, no spaces.
+ * A query string is taken: many receivers take their token there
+ * (`?token=`), and like a path it is shown to admins only. `listed` is
  * the URL as the list showed it (whole to admins, `https://host/…` to
  * others): sent back unchanged it keeps the stored URL, but a changed one
  * must be typed whole.
@@ -98,12 +100,20 @@ export function webhookUrlError(url: string, listed = ''): string | null {
   if (listed && u === listed) return null;
   const rest = u.startsWith('https://') ? u.slice(8) : u.startsWith('http://') ? u.slice(7) : null;
   if (rest === null) return 'must start with https:// or http://';
-  const host = rest.split(/[/?#]/)[0];
-  if (host.includes('@') || rest.includes('?')) {
-    return 'must not carry credentials or a query string: put the secret in the Secret field';
-  }
+  const authority = rest.split(/[/?#]/)[0];
+  const credentials =
+    'must not carry credentials (user:password@): the secret signs each alert; a receiver token may go in the path or query';
+  if (authority.includes('@')) return credentials;
   if (u.includes('…')) return 'type the whole URL: the part shown as … is hidden from your role';
-  if (!host || /[\s\u0000-\u001f\u007f]/.test(u)) return 'is not a valid URL';
+  // host[:port], an IPv6 host in brackets.
+  const m = /^(\[[^\]]*\]|[^[\]:]*)(?::(.*))?$/.exec(authority);
+  if (!m || m[1] === '' || m[1] === '[]') return 'is not a valid URL';
+  const port = m[2];
+  if (port !== undefined && (!/^[0-9]{1,5}$/.test(port) || +port < 1 || +port > 65535)) {
+    // `https://user:pa/ss@host`: a password holding `/` reads as a port.
+    return rest.slice(authority.length).includes('@') ? credentials : 'has an invalid port (a number from 1 to 65535)';
+  }
+  if (/[\s\u0000-\u001f\u007f<>`]/.test(u)) return 'is not a valid URL';
   try {
     new URL(u);
   } catch {

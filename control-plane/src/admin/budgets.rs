@@ -295,33 +295,43 @@ pub fn check_team(spec: &TeamSpec) -> Result<()> {
     Ok(())
 }
 
-/// A webhook URL's `scheme://host[:port]`.
-pub fn webhook_origin(url: &str) -> &str {
+/// A webhook URL's `scheme://host[:port]` (never credentials before the
+/// host, which the checks refuse anyway), and the rest: its path, query
+/// and fragment.
+fn webhook_parts(url: &str) -> (String, &str) {
     let start = url.find("://").map_or(0, |i| i + 3);
     let end = url[start..]
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| start + i);
-    &url[..end]
+    let authority = &url[start..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (format!("{}{host}", &url[..start]), &url[end..])
+}
+
+/// A webhook URL's `scheme://host[:port]`.
+pub fn webhook_origin(url: &str) -> String {
+    webhook_parts(url).0
 }
 
 /// A webhook URL as those who may not see it whole see it: its origin, and
-/// `/…` for a path (Slack's, Discord's and Teams' URLs carry their secret
-/// in it). Sent back unchanged in an upsert, it keeps the stored URL.
+/// `/…` for anything after it, path or query (Slack's, Discord's and
+/// Teams' URLs carry their secret in the path, others in `?token=`). Sent
+/// back unchanged in an upsert, it keeps the stored URL.
 pub fn webhook_url_masked(url: &str) -> String {
-    let origin = webhook_origin(url);
-    if url.len() > origin.len() && &url[origin.len()..] != "/" {
-        format!("{origin}/…")
+    let (origin, rest) = webhook_parts(url);
+    if rest.is_empty() || rest == "/" {
+        origin
     } else {
-        origin.to_string()
+        format!("{origin}/…")
     }
 }
 
 /// What an upsert of a webhook set, for the audit log: the URL's host
-/// only (never its path, which may hold a secret), and whether a secret
-/// was given.
+/// only (never its path or query, which may hold a secret), and whether a
+/// secret was given.
 pub fn webhook_summary(spec: &WebhookSpec) -> String {
     let origin = webhook_origin(&spec.url);
-    let host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    let host = origin.split_once("://").map_or(&*origin, |(_, h)| h);
     let mut s = format!("host={host}");
     if !spec.secret.is_empty() {
         s.push_str(" secret given");
@@ -329,14 +339,27 @@ pub fn webhook_summary(spec: &WebhookSpec) -> String {
     s
 }
 
+/// A webhook spec's own checks. Its URL may still be the masked one a
+/// non-admin was shown (`https://host/…`): the upsert puts the stored URL
+/// back, then [`check_webhook_url_whole`].
 pub fn check_webhook(spec: &WebhookSpec) -> Result<()> {
     let what = format!("webhook {:?}", spec.name);
     validate::name("webhook", &spec.name)?;
-    if spec.url.is_empty() {
-        return Err(Error::invalid(format!("{what}: url is required")));
-    }
-    validate::base_url(&what, &spec.url)?;
+    validate::webhook_url(&what, &spec.url)?;
     validate::secret(&what, &spec.secret)
+}
+
+/// A webhook's URL after the masked one was swapped for the stored URL: a
+/// `…` left in it is a masked URL that is not this webhook's (a new one,
+/// or another origin), which nothing could be posted to.
+pub fn check_webhook_url_whole(spec: &WebhookSpec) -> Result<()> {
+    if spec.url.contains('…') {
+        return Err(Error::invalid(format!(
+            "webhook {:?}: url holds `…`, the part of a URL hidden from your role: send the URL back as it was listed to keep the stored one, or type the whole new URL",
+            spec.name
+        )));
+    }
+    Ok(())
 }
 
 /// A budget's limits as the audit log shows them: the set ones only,

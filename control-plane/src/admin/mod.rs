@@ -318,4 +318,6 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod url_validate_tests;
+#[cfg(test)]
 mod write_only_tests;

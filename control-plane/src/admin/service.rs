@@ -608,6 +608,7 @@ impl AdminService for AdminSvc {
                 {
                     spec.url = w.url.clone();
                 }
+                budgets::check_webhook_url_whole(&spec)?;
                 let detail = budgets::webhook_summary(&spec);
                 let secret = match (&old, spec.secret.is_empty()) {
                     (Some(w), true) => master.decrypt(&w.secret_enc, &context)?,

@@ -156,43 +156,174 @@ const PUBLIC_API_HOSTS: &[&str] = &[
 /// Google's API hosts, regional ones included (`us-central1-aiplatform…`).
 const GOOGLE_APIS: &str = ".googleapis.com";
 
-/// An optional http(s) URL with a host.
+/// What is wrong with a URL, said without echoing any of it: a URL may
+/// hold a secret (credentials before its host, a token in its path or
+/// query: chat services' webhook URLs are secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    Scheme,
+    Credentials,
+    Query,
+    Host,
+    Port,
+    Spaces,
+}
+
+impl Flaw {
+    fn says(self) -> &'static str {
+        match self {
+            Flaw::Scheme => "must start with http:// or https://",
+            Flaw::Credentials => "must not carry credentials (`user:password@` before the host)",
+            Flaw::Query => "must not carry a query string",
+            Flaw::Host => "has no valid host",
+            Flaw::Port => "has an invalid port (after the host: a number from 1 to 65535)",
+            Flaw::Spaces => "must not contain spaces or control characters",
+        }
+    }
+}
+
+/// The parts of an http(s) URL the checks look at.
+struct HttpUrl<'a> {
+    /// `http://` or `https://`.
+    scheme: &'a str,
+    /// `host[:port]`, as given.
+    host_port: &'a str,
+    /// The host without its port (an IPv6 address in its brackets).
+    host: &'a str,
+}
+
+impl HttpUrl<'_> {
+    /// `scheme://host[:port]`: all an error may show of a URL.
+    fn origin(&self) -> String {
+        format!("{}{}", self.scheme, self.host_port)
+    }
+}
+
+/// Splits an http(s) URL, refusing (in this order) another scheme,
+/// credentials, a query string unless `query` allows it, a missing or
+/// malformed host or port, and spaces or control characters anywhere.
+fn http_url(url: &str, query: bool) -> std::result::Result<HttpUrl<'_>, Flaw> {
+    let scheme_len = if url.starts_with("https://") {
+        8
+    } else if url.starts_with("http://") {
+        7
+    } else {
+        return Err(Flaw::Scheme);
+    };
+    let (scheme, rest) = url.split_at(scheme_len);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(Flaw::Credentials);
+    }
+    let path_and_query = after.split('#').next().unwrap_or_default();
+    if !query && path_and_query.contains('?') {
+        return Err(Flaw::Query);
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']').ok_or(Flaw::Host)?;
+        let (host, port) = authority.split_at(close + 1);
+        match port.strip_prefix(':') {
+            Some(p) => (host, Some(p)),
+            None if port.is_empty() => (host, None),
+            None => return Err(Flaw::Host),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(Flaw::Host);
+    }
+    if let Some(p) = port {
+        let number = (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+        if !number || !(1..=65535).contains(&p.parse::<u32>().unwrap_or(0)) {
+            // `https://user:pa/ss@host`: a password holding a `/` reads
+            // as a host and a port; the `@` after it tells.
+            return Err(if after.contains('@') {
+                Flaw::Credentials
+            } else {
+                Flaw::Port
+            });
+        }
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Flaw::Spaces);
+    }
+    Ok(HttpUrl {
+        scheme,
+        host_port: authority,
+        host,
+    })
+}
+
+/// An optional provider `base_url`: see [`upstream_url`].
 pub fn base_url(what: &str, url: &str) -> Result<()> {
+    upstream_url(what, "base_url", url)
+}
+
+/// An optional upstream address (a provider's `base_url`, an OAuth
+/// template's endpoints): http(s) with a host, no credentials or query
+/// string (the URL is stored and shown in clear; secrets go in write-only
+/// fields), and HTTPS to the providers' own APIs. An error names `field`
+/// and shows at most the URL's scheme and host.
+pub fn upstream_url(what: &str, field: &str, url: &str) -> Result<()> {
     if url.is_empty() {
         return Ok(());
     }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| {
-            // Not echoed: it may hold a secret (checked only below).
-            Error::invalid(format!(
-                "{what}: base_url must start with http:// or https://"
-            ))
-        })?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    // First, so that no message below echoes a secret: credentials belong
-    // in the provider's keys (encrypted, write-only), not in a URL that is
-    // stored and shown in clear. The URL is not echoed here.
-    if host.contains('@') || rest.contains('?') {
-        return Err(Error::invalid(format!(
-            "{what}: base_url must not carry credentials or a query string; put secrets in the provider's keys"
-        )));
-    }
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::invalid(format!(
-            "{what}: base_url {url:?} is not a valid URL"
-        )));
-    }
+    let u = http_url(url, false).map_err(|flaw| {
+        Error::invalid(match flaw {
+            Flaw::Credentials | Flaw::Query => format!(
+                "{what}: {field} must not carry credentials or a query string (it is stored and shown in clear); put secrets in write-only fields, such as a provider's keys"
+            ),
+            _ => format!("{what}: {field} {}", flaw.says()),
+        })
+    })?;
     // The providers' own APIs over plain HTTP (a typo for https): every
     // request would carry the pool's key in clear across the internet.
-    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let hostname = hostname.trim_end_matches('.').to_ascii_lowercase();
-    if url.starts_with("http://")
+    let hostname = u.host.trim_end_matches('.').to_ascii_lowercase();
+    if u.scheme == "http://"
         && (PUBLIC_API_HOSTS.contains(&hostname.as_str()) || hostname.ends_with(GOOGLE_APIS))
     {
         return Err(Error::invalid(format!(
-            "{what}: base_url {url:?} would send the provider's keys in clear; use https://"
+            "{what}: {field} {:?} would send the provider's keys in clear; use https://",
+            u.origin()
+        )));
+    }
+    Ok(())
+}
+
+/// Longest webhook URL taken.
+pub const MAX_WEBHOOK_URL: usize = 2048;
+
+/// A webhook's `url` (required): http(s) with a host, no credentials, and
+/// one the alerts can be posted to. Its path and query may hold the
+/// receiver's token (Slack's and Discord's hook URLs are secrets; others
+/// take `?token=`), so no error shows any part of it.
+pub fn webhook_url(what: &str, url: &str) -> Result<()> {
+    if url.is_empty() {
+        return Err(Error::invalid(format!("{what}: url is required")));
+    }
+    if url.len() > MAX_WEBHOOK_URL {
+        return Err(Error::invalid(format!(
+            "{what}: url is longer than {MAX_WEBHOOK_URL} bytes"
+        )));
+    }
+    http_url(url, true).map_err(|flaw| {
+        Error::invalid(match flaw {
+            Flaw::Credentials => format!(
+                "{what}: url {}; receivers check an alert by its signature (the webhook's secret), or by a token in the URL's path or query",
+                flaw.says()
+            ),
+            _ => format!("{what}: url {}", flaw.says()),
+        })
+    })?;
+    // What the alerts are posted with (`budgets::alerts::deliver`).
+    if http::Uri::try_from(url).is_err() {
+        return Err(Error::invalid(format!(
+            "{what}: url is not a valid URL: check its host, and percent-encode `<`, `>`, `\"` and backquotes"
         )));
     }
     Ok(())
@@ -305,5 +436,121 @@ mod tests {
         assert!(usd("m", "cost_per_month", 1e9).is_ok());
         assert!(limit("k", "rpm", Some(u64::MAX)).is_err());
         assert_eq!(limit("k", "rpm", Some(5)).unwrap(), Some(5));
+    }
+
+    /// Every way a URL is refused, each holding `SECRET` where a token
+    /// would be: the error names the field and shows at most the URL's
+    /// scheme and host.
+    const BAD_URLS: &[(&str, &str)] = &[
+        (
+            "ftp://hooks.example/SECRET",
+            "must start with http:// or https://",
+        ),
+        (
+            "hooks.example/SECRET",
+            "must start with http:// or https://",
+        ),
+        ("https://ann:SECRET@hooks.example/x", "credentials"),
+        // A password holding `/` reads as a host and a port.
+        ("https://ann:SEC/RET@hooks.example/x", "credentials"),
+        ("https:///SECRET", "has no valid host"),
+        ("https://[::1/SECRET", "has no valid host"),
+        ("https://hooks.example:99999/SECRET", "invalid port"),
+        ("https://hooks.example:0/SECRET", "invalid port"),
+        (
+            "https://hooks.example/services/SECRET and more",
+            "spaces or control",
+        ),
+        ("https://hooks.example/SECRET\n", "spaces or control"),
+        ("https://hooks .example/SECRET", "spaces or control"),
+    ];
+
+    #[test]
+    fn base_url_errors_show_no_more_than_scheme_and_host() {
+        for (url, says) in BAD_URLS {
+            let e = base_url("provider \"p\"", url).unwrap_err().to_string();
+            assert!(e.starts_with("provider \"p\": base_url "), "{url}: {e}");
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("SEC") && !e.contains("ann"), "{url}: {e}");
+        }
+        for url in [
+            "https://gw.example/v1?key=SECRET",
+            "https://gw.example?SECRET",
+            "https://gw.example/v1/SECRET?",
+        ] {
+            let e = base_url("p", url).unwrap_err().to_string();
+            assert!(e.contains("query string"), "{url}: {e}");
+            assert!(!e.contains("SECRET"), "{url}: {e}");
+        }
+        // Plain HTTP to a provider's API: its scheme and host are shown.
+        let e = base_url("p", "http://API.openai.com:80/v1/SECRET/").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p: base_url \"http://API.openai.com:80\" would send the provider's keys in clear; use https://"
+        );
+        for ok in [
+            "http://[::1]:8080/v1",
+            "https://[2001:db8::1]/v1",
+            "https://gw.example:443/v1#part",
+            "https://gw.example/v1/me@example",
+        ] {
+            assert!(base_url("p", ok).is_ok(), "{ok}");
+        }
+        // OAuth templates' endpoints are named by their field.
+        let e = upstream_url("oauth template \"acme\"", "token_url", "ftp://x")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "oauth template \"acme\": token_url must start with http:// or https://"
+        );
+    }
+
+    #[test]
+    fn webhook_url_errors_name_url_and_show_none_of_it() {
+        let what = "webhook \"ops\"";
+        for (url, says) in BAD_URLS {
+            let e = webhook_url(what, url).unwrap_err().to_string();
+            assert!(e.starts_with("webhook \"ops\": url "), "{url}: {e}");
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("SEC") && !e.contains("ann"), "{url}: {e}");
+            assert!(
+                !e.contains("hooks") && !e.contains("base_url"),
+                "{url}: {e}"
+            );
+        }
+        // What the alerts could not be posted with.
+        for url in [
+            "https://hooks.example/<SECRET>",
+            "https://hooks.example/x?SECRET=\"1\"",
+            "https://hooks.example/`SECRET`",
+            "https://hooks\"example/SECRET",
+        ] {
+            let e = webhook_url(what, url).unwrap_err().to_string();
+            assert!(
+                e.starts_with("webhook \"ops\": url is not a valid URL"),
+                "{url}: {e}"
+            );
+            assert!(!e.contains("SECRET") && !e.contains("hooks"), "{url}: {e}");
+        }
+        assert_eq!(
+            webhook_url(what, "").unwrap_err().to_string(),
+            "webhook \"ops\": url is required"
+        );
+        let long = format!("https://hooks.example/{}", "S".repeat(MAX_WEBHOOK_URL));
+        let e = webhook_url(what, &long).unwrap_err().to_string();
+        assert_eq!(e, "webhook \"ops\": url is longer than 2048 bytes");
+        // A receiver's token in the query is taken, as in the path.
+        for ok in [
+            "https://chat.example/v1/spaces/AAA/messages?key=k-1&token=t-2",
+            "https://hooks.example?token=SECRET",
+            "http://10.0.0.5:8080/alerts",
+            "https://hooks.slack.com/services/T0/B0/abc#x",
+            "https://[::1]:9000/hook",
+            // Plain HTTP to any host: the body is signed, no key goes along.
+            "http://api.openai.com/hook",
+        ] {
+            assert!(webhook_url(what, ok).is_ok(), "{ok}");
+        }
     }
 }

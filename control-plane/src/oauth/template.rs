@@ -276,7 +276,7 @@ fn url(what: &str, field: &str, value: &str, required: bool) -> Result<()> {
             Ok(())
         };
     }
-    validate::base_url(&format!("{what} {field}"), value)
+    validate::upstream_url(what, field, value)
 }
 
 fn text(what: &str, field: &str, value: &str, max: usize) -> Result<()> {
