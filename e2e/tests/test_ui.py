@@ -1,7 +1,8 @@
 """The admin UI in a real browser (Debian's Chromium driven by
 playwright-core) against the real binaries: an admin's whole journey from
 an empty gateway to a served, logged and revoked key; an admin's alert
-webhooks and the audit log's filters; a viewer who can change nothing and
+webhooks and the audit log's filters; the request log's filters changed
+faster than the page is drawn; a viewer who can change nothing and
 sees no secret; a member who sees only their own keys;
 sign-in through a real OpenID Connect provider; accessibility (axe-core) on
 every page; and the size of the JavaScript the first page load needs."""
@@ -94,6 +95,28 @@ def test_admin_manages_alert_webhooks_and_filters_the_audit_log(stack: Gateway, 
     assert web.call("GET", "/webhooks")["webhooks"] == []
     for name in ("alert-webhooks", "audit-log"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name
+
+
+@SQLITE
+def test_requests_filters_changed_quickly_keep_each_other(stack: Gateway, web: AdminWeb,
+                                                          tmp_path: Path) -> None:
+    other_key = "sk-aigw-ui-other-key-000000001"
+    stack.apply_ok(gateway_config(stack.mock.url, client_keys=[
+        {"name": "app", "key": "${E2E_APP_KEY}"}, {"name": "other", "key": other_key}]))
+    stack.wait_key_known()
+    stack.wait_key_known(other_key)
+    # Three requests: only the first is of key app *and* model MODEL.
+    ids = {}
+    for name, key, model in [("both", stack.app_key, MODEL), ("other_model", stack.app_key, "gpt-4o"),
+                             ("other_key", other_key, MODEL)]:
+        r = stack.client(key).chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": f"hi from {name}"}])
+        ids[name] = r.headers["x-request-id"]
+    stack.wait_traces(list(ids.values()))
+    run_browser_test("requests", {**base_env(stack, web), "BOTH_REQUEST_ID": ids["both"],
+                                  "OTHER_MODEL_REQUEST_ID": ids["other_model"],
+                                  "ALL_REQUEST_IDS": json.dumps(list(ids.values()))},
+                     tmp_path / "artifacts")
 
 
 @SQLITE

@@ -1,6 +1,6 @@
 // Where the sign-in page comes from and returns to, and what the audit
-// log's address holds. Pure functions (no React): `npm test` runs them
-// under node.
+// log's and the request log's addresses hold. Pure functions (no React):
+// `npm test` runs them under node.
 
 /**
  * The sign-in page's address: `next` is where to return after signing in
@@ -112,15 +112,33 @@ export function auditQuery(search: string): { filters: AuditFilters; cursors: st
 }
 
 /**
+ * The query with one value set (`null` or empty: removed) and the keys in
+ * `reset` removed (a filter changed starts again from the first page);
+ * everything else in it is kept. Pages whose filters are in the address
+ * call it on the query as it is now (`window.location.search`), not as
+ * the page was drawn with: the page is drawn again only after the address
+ * changes, so a second change made in between (another field, the next
+ * key typed) would otherwise undo the first.
+ */
+export function withQueryValue(
+  search: string,
+  key: string,
+  value: string | number | null,
+  reset: readonly string[] = [],
+): string {
+  const p = new URLSearchParams(search);
+  for (const k of reset) p.delete(k);
+  if (value === null || value === '') p.delete(key);
+  else p.set(key, String(value));
+  return p.toString();
+}
+
+/**
  * The query with one filter set (`null` or empty: removed), back on the
  * first page; everything else in it is kept.
  */
 export function withAuditFilter(search: string, key: AuditFilter, value: string | number | null): string {
-  const p = new URLSearchParams(search);
-  p.delete('page');
-  if (value === null || value === '') p.delete(key);
-  else p.set(key, String(value));
-  return p.toString();
+  return withQueryValue(search, key, value, ['page']);
 }
 
 /** The query with the audit log's filters and page removed. */
@@ -136,5 +154,70 @@ export function withAuditPage(search: string, cursors: string[], next: string | 
   p.delete('page');
   const pages = next === null ? cursors.slice(0, -1) : [...cursors, next];
   for (const c of pages) p.append('page', c);
+  return p.toString();
+}
+
+/** The request log's filters in its address, named as `GET /api/traces` names them. */
+export const REQUEST_FILTERS = ['client_key', 'user', 'model', 'provider', 'status_class', 'region', 'node_id'] as const;
+
+export type RequestFilter = (typeof REQUEST_FILTERS)[number];
+
+/** The request log's period when the address names none. */
+export const DEFAULT_PERIOD = '24h';
+
+/**
+ * What leaves the request log's page when a filter or the period changes:
+ * the keyset cursors of the pages after the first, and the time the
+ * period was anchored at while paging.
+ */
+const REQUESTS_PAGING = ['page', 'at'];
+
+/**
+ * The request log's filters, period, page (the cursors of the pages after
+ * the first, in order) and the time the period is anchored at while
+ * paging (0: none), as the address's query holds them.
+ */
+export function requestsQuery(search: string): {
+  filters: Partial<Record<RequestFilter, string>>;
+  period: string;
+  cursors: string[];
+  at: number;
+} {
+  const p = new URLSearchParams(search);
+  const filters: Partial<Record<RequestFilter, string>> = {};
+  for (const k of REQUEST_FILTERS) {
+    const v = p.get(k);
+    if (v) filters[k] = v;
+  }
+  return {
+    filters,
+    period: p.get('period') || DEFAULT_PERIOD,
+    cursors: p.getAll('page').filter(Boolean),
+    at: Number(p.get('at')) || 0,
+  };
+}
+
+/**
+ * The query with one of the request log's filters set (`null` or empty:
+ * removed), or its period (the default one is left out), back on the
+ * first page; everything else in it is kept.
+ */
+export function withRequestsFilter(search: string, key: RequestFilter | 'period', value: string | null): string {
+  const v = key === 'period' && value === DEFAULT_PERIOD ? null : value;
+  return withQueryValue(search, key, v, REQUESTS_PAGING);
+}
+
+/**
+ * The query showing another page of the request log: the one whose cursor
+ * is `next` (after the page the query shows), the one before (`null`), or
+ * the first; past the first, the period stays anchored at `at`.
+ */
+export function withRequestsPage(search: string, next: string | null | 'first', at: number): string {
+  const p = new URLSearchParams(search);
+  const cursors = p.getAll('page').filter(Boolean);
+  const pages = next === 'first' ? [] : next === null ? cursors.slice(0, -1) : [...cursors, next];
+  for (const k of REQUESTS_PAGING) p.delete(k);
+  for (const c of pages) p.append('page', c);
+  if (pages.length) p.set('at', String(at));
   return p.toString();
 }

@@ -2,7 +2,6 @@
 // filtered by actor, kind of object and time. Filters and page are the
 // address's query, so a reload, Back and a shared link show the same
 // entries.
-import { useEffect, useState } from 'react';
 import { useSearchParams } from 'react-router';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { Autocomplete, Button, Group, Paper, Select, SimpleGrid, Stack, Text, TextInput } from '@mantine/core';
@@ -15,33 +14,10 @@ import type { AuditEntry } from '../types';
 import { localTimeText, parseLocalTime, rangeError } from '../validate';
 import { ErrorState } from './States';
 import { SCROLL } from './table';
+import { currentSearch as current, useFieldText } from './useFieldText';
 
 /** Actors that are no user or token. */
 const OTHER_ACTORS = ['bootstrap', 'system', 'anonymous'];
-
-/**
- * The address's query as it is now. The page is drawn again only after
- * the address changes (in a transition), so a change made in between (a
- * second field filled at once, a key typed fast) must build on this, not
- * on the query the page was drawn with.
- */
-const current = () => window.location.search;
-
-/**
- * A filter field's text, kept as typed while the address holds what it
- * says, and replaced when something else changed the address (Clear,
- * Back, a link). `drawn` is the address's value the page was drawn with;
- * `now` reads the address's value as it is now.
- */
-function useFieldText(drawn: string, now: () => string, holds: (typed: string, now: string) => boolean) {
-  const [text, setText] = useState(drawn);
-  useEffect(() => {
-    const n = now();
-    setText((t) => (holds(t, n) ? t : n));
-    // Only when the address the page is drawn with changes.
-  }, [drawn]);
-  return [text, setText] as const;
-}
 
 const timeText = (ms: number | undefined) => (ms === undefined ? '' : localTimeText(ms));
 

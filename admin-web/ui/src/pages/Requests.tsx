@@ -25,10 +25,12 @@ import {
 import { IconCheck, IconCopy, IconSearch } from '@tabler/icons-react';
 import { SCROLL } from '../components/table';
 import { DataTable } from 'mantine-datatable';
-import { api, type TraceFilters } from '../api';
+import { api } from '../api';
 import { ms, num, us, usd, when } from '../format';
 import type { TraceAttempt, TraceInfo } from '../types';
 import { ErrorState, LoadingState } from '../components/States';
+import { currentSearch, useFieldText } from '../components/useFieldText';
+import { type RequestFilter, requestsQuery, withRequestsFilter, withRequestsPage } from '../nav';
 
 const PERIODS: Record<string, number> = { '1h': 3600_000, '24h': 86400_000, '7d': 7 * 86400_000 };
 
@@ -161,9 +163,39 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
   );
 }
 
-/** The filters that live in the URL's query, as the API names them. */
-const FILTERS = ['client_key', 'user', 'model', 'provider', 'status_class', 'region', 'node_id'] as const;
-type Filter = (typeof FILTERS)[number];
+/**
+ * A text filter: what is typed stays as typed while the address (which
+ * each key changes, built on the address as it is now) catches up.
+ */
+function FilterText({
+  name,
+  label,
+  drawn,
+  onChange,
+}: {
+  name: RequestFilter;
+  label: string;
+  drawn: string;
+  onChange: (v: string) => void;
+}) {
+  const [text, setText] = useFieldText(
+    drawn,
+    () => requestsQuery(currentSearch()).filters[name] ?? '',
+    (typed, now) => typed === now,
+  );
+  return (
+    <TextInput
+      label={label}
+      size="xs"
+      value={text}
+      onChange={(e) => {
+        const v = e.currentTarget.value;
+        setText(v);
+        onChange(v);
+      }}
+    />
+  );
+}
 
 /** "…" and the end of a request id: its beginning is the data plane's, the same on every row. */
 function RequestId({ id }: { id: string }) {
@@ -192,61 +224,42 @@ export default function RequestsPage() {
   // Filters, period and page are the URL's query, so a refresh, Back and
   // Forward and a shared link keep them.
   const [params, setParams] = useSearchParams();
-  const period = params.get('period') ?? '24h';
-  const filters: TraceFilters = Object.fromEntries(
-    FILTERS.flatMap((k) => (params.get(k) ? [[k, params.get(k)]] : [])),
-  );
-  // Keyset cursors of the pages after the first, in order.
-  const cursors = params.getAll('page');
+  // `cursors`: the keyset cursors of the pages after the first, in order.
+  const { filters, period, cursors, at } = requestsQuery(params.toString());
   const [search, setSearch] = useState('');
   const page_token = cursors[cursors.length - 1];
   // The period starts at a fixed time (until Refresh), so paging is stable;
   // while paging it is in the URL too.
   const [mounted, setMounted] = useState(() => Date.now());
-  const anchor = Number(params.get('at')) || mounted;
+  const anchor = at || mounted;
   const since_ms = PERIODS[period] ? anchor - PERIODS[period] : undefined;
   const q = useQuery({
     queryKey: ['traces', filters, since_ms, page_token],
     queryFn: () => api.traces({ ...filters, since_ms, page_size: 50, page_token }),
     placeholderData: keepPreviousData,
   });
-  /** The query with `change` made; typing replaces the history entry, the rest adds one. */
-  const update = (change: (p: URLSearchParams) => void, replace = false) => {
-    const next = new URLSearchParams(params);
-    change(next);
-    setParams(next, { replace });
-  };
-  const toFirstPage = (p: URLSearchParams) => {
-    p.delete('page');
-    p.delete('at');
-  };
-  const setCursors = (next: string[]) =>
-    update((p) => {
-      p.delete('page');
-      next.forEach((c) => p.append('page', c));
-      if (next.length) p.set('at', String(anchor));
-      else p.delete('at');
-    });
+  /**
+   * The address with `change` made to its query as it is now (not as the
+   * page was drawn with: a second change before the page is drawn again
+   * keeps the first); typing replaces the history entry, the rest adds one.
+   */
+  const go = (change: (query: string) => string, replace = false) =>
+    setParams(new URLSearchParams(change(currentSearch())), { replace });
+  /** Another page; past the first, the period stays anchored where it was. */
+  const toPage = (next: string | null | 'first') =>
+    go((query) => withRequestsPage(query, next, requestsQuery(query).at || mounted));
   const refresh = () => {
-    update(toFirstPage, true);
+    go((query) => withRequestsPage(query, 'first', 0), true);
     setMounted(Date.now());
   };
   const set =
-    (k: Filter, replace = false) =>
+    (k: RequestFilter | 'period', replace = false) =>
     (v: string | null) =>
-      update((p) => {
-        toFirstPage(p);
-        if (v) p.set(k, v);
-        else p.delete(k);
-      }, replace);
-  const here = params.toString() ? `?${params.toString()}` : '';
-  const text = (k: Filter, label: string) => (
-    <TextInput
-      label={label}
-      size="xs"
-      value={params.get(k) ?? ''}
-      onChange={(e) => set(k, true)(e.currentTarget.value)}
-    />
+      go((query) => withRequestsFilter(query, k, v), replace);
+  /** This page's query, for the detail's address (and back), as it is now. */
+  const here = () => currentSearch();
+  const text = (k: RequestFilter, label: string) => (
+    <FilterText name={k} label={label} drawn={params.get(k) ?? ''} onChange={set(k, true)} />
   );
   return (
     <Stack>
@@ -255,7 +268,7 @@ export default function RequestsPage() {
         <form
           onSubmit={(e) => {
             e.preventDefault();
-            if (search.trim()) navigate(`/requests/${encodeURIComponent(search.trim())}${here}`);
+            if (search.trim()) navigate(`/requests/${encodeURIComponent(search.trim())}${here()}`);
           }}
         >
           <Group gap="xs">
@@ -281,11 +294,7 @@ export default function RequestsPage() {
             allowDeselect={false}
             onChange={(v) => {
               setMounted(Date.now());
-              update((p) => {
-                toFirstPage(p);
-                if (v && v !== '24h') p.set('period', v);
-                else p.delete('period');
-              });
+              set('period')(v);
             }}
             data={[
               { value: '1h', label: 'Last hour' },
@@ -330,7 +339,7 @@ export default function RequestsPage() {
           records={q.data?.traces ?? []}
           idAccessor="request_id"
           noRecordsText="No requests match"
-          onRowClick={({ record }) => navigate(`/requests/${encodeURIComponent(record.request_id)}${here}`)}
+          onRowClick={({ record }) => navigate(`/requests/${encodeURIComponent(record.request_id)}${here()}`)}
           columns={[
             { accessor: 'started_at_ms', title: 'Time', render: (t) => when(t.started_at_ms) },
             { accessor: 'client_key_name', title: 'Key' },
@@ -358,12 +367,12 @@ export default function RequestsPage() {
         <Button
           variant="default"
           disabled={cursors.length === 0}
-          onClick={() => setCursors([])}
+          onClick={() => toPage('first')}
         >
           Newest
         </Button>
         <Group gap="xs">
-          <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+          <Button variant="default" disabled={cursors.length === 0} onClick={() => toPage(null)}>
             Newer
           </Button>
           <Button
@@ -371,7 +380,7 @@ export default function RequestsPage() {
             disabled={!q.data?.next_page_token}
             onClick={() => {
               const t = q.data?.next_page_token;
-              if (t) setCursors([...cursors, t]);
+              if (t) toPage(t);
             }}
           >
             Older
@@ -384,7 +393,7 @@ export default function RequestsPage() {
           </Button>
         </Group>
       </Group>
-      {id && <Detail id={id} onClose={() => navigate(`/requests${here}`)} />}
+      {id && <Detail id={id} onClose={() => navigate(`/requests${here()}`)} />}
     </Stack>
   );
 }
