@@ -6,7 +6,6 @@
 //! the variant.
 
 pub mod budgets;
-mod checkpoint;
 pub mod config;
 pub mod health;
 pub mod identity;
@@ -18,7 +17,6 @@ pub mod schema;
 pub mod traces;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{SimpleConnection, TransactionManager};
@@ -101,20 +99,16 @@ impl ManageConnection for Manager {
 
 /// SQLite settings every pooled connection needs: a busy timeout instead of
 /// instant "database is locked", and enforced foreign keys (off by default).
-/// WAL is a property of the file and is set once in [`Db::connect`]; its
-/// checkpoints run on their own thread (`checkpoint.rs`), a commit doing
-/// one itself only past the safety net.
+/// WAL is a property of the file and is set once in [`Db::connect`].
 #[derive(Debug)]
 struct SqlitePragmas;
 
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
-            c.batch_execute(&format!(
-                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                 PRAGMA wal_autocheckpoint = {};",
-                checkpoint::SAFETY_NET_PAGES
-            ))
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
@@ -142,8 +136,6 @@ enum TargetKind {
 pub struct Db {
     pool: Pool<Manager>,
     postgres: bool,
-    /// Held while any clone lives: the WAL checkpointer stops after it.
-    _alive: Arc<()>,
 }
 
 /// The database holds every hash, token and sealed secret: its directory
@@ -180,10 +172,6 @@ impl Db {
             Target::Sqlite(_) => TargetKind::Sqlite,
             Target::Postgres(_) => TargetKind::Postgres,
         };
-        let sqlite_file = match &target {
-            Target::Sqlite(path) if path != ":memory:" => Some(std::path::PathBuf::from(path)),
-            _ => None,
-        };
         let size = match &target {
             Target::Sqlite(path) => {
                 private_sqlite_file(Path::new(path))
@@ -207,15 +195,7 @@ impl Db {
             .build(Manager(target))
             .map_err(|e| Error::Connect(e.to_string()))?;
         let postgres = matches!(target_kind, TargetKind::Postgres);
-        let alive = Arc::new(());
-        if let Some(path) = sqlite_file {
-            checkpoint::start(path, &alive);
-        }
-        let db = Self {
-            pool,
-            postgres,
-            _alive: alive,
-        };
+        let db = Self { pool, postgres };
         let mut conn = db.pool.get()?;
         // Two control planes (or tests) starting at once on a fresh Postgres
         // database would both try to create the schema: one waits here for
@@ -445,80 +425,6 @@ mod tests {
         ));
         assert!(Target::parse("mysql://x").is_err());
         assert!(Target::parse("sqlite://").is_err());
-    }
-
-    /// Commits do not checkpoint the WAL themselves (that took a core for
-    /// milliseconds inside the trace store): a thread of its own does, at
-    /// nice 10, and it ends with the pool.
-    #[test]
-    fn the_wal_is_checkpointed_by_a_niced_thread_that_ends_with_the_pool() {
-        use diesel::RunQueryDsl;
-        let t = testing::temp_db();
-        let file = std::path::PathBuf::from(t.url.strip_prefix("sqlite://").unwrap());
-        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        {
-            let mut conn = t.db.pool.get().unwrap();
-            conn.batch_execute("CREATE TABLE filler (b BLOB)").unwrap();
-            // 2 MiB: 512 pages, under the 1,000 at which a commit used to
-            // checkpoint, so only the thread moves them into the file.
-            for _ in 0..32 {
-                conn.batch_execute("INSERT INTO filler VALUES (zeroblob(65536))")
-                    .unwrap();
-            }
-            #[derive(diesel::QueryableByName)]
-            struct Pages {
-                #[diesel(sql_type = diesel::sql_types::Integer)]
-                wal_autocheckpoint: i32,
-            }
-            let p: Pages = diesel::sql_query("PRAGMA wal_autocheckpoint")
-                .get_result(&mut *conn)
-                .unwrap();
-            assert_eq!(p.wal_autocheckpoint, checkpoint::SAFETY_NET_PAGES as i32);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while size(&file) < 2 << 20 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the database file stayed at {} bytes",
-                size(&file)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The thread runs at nice 10 (field 19 of its stat).
-        let nice_of_checkpointers: Vec<i64> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|e| {
-                let dir = e.ok()?.path();
-                let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-                (comm.trim() == "sqlite-checkpoi").then_some(())?;
-                let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-                let after_name = &stat[stat.rfind(')')? + 2..];
-                after_name.split(' ').nth(16)?.parse().ok()
-            })
-            .collect();
-        assert!(!nice_of_checkpointers.is_empty(), "no checkpointer thread");
-        assert!(
-            nice_of_checkpointers.iter().all(|&n| n == 10),
-            "{nice_of_checkpointers:?}"
-        );
-        // Dropped with the pool: no descriptor on the file is left.
-        let testing::TempDb { db, .. } = t;
-        drop(db);
-        let open_on_file = || {
-            std::fs::read_dir("/proc/self/fd").unwrap().any(|e| {
-                e.ok()
-                    .and_then(|e| std::fs::read_link(e.path()).ok())
-                    .is_some_and(|l| l == file)
-            })
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while open_on_file() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the checkpointer kept the file open"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     #[test]
