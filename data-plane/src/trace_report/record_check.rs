@@ -2,7 +2,9 @@
 //! decode, checked without decoding it (no allocation): every field of
 //! trace.proto with the wire type its declaration gives, every string
 //! field UTF-8, every attempt likewise; unknown fields of any wire type but
-//! groups are skipped, as prost skips them. The shipper sends payloads as
+//! groups are skipped, as prost skips them (prost skips unknown groups
+//! too, but no proto3 writer makes one: here a group is damage, counted
+//! lost, the safe side). The shipper sends payloads as
 //! they are, and one the control plane cannot decode fails its whole batch,
 //! so such a payload is counted lost here instead (the writer never makes
 //! one: this stands against a damaged or foreign spool file whose
