@@ -16,6 +16,7 @@ import { ErrorState, errorText } from './States';
 import { confirmDanger } from './Secret';
 import { notifyDone, notifyError } from './notify';
 import { SCROLL } from './table';
+import { NameField } from './NameField';
 
 function WebhookForm({ hook, onClose }: { hook: WebhookInfo | null; onClose: () => void }) {
   const qc = useQueryClient();
@@ -59,16 +60,14 @@ function WebhookForm({ hook, onClose }: { hook: WebhookInfo | null; onClose: () 
         }}
       >
         <Stack>
-          <TextInput
+          <NameField
             label="Name"
-            required
-            disabled={!isNew}
+            fixed={!isNew}
             value={name}
-            error={(isNew && submitted ? nameError(name) : null) ?? taken}
-            onChange={(e) => {
-              setName(e.currentTarget.value);
-              setTaken(null);
-            }}
+            submitted={submitted}
+            taken={taken}
+            onChange={setName}
+            clearTaken={() => setTaken(null)}
           />
           <TextInput
             label="URL"

@@ -29,6 +29,7 @@ import { ErrorState, errorText } from '../components/States';
 import { LimitsFields, limitsText, useLimits } from '../components/Limits';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
+import { NameField } from '../components/NameField';
 
 function toLocalInput(msv: number): string {
   if (!msv) return '';
@@ -51,7 +52,6 @@ function KeyForm({ initial, onClose }: { initial: ClientKeyInfo | null; onClose:
   const [submitted, setSubmitted] = useState(false);
   const [taken, setTaken] = useState<string | null>(null);
   const expiresMs = expires ? new Date(expires).getTime() : 0;
-  const nameErr = isNew && submitted ? nameError(name) : null;
   // An edit may keep an expiry that has passed (the key is expired already).
   const expiryErr =
     submitted && (isNew || expiresMs !== (initial?.expires_at_ms ?? 0)) ? expiryError(expiresMs, Date.now()) : null;
@@ -92,16 +92,14 @@ function KeyForm({ initial, onClose }: { initial: ClientKeyInfo | null; onClose:
         }}
       >
         <Stack>
-          <TextInput
+          <NameField
             label="Name"
-            required
-            disabled={!isNew}
+            fixed={!isNew}
             value={name}
-            error={nameErr ?? taken}
-            onChange={(e) => {
-              setName(e.currentTarget.value);
-              setTaken(null);
-            }}
+            submitted={submitted}
+            taken={taken}
+            onChange={setName}
+            clearTaken={() => setTaken(null)}
           />
           <TagsInput
             label="Allowed models"

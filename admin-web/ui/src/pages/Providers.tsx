@@ -36,6 +36,7 @@ import { confirmDanger } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
 import { OAuthAccountsTab } from '../components/OAuthAccounts';
 import { useNow } from '../components/useNow';
+import { NameField } from '../components/NameField';
 
 const KINDS = ['openai', 'anthropic', 'gemini', 'openai-compatible'];
 /** The Kind of a credential that is an API key, not an OAuth account. */
@@ -139,16 +140,14 @@ function ProviderForm({ initial, onClose }: { initial: ProviderInfo | null; onCl
       >
         <Stack>
           <Group grow align="flex-start">
-            <TextInput
+            <NameField
               label="Name"
-              required
-              disabled={!isNew}
+              fixed={!isNew}
               value={name}
-              error={(isNew && submitted ? nameError(name) : null) ?? taken}
-              onChange={(e) => {
-                setName(e.currentTarget.value);
-                setTaken(null);
-              }}
+              submitted={submitted}
+              taken={taken}
+              onChange={setName}
+              clearTaken={() => setTaken(null)}
             />
             <Select label="Kind" required allowDeselect={false} data={KINDS} value={kind} onChange={setKind} />
           </Group>
@@ -444,17 +443,16 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
             }}
           >
             <Stack>
-              <TextInput
+              <NameField
                 label="Model glob"
-                required
-                disabled={original !== null}
+                what="model glob"
+                fixed={original !== null}
                 description={original !== null ? 'To serve other models, add a route and delete this one' : undefined}
                 value={editing.model}
-                error={(submitted ? nameError(editing.model, 'model glob') : null) ?? taken}
-                onChange={(e) => {
-                  setEditing({ ...editing, model: e.currentTarget.value });
-                  setTaken(null);
-                }}
+                submitted={submitted}
+                taken={taken}
+                onChange={(model) => setEditing({ ...editing, model })}
+                clearTaken={() => setTaken(null)}
               />
               <MultiSelect
                 label="Providers, in the order tried"
@@ -577,17 +575,16 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
             }}
           >
             <Stack>
-              <TextInput
+              <NameField
                 label="Model (name or glob)"
-                required
-                disabled={original !== null}
+                what="model"
+                fixed={original !== null}
                 description={original !== null ? 'To price other models, add a price and delete this one' : undefined}
                 value={editing.model}
-                error={(submitted ? nameError(editing.model, 'model') : null) ?? taken}
-                onChange={(e) => {
-                  setEditing({ ...editing, model: e.currentTarget.value });
-                  setTaken(null);
-                }}
+                submitted={submitted}
+                taken={taken}
+                onChange={(model) => setEditing({ ...editing, model })}
+                clearTaken={() => setTaken(null)}
               />
               <Group grow align="flex-start">
                 <NumberField label="Input" required decimal value={editing.input}

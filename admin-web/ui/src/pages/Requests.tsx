@@ -377,7 +377,9 @@ export default function RequestsPage() {
           </Button>
           <Button
             variant="default"
-            disabled={!q.data?.next_page_token}
+            // Until the page asked for is in, the token shown is the
+            // previous page's (a second click would append it again).
+            disabled={!q.data?.next_page_token || q.isPlaceholderData}
             onClick={() => {
               const t = q.data?.next_page_token;
               if (t) toPage(t);
