@@ -33,3 +33,5 @@ mod apply_server_tests;
 mod grpc_tests;
 #[cfg(test)]
 mod tls_tests;
+#[cfg(test)]
+mod trace_stream_tests;
