@@ -12,6 +12,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -171,13 +173,42 @@ pub async fn me(
     Ok(Json(Some(info)))
 }
 
-/// Starts signing in with the identity provider: redirects there.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StartParams {
+    /// The page of this site to go on to once signed in (a path, e.g.
+    /// `/requests?model=gpt-4o`); anything else goes to the start page.
+    pub next: Option<String>,
+}
+
+/// Where the page to go on to waits during a single sign-on (with the
+/// state, for the callback only).
+const OIDC_NEXT_COOKIE: &str = "aigw_oidc_next";
+
+/// `next` if it is a page of this site to go on to after signing in: a
+/// path (never `//host` or `/\host`, which browsers take for another
+/// origin), not the sign-in page or the API, no control characters.
+fn page_after_sign_in(next: &str) -> Option<&str> {
+    let page = next.len() <= 2048
+        && next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.starts_with("/login")
+        && !next.starts_with("/api/")
+        && !next.chars().any(char::is_control);
+    page.then_some(next)
+}
+
+/// Starts signing in with the identity provider: redirects there. The
+/// page asked for (`next`) is kept for the callback, which goes on to it.
 #[utoipa::path(get, path = "/auth/oidc/start", tag = "auth", security(()),
+    params(StartParams),
     responses((status = 303, description = "To the identity provider"), Errors))]
 pub async fn oidc_start(
     State(s): State<AppState>,
     headers: HeaderMap,
     client: ClientIp,
+    Params(p): Params<StartParams>,
 ) -> ApiResult<Response> {
     // Sign-ins in progress are bounded per source: the browser's address
     // goes with the call.
@@ -199,11 +230,34 @@ pub async fn oidc_start(
         600,
         secure(&s, &headers),
     );
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, location), (header::SET_COOKIE, state)],
-    )
-        .into_response())
+    let next = p
+        .next
+        .as_deref()
+        .and_then(page_after_sign_in)
+        .unwrap_or("/");
+    let next = set_cookie(
+        OIDC_NEXT_COOKIE,
+        &URL_SAFE_NO_PAD.encode(next),
+        "/api/auth/oidc",
+        "Lax",
+        600,
+        secure(&s, &headers),
+    );
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+    // Appended: a header array inserts, so a second cookie would replace the first.
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, state);
+    h.append(header::SET_COOKIE, next);
+    Ok(resp)
+}
+
+/// The page the sign-in that this browser started asked to go on to.
+fn page_asked_for(headers: &HeaderMap) -> String {
+    cookie(headers, OIDC_NEXT_COOKIE)
+        .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|p| page_after_sign_in(p).is_some())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -325,9 +379,41 @@ pub async fn oidc_callback(
         Err(status) => return fail(&ApiError::from(status).parts().2),
     };
     let session = session_cookie(&s, &headers, &r.session_token, r.expires_at_ms);
-    let mut resp = onward("/").into_response();
+    let mut resp = onward(&page_asked_for(&headers)).into_response();
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, clear_state);
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(OIDC_NEXT_COOKIE, "", "/api/auth/oidc", "Lax", 0, https),
+    );
     h.append(header::SET_COOKIE, session);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_after_sign_in;
+
+    /// A single sign-on goes on only to a page of this site: never to
+    /// another origin (an open redirect), the sign-in page or the API.
+    #[test]
+    fn only_a_page_of_this_site_is_gone_on_to() {
+        for page in ["/requests?model=gpt-4o&range=24h", "/people/audit", "/"] {
+            assert_eq!(page_after_sign_in(page), Some(page));
+        }
+        for not in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil",
+            "",
+            "/login?next=/x",
+            "/api/auth/logout",
+            "/requests\r\nSet-Cookie: x=1",
+            &format!("/{}", "a".repeat(2048)),
+        ] {
+            assert_eq!(page_after_sign_in(not), None, "{not}");
+        }
+    }
 }

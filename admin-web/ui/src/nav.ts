@@ -21,6 +21,12 @@ export function afterLogin(search: string): string {
   return /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/';
 }
 
+/** Single sign-on's start, asking to go on to the page the sign-in page was sent from. */
+export function ssoStart(search: string): string {
+  const next = afterLogin(search);
+  return next === '/' ? '/api/auth/oidc/start' : `/api/auth/oidc/start?next=${encodeURIComponent(next)}`;
+}
+
 /** Shown when single sign-on failed and no reason came with it. */
 export const SSO_FAILED = 'Single sign-on did not complete; start again.';
 

@@ -71,6 +71,13 @@ test('sign-in returns to the page the user was on, and only to a page of this si
   assert.equal(afterLogin('?next=/login'), '/');
 });
 
+test('single sign-on asks to go on to the same page, and only to a page of this site', async () => {
+  const { ssoStart } = await import('../node_modules/.cache/unit/nav.js');
+  assert.equal(ssoStart('?next=%2Frequests%3Fmodel%3Dx'), '/api/auth/oidc/start?next=%2Frequests%3Fmodel%3Dx');
+  assert.equal(ssoStart(''), '/api/auth/oidc/start');
+  assert.equal(ssoStart('?next=//evil.example'), '/api/auth/oidc/start');
+});
+
 test("the sign-in page never shows words from its own address", async () => {
   const { loginError, SSO_FAILED } = await import('../node_modules/.cache/unit/nav.js');
   const http = (search, cookies) => loginError(search, cookies, 'http:');

@@ -1,7 +1,8 @@
 // Signing in through a real OpenID Connect provider (oauth2-mock-server):
 // the button appears once an admin set it up, the first sign-in creates the
-// user with the default role, the next signs in the same user, and a
-// callback this browser did not start is refused.
+// user with the default role, the next signs in the same user (and comes
+// back to the page it was sent from), and a callback this browser did not
+// start is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkA11y, env, launch, onFailure } from '../lib.mjs';
@@ -32,6 +33,16 @@ test('sign in with OpenID Connect', { timeout: 120_000 }, async () => {
     await page.waitForURL('**/login');
     await ssoSignIn();
     assert.match(await page.getByRole('button', { name: 'Account menu' }).innerText(), /dana/);
+
+    // Sent to sign in from a page, single sign-on comes back to that page.
+    await page.getByRole('button', { name: 'Account menu' }).click();
+    await page.getByRole('menuitem', { name: 'Sign out' }).click();
+    await page.waitForURL('**/login');
+    await page.goto(env('ADMIN_URL') + '/requests?period=7d');
+    await page.waitForURL('**/login?next=*');
+    await page.getByRole('link', { name: 'Sign in with Mock IdP' }).click();
+    await page.waitForURL((u) => u.pathname === '/requests' && u.searchParams.get('period') === '7d');
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
 
     // A callback with a state this browser never got is refused.
     await b.context.clearCookies();

@@ -15,7 +15,7 @@ import {
 } from '@mantine/core';
 import { api } from '../api';
 import { errorText } from '../components/States';
-import { afterLogin, loginError, loginErrorCookie } from '../nav';
+import { afterLogin, loginError, loginErrorCookie, ssoStart } from '../nav';
 
 export function LoginPage() {
   const options = useQuery({ queryKey: ['sign-in-options'], queryFn: api.options, retry: false });
@@ -86,7 +86,7 @@ export function LoginPage() {
               {options.data?.oidc && (
                 <>
                   <Divider label="or" labelPosition="center" />
-                  <Button component="a" href="/api/auth/oidc/start" variant="default">
+                  <Button component="a" href={ssoStart(window.location.search)} variant="default">
                     {options.data.oidc_display_name}
                   </Button>
                 </>
