@@ -186,16 +186,25 @@ pub struct StartParams {
 const OIDC_NEXT_COOKIE: &str = "aigw_oidc_next";
 
 /// `next` if it is a page of this site to go on to after signing in: a
-/// path (never `//host` or `/\host`, which browsers take for another
-/// origin), not the sign-in page or the API, no control characters.
+/// path (never `//host`, another origin), with no control character
+/// (browsers drop tabs and newlines, so `/<tab>/host` is `//host`) and no
+/// backslash (`/\host`), no `.` or `..` segment (`/./api` is `/api`), not
+/// the sign-in page or the API. The UI checks the same (`pageOfThisSite`).
 fn page_after_sign_in(next: &str) -> Option<&str> {
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    let dots = |segment: &str| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    };
     let page = next.len() <= 2048
         && next.starts_with('/')
         && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.starts_with("/login")
-        && !next.starts_with("/api/")
-        && !next.chars().any(char::is_control);
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && !path.split('/').any(dots)
+        && !path.starts_with("/login")
+        && path != "/api"
+        && !path.starts_with("/api/");
     page.then_some(next)
 }
 
@@ -275,7 +284,9 @@ fn onward(to: &str) -> Html<String> {
     let to = to
         .replace('&', "&amp;")
         .replace('"', "&quot;")
-        .replace('<', "&lt;");
+        .replace('\'', "&#39;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     Html(format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
          <meta http-equiv=\"refresh\" content=\"0;url={to}\"><title>Signing in</title></head>\
@@ -337,10 +348,12 @@ pub async fn oidc_callback(
         secure(&s, &headers),
     );
     let https = secure(&s, &headers);
+    let clear_next = set_cookie(OIDC_NEXT_COOKIE, "", "/api/auth/oidc", "Lax", 0, https);
     let fail = |why: &str| {
         let mut resp = onward(LOGIN_ERROR_PAGE).into_response();
         let h = resp.headers_mut();
         h.append(header::SET_COOKIE, clear_state.clone());
+        h.append(header::SET_COOKIE, clear_next.clone());
         h.append(header::SET_COOKIE, login_error_cookie(why, https));
         resp
     };
@@ -382,10 +395,7 @@ pub async fn oidc_callback(
     let mut resp = onward(&page_asked_for(&headers)).into_response();
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, clear_state);
-    h.append(
-        header::SET_COOKIE,
-        set_cookie(OIDC_NEXT_COOKIE, "", "/api/auth/oidc", "Lax", 0, https),
-    );
+    h.append(header::SET_COOKIE, clear_next);
     h.append(header::SET_COOKIE, session);
     resp
 }
@@ -411,6 +421,15 @@ mod tests {
             "/login?next=/x",
             "/api/auth/logout",
             "/requests\r\nSet-Cookie: x=1",
+            "/\t/evil.example",
+            "/\n\\evil.example",
+            "/x\\y",
+            "/./api/auth/me",
+            "/%2e/api/auth/me",
+            "/x/../api/auth/me",
+            "/x/%2E%2e/login",
+            "/./login",
+            "/api",
             &format!("/{}", "a".repeat(2048)),
         ] {
             assert_eq!(page_after_sign_in(not), None, "{not}");

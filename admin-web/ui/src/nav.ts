@@ -16,9 +16,22 @@ export function loginUrl(next: string, ended: boolean): string {
 
 /** Where to go after signing in: `next` if it is a page of this site, else the start page. */
 export function afterLogin(search: string): string {
-  const next = new URLSearchParams(search).get('next') ?? '';
-  // Only a path here: never another origin (`//host`, `/\host`).
-  return /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/';
+  return pageOfThisSite(new URLSearchParams(search).get('next') ?? '') ?? '/';
+}
+
+/**
+ * `next` if it is a page of this site to go on to: a path (never `//host`
+ * or `/\host`, another origin), with no control character (browsers drop
+ * tabs and newlines, so `/<tab>/host` is `//host`) and no backslash, no `.`
+ * or `..` segment (`/./api` is `/api`), not the sign-in page or the API.
+ * admin-web checks the same for single sign-on (`page_after_sign_in`).
+ */
+export function pageOfThisSite(next: string): string | null {
+  if (!next.startsWith('/') || next.startsWith('//') || /[\u0000-\u001f\u007f-\u009f\\]/.test(next)) return null;
+  const path = next.split(/[?#]/, 1)[0];
+  if (path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment))) return null;
+  if (path.startsWith('/login') || path === '/api' || path.startsWith('/api/')) return null;
+  return next;
 }
 
 /** Single sign-on's start, asking to go on to the page the sign-in page was sent from. */

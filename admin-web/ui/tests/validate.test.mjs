@@ -69,6 +69,15 @@ test('sign-in returns to the page the user was on, and only to a page of this si
   assert.equal(afterLogin('?next=/%5Cevil.example'), '/');
   assert.equal(afterLogin('?next=https://evil.example'), '/');
   assert.equal(afterLogin('?next=/login'), '/');
+  // Browsers drop tabs and newlines from a URL: `/<tab>/host` is `//host`.
+  assert.equal(afterLogin('?next=%2F%09%2Fevil.example'), '/');
+  assert.equal(afterLogin('?next=%2F%0A%5Cevil.example'), '/');
+  assert.equal(afterLogin('?next=%2Fx%5Cy'), '/');
+  // Dot segments: `/./api` is `/api`, `/x/%2e%2e/login` is `/login`.
+  assert.equal(afterLogin('?next=%2F.%2Fapi%2Fauth%2Fme'), '/');
+  assert.equal(afterLogin('?next=%2Fx%2F%252e%252E%2Flogin'), '/');
+  assert.equal(afterLogin('?next=%2Fapi'), '/');
+  assert.equal(afterLogin('?next=%2Frequests%3Fq%3D..%2Fx'), '/requests?q=../x');
 });
 
 test('single sign-on asks to go on to the same page, and only to a page of this site', async () => {
