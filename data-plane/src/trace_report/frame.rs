@@ -14,7 +14,7 @@
 //! are still read, strictly: the first record that does not decode ends it.
 //!
 //! A record is read back as its frame's payload, not decoded: the shipper
-//! sends those bytes as they are (`ship::RawBatch`), so shipping costs no
+//! sends those bytes as they are (`raw_batch::RawBatch`), so shipping costs no
 //! decode and no encode per record. The writer encoded the payload from a
 //! clipped `TraceRecord` and the checksum holds, so it is that encoding;
 //! a payload the control plane could not decode (`record_check`) is
@@ -321,9 +321,9 @@ mod tests {
         assert_eq!((got.records.len(), got.lost, got.torn), (9, 2, false));
     }
 
-    /// A frame whose checksum holds but whose payload is not protobuf
-    /// (written wrong) is counted lost, not shipped for the control plane
-    /// to fail on; the frames around it are read.
+    /// A frame whose checksum holds but whose payload the control plane
+    /// could not decode is counted lost, not shipped for the control plane
+    /// to fail its batch on; the frames around it are read.
     #[test]
     fn a_sealed_payload_that_is_not_a_record_is_lost_not_shipped() {
         let mut data = Vec::new();
