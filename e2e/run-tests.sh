@@ -86,6 +86,16 @@ for dir in ui clients oauth; do
 done
 
 # ---------------------------------------------------------------- build + Rust tests
+# A first build (a fresh clone, as in CI) gains nothing from incremental
+# compilation, whose caches would add gigabytes beside the artifacts: a CI
+# run on a clean clone once stopped with "No space left on device" while
+# linking the test binaries. Later runs in the same tree keep cargo's default.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+if [ -z "${CARGO_INCREMENTAL+set}" ] && [ ! -d "$TARGET_DIR/debug" ]; then
+  export CARGO_INCREMENTAL=0
+fi
+step "disk free for $TARGET_DIR"
+df -h "$(dirname "$TARGET_DIR")" || true
 step "cargo build --workspace"
 cargo build --workspace
 
