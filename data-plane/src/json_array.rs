@@ -71,7 +71,7 @@ impl JsonArrayParser {
                         && let Some(s) = start.take()
                     {
                         self.buf.extend_from_slice(&chunk[s..=i]);
-                        let raw = self.buf.split().freeze();
+                        let raw = self.buf.split();
                         self.ready.push_back(Event {
                             data: String::from_utf8_lossy(&raw).into_owned(),
                             raw,

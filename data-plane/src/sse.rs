@@ -3,12 +3,14 @@
 //! original bytes, so the gateway can pass them on untouched (or drop one)
 //! while reading their `data` for usage.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// The event's bytes exactly as received, blank-line terminator included.
-    pub raw: Bytes,
+    /// Split off the parser's buffer (not frozen): events forwarded one
+    /// after another join again without a copy (`BytesMut::unsplit`).
+    pub raw: BytesMut,
     /// `event:` field, if any.
     pub event: Option<String>,
     /// All `data:` lines joined with `\n` (per the SSE spec).
@@ -19,6 +21,10 @@ pub struct Event {
 /// hundred bytes (a Gemini chunk with an inline image, a few MB); past this
 /// the stream is ended with an error rather than buffered without bound.
 pub const MAX_EVENT: usize = 16 * 1024 * 1024;
+
+/// The least the parser's buffer grows by: a few dozen events of a typical
+/// chat stream.
+const BLOCK: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 pub struct SseParser {
@@ -42,13 +48,19 @@ impl SseParser {
     }
 
     pub fn push(&mut self, chunk: &[u8]) {
+        // Room for many events at once: events split off one allocation in
+        // order join again without a copy when forwarded (`Event::raw`);
+        // growing by each read's size would give every event its own.
+        if self.buf.capacity() - self.buf.len() < chunk.len() {
+            self.buf.reserve(chunk.len().max(BLOCK));
+        }
         self.buf.extend_from_slice(chunk);
     }
 
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Option<Event> {
         let end = self.find_event_end()?;
-        let raw = self.buf.split_to(end).freeze();
+        let raw = self.buf.split_to(end);
         self.line_start = 0;
         self.scan_from = 0;
         Some(parse_fields(raw))
@@ -63,7 +75,7 @@ impl SseParser {
     /// Whatever is left when the stream ends (an event without its blank line).
     pub fn finish(&mut self) -> Option<Event> {
         let rest = std::mem::take(self);
-        (!rest.buf.is_empty()).then(|| parse_fields(rest.buf.freeze()))
+        (!rest.buf.is_empty()).then(|| parse_fields(rest.buf))
     }
 
     /// Offset just past the blank line ending the first event. Line ends
@@ -111,7 +123,7 @@ impl SseParser {
 /// leaves an empty line between, skipped like any blank line). A UTF-8 BOM
 /// opening an event (the stream's first, where the SSE spec allows one) is
 /// not part of its first field's name.
-fn parse_fields(raw: Bytes) -> Event {
+fn parse_fields(raw: BytesMut) -> Event {
     let mut event = None;
     let mut data: Option<String> = None;
     let mut rest: &[u8] = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);

@@ -149,15 +149,6 @@ const ENDED_EARLY_MESSAGE: &str = "the upstream stream ended before the answer w
 /// What the app reads when the upstream's connection broke mid-stream.
 const CUT_MESSAGE: &str = "the upstream connection broke before the answer was complete";
 
-/// Marks an OpenAI chunk that finishes its choice (a string, not `null`).
-static FINISH: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
-    std::sync::LazyLock::new(|| {
-        [
-            memchr::memmem::Finder::new("\"finish_reason\":\""),
-            memchr::memmem::Finder::new("\"finish_reason\": \""),
-        ]
-    });
-
 /// The trace's error when one upstream event outgrows [`crate::sse::MAX_EVENT`].
 const EVENT_TOO_LARGE: &str = "upstream event too large";
 
@@ -219,7 +210,7 @@ impl MeteredStream {
                 if DELTA.find(ev.data.as_bytes()).is_some() {
                     self.streamed_chunks += 1;
                 }
-                if FINISH.iter().any(|f| f.find(ev.data.as_bytes()).is_some()) {
+                if openai::finishes_choice(&ev.data) {
                     self.finished = true;
                 }
                 if ev.data.trim_start().starts_with("{\"error\"") {
@@ -247,7 +238,7 @@ impl MeteredStream {
                 self.file_trace(End::Clean);
             }
             self.forwarded += 1;
-            out.push(ev.raw);
+            out.push_event(ev.raw);
         }
     }
 
@@ -436,7 +427,8 @@ enum End {
 }
 
 /// Bytes for the app from one upstream frame, without copying when a single
-/// event passes through untouched.
+/// frame passes through untouched, or when the events passing through are
+/// the parser's buffer in order (each split off it, joined again in place).
 #[derive(Default)]
 struct Output {
     first: Option<Bytes>,
@@ -444,6 +436,19 @@ struct Output {
 }
 
 impl Output {
+    /// An upstream event forwarded as it came.
+    fn push_event(&mut self, raw: BytesMut) {
+        if raw.is_empty() {
+            return;
+        }
+        match (&self.first, &mut self.more) {
+            (None, None) => self.more = Some(raw),
+            // O(1) when `raw` follows `m` in the parser's buffer, else a copy.
+            (None, Some(m)) => m.unsplit(raw),
+            (Some(_), _) => self.buf().extend_from_slice(&raw),
+        }
+    }
+
     fn push(&mut self, b: Bytes) {
         if b.is_empty() {
             return;
@@ -720,5 +725,46 @@ impl Drop for MeteredStream {
         } else {
             self.file_trace(End::Abandoned);
         }
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::Output;
+    use crate::sse::SseParser;
+
+    fn events(input: &[u8]) -> Vec<crate::sse::Event> {
+        let mut p = SseParser::new();
+        p.push(input);
+        std::iter::from_fn(|| p.next_event()).collect()
+    }
+
+    /// Events forwarded in order leave as the bytes that came, in the
+    /// parser's own buffer (no copy); one left out (a usage chunk the app
+    /// did not ask for) leaves the others whole and in order.
+    #[test]
+    fn forwarded_events_join_in_place() {
+        let input = b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: [DONE]\n\n";
+        let evs = events(input);
+        let start = evs[0].raw.as_ptr();
+        let mut out = Output::default();
+        for ev in evs {
+            out.push_event(ev.raw);
+        }
+        let joined = out.into_bytes();
+        assert_eq!(&joined[..], &input[..]);
+        assert_eq!(joined.as_ptr(), start, "joined where the parser read them");
+
+        let mut evs = events(input);
+        evs.remove(1);
+        let mut out = Output::default();
+        out.push(bytes::Bytes::from_static(b": hi\n\n"));
+        for ev in evs {
+            out.push_event(ev.raw);
+        }
+        assert_eq!(
+            &out.into_bytes()[..],
+            b": hi\n\ndata: {\"a\":1}\n\ndata: [DONE]\n\n"
+        );
     }
 }

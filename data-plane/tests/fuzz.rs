@@ -7,7 +7,7 @@
 //! Cases per property: `PROPTEST_CASES` (default 256 here; CI sets more).
 
 use aigw_proto::model::Glob;
-use bytes::Bytes;
+use bytes::BytesMut;
 use data_plane::json_array::JsonArrayParser;
 use data_plane::sse::{Event, SseParser};
 use data_plane::translate::{self, Format};
@@ -229,10 +229,10 @@ proptest! {
         let mut decoder = translate::decoder(upstream);
         let mut encoder = translate::encoder(app, &req);
         let mut ir = Vec::new();
-        let mut out = bytes::BytesMut::new();
+        let mut out = BytesMut::new();
         for (name, data) in events {
             let data = data.to_string();
-            let ev = Event { raw: Bytes::from(data.clone()), event: name.map(str::to_string), data };
+            let ev = Event { raw: BytesMut::from(data.as_bytes()), event: name.map(str::to_string), data };
             decoder.event(&ev, &mut ir);
             for e in ir.drain(..) {
                 encoder.event(&e, &mut out);

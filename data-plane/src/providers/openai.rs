@@ -1,8 +1,13 @@
 //! OpenAI's chat completions format, spoken by OpenAI and every
 //! OpenAI-compatible vendor.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::GatewayError;
 use crate::sse::Event;
@@ -161,21 +166,112 @@ pub fn scan_chunk(ev: &Event, usage: &mut Usage, strip_usage_chunk: bool) -> Chu
     if !has_usage_object(&ev.data) {
         return ChunkAction::Forward;
     }
-    let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+    let Ok(chunk) = serde_json::from_str::<ChunkTop<'_>>(&ev.data) else {
         return ChunkAction::Forward;
     };
-    let Some(u) = chunk.get("usage").filter(|u| u.is_object()) else {
+    let Some(u) = chunk
+        .usage
+        .map(RawValue::get)
+        .filter(|u| u.starts_with('{'))
+    else {
         return ChunkAction::Forward;
     };
     *usage = usage_from(u);
-    let no_choices = chunk
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_none_or(|c| c.is_empty());
-    if strip_usage_chunk && no_choices {
+    if strip_usage_chunk && !chunk.has_choices {
         ChunkAction::Drop
     } else {
         ChunkAction::Forward
+    }
+}
+
+/// The top level of a chat chunk as metering reads it: its `usage` as sent,
+/// and whether `choices` is a non-empty array. A key that repeats counts
+/// as its last value (as a `Value` keeps it); everything else is skipped
+/// without being built. Read in place: the usage chunk through a `Value`
+/// cost a tenth of a streamed request's instructions.
+struct ChunkTop<'a> {
+    usage: Option<&'a RawValue>,
+    has_choices: bool,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChunkTop<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Key {
+            Usage,
+            Choices,
+            #[serde(other)]
+            Other,
+        }
+        struct Top<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Top<'a> {
+            type Value = ChunkTop<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a chat chunk")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChunkTop<'a>, A::Error> {
+                let mut top = ChunkTop {
+                    usage: None,
+                    has_choices: false,
+                };
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Usage => top.usage = Some(map.next_value()?),
+                        Key::Choices => top.has_choices = map.next_value::<NonEmptyList>()?.0,
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(top)
+            }
+        }
+        d.deserialize_map(Top(PhantomData))
+    }
+}
+
+/// Whether a value is an array with at least one element (anything else,
+/// or an empty array, is not).
+struct NonEmptyList(bool);
+
+impl<'de> Deserialize<'de> for NonEmptyList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = NonEmptyList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NonEmptyList, A::Error> {
+                let first = seq.next_element::<IgnoredAny>()?.is_some();
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(NonEmptyList(first))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NonEmptyList, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(NonEmptyList(false))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<NonEmptyList, E> {
+                Ok(NonEmptyList(false))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<NonEmptyList, E> {
+                Ok(NonEmptyList(false))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<NonEmptyList, E> {
+                Ok(NonEmptyList(false))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<NonEmptyList, E> {
+                Ok(NonEmptyList(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<NonEmptyList, E> {
+                Ok(NonEmptyList(false))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<NonEmptyList, E> {
+                Ok(NonEmptyList(false))
+            }
+        }
+        d.deserialize_any(List)
     }
 }
 
@@ -183,12 +279,28 @@ pub fn scan_chunk(ev: &Event, usage: &mut Usage, strip_usage_chunk: bool) -> Chu
 fn has_usage_object(data: &str) -> bool {
     static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"usage\""));
+    key_then(data, &USAGE, '{')
+}
+
+/// True when a chunk finishes a choice: a `"finish_reason"` key followed by
+/// a string (every chunk before carries `null`), without parsing.
+pub fn finishes_choice(data: &str) -> bool {
+    static FINISH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"finish_reason\""));
+    key_then(data, &FINISH, '"')
+}
+
+/// True when `key` (a quoted name) is followed, after a colon and any
+/// JSON whitespace, by a value that opens with `open`. A match inside a
+/// string is possible in principle and harmless where this is used: a
+/// false "yes" costs a parse or marks a finish the trace also checks.
+fn key_then(data: &str, key: &memchr::memmem::Finder<'_>, open: char) -> bool {
     let mut rest = data;
-    while let Some(i) = USAGE.find(rest.as_bytes()) {
-        rest = &rest[i + 7..];
+    while let Some(i) = key.find(rest.as_bytes()) {
+        rest = &rest[i + key.needle().len()..];
         let after = rest.trim_start();
         if let Some(v) = after.strip_prefix(':')
-            && v.trim_start().starts_with('{')
+            && v.trim_start().starts_with(open)
         {
             return true;
         }
@@ -211,6 +323,14 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"\"usage\""}}],"usage":null}"#
         ));
         assert!(!has_usage_object(r#"{"choices":[]}"#));
+        assert!(!finishes_choice(r#"{"choices":[{"finish_reason":null}]}"#));
+        assert!(finishes_choice(r#"{"choices":[{"finish_reason":"stop"}]}"#));
+        assert!(finishes_choice(
+            "{\"choices\":[{\"finish_reason\" :\n \"length\"}]}"
+        ));
+        assert!(finishes_choice(
+            r#"{"choices":[{"finish_reason":null},{"finish_reason":"stop"}]}"#
+        ));
     }
 
     #[test]
@@ -265,5 +385,68 @@ mod tests {
             }
         );
         assert_eq!(scan_chunk(&second, &mut usage, false), ChunkAction::Forward);
+    }
+
+    /// The chunk's top level read in place keeps what the `Value` reader
+    /// gave: the last of a repeated key, choices only
+    /// when a non-empty array, usage only when an object, odd shapes
+    /// forwarded untouched.
+    #[test]
+    fn stream_usage_edge_shapes() {
+        let scan = |data: &str, strip: bool| {
+            let mut usage = Usage::default();
+            let ev = Event {
+                raw: bytes::BytesMut::new(),
+                event: None,
+                data: data.to_string(),
+            };
+            (
+                scan_chunk(&ev, &mut usage, strip),
+                usage.input,
+                usage.output,
+            )
+        };
+        use ChunkAction::{Drop, Forward};
+        let cases = [
+            (
+                r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+                (Drop, 2, 0),
+            ),
+            (
+                r#"{"usage":{"prompt_tokens":1},"usage":null}"#,
+                (Forward, 0, 0),
+            ),
+            (
+                r#"{"id":"\"usage\":{","usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+                (Drop, 3, 4),
+            ),
+            (
+                r#"{"choices":[{}],"usage":{"prompt_tokens":5}}"#,
+                (Forward, 5, 0),
+            ),
+            (
+                r#"{"choices":{"a":1},"usage":{"prompt_tokens":5}}"#,
+                (Drop, 5, 0),
+            ),
+            (
+                r#"{"choices":[{}],"choices":[],"usage":{"prompt_tokens":5}}"#,
+                (Drop, 5, 0),
+            ),
+            (
+                r#"{"choices":"x","model":{"usage":[1]},"usage":{"prompt_tokens":6}}"#,
+                (Drop, 6, 0),
+            ),
+            // A usage of another shape counts nothing; the chunk still goes.
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":"7"}}"#,
+                (Drop, 0, 0),
+            ),
+            (r#"[{"usage":{"prompt_tokens":8}}]"#, (Forward, 0, 0)),
+            (r#"{"usage":{"prompt_tokens":9}"#, (Forward, 0, 0)),
+        ];
+        for (data, want) in &cases {
+            assert_eq!(&scan(data, true), want, "{data}");
+        }
+        assert_eq!(scan(cases[0].0, false), (Forward, 2, 0));
     }
 }

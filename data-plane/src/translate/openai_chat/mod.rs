@@ -210,9 +210,12 @@ impl From<WireUsage> for Usage {
     }
 }
 
-/// An OpenAI `usage` object → IR usage (anything else counts nothing).
-pub fn usage_from(u: &serde_json::Value) -> Usage {
-    wire::usage_of::<WireUsage>(u)
+/// An OpenAI `usage` object's text → IR usage (anything else counts
+/// nothing).
+pub fn usage_from(u: &str) -> Usage {
+    serde_json::from_str::<WireUsage>(u)
+        .map(Into::into)
+        .unwrap_or_default()
 }
 
 #[derive(Serialize)]
