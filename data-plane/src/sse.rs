@@ -22,9 +22,10 @@ pub struct Event {
 /// the stream is ended with an error rather than buffered without bound.
 pub const MAX_EVENT: usize = 16 * 1024 * 1024;
 
-/// The least the parser's buffer grows by: a few dozen events of a typical
-/// chat stream.
-const BLOCK: usize = 16 * 1024;
+/// The least the parser's buffer grows by: two dozen events of a typical
+/// chat stream, about what hyper's own read buffer holds; an open stream
+/// keeps at most one partly used block beside it.
+const BLOCK: usize = 8 * 1024;
 
 #[derive(Debug, Default)]
 pub struct SseParser {
