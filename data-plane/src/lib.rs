@@ -8,6 +8,7 @@
 pub mod affinity;
 pub mod auth;
 pub mod body_budget;
+pub mod body_rewrite;
 pub mod config;
 pub mod context;
 pub mod context_limit;

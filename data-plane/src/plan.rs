@@ -5,7 +5,6 @@
 use aigw_proto::model::ProviderKind;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use serde_json::{Map, Value};
 
 use crate::endpoints::{AppCall, Op};
 use crate::error::GatewayError;
@@ -201,7 +200,7 @@ pub fn plan(
             && !probe.include_usage;
         let new_model = (!codec.model_in_path() && model != probe.requested).then_some(model);
         let out = if strip_usage_chunk || new_model.is_some() {
-            rewrite(body, new_model, strip_usage_chunk)?
+            crate::body_rewrite::rewrite(body, new_model, strip_usage_chunk)?
         } else {
             body.clone()
         };
@@ -252,30 +251,6 @@ pub fn plan(
     })
 }
 
-/// The body, parsed once, with its `model` replaced by the provider's name
-/// for it and/or `stream_options.include_usage` set.
-fn rewrite(body: &[u8], model: Option<&str>, include_usage: bool) -> Result<Bytes, GatewayError> {
-    let mut v: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| GatewayError::BadJson(e.to_string()))?;
-    if let Some(m) = model {
-        v.insert("model".into(), Value::String(m.to_string()));
-    }
-    if include_usage {
-        let opts = v
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !opts.is_object() {
-            *opts = Value::Object(Map::new());
-        }
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".into(), Value::Bool(true));
-        }
-    }
-    serde_json::to_vec(&v)
-        .map(Bytes::from)
-        .map_err(|e| GatewayError::Internal(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +258,7 @@ mod tests {
     use crate::schedule::Pool;
     use aigw_proto::model::{Glob, Provider, Strategy};
     use http::Method;
+    use serde_json::Value;
 
     fn upstream(kind: ProviderKind, map: &[(&str, &str)]) -> Upstream {
         Upstream {
