@@ -34,9 +34,9 @@ pub struct Config {
     /// PEM private key of --tls-client-cert.
     #[arg(long, env = "AIGW_TLS_CLIENT_KEY", requires = "tls_client_cert")]
     pub tls_client_key: Option<PathBuf>,
-    /// Always mark the session cookie `Secure`. Without it, it is marked so
-    /// when the request arrived over HTTPS at a proxy (`X-Forwarded-Proto:
-    /// https`).
+    /// Always make admin-web's cookies `Secure` (and `__Host-` named).
+    /// Without it they are so when the request arrived over HTTPS at a
+    /// proxy (`X-Forwarded-Proto: https`).
     #[arg(long, env = "AIGW_ADMIN_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Reverse proxies in front of admin-web (comma-separated IPs) whose

@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use tonic::metadata::MetadataValue;
 
+use crate::AppState;
 use crate::error::ApiError;
 
 pub const SESSION_COOKIE: &str = "aigw_session";
@@ -22,6 +23,21 @@ pub const OIDC_STATE_COOKIE: &str = "aigw_oidc_state";
 pub const CSRF_HEADER: &str = "x-aigw-csrf";
 /// Sessions last 12 hours on the control plane; the cookie no longer.
 pub const SESSION_MAX_AGE_SECS: i64 = 12 * 3600;
+
+/// The name a cookie of ours goes by. Where cookies are `Secure` (over
+/// HTTPS, or with secure cookies forced) it carries the `__Host-` prefix,
+/// which browsers accept only from this host itself, over HTTPS, with
+/// `Path=/` and no `Domain`: a sibling subdomain (or a page on plain HTTP)
+/// can then plant no session, sign-on state or page to go on to of its own
+/// ("login CSRF": the admin signed into the attacker's account). Over
+/// plain HTTP (a laptop, the tests) the plain name.
+pub fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
 
 /// A cookie's value from the request's `Cookie` headers; none when the
 /// name comes with two different values. A page on another port of this
@@ -58,6 +74,12 @@ fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Ite
         .map(|(_, v)| v.trim())
 }
 
+/// Whether cookies set for this request are `Secure` (and so named
+/// `__Host-…`): forced by configuration, or the request came over HTTPS.
+pub fn secure(s: &AppState, headers: &HeaderMap) -> bool {
+    s.secure_cookies || is_https(headers)
+}
+
 /// Whether the request reached us over HTTPS (directly or at a proxy).
 pub fn is_https(headers: &HeaderMap) -> bool {
     headers
@@ -66,16 +88,23 @@ pub fn is_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// A `Set-Cookie` value.
+/// A `Set-Cookie` value for the cookie `base` (its name from
+/// [`cookie_name`]). `path` holds over plain HTTP; a `Secure` cookie's is
+/// `/`, which its `__Host-` name requires.
 pub fn set_cookie(
-    name: &str,
+    base: &str,
     value: &str,
     path: &str,
     same_site: &str,
     max_age: i64,
     secure: bool,
 ) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+    let name = cookie_name(base, secure);
+    let (path, secure) = if secure {
+        ("/", "; Secure")
+    } else {
+        (path, "")
+    };
     let v = format!(
         "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
     );
@@ -144,14 +173,15 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         if let Some(token) = bearer(&parts.headers) {
             return Ok(Caller { token });
         }
-        let token = cookie(&parts.headers, SESSION_COOKIE)
+        let name = cookie_name(SESSION_COOKIE, secure(s, &parts.headers));
+        let token = cookie(&parts.headers, &name)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::NoCredentials)?;
         check_csrf(parts)?;
@@ -163,6 +193,59 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 mod tests {
     use super::*;
     use axum::http::Request;
+
+    fn state(secure_cookies: bool) -> AppState {
+        use clap::Parser as _;
+        let cfg = crate::config::Config::try_parse_from([
+            "admin-web",
+            "--control-plane",
+            "http://127.0.0.1:1",
+        ])
+        .unwrap();
+        AppState::new(crate::grpc::Grpc::new(&cfg).unwrap(), secure_cookies, &[])
+    }
+
+    /// Where cookies are `Secure` the session is read only from the
+    /// `__Host-` cookie, which no sibling subdomain or plain-HTTP page can
+    /// set; the plain name another site could plant signs no one in.
+    #[tokio::test]
+    async fn over_https_only_the_host_prefixed_session_counts() {
+        for (forced, headers) in [
+            (false, vec![("x-forwarded-proto", "https")]),
+            (true, vec![]),
+        ] {
+            let with = |cookie: &'static str| {
+                let mut h = headers.clone();
+                h.push(("cookie", cookie));
+                parts("GET", &h)
+            };
+            let mut p = with("aigw_session=planted");
+            assert!(matches!(
+                Caller::from_request_parts(&mut p, &state(forced)).await,
+                Err(ApiError::NoCredentials)
+            ));
+            let mut p = with("aigw_session=planted; __Host-aigw_session=mine");
+            assert_eq!(
+                Caller::from_request_parts(&mut p, &state(forced))
+                    .await
+                    .unwrap()
+                    .token,
+                "mine"
+            );
+        }
+        // Over plain HTTP the plain name, as before.
+        let mut p = parts(
+            "GET",
+            &[("cookie", "__Host-aigw_session=x; aigw_session=y")],
+        );
+        assert_eq!(
+            Caller::from_request_parts(&mut p, &state(false))
+                .await
+                .unwrap()
+                .token,
+            "y"
+        );
+    }
 
     fn parts(method: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = Request::builder().method(method).uri("/api/x");
@@ -176,17 +259,23 @@ mod tests {
     async fn bearer_then_cookie_with_csrf_rules() {
         let mut p = parts("POST", &[("authorization", "Bearer aigw-t-1")]);
         assert_eq!(
-            Caller::from_request_parts(&mut p, &()).await.unwrap().token,
+            Caller::from_request_parts(&mut p, &state(false))
+                .await
+                .unwrap()
+                .token,
             "aigw-t-1"
         );
         let mut p = parts("GET", &[("cookie", "a=b; aigw_session=aigw-s-1")]);
         assert_eq!(
-            Caller::from_request_parts(&mut p, &()).await.unwrap().token,
+            Caller::from_request_parts(&mut p, &state(false))
+                .await
+                .unwrap()
+                .token,
             "aigw-s-1"
         );
         let mut p = parts("GET", &[]);
         assert!(matches!(
-            Caller::from_request_parts(&mut p, &()).await,
+            Caller::from_request_parts(&mut p, &state(false)).await,
             Err(ApiError::NoCredentials)
         ));
         // A cookie change without the header, or from elsewhere, is refused.
@@ -206,7 +295,7 @@ mod tests {
         ] {
             let mut p = parts("DELETE", &headers);
             assert!(matches!(
-                Caller::from_request_parts(&mut p, &()).await,
+                Caller::from_request_parts(&mut p, &state(false)).await,
                 Err(ApiError::Csrf(_))
             ));
         }
@@ -220,7 +309,11 @@ mod tests {
                 ("sec-fetch-site", "same-origin"),
             ],
         );
-        assert!(Caller::from_request_parts(&mut p, &()).await.is_ok());
+        assert!(
+            Caller::from_request_parts(&mut p, &state(false))
+                .await
+                .is_ok()
+        );
     }
 
     #[test]
@@ -249,6 +342,18 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_and_strict() {
+        let v = set_cookie(OIDC_STATE_COOKIE, "st", "/api/auth/oidc", "Lax", 60, true);
+        let v = v.to_str().unwrap();
+        assert!(
+            v.starts_with("__Host-aigw_oidc_state=st; Path=/;") && v.ends_with("; Secure"),
+            "{v}"
+        );
+        let v = set_cookie(OIDC_STATE_COOKIE, "st", "/api/auth/oidc", "Lax", 60, false);
+        assert!(
+            v.to_str()
+                .unwrap()
+                .starts_with("aigw_oidc_state=st; Path=/api/auth/oidc;")
+        );
         let v = set_cookie(SESSION_COOKIE, "tok", "/", "Strict", 60, true);
         let v = v.to_str().unwrap();
         assert!(v.contains("HttpOnly") && v.contains("SameSite=Strict") && v.contains("Secure"));

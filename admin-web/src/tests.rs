@@ -268,6 +268,46 @@ async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
     assert!(!page.contains("locked"), "{page}");
 }
 
+/// Over HTTPS the sign-on state is read only from its `__Host-` cookie: a
+/// state a sibling subdomain planted under the plain name (to finish its
+/// own sign-in in the admin's browser) does not make the sign-in "started
+/// here", and the reason cookie and the cleared state are `__Host-` too.
+#[tokio::test]
+async fn over_https_a_planted_oidc_state_is_not_this_browsers() {
+    let path = "/api/auth/oidc/callback?error=access_denied&state=s1\
+                &error_description=Your%20account%20is%20locked";
+    let answer = |cookie: &'static str| async move {
+        let req = Request::get(path)
+            .header("x-forwarded-proto", "https")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap();
+        let resp = router().oneshot(req).await.unwrap();
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let reason = |cookies: &[String]| {
+        cookies
+            .iter()
+            .find(|v| v.starts_with("__Host-aigw_login_error="))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let planted = answer("aigw_oidc_state=s1").await;
+    assert!(!reason(&planted).contains("locked"), "{planted:?}");
+    assert!(
+        planted
+            .iter()
+            .any(|c| c.starts_with("__Host-aigw_oidc_state=; Path=/;") && c.contains("Secure")),
+        "{planted:?}"
+    );
+    let mine = answer("__Host-aigw_oidc_state=s1").await;
+    assert!(reason(&mine).contains("locked"), "{mine:?}");
+}
+
 /// Two different session cookies (one planted by another page on this
 /// host): no session is taken from them, and signing in says why.
 #[tokio::test]

@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult, Errors};
 use crate::extract::{Body, Params};
 use crate::session::{
     Caller, OIDC_STATE_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_SECS, check_csrf, cookie,
-    cookie_is_ambiguous, is_https, set_cookie,
+    cookie_is_ambiguous, cookie_name, secure, set_cookie,
 };
 
 /// How people may sign in.
@@ -68,10 +68,6 @@ impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
 const AMBIGUOUS_SESSION: &str = "your browser sends two different session cookies for this site \
     (one was set by another page on this host); clear this site's cookies, then sign in again";
 
-fn secure(s: &AppState, headers: &HeaderMap) -> bool {
-    s.secure_cookies || is_https(headers)
-}
-
 fn session_cookie(
     s: &AppState,
     headers: &HeaderMap,
@@ -106,7 +102,7 @@ pub async fn login(
     _: SameOrigin,
     Body(body): Body<LoginBody>,
 ) -> ApiResult<Response> {
-    if cookie_is_ambiguous(&headers, SESSION_COOKIE) {
+    if cookie_is_ambiguous(&headers, &cookie_name(SESSION_COOKIE, secure(&s, &headers))) {
         // The cookie set below would be sent beside the other one, and
         // the session refused: say why instead.
         return Err(ApiError::BadRequest(AMBIGUOUS_SESSION.into()));
@@ -261,8 +257,8 @@ pub async fn oidc_start(
 }
 
 /// The page the sign-in that this browser started asked to go on to.
-fn page_asked_for(headers: &HeaderMap) -> String {
-    cookie(headers, OIDC_NEXT_COOKIE)
+fn page_asked_for(headers: &HeaderMap, secure: bool) -> String {
+    cookie(headers, &cookie_name(OIDC_NEXT_COOKIE, secure))
         .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
         .and_then(|b| String::from_utf8(b).ok())
         .filter(|p| page_after_sign_in(p).is_some())
@@ -339,15 +335,11 @@ pub async fn oidc_callback(
     headers: HeaderMap,
     Params(p): Params<CallbackParams>,
 ) -> Response {
-    let clear_state = set_cookie(
-        OIDC_STATE_COOKIE,
-        "",
-        "/api/auth/oidc",
-        "Lax",
-        0,
-        secure(&s, &headers),
-    );
     let https = secure(&s, &headers);
+    let clear_state = set_cookie(OIDC_STATE_COOKIE, "", "/api/auth/oidc", "Lax", 0, https);
+    // The state this browser was given when it started, under the name it
+    // was given (only the `__Host-` one where cookies are `Secure`).
+    let own_state = cookie(&headers, &cookie_name(OIDC_STATE_COOKIE, https));
     let clear_next = set_cookie(OIDC_NEXT_COOKIE, "", "/api/auth/oidc", "Lax", 0, https);
     let fail = |why: &str| {
         let mut resp = onward(LOGIN_ERROR_PAGE).into_response();
@@ -360,7 +352,7 @@ pub async fn oidc_callback(
     let started_here = p
         .state
         .as_deref()
-        .is_some_and(|state| cookie(&headers, OIDC_STATE_COOKIE).as_deref() == Some(state));
+        .is_some_and(|state| own_state.as_deref() == Some(state));
     if p.error.is_some() && !started_here {
         // Anyone can link here with an `error_description` of their own
         // ("your account is locked, call …"): the provider's words are
@@ -379,7 +371,7 @@ pub async fn oidc_callback(
     let (Some(code), Some(state)) = (p.code, p.state) else {
         return fail("the identity provider sent no code");
     };
-    if cookie(&headers, OIDC_STATE_COOKIE).as_deref() != Some(state.as_str()) {
+    if own_state.as_deref() != Some(state.as_str()) {
         return fail("this sign-in was not started in this browser; start again");
     }
     let r = match s
@@ -392,7 +384,7 @@ pub async fn oidc_callback(
         Err(status) => return fail(&ApiError::from(status).parts().2),
     };
     let session = session_cookie(&s, &headers, &r.session_token, r.expires_at_ms);
-    let mut resp = onward(&page_asked_for(&headers)).into_response();
+    let mut resp = onward(&page_asked_for(&headers, https)).into_response();
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, clear_state);
     h.append(header::SET_COOKIE, clear_next);
