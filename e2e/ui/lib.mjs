@@ -1,7 +1,7 @@
 // Helpers for the browser tests: Debian's Chromium through playwright-core
 // (never a downloaded browser), sign-in, axe-core checks, screenshots, and
 // waiting for a condition instead of sleeping.
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -13,9 +13,12 @@ export function env(name) {
   return v;
 }
 
-/** A fresh browser profile; returns { context, page, errors, close }. */
+/** A fresh browser profile; returns { context, page, errors, close }.
+ *  `close` removes the profile too (each is a few MB, and every run made
+ *  dozens of them). */
 export async function launch({ width = 1280, height = 900, colorScheme = 'light' } = {}) {
-  const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'aigw-ui-')), {
+  const profile = mkdtempSync(join(tmpdir(), 'aigw-ui-'));
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: env('CHROMIUM'),
     headless: true,
     viewport: { width, height },
@@ -34,7 +37,11 @@ export async function launch({ width = 1280, height = 900, colorScheme = 'light'
   page.setDefaultTimeout(15_000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  return { context, page, errors, close: () => context.close() };
+  const close = async () => {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return { context, page, errors, close };
 }
 
 export async function eventually(fn, { timeout = 20_000, what = 'condition' } = {}) {
