@@ -23,7 +23,13 @@ use crate::error::GatewayError;
 
 /// `body` (a JSON object) with `model` set to `model` and, when asked,
 /// `stream_options.include_usage` set to `true`; keys the body lacks are
-/// added at its end.
+/// added at its end. `stream_options` is written out whole again either
+/// way, each of its keys once (the value the gateway read), so a provider
+/// that takes a repeated key's first value cannot read another.
+///
+/// Checks only the top level: the body must have passed
+/// `validate::json_body` (UTF-8, nesting depth) first, as every request's
+/// does in `plan::Probe::parse`.
 pub fn rewrite(
     body: &[u8],
     model: Option<&str>,
@@ -45,9 +51,9 @@ pub fn rewrite(
                 has_model = true;
                 write_json(&mut out, m)?;
             }
-            ("stream_options", _) if include_usage => {
+            ("stream_options", _) => {
                 has_options = true;
-                write_json(&mut out, &with_usage(Some(value)))?;
+                write_options(&mut out, value, include_usage)?;
             }
             _ => out.extend_from_slice(value.get().as_bytes()),
         }
@@ -56,18 +62,34 @@ pub fn rewrite(
         append(&mut out, "model", m)?;
     }
     if include_usage && !has_options {
-        append(&mut out, "stream_options", &with_usage(None))?;
+        append(&mut out, "stream_options", &options_with_usage(Map::new()))?;
     }
     out.push(b'}');
     Ok(Bytes::from(out))
 }
 
-/// The app's `stream_options` (an object, or none: anything else is
-/// replaced) with `include_usage: true`.
-fn with_usage(options: Option<&RawValue>) -> Map<String, Value> {
-    let mut o = options
-        .and_then(|v| serde_json::from_str::<Map<String, Value>>(v.get()).ok())
-        .unwrap_or_default();
+/// The app's `stream_options` as the gateway read it (each key once), with
+/// `include_usage: true` when asked (then anything but an object becomes
+/// one). Options that do not parse (a number out of range) are refused
+/// when they must be changed, passed on as they came otherwise.
+fn write_options(
+    out: &mut Vec<u8>,
+    value: &RawValue,
+    include_usage: bool,
+) -> Result<(), GatewayError> {
+    match serde_json::from_str::<Value>(value.get()) {
+        Ok(Value::Object(o)) if include_usage => write_json(out, &options_with_usage(o)),
+        Ok(_) if include_usage => write_json(out, &options_with_usage(Map::new())),
+        Ok(v) => write_json(out, &v),
+        Err(e) if include_usage => Err(GatewayError::BadJson(e.to_string())),
+        Err(_) => {
+            out.extend_from_slice(value.get().as_bytes());
+            Ok(())
+        }
+    }
+}
+
+fn options_with_usage(mut o: Map<String, Value>) -> Map<String, Value> {
     o.insert("include_usage".into(), Value::Bool(true));
     o
 }
@@ -177,6 +199,7 @@ mod tests {
             r#"{"messages":[],"stream_options":{"include_usage":false,"x":1},"model":"a"}"#,
             r#"{"stream_options":null,"messages":[]}"#,
             r#"{"stream_options":[1],"model":"a","model":"b"}"#,
+            r#"{"model":"a","stream_options":{"include_usage":false,"include_usage":true}}"#,
             r#"{"m\u006fdel":"a","temperature":0.5}"#,
             r#"{}"#,
             r#" { "model" : "a" , "n" : 1 } "#,

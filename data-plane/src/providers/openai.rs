@@ -436,6 +436,11 @@ mod tests {
                 r#"{"choices":"x","model":{"usage":[1]},"usage":{"prompt_tokens":6}}"#,
                 (Drop, 6, 0),
             ),
+            // A key repeated inside the usage: its last value, as before.
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":9,"completion_tokens":50}}"#,
+                (Drop, 100, 50),
+            ),
             // A usage of another shape counts nothing; the chunk still goes.
             (
                 r#"{"choices":[],"usage":{"prompt_tokens":"7"}}"#,
