@@ -177,6 +177,10 @@ mod tests {
                 "{odd}"
             );
         }
+        // A key repeated inside the usage: its last value counts.
+        let twice = br#"{"usage":{"prompt_tokens":5,"completion_tokens":1,"completion_tokens":7}}"#;
+        let u = usage_of_body(Format::OpenAiChat, false, twice).unwrap();
+        assert_eq!((u.input, u.output), (5, 7));
         let body = br#"{"choices":[{"message":{"content":"{\"usage\":{\"prompt_tokens\":99}}","usage":{"prompt_tokens":98}}}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
         let u = usage_of_body(Format::OpenAiChat, false, body).unwrap();
         assert_eq!((u.input, u.output), (5, 1));

@@ -106,7 +106,13 @@ pub fn answer_usage<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
     if !raw.starts_with('{') {
         return None;
     }
-    serde_json::from_str::<U>(raw).ok()
+    // A usage with a repeated key (serde's structs refuse one) is read
+    // through a `Value`, which keeps each key's last value.
+    serde_json::from_str::<U>(raw).ok().or_else(|| {
+        serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| U::deserialize(v).ok())
+    })
 }
 
 /// The `message` of a provider's error object, or `default`.
