@@ -8,7 +8,7 @@
 
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
-use aigw_proto::trace_bounds::{MAX_BATCH_RECORDS, MAX_TOKENS};
+use aigw_proto::trace_bounds::{MAX_BATCH_RECORDS, MAX_TOKENS, refused_batch};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -74,21 +74,22 @@ type Pending = (u64, crate::telemetry::Batch, oneshot::Receiver<Outcome>);
 /// the stream without a word, it would take that for a failure to retry
 /// and resend the same batch, with every later trace behind it, forever.
 fn refusal_of(status: &Status) -> Option<Status> {
-    match status.code() {
-        tonic::Code::OutOfRange => Some(Status::out_of_range(status.message().to_string())),
+    let refusal = match status.code() {
+        tonic::Code::OutOfRange => Status::out_of_range(status.message().to_string()),
         // tonic-prost's decode error: prost's `DecodeError`, as `Internal`.
         tonic::Code::Internal
             if status
                 .message()
                 .starts_with("failed to decode Protobuf message") =>
         {
-            Some(Status::invalid_argument(format!(
+            Status::invalid_argument(format!(
                 "a trace batch that does not decode: {}",
                 status.message()
-            )))
+            ))
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(refused_batch(refusal))
 }
 
 /// Reads batches in arrival order and hands them to the writer. When
@@ -134,10 +135,10 @@ async fn receive(
         let mut records = batch.records;
         if records.len() > MAX_BATCH_RECORDS {
             let _ = tx
-                .send(Err(Status::invalid_argument(format!(
+                .send(Err(refused_batch(Status::invalid_argument(format!(
                     "a trace batch holds at most {MAX_BATCH_RECORDS} records (got {})",
                     records.len()
-                ))))
+                )))))
                 .await;
             return;
         }

@@ -79,6 +79,9 @@ async fn a_batch_that_does_not_decode_is_refused_not_dropped_silently() {
     let e = acks.message().await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e}");
     assert!(e.message().contains("does not decode"), "{e}");
+    // Marked as the control plane's own refusal, which alone makes a data
+    // plane set the batch aside.
+    assert!(aigw_proto::trace_bounds::is_refused_batch(&e), "{e:?}");
     let stored = server.db().run(crate::db::traces::count).await.unwrap();
     assert_eq!(stored, 0, "nothing of the batch is stored");
     server.stop().await;
@@ -110,6 +113,7 @@ async fn what_a_node_says_of_its_traces_is_bounded() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    assert!(aigw_proto::trace_bounds::is_refused_batch(&e), "{e:?}");
     let db = server.db();
     let stored = db.run(crate::db::traces::count).await.unwrap();
     assert_eq!(stored, 0);

@@ -10,6 +10,35 @@ use crate::pb::trace::TraceRecord;
 /// a batch with more (what it keeps in memory per batch grows with it).
 pub const MAX_BATCH_RECORDS: usize = 512;
 
+/// Set (to `1`) in the metadata of a trace stream's error when the control
+/// plane refuses a batch for what it holds, so it would refuse it on every
+/// resend (`InvalidArgument`, `OutOfRange`): only then does a data plane set
+/// the batch's segment aside. The same codes from anything else on the
+/// way (a gRPC-aware proxy, a load balancer) carry no marker and are
+/// retried, so a valid batch is never dropped for another's word.
+pub const BATCH_REFUSED: &str = "aigw-trace-batch-refused";
+
+/// `status` marked as the control plane's refusal of a batch.
+pub fn refused_batch(mut status: tonic::Status) -> tonic::Status {
+    status.metadata_mut().insert(
+        BATCH_REFUSED,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    status
+}
+
+/// Whether `status` is the control plane's refusal of a batch (a refusing
+/// code, marked by [`refused_batch`]).
+pub fn is_refused_batch(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument | tonic::Code::OutOfRange
+    ) && status
+        .metadata()
+        .get(BATCH_REFUSED)
+        .is_some_and(|v| v == "1")
+}
+
 /// The most tokens one request counts (10^12): a data plane settles budgets
 /// with at most this, and the control plane stores at most this, whatever
 /// a usage report or a node says.

@@ -5,8 +5,8 @@
 //! A segment goes as one batch or, if it holds more than a batch may
 //! (`MAX_BATCH_RECORDS`, or too many bytes), as several, each acked on its
 //! own (in order, with the segment's seq). A batch the control plane refuses
-//! for what it holds (`InvalidArgument`, `OutOfRange`) would be refused on
-//! every resend: its segment is set aside (`NAME.bad`, counted, logged) so
+//! for what it holds (`InvalidArgument`, `OutOfRange`, marked as its own
+//! refusal) would be refused on every resend: its segment is set aside (`NAME.bad`, counted, logged) so
 //! the rest ships. The control plane ends the stream on a refusal without
 //! saying which batch it was, so when several were in flight they are
 //! resent one at a time until the refused one is known. Any other error
@@ -119,12 +119,11 @@ struct Loaded {
 }
 
 /// Whether the control plane refused a batch for what it holds (so it
-/// would refuse it again), rather than failing for a while.
+/// would refuse it again), rather than failing for a while. Only its own
+/// marked refusal counts: the same codes from a proxy on the way are
+/// retried like any failure (`trace_bounds::BATCH_REFUSED`).
 fn refused(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::InvalidArgument | tonic::Code::OutOfRange
-    )
+    aigw_proto::trace_bounds::is_refused_batch(status)
 }
 
 /// Cuts a segment's records (each one's encoding) into batches the
@@ -357,6 +356,7 @@ mod tests {
 
     use aigw_proto::pb::trace::trace_service_server::{TraceService, TraceServiceServer};
     use aigw_proto::pb::trace::{TraceAck, TraceBatch, TraceRecord};
+    use aigw_proto::trace_bounds::refused_batch;
     use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::TcpListenerStream;
@@ -380,6 +380,9 @@ mod tests {
         batches: Mutex<Vec<usize>>,
         /// Streams to refuse as unavailable first.
         unavailable: AtomicU32,
+        /// Streams to end first with `InvalidArgument` but no marker, as a
+        /// proxy between the planes might.
+        proxy_refusals: AtomicU32,
     }
 
     #[derive(Clone)]
@@ -419,13 +422,25 @@ mod tests {
             let cp = self.0.clone();
             tokio::spawn(async move {
                 while let Ok(Some(batch)) = inbound.message().await {
+                    let proxy =
+                        cp.proxy_refusals
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                    if proxy.is_ok() {
+                        // What a proxy might end the stream with mid-way.
+                        let _ = tx
+                            .send(Err(Status::invalid_argument("upstream reset")))
+                            .await;
+                        return;
+                    }
                     lock(&cp.batches).push(batch.records.len());
                     let n = batch.records.len();
                     if n > MAX_BATCH_RECORDS {
                         let msg = format!(
                             "a trace batch holds at most {MAX_BATCH_RECORDS} records (got {n})"
                         );
-                        let _ = tx.send(Err(Status::invalid_argument(msg))).await;
+                        let _ = tx
+                            .send(Err(refused_batch(Status::invalid_argument(msg))))
+                            .await;
                         return;
                     }
                     if batch
@@ -433,7 +448,9 @@ mod tests {
                         .iter()
                         .any(|r| r.request_id.starts_with("poison"))
                     {
-                        let _ = tx.send(Err(Status::invalid_argument("poison"))).await;
+                        let _ = tx
+                            .send(Err(refused_batch(Status::invalid_argument("poison"))))
+                            .await;
                         return;
                     }
                     let (stored, duplicates) = {
@@ -670,24 +687,34 @@ mod tests {
         );
     }
 
-    /// An unavailable control plane is waited for, nothing set aside.
+    /// An unavailable control plane is waited for, and `InvalidArgument`
+    /// without the control plane's marker (a proxy on the way said it) is
+    /// retried like any failure: nothing is set aside, every record is
+    /// stored once.
     #[tokio::test]
     async fn transient_errors_are_retried_not_set_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let recs = ids("later", 3);
-        write_segment(dir.path(), 1, &recs);
-        let cp = Cp {
+        let unavailable = Cp {
             unavailable: AtomicU32::new(2),
             ..Default::default()
         };
-        let s = Shipping::start(dir.path(), cp).await;
-        spool_becomes(dir.path(), &[]).await;
-        assert_stored_once(&s, &[recs]);
-        assert_eq!(s.counter("aigw_trace_ship_errors_total"), 2);
-        assert!(
-            !s.metrics
-                .render()
-                .contains("aigw_trace_segments_set_aside_total")
-        );
+        let proxied = Cp {
+            proxy_refusals: AtomicU32::new(2),
+            ..Default::default()
+        };
+        for (name, cp) in [("later", unavailable), ("proxied", proxied)] {
+            let dir = tempfile::tempdir().unwrap();
+            let recs = ids(name, 3);
+            write_segment(dir.path(), 1, &recs);
+            let s = Shipping::start(dir.path(), cp).await;
+            spool_becomes(dir.path(), &[]).await;
+            assert_stored_once(&s, &[recs]);
+            assert_eq!(s.counter("aigw_trace_ship_errors_total"), 2, "{name}");
+            assert!(
+                !s.metrics
+                    .render()
+                    .contains("aigw_trace_segments_set_aside_total"),
+                "{name}"
+            );
+        }
     }
 }
