@@ -135,7 +135,9 @@ pub struct Config {
     #[arg(long, env = "AIGW_REDIS_TIMEOUT_MS", default_value_t = 250)]
     pub redis_timeout_ms: u64,
 
-    /// Most bytes of undelivered traces kept on disk; the oldest go first.
+    /// Most bytes of undelivered traces kept on disk in sealed segments;
+    /// the oldest go first. The segment being written and the spare made
+    /// ahead reserve 5 MiB each beside it.
     #[arg(long, env = "AIGW_TRACE_SPOOL_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub trace_spool_max_bytes: u64,
 
