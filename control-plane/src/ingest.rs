@@ -8,7 +8,7 @@
 
 use aigw_proto::pb::trace::trace_service_server::TraceService;
 use aigw_proto::pb::trace::{Attempt, TraceAck, TraceBatch, TraceRecord};
-use aigw_proto::trace_bounds::{MAX_BATCH_RECORDS, MAX_TOKENS, refused_batch};
+use aigw_proto::trace_bounds::{MAX_BATCH_RECORDS, MAX_TOKENS, mark_refusals, refused_batch};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -60,7 +60,9 @@ impl TraceService for TraceSvc {
             (self.checker.clone(), self.oauth.clone()),
             self.budgets.clone(),
         ));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let mut resp = Response::new(ReceiverStream::new(rx));
+        mark_refusals(resp.metadata_mut());
+        Ok(resp)
     }
 }
 

@@ -67,21 +67,27 @@ async fn a_batch_that_does_not_decode_is_refused_not_dropped_silently() {
         seq: 1,
         records: vec![good, bad],
     };
-    let mut acks = grpc
+    let resp = grpc
         .streaming(
             as_node(tokio_stream::iter(vec![batch]), NODE_TOKEN, "n1"),
             http::uri::PathAndQuery::from_static("/aigw.trace.v1.TraceService/Report"),
             tonic_prost::ProstCodec::<Bytes, aigw_proto::pb::trace::TraceAck>::default(),
         )
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    // The answer's headers say refusals are marked (a data plane trusts
+    // only marked ones then).
+    assert!(aigw_proto::trace_bounds::refusals_marked(resp.metadata()));
+    let mut acks = resp.into_inner();
     let e = acks.message().await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e}");
     assert!(e.message().contains("does not decode"), "{e}");
     // Marked as the control plane's own refusal, which alone makes a data
     // plane set the batch aside.
-    assert!(aigw_proto::trace_bounds::is_refused_batch(&e), "{e:?}");
+    assert!(
+        aigw_proto::trace_bounds::is_refused_batch(&e, true),
+        "{e:?}"
+    );
     let stored = server.db().run(crate::db::traces::count).await.unwrap();
     assert_eq!(stored, 0, "nothing of the batch is stored");
     server.stop().await;
@@ -113,7 +119,10 @@ async fn what_a_node_says_of_its_traces_is_bounded() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e}");
-    assert!(aigw_proto::trace_bounds::is_refused_batch(&e), "{e:?}");
+    assert!(
+        aigw_proto::trace_bounds::is_refused_batch(&e, true),
+        "{e:?}"
+    );
     let db = server.db();
     let stored = db.run(crate::db::traces::count).await.unwrap();
     assert_eq!(stored, 0);

@@ -27,16 +27,40 @@ pub fn refused_batch(mut status: tonic::Status) -> tonic::Status {
     status
 }
 
-/// Whether `status` is the control plane's refusal of a batch (a refusing
-/// code, marked by [`refused_batch`]).
-pub fn is_refused_batch(status: &tonic::Status) -> bool {
-    matches!(
+/// Sent (as `marked`) in the headers of the control plane's answer to a
+/// trace stream: this control plane marks its refusals ([`BATCH_REFUSED`]).
+/// A data plane talking to one that does not say so (an older version)
+/// goes by the code alone, as it always did, rather than resending a batch
+/// that will never be taken, with every later trace behind it.
+pub const REFUSALS_MARKED: &str = "aigw-trace-refusals";
+
+/// `meta` (a trace stream answer's headers) says refusals are marked.
+pub fn refusals_marked(meta: &tonic::metadata::MetadataMap) -> bool {
+    meta.get(REFUSALS_MARKED).is_some_and(|v| v == "marked")
+}
+
+/// Says, in a trace stream answer's headers, that refusals are marked.
+pub fn mark_refusals(meta: &mut tonic::metadata::MetadataMap) {
+    meta.insert(
+        REFUSALS_MARKED,
+        tonic::metadata::MetadataValue::from_static("marked"),
+    );
+}
+
+/// Whether `status` is the control plane's refusal of a batch: a refusing
+/// code, marked by [`refused_batch`] when the control plane said it marks
+/// them (`marked`, from [`refusals_marked`]).
+pub fn is_refused_batch(status: &tonic::Status, marked: bool) -> bool {
+    let refusing = matches!(
         status.code(),
         tonic::Code::InvalidArgument | tonic::Code::OutOfRange
-    ) && status
-        .metadata()
-        .get(BATCH_REFUSED)
-        .is_some_and(|v| v == "1")
+    );
+    refusing
+        && (!marked
+            || status
+                .metadata()
+                .get(BATCH_REFUSED)
+                .is_some_and(|v| v == "1"))
 }
 
 /// The most tokens one request counts (10^12): a data plane settles budgets

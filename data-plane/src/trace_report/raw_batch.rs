@@ -28,10 +28,12 @@ const REPORT: &str = "/aigw.trace.v1.TraceService/Report";
 
 /// Opens `TraceService.Report` with raw batches: what the generated
 /// client's `report` does, with this message type.
+/// Opens the trace stream: the acks, and whether the control plane marks
+/// its refusals (`trace_bounds::refusals_marked`).
 pub async fn report(
     channel: AuthedChannel,
     batches: impl Stream<Item = RawBatch> + Send + 'static,
-) -> Result<Streaming<TraceAck>, tonic::Status> {
+) -> Result<(Streaming<TraceAck>, bool), tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
@@ -45,7 +47,8 @@ pub async fn report(
     let resp = grpc
         .streaming(req, PathAndQuery::from_static(REPORT), codec)
         .await?;
-    Ok(resp.into_inner())
+    let marked = aigw_proto::trace_bounds::refusals_marked(resp.metadata());
+    Ok((resp.into_inner(), marked))
 }
 
 #[cfg(test)]

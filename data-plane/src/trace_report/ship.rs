@@ -119,11 +119,12 @@ struct Loaded {
 }
 
 /// Whether the control plane refused a batch for what it holds (so it
-/// would refuse it again), rather than failing for a while. Only its own
-/// marked refusal counts: the same codes from a proxy on the way are
-/// retried like any failure (`trace_bounds::BATCH_REFUSED`).
-fn refused(status: &tonic::Status) -> bool {
-    aigw_proto::trace_bounds::is_refused_batch(status)
+/// would refuse it again), rather than failing for a while. From a control
+/// plane that marks its refusals (`marked`), only a marked one counts: the
+/// same codes from a proxy on the way are retried like any failure
+/// (`trace_bounds::BATCH_REFUSED`).
+fn refused(status: &tonic::Status, marked: bool) -> bool {
+    aigw_proto::trace_bounds::is_refused_batch(status, marked)
 }
 
 /// Cuts a segment's records (each one's encoding) into batches the
@@ -224,7 +225,7 @@ async fn session(
     acked: &mut bool,
 ) -> Result<(), ShipError> {
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<RawBatch>(MAX_IN_FLIGHT);
-    let mut acks = report(channel.clone(), ReceiverStream::new(out_rx)).await?;
+    let (mut acks, marked) = report(channel.clone(), ReceiverStream::new(out_rx)).await?;
     // Segments read in this connection (always the oldest of the backlog).
     let mut loaded: BTreeMap<u64, Loaded> = BTreeMap::new();
     let mut last_loaded: Option<u64> = None;
@@ -323,7 +324,7 @@ async fn session(
                     }
                 }
                 Ok(None) => return Err(ShipError::Closed),
-                Err(status) if refused(&status) && in_flight.len() == 1 => {
+                Err(status) if refused(&status, marked) && in_flight.len() == 1 => {
                     // The one batch in flight is the refused one.
                     let seq = in_flight.front().map_or(0, |(s, _)| *s);
                     tracing::error!(seq, %status, "the control plane refused a trace batch");
@@ -333,7 +334,7 @@ async fn session(
                     }
                     return Err(status.into());
                 }
-                Err(status) if refused(&status) && !in_flight.is_empty() => {
+                Err(status) if refused(&status, marked) && !in_flight.is_empty() => {
                     state.suspects.extend(in_flight.iter().map(|(s, _)| *s));
                     tracing::warn!(%status, suspects = state.suspects.len(), "the control plane refused one of the trace batches in flight; resending them one at a time");
                     return Err(status.into());
@@ -383,6 +384,9 @@ mod tests {
         /// Streams to end first with `InvalidArgument` but no marker, as a
         /// proxy between the planes might.
         proxy_refusals: AtomicU32,
+        /// A control plane from before refusals were marked: it neither
+        /// says it marks them nor marks them.
+        unmarked: bool,
     }
 
     #[derive(Clone)]
@@ -420,6 +424,8 @@ mod tests {
                 }
             });
             let cp = self.0.clone();
+            let refuse = move |st: Status| if cp.unmarked { st } else { refused_batch(st) };
+            let cp = self.0.clone();
             tokio::spawn(async move {
                 while let Ok(Some(batch)) = inbound.message().await {
                     let proxy =
@@ -438,9 +444,7 @@ mod tests {
                         let msg = format!(
                             "a trace batch holds at most {MAX_BATCH_RECORDS} records (got {n})"
                         );
-                        let _ = tx
-                            .send(Err(refused_batch(Status::invalid_argument(msg))))
-                            .await;
+                        let _ = tx.send(Err(refuse(Status::invalid_argument(msg)))).await;
                         return;
                     }
                     if batch
@@ -449,7 +453,7 @@ mod tests {
                         .any(|r| r.request_id.starts_with("poison"))
                     {
                         let _ = tx
-                            .send(Err(refused_batch(Status::invalid_argument("poison"))))
+                            .send(Err(refuse(Status::invalid_argument("poison"))))
                             .await;
                         return;
                     }
@@ -477,7 +481,11 @@ mod tests {
                     }
                 }
             });
-            Ok(Response::new(ReceiverStream::new(rx)))
+            let mut resp = Response::new(ReceiverStream::new(rx));
+            if !self.0.unmarked {
+                aigw_proto::trace_bounds::mark_refusals(resp.metadata_mut());
+            }
+            Ok(resp)
         }
     }
 
@@ -609,6 +617,18 @@ mod tests {
     /// and counted, and every other segment ships, each record stored once.
     #[tokio::test]
     async fn a_refused_segment_is_set_aside_and_the_rest_ships() {
+        // A control plane that marks its refusals, and one from before
+        // (its refusals go by their code, as they always did).
+        for unmarked in [false, true] {
+            refused_segment_set_aside(Cp {
+                unmarked,
+                ..Default::default()
+            })
+            .await;
+        }
+    }
+
+    async fn refused_segment_set_aside(cp: Cp) {
         let dir = tempfile::tempdir().unwrap();
         let one = ids("one", 5);
         let mut bad = ids("bad", 3);
@@ -618,7 +638,7 @@ mod tests {
         write_segment(dir.path(), 2, &bad);
         write_segment(dir.path(), 3, &three);
         write_segment(dir.path(), 4, &four);
-        let s = Shipping::start(dir.path(), Cp::default()).await;
+        let s = Shipping::start(dir.path(), cp).await;
         spool_becomes(dir.path(), &["00000000000000000002.seg.bad"]).await;
         assert_stored_once(&s, &[one, three, four]);
         assert_eq!(
