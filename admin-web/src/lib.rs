@@ -85,4 +85,6 @@ pub fn app(state: AppState) -> Router {
 }
 
 #[cfg(test)]
+mod https_cookie_tests;
+#[cfg(test)]
 mod tests;

@@ -88,6 +88,20 @@ fn session_cookie(
     )
 }
 
+/// Sets (or clears) the session cookie. Where cookies are `Secure` the
+/// plain-named one a browser may still hold from before they were
+/// `__Host-` named (or one planted) is cleared beside it: it is no longer
+/// read, and would otherwise linger with its token for its 12 hours.
+fn with_session_cookie(h: &mut HeaderMap, cookie: HeaderValue, secure: bool) {
+    h.append(header::SET_COOKIE, cookie);
+    if secure {
+        h.append(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, "", "/", "Strict", 0, false),
+        );
+    }
+}
+
 /// Signs in with a username and password; sets the session cookie.
 /// The control plane throttles failures per source, so the browser's
 /// address goes with the call: a stranger's guesses then lock out only the
@@ -121,7 +135,9 @@ pub async fn login(
         user: r.user.unwrap_or_default(),
         expires_at_ms: r.expires_at_ms,
     };
-    Ok(([(header::SET_COOKIE, cookie)], Json(session)).into_response())
+    let mut resp = Json(session).into_response();
+    with_session_cookie(resp.headers_mut(), cookie, secure(&s, &headers));
+    Ok(resp)
 }
 
 /// Ends the session (on the control plane, not only in this browser).
@@ -139,7 +155,9 @@ pub async fn logout(
         .await?
         .into_inner();
     let clear = set_cookie(SESSION_COOKIE, "", "/", "Strict", 0, secure(&s, &headers));
-    Ok(([(header::SET_COOKIE, clear)], Json(r)).into_response())
+    let mut resp = Json(r).into_response();
+    with_session_cookie(resp.headers_mut(), clear, secure(&s, &headers));
+    Ok(resp)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -388,7 +406,7 @@ pub async fn oidc_callback(
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, clear_state);
     h.append(header::SET_COOKIE, clear_next);
-    h.append(header::SET_COOKIE, session);
+    with_session_cookie(h, session, https);
     resp
 }
 
