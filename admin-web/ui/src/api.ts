@@ -48,9 +48,16 @@ let onUnauthenticated: () => void = () => {};
 export function setUnauthenticatedHandler(f: () => void) {
   onUnauthenticated = f;
 }
+/** Set when the admin signs out: a 401 to a call still in flight then is
+ *  the sign-out's own, not a session that ended, and must not send the
+ *  page to "your session ended" after (or instead of) the sign-in page. */
+let signingOut = false;
+export function signOutStarted() {
+  signingOut = true;
+}
 /** What a 401 from the API does (sign-in), for a caller that learnt it otherwise. */
 export function sessionEnded() {
-  onUnauthenticated();
+  if (!signingOut) onUnauthenticated();
 }
 
 async function call<T>(method: string, path: string, body?: unknown, extra?: Record<string, string>): Promise<T> {
@@ -78,7 +85,7 @@ async function call<T>(method: string, path: string, body?: unknown, extra?: Rec
     } catch {
       /* not JSON */
     }
-    if (resp.status === 401 && !path.startsWith('/api/auth/login')) onUnauthenticated();
+    if (resp.status === 401 && !path.startsWith('/api/auth/login')) sessionEnded();
     throw new ApiError(resp.status, code, message);
   }
   return (await resp.json()) as T;

@@ -3,7 +3,7 @@
 // the API would refuse.
 import { createContext, useContext, type ReactNode } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api } from './api';
+import { api, signOutStarted } from './api';
 import type { Caller } from './types';
 
 interface Auth {
@@ -35,6 +35,7 @@ export function AuthProvider({ me, children }: { me: Caller; children: ReactNode
     me,
     can: (m) => canCall(me, m),
     signOut: async () => {
+      signOutStarted();
       try {
         await api.logout();
       } finally {
