@@ -423,8 +423,8 @@ mod tests {
                     }
                 }
             });
-            let cp = self.0.clone();
-            let refuse = move |st: Status| if cp.unmarked { st } else { refused_batch(st) };
+            let unmarked = self.0.unmarked;
+            let refuse = move |st: Status| if unmarked { st } else { refused_batch(st) };
             let cp = self.0.clone();
             tokio::spawn(async move {
                 while let Ok(Some(batch)) = inbound.message().await {

@@ -106,8 +106,13 @@ pub fn answer_usage<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
     if !raw.starts_with('{') {
         return None;
     }
-    // A usage with a repeated key (serde's structs refuse one) is read
-    // through a `Value`, which keeps each key's last value.
+    usage_text(raw)
+}
+
+/// A usage object's text as `U`, read in place. One with a repeated key
+/// (serde's structs refuse one) is read through a `Value`, which keeps
+/// each key's last value, so one odd vendor does not bill as zero.
+pub fn usage_text<U: DeserializeOwned>(raw: &str) -> Option<U> {
     serde_json::from_str::<U>(raw).ok().or_else(|| {
         serde_json::from_str::<Value>(raw)
             .ok()

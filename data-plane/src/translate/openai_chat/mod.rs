@@ -211,17 +211,11 @@ impl From<WireUsage> for Usage {
 }
 
 /// An OpenAI `usage` object's text → IR usage (anything else counts
-/// nothing). Read in place; an object with a repeated key, which serde's
-/// struct refuses, is read through a `Value` (the last value of each key
-/// counts, as it always did), so one odd vendor does not bill as zero.
+/// nothing; see [`wire::usage_text`]).
 pub fn usage_from(u: &str) -> Usage {
-    serde_json::from_str::<WireUsage>(u)
+    wire::usage_text::<WireUsage>(u)
         .map(Into::into)
-        .unwrap_or_else(|_| {
-            serde_json::from_str::<serde_json::Value>(u)
-                .map(|v| wire::usage_of::<WireUsage>(&v))
-                .unwrap_or_default()
-        })
+        .unwrap_or_default()
 }
 
 #[derive(Serialize)]
