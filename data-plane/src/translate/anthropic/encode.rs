@@ -262,8 +262,10 @@ fn encode_messages(req: &ChatRequest) -> Result<Vec<MessageOut<'_>>, Unsupported
         let mut blocks = Vec::new();
         for p in &m.content {
             match (p, m.role) {
-                // Anthropic rejects empty text blocks.
-                (Part::Text(t) | Part::Refusal(t), _) if t.is_empty() => {}
+                // Anthropic rejects text blocks of nothing or of whitespace
+                // only (400), which other models write beside their calls
+                // ("\n\n") and apps send back as history.
+                (Part::Text(t) | Part::Refusal(t), _) if t.trim().is_empty() => {}
                 (Part::Text(t) | Part::Refusal(t), _) => blocks.push(BlockOut::Text { text: t }),
                 (Part::Image(img), _) => blocks.push(image_block(img)),
                 (

@@ -35,6 +35,16 @@ pub(super) fn fit_sampling(req: &mut ChatRequest) {
     if let Some(t) = req.temperature.as_mut() {
         *t = t.clamp(0.0, 1.0);
     }
+    // Anthropic answers 400 to a stop sequence of whitespace only ("each
+    // stop sequence must contain non-whitespace"), which OpenAI and Gemini
+    // take (`stop: ["\n"]` for one-line answers): left out and named, so
+    // a strict route refuses rather than answering past the line.
+    let before = req.stop.len();
+    req.stop.retain(|s| !s.trim().is_empty());
+    if req.stop.len() != before {
+        let field = req.stop_field();
+        req.dropped.hint(field);
+    }
 }
 
 /// Least `budget_tokens` Anthropic takes.

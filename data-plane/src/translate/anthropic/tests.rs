@@ -501,6 +501,26 @@ fn response_roundtrip_and_to_openai() {
     );
 }
 
+/// Anthropic answers 400 "text content blocks must contain non-whitespace
+/// text" (https://github.com/anthropics/claude-code/issues/23440). Other
+/// models write "\n\n" beside their calls, and the app sends that turn
+/// back: it is left out, and the call still goes.
+#[test]
+fn whitespace_only_text_is_not_sent_as_a_block() {
+    let body = br#"{"model":"claude-sonnet-4-5","messages":[
+        {"role":"user","content":"Weather in Paris?"},
+        {"role":"assistant","content":"\n\n","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},
+        {"role":"tool","tool_call_id":"call_1","content":"18C"}
+    ],"tools":[{"type":"function","function":{"name":"weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#;
+    let mut req = crate::translate::decode_request(crate::translate::Format::OpenAiChat, body, None, false).unwrap();
+    let out = encode_request(&mut req).unwrap();
+    assert_eq!(
+        out["messages"][1]["content"],
+        json!([{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}]),
+        "{out}"
+    );
+}
+
 /// Sampling and output caps, in their own file (this one is long enough).
 mod limits;
 /// One tool call at a time, to and from the other formats.

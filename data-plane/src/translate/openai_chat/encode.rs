@@ -226,7 +226,13 @@ pub(super) fn request_body_in(
                 },
             })
             .collect(),
-        tool_choice: req.tool_choice.as_ref().map(|tc| match tc {
+        // OpenAI answers 400 to a `tool_choice` without `tools`, which an
+        // app whose only tools were hosted ones left out (web search) sends
+        // with `auto` or `none`: with no tools those say nothing.
+        tool_choice: req.tool_choice.as_ref().and_then(|tc| match tc {
+            ToolChoice::Auto | ToolChoice::None if req.tools.is_empty() => None,
+            tc => Some(tc),
+        }).map(|tc| match tc {
             ToolChoice::Auto => ToolChoiceOut::Mode("auto"),
             ToolChoice::None => ToolChoiceOut::Mode("none"),
             ToolChoice::Required => ToolChoiceOut::Mode("required"),

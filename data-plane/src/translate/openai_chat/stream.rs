@@ -188,6 +188,18 @@ impl StreamDecoder for Decoder {
             });
             return;
         }
+        // Azure opens its streams with the prompt's filter results: a chunk
+        // with no id, no model and no choices, which starts nothing (the
+        // answer's id and model come with the next).
+        let prelude = || {
+            c.id.as_deref().is_none_or(str::is_empty)
+                && c.model.as_deref().is_none_or(str::is_empty)
+                && c.choices.as_ref().is_none_or(|c| c.is_empty())
+                && c.usage.0.is_none()
+        };
+        if !self.started && prelude() {
+            return;
+        }
         if !self.started {
             self.started = true;
             self.stream_id = c.id.unwrap_or_default().into_owned();

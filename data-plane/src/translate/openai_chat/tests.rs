@@ -591,6 +591,64 @@ fn codex_function_output_with_an_image_is_answered_by_openai_chat() {
     );
 }
 
+/// OpenAI answers 400 "'tool_choice' is only allowed when 'tools' are
+/// specified". An app whose only tools are hosted ones the translation
+/// leaves out (Anthropic's web search, Gemini's googleSearch) sends no
+/// `tool_choice` on; a forced call still fails as it should.
+#[test]
+fn tool_choice_without_tools_is_not_sent() {
+    use crate::translate::{Format, decode_request, encode_request};
+    let anthropic = br#"{"model":"gpt-4o","max_tokens":100,
+        "tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3}],
+        "tool_choice":{"type":"auto"},
+        "messages":[{"role":"user","content":"News today?"}]}"#;
+    let gemini = br#"{"contents":[{"role":"user","parts":[{"text":"News today?"}]}],
+        "tools":[{"googleSearch":{}}],
+        "toolConfig":{"functionCallingConfig":{"mode":"NONE"}}}"#;
+    for (fmt, body) in [(Format::Anthropic, &anthropic[..]), (Format::Gemini, &gemini[..])] {
+        let mut req = decode_request(fmt, body, Some("gpt-4o"), false).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_slice(&encode_request(Format::OpenAiChat, &mut req).unwrap()).unwrap();
+        assert!(out.get("tools").is_none() && out.get("tool_choice").is_none(), "{fmt:?}: {out}");
+    }
+    let mut with_tool = decode_request(
+        Format::Anthropic,
+        br#"{"model":"gpt-4o","max_tokens":9,"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"auto"},"messages":[{"role":"user","content":"hi"}]}"#,
+        None,
+        false,
+    )
+    .unwrap();
+    let out: serde_json::Value =
+        serde_json::from_slice(&encode_request(Format::OpenAiChat, &mut with_tool).unwrap()).unwrap();
+    assert_eq!(out["tool_choice"], "auto", "{out}");
+}
+
+/// Azure OpenAI opens every stream with the prompt's filter results, a
+/// chunk with no id, model or choices
+/// (https://github.com/pydantic/pydantic-ai/issues/797): the answer's id
+/// and model come from the next chunk, not blanks from that one.
+#[test]
+fn azure_prompt_filter_chunk_starts_nothing() {
+    let up = concat!(
+        "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\",\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{}}]}\n\n",
+        "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let evs = crate::translate::testkit::decode_with(Decoder::default(), up.as_bytes(), []);
+    assert_eq!(
+        evs,
+        vec![
+            StreamEvent::Start {
+                id: "chatcmpl-9".into(),
+                model: "gpt-4o-2024-08-06".into()
+            },
+            StreamEvent::TextDelta("Hi".into()),
+            StreamEvent::Finish(StopReason::EndTurn),
+        ]
+    );
+}
+
 /// Answers of calls that end with `stop`, streams cut short.
 mod endings;
 /// What OpenAI refuses that other formats' apps send.

@@ -241,3 +241,23 @@ fn an_explicit_cap_is_lowered_only_for_a_model_known_exactly() {
     assert_eq!(cap("claude-opus-4-7", None), Some(32_000));
     assert_eq!(cap("claude-sonnet-4-7", None), Some(64_000));
 }
+
+/// Anthropic answers 400 "each stop sequence must contain non-whitespace"
+/// (https://github.com/BerriAI/litellm/issues/3286) to `stop: ["\n"]`,
+/// which OpenAI takes for one-line answers: it is left out and named (a
+/// strict route refuses), and the other sequences still go.
+#[test]
+fn whitespace_only_stop_sequences_are_left_out_and_named() {
+    let body = br#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"Name a colour."}],"stop":["\n"," \t","END"]}"#;
+    let mut req = crate::translate::decode_request(Format::OpenAiChat, body, None, false).unwrap();
+    let out = encode_request(&mut req).unwrap();
+    assert_eq!(out["stop_sequences"], json!(["END"]), "{out}");
+    assert_eq!(dropped(&req.dropped), [("stop", false)]);
+    // Only whitespace: no `stop_sequences` at all.
+    let body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"stopSequences":["\n"]}}"#;
+    let mut req = gemini::decode_request(body, "claude-sonnet-4-5", false).unwrap();
+    let out = encode_request(&mut req).unwrap();
+    assert!(out.get("stop_sequences").is_none(), "{out}");
+    assert_eq!(dropped(&req.dropped), [("generationConfig.stopSequences", false)]);
+}
+
