@@ -84,6 +84,7 @@ fn svc(db: Db) -> AdminSvc {
         trusted_proxies: Arc::from(Vec::new()),
         checker: control_plane::health::Checker::detached(),
         oauth: control_plane::oauth::Handle::detached().expect("oauth"),
+        budgets: control_plane::budgets::Budgets::detached(),
     }
 }
 

@@ -475,7 +475,7 @@ pub async fn serve(
         writer: crate::trace_writer::TraceWriter::spawn(p.db.clone(), budgets.clone()),
         nodes: p.nodes.clone(),
         checker: checker.clone(),
-        budgets,
+        budgets: budgets.clone(),
         oauth: refresher.clone(),
         shutdown: shutdown_rx.clone(),
         signal: traces_stored.clone(),
@@ -494,6 +494,7 @@ pub async fn serve(
             http: p.outbound.clone(),
             refresher,
         },
+        budgets,
     };
     // Services whose every call needs a caller: authenticated before their
     // messages are read. The two with public calls (Login, SSO sign-in)

@@ -111,6 +111,38 @@ def test_user_and_team_budgets_hold_across_keys_and_people(stack: Gateway, chann
     ok = call(urls[0], stack.app_key)
     assert ok.status_code == 200 and "x-ratelimit-limit-requests" not in ok.headers
 
+    # Budgets and keys list what they used today, as the stored traces say
+    # (the refused calls cost nothing): per region, as their limits count.
+    def traced(names: list[str], count: int) -> tuple[int, float, set[str]] | None:
+        ts = [t for n in names for t in root.call(root.insight.ListTraces,
+                                                   pb.insight_pb2.TraceQuery(client_key=n)).traces]
+        if len(ts) != count:
+            return None
+        return (sum(t.input_tokens + t.output_tokens for t in ts), sum(t.cost for t in ts),
+                {t.region for t in ts if t.status == 200})
+
+    def used(info: Any) -> tuple[int, float, set[str]]:
+        return (sum(u.tokens_today for u in info.used), sum(u.cost_today for u in info.used),
+                {u.region for u in info.used})
+
+    def budgets_match() -> bool | None:
+        listed = {b.subject: b for b in root.call(root.admin.ListBudgets, pb.admin_pb2.ListRequest()).budgets}
+        # ann: 2 answered, 3 refused; the team: 3 answered, 1 refused.
+        want = {"user:ann": traced(["ann-1", "ann-2"], 5), "team:research": traced(["ben-1", "cal-1"], 4)}
+        for subject, w in want.items():
+            if w is None or used(listed[subject]) != (w[0], pytest.approx(w[1]), w[2]):
+                return None
+            assert w[0] > 0 and len(w[2]) == 1, w
+            [u] = listed[subject].used
+            assert u.cost_this_month == pytest.approx(u.cost_today) and u.cost_today > 0
+        return True
+
+    eventually(budgets_match, what="budgets list the use the traces show")
+    [k] = [k for k in root.call(root.admin.ListClientKeys, pb.admin_pb2.ListRequest()).client_keys
+           if k.name == "ann-1"]
+    one = traced(["ann-1"], 2)
+    assert one is not None and one[0] > 0 and used(k) == (one[0], pytest.approx(one[1]), one[2]), (k.used, one)
+
 
 def test_no_overrun_under_64_concurrent_streams_some_abandoned(stack: Gateway, redis_url) -> None:
     url, _ = redis_url

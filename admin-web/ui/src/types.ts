@@ -1,6 +1,10 @@
 // The JSON API's shapes (see /api/openapi.json): the Admin API's messages
 // with their proto field names.
 
+import type { BudgetUse } from './budgetUse';
+
+export type { BudgetUse };
+
 export interface ApiErrorBody {
   error: { code: string; message: string };
 }
@@ -124,6 +128,8 @@ export interface ClientKeyInfo extends KeyLimits {
   owner: string;
   revoked: boolean;
   revoked_at_ms: number;
+  /** Used today and this month: one entry if global, else per region. */
+  used: BudgetUse[];
 }
 
 export interface ClientKeySpec extends KeyLimits {
@@ -354,6 +360,8 @@ export interface BudgetInfo {
   subject: string;
   limits: BudgetLimits | null;
   updated_at_ms: number;
+  /** What its keys used today and this month: one entry if global, else per region. */
+  used: BudgetUse[];
 }
 
 export interface TeamInfo {

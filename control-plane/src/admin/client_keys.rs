@@ -465,6 +465,8 @@ pub fn list(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<ClientK
                 created_at_ms: k.created_at_ms,
                 revoked: k.revoked_at_ms != 0,
                 revoked_at_ms: k.revoked_at_ms,
+                // Filled by the caller, from the budgets' ledger.
+                used: Vec::new(),
             })
         })
         .collect()

@@ -70,6 +70,8 @@ pub struct AdminSvc {
     pub checker: crate::health::Checker,
     /// Token endpoints and the refresher, for the OAuth calls.
     pub oauth: crate::oauth::Handle,
+    /// What keys used today and this month, shown beside their limits.
+    pub budgets: crate::budgets::Budgets,
 }
 
 /// What a mutation did, for the audit log. `detail` never holds a secret.

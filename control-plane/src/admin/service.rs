@@ -11,6 +11,8 @@ use aigw_proto::pb::admin::{
     OAuthTemplateSpec, PriceList, PriceSpec, ProviderList, ProviderSpec, RevokeResult, RouteList,
     RouteSpec, TeamInfo, TeamList, TeamSpec, UpsertResult, WebhookInfo, WebhookList, WebhookSpec,
 };
+use std::collections::HashMap;
+
 use tonic::{Request, Response, Status};
 
 use super::rbac::{self, Target};
@@ -200,9 +202,13 @@ impl AdminService for AdminSvc {
         request: Request<ListRequest>,
     ) -> Result<Response<ClientKeyList>, Status> {
         let (_, access) = self.caller(&request, rbac::LIST_CLIENT_KEYS).await?;
-        let client_keys = self
+        let mut client_keys = self
             .read(move |conn| client_keys::list(conn, access.owner()))
             .await?;
+        let usage = self.budgets.usage_now();
+        for k in &mut client_keys {
+            k.used = usage.scoped([k.id.as_str()], k.global);
+        }
         Ok(Response::new(ClientKeyList { client_keys }))
     }
 
@@ -505,12 +511,22 @@ impl AdminService for AdminSvc {
         request: Request<ListRequest>,
     ) -> Result<Response<BudgetList>, Status> {
         self.caller(&request, rbac::LIST_BUDGETS).await?;
-        let budgets = self
+        // Whose keys count toward each budget: the snapshot's view, the
+        // one the data planes enforce.
+        let snap = self.publisher.current();
+        let mut keys_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        for k in snap.keys.iter() {
+            for b in &k.budgets {
+                keys_of.entry(b.as_str()).or_default().push(k.id.as_str());
+            }
+        }
+        let usage = self.budgets.usage_now();
+        let rows = self
             .read(|conn| {
                 let names = client_keys::usernames(conn)?;
                 let teams = super::users::team_names(conn)?;
                 Ok(crate::db::budgets::list_budgets(conn)?
-                    .iter()
+                    .into_iter()
                     .map(|b| {
                         let subject = match b.subject.split_once(':') {
                             Some(("user", id)) => {
@@ -521,15 +537,26 @@ impl AdminService for AdminSvc {
                             }
                             _ => b.subject.clone(),
                         };
-                        BudgetInfo {
+                        let limits = budgets::Stored::from(&b);
+                        let info = BudgetInfo {
                             subject,
-                            limits: Some(budgets::Stored::from(b).to_admin()),
                             updated_at_ms: b.updated_at_ms,
-                        }
+                            used: Vec::new(),
+                            limits: Some(limits.to_admin()),
+                        };
+                        (b.subject, limits.global, info)
                     })
-                    .collect())
+                    .collect::<Vec<_>>())
             })
             .await?;
+        let budgets = rows
+            .into_iter()
+            .map(|(id, global, mut info)| {
+                let keys = keys_of.get(id.as_str()).into_iter().flatten().copied();
+                info.used = usage.scoped(keys, global);
+                info
+            })
+            .collect();
         Ok(Response::new(BudgetList { budgets }))
     }
 

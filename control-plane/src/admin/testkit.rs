@@ -36,6 +36,7 @@ pub fn svc_on(db: Db) -> AdminSvc {
         trusted_proxies: Arc::from(Vec::new()),
         checker: crate::health::Checker::detached(),
         oauth: crate::oauth::Handle::detached().unwrap(),
+        budgets: crate::budgets::Budgets::detached(),
     }
 }
 

@@ -35,10 +35,18 @@ impl Used {
 
     /// Adds sums made by [`Used::add`] (their cost is finite or was
     /// built only of finite, positive parts).
-    fn merge(&mut self, o: Used) {
+    pub fn merge(&mut self, o: Used) {
         self.tokens = self.tokens.saturating_add(o.tokens);
         self.cost += o.cost;
     }
+}
+
+/// One region's use today and this month.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegionUse {
+    pub region: String,
+    pub today: Used,
+    pub month: Used,
 }
 
 /// (client key id, region, day since the epoch) → usage.
@@ -165,6 +173,34 @@ impl Ledger {
         out
     }
 
+    /// Every key's use per region, today and over the days
+    /// `month_from..=today`, in one pass over the ledger (listing 100,000
+    /// keys must not look each one up in the whole ledger).
+    pub fn per_key(&self, today: i64, month_from: i64) -> HashMap<String, Vec<RegionUse>> {
+        let mut out: HashMap<String, Vec<RegionUse>> = HashMap::new();
+        for ((key, region, day), used) in self.lock().iter() {
+            if !(month_from..=today).contains(day) {
+                continue;
+            }
+            let regions = out.entry(key.clone()).or_default();
+            let i = match regions.iter().position(|r| r.region == *region) {
+                Some(i) => i,
+                None => {
+                    regions.push(RegionUse {
+                        region: region.clone(),
+                        ..RegionUse::default()
+                    });
+                    regions.len() - 1
+                }
+            };
+            regions[i].month.merge(*used);
+            if *day == today {
+                regions[i].today.merge(*used);
+            }
+        }
+        out
+    }
+
     /// Forgets days before `from` (last month's).
     pub fn forget_before(&self, from: i64) {
         self.lock().retain(|(_, _, day), _| *day >= from);
@@ -202,5 +238,40 @@ mod tests {
             vec!["us".to_string()]
         );
         assert!(ledger.refused_in("key:k1", "rpm", today, today).is_empty());
+    }
+
+    #[test]
+    fn per_key_reads_today_and_the_month_and_nothing_older() {
+        let ledger = Ledger::default();
+        let today = 20_000;
+        let used = |tokens, cost| Used { tokens, cost };
+        {
+            let mut days = ledger.lock();
+            days.insert(("k1".into(), "eu".into(), today), used(10, 0.5));
+            days.insert(("k1".into(), "eu".into(), today - 3), used(5, 0.25));
+            days.insert(("k1".into(), "us".into(), today - 1), used(7, 1.0));
+            // Last month's: not counted.
+            days.insert(("k1".into(), "us".into(), today - 40), used(1000, 99.0));
+            days.insert(("k2".into(), "eu".into(), today - 40), used(1000, 99.0));
+        }
+        let mut got = ledger.per_key(today, today - 10);
+        assert!(!got.contains_key("k2"), "{got:?}");
+        let mut k1 = got.remove("k1").unwrap_or_default();
+        k1.sort_by(|a, b| a.region.cmp(&b.region));
+        assert_eq!(
+            k1,
+            vec![
+                RegionUse {
+                    region: "eu".into(),
+                    today: used(10, 0.5),
+                    month: used(15, 0.75),
+                },
+                RegionUse {
+                    region: "us".into(),
+                    today: Used::default(),
+                    month: used(7, 1.0),
+                },
+            ]
+        );
     }
 }

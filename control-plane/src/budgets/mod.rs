@@ -10,7 +10,7 @@ pub use alerts::{signature, webhook_context};
 pub mod leases;
 pub mod ledger;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,7 +26,8 @@ use crate::db::{Db, now_ms, write_tx};
 use crate::error::Result;
 use crate::outbound::Outbound;
 use crate::push::{Publisher, Registry};
-use ledger::{Ledger, Used};
+use aigw_proto::pb::admin::BudgetUse;
+use ledger::{Ledger, RegionUse, Used};
 
 const DAY_MS: i64 = 86_400_000;
 const TICK: Duration = Duration::from_secs(1);
@@ -84,6 +85,45 @@ impl Budgets {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Every key's use today and this month, for listings (see [`scoped`]).
+    pub fn usage_now(&self) -> UsageNow {
+        let now = now_ms();
+        UsageNow(self.ledger.per_key(now / DAY_MS, month_start_day(now)))
+    }
+}
+
+/// Each key's use per region today and this month, read once for a listing.
+pub struct UsageNow(HashMap<String, Vec<RegionUse>>);
+
+impl UsageNow {
+    /// What `keys` used together, as a budget's limits count it: the whole
+    /// when `global`, else each region (sorted by name), which has the whole
+    /// limit to itself.
+    pub fn scoped<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a str>,
+        global: bool,
+    ) -> Vec<BudgetUse> {
+        let mut regions: BTreeMap<&str, (Used, Used)> = BTreeMap::new();
+        for k in keys {
+            for r in self.0.get(k).into_iter().flatten() {
+                let scope = if global { "" } else { r.region.as_str() };
+                let (today, month) = regions.entry(scope).or_default();
+                today.merge(r.today);
+                month.merge(r.month);
+            }
+        }
+        regions
+            .into_iter()
+            .map(|(region, (today, month))| BudgetUse {
+                region: region.to_string(),
+                tokens_today: today.tokens,
+                cost_today: today.cost,
+                cost_this_month: month.cost,
+            })
+            .collect()
     }
 }
 
@@ -281,4 +321,55 @@ async fn grant_leases(ctx: &Ctx, ledger: &Ledger, subjects: &[Subject], now: i64
             Ok(())
         })
         .await
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    fn region(region: &str, today: (u64, f64), month: (u64, f64)) -> RegionUse {
+        RegionUse {
+            region: region.into(),
+            today: Used {
+                tokens: today.0,
+                cost: today.1,
+            },
+            month: Used {
+                tokens: month.0,
+                cost: month.1,
+            },
+        }
+    }
+
+    /// A global budget's use is the whole; a regional one's is each
+    /// region's, summed over the budget's keys only.
+    #[test]
+    fn a_budget_counts_its_keys_as_its_limits_do() {
+        let usage = UsageNow(HashMap::from([
+            (
+                "k1".to_string(),
+                vec![
+                    region("eu", (10, 0.5), (15, 0.75)),
+                    region("us", (0, 0.0), (7, 1.0)),
+                ],
+            ),
+            ("k2".to_string(), vec![region("eu", (1, 0.25), (1, 0.25))]),
+            ("other".to_string(), vec![region("ap", (9, 9.0), (9, 9.0))]),
+        ]));
+        let use_of = |r: &str, t: u64, d: f64, m: f64| BudgetUse {
+            region: r.into(),
+            tokens_today: t,
+            cost_today: d,
+            cost_this_month: m,
+        };
+        assert_eq!(
+            usage.scoped(["k1", "k2", "gone"], false),
+            vec![use_of("eu", 11, 0.75, 1.0), use_of("us", 0, 0.0, 1.0)]
+        );
+        assert_eq!(
+            usage.scoped(["k1", "k2"], true),
+            vec![use_of("", 11, 0.75, 2.0)]
+        );
+        assert!(usage.scoped(["unused"], true).is_empty());
+    }
 }

@@ -58,6 +58,7 @@ async fn postgres_traces_and_admin_roundtrip() {
         trusted_proxies: Arc::from(Vec::new()),
         checker: crate::health::Checker::detached(),
         oauth: crate::oauth::Handle::detached().unwrap(),
+        budgets: crate::budgets::Budgets::detached(),
     };
     let req = |spec: ProviderSpec| {
         let mut r = Request::new(spec);

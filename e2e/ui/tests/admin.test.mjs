@@ -88,6 +88,8 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByRole('dialog').getByText('must be a whole number ≥ 1').waitFor();
     await input(page.getByRole('dialog'), 'Requests / minute').fill('');
     await page.getByRole('dialog').getByText('must be a whole number ≥ 1').waitFor({ state: 'detached' });
+    // A cost limit, which the key's row measures its use against.
+    await input(page.getByRole('dialog'), 'Cost / day').fill('100');
     // The "saved" notices fade out first (axe measures a fading one as low contrast).
     await eventually(async () => assert.equal(await page.locator('.mantine-Notification-root').count(), 0), {
       what: 'the notices are gone',
@@ -279,6 +281,12 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await nav(page, 'Client keys', 'Client keys');
     const keyRow = page.getByRole('row', { name: /ui-app/ });
     await keyRow.getByText('active').waitFor();
+    // What the key used today against its limit: the stored traces' cost.
+    const traces = (await (await page.request.get(`${env('ADMIN_URL')}/api/traces?client_key=ui-app`)).json()).traces;
+    const spent = traces.reduce((a, t) => a + t.cost, 0);
+    assert.ok(traces.length >= 7 && spent > 0, `${traces.length} traces, ${spent} spent`);
+    await keyRow.getByText(`${usd(spent)} of $100.00 today`).waitFor();
+    assert.equal(await keyRow.getByRole('progressbar').count(), 1);
     await shot(page, 'client-keys');
     await checkA11y(page, 'client keys');
     await keyRow.getByRole('button', { name: 'Revoke' }).click();

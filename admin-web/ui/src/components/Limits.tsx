@@ -1,8 +1,9 @@
 // The limits a client key or a user's or team's budget may have: the
-// inputs, and a one-line summary for tables. Empty means no limit of that
+// inputs, a one-line summary for tables, and what was used against them. Empty means no limit of that
 // kind; anything else must be valid (../validate.ts), never clamped.
 import { useState } from 'react';
-import { Group } from '@mantine/core';
+import { Group, Progress, Stack, Text } from '@mantine/core';
+import { usageLines, type BudgetUse } from '../budgetUse';
 import { num, usd } from '../format';
 import type { KeyLimits } from '../types';
 import { parseDecimal, parseWhole, type Parsed } from '../validate';
@@ -89,5 +90,28 @@ export function limitsText(l: Partial<KeyLimits> | null | undefined): string {
     ]
       .filter(Boolean)
       .join(' · ') || 'none'
+  );
+}
+
+/** What was used today and this month against the tokens and cost limits. */
+export function UsageCell({ limits, used }: { limits: Partial<KeyLimits> | null | undefined; used: BudgetUse[] | undefined }) {
+  const lines = usageLines(limits, used);
+  if (lines.length === 0) return <Text size="xs" c="dimmed">none yet</Text>;
+  return (
+    <Stack gap={4} miw={150}>
+      {lines.map((l) => (
+        <div key={l.text}>
+          <Text size="xs">{l.text}</Text>
+          {l.percent !== null && (
+            <Progress
+              size="sm"
+              value={l.percent}
+              color={l.percent >= 100 ? 'red' : l.percent >= 80 ? 'orange' : 'blue'}
+              aria-label={l.text}
+            />
+          )}
+        </div>
+      ))}
+    </Stack>
   );
 }

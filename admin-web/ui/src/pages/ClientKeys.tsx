@@ -26,7 +26,7 @@ import { useAuth } from '../auth';
 import { num, when } from '../format';
 import type { ClientKeyInfo, ClientKeySpec } from '../types';
 import { ErrorState, errorText } from '../components/States';
-import { LimitsFields, limitsText, useLimits } from '../components/Limits';
+import { LimitsFields, limitsText, UsageCell, useLimits } from '../components/Limits';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
 import { NameField } from '../components/NameField';
@@ -200,6 +200,7 @@ export default function ClientKeysPage() {
             title: 'Limits',
             render: (k) => limitsText(k),
           },
+          { accessor: 'used', title: 'Used', render: (k) => <UsageCell limits={k} used={k.used} /> },
           { accessor: 'models', title: 'Models', render: (k) => (k.models.length ? k.models.join(', ') : 'all') },
           { accessor: 'expires_at_ms', title: 'Expires', render: (k) => (k.expires_at_ms ? when(k.expires_at_ms) : 'never') },
           {

@@ -35,7 +35,7 @@ import { ApiTokens } from '../components/ApiTokens';
 import { AuditLog } from '../components/AuditLog';
 import { Webhooks } from '../components/Webhooks';
 import { confirmDanger, showSecretOnce } from '../components/Secret';
-import { LimitsFields, limitsText, useLimits } from '../components/Limits';
+import { LimitsFields, limitsText, UsageCell, useLimits } from '../components/Limits';
 import { notifyDone, notifyError } from '../components/notify';
 import { snapshotStatus } from '../status';
 
@@ -412,6 +412,7 @@ function TeamsAndBudgets() {
         columns={[
           { accessor: 'subject', title: 'For' },
           { accessor: 'limits', title: 'Limits', render: (b) => limitsText(b.limits) },
+          { accessor: 'used', title: 'Used', render: (b) => <UsageCell limits={b.limits} used={b.used} /> },
           { accessor: 'updated_at_ms', title: 'Changed', render: (b) => when(b.updated_at_ms) },
           {
             accessor: 'actions',
