@@ -17,6 +17,7 @@ use crate::endpoints::Op;
 use crate::sse::Event;
 use crate::usage::Usage;
 
+mod call_order;
 mod dialect;
 mod encode;
 pub(crate) mod gateway;

@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::call_order::CallOrder;
 use super::gateway::{ErrorBody, ErrorOut};
 use super::{UsageOut, WireUsage, chat_id, stop_beside, stop_from, stop_str};
 use crate::sse::Event;
@@ -68,6 +69,8 @@ pub struct Decoder {
     calls: Vec<Call>,
     /// The model refused (`delta.refusal`).
     refused: bool,
+    /// Translated: calls leave one after another (see `call_order`).
+    order: Option<CallOrder>,
 }
 
 /// A tool call of the stream, as its chunks identify it.
@@ -141,6 +144,32 @@ impl Decoder {
         Some(index)
     }
 
+    /// The answer ended: held calls go out, and (unless `fill` is false)
+    /// every call without arguments gets `{}` before the next starts.
+    fn close_calls(&mut self, fill: bool, out: &mut Vec<StreamEvent>) {
+        let Some(order) = &mut self.order else {
+            if fill {
+                self.empty_arguments(out);
+            }
+            return;
+        };
+        let calls = &mut self.calls;
+        order.flush(
+            |i, out| {
+                if let Some(c) = calls.get_mut(i).filter(|c| fill && !c.argued)
+                    && let Ok(index) = u32::try_from(i)
+                {
+                    c.argued = true;
+                    out.push(StreamEvent::ToolCallDelta {
+                        index,
+                        arguments: "{}".to_string(),
+                    });
+                }
+            },
+            out,
+        );
+    }
+
     /// Calls that finished with no arguments (a tool without parameters:
     /// OpenAI-compatible vendors send `""`, or nothing) get `{}`, as the
     /// Anthropic decoder gives them and a whole answer's call has: apps
@@ -178,6 +207,15 @@ impl Decoder {
 }
 
 impl StreamDecoder for Decoder {
+    fn translating(&mut self) {
+        self.order = Some(CallOrder::default());
+    }
+
+    /// Calls still held when a stream is cut go out as they came.
+    fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        self.close_calls(false, out);
+    }
+
     fn event(&mut self, ev: &Event, out: &mut Vec<StreamEvent>) {
         let Some(c) = wire::event_data::<ChunkIn>(ev) else {
             return;
@@ -223,6 +261,7 @@ impl StreamDecoder for Decoder {
                         None => (None, None),
                     };
                     let wire = call.index.map(|i| i.0);
+                    let mark = out.len();
                     let Some(index) = self.call(wire, call.id, name, out) else {
                         continue;
                     };
@@ -232,13 +271,16 @@ impl StreamDecoder for Decoder {
                         }
                         out.push(StreamEvent::ToolCallDelta { index, arguments });
                     }
+                    if let Some(order) = &mut self.order {
+                        for ev in out.split_off(mark) {
+                            order.push(index as usize, ev, out);
+                        }
+                    }
                 }
             }
             if let Some(r) = choice.finish_reason {
                 let called = !self.calls.is_empty();
-                if r != "length" {
-                    self.empty_arguments(out);
-                }
+                self.close_calls(r != "length", out);
                 let stop = stop_from(&r, called);
                 out.push(StreamEvent::Finish(if self.refused {
                     StopReason::refused(Some(stop)).unwrap_or(stop)

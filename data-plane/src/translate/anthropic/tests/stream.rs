@@ -291,3 +291,79 @@ fn decoder_reports_stream_errors() {
         }]
     );
 }
+
+/// An OpenAI-compatible vendor may interleave parallel calls' argument
+/// deltas (each names its call by `index`): two calls started, then one
+/// chunk with both calls' arguments, then a tool without arguments. The
+/// Anthropic app gets each call's block whole before the next opens, and
+/// the Gemini app each call with its own arguments.
+#[test]
+fn interleaved_openai_calls_reach_other_formats_one_after_another() {
+    let up = concat!(
+        "data: {\"id\":\"c1\",\"model\":\"qwen\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"fa\",\"arguments\":\"\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"fb\",\"arguments\":\"\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{\\\"y\\\":2}\"}},{\"index\":0,\"function\":{\"arguments\":\"{\\\"x\\\":1}\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":2,\"id\":\"call_c\",\"type\":\"function\",\"function\":{\"name\":\"fc\"}}]}}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let decoded = || {
+        let mut d = openai_chat::Decoder::default();
+        crate::translate::codec::StreamDecoder::translating(&mut d);
+        decode_with(d, up.as_bytes(), [])
+    };
+    let req = ChatRequest {
+        model: "qwen".into(),
+        ..Default::default()
+    };
+    let evs = events_of(&encode_with(Encoder::new(&req), &decoded()));
+    // Each block: start, its deltas, stop, before the next starts.
+    let mut open: Option<u64> = None;
+    let mut args: Vec<(String, String)> = Vec::new();
+    for (name, data) in &evs {
+        let index = data["index"].as_u64();
+        match name.as_deref() {
+            Some("content_block_start") => {
+                assert_eq!(open, None, "{evs:?}");
+                open = index;
+                let name = data["content_block"]["name"].as_str().unwrap_or_default();
+                args.push((name.to_string(), String::new()));
+            }
+            Some("content_block_delta") => {
+                assert_eq!(open, index, "a delta outside its open block: {evs:?}");
+                if let Some(a) = data["delta"]["partial_json"].as_str() {
+                    args.last_mut().unwrap().1.push_str(a);
+                }
+            }
+            Some("content_block_stop") => {
+                assert_eq!(open, index, "{evs:?}");
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        args,
+        [
+            ("fa".to_string(), r#"{"x":1}"#.to_string()),
+            ("fb".to_string(), r#"{"y":2}"#.to_string()),
+            ("fc".to_string(), "{}".to_string()),
+        ]
+    );
+
+    let text = encode_with(gemini::Encoder::new(&req), &decoded());
+    let calls: Vec<Value> = events_of(&text)
+        .into_iter()
+        .flat_map(|(_, d)| d["candidates"][0]["content"]["parts"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.get("functionCall").cloned())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            json!({"id": "call_a", "name": "fa", "args": {"x": 1}}),
+            json!({"id": "call_b", "name": "fb", "args": {"y": 2}}),
+            json!({"id": "call_c", "name": "fc", "args": {}}),
+        ],
+        "{text}"
+    );
+}
