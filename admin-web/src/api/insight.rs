@@ -104,6 +104,7 @@ pub enum GroupParam {
     Provider,
     Model,
     Region,
+    Team,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -141,6 +142,7 @@ pub async fn usage(
         GroupParam::Provider => GroupBy::Provider,
         GroupParam::Model => GroupBy::Model,
         GroupParam::Region => GroupBy::Region,
+        GroupParam::Team => GroupBy::Team,
     };
     let q = UsageQuery {
         since_ms: p.since_ms.unwrap_or(0),
@@ -200,6 +202,8 @@ pub struct OverviewParams {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub region: Option<String>,
+    /// The team of the keys' owners (the team they are in now).
+    pub team: Option<String>,
 }
 
 fn overview_query(p: OverviewParams) -> OverviewQuery {
@@ -216,11 +220,12 @@ fn overview_query(p: OverviewParams) -> OverviewQuery {
         model: p.model.unwrap_or_default(),
         provider: p.provider.unwrap_or_default(),
         region: p.region.unwrap_or_default(),
+        team: p.team.unwrap_or_default(),
     }
 }
 
 /// The overview: the period against the previous one, a series, and
-/// breakdowns by region, provider, model, client key and user.
+/// breakdowns by region, provider, model, client key, user and team.
 #[utoipa::path(get, path = "/overview", tag = "insight",
     params(OverviewParams),
     responses((status = 200, body = Overview), Errors))]

@@ -132,6 +132,7 @@ export interface OverviewFilters {
   model?: string;
   provider?: string;
   region?: string;
+  team?: string;
 }
 
 export const api = {

@@ -276,6 +276,8 @@ export interface Overview {
   by_model: OverviewGroup[];
   by_client_key: OverviewGroup[];
   by_user: OverviewGroup[];
+  /** By the team the keys' owners are in now ("" for none). */
+  by_team: OverviewGroup[];
   generated_at_ms: number;
 }
 

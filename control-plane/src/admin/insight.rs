@@ -108,6 +108,20 @@ pub(super) fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String
         .collect())
 }
 
+/// Client key id → the name of the team its owner is in now (keys without
+/// an owner, or whose owner is in no team, are left out).
+pub(super) fn key_team_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
+    let teams = super::users::team_names(conn)?;
+    let team_of: HashMap<String, String> = crate::db::identity::list_users(conn)?
+        .into_iter()
+        .filter_map(|u| Some((u.id, teams.get(u.team_id.as_ref()?)?.clone())))
+        .collect();
+    Ok(client_key_owners(conn)?
+        .into_iter()
+        .filter_map(|(key, uid)| Some((key, team_of.get(&uid?)?.clone())))
+        .collect())
+}
+
 fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -337,12 +351,15 @@ impl InsightService for AdminSvc {
                 }
                 let owners = match q.group_by() {
                     GroupBy::User => key_owner_names(conn)?,
+                    GroupBy::Team => key_team_names(conn)?,
                     _ => HashMap::new(),
                 };
                 let (totals, series) = usage::aggregate(&rows, bucket_ms, |r| match q.group_by() {
                     GroupBy::None => String::new(),
                     GroupBy::Key => r.client_key_name.clone(),
-                    GroupBy::User => owners.get(&r.client_key_id).cloned().unwrap_or_default(),
+                    GroupBy::User | GroupBy::Team => {
+                        owners.get(&r.client_key_id).cloned().unwrap_or_default()
+                    }
                     GroupBy::Provider => r.provider.clone(),
                     GroupBy::Model => r.model.clone(),
                     GroupBy::Region => r.region.clone(),

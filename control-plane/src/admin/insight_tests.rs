@@ -454,6 +454,25 @@ async fn usage(w: &World) {
         groups,
         [("".into(), 10), ("ann".into(), 10), ("ben".into(), 10)]
     );
+    // By the team the owners are in now.
+    w.s.upsert_team(req(aigw_proto::pb::admin::TeamSpec {
+        name: "eng".into(),
+        members: vec!["ann".into(), "ben".into()],
+    }))
+    .await
+    .unwrap();
+    let by_team =
+        w.s.get_usage(req_as(window_query(GroupBy::Team), &w.viewer))
+            .await
+            .unwrap()
+            .into_inner();
+    let mut groups: Vec<(String, u64)> = by_team
+        .series
+        .iter()
+        .map(|s| (s.group.clone(), s.totals.unwrap().requests))
+        .collect();
+    groups.sort();
+    assert_eq!(groups, [("".into(), 10), ("eng".into(), 20)]);
     for (group_by, n) in [
         (GroupBy::Key, 3),
         (GroupBy::Model, 2),

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::insight::key_owner_names;
+use super::insight::{key_owner_names, key_team_names};
 use super::rbac::{self, Access};
 use super::{AdminSvc, authn};
 use crate::db::config::client_key_ids_of;
@@ -196,6 +196,16 @@ pub fn compute(
             None => Vec::new(),
         });
     }
+    let team_of = key_team_names(conn)?;
+    if !q.team.is_empty() {
+        key_ids.push(
+            team_of
+                .iter()
+                .filter(|(_, team)| **team == q.team)
+                .map(|(key, _)| key.clone())
+                .collect(),
+        );
+    }
     let filtered = !key_ids.is_empty()
         || [&q.client_key, &q.model, &q.provider, &q.region]
             .iter()
@@ -234,8 +244,8 @@ pub fn compute(
         since,
         ..Default::default()
     };
-    let mut dims: [Groups; 5] = Default::default();
-    let [by_region, by_provider, by_model, by_key, by_user] = &mut dims;
+    let mut dims: [Groups; 6] = Default::default();
+    let [by_region, by_provider, by_model, by_key, by_user, by_team] = &mut dims;
     // Each row's histograms are parsed once (only current rows need them),
     // then added to every sum the row belongs to.
     let owner = |row: &RollupRow| {
@@ -243,6 +253,7 @@ pub fn compute(
             .get(&row.client_key_id)
             .map_or(String::new(), String::clone)
     };
+    let team = |row: &RollupRow| team_of.get(&row.client_key_id).map_or("", String::as_str);
     if filtered {
         for row in read(conn, Level::Full)? {
             let who = owner(&row);
@@ -253,6 +264,7 @@ pub fn compute(
                     by_model.add(&row.model, &d);
                     by_key.add(&row.client_key_name, &d);
                     by_user.add(&who, &d);
+                    by_team.add(team(&row), &d);
                 }
                 None => {
                     by_region.add_previous(&row.region, &row);
@@ -260,6 +272,7 @@ pub fn compute(
                     by_model.add_previous(&row.model, &row);
                     by_key.add_previous(&row.client_key_name, &row);
                     by_user.add_previous(&who, &row);
+                    by_team.add_previous(team(&row), &row);
                 }
             }
         }
@@ -287,13 +300,15 @@ pub fn compute(
                 let d = Decoded::of(&row);
                 by_key.add(&row.client_key_name, &d);
                 by_user.add(&who, &d);
+                by_team.add(team(&row), &d);
             } else {
                 by_key.add_previous(&row.client_key_name, &row);
                 by_user.add_previous(&who, &row);
+                by_team.add_previous(team(&row), &row);
             }
         }
     }
-    let [by_region, by_provider, by_model, by_key, by_user] = dims.map(Groups::list);
+    let [by_region, by_provider, by_model, by_key, by_user, by_team] = dims.map(Groups::list);
     Ok(Overview {
         since_ms: since,
         until_ms: until,
@@ -306,6 +321,7 @@ pub fn compute(
         by_model,
         by_client_key: by_key,
         by_user,
+        by_team,
         generated_at_ms: now,
     })
 }

@@ -240,6 +240,18 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByRole('row', { name: /team:platform/ }).getByText('6,000 rpm').waitFor();
     await checkA11y(page, 'people: teams and budgets');
     await shot(page, 'budgets');
+    // The overview breaks use down by the team the keys' owners are in
+    // now: admin's key made the 7 requests; picking the team filters to it.
+    await nav(page, 'Overview', 'Overview');
+    await page.getByRole('tab', { name: 'By team' }).click();
+    const teamRow = page.getByRole('row', { name: /platform/ });
+    await teamRow.waitFor();
+    assert.match(await teamRow.getByRole('cell').nth(1).innerText(), /^7\b/);
+    await teamRow.click();
+    await page.getByText('team: platform').waitFor();
+    assert.equal(await page.getByTestId('stat-Requests').innerText(), '7');
+    await nav(page, 'People', 'People and data planes');
+    await page.getByRole('tab', { name: 'Teams and budgets' }).click();
     // Deleting the team takes its budget from the table at once.
     await page.getByRole('button', { name: 'New team' }).click();
     await input(page.getByRole('dialog'), 'Team name').fill('platform');

@@ -1,5 +1,5 @@
 // The overview: the period against the one before, over time, and broken
-// down by region, provider, model, client key and user. Live: admin-web
+// down by region, provider, model, client key, user and team. Live: admin-web
 // streams a new overview (server-sent events) whenever requests are stored.
 import { useEffect, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
@@ -45,12 +45,13 @@ const ZERO: OverviewStats = {
   overhead_p99_ms: 0,
 };
 
-type Dim = 'region' | 'provider' | 'model' | 'client_key' | 'user';
+type Dim = 'region' | 'provider' | 'model' | 'client_key' | 'user' | 'team';
 const DIMS: { key: Dim; label: string; field: keyof Overview }[] = [
   { key: 'model', label: 'Model', field: 'by_model' },
   { key: 'provider', label: 'Provider', field: 'by_provider' },
   { key: 'client_key', label: 'Client key', field: 'by_client_key' },
   { key: 'user', label: 'User', field: 'by_user' },
+  { key: 'team', label: 'Team', field: 'by_team' },
   { key: 'region', label: 'Region', field: 'by_region' },
 ];
 

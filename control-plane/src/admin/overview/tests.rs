@@ -3,7 +3,9 @@
 
 use aigw_proto::pb::admin::admin_service_server::AdminService;
 use aigw_proto::pb::admin::overview_service_server::OverviewService;
-use aigw_proto::pb::admin::{ClientKeySpec, Overview, OverviewGroup, OverviewQuery, OverviewRange};
+use aigw_proto::pb::admin::{
+    ClientKeySpec, Overview, OverviewGroup, OverviewQuery, OverviewRange, TeamSpec,
+};
 use aigw_proto::pb::trace::{Attempt, TraceRecord};
 use futures_util::StreamExt as _;
 use tonic::Code;
@@ -102,6 +104,13 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
     let admin = crate::admin::testkit::TOKEN;
     let ann_key = key(&s, "ann-app", &ann).await;
     let ops_key = key(&s, "ops", admin).await;
+    s.admin
+        .upsert_team(req(TeamSpec {
+            name: "research".into(),
+            members: vec!["ann".into()],
+        }))
+        .await
+        .unwrap();
     let now = now_ms();
     let day_ago = now - DAY_MS - HOUR_MS;
     store_batch(
@@ -151,6 +160,10 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
     );
     assert_eq!(group(&o.by_user, "ann").stats.unwrap().requests, 2);
     assert_eq!(group(&o.by_user, "").stats.unwrap().requests, 1);
+    // By the team the owner is in; keys of no team's member under "".
+    assert_eq!(group(&o.by_team, "research").stats.unwrap().requests, 2);
+    assert_eq!(group(&o.by_team, "").stats.unwrap().requests, 1);
+    assert_eq!(group(&o.by_team, "").previous.unwrap().requests, 1);
 
     // A filter reads the full rows and gives the same numbers for its part.
     let f = overview(
@@ -165,6 +178,28 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
     assert_eq!(f.current.unwrap().requests, 2);
     assert_eq!(f.previous.unwrap().requests, 1);
     assert_eq!(group(&f.by_user, "ann").stats.unwrap().requests, 1);
+    assert_eq!(group(&f.by_team, "research").stats.unwrap().requests, 1);
+    let team = overview(
+        &s,
+        admin,
+        OverviewQuery {
+            team: "research".into(),
+            ..q.clone()
+        },
+    )
+    .await;
+    assert_eq!(team.current.unwrap().requests, 2);
+    assert!(team.by_user.iter().all(|g| g.name == "ann"), "{team:?}");
+    let nobody = overview(
+        &s,
+        admin,
+        OverviewQuery {
+            team: "no-such-team".into(),
+            ..q.clone()
+        },
+    )
+    .await;
+    assert_eq!(nobody.current.unwrap().requests, 0);
     let by_user = overview(
         &s,
         admin,
