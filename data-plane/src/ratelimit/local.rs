@@ -188,46 +188,67 @@ fn refusal(c: &Counters, b: &Enforced, demand: Demand, now: u64) -> Option<Excee
     let est_t = demand.tokens as f64;
     let res_t = c.reserved_tokens as f64;
     let (minute_req, minute_tok) = minute_use(c, now);
-    let checks: [(Kind, Option<f64>, f64, f64); 7] = [
+    let requests = super::Window {
+        cur: c.this_minute.requests as f64,
+        prev: c.last_minute.requests as f64,
+    };
+    let tokens = super::Window {
+        cur: c.this_minute.tokens as f64 + res_t,
+        prev: c.last_minute.tokens as f64,
+    };
+    let none = super::Window::default();
+    let checks: [(Kind, Option<f64>, f64, f64, super::Window); 7] = [
         (
             Kind::Concurrent,
             l.concurrent.map(|v| v as f64),
             c.reserved.len() as f64,
             1.0,
+            none,
         ),
         (
             Kind::Rps,
             l.rps.map(|v| v as f64),
             c.this_second as f64,
             1.0,
+            none,
         ),
-        (Kind::Rpm, l.rpm.map(|v| v as f64), minute_req, 1.0),
+        (
+            Kind::Rpm,
+            l.rpm.map(|v| v as f64),
+            minute_req,
+            1.0,
+            requests,
+        ),
         (
             Kind::TokensPerMinute,
             l.tokens_per_minute.map(|v| v as f64),
             minute_tok + res_t,
             est_t,
+            tokens,
         ),
         (
             Kind::TokensPerDay,
             l.tokens_per_day.map(|v| v as f64),
             c.day_tokens as f64 + res_t,
             est_t,
+            none,
         ),
         (
             Kind::CostPerDay,
             l.cost_per_day,
             c.day_cost + c.reserved_cost,
             demand.cost,
+            none,
         ),
         (
             Kind::CostPerMonth,
             l.cost_per_month,
             c.month_cost + c.reserved_cost,
             demand.cost,
+            none,
         ),
     ];
-    for (kind, limit, used, want) in checks {
+    for (kind, limit, used, want, window) in checks {
         if let Some(limit) = limit
             && used + want > limit + 1e-9
         {
@@ -235,7 +256,7 @@ fn refusal(c: &Counters, b: &Enforced, demand: Demand, now: u64) -> Option<Excee
                 limit: kind.name(),
                 budget: b.name.clone(),
                 budget_id: b.id.clone(),
-                retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
+                retry_after_secs: super::retry_after_secs(kind, limit, window, want, now),
                 value: limit,
                 requested: None,
             });
@@ -321,12 +342,69 @@ mod tests {
         assert!(l.admit(&b, "r1", d, t).is_ok());
         assert!(l.admit(&b, "r2", d, t + 1).is_ok());
         let e = l.admit(&b, "r3", d, t + 2).unwrap_err();
-        assert_eq!((e.limit, e.retry_after_secs), ("rpm", 1));
+        // This minute is full: its two requests weigh until half of the
+        // next minute has passed (at t + 31 s, when r5 is admitted).
+        assert_eq!((e.limit, e.retry_after_secs), ("rpm", 31));
         // Just after the minute turns, the last minute still counts almost whole.
         assert!(l.admit(&b, "r4", d, t + 2_000).is_err());
         // Half a minute later, one slot is free again.
         assert!(l.admit(&b, "r5", d, t + 31_000).is_ok());
         assert!(l.admit(&b, "r6", d, t + 31_001).is_err());
+    }
+
+    /// A refused app that waits its `Retry-After` is admitted, and one that
+    /// waits a second less is not: whether this minute, the last, or both
+    /// hold the use, and for requests and tokens alike.
+    #[test]
+    fn retry_after_is_when_the_sliding_minute_admits_again() {
+        let rpm = budget(Limits {
+            rpm: Some(3),
+            ..Default::default()
+        });
+        let tpm = budget(Limits {
+            tokens_per_minute: Some(300),
+            ..Default::default()
+        });
+        let minute = T0 + 60_000;
+        let mut refused = 0;
+        for (b, want) in [(&rpm, 0), (&tpm, 100)] {
+            for (before, now_in) in [(0, 2), (3, 0), (2, 1), (1, 2), (3, 3)] {
+                for at in [0, 1_500, 20_000, 45_250, 59_999] {
+                    // `before` requests late last minute, `now_in` at the
+                    // start of this one (each of 100 tokens; those the
+                    // limit refuses are not counted), then one at `at`.
+                    let fresh = || {
+                        let l = Local::new();
+                        for (n, when, tag) in [(before, minute - 1, "p"), (now_in, minute, "c")] {
+                            for i in 0..n {
+                                let id = format!("{tag}{i}");
+                                if l.admit(b, &id, demand(100, 0.0), when).is_ok() {
+                                    l.settle("key:k1", &id, when, 100, 0.0, when);
+                                }
+                            }
+                        }
+                        l
+                    };
+                    let now = minute + at;
+                    let Err(e) = fresh().admit(b, "x", demand(want, 0.0), now) else {
+                        continue;
+                    };
+                    refused += 1;
+                    let wait = e.retry_after_secs * 1000;
+                    let case = format!("{} {before}+{now_in} at {at}: {wait}", e.limit);
+                    let admitted = |after: u64| {
+                        fresh()
+                            .admit(b, "x", demand(want, 0.0), now + after)
+                            .is_ok()
+                    };
+                    assert!(admitted(wait), "not admitted after waiting: {case}");
+                    if wait > 1000 {
+                        assert!(!admitted(wait - 1000), "admitted a second early: {case}");
+                    }
+                }
+            }
+        }
+        assert!(refused >= 20, "only {refused} cases were refused");
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn too_large(b: &Enforced, d: Demand, now_ms: u64) -> Option<Exceeded> {
         limit: kind.name(),
         budget: b.name.clone(),
         budget_id: b.id.clone(),
+        // Waiting does not help; the period's end is when it might.
         retry_after_secs: kind.reset_ms(now_ms).div_ceil(1000).max(1),
         value: limit,
         requested: Some(want),
@@ -150,6 +151,55 @@ impl Kind {
 /// How much of the previous minute a one-minute window ending now covers.
 fn overlap(now_ms: u64) -> f64 {
     (MINUTE_MS - now_ms % MINUTE_MS) as f64 / MINUTE_MS as f64
+}
+
+/// What a refused request's window holds: for the per-minute limits, this
+/// minute's use (`cur`, reservations included) and the last minute's
+/// (`prev`); the other kinds reset at their boundary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    pub cur: f64,
+    pub prev: f64,
+}
+
+/// Seconds until a limit of `kind` admits `want` more (the `Retry-After`
+/// of its refusal). The per-minute limits slide: their use is this
+/// minute's plus the last minute's weighted by how much of it the window
+/// still covers, which falls as time passes; at the minute's end this
+/// minute becomes the last. So the wait is when that sum first leaves room
+/// for `want` (assuming nothing else is admitted meanwhile), not the next
+/// minute's start, which is too early when this minute is full and too
+/// late when only the last one was.
+pub fn retry_after_secs(kind: Kind, limit: f64, w: Window, want: f64, now: u64) -> u64 {
+    let ms = match kind {
+        Kind::Rpm | Kind::TokensPerMinute => minute_wait_ms(limit - want, w, now),
+        _ => kind.reset_ms(now),
+    };
+    ms.div_ceil(1000).max(1)
+}
+
+/// Milliseconds until this minute's use plus the last minute's weighted
+/// share is at most `room`.
+fn minute_wait_ms(room: f64, w: Window, now: u64) -> u64 {
+    let minute = MINUTE_MS as f64;
+    let left = (MINUTE_MS - now % MINUTE_MS) as f64;
+    let wait = if w.cur <= room + 1e-9 {
+        // Within this minute, once the last minute weighs little enough:
+        // cur + prev * (left - t) / minute <= room.
+        if w.prev <= 0.0 {
+            0.0
+        } else {
+            left - (room - w.cur) * minute / w.prev
+        }
+    } else if w.cur <= 0.0 || room <= 0.0 {
+        // Only a whole minute without this one's use leaves room.
+        left + minute
+    } else {
+        // In the next minute, where this minute's use weighs
+        // (minute - s) / minute: cur * (minute - s) / minute <= room.
+        left + minute * (w.cur - room) / w.cur
+    };
+    wait.clamp(0.0, left + minute).ceil() as u64
 }
 
 /// One budget as this request meets it: its limits, with a global budget's

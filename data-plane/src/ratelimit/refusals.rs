@@ -3,8 +3,8 @@
 //! read and parsed (asking Redis before every body would cost every request
 //! a round trip). Only what the store said, and only request-rate refusals
 //! (see [`Refusals::remember`]): remembered for the `Retry-After` it carried
-//! (at most [`MAX_MEMO_MS`]), forgotten at once when the budget's limits
-//! change.
+//! (at most [`MAX_MEMO_MS`], telling apps the store's time meanwhile),
+//! forgotten at once when the budget's limits change.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -26,6 +26,9 @@ pub struct Refusals {
 struct Memo {
     refusal: Exceeded,
     until_ms: u64,
+    /// When the store said to try again (past `until_ms` when it said
+    /// more than the memo keeps): what repeated refusals tell the app.
+    retry_at_ms: u64,
     /// The budget's limits when refused: a changed limit asks again.
     limits: Limits,
 }
@@ -59,6 +62,7 @@ impl Refusals {
             Memo {
                 refusal: refusal.clone(),
                 until_ms,
+                retry_at_ms: now_ms + refusal.retry_after_secs * 1000,
                 limits: b.limits,
             },
         );
@@ -75,7 +79,11 @@ impl Refusals {
             return Ok(());
         }
         Err(Exceeded {
-            retry_after_secs: (memo.until_ms - now_ms).div_ceil(1000),
+            retry_after_secs: memo
+                .retry_at_ms
+                .saturating_sub(now_ms)
+                .div_ceil(1000)
+                .max(1),
             ..memo.refusal.clone()
         })
     }
@@ -116,9 +124,11 @@ mod tests {
         assert_eq!((e.limit, e.retry_after_secs), ("rpm", 3));
         assert_eq!(r.check(&budget(2), 3_200).unwrap_err().retry_after_secs, 1);
         assert!(r.check(&budget(2), 4_000).is_ok());
-        // At most ten seconds, whatever the store said.
+        // Kept at most ten seconds, whatever the store said; meanwhile the
+        // app is told the store's time.
         r.remember(&budget(2), &refused("rpm", 40), 0);
-        assert_eq!(r.check(&budget(2), 1).unwrap_err().retry_after_secs, 10);
+        assert_eq!(r.check(&budget(2), 1).unwrap_err().retry_after_secs, 40);
+        assert_eq!(r.check(&budget(2), 9_000).unwrap_err().retry_after_secs, 31);
         assert!(r.check(&budget(2), 10_000).is_ok());
     }
 

@@ -28,7 +28,9 @@ const BACKOFF_MS: u64 = 1_000;
 /// 6 reservations (zset: id → expiry), 7 reservation amounts (hash).
 /// ARGV: 1 now, 2 request id, 3 expiry, 4 tokens, 5 cost, 6 rps, 7 rpm,
 /// 8 tpm, 9 tpd, 10 cpd, 11 cpm, 12 concurrent, 13 overlap (−1: no limit).
-/// Returns {0, used…} when admitted, {code, limit} when refused.
+/// Returns {0, used…} when admitted, {code, limit, this minute's use,
+/// last minute's use, what the request asks} when refused (the two uses
+/// are 0 but for the per-minute limits).
 const ADMIT: &str = r"
 local now = tonumber(ARGV[1])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
@@ -59,7 +61,12 @@ local checks = {
   {4, lim[8], mtok, et}, {5, lim[9], dtok, et}, {6, lim[10], dcost, ec}, {7, lim[11], mcost, ec},
 }
 for _, c in ipairs(checks) do
-  if c[2] >= 0 and c[3] + c[4] > c[2] + 1e-9 then return {c[1], tostring(c[2])} end
+  if c[2] >= 0 and c[3] + c[4] > c[2] + 1e-9 then
+    local cur, prev = 0, 0
+    if c[1] == 3 then cur, prev = num(KEYS[2], 'r'), num(KEYS[3], 'r') end
+    if c[1] == 4 then cur, prev = num(KEYS[2], 't') + rt, num(KEYS[3], 't') end
+    return {c[1], tostring(c[2]), tostring(cur), tostring(prev), tostring(c[4])}
+  end
 end
 redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], 2000)
@@ -332,12 +339,18 @@ impl Shared {
         let n = |i: usize| answer.get(i).and_then(|v| v.parse::<f64>().ok());
         if code != 0 {
             let kind = Kind::from_code(code).ok_or(SharedError::Answer)?;
+            let limit = n(1).unwrap_or(0.0);
+            let window = super::Window {
+                cur: n(2).unwrap_or(0.0),
+                prev: n(3).unwrap_or(0.0),
+            };
+            let want = n(4).unwrap_or(1.0);
             return Ok(Err(Exceeded {
                 limit: kind.name(),
                 budget: b.name.clone(),
                 budget_id: b.id.clone(),
-                retry_after_secs: kind.reset_ms(now).div_ceil(1000).max(1),
-                value: n(1).unwrap_or(0.0),
+                retry_after_secs: super::retry_after_secs(kind, limit, window, want, now),
+                value: limit,
                 requested: None,
             }));
         }
