@@ -15,6 +15,7 @@ pub mod context_limit;
 pub mod control;
 pub mod cores;
 pub mod demand;
+pub mod embed_batch;
 pub mod endpoints;
 pub mod error;
 pub mod forward;

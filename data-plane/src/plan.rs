@@ -39,6 +39,9 @@ impl Probe {
             let caps = serde_json::from_slice::<crate::providers::openai::OutputCaps>(body)
                 .map_err(|e| GatewayError::BadJson(e.to_string()))?;
             let model = model.strip_prefix("models/").unwrap_or(model);
+            if call.endpoint == crate::embed_batch::ENDPOINT {
+                crate::embed_batch::check(body, model)?;
+            }
             Self {
                 model: model.to_string(),
                 requested: model.to_string(),
@@ -201,6 +204,8 @@ pub fn plan(
         let new_model = (!codec.model_in_path() && model != probe.requested).then_some(model);
         let out = if strip_usage_chunk || new_model.is_some() {
             crate::body_rewrite::rewrite(body, new_model, strip_usage_chunk)?
+        } else if call.endpoint == crate::embed_batch::ENDPOINT && model != probe.requested {
+            crate::embed_batch::rename(body, model)?
         } else {
             body.clone()
         };

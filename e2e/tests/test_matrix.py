@@ -549,6 +549,16 @@ def test_gemini_embeddings(mgw: Gateway) -> None:
                  api_format="gemini", stream=False, model="gemini-embed", cost=estimate * EMBED_PRICE / 1e6)
     assert batch["input_tokens"] > 0 and batch["output_tokens"] == 0, batch
     assert batch["cost"] == pytest.approx(batch["input_tokens"] * EMBED_PRICE / 1e6)
+    # A batch whose requests name another model than the URL's, which the
+    # key was checked and priced for, is refused in Gemini's shape and
+    # never reaches the provider.
+    sneaky = {"requests": [{"model": "models/gemini-embed", "content": {"parts": [{"text": "a"}]}},
+                           {"model": "models/gemini-model", "content": {"parts": [{"text": "b"}]}}]}
+    r = httpx.post(f"{mgw.dp_url}/v1beta/models/gemini-embed:batchEmbedContents", json=sneaky,
+                   headers={"x-goog-api-key": mgw.app_key}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["status"] == "INVALID_ARGUMENT" and "requests[1].model" in r.json()["error"]["message"]
+    assert len(mgw.mock.provider_requests()) == 2
 
 
 ROUTED = {p.model for p in PROVIDERS.values()}
