@@ -232,7 +232,8 @@ pub fn plan(
     req.model = model.to_string();
     let body = codec
         .encode_request_for(&mut req, kind)
-        .map_err(GatewayError::from)?;
+        .map_err(|e| GatewayError::from(translate::name_refusal(call.format, e)))?;
+    translate::name_drops(call.format, &mut req.dropped);
     if strict && let Some(d) = req.dropped.strict_refusal() {
         return Err(GatewayError::Unsupported {
             message: format!(

@@ -669,6 +669,14 @@ def test_untranslatable_field_is_a_400_naming_it(mgw: Gateway, provider: str) ->
     assert raw.parse().content[0].text == "mock reply: hi"
     [sent] = mgw.mock.provider_requests()
     assert "top_k" not in sent["body"]
+    mgw.mock.clear()
+    # Named as the app spells it: a Gemini app's `topK` (Gemini CLI sends
+    # one with every request).
+    r = mgw.genai_client().models.generate_content(
+        model=model, contents="hi", config=gtypes.GenerateContentConfig(top_k=40))
+    assert r.sdk_http_response.headers["x-aigw-dropped-fields"] == "generationConfig.topK"
+    [sent] = mgw.mock.provider_requests()
+    assert "top_k" not in sent["body"]
 
 
 def call_app(app: str, gw: Gateway, model: str) -> None:

@@ -13,6 +13,7 @@
 //! Adding a format: a folder with a unit struct implementing `Codec`, and one
 //! line in `formats!` below.
 
+mod app_fields;
 mod codec;
 mod ids;
 pub mod ir;
@@ -24,6 +25,7 @@ pub(crate) mod wire;
 
 use aigw_proto::model::ProviderKind;
 
+pub use app_fields::{name_drops, name_refusal};
 pub use codec::{Codec, Framing, FromPath, Profile, StreamDecoder, StreamEncoder, UpstreamCall};
 use ir::{ChatRequest, ChatResponse};
 pub use ir::{StreamEvent, Unsupported};

@@ -51,6 +51,15 @@ impl Drops {
         }
     }
 
+    /// Renames the fields `name` gives another name (the app's own).
+    pub fn rename(&mut self, name: impl Fn(&str) -> Option<&'static str>) {
+        for d in &mut self.0 {
+            if let Some(n) = name(&d.field) {
+                d.field = n.to_string();
+            }
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Dropped> {
         self.0.iter()
     }
