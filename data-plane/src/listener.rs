@@ -326,6 +326,7 @@ async fn connection(
         state: state.clone(),
         rewritten: None,
         linger: None,
+        format: crate::translate::Format::OpenAiChat,
     });
     let svc = hyper_util::service::TowerToHyperService::new(Gateway::new(state));
     let conn = builder.serve_connection_with_upgrades(io, svc);
@@ -438,6 +439,8 @@ struct Watched {
     state: Arc<AppState>,
     rewritten: Option<Rewritten>,
     linger: Option<Linger>,
+    /// The format the last request line read claims (for [`unparsed`]).
+    format: crate::translate::Format,
 }
 
 /// After answering a request it could not parse, hyper closes the
@@ -468,7 +471,7 @@ impl Watched {
     /// Writes `buf`, or the answer that replaces it.
     fn write_one(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         if self.rewritten.is_none()
-            && let Some(bytes) = unparsed::rewrite(buf, || self.state.ids.next())
+            && let Some(bytes) = unparsed::rewrite(buf, self.format, || self.state.ids.next())
         {
             self.rewritten = Some(Rewritten {
                 bytes,
@@ -532,6 +535,9 @@ impl AsyncRead for Watched {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.touch();
+            if let Some(f) = unparsed::format_of(&buf.filled()[before..]) {
+                self.format = f;
+            }
         }
         r
     }

@@ -6,10 +6,12 @@
 //! request id. The gateway promises an `x-request-id` and an error body on
 //! every answer, and hyper offers no hook for these, so the connection's
 //! writer ([`crate::listener`]) recognises such a head as it is written and
-//! writes a whole answer in its place: same status, an OpenAI-shaped error
-//! body (the request's format is unknown; OpenAI's shape is what the
-//! gateway answers on paths no SDK claims), the request id, and
-//! `connection: close` (hyper closes the connection after it).
+//! writes a whole answer in its place: same status, an error body in the
+//! shape of the format the request's path claims (the reader notes it from
+//! the request line as the bytes come, [`format_of`]: hyper parsed no
+//! headers to read it from; OpenAI's shape where no SDK's path is), the
+//! request id, and `connection: close` (hyper closes the connection after
+//! it).
 
 use crate::error::GatewayError;
 use crate::translate::Format;
@@ -42,9 +44,43 @@ pub fn might_be(buf: &[u8]) -> bool {
             .is_some_and(|s| ANSWERS.iter().any(|(a, _)| &a[..] == s))
 }
 
+/// The format a read that starts a request claims by its path, if the read
+/// starts with a request line: Anthropic's `/v1/messages`, Gemini's
+/// `/v1beta/…` and `/v1/models/{model}:method` posts, OpenAI's Responses,
+/// and OpenAI's chat shape for anything else. Only the line's first bytes
+/// are looked at (a request line may be megabytes long).
+pub fn format_of(read: &[u8]) -> Option<Format> {
+    let head = &read[..read.len().min(512)];
+    let sp = head.iter().take(8).position(|b| *b == b' ')?;
+    let (method, path) = (&head[..sp], &head[sp + 1..]);
+    if !matches!(
+        method,
+        b"GET" | b"POST" | b"PUT" | b"DELETE" | b"PATCH" | b"HEAD" | b"OPTIONS"
+    ) || !path.starts_with(b"/")
+    {
+        return None;
+    }
+    let path = path
+        .split(|b| matches!(b, b' ' | b'?'))
+        .next()
+        .unwrap_or(path);
+    Some(if path.starts_with(b"/v1/messages") {
+        Format::Anthropic
+    } else if path.starts_with(b"/v1beta/")
+        || (method == b"POST" && path.starts_with(b"/v1/models/") && path.contains(&b':'))
+    {
+        Format::Gemini
+    } else if path.starts_with(b"/v1/responses") {
+        Format::Responses
+    } else {
+        Format::OpenAiChat
+    })
+}
+
 /// If `buf` is a bare error head hyper wrote for an unparsable request, the
-/// whole answer to write instead, with the request id `next_id` gives.
-pub fn rewrite(buf: &[u8], next_id: impl FnOnce() -> String) -> Option<Vec<u8>> {
+/// whole answer to write instead, in `format`'s error shape, with the
+/// request id `next_id` gives.
+pub fn rewrite(buf: &[u8], format: Format, next_id: impl FnOnce() -> String) -> Option<Vec<u8>> {
     if !might_be(buf) {
         return None;
     }
@@ -75,7 +111,7 @@ pub fn rewrite(buf: &[u8], next_id: impl FnOnce() -> String) -> Option<Vec<u8>> 
         param: None,
     };
     crate::telemetry::metrics::request_error(error.kind());
-    let body = error.body(Format::OpenAiChat);
+    let body = error.body(format);
     let id = next_id();
     let mut out = Vec::with_capacity(MAX_HEAD + body.len());
     out.extend_from_slice(status_line.as_bytes());
@@ -116,7 +152,7 @@ mod tests {
             let head = format!(
                 "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\ndate: Wed, 02 Dec 2026 16:00:00 GMT\r\n\r\n"
             );
-            let out = rewrite(head.as_bytes(), id).expect(status);
+            let out = rewrite(head.as_bytes(), Format::OpenAiChat, id).expect(status);
             let text = String::from_utf8(out).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             assert!(head.starts_with(&format!("HTTP/1.1 {status} {reason}\r\n")));
@@ -143,7 +179,48 @@ mod tests {
             "data: HTTP/1.1 431\r\n\r\n",
         ];
         for head in ours {
-            assert!(rewrite(head.as_bytes(), id).is_none(), "{head}");
+            assert!(
+                rewrite(head.as_bytes(), Format::OpenAiChat, id).is_none(),
+                "{head}"
+            );
         }
+    }
+
+    #[test]
+    fn the_request_line_says_whose_error_shape_to_answer_in() {
+        let f = |line: &str| format_of(line.as_bytes());
+        assert_eq!(
+            f("POST /v1/messages?beta=true HTTP/1.1\r\n"),
+            Some(Format::Anthropic)
+        );
+        assert_eq!(
+            f("POST /v1beta/models/gemini-2.5-pro:generateContent"),
+            Some(Format::Gemini)
+        );
+        assert_eq!(
+            f("POST /v1/models/gemini-2.5-pro:streamGenerateContent?alt=sse"),
+            Some(Format::Gemini)
+        );
+        assert_eq!(f("POST /v1/responses HTTP/1.1"), Some(Format::Responses));
+        assert_eq!(
+            f("POST /v1/chat/completions HTTP/1.1"),
+            Some(Format::OpenAiChat)
+        );
+        assert_eq!(
+            f("GET /v1/models/ft:gpt-4o:org::id HTTP/1.1"),
+            Some(Format::OpenAiChat)
+        );
+        // Not a request line: a body, or the middle of a long URL.
+        assert_eq!(f("{\"model\":\"x\"}"), None);
+        assert_eq!(f("aaaaaaaaaaaaaaaa"), None);
+        assert_eq!(f("POST"), None);
+        // A 414 to an Anthropic app is in Anthropic's shape.
+        let head = "HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n";
+        let out =
+            String::from_utf8(rewrite(head.as_bytes(), Format::Anthropic, id).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
     }
 }

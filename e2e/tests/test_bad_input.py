@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any, Iterator
 
 import httpx
@@ -150,3 +152,26 @@ def test_headers_too_large_for_http(small: Gateway) -> None:
         pytest.fail(f"no answer to oversized headers: {e!r}")
     assert_openai_error(r, 431)
     assert r.headers.get("connection") == "close"
+
+
+def test_unparsable_requests_are_answered_in_the_paths_format(small: Gateway) -> None:
+    """A URL or headers too large for the HTTP parser are answered before
+    any handler reads the request, yet in the error shape of the SDK whose
+    path the request line names."""
+    # (httpx refuses to send a URL this long: written by hand.)
+    host, port = small.dp_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /v1/messages?x=" + b"a" * (200 * 1024) + b" HTTP/1.1\r\nhost: gw\r\n"
+                  + b"x-api-key: " + small.app_key.encode() + b"\r\ncontent-length: 2\r\n\r\n{}")
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414 ") and b"\r\nx-request-id: " in head, head
+    body = json.loads(payload)
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error", body
+    r = httpx.post(small.dp_url + f"/v1beta/models/{MODEL}:generateContent", json={},
+                   headers={"x-goog-api-key": small.app_key, "x-padding": "p" * (1024 * 1024)}, timeout=30)
+    assert r.status_code == 431 and r.headers.get("x-request-id"), r.text[:300]
+    err = r.json()["error"]
+    assert err["status"] == "INVALID_ARGUMENT" and "headers are too large" in err["message"], err
