@@ -144,21 +144,29 @@ pub fn check_csrf(parts: &Parts) -> Result<(), ApiError> {
             "changes made with the session cookie, and signing in, need the x-aigw-csrf header (any value)",
         ));
     }
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return Err(ApiError::Csrf("cross-site requests are refused"));
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        // The browser's own word (no script can set this header): behind a
+        // proxy that rewrites `Host` (nginx does by default) the `Origin`
+        // cannot be matched to it, and need not be.
+        return if matches!(site, "same-origin" | "none") {
+            Ok(())
+        } else {
+            Err(ApiError::Csrf("cross-site requests are refused"))
+        };
     }
+    // Older browsers: the `Origin` must name this host, as the browser
+    // reached it (`Host`, or the proxy's `X-Forwarded-Host`).
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = h
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let named = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
         let ok = origin.split_once("://").is_some_and(|(scheme, authority)| {
-            matches!(scheme, "http" | "https") && authority == host
+            matches!(scheme, "http" | "https")
+                && [named(header::HOST.as_str()), named("x-forwarded-host")]
+                    .contains(&Some(authority))
         });
         if !ok {
-            return Err(ApiError::Csrf("requests from another origin are refused"));
+            return Err(ApiError::Csrf(
+                "requests from another origin are refused (behind a proxy, pass the browser's Host on)",
+            ));
         }
     }
     Ok(())
@@ -363,5 +371,46 @@ mod tests {
                 .unwrap()
                 .contains("Secure")
         );
+    }
+
+    /// Behind a proxy that rewrites `Host` (nginx's default), a browser's
+    /// same-origin change passes on its `Sec-Fetch-Site`; without that
+    /// header the `Origin` must name `Host` or the proxy's
+    /// `X-Forwarded-Host`; a cross-site one never passes.
+    #[test]
+    fn the_same_origin_check_holds_behind_a_proxy() {
+        let check = |headers: &[(&str, &str)]| {
+            let mut r = Request::post("/api/auth/login").header(CSRF_HEADER, "1");
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            check_csrf(&r.body(()).unwrap().into_parts().0).is_ok()
+        };
+        let public = ("origin", "https://admin.example");
+        let host = ("host", "127.0.0.1:9090");
+        assert!(check(&[public, host, ("sec-fetch-site", "same-origin")]));
+        assert!(!check(&[public, host, ("sec-fetch-site", "cross-site")]));
+        assert!(!check(&[public, host, ("sec-fetch-site", "same-site")]));
+        // Older browsers: Origin against Host or X-Forwarded-Host.
+        assert!(!check(&[public, host]));
+        assert!(check(&[
+            public,
+            host,
+            ("x-forwarded-host", "admin.example")
+        ]));
+        assert!(check(&[("origin", "http://127.0.0.1:9090"), host]));
+        assert!(!check(&[
+            ("origin", "evil://admin.example"),
+            host,
+            ("x-forwarded-host", "admin.example")
+        ]));
+        // The CSRF header is needed whatever the browser says.
+        let bare = Request::post("/api/auth/login")
+            .header("sec-fetch-site", "same-origin")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(check_csrf(&bare).is_err());
     }
 }

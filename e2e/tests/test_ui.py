@@ -4,7 +4,8 @@ an empty gateway to a served, logged and revoked key; an admin's alert
 webhooks and the audit log's filters; the request log's filters changed
 faster than the page is drawn; a viewer who can change nothing and
 sees no secret; a member who sees only their own keys;
-sign-in through a real OpenID Connect provider; accessibility (axe-core) on
+sign-in through a real OpenID Connect provider; sign-in over HTTPS behind
+nginx with host-only cookies; accessibility (axe-core) on
 every page; and the size of the JavaScript the first page load needs."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from harness import MODEL, POOL_SECRET, Gateway, eventually, gateway_config
+from third_party import Nginx, Pki
 from ui_stack import (SCREENSHOTS, AdminWeb, OidcServer, finish_browser_test, node,
                       run_browser_test, start_browser_test)
 
@@ -73,6 +75,22 @@ def test_admin_journey_from_empty_gateway_to_revoked_key(stack: Gateway, web: Ad
                  "credential-health", "people", "budgets", "config-as-code", "sign-in-settings",
                  "account", "overview-dark", "overview-phone"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name
+
+
+@SQLITE
+def test_admin_signs_in_over_https_behind_nginx(stack: Gateway, web: AdminWeb, tmp_path: Path) -> None:
+    """nginx ends TLS in front of admin-web as usually set up (`Host`
+    rewritten to the backend's address, `X-Forwarded-Proto` set): a real
+    browser signs in with `__Host-` cookies, makes a change, signs out."""
+    front = Nginx(tmp_path / "nginx", int(web.url.rsplit(":", 1)[1]), Pki.create(tmp_path / "pki"),
+                  forwarded_proto=True)
+    try:
+        env = {**base_env(stack, web), "ADMIN_URL": front.tls_url, "TRUST_SPKI": front.tls_spki()}
+        run_browser_test("https", env, tmp_path / "artifacts")
+    finally:
+        front.stop()
+    names = [r["name"] for r in stack.db.rows("SELECT name FROM client_keys")]
+    assert "tls-app" in names, names
 
 
 @SQLITE

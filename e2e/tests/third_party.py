@@ -4,6 +4,8 @@ HTTPS upstreams and TLS between the planes."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 import subprocess
 import time
@@ -84,6 +86,7 @@ SERVER = """
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;
+            {extra}
         }}
     }}
 """
@@ -95,20 +98,26 @@ class Nginx:
     under `/moved/` it answers every request with a redirect elsewhere.
     Like any HTTP/1.1 origin it answers a request without `Host` with 400."""
 
-    def __init__(self, dir: Path, mock_port: int, pki: Pki | None = None):
+    def __init__(self, dir: Path, mock_port: int, pki: Pki | None = None, *,
+                 forwarded_proto: bool = False):
+        """`forwarded_proto`: say the scheme the client used
+        (`X-Forwarded-Proto`), as a TLS front for admin-web does; `Host` is
+        nginx's default (the backend's address) either way."""
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         assert Path(binary).exists(), "nginx is not installed (e2e/run-tests.sh installs it)"
         dir.mkdir(parents=True, exist_ok=True)
         self.dir = dir
         self.port = free_port()
-        servers = [SERVER.format(port=self.port, ssl="", tls="", mock_port=mock_port)]
+        extra = "proxy_set_header X-Forwarded-Proto $scheme;" if forwarded_proto else ""
+        servers = [SERVER.format(port=self.port, ssl="", tls="", mock_port=mock_port, extra=extra)]
         self.tls_port = 0
         if pki is not None:
             cert, key = pki.leaf("nginx", dns=["localhost"])
+            self.cert = cert
             self.tls_port = free_port()
             tls = f"ssl_certificate {cert};\n        ssl_certificate_key {key};"
             servers.append(SERVER.format(port=self.tls_port, ssl=" ssl", tls=tls,
-                                         mock_port=mock_port))
+                                         mock_port=mock_port, extra=extra))
         conf = dir / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=dir, servers="".join(servers)))
         self.log = open(dir / "stderr.log", "wb")
@@ -132,6 +141,15 @@ class Nginx:
     @property
     def tls_url(self) -> str:
         return f"https://localhost:{self.tls_port}"
+
+    def tls_spki(self) -> str:
+        """base64 SHA-256 of the TLS certificate's public key, which
+        Chromium's --ignore-certificate-errors-spki-list trusts."""
+        pem = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-pubkey", "-noout"],
+                             capture_output=True, check=True, timeout=30).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem,
+                             capture_output=True, check=True, timeout=30).stdout
+        return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
     def access_log(self) -> str:
         return (self.dir / "access.log").read_text()

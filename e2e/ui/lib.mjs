@@ -16,7 +16,9 @@ export function env(name) {
 /** A fresh browser profile; returns { context, page, errors, close }.
  *  `close` removes the profile too (each is a few MB, and every run made
  *  dozens of them). */
-export async function launch({ width = 1280, height = 900, colorScheme = 'light' } = {}) {
+/** `trustSpki`: the base64 SHA-256 of a test certificate's key, which the
+ * browser then takes as valid (an HTTPS origin signed by a test CA). */
+export async function launch({ width = 1280, height = 900, colorScheme = 'light', trustSpki = '' } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'aigw-ui-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: env('CHROMIUM'),
@@ -31,6 +33,7 @@ export async function launch({ width = 1280, height = 900, colorScheme = 'light'
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...(trustSpki ? [`--ignore-certificate-errors-spki-list=${trustSpki}`] : []),
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
