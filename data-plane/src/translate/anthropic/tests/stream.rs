@@ -366,4 +366,27 @@ fn interleaved_openai_calls_reach_other_formats_one_after_another() {
         ],
         "{text}"
     );
+
+    // A Responses app: each call's item is done with its own arguments.
+    let text = encode_with(
+        crate::translate::responses::Encoder::new(&req),
+        &decoded(),
+    );
+    let done: Vec<(String, String)> = events_of(&text)
+        .into_iter()
+        .filter(|(n, _)| n.as_deref() == Some("response.output_item.done"))
+        .map(|(_, d)| {
+            let item = &d["item"];
+            (item["name"].as_str().unwrap_or_default().to_string(), item["arguments"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ("fa".to_string(), r#"{"x":1}"#.to_string()),
+            ("fb".to_string(), r#"{"y":2}"#.to_string()),
+            ("fc".to_string(), "{}".to_string()),
+        ],
+        "{text}"
+    );
 }
