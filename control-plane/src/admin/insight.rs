@@ -111,15 +111,36 @@ pub(super) fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String
 /// Client key id → the name of the team its owner is in now (keys without
 /// an owner, or whose owner is in no team, are left out).
 pub(super) fn key_team_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
+    Ok(key_people(conn)?.1)
+}
+
+/// Client key id → its owner's username, and → the owner's team's name,
+/// from one read of the keys and users.
+pub(super) fn key_people(
+    conn: &mut AnyConnection,
+) -> Result<(HashMap<String, String>, HashMap<String, String>)> {
     let teams = super::users::team_names(conn)?;
-    let team_of: HashMap<String, String> = crate::db::identity::list_users(conn)?
-        .into_iter()
-        .filter_map(|u| Some((u.id, teams.get(u.team_id.as_ref()?)?.clone())))
-        .collect();
-    Ok(client_key_owners(conn)?
-        .into_iter()
-        .filter_map(|(key, uid)| Some((key, team_of.get(&uid?)?.clone())))
-        .collect())
+    let mut user_of = HashMap::new();
+    let mut team_of = HashMap::new();
+    for u in crate::db::identity::list_users(conn)? {
+        if let Some(team) = u.team_id.as_ref().and_then(|t| teams.get(t)) {
+            team_of.insert(u.id.clone(), team.clone());
+        }
+        user_of.insert(u.id, u.username);
+    }
+    let (mut users, mut teams) = (HashMap::new(), HashMap::new());
+    for (key, uid) in client_key_owners(conn)? {
+        let Some(uid) = uid else {
+            continue;
+        };
+        if let Some(team) = team_of.get(&uid) {
+            teams.insert(key.clone(), team.clone());
+        }
+        if let Some(name) = user_of.get(&uid) {
+            users.insert(key, name.clone());
+        }
+    }
+    Ok((users, teams))
 }
 
 fn unsigned(v: i64) -> u64 {

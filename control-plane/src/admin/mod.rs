@@ -312,6 +312,8 @@ impl AdminSvc {
 }
 
 #[cfg(test)]
+mod budget_use_tests;
+#[cfg(test)]
 mod identity_tests;
 #[cfg(test)]
 mod insight_tests;

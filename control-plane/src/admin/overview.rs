@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::insight::{key_owner_names, key_team_names};
+use super::insight::key_people;
 use super::rbac::{self, Access};
 use super::{AdminSvc, authn};
 use crate::db::config::client_key_ids_of;
@@ -196,7 +196,7 @@ pub fn compute(
             None => Vec::new(),
         });
     }
-    let team_of = key_team_names(conn)?;
+    let (owner_of, team_of) = key_people(conn)?;
     if !q.team.is_empty() {
         key_ids.push(
             team_of
@@ -238,7 +238,6 @@ pub fn compute(
             },
         )
     };
-    let owner_of = key_owner_names(conn)?;
 
     let mut totals = Totals {
         since,

@@ -205,7 +205,9 @@ impl AdminService for AdminSvc {
         let mut client_keys = self
             .read(move |conn| client_keys::list(conn, access.owner()))
             .await?;
-        let usage = self.budgets.usage_now();
+        let usage = self
+            .budgets
+            .usage_now(client_keys.iter().map(|k| k.id.as_str()));
         for k in &mut client_keys {
             k.used = usage.scoped([k.id.as_str()], k.global);
         }
@@ -511,20 +513,11 @@ impl AdminService for AdminSvc {
         request: Request<ListRequest>,
     ) -> Result<Response<BudgetList>, Status> {
         self.caller(&request, rbac::LIST_BUDGETS).await?;
-        // Whose keys count toward each budget: the snapshot's view, the
-        // one the data planes enforce.
-        let snap = self.publisher.current();
-        let mut keys_of: HashMap<&str, Vec<&str>> = HashMap::new();
-        for k in snap.keys.iter() {
-            for b in &k.budgets {
-                keys_of.entry(b.as_str()).or_default().push(k.id.as_str());
-            }
-        }
-        let usage = self.budgets.usage_now();
         let rows = self
             .read(|conn| {
                 let names = client_keys::usernames(conn)?;
                 let teams = super::users::team_names(conn)?;
+                let keys_of = budget_keys(conn)?;
                 Ok(crate::db::budgets::list_budgets(conn)?
                     .into_iter()
                     .map(|b| {
@@ -544,16 +537,20 @@ impl AdminService for AdminSvc {
                             used: Vec::new(),
                             limits: Some(limits.to_admin()),
                         };
-                        (b.subject, limits.global, info)
+                        let keys = keys_of.get(&b.subject).cloned().unwrap_or_default();
+                        (keys, limits.global, info)
                     })
                     .collect::<Vec<_>>())
             })
             .await?;
+        let usage = self.budgets.usage_now(
+            rows.iter()
+                .flat_map(|(keys, ..)| keys.iter().map(String::as_str)),
+        );
         let budgets = rows
             .into_iter()
-            .map(|(id, global, mut info)| {
-                let keys = keys_of.get(id.as_str()).into_iter().flatten().copied();
-                info.used = usage.scoped(keys, global);
+            .map(|(keys, global, mut info)| {
+                info.used = usage.scoped(keys.iter().map(String::as_str), global);
                 info
             })
             .collect();
@@ -726,4 +723,28 @@ impl AdminService for AdminSvc {
             .await?;
         Ok(Response::new(WebhookList { webhooks }))
     }
+}
+
+/// The keys counting toward each user's and team's budget ("user:ID",
+/// "team:ID"), revoked ones included: what a key spent before it was
+/// revoked still counts in the data planes' budget counters. By the team
+/// users are in now (a user who changed teams brings their keys' use).
+fn budget_keys(conn: &mut crate::db::AnyConnection) -> Result<HashMap<String, Vec<String>>> {
+    let team_of: HashMap<String, String> = crate::db::identity::list_users(conn)?
+        .into_iter()
+        .filter_map(|u| Some((u.id, u.team_id?)))
+        .collect();
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, owner) in config::client_key_owners(conn)? {
+        let Some(owner) = owner else {
+            continue;
+        };
+        if let Some(team) = team_of.get(&owner) {
+            out.entry(format!("team:{team}"))
+                .or_default()
+                .push(key.clone());
+        }
+        out.entry(format!("user:{owner}")).or_default().push(key);
+    }
+    Ok(out)
 }

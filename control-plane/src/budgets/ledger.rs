@@ -49,10 +49,15 @@ pub struct RegionUse {
     pub month: Used,
 }
 
-/// (client key id, region, day since the epoch) → usage.
+/// One key's use: (region, day since the epoch) → usage.
+type KeyDays = HashMap<(String, i64), Used>;
+
+/// Client key id → its use per region and day. Indexed by key, so what a
+/// budget or a listing reads costs its own keys' entries, not the whole
+/// ledger's (100,000 keys a month hold millions).
 #[derive(Debug, Default)]
 pub struct Ledger {
-    days: Mutex<HashMap<(String, String, i64), Used>>,
+    days: Mutex<HashMap<String, KeyDays>>,
     /// (budget id, limit, region, day) of the refusals data planes
     /// reported: with reservations a budget refuses before its use reaches
     /// the limit, so a refusal is what "used up" means.
@@ -74,7 +79,7 @@ struct DayRow {
 }
 
 impl Ledger {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String, i64), Used>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, KeyDays>> {
         self.days.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -93,7 +98,9 @@ impl Ledger {
         {
             let mut days = ledger.lock();
             for r in rows {
-                days.entry((r.client_key_id, r.region, r.day))
+                days.entry(r.client_key_id)
+                    .or_default()
+                    .entry((r.region, r.day))
                     .or_default()
                     .add(u64::try_from(r.tokens).unwrap_or(0), r.cost);
             }
@@ -116,9 +123,12 @@ impl Ledger {
         }
         let mut days = self.lock();
         for ((key, region, day), used) in batch {
-            days.entry((key.to_string(), region.to_string(), day))
-                .or_default()
-                .merge(used);
+            if !days.contains_key(key) {
+                days.insert(key.to_string(), KeyDays::new());
+            }
+            if let Some(k) = days.get_mut(key) {
+                k.entry((region.to_string(), day)).or_default().merge(used);
+            }
         }
     }
 
@@ -163,39 +173,58 @@ impl Ledger {
     /// Usage of `keys` per region over the days `from..=to`.
     pub fn by_region(&self, keys: &[&str], from: i64, to: i64) -> HashMap<String, Used> {
         let mut out: HashMap<String, Used> = HashMap::new();
-        for ((key, region, day), used) in self.lock().iter() {
-            if (from..=to).contains(day) && keys.contains(&key.as_str()) {
-                out.entry(region.clone())
-                    .or_default()
-                    .add(used.tokens, used.cost);
+        let days = self.lock();
+        for k in keys {
+            for ((region, day), used) in days.get(*k).into_iter().flatten() {
+                if (from..=to).contains(day) {
+                    match out.get_mut(region) {
+                        Some(o) => o.merge(*used),
+                        None => {
+                            out.insert(region.clone(), *used);
+                        }
+                    }
+                }
             }
         }
         out
     }
 
-    /// Every key's use per region, today and over the days
-    /// `month_from..=today`, in one pass over the ledger (listing 100,000
-    /// keys must not look each one up in the whole ledger).
-    pub fn per_key(&self, today: i64, month_from: i64) -> HashMap<String, Vec<RegionUse>> {
+    /// The use of each of `keys` per region, today and over the days
+    /// `month_from..=today` (keys without use are left out).
+    pub fn per_key<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a str>,
+        today: i64,
+        month_from: i64,
+    ) -> HashMap<String, Vec<RegionUse>> {
         let mut out: HashMap<String, Vec<RegionUse>> = HashMap::new();
-        for ((key, region, day), used) in self.lock().iter() {
-            if !(month_from..=today).contains(day) {
+        let days = self.lock();
+        for key in keys {
+            let Some(k) = days.get(key) else {
                 continue;
-            }
-            let regions = out.entry(key.clone()).or_default();
-            let i = match regions.iter().position(|r| r.region == *region) {
-                Some(i) => i,
-                None => {
-                    regions.push(RegionUse {
-                        region: region.clone(),
-                        ..RegionUse::default()
-                    });
-                    regions.len() - 1
-                }
             };
-            regions[i].month.merge(*used);
-            if *day == today {
-                regions[i].today.merge(*used);
+            let mut regions: Vec<RegionUse> = Vec::new();
+            for ((region, day), used) in k {
+                if !(month_from..=today).contains(day) {
+                    continue;
+                }
+                let i = match regions.iter().position(|r| r.region == *region) {
+                    Some(i) => i,
+                    None => {
+                        regions.push(RegionUse {
+                            region: region.clone(),
+                            ..RegionUse::default()
+                        });
+                        regions.len() - 1
+                    }
+                };
+                regions[i].month.merge(*used);
+                if *day == today {
+                    regions[i].today.merge(*used);
+                }
+            }
+            if !regions.is_empty() {
+                out.insert(key.to_string(), regions);
             }
         }
         out
@@ -203,7 +232,10 @@ impl Ledger {
 
     /// Forgets days before `from` (last month's).
     pub fn forget_before(&self, from: i64) {
-        self.lock().retain(|(_, _, day), _| *day >= from);
+        self.lock().retain(|_, k| {
+            k.retain(|(_, day), _| *day >= from);
+            !k.is_empty()
+        });
         self.refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -247,15 +279,28 @@ mod tests {
         let used = |tokens, cost| Used { tokens, cost };
         {
             let mut days = ledger.lock();
-            days.insert(("k1".into(), "eu".into(), today), used(10, 0.5));
-            days.insert(("k1".into(), "eu".into(), today - 3), used(5, 0.25));
-            days.insert(("k1".into(), "us".into(), today - 1), used(7, 1.0));
+            let mut put = |k: &str, r: &str, d: i64, u: Used| {
+                days.entry(k.into()).or_default().insert((r.into(), d), u);
+            };
+            put("k1", "eu", today, used(10, 0.5));
+            put("k1", "eu", today - 3, used(5, 0.25));
+            put("k1", "us", today - 1, used(7, 1.0));
             // Last month's: not counted.
-            days.insert(("k1".into(), "us".into(), today - 40), used(1000, 99.0));
-            days.insert(("k2".into(), "eu".into(), today - 40), used(1000, 99.0));
+            put("k1", "us", today - 40, used(1000, 99.0));
+            put("k2", "eu", today - 40, used(1000, 99.0));
+            put("k3", "eu", today, used(1, 1.0));
         }
-        let mut got = ledger.per_key(today, today - 10);
-        assert!(!got.contains_key("k2"), "{got:?}");
+        let mut got = ledger.per_key(["k1", "k2", "nope"], today, today - 10);
+        assert!(
+            !got.contains_key("k2") && !got.contains_key("k3"),
+            "{got:?}"
+        );
+        assert_eq!(
+            ledger.by_region(&["k1", "k3"], today, today)["eu"],
+            used(11, 1.5)
+        );
+        ledger.forget_before(today - 10);
+        assert!(ledger.lock().get("k2").is_none());
         let mut k1 = got.remove("k1").unwrap_or_default();
         k1.sort_by(|a, b| a.region.cmp(&b.region));
         assert_eq!(

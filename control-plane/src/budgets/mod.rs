@@ -87,10 +87,14 @@ impl Budgets {
         &self.ledger
     }
 
-    /// Every key's use today and this month, for listings (see [`scoped`]).
-    pub fn usage_now(&self) -> UsageNow {
+    /// The use of `keys` today and this month, for listings (see
+    /// [`UsageNow::scoped`]).
+    pub fn usage_now<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> UsageNow {
         let now = now_ms();
-        UsageNow(self.ledger.per_key(now / DAY_MS, month_start_day(now)))
+        UsageNow(
+            self.ledger
+                .per_key(keys, now / DAY_MS, month_start_day(now)),
+        )
     }
 }
 

@@ -166,7 +166,11 @@ pub fn scan(conn: &mut AnyConnection, f: &RollupFilter) -> Result<Vec<RollupRow>
         .filter(r::bucket_start_ms.ge(f.since_ms))
         .filter(r::bucket_start_ms.lt(f.until_ms))
         .into_boxed();
-    for ids in &f.key_ids {
+    // A long list (a team of many keys) is applied to the rows read: as
+    // parameters it would pass the bind limit (32,766 for SQLite).
+    let (short, long): (Vec<&Vec<String>>, Vec<&Vec<String>>) =
+        f.key_ids.iter().partition(|ids| ids.len() <= MAX_BOUND_IDS);
+    for ids in short {
         q = q.filter(r::client_key_id.eq_any(ids.clone()));
     }
     if let Some(id) = &f.client_key_id {
@@ -184,5 +188,19 @@ pub fn scan(conn: &mut AnyConnection, f: &RollupFilter) -> Result<Vec<RollupRow>
     if let Some(g) = &f.region {
         q = q.filter(r::region.eq(g.clone()));
     }
-    Ok(q.select(RollupRow::as_select()).load(conn)?)
+    let rows = q.select(RollupRow::as_select()).load(conn)?;
+    if long.is_empty() {
+        return Ok(rows);
+    }
+    let sets: Vec<std::collections::HashSet<&str>> = long
+        .iter()
+        .map(|ids| ids.iter().map(String::as_str).collect())
+        .collect();
+    Ok(rows
+        .into_iter()
+        .filter(|row| sets.iter().all(|s| s.contains(row.client_key_id.as_str())))
+        .collect())
 }
+
+/// Most key ids a scan sends as SQL parameters (see [`scan`]).
+const MAX_BOUND_IDS: usize = 1_000;

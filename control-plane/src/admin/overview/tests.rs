@@ -344,3 +344,59 @@ async fn watchers_get_an_update_when_traces_are_stored_and_stop_at_logout() {
         .unwrap();
     assert_eq!(end.unwrap_err().code(), Code::Unauthenticated);
 }
+
+/// A filter by a long list of keys (a team whose members own tens of
+/// thousands) is applied to the rows read rather than bound as SQL
+/// parameters, which SQLite caps at 32,766: the overview still answers,
+/// with only those keys' rows.
+#[tokio::test]
+async fn a_filter_by_more_keys_than_sql_binds_still_answers() {
+    let t = temp_db();
+    let s = OverviewSvc {
+        admin: svc(&t),
+        stored: Signal::default(),
+    };
+    let a = key(&s, "a", crate::admin::testkit::TOKEN).await;
+    let b = key(&s, "b", crate::admin::testkit::TOKEN).await;
+    let now = now_ms();
+    store_batch(
+        &s.admin.db,
+        vec![
+            record("l1", now - 1000, &a, "gpt-4o", 200),
+            record("l2", now - 2000, &b, "gpt-4o", 200),
+        ],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut ids: Vec<String> = (0..40_000).map(|i| format!("not-a-key-{i}")).collect();
+    ids.push(a.1.clone());
+    let (period, span) = range_ms(OverviewRange::OverviewRange24h);
+    let until = crate::rollup::bucket_start(now, span) + span;
+    let rows = s
+        .admin
+        .db
+        .run(move |conn| {
+            crate::db::rollups::scan(
+                conn,
+                &crate::db::rollups::RollupFilter {
+                    level: crate::rollup::Level::Full as i32,
+                    span_ms: span,
+                    since_ms: until - period,
+                    until_ms: until,
+                    key_ids: vec![ids, vec![a.1.clone(), b.1.clone()]],
+                    client_key_id: None,
+                    client_key_name: None,
+                    provider: None,
+                    model: None,
+                    region: None,
+                },
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.client_key_name == "a"),
+        "{rows:?}"
+    );
+}
