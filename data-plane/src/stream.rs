@@ -242,11 +242,11 @@ impl MeteredStream {
         }
     }
 
-    /// The upstream ended cleanly: flush what the formats still owe.
-    fn on_end(&mut self, out: &mut Output) {
-        if let Some(ev) = self.parser.finish() {
-            self.on_event(ev, out);
-        }
+    /// The upstream stopped short (cut, stalled, too large): what the
+    /// decoder still holds (calls a translation held back to keep them in
+    /// turn) goes to the app before the error, and counts toward the
+    /// estimate of what was generated.
+    fn drain_decoder(&mut self, out: &mut Output) {
         if let Mode::Observe(decoder)
         | Mode::Translate { decoder, .. }
         | Mode::JsonArray { decoder, .. } = &mut self.mode
@@ -254,6 +254,14 @@ impl MeteredStream {
             decoder.end(&mut self.events);
         }
         self.use_events(out);
+    }
+
+    /// The upstream ended cleanly: flush what the formats still owe.
+    fn on_end(&mut self, out: &mut Output) {
+        if let Some(ev) = self.parser.finish() {
+            self.on_event(ev, out);
+        }
+        self.drain_decoder(out);
         if let Mode::Translate { encoder, .. } = &mut self.mode {
             encoder.end(out.buf());
         }
@@ -625,6 +633,7 @@ impl MeteredStream {
                             // memory or a core: deliver what came before, then
                             // end the stream with an error.
                             this.done = true;
+                            this.drain_decoder(&mut out);
                             this.file_trace(End::Broken(why));
                             if !this.app_error_event(why, &mut out) {
                                 this.failed = Some(why.into());
@@ -637,6 +646,7 @@ impl MeteredStream {
                     }
                     Poll::Ready(Some(Err(e))) => {
                         this.done = true;
+                        this.drain_decoder(&mut out);
                         this.file_trace(End::Broken("upstream stream cut"));
                         // Deliver what arrived before the cut, then the error:
                         // the app's error event where its framing has one.
@@ -661,6 +671,7 @@ impl MeteredStream {
                         }
                         if this.idle.as_mut().poll(cx).is_ready() {
                             this.done = true;
+                            this.drain_decoder(&mut out);
                             this.file_trace(End::Broken("upstream stream stalled"));
                             let stalled = Stalled(this.idle_timeout.as_secs());
                             if this.app_error_event(&stalled.to_string(), &mut out) {

@@ -368,6 +368,46 @@ data: {"type":"message_stop"}"#,
 }
 
 /// A streamed Anthropic Messages request for `model`, read whole.
+/// An OpenAI-compatible upstream interleaves two calls' arguments, then
+/// the connection breaks while the first call is unfinished: the second
+/// call, held back so that calls reach the Anthropic app one after
+/// another, still reaches it before the error, and counts toward the
+/// estimate of what was generated.
+#[tokio::test]
+async fn a_call_held_back_reaches_the_app_when_the_upstream_cuts() {
+    let gw = Gw::start(&[]).await;
+    let chunk = |calls: &str| {
+        format!(
+            "data: {{\"id\":\"c1\",\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":{calls}}}}}]}}\n\n"
+        )
+    };
+    gw.mock.mock().add_fault(Fault {
+        stream_chunks: Some(vec![
+            chunk(r#"[{"index":0,"id":"call_a","type":"function","function":{"name":"fa","arguments":"{\"x\":"}}]"#),
+            chunk(r#"[{"index":1,"id":"call_b","type":"function","function":{"name":"fb","arguments":"{\"y\":2}"}}]"#),
+        ]),
+        cut_after_chunks: Some(2),
+        ..Fault::default()
+    });
+    let a = anthropic_stream(&gw, "gpt-4o-mini", "call both").await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    let fa = text.find("\"name\":\"fa\"").expect("call fa");
+    let fb = text
+        .find("\"name\":\"fb\"")
+        .expect("call fb reached the app");
+    let err = text
+        .find("event: error")
+        .expect("the stream ends with an error");
+    assert!(fa < fb && fb < err, "{text}");
+    assert!(text.contains(r#"{\"y\":2}"#), "{text}");
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(t.error, "upstream stream cut");
+    assert_eq!(t.usage_source, "estimated_broken");
+    // Both calls' arguments (11 bytes) are estimated: at least 2 tokens.
+    assert!(t.output_tokens >= 2, "{t:?}");
+}
+
 async fn anthropic_stream(gw: &Gw, model: &str, say: &str) -> Answer {
     let req = serde_json::json!({
         "model": model,

@@ -306,6 +306,18 @@ fn encode_messages(req: &ChatRequest) -> Result<Vec<MessageOut<'_>>, Unsupported
         }
         ir::push_turn(&mut turns, m.role, blocks);
     }
+    // A last user turn of only whitespace, left out, would leave the
+    // assistant's turn last: a prefill Anthropic would continue, not the
+    // answer the app asked for.
+    if let Some(last) = req.messages.len().checked_sub(1)
+        && req.messages[last].role == Role::User
+        && turns.last().is_none_or(|(role, _)| *role != Role::User)
+    {
+        return Err(Unsupported::invalid(
+            format!("messages[{last}]"),
+            "the last message holds no text but whitespace, which Anthropic refuses",
+        ));
+    }
     Ok(turns
         .into_iter()
         .map(|(role, mut content)| {

@@ -519,6 +519,16 @@ fn whitespace_only_text_is_not_sent_as_a_block() {
         json!([{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}]),
         "{out}"
     );
+    // A last user turn of whitespace only is refused, not left out (which
+    // would make the assistant turn before it a prefill to continue).
+    let body = br#"{"model":"claude-sonnet-4-5","messages":[
+        {"role":"user","content":"Write a haiku."},
+        {"role":"assistant","content":"Autumn moonlight"},
+        {"role":"user","content":"\n"}
+    ]}"#;
+    let mut req = crate::translate::decode_request(crate::translate::Format::OpenAiChat, body, None, false).unwrap();
+    let e = encode_request(&mut req).unwrap_err();
+    assert_eq!(e.field, "messages[2]", "{e:?}");
 }
 
 /// Sampling and output caps, in their own file (this one is long enough).

@@ -9,10 +9,14 @@
 
 use crate::translate::ir::StreamEvent;
 
-/// Most bytes of arguments held back: past it the held calls go out as
-/// they are (in order), and later events pass as they come. Far beyond
-/// real calls; a bound on what a misbehaving upstream can make us hold.
+/// Most bytes held back (arguments, and what each held event costs
+/// besides): past it the held calls go out as they are (in order), and
+/// later events pass as they come. Far beyond real calls; a bound on what
+/// a misbehaving upstream can make us hold.
 const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
+/// What a held event costs beyond its arguments (a held call's argument
+/// deltas are joined into one, so a call holds at most two events).
+const EVENT_BYTES: usize = 64;
 
 #[derive(Default)]
 pub struct CallOrder {
@@ -20,6 +24,9 @@ pub struct CallOrder {
     live: usize,
     calls: Vec<Pending>,
     held_bytes: usize,
+    /// Everything held went out (the answer ended, or too much was
+    /// held): events pass as they come.
+    released: bool,
 }
 
 #[derive(Default)]
@@ -36,28 +43,46 @@ impl CallOrder {
         if index >= self.calls.len() {
             self.calls.resize_with(index + 1, Pending::default);
         }
-        let args = match &ev {
-            StreamEvent::ToolCallDelta { arguments, .. } => arguments.len(),
-            _ => 0,
-        };
         if let (StreamEvent::ToolCallDelta { arguments, .. }, Some(c)) =
             (&ev, self.calls.get_mut(index))
         {
             c.json.feed(arguments);
         }
-        if index <= self.live {
-            // A late delta of a call already whole passes as it is: there
-            // is nothing better to do with it.
+        if self.released || index <= self.live {
+            // (A late delta of a call already whole passes as it is: there
+            // is nothing better to do with it.)
             out.push(ev);
-            self.advance(out);
+            if !self.released {
+                self.advance(out);
+            }
             return;
         }
-        self.held_bytes += args;
-        if let Some(c) = self.calls.get_mut(index) {
-            c.held.push(ev);
+        let Some(c) = self.calls.get_mut(index) else {
+            return;
+        };
+        match (ev, c.held.last_mut()) {
+            (
+                StreamEvent::ToolCallDelta { arguments, .. },
+                Some(StreamEvent::ToolCallDelta { arguments: joined, .. }),
+            ) => {
+                self.held_bytes += arguments.len();
+                joined.push_str(&arguments);
+            }
+            (ev, _) => {
+                self.held_bytes += EVENT_BYTES
+                    + match &ev {
+                        StreamEvent::ToolCallDelta { arguments, .. } => arguments.len(),
+                        _ => 0,
+                    };
+                c.held.push(ev);
+            }
         }
         if self.held_bytes > MAX_HELD_BYTES {
-            self.flush(|_, _| {}, out);
+            for c in &mut self.calls {
+                out.append(&mut c.held);
+            }
+            self.released = true;
+            self.held_bytes = 0;
         }
     }
 
@@ -72,18 +97,16 @@ impl CallOrder {
         }
     }
 
-    /// The answer ends (or too much is held): every held call's events in
-    /// order, each call closed by `close(index, out)` (which may add the
-    /// arguments a call never had) before the next starts. Later events
-    /// pass as they come.
+    /// The answer ends: every held call's events in order, each call
+    /// closed by `close(index, out)` (which may add the arguments a call
+    /// never had) before the next starts; every call is closed, whether it
+    /// was held or not. Later events pass as they come.
     pub fn flush(&mut self, mut close: impl FnMut(usize, &mut Vec<StreamEvent>), out: &mut Vec<StreamEvent>) {
-        for i in self.live..self.calls.len() {
-            if let Some(c) = self.calls.get_mut(i) {
-                out.append(&mut c.held);
-            }
+        for (i, c) in self.calls.iter_mut().enumerate() {
+            out.append(&mut c.held);
             close(i, out);
         }
-        self.live = usize::MAX;
+        self.released = true;
         self.held_bytes = 0;
     }
 }
@@ -184,10 +207,36 @@ mod tests {
         let mut out = Vec::new();
         o.push(0, start(0), &mut out);
         o.push(1, start(1), &mut out);
-        let big = "x".repeat(MAX_HELD_BYTES / 2 + 1);
+        let big = "x".repeat(MAX_HELD_BYTES / 2);
         o.push(1, args(1, &big), &mut out);
         assert_eq!(out.len(), 1);
         o.push(1, args(1, &big), &mut out);
-        assert_eq!(out.len(), 4, "the held call went out past the bound");
+        // Held deltas were joined: the held call went out as one.
+        assert_eq!(out.len(), 3, "the held call went out past the bound");
+        assert_eq!(out[2], args(1, &big.repeat(2)));
+        // Then events pass as they come, and the end still gives `{}` to
+        // every call that had no arguments.
+        o.push(2, start(2), &mut out);
+        assert_eq!(out.len(), 4);
+        out.clear();
+        o.flush(|i, out| out.push(args(i as u32, "<end>")), &mut out);
+        assert_eq!(out, [args(0, "<end>"), args(1, "<end>"), args(2, "<end>")]);
+    }
+
+    /// A flood of one-byte deltas for a held call is held as one delta,
+    /// not an event each (memory of the arguments' size).
+    #[test]
+    fn many_small_deltas_of_a_held_call_are_one() {
+        let mut o = CallOrder::default();
+        let mut out = Vec::new();
+        o.push(0, start(0), &mut out);
+        o.push(1, start(1), &mut out);
+        for _ in 0..100_000 {
+            o.push(1, args(1, "1"), &mut out);
+        }
+        assert_eq!(o.calls[1].held.len(), 2);
+        assert_eq!(o.held_bytes, 100_000 + 2 * EVENT_BYTES);
+        o.push(0, args(0, "{}"), &mut out);
+        assert_eq!(out.len(), 4);
     }
 }

@@ -221,6 +221,8 @@ impl StreamDecoder for Decoder {
             return;
         };
         if let Some(err) = c.error {
+            // Calls held back go out before the error that ends them.
+            self.close_calls(false, out);
             out.push(StreamEvent::Error {
                 message: wire::error_message(Some(&err), "upstream error"),
             });
