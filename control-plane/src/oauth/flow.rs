@@ -221,7 +221,7 @@ pub async fn exchange(http: &Outbound, c: &Claimed) -> Result<Tokens> {
     )
     .ok_or_else(|| Error::FailedPrecondition("the template's token_url is unusable".into()))?;
     let answer = http.call(req, token::TIMEOUT).await;
-    token::parse(&answer, &[&c.code, &c.verifier])
+    token::parse(&answer, &c.template, &[&c.code, &c.verifier])
         .map_err(|e| Error::FailedPrecondition(format!("the token endpoint gave no tokens: {e}")))
 }
 
@@ -285,7 +285,7 @@ pub async fn start_device(
     }
     let call = token::device_request(&t)
         .ok_or_else(|| Error::FailedPrecondition("device_authorization_url is unusable".into()))?;
-    let d = token::parse_device(&http.call(call, token::TIMEOUT).await).map_err(|e| {
+    let d = token::parse_device(&http.call(call, token::TIMEOUT).await, &t).map_err(|e| {
         Error::FailedPrecondition(format!("the device authorization endpoint refused: {e}"))
     })?;
     let state = pkce::state()?;
@@ -397,7 +397,7 @@ pub async fn poll_device(
     let interval = u32::try_from(flow.interval_secs).unwrap_or(5);
     let finish =
         |h: String| db.run(move |conn| crate::db::write_tx(conn, |conn| q::take_flow(conn, &h)));
-    match token::parse(&answer, &[&device_code]) {
+    match token::parse(&answer, &t, &[&device_code]) {
         Ok(tokens) => {
             if !finish(hash).await? {
                 return Err(Error::FailedPrecondition(

@@ -325,7 +325,7 @@ async fn refresh(ctx: &Ctx, held: &Held, id: &Id, reason: Reason) -> Result<Acco
         .ok_or_else(|| Error::FailedPrecondition("the template's token_url is unusable".into()))?;
         let answer = ctx.http.call(req, token::TIMEOUT).await;
         let now = now_ms();
-        match token::parse(&answer, &[&refresh_token]) {
+        match token::parse(&answer, &t, &[&refresh_token]) {
             Ok(tokens) => {
                 let keep = tokens.refresh_token.clone().unwrap_or(refresh_token);
                 let previous: serde_json::Value =

@@ -154,13 +154,29 @@ pub fn device_request(t: &Resolved) -> Option<Request<Full<Bytes>>> {
     post(&t.spec.device_authorization_url, t, params)
 }
 
-/// Replaces every secret in `text` (an upstream may echo what it refused).
+/// Replaces every secret in `text` (an upstream may echo what it refused),
+/// as sent and as it reads form-encoded (the request body an endpoint
+/// echoes is form-encoded).
 fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = clip(text);
     for s in secrets.iter().filter(|s| s.len() >= 8) {
         out = out.replace(s, "[redacted]");
+        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        if encoded != *s {
+            out = out.replace(&encoded, "[redacted]");
+        }
     }
     out
+}
+
+/// `secrets` and the template's client secret, which every token request
+/// carries: what an error text must not show.
+fn with_client_secret<'a>(t: &'a Resolved, secrets: &[&'a str]) -> Vec<&'a str> {
+    let mut all = secrets.to_vec();
+    if let Some(c) = &t.client_secret {
+        all.push(c.as_str());
+    }
+    all
 }
 
 /// The JSON body of an answer, or why there is none usable.
@@ -240,9 +256,14 @@ fn header_safe(t: &str) -> bool {
         && t.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Reads a token answer. `secrets` are scrubbed from any error text.
-pub fn parse(result: &Result<Answer, CallError>, secrets: &[&str]) -> Result<Tokens, TokenError> {
-    let mut obj = match body(result, secrets)? {
+/// Reads a token answer to a request made with template `t`. `secrets`
+/// (and the template's client secret) are scrubbed from any error text.
+pub fn parse(
+    result: &Result<Answer, CallError>,
+    t: &Resolved,
+    secrets: &[&str],
+) -> Result<Tokens, TokenError> {
+    let mut obj = match body(result, &with_client_secret(t, secrets))? {
         Value::Object(o) => o,
         _ => return Err(TokenError::Failed("the answer is not a JSON object".into())),
     };
@@ -288,8 +309,11 @@ pub struct DeviceStart {
 
 /// Reads a device authorization answer. Google names the URI
 /// `verification_url`; both are accepted.
-pub fn parse_device(result: &Result<Answer, CallError>) -> Result<DeviceStart, TokenError> {
-    let v = body(result, &[])?;
+pub fn parse_device(
+    result: &Result<Answer, CallError>,
+    t: &Resolved,
+) -> Result<DeviceStart, TokenError> {
+    let v = body(result, &with_client_secret(t, &[]))?;
     let s = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -399,6 +423,7 @@ mod tests {
 
     #[test]
     fn token_answers_are_read_and_errors_classified() {
+        let tpl = template("form", None);
         let id = format!(
             "h.{}.s",
             URL_SAFE_NO_PAD.encode(br#"{"sub":"u1","acct":{"id":"a-9"}}"#)
@@ -410,6 +435,7 @@ mod tests {
                     r#"{{"access_token":"at-1","refresh_token":"rt-2","expires_in":"120","id_token":"{id}","scope":"x"}}"#
                 ),
             ),
+            &tpl,
             &[],
         )
         .unwrap();
@@ -423,7 +449,12 @@ mod tests {
             t.fields,
             serde_json::json!({"expires_in": "120", "scope": "x"})
         );
-        let t = parse(&answer(200, r#"{"access_token":"a","expires_in":0}"#), &[]).unwrap();
+        let t = parse(
+            &answer(200, r#"{"access_token":"a","expires_in":0}"#),
+            &tpl,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             (t.lifetime_secs, t.refresh_token.is_none()),
             (MIN_LIFETIME_SECS, true)
@@ -434,6 +465,7 @@ mod tests {
                 400,
                 r#"{"error":"invalid_grant","error_description":"rt-secret-123 is revoked"}"#,
             ),
+            &tpl,
             &["rt-secret-123"],
         )
         .err()
@@ -442,6 +474,7 @@ mod tests {
         assert!(!e.to_string().contains("rt-secret-123"), "{e}");
         let e = parse(
             &answer(400, r#"{"type":"error","error":{"type":"invalid_grant","message":"Refresh token not found"}}"#),
+            &tpl,
             &[],
         )
         .err()
@@ -455,28 +488,32 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    parse(&answer(status, body), &[]),
+                    parse(&answer(status, body), &tpl, &[]),
                     Err(TokenError::Failed(_))
                 ),
                 "{status} {body}"
             );
         }
         assert!(matches!(
-            parse(&answer(200, r#"{"access_token":"a b"}"#), &[]),
+            parse(&answer(200, r#"{"access_token":"a b"}"#), &tpl, &[]),
             Err(TokenError::Failed(_))
         ));
         assert!(matches!(
-            parse(&Err(CallError::Timeout(TIMEOUT)), &[]),
+            parse(&Err(CallError::Timeout(TIMEOUT)), &tpl, &[]),
             Err(TokenError::Failed(_))
         ));
     }
 
     #[test]
     fn device_answers() {
-        let d = parse_device(&answer(
-            200,
-            r#"{"device_code":"dc","user_code":"ABCD-EFGH","verification_url":"https://id.test/device","expires_in":1800,"interval":5}"#,
-        ))
+        let tpl = template("form", None);
+        let d = parse_device(
+            &answer(
+                200,
+                r#"{"device_code":"dc","user_code":"ABCD-EFGH","verification_url":"https://id.test/device","expires_in":1800,"interval":5}"#,
+            ),
+            &tpl,
+        )
         .unwrap();
         assert_eq!(
             (d.user_code.as_str(), d.verification_uri.as_str()),
@@ -486,7 +523,31 @@ mod tests {
             (d.expires_in_secs, d.interval_secs, d.device_code.as_str()),
             (1800, 5, "dc")
         );
-        assert!(parse_device(&answer(200, r#"{"user_code":"x"}"#)).is_err());
-        assert!(parse_device(&answer(400, r#"{"error":"invalid_client"}"#)).is_err());
+        assert!(parse_device(&answer(200, r#"{"user_code":"x"}"#), &tpl).is_err());
+        assert!(parse_device(&answer(400, r#"{"error":"invalid_client"}"#), &tpl).is_err());
+    }
+
+    /// A token endpoint that echoes the request it refused (in its error
+    /// text, form-encoded or not) does not get the template's client
+    /// secret into the error an admin, a viewer or the log sees.
+    #[test]
+    fn an_echoed_client_secret_is_scrubbed() {
+        let tpl = template("form", Some("tmpl-SECRET/mark+clientsecret"));
+        for echoed in [
+            "client_id=cid&client_secret=tmpl-SECRET%2Fmark%2Bclientsecret",
+            "bad client tmpl-SECRET/mark+clientsecret",
+        ] {
+            let body = serde_json::json!({"error": "invalid_client", "error_description": echoed});
+            let e = parse(&answer(401, &body.to_string()), &tpl, &[])
+                .err()
+                .unwrap();
+            let text = e.to_string();
+            assert!(!text.contains("SECRET"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+            let e = parse_device(&answer(400, &body.to_string()), &tpl)
+                .err()
+                .unwrap();
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+        }
     }
 }

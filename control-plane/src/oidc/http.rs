@@ -46,20 +46,34 @@ impl HttpClient {
 
     /// GETs JSON.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T> {
-        self.call(Method::GET, url, None, None).await
+        self.call(Method::GET, url, None, None, &[]).await
     }
 
-    /// POSTs a form, with HTTP Basic credentials when given.
+    /// POSTs a form, with HTTP Basic credentials when given. `secrets` (and
+    /// the Basic credentials) are scrubbed from an error answer's text: a
+    /// provider may echo what it refused.
     pub async fn post_form<T: DeserializeOwned>(
         &self,
         url: &str,
         form: &[(&str, &str)],
         basic: Option<String>,
+        secrets: &[&str],
     ) -> Result<T> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        self.call(Method::POST, url, Some(body), basic).await
+        let mut secrets = secrets.to_vec();
+        if let Some(b) = &basic {
+            secrets.push(b.as_str());
+        }
+        self.call(
+            Method::POST,
+            url,
+            Some(body.clone()),
+            basic.clone(),
+            &secrets,
+        )
+        .await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -68,6 +82,7 @@ impl HttpClient {
         url: &str,
         form: Option<String>,
         basic: Option<String>,
+        secrets: &[&str],
     ) -> Result<T> {
         let target = check_url("identity provider URL", url)?;
         let unreachable = |e: &dyn std::fmt::Display| {
@@ -99,12 +114,17 @@ impl HttpClient {
             .await
             .map_err(|e| unreachable(&e))?;
         if !answer.status.is_success() {
-            // The provider's error text (e.g. invalid_grant) helps the admin;
-            // it never holds our secret.
-            let text: String = String::from_utf8_lossy(&answer.body)
-                .chars()
-                .take(300)
-                .collect();
+            // The provider's error text (e.g. invalid_grant) helps the admin
+            // (and reaches the browser that tried to sign in): without our
+            // secrets, should the provider echo them.
+            let mut text = String::from_utf8_lossy(&answer.body).into_owned();
+            for secret in secrets.iter().filter(|s| s.len() >= 8) {
+                text = text.replace(secret, "[redacted]");
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+                text = text.replace(&encoded, "[redacted]");
+            }
+            let text: String = text.chars().take(300).collect();
             return Err(Error::SignIn(format!(
                 "the identity provider answered {}: {text}",
                 answer.status
@@ -112,5 +132,58 @@ impl HttpClient {
         }
         serde_json::from_slice(&answer.body)
             .map_err(|e| unreachable(&format!("answered with unexpected JSON: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// An identity provider that refuses the code and echoes what it got
+    /// (its Basic credentials and the form): the error the admin and the
+    /// browser see holds none of our secrets.
+    #[tokio::test]
+    async fn an_echoed_secret_is_not_in_the_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap();
+            let echoed = String::from_utf8_lossy(&buf[..n]).replace(['\r', '\n', '"'], " ");
+            let body = format!(r#"{{"error":"invalid_grant","error_description":"{echoed}"}}"#);
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let http = HttpClient::new(Outbound::new(None).unwrap());
+        let secret = "oidc-SECRET/mark+clientsecret";
+        let basic = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("aigw-ui:{secret}"),
+        );
+        let e = http
+            .post_form::<serde_json::Value>(
+                &format!("http://{addr}/token"),
+                &[("code", "the-code-1234"), ("client_secret", secret)],
+                Some(basic),
+                &[secret, "the-code-1234"],
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("invalid_grant") && e.contains("[redacted]"),
+            "{e}"
+        );
+        assert!(!e.contains("SECRET") && !e.contains("the-code-1234"), "{e}");
+        assert!(
+            !e.contains("YWlndy11aTpvaWRjLVNFQ1JFVC"),
+            "the Basic credentials: {e}"
+        );
     }
 }

@@ -513,7 +513,12 @@ impl SignInService for SignInSvc {
             let tokens: TokenResponse = self
                 .state
                 .http
-                .post_form(&d.token_endpoint, &form, basic)
+                .post_form(
+                    &d.token_endpoint,
+                    &form,
+                    basic,
+                    &[secret.as_str(), code.as_str(), pending.verifier.as_str()],
+                )
                 .await?;
             let id_token = tokens.id_token.ok_or_else(|| {
                 Error::SignIn("the identity provider returned no ID token".into())
