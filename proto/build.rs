@@ -35,9 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".aigw.admin.v1",
             "#[cfg_attr(feature = \"json\", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]",
         )
+        // A field the API does not know is refused, not ignored: a typo
+        // (`model` for `models`) would otherwise save the default (every
+        // model allowed), or a limits body wrapped once too often would
+        // remove a budget.
         .message_attribute(
             ".aigw.admin.v1",
-            "#[cfg_attr(feature = \"json\", serde(default))]",
+            "#[cfg_attr(feature = \"json\", serde(default, deny_unknown_fields))]",
         )
         .compile_fds(fds)?;
     Ok(())

@@ -3,7 +3,7 @@
 //! the single-page app's own route and gets `index.html` (never cached, so
 //! a new version shows at the next load).
 
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
@@ -28,7 +28,20 @@ fn file(path: &str) -> Option<Response> {
     Some(resp)
 }
 
-pub async fn serve(uri: Uri) -> Response {
+pub async fn serve(method: Method, uri: Uri) -> Response {
+    // The UI is read; anything else on a path outside `/api/…` (`PUT /`,
+    // `DELETE /api`) is refused in the API's shape, not answered with the
+    // page.
+    if method != Method::GET && method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, HeaderValue::from_static("GET, HEAD"))],
+            axum::Json(serde_json::json!({
+                "error": {"code": "method_not_allowed", "message": "this path does not take that method"}
+            })),
+        )
+            .into_response();
+    }
     let path = uri.path().trim_start_matches('/');
     if let Some(r) = file(path).filter(|_| !path.is_empty()) {
         return r;

@@ -152,6 +152,27 @@ async fn every_other_path_is_the_ui() {
     }
     let resp = router().oneshot(get("/assets/gone-1234.js")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // The page is only read: a change sent to a path outside `/api/…` is
+    // refused in JSON, not answered with the page.
+    for (method, path) in [
+        ("PUT", "/"),
+        ("POST", "/requests"),
+        ("DELETE", "/api"),
+        ("PUT", "/api/"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = router().oneshot(req).await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(resp.headers()["content-type"], "application/json");
+    }
 }
 
 fn post_json(path: &str, body: Vec<u8>) -> Request<Body> {
@@ -457,8 +478,12 @@ async fn a_create_only_put_never_replaces_an_existing_object() {
         if let Some(v) = if_none_match {
             r = r.header("if-none-match", v);
         }
-        r.body(Body::from(r#"{"kind":"openai","members":[]}"#))
-            .unwrap()
+        let body = if path.starts_with("/api/teams/") {
+            r#"{"members":[]}"#
+        } else {
+            r#"{"kind":"openai"}"#
+        };
+        r.body(Body::from(body)).unwrap()
     };
     let send = |req: Request<Body>| {
         let app = app.clone();
@@ -497,6 +522,38 @@ async fn a_create_only_put_never_replaces_an_existing_object() {
     // There are no entity tags to match: any other value is refused.
     let (status, body) = send(put("/api/providers/openai", Some("\"v1\""))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(upserts.load(Ordering::SeqCst), 3);
+
+    // A field the API does not know is refused, naming it, and nothing is
+    // saved: a misspelled `models` would have allowed every model, and a
+    // limits body wrapped in `limits` would have removed a budget.
+    for (path, wrong) in [
+        (
+            "/api/client-keys/k",
+            r#"{"model":["gpt-4o"],"rpm_limit":5}"#,
+        ),
+        ("/api/budgets/team:core", r#"{"limits":{"cost_per_day":5}}"#),
+        (
+            "/api/providers/openai",
+            r#"{"kind":"openai","keys":[{"name":"a","secrte":"x"}]}"#,
+        ),
+    ] {
+        let r = Request::put(path)
+            .header("authorization", "Bearer aigw-t-x")
+            .header("content-type", "application/json")
+            .body(Body::from(wrong))
+            .unwrap();
+        let (status, body) = send(r).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_argument");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field"),
+            "{body}"
+        );
+    }
     assert_eq!(upserts.load(Ordering::SeqCst), 3);
 }
 

@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::create_only::CreateOnly;
 use crate::AppState;
-use crate::error::{ApiResult, Errors};
+use crate::error::{ApiError, ApiResult, Errors};
 use crate::extract::{Body, Name, Params};
 use crate::session::Caller;
 
@@ -91,6 +91,7 @@ pub async fn put_price(
     Body(mut spec): Body<PriceSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
     spec.model = model;
+    refuse_negative_zero(&[("input", spec.input), ("output", spec.output)])?;
     create_only
         .check("a price for", &spec.model, async {
             let list = s
@@ -276,3 +277,16 @@ pub async fn check_credential(
     )
     .await
 }
+
+/// `-0` is refused like any negative amount, as the control plane does;
+/// but a proto3 `double` of `-0.0` is not sent at all (it equals the
+/// default), so the control plane would see `0` and take it.
+fn refuse_negative_zero(fields: &[(&str, f64)]) -> Result<(), ApiError> {
+    match fields.iter().find(|(_, v)| *v == 0.0 && v.is_sign_negative()) {
+        Some((name, _)) => Err(ApiError::BadRequest(format!(
+            "{name} must not be negative (-0 included)"
+        ))),
+        None => Ok(()),
+    }
+}
+
