@@ -252,6 +252,17 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
             affinity: p.affinity,
         })
         .collect();
+    // `-0` is refused like any negative amount; sent, a proto3 `-0.0`
+    // would not be (it equals the default) and the server would see 0.
+    for (i, p) in doc.pricing.iter().enumerate() {
+        for (field, v) in [("input", p.input.0), ("output", p.output.0)] {
+            if v == 0.0 && v.is_sign_negative() {
+                return Err(Error::InvalidArgument(format!(
+                    "pricing[{i}].{field}: must not be negative (-0 included)"
+                )));
+            }
+        }
+    }
     let pricing: Vec<PriceSpec> = doc
         .pricing
         .into_iter()
@@ -281,7 +292,7 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
                 global: l.global,
                 when_store_down: l.when_store_down,
                 expires_at_ms: k.expires_at.map_or(0, |e| e.0),
-                owner: String::new(),
+                owner: k.owner.unwrap_or_default(),
             }
         })
         .collect();

@@ -207,6 +207,7 @@ pub fn to_file(live: &Live) -> ApplyFile {
                 models: k.models.clone(),
                 limits: limits_doc(&key_limits(k)),
                 expires_at: (k.expires_at_ms != 0).then_some(Expiry(k.expires_at_ms)),
+                owner: (!k.owner.is_empty()).then(|| k.owner.clone()),
             })
             .collect(),
         routes: live

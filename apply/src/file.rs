@@ -221,6 +221,10 @@ pub struct ClientKeyDoc {
     /// RFC 3339 (`2026-01-31T00:00:00Z`) or milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Expiry>,
+    /// The username owning the key (its keys count toward the user's and
+    /// the team's budgets, and `--prune` leaves owned keys alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl fmt::Debug for ClientKeyDoc {
@@ -230,6 +234,7 @@ impl fmt::Debug for ClientKeyDoc {
             .field("models", &self.models)
             .field("limits", &self.limits)
             .field("expires_at", &self.expires_at)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }

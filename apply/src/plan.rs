@@ -215,6 +215,10 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool, rules: &impl Rules) -> Ve
                     ));
                 }
                 diff(&mut d, "expires_at_ms", &o.expires_at_ms, &expires);
+                // Unsaid, the owner stays as it is.
+                if let Some(owner) = k.owner.as_ref().filter(|w| **w != o.owner) {
+                    diff(&mut d, "owner", &o.owner, owner);
+                }
                 let action = if d.is_empty() { "unchanged" } else { "update" };
                 out.push(change("client_key", &k.name, action, d));
             }

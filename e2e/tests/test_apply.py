@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+import grpc
 import pytest
 
+from admin_client import Api, create_user
 from harness import MODEL, Gateway, gateway_config
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
@@ -57,6 +60,25 @@ def test_prune_deletes_what_the_file_no_longer_names(stack: Gateway) -> None:
     assert all(line.startswith("unchanged ") for line in again.lines), again.stdout
 
 
+def test_a_key_the_file_gives_an_owner_is_theirs(stack: Gateway, channel: grpc.Channel,
+                                                 pb: SimpleNamespace) -> None:
+    """`owner:` names the user a key belongs to (as README says), which
+    applying again keeps, and which `--prune` then leaves alone."""
+    root = Api(pb, channel, stack.admin_token)
+    create_user(root, "ann", "member")
+    config = gateway_config(stack.mock.url, client_keys=[
+        {"name": "app", "key": "${E2E_APP_KEY}"},
+        {"name": "anns", "owner": "ann"},
+    ])
+    assert "created client_key anns" in stack.apply_ok(config).lines
+    keys = {k.name: k for k in root.call(root.admin.ListClientKeys, pb.admin_pb2.ListRequest()).client_keys}
+    assert keys["anns"].owner == "ann" and keys["app"].owner == ""
+    assert "unchanged client_key anns" in stack.apply_ok(config).lines
+    config["client_keys"] = config["client_keys"][:1]
+    pruned = stack.apply_ok(config, prune=True)
+    assert not any("anns" in line for line in pruned.lines), pruned.stdout
+
+
 def test_generated_key_is_printed_once_and_works(stack: Gateway) -> None:
     config = gateway_config(stack.mock.url, client_keys=[{"name": "gen"}])
     first = stack.apply_ok(config)
@@ -97,7 +119,7 @@ def test_wrong_admin_token_is_refused(stack: Gateway) -> None:
     assert "created" not in r.stdout
 
 
-@pytest.mark.parametrize("mistake", ["kind", "route", "price"])
+@pytest.mark.parametrize("mistake", ["kind", "route", "price", "negative-zero"])
 def test_a_mistake_anywhere_changes_nothing(stack: Gateway, mistake: str) -> None:
     config = gateway_config(stack.mock.url)
     second = dict(config["providers"][0], name="second")
@@ -106,11 +128,14 @@ def test_a_mistake_anywhere_changes_nothing(stack: Gateway, mistake: str) -> Non
         second["kind"] = "openia"
     elif mistake == "route":
         config["routes"] = [{"model": "gpt-4o*", "providers": ["mock", "ghost"]}]
-    else:
+    elif mistake == "price":
         config["pricing"][0]["output"] = -1
+    else:
+        config["pricing"][0]["input"] = -0.0
     r = stack.apply(config)
     assert r.returncode != 0
-    assert {"kind": "openia", "route": "ghost", "price": "output"}[mistake] in r.stderr, r.stderr
+    want = {"kind": "openia", "route": "ghost", "price": "output", "negative-zero": "pricing[0].input"}
+    assert want[mistake] in r.stderr, r.stderr
     assert r.stdout.strip() == "", r.stdout
     # Nothing from the file was applied, not even what came before the mistake.
     assert stack.db.rows("SELECT name FROM providers") == []
