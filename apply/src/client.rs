@@ -190,6 +190,34 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
     rules: &impl Rules,
     out: &mut W,
 ) -> Result<()> {
+    let (header, keys) = request(doc, prune, rules)?;
+    let mut answer = client
+        .apply(tokio_stream::iter(messages(
+            header,
+            keys,
+            rules.max_batch(),
+        )))
+        .await
+        .map_err(rpc("apply".into()))?
+        .into_inner();
+    let mut lines = Vec::new();
+    while let Some(progress) = answer.message().await.map_err(rpc("apply".into()))? {
+        lines.extend(progress.outcomes);
+    }
+    for o in &lines {
+        print(out, o)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// What applying `doc` sends, every object checked with `rules` first: the
+/// refusal a plan must give too, before anything is sent.
+pub fn request(
+    doc: ApplyFile,
+    prune: bool,
+    rules: &impl Rules,
+) -> Result<(ApplyHeader, Vec<ClientKeySpec>)> {
     check_unique("provider", doc.providers.iter().map(|p| p.name.as_str()))?;
     check_unique("price", doc.pricing.iter().map(|p| p.model.as_str()))?;
     check_unique(
@@ -350,24 +378,7 @@ pub async fn apply<T: Transport, W: Write + ?Sized>(
         client_key_count: u32::try_from(keys.len())
             .map_err(|_| Error::invalid("too many client keys"))?,
     };
-    let mut answer = client
-        .apply(tokio_stream::iter(messages(
-            header,
-            keys,
-            rules.max_batch(),
-        )))
-        .await
-        .map_err(rpc("apply".into()))?
-        .into_inner();
-    let mut lines = Vec::new();
-    while let Some(progress) = answer.message().await.map_err(rpc("apply".into()))? {
-        lines.extend(progress.outcomes);
-    }
-    for o in &lines {
-        print(out, o)?;
-    }
-    out.flush()?;
-    Ok(())
+    Ok((header, keys))
 }
 
 #[cfg(test)]

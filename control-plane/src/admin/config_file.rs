@@ -116,9 +116,15 @@ impl ConfigFileService for ConfigFileSvc {
         self.admin.caller(&request, rbac::PLAN_CONFIG).await?;
         let mut client = self.as_caller(&request)?;
         let req = request.into_inner();
+        let prune = req.prune;
+        // What applying would refuse, the plan refuses (with the same
+        // words): a plan of a file that cannot apply would mislead.
+        let checked = parse_file_blocking(req.yaml.clone()).await?;
+        blocking(move || aigw_apply::client::request(checked, prune, &ServerRules))
+            .await?
+            .map_err(Error::from)?;
         let doc = parse_file_blocking(req.yaml).await?;
         let live = export::load(&mut client).await.map_err(Error::from)?;
-        let prune = req.prune;
         let changes = blocking(move || plan::plan(&doc, &live, prune, &ServerRules)).await?;
         Ok(Response::new(ConfigPlan { changes }))
     }
@@ -410,5 +416,36 @@ client_keys:
             .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
         let _ = TOKEN;
+    }
+
+    /// A file applying would refuse is refused by the plan too, with the
+    /// same words, and not planned as if it would apply.
+    #[tokio::test]
+    async fn a_plan_refuses_what_applying_refuses() {
+        let t = temp_db();
+        let s = ConfigFileSvc { admin: svc(&t) };
+        for (mistake, words) in [
+            (FILE.replace("input: 2.5", "input: -1"), "input"),
+            (
+                FILE.replace("kind: openai-compatible", "kind: bogus"),
+                "bogus",
+            ),
+            (
+                FILE.replace(
+                    "  - name: app\n",
+                    &format!("  - name: {}\n", "k".repeat(129)),
+                ),
+                "name",
+            ),
+        ] {
+            let plan = s.plan_config(req(file(&mistake, false))).await.unwrap_err();
+            let apply = s
+                .apply_config(req(file(&mistake, false)))
+                .await
+                .unwrap_err();
+            assert_eq!(plan.code(), Code::InvalidArgument, "{plan:?}");
+            assert_eq!(plan.message(), apply.message());
+            assert!(plan.message().contains(words), "{plan:?}");
+        }
     }
 }
