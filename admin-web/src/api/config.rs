@@ -282,11 +282,13 @@ pub async fn check_credential(
 /// but a proto3 `double` of `-0.0` is not sent at all (it equals the
 /// default), so the control plane would see `0` and take it.
 fn refuse_negative_zero(fields: &[(&str, f64)]) -> Result<(), ApiError> {
-    match fields.iter().find(|(_, v)| *v == 0.0 && v.is_sign_negative()) {
+    match fields
+        .iter()
+        .find(|(_, v)| *v == 0.0 && v.is_sign_negative())
+    {
         Some((name, _)) => Err(ApiError::BadRequest(format!(
             "{name} must not be negative (-0 included)"
         ))),
         None => Ok(()),
     }
 }
-
