@@ -29,6 +29,11 @@ fn diff<T: PartialEq + std::fmt::Debug>(out: &mut Vec<String>, field: &str, old:
     }
 }
 
+/// An optional price as the file writes it ("unset" when it is not).
+fn price_text(p: Option<f64>) -> String {
+    p.map_or_else(|| "unset".to_string(), |v| v.to_string())
+}
+
 fn strategy(s: &str) -> String {
     s.parse::<Strategy>()
         .map_or_else(|()| s.to_string(), |st| st.as_str().to_string())
@@ -169,15 +174,23 @@ pub fn plan(doc: &ApplyFile, live: &Live, prune: bool, rules: &impl Rules) -> Ve
                 &p.model,
                 "create",
                 vec![format!(
-                    "input {} output {} cached_input {:?}",
-                    new.0, new.1, new.2
+                    "input {} output {} cached_input {}",
+                    new.0,
+                    new.1,
+                    price_text(new.2)
                 )],
             )),
             Some(o) => {
                 let mut d = Vec::new();
                 diff(&mut d, "input", &o.input, &new.0);
                 diff(&mut d, "output", &o.output, &new.1);
-                diff(&mut d, "cached_input", &o.cached_input, &new.2);
+                if o.cached_input != new.2 {
+                    d.push(format!(
+                        "cached_input: {} -> {}",
+                        price_text(o.cached_input),
+                        price_text(new.2)
+                    ));
+                }
                 let action = if d.is_empty() { "unchanged" } else { "update" };
                 out.push(change("price", &p.model, action, d));
             }
@@ -429,7 +442,7 @@ mod tests {
     fn changes_field_by_field_without_secrets() {
         let doc = parse(
             "providers:\n  - name: p\n    kind: openai\n    models: [gpt-*, o3]\n    keys:\n      - name: a\n        secret: sk-another-secret-99\n\
-             pricing:\n  - model: gpt-4o\n    input: 2.5\n    output: 12\n\
+             pricing:\n  - model: gpt-4o\n    input: 2.5\n    output: 12\n  - model: o3\n    input: 2\n    output: 8\n\
              client_keys:\n  - name: new-app\n\
              routes:\n  - model: gpt-*\n    providers: [p]\n",
             &|_| None,
@@ -447,6 +460,10 @@ mod tests {
         assert!(prov.details.contains(&"key a secret: changes".to_string()));
         assert!(!format!("{p:?}").contains("sk-another"), "no secret shown");
         assert_eq!(by("price", "gpt-4o").details, ["output: 10.0 -> 12.0"]);
+        assert_eq!(
+            by("price", "o3").details,
+            ["input 2 output 8 cached_input unset"]
+        );
         assert_eq!(by("client_key", "new-app").action, "create");
         assert_eq!(by("route", "gpt-*").action, "create");
         // Pruning deletes the unowned key only.

@@ -84,10 +84,46 @@ where
             match authn::authenticate(&gate.db, &gate.bootstrap_tokens, &meta).await {
                 Ok(p) => {
                     req.extensions_mut().insert(Authenticated(p));
-                    inner.call(req).await
+                    inner.call(req).await.map(malformed_is_invalid)
                 }
                 Err(e) => Ok(Status::from(e).into_http()),
             }
         })
+    }
+}
+
+/// tonic answers a message it cannot decode (bad varint, a string that is
+/// not UTF-8) with `INTERNAL`, which says the server failed; the caller's
+/// message did: `INVALID_ARGUMENT`.
+fn malformed_is_invalid(mut resp: Answer) -> Answer {
+    let h = resp.headers_mut();
+    let undecodable = h.get("grpc-status").is_some_and(|v| v == "13")
+        && h.get("grpc-message").is_some_and(|m| {
+            let m = m.as_bytes();
+            m.starts_with(b"failed to decode Protobuf message")
+                || m.starts_with(b"failed%20to%20decode%20Protobuf%20message")
+        });
+    if undecodable {
+        h.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tonic's own answer to an undecodable message (as a gRPC client
+    /// sees it: `INTERNAL: failed to decode Protobuf message: invalid
+    /// varint`) becomes `INVALID_ARGUMENT`; a handler's own `INTERNAL`
+    /// stays.
+    #[test]
+    fn an_undecodable_message_is_the_callers_error() {
+        let undecodable = Status::internal("failed to decode Protobuf message: invalid varint")
+            .into_http::<Body>();
+        let out = malformed_is_invalid(undecodable);
+        assert_eq!(out.headers()["grpc-status"], "3");
+        let ours = Status::internal("database unavailable").into_http::<Body>();
+        assert_eq!(malformed_is_invalid(ours).headers()["grpc-status"], "13");
     }
 }
