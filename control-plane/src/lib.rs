@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod outbound;
 pub mod push;
+pub mod redact;
 pub mod retention;
 pub mod rollup;
 pub mod rotate;

@@ -20,6 +20,14 @@ fn use_of(region: &str, tokens: u64, cost: f64) -> BudgetUse {
     }
 }
 
+async fn client_keys(s: &super::AdminSvc) -> Vec<aigw_proto::pb::admin::ClientKeyInfo> {
+    s.list_client_keys(req(ListRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .client_keys
+}
+
 #[tokio::test]
 async fn budgets_and_keys_show_what_their_keys_used_revoked_ones_included() {
     let t = temp_db();
@@ -52,12 +60,7 @@ async fn budgets_and_keys_show_what_their_keys_used_revoked_ones_included() {
         .await
         .unwrap();
     }
-    let keys = s
-        .list_client_keys(req(ListRequest {}))
-        .await
-        .unwrap()
-        .into_inner()
-        .client_keys;
+    let keys = client_keys(&s).await;
     let id = |n: &str| keys.iter().find(|k| k.name == n).unwrap().id.clone();
     // 14 tokens and $0.50 each, unless changed.
     let now = now_ms();
@@ -98,12 +101,7 @@ async fn budgets_and_keys_show_what_their_keys_used_revoked_ones_included() {
         [use_of("eu", 14, 0.5), use_of("us", 14, 0.25)]
     );
     assert_eq!(used("user:bob"), [use_of("", 28, 0.75)]);
-    let keys = s
-        .list_client_keys(req(ListRequest {}))
-        .await
-        .unwrap()
-        .into_inner()
-        .client_keys;
+    let keys = client_keys(&s).await;
     let key_used = |n: &str| keys.iter().find(|k| k.name == n).unwrap().used.clone();
     assert_eq!(
         key_used("b1"),

@@ -12,6 +12,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 
 use crate::outbound::{Answer, CallError};
+use crate::redact::scrub;
 
 /// What a check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,13 +113,13 @@ pub fn classify(result: &Result<Answer, CallError>, secret: &str) -> Outcome {
             return Outcome {
                 status: Status::NetworkError,
                 http_status: 0,
-                detail: scrub(&e.to_string(), secret),
+                detail: scrub(&e.to_string(), &[secret]),
                 retry_after: None,
             };
         }
     };
     let code = a.status.as_u16();
-    let message = scrub(&message_of(&a.body), secret);
+    let message = scrub(&message_of(&a.body), &[secret]);
     let lower = message.to_ascii_lowercase();
     let quota = [
         "insufficient_quota",
@@ -187,15 +188,6 @@ fn message_of(body: &[u8]) -> String {
     let mut t: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
     t.truncate(t.trim_end().len());
     t
-}
-
-/// An upstream may quote the key it refused; it never reaches a log or a row.
-fn scrub(text: &str, secret: &str) -> String {
-    if secret.len() >= 8 && text.contains(secret) {
-        text.replace(secret, "[redacted]")
-    } else {
-        text.to_string()
-    }
 }
 
 #[cfg(test)]

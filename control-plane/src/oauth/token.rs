@@ -154,19 +154,9 @@ pub fn device_request(t: &Resolved) -> Option<Request<Full<Bytes>>> {
     post(&t.spec.device_authorization_url, t, params)
 }
 
-/// Replaces every secret in `text` (an upstream may echo what it refused),
-/// as sent and as it reads form-encoded (the request body an endpoint
-/// echoes is form-encoded).
+/// `text`, clipped, without `secrets` (an endpoint may echo what it refused).
 fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = clip(text);
-    for s in secrets.iter().filter(|s| s.len() >= 8) {
-        out = out.replace(s, "[redacted]");
-        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-        if encoded != *s {
-            out = out.replace(&encoded, "[redacted]");
-        }
-    }
-    out
+    crate::redact::scrub(&clip(text), secrets)
 }
 
 /// `secrets` and the template's client secret, which every token request

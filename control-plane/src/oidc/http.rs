@@ -117,13 +117,7 @@ impl HttpClient {
             // The provider's error text (e.g. invalid_grant) helps the admin
             // (and reaches the browser that tried to sign in): without our
             // secrets, should the provider echo them.
-            let mut text = String::from_utf8_lossy(&answer.body).into_owned();
-            for secret in secrets.iter().filter(|s| s.len() >= 8) {
-                text = text.replace(secret, "[redacted]");
-                let encoded: String =
-                    url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-                text = text.replace(&encoded, "[redacted]");
-            }
+            let text = crate::redact::scrub(&String::from_utf8_lossy(&answer.body), secrets);
             let text: String = text.chars().take(300).collect();
             return Err(Error::SignIn(format!(
                 "the identity provider answered {}: {text}",
