@@ -679,6 +679,49 @@ def test_untranslatable_field_is_a_400_naming_it(mgw: Gateway, provider: str) ->
     assert "top_k" not in sent["body"]
 
 
+def interleaved_calls_stream() -> list[str]:
+    """An OpenAI-compatible vendor's stream of two parallel calls whose
+    argument deltas interleave (each names its call by `index`, which the
+    format allows), then a finish."""
+    def chunk(calls: list[dict[str, Any]] | None = None, finish: str | None = None) -> str:
+        delta = {"tool_calls": calls} if calls else {}
+        body = {"id": "chatcmpl-il", "object": "chat.completion.chunk", "created": 1, "model": "compat-model",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(body)}\n\n"
+    start = lambda i, name: {"index": i, "id": f"call_{name}", "type": "function",  # noqa: E731
+                             "function": {"name": name, "arguments": ""}}
+    args = lambda i, a: {"index": i, "function": {"arguments": a}}  # noqa: E731
+    return [chunk([start(0, "fa")]), chunk([start(1, "fb")]),
+            chunk([args(1, '{"y":'), args(0, '{"x":1}')]), chunk([args(1, "2}")]),
+            chunk(finish="tool_calls"), "data: [DONE]\n\n"]
+
+
+def test_interleaved_parallel_calls_reach_the_official_sdks_whole(mgw: Gateway) -> None:
+    """The google-genai and openai (Responses) SDKs, reading a translated
+    stream of two calls whose argument deltas the vendor interleaved, get
+    each call with its own arguments (before, the first call's were lost)."""
+    model = PROVIDERS["compat"].model
+    decl = lambda n: gtypes.FunctionDeclaration(  # noqa: E731
+        name=n, parameters={"type": "object", "properties": {"x": {"type": "integer"}}})
+    mgw.mock.add_fault(stream_chunks=interleaved_calls_stream())
+    chunks = list(mgw.genai_client().models.generate_content_stream(
+        model=model, contents="call both",
+        config=gtypes.GenerateContentConfig(
+            tools=[gtypes.Tool(function_declarations=[decl("fa"), decl("fb")])],
+            automatic_function_calling=gtypes.AutomaticFunctionCallingConfig(disable=True))))
+    calls = [(p.function_call.name, p.function_call.args) for c in chunks for cand in (c.candidates or [])
+             if cand.content for p in cand.content.parts or [] if p.function_call]
+    assert calls == [("fa", {"x": 1}), ("fb", {"y": 2})], calls
+
+    mgw.mock.add_fault(stream_chunks=interleaved_calls_stream())
+    tools = [{"type": "function", "name": n, "parameters": {"type": "object", "properties": {}}}
+             for n in ("fa", "fb")]
+    with mgw.client().responses.stream(model=model, input="call both", tools=tools) as st:
+        resp = st.get_final_response()
+    got = [(o.name, json.loads(o.arguments)) for o in resp.output if o.type == "function_call"]
+    assert got == [("fa", {"x": 1}), ("fb", {"y": 2})], got
+
+
 def call_app(app: str, gw: Gateway, model: str) -> None:
     msgs = [{"role": "user", "content": "hi"}]
     if app == "chat":
