@@ -12,7 +12,6 @@ use aigw_proto::pb::admin::{
 use serde::Deserialize;
 use tonic::{Request, Response, Status};
 
-use super::client_keys::usernames;
 use super::rbac::{self, Access, Target};
 use super::usage::{self, DAY_MS, HOUR_MS};
 use super::{AdminSvc, page};
@@ -101,11 +100,7 @@ fn status_class(s: &str) -> Result<Option<StatusClass>> {
 
 /// Key id -> owner's username.
 pub(super) fn key_owner_names(conn: &mut AnyConnection) -> Result<HashMap<String, String>> {
-    let names = usernames(conn)?;
-    Ok(client_key_owners(conn)?
-        .into_iter()
-        .filter_map(|(key, uid)| Some((key, names.get(&uid?)?.clone())))
-        .collect())
+    Ok(key_people(conn)?.0)
 }
 
 /// Client key id → the name of the team its owner is in now (keys without
