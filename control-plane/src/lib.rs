@@ -24,6 +24,7 @@ pub mod rollup;
 pub mod rotate;
 pub mod server;
 pub mod telemetry;
+pub mod trace_server;
 pub mod trace_writer;
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use aigw_proto::pb::admin::insight_service_server::InsightServiceServer;
 use aigw_proto::pb::admin::overview_service_server::OverviewServiceServer;
 use aigw_proto::pb::admin::sign_in_service_server::SignInServiceServer;
 use aigw_proto::pb::config::config_service_server::ConfigServiceServer;
-use aigw_proto::pb::trace::trace_service_server::TraceServiceServer;
 use aigw_startup::{announce, announce_line, shutdown_signal};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -395,7 +394,9 @@ pub async fn serve(
     let traces_stored = Signal::default();
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<ConfigServiceServer<ConfigSvc>>().await;
-    health.set_serving::<TraceServiceServer<TraceSvc>>().await;
+    health
+        .set_serving::<crate::trace_server::TraceServer<TraceSvc>>()
+        .await;
     health.set_serving::<AdminServiceServer<AdminSvc>>().await;
     health
         .set_serving::<IdentityServiceServer<AdminSvc>>()
@@ -457,6 +458,9 @@ pub async fn serve(
         write_lock: write_lock.clone(),
         http: p.outbound.clone(),
     });
+    // A health check refused with 401 refreshes an OAuth account at once,
+    // as a data plane's refused request does.
+    checker.refresh_oauth_with(refresher.clone());
     let config = ConfigServiceServer::new(ConfigSvc {
         nodes: p.nodes.clone(),
         publisher: p.publisher.clone(),
@@ -471,16 +475,18 @@ pub async fn serve(
             shutdown_rx.clone(),
         ));
     }
-    let trace = TraceServiceServer::new(TraceSvc {
-        writer: crate::trace_writer::TraceWriter::spawn(p.db.clone(), budgets.clone()),
-        nodes: p.nodes.clone(),
-        checker: checker.clone(),
-        budgets: budgets.clone(),
-        oauth: refresher.clone(),
-        shutdown: shutdown_rx.clone(),
-        signal: traces_stored.clone(),
-    })
-    .max_decoding_message_size(MAX_MESSAGE);
+    let trace = crate::trace_server::TraceServer::new(
+        TraceSvc {
+            writer: crate::trace_writer::TraceWriter::spawn(p.db.clone(), budgets.clone()),
+            nodes: p.nodes.clone(),
+            checker: checker.clone(),
+            budgets: budgets.clone(),
+            oauth: refresher.clone(),
+            shutdown: shutdown_rx.clone(),
+            signal: traces_stored.clone(),
+        },
+        MAX_MESSAGE,
+    );
     let admin_svc = AdminSvc {
         db: p.db.clone(),
         master: p.master.clone(),
@@ -531,7 +537,7 @@ pub async fn serve(
             .set_not_serving::<ConfigServiceServer<ConfigSvc>>()
             .await;
         health
-            .set_not_serving::<TraceServiceServer<TraceSvc>>()
+            .set_not_serving::<crate::trace_server::TraceServer<TraceSvc>>()
             .await;
         health
             .set_not_serving::<AdminServiceServer<AdminSvc>>()

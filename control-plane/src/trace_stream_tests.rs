@@ -2,8 +2,8 @@
 //! duplicates, and what a node's batches may hold (bounds, bytes that do
 //! not decode).
 
-use aigw_proto::pb::trace::TraceBatch;
 use aigw_proto::pb::trace::trace_service_client::TraceServiceClient;
+use aigw_proto::pb::trace::{TraceBatch, TraceRecord};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -93,6 +93,51 @@ async fn a_batch_that_does_not_decode_is_refused_not_dropped_silently() {
     server.stop().await;
 }
 
+/// Two million empty records fit in 4 MiB and would take some 900 MiB
+/// once decoded: the batch is refused on its count, before decoding, and
+/// the stream's node can send again.
+#[tokio::test]
+async fn a_small_batch_of_empty_records_is_refused_before_it_is_decoded() {
+    let server = start().await;
+    let ch = server.channel().await;
+    let mut client = TraceServiceClient::new(ch.clone());
+    let records = vec![TraceRecord::default(); 2 << 20];
+    let batch = TraceBatch { seq: 1, records };
+    assert!(prost::Message::encoded_len(&batch) < 5 << 20);
+    let e = client
+        .report(as_node(tokio_stream::iter(vec![batch]), NODE_TOKEN, "n1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e}");
+    assert!(
+        aigw_proto::trace_bounds::is_refused_batch(&e, true),
+        "{e:?}"
+    );
+    let mut again = TraceServiceClient::new(ch);
+    let ack = again
+        .report(as_node(
+            tokio_stream::iter(vec![TraceBatch {
+                seq: 2,
+                records: vec![crate::ingest::tests::record("after")],
+            }]),
+            NODE_TOKEN,
+            "n1",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ack.seq, ack.stored), (2, 1));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn what_a_node_says_of_its_traces_is_bounded() {
     let server = start().await;
@@ -107,8 +152,9 @@ async fn what_a_node_says_of_its_traces_is_bounded() {
             acks.message().await
         }
     };
-    // More records than a data plane ever puts in a batch: refused whole
-    // (what the control plane holds per batch grows with the count).
+    // More records than a data plane ever puts in a batch: refused whole,
+    // counted before anything is decoded (what the control plane holds per
+    // batch grows with the count).
     let many = (0..=aigw_proto::trace_bounds::MAX_BATCH_RECORDS)
         .map(|i| crate::ingest::tests::record(&format!("many-{i}")))
         .collect();
@@ -118,7 +164,8 @@ async fn what_a_node_says_of_its_traces_is_bounded() {
     })
     .await
     .unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    assert_eq!(e.code(), Code::OutOfRange, "{e}");
+    assert!(e.message().contains("at most 512 records"), "{e}");
     assert!(
         aigw_proto::trace_bounds::is_refused_batch(&e, true),
         "{e:?}"

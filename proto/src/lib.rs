@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod delta;
+pub mod json_text;
 pub mod model;
 pub mod prometheus;
 pub mod tls;

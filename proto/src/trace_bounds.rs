@@ -72,10 +72,10 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000;
 /// many attempts.
 const MAX_NAME: usize = 256;
 const MAX_ERROR: usize = 1024;
-const MAX_ATTEMPTS: usize = 32;
+pub const MAX_ATTEMPTS: usize = 32;
 /// Dropped request fields kept, and the longest path (the data plane keeps
 /// at most 64, of 120 characters, already).
-const MAX_DROPPED: usize = 64;
+pub const MAX_DROPPED: usize = 64;
 const MAX_DROPPED_FIELD: usize = 128;
 
 /// Cuts every string of the record to its bound (at a character boundary)
