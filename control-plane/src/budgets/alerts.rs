@@ -3,23 +3,29 @@
 //! (per region for regional budgets), recorded in `budget_alerts` and in
 //! the audit log, and posted to every webhook: a JSON body signed with the
 //! webhook's secret (`x-aigw-signature: sha256=HEX`, HMAC-SHA256 of the
-//! body), with an `x-aigw-event-id` receivers can deduplicate by. Delivery
-//! is retried with exponential back-off (1 s, 2 s, 4 s… up to 8 attempts)
-//! and survives a restart (the pending ones are in the database). With no
-//! webhook configured an alert is only recorded: nothing is attempted (and
-//! logged) until a webhook is added, and then it is posted.
+//! body), with an `x-aigw-event-id` receivers can deduplicate by. Posts
+//! run in a task of their own (never in the budgets' lease loop), several
+//! at once. Delivery is retried with exponential back-off (1 s, 2 s, 4 s…
+//! up to 8 attempts), to the webhooks that have not taken the alert yet
+//! only, and survives a restart (the pending ones are in the database;
+//! which webhooks took one is remembered in memory). With no webhook
+//! configured an alert is only recorded: nothing is attempted (and logged)
+//! until a webhook is added, and then it is posted.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::Request;
 use http_body_util::Full;
 use ring::hmac;
 
 use super::ledger::{Ledger, Used};
-use super::{Ctx, DAY_MS, Subject, live_periods, month_start_day};
+use super::{Ctx, DAY_MS, Subject, TICK, live_periods, month_start_day};
 use crate::crypto;
-use crate::db::budgets::{self, AlertRow};
+use crate::db::budgets::{self, AlertRow, WebhookRow};
 use crate::db::identity::{AuditRow, insert_audit};
 use crate::db::{now_ms, write_tx};
 use crate::error::Result;
@@ -188,19 +194,50 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     hex::encode(hmac::sign(&key, body).as_ref())
 }
 
-/// Posts the alerts due now to every webhook. With none configured, the
-/// alerts stay pending, untried, and this is logged once (`told_no_webhook`
-/// remembers it until a webhook is configured).
-pub(super) async fn deliver(ctx: &Ctx, now: i64, told_no_webhook: &mut bool) {
-    let pending = match ctx.db.run(budgets::undelivered_alerts).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read pending budget alerts");
-            return;
-        }
-    };
-    let due: Vec<AlertRow> = pending
-        .into_iter()
+/// Webhook posts in flight at once, over every alert of a round: a few
+/// receivers that hang do not hold up the others one after another.
+const POSTS_AT_ONCE: usize = 8;
+/// A webhook gets this long to answer a post.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An alert's identity: (budget, period, threshold), as `budget_alerts`
+/// keys it.
+type AlertId = (String, String, i32);
+
+/// What delivery remembers from one round to the next.
+#[derive(Default)]
+pub(super) struct Delivery {
+    /// No webhook is configured, and that was logged (until one is).
+    told_no_webhook: bool,
+    /// The webhooks each pending alert was posted to already: its retries
+    /// go to the others only, so one failing receiver does not make the
+    /// healthy ones get it again. Kept in memory, not in the database (a
+    /// restart forgets it and may post an alert once more to a webhook that
+    /// took it; receivers deduplicate by `x-aigw-event-id`).
+    delivered: HashMap<AlertId, HashSet<String>>,
+}
+
+/// Posts the due alerts every second, in a task of its own: webhook posts
+/// (10 s each at worst) never hold up the budgets' lease top-ups.
+pub(super) async fn run(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state = Delivery::default();
+    loop {
+        tick.tick().await;
+        deliver(&ctx, now_ms(), &mut state).await;
+    }
+}
+
+fn id_of(a: &AlertRow) -> AlertId {
+    (a.budget.clone(), a.period.clone(), a.threshold)
+}
+
+/// The pending alerts whose next attempt is due at `now` (exponential
+/// back-off from when they fired), and not out of attempts.
+fn due(pending: &[AlertRow], now: i64) -> Vec<AlertRow> {
+    pending
+        .iter()
         .filter(|a| a.attempts < MAX_ATTEMPTS)
         .filter(|a| {
             let wait = if a.attempts == 0 {
@@ -210,7 +247,29 @@ pub(super) async fn deliver(ctx: &Ctx, now: i64, told_no_webhook: &mut bool) {
             };
             now >= a.fired_at_ms + wait
         })
+        .cloned()
+        .collect()
+}
+
+/// Posts the alerts due now to every webhook that has not taken them yet,
+/// several at once. With none configured, the alerts stay pending, untried,
+/// and this is logged once (until a webhook is configured).
+pub(super) async fn deliver(ctx: &Ctx, now: i64, state: &mut Delivery) {
+    let pending = match ctx.db.run(budgets::undelivered_alerts).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read pending budget alerts");
+            return;
+        }
+    };
+    // Alerts delivered or given up on need no memory of their webhooks.
+    let retried: HashSet<AlertId> = pending
+        .iter()
+        .filter(|a| a.attempts < MAX_ATTEMPTS)
+        .map(id_of)
         .collect();
+    state.delivered.retain(|id, _| retried.contains(id));
+    let due = due(&pending, now);
     if due.is_empty() {
         return;
     }
@@ -222,66 +281,103 @@ pub(super) async fn deliver(ctx: &Ctx, now: i64, told_no_webhook: &mut bool) {
         }
     };
     if hooks.is_empty() {
-        if !*told_no_webhook {
+        if !state.told_no_webhook {
             tracing::info!(
                 pending = due.len(),
                 "budget alerts are recorded but not posted: no webhook is configured; \
                  they will be posted once one is"
             );
-            *told_no_webhook = true;
+            state.told_no_webhook = true;
         }
         return;
     }
-    *told_no_webhook = false;
-    for a in due {
+    state.told_no_webhook = false;
+    let outcomes = post_all(ctx, &due, &hooks, &state.delivered).await;
+    for (i, a) in due.iter().enumerate() {
+        let took = state.delivered.entry(id_of(a)).or_default();
         let mut error = String::new();
-        for h in &hooks {
-            let secret = match ctx.master.decrypt(&h.secret_enc, &webhook_context(&h.name)) {
-                Ok(s) => s,
-                Err(e) => {
-                    error = e.to_string();
-                    continue;
+        for (_, hook, result) in outcomes.iter().filter(|(j, _, _)| *j == i) {
+            match result {
+                Ok(()) => {
+                    took.insert(hook.clone());
                 }
-            };
-            let body = Bytes::from(a.payload.clone());
-            let event_id = serde_json::from_str::<serde_json::Value>(&a.payload)
-                .ok()
-                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
-                .unwrap_or_default();
-            let req = Request::post(&h.url)
-                .header("content-type", "application/json")
-                .header(
-                    "user-agent",
-                    concat!("aigw-alerts/", env!("CARGO_PKG_VERSION")),
-                )
-                .header("x-aigw-event-id", event_id)
-                .header(
-                    "x-aigw-signature",
-                    format!("sha256={}", signature(&secret, &body)),
-                )
-                .body(Full::new(body));
-            let Ok(req) = req else {
-                error = format!("webhook {:?}: bad request", h.name);
-                continue;
-            };
-            match ctx.http.call(req, Duration::from_secs(10)).await {
-                Ok(r) if r.status.is_success() => {}
-                Ok(r) => error = format!("webhook {:?} answered {}", h.name, r.status),
-                Err(e) => error = format!("webhook {:?}: {e}", h.name),
+                Err(e) => error.clone_from(e),
             }
         }
-        let delivered = if error.is_empty() { now_ms() } else { 0 };
-        if !error.is_empty() {
-            tracing::warn!(alert = %a.budget, attempt = a.attempts + 1, %error, "budget alert not delivered; will retry");
+        let everywhere = hooks.iter().all(|h| took.contains(&h.name));
+        record_attempt(ctx, a, everywhere, error).await;
+    }
+}
+
+/// Posts every alert of `due` (by index) to every webhook that has not
+/// taken it yet, at most `POSTS_AT_ONCE` at a time; returns each post's
+/// (alert index, webhook name, outcome).
+async fn post_all(
+    ctx: &Ctx,
+    due: &[AlertRow],
+    hooks: &[WebhookRow],
+    delivered: &HashMap<AlertId, HashSet<String>>,
+) -> Vec<(usize, String, std::result::Result<(), String>)> {
+    let mut posts = Vec::new();
+    for (i, a) in due.iter().enumerate() {
+        let took = delivered.get(&id_of(a));
+        for h in hooks {
+            if !took.is_some_and(|t| t.contains(&h.name)) {
+                posts.push(async move { (i, h.name.clone(), post(ctx, h, &a.payload).await) });
+            }
         }
-        let row = a.clone();
-        if let Err(e) = ctx
-            .db
-            .run(move |c| budgets::alert_tried(c, &row, delivered, &error))
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record a budget alert delivery");
-        }
+    }
+    futures_util::stream::iter(posts)
+        .buffer_unordered(POSTS_AT_ONCE)
+        .collect()
+        .await
+}
+
+/// Posts one alert to one webhook, signed with its secret.
+async fn post(ctx: &Ctx, hook: &WebhookRow, payload: &str) -> std::result::Result<(), String> {
+    let secret = ctx
+        .master
+        .decrypt(&hook.secret_enc, &webhook_context(&hook.name))
+        .map_err(|e| format!("webhook {:?}: {e}", hook.name))?;
+    let body = Bytes::from(payload.to_string());
+    let event_id = serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    let req = Request::post(&hook.url)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("aigw-alerts/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("x-aigw-event-id", event_id)
+        .header(
+            "x-aigw-signature",
+            format!("sha256={}", signature(&secret, &body)),
+        )
+        .body(Full::new(body))
+        .map_err(|_| format!("webhook {:?}: bad request", hook.name))?;
+    match ctx.http.call(req, POST_TIMEOUT).await {
+        Ok(r) if r.status.is_success() => Ok(()),
+        Ok(r) => Err(format!("webhook {:?} answered {}", hook.name, r.status)),
+        Err(e) => Err(format!("webhook {:?}: {e}", hook.name)),
+    }
+}
+
+/// Records one attempt at `a`: delivered when every webhook has it, else
+/// the last error (the alert is retried).
+async fn record_attempt(ctx: &Ctx, a: &AlertRow, everywhere: bool, error: String) {
+    let delivered = if everywhere { now_ms() } else { 0 };
+    if !everywhere {
+        tracing::warn!(alert = %a.budget, attempt = a.attempts + 1, %error, "budget alert not delivered; will retry");
+    }
+    let row = a.clone();
+    if let Err(e) = ctx
+        .db
+        .run(move |c| budgets::alert_tried(c, &row, delivered, &error))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record a budget alert delivery");
     }
 }
 
@@ -292,7 +388,8 @@ pub fn webhook_context(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -372,11 +469,14 @@ mod tests {
 
         // No webhook: ticks go by (long enough for every retry of the
         // back-off), nothing is attempted and the alert stays recorded.
-        let mut told = false;
+        let mut delivery = Delivery::default();
         for tick in 0..10 {
-            deliver(&ctx, now + tick * 600_000, &mut told).await;
+            deliver(&ctx, now + tick * 600_000, &mut delivery).await;
         }
-        assert!(told, "the missing webhook was not reported");
+        assert!(
+            delivery.told_no_webhook,
+            "the missing webhook was not reported"
+        );
         let p = pending(&ctx).await;
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].attempts, 0, "{p:?}");
@@ -399,15 +499,90 @@ mod tests {
             .run(move |c| budgets::put_webhook(c, &hook))
             .await
             .unwrap();
-        deliver(&ctx, now_ms(), &mut told).await;
+        deliver(&ctx, now_ms(), &mut delivery).await;
         let request = received.await.unwrap();
         assert!(request.starts_with("POST /hook "), "{request}");
         assert!(
             request.contains("x-aigw-event-id: team-a/cost_per_day/2026-12-02/80"),
             "{request}"
         );
-        assert!(!told);
+        assert!(!delivery.told_no_webhook);
         assert!(pending(&ctx).await.is_empty());
+    }
+
+    /// Answers 200 to every post it gets and counts them.
+    async fn counting_webhook() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let posts = Arc::new(AtomicUsize::new(0));
+        let count = posts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        if String::from_utf8_lossy(&got).contains('}') {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            got.clear();
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            let _ = sock.write_all(ok).await;
+                        }
+                    }
+                });
+            }
+        });
+        (url, posts)
+    }
+
+    async fn webhook(ctx: &Ctx, name: &str, url: String) {
+        let hook = WebhookRow {
+            name: name.into(),
+            url,
+            secret_enc: ctx.master.encrypt("whsec", &webhook_context(name)).unwrap(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        ctx.db
+            .run(move |c| budgets::put_webhook(c, &hook))
+            .await
+            .unwrap();
+    }
+
+    /// One webhook refuses every post: the alert is retried for it, and
+    /// the webhook that answered gets the alert once, not at every retry.
+    #[tokio::test]
+    async fn a_failing_webhook_does_not_make_the_healthy_one_receive_an_alert_twice() {
+        let t = temp_db();
+        let ctx = ctx(t.db.clone());
+        let (good, posts) = counting_webhook().await;
+        webhook(&ctx, "good", good).await;
+        // A closed port: refused at once.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/hook", l.local_addr().unwrap())
+        };
+        webhook(&ctx, "dead", dead).await;
+        let now = now_ms();
+        let row = alert(now);
+        ctx.db
+            .run(move |c| budgets::fire_alert(c, &row))
+            .await
+            .unwrap();
+        let mut delivery = Delivery::default();
+        for round in 0..4 {
+            deliver(&ctx, now + round * 600_000, &mut delivery).await;
+        }
+        assert_eq!(posts.load(Ordering::SeqCst), 1);
+        let p = pending(&ctx).await;
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].attempts, 4, "{p:?}");
+        assert!(p[0].last_error.contains("\"dead\""), "{p:?}");
     }
 
     /// A budget smaller than one request's reservation refuses with nothing

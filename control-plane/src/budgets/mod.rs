@@ -2,7 +2,9 @@
 //! what every key used per region and day (from the traces), grants each
 //! region its lease of every global budget (see `leases`), and sends an
 //! alert when a budget crosses 50, 80 and 100 % of a limit, once per period
-//! (see `alerts`). Every second; a lease change is a new snapshot.
+//! (see `alerts`). Every second; a lease change is a new snapshot. Alerts
+//! are posted by a task of their own: a webhook that hangs never delays a
+//! lease top-up.
 
 mod alerts;
 
@@ -72,7 +74,9 @@ impl Budgets {
     pub async fn start(ctx: Ctx) -> Result<Self> {
         let since = month_start_day(now_ms()) * DAY_MS;
         let ledger = Arc::new(ctx.db.run(move |c| Ledger::load(c, since)).await?);
-        tokio::spawn(run(Arc::new(ctx), ledger.clone()));
+        let ctx = Arc::new(ctx);
+        tokio::spawn(run(ctx.clone(), ledger.clone()));
+        tokio::spawn(alerts::run(ctx));
         Ok(Self { ledger })
     }
 
@@ -183,7 +187,6 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
     // budgets, not the leases this task changes every few seconds: with
     // 100,000 keys, listing them anew each tick is worth avoiding.
     let mut cached: Option<(Arc<Compiled>, Arc<Vec<Subject>>)> = None;
-    let mut told_no_webhook = false;
     loop {
         tick.tick().await;
         let now = now_ms();
@@ -210,7 +213,6 @@ async fn run(ctx: Arc<Ctx>, ledger: Arc<Ledger>) {
         if let Err(e) = alerts::check(&ctx, &ledger, &subjects, now).await {
             tracing::warn!(error = %e, "budget alerts not checked");
         }
-        alerts::deliver(&ctx, now, &mut told_no_webhook).await;
     }
 }
 
@@ -377,3 +379,6 @@ mod usage_tests {
         assert!(usage.scoped(["unused"], true).is_empty());
     }
 }
+
+#[cfg(test)]
+mod tests;
