@@ -9,12 +9,16 @@
 //! is recompiled and published (under the same lock as admin changes, so
 //! versions follow commits): every data plane skips a credential found
 //! unusable within a second, and takes it back as soon as a check finds it
-//! well. Checks that find nothing new publish nothing.
+//! well. Checks that find nothing new publish nothing: a key that stays
+//! rate limited is published again only when its retry time moves 5 s or
+//! more later, not at every check. A check that finds an OAuth account's
+//! token refused (401/403) asks the refresher for a new one: the data
+//! planes no longer send that key requests, so none of theirs would.
 
 pub mod probe;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use aigw_proto::pb::admin::CredentialHealth;
@@ -27,6 +31,7 @@ use crate::db::config::load_core;
 use crate::db::health::{self, HealthRow};
 use crate::db::{Db, now_ms, write_tx};
 use crate::error::{Error, Result};
+use crate::oauth::Refresher;
 use crate::outbound::Outbound;
 use crate::push::Publisher;
 
@@ -113,6 +118,9 @@ enum Command {
 #[derive(Clone)]
 pub struct Checker {
     tx: mpsc::Sender<Command>,
+    /// Who refreshes OAuth accounts, once known (see
+    /// [`Checker::refresh_oauth_with`]).
+    oauth: Arc<OnceLock<Refresher>>,
 }
 
 /// What the checker needs: the database, the master key and the publisher
@@ -129,14 +137,26 @@ impl Checker {
     /// Starts the checker on the current runtime.
     pub fn start(ctx: Ctx) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(Arc::new(ctx), rx));
-        Self { tx }
+        let oauth = Arc::new(OnceLock::new());
+        tokio::spawn(run(Arc::new(ctx), oauth.clone(), rx));
+        Self { tx, oauth }
     }
 
     /// A handle whose checks never run (tests of other parts).
     pub fn detached() -> Self {
         let (tx, _) = mpsc::channel(1);
-        Self { tx }
+        Self {
+            tx,
+            oauth: Arc::default(),
+        }
+    }
+
+    /// From now on, a check that finds an OAuth account's access token
+    /// refused (401/403) asks `refresher` for a new one at once: the key is
+    /// out of every data plane's pool then, so no data plane's 401 will
+    /// ask. Set once, where both are built; later calls change nothing.
+    pub fn refresh_oauth_with(&self, refresher: Refresher) {
+        let _ = self.oauth.set(refresher);
     }
 
     /// A data plane saw this credential fail a real request: check it soon
@@ -180,9 +200,11 @@ struct Schedule {
     /// Seconds between checks per provider (0: none scheduled).
     intervals: HashMap<String, u32>,
     version: String,
+    /// Who refreshes OAuth accounts whose token a check found refused.
+    oauth: Arc<OnceLock<Refresher>>,
 }
 
-async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
+async fn run(ctx: Arc<Ctx>, oauth: Arc<OnceLock<Refresher>>, mut rx: mpsc::Receiver<Command>) {
     let mut s = Schedule {
         due: HashMap::new(),
         last: HashMap::new(),
@@ -190,6 +212,7 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
         running: HashSet::new(),
         intervals: HashMap::new(),
         version: String::new(),
+        oauth,
     };
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Id>();
@@ -277,9 +300,13 @@ fn spawn_check(
     s.last.insert(id.clone(), Instant::now());
     let (ctx, slots, done) = (ctx.clone(), slots.clone(), done.clone());
     let (provider, key) = (provider.clone(), key.clone());
+    let oauth = s.oauth.clone();
     tokio::spawn(async move {
         let _slot = slots.acquire_owned().await;
         let result = check(&ctx, &provider, &key, trigger).await;
+        if let (Ok(row), Some(refresher)) = (&result, oauth.get()) {
+            ask_refresh_if_refused(&ctx, refresher, &key, row);
+        }
         if let Err(e) = &result {
             tracing::warn!(provider = %provider.name, key = %key.name, error = %e, "health check not recorded");
         }
@@ -355,15 +382,62 @@ async fn check(
     Ok(row)
 }
 
-/// What the data planes are told of a row: unusable, why and until when.
-fn seen_by_data_planes(r: &HealthRow) -> Option<(&str, i64, &str)> {
-    blocks(&r.status).then_some((r.status.as_str(), r.retry_at_ms, r.detail.as_str()))
+/// An OAuth account's access token refused by the check (401/403), and
+/// still the one in use: asks `refresher` for a new one (debounced there).
+/// Without it the key would stay out of every pool until its scheduled
+/// refresh, since data planes no longer send it the requests whose 401
+/// would ask.
+fn ask_refresh_if_refused(
+    ctx: &Ctx,
+    refresher: &Refresher,
+    key: &pb::ProviderKey,
+    row: &HealthRow,
+) {
+    if !key.oauth || !matches!(row.http_status, 401 | 403) {
+        return;
+    }
+    let current = ctx.publisher.current();
+    let in_use =
+        key_of(&current.core, &row.provider, &row.key_name).is_some_and(|k| k.secret == key.secret);
+    if in_use {
+        tracing::info!(provider = %row.provider, key = %row.key_name, http_status = row.http_status,
+            "OAuth access token refused by a health check: asking for a refresh");
+        refresher.unauthorized(&row.provider, &row.key_name);
+    }
 }
 
-/// Stores the row; recompiles and publishes when what the data planes see
-/// of it changed. Returns whether it did. `probed_token`: the OAuth access
-/// token the check used; if the credential has another by now, the result
-/// is stale and dropped.
+/// A retry time later than the published one by less than this is not
+/// worth a new snapshot: a key that stays rate limited would otherwise
+/// publish one at each check (its retry time moves with the clock).
+const RETRY_MOVE_MS: i64 = 5_000;
+
+/// Whether data planes must be told of `row`, given what they were told of
+/// the key (`published`): it became usable or unusable, for another
+/// reason, or is to be retried markedly later. A new detail alone, or an
+/// earlier retry time (the next check finds the key well), is not worth a
+/// snapshot: the Admin API shows the stored row whole.
+fn worth_publishing(published: Option<&pb::KeyHealth>, row: &HealthRow) -> bool {
+    match (published, blocks(&row.status)) {
+        (None, blocked) => blocked,
+        (Some(_), false) => true,
+        (Some(p), true) => {
+            p.status != row.status || row.retry_at_ms > p.retry_at_ms.saturating_add(RETRY_MOVE_MS)
+        }
+    }
+}
+
+/// The key of `provider` named `key` in `snap`.
+fn key_of<'a>(snap: &'a pb::Snapshot, provider: &str, key: &str) -> Option<&'a pb::ProviderKey> {
+    snap.providers
+        .iter()
+        .find(|p| p.name == provider)
+        .and_then(|p| p.keys.iter().find(|k| k.name == key))
+}
+
+/// Stores the row; recompiles and publishes when what the data planes
+/// were told of the key is to change (see [`worth_publishing`]). Returns
+/// whether it did. `probed_token`: the OAuth access token the check used;
+/// if the credential has another by now, the result is stale and dropped.
 async fn store(ctx: &Ctx, row: HealthRow, probed_token: Option<String>) -> Result<bool> {
     let (master, publisher, lock) = (
         ctx.master.clone(),
@@ -373,34 +447,24 @@ async fn store(ctx: &Ctx, row: HealthRow, probed_token: Option<String>) -> Resul
     ctx.db
         .run(move |conn| {
             let _serial = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(probed) = &probed_token {
-                let current = publisher.current();
-                let now_has = current
-                    .core
-                    .providers
-                    .iter()
-                    .find(|p| p.name == row.provider)
-                    .and_then(|p| p.keys.iter().find(|k| k.name == row.key_name))
-                    .map(|k| k.secret.as_str());
-                if now_has != Some(probed.as_str()) {
-                    tracing::debug!(provider = %row.provider, key = %row.key_name,
-                        "health check of a replaced OAuth access token not recorded");
-                    return Ok(false);
-                }
+            let current = publisher.current();
+            let published = key_of(&current.core, &row.provider, &row.key_name);
+            if let Some(probed) = &probed_token
+                && published.map(|k| k.secret.as_str()) != Some(probed.as_str())
+            {
+                tracing::debug!(provider = %row.provider, key = %row.key_name,
+                    "health check of a replaced OAuth access token not recorded");
+                return Ok(false);
             }
+            // A key no longer in the snapshot has nothing to publish.
+            let publish = published.is_some_and(|k| worth_publishing(k.health.as_ref(), &row));
             let id = crypto::new_id()?;
             let snapshot = write_tx(conn, |conn| {
-                let before = health::current(conn, Some(&row.provider))?
-                    .into_iter()
-                    .find(|r| r.key_name == row.key_name);
                 health::record(conn, &row, id)?;
-                let changed =
-                    before.as_ref().and_then(seen_by_data_planes) != seen_by_data_planes(&row);
-                if !changed {
+                if !publish {
                     return Ok(None);
                 }
                 // A check changes no client key: keep the current ones.
-                let current = publisher.current();
                 Ok(Some(recompile_core(&load_core(conn)?, &master, &current)?))
             })?;
             let changed = snapshot.is_some();
@@ -421,3 +485,6 @@ fn jitter(lo: Duration, hi: Duration) -> Duration {
     let r = crypto::random_u64().unwrap_or(0);
     lo + Duration::from_millis(r % span)
 }
+
+#[cfg(test)]
+mod tests;

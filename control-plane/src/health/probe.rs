@@ -113,13 +113,13 @@ pub fn classify(result: &Result<Answer, CallError>, secret: &str) -> Outcome {
             return Outcome {
                 status: Status::NetworkError,
                 http_status: 0,
-                detail: scrub(&e.to_string(), &[secret]),
+                detail: clip(&scrub(&e.to_string(), &[secret])),
                 retry_after: None,
             };
         }
     };
     let code = a.status.as_u16();
-    let message = scrub(&message_of(&a.body), &[secret]);
+    let message = clip(&scrub(&message_of(&a.body), &[secret]));
     let lower = message.to_ascii_lowercase();
     let quota = [
         "insufficient_quota",
@@ -171,9 +171,19 @@ pub fn classify(result: &Result<Answer, CallError>, secret: &str) -> Outcome {
     }
 }
 
-/// The message of an error body in any provider's shape, trimmed.
+/// `text` cut to what a detail shows, without control characters. Only
+/// ever of scrubbed text: a secret across the cut would keep its first
+/// part, which no longer matches to be scrubbed.
+fn clip(text: &str) -> String {
+    let mut t: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    t.truncate(t.trim_end().len());
+    t
+}
+
+/// The message of an error body in any provider's shape, whole (see
+/// [`clip`]).
 fn message_of(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+    match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v) => v
             .get("error")
             .and_then(|e| e.get("message").or(Some(e)))
@@ -184,10 +194,7 @@ fn message_of(body: &[u8]) -> String {
             })
             .unwrap_or_default(),
         Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    let mut t: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
-    t.truncate(t.trim_end().len());
-    t
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +284,20 @@ mod tests {
             "{}",
             o.detail
         );
+    }
+
+    /// A detail is cut at 300 characters: a key echoed across the cut is
+    /// scrubbed whole before, not left with its first part showing.
+    #[test]
+    fn a_secret_echoed_across_the_cut_never_shows_its_first_part() {
+        let key = "sk-proj-SECRETPREFIX-0123456789abcdefghijklmnop";
+        let body = format!(
+            r#"{{"error":{{"message":"{}invalid key {key}"}}}}"#,
+            "x".repeat(270)
+        );
+        let o = classify(&answer(401, &body, None), key);
+        assert!(!o.detail.contains("sk-proj-SECRET"), "{}", o.detail);
+        assert!(o.detail.chars().count() <= 300, "{}", o.detail);
     }
 
     #[test]

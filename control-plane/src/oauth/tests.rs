@@ -491,3 +491,114 @@ async fn refresh_of_db(t: &crate::db::testing::TempDb, s: &crate::admin::AdminSv
         .decrypt(&a.refresh_enc, &super::account::refresh_context("p", "k"))
         .unwrap()
 }
+
+/// A provider API that refuses every token with 401.
+async fn refusing_api() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"error":{"message":"token revoked"}}"#;
+                let resp = format!(
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+/// The control plane's own health check finds an account's access token
+/// refused (401): the key leaves every data plane's pool, so no data
+/// plane's 401 will ask for a refresh; the check asks for one itself, and
+/// the key comes back with the new token (not at its scheduled refresh,
+/// hours later).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_health_check_refused_with_401_refreshes_the_account_at_once() {
+    let t = temp_db();
+    let s = svc(&t);
+    let (token_url, seen) = rotating_token_endpoint(3600).await;
+    s.upsert_o_auth_template(req(OAuthTemplateSpec {
+        name: "idp".into(),
+        authorize_url: "https://id.test/authorize".into(),
+        token_url,
+        client_id: "cid".into(),
+        redirect_uri: "http://localhost:1455/cb".into(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    s.upsert_provider(req(ProviderSpec {
+        name: "p".into(),
+        kind: "openai".into(),
+        base_url: refusing_api().await,
+        health_check_interval_secs: Some(0),
+        keys: vec![ProviderKeySpec {
+            name: "k".into(),
+            oauth_template: "idp".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let m = s.master.clone();
+    t.db.run(move |c| {
+        let f = completed_flow("p", "k", "idp");
+        let first = Tokens {
+            access_token: "at-0".into(),
+            refresh_token: Some("rt-0".into()),
+            lifetime_secs: 8 * 3600,
+            fields: json!({}),
+            id_token_claims: json!({}),
+        };
+        write_tx(c, |c| flow::store(c, &m, &f, &first))
+    })
+    .await
+    .unwrap();
+    let ctx = || super::Ctx {
+        db: t.db.clone(),
+        master: s.master.clone(),
+        publisher: s.publisher.clone(),
+        write_lock: s.write_lock.clone(),
+        http: crate::outbound::Outbound::new(None).unwrap(),
+    };
+    ctx().commit(|_, _| Ok(((), true))).await.unwrap();
+    let published = || s.publisher.current().core.providers[0].keys[0].clone();
+    assert_eq!(published().secret, "at-0");
+    let refresher = super::Refresher::start(ctx());
+    let checker = crate::health::Checker::start(crate::health::Ctx {
+        db: t.db.clone(),
+        master: s.master.clone(),
+        publisher: s.publisher.clone(),
+        write_lock: s.write_lock.clone(),
+        http: crate::outbound::Outbound::new(None).unwrap(),
+    });
+    checker.refresh_oauth_with(refresher);
+
+    let row = checker.check_now("p", "k").await.unwrap();
+    assert_eq!(row.status, "invalid_credential");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while published().secret == "at-0" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let key = published();
+    assert_eq!(*seen.lock().unwrap(), ["rt-0"]);
+    assert_eq!(key.secret, "at-1");
+    assert_eq!(
+        key.health, None,
+        "the new token is not held to the old one's check"
+    );
+}

@@ -154,9 +154,11 @@ pub fn device_request(t: &Resolved) -> Option<Request<Full<Bytes>>> {
     post(&t.spec.device_authorization_url, t, params)
 }
 
-/// `text`, clipped, without `secrets` (an endpoint may echo what it refused).
+/// `text` without `secrets` (an endpoint may echo what it refused), then
+/// clipped: clipped first, a secret across the cut would keep its first
+/// part, which no longer matches to be scrubbed.
 fn scrub(text: &str, secrets: &[&str]) -> String {
-    crate::redact::scrub(&clip(text), secrets)
+    clip(&crate::redact::scrub(text, secrets))
 }
 
 /// `secrets` and the template's client secret, which every token request
@@ -515,6 +517,20 @@ mod tests {
         );
         assert!(parse_device(&answer(200, r#"{"user_code":"x"}"#), &tpl).is_err());
         assert!(parse_device(&answer(400, r#"{"error":"invalid_client"}"#), &tpl).is_err());
+    }
+
+    /// An error text is cut at 300 characters: a refresh token echoed
+    /// across the cut is scrubbed whole before, not left with its first
+    /// part showing in the account's error, the log and the database.
+    #[test]
+    fn a_refresh_token_echoed_across_the_cut_never_shows_its_first_part() {
+        let rt = "rt-SECRETPREFIX-0123456789abcdefghijklmnopqrstuvwxyz";
+        let body = format!("{}refresh_token={rt}", "x".repeat(250));
+        let e = parse(&answer(500, &body), &template("form", None), &[rt])
+            .err()
+            .unwrap();
+        let text = e.to_string();
+        assert!(!text.contains("rt-SECRET"), "{text}");
     }
 
     /// A token endpoint that echoes the request it refused (in its error
