@@ -9,6 +9,7 @@
 //! (built once per credential, when the snapshot is compiled, so the cost
 //! on the request path is a search per frame).
 
+use aigw_proto::json_text;
 use bytes::Bytes;
 use memchr::memmem::Finder;
 
@@ -22,15 +23,21 @@ const MIN_SECRET: usize = 8;
 /// The forms of some secrets an upstream may echo: each as it is, and as a
 /// JSON string writes it (`\"` and `\\` escaped, and `/` as `\/`, as
 /// PHP's `json_encode` does), since the app's message is the decoded text.
+/// Text with `\uXXXX` escapes (.NET's encoder writes `-` and `+` so, and
+/// Python's `ensure_ascii` every non-ASCII character) is searched once more
+/// decoded, for the secrets as they are.
 #[derive(Default)]
 pub struct Redactor {
     forms: Vec<Finder<'static>>,
+    plain: Vec<Finder<'static>>,
 }
 
 impl Redactor {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut forms: Vec<Finder<'static>> = Vec::new();
+        let mut plain = Vec::new();
         for s in secrets.into_iter().filter(|s| s.len() >= MIN_SECRET) {
+            plain.push(Finder::new(s.as_bytes()).into_owned());
             let json = serde_json::to_string(s).unwrap_or_default();
             let json = json.get(1..json.len().saturating_sub(1)).unwrap_or(s);
             let slashed = json.replace('/', "\\/");
@@ -41,7 +48,7 @@ impl Redactor {
                 }
             }
         }
-        Self { forms }
+        Self { forms, plain }
     }
 
     /// `body` with every form of every secret replaced by [`REDACTED`];
@@ -61,6 +68,15 @@ impl Redactor {
                 at = i + f.needle().len();
             }
             next.extend_from_slice(&hay[at..]);
+            out = Some(next);
+        }
+        let hay: &[u8] = out.as_deref().unwrap_or(&body);
+        let find = |text: &[u8], found: &mut Vec<_>| {
+            for f in &self.plain {
+                json_text::find_all(text, f.needle(), found);
+            }
+        };
+        if let Some(next) = json_text::replace_escaped(hay, find, REDACTED) {
             out = Some(next);
         }
         out.map(Bytes::from).unwrap_or(body)
@@ -134,6 +150,30 @@ mod tests {
         assert_eq!(
             r.scrub_str("key sk/ab\"cd\\ef-0123456789!"),
             "key [redacted]!"
+        );
+    }
+
+    /// .NET writes `-` and `+` as `\u002d` and `\u002b`; the app's SDK
+    /// decodes them, so the secret is found decoded and the escapes that
+    /// wrote it are replaced, the rest of the body left as sent.
+    #[test]
+    fn scrubs_secrets_echoed_with_unicode_escapes() {
+        let r = Redactor::new(["sk-pool-SECRETPOOLKEY-7f3a", "sk-sl/ash+Key=0123"]);
+        let body = Bytes::from_static(
+            br#"{"error":{"message":"Invalid key sk\u002dpool\u002dSECRETPOOLKEY\u002d7f3a \u00e9","k":"sk-sl\/ash\u002bKey=0123"}}"#,
+        );
+        assert_eq!(
+            r.scrub(body),
+            Bytes::from_static(
+                br#"{"error":{"message":"Invalid key [redacted] \u00e9","k":"[redacted]"}}"#
+            )
+        );
+        let escaped = Bytes::from_static(br#"{"text":"caf\u00e9 sk-pool"}"#);
+        let ptr = escaped.as_ptr();
+        assert_eq!(
+            r.scrub(escaped).as_ptr(),
+            ptr,
+            "nothing found, nothing copied"
         );
     }
 

@@ -358,7 +358,8 @@ client_keys:
             );
         }
         // An ordinary file, in flow style too, still plans.
-        let flow = "providers: [{name: mock, kind: openai, keys: [{name: a, secret: s}]}]\n";
+        let flow =
+            "providers: [{name: mock, kind: openai, keys: [{name: a, secret: sk-flow-01}]}]\n";
         for ok in [FILE, flow] {
             let p = s
                 .plan_config(req_as(file(ok, false), &viewer))

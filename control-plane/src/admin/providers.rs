@@ -121,7 +121,7 @@ pub fn validate(spec: ProviderSpec) -> Result<ProviderInput> {
             )));
         }
         let secret = k.secret.trim().to_string();
-        validate::secret(&format!("{what} key {:?}", k.name), &secret)?;
+        validate::upstream_secret(&format!("{what} key {:?}", k.name), &secret)?;
         let oauth_template = k.oauth_template.trim().to_string();
         if !oauth_template.is_empty() {
             validate::name(

@@ -154,6 +154,8 @@ async fn invalid_specs_are_refused_with_clear_messages() {
             "needs a base_url",
         ),
         (provider(""), "needs a secret"),
+        // Too short to be told from words when an upstream echoes it.
+        (provider("Zq7xK2p"), "at least 8 characters"),
     ];
     for (spec, expected) in cases {
         let e = s.upsert_provider(req(spec)).await.unwrap_err();

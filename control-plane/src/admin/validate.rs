@@ -130,6 +130,24 @@ pub fn secret(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The fewest characters of a pool credential's secret. The data planes
+/// take every secret an upstream echoes out of what apps read, and a
+/// shorter one could not be told from ordinary words there (so it is not
+/// searched for, and would reach apps).
+pub const MIN_UPSTREAM_SECRET: usize = 8;
+
+/// A pool credential's secret: [`secret`], and none shorter than
+/// [`MIN_UPSTREAM_SECRET`] (empty stays allowed: no secret given).
+pub fn upstream_secret(what: &str, value: &str) -> Result<()> {
+    secret(what, value)?;
+    if (1..MIN_UPSTREAM_SECRET).contains(&value.len()) {
+        return Err(Error::invalid(format!(
+            "{what}: the secret must be at least {MIN_UPSTREAM_SECRET} characters; a shorter one could not be kept out of what apps read when an upstream echoes it"
+        )));
+    }
+    Ok(())
+}
+
 /// The first characters of a long value, for an error message.
 fn shorten(s: &str) -> String {
     match s.char_indices().nth(64) {
