@@ -6,6 +6,8 @@
 pub mod admin;
 pub mod auth;
 pub mod budgets;
+#[cfg(test)]
+mod canned_http;
 pub mod cli;
 pub mod compile;
 pub mod crypto;

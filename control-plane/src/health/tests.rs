@@ -52,30 +52,12 @@ fn data_planes_are_told_what_changes_their_choice_of_key() {
 
 /// A provider API that answers every request 429 with `retry-after: 20`.
 async fn rate_limiting_api() -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = r#"{"error":{"message":"Rate limit reached for requests"}}"#;
-                let resp = format!(
-                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 20\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    url
+    crate::canned_http::answering(
+        "429 Too Many Requests",
+        &["retry-after: 20"],
+        r#"{"error":{"message":"Rate limit reached for requests"}}"#,
+    )
+    .await
 }
 
 /// A key that stays rate limited is published once, not at each check

@@ -494,30 +494,12 @@ async fn refresh_of_db(t: &crate::db::testing::TempDb, s: &crate::admin::AdminSv
 
 /// A provider API that refuses every token with 401.
 async fn refusing_api() -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = r#"{"error":{"message":"token revoked"}}"#;
-                let resp = format!(
-                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    url
+    crate::canned_http::answering(
+        "401 Unauthorized",
+        &["content-type: application/json"],
+        r#"{"error":{"message":"token revoked"}}"#,
+    )
+    .await
 }
 
 /// The control plane's own health check finds an account's access token
