@@ -12,7 +12,7 @@ use crate::endpoints::AppCall;
 use crate::error::GatewayError;
 use crate::ratelimit::Held;
 use crate::state::AppState;
-use crate::trace_report::{TraceDraft, TraceSink, Written};
+use crate::trace_report::{KILLED, Slot, TraceDraft, TraceSink, Written};
 
 pub struct RequestCtx {
     /// The trace being filled in (usage, price, attempts, timings).
@@ -72,6 +72,14 @@ impl RequestCtx {
     #[must_use = "the answer's end must wait until its trace is written"]
     pub fn log(mut self, status: u16) -> Written {
         self.file(status)
+    }
+
+    /// Keeps what this request's trace would be were the process killed
+    /// now, mid-stream, until the returned slot is dropped (filed at the
+    /// next start then: `trace_report::inflight`).
+    pub fn keep_in_flight(&self, status: u16) -> Option<Slot> {
+        let (rec, per_output_token) = self.trace.if_cut_now(status, KILLED);
+        self.sink.begin_stream(&rec, per_output_token)
     }
 
     fn file(&mut self, status: u16) -> Written {

@@ -117,6 +117,9 @@ pub struct MeteredStream {
     /// back because a secret may start there (see
     /// [`Redactor::unfinished_tail`]).
     carry: Option<Bytes>,
+    /// What this stream's trace is if the process is killed before it
+    /// ends (freed once it is filed).
+    in_flight: Option<crate::trace_report::Slot>,
 }
 
 /// The most tool calls one streamed answer may hold (models make a handful
@@ -166,6 +169,7 @@ impl MeteredStream {
             upstream,
             idle_timeout,
         } = metering;
+        let in_flight = ctx.keep_in_flight(status);
         Self {
             inner,
             parser: SseParser::new(),
@@ -192,6 +196,7 @@ impl MeteredStream {
             finished: false,
             forwarded: 0,
             carry: None,
+            in_flight,
         }
     }
 
@@ -421,6 +426,7 @@ impl MeteredStream {
             ));
         }
         self.written = Some(ctx.log(self.status));
+        self.in_flight = None;
     }
 }
 
@@ -690,6 +696,9 @@ impl MeteredStream {
                     continue;
                 }
                 return Poll::Ready(this.failed.take().map(Err));
+            }
+            if let Some(slot) = &this.in_flight {
+                slot.progress(this.streamed_chars, this.streamed_chunks);
             }
             return Poll::Ready(Some(Ok(Frame::data(out))));
         }

@@ -104,6 +104,38 @@ def test_data_plane_killed_right_after_answering(gw: Gateway) -> None:
     assert_all_traced_once(gw, calls)
 
 
+def test_a_stream_cut_by_killing_its_data_plane_is_traced_at_its_next_start(gw: Gateway) -> None:
+    # The app got part of an answer, and the provider bills what it made:
+    # the stream's trace is filed at the data plane's next start, charged
+    # for the prompt and what had streamed.
+    gw.mock.add_fault(chunk_delay_ms=300, times=1)
+    seen = 0
+    with httpx.stream("POST", gw.dp_url + "/v1/chat/completions", timeout=30,
+                      headers={"authorization": f"Bearer {gw.app_key}"},
+                      json={"model": MODEL, "messages": MESSAGES, "stream": True}) as r:
+        assert r.status_code == 200
+        request_id = r.headers["x-request-id"]
+        for line in r.iter_lines():
+            if line.startswith("data: {") and '"content"' in line:
+                seen += 1
+            if seen == 2:
+                break
+        gw.dp.stop(signal.SIGKILL)  # type: ignore[union-attr]
+    gw.start_data_plane()
+    [trace] = gw.wait_traces([request_id])
+    assert trace["status"] == 200
+    assert trace["error"] == "data plane stopped before the stream ended"
+    assert trace["stream"]
+    assert trace["input_tokens"] > 0
+    assert trace["output_tokens"] >= seen
+    assert trace["cost"] > 0
+    # Filed once, and the data plane serves and traces on.
+    after = call(gw, stream=True)
+    gw.wait_traces([after])
+    assert gw.db.trace_count(request_id) == 1
+    assert gw.db.trace_count() == 2
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_data_plane_without_snapshot_is_not_ready(stack: Gateway) -> None:
     # Never connected, control plane unreachable, nothing on disk: the data

@@ -168,7 +168,8 @@ class Net:
 
         url = (f"postgres://aigw:{self.t.secrets['POSTGRES_PASSWORD']}@{self.pg_addr}/aigw")
         with psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=5) as c:
-            return list(c.execute("SELECT request_id, node_id, region, status FROM traces").fetchall())
+            return list(c.execute(
+                "SELECT request_id, node_id, region, status, error, output_tokens FROM traces").fetchall())
 
     def assert_traces_exact(self, timeout: float = 90) -> list[dict[str, Any]]:
         """Every answered call has its trace, once; no other trace exists."""
@@ -277,12 +278,16 @@ def test_a_data_plane_killed_mid_stream(net: Net) -> None:
     # Its peer serves on; the victim comes back from its disk snapshot.
     net.serve_ok(peer)
     net.serve_ok(peer, stream=True)
+    # The cut stream got its head and part of its answer: it is traced
+    # when its data plane starts again, as a stream cut by the stop.
+    with net.lock:
+        net.calls.append((outcome["id"], 200))
     net.t.start(victim)
     net.wait_versions((victim,), net.cp_version())
     net.serve_ok(victim)
     rows = net.assert_traces_exact()
-    # The cut stream died with its process before it could be recorded.
-    assert outcome["id"] not in {r["request_id"] for r in rows}
+    [cut] = [r for r in rows if r["request_id"] == outcome["id"]]
+    assert cut["error"] == "data plane stopped before the stream ended", cut
     assert {r["request_id"] for r in rows} >= set(before)
 
 

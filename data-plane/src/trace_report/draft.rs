@@ -143,6 +143,31 @@ impl TraceDraft {
         }
     }
 
+    /// The record this request files if its stream is cut now, charged as
+    /// a cut stream is (the prompt's estimate unless reported, and what
+    /// was reported of the answer), and what one more output token costs,
+    /// to charge what streams after (see `inflight.rs`).
+    pub fn if_cut_now(&self, status: u16, error: &str) -> (TraceRecord, f64) {
+        let mut usage = self.usage;
+        if usage.input == 0 {
+            usage.input = self.prompt_estimate;
+        }
+        let mut rec = self.rec.clone();
+        aigw_proto::trace_bounds::clip(&mut rec);
+        rec.status = u32::from(status);
+        rec.latency_us = self.elapsed_us();
+        rec.input_tokens = usage.input;
+        rec.output_tokens = usage.output;
+        rec.cached_tokens = usage.cached;
+        rec.reasoning_tokens = usage.reasoning;
+        rec.cost = usage.cost(self.price);
+        rec.usage_source = "estimated_broken".into();
+        if rec.error.is_empty() {
+            rec.error = error.into();
+        }
+        (rec, self.price.map_or(0.0, |p| p.output / 1_000_000.0))
+    }
+
     /// The finished record, with the status the app got (taken out: the
     /// draft is spent).
     pub fn finish(&mut self, status: u16) -> TraceRecord {

@@ -146,6 +146,43 @@ impl Mapped {
     }
 }
 
+/// A file of fixed slots mapped into memory: the streams in flight
+/// (`inflight.rs`). Made as a segment is (room reserved, the first pages
+/// written and faulted in), so a store into it never meets a full disk.
+pub struct SlotFile {
+    map: MmapMut,
+}
+
+impl SlotFile {
+    /// Creates `path` anew (owner only), `len` bytes, and maps it.
+    pub fn create(path: &Path, len: usize) -> io::Result<Self> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let file = o.open(path)?;
+        reserve(&file, len)?;
+        write_zeros(&file, PREFAULT.min(len))?;
+        // SAFETY: as for a segment (`Mapped::create`): the file is new,
+        // owner-only, in the state directory one data plane holds, its
+        // room reserved, and only this mapping changes it.
+        let map = unsafe { MmapMut::map_mut(&file) }?;
+        if let Err(e) = map.advise_range(Advice::PopulateWrite, 0, PREFAULT.min(map.len()))
+            && e.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error())
+        {
+            return Err(e);
+        }
+        Ok(Self { map })
+    }
+
+    pub fn bytes(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+}
+
 /// Writes zeros over the first `len` bytes with `write`, before they are
 /// mapped and faulted in. On ext4, faulting in reserved (`fallocate`d,
 /// unwritten) blocks through a mapping costs the file system's journal per

@@ -6,6 +6,7 @@
 
 mod draft;
 mod frame;
+mod inflight;
 mod mapped;
 mod raw_batch;
 mod record_check;
@@ -20,12 +21,15 @@ use std::sync::atomic::AtomicU64;
 use aigw_proto::pb::trace::TraceRecord;
 
 pub use draft::TraceDraft;
+pub use inflight::{KILLED, Slot};
 pub use writer::Written;
 
 /// Hands finished requests' records to the spool. Cheap to clone.
 #[derive(Clone)]
 pub struct TraceSink {
     writer: writer::SpoolWriter,
+    /// Streams under way, kept for a killed process's next start.
+    inflight: Arc<inflight::InFlight>,
 }
 
 impl TraceSink {
@@ -34,6 +38,13 @@ impl TraceSink {
     /// the ticket, so the record is in the spool before the app sees it.
     pub fn submit(&self, rec: &TraceRecord) -> Written {
         self.writer.submit(rec)
+    }
+
+    /// Keeps `rec`, what a stream files if it is cut now, until the slot
+    /// is dropped: a process killed meanwhile files it at its next start
+    /// (see `inflight.rs`). `None` when no slot is free or it does not fit.
+    pub fn begin_stream(&self, rec: &TraceRecord, per_output_token: f64) -> Option<Slot> {
+        self.inflight.begin(rec, per_output_token)
     }
 }
 
@@ -57,6 +68,7 @@ impl Reporter {
         // segments; after a shutdown it ends with the process.
         let lock = Arc::new(crate::state_dir::lock(&dir)?);
         let recovered = spool::recover(&dir)?;
+        let cut = inflight::InFlight::left_in(&dir)?;
         let bytes = Arc::new(AtomicU64::new(recovered.bytes));
         let (sealed_tx, sealed_rx) = tokio::sync::mpsc::unbounded_channel();
         let segments = spool::Segments::new(
@@ -68,9 +80,20 @@ impl Reporter {
         )
         .holding(lock);
         let writer = writer::SpoolWriter::start(segments)?;
+        // The streams a killed process left: filed before their slots go.
+        for rec in &cut {
+            drop(writer.submit(rec));
+        }
+        if !cut.is_empty() {
+            tracing::warn!(
+                streams = cut.len(),
+                "traced the streams still under way when this data plane was last stopped"
+            );
+        }
+        let inflight = inflight::InFlight::create(&dir)?;
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
-            sink: TraceSink { writer },
+            sink: TraceSink { writer, inflight },
         })
     }
 
