@@ -71,24 +71,32 @@ impl RequestCtx {
     /// The end of the app's answer waits for the returned ticket.
     #[must_use = "the answer's end must wait until its trace is written"]
     pub fn log(mut self, status: u16) -> Written {
-        self.file(status)
+        self.file(status, None)
+    }
+
+    /// [`Self::log`] for a stream, which frees its in-flight slot once its
+    /// record is in the spool.
+    #[must_use = "the answer's end must wait until its trace is written"]
+    pub fn log_stream(mut self, status: u16, slot: Option<Slot>) -> Written {
+        self.file(status, slot)
     }
 
     /// Keeps what this request's trace would be were the process killed
     /// now, mid-stream, until the returned slot is dropped (filed at the
     /// next start then: `trace_report::inflight`).
     pub fn keep_in_flight(&self, status: u16) -> Option<Slot> {
-        let (rec, per_output_token) = self.trace.if_cut_now(status, KILLED);
-        self.sink.begin_stream(&rec, per_output_token)
+        let over = self.trace.if_cut_now(status, KILLED);
+        self.sink
+            .begin_stream(&[&self.trace.rec, &over], self.trace.price)
     }
 
-    fn file(&mut self, status: u16) -> Written {
+    fn file(&mut self, status: u16, slot: Option<Slot>) -> Written {
         self.logged = true;
         let rec = self.trace.finish(status);
         if let Some(held) = self.held.take() {
             held.settle(rec.input_tokens.saturating_add(rec.output_tokens), rec.cost);
         }
-        self.sink.submit(&rec)
+        self.sink.submit_stream(&rec, slot)
     }
 }
 
@@ -124,6 +132,6 @@ impl Drop for RequestCtx {
         };
         self.trace.set_error(error);
         // Nobody waits for the ticket: the record is queued all the same.
-        drop(self.file(status));
+        drop(self.file(status, None));
     }
 }

@@ -425,8 +425,7 @@ impl MeteredStream {
                 e,
             ));
         }
-        self.written = Some(ctx.log(self.status));
-        self.in_flight = None;
+        self.written = Some(ctx.log_stream(self.status, self.in_flight.take()));
     }
 }
 
@@ -697,8 +696,8 @@ impl MeteredStream {
                 }
                 return Poll::Ready(this.failed.take().map(Err));
             }
-            if let Some(slot) = &this.in_flight {
-                slot.progress(this.streamed_chars, this.streamed_chunks);
+            if let (Some(slot), Some(c)) = (&this.in_flight, &this.ctx) {
+                slot.progress(this.streamed_chars, this.streamed_chunks, &c.trace.usage);
             }
             return Poll::Ready(Some(Ok(Frame::data(out))));
         }

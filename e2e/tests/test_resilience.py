@@ -115,12 +115,16 @@ def test_a_stream_cut_by_killing_its_data_plane_is_traced_at_its_next_start(gw: 
                       json={"model": MODEL, "messages": MESSAGES, "stream": True}) as r:
         assert r.status_code == 200
         request_id = r.headers["x-request-id"]
-        for line in r.iter_lines():
+        # Held until the kill: a dropped line iterator would close the
+        # stream, and the data plane would trace an app that left.
+        lines = r.iter_lines()
+        for line in lines:
             if line.startswith("data: {") and '"content"' in line:
                 seen += 1
             if seen == 2:
                 break
         gw.dp.stop(signal.SIGKILL)  # type: ignore[union-attr]
+        del lines
     gw.start_data_plane()
     [trace] = gw.wait_traces([request_id])
     assert trace["status"] == 200

@@ -143,29 +143,34 @@ impl TraceDraft {
         }
     }
 
-    /// The record this request files if its stream is cut now, charged as
-    /// a cut stream is (the prompt's estimate unless reported, and what
-    /// was reported of the answer), and what one more output token costs,
-    /// to charge what streams after (see `inflight.rs`).
-    pub fn if_cut_now(&self, status: u16, error: &str) -> (TraceRecord, f64) {
+    /// What this request's record would say were its stream cut now, as
+    /// fields over [`Self::rec`] (protobuf merges a record's encoding with
+    /// these encoded after it, a later field's value winning, so the record
+    /// need not be copied): the status, charged as a cut stream is (the
+    /// prompt's estimate unless reported, and what was reported of the
+    /// answer), the error (see `inflight.rs`, which charges what streams
+    /// after at the draft's price).
+    pub fn if_cut_now(&self, status: u16, error: &str) -> TraceRecord {
         let mut usage = self.usage;
         if usage.input == 0 {
             usage.input = self.prompt_estimate;
         }
-        let mut rec = self.rec.clone();
-        aigw_proto::trace_bounds::clip(&mut rec);
-        rec.status = u32::from(status);
-        rec.latency_us = self.elapsed_us();
-        rec.input_tokens = usage.input;
-        rec.output_tokens = usage.output;
-        rec.cached_tokens = usage.cached;
-        rec.reasoning_tokens = usage.reasoning;
-        rec.cost = usage.cost(self.price);
-        rec.usage_source = "estimated_broken".into();
-        if rec.error.is_empty() {
-            rec.error = error.into();
+        TraceRecord {
+            status: u32::from(status),
+            latency_us: self.elapsed_us(),
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+            cached_tokens: usage.cached,
+            reasoning_tokens: usage.reasoning,
+            cost: usage.cost(self.price),
+            usage_source: "estimated_broken".into(),
+            error: if self.rec.error.is_empty() {
+                error.into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
         }
-        (rec, self.price.map_or(0.0, |p| p.output / 1_000_000.0))
     }
 
     /// The finished record, with the status the app got (taken out: the

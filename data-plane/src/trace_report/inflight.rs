@@ -22,8 +22,11 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use aigw_proto::model::Price;
 use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
+
+use crate::usage::Usage;
 
 use super::mapped::SlotFile;
 
@@ -31,9 +34,14 @@ use super::mapped::SlotFile;
 pub const SLOTS: usize = 4096;
 /// One slot: a header and the record's encoding.
 const SLOT: usize = 4096;
-/// `len: u32 | crc32(record): u32 | chars streamed: u64 | chunks streamed:
-/// u64 | cost of one more output token: f64`, little-endian.
-const HEAD: usize = 32;
+/// Little-endian: `len: u32 | crc32(record): u32 | chars streamed: u64 |
+/// chunks streamed: u64 | usage reported so far: 6 × u64 (input, output,
+/// cached, reasoning, cache writes, 1-hour cache writes) | price: 3 × f64
+/// (input, output, cached input, per million) | priced: u64`.
+const HEAD: usize = 104;
+/// Where the usage words begin, and the price's.
+const USAGE: usize = 24;
+const PRICE: usize = 72;
 /// The file, in the spool's directory (no `.seg`/`.open` suffix: the
 /// spool's scan passes it by).
 const FILE: &str = "inflight";
@@ -80,22 +88,37 @@ impl InFlight {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps `rec` (what the stream files if cut now) until the slot is
-    /// dropped; `per_output_token`: what one more output token costs.
-    pub fn begin(self: &Arc<Self>, rec: &TraceRecord, per_output_token: f64) -> Option<Slot> {
-        let payload = rec.encode_to_vec();
-        if HEAD + payload.len() > SLOT {
+    /// Keeps what the stream files if cut now until the slot is dropped:
+    /// `parts`, encoded one after the other, which a decoder merges (a
+    /// later field's value wins: the draft record, then what a cut changes
+    /// in it, with no copy of the record), and the price its usage is
+    /// charged at.
+    pub fn begin(self: &Arc<Self>, parts: &[&TraceRecord], price: Option<Price>) -> Option<Slot> {
+        let len: usize = parts.iter().map(|r| r.encoded_len()).sum();
+        if HEAD + len > SLOT {
             return None;
         }
         let mut t = self.lock();
         let index = t.free.pop()?;
         let s = t.slot(index);
-        s[HEAD..HEAD + payload.len()].copy_from_slice(&payload);
-        s[8..24].fill(0);
-        s[24..32].copy_from_slice(&per_output_token.to_le_bytes());
-        s[4..8].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        let mut body = &mut s[HEAD..HEAD + len];
+        for r in parts {
+            // Cannot fail: `body` has the room the parts' lengths add up to.
+            if r.encode(&mut body).is_err() {
+                t.free.push(index);
+                return None;
+            }
+        }
+        let crc = crc32fast::hash(&s[HEAD..HEAD + len]);
+        s[8..PRICE].fill(0);
+        let p = price.map_or([0.0; 3], |p| [p.input, p.output, p.cached_input]);
+        for (i, v) in p.into_iter().enumerate() {
+            s[PRICE + 8 * i..PRICE + 8 * i + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        s[PRICE + 24..HEAD].copy_from_slice(&u64::from(price.is_some()).to_le_bytes());
+        s[4..8].copy_from_slice(&crc.to_le_bytes());
         // The length last: a slot is read only with its record whole.
-        s[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        s[0..4].copy_from_slice(&(len as u32).to_le_bytes());
         Some(Slot {
             owner: self.clone(),
             index,
@@ -111,13 +134,34 @@ impl Table {
 }
 
 impl Slot {
-    /// What has streamed so far (characters of text, chunks), as the
-    /// stream's own end would charge it.
-    pub fn progress(&self, chars: u64, chunks: u64) {
+    /// What has streamed so far (characters of text, chunks) and what the
+    /// provider has reported of its usage, as the stream's own end would
+    /// charge them.
+    pub fn progress(&self, chars: u64, chunks: u64, usage: &Usage) {
         let mut t = self.owner.lock();
         let s = t.slot(self.index);
-        s[8..16].copy_from_slice(&chars.to_le_bytes());
-        s[16..24].copy_from_slice(&chunks.to_le_bytes());
+        let u = usage;
+        let words = [
+            chars,
+            chunks,
+            u.input,
+            u.output,
+            u.cached,
+            u.reasoning,
+            u.cache_write,
+            u.cache_write_1h,
+        ];
+        for (i, w) in words.into_iter().enumerate() {
+            s[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+}
+
+impl Slot {
+    /// Leaves the slot in use in the file (its record could not be
+    /// spooled as the process stops): the next start files it.
+    pub fn keep(self) {
+        std::mem::forget(self);
     }
 }
 
@@ -143,14 +187,37 @@ fn kept_in(s: &[u8]) -> Option<TraceRecord> {
         return None;
     }
     let mut rec = TraceRecord::decode(payload).ok()?;
-    let streamed = word(8).div_ceil(4).max(word(16));
-    if streamed > rec.output_tokens {
-        let more = streamed - rec.output_tokens;
-        rec.output_tokens = streamed;
-        let per = f64::from_bits(word(24));
-        if per.is_finite() && per > 0.0 {
-            rec.cost += more as f64 * per;
-        }
+    let u = |i: usize| word(USAGE + 8 * i);
+    let mut usage = Usage {
+        input: u(0),
+        output: u(1),
+        cached: u(2),
+        reasoning: u(3),
+        cache_write: u(4),
+        cache_write_1h: u(5),
+    };
+    // As a cut stream is charged: the prompt's estimate unless reported,
+    // and at least what was seen streamed.
+    if usage.input == 0 {
+        usage.input = rec.input_tokens;
+    }
+    usage.output = usage
+        .output
+        .max(rec.output_tokens)
+        .max(word(8).div_ceil(4).max(word(16)));
+    let f = |i: usize| f64::from_bits(word(PRICE + 8 * i));
+    let price = (word(PRICE + 24) == 1).then(|| Price {
+        input: f(0),
+        output: f(1),
+        cached_input: f(2),
+    });
+    rec.input_tokens = usage.input;
+    rec.output_tokens = usage.output;
+    rec.cached_tokens = usage.cached;
+    rec.reasoning_tokens = usage.reasoning;
+    let cost = usage.cost(price);
+    if cost.is_finite() {
+        rec.cost = cost;
     }
     Some(rec)
 }
@@ -179,9 +246,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(InFlight::left_in(dir.path()).unwrap().is_empty());
         let table = InFlight::create(dir.path()).unwrap();
-        let done = table.begin(&rec("ended"), 0.00001).unwrap();
-        let cut = table.begin(&rec("cut"), 0.00001).unwrap();
-        cut.progress(401, 12);
+        let price = Some(Price {
+            input: 25.0,
+            output: 10.0,
+            cached_input: 2.5,
+        });
+        let done = table.begin(&[&rec("ended")], price).unwrap();
+        let cut = table.begin(&[&rec("cut")], price).unwrap();
+        cut.progress(401, 12, &Usage::default());
         drop(done);
         // The process dies: the slot is never freed.
         std::mem::forget(cut);
@@ -204,21 +276,89 @@ mod tests {
         assert!(again.is_empty(), "filed once: {again:?}");
     }
 
+    /// The draft record is kept as it is, with what a cut changes encoded
+    /// after it: read back, the later values win and the rest is the
+    /// draft's.
+    #[test]
+    fn what_a_cut_changes_is_merged_over_the_draft_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = InFlight::create(dir.path()).unwrap();
+        let draft = TraceRecord {
+            request_id: "m".into(),
+            model: "gpt-4o-mini".into(),
+            attempts: vec![aigw_proto::pb::trace::Attempt {
+                provider: "p".into(),
+                status: 200,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let over = TraceRecord {
+            status: 200,
+            input_tokens: 7,
+            ..rec("")
+        };
+        std::mem::forget(table.begin(&[&draft, &over], None).unwrap());
+        drop(table);
+        let [r] = InFlight::left_in(dir.path()).unwrap().try_into().unwrap();
+        assert_eq!(
+            (r.request_id.as_str(), r.model.as_str()),
+            ("m", "gpt-4o-mini")
+        );
+        assert_eq!(r.attempts.len(), 1);
+        assert_eq!(
+            (r.status, r.input_tokens, r.error.as_str()),
+            (200, 7, KILLED)
+        );
+        assert_eq!(r.usage_source, "estimated_broken");
+    }
+
+    /// Usage the provider reports after the stream began (Anthropic's
+    /// `message_start`: the prompt, mostly read from its cache) is what a
+    /// cut stream is charged, not the estimate.
+    #[test]
+    fn usage_reported_after_the_stream_began_is_what_is_charged() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = InFlight::create(dir.path()).unwrap();
+        let price = Price {
+            input: 3.0,
+            output: 15.0,
+            cached_input: 0.3,
+        };
+        let slot = table.begin(&[&rec("cached")], Some(price)).unwrap();
+        let reported = Usage {
+            input: 5000,
+            cached: 4000,
+            output: 1,
+            ..Default::default()
+        };
+        slot.progress(40, 3, &reported);
+        std::mem::forget(slot);
+        drop(table);
+        let [r] = InFlight::left_in(dir.path()).unwrap().try_into().unwrap();
+        assert_eq!(
+            (r.input_tokens, r.cached_tokens, r.output_tokens),
+            (5000, 4000, 10)
+        );
+        let want = (1000.0 * 3.0 + 4000.0 * 0.3 + 10.0 * 15.0) / 1e6;
+        assert!((r.cost - want).abs() < 1e-12, "{}", r.cost);
+    }
+
     #[test]
     fn slots_are_reused_and_a_full_table_keeps_no_more() {
         let dir = tempfile::tempdir().unwrap();
         let table = InFlight::create(dir.path()).unwrap();
         let held: Vec<Slot> = (0..SLOTS)
-            .map(|i| table.begin(&rec(&format!("r{i}")), 0.0).unwrap())
+            .map(|i| table.begin(&[&rec(&format!("r{i}"))], None).unwrap())
             .collect();
-        assert!(table.begin(&rec("one-more"), 0.0).is_none());
+        assert!(table.begin(&[&rec("one-more")], None).is_none());
         drop(held);
-        assert!(table.begin(&rec("again"), 0.0).is_some());
+        assert!(table.begin(&[&rec("again")], None).is_some());
         let huge = TraceRecord {
             error: "x".repeat(SLOT),
             ..rec("huge")
         };
-        assert!(table.begin(&huge, 0.0).is_none(), "does not fit a slot");
+        assert!(table.begin(&[&huge], None).is_none(), "does not fit a slot");
     }
 
     /// Damage (a torn write, a foreign file) is passed over, not filed.

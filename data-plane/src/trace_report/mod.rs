@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use aigw_proto::model::Price;
 use aigw_proto::pb::trace::TraceRecord;
 
 pub use draft::TraceDraft;
@@ -28,8 +29,9 @@ pub use writer::Written;
 #[derive(Clone)]
 pub struct TraceSink {
     writer: writer::SpoolWriter,
-    /// Streams under way, kept for a killed process's next start.
-    inflight: Arc<inflight::InFlight>,
+    /// Streams under way, kept for a killed process's next start (none
+    /// when the slot file could not be made).
+    inflight: Option<Arc<inflight::InFlight>>,
 }
 
 impl TraceSink {
@@ -40,13 +42,24 @@ impl TraceSink {
         self.writer.submit(rec)
     }
 
-    /// Keeps `rec`, what a stream files if it is cut now, until the slot
-    /// is dropped: a process killed meanwhile files it at its next start
-    /// (see `inflight.rs`). `None` when no slot is free or it does not fit.
-    pub fn begin_stream(&self, rec: &TraceRecord, per_output_token: f64) -> Option<Slot> {
-        self.inflight.begin(rec, per_output_token)
+    /// [`Self::submit`] for a stream's record; its in-flight slot is freed
+    /// once the record is in the spool.
+    pub fn submit_stream(&self, rec: &TraceRecord, slot: Option<Slot>) -> Written {
+        self.writer.submit_freeing(rec, slot)
+    }
+
+    /// Keeps what a stream files if it is cut now (`parts`, merged in
+    /// order) until the slot is dropped: a process killed meanwhile files
+    /// it at its next start (see `inflight.rs`). `None` when no slot is
+    /// free or it does not fit.
+    pub fn begin_stream(&self, parts: &[&TraceRecord], price: Option<Price>) -> Option<Slot> {
+        self.inflight.as_ref()?.begin(parts, price)
     }
 }
+
+/// How long a start waits for the records of streams a killed process
+/// left to reach the spool before it makes their slot file anew.
+const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Reporter {
     pub sink: TraceSink,
@@ -80,17 +93,26 @@ impl Reporter {
         )
         .holding(lock);
         let writer = writer::SpoolWriter::start(segments)?;
-        // The streams a killed process left: filed before their slots go.
-        for rec in &cut {
-            drop(writer.submit(rec));
-        }
+        // The streams a killed process left: their slots are made anew
+        // only once their records are in the spool.
+        let filed: Vec<Written> = cut.iter().map(|rec| writer.submit(rec)).collect();
+        let placed = filed.iter().all(|w| w.wait_blocking(RECOVERY_WAIT));
         if !cut.is_empty() {
             tracing::warn!(
                 streams = cut.len(),
                 "traced the streams still under way when this data plane was last stopped"
             );
         }
-        let inflight = inflight::InFlight::create(&dir)?;
+        let inflight = if placed {
+            inflight::InFlight::create(&dir)
+                .inspect_err(|e| tracing::error!(error = %e, "cannot make the file of streams under way; a stream cut by a killed process will have no trace"))
+                .ok()
+        } else {
+            tracing::error!(
+                "the streams cut at the last stop could not be spooled yet; kept for the next start, and streams are not kept meanwhile"
+            );
+            None
+        };
         tokio::spawn(ship::run(channel, dir, recovered.sealed, sealed_rx, bytes));
         Ok(Self {
             sink: TraceSink { writer, inflight },

@@ -23,6 +23,7 @@ use aigw_proto::pb::trace::TraceRecord;
 use prost::Message;
 
 use super::frame::HEADER;
+use super::inflight::Slot;
 use super::mapped::{MAX_FRAME, Mapped};
 use super::spool::{MAX_AGE, Segments};
 
@@ -39,6 +40,9 @@ struct Queue {
     /// done once `Shared::written` reaches it), so this outlives each batch
     /// the writer takes.
     last: u64,
+    /// The in-flight slots of queued streams' records: freed once those
+    /// are placed (see `inflight.rs`).
+    slots: Vec<Slot>,
 }
 
 impl Queue {
@@ -48,6 +52,7 @@ impl Queue {
         Queue {
             records: std::mem::take(&mut self.records),
             last: self.last,
+            slots: std::mem::take(&mut self.slots),
         }
     }
 }
@@ -195,15 +200,22 @@ impl SpoolWriter {
     /// When no segment has room the writer places it, and the ticket
     /// resolves once it has.
     pub fn submit(&self, rec: &TraceRecord) -> Written {
+        self.submit_freeing(rec, None)
+    }
+
+    /// [`Self::submit`] for a stream's record, and frees the stream's
+    /// in-flight slot once the record is placed (at once, or by the writer
+    /// when it was queued): until then a killed process still has it.
+    pub fn submit_freeing(&self, rec: &TraceRecord, slot: Option<Slot>) -> Written {
         ENCODED.with_borrow_mut(|buf| {
             buf.clear();
             // Encoding into a Vec cannot run out of room.
             let _ = rec.encode(buf);
-            self.place(buf)
+            self.place(buf, slot)
         })
     }
 
-    fn place(&self, payload: &[u8]) -> Written {
+    fn place(&self, payload: &[u8], mut slot: Option<Slot>) -> Written {
         if HEADER + payload.len() > MAX_FRAME {
             // Records are clipped far below this (`trace_bounds`).
             dropped("too_large", 1);
@@ -218,12 +230,17 @@ impl SpoolWriter {
         let ticket = if st.queue.records.is_empty() && st.place(payload) {
             None
         } else if st.closing && st.open.is_none() {
-            // After the writer's last round: nowhere to go.
+            // After the writer's last round: nowhere to go. A stream's slot
+            // stays, so the next start files it.
             drop(st);
             dropped("shutdown", 1);
+            if let Some(s) = slot {
+                s.keep();
+            }
             return Written::ready();
         } else {
             st.queue.records.push(payload.to_vec());
+            st.queue.slots.extend(slot.take());
             st.queue.last += 1;
             Some(st.queue.last)
         };
@@ -235,6 +252,8 @@ impl SpoolWriter {
             st.idle = false;
         }
         drop(st);
+        // Placed: its slot, if it still has one, is free now.
+        drop(slot);
         // Woken after the lock is released: the writer often runs at once on
         // this same core, and woken under the lock it would block on it
         // straight away. Nothing is lost: the writer only sleeps after
@@ -284,6 +303,19 @@ impl Written {
             shared: None,
             ticket: 0,
         }
+    }
+
+    /// Waits, blocking, until the record is placed; `false` when `within`
+    /// passed first (the writer cannot make a segment).
+    pub fn wait_blocking(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while !self.done() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     fn done(&self) -> bool {
@@ -370,6 +402,8 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
                 dropped("shutdown", queue.records.len() as u64);
                 shared.mark_written(queue.last);
             }
+            // Their records are not in the spool: the next start files them.
+            queue.slots.into_iter().for_each(Slot::keep);
             for m in full.into_iter().chain(open).chain(spare) {
                 segments.seal(m);
             }
@@ -501,6 +535,41 @@ mod tests {
             ids.sort();
             return ids;
         }
+    }
+
+    /// A stream's record is always somewhere a killed process leaves it:
+    /// its in-flight slot is freed only once the record is in a spool file,
+    /// also when the record had to queue (right after start, before the
+    /// writer made a segment).
+    #[tokio::test]
+    async fn a_streams_slot_is_freed_only_once_its_record_is_in_the_spool() {
+        use super::super::inflight::InFlight;
+        let (dir, slots_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let table = InFlight::create(slots_dir.path()).unwrap();
+        let (w, _rx) = writer(dir.path());
+        let mut tickets = Vec::new();
+        for i in 0..20 {
+            let r = rec(&format!("s{i}"));
+            tickets.push(w.submit_freeing(&r, table.begin(&[&r], None)));
+            // Slots first: a slot freed after this look was placed before it.
+            let kept: Vec<String> = InFlight::left_in(slots_dir.path())
+                .unwrap()
+                .into_iter()
+                .map(|r| r.request_id)
+                .collect();
+            let spooled = on_disk(dir.path());
+            for j in 0..=i {
+                let id = format!("s{j}");
+                assert!(
+                    kept.contains(&id) || spooled.contains(&id),
+                    "{id} is nowhere"
+                );
+            }
+        }
+        for t in tickets {
+            soon(t).await;
+        }
+        assert!(InFlight::left_in(slots_dir.path()).unwrap().is_empty());
     }
 
     #[tokio::test]
