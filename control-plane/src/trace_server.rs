@@ -154,7 +154,7 @@ pub fn check_counts(mut msg: &[u8]) -> Result<(), String> {
                 ));
             }
             check_record(rec)?;
-        } else if skip(&mut msg, wire).is_none() {
+        } else if skip(&mut msg, wire)? {
             return Ok(());
         }
     }
@@ -178,7 +178,7 @@ fn check_record(mut rec: &[u8]) -> Result<(), String> {
                 "a trace record holds at most {MAX_ATTEMPTS} attempts and {MAX_DROPPED} dropped fields"
             ));
         }
-        if skip(&mut rec, wire).is_none() {
+        if skip(&mut rec, wire)? {
             return Ok(());
         }
     }
@@ -193,17 +193,26 @@ fn take_len<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(field)
 }
 
-/// Skips one field's value; `None` when it does not parse.
-fn skip(buf: &mut &[u8], wire: WireType) -> Option<()> {
+/// Skips one field's value; `true` when it does not parse (prost refuses
+/// it then). A group is refused here: trace.proto has none, and prost
+/// would skip an unknown one with anything inside it, records uncounted.
+fn skip(buf: &mut &[u8], wire: WireType) -> Result<bool, String> {
     let n = match wire {
-        WireType::Varint => return decode_varint(buf).ok().map(drop),
-        WireType::LengthDelimited => return take_len(buf).map(drop),
+        WireType::Varint => return Ok(decode_varint(buf).is_err()),
+        WireType::LengthDelimited => return Ok(take_len(buf).is_none()),
         WireType::SixtyFourBit => 8,
         WireType::ThirtyTwoBit => 4,
-        WireType::StartGroup | WireType::EndGroup => return None,
+        WireType::StartGroup | WireType::EndGroup => {
+            return Err("a trace batch holds a group field, which trace.proto has none of".into());
+        }
     };
-    *buf = buf.get(n..)?;
-    Some(())
+    match buf.get(n..) {
+        Some(rest) => {
+            *buf = rest;
+            Ok(false)
+        }
+        None => Ok(true),
+    }
 }
 
 #[cfg(test)]
@@ -257,5 +266,23 @@ mod tests {
     fn bytes_that_do_not_parse_are_left_to_prost() {
         assert_eq!(check_counts(&[0x12, 0x05, 0x01]), Ok(()));
         assert_eq!(check_counts(&[0xff]), Ok(()));
+    }
+
+    /// prost skips an unknown group and decodes on: a group before the
+    /// records (or inside one, before its attempts) must not end the count.
+    #[test]
+    fn a_group_cannot_hide_records_from_the_count() {
+        let mut bytes = vec![0x2b, 0x2c];
+        bytes.extend([0x12u8, 0x00].repeat(MAX_BATCH_RECORDS + 1));
+        assert!(
+            TraceBatch::decode(bytes.as_slice()).is_ok(),
+            "prost takes it"
+        );
+        assert!(check_counts(&bytes).unwrap_err().contains("group"));
+        let mut rec = vec![0x2b, 0x2c];
+        rec.extend([0xb2u8, 0x01, 0x00].repeat(MAX_ATTEMPTS + 1));
+        let mut batch = vec![0x12, rec.len() as u8];
+        batch.extend(rec);
+        assert!(check_counts(&batch).is_err());
     }
 }
