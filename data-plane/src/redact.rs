@@ -88,21 +88,50 @@ impl Redactor {
     /// chunk comes, so a secret cut by a read boundary is still found; an
     /// ordinary chunk ends in no secret's prefix and holds back nothing.
     pub fn unfinished_tail(&self, data: &[u8]) -> usize {
-        let mut held = 0;
-        for f in &self.forms {
-            let needle = f.needle();
-            let from = data.len().saturating_sub(needle.len().saturating_sub(1));
-            let Some(&first) = needle.first() else {
-                continue;
-            };
-            // The earliest start is the longest tail this form could need.
-            if let Some(i) = memchr::memchr_iter(first, &data[from..])
-                .find(|&i| needle.starts_with(&data[from + i..]))
-            {
-                held = held.max(data.len() - from - i);
-            }
+        let held = self
+            .forms
+            .iter()
+            .map(|f| prefix_tail(f.needle(), data))
+            .max()
+            .unwrap_or(0);
+        held.max(self.escaped_tail(data))
+    }
+
+    /// [`Self::unfinished_tail`] for the secrets as a JSON reader decodes
+    /// them, where the end of `data` has `\uXXXX` escapes (a secret written
+    /// so, cut by the read, would match neither half) or ends inside one.
+    fn escaped_tail(&self, data: &[u8]) -> usize {
+        let Some(longest) = self.plain.iter().map(|f| f.needle().len()).max() else {
+            return 0;
+        };
+        // Six bytes an escaped character, at most, for these ASCII secrets.
+        let from = data.len().saturating_sub(6 * longest);
+        let window = &data[from..];
+        // An escape the read cut in two is held from its backslash.
+        let cut = window
+            .iter()
+            .rposition(|&b| b == b'\\')
+            .filter(|&p| {
+                let rest = &window[p + 1..];
+                rest.is_empty() || (rest[0] == b'u' && rest.len() < 5)
+            })
+            .unwrap_or(window.len());
+        let body = &window[..cut];
+        if cut == window.len() && memchr::memmem::find(body, b"\\u").is_none() {
+            return 0;
         }
-        held
+        let text = json_text::unescape(body);
+        let start = self
+            .plain
+            .iter()
+            .map(|f| prefix_tail(f.needle(), &text))
+            .max()
+            .filter(|&n| n > 0)
+            .map(|n| json_text::source_span(body, text.len() - n..text.len()).start);
+        match start {
+            Some(at) => window.len() - at,
+            None => window.len() - cut,
+        }
     }
 
     /// [`Self::scrub`] for a message.
@@ -110,6 +139,19 @@ impl Redactor {
         let out = self.scrub(Bytes::copy_from_slice(text.as_bytes()));
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// How many bytes at the end of `data` are a proper prefix of `needle`
+/// (the longest such tail; 0 when none is).
+fn prefix_tail(needle: &[u8], data: &[u8]) -> usize {
+    let from = data.len().saturating_sub(needle.len().saturating_sub(1));
+    let Some(&first) = needle.first() else {
+        return 0;
+    };
+    // The earliest start is the longest tail this needle could need.
+    memchr::memchr_iter(first, &data[from..])
+        .find(|&i| needle.starts_with(&data[from + i..]))
+        .map_or(0, |i| data.len() - from - i)
 }
 
 impl std::fmt::Debug for Redactor {
@@ -175,6 +217,30 @@ mod tests {
             ptr,
             "nothing found, nothing copied"
         );
+    }
+
+    /// A secret written with `\u` escapes and cut by a read is held back
+    /// whole, however the read cut it: between two escapes, inside one,
+    /// right after its backslash.
+    #[test]
+    fn holds_back_a_secret_written_with_unicode_escapes_cut_by_a_read() {
+        let r = Redactor::new(["sk-pool-SECRETPOOLKEY-7f3a"]);
+        let body: &[u8] = br#"{"message":"Invalid key sk\u002dpool\u002dSECRETPOOLKEY\u002d7f3a"}"#;
+        let start = memchr::memmem::find(body, b"sk\\u").unwrap();
+        for at in start + 1..body.len() - 3 {
+            let (head, tail) = body.split_at(at);
+            let held = r.unfinished_tail(head);
+            assert!(held >= at - start, "cut at {at}: held {held}");
+            let sent = r.scrub(Bytes::copy_from_slice(&head[..at - held]));
+            let rest = [&head[at - held..], tail].concat();
+            let got = [&sent[..], &r.scrub(Bytes::from(rest))[..]].concat();
+            assert_eq!(
+                got, br#"{"message":"Invalid key [redacted]"}"#,
+                "cut at {at}"
+            );
+        }
+        // Escaped text that is no secret's start holds nothing back.
+        assert_eq!(r.unfinished_tail(br#"{"t":"caf\u00e9"}"#), 0);
     }
 
     #[test]
