@@ -154,18 +154,26 @@ pub struct SlotFile {
 }
 
 impl SlotFile {
-    /// Creates `path` anew (owner only), `len` bytes, and maps it.
+    /// Creates `path` anew (owner only), `len` bytes, and maps it. Made
+    /// beside it and renamed over it: until the new file is whole, the old
+    /// one (and whatever its slots hold) stays.
     pub fn create(path: &Path, len: usize) -> io::Result<Self> {
-        match std::fs::remove_file(path) {
+        let new = path.with_extension("new");
+        match std::fs::remove_file(&new) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
         let mut o = OpenOptions::new();
         o.read(true).write(true).create_new(true);
         std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let file = o.open(path)?;
-        reserve(&file, len)?;
-        write_zeros(&file, PREFAULT.min(len))?;
+        let file = o.open(&new)?;
+        let made = reserve(&file, len)
+            .and_then(|()| write_zeros(&file, PREFAULT.min(len)))
+            .and_then(|()| std::fs::rename(&new, path));
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&new);
+            return Err(e);
+        }
         // SAFETY: as for a segment (`Mapped::create`): the file is new,
         // owner-only, in the state directory one data plane holds, its
         // room reserved, and only this mapping changes it.

@@ -96,7 +96,7 @@ impl Reporter {
         // The streams a killed process left: their slots are made anew
         // only once their records are in the spool.
         let filed: Vec<Written> = cut.iter().map(|rec| writer.submit(rec)).collect();
-        let placed = filed.iter().all(|w| w.wait_blocking(RECOVERY_WAIT));
+        let placed = filed.iter().all(|w| w.wait_blocking(RECOVERY_WAIT)) && !writer.has_failed();
         if !cut.is_empty() {
             tracing::warn!(
                 streams = cut.len(),

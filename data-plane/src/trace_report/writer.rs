@@ -126,6 +126,8 @@ struct Shared {
     written: AtomicU64,
     /// Requests waiting for their ticket, woken after each placement.
     waiters: Mutex<Vec<(u64, Waker)>>,
+    /// Queued records dropped because no segment could be made.
+    failed: AtomicU64,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ impl SpoolWriter {
             state: Mutex::new(State::default()),
             wake_writer: Condvar::new(),
             written: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
         });
         let for_thread = shared.clone();
@@ -268,6 +271,12 @@ impl SpoolWriter {
             },
             None => Written::ready(),
         }
+    }
+
+    /// Whether queued records were ever dropped for want of a segment
+    /// (their tickets resolve all the same).
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed) > 0
     }
 
     /// Places what is queued, seals what is open and stops the thread.
@@ -388,7 +397,13 @@ fn run(shared: Arc<Shared>, mut segments: Segments) {
             }
         }
         if !queue.records.is_empty() {
-            place_queued(&shared, &mut segments, &mut maker, &queue.records);
+            let placed = place_queued(&shared, &mut segments, &mut maker, &queue.records);
+            if !placed {
+                // Not in the spool: their streams' slots stay, for the
+                // next start to file.
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                queue.slots.into_iter().for_each(Slot::keep);
+            }
             shared.mark_written(queue.last);
         }
         if closing {
@@ -465,7 +480,14 @@ fn install(shared: &Shared, segments: &mut Segments, m: Mapped) {
 /// Places records that found no room, making segments as needed (outside
 /// the lock: requests never wait on the file system). Records that cannot
 /// be placed are dropped, counted: their requests must not wait forever.
-fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, records: &[Vec<u8>]) {
+/// Places the queued records; `false` when some were dropped (no segment
+/// could be made).
+fn place_queued(
+    shared: &Shared,
+    segments: &mut Segments,
+    maker: &mut Maker,
+    records: &[Vec<u8>],
+) -> bool {
     let mut rest = records;
     while !rest.is_empty() {
         {
@@ -477,7 +499,7 @@ fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, rec
             }
         }
         if rest.is_empty() {
-            return;
+            return true;
         }
         // No segment has room (the record fits an empty one: `place`
         // refused none for its size).
@@ -485,10 +507,11 @@ fn place_queued(shared: &Shared, segments: &mut Segments, maker: &mut Maker, rec
             Some(m) => install(shared, segments, m),
             None => {
                 dropped("spool_error", rest.len() as u64);
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 #[cfg(test)]
@@ -570,6 +593,22 @@ mod tests {
             soon(t).await;
         }
         assert!(InFlight::left_in(slots_dir.path()).unwrap().is_empty());
+    }
+
+    /// A record the writer cannot spool (no segment can be made) keeps its
+    /// stream's slot: the next start files it.
+    #[tokio::test]
+    async fn a_streams_slot_stays_when_its_record_cannot_be_spooled() {
+        use super::super::inflight::InFlight;
+        let (dir, slots_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let table = InFlight::create(slots_dir.path()).unwrap();
+        let gone = dir.path().join("gone");
+        let (w, _rx) = writer(&gone);
+        let r = rec("s0");
+        soon(w.submit_freeing(&r, table.begin(&[&r], None))).await;
+        assert!(w.has_failed());
+        let kept = InFlight::left_in(slots_dir.path()).unwrap();
+        assert_eq!(kept.len(), 1, "the record is nowhere else");
     }
 
     #[tokio::test]
