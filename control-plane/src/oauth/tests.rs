@@ -24,9 +24,21 @@ const ACCESS: &str = "at-access-token-0001";
 
 /// Provider `p` whose one key `k` is an account of template `idp`.
 async fn oauth_provider(s: &crate::admin::AdminSvc) {
+    oauth_provider_at(s, String::new(), None).await;
+}
+
+/// [`oauth_provider`] whose API is at `base_url` (empty: the kind's own),
+/// checked every `health_check_interval_secs` (`None`: the default).
+async fn oauth_provider_at(
+    s: &crate::admin::AdminSvc,
+    base_url: String,
+    health_check_interval_secs: Option<u32>,
+) {
     s.upsert_provider(req(ProviderSpec {
         name: "p".into(),
         kind: "openai".into(),
+        base_url,
+        health_check_interval_secs,
         keys: vec![ProviderKeySpec {
             name: "k".into(),
             oauth_template: "idp".into(),
@@ -522,20 +534,7 @@ async fn a_health_check_refused_with_401_refreshes_the_account_at_once() {
     }))
     .await
     .unwrap();
-    s.upsert_provider(req(ProviderSpec {
-        name: "p".into(),
-        kind: "openai".into(),
-        base_url: refusing_api().await,
-        health_check_interval_secs: Some(0),
-        keys: vec![ProviderKeySpec {
-            name: "k".into(),
-            oauth_template: "idp".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
+    oauth_provider_at(&s, refusing_api().await, Some(0)).await;
     let m = s.master.clone();
     t.db.run(move |c| {
         let f = completed_flow("p", "k", "idp");

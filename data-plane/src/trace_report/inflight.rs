@@ -103,11 +103,8 @@ impl InFlight {
         let s = t.slot(index);
         let mut body = &mut s[HEAD..HEAD + len];
         for r in parts {
-            // Cannot fail: `body` has the room the parts' lengths add up to.
-            if r.encode(&mut body).is_err() {
-                t.free.push(index);
-                return None;
-            }
+            // `body` has exactly the room the parts' lengths add up to.
+            r.encode_raw(&mut body);
         }
         let crc = crc32fast::hash(&s[HEAD..HEAD + len]);
         s[8..PRICE].fill(0);
