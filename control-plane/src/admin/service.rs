@@ -635,6 +635,16 @@ impl AdminService for AdminSvc {
                 budgets::check_webhook_url_whole(&spec)?;
                 let detail = budgets::webhook_summary(&spec);
                 let secret = match (&old, spec.secret.is_empty()) {
+                    // Alerts are signed with the secret: kept for a new URL
+                    // (even on the same host: Slack's and Teams' hooks share
+                    // theirs), it would sign alerts for whoever runs that
+                    // URL, to replay to the real one.
+                    (Some(w), true) if w.url != spec.url => {
+                        return Err(Error::FailedPrecondition(format!(
+                            "webhook {:?}: re-enter the secret: the URL changed, and a kept secret never signs for a new URL",
+                            spec.name
+                        )));
+                    }
                     (Some(w), true) => master.decrypt(&w.secret_enc, &context)?,
                     (None, true) => {
                         return Err(Error::invalid(format!(

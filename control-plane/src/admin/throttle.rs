@@ -15,9 +15,13 @@
 //!   a user from signing in with a password (not from their sessions, API
 //!   tokens or SSO) by failing for them twenty times a minute.
 //! - Usernames longer than `MAX_USERNAME` never reach the table (no such user
-//!   can exist), and the table holds at most `MAX_ENTRIES`, the oldest
-//!   evicted first (a tenth at a time), so memory stays bounded whatever is
-//!   sent.
+//!   can exist), and the table holds at most `MAX_ENTRIES`, so memory stays
+//!   bounded whatever is sent. A full table first forgets windows that are
+//!   over, then the counts with the fewest failures (a tenth at a time), and
+//!   never a count that is refusing or has an attempt being verified: a
+//!   stranger flooding it with new sources and names must not wipe the lock
+//!   on the account being guessed at. A table full of refusing counts refuses
+//!   new ones too (for a second, without scanning again) rather than grow.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,7 +35,7 @@ const MAX_PAIR_FAILURES: u32 = 5;
 const MAX_SOURCE_FAILURES: u32 = 20;
 const MAX_USER_FAILURES: u32 = 20;
 const LOCKOUT: Duration = Duration::from_secs(60);
-const MAX_ENTRIES: usize = 10_000;
+const MAX_ENTRIES: usize = 50_000;
 /// Concurrent password verifications, process-wide.
 const VERIFICATIONS: usize = 4;
 
@@ -56,6 +60,17 @@ enum Key {
     User(String),
 }
 
+impl Key {
+    /// The failures at which this count refuses.
+    fn max(&self) -> u32 {
+        match self {
+            Key::Pair(..) => MAX_PAIR_FAILURES,
+            Key::Source(_) => MAX_SOURCE_FAILURES,
+            Key::User(_) => MAX_USER_FAILURES,
+        }
+    }
+}
+
 /// Which count refused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -65,6 +80,8 @@ pub enum Limit {
     Source,
     /// This username, from any source.
     User,
+    /// The table is full of counts that are refusing: every new one is.
+    Full,
 }
 
 impl Limit {
@@ -73,6 +90,7 @@ impl Limit {
             Limit::Pair => "address and user",
             Limit::Source => "address",
             Limit::User => "user",
+            Limit::Full => "server",
         }
     }
 }
@@ -98,34 +116,70 @@ struct Entry {
     reported: bool,
 }
 
-#[derive(Default)]
 struct Table {
     entries: HashMap<Key, Entry>,
+    capacity: usize,
+    /// Until when a full table with nothing it may forget refuses new
+    /// counts without looking again (a scan per attempt would be the
+    /// stranger's lever on the lock's holder).
+    full_until: Option<Instant>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::with_capacity(MAX_ENTRIES)
+    }
 }
 
 impl Table {
-    fn entry(&mut self, key: Key, now: Instant) -> &mut Entry {
-        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_ENTRIES {
-            self.entries
-                .retain(|_, e| e.pending > 0 || now.duration_since(e.since) < LOCKOUT);
-            if self.entries.len() >= MAX_ENTRIES {
-                // The oldest tenth at once, so that a table kept full (by
-                // names sprayed from many sources) costs a scan per
-                // thousand new entries, not per entry.
-                let mut idle: Vec<(Instant, Key)> = self
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.pending == 0)
-                    .map(|(k, e)| (e.since, k.clone()))
-                    .collect();
-                let n = (MAX_ENTRIES / 10).min(idle.len());
-                if n > 0 {
-                    idle.select_nth_unstable_by_key(n - 1, |(since, _)| *since);
-                    for (_, k) in &idle[..n] {
-                        self.entries.remove(k);
-                    }
+    fn with_capacity(capacity: usize) -> Self {
+        Table {
+            entries: HashMap::new(),
+            capacity,
+            full_until: None,
+        }
+    }
+
+    /// Makes room for one more count, or says there is none.
+    fn make_room(&mut self, now: Instant) -> bool {
+        if self.entries.len() < self.capacity {
+            return true;
+        }
+        if self.full_until.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.entries
+            .retain(|_, e| e.pending > 0 || now.duration_since(e.since) < LOCKOUT);
+        if self.entries.len() >= self.capacity {
+            // A tenth at once, so that a table kept full (by names sprayed
+            // from many sources) costs a scan per thousands of new entries,
+            // not per entry. Fewest failures first, then the oldest: pushing
+            // out a count with nineteen failures takes a table of counts
+            // with as many.
+            let mut idle: Vec<(u32, Instant, Key)> = self
+                .entries
+                .iter()
+                .filter(|(k, e)| e.pending == 0 && e.failures < k.max())
+                .map(|(k, e)| (e.failures, e.since, k.clone()))
+                .collect();
+            let n = (self.capacity / 10).max(1).min(idle.len());
+            if n > 0 {
+                idle.select_nth_unstable_by_key(n - 1, |(failures, since, _)| (*failures, *since));
+                for (_, _, k) in &idle[..n] {
+                    self.entries.remove(k);
                 }
             }
+        }
+        let room = self.entries.len() < self.capacity;
+        self.full_until = (!room).then(|| now + Duration::from_secs(1));
+        room
+    }
+
+    /// The count for `key`, made if need be; `None` when the table has no
+    /// room for it.
+    fn entry(&mut self, key: Key, now: Instant) -> Option<&mut Entry> {
+        if !self.entries.contains_key(&key) && !self.make_room(now) {
+            return None;
         }
         let fresh = Entry {
             failures: 0,
@@ -137,13 +191,19 @@ impl Table {
         if e.pending == 0 && now.duration_since(e.since) >= LOCKOUT {
             *e = fresh;
         }
-        e
+        Some(e)
     }
 
     /// Why `key` is refused if one more attempt would pass its limit.
-    fn locked(&mut self, key: &Key, max: u32, limit: Limit, now: Instant) -> Option<Refused> {
-        let e = self.entry(key.clone(), now);
-        if e.failures + e.pending < max {
+    fn locked(&mut self, key: &Key, limit: Limit, now: Instant) -> Option<Refused> {
+        let Some(e) = self.entry(key.clone(), now) else {
+            return Some(Refused {
+                secs: 1,
+                limit: Limit::Full,
+                first: false,
+            });
+        };
+        if e.failures + e.pending < key.max() {
             return None;
         }
         let first = !std::mem::replace(&mut e.reported, true);
@@ -184,14 +244,34 @@ impl Throttle {
         let user = Key::User(username.to_string());
         let mut t = self.table();
         let refused = t
-            .locked(&src, MAX_SOURCE_FAILURES, Limit::Source, now)
-            .or_else(|| t.locked(&pair, MAX_PAIR_FAILURES, Limit::Pair, now))
-            .or_else(|| t.locked(&user, MAX_USER_FAILURES, Limit::User, now));
+            .locked(&src, Limit::Source, now)
+            .or_else(|| t.locked(&pair, Limit::Pair, now))
+            .or_else(|| t.locked(&user, Limit::User, now));
         if let Some(r) = refused {
             return Err(r);
         }
+        // Made just now, so still there unless a later one pushed it out
+        // (it had no failures): made again, it is held by its attempt.
+        let mut counted = Vec::with_capacity(3);
         for key in [&pair, &src, &user] {
-            t.entry(key.clone(), now).pending += 1;
+            match t.entry(key.clone(), now) {
+                Some(e) => {
+                    e.pending += 1;
+                    counted.push(key);
+                }
+                None => {
+                    for k in counted {
+                        if let Some(e) = t.entries.get_mut(k) {
+                            e.pending = e.pending.saturating_sub(1);
+                        }
+                    }
+                    return Err(Refused {
+                        secs: 1,
+                        limit: Limit::Full,
+                        first: false,
+                    });
+                }
+            }
         }
         Ok(Attempt {
             throttle: self,
@@ -366,13 +446,94 @@ mod tests {
             .succeeded();
     }
 
+    /// A throttle whose table holds `capacity` counts.
+    fn small(capacity: usize) -> &'static Throttle {
+        Box::leak(Box::new(Throttle {
+            table: Mutex::new(Table::with_capacity(capacity)),
+        }))
+    }
+
+    fn sprayer(i: usize) -> IpAddr {
+        IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+    }
+
     #[test]
     fn the_table_stays_bounded() {
-        let th = fresh();
-        for i in 0..(MAX_ENTRIES + 500) {
-            let src = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-            th.begin(src, &format!("bounded-{i}")).unwrap().failed();
+        let th = small(1_000);
+        for i in 0..1_500 {
+            th.begin(sprayer(i), &format!("bounded-{i}"))
+                .unwrap()
+                .failed();
         }
-        assert!(th.table().entries.len() <= MAX_ENTRIES + 1);
+        assert!(th.table().entries.len() <= 1_000);
+    }
+
+    /// The probe of stop 32: a guesser locked out of one account floods the
+    /// table with new sources (attempts at a name it locked itself, refused
+    /// before any verification, and failures at fresh names), hoping the
+    /// victim's count is pushed out with the oldest. It is not, and neither
+    /// is a count one failure short of its lock.
+    #[test]
+    fn a_flood_of_new_sources_does_not_lift_a_lock() {
+        let th = small(1_000);
+        let guess = |src: IpAddr, name: &str| th.begin(src, name).map(Attempt::failed);
+        for i in 0..MAX_USER_FAILURES {
+            guess(IpAddr::from([203, 0, 113, (i / 4) as u8]), "victim").expect("under the limit");
+        }
+        for i in 0..MAX_USER_FAILURES - 1 {
+            guess(IpAddr::from([203, 0, 114, (i / 4) as u8]), "nearly").expect("under the limit");
+        }
+        for i in 0..MAX_USER_FAILURES {
+            guess(IpAddr::from([203, 0, 115, (i / 4) as u8]), "throwaway").expect("under");
+        }
+        for i in 0..5_000 {
+            let name = if i % 2 == 0 {
+                "throwaway".to_string()
+            } else {
+                format!("fresh-{i}")
+            };
+            let _ = guess(sprayer(i), &name);
+        }
+        let r = th.begin(ip(90), "victim").err().expect("still locked");
+        assert_eq!(r.limit, Limit::User);
+        guess(ip(91), "nearly").expect("its twentieth");
+        let r = th.begin(ip(92), "nearly").err().expect("locked at twenty");
+        assert_eq!(r.limit, Limit::User);
+        assert!(th.table().entries.len() <= 1_000);
+    }
+
+    /// Counts that are refusing are never forgotten: a table full of them
+    /// refuses new counts (bounded memory, at the price of strangers'
+    /// sign-ins for as long as the flood's windows last).
+    #[test]
+    fn a_table_full_of_refusing_counts_refuses_new_ones() {
+        let th = small(100);
+        let mut full = None;
+        'flood: for s in 0..1_000 {
+            for n in 0..4 {
+                for _ in 0..MAX_PAIR_FAILURES {
+                    match th.begin(sprayer(s), &format!("pair-{s}-{n}")) {
+                        Ok(a) => a.failed(),
+                        Err(r) if r.limit == Limit::Full => {
+                            full = Some(s);
+                            break 'flood;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        assert!(full.is_some(), "the table filled with refusing counts");
+        let r = th
+            .begin(sprayer(0), "anyone")
+            .err()
+            .expect("the first source is still locked");
+        assert_eq!(r.limit, Limit::Source);
+        let r = th
+            .begin(ip(93), "anyone")
+            .err()
+            .expect("no room for a new source");
+        assert_eq!(r.limit, Limit::Full);
+        assert!(th.table().entries.len() <= 100);
     }
 }

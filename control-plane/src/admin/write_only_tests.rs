@@ -677,3 +677,62 @@ async fn webhook_urls_are_shown_whole_to_admins_only() {
     }
     assert!(!format!("{audit:?}").contains("secretpath"));
 }
+
+/// The probe of stop 32: an operator pointed a webhook at its own host
+/// and kept the stored secret, so alerts came signed with it. A new URL
+/// needs the secret again; the URL as shown (masked) keeps both.
+#[tokio::test]
+async fn a_webhook_moved_to_a_new_url_needs_its_secret_again() {
+    use aigw_proto::pb::admin::WebhookSpec;
+    let t = temp_db();
+    let s = svc(&t);
+    let op = user(&s, "op", "operator").await;
+    let admin = user(&s, "ad", "admin").await;
+    let url = "https://hooks.slack.com/services/T000/B000/XXXXsecretpath";
+    let hook = |url: &str, secret: &str| WebhookSpec {
+        name: "alerts".into(),
+        url: url.into(),
+        secret: secret.into(),
+    };
+    s.upsert_webhook(req(hook(url, "hmac-secret-123456")))
+        .await
+        .unwrap();
+    let stored = || {
+        let s = s.clone();
+        let admin = admin.clone();
+        async move {
+            s.list_webhooks(req_as(ListRequest {}, &admin))
+                .await
+                .unwrap()
+                .into_inner()
+                .webhooks[0]
+                .url
+                .clone()
+        }
+    };
+    for moved in [
+        "https://attacker.example.invalid/collect",
+        "https://hooks.slack.com/services/T999/B999/other",
+    ] {
+        let e = s
+            .upsert_webhook(req_as(hook(moved, ""), &op))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("re-enter the secret"), "{e:?}");
+        assert_eq!(stored().await, url);
+    }
+    // As shown, without a secret: nothing changes.
+    let r = s
+        .upsert_webhook(req_as(hook("https://hooks.slack.com/…", ""), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.changed, "{r:?}");
+    // A new URL with its own secret is an edit like any other.
+    let moved = "https://hooks.slack.com/services/T999/B999/other";
+    s.upsert_webhook(req_as(hook(moved, "hmac-secret-new-99"), &op))
+        .await
+        .unwrap();
+    assert_eq!(stored().await, moved);
+}

@@ -80,17 +80,22 @@ test('alert webhooks, and the audit log filtered', { timeout: 180_000 }, async (
     await dialog.waitFor({ state: 'detached' });
     assert.deepEqual(await listed(), [stored]);
 
-    // -- edited: a new URL, the secret left as it is
+    // -- edited: a new URL needs the secret again (kept, it would sign
+    // alerts for whoever runs the new URL)
     await row.getByRole('button', { name: 'Edit' }).click();
     assert.ok(await input(dialog, 'Name').isDisabled());
     assert.equal(await dialog.getByLabel(/^Secret/).inputValue(), '', 'the secret is in the form');
-    await dialog.getByText(`Stored (${stored.secret_hint}); leave empty to keep it`).waitFor();
+    await dialog.getByText(`Stored (${stored.secret_hint}); leave empty to keep it (a new URL needs it again)`).waitFor();
     await input(dialog, 'URL').fill(URL2);
+    await dialog.getByRole('button', { name: 'Save webhook' }).click();
+    await dialog.getByText(/re-enter the secret: the URL changed/).waitFor();
+    assert.deepEqual(await listed(), [stored], 'refused, nothing changed');
+    await dialog.getByLabel(/^Secret/).fill('rotated-secret-0123wxyz');
     await dialog.getByRole('button', { name: 'Save webhook' }).click();
     await dialog.waitFor({ state: 'detached' });
     await row.getByText(URL2).waitFor();
-    assert.deepEqual(await listed(), [{ ...stored, url: URL2 }]);
-    assert.ok((await row.innerText()).includes(stored.secret_hint));
+    assert.deepEqual(await listed(), [{ ...stored, url: URL2, secret_hint: 'rota…wxyz' }]);
+    assert.ok((await row.innerText()).includes('rota…wxyz'));
 
     // -- deleted, once confirmed
     await row.getByRole('button', { name: 'Delete' }).click();

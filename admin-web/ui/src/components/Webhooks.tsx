@@ -1,9 +1,9 @@
 // The webhooks budget alerts are posted to (50, 80 and 100 % of a limit,
 // once per threshold and period), each signed with its own secret. The
 // secret is write-only: the list shows its hint, and an edit that leaves
-// it empty keeps it. Roles that may not change webhooks see the list only
-// (and, but for admins, each URL's origin: chat services put their secret
-// in the path).
+// it empty keeps it (for the same URL: a new one needs it again). Roles
+// that may not change webhooks see the list only (and, but for admins,
+// each URL's origin: chat services put their secret in the path).
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Alert, Button, Code, Group, Modal, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
@@ -89,7 +89,7 @@ function WebhookForm({ hook, onClose }: { hook: WebhookInfo | null; onClose: () 
             description={
               isNew
                 ? 'Signs every alert: HMAC-SHA256 of the body, in the x-aigw-signature header'
-                : `Stored (${hook.secret_hint}); leave empty to keep it`
+                : `Stored (${hook.secret_hint}); leave empty to keep it (a new URL needs it again)`
             }
             placeholder={isNew ? '' : 'unchanged'}
             autoComplete="off"
