@@ -61,15 +61,20 @@ def free_port() -> int:
 def eventually(fn: Callable[[], T], timeout: float = CONVERGE_TIMEOUT, what: str = "") -> T:
     """Calls `fn` until it returns without raising, and returns its result.
 
-    `fn` states its condition with `assert`. Any exception counts as "not
-    yet" (a connection refused, a table not created yet, ...); when the
-    deadline passes, the last one is raised.
+    `fn` states its condition with `assert`, or returns a bool: `False`
+    counts as "not yet" (a condition written as an expression must not pass
+    by being returned). Any exception counts as "not yet" too (a connection
+    refused, a table not created yet, ...); when the deadline passes, the
+    last one is raised.
     """
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
         try:
-            return fn()
+            result = fn()
+            if result is False:
+                raise AssertionError("still false")
+            return result
         except Exception as e:  # noqa: BLE001 - retried, re-raised at the deadline
             if time.monotonic() + delay > deadline:
                 raise AssertionError(

@@ -52,7 +52,7 @@ def data_planes(stack: Gateway, n: int, **env: str) -> list[str]:
         urls.append(url)
     for url in urls:
         eventually(lambda url=url: httpx.get(url + "/v1/models", timeout=5,
-                   headers={"authorization": f"Bearer {stack.app_key}"}).status_code == 200 or None,
+                   headers={"authorization": f"Bearer {stack.app_key}"}).status_code == 200,
                    what="data plane knows the key")
     return urls
 
@@ -107,7 +107,7 @@ def test_user_and_team_budgets_hold_across_keys_and_people(stack: Gateway, chann
     urls = data_planes(stack, 2, REDIS_URL=url)
     for k in keys.values():
         eventually(lambda k=k: httpx.get(urls[1] + "/v1/models", timeout=5,
-                   headers={"authorization": f"Bearer {k}"}).status_code == 200 or None)
+                   headers={"authorization": f"Bearer {k}"}).status_code == 200)
     # ann's two keys share her 2 rpm, over two data planes.
     got = [call(urls[i % 2], keys[k]).status_code for i, k in enumerate(["ann-1", "ann-2", "ann-1", "ann-2"])]
     assert got == [200, 200, 429, 429], got
@@ -298,7 +298,7 @@ def test_a_global_budget_is_leased_to_regions_and_holds_without_the_control_plan
         us, us_url = stack.extra_data_plane("e2e-us-1", REDIS_URL=f"redis://127.0.0.1:{port}", AIGW_REGION="us")
         urls = {"eu": stack.dp_url, "us": us_url}
         for u in urls.values():
-            eventually(lambda u=u: call(u, "sk-aigw-shared-000001", max_tokens=5).status_code == 200 or None,
+            eventually(lambda u=u: call(u, "sk-aigw-shared-000001", max_tokens=5).status_code == 200,
                        what="both regions serve with a lease")
         # Spend from both regions until neither is served for a while (a
         # region refused only until its lease grows is served again soon).

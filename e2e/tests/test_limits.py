@@ -98,7 +98,7 @@ def test_data_planes_share_quotas_through_redis(stack: Gateway, redis_url, tmp_p
 
         eventually(knows_key, what="second data plane knows the key")
         for p in (one, two):
-            eventually(lambda p=p: "connected to the rate-limit store" in p.log_path.read_text(),
+            eventually(lambda p=p: "connected to the limit store" in p.log_path.read_text(),
                        what="data plane connected to redis")
 
         def call(i: int) -> httpx.Response:

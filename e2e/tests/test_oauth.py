@@ -150,6 +150,12 @@ def chat(gw: Gateway) -> httpx.Response:
                       json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
 
 
+def ok_refreshes(idp: OAuthServer) -> list[dict[str, Any]]:
+    ok = [e for e in idp.refreshes() if e["ok"]]
+    assert ok, idp.refreshes()
+    return ok
+
+
 def last_upstream_token(gw: Gateway) -> str:
     reqs = gw.mock.chat_requests()
     assert reqs, "no request reached the provider"
@@ -206,7 +212,7 @@ def test_connect_refresh_rotation_and_no_refresh_token_leaves(
     # Requests reach the provider with the access token and the template's headers.
     stack.start_data_plane()
     stack.wait_key_known()
-    eventually(lambda: chat(stack).status_code == 200 or None, what="first OAuth request")
+    eventually(lambda: chat(stack).status_code == 200, what="first OAuth request")
     rec = stack.mock.chat_requests()[-1]
     assert rec["headers"]["authorization"] == f"Bearer {first_access}"
     assert rec["headers"]["chatgpt-account-id"] == ACCOUNT_ID
@@ -268,7 +274,7 @@ def test_refresh_on_401_and_revoked_refresh_token(
     connect(api, pb)
     stack.start_data_plane()
     stack.wait_key_known()
-    eventually(lambda: chat(stack).status_code == 200 or None, what="first OAuth request")
+    eventually(lambda: chat(stack).status_code == 200, what="first OAuth request")
     old = last_upstream_token(stack)
     assert idp.refreshes() == []
 
@@ -279,8 +285,7 @@ def test_refresh_on_401_and_revoked_refresh_token(
     r = chat(stack)
     assert r.status_code >= 400, r.text
     t0 = time.monotonic()
-    eventually(lambda: [e for e in idp.refreshes() if e["ok"]] or None, timeout=10,
-               what="refresh after the 401")
+    eventually(lambda: ok_refreshes(idp), timeout=10, what="refresh after the 401")
 
     def served_with_new_token() -> None:
         assert chat(stack).status_code == 200
@@ -310,5 +315,46 @@ def test_refresh_on_401_and_revoked_refresh_token(
 
     # Reconnecting brings it back.
     assert connect(api, pb).status == "connected"
-    eventually(lambda: chat(stack).status_code == 200 or None, timeout=10,
+    eventually(lambda: chat(stack).status_code == 200, timeout=10,
                what="served again after reconnecting")
+
+
+def test_a_health_check_refused_with_401_refreshes_the_account_before_any_app_request(
+        stack: Gateway, idp: OAuthServer, channel: grpc.Channel, pb: SimpleNamespace) -> None:
+    """The provider stops taking a connected account's access token while
+    no app is calling: the control plane's own health check gets the 401,
+    the account is refreshed at once (not at expiry, an hour away), and the
+    first app request afterwards already carries the new token."""
+    api = Api(pb, channel, stack.admin_token)
+    idp.set_ttl(3600)  # no refresh is due: only the probe's 401 can cause one
+    cfg = config(stack.mock.url, idp.url)
+    cfg["providers"][0]["health_check"] = {"interval_secs": 5}
+    stack.apply_ok(cfg)
+    connect(api, pb)
+    first = idp.state()["issued_access"][-1]
+
+    def probed_with(token: str) -> list[dict[str, Any]]:
+        seen = [r for r in stack.mock.health_checks()
+                if r["headers"].get("authorization") == f"Bearer {token}"]
+        assert seen, [r["headers"].get("authorization", "")[:16] for r in stack.mock.health_checks()]
+        return seen
+
+    eventually(lambda: probed_with(first), timeout=15, what="a health check with the access token")
+    assert idp.refreshes() == []
+    stack.mock.set_key_state(first, "revoked")
+    ok = eventually(lambda: ok_refreshes(idp), timeout=20,
+                    what="a refresh after the health check's 401")
+    assert len(ok) == 1, idp.refreshes()
+    new = idp.state()["issued_access"][-1]
+    assert new != first
+    a = account(api, pb)
+    assert (a.status, a.failures) == ("connected", 0), a
+    # The probe with the new token passes, and no app request was needed.
+    eventually(lambda: probed_with(new), timeout=15, what="a health check with the new token")
+    assert stack.mock.chat_requests() == []
+
+    stack.start_data_plane()
+    stack.wait_key_known()
+    r = chat(stack)
+    assert r.status_code == 200, r.text
+    assert last_upstream_token(stack) == new

@@ -52,7 +52,10 @@ export async function eventually(fn, { timeout = 20_000, what = 'condition' } = 
   let last;
   for (let delay = 50; ; delay = Math.min(delay * 1.5, 500)) {
     try {
-      return await fn();
+      const result = await fn();
+      // A condition written as an expression must not pass by being returned.
+      if (result === false) throw new Error('still false');
+      return result;
     } catch (e) {
       last = e;
     }
