@@ -35,7 +35,7 @@ def test_route_falls_back_and_model_map_renames(stack: Gateway) -> None:
     first = stack.apply_ok(config)
     assert "created route gpt-4o*" in first.lines, first.stdout
     again = stack.apply_ok(config)
-    assert all(line.startswith("unchanged ") for line in again.lines), again.stdout
+    assert again.lines and all(line.startswith("unchanged ") for line in again.lines), again.stdout
 
     stack.start_data_plane()
     stack.wait_key_known()

@@ -57,7 +57,7 @@ def test_prune_deletes_what_the_file_no_longer_names(stack: Gateway) -> None:
     assert "deleted client_key old" in r.lines, r.stdout
     assert "unchanged client_key app" in r.lines, r.stdout
     again = stack.apply_ok(config, prune=True)
-    assert all(line.startswith("unchanged ") for line in again.lines), again.stdout
+    assert again.lines and all(line.startswith("unchanged ") for line in again.lines), again.stdout
 
 
 def test_a_key_the_file_gives_an_owner_is_theirs(stack: Gateway, channel: grpc.Channel,
@@ -77,6 +77,8 @@ def test_a_key_the_file_gives_an_owner_is_theirs(stack: Gateway, channel: grpc.C
     config["client_keys"] = config["client_keys"][:1]
     pruned = stack.apply_ok(config, prune=True)
     assert not any("anns" in line for line in pruned.lines), pruned.stdout
+    keys = {k.name for k in root.call(root.admin.ListClientKeys, pb.admin_pb2.ListRequest()).client_keys}
+    assert "anns" in keys, keys
 
 
 def test_generated_key_is_printed_once_and_works(stack: Gateway) -> None:
@@ -109,7 +111,7 @@ def test_missing_variable_is_an_error(stack: Gateway) -> None:
     assert "AIGW_E2E_SURELY_UNSET" in r.stderr + r.stdout
     # Nothing was half-applied.
     ok = stack.apply_ok(gateway_config(stack.mock.url))
-    assert all(line.startswith("created ") for line in ok.lines), ok.stdout
+    assert ok.lines and all(line.startswith("created ") for line in ok.lines), ok.stdout
 
 
 def test_wrong_admin_token_is_refused(stack: Gateway) -> None:

@@ -135,13 +135,13 @@ def test_user_and_team_budgets_hold_across_keys_and_people(stack: Gateway, chann
         return (sum(u.tokens_today for u in info.used), sum(u.cost_today for u in info.used),
                 {u.region for u in info.used})
 
-    def budgets_match() -> bool | None:
+    def budgets_match() -> bool:
         listed = {b.subject: b for b in root.call(root.admin.ListBudgets, pb.admin_pb2.ListRequest()).budgets}
         # ann: 2 answered, 3 refused; the team: 3 answered, 1 refused.
         want = {"user:ann": traced(["ann-1", "ann-2"], 5), "team:research": traced(["ben-1", "cal-1"], 4)}
         for subject, w in want.items():
             if w is None or used(listed[subject]) != (w[0], pytest.approx(w[1]), w[2]):
-                return None
+                return False
             assert w[0] > 0 and len(w[2]) == 1, w
             [u] = listed[subject].used
             assert u.cost_this_month == pytest.approx(u.cost_today) and u.cost_today > 0
@@ -319,10 +319,8 @@ def test_a_global_budget_is_leased_to_regions_and_holds_without_the_control_plan
         assert {r["region"] for r in rows} == {"eu", "us"}
         # The control plane stops: each region serves within what it holds.
         stack.stop_control_plane()
-        before = len(served)
         extra = [call(u, "sk-aigw-shared-000001", max_tokens=5).status_code for u in urls.values() for _ in range(5)]
-        assert extra.count(200) == 0, "nothing beyond the leases"
-        assert len(served) == before
+        assert extra.count(200) == 0, ("nothing beyond the leases", extra)
         us.stop()
     finally:
         us_redis.kill()

@@ -276,11 +276,10 @@ def check_data_planes(doc: Compose) -> None:
             cp_env.get("AIGW_NODE_TOKEN", "").split(":")[0]
         ), f"service {name}: AIGW_NODE_TOKEN is not the control plane's"
         test = " ".join(str(t) for t in (svc.get("healthcheck") or {}).get("test", []))
-        if test:
-            listen_port = port_of(env.get("AIGW_LISTEN", LISTEN_VAR["data-plane"][1]))
-            assert f":{listen_port}/readyz" in test, (
-                f"service {name}: health check {test!r} is not /readyz on port {listen_port}"
-            )
+        listen_port = port_of(env.get("AIGW_LISTEN", LISTEN_VAR["data-plane"][1]))
+        assert f":{listen_port}/readyz" in test, (
+            f"service {name}: health check {test!r} is not /readyz on port {listen_port}"
+        )
 
 
 def check_image_has_binaries(doc: Compose) -> None:
@@ -383,6 +382,10 @@ def _break_state_volume(doc: Compose) -> None:
     _first(doc, "data-plane")["volumes"] = []
 
 
+def _break_no_healthcheck(doc: Compose) -> None:
+    del _first(doc, "data-plane")["healthcheck"]
+
+
 @pytest.mark.parametrize(
     "breakage, check",
     [
@@ -400,6 +403,7 @@ def _break_state_volume(doc: Compose) -> None:
         (_break_listen_loopback, check_default_ports),
         (_break_node_id, check_data_planes),
         (_break_state_volume, check_data_planes),
+        (_break_no_healthcheck, check_data_planes),
     ],
     ids=lambda v: v.__name__.removeprefix("_break_") if callable(v) else None,
 )

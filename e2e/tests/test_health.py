@@ -113,7 +113,13 @@ def test_credentials_are_checked_skipped_and_taken_back(stack: Gateway, channel:
     eventually(both_used, timeout=15, what="recovered key back in the pool")
 
     # Checks are never billed: every generation call the mock saw was an app's.
-    assert all(r["method"] == "GET" and r["path"] == "/v1/models" for r in stack.mock.health_checks())
+    def checks_seen() -> list[dict[str, Any]]:
+        checks = stack.mock.health_checks()
+        assert checks, "no scheduled check since the mock was cleared"
+        return checks
+
+    checks = eventually(checks_seen, timeout=INTERVAL * 2 + 2, what="a scheduled check seen by the mock")
+    assert all(r["method"] == "GET" and r["path"] == "/v1/models" for r in checks), checks
 
 
 def test_a_failure_seen_by_a_data_plane_is_checked_at_once(stack: Gateway, channel: grpc.Channel,

@@ -595,7 +595,9 @@ def test_app_keys_where_each_sdk_may_put_them(mgw: Gateway) -> None:
                    json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, timeout=30)
     assert r.status_code == 200, r.text
     assert r.json()["candidates"][0]["content"]["parts"][0]["text"] == "mock reply: hi"
-    for rec in mgw.mock.provider_requests():
+    recs = mgw.mock.provider_requests()
+    assert len(recs) == 2, recs
+    for rec in recs:
         assert mgw.app_key not in json.dumps(rec)
 
 

@@ -54,7 +54,9 @@ def test_restarted_data_plane_serves_from_disk_while_control_plane_is_down(gw: G
 
     calls.append((call(gw), False))
     calls.append((call(gw, stream=True), True))
-    for rec in gw.mock.chat_requests():
+    recs = gw.mock.chat_requests()
+    assert len(recs) == 2, recs
+    for rec in recs:
         assert rec["headers"]["authorization"] == f"Bearer {POOL_SECRET}"
 
     gw.start_control_plane()

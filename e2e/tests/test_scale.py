@@ -151,7 +151,7 @@ def test_a_large_apply_is_one_version_and_single_keys_move_as_deltas(
     # Applied again, the file changes nothing and publishes nothing.
     again = stack.apply_ok(big_file(stack.mock.url, KEYS).replace(
         f"  - name: scale-0000007\n    key: {revoked}\n", ""))
-    assert all(line.startswith("unchanged ") for line in again.lines), again.lines[:5]
+    assert again.lines and all(line.startswith("unchanged ") for line in again.lines), again.lines[:5]
     assert published(stack) == before + 3
 
     # A data plane restarted with the control plane down serves the state

@@ -69,7 +69,7 @@ test('a member sees only their own keys', { timeout: 180_000 }, async () => {
       assert.equal(r.status(), 403, `${method} ${path}: ${r.status()} ${await r.text()}`);
     }
     const traces = await (await api('GET', '/traces')).json();
-    assert.ok(traces.traces.every((t) => t.client_key_name === 'mia-key'), JSON.stringify(traces));
+    assert.deepEqual(traces.traces.map((t) => t.client_key_name), ['mia-key'], JSON.stringify(traces));
     const other = await api('GET', `/traces/${env('OTHER_REQUEST_ID')}`);
     assert.equal(other.status(), 403, await other.text());
     assert.deepEqual(b.errors, [], 'errors in the page');

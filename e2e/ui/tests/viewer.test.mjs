@@ -31,9 +31,15 @@ test('a viewer can change nothing and sees no secret', { timeout: 180_000 }, asy
     await noWriteButton('providers');
     await noSecret('providers');
     await checkA11y(page, 'providers (viewer)');
-    for (const tab of ['Credential health', 'OAuth accounts', 'Routes', 'Pricing']) {
+    // Each tab's content is drawn first: its buttons come with its rows.
+    for (const [tab, drawn] of [
+      ['Credential health', page.getByRole('row', { name: /pool-a/ })],
+      ['OAuth accounts', page.getByText(/No OAuth accounts/)],
+      ['Routes', page.getByText(/No routes/)],
+      ['Pricing', page.getByRole('row', { name: new RegExp(env('MODEL')) })],
+    ]) {
       await page.getByRole('tab', { name: tab }).click();
-      await page.waitForTimeout(300);
+      await drawn.waitFor();
       await noWriteButton(tab);
     }
     await nav(page, 'Client keys', 'Client keys');
