@@ -164,7 +164,13 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
             sdk_format(headers, query)
         };
         if get && !rest.is_empty() && (caller != Format::Gemini || !rest.contains(':')) {
-            return Endpoint::GetModel(caller, rest.to_string());
+            // SDKs escape the id as one path segment: `team/my-model`, a
+            // usual name at OpenAI-compatible vendors, arrives as
+            // `team%2Fmy-model`.
+            return match segment(rest) {
+                Some(id) => Endpoint::GetModel(caller, id),
+                None => Endpoint::NotFound(caller),
+            };
         }
         if let Some((model, method_name)) = rest.rsplit_once(':') {
             let op = match method_name {
@@ -180,8 +186,11 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
                 return Endpoint::MethodNotAllowed(caller, POST);
             }
             if let (true, Some((op, endpoint)), false) = (post, op, model.is_empty()) {
+                let Some(model) = segment(model) else {
+                    return Endpoint::NotFound(caller);
+                };
                 let mut call = AppCall::new(Format::Gemini, op, endpoint);
-                call.path_model = Some(model.to_string());
+                call.path_model = Some(model);
                 call.path_stream = method_name == "streamGenerateContent";
                 call.alt_sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
                 if call.path_stream {
@@ -200,6 +209,15 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
         sdk_format(headers, query)
     };
     Endpoint::NotFound(fmt)
+}
+
+/// A path segment as the app meant it: percent-escapes decoded, `None`
+/// when they do not decode to UTF-8.
+fn segment(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 #[cfg(test)]
@@ -280,6 +298,19 @@ mod tests {
             c(Method::GET, "/v1/models/gemini-pro", Some("key=x"), &[]),
             Endpoint::GetModel(Format::Gemini, "gemini-pro".into())
         );
+        // The SDKs escape an id as one segment: decoded as they meant it.
+        assert_eq!(
+            c(Method::GET, "/v1/models/team%2Fmy-model", None, &[]),
+            Endpoint::GetModel(Format::OpenAiChat, "team/my-model".into())
+        );
+        assert_eq!(
+            c(Method::GET, "/v1/models/bad%FF", None, &[]),
+            Endpoint::NotFound(Format::OpenAiChat)
+        );
+        assert!(matches!(
+            c(Method::POST, "/v1beta/models/org%2Fgem:generateContent", None, &[]),
+            Endpoint::Call(AppCall { path_model: Some(m), .. }) if m == "org/gem"
+        ));
 
         assert_eq!(
             c(Method::GET, "/v1/nothing", None, &[]),

@@ -52,6 +52,13 @@ pub enum GatewayError {
         "{method} {path} is not served by this gateway: it does not fetch stored responses from the provider. Ask for a background response with `stream: true` to receive it as it runs."
     )]
     NotProxied { method: String, path: String },
+    /// A WebSocket handshake at `/v1/responses` (Codex's preferred
+    /// transport): 426, which Codex takes as the sign to use HTTP at once
+    /// instead of retrying the handshake.
+    #[error(
+        "WebSocket transport is not served at {path}: send the same request as an HTTP POST (server-sent events for streams)."
+    )]
+    WebSocketNotServed { path: String },
     /// A known path called with another method; `allow` is the `Allow`
     /// header's value.
     #[error("Invalid method for URL ({method} {path}): it takes {allow}.")]
@@ -238,6 +245,7 @@ impl GatewayError {
             | Self::NotFound { .. }
             | Self::NotProxied { .. }
             | Self::MethodNotAllowed { .. }
+            | Self::WebSocketNotServed { .. }
             | Self::RateLimited { .. }
             | Self::Unsupported { .. } => Origin::App,
             Self::NotReady
@@ -342,6 +350,7 @@ impl GatewayError {
                 StatusCode::NOT_FOUND
             }
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::WebSocketNotServed { .. } => StatusCode::UPGRADE_REQUIRED,
             Self::ModelNotAllowed(_) | Self::Unpriced(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -391,6 +400,7 @@ impl GatewayError {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::NotFound { .. } | Self::NotProxied { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::WebSocketNotServed { .. } => "websocket_not_served",
             Self::NotReady => "not_ready",
             Self::Busy { .. } => "busy",
             Self::PoolExhausted { .. } => "pool_exhausted",

@@ -25,7 +25,7 @@ pub fn routed_models<'a>(rt: &'a Runtime, key: &ClientKey) -> Vec<(&'a str, &'a 
         .filter(literal);
     let mut out: Vec<(&str, &str)> = Vec::new();
     for m in candidates {
-        if out.iter().any(|(n, _)| *n == m) || !key.allows(m) {
+        if out.iter().any(|(n, _)| *n == m) || !may_use(rt, key, m) {
             continue;
         }
         if let Some(u) = rt.route(m) {
@@ -34,6 +34,13 @@ pub fn routed_models<'a>(rt: &'a Runtime, key: &ClientKey) -> Vec<(&'a str, &'a 
     }
     out.sort();
     out
+}
+
+/// Whether a request for `model` would pass the key's allow-list: an alias
+/// is checked as the model it is served as, as the request path does, so
+/// a listing never offers a model the key is then refused.
+fn may_use(rt: &Runtime, key: &ClientKey, model: &str) -> bool {
+    key.allows(rt.snapshot.resolve(model).model)
 }
 
 /// The listing in the shape `format`'s SDKs read.
@@ -45,7 +52,7 @@ pub fn list(rt: &Runtime, key: &ClientKey, format: Format) -> String {
 /// use it, or nothing routes it (the same models the listing names, and
 /// globs too: `models.retrieve` of a routed dated name finds it).
 pub fn one(rt: &Runtime, key: &ClientKey, format: Format, id: &str) -> Option<String> {
-    if !key.allows(id) {
+    if !may_use(rt, key, id) {
         return None;
     }
     let owner = rt.route(id)?.provider.name.as_str();

@@ -237,8 +237,9 @@ pub fn plan(
     if strict && let Some(d) = req.dropped.strict_refusal() {
         return Err(GatewayError::Unsupported {
             message: format!(
-                "`{}` cannot be expressed for a {} provider, and this model's route is strict; remove it or route this model to a provider that supports it",
+                "`{}` cannot be expressed for {} {} provider, and this model's route is strict; remove it or route this model to a provider that supports it",
                 d.field,
+                translate::ir::article(target.as_str()),
                 target.as_str()
             ),
             param: Some(d.field.clone()),

@@ -101,6 +101,11 @@ async fn handle<B: AppBody>(state: Arc<AppState>, req: Request<B>) -> Response<R
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
             }),
+            Endpoint::MethodNotAllowed(..) if websocket_handshake(&parts) => {
+                Err(GatewayError::WebSocketNotServed {
+                    path: parts.uri.path().to_string(),
+                })
+            }
             Endpoint::MethodNotAllowed(_, allow) => Err(GatewayError::MethodNotAllowed {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
@@ -165,6 +170,17 @@ pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
         crate::ratelimit_headers::refused(r.headers_mut(), limit, *value, *retry_after_secs);
     }
     r
+}
+
+/// A WebSocket opening handshake (`GET` with `Upgrade: websocket`), as
+/// Codex tries first at `/v1/responses`.
+fn websocket_handshake(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::GET
+        && parts
+            .headers
+            .get_all(http::header::UPGRADE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 fn readyz(state: &AppState) -> Response<ResBody> {

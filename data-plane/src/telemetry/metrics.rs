@@ -611,6 +611,7 @@ mod tests {
                 path: s(),
                 allow: "POST",
             },
+            GatewayError::WebSocketNotServed { path: s() },
             GatewayError::RateLimited {
                 limit: "rpm",
                 budget: s(),

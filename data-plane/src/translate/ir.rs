@@ -382,6 +382,16 @@ pub enum StreamEvent {
     },
 }
 
+/// "an" before a provider's name that opens with a vowel (an Anthropic, an
+/// OpenAI), else "a".
+pub fn article(name: &str) -> &'static str {
+    if name.starts_with(['A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 /// A translation refused: the field is named so the app can fix the request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -395,7 +405,8 @@ impl Unsupported {
         let field = field.into();
         Self {
             message: format!(
-                "`{field}` cannot be expressed for a {target} provider; remove it or route this model to a provider that supports it"
+                "`{field}` cannot be expressed for {} {target} provider; remove it or route this model to a provider that supports it",
+                article(target)
             ),
             field,
         }

@@ -9,6 +9,8 @@ use http::Request;
 use http_body_util::Full;
 use serde_json::json;
 
+use aigw_proto::pb::config as pb;
+
 use crate::harness::*;
 
 /// GETs `path` with `headers`, as an SDK does; reads the whole answer.
@@ -60,6 +62,95 @@ async fn models_retrieve_answers_in_each_sdks_shape() {
     let a = get(&gw, "/v1/models/mistral-large", &anthropic).await;
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["type"], "error");
+}
+
+/// An alias is checked against the key's allow-list as the model it is
+/// served as, in the listing as on the request: a model picker is never
+/// offered a model the key is then refused. And an id with a slash, which
+/// the SDKs escape as one path segment, is found.
+#[tokio::test]
+async fn listings_offer_only_what_the_allow_list_lets_the_key_use() {
+    let gw = Gw::bare(&[]).await;
+    let mut snap = snapshot(&gw.mock.base_url(), "v-allow");
+    snap.client_keys[0].models = vec!["gpt-*".into(), "via-*".into(), "team/*".into()];
+    let alias = |model: &str, target: &str| pb::Route {
+        model: model.into(),
+        alias_of: target.into(),
+        ..Default::default()
+    };
+    snap.routes = vec![
+        alias("via-claude", "claude-sonnet-4-5"),
+        alias("via-gpt", "gpt-4o-mini"),
+        alias("team/mini", "gpt-4o-mini"),
+    ];
+    gw.node
+        .watcher
+        .apply_whole(&prost::Message::encode_to_vec(&snap), None)
+        .expect("snapshot applies");
+    let bearer = format!("Bearer {APP_KEY}");
+    let auth = [("authorization", bearer.as_str())];
+    let listed = get(&gw, "/v1/models", &auth).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let ids: Vec<String> = listed.json()["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| m["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(ids.contains(&"via-gpt".to_string()), "{ids:?}");
+    assert!(ids.contains(&"team/mini".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"via-claude".to_string()), "{ids:?}");
+    // What is listed is served; what is not is refused both ways.
+    assert_eq!(
+        gw.post(
+            "/v1/chat/completions",
+            json!({"model": "via-gpt",
+        "messages": [{"role": "user", "content": "hi"}]})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        gw.post(
+            "/v1/chat/completions",
+            json!({"model": "via-claude",
+        "messages": [{"role": "user", "content": "hi"}]})
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(get(&gw, "/v1/models/via-claude", &auth).await.status, 404);
+    let one = get(&gw, "/v1/models/team%2Fmini", &auth).await;
+    assert_eq!(one.status, 200, "{:?}", one.body);
+    assert_eq!(one.json()["id"], "team/mini");
+}
+
+/// Codex first tries a WebSocket at `/v1/responses`; a 405 made it retry
+/// the handshake six times (seconds per session) before falling back to
+/// HTTP. A handshake gets 426 in OpenAI's error shape; a plain GET is still
+/// 405 with `Allow`.
+#[tokio::test]
+async fn a_websocket_handshake_at_responses_is_told_to_use_http() {
+    let gw = Gw::start(&[]).await;
+    let bearer = format!("Bearer {APP_KEY}");
+    let handshake = [
+        ("authorization", bearer.as_str()),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let a = get(&gw, "/v1/responses", &handshake).await;
+    assert_eq!(a.status, 426, "{:?}", a.body);
+    let e = a.json();
+    let message = e["error"]["message"].as_str().expect("an OpenAI error");
+    assert!(message.contains("HTTP POST"), "{message}");
+    assert!(a.header("x-request-id").is_some());
+    let a = get(&gw, "/v1/responses", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("POST"));
 }
 
 /// A proxy's HTML page (or an empty body) in front of the provider is not

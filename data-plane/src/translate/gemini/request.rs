@@ -525,15 +525,27 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
             out.push(decode_declaration(
                 d,
                 &format!("tools[{i}].functionDeclarations[{j}]"),
+                drops,
             )?);
         }
     }
     Ok(out)
 }
 
-fn decode_declaration(d: DeclarationIn, at: &str) -> Result<Tool, Unsupported> {
-    if let Some((k, _)) = d.extra.iter().find(|(_, v)| !v.is_null()) {
-        return Err(Unsupported::new(format!("{at}.{}", camel(k)), "translated"));
+/// What a declaration may say of its function beyond how it is called: the
+/// shape of its result (`response`, `responseJsonSchema`: google-genai
+/// derives one from every typed function's return annotation) and whether
+/// the Live API waits for it (`behavior`). None changes what the model is
+/// asked, so each is dropped as a hint; anything else unknown is refused.
+const DECLARATION_HINTS: [&str; 3] = ["response", "responseJsonSchema", "behavior"];
+
+fn decode_declaration(d: DeclarationIn, at: &str, drops: &mut Drops) -> Result<Tool, Unsupported> {
+    for (k, _) in d.extra.iter().filter(|(_, v)| !v.is_null()) {
+        let key = camel(k);
+        if !DECLARATION_HINTS.contains(&key.as_str()) {
+            return Err(Unsupported::new(format!("{at}.{key}"), "translated"));
+        }
+        drops.hint(&format!("{at}.{key}"));
     }
     let name = d
         .name
@@ -569,6 +581,11 @@ fn decode_generation_config(
         match name.as_str() {
             _ if v.is_null() => {}
             "candidateCount" if v.as_u64() == Some(1) => {}
+            // Defaults spelled out: nothing asked.
+            "responseLogprobs" | "audioTimestamp" | "enableEnhancedCivicAnswers"
+                if v == &Value::Bool(false) => {}
+            // How finely images are read: a hint the target sets itself.
+            "mediaResolution" => req.dropped.hint(&at),
             "responseModalities" if v.as_array().is_some_and(|m| m.iter().all(|x| x == "TEXT")) => {
             }
             "thinkingConfig" => req.thinking = decode_thinking(v, &mut req.dropped),

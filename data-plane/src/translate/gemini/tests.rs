@@ -316,6 +316,58 @@ fn signature_sentinel_by_model() {
     }
 }
 
+/// google-genai's automatic function calling declares every typed Python
+/// function with the JSON schema of its result (`responseJsonSchema`, from
+/// the return annotation); Vertex and ADK say `response` and `behavior`.
+/// None is part of what the model is asked: each is left out and named, and
+/// the defaults google-genai spells out in a generation config pass.
+#[test]
+fn a_declared_result_schema_and_spelled_out_defaults_are_hints() {
+    let body = json!({
+        "contents": [{"role": "user", "parts": [{"text": "weather in Paris?"}]}],
+        "tools": [{"functionDeclarations": [
+            {"name": "get_current_weather", "description": "Weather.",
+             "parametersJsonSchema": {"type": "object", "properties": {"location": {"type": "string"}},
+                                      "required": ["location"]},
+             "responseJsonSchema": {"type": "string"}},
+            {"name": "lookup", "response": {"type": "OBJECT"}, "behavior": "BLOCKING"},
+        ]}],
+        "generationConfig": {"responseLogprobs": false, "audioTimestamp": false,
+                             "enableEnhancedCivicAnswers": false,
+                             "mediaResolution": "MEDIA_RESOLUTION_LOW"},
+    });
+    let req = decode_request(body.to_string().as_bytes(), "gpt-4o-mini", false).unwrap();
+    let names: Vec<&str> = req.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["get_current_weather", "lookup"]);
+    assert_eq!(req.tools[0].parameters["required"], json!(["location"]));
+    let mut dropped: Vec<(&str, bool)> = req
+        .dropped
+        .iter()
+        .map(|d| (d.field.as_str(), d.always))
+        .collect();
+    dropped.sort();
+    assert_eq!(
+        dropped,
+        [
+            ("generationConfig.mediaResolution", false),
+            ("tools[*].functionDeclarations[*].behavior", false),
+            ("tools[*].functionDeclarations[*].response", false),
+            ("tools[*].functionDeclarations[*].responseJsonSchema", false),
+        ]
+    );
+    // Asking for what the target cannot give is still refused.
+    let e = decode_request(
+        json!({"contents": [{"parts": [{"text": "hi"}]}],
+               "generationConfig": {"responseLogprobs": true}})
+        .to_string()
+        .as_bytes(),
+        "gpt-4o-mini",
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "generationConfig.responseLogprobs");
+}
+
 #[test]
 fn unsupported_fields_are_named() {
     let field = |body: Value| {

@@ -34,6 +34,7 @@ pub(crate) fn error_body(e: &GatewayError) -> Bytes {
         | E::NotFound { .. }
         | E::NotProxied { .. }
         | E::MethodNotAllowed { .. }
+        | E::WebSocketNotServed { .. }
         | E::Unsupported { .. } => ("invalid_request_error", None),
         E::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
         E::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
