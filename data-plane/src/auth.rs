@@ -3,45 +3,54 @@
 //! kept; the key itself is dropped with the request.
 
 use aigw_proto::model::ClientKey;
-use http::HeaderMap;
 use http::request::Parts;
 
 use crate::error::GatewayError;
 use crate::runtime::Runtime;
 use crate::schedule::now_ms;
 
-/// The app's key from `Authorization: Bearer`, `x-api-key`, `x-goog-api-key`
-/// or the `key` query parameter (Gemini's REST style), in that order. An
-/// `Authorization` header with a scheme other than Bearer is not a key.
-pub fn presented_key(parts: &Parts) -> Option<String> {
-    from_headers(&parts.headers).or_else(|| from_query(parts.uri.query()))
-}
-
-fn from_headers(h: &HeaderMap) -> Option<String> {
-    if let Some(v) = h
+/// The keys the app may have sent, from `Authorization: Bearer`,
+/// `x-api-key`, `x-goog-api-key` and the `key` query parameter (Gemini's
+/// REST style), in that order, each once. An `Authorization` header with a
+/// scheme other than Bearer is not a key. More than one: a proxy in front
+/// may add its own Bearer token to an Anthropic SDK's `x-api-key`, so the
+/// first one the snapshot knows is the app's.
+pub fn presented_keys(parts: &Parts) -> Vec<String> {
+    let h = &parts.headers;
+    let bearer = h
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
-        let token = match v.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            // Another scheme (`Basic …` added by a proxy in front): not the
-            // app's key, which its SDK then put in one of the other places.
-            Some(_) => "",
-            None if v.eq_ignore_ascii_case("bearer") => "",
-            None => v,
-        };
-        if !token.is_empty() {
-            return Some(token.to_string());
+        .map(|v| {
+            let v = v.trim();
+            match v.split_once(' ') {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+                // Another scheme (`Basic …` added by a proxy in front): not
+                // the app's key, which its SDK then put in another place.
+                Some(_) => "",
+                None if v.eq_ignore_ascii_case("bearer") => "",
+                None => v,
+            }
+        });
+    let headers = ["x-api-key", "x-goog-api-key"]
+        .iter()
+        .map(|name| h.get(*name).and_then(|v| v.to_str().ok()).map(str::trim));
+    let mut keys: Vec<String> = Vec::new();
+    for k in std::iter::once(bearer).chain(headers).flatten() {
+        if !k.is_empty() && !keys.iter().any(|seen| seen == k) {
+            keys.push(k.to_string());
         }
     }
-    ["x-api-key", "x-goog-api-key"].iter().find_map(|name| {
-        h.get(*name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    })
+    if let Some(k) = from_query(parts.uri.query())
+        && !keys.contains(&k)
+    {
+        keys.push(k);
+    }
+    keys
+}
+
+/// The first key the app sent (see [`presented_keys`]).
+pub fn presented_key(parts: &Parts) -> Option<String> {
+    presented_keys(parts).into_iter().next()
 }
 
 fn from_query(q: Option<&str>) -> Option<String> {
@@ -82,9 +91,13 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 }
 
 pub fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey, GatewayError> {
-    let key = presented_key(parts).ok_or(GatewayError::MissingKey)?;
-    let found = rt
-        .client_key(&hash_key(&key))
+    let keys = presented_keys(parts);
+    if keys.is_empty() {
+        return Err(GatewayError::MissingKey);
+    }
+    let found = keys
+        .iter()
+        .find_map(|k| rt.client_key(&hash_key(k)))
         .ok_or(GatewayError::InvalidKey)?;
     if let Some(exp) = found.expires_at_ms()
         && (now_ms() as i64) >= exp
@@ -128,5 +141,19 @@ mod tests {
         assert_eq!(presented_key(&p).as_deref(), Some("sk-b"));
         let p = parts(http::Request::builder().header("authorization", "sk-raw"));
         assert_eq!(presented_key(&p).as_deref(), Some("sk-raw"));
+    }
+
+    /// A proxy's own Bearer token beside the SDK's `x-api-key`: both are
+    /// candidates, in order, each once.
+    #[test]
+    fn every_place_is_a_candidate_in_order() {
+        let p = parts(
+            http::Request::builder()
+                .uri("/v1/messages?key=sk-q")
+                .header("authorization", "Bearer proxy-token")
+                .header("x-api-key", "sk-app")
+                .header("x-goog-api-key", "sk-app"),
+        );
+        assert_eq!(presented_keys(&p), ["proxy-token", "sk-app", "sk-q"]);
     }
 }

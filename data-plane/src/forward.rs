@@ -298,9 +298,10 @@ fn refusal(
         tracing::error!(provider = %provider, %status, "upstream rejected a pool credential");
         return GatewayError::upstream(provider, Failure::CredentialRejected(status));
     }
-    // A rate limit always tells the app when to retry.
+    // A rate limit always tells the app when to retry: Gemini says when in
+    // its body only (`google.rpc.RetryInfo`), not in a header.
     let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
-        Some(retry_after.unwrap_or(1))
+        Some(retry_after.or_else(|| retry_delay_in(&body)).unwrap_or(1))
     } else {
         retry_after
     };
@@ -338,6 +339,47 @@ fn rejects_credential(status: StatusCode, body: &[u8]) -> bool {
                 .iter()
                 .any(|d| d.reason.as_ref().and_then(|r| r.as_str()) == Some("API_KEY_INVALID"))
         })
+}
+
+/// Gemini's `error.details[].retryDelay` (`"30s"`, `"0.5s"`, a protobuf
+/// Duration in JSON) of a `RetryInfo`, in whole seconds rounded up. The
+/// error may come alone or as the first element of an array (streaming
+/// endpoints).
+fn retry_delay_in(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        // Tried first: serde would read an array as a struct's fields.
+        Many(Vec<Wrapped>),
+        One(Wrapped),
+    }
+    #[derive(serde::Deserialize)]
+    struct Wrapped {
+        error: Error,
+    }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        #[serde(default)]
+        details: Vec<Detail>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        #[serde(rename = "retryDelay", default)]
+        retry_delay: Option<String>,
+    }
+    let error = match serde_json::from_slice::<Body>(body).ok()? {
+        Body::One(w) => w.error,
+        Body::Many(v) => v.into_iter().next()?.error,
+    };
+    error.details.iter().find_map(|d| {
+        d.retry_delay
+            .as_deref()?
+            .strip_suffix('s')?
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| s.ceil().min(MAX_RETRY_AFTER_SECS as f64) as u64)
+    })
 }
 
 fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
@@ -384,6 +426,46 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(echoed)
             );
+        }
+    }
+
+    #[test]
+    fn reads_geminis_retry_delay_from_the_body() {
+        let body = br#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+            "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "29.5s"}]}}"#;
+        assert_eq!(retry_delay_in(body), Some(30));
+        let many = format!("[{}]", std::str::from_utf8(body).unwrap_or_default());
+        assert_eq!(retry_delay_in(many.as_bytes()), Some(30));
+        assert_eq!(
+            retry_delay_in(br#"{"error": {"details": [{"retryDelay": "1e9s"}]}}"#),
+            Some(3600)
+        );
+        for none in [
+            &br#"{"error": {"message": "slow down"}}"#[..],
+            b"<html>",
+            b"",
+        ] {
+            assert_eq!(retry_delay_in(none), None);
+        }
+        match refusal(
+            "gemini",
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            Bytes::from_static(body),
+        ) {
+            GatewayError::UpstreamResponse { retry_after, .. } => assert_eq!(retry_after, Some(30)),
+            other => panic!("{other:?}"),
+        }
+        // A header, when sent, wins.
+        match refusal(
+            "gemini",
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(5),
+            Bytes::from_static(body),
+        ) {
+            GatewayError::UpstreamResponse { retry_after, .. } => assert_eq!(retry_after, Some(5)),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -96,6 +96,26 @@ fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey, Gat
     auth::authenticate(rt, parts)
 }
 
+/// A compressed body would read as broken JSON: say what is wrong instead
+/// (no official SDK compresses its requests; the providers take none).
+fn refuse_encoded_body(parts: &Parts) -> Result<(), GatewayError> {
+    let Some(v) = parts.headers.get(http::header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = String::from_utf8_lossy(v.as_bytes());
+    let encoding = encoding.trim();
+    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        return Ok(());
+    }
+    let shown: String = encoding.chars().take(32).collect();
+    Err(GatewayError::InvalidRequest {
+        message: format!(
+            "Request bodies with Content-Encoding `{shown}` are not accepted: send the JSON body uncompressed."
+        ),
+        param: None,
+    })
+}
+
 /// The phases after authentication, up to the answer's head.
 async fn run(
     state: &Arc<AppState>,
@@ -113,6 +133,7 @@ async fn run(
         .limiter
         .precheck(&budgets, now)
         .map_err(rate_limited)?;
+    refuse_encoded_body(parts)?;
     let deadline = Duration::from_secs(state.cfg.body_timeout_secs.max(1));
     // The body's bytes count against the node's bound until the answer's
     // head is ready (the body is dropped by then).

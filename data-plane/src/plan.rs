@@ -228,6 +228,10 @@ pub fn plan(
         call.path_stream,
     )
     .map_err(GatewayError::from)?;
+    if matches!(target, Format::Anthropic | Format::Gemini) {
+        req.refuse_empty_conversation(target.as_str())
+            .map_err(|e| GatewayError::from(translate::name_refusal(call.format, e)))?;
+    }
     let app_req = req.clone();
     req.model = model.to_string();
     let body = codec
@@ -463,10 +467,32 @@ mod tests {
         let g = call("/v1beta/models/a%2F..%2Fb:generateContent", None);
         assert!(Probe::parse(&g, b"{}").is_err());
         // A name with `/` or `:` that is allowed stays one escaped segment.
-        let body = Bytes::from_static(br#"{"model":"org/m:1","messages":[]}"#);
+        let body = Bytes::from_static(
+            br#"{"model":"org/m:1","messages":[{"role":"user","content":"hi"}]}"#,
+        );
         let probe = Probe::parse(&c, &body).unwrap();
         let p = plan_plain(&c, &probe, &body, &upstream(ProviderKind::Gemini, &[])).unwrap();
         assert_eq!(p.path, "/v1beta/models/org%2Fm%3A1:generateContent");
+    }
+
+    /// A system-only chat is an OpenAI request; Anthropic and Gemini
+    /// refuse an empty conversation, so the gateway says so in the app's
+    /// terms instead of relaying (and tracing) the provider's refusal.
+    #[test]
+    fn an_empty_conversation_is_refused_for_providers_that_need_a_turn() {
+        let c = call("/v1/chat/completions", None);
+        let body = Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"system","content":"be terse"}]}"#,
+        );
+        let probe = Probe::parse(&c, &body).unwrap();
+        for kind in [ProviderKind::Anthropic, ProviderKind::Gemini] {
+            let Err(e) = plan_plain(&c, &probe, &body, &upstream(kind, &[])) else {
+                panic!("{kind:?}: an empty conversation must be refused");
+            };
+            assert_eq!(e.status(), http::StatusCode::BAD_REQUEST, "{kind:?}");
+            assert!(e.to_string().contains("at least one user message"), "{e}");
+        }
+        assert!(plan_plain(&c, &probe, &body, &upstream(ProviderKind::OpenAi, &[])).is_ok());
     }
 
     #[test]

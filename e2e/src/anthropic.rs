@@ -112,6 +112,12 @@ impl MessagesRequest {
                 param: "messages",
                 expected: "an array",
             })?;
+        // As Anthropic answers an empty conversation (counting included).
+        if raw_messages.is_empty() {
+            return Err(MockError::Invalid(
+                "messages: at least one message is required".into(),
+            ));
+        }
         let mut messages = Vec::new();
         match obj.get("system") {
             Some(Value::String(s)) => messages.push(Message::new(Role::System, s.clone())),
@@ -684,7 +690,12 @@ mod tests {
             parse(json!({"max_tokens": 1, "messages": []})),
             Err(MockError::MissingParam("model"))
         ));
-        assert!(MessagesRequest::parse(br#"{"model":"c","messages":[]}"#, true).is_ok());
+        let one = br#"{"model":"c","messages":[{"role":"user","content":"hi"}]}"#;
+        assert!(MessagesRequest::parse(one, true).is_ok());
+        assert!(matches!(
+            MessagesRequest::parse(br#"{"model":"c","max_tokens":1,"messages":[]}"#, false),
+            Err(MockError::Invalid(m)) if m.contains("at least one message")
+        ));
         let (status, body) = error_parts(&MockError::MissingParam("max_tokens"));
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["type"], "error");

@@ -57,6 +57,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "body_timeout",
     "not_found",
     "method_not_allowed",
+    "websocket_not_served",
     "rate_limited",
     "untranslatable",
     // Not ready or out of capacity.

@@ -392,6 +392,13 @@ pub fn article(name: &str) -> &'static str {
     }
 }
 
+fn capitalized(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// A translation refused: the field is named so the app can fix the request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -556,6 +563,24 @@ impl ChatRequest {
                 self.stop.len()
             ),
         })
+    }
+
+    /// Refuses a conversation with no turn besides system instructions, for
+    /// a target that needs one (`target`): OpenAI answers system-only
+    /// chats, Anthropic and Gemini refuse an empty `messages` / `contents`
+    /// in their own words, which would reach the app after a billed-looking
+    /// trace.
+    pub fn refuse_empty_conversation(&self, target: &str) -> Result<(), Unsupported> {
+        if self.messages.is_empty() {
+            return Err(Unsupported::invalid(
+                "messages",
+                format!(
+                    "{} {target} provider needs at least one user message besides system instructions",
+                    capitalized(article(target))
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses the seed and penalties, for a target that has none of them

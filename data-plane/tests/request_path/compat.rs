@@ -153,6 +153,58 @@ async fn a_websocket_handshake_at_responses_is_told_to_use_http() {
     assert_eq!(a.header("allow"), Some("POST"));
 }
 
+/// A proxy in front of the gateway adds its own `Authorization: Bearer`
+/// to an Anthropic SDK's request, whose key is in `x-api-key`: the key the
+/// snapshot knows is the app's. Neither known: 401.
+#[tokio::test]
+async fn a_proxys_bearer_token_does_not_hide_the_sdks_api_key() {
+    let gw = Gw::start(&[]).await;
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let mut req = anthropic_post(&body);
+    req.headers_mut().insert(
+        "authorization",
+        http::HeaderValue::from_static("Bearer corporate-proxy-token"),
+    );
+    let a = read(gw.send(req).await).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let mut req = anthropic_post(&body);
+    req.headers_mut().insert(
+        "authorization",
+        http::HeaderValue::from_static("Bearer corporate-proxy-token"),
+    );
+    req.headers_mut().insert(
+        "x-api-key",
+        http::HeaderValue::from_static("sk-unknown-0000"),
+    );
+    let a = read(gw.send(req).await).await;
+    assert_eq!(a.status, 401, "{:?}", a.body);
+    assert_eq!(a.json()["error"]["type"], "authentication_error");
+}
+
+/// A gzipped body is named as such, in the caller's shape, not taken for
+/// broken JSON.
+#[tokio::test]
+async fn a_compressed_body_is_refused_by_its_encoding() {
+    let gw = Gw::start(&[]).await;
+    let mut req = post("/v1/chat/completions", &chat("hi"));
+    req.headers_mut()
+        .insert("content-encoding", http::HeaderValue::from_static("gzip"));
+    let a = read(gw.send(req).await).await;
+    assert_eq!(a.status, 400, "{:?}", a.body);
+    let message = a.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("Content-Encoding `gzip`"), "{message}");
+    let mut req = post("/v1/chat/completions", &chat("hi"));
+    req.headers_mut().insert(
+        "content-encoding",
+        http::HeaderValue::from_static("identity"),
+    );
+    assert_eq!(read(gw.send(req).await).await.status, 200);
+}
+
 /// A proxy's HTML page (or an empty body) in front of the provider is not
 /// relayed as if it were JSON: the app gets its own format's error.
 #[tokio::test]
