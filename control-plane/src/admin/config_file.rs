@@ -277,8 +277,18 @@ client_keys:
             .await
             .unwrap()
             .into_inner();
-        assert!(
-            again.changes.iter().all(|c| c.action == "unchanged"),
+        let changes: Vec<(&str, &str, &str)> = again
+            .changes
+            .iter()
+            .map(|c| (c.kind.as_str(), c.name.as_str(), c.action.as_str()))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("provider", "mock", "unchanged"),
+                ("price", "gpt-4o", "unchanged"),
+                ("client_key", "app", "unchanged"),
+            ],
             "{again:?}"
         );
         let r = s
@@ -286,7 +296,15 @@ client_keys:
             .await
             .unwrap()
             .into_inner();
-        assert!(r.lines.iter().all(|l| l.starts_with("unchanged")), "{r:?}");
+        assert_eq!(
+            r.lines,
+            [
+                "unchanged provider mock",
+                "unchanged price gpt-4o",
+                "unchanged client_key app",
+            ],
+            "{r:?}"
+        );
     }
 
     /// A file of about 5 MB (far over the 1 MiB this service once took, and
@@ -328,6 +346,7 @@ client_keys:
             .await
             .unwrap()
             .into_inner();
+        assert_eq!(again.changes.len(), 2_500);
         assert!(again.changes.iter().all(|c| c.action == "unchanged"));
     }
 
@@ -360,12 +379,13 @@ client_keys:
         // An ordinary file, in flow style too, still plans.
         let flow =
             "providers: [{name: mock, kind: openai, keys: [{name: a, secret: sk-flow-01}]}]\n";
-        for ok in [FILE, flow] {
+        for (ok, objects) in [(FILE, 3), (flow, 1)] {
             let p = s
                 .plan_config(req_as(file(ok, false), &viewer))
                 .await
                 .unwrap()
                 .into_inner();
+            assert_eq!(p.changes.len(), objects, "{p:?}");
             assert!(p.changes.iter().all(|c| c.action == "create"), "{p:?}");
         }
     }

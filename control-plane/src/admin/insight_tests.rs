@@ -497,6 +497,8 @@ async fn usage(w: &World) {
         .await
         .unwrap()
         .into_inner();
+    // By model, as above: two series, each one day's point.
+    assert_eq!(daily.series.len(), 2, "{daily:?}");
     assert!(daily.series.iter().all(|s| s.points.len() == 1));
     let filtered =
         w.s.get_usage(req_as(

@@ -218,6 +218,18 @@ async fn admins_set_the_provider_and_the_secret_never_comes_back() {
         .await
         .unwrap()
         .into_inner();
+    // The two saves are audited (the refused ones not), with their details;
+    // no entry carries the secret.
+    let saves: Vec<&str> = audit
+        .entries
+        .iter()
+        .filter(|e| e.object_kind == "oidc_settings")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(
+        saves, ["enabled=true issuer=http://127.0.0.1:9999/idp default_role=member"; 2],
+        "{audit:?}"
+    );
     assert!(
         audit
             .entries

@@ -146,7 +146,9 @@ async fn bulk_apply_is_one_transaction_and_one_version<const N: usize>(db: Db) {
         .apply_config(&p, config((0..N).map(key).collect(), false))
         .await
         .unwrap();
-    assert!(lines(&again).iter().all(|l| l.starts_with("unchanged ")));
+    let again_lines = lines(&again);
+    assert_eq!(again_lines.len(), N + 3);
+    assert!(again_lines.iter().all(|l| l.starts_with("unchanged ")));
     assert!(
         again
             .iter()
@@ -289,6 +291,7 @@ async fn apply_keys_belong_to_the_file_and_members_may_not_apply() {
         .await
         .unwrap()
         .into_inner();
+    assert_eq!(listed.client_keys.len(), 3, "{listed:?}");
     assert!(listed.client_keys.iter().all(|k| k.owner.is_empty()));
 
     let as_member = principal(&s, &member).await;

@@ -189,7 +189,8 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
     )
     .await;
     assert_eq!(team.current.unwrap().requests, 2);
-    assert!(team.by_user.iter().all(|g| g.name == "ann"), "{team:?}");
+    let team_users: Vec<&str> = team.by_user.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(team_users, ["ann"], "{team:?}");
     let nobody = overview(
         &s,
         admin,
@@ -214,7 +215,8 @@ async fn totals_previous_period_breakdowns_filters_and_scope(db: crate::db::Db) 
     // A member sees only their keys, whatever they filter by.
     let mine = overview(&s, &ann, q.clone()).await;
     assert_eq!(mine.current.unwrap().requests, 2);
-    assert!(mine.by_client_key.iter().all(|g| g.name == "ann-app"));
+    let my_keys: Vec<&str> = mine.by_client_key.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(my_keys, ["ann-app"], "{mine:?}");
     let sneaky = overview(
         &s,
         &ann,
