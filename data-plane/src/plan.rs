@@ -11,6 +11,7 @@ use crate::error::GatewayError;
 use crate::providers::openai::ChatRequest as OpenAiProbe;
 use crate::runtime::Upstream;
 use crate::translate::ir::Drops;
+use crate::translate::tool_names::ToolNames;
 use crate::translate::{self, Format, UpstreamCall, ir};
 use crate::validate;
 
@@ -82,6 +83,9 @@ pub struct Plan {
     pub strip_usage_chunk: bool,
     /// The app's request as IR, when translating.
     pub ir: Option<ir::ChatRequest>,
+    /// Tool names the target would have refused, sent fitted: the answer's
+    /// calls are given back under the app's names.
+    pub tool_names: Option<ToolNames>,
     /// Fields of the app's request left out when translating.
     pub dropped: Drops,
 }
@@ -218,6 +222,7 @@ pub fn plan(
             stream: probe.stream,
             strip_usage_chunk,
             ir: None,
+            tool_names: None,
             dropped: Drops::default(),
         });
     }
@@ -233,6 +238,7 @@ pub fn plan(
             .map_err(|e| GatewayError::from(translate::name_refusal(call.format, e)))?;
     }
     let app_req = req.clone();
+    let tool_names = ToolNames::fit(&mut req, target);
     req.model = model.to_string();
     let body = codec
         .encode_request_for(&mut req, kind)
@@ -258,6 +264,7 @@ pub fn plan(
         stream: req.stream,
         strip_usage_chunk: false,
         ir: Some(app_req),
+        tool_names,
         dropped: req.dropped,
     })
 }

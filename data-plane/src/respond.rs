@@ -91,6 +91,7 @@ pub async fn respond(
                     d
                 },
                 encoder: app.stream_encoder(ir, framing),
+                names: plan.tool_names.clone(),
             },
             (None, true) if target.stream_usage_on_request() => Mode::OpenAiChat {
                 strip_usage_chunk: plan.strip_usage_chunk,
@@ -161,7 +162,7 @@ pub async fn respond(
         trace.observe_answer(&bytes);
         redactor.scrub(bytes)
     } else {
-        let answer = match translate::decode_response(plan.target, &bytes) {
+        let mut answer = match translate::decode_response(plan.target, &bytes) {
             Ok(a) => a,
             Err(e) => {
                 // An answer that cannot be given (Gemini's failed function
@@ -176,6 +177,9 @@ pub async fn respond(
                 ));
             }
         };
+        if let Some(names) = &plan.tool_names {
+            names.restore_response(&mut answer);
+        }
         trace.usage = answer.usage;
         if trace.response_model.is_empty() {
             trace.response_model.clone_from(&answer.model);

@@ -20,6 +20,7 @@ use crate::redact::Redactor;
 use crate::sse::{Event, SseParser};
 use crate::trace_report::Written;
 use crate::translate::ir::ChatRequest;
+use crate::translate::tool_names::ToolNames;
 use crate::translate::{self, Codec, Format, Framing, StreamDecoder, StreamEncoder, StreamEvent};
 use crate::upstream_client::UpstreamBody;
 
@@ -34,6 +35,8 @@ pub enum Mode {
     Translate {
         decoder: Box<dyn StreamDecoder>,
         encoder: Box<dyn StreamEncoder>,
+        /// Tool names sent fitted to the target: given back to the app.
+        names: Option<ToolNames>,
     },
     /// Gemini's JSON-array streaming (no `?alt=sse`) to a Gemini app:
     /// bytes forwarded untouched, each array element read for usage.
@@ -370,9 +373,12 @@ impl MeteredStream {
             }
         }
         match &mut self.mode {
-            Mode::Translate { encoder, .. } => {
+            Mode::Translate { encoder, names, .. } => {
                 let buf = out.buf();
-                for e in self.events.drain(..) {
+                for mut e in self.events.drain(..) {
+                    if let Some(names) = names {
+                        names.restore_event(&mut e);
+                    }
                     encoder.event(&e, buf);
                 }
             }

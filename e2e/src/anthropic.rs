@@ -148,6 +148,11 @@ impl MessagesRequest {
             })
             .unwrap_or_default();
         for (i, t) in tools.iter().enumerate() {
+            if !crate::openai::tool_name_fits(&t.name, 128) {
+                return Err(MockError::Invalid(format!(
+                    "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+                )));
+            }
             if let Some(bad) = invalid_schema_type(&t.parameters) {
                 return Err(MockError::Invalid(format!(
                     "tools.{i}.custom.input_schema: JSON schema is invalid. It must match JSON Schema draft 2020-12 ('{bad}' is not a valid type)."

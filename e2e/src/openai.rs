@@ -16,10 +16,10 @@ use crate::{fields, ids, sse};
 
 mod refusals;
 
-pub(crate) use refusals::check_tool_schemas;
 use refusals::{
     check_json_mode, check_lengths, check_output_cap, check_reasoning_model, unsupported,
 };
+pub(crate) use refusals::{check_tool_schemas, tool_name_fits};
 
 pub const SYSTEM_FINGERPRINT: &str = "fp_mock0001";
 

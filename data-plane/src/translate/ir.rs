@@ -341,7 +341,7 @@ impl StopReason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatResponse {
     pub id: String,
     pub model: String,

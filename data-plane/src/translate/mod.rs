@@ -21,6 +21,7 @@ mod policy;
 pub(crate) mod schema_budget;
 #[cfg(test)]
 mod testkit;
+pub mod tool_names;
 pub(crate) mod wire;
 
 use aigw_proto::model::ProviderKind;

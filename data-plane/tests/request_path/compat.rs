@@ -205,6 +205,49 @@ async fn a_compressed_body_is_refused_by_its_encoding() {
     assert_eq!(read(gw.send(req).await).await.status, 200);
 }
 
+/// Gemini CLI keeps dots in MCP tools' names; OpenAI refuses them (the
+/// mock as the API does). Translated, the name is sent fitted and the
+/// model's call reaches the Gemini app under the name it declared, whole
+/// and streamed.
+#[tokio::test]
+async fn a_dotted_tool_name_reaches_openai_fitted_and_comes_back_as_declared() {
+    let gw = Gw::start(&[]).await;
+    let body = json!({
+        "contents": [{"role": "user", "parts": [{"text": "read the notes"}]}],
+        "tools": [{"functionDeclarations": [{
+            "name": "files.read",
+            "description": "Reads a file.",
+            "parameters": {"type": "OBJECT", "properties": {"path": {"type": "STRING"}},
+                           "required": ["path"]}
+        }]}],
+    });
+    for (path, streamed) in [
+        ("/v1beta/models/gpt-4o-mini:generateContent", false),
+        (
+            "/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse",
+            true,
+        ),
+    ] {
+        let req: Request<Full<Bytes>> = Request::post(path)
+            .header("x-goog-api-key", APP_KEY)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        let a = read(gw.send(req).await).await;
+        assert_eq!(a.status, 200, "{path}: {:?}", a.body);
+        let text = String::from_utf8_lossy(&a.body).into_owned();
+        assert!(text.contains(r#""name":"files.read""#), "{path}: {text}");
+        assert!(!text.contains("files_read"), "{path}: {text}");
+        let sent = gw.mock.mock().requests();
+        let last = sent.last().expect("the provider was called");
+        let name = &last.body["tools"][0]["function"]["name"];
+        assert!(
+            name.as_str().is_some_and(|n| n.starts_with("files_read")),
+            "{streamed}: {name}"
+        );
+    }
+}
+
 /// A proxy's HTML page (or an empty body) in front of the provider is not
 /// relayed as if it were JSON: the app gets its own format's error.
 #[tokio::test]

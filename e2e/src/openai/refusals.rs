@@ -180,7 +180,14 @@ pub(super) fn unsupported(err: &MockError) -> Option<(&str, &'static str)> {
 /// Refuses a tool whose schema has a type JSON Schema does not know (such
 /// as Gemini's `STRING`), with the real API's message.
 pub(crate) fn check_tool_schemas(tools: &[ToolDecl]) -> Result<(), MockError> {
-    for t in tools {
+    for (i, t) in tools.iter().enumerate() {
+        // OpenAI takes `^[a-zA-Z0-9_-]+$`, at most 64 long (Gemini's dotted
+        // names are refused).
+        if !tool_name_fits(&t.name, 64) {
+            return Err(MockError::Invalid(format!(
+                "Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+            )));
+        }
         if let Some(bad) = invalid_schema_type(&t.parameters) {
             return Err(MockError::Invalid(format!(
                 "Invalid schema for function '{}': '{bad}' is not valid under any of the given schemas.",
@@ -191,6 +198,14 @@ pub(crate) fn check_tool_schemas(tools: &[ToolDecl]) -> Result<(), MockError> {
     Ok(())
 }
 
+/// `^[a-zA-Z0-9_-]{1,max}$`, OpenAI's and Anthropic's rule for a tool's name.
+pub(crate) fn tool_name_fits(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
@@ -199,6 +214,24 @@ mod tests {
     use super::*;
     use crate::openai::tests::parse;
     use crate::openai::{error_body, error_parts};
+
+    #[test]
+    fn tool_names_follow_the_apis_pattern() {
+        let tools = |name: &str| json!([{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}]);
+        for bad in ["files.read", "ns:get", "", &"x".repeat(65)] {
+            let err = parse(json!({"model": "gpt-4o", "tools": tools(bad),
+                "messages": [{"role": "user", "content": "hi"}]}));
+            assert!(
+                matches!(&err, Err(MockError::Invalid(m)) if m.contains("'tools[0].function.name'")),
+                "{bad:?}: {err:?}"
+            );
+        }
+        assert!(
+            parse(json!({"model": "gpt-4o", "tools": tools("files_read-2"),
+            "messages": [{"role": "user", "content": "hi"}]}))
+            .is_ok()
+        );
+    }
 
     #[test]
     fn json_mode_needs_the_word_json() {

@@ -1,0 +1,251 @@
+//! Tool names a provider's format refuses, fitted to it and given back.
+//!
+//! Gemini takes `.` and `:` in a function's name (Gemini CLI keeps dots in
+//! MCP tools' names: `files.read`); OpenAI and Anthropic take only
+//! `[A-Za-z0-9_-]` and refuse the whole request otherwise; all three cap a
+//! name's length. A translated request's names that its target would refuse
+//! are sent fitted (each unfit character `_`, a long or colliding name cut
+//! and ended with a digest of the original), and the calls the model makes
+//! reach the app under the names the app declared.
+
+use std::collections::HashSet;
+
+use super::Format;
+use super::ir::{ChatRequest, ChatResponse, Part, StreamEvent, ToolChoice};
+
+/// The longest name any of the three formats takes.
+const MAX_NAME: usize = 64;
+
+/// The names changed in one request: (as sent, as the app declared it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolNames(Vec<(String, String)>);
+
+/// Whether `target` takes `name` as a tool's name.
+fn fits(target: Format, name: &str) -> bool {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return false;
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    match target {
+        Format::Gemini => {
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| plain(c) || c == '.' || c == ':')
+        }
+        _ => name.chars().all(plain),
+    }
+}
+
+/// `name` made to fit `target`, unlike every name in `taken`.
+fn fitted(target: Format, name: &str, taken: &HashSet<String>) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if target == Format::Gemini && !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        out.insert(0, '_');
+    }
+    if out.len() > MAX_NAME || out.is_empty() || taken.contains(&out) {
+        let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+        let tag: String = digest.as_ref()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.truncate(MAX_NAME - tag.len() - 1);
+        out.push('_');
+        out.push_str(&tag);
+    }
+    out
+}
+
+impl ToolNames {
+    /// Renames, in `req`, every tool name `target` would refuse: in the
+    /// declarations, the forced choice, and the history's calls and results.
+    /// `None` when every name fits (the usual case: nothing is allocated).
+    pub fn fit(req: &mut ChatRequest, target: Format) -> Option<ToolNames> {
+        let unfit = |n: &str| !fits(target, n);
+        let any = req.tools.iter().any(|t| unfit(&t.name))
+            || matches!(&req.tool_choice, Some(ToolChoice::Tool(n)) if unfit(n))
+            || req
+                .messages
+                .iter()
+                .flat_map(|m| &m.content)
+                .any(|p| match p {
+                    Part::ToolCall { name, .. } => unfit(name),
+                    Part::ToolResult { name: Some(n), .. } => unfit(n),
+                    _ => false,
+                });
+        if !any {
+            return None;
+        }
+        let mut taken: HashSet<String> = req
+            .tools
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| fits(target, n))
+            .collect();
+        let mut names = ToolNames::default();
+        let mut rename = |n: &mut String| {
+            if fits(target, n) {
+                return;
+            }
+            let sent = match names.0.iter().find(|(_, app)| app == n) {
+                Some((sent, _)) => sent.clone(),
+                None => {
+                    let sent = fitted(target, n, &taken);
+                    taken.insert(sent.clone());
+                    names.0.push((sent.clone(), n.clone()));
+                    sent
+                }
+            };
+            *n = sent;
+        };
+        for t in &mut req.tools {
+            rename(&mut t.name);
+        }
+        if let Some(ToolChoice::Tool(n)) = &mut req.tool_choice {
+            rename(n);
+        }
+        for p in req.messages.iter_mut().flat_map(|m| &mut m.content) {
+            match p {
+                Part::ToolCall { name, .. } => rename(name),
+                Part::ToolResult { name: Some(n), .. } => rename(n),
+                _ => {}
+            }
+        }
+        Some(names)
+    }
+
+    /// The app's name for a name as sent (itself when it was not changed).
+    fn restore(&self, name: &mut String) {
+        if let Some((_, app)) = self.0.iter().find(|(sent, _)| sent == name) {
+            name.clone_from(app);
+        }
+    }
+
+    /// A whole answer's calls, under the app's names.
+    pub fn restore_response(&self, answer: &mut ChatResponse) {
+        for p in &mut answer.content {
+            if let Part::ToolCall { name, .. } = p {
+                self.restore(name);
+            }
+        }
+    }
+
+    /// A streamed call's start, under the app's name.
+    pub fn restore_event(&self, ev: &mut StreamEvent) {
+        if let StreamEvent::ToolCallStart { name, .. } = ev {
+            self.restore(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::ir::{Message, Role, Tool};
+
+    fn tool(name: &str) -> Tool {
+        Tool {
+            name: name.into(),
+            description: None,
+            parameters: serde_json::json!({"type": "object"}),
+            strict: None,
+            schema_field: String::new(),
+        }
+    }
+
+    #[test]
+    fn names_each_format_refuses_are_fitted_and_given_back() {
+        let long = format!("mcp__{}", "very_long_server_name_".repeat(5));
+        let mut req = ChatRequest {
+            tools: vec![
+                tool("files.read"),
+                tool("files_read"),
+                tool(&long),
+                tool("ok-1"),
+            ],
+            tool_choice: Some(ToolChoice::Tool("files.read".into())),
+            messages: vec![
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Part::ToolCall {
+                        id: "c1".into(),
+                        name: "files.read".into(),
+                        arguments: "{}".into(),
+                    }],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec![Part::ToolResult {
+                        id: "c1".into(),
+                        name: Some("files.read".into()),
+                        content: vec![Part::Text("x".into())],
+                        is_error: false,
+                    }],
+                },
+            ],
+            ..Default::default()
+        };
+        let names = ToolNames::fit(&mut req, Format::OpenAiChat).expect("renamed");
+        let sent: Vec<&str> = req.tools.iter().map(|t| t.name.as_str()).collect();
+        // `files_read` is taken by the app's own tool: the dotted one gets a
+        // digest instead of colliding with it.
+        assert!(
+            sent[0].starts_with("files_read_") && sent[0].len() == 19,
+            "{sent:?}"
+        );
+        assert_eq!(sent[1], "files_read");
+        assert!(
+            sent[2].len() <= MAX_NAME && sent[2].starts_with("mcp__very"),
+            "{sent:?}"
+        );
+        assert_eq!(sent[3], "ok-1");
+        assert!(sent.iter().all(|n| fits(Format::Anthropic, n)));
+        assert_eq!(req.tool_choice, Some(ToolChoice::Tool(sent[0].to_string())));
+        assert!(
+            matches!(&req.messages[0].content[0], Part::ToolCall { name, .. } if name == sent[0])
+        );
+        assert!(
+            matches!(&req.messages[1].content[0], Part::ToolResult { name: Some(n), .. } if n == sent[0])
+        );
+        let mut answer = ChatResponse {
+            content: vec![Part::ToolCall {
+                id: "c2".into(),
+                name: sent[0].to_string(),
+                arguments: "{}".into(),
+            }],
+            ..Default::default()
+        };
+        names.restore_response(&mut answer);
+        assert!(matches!(&answer.content[0], Part::ToolCall { name, .. } if name == "files.read"));
+        let mut ev = StreamEvent::ToolCallStart {
+            index: 0,
+            id: "c3".into(),
+            name: sent[2].to_string(),
+        };
+        names.restore_event(&mut ev);
+        assert!(matches!(ev, StreamEvent::ToolCallStart { name, .. } if name == long));
+    }
+
+    #[test]
+    fn names_that_fit_are_left_alone() {
+        let mut req = ChatRequest {
+            tools: vec![tool("get_weather"), tool("files.read")],
+            ..Default::default()
+        };
+        // Gemini takes dots; a name opening with a digit it does not.
+        assert_eq!(ToolNames::fit(&mut req, Format::Gemini), None);
+        let mut req = ChatRequest {
+            tools: vec![tool("1st")],
+            ..Default::default()
+        };
+        ToolNames::fit(&mut req, Format::Gemini).expect("renamed");
+        assert_eq!(req.tools[0].name, "_1st");
+    }
+}
