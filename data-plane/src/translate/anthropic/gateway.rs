@@ -40,6 +40,10 @@ pub(super) fn error_body(e: &GatewayError) -> Bytes {
         413 => "request_too_large",
         429 => "rate_limit_error",
         503 | 529 => "overloaded_error",
+        // Anthropic's own errors know no other 4xx: any other is the
+        // request's fault (a 422 from a compatible upstream, a 426), and an
+        // `api_error` would read as the server's, to be retried.
+        402..=499 => "invalid_request_error",
         _ => "api_error",
     };
     let message = e.to_string();
@@ -87,4 +91,37 @@ pub(super) fn model_list(models: &[(&str, &str)]) -> String {
 /// `GET /v1/models/{model}`: one model.
 pub(super) fn model_entry(id: &str, _owner: &str) -> String {
     serde_json::to_string(&ModelOut::new(id)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use http::StatusCode;
+
+    const KEY: &str = "type";
+    const EXPECTED: &[(u16, &str)] = &[
+        (422, "invalid_request_error"),
+        (409, "invalid_request_error"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (529, "overloaded_error"),
+    ];
+
+    fn kind_of(status: u16) -> String {
+        let e = GatewayError::UpstreamResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            retry_after: None,
+            body: Bytes::new(),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&error_body(&e)).unwrap_or_default();
+        v["error"][KEY].as_str().unwrap_or_default().to_string()
+    }
+
+    /// A 4xx no mapping names is the request's fault, never the server's.
+    #[test]
+    fn every_client_status_reads_as_the_requests_fault() {
+        for (status, want) in EXPECTED {
+            assert_eq!(kind_of(*status), *want, "{status}");
+        }
+    }
 }

@@ -44,6 +44,11 @@ pub(super) fn error_body(e: &GatewayError) -> Bytes {
         429 => "RESOURCE_EXHAUSTED",
         503 => "UNAVAILABLE",
         504 => "DEADLINE_EXCEEDED",
+        409 => "ABORTED",
+        422 => "INVALID_ARGUMENT",
+        // Any other 4xx is the request's, not the server's (`INTERNAL`
+        // reads as retryable).
+        402..=499 => "FAILED_PRECONDITION",
         _ => "INTERNAL",
     };
     let message = e.to_string();
@@ -106,4 +111,37 @@ pub(super) fn model_list(models: &[(&str, &str)]) -> String {
 /// `GET /v1beta/models/{model}`: one model.
 pub fn model_entry(id: &str, _owner: &str) -> String {
     serde_json::to_string(&ModelOut::new(id)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use http::StatusCode;
+
+    const KEY: &str = "status";
+    const EXPECTED: &[(u16, &str)] = &[
+        (422, "INVALID_ARGUMENT"),
+        (409, "ABORTED"),
+        (418, "FAILED_PRECONDITION"),
+        (429, "RESOURCE_EXHAUSTED"),
+        (500, "INTERNAL"),
+    ];
+
+    fn kind_of(status: u16) -> String {
+        let e = GatewayError::UpstreamResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            retry_after: None,
+            body: Bytes::new(),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&error_body(&e)).unwrap_or_default();
+        v["error"][KEY].as_str().unwrap_or_default().to_string()
+    }
+
+    /// A 4xx no mapping names is the request's fault, never the server's.
+    #[test]
+    fn every_client_status_reads_as_the_requests_fault() {
+        for (status, want) in EXPECTED {
+            assert_eq!(kind_of(*status), *want, "{status}");
+        }
+    }
 }
