@@ -56,6 +56,10 @@ pub struct ChatRequest {
     /// How long the model may think before it answers, where the app said
     /// so in a way another format can say too.
     pub thinking: Option<Thinking>,
+    /// Where the app marked a prompt-cache breakpoint (`cache_control`, as
+    /// OpenRouter and LiteLLM take it in OpenAI chat requests), for a
+    /// target that caches by breakpoints (Anthropic).
+    pub cache: CacheMarks,
     /// Fields of the app's request left out on the way (decoders and
     /// encoders add to it).
     pub dropped: Drops,
@@ -136,6 +140,23 @@ impl Effort {
 pub enum Role {
     User,
     Assistant,
+}
+
+/// Prompt-cache breakpoints: the prefix up to each marked place is cached.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CacheMarks {
+    /// Indexes in `system`.
+    pub system: Vec<usize>,
+    /// Indexes in `tools`.
+    pub tools: Vec<usize>,
+    /// (message, part) indexes in `messages`.
+    pub parts: Vec<(usize, usize)>,
+}
+
+impl CacheMarks {
+    pub fn is_empty(&self) -> bool {
+        self.system.is_empty() && self.tools.is_empty() && self.parts.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -37,12 +37,26 @@ pub(super) struct RequestOut<'a> {
     top_p: Option<f64>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 struct SystemBlock<'a> {
     #[serde(rename = "type")]
     ty: &'static str,
     text: &'a str,
+    cache_control: Option<Ephemeral>,
 }
+
+/// `cache_control: {"type": "ephemeral"}`: the prompt up to here is cached.
+#[derive(Serialize, Clone, Copy)]
+pub(super) struct Ephemeral {
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+const EPHEMERAL: Ephemeral = Ephemeral { ty: "ephemeral" };
+
+/// Anthropic refuses a request with more cache breakpoints than this.
+const MAX_BREAKPOINTS: usize = 4;
 
 #[derive(Serialize)]
 struct MessageOut<'a> {
@@ -57,9 +71,11 @@ struct MessageOut<'a> {
 pub(super) enum BlockOut<'a> {
     Text {
         text: &'a str,
+        cache_control: Option<Ephemeral>,
     },
     Image {
         source: SourceOut<'a>,
+        cache_control: Option<Ephemeral>,
     },
     ToolUse {
         id: String,
@@ -102,6 +118,7 @@ struct ToolOut<'a> {
     description: Option<&'a str>,
     /// Only `true` is said: not strict is the default.
     strict: Option<bool>,
+    cache_control: Option<Ephemeral>,
 }
 
 /// `tool_choice`: the mode, and one call at a time if the app asked so.
@@ -151,16 +168,19 @@ pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsu
     let thinking = fit_thinking(req, max_tokens);
     fit_sampling(req);
     req.fit_call_arguments();
+    fit_breakpoints(req);
     let req: &ChatRequest = req;
     let output_config = output_config(req)?;
     let system = match req.system.as_slice() {
         [] => None,
-        [one] => Some(TextOr::Text(one.clone())),
+        [one] if req.cache.system.is_empty() => Some(TextOr::Text(one.clone())),
         many => Some(TextOr::Parts(
             many.iter()
-                .map(|s| SystemBlock {
+                .enumerate()
+                .map(|(k, s)| SystemBlock {
                     ty: "text",
                     text: s,
+                    cache_control: req.cache.system.contains(&k).then_some(EPHEMERAL),
                 })
                 .collect(),
         )),
@@ -220,7 +240,9 @@ fn tools_out(req: &ChatRequest, strict: Vec<Option<Value>>) -> Vec<ToolOut<'_>> 
     req.tools
         .iter()
         .zip(strict.into_iter().chain(std::iter::repeat(None)))
-        .map(|(t, fitted)| ToolOut {
+        .enumerate()
+        .map(|(k, (t, fitted))| ToolOut {
+            cache_control: req.cache.tools.contains(&k).then_some(EPHEMERAL),
             name: &t.name,
             strict: fitted.is_some().then_some(true),
             input_schema: match fitted {
@@ -260,14 +282,18 @@ fn encode_messages(req: &ChatRequest) -> Result<Vec<MessageOut<'_>>, Unsupported
     let mut turns: Vec<(Role, Vec<BlockOut<'_>>)> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let mut blocks = Vec::new();
-        for p in &m.content {
+        for (j, p) in m.content.iter().enumerate() {
+            let cache_control = req.cache.parts.contains(&(i, j)).then_some(EPHEMERAL);
             match (p, m.role) {
                 // Anthropic rejects text blocks of nothing or of whitespace
                 // only (400), which other models write beside their calls
                 // ("\n\n") and apps send back as history.
                 (Part::Text(t) | Part::Refusal(t), _) if t.trim().is_empty() => {}
-                (Part::Text(t) | Part::Refusal(t), _) => blocks.push(BlockOut::Text { text: t }),
-                (Part::Image(img), _) => blocks.push(image_block(img)),
+                (Part::Text(t) | Part::Refusal(t), _) => blocks.push(BlockOut::Text {
+                    text: t,
+                    cache_control,
+                }),
+                (Part::Image(img), _) => blocks.push(image_block(img, cache_control)),
                 (
                     Part::ToolCall {
                         id,
@@ -340,8 +366,11 @@ fn result_content(content: &[Part], i: usize) -> Result<Option<ResultOut<'_>>, U
         many => Some(ResultOut::Blocks(
             many.iter()
                 .map(|c| match c {
-                    Part::Text(t) => Ok(BlockOut::Text { text: t }),
-                    Part::Image(img) => Ok(image_block(img)),
+                    Part::Text(t) => Ok(BlockOut::Text {
+                        text: t,
+                        cache_control: None,
+                    }),
+                    Part::Image(img) => Ok(image_block(img, None)),
                     _ => Err(Unsupported::invalid(
                         format!("messages[{i}].tool_result"),
                         "a tool result holds text and images only",
@@ -352,10 +381,37 @@ fn result_content(content: &[Part], i: usize) -> Result<Option<ResultOut<'_>>, U
     })
 }
 
-fn image_block(img: &Image) -> BlockOut<'_> {
+fn image_block(img: &Image, cache_control: Option<Ephemeral>) -> BlockOut<'_> {
     let source = match img {
         Image::Base64 { media_type, data } => SourceOut::Base64 { media_type, data },
         Image::Url(url) => SourceOut::Url { url },
     };
-    BlockOut::Image { source }
+    BlockOut::Image {
+        source,
+        cache_control,
+    }
+}
+
+/// Keeps at most [`MAX_BREAKPOINTS`] cache breakpoints, in the order
+/// Anthropic caches its prompt (tools, system, then the messages): the
+/// tools' and system's, then the latest messages' (where a conversation's
+/// growing prefix ends). Those past the bound are dropped and named.
+fn fit_breakpoints(req: &mut ChatRequest) {
+    let c = &mut req.cache;
+    c.tools.sort_unstable();
+    c.tools.dedup();
+    c.system.sort_unstable();
+    c.system.dedup();
+    c.parts.sort_unstable();
+    c.parts.dedup();
+    let total = c.tools.len() + c.system.len() + c.parts.len();
+    if total <= MAX_BREAKPOINTS {
+        return;
+    }
+    c.tools.truncate(MAX_BREAKPOINTS);
+    c.system.truncate(MAX_BREAKPOINTS - c.tools.len());
+    let room = MAX_BREAKPOINTS - c.tools.len() - c.system.len();
+    let cut = c.parts.len().saturating_sub(room);
+    c.parts.drain(..cut);
+    req.dropped.advisory("messages[*].content[*].cache_control");
 }

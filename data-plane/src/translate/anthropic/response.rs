@@ -96,7 +96,10 @@ pub(super) fn answer_body(resp: &ChatResponse) -> MessageOut<'_> {
         .content
         .iter()
         .filter_map(|p| match p {
-            Part::Text(t) | Part::Refusal(t) if !t.is_empty() => Some(BlockOut::Text { text: t }),
+            Part::Text(t) | Part::Refusal(t) if !t.is_empty() => Some(BlockOut::Text {
+                text: t,
+                cache_control: None,
+            }),
             Part::ToolCall { arguments, .. } if wire::cut_by_cap(resp.stop, arguments) => None,
             Part::ToolCall {
                 id,

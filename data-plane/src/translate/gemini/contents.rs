@@ -312,6 +312,12 @@ pub fn encode_request(req: &ChatRequest) -> Result<Value, Unsupported> {
 /// `req.dropped` what it leaves out).
 pub(super) fn request_body(req: &mut ChatRequest) -> Result<RequestOut<'_>, Unsupported> {
     req.check_stop_count(MAX_STOP_SEQUENCES, TARGET)?;
+    // Gemini caches prefixes by itself (implicit caching): breakpoints
+    // carry nothing for it.
+    if !req.cache.is_empty() {
+        req.dropped
+            .advisory("messages[*].content[*].cache_control");
+    }
     // A cap above the model's output limit is refused (400, "the supported
     // range is from 1 (inclusive) to 65537 (exclusive)"): the app asked for
     // at most that many, and the model gives no more. Lowered only for a

@@ -53,6 +53,8 @@ struct MessageIn {
     refusal: Option<String>,
     /// The legacy single call: refused.
     function_call: Option<Value>,
+    /// A cache breakpoint after the whole message (LiteLLM's spelling).
+    cache_control: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +65,15 @@ pub(super) struct PartIn {
     /// A `refusal` part's text (assistant turns).
     refusal: Option<String>,
     image_url: Option<ImageUrlIn>,
+    /// A cache breakpoint after this part (OpenRouter's and LiteLLM's
+    /// spelling of Anthropic's, which Cline and Roo Code send).
+    cache_control: Option<Value>,
+}
+
+impl PartIn {
+    fn marked(&self) -> bool {
+        self.cache_control.as_ref().is_some_and(|v| !v.is_null())
+    }
 }
 
 /// `{"url": …}`, or the URL alone as some clients send it.
@@ -92,6 +103,8 @@ struct ToolIn {
     #[serde(rename = "type")]
     ty: Option<String>,
     function: Option<FunctionIn>,
+    /// A cache breakpoint after the tools up to this one.
+    cache_control: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -171,7 +184,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, Unsupported> {
         ..Default::default()
     };
     if let Some(tools) = b.tools {
-        req.tools = decode_tools(tools, &mut req.dropped)?;
+        req.tools = decode_tools(tools, &mut req.dropped, &mut req.cache.tools)?;
     }
     if let Some(effort) = b.reasoning_effort.filter(|v| !v.is_null()) {
         req.thinking = decode_effort(&effort, &mut req.dropped);
@@ -221,12 +234,27 @@ fn decode_effort(v: &Value, drops: &mut Drops) -> Option<Thinking> {
 
 fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), Unsupported> {
     let at = |f: &str| format!("messages[{i}].{f}");
+    let whole_marked = m.cache_control.as_ref().is_some_and(|v| !v.is_null());
     match m.role.as_deref().unwrap_or("") {
         // Each text part its own instruction, as Anthropic's `system`
         // blocks are: not run together.
-        "system" | "developer" => req.system.extend(texts_of(m.content, &at("content"))?),
+        "system" | "developer" => {
+            let base = req.system.len();
+            let marked = marked_parts(&m.content);
+            req.system.extend(texts_of(m.content, &at("content"))?);
+            req.cache.system.extend(marked.into_iter().map(|j| base + j));
+            if whole_marked && req.system.len() > base {
+                req.cache.system.push(req.system.len() - 1);
+            }
+        }
         "user" => {
+            let marked = marked_parts(&m.content);
             let content = decode_user_content(m.content, &at("content"))?;
+            let at_message = req.messages.len();
+            req.cache.parts.extend(marked.into_iter().map(|j| (at_message, j)));
+            if whole_marked && !content.is_empty() {
+                req.cache.parts.push((at_message, content.len() - 1));
+            }
             req.messages.push(Message {
                 role: Role::User,
                 content,
@@ -288,6 +316,19 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
         }
     }
     Ok(())
+}
+
+/// The indexes of the parts a cache breakpoint follows.
+fn marked_parts(content: &Option<TextOr<PartIn>>) -> Vec<usize> {
+    match content {
+        Some(TextOr::Parts(parts)) => parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.marked())
+            .map(|(j, _)| j)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn decode_user_content(
@@ -352,7 +393,11 @@ fn texts_of(v: Option<TextOr<PartIn>>, field: &str) -> Result<Vec<String>, Unsup
 
 /// Function tools; `custom` (free-form) tools have no equivalent elsewhere
 /// and are dropped as hints, so the target's model is offered the rest.
-fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsupported> {
+fn decode_tools(
+    tools: Vec<ToolIn>,
+    drops: &mut Drops,
+    marks: &mut Vec<usize>,
+) -> Result<Vec<Tool>, Unsupported> {
     let mut out = Vec::with_capacity(tools.len());
     for (i, t) in tools.into_iter().enumerate() {
         match t.ty.as_deref() {
@@ -366,6 +411,9 @@ fn decode_tools(tools: Vec<ToolIn>, drops: &mut Drops) -> Result<Vec<Tool>, Unsu
         let f = t
             .function
             .ok_or_else(|| Unsupported::invalid(format!("tools[{i}].function"), "missing"))?;
+        if t.cache_control.as_ref().is_some_and(|v| !v.is_null()) {
+            marks.push(out.len());
+        }
         out.push(Tool {
             name: f.name.unwrap_or_default(),
             description: f.description,

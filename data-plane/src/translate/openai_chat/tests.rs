@@ -686,3 +686,76 @@ fn a_refusal_in_the_history_stays_the_assistants_turn() {
         ]
     );
 }
+
+/// Cline and Roo Code mark prompt-cache breakpoints in OpenAI chat requests
+/// with Anthropic's `cache_control` (OpenRouter's and LiteLLM's spelling):
+/// to Anthropic they are kept where the app put them, at most four (tools
+/// and system first, then the latest messages'); to Gemini, which caches
+/// by itself, they are dropped and named.
+#[test]
+fn cache_breakpoints_reach_anthropic_where_the_app_put_them() {
+    use crate::translate::{Format, decode_request, encode_request};
+    use serde_json::Value;
+    let mark = json!({"type": "ephemeral"});
+    let user = |text: &str, cached: bool| {
+        let mut part = json!({"type": "text", "text": text});
+        if cached {
+            part["cache_control"] = mark.clone();
+        }
+        json!({"role": "user", "content": [part]})
+    };
+    let body = |users: Vec<Value>| {
+        let mut messages = vec![json!({"role": "system", "content": [
+            {"type": "text", "text": "You are Cline."},
+            {"type": "text", "text": "Rules.", "cache_control": mark}]})];
+        messages.extend(users);
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": messages,
+               "tools": [{"type": "function", "cache_control": mark,
+                          "function": {"name": "read_file", "parameters": {"type": "object"}}}]})
+        .to_string()
+    };
+    let anthropic = |b: String| {
+        let mut req = decode_request(Format::OpenAiChat, b.as_bytes(), None, false).unwrap();
+        let out = encode_request(Format::Anthropic, &mut req).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        (v, req)
+    };
+    let (v, req) = anthropic(body(vec![user("first", true), user("plain", false)]));
+    assert_eq!(v["system"][0].get("cache_control"), None, "{v}");
+    assert_eq!(v["system"][1]["cache_control"], mark, "{v}");
+    assert_eq!(v["tools"][0]["cache_control"], mark, "{v}");
+    let blocks: Vec<&Value> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().unwrap())
+        .collect();
+    assert_eq!(blocks[0]["cache_control"], mark, "{v}");
+    assert_eq!(blocks[1].get("cache_control"), None, "{v}");
+    assert!(req.dropped.is_empty(), "{:?}", req.dropped);
+
+    // Five marks: the oldest message's goes, and is named.
+    let (v, req) = anthropic(body(vec![
+        user("a", true),
+        json!({"role": "assistant", "content": "ok"}),
+        user("b", true),
+        json!({"role": "assistant", "content": "ok"}),
+        user("c", true),
+    ]));
+    let marked = v.to_string().matches("cache_control").count();
+    assert_eq!(marked, 4, "{v}");
+    assert_eq!(v["messages"][0]["content"][0].get("cache_control"), None, "{v}");
+    assert_eq!(v["messages"][4]["content"][0]["cache_control"], mark, "{v}");
+    assert_eq!(dropped(&req), [("messages[*].content[*].cache_control", true)]);
+
+    let mut req = decode_request(
+        Format::OpenAiChat,
+        body(vec![user("x", true)]).as_bytes(),
+        None,
+        false,
+    )
+    .unwrap();
+    let out = encode_request(Format::Gemini, &mut req).unwrap();
+    assert!(!String::from_utf8_lossy(&out).contains("cache"));
+    assert_eq!(dropped(&req), [("messages[*].content[*].cache_control", true)]);
+}
