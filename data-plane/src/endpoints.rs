@@ -166,7 +166,8 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
         if get && !rest.is_empty() && (caller != Format::Gemini || !rest.contains(':')) {
             // SDKs escape the id as one path segment: `team/my-model`, a
             // usual name at OpenAI-compatible vendors, arrives as
-            // `team%2Fmy-model`.
+            // `team%2Fmy-model`. Only looked up in the snapshot: nothing is
+            // sent upstream.
             return match segment(rest) {
                 Some(id) => Endpoint::GetModel(caller, id),
                 None => Endpoint::NotFound(caller),
@@ -186,11 +187,11 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>, headers: &Head
                 return Endpoint::MethodNotAllowed(caller, POST);
             }
             if let (true, Some((op, endpoint)), false) = (post, op, model.is_empty()) {
-                let Some(model) = segment(model) else {
-                    return Endpoint::NotFound(caller);
-                };
+                // Kept as sent: an escape in a model that is called is
+                // refused (`Probe::parse`), never decoded into a `/` or `:`
+                // an upstream could read as another path.
                 let mut call = AppCall::new(Format::Gemini, op, endpoint);
-                call.path_model = Some(model);
+                call.path_model = Some(model.to_string());
                 call.path_stream = method_name == "streamGenerateContent";
                 call.alt_sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
                 if call.path_stream {
@@ -307,9 +308,10 @@ mod tests {
             c(Method::GET, "/v1/models/bad%FF", None, &[]),
             Endpoint::NotFound(Format::OpenAiChat)
         );
+        // A model that is called keeps its escapes (and is refused later).
         assert!(matches!(
             c(Method::POST, "/v1beta/models/org%2Fgem:generateContent", None, &[]),
-            Endpoint::Call(AppCall { path_model: Some(m), .. }) if m == "org/gem"
+            Endpoint::Call(AppCall { path_model: Some(m), .. }) if m == "org%2Fgem"
         ));
 
         assert_eq!(
