@@ -95,16 +95,25 @@ pub fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey,
     if keys.is_empty() {
         return Err(GatewayError::MissingKey);
     }
-    let found = keys
-        .iter()
-        .find_map(|k| rt.client_key(&hash_key(k)))
-        .ok_or(GatewayError::InvalidKey)?;
-    if let Some(exp) = found.expires_at_ms()
-        && (now_ms() as i64) >= exp
-    {
-        return Err(GatewayError::ExpiredKey);
+    // The first known key that has not expired (a proxy's own token may be
+    // an old key of this gateway); only expired ones known: expired.
+    let now = now_ms() as i64;
+    let mut expired = false;
+    for k in &keys {
+        let Some(found) = rt.client_key(&hash_key(k)) else {
+            continue;
+        };
+        if found.expires_at_ms().is_some_and(|exp| now >= exp) {
+            expired = true;
+            continue;
+        }
+        return Ok(found);
     }
-    Ok(found)
+    Err(if expired {
+        GatewayError::ExpiredKey
+    } else {
+        GatewayError::InvalidKey
+    })
 }
 
 #[cfg(test)]

@@ -185,6 +185,12 @@ pub async fn send(
             });
             Redactor::new(secrets)
         };
+        // Whether the upstream said in a header how long to wait: a wait
+        // read from the body only (Gemini's `RetryInfo`, per model) is told
+        // to the app but cools the credential no longer than an unsaid one,
+        // so that one tenant's model over its quota does not bench the
+        // credential for everyone's other models.
+        let mut header_wait = false;
         let err = match (result, failed_start) {
             (_, Some((status, body))) => {
                 tracing::info!(provider = %provider, key = %key.name, %status, "upstream stream opened with an error event");
@@ -221,6 +227,7 @@ pub async fn send(
             (Ok(Ok(resp)), None) => {
                 let status = resp.status();
                 let retry_after = retry_after_secs(resp.headers());
+                header_wait = retry_after.is_some();
                 // Boxed: the error path's future stays out of every request's.
                 let body = Box::pin(read_error_body(resp.into_body(), call.timeout)).await;
                 refusal(provider, status, retry_after, pool_redactor().scrub(body))
@@ -242,6 +249,11 @@ pub async fn send(
                 "timeout" | "connection" => {
                     let fast = reason == "connection" && took < FAILS_FAST;
                     key.health.transport_failure(ms, fast, probe.is_some())
+                }
+                "rate_limited" if !header_wait => {
+                    let ms = ms.min(UNSAID_RATE_LIMIT_COOL_DOWN_MS);
+                    key.health.cool_down(ms);
+                    ms
                 }
                 _ => {
                     key.health.cool_down(ms);
@@ -378,7 +390,7 @@ fn retry_delay_in(body: &[u8]) -> Option<u64> {
             .parse::<f64>()
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| s.ceil().min(MAX_RETRY_AFTER_SECS as f64) as u64)
+            .map(|s| s.ceil().clamp(1.0, MAX_RETRY_AFTER_SECS as f64) as u64)
     })
 }
 
@@ -392,6 +404,9 @@ fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| s.ceil().min(MAX_RETRY_AFTER_SECS as f64) as u64)
 }
+
+/// How long a credential rests after a 429 whose wait no header said.
+const UNSAID_RATE_LIMIT_COOL_DOWN_MS: u64 = 1_000;
 
 /// The longest wait relayed to an app from an upstream's `Retry-After`.
 const MAX_RETRY_AFTER_SECS: u64 = 3600;

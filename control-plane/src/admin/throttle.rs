@@ -123,6 +123,8 @@ struct Table {
     /// counts without looking again (a scan per attempt would be the
     /// stranger's lever on the lock's holder).
     full_until: Option<Instant>,
+    /// The table just became full: the next refusal is reported (audited).
+    full_news: bool,
 }
 
 impl Default for Table {
@@ -137,6 +139,7 @@ impl Table {
             entries: HashMap::new(),
             capacity,
             full_until: None,
+            full_news: false,
         }
     }
 
@@ -171,6 +174,9 @@ impl Table {
             }
         }
         let room = self.entries.len() < self.capacity;
+        if !room && self.full_until.is_none() {
+            self.full_news = true;
+        }
         self.full_until = (!room).then(|| now + Duration::from_secs(1));
         room
     }
@@ -194,14 +200,20 @@ impl Table {
         Some(e)
     }
 
+    /// A refusal for want of room; the first since the table filled is
+    /// reported.
+    fn full(&mut self) -> Refused {
+        Refused {
+            secs: 1,
+            limit: Limit::Full,
+            first: std::mem::take(&mut self.full_news),
+        }
+    }
+
     /// Why `key` is refused if one more attempt would pass its limit.
     fn locked(&mut self, key: &Key, limit: Limit, now: Instant) -> Option<Refused> {
         let Some(e) = self.entry(key.clone(), now) else {
-            return Some(Refused {
-                secs: 1,
-                limit: Limit::Full,
-                first: false,
-            });
+            return Some(self.full());
         };
         if e.failures + e.pending < key.max() {
             return None;
@@ -265,11 +277,7 @@ impl Throttle {
                             e.pending = e.pending.saturating_sub(1);
                         }
                     }
-                    return Err(Refused {
-                        secs: 1,
-                        limit: Limit::Full,
-                        first: false,
-                    });
+                    return Err(t.full());
                 }
             }
         }
@@ -515,7 +523,7 @@ mod tests {
                     match th.begin(sprayer(s), &format!("pair-{s}-{n}")) {
                         Ok(a) => a.failed(),
                         Err(r) if r.limit == Limit::Full => {
-                            full = Some(s);
+                            full = Some(r.first);
                             break 'flood;
                         }
                         Err(_) => {}
@@ -523,7 +531,9 @@ mod tests {
                 }
             }
         }
-        assert!(full.is_some(), "the table filled with refusing counts");
+        // The first refusal for want of room is reported (audited), the
+        // next ones are not.
+        assert_eq!(full, Some(true), "the table filled with refusing counts");
         let r = th
             .begin(sprayer(0), "anyone")
             .err()
@@ -533,7 +543,7 @@ mod tests {
             .begin(ip(93), "anyone")
             .err()
             .expect("no room for a new source");
-        assert_eq!(r.limit, Limit::Full);
+        assert_eq!((r.limit, r.first), (Limit::Full, false));
         assert!(th.table().entries.len() <= 100);
     }
 }

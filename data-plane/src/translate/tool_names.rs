@@ -50,17 +50,27 @@ fn fitted(target: Format, name: &str, taken: &HashSet<String>) -> String {
     if target == Format::Gemini && !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         out.insert(0, '_');
     }
-    if out.len() > MAX_NAME || out.is_empty() || taken.contains(&out) {
-        let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-        let tag: String = digest.as_ref()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        out.truncate(MAX_NAME - tag.len() - 1);
-        out.push('_');
-        out.push_str(&tag);
+    if out.len() <= MAX_NAME && !out.is_empty() && !taken.contains(&out) {
+        return out;
     }
-    out
+    // Cut, and ended with a digest of the original (and of a counter, in
+    // the unlikely case that one is taken too).
+    let stem = &out[..out.len().min(MAX_NAME - 9)];
+    (0u32..)
+        .map(|n| {
+            let mut seed = name.as_bytes().to_vec();
+            if n > 0 {
+                seed.extend_from_slice(&n.to_be_bytes());
+            }
+            let digest = ring::digest::digest(&ring::digest::SHA256, &seed);
+            let tag: String = digest.as_ref()[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{stem}_{tag}")
+        })
+        .find(|candidate| !taken.contains(candidate))
+        .unwrap_or_default()
 }
 
 impl ToolNames {
@@ -83,11 +93,29 @@ impl ToolNames {
         if !any {
             return None;
         }
+        // Every name that is sent as it is, wherever it is: a fitted name
+        // must be none of them.
+        let history = req
+            .messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .filter_map(|p| match p {
+                Part::ToolCall { name, .. } => Some(name),
+                Part::ToolResult { name: Some(n), .. } => Some(n),
+                _ => None,
+            });
+        let choice = match &req.tool_choice {
+            Some(ToolChoice::Tool(n)) => Some(n),
+            _ => None,
+        };
         let mut taken: HashSet<String> = req
             .tools
             .iter()
-            .map(|t| t.name.clone())
+            .map(|t| &t.name)
+            .chain(history)
+            .chain(choice)
             .filter(|n| fits(target, n))
+            .cloned()
             .collect();
         let mut names = ToolNames::default();
         let mut rename = |n: &mut String| {
@@ -231,6 +259,39 @@ mod tests {
         };
         names.restore_event(&mut ev);
         assert!(matches!(ev, StreamEvent::ToolCallStart { name, .. } if name == long));
+    }
+
+    /// A fitted name is none of the names sent as they are: not a
+    /// declared tool's, not one only the history names.
+    #[test]
+    fn a_fitted_name_collides_with_nothing_sent() {
+        let mut req = ChatRequest {
+            tools: vec![tool("a.b")],
+            messages: vec![Message {
+                role: Role::Assistant,
+                content: vec![Part::ToolCall {
+                    id: "c0".into(),
+                    name: "a_b".into(),
+                    arguments: "{}".into(),
+                }],
+            }],
+            ..Default::default()
+        };
+        ToolNames::fit(&mut req, Format::Anthropic).expect("renamed");
+        assert_ne!(req.tools[0].name, "a_b");
+        assert!(fits(Format::Anthropic, &req.tools[0].name));
+        // Even a name equal to the digest form is avoided.
+        let first = fitted(
+            Format::OpenAiChat,
+            "x.y",
+            &HashSet::from(["x_y".to_string()]),
+        );
+        let taken = HashSet::from(["x_y".to_string(), first.clone()]);
+        let second = fitted(Format::OpenAiChat, "x.y", &taken);
+        assert!(
+            second != first && !taken.contains(&second),
+            "{first} {second}"
+        );
     }
 
     #[test]

@@ -70,6 +70,34 @@ async fn a_429_cools_its_credential_for_retry_after_and_the_next_answers() {
     assert_eq!(attempts(&t), [("two".into(), 200)]);
 }
 
+/// Gemini says its wait only in the body (`RetryInfo.retryDelay`), and per
+/// model: the app is told it, but the credential rests no longer than after
+/// an unsaid wait (a second), so one model over its quota does not bench
+/// the credential for every other model.
+#[tokio::test]
+async fn a_wait_said_only_in_the_body_is_told_but_cools_for_a_second() {
+    let gw = Gw::start(&[]).await;
+    let body = r#"{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}]}}"#;
+    for key in [KEY_ONE, KEY_TWO] {
+        gw.mock.mock().add_fault(Fault {
+            status: Some(429),
+            error_body: Some(body.into()),
+            ..fault_on(key)
+        });
+    }
+    let a = gw.post("/v1/chat/completions", chat("first")).await;
+    assert_eq!(a.status, 429, "{:?}", a.body);
+    assert_eq!(a.header("retry-after"), Some("30"));
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 429), ("two".into(), 429)]);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let b = gw.post("/v1/chat/completions", chat("second")).await;
+    assert_eq!(b.status, 200, "{:?}", b.body);
+    let t = gw.cp.trace(&b.request_id()).await;
+    assert_eq!(attempts(&t), [("one".into(), 200)]);
+}
+
 #[tokio::test]
 async fn a_5xx_moves_on_without_benching_the_credential() {
     let gw = Gw::start(&[]).await;

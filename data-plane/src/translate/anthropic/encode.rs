@@ -397,21 +397,56 @@ fn image_block(img: &Image, cache_control: Option<Ephemeral>) -> BlockOut<'_> {
 /// tools' and system's, then the latest messages' (where a conversation's
 /// growing prefix ends). Those past the bound are dropped and named.
 fn fit_breakpoints(req: &mut ChatRequest) {
+    // Only marks on blocks that are sent count: a text of whitespace is
+    // left out (see `encode_messages`), and so is its mark.
+    let messages = &req.messages;
+    let sent = |&(i, j): &(usize, usize)| {
+        messages
+            .get(i)
+            .and_then(|m| m.content.get(j))
+            .is_some_and(|p| match p {
+                Part::Text(t) | Part::Refusal(t) => !t.trim().is_empty(),
+                Part::Image(_) => true,
+                _ => false,
+            })
+    };
+    let (tools, system) = (req.tools.len(), req.system.len());
     let c = &mut req.cache;
-    c.tools.sort_unstable();
-    c.tools.dedup();
-    c.system.sort_unstable();
-    c.system.dedup();
+    c.parts.retain(sent);
+    c.tools.retain(|&k| k < tools);
+    c.system.retain(|&k| k < system);
+    for v in [&mut c.tools, &mut c.system] {
+        v.sort_unstable();
+        v.dedup();
+    }
     c.parts.sort_unstable();
     c.parts.dedup();
-    let total = c.tools.len() + c.system.len() + c.parts.len();
-    if total <= MAX_BREAKPOINTS {
+    if c.tools.len() + c.system.len() + c.parts.len() <= MAX_BREAKPOINTS {
         return;
     }
-    c.tools.truncate(MAX_BREAKPOINTS);
-    c.system.truncate(MAX_BREAKPOINTS - c.tools.len());
-    let room = MAX_BREAKPOINTS - c.tools.len() - c.system.len();
-    let cut = c.parts.len().saturating_sub(room);
-    c.parts.drain(..cut);
+    // The last mark of a section caches everything before it: the tools'
+    // last, the system's last, then the latest messages', then the rest.
+    let mut keep_tools = c.tools.last().copied().into_iter().collect::<Vec<_>>();
+    let mut keep_system = c.system.last().copied().into_iter().collect::<Vec<_>>();
+    let room = MAX_BREAKPOINTS - keep_tools.len() - keep_system.len();
+    let keep_parts: Vec<(usize, usize)> = c.parts.iter().rev().take(room).copied().collect();
+    let mut room = room - keep_parts.len();
+    for k in c.system.iter().rev().skip(1) {
+        if room == 0 {
+            break;
+        }
+        keep_system.push(*k);
+        room -= 1;
+    }
+    for k in c.tools.iter().rev().skip(1) {
+        if room == 0 {
+            break;
+        }
+        keep_tools.push(*k);
+        room -= 1;
+    }
+    c.tools = keep_tools;
+    c.system = keep_system;
+    c.parts = keep_parts;
     req.dropped.advisory("messages[*].content[*].cache_control");
 }

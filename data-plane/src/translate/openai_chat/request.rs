@@ -240,7 +240,8 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
         // blocks are: not run together.
         "system" | "developer" => {
             let base = req.system.len();
-            let marked = marked_parts(&m.content);
+            // Counted as `texts_of` keeps them: empty texts are left out.
+            let marked = marked_texts(&m.content);
             req.system.extend(texts_of(m.content, &at("content"))?);
             req.cache.system.extend(marked.into_iter().map(|j| base + j));
             if whole_marked && req.system.len() > base {
@@ -316,6 +317,21 @@ fn decode_message(m: MessageIn, i: usize, req: &mut ChatRequest) -> Result<(), U
         }
     }
     Ok(())
+}
+
+/// The indexes, among the non-empty texts, of those a cache breakpoint
+/// follows (system instructions, which keep only those).
+fn marked_texts(content: &Option<TextOr<PartIn>>) -> Vec<usize> {
+    match content {
+        Some(TextOr::Parts(parts)) => parts
+            .iter()
+            .filter(|p| p.text.as_deref().is_some_and(|t| !t.is_empty()))
+            .enumerate()
+            .filter(|(_, p)| p.marked())
+            .map(|(j, _)| j)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The indexes of the parts a cache breakpoint follows.

@@ -748,6 +748,26 @@ fn cache_breakpoints_reach_anthropic_where_the_app_put_them() {
     assert_eq!(v["messages"][4]["content"][0]["cache_control"], mark, "{v}");
     assert_eq!(dropped(&req), [("messages[*].content[*].cache_control", true)]);
 
+    // An empty system text is left out: the mark stays on its own text.
+    // Every tool marked: the last one caches them all, and is kept.
+    let tools: Vec<Value> = (0..6)
+        .map(|k| json!({"type": "function", "cache_control": mark,
+                        "function": {"name": format!("t{k}"), "parameters": {"type": "object"}}}))
+        .collect();
+    let b = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "tools": tools, "messages": [
+        {"role": "system", "content": [{"type": "text", "text": ""},
+                                       {"type": "text", "text": "Long rules.", "cache_control": mark}]},
+        {"role": "system", "content": "More."},
+        {"role": "user", "content": [{"type": "text", "text": "  ", "cache_control": mark},
+                                     {"type": "text", "text": "hi", "cache_control": mark}]}]});
+    let (v, _) = anthropic(b.to_string());
+    assert_eq!(v["system"][0]["text"], "Long rules.", "{v}");
+    assert_eq!(v["system"][0]["cache_control"], mark, "{v}");
+    assert_eq!(v["system"][1].get("cache_control"), None, "{v}");
+    assert_eq!(v["tools"][5]["cache_control"], mark, "{v}");
+    assert_eq!(v["messages"][0]["content"][0]["cache_control"], mark, "{v}");
+    assert_eq!(v.to_string().matches("cache_control").count(), 4, "{v}");
+
     let mut req = decode_request(
         Format::OpenAiChat,
         body(vec![user("x", true)]).as_bytes(),
