@@ -330,34 +330,40 @@ fn refusal(
 /// names, OpenAI bad enum values), and a body that merely contains the word
 /// must not let an app take the pool's credentials offline.
 fn rejects_credential(status: StatusCode, body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        error: Error,
-    }
-    #[derive(serde::Deserialize)]
-    struct Error {
-        #[serde(default)]
-        details: Vec<Detail>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        #[serde(default)]
-        reason: Option<serde_json::Value>,
-    }
     status == StatusCode::BAD_REQUEST
-        && serde_json::from_slice::<Body>(body).is_ok_and(|b| {
-            b.error
-                .details
-                .iter()
-                .any(|d| d.reason.as_ref().and_then(|r| r.as_str()) == Some("API_KEY_INVALID"))
-        })
+        && google_details(body)
+            .iter()
+            .any(|d| d.reason.as_ref().and_then(|r| r.as_str()) == Some("API_KEY_INVALID"))
 }
 
 /// Gemini's `error.details[].retryDelay` (`"30s"`, `"0.5s"`, a protobuf
-/// Duration in JSON) of a `RetryInfo`, in whole seconds rounded up. The
-/// error may come alone or as the first element of an array (streaming
-/// endpoints).
+/// Duration in JSON) of a `RetryInfo`, in whole seconds rounded up.
 fn retry_delay_in(body: &[u8]) -> Option<u64> {
+    google_details(body).iter().find_map(|d| {
+        d.retry_delay
+            .as_ref()?
+            .as_str()?
+            .strip_suffix('s')?
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| s.ceil().clamp(1.0, MAX_RETRY_AFTER_SECS as f64) as u64)
+    })
+}
+
+/// One of a Google error's structured `details`, as far as they are read.
+#[derive(serde::Deserialize)]
+struct GoogleDetail {
+    #[serde(default)]
+    reason: Option<serde_json::Value>,
+    #[serde(rename = "retryDelay", default)]
+    retry_delay: Option<serde_json::Value>,
+}
+
+/// The `details` of a Google error body (`{"error": {…}}`, alone or as the
+/// first element of an array, as streaming endpoints send it); none for any
+/// other body.
+fn google_details(body: &[u8]) -> Vec<GoogleDetail> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Body {
@@ -372,26 +378,17 @@ fn retry_delay_in(body: &[u8]) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct Error {
         #[serde(default)]
-        details: Vec<Detail>,
+        details: Vec<GoogleDetail>,
     }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        #[serde(rename = "retryDelay", default)]
-        retry_delay: Option<String>,
+    match serde_json::from_slice::<Body>(body) {
+        Ok(Body::One(w)) => w.error.details,
+        Ok(Body::Many(v)) => v
+            .into_iter()
+            .next()
+            .map(|w| w.error.details)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
-    let error = match serde_json::from_slice::<Body>(body).ok()? {
-        Body::One(w) => w.error,
-        Body::Many(v) => v.into_iter().next()?.error,
-    };
-    error.details.iter().find_map(|d| {
-        d.retry_delay
-            .as_deref()?
-            .strip_suffix('s')?
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| s.ceil().clamp(1.0, MAX_RETRY_AFTER_SECS as f64) as u64)
-    })
 }
 
 fn retry_after_secs(h: &HeaderMap) -> Option<u64> {

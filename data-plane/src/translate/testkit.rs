@@ -136,3 +136,19 @@ pub mod tool_images {
         responses::decode_request(body.to_string().as_bytes()).expect("decodes")
     }
 }
+
+/// The error `body` writes for an upstream answer of `status`: field `key`
+/// of its `error` object (Anthropic's `type`, Gemini's `status`).
+pub fn error_field_for(
+    body: fn(&crate::error::GatewayError) -> bytes::Bytes,
+    status: u16,
+    key: &str,
+) -> String {
+    let e = crate::error::GatewayError::UpstreamResponse {
+        status: http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::IM_A_TEAPOT),
+        retry_after: None,
+        body: bytes::Bytes::new(),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&body(&e)).unwrap_or_default();
+    v["error"][key].as_str().unwrap_or_default().to_string()
+}

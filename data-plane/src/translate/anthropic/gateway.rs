@@ -95,33 +95,21 @@ pub(super) fn model_entry(id: &str, _owner: &str) -> String {
 
 #[cfg(test)]
 mod status_tests {
-    use super::*;
-    use http::StatusCode;
-
-    const KEY: &str = "type";
-    const EXPECTED: &[(u16, &str)] = &[
-        (422, "invalid_request_error"),
-        (409, "invalid_request_error"),
-        (429, "rate_limit_error"),
-        (500, "api_error"),
-        (529, "overloaded_error"),
-    ];
-
-    fn kind_of(status: u16) -> String {
-        let e = GatewayError::UpstreamResponse {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            retry_after: None,
-            body: Bytes::new(),
-        };
-        let v: serde_json::Value = serde_json::from_slice(&error_body(&e)).unwrap_or_default();
-        v["error"][KEY].as_str().unwrap_or_default().to_string()
-    }
+    use crate::translate::testkit::error_field_for;
 
     /// A 4xx no mapping names is the request's fault, never the server's.
     #[test]
     fn every_client_status_reads_as_the_requests_fault() {
-        for (status, want) in EXPECTED {
-            assert_eq!(kind_of(*status), *want, "{status}");
+        let cases = [
+            (422, "invalid_request_error"),
+            (409, "invalid_request_error"),
+            (429, "rate_limit_error"),
+            (500, "api_error"),
+            (529, "overloaded_error"),
+        ];
+        for (status, want) in cases {
+            let got = error_field_for(super::error_body, status, "type");
+            assert_eq!(got, want, "{status}");
         }
     }
 }
