@@ -2,6 +2,8 @@
 //! snapshot's hashed-key index. Only the SHA-256 of a key is ever compared or
 //! kept; the key itself is dropped with the request.
 
+use std::borrow::Cow;
+
 use aigw_proto::model::ClientKey;
 use http::request::Parts;
 
@@ -11,11 +13,12 @@ use crate::schedule::now_ms;
 
 /// The keys the app may have sent, from `Authorization: Bearer`,
 /// `x-api-key`, `x-goog-api-key` and the `key` query parameter (Gemini's
-/// REST style), in that order, each once. An `Authorization` header with a
-/// scheme other than Bearer is not a key. More than one: a proxy in front
-/// may add its own Bearer token to an Anthropic SDK's `x-api-key`, so the
-/// first one the snapshot knows is the app's.
-pub fn presented_keys(parts: &Parts) -> Vec<String> {
+/// REST style), in that order, lazily: a request with its key in the first
+/// place allocates nothing. An `Authorization` header with a scheme other
+/// than Bearer is not a key. More than one: a proxy in front may add its
+/// own Bearer token to an Anthropic SDK's `x-api-key`, so the first one the
+/// snapshot knows is the app's.
+fn candidates(parts: &Parts) -> impl Iterator<Item = Cow<'_, str>> {
     let h = &parts.headers;
     let bearer = h
         .get(http::header::AUTHORIZATION)
@@ -32,55 +35,39 @@ pub fn presented_keys(parts: &Parts) -> Vec<String> {
             }
         });
     let headers = ["x-api-key", "x-goog-api-key"]
-        .iter()
-        .map(|name| h.get(*name).and_then(|v| v.to_str().ok()).map(str::trim));
+        .into_iter()
+        .map(|name| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim));
+    std::iter::once(bearer)
+        .chain(headers)
+        .flatten()
+        .filter(|k| !k.is_empty())
+        .map(Cow::Borrowed)
+        .chain(std::iter::once_with(|| from_query(parts.uri.query())).flatten())
+}
+
+/// Every key the app sent, each once (see [`candidates`]).
+pub fn presented_keys(parts: &Parts) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
-    for k in std::iter::once(bearer).chain(headers).flatten() {
-        if !k.is_empty() && !keys.iter().any(|seen| seen == k) {
-            keys.push(k.to_string());
+    for k in candidates(parts) {
+        if !keys.iter().any(|seen| *seen == k) {
+            keys.push(k.into_owned());
         }
-    }
-    if let Some(k) = from_query(parts.uri.query())
-        && !keys.contains(&k)
-    {
-        keys.push(k);
     }
     keys
 }
 
-/// The first key the app sent (see [`presented_keys`]).
+/// The first key the app sent (see [`candidates`]).
 pub fn presented_key(parts: &Parts) -> Option<String> {
-    presented_keys(parts).into_iter().next()
+    candidates(parts).next().map(Cow::into_owned)
 }
 
-fn from_query(q: Option<&str>) -> Option<String> {
+fn from_query(q: Option<&str>) -> Option<Cow<'_, str>> {
     q?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        (k == "key" && !v.is_empty()).then(|| percent_decode(v))
+        // Keys are URL-safe: this only guards against SDKs that escape anyway.
+        (k == "key" && !v.is_empty())
+            .then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
     })
-}
-
-/// Minimal `%XX` decoding; keys are URL-safe, so this only guards against
-/// SDKs that escape anyway.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn hash_key(key: &str) -> [u8; 32] {
@@ -91,16 +78,13 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 }
 
 pub fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey, GatewayError> {
-    let keys = presented_keys(parts);
-    if keys.is_empty() {
-        return Err(GatewayError::MissingKey);
-    }
     // The first known key that has not expired (a proxy's own token may be
     // an old key of this gateway); only expired ones known: expired.
     let now = now_ms() as i64;
-    let mut expired = false;
-    for k in &keys {
-        let Some(found) = rt.client_key(&hash_key(k)) else {
+    let (mut any, mut expired) = (false, false);
+    for k in candidates(parts) {
+        any = true;
+        let Some(found) = rt.client_key(&hash_key(&k)) else {
             continue;
         };
         if found.expires_at_ms().is_some_and(|exp| now >= exp) {
@@ -109,10 +93,10 @@ pub fn authenticate<'r>(rt: &'r Runtime, parts: &Parts) -> Result<&'r ClientKey,
         }
         return Ok(found);
     }
-    Err(if expired {
-        GatewayError::ExpiredKey
-    } else {
-        GatewayError::InvalidKey
+    Err(match (any, expired) {
+        (false, _) => GatewayError::MissingKey,
+        (true, true) => GatewayError::ExpiredKey,
+        (true, false) => GatewayError::InvalidKey,
     })
 }
 

@@ -630,22 +630,13 @@ async fn webhook_urls_are_shown_whole_to_admins_only() {
     }))
     .await
     .unwrap();
-    let listed = |token: String| {
-        let s = s.clone();
-        async move {
-            s.list_webhooks(req_as(ListRequest {}, &token))
-                .await
-                .unwrap()
-                .into_inner()
-                .webhooks[0]
-                .url
-                .clone()
-        }
-    };
     for token in [&vi, &op] {
-        assert_eq!(listed(token.clone()).await, "https://hooks.slack.com/…");
+        assert_eq!(
+            first_webhook_url(&s, token).await,
+            "https://hooks.slack.com/…"
+        );
     }
-    assert_eq!(listed(admin.clone()).await, url);
+    assert_eq!(first_webhook_url(&s, &admin).await, url);
     // An operator edits it as shown, with a new secret: the URL is kept.
     let r = s
         .upsert_webhook(req_as(
@@ -660,7 +651,7 @@ async fn webhook_urls_are_shown_whole_to_admins_only() {
         .unwrap()
         .into_inner();
     assert!(r.changed);
-    assert_eq!(listed(admin.clone()).await, url);
+    assert_eq!(first_webhook_url(&s, &admin).await, url);
     let audit = s
         .list_audit_log(req(AuditQuery::default()))
         .await
@@ -676,6 +667,17 @@ async fn webhook_urls_are_shown_whole_to_admins_only() {
         assert_eq!(e.detail, "host=hooks.slack.com secret given", "{e:?}");
     }
     assert!(!format!("{audit:?}").contains("secretpath"));
+}
+
+/// The first webhook's URL as `token`'s holder is shown it.
+async fn first_webhook_url(s: &AdminSvc, token: &str) -> String {
+    s.list_webhooks(req_as(ListRequest {}, token))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks[0]
+        .url
+        .clone()
 }
 
 /// The probe of stop 32: an operator pointed a webhook at its own host
@@ -697,19 +699,6 @@ async fn a_webhook_moved_to_a_new_url_needs_its_secret_again() {
     s.upsert_webhook(req(hook(url, "hmac-secret-123456")))
         .await
         .unwrap();
-    let stored = || {
-        let s = s.clone();
-        let admin = admin.clone();
-        async move {
-            s.list_webhooks(req_as(ListRequest {}, &admin))
-                .await
-                .unwrap()
-                .into_inner()
-                .webhooks[0]
-                .url
-                .clone()
-        }
-    };
     for moved in [
         "https://attacker.example.invalid/collect",
         "https://hooks.slack.com/services/T999/B999/other",
@@ -720,7 +709,7 @@ async fn a_webhook_moved_to_a_new_url_needs_its_secret_again() {
             .unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
         assert!(e.message().contains("re-enter the secret"), "{e:?}");
-        assert_eq!(stored().await, url);
+        assert_eq!(first_webhook_url(&s, &admin).await, url);
     }
     // As shown, without a secret: nothing changes.
     let r = s
@@ -734,5 +723,5 @@ async fn a_webhook_moved_to_a_new_url_needs_its_secret_again() {
     s.upsert_webhook(req_as(hook(moved, "hmac-secret-new-99"), &op))
         .await
         .unwrap();
-    assert_eq!(stored().await, moved);
+    assert_eq!(first_webhook_url(&s, &admin).await, moved);
 }

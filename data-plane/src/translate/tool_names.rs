@@ -73,50 +73,43 @@ fn fitted(target: Format, name: &str, taken: &HashSet<String>) -> String {
         .unwrap_or_default()
 }
 
+/// Every place a request names a tool: the declarations, the forced
+/// choice, and the history's calls and results.
+fn names_in(req: &ChatRequest) -> impl Iterator<Item = &String> {
+    let choice = match &req.tool_choice {
+        Some(ToolChoice::Tool(n)) => Some(n),
+        _ => None,
+    };
+    let history = req
+        .messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .filter_map(|p| match p {
+            Part::ToolCall { name, .. }
+            | Part::ToolResult {
+                name: Some(name), ..
+            } => Some(name),
+            _ => None,
+        });
+    req.tools
+        .iter()
+        .map(|t| &t.name)
+        .chain(choice)
+        .chain(history)
+}
+
 impl ToolNames {
     /// Renames, in `req`, every tool name `target` would refuse: in the
     /// declarations, the forced choice, and the history's calls and results.
     /// `None` when every name fits (the usual case: nothing is allocated).
     pub fn fit(req: &mut ChatRequest, target: Format) -> Option<ToolNames> {
-        let unfit = |n: &str| !fits(target, n);
-        let any = req.tools.iter().any(|t| unfit(&t.name))
-            || matches!(&req.tool_choice, Some(ToolChoice::Tool(n)) if unfit(n))
-            || req
-                .messages
-                .iter()
-                .flat_map(|m| &m.content)
-                .any(|p| match p {
-                    Part::ToolCall { name, .. } => unfit(name),
-                    Part::ToolResult { name: Some(n), .. } => unfit(n),
-                    _ => false,
-                });
-        if !any {
+        if names_in(req).all(|n| fits(target, n)) {
             return None;
         }
         // Every name that is sent as it is, wherever it is: a fitted name
         // must be none of them.
-        let history = req
-            .messages
-            .iter()
-            .flat_map(|m| &m.content)
-            .filter_map(|p| match p {
-                Part::ToolCall { name, .. } => Some(name),
-                Part::ToolResult { name: Some(n), .. } => Some(n),
-                _ => None,
-            });
-        let choice = match &req.tool_choice {
-            Some(ToolChoice::Tool(n)) => Some(n),
-            _ => None,
-        };
-        let mut taken: HashSet<String> = req
-            .tools
-            .iter()
-            .map(|t| &t.name)
-            .chain(history)
-            .chain(choice)
-            .filter(|n| fits(target, n))
-            .cloned()
-            .collect();
+        let mut taken: HashSet<String> =
+            names_in(req).filter(|n| fits(target, n)).cloned().collect();
         let mut names = ToolNames::default();
         let mut rename = |n: &mut String| {
             if fits(target, n) {
@@ -140,10 +133,12 @@ impl ToolNames {
             rename(n);
         }
         for p in req.messages.iter_mut().flat_map(|m| &mut m.content) {
-            match p {
-                Part::ToolCall { name, .. } => rename(name),
-                Part::ToolResult { name: Some(n), .. } => rename(n),
-                _ => {}
+            if let Part::ToolCall { name, .. }
+            | Part::ToolResult {
+                name: Some(name), ..
+            } = p
+            {
+                rename(name);
             }
         }
         Some(names)

@@ -101,26 +101,12 @@ async fn listings_offer_only_what_the_allow_list_lets_the_key_use() {
     assert!(ids.contains(&"team/mini".to_string()), "{ids:?}");
     assert!(!ids.contains(&"via-claude".to_string()), "{ids:?}");
     // What is listed is served; what is not is refused both ways.
-    assert_eq!(
-        gw.post(
-            "/v1/chat/completions",
-            json!({"model": "via-gpt",
-        "messages": [{"role": "user", "content": "hi"}]})
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        gw.post(
-            "/v1/chat/completions",
-            json!({"model": "via-claude",
-        "messages": [{"role": "user", "content": "hi"}]})
-        )
-        .await
-        .status,
-        403
-    );
+    for (model, status) in [("via-gpt", 200), ("via-claude", 403)] {
+        let mut body = chat("hi");
+        body["model"] = model.into();
+        let a = gw.post("/v1/chat/completions", body).await;
+        assert_eq!(a.status, status, "{model}: {:?}", a.body);
+    }
     assert_eq!(get(&gw, "/v1/models/via-claude", &auth).await.status, 404);
     let one = get(&gw, "/v1/models/team%2Fmini", &auth).await;
     assert_eq!(one.status, 200, "{:?}", one.body);
@@ -161,23 +147,22 @@ async fn a_proxys_bearer_token_does_not_hide_the_sdks_api_key() {
     let gw = Gw::start(&[]).await;
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
                       "messages": [{"role": "user", "content": "hi"}]});
-    let mut req = anthropic_post(&body);
-    req.headers_mut().insert(
-        "authorization",
-        http::HeaderValue::from_static("Bearer corporate-proxy-token"),
-    );
-    let a = read(gw.send(req).await).await;
+    // Behind the proxy: the SDK's own key, then an unknown one.
+    let behind_proxy = |api_key: Option<&'static str>| {
+        let mut req = anthropic_post(&body);
+        let h = req.headers_mut();
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer corporate-proxy-token"),
+        );
+        if let Some(k) = api_key {
+            h.insert("x-api-key", http::HeaderValue::from_static(k));
+        }
+        req
+    };
+    let a = read(gw.send(behind_proxy(None)).await).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
-    let mut req = anthropic_post(&body);
-    req.headers_mut().insert(
-        "authorization",
-        http::HeaderValue::from_static("Bearer corporate-proxy-token"),
-    );
-    req.headers_mut().insert(
-        "x-api-key",
-        http::HeaderValue::from_static("sk-unknown-0000"),
-    );
-    let a = read(gw.send(req).await).await;
+    let a = read(gw.send(behind_proxy(Some("sk-unknown-0000"))).await).await;
     assert_eq!(a.status, 401, "{:?}", a.body);
     assert_eq!(a.json()["error"]["type"], "authentication_error");
 }
