@@ -441,9 +441,14 @@ mod tests {
                 r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":9,"completion_tokens":50}}"#,
                 (Drop, 100, 50),
             ),
-            // A usage of another shape counts nothing; the chunk still goes.
+            // A count written as a string is read (some compatible vendors
+            // send them so); a usage of another shape counts nothing.
             (
                 r#"{"choices":[],"usage":{"prompt_tokens":"7"}}"#,
+                (Drop, 7, 0),
+            ),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":[7]}}"#,
                 (Drop, 0, 0),
             ),
             (r#"[{"usage":{"prompt_tokens":8}}]"#, (Forward, 0, 0)),

@@ -340,13 +340,20 @@ impl<P: Serialize> Serialize for TextOr<P> {
 /// arrays (skipped whole) are `$none`.
 macro_rules! lenient_scalars_and_seq {
     ($none:expr) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($none)
-        }
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
             Ok($none)
         }
         fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        lenient_rest!($none);
+    };
+}
+
+/// Booleans, nulls and arrays read as `$none`.
+macro_rules! lenient_rest {
+    ($none:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok($none)
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -362,9 +369,11 @@ macro_rules! lenient_scalars_and_seq {
     };
 }
 
-/// A token count as a provider reports it. Anything but a non-negative
-/// integer counts as 0 (as it always has): a vendor's odd usage field must
-/// not cost the app its answer.
+/// A token count as a provider reports it: a non-negative integer, also
+/// written as a whole float (`1000.0`) or a string (`"1000"`), as some
+/// OpenAI-compatible vendors do (read as 0, they would make a billed
+/// answer look unreported, and be charged a guess). Anything else counts
+/// as 0: a vendor's odd usage field must not cost the app its answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Count(pub u64);
 
@@ -390,11 +399,22 @@ impl<'de> Deserialize<'de> for Count {
             fn visit_i128<E: de::Error>(self, n: i128) -> Result<Count, E> {
                 Ok(Count(u64::try_from(n).unwrap_or(0)))
             }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Count, E> {
+                let whole = n.is_finite() && n >= 0.0 && n.fract() == 0.0;
+                Ok(Count(if whole {
+                    n.min(u64::MAX as f64) as u64
+                } else {
+                    0
+                }))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Count, E> {
+                Ok(Count(s.trim().parse().unwrap_or(0)))
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Count(0))
             }
-            lenient_scalars_and_seq!(Count(0));
+            lenient_rest!(Count(0));
         }
         d.deserialize_any(CountVisitor)
     }
@@ -612,9 +632,11 @@ mod tests {
         let l: Lenient<U> = serde_json::from_str("[]").unwrap();
         assert!(l.0.is_none());
         // Nested and odd values count 0 and are skipped whole, from text
-        // and from a `Value` alike.
-        let odd = r#"{"a": {"x": [1, {"y": 2}]}, "b": [1, {"c": 2}], "c": "12", "d": 1.0,
-                      "e": 18446744073709551615, "f": null, "g": true}"#;
+        // and from a `Value` alike; whole numbers written as floats or
+        // strings are read.
+        let odd = r#"{"a": {"x": [1, {"y": 2}]}, "b": [1, {"c": 2}], "c": " 12", "d": 1000.0,
+                      "e": 18446744073709551615, "f": null, "g": true, "h": 1.5, "i": "x1",
+                      "j": "-3", "k": -2.0}"#;
         #[derive(Deserialize)]
         struct Odd {
             a: Count,
@@ -624,13 +646,17 @@ mod tests {
             e: Count,
             f: Count,
             g: Count,
+            h: Count,
+            i: Count,
+            j: Count,
+            k: Count,
         }
         let from_text: Odd = serde_json::from_str(odd).unwrap();
         let v: Value = serde_json::from_str(odd).unwrap();
         let from_value = Odd::deserialize(&v).unwrap();
         for o in [from_text, from_value] {
-            let got = [o.a, o.b, o.c, o.d, o.e, o.f, o.g].map(|c| c.0);
-            assert_eq!(got, [0, 0, 0, 0, u64::MAX, 0, 0]);
+            let got = [o.a, o.b, o.c, o.d, o.e, o.f, o.g, o.h, o.i, o.j, o.k].map(|c| c.0);
+            assert_eq!(got, [0, 0, 12, 1000, u64::MAX, 0, 0, 0, 0, 0, 0]);
         }
     }
 
