@@ -130,6 +130,15 @@ pub struct Config {
     #[arg(long, env = "AIGW_DEFAULT_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
     pub default_max_output_tokens: u64,
 
+    /// Tokens reserved in a request's budgets for each piece of input it
+    /// refers to and the gateway cannot see: `previous_response_id`, a
+    /// stored conversation or prompt, a file or cached content by id or URI
+    /// (see the budgets in docs/architecture.md). The answer is charged
+    /// what the provider reports; this only bounds how far parallel
+    /// requests can overrun a token or cost limit.
+    #[arg(long, env = "AIGW_UNSEEN_INPUT_TOKENS", default_value_t = 32_768)]
+    pub unseen_input_tokens: u64,
+
     /// Milliseconds a request waits for Redis (a pooled connection and the
     /// budget script) before its budgets follow their degraded policy.
     #[arg(long, env = "AIGW_REDIS_TIMEOUT_MS", default_value_t = 250)]

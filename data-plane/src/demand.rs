@@ -18,10 +18,32 @@ use crate::ratelimit::Demand;
 /// and a 4 MB photo counted as text would be charged a million tokens when
 /// its stream is stopped, or refused outright under a daily budget.
 pub fn prompt_tokens(body: &[u8]) -> u64 {
-    let (image_bytes, images) = inline_images(body);
-    let text = (body.len() - image_bytes) as u64;
-    text.div_ceil(2)
-        .saturating_add(images.saturating_mul(IMAGE_TOKENS))
+    scan(body).prompt
+}
+
+/// What the body says of the prompt it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prompt {
+    /// Its tokens, as [`prompt_tokens`] counts them.
+    pub prompt: u64,
+    /// Input it refers to that the gateway cannot see or bound: a previous
+    /// response or a conversation stored at the provider, a stored prompt,
+    /// a file or cached content by id or URI. Each is reserved as
+    /// `AIGW_UNSEEN_INPUT_TOKENS` (counted by its few bytes of reference, a
+    /// 40,000-token history would be reserved as ten tokens, and parallel
+    /// requests would overrun a budget by as many times).
+    pub unseen: u64,
+}
+
+pub fn scan(body: &[u8]) -> Prompt {
+    let s = strings(body);
+    let text = (body.len() - s.image_bytes) as u64;
+    Prompt {
+        prompt: text
+            .div_ceil(2)
+            .saturating_add(s.images.saturating_mul(IMAGE_TOKENS)),
+        unseen: s.unseen,
+    }
 }
 
 /// The most tokens a provider bills one image in a prompt: OpenAI's largest
@@ -38,16 +60,35 @@ const MIN_IMAGE_BYTES: usize = 2 * IMAGE_TOKENS as usize;
 /// differently), and only images: a PDF's pages cost tokens by their text.
 const IMAGE_MAGIC: [&[u8]; 4] = [b"iVBORw0KGgo", b"/9j/", b"R0lGOD", b"UklGR"];
 
-/// The bytes of the body's JSON strings that are inline images, and how
-/// many there are: strings of at least [`MIN_IMAGE_BYTES`], all base64,
+/// What [`strings`] finds.
+#[derive(Default)]
+struct Strings {
+    /// Bytes of inline images.
+    image_bytes: usize,
+    /// Images, inline or by URL.
+    images: u64,
+    /// References to input the gateway cannot see (see [`Prompt::unseen`]).
+    unseen: u64,
+}
+
+/// The body's JSON strings that are images or references to unseen input.
+///
+/// Inline images: strings of at least [`MIN_IMAGE_BYTES`], all base64,
 /// that begin like an image, where the formats put one: the value of a
 /// `data` member (Anthropic's `source.data`, Gemini's `inlineData.data`)
 /// bare, or of a `url` or `image_url` member (OpenAI's) as a
 /// `data:image/…;base64,` URL. Text that merely starts like an image, in a
-/// message's text, counts as text. One pass, no parsing: the body is
-/// already known to be valid JSON by then, or is refused anyway.
-fn inline_images(body: &[u8]) -> (usize, u64) {
-    let (mut bytes, mut count) = (0usize, 0u64);
+/// message's text, counts as text. An `http(s)` URL in such a member is an
+/// image fetched by the provider: one image, whatever its size.
+///
+/// Unseen input: the value of a `previous_response_id`, `conversation`,
+/// `file_id`, `file_url`, `fileUri` or `cachedContent` member, or an `id`
+/// that names a stored prompt or conversation (`pmpt_…`, `conv_…`).
+///
+/// One pass, no parsing: the body is already known to be valid JSON by
+/// then, or is refused anyway.
+fn strings(body: &[u8]) -> Strings {
+    let mut found = Strings::default();
     let mut i = 0;
     while let Some(open) = memchr::memchr(b'"', &body[i..]) {
         let start = i + open + 1;
@@ -60,20 +101,45 @@ fn inline_images(body: &[u8]) -> (usize, u64) {
                     end += k;
                     break;
                 }
-                None => return (bytes, count),
+                None => return found,
             }
             if end >= body.len() {
-                return (bytes, count);
+                return found;
             }
         }
         let s = &body[start..end];
-        if s.len() >= MIN_IMAGE_BYTES && is_image(s, member_of(&body[..start - 1])) {
-            bytes += s.len();
-            count += 1;
+        let member = member_of(&body[..start - 1]);
+        if s.len() >= MIN_IMAGE_BYTES && is_image(s, member) {
+            found.image_bytes += s.len();
+            found.images += 1;
+        } else if matches!(member, b"url" | b"image_url")
+            && (s.starts_with(b"https://") || s.starts_with(b"http://"))
+        {
+            found.images += 1;
+        } else if is_reference(s, member) {
+            found.unseen += 1;
         }
         i = end + 1;
     }
-    (bytes, count)
+    found
+}
+
+/// Whether the string `s`, the value of `member`, names input stored
+/// elsewhere (see [`Prompt::unseen`]).
+fn is_reference(s: &[u8], member: &[u8]) -> bool {
+    if s.is_empty() {
+        return false;
+    }
+    match member {
+        b"previous_response_id"
+        | b"conversation"
+        | b"file_id"
+        | b"file_url"
+        | b"fileUri"
+        | b"cachedContent" => true,
+        b"id" => s.starts_with(b"pmpt_") || s.starts_with(b"conv_"),
+        _ => false,
+    }
 }
 
 /// The name of the member whose value starts right after `before` (the
@@ -126,7 +192,8 @@ fn is_image(s: &[u8], member: &[u8]) -> bool {
 }
 
 /// `input` is the body's [`prompt_tokens`] (scanned once per request, and
-/// also kept for the abandoned-stream charge); `output_cap` and `choices`
+/// also kept for the abandoned-stream charge), plus what its unseen input
+/// is reserved as; `output_cap` and `choices`
 /// are what the app set (read with the routing fields, in `plan::Probe`,
 /// so the body is parsed once): each of `choices` answers may reach the cap.
 pub fn estimate(
@@ -259,6 +326,58 @@ mod tests {
         );
         // An unterminated string ends the scan without a panic.
         assert_eq!(prompt_tokens(br#"{"a":"\"#), 4);
+    }
+
+    /// Images the provider fetches count as images; input stored at the
+    /// provider and named by id counts as unseen, once per reference; the
+    /// same words in a message's text or a tool's schema count as text.
+    #[test]
+    fn references_and_remote_images_are_found_where_the_formats_put_them() {
+        let count = |body: &str| {
+            let p = scan(body.as_bytes());
+            (p.prompt - (body.len() as u64).div_ceil(2), p.unseen)
+        };
+        let chat_image = r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}"#;
+        assert_eq!(count(chat_image), (IMAGE_TOKENS, 0));
+        let responses_image = r#"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"http://x/a.jpg"}]}]}"#;
+        assert_eq!(count(responses_image), (IMAGE_TOKENS, 0));
+        let anthropic_image = r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://x/b.png"}}]}]}"#;
+        assert_eq!(count(anthropic_image), (IMAGE_TOKENS, 0));
+        for (body, refs) in [
+            (
+                r#"{"model":"m","previous_response_id":"resp_1","input":"hi"}"#,
+                1,
+            ),
+            (r#"{"model":"m","conversation":"conv_1","input":"hi"}"#, 1),
+            (
+                r#"{"model":"m","conversation":{"id":"conv_1"},"input":"hi"}"#,
+                1,
+            ),
+            (r#"{"model":"m","prompt":{"id":"pmpt_1","version":"2"}}"#, 1),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"},{"type":"input_file","file_url":"https://x/a.pdf"}]}]}"#,
+                2,
+            ),
+            (
+                r#"{"contents":[{"parts":[{"fileData":{"mimeType":"video/mp4","fileUri":"https://g/f/1"}}]}],"cachedContent":"cachedContents/c1"}"#,
+                2,
+            ),
+            // Text and schemas that merely name them.
+            (
+                r#"{"messages":[{"role":"user","content":"set previous_response_id to resp_1"}]}"#,
+                0,
+            ),
+            (
+                r#"{"tools":[{"name":"t","input_schema":{"properties":{"file_id":{"type":"string"}}}}],"messages":[{"role":"user","content":"file_id"}]}"#,
+                0,
+            ),
+            (
+                r#"{"messages":[{"role":"tool","tool_call_id":"call_1","content":"x"}]}"#,
+                0,
+            ),
+        ] {
+            assert_eq!(count(body).1, refs, "{body}");
+        }
     }
 
     /// What a hostile app could use to be reserved less than it may use:

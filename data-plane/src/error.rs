@@ -157,7 +157,7 @@ fn rate_limited_message(
         // Counted as reserved: the prompt (about a token per two bytes)
         // and the output cap the request set, or the gateway's default.
         return format!(
-            "Request too large for the {limit} limit of {budget}: limit {value}, requested {asked} (the prompt and its output cap; without `max_tokens` the gateway's default cap counts). Send a shorter prompt or a lower `max_tokens`."
+            "Request too large for the {limit} limit of {budget}: limit {value}, requested {asked} (the prompt, input it refers to by id such as `previous_response_id`, and its output cap; without `max_tokens` the gateway's default cap counts). Send a shorter prompt or a lower `max_tokens`."
         );
     }
     format!("The {limit} limit of {budget} is reached; retry after {retry_after_secs} s.")
@@ -276,6 +276,21 @@ impl GatewayError {
             }
             _ => false,
         }
+    }
+
+    /// Retrying the same request cannot succeed: a budget it alone exceeds,
+    /// or a pool whose every credential an operator must fix. Told to the
+    /// app as `x-should-retry: false`, which the OpenAI and Anthropic SDKs
+    /// obey (they would otherwise retry a 429 or a 503 for nothing).
+    pub fn hopeless(&self) -> bool {
+        matches!(
+            self,
+            Self::PoolUnusable { .. }
+                | Self::RateLimited {
+                    requested: Some(_),
+                    ..
+                }
+        )
     }
 
     /// How long the credential an attempt failed with is benched, if at all

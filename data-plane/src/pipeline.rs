@@ -32,7 +32,7 @@ use crate::respond::{Reply, respond};
 use crate::runtime::{Runtime, Upstream};
 use crate::service::AppBody;
 use crate::state::AppState;
-use crate::stream::MeteredStream;
+use crate::stream::AppStream;
 use crate::translate::Format;
 use crate::{auth, context_limit, models};
 use crate::{demand, ratelimit_headers};
@@ -40,7 +40,7 @@ use crate::{demand, ratelimit_headers};
 /// The app's answer body: whole, or a metered stream. The stream is boxed so
 /// that every response (most are whole) stays a few words wide: responses
 /// are moved through several futures, and a stream's state is kilobytes.
-pub type ResBody = Either<Full<Bytes>, Box<MeteredStream>>;
+pub type ResBody = Either<Full<Bytes>, AppStream>;
 
 pub fn full(
     status: StatusCode,
@@ -263,7 +263,8 @@ async fn limits(
     ctx: &mut RequestCtx,
 ) -> Result<Admitted, GatewayError> {
     // Charged when a stream is abandoned before the provider reports usage.
-    let prompt = demand::prompt_tokens(body);
+    let scanned = demand::scan(body);
+    let prompt = scanned.prompt;
     ctx.trace.prompt_estimate = prompt / 2;
     let default_output = default_output(state, rt, call, probe);
     if call.op == Op::Generate {
@@ -318,9 +319,10 @@ async fn limits(
         }
         _ => None,
     };
+    let unseen = scanned.unseen.saturating_mul(state.cfg.unseen_input_tokens);
     let demand = demand::estimate(
         call,
-        prompt,
+        prompt.saturating_add(unseen),
         probe.output_cap,
         probe.choices,
         price,

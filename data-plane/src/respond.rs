@@ -18,8 +18,9 @@ use crate::forward::Answer;
 use crate::json_array::JsonArrayParser;
 use crate::pipeline::ResBody;
 use crate::plan::Plan;
+use crate::redact::Redactor;
 use crate::state::AppState;
-use crate::stream::{MeteredStream, Metering, Mode};
+use crate::stream::{AppStream, MeteredStream, Metering, Mode};
 use crate::trace_report::{TraceDraft, Written};
 use crate::translate::{self, Framing};
 use crate::upstream_client::UpstreamBody;
@@ -59,7 +60,9 @@ impl Reply {
             Self::Stream(r) => {
                 let status = r.status().as_u16();
                 let r = r.map(|(body, metering)| {
-                    Either::Right(Box::new(MeteredStream::new(body, metering, ctx, status)))
+                    Either::Right(AppStream::new(MeteredStream::new(
+                        body, metering, ctx, status,
+                    )))
                 });
                 (r, None)
             }
@@ -140,17 +143,33 @@ pub async fn respond(
     // the connection and the budget reservation for ever.
     let timeout = state.cfg.upstream_timeout();
     let read = tokio::time::timeout(timeout, Limited::new(up_body, MAX_RESPONSE_BYTES).collect());
-    let bytes = match read.await {
-        Err(_) => {
-            let failure = Failure::Timeout(timeout.as_secs());
-            return Err(GatewayError::upstream(&trace.rec.provider, failure));
-        }
-        Ok(Err(e)) => {
-            let failure = Failure::BodyBroken(e.to_string());
-            return Err(GatewayError::upstream(&trace.rec.provider, failure));
-        }
-        Ok(Ok(c)) => c.to_bytes(),
+    let failure = match read.await {
+        Err(_) => Failure::Timeout(timeout.as_secs()),
+        Ok(Err(e)) => Failure::BodyBroken(e.to_string()),
+        Ok(Ok(c)) => return whole(call, plan, trace, up, content_type, c.to_bytes(), &redactor),
     };
+    // A whole answer is made, and billed, before its head is sent: one
+    // that broke off after a success head is charged as an answer the app
+    // left (the prompt's estimate and the whole output estimate), not as
+    // free.
+    if up.status.is_success() && call.op != Op::CountTokens {
+        let output = trace.output_estimate;
+        trace.charge_unreported(output, "estimated_broken");
+    }
+    Err(GatewayError::upstream(&trace.rec.provider, failure))
+}
+
+/// A whole answer read: its usage taken, translated for the app if needed,
+/// and scrubbed of the pool's secret.
+fn whole(
+    call: &AppCall,
+    plan: &Plan,
+    trace: &mut TraceDraft,
+    up: http::response::Parts,
+    content_type: Option<HeaderValue>,
+    bytes: Bytes,
+    redactor: &Redactor,
+) -> Result<Reply, GatewayError> {
     trace.first_byte();
     let answer_len = bytes.len() as u64;
     let out = if plan.native {

@@ -156,6 +156,10 @@ pub fn error_response(e: &GatewayError, format: Format) -> Response<ResBody> {
     if let Some(secs) = e.retry_after() {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
+    if e.hopeless() {
+        r.headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
+    }
     if let GatewayError::MethodNotAllowed { allow, .. } = e {
         r.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static(allow));

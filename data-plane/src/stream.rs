@@ -123,6 +123,9 @@ pub struct MeteredStream {
     /// What this stream's trace is if the process is killed before it
     /// ends (freed once it is filed).
     in_flight: Option<crate::trace_report::Slot>,
+    /// The app went away, and the rest is read for its usage (see
+    /// [`AppStream`]): however it ends, the trace says the app left.
+    abandoned: bool,
 }
 
 /// The most tool calls one streamed answer may hold (models make a handful
@@ -154,6 +157,9 @@ const ENDED_EARLY: &str = "upstream stream ended before its finish";
 const ENDED_EARLY_MESSAGE: &str = "the upstream stream ended before the answer was complete";
 /// What the app reads when the upstream's connection broke mid-stream.
 const CUT_MESSAGE: &str = "the upstream connection broke before the answer was complete";
+
+/// The trace's error when the app left before the stream's end.
+const CLIENT_CLOSED: &str = "client closed the stream early";
 
 /// The trace's error when one upstream event outgrows [`crate::sse::MAX_EVENT`].
 const EVENT_TOO_LARGE: &str = "upstream event too large";
@@ -200,6 +206,7 @@ impl MeteredStream {
             forwarded: 0,
             carry: None,
             in_flight,
+            abandoned: false,
         }
     }
 
@@ -405,6 +412,7 @@ impl MeteredStream {
             }
             other => other,
         };
+        let left = self.abandoned.then_some(CLIENT_CLOSED);
         let error = match end {
             End::Clean => {
                 // One whole JSON answer reports its own usage.
@@ -414,7 +422,7 @@ impl MeteredStream {
                     ctx.trace.usage = u;
                 }
                 ctx.trace.charge_if_unreported(streamed);
-                None
+                left
             }
             End::Broken(why) => {
                 ctx.trace.charge_unreported(streamed, "estimated_broken");
@@ -422,7 +430,7 @@ impl MeteredStream {
             }
             End::Abandoned => {
                 ctx.trace.charge_unreported(streamed, "estimated_abandoned");
-                Some("client closed the stream early")
+                Some(CLIENT_CLOSED)
             }
         };
         if let Some(e) = error {
@@ -735,6 +743,97 @@ impl MeteredStream {
         }
         out
     }
+}
+
+/// How long the rest of an abandoned stream is read for its usage, once
+/// the answer's finish has come: only the usage report is left (OpenAI
+/// sends it in a chunk after the finish, Anthropic in `message_delta`,
+/// Responses in `response.completed`), and nothing more is generated.
+const USAGE_WAIT_AFTER_FINISH: Duration = Duration::from_secs(5);
+
+/// How long it is read when the app left mid-answer: the provider keeps
+/// generating meanwhile (at a cost), so only briefly, to catch an app that
+/// leaves just before the end. Past it, the connection closes and what was
+/// not reported is estimated.
+const USAGE_WAIT_MID_ANSWER: Duration = Duration::from_secs(1);
+
+/// The streamed body the app reads. When the app hangs up before the end,
+/// the upstream is read on in the background for a moment, for the usage
+/// the provider reports last: otherwise an app could leave right after the
+/// answer's last text, before the usage chunk, and be charged an estimate
+/// that cannot see hidden reasoning (thousands of tokens billed by the
+/// provider, a few dozen charged to the key and its budgets).
+pub struct AppStream(Option<Box<MeteredStream>>);
+
+impl AppStream {
+    pub fn new(stream: MeteredStream) -> Self {
+        Self(Some(Box::new(stream)))
+    }
+
+    /// See [`MeteredStream::prime`].
+    pub async fn prime(&mut self) {
+        if let Some(s) = &mut self.0 {
+            s.prime().await;
+        }
+    }
+}
+
+impl Body for AppStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.0 {
+            Some(s) => Pin::new(&mut **s).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_end_stream())
+    }
+}
+
+impl Drop for AppStream {
+    fn drop(&mut self) {
+        let Some(mut s) = self.0.take() else {
+            return;
+        };
+        let wait = if s.ctx.is_none() || s.done || std::thread::panicking() {
+            None
+        } else if s.finished {
+            Some(USAGE_WAIT_AFTER_FINISH)
+        } else {
+            Some(USAGE_WAIT_MID_ANSWER)
+        };
+        let stopping = crate::listener::FORCED_CLOSE.load(std::sync::atomic::Ordering::Relaxed);
+        match (wait, tokio::runtime::Handle::try_current()) {
+            (Some(wait), Ok(rt)) if !stopping => {
+                s.abandoned = true;
+                rt.spawn(read_for_usage(s, wait));
+            }
+            // Filed now, by the stream's own drop.
+            _ => drop(s),
+        }
+    }
+}
+
+/// Reads an abandoned stream on, for at most `wait`, until its trace is
+/// filed (the closing event, the end, a break); then drops it, which files
+/// it as abandoned if it was not.
+async fn read_for_usage(mut s: Box<MeteredStream>, wait: Duration) {
+    let read = async {
+        while s.ctx.is_some() {
+            match std::future::poll_fn(|cx| s.next_frame(cx)).await {
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, read).await;
 }
 
 impl Drop for MeteredStream {

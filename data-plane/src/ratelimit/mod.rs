@@ -6,7 +6,8 @@
 //!
 //! **No overrun.** Before forwarding, each budget *reserves* an estimate of
 //! the request's tokens and cost that bounds what it can use (the prompt at
-//! one token per two bytes, plus its `max_tokens`-style cap or
+//! one token per two bytes, input it only refers to at
+//! `AIGW_UNSEEN_INPUT_TOKENS` a reference, plus its `max_tokens`-style cap or
 //! `AIGW_DEFAULT_MAX_OUTPUT_TOKENS`), and admits it only if what was used,
 //! what is reserved by requests in flight and this estimate fit. When the
 //! answer ends (streams included, and streams the app abandons) the

@@ -196,6 +196,58 @@ async fn a_request_translated_for_claude_reserves_the_cap_it_is_sent() {
     assert!(reserved > 4_096 && reserved < 8_000, "reserved {reserved}");
 }
 
+/// Input a request only refers to (a previous response, a file by id) is
+/// reserved as `AIGW_UNSEEN_INPUT_TOKENS` each, not as the few bytes of its
+/// id: counted by bytes, parallel requests each adding a long history would
+/// overrun the budget many times. A budget too small for it refuses the
+/// request, saying why, and tells the SDK not to retry.
+#[tokio::test]
+async fn input_referred_to_by_id_is_reserved_as_unseen_input() {
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(1_000_000),
+        ..Default::default()
+    })
+    .await;
+    let body = |previous: bool| {
+        let mut b = serde_json::json!({"model": "gpt-4o-mini", "input": "and then?",
+                                       "max_output_tokens": 16});
+        if previous {
+            b["previous_response_id"] = "resp_abc123".into();
+        }
+        b
+    };
+    let a = gw.post("/v1/responses", body(false)).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let plain = 1_000_000 - remaining_tokens(&a);
+    assert!(plain < 1_000, "reserved {plain}");
+    let a = gw.post("/v1/responses", body(true)).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    // What the first one used is settled by now; this one's reservation is
+    // on top: its unseen history, 32,768 by default.
+    let reserved = 1_000_000 - remaining_tokens(&a);
+    assert!(reserved >= 32_768 + 16, "reserved {reserved}");
+
+    let gw = with_limits(pb::Limits {
+        tokens_per_day: Some(5_000),
+        ..Default::default()
+    })
+    .await;
+    let a = gw.post("/v1/responses", body(true)).await;
+    assert_eq!(a.status, 429, "{:?}", a.body);
+    assert_eq!(a.header("x-should-retry"), Some("false"));
+    let m = a.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(m.contains("previous_response_id"), "{m}");
+    assert!(
+        gw.mock.mock().requests().is_empty(),
+        "nothing went upstream"
+    );
+    let a = gw.post("/v1/responses", body(false)).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+}
+
 /// A global budget admits in a region up to the region's lease, which the
 /// control plane grows a grain (a twentieth of the limit) at a time. A
 /// request whose reservation is bigger than what the lease has free (a long
@@ -253,6 +305,8 @@ async fn a_request_larger_than_a_limit_is_told_so() {
     let a = gw.post("/v1/chat/completions", chat("hi")).await;
     assert_eq!(a.status, 429, "{:?}", a.body);
     assert!(a.header("retry-after").is_some());
+    // The SDKs' own retries would fail alike: they are told not to.
+    assert_eq!(a.header("x-should-retry"), Some("false"));
     let m = a.json()["error"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -273,4 +327,5 @@ async fn a_request_larger_than_a_limit_is_told_so() {
     small["max_tokens"] = serde_json::json!(100);
     let b = gw.post("/v1/chat/completions", small).await;
     assert_eq!(b.status, 200, "{:?}", b.body);
+    assert_eq!(b.header("x-should-retry"), None);
 }

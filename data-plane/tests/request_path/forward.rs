@@ -149,6 +149,7 @@ async fn a_revoked_credential_is_benched_and_its_error_never_reaches_the_app() {
     let d = gw.post("/v1/chat/completions", chat("fourth")).await;
     assert_eq!(d.status, 503, "{:?}", d.body);
     assert_eq!(d.header("retry-after"), None);
+    assert_eq!(d.header("x-should-retry"), Some("false"));
     let msg = d.json()["error"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -278,6 +279,33 @@ async fn a_body_that_stalls_after_the_head_times_out() {
     assert_eq!(a.status, 504, "{:?}", String::from_utf8_lossy(&a.body));
     let t = gw.cp.trace(&a.request_id()).await;
     assert_eq!((t.status, t.error.as_str()), (504, "upstream_timeout"));
+    // The head said 200: the provider made (and bills) the whole answer.
+    assert_eq!(t.usage_source, "estimated_broken");
+    assert!(t.input_tokens > 0, "{t:?}");
+    assert_eq!(t.output_tokens, 4096, "the default output cap: {t:?}");
+    assert!(t.cost > 0.0);
+}
+
+/// A whole answer whose body breaks off after a success head was made, and
+/// billed, before its head was sent: it is charged as an answer the app
+/// left is (the prompt's estimate and the output cap), not as free.
+#[tokio::test]
+async fn a_whole_answer_cut_after_its_head_is_charged_an_estimate() {
+    let gw = Gw::start(&[]).await;
+    gw.mock.mock().add_fault(Fault {
+        cut_after_chunks: Some(1),
+        ..Fault::default()
+    });
+    let mut body = chat("cut me");
+    body["max_tokens"] = 300.into();
+    let a = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(a.status, 502, "{:?}", String::from_utf8_lossy(&a.body));
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!((t.status, t.error.as_str()), (502, "upstream_error"));
+    assert_eq!(t.usage_source, "estimated_broken");
+    assert!(t.input_tokens > 0, "{t:?}");
+    assert_eq!(t.output_tokens, 300, "{t:?}");
+    assert!(t.cost > 0.0);
 }
 
 /// A whole answer without a usage report is charged an estimate (the

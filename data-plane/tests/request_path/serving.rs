@@ -156,7 +156,10 @@ async fn an_app_that_stops_reading_is_cut_off_and_its_stream_traced() {
     // ... and never reads.
     let t = record_with_error(&cp, "client closed the stream early").await;
     assert_eq!(t.status, 200);
-    assert_eq!(t.usage_source, "estimated_abandoned");
+    // The stream reports no usage: what it carried is estimated, whether
+    // the gateway read its rest after the app was cut off or not.
+    assert!(t.usage_source.starts_with("estimated_"), "{t:?}");
+    assert!(t.output_tokens > 0, "{t:?}");
     drop(app);
 }
 

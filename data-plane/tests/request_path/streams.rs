@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aigw_e2e::Fault;
+use aigw_proto::pb::trace::TraceRecord;
 use http_body_util::BodyExt;
 
 use crate::harness::*;
@@ -255,11 +256,28 @@ async fn a_stream_answered_without_events_is_charged_its_usage_or_its_bytes() {
     assert_eq!((t.input_tokens, t.output_tokens), (11, 3), "{t:?}");
 }
 
-#[tokio::test]
-async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
-    let gw = Gw::start(&[]).await;
+/// One OpenAI chunk of a streamed chat answer, as an SSE event.
+fn chunk(body: serde_json::Value) -> String {
+    let mut c = serde_json::json!({
+        "id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1,
+        "model": "gpt-4o-mini", "choices": [],
+    });
+    if let (Some(c), Some(b)) = (c.as_object_mut(), body.as_object()) {
+        c.extend(b.clone());
+    }
+    format!("data: {c}\n\n")
+}
+
+fn text_chunk(text: &str) -> String {
+    chunk(serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}}]}))
+}
+
+/// Streams `pieces` (one every `gap_ms`), reads the answer until a frame
+/// holds `until`, then leaves; the trace the stream was filed with.
+async fn leave_at(gw: &Gw, pieces: Vec<String>, gap_ms: u64, until: &str) -> TraceRecord {
     gw.mock.mock().add_fault(Fault {
-        chunk_delay_ms: Some(40),
+        stream_chunks: Some(pieces),
+        chunk_delay_ms: Some(gap_ms),
         ..Fault::default()
     });
     let resp = gw
@@ -272,19 +290,66 @@ async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
         .expect("x-request-id")
         .to_string();
     let mut body = resp.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
-        .await
-        .expect("a first event")
-        .expect("a frame")
-        .expect("data");
-    assert!(first.into_data().is_ok_and(|d| d.starts_with(b"data: {")));
+    let mut read = String::new();
+    while !read.contains(until) {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event")
+            .expect("a frame")
+            .expect("data");
+        let data = frame.into_data().expect("data");
+        read.push_str(&String::from_utf8_lossy(&data));
+    }
+    assert!(!read.contains("[DONE]"), "left before the end: {read}");
     drop(body);
-    let t = gw.cp.trace(&request_id).await;
+    gw.cp.trace(&request_id).await
+}
+
+/// An app that leaves mid-answer, while the provider has more than a
+/// moment of it left to send: the connection is closed (the provider stops
+/// generating), and what it did not report is estimated.
+#[tokio::test]
+async fn a_stream_the_app_drops_is_filed_and_charged_as_estimated() {
+    let gw = Gw::start(&[]).await;
+    let pieces = vec![
+        text_chunk("the first words"),
+        text_chunk(" and more"),
+        text_chunk(" and more"),
+        text_chunk(" and more"),
+        chunk(serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let t = leave_at(&gw, pieces, 700, "the first words").await;
     assert_eq!(t.error, "client closed the stream early");
     assert_eq!(t.usage_source, "estimated_abandoned");
     // The prompt is charged (estimated), and the output seen so far.
     assert!(t.input_tokens > 0 && t.output_tokens > 0, "{t:?}");
     assert!(t.cost > 0.0);
+}
+
+/// An app that leaves right after the answer's finish, before OpenAI's
+/// usage chunk: the rest is read for the usage, so the hidden reasoning
+/// the provider bills is charged, not an estimate from the visible text
+/// (which would let an app dodge its budgets by hanging up early).
+#[tokio::test]
+async fn a_stream_the_app_leaves_after_its_finish_is_charged_its_reported_usage() {
+    let gw = Gw::start(&[]).await;
+    let usage = serde_json::json!({
+        "prompt_tokens": 1000, "completion_tokens": 20300, "total_tokens": 21300,
+        "completion_tokens_details": {"reasoning_tokens": 20000},
+    });
+    let pieces = vec![
+        text_chunk("Paris."),
+        chunk(serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+        chunk(serde_json::json!({"usage": usage})),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let t = leave_at(&gw, pieces, 200, "\"finish_reason\":\"stop\"").await;
+    assert_eq!(t.error, "client closed the stream early");
+    assert_eq!(t.usage_source, "", "the provider's own report");
+    assert_eq!((t.input_tokens, t.output_tokens), (1000, 20300), "{t:?}");
+    assert_eq!(t.reasoning_tokens, 20000);
+    assert!((t.cost - cost(1000, 20300)).abs() < 1e-12, "{t:?}");
 }
 
 /// An app that hangs up while its whole (non-streamed) answer is being
@@ -416,4 +481,55 @@ async fn anthropic_stream(gw: &Gw, model: &str, say: &str) -> Answer {
         "messages": [{"role": "user", "content": say}],
     });
     read(gw.send(anthropic_post(&req)).await).await
+}
+
+/// A Responses stream that ends in `response.failed` after generating:
+/// the usage that event reports is charged, as it is when the same failure
+/// comes as a whole answer (not an estimate from the few deltas seen).
+#[tokio::test]
+async fn a_failed_responses_stream_is_charged_the_usage_it_reports() {
+    let gw = Gw::start(&[]).await;
+    let event = |ty: &str, body: serde_json::Value| format!("event: {ty}\ndata: {body}\n\n");
+    let response = |status: &str| {
+        serde_json::json!({"id": "resp_1", "object": "response", "status": status,
+                           "model": "gpt-4o-mini", "output": []})
+    };
+    let mut failed = response("failed");
+    failed["error"] = serde_json::json!({"code": "server_error", "message": "it broke"});
+    failed["usage"] = serde_json::json!({
+        "input_tokens": 1000, "input_tokens_details": {"cached_tokens": 400},
+        "output_tokens": 300, "output_tokens_details": {"reasoning_tokens": 200},
+        "total_tokens": 1300,
+    });
+    let body = [
+        event(
+            "response.created",
+            serde_json::json!({"type": "response.created", "sequence_number": 0,
+                               "response": response("in_progress")}),
+        ),
+        event(
+            "response.output_text.delta",
+            serde_json::json!({"type": "response.output_text.delta", "sequence_number": 1,
+                               "item_id": "msg_1", "output_index": 0, "content_index": 0,
+                               "delta": "Hal"}),
+        ),
+        event(
+            "response.failed",
+            serde_json::json!({"type": "response.failed", "sequence_number": 2,
+                               "response": failed}),
+        ),
+    ]
+    .concat();
+    gw.mock.mock().add_fault(Fault {
+        stream_body: Some(body),
+        ..Fault::default()
+    });
+    let req = serde_json::json!({"model": "gpt-4o-mini", "input": "hi", "stream": true});
+    let a = gw.post("/v1/responses", req).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert!(String::from_utf8_lossy(&a.body).contains("response.failed"));
+    let t = gw.cp.trace(&a.request_id()).await;
+    assert_eq!((t.input_tokens, t.output_tokens), (1000, 300), "{t:?}");
+    assert_eq!((t.cached_tokens, t.reasoning_tokens), (400, 200), "{t:?}");
+    assert!(!t.error.is_empty(), "the failure is recorded");
 }

@@ -203,7 +203,12 @@ impl StreamDecoder for Decoder {
                 self.finish(resp, out);
             }
             "response.failed" => {
-                let err = v.response.and_then(|r| r.error);
+                // A failed response still reports what it used (a failure
+                // after generating is billed): kept, as a whole answer's is.
+                let (usage, err) = v.response.map_or((None, None), |r| (r.usage.0, r.error));
+                if let Some(u) = usage {
+                    out.push(StreamEvent::Usage(u.into()));
+                }
                 out.push(StreamEvent::Error {
                     message: wire::error_message(err.as_ref(), "the response failed"),
                 });
