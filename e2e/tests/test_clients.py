@@ -64,7 +64,7 @@ ROUTES = [
     {"model": "gemini-via-anthropic", "alias_of": "claude-sonnet-4-5"},
     {"model": "strict-via-openai", "alias_of": "gpt-4o-mini", "strict": True},
 ]
-KEYS = ["sdk", "claude-own", "claude-translated", "codex-own", "codex-translated",
+KEYS = ["sdk", "codex-builtin", "claude-own", "claude-translated", "codex-own", "codex-translated",
         "gemini-own", "gemini-translated", "claude-to-gemini", "codex-to-gemini",
         "gemini-to-anthropic", "claude-strict", "policy"]
 SDK_MODELS = {"openai": "gpt-4o-mini", "openai-compatible": "compat-model",
@@ -195,6 +195,21 @@ def codex(gw: Gateway, key: str, model: str, prompt: str, tmp: Path) -> subproce
     return run(args + [prompt], env, tmp)
 
 
+def codex_builtin(gw: Gateway, key: str, model: str, prompt: str,
+                  tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Codex with its built-in OpenAI provider, as most people run it: only
+    the base URL (`openai_base_url`; this version ignores `OPENAI_BASE_URL`)
+    and the key changed. This provider opens a WebSocket at `/v1/responses`
+    before any HTTP request."""
+    home = tmp / "home"
+    (home / ".codex").mkdir(parents=True, exist_ok=True)
+    env = base_env(home) | {"CODEX_HOME": str(home / ".codex"), "CODEX_API_KEY": key}
+    args = [str(NODE_BIN / "codex"), "exec", "--skip-git-repo-check", "-m", model,
+            "-c", f'openai_base_url="{gw.dp_url}/v1"',
+            "-c", "analytics.enabled=false", "-c", "check_for_update_on_startup=false"]
+    return run(args + [prompt], env, tmp)
+
+
 def gemini(gw: Gateway, key: str, model: str, prompt: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     home = tmp / "home"
     settings = home / ".gemini" / "settings.json"
@@ -274,6 +289,33 @@ def test_cli_completes_a_tool_task(cgw: tuple[Gateway, dict[str, str]], tmp_path
             assert "context_management" in dropped, dropped
         if cli == "codex":
             assert "client_metadata" in dropped, dropped
+
+
+def websocket_refusals(gw: Gateway) -> float:
+    for line in httpx.get(gw.dp_url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith('aigw_request_errors_total{kind="websocket_not_served"} '):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("the data plane does not count WebSocket refusals")
+
+
+def test_codex_builtin_provider_falls_back_to_http_at_once(cgw: tuple[Gateway, dict[str, str]],
+                                                          tmp_path: Path) -> None:
+    """Codex's built-in provider tries a WebSocket first. The gateway's 426
+    makes it use HTTP at once: one handshake for the session, not the six
+    retries (and seconds of back-off) a 404 or 405 caused, and the task
+    completes over HTTP with one trace per model call."""
+    gw, keys = cgw
+    gw.mock.clear()
+    before = websocket_refusals(gw)
+    nonce, f = task(tmp_path / "work")
+    prompt = f"What is the secret word? mock-tool: exec_command {json.dumps({'cmd': f'cat {f}'})}"
+    p = codex_builtin(gw, keys["codex-builtin"], "gpt-5-codex", prompt, tmp_path / "work")
+    assert p.returncode == 0, f"codex exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    assert "mock reply: tool said" in p.stdout and nonce in p.stdout, p.stdout
+    handshakes = websocket_refusals(gw) - before
+    assert handshakes == 1, f"{handshakes} WebSocket handshakes refused in one session"
+    rows = assert_one_trace_per_call(gw, "codex-builtin")
+    assert {r["provider"] for r in rows} == {"p-openai"}, rows
 
 
 def test_a_cli_on_a_strict_route_gets_the_field_named(cgw: tuple[Gateway, dict[str, str]],
