@@ -107,6 +107,26 @@ async fn errors_are_json_and_headers_are_strict() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_argument");
 
+    // A body that names another object than its path is refused before
+    // anything is written (the path's object would be written instead).
+    for (path, body) in [
+        (
+            "/api/pricing/alpha",
+            r#"{"model":"beta","input":1,"output":1}"#,
+        ),
+        ("/api/providers/x", r#"{"name":"y","kind":"openai"}"#),
+    ] {
+        let req = Request::put(path)
+            .header("authorization", "Bearer aigw-t-x")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, _, body) = call(req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let m = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("names another object"), "{m}");
+    }
+
     // Too large is 413 and not JSON by its type is 415, both in JSON.
     let req = Request::put("/api/providers/x")
         .header("authorization", "Bearer aigw-t-x")
@@ -247,6 +267,31 @@ async fn a_whole_config_file_may_be_large_and_no_other_body_is() {
 /// sign-in this browser started (anyone can link to the callback with an
 /// `error_description` of their own), and never through the page's address
 /// (anyone can link to `/login?error=…`): in a cookie only this origin sets.
+#[tokio::test]
+async fn a_sign_in_that_cannot_start_goes_back_to_the_sign_in_page() {
+    // The control plane (here unreachable, as it is when the identity
+    // provider's discovery fails) cannot begin the sign-in: the browser,
+    // which navigated here, lands on the sign-in page with the reason, not
+    // on a page of raw JSON.
+    let resp = router()
+        .oneshot(get("/api/auth/oidc/start?next=/requests"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let reason = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("aigw_login_error="))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.len() > "aigw_login_error=; ".len() + 40, "{reason}");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.contains("/login?error=sso"), "{page}");
+}
+
 #[tokio::test]
 async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
     let path = "/api/auth/oidc/callback?error=access_denied&state=s1\

@@ -226,23 +226,43 @@ fn page_after_sign_in(next: &str) -> Option<&str> {
 /// page asked for (`next`) is kept for the callback, which goes on to it.
 #[utoipa::path(get, path = "/auth/oidc/start", tag = "auth", security(()),
     params(StartParams),
-    responses((status = 303, description = "To the identity provider"), Errors))]
+    responses((status = 303, description = "To the identity provider"),
+        (status = 200, content_type = "text/html", body = String,
+         description = "Back to the sign-in page, the reason in a cookie (the identity provider is not usable)"),
+        Errors))]
 pub async fn oidc_start(
     State(s): State<AppState>,
     headers: HeaderMap,
     client: ClientIp,
     Params(p): Params<StartParams>,
 ) -> ApiResult<Response> {
+    // A browser navigated here: a failure goes back to the sign-in page
+    // with the reason, as the callback's do, not to a page of raw JSON.
+    let https = secure(&s, &headers);
     // Sign-ins in progress are bounded per source: the browser's address
     // goes with the call.
-    let r = s
+    let r = match s
         .grpc
         .sign_in()
         .begin_oidc_login(client.tag(tonic::Request::new(BeginOidcLoginRequest {})))
-        .await?
-        .into_inner();
-    let location = HeaderValue::from_str(&r.authorization_url)
-        .map_err(|_| ApiError::BadRequest("the identity provider's URL is not usable".into()))?;
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            return Ok(sign_in_failed(
+                &ApiError::from(status).parts().2,
+                https,
+                &[],
+            ));
+        }
+    };
+    let Ok(location) = HeaderValue::from_str(&r.authorization_url) else {
+        return Ok(sign_in_failed(
+            "the identity provider's sign-in URL is not usable",
+            https,
+            &[],
+        ));
+    };
     // Lax: the identity provider sends the browser back with a top-level
     // cross-site navigation, which Strict cookies do not ride on.
     let state = set_cookie(
@@ -342,6 +362,18 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// The sign-in page, with `why` in its one-minute cookie (and `cookies`
+/// set beside it).
+fn sign_in_failed(why: &str, https: bool, cookies: &[HeaderValue]) -> Response {
+    let mut resp = onward(LOGIN_ERROR_PAGE).into_response();
+    let h = resp.headers_mut();
+    for c in cookies {
+        h.append(header::SET_COOKIE, c.clone());
+    }
+    h.append(header::SET_COOKIE, login_error_cookie(why, https));
+    resp
+}
+
 /// Where the identity provider sends the browser back: completes the
 /// sign-in (the state must match this browser's), sets the session cookie
 /// and goes on to the UI, or to the sign-in page with the reason.
@@ -359,14 +391,7 @@ pub async fn oidc_callback(
     // was given (only the `__Host-` one where cookies are `Secure`).
     let own_state = cookie(&headers, &cookie_name(OIDC_STATE_COOKIE, https));
     let clear_next = set_cookie(OIDC_NEXT_COOKIE, "", "/api/auth/oidc", "Lax", 0, https);
-    let fail = |why: &str| {
-        let mut resp = onward(LOGIN_ERROR_PAGE).into_response();
-        let h = resp.headers_mut();
-        h.append(header::SET_COOKIE, clear_state.clone());
-        h.append(header::SET_COOKIE, clear_next.clone());
-        h.append(header::SET_COOKIE, login_error_cookie(why, https));
-        resp
-    };
+    let fail = |why: &str| sign_in_failed(why, https, &[clear_state.clone(), clear_next.clone()]);
     let started_here = p
         .state
         .as_deref()

@@ -76,7 +76,7 @@ pub async fn put_team(
     Name(name): Name<String>,
     Body(mut spec): Body<TeamSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
-    spec.name = name;
+    crate::extract::path_names(name, &mut spec.name, "name")?;
     create_only
         .check("a team named", &spec.name, async {
             let list = s

@@ -43,7 +43,7 @@ pub async fn put_provider(
     Name(name): Name<String>,
     Body(mut spec): Body<ProviderSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
-    spec.name = name;
+    crate::extract::path_names(name, &mut spec.name, "name")?;
     create_only
         .check("a provider named", &spec.name, async {
             let list = s
@@ -90,7 +90,7 @@ pub async fn put_price(
     Name(model): Name<String>,
     Body(mut spec): Body<PriceSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
-    spec.model = model;
+    crate::extract::path_names(model, &mut spec.model, "model")?;
     refuse_negative_zero(&[("input", spec.input), ("output", spec.output)])?;
     create_only
         .check("a price for", &spec.model, async {
@@ -136,7 +136,7 @@ pub async fn put_route(
     Name(model): Name<String>,
     Body(mut spec): Body<RouteSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
-    spec.model = model;
+    crate::extract::path_names(model, &mut spec.model, "model")?;
     create_only
         .check("a route for", &spec.model, async {
             let list = s
@@ -186,7 +186,7 @@ pub async fn put_client_key(
     Name(name): Name<String>,
     Body(mut spec): Body<ClientKeySpec>,
 ) -> ApiResult<Json<UpsertResult>> {
-    spec.name = name;
+    crate::extract::path_names(name, &mut spec.name, "name")?;
     create_only
         .check("a client key named", &spec.name, async {
             let list = s

@@ -41,7 +41,7 @@ pub async fn put_webhook(
     Name(name): Name<String>,
     Body(mut spec): Body<WebhookSpec>,
 ) -> ApiResult<Json<UpsertResult>> {
-    spec.name = name;
+    crate::extract::path_names(name, &mut spec.name, "name")?;
     create_only
         .check("a webhook named", &spec.name, async {
             let list = s

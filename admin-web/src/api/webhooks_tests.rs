@@ -201,9 +201,15 @@ async fn webhooks_are_listed_created_edited_and_deleted() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["webhooks"], serde_json::json!([]));
 
-    // Created under the name in the path, whatever the body says.
-    let spec = serde_json::json!({
+    // A body naming another webhook than its path is refused; one that
+    // repeats the path's name (or leaves it out) is created under it.
+    let other = serde_json::json!({
         "name": "other", "url": "https://hooks.example/alerts", "secret": SECRET,
+    });
+    let (status, text, _) = send(&app, "PUT", "/api/webhooks/ops", ADMIN, Some(other), true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let spec = serde_json::json!({
+        "name": "ops", "url": "https://hooks.example/alerts", "secret": SECRET,
     });
     let (status, text, body) = send(
         &app,

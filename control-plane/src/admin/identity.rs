@@ -34,8 +34,9 @@ fn as_user(u: &identity::UserRow) -> Result<Principal> {
     })
 }
 
-const BAD_CURRENT_PASSWORD: &str =
+const NO_CURRENT_PASSWORD: &str =
     "changing your own password needs the current one (current_password)";
+const BAD_CURRENT_PASSWORD: &str = "the current password (current_password) is not right";
 
 #[tonic::async_trait]
 impl IdentityService for AdminSvc {
@@ -271,7 +272,12 @@ impl IdentityService for AdminSvc {
             if !ok {
                 attempt.failed();
                 tracing::warn!(%source, user = %target.username, "password check refused");
-                return Err(Error::PermissionDenied(BAD_CURRENT_PASSWORD.into()).into());
+                let why = if req.current_password.is_empty() {
+                    NO_CURRENT_PASSWORD
+                } else {
+                    BAD_CURRENT_PASSWORD
+                };
+                return Err(Error::PermissionDenied(why.into()).into());
             }
             attempt.succeeded();
         }

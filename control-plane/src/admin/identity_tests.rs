@@ -219,12 +219,19 @@ async fn guessing_ones_own_current_password_is_throttled_like_a_login() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    for i in 0..5 {
+    // Left out, and wrong: each says which.
+    let e = s
+        .reset_password(req_as(reset(String::new()), &bob))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("needs the current one"), "{e:?}");
+    for i in 0..4 {
         let e = s
             .reset_password(req_as(reset(format!("guess-{i}")), &bob))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "guess {i}");
+        assert!(e.message().contains("is not right"), "{e:?}");
     }
     // Five wrong guesses: even the right password waits now, and the
     // wait is in the metadata too (admin-web's `Retry-After`).

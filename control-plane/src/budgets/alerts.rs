@@ -109,9 +109,12 @@ pub(super) async fn check(
                     refused.contains(&region)
                 };
                 // Reservations refuse before use reaches the limit: a
-                // refusal counts as the whole limit used.
-                let pct = if used_up { 100.0 } else { used / limit * 100.0 };
-                for t in THRESHOLDS.iter().copied().filter(|t| pct >= f64::from(*t)) {
+                // refusal fires the 100% alert ("a request was refused"),
+                // the lower ones only once use reaches them (an operator
+                // paging on 80% must not be woken at 53%).
+                let pct = used / limit * 100.0;
+                let crossed = |t: &i32| pct >= f64::from(*t) || (used_up && *t == 100);
+                for t in THRESHOLDS.iter().copied().filter(crossed) {
                     let scope = if region.is_empty() {
                         s.id.clone()
                     } else {
@@ -128,9 +131,9 @@ pub(super) async fn check(
                         "threshold_percent": t,
                         "used": used,
                         "limit_value": limit,
-                        // Crossed by a refusal (a request whose reservation
-                        // did not fit), not by use: `used` may be far below.
-                        "refused": used_up,
+                        // The 100% alert of a refusal (a request whose
+                        // reservation did not fit): `used` may be below.
+                        "refused": used_up && t == 100,
                         "at_ms": now,
                     });
                     fire.push((
@@ -144,7 +147,7 @@ pub(super) async fn check(
                             last_error: String::new(),
                             payload: payload.to_string(),
                         },
-                        if used_up {
+                        if used_up && t == 100 {
                             format!(
                                 "{} {limit_name} at {t}% ({period}): a request was refused, {used} used of {limit}",
                                 s.name
@@ -586,7 +589,8 @@ mod tests {
     }
 
     /// A budget smaller than one request's reservation refuses with nothing
-    /// used: its alerts say a refusal crossed them, and what was used.
+    /// used: its 100% alert says a refusal crossed it, and what was used;
+    /// the 50% and 80% alerts wait for use to reach them.
     #[tokio::test]
     async fn alerts_a_refusal_fired_say_so_and_what_was_used() {
         let t = temp_db();
@@ -606,13 +610,15 @@ mod tests {
         }];
         check(&ctx, &ledger, &subjects, now).await.unwrap();
         let fired = pending(&ctx).await;
-        assert_eq!(fired.len(), 3, "{fired:?}");
-        for a in &fired {
-            let p: serde_json::Value = serde_json::from_str(&a.payload).unwrap();
-            assert_eq!(
-                (p["refused"].as_bool(), p["used"].as_f64()),
-                (Some(true), Some(0.0))
-            );
-        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let p: serde_json::Value = serde_json::from_str(&fired[0].payload).unwrap();
+        assert_eq!(
+            (
+                p["threshold_percent"].as_i64(),
+                p["refused"].as_bool(),
+                p["used"].as_f64()
+            ),
+            (Some(100), Some(true), Some(0.0))
+        );
     }
 }
