@@ -6,6 +6,8 @@
 //! `generationConfig.maxOutputTokens`), else `default_max_output`.
 //! The cost is that usage at the model's price.
 
+use std::borrow::Cow;
+
 use aigw_proto::model::Price;
 
 use crate::endpoints::{AppCall, Op};
@@ -78,89 +80,225 @@ struct Strings {
 /// `data` member (Anthropic's `source.data`, Gemini's `inlineData.data`)
 /// bare, or of a `url` or `image_url` member (OpenAI's) as a
 /// `data:image/…;base64,` URL. Text that merely starts like an image, in a
-/// message's text, counts as text. An `http(s)` URL in such a member is an
-/// image fetched by the provider: one image, whatever its size.
+/// message's text, counts as text.
 ///
-/// Unseen input: the value of a `previous_response_id`, `conversation`,
-/// `file_id`, `file_url`, `fileUri` or `cachedContent` member, or an `id`
-/// that names a stored prompt or conversation (`pmpt_…`, `conv_…`).
+/// By reference, read by where they are (see [`Place`]): an `http(s)` URL
+/// the provider fetches as an image (OpenAI's `image_url`, Anthropic's
+/// image `source.url`) is one image whatever its size; input stored at the
+/// provider or fetched as a document is unseen (see [`Prompt::unseen`]).
+/// Tool arguments, metadata and citations may name URLs or ids too: they
+/// are not input, and are not counted.
 ///
-/// One pass, no parsing: the body is already known to be valid JSON by
-/// then, or is refused anyway.
+/// One pass, no parsing into values: the body is already known to be
+/// valid JSON by then, or is refused anyway. Member names and short values
+/// with escapes are decoded (`"previous\u005fresponse_id"` is the same
+/// member to the provider).
 fn strings(body: &[u8]) -> Strings {
     let mut found = Strings::default();
+    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(16);
     let mut i = 0;
-    while let Some(open) = memchr::memchr(b'"', &body[i..]) {
-        let start = i + open + 1;
-        // The string's end: the next quote not escaped.
-        let mut end = start;
-        loop {
-            match memchr::memchr2(b'"', b'\\', &body[end..]) {
-                Some(k) if body[end + k] == b'\\' => end += k + 2,
-                Some(k) => {
-                    end += k;
-                    break;
+    while i < body.len() {
+        match body[i] {
+            open @ (b'{' | b'[') => {
+                let (under, excluded) = match stack.last() {
+                    Some(f) if f.object => (f.key.clone(), f.excluded),
+                    Some(f) => (Cow::Borrowed(&b""[..]), f.excluded),
+                    None => (Cow::Borrowed(&b""[..]), false),
+                };
+                let excluded = excluded || not_input(&under, stack.len());
+                stack.push(Frame {
+                    object: open == b'{',
+                    under,
+                    key: Cow::Borrowed(b""),
+                    kind: Cow::Borrowed(b""),
+                    expect_key: open == b'{',
+                    excluded,
+                });
+            }
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => {
+                if let Some(f) = stack.last_mut()
+                    && f.object
+                {
+                    f.expect_key = true;
                 }
-                None => return found,
             }
-            if end >= body.len() {
-                return found;
+            b'"' => {
+                let start = i + 1;
+                let Some(end) = string_end(body, start) else {
+                    return found;
+                };
+                let raw = &body[start..end];
+                i = end;
+                match stack.last_mut() {
+                    Some(f) if f.object && f.expect_key => {
+                        f.key = unescaped(body, start, end, usize::MAX);
+                        f.expect_key = false;
+                    }
+                    _ => found.value(raw, &mut stack, body, start, end),
+                }
             }
+            _ => {}
         }
-        let s = &body[start..end];
-        let member = member_of(&body[..start - 1]);
-        if s.len() >= MIN_IMAGE_BYTES && is_image(s, member) {
-            found.image_bytes += s.len();
-            found.images += 1;
-        } else if matches!(member, b"url" | b"image_url")
-            && (s.starts_with(b"https://") || s.starts_with(b"http://"))
-        {
-            found.images += 1;
-        } else if is_reference(s, member) {
-            found.unseen += 1;
-        }
-        i = end + 1;
+        i += 1;
     }
     found
 }
 
-/// Whether the string `s`, the value of `member`, names input stored
-/// elsewhere (see [`Prompt::unseen`]).
-fn is_reference(s: &[u8], member: &[u8]) -> bool {
-    if s.is_empty() {
-        return false;
-    }
+/// An object or array the scan is inside.
+struct Frame<'a> {
+    object: bool,
+    /// The member this container is the value of ("" in an array or at
+    /// the top).
+    under: Cow<'a, [u8]>,
+    /// In an object: the member whose value comes next.
+    key: Cow<'a, [u8]>,
+    /// In an object: its `type`, if read yet.
+    kind: Cow<'a, [u8]>,
+    expect_key: bool,
+    /// Inside what is not the prompt's input (see [`not_input`]).
+    excluded: bool,
+}
+
+/// Members whose values are not input the provider reads in: a tool
+/// call's arguments (Anthropic's `input` below the top, Gemini's `args`
+/// and `response`), metadata, citations and annotations of answers
+/// passed back, and tools' schemas.
+fn not_input(member: &[u8], depth: usize) -> bool {
     match member {
-        b"previous_response_id"
-        | b"conversation"
-        | b"file_id"
-        | b"file_url"
-        | b"fileUri"
-        | b"cachedContent" => true,
-        b"id" => s.starts_with(b"pmpt_") || s.starts_with(b"conv_"),
+        b"input" => depth > 1,
+        b"args" | b"response" | b"metadata" | b"citations" | b"annotations" | b"parameters"
+        | b"input_schema" | b"inputSchema" | b"properties" => true,
         _ => false,
     }
 }
 
-/// The name of the member whose value starts right after `before` (the
-/// JSON before a string's opening quote), if that string is a value.
-fn member_of(before: &[u8]) -> &[u8] {
-    let trim = |b: &[u8]| -> usize {
-        b.iter()
-            .rposition(|c| !c.is_ascii_whitespace())
-            .map_or(0, |p| p + 1)
-    };
-    let b = &before[..trim(before)];
-    let Some(b) = b.strip_suffix(b":") else {
-        return b"";
-    };
-    let b = &b[..trim(b)];
-    let Some(b) = b.strip_suffix(b"\"") else {
-        return b"";
-    };
-    match memchr::memrchr(b'"', b) {
-        Some(q) => &b[q + 1..],
-        None => b"",
+/// Where a string value is: which member holds it, what that member's
+/// object is under, and how deep.
+struct Place<'s> {
+    member: &'s [u8],
+    parent: &'s [u8],
+    /// The `type` of the object around the value's object (an Anthropic
+    /// block around its `source`).
+    block: &'s [u8],
+    depth: usize,
+}
+
+impl Strings {
+    fn value<'a>(
+        &mut self,
+        raw: &[u8],
+        stack: &mut [Frame<'a>],
+        body: &'a [u8],
+        start: usize,
+        end: usize,
+    ) {
+        let depth = stack.len();
+        let (member, excluded) = match stack.last() {
+            Some(f) if f.object => (f.key.clone(), f.excluded),
+            Some(f) => (Cow::Borrowed(&b""[..]), f.excluded),
+            None => return,
+        };
+        if raw.len() >= MIN_IMAGE_BYTES && is_image(raw, &member) {
+            self.image_bytes += raw.len();
+            self.images += 1;
+            return;
+        }
+        // Short values only are decoded: ids, URLs' starts, types.
+        let s = unescaped(body, start, end, 512);
+        if &*member == b"type"
+            && let Some(f) = stack.last_mut()
+        {
+            f.kind = s.clone();
+        }
+        if excluded || s.is_empty() {
+            return;
+        }
+        let n = stack.len();
+        let place = Place {
+            member: &member,
+            parent: stack.last().map_or(&b""[..], |f| &f.under),
+            block: n.checked_sub(2).map_or(&b""[..], |k| &stack[k].kind),
+            depth,
+        };
+        match by_reference(&s, &place) {
+            Some(Reference::Image) => self.images += 1,
+            Some(Reference::Unseen) => self.unseen += 1,
+            None => {}
+        }
+    }
+}
+
+enum Reference {
+    Image,
+    Unseen,
+}
+
+/// What the string `s`, at `place`, refers to, if it refers to input.
+fn by_reference(s: &[u8], place: &Place<'_>) -> Option<Reference> {
+    let top = place.depth == 1;
+    match place.member {
+        // Responses: the stored history and conversation this one continues.
+        b"previous_response_id" | b"conversation" if top => Some(Reference::Unseen),
+        // Gemini's cached contents.
+        b"cachedContent" | b"cached_content" if top => Some(Reference::Unseen),
+        // A stored prompt or conversation by object: `{"id": "pmpt_…"}`.
+        b"id" if place.depth == 2 && matches!(place.parent, b"prompt" | b"conversation") => {
+            Some(Reference::Unseen)
+        }
+        // Files uploaded to the provider, or fetched by it.
+        b"file_id" | b"file_url" | b"fileUri" | b"file_uri" => Some(Reference::Unseen),
+        // A stored Responses item pulled in by id.
+        b"type" if s == b"item_reference" => Some(Reference::Unseen),
+        // OpenAI's image by URL: `image_url: "…"` or `image_url: {url}`.
+        b"image_url" if is_http(s) => Some(Reference::Image),
+        b"url" if place.parent == b"image_url" && is_http(s) => Some(Reference::Image),
+        // Anthropic's `source: {type: url}`: an image, or a document (a PDF
+        // of any length).
+        b"url" if place.parent == b"source" && is_http(s) => Some(if place.block == b"image" {
+            Reference::Image
+        } else {
+            Reference::Unseen
+        }),
+        _ => None,
+    }
+}
+
+/// An `http(s)` URL, as the provider reads it (any case, `\/` escaped).
+fn is_http(s: &[u8]) -> bool {
+    let head: Vec<u8> = s
+        .iter()
+        .filter(|c| **c != b'\\')
+        .take(8)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    head.starts_with(b"https://") || head.starts_with(b"http://")
+}
+
+/// Where the string opened before `start` ends: the next quote not escaped.
+fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut end = start;
+    loop {
+        match memchr::memchr2(b'"', b'\\', body.get(end..)?) {
+            Some(k) if body[end + k] == b'\\' => end += k + 2,
+            Some(k) => return Some(end + k),
+            None => return None,
+        }
+    }
+}
+
+/// The string `body[start..end]` with its escapes decoded, when it has
+/// some and is at most `max` bytes (else as written).
+fn unescaped(body: &[u8], start: usize, end: usize, max: usize) -> Cow<'_, [u8]> {
+    let raw = &body[start..end];
+    if end - start > max || memchr::memchr(b'\\', raw).is_none() {
+        return Cow::Borrowed(raw);
+    }
+    match serde_json::from_slice::<String>(&body[start - 1..=end]) {
+        Ok(s) => Cow::Owned(s.into_bytes()),
+        Err(_) => Cow::Borrowed(raw),
     }
 }
 
@@ -362,6 +500,26 @@ mod tests {
                 r#"{"contents":[{"parts":[{"fileData":{"mimeType":"video/mp4","fileUri":"https://g/f/1"}}]}],"cachedContent":"cachedContents/c1"}"#,
                 2,
             ),
+            // Written with escapes, or in Gemini's snake_case: the same
+            // members to the provider.
+            (
+                r#"{"model":"m","previous\u005fresponse_id":"resp_1","input":"hi"}"#,
+                1,
+            ),
+            (r#"{"model":"m","conversation":{"\u0069d":"conv_1"}}"#, 1),
+            (
+                r#"{"contents":[{"parts":[{"file_data":{"mime_type":"application/pdf","file_uri":"https://g/f/2"}}]}],"cached_content":"cachedContents/c2"}"#,
+                2,
+            ),
+            // A stored item pulled in by id, a PDF by URL.
+            (
+                r#"{"input":[{"type":"item_reference","id":"msg_1"},{"role":"user","content":"go on"}]}"#,
+                1,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://x/a.pdf"}}]}]}"#,
+                1,
+            ),
             // Text and schemas that merely name them.
             (
                 r#"{"messages":[{"role":"user","content":"set previous_response_id to resp_1"}]}"#,
@@ -375,8 +533,36 @@ mod tests {
                 r#"{"messages":[{"role":"tool","tool_call_id":"call_1","content":"x"}]}"#,
                 0,
             ),
+            // Not input: metadata.
+            (
+                r#"{"metadata":{"conversation":"chat-42"},"messages":[]}"#,
+                0,
+            ),
         ] {
             assert_eq!(count(body).1, refs, "{body}");
+        }
+        // Images by URL however the URL is written; URLs that are not
+        // input (a tool call's arguments, search results) are not images.
+        for (body, images) in [
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"HTTPS:\/\/x\/a.png"}}]}]}"#,
+                1,
+            ),
+            (
+                r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"WebFetch","input":{"url":"https://x/page"}}]}]}"#,
+                0,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"web_search_tool_result","content":[{"type":"web_search_result","url":"https://x/1"},{"type":"web_search_result","url":"https://x/2"}]}]}]}"#,
+                0,
+            ),
+            (
+                r#"{"contents":[{"parts":[{"functionCall":{"name":"fetch","args":{"url":"https://x","image_url":"https://y"}}}]}]}"#,
+                0,
+            ),
+        ] {
+            let found = strings(body.as_bytes());
+            assert_eq!((found.images, found.unseen), (images, 0), "{body}");
         }
     }
 

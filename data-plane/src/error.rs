@@ -278,18 +278,18 @@ impl GatewayError {
         }
     }
 
-    /// Retrying the same request cannot succeed: a budget it alone exceeds,
-    /// or a pool whose every credential an operator must fix. Told to the
-    /// app as `x-should-retry: false`, which the OpenAI and Anthropic SDKs
-    /// obey (they would otherwise retry a 429 or a 503 for nothing).
+    /// Retrying the same request cannot succeed: a budget it alone
+    /// exceeds. Told to the app as `x-should-retry: false`, which the
+    /// OpenAI and Anthropic SDKs obey (they would otherwise retry the 429
+    /// for nothing). Not a pool that is unusable: on a route with
+    /// fallbacks, an earlier provider may have failed for a passing reason.
     pub fn hopeless(&self) -> bool {
         matches!(
             self,
-            Self::PoolUnusable { .. }
-                | Self::RateLimited {
-                    requested: Some(_),
-                    ..
-                }
+            Self::RateLimited {
+                requested: Some(_),
+                ..
+            }
         )
     }
 

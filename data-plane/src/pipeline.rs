@@ -262,9 +262,16 @@ async fn limits(
     first: Option<&&Arc<Upstream>>,
     ctx: &mut RequestCtx,
 ) -> Result<Admitted, GatewayError> {
-    // Charged when a stream is abandoned before the provider reports usage.
+    // Input the body only refers to (a stored history, a file) is counted
+    // at `AIGW_UNSEEN_INPUT_TOKENS` a reference; counting and embedding
+    // calls are free or read only their own text.
     let scanned = demand::scan(body);
-    let prompt = scanned.prompt;
+    let unseen = match call.op {
+        Op::Generate => scanned.unseen.saturating_mul(state.cfg.unseen_input_tokens),
+        Op::Embed | Op::CountTokens => 0,
+    };
+    let prompt = scanned.prompt.saturating_add(unseen);
+    // Charged when a stream is abandoned before the provider reports usage.
     ctx.trace.prompt_estimate = prompt / 2;
     let default_output = default_output(state, rt, call, probe);
     if call.op == Op::Generate {
@@ -319,10 +326,9 @@ async fn limits(
         }
         _ => None,
     };
-    let unseen = scanned.unseen.saturating_mul(state.cfg.unseen_input_tokens);
     let demand = demand::estimate(
         call,
-        prompt.saturating_add(unseen),
+        prompt,
         probe.output_cap,
         probe.choices,
         price,

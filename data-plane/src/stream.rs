@@ -403,6 +403,9 @@ impl MeteredStream {
         };
         let streamed = self.streamed_chars.div_ceil(4).max(self.streamed_chunks);
         let end = match end {
+            // Read on after the app left: however the rest went, the app
+            // left first.
+            End::Broken(_) if self.abandoned => End::Abandoned,
             End::Clean if self.upstream_error => End::Broken(UPSTREAM_ERROR_EVENT),
             End::Clean
                 if !self.finished
@@ -811,20 +814,51 @@ impl Drop for AppStream {
         };
         let stopping = crate::listener::FORCED_CLOSE.load(std::sync::atomic::Ordering::Relaxed);
         match (wait, tokio::runtime::Handle::try_current()) {
-            (Some(wait), Ok(rt)) if !stopping => {
-                s.abandoned = true;
-                rt.spawn(read_for_usage(s, wait));
-            }
+            (Some(wait), Ok(rt)) if !stopping => match ReadingOn::enter() {
+                Some(slot) => {
+                    s.abandoned = true;
+                    rt.spawn(read_for_usage(s, wait, slot));
+                }
+                None => drop(s),
+            },
             // Filed now, by the stream's own drop.
             _ => drop(s),
         }
     }
 }
 
+/// The most abandoned streams read on at once, per node: each holds an
+/// upstream connection and its budget reservation for up to
+/// [`USAGE_WAIT_AFTER_FINISH`], so an app that opens and drops streams in
+/// a loop cannot make the node hold unboundedly many. Past it, a dropped
+/// stream is filed at once with an estimate, as before reading on existed.
+const MAX_READING_ON: usize = 1024;
+
+static READING_ON: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`MAX_READING_ON`] places, given back when dropped.
+struct ReadingOn;
+
+impl ReadingOn {
+    fn enter() -> Option<Self> {
+        use std::sync::atomic::Ordering::Relaxed;
+        READING_ON
+            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_READING_ON).then_some(n + 1))
+            .ok()
+            .map(|_| Self)
+    }
+}
+
+impl Drop for ReadingOn {
+    fn drop(&mut self) {
+        READING_ON.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Reads an abandoned stream on, for at most `wait`, until its trace is
 /// filed (the closing event, the end, a break); then drops it, which files
 /// it as abandoned if it was not.
-async fn read_for_usage(mut s: Box<MeteredStream>, wait: Duration) {
+async fn read_for_usage(mut s: Box<MeteredStream>, wait: Duration, _slot: ReadingOn) {
     let read = async {
         while s.ctx.is_some() {
             match std::future::poll_fn(|cx| s.next_frame(cx)).await {
@@ -844,6 +878,9 @@ impl Drop for MeteredStream {
         // a 500 if no head had left, else a cut connection).
         if std::thread::panicking() {
             self.file_trace(End::Broken(crate::context::PANICKED));
+        } else if self.abandoned {
+            // Read on for its usage until now: the app left first.
+            self.file_trace(End::Abandoned);
         } else if crate::listener::FORCED_CLOSE.load(std::sync::atomic::Ordering::Relaxed) {
             self.file_trace(End::Broken(SHUT_DOWN));
         } else {

@@ -408,7 +408,11 @@ impl<'de> Deserialize<'de> for Count {
                 }))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Count, E> {
-                Ok(Count(s.trim().parse().unwrap_or(0)))
+                let s = s.trim();
+                match s.parse() {
+                    Ok(n) => Ok(Count(n)),
+                    Err(_) => self.visit_f64(s.parse().unwrap_or(f64::NAN)),
+                }
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -636,7 +640,7 @@ mod tests {
         // strings are read.
         let odd = r#"{"a": {"x": [1, {"y": 2}]}, "b": [1, {"c": 2}], "c": " 12", "d": 1000.0,
                       "e": 18446744073709551615, "f": null, "g": true, "h": 1.5, "i": "x1",
-                      "j": "-3", "k": -2.0}"#;
+                      "j": "-3", "k": -2.0, "l": "1000.0"}"#;
         #[derive(Deserialize)]
         struct Odd {
             a: Count,
@@ -650,13 +654,14 @@ mod tests {
             i: Count,
             j: Count,
             k: Count,
+            l: Count,
         }
         let from_text: Odd = serde_json::from_str(odd).unwrap();
         let v: Value = serde_json::from_str(odd).unwrap();
         let from_value = Odd::deserialize(&v).unwrap();
         for o in [from_text, from_value] {
-            let got = [o.a, o.b, o.c, o.d, o.e, o.f, o.g, o.h, o.i, o.j, o.k].map(|c| c.0);
-            assert_eq!(got, [0, 0, 12, 1000, u64::MAX, 0, 0, 0, 0, 0, 0]);
+            let got = [o.a, o.b, o.c, o.d, o.e, o.f, o.g, o.h, o.i, o.j, o.k, o.l].map(|c| c.0);
+            assert_eq!(got, [0, 0, 12, 1000, u64::MAX, 0, 0, 0, 0, 0, 0, 1000]);
         }
     }
 
