@@ -2,10 +2,10 @@ import { Suspense, lazy } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router';
 import { Center, Loader } from '@mantine/core';
 import { AuthProvider, useAuth, useMe } from './auth';
-import { loginUrl } from './nav';
+import { loginUrl, pageAccess } from './nav';
 import { Layout } from './components/Layout';
 import { LoginPage } from './pages/Login';
-import { ErrorState } from './components/States';
+import { ErrorState, NoPageState } from './components/States';
 
 // Every page but sign-in is its own chunk: the first load stays small and
 // the charting library comes only with the pages that draw charts.
@@ -17,6 +17,22 @@ const People = lazy(() => import('./pages/People'));
 const ConfigFile = lazy(() => import('./pages/ConfigFile'));
 const Account = lazy(() => import('./pages/Account'));
 const Settings = lazy(() => import('./pages/Settings'));
+
+/**
+ * An address no route took: a page this role may not see (its route is
+ * left out), or no page at all. Said so, not sent elsewhere.
+ */
+function NoPage() {
+  const { can, me } = useAuth();
+  const { pathname } = useLocation();
+  return pageAccess(pathname, can) === 'forbidden' ? (
+    <NoPageState title="You do not have access to this page">
+      Your role ({me.role}) may not see it. An admin can give you another role.
+    </NoPageState>
+  ) : (
+    <NoPageState title="Not found">There is no page at this address.</NoPageState>
+  );
+}
 
 function Pages() {
   const { can } = useAuth();
@@ -39,7 +55,7 @@ function Pages() {
         <Route path="/account" element={<Account />} />
         {can('SignInService/GetOidcSettings') && <Route path="/settings" element={<Settings />} />}
         <Route path="/login" element={<Navigate to="/" replace />} />
-        <Route path="*" element={<Navigate to="/" replace />} />
+        <Route path="*" element={<NoPage />} />
       </Routes>
     </Suspense>
   );

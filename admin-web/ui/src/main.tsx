@@ -51,7 +51,11 @@ const theme = createTheme({
   },
   components: {
     // Dialog close buttons are icons: give them a name screen readers say.
-    Modal: Modal.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Close' } } }),
+    // A title naming an object ("Revoke <name>?") breaks a long name rather than overflow.
+    Modal: Modal.extend({
+      defaultProps: { closeButtonProps: { 'aria-label': 'Close' } },
+      styles: { title: { overflowWrap: 'anywhere' } },
+    }),
     Drawer: Drawer.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Close' } } }),
     Notification: Notification.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Dismiss' } } }),
   },

@@ -52,14 +52,80 @@ export function loginErrorCookie(protocol: string): string {
   return protocol === 'https:' ? '__Host-aigw_login_error' : 'aigw_login_error';
 }
 
+/** The code admin-web's single sign-on callback sends the sign-in page when it failed (`/login?error=sso`). */
+export const SSO_ERROR = 'sso';
+
 /**
  * What the sign-in page says went wrong. Its address carries only a code
  * (anyone can link to `/login?error=…` with words of their own, so none
- * are shown from it); the reason, if any, is in the callback's cookie.
+ * are shown from it, and a code other than single sign-on's says
+ * nothing); the reason, if any, is in the callback's cookie.
  */
 export function loginError(search: string, cookies: string, protocol: string): string | null {
-  if (!new URLSearchParams(search).has('error')) return null;
+  if (new URLSearchParams(search).get('error') !== SSO_ERROR) return null;
   return cookieValue(cookies, loginErrorCookie(protocol)) ?? SSO_FAILED;
+}
+
+/** The notices the sign-in page shows, by their code in its address (`/login?notice=…`). */
+const LOGIN_NOTICES: Record<string, string> = {
+  'password-changed': 'Password changed: sign in again with the new one.',
+};
+
+/** The sign-in page after changing one's own password (which ended every session). */
+export const PASSWORD_CHANGED_LOGIN = '/login?notice=password-changed';
+
+/** What the sign-in page tells: fixed words for a known code, nothing for any other. */
+export function loginNotice(search: string): string | null {
+  const code = new URLSearchParams(search).get('notice') ?? '';
+  return Object.hasOwn(LOGIN_NOTICES, code) ? LOGIN_NOTICES[code] : null;
+}
+
+/**
+ * The pages of the UI: their address, whether one more segment after it
+ * is the same page (a request's id, a tab), their name in the navigation
+ * and the window's title, and the Admin API method a role must be allowed
+ * to see them (none: every role).
+ */
+export const PAGES: readonly { path: string; label: string; method?: string; sub?: boolean }[] = [
+  { path: '/', label: 'Overview' },
+  { path: '/requests', label: 'Requests', sub: true },
+  { path: '/keys', label: 'Client keys' },
+  { path: '/providers', label: 'Providers', method: 'AdminService/ListProviders' },
+  { path: '/people', label: 'People', method: 'IdentityService/ListAuditLog', sub: true },
+  { path: '/config', label: 'Config as code', method: 'ConfigFileService/ExportConfig' },
+  { path: '/settings', label: 'Sign-in settings', method: 'SignInService/GetOidcSettings' },
+  { path: '/account', label: 'My account' },
+];
+
+/** The page an address shows (`/requests/abc` is Requests), or null for none. */
+export function pageAt(pathname: string): (typeof PAGES)[number] | null {
+  const path = pathname.length > 1 ? pathname.replace(/\/$/, '') : pathname;
+  return (
+    PAGES.find(
+      (p) => path === p.path || (p.sub && path.startsWith(`${p.path}/`) && !path.slice(p.path.length + 1).includes('/')),
+    ) ?? null
+  );
+}
+
+/** What an address shows a role: its page, a page the role may not see, or nothing. */
+export function pageAccess(pathname: string, can: (method: string) => boolean): 'page' | 'forbidden' | 'not-found' {
+  const p = pageAt(pathname);
+  if (!p) return 'not-found';
+  return !p.method || can(p.method) ? 'page' : 'forbidden';
+}
+
+/** The window's title: the page's name, then the application's. */
+export function pageTitle(pathname: string, can: (method: string) => boolean): string {
+  const access = pathname === '/login' ? 'login' : pageAccess(pathname, can);
+  const name =
+    access === 'login'
+      ? 'Sign in'
+      : access === 'page'
+        ? pageAt(pathname)!.label
+        : access === 'forbidden'
+          ? 'No access'
+          : 'Not found';
+  return `${name} · AI Gateway admin`;
 }
 
 function cookieValue(cookies: string, name: string): string | null {

@@ -83,3 +83,27 @@ test('withQueryValue sets or removes one value and resets only what it is told t
   assert.equal(withQueryValue('a=1', 'n', 0), 'a=1&n=0');
   assert.equal(withQueryValue('a=1', 'a', ''), '');
 });
+
+test('an address names its page, or a page the role may not see, or none', async () => {
+  const { pageAccess, pageAt, pageTitle } = await import('../node_modules/.cache/unit/nav.js');
+  const viewer = (m) => m !== 'SignInService/GetOidcSettings';
+  const member = () => false;
+  assert.equal(pageTitle('/keys', viewer), 'Client keys · AI Gateway admin');
+  assert.equal(pageTitle('/', member), 'Overview · AI Gateway admin');
+  assert.equal(pageTitle('/requests/abc-123', member), 'Requests · AI Gateway admin');
+  assert.equal(pageTitle('/people/audit', viewer), 'People · AI Gateway admin');
+  assert.equal(pageTitle('/login', member), 'Sign in · AI Gateway admin');
+  assert.equal(pageAt('/keys/')?.label, 'Client keys');
+  // No page there.
+  assert.equal(pageAccess('/nonexistent', viewer), 'not-found');
+  assert.equal(pageAccess('/keys/x', viewer), 'not-found');
+  assert.equal(pageAccess('/requests/a/b', viewer), 'not-found');
+  assert.equal(pageAccess('/keysx', viewer), 'not-found');
+  assert.equal(pageTitle('/nonexistent', viewer), 'Not found · AI Gateway admin');
+  // A page this role may not see.
+  assert.equal(pageAccess('/settings', viewer), 'forbidden');
+  assert.equal(pageAccess('/providers', member), 'forbidden');
+  assert.equal(pageAccess('/people/audit', member), 'forbidden');
+  assert.equal(pageTitle('/config', member), 'No access · AI Gateway admin');
+  assert.equal(pageAccess('/account', member), 'page');
+});

@@ -91,8 +91,12 @@ test("the sign-in page never shows words from its own address", async () => {
   const { loginError, SSO_FAILED } = await import('../node_modules/.cache/unit/nav.js');
   const http = (search, cookies) => loginError(search, cookies, 'http:');
   assert.equal(http('', ''), null);
-  // A link with words of its own: only the fixed message.
-  assert.equal(http('?error=Your%20account%20is%20locked%2C%20call%20555', ''), SSO_FAILED);
+  // A link with words of its own, or another code: nothing at all (not
+  // even single sign-on's message, which only its own code brings), and
+  // not the callback's cookie either.
+  assert.equal(http('?error=Your%20account%20is%20locked%2C%20call%20555', ''), null);
+  assert.equal(http('?error=Password%20changed%3A%20sign%20in%20again', 'aigw_login_error=planted'), null);
+  assert.equal(http('?error=sso', ''), SSO_FAILED);
   // The callback's reason, from its cookie.
   assert.equal(
     http('?error=sso', 'theme=dark; aigw_login_error=the%20identity%20provider%20refused%3A%20access_denied'),
@@ -105,6 +109,18 @@ test("the sign-in page never shows words from its own address", async () => {
   // plant the plain one.
   assert.equal(loginError('?error=sso', 'aigw_login_error=planted', 'https:'), SSO_FAILED);
   assert.equal(loginError('?error=sso', '__Host-aigw_login_error=refused', 'https:'), 'refused');
+});
+
+test('the sign-in page tells fixed notices by their code, and nothing for another', async () => {
+  const { loginNotice, PASSWORD_CHANGED_LOGIN, loginError } = await import('../node_modules/.cache/unit/nav.js');
+  const search = PASSWORD_CHANGED_LOGIN.slice(PASSWORD_CHANGED_LOGIN.indexOf('?'));
+  assert.equal(loginNotice(search), 'Password changed: sign in again with the new one.');
+  // Not an error: no "single sign-on did not complete".
+  assert.equal(loginError(search, '', 'http:'), null);
+  assert.equal(loginNotice(''), null);
+  assert.equal(loginNotice('?notice=Your%20account%20is%20locked'), null);
+  assert.equal(loginNotice('?notice=toString'), null);
+  assert.equal(loginNotice('?notice=__proto__'), null);
 });
 
 test("a node that is not connected is not said to be in sync", async () => {

@@ -218,6 +218,19 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await page.getByRole('row', { name: /admin/ }).first().waitFor();
     await checkA11y(page, 'people');
     await shot(page, 'people');
+    // Resetting a password asks first, saying what it ends (cancelled here:
+    // it would sign this admin out and revoke their tokens).
+    await page
+      .getByRole('row', { name: new RegExp(`^${env('ADMIN_USER')}\\b`) })
+      .getByRole('button', { name: 'Edit' })
+      .click();
+    await page.getByRole('dialog', { name: `Edit ${env('ADMIN_USER')}` }).getByRole('button', { name: 'Reset password' }).click();
+    const confirmReset = page.getByRole('dialog', { name: `Reset the password of ${env('ADMIN_USER')}?` });
+    await confirmReset.getByText(/sessions end at once and all their API\s+tokens are revoked/).waitFor();
+    await confirmReset.getByRole('button', { name: 'Cancel' }).click();
+    await confirmReset.waitFor({ state: 'detached' });
+    await page.getByRole('dialog', { name: `Edit ${env('ADMIN_USER')}` }).getByRole('button', { name: 'Close' }).click();
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
     for (const tab of ['API tokens', 'Audit log', 'Data planes']) {
       await page.getByRole('tab', { name: tab }).click();
       await page.waitForTimeout(300);
@@ -286,11 +299,17 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await checkA11y(page, 'sign-in settings');
     await shot(page, 'sign-in-settings');
     await nav(page, 'My account', 'My account');
+    // Said before it is done: a password change ends every session and revokes every token.
+    await page.getByText(/signs you out everywhere, this browser included, and revokes all your API tokens/).waitFor();
     await checkA11y(page, 'account');
     await shot(page, 'account');
 
     // -- revoke: the next call is refused
     await nav(page, 'Client keys', 'Client keys');
+    // The window's title names the page.
+    await eventually(async () => assert.equal(await page.title(), 'Client keys · AI Gateway admin'));
+    // Drawn a page at a time, with the count.
+    assert.match(await page.getByTestId('page-count').innerText(), /^1–\d+ of \d+$/);
     const keyRow = page.getByRole('row', { name: /ui-app/ });
     await keyRow.getByText('active').waitFor();
     // What the key used today against its limit: the stored traces' cost.
@@ -338,7 +357,7 @@ test('admin journey', { timeout: 240_000 }, async () => {
     const session = cookies.find((c) => c.name === 'aigw_session');
     assert.ok(session?.httpOnly && session.sameSite === 'Strict', JSON.stringify(session));
     await page.setViewportSize({ width: 1280, height: 900 });
-    await page.getByRole('button', { name: 'Account menu' }).click();
+    await page.getByRole('button', { name: `Account menu for ${env('ADMIN_USER')}` }).click();
     await page.getByRole('menuitem', { name: 'Sign out' }).click();
     await page.waitForURL('**/login');
     const reuse = await fetch(env('ADMIN_URL') + '/api/auth/me', { headers: { cookie: `aigw_session=${session.value}` } });
@@ -362,6 +381,10 @@ test('admin journey', { timeout: 240_000 }, async () => {
     await input(page, 'Password').fill(env('ADMIN_PASSWORD'));
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('heading', { level: 2, name: 'People and data planes' }).waitFor();
+    // An address with no page says so, instead of showing another page.
+    await page.goto(`${env('ADMIN_URL')}/nonexistent`);
+    await page.getByRole('heading', { level: 2, name: 'Not found' }).waitFor();
+    await eventually(async () => assert.equal(await page.title(), 'Not found · AI Gateway admin'));
 
     assert.deepEqual(b.errors, [], 'errors in the page');
     console.log(`RESULT ${JSON.stringify({ request_id: requestId, input_tokens: u.prompt_tokens })}`);

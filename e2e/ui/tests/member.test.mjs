@@ -50,6 +50,11 @@ test('a member sees only their own keys', { timeout: 180_000 }, async () => {
     await checkA11y(page, 'requests (member)');
     await nav(page, 'Overview', 'My usage');
     await eventually(async () => assert.equal(await page.getByTestId('stat-Requests').innerText(), '1'));
+    // A page this role may not see says so, instead of showing another page.
+    await page.goto(`${env('ADMIN_URL')}/providers`);
+    await page.getByRole('heading', { level: 2, name: 'You do not have access to this page' }).waitFor();
+    await eventually(async () => assert.equal(await page.title(), 'No access · AI Gateway admin'));
+    await checkA11y(page, 'no access (member)');
 
     const api = (method, path, data) =>
       page.request.fetch(`${env('ADMIN_URL')}/api${path}`, { method, headers: { 'x-aigw-csrf': '1' }, data });

@@ -5,7 +5,7 @@
 // start is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkA11y, env, launch, onFailure } from '../lib.mjs';
+import { checkA11y, env, input, launch, onFailure } from '../lib.mjs';
 
 test('sign in with OpenID Connect', { timeout: 120_000 }, async () => {
   const b = await launch();
@@ -49,11 +49,21 @@ test('sign in with OpenID Connect', { timeout: 120_000 }, async () => {
     await page.goto(`${env('ADMIN_URL')}/api/auth/oidc/callback?code=stolen&state=forged`);
     await page.waitForURL('**/login?error=*');
     await page.getByRole('alert').getByText(/not started in this browser/).waitFor();
-    // A link to the sign-in page with words of its own shows none of them
-    // (and the reason above was shown once: it is not shown again).
-    await page.goto(`${env('ADMIN_URL')}/login?error=Your%20account%20is%20locked%2C%20call%20555`);
+    // The reason above was shown once: single sign-on's code again brings
+    // only its fixed words.
+    await page.goto(`${env('ADMIN_URL')}/login?error=sso`);
     await page.getByRole('alert').getByText(/did not complete/).waitFor();
-    assert.ok(!(await page.getByRole('alert').innerText()).includes('locked'));
+    assert.ok(!(await page.getByRole('alert').innerText()).includes('not started in this browser'));
+    // A link to the sign-in page with words of its own (or any code but
+    // single sign-on's) shows nothing: none of its words, and no error.
+    await page.goto(`${env('ADMIN_URL')}/login?error=Your%20account%20is%20locked%2C%20call%20555`);
+    await input(page, 'Username').waitFor();
+    assert.equal(await page.getByRole('alert').count(), 0);
+    assert.ok(!(await page.locator('body').innerText()).includes('locked'));
+    await page.goto(`${env('ADMIN_URL')}/login?notice=Your%20account%20is%20locked`);
+    await input(page, 'Username').waitFor();
+    assert.equal(await page.getByText('Signed out').count(), 0);
+    assert.ok(!(await page.locator('body').innerText()).includes('locked'));
     assert.deepEqual(b.errors, [], 'errors in the page');
   } catch (e) {
     await onFailure(page, 'oidc');

@@ -9,17 +9,12 @@ import { api, nameTaken } from '../api';
 import { expiryError, nameError } from '../validate';
 import { useAuth } from '../auth';
 import { when } from '../format';
-import { ROLES, type ApiTokenInfo, type Role } from '../types';
+import type { ApiTokenInfo } from '../types';
+import { defaultTokenRole, grantableRoles } from '../labels';
+import { Clip } from './Clip';
 import { ErrorState, errorText } from './States';
 import { confirmDanger, showSecretOnce } from './Secret';
 import { notifyDone, notifyError } from './notify';
-
-/** The roles a caller may give a token (as the control plane rules). */
-function grantable(role: Role): Role[] {
-  if (role === 'admin') return ROLES;
-  if (role === 'operator') return ['operator', 'viewer', 'member'];
-  return [role];
-}
 
 export function ApiTokens({ mine }: { mine: boolean }) {
   const { me, can } = useAuth();
@@ -27,7 +22,8 @@ export function ApiTokens({ mine }: { mine: boolean }) {
   const q = useQuery({ queryKey: ['api-tokens'], queryFn: api.apiTokens });
   const [open, setOpen] = useState(false);
   const [name, setName] = useState('');
-  const [role, setRole] = useState<string | null>(me.role);
+  // The least powerful role: a token gets more only when asked for.
+  const [role, setRole] = useState<string | null>(defaultTokenRole(me.role));
   const [expires, setExpires] = useState('');
   const [submitted, setSubmitted] = useState(false);
   const [taken, setTaken] = useState<string | null>(null);
@@ -51,6 +47,7 @@ export function ApiTokens({ mine }: { mine: boolean }) {
             onClick={() => {
               setSubmitted(false);
               setTaken(null);
+              setRole(defaultTokenRole(me.role));
               setOpen(true);
             }}
           >
@@ -69,7 +66,7 @@ export function ApiTokens({ mine }: { mine: boolean }) {
         idAccessor="id"
         noRecordsText="No API tokens"
         columns={[
-          { accessor: 'name', title: 'Name' },
+          { accessor: 'name', title: 'Name', render: (t) => <Clip text={t.name} width={200} /> },
           { accessor: 'token_hint', title: 'Token', render: (t) => <code>{t.token_hint}</code> },
           { accessor: 'role', title: 'Role' },
           { accessor: 'owner', title: 'Owner', render: (t) => t.owner || '(bootstrap)' },
@@ -130,7 +127,7 @@ export function ApiTokens({ mine }: { mine: boolean }) {
                 setTaken(null);
               }}
             />
-            <Select label="Role" allowDeselect={false} data={grantable(me.role)} value={role} onChange={setRole} />
+            <Select label="Role" allowDeselect={false} data={grantableRoles(me.role)} value={role} onChange={setRole} />
             <TextInput
               label="Expires"
               type="datetime-local"

@@ -1,7 +1,7 @@
 // The frame around every page: navigation (a drawer at phone width), the
 // colour scheme switch and the account menu. Links a role may not use are
 // not shown.
-import type { ReactNode } from 'react';
+import { useEffect, type ReactNode } from 'react';
 import { NavLink as RouterLink, useLocation } from 'react-router';
 import {
   ActionIcon,
@@ -31,24 +31,18 @@ import {
   IconUsers,
 } from '@tabler/icons-react';
 import { useAuth } from '../auth';
+import { PAGES, pageTitle } from '../nav';
 
-interface Item {
-  to: string;
-  label: string;
-  icon: ReactNode;
-  method?: string;
-}
-
-const ITEMS: Item[] = [
-  { to: '/', label: 'Overview', icon: <IconChartBar size={18} /> },
-  { to: '/requests', label: 'Requests', icon: <IconList size={18} /> },
-  { to: '/keys', label: 'Client keys', icon: <IconKey size={18} /> },
-  { to: '/providers', label: 'Providers', icon: <IconCloudComputing size={18} />, method: 'AdminService/ListProviders' },
-  { to: '/people', label: 'People', icon: <IconUsers size={18} />, method: 'IdentityService/ListAuditLog' },
-  { to: '/config', label: 'Config as code', icon: <IconFileCode size={18} />, method: 'ConfigFileService/ExportConfig' },
-  { to: '/settings', label: 'Sign-in settings', icon: <IconSettings size={18} />, method: 'SignInService/GetOidcSettings' },
-  { to: '/account', label: 'My account', icon: <IconUser size={18} /> },
-];
+const ICONS: Record<string, ReactNode> = {
+  '/': <IconChartBar size={18} />,
+  '/requests': <IconList size={18} />,
+  '/keys': <IconKey size={18} />,
+  '/providers': <IconCloudComputing size={18} />,
+  '/people': <IconUsers size={18} />,
+  '/config': <IconFileCode size={18} />,
+  '/settings': <IconSettings size={18} />,
+  '/account': <IconUser size={18} />,
+};
 
 function ColorSchemeToggle() {
   const { setColorScheme } = useMantineColorScheme();
@@ -70,7 +64,13 @@ export function Layout({ children }: { children: ReactNode }) {
   const [opened, { toggle, close }] = useDisclosure();
   const { me, can, signOut } = useAuth();
   const location = useLocation();
-  const items = ITEMS.filter((i) => !i.method || can(i.method));
+  const items = PAGES.filter((i) => !i.method || can(i.method));
+  const who = me.username || me.token_name || me.kind;
+  // The window's title names the page (tabs, history and screen readers say it).
+  const title = pageTitle(location.pathname, can);
+  useEffect(() => {
+    document.title = title;
+  }, [title]);
   return (
     <AppShell
       header={{ height: 56 }}
@@ -89,10 +89,10 @@ export function Layout({ children }: { children: ReactNode }) {
             <ColorSchemeToggle />
             <Menu position="bottom-end" withinPortal>
               <Menu.Target>
-                <UnstyledButton aria-label="Account menu">
+                <UnstyledButton aria-label={`Account menu for ${who}`}>
                   <Group gap={6} wrap="nowrap">
                     <Text size="sm" fw={600} visibleFrom="xs">
-                      {me.username || me.token_name || me.kind}
+                      {who}
                     </Text>
                     <Badge variant="light">{me.role}</Badge>
                   </Group>
@@ -113,12 +113,12 @@ export function Layout({ children }: { children: ReactNode }) {
       <AppShell.Navbar p="xs" aria-label="Main">
         {items.map((i) => (
           <NavLink
-            key={i.to}
+            key={i.path}
             component={RouterLink}
-            to={i.to}
+            to={i.path}
             label={i.label}
-            leftSection={i.icon}
-            active={i.to === '/' ? location.pathname === '/' : location.pathname.startsWith(i.to)}
+            leftSection={ICONS[i.path]}
+            active={i.path === '/' ? location.pathname === '/' : location.pathname.startsWith(i.path)}
             onClick={close}
           />
         ))}

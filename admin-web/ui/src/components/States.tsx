@@ -1,6 +1,7 @@
 // Loading, empty and error states, the same on every page.
 import type { ReactNode } from 'react';
-import { Alert, Center, Loader, Stack, Text } from '@mantine/core';
+import { Alert, Anchor, Center, Loader, Stack, Text, Title } from '@mantine/core';
+import { Link } from 'react-router';
 import { ApiError } from '../api';
 
 export function LoadingState({ label = 'Loading' }: { label?: string }) {
@@ -35,6 +36,23 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
             {children}
           </Text>
         )}
+      </Stack>
+    </Center>
+  );
+}
+
+/** An address that shows no page (none there, or not for this role), with the way back. */
+export function NoPageState({ title, children }: { title: string; children: ReactNode }) {
+  return (
+    <Center py="xl">
+      <Stack align="center" gap="xs">
+        <Title order={2}>{title}</Title>
+        <Text c="dimmed" size="sm" ta="center">
+          {children}
+        </Text>
+        <Anchor component={Link} to="/" size="sm" underline="always">
+          Go to the overview
+        </Anchor>
       </Stack>
     </Center>
   );

@@ -2,7 +2,8 @@
 import { useState } from 'react';
 import { useMutation } from '@tanstack/react-query';
 import { Button, Paper, PasswordInput, Stack, Text, Title } from '@mantine/core';
-import { api } from '../api';
+import { api, signOutStarted } from '../api';
+import { PASSWORD_CHANGED_LOGIN } from '../nav';
 import { useAuth } from '../auth';
 import { ApiTokens } from '../components/ApiTokens';
 import { notifyError } from '../components/notify';
@@ -13,8 +14,13 @@ export default function AccountPage() {
   const [next, setNext] = useState('');
   const change = useMutation({
     mutationFn: () => api.setPassword(me.username, next, current),
-    // Changing the password ends every session, this one included.
-    onSuccess: () => window.location.assign('/login?error=Password%20changed%3A%20sign%20in%20again'),
+    // Changing the password ends every session, this one included: what
+    // is still loading is refused (401), which is this, not a session that
+    // ended under the page.
+    onSuccess: () => {
+      signOutStarted();
+      window.location.assign(PASSWORD_CHANGED_LOGIN);
+    },
     onError: (e) => notifyError('Password not changed', e),
   });
   return (
@@ -39,7 +45,11 @@ export default function AccountPage() {
                 onChange={(e) => setCurrent(e.currentTarget.value)} />
               <PasswordInput label="New password" description="At least 8 characters" autoComplete="new-password"
                 required value={next} onChange={(e) => setNext(e.currentTarget.value)} />
-              <Button type="submit" loading={change.isPending}>
+              <Text size="sm" c="dimmed" id="password-change-effect">
+                Changing it signs you out everywhere, this browser included, and revokes all your API tokens:
+                automation using them is refused until it gets a new one.
+              </Text>
+              <Button type="submit" loading={change.isPending} aria-describedby="password-change-effect">
                 Change password
               </Button>
             </Stack>

@@ -1,8 +1,9 @@
 // Client keys: the keys apps present. Create one (its secret is shown
 // once), set its limits, allowed models and expiry, revoke or delete it,
 // and see each key's usage over the last 7 days. Members see and manage
-// only their own.
-import { useState } from 'react';
+// only their own. The API sends every key at once; the table searches
+// them and draws one page.
+import { useMemo, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   Badge,
@@ -30,6 +31,11 @@ import { LimitsFields, limitsText, UsageCell, useLimits } from '../components/Li
 import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { notifyDone, notifyError } from '../components/notify';
 import { NameField } from '../components/NameField';
+import { Pager, SearchBox, usePaged } from '../components/Paged';
+import { Clip } from '../components/Clip';
+
+/** What the search box looks in: the key's name, its owner and its allowed model globs. */
+const searchable = (k: ClientKeyInfo) => [k.name, k.owner, ...k.models];
 
 function toLocalInput(msv: number): string {
   if (!msv) return '';
@@ -149,8 +155,10 @@ export default function ClientKeysPage() {
   const usage = useQuery({ queryKey: ['key-usage'], queryFn: () => api.overview({ range: '7d' }) });
   const [editing, setEditing] = useState<ClientKeyInfo | null | 'new'>(null);
   const mayWrite = can('AdminService/UpsertClientKey');
-  const trend = (name: string) =>
-    usage.data?.by_client_key.find((g) => g.name === name);
+  const trends = useMemo(() => new Map((usage.data?.by_client_key ?? []).map((g) => [g.name, g])), [usage.data]);
+  const trend = (name: string) => trends.get(name);
+  const all = useMemo(() => keys.data?.client_keys ?? [], [keys.data]);
+  const { shown, search, setSearch, setPage } = usePaged(all, searchable);
   const act = (what: string, f: () => Promise<unknown>) =>
     f()
       .then(() => {
@@ -170,19 +178,29 @@ export default function ClientKeysPage() {
         <code>x-goog-api-key</code> or <code>?key=</code>. Only a hint of each key is stored in readable form.
       </Text>
       {keys.isError && <ErrorState error={keys.error} />}
+      {all.length > 0 && (
+        <SearchBox
+          label="Search client keys"
+          placeholder="Search by name, owner or model"
+          value={search}
+          onChange={setSearch}
+        />
+      )}
       <DataTable<ClientKeyInfo>
         withTableBorder
         scrollAreaProps={SCROLL}
         borderRadius="md"
-        minHeight={keys.data?.client_keys.length ? undefined : 160}
+        minHeight={shown.rows.length ? undefined : 160}
         fetching={keys.isPending}
-        records={keys.data?.client_keys ?? []}
+        records={shown.rows}
         idAccessor="name"
-        noRecordsText={mayWrite ? 'No client keys yet: create one' : 'No client keys'}
+        noRecordsText={
+          all.length ? 'No client keys match the search' : mayWrite ? 'No client keys yet: create one' : 'No client keys'
+        }
         columns={[
-          { accessor: 'name', title: 'Name' },
+          { accessor: 'name', title: 'Name', render: (k) => <Clip text={k.name} width={180} /> },
           { accessor: 'key_hint', title: 'Key', render: (k) => <code>{k.key_hint}</code> },
-          { accessor: 'owner', title: 'Owner', render: (k) => k.owner || '–' },
+          { accessor: 'owner', title: 'Owner', render: (k) => (k.owner ? <Clip text={k.owner} width={120} /> : '–') },
           {
             accessor: 'state',
             title: 'State',
@@ -201,7 +219,11 @@ export default function ClientKeysPage() {
             render: (k) => limitsText(k),
           },
           { accessor: 'used', title: 'Used', render: (k) => <UsageCell limits={k} used={k.used} /> },
-          { accessor: 'models', title: 'Models', render: (k) => (k.models.length ? k.models.join(', ') : 'all') },
+          {
+            accessor: 'models',
+            title: 'Models',
+            render: (k) => (k.models.length ? <Clip text={k.models.join(', ')} width={160} /> : 'all'),
+          },
           { accessor: 'expires_at_ms', title: 'Expires', render: (k) => (k.expires_at_ms ? when(k.expires_at_ms) : 'never') },
           {
             accessor: 'usage',
@@ -273,6 +295,7 @@ export default function ClientKeysPage() {
           },
         ]}
       />
+      <Pager shown={shown} onPage={setPage} what="client keys" />
       {editing && <KeyForm initial={editing === 'new' ? null : editing} onClose={() => setEditing(null)} />}
     </Stack>
   );

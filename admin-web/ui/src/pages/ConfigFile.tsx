@@ -11,6 +11,7 @@ import {
   Code,
   FileButton,
   Group,
+  List,
   Paper,
   Stack,
   Text,
@@ -22,11 +23,36 @@ import { DataTable } from 'mantine-datatable';
 import { api } from '../api';
 import { useAuth } from '../auth';
 import type { ConfigChange } from '../types';
+import { kindName, planSummary, plural } from '../labels';
+import { Clip } from '../components/Clip';
 import { ErrorState } from '../components/States';
 import { notifyError } from '../components/notify';
 import { modals } from '@mantine/modals';
 
 const COLORS: Record<string, string> = { create: 'teal', update: 'blue', delete: 'red', unchanged: 'gray' };
+
+/** Deletions listed by name in the confirmation; the rest are counted (all are in the table below it). */
+const LISTED = 15;
+
+/** What applying deletes, in red: how many of what, and which. */
+function Deletions({ deletions, kinds }: { deletions: ConfigChange[]; kinds: string }) {
+  return (
+    <Alert color="red" title={`${plural(deletions.length, 'deletion')}: ${kinds}`} data-testid="plan-deletions">
+      <List size="sm" spacing={2}>
+        {deletions.slice(0, LISTED).map((d) => (
+          <List.Item key={`${d.kind}/${d.name}`} style={{ overflowWrap: 'anywhere' }}>
+            {kindName(d.kind)} <b>{d.name}</b>
+          </List.Item>
+        ))}
+      </List>
+      {deletions.length > LISTED && (
+        <Text size="sm" mt={4}>
+          and {plural(deletions.length - LISTED, 'more')}, listed in the changes below.
+        </Text>
+      )}
+    </Alert>
+  );
+}
 
 function download(text: string) {
   const url = URL.createObjectURL(new Blob([text], { type: 'application/yaml' }));
@@ -71,7 +97,9 @@ export default function ConfigFilePage() {
       void qc.invalidateQueries();
     },
   });
-  const changes = planned?.changes.filter((c) => c.action !== 'unchanged').length ?? 0;
+  const summary = planSummary(planned?.changes ?? []);
+  const changes = summary.changes;
+  const deleting = summary.deletions.length;
   const upToDate = planned && planned.yaml === yaml && planned.prune === prune;
   return (
     <Stack>
@@ -120,9 +148,21 @@ export default function ConfigFilePage() {
             loading={apply.isPending}
             onClick={() =>
               modals.openConfirmModal({
-                title: 'Apply the file?',
-                children: <Text size="sm">{changes} change(s) will be made now, audited under your name.</Text>,
-                labels: { confirm: 'Apply', cancel: 'Cancel' },
+                title: deleting ? `Apply the file and delete ${plural(deleting, 'object')}?` : 'Apply the file?',
+                size: deleting ? 'lg' : undefined,
+                children: (
+                  <Stack gap="sm">
+                    <Text size="sm">{plural(changes, 'change')} will be made now, audited under your name.</Text>
+                    {deleting > 0 && (
+                      <>
+                        <Deletions deletions={summary.deletions} kinds={summary.deletedKinds} />
+                        <Text size="sm">A client key or a provider credential deleted now cannot be brought back with its secret.</Text>
+                      </>
+                    )}
+                  </Stack>
+                ),
+                labels: { confirm: deleting ? `Apply and delete ${deleting}` : 'Apply', cancel: 'Cancel' },
+                confirmProps: { color: deleting ? 'red' : 'orange' },
                 onConfirm: () => apply.mutate(),
               })
             }
@@ -136,7 +176,12 @@ export default function ConfigFilePage() {
       {planned && (
         <Paper withBorder p="md">
           <Text fw={600} mb="sm">
-            {changes === 0 ? 'Nothing would change' : `${changes} change(s)`}
+            {changes === 0 ? 'Nothing would change' : plural(changes, 'change')}
+            {deleting > 0 && (
+              <Text span c="var(--mantine-color-red-light-color)" fw={700}>
+                {`, ${plural(deleting, 'deletion')}: ${summary.deletedKinds}`}
+              </Text>
+            )}
           </Text>
           <DataTable<ConfigChange>
             withTableBorder
@@ -148,8 +193,12 @@ export default function ConfigFilePage() {
             columns={[
               { accessor: 'action', title: 'Change', render: (c) => <Badge color={COLORS[c.action]} variant="light">{c.action}</Badge> },
               { accessor: 'kind', title: 'Kind' },
-              { accessor: 'name', title: 'Name' },
-              { accessor: 'details', title: 'Details', render: (c) => c.details.join('; ') || '–' },
+              { accessor: 'name', title: 'Name', render: (c) => <Clip text={c.name} width={260} /> },
+              {
+                accessor: 'details',
+                title: 'Details',
+                render: (c) => <span style={{ overflowWrap: 'anywhere' }}>{c.details.join('; ') || '–'}</span>,
+              },
             ]}
           />
         </Paper>

@@ -1,6 +1,7 @@
 // Sign-in: username and password, or the identity provider when an admin
-// set one up. A failed SSO sign-in comes back here with ?error=.
-import { useState } from 'react';
+// set one up. A failed SSO sign-in comes back here with ?error=sso, a
+// password changed with ?notice=password-changed: codes, never words.
+import { useEffect, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import {
   Alert,
@@ -15,7 +16,7 @@ import {
 } from '@mantine/core';
 import { api } from '../api';
 import { errorText } from '../components/States';
-import { afterLogin, loginError, loginErrorCookie, ssoStart } from '../nav';
+import { afterLogin, loginError, loginErrorCookie, loginNotice, pageTitle, ssoStart } from '../nav';
 
 export function LoginPage() {
   const options = useQuery({ queryKey: ['sign-in-options'], queryFn: api.options, retry: false });
@@ -33,6 +34,10 @@ export function LoginPage() {
     return why;
   });
   const [ended] = useState(() => new URLSearchParams(window.location.search).get('ended') === '1');
+  const [notice] = useState(() => loginNotice(window.location.search));
+  useEffect(() => {
+    document.title = pageTitle('/login', () => false);
+  }, []);
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
@@ -56,7 +61,12 @@ export function LoginPage() {
               <Title order={1} size="h3">
                 Sign in to AI Gateway
               </Title>
-              {ended && !error && (
+              {notice && !error && (
+                <Alert color="blue" role="status" title="Signed out">
+                  {notice}
+                </Alert>
+              )}
+              {ended && !notice && !error && (
                 <Alert color="blue" role="status" title="Your session ended">
                   Sign in again to continue where you were.
                 </Alert>

@@ -25,6 +25,7 @@ import { change, ms, num, pct, usd } from '../format';
 import type { Overview, OverviewGroup, OverviewStats, Range } from '../types';
 import { afterLiveError, backoffStep, errorCode } from '../live';
 import { EmptyState, ErrorState, LoadingState } from '../components/States';
+import { Clip } from '../components/Clip';
 
 const ZERO: OverviewStats = {
   requests: 0,
@@ -183,7 +184,7 @@ function GroupTable({ groups, dim, onPick }: { groups: OverviewGroup[]; dim: str
       noRecordsText="No requests in this period"
       onRowClick={({ record }) => onPick(record.name)}
       columns={[
-        { accessor: 'name', title: dim, render: (g) => g.name || '(none)' },
+        { accessor: 'name', title: dim, render: (g) => <Clip text={g.name || '(none)'} width={260} /> },
         {
           accessor: 'requests',
           title: 'Requests',
@@ -305,17 +306,17 @@ export default function OverviewPage() {
             <Stat
               label="Latency"
               value={ms(cur.latency_p50_ms)}
-              help={`p50 · p95 ${ms(cur.latency_p95_ms)} · p99 ${ms(cur.latency_p99_ms)}`}
+              help={`p50 ${ms(cur.latency_p50_ms)} · p95 ${ms(cur.latency_p95_ms)} · p99 ${ms(cur.latency_p99_ms)}`}
             />
             <Stat
               label="Time to first byte"
               value={ms(cur.ttfb_p50_ms)}
-              help={`p50 · p95 ${ms(cur.ttfb_p95_ms)} · p99 ${ms(cur.ttfb_p99_ms)}`}
+              help={`p50 ${ms(cur.ttfb_p50_ms)} · p95 ${ms(cur.ttfb_p95_ms)} · p99 ${ms(cur.ttfb_p99_ms)}`}
             />
             <Stat
               label="Gateway overhead"
               value={ms(cur.overhead_p50_ms)}
-              help={`p50 · p95 ${ms(cur.overhead_p95_ms)} · p99 ${ms(cur.overhead_p99_ms)}`}
+              help={`p50 ${ms(cur.overhead_p50_ms)} · p95 ${ms(cur.overhead_p95_ms)} · p99 ${ms(cur.overhead_p99_ms)}`}
             />
             <Stat
               label="Previous period"

@@ -38,6 +38,7 @@ import { confirmDanger, showSecretOnce } from '../components/Secret';
 import { LimitsFields, limitsText, UsageCell, useLimits } from '../components/Limits';
 import { notifyDone, notifyError } from '../components/notify';
 import { snapshotStatus } from '../status';
+import { Clip } from '../components/Clip';
 
 function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => void }) {
   const qc = useQueryClient();
@@ -47,6 +48,8 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
   const [disabled, setDisabled] = useState(user?.disabled ?? false);
   const [submitted, setSubmitted] = useState(false);
   const [taken, setTaken] = useState<string | null>(null);
+  // Asked before a password is reset: it ends the user's sessions and revokes their tokens.
+  const [confirmReset, setConfirmReset] = useState(false);
   const done = () => {
     void qc.invalidateQueries({ queryKey: ['users'] });
     onClose();
@@ -70,12 +73,15 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
     mutationFn: () => api.setPassword(user?.username ?? '', ''),
     onSuccess: (r) => {
       done();
+      // Their tokens are revoked.
+      void qc.invalidateQueries({ queryKey: ['api-tokens'] });
       showSecretOnce(`New password for ${user?.username}`, 'password', r.generated_password);
     },
     onError: (e) => notifyError('Not reset', e),
   });
   return (
-    <Modal opened onClose={onClose} title={user ? `Edit ${user.username}` : 'New user'}>
+    // Escape in the confirmation over it closes only the confirmation.
+    <Modal opened onClose={onClose} closeOnEscape={!confirmReset} title={user ? `Edit ${user.username}` : 'New user'}>
       <form
         noValidate
         onSubmit={(e) => {
@@ -100,7 +106,7 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
           {!user && (
             <PasswordInput
               label="Password"
-              description="Leave empty to generate one (shown once)"
+              description="At least 8 characters; leave empty to generate one (shown once)"
               autoComplete="new-password"
               value={password}
               onChange={(e) => setPassword(e.currentTarget.value)}
@@ -110,7 +116,7 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
           {user && <Switch label="Disabled" checked={disabled} onChange={(e) => setDisabled(e.currentTarget.checked)} />}
           <Group justify="space-between">
             {user ? (
-              <Button variant="light" color="orange" loading={reset.isPending} onClick={() => reset.mutate()}>
+              <Button variant="light" color="orange" loading={reset.isPending} onClick={() => setConfirmReset(true)}>
                 Reset password
               </Button>
             ) : (
@@ -122,6 +128,37 @@ function UserForm({ user, onClose }: { user: UserInfo | null; onClose: () => voi
           </Group>
         </Stack>
       </form>
+      {user && (
+        // Over the form (like the other confirmations), which stays as edited.
+        <Modal
+          opened={confirmReset}
+          onClose={() => setConfirmReset(false)}
+          title={`Reset the password of ${user.username}?`}
+          zIndex={400}
+          centered
+        >
+          <Stack>
+            <Text size="sm">
+              A new password is generated and shown once. {user.username}'s sessions end at once and all their API
+              tokens are revoked: automation using them is refused.
+            </Text>
+            <Group justify="flex-end">
+              <Button variant="default" onClick={() => setConfirmReset(false)}>
+                Cancel
+              </Button>
+              <Button
+                color="red"
+                onClick={() => {
+                  setConfirmReset(false);
+                  reset.mutate();
+                }}
+              >
+                Reset password
+              </Button>
+            </Group>
+          </Stack>
+        </Modal>
+      )}
     </Modal>
   );
 }
@@ -149,7 +186,7 @@ function Users() {
         idAccessor="id"
         noRecordsText="No users"
         columns={[
-          { accessor: 'username', title: 'Username' },
+          { accessor: 'username', title: 'Username', render: (u) => <Clip text={u.username} width={200} /> },
           { accessor: 'role', title: 'Role', render: (u) => <Badge variant="light">{u.role}</Badge> },
           { accessor: 'team', title: 'Team', render: (u) => u.team || '–' },
           {
@@ -361,8 +398,12 @@ function TeamsAndBudgets() {
         idAccessor="name"
         noRecordsText="No teams"
         columns={[
-          { accessor: 'name', title: 'Team' },
-          { accessor: 'members', title: 'Members', render: (t) => t.members.join(', ') || '–' },
+          { accessor: 'name', title: 'Team', render: (t) => <Clip text={t.name} width={200} /> },
+          {
+            accessor: 'members',
+            title: 'Members',
+            render: (t) => <span style={{ overflowWrap: 'anywhere' }}>{t.members.join(', ') || '–'}</span>,
+          },
           {
             accessor: 'actions',
             title: <span className="sr-only">Actions</span>,
@@ -410,7 +451,7 @@ function TeamsAndBudgets() {
         idAccessor="subject"
         noRecordsText="No budgets: only the client keys' own limits apply"
         columns={[
-          { accessor: 'subject', title: 'For' },
+          { accessor: 'subject', title: 'For', render: (b) => <Clip text={b.subject} width={220} /> },
           { accessor: 'limits', title: 'Limits', render: (b) => limitsText(b.limits) },
           { accessor: 'used', title: 'Used', render: (b) => <UsageCell limits={b.limits} used={b.used} /> },
           { accessor: 'updated_at_ms', title: 'Changed', render: (b) => when(b.updated_at_ms) },

@@ -1,7 +1,7 @@
 // Providers and their credential pools, routes, model maps and pricing;
 // each credential's health and cool-down. Secrets are write-only: the
 // form never shows one, and a credential left blank keeps its secret.
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   ActionIcon,
@@ -37,6 +37,11 @@ import { notifyDone, notifyError } from '../components/notify';
 import { OAuthAccountsTab } from '../components/OAuthAccounts';
 import { useNow } from '../components/useNow';
 import { NameField } from '../components/NameField';
+import { Clip } from '../components/Clip';
+import { Pager, SearchBox, usePaged } from '../components/Paged';
+
+/** What the pricing search looks in: the model (or glob). */
+const priceSearchable = (p: PriceSpec) => [p.model];
 
 const KINDS = ['openai', 'anthropic', 'gemini', 'openai-compatible'];
 /** The Kind of a credential that is an API key, not an OAuth account. */
@@ -293,10 +298,10 @@ function ProvidersTab({ mayWrite }: { mayWrite: boolean }) {
         idAccessor="name"
         noRecordsText="No providers yet"
         columns={[
-          { accessor: 'name', title: 'Name' },
+          { accessor: 'name', title: 'Name', render: (p) => <Clip text={p.name} width={200} /> },
           { accessor: 'kind', title: 'Kind' },
-          { accessor: 'base_url', title: 'Base URL', render: (p) => p.base_url || 'default' },
-          { accessor: 'models', title: 'Models', render: (p) => p.models.join(', ') || '–' },
+          { accessor: 'base_url', title: 'Base URL', render: (p) => <Clip text={p.base_url || 'default'} width={200} /> },
+          { accessor: 'models', title: 'Models', render: (p) => (p.models.length ? <Clip text={p.models.join(', ')} width={200} /> : '–') },
           { accessor: 'strategy', title: 'Strategy' },
           {
             accessor: 'keys',
@@ -304,7 +309,7 @@ function ProvidersTab({ mayWrite }: { mayWrite: boolean }) {
             render: (p) => (
               <Stack gap={2}>
                 {p.keys.map((k) => (
-                  <Text key={k.name} size="xs">
+                  <Text key={k.name} size="xs" maw={220} style={{ overflowWrap: 'anywhere' }}>
                     {k.name} {k.oauth_template ? `(OAuth: ${k.oauth_template})` : <code>{k.secret_hint}</code>} ×{k.weight}
                   </Text>
                 ))}
@@ -314,10 +319,12 @@ function ProvidersTab({ mayWrite }: { mayWrite: boolean }) {
           {
             accessor: 'model_map',
             title: 'Model map',
-            render: (p) =>
-              Object.entries(p.model_map)
+            render: (p) => {
+              const map = Object.entries(p.model_map)
                 .map(([a, b]) => `${a} → ${b}`)
-                .join(', ') || '–',
+                .join(', ');
+              return map ? <Clip text={map} width={200} /> : '–';
+            },
           },
           {
             accessor: 'actions',
@@ -396,11 +403,11 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
         idAccessor="model"
         noRecordsText="No routes: each model goes to the first provider whose models match"
         columns={[
-          { accessor: 'model', title: 'Model glob' },
+          { accessor: 'model', title: 'Model glob', render: (r) => <Clip text={r.model} width={260} /> },
           {
             accessor: 'providers',
             title: 'Providers, tried in order',
-            render: (r) => (r.alias_of ? `alias of ${r.alias_of}` : r.providers.join(' → ')),
+            render: (r) => <Clip text={r.alias_of ? `alias of ${r.alias_of}` : r.providers.join(' → ')} width={320} />,
           },
           { accessor: 'strict', title: 'Strict', render: (r) => (r.strict ? 'yes' : 'no') },
           {
@@ -409,7 +416,7 @@ function RoutesTab({ mayWrite }: { mayWrite: boolean }) {
             hidden: !mayWrite,
             textAlign: 'right',
             render: (r) => (
-              <Group gap={4} justify="flex-end">
+              <Group gap={4} justify="flex-end" wrap="nowrap">
                 <Button size="compact-xs" variant="default" onClick={() => open(r, true)}>
                   Edit
                 </Button>
@@ -504,11 +511,16 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
   const input = parseDecimal(editing?.input ?? '', { max: MAX_PRICE, required: true });
   const output = parseDecimal(editing?.output ?? '', { max: MAX_PRICE, required: true });
   const cached = parseDecimal(editing?.cached ?? '', { max: MAX_PRICE });
+  const all = useMemo(() => q.data?.pricing ?? [], [q.data]);
+  const { shown, search, setSearch, setPage } = usePaged(all, priceSearchable);
   return (
     <Stack>
-      {mayWrite && (
-        <Group justify="flex-end">
-          <Button onClick={() => open(null)}>New price</Button>
+      {(mayWrite || all.length > 0) && (
+        <Group justify={all.length ? 'space-between' : 'flex-end'}>
+          {all.length > 0 && (
+            <SearchBox label="Search prices" placeholder="Search by model" value={search} onChange={setSearch} />
+          )}
+          {mayWrite && <Button onClick={() => open(null)}>New price</Button>}
         </Group>
       )}
       {q.isError && <ErrorState error={q.error} />}
@@ -516,13 +528,13 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
         withTableBorder
         scrollAreaProps={SCROLL}
         borderRadius="md"
-        minHeight={q.data?.pricing.length ? undefined : 160}
+        minHeight={shown.rows.length ? undefined : 160}
         fetching={q.isPending}
-        records={q.data?.pricing ?? []}
+        records={shown.rows}
         idAccessor="model"
-        noRecordsText="No prices: requests cost 0"
+        noRecordsText={all.length ? 'No prices match the search' : 'No prices: requests cost 0'}
         columns={[
-          { accessor: 'model', title: 'Model' },
+          { accessor: 'model', title: 'Model', render: (p) => <Clip text={p.model} width={320} /> },
           { accessor: 'input', title: 'Input, $ / M tokens', textAlign: 'right' },
           { accessor: 'cached_input', title: 'Cached input', textAlign: 'right', render: (p) => p.cached_input ?? '–' },
           { accessor: 'output', title: 'Output', textAlign: 'right' },
@@ -532,7 +544,7 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
             hidden: !mayWrite,
             textAlign: 'right',
             render: (p) => (
-              <Group gap={4} justify="flex-end">
+              <Group gap={4} justify="flex-end" wrap="nowrap">
                 <Button size="compact-xs" variant="default" onClick={() => open(p)}>
                   Edit
                 </Button>
@@ -554,6 +566,7 @@ function PricingTab({ mayWrite }: { mayWrite: boolean }) {
           },
         ]}
       />
+      <Pager shown={shown} onPage={setPage} what="prices" />
       {editing && (
         <Modal
           opened

@@ -31,6 +31,8 @@ import type { TraceAttempt, TraceInfo } from '../types';
 import { ErrorState, LoadingState } from '../components/States';
 import { currentSearch, useFieldText } from '../components/useFieldText';
 import { type RequestFilter, requestsQuery, withRequestsFilter, withRequestsPage } from '../nav';
+import { failureText, refusalText } from '../labels';
+import { Clip } from '../components/Clip';
 
 const PERIODS: Record<string, number> = { '1h': 3600_000, '24h': 86400_000, '7d': 7 * 86400_000 };
 
@@ -65,12 +67,6 @@ export function usageSource(t: TraceInfo, attempts: TraceAttempt[]): string {
   return USAGE_SOURCES[''];
 }
 
-// "<budget id>/<limit>", e.g. "user:u1/tokens_per_day".
-function refusedBy(r: string): string {
-  const i = r.lastIndexOf('/');
-  return i < 0 ? r : `budget ${r.slice(0, i)} (${r.slice(i + 1).replace(/_/g, ' ')})`;
-}
-
 function Detail({ id, onClose }: { id: string; onClose: () => void }) {
   const q = useQuery({ queryKey: ['trace', id], queryFn: () => api.trace(id), retry: false });
   const t = q.data?.trace;
@@ -83,7 +79,15 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
         <Stack>
           {t.error && (
             <Alert color="red" title="Why it failed">
-              {t.error}
+              <Text size="sm" data-testid="detail-error">
+                {failureText(t.error) ?? t.error}
+              </Text>
+              {failureText(t.error) && (
+                // The code, as the attempts below and the data plane's logs and metrics have it.
+                <Text size="xs" c="dimmed" mt={4}>
+                  Error code <Code>{t.error}</Code>
+                </Text>
+              )}
             </Alert>
           )}
           <SimpleGrid cols={2} spacing="xs">
@@ -92,9 +96,9 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
             <Text size="sm" c="dimmed">Status</Text>
             <div><StatusBadge status={t.status} error={t.error} /></div>
             <Text size="sm" c="dimmed">Client key</Text>
-            <Text size="sm">{t.client_key_name}{t.owner ? ` (${t.owner})` : ''}</Text>
+            <Text size="sm" style={{ overflowWrap: 'anywhere' }}>{t.client_key_name}{t.owner ? ` (${t.owner})` : ''}</Text>
             <Text size="sm" c="dimmed">Model</Text>
-            <Text size="sm">{t.model}</Text>
+            <Text size="sm" style={{ overflowWrap: 'anywhere' }}>{t.model}</Text>
             <Text size="sm" c="dimmed">Provider / credential</Text>
             <Text size="sm">{t.provider || '–'} / {t.provider_key || '–'}</Text>
             <Text size="sm" c="dimmed">Endpoint</Text>
@@ -121,7 +125,12 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
             {t.refused_by && (
               <>
                 <Text size="sm" c="dimmed">Refused by</Text>
-                <Text size="sm" data-testid="detail-refused-by">{refusedBy(t.refused_by)}</Text>
+                <div data-testid="detail-refused-by">
+                  <Text size="sm">{refusalText(t.refused_by, t)}</Text>
+                  <Text size="xs" c="dimmed" style={{ overflowWrap: 'anywhere' }}>
+                    <Code>{t.refused_by}</Code>
+                  </Text>
+                </div>
               </>
             )}
             <Text size="sm" c="dimmed">Region / data plane</Text>
@@ -342,8 +351,8 @@ export default function RequestsPage() {
           onRowClick={({ record }) => navigate(`/requests/${encodeURIComponent(record.request_id)}${here()}`)}
           columns={[
             { accessor: 'started_at_ms', title: 'Time', render: (t) => when(t.started_at_ms) },
-            { accessor: 'client_key_name', title: 'Key' },
-            { accessor: 'model', title: 'Model' },
+            { accessor: 'client_key_name', title: 'Key', render: (t) => <Clip text={t.client_key_name} width={200} /> },
+            { accessor: 'model', title: 'Model', render: (t) => <Clip text={t.model} width={200} /> },
             { accessor: 'provider', title: 'Provider', visibleMediaQuery: (t) => `(min-width: ${t.breakpoints.md})` },
             { accessor: 'status', title: 'Status', render: (t) => <StatusBadge status={t.status} error={t.error} /> },
             { accessor: 'latency_us', title: 'Latency', textAlign: 'right', render: (t) => us(t.latency_us) },
