@@ -273,11 +273,16 @@ async fn a_sign_in_that_cannot_start_goes_back_to_the_sign_in_page() {
     // provider's discovery fails) cannot begin the sign-in: the browser,
     // which navigated here, lands on the sign-in page with the reason, not
     // on a page of raw JSON.
-    let resp = router()
-        .oneshot(get("/api/auth/oidc/start?next=/requests"))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let (status, reason, page) = sign_in_page(get("/api/auth/oidc/start?next=/requests")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(reason.len() > "aigw_login_error=; ".len() + 40, "{reason}");
+    assert!(page.contains("/login?error=sso"), "{page}");
+}
+
+/// A sign-in answer: its status, the reason cookie it sets, and its page.
+async fn sign_in_page(req: Request<Body>) -> (StatusCode, String, String) {
+    let resp = router().oneshot(req).await.unwrap();
+    let status = resp.status();
     let reason = resp
         .headers()
         .get_all("set-cookie")
@@ -286,10 +291,8 @@ async fn a_sign_in_that_cannot_start_goes_back_to_the_sign_in_page() {
         .find(|v| v.starts_with("aigw_login_error="))
         .unwrap_or_default()
         .to_owned();
-    assert!(reason.len() > "aigw_login_error=; ".len() + 40, "{reason}");
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let page = String::from_utf8_lossy(&bytes);
-    assert!(page.contains("/login?error=sso"), "{page}");
+    (status, reason, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[tokio::test]
@@ -298,17 +301,8 @@ async fn an_oidc_error_is_shown_only_for_a_sign_in_started_here() {
                 &error_description=Your%20account%20is%20locked%2C%20call%20555";
     // (the reason cookie, the page)
     let answer = |req: Request<Body>| async move {
-        let resp = router().oneshot(req).await.unwrap();
-        let reason = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("aigw_login_error="))
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (reason, String::from_utf8_lossy(&bytes).into_owned())
+        let (_, reason, page) = sign_in_page(req).await;
+        (reason, page)
     };
     let (reason, page) = answer(get(path)).await;
     assert!(!reason.contains("locked"), "{reason}");
